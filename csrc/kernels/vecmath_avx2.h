@@ -1,0 +1,163 @@
+// AVX2 + FMA lane types for the generic kernels in softmax_generic.h. Only
+// included by *_avx2.cpp. Same contract as vecmath_avx512.h; AVX2 has no
+// masks, scalef or fpclass, so those are built from compares, blends and
+// exponent-field arithmetic.
+#pragma once
+#include <immintrin.h>
+
+#include <cstddef>
+#include <cstdint>
+
+#include "vecmath_common.h"
+
+namespace ssm {
+namespace avx2 {
+
+struct F32x8 {
+  using scalar = float;
+  using reg = __m256;
+  using mask = __m256;  // all-ones lanes
+  static constexpr size_t width = 8;
+
+  static reg set1(double a) { return _mm256_set1_ps(static_cast<float>(a)); }
+  static __m256i first(size_t n) {
+    return _mm256_cmpgt_epi32(_mm256_set1_epi32(static_cast<int>(n)), _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7));
+  }
+  static reg load(const float* p) { return _mm256_loadu_ps(p); }
+  // maskload never touches the masked-off lanes' memory (no fault past the end).
+  static reg load_tail(const float* p, size_t n, double fill) {
+    const __m256i m = first(n);
+    return _mm256_blendv_ps(set1(fill), _mm256_maskload_ps(p, m), _mm256_castsi256_ps(m));
+  }
+  static void store(float* p, reg v) { _mm256_storeu_ps(p, v); }
+  static void store_tail(float* p, reg v, size_t n) { _mm256_maskstore_ps(p, first(n), v); }
+
+  static reg add(reg a, reg b) { return _mm256_add_ps(a, b); }
+  static reg sub(reg a, reg b) { return _mm256_sub_ps(a, b); }
+  static reg mul(reg a, reg b) { return _mm256_mul_ps(a, b); }
+  static reg fmadd(reg a, reg b, reg c) { return _mm256_fmadd_ps(a, b, c); }
+  static reg max(reg a, reg b) { return _mm256_max_ps(a, b); }
+  static reg min(reg a, reg b) { return _mm256_min_ps(a, b); }
+  static reg round(reg a) { return _mm256_round_ps(a, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC); }
+  // 2^k for integer k in [-126, 127]: k + (2^23 + 127) puts k + 127 in the low
+  // mantissa bits; shifting left by 23 moves it into the exponent field and
+  // shifts the 2^23 marker out of the lane.
+  static reg pow2(reg k) {
+    return _mm256_castsi256_ps(_mm256_slli_epi32(_mm256_castps_si256(_mm256_add_ps(k, set1(8388735.0))), 23));
+  }
+  // Two factors so that m*2^k under/overflows with a single rounding.
+  static reg scale2(reg m, reg k) {
+    k = _mm256_min_ps(_mm256_max_ps(k, set1(-252.0)), set1(254.0));
+    const reg half = _mm256_floor_ps(_mm256_mul_ps(k, set1(0.5)));
+    return _mm256_mul_ps(_mm256_mul_ps(m, pow2(half)), pow2(_mm256_sub_ps(k, half)));
+  }
+  // k <= 0; 2^-127 has exponent field 0, i.e. +0.0: flushes below 2^-126.
+  static reg scale2_acc(reg m, reg k) { return _mm256_mul_ps(m, pow2(_mm256_max_ps(k, set1(-127.0)))); }
+  static reg reduce_ln2(reg x, reg n) {
+    using C = ExpCoeffs<float>;
+    return _mm256_fnmadd_ps(n, set1(C::ln2_lo), _mm256_fnmadd_ps(n, set1(C::ln2_hi), x));
+  }
+
+  static mask none() { return _mm256_setzero_ps(); }
+  static mask unord(reg a) { return _mm256_cmp_ps(a, a, _CMP_UNORD_Q); }
+  static mask nonzero(reg a) { return _mm256_cmp_ps(a, _mm256_setzero_ps(), _CMP_NEQ_UQ); }
+  static mask notfinite(reg a) {
+    const reg abs = _mm256_andnot_ps(set1(-0.0), a);
+    return _mm256_cmp_ps(abs, set1(__builtin_huge_valf()), _CMP_NLT_UQ);
+  }
+  static mask gt(reg a, reg b) { return _mm256_cmp_ps(a, b, _CMP_GT_OQ); }
+  static mask mask_or(mask a, mask b) { return _mm256_or_ps(a, b); }
+  static bool any(mask m) { return _mm256_movemask_ps(m) != 0; }
+  static reg select(mask m, reg if_true, reg if_false) { return _mm256_blendv_ps(if_false, if_true, m); }
+  static double hmax(reg a) {
+    __m128 m = _mm_max_ps(_mm256_castps256_ps128(a), _mm256_extractf128_ps(a, 1));
+    m = _mm_max_ps(m, _mm_movehl_ps(m, m));
+    m = _mm_max_ss(m, _mm_shuffle_ps(m, m, 1));
+    return _mm_cvtss_f32(m);
+  }
+  static double hsum(reg a) {
+    double out[width];
+    to_array(a, out);
+    double s = 0;
+    for (double v : out) s += v;
+    return s;
+  }
+  static void to_array(reg a, double* out) {
+    _mm256_storeu_pd(out, _mm256_cvtps_pd(_mm256_castps256_ps128(a)));
+    _mm256_storeu_pd(out + 4, _mm256_cvtps_pd(_mm256_extractf128_ps(a, 1)));
+  }
+};
+
+struct F64x4 {
+  using scalar = double;
+  using reg = __m256d;
+  using mask = __m256d;
+  static constexpr size_t width = 4;
+
+  static reg set1(double a) { return _mm256_set1_pd(a); }
+  static __m256i first(size_t n) {
+    return _mm256_cmpgt_epi64(_mm256_set1_epi64x(static_cast<long long>(n)), _mm256_setr_epi64x(0, 1, 2, 3));
+  }
+  static __m128i first32(size_t n) {
+    return _mm_cmpgt_epi32(_mm_set1_epi32(static_cast<int>(n)), _mm_setr_epi32(0, 1, 2, 3));
+  }
+  static reg load(const double* p) { return _mm256_loadu_pd(p); }
+  static reg load(const float* p) { return _mm256_cvtps_pd(_mm_loadu_ps(p)); }
+  static reg load_tail(const double* p, size_t n, double fill) {
+    const __m256i m = first(n);
+    return _mm256_blendv_pd(set1(fill), _mm256_maskload_pd(p, m), _mm256_castsi256_pd(m));
+  }
+  static reg load_tail(const float* p, size_t n, double fill) {
+    return _mm256_blendv_pd(set1(fill), _mm256_cvtps_pd(_mm_maskload_ps(p, first32(n))), _mm256_castsi256_pd(first(n)));
+  }
+  static void store(double* p, reg v) { _mm256_storeu_pd(p, v); }
+  static void store_tail(double* p, reg v, size_t n) { _mm256_maskstore_pd(p, first(n), v); }
+
+  static reg add(reg a, reg b) { return _mm256_add_pd(a, b); }
+  static reg sub(reg a, reg b) { return _mm256_sub_pd(a, b); }
+  static reg mul(reg a, reg b) { return _mm256_mul_pd(a, b); }
+  static reg fmadd(reg a, reg b, reg c) { return _mm256_fmadd_pd(a, b, c); }
+  static reg max(reg a, reg b) { return _mm256_max_pd(a, b); }
+  static reg min(reg a, reg b) { return _mm256_min_pd(a, b); }
+  static reg round(reg a) { return _mm256_round_pd(a, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC); }
+  // 2^k for integer k in [-1022, 1023] (k + 2^52 + 1023, shifted into the exponent field).
+  static reg pow2(reg k) {
+    return _mm256_castsi256_pd(_mm256_slli_epi64(_mm256_castpd_si256(_mm256_add_pd(k, set1(4503599627371519.0))), 52));
+  }
+  static reg scale2(reg m, reg k) {
+    k = _mm256_min_pd(_mm256_max_pd(k, set1(-2044.0)), set1(2046.0));
+    const reg half = _mm256_floor_pd(_mm256_mul_pd(k, set1(0.5)));
+    return _mm256_mul_pd(_mm256_mul_pd(m, pow2(half)), pow2(_mm256_sub_pd(k, half)));
+  }
+  static reg scale2_acc(reg m, reg k) { return _mm256_mul_pd(m, pow2(_mm256_max_pd(k, set1(-1023.0)))); }
+  static reg reduce_ln2(reg x, reg n) {
+    using C = ExpCoeffs<double>;
+    return _mm256_fnmadd_pd(n, set1(C::ln2_lo), _mm256_fnmadd_pd(n, set1(C::ln2_hi), x));
+  }
+
+  static mask none() { return _mm256_setzero_pd(); }
+  static mask unord(reg a) { return _mm256_cmp_pd(a, a, _CMP_UNORD_Q); }
+  static mask nonzero(reg a) { return _mm256_cmp_pd(a, _mm256_setzero_pd(), _CMP_NEQ_UQ); }
+  static mask notfinite(reg a) {
+    const reg abs = _mm256_andnot_pd(set1(-0.0), a);
+    return _mm256_cmp_pd(abs, set1(__builtin_huge_val()), _CMP_NLT_UQ);
+  }
+  static mask gt(reg a, reg b) { return _mm256_cmp_pd(a, b, _CMP_GT_OQ); }
+  static mask mask_or(mask a, mask b) { return _mm256_or_pd(a, b); }
+  static bool any(mask m) { return _mm256_movemask_pd(m) != 0; }
+  static reg select(mask m, reg if_true, reg if_false) { return _mm256_blendv_pd(if_false, if_true, m); }
+  static double hmax(reg a) {
+    __m128d m = _mm_max_pd(_mm256_castpd256_pd128(a), _mm256_extractf128_pd(a, 1));
+    m = _mm_max_sd(m, _mm_unpackhi_pd(m, m));
+    return _mm_cvtsd_f64(m);
+  }
+  static double hsum(reg a) {
+    double out[width];
+    to_array(a, out);
+    return (out[0] + out[1]) + (out[2] + out[3]);
+  }
+  static void to_array(reg a, double* out) { _mm256_storeu_pd(out, a); }
+};
+
+}  // namespace avx2
+}  // namespace ssm

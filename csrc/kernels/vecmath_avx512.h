@@ -1,0 +1,113 @@
+// AVX-512 (F/DQ/BW/VL) lane types for the generic kernels in softmax_generic.h.
+// Only included by *_avx512.cpp, which the build compiles with AVX-512 flags.
+//
+// Contract shared by every lane type (see vecmath_scalar.h for the plain one):
+//   max(a, b) returns b when either operand is NaN (x86 semantics);
+//   scale2(m, k) = m * 2^k exactly (k integer-valued, any range, subnormals kept);
+//   scale2_acc(m, k), k <= 0, may flush results below 2^-126 (2^-1022) * |m|;
+//   reduce_ln2(x, n) = x - n*ln2 with no rounding error while |n| < 2^22.
+#pragma once
+#include <immintrin.h>
+
+#include <cstddef>
+#include <cstdint>
+
+#include "vecmath_common.h"
+
+namespace ssm {
+namespace avx512 {
+
+struct F32x16 {
+  using scalar = float;
+  using reg = __m512;
+  using mask = __mmask16;
+  static constexpr size_t width = 16;
+
+  static reg set1(double a) { return _mm512_set1_ps(static_cast<float>(a)); }
+  static reg load(const float* p) { return _mm512_loadu_ps(p); }
+  static mask first(size_t n) { return static_cast<mask>((1u << n) - 1u); }
+  static reg load_tail(const float* p, size_t n, double fill) {
+    return _mm512_mask_loadu_ps(set1(fill), first(n), p);
+  }
+  static void store(float* p, reg v) { _mm512_storeu_ps(p, v); }
+  static void store_tail(float* p, reg v, size_t n) { _mm512_mask_storeu_ps(p, first(n), v); }
+
+  static reg add(reg a, reg b) { return _mm512_add_ps(a, b); }
+  static reg sub(reg a, reg b) { return _mm512_sub_ps(a, b); }
+  static reg mul(reg a, reg b) { return _mm512_mul_ps(a, b); }
+  static reg fmadd(reg a, reg b, reg c) { return _mm512_fmadd_ps(a, b, c); }
+  static reg max(reg a, reg b) { return _mm512_max_ps(a, b); }
+  static reg min(reg a, reg b) { return _mm512_min_ps(a, b); }
+  static reg round(reg a) { return _mm512_roundscale_ps(a, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC); }
+  static reg scale2(reg m, reg k) { return _mm512_scalef_ps(m, k); }
+  static reg scale2_acc(reg m, reg k) { return _mm512_scalef_ps(m, k); }
+  static reg reduce_ln2(reg x, reg n) {
+    using C = ExpCoeffs<float>;
+    return _mm512_fnmadd_ps(n, set1(C::ln2_lo), _mm512_fnmadd_ps(n, set1(C::ln2_hi), x));
+  }
+
+  static mask none() { return 0; }
+  static mask unord(reg a) { return _mm512_cmp_ps_mask(a, a, _CMP_UNORD_Q); }
+  static mask nonzero(reg a) { return _mm512_cmp_ps_mask(a, _mm512_setzero_ps(), _CMP_NEQ_UQ); }
+  static mask notfinite(reg a) { return _mm512_fpclass_ps_mask(a, 0x99); }  // NaN or +-inf
+  static mask gt(reg a, reg b) { return _mm512_cmp_ps_mask(a, b, _CMP_GT_OQ); }
+  static mask mask_or(mask a, mask b) { return static_cast<mask>(a | b); }
+  static bool any(mask m) { return m != 0; }
+  static reg select(mask m, reg if_true, reg if_false) { return _mm512_mask_blend_ps(m, if_false, if_true); }
+  static double hmax(reg a) { return _mm512_reduce_max_ps(a); }
+  static double hsum(reg a) { return _mm512_reduce_add_ps(a); }
+  static void to_array(reg a, double* out) {
+    alignas(64) float tmp[width];
+    _mm512_store_ps(tmp, a);
+    for (size_t i = 0; i < width; ++i) out[i] = tmp[i];
+  }
+};
+
+struct F64x8 {
+  using scalar = double;
+  using reg = __m512d;
+  using mask = __mmask8;
+  static constexpr size_t width = 8;
+
+  static reg set1(double a) { return _mm512_set1_pd(a); }
+  static mask first(size_t n) { return static_cast<mask>((1u << n) - 1u); }
+  static reg load(const double* p) { return _mm512_loadu_pd(p); }
+  static reg load(const float* p) { return _mm512_cvtps_pd(_mm256_loadu_ps(p)); }
+  static reg load_tail(const double* p, size_t n, double fill) {
+    return _mm512_mask_loadu_pd(set1(fill), first(n), p);
+  }
+  static reg load_tail(const float* p, size_t n, double fill) {
+    return _mm512_mask_blend_pd(first(n), set1(fill), _mm512_cvtps_pd(_mm256_maskz_loadu_ps(first(n), p)));
+  }
+  static void store(double* p, reg v) { _mm512_storeu_pd(p, v); }
+  static void store_tail(double* p, reg v, size_t n) { _mm512_mask_storeu_pd(p, first(n), v); }
+
+  static reg add(reg a, reg b) { return _mm512_add_pd(a, b); }
+  static reg sub(reg a, reg b) { return _mm512_sub_pd(a, b); }
+  static reg mul(reg a, reg b) { return _mm512_mul_pd(a, b); }
+  static reg fmadd(reg a, reg b, reg c) { return _mm512_fmadd_pd(a, b, c); }
+  static reg max(reg a, reg b) { return _mm512_max_pd(a, b); }
+  static reg min(reg a, reg b) { return _mm512_min_pd(a, b); }
+  static reg round(reg a) { return _mm512_roundscale_pd(a, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC); }
+  static reg scale2(reg m, reg k) { return _mm512_scalef_pd(m, k); }
+  static reg scale2_acc(reg m, reg k) { return _mm512_scalef_pd(m, k); }
+  static reg reduce_ln2(reg x, reg n) {
+    using C = ExpCoeffs<double>;
+    return _mm512_fnmadd_pd(n, set1(C::ln2_lo), _mm512_fnmadd_pd(n, set1(C::ln2_hi), x));
+  }
+
+  static mask none() { return 0; }
+  static mask unord(reg a) { return _mm512_cmp_pd_mask(a, a, _CMP_UNORD_Q); }
+  static mask nonzero(reg a) { return _mm512_cmp_pd_mask(a, _mm512_setzero_pd(), _CMP_NEQ_UQ); }
+  static mask notfinite(reg a) { return _mm512_fpclass_pd_mask(a, 0x99); }
+  static mask gt(reg a, reg b) { return _mm512_cmp_pd_mask(a, b, _CMP_GT_OQ); }
+  static mask mask_or(mask a, mask b) { return static_cast<mask>(a | b); }
+  static bool any(mask m) { return m != 0; }
+  static reg select(mask m, reg if_true, reg if_false) { return _mm512_mask_blend_pd(m, if_false, if_true); }
+  static double hmax(reg a) { return _mm512_reduce_max_pd(a); }
+  static double hsum(reg a) { return _mm512_reduce_add_pd(a); }
+  static void to_array(reg a, double* out) { _mm512_storeu_pd(out, a); }
+};
+
+}  // namespace avx512
+}  // namespace ssm

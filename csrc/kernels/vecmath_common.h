@@ -1,0 +1,50 @@
+// Constants shared by every kernel set. Included inside each ISA's namespace
+// by softmax_generic.h, so nothing here has external linkage across ISAs.
+//
+// exp(r) on |r| <= ln(2)/2 is a polynomial with c0 = 1 fitted for minimal
+// relative error by tools/fit_exp.py (Lawson's algorithm); the rounded
+// coefficients approximate exp to 1.8e-8 (float32, degree 6, 0.3 ulp) and
+// 1.3e-17 (float64, degree 11, 0.1 ulp) before evaluation rounding. The
+// measured end-to-end error of the kernels' exp is in README.md
+// (tools/exp_ulp_sweep.py).
+#pragma once
+
+template <class S>
+struct ExpCoeffs;
+
+template <>
+struct ExpCoeffs<float> {
+  static constexpr int degree = 6;
+  static constexpr double c[degree + 1] = {
+      1.0, 0x1p+0, 0x1.fffffcp-2, 0x1.555418p-3, 0x1.555826p-5, 0x1.12682cp-7, 0x1.6ae69p-10};
+  static constexpr double log2e = 0x1.715476p+0;
+  // float(ln2) and the float nearest to the remainder: with fma, n*ln2_hi is
+  // exact and x - n*ln2_hi is exact while |n| < 2^22 (see kernel_api.h).
+  static constexpr double ln2_hi = 0x1.62e43p-1;
+  static constexpr double ln2_lo = -0x1.05c61p-29;
+};
+
+template <>
+struct ExpCoeffs<double> {
+  static constexpr int degree = 11;
+  static constexpr double c[degree + 1] = {
+      1.0,
+      0x1.0p+0,
+      0x1.000000000000bp-1,
+      0x1.55555555554b2p-3,
+      0x1.55555555500e4p-5,
+      0x1.111111112fbd4p-7,
+      0x1.6c16c185827f6p-10,
+      0x1.a01a011107028p-13,
+      0x1.a01996ed474f3p-16,
+      0x1.71df49b41445ap-19,
+      0x1.28b00093cc1d7p-22,
+      0x1.ad592b569acccp-26};
+  static constexpr double log2e = 0x1.71547652b82fep+0;
+  static constexpr double ln2_hi = 0x1.62e42fefa39efp-1;
+  static constexpr double ln2_lo = 0x1.abc9e3b39803fp-56;
+  // Cody-Waite split for the path without fma: ln2_hi31 has 31 significant
+  // bits, so n*ln2_hi31 is exact for |n| < 2^22.
+  static constexpr double ln2_hi31 = 0x1.62e42fecp-1;
+  static constexpr double ln2_lo31 = 0x1.d1cf79abc9e3bp-32;
+};
