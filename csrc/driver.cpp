@@ -96,7 +96,10 @@ bool log_softmax_row(const Kernels<T>& k, const T* x, T* y, size_t n) {
   }
   double hi, lo;
   lse_parts(ref, s.e, s.m, hi, lo);
-  k.write_shift(x, y, n, hi, lo);
+  // Re-split at the data's precision: the kernel computes (x - hi) - lo in T,
+  // so hi must be a T and lo must carry everything below it.
+  const double hi_t = static_cast<T>(hi);
+  k.write_shift(x, y, n, hi_t, (hi - hi_t) + lo);
   return true;
 }
 
