@@ -1038,7 +1038,7 @@ class Progress:
             except ImportError:  # a declared dependency, but a bar is not worth failing for
                 return
             self.bar = tqdm(total=total, file=sys.stderr, leave=False, dynamic_ncols=True,
-                            bar_format="{l_bar}{bar}| {elapsed}<{remaining} {postfix}")  # fmt: skip
+                            bar_format="{l_bar}{bar}| {elapsed}<{remaining}{postfix}")  # fmt: skip
 
     def describe(self, text: str) -> None:
         if self.bar is not None:
