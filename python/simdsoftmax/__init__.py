@@ -1,0 +1,36 @@
+"""SIMD softmax, log-softmax and log-sum-exp for NumPy arrays.
+
+Drop-in replacements for `scipy.special.softmax`, `log_softmax` and
+`logsumexp`, computed by C++ kernels (AVX-512, AVX2+FMA or portable scalar)
+picked at import for the CPU at hand. See `show_runtime` for what was picked.
+"""
+
+from . import _core
+from ._api import log_softmax, logsumexp, softmax
+from ._runtime import (
+    _apply_environment,
+    available_isas,
+    get_num_threads,
+    isa,
+    set_num_threads,
+    show_runtime,
+    use_isa,
+)
+
+__version__: str = _core.version()
+
+__all__ = [
+    "softmax",
+    "log_softmax",
+    "logsumexp",
+    "isa",
+    "available_isas",
+    "use_isa",
+    "set_num_threads",
+    "get_num_threads",
+    "show_runtime",
+    "__version__",
+]
+
+_apply_environment()
+del _apply_environment

@@ -1,0 +1,59 @@
+from collections.abc import Sequence
+from contextlib import AbstractContextManager
+from typing import Any, Literal, TypeAlias, overload
+
+import numpy as np
+from numpy.typing import ArrayLike, NDArray
+
+__version__: str
+
+_Axis: TypeAlias = int | Sequence[int] | None
+_Algorithm: TypeAlias = Literal[
+    "auto", "two-pass", "three-pass-recompute", "three-pass-reload", "online"
+]
+_Out: TypeAlias = NDArray[Any]
+# Array results, or a NumPy scalar where the result is 0-d.
+_Result: TypeAlias = NDArray[np.inexact[Any]] | np.inexact[Any]
+
+def softmax(
+    x: ArrayLike,
+    axis: _Axis = None,
+    *,
+    out: _Out | None = None,
+    algorithm: _Algorithm = "auto",
+) -> _Result: ...
+def log_softmax(x: ArrayLike, axis: _Axis = None, *, out: _Out | None = None) -> _Result: ...
+@overload
+def logsumexp(
+    a: ArrayLike,
+    axis: _Axis = None,
+    b: ArrayLike | None = None,
+    keepdims: bool = False,
+    return_sign: Literal[False] = False,
+) -> _Result: ...
+@overload
+def logsumexp(
+    a: ArrayLike,
+    axis: _Axis = None,
+    b: ArrayLike | None = None,
+    keepdims: bool = False,
+    *,
+    return_sign: Literal[True],
+) -> tuple[_Result, _Result]: ...
+@overload
+def logsumexp(
+    a: ArrayLike,
+    axis: _Axis,
+    b: ArrayLike | None,
+    keepdims: bool,
+    return_sign: Literal[True],
+) -> tuple[_Result, _Result]: ...
+def isa() -> Literal["avx512", "avx2", "scalar"]: ...
+def available_isas() -> list[str]: ...
+def use_isa(name: str) -> AbstractContextManager[str]: ...
+def set_num_threads(n: int) -> None: ...
+def get_num_threads() -> int: ...
+@overload
+def show_runtime(*, as_dict: Literal[False] = False) -> None: ...
+@overload
+def show_runtime(*, as_dict: Literal[True]) -> dict[str, Any]: ...
