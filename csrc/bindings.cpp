@@ -15,6 +15,8 @@
 
 namespace py = pybind11;
 
+void register_gumbel(py::module_& m);  // gumbel_bindings.cpp
+
 namespace {
 
 using ssm::Kernels;
@@ -266,4 +268,5 @@ PYBIND11_MODULE(_core, m) {
   m.def("probe_read", &probe_read, py::arg("x"));
   m.def("probe_copy", &probe_copy, py::arg("x"), py::arg("out"));
   m.def("probe_write", &probe_write, py::arg("out"), py::arg("value"));
+  register_gumbel(m);
 }

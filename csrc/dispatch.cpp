@@ -14,14 +14,15 @@ struct Implementation {
   // Only called once runnable() is true: building the table may already run
   // instructions of that set.
   const KernelSet& (*kernels)();
+  const GumbelSet& (*gumbel)();
 };
 
 const Implementation kImplementations[] = {
 #if defined(SSM_HAVE_X86_KERNELS)
-    {"avx512", [] { return cpu_features().can_run_avx512(); }, &kernels_avx512},
-    {"avx2", [] { return cpu_features().can_run_avx2(); }, &kernels_avx2},
+    {"avx512", [] { return cpu_features().can_run_avx512(); }, &kernels_avx512, &gumbel_kernels_avx512},
+    {"avx2", [] { return cpu_features().can_run_avx2(); }, &kernels_avx2, &gumbel_kernels_avx2},
 #endif
-    {"scalar", [] { return true; }, &kernels_scalar},
+    {"scalar", [] { return true; }, &kernels_scalar, &gumbel_kernels_scalar},
 };
 
 const KernelSet* best() {
@@ -57,6 +58,13 @@ std::vector<std::string> supported_isas() {
 }
 
 const KernelSet& active_kernels() { return *active().load(std::memory_order_acquire); }
+
+const GumbelSet& active_gumbel() {
+  const char* name = active_kernels().name;
+  for (const auto& impl : kImplementations)
+    if (std::string(name) == impl.name) return impl.gumbel();
+  return gumbel_kernels_scalar();
+}
 
 void set_active_isa(const std::string& name) {
   for (const auto& impl : kImplementations) {

@@ -6,6 +6,7 @@
 #include <string>
 #include <vector>
 
+#include "kernels/gumbel_api.h"
 #include "kernels/kernel_api.h"
 
 namespace ssm {
@@ -16,6 +17,8 @@ std::vector<std::string> compiled_isas();
 std::vector<std::string> supported_isas();
 // The active set (never null).
 const KernelSet& active_kernels();
+// The Gumbel family of the active set.
+const GumbelSet& active_gumbel();
 // Throws std::invalid_argument for unknown or unsupported names.
 void set_active_isa(const std::string& name);
 

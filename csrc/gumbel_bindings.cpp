@@ -1,0 +1,184 @@
+// pybind11 bindings of the Gumbel family (registered into _core by
+// bindings.cpp). Rows are the last axis of 2-D C-contiguous arrays; row_base
+// and col_base give the global position of x[0, 0] (so a block of a larger
+// array, e.g. a Dask chunk, draws exactly the noise the whole array would).
+#include <pybind11/numpy.h>
+#include <pybind11/pybind11.h>
+
+#include <cmath>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "dispatch.h"
+
+namespace py = pybind11;
+
+namespace {
+
+using ssm::GumbelKernels;
+using ssm::GumbelKey;
+
+template <class T>
+const GumbelKernels<T>& gumbel_for(const ssm::GumbelSet& set);
+template <>
+const GumbelKernels<float>& gumbel_for<float>(const ssm::GumbelSet& set) { return set.f32; }
+template <>
+const GumbelKernels<double>& gumbel_for<double>(const ssm::GumbelSet& set) { return set.f64; }
+
+bool is_f32(const py::array& a, const char* what) {
+  if (a.dtype().is(py::dtype::of<float>())) return true;
+  if (a.dtype().is(py::dtype::of<double>())) return false;
+  throw py::type_error(std::string(what) + " must be float32 or float64 (native byte order)");
+}
+
+void require(bool ok, const std::string& msg) {
+  if (!ok) throw py::value_error(msg);
+}
+
+void check_2d(const py::array& a, const char* what) {
+  require(a.ndim() == 2, std::string(what) + " must be 2-D (rows, n)");
+  require((a.flags() & py::array::c_style) != 0, std::string(what) + " must be C-contiguous");
+}
+
+void check_out(const py::array& a, py::ssize_t rows, py::ssize_t cols, const char* what) {
+  check_2d(a, what);
+  require(a.shape(0) == rows && a.shape(1) == cols, std::string(what) + " has the wrong shape");
+  require(a.writeable(), std::string(what) + " must be writeable");
+}
+
+GumbelKey make_key(uint32_t k0, uint32_t k1, uint64_t row_offset) {
+  GumbelKey key;
+  key.k0 = k0;
+  key.k1 = k1;
+  key.row_offset = row_offset;
+  return key;
+}
+
+// (first bad row or -1, what is wrong with it)
+using Status = std::pair<py::ssize_t, std::string>;
+
+template <class T>
+Status topk_t(const py::array& x, size_t k, double inv_temp, const GumbelKey& key, const py::array& idx,
+              const py::array& score, bool prune, uint64_t row_base, uint64_t col_base) {
+  const auto& kern = gumbel_for<T>(ssm::active_gumbel());
+  const size_t rows = static_cast<size_t>(x.shape(0)), n = static_cast<size_t>(x.shape(1));
+  const T* xp = static_cast<const T*>(x.data());
+  auto* ip = static_cast<py::ssize_t*>(const_cast<void*>(idx.data()));
+  auto* sp = static_cast<double*>(const_cast<void*>(score.data()));
+  std::vector<ssm::Candidate> cand(k);
+  py::gil_scoped_release release;
+  for (size_t r = 0; r < rows; ++r) {
+    const ssm::TopkResult res =
+        kern.topk(xp + r * n, n, col_base, row_base + r, key, inv_temp, k, cand.data(), prune);
+    if (res.nan) return {static_cast<py::ssize_t>(r), "contains NaN"};
+    if (res.posinf) return {static_cast<py::ssize_t>(r), "contains +inf"};
+    if (res.count < k)
+      return {static_cast<py::ssize_t>(r), k == 1 ? "has no finite logit" : "has fewer finite logits than k"};
+    for (size_t j = 0; j < k; ++j) {
+      ip[r * k + j] = static_cast<py::ssize_t>(cand[j].index);
+      sp[r * k + j] = cand[j].score;
+    }
+  }
+  return {-1, ""};
+}
+
+Status gumbel_topk(const py::array& x, size_t k, double inv_temp, uint32_t k0, uint32_t k1, uint64_t row_offset,
+                   const py::array& idx, const py::array& score, bool prune, uint64_t row_base, uint64_t col_base) {
+  const bool f32 = is_f32(x, "x");
+  check_2d(x, "x");
+  check_out(idx, x.shape(0), static_cast<py::ssize_t>(k), "idx");
+  check_out(score, x.shape(0), static_cast<py::ssize_t>(k), "score");
+  require(idx.dtype().is(py::dtype::of<py::ssize_t>()), "idx must be intp");
+  require(score.dtype().is(py::dtype::of<double>()), "score must be float64");
+  const GumbelKey key = make_key(k0, k1, row_offset);
+  return f32 ? topk_t<float>(x, k, inv_temp, key, idx, score, prune, row_base, col_base)
+             : topk_t<double>(x, k, inv_temp, key, idx, score, prune, row_base, col_base);
+}
+
+template <class T>
+Status softmax_t(const py::array& x, const py::array& out, double inv_tau, const GumbelKey& key, uint64_t row_base,
+                 uint64_t col_base) {
+  const auto& kern = gumbel_for<T>(ssm::active_gumbel());
+  const size_t rows = static_cast<size_t>(x.shape(0)), n = static_cast<size_t>(x.shape(1));
+  const T* xp = static_cast<const T*>(x.data());
+  T* yp = static_cast<T*>(const_cast<void*>(out.data()));
+  struct Pass1 {
+    ssm::ExpSum sum;
+    double ref;
+    bool exact;
+  };
+  std::vector<Pass1> pass1(rows);
+  py::gil_scoped_release release;
+  // Every row's first pass before any write: a bad row leaves out untouched.
+  for (size_t r = 0; r < rows; ++r) {
+    const T* xr = xp + r * n;
+    ssm::ExpSum s = kern.expsum(xr, n, col_base, row_base + r, key, inv_tau, 0.0, false);
+    if (s.special) return {static_cast<py::ssize_t>(r), "contains NaN"};
+    if (s.max == std::numeric_limits<double>::infinity()) return {static_cast<py::ssize_t>(r), "contains +inf"};
+    if (!(s.max > -std::numeric_limits<double>::infinity())) return {static_cast<py::ssize_t>(r), "has no finite logit"};
+    double ref = 0.0;
+    bool exact = false;
+    if (!(s.max <= ssm::kFastLimit && s.max >= -ssm::kFastLimit)) {
+      ref = s.max;
+      exact = true;
+      s = kern.expsum(xr, n, col_base, row_base + r, key, inv_tau, ref, true);
+    }
+    pass1[r] = {s, ref, exact};
+  }
+  for (size_t r = 0; r < rows; ++r)
+    kern.write(xp + r * n, yp + r * n, n, col_base, row_base + r, key, inv_tau, pass1[r].ref, pass1[r].exact,
+               pass1[r].sum.e, 1.0 / pass1[r].sum.m);
+  return {-1, ""};
+}
+
+Status gumbel_softmax(const py::array& x, const py::array& out, double inv_tau, uint32_t k0, uint32_t k1,
+                      uint64_t row_offset, uint64_t row_base, uint64_t col_base) {
+  const bool f32 = is_f32(x, "x");
+  check_2d(x, "x");
+  check_out(out, x.shape(0), x.shape(1), "out");
+  require(out.dtype().is(x.dtype()), "out must have the dtype of x");
+  require(x.shape(1) > 0, "rows must not be empty");
+  const GumbelKey key = make_key(k0, k1, row_offset);
+  return f32 ? softmax_t<float>(x, out, inv_tau, key, row_base, col_base)
+             : softmax_t<double>(x, out, inv_tau, key, row_base, col_base);
+}
+
+void gumbel_noise(const py::array& out, uint32_t k0, uint32_t k1, uint64_t row_offset, uint64_t row_base,
+                  uint64_t col_base) {
+  const bool f32 = is_f32(out, "out");
+  check_out(out, out.ndim() == 2 ? out.shape(0) : -1, out.ndim() == 2 ? out.shape(1) : -1, "out");
+  const GumbelKey key = make_key(k0, k1, row_offset);
+  const size_t rows = static_cast<size_t>(out.shape(0)), n = static_cast<size_t>(out.shape(1));
+  void* p = const_cast<void*>(out.data());
+  py::gil_scoped_release release;
+  for (size_t r = 0; r < rows; ++r) {
+    if (f32)
+      gumbel_for<float>(ssm::active_gumbel()).noise(static_cast<float*>(p) + r * n, n, col_base, row_base + r, key);
+    else
+      gumbel_for<double>(ssm::active_gumbel()).noise(static_cast<double*>(p) + r * n, n, col_base, row_base + r, key);
+  }
+}
+
+py::array_t<uint32_t> philox16(uint64_t base, uint32_t c2, uint32_t c3, uint32_t k0, uint32_t k1) {
+  require(base % 16 == 0, "base must be a multiple of 16");
+  py::array_t<uint32_t> out(64);
+  gumbel_for<float>(ssm::active_gumbel()).philox16(base, c2, c3, k0, k1, out.mutable_data());
+  return out;
+}
+
+}  // namespace
+
+void register_gumbel(py::module_& m) {
+  m.def("gumbel_topk", &gumbel_topk, py::arg("x"), py::arg("k"), py::arg("inv_temp"), py::arg("key0"),
+        py::arg("key1"), py::arg("row_offset"), py::arg("idx"), py::arg("score"), py::arg("prune") = true,
+        py::arg("row_base") = 0, py::arg("col_base") = 0,
+        "Best k of x*inv_temp + Gumbel noise per row -> (first bad row or -1, reason).");
+  m.def("gumbel_softmax", &gumbel_softmax, py::arg("x"), py::arg("out"), py::arg("inv_tau"), py::arg("key0"),
+        py::arg("key1"), py::arg("row_offset"), py::arg("row_base") = 0, py::arg("col_base") = 0,
+        "softmax((x + g) * inv_tau) per row, noise regenerated in both passes -> (bad row or -1, reason).");
+  m.def("gumbel_noise", &gumbel_noise, py::arg("out"), py::arg("key0"), py::arg("key1"), py::arg("row_offset"),
+        py::arg("row_base") = 0, py::arg("col_base") = 0, "The Gumbel noise itself (test hook).");
+  m.def("philox16", &philox16, py::arg("base"), py::arg("c2"), py::arg("c3"), py::arg("key0"), py::arg("key1"),
+        "Philox4x32-10 words of blocks base..base+15 (test hook): out[16*w + l] = word w of block base + l.");
+}

@@ -1,0 +1,62 @@
+// The Gumbel family's kernel table (see gumbel_generic.h for the algorithms).
+// Plain C++ types only, like kernel_api.h.
+#pragma once
+#include <cstddef>
+#include <cstdint>
+
+#include "kernel_api.h"
+
+namespace ssm {
+
+// Philox4x32-10 key (k0, k1) plus a 64-bit offset added to the row number to
+// form the upper half of the counter: 128 bits drawn from the user's rng.
+struct GumbelKey {
+  uint32_t k0 = 0, k1 = 0;
+  uint64_t row_offset = 0;
+};
+
+struct Candidate {
+  double score;
+  uint64_t index;  // global position along the row
+};
+
+struct TopkResult {
+  size_t count = 0;      // candidates written (min(k, finite entries))
+  bool nan = false;      // a NaN logit was seen
+  bool posinf = false;   // a +inf logit was seen
+};
+
+template <class T>
+struct GumbelKernels {
+  // Best k of x*inv_temp + g over a chunk of one row: x[0..n) holds the
+  // elements with global indices start..start+n of row `row`. `out` (capacity
+  // k) receives them sorted by score, then by lower index. prune=false
+  // evaluates every element's noise (the check that pruning changes nothing).
+  TopkResult (*topk)(const T* x, size_t n, uint64_t start, uint64_t row, const GumbelKey& key, double inv_temp,
+                     size_t k, Candidate* out, bool prune);
+  // The noise itself (test hook): g for global indices start..start+n of row.
+  void (*noise)(T* g, size_t n, uint64_t start, uint64_t row, const GumbelKey& key);
+  // gumbel_softmax's two passes over z = (x + g) * inv_tau, the noise
+  // regenerated in each: sum exp(z - ref) as m*2^e (max is max z) ...
+  ExpSum (*expsum)(const T* x, size_t n, uint64_t start, uint64_t row, const GumbelKey& key, double inv_tau,
+                   double ref, bool exact);
+  // ... and y = exp(z - ref) * 2^-e * inv.
+  void (*write)(const T* x, T* y, size_t n, uint64_t start, uint64_t row, const GumbelKey& key, double inv_tau,
+                double ref, bool exact, double e, double inv);
+  // The raw Philox4x32-10 words of 16 consecutive blocks (test hook):
+  // out[16*w + l] = word w of block (base + l), counter high words (c2, c3).
+  void (*philox16)(uint64_t base, uint32_t c2, uint32_t c3, uint32_t k0, uint32_t k1, uint32_t* out);
+};
+
+struct GumbelSet {
+  GumbelKernels<float> f32;
+  GumbelKernels<double> f64;
+};
+
+const GumbelSet& gumbel_kernels_scalar();
+#if defined(SSM_HAVE_X86_KERNELS)
+const GumbelSet& gumbel_kernels_avx2();
+const GumbelSet& gumbel_kernels_avx512();
+#endif
+
+}  // namespace ssm

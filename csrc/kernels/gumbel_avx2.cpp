@@ -1,0 +1,13 @@
+// Gumbel-family kernels for AVX2 + FMA.
+#include "random_avx2.h"
+#define SSM_ISA avx2
+#include "softmax_generic.h"
+#include "gumbel_generic.h"
+
+namespace ssm {
+const GumbelSet& gumbel_kernels_avx2() {
+  static const GumbelSet set{avx2::make_gumbel_kernels<avx2::F32x8, avx2::Random, float>(),
+                             avx2::make_gumbel_kernels<avx2::F64x4, avx2::Random, double>()};
+  return set;
+}
+}  // namespace ssm

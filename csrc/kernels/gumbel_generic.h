@@ -1,0 +1,339 @@
+// The Gumbel family's kernels, written once over a lane type V and the ISA's
+// random primitives R (random_<isa>.h); included after softmax_generic.h by
+// gumbel_<isa>.cpp (same namespace rules).
+//
+// Noise. Element i of row r gets the uniform from Philox4x32-10 block
+// 16*(i/64) + i%16, word (i%64)/16, counter high words = r + row_offset: a
+// fixed function of (r, i), so a 16-lane vector of a 64-element tile is one
+// output word of 16 blocks, and every kernel set computes the same blocks.
+// u = (w + 1/2) 2^-32 and q = 1 - u = (~w + 1/2) 2^-32 are formed from the
+// word directly, so neither is ever 0 or 1 and both tails keep full
+// precision: E = -log u uses log(u) for u <= 1/2 and log1p(-q) (log of
+// c = fl(1-q) plus the exact rounding error of c) above; g = -log E.
+// Bounds: 2^-33 <= q, u, so g lies in [-log(33 ln 2), 33 ln 2] = [-3.13, 22.87].
+//
+// Exact pruning. -log u >= 1 - u = q, so g <= -log q <= -floor(log2 q) ln 2:
+// the exponent of q alone bounds an element's score. A vector whose bounds
+// are all <= the current k-th best score cannot place (ties go to the lower
+// index, and later elements have higher ones), so its logs are skipped.
+//
+// Bit-identity. Only exact operations (exponent/mantissa extraction, scaling
+// by powers of two), correctly rounded + - * / and fused multiply-adds are
+// used, in the same order on every kernel set; gumbel_softmax sums in 64
+// fixed slots (element i -> slot i % 64) combined in slot order.
+#ifndef SSM_ISA
+#error "define SSM_ISA before including gumbel_generic.h"
+#endif
+
+#include "gumbel_api.h"
+
+namespace ssm {
+namespace SSM_ISA {
+namespace {
+
+constexpr size_t kTile = 64;
+
+template <class V, class R>
+inline Reg<V> load_words(const uint32_t* w, bool complement) {
+  if constexpr (sizeof(typename V::scalar) == 4)
+    return R::u32_to_f32(w, complement);
+  else
+    return R::u32_to_f64(w, complement);
+}
+
+// log(y) for normal y > 0: y = 2^e m, m in [sqrt(1/2), sqrt(2)), f = m - 1
+// (exact), s = f / (2 + f), log(1 + f) = 2 atanh(s) = 2s + s z P(z), z = s^2,
+// P the atanh series (|s| < 0.1716, so the truncation is < 2^-60 relative).
+template <class V, class R>
+inline Reg<V> log_positive(Reg<V> y) {
+  using S = typename V::scalar;
+  constexpr bool f32 = sizeof(S) == 4;
+  Reg<V> e = R::exponent(y), m = R::mantissa(y);
+  const auto big = V::gt(m, V::set1(1.4142135623730951));
+  m = V::select(big, V::mul(m, V::set1(0.5)), m);
+  e = V::select(big, V::add(e, V::set1(1.0)), e);
+  const Reg<V> f = V::sub(m, V::set1(1.0));
+  const Reg<V> s = R::div(f, V::add(f, V::set1(2.0)));
+  const Reg<V> z = V::mul(s, s);
+  // 2/(2j+1) for j = 1.. ; float32 needs 4 terms, float64 9.
+  constexpr int terms = f32 ? 4 : 9;
+  Reg<V> p = V::set1(2.0 / (2 * terms + 1));
+  for (int j = terms - 1; j >= 1; --j) p = V::fmadd(p, z, V::set1(2.0 / (2 * j + 1)));
+  const Reg<V> two_s = V::add(s, s);
+  const Reg<V> l = V::fmadd(V::mul(s, z), p, two_s);
+  using C = ExpCoeffs<S>;
+  return V::fmadd(e, V::set1(C::ln2_hi), V::fmadd(e, V::set1(C::ln2_lo), l));
+}
+
+// q = 1 - u for the words of one vector.
+template <class V, class R>
+inline Reg<V> complement_uniform(const uint32_t* w) {
+  return V::fmadd(load_words<V, R>(w, true), V::set1(0x1p-32), V::set1(0x1p-33));
+}
+
+// Upper bound of g from q (see the header comment; +1e-3 covers rounding).
+template <class V, class R>
+inline Reg<V> noise_bound(Reg<V> q) {
+  return V::fmadd(R::exponent(q), V::set1(-0.6931471805599453), V::set1(1e-3));
+}
+
+// g = -log(-log u) for the words of one vector, given q.
+template <class V, class R>
+inline Reg<V> gumbel_noise(const uint32_t* w, Reg<V> q) {
+  const Reg<V> u = V::fmadd(load_words<V, R>(w, false), V::set1(0x1p-32), V::set1(0x1p-33));
+  const auto upper = V::gt(u, V::set1(0.5));
+  const Reg<V> one = V::set1(1.0);
+  const Reg<V> c = V::select(upper, V::sub(one, q), u);
+  // fl(1 - q) + its exact rounding error, divided by c ~ multiplied by 2 - c
+  // (the error term is below 2^-25, so the approximation costs < 2^-27).
+  const Reg<V> err = V::sub(V::sub(V::set1(0.0), q), V::sub(c, one));
+  const Reg<V> corr = V::select(upper, V::mul(err, V::sub(V::set1(2.0), c)), V::set1(0.0));
+  const Reg<V> minus_log_u = V::sub(V::set1(0.0), V::add(log_positive<V, R>(c), corr));
+  return V::sub(V::set1(0.0), log_positive<V, R>(minus_log_u));
+}
+
+// Visit every vector of the chunk, tile by tile: body(words, x_vec, j, goff,
+// valid) where words point at the vector's Philox words, x_vec its logits
+// (-inf outside the chunk), goff the global index of lane 0, valid the number
+// of leading lanes inside... partial vectors (chunk head/tail) go through a
+// small buffer so no load or store crosses the chunk.
+template <class V, class R, class T, class Body>
+inline void for_each_tile_vector(const T* x, size_t n, uint64_t start, uint64_t row, const GumbelKey& key,
+                                 Body&& body) {
+  constexpr size_t W = V::width;
+  if (n == 0) return;
+  const uint64_t ctr = row + key.row_offset;
+  const uint32_t c2 = static_cast<uint32_t>(ctr), c3 = static_cast<uint32_t>(ctr >> 32);
+  alignas(64) uint32_t words[kTile];
+  const uint64_t end = start + n;
+  for (uint64_t tile = start / kTile; tile * kTile < end; ++tile) {
+    R::philox16(tile * 16, c2, c3, key.k0, key.k1, words);
+    for (size_t j = 0; j < kTile; j += W) {
+      const uint64_t g0 = tile * kTile + j;
+      if (g0 + W <= start || g0 >= end) continue;
+      if (g0 >= start && g0 + W <= end) {
+        body(words + j, V::load(x + (g0 - start)), j, g0, static_cast<T*>(nullptr));
+      } else {
+        alignas(64) T buf[W];
+        for (size_t l = 0; l < W; ++l) {
+          const uint64_t g = g0 + l;
+          buf[l] = (g >= start && g < end) ? x[g - start] : -static_cast<T>(kInf);
+        }
+        body(words + j, V::load(buf), j, g0, buf);
+      }
+    }
+  }
+}
+
+// A min-heap of the k best candidates (root = worst: lowest score, then
+// highest index), hand-written so no std:: template is instantiated with AVX
+// flags in this translation unit (ODR, see softmax_generic.h).
+struct TopK {
+  Candidate* heap;
+  size_t k, size = 0;
+  static bool better(const Candidate& a, const Candidate& b) {
+    return a.score > b.score || (a.score == b.score && a.index < b.index);
+  }
+  double threshold() const { return size < k ? -kInf : heap[0].score; }
+  void sift_down(size_t i) {
+    for (;;) {
+      size_t worst = i;
+      const size_t l = 2 * i + 1, r = l + 1;
+      if (l < size && better(heap[worst], heap[l])) worst = l;
+      if (r < size && better(heap[worst], heap[r])) worst = r;
+      if (worst == i) return;
+      const Candidate t = heap[i];
+      heap[i] = heap[worst];
+      heap[worst] = t;
+      i = worst;
+    }
+  }
+  void offer(double score, uint64_t index) {
+    const Candidate c{score, index};
+    if (size < k) {
+      size_t i = size++;
+      heap[i] = c;
+      while (i > 0 && better(heap[(i - 1) / 2], heap[i])) {
+        const Candidate t = heap[i];
+        heap[i] = heap[(i - 1) / 2];
+        heap[(i - 1) / 2] = t;
+        i = (i - 1) / 2;
+      }
+    } else if (better(c, heap[0])) {
+      heap[0] = c;
+      sift_down(0);
+    }
+  }
+  // Best first, in place.
+  void sort() {
+    const size_t n = size;
+    while (size > 1) {
+      const Candidate t = heap[0];
+      heap[0] = heap[size - 1];
+      heap[size - 1] = t;
+      --size;
+      sift_down(0);
+    }
+    size = n;
+  }
+};
+
+template <class V, class R, class T>
+TopkResult topk(const T* x, size_t n, uint64_t start, uint64_t row, const GumbelKey& key, double inv_temp,
+                size_t k, Candidate* out, bool prune) {
+  constexpr size_t W = V::width;
+  TopkResult res;
+  if (k == 0) return res;
+  TopK best{out, k};
+  const Reg<V> vinv = V::set1(inv_temp);
+  const Reg<V> vmaxfinite = V::set1(static_cast<double>(std::numeric_limits<T>::max()));
+  typename V::mask nan = V::none(), posinf = V::none();
+  double thr = -kInf;
+  for_each_tile_vector<V, R>(x, n, start, row, key, [&](const uint32_t* w, Reg<V> xv, size_t, uint64_t g0, T*) {
+    nan = V::mask_or(nan, V::unord(xv));
+    posinf = V::mask_or(posinf, V::gt(xv, vmaxfinite));
+    const Reg<V> base = V::mul(xv, vinv);
+    const Reg<V> q = complement_uniform<V, R>(w);
+    if (prune && !V::any(V::gt(V::add(base, noise_bound<V, R>(q)), V::set1(thr)))) return;
+    const Reg<V> score = V::add(base, gumbel_noise<V, R>(w, q));
+    if (!V::any(V::gt(score, V::set1(thr)))) return;
+    double s[W];
+    V::to_array(score, s);
+    for (size_t l = 0; l < W; ++l)
+      if (s[l] > thr) {
+        best.offer(s[l], g0 + l);
+        thr = best.threshold();
+      }
+  });
+  best.sort();
+  res.count = best.size;
+  res.nan = V::any(nan);
+  res.posinf = V::any(posinf);
+  return res;
+}
+
+template <class V, class R, class T>
+void noise(T* g, size_t n, uint64_t start, uint64_t row, const GumbelKey& key) {
+  constexpr size_t W = V::width;
+  for (size_t i = 0; i < n; ++i) g[i] = 0;  // the walk below loads "logits" from g
+  for_each_tile_vector<V, R>(g, n, start, row, key, [&](const uint32_t* w, Reg<V>, size_t, uint64_t g0, T* buf) {
+    const Reg<V> v = gumbel_noise<V, R>(w, complement_uniform<V, R>(w));
+    if (!buf) {
+      V::store(g + (g0 - start), v);
+      return;
+    }
+    V::store(buf, v);
+    for (size_t l = 0; l < W; ++l)
+      if (g0 + l >= start && g0 + l < start + n) g[g0 + l - start] = buf[l];
+  });
+}
+
+// z = (x + g) * inv_tau for one vector.
+template <class V, class R>
+inline Reg<V> perturbed(const uint32_t* w, Reg<V> xv, Reg<V> vinv) {
+  return V::mul(V::add(xv, gumbel_noise<V, R>(w, complement_uniform<V, R>(w))), vinv);
+}
+
+// Exact-scaling Kahan slot (scale2, not scale2_acc: AVX2's flush-to-zero
+// shortcut would differ from AVX-512's scalef in the last bits).
+template <class V>
+struct ExactSlot {
+  Reg<V> s, c, e;
+  void init() {
+    s = c = V::set1(0.0);
+    e = V::set1(kEmptyExp);
+  }
+  void add(Reg<V> m, Reg<V> n) {
+    const Reg<V> emax = V::max(n, e);
+    const Reg<V> shift = V::sub(e, emax);
+    s = V::scale2(s, shift);
+    c = V::scale2(c, shift);
+    const Reg<V> y = V::sub(V::scale2(m, V::sub(n, emax)), c);
+    const Reg<V> t = V::add(s, y);
+    c = V::sub(V::sub(t, s), y);
+    s = t;
+    e = emax;
+  }
+};
+
+template <class V, class R, class T>
+ExpSum softmax_expsum(const T* x, size_t n, uint64_t start, uint64_t row, const GumbelKey& key, double inv_tau,
+                      double ref, bool exact) {
+  constexpr size_t W = V::width, U = kTile / W;
+  ExactSlot<V> slot[U];
+  for (auto& s : slot) s.init();
+  Reg<V> vmax = V::set1(-kInf);
+  typename V::mask special = V::none();
+  const Reg<V> vinv = V::set1(inv_tau), vref = V::set1(ref);
+  for_each_tile_vector<V, R>(x, n, start, row, key, [&](const uint32_t* w, Reg<V> xv, size_t j, uint64_t, T*) {
+    special = V::mask_or(special, V::unord(xv));
+    const Reg<V> z = perturbed<V, R>(w, xv, vinv);
+    vmax = V::max(z, vmax);
+    Reg<V> m, k;
+    if (exact)
+      exp_split_diff<V>(z, vref, m, k);
+    else
+      exp_split<V>(V::max(z, V::set1(kClampLow)), m, k);
+    slot[j / W].add(m, k);
+  });
+  // Slots in order 0..63 whatever the lane count: the same sum everywhere.
+  double s[kTile], c[kTile], e[kTile];
+  for (size_t u = 0; u < U; ++u) {
+    V::to_array(slot[u].s, s + u * W);
+    V::to_array(slot[u].c, c + u * W);
+    V::to_array(slot[u].e, e + u * W);
+  }
+  double emax = kEmptyExp;
+  for (double v : e) emax = v > emax ? v : emax;
+  DoubleDouble sum;
+  for (size_t i = 0; i < kTile; ++i) {
+    const double kk = e[i] - emax;
+    if (kk < -1100.0) continue;
+    sum.add(std::ldexp(s[i], static_cast<int>(kk)));
+    sum.add(-std::ldexp(c[i], static_cast<int>(kk)));
+  }
+  ExpSum out;
+  out.m = sum.value();
+  out.e = emax;
+  out.max = V::hmax(vmax);
+  out.special = V::any(special);
+  return out;
+}
+
+template <class V, class R, class T>
+void softmax_write(const T* x, T* y, size_t n, uint64_t start, uint64_t row, const GumbelKey& key,
+                   double inv_tau, double ref, bool exact, double e, double inv) {
+  constexpr size_t W = V::width;
+  const Reg<V> vinv = V::set1(inv_tau), vref = V::set1(ref), ve = V::set1(e), vscale = V::set1(inv);
+  for_each_tile_vector<V, R>(x, n, start, row, key, [&](const uint32_t* w, Reg<V> xv, size_t, uint64_t g0, T* buf) {
+    const Reg<V> z = perturbed<V, R>(w, xv, vinv);
+    Reg<V> m, k;
+    if (exact)
+      exp_split_diff<V>(z, vref, m, k);
+    else
+      exp_split<V>(V::max(z, V::set1(kClampLow)), m, k);
+    const Reg<V> out = V::scale2(V::mul(m, vscale), V::sub(k, ve));
+    if (!buf) {
+      V::store(y + (g0 - start), out);
+      return;
+    }
+    V::store(buf, out);
+    for (size_t l = 0; l < W; ++l)
+      if (g0 + l >= start && g0 + l < start + n) y[g0 + l - start] = buf[l];
+  });
+}
+
+template <class V, class R, class T>
+GumbelKernels<T> make_gumbel_kernels() {
+  GumbelKernels<T> k;
+  k.topk = &topk<V, R, T>;
+  k.noise = &noise<V, R, T>;
+  k.expsum = &softmax_expsum<V, R, T>;
+  k.write = &softmax_write<V, R, T>;
+  k.philox16 = &R::philox16;
+  return k;
+}
+
+}  // namespace
+}  // namespace SSM_ISA
+}  // namespace ssm

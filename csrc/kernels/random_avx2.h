@@ -1,0 +1,84 @@
+// AVX2 primitives for the Gumbel kernels; bit-identical to random_avx512.h
+// (see there). The 16 Philox lanes are two 8-lane halves.
+#pragma once
+#include <immintrin.h>
+
+#include <cstdint>
+
+#include "philox_constants.h"
+#include "vecmath_avx2.h"
+
+namespace ssm {
+namespace avx2 {
+
+struct Random {
+  static void philox8(__m256i x0, __m256i x1, __m256i x2, __m256i x3, uint32_t k0, uint32_t k1, uint32_t* out) {
+    const __m256i m0 = _mm256_set1_epi32(static_cast<int>(kPhiloxM0));
+    const __m256i m1 = _mm256_set1_epi32(static_cast<int>(kPhiloxM1));
+    for (int round = 0; round < 10; ++round) {
+      const __m256i p0e = _mm256_mul_epu32(x0, m0), p0o = _mm256_mul_epu32(_mm256_srli_epi64(x0, 32), m0);
+      const __m256i p1e = _mm256_mul_epu32(x2, m1), p1o = _mm256_mul_epu32(_mm256_srli_epi64(x2, 32), m1);
+      const __m256i hi0 = _mm256_blend_epi32(_mm256_srli_epi64(p0e, 32), p0o, 0xAA);
+      const __m256i hi1 = _mm256_blend_epi32(_mm256_srli_epi64(p1e, 32), p1o, 0xAA);
+      const __m256i lo0 = _mm256_mullo_epi32(x0, m0), lo1 = _mm256_mullo_epi32(x2, m1);
+      const __m256i key0 = _mm256_set1_epi32(static_cast<int>(k0 + round * kPhiloxW0));
+      const __m256i key1 = _mm256_set1_epi32(static_cast<int>(k1 + round * kPhiloxW1));
+      x0 = _mm256_xor_si256(_mm256_xor_si256(hi1, x1), key0);
+      x2 = _mm256_xor_si256(_mm256_xor_si256(hi0, x3), key1);
+      x1 = lo1;
+      x3 = lo0;
+    }
+    _mm256_storeu_si256(reinterpret_cast<__m256i*>(out), x0);
+    _mm256_storeu_si256(reinterpret_cast<__m256i*>(out + 16), x1);
+    _mm256_storeu_si256(reinterpret_cast<__m256i*>(out + 32), x2);
+    _mm256_storeu_si256(reinterpret_cast<__m256i*>(out + 48), x3);
+  }
+  static void philox16(uint64_t base, uint32_t c2, uint32_t c3, uint32_t k0, uint32_t k1, uint32_t* out) {
+    const __m256i lo = _mm256_set1_epi32(static_cast<int>(static_cast<uint32_t>(base)));
+    const __m256i x1 = _mm256_set1_epi32(static_cast<int>(static_cast<uint32_t>(base >> 32)));
+    const __m256i x2 = _mm256_set1_epi32(static_cast<int>(c2)), x3 = _mm256_set1_epi32(static_cast<int>(c3));
+    philox8(_mm256_add_epi32(lo, _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7)), x1, x2, x3, k0, k1, out);
+    philox8(_mm256_add_epi32(lo, _mm256_setr_epi32(8, 9, 10, 11, 12, 13, 14, 15)), x1, x2, x3, k0, k1, out + 8);
+  }
+
+  // Correctly rounded uint32 -> float without AVX-512's unsigned convert:
+  // hi16 * 65536 and lo16 are exact floats, so their sum rounds once.
+  static __m256 u32_to_f32(const uint32_t* w, bool complement) {
+    __m256i v = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(w));
+    if (complement) v = _mm256_xor_si256(v, _mm256_set1_epi32(-1));
+    const __m256 hi = _mm256_mul_ps(_mm256_cvtepi32_ps(_mm256_srli_epi32(v, 16)), _mm256_set1_ps(65536.0f));
+    const __m256 lo = _mm256_cvtepi32_ps(_mm256_and_si256(v, _mm256_set1_epi32(0xFFFF)));
+    return _mm256_add_ps(hi, lo);
+  }
+  // Exact uint32 -> double: the word as the low mantissa bits of 2^52.
+  static __m256d u32_to_f64(const uint32_t* w, bool complement) {
+    __m128i v = _mm_loadu_si128(reinterpret_cast<const __m128i*>(w));
+    if (complement) v = _mm_xor_si128(v, _mm_set1_epi32(-1));
+    const __m256i bits = _mm256_or_si256(_mm256_cvtepu32_epi64(v), _mm256_set1_epi64x(0x4330000000000000LL));
+    return _mm256_sub_pd(_mm256_castsi256_pd(bits), _mm256_set1_pd(4503599627370496.0));
+  }
+  static __m256 exponent(__m256 y) {
+    const __m256i e = _mm256_sub_epi32(_mm256_srli_epi32(_mm256_castps_si256(y), 23), _mm256_set1_epi32(127));
+    return _mm256_cvtepi32_ps(e);
+  }
+  static __m256 mantissa(__m256 y) {
+    const __m256i bits = _mm256_and_si256(_mm256_castps_si256(y), _mm256_set1_epi32(0x007FFFFF));
+    return _mm256_castsi256_ps(_mm256_or_si256(bits, _mm256_set1_epi32(0x3F800000)));
+  }
+  static __m256d exponent(__m256d y) {
+    // (bits >> 52) - 1023 for positive normal y, converted exactly via 2^52.
+    const __m256i e = _mm256_srli_epi64(_mm256_castpd_si256(y), 52);
+    const __m256d ed = _mm256_sub_pd(_mm256_castsi256_pd(_mm256_or_si256(e, _mm256_set1_epi64x(0x4330000000000000LL))),
+                                     _mm256_set1_pd(4503599627370496.0));
+    return _mm256_sub_pd(ed, _mm256_set1_pd(1023.0));
+  }
+  static __m256d mantissa(__m256d y) {
+    const __m256i bits = _mm256_and_si256(_mm256_castpd_si256(y), _mm256_set1_epi64x(0x000FFFFFFFFFFFFFLL));
+    return _mm256_castsi256_pd(_mm256_or_si256(bits, _mm256_set1_epi64x(0x3FF0000000000000LL)));
+  }
+  static __m256 div(__m256 a, __m256 b) { return _mm256_div_ps(a, b); }
+  static __m256d div(__m256d a, __m256d b) { return _mm256_div_pd(a, b); }
+};
+
+}  // namespace avx2
+}  // namespace ssm
