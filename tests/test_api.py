@@ -430,6 +430,16 @@ def test_logsumexp_signed_weights(isa, dtype):
     np.testing.assert_array_equal(plain[sgn > 0], res[sgn > 0])
 
 
+def test_logsumexp_negative_sum_of_tiny_terms_is_nan(isa, dtype):
+    # Deliberately unlike SciPy 1.17, whose fallback sum underflows to -0 here
+    # and gives -inf: the sum is negative, so the result is NaN.
+    a, b = np.array([-1e30, -2e30], dtype), np.array([-1, 0.5], dtype)
+    assert np.isnan(ssm.logsumexp(a, b=b))
+    res, sgn = ssm.logsumexp(a, b=b, return_sign=True)
+    assert (res, sgn) == (dtype.type(-1e30), -1)
+    assert (res, sgn) == sp.logsumexp(a, b=b, return_sign=True)
+
+
 def test_logsumexp_zero_weights_mask_entries(isa, dtype):
     a = random_logits((4, 9), dtype)
     b = np.ones_like(a)

@@ -545,6 +545,8 @@ def logsumexp(a, axis=None, b=None, keepdims=False, return_sign=False):
             sgn = np.empty(rows, work)
             special = _core.logsumexp_weighted(a2, b2, res, sgn)
             if not return_sign:
+                # A negative sum is NaN. (SciPy gives -inf instead when every
+                # term underflows in its fallback b*exp(a) sum, making it -0.)
                 sgn[special] = 1  # unwritten; filled below
                 res[sgn < 0] = np.nan
         if special.size:
