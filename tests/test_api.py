@@ -705,3 +705,24 @@ def test_inputs_are_not_modified(isa):
 def test_log_softmax_of_a_dominant_entry_is_zero(isa, dtype, row):
     y = ssm.log_softmax(np.array(row, dtype))
     assert y[0] == 0
+
+
+def test_threads_give_the_serial_results(isa):
+    from concurrent.futures import ThreadPoolExecutor
+
+    inputs = [random_logits((64, 257), np.float32, seed=i) for i in range(8)]
+    serial = [ssm.softmax(x, axis=1) for x in inputs]
+    with ThreadPoolExecutor(4) as pool:
+        threaded = list(pool.map(lambda x: ssm.softmax(x, axis=1), inputs))
+    for a, b in zip(threaded, serial):
+        np.testing.assert_array_equal(a, b)
+
+
+@pytest.mark.parametrize(
+    "name",
+    ["softmax", "log_softmax", "logsumexp", "isa", "available_isas", "use_isa",
+     "set_num_threads", "get_num_threads", "show_runtime"],
+)  # fmt: skip
+def test_public_names_are_documented(name):
+    assert name in ssm.__all__
+    assert "\n    Examples\n    --------\n" in getattr(ssm, name).__doc__
