@@ -24,8 +24,8 @@ using ssm::Kernels;
 enum class DType { F32, F64 };
 
 DType dtype_of(const py::array& a, const char* what) {
-  if (a.dtype().is(py::dtype::of<float>())) return DType::F32;
-  if (a.dtype().is(py::dtype::of<double>())) return DType::F64;
+  if (py::isinstance<py::array_t<float>>(a)) return DType::F32;
+  if (py::isinstance<py::array_t<double>>(a)) return DType::F64;
   throw py::type_error(std::string(what) + " must be float32 or float64 (native byte order)");
 }
 
@@ -38,7 +38,7 @@ void require_writeable(const py::array& a, const char* what) {
 }
 
 void require_same(const py::array& a, const py::array& b, const char* what) {
-  if (a.ndim() != b.ndim() || !a.dtype().is(b.dtype()))
+  if (a.ndim() != b.ndim() || !a.dtype().equal(b.dtype()))
     throw py::value_error(std::string(what) + " must have the shape and dtype of x");
   for (py::ssize_t d = 0; d < a.ndim(); ++d)
     if (a.shape(d) != b.shape(d)) throw py::value_error(std::string(what) + " must have the shape and dtype of x");
@@ -114,7 +114,7 @@ std::vector<py::ssize_t> logsumexp_t(const py::array& x, const py::array* b, con
 }
 
 void check_out_1d(const py::array& x, const py::array& out, Rows r, const char* what) {
-  if (out.ndim() != 1 || static_cast<size_t>(out.shape(0)) != r.rows || !out.dtype().is(x.dtype()))
+  if (out.ndim() != 1 || static_cast<size_t>(out.shape(0)) != r.rows || !out.dtype().equal(x.dtype()))
     throw py::value_error(std::string(what) + " must be 1-D with one entry per row and the dtype of x");
   require_c_contiguous(out, what);
   require_writeable(out, what);
@@ -198,7 +198,7 @@ double probe_read(const py::array& x) {
 void probe_copy(const py::array& x, const py::array& out) {
   const DType dt = dtype_of(x, "x");
   require_c_contiguous(x, "x");
-  if (out.size() != x.size() || !out.dtype().is(x.dtype())) throw py::value_error("out must match x");
+  if (out.size() != x.size() || !out.dtype().equal(x.dtype())) throw py::value_error("out must match x");
   require_c_contiguous(out, "out");
   require_writeable(out, "out");
   const size_t n = static_cast<size_t>(x.size());

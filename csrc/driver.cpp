@@ -13,25 +13,6 @@ bool in_fast_range(double max) { return max <= kFastLimit && max >= -kFastLimit;
 // A row the kernels compute: no NaN, and a finite max.
 bool ordinary(const ExpSum& s) { return !s.special && std::isfinite(s.max); }
 
-// ref + e*ln2 + log(m) as an unevaluated double-double (hi + lo): enough for
-// float64 log_softmax, where x - lse must not lose the low bits of lse.
-void lse_parts(double ref, double e, double m, double& hi, double& lo) {
-  constexpr double ln2_hi31 = 0x1.62e42fecp-1;  // e * ln2_hi31 is exact for |e| < 2^22
-  constexpr double ln2_lo31 = 0x1.d1cf79abc9e3bp-32;
-  const double terms[4] = {ref, e * ln2_hi31, std::log(m), e * ln2_lo31};
-  hi = 0.0;
-  lo = 0.0;
-  for (double a : terms) {
-    const double s = hi + a;
-    const double bb = s - hi;
-    lo += (hi - (s - bb)) + (a - bb);
-    hi = s;
-  }
-  const double s = hi + lo;
-  lo = lo - (s - hi);
-  hi = s;
-}
-
 }  // namespace
 
 Algorithm parse_algorithm(const std::string& name) {
@@ -85,38 +66,30 @@ bool softmax_row(const Kernels<T>& k, const T* x, T* y, size_t n, Algorithm algo
   return false;
 }
 
+// log of a max-relative sum S = sum b*exp(x - max) held as m + m_lo: the
+// max's own term is exactly 1, so log1p(S - 1) keeps full relative accuracy
+// when the other terms are tiny (log_softmax of a dominant entry, lse ~ max).
+double log_of_sum(const ExpSum& s) {
+  const double a = std::fabs(s.m), a_lo = s.m < 0 ? -s.m_lo : s.m_lo;
+  return std::log1p((a - 1.0) + a_lo);
+}
+
 template <class T>
 bool log_softmax_row(const Kernels<T>& k, const T* x, T* y, size_t n) {
-  ExpSum s = k.expsum_wide(x, nullptr, n, 0.0, false);
+  const ExpSum s = k.expsum_online_wide(x, nullptr, n);
   if (!ordinary(s)) return false;
-  double ref = 0.0;
-  if (!in_fast_range(s.max)) {
-    ref = s.max;
-    s = k.expsum_wide(x, nullptr, n, ref, true);
-  }
-  double hi, lo;
-  lse_parts(ref, s.e, s.m, hi, lo);
-  // Re-split at the data's precision: the kernel computes (x - hi) - lo in T,
-  // so hi must be a T and lo must carry everything below it.
-  const double hi_t = static_cast<T>(hi);
-  k.write_shift(x, y, n, hi_t, (hi - hi_t) + lo);
+  // y = (x - max) - log S: x - max is exact near the max (Sterbenz) and the
+  // result is never positive.
+  k.write_shift(x, y, n, s.max, log_of_sum(s));
   return true;
 }
 
 template <class T>
 bool logsumexp_row(const Kernels<T>& k, const T* x, const T* b, size_t n, double& lse, double& sign) {
-  ExpSum s = k.expsum_wide(x, b, n, 0.0, false);
-  if (!ordinary(s)) return false;
-  double ref = 0.0;
-  if (!in_fast_range(s.max)) {
-    ref = s.max;
-    s = k.expsum_wide(x, b, n, ref, true);
-  }
-  if (!(s.m != 0.0)) return false;
+  const ExpSum s = k.expsum_online_wide(x, b, n);
+  if (!ordinary(s) || !(s.m != 0.0)) return false;
   sign = s.m < 0 ? -1.0 : 1.0;
-  double hi, lo;
-  lse_parts(ref, s.e, std::fabs(s.m), hi, lo);
-  lse = hi + lo;
+  lse = s.max + log_of_sum(s);
   return true;
 }
 

@@ -27,8 +27,8 @@ template <>
 const GumbelKernels<double>& gumbel_for<double>(const ssm::GumbelSet& set) { return set.f64; }
 
 bool is_f32(const py::array& a, const char* what) {
-  if (a.dtype().is(py::dtype::of<float>())) return true;
-  if (a.dtype().is(py::dtype::of<double>())) return false;
+  if (py::isinstance<py::array_t<float>>(a)) return true;
+  if (py::isinstance<py::array_t<double>>(a)) return false;
   throw py::type_error(std::string(what) + " must be float32 or float64 (native byte order)");
 }
 
@@ -89,8 +89,8 @@ Status gumbel_topk(const py::array& x, size_t k, double inv_temp, uint32_t k0, u
   check_2d(x, "x");
   check_out(idx, x.shape(0), static_cast<py::ssize_t>(k), "idx");
   check_out(score, x.shape(0), static_cast<py::ssize_t>(k), "score");
-  require(idx.dtype().is(py::dtype::of<py::ssize_t>()), "idx must be intp");
-  require(score.dtype().is(py::dtype::of<double>()), "score must be float64");
+  require(py::isinstance<py::array_t<py::ssize_t>>(idx), "idx must be intp");
+  require(py::isinstance<py::array_t<double>>(score), "score must be float64");
   const GumbelKey key = make_key(k0, k1, row_offset);
   return f32 ? topk_t<float>(x, k, inv_temp, key, idx, score, prune, row_base, col_base)
              : topk_t<double>(x, k, inv_temp, key, idx, score, prune, row_base, col_base);
@@ -137,7 +137,7 @@ Status gumbel_softmax(const py::array& x, const py::array& out, double inv_tau, 
   const bool f32 = is_f32(x, "x");
   check_2d(x, "x");
   check_out(out, x.shape(0), x.shape(1), "out");
-  require(out.dtype().is(x.dtype()), "out must have the dtype of x");
+  require(out.dtype().equal(x.dtype()), "out must have the dtype of x");
   require(x.shape(1) > 0, "rows must not be empty");
   const GumbelKey key = make_key(k0, k1, row_offset);
   return f32 ? softmax_t<float>(x, out, inv_tau, key, row_base, col_base)

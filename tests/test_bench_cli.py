@@ -209,7 +209,8 @@ def test_peers_side_by_side(tmp_path, capsys, monkeypatch):
     json_path = tmp_path / "peers.json"
     status, out, err = run(
         capsys, "--sizes", "4KiB", "--repeats", "3", "--threads", "1",
-        "--algorithms", "two-pass,auto", "--compare", "numpy,scipy,torch", "--json", json_path,
+        "--functions", "softmax,log_softmax,logsumexp", "--algorithms", "two-pass,auto",
+        "--compare", "numpy,scipy,torch", "--json", json_path,
     )  # fmt: skip
     assert status == 0, err
     assert "torch is not installed" in err and "pip install torch" in err

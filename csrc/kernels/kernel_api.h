@@ -13,6 +13,7 @@ namespace ssm {
 // up to one rounding (see combine() in driver.cpp).
 struct ExpSum {
   double m = 0.0;                                        // mantissa part (signed for weighted sums)
+  double m_lo = 0.0;                                     // low part: m + m_lo is the sum to ~2^-100
   double e = -std::numeric_limits<double>::infinity();  // integer-valued exponent
   double max = -std::numeric_limits<double>::infinity(); // largest x seen (NaN ignored; weighted: over b != 0)
   bool special = false;  // a NaN (or, weighted, a non-finite weight) was seen
@@ -48,6 +49,11 @@ struct Kernels {
   // logsumexp is correctly rounded in practice); b (may be null) weights each
   // term. With b, max is over b != 0 and `special` flags NaN x or non-finite b.
   ExpSum (*expsum_wide)(const T* x, const T* b, size_t n, double ref, bool exact);
+  // One pass, max-relative, in float64 arithmetic whatever T is: max = max x
+  // (over b != 0 when weighted), m + m_lo = sum b*exp(x - max) with e = 0. The
+  // max's own term is exactly 1, so m - 1 + m_lo keeps the small remainder
+  // that log_softmax and logsumexp need near 0 (log1p of it).
+  ExpSum (*expsum_online_wide)(const T* x, const T* b, size_t n);
   // exp(x) by the kernel's own exp (test and accuracy-sweep hook).
   void (*vexp)(const T* x, T* y, size_t n);
   // Bandwidth probes with the same loads and stores as the kernels: a

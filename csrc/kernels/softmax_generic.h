@@ -98,6 +98,10 @@ struct DoubleDouble {
     hi = s;
   }
   double value() const { return hi + lo; }
+  void store(ExpSum& out) const {
+    out.m = hi + lo;
+    out.m_lo = lo - (out.m - hi);
+  }
 };
 
 // Lane sums (s - c) * 2^e of U accumulators -> one ExpSum (m, e).
@@ -119,7 +123,7 @@ inline void finish(const ExpAcc<V> (&acc)[U], ExpSum& out) {
     sum.add(std::ldexp(s[i], static_cast<int>(k)));
     sum.add(-std::ldexp(c[i], static_cast<int>(k)));
   }
-  out.m = sum.value();
+  sum.store(out);
   out.e = emax;
 }
 
@@ -203,15 +207,15 @@ ExpSum expsum_wide(const In* x, const In* b, size_t n, double ref, bool exact) {
 
 // exp(a - b) in double with a - b formed exactly (lane combination only).
 inline double exp_diff_scalar(double a, double b) {
-  if (!(a > -kInf)) return 0.0;
   const double d = a - b;
+  if (!(d > -1000.0)) return 0.0;  // also -inf - x and differences that overflow
   const double bb = d - a;
   const double err = (a - (d - bb)) - (b + bb);
   return std::exp(d) * (1.0 + err);
 }
 
-template <class V, class In>
-ExpSum expsum_online(const In* x, size_t n) {
+template <class V, bool Weighted, class In>
+ExpSum expsum_online_impl(const In* x, const In* b, size_t n) {
   constexpr size_t W = V::width;
   Reg<V> runmax[kUnroll], s[kUnroll], c[kUnroll];
   for (int u = 0; u < kUnroll; ++u) {
@@ -220,7 +224,13 @@ ExpSum expsum_online(const In* x, size_t n) {
   }
   typename V::mask special = V::none();
   for_each_block<V, kUnroll>(n, [&](size_t i, size_t count, int u) {
-    const Reg<V> xv = load_n<V>(x + i, count, -kInf);
+    Reg<V> xv = load_n<V>(x + i, count, -kInf);
+    Reg<V> bv;
+    if (Weighted) {
+      bv = load_n<V>(b + i, count, 0.0);
+      xv = V::select(V::nonzero(bv), xv, V::set1(-kInf));  // a zero weight removes the term (SciPy)
+      special = V::mask_or(special, V::notfinite(bv));
+    }
     special = V::mask_or(special, V::unord(xv));
     const Reg<V> newmax = V::max(xv, runmax[u]);
     Reg<V> m, k;
@@ -233,7 +243,9 @@ ExpSum expsum_online(const In* x, size_t n) {
       runmax[u] = newmax;
     }
     exp_split_diff<V>(xv, runmax[u], m, k);
-    const Reg<V> y = V::sub(V::scale2_acc(m, k), c[u]);
+    Reg<V> term = V::scale2_acc(m, k);
+    if (Weighted) term = V::mul(term, bv);
+    const Reg<V> y = V::sub(term, c[u]);
     const Reg<V> t = V::add(s[u], y);
     c[u] = V::sub(V::sub(t, s[u]), y);
     s[u] = t;
@@ -253,11 +265,21 @@ ExpSum expsum_online(const In* x, size_t n) {
     sum.add(-lc[i] * f);
   }
   ExpSum out;
-  out.m = sum.value();
+  sum.store(out);
   out.e = 0.0;
   out.max = gmax;
   out.special = V::any(special);
   return out;
+}
+
+template <class V, class In>
+ExpSum expsum_online(const In* x, size_t n) {
+  return expsum_online_impl<V, false>(x, static_cast<const In*>(nullptr), n);
+}
+
+template <class V, class In>
+ExpSum expsum_online_wide(const In* x, const In* b, size_t n) {
+  return b ? expsum_online_impl<V, true>(x, b, n) : expsum_online_impl<V, false>(x, b, n);
 }
 
 template <class V, class In>
@@ -392,6 +414,7 @@ Kernels<T> make_kernels() {
   k.write_exp = &write_exp<VN, T>;
   k.write_shift = &write_shift<VN, T>;
   k.expsum_wide = &expsum_wide<VW, T>;
+  k.expsum_online_wide = &expsum_online_wide<VW, T>;
   k.vexp = &vexp<VN, T>;
   k.probe_read = &probe_read<VN, T>;
   k.probe_copy = &probe_copy<VN, T>;

@@ -1,12 +1,15 @@
-"""SIMD softmax, log-softmax and log-sum-exp for NumPy arrays.
+"""SIMD softmax, log-softmax, log-sum-exp and Gumbel sampling for NumPy arrays.
 
 Drop-in replacements for `scipy.special.softmax`, `log_softmax` and
-`logsumexp`, computed by C++ kernels (AVX-512, AVX2+FMA or portable scalar)
-picked at import for the CPU at hand. See `show_runtime` for what was picked.
+`logsumexp`, and streaming samplers (`gumbel_argmax`, `gumbel_topk`,
+`gumbel_softmax`) whose noise is never stored, computed by C++ kernels
+(AVX-512, AVX2+FMA or portable scalar) picked at import for the CPU at hand.
+See `show_runtime` for what was picked.
 """
 
 from . import _core
 from ._api import log_softmax, logsumexp, softmax
+from ._gumbel import gumbel_argmax, gumbel_softmax, gumbel_topk
 from ._runtime import (
     _apply_environment,
     available_isas,
@@ -23,6 +26,9 @@ __all__ = [
     "softmax",
     "log_softmax",
     "logsumexp",
+    "gumbel_argmax",
+    "gumbel_topk",
+    "gumbel_softmax",
     "isa",
     "available_isas",
     "use_isa",

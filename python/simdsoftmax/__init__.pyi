@@ -48,6 +48,25 @@ def logsumexp(
     keepdims: bool,
     return_sign: Literal[True],
 ) -> tuple[_Result, _Result]: ...
+_Rng: TypeAlias = (
+    int | np.random.SeedSequence | np.random.BitGenerator | np.random.Generator | None
+)
+
+def gumbel_argmax(
+    logits: ArrayLike, axis: int = -1, *, temperature: float = 1.0, rng: _Rng = None
+) -> NDArray[np.intp] | np.intp: ...
+def gumbel_topk(
+    logits: ArrayLike, k: int, axis: int = -1, *, temperature: float = 1.0, rng: _Rng = None
+) -> NDArray[np.intp]: ...
+def gumbel_softmax(
+    logits: ArrayLike,
+    axis: int = -1,
+    *,
+    tau: float = 1.0,
+    hard: bool = False,
+    rng: _Rng = None,
+    out: _Out | None = None,
+) -> NDArray[np.floating[Any]]: ...
 def isa() -> Literal["avx512", "avx2", "scalar"]: ...
 def available_isas() -> list[str]: ...
 def use_isa(name: str) -> AbstractContextManager[str]: ...

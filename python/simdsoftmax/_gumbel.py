@@ -1,0 +1,301 @@
+"""Sampling from unnormalized log-probabilities with Gumbel noise.
+
+gumbel_argmax, gumbel_topk and gumbel_softmax read the logits once (twice
+for gumbel_softmax) and never store the noise: the C++ kernels regenerate it
+from a counter-based generator (Philox4x32-10) whose counter for element i of
+row r is a fixed function of (r, i), keyed by 128 bits drawn from `rng`. For
+the same `rng` state the result is therefore bit-identical whatever kernel
+set, thread count or chunking computes it.
+"""
+
+from __future__ import annotations
+
+import math
+import operator
+
+import numpy as np
+
+from . import _core
+from ._api import _check_out, _layout_of
+
+__all__ = ["gumbel_argmax", "gumbel_topk", "gumbel_softmax"]
+
+_F16, _F32, _F64 = np.dtype(np.float16), np.dtype(np.float32), np.dtype(np.float64)
+
+
+def _key(rng):
+    """128 bits from `rng` (anything numpy.random.default_rng takes; a
+    Generator passed in is advanced, so successive calls differ)."""
+    words = np.random.default_rng(rng).integers(0, 2**32, size=4, dtype=np.uint64)
+    return int(words[0]), int(words[1]), int(words[2]) | (int(words[3]) << 32)
+
+
+def _check_temperature(value, name: str, allow_zero: bool) -> float:
+    try:
+        t = float(value)
+    except (TypeError, ValueError):
+        raise TypeError(f"{name} must be a real number, got {type(value).__name__}") from None
+    if math.isnan(t) or math.isinf(t) or t < 0 or (t == 0 and not allow_zero):
+        need = "finite and >= 0" if allow_zero else "finite and > 0"
+        raise ValueError(f"{name} must be {need}, got {value!r}")
+    return t
+
+
+def _work_dtype(dtype: np.dtype):
+    """(result dtype for gumbel_softmax, kernel dtype) of a logits dtype."""
+    if dtype.kind == "f":
+        native = np.dtype(dtype.type)
+        if native in (_F16, _F32):
+            return native, _F32
+        if native == _F64:
+            return native, _F64
+        raise TypeError(f"logits dtype {dtype} is not supported (use float16, float32 or float64)")
+    if dtype.kind in "biu":
+        return _F64, _F64
+    raise TypeError(f"logits must have a real numeric dtype, got {dtype}")
+
+
+def _rows(logits, axis):
+    """(logits as an array, C-contiguous (rows, n) kernel array, batch shape, axis, result dtype)."""
+    x = np.asarray(logits)
+    if x.ndim == 0:
+        raise ValueError("logits must have at least one dimension")
+    try:
+        axis = operator.index(axis)
+    except TypeError:
+        raise TypeError(f"axis must be an int, got {type(axis).__name__}") from None
+    if not -x.ndim <= axis < x.ndim:
+        raise np.exceptions.AxisError(axis, x.ndim, "axis") if hasattr(np, "exceptions") else ValueError(
+            f"axis {axis} is out of bounds for logits of dimension {x.ndim}"
+        )
+    axis %= x.ndim
+    result, work = _work_dtype(x.dtype)
+    perm, rows, n = _layout_of(x, axis)
+    moved = x if perm is None else x.transpose(perm)
+    x2 = np.ascontiguousarray(moved.reshape(rows, n), dtype=work)
+    if x2.dtype is not work:
+        x2 = x2.view(work)
+    batch = moved.shape[:-1]
+    return x, x2, batch, axis, result
+
+
+def _raise_bad_row(batch, row: int, reason: str):
+    where = np.unravel_index(row, batch) if batch else ()
+    label = f"row {tuple(int(i) for i in where)}" if batch else "the row"
+    raise ValueError(f"logits: {label} {reason}")
+
+
+def _greedy(x2: np.ndarray, k: int, batch):
+    """temperature=0: the k largest logits, lowest index first on ties."""
+    bad = np.isnan(x2).any(axis=1)
+    reasons = np.where(bad, "contains NaN", "")
+    posinf = np.isposinf(x2).any(axis=1) & ~bad
+    reasons = np.where(posinf, "contains +inf", reasons)
+    short = (np.isfinite(x2).sum(axis=1) < k) & ~bad & ~posinf
+    reasons = np.where(short, "has no finite logit" if k == 1 else "has fewer finite logits than k", reasons)
+    first = np.flatnonzero(reasons != "")
+    if first.size:
+        _raise_bad_row(batch, int(first[0]), str(reasons[first[0]]))
+    if k == 1:
+        return np.argmax(x2, axis=1)[:, None].astype(np.intp)
+    return np.argsort(-x2, axis=1, kind="stable")[:, :k].astype(np.intp)
+
+
+def _topk_rows(x2, k, temperature, rng, batch, prune=True):
+    rows = x2.shape[0]
+    if temperature == 0:
+        _key(rng)  # advance a Generator all the same: successive calls stay independent
+        return _greedy(x2, k, batch)
+    k0, k1, offset = _key(rng)
+    idx = np.empty((rows, k), np.intp)
+    score = np.empty((rows, k), np.float64)
+    bad, reason = _core.gumbel_topk(x2, k, 1.0 / temperature, k0, k1, offset, idx, score, prune)
+    if bad >= 0:
+        _raise_bad_row(batch, bad, reason)
+    return idx
+
+
+def gumbel_argmax(logits, axis=-1, *, temperature=1.0, rng=None):
+    r"""Draw one category per row from ``softmax(logits / temperature)``.
+
+    The Gumbel-max trick: ``argmax(logits / temperature + g)`` with ``g``
+    standard Gumbel noise, in one streaming pass over the logits and without
+    computing a softmax or storing any noise. Most elements are ruled out by
+    a bound on their noise before any logarithm is evaluated.
+
+    Parameters
+    ----------
+    logits : array_like
+        Unnormalized log-probabilities (float16/32/64, or integers as
+        float64). ``-inf`` entries are never drawn.
+    axis : int, optional
+        The axis of categories. Default -1.
+    temperature : float, optional
+        Sampling temperature, finite and >= 0. 0 is greedy argmax (the lowest
+        index among ties).
+    rng : None, int, SeedSequence, BitGenerator or Generator, optional
+        Anything `numpy.random.default_rng` takes (SPEC 7). A Generator is
+        advanced, so two calls give independent draws; an int gives the same
+        draw every time, on every kernel set and thread count.
+
+    Returns
+    -------
+    numpy.intp or ndarray of intp
+        The drawn index along `axis`; shape of `logits` without `axis`.
+
+    Raises
+    ------
+    ValueError
+        Bad temperature; a row with a NaN or +inf logit, or with no finite
+        logit (the message names the first such row).
+
+    Examples
+    --------
+    >>> import numpy as np, simdsoftmax as ssm
+    >>> logits = np.log(np.array([[0.7, 0.2, 0.1], [0.0, 0.0, 1.0]]))
+    >>> ssm.gumbel_argmax(logits, rng=0).shape
+    (2,)
+    >>> int(ssm.gumbel_argmax(logits, rng=0)[1])
+    2
+    """
+    t = _check_temperature(temperature, "temperature", allow_zero=True)
+    x, x2, batch, axis, _ = _rows(logits, axis)
+    if x2.shape[0] == 0:
+        return np.empty(batch, np.intp)
+    idx = _topk_rows(x2, 1, t, rng, batch)[:, 0].reshape(batch)
+    return idx[()] if idx.ndim == 0 else idx
+
+
+def gumbel_topk(logits, k, axis=-1, *, temperature=1.0, rng=None):
+    r"""Draw `k` categories per row without replacement (Gumbel-top-k).
+
+    The indices of the `k` largest ``logits / temperature + g``, ordered by
+    perturbed score: a draw from the Plackett-Luce model of
+    ``softmax(logits / temperature)``, i.e. sampling without replacement.
+    One pass over the logits with a small per-row candidate heap.
+
+    Parameters
+    ----------
+    logits : array_like
+        Unnormalized log-probabilities; ``-inf`` entries are never drawn.
+    k : int
+        How many to draw, 0 <= k <= the number of finite logits in each row.
+    axis : int, optional
+        The axis of categories. Default -1.
+    temperature : float, optional
+        Finite and >= 0; 0 returns the k largest logits (lowest index first
+        on ties).
+    rng : None, int, SeedSequence, BitGenerator or Generator, optional
+        As in `gumbel_argmax`.
+
+    Returns
+    -------
+    ndarray of intp
+        Shape ``logits.shape`` without `axis`, plus a last axis of length `k`:
+        the drawn indices, first drawn first.
+
+    Raises
+    ------
+    TypeError
+        `k` is not an integer.
+    ValueError
+        Negative `k`, bad temperature, or a row with a NaN or +inf logit or
+        fewer than `k` finite logits (the message names the first such row).
+
+    Examples
+    --------
+    >>> import numpy as np, simdsoftmax as ssm
+    >>> draws = ssm.gumbel_topk(np.zeros((4, 10)), 3, rng=1)
+    >>> draws.shape
+    (4, 3)
+    >>> all(len(set(r)) == 3 for r in draws.tolist())
+    True
+    """
+    if isinstance(k, (bool, np.bool_)):
+        raise TypeError("k must be an integer, got bool")
+    try:
+        k = operator.index(k)
+    except TypeError:
+        raise TypeError(f"k must be an integer, got {type(k).__name__}") from None
+    if k < 0:
+        raise ValueError(f"k must be >= 0, got {k}")
+    t = _check_temperature(temperature, "temperature", allow_zero=True)
+    x, x2, batch, axis, _ = _rows(logits, axis)
+    if x2.shape[0] == 0 or k == 0:
+        if k > x2.shape[1] and x2.shape[0]:
+            _raise_bad_row(batch, 0, "has fewer finite logits than k")
+        return np.empty(batch + (k,), np.intp)
+    return _topk_rows(x2, k, t, rng, batch).reshape(batch + (k,))
+
+
+def gumbel_softmax(logits, axis=-1, *, tau=1.0, hard=False, rng=None, out=None):
+    r"""A relaxed categorical sample: ``softmax((logits + g) / tau)``.
+
+    Computed by the two-pass softmax algorithm with the Gumbel noise ``g``
+    regenerated in both passes (two reads and one write of the data, no
+    noise array). ``hard=True`` returns the one-hot of ``argmax(logits + g)``
+    -- the same draw the soft sample concentrates on for the same `rng`.
+
+    Parameters
+    ----------
+    logits : array_like
+        Unnormalized log-probabilities; ``-inf`` entries get probability 0.
+    axis : int, optional
+        The axis of categories. Default -1.
+    tau : float, optional
+        Temperature, finite and >= 0; ``tau=0`` is the limit, the one-hot.
+    hard : bool, optional
+        Return the one-hot sample instead of the relaxed one.
+    rng : None, int, SeedSequence, BitGenerator or Generator, optional
+        As in `gumbel_argmax`.
+    out : ndarray, optional
+        A writeable array of the result's shape and dtype (may be `logits`
+        itself); untouched if an error is raised.
+
+    Returns
+    -------
+    ndarray
+        Same shape as `logits`; float32 for float16/float32 input computed in
+        float32 (returned as float16 for float16), float64 otherwise. Rows sum
+        to 1.
+
+    Raises
+    ------
+    ValueError
+        Bad tau; a row with a NaN or +inf logit or no finite logit.
+
+    Examples
+    --------
+    >>> import numpy as np, simdsoftmax as ssm
+    >>> y = ssm.gumbel_softmax(np.zeros((2, 5), np.float32), tau=0.5, rng=3)
+    >>> np.allclose(y.sum(axis=-1), 1)
+    True
+    >>> h = ssm.gumbel_softmax(np.zeros((2, 5)), hard=True, rng=3)
+    >>> h.sum(axis=-1).tolist()
+    [1.0, 1.0]
+    """
+    t = _check_temperature(tau, "tau", allow_zero=True)
+    x, x2, batch, axis, result = _rows(logits, axis)
+    shape = x.shape
+    if out is not None:
+        _check_out(out, shape, result)
+    rows, n = x2.shape
+    if rows == 0 or n == 0:
+        if rows and n == 0:
+            _raise_bad_row(batch, 0, "has no finite logit")
+        return np.empty(shape, result) if out is None else out
+    if hard or t == 0:
+        idx = _topk_rows(x2, 1, 1.0, rng, batch)[:, 0]
+        y2 = np.zeros((rows, n), result)
+        y2[np.arange(rows), idx] = 1
+    else:
+        k0, k1, offset = _key(rng)
+        y2 = np.empty_like(x2)
+        bad, reason = _core.gumbel_softmax(x2, y2, 1.0 / t, k0, k1, offset)
+        if bad >= 0:
+            _raise_bad_row(batch, bad, reason)
+    y = np.moveaxis(y2.reshape(batch + (n,)), -1, axis)
+    if out is not None:
+        out[...] = y
+        return out
+    return y.astype(result, copy=False)

@@ -1,0 +1,327 @@
+"""Gumbel sampling: the generator, bit-identity across kernel sets and
+chunkings, exact pruning, and the distributions the samples follow.
+
+Statistical tests use fixed seeds (deterministic) and thresholds at which a
+correct sampler fails with probability < 1e-6.
+"""
+import numpy as np
+import pytest
+from scipy import stats
+
+from simdsoftmax import _core
+from simdsoftmax._gumbel import _key, gumbel_argmax, gumbel_softmax, gumbel_topk
+
+P_FAIL = 1e-6
+INV_T = 1 / 1.3
+ISAS = _core.supported_isas()
+
+
+@pytest.fixture(params=ISAS, ids=lambda s: f"isa={s}")
+def kernel_isa(request):
+    previous = _core.get_isa()
+    _core.set_isa(request.param)
+    yield request.param
+    _core.set_isa(previous)
+
+
+def with_isa(isa, fn, *args, **kwargs):
+    previous = _core.get_isa()
+    _core.set_isa(isa)
+    try:
+        return fn(*args, **kwargs)
+    finally:
+        _core.set_isa(previous)
+
+
+# Random123's known-answer vectors for Philox4x32-10: (counter, key, output).
+PHILOX_KAT = [
+    ((0, 0, 0, 0), (0, 0), (0x6627E8D5, 0xE169C58D, 0xBC57AC4C, 0x9B00DBD8)),
+    ((0xFFFFFFFF,) * 4, (0xFFFFFFFF,) * 2, (0x408F276D, 0x41C83B0E, 0xA20BC7C6, 0x6D5451FD)),
+    (
+        (0x243F6A88, 0x85A308D3, 0x13198A2E, 0x03707344),
+        (0xA4093822, 0x299F31D0),
+        (0xD16CFE09, 0x94FDCCEB, 0x5001E420, 0x24126EA1),
+    ),
+]
+
+
+@pytest.mark.parametrize("ctr,key,expected", PHILOX_KAT)
+def test_philox_known_answers(kernel_isa, ctr, key, expected):
+    block = ctr[1] << 32 | ctr[0]
+    lane = block % 16
+    words = _core.philox16(block - lane, ctr[2], ctr[3], key[0], key[1])
+    assert tuple(int(words[16 * w + lane]) for w in range(4)) == expected
+
+
+def noise(shape, dtype, key=(1, 2, 3), row_base=0, col_base=0):
+    g = np.empty(shape, dtype)
+    _core.gumbel_noise(g, *key, row_base, col_base)
+    return g
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_noise_bit_identical_across_isas_and_offsets(dtype):
+    sizes = list(range(1, 131)) + [1000, 4099]
+    for n in sizes[:: 1 if dtype == np.float32 else 3]:
+        ref = with_isa("scalar", noise, (3, n), dtype)
+        for isa in ISAS:
+            assert np.array_equal(with_isa(isa, noise, (3, n), dtype), ref), (isa, n)
+    # a block of a larger array (row_base, col_base) draws the same noise
+    full = noise((6, 300), dtype)
+    for r0, c0 in ((0, 1), (2, 17), (5, 64), (1, 199)):
+        part = noise((6 - r0, 300 - c0), dtype, row_base=r0, col_base=c0)
+        assert np.array_equal(part, full[r0:, c0:])
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_noise_is_standard_gumbel(kernel_isa, dtype):
+    g = noise((1, 2_000_000), dtype).ravel().astype(np.float64)
+    assert np.all(np.isfinite(g))
+    assert g.min() >= -3.14 and g.max() <= 22.88  # the documented bound of 32-bit uniforms
+    ks = stats.kstest(g, stats.gumbel_r.cdf)
+    assert ks.pvalue > P_FAIL
+    # mean gamma, variance pi^2/6 (z-test at the same failure probability)
+    z = stats.norm.isf(P_FAIL / 2)
+    assert abs(g.mean() - np.euler_gamma) < z * np.sqrt(np.pi**2 / 6 / g.size)
+    assert abs(g.var() - np.pi**2 / 6) < z * np.sqrt(stats.gumbel_r.moment(4) / g.size) * 3
+
+
+def test_noise_tails_are_accurate():
+    """Both tails: g depends on u near 0 (lower) and q = 1 - u near 0 (upper);
+    compare the kernel's g with a float64 transform of the same Philox words."""
+    n = 1 << 16
+    words = np.concatenate([_core.philox16(b, 3, 0, 1, 2) for b in range(0, n // 4, 16)])
+    # element i of row 3 (row_offset 0): tile i // 64, word (i % 64) // 16, lane i % 16
+    idx = np.arange(n)
+    w = words.reshape(-1, 4, 16)[idx // 64, (idx % 64) // 16, idx % 16].astype(np.float64)
+    u = (w + 0.5) * 2.0**-32
+    q = ((2.0**32 - 1 - w) + 0.5) * 2.0**-32
+    exact = -np.log(np.where(u > 0.5, -np.log1p(-q), -np.log(u)))
+    for dtype, tol in ((np.float32, 4e-6), (np.float64, 1e-13)):
+        g = noise((1, n), dtype, key=(1, 2, 0), row_base=3).ravel()
+        assert np.max(np.abs(g - exact) / np.maximum(1, np.abs(exact))) < tol
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_topk_identical_across_isas_pruning_and_chunkings(dtype):
+    rng = np.random.default_rng(5)
+    cases = [rng.standard_normal((4, n)) * s for n, s in ((1, 1), (17, 3), (100, 0.1), (1000, 30), (20000, 2))]
+    peaked = rng.standard_normal((3, 5000))
+    peaked[:, 123] = 40  # most elements are pruned
+    masked = rng.standard_normal((3, 777))
+    masked[rng.random((3, 777)) < 0.6] = -np.inf
+    masked[:, :3] = 0.0
+    for x in cases + [peaked, masked]:
+        x = x.astype(dtype)
+        for k in sorted({1, 3, min(10, x.shape[1])}):
+            if k > x.shape[1]:
+                continue
+            results = []
+            for isa in ISAS:
+                for prune in (True, False):
+                    idx = np.empty((x.shape[0], k), np.intp)
+                    sc = np.empty((x.shape[0], k))
+                    assert with_isa(isa, _core.gumbel_topk, x, k, INV_T, 7, 8, 9, idx, sc, prune) == (-1, "")
+                    results.append((idx, sc))
+            for idx, sc in results[1:]:
+                assert np.array_equal(idx, results[0][0]) and np.array_equal(sc, results[0][1])
+            # the same as sorting the full perturbed scores
+            # the kernel's score, x * inv_temp + g, in the data's precision
+            score = ((x * dtype(INV_T)) + noise(x.shape, dtype, key=(7, 8, 9))).astype(np.float64)
+            order = np.lexsort((np.broadcast_to(np.arange(x.shape[1]), x.shape), -score), axis=1)[:, :k]
+            assert np.array_equal(results[0][0], order)
+            # any split of the row into chunks, merged by (score, index), gives the same draw
+            n = x.shape[1]
+            for cut in {n // 3, 64, 65, n - 1} - {0}:
+                if cut <= 0 or cut >= n or n - cut < 1:
+                    continue
+                parts = []
+                for lo, hi in ((0, cut), (cut, n)):
+                    kk = min(k, hi - lo)
+                    idx = np.empty((x.shape[0], kk), np.intp)
+                    sc = np.empty((x.shape[0], kk))
+                    status = _core.gumbel_topk(np.ascontiguousarray(x[:, lo:hi]), kk, INV_T, 7, 8, 9, idx, sc, True, 0, lo)
+                    if status[0] >= 0:  # a chunk of only -inf: no candidates there
+                        continue
+                    parts.append((idx, sc))
+                if not parts:
+                    continue
+                idx = np.concatenate([p[0] for p in parts], axis=1)
+                sc = np.concatenate([p[1] for p in parts], axis=1)
+                merged = np.take_along_axis(idx, np.lexsort((idx, -sc), axis=1)[:, :k], axis=1)
+                if idx.shape[1] >= k:
+                    assert np.array_equal(merged, results[0][0])
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_gumbel_softmax_identical_across_isas(dtype):
+    rng = np.random.default_rng(6)
+    for n in (1, 5, 63, 64, 65, 129, 1000, 100003):
+        x = (rng.standard_normal((2, n)) * 4).astype(dtype)
+        if n > 3:
+            x[0, 2] = -np.inf
+        outs = [with_isa(isa, gumbel_softmax, x, tau=0.7, rng=11) for isa in ISAS]
+        for y in outs[1:]:
+            assert np.array_equal(y, outs[0])
+        np.testing.assert_allclose(outs[0].astype(np.float64).sum(-1), 1, rtol=1e-5 if dtype == np.float32 else 1e-12)
+        if n > 3:
+            assert np.all(outs[0][0, 2] == 0)
+
+
+def test_gumbel_softmax_matches_reference(kernel_isa):
+    """Against softmax((x + g)/tau) computed in float64 from the same noise."""
+    rng = np.random.default_rng(7)
+    for dtype, rtol in ((np.float32, 4 * 2.0**-23 + 2e-6), (np.float64, 1e-12)):
+        x = (rng.standard_normal((3, 2001)) * 3).astype(dtype)
+        key = _key(np.random.default_rng(99))
+        y = gumbel_softmax(x, tau=0.5, rng=np.random.default_rng(99))
+        g = noise(x.shape, dtype, key=key)
+        z = ((x + g) * dtype(1 / 0.5)).astype(np.float64)
+        e = np.exp(z - z.max(-1, keepdims=True))
+        ref = e / e.sum(-1, keepdims=True)
+        big = ref > 1e-30
+        assert np.max(np.abs(y[big] - ref[big]) / ref[big]) < rtol
+
+
+def chi2_ok(counts, probs):
+    counts = np.asarray(counts, np.float64)
+    expected = probs * counts.sum()
+    keep = expected > 0
+    assert np.all(counts[~keep] == 0), "an impossible category was drawn"
+    stat = np.sum((counts[keep] - expected[keep]) ** 2 / expected[keep])
+    return stat < stats.chi2.isf(P_FAIL, keep.sum() - 1)
+
+
+DISTRIBUTIONS = {
+    "uniform": np.zeros(5),
+    "graded": np.log(np.array([0.5, 0.25, 0.15, 0.07, 0.03])),
+    "peaked": np.array([8.0, 0.0, -1.0, 2.0]),
+    "masked": np.array([0.3, -np.inf, 1.0, -np.inf, -0.5, 0.0]),
+}
+
+
+@pytest.mark.parametrize("name", list(DISTRIBUTIONS))
+@pytest.mark.parametrize("temperature", [1.0, 0.5, 2.5])
+def test_argmax_is_categorical(kernel_isa, name, temperature):
+    logits = DISTRIBUTIONS[name]
+    draws = 200_000
+    x = np.tile(logits, (draws, 1))  # each row draws independently
+    idx = gumbel_argmax(x, temperature=temperature, rng=1234)
+    p = np.exp(logits / temperature - np.max(logits / temperature))
+    p /= p.sum()
+    assert chi2_ok(np.bincount(idx, minlength=logits.size), p)
+
+
+def test_argmax_large_row_is_categorical():
+    """Many categories in one row, most pruned: the draw frequencies of a few
+    heavy categories follow softmax."""
+    rng = np.random.default_rng(3)
+    logits = rng.standard_normal(5000) - 6
+    logits[[10, 2000, 4999]] = [3.0, 2.0, 2.5]
+    p = np.exp(logits - logits.max())
+    p /= p.sum()
+    x = np.tile(logits.astype(np.float32), (2000, 1))
+    counts = np.zeros(5000)
+    for seed in range(10):
+        np.add.at(counts, gumbel_argmax(x, rng=seed), 1)
+    bins = np.array([p[10], p[2000], p[4999], 1 - p[[10, 2000, 4999]].sum()])
+    observed = [counts[10], counts[2000], counts[4999], counts.sum() - counts[[10, 2000, 4999]].sum()]
+    assert chi2_ok(observed, bins)
+
+
+def test_topk_follows_plackett_luce(kernel_isa):
+    logits = np.log(np.array([0.4, 0.3, 0.2, 0.1]))
+    p = np.exp(logits)
+    draws = 200_000
+    idx = gumbel_topk(np.tile(logits, (draws, 1)), 2, rng=77)
+    assert np.all(idx[:, 0] != idx[:, 1])
+    pairs = idx[:, 0] * 4 + idx[:, 1]
+    probs = np.array([p[i] * p[j] / (1 - p[i]) if i != j else 0.0 for i in range(4) for j in range(4)])
+    assert chi2_ok(np.bincount(pairs, minlength=16), probs)
+
+
+def test_gumbel_softmax_argmax_is_categorical_and_hard_is_the_same_draw(kernel_isa):
+    logits = DISTRIBUTIONS["graded"]
+    draws = 100_000
+    x = np.tile(logits, (draws, 1))
+    soft = gumbel_softmax(x, tau=0.3, rng=5)
+    np.testing.assert_allclose(soft.sum(-1), 1, rtol=1e-12)
+    assert chi2_ok(np.bincount(soft.argmax(-1), minlength=5), np.exp(logits) / np.exp(logits).sum())
+    hard = gumbel_softmax(x, tau=0.3, hard=True, rng=5)
+    assert np.array_equal(hard.argmax(-1), gumbel_argmax(x, rng=5))
+    assert np.all(hard.sum(-1) == 1) and set(np.unique(hard)) <= {0.0, 1.0}
+    # the soft sample concentrates on the same draw (no rounding ties in this data)
+    assert np.mean(soft.argmax(-1) == hard.argmax(-1)) > 0.999
+
+
+def test_rng_semantics():
+    x = np.zeros((50, 10))
+    a, b = gumbel_argmax(x, rng=3), gumbel_argmax(x, rng=3)
+    assert np.array_equal(a, b)
+    gen = np.random.default_rng(3)
+    first, second = gumbel_argmax(x, rng=gen), gumbel_argmax(x, rng=gen)
+    assert np.array_equal(first, a) and not np.array_equal(first, second)
+    ss = np.random.SeedSequence(3)
+    assert np.array_equal(gumbel_argmax(x, rng=ss), gumbel_argmax(x, rng=np.random.SeedSequence(3)))
+    assert gumbel_argmax(x, rng=None).shape == (50,)
+
+
+def test_greedy_temperature_zero():
+    x = np.array([[1.0, 3.0, 3.0, -np.inf], [0.0, 0.0, 0.0, 0.0]])
+    assert gumbel_argmax(x, temperature=0).tolist() == [1, 0]
+    assert gumbel_topk(x, 2, temperature=0).tolist() == [[1, 2], [0, 1]]
+
+
+def test_shapes_axes_and_dtypes():
+    rng = np.random.default_rng(8)
+    x = rng.standard_normal((3, 4, 5))
+    assert gumbel_argmax(x, rng=1).shape == (3, 4)
+    assert gumbel_argmax(x, axis=1, rng=1).shape == (3, 5)
+    assert np.array_equal(gumbel_argmax(x, axis=0, rng=1), gumbel_argmax(np.moveaxis(x, 0, -1), rng=1))
+    assert gumbel_topk(x, 2, axis=0, rng=1).shape == (4, 5, 2)
+    assert np.array_equal(gumbel_topk(x, 2, axis=0, rng=1), gumbel_topk(np.moveaxis(x, 0, -1), 2, rng=1))
+    assert isinstance(gumbel_argmax([1.0, 2.0, 3.0], rng=1), np.intp)
+    assert gumbel_argmax(np.array([1, 2, 3], np.int32), rng=1) in (0, 1, 2)
+    assert gumbel_softmax(np.zeros(4, np.float16), rng=1).dtype == np.float16
+    assert gumbel_softmax(np.zeros(4, np.int64), rng=1).dtype == np.float64
+    y = gumbel_softmax(x, axis=1, rng=2)
+    assert y.shape == x.shape
+    np.testing.assert_allclose(y.sum(axis=1), 1, rtol=1e-12)
+    assert gumbel_argmax(np.zeros((0, 5)), rng=1).shape == (0,)
+    assert gumbel_topk(np.zeros((2, 5)), 0, rng=1).shape == (2, 0)
+    # a non-contiguous, big-endian view gives the same draw as its contiguous copy
+    z = rng.standard_normal((6, 40))[::2, ::-1].astype(">f8")
+    assert np.array_equal(gumbel_argmax(z, rng=4), gumbel_argmax(np.ascontiguousarray(z, "<f8"), rng=4))
+
+
+def test_errors_name_the_first_bad_row_and_write_nothing():
+    x = np.zeros((3, 4, 5))
+    x[1, 2, 3] = np.nan
+    x[2, 0, 0] = np.nan
+    with pytest.raises(ValueError, match=r"row \(1, 2\).*NaN"):
+        gumbel_argmax(x, rng=0)
+    y = np.zeros((2, 3))
+    y[1] = -np.inf
+    with pytest.raises(ValueError, match=r"row \(1,\).*no finite"):
+        gumbel_argmax(y, rng=0)
+    with pytest.raises(ValueError, match=r"\+inf"):
+        gumbel_argmax([[0.0, np.inf]], rng=0)
+    with pytest.raises(ValueError, match="fewer finite logits than k"):
+        gumbel_topk([[0.0, 1.0, -np.inf]], 3, rng=0)
+    for bad in (-1.0, np.nan, np.inf):
+        with pytest.raises(ValueError, match="temperature"):
+            gumbel_argmax([0.0, 1.0], temperature=bad)
+        with pytest.raises(ValueError, match="tau"):
+            gumbel_softmax([0.0, 1.0], tau=bad)
+    with pytest.raises(TypeError, match="k must be an integer"):
+        gumbel_topk([0.0, 1.0], 1.5)
+    with pytest.raises(ValueError, match="k must be >= 0"):
+        gumbel_topk([0.0, 1.0], -1)
+    out = np.full((2, 3), 7.0)
+    with pytest.raises(ValueError):
+        gumbel_softmax(y, rng=0, out=out)
+    assert np.all(out == 7.0)
+    with pytest.raises(ValueError, match="out"):
+        gumbel_softmax(np.zeros((2, 3)), out=np.zeros((3, 2)))
+    with pytest.raises(TypeError):
+        gumbel_argmax(np.zeros(3, complex))
