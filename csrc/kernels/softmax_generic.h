@@ -167,7 +167,7 @@ ExpSum expsum_impl(const In* x, const In* b, size_t n, double ref) {
   Reg<V> vmax = V::set1(-kInf);
   typename V::mask special = V::none();
   const Reg<V> vref = V::set1(ref);
-  for_each_block<V, kUnroll>(n, [&](size_t i, size_t count, int u) {
+  for_each_block<V, kUnroll>(n, [&](size_t i, size_t count, int u) SSM_INLINE {
     Reg<V> xv = load_n<V>(x + i, count, -kInf);
     Reg<V> bv;
     if (Weighted) {
@@ -223,7 +223,7 @@ ExpSum expsum_online_impl(const In* x, const In* b, size_t n) {
     s[u] = c[u] = V::set1(0.0);
   }
   typename V::mask special = V::none();
-  for_each_block<V, kUnroll>(n, [&](size_t i, size_t count, int u) {
+  for_each_block<V, kUnroll>(n, [&](size_t i, size_t count, int u) SSM_INLINE {
     Reg<V> xv = load_n<V>(x + i, count, -kInf);
     Reg<V> bv;
     if (Weighted) {
@@ -287,7 +287,7 @@ ExpSum max_scan(const In* x, size_t n) {
   Reg<V> vmax[kUnroll];
   for (auto& v : vmax) v = V::set1(-kInf);
   typename V::mask special = V::none();
-  for_each_block<V, kUnroll>(n, [&](size_t i, size_t count, int u) {
+  for_each_block<V, kUnroll>(n, [&](size_t i, size_t count, int u) SSM_INLINE {
     const Reg<V> xv = load_n<V>(x + i, count, -kInf);
     special = V::mask_or(special, V::unord(xv));
     vmax[u] = V::max(xv, vmax[u]);
@@ -305,7 +305,7 @@ ExpSum expsum_store(const In* x, In* y, size_t n, double ref) {
   Reg<V> s[kUnroll], c[kUnroll];
   for (int u = 0; u < kUnroll; ++u) s[u] = c[u] = V::set1(0.0);
   const Reg<V> vref = V::set1(ref);
-  for_each_block<V, kUnroll>(n, [&](size_t i, size_t count, int u) {
+  for_each_block<V, kUnroll>(n, [&](size_t i, size_t count, int u) SSM_INLINE {
     Reg<V> m, k;
     exp_split_diff<V>(load_n<V>(x + i, count, -kInf), vref, m, k);
     const Reg<V> v = V::scale2(m, k);
@@ -334,7 +334,7 @@ ExpSum expsum_store(const In* x, In* y, size_t n, double ref) {
 template <class V, class In>
 void scale(In* y, size_t n, double factor) {
   const Reg<V> f = V::set1(factor);
-  for_each_block<V, kUnroll>(n, [&](size_t i, size_t count, int) {
+  for_each_block<V, kUnroll>(n, [&](size_t i, size_t count, int) SSM_INLINE {
     store_n<V>(y + i, V::mul(load_n<V>(y + i, count, 0.0), f), count);
   });
 }
@@ -344,7 +344,7 @@ void scale(In* y, size_t n, double factor) {
 template <class V, bool Exact, class In>
 void write_exp_impl(const In* x, In* y, size_t n, double ref, double e, double inv) {
   const Reg<V> vref = V::set1(ref), ve = V::set1(e), vinv = V::set1(inv);
-  for_each_block<V, kUnroll>(n, [&](size_t i, size_t count, int) {
+  for_each_block<V, kUnroll>(n, [&](size_t i, size_t count, int) SSM_INLINE {
     const Reg<V> xv = load_n<V>(x + i, count, -kInf);
     Reg<V> m, k;
     if (Exact)
@@ -366,14 +366,14 @@ void write_exp(const In* x, In* y, size_t n, double ref, bool exact, double e, d
 template <class V, class In>
 void write_shift(const In* x, In* y, size_t n, double hi, double lo) {
   const Reg<V> vhi = V::set1(hi), vlo = V::set1(lo);
-  for_each_block<V, kUnroll>(n, [&](size_t i, size_t count, int) {
+  for_each_block<V, kUnroll>(n, [&](size_t i, size_t count, int) SSM_INLINE {
     store_n<V>(y + i, V::sub(V::sub(load_n<V>(x + i, count, 0.0), vhi), vlo), count);
   });
 }
 
 template <class V, class In>
 void vexp(const In* x, In* y, size_t n) {
-  for_each_block<V, kUnroll>(n, [&](size_t i, size_t count, int) {
+  for_each_block<V, kUnroll>(n, [&](size_t i, size_t count, int) SSM_INLINE {
     const Reg<V> xv = load_n<V>(x + i, count, 0.0);
     Reg<V> m, k;
     exp_split<V>(V::min(V::max(xv, V::set1(kClampLow)), V::set1(1000.0)), m, k);
@@ -385,7 +385,7 @@ template <class V, class In>
 double probe_read(const In* x, size_t n) {
   Reg<V> s[kUnroll];
   for (auto& v : s) v = V::set1(0.0);
-  for_each_block<V, kUnroll>(n, [&](size_t i, size_t count, int u) { s[u] = V::add(s[u], load_n<V>(x + i, count, 0.0)); });
+  for_each_block<V, kUnroll>(n, [&](size_t i, size_t count, int u) SSM_INLINE { s[u] = V::add(s[u], load_n<V>(x + i, count, 0.0)); });
   double total = 0.0;
   for (auto& v : s) total += V::hsum(v);
   return total;
@@ -393,13 +393,13 @@ double probe_read(const In* x, size_t n) {
 
 template <class V, class In>
 void probe_copy(const In* x, In* y, size_t n) {
-  for_each_block<V, kUnroll>(n, [&](size_t i, size_t count, int) { store_n<V>(y + i, load_n<V>(x + i, count, 0.0), count); });
+  for_each_block<V, kUnroll>(n, [&](size_t i, size_t count, int) SSM_INLINE { store_n<V>(y + i, load_n<V>(x + i, count, 0.0), count); });
 }
 
 template <class V, class In>
 void probe_fill(In* y, size_t n, double value) {
   const Reg<V> v = V::set1(value);
-  for_each_block<V, kUnroll>(n, [&](size_t i, size_t count, int) { store_n<V>(y + i, v, count); });
+  for_each_block<V, kUnroll>(n, [&](size_t i, size_t count, int) SSM_INLINE { store_n<V>(y + i, v, count); });
 }
 
 // VN: lane type for the data's own precision; VW: float64 lanes (log-sum-exp).

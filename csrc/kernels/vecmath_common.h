@@ -9,6 +9,14 @@
 // (tools/exp_ulp_sweep.py).
 #pragma once
 
+// Kernel bodies are lambdas handed to a loop driver; they must be inlined into
+// the loop or every vector becomes a call with its state in memory.
+#if defined(__GNUC__) || defined(__clang__)
+#define SSM_INLINE __attribute__((always_inline))
+#else
+#define SSM_INLINE
+#endif
+
 template <class S>
 struct ExpCoeffs;
 
