@@ -386,3 +386,44 @@ def test_dispatch_table():
         assert info["avx512f"] and info["os_saves_zmm"]
     if "avx2" in supported:
         assert info["avx2"] and info["fma"] and info["os_saves_ymm"]
+
+
+def mp_softmax_and_lse(row):
+    """softmax and log-sum-exp of a float64 row in 60-digit arithmetic."""
+    mpmath = pytest.importorskip("mpmath")
+    with mpmath.workdps(60):
+        xs = [mpmath.mpf(float(v)) if np.isfinite(v) else None for v in row]
+        finite = [v for v in xs if v is not None]
+        m = max(finite)
+        terms = [mpmath.exp(v - m) if v is not None else mpmath.mpf(0) for v in xs]
+        s = mpmath.fsum(terms)
+        return [float(t / s) for t in terms], float(m + mpmath.log(s))
+
+
+F64_EDGE_ROWS = [
+    [1e300, np.nextafter(1e300, 0), np.nextafter(np.nextafter(1e300, 0), 0), -1e300],
+    [-1e300, np.nextafter(-1e300, 0), -1e300, -np.inf],
+    [709.0, 708.5, -745.0, 0.0],
+    [-745.1, -745.2, -800.0, -1e5],
+    [2.0**30, 2.0**30 - 1.5, 2.0**30 - 30.0, 2.0**30 + 0.25],
+    [1e-310, -1e-310, 5e-324, 0.0],
+    [0.1, 0.1 + 2**-55, 0.1 - 2**-56, -0.2],
+    [np.finfo(np.float64).max, np.finfo(np.float64).max, -np.finfo(np.float64).max],
+    [35.0, -35.0, 0.0, 1e-17, -1e-17],
+]
+
+
+@pytest.mark.parametrize("algorithm", ALGORITHMS)
+@pytest.mark.parametrize("row", F64_EDGE_ROWS, ids=range(len(F64_EDGE_ROWS)))
+def test_float64_edge_cases_against_mpmath(kernel_isa, algorithm, row):
+    x = np.array([row], np.float64)
+    ref_p, ref_lse = mp_softmax_and_lse(row)
+    y, special = run_softmax(x, algorithm)
+    assert special.size == 0
+    ref_p = np.array(ref_p)
+    big = ref_p > np.finfo(np.float64).tiny
+    np.testing.assert_allclose(y[0][big], ref_p[big], rtol=F64_RTOL, atol=0)
+    assert np.all(np.abs(y[0][~big]) <= 2 * np.finfo(np.float64).tiny)
+    out = np.empty(1)
+    assert _core.logsumexp(x, out).size == 0
+    np.testing.assert_allclose(out[0], ref_lse, rtol=F64_RTOL, atol=F64_LSE_ATOL)
