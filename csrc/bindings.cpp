@@ -16,6 +16,7 @@
 namespace py = pybind11;
 
 void register_gumbel(py::module_& m);  // gumbel_bindings.cpp
+void register_partials(py::module_& m);  // partials_bindings.cpp
 
 namespace {
 
@@ -269,4 +270,5 @@ PYBIND11_MODULE(_core, m) {
   m.def("probe_copy", &probe_copy, py::arg("x"), py::arg("out"));
   m.def("probe_write", &probe_write, py::arg("out"), py::arg("value"));
   register_gumbel(m);
+  register_partials(m);
 }

@@ -1,0 +1,283 @@
+// pybind11 bindings for computing over an array one chunk at a time
+// (simdsoftmax.dask): per-row partial results of a chunk, which combine
+// associatively into the whole row's, and the normalization pass that uses
+// the combined result. Registered into _core by bindings.cpp.
+//
+// Partials are max-relative: a chunk of a row contributes (M_c, S_c) with
+// M_c = max x and S_c = sum b*exp(x - M_c) as a double-double. The row's
+// normalizer is S = sum_c S_c exp(M_c - M) with M = max_c M_c; since every
+// term of S_c is at most 1 relative to M_c, this is exact for any finite
+// input (no overflow, and |x| up to the largest float keeps x - M exact in
+// the kernels' TwoSum). The max plays the part of the exponent of the
+// two-pass algorithm's (mantissa, exponent) pairs.
+//
+// Loops are serial and release the GIL; a Dask worker runs one chunk per
+// thread.
+#include <pybind11/numpy.h>
+#include <pybind11/pybind11.h>
+
+#include <cmath>
+#include <cstdint>
+#include <limits>
+#include <string>
+#include <tuple>
+#include <vector>
+
+#include "dispatch.h"
+
+namespace py = pybind11;
+
+namespace {
+
+using ssm::ExpSum;
+using ssm::Kernels;
+
+constexpr double kInf = std::numeric_limits<double>::infinity();
+
+template <class T>
+const Kernels<T>& kernels_for(const ssm::KernelSet& set);
+template <>
+const Kernels<float>& kernels_for<float>(const ssm::KernelSet& set) { return set.f32; }
+template <>
+const Kernels<double>& kernels_for<double>(const ssm::KernelSet& set) { return set.f64; }
+
+template <class T>
+const ssm::GumbelKernels<T>& gumbel_for(const ssm::GumbelSet& set);
+template <>
+const ssm::GumbelKernels<float>& gumbel_for<float>(const ssm::GumbelSet& set) { return set.f32; }
+template <>
+const ssm::GumbelKernels<double>& gumbel_for<double>(const ssm::GumbelSet& set) { return set.f64; }
+
+void require(bool ok, const std::string& msg) {
+  if (!ok) throw py::value_error(msg);
+}
+
+bool is_f32(const py::array& a, const char* what) {
+  if (py::isinstance<py::array_t<float>>(a)) return true;
+  if (py::isinstance<py::array_t<double>>(a)) return false;
+  throw py::type_error(std::string(what) + " must be float32 or float64 (native byte order)");
+}
+
+void check_2d(const py::array& a, const char* what) {
+  require(a.ndim() == 2, std::string(what) + " must be 2-D (rows, n)");
+  require((a.flags() & py::array::c_style) != 0, std::string(what) + " must be C-contiguous");
+}
+
+void check_like(const py::array& x, const py::array& a, const char* what, bool writeable) {
+  check_2d(a, what);
+  require(a.shape(0) == x.shape(0) && a.shape(1) == x.shape(1) && a.dtype().equal(x.dtype()),
+          std::string(what) + " must have the shape and dtype of x");
+  if (writeable) require(a.writeable(), std::string(what) + " must be writeable");
+}
+
+// A 1-D C-contiguous float64 array with one entry per row (per-row parameters).
+const double* row_params(const py::array& a, py::ssize_t rows, const char* what) {
+  require(py::isinstance<py::array_t<double>>(a) && a.ndim() == 1 && a.shape(0) == rows &&
+              (a.flags() & py::array::c_style) != 0,
+          std::string(what) + " must be a 1-D C-contiguous float64 array with one entry per row");
+  return static_cast<const double*>(a.data());
+}
+
+// --------------------------------------------------------------------------
+// row_partials
+
+using Partials = std::tuple<py::array_t<double>, py::array_t<double>, py::array_t<double>, py::array_t<uint8_t>>;
+
+// Flag bits of row_partials' last output.
+constexpr uint8_t kSpecial = 1;  // NaN x (where b != 0) or non-finite b: the row needs SciPy's formula
+constexpr uint8_t kPoison = 2;   // b == 0 where x is NaN or +inf: SciPy's fallback sum b*exp(x) is NaN
+
+template <class T>
+void partials_t(const py::array& x, const py::array* b, bool wide, double* mx, double* hi, double* lo,
+                uint8_t* flag) {
+  const auto& k = kernels_for<T>(ssm::active_kernels());
+  const size_t rows = static_cast<size_t>(x.shape(0)), n = static_cast<size_t>(x.shape(1));
+  const T* xp = static_cast<const T*>(x.data());
+  const T* bp = b ? static_cast<const T*>(b->data()) : nullptr;
+  py::gil_scoped_release release;
+  for (size_t r = 0; r < rows; ++r) {
+    ExpSum s;  // an empty chunk: max -inf, sum 0 (contributes nothing)
+    uint8_t f = 0;
+    if (n) {
+      const T* xr = xp + r * n;
+      const T* br = bp ? bp + r * n : nullptr;
+      // Softmax only needs the sum to the data's own precision: the online
+      // pass in the data's lanes (twice as many for float32) is that of the
+      // in-memory "online" algorithm. Log-sum-exp needs the float64 one.
+      s = wide ? k.expsum_online_wide(xr, br, n) : k.expsum_online(xr, n);
+      if (br) {
+        // The kernels drop zero-weight terms whatever x is (SciPy's main
+        // formula does too), but SciPy's fallback sum for special rows makes
+        // 0 * exp(+inf or NaN) = NaN of them: remember that. The row is hot
+        // in cache, so this second look costs little next to the exp.
+        bool poison = false;
+        for (size_t i = 0; i < n; ++i)
+          poison |= (br[i] == T(0)) & !(xr[i] <= std::numeric_limits<T>::max());
+        if (poison) f |= kPoison;
+      }
+    }
+    if (s.special) f |= kSpecial;
+    mx[r] = s.max;
+    hi[r] = s.m;
+    lo[r] = s.m_lo;
+    flag[r] = f;
+  }
+}
+
+Partials row_partials(const py::array& x, const py::object& b_obj, bool wide) {
+  const bool f32 = is_f32(x, "x");
+  check_2d(x, "x");
+  py::array b;
+  const bool weighted = !b_obj.is_none();
+  if (weighted) {
+    require(wide, "weights need wide=True");
+    b = py::reinterpret_borrow<py::array>(b_obj);
+    check_like(x, b, "b", false);
+  }
+  const py::ssize_t rows = x.shape(0);
+  py::array_t<double> mx(rows), hi(rows), lo(rows);
+  py::array_t<uint8_t> flag(rows);
+  if (f32)
+    partials_t<float>(x, weighted ? &b : nullptr, wide, mx.mutable_data(), hi.mutable_data(), lo.mutable_data(),
+                      flag.mutable_data());
+  else
+    partials_t<double>(x, weighted ? &b : nullptr, wide, mx.mutable_data(), hi.mutable_data(), lo.mutable_data(),
+                       flag.mutable_data());
+  return {mx, hi, lo, flag};
+}
+
+// --------------------------------------------------------------------------
+// Normalization passes
+
+template <class T>
+void softmax_apply_t(const py::array& x, const py::array& out, const double* ref, const double* inv) {
+  const auto& k = kernels_for<T>(ssm::active_kernels());
+  const size_t rows = static_cast<size_t>(x.shape(0)), n = static_cast<size_t>(x.shape(1));
+  const T* xp = static_cast<const T*>(x.data());
+  T* yp = static_cast<T*>(const_cast<void*>(out.data()));
+  py::gil_scoped_release release;
+  for (size_t r = 0; r < rows; ++r) {
+    // Special rows (NaN, +inf, all -inf) are the caller's.
+    if (!(std::isfinite(ref[r]) && std::isfinite(inv[r]))) continue;
+    // Relative to the row's max, formed exactly: the second pass of the
+    // in-memory "online" algorithm.
+    k.write_exp(xp + r * n, yp + r * n, n, ref[r], true, 0.0, inv[r]);
+  }
+}
+
+void softmax_apply(const py::array& x, const py::array& out, const py::array& ref, const py::array& inv) {
+  const bool f32 = is_f32(x, "x");
+  check_2d(x, "x");
+  check_like(x, out, "out", true);
+  const double* rp = row_params(ref, x.shape(0), "ref");
+  const double* ip = row_params(inv, x.shape(0), "inv");
+  if (f32)
+    softmax_apply_t<float>(x, out, rp, ip);
+  else
+    softmax_apply_t<double>(x, out, rp, ip);
+}
+
+template <class T>
+void log_softmax_apply_t(const py::array& x, const py::array& out, const double* hi, const double* lo) {
+  const auto& k = kernels_for<T>(ssm::active_kernels());
+  const size_t rows = static_cast<size_t>(x.shape(0)), n = static_cast<size_t>(x.shape(1));
+  const T* xp = static_cast<const T*>(x.data());
+  T* yp = static_cast<T*>(const_cast<void*>(out.data()));
+  py::gil_scoped_release release;
+  for (size_t r = 0; r < rows; ++r) {
+    if (!(std::isfinite(hi[r]) && std::isfinite(lo[r]))) continue;
+    k.write_shift(xp + r * n, yp + r * n, n, hi[r], lo[r]);
+  }
+}
+
+void log_softmax_apply(const py::array& x, const py::array& out, const py::array& hi, const py::array& lo) {
+  const bool f32 = is_f32(x, "x");
+  check_2d(x, "x");
+  check_like(x, out, "out", true);
+  const double* hp = row_params(hi, x.shape(0), "hi");
+  const double* lp = row_params(lo, x.shape(0), "lo");
+  if (f32)
+    log_softmax_apply_t<float>(x, out, hp, lp);
+  else
+    log_softmax_apply_t<double>(x, out, hp, lp);
+}
+
+// --------------------------------------------------------------------------
+// Gumbel-top-k candidates of a chunk
+
+// Status bits per row.
+constexpr uint8_t kHasNaN = 1;
+constexpr uint8_t kHasPosInf = 2;
+
+template <class T>
+void candidates_t(const py::array& x, size_t k, double inv_temp, const ssm::GumbelKey& key, const py::array& idx,
+                  const py::array& score, const py::array& status, uint64_t row_base, uint64_t col_base) {
+  const auto& kern = gumbel_for<T>(ssm::active_gumbel());
+  const size_t rows = static_cast<size_t>(x.shape(0)), n = static_cast<size_t>(x.shape(1));
+  const T* xp = static_cast<const T*>(x.data());
+  auto* ip = static_cast<py::ssize_t*>(const_cast<void*>(idx.data()));
+  auto* sp = static_cast<double*>(const_cast<void*>(score.data()));
+  auto* st = static_cast<uint8_t*>(const_cast<void*>(status.data()));
+  std::vector<ssm::Candidate> cand(k);
+  py::gil_scoped_release release;
+  for (size_t r = 0; r < rows; ++r) {
+    // Unlike gumbel_topk, a chunk with fewer than k finite logits (or a bad
+    // one) is no error: whether the whole row is fine is decided after the
+    // merge, so the candidates and the flags go out as they are.
+    const ssm::TopkResult res = kern.topk(xp + r * n, n, col_base, row_base + r, key, inv_temp, k, cand.data(), true);
+    for (size_t j = 0; j < k; ++j) {
+      const bool have = j < res.count;
+      ip[r * k + j] = have ? static_cast<py::ssize_t>(cand[j].index) : -1;
+      sp[r * k + j] = have ? cand[j].score : -kInf;
+    }
+    st[r] = static_cast<uint8_t>((res.nan ? kHasNaN : 0) | (res.posinf ? kHasPosInf : 0));
+  }
+}
+
+void gumbel_candidates(const py::array& x, size_t k, double inv_temp, uint32_t k0, uint32_t k1,
+                       uint64_t row_offset, const py::array& idx, const py::array& score, const py::array& status,
+                       uint64_t row_base, uint64_t col_base) {
+  const bool f32 = is_f32(x, "x");
+  check_2d(x, "x");
+  require(k >= 1, "k must be >= 1");
+  const py::ssize_t rows = x.shape(0), kk = static_cast<py::ssize_t>(k);
+  check_2d(idx, "idx");
+  check_2d(score, "score");
+  require(py::isinstance<py::array_t<py::ssize_t>>(idx) && idx.shape(0) == rows && idx.shape(1) == kk &&
+              idx.writeable(),
+          "idx must be a writeable intp array of shape (rows, k)");
+  require(py::isinstance<py::array_t<double>>(score) && score.shape(0) == rows && score.shape(1) == kk &&
+              score.writeable(),
+          "score must be a writeable float64 array of shape (rows, k)");
+  require(py::isinstance<py::array_t<uint8_t>>(status) && status.ndim() == 1 && status.shape(0) == rows &&
+              (status.flags() & py::array::c_style) != 0 && status.writeable(),
+          "status must be a writeable 1-D uint8 array with one entry per row");
+  ssm::GumbelKey key;
+  key.k0 = k0;
+  key.k1 = k1;
+  key.row_offset = row_offset;
+  if (f32)
+    candidates_t<float>(x, k, inv_temp, key, idx, score, status, row_base, col_base);
+  else
+    candidates_t<double>(x, k, inv_temp, key, idx, score, status, row_base, col_base);
+}
+
+}  // namespace
+
+void register_partials(py::module_& m) {
+  m.def("row_partials", &row_partials, py::arg("x"), py::arg("b") = py::none(), py::arg("wide") = true,
+        "Per row of a chunk: (max, s_hi, s_lo, flags) with s_hi + s_lo = sum b*exp(x - max) (a double-double). "
+        "wide=False sums in the data's precision (softmax; no b). flags: 1 = NaN x (b != 0) or non-finite b, "
+        "2 = b == 0 where x is NaN or +inf. An empty chunk gives max -inf and sum 0.");
+  m.def("softmax_apply", &softmax_apply, py::arg("x"), py::arg("out"), py::arg("ref"), py::arg("inv"),
+        "out[r] = exp(x[r] - ref[r]) * inv[r] (x - ref formed exactly); rows with non-finite ref or inv are not "
+        "written.");
+  m.def("log_softmax_apply", &log_softmax_apply, py::arg("x"), py::arg("out"), py::arg("hi"), py::arg("lo"),
+        "out[r] = x[r] - hi[r] - lo[r]; rows with non-finite hi or lo are not written.");
+  m.def("gumbel_candidates", &gumbel_candidates, py::arg("x"), py::arg("k"), py::arg("inv_temp"), py::arg("key0"),
+        py::arg("key1"), py::arg("row_offset"), py::arg("idx"), py::arg("score"), py::arg("status"),
+        py::arg("row_base") = 0, py::arg("col_base") = 0,
+        "Best k candidates (global index, score) of each row of a chunk, as gumbel_topk, but rows with fewer than "
+        "k finite logits get index -1 / score -inf in the empty slots, and bad rows are reported per row in "
+        "status (1 = NaN, 2 = +inf) instead of raising.");
+}
