@@ -1,0 +1,913 @@
+"""simdsoftmax on Dask arrays: arrays larger than memory, or spread over a cluster.
+
+``softmax``, ``log_softmax``, ``logsumexp``, ``gumbel_argmax`` and
+``gumbel_topk`` take a `dask.array.Array` (or anything `dask.array.asarray`
+takes), with any chunking -- including several chunks along the reduced
+axes -- and return a lazy Dask array. They run on any Dask scheduler,
+``dask.distributed`` included. Install with ``pip install simdsoftmax[dask]``;
+``import simdsoftmax`` alone never imports Dask.
+
+How the work is split (n = number of chunks of the input):
+
+* Normalizer: every chunk's kernels compute, per row, its max M_c and the
+  sum S_c = sum b*exp(x - M_c) as a double-double (one read). These partials
+  combine associatively -- M = max M_c, S = sum S_c*exp(M_c - M) -- so Dask
+  reduces them as a tree (``split_every`` chunks per task) into one partial
+  per row. That is all `logsumexp` needs: one read of the data.
+* `softmax` and `log_softmax` then make one blockwise pass that reads each
+  chunk again and writes the result: 2 reads + 1 write per element, as the
+  in-memory two-pass algorithm. About 2n + n/split_every tasks; the partials
+  are 33 bytes per row and chunk, so nothing big moves between workers.
+  Memory: a chunk is kept until its rows' normalizer is known; with a single
+  chunk along the reduced axes that is at once, otherwise every chunk of a
+  group of rows is held until the last one of the group is reduced.
+* `gumbel_argmax` / `gumbel_topk` read each chunk once: the kernels return
+  each row's best k (score, global index) candidates, and the tree keeps the
+  best k by score, then lower index. The noise of an element is a fixed
+  function of its global position and the key drawn from `rng`, so the draws
+  are **bit-identical** to the in-memory functions' for the same `rng`,
+  whatever the chunking.
+
+Results match the in-memory functions: the same dtypes and special values
+(SciPy's), and values within the same accuracy bounds (softmax is the
+in-memory ``algorithm="online"``'s, up to the rounding of combining partials).
+Complex and long double inputs, which have no kernels, are rechunked to one
+chunk along the reduced axes and computed by the in-memory functions.
+
+Data-dependent errors (a NaN logit for the samplers) are raised when the
+result is computed; they name a bad row, the first of its output chunk (with
+several bad chunks, which one is reported depends on the scheduler).
+"""
+
+from __future__ import annotations
+
+import functools
+import math
+import operator
+from typing import Any
+
+import numpy as np
+
+try:
+    import dask.array as da
+except ImportError as exc:  # pragma: no cover - exercised only without dask
+    raise ImportError(
+        "simdsoftmax.dask needs Dask: pip install 'simdsoftmax[dask]' (or dask[array])"
+    ) from exc
+
+from . import _core
+from ._api import (
+    _KERNEL_DTYPE,
+    _ROWWISE_DTYPES,
+    _as_rows,
+    _elementwise_dtypes,
+    _from_rows,
+    _layout,
+    _logsumexp_dtype,
+    _reduced_axes,
+    _sign,
+)
+from ._api import log_softmax as _np_log_softmax
+from ._api import logsumexp as _np_logsumexp
+from ._api import softmax as _np_softmax
+from ._gumbel import _check_temperature, _key, _raise_bad_row, _work_dtype
+
+__all__ = ["softmax", "log_softmax", "logsumexp", "gumbel_argmax", "gumbel_topk"]
+
+_F64 = np.dtype(np.float64)
+
+# One row's partial normalizer: sum b*exp(x - max) = hi + lo. `flag` holds
+# _core.row_partials' bits; `plain` is the row's sum b*exp(x) in the data's
+# precision, with IEEE infinities and NaNs, which SciPy's logsumexp falls back
+# to for special rows (NaN, +inf, all -inf, zero sum) -- kept so those rows
+# get SciPy's answer without a second look at the data.
+_PARTIAL = np.dtype([("max", "f8"), ("hi", "f8"), ("lo", "f8"), ("flag", "u1"), ("plain", "f8")])
+_SPECIAL, _HUGE = 1, 2  # see _core.row_partials
+
+# Gumbel candidate status bits (see _core.gumbel_candidates).
+_HAS_NAN, _HAS_POSINF = 1, 2
+
+
+# --------------------------------------------------------------------------
+# Arguments
+
+
+def _as_dask(x) -> da.Array:
+    return x if isinstance(x, da.Array) else da.asarray(x)
+
+
+def _require_known_chunks(x: da.Array, axes, what: str) -> None:
+    for ax in axes:
+        if any(math.isnan(c) for c in x.chunks[ax]):
+            raise ValueError(
+                f"{what}: the chunk sizes along axis {ax} are unknown; "
+                "call .compute_chunk_sizes() on the array first"
+            )
+
+
+def _keepdims_chunks(x: da.Array, axes) -> tuple:
+    """Chunks of a per-chunk partial: one entry per chunk along `axes`."""
+    return tuple((1,) * len(c) if i in axes else c for i, c in enumerate(x.chunks))
+
+
+def _keepdims_shape(shape, axes) -> tuple:
+    return tuple(1 if i in axes else d for i, d in enumerate(shape))
+
+
+def _broadcast_pair(a: da.Array, b: da.Array):
+    """`a` and `b` broadcast to one shape with the same chunks.
+
+    Each dimension takes the chunks of an operand that is not broadcast along
+    it (a's first), so the big operand is never rechunked; the broadcast one
+    is only repeated (no copy of its data in the graph).
+    """
+    shape = np.broadcast_shapes(a.shape, b.shape)
+    ndim = len(shape)
+
+    def padded(x):
+        return (None,) * (ndim - x.ndim) + x.chunks, (1,) * (ndim - x.ndim) + x.shape
+
+    (ca, sa), (cb, sb) = padded(a), padded(b)
+    chunks = tuple(
+        ca[d] if sa[d] == shape[d] and ca[d] is not None else cb[d] if sb[d] == shape[d] and cb[d] is not None
+        else (shape[d],)
+        for d in range(ndim)
+    )
+
+    def fit(x, sx):
+        lead = ndim - x.ndim
+        target = {d - lead: chunks[d] for d in range(lead, ndim) if sx[d] == shape[d] and sx[d] != 1}
+        if any(x.chunks[d] != c for d, c in target.items()):
+            x = x.rechunk(target)
+        return da.broadcast_to(x, shape, chunks=chunks)
+
+    return fit(a, sa), fit(b, sb)
+
+
+# --------------------------------------------------------------------------
+# Partial normalizers (softmax, log_softmax, logsumexp)
+
+
+def _chunk_plain(a2, b2, flag, mx, hi, work):
+    """sum b*exp(a) per row in `work` precision, as SciPy's fallback forms it.
+
+    Rows whose sum the partial does not determine -- NaN or a non-finite
+    weight, a +inf max, or (weighted) a term that may overflow, where signs or
+    a zero weight can make the sum NaN -- are summed from the data. For the
+    others it follows from the partial: 0 for an empty or all -inf chunk,
+    else S*exp(M) rounded to `work` (inf if it overflows there, as the sum
+    of positive terms would).
+    """
+    with np.errstate(all="ignore"):
+        plain = np.where(hi == 0, 0.0, hi * np.exp(np.where(np.isfinite(mx), mx, 0.0)))
+        plain = plain.astype(work).astype(_F64)
+        plain[mx == -np.inf] = 0.0
+        explicit = np.flatnonzero(((flag & (_SPECIAL | _HUGE)) != 0) | (mx == np.inf))
+        if explicit.size:
+            terms = np.exp(a2[explicit])
+            if b2 is not None:
+                terms = b2[explicit] * terms
+            plain[explicit] = terms.sum(axis=1)
+    return plain
+
+
+def _partials_block(a, b=None, *, axes, work, wide, with_plain):
+    """One chunk -> its per-row partial normalizers, shaped like the chunk with
+    1 along `axes`."""
+    perm, rows, n = _layout(a.shape, axes)
+    out = np.zeros(_keepdims_shape(a.shape, axes), _PARTIAL)
+    flat = out.reshape(rows)
+    if rows == 0:
+        return out
+    if n == 0:
+        flat["max"] = -np.inf  # an empty chunk contributes nothing
+        return out
+    a2 = _as_rows(a, perm, rows, n, work)[0]
+    b2 = None if b is None else _as_rows(b, perm, rows, n, work)[0]
+    mx, hi, lo, flag = _core.row_partials(a2, b2, wide)
+    flat["max"], flat["hi"], flat["lo"], flat["flag"] = mx, hi, lo, flag
+    if with_plain:
+        flat["plain"] = _chunk_plain(a2, b2, flag, mx, hi, work)
+    return out
+
+
+def _same(p, axis=None, keepdims=None, **kwargs):
+    return p
+
+
+def _combine_partials(p, axis, keepdims=True, *, work, **kwargs):
+    """Combine the partials along `axis` into one per row (keepdims shape).
+
+    S = sum_c S_c exp(M_c - M): M_c - M is formed exactly (TwoSum) and the
+    sum is a double-double, so the tiny remainder S - 1 that log_softmax and
+    logsumexp need near a dominant entry is kept to full relative precision.
+    """
+    axes = tuple(axis) if isinstance(axis, (tuple, list)) else (axis,)
+    axes = tuple(ax % p.ndim for ax in axes)
+    perm, rows, m = _layout(p.shape, axes)
+    out = np.zeros(_keepdims_shape(p.shape, axes), _PARTIAL)
+    if rows == 0:
+        return out
+    q = (p if perm is None else p.transpose(perm)).reshape(rows, m)
+    mx, hi, lo = q["max"], q["hi"], q["lo"]
+    with np.errstate(all="ignore"):
+        top = mx.max(axis=1)
+        ref = np.where(np.isfinite(top), top, 0.0)[:, None]
+        d = mx - ref
+        bb = d - mx
+        err = (mx - (d - bb)) - (ref + bb)
+        factor = np.where(d > -1000.0, np.exp(d) * (1.0 + np.where(np.isfinite(err), err, 0.0)), 0.0)
+        s_hi = np.zeros(rows)
+        s_lo = np.zeros(rows)
+        for c in range(m):
+            term = hi[:, c] * factor[:, c]
+            t = s_hi + term
+            bb = t - s_hi
+            s_lo += (s_hi - (t - bb)) + (term - bb) + lo[:, c] * factor[:, c]
+            s_hi = t
+        total = s_hi + s_lo
+        flat = out.reshape(rows)
+        flat["max"] = top
+        flat["hi"] = total
+        flat["lo"] = s_lo - (total - s_hi)
+        flat["flag"] = np.bitwise_or.reduce(q["flag"], axis=1)
+        flat["plain"] = q["plain"].astype(work).sum(axis=1, dtype=work)
+    return out
+
+
+def _normalizer(a: da.Array, b, axes, work, *, wide: bool, with_plain: bool, split_every) -> da.Array:
+    """The per-row combined partials of `a` (and weights `b`) over `axes`, keepdims shape."""
+    args = (a,) if b is None else (a, b)
+    parts = da.map_blocks(
+        _partials_block,
+        *args,
+        chunks=_keepdims_chunks(a, axes),
+        dtype=_PARTIAL,
+        meta=np.empty((0,) * a.ndim, _PARTIAL),
+        axes=axes,
+        work=work,
+        wide=wide,
+        with_plain=with_plain,
+        token="simdsoftmax-partials",
+    )
+    combine = functools.partial(_combine_partials, work=work)
+    return da.reduction(
+        parts,
+        _same,
+        combine,
+        combine=combine,
+        axis=axes,
+        keepdims=True,
+        dtype=_PARTIAL,
+        meta=np.empty((0,) * a.ndim, _PARTIAL),
+        split_every=split_every,
+        name="simdsoftmax-normalizer",
+        concatenate=True,
+    )
+
+
+def _log_of_sum(hi, lo):
+    """log|hi + lo| with full relative accuracy of the small remainder |S| - 1
+    (the max's own term is exactly 1); as the in-memory kernels' driver."""
+    neg = hi < 0
+    return np.log1p((np.abs(hi) - 1.0) + np.where(neg, -lo, lo))
+
+
+# --------------------------------------------------------------------------
+# softmax and log_softmax
+
+
+def _rowwise_block(x, p, *, axes, work, result, log):
+    """One chunk of softmax / log_softmax from its rows' combined partials."""
+    perm, rows, n = _layout(x.shape, axes)
+    if rows == 0 or n == 0:
+        return np.empty(x.shape, result)
+    x2, copied = _as_rows(x, perm, rows, n, work)
+    p = p.reshape(rows)
+    # A private copy of the chunk is written in place; Dask's own never is.
+    y2 = x2 if copied else np.empty((rows, n), work)
+    top, hi, lo = p["max"], p["hi"], p["lo"]
+    nan_row = ((p["flag"] & _SPECIAL) != 0) | (top == -np.inf)
+    posinf_row = ~nan_row & (top == np.inf)
+    ordinary = ~(nan_row | posinf_row)
+    with np.errstate(all="ignore"):
+        ref = np.where(ordinary, top, np.nan)
+        if log:
+            _core.log_softmax_apply(x2, y2, ref, _log_of_sum(hi, lo))
+        else:
+            _core.softmax_apply(x2, y2, ref, 1.0 / hi)
+    # Special rows as SciPy gives them (see _api): softmax is NaN; log_softmax
+    # is NaN, except a row with +inf (and no NaN): NaN at +inf, -inf elsewhere.
+    if nan_row.any():
+        y2[nan_row] = np.nan
+    if posinf_row.any():
+        y2[posinf_row] = np.nan if not log else np.where(x2[posinf_row] == np.inf, np.nan, -np.inf)
+    y = _from_rows(y2, x.shape, perm)
+    return y if y.dtype == result else y.astype(result)
+
+
+def _rowwise(x, axis, split_every, log: bool, in_memory) -> da.Array:
+    x = _as_dask(x)
+    dtypes = _ROWWISE_DTYPES.get(x.dtype)
+    result, work = dtypes if dtypes is not None else _elementwise_dtypes(x.dtype)
+    if x.ndim == 0:
+        # A 0-d array is one row of one element (as in memory).
+        return _rowwise(x.reshape(1), None, split_every, log, in_memory).reshape(())
+    axes = _reduced_axes(axis, x.ndim)
+    if work is None:
+        # Complex / long double: no kernels. One chunk along the reduced
+        # axes (a rechunk, i.e. a shuffle of the data, if there were more),
+        # then the in-memory NumPy path.
+        if any(len(x.chunks[ax]) > 1 for ax in axes):
+            x = x.rechunk({ax: -1 for ax in axes})
+        return x.map_blocks(in_memory, axis=axes, dtype=result)
+    _require_known_chunks(x, axes, "softmax" if not log else "log_softmax")
+    if x.size == 0:
+        return x.astype(result)
+    norm = _normalizer(x, None, axes, work, wide=log, with_plain=False, split_every=split_every)
+    kept = [i for i in range(x.ndim) if i not in axes]
+    index = tuple(range(x.ndim))
+    return da.blockwise(
+        _rowwise_block,
+        index,
+        x,
+        index,
+        norm.squeeze(axis=axes),
+        tuple(kept),
+        dtype=result,
+        meta=np.empty((0,) * x.ndim, result),
+        axes=axes,
+        work=work,
+        result=result,
+        log=log,
+        token="simdsoftmax-log_softmax" if log else "simdsoftmax-softmax",
+    )
+
+
+def softmax(x, axis=None, *, split_every=None) -> da.Array:
+    r"""Softmax of a Dask array, lazily: `simdsoftmax.softmax` chunk by chunk.
+
+    ``exp(x) / sum(exp(x))`` over `axis` as a tree reduction of per-chunk
+    partial normalizers plus one blockwise pass (2 reads + 1 write of the
+    data; see the module docstring for the tasks and memory it takes).
+
+    Parameters
+    ----------
+    x : dask.array.Array or array_like
+        Input, any chunking (also several chunks along `axis`). Not a Dask
+        array: converted with `dask.array.asarray`.
+    axis : None or int or tuple of ints, optional
+        Axis or axes to normalize over. Default None: the whole array (as
+        SciPy).
+    split_every : int or dict, optional
+        How many partials each task of the tree reduction combines (Dask's
+        `split_every`; default: Dask's configuration).
+
+    Returns
+    -------
+    dask.array.Array
+        Same shape and chunks as `x`; the dtype of `simdsoftmax.softmax`
+        (float16/32/64 kept, integers and bools -> float64).
+
+    Raises
+    ------
+    ValueError
+        A repeated axis, or unknown chunk sizes along `axis`.
+    numpy.exceptions.AxisError
+        An axis out of range.
+    TypeError
+        `x` is not numeric.
+
+    See Also
+    --------
+    simdsoftmax.softmax, log_softmax, logsumexp
+
+    Notes
+    -----
+    Special values are SciPy's: ``-inf`` entries get 0; a slice with NaN or
+    ``+inf``, or all ``-inf``, is NaN. Values agree with the in-memory
+    function within its accuracy bound (float32: a few ulp). Complex and long
+    double inputs are rechunked to one chunk along `axis` and computed by
+    NumPy. There is no ``out=``: the result is a new Dask array.
+
+    Examples
+    --------
+    >>> import dask.array as da
+    >>> import simdsoftmax.dask as ssd
+    >>> x = da.from_array([[1.0, 2.0, 3.0], [0.0, 0.0, 0.0]], chunks=(1, 2))
+    >>> ssd.softmax(x, axis=1).compute().round(4)
+    array([[0.09  , 0.2447, 0.6652],
+           [0.3333, 0.3333, 0.3333]])
+    """
+    return _rowwise(x, axis, split_every, False, _np_softmax)
+
+
+def log_softmax(x, axis=None, *, split_every=None) -> da.Array:
+    r"""Log-softmax of a Dask array, lazily: `simdsoftmax.log_softmax` chunk by chunk.
+
+    ``x - logsumexp(x)`` over `axis`: a tree reduction of per-chunk partials
+    (one read) and one blockwise pass (one read, one write).
+
+    Parameters
+    ----------
+    x : dask.array.Array or array_like
+        Input, any chunking.
+    axis : None or int or tuple of ints, optional
+        Axis or axes to normalize over. Default None: the whole array.
+    split_every : int or dict, optional
+        Partials per task of the tree reduction (Dask's `split_every`).
+
+    Returns
+    -------
+    dask.array.Array
+        Same shape and chunks as `x`; dtype as `simdsoftmax.log_softmax`.
+
+    Raises
+    ------
+    ValueError
+        A repeated axis, or unknown chunk sizes along `axis`.
+    numpy.exceptions.AxisError
+        An axis out of range.
+    TypeError
+        `x` is not numeric.
+
+    See Also
+    --------
+    simdsoftmax.log_softmax, softmax, logsumexp
+
+    Notes
+    -----
+    Special values are SciPy's: ``-inf`` gives ``-inf``; a slice with NaN,
+    or all ``-inf``, is NaN; in a slice with ``+inf`` (and no NaN) the
+    ``+inf`` entries give NaN and the others ``-inf``.
+
+    Examples
+    --------
+    >>> import dask.array as da
+    >>> import simdsoftmax.dask as ssd
+    >>> x = da.from_array([1000.0, 1.0, 0.0], chunks=2)
+    >>> ssd.log_softmax(x).compute().round(6)
+    array([    0., -999., -1000.])
+    """
+    return _rowwise(x, axis, split_every, True, _np_log_softmax)
+
+
+# --------------------------------------------------------------------------
+# logsumexp
+
+
+def _lse_block(p, *, work, return_sign, empty):
+    """Combined partials -> (log|sum|, sign) records in `work` dtype."""
+    out = np.empty(p.shape, [("res", work), ("sgn", work)])
+    top, hi, lo, flag, plain = p["max"], p["hi"], p["lo"], p["flag"], p["plain"]
+    with np.errstate(all="ignore"):
+        res = (top + _log_of_sum(hi, lo)).astype(work)
+        sgn = np.where(hi < 0, -1.0, 1.0).astype(work)
+        if not return_sign:
+            res[sgn < 0] = np.nan  # a negative sum has no real log (SciPy: NaN, no warning)
+        special = ((flag & _SPECIAL) != 0) | ~np.isfinite(top) | (hi == 0)
+        if special.any():
+            # SciPy's answer for these rows is the log of its plain sum.
+            s = plain[special].astype(work)
+            if return_sign:
+                res[special], sgn[special] = np.log(np.abs(s)), _sign(s)
+            else:
+                res[special] = np.log(s)
+        if empty:
+            res[...], sgn[...] = -np.inf, -1  # an empty sum: -inf, sign -1 (SciPy)
+    out["res"], out["sgn"] = res, sgn
+    return out
+
+
+def _np_lse_records(a, b=None, *, axes, return_sign, records):
+    """The in-memory logsumexp of a chunk holding whole rows, as records."""
+    out = np.empty(_keepdims_shape(a.shape, axes), records)
+    if return_sign:
+        out["res"], out["sgn"] = _np_logsumexp(a, axis=axes, b=b, keepdims=True, return_sign=True)
+    else:
+        out["res"], out["sgn"] = _np_logsumexp(a, axis=axes, b=b, keepdims=True), 0
+    return out
+
+
+def logsumexp(a, axis=None, b=None, keepdims=False, return_sign=False, *, split_every=None):
+    r"""``log(sum(b * exp(a)))`` of a Dask array, lazily: one read of the data.
+
+    A tree reduction of the kernels' exact per-chunk partials (the max and
+    the double-double sum relative to it), so the result is as accurate as
+    the in-memory `simdsoftmax.logsumexp` however `a` is chunked.
+
+    Parameters
+    ----------
+    a : dask.array.Array or array_like
+        Input, any chunking.
+    axis : None or int or tuple of ints, optional
+        Axis or axes to sum over. Default None: all.
+    b : dask.array.Array or array_like, optional
+        Weights, broadcast against `a` (chunks are matched to `a`'s; a small
+        `b` is repeated, not copied). May be negative.
+    keepdims : bool, optional
+        Keep the reduced axes with size one.
+    return_sign : bool, optional
+        Also return the sign of the sum (else a negative sum gives NaN).
+    split_every : int or dict, optional
+        Partials per task of the tree reduction (Dask's `split_every`).
+
+    Returns
+    -------
+    res : dask.array.Array
+        The log-sum-exp; dtype as `simdsoftmax.logsumexp` (SciPy's promotion
+        of `a` and `b`).
+    sgn : dask.array.Array
+        Only with `return_sign`: +1, -1 or 0 (a complex phase for complex
+        input).
+
+    Raises
+    ------
+    ValueError
+        `b` does not broadcast to `a`, a repeated axis, or unknown chunk
+        sizes along `axis`.
+    numpy.exceptions.AxisError
+        An axis out of range.
+
+    See Also
+    --------
+    simdsoftmax.logsumexp, softmax, log_softmax
+
+    Notes
+    -----
+    As in memory (and SciPy): a 0-d `a` is treated as 1-d; an empty sum
+    gives ``-inf`` (sign -1); NaN (with a nonzero weight) gives NaN; ``+inf``
+    gives ``+inf``; a zero weight removes its term. Special rows get SciPy's
+    fallback ``log(sum(b*exp(a)))``, which is carried through the reduction,
+    so no second pass is needed.
+
+    Examples
+    --------
+    >>> import dask.array as da
+    >>> import simdsoftmax.dask as ssd
+    >>> x = da.arange(10, chunks=3)
+    >>> float(ssd.logsumexp(x).compute())
+    9.45862974442671
+    >>> res, sgn = ssd.logsumexp(da.from_array([1.0, 2.0], chunks=1), b=[1, -1],
+    ...                          return_sign=True)
+    >>> round(float(res.compute()), 12), float(sgn.compute())
+    (1.541324854613, -1.0)
+    """
+    a_d = _as_dask(a)
+    b_d = None if b is None else _as_dask(b)
+    dtype = _logsumexp_dtype(a, a_d, b, b_d)
+    work = _KERNEL_DTYPE.get(dtype)
+    if a_d.ndim == 0:
+        a_d = a_d.reshape(1)
+    if b_d is not None:
+        if b_d.ndim == 0:
+            b_d = b_d.reshape(1)
+        try:
+            np.broadcast_shapes(a_d.shape, b_d.shape)
+        except ValueError:
+            raise ValueError(
+                f"b with shape {b_d.shape} cannot be broadcast to a with shape {a_d.shape}"
+            ) from None
+        a_d, b_d = _broadcast_pair(a_d, b_d)
+    axes = tuple(range(a_d.ndim)) if axis is None else _reduced_axes(axis, a_d.ndim)
+
+    if work is None:
+        # Complex / long double: one chunk along the reduced axes, then NumPy.
+        rechunk = {ax: -1 for ax in axes}
+        a_d = a_d.rechunk(rechunk)
+        # with return_sign the log is of |sum|: real
+        res_dtype = np.empty(0, dtype).real.dtype if return_sign else dtype
+        records = np.dtype([("res", res_dtype), ("sgn", dtype)])
+        args = (a_d,) if b_d is None else (a_d, b_d.rechunk(a_d.chunks))
+        recs = da.map_blocks(
+            _np_lse_records,
+            *args,
+            chunks=_keepdims_chunks(a_d, axes),
+            dtype=records,
+            meta=np.empty((0,) * a_d.ndim, records),
+            axes=axes,
+            return_sign=return_sign,
+            records=records,
+            token="simdsoftmax-logsumexp-numpy",
+        )
+    else:
+        _require_known_chunks(a_d, axes, "logsumexp")
+        empty = math.prod(a_d.shape[ax] for ax in axes) == 0
+        norm = _normalizer(a_d, b_d, axes, work, wide=True, with_plain=True, split_every=split_every)
+        records = np.dtype([("res", work), ("sgn", work)])  # float16 is narrowed below
+        recs = norm.map_blocks(
+            _lse_block,
+            dtype=records,
+            meta=np.empty((0,) * a_d.ndim, records),
+            work=work,
+            return_sign=return_sign,
+            empty=empty,
+        )
+    res = recs["res"].astype(records["res"] if work is None else dtype)
+    sgn = recs["sgn"].astype(dtype)
+    if not keepdims:
+        res, sgn = res.squeeze(axis=axes), sgn.squeeze(axis=axes)
+    return (res, sgn) if return_sign else res
+
+
+# --------------------------------------------------------------------------
+# Gumbel-max / Gumbel-top-k
+
+
+def _candidate_dtype(k: int) -> np.dtype:
+    return np.dtype([("idx", np.intp, (k,)), ("score", "f8", (k,)), ("status", "u1")])
+
+
+def _row_runs(starts, block_shape, full_shape):
+    """Runs of a chunk's rows whose global row numbers are consecutive.
+
+    Rows are numbered in C order over the batch dimensions (the logits'
+    shape without `axis`). A chunk's rows are consecutive globally along its
+    trailing batch dimensions that span the whole array, plus the one before
+    them: yields (first local row, number of rows, first global row).
+    """
+    nb = len(block_shape)
+    if nb == 0:
+        yield 0, 1, 0
+        return
+    strides = [math.prod(full_shape[d + 1 :]) for d in range(nb)]
+    j = nb - 1
+    while j > 0 and block_shape[j] == full_shape[j]:
+        j -= 1
+    run = math.prod(block_shape[j:])
+    if run == 0:
+        return
+    base_j = starts[j] * strides[j]
+    for r, outer in enumerate(np.ndindex(*block_shape[:j])):
+        base = base_j + sum((starts[d] + o) * strides[d] for d, o in enumerate(outer))
+        yield r * run, run, base
+
+
+def _candidates_block(x, *, axis, k, work, inv_temp, key, batch_shape, block_info=None):
+    """One chunk -> each row's best k (global index, score) and status,
+    shaped like the chunk with 1 along `axis`."""
+    loc = block_info[0]["array-location"]
+    out = np.empty(_keepdims_shape(x.shape, (axis,)), _candidate_dtype(k))
+    moved = np.moveaxis(x, axis, -1)
+    block_batch, n = moved.shape[:-1], moved.shape[-1]
+    rows = math.prod(block_batch)
+    flat = out.reshape(rows)
+    if rows == 0:
+        return out
+    idx = np.full((rows, k), -1, np.intp)
+    score = np.full((rows, k), -np.inf)
+    status = np.zeros(rows, np.uint8)
+    col_base = loc[axis][0]
+    if n:
+        x2 = np.ascontiguousarray(moved.reshape(rows, n), dtype=work)
+        if x2.dtype is not work:
+            x2 = x2.view(work)  # _core recognises dtypes by identity (see _api._as_rows)
+        if inv_temp is None:
+            # temperature=0 (greedy): the k largest logits, lowest index first
+            # on ties, as the in-memory stable sort; -inf is never a candidate.
+            take = min(k, n)
+            order = np.argsort(-x2, axis=1, kind="stable")[:, :take]
+            vals = np.take_along_axis(x2, order, axis=1).astype(np.float64)
+            finite = vals > -np.inf
+            idx[:, :take] = np.where(finite, order + col_base, -1)
+            score[:, :take] = np.where(finite, vals, -np.inf)
+            status |= np.where(np.isnan(x2).any(axis=1), _HAS_NAN, 0).astype(np.uint8)
+            status |= np.where(np.isposinf(x2).any(axis=1), _HAS_POSINF, 0).astype(np.uint8)
+        else:
+            k0, k1, offset = key
+            starts = [loc[d][0] for d in range(x.ndim) if d != axis]
+            for first, count, row_base in _row_runs(starts, block_batch, batch_shape):
+                sl = slice(first, first + count)
+                _core.gumbel_candidates(
+                    x2[sl], k, inv_temp, k0, k1, offset, idx[sl], score[sl], status[sl], row_base, col_base
+                )
+    flat["idx"], flat["score"], flat["status"] = idx, score, status
+    return out
+
+
+def _merge_candidates(p, axis, keepdims=True, *, k, **kwargs):
+    """Keep each row's best k candidates over `axis`: by score, then lower
+    global index -- the order the in-memory kernel keeps."""
+    axis = axis[0] if isinstance(axis, (tuple, list)) else axis
+    moved = np.moveaxis(p, axis, -1)
+    batch, m = moved.shape[:-1], moved.shape[-1]
+    rows = math.prod(batch)
+    out = np.empty(_keepdims_shape(p.shape, (axis,)), p.dtype)
+    flat = out.reshape(rows)
+    if rows == 0:
+        return out
+    q = moved.reshape(rows, m)
+    idx = q["idx"].reshape(rows, m * k)
+    score = q["score"].reshape(rows, m * k)
+    order = np.lexsort((idx, -score), axis=-1)[:, :k]
+    flat["idx"] = np.take_along_axis(idx, order, axis=1)
+    flat["score"] = np.take_along_axis(score, order, axis=1)
+    flat["status"] = np.bitwise_or.reduce(q["status"], axis=1)
+    return out
+
+
+def _draws_block(p, *, k, batch_shape, block_info=None):
+    """Merged candidates of a chunk of rows -> the drawn indices, or the
+    in-memory function's ValueError for the chunk's first bad row."""
+    rows = p.size
+    flat = p.reshape(rows)
+    status = flat["status"]
+    found = (flat["score"] > -np.inf).sum(axis=1) if rows else np.zeros(0, np.intp)
+    bad = np.flatnonzero((status != 0) | (found < k))
+    if bad.size:
+        r = int(bad[0])
+        if status[r] & _HAS_NAN:
+            reason = "contains NaN"
+        elif status[r] & _HAS_POSINF:
+            reason = "contains +inf"
+        else:
+            reason = "has no finite logit" if k == 1 else "has fewer finite logits than k"
+        starts = [lo for lo, _ in block_info[0]["array-location"]]
+        local = np.unravel_index(r, p.shape) if p.ndim else ()
+        global_row = (
+            int(np.ravel_multi_index(tuple(s + i for s, i in zip(starts, local)), batch_shape)) if p.ndim else 0
+        )
+        _raise_bad_row(batch_shape, global_row, reason)
+    return p["idx"].reshape(p.shape + (k,))
+
+
+def _gumbel(logits, k: int, axis, temperature, rng, split_every) -> da.Array:
+    x = _as_dask(logits)
+    if x.ndim == 0:
+        raise ValueError("logits must have at least one dimension")
+    try:
+        axis = operator.index(axis)
+    except TypeError:
+        raise TypeError(f"axis must be an int, got {type(axis).__name__}") from None
+    (axis,) = _reduced_axes(axis, x.ndim)  # AxisError if out of range
+    _, work = _work_dtype(x.dtype)
+    _require_known_chunks(x, range(x.ndim), "gumbel")
+    batch_shape = x.shape[:axis] + x.shape[axis + 1 :]
+    batch_chunks = x.chunks[:axis] + x.chunks[axis + 1 :]
+    rows, n = math.prod(batch_shape), x.shape[axis]
+    if rows == 0 or k == 0:
+        # As in memory: nothing to draw, and the rng is left alone.
+        if k > n and rows:
+            _raise_bad_row(batch_shape, 0, "has fewer finite logits than k")
+        return da.empty(batch_shape + (k,), dtype=np.intp, chunks=batch_chunks + ((k,),))
+    key = _key(rng)  # drawn now, once: every chunk and every retry uses the same noise
+    if k > n:
+        # Every row is short (in memory too, after the key is drawn): say so now.
+        _raise_bad_row(batch_shape, 0, "has no finite logit" if k == 1 else "has fewer finite logits than k")
+    ctype = _candidate_dtype(k)
+    meta = np.empty((0,) * x.ndim, ctype)
+    cands = x.map_blocks(
+        _candidates_block,
+        chunks=_keepdims_chunks(x, (axis,)),
+        dtype=ctype,
+        meta=meta,
+        axis=axis,
+        k=k,
+        work=work,
+        inv_temp=None if temperature == 0 else 1.0 / temperature,
+        key=key,
+        batch_shape=batch_shape,
+        token="simdsoftmax-gumbel-candidates",
+    )
+    merge = functools.partial(_merge_candidates, k=k)
+    best = da.reduction(
+        cands,
+        _same,
+        merge,
+        combine=merge,
+        axis=axis,
+        keepdims=True,
+        dtype=ctype,
+        meta=meta,
+        split_every=split_every,
+        name="simdsoftmax-gumbel-merge",
+        concatenate=True,
+    ).squeeze(axis=axis)
+    return best.map_blocks(
+        _draws_block,
+        chunks=batch_chunks + ((k,),),
+        new_axis=len(batch_shape),
+        dtype=np.intp,
+        meta=np.empty((0,) * (len(batch_shape) + 1), np.intp),
+        k=k,
+        batch_shape=batch_shape,
+        token="simdsoftmax-gumbel-draws",
+    )
+
+
+def gumbel_argmax(logits, axis=-1, *, temperature=1.0, rng=None, split_every=None) -> da.Array:
+    r"""One categorical draw per row of a Dask array, lazily: `simdsoftmax.gumbel_argmax` chunk by chunk.
+
+    ``argmax(logits / temperature + g)`` with Gumbel noise ``g`` that is a
+    fixed function of each element's global position and the key drawn from
+    `rng`: the result is bit-identical to the in-memory function's for the
+    same `rng`, whatever the chunking. One read of the data; chunks along
+    `axis` send their best (score, index) to a tree reduction.
+
+    Parameters
+    ----------
+    logits : dask.array.Array or array_like
+        Unnormalized log-probabilities, any chunking (chunk sizes must be
+        known). ``-inf`` is never drawn.
+    axis : int, optional
+        The axis of categories. Default -1.
+    temperature : float, optional
+        Finite and >= 0; 0 is greedy argmax (lowest index on ties).
+    rng : None, int, SeedSequence, BitGenerator or Generator, optional
+        As `simdsoftmax.gumbel_argmax`; the key is drawn when this function
+        is called (a Generator is advanced then, once), not at compute time,
+        so computing the result twice, or a retried task, gives the same draw.
+    split_every : int or dict, optional
+        Partials per task of the tree reduction (Dask's `split_every`).
+
+    Returns
+    -------
+    dask.array.Array of intp
+        The drawn index along `axis`; shape of `logits` without `axis`.
+
+    Raises
+    ------
+    ValueError
+        Bad temperature or unknown chunk sizes (at once); a row with NaN or
+        +inf, or no finite logit (when computed; the message names the row).
+
+    See Also
+    --------
+    simdsoftmax.gumbel_argmax, gumbel_topk
+
+    Examples
+    --------
+    >>> import numpy as np, dask.array as da
+    >>> import simdsoftmax, simdsoftmax.dask as ssd
+    >>> logits = np.log(np.random.default_rng(0).dirichlet(np.ones(50), size=4))
+    >>> lazy = ssd.gumbel_argmax(da.from_array(logits, chunks=(3, 16)), rng=7)
+    >>> bool((lazy.compute() == simdsoftmax.gumbel_argmax(logits, rng=7)).all())
+    True
+    """
+    t = _check_temperature(temperature, "temperature", allow_zero=True)
+    return _gumbel(logits, 1, axis, t, rng, split_every)[..., 0]
+
+
+def gumbel_topk(logits, k, axis=-1, *, temperature=1.0, rng=None, split_every=None) -> da.Array:
+    r"""`k` draws without replacement per row of a Dask array, lazily: `simdsoftmax.gumbel_topk` chunk by chunk.
+
+    The indices of the `k` largest ``logits / temperature + g``, best
+    first; every chunk sends its rows' best k (score, global index) to a tree
+    reduction that keeps the best k by score, then lower index. Bit-identical
+    to the in-memory function for the same `rng`, whatever the chunking.
+
+    Parameters
+    ----------
+    logits : dask.array.Array or array_like
+        Unnormalized log-probabilities, any chunking (chunk sizes must be
+        known).
+    k : int
+        How many to draw, 0 <= k <= the number of finite logits in each row.
+    axis : int, optional
+        The axis of categories. Default -1.
+    temperature : float, optional
+        Finite and >= 0; 0 gives the k largest logits.
+    rng : None, int, SeedSequence, BitGenerator or Generator, optional
+        As in `gumbel_argmax` (the key is drawn at call time).
+    split_every : int or dict, optional
+        Partials per task of the tree reduction (Dask's `split_every`).
+
+    Returns
+    -------
+    dask.array.Array of intp
+        Shape ``logits.shape`` without `axis`, plus a last axis of length `k`
+        (one chunk): the drawn indices, first drawn first.
+
+    Raises
+    ------
+    TypeError
+        `k` is not an integer.
+    ValueError
+        Negative `k`, bad temperature, unknown chunk sizes (at once); a row
+        with NaN or +inf, or fewer than `k` finite logits (when computed).
+
+    See Also
+    --------
+    simdsoftmax.gumbel_topk, gumbel_argmax
+
+    Examples
+    --------
+    >>> import numpy as np, dask.array as da
+    >>> import simdsoftmax, simdsoftmax.dask as ssd
+    >>> logits = np.zeros((6, 100), np.float32)
+    >>> lazy = ssd.gumbel_topk(da.from_array(logits, chunks=(4, 30)), 5, rng=2)
+    >>> lazy.shape
+    (6, 5)
+    >>> bool((lazy.compute() == simdsoftmax.gumbel_topk(logits, 5, rng=2)).all())
+    True
+    """
+    if isinstance(k, (bool, np.bool_)):
+        raise TypeError("k must be an integer, got bool")
+    try:
+        k = operator.index(k)
+    except TypeError:
+        raise TypeError(f"k must be an integer, got {type(k).__name__}") from None
+    if k < 0:
+        raise ValueError(f"k must be >= 0, got {k}")
+    t = _check_temperature(temperature, "temperature", allow_zero=True)
+    return _gumbel(logits, k, axis, t, rng, split_every)
