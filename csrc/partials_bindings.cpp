@@ -85,7 +85,18 @@ using Partials = std::tuple<py::array_t<double>, py::array_t<double>, py::array_
 
 // Flag bits of row_partials' last output.
 constexpr uint8_t kSpecial = 1;  // NaN x (where b != 0) or non-finite b: the row needs SciPy's formula
-constexpr uint8_t kPoison = 2;   // b == 0 where x is NaN or +inf: SciPy's fallback sum b*exp(x) is NaN
+// Weighted: an x whose exp may overflow (or a NaN x under a zero weight).
+// SciPy's fallback sum b*exp(x) for special rows then holds +-inf or NaN
+// terms (0*inf, inf - inf) that the partial cannot tell: the caller forms
+// that chunk's sum from the data.
+constexpr uint8_t kHuge = 2;
+
+// Below the smallest x whose exp overflows in T (float32: 88.72, float64:
+// 709.78), with a margin for exp implementations that round differently.
+template <class T>
+constexpr T huge_exp_arg() {
+  return sizeof(T) == 4 ? T(88) : T(709);
+}
 
 template <class T>
 void partials_t(const py::array& x, const py::array* b, bool wide, double* mx, double* hi, double* lo,
@@ -107,13 +118,14 @@ void partials_t(const py::array& x, const py::array* b, bool wide, double* mx, d
       s = wide ? k.expsum_online_wide(xr, br, n) : k.expsum_online(xr, n);
       if (br) {
         // The kernels drop zero-weight terms whatever x is (SciPy's main
-        // formula does too), but SciPy's fallback sum for special rows makes
-        // 0 * exp(+inf or NaN) = NaN of them: remember that. The row is hot
-        // in cache, so this second look costs little next to the exp.
-        bool poison = false;
-        for (size_t i = 0; i < n; ++i)
-          poison |= (br[i] == T(0)) & !(xr[i] <= std::numeric_limits<T>::max());
-        if (poison) f |= kPoison;
+        // formula does too), but SciPy's fallback sum for special rows keeps
+        // them (0 * exp(800) is NaN there) and may overflow with either
+        // sign: flag the rows where that can happen. The row is hot in
+        // cache, so this second look costs little next to the exp.
+        bool huge = false;
+        const T limit = huge_exp_arg<T>();
+        for (size_t i = 0; i < n; ++i) huge |= !(xr[i] <= limit) & ((br[i] == T(0)) | (xr[i] == xr[i]));
+        if (huge) f |= kHuge;
       }
     }
     if (s.special) f |= kSpecial;
@@ -268,7 +280,8 @@ void register_partials(py::module_& m) {
   m.def("row_partials", &row_partials, py::arg("x"), py::arg("b") = py::none(), py::arg("wide") = true,
         "Per row of a chunk: (max, s_hi, s_lo, flags) with s_hi + s_lo = sum b*exp(x - max) (a double-double). "
         "wide=False sums in the data's precision (softmax; no b). flags: 1 = NaN x (b != 0) or non-finite b, "
-        "2 = b == 0 where x is NaN or +inf. An empty chunk gives max -inf and sum 0.");
+        "2 = (weighted) an x whose exp may overflow, or a NaN x under a zero weight. An empty chunk gives max -inf "
+        "and sum 0.");
   m.def("softmax_apply", &softmax_apply, py::arg("x"), py::arg("out"), py::arg("ref"), py::arg("inv"),
         "out[r] = exp(x[r] - ref[r]) * inv[r] (x - ref formed exactly); rows with non-finite ref or inv are not "
         "written.");
