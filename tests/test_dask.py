@@ -411,6 +411,20 @@ def test_importing_simdsoftmax_does_not_import_dask():
     subprocess.run([sys.executable, "-c", code], check=True, timeout=120)
 
 
+def test_without_dask_the_error_says_what_to_install():
+    code = (
+        "import sys\n"
+        "sys.modules['dask'] = sys.modules['dask.array'] = None  # as if not installed\n"
+        "try:\n"
+        "    import simdsoftmax.dask\n"
+        "except ImportError as e:\n"
+        "    assert 'simdsoftmax[dask]' in str(e), e\n"
+        "else:\n"
+        "    raise SystemExit('imported')\n"
+    )
+    subprocess.run([sys.executable, "-c", code], check=True, timeout=120)
+
+
 @pytest.mark.parametrize("name", ssd.__all__)
 def test_public_names_are_documented_and_their_examples_run(name):
     import doctest

@@ -4,7 +4,9 @@ Drop-in replacements for `scipy.special.softmax`, `log_softmax` and
 `logsumexp`, and streaming samplers (`gumbel_argmax`, `gumbel_topk`,
 `gumbel_softmax`) whose noise is never stored, computed by C++ kernels
 (AVX-512, AVX2+FMA or portable scalar) picked at import for the CPU at hand.
-See `show_runtime` for what was picked.
+See `show_runtime` for what was picked. `simdsoftmax.dask` (optional extra
+``simdsoftmax[dask]``, imported only on request) runs the same functions over
+Dask arrays.
 """
 
 from . import _core
