@@ -117,22 +117,27 @@ def _keepdims_shape(shape, axes) -> tuple:
 def _broadcast_pair(a: da.Array, b: da.Array):
     """`a` and `b` broadcast to one shape with the same chunks.
 
-    Each dimension takes the chunks of an operand that is not broadcast along
-    it (a's first), so the big operand is never rechunked; the broadcast one
-    is only repeated (no copy of its data in the graph).
+    Each dimension takes the chunks of an operand that spans it (`a`'s
+    first), so `a` is never rechunked and `b` only along a dimension it
+    shares with `a` but chunks differently; a broadcast operand is repeated
+    block by block, never copied into the graph at full size.
     """
     shape = np.broadcast_shapes(a.shape, b.shape)
     ndim = len(shape)
 
-    def padded(x):
-        return (None,) * (ndim - x.ndim) + x.chunks, (1,) * (ndim - x.ndim) + x.shape
+    def padded(x):  # (chunks, shape) with x's missing leading dimensions
+        lead = ndim - x.ndim
+        return (None,) * lead + x.chunks, (1,) * lead + x.shape
 
-    (ca, sa), (cb, sb) = padded(a), padded(b)
-    chunks = tuple(
-        ca[d] if sa[d] == shape[d] and ca[d] is not None else cb[d] if sb[d] == shape[d] and cb[d] is not None
-        else (shape[d],)
-        for d in range(ndim)
-    )
+    operands = [padded(a), padded(b)]
+
+    def pick(d):
+        for chunks_, shape_ in operands:
+            if chunks_[d] is not None and shape_[d] == shape[d]:
+                return chunks_[d]
+        return (shape[d],)
+
+    chunks = tuple(pick(d) for d in range(ndim))
 
     def fit(x, sx):
         lead = ndim - x.ndim
@@ -141,7 +146,7 @@ def _broadcast_pair(a: da.Array, b: da.Array):
             x = x.rechunk(target)
         return da.broadcast_to(x, shape, chunks=chunks)
 
-    return fit(a, sa), fit(b, sb)
+    return fit(a, operands[0][1]), fit(b, operands[1][1])
 
 
 # --------------------------------------------------------------------------
