@@ -44,7 +44,6 @@ from __future__ import annotations
 import functools
 import math
 import operator
-from typing import Any
 
 import numpy as np
 
