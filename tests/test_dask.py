@@ -404,6 +404,10 @@ def test_graph_is_lazy_and_small():
         graph = r.__dask_optimize__(r.__dask_graph__(), r.__dask_keys__())
         # the input's own chunks, partials, a tree of combines and one pass
         assert len(graph) <= 4 * nblocks, len(graph)
+    # Rows within one chunk each: one task per chunk (after the input's).
+    whole_rows = da.ones((200, 400), chunks=(50, 400))
+    for r in (ssd.softmax(whole_rows, axis=1), ssd.log_softmax(whole_rows, axis=-1)):
+        assert len(r.__dask_optimize__(r.__dask_graph__(), r.__dask_keys__())) <= 2 * 4
 
 
 def test_importing_simdsoftmax_does_not_import_dask():

@@ -18,9 +18,10 @@ How the work is split (n = number of chunks of the input):
   chunk again and writes the result: 2 reads + 1 write per element, as the
   in-memory two-pass algorithm. About 2n + n/split_every tasks; the partials
   are 33 bytes per row and chunk, so nothing big moves between workers.
-  Memory: a chunk is kept until its rows' normalizer is known; with a single
-  chunk along the reduced axes that is at once, otherwise every chunk of a
-  group of rows is held until the last one of the group is reduced.
+  Memory: every chunk of a group of rows is held until the group's
+  normalizer is known. When each row lies within one chunk (e.g. ``axis=-1``
+  and chunks of whole rows) there is nothing to reduce: each chunk is one
+  task running the in-memory function, n tasks in all.
 * `gumbel_argmax` / `gumbel_topk` read each chunk once: the kernels return
   each row's best k (score, global index) candidates, and the tree keeps the
   best k by score, then lower index. The noise of an element is a fixed
@@ -310,6 +311,14 @@ def _rowwise_block(x, p, *, axes, work, result, log):
     return y if y.dtype == result else y.astype(result)
 
 
+def _quietly(block, fn, **kwargs):
+    """fn(block, **kwargs) without NumPy's floating-point warnings: the SciPy
+    formulas for special rows warn, the tree path does not, and a warning on
+    a worker reaches no one."""
+    with np.errstate(all="ignore"):
+        return fn(block, **kwargs)
+
+
 def _rowwise(x, axis, split_every, log: bool, in_memory) -> da.Array:
     x = _as_dask(x)
     dtypes = _ROWWISE_DTYPES.get(x.dtype)
@@ -319,15 +328,25 @@ def _rowwise(x, axis, split_every, log: bool, in_memory) -> da.Array:
         return _rowwise(x.reshape(1), None, split_every, log, in_memory).reshape(())
     axes = _reduced_axes(axis, x.ndim)
     if work is None:
-        # Complex / long double: no kernels. One chunk along the reduced
+        # Complex / long double have no kernels: one chunk along the reduced
         # axes (a rechunk, i.e. a shuffle of the data, if there were more),
-        # then the in-memory NumPy path.
-        if any(len(x.chunks[ax]) > 1 for ax in axes):
-            x = x.rechunk({ax: -1 for ax in axes})
-        return x.map_blocks(in_memory, axis=axes, dtype=result)
+        # then the in-memory NumPy path below.
+        x = x.rechunk({ax: -1 for ax in axes})
     _require_known_chunks(x, axes, "softmax" if not log else "log_softmax")
     if x.size == 0:
         return x.astype(result)
+    if all(len(x.chunks[ax]) == 1 for ax in axes):
+        # Every row lies in one chunk (e.g. axis=-1 with chunks of whole
+        # rows): the in-memory function per chunk is the same two passes in
+        # one task, with no chunk held waiting for a reduction.
+        return x.map_blocks(
+            _quietly,
+            in_memory,
+            axis=axes,
+            dtype=result,
+            meta=np.empty((0,) * x.ndim, result),
+            token="simdsoftmax-log_softmax" if log else "simdsoftmax-softmax",
+        )
     norm = _normalizer(x, None, axes, work, wide=log, with_plain=False, split_every=split_every)
     kept = [i for i in range(x.ndim) if i not in axes]
     index = tuple(range(x.ndim))
