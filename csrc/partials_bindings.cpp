@@ -124,7 +124,10 @@ void partials_t(const py::array& x, const py::array* b, bool wide, double* mx, d
         // cache, so this second look costs little next to the exp.
         bool huge = false;
         const T limit = huge_exp_arg<T>();
-        for (size_t i = 0; i < n; ++i) huge |= !(xr[i] <= limit) & ((br[i] == T(0)) | (xr[i] == xr[i]));
+        for (size_t i = 0; i < n; ++i) {
+          const bool above = !(xr[i] <= limit);  // also NaN
+          huge |= above & ((br[i] == T(0)) | (xr[i] == xr[i]));
+        }
         if (huge) f |= kHuge;
       }
     }
@@ -161,6 +164,19 @@ Partials row_partials(const py::array& x, const py::object& b_obj, bool wide) {
 // --------------------------------------------------------------------------
 // Normalization passes
 
+// The write passes gain a trailing `bool stream` (non-temporal stores) with
+// the threads/streaming work; these overloads call either table layout, so
+// this file compiles whichever lands first. Regular stores for now: a chunk
+// is often consumed right away by the next task on the same worker.
+template <class Fn, class... Args>
+auto call_write(Fn fn, bool stream, Args... args) -> decltype(fn(args..., stream)) {
+  return fn(args..., stream);
+}
+template <class Fn, class... Args>
+auto call_write(Fn fn, bool, Args... args) -> decltype(fn(args...)) {
+  return fn(args...);
+}
+
 template <class T>
 void softmax_apply_t(const py::array& x, const py::array& out, const double* ref, const double* inv) {
   const auto& k = kernels_for<T>(ssm::active_kernels());
@@ -173,7 +189,7 @@ void softmax_apply_t(const py::array& x, const py::array& out, const double* ref
     if (!(std::isfinite(ref[r]) && std::isfinite(inv[r]))) continue;
     // Relative to the row's max, formed exactly: the second pass of the
     // in-memory "online" algorithm.
-    k.write_exp(xp + r * n, yp + r * n, n, ref[r], true, 0.0, inv[r]);
+    call_write(k.write_exp, false, xp + r * n, yp + r * n, n, ref[r], true, 0.0, inv[r]);
   }
 }
 
@@ -198,7 +214,7 @@ void log_softmax_apply_t(const py::array& x, const py::array& out, const double*
   py::gil_scoped_release release;
   for (size_t r = 0; r < rows; ++r) {
     if (!(std::isfinite(hi[r]) && std::isfinite(lo[r]))) continue;
-    k.write_shift(xp + r * n, yp + r * n, n, hi[r], lo[r]);
+    call_write(k.write_shift, false, xp + r * n, yp + r * n, n, hi[r], lo[r]);
   }
 }
 
