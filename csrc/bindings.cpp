@@ -9,9 +9,11 @@
 #include <stdexcept>
 #include <vector>
 
+#include "cache_info.h"
 #include "cpu_features.h"
 #include "dispatch.h"
 #include "driver.h"
+#include "thread_pool.h"
 
 namespace py = pybind11;
 
@@ -55,24 +57,6 @@ Rows check_rows(const py::array& x) {
   return {static_cast<size_t>(x.shape(0)), static_cast<size_t>(x.shape(1))};
 }
 
-py::array_t<py::ssize_t> to_array(const std::vector<py::ssize_t>& v) {
-  py::array_t<py::ssize_t> out(static_cast<py::ssize_t>(v.size()));
-  std::copy(v.begin(), v.end(), out.mutable_data());
-  return out;
-}
-
-template <class T, class Fn>
-std::vector<py::ssize_t> for_rows(const py::array& x, const py::array& y, Rows r, Fn&& fn) {
-  const T* xp = static_cast<const T*>(x.data());
-  T* yp = static_cast<T*>(const_cast<void*>(y.data()));
-  std::vector<py::ssize_t> special;
-  py::gil_scoped_release release;
-  if (r.n == 0) return special;
-  for (size_t i = 0; i < r.rows; ++i)
-    if (!fn(xp + i * r.n, yp + i * r.n)) special.push_back(static_cast<py::ssize_t>(i));
-  return special;
-}
-
 template <class T>
 const Kernels<T>& kernels_for(const ssm::KernelSet& set);
 template <>
@@ -81,37 +65,59 @@ template <>
 const Kernels<double>& kernels_for<double>(const ssm::KernelSet& set) { return set.f64; }
 
 template <class T>
-std::vector<py::ssize_t> softmax_t(const py::array& x, const py::array& out, Rows r, ssm::Algorithm a) {
-  const auto& k = kernels_for<T>(ssm::active_kernels());
-  return for_rows<T>(x, out, r, [&](const T* xr, T* yr) { return ssm::softmax_row<T>(k, xr, yr, r.n, a); });
+const Kernels<T>& active() {
+  return kernels_for<T>(ssm::active_kernels());
 }
 
 template <class T>
-std::vector<py::ssize_t> log_softmax_t(const py::array& x, const py::array& out, Rows r) {
-  const auto& k = kernels_for<T>(ssm::active_kernels());
-  return for_rows<T>(x, out, r, [&](const T* xr, T* yr) { return ssm::log_softmax_row<T>(k, xr, yr, r.n); });
+T* data_of(const py::array& a) {
+  return static_cast<T*>(const_cast<void*>(a.data()));
 }
 
-template <class T>
-std::vector<py::ssize_t> logsumexp_t(const py::array& x, const py::array* b, const py::array& out,
-                                     const py::array* sign, Rows r) {
-  const auto& k = kernels_for<T>(ssm::active_kernels());
-  const T* xp = static_cast<const T*>(x.data());
-  const T* bp = b ? static_cast<const T*>(b->data()) : nullptr;
-  T* op = static_cast<T*>(const_cast<void*>(out.data()));
-  T* sp = sign ? static_cast<T*>(const_cast<void*>(sign->data())) : nullptr;
-  std::vector<py::ssize_t> special;
-  py::gil_scoped_release release;
-  for (size_t i = 0; i < r.rows; ++i) {
-    double lse, s;
-    if (r.n == 0 || !ssm::logsumexp_row<T>(k, xp + i * r.n, bp ? bp + i * r.n : nullptr, r.n, lse, s)) {
-      special.push_back(static_cast<py::ssize_t>(i));
-      continue;
-    }
-    op[i] = static_cast<T>(lse);
-    if (sp) sp[i] = static_cast<T>(s);
+// Special-row lists are almost always empty: share one read-only empty array
+// instead of allocating a fresh one per call (part of the small-call cost).
+py::array_t<py::ssize_t> to_array(const std::vector<size_t>& v) {
+  if (v.empty()) {
+    static py::array_t<py::ssize_t>* empty = [] {
+      auto* a = new py::array_t<py::ssize_t>(0);
+      py::detail::array_proxy(a->ptr())->flags &= ~py::detail::npy_api::NPY_ARRAY_WRITEABLE_;
+      return a;
+    }();
+    return *empty;
   }
-  return special;
+  py::array_t<py::ssize_t> out(static_cast<py::ssize_t>(v.size()));
+  std::copy(v.begin(), v.end(), out.mutable_data());
+  return out;
+}
+
+template <class T>
+std::vector<size_t> softmax_t(const py::array& x, const py::array& out, Rows r, ssm::Algorithm a) {
+  const auto& k = active<T>();
+  const T* xp = data_of<T>(x);
+  T* yp = data_of<T>(out);
+  py::gil_scoped_release release;
+  return ssm::softmax_batch<T>(k, xp, yp, r.rows, r.n, a);
+}
+
+template <class T>
+std::vector<size_t> log_softmax_t(const py::array& x, const py::array& out, Rows r) {
+  const auto& k = active<T>();
+  const T* xp = data_of<T>(x);
+  T* yp = data_of<T>(out);
+  py::gil_scoped_release release;
+  return ssm::log_softmax_batch<T>(k, xp, yp, r.rows, r.n);
+}
+
+template <class T>
+std::vector<size_t> logsumexp_t(const py::array& x, const py::array* b, const py::array& out,
+                                const py::array* sign, Rows r) {
+  const auto& k = active<T>();
+  const T* xp = data_of<T>(x);
+  const T* bp = b ? data_of<T>(*b) : nullptr;
+  T* op = data_of<T>(out);
+  T* sp = sign ? data_of<T>(*sign) : nullptr;
+  py::gil_scoped_release release;
+  return ssm::logsumexp_batch<T>(k, xp, bp, op, sp, r.rows, r.n);
 }
 
 void check_out_1d(const py::array& x, const py::array& out, Rows r, const char* what) {
@@ -166,11 +172,6 @@ py::array_t<py::ssize_t> logsumexp_weighted(const py::array& x, const py::array&
                                    : logsumexp_t<double>(x, &b, out, &sign, r));
 }
 
-template <class T>
-const Kernels<T>& active() {
-  return kernels_for<T>(ssm::active_kernels());
-}
-
 void vexp(const py::array& x, const py::array& out) {
   const DType dt = dtype_of(x, "x");
   if (x.ndim() != 1) throw py::value_error("x must be 1-D");
@@ -206,9 +207,9 @@ void probe_copy(const py::array& x, const py::array& out) {
   void* y = const_cast<void*>(out.data());
   py::gil_scoped_release release;
   if (dt == DType::F32)
-    active<float>().probe_copy(static_cast<const float*>(x.data()), static_cast<float*>(y), n);
+    ssm::probe_copy<float>(active<float>(), static_cast<const float*>(x.data()), static_cast<float*>(y), n);
   else
-    active<double>().probe_copy(static_cast<const double*>(x.data()), static_cast<double*>(y), n);
+    ssm::probe_copy<double>(active<double>(), static_cast<const double*>(x.data()), static_cast<double*>(y), n);
 }
 
 void probe_write(const py::array& out, double value) {
@@ -219,9 +220,109 @@ void probe_write(const py::array& out, double value) {
   void* y = const_cast<void*>(out.data());
   py::gil_scoped_release release;
   if (dt == DType::F32)
-    active<float>().probe_fill(static_cast<float*>(y), n, value);
+    ssm::probe_fill<float>(active<float>(), static_cast<float*>(y), n, value);
   else
-    active<double>().probe_fill(static_cast<double*>(y), n, value);
+    ssm::probe_fill<double>(active<double>(), static_cast<double*>(y), n, value);
+}
+
+struct Strided {
+  size_t outer, n, inner;
+};
+
+Strided check_strided(const py::array& x) {
+  if (x.ndim() != 3) throw py::value_error("x must be 3-D (outer, n, inner)");
+  require_c_contiguous(x, "x");
+  return {static_cast<size_t>(x.shape(0)), static_cast<size_t>(x.shape(1)), static_cast<size_t>(x.shape(2))};
+}
+
+py::array_t<py::ssize_t> softmax_strided(const py::array& x, const py::array& out, const std::string& algorithm) {
+  ssm::parse_algorithm(algorithm);  // validated; the strided layout runs the two-pass algorithm
+  const DType dt = dtype_of(x, "x");
+  const Strided s = check_strided(x);
+  require_same(x, out, "out");
+  require_c_contiguous(out, "out");
+  require_writeable(out, "out");
+  py::gil_scoped_release release;
+  return to_array(dt == DType::F32
+                      ? ssm::softmax_strided<float>(active<float>(), data_of<float>(x), data_of<float>(out), s.outer,
+                                                    s.n, s.inner)
+                      : ssm::softmax_strided<double>(active<double>(), data_of<double>(x), data_of<double>(out),
+                                                     s.outer, s.n, s.inner));
+}
+
+py::array_t<py::ssize_t> log_softmax_strided(const py::array& x, const py::array& out) {
+  const DType dt = dtype_of(x, "x");
+  const Strided s = check_strided(x);
+  require_same(x, out, "out");
+  require_c_contiguous(out, "out");
+  require_writeable(out, "out");
+  py::gil_scoped_release release;
+  return to_array(dt == DType::F32 ? ssm::log_softmax_strided<float>(active<float>(), data_of<float>(x),
+                                                                     data_of<float>(out), s.outer, s.n, s.inner)
+                                   : ssm::log_softmax_strided<double>(active<double>(), data_of<double>(x),
+                                                                      data_of<double>(out), s.outer, s.n, s.inner));
+}
+
+py::array_t<py::ssize_t> logsumexp_strided(const py::array& x, const py::array& out) {
+  const DType dt = dtype_of(x, "x");
+  const Strided s = check_strided(x);
+  if (out.ndim() != 2 || static_cast<size_t>(out.shape(0)) != s.outer ||
+      static_cast<size_t>(out.shape(1)) != s.inner || !out.dtype().is(x.dtype()))
+    throw py::value_error("out must be 2-D (outer, inner) with the dtype of x");
+  require_c_contiguous(out, "out");
+  require_writeable(out, "out");
+  py::gil_scoped_release release;
+  return to_array(dt == DType::F32 ? ssm::logsumexp_strided<float>(active<float>(), data_of<float>(x),
+                                                                   data_of<float>(out), s.outer, s.n, s.inner)
+                                   : ssm::logsumexp_strided<double>(active<double>(), data_of<double>(x),
+                                                                    data_of<double>(out), s.outer, s.n, s.inner));
+}
+
+void set_num_threads(int n) {
+  if (n < 1) throw py::value_error("number of threads must be >= 1");
+  ssm::set_num_threads(n);
+}
+
+py::dict runtime_settings() {
+  const ssm::Settings st = ssm::settings();
+  const ssm::CacheSizes& c = ssm::cache_sizes();
+  py::dict d;
+  d["l1d_bytes"] = c.l1d;
+  d["l2_bytes"] = c.l2;
+  d["l3_bytes"] = c.l3;
+  d["cache_source"] = c.source;
+  d["store_policy"] = std::string(ssm::store_policy_name(st.store_policy));
+  d["stream_min_bytes"] = st.stream_min_bytes;
+  d["reload_max_bytes"] = st.reload_max_bytes;
+  d["chunk_elements"] = st.chunk_elements;
+  d["chunked_row"] = st.chunked_row;
+  d["parallel_min"] = st.parallel_min;
+  d["num_threads"] = ssm::get_num_threads();
+  d["default_num_threads"] = ssm::default_num_threads();
+  return d;
+}
+
+// Times one of the expsum_fast instantiations on x (tuning by measurement).
+py::tuple tune_expsum(const py::array& x, int variant, int repeats) {
+  const DType dt = dtype_of(x, "x");
+  require_c_contiguous(x, "x");
+  if (variant < 0 || variant >= Kernels<float>::kVariants) throw py::value_error("variant out of range");
+  const size_t n = static_cast<size_t>(x.size());
+  ssm::ExpSum s;
+  std::string name;
+  {
+    py::gil_scoped_release release;
+    for (int r = 0; r < repeats; ++r) {
+      if (dt == DType::F32) {
+        s = active<float>().expsum_fast_variant[variant](data_of<float>(x), n);
+        name = active<float>().variant_name[variant];
+      } else {
+        s = active<double>().expsum_fast_variant[variant](data_of<double>(x), n);
+        name = active<double>().variant_name[variant];
+      }
+    }
+  }
+  return py::make_tuple(name, s.m, s.e);
 }
 
 py::dict cpu_info() {
@@ -266,6 +367,25 @@ PYBIND11_MODULE(_core, m) {
   m.def("logsumexp", &logsumexp, py::arg("x"), py::arg("out"));
   m.def("logsumexp_weighted", &logsumexp_weighted, py::arg("x"), py::arg("b"), py::arg("out"), py::arg("sign"));
   m.def("exp", &vexp, py::arg("x"), py::arg("out"));
+  m.def("softmax_strided", &softmax_strided, py::arg("x"), py::arg("out"), py::arg("algorithm"),
+        "softmax over axis 1 of a C-contiguous (outer, n, inner) array, vectors across the inner axis.");
+  m.def("log_softmax_strided", &log_softmax_strided, py::arg("x"), py::arg("out"));
+  m.def("logsumexp_strided", &logsumexp_strided, py::arg("x"), py::arg("out"));
+  m.def("set_num_threads", &set_num_threads, py::arg("n"), "Threads the kernels may use (process-wide).");
+  m.def("get_num_threads", &ssm::get_num_threads);
+  m.def("default_num_threads", &ssm::default_num_threads, "CPUs this process may run on.");
+  m.def("runtime_settings", &runtime_settings, "Cache sizes, store policy, thresholds, chunking, threads.");
+  m.def("set_store_policy", [](const std::string& p) { ssm::set_store_policy(ssm::parse_store_policy(p)); },
+        py::arg("policy"), "'auto' (stream when the output is far larger than the cache), 'stream' or 'regular'.");
+  m.def("resolve_auto", [](size_t n, const std::string& dtype) {
+        return std::string(ssm::algorithm_name(ssm::resolve_auto(n, dtype == "float64" ? 8 : 4)));
+      }, py::arg("n"), py::arg("dtype"), "The algorithm `auto` runs for rows of n elements.");
+  m.def("_set_chunking", &ssm::set_chunking, py::arg("chunk_elements"), py::arg("chunked_row"),
+        "Test hook: chunk size, and the row length above which rows are chunked.");
+  m.def("_set_parallel_min", &ssm::set_parallel_min, py::arg("elements"),
+        "Test hook: smallest call (in elements) that may use threads.");
+  m.def("_tune_expsum", &tune_expsum, py::arg("x"), py::arg("variant"), py::arg("repeats") = 1,
+        "Tuning hook: run an (unroll, block) instantiation of the two-pass first pass.");
   m.def("probe_read", &probe_read, py::arg("x"));
   m.def("probe_copy", &probe_copy, py::arg("x"), py::arg("out"));
   m.def("probe_write", &probe_write, py::arg("out"), py::arg("value"));

@@ -94,6 +94,22 @@ CpuFeatures detect() { return CpuFeatures{}; }
 
 }  // namespace
 
+bool cpuid_leaf(unsigned leaf, unsigned subleaf, unsigned regs[4]) {
+#ifdef SSM_X86_CPUID
+  uint32_t r[4];
+  cpuid(leaf & 0x80000000u, 0, r);  // the largest leaf of this range
+  if (leaf > r[0]) return false;
+  cpuid(leaf, subleaf, r);
+  for (int i = 0; i < 4; ++i) regs[i] = r[i];
+  return true;
+#else
+  (void)leaf;
+  (void)subleaf;
+  (void)regs;
+  return false;
+#endif
+}
+
 const CpuFeatures& cpu_features() {
   static const CpuFeatures features = detect();
   return features;

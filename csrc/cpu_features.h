@@ -23,4 +23,8 @@ struct CpuFeatures {
 // Detected once, on first call; thread-safe.
 const CpuFeatures& cpu_features();
 
+// Raw CPUID (x86 only; returns false elsewhere or past the maximum leaf of
+// that range), for the cache-size fallback in cache_info.cpp.
+bool cpuid_leaf(unsigned leaf, unsigned subleaf, unsigned regs[4]);
+
 }  // namespace ssm

@@ -17,6 +17,9 @@ struct ExpSum {
   double e = -std::numeric_limits<double>::infinity();  // integer-valued exponent
   double max = -std::numeric_limits<double>::infinity(); // largest x seen (NaN ignored; weighted: over b != 0)
   bool special = false;  // a NaN (or, weighted, a non-finite weight) was seen
+  // Bound on the relative error of m * 2^e as the exact sum (fast passes only;
+  // the driver uses it to decide whether a result is certainly accurate).
+  double err = 0.0;
 };
 
 // Inputs with |x| above this are outside the fast two-pass range reduction:
@@ -26,9 +29,23 @@ struct ExpSum {
 // max, where x - max is computed exactly (TwoSum), so every finite input works.
 constexpr double kFastLimit = 1048576.0;     // 2^20
 constexpr double kClampLow = -2097152.0;     // -2^21: exp(x) is 0 relative to any in-range max
+// The fast passes track no max: a sum m * 2^e whose exponent lies in
+// [-kFastExp, kFastExp - 128] (with 2^-1 < m < 2^100) proves that the row's
+// max was within about kFastLimit, i.e. that every term was reduced exactly.
+constexpr double kFastExp = 1512775.0;       // floor(2^20 * log2(e))
 
+// Strided layout: element (i, j) of a reduction over i (n steps) for column j
+// (cols of them) is at x[i * stride + j]; the columns are contiguous.
 template <class T>
 struct Kernels {
+  // Pass 1 of the two-pass algorithm (and the fast log-sum-exp): sum exp(x)
+  // as m * 2^e in T arithmetic, with no max and no NaN test. NaN or +inf make
+  // m NaN, out-of-range inputs push e out of [-kFastExp, kFastExp]; the
+  // caller classifies such rows with max_scan. Sets err.
+  ExpSum (*expsum_fast)(const T* x, size_t n);
+  // Same sum with every term relative to the fixed power of two 2^e_ref
+  // (e_ref = round(max * log2 e), known from a max pass): no overflow checks.
+  ExpSum (*expsum_pow2)(const T* x, size_t n, double e_ref);
   // sum exp(x - ref) as m * 2^e, plus max(x) and NaN flag. exact: x - ref is
   // formed exactly (TwoSum), needed whenever ref != 0.
   ExpSum (*expsum)(const T* x, size_t n, double ref, bool exact);
@@ -37,14 +54,16 @@ struct Kernels {
   ExpSum (*expsum_online)(const T* x, size_t n);
   // max(x) and the NaN flag only (pass 1 of the three-pass algorithms).
   ExpSum (*max_scan)(const T* x, size_t n);
+  // y = exp(x) * 2^-e_ref (in range); returns the sum of the stored y (e = 0).
+  ExpSum (*expsum_store_pow2)(const T* x, T* y, size_t n, double e_ref, bool stream);
   // y = exp(x - ref) (x - ref exact); returns the sum of the stored y (e = 0).
-  ExpSum (*expsum_store)(const T* x, T* y, size_t n, double ref);
+  ExpSum (*expsum_store)(const T* x, T* y, size_t n, double ref, bool stream);
   // y *= factor.
-  void (*scale)(T* y, size_t n, double factor);
+  void (*scale)(T* y, size_t n, double factor, bool stream);
   // y = exp(x - ref) * 2^-e * inv.
-  void (*write_exp)(const T* x, T* y, size_t n, double ref, bool exact, double e, double inv);
+  void (*write_exp)(const T* x, T* y, size_t n, double ref, bool exact, double e, double inv, bool stream);
   // y = x - (shift_hi + shift_lo)   (log_softmax's second pass)
-  void (*write_shift)(const T* x, T* y, size_t n, double shift_hi, double shift_lo);
+  void (*write_shift)(const T* x, T* y, size_t n, double shift_hi, double shift_lo, bool stream);
   // Log-sum-exp pass in float64 arithmetic whatever T is (so a float32
   // logsumexp is correctly rounded in practice); b (may be null) weights each
   // term. With b, max is over b != 0 and `special` flags NaN x or non-finite b.
@@ -54,13 +73,39 @@ struct Kernels {
   // max's own term is exactly 1, so m - 1 + m_lo keeps the small remainder
   // that log_softmax and logsumexp need near 0 (log1p of it).
   ExpSum (*expsum_online_wide)(const T* x, const T* b, size_t n);
+
+  // Strided (any-axis) kernels: vectors run across the contiguous columns.
+  // Per-column sums m[j] * 2^e[j] of exp(x[., j]) in T arithmetic, no max,
+  // no NaN test (the driver redoes flagged columns contiguously);
+  // err_strided_fast bounds their relative error.
+  void (*expsum_strided_fast)(const T* x, size_t n, size_t stride, size_t cols, double* m, double* e);
+  double err_strided_fast;
+  // Per-column max (NaN ignored).
+  void (*max_strided)(const T* x, size_t n, size_t stride, size_t cols, T* max);
+  // Per-column m[j] + m_lo[j] = sum exp(x[., j] - ref[j]) in float64
+  // arithmetic, x - ref exact (the accurate, max-relative pass).
+  void (*expsum_strided_rel)(const T* x, size_t n, size_t stride, size_t cols, const T* ref, double* m,
+                             double* m_lo);
+  // y[., j] = exp(x[., j]) * 2^-e[j] * inv[j]   (per-column e and inv)
+  void (*write_exp_strided)(const T* x, T* y, size_t n, size_t stride, size_t cols, const T* e, const T* inv,
+                            bool stream);
+  // y[., j] = (x[., j] - hi[j]) - lo[j]
+  void (*write_shift_strided)(const T* x, T* y, size_t n, size_t stride, size_t cols, const T* hi, const T* lo,
+                              bool stream);
+
   // exp(x) by the kernel's own exp (test and accuracy-sweep hook).
   void (*vexp)(const T* x, T* y, size_t n);
   // Bandwidth probes with the same loads and stores as the kernels: a
   // streaming sum, a copy, and a store-only fill.
   double (*probe_read)(const T* x, size_t n);
-  void (*probe_copy)(const T* x, T* y, size_t n);
-  void (*probe_fill)(T* y, size_t n, double value);
+  void (*probe_copy)(const T* x, T* y, size_t n, bool stream);
+  void (*probe_fill)(T* y, size_t n, double value, bool stream);
+
+  // Instantiations of expsum_fast over (unroll, block) for tuning by
+  // measurement (_core._tune_expsum); expsum_fast is one of them.
+  static constexpr int kVariants = 6;
+  ExpSum (*expsum_fast_variant[kVariants])(const T* x, size_t n);
+  const char* variant_name[kVariants];
 };
 
 struct KernelSet {

@@ -14,12 +14,22 @@
 //    algorithms, or for rows outside the fast range) x - c is formed exactly
 //    with TwoSum and its rounding error is added back to the reduced argument:
 //    the loss SciPy and torch take on x - max (up to |x-max|*2^-24) is gone.
-//  * Every per-lane sum is Kahan-compensated, so long rows stay within ~2 ulp.
+//  * The fast passes (two-pass pass 1, the pow2-referenced three-pass sums)
+//    keep each lane's terms relative to a lane exponent e that only moves up,
+//    and only when a block of terms would overflow: a term then costs an exp,
+//    a subtraction, a scalef and an add. Blocks of U x B terms are summed
+//    plainly (B per chain, U chains added as a tree) and folded into a
+//    Kahan-compensated lane sum, so the sum's rounding error stays below
+//    (B - 1 + log2 U + 2) ulp however long the row. No max and no NaN test:
+//    NaN and +inf propagate into the sum, out-of-range rows show in e.
+//  * The exact passes (rows outside the fast range, log_softmax, the accurate
+//    log-sum-exp) keep every per-lane sum Kahan-compensated term by term.
 #ifndef SSM_ISA
 #error "define SSM_ISA to the instruction set's namespace before including softmax_generic.h"
 #endif
 
 #include <cmath>
+#include <cstdint>
 #include <limits>
 
 #include "kernel_api.h"
@@ -36,20 +46,18 @@ constexpr double kEmptyExp = -16777216.0;
 template <class V>
 using Reg = typename V::reg;
 
-template <class V>
+template <class V, class C = ExpCoeffs<typename V::scalar>>
 inline Reg<V> exp_poly(Reg<V> r) {
-  using C = ExpCoeffs<typename V::scalar>;
   Reg<V> p = V::set1(C::c[C::degree]);
   for (int k = C::degree - 1; k >= 0; --k) p = V::fmadd(p, r, V::set1(C::c[k]));
   return p;
 }
 
 // exp(x) = m * 2^n for x in [kClampLow, ~kFastLimit].
-template <class V>
+template <class V, class C = ExpCoeffs<typename V::scalar>>
 inline void exp_split(Reg<V> x, Reg<V>& m, Reg<V>& n) {
-  using C = ExpCoeffs<typename V::scalar>;
   n = V::round(V::mul(x, V::set1(C::log2e)));
-  m = exp_poly<V>(V::reduce_ln2(x, n));
+  m = exp_poly<V, C>(V::reduce_ln2(x, n));
 }
 
 // exp(x - ref) = m * 2^n with x - ref formed exactly: TwoSum gives
@@ -119,7 +127,12 @@ inline void finish(const ExpAcc<V> (&acc)[U], ExpSum& out) {
   DoubleDouble sum;
   for (size_t i = 0; i < U * W; ++i) {
     const double k = e[i] - emax;
-    if (k < -1100.0) continue;
+    // Negligible lanes are skipped, but a NaN or inf lane must poison the sum.
+    if (k < -1100.0 && std::isfinite(s[i] - c[i])) continue;
+    if (k < -1100.0) {
+      sum.add(s[i] - c[i]);
+      continue;
+    }
     sum.add(std::ldexp(s[i], static_cast<int>(k)));
     sum.add(-std::ldexp(c[i], static_cast<int>(k)));
   }
@@ -157,7 +170,192 @@ inline void store_n(Out* p, Reg<V> v, size_t count) {
     V::store_tail(p, v, count);
 }
 
+// Unroll of the simple streaming loops (probes, scale, the write passes):
+// enough independent vectors in flight to cover the load latency.
 constexpr int kUnroll = 4;
+
+template <class S>
+struct FastLimits;
+// A block of terms is only accepted while its sum stays below 2^check_exp of
+// the lane reference; a lane sum then stays below count * 2^check_exp, far
+// from overflow for any chunk the driver passes (<= 2^24 elements).
+template <>
+struct FastLimits<float> {
+  static constexpr double check = 18446744073709551616.0;  // 2^64
+  static constexpr double unit = 0x1p-24;                  // unit roundoff
+  static constexpr double exp_err = 3.0 * unit;            // ExpCoeffsFast: 2.75u relative
+};
+template <>
+struct FastLimits<double> {
+  static constexpr double check = 0x1p+512;
+  static constexpr double unit = 0x1p-53;
+  static constexpr double exp_err = 3.0 * unit;  // kernel exp: <= 1.25 ulp
+};
+
+constexpr int ceil_log2(int u) { return u <= 1 ? 0 : 1 + ceil_log2((u + 1) / 2); }
+
+// Relative error bound of a fast sum: the terms' own error, B - 1 plain adds
+// per chain, the tree over U chains, the Kahan fold and the lane combination.
+template <class S, int U, int B>
+constexpr double fast_sum_err() {
+  using L = FastLimits<S>;
+  return 1.25 * (L::exp_err + (B - 1 + ceil_log2(U) + 3) * L::unit);
+}
+
+// Lane sum (s - c) * 2^e with Kahan compensation, folded once per block.
+template <class V>
+struct LaneSum {
+  Reg<V> s, c, e;
+  void fold(Reg<V> q) {
+    const Reg<V> y = V::sub(q, c);
+    const Reg<V> t = V::add(s, y);
+    c = V::sub(V::sub(t, s), y);
+    s = t;
+  }
+  // Move the reference up to enew >= e (per lane).
+  void raise(Reg<V> enew) {
+    const Reg<V> shift = V::sub(e, enew);
+    s = V::scale2_acc(s, shift);
+    c = V::scale2_acc(c, shift);
+    e = enew;
+  }
+};
+
+// exp(x) * 2^-e for the fast passes; n receives round(x * log2 e). The clamp
+// is written max(low, x) so that a NaN x stays NaN (max returns its second
+// operand on NaN) and poisons the sum instead of needing its own test.
+template <class V>
+inline Reg<V> fast_term(Reg<V> x, Reg<V> e, Reg<V>& n) {
+  Reg<V> m;
+  exp_split<V, ExpCoeffsFast<typename V::scalar>>(V::max(V::set1(kClampLow), x), m, n);
+  return V::scale2_term(m, V::sub(n, e));
+}
+
+// Lanes of one LaneSum -> ExpSum (m, e).
+template <class V>
+inline void finish_lanes(const LaneSum<V>& acc, ExpSum& out) {
+  ExpAcc<V> a[1];
+  a[0].s = acc.s;
+  a[0].c = acc.c;
+  a[0].e = acc.e;
+  finish<V, 1>(a, out);
+}
+
+// The slow path of a block whose sum failed the overflow check: raise the
+// lane references to the block's largest exponents, then sum it again.
+template <class V, class In>
+#if defined(__GNUC__)
+__attribute__((noinline))
+#endif
+Reg<V>
+redo_block(const In* x, size_t count, LaneSum<V>& acc) {
+  constexpr size_t W = V::width;
+  Reg<V> nmax = V::set1(-kInf), n;
+  for (size_t i = 0; i < count; i += W) {
+    fast_term<V>(load_n<V>(x + i, count - i < W ? count - i : W, -kInf), acc.e, n);
+    nmax = V::max(n, nmax);  // NaN n ignored
+  }
+  acc.raise(V::max(nmax, acc.e));
+  Reg<V> q = V::set1(0.0);
+  for (size_t i = 0; i < count; i += W)
+    q = V::add(q, fast_term<V>(load_n<V>(x + i, count - i < W ? count - i : W, -kInf), acc.e, n));
+  return q;
+}
+
+// sum exp(x) = m * 2^e. Lazy: the lane references start at the first
+// vector's exponents and move up only when a block overflows the check;
+// otherwise they are the fixed e_ref and no check is made (terms <= 2^1).
+template <class V, int U, int B, bool Lazy, class In>
+ExpSum expsum_pow2_impl(const In* x, size_t n, double e_ref) {
+  constexpr size_t W = V::width;
+  constexpr size_t kBlock = U * B * W;
+  LaneSum<V> acc;
+  acc.s = acc.c = V::set1(0.0);
+  Reg<V> nv;
+  if (Lazy) {
+    fast_term<V>(load_n<V>(x, n < W ? n : W, -kInf), V::set1(0.0), nv);
+    acc.e = V::max(nv, V::set1(kEmptyExp));  // a NaN lane starts empty
+  } else {
+    acc.e = V::set1(e_ref);
+  }
+  const Reg<V> limit = V::set1(FastLimits<typename V::scalar>::check);
+  size_t i = 0;
+  for (; i + kBlock <= n; i += kBlock) {
+    Reg<V> p[U];
+#if defined(__GNUC__)
+#pragma GCC unroll 16
+#endif
+    for (int b = 0; b < B; ++b) {
+#if defined(__GNUC__)
+#pragma GCC unroll 16
+#endif
+      for (int u = 0; u < U; ++u) {
+        const Reg<V> t = fast_term<V>(V::load(x + i + (b * U + u) * W), acc.e, nv);
+        p[u] = b == 0 ? t : V::add(p[u], t);
+      }
+    }
+#if defined(__GNUC__)
+#pragma GCC unroll 8
+#endif
+    for (int w = 1; w < U; w *= 2)
+      for (int u = 0; u + w < U; u += 2 * w) p[u] = V::add(p[u], p[u + w]);
+    if (Lazy && V::any(V::not_le(p[0], limit))) p[0] = redo_block<V>(x + i, kBlock, acc);
+    acc.fold(p[0]);
+  }
+  for (; i < n; i += W) {
+    const size_t count = n - i < W ? n - i : W;
+    Reg<V> q = fast_term<V>(load_n<V>(x + i, count, -kInf), acc.e, nv);
+    if (Lazy && V::any(V::not_le(q, limit))) q = redo_block<V>(x + i, count, acc);
+    acc.fold(q);
+  }
+  ExpSum out;
+  finish_lanes<V>(acc, out);
+  out.err = fast_sum_err<typename V::scalar, U, B>();
+  return out;
+}
+
+template <class V, int U, int B, class In>
+ExpSum expsum_fast(const In* x, size_t n) {
+  return expsum_pow2_impl<V, U, B, true>(x, n, 0.0);
+}
+
+template <class V, int U, int B, class In>
+ExpSum expsum_pow2(const In* x, size_t n, double e_ref) {
+  return expsum_pow2_impl<V, U, B, false>(x, n, e_ref);
+}
+
+// Store loop: y[i] = value(i, count) over [0, n). Streaming: a head up to the
+// first stream_align boundary of y, aligned non-temporal stores, a masked
+// tail, then a store fence so the data is globally visible before the caller
+// (or another thread) reads it.
+template <class V, bool Stream, class Out, class Fn>
+inline void store_loop(Out* y, size_t n, Fn&& value) {
+  constexpr size_t W = V::width;
+  if constexpr (Stream && V::stream_align != 0) {
+    static_assert(W * sizeof(Out) == V::stream_align, "one vector per aligned store");
+    const uintptr_t addr = reinterpret_cast<uintptr_t>(y);
+    if (addr % sizeof(Out) == 0) {
+      size_t i = (V::stream_align - addr % V::stream_align) % V::stream_align / sizeof(Out);
+      if (i > n) i = n;
+      if (i) store_n<V>(y, value(size_t(0), i), i);
+      for (; i + kUnroll * W <= n; i += kUnroll * W)
+        for (int u = 0; u < kUnroll; ++u) V::stream(y + i + u * W, value(i + u * W, W));
+      for (; i + W <= n; i += W) V::stream(y + i, value(i, W));
+      if (i < n) store_n<V>(y + i, value(i, n - i), n - i);
+      V::fence();
+      return;
+    }
+  }
+  for_each_block<V, kUnroll>(n, [&](size_t i, size_t count, int) SSM_INLINE { store_n<V>(y + i, value(i, count), count); });
+}
+
+template <class V, class Out, class Fn>
+inline void store_loop(bool stream, Out* y, size_t n, Fn&& value) {
+  if (stream)
+    store_loop<V, true>(y, n, value);
+  else
+    store_loop<V, false>(y, n, value);
+}
 
 // sum exp(x - ref) (or sum b*exp(x - ref)); Exact: form x - ref exactly.
 template <class V, bool Exact, bool Weighted, class In>
@@ -299,21 +497,94 @@ ExpSum max_scan(const In* x, size_t n) {
   return out;
 }
 
-// y = exp(x - ref), and the (compensated) sum of the stored values.
+// y = exp(x) * 2^-e_ref as m * 2^(n - e_ref) (no x - max rounding at all),
+// and the sum of the stored values: blocks of U x B summed plainly, folded
+// into a Kahan lane sum, like the fast passes.
+template <class V, int U, int B, bool Stream, class In>
+ExpSum expsum_store_pow2_impl(const In* x, In* y, size_t n, double e_ref) {
+  constexpr size_t W = V::width;
+  LaneSum<V> acc;
+  acc.s = acc.c = V::set1(0.0);
+  acc.e = V::set1(0.0);
+  const Reg<V> ve = V::set1(e_ref);
+  auto value = [&](size_t i, size_t count) SSM_INLINE {
+    Reg<V> m, k;
+    exp_split<V>(V::max(V::set1(kClampLow), load_n<V>(x + i, count, -kInf)), m, k);
+    return V::scale2(m, V::sub(k, ve));
+  };
+  size_t i = 0;
+  bool stream = false;
+  if constexpr (Stream && V::stream_align != 0) {
+    const uintptr_t addr = reinterpret_cast<uintptr_t>(y);
+    if (addr % sizeof(In) == 0) {
+      stream = true;
+      i = (V::stream_align - addr % V::stream_align) % V::stream_align / sizeof(In);
+      if (i > n) i = n;
+      if (i) {
+        const Reg<V> v = value(0, i);
+        store_n<V>(y, v, i);
+        acc.fold(v);  // masked-off lanes are exp(clamp) * 2^-e_ref: 0
+      }
+    }
+  }
+  constexpr size_t kBlock = U * B * W;
+  for (; i + kBlock <= n; i += kBlock) {
+    Reg<V> p[U];
+    for (int b = 0; b < B; ++b)
+      for (int u = 0; u < U; ++u) {
+        const size_t at = i + (b * U + u) * W;
+        const Reg<V> v = value(at, W);
+        if (stream)
+          V::stream(y + at, v);
+        else
+          V::store(y + at, v);
+        p[u] = b == 0 ? v : V::add(p[u], v);
+      }
+    for (int w = 1; w < U; w *= 2)
+      for (int u = 0; u + w < U; u += 2 * w) p[u] = V::add(p[u], p[u + w]);
+    acc.fold(p[0]);
+  }
+  for (; i < n; i += W) {
+    const size_t count = n - i < W ? n - i : W;
+    const Reg<V> v = value(i, count);
+    if (stream && count == W)
+      V::stream(y + i, v);
+    else
+      store_n<V>(y + i, v, count);
+    acc.fold(v);
+  }
+  if (stream) V::fence();
+  ExpSum out;
+  finish_lanes<V>(acc, out);
+  out.e = 0.0;  // all lane references are 0
+  return out;
+}
+
+template <class V, int U, int B, class In>
+ExpSum expsum_store_pow2(const In* x, In* y, size_t n, double e_ref, bool stream) {
+  return stream ? expsum_store_pow2_impl<V, U, B, true>(x, y, n, e_ref)
+                : expsum_store_pow2_impl<V, U, B, false>(x, y, n, e_ref);
+}
+
+// y = exp(x - ref) with x - ref exact, and the (compensated) sum of the
+// stored values (rows outside the fast range).
 template <class V, class In>
-ExpSum expsum_store(const In* x, In* y, size_t n, double ref) {
+ExpSum expsum_store(const In* x, In* y, size_t n, double ref, bool stream) {
   Reg<V> s[kUnroll], c[kUnroll];
   for (int u = 0; u < kUnroll; ++u) s[u] = c[u] = V::set1(0.0);
   const Reg<V> vref = V::set1(ref);
-  for_each_block<V, kUnroll>(n, [&](size_t i, size_t count, int u) SSM_INLINE {
+  int slot = 0;
+  store_loop<V>(stream, y, n, [&](size_t i, size_t count) SSM_INLINE {
     Reg<V> m, k;
     exp_split_diff<V>(load_n<V>(x + i, count, -kInf), vref, m, k);
     const Reg<V> v = V::scale2(m, k);
-    store_n<V>(y + i, v, count);
+    const int u = slot;
+    slot = slot + 1 == kUnroll ? 0 : slot + 1;
     const Reg<V> t0 = V::sub(v, c[u]);
     const Reg<V> t = V::add(s[u], t0);
     c[u] = V::sub(V::sub(t, s[u]), t0);
     s[u] = t;
+    return v;
   });
   DoubleDouble sum;
   for (int u = 0; u < kUnroll; ++u) {
@@ -332,43 +603,190 @@ ExpSum expsum_store(const In* x, In* y, size_t n, double ref) {
 }
 
 template <class V, class In>
-void scale(In* y, size_t n, double factor) {
+void scale(In* y, size_t n, double factor, bool stream) {
   const Reg<V> f = V::set1(factor);
-  for_each_block<V, kUnroll>(n, [&](size_t i, size_t count, int) SSM_INLINE {
-    store_n<V>(y + i, V::mul(load_n<V>(y + i, count, 0.0), f), count);
-  });
+  store_loop<V>(stream, y, n, [&](size_t i, size_t count) SSM_INLINE { return V::mul(load_n<V>(y + i, count, 0.0), f); });
 }
 
 // y = exp(x - ref) * 2^-e * inv, as scale2(m * inv, n - e): one rounding for
 // the product, the power of two is exact.
 template <class V, bool Exact, class In>
-void write_exp_impl(const In* x, In* y, size_t n, double ref, double e, double inv) {
+void write_exp_impl(const In* x, In* y, size_t n, double ref, double e, double inv, bool stream) {
   const Reg<V> vref = V::set1(ref), ve = V::set1(e), vinv = V::set1(inv);
-  for_each_block<V, kUnroll>(n, [&](size_t i, size_t count, int) SSM_INLINE {
+  store_loop<V>(stream, y, n, [&](size_t i, size_t count) SSM_INLINE {
     const Reg<V> xv = load_n<V>(x + i, count, -kInf);
     Reg<V> m, k;
     if (Exact)
       exp_split_diff<V>(xv, vref, m, k);
     else
       exp_split<V>(V::max(xv, V::set1(kClampLow)), m, k);
-    store_n<V>(y + i, V::scale2(V::mul(m, vinv), V::sub(k, ve)), count);
+    return V::scale2(V::mul(m, vinv), V::sub(k, ve));
   });
 }
 
 template <class V, class In>
-void write_exp(const In* x, In* y, size_t n, double ref, bool exact, double e, double inv) {
+void write_exp(const In* x, In* y, size_t n, double ref, bool exact, double e, double inv, bool stream) {
   if (exact)
-    write_exp_impl<V, true>(x, y, n, ref, e, inv);
+    write_exp_impl<V, true>(x, y, n, ref, e, inv, stream);
   else
-    write_exp_impl<V, false>(x, y, n, ref, e, inv);
+    write_exp_impl<V, false>(x, y, n, ref, e, inv, stream);
 }
 
 template <class V, class In>
-void write_shift(const In* x, In* y, size_t n, double hi, double lo) {
+void write_shift(const In* x, In* y, size_t n, double hi, double lo, bool stream) {
   const Reg<V> vhi = V::set1(hi), vlo = V::set1(lo);
-  for_each_block<V, kUnroll>(n, [&](size_t i, size_t count, int) SSM_INLINE {
-    store_n<V>(y + i, V::sub(V::sub(load_n<V>(x + i, count, 0.0), vhi), vlo), count);
+  store_loop<V>(stream, y, n, [&](size_t i, size_t count) SSM_INLINE {
+    return V::sub(V::sub(load_n<V>(x + i, count, 0.0), vhi), vlo);
   });
+}
+
+// ---------------------------------------------------------------------------
+// Strided kernels. Each lane is its own column (its own softmax row): the
+// per-column state lives in small buffers (L1/L2) and the x rows stream
+// through contiguously, B rows at a time, so a column sum of B terms is one
+// plain tree folded into the column's Kahan sum.
+
+// Columns per panel: the per-column state (s, c, e) of a panel stays in L1/L2.
+constexpr size_t kPanel = 1024;
+
+template <class V, int B, class In>
+void expsum_strided(const In* x, size_t n, size_t stride, size_t cols, double* m_out, double* e_out) {
+  using S = typename V::scalar;
+  constexpr size_t W = V::width;
+  alignas(64) S sb[kPanel], cb[kPanel], eb[kPanel];
+  const Reg<V> limit = V::set1(FastLimits<S>::check);
+  for (size_t p0 = 0; p0 < cols; p0 += kPanel) {
+    const size_t pc = cols - p0 < kPanel ? cols - p0 : kPanel;
+    const In* xp = x + p0;
+    Reg<V> nv;
+    for (size_t j = 0; j < pc; j += W) {
+      const size_t cnt = pc - j < W ? pc - j : W;
+      fast_term<V>(load_n<V>(xp + j, cnt, -kInf), V::set1(0.0), nv);
+      V::store(eb + j, V::max(nv, V::set1(kEmptyExp)));
+      V::store(sb + j, V::set1(0.0));
+      V::store(cb + j, V::set1(0.0));
+    }
+    auto column_block = [&](size_t i, size_t rows) SSM_INLINE {
+      for (size_t j = 0; j < pc; j += W) {
+        const size_t cnt = pc - j < W ? pc - j : W;
+        LaneSum<V> acc;
+        acc.e = V::load(eb + j);
+        Reg<V> q = fast_term<V>(load_n<V>(xp + i * stride + j, cnt, -kInf), acc.e, nv);
+        for (size_t b = 1; b < rows; ++b)
+          q = V::add(q, fast_term<V>(load_n<V>(xp + (i + b) * stride + j, cnt, -kInf), acc.e, nv));
+        acc.s = V::load(sb + j);
+        acc.c = V::load(cb + j);
+        if (V::any(V::not_le(q, limit))) {
+          // Raise the references of this column vector to the block's max.
+          Reg<V> nmax = V::set1(-kInf);
+          for (size_t b = 0; b < rows; ++b) {
+            fast_term<V>(load_n<V>(xp + (i + b) * stride + j, cnt, -kInf), acc.e, nv);
+            nmax = V::max(nv, nmax);
+          }
+          acc.raise(V::max(nmax, acc.e));
+          V::store(eb + j, acc.e);
+          q = V::set1(0.0);
+          for (size_t b = 0; b < rows; ++b)
+            q = V::add(q, fast_term<V>(load_n<V>(xp + (i + b) * stride + j, cnt, -kInf), acc.e, nv));
+        }
+        acc.fold(q);
+        V::store(sb + j, acc.s);
+        V::store(cb + j, acc.c);
+      }
+    };
+    size_t i = 0;
+    for (; i + B <= n; i += B) column_block(i, B);
+    for (; i < n; ++i) column_block(i, 1);
+    for (size_t j = 0; j < pc; j += W) {
+      double s[W], c[W], e[W];
+      V::to_array(V::load(sb + j), s);
+      V::to_array(V::load(cb + j), c);
+      V::to_array(V::load(eb + j), e);
+      for (size_t l = 0; l < W && j + l < pc; ++l) {
+        m_out[p0 + j + l] = s[l] - c[l];
+        e_out[p0 + j + l] = e[l];
+      }
+    }
+  }
+}
+
+template <class V, int B, class In>
+void expsum_strided_entry(const In* x, size_t n, size_t stride, size_t cols, double* m, double* e) {
+  expsum_strided<V, B>(x, n, stride, cols, m, e);
+}
+
+template <class V, class In>
+void max_strided(const In* x, size_t n, size_t stride, size_t cols, In* max_out) {
+  using S = typename V::scalar;
+  constexpr size_t W = V::width;
+  alignas(64) S mb[kPanel];
+  for (size_t p0 = 0; p0 < cols; p0 += kPanel) {
+    const size_t pc = cols - p0 < kPanel ? cols - p0 : kPanel;
+    for (size_t j = 0; j < pc; j += W) V::store(mb + j, V::set1(-kInf));
+    for (size_t i = 0; i < n; ++i) {
+      const In* xr = x + i * stride + p0;
+      for (size_t j = 0; j < pc; j += W)
+        V::store(mb + j, V::max(load_n<V>(xr + j, pc - j < W ? pc - j : W, -kInf), V::load(mb + j)));
+    }
+    for (size_t j = 0; j < pc; ++j) max_out[p0 + j] = static_cast<In>(mb[j]);
+  }
+}
+
+template <class V, class In>
+void expsum_strided_rel(const In* x, size_t n, size_t stride, size_t cols, const In* ref, double* m_out,
+                        double* mlo_out) {
+  using S = typename V::scalar;
+  constexpr size_t W = V::width;
+  alignas(64) S sb[kPanel], cb[kPanel];
+  for (size_t p0 = 0; p0 < cols; p0 += kPanel) {
+    const size_t pc = cols - p0 < kPanel ? cols - p0 : kPanel;
+    for (size_t j = 0; j < pc; j += W) {
+      V::store(sb + j, V::set1(0.0));
+      V::store(cb + j, V::set1(0.0));
+    }
+    for (size_t i = 0; i < n; ++i) {
+      const In* xr = x + i * stride + p0;
+      for (size_t j = 0; j < pc; j += W) {
+        const size_t cnt = pc - j < W ? pc - j : W;
+        Reg<V> m, k;
+        exp_split_diff<V>(load_n<V>(xr + j, cnt, -kInf), load_n<V>(ref + p0 + j, cnt, 0.0), m, k);
+        const Reg<V> s = V::load(sb + j), c = V::load(cb + j);
+        const Reg<V> y = V::sub(V::scale2_acc(m, k), c);
+        const Reg<V> t = V::add(s, y);
+        V::store(cb + j, V::sub(V::sub(t, s), y));
+        V::store(sb + j, t);
+      }
+    }
+    for (size_t j = 0; j < pc; ++j) {
+      m_out[p0 + j] = static_cast<double>(sb[j]);
+      mlo_out[p0 + j] = -static_cast<double>(cb[j]);
+    }
+  }
+}
+
+template <class V, class In>
+void write_exp_strided(const In* x, In* y, size_t n, size_t stride, size_t cols, const In* e, const In* inv,
+                       bool stream) {
+  for (size_t i = 0; i < n; ++i) {
+    const In* xr = x + i * stride;
+    store_loop<V>(stream, y + i * stride, cols, [&](size_t j, size_t count) SSM_INLINE {
+      Reg<V> m, k;
+      exp_split<V>(V::max(load_n<V>(xr + j, count, -kInf), V::set1(kClampLow)), m, k);
+      return V::scale2(V::mul(m, load_n<V>(inv + j, count, 0.0)), V::sub(k, load_n<V>(e + j, count, 0.0)));
+    });
+  }
+}
+
+template <class V, class In>
+void write_shift_strided(const In* x, In* y, size_t n, size_t stride, size_t cols, const In* hi, const In* lo,
+                         bool stream) {
+  for (size_t i = 0; i < n; ++i) {
+    const In* xr = x + i * stride;
+    store_loop<V>(stream, y + i * stride, cols, [&](size_t j, size_t count) SSM_INLINE {
+      return V::sub(V::sub(load_n<V>(xr + j, count, 0.0), load_n<V>(hi + j, count, 0.0)),
+                    load_n<V>(lo + j, count, 0.0));
+    });
+  }
 }
 
 template <class V, class In>
@@ -392,33 +810,59 @@ double probe_read(const In* x, size_t n) {
 }
 
 template <class V, class In>
-void probe_copy(const In* x, In* y, size_t n) {
-  for_each_block<V, kUnroll>(n, [&](size_t i, size_t count, int) SSM_INLINE { store_n<V>(y + i, load_n<V>(x + i, count, 0.0), count); });
+void probe_copy(const In* x, In* y, size_t n, bool stream) {
+  store_loop<V>(stream, y, n, [&](size_t i, size_t count) SSM_INLINE { return load_n<V>(x + i, count, 0.0); });
 }
 
 template <class V, class In>
-void probe_fill(In* y, size_t n, double value) {
+void probe_fill(In* y, size_t n, double value, bool stream) {
   const Reg<V> v = V::set1(value);
-  for_each_block<V, kUnroll>(n, [&](size_t i, size_t count, int) SSM_INLINE { store_n<V>(y + i, v, count); });
+  store_loop<V>(stream, y, n, [&](size_t, size_t) SSM_INLINE { return v; });
 }
 
+// Unroll (U independent chains) and block (B terms per chain before the
+// fold) of the fast sums, per lane type; chosen by measurement with
+// _core._tune_expsum (see the issue-5 note): U x B = 8 vectors per fold.
+template <class V>
+struct Tuning {
+  static constexpr int unroll = 4, block = 2, strided_block = 4, store_unroll = 4, store_block = 2;
+};
 // VN: lane type for the data's own precision; VW: float64 lanes (log-sum-exp).
 template <class VN, class VW, class T>
 Kernels<T> make_kernels() {
+  using Tu = Tuning<VN>;
+  using S = typename VN::scalar;
   Kernels<T> k;
+  k.expsum_fast = &expsum_fast<VN, Tu::unroll, Tu::block, T>;
+  k.expsum_pow2 = &expsum_pow2<VN, Tu::unroll, Tu::block, T>;
   k.expsum = &expsum<VN, T>;
   k.expsum_online = &expsum_online<VN, T>;
   k.max_scan = &max_scan<VN, T>;
+  k.expsum_store_pow2 = &expsum_store_pow2<VN, Tu::store_unroll, Tu::store_block, T>;
   k.expsum_store = &expsum_store<VN, T>;
   k.scale = &scale<VN, T>;
   k.write_exp = &write_exp<VN, T>;
   k.write_shift = &write_shift<VN, T>;
   k.expsum_wide = &expsum_wide<VW, T>;
   k.expsum_online_wide = &expsum_online_wide<VW, T>;
+  k.expsum_strided_fast = &expsum_strided_entry<VN, Tu::strided_block, T>;
+  k.max_strided = &max_strided<VN, T>;
+  k.expsum_strided_rel = &expsum_strided_rel<VW, T>;
+  k.err_strided_fast = fast_sum_err<S, 1, Tu::strided_block>();
+  k.write_exp_strided = &write_exp_strided<VN, T>;
+  k.write_shift_strided = &write_shift_strided<VN, T>;
   k.vexp = &vexp<VN, T>;
   k.probe_read = &probe_read<VN, T>;
   k.probe_copy = &probe_copy<VN, T>;
   k.probe_fill = &probe_fill<VN, T>;
+  k.expsum_fast_variant[0] = &expsum_fast<VN, 2, 2, T>;
+  k.expsum_fast_variant[1] = &expsum_fast<VN, 4, 1, T>;
+  k.expsum_fast_variant[2] = &expsum_fast<VN, 4, 2, T>;
+  k.expsum_fast_variant[3] = &expsum_fast<VN, 8, 1, T>;
+  k.expsum_fast_variant[4] = &expsum_fast<VN, 2, 4, T>;
+  k.expsum_fast_variant[5] = &expsum_fast<VN, 8, 2, T>;
+  const char* names[] = {"u2b2", "u4b1", "u4b2", "u8b1", "u2b4", "u8b2"};
+  for (int v = 0; v < Kernels<T>::kVariants; ++v) k.variant_name[v] = names[v];
   return k;
 }
 

@@ -31,6 +31,9 @@ struct F32x8 {
   }
   static void store(float* p, reg v) { _mm256_storeu_ps(p, v); }
   static void store_tail(float* p, reg v, size_t n) { _mm256_maskstore_ps(p, first(n), v); }
+  static constexpr size_t stream_align = 32;
+  static void stream(float* p, reg v) { _mm256_stream_ps(p, v); }
+  static void fence() { _mm_sfence(); }
 
   static reg add(reg a, reg b) { return _mm256_add_ps(a, b); }
   static reg sub(reg a, reg b) { return _mm256_sub_ps(a, b); }
@@ -53,6 +56,10 @@ struct F32x8 {
   }
   // k <= 0; 2^-127 has exponent field 0, i.e. +0.0: flushes below 2^-126.
   static reg scale2_acc(reg m, reg k) { return _mm256_mul_ps(m, pow2(_mm256_max_ps(k, set1(-127.0)))); }
+  // pow2 wraps around above 127: clamp there, so an overflowing term stays huge.
+  static reg scale2_term(reg m, reg k) {
+    return _mm256_mul_ps(m, pow2(_mm256_min_ps(_mm256_max_ps(k, set1(-127.0)), set1(127.0))));
+  }
   static reg reduce_ln2(reg x, reg n) {
     using C = ExpCoeffs<float>;
     return _mm256_fnmadd_ps(n, set1(C::ln2_lo), _mm256_fnmadd_ps(n, set1(C::ln2_hi), x));
@@ -66,6 +73,7 @@ struct F32x8 {
     return _mm256_cmp_ps(abs, set1(__builtin_huge_valf()), _CMP_NLT_UQ);
   }
   static mask gt(reg a, reg b) { return _mm256_cmp_ps(a, b, _CMP_GT_OQ); }
+  static mask not_le(reg a, reg b) { return _mm256_cmp_ps(a, b, _CMP_NLE_UQ); }
   static mask mask_or(mask a, mask b) { return _mm256_or_ps(a, b); }
   static bool any(mask m) { return _mm256_movemask_ps(m) != 0; }
   static reg select(mask m, reg if_true, reg if_false) { return _mm256_blendv_ps(if_false, if_true, m); }
@@ -112,6 +120,9 @@ struct F64x4 {
   }
   static void store(double* p, reg v) { _mm256_storeu_pd(p, v); }
   static void store_tail(double* p, reg v, size_t n) { _mm256_maskstore_pd(p, first(n), v); }
+  static constexpr size_t stream_align = 32;
+  static void stream(double* p, reg v) { _mm256_stream_pd(p, v); }
+  static void fence() { _mm_sfence(); }
 
   static reg add(reg a, reg b) { return _mm256_add_pd(a, b); }
   static reg sub(reg a, reg b) { return _mm256_sub_pd(a, b); }
@@ -130,6 +141,9 @@ struct F64x4 {
     return _mm256_mul_pd(_mm256_mul_pd(m, pow2(half)), pow2(_mm256_sub_pd(k, half)));
   }
   static reg scale2_acc(reg m, reg k) { return _mm256_mul_pd(m, pow2(_mm256_max_pd(k, set1(-1023.0)))); }
+  static reg scale2_term(reg m, reg k) {
+    return _mm256_mul_pd(m, pow2(_mm256_min_pd(_mm256_max_pd(k, set1(-1023.0)), set1(1023.0))));
+  }
   static reg reduce_ln2(reg x, reg n) {
     using C = ExpCoeffs<double>;
     return _mm256_fnmadd_pd(n, set1(C::ln2_lo), _mm256_fnmadd_pd(n, set1(C::ln2_hi), x));
@@ -143,6 +157,7 @@ struct F64x4 {
     return _mm256_cmp_pd(abs, set1(__builtin_huge_val()), _CMP_NLT_UQ);
   }
   static mask gt(reg a, reg b) { return _mm256_cmp_pd(a, b, _CMP_GT_OQ); }
+  static mask not_le(reg a, reg b) { return _mm256_cmp_pd(a, b, _CMP_NLE_UQ); }
   static mask mask_or(mask a, mask b) { return _mm256_or_pd(a, b); }
   static bool any(mask m) { return _mm256_movemask_pd(m) != 0; }
   static reg select(mask m, reg if_true, reg if_false) { return _mm256_blendv_pd(if_false, if_true, m); }

@@ -5,7 +5,11 @@
 //   max(a, b) returns b when either operand is NaN (x86 semantics);
 //   scale2(m, k) = m * 2^k exactly (k integer-valued, any range, subnormals kept);
 //   scale2_acc(m, k), k <= 0, may flush results below 2^-126 (2^-1022) * |m|;
-//   reduce_ln2(x, n) = x - n*ln2 with no rounding error while |n| < 2^22.
+//   scale2_term(m, k) = m * 2^k for k <= 0 (flushing like scale2_acc) and for
+//     small k > 0; for large k it returns at least m * 2^kTermCheck or inf/NaN
+//     (never a wrapped-around power of two), so block sums can detect it;
+//   reduce_ln2(x, n) = x - n*ln2 with no rounding error while |n| < 2^22;
+//   stream(p, v): non-temporal store, p aligned to stream_align bytes.
 #pragma once
 #include <immintrin.h>
 
@@ -31,6 +35,9 @@ struct F32x16 {
   }
   static void store(float* p, reg v) { _mm512_storeu_ps(p, v); }
   static void store_tail(float* p, reg v, size_t n) { _mm512_mask_storeu_ps(p, first(n), v); }
+  static constexpr size_t stream_align = 64;
+  static void stream(float* p, reg v) { _mm512_stream_ps(p, v); }
+  static void fence() { _mm_sfence(); }
 
   static reg add(reg a, reg b) { return _mm512_add_ps(a, b); }
   static reg sub(reg a, reg b) { return _mm512_sub_ps(a, b); }
@@ -41,6 +48,7 @@ struct F32x16 {
   static reg round(reg a) { return _mm512_roundscale_ps(a, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC); }
   static reg scale2(reg m, reg k) { return _mm512_scalef_ps(m, k); }
   static reg scale2_acc(reg m, reg k) { return _mm512_scalef_ps(m, k); }
+  static reg scale2_term(reg m, reg k) { return _mm512_scalef_ps(m, k); }
   static reg reduce_ln2(reg x, reg n) {
     using C = ExpCoeffs<float>;
     return _mm512_fnmadd_ps(n, set1(C::ln2_lo), _mm512_fnmadd_ps(n, set1(C::ln2_hi), x));
@@ -51,6 +59,7 @@ struct F32x16 {
   static mask nonzero(reg a) { return _mm512_cmp_ps_mask(a, _mm512_setzero_ps(), _CMP_NEQ_UQ); }
   static mask notfinite(reg a) { return _mm512_fpclass_ps_mask(a, 0x99); }  // NaN or +-inf
   static mask gt(reg a, reg b) { return _mm512_cmp_ps_mask(a, b, _CMP_GT_OQ); }
+  static mask not_le(reg a, reg b) { return _mm512_cmp_ps_mask(a, b, _CMP_NLE_UQ); }
   static mask mask_or(mask a, mask b) { return static_cast<mask>(a | b); }
   static bool any(mask m) { return m != 0; }
   static reg select(mask m, reg if_true, reg if_false) { return _mm512_mask_blend_ps(m, if_false, if_true); }
@@ -81,6 +90,9 @@ struct F64x8 {
   }
   static void store(double* p, reg v) { _mm512_storeu_pd(p, v); }
   static void store_tail(double* p, reg v, size_t n) { _mm512_mask_storeu_pd(p, first(n), v); }
+  static constexpr size_t stream_align = 64;
+  static void stream(double* p, reg v) { _mm512_stream_pd(p, v); }
+  static void fence() { _mm_sfence(); }
 
   static reg add(reg a, reg b) { return _mm512_add_pd(a, b); }
   static reg sub(reg a, reg b) { return _mm512_sub_pd(a, b); }
@@ -91,6 +103,7 @@ struct F64x8 {
   static reg round(reg a) { return _mm512_roundscale_pd(a, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC); }
   static reg scale2(reg m, reg k) { return _mm512_scalef_pd(m, k); }
   static reg scale2_acc(reg m, reg k) { return _mm512_scalef_pd(m, k); }
+  static reg scale2_term(reg m, reg k) { return _mm512_scalef_pd(m, k); }
   static reg reduce_ln2(reg x, reg n) {
     using C = ExpCoeffs<double>;
     return _mm512_fnmadd_pd(n, set1(C::ln2_lo), _mm512_fnmadd_pd(n, set1(C::ln2_hi), x));
@@ -101,6 +114,7 @@ struct F64x8 {
   static mask nonzero(reg a) { return _mm512_cmp_pd_mask(a, _mm512_setzero_pd(), _CMP_NEQ_UQ); }
   static mask notfinite(reg a) { return _mm512_fpclass_pd_mask(a, 0x99); }
   static mask gt(reg a, reg b) { return _mm512_cmp_pd_mask(a, b, _CMP_GT_OQ); }
+  static mask not_le(reg a, reg b) { return _mm512_cmp_pd_mask(a, b, _CMP_NLE_UQ); }
   static mask mask_or(mask a, mask b) { return static_cast<mask>(a | b); }
   static bool any(mask m) { return m != 0; }
   static reg select(mask m, reg if_true, reg if_false) { return _mm512_mask_blend_pd(m, if_false, if_true); }

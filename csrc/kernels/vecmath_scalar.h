@@ -27,6 +27,11 @@ struct F64x1 {
   static void store(float* p, reg v) { *p = static_cast<float>(v); }
   static void store_tail(double* p, reg v, size_t) { *p = v; }
   static void store_tail(float* p, reg v, size_t) { *p = static_cast<float>(v); }
+  // No streaming stores in portable code: stream_align = 0 turns them off.
+  static constexpr size_t stream_align = 0;
+  template <class Out>
+  static void stream(Out* p, reg v) { store(p, v); }
+  static void fence() {}
 
   static reg add(reg a, reg b) { return a + b; }
   static reg sub(reg a, reg b) { return a - b; }
@@ -51,6 +56,7 @@ struct F64x1 {
     return m * pow2(half) * pow2(k - half);
   }
   static reg scale2_acc(reg m, reg k) { return scale2(m, k); }
+  static reg scale2_term(reg m, reg k) { return scale2(m, k); }
   static reg reduce_ln2(reg x, reg n) {
     using C = ExpCoeffs<double>;
     return (x - n * C::ln2_hi31) - n * C::ln2_lo31;
@@ -61,6 +67,7 @@ struct F64x1 {
   static mask nonzero(reg a) { return !(a == 0.0); }
   static mask notfinite(reg a) { return !(a - a == 0.0); }
   static mask gt(reg a, reg b) { return a > b; }
+  static mask not_le(reg a, reg b) { return !(a <= b); }
   static mask mask_or(mask a, mask b) { return a || b; }
   static bool any(mask m) { return m; }
   static reg select(mask m, reg if_true, reg if_false) { return m ? if_true : if_false; }
