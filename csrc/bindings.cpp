@@ -267,7 +267,7 @@ py::array_t<py::ssize_t> logsumexp_strided(const py::array& x, const py::array& 
   const DType dt = dtype_of(x, "x");
   const Strided s = check_strided(x);
   if (out.ndim() != 2 || static_cast<size_t>(out.shape(0)) != s.outer ||
-      static_cast<size_t>(out.shape(1)) != s.inner || !out.dtype().is(x.dtype()))
+      static_cast<size_t>(out.shape(1)) != s.inner || !out.dtype().equal(x.dtype()))
     throw py::value_error("out must be 2-D (outer, inner) with the dtype of x");
   require_c_contiguous(out, "out");
   require_writeable(out, "out");
