@@ -242,12 +242,16 @@ py::array_t<py::ssize_t> softmax_strided(const py::array& x, const py::array& ou
   require_same(x, out, "out");
   require_c_contiguous(out, "out");
   require_writeable(out, "out");
-  py::gil_scoped_release release;
-  return to_array(dt == DType::F32
+  std::vector<size_t> special;
+  {
+    py::gil_scoped_release release;
+    special = dt == DType::F32
                       ? ssm::softmax_strided<float>(active<float>(), data_of<float>(x), data_of<float>(out), s.outer,
                                                     s.n, s.inner)
                       : ssm::softmax_strided<double>(active<double>(), data_of<double>(x), data_of<double>(out),
-                                                     s.outer, s.n, s.inner));
+                                                     s.outer, s.n, s.inner);
+  }
+  return to_array(special);
 }
 
 py::array_t<py::ssize_t> log_softmax_strided(const py::array& x, const py::array& out) {
@@ -256,11 +260,15 @@ py::array_t<py::ssize_t> log_softmax_strided(const py::array& x, const py::array
   require_same(x, out, "out");
   require_c_contiguous(out, "out");
   require_writeable(out, "out");
-  py::gil_scoped_release release;
-  return to_array(dt == DType::F32 ? ssm::log_softmax_strided<float>(active<float>(), data_of<float>(x),
+  std::vector<size_t> special;
+  {
+    py::gil_scoped_release release;
+    special = dt == DType::F32 ? ssm::log_softmax_strided<float>(active<float>(), data_of<float>(x),
                                                                      data_of<float>(out), s.outer, s.n, s.inner)
                                    : ssm::log_softmax_strided<double>(active<double>(), data_of<double>(x),
-                                                                      data_of<double>(out), s.outer, s.n, s.inner));
+                                                                      data_of<double>(out), s.outer, s.n, s.inner);
+  }
+  return to_array(special);
 }
 
 py::array_t<py::ssize_t> logsumexp_strided(const py::array& x, const py::array& out) {
@@ -271,11 +279,15 @@ py::array_t<py::ssize_t> logsumexp_strided(const py::array& x, const py::array& 
     throw py::value_error("out must be 2-D (outer, inner) with the dtype of x");
   require_c_contiguous(out, "out");
   require_writeable(out, "out");
-  py::gil_scoped_release release;
-  return to_array(dt == DType::F32 ? ssm::logsumexp_strided<float>(active<float>(), data_of<float>(x),
+  std::vector<size_t> special;
+  {
+    py::gil_scoped_release release;
+    special = dt == DType::F32 ? ssm::logsumexp_strided<float>(active<float>(), data_of<float>(x),
                                                                    data_of<float>(out), s.outer, s.n, s.inner)
                                    : ssm::logsumexp_strided<double>(active<double>(), data_of<double>(x),
-                                                                    data_of<double>(out), s.outer, s.n, s.inner));
+                                                                    data_of<double>(out), s.outer, s.n, s.inner);
+  }
+  return to_array(special);
 }
 
 void set_num_threads(int n) {

@@ -499,12 +499,15 @@ def test_layouts_give_the_contiguous_result(isa, dtype, layout, axis):
     # The same values, contiguous and native (a list of Python floats is float64).
     plain = np.ascontiguousarray(before, before.dtype.newbyteorder("="))
     b = np.abs(plain) + 1
+    # A non-last axis of a C- or F-ordered array runs in place on the strided
+    # kernels (another summation order than rows): equal within a few ulp.
+    rtol = 32 * np.finfo(plain.dtype).eps
     for func in FUNCS:
         expected = call(func, plain, axis)
         actual = call(func, view, axis)
         assert type(actual) is type(expected)
         assert np.asarray(actual).dtype.isnative
-        np.testing.assert_array_equal(actual, expected)
+        np.testing.assert_allclose(actual, expected, rtol=rtol, atol=0)
     expected = ssm.logsumexp(plain, axis, b=b)
     np.testing.assert_array_equal(ssm.logsumexp(view, axis, b=LAYOUTS[layout](b)), expected)
     np.testing.assert_array_equal(ssm.logsumexp(plain, axis, b=LAYOUTS[layout](b)), expected)
@@ -559,7 +562,12 @@ def test_out_in_place(isa, dtype, func, axis, layout):
         elif layout == "fortran":
             x = np.asfortranarray(x)
         assert call(func, x, axis, out=x) is x
-    np.testing.assert_array_equal(x, expected)
+    if axis == 0 and layout in ("strided", "fortran"):
+        # expected came from the strided kernels (axis 0 of a C-ordered
+        # array); these layouts run as rows: equal within a few ulp.
+        np.testing.assert_allclose(x, expected, rtol=32 * np.finfo(x.dtype).eps, atol=0)
+    else:
+        np.testing.assert_array_equal(x, expected)
     if layout == "strided":
         np.testing.assert_array_equal(base[:, 1::2], gaps)
 

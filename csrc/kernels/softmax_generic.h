@@ -749,9 +749,11 @@ void expsum_strided_rel(const In* x, size_t n, size_t stride, size_t cols, const
       for (size_t j = 0; j < pc; j += W) {
         const size_t cnt = pc - j < W ? pc - j : W;
         Reg<V> m, k;
-        exp_split_diff<V>(load_n<V>(xr + j, cnt, -kInf), load_n<V>(ref + p0 + j, cnt, 0.0), m, k);
+        const Reg<V> xv = load_n<V>(xr + j, cnt, -kInf);
+        exp_split_diff<V>(xv, load_n<V>(ref + p0 + j, cnt, 0.0), m, k);
         const Reg<V> s = V::load(sb + j), c = V::load(cb + j);
-        const Reg<V> y = V::sub(V::scale2_acc(m, k), c);
+        // exp_split_diff clamps NaN differences to 0 terms: keep a NaN x visible.
+        const Reg<V> y = V::sub(V::select(V::unord(xv), xv, V::scale2_acc(m, k)), c);
         const Reg<V> t = V::add(s, y);
         V::store(cb + j, V::sub(V::sub(t, s), y));
         V::store(sb + j, t);

@@ -237,8 +237,85 @@ def _logsumexp_rows(a: np.ndarray, b, return_sign: bool):
 # Public functions
 
 
-def _rowwise(x, axis, out, kernel, formula, *kernel_args):
-    """softmax / log_softmax: same shape in and out, one result row per input row."""
+# Reductions over a non-last axis run in place with the strided kernels
+# (vectors across the contiguous inner axis) when the inner axis has at least
+# this many elements; below it most vector lanes would idle and the
+# transposed copy of the general path is faster.
+_STRIDED_MIN_INNER = 16
+
+
+def _in_place_view(x: np.ndarray, axis, work):
+    """How the kernels can read `x` without a copy, or None.
+
+    Returns ``(kind, view, transposed, run)``: `view` is `x` (C order) or
+    ``x.T`` (F order: the reversed axes are C order) and `run` the reduced
+    axes of `view` as a (first, last) consecutive range; kind is "rows" when
+    the run ends at the last axis (rows of the contiguous kernels) and
+    "strided" when an inner axis of at least _STRIDED_MIN_INNER elements
+    follows it. Only for aligned arrays already in the kernels' dtype.
+    """
+    if x.dtype is not work or not x.flags.aligned or x.ndim < 2:
+        return None
+    axes = _reduced_axes(axis, x.ndim)
+    if x.flags.c_contiguous:
+        view, transposed = x, False
+    elif x.flags.f_contiguous:
+        view, transposed = x.T, True
+        axes = tuple(sorted(x.ndim - 1 - a for a in axes))
+    else:
+        return None
+    first, last = axes[0], axes[-1]
+    if axes != tuple(range(first, last + 1)):
+        return None
+    if last == x.ndim - 1:
+        return "rows", view, transposed, (first, last)
+    if math.prod(view.shape[last + 1 :]) < _STRIDED_MIN_INNER:
+        return None
+    return "strided", view, transposed, (first, last)
+
+
+def _rowwise_in_place(x, axis, out, work, kernels, formula, kernel_args):
+    """softmax / log_softmax without copies of x when _in_place_view allows, else None."""
+    layout = _in_place_view(x, axis, work)
+    if layout is None:
+        return None
+    kind, view, transposed, (first, last) = layout
+    # The values depend on x's layout only: another `out` layout gets a copy.
+    direct = out is not None and out.dtype is work and out.strides == x.strides
+    if out is not None and not direct and np.may_share_memory(out, x):
+        return None
+    y = out if direct else np.empty_like(x)
+    yv = y.T if transposed else y
+    outer = math.prod(view.shape[:first])
+    n = math.prod(view.shape[first : last + 1])
+    if kind == "rows":
+        x2, y2 = view.reshape(outer, n), yv.reshape(outer, n)
+        special = kernels[0](x2, y2, *kernel_args)
+        if special.size:
+            y2[special] = formula(x2[special])
+        return _finish_into(out, y)
+    inner = math.prod(view.shape[last + 1 :])
+    x3, y3 = view.reshape(outer, n, inner), yv.reshape(outer, n, inner)
+    special = kernels[1](x3, y3, *kernel_args)
+    if special.size:
+        o, j = np.divmod(special, inner)
+        y3[o, :, j] = formula(x3[o, :, j])
+    return _finish_into(out, y)
+
+
+def _finish_into(out, y):
+    if out is None or out is y:
+        return y
+    out[...] = y
+    return out
+
+
+def _rowwise(x, axis, out, kernel, formula, *kernel_args, strided=None):
+    """softmax / log_softmax: same shape in and out, one result row per input row.
+
+    `strided` is the kernel for a reduction over a non-last axis of a
+    C- or F-contiguous array (no transposed copy), or None.
+    """
     x = np.asarray(x)
     dtypes = _ROWWISE_DTYPES.get(x.dtype)
     dtype, work = dtypes if dtypes is not None else _elementwise_dtypes(x.dtype)
@@ -247,6 +324,10 @@ def _rowwise(x, axis, out, kernel, formula, *kernel_args):
         _check_out(out, x.shape, dtype)
     if rows == 0 or n == 0:
         return np.empty(x.shape, dtype) if out is None else out
+    if perm is not None and strided is not None and work is dtype:
+        y = _rowwise_in_place(x, axis, out, work, (kernel, strided), formula, kernel_args)
+        if y is not None:
+            return y
 
     x2, copied = _as_rows(x, perm, rows, n, x.dtype if work is None else work)
     direct = False  # is y2 a view of `out`?
@@ -357,7 +438,9 @@ def softmax(x, axis=None, *, out=None, algorithm="auto"):
         raise ValueError(
             f"algorithm must be one of {', '.join(map(repr, ALGORITHMS))}; got {algorithm!r}"
         )
-    return _rowwise(x, axis, out, _core.softmax, _softmax_rows, algorithm)
+    # The strided layout implements the two-pass algorithm only.
+    strided = _core.softmax_strided if algorithm in ("auto", "two-pass") else None
+    return _rowwise(x, axis, out, _core.softmax, _softmax_rows, algorithm, strided=strided)
 
 
 def log_softmax(x, axis=None, *, out=None):
@@ -415,7 +498,7 @@ def log_softmax(x, axis=None, *, out=None):
     array([[-0.6931, -0.6931],
            [-1.3863, -0.2877]], dtype=float32)
     """
-    return _rowwise(x, axis, out, _core.log_softmax, _log_softmax_rows)
+    return _rowwise(x, axis, out, _core.log_softmax, _log_softmax_rows, strided=_core.log_softmax_strided)
 
 
 def _logsumexp_dtype(a, a_arr, b, b_arr):
@@ -526,7 +609,34 @@ def logsumexp(a, axis=None, b=None, keepdims=False, return_sign=False):
         else:
             res_shape = tuple(d for i, d in enumerate(shape) if i not in axes)
 
-    if rows == 0 or n == 0:
+    layout = None
+    if perm is not None and b_arr is None and work is dtype and rows and n:
+        layout = _in_place_view(a_arr, axis, work)
+    if layout is not None:
+        # Reduced axes in place: rows of the (transposed) view, or strided.
+        kind, view, transposed, (first, last) = layout
+        outer = math.prod(view.shape[:first])
+        n = math.prod(view.shape[first : last + 1])
+        inner = math.prod(view.shape[last + 1 :])
+        if kind == "rows":
+            a2 = view.reshape(outer, n)
+            res = np.empty(outer, work)
+            special = _core.logsumexp(a2, res)
+            if special.size:
+                res[special] = _logsumexp_rows(a2[special], None, False)[0]
+        else:
+            a3 = view.reshape(outer, n, inner)
+            res = np.empty((outer, inner), work)
+            special = _core.logsumexp_strided(a3, res)
+            if special.size:
+                o, j = np.divmod(special, inner)
+                res[o, j] = _logsumexp_rows(a3[o, :, j], None, False)[0]
+        kept = view.shape[:first] + view.shape[last + 1 :]
+        res = res.reshape(kept)
+        if transposed:
+            res = res.T
+        sgn = np.ones(res.shape, work) if return_sign else None
+    elif rows == 0 or n == 0:
         res = np.full(res_shape, -np.inf, dtype)
         with np.errstate(invalid="ignore"):
             sgn = _sign(res) if return_sign else None
