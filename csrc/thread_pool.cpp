@@ -139,3 +139,14 @@ void parallel_for(size_t count, const std::function<void(size_t)>& task) {
 }
 
 }  // namespace ssm
+
+// Plain C entry points that threadpoolctl's controller for simdsoftmax
+// (python/simdsoftmax/_threadpoolctl.py) finds with dlsym in the loaded
+// extension, the way it drives OpenBLAS or OpenMP runtimes.
+#if defined(_WIN32)
+#define SSM_C_EXPORT extern "C" __declspec(dllexport)
+#else
+#define SSM_C_EXPORT extern "C" __attribute__((visibility("default")))
+#endif
+SSM_C_EXPORT int simdsoftmax_get_num_threads(void) { return ssm::get_num_threads(); }
+SSM_C_EXPORT void simdsoftmax_set_num_threads(int n) { ssm::set_num_threads(n); }

@@ -42,3 +42,6 @@ __all__ = [
 
 _apply_environment()
 del _apply_environment
+
+# Registers simdsoftmax's thread pool with threadpoolctl when that is installed.
+from . import _threadpoolctl  # noqa: E402,F401

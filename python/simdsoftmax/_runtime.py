@@ -179,8 +179,8 @@ def _default_threads() -> int:
 
 _forced_isa: str | None = None  # the SIMDSOFTMAX_ISA value honoured at import
 
-# Until the extension grows its own thread pool (it then owns the count), the
-# count is only stored here: every kernel call currently runs on one thread.
+# Only used by an extension built without a thread pool; otherwise the
+# extension owns the count (default: the CPUs this process may run on).
 _num_threads = _default_threads()
 
 
@@ -200,9 +200,13 @@ def set_num_threads(n: int) -> None:
 
     Notes
     -----
-    The setting is process-wide. Until multi-threaded kernels land, each call
-    runs on a single thread whatever this value is; it is stored and reported
-    by `get_num_threads` and `show_runtime`.
+    The setting is process-wide. The kernels' thread pool is created on the
+    first call large enough to use it (about 128 Ki elements; smaller calls
+    run on the calling thread) and reused afterwards. A long row is split
+    into fixed chunks and a batch is split by rows, so results are
+    bit-identical for any thread count. When threadpoolctl is installed,
+    ``threadpoolctl.threadpool_limits`` limits these threads too (user_api
+    ``"simdsoftmax"``).
 
     See Also
     --------
