@@ -264,7 +264,15 @@ bool softmax_row(const Ctx<T>& c, const T* x, T* y, size_t n, Algorithm algorith
       const ExpSum mx =
           reduce_chunks(c, n, [&](size_t b, size_t len) { return k.max_scan(x + b, len); }, combine_max);
       if (!ordinary(mx)) return false;
-      if (!in_fast_range(mx.max)) return softmax_exact(c, x, y, n);
+      if (!in_fast_range(mx.max)) {
+        if (algorithm == Algorithm::ThreePassRecompute) return softmax_exact(c, x, y, n);
+        const double ref = mx.max;
+        const ExpSum s = reduce_chunks(
+            c, n, [&](size_t b, size_t len) { return k.expsum_store(x + b, y + b, len, ref); }, combine_sums);
+        const double inv = 1.0 / s.m;
+        for_chunks(c, n, [&](size_t b, size_t len) { k.scale(y + b, len, inv, c.stream); });
+        return true;
+      }
       // exp(x - max) as exp(x) * 2^-round(max log2 e): the same ratio up to a
       // constant factor that cancels, with no rounding of x - max at all.
       const double e_ref = std::nearbyint(mx.max * kLog2e);
@@ -276,7 +284,7 @@ bool softmax_row(const Ctx<T>& c, const T* x, T* y, size_t n, Algorithm algorith
                    [&](size_t b, size_t len) { k.write_exp(x + b, y + b, len, 0.0, false, s.e, inv, c.stream); });
       } else {
         const ExpSum s = reduce_chunks(
-            c, n, [&](size_t b, size_t len) { return k.expsum_store_pow2(x + b, y + b, len, e_ref, c.stream); },
+            c, n, [&](size_t b, size_t len) { return k.expsum_store_pow2(x + b, y + b, len, e_ref); },
             combine_sums);
         const double inv = 1.0 / s.m;
         for_chunks(c, n, [&](size_t b, size_t len) { k.scale(y + b, len, inv, c.stream); });

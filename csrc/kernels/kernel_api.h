@@ -55,9 +55,11 @@ struct Kernels {
   // max(x) and the NaN flag only (pass 1 of the three-pass algorithms).
   ExpSum (*max_scan)(const T* x, size_t n);
   // y = exp(x) * 2^-e_ref (in range); returns the sum of the stored y (e = 0).
-  ExpSum (*expsum_store_pow2)(const T* x, T* y, size_t n, double e_ref, bool stream);
+  // Regular stores only: the next pass reads y back from the cache, and the
+  // sum's grouping must not depend on y's alignment.
+  ExpSum (*expsum_store_pow2)(const T* x, T* y, size_t n, double e_ref);
   // y = exp(x - ref) (x - ref exact); returns the sum of the stored y (e = 0).
-  ExpSum (*expsum_store)(const T* x, T* y, size_t n, double ref, bool stream);
+  ExpSum (*expsum_store)(const T* x, T* y, size_t n, double ref);
   // y *= factor.
   void (*scale)(T* y, size_t n, double factor, bool stream);
   // y = exp(x - ref) * 2^-e * inv.

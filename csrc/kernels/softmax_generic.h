@@ -500,8 +500,8 @@ ExpSum max_scan(const In* x, size_t n) {
 // y = exp(x) * 2^-e_ref as m * 2^(n - e_ref) (no x - max rounding at all),
 // and the sum of the stored values: blocks of U x B summed plainly, folded
 // into a Kahan lane sum, like the fast passes.
-template <class V, int U, int B, bool Stream, class In>
-ExpSum expsum_store_pow2_impl(const In* x, In* y, size_t n, double e_ref) {
+template <class V, int U, int B, class In>
+ExpSum expsum_store_pow2(const In* x, In* y, size_t n, double e_ref) {
   constexpr size_t W = V::width;
   LaneSum<V> acc;
   acc.s = acc.c = V::set1(0.0);
@@ -513,20 +513,6 @@ ExpSum expsum_store_pow2_impl(const In* x, In* y, size_t n, double e_ref) {
     return V::scale2(m, V::sub(k, ve));
   };
   size_t i = 0;
-  bool stream = false;
-  if constexpr (Stream && V::stream_align != 0) {
-    const uintptr_t addr = reinterpret_cast<uintptr_t>(y);
-    if (addr % sizeof(In) == 0) {
-      stream = true;
-      i = (V::stream_align - addr % V::stream_align) % V::stream_align / sizeof(In);
-      if (i > n) i = n;
-      if (i) {
-        const Reg<V> v = value(0, i);
-        store_n<V>(y, v, i);
-        acc.fold(v);  // masked-off lanes are exp(clamp) * 2^-e_ref: 0
-      }
-    }
-  }
   constexpr size_t kBlock = U * B * W;
   for (; i + kBlock <= n; i += kBlock) {
     Reg<V> p[U];
@@ -534,10 +520,7 @@ ExpSum expsum_store_pow2_impl(const In* x, In* y, size_t n, double e_ref) {
       for (int u = 0; u < U; ++u) {
         const size_t at = i + (b * U + u) * W;
         const Reg<V> v = value(at, W);
-        if (stream)
-          V::stream(y + at, v);
-        else
-          V::store(y + at, v);
+        V::store(y + at, v);
         p[u] = b == 0 ? v : V::add(p[u], v);
       }
     for (int w = 1; w < U; w *= 2)
@@ -546,45 +529,32 @@ ExpSum expsum_store_pow2_impl(const In* x, In* y, size_t n, double e_ref) {
   }
   for (; i < n; i += W) {
     const size_t count = n - i < W ? n - i : W;
-    const Reg<V> v = value(i, count);
-    if (stream && count == W)
-      V::stream(y + i, v);
-    else
-      store_n<V>(y + i, v, count);
+    const Reg<V> v = value(i, count);  // masked-off lanes: exp(clamp) * 2^-e_ref = 0
+    store_n<V>(y + i, v, count);
     acc.fold(v);
   }
-  if (stream) V::fence();
   ExpSum out;
   finish_lanes<V>(acc, out);
   out.e = 0.0;  // all lane references are 0
   return out;
 }
 
-template <class V, int U, int B, class In>
-ExpSum expsum_store_pow2(const In* x, In* y, size_t n, double e_ref, bool stream) {
-  return stream ? expsum_store_pow2_impl<V, U, B, true>(x, y, n, e_ref)
-                : expsum_store_pow2_impl<V, U, B, false>(x, y, n, e_ref);
-}
-
 // y = exp(x - ref) with x - ref exact, and the (compensated) sum of the
 // stored values (rows outside the fast range).
 template <class V, class In>
-ExpSum expsum_store(const In* x, In* y, size_t n, double ref, bool stream) {
+ExpSum expsum_store(const In* x, In* y, size_t n, double ref) {
   Reg<V> s[kUnroll], c[kUnroll];
   for (int u = 0; u < kUnroll; ++u) s[u] = c[u] = V::set1(0.0);
   const Reg<V> vref = V::set1(ref);
-  int slot = 0;
-  store_loop<V>(stream, y, n, [&](size_t i, size_t count) SSM_INLINE {
+  for_each_block<V, kUnroll>(n, [&](size_t i, size_t count, int u) SSM_INLINE {
     Reg<V> m, k;
     exp_split_diff<V>(load_n<V>(x + i, count, -kInf), vref, m, k);
     const Reg<V> v = V::scale2(m, k);
-    const int u = slot;
-    slot = slot + 1 == kUnroll ? 0 : slot + 1;
+    store_n<V>(y + i, v, count);
     const Reg<V> t0 = V::sub(v, c[u]);
     const Reg<V> t = V::add(s[u], t0);
     c[u] = V::sub(V::sub(t, s[u]), t0);
     s[u] = t;
-    return v;
   });
   DoubleDouble sum;
   for (int u = 0; u < kUnroll; ++u) {
