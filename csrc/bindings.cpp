@@ -51,10 +51,15 @@ struct Rows {
   size_t rows, n;
 };
 
+// (rows, n), or any C-contiguous array of ndim >= 1 whose last axis is the
+// row (so the Python fast path passes arrays without reshaping them).
 Rows check_rows(const py::array& x) {
-  if (x.ndim() != 2) throw py::value_error("x must be 2-D (rows, n)");
+  if (x.ndim() < 1) throw py::value_error("x must be 2-D (rows, n) or have a last axis");
   require_c_contiguous(x, "x");
-  return {static_cast<size_t>(x.shape(0)), static_cast<size_t>(x.shape(1))};
+  const size_t n = static_cast<size_t>(x.shape(x.ndim() - 1));
+  size_t rows = 1;
+  for (py::ssize_t d = 0; d + 1 < x.ndim(); ++d) rows *= static_cast<size_t>(x.shape(d));
+  return {rows, n};
 }
 
 template <class T>
@@ -121,7 +126,13 @@ std::vector<size_t> logsumexp_t(const py::array& x, const py::array* b, const py
 }
 
 void check_out_1d(const py::array& x, const py::array& out, Rows r, const char* what) {
-  if (out.ndim() != 1 || static_cast<size_t>(out.shape(0)) != r.rows || !out.dtype().equal(x.dtype()))
+  // 1-D, or shaped like x without its last axis (same element order).
+  bool shaped = out.ndim() == 1 && static_cast<size_t>(out.shape(0)) == r.rows;
+  if (!shaped && out.ndim() + 1 == x.ndim()) {
+    shaped = true;
+    for (py::ssize_t d = 0; d < out.ndim(); ++d) shaped = shaped && out.shape(d) == x.shape(d);
+  }
+  if (!shaped || !out.dtype().equal(x.dtype()))
     throw py::value_error(std::string(what) + " must be 1-D with one entry per row and the dtype of x");
   require_c_contiguous(out, what);
   require_writeable(out, what);

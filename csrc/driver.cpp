@@ -189,6 +189,10 @@ bool fast_ok(double m, double e) {
 // ref + e*ln2 + log(m) as an unevaluated double-double (hi + lo): enough for
 // float64 log_softmax, where x - lse must not lose the low bits of lse.
 void lse_parts(double ref, double e, double m, double& hi, double& lo) {
+  // m in [1, 2): log(m) is then tiny and so is its rounding error.
+  int k = 0;
+  m = std::frexp(m, &k) * 2.0;
+  e += k - 1;
   constexpr double ln2_hi31 = 0x1.62e42fecp-1;  // e * ln2_hi31 is exact for |e| < 2^22
   constexpr double ln2_lo31 = 0x1.d1cf79abc9e3bp-32;
   const double terms[4] = {ref, e * ln2_hi31, std::log(m), e * ln2_lo31};
@@ -225,7 +229,7 @@ bool certified<double>(double lse, double abs_err) {
 
 // Absolute error of log(m * 2^e) from the sum's relative error err, plus the
 // double-precision log and the double-double assembly.
-double lse_abs_err(double lse, double err) { return 1.02 * err + 0x1p-50 * std::fabs(lse) + 0x1p-60; }
+double lse_abs_err(double lse, double err) { return 1.02 * err + 0x1p-52 * (std::fabs(lse) + 1.0); }
 
 // --------------------------------------------------------------------------
 // Row algorithms

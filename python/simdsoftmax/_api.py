@@ -274,6 +274,27 @@ def _in_place_view(x: np.ndarray, axis, work):
     return "strided", view, transposed, (first, last)
 
 
+# Dtypes the kernels take as they are (exact dtype instances: a non-native
+# byte order compares unequal).
+_FAST_DTYPES = (_F32, _F64)
+
+
+def _fast_rows(x, axis):
+    """True when `x` can go to the kernels as is, rows along its last axis:
+    a C-contiguous, aligned float32/float64 ndarray reduced over its only
+    axis or over axis -1. The common small call then costs one allocation
+    and one kernel call (see the issue-5 note for the per-call times)."""
+    return (
+        type(x) is np.ndarray
+        and x.dtype in _FAST_DTYPES
+        and x.ndim >= 1
+        and (axis == -1 or (axis is None and x.ndim == 1) or (axis == 0 and x.ndim == 1))
+        and x.flags.c_contiguous
+        and x.flags.aligned
+        and x.size > 0
+    )
+
+
 def _rowwise_in_place(x, axis, out, work, kernels, formula, kernel_args):
     """softmax / log_softmax without copies of x when _in_place_view allows, else None."""
     layout = _in_place_view(x, axis, work)
@@ -438,6 +459,13 @@ def softmax(x, axis=None, *, out=None, algorithm="auto"):
         raise ValueError(
             f"algorithm must be one of {', '.join(map(repr, ALGORITHMS))}; got {algorithm!r}"
         )
+    if out is None and _fast_rows(x, axis):
+        y = np.empty_like(x)
+        special = _core.softmax(x, y, algorithm)
+        if special.size:
+            x2, y2 = x.reshape(-1, x.shape[-1]), y.reshape(-1, x.shape[-1])
+            y2[special] = _softmax_rows(x2[special])
+        return y
     # The strided layout implements the two-pass algorithm only.
     strided = _core.softmax_strided if algorithm in ("auto", "two-pass") else None
     return _rowwise(x, axis, out, _core.softmax, _softmax_rows, algorithm, strided=strided)
@@ -498,6 +526,13 @@ def log_softmax(x, axis=None, *, out=None):
     array([[-0.6931, -0.6931],
            [-1.3863, -0.2877]], dtype=float32)
     """
+    if out is None and _fast_rows(x, axis):
+        y = np.empty_like(x)
+        special = _core.log_softmax(x, y)
+        if special.size:
+            x2, y2 = x.reshape(-1, x.shape[-1]), y.reshape(-1, x.shape[-1])
+            y2[special] = _log_softmax_rows(x2[special])
+        return y
     return _rowwise(x, axis, out, _core.log_softmax, _log_softmax_rows, strided=_core.log_softmax_strided)
 
 
@@ -576,6 +611,11 @@ def logsumexp(a, axis=None, b=None, keepdims=False, return_sign=False):
     >>> round(float(res), 12), float(sgn)
     (1.541324854613, -1.0)
     """
+    if b is None and not keepdims and not return_sign and _fast_rows(a, axis):
+        res = np.empty(a.shape[:-1], a.dtype)
+        special = _core.logsumexp(a, res)
+        if not special.size:
+            return res[()] if res.ndim == 0 else res
     a_arr = np.asarray(a)
     b_arr = None if b is None else np.asarray(b)
     dtype = _KERNEL_DTYPE.get(a_arr.dtype) and a_arr.dtype if b is None else None
