@@ -231,6 +231,44 @@ inline Reg<V> fast_term(Reg<V> x, Reg<V> e, Reg<V>& n) {
   return V::scale2_term(m, V::sub(n, e));
 }
 
+// U consecutive full vectors of fast_term, written stage by stage: each
+// term is a ~40-cycle dependency chain, and issuing the U chains side by
+// side (instead of one after the other) lets the out-of-order core overlap
+// them without needing a scheduler window of several whole chains.
+template <class V, int U, class In>
+inline void fast_terms(const In* x, Reg<V> e, Reg<V> (&t)[U]) {
+  using C = ExpCoeffsFast<typename V::scalar>;
+  constexpr size_t W = V::width;
+  Reg<V> r[U], n[U];
+#define SSM_STAGE(stmt) \
+  _Pragma("GCC unroll 16") for (int u = 0; u < U; ++u) { stmt; }
+  SSM_STAGE(r[u] = V::max(V::set1(kClampLow), V::load(x + u * W)))
+  SSM_STAGE(n[u] = V::round(V::mul(r[u], V::set1(C::log2e))))
+  SSM_STAGE(r[u] = V::reduce_ln2(r[u], n[u]))
+  SSM_STAGE(t[u] = V::fmadd(V::set1(C::c[C::degree]), r[u], V::set1(C::c[C::degree - 1])))
+  for (int k = C::degree - 2; k >= 0; --k) SSM_STAGE(t[u] = V::fmadd(t[u], r[u], V::set1(C::c[k])))
+  SSM_STAGE(t[u] = V::scale2_term(t[u], V::sub(n[u], e)))
+#undef SSM_STAGE
+}
+
+// U consecutive full vectors of exp(x) * 2^-e * inv for the written values
+// (ExpCoeffs, degree 6), stage by stage like fast_terms.
+template <class V, int U, class In>
+inline void write_terms(const In* x, Reg<V> e, Reg<V> inv, Reg<V> (&t)[U]) {
+  using C = ExpCoeffs<typename V::scalar>;
+  constexpr size_t W = V::width;
+  Reg<V> r[U], n[U];
+#define SSM_STAGE(stmt) \
+  _Pragma("GCC unroll 16") for (int u = 0; u < U; ++u) { stmt; }
+  SSM_STAGE(r[u] = V::max(V::load(x + u * W), V::set1(kClampLow)))
+  SSM_STAGE(n[u] = V::round(V::mul(r[u], V::set1(C::log2e))))
+  SSM_STAGE(r[u] = V::reduce_ln2(r[u], n[u]))
+  SSM_STAGE(t[u] = V::fmadd(V::set1(C::c[C::degree]), r[u], V::set1(C::c[C::degree - 1])))
+  for (int k = C::degree - 2; k >= 0; --k) SSM_STAGE(t[u] = V::fmadd(t[u], r[u], V::set1(C::c[k])))
+  SSM_STAGE(t[u] = V::scale2(V::mul(t[u], inv), V::sub(n[u], e)))
+#undef SSM_STAGE
+}
+
 // Lanes of one LaneSum -> ExpSum (m, e).
 template <class V>
 inline void finish_lanes(const LaneSum<V>& acc, ExpSum& out) {
@@ -286,13 +324,12 @@ ExpSum expsum_pow2_impl(const In* x, size_t n, double e_ref) {
 #pragma GCC unroll 16
 #endif
     for (int b = 0; b < B; ++b) {
+      Reg<V> t[U];
+      fast_terms<V, U>(x + i + b * U * W, acc.e, t);
 #if defined(__GNUC__)
 #pragma GCC unroll 16
 #endif
-      for (int u = 0; u < U; ++u) {
-        const Reg<V> t = fast_term<V>(V::load(x + i + (b * U + u) * W), acc.e, nv);
-        p[u] = b == 0 ? t : V::add(p[u], t);
-      }
+      for (int u = 0; u < U; ++u) p[u] = b == 0 ? t[u] : V::add(p[u], t[u]);
     }
 #if defined(__GNUC__)
 #pragma GCC unroll 8
@@ -347,6 +384,43 @@ inline void store_loop(Out* y, size_t n, Fn&& value) {
     }
   }
   for_each_block<V, kUnroll>(n, [&](size_t i, size_t count, int) SSM_INLINE { store_n<V>(y + i, value(i, count), count); });
+}
+
+// store_loop with the full unrolled steps computed by block(i, v[U]) (stage
+// by stage) and heads, single vectors and tails by value(i, count).
+template <class V, int U, bool Stream, class Out, class Fn, class Block>
+inline void store_loop_blocks(Out* y, size_t n, Fn&& value, Block&& block) {
+  constexpr size_t W = V::width;
+  size_t i = 0;
+  bool stream = false;
+  if constexpr (Stream && V::stream_align != 0) {
+    static_assert(W * sizeof(Out) == V::stream_align, "one vector per aligned store");
+    const uintptr_t addr = reinterpret_cast<uintptr_t>(y);
+    if (addr % sizeof(Out) == 0) {
+      stream = true;
+      i = (V::stream_align - addr % V::stream_align) % V::stream_align / sizeof(Out);
+      if (i > n) i = n;
+      if (i) store_n<V>(y, value(size_t(0), i), i);
+    }
+  }
+  for (; i + U * W <= n; i += U * W) {
+    Reg<V> v[U];
+    block(i, v);
+    for (int u = 0; u < U; ++u) {
+      if (stream)
+        V::stream(y + i + u * W, v[u]);
+      else
+        V::store(y + i + u * W, v[u]);
+    }
+  }
+  for (; i + W <= n; i += W) {
+    if (stream)
+      V::stream(y + i, value(i, W));
+    else
+      V::store(y + i, value(i, W));
+  }
+  if (i < n) store_n<V>(y + i, value(i, n - i), n - i);
+  if (stream) V::fence();
 }
 
 template <class V, class Out, class Fn>
@@ -514,15 +588,17 @@ ExpSum expsum_store_pow2(const In* x, In* y, size_t n, double e_ref) {
   };
   size_t i = 0;
   constexpr size_t kBlock = U * B * W;
+  const Reg<V> one = V::set1(1.0);
   for (; i + kBlock <= n; i += kBlock) {
     Reg<V> p[U];
-    for (int b = 0; b < B; ++b)
+    for (int b = 0; b < B; ++b) {
+      Reg<V> v[U];
+      write_terms<V, U>(x + i + b * U * W, ve, one, v);
       for (int u = 0; u < U; ++u) {
-        const size_t at = i + (b * U + u) * W;
-        const Reg<V> v = value(at, W);
-        V::store(y + at, v);
-        p[u] = b == 0 ? v : V::add(p[u], v);
+        V::store(y + i + (b * U + u) * W, v[u]);
+        p[u] = b == 0 ? v[u] : V::add(p[u], v[u]);
       }
+    }
     for (int w = 1; w < U; w *= 2)
       for (int u = 0; u + w < U; u += 2 * w) p[u] = V::add(p[u], p[u + w]);
     acc.fold(p[0]);
@@ -594,12 +670,27 @@ void write_exp_impl(const In* x, In* y, size_t n, double ref, double e, double i
   });
 }
 
+template <class V, bool Stream, class In>
+void write_exp_fast(const In* x, In* y, size_t n, double e, double inv) {
+  const Reg<V> ve = V::set1(e), vinv = V::set1(inv);
+  store_loop_blocks<V, kUnroll, Stream>(
+      y, n,
+      [&](size_t i, size_t count) SSM_INLINE {
+        Reg<V> m, k;
+        exp_split<V>(V::max(load_n<V>(x + i, count, -kInf), V::set1(kClampLow)), m, k);
+        return V::scale2(V::mul(m, vinv), V::sub(k, ve));
+      },
+      [&](size_t i, Reg<V>(&v)[kUnroll]) SSM_INLINE { write_terms<V, kUnroll>(x + i, ve, vinv, v); });
+}
+
 template <class V, class In>
 void write_exp(const In* x, In* y, size_t n, double ref, bool exact, double e, double inv, bool stream) {
   if (exact)
     write_exp_impl<V, true>(x, y, n, ref, e, inv, stream);
+  else if (stream)
+    write_exp_fast<V, true>(x, y, n, e, inv);
   else
-    write_exp_impl<V, false>(x, y, n, ref, e, inv, stream);
+    write_exp_fast<V, false>(x, y, n, e, inv);
 }
 
 template <class V, class In>
