@@ -235,14 +235,15 @@ inline Reg<V> fast_term(Reg<V> x, Reg<V> e, Reg<V>& n) {
 // term is a ~40-cycle dependency chain, and issuing the U chains side by
 // side (instead of one after the other) lets the out-of-order core overlap
 // them without needing a scheduler window of several whole chains.
+// step: elements between the U vectors (V::width when contiguous, the row
+// stride in the strided kernels).
 template <class V, int U, class In>
-inline void fast_terms(const In* x, Reg<V> e, Reg<V> (&t)[U]) {
+inline void fast_terms(const In* x, Reg<V> e, Reg<V> (&t)[U], size_t step = V::width) {
   using C = ExpCoeffsFast<typename V::scalar>;
-  constexpr size_t W = V::width;
   Reg<V> r[U], n[U];
 #define SSM_STAGE(stmt) \
   _Pragma("GCC unroll 16") for (int u = 0; u < U; ++u) { stmt; }
-  SSM_STAGE(r[u] = V::max(V::set1(kClampLow), V::load(x + u * W)))
+  SSM_STAGE(r[u] = V::max(V::set1(kClampLow), V::load(x + u * step)))
   SSM_STAGE(n[u] = V::round(V::mul(r[u], V::set1(C::log2e))))
   SSM_STAGE(r[u] = V::reduce_ln2(r[u], n[u]))
   SSM_STAGE(t[u] = V::fmadd(V::set1(C::c[C::degree]), r[u], V::set1(C::c[C::degree - 1])))
@@ -267,6 +268,34 @@ inline void write_terms(const In* x, Reg<V> e, Reg<V> inv, Reg<V> (&t)[U]) {
   for (int k = C::degree - 2; k >= 0; --k) SSM_STAGE(t[u] = V::fmadd(t[u], r[u], V::set1(C::c[k])))
   SSM_STAGE(t[u] = V::scale2(V::mul(t[u], inv), V::sub(n[u], e)))
 #undef SSM_STAGE
+}
+
+// write_terms for the strided write pass: vector u has its own columns' e
+// and inv (loaded from the per-column arrays at u * W).
+template <class V, int U, class In>
+inline void write_terms_cols(const In* x, const In* e, const In* inv, Reg<V> (&t)[U]) {
+  using C = ExpCoeffs<typename V::scalar>;
+  constexpr size_t W = V::width;
+  Reg<V> r[U], n[U];
+#define SSM_STAGE(stmt) \
+  _Pragma("GCC unroll 16") for (int u = 0; u < U; ++u) { stmt; }
+  SSM_STAGE(r[u] = V::max(V::load(x + u * W), V::set1(kClampLow)))
+  SSM_STAGE(n[u] = V::round(V::mul(r[u], V::set1(C::log2e))))
+  SSM_STAGE(r[u] = V::reduce_ln2(r[u], n[u]))
+  SSM_STAGE(t[u] = V::fmadd(V::set1(C::c[C::degree]), r[u], V::set1(C::c[C::degree - 1])))
+  for (int k = C::degree - 2; k >= 0; --k) SSM_STAGE(t[u] = V::fmadd(t[u], r[u], V::set1(C::c[k])))
+  SSM_STAGE(t[u] = V::scale2(V::mul(t[u], V::load(inv + u * W)), V::sub(n[u], V::load(e + u * W))))
+#undef SSM_STAGE
+}
+
+// t[0] + ... + t[U-1] as a balanced tree, fully unrolled (a loop over the
+// tree levels sends the partial sums through the stack).
+template <class V, int Lo, int Hi>
+inline Reg<V> tree_sum(const Reg<V>* t) {
+  if constexpr (Hi - Lo == 1)
+    return t[Lo];
+  else
+    return V::add(tree_sum<V, Lo, (Lo + Hi) / 2>(t), tree_sum<V, (Lo + Hi) / 2, Hi>(t));
 }
 
 // Lanes of one LaneSum -> ExpSum (m, e).
@@ -331,13 +360,9 @@ ExpSum expsum_pow2_impl(const In* x, size_t n, double e_ref) {
 #endif
       for (int u = 0; u < U; ++u) p[u] = b == 0 ? t[u] : V::add(p[u], t[u]);
     }
-#if defined(__GNUC__)
-#pragma GCC unroll 8
-#endif
-    for (int w = 1; w < U; w *= 2)
-      for (int u = 0; u + w < U; u += 2 * w) p[u] = V::add(p[u], p[u + w]);
-    if (Lazy && V::any(V::not_le(p[0], limit))) p[0] = redo_block<V>(x + i, kBlock, acc);
-    acc.fold(p[0]);
+    Reg<V> q = tree_sum<V, 0, U>(p);
+    if (Lazy && V::any(V::not_le(q, limit))) q = redo_block<V>(x + i, kBlock, acc);
+    acc.fold(q);
   }
   for (; i < n; i += W) {
     const size_t count = n - i < W ? n - i : W;
@@ -388,7 +413,9 @@ inline void store_loop(Out* y, size_t n, Fn&& value) {
 
 // store_loop with the full unrolled steps computed by block(i, v[U]) (stage
 // by stage) and heads, single vectors and tails by value(i, count).
-template <class V, int U, bool Stream, class Out, class Fn, class Block>
+// Fence = false leaves the store fence to the caller (one per call, not one
+// per row: each sfence waits for the write-combining buffers to drain).
+template <class V, int U, bool Stream, bool Fence = true, class Out, class Fn, class Block>
 inline void store_loop_blocks(Out* y, size_t n, Fn&& value, Block&& block) {
   constexpr size_t W = V::width;
   size_t i = 0;
@@ -420,7 +447,7 @@ inline void store_loop_blocks(Out* y, size_t n, Fn&& value, Block&& block) {
       V::store(y + i, value(i, W));
   }
   if (i < n) store_n<V>(y + i, value(i, n - i), n - i);
-  if (stream) V::fence();
+  if (Fence && stream) V::fence();
 }
 
 template <class V, class Out, class Fn>
@@ -599,9 +626,7 @@ ExpSum expsum_store_pow2(const In* x, In* y, size_t n, double e_ref) {
         p[u] = b == 0 ? v[u] : V::add(p[u], v[u]);
       }
     }
-    for (int w = 1; w < U; w *= 2)
-      for (int u = 0; u + w < U; u += 2 * w) p[u] = V::add(p[u], p[u + w]);
-    acc.fold(p[0]);
+    acc.fold(tree_sum<V, 0, U>(p));
   }
   for (; i < n; i += W) {
     const size_t count = n - i < W ? n - i : W;
@@ -708,7 +733,7 @@ void write_shift(const In* x, In* y, size_t n, double hi, double lo, bool stream
 // plain tree folded into the column's Kahan sum.
 
 // Columns per panel: the per-column state (s, c, e) of a panel stays in L1/L2.
-constexpr size_t kPanel = 1024;
+constexpr size_t kPanel = 4096;
 
 template <class V, int B, class In>
 void expsum_strided(const In* x, size_t n, size_t stride, size_t cols, double* m_out, double* e_out) {
@@ -732,9 +757,16 @@ void expsum_strided(const In* x, size_t n, size_t stride, size_t cols, double* m
         const size_t cnt = pc - j < W ? pc - j : W;
         LaneSum<V> acc;
         acc.e = V::load(eb + j);
-        Reg<V> q = fast_term<V>(load_n<V>(xp + i * stride + j, cnt, -kInf), acc.e, nv);
-        for (size_t b = 1; b < rows; ++b)
-          q = V::add(q, fast_term<V>(load_n<V>(xp + (i + b) * stride + j, cnt, -kInf), acc.e, nv));
+        Reg<V> q;
+        if (rows == size_t(B) && cnt == W) {
+          Reg<V> t[B];
+          fast_terms<V, B>(xp + i * stride + j, acc.e, t, stride);
+          q = tree_sum<V, 0, B>(t);
+        } else {
+          q = fast_term<V>(load_n<V>(xp + i * stride + j, cnt, -kInf), acc.e, nv);
+          for (size_t b = 1; b < rows; ++b)
+            q = V::add(q, fast_term<V>(load_n<V>(xp + (i + b) * stride + j, cnt, -kInf), acc.e, nv));
+        }
         acc.s = V::load(sb + j);
         acc.c = V::load(cb + j);
         if (V::any(V::not_le(q, limit))) {
@@ -827,29 +859,57 @@ void expsum_strided_rel(const In* x, size_t n, size_t stride, size_t cols, const
   }
 }
 
+template <class V, bool Stream, class In>
+void write_exp_strided_impl(const In* x, In* y, size_t n, size_t stride, size_t cols, const In* e, const In* inv) {
+  for (size_t i = 0; i < n; ++i) {
+    const In* xr = x + i * stride;
+    // The head of a streamed row shifts the vector grid off the columns'
+    // e/inv grid only in memory, not in value: column j always uses e[j].
+    store_loop_blocks<V, kUnroll, Stream, false>(
+        y + i * stride, cols,
+        [&](size_t j, size_t count) SSM_INLINE {
+          Reg<V> m, k;
+          exp_split<V>(V::max(load_n<V>(xr + j, count, -kInf), V::set1(kClampLow)), m, k);
+          return V::scale2(V::mul(m, load_n<V>(inv + j, count, 0.0)), V::sub(k, load_n<V>(e + j, count, 0.0)));
+        },
+        [&](size_t j, Reg<V>(&v)[kUnroll]) SSM_INLINE { write_terms_cols<V, kUnroll>(xr + j, e + j, inv + j, v); });
+  }
+  if (Stream) V::fence();
+}
+
 template <class V, class In>
 void write_exp_strided(const In* x, In* y, size_t n, size_t stride, size_t cols, const In* e, const In* inv,
                        bool stream) {
+  if (stream)
+    write_exp_strided_impl<V, true>(x, y, n, stride, cols, e, inv);
+  else
+    write_exp_strided_impl<V, false>(x, y, n, stride, cols, e, inv);
+}
+
+template <class V, bool Stream, class In>
+void write_shift_strided_impl(const In* x, In* y, size_t n, size_t stride, size_t cols, const In* hi,
+                              const In* lo) {
+  constexpr size_t W = V::width;
   for (size_t i = 0; i < n; ++i) {
     const In* xr = x + i * stride;
-    store_loop<V>(stream, y + i * stride, cols, [&](size_t j, size_t count) SSM_INLINE {
-      Reg<V> m, k;
-      exp_split<V>(V::max(load_n<V>(xr + j, count, -kInf), V::set1(kClampLow)), m, k);
-      return V::scale2(V::mul(m, load_n<V>(inv + j, count, 0.0)), V::sub(k, load_n<V>(e + j, count, 0.0)));
+    auto value = [&](size_t j, size_t count) SSM_INLINE {
+      return V::sub(V::sub(load_n<V>(xr + j, count, 0.0), load_n<V>(hi + j, count, 0.0)),
+                    load_n<V>(lo + j, count, 0.0));
+    };
+    store_loop_blocks<V, kUnroll, Stream, false>(y + i * stride, cols, value, [&](size_t j, Reg<V>(&v)[kUnroll]) SSM_INLINE {
+      for (int u = 0; u < kUnroll; ++u) v[u] = value(j + u * W, W);
     });
   }
+  if (Stream) V::fence();
 }
 
 template <class V, class In>
 void write_shift_strided(const In* x, In* y, size_t n, size_t stride, size_t cols, const In* hi, const In* lo,
                          bool stream) {
-  for (size_t i = 0; i < n; ++i) {
-    const In* xr = x + i * stride;
-    store_loop<V>(stream, y + i * stride, cols, [&](size_t j, size_t count) SSM_INLINE {
-      return V::sub(V::sub(load_n<V>(xr + j, count, 0.0), load_n<V>(hi + j, count, 0.0)),
-                    load_n<V>(lo + j, count, 0.0));
-    });
-  }
+  if (stream)
+    write_shift_strided_impl<V, true>(x, y, n, stride, cols, hi, lo);
+  else
+    write_shift_strided_impl<V, false>(x, y, n, stride, cols, hi, lo);
 }
 
 template <class V, class In>
@@ -911,7 +971,7 @@ Kernels<T> make_kernels() {
   k.expsum_strided_fast = &expsum_strided_entry<VN, Tu::strided_block, T>;
   k.max_strided = &max_strided<VN, T>;
   k.expsum_strided_rel = &expsum_strided_rel<VW, T>;
-  k.err_strided_fast = fast_sum_err<S, 1, Tu::strided_block>();
+  k.err_strided_fast = fast_sum_err<S, Tu::strided_block, 1>();  // full blocks are one tree of B terms
   k.write_exp_strided = &write_exp_strided<VN, T>;
   k.write_shift_strided = &write_shift_strided<VN, T>;
   k.vexp = &vexp<VN, T>;
