@@ -4,6 +4,23 @@
 #include "softmax_generic.h"
 
 namespace ssm {
+namespace avx2 {
+namespace {
+// Unroll x block of the fast sums, picked with _core._tune_expsum on a
+// 256 KiB in-cache row (Zen 5; numbers in the issue-5 note).
+template <>
+struct Tuning<F32x8> {
+  static constexpr int unroll = 4, block = 2, strided_block = 4, store_unroll = 4, store_block = 2;
+};
+template <>
+struct Tuning<F64x4> {
+  static constexpr int unroll = 8, block = 1, strided_block = 4, store_unroll = 4, store_block = 2;
+};
+}  // namespace
+}  // namespace avx2
+}  // namespace ssm
+
+namespace ssm {
 const KernelSet& kernels_avx2() {
   static const KernelSet set{"avx2", avx2::make_kernels<avx2::F32x8, avx2::F64x4, float>(),
                              avx2::make_kernels<avx2::F64x4, avx2::F64x4, double>()};

@@ -5,6 +5,23 @@
 #include "softmax_generic.h"
 
 namespace ssm {
+namespace avx512 {
+namespace {
+// Unroll x block of the fast sums, picked with _core._tune_expsum on a
+// 256 KiB in-cache row (Zen 5; numbers in the issue-5 note).
+template <>
+struct Tuning<F32x16> {
+  static constexpr int unroll = 8, block = 2, strided_block = 4, store_unroll = 4, store_block = 2;
+};
+template <>
+struct Tuning<F64x8> {
+  static constexpr int unroll = 8, block = 1, strided_block = 4, store_unroll = 4, store_block = 2;
+};
+}  // namespace
+}  // namespace avx512
+}  // namespace ssm
+
+namespace ssm {
 const KernelSet& kernels_avx512() {
   static const KernelSet set{"avx512", avx512::make_kernels<avx512::F32x16, avx512::F64x8, float>(),
                              avx512::make_kernels<avx512::F64x8, avx512::F64x8, double>()};

@@ -5,6 +5,19 @@
 #include "softmax_generic.h"
 
 namespace ssm {
+namespace scalar {
+namespace {
+// Unroll x block of the fast sums, picked with _core._tune_expsum on a
+// 256 KiB in-cache row (Zen 5; numbers in the issue-5 note).
+template <>
+struct Tuning<F64x1> {
+  static constexpr int unroll = 8, block = 2, strided_block = 4, store_unroll = 4, store_block = 2;
+};
+}  // namespace
+}  // namespace scalar
+}  // namespace ssm
+
+namespace ssm {
 const KernelSet& kernels_scalar() {
   static const KernelSet set{"scalar", scalar::make_kernels<scalar::F64x1, scalar::F64x1, float>(),
                              scalar::make_kernels<scalar::F64x1, scalar::F64x1, double>()};
