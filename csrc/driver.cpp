@@ -18,9 +18,10 @@ constexpr double kLog2e = 1.4426950408889634;
 // Settings
 
 std::atomic<int> g_store_policy{static_cast<int>(StorePolicy::Auto)};
-// 64 Ki elements per chunk: fine enough to balance two or more threads on
-// one row, coarse enough that the per-chunk lane reduction costs < 0.5%.
-std::atomic<size_t> g_chunk{size_t(1) << 16};
+// 256 Ki elements per chunk: fine enough to balance two or more threads on
+// one row (a 1 GiB float32 row is 1024 chunks), coarse enough that the
+// per-chunk start and lane reduction stay well below 1% of the chunk's time.
+std::atomic<size_t> g_chunk{size_t(1) << 18};
 // Rows up to 1 Mi elements are never split: a batch of them is spread over
 // the threads row by row, which needs no reduction between threads.
 std::atomic<size_t> g_chunked_row{size_t(1) << 20};

@@ -30,6 +30,7 @@
 
 #include <cmath>
 #include <cstdint>
+#include <cstring>
 #include <limits>
 
 #include "kernel_api.h"
@@ -112,6 +113,14 @@ struct DoubleDouble {
   }
 };
 
+// 2^k for integer k in [-1022, 1023], built in the exponent field.
+inline double pow2_int(int k) {
+  const uint64_t bits = static_cast<uint64_t>(k + 1023) << 52;
+  double r;
+  std::memcpy(&r, &bits, sizeof r);
+  return r;
+}
+
 // Lane sums (s - c) * 2^e of U accumulators -> one ExpSum (m, e).
 template <class V, int U>
 inline void finish(const ExpAcc<V> (&acc)[U], ExpSum& out) {
@@ -133,8 +142,16 @@ inline void finish(const ExpAcc<V> (&acc)[U], ExpSum& out) {
       sum.add(s[i] - c[i]);
       continue;
     }
-    sum.add(std::ldexp(s[i], static_cast<int>(k)));
-    sum.add(-std::ldexp(c[i], static_cast<int>(k)));
+    if (k >= -1000.0) {
+      // An exact power-of-two multiply: std::ldexp is a library call, and
+      // this runs for every lane of every row and chunk.
+      const double f = pow2_int(static_cast<int>(k));
+      sum.add(s[i] * f);
+      sum.add(-(c[i] * f));
+    } else {
+      sum.add(std::ldexp(s[i], static_cast<int>(k)));
+      sum.add(-std::ldexp(c[i], static_cast<int>(k)));
+    }
   }
   sum.store(out);
   out.e = emax;
