@@ -183,10 +183,29 @@ def peers(repeats):
         ssm.set_num_threads(saved)
 
 
+def prefetch_sweep(nbytes, repeats):
+    """Software prefetch distance: efficiencies against probes prefetching the same way."""
+    x, y = rows(nbytes, np.float32)
+    flat, out = x.reshape(-1), y.reshape(-1)
+    o = np.empty(1, np.float32)
+    try:
+        for d in (0, 4096, 8192, 16384, 32768):
+            _core._set_prefetch(d)
+            t = timed({"read": lambda: _core.probe_read(flat), "copy": lambda: _core.probe_copy(flat, out),
+                       "lse": lambda: _core.logsumexp(x, o), "two-pass": lambda: _core.softmax(x, y, "two-pass")},
+                      repeats)
+            print(f"prefetch {d:6d} B: read {t['read'] * 1e3:7.2f} ms, copy {t['copy'] * 1e3:7.2f} ms, "
+                  f"logsumexp/read {t['read'] / t['lse']:.3f}, two-pass/(read+copy) "
+                  f"{(t['read'] + t['copy']) / t['two-pass']:.3f}, logsumexp {t['lse'] * 1e3:.2f} ms, "
+                  f"two-pass {t['two-pass'] * 1e3:.2f} ms", flush=True)
+    finally:
+        _core._set_prefetch(-1)
+
+
 def main():
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--quick", action="store_true", help="smaller sizes and fewer repeats")
-    p.add_argument("--only", default="", help="comma list of: efficiency,auto,threads,axis,overhead,peers")
+    p.add_argument("--only", default="", help="comma list of: efficiency,auto,threads,axis,overhead,peers,prefetch")
     args = p.parse_args()
     only = set(filter(None, args.only.split(",")))
     want = lambda part: not only or part in only  # noqa: E731
@@ -212,6 +231,8 @@ def main():
         call_overhead()
     if want("peers"):
         peers(reps)
+    if want("prefetch"):
+        prefetch_sweep(64 * MiB if args.quick else 256 * MiB, reps)
 
 
 if __name__ == "__main__":

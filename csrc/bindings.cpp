@@ -321,6 +321,7 @@ py::dict runtime_settings() {
   d["chunked_row"] = st.chunked_row;
   d["parallel_min"] = st.parallel_min;
   d["num_threads"] = ssm::get_num_threads();
+  d["prefetch_bytes"] = ssm::prefetch_distance(~size_t(0));
   d["default_num_threads"] = ssm::default_num_threads();
   return d;
 }
@@ -407,6 +408,8 @@ PYBIND11_MODULE(_core, m) {
         "Test hook: chunk size, and the row length above which rows are chunked.");
   m.def("_set_parallel_min", &ssm::set_parallel_min, py::arg("elements"),
         "Test hook: smallest call (in elements) that may use threads.");
+  m.def("_set_prefetch", [](int bytes) { ssm::g_prefetch_bytes.store(bytes < 0 ? -1 : bytes); }, py::arg("bytes"),
+        "Tuning hook: software prefetch distance of the streaming passes (0: none, -1: default).");
   m.def("_tune_expsum", &tune_expsum, py::arg("x"), py::arg("variant"), py::arg("repeats") = 1,
         "Tuning hook: run an (unroll, block) instantiation of the two-pass first pass.");
   m.def("probe_read", &probe_read, py::arg("x"));

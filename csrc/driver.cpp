@@ -9,6 +9,19 @@
 #include "thread_pool.h"
 
 namespace ssm {
+
+// -1: the default below.
+std::atomic<int> g_prefetch_bytes{-1};
+
+size_t prefetch_distance(size_t bytes) {
+  // 16 KiB ahead measured best on Zen 5 (4 KiB: most of the gain, 32 KiB:
+  // less): about DRAM latency x one core's bandwidth, with room to spare.
+  constexpr int kDefault = 16 << 10;
+  if (bytes <= cache_sizes().l2) return 0;
+  const int d = g_prefetch_bytes.load(std::memory_order_relaxed);
+  return static_cast<size_t>(d < 0 ? kDefault : d);
+}
+
 namespace {
 
 constexpr double kInf = std::numeric_limits<double>::infinity();

@@ -10,6 +10,7 @@
 // in chunk order, and shorter rows are never split. Threads only decide who
 // runs which chunk or row.
 #pragma once
+#include <atomic>
 #include <cstddef>
 #include <string>
 #include <vector>
@@ -27,6 +28,10 @@ const char* algorithm_name(Algorithm a);
 enum class StorePolicy { Auto, Stream, Regular };
 StorePolicy parse_store_policy(const std::string& name);
 const char* store_policy_name(StorePolicy p);
+
+// Software prefetch distance setting (bytes; -1 = default), see
+// prefetch_distance() in kernels/kernel_api.h.
+extern std::atomic<int> g_prefetch_bytes;
 
 // Run-time settings (process-wide). The setters exist for tests and tuning.
 struct Settings {

@@ -35,6 +35,17 @@
 
 #include "kernel_api.h"
 
+#if defined(_MSC_VER) && !defined(__clang__)
+#if defined(_M_X64) || defined(_M_IX86)
+#include <xmmintrin.h>
+#define SSM_PREFETCH(p) _mm_prefetch(p, _MM_HINT_T0)
+#else
+#define SSM_PREFETCH(p) ((void)(p))
+#endif
+#else
+#define SSM_PREFETCH(p) __builtin_prefetch(p, 0, 3)
+#endif
+
 namespace ssm {
 namespace SSM_ISA {
 namespace {
@@ -185,6 +196,15 @@ inline void store_n(Out* p, Reg<V> v, size_t count) {
     V::store(p, v);
   else
     V::store_tail(p, v, count);
+}
+
+// Touch the Bytes bytes at p (one prefetch per cache line) for the cache,
+// so that more lines are in flight than the out-of-order window alone
+// would request while it is busy with the exp arithmetic.
+template <size_t Bytes, class T>
+inline void prefetch_block(const T* p) {
+  const char* c = reinterpret_cast<const char*>(p);
+  for (size_t b = 0; b < Bytes; b += 64) SSM_PREFETCH(c + b);
 }
 
 // Unroll of the simple streaming loops (probes, scale, the write passes):
@@ -363,8 +383,10 @@ ExpSum expsum_pow2_impl(const In* x, size_t n, double e_ref) {
     acc.e = V::set1(e_ref);
   }
   const Reg<V> limit = V::set1(FastLimits<typename V::scalar>::check);
+  const size_t ahead = prefetch_distance(n * sizeof(In)) / sizeof(In);
   size_t i = 0;
   for (; i + kBlock <= n; i += kBlock) {
+    if (ahead) prefetch_block<kBlock * sizeof(In)>(x + i + ahead);
     Reg<V> p[U];
 #if defined(__GNUC__)
 #pragma GCC unroll 16
@@ -539,7 +561,9 @@ ExpSum expsum_online_impl(const In* x, const In* b, size_t n) {
     s[u] = c[u] = V::set1(0.0);
   }
   typename V::mask special = V::none();
+  const size_t ahead = prefetch_distance(n * sizeof(In)) / sizeof(In);
   for_each_block<V, kUnroll>(n, [&](size_t i, size_t count, int u) SSM_INLINE {
+    if (ahead && u == 0) prefetch_block<kUnroll * V::width * sizeof(In)>(x + i + ahead);
     Reg<V> xv = load_n<V>(x + i, count, -kInf);
     Reg<V> bv;
     if (Weighted) {
@@ -603,7 +627,9 @@ ExpSum max_scan(const In* x, size_t n) {
   Reg<V> vmax[kUnroll];
   for (auto& v : vmax) v = V::set1(-kInf);
   typename V::mask special = V::none();
+  const size_t ahead = prefetch_distance(n * sizeof(In)) / sizeof(In);
   for_each_block<V, kUnroll>(n, [&](size_t i, size_t count, int u) SSM_INLINE {
+    if (ahead && u == 0) prefetch_block<kUnroll * V::width * sizeof(In)>(x + i + ahead);
     const Reg<V> xv = load_n<V>(x + i, count, -kInf);
     special = V::mask_or(special, V::unord(xv));
     vmax[u] = V::max(xv, vmax[u]);
@@ -633,7 +659,9 @@ ExpSum expsum_store_pow2(const In* x, In* y, size_t n, double e_ref) {
   size_t i = 0;
   constexpr size_t kBlock = U * B * W;
   const Reg<V> one = V::set1(1.0);
+  const size_t ahead = prefetch_distance(n * sizeof(In)) / sizeof(In);
   for (; i + kBlock <= n; i += kBlock) {
+    if (ahead) prefetch_block<kBlock * sizeof(In)>(x + i + ahead);
     Reg<V> p[U];
     for (int b = 0; b < B; ++b) {
       Reg<V> v[U];
@@ -693,7 +721,11 @@ ExpSum expsum_store(const In* x, In* y, size_t n, double ref) {
 template <class V, class In>
 void scale(In* y, size_t n, double factor, bool stream) {
   const Reg<V> f = V::set1(factor);
-  store_loop<V>(stream, y, n, [&](size_t i, size_t count) SSM_INLINE { return V::mul(load_n<V>(y + i, count, 0.0), f); });
+  const size_t ahead = prefetch_distance(n * sizeof(In)) / sizeof(In);
+  store_loop<V>(stream, y, n, [&](size_t i, size_t count) SSM_INLINE {
+    if (ahead) SSM_PREFETCH(reinterpret_cast<const char*>(y + i + ahead));
+    return V::mul(load_n<V>(y + i, count, 0.0), f);
+  });
 }
 
 // y = exp(x - ref) * 2^-e * inv, as scale2(m * inv, n - e): one rounding for
@@ -715,6 +747,7 @@ void write_exp_impl(const In* x, In* y, size_t n, double ref, double e, double i
 template <class V, bool Stream, class In>
 void write_exp_fast(const In* x, In* y, size_t n, double e, double inv) {
   const Reg<V> ve = V::set1(e), vinv = V::set1(inv);
+  const size_t ahead = prefetch_distance(n * sizeof(In)) / sizeof(In);
   store_loop_blocks<V, kUnroll, Stream>(
       y, n,
       [&](size_t i, size_t count) SSM_INLINE {
@@ -722,7 +755,10 @@ void write_exp_fast(const In* x, In* y, size_t n, double e, double inv) {
         exp_split<V>(V::max(load_n<V>(x + i, count, -kInf), V::set1(kClampLow)), m, k);
         return V::scale2(V::mul(m, vinv), V::sub(k, ve));
       },
-      [&](size_t i, Reg<V>(&v)[kUnroll]) SSM_INLINE { write_terms<V, kUnroll>(x + i, ve, vinv, v); });
+      [&](size_t i, Reg<V>(&v)[kUnroll]) SSM_INLINE {
+        if (ahead) prefetch_block<kUnroll * V::width * sizeof(In)>(x + i + ahead);
+        write_terms<V, kUnroll>(x + i, ve, vinv, v);
+      });
 }
 
 template <class V, class In>
@@ -738,7 +774,9 @@ void write_exp(const In* x, In* y, size_t n, double ref, bool exact, double e, d
 template <class V, class In>
 void write_shift(const In* x, In* y, size_t n, double hi, double lo, bool stream) {
   const Reg<V> vhi = V::set1(hi), vlo = V::set1(lo);
+  const size_t ahead = prefetch_distance(n * sizeof(In)) / sizeof(In);
   store_loop<V>(stream, y, n, [&](size_t i, size_t count) SSM_INLINE {
+    if (ahead) SSM_PREFETCH(reinterpret_cast<const char*>(x + i + ahead));
     return V::sub(V::sub(load_n<V>(x + i, count, 0.0), vhi), vlo);
   });
 }
@@ -943,15 +981,34 @@ template <class V, class In>
 double probe_read(const In* x, size_t n) {
   Reg<V> s[kUnroll];
   for (auto& v : s) v = V::set1(0.0);
-  for_each_block<V, kUnroll>(n, [&](size_t i, size_t count, int u) SSM_INLINE { s[u] = V::add(s[u], load_n<V>(x + i, count, 0.0)); });
+  const size_t ahead = prefetch_distance(n * sizeof(In)) / sizeof(In);
+  for_each_block<V, kUnroll>(n, [&](size_t i, size_t count, int u) SSM_INLINE {
+    if (ahead && u == 0) prefetch_block<kUnroll * V::width * sizeof(In)>(x + i + ahead);
+    s[u] = V::add(s[u], load_n<V>(x + i, count, 0.0));
+  });
   double total = 0.0;
   for (auto& v : s) total += V::hsum(v);
   return total;
 }
 
+template <class V, bool Stream, class In>
+void probe_copy_impl(const In* x, In* y, size_t n) {
+  constexpr size_t W = V::width;
+  const size_t ahead = prefetch_distance(n * sizeof(In)) / sizeof(In);
+  store_loop_blocks<V, kUnroll, Stream>(
+      y, n, [&](size_t i, size_t count) SSM_INLINE { return load_n<V>(x + i, count, 0.0); },
+      [&](size_t i, Reg<V>(&v)[kUnroll]) SSM_INLINE {
+        if (ahead) prefetch_block<kUnroll * W * sizeof(In)>(x + i + ahead);
+        for (int u = 0; u < kUnroll; ++u) v[u] = V::load(x + i + u * W);
+      });
+}
+
 template <class V, class In>
 void probe_copy(const In* x, In* y, size_t n, bool stream) {
-  store_loop<V>(stream, y, n, [&](size_t i, size_t count) SSM_INLINE { return load_n<V>(x + i, count, 0.0); });
+  if (stream)
+    probe_copy_impl<V, true>(x, y, n);
+  else
+    probe_copy_impl<V, false>(x, y, n);
 }
 
 template <class V, class In>
