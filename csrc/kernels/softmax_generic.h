@@ -796,6 +796,7 @@ void expsum_strided(const In* x, size_t n, size_t stride, size_t cols, double* m
   constexpr size_t W = V::width;
   alignas(64) S sb[kPanel], cb[kPanel], eb[kPanel];
   const Reg<V> limit = V::set1(FastLimits<S>::check);
+  const bool prefetch = prefetch_distance(n * cols * sizeof(In)) != 0;
   for (size_t p0 = 0; p0 < cols; p0 += kPanel) {
     const size_t pc = cols - p0 < kPanel ? cols - p0 : kPanel;
     const In* xp = x + p0;
@@ -814,6 +815,9 @@ void expsum_strided(const In* x, size_t n, size_t stride, size_t cols, double* m
         acc.e = V::load(eb + j);
         Reg<V> q;
         if (rows == size_t(B) && cnt == W) {
+          // The next block's rows, one block (B rows of the panel) ahead.
+          if (prefetch)
+            for (int b = 0; b < B; ++b) SSM_PREFETCH(reinterpret_cast<const char*>(xp + (i + B + b) * stride + j));
           Reg<V> t[B];
           fast_terms<V, B>(xp + i * stride + j, acc.e, t, stride);
           q = tree_sum<V, 0, B>(t);
@@ -916,6 +920,7 @@ void expsum_strided_rel(const In* x, size_t n, size_t stride, size_t cols, const
 
 template <class V, bool Stream, class In>
 void write_exp_strided_impl(const In* x, In* y, size_t n, size_t stride, size_t cols, const In* e, const In* inv) {
+  const size_t ahead = prefetch_distance(n * cols * sizeof(In)) / sizeof(In);
   for (size_t i = 0; i < n; ++i) {
     const In* xr = x + i * stride;
     // The head of a streamed row shifts the vector grid off the columns'
@@ -927,7 +932,10 @@ void write_exp_strided_impl(const In* x, In* y, size_t n, size_t stride, size_t 
           exp_split<V>(V::max(load_n<V>(xr + j, count, -kInf), V::set1(kClampLow)), m, k);
           return V::scale2(V::mul(m, load_n<V>(inv + j, count, 0.0)), V::sub(k, load_n<V>(e + j, count, 0.0)));
         },
-        [&](size_t j, Reg<V>(&v)[kUnroll]) SSM_INLINE { write_terms_cols<V, kUnroll>(xr + j, e + j, inv + j, v); });
+        [&](size_t j, Reg<V>(&v)[kUnroll]) SSM_INLINE {
+          if (ahead) prefetch_block<kUnroll * V::width * sizeof(In)>(xr + j + ahead);
+          write_terms_cols<V, kUnroll>(xr + j, e + j, inv + j, v);
+        });
   }
   if (Stream) V::fence();
 }
