@@ -35,6 +35,14 @@
 
 #include "kernel_api.h"
 
+// Stage-wise loops over the U vectors of a block must be fully unrolled
+// (their registers are the point).
+#if defined(__GNUC__) || defined(__clang__)
+#define SSM_UNROLL _Pragma("GCC unroll 16")
+#else
+#define SSM_UNROLL
+#endif
+
 #if defined(_MSC_VER) && !defined(__clang__)
 #if defined(_M_X64) || defined(_M_IX86)
 #include <xmmintrin.h>
@@ -279,7 +287,7 @@ inline void fast_terms(const In* x, Reg<V> e, Reg<V> (&t)[U], size_t step = V::w
   using C = ExpCoeffsFast<typename V::scalar>;
   Reg<V> r[U], n[U];
 #define SSM_STAGE(stmt) \
-  _Pragma("GCC unroll 16") for (int u = 0; u < U; ++u) { stmt; }
+  SSM_UNROLL for (int u = 0; u < U; ++u) { stmt; }
   SSM_STAGE(r[u] = V::max(V::set1(kClampLow), V::load(x + u * step)))
   SSM_STAGE(n[u] = V::round(V::mul(r[u], V::set1(C::log2e))))
   SSM_STAGE(r[u] = V::reduce_ln2(r[u], n[u]))
@@ -297,7 +305,7 @@ inline void write_terms(const In* x, Reg<V> e, Reg<V> inv, Reg<V> (&t)[U]) {
   constexpr size_t W = V::width;
   Reg<V> r[U], n[U];
 #define SSM_STAGE(stmt) \
-  _Pragma("GCC unroll 16") for (int u = 0; u < U; ++u) { stmt; }
+  SSM_UNROLL for (int u = 0; u < U; ++u) { stmt; }
   SSM_STAGE(r[u] = V::max(V::load(x + u * W), V::set1(kClampLow)))
   SSM_STAGE(n[u] = V::round(V::mul(r[u], V::set1(C::log2e))))
   SSM_STAGE(r[u] = V::reduce_ln2(r[u], n[u]))
@@ -315,7 +323,7 @@ inline void write_terms_cols(const In* x, const In* e, const In* inv, Reg<V> (&t
   constexpr size_t W = V::width;
   Reg<V> r[U], n[U];
 #define SSM_STAGE(stmt) \
-  _Pragma("GCC unroll 16") for (int u = 0; u < U; ++u) { stmt; }
+  SSM_UNROLL for (int u = 0; u < U; ++u) { stmt; }
   SSM_STAGE(r[u] = V::max(V::load(x + u * W), V::set1(kClampLow)))
   SSM_STAGE(n[u] = V::round(V::mul(r[u], V::set1(C::log2e))))
   SSM_STAGE(r[u] = V::reduce_ln2(r[u], n[u]))
