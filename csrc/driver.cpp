@@ -31,13 +31,14 @@ constexpr double kLog2e = 1.4426950408889634;
 // Settings
 
 std::atomic<int> g_store_policy{static_cast<int>(StorePolicy::Auto)};
-// 256 Ki elements per chunk: fine enough to balance two or more threads on
-// one row (a 1 GiB float32 row is 1024 chunks), coarse enough that the
-// per-chunk start and lane reduction stay well below 1% of the chunk's time.
-std::atomic<size_t> g_chunk{size_t(1) << 18};
-// Rows up to 1 Mi elements are never split: a batch of them is spread over
-// the threads row by row, which needs no reduction between threads.
-std::atomic<size_t> g_chunked_row{size_t(1) << 20};
+// 64 Ki elements per chunk: fine enough to balance two or more threads on
+// one row, coarse enough that the per-chunk start and lane reduction (about
+// 0.1 us) stay well below 1% of the chunk's time.
+std::atomic<size_t> g_chunk{size_t(1) << 16};
+// Rows up to 256 Ki elements are never split: a batch of them is spread over
+// the threads row by row, which needs no reduction between threads; longer
+// rows are split (so one 1 MiB float32 row already uses every thread).
+std::atomic<size_t> g_chunked_row{size_t(1) << 18};
 // Below 128 Ki elements a call is over before a sleeping worker wakes up.
 std::atomic<size_t> g_parallel_min{size_t(1) << 17};
 

@@ -5,8 +5,8 @@
 // left unwritten; the Python layer fills it with SciPy's exact semantics.
 //
 // Bit-identical for any thread count: a row longer than settings().chunked_row
-// (2^20) elements is always split into chunks of settings().chunk_elements
-// (2^18), whatever the thread count; its per-chunk (m, e) partials are reduced
+// (2^18) elements is always split into chunks of settings().chunk_elements
+// (2^16), whatever the thread count; its per-chunk (m, e) partials are reduced
 // in chunk order, and shorter rows are never split. Threads only decide who
 // runs which chunk or row.
 #pragma once

@@ -99,9 +99,9 @@ def test_thread_count_invariance(isa, dtype, small_chunks, shape):
 
 
 def test_thread_count_invariance_default_chunking(isa, restore_settings):
-    """A row above the default chunked_row (2^20) with the default chunk size."""
+    """A row above the default chunked_row with the default chunk size."""
     rng = np.random.default_rng(2)
-    x = logits(rng, (1, (1 << 20) + 77), np.float32)
+    x = logits(rng, (1, _core.runtime_settings()["chunked_row"] * 3 + 77), np.float32)
     _core._set_parallel_min(0)
     outs = {}
     for t in (1, 2, 3):
