@@ -399,3 +399,24 @@ def test_tuning_variants_agree(isa, dtype):
         name, m, e = _core._tune_expsum(x, v)
         sums.append(m * 2.0**e)
     np.testing.assert_allclose(sums, sums[0], rtol=1e-6 if dtype == np.float32 else 1e-14)
+
+
+def test_strided_logsumexp_near_zero(isa, dtype):
+    """Normalized log-probabilities: lse ~ 0, where the fast pass cannot certify
+    the result and the accurate per-column pass must take over."""
+    rng = np.random.default_rng(12)
+    x = logits(rng, (300, 70), dtype, scale=2.0)
+    lp = ssm.log_softmax(x, axis=0)
+    got = ssm.logsumexp(lp, axis=0)
+    got_rows = ssm.logsumexp(np.ascontiguousarray(lp.T), axis=1)
+    ref = axis_reference("logsumexp", lp, 0)
+    if dtype == np.float32:
+        # 1 ulp, plus the float64 sum's own rounding (2^-52 absolute): at
+        # |lse| ~ 1e-9 a float32 ulp is smaller than that (README, Accuracy)
+        r32 = ref.astype(np.float32)
+        for g in (got, got_rows):
+            err = np.abs(g.astype(np.float64) - r32)
+            assert np.all(err <= np.spacing(np.abs(r32)).astype(np.float64) + 2 * 2.0**-52)
+    else:
+        for g in (got, got_rows):
+            np.testing.assert_allclose(g, ref.astype(np.float64), rtol=1e-14, atol=2 * 2.0**-52)
