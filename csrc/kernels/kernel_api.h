@@ -112,8 +112,8 @@ struct Kernels {
 
 // Software prefetch distance, in bytes ahead of the current load, for a
 // streaming pass over `bytes` bytes of input: 0 (hardware prefetchers only)
-// while the input fits in L2, else the distance set by _core._set_prefetch
-// (default 16 KiB, measured: see the issue-5 note). While the core is busy
+// below 16 KiB, else the distance set by _core._set_prefetch (default 16 KiB,
+// measured: see the issue-5 note). While the core is busy
 // with the exp arithmetic its out-of-order window alone keeps too few cache
 // lines in flight to reach DRAM bandwidth. The bandwidth probes prefetch the
 // same way, so the roofline compares like with like. Defined in driver.cpp.
