@@ -31,6 +31,7 @@
 #include <cmath>
 #include <cstdint>
 #include <cstring>
+#include <type_traits>
 #include <limits>
 
 #include "kernel_api.h"
@@ -65,6 +66,12 @@ constexpr double kEmptyExp = -16777216.0;
 
 template <class V>
 using Reg = typename V::reg;
+
+// Does the lane type have the 8-entry exp table (ExpTable8)?
+template <class V, class = void>
+struct HasExpTable : std::false_type {};
+template <class V>
+struct HasExpTable<V, std::void_t<decltype(V::has_exp_table)>> : std::bool_constant<V::has_exp_table> {};
 
 template <class V, class C = ExpCoeffs<typename V::scalar>>
 inline Reg<V> exp_poly(Reg<V> r) {
@@ -241,10 +248,11 @@ constexpr int ceil_log2(int u) { return u <= 1 ? 0 : 1 + ceil_log2((u + 1) / 2);
 
 // Relative error bound of a fast sum: the terms' own error, B - 1 plain adds
 // per chain, the tree over U chains, the Kahan fold and the lane combination.
-template <class S, int U, int B>
+template <class S, int U, int B, bool Table = false>
 constexpr double fast_sum_err() {
   using L = FastLimits<S>;
-  return 1.25 * (L::exp_err + (B - 1 + ceil_log2(U) + 3) * L::unit);
+  const double exp_err = Table ? 9.5 * L::unit : L::exp_err;  // ExpTable8: 8.2u + the table's and product's roundings
+  return 1.25 * (exp_err + (B - 1 + ceil_log2(U) + 3) * L::unit);
 }
 
 // Lane sum (s - c) * 2^e with Kahan compensation, folded once per block.
@@ -269,10 +277,20 @@ struct LaneSum {
 // exp(x) * 2^-e for the fast passes; n receives round(x * log2 e). The clamp
 // is written max(low, x) so that a NaN x stays NaN (max returns its second
 // operand on NaN) and poisons the sum instead of needing its own test.
+// With the exp table, n is k/8 (a multiple of 1/8): scale2_term floors
+// n - e, and e is always an integer, so the power of two is 2^(floor(n) - e).
 template <class V>
 inline Reg<V> fast_term(Reg<V> x, Reg<V> e, Reg<V>& n) {
   Reg<V> m;
-  exp_split<V, ExpCoeffsFast<typename V::scalar>>(V::max(V::set1(kClampLow), x), m, n);
+  x = V::max(V::set1(kClampLow), x);
+  if constexpr (HasExpTable<V>::value) {
+    using X = ExpTable8;
+    const Reg<V> t = V::fmadd(x, V::set1(ExpCoeffs<double>::log2e), V::set1(X::magic));
+    n = V::sub(t, V::set1(X::magic));
+    m = V::mul(exp_poly<V, X>(V::reduce_ln2(x, n)), V::exp_table(t));
+  } else {
+    exp_split<V, ExpCoeffsFast<typename V::scalar>>(x, m, n);
+  }
   return V::scale2_term(m, V::sub(n, e));
 }
 
@@ -284,16 +302,28 @@ inline Reg<V> fast_term(Reg<V> x, Reg<V> e, Reg<V>& n) {
 // stride in the strided kernels).
 template <class V, int U, class In>
 inline void fast_terms(const In* x, Reg<V> e, Reg<V> (&t)[U], size_t step = V::width) {
-  using C = ExpCoeffsFast<typename V::scalar>;
   Reg<V> r[U], n[U];
 #define SSM_STAGE(stmt) \
   SSM_UNROLL for (int u = 0; u < U; ++u) { stmt; }
   SSM_STAGE(r[u] = V::max(V::set1(kClampLow), V::load(x + u * step)))
-  SSM_STAGE(n[u] = V::round(V::mul(r[u], V::set1(C::log2e))))
-  SSM_STAGE(r[u] = V::reduce_ln2(r[u], n[u]))
-  SSM_STAGE(t[u] = V::fmadd(V::set1(C::c[C::degree]), r[u], V::set1(C::c[C::degree - 1])))
-  for (int k = C::degree - 2; k >= 0; --k) SSM_STAGE(t[u] = V::fmadd(t[u], r[u], V::set1(C::c[k])))
-  SSM_STAGE(t[u] = V::scale2_term(t[u], V::sub(n[u], e)))
+  if constexpr (HasExpTable<V>::value) {
+    using X = ExpTable8;
+    Reg<V> tab[U];
+    SSM_STAGE(tab[u] = V::fmadd(r[u], V::set1(ExpCoeffs<double>::log2e), V::set1(X::magic)))
+    SSM_STAGE(n[u] = V::sub(tab[u], V::set1(X::magic)))
+    SSM_STAGE(r[u] = V::reduce_ln2(r[u], n[u]))
+    SSM_STAGE(tab[u] = V::exp_table(tab[u]))
+    SSM_STAGE(t[u] = V::fmadd(V::set1(X::c[X::degree]), r[u], V::set1(X::c[X::degree - 1])))
+    for (int k = X::degree - 2; k >= 0; --k) SSM_STAGE(t[u] = V::fmadd(t[u], r[u], V::set1(X::c[k])))
+    SSM_STAGE(t[u] = V::scale2_term(V::mul(t[u], tab[u]), V::sub(n[u], e)))
+  } else {
+    using C = ExpCoeffsFast<typename V::scalar>;
+    SSM_STAGE(n[u] = V::round(V::mul(r[u], V::set1(C::log2e))))
+    SSM_STAGE(r[u] = V::reduce_ln2(r[u], n[u]))
+    SSM_STAGE(t[u] = V::fmadd(V::set1(C::c[C::degree]), r[u], V::set1(C::c[C::degree - 1])))
+    for (int k = C::degree - 2; k >= 0; --k) SSM_STAGE(t[u] = V::fmadd(t[u], r[u], V::set1(C::c[k])))
+    SSM_STAGE(t[u] = V::scale2_term(t[u], V::sub(n[u], e)))
+  }
 #undef SSM_STAGE
 }
 
@@ -367,7 +397,7 @@ redo_block(const In* x, size_t count, LaneSum<V>& acc) {
     fast_term<V>(load_n<V>(x + i, count - i < W ? count - i : W, -kInf), acc.e, n);
     nmax = V::max(n, nmax);  // NaN n ignored
   }
-  acc.raise(V::max(nmax, acc.e));
+  acc.raise(V::round(V::max(nmax, acc.e)));  // references stay integers
   Reg<V> q = V::set1(0.0);
   for (size_t i = 0; i < count; i += W)
     q = V::add(q, fast_term<V>(load_n<V>(x + i, count - i < W ? count - i : W, -kInf), acc.e, n));
@@ -386,7 +416,7 @@ ExpSum expsum_pow2_impl(const In* x, size_t n, double e_ref) {
   Reg<V> nv;
   if (Lazy) {
     fast_term<V>(load_n<V>(x, n < W ? n : W, -kInf), V::set1(0.0), nv);
-    acc.e = V::max(nv, V::set1(kEmptyExp));  // a NaN lane starts empty
+    acc.e = V::round(V::max(nv, V::set1(kEmptyExp)));  // integer; a NaN lane starts empty
   } else {
     acc.e = V::set1(e_ref);
   }
@@ -419,7 +449,7 @@ ExpSum expsum_pow2_impl(const In* x, size_t n, double e_ref) {
   }
   ExpSum out;
   finish_lanes<V>(acc, out);
-  out.err = fast_sum_err<typename V::scalar, U, B>();
+  out.err = fast_sum_err<typename V::scalar, U, B, HasExpTable<V>::value>();
   return out;
 }
 
@@ -812,7 +842,7 @@ void expsum_strided(const In* x, size_t n, size_t stride, size_t cols, double* m
     for (size_t j = 0; j < pc; j += W) {
       const size_t cnt = pc - j < W ? pc - j : W;
       fast_term<V>(load_n<V>(xp + j, cnt, -kInf), V::set1(0.0), nv);
-      V::store(eb + j, V::max(nv, V::set1(kEmptyExp)));
+      V::store(eb + j, V::round(V::max(nv, V::set1(kEmptyExp))));
       V::store(sb + j, V::set1(0.0));
       V::store(cb + j, V::set1(0.0));
     }
@@ -843,7 +873,7 @@ void expsum_strided(const In* x, size_t n, size_t stride, size_t cols, double* m
             fast_term<V>(load_n<V>(xp + (i + b) * stride + j, cnt, -kInf), acc.e, nv);
             nmax = V::max(nv, nmax);
           }
-          acc.raise(V::max(nmax, acc.e));
+          acc.raise(V::round(V::max(nmax, acc.e)));
           V::store(eb + j, acc.e);
           q = V::set1(0.0);
           for (size_t b = 0; b < rows; ++b)
@@ -1061,7 +1091,7 @@ Kernels<T> make_kernels() {
   k.expsum_strided_fast = &expsum_strided_entry<VN, Tu::strided_block, T>;
   k.max_strided = &max_strided<VN, T>;
   k.expsum_strided_rel = &expsum_strided_rel<VW, T>;
-  k.err_strided_fast = fast_sum_err<S, Tu::strided_block, 1>();  // full blocks are one tree of B terms
+  k.err_strided_fast = fast_sum_err<S, Tu::strided_block, 1, HasExpTable<VN>::value>();  // full blocks are one tree of B terms
   k.write_exp_strided = &write_exp_strided<VN, T>;
   k.write_shift_strided = &write_shift_strided<VN, T>;
   k.vexp = &vexp<VN, T>;
