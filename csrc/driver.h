@@ -40,7 +40,7 @@ struct Settings {
   size_t chunked_row;        // rows longer than this are split into chunks
   size_t parallel_min;       // fewer elements than this in a call: no threads
   size_t stream_min_bytes;   // Auto stores: stream when the output is at least this big
-  size_t reload_max_bytes;   // auto algorithm: three-pass-reload while a row is at most this big
+  size_t reload_max_bytes;   // auto algorithm: three-pass-reload while a row is at most this big (1 row at a time)
 };
 Settings settings();
 void set_store_policy(StorePolicy p);
@@ -48,8 +48,9 @@ void set_chunking(size_t chunk_elements, size_t chunked_row);
 void set_parallel_min(size_t elements);
 // Would a call writing this many bytes use streaming stores?
 bool use_stream(size_t out_bytes);
-// What `auto` runs for a row of n elements of elem_size bytes.
-Algorithm resolve_auto(size_t n, size_t elem_size);
+// What `auto` runs for a row of n elements of elem_size bytes, when that
+// many rows are processed at the same time (one per thread).
+Algorithm resolve_auto(size_t n, size_t elem_size, size_t concurrent_rows = 1);
 
 // Batches of contiguous rows: x and y are (rows, n), C order. Each returns
 // the indices of special rows, ascending.
