@@ -427,3 +427,20 @@ def test_float64_edge_cases_against_mpmath(kernel_isa, algorithm, row):
     out = np.empty(1)
     assert _core.logsumexp(x, out).size == 0
     np.testing.assert_allclose(out[0], ref_lse, rtol=F64_RTOL, atol=F64_LSE_ATOL)
+
+
+def test_log_softmax_dominant_entry_after_a_max_jump(kernel_isa, dtype):
+    """A lane whose running max jumps (79 -> 107, rescaling its sum to ~7e-13)
+    and then adds the new max's own term 1 breaks Fast2Sum's |s| >= |y|; the
+    low part lost there is all of log1p(S - 1) that matters for the max entry.
+    Found by tests/test_fuzz.py: it was 1e-10 relative off on every kernel set.
+    The three 64-element blocks put the jump in every lane of every ISA."""
+    for p in (0, 1, 5, 17, 63):
+        x = np.concatenate([np.full(64, 79.0), np.full(64, -1000.0), np.full(64, 89.0)]).astype(dtype)
+        x[64 + p] = 107.0
+        y = np.empty((1, x.size), dtype)
+        assert _core.log_softmax(x[None, :], y).size == 0
+        xl = x.astype(np.longdouble)
+        exact = -np.log1p(np.exp(xl[xl < 107] - 107).sum())  # the others' terms alone
+        err = abs(y[0, 64 + p] - exact) / abs(exact)
+        assert err <= 4 * np.finfo(dtype).eps, f"p={p}: relative error {float(err):.3g}"
