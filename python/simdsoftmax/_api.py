@@ -45,16 +45,17 @@ _PY_SCALARS = (int, float, complex, bool)
 def _reduced_axes(axis, ndim: int) -> tuple[int, ...]:
     if axis is None:
         return tuple(range(ndim))
+    # SciPy (through NumPy's reductions) takes an int or a tuple; a list or a
+    # string is a TypeError there too, and the message should say which argument.
+    items = axis if isinstance(axis, tuple) else (axis,)
     try:
-        axis = operator.index(axis)
+        items = tuple(operator.index(a) for a in items)
     except TypeError:
-        try:
-            axis = tuple(axis)
-        except TypeError:
-            raise TypeError(
-                f"axis must be None, an int or a tuple of ints, got {type(axis).__name__}"
-            ) from None
-    return normalize_axis_tuple(axis, ndim, "axis")
+        got = type(axis).__name__
+        if isinstance(axis, tuple):
+            got = "a tuple containing " + ", ".join(sorted({type(a).__name__ for a in axis}))
+        raise TypeError(f"axis must be None, an int or a tuple of ints, got {got}") from None
+    return normalize_axis_tuple(items, ndim, "axis")
 
 
 def _layout(shape: tuple[int, ...], axes: tuple[int, ...]):
@@ -120,6 +121,15 @@ _ROWWISE_DTYPES = {
     _F16: (_F16, _F32),
     **{np.dtype(t): (_F64, _F64) for t in (np.bool_, np.int32, np.int64)},
 }
+
+
+def _asarray(value, name: str) -> np.ndarray:
+    """np.asarray, with the argument's name in the error (ragged nested lists,
+    objects whose __array__ fails)."""
+    try:
+        return np.asarray(value)
+    except (TypeError, ValueError) as error:
+        raise type(error)(f"{name} cannot be converted to an array: {error}") from None
 
 
 def _check_out(out, shape, dtype) -> None:
@@ -239,7 +249,7 @@ def _logsumexp_rows(a: np.ndarray, b, return_sign: bool):
 
 def _rowwise(x, axis, out, kernel, formula, *kernel_args):
     """softmax / log_softmax: same shape in and out, one result row per input row."""
-    x = np.asarray(x)
+    x = _asarray(x, "x")
     dtypes = _ROWWISE_DTYPES.get(x.dtype)
     dtype, work = dtypes if dtypes is not None else _elementwise_dtypes(x.dtype)
     perm, rows, n = _layout_of(x, axis)
@@ -420,6 +430,9 @@ def log_softmax(x, axis=None, *, out=None):
 
 def _logsumexp_dtype(a, a_arr, b, b_arr):
     """SciPy's promotion: a and b together, Python scalars weakly, at least float."""
+    for name, arr in (("a", a_arr), ("b", b_arr)):
+        if arr is not None and arr.dtype.kind not in "biufc":
+            raise TypeError(f"{name} must have a real or complex numeric dtype, got {arr.dtype}")
     args = [a if type(a) in _PY_SCALARS else a_arr.dtype]
     if b is not None:
         args.append(b if type(b) in _PY_SCALARS else b_arr.dtype)
@@ -493,8 +506,8 @@ def logsumexp(a, axis=None, b=None, keepdims=False, return_sign=False):
     >>> round(float(res), 12), float(sgn)
     (1.541324854613, -1.0)
     """
-    a_arr = np.asarray(a)
-    b_arr = None if b is None else np.asarray(b)
+    a_arr = _asarray(a, "a")
+    b_arr = None if b is None else _asarray(b, "b")
     dtype = _KERNEL_DTYPE.get(a_arr.dtype) and a_arr.dtype if b is None else None
     if dtype is None:
         dtype = _logsumexp_dtype(a, a_arr, b, b_arr)
