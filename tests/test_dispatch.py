@@ -96,6 +96,16 @@ def restore_isa():
     _runtime._core.set_isa(before)  # not use_isa: a test may have patched its checks
 
 
+@pytest.mark.skipif(
+    not os.environ.get("SIMDSOFTMAX_TEST_EXPECT_ISA"),
+    reason="only under CPU emulation (tools/emulated_cpus.sh sets SIMDSOFTMAX_TEST_EXPECT_ISA)",
+)
+def test_emulated_cpu_picks_the_expected_set():
+    expected = os.environ["SIMDSOFTMAX_TEST_EXPECT_ISA"]
+    assert ssm.available_isas()[0] == expected
+    assert ssm.isa() == expected
+
+
 def test_available_isas():
     names = ssm.available_isas()
     assert names[-1] == "scalar"

@@ -78,7 +78,11 @@ def _rows(logits, axis):
     result, work = _work_dtype(x.dtype)
     perm, rows, n = _layout_of(x, axis)
     moved = x if perm is None else x.transpose(perm)
-    x2 = np.ascontiguousarray(moved.reshape(rows, n), dtype=work)
+    x2 = moved.reshape(rows, n)
+    # Contiguous is not enough: an unaligned buffer (a view one byte into a
+    # bytes object, say) would hand the kernels misaligned float pointers.
+    if x2.dtype != work or not (x2.flags.c_contiguous and x2.flags.aligned):
+        x2 = np.array(x2, dtype=work, order="C")
     if x2.dtype is not work:
         x2 = x2.view(work)
     batch = moved.shape[:-1]
