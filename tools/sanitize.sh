@@ -26,6 +26,11 @@ if [ ! -e "$libasan" ]; then
   echo "sanitize.sh: $cxx has no libasan.so ($libasan); install the compiler's ASan runtime" >&2
   exit 2
 fi
+# The C++ runtime is preloaded too: ASan looks up the real __cxa_throw when it
+# starts, and python does not link libstdc++, so the first C++ exception (a
+# ValueError from _core) would abort in ASan's interceptor instead.
+libstdcxx=$("$cxx" -print-file-name=libstdc++.so.6)
+preload="$libasan${libstdcxx:+ $libstdcxx}"
 
 [ -x "$work/venv/bin/python" ] || "$python" -m venv "$work/venv"
 # A private build directory: never mix sanitizer objects into build/ (the
@@ -44,7 +49,7 @@ export SIMDSOFTMAX_TEST_HUGE=0
 # From the repository root: the package lives under python/, so `import
 # simdsoftmax` still finds only the instrumented install (checked here).
 cd "$repo"
-LD_PRELOAD="$libasan" "$work/venv/bin/python" -c '
+LD_PRELOAD="$preload" "$work/venv/bin/python" -c '
 import sys, simdsoftmax
 assert simdsoftmax.__file__.startswith(sys.argv[1]), f"imported {simdsoftmax.__file__}, not the sanitized build"
 print("sanitized build:", simdsoftmax._core.__file__)
@@ -52,4 +57,4 @@ print("sanitized build:", simdsoftmax._core.__file__)
 [ $# -gt 0 ] || set -- -q tests
 # --capture=sys: pytest must not capture file descriptor 2, or a sanitizer's
 # report (written there just before the process aborts) is lost with it.
-LD_PRELOAD="$libasan" "$work/venv/bin/python" -m pytest -p no:cacheprovider --capture=sys "$@"
+LD_PRELOAD="$preload" "$work/venv/bin/python" -m pytest -p no:cacheprovider --capture=sys "$@"
