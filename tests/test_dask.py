@@ -524,3 +524,15 @@ def test_cluster_survives_a_killed_worker(client, tmp_path):
     np.testing.assert_array_equal(got[1], ssm.gumbel_topk(x, 3, rng=6))
     assert_same(got[2], ssm.logsumexp(x, axis=0), rtol=1e-14)
 
+
+
+def test_gumbel_unaligned_chunk_is_copied_not_passed_on():
+    """A contiguous but unaligned chunk must not reach the kernels as is
+    (misaligned float loads; see tools/sanitize.sh)."""
+    raw = np.zeros(4 * 12 + 1, np.uint8)
+    x = raw[1:].view(np.float32).reshape(3, 4)
+    x[...] = np.arange(12).reshape(3, 4)
+    assert not x.flags.aligned
+    d = da.from_array(x, chunks=(3, 4))  # one chunk: the unaligned array itself
+    got = ssd.gumbel_topk(d, 2, rng=1).compute(scheduler="sync")
+    np.testing.assert_array_equal(got, ssm.gumbel_topk(np.array(x), 2, rng=1))

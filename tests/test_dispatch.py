@@ -2,6 +2,7 @@
 use_isa as setter and context manager, the thread setting, and show_runtime."""
 
 import os
+import shlex
 import subprocess
 import sys
 
@@ -12,13 +13,18 @@ from simdsoftmax import _runtime
 
 KNOWN_ISAS = ["avx512", "avx2", "scalar"]
 
+# Under CPU emulation (tools/emulated_cpus.sh) this process runs inside
+# qemu-user, which does not follow exec: a child must be started under the
+# same emulator, or it would run on the real CPU and pick that CPU's kernels.
+EMULATOR = shlex.split(os.environ.get("SIMDSOFTMAX_TEST_EMULATOR", ""))
+
 
 def run_python(code, **env):
     """Run `code` in a fresh interpreter with extra environment variables."""
     full_env = {k: v for k, v in os.environ.items() if not k.startswith("SIMDSOFTMAX_")}
     full_env.update(env)
     return subprocess.run(
-        [sys.executable, "-c", code], env=full_env, capture_output=True, text=True, timeout=120
+        [*EMULATOR, sys.executable, "-c", code], env=full_env, capture_output=True, text=True, timeout=120
     )
 
 
@@ -88,6 +94,16 @@ def restore_isa():
     before = ssm.isa()
     yield before
     _runtime._core.set_isa(before)  # not use_isa: a test may have patched its checks
+
+
+@pytest.mark.skipif(
+    not os.environ.get("SIMDSOFTMAX_TEST_EXPECT_ISA"),
+    reason="only under CPU emulation (tools/emulated_cpus.sh sets SIMDSOFTMAX_TEST_EXPECT_ISA)",
+)
+def test_emulated_cpu_picks_the_expected_set():
+    expected = os.environ["SIMDSOFTMAX_TEST_EXPECT_ISA"]
+    assert ssm.available_isas()[0] == expected
+    assert ssm.isa() == expected
 
 
 def test_available_isas():

@@ -325,3 +325,16 @@ def test_errors_name_the_first_bad_row_and_write_nothing():
         gumbel_softmax(np.zeros((2, 3)), out=np.zeros((3, 2)))
     with pytest.raises(TypeError):
         gumbel_argmax(np.zeros(3, complex))
+
+
+def test_unaligned_logits_are_copied_not_passed_on():
+    """A contiguous but unaligned buffer must not reach the kernels (misaligned
+    float loads are undefined behaviour; UBSan found it, tools/sanitize.sh)."""
+    raw = np.zeros(4 * 6 + 1, np.uint8)
+    x = raw[1:].view(np.float32).reshape(2, 3)
+    assert not x.flags.aligned and x.flags.c_contiguous
+    x[...] = [[0.0, 1.0, 2.0], [2.0, 1.0, -np.inf]]
+    aligned = np.array(x)
+    np.testing.assert_array_equal(gumbel_argmax(x, rng=5), gumbel_argmax(aligned, rng=5))
+    np.testing.assert_array_equal(gumbel_topk(x, 2, rng=5), gumbel_topk(aligned, 2, rng=5))
+    np.testing.assert_array_equal(gumbel_softmax(x, rng=5), gumbel_softmax(aligned, rng=5))

@@ -427,3 +427,44 @@ def test_float64_edge_cases_against_mpmath(kernel_isa, algorithm, row):
     out = np.empty(1)
     assert _core.logsumexp(x, out).size == 0
     np.testing.assert_allclose(out[0], ref_lse, rtol=F64_RTOL, atol=F64_LSE_ATOL)
+
+
+def test_log_softmax_dominant_entry_after_a_max_jump(kernel_isa, dtype):
+    """A lane whose running max jumps (79 -> 107, rescaling its sum to ~7e-13)
+    and then adds the new max's own term 1 breaks Fast2Sum's |s| >= |y|; the
+    low part lost there is all of log1p(S - 1) that matters for the max entry.
+    Found by tests/test_fuzz.py: it was 1e-10 relative off on every kernel set.
+    The three 64-element blocks put the jump in every lane of every ISA."""
+    for p in (0, 1, 5, 17, 63):
+        x = np.concatenate([np.full(64, 79.0), np.full(64, -1000.0), np.full(64, 89.0)]).astype(dtype)
+        x[64 + p] = 107.0
+        y = np.empty((1, x.size), dtype)
+        assert _core.log_softmax(x[None, :], y).size == 0
+        xl = x.astype(np.longdouble)
+        exact = -np.log1p(np.exp(xl[xl < 107] - 107).sum())  # the others' terms alone
+        err = abs(y[0, 64 + p] - exact) / abs(exact)
+        assert err <= 4 * np.finfo(dtype).eps, f"p={p}: relative error {float(err):.3g}"
+
+
+@pytest.mark.parametrize("order", ["C", "F"])
+def test_log_softmax_dominant_entry_any_axis(kernel_isa, dtype, order):
+    """A dominant entry's log-probability -log1p(sum of the others) keeps its
+    relative accuracy whatever the layout and axis (60-digit reference)."""
+    import simdsoftmax as ssm
+
+    mpmath = pytest.importorskip("mpmath")
+    rng = np.random.default_rng(21)
+    x = np.asarray((rng.standard_normal((6, 3, 5)) * 15).astype(dtype), order=order)
+    bound = 4 * np.finfo(dtype).eps
+    for axis in (0, 1, 2):
+        y = ssm.log_softmax(x, axis=axis)
+        xm, ym = np.moveaxis(x, axis, -1).reshape(-1, x.shape[axis]), np.moveaxis(y, axis, -1).reshape(-1, x.shape[axis])
+        with mpmath.workdps(50):
+            for row, out in zip(xm, ym):
+                vals = [mpmath.mpf(float(v)) for v in row]
+                m = max(vals)
+                lse = m + mpmath.log(mpmath.fsum(mpmath.exp(v - m) for v in vals))
+                for v, got in zip(vals, out):
+                    exact = v - lse
+                    if exact != 0 and abs(exact) > np.finfo(dtype).tiny:
+                        assert abs(mpmath.mpf(float(got)) - exact) <= bound * abs(exact), (axis, float(got), float(exact))

@@ -613,7 +613,8 @@ ExpSum expsum_online_impl(const In* x, const In* b, size_t n) {
     const Reg<V> newmax = V::max(xv, runmax[u]);
     Reg<V> m, k;
     // The running max rarely moves once warmed up: rescale only when it does.
-    if (V::any(V::gt(newmax, runmax[u]))) {
+    const bool moved = V::any(V::gt(newmax, runmax[u]));
+    if (moved) {
       exp_split_diff<V>(runmax[u], newmax, m, k);
       const Reg<V> f = V::scale2_acc(m, k);
       s[u] = V::mul(s[u], f);
@@ -625,7 +626,17 @@ ExpSum expsum_online_impl(const In* x, const In* b, size_t n) {
     if (Weighted) term = V::mul(term, bv);
     const Reg<V> y = V::sub(term, c[u]);
     const Reg<V> t = V::add(s[u], y);
-    c[u] = V::sub(V::sub(t, s[u]), y);
+    if (Weighted || moved) {
+      // The cheap compensation below (Fast2Sum) is exact only while |s| >= |y|.
+      // That fails right after a rescale, where s has shrunk below the new
+      // max's own term 1, and for arbitrary weights; the lost low part is what
+      // log1p(S - 1) needs near 0 (log_softmax of a dominant entry). Take the
+      // exact TwoSum error on those (rare or weighted) steps.
+      const Reg<V> bb = V::sub(t, s[u]);
+      c[u] = V::add(V::sub(V::sub(t, bb), s[u]), V::sub(bb, y));
+    } else {
+      c[u] = V::sub(V::sub(t, s[u]), y);
+    }
     s[u] = t;
   });
   double lm[kUnroll * W], ls[kUnroll * W], lc[kUnroll * W];

@@ -45,16 +45,17 @@ _PY_SCALARS = (int, float, complex, bool)
 def _reduced_axes(axis, ndim: int) -> tuple[int, ...]:
     if axis is None:
         return tuple(range(ndim))
+    # SciPy (through NumPy's reductions) takes an int or a tuple; a list or a
+    # string is a TypeError there too, and the message should say which argument.
+    items = axis if isinstance(axis, tuple) else (axis,)
     try:
-        axis = operator.index(axis)
+        items = tuple(operator.index(a) for a in items)
     except TypeError:
-        try:
-            axis = tuple(axis)
-        except TypeError:
-            raise TypeError(
-                f"axis must be None, an int or a tuple of ints, got {type(axis).__name__}"
-            ) from None
-    return normalize_axis_tuple(axis, ndim, "axis")
+        got = type(axis).__name__
+        if isinstance(axis, tuple):
+            got = "a tuple containing " + ", ".join(sorted({type(a).__name__ for a in axis}))
+        raise TypeError(f"axis must be None, an int or a tuple of ints, got {got}") from None
+    return normalize_axis_tuple(items, ndim, "axis")
 
 
 def _layout(shape: tuple[int, ...], axes: tuple[int, ...]):
@@ -120,6 +121,15 @@ _ROWWISE_DTYPES = {
     _F16: (_F16, _F32),
     **{np.dtype(t): (_F64, _F64) for t in (np.bool_, np.int32, np.int64)},
 }
+
+
+def _asarray(value, name: str) -> np.ndarray:
+    """np.asarray, with the argument's name in the error (ragged nested lists,
+    objects whose __array__ fails)."""
+    try:
+        return np.asarray(value)
+    except (TypeError, ValueError) as error:
+        raise type(error)(f"{name} cannot be converted to an array: {error}") from None
 
 
 def _check_out(out, shape, dtype) -> None:
@@ -337,7 +347,7 @@ def _rowwise(x, axis, out, kernel, formula, *kernel_args, strided=None):
     `strided` is the kernel for a reduction over a non-last axis of a
     C- or F-contiguous array (no transposed copy), or None.
     """
-    x = np.asarray(x)
+    x = _asarray(x, "x")
     dtypes = _ROWWISE_DTYPES.get(x.dtype)
     dtype, work = dtypes if dtypes is not None else _elementwise_dtypes(x.dtype)
     perm, rows, n = _layout_of(x, axis)
@@ -533,11 +543,17 @@ def log_softmax(x, axis=None, *, out=None):
             x2, y2 = x.reshape(-1, x.shape[-1]), y.reshape(-1, x.shape[-1])
             y2[special] = _log_softmax_rows(x2[special])
         return y
-    return _rowwise(x, axis, out, _core.log_softmax, _log_softmax_rows, strided=_core.log_softmax_strided)
+    # Not the strided kernel: it forms x - lse from the two-pass sum, which
+    # loses the relative accuracy of a dominant entry's log-probability
+    # (-log1p of the others' sum); the row kernel's max-relative pass keeps it.
+    return _rowwise(x, axis, out, _core.log_softmax, _log_softmax_rows)
 
 
 def _logsumexp_dtype(a, a_arr, b, b_arr):
     """SciPy's promotion: a and b together, Python scalars weakly, at least float."""
+    for name, arr in (("a", a_arr), ("b", b_arr)):
+        if arr is not None and arr.dtype.kind not in "biufc":
+            raise TypeError(f"{name} must have a real or complex numeric dtype, got {arr.dtype}")
     args = [a if type(a) in _PY_SCALARS else a_arr.dtype]
     if b is not None:
         args.append(b if type(b) in _PY_SCALARS else b_arr.dtype)
@@ -616,8 +632,8 @@ def logsumexp(a, axis=None, b=None, keepdims=False, return_sign=False):
         special = _core.logsumexp(a, res)
         if not special.size:
             return res[()] if res.ndim == 0 else res
-    a_arr = np.asarray(a)
-    b_arr = None if b is None else np.asarray(b)
+    a_arr = _asarray(a, "a")
+    b_arr = None if b is None else _asarray(b, "b")
     dtype = _KERNEL_DTYPE.get(a_arr.dtype) and a_arr.dtype if b is None else None
     if dtype is None:
         dtype = _logsumexp_dtype(a, a_arr, b, b_arr)

@@ -16,7 +16,7 @@ import operator
 import numpy as np
 
 from . import _core
-from ._api import _check_out, _layout_of
+from ._api import _asarray, _check_out, _layout_of
 
 __all__ = ["gumbel_argmax", "gumbel_topk", "gumbel_softmax"]
 
@@ -26,7 +26,13 @@ _F16, _F32, _F64 = np.dtype(np.float16), np.dtype(np.float32), np.dtype(np.float
 def _key(rng):
     """128 bits from `rng` (anything numpy.random.default_rng takes; a
     Generator passed in is advanced, so successive calls differ)."""
-    words = np.random.default_rng(rng).integers(0, 2**32, size=4, dtype=np.uint64)
+    try:
+        generator = np.random.default_rng(rng)
+    except (TypeError, ValueError) as error:
+        raise type(error)(
+            f"rng must be None, an int >= 0, a SeedSequence, a BitGenerator or a Generator ({error})"
+        ) from None
+    words = generator.integers(0, 2**32, size=4, dtype=np.uint64)
     return int(words[0]), int(words[1]), int(words[2]) | (int(words[3]) << 32)
 
 
@@ -57,7 +63,7 @@ def _work_dtype(dtype: np.dtype):
 
 def _rows(logits, axis):
     """(logits as an array, C-contiguous (rows, n) kernel array, batch shape, axis, result dtype)."""
-    x = np.asarray(logits)
+    x = _asarray(logits, "logits")
     if x.ndim == 0:
         raise ValueError("logits must have at least one dimension")
     try:
@@ -72,7 +78,11 @@ def _rows(logits, axis):
     result, work = _work_dtype(x.dtype)
     perm, rows, n = _layout_of(x, axis)
     moved = x if perm is None else x.transpose(perm)
-    x2 = np.ascontiguousarray(moved.reshape(rows, n), dtype=work)
+    x2 = moved.reshape(rows, n)
+    # Contiguous is not enough: an unaligned buffer (a view one byte into a
+    # bytes object, say) would hand the kernels misaligned float pointers.
+    if x2.dtype != work or not (x2.flags.c_contiguous and x2.flags.aligned):
+        x2 = np.array(x2, dtype=work, order="C")
     if x2.dtype is not work:
         x2 = x2.view(work)
     batch = moved.shape[:-1]

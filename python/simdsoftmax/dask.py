@@ -682,7 +682,10 @@ def _candidates_block(x, *, axis, k, work, inv_temp, key, batch_shape, block_inf
     status = np.zeros(rows, np.uint8)
     col_base = loc[axis][0]
     if n:
-        x2 = np.ascontiguousarray(moved.reshape(rows, n), dtype=work)
+        x2 = moved.reshape(rows, n)
+        # aligned too, not only contiguous: the kernels take float pointers (see _gumbel._rows)
+        if x2.dtype != work or not (x2.flags.c_contiguous and x2.flags.aligned):
+            x2 = np.array(x2, dtype=work, order="C")
         if x2.dtype is not work:
             x2 = x2.view(work)  # _core recognises dtypes by identity (see _api._as_rows)
         if inv_temp is None:
