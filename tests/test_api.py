@@ -739,3 +739,20 @@ def test_threads_give_the_serial_results(isa):
 def test_public_names_are_documented(name):
     assert name in ssm.__all__
     assert "\n    Examples\n    --------\n" in getattr(ssm, name).__doc__
+
+
+@pytest.mark.parametrize("order", ["C", "F"])
+@pytest.mark.parametrize("special", [-np.inf, np.nan, np.inf])
+def test_logsumexp_sign_of_special_rows_in_any_layout(order, special):
+    """return_sign for all -inf (0), NaN (NaN) and +inf rows, also where the
+    reduction runs in place (non-last axes, F order): as SciPy."""
+    a = np.zeros((3, 2, 16), np.float32)
+    a[:, 0, 0] = special
+    a = np.asarray(a, order=order)
+    for axis in (0, 1, 2, (0, 1), (1, 2)):
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", RuntimeWarning)
+            res, sgn = ssm.logsumexp(a, axis=axis, return_sign=True)
+            eres, esgn = sp.logsumexp(a, axis=axis, return_sign=True)
+        np.testing.assert_array_equal(sgn, esgn)
+        np.testing.assert_allclose(res, eres, rtol=1e-6)

@@ -674,24 +674,35 @@ def logsumexp(a, axis=None, b=None, keepdims=False, return_sign=False):
         outer = math.prod(view.shape[:first])
         n = math.prod(view.shape[first : last + 1])
         inner = math.prod(view.shape[last + 1 :])
+        # Ordinary rows have sign +1; special ones (all -inf: 0, NaN: NaN)
+        # take value and sign from SciPy's formula.
         if kind == "rows":
             a2 = view.reshape(outer, n)
             res = np.empty(outer, work)
+            sgn = np.ones(outer, work) if return_sign else None
             special = _core.logsumexp(a2, res)
             if special.size:
-                res[special] = _logsumexp_rows(a2[special], None, False)[0]
+                res[special], sgn_special = _logsumexp_rows(a2[special], None, return_sign)
+                if return_sign:
+                    sgn[special] = sgn_special
         else:
             a3 = view.reshape(outer, n, inner)
             res = np.empty((outer, inner), work)
+            sgn = np.ones((outer, inner), work) if return_sign else None
             special = _core.logsumexp_strided(a3, res)
             if special.size:
                 o, j = np.divmod(special, inner)
-                res[o, j] = _logsumexp_rows(a3[o, :, j], None, False)[0]
+                res[o, j], sgn_special = _logsumexp_rows(a3[o, :, j], None, return_sign)
+                if return_sign:
+                    sgn[o, j] = sgn_special
         kept = view.shape[:first] + view.shape[last + 1 :]
         res = res.reshape(kept)
+        if return_sign:
+            sgn = sgn.reshape(kept)
         if transposed:
             res = res.T
-        sgn = np.ones(res.shape, work) if return_sign else None
+            if return_sign:
+                sgn = sgn.T
     elif rows == 0 or n == 0:
         res = np.full(res_shape, -np.inf, dtype)
         with np.errstate(invalid="ignore"):
