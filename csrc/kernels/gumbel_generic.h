@@ -242,33 +242,11 @@ inline Reg<V> perturbed(const uint32_t* w, Reg<V> xv, Reg<V> vinv) {
   return V::mul(V::add(xv, gumbel_noise<V, R>(w, complement_uniform<V, R>(w))), vinv);
 }
 
-// Exact-scaling Kahan slot (scale2, not scale2_acc: AVX2's flush-to-zero
-// shortcut would differ from AVX-512's scalef in the last bits).
-template <class V>
-struct ExactSlot {
-  Reg<V> s, c, e;
-  void init() {
-    s = c = V::set1(0.0);
-    e = V::set1(kEmptyExp);
-  }
-  void add(Reg<V> m, Reg<V> n) {
-    const Reg<V> emax = V::max(n, e);
-    const Reg<V> shift = V::sub(e, emax);
-    s = V::scale2(s, shift);
-    c = V::scale2(c, shift);
-    const Reg<V> y = V::sub(V::scale2(m, V::sub(n, emax)), c);
-    const Reg<V> t = V::add(s, y);
-    c = V::sub(V::sub(t, s), y);
-    s = t;
-    e = emax;
-  }
-};
-
 template <class V, class R, class T>
 ExpSum softmax_expsum(const T* x, size_t n, uint64_t start, uint64_t row, const GumbelKey& key, double inv_tau,
                       double ref, bool exact) {
   constexpr size_t W = V::width, U = kTile / W;
-  ExactSlot<V> slot[U];
+  ExpAcc<V, true> slot[U];
   for (auto& s : slot) s.init();
   Reg<V> vmax = V::set1(-kInf);
   typename V::mask special = V::none();

@@ -102,10 +102,14 @@ inline void exp_split_diff(Reg<V> x, Reg<V> ref, Reg<V>& m, Reg<V>& n) {
   m = exp_poly<V>(V::add(V::reduce_ln2(dc, n), err));
 }
 
-// A Kahan-compensated sum of m * 2^n terms, one per lane.
-template <class V>
+// A Kahan-compensated sum of m * 2^n terms, one per lane. Exact: scale with
+// scale2 rather than scale2_acc, whose flush-to-zero shortcut on AVX2 differs
+// from AVX-512's scalef in the last bits (needed where sums must be
+// bit-identical across kernel sets: gumbel_softmax).
+template <class V, bool Exact = false>
 struct ExpAcc {
   Reg<V> s, c, e;
+  static Reg<V> scale(Reg<V> m, Reg<V> k) { return Exact ? V::scale2(m, k) : V::scale2_acc(m, k); }
   void init() {
     s = c = V::set1(0.0);
     e = V::set1(kEmptyExp);
@@ -113,9 +117,9 @@ struct ExpAcc {
   void add(Reg<V> m, Reg<V> n) {
     const Reg<V> emax = V::max(n, e);
     const Reg<V> shift = V::sub(e, emax);
-    s = V::scale2_acc(s, shift);
-    c = V::scale2_acc(c, shift);
-    const Reg<V> y = V::sub(V::scale2_acc(m, V::sub(n, emax)), c);
+    s = scale(s, shift);
+    c = scale(c, shift);
+    const Reg<V> y = V::sub(scale(m, V::sub(n, emax)), c);
     const Reg<V> t = V::add(s, y);
     c = V::sub(V::sub(t, s), y);
     s = t;
