@@ -64,6 +64,9 @@ size_t reload_max_bytes(size_t concurrent_rows = 1) {
 // --------------------------------------------------------------------------
 // Reductions of per-chunk partials, always in chunk order.
 
+// Deliberately not shared with softmax_generic.h's copy: an inline struct
+// included both here (baseline flags) and in the AVX translation units could
+// be linked to its AVX-compiled instance (ODR), so each side keeps its own.
 struct DoubleDouble {
   double hi = 0.0, lo = 0.0;
   void add(double a) {
