@@ -90,10 +90,17 @@ def test_noise_tails_are_accurate():
     """Both tails: g depends on u near 0 (lower) and q = 1 - u near 0 (upper);
     compare the kernel's g with a float64 transform of the same Philox words."""
     n = 1 << 16
-    words = np.concatenate([_core.philox16(b, 3, 0, 1, 2) for b in range(0, n // 4, 16)])
-    # element i of row 3 (row_offset 0): tile i // 64, word (i % 64) // 16, lane i % 16
     idx = np.arange(n)
-    w = words.reshape(-1, 4, 16)[idx // 64, (idx % 64) // 16, idx % 16].astype(np.float64)
+    # element i of row 3 (row_offset 0), as gumbel_generic.h defines it:
+    # fine word (i % 64) // 16 of block 16 (i // 64) + i % 16 ...
+    fine = np.concatenate([_core.philox16(b, 3, 0, 1, 2) for b in range(0, n // 4, 16)])
+    fine = fine.reshape(-1, 4, 16)[idx // 64, (idx % 64) // 16, idx % 16].astype(np.uint64)
+    # ... coarse byte (i % 64) // 16 of word (i % 256) // 64 of block 2^63 + 16 (i // 256) + i % 16
+    coarse = np.concatenate([_core.philox16(2**63 + b, 3, 0, 1, 2) for b in range(0, n // 16, 16)])
+    coarse = coarse.reshape(-1, 4, 16)[idx // 256, (idx % 256) // 64, idx % 16].astype(np.uint64)
+    coarse = (coarse >> (8 * ((idx % 64) // 16)).astype(np.uint64)) & 0xFF
+    w = ((coarse << 24) | (fine >> 8)).astype(np.float64)
+    assert np.unique(coarse).size == 256 and np.all(w < 2.0**32)
     u = (w + 0.5) * 2.0**-32
     q = ((2.0**32 - 1 - w) + 0.5) * 2.0**-32
     exact = -np.log(np.where(u > 0.5, -np.log1p(-q), -np.log(u)))
@@ -133,24 +140,30 @@ def test_topk_identical_across_isas_pruning_and_chunkings(dtype):
             # any split of the row into chunks, merged by (score, index), gives the same draw
             n = x.shape[1]
             for cut in {n // 3, 64, 65, n - 1} - {0}:
-                if cut <= 0 or cut >= n or n - cut < 1:
+                if cut <= 0 or cut >= n:
                     continue
-                parts = []
-                for lo, hi in ((0, cut), (cut, n)):
-                    kk = min(k, hi - lo)
-                    idx = np.empty((x.shape[0], kk), np.intp)
-                    sc = np.empty((x.shape[0], kk))
-                    status = _core.gumbel_topk(np.ascontiguousarray(x[:, lo:hi]), kk, INV_T, 7, 8, 9, idx, sc, True, 0, lo)
-                    if status[0] >= 0:  # a chunk of only -inf: no candidates there
-                        continue
-                    parts.append((idx, sc))
-                if not parts:
-                    continue
-                idx = np.concatenate([p[0] for p in parts], axis=1)
-                sc = np.concatenate([p[1] for p in parts], axis=1)
-                merged = np.take_along_axis(idx, np.lexsort((idx, -sc), axis=1)[:, :k], axis=1)
-                if idx.shape[1] >= k:
-                    assert np.array_equal(merged, results[0][0])
+                for r in range(x.shape[0]):  # row by row: a chunk of only -inf fails its row alone
+                    idx, sc = [], []
+                    for lo, hi in ((0, cut), (cut, n)):
+                        kk = min(k, hi - lo)
+                        i1 = np.empty((1, kk), np.intp)
+                        s1 = np.empty((1, kk))
+                        chunk = np.ascontiguousarray(x[r : r + 1, lo:hi])
+                        status = _core.gumbel_topk(chunk, kk, INV_T, 7, 8, 9, i1, s1, True, r, lo)
+                        if status[0] < 0:
+                            idx.append(i1[0])
+                            sc.append(s1[0])
+                        else:  # fewer than kk finite logits: take the chunk's best k' of them
+                            assert status == (0, "has fewer finite logits than k" if kk > 1 else "has no finite logit")
+                            finite = int(np.isfinite(chunk).sum())
+                            if finite:
+                                i1, s1 = np.empty((1, finite), np.intp), np.empty((1, finite))
+                                assert _core.gumbel_topk(chunk, finite, INV_T, 7, 8, 9, i1, s1, True, r, lo) == (-1, "")
+                                idx.append(i1[0])
+                                sc.append(s1[0])
+                    idx, sc = np.concatenate(idx), np.concatenate(sc)
+                    merged = idx[np.lexsort((idx, -sc))[:k]]
+                    assert np.array_equal(merged, results[0][0][r]), (cut, r)
 
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])

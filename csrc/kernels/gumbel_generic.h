@@ -2,20 +2,28 @@
 // random primitives R (random_<isa>.h); included after softmax_generic.h by
 // gumbel_<isa>.cpp (same namespace rules).
 //
-// Noise. Element i of row r gets the uniform from Philox4x32-10 block
-// 16*(i/64) + i%16, word (i%64)/16, counter high words = r + row_offset: a
-// fixed function of (r, i), so a 16-lane vector of a 64-element tile is one
-// output word of 16 blocks, and every kernel set computes the same blocks.
-// u = (w + 1/2) 2^-32 and q = 1 - u = (~w + 1/2) 2^-32 are formed from the
-// word directly, so neither is ever 0 or 1 and both tails keep full
+// Noise. Element i of row r draws one 32-bit word W from two Philox4x32-10
+// streams, both with counter high words = r + row_offset:
+//   coarse byte c = byte (i%64)/16 of word (i%256)/64 of block
+//                   2^63 + 16*(i/256) + i%16 (one block serves 16 elements),
+//   fine word  f  = word (i%64)/16 of block 16*(i/64) + i%16,
+//   W = c << 24 | f >> 8.
+// Both maps are fixed functions of (r, i), laid out so that 16-lane Philox
+// evaluations give whole vectors, and every kernel set computes the same
+// blocks. u = (W + 1/2) 2^-32 and q = 1 - u = (~W + 1/2) 2^-32 are formed from
+// the word directly, so neither is ever 0 or 1 and both tails keep full
 // precision: E = -log u uses log(u) for u <= 1/2 and log1p(-q) (log of
 // c = fl(1-q) plus the exact rounding error of c) above; g = -log E.
 // Bounds: 2^-33 <= q, u, so g lies in [-log(33 ln 2), 33 ln 2] = [-3.13, 22.87].
 //
-// Exact pruning. -log u >= 1 - u = q, so g <= -log q <= -floor(log2 q) ln 2:
-// the exponent of q alone bounds an element's score. A vector whose bounds
-// are all <= the current k-th best score cannot place (ties go to the lower
-// index, and later elements have higher ones), so its logs are skipped.
+// Exact pruning, in two levels. -log u >= 1 - u = q, so g <= -log q <=
+// -floor(log2 q) ln 2: the exponent of q bounds an element's score. The
+// coarse byte alone gives q >= (255 - c)/256 + 2^-41, so g < 5.55 unless
+// c = 255 (1 element in 256): most elements are ruled out by one coarse
+// Philox block per 256 elements, and the fine block of a 64-element tile is
+// only evaluated when one of its elements survives that test. A vector whose
+// bounds are all <= the current k-th best score cannot place (ties go to the
+// lower index, and later elements have higher ones), so its logs are skipped.
 //
 // Bit-identity. Only exact operations (exponent/mantissa extraction, scaling
 // by powers of two), correctly rounded + - * / and fused multiply-adds are
@@ -27,11 +35,37 @@
 
 #include "gumbel_api.h"
 
+#if defined(_MSC_VER) && !defined(__clang__)
+#include <intrin.h>
+#endif
+
 namespace ssm {
 namespace SSM_ISA {
 namespace {
 
 constexpr size_t kTile = 64;
+
+// Index of the lowest set bit of m != 0.
+inline size_t lowest_bit(unsigned m) {
+#if defined(_MSC_VER) && !defined(__clang__)
+  unsigned long i;
+  _BitScanForward(&i, m);
+  return i;
+#else
+  return static_cast<size_t>(__builtin_ctz(m));
+#endif
+}
+
+// floor(log2 m) for m != 0.
+inline int floor_log2(uint32_t m) {
+#if defined(_MSC_VER) && !defined(__clang__)
+  unsigned long i;
+  _BitScanReverse(&i, m);
+  return static_cast<int>(i);
+#else
+  return 31 - __builtin_clz(m);
+#endif
+}
 
 template <class V, class R>
 inline Reg<V> load_words(const uint32_t* w, bool complement) {
@@ -85,6 +119,19 @@ inline Reg<V> noise_bound(Reg<V> q) {
   return V::fmadd(R::exponent(q), V::set1(-0.6931471805599453), V::set1(1e-3));
 }
 
+// 255 - c for the coarse bytes of one vector (byte `byte` of the words at cw).
+template <class V, class R>
+inline Reg<V> coarse_rest(const uint32_t* cw, unsigned byte) {
+  if constexpr (sizeof(typename V::scalar) == 4)
+    return R::coarse_to_f32(cw, byte);
+  else
+    return R::coarse_to_f64(cw, byte);
+}
+
+// The bound of g from a coarse byte c < 255: q >= (255 - c)/256 >= 2^-8, so
+// g <= 8 ln 2 (+1e-3 for rounding, as noise_bound).
+constexpr double kCoarseLow = 8 * 0.6931471805599453 + 1e-3;
+
 // g = -log(-log u) for the words of one vector, given q.
 template <class V, class R>
 inline Reg<V> gumbel_noise(const uint32_t* w, Reg<V> q) {
@@ -100,34 +147,101 @@ inline Reg<V> gumbel_noise(const uint32_t* w, Reg<V> q) {
   return V::sub(V::set1(0.0), log_positive<V, R>(minus_log_u));
 }
 
-// Visit every vector of the chunk, tile by tile: body(words, x_vec, j, goff,
-// valid) where words point at the vector's Philox words, x_vec its logits
-// (-inf outside the chunk), goff the global index of lane 0, valid the number
-// of leading lanes inside... partial vectors (chunk head/tail) go through a
-// small buffer so no load or store crosses the chunk.
+// One Philox4x32-10 block in plain 64-bit integer arithmetic (the same
+// function as R::philox16's lanes), for the few elements that survive the
+// coarse test: word w of block `block`, counter high words (c2, c3).
+inline uint32_t philox_word(uint64_t block, uint32_t c2, uint32_t c3, uint32_t k0, uint32_t k1, size_t w) {
+  uint32_t x0 = static_cast<uint32_t>(block), x1 = static_cast<uint32_t>(block >> 32), x2 = c2, x3 = c3;
+  for (uint32_t round = 0; round < 10; ++round) {
+    const uint64_t p0 = static_cast<uint64_t>(x0) * kPhiloxM0, p1 = static_cast<uint64_t>(x2) * kPhiloxM1;
+    x0 = static_cast<uint32_t>(p1 >> 32) ^ x1 ^ (k0 + round * kPhiloxW0);
+    x2 = static_cast<uint32_t>(p0 >> 32) ^ x3 ^ (k1 + round * kPhiloxW1);
+    x1 = static_cast<uint32_t>(p1);
+    x3 = static_cast<uint32_t>(p0);
+  }
+  const uint32_t out[4] = {x0, x1, x2, x3};
+  return out[w];
+}
+
+constexpr uint64_t kCoarseStream = uint64_t{1} << 63;  // block-counter bit of the coarse stream
+
+// The words of one row: the coarse words of the current super-tile of 4
+// tiles (filled by the walker below) and, evaluated on demand, the composed
+// words of one tile.
+template <class R>
+struct RowNoise {
+  uint32_t c2, c3, k0, k1;
+  uint64_t composed_tile = ~uint64_t{0};
+  bool top = true;  // may the current tile hold a coarse byte of 255?
+  alignas(64) uint32_t coarse[2 * kTile];  // two super-tiles
+  alignas(64) uint32_t words[kTile];
+  RowNoise(uint64_t row, const GumbelKey& key)
+      : c2(static_cast<uint32_t>(row + key.row_offset)),
+        c3(static_cast<uint32_t>((row + key.row_offset) >> 32)),
+        k0(key.k0),
+        k1(key.k1) {}
+  // The coarse words of the pair of super-tiles holding tile t (8 tiles).
+  void fill_coarse(uint64_t tile) { R::philox32(kCoarseStream | (tile / 8 * 32), c2, c3, k0, k1, coarse); }
+  // The 16 coarse words of tile t (of the current pair): element e's byte is
+  // byte e/16 of word e%16.
+  const uint32_t* coarse_of(uint64_t tile) const { return coarse + 16 * (tile % 8); }
+  // The composed words W of tile t, element e at [e]. Not inlined: pruning
+  // makes it rare, and the loop around it stays small.
+  SSM_NOINLINE void fill_words(uint64_t tile) {
+    R::philox16(tile * 16, c2, c3, k0, k1, words);
+    R::compose(coarse_of(tile), words);
+    composed_tile = tile;
+  }
+  // The bound of g from element e of tile t's fine word, for an element
+  // whose coarse byte is 255: -floor(log2 q) ln 2 + 1e-3 with q exact.
+  double top_bound(uint64_t tile, size_t e) const {
+    const uint32_t f = philox_word(tile * 16 + e % 16, c2, c3, k0, k1, e / 16);
+    const uint32_t rest = ~f >> 8;  // ~W: its top byte is 0 (the coarse byte is 255)
+    // q = (rest + 1/2) 2^-32, floor(log2 q) = floor(log2(rest + 1/2)) - 32
+    const int lq = (rest == 0 ? -1 : floor_log2(rest)) - 32;
+    return -lq * 0.6931471805599453 + 1e-3;
+  }
+  SSM_INLINE const uint32_t* words_of(uint64_t tile) {
+    if (tile != composed_tile) fill_words(tile);
+    return words;
+  }
+};
+
+// Visit every vector of the chunk, tile by tile: body(noise, tile, j, x_vec,
+// goff, buf) where j is the vector's offset in its tile, x_vec its logits
+// (-inf outside the chunk), goff the global index of lane 0; partial vectors
+// (chunk head/tail) go through buf (else null) so no load or store crosses
+// the chunk. The input is prefetched ahead like the softmax passes.
 template <class V, class R, class T, class Body>
 inline void for_each_tile_vector(const T* x, size_t n, uint64_t start, uint64_t row, const GumbelKey& key,
                                  Body&& body) {
   constexpr size_t W = V::width;
   if (n == 0) return;
-  const uint64_t ctr = row + key.row_offset;
-  const uint32_t c2 = static_cast<uint32_t>(ctr), c3 = static_cast<uint32_t>(ctr >> 32);
-  alignas(64) uint32_t words[kTile];
+  RowNoise<R> noise(row, key);
   const uint64_t end = start + n;
+  const size_t ahead = prefetch_distance(n * sizeof(T)) / sizeof(T);
   for (uint64_t tile = start / kTile; tile * kTile < end; ++tile) {
-    R::philox16(tile * 16, c2, c3, key.k0, key.k1, words);
+    if (tile % 8 == 0 || tile == start / kTile) noise.fill_coarse(tile);
+    noise.top = R::coarse_has_top(noise.coarse_of(tile));
+    const uint64_t t0 = tile * kTile;
+    if (ahead && t0 >= start && t0 + kTile + ahead <= end) prefetch_block<kTile * sizeof(T)>(x + (t0 - start) + ahead);
+    if (t0 >= start && t0 + kTile <= end) {
+      SSM_UNROLL
+      for (size_t j = 0; j < kTile; j += W) body(noise, tile, j, V::load(x + (t0 - start) + j), t0 + j, static_cast<T*>(nullptr));
+      continue;
+    }
     for (size_t j = 0; j < kTile; j += W) {
-      const uint64_t g0 = tile * kTile + j;
+      const uint64_t g0 = t0 + j;
       if (g0 + W <= start || g0 >= end) continue;
       if (g0 >= start && g0 + W <= end) {
-        body(words + j, V::load(x + (g0 - start)), j, g0, static_cast<T*>(nullptr));
+        body(noise, tile, j, V::load(x + (g0 - start)), g0, static_cast<T*>(nullptr));
       } else {
         alignas(64) T buf[W];
         for (size_t l = 0; l < W; ++l) {
           const uint64_t g = g0 + l;
           buf[l] = (g >= start && g < end) ? x[g - start] : -static_cast<T>(kInf);
         }
-        body(words + j, V::load(buf), j, g0, buf);
+        body(noise, tile, j, V::load(buf), g0, buf);
       }
     }
   }
@@ -195,16 +309,36 @@ TopkResult topk(const T* x, size_t n, uint64_t start, uint64_t row, const Gumbel
   TopK best{out, k};
   const Reg<V> vinv = V::set1(inv_temp);
   const Reg<V> vmaxfinite = V::set1(static_cast<double>(std::numeric_limits<T>::max()));
-  typename V::mask nan = V::none(), posinf = V::none();
+  typename V::mask bad = V::none();  // NaN or +inf seen
   double thr = -kInf;
-  for_each_tile_vector<V, R>(x, n, start, row, key, [&](const uint32_t* w, Reg<V> xv, size_t, uint64_t g0, T*) SSM_INLINE {
-    nan = V::mask_or(nan, V::unord(xv));
-    posinf = V::mask_or(posinf, V::gt(xv, vmaxfinite));
+  Reg<V> vthr = V::set1(thr);
+  const Reg<V> vlow = V::set1(kCoarseLow);
+  for_each_tile_vector<V, R>(x, n, start, row, key, [&](RowNoise<R>& src, uint64_t tile, size_t j, Reg<V> xv, uint64_t g0, T*) SSM_INLINE {
+    bad = V::mask_or(bad, V::not_le(xv, vmaxfinite));
     const Reg<V> base = V::mul(xv, vinv);
+    // Coarse level: every element's bound is < kLow unless its coarse byte
+    // is 255; those few are tested one by one with their fine word.
+    if (prune && !V::any(V::gt(V::add(base, vlow), vthr))) {
+      if (!src.top) return;
+      const auto top = V::gt(V::set1(0.5), coarse_rest<V, R>(src.coarse_of(tile) + j % 16, j / 16));
+      if (!V::any(top)) return;
+      unsigned lanes = V::bits(top);
+      alignas(64) T b[W];
+      V::store(b, base);
+      bool survive = false;
+      // in the data's precision, like the vector test: rounding is monotone,
+      // so a bound >= g gives a sum >= the score
+      for (; lanes && !survive; lanes &= lanes - 1) {
+        const size_t l = lowest_bit(lanes);
+        survive = static_cast<T>(b[l] + static_cast<T>(src.top_bound(tile, j + l))) > thr;
+      }
+      if (!survive) return;
+    }
+    const uint32_t* w = src.words_of(tile) + j;
     const Reg<V> q = complement_uniform<V, R>(w);
-    if (prune && !V::any(V::gt(V::add(base, noise_bound<V, R>(q)), V::set1(thr)))) return;
+    if (prune && !V::any(V::gt(V::add(base, noise_bound<V, R>(q)), vthr))) return;
     const Reg<V> score = V::add(base, gumbel_noise<V, R>(w, q));
-    if (!V::any(V::gt(score, V::set1(thr)))) return;
+    if (!V::any(V::gt(score, vthr))) return;
     double s[W];
     V::to_array(score, s);
     for (size_t l = 0; l < W; ++l)
@@ -212,11 +346,16 @@ TopkResult topk(const T* x, size_t n, uint64_t start, uint64_t row, const Gumbel
         best.offer(s[l], g0 + l);
         thr = best.threshold();
       }
+    vthr = V::set1(thr);
   });
   best.sort();
   res.count = best.size;
-  res.nan = V::any(nan);
-  res.posinf = V::any(posinf);
+  if (V::any(bad)) {  // which one (rare: the call fails)
+    for (size_t i = 0; i < n; ++i) {
+      res.nan = res.nan || x[i] != x[i];
+      res.posinf = res.posinf || x[i] > std::numeric_limits<T>::max();
+    }
+  }
   return res;
 }
 
@@ -224,7 +363,8 @@ template <class V, class R, class T>
 void noise(T* g, size_t n, uint64_t start, uint64_t row, const GumbelKey& key) {
   constexpr size_t W = V::width;
   for (size_t i = 0; i < n; ++i) g[i] = 0;  // the walk below loads "logits" from g
-  for_each_tile_vector<V, R>(g, n, start, row, key, [&](const uint32_t* w, Reg<V>, size_t, uint64_t g0, T* buf) SSM_INLINE {
+  for_each_tile_vector<V, R>(g, n, start, row, key, [&](RowNoise<R>& src, uint64_t tile, size_t j, Reg<V>, uint64_t g0, T* buf) SSM_INLINE {
+    const uint32_t* w = src.words_of(tile) + j;
     const Reg<V> v = gumbel_noise<V, R>(w, complement_uniform<V, R>(w));
     if (!buf) {
       V::store(g + (g0 - start), v);
@@ -251,9 +391,9 @@ ExpSum softmax_expsum(const T* x, size_t n, uint64_t start, uint64_t row, const 
   Reg<V> vmax = V::set1(-kInf);
   typename V::mask special = V::none();
   const Reg<V> vinv = V::set1(inv_tau), vref = V::set1(ref);
-  for_each_tile_vector<V, R>(x, n, start, row, key, [&](const uint32_t* w, Reg<V> xv, size_t j, uint64_t, T*) SSM_INLINE {
+  for_each_tile_vector<V, R>(x, n, start, row, key, [&](RowNoise<R>& src, uint64_t tile, size_t j, Reg<V> xv, uint64_t, T*) SSM_INLINE {
     special = V::mask_or(special, V::unord(xv));
-    const Reg<V> z = perturbed<V, R>(w, xv, vinv);
+    const Reg<V> z = perturbed<V, R>(src.words_of(tile) + j, xv, vinv);
     vmax = V::max(z, vmax);
     Reg<V> m, k;
     if (exact)
@@ -291,8 +431,8 @@ void softmax_write(const T* x, T* y, size_t n, uint64_t start, uint64_t row, con
                    double inv_tau, double ref, bool exact, double e, double inv) {
   constexpr size_t W = V::width;
   const Reg<V> vinv = V::set1(inv_tau), vref = V::set1(ref), ve = V::set1(e), vscale = V::set1(inv);
-  for_each_tile_vector<V, R>(x, n, start, row, key, [&](const uint32_t* w, Reg<V> xv, size_t, uint64_t g0, T* buf) SSM_INLINE {
-    const Reg<V> z = perturbed<V, R>(w, xv, vinv);
+  for_each_tile_vector<V, R>(x, n, start, row, key, [&](RowNoise<R>& src, uint64_t tile, size_t j, Reg<V> xv, uint64_t g0, T* buf) SSM_INLINE {
+    const Reg<V> z = perturbed<V, R>(src.words_of(tile) + j, xv, vinv);
     Reg<V> m, k;
     if (exact)
       exp_split_diff<V>(z, vref, m, k);

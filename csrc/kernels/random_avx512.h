@@ -14,34 +14,81 @@ namespace ssm {
 namespace avx512 {
 
 struct Random {
-  // 16 Philox4x32-10 blocks, counters (base + l, c2, c3) for lanes l = 0..15
-  // (base is a multiple of 16, so the low word never carries).
-  static void philox16(uint64_t base, uint32_t c2, uint32_t c3, uint32_t k0, uint32_t k1, uint32_t* out) {
-    __m512i x0 = _mm512_add_epi32(_mm512_set1_epi32(static_cast<int>(static_cast<uint32_t>(base))),
-                                  _mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15));
-    __m512i x1 = _mm512_set1_epi32(static_cast<int>(static_cast<uint32_t>(base >> 32)));
-    __m512i x2 = _mm512_set1_epi32(static_cast<int>(c2));
-    __m512i x3 = _mm512_set1_epi32(static_cast<int>(c3));
+  // 16 * N Philox4x32-10 blocks, counters (base + i, c2, c3) for i < 16 N
+  // (base is a multiple of 16, so the low word never carries): word w of
+  // block base + 16 s + l goes to out[64 s + 16 w + l]. N > 1 runs N
+  // independent chains side by side, which hides the multiply latency.
+  // The 32x32->64 products of even and odd lanes give both halves, so no
+  // vpmulld (two uops on several cores) is needed.
+  template <int N>
+  static void philox(uint64_t base, uint32_t c2, uint32_t c3, uint32_t k0, uint32_t k1, uint32_t* out) {
+    const __m512i lane = _mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15);
+    __m512i x0[N], x1[N], x2[N], x3[N];
+    for (int s = 0; s < N; ++s) {
+      const uint64_t b = base + 16 * static_cast<uint64_t>(s);
+      x0[s] = _mm512_add_epi32(_mm512_set1_epi32(static_cast<int>(static_cast<uint32_t>(b))), lane);
+      x1[s] = _mm512_set1_epi32(static_cast<int>(static_cast<uint32_t>(b >> 32)));
+      x2[s] = _mm512_set1_epi32(static_cast<int>(c2));
+      x3[s] = _mm512_set1_epi32(static_cast<int>(c3));
+    }
     const __m512i m0 = _mm512_set1_epi32(static_cast<int>(kPhiloxM0));
     const __m512i m1 = _mm512_set1_epi32(static_cast<int>(kPhiloxM1));
     for (int round = 0; round < 10; ++round) {
-      // 32x32->64 products: even lanes directly, odd lanes shifted down first.
-      const __m512i p0e = _mm512_mul_epu32(x0, m0), p0o = _mm512_mul_epu32(_mm512_srli_epi64(x0, 32), m0);
-      const __m512i p1e = _mm512_mul_epu32(x2, m1), p1o = _mm512_mul_epu32(_mm512_srli_epi64(x2, 32), m1);
-      const __m512i hi0 = _mm512_mask_blend_epi32(0xAAAA, _mm512_srli_epi64(p0e, 32), p0o);
-      const __m512i hi1 = _mm512_mask_blend_epi32(0xAAAA, _mm512_srli_epi64(p1e, 32), p1o);
-      const __m512i lo0 = _mm512_mullo_epi32(x0, m0), lo1 = _mm512_mullo_epi32(x2, m1);
       const __m512i key0 = _mm512_set1_epi32(static_cast<int>(k0 + round * kPhiloxW0));
       const __m512i key1 = _mm512_set1_epi32(static_cast<int>(k1 + round * kPhiloxW1));
-      x0 = _mm512_ternarylogic_epi32(hi1, x1, key0, 0x96);  // three-way xor
-      x2 = _mm512_ternarylogic_epi32(hi0, x3, key1, 0x96);
-      x1 = lo1;
-      x3 = lo0;
+      for (int s = 0; s < N; ++s) {
+        const __m512i p0e = _mm512_mul_epu32(x0[s], m0), p0o = _mm512_mul_epu32(_mm512_srli_epi64(x0[s], 32), m0);
+        const __m512i p1e = _mm512_mul_epu32(x2[s], m1), p1o = _mm512_mul_epu32(_mm512_srli_epi64(x2[s], 32), m1);
+        const __m512i hi0 = _mm512_mask_blend_epi32(0xAAAA, _mm512_srli_epi64(p0e, 32), p0o);
+        const __m512i hi1 = _mm512_mask_blend_epi32(0xAAAA, _mm512_srli_epi64(p1e, 32), p1o);
+        const __m512i lo0 = _mm512_mask_blend_epi32(0xAAAA, p0e, _mm512_slli_epi64(p0o, 32));
+        const __m512i lo1 = _mm512_mask_blend_epi32(0xAAAA, p1e, _mm512_slli_epi64(p1o, 32));
+        x0[s] = _mm512_ternarylogic_epi32(hi1, x1[s], key0, 0x96);  // three-way xor
+        x2[s] = _mm512_ternarylogic_epi32(hi0, x3[s], key1, 0x96);
+        x1[s] = lo1;
+        x3[s] = lo0;
+      }
     }
-    _mm512_storeu_si512(out, x0);
-    _mm512_storeu_si512(out + 16, x1);
-    _mm512_storeu_si512(out + 32, x2);
-    _mm512_storeu_si512(out + 48, x3);
+    for (int s = 0; s < N; ++s) {
+      _mm512_storeu_si512(out + 64 * s, x0[s]);
+      _mm512_storeu_si512(out + 64 * s + 16, x1[s]);
+      _mm512_storeu_si512(out + 64 * s + 32, x2[s]);
+      _mm512_storeu_si512(out + 64 * s + 48, x3[s]);
+    }
+  }
+  static void philox16(uint64_t base, uint32_t c2, uint32_t c3, uint32_t k0, uint32_t k1, uint32_t* out) {
+    philox<1>(base, c2, c3, k0, k1, out);
+  }
+  static void philox32(uint64_t base, uint32_t c2, uint32_t c3, uint32_t k0, uint32_t k1, uint32_t* out) {
+    philox<2>(base, c2, c3, k0, k1, out);
+  }
+
+  // The composed words of a tile (see gumbel_generic.h): word j of lane l
+  // becomes (byte j of coarse[l]) << 24 | words[16 j + l] >> 8.
+  static void compose(const uint32_t* coarse, uint32_t* words) {
+    const __m512i c = _mm512_loadu_si512(coarse);
+    for (int j = 0; j < 4; ++j) {
+      const __m512i top = _mm512_slli_epi32(_mm512_srli_epi32(c, 8 * j), 24);
+      const __m512i low = _mm512_srli_epi32(_mm512_loadu_si512(words + 16 * j), 8);
+      _mm512_storeu_si512(words + 16 * j, _mm512_or_si512(top, low));
+    }
+  }
+  // Is any byte of the 16 coarse words 255 (an element whose coarse bound is
+  // the loose one)?
+  static bool coarse_has_top(const uint32_t* coarse) {
+    return _mm512_cmpeq_epi8_mask(_mm512_loadu_si512(coarse), _mm512_set1_epi32(-1)) != 0;
+  }
+  // 255 - (byte `byte` of each coarse word), exactly: 16 words (one F32x16)
+  // or 8 (one F64x8).
+  static __m512 coarse_to_f32(const uint32_t* coarse, unsigned byte) {
+    const __m512i v = _mm512_srli_epi32(_mm512_xor_si512(_mm512_loadu_si512(coarse), _mm512_set1_epi32(-1)),
+                                        static_cast<int>(8 * byte));
+    return _mm512_cvtepi32_ps(_mm512_and_si512(v, _mm512_set1_epi32(0xFF)));
+  }
+  static __m512d coarse_to_f64(const uint32_t* coarse, unsigned byte) {
+    const __m256i w = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(coarse));
+    const __m256i v = _mm256_srli_epi32(_mm256_xor_si256(w, _mm256_set1_epi32(-1)), static_cast<int>(8 * byte));
+    return _mm512_cvtepi32_pd(_mm256_and_si256(v, _mm256_set1_epi32(0xFF)));
   }
 
   // uint32 words -> nearest float / exact double (16 words: one F32x16, or

@@ -13,8 +13,13 @@
 // the loop or every vector becomes a call with its state in memory.
 #if defined(__GNUC__) || defined(__clang__)
 #define SSM_INLINE __attribute__((always_inline))
+#define SSM_NOINLINE __attribute__((noinline))
+#elif defined(_MSC_VER)
+#define SSM_INLINE
+#define SSM_NOINLINE __declspec(noinline)
 #else
 #define SSM_INLINE
+#define SSM_NOINLINE
 #endif
 
 template <class S>
