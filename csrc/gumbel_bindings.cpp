@@ -5,12 +5,15 @@
 #include <pybind11/numpy.h>
 #include <pybind11/pybind11.h>
 
+#include <algorithm>
 #include <cmath>
 #include <string>
 #include <utility>
 #include <vector>
 
 #include "dispatch.h"
+#include "driver.h"
+#include "thread_pool.h"
 
 namespace py = pybind11;
 
@@ -58,6 +61,33 @@ GumbelKey make_key(uint32_t k0, uint32_t k1, uint64_t row_offset) {
 // (first bad row or -1, what is wrong with it)
 using Status = std::pair<py::ssize_t, std::string>;
 
+// What went wrong in a row (0: nothing), in the order a row is checked.
+enum RowFault : uint8_t { kFine = 0, kNaN, kPosInf, kTooFew };
+
+Status fault_status(size_t row, RowFault f, size_t k) {
+  const auto r = static_cast<py::ssize_t>(row);
+  if (f == kNaN) return {r, "contains NaN"};
+  if (f == kPosInf) return {r, "contains +inf"};
+  return {r, k == 1 ? "has no finite logit" : "has fewer finite logits than k"};
+}
+
+RowFault fault_of(const ssm::TopkResult& res, size_t k) {
+  if (res.nan) return kNaN;
+  if (res.posinf) return kPosInf;
+  return res.count < k ? kTooFew : kFine;
+}
+
+// Work items of a top-k call: runs of whole rows of about kTaskElements
+// elements, or one chunk of a long row (split like the softmax driver's rows;
+// the candidates of the chunks are merged by (score, index), so the draw does
+// not depend on the split at all).
+struct TopkTask {
+  size_t row0, row1;  // rows [row0, row1) ...
+  size_t lo, hi;      // ... columns [lo, hi) (a chunk: row1 = row0 + 1)
+  bool chunk;
+};
+constexpr size_t kTaskElements = size_t{1} << 16;
+
 template <class T>
 Status topk_t(const py::array& x, size_t k, double inv_temp, const GumbelKey& key, const py::array& idx,
               const py::array& score, bool prune, uint64_t row_base, uint64_t col_base) {
@@ -66,20 +96,72 @@ Status topk_t(const py::array& x, size_t k, double inv_temp, const GumbelKey& ke
   const T* xp = static_cast<const T*>(x.data());
   auto* ip = static_cast<py::ssize_t*>(const_cast<void*>(idx.data()));
   auto* sp = static_cast<double*>(const_cast<void*>(score.data()));
-  std::vector<ssm::Candidate> cand(k);
+  if (k == 0 || rows == 0) return {-1, ""};
+  const ssm::Settings st = ssm::settings();
+  const bool split = n > st.chunked_row && k <= st.chunk_elements;
+  std::vector<TopkTask> tasks;
+  if (split) {
+    for (size_t r = 0; r < rows; ++r)
+      for (size_t lo = 0; lo < n; lo += st.chunk_elements) tasks.push_back({r, r + 1, lo, std::min(n, lo + st.chunk_elements), true});
+  } else {
+    const size_t per = std::max<size_t>(1, kTaskElements / std::max<size_t>(n, 1));
+    for (size_t r = 0; r < rows; r += per) tasks.push_back({r, std::min(rows, r + per), 0, n, false});
+  }
+  std::vector<RowFault> fault(rows, kFine);
+  // whole rows write their result directly; chunks keep candidates to merge
+  std::vector<ssm::Candidate> part(split ? tasks.size() * k : 0);
+  std::vector<ssm::TopkResult> part_res(split ? tasks.size() : 0);
   py::gil_scoped_release release;
-  for (size_t r = 0; r < rows; ++r) {
-    const ssm::TopkResult res =
-        kern.topk(xp + r * n, n, col_base, row_base + r, key, inv_temp, k, cand.data(), prune);
-    if (res.nan) return {static_cast<py::ssize_t>(r), "contains NaN"};
-    if (res.posinf) return {static_cast<py::ssize_t>(r), "contains +inf"};
-    if (res.count < k)
-      return {static_cast<py::ssize_t>(r), k == 1 ? "has no finite logit" : "has fewer finite logits than k"};
-    for (size_t j = 0; j < k; ++j) {
-      ip[r * k + j] = static_cast<py::ssize_t>(cand[j].index);
-      sp[r * k + j] = cand[j].score;
+  auto run = [&](size_t t) {
+    const TopkTask& tk = tasks[t];
+    if (tk.chunk) {
+      const size_t len = tk.hi - tk.lo;
+      part_res[t] = kern.topk(xp + tk.row0 * n + tk.lo, len, col_base + tk.lo, row_base + tk.row0, key, inv_temp,
+                              std::min(k, len), part.data() + t * k, prune);
+      return;
+    }
+    std::vector<ssm::Candidate> cand(k);
+    for (size_t r = tk.row0; r < tk.row1; ++r) {
+      const ssm::TopkResult res = kern.topk(xp + r * n, n, col_base, row_base + r, key, inv_temp, k, cand.data(), prune);
+      fault[r] = fault_of(res, k);
+      if (fault[r] != kFine) continue;
+      for (size_t j = 0; j < k; ++j) {
+        ip[r * k + j] = static_cast<py::ssize_t>(cand[j].index);
+        sp[r * k + j] = cand[j].score;
+      }
+    }
+  };
+  if (tasks.size() > 1 && rows * n >= st.parallel_min)
+    ssm::parallel_for(tasks.size(), run);
+  else
+    for (size_t t = 0; t < tasks.size(); ++t) run(t);
+  if (split) {  // merge each row's chunks
+    std::vector<ssm::Candidate> all;
+    for (size_t t0 = 0; t0 < tasks.size();) {
+      const size_t r = tasks[t0].row0;
+      ssm::TopkResult res;
+      all.clear();
+      size_t t = t0;
+      for (; t < tasks.size() && tasks[t].row0 == r; ++t) {
+        res.nan = res.nan || part_res[t].nan;
+        res.posinf = res.posinf || part_res[t].posinf;
+        all.insert(all.end(), part.begin() + t * k, part.begin() + t * k + part_res[t].count);
+      }
+      t0 = t;
+      res.count = all.size();
+      fault[r] = fault_of(res, k);
+      if (fault[r] != kFine) continue;
+      std::partial_sort(all.begin(), all.begin() + k, all.end(), [](const ssm::Candidate& a, const ssm::Candidate& b) {
+        return a.score > b.score || (a.score == b.score && a.index < b.index);
+      });
+      for (size_t j = 0; j < k; ++j) {
+        ip[r * k + j] = static_cast<py::ssize_t>(all[j].index);
+        sp[r * k + j] = all[j].score;
+      }
     }
   }
+  for (size_t r = 0; r < rows; ++r)
+    if (fault[r] != kFine) return fault_status(r, fault[r], k);
   return {-1, ""};
 }
 
@@ -109,14 +191,38 @@ Status softmax_t(const py::array& x, const py::array& out, double inv_tau, const
     bool exact;
   };
   std::vector<Pass1> pass1(rows);
+  std::vector<RowFault> fault(rows, kFine);
+  const ssm::Settings st = ssm::settings();
+  // Rows are independent, so threads take runs of whole rows (a single long
+  // row runs on one thread).
+  const size_t per = std::max<size_t>(1, kTaskElements / std::max<size_t>(n, 1));
+  const size_t tasks = (rows + per - 1) / per;
+  auto for_rows = [&](auto&& body) {
+    auto run = [&](size_t t) {
+      for (size_t r = t * per; r < std::min(rows, (t + 1) * per); ++r) body(r);
+    };
+    if (tasks > 1 && rows * n >= st.parallel_min)
+      ssm::parallel_for(tasks, run);
+    else
+      for (size_t t = 0; t < tasks; ++t) run(t);
+  };
   py::gil_scoped_release release;
   // Every row's first pass before any write: a bad row leaves out untouched.
-  for (size_t r = 0; r < rows; ++r) {
+  for_rows([&](size_t r) {
     const T* xr = xp + r * n;
     ssm::ExpSum s = kern.expsum(xr, n, col_base, row_base + r, key, inv_tau, 0.0, false);
-    if (s.special) return {static_cast<py::ssize_t>(r), "contains NaN"};
-    if (s.max == std::numeric_limits<double>::infinity()) return {static_cast<py::ssize_t>(r), "contains +inf"};
-    if (!(s.max > -std::numeric_limits<double>::infinity())) return {static_cast<py::ssize_t>(r), "has no finite logit"};
+    if (s.special) {
+      fault[r] = kNaN;
+      return;
+    }
+    if (s.max == std::numeric_limits<double>::infinity()) {
+      fault[r] = kPosInf;
+      return;
+    }
+    if (!(s.max > -std::numeric_limits<double>::infinity())) {
+      fault[r] = kTooFew;
+      return;
+    }
     double ref = 0.0;
     bool exact = false;
     if (!(s.max <= ssm::kFastLimit && s.max >= -ssm::kFastLimit)) {
@@ -125,10 +231,13 @@ Status softmax_t(const py::array& x, const py::array& out, double inv_tau, const
       s = kern.expsum(xr, n, col_base, row_base + r, key, inv_tau, ref, true);
     }
     pass1[r] = {s, ref, exact};
-  }
+  });
   for (size_t r = 0; r < rows; ++r)
+    if (fault[r] != kFine) return fault_status(r, fault[r], 1);
+  for_rows([&](size_t r) {
     kern.write(xp + r * n, yp + r * n, n, col_base, row_base + r, key, inv_tau, pass1[r].ref, pass1[r].exact,
                pass1[r].sum.e, 1.0 / pass1[r].sum.m);
+  });
   return {-1, ""};
 }
 

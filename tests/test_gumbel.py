@@ -351,3 +351,66 @@ def test_unaligned_logits_are_copied_not_passed_on():
     np.testing.assert_array_equal(gumbel_argmax(x, rng=5), gumbel_argmax(aligned, rng=5))
     np.testing.assert_array_equal(gumbel_topk(x, 2, rng=5), gumbel_topk(aligned, 2, rng=5))
     np.testing.assert_array_equal(gumbel_softmax(x, rng=5), gumbel_softmax(aligned, rng=5))
+
+
+@pytest.fixture
+def gumbel_threads():
+    """Split rows above 100 elements into chunks of 37 and thread every call;
+    restore the settings afterwards."""
+    import simdsoftmax as ssm
+
+    before = _core.runtime_settings()
+    threads = ssm.get_num_threads()
+    _core._set_chunking(37, 100)
+    _core._set_parallel_min(0)
+    yield ssm.set_num_threads
+    _core._set_chunking(before["chunk_elements"], before["chunked_row"])
+    _core._set_parallel_min(before["parallel_min"])
+    ssm.set_num_threads(threads)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("shape", [(1, 5000), (9, 333), (300, 40)])
+def test_identical_across_thread_counts_and_splits(kernel_isa, dtype, shape, gumbel_threads):
+    """Threads take chunks of long rows (candidates merged by score, index)
+    and runs of short rows: every thread count, and the unsplit serial call,
+    give the same draws and the same gumbel_softmax bits."""
+    rng = np.random.default_rng(11)
+    x = (rng.standard_normal(shape) * 2).astype(dtype)
+    x[0, :7] = -np.inf
+    x[-1, 3] = 9.0  # a clear favourite: most of that row is pruned
+
+    def draws():
+        return (
+            gumbel_argmax(x, rng=5),
+            gumbel_topk(x, 6, rng=5),
+            gumbel_topk(x, 6, temperature=0.3, rng=5),
+            gumbel_softmax(x, tau=0.7, rng=5),
+        )
+
+    results = {}
+    for t in (1, 2, 3, 7):
+        gumbel_threads(t)
+        results[t] = draws()
+    _core._set_chunking(1 << 16, 1 << 24)  # no chunks (rows are shorter), serial
+    _core._set_parallel_min(1 << 62)
+    results[0] = draws()
+    for t in (0, 2, 3, 7):
+        for a, b in zip(results[1], results[t]):
+            assert a.dtype == b.dtype and a.tobytes() == b.tobytes(), t
+    # and a bad row is still the first one reported, with threads
+    gumbel_threads(3)
+    _core._set_chunking(37, 100)
+    _core._set_parallel_min(0)
+    bad = x.copy()
+    row = min(2, shape[0] - 1)
+    bad[row, 30] = np.nan
+    if shape[0] > 1:
+        bad[-1, :] = -np.inf  # a later bad row
+        where = rf"row \({row},\) contains NaN"
+    else:
+        where = "contains NaN"
+    with pytest.raises(ValueError, match=where):
+        gumbel_topk(bad, 2, rng=5)
+    with pytest.raises(ValueError, match=where):
+        gumbel_softmax(bad, rng=5)
