@@ -211,10 +211,19 @@ struct RowNoise {
 // goff, buf) where j is the vector's offset in its tile, x_vec its logits
 // (-inf outside the chunk), goff the global index of lane 0; partial vectors
 // (chunk head/tail) go through buf (else null) so no load or store crosses
-// the chunk. The input is prefetched ahead like the softmax passes.
-template <class V, class R, class T, class Body>
+// the chunk. skip(noise, p) may rule out a whole tile inside the chunk (its
+// 64 logits at p) before its vectors are visited. The input is prefetched
+// ahead like the softmax passes.
+struct NoSkip {
+  template <class Noise, class T>
+  bool operator()(Noise&, const T*) const {
+    return false;
+  }
+};
+
+template <class V, class R, class T, class Body, class Skip = NoSkip>
 inline void for_each_tile_vector(const T* x, size_t n, uint64_t start, uint64_t row, const GumbelKey& key,
-                                 Body&& body) {
+                                 Body&& body, Skip&& skip = Skip{}) {
   constexpr size_t W = V::width;
   if (n == 0) return;
   RowNoise<R> noise(row, key);
@@ -226,6 +235,7 @@ inline void for_each_tile_vector(const T* x, size_t n, uint64_t start, uint64_t 
     const uint64_t t0 = tile * kTile;
     if (ahead && t0 >= start && t0 + kTile + ahead <= end) prefetch_block<kTile * sizeof(T)>(x + (t0 - start) + ahead);
     if (t0 >= start && t0 + kTile <= end) {
+      if (skip(noise, x + (t0 - start))) continue;
       SSM_UNROLL
       for (size_t j = 0; j < kTile; j += W) body(noise, tile, j, V::load(x + (t0 - start) + j), t0 + j, static_cast<T*>(nullptr));
       continue;
@@ -313,6 +323,23 @@ TopkResult topk(const T* x, size_t n, uint64_t start, uint64_t row, const Gumbel
   double thr = -kInf;
   Reg<V> vthr = V::set1(thr);
   const Reg<V> vlow = V::set1(kCoarseLow);
+  // A whole tile at once: if even its largest logit cannot place with a
+  // coarse byte below 255 and no byte of the tile is 255, none can. The sum
+  // of its vectors flags NaN and +inf (and a harmless false alarm when
+  // finite logits overflow: the final check looks at the logits themselves).
+  auto skip_tile = [&](RowNoise<R>& src, const T* p) SSM_INLINE {
+    if (!prune) return false;
+    Reg<V> hi = V::load(p), sum = hi;
+    SSM_UNROLL
+    for (size_t j = W; j < kTile; j += W) {
+      const Reg<V> v = V::load(p + j);
+      hi = V::max(v, hi);
+      sum = V::add(sum, v);
+    }
+    bad = V::mask_or(bad, V::not_le(sum, vmaxfinite));
+    if (V::any(V::gt(V::add(V::mul(hi, vinv), vlow), vthr))) return false;
+    return !src.top;
+  };
   for_each_tile_vector<V, R>(x, n, start, row, key, [&](RowNoise<R>& src, uint64_t tile, size_t j, Reg<V> xv, uint64_t g0, T*) SSM_INLINE {
     bad = V::mask_or(bad, V::not_le(xv, vmaxfinite));
     const Reg<V> base = V::mul(xv, vinv);
@@ -347,7 +374,7 @@ TopkResult topk(const T* x, size_t n, uint64_t start, uint64_t row, const Gumbel
         thr = best.threshold();
       }
     vthr = V::set1(thr);
-  });
+  }, skip_tile);
   best.sort();
   res.count = best.size;
   if (V::any(bad)) {  // which one (rare: the call fails)
