@@ -225,7 +225,8 @@ Status softmax_t(const py::array& x, const py::array& out, double inv_tau, const
     }
     double ref = 0.0;
     bool exact = false;
-    if (!(s.max <= ssm::kFastLimit && s.max >= -ssm::kFastLimit)) {
+    const double zmax = s.max * inv_tau;  // s.max: the largest x + g
+    if (!(zmax <= ssm::kFastLimit && zmax >= -ssm::kFastLimit)) {
       ref = s.max;
       exact = true;
       s = kern.expsum(xr, n, col_base, row_base + r, key, inv_tau, ref, true);

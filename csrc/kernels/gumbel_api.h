@@ -28,7 +28,8 @@ struct TopkResult {
 
 template <class T>
 struct GumbelKernels {
-  // Best k of x*inv_temp + g over a chunk of one row: x[0..n) holds the
+  // Best k of (x*inv_temp + g) 2^-s (2^-s: noise_scale in gumbel_generic.h,
+  // 1 when inv_temp <= 1) over a chunk of one row: x[0..n) holds the
   // elements with global indices start..start+n of row `row`. `out` (capacity
   // k) receives them sorted by score, then by lower index. prune=false
   // evaluates every element's noise (the check that pruning changes nothing).
@@ -37,10 +38,12 @@ struct GumbelKernels {
   // The noise itself (test hook): g for global indices start..start+n of row.
   void (*noise)(T* g, size_t n, uint64_t start, uint64_t row, const GumbelKey& key);
   // gumbel_softmax's two passes over z = (x + g) * inv_tau, the noise
-  // regenerated in each: sum exp(z - ref) as m*2^e (max is max z) ...
+  // regenerated in each: sum exp(z) (exact = false), or exp((x + g - ref) *
+  // inv_tau) (exact = true, ref the row's largest x + g), as m*2^e; max is the
+  // largest x + g (not scaled) ...
   ExpSum (*expsum)(const T* x, size_t n, uint64_t start, uint64_t row, const GumbelKey& key, double inv_tau,
                    double ref, bool exact);
-  // ... and y = exp(z - ref) * 2^-e * inv.
+  // ... and y = that exponential * 2^-e * inv.
   void (*write)(const T* x, T* y, size_t n, uint64_t start, uint64_t row, const GumbelKey& key, double inv_tau,
                 double ref, bool exact, double e, double inv);
   // The raw Philox4x32-10 words of 16 consecutive blocks (test hook):

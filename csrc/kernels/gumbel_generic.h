@@ -310,6 +310,17 @@ struct TopK {
   }
 };
 
+// 2^-s with 2^s the power of two just above inv_temp (1 for inv_temp <= 1):
+// inv_temp 2^-s lies in [1/2, 1), so x inv_temp 2^-s cannot overflow.
+// inv_temp = inf (T subnormal) gives 0: the noise drops out, as at T = 0.
+inline double noise_scale(double inv_temp) {
+  if (!(inv_temp > 1.0)) return 1.0;
+  if (inv_temp == kInf) return 0.0;
+  int e;
+  std::frexp(inv_temp, &e);  // inv_temp = f 2^e, f in [1/2, 1)
+  return std::ldexp(1.0, -e);
+}
+
 template <class V, class R, class T>
 TopkResult topk(const T* x, size_t n, uint64_t start, uint64_t row, const GumbelKey& key, double inv_temp,
                 size_t k, Candidate* out, bool prune) {
@@ -317,12 +328,16 @@ TopkResult topk(const T* x, size_t n, uint64_t start, uint64_t row, const Gumbel
   TopkResult res;
   if (k == 0) return res;
   TopK best{out, k};
-  const Reg<V> vinv = V::set1(inv_temp);
+  // Scores are (x/T + g) 2^-s with 2^-s = noise_scale(inv_temp): an exact
+  // power-of-two rescaling (same order, same ties, unless g 2^-s is
+  // subnormal) that keeps x/T inside the data's range however small T is.
+  const double gs = noise_scale(inv_temp);
+  const Reg<V> vinv = V::set1(gs == 0.0 ? 0.5 : inv_temp * gs), vgs = V::set1(gs);
   const Reg<V> vmaxfinite = V::set1(static_cast<double>(std::numeric_limits<T>::max()));
   typename V::mask bad = V::none();  // NaN or +inf seen
   double thr = -kInf;
   Reg<V> vthr = V::set1(thr);
-  const Reg<V> vlow = V::set1(kCoarseLow);
+  const Reg<V> vlow = V::set1(kCoarseLow * gs);
   // A whole tile at once: if even its largest logit cannot place with a
   // coarse byte below 255 and no byte of the tile is 255, none can. The sum
   // of its vectors flags NaN and +inf (and a harmless false alarm when
@@ -357,14 +372,14 @@ TopkResult topk(const T* x, size_t n, uint64_t start, uint64_t row, const Gumbel
       // so a bound >= g gives a sum >= the score
       for (; lanes && !survive; lanes &= lanes - 1) {
         const size_t l = lowest_bit(lanes);
-        survive = static_cast<T>(b[l] + static_cast<T>(src.top_bound(tile, j + l))) > thr;
+        survive = static_cast<T>(b[l] + static_cast<T>(src.top_bound(tile, j + l) * gs)) > thr;
       }
       if (!survive) return;
     }
     const uint32_t* w = src.words_of(tile) + j;
     const Reg<V> q = complement_uniform<V, R>(w);
-    if (prune && !V::any(V::gt(V::add(base, noise_bound<V, R>(q)), vthr))) return;
-    const Reg<V> score = V::add(base, gumbel_noise<V, R>(w, q));
+    if (prune && !V::any(V::gt(V::add(base, V::mul(noise_bound<V, R>(q), vgs)), vthr))) return;
+    const Reg<V> score = V::add(base, V::mul(gumbel_noise<V, R>(w, q), vgs));
     if (!V::any(V::gt(score, vthr))) return;
     double s[W];
     V::to_array(score, s);
@@ -403,10 +418,28 @@ void noise(T* g, size_t n, uint64_t start, uint64_t row, const GumbelKey& key) {
   });
 }
 
-// z = (x + g) * inv_tau for one vector.
+// gumbel_softmax's exponent for one vector, from p = x + g: z = p * inv_tau
+// (the fast range), or exactly z - max z = (p - ref) * inv_tau with ref the
+// row's largest p (subtracted first, so a large 1/tau cannot overflow).
+template <class V>
+inline void softmax_term(Reg<V> p, Reg<V> vref, Reg<V> vinv, bool exact, Reg<V>& m, Reg<V>& k) {
+  const Reg<V> z = exact ? V::mul(V::sub(p, vref), vinv) : V::mul(p, vinv);
+  exp_split<V>(V::max(z, V::set1(kClampLow)), m, k);
+}
+
+// 1/tau in the data's precision, at most its largest finite value (1/tau
+// overflows it for a subnormal tau: the result is then the one-hot of the
+// largest x + g, as it should be).
+template <class T>
+inline double tau_inverse(double inv_tau) {
+  const double big = static_cast<double>(std::numeric_limits<T>::max());
+  return inv_tau < big ? inv_tau : big;
+}
+
+// p = x + g for one vector.
 template <class V, class R>
-inline Reg<V> perturbed(const uint32_t* w, Reg<V> xv, Reg<V> vinv) {
-  return V::mul(V::add(xv, gumbel_noise<V, R>(w, complement_uniform<V, R>(w))), vinv);
+inline Reg<V> perturbed(const uint32_t* w, Reg<V> xv) {
+  return V::add(xv, gumbel_noise<V, R>(w, complement_uniform<V, R>(w)));
 }
 
 template <class V, class R, class T>
@@ -417,16 +450,13 @@ ExpSum softmax_expsum(const T* x, size_t n, uint64_t start, uint64_t row, const 
   for (auto& s : slot) s.init();
   Reg<V> vmax = V::set1(-kInf);
   typename V::mask special = V::none();
-  const Reg<V> vinv = V::set1(inv_tau), vref = V::set1(ref);
+  const Reg<V> vinv = V::set1(tau_inverse<T>(inv_tau)), vref = V::set1(ref);
   for_each_tile_vector<V, R>(x, n, start, row, key, [&](RowNoise<R>& src, uint64_t tile, size_t j, Reg<V> xv, uint64_t, T*) SSM_INLINE {
     special = V::mask_or(special, V::unord(xv));
-    const Reg<V> z = perturbed<V, R>(src.words_of(tile) + j, xv, vinv);
-    vmax = V::max(z, vmax);
+    const Reg<V> p = perturbed<V, R>(src.words_of(tile) + j, xv);
+    vmax = V::max(p, vmax);
     Reg<V> m, k;
-    if (exact)
-      exp_split_diff<V>(z, vref, m, k);
-    else
-      exp_split<V>(V::max(z, V::set1(kClampLow)), m, k);
+    softmax_term<V>(p, vref, vinv, exact, m, k);
     slot[j / W].add(m, k);
   });
   // Slots in order 0..63 whatever the lane count: the same sum everywhere.
@@ -457,14 +487,10 @@ template <class V, class R, class T>
 void softmax_write(const T* x, T* y, size_t n, uint64_t start, uint64_t row, const GumbelKey& key,
                    double inv_tau, double ref, bool exact, double e, double inv) {
   constexpr size_t W = V::width;
-  const Reg<V> vinv = V::set1(inv_tau), vref = V::set1(ref), ve = V::set1(e), vscale = V::set1(inv);
+  const Reg<V> vinv = V::set1(tau_inverse<T>(inv_tau)), vref = V::set1(ref), ve = V::set1(e), vscale = V::set1(inv);
   for_each_tile_vector<V, R>(x, n, start, row, key, [&](RowNoise<R>& src, uint64_t tile, size_t j, Reg<V> xv, uint64_t g0, T* buf) SSM_INLINE {
-    const Reg<V> z = perturbed<V, R>(src.words_of(tile) + j, xv, vinv);
     Reg<V> m, k;
-    if (exact)
-      exp_split_diff<V>(z, vref, m, k);
-    else
-      exp_split<V>(V::max(z, V::set1(kClampLow)), m, k);
+    softmax_term<V>(perturbed<V, R>(src.words_of(tile) + j, xv), vref, vinv, exact, m, k);
     const Reg<V> out = V::scale2(V::mul(m, vscale), V::sub(k, ve));
     if (!buf) {
       V::store(y + (g0 - start), out);
