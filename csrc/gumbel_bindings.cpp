@@ -178,6 +178,28 @@ Status gumbel_topk(const py::array& x, size_t k, double inv_temp, uint32_t k0, u
              : topk_t<double>(x, k, inv_temp, key, idx, score, prune, row_base, col_base);
 }
 
+// Sum of chunk partials m_c 2^e_c as m 2^e, in chunk order, compensated
+// (TwoSum): the same chunks give the same bits whoever computed them.
+ssm::ExpSum combine(const ssm::ExpSum* part, size_t count) {
+  if (count == 1) return part[0];
+  ssm::ExpSum out = part[0];
+  for (size_t c = 1; c < count; ++c) {
+    out.special = out.special || part[c].special;
+    out.max = std::max(out.max, part[c].max);
+    out.e = std::max(out.e, part[c].e);
+  }
+  double hi = 0.0, lo = 0.0;
+  for (size_t c = 0; c < count; ++c) {
+    if (!(part[c].m > 0.0) || part[c].e - out.e < -1100.0) continue;
+    const double v = std::ldexp(part[c].m, static_cast<int>(part[c].e - out.e));
+    const double t = hi + v, bb = t - hi;
+    lo += (hi - (t - bb)) + (v - bb);
+    hi = t;
+  }
+  out.m = hi + lo;
+  return out;
+}
+
 template <class T>
 Status softmax_t(const py::array& x, const py::array& out, double inv_tau, const GumbelKey& key, uint64_t row_base,
                  uint64_t col_base) {
@@ -185,59 +207,78 @@ Status softmax_t(const py::array& x, const py::array& out, double inv_tau, const
   const size_t rows = static_cast<size_t>(x.shape(0)), n = static_cast<size_t>(x.shape(1));
   const T* xp = static_cast<const T*>(x.data());
   T* yp = static_cast<T*>(const_cast<void*>(out.data()));
-  struct Pass1 {
-    ssm::ExpSum sum;
-    double ref;
-    bool exact;
-  };
-  std::vector<Pass1> pass1(rows);
-  std::vector<RowFault> fault(rows, kFine);
   const ssm::Settings st = ssm::settings();
-  // Rows are independent, so threads take runs of whole rows (a single long
-  // row runs on one thread).
-  const size_t per = std::max<size_t>(1, kTaskElements / std::max<size_t>(n, 1));
-  const size_t tasks = (rows + per - 1) / per;
-  auto for_rows = [&](auto&& body) {
-    auto run = [&](size_t t) {
-      for (size_t r = t * per; r < std::min(rows, (t + 1) * per); ++r) body(r);
-    };
-    if (tasks > 1 && rows * n >= st.parallel_min)
-      ssm::parallel_for(tasks, run);
+  // Work items: runs of whole short rows, or one chunk of a row longer than
+  // chunked_row (always split, whatever the thread count: its chunk partials
+  // are combined in chunk order, so the bits do not depend on the threads).
+  struct Task {
+    size_t row0, row1, lo, hi;
+  };
+  std::vector<Task> tasks;
+  std::vector<size_t> first_task(rows + 1);  // chunked rows: their tasks
+  const bool split = n > st.chunked_row;
+  if (split) {
+    for (size_t r = 0; r < rows; ++r) {
+      first_task[r] = tasks.size();
+      for (size_t lo = 0; lo < n; lo += st.chunk_elements) tasks.push_back({r, r + 1, lo, std::min(n, lo + st.chunk_elements)});
+    }
+    first_task[rows] = tasks.size();
+  } else {
+    const size_t per = std::max<size_t>(1, kTaskElements / std::max<size_t>(n, 1));
+    for (size_t r = 0; r < rows; r += per) tasks.push_back({r, std::min(rows, r + per), 0, n});
+  }
+  const bool threads = tasks.size() > 1 && rows * n >= st.parallel_min;
+  auto run_all = [&](auto&& body) {
+    if (threads)
+      ssm::parallel_for(tasks.size(), body);
     else
-      for (size_t t = 0; t < tasks; ++t) run(t);
+      for (size_t t = 0; t < tasks.size(); ++t) body(t);
+  };
+  // pass 1 results: per chunk (split) or per row
+  std::vector<ssm::ExpSum> part(split ? tasks.size() : rows);
+  std::vector<double> ref(rows, 0.0);
+  std::vector<char> exact(rows, 0);
+  auto pass1 = [&](size_t t) {
+    const Task& tk = tasks[t];
+    for (size_t r = tk.row0; r < tk.row1; ++r) {
+      const T* xr = xp + r * n + tk.lo;
+      ssm::ExpSum& slot = part[split ? t : r];
+      slot = kern.expsum(xr, tk.hi - tk.lo, col_base + tk.lo, row_base + r, key, inv_tau, ref[r], exact[r] != 0);
+    }
+  };
+  auto row_sum = [&](size_t r) {
+    return split ? combine(part.data() + first_task[r], first_task[r + 1] - first_task[r]) : part[r];
   };
   py::gil_scoped_release release;
   // Every row's first pass before any write: a bad row leaves out untouched.
-  for_rows([&](size_t r) {
-    const T* xr = xp + r * n;
-    ssm::ExpSum s = kern.expsum(xr, n, col_base, row_base + r, key, inv_tau, 0.0, false);
-    if (s.special) {
-      fault[r] = kNaN;
-      return;
-    }
-    if (s.max == std::numeric_limits<double>::infinity()) {
-      fault[r] = kPosInf;
-      return;
-    }
-    if (!(s.max > -std::numeric_limits<double>::infinity())) {
-      fault[r] = kTooFew;
-      return;
-    }
-    double ref = 0.0;
-    bool exact = false;
+  run_all(pass1);
+  bool redo = false;
+  for (size_t r = 0; r < rows; ++r) {
+    const ssm::ExpSum s = row_sum(r);
+    if (s.special) return fault_status(r, kNaN, 1);
+    if (s.max == std::numeric_limits<double>::infinity()) return fault_status(r, kPosInf, 1);
+    if (!(s.max > -std::numeric_limits<double>::infinity())) return fault_status(r, kTooFew, 1);
     const double zmax = s.max * inv_tau;  // s.max: the largest x + g
     if (!(zmax <= ssm::kFastLimit && zmax >= -ssm::kFastLimit)) {
-      ref = s.max;
-      exact = true;
-      s = kern.expsum(xr, n, col_base, row_base + r, key, inv_tau, ref, true);
+      ref[r] = s.max;  // redone relative to it
+      exact[r] = 1;
+      redo = true;
     }
-    pass1[r] = {s, ref, exact};
-  });
-  for (size_t r = 0; r < rows; ++r)
-    if (fault[r] != kFine) return fault_status(r, fault[r], 1);
-  for_rows([&](size_t r) {
-    kern.write(xp + r * n, yp + r * n, n, col_base, row_base + r, key, inv_tau, pass1[r].ref, pass1[r].exact,
-               pass1[r].sum.e, 1.0 / pass1[r].sum.m);
+  }
+  if (redo) {
+    run_all([&](size_t t) {
+      if (std::any_of(exact.begin() + static_cast<std::ptrdiff_t>(tasks[t].row0),
+                      exact.begin() + static_cast<std::ptrdiff_t>(tasks[t].row1), [](char c) { return c != 0; }))
+        pass1(t);  // rows that were fine are recomputed identically
+    });
+  }
+  std::vector<ssm::ExpSum> sum(rows);
+  for (size_t r = 0; r < rows; ++r) sum[r] = row_sum(r);
+  run_all([&](size_t t) {
+    const Task& tk = tasks[t];
+    for (size_t r = tk.row0; r < tk.row1; ++r)
+      kern.write(xp + r * n + tk.lo, yp + r * n + tk.lo, tk.hi - tk.lo, col_base + tk.lo, row_base + r, key, inv_tau,
+                 ref[r], exact[r] != 0, sum[r].e, 1.0 / sum[r].m);
   });
   return {-1, ""};
 }

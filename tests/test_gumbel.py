@@ -372,9 +372,9 @@ def gumbel_threads():
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
 @pytest.mark.parametrize("shape", [(1, 5000), (9, 333), (300, 40)])
 def test_identical_across_thread_counts_and_splits(kernel_isa, dtype, shape, gumbel_threads):
-    """Threads take chunks of long rows (candidates merged by score, index)
-    and runs of short rows: every thread count, and the unsplit serial call,
-    give the same draws and the same gumbel_softmax bits."""
+    """Threads take chunks of long rows (candidates merged by score, index;
+    gumbel_softmax partials combined in chunk order) and runs of short rows:
+    every thread count gives the same draws and the same gumbel_softmax bits."""
     rng = np.random.default_rng(11)
     x = (rng.standard_normal(shape) * 2).astype(dtype)
     x[0, :7] = -np.inf
@@ -395,9 +395,15 @@ def test_identical_across_thread_counts_and_splits(kernel_isa, dtype, shape, gum
     _core._set_chunking(1 << 16, 1 << 24)  # no chunks (rows are shorter), serial
     _core._set_parallel_min(1 << 62)
     results[0] = draws()
-    for t in (0, 2, 3, 7):
+    for t in (2, 3, 7):
         for a, b in zip(results[1], results[t]):
             assert a.dtype == b.dtype and a.tobytes() == b.tobytes(), t
+    # top-k merges are exact: no split at all gives the same draws; the sums
+    # of a split gumbel_softmax row are combined per chunk, so only close
+    for a, b in zip(results[1][:3], results[0][:3]):
+        assert a.tobytes() == b.tobytes()
+    tol = 4 * np.finfo(dtype).eps
+    np.testing.assert_allclose(results[1][3], results[0][3], rtol=tol, atol=float(np.finfo(dtype).tiny))
     # and a bad row is still the first one reported, with threads
     gumbel_threads(3)
     _core._set_chunking(37, 100)
