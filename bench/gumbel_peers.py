@@ -1,4 +1,5 @@
-"""The numbers behind the Gumbel sampling claims (issue #3), one run, one thread.
+"""The numbers behind the Gumbel sampling claims (issue #3), one run: one
+thread for 1-3, then 1 and 2 again with every thread the pool may use.
 
 1. gumbel_argmax over a 1-D float32 array of 2^26 logits, against
    torch.argmax(x - torch.empty_like(x).exponential_().log()) and
@@ -7,6 +8,7 @@
 2. gumbel_softmax against softmax (two-pass) on the same input.
 3. A batch of 64 rows x 151,936 (an LLM vocabulary): time per row against
    torch.multinomial(torch.softmax(x, -1), 1).
+4. 1 and 2 at the default thread count (the read probe stays one thread).
 
     python bench/gumbel_peers.py            # ~1 minute
     python bench/gumbel_peers.py --n 16777216 --repeats 5
@@ -42,6 +44,7 @@ def main():
         torch.set_num_threads(1)
     except ImportError:
         torch = None
+    default_threads = ssm.get_num_threads()
     ssm.set_num_threads(1)
     rng = np.random.default_rng(0)
     x = rng.standard_normal(args.n).astype(np.float32)
@@ -78,6 +81,20 @@ def main():
         bt = torch.from_numpy(batch)
         t_tb = median_time(lambda: torch.multinomial(torch.softmax(bt, -1), 1), max(3, r // 2))
         print(f"   torch multinomial(softmax)     {t_tb / 64 * 1e6:9.1f} us per row -> simdsoftmax {t_tb / t_b:.1f}x faster")
+
+    if default_threads > 1:
+        t_read = median_time(lambda: _core.probe_read(x), r)  # still one thread
+        ssm.set_num_threads(default_threads)
+        t_ours = median_time(lambda: ssm.gumbel_argmax(x, rng=1), r)
+        t_sm = median_time(lambda: ssm.softmax(x, out=y, algorithm="two-pass"), r)
+        t_gs = median_time(lambda: ssm.gumbel_softmax(x, rng=1, out=y), r)
+        t_b = median_time(lambda: ssm.gumbel_argmax(batch, rng=1), r)
+        print(f"\n4. {default_threads} threads (the default here); read probe on one thread")
+        print(f"   read probe            {t_read * 1e3:9.2f} ms  ({x.nbytes / t_read / 1e9:.1f} GB/s)")
+        print(f"   gumbel_argmax         {t_ours * 1e3:9.2f} ms  ({t_read / t_ours:.0%} of the one-thread read probe)")
+        print(f"   softmax               {t_sm * 1e3:9.2f} ms")
+        print(f"   gumbel_softmax        {t_gs * 1e3:9.2f} ms  -> {t_gs / t_sm:.2f}x the softmax time")
+        print(f"   batch gumbel_argmax   {t_b / 64 * 1e6:9.1f} us per row")
 
 
 if __name__ == "__main__":

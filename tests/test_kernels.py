@@ -57,7 +57,8 @@ def ref_logsumexp(x, b=None):
         return mx + np.log(np.exp(xw - mx[:, None]).sum(axis=-1))
     bw = b.astype(wide(x.dtype))
     mx = np.where(bw != 0, xw, -np.inf).max(axis=-1)
-    s = (bw * np.exp(xw - mx[:, None])).sum(axis=-1)
+    with np.errstate(invalid="ignore"):  # 0 * exp(+inf) for zero weights: NaN, as intended
+        s = (bw * np.exp(xw - mx[:, None])).sum(axis=-1)
     return mx + np.log(np.abs(s)), np.sign(s)
 
 
