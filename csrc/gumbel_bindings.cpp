@@ -6,7 +6,9 @@
 #include <pybind11/pybind11.h>
 
 #include <algorithm>
+#include <atomic>
 #include <cmath>
+#include <limits>
 #include <string>
 #include <utility>
 #include <vector>
@@ -61,6 +63,8 @@ GumbelKey make_key(uint32_t k0, uint32_t k1, uint64_t row_offset) {
 // (first bad row or -1, what is wrong with it)
 using Status = std::pair<py::ssize_t, std::string>;
 
+constexpr double kInfD = std::numeric_limits<double>::infinity();
+
 // What went wrong in a row (0: nothing), in the order a row is checked.
 enum RowFault : uint8_t { kFine = 0, kNaN, kPosInf, kTooFew };
 
@@ -111,18 +115,31 @@ Status topk_t(const py::array& x, size_t k, double inv_temp, const GumbelKey& ke
   // whole rows write their result directly; chunks keep candidates to merge
   std::vector<ssm::Candidate> part(split ? tasks.size() * k : 0);
   std::vector<ssm::TopkResult> part_res(split ? tasks.size() : 0);
+  std::vector<std::atomic<double>> floor(split ? rows : 0);
+  for (auto& f : floor) f.store(-kInfD);
   py::gil_scoped_release release;
   auto run = [&](size_t t) {
     const TopkTask& tk = tasks[t];
     if (tk.chunk) {
       const size_t len = tk.hi - tk.lo;
+      // Prune with the best k-th score another chunk of the row has found
+      // (any lower bound of the row's k-th best keeps pruning exact).
+      std::atomic<double>& shared = floor[tk.row0];
+      const size_t kk = std::min(k, len);
       part_res[t] = kern.topk(xp + tk.row0 * n + tk.lo, len, col_base + tk.lo, row_base + tk.row0, key, inv_temp,
-                              std::min(k, len), part.data() + t * k, prune);
+                              kk, part.data() + t * k, prune, prune ? shared.load() : -kInfD);
+      if (kk == k && part_res[t].count == k) {
+        const double mine = part[t * k + k - 1].score;
+        double seen = shared.load();
+        while (mine > seen && !shared.compare_exchange_weak(seen, mine)) {
+        }
+      }
       return;
     }
     std::vector<ssm::Candidate> cand(k);
     for (size_t r = tk.row0; r < tk.row1; ++r) {
-      const ssm::TopkResult res = kern.topk(xp + r * n, n, col_base, row_base + r, key, inv_temp, k, cand.data(), prune);
+      const ssm::TopkResult res =
+          kern.topk(xp + r * n, n, col_base, row_base + r, key, inv_temp, k, cand.data(), prune, -kInfD);
       fault[r] = fault_of(res, k);
       if (fault[r] != kFine) continue;
       for (size_t j = 0; j < k; ++j) {

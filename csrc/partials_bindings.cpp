@@ -252,7 +252,8 @@ void candidates_t(const py::array& x, size_t k, double inv_temp, const ssm::Gumb
     // Unlike gumbel_topk, a chunk with fewer than k finite logits (or a bad
     // one) is no error: whether the whole row is fine is decided after the
     // merge, so the candidates and the flags go out as they are.
-    const ssm::TopkResult res = kern.topk(xp + r * n, n, col_base, row_base + r, key, inv_temp, k, cand.data(), true);
+    const ssm::TopkResult res = kern.topk(xp + r * n, n, col_base, row_base + r, key, inv_temp, k, cand.data(), true,
+                                              -std::numeric_limits<double>::infinity());
     for (size_t j = 0; j < k; ++j) {
       const bool have = j < res.count;
       ip[r * k + j] = have ? static_cast<py::ssize_t>(cand[j].index) : -1;

@@ -86,27 +86,77 @@ def test_noise_is_standard_gumbel(kernel_isa, dtype):
     assert abs(g.var() - np.pi**2 / 6) < z * np.sqrt(stats.gumbel_r.moment(4) / g.size) * 3
 
 
-def test_noise_tails_are_accurate():
-    """Both tails: g depends on u near 0 (lower) and q = 1 - u near 0 (upper);
-    compare the kernel's g with a float64 transform of the same Philox words."""
-    n = 1 << 16
+P_TOP = 2.0**-12  # an element is "top" (u >= 1 - 2^-12) with this probability
+GATE_CLOSED = 0xFF0077DD
+FIRST_TOP = [0x10078154, 0x200E022F, 0x301382A3, 0x401802BF, 0x501B8293, 0x601E022F, 0x701F81A3, 0x802000FF,
+             0x901F8053, 0xA01DFFAF, 0xB01B7F23, 0xC017FEBF, 0xD0137E93, 0xE00DFEAF, 0xF0077F23]
+
+
+def test_gate_constants():
+    """The gate and first-top thresholds in philox_constants.h, recomputed
+    with exact rational arithmetic."""
+    from fractions import Fraction
+
+    p = Fraction(1, 1 << 12)
+    closed = (1 - p) ** 16
+    assert GATE_CLOSED == int(closed * 2**32)
+    for j, t in enumerate(FIRST_TOP):
+        assert t == int((1 - (1 - p) ** (j + 1)) / (1 - closed) * 2**32)
+
+
+def reference_uniforms(n, row, key0, key1):
+    """(u, q = 1 - u, top) in float64 for elements 0..n-1 of a row (row_offset
+    0), from the Philox words, as gumbel_generic.h defines the noise."""
+    c2, c3 = row & 0xFFFFFFFF, row >> 32
     idx = np.arange(n)
-    # element i of row 3 (row_offset 0), as gumbel_generic.h defines it:
-    # fine word (i % 64) // 16 of block 16 (i // 64) + i % 16 ...
-    fine = np.concatenate([_core.philox16(b, 3, 0, 1, 2) for b in range(0, n // 4, 16)])
-    fine = fine.reshape(-1, 4, 16)[idx // 64, (idx % 64) // 16, idx % 16].astype(np.uint64)
-    # ... coarse byte (i % 64) // 16 of word (i % 256) // 64 of block 2^63 + 16 (i // 256) + i % 16
-    coarse = np.concatenate([_core.philox16(2**63 + b, 3, 0, 1, 2) for b in range(0, n // 16, 16)])
-    coarse = coarse.reshape(-1, 4, 16)[idx // 256, (idx % 256) // 64, idx % 16].astype(np.uint64)
-    coarse = (coarse >> (8 * ((idx % 64) // 16)).astype(np.uint64)) & 0xFF
-    w = ((coarse << 24) | (fine >> 8)).astype(np.float64)
-    assert np.unique(coarse).size == 256 and np.all(w < 2.0**32)
-    u = (w + 0.5) * 2.0**-32
-    q = ((2.0**32 - 1 - w) + 0.5) * 2.0**-32
+    # fine word (i % 64) // 16 of block 16 (i // 64) + i % 16
+    fine = np.concatenate([_core.philox16(b, c2, c3, key0, key1) for b in range(0, n // 4, 16)])
+    fine = fine.reshape(-1, 4, 16)[idx // 64, (idx % 64) // 16, idx % 16].astype(np.float64)
+    # gate word (G % 64) // 16 of block 2^63 + 16 (G // 64) + G % 16, G = i // 16
+    groups = np.arange(n // 16)
+    gates = np.concatenate([_core.philox16(2**63 + b, c2, c3, key0, key1) for b in range(0, n // 64, 16)])
+    gates = gates.reshape(-1, 4, 16)[groups // 64, (groups % 64) // 16, groups % 16]
+    top = np.zeros(n, bool)
+    for g in np.flatnonzero(gates >= GATE_CLOSED):
+        base = (4 * int(g)) // 16 * 16  # blocks 2^62 + 4g + b, b = 0, 1, 2
+        out = _core.philox16(2**62 + base, c2, c3, key0, key1)
+        words = [int(out[16 * w + 4 * int(g) - base + b]) for b in range(3) for w in range(4)]
+        first = sum(words[0] >= t for t in FIRST_TOP)
+        top[16 * g + first] = True
+        for m in range(first + 1, 16):
+            h = m + 1
+            top[16 * g + m] = (words[h // 2] >> (16 * (h % 2))) & 0xFFF == 0xFFF
+    not_f = 2.0**32 - 1 - fine
+    q = np.where(top, (not_f + 0.5) * 2.0**-44, P_TOP + (1 - P_TOP) * (not_f + 0.5) * 2.0**-32)
+    u = np.where(top, 1 - q, (1 - P_TOP) * (fine + 0.5) * 2.0**-32)
+    return u, q, top
+
+
+def test_noise_tails_are_accurate():
+    """Both tails: g depends on u near 0 (lower) and q = 1 - u near 0 (upper,
+    down to 2^-45 for top elements); compare the kernel's g with a float64
+    transform of the same Philox words."""
+    n = 1 << 18
+    u, q, top = reference_uniforms(n, 3, 1, 2)
+    assert 30 < top.sum() < 110  # 2^18 * 2^-12 = 64 expected
     exact = -np.log(np.where(u > 0.5, -np.log1p(-q), -np.log(u)))
+    assert exact[top].min() > 8.3176 > exact[~top].max()
+    assert exact.max() < 31.19 and exact.min() > -3.13  # the documented bounds
     for dtype, tol in ((np.float32, 4e-6), (np.float64, 1e-13)):
         g = noise((1, n), dtype, key=(1, 2, 0), row_base=3).ravel()
         assert np.max(np.abs(g - exact) / np.maximum(1, np.abs(exact))) < tol
+
+
+def test_top_elements_have_the_right_frequency():
+    """The gate decides which elements are top (u >= 1 - 2^-12): over 2^25
+    draws, as many g above the corresponding tail points as a Gumbel gives
+    (binomial counts within 5.5 standard deviations: p_fail < 1e-7 each)."""
+    n = 1 << 25
+    g = noise((1, n), np.float32, key=(5, 6, 7)).ravel()
+    for t in (-np.log(-np.log1p(-P_TOP)) - 1e-3, 12.5, 15.0, 8.0):
+        p = -np.expm1(-np.exp(-t))
+        count = int((g > t).sum())
+        assert abs(count - n * p) < 5.5 * np.sqrt(n * p * (1 - p)) + 1, (t, count, n * p)
 
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])

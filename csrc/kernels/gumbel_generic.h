@@ -2,28 +2,34 @@
 // random primitives R (random_<isa>.h); included after softmax_generic.h by
 // gumbel_<isa>.cpp (same namespace rules).
 //
-// Noise. Element i of row r draws one 32-bit word W from two Philox4x32-10
-// streams, both with counter high words = r + row_offset:
-//   coarse byte c = byte (i%64)/16 of word (i%256)/64 of block
-//                   2^63 + 16*(i/256) + i%16 (one block serves 16 elements),
-//   fine word  f  = word (i%64)/16 of block 16*(i/64) + i%16,
-//   W = c << 24 | f >> 8.
-// Both maps are fixed functions of (r, i), laid out so that 16-lane Philox
-// evaluations give whole vectors, and every kernel set computes the same
-// blocks. u = (W + 1/2) 2^-32 and q = 1 - u = (~W + 1/2) 2^-32 are formed from
-// the word directly, so neither is ever 0 or 1 and both tails keep full
-// precision: E = -log u uses log(u) for u <= 1/2 and log1p(-q) (log of
-// c = fl(1-q) plus the exact rounding error of c) above; g = -log E.
-// Bounds: 2^-33 <= q, u, so g lies in [-log(33 ln 2), 33 ln 2] = [-3.13, 22.87].
+// Noise. Element i of row r (group G = i/16 of 16 elements) gets a uniform
+// u from three Philox4x32-10 streams, all with counter high words
+// r + row_offset:
+//   fine word f   = word (i%64)/16 of block 16*(i/64) + i%16,
+//   gate word A_G = word (G%64)/16 of block 2^63 + 16*(G/64) + G%16,
+//   open group G: words 0..11 of blocks 2^62 + 4G + b, b = 0, 1, 2.
+// Element i is "top" (u >= 1 - 2^-12) with probability 2^-12, independently:
+// its group holds a top element iff A_G >= kGateClosed ~ 2^32 (1 - 2^-12)^16
+// (the probability that none of 16 is top, exact to 2^-32); then the first
+// top element J is word 0 of the group's blocks against the thresholds
+// kFirstTop (P(J <= j | open), same precision), and each element m > J is
+// top iff the low 12 bits of 16-bit half m + 1 of those words are all ones.
+// The common case, a
+// closed group (99.6%), costs one gate word per 16 elements and no other bits.
+//   not top: u = (1 - 2^-12)(f + 1/2) 2^-32, q = 1 - u formed from ~f;
+//   top:     q = 1 - u = (~f + 1/2) 2^-44.
+// u and q never reach 0 or 1 and both tails keep full precision: E = -log u
+// uses log(u) for u <= 1/2 and log1p(-q) (log of c = fl(1-q) plus the exact
+// rounding error of c) above; g = -log E. Bounds: u >= (1 - 2^-12) 2^-33 and
+// q >= 2^-45, so g lies in [-3.13, 45 ln 2 = 31.19].
 //
 // Exact pruning, in two levels. -log u >= 1 - u = q, so g <= -log q <=
-// -floor(log2 q) ln 2: the exponent of q bounds an element's score. The
-// coarse byte alone gives q >= (255 - c)/256 + 2^-41, so g < 5.55 unless
-// c = 255 (1 element in 256): most elements are ruled out by one coarse
-// Philox block per 256 elements, and the fine block of a 64-element tile is
-// only evaluated when one of its elements survives that test. A vector whose
-// bounds are all <= the current k-th best score cannot place (ties go to the
-// lower index, and later elements have higher ones), so its logs are skipped.
+// -floor(log2 q) ln 2: the exponent of q bounds an element's score. An
+// element that is not top has q >= 2^-12, so g < 12 ln 2: a closed group
+// (most groups) is ruled out by its largest logit and its gate word alone,
+// before its fine words are generated. A vector whose bounds are all <= the
+// current k-th best score cannot place (ties go to the lower index, and
+// later elements have higher ones), so its logs are skipped.
 //
 // Bit-identity. Only exact operations (exponent/mantissa extraction, scaling
 // by powers of two), correctly rounded + - * / and fused multiply-adds are
@@ -35,37 +41,12 @@
 
 #include "gumbel_api.h"
 
-#if defined(_MSC_VER) && !defined(__clang__)
-#include <intrin.h>
-#endif
 
 namespace ssm {
 namespace SSM_ISA {
 namespace {
 
 constexpr size_t kTile = 64;
-
-// Index of the lowest set bit of m != 0.
-inline size_t lowest_bit(unsigned m) {
-#if defined(_MSC_VER) && !defined(__clang__)
-  unsigned long i;
-  _BitScanForward(&i, m);
-  return i;
-#else
-  return static_cast<size_t>(__builtin_ctz(m));
-#endif
-}
-
-// floor(log2 m) for m != 0.
-inline int floor_log2(uint32_t m) {
-#if defined(_MSC_VER) && !defined(__clang__)
-  unsigned long i;
-  _BitScanReverse(&i, m);
-  return static_cast<int>(i);
-#else
-  return 31 - __builtin_clz(m);
-#endif
-}
 
 template <class V, class R>
 inline Reg<V> load_words(const uint32_t* w, bool complement) {
@@ -107,50 +88,55 @@ inline Reg<V> log_positive(Reg<V> y) {
   return V::fmadd(e, V::set1(C::ln2_hi), V::fmadd(e, V::set1(C::ln2_lo), l));
 }
 
-// q = 1 - u for the words of one vector.
-template <class V, class R>
-inline Reg<V> complement_uniform(const uint32_t* w) {
-  return V::fmadd(load_words<V, R>(w, true), V::set1(0x1p-32), V::set1(0x1p-33));
-}
-
 // Upper bound of g from q (see the header comment; +1e-3 covers rounding).
 template <class V, class R>
 inline Reg<V> noise_bound(Reg<V> q) {
   return V::fmadd(R::exponent(q), V::set1(-0.6931471805599453), V::set1(1e-3));
 }
 
-// 255 - c for the coarse bytes of one vector (byte `byte` of the words at cw).
-template <class V, class R>
-inline Reg<V> coarse_rest(const uint32_t* cw, unsigned byte) {
-  if constexpr (sizeof(typename V::scalar) == 4)
-    return R::coarse_to_f32(cw, byte);
-  else
-    return R::coarse_to_f64(cw, byte);
+constexpr double kTopP = 0x1p-12;  // probability of a top element
+
+// The bound for an element that is not top: q >= 2^-12.
+constexpr double kNotTopBound = 12 * 0.6931471805599453 + 1e-3;
+
+// q = 1 - u for one vector, from the fine words w and the top flags (1 or 0).
+template <class V, class R, class T>
+inline Reg<V> complement_uniform(const uint32_t* w, const T* top) {
+  const Reg<V> cw = load_words<V, R>(w, true);
+  const Reg<V> q_top = V::fmadd(cw, V::set1(0x1p-44), V::set1(0x1p-45));
+  const Reg<V> c1 = V::set1((1 - kTopP) * 0x1p-32);
+  const Reg<V> q = V::add(V::fmadd(cw, c1, V::set1((1 - kTopP) * 0x1p-33)), V::set1(kTopP));
+  return V::select(V::gt(V::load(top), V::set1(0.5)), q_top, q);
 }
 
-// The bound of g from a coarse byte c < 255: q >= (255 - c)/256 >= 2^-8, so
-// g <= 8 ln 2 (+1e-3 for rounding, as noise_bound).
-constexpr double kCoarseLow = 8 * 0.6931471805599453 + 1e-3;
+// The argument of the first log for one vector, given q: c = u, or
+// fl(1 - q) when u > 1/2 with corr the correction of log c: fl(1 - q) plus
+// its exact rounding error, divided by c ~ multiplied by 2 - c (the error
+// term is below 2^-25, so the approximation costs < 2^-27).
+template <class V, class R, class T>
+inline void log_argument(const uint32_t* w, const T* top, Reg<V> q, Reg<V>& c, Reg<V>& corr) {
+  const auto is_top = V::gt(V::load(top), V::set1(0.5));
+  const Reg<V> u = V::fmadd(load_words<V, R>(w, false), V::set1((1 - kTopP) * 0x1p-32),
+                            V::set1((1 - kTopP) * 0x1p-33));
+  const auto upper = V::mask_or(is_top, V::gt(u, V::set1(0.5)));
+  const Reg<V> one = V::set1(1.0), zero = V::set1(0.0);
+  c = V::select(upper, V::sub(one, q), u);
+  const Reg<V> err = V::sub(V::sub(zero, q), V::sub(c, one));
+  corr = V::select(upper, V::mul(err, V::sub(V::set1(2.0), c)), zero);
+}
 
-// g = -log(-log u) for the words of one vector, given q.
-template <class V, class R>
-inline Reg<V> gumbel_noise(const uint32_t* w, Reg<V> q) {
-  const Reg<V> u = V::fmadd(load_words<V, R>(w, false), V::set1(0x1p-32), V::set1(0x1p-33));
-  const auto upper = V::gt(u, V::set1(0.5));
-  const Reg<V> one = V::set1(1.0);
-  const Reg<V> c = V::select(upper, V::sub(one, q), u);
-  // fl(1 - q) + its exact rounding error, divided by c ~ multiplied by 2 - c
-  // (the error term is below 2^-25, so the approximation costs < 2^-27).
-  const Reg<V> err = V::sub(V::sub(V::set1(0.0), q), V::sub(c, one));
-  const Reg<V> corr = V::select(upper, V::mul(err, V::sub(V::set1(2.0), c)), V::set1(0.0));
+// g = -log(-log u) for one vector, given q.
+template <class V, class R, class T>
+inline Reg<V> gumbel_noise(const uint32_t* w, const T* top, Reg<V> q) {
+  Reg<V> c, corr;
+  log_argument<V, R>(w, top, q, c, corr);
   const Reg<V> minus_log_u = V::sub(V::set1(0.0), V::add(log_positive<V, R>(c), corr));
   return V::sub(V::set1(0.0), log_positive<V, R>(minus_log_u));
 }
 
 // One Philox4x32-10 block in plain 64-bit integer arithmetic (the same
-// function as R::philox16's lanes), for the few elements that survive the
-// coarse test: word w of block `block`, counter high words (c2, c3).
-inline uint32_t philox_word(uint64_t block, uint32_t c2, uint32_t c3, uint32_t k0, uint32_t k1, size_t w) {
+// function as R::philox16's lanes), for the rare open groups.
+inline void philox_block(uint64_t block, uint32_t c2, uint32_t c3, uint32_t k0, uint32_t k1, uint32_t* out) {
   uint32_t x0 = static_cast<uint32_t>(block), x1 = static_cast<uint32_t>(block >> 32), x2 = c2, x3 = c3;
   for (uint32_t round = 0; round < 10; ++round) {
     const uint64_t p0 = static_cast<uint64_t>(x0) * kPhiloxM0, p1 = static_cast<uint64_t>(x2) * kPhiloxM1;
@@ -159,51 +145,62 @@ inline uint32_t philox_word(uint64_t block, uint32_t c2, uint32_t c3, uint32_t k
     x1 = static_cast<uint32_t>(p1);
     x3 = static_cast<uint32_t>(p0);
   }
-  const uint32_t out[4] = {x0, x1, x2, x3};
-  return out[w];
+  out[0] = x0;
+  out[1] = x1;
+  out[2] = x2;
+  out[3] = x3;
 }
 
-constexpr uint64_t kCoarseStream = uint64_t{1} << 63;  // block-counter bit of the coarse stream
+constexpr uint64_t kGateStream = uint64_t{1} << 63;  // block-counter bits of the gate ...
+constexpr uint64_t kOpenStream = uint64_t{1} << 62;  // ... and open-group streams
 
-// The words of one row: the coarse words of the current super-tile of 4
-// tiles (filled by the walker below) and, evaluated on demand, the composed
-// words of one tile.
-template <class R>
+// The words of one row: the gate words of the current span of 16 tiles
+// (1024 elements, filled by the walker below) and, evaluated on demand, the
+// fine words and top flags of one tile.
+template <class R, class T>
 struct RowNoise {
   uint32_t c2, c3, k0, k1;
-  uint64_t composed_tile = ~uint64_t{0};
-  bool top = true;  // may the current tile hold a coarse byte of 255?
-  alignas(64) uint32_t coarse[2 * kTile];  // two super-tiles
-  alignas(64) uint32_t words[kTile];
+  uint64_t fine_tile = ~uint64_t{0};
+  alignas(64) uint32_t gates[kTile];  // group G's gate word at [G % 64]
+  alignas(64) uint32_t words[kTile];  // fine words of fine_tile, element e at [e]
+  alignas(64) T top[kTile];           // its top flags
   RowNoise(uint64_t row, const GumbelKey& key)
       : c2(static_cast<uint32_t>(row + key.row_offset)),
         c3(static_cast<uint32_t>((row + key.row_offset) >> 32)),
         k0(key.k0),
         k1(key.k1) {}
-  // The coarse words of the pair of super-tiles holding tile t (8 tiles).
-  void fill_coarse(uint64_t tile) { R::philox32(kCoarseStream | (tile / 8 * 32), c2, c3, k0, k1, coarse); }
-  // The 16 coarse words of tile t (of the current pair): element e's byte is
-  // byte e/16 of word e%16.
-  const uint32_t* coarse_of(uint64_t tile) const { return coarse + 16 * (tile % 8); }
-  // The composed words W of tile t, element e at [e]. Not inlined: pruning
-  // makes it rare, and the loop around it stays small.
-  SSM_NOINLINE void fill_words(uint64_t tile) {
+  void fill_gates(uint64_t tile) { R::philox16(kGateStream | (tile / 16 * 16), c2, c3, k0, k1, gates); }
+  // Does group G (of the current span) hold a top element? Tile t's 4 groups?
+  bool open(uint64_t group) const { return gates[group % kTile] >= kGateClosed; }
+  bool tile_open(uint64_t tile) const {
+    const uint32_t* g = gates + (tile * 4) % kTile;
+    return (g[0] >= kGateClosed) | (g[1] >= kGateClosed) | (g[2] >= kGateClosed) | (g[3] >= kGateClosed);
+  }
+  // The top elements of an open group, as a 16-bit mask.
+  unsigned top_mask(uint64_t group) const {
+    uint32_t w[12];
+    for (uint64_t b = 0; b < 3; ++b) philox_block(kOpenStream | (4 * group + b), c2, c3, k0, k1, w + 4 * b);
+    unsigned first = 0;
+    for (uint32_t t : kFirstTop) first += w[0] >= t ? 1u : 0u;
+    unsigned mask = 1u << first;
+    for (unsigned m = first + 1; m < 16; ++m) {
+      const unsigned h = m + 1;  // 16-bit half h of the words
+      if (((w[h / 2] >> (16 * (h % 2))) & 0xFFFu) == 0xFFFu) mask |= 1u << m;
+    }
+    return mask;
+  }
+  // Fine words and top flags of tile t. Not inlined: pruning makes it rare,
+  // and the loop around it stays small.
+  SSM_NOINLINE void fill_tile(uint64_t tile) {
     R::philox16(tile * 16, c2, c3, k0, k1, words);
-    R::compose(coarse_of(tile), words);
-    composed_tile = tile;
+    for (size_t g = 0; g < 4; ++g) {
+      const unsigned mask = open(tile * 4 + g) ? top_mask(tile * 4 + g) : 0u;
+      for (size_t l = 0; l < 16; ++l) top[16 * g + l] = static_cast<T>((mask >> l) & 1u);
+    }
+    fine_tile = tile;
   }
-  // The bound of g from element e of tile t's fine word, for an element
-  // whose coarse byte is 255: -floor(log2 q) ln 2 + 1e-3 with q exact.
-  double top_bound(uint64_t tile, size_t e) const {
-    const uint32_t f = philox_word(tile * 16 + e % 16, c2, c3, k0, k1, e / 16);
-    const uint32_t rest = ~f >> 8;  // ~W: its top byte is 0 (the coarse byte is 255)
-    // q = (rest + 1/2) 2^-32, floor(log2 q) = floor(log2(rest + 1/2)) - 32
-    const int lq = (rest == 0 ? -1 : floor_log2(rest)) - 32;
-    return -lq * 0.6931471805599453 + 1e-3;
-  }
-  SSM_INLINE const uint32_t* words_of(uint64_t tile) {
-    if (tile != composed_tile) fill_words(tile);
-    return words;
+  SSM_INLINE void load_tile(uint64_t tile) {
+    if (tile != fine_tile) fill_tile(tile);
   }
 };
 
@@ -211,12 +208,12 @@ struct RowNoise {
 // goff, buf) where j is the vector's offset in its tile, x_vec its logits
 // (-inf outside the chunk), goff the global index of lane 0; partial vectors
 // (chunk head/tail) go through buf (else null) so no load or store crosses
-// the chunk. skip(noise, p) may rule out a whole tile inside the chunk (its
-// 64 logits at p) before its vectors are visited. The input is prefetched
+// the chunk. skip(noise, tile, p) may rule out a whole tile inside the chunk
+// (its 64 logits at p) before its vectors are visited. The input is prefetched
 // ahead like the softmax passes.
 struct NoSkip {
   template <class Noise, class T>
-  bool operator()(Noise&, const T*) const {
+  bool operator()(Noise&, uint64_t, const T*) const {
     return false;
   }
 };
@@ -226,16 +223,15 @@ inline void for_each_tile_vector(const T* x, size_t n, uint64_t start, uint64_t 
                                  Body&& body, Skip&& skip = Skip{}) {
   constexpr size_t W = V::width;
   if (n == 0) return;
-  RowNoise<R> noise(row, key);
+  RowNoise<R, T> noise(row, key);
   const uint64_t end = start + n;
   const size_t ahead = prefetch_distance(n * sizeof(T)) / sizeof(T);
   for (uint64_t tile = start / kTile; tile * kTile < end; ++tile) {
-    if (tile % 8 == 0 || tile == start / kTile) noise.fill_coarse(tile);
-    noise.top = R::coarse_has_top(noise.coarse_of(tile));
+    if (tile % 16 == 0 || tile == start / kTile) noise.fill_gates(tile);
     const uint64_t t0 = tile * kTile;
     if (ahead && t0 >= start && t0 + kTile + ahead <= end) prefetch_block<kTile * sizeof(T)>(x + (t0 - start) + ahead);
     if (t0 >= start && t0 + kTile <= end) {
-      if (skip(noise, x + (t0 - start))) continue;
+      if (skip(noise, tile, x + (t0 - start))) continue;
       SSM_UNROLL
       for (size_t j = 0; j < kTile; j += W) body(noise, tile, j, V::load(x + (t0 - start) + j), t0 + j, static_cast<T*>(nullptr));
       continue;
@@ -323,7 +319,7 @@ inline double noise_scale(double inv_temp) {
 
 template <class V, class R, class T>
 TopkResult topk(const T* x, size_t n, uint64_t start, uint64_t row, const GumbelKey& key, double inv_temp,
-                size_t k, Candidate* out, bool prune) {
+                size_t k, Candidate* out, bool prune, double floor) {
   constexpr size_t W = V::width;
   TopkResult res;
   if (k == 0) return res;
@@ -335,14 +331,18 @@ TopkResult topk(const T* x, size_t n, uint64_t start, uint64_t row, const Gumbel
   const Reg<V> vinv = V::set1(gs == 0.0 ? 0.5 : inv_temp * gs), vgs = V::set1(gs);
   const Reg<V> vmaxfinite = V::set1(static_cast<double>(std::numeric_limits<T>::max()));
   typename V::mask bad = V::none();  // NaN or +inf seen
-  double thr = -kInf;
+  // Scores below floor are not wanted: start from the largest score of type
+  // T below it (tests are "bound <= thr", so floor itself still passes).
+  const double ext = floor > -kInf ? static_cast<double>(std::nextafter(static_cast<T>(floor), -static_cast<T>(kInf)))
+                                   : -kInf;
+  double thr = ext;
   Reg<V> vthr = V::set1(thr);
-  const Reg<V> vlow = V::set1(kCoarseLow * gs);
-  // A whole tile at once: if even its largest logit cannot place with a
-  // coarse byte below 255 and no byte of the tile is 255, none can. The sum
+  const Reg<V> vnot_top = V::set1(kNotTopBound * gs);
+  // A whole tile at once: if even its largest logit cannot place unless it
+  // is top, and none of its 4 groups holds a top element, none can. The sum
   // of its vectors flags NaN and +inf (and a harmless false alarm when
   // finite logits overflow: the final check looks at the logits themselves).
-  auto skip_tile = [&](RowNoise<R>& src, const T* p) SSM_INLINE {
+  auto skip_tile = [&](RowNoise<R, T>& src, uint64_t tile, const T* p) SSM_INLINE {
     if (!prune) return false;
     Reg<V> hi = V::load(p), sum = hi;
     SSM_UNROLL
@@ -352,41 +352,26 @@ TopkResult topk(const T* x, size_t n, uint64_t start, uint64_t row, const Gumbel
       sum = V::add(sum, v);
     }
     bad = V::mask_or(bad, V::not_le(sum, vmaxfinite));
-    if (V::any(V::gt(V::add(V::mul(hi, vinv), vlow), vthr))) return false;
-    return !src.top;
+    if (V::any(V::gt(V::add(V::mul(hi, vinv), vnot_top), vthr))) return false;
+    return !src.tile_open(tile);
   };
-  for_each_tile_vector<V, R>(x, n, start, row, key, [&](RowNoise<R>& src, uint64_t tile, size_t j, Reg<V> xv, uint64_t g0, T*) SSM_INLINE {
+  for_each_tile_vector<V, R>(x, n, start, row, key, [&](RowNoise<R, T>& src, uint64_t tile, size_t j, Reg<V> xv, uint64_t g0, T*) SSM_INLINE {
     bad = V::mask_or(bad, V::not_le(xv, vmaxfinite));
     const Reg<V> base = V::mul(xv, vinv);
-    // Coarse level: every element's bound is < kLow unless its coarse byte
-    // is 255; those few are tested one by one with their fine word.
-    if (prune && !V::any(V::gt(V::add(base, vlow), vthr))) {
-      if (!src.top) return;
-      const auto top = V::gt(V::set1(0.5), coarse_rest<V, R>(src.coarse_of(tile) + j % 16, j / 16));
-      if (!V::any(top)) return;
-      unsigned lanes = V::bits(top);
-      alignas(64) T b[W];
-      V::store(b, base);
-      bool survive = false;
-      // in the data's precision, like the vector test: rounding is monotone,
-      // so a bound >= g gives a sum >= the score
-      for (; lanes && !survive; lanes &= lanes - 1) {
-        const size_t l = lowest_bit(lanes);
-        survive = static_cast<T>(b[l] + static_cast<T>(src.top_bound(tile, j + l) * gs)) > thr;
-      }
-      if (!survive) return;
-    }
-    const uint32_t* w = src.words_of(tile) + j;
-    const Reg<V> q = complement_uniform<V, R>(w);
+    if (prune && !src.open(g0 / 16) && !V::any(V::gt(V::add(base, vnot_top), vthr))) return;
+    src.load_tile(tile);
+    const uint32_t* w = src.words + j;
+    const T* top = src.top + j;
+    const Reg<V> q = complement_uniform<V, R>(w, top);
     if (prune && !V::any(V::gt(V::add(base, V::mul(noise_bound<V, R>(q), vgs)), vthr))) return;
-    const Reg<V> score = V::add(base, V::mul(gumbel_noise<V, R>(w, q), vgs));
+    const Reg<V> score = V::add(base, V::mul(gumbel_noise<V, R>(w, top, q), vgs));
     if (!V::any(V::gt(score, vthr))) return;
     double s[W];
     V::to_array(score, s);
     for (size_t l = 0; l < W; ++l)
       if (s[l] > thr) {
         best.offer(s[l], g0 + l);
-        thr = best.threshold();
+        thr = best.threshold() > ext ? best.threshold() : ext;
       }
     vthr = V::set1(thr);
   }, skip_tile);
@@ -405,9 +390,10 @@ template <class V, class R, class T>
 void noise(T* g, size_t n, uint64_t start, uint64_t row, const GumbelKey& key) {
   constexpr size_t W = V::width;
   for (size_t i = 0; i < n; ++i) g[i] = 0;  // the walk below loads "logits" from g
-  for_each_tile_vector<V, R>(g, n, start, row, key, [&](RowNoise<R>& src, uint64_t tile, size_t j, Reg<V>, uint64_t g0, T* buf) SSM_INLINE {
-    const uint32_t* w = src.words_of(tile) + j;
-    const Reg<V> v = gumbel_noise<V, R>(w, complement_uniform<V, R>(w));
+  for_each_tile_vector<V, R>(g, n, start, row, key, [&](RowNoise<R, T>& src, uint64_t tile, size_t j, Reg<V>, uint64_t g0, T* buf) SSM_INLINE {
+    src.load_tile(tile);
+    const uint32_t* w = src.words + j;
+    const Reg<V> v = gumbel_noise<V, R>(w, src.top + j, complement_uniform<V, R>(w, src.top + j));
     if (!buf) {
       V::store(g + (g0 - start), v);
       return;
@@ -433,19 +419,13 @@ inline void softmax_term(Reg<V> p, Reg<V> vref, Reg<V> vinv, bool exact, Reg<V>&
 // vector at a time leaves the out-of-order window too few independent
 // chains (gumbel_softmax ran ~3x slower that way).
 template <class V, class R, class T>
-inline void noise_tile(const uint32_t* w, T* g) {
+inline void noise_tile(const uint32_t* w, const T* top, T* g) {
   constexpr size_t W = V::width, U = kTile / W;
   Reg<V> c[U], corr[U], l[U];
-  const Reg<V> one = V::set1(1.0), zero = V::set1(0.0);
+  const Reg<V> zero = V::set1(0.0);
   SSM_UNROLL
-  for (size_t u = 0; u < U; ++u) {
-    const Reg<V> q = complement_uniform<V, R>(w + u * W);
-    const Reg<V> uu = V::fmadd(load_words<V, R>(w + u * W, false), V::set1(0x1p-32), V::set1(0x1p-33));
-    const auto upper = V::gt(uu, V::set1(0.5));
-    c[u] = V::select(upper, V::sub(one, q), uu);
-    const Reg<V> err = V::sub(V::sub(zero, q), V::sub(c[u], one));
-    corr[u] = V::select(upper, V::mul(err, V::sub(V::set1(2.0), c[u])), zero);
-  }
+  for (size_t u = 0; u < U; ++u)
+    log_argument<V, R>(w + u * W, top + u * W, complement_uniform<V, R>(w + u * W, top + u * W), c[u], corr[u]);
   SSM_UNROLL
   for (size_t u = 0; u < U; ++u) l[u] = log_positive<V, R>(c[u]);
   SSM_UNROLL
@@ -474,10 +454,11 @@ ExpSum softmax_expsum(const T* x, size_t n, uint64_t start, uint64_t row, const 
   const Reg<V> vinv = V::set1(tau_inverse<T>(inv_tau)), vref = V::set1(ref);
   alignas(64) T gbuf[kTile];
   uint64_t gtile = ~uint64_t{0};
-  for_each_tile_vector<V, R>(x, n, start, row, key, [&](RowNoise<R>& src, uint64_t tile, size_t j, Reg<V> xv, uint64_t, T*) SSM_INLINE {
+  for_each_tile_vector<V, R>(x, n, start, row, key, [&](RowNoise<R, T>& src, uint64_t tile, size_t j, Reg<V> xv, uint64_t, T*) SSM_INLINE {
     special = V::mask_or(special, V::unord(xv));
     if (tile != gtile) {
-      noise_tile<V, R>(src.words_of(tile), gbuf);
+      src.load_tile(tile);
+      noise_tile<V, R>(src.words, src.top, gbuf);
       gtile = tile;
     }
     const Reg<V> p = V::add(xv, V::load(gbuf + j));
@@ -517,9 +498,10 @@ void softmax_write(const T* x, T* y, size_t n, uint64_t start, uint64_t row, con
   const Reg<V> vinv = V::set1(tau_inverse<T>(inv_tau)), vref = V::set1(ref), ve = V::set1(e), vscale = V::set1(inv);
   alignas(64) T gbuf[kTile];
   uint64_t gtile = ~uint64_t{0};
-  for_each_tile_vector<V, R>(x, n, start, row, key, [&](RowNoise<R>& src, uint64_t tile, size_t j, Reg<V> xv, uint64_t g0, T* buf) SSM_INLINE {
+  for_each_tile_vector<V, R>(x, n, start, row, key, [&](RowNoise<R, T>& src, uint64_t tile, size_t j, Reg<V> xv, uint64_t g0, T* buf) SSM_INLINE {
     if (tile != gtile) {
-      noise_tile<V, R>(src.words_of(tile), gbuf);
+      src.load_tile(tile);
+      noise_tile<V, R>(src.words, src.top, gbuf);
       gtile = tile;
     }
     Reg<V> m, k;

@@ -40,40 +40,6 @@ struct Random {
     philox8(_mm256_add_epi32(lo, _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7)), x1, x2, x3, k0, k1, out);
     philox8(_mm256_add_epi32(lo, _mm256_setr_epi32(8, 9, 10, 11, 12, 13, 14, 15)), x1, x2, x3, k0, k1, out + 8);
   }
-  // 32 blocks: philox16's layout for base and base + 16 at out and out + 64.
-  static void philox32(uint64_t base, uint32_t c2, uint32_t c3, uint32_t k0, uint32_t k1, uint32_t* out) {
-    philox16(base, c2, c3, k0, k1, out);
-    philox16(base + 16, c2, c3, k0, k1, out + 64);
-  }
-
-  // See random_avx512.h.
-  static void compose(const uint32_t* coarse, uint32_t* words) {
-    for (int half = 0; half < 16; half += 8) {
-      const __m256i c = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(coarse + half));
-      for (int j = 0; j < 4; ++j) {
-        auto* p = reinterpret_cast<__m256i*>(words + 16 * j + half);
-        const __m256i top = _mm256_slli_epi32(_mm256_srli_epi32(c, 8 * j), 24);
-        _mm256_storeu_si256(p, _mm256_or_si256(top, _mm256_srli_epi32(_mm256_loadu_si256(p), 8)));
-      }
-    }
-  }
-  static bool coarse_has_top(const uint32_t* coarse) {
-    const __m256i ones = _mm256_set1_epi32(-1);
-    const __m256i a = _mm256_cmpeq_epi8(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(coarse)), ones);
-    const __m256i b = _mm256_cmpeq_epi8(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(coarse + 8)), ones);
-    return !_mm256_testz_si256(_mm256_or_si256(a, b), ones);
-  }
-  // 255 - (byte `byte` of each coarse word): 8 words (F32x8) or 4 (F64x4).
-  static __m256 coarse_to_f32(const uint32_t* coarse, unsigned byte) {
-    const __m256i w = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(coarse));
-    const __m256i v = _mm256_srli_epi32(_mm256_xor_si256(w, _mm256_set1_epi32(-1)), static_cast<int>(8 * byte));
-    return _mm256_cvtepi32_ps(_mm256_and_si256(v, _mm256_set1_epi32(0xFF)));
-  }
-  static __m256d coarse_to_f64(const uint32_t* coarse, unsigned byte) {
-    const __m128i w = _mm_loadu_si128(reinterpret_cast<const __m128i*>(coarse));
-    const __m128i v = _mm_srli_epi32(_mm_xor_si128(w, _mm_set1_epi32(-1)), static_cast<int>(8 * byte));
-    return _mm256_cvtepi32_pd(_mm_and_si128(v, _mm_set1_epi32(0xFF)));
-  }
 
   // Correctly rounded uint32 -> float without AVX-512's unsigned convert:
   // hi16 * 65536 and lo16 are exact floats, so their sum rounds once.

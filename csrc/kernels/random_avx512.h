@@ -59,37 +59,6 @@ struct Random {
   static void philox16(uint64_t base, uint32_t c2, uint32_t c3, uint32_t k0, uint32_t k1, uint32_t* out) {
     philox<1>(base, c2, c3, k0, k1, out);
   }
-  static void philox32(uint64_t base, uint32_t c2, uint32_t c3, uint32_t k0, uint32_t k1, uint32_t* out) {
-    philox<2>(base, c2, c3, k0, k1, out);
-  }
-
-  // The composed words of a tile (see gumbel_generic.h): word j of lane l
-  // becomes (byte j of coarse[l]) << 24 | words[16 j + l] >> 8.
-  static void compose(const uint32_t* coarse, uint32_t* words) {
-    const __m512i c = _mm512_loadu_si512(coarse);
-    for (int j = 0; j < 4; ++j) {
-      const __m512i top = _mm512_slli_epi32(_mm512_srli_epi32(c, 8 * j), 24);
-      const __m512i low = _mm512_srli_epi32(_mm512_loadu_si512(words + 16 * j), 8);
-      _mm512_storeu_si512(words + 16 * j, _mm512_or_si512(top, low));
-    }
-  }
-  // Is any byte of the 16 coarse words 255 (an element whose coarse bound is
-  // the loose one)?
-  static bool coarse_has_top(const uint32_t* coarse) {
-    return _mm512_cmpeq_epi8_mask(_mm512_loadu_si512(coarse), _mm512_set1_epi32(-1)) != 0;
-  }
-  // 255 - (byte `byte` of each coarse word), exactly: 16 words (one F32x16)
-  // or 8 (one F64x8).
-  static __m512 coarse_to_f32(const uint32_t* coarse, unsigned byte) {
-    const __m512i v = _mm512_srli_epi32(_mm512_xor_si512(_mm512_loadu_si512(coarse), _mm512_set1_epi32(-1)),
-                                        static_cast<int>(8 * byte));
-    return _mm512_cvtepi32_ps(_mm512_and_si512(v, _mm512_set1_epi32(0xFF)));
-  }
-  static __m512d coarse_to_f64(const uint32_t* coarse, unsigned byte) {
-    const __m256i w = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(coarse));
-    const __m256i v = _mm256_srli_epi32(_mm256_xor_si256(w, _mm256_set1_epi32(-1)), static_cast<int>(8 * byte));
-    return _mm512_cvtepi32_pd(_mm256_and_si256(v, _mm256_set1_epi32(0xFF)));
-  }
 
   // uint32 words -> nearest float / exact double (16 words: one F32x16, or
   // two F64x8 halves).

@@ -77,29 +77,6 @@ struct Random {
       out[48 + lane] = x3;
     }
   }
-  static void philox32(uint64_t base, uint32_t c2, uint32_t c3, uint32_t k0, uint32_t k1, uint32_t* out) {
-    philox16(base, c2, c3, k0, k1, out);
-    philox16(base + 16, c2, c3, k0, k1, out + 64);
-  }
-  // See random_avx512.h.
-  static void compose(const uint32_t* coarse, uint32_t* words) {
-    for (uint32_t j = 0; j < 4; ++j)
-      for (uint32_t l = 0; l < 16; ++l)
-        words[16 * j + l] = ((coarse[l] >> (8 * j)) << 24) | (words[16 * j + l] >> 8);
-  }
-  static bool coarse_has_top(const uint32_t* coarse) {
-    for (int l = 0; l < 16; ++l) {
-      const uint32_t v = ~coarse[l];  // a zero byte of v is a 255 byte of the word
-      if (((v - 0x01010101u) & ~v & 0x80808080u) != 0) return true;
-    }
-    return false;
-  }
-  static float coarse_to_f32(const uint32_t* coarse, unsigned byte) {
-    return static_cast<float>((~*coarse >> (8 * byte)) & 0xFFu);
-  }
-  static double coarse_to_f64(const uint32_t* coarse, unsigned byte) {
-    return static_cast<double>((~*coarse >> (8 * byte)) & 0xFFu);
-  }
   static float u32_to_f32(const uint32_t* w, bool complement) {
     const uint32_t v = complement ? ~*w : *w;
     return static_cast<float>(v);  // correctly rounded (via a 64-bit signed convert)
