@@ -14,50 +14,34 @@ namespace ssm {
 namespace avx512 {
 
 struct Random {
-  // 16 * N Philox4x32-10 blocks, counters (base + i, c2, c3) for i < 16 N
+  // 16 Philox4x32-10 blocks, counters (base + l, c2, c3) for lanes l = 0..15
   // (base is a multiple of 16, so the low word never carries): word w of
-  // block base + 16 s + l goes to out[64 s + 16 w + l]. N > 1 runs N
-  // independent chains side by side, which hides the multiply latency.
-  // The 32x32->64 products of even and odd lanes give both halves, so no
-  // vpmulld (two uops on several cores) is needed.
-  template <int N>
-  static void philox(uint64_t base, uint32_t c2, uint32_t c3, uint32_t k0, uint32_t k1, uint32_t* out) {
-    const __m512i lane = _mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15);
-    __m512i x0[N], x1[N], x2[N], x3[N];
-    for (int s = 0; s < N; ++s) {
-      const uint64_t b = base + 16 * static_cast<uint64_t>(s);
-      x0[s] = _mm512_add_epi32(_mm512_set1_epi32(static_cast<int>(static_cast<uint32_t>(b))), lane);
-      x1[s] = _mm512_set1_epi32(static_cast<int>(static_cast<uint32_t>(b >> 32)));
-      x2[s] = _mm512_set1_epi32(static_cast<int>(c2));
-      x3[s] = _mm512_set1_epi32(static_cast<int>(c3));
-    }
+  // block base + l goes to out[16 w + l]. The 32x32->64 products of even and
+  // odd lanes give both halves, so no vpmulld (two uops on several cores).
+  static void philox16(uint64_t base, uint32_t c2, uint32_t c3, uint32_t k0, uint32_t k1, uint32_t* out) {
+    __m512i x0 = _mm512_add_epi32(_mm512_set1_epi32(static_cast<int>(static_cast<uint32_t>(base))),
+                                  _mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15));
+    __m512i x1 = _mm512_set1_epi32(static_cast<int>(static_cast<uint32_t>(base >> 32)));
+    __m512i x2 = _mm512_set1_epi32(static_cast<int>(c2));
+    __m512i x3 = _mm512_set1_epi32(static_cast<int>(c3));
     const __m512i m0 = _mm512_set1_epi32(static_cast<int>(kPhiloxM0));
     const __m512i m1 = _mm512_set1_epi32(static_cast<int>(kPhiloxM1));
     for (int round = 0; round < 10; ++round) {
       const __m512i key0 = _mm512_set1_epi32(static_cast<int>(k0 + round * kPhiloxW0));
       const __m512i key1 = _mm512_set1_epi32(static_cast<int>(k1 + round * kPhiloxW1));
-      for (int s = 0; s < N; ++s) {
-        const __m512i p0e = _mm512_mul_epu32(x0[s], m0), p0o = _mm512_mul_epu32(_mm512_srli_epi64(x0[s], 32), m0);
-        const __m512i p1e = _mm512_mul_epu32(x2[s], m1), p1o = _mm512_mul_epu32(_mm512_srli_epi64(x2[s], 32), m1);
-        const __m512i hi0 = _mm512_mask_blend_epi32(0xAAAA, _mm512_srli_epi64(p0e, 32), p0o);
-        const __m512i hi1 = _mm512_mask_blend_epi32(0xAAAA, _mm512_srli_epi64(p1e, 32), p1o);
-        const __m512i lo0 = _mm512_mask_blend_epi32(0xAAAA, p0e, _mm512_slli_epi64(p0o, 32));
-        const __m512i lo1 = _mm512_mask_blend_epi32(0xAAAA, p1e, _mm512_slli_epi64(p1o, 32));
-        x0[s] = _mm512_ternarylogic_epi32(hi1, x1[s], key0, 0x96);  // three-way xor
-        x2[s] = _mm512_ternarylogic_epi32(hi0, x3[s], key1, 0x96);
-        x1[s] = lo1;
-        x3[s] = lo0;
-      }
+      const __m512i p0e = _mm512_mul_epu32(x0, m0), p0o = _mm512_mul_epu32(_mm512_srli_epi64(x0, 32), m0);
+      const __m512i p1e = _mm512_mul_epu32(x2, m1), p1o = _mm512_mul_epu32(_mm512_srli_epi64(x2, 32), m1);
+      const __m512i hi0 = _mm512_mask_blend_epi32(0xAAAA, _mm512_srli_epi64(p0e, 32), p0o);
+      const __m512i hi1 = _mm512_mask_blend_epi32(0xAAAA, _mm512_srli_epi64(p1e, 32), p1o);
+      x0 = _mm512_ternarylogic_epi32(hi1, x1, key0, 0x96);  // three-way xor
+      x2 = _mm512_ternarylogic_epi32(hi0, x3, key1, 0x96);
+      x1 = _mm512_mask_blend_epi32(0xAAAA, p1e, _mm512_slli_epi64(p1o, 32));  // low halves
+      x3 = _mm512_mask_blend_epi32(0xAAAA, p0e, _mm512_slli_epi64(p0o, 32));
     }
-    for (int s = 0; s < N; ++s) {
-      _mm512_storeu_si512(out + 64 * s, x0[s]);
-      _mm512_storeu_si512(out + 64 * s + 16, x1[s]);
-      _mm512_storeu_si512(out + 64 * s + 32, x2[s]);
-      _mm512_storeu_si512(out + 64 * s + 48, x3[s]);
-    }
-  }
-  static void philox16(uint64_t base, uint32_t c2, uint32_t c3, uint32_t k0, uint32_t k1, uint32_t* out) {
-    philox<1>(base, c2, c3, k0, k1, out);
+    _mm512_storeu_si512(out, x0);
+    _mm512_storeu_si512(out + 16, x1);
+    _mm512_storeu_si512(out + 32, x2);
+    _mm512_storeu_si512(out + 48, x3);
   }
 
   // uint32 words -> nearest float / exact double (16 words: one F32x16, or

@@ -76,7 +76,6 @@ struct F32x8 {
   static mask not_le(reg a, reg b) { return _mm256_cmp_ps(a, b, _CMP_NLE_UQ); }
   static mask mask_or(mask a, mask b) { return _mm256_or_ps(a, b); }
   static bool any(mask m) { return _mm256_movemask_ps(m) != 0; }
-  static unsigned bits(mask m) { return static_cast<unsigned>(_mm256_movemask_ps(m)); }  // lane l -> bit l
   static reg select(mask m, reg if_true, reg if_false) { return _mm256_blendv_ps(if_false, if_true, m); }
   static double hmax(reg a) {
     __m128 m = _mm_max_ps(_mm256_castps256_ps128(a), _mm256_extractf128_ps(a, 1));
@@ -161,7 +160,6 @@ struct F64x4 {
   static mask not_le(reg a, reg b) { return _mm256_cmp_pd(a, b, _CMP_NLE_UQ); }
   static mask mask_or(mask a, mask b) { return _mm256_or_pd(a, b); }
   static bool any(mask m) { return _mm256_movemask_pd(m) != 0; }
-  static unsigned bits(mask m) { return static_cast<unsigned>(_mm256_movemask_pd(m)); }  // lane l -> bit l
   static reg select(mask m, reg if_true, reg if_false) { return _mm256_blendv_pd(if_false, if_true, m); }
   static double hmax(reg a) {
     __m128d m = _mm_max_pd(_mm256_castpd256_pd128(a), _mm256_extractf128_pd(a, 1));

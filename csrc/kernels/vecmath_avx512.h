@@ -62,7 +62,6 @@ struct F32x16 {
   static mask not_le(reg a, reg b) { return _mm512_cmp_ps_mask(a, b, _CMP_NLE_UQ); }
   static mask mask_or(mask a, mask b) { return static_cast<mask>(a | b); }
   static bool any(mask m) { return m != 0; }
-  static unsigned bits(mask m) { return m; }  // lane l -> bit l
   static reg select(mask m, reg if_true, reg if_false) { return _mm512_mask_blend_ps(m, if_false, if_true); }
   static double hmax(reg a) { return _mm512_reduce_max_ps(a); }
   static double hsum(reg a) { return _mm512_reduce_add_ps(a); }
@@ -118,7 +117,6 @@ struct F64x8 {
   static mask not_le(reg a, reg b) { return _mm512_cmp_pd_mask(a, b, _CMP_NLE_UQ); }
   static mask mask_or(mask a, mask b) { return static_cast<mask>(a | b); }
   static bool any(mask m) { return m != 0; }
-  static unsigned bits(mask m) { return m; }  // lane l -> bit l
   static reg select(mask m, reg if_true, reg if_false) { return _mm512_mask_blend_pd(m, if_false, if_true); }
   static double hmax(reg a) { return _mm512_reduce_max_pd(a); }
   static double hsum(reg a) { return _mm512_reduce_add_pd(a); }

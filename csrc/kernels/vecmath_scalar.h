@@ -70,7 +70,6 @@ struct F64x1 {
   static mask not_le(reg a, reg b) { return !(a <= b); }
   static mask mask_or(mask a, mask b) { return a || b; }
   static bool any(mask m) { return m; }
-  static unsigned bits(mask m) { return m ? 1u : 0u; }
   static reg select(mask m, reg if_true, reg if_false) { return m ? if_true : if_false; }
   static double hmax(reg a) { return a; }
   static double hsum(reg a) { return a; }
