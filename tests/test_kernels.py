@@ -468,3 +468,38 @@ def test_log_softmax_dominant_entry_any_axis(kernel_isa, dtype, order):
                     exact = v - lse
                     if exact != 0 and abs(exact) > np.finfo(dtype).tiny:
                         assert abs(mpmath.mpf(float(got)) - exact) <= bound * abs(exact), (axis, float(got), float(exact))
+
+
+@pytest.mark.parametrize("order", ["C", "F"])
+def test_log_softmax_dominant_entry_strided(kernel_isa, dtype, order):
+    """The same over a non-last axis with an inner axis of >= 16 elements (the
+    in-place strided kernels): columns of 40 small terms (x ~ -25) and one
+    dominant entry at a random row, so -log1p(S - 1) needs S - 1 to full
+    relative accuracy whichever row holds the max (50-digit reference)."""
+    import simdsoftmax as ssm
+
+    mpmath = pytest.importorskip("mpmath")
+    rng = np.random.default_rng(22)
+    x = (rng.standard_normal((40, 2, 24)) * 3 - 25).astype(dtype)
+    for j in range(2):
+        for k in range(24):
+            x[rng.integers(40), j, k] = rng.standard_normal() * 2
+    x = np.asarray(x, order=order)
+    axis = 0 if order == "C" else 2
+    if order == "F":
+        x = np.asfortranarray(np.moveaxis(x, 0, 2))  # reduced axis last, in F order: strided in memory
+    bound = 4 * np.finfo(dtype).eps
+    y = ssm.log_softmax(x, axis=axis)
+    y_in_place = x.copy(order="A")
+    assert ssm.log_softmax(y_in_place, axis=axis, out=y_in_place) is y_in_place
+    np.testing.assert_array_equal(y_in_place, y)
+    xm = np.moveaxis(x, axis, -1).reshape(-1, x.shape[axis])
+    ym = np.moveaxis(y, axis, -1).reshape(-1, x.shape[axis])
+    with mpmath.workdps(50):
+        for row, out in zip(xm, ym):
+            vals = [mpmath.mpf(float(v)) for v in row]
+            m = max(vals)
+            lse = m + mpmath.log(mpmath.fsum(mpmath.exp(v - m) for v in vals))
+            for v, got in zip(vals, out):
+                exact = v - lse
+                assert abs(mpmath.mpf(float(got)) - exact) <= bound * abs(exact), (float(got), float(exact))

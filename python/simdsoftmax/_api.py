@@ -543,10 +543,10 @@ def log_softmax(x, axis=None, *, out=None):
             x2, y2 = x.reshape(-1, x.shape[-1]), y.reshape(-1, x.shape[-1])
             y2[special] = _log_softmax_rows(x2[special])
         return y
-    # Not the strided kernel: it forms x - lse from the two-pass sum, which
-    # loses the relative accuracy of a dominant entry's log-probability
-    # (-log1p of the others' sum); the row kernel's max-relative pass keeps it.
-    return _rowwise(x, axis, out, _core.log_softmax, _log_softmax_rows)
+    # Over a non-last axis the strided kernel keeps a dominant entry's
+    # log-probability -log1p(S - 1) to full relative accuracy, as the row
+    # kernel does: one online max-relative pass per column, then x - max - lse.
+    return _rowwise(x, axis, out, _core.log_softmax, _log_softmax_rows, strided=_core.log_softmax_strided)
 
 
 def _logsumexp_dtype(a, a_arr, b, b_arr):
