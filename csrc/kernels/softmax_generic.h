@@ -291,7 +291,8 @@ inline Reg<V> fast_term(Reg<V> x, Reg<V> e, Reg<V>& n) {
     using X = ExpTable8;
     const Reg<V> t = V::fmadd(x, V::set1(ExpCoeffs<double>::log2e), V::set1(X::magic));
     n = V::sub(t, V::set1(X::magic));
-    m = V::mul(exp_poly<V, X>(V::reduce_ln2(x, n)), V::exp_table(t));
+    // The table entry takes the power of two before the product (see fast_terms).
+    return V::mul(exp_poly<V, X>(V::reduce_ln2(x, n)), V::scale2_term(V::exp_table(t), V::sub(n, e)));
   } else {
     exp_split<V, ExpCoeffsFast<typename V::scalar>>(x, m, n);
   }
@@ -316,10 +317,15 @@ inline void fast_terms(const In* x, Reg<V> e, Reg<V> (&t)[U], size_t step = V::w
     SSM_STAGE(tab[u] = V::fmadd(r[u], V::set1(ExpCoeffs<double>::log2e), V::set1(X::magic)))
     SSM_STAGE(n[u] = V::sub(tab[u], V::set1(X::magic)))
     SSM_STAGE(r[u] = V::reduce_ln2(r[u], n[u]))
-    SSM_STAGE(tab[u] = V::exp_table(tab[u]))
+    // 2^(frac) * 2^(floor(n) - e) before the polynomial rather than after:
+    // the power of two is exact either way (terms below 2^-1022 of the lane
+    // reference aside, which are negligible), and only r and the scaled
+    // entry stay live across the polynomial, so U = 8 vectors fit the 32
+    // registers (n and the entry were spilled to the stack).
+    SSM_STAGE(tab[u] = V::scale2_term(V::exp_table(tab[u]), V::sub(n[u], e)))
     SSM_STAGE(t[u] = V::fmadd(V::set1(X::c[X::degree]), r[u], V::set1(X::c[X::degree - 1])))
     for (int k = X::degree - 2; k >= 0; --k) SSM_STAGE(t[u] = V::fmadd(t[u], r[u], V::set1(X::c[k])))
-    SSM_STAGE(t[u] = V::scale2_term(V::mul(t[u], tab[u]), V::sub(n[u], e)))
+    SSM_STAGE(t[u] = V::mul(t[u], tab[u]))
   } else {
     using C = ExpCoeffsFast<typename V::scalar>;
     SSM_STAGE(n[u] = V::round(V::mul(r[u], V::set1(C::log2e))))
