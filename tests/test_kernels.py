@@ -266,6 +266,29 @@ def test_logsumexp_one_ulp(kernel_isa, dtype):
                 np.testing.assert_allclose(out, ref.astype(np.float64), rtol=F64_RTOL, atol=F64_LSE_ATOL)
 
 
+@pytest.mark.parametrize("offset", [-1.0e6, -1.0e5, -700.0, 650.0, 3.0e4, 1.0e6])
+def test_float64_sums_of_equal_terms_far_from_zero(kernel_isa, offset):
+    """float64 sums whose terms all sit far from 2^0 and close to each other.
+
+    The AVX-512 float64 fast sums reduce exp's argument with one fma, which
+    leaves every term a factor exp(n * ln2_lo), n ~ x log2 e (3e-12 relative
+    at x = 1e5); each lane sum is taken back by exp(-c ln2_lo) at its own
+    magnitude c, leaving at most (log2(terms per lane) + 1.1) ln2_lo. Many
+    terms of equal size in a lane is the worst case of that remainder. Rows
+    of 2^18 elements (one call, 2^15 terms per lane) and 2^20 + 3 (chunked).
+    """
+    rng = np.random.default_rng(31)
+    for n in (2**18, 2**20 + 3):
+        x = offset + rng.uniform(-0.5, 0.5, (1, n))
+        for algorithm in ("two-pass", "three-pass-recompute", "auto"):
+            y, special = run_softmax(x, algorithm)
+            assert special.size == 0
+            assert_softmax_close(y, ref_softmax(x))
+        out = np.empty(1)
+        assert _core.logsumexp(x, out).size == 0
+        np.testing.assert_allclose(out, ref_logsumexp(x).astype(np.float64), rtol=F64_RTOL, atol=F64_LSE_ATOL)
+
+
 def test_logsumexp_near_zero_result(kernel_isa, dtype):
     """lse close to 0 is where a float32-arithmetic pass loses hundreds of
     ulps; the float64-arithmetic pass keeps float32 within 1 ulp."""

@@ -278,12 +278,42 @@ struct LaneSum {
   }
 };
 
+// x - n ln2 for the table exp. Exact (two fma, as reduce_ln2) or Short: one
+// fma with L = ln2_hi, the double nearest ln2, which gives x - n ln2 + n d,
+// d = ln2 - L = ln2_lo (2.3e-17), up to a rounding of a number below
+// ln2/16. Every term then carries the factor exp(n d) (|n d| < 4e-11): a
+// lane sum s 2^e is taken back by exp(-c d), c = e + log2(s) (correct_short),
+// which leaves each term a factor exp((n - c) d). Terms are at most ~2^1.1
+// of the sum (n <= c + 1.1), and N terms below it weigh w_i <= 2^(1 - (c - n_i)),
+// so sum_i w_i (c - n_i) <= log2(N) + 1: the sum's relative error grows by at
+// most (log2 N + 1.1) d, 4.6 * 2^-53 for N = 2^21 terms per lane (calls of up
+// to 2^24 elements, the driver's limit). One fma fewer per vector on the
+// multiply-add pipes, which bound pass 1 (10 -> 9 per vector on Zen 5).
+template <class V, bool Short>
+inline Reg<V> table_reduce(Reg<V> x, Reg<V> n) {
+  if constexpr (Short)
+    return V::fmadd(n, V::set1(-ExpCoeffs<double>::ln2_hi), x);
+  else
+    return V::reduce_ln2(x, n);
+}
+
+// (log2 N + 1.1) d for N = 2^21, in units of 2^-53 (see table_reduce).
+constexpr double kShortReduceErr = 22.1 * ExpCoeffs<double>::ln2_lo / 0x1p-53;
+
+// Lane sums of Short table terms: multiply s - c by exp(-c' d), c' = e +
+// log2(s), by moving s * c' d into the compensation (s is unchanged).
+inline double short_shift(double s, double e) {
+  if (!(s > 0.0) || !std::isfinite(s)) return 0.0;
+  return (e + std::ilogb(s)) * ExpCoeffs<double>::ln2_lo;
+}
+
 // exp(x) * 2^-e for the fast passes; n receives round(x * log2 e). The clamp
 // is written max(low, x) so that a NaN x stays NaN (max returns its second
 // operand on NaN) and poisons the sum instead of needing its own test.
 // With the exp table, n is k/8 (a multiple of 1/8): scale2_term floors
 // n - e, and e is always an integer, so the power of two is 2^(floor(n) - e).
-template <class V>
+// Short: the table's argument reduction in one fma (table_reduce).
+template <class V, bool Short = false>
 inline Reg<V> fast_term(Reg<V> x, Reg<V> e, Reg<V>& n) {
   Reg<V> m;
   x = V::max(V::set1(kClampLow), x);
@@ -292,7 +322,7 @@ inline Reg<V> fast_term(Reg<V> x, Reg<V> e, Reg<V>& n) {
     const Reg<V> t = V::fmadd(x, V::set1(ExpCoeffs<double>::log2e), V::set1(X::magic));
     n = V::sub(t, V::set1(X::magic));
     // The table entry takes the power of two before the product (see fast_terms).
-    return V::mul(exp_poly<V, X>(V::reduce_ln2(x, n)), V::scale2_term(V::exp_table(t), V::sub(n, e)));
+    return V::mul(exp_poly<V, X>(table_reduce<V, Short>(x, n)), V::scale2_term(V::exp_table(t), V::sub(n, e)));
   } else {
     exp_split<V, ExpCoeffsFast<typename V::scalar>>(x, m, n);
   }
@@ -305,7 +335,7 @@ inline Reg<V> fast_term(Reg<V> x, Reg<V> e, Reg<V>& n) {
 // them without needing a scheduler window of several whole chains.
 // step: elements between the U vectors (V::width when contiguous, the row
 // stride in the strided kernels).
-template <class V, int U, class In>
+template <class V, int U, bool Short = false, class In>
 inline void fast_terms(const In* x, Reg<V> e, Reg<V> (&t)[U], size_t step = V::width) {
   Reg<V> r[U], n[U];
 #define SSM_STAGE(stmt) \
@@ -316,7 +346,7 @@ inline void fast_terms(const In* x, Reg<V> e, Reg<V> (&t)[U], size_t step = V::w
     Reg<V> tab[U];
     SSM_STAGE(tab[u] = V::fmadd(r[u], V::set1(ExpCoeffs<double>::log2e), V::set1(X::magic)))
     SSM_STAGE(n[u] = V::sub(tab[u], V::set1(X::magic)))
-    SSM_STAGE(r[u] = V::reduce_ln2(r[u], n[u]))
+    SSM_STAGE(r[u] = (table_reduce<V, Short>(r[u], n[u])))
     // 2^(frac) * 2^(floor(n) - e) before the polynomial rather than after:
     // the power of two is exact either way (terms below 2^-1022 of the lane
     // reference aside, which are negligible), and only r and the scaled
@@ -395,7 +425,7 @@ inline void finish_lanes(const LaneSum<V>& acc, ExpSum& out) {
 
 // The slow path of a block whose sum failed the overflow check: raise the
 // lane references to the block's largest exponents, then sum it again.
-template <class V, class In>
+template <class V, bool Short, class In>
 #if defined(__GNUC__)
 __attribute__((noinline))
 #endif
@@ -404,13 +434,13 @@ redo_block(const In* x, size_t count, LaneSum<V>& acc) {
   constexpr size_t W = V::width;
   Reg<V> nmax = V::set1(-kInf), n;
   for (size_t i = 0; i < count; i += W) {
-    fast_term<V>(load_n<V>(x + i, count - i < W ? count - i : W, -kInf), acc.e, n);
+    fast_term<V, Short>(load_n<V>(x + i, count - i < W ? count - i : W, -kInf), acc.e, n);
     nmax = V::max(n, nmax);  // NaN n ignored
   }
   acc.raise(V::round(V::max(nmax, acc.e)));  // references stay integers
   Reg<V> q = V::set1(0.0);
   for (size_t i = 0; i < count; i += W)
-    q = V::add(q, fast_term<V>(load_n<V>(x + i, count - i < W ? count - i : W, -kInf), acc.e, n));
+    q = V::add(q, fast_term<V, Short>(load_n<V>(x + i, count - i < W ? count - i : W, -kInf), acc.e, n));
   return q;
 }
 
@@ -421,6 +451,9 @@ template <class V, int U, int B, bool Lazy, class In>
 ExpSum expsum_pow2_impl(const In* x, size_t n, double e_ref) {
   constexpr size_t W = V::width;
   constexpr size_t kBlock = U * B * W;
+  // The contiguous fast sums take the one-fma reduction (table_reduce);
+  // the strided ones keep the exact one (their columns have no 2^24 bound).
+  constexpr bool kShort = HasExpTable<V>::value;
   LaneSum<V> acc;
   acc.s = acc.c = V::set1(0.0);
   Reg<V> nv;
@@ -441,25 +474,35 @@ ExpSum expsum_pow2_impl(const In* x, size_t n, double e_ref) {
 #endif
     for (int b = 0; b < B; ++b) {
       Reg<V> t[U];
-      fast_terms<V, U>(x + i + b * U * W, acc.e, t);
+      fast_terms<V, U, kShort>(x + i + b * U * W, acc.e, t);
 #if defined(__GNUC__)
 #pragma GCC unroll 16
 #endif
       for (int u = 0; u < U; ++u) p[u] = b == 0 ? t[u] : V::add(p[u], t[u]);
     }
     Reg<V> q = tree_sum<V, 0, U>(p);
-    if (Lazy && V::any(V::not_le(q, limit))) q = redo_block<V>(x + i, kBlock, acc);
+    if (Lazy && V::any(V::not_le(q, limit))) q = redo_block<V, kShort>(x + i, kBlock, acc);
     acc.fold(q);
   }
   for (; i < n; i += W) {
     const size_t count = n - i < W ? n - i : W;
-    Reg<V> q = fast_term<V>(load_n<V>(x + i, count, -kInf), acc.e, nv);
-    if (Lazy && V::any(V::not_le(q, limit))) q = redo_block<V>(x + i, count, acc);
+    Reg<V> q = fast_term<V, kShort>(load_n<V>(x + i, count, -kInf), acc.e, nv);
+    if (Lazy && V::any(V::not_le(q, limit))) q = redo_block<V, kShort>(x + i, count, acc);
     acc.fold(q);
+  }
+  if constexpr (kShort) {
+    constexpr size_t Wd = V::width;
+    double ls[Wd], lc[Wd], le[Wd];
+    V::to_array(acc.s, ls);
+    V::to_array(acc.c, lc);
+    V::to_array(acc.e, le);
+    for (size_t l = 0; l < Wd; ++l) lc[l] += ls[l] * short_shift(ls[l], le[l]);
+    acc.c = V::load(lc);
   }
   ExpSum out;
   finish_lanes<V>(acc, out);
-  out.err = fast_sum_err<typename V::scalar, U, B, HasExpTable<V>::value>();
+  out.err = fast_sum_err<typename V::scalar, U, B, HasExpTable<V>::value>() +
+            (kShort ? 1.25 * kShortReduceErr * FastLimits<typename V::scalar>::unit : 0.0);
   return out;
 }
 
