@@ -67,7 +67,7 @@ constexpr double kEmptyExp = -16777216.0;
 template <class V>
 using Reg = typename V::reg;
 
-// Does the lane type have the 8-entry exp table (ExpTable8)?
+// Does the lane type have the 16-entry exp table (ExpTable16)?
 template <class V, class = void>
 struct HasExpTable : std::false_type {};
 template <class V>
@@ -255,7 +255,7 @@ constexpr int ceil_log2(int u) { return u <= 1 ? 0 : 1 + ceil_log2((u + 1) / 2);
 template <class S, int U, int B, bool Table = false>
 constexpr double fast_sum_err() {
   using L = FastLimits<S>;
-  const double exp_err = Table ? 9.5 * L::unit : L::exp_err;  // ExpTable8: 8.2u + the table's and product's roundings
+  const double exp_err = Table ? 2.0 * L::unit : L::exp_err;  // ExpTable16: 1.6u (see vecmath_common.h)
   return 1.25 * (exp_err + (B - 1 + ceil_log2(U) + 3) * L::unit);
 }
 
@@ -318,11 +318,12 @@ inline Reg<V> fast_term(Reg<V> x, Reg<V> e, Reg<V>& n) {
   Reg<V> m;
   x = V::max(V::set1(kClampLow), x);
   if constexpr (HasExpTable<V>::value) {
-    using X = ExpTable8;
+    using X = ExpTable16;
     const Reg<V> t = V::fmadd(x, V::set1(ExpCoeffs<double>::log2e), V::set1(X::magic));
     n = V::sub(t, V::set1(X::magic));
     // The table entry takes the power of two before the product (see fast_terms).
-    return V::mul(exp_poly<V, X>(table_reduce<V, Short>(x, n)), V::scale2_term(V::exp_table(t), V::sub(n, e)));
+    const Reg<V> entry = V::exp_table(t, V::table_lo(), V::table_hi());
+    return V::mul(exp_poly<V, X>(table_reduce<V, Short>(x, n)), V::scale2_term(entry, V::sub(n, e)));
   } else {
     exp_split<V, ExpCoeffsFast<typename V::scalar>>(x, m, n);
   }
@@ -342,7 +343,8 @@ inline void fast_terms(const In* x, Reg<V> e, Reg<V> (&t)[U], size_t step = V::w
   SSM_UNROLL for (int u = 0; u < U; ++u) { stmt; }
   SSM_STAGE(r[u] = V::max(V::set1(kClampLow), V::load(x + u * step)))
   if constexpr (HasExpTable<V>::value) {
-    using X = ExpTable8;
+    using X = ExpTable16;
+    const Reg<V> lo = V::table_lo(), hi = V::table_hi();
     Reg<V> tab[U];
     SSM_STAGE(tab[u] = V::fmadd(r[u], V::set1(ExpCoeffs<double>::log2e), V::set1(X::magic)))
     SSM_STAGE(n[u] = V::sub(tab[u], V::set1(X::magic)))
@@ -352,7 +354,7 @@ inline void fast_terms(const In* x, Reg<V> e, Reg<V> (&t)[U], size_t step = V::w
     // reference aside, which are negligible), and only r and the scaled
     // entry stay live across the polynomial, so U = 8 vectors fit the 32
     // registers (n and the entry were spilled to the stack).
-    SSM_STAGE(tab[u] = V::scale2_term(V::exp_table(tab[u]), V::sub(n[u], e)))
+    SSM_STAGE(tab[u] = V::scale2_term(V::exp_table(tab[u], lo, hi), V::sub(n[u], e)))
     SSM_STAGE(t[u] = V::fmadd(V::set1(X::c[X::degree]), r[u], V::set1(X::c[X::degree - 1])))
     for (int k = X::degree - 2; k >= 0; --k) SSM_STAGE(t[u] = V::fmadd(t[u], r[u], V::set1(X::c[k])))
     SSM_STAGE(t[u] = V::mul(t[u], tab[u]))
@@ -367,23 +369,64 @@ inline void fast_terms(const In* x, Reg<V> e, Reg<V> (&t)[U], size_t step = V::w
 #undef SSM_STAGE
 }
 
-// U consecutive full vectors of exp(x) * 2^-e * inv for the written values
-// (ExpCoeffs, degree 6), stage by stage like fast_terms.
-template <class V, int U, class In>
-inline void write_terms(const In* x, Reg<V> e, Reg<V> inv, Reg<V> (&t)[U]) {
-  using C = ExpCoeffs<typename V::scalar>;
-  constexpr size_t W = V::width;
-  Reg<V> r[U], n[U];
+// exp(x) * 2^-e * inv for the written values (softmax's last pass,
+// three-pass-reload's stored terms), one vector (one()) or U consecutive
+// full vectors stage by stage like fast_terms (block()); both give the same
+// bits for an element, so heads, tails and streamed bodies agree.
+// Lane types with the exp table (AVX-512 float64) take ExpTable16 with inv
+// folded into the table once per call (2^(j/16) * inv, one rounding): a
+// degree-6 polynomial instead of degree 11 and no multiply by inv, 10
+// multiply-add-pipe operations per vector instead of 15; the reduction stays
+// exact (two fma). Others: ExpCoeffs (degree 11 / float32 degree 6).
+template <class V>
+struct WriteExp {
+  Reg<V> ve, vinv, lo, hi;
+  WriteExp(double e, double inv) : ve(V::set1(e)), vinv(V::set1(inv)) {
+    if constexpr (HasExpTable<V>::value) {
+      alignas(64) double scaled[16];
+      for (int j = 0; j < 16; ++j) scaled[j] = ExpTable16::table[j] * inv;
+      lo = V::load(scaled);
+      hi = V::load(scaled + 8);
+    }
+  }
+  Reg<V> one(Reg<V> x) const {
+    Reg<V> t[1] = {x};
+    terms<1>(t);
+    return t[0];
+  }
+  template <int U, class In>
+  void block(const In* x, Reg<V> (&t)[U]) const {
+    SSM_UNROLL for (int u = 0; u < U; ++u) t[u] = V::load(x + u * V::width);
+    terms<U>(t);
+  }
+  // t[u] = exp(t[u]) * 2^-e * inv in place.
+  template <int U>
+  void terms(Reg<V> (&t)[U]) const {
+    Reg<V> r[U], n[U];
 #define SSM_STAGE(stmt) \
   SSM_UNROLL for (int u = 0; u < U; ++u) { stmt; }
-  SSM_STAGE(r[u] = V::max(V::load(x + u * W), V::set1(kClampLow)))
-  SSM_STAGE(n[u] = V::round(V::mul(r[u], V::set1(C::log2e))))
-  SSM_STAGE(r[u] = V::reduce_ln2(r[u], n[u]))
-  SSM_STAGE(t[u] = V::fmadd(V::set1(C::c[C::degree]), r[u], V::set1(C::c[C::degree - 1])))
-  for (int k = C::degree - 2; k >= 0; --k) SSM_STAGE(t[u] = V::fmadd(t[u], r[u], V::set1(C::c[k])))
-  SSM_STAGE(t[u] = V::scale2(V::mul(t[u], inv), V::sub(n[u], e)))
+    SSM_STAGE(r[u] = V::max(t[u], V::set1(kClampLow)))
+    if constexpr (HasExpTable<V>::value) {
+      using X = ExpTable16;
+      Reg<V> tab[U];
+      SSM_STAGE(tab[u] = V::fmadd(r[u], V::set1(ExpCoeffs<double>::log2e), V::set1(X::magic)))
+      SSM_STAGE(n[u] = V::sub(tab[u], V::set1(X::magic)))
+      SSM_STAGE(r[u] = V::reduce_ln2(r[u], n[u]))
+      SSM_STAGE(tab[u] = V::exp_table(tab[u], lo, hi))
+      SSM_STAGE(t[u] = V::fmadd(V::set1(X::c[X::degree]), r[u], V::set1(X::c[X::degree - 1])))
+      for (int k = X::degree - 2; k >= 0; --k) SSM_STAGE(t[u] = V::fmadd(t[u], r[u], V::set1(X::c[k])))
+      SSM_STAGE(t[u] = V::scale2(V::mul(t[u], tab[u]), V::sub(n[u], ve)))
+    } else {
+      using C = ExpCoeffs<typename V::scalar>;
+      SSM_STAGE(n[u] = V::round(V::mul(r[u], V::set1(C::log2e))))
+      SSM_STAGE(r[u] = V::reduce_ln2(r[u], n[u]))
+      SSM_STAGE(t[u] = V::fmadd(V::set1(C::c[C::degree]), r[u], V::set1(C::c[C::degree - 1])))
+      for (int k = C::degree - 2; k >= 0; --k) SSM_STAGE(t[u] = V::fmadd(t[u], r[u], V::set1(C::c[k])))
+      SSM_STAGE(t[u] = V::scale2(V::mul(t[u], vinv), V::sub(n[u], ve)))
+    }
 #undef SSM_STAGE
-}
+  }
+};
 
 // write_terms for the strided write pass: vector u has its own columns' e
 // and inv (loaded from the per-column arrays at u * W).
@@ -752,22 +795,17 @@ ExpSum expsum_store_pow2(const In* x, In* y, size_t n, double e_ref) {
   LaneSum<V> acc;
   acc.s = acc.c = V::set1(0.0);
   acc.e = V::set1(0.0);
-  const Reg<V> ve = V::set1(e_ref);
-  auto value = [&](size_t i, size_t count) SSM_INLINE {
-    Reg<V> m, k;
-    exp_split<V>(V::max(V::set1(kClampLow), load_n<V>(x + i, count, -kInf)), m, k);
-    return V::scale2(m, V::sub(k, ve));
-  };
+  const WriteExp<V> wexp(e_ref, 1.0);
+  auto value = [&](size_t i, size_t count) SSM_INLINE { return wexp.one(load_n<V>(x + i, count, -kInf)); };
   size_t i = 0;
   constexpr size_t kBlock = U * B * W;
-  const Reg<V> one = V::set1(1.0);
   const size_t ahead = prefetch_distance(n * sizeof(In)) / sizeof(In);
   for (; i + kBlock <= n; i += kBlock) {
     if (ahead) prefetch_block<kBlock * sizeof(In)>(x + i + ahead);
     Reg<V> p[U];
     for (int b = 0; b < B; ++b) {
       Reg<V> v[U];
-      write_terms<V, U>(x + i + b * U * W, ve, one, v);
+      wexp.template block<U>(x + i + b * U * W, v);
       for (int u = 0; u < U; ++u) {
         V::store(y + i + (b * U + u) * W, v[u]);
         p[u] = b == 0 ? v[u] : V::add(p[u], v[u]);
@@ -848,18 +886,13 @@ void write_exp_impl(const In* x, In* y, size_t n, double ref, double e, double i
 
 template <class V, bool Stream, class In>
 void write_exp_fast(const In* x, In* y, size_t n, double e, double inv) {
-  const Reg<V> ve = V::set1(e), vinv = V::set1(inv);
+  const WriteExp<V> wexp(e, inv);
   const size_t ahead = prefetch_distance(n * sizeof(In)) / sizeof(In);
   store_loop_blocks<V, kUnroll, Stream>(
-      y, n,
-      [&](size_t i, size_t count) SSM_INLINE {
-        Reg<V> m, k;
-        exp_split<V>(V::max(load_n<V>(x + i, count, -kInf), V::set1(kClampLow)), m, k);
-        return V::scale2(V::mul(m, vinv), V::sub(k, ve));
-      },
+      y, n, [&](size_t i, size_t count) SSM_INLINE { return wexp.one(load_n<V>(x + i, count, -kInf)); },
       [&](size_t i, Reg<V>(&v)[kUnroll]) SSM_INLINE {
         if (ahead) prefetch_block<kUnroll * V::width * sizeof(In)>(x + i + ahead);
-        write_terms<V, kUnroll>(x + i, ve, vinv, v);
+        wexp.template block<kUnroll>(x + i, v);
       });
 }
 
