@@ -154,6 +154,16 @@ py::array_t<py::ssize_t> softmax(const py::array& x, const py::array& out, const
   return to_array(dt == DType::F32 ? softmax_t<float>(x, out, r, a) : softmax_t<double>(x, out, r, a));
 }
 
+// softmax into a new C-contiguous array of x's shape and dtype, returned with
+// the special rows: the Python fast path's allocation without np.empty_like's
+// argument handling (part of the per-call cost that decides small calls).
+py::tuple softmax_new(const py::array& x, const std::string& algorithm) {
+  dtype_of(x, "x");
+  py::array out(x.dtype(), std::vector<py::ssize_t>(x.shape(), x.shape() + x.ndim()));
+  py::array_t<py::ssize_t> special = softmax(x, out, algorithm);
+  return py::make_tuple(std::move(out), std::move(special));
+}
+
 py::array_t<py::ssize_t> log_softmax(const py::array& x, const py::array& out) {
   const DType dt = dtype_of(x, "x");
   const Rows r = check_rows(x);
@@ -387,6 +397,8 @@ PYBIND11_MODULE(_core, m) {
   m.def("set_isa", &ssm::set_active_isa, py::arg("name"), "Make a kernel set active (process-wide).");
   m.def("version", [] { return std::string(SSM_VERSION); });
   m.def("softmax", &softmax, py::arg("x"), py::arg("out"), py::arg("algorithm"));
+  m.def("softmax_new", &softmax_new, py::arg("x"), py::arg("algorithm"),
+        "softmax(x) into a new array of x's shape and dtype: (y, special rows).");
   m.def("log_softmax", &log_softmax, py::arg("x"), py::arg("out"));
   m.def("logsumexp", &logsumexp, py::arg("x"), py::arg("out"));
   m.def("logsumexp_weighted", &logsumexp_weighted, py::arg("x"), py::arg("b"), py::arg("out"), py::arg("sign"));

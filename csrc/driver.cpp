@@ -630,8 +630,7 @@ void strided_rel(const Kernels<T>& k, const T* xo, size_t n, size_t inner, size_
   max.resize(cols);
   m.resize(cols);
   m_lo.resize(cols);
-  k.max_strided(xo, n, inner, cols, max.data());
-  k.expsum_strided_rel(xo, n, inner, cols, max.data(), m.data(), m_lo.data());
+  k.expsum_strided_online(xo, n, inner, cols, max.data(), m.data(), m_lo.data());
 }
 
 bool rel_ok(double max, double m) { return std::isfinite(max) && std::isfinite(m) && m >= 1.0; }

@@ -267,6 +267,29 @@ def test_logsumexp_one_ulp(kernel_isa, dtype):
                 np.testing.assert_allclose(out, ref.astype(np.float64), rtol=F64_RTOL, atol=F64_LSE_ATOL)
 
 
+@pytest.mark.parametrize("offset", [-1.0e6, -1.0e5, -700.0, 650.0, 3.0e4, 1.0e6])
+def test_float64_sums_of_equal_terms_far_from_zero(kernel_isa, offset):
+    """float64 sums whose terms all sit far from 2^0 and close to each other.
+
+    The AVX-512 float64 fast sums reduce exp's argument with one fma, which
+    leaves every term a factor exp(n * ln2_lo), n ~ x log2 e (3e-12 relative
+    at x = 1e5); each lane sum is taken back by exp(-c ln2_lo) at its own
+    magnitude c, leaving at most (log2(terms per lane) + 1.1) ln2_lo. Many
+    terms of equal size in a lane is the worst case of that remainder. Rows
+    of 2^18 elements (one call, 2^15 terms per lane) and 2^20 + 3 (chunked).
+    """
+    rng = np.random.default_rng(31)
+    for n in (2**18, 2**20 + 3):
+        x = offset + rng.uniform(-0.5, 0.5, (1, n))
+        for algorithm in ("two-pass", "three-pass-recompute", "auto"):
+            y, special = run_softmax(x, algorithm)
+            assert special.size == 0
+            assert_softmax_close(y, ref_softmax(x))
+        out = np.empty(1)
+        assert _core.logsumexp(x, out).size == 0
+        np.testing.assert_allclose(out, ref_logsumexp(x).astype(np.float64), rtol=F64_RTOL, atol=F64_LSE_ATOL)
+
+
 def test_logsumexp_near_zero_result(kernel_isa, dtype):
     """lse close to 0 is where a float32-arithmetic pass loses hundreds of
     ulps; the float64-arithmetic pass keeps float32 within 1 ulp."""
@@ -469,3 +492,38 @@ def test_log_softmax_dominant_entry_any_axis(kernel_isa, dtype, order):
                     exact = v - lse
                     if exact != 0 and abs(exact) > np.finfo(dtype).tiny:
                         assert abs(mpmath.mpf(float(got)) - exact) <= bound * abs(exact), (axis, float(got), float(exact))
+
+
+@pytest.mark.parametrize("order", ["C", "F"])
+def test_log_softmax_dominant_entry_strided(kernel_isa, dtype, order):
+    """The same over a non-last axis with an inner axis of >= 16 elements (the
+    in-place strided kernels): columns of 40 small terms (x ~ -25) and one
+    dominant entry at a random row, so -log1p(S - 1) needs S - 1 to full
+    relative accuracy whichever row holds the max (50-digit reference)."""
+    import simdsoftmax as ssm
+
+    mpmath = pytest.importorskip("mpmath")
+    rng = np.random.default_rng(22)
+    x = (rng.standard_normal((40, 2, 24)) * 3 - 25).astype(dtype)
+    for j in range(2):
+        for k in range(24):
+            x[rng.integers(40), j, k] = rng.standard_normal() * 2
+    x = np.asarray(x, order=order)
+    axis = 0 if order == "C" else 2
+    if order == "F":
+        x = np.asfortranarray(np.moveaxis(x, 0, 2))  # reduced axis last, in F order: strided in memory
+    bound = 4 * np.finfo(dtype).eps
+    y = ssm.log_softmax(x, axis=axis)
+    y_in_place = x.copy(order="A")
+    assert ssm.log_softmax(y_in_place, axis=axis, out=y_in_place) is y_in_place
+    np.testing.assert_array_equal(y_in_place, y)
+    xm = np.moveaxis(x, axis, -1).reshape(-1, x.shape[axis])
+    ym = np.moveaxis(y, axis, -1).reshape(-1, x.shape[axis])
+    with mpmath.workdps(50):
+        for row, out in zip(xm, ym):
+            vals = [mpmath.mpf(float(v)) for v in row]
+            m = max(vals)
+            lse = m + mpmath.log(mpmath.fsum(mpmath.exp(v - m) for v in vals))
+            for v, got in zip(vals, out):
+                exact = v - lse
+                assert abs(mpmath.mpf(float(got)) - exact) <= bound * abs(exact), (float(got), float(exact))

@@ -8,6 +8,10 @@ coefficients rounded to the target precision and the approximation error of
 the rounded coefficients (before any floating-point evaluation error).
 
     python tools/fit_exp.py
+
+The AVX-512 float64 kernels use a 16-entry table instead: exp(x) =
+2^(k/16) 2^m p(r), |r| <= ln(2)/32, where degree 6 suffices (ExpTable16 in
+csrc/kernels/vecmath_common.h; printed last).
 """
 import mpmath as mp
 import numpy as np
@@ -54,3 +58,11 @@ if __name__ == "__main__":
               f"{mp.nstr(max_rel_error(rounded, hw), 4)}")
         for k, ck in enumerate(rounded, start=1):
             print(f"  c{k} = {ck.hex()}  // {ck!r}")
+    hw16 = mp.log(2) / 32 * (1 + mp.mpf(2) ** -10)
+    c = lawson_exp(6, hw16)
+    rounded = [float(ck) for ck in c]
+    print(f"f64 table16: degree 6 on |r| <= ln2/32, max relative error of rounded coefficients "
+          f"{mp.nstr(max_rel_error(rounded, hw16), 4)}")
+    for k, ck in enumerate(rounded, start=1):
+        print(f"  c{k} = {ck.hex()}  // {ck!r}")
+    print("  table: " + ", ".join(float(mp.mpf(2) ** (mp.mpf(j) / 16)).hex() for j in range(16)))

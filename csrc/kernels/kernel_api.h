@@ -82,12 +82,11 @@ struct Kernels {
   // err_strided_fast bounds their relative error.
   void (*expsum_strided_fast)(const T* x, size_t n, size_t stride, size_t cols, double* m, double* e);
   double err_strided_fast;
-  // Per-column max (NaN ignored).
-  void (*max_strided)(const T* x, size_t n, size_t stride, size_t cols, T* max);
-  // Per-column m[j] + m_lo[j] = sum exp(x[., j] - ref[j]) in float64
-  // arithmetic, x - ref exact (the accurate, max-relative pass).
-  void (*expsum_strided_rel)(const T* x, size_t n, size_t stride, size_t cols, const T* ref, double* m,
-                             double* m_lo);
+  // Per-column max[j] (NaN ignored) and m[j] + m_lo[j] = sum exp(x[., j] -
+  // max[j]) in float64 arithmetic, x - max exact, in one read (online: the
+  // accurate, max-relative pass). A NaN makes m[j] NaN.
+  void (*expsum_strided_online)(const T* x, size_t n, size_t stride, size_t cols, T* max, double* m,
+                                double* m_lo);
   // y[., j] = exp(x[., j]) * 2^-e[j] * inv[j]   (per-column e and inv)
   void (*write_exp_strided)(const T* x, T* y, size_t n, size_t stride, size_t cols, const T* e, const T* inv,
                             bool stream);

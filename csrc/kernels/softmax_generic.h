@@ -67,7 +67,7 @@ constexpr double kEmptyExp = -16777216.0;
 template <class V>
 using Reg = typename V::reg;
 
-// Does the lane type have the 8-entry exp table (ExpTable8)?
+// Does the lane type have the 16-entry exp table (ExpTable16)?
 template <class V, class = void>
 struct HasExpTable : std::false_type {};
 template <class V>
@@ -255,7 +255,7 @@ constexpr int ceil_log2(int u) { return u <= 1 ? 0 : 1 + ceil_log2((u + 1) / 2);
 template <class S, int U, int B, bool Table = false>
 constexpr double fast_sum_err() {
   using L = FastLimits<S>;
-  const double exp_err = Table ? 9.5 * L::unit : L::exp_err;  // ExpTable8: 8.2u + the table's and product's roundings
+  const double exp_err = Table ? 2.0 * L::unit : L::exp_err;  // ExpTable16: 1.6u (see vecmath_common.h)
   return 1.25 * (exp_err + (B - 1 + ceil_log2(U) + 3) * L::unit);
 }
 
@@ -278,20 +278,52 @@ struct LaneSum {
   }
 };
 
+// x - n ln2 for the table exp. Exact (two fma, as reduce_ln2) or Short: one
+// fma with L = ln2_hi, the double nearest ln2, which gives x - n ln2 + n d,
+// d = ln2 - L = ln2_lo (2.3e-17), up to a rounding of a number below
+// ln2/32. Every term then carries the factor exp(n d) (|n d| < 4e-11): a
+// lane sum s 2^e is taken back by exp(-c d), c = e + log2(s) (short_shift),
+// which leaves each term a factor exp((n - c) d). Terms are at most ~2^1.1
+// of the sum (n <= c + 1.1), and N terms below it weigh w_i <= 2^(1 - (c - n_i)),
+// so sum_i w_i (c - n_i) <= log2(N) + 1: the sum's relative error grows by at
+// most (log2 N + 1.1) d, 4.6 * 2^-53 for N = 2^21 terms per lane (calls of up
+// to 2^24 elements, the driver's limit). One fma fewer per vector on the
+// multiply-add pipes, which bound pass 1 (10 -> 9 per vector on Zen 5).
+template <class V, bool Short>
+inline Reg<V> table_reduce(Reg<V> x, Reg<V> n) {
+  if constexpr (Short)
+    return V::fmadd(n, V::set1(-ExpCoeffs<double>::ln2_hi), x);
+  else
+    return V::reduce_ln2(x, n);
+}
+
+// (log2 N + 1.1) d for N = 2^21, in units of 2^-53 (see table_reduce).
+constexpr double kShortReduceErr = 22.1 * ExpCoeffs<double>::ln2_lo / 0x1p-53;
+
+// Lane sums of Short table terms: multiply s - c by exp(-c' d), c' = e +
+// log2(s), by moving s * c' d into the compensation (s is unchanged).
+inline double short_shift(double s, double e) {
+  if (!(s > 0.0) || !std::isfinite(s)) return 0.0;
+  return (e + std::ilogb(s)) * ExpCoeffs<double>::ln2_lo;
+}
+
 // exp(x) * 2^-e for the fast passes; n receives round(x * log2 e). The clamp
 // is written max(low, x) so that a NaN x stays NaN (max returns its second
 // operand on NaN) and poisons the sum instead of needing its own test.
-// With the exp table, n is k/8 (a multiple of 1/8): scale2_term floors
+// With the exp table, n is k/16 (a multiple of 1/16): scale2_term floors
 // n - e, and e is always an integer, so the power of two is 2^(floor(n) - e).
-template <class V>
+// Short: the table's argument reduction in one fma (table_reduce).
+template <class V, bool Short = false>
 inline Reg<V> fast_term(Reg<V> x, Reg<V> e, Reg<V>& n) {
   Reg<V> m;
   x = V::max(V::set1(kClampLow), x);
   if constexpr (HasExpTable<V>::value) {
-    using X = ExpTable8;
+    using X = ExpTable16;
     const Reg<V> t = V::fmadd(x, V::set1(ExpCoeffs<double>::log2e), V::set1(X::magic));
     n = V::sub(t, V::set1(X::magic));
-    m = V::mul(exp_poly<V, X>(V::reduce_ln2(x, n)), V::exp_table(t));
+    // The table entry takes the power of two before the product (see fast_terms).
+    const Reg<V> entry = V::exp_table(t, V::table_lo(), V::table_hi());
+    return V::mul(exp_poly<V, X>(table_reduce<V, Short>(x, n)), V::scale2_term(entry, V::sub(n, e)));
   } else {
     exp_split<V, ExpCoeffsFast<typename V::scalar>>(x, m, n);
   }
@@ -304,22 +336,28 @@ inline Reg<V> fast_term(Reg<V> x, Reg<V> e, Reg<V>& n) {
 // them without needing a scheduler window of several whole chains.
 // step: elements between the U vectors (V::width when contiguous, the row
 // stride in the strided kernels).
-template <class V, int U, class In>
+template <class V, int U, bool Short = false, class In>
 inline void fast_terms(const In* x, Reg<V> e, Reg<V> (&t)[U], size_t step = V::width) {
   Reg<V> r[U], n[U];
 #define SSM_STAGE(stmt) \
   SSM_UNROLL for (int u = 0; u < U; ++u) { stmt; }
   SSM_STAGE(r[u] = V::max(V::set1(kClampLow), V::load(x + u * step)))
   if constexpr (HasExpTable<V>::value) {
-    using X = ExpTable8;
+    using X = ExpTable16;
+    const Reg<V> lo = V::table_lo(), hi = V::table_hi();
     Reg<V> tab[U];
     SSM_STAGE(tab[u] = V::fmadd(r[u], V::set1(ExpCoeffs<double>::log2e), V::set1(X::magic)))
     SSM_STAGE(n[u] = V::sub(tab[u], V::set1(X::magic)))
-    SSM_STAGE(r[u] = V::reduce_ln2(r[u], n[u]))
-    SSM_STAGE(tab[u] = V::exp_table(tab[u]))
+    SSM_STAGE(r[u] = (table_reduce<V, Short>(r[u], n[u])))
+    // 2^(frac) * 2^(floor(n) - e) before the polynomial rather than after:
+    // the power of two is exact either way (terms below 2^-1022 of the lane
+    // reference aside, which are negligible), and only r and the scaled
+    // entry stay live across the polynomial, so U = 8 vectors fit the 32
+    // registers (n and the entry were spilled to the stack).
+    SSM_STAGE(tab[u] = V::scale2_term(V::exp_table(tab[u], lo, hi), V::sub(n[u], e)))
     SSM_STAGE(t[u] = V::fmadd(V::set1(X::c[X::degree]), r[u], V::set1(X::c[X::degree - 1])))
     for (int k = X::degree - 2; k >= 0; --k) SSM_STAGE(t[u] = V::fmadd(t[u], r[u], V::set1(X::c[k])))
-    SSM_STAGE(t[u] = V::scale2_term(V::mul(t[u], tab[u]), V::sub(n[u], e)))
+    SSM_STAGE(t[u] = V::mul(t[u], tab[u]))
   } else {
     using C = ExpCoeffsFast<typename V::scalar>;
     SSM_STAGE(n[u] = V::round(V::mul(r[u], V::set1(C::log2e))))
@@ -331,23 +369,77 @@ inline void fast_terms(const In* x, Reg<V> e, Reg<V> (&t)[U], size_t step = V::w
 #undef SSM_STAGE
 }
 
-// U consecutive full vectors of exp(x) * 2^-e * inv for the written values
-// (ExpCoeffs, degree 6), stage by stage like fast_terms.
-template <class V, int U, class In>
-inline void write_terms(const In* x, Reg<V> e, Reg<V> inv, Reg<V> (&t)[U]) {
-  using C = ExpCoeffs<typename V::scalar>;
-  constexpr size_t W = V::width;
-  Reg<V> r[U], n[U];
+// exp(x) * 2^-e * inv for the written values (softmax's last pass,
+// three-pass-reload's stored terms), one vector (one()) or U consecutive
+// full vectors stage by stage like fast_terms (block()); both give the same
+// bits for an element, so heads, tails and streamed bodies agree.
+// Lane types with the exp table (AVX-512 float64) take ExpTable16 with inv
+// folded into the table once per call, as a double-double h_j + l_j =
+// 2^(j/16) * inv (to ~2^-100), and y = (h + (h q + l)) 2^(n - e) with
+// q = p(r) - 1: one rounding where it matters, so below 1 ulp of exp
+// (measured 0.62 ulp over 10^8 inputs; the degree-11 path 0.93-1.19). Degree 6 instead of 11 and
+// no multiply by inv: 10 multiply-add-pipe operations per vector instead of
+// 15; the reduction stays exact (two fma). Others: ExpCoeffs (degree 11 /
+// float32 degree 6).
+template <class V>
+struct WriteExp {
+  Reg<V> ve, vinv, h0, h1, l0, l1;
+  WriteExp(double e, double inv) : ve(V::set1(e)), vinv(V::set1(inv)) {
+    if constexpr (HasExpTable<V>::value) {
+      alignas(64) double h[16], l[16];
+      for (int j = 0; j < 16; ++j) {
+        h[j] = ExpTable16::table[j] * inv;
+        l[j] = std::fma(ExpTable16::table[j], inv, -h[j]) + ExpTable16::table_lo[j] * inv;
+      }
+      h0 = V::load(h);
+      h1 = V::load(h + 8);
+      l0 = V::load(l);
+      l1 = V::load(l + 8);
+    }
+  }
+  Reg<V> one(Reg<V> x) const {
+    Reg<V> t[1] = {x};
+    terms<1>(t);
+    return t[0];
+  }
+  template <int U, class In>
+  void block(const In* x, Reg<V> (&t)[U]) const {
+    SSM_UNROLL for (int u = 0; u < U; ++u) t[u] = V::load(x + u * V::width);
+    terms<U>(t);
+  }
+  // t[u] = exp(t[u]) * 2^-e * inv in place.
+  template <int U>
+  void terms(Reg<V> (&t)[U]) const {
+    Reg<V> r[U], n[U];
 #define SSM_STAGE(stmt) \
   SSM_UNROLL for (int u = 0; u < U; ++u) { stmt; }
-  SSM_STAGE(r[u] = V::max(V::load(x + u * W), V::set1(kClampLow)))
-  SSM_STAGE(n[u] = V::round(V::mul(r[u], V::set1(C::log2e))))
-  SSM_STAGE(r[u] = V::reduce_ln2(r[u], n[u]))
-  SSM_STAGE(t[u] = V::fmadd(V::set1(C::c[C::degree]), r[u], V::set1(C::c[C::degree - 1])))
-  for (int k = C::degree - 2; k >= 0; --k) SSM_STAGE(t[u] = V::fmadd(t[u], r[u], V::set1(C::c[k])))
-  SSM_STAGE(t[u] = V::scale2(V::mul(t[u], inv), V::sub(n[u], e)))
+    SSM_STAGE(r[u] = V::max(t[u], V::set1(kClampLow)))
+    if constexpr (HasExpTable<V>::value) {
+      using X = ExpTable16;
+      Reg<V> tab[U];
+      SSM_STAGE(tab[u] = V::fmadd(r[u], V::set1(ExpCoeffs<double>::log2e), V::set1(X::magic)))
+      SSM_STAGE(n[u] = V::sub(tab[u], V::set1(X::magic)))
+      SSM_STAGE(r[u] = V::reduce_ln2(r[u], n[u]))
+      Reg<V> low[U];
+      SSM_STAGE(low[u] = V::exp_table(tab[u], l0, l1))
+      SSM_STAGE(tab[u] = V::exp_table(tab[u], h0, h1))
+      // q = p(r) - 1 = r (c1 + r (c2 + ...)); c0 = 1 is the h below.
+      SSM_STAGE(t[u] = V::fmadd(V::set1(X::c[X::degree]), r[u], V::set1(X::c[X::degree - 1])))
+      for (int k = X::degree - 2; k >= 1; --k) SSM_STAGE(t[u] = V::fmadd(t[u], r[u], V::set1(X::c[k])))
+      SSM_STAGE(t[u] = V::mul(t[u], r[u]))
+      SSM_STAGE(t[u] = V::add(tab[u], V::fmadd(tab[u], t[u], low[u])))
+      SSM_STAGE(t[u] = V::scale2(t[u], V::sub(n[u], ve)))
+    } else {
+      using C = ExpCoeffs<typename V::scalar>;
+      SSM_STAGE(n[u] = V::round(V::mul(r[u], V::set1(C::log2e))))
+      SSM_STAGE(r[u] = V::reduce_ln2(r[u], n[u]))
+      SSM_STAGE(t[u] = V::fmadd(V::set1(C::c[C::degree]), r[u], V::set1(C::c[C::degree - 1])))
+      for (int k = C::degree - 2; k >= 0; --k) SSM_STAGE(t[u] = V::fmadd(t[u], r[u], V::set1(C::c[k])))
+      SSM_STAGE(t[u] = V::scale2(V::mul(t[u], vinv), V::sub(n[u], ve)))
+    }
 #undef SSM_STAGE
-}
+  }
+};
 
 // write_terms for the strided write pass: vector u has its own columns' e
 // and inv (loaded from the per-column arrays at u * W).
@@ -389,7 +481,7 @@ inline void finish_lanes(const LaneSum<V>& acc, ExpSum& out) {
 
 // The slow path of a block whose sum failed the overflow check: raise the
 // lane references to the block's largest exponents, then sum it again.
-template <class V, class In>
+template <class V, bool Short, class In>
 #if defined(__GNUC__)
 __attribute__((noinline))
 #endif
@@ -398,13 +490,13 @@ redo_block(const In* x, size_t count, LaneSum<V>& acc) {
   constexpr size_t W = V::width;
   Reg<V> nmax = V::set1(-kInf), n;
   for (size_t i = 0; i < count; i += W) {
-    fast_term<V>(load_n<V>(x + i, count - i < W ? count - i : W, -kInf), acc.e, n);
+    fast_term<V, Short>(load_n<V>(x + i, count - i < W ? count - i : W, -kInf), acc.e, n);
     nmax = V::max(n, nmax);  // NaN n ignored
   }
   acc.raise(V::round(V::max(nmax, acc.e)));  // references stay integers
   Reg<V> q = V::set1(0.0);
   for (size_t i = 0; i < count; i += W)
-    q = V::add(q, fast_term<V>(load_n<V>(x + i, count - i < W ? count - i : W, -kInf), acc.e, n));
+    q = V::add(q, fast_term<V, Short>(load_n<V>(x + i, count - i < W ? count - i : W, -kInf), acc.e, n));
   return q;
 }
 
@@ -415,6 +507,9 @@ template <class V, int U, int B, bool Lazy, class In>
 ExpSum expsum_pow2_impl(const In* x, size_t n, double e_ref) {
   constexpr size_t W = V::width;
   constexpr size_t kBlock = U * B * W;
+  // The contiguous fast sums take the one-fma reduction (table_reduce);
+  // the strided ones keep the exact one (their columns have no 2^24 bound).
+  constexpr bool kShort = HasExpTable<V>::value;
   LaneSum<V> acc;
   acc.s = acc.c = V::set1(0.0);
   Reg<V> nv;
@@ -435,25 +530,35 @@ ExpSum expsum_pow2_impl(const In* x, size_t n, double e_ref) {
 #endif
     for (int b = 0; b < B; ++b) {
       Reg<V> t[U];
-      fast_terms<V, U>(x + i + b * U * W, acc.e, t);
+      fast_terms<V, U, kShort>(x + i + b * U * W, acc.e, t);
 #if defined(__GNUC__)
 #pragma GCC unroll 16
 #endif
       for (int u = 0; u < U; ++u) p[u] = b == 0 ? t[u] : V::add(p[u], t[u]);
     }
     Reg<V> q = tree_sum<V, 0, U>(p);
-    if (Lazy && V::any(V::not_le(q, limit))) q = redo_block<V>(x + i, kBlock, acc);
+    if (Lazy && V::any(V::not_le(q, limit))) q = redo_block<V, kShort>(x + i, kBlock, acc);
     acc.fold(q);
   }
   for (; i < n; i += W) {
     const size_t count = n - i < W ? n - i : W;
-    Reg<V> q = fast_term<V>(load_n<V>(x + i, count, -kInf), acc.e, nv);
-    if (Lazy && V::any(V::not_le(q, limit))) q = redo_block<V>(x + i, count, acc);
+    Reg<V> q = fast_term<V, kShort>(load_n<V>(x + i, count, -kInf), acc.e, nv);
+    if (Lazy && V::any(V::not_le(q, limit))) q = redo_block<V, kShort>(x + i, count, acc);
     acc.fold(q);
+  }
+  if constexpr (kShort) {
+    constexpr size_t Wd = V::width;
+    double ls[Wd], lc[Wd], le[Wd];
+    V::to_array(acc.s, ls);
+    V::to_array(acc.c, lc);
+    V::to_array(acc.e, le);
+    for (size_t l = 0; l < Wd; ++l) lc[l] += ls[l] * short_shift(ls[l], le[l]);
+    acc.c = V::load(lc);
   }
   ExpSum out;
   finish_lanes<V>(acc, out);
-  out.err = fast_sum_err<typename V::scalar, U, B, HasExpTable<V>::value>();
+  out.err = fast_sum_err<typename V::scalar, U, B, HasExpTable<V>::value>() +
+            (kShort ? 1.25 * kShortReduceErr * FastLimits<typename V::scalar>::unit : 0.0);
   return out;
 }
 
@@ -703,22 +808,17 @@ ExpSum expsum_store_pow2(const In* x, In* y, size_t n, double e_ref) {
   LaneSum<V> acc;
   acc.s = acc.c = V::set1(0.0);
   acc.e = V::set1(0.0);
-  const Reg<V> ve = V::set1(e_ref);
-  auto value = [&](size_t i, size_t count) SSM_INLINE {
-    Reg<V> m, k;
-    exp_split<V>(V::max(V::set1(kClampLow), load_n<V>(x + i, count, -kInf)), m, k);
-    return V::scale2(m, V::sub(k, ve));
-  };
+  const WriteExp<V> wexp(e_ref, 1.0);
+  auto value = [&](size_t i, size_t count) SSM_INLINE { return wexp.one(load_n<V>(x + i, count, -kInf)); };
   size_t i = 0;
   constexpr size_t kBlock = U * B * W;
-  const Reg<V> one = V::set1(1.0);
   const size_t ahead = prefetch_distance(n * sizeof(In)) / sizeof(In);
   for (; i + kBlock <= n; i += kBlock) {
     if (ahead) prefetch_block<kBlock * sizeof(In)>(x + i + ahead);
     Reg<V> p[U];
     for (int b = 0; b < B; ++b) {
       Reg<V> v[U];
-      write_terms<V, U>(x + i + b * U * W, ve, one, v);
+      wexp.template block<U>(x + i + b * U * W, v);
       for (int u = 0; u < U; ++u) {
         V::store(y + i + (b * U + u) * W, v[u]);
         p[u] = b == 0 ? v[u] : V::add(p[u], v[u]);
@@ -799,18 +899,13 @@ void write_exp_impl(const In* x, In* y, size_t n, double ref, double e, double i
 
 template <class V, bool Stream, class In>
 void write_exp_fast(const In* x, In* y, size_t n, double e, double inv) {
-  const Reg<V> ve = V::set1(e), vinv = V::set1(inv);
+  const WriteExp<V> wexp(e, inv);
   const size_t ahead = prefetch_distance(n * sizeof(In)) / sizeof(In);
   store_loop_blocks<V, kUnroll, Stream>(
-      y, n,
-      [&](size_t i, size_t count) SSM_INLINE {
-        Reg<V> m, k;
-        exp_split<V>(V::max(load_n<V>(x + i, count, -kInf), V::set1(kClampLow)), m, k);
-        return V::scale2(V::mul(m, vinv), V::sub(k, ve));
-      },
+      y, n, [&](size_t i, size_t count) SSM_INLINE { return wexp.one(load_n<V>(x + i, count, -kInf)); },
       [&](size_t i, Reg<V>(&v)[kUnroll]) SSM_INLINE {
         if (ahead) prefetch_block<kUnroll * V::width * sizeof(In)>(x + i + ahead);
-        write_terms<V, kUnroll>(x + i, ve, vinv, v);
+        wexp.template block<kUnroll>(x + i, v);
       });
 }
 
@@ -920,53 +1015,87 @@ void expsum_strided_entry(const In* x, size_t n, size_t stride, size_t cols, dou
   expsum_strided<V, B>(x, n, stride, cols, m, e);
 }
 
-template <class V, class In>
-void max_strided(const In* x, size_t n, size_t stride, size_t cols, In* max_out) {
-  using S = typename V::scalar;
+// Per-column online max-relative sums in float64 lanes (V = VW): one read
+// of x gives max[j] and m[j] + m_lo[j] = sum exp(x[., j] - max[j]), the max's
+// own term exactly 1, so S - 1 keeps full relative accuracy (log_softmax of a
+// dominant entry, log-sum-exp near 0).
+//  * The sum is A = 1 + S = s + c (s rounded, c the sum of the exact
+//    rounding errors, Neumaier's variant of compensation). Starting at 1
+//    instead of 0 keeps |s| >= 1 >= every term, so each step's error
+//    (s - t) + term is exact without a branch (Fast2Sum). Kahan's form, which
+//    feeds c back into the next term, would lose c whenever the next term is
+//    the max's 1 (1 - c rounds to 1): 1e-9 relative on S - 1 in a test of
+//    40 terms; starting at 0, the 1 would arrive at |s| < 1 and lose the low
+//    bits of the smaller terms (1e-6).
+//  * When a block of B rows raises a column's max, A - 1 is rescaled by
+//    f = exp(old - new) (exactly 0 from -inf) and 1 + (s - 1) f is formed by
+//    TwoSum, its error joining c. s - 1 is exact (s >= 1), and the product's
+//    rounding is relative to the new S - 1, which contains it.
+//  * A NaN x poisons its column's sum; inf and all -inf columns show in max.
+template <class V, int B, class In>
+void expsum_strided_online(const In* x, size_t n, size_t stride, size_t cols, In* max_out, double* m_out,
+                           double* mlo_out) {
+  static_assert(std::is_same<typename V::scalar, double>::value, "float64 lanes");
   constexpr size_t W = V::width;
-  alignas(64) S mb[kPanel];
+  alignas(64) double mb[kPanel], sb[kPanel], cb[kPanel];
+  const bool prefetch = prefetch_distance(n * cols * sizeof(In)) != 0;
+  const Reg<V> one = V::set1(1.0);
   for (size_t p0 = 0; p0 < cols; p0 += kPanel) {
     const size_t pc = cols - p0 < kPanel ? cols - p0 : kPanel;
-    for (size_t j = 0; j < pc; j += W) V::store(mb + j, V::set1(-kInf));
-    for (size_t i = 0; i < n; ++i) {
-      const In* xr = x + i * stride + p0;
-      for (size_t j = 0; j < pc; j += W)
-        V::store(mb + j, V::max(load_n<V>(xr + j, pc - j < W ? pc - j : W, -kInf), V::load(mb + j)));
-    }
-    for (size_t j = 0; j < pc; ++j) max_out[p0 + j] = static_cast<In>(mb[j]);
-  }
-}
-
-template <class V, class In>
-void expsum_strided_rel(const In* x, size_t n, size_t stride, size_t cols, const In* ref, double* m_out,
-                        double* mlo_out) {
-  using S = typename V::scalar;
-  constexpr size_t W = V::width;
-  alignas(64) S sb[kPanel], cb[kPanel];
-  for (size_t p0 = 0; p0 < cols; p0 += kPanel) {
-    const size_t pc = cols - p0 < kPanel ? cols - p0 : kPanel;
+    const In* xp = x + p0;
     for (size_t j = 0; j < pc; j += W) {
-      V::store(sb + j, V::set1(0.0));
+      V::store(mb + j, V::set1(-kInf));
+      V::store(sb + j, one);
       V::store(cb + j, V::set1(0.0));
     }
-    for (size_t i = 0; i < n; ++i) {
-      const In* xr = x + i * stride + p0;
+    auto column_block = [&](size_t i, size_t rows) SSM_INLINE {
       for (size_t j = 0; j < pc; j += W) {
         const size_t cnt = pc - j < W ? pc - j : W;
-        Reg<V> m, k;
-        const Reg<V> xv = load_n<V>(xr + j, cnt, -kInf);
-        exp_split_diff<V>(xv, load_n<V>(ref + p0 + j, cnt, 0.0), m, k);
-        const Reg<V> s = V::load(sb + j), c = V::load(cb + j);
-        // exp_split_diff clamps NaN differences to 0 terms: keep a NaN x visible.
-        const Reg<V> y = V::sub(V::select(V::unord(xv), xv, V::scale2_acc(m, k)), c);
-        const Reg<V> t = V::add(s, y);
-        V::store(cb + j, V::sub(V::sub(t, s), y));
-        V::store(sb + j, t);
+        if (prefetch && rows == size_t(B) && cnt == W)
+          for (int b = 0; b < B; ++b) SSM_PREFETCH(reinterpret_cast<const char*>(xp + (i + B + b) * stride + j));
+        Reg<V> xv[B];
+        Reg<V> mx = V::load(mb + j), s = V::load(sb + j), c = V::load(cb + j);
+        Reg<V> nm = mx;
+        for (size_t b = 0; b < rows; ++b) {
+          xv[b] = load_n<V>(xp + (i + b) * stride + j, cnt, -kInf);
+          nm = V::max(xv[b], nm);  // a NaN x leaves the max alone
+        }
+        const typename V::mask moved = V::gt(nm, mx);
+        if (V::any(moved)) {
+          Reg<V> fm, fk;
+          exp_split_diff<V>(mx, nm, fm, fk);
+          const Reg<V> f = V::scale2_acc(fm, fk);
+          const Reg<V> v = V::mul(V::sub(s, one), f);
+          const Reg<V> t = V::add(one, v);
+          const Reg<V> bb = V::sub(t, one);
+          const Reg<V> err = V::add(V::sub(one, V::sub(t, bb)), V::sub(v, bb));
+          s = V::select(moved, t, s);
+          c = V::select(moved, V::add(V::mul(c, f), err), c);
+          mx = nm;
+          V::store(mb + j, mx);
+        }
+        Reg<V> term[B];
+        for (size_t b = 0; b < rows; ++b) {
+          Reg<V> m, k;
+          exp_split_diff<V>(xv[b], mx, m, k);
+          term[b] = V::select(V::unord(xv[b]), xv[b], V::scale2_acc(m, k));
+        }
+        for (size_t b = 0; b < rows; ++b) {
+          const Reg<V> t = V::add(s, term[b]);
+          c = V::add(c, V::add(V::sub(s, t), term[b]));
+          s = t;
+        }
+        V::store(sb + j, s);
+        V::store(cb + j, c);
       }
-    }
+    };
+    size_t i = 0;
+    for (; i + B <= n; i += B) column_block(i, B);
+    for (; i < n; ++i) column_block(i, 1);
     for (size_t j = 0; j < pc; ++j) {
-      m_out[p0 + j] = static_cast<double>(sb[j]);
-      mlo_out[p0 + j] = -static_cast<double>(cb[j]);
+      max_out[p0 + j] = static_cast<In>(mb[j]);
+      m_out[p0 + j] = sb[j] - 1.0;  // exact: s >= 1
+      mlo_out[p0 + j] = cb[j];
     }
   }
 }
@@ -1006,6 +1135,7 @@ template <class V, bool Stream, class In>
 void write_shift_strided_impl(const In* x, In* y, size_t n, size_t stride, size_t cols, const In* hi,
                               const In* lo) {
   constexpr size_t W = V::width;
+  const size_t ahead = prefetch_distance(n * cols * sizeof(In)) / sizeof(In);
   for (size_t i = 0; i < n; ++i) {
     const In* xr = x + i * stride;
     auto value = [&](size_t j, size_t count) SSM_INLINE {
@@ -1013,6 +1143,7 @@ void write_shift_strided_impl(const In* x, In* y, size_t n, size_t stride, size_
                     load_n<V>(lo + j, count, 0.0));
     };
     store_loop_blocks<V, kUnroll, Stream, false>(y + i * stride, cols, value, [&](size_t j, Reg<V>(&v)[kUnroll]) SSM_INLINE {
+      if (ahead) prefetch_block<kUnroll * W * sizeof(In)>(xr + j + ahead);
       for (int u = 0; u < kUnroll; ++u) v[u] = value(j + u * W, W);
     });
   }
@@ -1028,13 +1159,14 @@ void write_shift_strided(const In* x, In* y, size_t n, size_t stride, size_t col
     write_shift_strided_impl<V, false>(x, y, n, stride, cols, hi, lo);
 }
 
+// The exp of the written values (WriteExp with e = 0, inv = 1), so that its
+// measured error is the error of what softmax writes.
 template <class V, class In>
 void vexp(const In* x, In* y, size_t n) {
+  const WriteExp<V> wexp(0.0, 1.0);
   for_each_block<V, kUnroll>(n, [&](size_t i, size_t count, int) SSM_INLINE {
     const Reg<V> xv = load_n<V>(x + i, count, 0.0);
-    Reg<V> m, k;
-    exp_split<V>(V::min(V::max(xv, V::set1(kClampLow)), V::set1(1000.0)), m, k);
-    store_n<V>(y + i, V::select(V::unord(xv), xv, V::scale2(m, k)), count);
+    store_n<V>(y + i, V::select(V::unord(xv), xv, wexp.one(V::min(xv, V::set1(1000.0)))), count);
   });
 }
 
@@ -1104,8 +1236,7 @@ Kernels<T> make_kernels() {
   k.expsum_wide = &expsum_wide<VW, T>;
   k.expsum_online_wide = &expsum_online_wide<VW, T>;
   k.expsum_strided_fast = &expsum_strided_entry<VN, Tu::strided_block, T>;
-  k.max_strided = &max_strided<VN, T>;
-  k.expsum_strided_rel = &expsum_strided_rel<VW, T>;
+  k.expsum_strided_online = &expsum_strided_online<VW, Tu::strided_block, T>;
   k.err_strided_fast = fast_sum_err<S, Tu::strided_block, 1, HasExpTable<VN>::value>();  // full blocks are one tree of B terms
   k.write_exp_strided = &write_exp_strided<VN, T>;
   k.write_shift_strided = &write_shift_strided<VN, T>;

@@ -122,14 +122,12 @@ struct F64x8 {
   static double hsum(reg a) { return _mm512_reduce_add_pd(a); }
   static void to_array(reg a, double* out) { _mm512_storeu_pd(out, a); }
 
-  // 2^((k mod 8)/8) from t = magic + k/8 (ExpTable8): vpermpd reads the low 3 bits.
+  // table[k mod 16] from t = magic + k/16 (ExpTable16) and the 16 entries in
+  // two registers: vpermt2pd reads the low 4 bits.
   static constexpr bool has_exp_table = true;
-  static reg exp_table(reg t) {
-    using X = ExpTable8;
-    const reg tab = _mm512_setr_pd(X::table[0], X::table[1], X::table[2], X::table[3], X::table[4], X::table[5],
-                                   X::table[6], X::table[7]);
-    return _mm512_permutexvar_pd(_mm512_castpd_si512(t), tab);
-  }
+  static reg table_lo() { return load(ExpTable16::table); }
+  static reg table_hi() { return load(ExpTable16::table + 8); }
+  static reg exp_table(reg t, reg lo, reg hi) { return _mm512_permutex2var_pd(lo, _mm512_castpd_si512(t), hi); }
 };
 
 }  // namespace avx512

@@ -53,26 +53,38 @@ struct ExpCoeffsFast<float> {
   static constexpr double ln2_lo = ExpCoeffs<float>::ln2_lo;
 };
 
-// Lane types with an 8-entry table lookup (AVX-512 float64) sum exp(x) as
-// 2^(k/8) * p(r), k = round(8 x log2 e), |r| <= ln2/16: a degree-6 polynomial
-// (fitted with mpmath, 9.1e-16 relative, 8.2 * 2^-53) instead of degree 11,
-// 10 multiply-add-class operations per vector instead of 14. Sums only.
-struct ExpTable8 {
+// Lane types with a 16-entry table lookup (AVX-512 float64: one vpermt2pd)
+// evaluate exp(x) as 2^(k/16) * p(r), k = round(16 x log2 e), |r| <= ln2/32:
+// a degree-6 polynomial (tools/fit_exp.py, 7.6e-18 = 0.07 * 2^-53 relative
+// with the rounded coefficients) instead of degree 11 on |r| <= ln2/2. With
+// the table's and the product's roundings and Horner's, below 1.6 * 2^-53.
+// Used by the fast sums and by the written values (where the table is
+// multiplied by the row's 1/sum once per call).
+struct ExpTable16 {
   static constexpr int degree = 6;
   static constexpr double c[degree + 1] = {1.0,
-                                           0x1.0000000000285p+0,
-                                           0x1.ffffffffff484p-2,
-                                           0x1.55555540573c0p-3,
-                                           0x1.555555754196ep-5,
-                                           0x1.1116880d9a3f7p-7,
-                                           0x1.6c1456c421973p-10};
-  // 2^(j/8), j = 0..7, correctly rounded.
-  static constexpr double table[8] = {0x1.0p+0,           0x1.172b83c7d517bp+0, 0x1.306fe0a31b715p+0,
-                                      0x1.4bfdad5362a27p+0, 0x1.6a09e667f3bcdp+0, 0x1.8ace5422aa0dbp+0,
-                                      0x1.ae89f995ad3adp+0, 0x1.d5818dcfba487p+0};
-  // fma(x, log2e, magic) rounds x log2 e to a multiple of 1/8 and leaves
-  // k mod 8 in the low mantissa bits (magic's ulp is 1/8).
-  static constexpr double magic = 0x1.8p+49;
+                                           0x1.000000000000ap+0,
+                                           0x1.fffffffffffcdp-2,
+                                           0x1.55555554046b9p-3,
+                                           0x1.55555557919bap-5,
+                                           0x1.11126f6459fd7p-7,
+                                           0x1.6c15fd6222b7cp-10};
+  // 2^(j/16), j = 0..15, correctly rounded.
+  static constexpr double table[16] = {
+      0x1.0000000000000p+0, 0x1.0b5586cf9890fp+0, 0x1.172b83c7d517bp+0, 0x1.2387a6e756238p+0,
+      0x1.306fe0a31b715p+0, 0x1.3dea64c123422p+0, 0x1.4bfdad5362a27p+0, 0x1.5ab07dd485429p+0,
+      0x1.6a09e667f3bcdp+0, 0x1.7a11473eb0187p+0, 0x1.8ace5422aa0dbp+0, 0x1.9c49182a3f090p+0,
+      0x1.ae89f995ad3adp+0, 0x1.c199bdd85529cp+0, 0x1.d5818dcfba487p+0, 0x1.ea4afa2a490dap+0};
+  // 2^(j/16) - table[j] (mpmath, 40 digits): the written values use the
+  // table as a double-double (see WriteExp in softmax_generic.h).
+  static constexpr double table_lo[16] = {
+      0.0,                    0x1.8a62e4adc610bp-54,  -0x1.19041b9d78a76p-55, 0x1.9b07eb6c70573p-54,
+      0x1.6f46ad23182e4p-55,  0x1.ada0911f09ebcp-55,  0x1.d4397afec42e2p-56,  0x1.6324c054647adp-54,
+      -0x1.bdd3413b26456p-54, -0x1.41577ee04992fp-55, 0x1.6e9f156864b27p-54,  0x1.c7c46b071f2bep-56,
+      0x1.7a1cd345dcc81p-54,  0x1.11065895048ddp-55,  0x1.2ed02d75b3707p-55,  -0x1.e9c23179c2893p-54};
+  // fma(x, log2e, magic) rounds x log2 e to a multiple of 1/16 and leaves
+  // k mod 16 in the low mantissa bits (magic's ulp is 1/16).
+  static constexpr double magic = 0x1.8p+48;
 };
 
 template <>

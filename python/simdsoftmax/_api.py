@@ -294,15 +294,13 @@ def _fast_rows(x, axis):
     a C-contiguous, aligned float32/float64 ndarray reduced over its only
     axis or over axis -1. The common small call then costs one allocation
     and one kernel call (see the issue-5 note for the per-call times)."""
-    return (
-        type(x) is np.ndarray
-        and x.dtype in _FAST_DTYPES
-        and x.ndim >= 1
-        and (axis == -1 or (axis is None and x.ndim == 1) or (axis == 0 and x.ndim == 1))
-        and x.flags.c_contiguous
-        and x.flags.aligned
-        and x.size > 0
-    )
+    if type(x) is not np.ndarray or x.dtype not in _FAST_DTYPES:
+        return False
+    ndim = x.ndim
+    if not (axis == -1 and ndim >= 1 or ndim == 1 and (axis is None or axis == 0)):
+        return False
+    flags = x.flags  # one flags object, not one per attribute
+    return flags.c_contiguous and flags.aligned and x.size > 0
 
 
 def _rowwise_in_place(x, axis, out, work, kernels, formula, kernel_args):
@@ -470,8 +468,7 @@ def softmax(x, axis=None, *, out=None, algorithm="auto"):
             f"algorithm must be one of {', '.join(map(repr, ALGORITHMS))}; got {algorithm!r}"
         )
     if out is None and _fast_rows(x, axis):
-        y = np.empty_like(x)
-        special = _core.softmax(x, y, algorithm)
+        y, special = _core.softmax_new(x, algorithm)
         if special.size:
             x2, y2 = x.reshape(-1, x.shape[-1]), y.reshape(-1, x.shape[-1])
             y2[special] = _softmax_rows(x2[special])
@@ -543,10 +540,10 @@ def log_softmax(x, axis=None, *, out=None):
             x2, y2 = x.reshape(-1, x.shape[-1]), y.reshape(-1, x.shape[-1])
             y2[special] = _log_softmax_rows(x2[special])
         return y
-    # Not the strided kernel: it forms x - lse from the two-pass sum, which
-    # loses the relative accuracy of a dominant entry's log-probability
-    # (-log1p of the others' sum); the row kernel's max-relative pass keeps it.
-    return _rowwise(x, axis, out, _core.log_softmax, _log_softmax_rows)
+    # Over a non-last axis the strided kernel keeps a dominant entry's
+    # log-probability -log1p(S - 1) to full relative accuracy, as the row
+    # kernel does: one online max-relative pass per column, then x - max - lse.
+    return _rowwise(x, axis, out, _core.log_softmax, _log_softmax_rows, strided=_core.log_softmax_strided)
 
 
 def _logsumexp_dtype(a, a_arr, b, b_arr):
