@@ -115,8 +115,8 @@ Status topk_t(const py::array& x, size_t k, double inv_temp, const GumbelKey& ke
   // whole rows write their result directly; chunks keep candidates to merge
   std::vector<ssm::Candidate> part(split ? tasks.size() * k : 0);
   std::vector<ssm::TopkResult> part_res(split ? tasks.size() : 0);
-  std::vector<std::atomic<double>> floor(split ? rows : 0);
-  for (auto& f : floor) f.store(-kInfD);
+  std::vector<std::atomic<double>> kth_best(split ? rows : 0);  // per row, published by its chunks
+  for (auto& f : kth_best) f.store(-kInfD);
   py::gil_scoped_release release;
   auto run = [&](size_t t) {
     const TopkTask& tk = tasks[t];
@@ -124,7 +124,7 @@ Status topk_t(const py::array& x, size_t k, double inv_temp, const GumbelKey& ke
       const size_t len = tk.hi - tk.lo;
       // Prune with the best k-th score another chunk of the row has found
       // (any lower bound of the row's k-th best keeps pruning exact).
-      std::atomic<double>& shared = floor[tk.row0];
+      std::atomic<double>& shared = kth_best[tk.row0];
       const size_t kk = std::min(k, len);
       part_res[t] = kern.topk(xp + tk.row0 * n + tk.lo, len, col_base + tk.lo, row_base + tk.row0, key, inv_temp,
                               kk, part.data() + t * k, prune, prune ? shared.load() : -kInfD);

@@ -33,10 +33,10 @@ struct GumbelKernels {
   // elements with global indices start..start+n of row `row`. `out` (capacity
   // k) receives them sorted by score, then by lower index. prune=false
   // evaluates every element's noise (the check that pruning changes nothing).
-  // floor: only scores >= floor are wanted (-inf: all); a lower bound of the
-  // row's k-th best score found elsewhere (another chunk), used for pruning.
+  // min_score: only scores >= min_score are wanted (-inf: all); a lower bound
+  // of the row's k-th best score found elsewhere (another chunk), for pruning.
   TopkResult (*topk)(const T* x, size_t n, uint64_t start, uint64_t row, const GumbelKey& key, double inv_temp,
-                     size_t k, Candidate* out, bool prune, double floor);
+                     size_t k, Candidate* out, bool prune, double min_score);
   // The noise itself (test hook): g for global indices start..start+n of row.
   void (*noise)(T* g, size_t n, uint64_t start, uint64_t row, const GumbelKey& key);
   // gumbel_softmax's two passes over z = (x + g) * inv_tau, the noise

@@ -14,8 +14,8 @@
 // top element J is word 0 of the group's blocks against the thresholds
 // kFirstTop (P(J <= j | open), same precision), and each element m > J is
 // top iff the low 12 bits of 16-bit half m + 1 of those words are all ones.
-// The common case, a
-// closed group (99.6%), costs one gate word per 16 elements and no other bits.
+// The common case, a closed group (99.6%), costs one gate word per 16
+// elements and no other bits.
 //   not top: u = (1 - 2^-12)(f + 1/2) 2^-32, q = 1 - u formed from ~f;
 //   top:     q = 1 - u = (~f + 1/2) 2^-44.
 // u and q never reach 0 or 1 and both tails keep full precision: E = -log u
@@ -327,7 +327,7 @@ inline double noise_scale(double inv_temp) {
 
 template <class V, class R, class T>
 TopkResult topk(const T* x, size_t n, uint64_t start, uint64_t row, const GumbelKey& key, double inv_temp,
-                size_t k, Candidate* out, bool prune, double floor) {
+                size_t k, Candidate* out, bool prune, double min_score) {
   constexpr size_t W = V::width;
   TopkResult res;
   if (k == 0) return res;
@@ -339,9 +339,10 @@ TopkResult topk(const T* x, size_t n, uint64_t start, uint64_t row, const Gumbel
   const Reg<V> vinv = V::set1(gs == 0.0 ? 0.5 : inv_temp * gs), vgs = V::set1(gs);
   const Reg<V> vmaxfinite = V::set1(static_cast<double>(std::numeric_limits<T>::max()));
   typename V::mask bad = V::none();  // NaN or +inf seen
-  // Scores below floor are not wanted: start from the largest score of type
-  // T below it (tests are "bound <= thr", so floor itself still passes).
-  const double ext = floor > -kInf ? static_cast<double>(std::nextafter(static_cast<T>(floor), -static_cast<T>(kInf)))
+  // Scores below min_score are not wanted: start from the largest score of
+  // type T below it (tests are "bound <= thr", so min_score itself passes).
+  const double ext = min_score > -kInf
+                         ? static_cast<double>(std::nextafter(static_cast<T>(min_score), -static_cast<T>(kInf)))
                                    : -kInf;
   double thr = ext;
   Reg<V> vthr = V::set1(thr);
