@@ -78,42 +78,9 @@ struct DoubleDouble {
   double value() const { return hi + lo; }
 };
 
-// Sums m * 2^e combined exactly up to the double-double's rounding.
-ExpSum combine_sums(const std::vector<ExpSum>& parts) {
-  ExpSum out;
-  double emax = -kInf;
-  bool bad = false;
-  for (const ExpSum& p : parts) {
-    out.max = std::max(out.max, p.max);
-    out.special = out.special || p.special;
-    out.err = std::max(out.err, p.err);
-    if (!std::isfinite(p.m) || !std::isfinite(p.e))
-      bad = bad || p.m != 0.0;
-    else if (p.m != 0.0 && p.e > emax)
-      emax = p.e;
-  }
-  if (bad) {
-    out.m = std::numeric_limits<double>::quiet_NaN();
-    out.e = 0.0;
-    return out;
-  }
-  if (emax == -kInf) {
-    out.m = 0.0;
-    out.e = 0.0;
-    return out;
-  }
-  DoubleDouble sum;
-  for (const ExpSum& p : parts) {
-    if (p.m == 0.0 || !std::isfinite(p.e)) continue;
-    const double k = p.e - emax;
-    if (k < -2200.0) continue;
-    sum.add(std::ldexp(p.m, static_cast<int>(k)));
-  }
-  out.m = sum.value();
-  out.e = emax;
-  out.err += 0x1p-52;
-  return out;
-}
+// Sums m * 2^e combined exactly up to the double-double's rounding
+// (combine_partials, below).
+ExpSum combine_sums(const std::vector<ExpSum>& parts) { return combine_partials(parts.data(), parts.size()); }
 
 ExpSum combine_max(const std::vector<ExpSum>& parts) {
   ExpSum out;
@@ -493,6 +460,45 @@ void redo_columns(const Kernels<T>& k, const T* xo, T* yo, size_t n, size_t inne
 }
 
 }  // namespace
+
+ExpSum combine_partials(const ExpSum* first, size_t count) {
+  const ExpSum* const last = first + count;
+  ExpSum out;
+  double emax = -kInf;
+  bool bad = false;
+  for (const ExpSum* q = first; q != last; ++q) {
+    const ExpSum& p = *q;
+    out.max = std::max(out.max, p.max);
+    out.special = out.special || p.special;
+    out.err = std::max(out.err, p.err);
+    if (!std::isfinite(p.m) || !std::isfinite(p.e))
+      bad = bad || p.m != 0.0;
+    else if (p.m != 0.0 && p.e > emax)
+      emax = p.e;
+  }
+  if (bad) {
+    out.m = std::numeric_limits<double>::quiet_NaN();
+    out.e = 0.0;
+    return out;
+  }
+  if (emax == -kInf) {
+    out.m = 0.0;
+    out.e = 0.0;
+    return out;
+  }
+  DoubleDouble sum;
+  for (const ExpSum* q = first; q != last; ++q) {
+    const ExpSum& p = *q;
+    if (p.m == 0.0 || !std::isfinite(p.e)) continue;
+    const double k = p.e - emax;
+    if (k < -2200.0) continue;
+    sum.add(std::ldexp(p.m, static_cast<int>(k)));
+  }
+  out.m = sum.value();
+  out.e = emax;
+  out.err += 0x1p-52;
+  return out;
+}
 
 // --------------------------------------------------------------------------
 // Public entry points

@@ -52,6 +52,11 @@ bool use_stream(size_t out_bytes);
 // many rows are processed at the same time (one per thread).
 Algorithm resolve_auto(size_t n, size_t elem_size, size_t concurrent_rows = 1);
 
+// Per-chunk pass-1 partials m * 2^e of one row, combined in chunk order
+// (double-double): the same chunks give the same bits whoever computed them.
+// NaN if a partial is not finite; max and special are combined too.
+ExpSum combine_partials(const ExpSum* first, size_t count);
+
 // Batches of contiguous rows: x and y are (rows, n), C order. Each returns
 // the indices of special rows, ascending.
 template <class T>

@@ -81,16 +81,35 @@ RowFault fault_of(const ssm::TopkResult& res, size_t k) {
   return res.count < k ? kTooFew : kFine;
 }
 
-// Work items of a top-k call: runs of whole rows of about kTaskElements
-// elements, or one chunk of a long row (split like the softmax driver's rows;
-// the candidates of the chunks are merged by (score, index), so the draw does
-// not depend on the split at all).
-struct TopkTask {
+// Work items of a call: runs of whole rows of about kTaskElements elements,
+// or, when split, every row cut into chunks of chunk_elements (the same cut
+// whatever the thread count; row r's chunks are tasks r * per_row ...).
+struct RowTask {
   size_t row0, row1;  // rows [row0, row1) ...
   size_t lo, hi;      // ... columns [lo, hi) (a chunk: row1 = row0 + 1)
-  bool chunk;
 };
 constexpr size_t kTaskElements = size_t{1} << 16;
+
+std::vector<RowTask> row_tasks(size_t rows, size_t n, bool split, size_t chunk_elements) {
+  std::vector<RowTask> tasks;
+  if (split) {
+    for (size_t r = 0; r < rows; ++r)
+      for (size_t lo = 0; lo < n; lo += chunk_elements) tasks.push_back({r, r + 1, lo, std::min(n, lo + chunk_elements)});
+  } else {
+    const size_t per = std::max<size_t>(1, kTaskElements / std::max<size_t>(n, 1));
+    for (size_t r = 0; r < rows; r += per) tasks.push_back({r, std::min(rows, r + per), 0, n});
+  }
+  return tasks;
+}
+
+// body(t) for every task, on the pool when the call is big enough.
+template <class Body>
+void run_tasks(size_t count, size_t elements, const Body& body) {
+  if (count > 1 && elements >= ssm::settings().parallel_min)
+    ssm::parallel_for(count, body);
+  else
+    for (size_t t = 0; t < count; ++t) body(t);
+}
 
 template <class T>
 Status topk_t(const py::array& x, size_t k, double inv_temp, const GumbelKey& key, const py::array& idx,
@@ -102,15 +121,10 @@ Status topk_t(const py::array& x, size_t k, double inv_temp, const GumbelKey& ke
   auto* sp = static_cast<double*>(const_cast<void*>(score.data()));
   if (k == 0 || rows == 0) return {-1, ""};
   const ssm::Settings st = ssm::settings();
+  // Long rows are split (candidates merged by (score, index): the draw does
+  // not depend on the split at all).
   const bool split = n > st.chunked_row && k <= st.chunk_elements;
-  std::vector<TopkTask> tasks;
-  if (split) {
-    for (size_t r = 0; r < rows; ++r)
-      for (size_t lo = 0; lo < n; lo += st.chunk_elements) tasks.push_back({r, r + 1, lo, std::min(n, lo + st.chunk_elements), true});
-  } else {
-    const size_t per = std::max<size_t>(1, kTaskElements / std::max<size_t>(n, 1));
-    for (size_t r = 0; r < rows; r += per) tasks.push_back({r, std::min(rows, r + per), 0, n, false});
-  }
+  const std::vector<RowTask> tasks = row_tasks(rows, n, split, st.chunk_elements);
   std::vector<RowFault> fault(rows, kFine);
   // whole rows write their result directly; chunks keep candidates to merge
   std::vector<ssm::Candidate> part(split ? tasks.size() * k : 0);
@@ -119,8 +133,8 @@ Status topk_t(const py::array& x, size_t k, double inv_temp, const GumbelKey& ke
   for (auto& f : kth_best) f.store(-kInfD);
   py::gil_scoped_release release;
   auto run = [&](size_t t) {
-    const TopkTask& tk = tasks[t];
-    if (tk.chunk) {
+    const RowTask& tk = tasks[t];
+    if (split) {
       const size_t len = tk.hi - tk.lo;
       // Prune with the best k-th score another chunk of the row has found
       // (any lower bound of the row's k-th best keeps pruning exact).
@@ -148,10 +162,7 @@ Status topk_t(const py::array& x, size_t k, double inv_temp, const GumbelKey& ke
       }
     }
   };
-  if (tasks.size() > 1 && rows * n >= st.parallel_min)
-    ssm::parallel_for(tasks.size(), run);
-  else
-    for (size_t t = 0; t < tasks.size(); ++t) run(t);
+  run_tasks(tasks.size(), rows * n, run);
   if (split) {  // merge each row's chunks
     std::vector<ssm::Candidate> all;
     for (size_t t0 = 0; t0 < tasks.size();) {
@@ -195,28 +206,6 @@ Status gumbel_topk(const py::array& x, size_t k, double inv_temp, uint32_t k0, u
              : topk_t<double>(x, k, inv_temp, key, idx, score, prune, row_base, col_base);
 }
 
-// Sum of chunk partials m_c 2^e_c as m 2^e, in chunk order, compensated
-// (TwoSum): the same chunks give the same bits whoever computed them.
-ssm::ExpSum combine(const ssm::ExpSum* part, size_t count) {
-  if (count == 1) return part[0];
-  ssm::ExpSum out = part[0];
-  for (size_t c = 1; c < count; ++c) {
-    out.special = out.special || part[c].special;
-    out.max = std::max(out.max, part[c].max);
-    out.e = std::max(out.e, part[c].e);
-  }
-  double hi = 0.0, lo = 0.0;
-  for (size_t c = 0; c < count; ++c) {
-    if (!(part[c].m > 0.0) || part[c].e - out.e < -1100.0) continue;
-    const double v = std::ldexp(part[c].m, static_cast<int>(part[c].e - out.e));
-    const double t = hi + v, bb = t - hi;
-    lo += (hi - (t - bb)) + (v - bb);
-    hi = t;
-  }
-  out.m = hi + lo;
-  return out;
-}
-
 template <class T>
 Status softmax_t(const py::array& x, const py::array& out, double inv_tau, const GumbelKey& key, uint64_t row_base,
                  uint64_t col_base) {
@@ -225,38 +214,19 @@ Status softmax_t(const py::array& x, const py::array& out, double inv_tau, const
   const T* xp = static_cast<const T*>(x.data());
   T* yp = static_cast<T*>(const_cast<void*>(out.data()));
   const ssm::Settings st = ssm::settings();
-  // Work items: runs of whole short rows, or one chunk of a row longer than
-  // chunked_row (always split, whatever the thread count: its chunk partials
-  // are combined in chunk order, so the bits do not depend on the threads).
-  struct Task {
-    size_t row0, row1, lo, hi;
-  };
-  std::vector<Task> tasks;
-  std::vector<size_t> first_task(rows + 1);  // chunked rows: their tasks
+  // Rows longer than chunked_row are always split, whatever the thread count:
+  // their chunk partials are combined in chunk order, so the bits do not
+  // depend on the threads.
   const bool split = n > st.chunked_row;
-  if (split) {
-    for (size_t r = 0; r < rows; ++r) {
-      first_task[r] = tasks.size();
-      for (size_t lo = 0; lo < n; lo += st.chunk_elements) tasks.push_back({r, r + 1, lo, std::min(n, lo + st.chunk_elements)});
-    }
-    first_task[rows] = tasks.size();
-  } else {
-    const size_t per = std::max<size_t>(1, kTaskElements / std::max<size_t>(n, 1));
-    for (size_t r = 0; r < rows; r += per) tasks.push_back({r, std::min(rows, r + per), 0, n});
-  }
-  const bool threads = tasks.size() > 1 && rows * n >= st.parallel_min;
-  auto run_all = [&](auto&& body) {
-    if (threads)
-      ssm::parallel_for(tasks.size(), body);
-    else
-      for (size_t t = 0; t < tasks.size(); ++t) body(t);
-  };
+  const std::vector<RowTask> tasks = row_tasks(rows, n, split, st.chunk_elements);
+  const size_t per_row = split ? tasks.size() / rows : 0;  // chunks of a split row
+  auto run_all = [&](auto&& body) { run_tasks(tasks.size(), rows * n, body); };
   // pass 1 results: per chunk (split) or per row
   std::vector<ssm::ExpSum> part(split ? tasks.size() : rows);
   std::vector<double> ref(rows, 0.0);
   std::vector<char> exact(rows, 0);
   auto pass1 = [&](size_t t) {
-    const Task& tk = tasks[t];
+    const RowTask& tk = tasks[t];
     for (size_t r = tk.row0; r < tk.row1; ++r) {
       const T* xr = xp + r * n + tk.lo;
       ssm::ExpSum& slot = part[split ? t : r];
@@ -264,7 +234,7 @@ Status softmax_t(const py::array& x, const py::array& out, double inv_tau, const
     }
   };
   auto row_sum = [&](size_t r) {
-    return split ? combine(part.data() + first_task[r], first_task[r + 1] - first_task[r]) : part[r];
+    return split ? ssm::combine_partials(part.data() + r * per_row, per_row) : part[r];
   };
   py::gil_scoped_release release;
   // Every row's first pass before any write: a bad row leaves out untouched.
@@ -292,7 +262,7 @@ Status softmax_t(const py::array& x, const py::array& out, double inv_tau, const
   std::vector<ssm::ExpSum> sum(rows);
   for (size_t r = 0; r < rows; ++r) sum[r] = row_sum(r);
   run_all([&](size_t t) {
-    const Task& tk = tasks[t];
+    const RowTask& tk = tasks[t];
     for (size_t r = tk.row0; r < tk.row1; ++r)
       kern.write(xp + r * n + tk.lo, yp + r * n + tk.lo, tk.hi - tk.lo, col_base + tk.lo, row_base + r, key, inv_tau,
                  ref[r], exact[r] != 0, sum[r].e, 1.0 / sum[r].m);
