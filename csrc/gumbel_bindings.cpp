@@ -223,14 +223,18 @@ Status softmax_t(const py::array& x, const py::array& out, double inv_tau, const
   auto run_all = [&](auto&& body) { run_tasks(tasks.size(), rows * n, body); };
   // pass 1 results: per chunk (split) or per row
   std::vector<ssm::ExpSum> part(split ? tasks.size() : rows);
+  // tau = 1 has its own form (one log per element instead of two); rows
+  // whose largest logit (unit form) or x + g (scaled form) leaves the fast
+  // range are redone relative to it.
+  const int fast_form = inv_tau == 1.0 ? ssm::kUnitForm : ssm::kScaledForm;
   std::vector<double> ref(rows, 0.0);
-  std::vector<char> exact(rows, 0);
+  std::vector<int> form(rows, fast_form);
   auto pass1 = [&](size_t t) {
     const RowTask& tk = tasks[t];
     for (size_t r = tk.row0; r < tk.row1; ++r) {
       const T* xr = xp + r * n + tk.lo;
       ssm::ExpSum& slot = part[split ? t : r];
-      slot = kern.expsum(xr, tk.hi - tk.lo, col_base + tk.lo, row_base + r, key, inv_tau, ref[r], exact[r] != 0);
+      slot = kern.expsum(xr, tk.hi - tk.lo, col_base + tk.lo, row_base + r, key, inv_tau, ref[r], form[r]);
     }
   };
   auto row_sum = [&](size_t r) {
@@ -245,17 +249,18 @@ Status softmax_t(const py::array& x, const py::array& out, double inv_tau, const
     if (s.special) return fault_status(r, kNaN, 1);
     if (s.max == std::numeric_limits<double>::infinity()) return fault_status(r, kPosInf, 1);
     if (!(s.max > -std::numeric_limits<double>::infinity())) return fault_status(r, kTooFew, 1);
-    const double zmax = s.max * inv_tau;  // s.max: the largest x + g
+    const double zmax = s.max * inv_tau;  // s.max: the largest x + g, or x (unit form, inv_tau = 1)
     if (!(zmax <= ssm::kFastLimit && zmax >= -ssm::kFastLimit)) {
-      ref[r] = s.max;  // redone relative to it
-      exact[r] = 1;
+      ref[r] = s.max;  // redone relative to it: (x + g - ref) * inv_tau <= 31.2 in either case
+      form[r] = ssm::kExactForm;
       redo = true;
     }
   }
   if (redo) {
     run_all([&](size_t t) {
-      if (std::any_of(exact.begin() + static_cast<std::ptrdiff_t>(tasks[t].row0),
-                      exact.begin() + static_cast<std::ptrdiff_t>(tasks[t].row1), [](char c) { return c != 0; }))
+      if (std::any_of(form.begin() + static_cast<std::ptrdiff_t>(tasks[t].row0),
+                      form.begin() + static_cast<std::ptrdiff_t>(tasks[t].row1),
+                      [](int f) { return f == ssm::kExactForm; }))
         pass1(t);  // rows that were fine are recomputed identically
     });
   }
@@ -265,7 +270,7 @@ Status softmax_t(const py::array& x, const py::array& out, double inv_tau, const
     const RowTask& tk = tasks[t];
     for (size_t r = tk.row0; r < tk.row1; ++r)
       kern.write(xp + r * n + tk.lo, yp + r * n + tk.lo, tk.hi - tk.lo, col_base + tk.lo, row_base + r, key, inv_tau,
-                 ref[r], exact[r] != 0, sum[r].e, 1.0 / sum[r].m);
+                 ref[r], form[r], sum[r].e, 1.0 / sum[r].m);
   });
   return {-1, ""};
 }

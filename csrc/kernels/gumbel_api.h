@@ -15,6 +15,9 @@ struct GumbelKey {
   uint64_t row_offset = 0;
 };
 
+// gumbel_softmax's term forms (see GumbelKernels::expsum).
+constexpr int kScaledForm = 0, kExactForm = 1, kUnitForm = 2;
+
 struct Candidate {
   double score;
   uint64_t index;  // global position along the row
@@ -39,15 +42,17 @@ struct GumbelKernels {
                      size_t k, Candidate* out, bool prune, double min_score);
   // The noise itself (test hook): g for global indices start..start+n of row.
   void (*noise)(T* g, size_t n, uint64_t start, uint64_t row, const GumbelKey& key);
-  // gumbel_softmax's two passes over z = (x + g) * inv_tau, the noise
-  // regenerated in each: sum exp(z) (exact = false), or exp((x + g - ref) *
-  // inv_tau) (exact = true, ref the row's largest x + g), as m*2^e; max is the
-  // largest x + g (not scaled) ...
+  // gumbel_softmax's two passes, the noise regenerated in each, in one of
+  // three forms: sum exp((x + g) * inv_tau) (kScaledForm), exp((x + g - ref)
+  // * inv_tau) (kExactForm, ref the row's largest x + g), or, for inv_tau =
+  // 1 only, exp(x) / E with g = -log E (kUnitForm: one log per element, not
+  // two), as m*2^e; max is the largest x + g (not scaled), or the largest x
+  // in the unit form ...
   ExpSum (*expsum)(const T* x, size_t n, uint64_t start, uint64_t row, const GumbelKey& key, double inv_tau,
-                   double ref, bool exact);
+                   double ref, int form);
   // ... and y = that exponential * 2^-e * inv.
   void (*write)(const T* x, T* y, size_t n, uint64_t start, uint64_t row, const GumbelKey& key, double inv_tau,
-                double ref, bool exact, double e, double inv);
+                double ref, int form, double e, double inv);
   // The raw Philox4x32-10 words of 16 consecutive blocks (test hook):
   // out[16*w + l] = word w of block (base + l), counter high words (c2, c3).
   void (*philox16)(uint64_t base, uint32_t c2, uint32_t c3, uint32_t k0, uint32_t k1, uint32_t* out);

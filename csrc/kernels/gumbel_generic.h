@@ -413,21 +413,32 @@ void noise(T* g, size_t n, uint64_t start, uint64_t row, const GumbelKey& key) {
   });
 }
 
-// gumbel_softmax's exponent for one vector, from p = x + g: z = p * inv_tau
-// (the fast range), or exactly z - max z = (p - ref) * inv_tau with ref the
-// row's largest p (subtracted first, so a large 1/tau cannot overflow).
-template <class V>
-inline void softmax_term(Reg<V> p, Reg<V> vref, Reg<V> vinv, bool exact, Reg<V>& m, Reg<V>& k) {
-  const Reg<V> z = exact ? V::mul(V::sub(p, vref), vinv) : V::mul(p, vinv);
-  exp_split<V>(V::max(z, V::set1(kClampLow)), m, k);
+// gumbel_softmax's terms come in three forms (SoftmaxForm in gumbel_api.h):
+//   kScaled: exp(z), z = (x + g) * inv_tau;
+//   kExact:  exp((x + g - ref) * inv_tau), ref the row's largest x + g
+//            (subtracted first, so a large 1/tau cannot overflow);
+//   kUnit:   tau = 1 only: exp(x + g) = exp(x) / E with E = -log u, so the
+//            second log of the noise (g = -log E) is never taken.
+// Each returns the term as m * 2^k (m not normalized in the unit form).
+template <class V, class R, int Form>
+inline void softmax_term(Reg<V> xv, Reg<V> noise, Reg<V> vref, Reg<V> vinv, Reg<V>& m, Reg<V>& k) {
+  if constexpr (Form == kUnitForm) {
+    exp_split<V>(V::max(xv, V::set1(kClampLow)), m, k);
+    m = R::div(m, noise);
+  } else {
+    const Reg<V> p = V::add(xv, noise);
+    const Reg<V> z = Form == kExactForm ? V::mul(V::sub(p, vref), vinv) : V::mul(p, vinv);
+    exp_split<V>(V::max(z, V::set1(kClampLow)), m, k);
+  }
 }
 
 // The noise of a whole tile (64 elements) into g, the same operations per
 // element as gumbel_noise but issued stage by stage over the tile's vectors:
 // each element's noise is a long dependency chain (two logs), and one
 // vector at a time leaves the out-of-order window too few independent
-// chains (gumbel_softmax ran ~3x slower that way).
-template <class V, class R, class T>
+// chains (gumbel_softmax ran ~3x slower that way). Unit = true stops at
+// E = -log u (g = -log E).
+template <class V, class R, class T, bool Unit = false>
 inline void noise_tile(const uint32_t* w, const T* top, T* g) {
   constexpr size_t W = V::width, U = kTile / W;
   Reg<V> c[U], corr[U], l[U];
@@ -437,10 +448,15 @@ inline void noise_tile(const uint32_t* w, const T* top, T* g) {
     log_argument<V, R>(w + u * W, top + u * W, complement_uniform<V, R>(w + u * W, top + u * W), c[u], corr[u]);
   SSM_UNROLL
   for (size_t u = 0; u < U; ++u) l[u] = log_positive<V, R>(c[u]);
-  SSM_UNROLL
-  for (size_t u = 0; u < U; ++u) l[u] = log_positive<V, R>(V::sub(zero, V::add(l[u], corr[u])));
-  SSM_UNROLL
-  for (size_t u = 0; u < U; ++u) V::store(g + u * W, V::sub(zero, l[u]));
+  if constexpr (Unit) {
+    SSM_UNROLL
+    for (size_t u = 0; u < U; ++u) V::store(g + u * W, V::sub(zero, V::add(l[u], corr[u])));
+  } else {
+    SSM_UNROLL
+    for (size_t u = 0; u < U; ++u) l[u] = log_positive<V, R>(V::sub(zero, V::add(l[u], corr[u])));
+    SSM_UNROLL
+    for (size_t u = 0; u < U; ++u) V::store(g + u * W, V::sub(zero, l[u]));
+  }
 }
 
 // 1/tau in the data's precision, at most its largest finite value (1/tau
@@ -452,28 +468,37 @@ inline double tau_inverse(double inv_tau) {
   return inv_tau < big ? inv_tau : big;
 }
 
-template <class V, class R, class T>
-ExpSum softmax_expsum(const T* x, size_t n, uint64_t start, uint64_t row, const GumbelKey& key, double inv_tau,
-                      double ref, bool exact) {
+// Visit every vector of a chunk with its noise for the given form (g, or E
+// in the unit form), computed a tile at a time.
+template <class V, class R, class T, int Form, class Body>
+inline void for_each_noisy_vector(const T* x, size_t n, uint64_t start, uint64_t row, const GumbelKey& key,
+                                  Body&& body) {
+  alignas(64) T gbuf[kTile];
+  uint64_t gtile = ~uint64_t{0};
+  for_each_tile_vector<V, R>(x, n, start, row, key, [&](RowNoise<R, T>& src, uint64_t tile, size_t j, Reg<V> xv, uint64_t g0, T* buf) SSM_INLINE {
+    if (tile != gtile) {
+      src.load_tile(tile);
+      noise_tile<V, R, T, Form == kUnitForm>(src.words, src.top, gbuf);
+      gtile = tile;
+    }
+    body(j, xv, V::load(gbuf + j), g0, buf);
+  });
+}
+
+template <class V, class R, class T, int Form>
+ExpSum softmax_expsum_form(const T* x, size_t n, uint64_t start, uint64_t row, const GumbelKey& key, double inv_tau,
+                           double ref) {
   constexpr size_t W = V::width, U = kTile / W;
   ExpAcc<V, true> slot[U];
   for (auto& s : slot) s.init();
   Reg<V> vmax = V::set1(-kInf);
   typename V::mask special = V::none();
   const Reg<V> vinv = V::set1(tau_inverse<T>(inv_tau)), vref = V::set1(ref);
-  alignas(64) T gbuf[kTile];
-  uint64_t gtile = ~uint64_t{0};
-  for_each_tile_vector<V, R>(x, n, start, row, key, [&](RowNoise<R, T>& src, uint64_t tile, size_t j, Reg<V> xv, uint64_t, T*) SSM_INLINE {
+  for_each_noisy_vector<V, R, T, Form>(x, n, start, row, key, [&](size_t j, Reg<V> xv, Reg<V> noise, uint64_t, T*) SSM_INLINE {
     special = V::mask_or(special, V::unord(xv));
-    if (tile != gtile) {
-      src.load_tile(tile);
-      noise_tile<V, R>(src.words, src.top, gbuf);
-      gtile = tile;
-    }
-    const Reg<V> p = V::add(xv, V::load(gbuf + j));
-    vmax = V::max(p, vmax);
+    vmax = V::max(Form == kUnitForm ? xv : V::add(xv, noise), vmax);
     Reg<V> m, k;
-    softmax_term<V>(p, vref, vinv, exact, m, k);
+    softmax_term<V, R, Form>(xv, noise, vref, vinv, m, k);
     slot[j / W].add(m, k);
   });
   // Slots in order 0..63 whatever the lane count: the same sum everywhere.
@@ -500,21 +525,14 @@ ExpSum softmax_expsum(const T* x, size_t n, uint64_t start, uint64_t row, const 
   return out;
 }
 
-template <class V, class R, class T>
-void softmax_write(const T* x, T* y, size_t n, uint64_t start, uint64_t row, const GumbelKey& key,
-                   double inv_tau, double ref, bool exact, double e, double inv) {
+template <class V, class R, class T, int Form>
+void softmax_write_form(const T* x, T* y, size_t n, uint64_t start, uint64_t row, const GumbelKey& key,
+                        double inv_tau, double ref, double e, double inv) {
   constexpr size_t W = V::width;
   const Reg<V> vinv = V::set1(tau_inverse<T>(inv_tau)), vref = V::set1(ref), ve = V::set1(e), vscale = V::set1(inv);
-  alignas(64) T gbuf[kTile];
-  uint64_t gtile = ~uint64_t{0};
-  for_each_tile_vector<V, R>(x, n, start, row, key, [&](RowNoise<R, T>& src, uint64_t tile, size_t j, Reg<V> xv, uint64_t g0, T* buf) SSM_INLINE {
-    if (tile != gtile) {
-      src.load_tile(tile);
-      noise_tile<V, R>(src.words, src.top, gbuf);
-      gtile = tile;
-    }
+  for_each_noisy_vector<V, R, T, Form>(x, n, start, row, key, [&](size_t, Reg<V> xv, Reg<V> noise, uint64_t g0, T* buf) SSM_INLINE {
     Reg<V> m, k;
-    softmax_term<V>(V::add(xv, V::load(gbuf + j)), vref, vinv, exact, m, k);
+    softmax_term<V, R, Form>(xv, noise, vref, vinv, m, k);
     const Reg<V> out = V::scale2(V::mul(m, vscale), V::sub(k, ve));
     if (!buf) {
       V::store(y + (g0 - start), out);
@@ -524,6 +542,26 @@ void softmax_write(const T* x, T* y, size_t n, uint64_t start, uint64_t row, con
     for (size_t l = 0; l < W; ++l)
       if (g0 + l >= start && g0 + l < start + n) y[g0 + l - start] = buf[l];
   });
+}
+
+template <class V, class R, class T>
+ExpSum softmax_expsum(const T* x, size_t n, uint64_t start, uint64_t row, const GumbelKey& key, double inv_tau,
+                      double ref, int form) {
+  switch (form) {
+    case kUnitForm: return softmax_expsum_form<V, R, T, kUnitForm>(x, n, start, row, key, inv_tau, ref);
+    case kExactForm: return softmax_expsum_form<V, R, T, kExactForm>(x, n, start, row, key, inv_tau, ref);
+    default: return softmax_expsum_form<V, R, T, kScaledForm>(x, n, start, row, key, inv_tau, ref);
+  }
+}
+
+template <class V, class R, class T>
+void softmax_write(const T* x, T* y, size_t n, uint64_t start, uint64_t row, const GumbelKey& key, double inv_tau,
+                   double ref, int form, double e, double inv) {
+  switch (form) {
+    case kUnitForm: return softmax_write_form<V, R, T, kUnitForm>(x, y, n, start, row, key, inv_tau, ref, e, inv);
+    case kExactForm: return softmax_write_form<V, R, T, kExactForm>(x, y, n, start, row, key, inv_tau, ref, e, inv);
+    default: return softmax_write_form<V, R, T, kScaledForm>(x, y, n, start, row, key, inv_tau, ref, e, inv);
+  }
 }
 
 template <class V, class R, class T>
