@@ -473,3 +473,39 @@ def test_identical_across_thread_counts_and_splits(kernel_isa, dtype, shape, gum
         gumbel_topk(bad, 2, rng=5)
     with pytest.raises(ValueError, match=where):
         gumbel_softmax(bad, rng=5)
+
+
+@pytest.mark.parametrize("axis", [-1, 0])
+def test_gumbel_softmax_writes_out_directly(axis):
+    """out= (and out=logits, in place) is written by the kernel itself: same
+    values as a fresh result, no temporary of the result's size, and nothing
+    written when a row is bad."""
+    import tracemalloc
+
+    rng = np.random.default_rng(12)
+    x = rng.standard_normal((64, 4096)).astype(np.float32)
+    if axis == 0:
+        x = np.asfortranarray(x.T)  # rows along axis 0, contiguous
+    ref = gumbel_softmax(x, axis=axis, rng=5)
+    out = np.empty_like(x)
+    tracemalloc.start()
+    try:
+        got = gumbel_softmax(x, axis=axis, rng=5, out=out)
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert got is out and np.array_equal(out, ref)
+    assert peak < x.nbytes // 4  # no result-sized temporary
+    inplace = x.copy(order="A")
+    assert gumbel_softmax(inplace, axis=axis, rng=5, out=inplace) is inplace
+    assert np.array_equal(inplace, ref)
+    bad = x.copy(order="A")
+    bad[(3, 7) if axis == -1 else (7, 3)] = np.nan
+    out = np.full_like(x, -7)
+    with pytest.raises(ValueError, match="NaN"):
+        gumbel_softmax(bad, axis=axis, rng=5, out=out)
+    assert np.all(out == -7)
+    before = bad.copy(order="A")
+    with pytest.raises(ValueError, match="NaN"):
+        gumbel_softmax(bad, axis=axis, rng=5, out=bad)
+    assert np.array_equal(bad, before, equal_nan=True)

@@ -16,7 +16,7 @@ import operator
 import numpy as np
 
 from . import _core
-from ._api import _asarray, _check_out, _layout_of
+from ._api import _asarray, _check_out, _layout_of, _same_buffer
 
 __all__ = ["gumbel_argmax", "gumbel_topk", "gumbel_softmax"]
 
@@ -87,6 +87,22 @@ def _rows(logits, axis):
         x2 = x2.view(work)
     batch = moved.shape[:-1]
     return x, x2, batch, axis, result
+
+
+def _rows_of_out(out, x2, axis):
+    """`out` as the kernel's (rows, n) output array when it can be written
+    directly (no temporary, no copy), else None: same dtype as the kernel
+    rows, C-contiguous along `axis`, aligned, and not overlapping x2 unless it
+    is x2 itself (in place: each element is read before it is written)."""
+    if out is None or out.dtype is not x2.dtype and out.dtype != x2.dtype:
+        return None
+    o = np.moveaxis(out, axis, -1)
+    if not (o.flags.c_contiguous and o.flags.aligned and o.flags.writeable):
+        return None
+    o2 = o.reshape(x2.shape)
+    if np.may_share_memory(o2, x2) and not (_same_buffer(o2, x2) and o2.strides == x2.strides):
+        return None
+    return o2
 
 
 def _raise_bad_row(batch, row: int, reason: str):
@@ -300,10 +316,17 @@ def gumbel_softmax(logits, axis=-1, *, tau=1.0, hard=False, rng=None, out=None):
         y2[np.arange(rows), idx] = 1
     else:
         k0, k1, offset = _key(rng)
-        y2 = np.empty_like(x2)
+        y2 = _rows_of_out(out, x2, axis)
+        direct = y2 is not None
+        if not direct:
+            y2 = np.empty_like(x2)
+        # The kernel reads every row before it writes any, so a bad row leaves
+        # `out` untouched even when it is written directly.
         bad, reason = _core.gumbel_softmax(x2, y2, 1.0 / t, k0, k1, offset)
         if bad >= 0:
             _raise_bad_row(batch, bad, reason)
+        if direct:
+            return out
     y = np.moveaxis(y2.reshape(batch + (n,)), -1, axis)
     if out is not None:
         out[...] = y
