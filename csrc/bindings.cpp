@@ -167,8 +167,8 @@ py::array_t<py::ssize_t> softmax(const py::array& x, const py::array& out, const
 //    dtype, or overlapping x other than exactly (out=x computes in place);
 //  * y (a new array, or out) when every row was ordinary;
 //  * (y, special, n): the special rows (indices into y viewed as (-1, n)) are
-//    left unwritten for the Python layer's SciPy formulas (x's rows are
-//    intact there even when out is x).
+//    for the Python layer's SciPy formulas to overwrite (x's rows are intact
+//    there even when out is x; otherwise y's may be partly written).
 // axis None normalizes over the whole array: one row of x.size elements.
 template <class T>
 bool exact_dtype(PyObject* descr) {
@@ -218,13 +218,16 @@ py::object softmax_call(py::handle x, py::handle axis, py::handle out, const std
   const size_t rows = size / n;
   char* const xp = xa->data;
   char* const yp = py::detail::array_proxy(y.ptr())->data;
+  // The caller below overwrites special rows: unless in place, their y may be
+  // left partly written (three-pass-reload then needs no max pass).
+  const bool scratch = xp != yp;
   std::vector<size_t> special;
   {
     py::gil_scoped_release release;
     special = f32 ? ssm::softmax_batch<float>(active<float>(), reinterpret_cast<const float*>(xp),
-                                              reinterpret_cast<float*>(yp), rows, n, a)
+                                              reinterpret_cast<float*>(yp), rows, n, a, scratch)
                   : ssm::softmax_batch<double>(active<double>(), reinterpret_cast<const double*>(xp),
-                                               reinterpret_cast<double*>(yp), rows, n, a);
+                                               reinterpret_cast<double*>(yp), rows, n, a, scratch);
   }
   if (special.empty()) return y;
   return py::make_tuple(std::move(y), to_array(special), n);
