@@ -13,13 +13,22 @@ namespace ssm {
 // -1: the default below.
 std::atomic<int> g_prefetch_bytes{-1};
 
+namespace {
+// Set (by CallFootprint, below) while this thread runs a batch call whose
+// whole input fits in the core's L2: its passes then read lines the
+// previous pass left in the cache, and a software prefetch only costs a
+// load-port slot per line (64 KiB float32 softmax: 5-7% faster without,
+// issue-5 session 3 note).
+thread_local bool t_call_in_cache = false;
+}  // namespace
+
 size_t prefetch_distance(size_t bytes) {
   // 16 KiB ahead: about DRAM latency x one core's bandwidth, with room to
-  // spare (measured: see the issue-5 note). Not tied to the cache size: the
-  // kernels see one chunk of a long row at a time, and a prefetch of a line
-  // already in the cache costs one load-port slot per 64 bytes.
+  // spare (measured: see the issue-5 note). Not tied to the pass's size: the
+  // kernels see one chunk of a long row at a time; the call's footprint
+  // decides instead (t_call_in_cache).
   constexpr int kDefault = 16 << 10;
-  if (bytes < (16u << 10)) return 0;
+  if (bytes < (16u << 10) || t_call_in_cache) return 0;
   const int d = g_prefetch_bytes.load(std::memory_order_relaxed);
   return static_cast<size_t>(d < 0 ? kDefault : d);
 }
@@ -403,10 +412,26 @@ bool logsumexp_row(const Ctx<T>& c, const T* x, const T* b, size_t n, double& ls
 // --------------------------------------------------------------------------
 // Batches
 
+// Marks the running thread's kernel calls as part of a call whose input of
+// `bytes` stays cached (see t_call_in_cache), for the object's lifetime.
+class CallFootprint {
+ public:
+  explicit CallFootprint(size_t bytes) : saved_(t_call_in_cache) {
+    t_call_in_cache = bytes <= cache_sizes().l2;
+  }
+  ~CallFootprint() { t_call_in_cache = saved_; }
+  CallFootprint(const CallFootprint&) = delete;
+  CallFootprint& operator=(const CallFootprint&) = delete;
+
+ private:
+  bool saved_;
+};
+
 // fn(ctx, r) -> ok for every row; rows are spread over the threads (short
 // rows) or each row's chunks are (long rows).
 template <class T, class Fn>
 std::vector<size_t> run_batch(const Kernels<T>& k, size_t rows, size_t n, size_t out_bytes, Fn&& fn) {
+  const CallFootprint footprint(rows * n * sizeof(T));  // the batch tasks below set their own
   Ctx<T> c = make_ctx(k, out_bytes);
   const bool threads = get_num_threads() > 1 && rows * n >= g_parallel_min.load();
   std::vector<size_t> special;
@@ -422,6 +447,7 @@ std::vector<size_t> run_batch(const Kernels<T>& k, size_t rows, size_t n, size_t
   if (threads) c.concurrent_rows = std::min<size_t>(tasks, static_cast<size_t>(get_num_threads()));
   std::vector<char> ok(rows, 1);
   auto task = [&](size_t t) {
+    const CallFootprint on_this_thread(rows * n * sizeof(T));
     const size_t end = std::min(rows, (t + 1) * per_task);
     for (size_t r = t * per_task; r < end; ++r) ok[r] = fn(c, r);
   };
