@@ -6,6 +6,7 @@
 #include <pybind11/pybind11.h>
 #include <pybind11/stl.h>
 
+#include <algorithm>
 #include <stdexcept>
 #include <vector>
 
@@ -154,14 +155,82 @@ py::array_t<py::ssize_t> softmax(const py::array& x, const py::array& out, const
   return to_array(dt == DType::F32 ? softmax_t<float>(x, out, r, a) : softmax_t<double>(x, out, r, a));
 }
 
-// softmax into a new C-contiguous array of x's shape and dtype, returned with
-// the special rows: the Python fast path's allocation without np.empty_like's
-// argument handling (part of the per-call cost that decides small calls).
-py::tuple softmax_new(const py::array& x, const std::string& algorithm) {
-  dtype_of(x, "x");
-  py::array out(x.dtype(), std::vector<py::ssize_t>(x.shape(), x.shape() + x.ndim()));
-  py::array_t<py::ssize_t> special = softmax(x, out, algorithm);
-  return py::make_tuple(std::move(out), std::move(special));
+// The Python fast path of ssm.softmax, checked here in one call: the argument
+// handling of the general path (np.asarray, dtype tables, _check_out, the
+// overlap test through __array_interface__) costs 0.4-1.9 us per call,
+// several times a 64 KiB kernel's margin over torch. Takes x and out as they
+// came from the user and returns
+//  * None when this is not the simple case (the general path then handles it,
+//    raising its errors): x not an exact float32/float64 ndarray, C-contiguous,
+//    aligned, non-empty, ndim >= 1; axis not None and not the last axis; out
+//    (if given) not a writeable, aligned, C-contiguous ndarray of x's shape and
+//    dtype, or overlapping x other than exactly (out=x computes in place);
+//  * y (a new array, or out) when every row was ordinary;
+//  * (y, special, n): the special rows (indices into y viewed as (-1, n)) are
+//    for the Python layer's SciPy formulas to overwrite (x's rows are intact
+//    there even when out is x; otherwise y's may be partly written).
+// axis None normalizes over the whole array: one row of x.size elements.
+template <class T>
+bool exact_dtype(PyObject* descr) {
+  static PyObject* const want = py::dtype::of<T>().release().ptr();  // kept for the process
+  return descr == want || py::detail::npy_api::get().PyArray_EquivTypes_(descr, want);
+}
+
+py::object softmax_call(py::handle x, py::handle axis, py::handle out, const std::string& algorithm) {
+  const ssm::Algorithm a = ssm::parse_algorithm(algorithm);
+  const auto& api = py::detail::npy_api::get();
+  constexpr int kFlags = py::detail::npy_api::NPY_ARRAY_C_CONTIGUOUS_ | py::detail::npy_api::NPY_ARRAY_ALIGNED_;
+  if (Py_TYPE(x.ptr()) != api.PyArray_Type_) return py::none();
+  const auto* xa = py::detail::array_proxy(x.ptr());
+  const bool f32 = exact_dtype<float>(xa->descr);
+  if ((!f32 && !exact_dtype<double>(xa->descr)) || xa->nd < 1 || (xa->flags & kFlags) != kFlags) return py::none();
+  size_t size = 1;
+  for (int d = 0; d < xa->nd; ++d) size *= static_cast<size_t>(xa->dimensions[d]);
+  if (size == 0) return py::none();
+  size_t n = size;
+  if (!axis.is_none()) {
+    if (!PyLong_CheckExact(axis.ptr())) return py::none();
+    const long ax = PyLong_AsLong(axis.ptr());
+    if (ax != -1 && ax != xa->nd - 1) return py::none();  // also catches the overflow error's -1 below
+    if (PyErr_Occurred()) {
+      PyErr_Clear();
+      return py::none();
+    }
+    n = static_cast<size_t>(xa->dimensions[xa->nd - 1]);
+  }
+  const size_t bytes = size * (f32 ? sizeof(float) : sizeof(double));
+  py::object y;
+  if (out.is_none()) {
+    y = py::array(py::reinterpret_borrow<py::dtype>(xa->descr),
+                  std::vector<py::ssize_t>(xa->dimensions, xa->dimensions + xa->nd));
+  } else {
+    if (!api.PyArray_Check_(out.ptr())) return py::none();
+    const auto* oa = py::detail::array_proxy(out.ptr());
+    if (oa->nd != xa->nd || !std::equal(xa->dimensions, xa->dimensions + xa->nd, oa->dimensions)) return py::none();
+    if (!(f32 ? exact_dtype<float>(oa->descr) : exact_dtype<double>(oa->descr))) return py::none();
+    if ((oa->flags & (kFlags | py::detail::npy_api::NPY_ARRAY_WRITEABLE_)) !=
+        (kFlags | py::detail::npy_api::NPY_ARRAY_WRITEABLE_))
+      return py::none();
+    // Same buffer: in place. Partial overlap would read values already written.
+    if (oa->data != xa->data && oa->data < xa->data + bytes && xa->data < oa->data + bytes) return py::none();
+    y = py::reinterpret_borrow<py::object>(out);
+  }
+  const size_t rows = size / n;
+  char* const xp = xa->data;
+  char* const yp = py::detail::array_proxy(y.ptr())->data;
+  // The caller below overwrites special rows: unless in place, their y may be
+  // left partly written (three-pass-reload then needs no max pass).
+  const bool scratch = xp != yp;
+  std::vector<size_t> special;
+  {
+    py::gil_scoped_release release;
+    special = f32 ? ssm::softmax_batch<float>(active<float>(), reinterpret_cast<const float*>(xp),
+                                              reinterpret_cast<float*>(yp), rows, n, a, scratch)
+                  : ssm::softmax_batch<double>(active<double>(), reinterpret_cast<const double*>(xp),
+                                               reinterpret_cast<double*>(yp), rows, n, a, scratch);
+  }
+  if (special.empty()) return y;
+  return py::make_tuple(std::move(y), to_array(special), n);
 }
 
 py::array_t<py::ssize_t> log_softmax(const py::array& x, const py::array& out) {
@@ -397,8 +466,8 @@ PYBIND11_MODULE(_core, m) {
   m.def("set_isa", &ssm::set_active_isa, py::arg("name"), "Make a kernel set active (process-wide).");
   m.def("version", [] { return std::string(SSM_VERSION); });
   m.def("softmax", &softmax, py::arg("x"), py::arg("out"), py::arg("algorithm"));
-  m.def("softmax_new", &softmax_new, py::arg("x"), py::arg("algorithm"),
-        "softmax(x) into a new array of x's shape and dtype: (y, special rows).");
+  m.def("softmax_call", &softmax_call, py::arg("x"), py::arg("axis"), py::arg("out"), py::arg("algorithm"),
+        "ssm.softmax's fast path: y, (y, special rows, n), or None for the general path.");
   m.def("log_softmax", &log_softmax, py::arg("x"), py::arg("out"));
   m.def("logsumexp", &logsumexp, py::arg("x"), py::arg("out"));
   m.def("logsumexp_weighted", &logsumexp_weighted, py::arg("x"), py::arg("b"), py::arg("out"), py::arg("sign"));

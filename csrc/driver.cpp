@@ -13,13 +13,22 @@ namespace ssm {
 // -1: the default below.
 std::atomic<int> g_prefetch_bytes{-1};
 
+namespace {
+// Set (by CallFootprint, below) while this thread runs a batch call whose
+// whole input fits in the core's L2: its passes then read lines the
+// previous pass left in the cache, and a software prefetch only costs a
+// load-port slot per line (64 KiB float32 softmax: 5-7% faster without,
+// issue-5 session 3 note).
+thread_local bool t_call_in_cache = false;
+}  // namespace
+
 size_t prefetch_distance(size_t bytes) {
   // 16 KiB ahead: about DRAM latency x one core's bandwidth, with room to
-  // spare (measured: see the issue-5 note). Not tied to the cache size: the
-  // kernels see one chunk of a long row at a time, and a prefetch of a line
-  // already in the cache costs one load-port slot per 64 bytes.
+  // spare (measured: see the issue-5 note). Not tied to the pass's size: the
+  // kernels see one chunk of a long row at a time; the call's footprint
+  // decides instead (t_call_in_cache).
   constexpr int kDefault = 16 << 10;
-  if (bytes < (16u << 10)) return 0;
+  if (bytes < (16u << 10) || t_call_in_cache) return 0;
   const int d = g_prefetch_bytes.load(std::memory_order_relaxed);
   return static_cast<size_t>(d < 0 ? kDefault : d);
 }
@@ -242,8 +251,54 @@ bool softmax_exact(const Ctx<T>& c, const T* x, T* y, size_t n) {
   return true;
 }
 
+// The largest of 32 entries spread evenly over the row, first and last
+// included (NaN ignored; -inf if there is no other): a lower bound of the max.
 template <class T>
-bool softmax_row(const Ctx<T>& c, const T* x, T* y, size_t n, Algorithm algorithm) {
+double sampled_max(const T* x, size_t n) {
+  constexpr size_t kSamples = 32;
+  double guess = -kInf;
+  if (n <= kSamples) {
+    for (size_t i = 0; i < n; ++i) guess = x[i] > guess ? x[i] : guess;
+    return guess;
+  }
+  for (size_t k = 0; k < kSamples; ++k) {
+    const double v = x[(n - 1) * k / (kSamples - 1)];
+    guess = v > guess ? v : guess;
+  }
+  return guess;
+}
+
+// Three-pass-reload without its max pass: the stored terms exp(x) * 2^-e_ref
+// take e_ref from a sampled lower bound of the max instead. Below the true
+// reference, every term (and the sum) is larger by the same exact power of
+// two, which the final 1/sum removes: the written values are the max-pass
+// ones bit for bit, apart from terms the max-referenced pass would round into
+// float subnormals (which get more precision here). The kernel stops with a
+// NaN sum as soon as a block of terms exceeds 2^100 (the guess was more than
+// ~69 below the max, or the row holds NaN or +inf); the sum must also stay
+// below 2^100 so that 1/sum is a normal float. Then false, y partly written,
+// and the caller runs the max pass: that row pays for part of one more pass.
+// Only where a special row's y may be left written (softmax_batch's
+// special_y_unspecified): the max pass is what proves a row ordinary before
+// anything is written, and in place x itself would be lost.
+// Saves the max pass (a read of the row, ~10% of a 64 KiB row's time).
+template <class T>
+bool reload_guessed(const Ctx<T>& c, const T* x, T* y, size_t n) {
+  const double guess = sampled_max(x, n);
+  if (!in_fast_range(guess)) return false;  // also -inf (NaN and -inf samples only)
+  const double e_ref = std::nearbyint(guess * kLog2e);
+  const ExpSum s = reduce_chunks(
+      c, n, [&](size_t b, size_t len) { return c.k.expsum_store_pow2(x + b, y + b, len, e_ref); }, combine_sums);
+  if (!(s.m >= 0.5 && s.m < 0x1p+100)) return false;  // NaN too; the sampled entry alone gives >= 2^-0.5
+  const double inv = 1.0 / s.m;
+  for_chunks(c, n, [&](size_t b, size_t len) { c.k.scale(y + b, len, inv, c.stream); });
+  return true;
+}
+
+// guess: y does not alias x and the caller overwrites special rows, so
+// three-pass-reload may try reload_guessed (which writes y before it knows).
+template <class T>
+bool softmax_row(const Ctx<T>& c, const T* x, T* y, size_t n, Algorithm algorithm, bool guess) {
   const Kernels<T>& k = c.k;
   if (algorithm == Algorithm::Auto) algorithm = resolve_auto(n, sizeof(T), c.concurrent_rows);
   switch (algorithm) {
@@ -259,6 +314,7 @@ bool softmax_row(const Ctx<T>& c, const T* x, T* y, size_t n, Algorithm algorith
     }
     case Algorithm::ThreePassRecompute:
     case Algorithm::ThreePassReload: {
+      if (guess && algorithm == Algorithm::ThreePassReload && reload_guessed(c, x, y, n)) return true;
       const ExpSum mx =
           reduce_chunks(c, n, [&](size_t b, size_t len) { return k.max_scan(x + b, len); }, combine_max);
       if (!ordinary(mx)) return false;
@@ -356,10 +412,26 @@ bool logsumexp_row(const Ctx<T>& c, const T* x, const T* b, size_t n, double& ls
 // --------------------------------------------------------------------------
 // Batches
 
+// Marks the running thread's kernel calls as part of a call whose input of
+// `bytes` stays cached (see t_call_in_cache), for the object's lifetime.
+class CallFootprint {
+ public:
+  explicit CallFootprint(size_t bytes) : saved_(t_call_in_cache) {
+    t_call_in_cache = bytes <= cache_sizes().l2;
+  }
+  ~CallFootprint() { t_call_in_cache = saved_; }
+  CallFootprint(const CallFootprint&) = delete;
+  CallFootprint& operator=(const CallFootprint&) = delete;
+
+ private:
+  bool saved_;
+};
+
 // fn(ctx, r) -> ok for every row; rows are spread over the threads (short
 // rows) or each row's chunks are (long rows).
 template <class T, class Fn>
 std::vector<size_t> run_batch(const Kernels<T>& k, size_t rows, size_t n, size_t out_bytes, Fn&& fn) {
+  const CallFootprint footprint(rows * n * sizeof(T));  // the batch tasks below set their own
   Ctx<T> c = make_ctx(k, out_bytes);
   const bool threads = get_num_threads() > 1 && rows * n >= g_parallel_min.load();
   std::vector<size_t> special;
@@ -375,6 +447,7 @@ std::vector<size_t> run_batch(const Kernels<T>& k, size_t rows, size_t n, size_t
   if (threads) c.concurrent_rows = std::min<size_t>(tasks, static_cast<size_t>(get_num_threads()));
   std::vector<char> ok(rows, 1);
   auto task = [&](size_t t) {
+    const CallFootprint on_this_thread(rows * n * sizeof(T));
     const size_t end = std::min(rows, (t + 1) * per_task);
     for (size_t r = t * per_task; r < end; ++r) ok[r] = fn(c, r);
   };
@@ -566,9 +639,11 @@ Algorithm resolve_auto(size_t n, size_t elem_size, size_t concurrent_rows) {
 }
 
 template <class T>
-std::vector<size_t> softmax_batch(const Kernels<T>& k, const T* x, T* y, size_t rows, size_t n, Algorithm a) {
-  return run_batch(k, rows, n, rows * n * sizeof(T),
-                   [&](const Ctx<T>& c, size_t r) { return softmax_row(c, x + r * n, y + r * n, n, a); });
+std::vector<size_t> softmax_batch(const Kernels<T>& k, const T* x, T* y, size_t rows, size_t n, Algorithm a,
+                                  bool special_y_unspecified) {
+  return run_batch(k, rows, n, rows * n * sizeof(T), [&](const Ctx<T>& c, size_t r) {
+    return softmax_row(c, x + r * n, y + r * n, n, a, special_y_unspecified);
+  });
 }
 
 template <class T>
@@ -624,7 +699,7 @@ std::vector<size_t> softmax_strided(const Kernels<T>& k, const T* x, T* y, size_
     }
     k.write_exp_strided(xo, yo, n, inner, cols, ecol.data(), inv.data(), stream);
     redo_columns(k, xo, yo, n, inner, flagged, saved_x, saved_y, o * inner + j0, special,
-                 [&](const Ctx<T>& c, const T* cx, T* cy) { return softmax_row(c, cx, cy, n, Algorithm::TwoPass); });
+                 [&](const Ctx<T>& c, const T* cx, T* cy) { return softmax_row(c, cx, cy, n, Algorithm::TwoPass, false); });
   });
 }
 
@@ -731,7 +806,7 @@ void probe_fill(const Kernels<T>& k, T* y, size_t n, double value) {
 }
 
 #define SSM_INSTANTIATE(T)                                                                                     \
-  template std::vector<size_t> softmax_batch<T>(const Kernels<T>&, const T*, T*, size_t, size_t, Algorithm);   \
+  template std::vector<size_t> softmax_batch<T>(const Kernels<T>&, const T*, T*, size_t, size_t, Algorithm, bool); \
   template std::vector<size_t> log_softmax_batch<T>(const Kernels<T>&, const T*, T*, size_t, size_t);          \
   template std::vector<size_t> logsumexp_batch<T>(const Kernels<T>&, const T*, const T*, T*, T*, size_t,      \
                                                   size_t);                                                     \

@@ -59,8 +59,12 @@ ExpSum combine_partials(const ExpSum* first, size_t count);
 
 // Batches of contiguous rows: x and y are (rows, n), C order. Each returns
 // the indices of special rows, ascending.
+// special_y_unspecified: y does not overlap x, and the caller overwrites the
+// special rows itself, so their y may be left partly written (three-pass-reload
+// then skips its max pass, see reload_guessed in driver.cpp).
 template <class T>
-std::vector<size_t> softmax_batch(const Kernels<T>& k, const T* x, T* y, size_t rows, size_t n, Algorithm a);
+std::vector<size_t> softmax_batch(const Kernels<T>& k, const T* x, T* y, size_t rows, size_t n, Algorithm a,
+                                  bool special_y_unspecified = false);
 template <class T>
 std::vector<size_t> log_softmax_batch(const Kernels<T>& k, const T* x, T* y, size_t rows, size_t n);
 // b may be null; sign may be null. out[r] = log|sum b exp(x)|, sign[r] = +-1.

@@ -587,6 +587,40 @@ def test_out_overlapping_input_differently(isa, dtype):
 
 
 @pytest.mark.filterwarnings("ignore::RuntimeWarning")
+@pytest.mark.parametrize("axis", [None, -1, 1])
+def test_softmax_fast_path_edges(isa, dtype, axis):
+    """_core.softmax_call's cases against the general path (a transposed copy)."""
+    x = random_logits((3, 37), dtype)
+    x[1, 5] = nan
+    x[2, :] = -inf
+    general = ssm.softmax(np.asfortranarray(x), axis=axis)  # not C-contiguous: general path
+    np.testing.assert_array_equal(ssm.softmax(x, axis=axis), general)
+    out = np.full_like(x, 7)
+    assert ssm.softmax(x, axis=axis, out=out) is out
+    np.testing.assert_array_equal(out, general)
+    inplace = x.copy()
+    assert ssm.softmax(inplace, axis=axis, out=inplace) is inplace
+    np.testing.assert_array_equal(inplace, general)
+    # out overlapping x one element apart (both C-contiguous): a temporary.
+    buf = np.concatenate([x.reshape(-1), random_logits(1, dtype)])
+    xs, outs = buf[:-1].reshape(x.shape), buf[1:].reshape(x.shape)
+    assert ssm.softmax(xs, axis=axis, out=outs) is outs
+    np.testing.assert_array_equal(outs, general)
+    # other byte order, read-only, wrong shape: the general path decides.
+    swapped = np.empty(x.shape, x.dtype.newbyteorder())
+    assert ssm.softmax(x, axis=axis, out=swapped) is swapped
+    np.testing.assert_array_equal(swapped, general)
+    ro = np.empty_like(x)
+    ro.flags.writeable = False
+    with pytest.raises(ValueError, match="read-only"):
+        ssm.softmax(x, axis=axis, out=ro)
+    with pytest.raises(ValueError, match="shape"):
+        ssm.softmax(x, axis=axis, out=np.empty((3, 36), dtype))
+    with pytest.raises(TypeError):
+        ssm.softmax(x, axis=axis, out=[0.0] * x.size)
+
+
+@pytest.mark.filterwarnings("ignore::RuntimeWarning")
 @pytest.mark.parametrize("dt", ["complex128", "longdouble", "int32"])
 def test_out_other_dtypes(dt):
     x = np.array([[1, 2, 3], [0, -1, 2]], dt)

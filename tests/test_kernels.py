@@ -175,6 +175,79 @@ def test_softmax_special_rows_are_reported_and_untouched(kernel_isa, dtype, algo
     assert_softmax_close(y[3:4], ref_softmax(x[3:4]))
 
 
+def softmax_call(x, algorithm, out=None):
+    """The API's entry (_core.softmax_call over the last axis): (y, special)."""
+    r = _core.softmax_call(x, -1, out, algorithm)
+    if isinstance(r, tuple):
+        y, special, n = r
+        assert n == x.shape[-1]
+        return y, special
+    return r, np.zeros(0, np.intp)
+
+
+def assert_same_normal_values(y, expected):
+    """Equal bits wherever the result is a normal number; below it (where the
+    max-pass path rounds twice into subnormals) within the smallest normal."""
+    tiny = np.finfo(y.dtype).tiny
+    normal = np.abs(expected) >= 2 * tiny
+    np.testing.assert_array_equal(y[normal], expected[normal])
+    assert np.all(np.abs(y[~normal] - expected[~normal]) <= tiny)
+
+
+@pytest.mark.parametrize("algorithm", ["three-pass-reload", "auto"])
+@pytest.mark.parametrize("scale", [1.0, 30.0])
+def test_reload_without_max_pass_every_tail(kernel_isa, dtype, algorithm, scale):
+    """softmax_call lets three-pass-reload reference a sampled max: the same
+    results as the max-pass path (_core.softmax), at every vector tail."""
+    rng = np.random.default_rng(11)
+    for n in SMALL_SIZES + [1000, 16384, 16385, 100003]:
+        x = logits(rng, 3, n, dtype, scale)
+        y, special = softmax_call(x, algorithm)
+        assert special.size == 0
+        assert_softmax_close(y, ref_softmax(x))
+        assert_same_normal_values(y, run_softmax(x, algorithm)[0])
+
+
+def guess_breaking_rows(n, dtype):
+    """Rows whose sampled max is far below the max (the pass stops early or its
+    sum reaches 2^100), and special rows found only after blocks were written."""
+    sampled = (n - 1) * np.arange(32) // 31
+    far = np.zeros(n)
+    far[1] = 200.0  # beyond float range above the guess: stops at the first block
+    outlier = np.zeros(n)
+    outlier[n - 2] = 80.0  # one term above 2^100, in the last block
+    sum_over = np.full(n, 60.0)
+    sum_over[sampled] = 0.0  # every term 2^86.6, each block fine, the sum above 2^100
+    rising = np.linspace(-50.0, 150.0, n)
+    rising[sampled] = -50.0
+    nan_end, inf_end = np.zeros(n), np.zeros(n)
+    nan_end[-1], inf_end[-1] = np.nan, np.inf
+    masked = np.full(n, -np.inf)
+    masked[n // 3] = 1.0
+    all_masked = np.full(n, -np.inf)
+    rows = [far, outlier, sum_over, rising, nan_end, inf_end, masked, all_masked, np.zeros(n)]
+    return np.array(rows, dtype)
+
+
+@pytest.mark.parametrize("n", [200, 16384, 16401])
+def test_reload_without_max_pass_falls_back(kernel_isa, dtype, n):
+    x = guess_breaking_rows(n, dtype)
+    expected, expected_special = run_softmax(x, "three-pass-reload")
+    for out in (None, np.full_like(x, 7.0)):
+        y, special = softmax_call(x, "three-pass-reload", out)
+        assert out is None or y is out
+        assert special.tolist() == expected_special.tolist() == [4, 5, 7]
+        ok = np.setdiff1d(np.arange(len(x)), special)
+        assert_same_normal_values(y[ok], expected[ok])
+        assert_softmax_close(y[ok], ref_softmax(x[ok]))
+    # in place: the max pass first, special rows untouched
+    x_copy = x.copy()
+    y, special = softmax_call(x_copy, "three-pass-reload", x_copy)
+    assert y is x_copy and special.tolist() == [4, 5, 7]
+    np.testing.assert_array_equal(x_copy[special], x[special])
+    np.testing.assert_array_equal(x_copy[ok], expected[ok])
+
+
 @pytest.mark.parametrize("algorithm", ALGORITHMS)
 def test_softmax_in_place(kernel_isa, dtype, algorithm):
     rng = np.random.default_rng(5)

@@ -61,6 +61,10 @@ def every_function(x):
     for a in ALGORITHMS:
         y = np.empty_like(x)
         out.append((y, _core.softmax(x, y, a)))
+    for a in ("three-pass-reload", "auto"):
+        # The API's entry: three-pass-reload without its max pass (fresh y).
+        r = _core.softmax_call(x, -1, None, a)
+        out.append(r if isinstance(r, tuple) else (r,))
     y = np.empty_like(x)
     out.append((y, _core.log_softmax(x, y)))
     lse = np.zeros(x.shape[0], x.dtype)

@@ -381,7 +381,10 @@ inline void fast_terms(const In* x, Reg<V> e, Reg<V> (&t)[U], size_t step = V::w
 // no multiply by inv: 10 multiply-add-pipe operations per vector instead of
 // 15; the reduction stays exact (two fma). Others: ExpCoeffs (degree 11 /
 // float32 degree 6).
-template <class V>
+// ByInv = false: inv is 1 (three-pass-reload's stored terms, vexp) and its
+// multiply, one of the ~10 multiply-add-pipe operations per vector on
+// float32, is left out (multiplying by 1 is exact: the same bits).
+template <class V, bool ByInv = true>
 struct WriteExp {
   Reg<V> ve, vinv, h0, h1, l0, l1;
   WriteExp(double e, double inv) : ve(V::set1(e)), vinv(V::set1(inv)) {
@@ -413,7 +416,9 @@ struct WriteExp {
     Reg<V> r[U], n[U];
 #define SSM_STAGE(stmt) \
   SSM_UNROLL for (int u = 0; u < U; ++u) { stmt; }
-    SSM_STAGE(r[u] = V::max(t[u], V::set1(kClampLow)))
+    // max(low, x): a NaN x stays NaN (max returns its second operand on NaN),
+    // so a NaN reaches the stored terms' sum (see expsum_store_pow2).
+    SSM_STAGE(r[u] = V::max(V::set1(kClampLow), t[u]))
     if constexpr (HasExpTable<V>::value) {
       using X = ExpTable16;
       Reg<V> tab[U];
@@ -435,7 +440,8 @@ struct WriteExp {
       SSM_STAGE(r[u] = V::reduce_ln2(r[u], n[u]))
       SSM_STAGE(t[u] = V::fmadd(V::set1(C::c[C::degree]), r[u], V::set1(C::c[C::degree - 1])))
       for (int k = C::degree - 2; k >= 0; --k) SSM_STAGE(t[u] = V::fmadd(t[u], r[u], V::set1(C::c[k])))
-      SSM_STAGE(t[u] = V::scale2(V::mul(t[u], vinv), V::sub(n[u], ve)))
+      if constexpr (ByInv) SSM_STAGE(t[u] = V::mul(t[u], vinv))
+      SSM_STAGE(t[u] = V::scale2(t[u], V::sub(n[u], ve)))
     }
 #undef SSM_STAGE
   }
@@ -780,35 +786,52 @@ ExpSum expsum_online_wide(const In* x, const In* b, size_t n) {
   return b ? expsum_online_impl<V, true>(x, b, n) : expsum_online_impl<V, false>(x, b, n);
 }
 
+// One NaN flag per accumulator: a single flag would chain every vector's
+// mask-or behind the previous one.
 template <class V, class In>
 ExpSum max_scan(const In* x, size_t n) {
   Reg<V> vmax[kUnroll];
-  for (auto& v : vmax) v = V::set1(-kInf);
-  typename V::mask special = V::none();
+  typename V::mask special[kUnroll];
+  for (int u = 0; u < kUnroll; ++u) {
+    vmax[u] = V::set1(-kInf);
+    special[u] = V::none();
+  }
   const size_t ahead = prefetch_distance(n * sizeof(In)) / sizeof(In);
   for_each_block<V, kUnroll>(n, [&](size_t i, size_t count, int u) SSM_INLINE {
     if (ahead && u == 0) prefetch_block<kUnroll * V::width * sizeof(In)>(x + i + ahead);
     const Reg<V> xv = load_n<V>(x + i, count, -kInf);
-    special = V::mask_or(special, V::unord(xv));
+    special[u] = V::mask_or(special[u], V::unord(xv));
     vmax[u] = V::max(xv, vmax[u]);
   });
-  for (int u = 1; u < kUnroll; ++u) vmax[0] = V::max(vmax[u], vmax[0]);
+  for (int u = 1; u < kUnroll; ++u) {
+    vmax[0] = V::max(vmax[u], vmax[0]);
+    special[0] = V::mask_or(special[u], special[0]);
+  }
   ExpSum out;
   out.max = V::hmax(vmax[0]);
-  out.special = V::any(special);
+  out.special = V::any(special[0]);
   return out;
 }
 
 // y = exp(x) * 2^-e_ref as m * 2^(n - e_ref) (no x - max rounding at all),
 // and the sum of the stored values: blocks of U x B summed plainly, folded
 // into a Kahan lane sum, like the fast passes.
+// e_ref may be a guess below round(max * log2 e) (the driver's reload without
+// a max pass): the terms are then larger by an exact power of two. A block
+// whose sum exceeds 2^100 or is NaN (a NaN x, +inf, or a guess far below the
+// max) ends the pass early with m = NaN, y partly written; with e_ref from
+// the max the terms are below 2^1 and this never happens.
 template <class V, int U, int B, class In>
 ExpSum expsum_store_pow2(const In* x, In* y, size_t n, double e_ref) {
   constexpr size_t W = V::width;
   LaneSum<V> acc;
   acc.s = acc.c = V::set1(0.0);
   acc.e = V::set1(0.0);
-  const WriteExp<V> wexp(e_ref, 1.0);
+  const WriteExp<V, false> wexp(e_ref, 1.0);
+  const Reg<V> limit = V::set1(0x1p+100);
+  ExpSum out;
+  out.e = 0.0;  // all lane references are 0
+  out.m = std::numeric_limits<double>::quiet_NaN();
   auto value = [&](size_t i, size_t count) SSM_INLINE { return wexp.one(load_n<V>(x + i, count, -kInf)); };
   size_t i = 0;
   constexpr size_t kBlock = U * B * W;
@@ -824,17 +847,19 @@ ExpSum expsum_store_pow2(const In* x, In* y, size_t n, double e_ref) {
         p[u] = b == 0 ? v[u] : V::add(p[u], v[u]);
       }
     }
-    acc.fold(tree_sum<V, 0, U>(p));
+    const Reg<V> q = tree_sum<V, 0, U>(p);
+    if (V::any(V::not_le(q, limit))) return out;
+    acc.fold(q);
   }
   for (; i < n; i += W) {
     const size_t count = n - i < W ? n - i : W;
     const Reg<V> v = value(i, count);  // masked-off lanes: exp(clamp) * 2^-e_ref = 0
+    if (V::any(V::not_le(v, limit))) return out;
     store_n<V>(y + i, v, count);
     acc.fold(v);
   }
-  ExpSum out;
   finish_lanes<V>(acc, out);
-  out.e = 0.0;  // all lane references are 0
+  out.e = 0.0;
   return out;
 }
 
@@ -1163,7 +1188,7 @@ void write_shift_strided(const In* x, In* y, size_t n, size_t stride, size_t col
 // measured error is the error of what softmax writes.
 template <class V, class In>
 void vexp(const In* x, In* y, size_t n) {
-  const WriteExp<V> wexp(0.0, 1.0);
+  const WriteExp<V, false> wexp(0.0, 1.0);
   for_each_block<V, kUnroll>(n, [&](size_t i, size_t count, int) SSM_INLINE {
     const Reg<V> xv = load_n<V>(x + i, count, 0.0);
     store_n<V>(y + i, V::select(V::unord(xv), xv, wexp.one(V::min(xv, V::set1(1000.0)))), count);

@@ -467,11 +467,13 @@ def softmax(x, axis=None, *, out=None, algorithm="auto"):
         raise ValueError(
             f"algorithm must be one of {', '.join(map(repr, ALGORITHMS))}; got {algorithm!r}"
         )
-    if out is None and _fast_rows(x, axis):
-        y, special = _core.softmax_new(x, algorithm)
-        if special.size:
-            x2, y2 = x.reshape(-1, x.shape[-1]), y.reshape(-1, x.shape[-1])
-            y2[special] = _softmax_rows(x2[special])
+    # A C-contiguous float32/float64 ndarray over its last axis or all of it,
+    # with or without a plain `out`: checked and run in one _core call.
+    y = _core.softmax_call(x, axis, out, algorithm)
+    if y is not None:
+        if type(y) is tuple:
+            y, special, n = y
+            y.reshape(-1, n)[special] = _softmax_rows(x.reshape(-1, n)[special])
         return y
     # The strided layout implements the two-pass algorithm only.
     strided = _core.softmax_strided if algorithm in ("auto", "two-pass") else None
