@@ -56,7 +56,10 @@ struct Kernels {
   ExpSum (*max_scan)(const T* x, size_t n);
   // y = exp(x) * 2^-e_ref (in range); returns the sum of the stored y (e = 0).
   // Regular stores only: the next pass reads y back from the cache, and the
-  // sum's grouping must not depend on y's alignment.
+  // sum's grouping must not depend on y's alignment. e_ref may be a guess
+  // below the max's: a block summing above 2^100 (or NaN: a NaN or +inf x)
+  // ends the pass early with m = NaN and y partly written, and the caller
+  // redoes the row from its max (softmax_generic.h).
   ExpSum (*expsum_store_pow2)(const T* x, T* y, size_t n, double e_ref);
   // y = exp(x - ref) (x - ref exact); returns the sum of the stored y (e = 0).
   ExpSum (*expsum_store)(const T* x, T* y, size_t n, double ref);
