@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import argparse
 import statistics
+import threading
 import time
 
 import numpy as np
@@ -94,6 +95,8 @@ def threads(big_bytes, repeats):
         }.items():
             x, y = rows(nbytes, np.float32, r)
             o = np.empty(r, np.float32)
+            flat = x.reshape(-1)
+            halves = (flat[: flat.size // 2], flat[flat.size // 2 :])
 
             def with_threads(k, f):
                 def run():
@@ -102,15 +105,28 @@ def threads(big_bytes, repeats):
 
                 return run
 
+            def read_two_halves():
+                # the read probe on two threads at once: what two cores can read
+                ts = [threading.Thread(target=_core.probe_read, args=(h,)) for h in halves]
+                for th in ts:
+                    th.start()
+                for th in ts:
+                    th.join()
+
             t = timed(
                 {
                     "sm1": with_threads(1, lambda: _core.softmax(x, y, "two-pass")),
                     "sm2": with_threads(2, lambda: _core.softmax(x, y, "two-pass")),
                     "lse1": with_threads(1, lambda: _core.logsumexp(x, o)),
                     "lse2": with_threads(2, lambda: _core.logsumexp(x, o)),
+                    "read1": lambda: _core.probe_read(flat),
+                    "read2": read_two_halves,
                 },
                 repeats,
             )
+            if nbytes >= 256 * MiB:  # smaller: starting the two Python threads costs more than the read
+                line(f"2 threads / 1 thread, read probe (this machine's bound), {name}", t["read1"] / t["read2"], "-",
+                     None)
             line(f"2 threads / 1 thread, softmax, {name}", t["sm1"] / t["sm2"], ">= 1.8", t["sm1"] / t["sm2"] >= 1.8)
             line(f"2 threads / 1 thread, logsumexp, {name}", t["lse1"] / t["lse2"], ">= 1.8", t["lse1"] / t["lse2"] >= 1.8)
             del x, y
