@@ -588,36 +588,62 @@ def test_out_overlapping_input_differently(isa, dtype):
 
 @pytest.mark.filterwarnings("ignore::RuntimeWarning")
 @pytest.mark.parametrize("axis", [None, -1, 1])
-def test_softmax_fast_path_edges(isa, dtype, axis):
-    """_core.softmax_call's cases against the general path (a transposed copy)."""
+@pytest.mark.parametrize("func", ["softmax", "log_softmax"])
+def test_softmax_fast_path_edges(isa, dtype, axis, func):
+    """_core.softmax_call's and log_softmax_call's cases against the general
+    path (a transposed copy)."""
+    f = getattr(ssm, func)
     x = random_logits((3, 37), dtype)
     x[1, 5] = nan
     x[2, :] = -inf
-    general = ssm.softmax(np.asfortranarray(x), axis=axis)  # not C-contiguous: general path
-    np.testing.assert_array_equal(ssm.softmax(x, axis=axis), general)
+    general = f(np.asfortranarray(x), axis=axis)  # not C-contiguous: general path
+    np.testing.assert_array_equal(f(x, axis=axis), general)
     out = np.full_like(x, 7)
-    assert ssm.softmax(x, axis=axis, out=out) is out
+    assert f(x, axis=axis, out=out) is out
     np.testing.assert_array_equal(out, general)
     inplace = x.copy()
-    assert ssm.softmax(inplace, axis=axis, out=inplace) is inplace
+    assert f(inplace, axis=axis, out=inplace) is inplace
     np.testing.assert_array_equal(inplace, general)
     # out overlapping x one element apart (both C-contiguous): a temporary.
     buf = np.concatenate([x.reshape(-1), random_logits(1, dtype)])
     xs, outs = buf[:-1].reshape(x.shape), buf[1:].reshape(x.shape)
-    assert ssm.softmax(xs, axis=axis, out=outs) is outs
+    assert f(xs, axis=axis, out=outs) is outs
     np.testing.assert_array_equal(outs, general)
     # other byte order, read-only, wrong shape: the general path decides.
     swapped = np.empty(x.shape, x.dtype.newbyteorder())
-    assert ssm.softmax(x, axis=axis, out=swapped) is swapped
+    assert f(x, axis=axis, out=swapped) is swapped
     np.testing.assert_array_equal(swapped, general)
     ro = np.empty_like(x)
     ro.flags.writeable = False
     with pytest.raises(ValueError, match="read-only"):
-        ssm.softmax(x, axis=axis, out=ro)
+        f(x, axis=axis, out=ro)
     with pytest.raises(ValueError, match="shape"):
-        ssm.softmax(x, axis=axis, out=np.empty((3, 36), dtype))
+        f(x, axis=axis, out=np.empty((3, 36), dtype))
     with pytest.raises(TypeError):
-        ssm.softmax(x, axis=axis, out=[0.0] * x.size)
+        f(x, axis=axis, out=[0.0] * x.size)
+
+
+@pytest.mark.filterwarnings("ignore::RuntimeWarning")
+@pytest.mark.parametrize("axis", [None, -1, 1])
+def test_logsumexp_fast_path_edges(isa, dtype, axis):
+    """_core.logsumexp_call against the general path (keepdims=True takes it,
+    same layout): ordinary rows, special rows (the whole call falls back), a
+    1-D row and axis=None giving NumPy scalars of the input's dtype."""
+    x = random_logits((3, 37), dtype)
+    for special in (False, True):
+        if special:
+            x[1, 5] = nan
+            x[2, :] = -inf
+        general = ssm.logsumexp(x, axis=axis, keepdims=True)
+        got = ssm.logsumexp(x, axis=axis)
+        np.testing.assert_array_equal(got, general.reshape(np.shape(got)))
+        if axis is None:
+            assert isinstance(got, np.floating) and got.dtype == dtype
+        else:
+            assert isinstance(got, np.ndarray) and got.shape == (3,) and got.dtype == dtype
+    row = ssm.logsumexp(x[0], axis=axis if axis is None else 0)
+    assert isinstance(row, np.floating) and row.dtype == dtype
+    assert row == ssm.logsumexp(x[0], keepdims=True)[0]
 
 
 @pytest.mark.filterwarnings("ignore::RuntimeWarning")

@@ -284,25 +284,6 @@ def _in_place_view(x: np.ndarray, axis, work):
     return "strided", view, transposed, (first, last)
 
 
-# Dtypes the kernels take as they are (exact dtype instances: a non-native
-# byte order compares unequal).
-_FAST_DTYPES = (_F32, _F64)
-
-
-def _fast_rows(x, axis):
-    """True when `x` can go to the kernels as is, rows along its last axis:
-    a C-contiguous, aligned float32/float64 ndarray reduced over its only
-    axis or over axis -1. The common small call then costs one allocation
-    and one kernel call (see the issue-5 note for the per-call times)."""
-    if type(x) is not np.ndarray or x.dtype not in _FAST_DTYPES:
-        return False
-    ndim = x.ndim
-    if not (axis == -1 and ndim >= 1 or ndim == 1 and (axis is None or axis == 0)):
-        return False
-    flags = x.flags  # one flags object, not one per attribute
-    return flags.c_contiguous and flags.aligned and x.size > 0
-
-
 def _rowwise_in_place(x, axis, out, work, kernels, formula, kernel_args):
     """softmax / log_softmax without copies of x when _in_place_view allows, else None."""
     layout = _in_place_view(x, axis, work)
@@ -535,12 +516,13 @@ def log_softmax(x, axis=None, *, out=None):
     array([[-0.6931, -0.6931],
            [-1.3863, -0.2877]], dtype=float32)
     """
-    if out is None and _fast_rows(x, axis):
-        y = np.empty_like(x)
-        special = _core.log_softmax(x, y)
-        if special.size:
-            x2, y2 = x.reshape(-1, x.shape[-1]), y.reshape(-1, x.shape[-1])
-            y2[special] = _log_softmax_rows(x2[special])
+    # A C-contiguous float32/float64 ndarray over its last axis or all of it,
+    # with or without a plain `out`: checked and run in one _core call.
+    y = _core.log_softmax_call(x, axis, out)
+    if y is not None:
+        if type(y) is tuple:
+            y, special, n = y
+            y.reshape(-1, n)[special] = _log_softmax_rows(x.reshape(-1, n)[special])
         return y
     # Over a non-last axis the strided kernel keeps a dominant entry's
     # log-probability -log1p(S - 1) to full relative accuracy, as the row
@@ -626,10 +608,11 @@ def logsumexp(a, axis=None, b=None, keepdims=False, return_sign=False):
     >>> round(float(res), 12), float(sgn)
     (1.541324854613, -1.0)
     """
-    if b is None and not keepdims and not return_sign and _fast_rows(a, axis):
-        res = np.empty(a.shape[:-1], a.dtype)
-        special = _core.logsumexp(a, res)
-        if not special.size:
+    if b is None and not keepdims and not return_sign:
+        # A C-contiguous float32/float64 ndarray over its last axis or all of
+        # it, no special row: checked and run in one _core call.
+        res = _core.logsumexp_call(a, axis)
+        if res is not None:
             return res[()] if res.ndim == 0 else res
     a_arr = _asarray(a, "a")
     b_arr = None if b is None else _asarray(b, "b")
