@@ -94,7 +94,7 @@ def _rows_of_out(out, x2, axis):
     directly (no temporary, no copy), else None: same dtype as the kernel
     rows, C-contiguous along `axis`, aligned, and not overlapping x2 unless it
     is x2 itself (in place: each element is read before it is written)."""
-    if out is None or out.dtype is not x2.dtype and out.dtype != x2.dtype:
+    if out is None or out.dtype != x2.dtype:
         return None
     o = np.moveaxis(out, axis, -1)
     if not (o.flags.c_contiguous and o.flags.aligned and o.flags.writeable):
