@@ -113,18 +113,17 @@ def threads(big_bytes, repeats):
                 for th in ts:
                     th.join()
 
-            t = timed(
-                {
-                    "sm1": with_threads(1, lambda: _core.softmax(x, y, "two-pass")),
-                    "sm2": with_threads(2, lambda: _core.softmax(x, y, "two-pass")),
-                    "lse1": with_threads(1, lambda: _core.logsumexp(x, o)),
-                    "lse2": with_threads(2, lambda: _core.logsumexp(x, o)),
-                    "read1": lambda: _core.probe_read(flat),
-                    "read2": read_two_halves,
-                },
-                repeats,
-            )
-            if nbytes >= 256 * MiB:  # smaller: starting the two Python threads costs more than the read
+            calls = {
+                "sm1": with_threads(1, lambda: _core.softmax(x, y, "two-pass")),
+                "sm2": with_threads(2, lambda: _core.softmax(x, y, "two-pass")),
+                "lse1": with_threads(1, lambda: _core.logsumexp(x, o)),
+                "lse2": with_threads(2, lambda: _core.logsumexp(x, o)),
+            }
+            big = nbytes >= 256 * MiB  # smaller: starting the two Python threads costs more than the read
+            if big:
+                calls.update({"read1": lambda: _core.probe_read(flat), "read2": read_two_halves})
+            t = timed(calls, repeats)
+            if big:
                 line(f"2 threads / 1 thread, read probe (this machine's bound), {name}", t["read1"] / t["read2"], "-",
                      None)
             line(f"2 threads / 1 thread, softmax, {name}", t["sm1"] / t["sm2"], ">= 1.8", t["sm1"] / t["sm2"] >= 1.8)
