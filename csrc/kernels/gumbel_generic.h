@@ -183,10 +183,7 @@ struct RowNoise {
         k0(key.k0),
         k1(key.k1),
         stream(streaming) {}
-  void fill_pair(uint64_t pair, uint32_t* out) const {
-    R::philox16(pair * 32, c2, c3, k0, k1, out);
-    R::philox16(pair * 32 + 16, c2, c3, k0, k1, out + kTile);
-  }
+  void fill_pair(uint64_t pair, uint32_t* out) const { R::philox32(pair * 32, c2, c3, k0, k1, out); }
   void fill_gates(uint64_t tile) { R::philox16(kGateStream | (tile / 16 * 16), c2, c3, k0, k1, gates); }
   // Does group G (of the current span) hold a top element? Tile t's 4 groups?
   bool open(uint64_t group) const { return gates[group % kTile] >= kGateClosed; }

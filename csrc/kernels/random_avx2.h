@@ -41,6 +41,12 @@ struct Random {
     philox8(_mm256_add_epi32(lo, _mm256_setr_epi32(8, 9, 10, 11, 12, 13, 14, 15)), x1, x2, x3, k0, k1, out + 8);
   }
 
+  // 32 blocks: two groups of 16 (out and out + 64), as in random_avx512.h.
+  static void philox32(uint64_t base, uint32_t c2, uint32_t c3, uint32_t k0, uint32_t k1, uint32_t* out) {
+    philox16(base, c2, c3, k0, k1, out);
+    philox16(base + 16, c2, c3, k0, k1, out + 64);
+  }
+
   // Correctly rounded uint32 -> float without AVX-512's unsigned convert:
   // hi16 * 65536 and lo16 are exact floats, so their sum rounds once.
   static __m256 u32_to_f32(const uint32_t* w, bool complement) {

@@ -22,10 +22,21 @@ struct Random {
   // upper halves never reaches a result (30% fewer operations than 16 blocks
   // in 32-bit lanes, which must separate and re-interleave even and odd
   // lanes every round).
-  static void philox16(uint64_t base, uint32_t c2, uint32_t c3, uint32_t k0, uint32_t k1, uint32_t* out) {
+  // 8 H Philox4x32-10 blocks, counters (base + l, c2, c3) for l = 0..8H-1
+  // (base is a multiple of 8H, so the low word never carries): word w of
+  // block base + 16 g + l goes to out[64 g + 16 w + l]. Each block lives in
+  // the low half of a 64-bit lane, 8 blocks per register: vpmuludq reads only
+  // those halves, so the products need one shift and no blends, and the junk
+  // left in the upper halves never reaches a result (30% fewer operations
+  // than 16 blocks in 32-bit lanes, which must separate and re-interleave
+  // even and odd lanes every round). A round is a 5-cycle chain (multiply,
+  // shift, xor): H = 4 independent registers keep the ports busy where H = 2
+  // leaves them waiting on it.
+  template <int H>
+  static void philox_blocks(uint64_t base, uint32_t c2, uint32_t c3, uint32_t k0, uint32_t k1, uint32_t* out) {
     const __m512i lane = _mm512_setr_epi64(0, 1, 2, 3, 4, 5, 6, 7);
-    __m512i x0[2], x1[2], x2[2], x3[2];
-    for (int h = 0; h < 2; ++h) {
+    __m512i x0[H], x1[H], x2[H], x3[H];
+    for (int h = 0; h < H; ++h) {
       x0[h] = _mm512_add_epi64(_mm512_set1_epi64(static_cast<uint32_t>(base) + 8 * h), lane);
       x1[h] = _mm512_set1_epi64(static_cast<uint32_t>(base >> 32));
       x2[h] = _mm512_set1_epi64(c2);
@@ -35,7 +46,7 @@ struct Random {
     for (uint32_t round = 0; round < 10; ++round) {
       const __m512i key0 = _mm512_set1_epi64(static_cast<uint32_t>(k0 + round * kPhiloxW0));
       const __m512i key1 = _mm512_set1_epi64(static_cast<uint32_t>(k1 + round * kPhiloxW1));
-      for (int h = 0; h < 2; ++h) {
+      for (int h = 0; h < H; ++h) {
         const __m512i p0 = _mm512_mul_epu32(x0[h], m0), p1 = _mm512_mul_epu32(x2[h], m1);
         x0[h] = _mm512_ternarylogic_epi32(_mm512_srli_epi64(p1, 32), x1[h], key0, 0x96);  // three-way xor
         x2[h] = _mm512_ternarylogic_epi32(_mm512_srli_epi64(p0, 32), x3[h], key1, 0x96);
@@ -43,12 +54,22 @@ struct Random {
         x3[h] = p0;
       }
     }
-    // the low words of both registers, lanes 0..15 in order
+    // the low words of two registers, lanes 0..15 in order
     const __m512i low = _mm512_setr_epi32(0, 2, 4, 6, 8, 10, 12, 14, 16, 18, 20, 22, 24, 26, 28, 30);
-    _mm512_storeu_si512(out, _mm512_permutex2var_epi32(x0[0], low, x0[1]));
-    _mm512_storeu_si512(out + 16, _mm512_permutex2var_epi32(x1[0], low, x1[1]));
-    _mm512_storeu_si512(out + 32, _mm512_permutex2var_epi32(x2[0], low, x2[1]));
-    _mm512_storeu_si512(out + 48, _mm512_permutex2var_epi32(x3[0], low, x3[1]));
+    for (int h = 0; h < H; h += 2) {
+      uint32_t* o = out + 32 * h;
+      _mm512_storeu_si512(o, _mm512_permutex2var_epi32(x0[h], low, x0[h + 1]));
+      _mm512_storeu_si512(o + 16, _mm512_permutex2var_epi32(x1[h], low, x1[h + 1]));
+      _mm512_storeu_si512(o + 32, _mm512_permutex2var_epi32(x2[h], low, x2[h + 1]));
+      _mm512_storeu_si512(o + 48, _mm512_permutex2var_epi32(x3[h], low, x3[h + 1]));
+    }
+  }
+  // 16 blocks (64 words, out[16 w + l]) and 32 blocks (two such groups).
+  static void philox16(uint64_t base, uint32_t c2, uint32_t c3, uint32_t k0, uint32_t k1, uint32_t* out) {
+    philox_blocks<2>(base, c2, c3, k0, k1, out);
+  }
+  static void philox32(uint64_t base, uint32_t c2, uint32_t c3, uint32_t k0, uint32_t k1, uint32_t* out) {
+    philox_blocks<4>(base, c2, c3, k0, k1, out);
   }
 
   // uint32 words -> nearest float / exact double (16 words: one F32x16, or

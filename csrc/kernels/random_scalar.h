@@ -76,6 +76,13 @@ struct Random {
       out[48 + lane] = x3;
     }
   }
+
+  // 32 blocks: two groups of 16 (out and out + 64), as in random_avx512.h.
+  static void philox32(uint64_t base, uint32_t c2, uint32_t c3, uint32_t k0, uint32_t k1, uint32_t* out) {
+    philox16(base, c2, c3, k0, k1, out);
+    philox16(base + 16, c2, c3, k0, k1, out + 64);
+  }
+
   static float u32_to_f32(const uint32_t* w, bool complement) {
     const uint32_t v = complement ? ~*w : *w;
     return static_cast<float>(v);  // correctly rounded (via a 64-bit signed convert)
