@@ -332,6 +332,25 @@ def test_rng_semantics():
     assert gumbel_argmax(x, rng=None).shape == (50,)
 
 
+@pytest.mark.parametrize("bit_generator", ["PCG64", "PCG64DXSM", "Philox", "SFC64", "MT19937"])
+def test_key_uses_all_128_bits_of_every_bit_generator(bit_generator):
+    """_key takes two raw words from 64-bit bit generators and 32-bit
+    integers from the others (MT19937's raw words have 32 bits): over 200
+    calls every key bit is set at least once (a fair source fails this with
+    probability < 2^-190), and a Generator is advanced by each call."""
+    gen = np.random.Generator(getattr(np.random, bit_generator)(11))
+    keys = [_key(gen) for _ in range(200)]
+    assert len(set(keys)) == 200
+    k0 = k1 = offset = 0
+    for a, b, c in keys:
+        assert 0 <= a < 2**32 and 0 <= b < 2**32 and 0 <= c < 2**64
+        k0, k1, offset = k0 | a, k1 | b, offset | c
+    assert (k0, k1, offset) == (2**32 - 1, 2**32 - 1, 2**64 - 1)
+    # the same seed gives the same key, whatever form it is passed in
+    assert _key(np.random.Generator(getattr(np.random, bit_generator)(11))) == keys[0]
+    assert _key(getattr(np.random, bit_generator)(11)) == keys[0]
+
+
 def test_greedy_temperature_zero():
     x = np.array([[1.0, 3.0, 3.0, -np.inf], [0.0, 0.0, 0.0, 0.0]])
     assert gumbel_argmax(x, temperature=0).tolist() == [1, 0]
