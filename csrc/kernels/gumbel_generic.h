@@ -253,9 +253,14 @@ struct NoSkip {
   }
 };
 
-template <class V, class R, class T, bool Stream = true, class Body, class Skip = NoSkip>
+struct NoBegin {
+  template <class Noise>
+  void operator()(Noise&, uint64_t) const {}
+};
+
+template <class V, class R, class T, bool Stream = true, class Body, class Skip = NoSkip, class Begin = NoBegin>
 inline void for_each_tile_vector(const T* x, size_t n, uint64_t start, uint64_t row, const GumbelKey& key,
-                                 Body&& body, Skip&& skip = Skip{}) {
+                                 Body&& body, Skip&& skip = Skip{}, Begin&& begin = Begin{}) {
   constexpr size_t W = V::width;
   if (n == 0) return;
   RowNoise<R, T> noise(row, key, Stream);
@@ -265,6 +270,7 @@ inline void for_each_tile_vector(const T* x, size_t n, uint64_t start, uint64_t 
     if (tile % 16 == 0 || tile == start / kTile) noise.fill_gates(tile);
     const uint64_t t0 = tile * kTile;
     if (ahead && t0 >= start && t0 + kTile + ahead <= end) prefetch_block<kTile * sizeof(T)>(x + (t0 - start) + ahead);
+    begin(noise, tile);
     if (t0 >= start && t0 + kTile <= end) {
       if (skip(noise, tile, x + (t0 - start))) continue;
       SSM_UNROLL
@@ -496,20 +502,28 @@ inline double tau_inverse(double inv_tau) {
 }
 
 // Visit every vector of a chunk with its noise for the given form (g, or E
-// in the unit form), computed a tile at a time.
+// in the unit form), computed a tile at a time and one tile ahead: the noise
+// of tile t + 1 is issued before the vectors of tile t, so the out-of-order
+// core works on both at once.
 template <class V, class R, class T, int Form, class Body>
 inline void for_each_noisy_vector(const T* x, size_t n, uint64_t start, uint64_t row, const GumbelKey& key,
                                   Body&& body) {
-  alignas(64) T gbuf[kTile];
-  uint64_t gtile = ~uint64_t{0};
-  for_each_tile_vector<V, R>(x, n, start, row, key, [&](RowNoise<R, T>& src, uint64_t tile, size_t j, Reg<V> xv, uint64_t g0, T* buf) SSM_INLINE {
-    if (tile != gtile) {
-      src.load_tile(tile);
-      noise_tile<V, R, T, Form == kUnitForm>(src.words, src.top, gbuf);
-      gtile = tile;
+  alignas(64) T gbuf[2][kTile];  // tile t's noise in gbuf[t % 2]
+  const uint64_t first = start / kTile, last = n ? (start + n - 1) / kTile : 0;
+  auto make = [&](RowNoise<R, T>& src, uint64_t tile) {
+    src.load_tile(tile);
+    noise_tile<V, R, T, Form == kUnitForm>(src.words, src.top, gbuf[tile % 2]);
+  };
+  auto begin = [&](RowNoise<R, T>& src, uint64_t tile) SSM_INLINE {
+    if (tile == first) make(src, tile);
+    if (tile < last) {
+      if ((tile + 1) % 16 == 0) src.fill_gates(tile + 1);  // a new span: the walker refills them, identically
+      make(src, tile + 1);
     }
-    body(j, xv, V::load(gbuf + j), g0, buf);
-  });
+  };
+  for_each_tile_vector<V, R>(x, n, start, row, key, [&](RowNoise<R, T>&, uint64_t tile, size_t j, Reg<V> xv, uint64_t g0, T* buf) SSM_INLINE {
+    body(j, xv, V::load(gbuf[tile % 2] + j), g0, buf);
+  }, NoSkip{}, begin);
 }
 
 template <class V, class R, class T, int Form>
