@@ -102,39 +102,55 @@ constexpr double kTopP = 0x1p-12;  // probability of a top element
 // The bound for an element that is not top: q >= 2^-12.
 constexpr double kNotTopBound = 12 * 0.6931471805599453 + 1e-3;
 
-// q = 1 - u for one vector, from the fine words w and the top flags (1 or 0).
-template <class V, class R, class T>
-inline Reg<V> complement_uniform(const uint32_t* w, const T* top) {
-  const Reg<V> cw = load_words<V, R>(w, true);
-  const Reg<V> q_top = V::fmadd(cw, V::set1(0x1p-44), V::set1(0x1p-45));
-  const Reg<V> c1 = V::set1((1 - kTopP) * 0x1p-32);
-  const Reg<V> q = V::add(V::fmadd(cw, c1, V::set1((1 - kTopP) * 0x1p-33)), V::set1(kTopP));
-  return V::select(V::gt(V::load(top), V::set1(0.5)), q_top, q);
+// The folded fine words of one vector (R::fold_f32/f64): v = f, or ~f where
+// f >= 2^31 (hi), as T.
+template <class V, class R>
+inline Reg<V> fold_words(const uint32_t* w, typename V::mask& hi) {
+  if constexpr (sizeof(typename V::scalar) == 4)
+    return R::fold_f32(w, hi);
+  else
+    return R::fold_f64(w, hi);
 }
 
-// The argument of the first log for one vector, given q: c = u, or
-// fl(1 - q) when u > 1/2 with corr the correction of log c: fl(1 - q) plus
-// its exact rounding error, divided by c ~ multiplied by 2 - c (the error
-// term is below 2^-25, so the approximation costs < 2^-27).
+constexpr double kUScale = (1 - kTopP) * 0x1p-32;
+constexpr double kUOffset = (1 - kTopP) * 0x1p-33;        // u = v kUScale + kUOffset (f < 2^31)
+constexpr double kQOffset = (1 - kTopP) * 0x1p-33 + kTopP;  // q = v kUScale + kQOffset (f >= 2^31, v = ~f)
+
+// The argument of the first log for one vector: c = u where f < 2^31 (then
+// u < 1/2), else c = fl(1 - q) with corr the correction of log c: fl(1 - q)
+// plus its exact rounding error, divided by c ~ multiplied by 2 - c (the
+// error term is below 2^-25, so the approximation costs < 2^-27). qb is q, or
+// 1/2 where u < 1/2, for the pruning bound (noise_bound(1/2) = ln 2 exceeds
+// every g there, which is below -log(ln 2) = 0.37). has_top: some element of
+// the tile is top (1.5% of tiles); only then are the top flags read, and a
+// top element's q comes from its whole complemented word.
 template <class V, class R, class T>
-inline void log_argument(const uint32_t* w, const T* top, Reg<V> q, Reg<V>& c, Reg<V>& corr) {
-  const auto is_top = V::gt(V::load(top), V::set1(0.5));
-  const Reg<V> u = V::fmadd(load_words<V, R>(w, false), V::set1((1 - kTopP) * 0x1p-32),
-                            V::set1((1 - kTopP) * 0x1p-33));
-  const auto upper = V::mask_or(is_top, V::gt(u, V::set1(0.5)));
+inline void noise_argument(const uint32_t* w, const T* top, bool has_top, Reg<V>& c, Reg<V>& corr, Reg<V>& qb) {
+  typename V::mask hi;
+  const Reg<V> v = fold_words<V, R>(w, hi);
+  Reg<V> t = V::fmadd(v, V::set1(kUScale), V::select(hi, V::set1(kQOffset), V::set1(kUOffset)));  // u or q
+  if (has_top) {
+    const auto is_top = V::gt(V::load(top), V::set1(0.5));
+    t = V::select(is_top, V::fmadd(load_words<V, R>(w, true), V::set1(0x1p-44), V::set1(0x1p-45)), t);
+    hi = V::mask_or(hi, is_top);
+  }
   const Reg<V> one = V::set1(1.0), zero = V::set1(0.0);
-  c = V::select(upper, V::sub(one, q), u);
-  const Reg<V> err = V::sub(V::sub(zero, q), V::sub(c, one));
-  corr = V::select(upper, V::mul(err, V::sub(V::set1(2.0), c)), zero);
+  c = V::select(hi, V::sub(one, t), t);
+  const Reg<V> err = V::sub(V::sub(zero, t), V::sub(c, one));
+  corr = V::select(hi, V::mul(err, V::sub(V::set1(2.0), c)), zero);
+  qb = V::select(hi, t, V::set1(0.5));
 }
 
-// g = -log(-log u) for one vector, given q.
-template <class V, class R, class T>
-inline Reg<V> gumbel_noise(const uint32_t* w, const T* top, Reg<V> q) {
-  Reg<V> c, corr;
-  log_argument<V, R>(w, top, q, c, corr);
-  const Reg<V> minus_log_u = V::sub(V::set1(0.0), V::add(log_positive<V, R>(c), corr));
-  return V::sub(V::set1(0.0), log_positive<V, R>(minus_log_u));
+// -log u = -(log c + corr), for the argument above.
+template <class V, class R>
+inline Reg<V> minus_log_u(Reg<V> c, Reg<V> corr) {
+  return V::sub(V::set1(0.0), V::add(log_positive<V, R>(c), corr));
+}
+
+// g = -log(-log u) for one vector, given its argument.
+template <class V, class R>
+inline Reg<V> gumbel_noise(Reg<V> c, Reg<V> corr) {
+  return V::sub(V::set1(0.0), log_positive<V, R>(minus_log_u<V, R>(c, corr)));
 }
 
 // One Philox4x32-10 block in plain 64-bit integer arithmetic (the same
@@ -402,11 +418,10 @@ TopkResult topk(const T* x, size_t n, uint64_t start, uint64_t row, const Gumbel
     const Reg<V> base = V::mul(xv, vinv);
     if (prune && !src.open(g0 / 16) && !V::any(V::gt(V::add(base, vnot_top), vthr))) return;
     src.load_tile(tile);
-    const uint32_t* w = src.words + j;
-    const T* top = src.top + j;
-    const Reg<V> q = complement_uniform<V, R>(w, top);
-    if (prune && !V::any(V::gt(V::add(base, V::mul(noise_bound<V, R>(q), vgs)), vthr))) return;
-    const Reg<V> score = V::add(base, V::mul(gumbel_noise<V, R>(w, top, q), vgs));
+    Reg<V> c, corr, qb;
+    noise_argument<V, R>(src.words + j, src.top + j, src.top_set, c, corr, qb);
+    if (prune && !V::any(V::gt(V::add(base, V::mul(noise_bound<V, R>(qb), vgs)), vthr))) return;
+    const Reg<V> score = V::add(base, V::mul(gumbel_noise<V, R>(c, corr), vgs));
     if (!V::any(V::gt(score, vthr))) return;
     double s[W];
     V::to_array(score, s);
@@ -434,8 +449,9 @@ void noise(T* g, size_t n, uint64_t start, uint64_t row, const GumbelKey& key) {
   for (size_t i = 0; i < n; ++i) g[i] = 0;  // the walk below loads "logits" from g
   for_each_tile_vector<V, R>(g, n, start, row, key, [&](RowNoise<R, T>& src, uint64_t tile, size_t j, Reg<V>, uint64_t g0, T* buf) SSM_INLINE {
     src.load_tile(tile);
-    const uint32_t* w = src.words + j;
-    const Reg<V> v = gumbel_noise<V, R>(w, src.top + j, complement_uniform<V, R>(w, src.top + j));
+    Reg<V> c, corr, qb;
+    noise_argument<V, R>(src.words + j, src.top + j, src.top_set, c, corr, qb);
+    const Reg<V> v = gumbel_noise<V, R>(c, corr);
     if (!buf) {
       V::store(g + (g0 - start), v);
       return;
@@ -472,13 +488,12 @@ inline void softmax_term(Reg<V> xv, Reg<V> noise, Reg<V> vref, Reg<V> vinv, Reg<
 // chains (gumbel_softmax ran ~3x slower that way). Unit = true stops at
 // E = -log u (g = -log E).
 template <class V, class R, class T, bool Unit = false>
-inline void noise_tile(const uint32_t* w, const T* top, T* g) {
+inline void noise_tile(const uint32_t* w, const T* top, bool has_top, T* g) {
   constexpr size_t W = V::width, U = kTile / W;
-  Reg<V> c[U], corr[U], l[U];
+  Reg<V> c[U], corr[U], l[U], qb;
   const Reg<V> zero = V::set1(0.0);
   SSM_UNROLL
-  for (size_t u = 0; u < U; ++u)
-    log_argument<V, R>(w + u * W, top + u * W, complement_uniform<V, R>(w + u * W, top + u * W), c[u], corr[u]);
+  for (size_t u = 0; u < U; ++u) noise_argument<V, R>(w + u * W, top + u * W, has_top, c[u], corr[u], qb);
   SSM_UNROLL
   for (size_t u = 0; u < U; ++u) l[u] = log_positive<V, R>(c[u]);
   if constexpr (Unit) {
@@ -512,7 +527,7 @@ inline void for_each_noisy_vector(const T* x, size_t n, uint64_t start, uint64_t
   const uint64_t first = start / kTile, last = n ? (start + n - 1) / kTile : 0;
   auto make = [&](RowNoise<R, T>& src, uint64_t tile) {
     src.load_tile(tile);
-    noise_tile<V, R, T, Form == kUnitForm>(src.words, src.top, gbuf[tile % 2]);
+    noise_tile<V, R, T, Form == kUnitForm>(src.words, src.top, src.top_set, gbuf[tile % 2]);
   };
   auto begin = [&](RowNoise<R, T>& src, uint64_t tile) SSM_INLINE {
     if (tile == first) make(src, tile);

@@ -63,6 +63,19 @@ struct Random {
     const __m256i bits = _mm256_or_si256(_mm256_cvtepu32_epi64(v), _mm256_set1_epi64x(0x4330000000000000LL));
     return _mm256_sub_pd(_mm256_castsi256_pd(bits), _mm256_set1_pd(4503599627370496.0));
   }
+  // The folded words (see random_avx512.h); hi as all-ones lanes.
+  static __m256 fold_f32(const uint32_t* w, __m256& hi) {
+    const __m256i f = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(w));
+    const __m256i s = _mm256_srai_epi32(f, 31);
+    hi = _mm256_castsi256_ps(s);
+    return _mm256_cvtepi32_ps(_mm256_xor_si256(f, s));
+  }
+  static __m256d fold_f64(const uint32_t* w, __m256d& hi) {
+    const __m128i f = _mm_loadu_si128(reinterpret_cast<const __m128i*>(w));
+    const __m128i s = _mm_srai_epi32(f, 31);
+    hi = _mm256_castsi256_pd(_mm256_cvtepi32_epi64(s));
+    return _mm256_cvtepi32_pd(_mm_xor_si128(f, s));
+  }
   static __m256 exponent(__m256 y) {
     const __m256i e = _mm256_sub_epi32(_mm256_srli_epi32(_mm256_castps_si256(y), 23), _mm256_set1_epi32(127));
     return _mm256_cvtepi32_ps(e);

@@ -93,6 +93,18 @@ struct Random {
     if (complement) v = _mm256_xor_si256(v, _mm512_castsi512_si256(all_ones()));
     return _mm512_cvtepu32_pd(v);
   }
+  // The folded words: v = w, or ~w where w >= 2^31 (hi), so v < 2^31 and a
+  // signed convert takes it (correctly rounded to float, exact to double).
+  static __m512 fold_f32(const uint32_t* w, __mmask16& hi) {
+    const __m512i f = _mm512_loadu_si512(w);
+    hi = _mm512_movepi32_mask(f);
+    return _mm512_cvtepi32_ps(_mm512_xor_si512(f, _mm512_srai_epi32(f, 31)));
+  }
+  static __m512d fold_f64(const uint32_t* w, __mmask8& hi) {
+    const __m256i f = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(w));
+    hi = _mm256_movepi32_mask(f);
+    return _mm512_cvtepi32_pd(_mm256_xor_si256(f, _mm256_srai_epi32(f, 31)));
+  }
   // floor(log2 y) and y / 2^floor(log2 y) in [1, 2), for normal y > 0: exact.
   static __m512 exponent(__m512 y) { return _mm512_getexp_ps(y); }
   static __m512 mantissa(__m512 y) { return _mm512_getmant_ps(y, _MM_MANT_NORM_1_2, _MM_MANT_SIGN_zero); }

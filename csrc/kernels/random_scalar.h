@@ -88,6 +88,14 @@ struct Random {
     return static_cast<float>(v);  // correctly rounded (via a 64-bit signed convert)
   }
   static double u32_to_f64(const uint32_t* w, bool complement) { return static_cast<double>(complement ? ~*w : *w); }
+  // The folded word (see random_avx512.h): below 2^31, so the int32 convert
+  // rounds as cvtdq2ps does.
+  static uint32_t fold(const uint32_t* w, bool& hi) {
+    hi = (*w >> 31) != 0;
+    return hi ? ~*w : *w;
+  }
+  static float fold_f32(const uint32_t* w, bool& hi) { return static_cast<float>(static_cast<int32_t>(fold(w, hi))); }
+  static double fold_f64(const uint32_t* w, bool& hi) { return static_cast<double>(fold(w, hi)); }
   template <class S>
   static S exponent(S y) {
     int e;
