@@ -111,14 +111,12 @@ void run_tasks(size_t count, size_t elements, const Body& body) {
     for (size_t t = 0; t < count; ++t) body(t);
 }
 
+// The k best (index, score) of each of `rows` rows of n at xp into ip and sp
+// (rows x k each).
 template <class T>
-Status topk_t(const py::array& x, size_t k, double inv_temp, const GumbelKey& key, const py::array& idx,
-              const py::array& score, bool prune, uint64_t row_base, uint64_t col_base) {
+Status topk_t(const T* xp, size_t rows, size_t n, size_t k, double inv_temp, const GumbelKey& key, py::ssize_t* ip,
+              double* sp, bool prune, uint64_t row_base, uint64_t col_base) {
   const auto& kern = gumbel_for<T>(ssm::active_gumbel());
-  const size_t rows = static_cast<size_t>(x.shape(0)), n = static_cast<size_t>(x.shape(1));
-  const T* xp = static_cast<const T*>(x.data());
-  auto* ip = static_cast<py::ssize_t*>(const_cast<void*>(idx.data()));
-  auto* sp = static_cast<double*>(const_cast<void*>(score.data()));
   if (k == 0 || rows == 0) return {-1, ""};
   const ssm::Settings st = ssm::settings();
   // Long rows are split (candidates merged by (score, index): the draw does
@@ -202,8 +200,37 @@ Status gumbel_topk(const py::array& x, size_t k, double inv_temp, uint32_t k0, u
   require(py::isinstance<py::array_t<py::ssize_t>>(idx), "idx must be intp");
   require(py::isinstance<py::array_t<double>>(score), "score must be float64");
   const GumbelKey key = make_key(k0, k1, row_offset);
-  return f32 ? topk_t<float>(x, k, inv_temp, key, idx, score, prune, row_base, col_base)
-             : topk_t<double>(x, k, inv_temp, key, idx, score, prune, row_base, col_base);
+  const size_t rows = static_cast<size_t>(x.shape(0)), n = static_cast<size_t>(x.shape(1));
+  auto* ip = static_cast<py::ssize_t*>(const_cast<void*>(idx.data()));
+  auto* sp = static_cast<double*>(const_cast<void*>(score.data()));
+  return f32 ? topk_t<float>(static_cast<const float*>(x.data()), rows, n, k, inv_temp, key, ip, sp, prune, row_base,
+                             col_base)
+             : topk_t<double>(static_cast<const double*>(x.data()), rows, n, k, inv_temp, key, ip, sp, prune,
+                              row_base, col_base);
+}
+
+// gumbel_argmax's common call in one step: x C-contiguous and aligned along
+// its last axis, float32 or float64 in native order (the caller checked),
+// with rows of n > 0 -> (first bad row or -1, reason, intp array of
+// x.shape[:-1]), the result None when a row is bad.
+py::tuple gumbel_argmax_call(const py::array& x, double inv_temp, uint32_t k0, uint32_t k1, uint64_t row_offset) {
+  const bool f32 = is_f32(x, "x");
+  require(x.ndim() >= 1 && (x.flags() & py::array::c_style) != 0, "x must be C-contiguous with at least one axis");
+  const size_t n = static_cast<size_t>(x.shape(x.ndim() - 1));
+  require(n > 0, "rows must not be empty");
+  require(reinterpret_cast<uintptr_t>(x.data()) % (f32 ? sizeof(float) : sizeof(double)) == 0, "x must be aligned");
+  const size_t rows = static_cast<size_t>(x.size()) / n;
+  std::vector<py::ssize_t> shape(x.shape(), x.shape() + x.ndim() - 1);
+  py::array_t<py::ssize_t> idx(shape);
+  std::vector<double> score(rows);
+  const GumbelKey key = make_key(k0, k1, row_offset);
+  py::ssize_t* ip = idx.mutable_data();
+  const Status st = f32 ? topk_t<float>(static_cast<const float*>(x.data()), rows, n, 1, inv_temp, key, ip,
+                                        score.data(), true, 0, 0)
+                        : topk_t<double>(static_cast<const double*>(x.data()), rows, n, 1, inv_temp, key, ip,
+                                         score.data(), true, 0, 0);
+  if (st.first >= 0) return py::make_tuple(st.first, st.second, py::none());
+  return py::make_tuple(st.first, st.second, idx);
 }
 
 template <class T>
@@ -317,6 +344,10 @@ void register_gumbel(py::module_& m) {
         py::arg("key1"), py::arg("row_offset"), py::arg("idx"), py::arg("score"), py::arg("prune") = true,
         py::arg("row_base") = 0, py::arg("col_base") = 0,
         "Best k of x*inv_temp + Gumbel noise per row -> (first bad row or -1, reason).");
+  m.def("gumbel_argmax_call", &gumbel_argmax_call, py::arg("x"), py::arg("inv_temp"), py::arg("key0"), py::arg("key1"),
+        py::arg("row_offset"),
+        "gumbel_argmax over the last axis of a C-contiguous float32/float64 array -> (bad row or -1, reason, "
+        "indices or None).");
   m.def("gumbel_softmax", &gumbel_softmax, py::arg("x"), py::arg("out"), py::arg("inv_tau"), py::arg("key0"),
         py::arg("key1"), py::arg("row_offset"), py::arg("row_base") = 0, py::arg("col_base") = 0,
         "softmax((x + g) * inv_tau) per row, noise regenerated in both passes -> (bad row or -1, reason).");

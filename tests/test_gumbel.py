@@ -9,7 +9,7 @@ import pytest
 from scipy import stats
 
 from simdsoftmax import _core
-from simdsoftmax._gumbel import _key, gumbel_argmax, gumbel_softmax, gumbel_topk
+from simdsoftmax._gumbel import _key, _one_call, gumbel_argmax, gumbel_softmax, gumbel_topk
 
 P_FAIL = 1e-6
 INV_T = 1 / 1.3
@@ -349,6 +349,42 @@ def test_key_uses_all_128_bits_of_every_bit_generator(bit_generator):
     # the same seed gives the same key, whatever form it is passed in
     assert _key(np.random.Generator(getattr(np.random, bit_generator)(11))) == keys[0]
     assert _key(getattr(np.random, bit_generator)(11)) == keys[0]
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_argmax_one_call_matches_the_general_path(kernel_isa, dtype):
+    """gumbel_argmax takes C-contiguous float32/float64 arrays reduced over
+    their last axis in one C++ call (_core.gumbel_argmax_call); the same logits
+    in any other form (a strided view, a list, another axis) go through _rows
+    and topk. Both must give the same draws and the same errors."""
+    rng = np.random.default_rng(5)
+    for shape in [(1,), (15,), (16,), (17,), (64,), (1000,), (3, 17), (2, 3, 65), (4, 1)]:
+        x = (rng.standard_normal(shape) * 2).astype(dtype)
+        if shape[-1] > 1:
+            x[..., 0] = -np.inf  # never drawn, on either path
+        strided = np.empty(shape[:-1] + (2 * shape[-1],), dtype)[..., ::2]
+        strided[...] = x
+        assert _one_call(x, -1) and (not _one_call(strided, -1) or shape == (1,))
+        for temperature in (1.0, 0.3):
+            fast = gumbel_argmax(x, rng=9, temperature=temperature)
+            assert type(fast) is (np.intp if x.ndim == 1 else np.ndarray)
+            for other in (strided, x.tolist(), np.moveaxis(x, -1, 0)):
+                axis = 0 if other is not strided and isinstance(other, np.ndarray) and x.ndim > 1 else -1
+                general = gumbel_argmax(other, axis=axis, rng=9, temperature=temperature)
+                assert np.array_equal(general, fast), (shape, temperature)
+            assert np.all(fast > 0) or shape[-1] == 1
+    # the errors name the same row
+    bad = np.zeros((2, 3, 8), dtype)
+    bad[1, 2, 5] = np.nan
+    messages = []
+    for form in (bad, bad[..., ::-1].copy()[..., ::-1]):
+        with pytest.raises(ValueError) as info:
+            gumbel_argmax(form, rng=1)
+        messages.append(str(info.value))
+    with pytest.raises(ValueError) as info:
+        gumbel_argmax(bad.tolist(), rng=1)
+    messages.append(str(info.value))
+    assert messages == ["logits: row (1, 2) contains NaN"] * 3
 
 
 def test_greedy_temperature_zero():

@@ -119,6 +119,22 @@ def _rows_of_out(out, x2, axis):
     return o2
 
 
+def _one_call(x, axis) -> bool:
+    """Can _core.gumbel_argmax_call take `x` as it is: an ndarray, float32 or
+    float64 in native order, C-contiguous and aligned, reduced over its last
+    axis, with non-empty rows? (Everything else goes through _rows.)"""
+    return (
+        type(x) is np.ndarray
+        and (x.dtype is _F32 or x.dtype is _F64)
+        and type(axis) is int
+        and x.ndim > 0
+        and (axis == -1 or axis == x.ndim - 1)
+        and x.shape[-1] > 0
+        and x.flags.c_contiguous
+        and x.flags.aligned
+    )
+
+
 def _raise_bad_row(batch, row: int, reason: str):
     where = np.unravel_index(row, batch) if batch else ()
     label = f"row {tuple(int(i) for i in where)}" if batch else "the row"
@@ -199,6 +215,11 @@ def gumbel_argmax(logits, axis=-1, *, temperature=1.0, rng=None):
     2
     """
     t = _check_temperature(temperature, "temperature", allow_zero=True)
+    if _one_call(logits, axis) and t > 0:  # the common call, checked and run in one C++ step
+        bad, reason, idx = _core.gumbel_argmax_call(logits, 1.0 / t, *_key(rng))
+        if bad >= 0:
+            _raise_bad_row(logits.shape[:-1], bad, reason)
+        return idx[()] if idx.ndim == 0 else idx
     x, x2, batch, axis, _ = _rows(logits, axis)
     if x2.shape[0] == 0:
         return np.empty(batch, np.intp)
