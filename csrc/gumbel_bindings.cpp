@@ -209,37 +209,47 @@ Status gumbel_topk(const py::array& x, size_t k, double inv_temp, uint32_t k0, u
                               row_base, col_base);
 }
 
-// gumbel_argmax's common call in one step: x C-contiguous and aligned along
-// its last axis, float32 or float64 in native order (the caller checked),
-// with rows of n > 0 -> (first bad row or -1, reason, intp array of
-// x.shape[:-1]), the result None when a row is bad.
-py::tuple gumbel_argmax_call(const py::array& x, double inv_temp, uint32_t k0, uint32_t k1, uint64_t row_offset) {
+// The rows of a one-step call: x C-contiguous and aligned, float32 or
+// float64 in native order (the caller checked the rest), reduced over its last
+// axis of n > 0 -> (f32?, rows, n).
+struct Rows {
+  bool f32;
+  size_t rows, n;
+};
+Rows one_call_rows(const py::array& x) {
   const bool f32 = is_f32(x, "x");
   require(x.ndim() >= 1 && (x.flags() & py::array::c_style) != 0, "x must be C-contiguous with at least one axis");
   const size_t n = static_cast<size_t>(x.shape(x.ndim() - 1));
   require(n > 0, "rows must not be empty");
   require(reinterpret_cast<uintptr_t>(x.data()) % (f32 ? sizeof(float) : sizeof(double)) == 0, "x must be aligned");
-  const size_t rows = static_cast<size_t>(x.size()) / n;
+  return {f32, static_cast<size_t>(x.size()) / n, n};
+}
+
+// gumbel_argmax's and gumbel_topk's common call in one step (1 <= k <= n):
+// -> (first bad row or -1, reason, intp array of x.shape[:-1] (argmax) or
+// x.shape[:-1] + (k,)), the array None when a row is bad.
+py::tuple gumbel_topk_call(const py::array& x, size_t k, bool argmax, double inv_temp, uint32_t k0, uint32_t k1,
+                           uint64_t row_offset) {
+  const Rows r = one_call_rows(x);
+  require(k >= 1 && k <= r.n && (!argmax || k == 1), "k must be in [1, n] (1 for argmax)");
   std::vector<py::ssize_t> shape(x.shape(), x.shape() + x.ndim() - 1);
+  if (!argmax) shape.push_back(static_cast<py::ssize_t>(k));
   py::array_t<py::ssize_t> idx(shape);
-  std::vector<double> score(rows);
+  std::vector<double> score(r.rows * k);
   const GumbelKey key = make_key(k0, k1, row_offset);
   py::ssize_t* ip = idx.mutable_data();
-  const Status st = f32 ? topk_t<float>(static_cast<const float*>(x.data()), rows, n, 1, inv_temp, key, ip,
-                                        score.data(), true, 0, 0)
-                        : topk_t<double>(static_cast<const double*>(x.data()), rows, n, 1, inv_temp, key, ip,
-                                         score.data(), true, 0, 0);
+  const Status st = r.f32 ? topk_t<float>(static_cast<const float*>(x.data()), r.rows, r.n, k, inv_temp, key, ip,
+                                          score.data(), true, 0, 0)
+                          : topk_t<double>(static_cast<const double*>(x.data()), r.rows, r.n, k, inv_temp, key, ip,
+                                           score.data(), true, 0, 0);
   if (st.first >= 0) return py::make_tuple(st.first, st.second, py::none());
   return py::make_tuple(st.first, st.second, idx);
 }
 
 template <class T>
-Status softmax_t(const py::array& x, const py::array& out, double inv_tau, const GumbelKey& key, uint64_t row_base,
+Status softmax_t(const T* xp, T* yp, size_t rows, size_t n, double inv_tau, const GumbelKey& key, uint64_t row_base,
                  uint64_t col_base) {
   const auto& kern = gumbel_for<T>(ssm::active_gumbel());
-  const size_t rows = static_cast<size_t>(x.shape(0)), n = static_cast<size_t>(x.shape(1));
-  const T* xp = static_cast<const T*>(x.data());
-  T* yp = static_cast<T*>(const_cast<void*>(out.data()));
   const ssm::Settings st = ssm::settings();
   // Rows longer than chunked_row are always split, whatever the thread count:
   // their chunk partials are combined in chunk order, so the bits do not
@@ -310,8 +320,36 @@ Status gumbel_softmax(const py::array& x, const py::array& out, double inv_tau, 
   require(out.dtype().equal(x.dtype()), "out must have the dtype of x");
   require(x.shape(1) > 0, "rows must not be empty");
   const GumbelKey key = make_key(k0, k1, row_offset);
-  return f32 ? softmax_t<float>(x, out, inv_tau, key, row_base, col_base)
-             : softmax_t<double>(x, out, inv_tau, key, row_base, col_base);
+  const size_t rows = static_cast<size_t>(x.shape(0)), n = static_cast<size_t>(x.shape(1));
+  void* yp = const_cast<void*>(out.data());
+  return f32 ? softmax_t<float>(static_cast<const float*>(x.data()), static_cast<float*>(yp), rows, n, inv_tau, key,
+                                row_base, col_base)
+             : softmax_t<double>(static_cast<const double*>(x.data()), static_cast<double*>(yp), rows, n, inv_tau, key,
+                                 row_base, col_base);
+}
+
+// gumbel_softmax's common call in one step: x as for gumbel_topk_call, out
+// None or an array of x's shape and dtype, C-contiguous, aligned, writeable,
+// and either x itself or not overlapping it (the caller checked) -> (first bad
+// row or -1, reason, the result or None).
+py::tuple gumbel_softmax_call(const py::array& x, const py::object& out, double inv_tau, uint32_t k0, uint32_t k1,
+                              uint64_t row_offset) {
+  const Rows r = one_call_rows(x);
+  py::array y = out.is_none() ? py::array(x.dtype(), std::vector<py::ssize_t>(x.shape(), x.shape() + x.ndim()))
+                              : py::reinterpret_borrow<py::array>(out);
+  require(y.dtype().equal(x.dtype()) && y.ndim() == x.ndim() && std::equal(x.shape(), x.shape() + x.ndim(), y.shape()) &&
+              y.writeable() &&
+              (y.flags() & py::array::c_style) != 0,
+          "out must be a writeable C-contiguous array of x's shape and dtype");
+  const GumbelKey key = make_key(k0, k1, row_offset);
+  void* yp = y.mutable_data();
+  const Status st =
+      r.f32 ? softmax_t<float>(static_cast<const float*>(x.data()), static_cast<float*>(yp), r.rows, r.n, inv_tau, key,
+                               0, 0)
+            : softmax_t<double>(static_cast<const double*>(x.data()), static_cast<double*>(yp), r.rows, r.n, inv_tau,
+                                key, 0, 0);
+  if (st.first >= 0) return py::make_tuple(st.first, st.second, py::none());
+  return py::make_tuple(st.first, st.second, y);
 }
 
 void gumbel_noise(const py::array& out, uint32_t k0, uint32_t k1, uint64_t row_offset, uint64_t row_base,
@@ -344,10 +382,14 @@ void register_gumbel(py::module_& m) {
         py::arg("key1"), py::arg("row_offset"), py::arg("idx"), py::arg("score"), py::arg("prune") = true,
         py::arg("row_base") = 0, py::arg("col_base") = 0,
         "Best k of x*inv_temp + Gumbel noise per row -> (first bad row or -1, reason).");
-  m.def("gumbel_argmax_call", &gumbel_argmax_call, py::arg("x"), py::arg("inv_temp"), py::arg("key0"), py::arg("key1"),
-        py::arg("row_offset"),
-        "gumbel_argmax over the last axis of a C-contiguous float32/float64 array -> (bad row or -1, reason, "
-        "indices or None).");
+  m.def("gumbel_topk_call", &gumbel_topk_call, py::arg("x"), py::arg("k"), py::arg("argmax"), py::arg("inv_temp"),
+        py::arg("key0"), py::arg("key1"), py::arg("row_offset"),
+        "gumbel_topk (argmax: k = 1 without its axis) over the last axis of a C-contiguous float32/float64 array -> "
+        "(bad row or -1, reason, indices or None).");
+  m.def("gumbel_softmax_call", &gumbel_softmax_call, py::arg("x"), py::arg("out"), py::arg("inv_tau"),
+        py::arg("key0"), py::arg("key1"), py::arg("row_offset"),
+        "gumbel_softmax over the last axis of a C-contiguous float32/float64 array, into out (None: a new array) -> "
+        "(bad row or -1, reason, the result or None).");
   m.def("gumbel_softmax", &gumbel_softmax, py::arg("x"), py::arg("out"), py::arg("inv_tau"), py::arg("key0"),
         py::arg("key1"), py::arg("row_offset"), py::arg("row_base") = 0, py::arg("col_base") = 0,
         "softmax((x + g) * inv_tau) per row, noise regenerated in both passes -> (bad row or -1, reason).");

@@ -351,40 +351,61 @@ def test_key_uses_all_128_bits_of_every_bit_generator(bit_generator):
     assert _key(getattr(np.random, bit_generator)(11)) == keys[0]
 
 
+ONE_CALL_FUNCTIONS = {
+    "argmax": lambda x, **kw: gumbel_argmax(x, **kw),
+    "topk": lambda x, **kw: gumbel_topk(x, min(3, np.shape(x)[kw.get("axis", -1)]), **kw),
+    "softmax": lambda x, **kw: gumbel_softmax(x, tau=kw.pop("temperature"), **kw),
+}
+
+
+@pytest.mark.parametrize("name", list(ONE_CALL_FUNCTIONS))
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
-def test_argmax_one_call_matches_the_general_path(kernel_isa, dtype):
-    """gumbel_argmax takes C-contiguous float32/float64 arrays reduced over
-    their last axis in one C++ call (_core.gumbel_argmax_call); the same logits
-    in any other form (a strided view, a list, another axis) go through _rows
-    and topk. Both must give the same draws and the same errors."""
+def test_one_call_matches_the_general_path(kernel_isa, dtype, name):
+    """C-contiguous float32/float64 arrays reduced over their last axis take
+    one C++ call (_core.gumbel_topk_call, gumbel_softmax_call); the same
+    logits in any other form (a strided view, the other byte order, another axis) go
+    through _rows and the row kernels. Both must give the same results and
+    the same errors."""
+    fn = ONE_CALL_FUNCTIONS[name]
     rng = np.random.default_rng(5)
     for shape in [(1,), (15,), (16,), (17,), (64,), (1000,), (3, 17), (2, 3, 65), (4, 1)]:
         x = (rng.standard_normal(shape) * 2).astype(dtype)
-        if shape[-1] > 1:
+        if shape[-1] > 3:
             x[..., 0] = -np.inf  # never drawn, on either path
         strided = np.empty(shape[:-1] + (2 * shape[-1],), dtype)[..., ::2]
         strided[...] = x
         assert _one_call(x, -1) and (not _one_call(strided, -1) or shape == (1,))
         for temperature in (1.0, 0.3):
-            fast = gumbel_argmax(x, rng=9, temperature=temperature)
-            assert type(fast) is (np.intp if x.ndim == 1 else np.ndarray)
-            for other in (strided, x.tolist(), np.moveaxis(x, -1, 0)):
-                axis = 0 if other is not strided and isinstance(other, np.ndarray) and x.ndim > 1 else -1
-                general = gumbel_argmax(other, axis=axis, rng=9, temperature=temperature)
+            fast = fn(x, rng=9, temperature=temperature)
+            if name == "argmax" and x.ndim == 1:
+                assert type(fast) is np.intp
+            swapped = x.astype(x.dtype.newbyteorder())  # same values, the other byte order
+            for other, axis in ((strided, -1), (swapped, -1), (np.moveaxis(x, -1, 0), 0)):
+                general = fn(other, axis=axis, rng=9, temperature=temperature)
+                if name == "softmax" and axis == 0:
+                    general = np.moveaxis(general, 0, -1)
                 assert np.array_equal(general, fast), (shape, temperature)
-            assert np.all(fast > 0) or shape[-1] == 1
-    # the errors name the same row
+            if name == "softmax":  # into out, and in place
+                out = np.empty_like(x)
+                assert fn(x, rng=9, temperature=temperature, out=out) is out
+                assert np.array_equal(out, fast)
+                inplace = x.copy()
+                assert fn(inplace, rng=9, temperature=temperature, out=inplace) is inplace
+                assert np.array_equal(inplace, fast)
+    # the errors name the same row, and out is left untouched
     bad = np.zeros((2, 3, 8), dtype)
     bad[1, 2, 5] = np.nan
     messages = []
-    for form in (bad, bad[..., ::-1].copy()[..., ::-1]):
+    for form in (bad, bad[..., ::-1].copy()[..., ::-1], bad.astype(bad.dtype.newbyteorder())):
         with pytest.raises(ValueError) as info:
-            gumbel_argmax(form, rng=1)
+            fn(form, rng=1, temperature=1.0)
         messages.append(str(info.value))
-    with pytest.raises(ValueError) as info:
-        gumbel_argmax(bad.tolist(), rng=1)
-    messages.append(str(info.value))
     assert messages == ["logits: row (1, 2) contains NaN"] * 3
+    if name == "softmax":
+        out = np.full_like(bad, 7)
+        with pytest.raises(ValueError, match=r"row \(1, 2\) contains NaN"):
+            fn(bad, rng=1, temperature=1.0, out=out)
+        assert np.all(out == 7)
 
 
 def test_greedy_temperature_zero():

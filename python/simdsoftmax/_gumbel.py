@@ -120,9 +120,10 @@ def _rows_of_out(out, x2, axis):
 
 
 def _one_call(x, axis) -> bool:
-    """Can _core.gumbel_argmax_call take `x` as it is: an ndarray, float32 or
-    float64 in native order, C-contiguous and aligned, reduced over its last
-    axis, with non-empty rows? (Everything else goes through _rows.)"""
+    """Can the one-step calls (_core.gumbel_topk_call, gumbel_softmax_call)
+    take `x` as it is: an ndarray, float32 or float64 in native order,
+    C-contiguous and aligned, reduced over its last axis, with non-empty rows?
+    (Everything else goes through _rows.)"""
     return (
         type(x) is np.ndarray
         and (x.dtype is _F32 or x.dtype is _F64)
@@ -132,6 +133,21 @@ def _one_call(x, axis) -> bool:
         and x.shape[-1] > 0
         and x.flags.c_contiguous
         and x.flags.aligned
+    )
+
+
+def _out_one_call(out, x) -> bool:
+    """Can gumbel_softmax_call write `out` for `x` (see _one_call): None, or an
+    ndarray of x's shape and dtype, C-contiguous, aligned, writeable, and x
+    itself or apart from it?"""
+    return out is None or (
+        type(out) is np.ndarray
+        and out.dtype is x.dtype
+        and out.shape == x.shape
+        and out.flags.c_contiguous
+        and out.flags.aligned
+        and out.flags.writeable
+        and (out is x or not np.may_share_memory(out, x))
     )
 
 
@@ -216,7 +232,7 @@ def gumbel_argmax(logits, axis=-1, *, temperature=1.0, rng=None):
     """
     t = _check_temperature(temperature, "temperature", allow_zero=True)
     if _one_call(logits, axis) and t > 0:  # the common call, checked and run in one C++ step
-        bad, reason, idx = _core.gumbel_argmax_call(logits, 1.0 / t, *_key(rng))
+        bad, reason, idx = _core.gumbel_topk_call(logits, 1, True, 1.0 / t, *_key(rng))
         if bad >= 0:
             _raise_bad_row(logits.shape[:-1], bad, reason)
         return idx[()] if idx.ndim == 0 else idx
@@ -281,6 +297,11 @@ def gumbel_topk(logits, k, axis=-1, *, temperature=1.0, rng=None):
     if k < 0:
         raise ValueError(f"k must be >= 0, got {k}")
     t = _check_temperature(temperature, "temperature", allow_zero=True)
+    if _one_call(logits, axis) and t > 0 and 0 < k <= logits.shape[-1]:
+        bad, reason, idx = _core.gumbel_topk_call(logits, k, False, 1.0 / t, *_key(rng))
+        if bad >= 0:
+            _raise_bad_row(logits.shape[:-1], bad, reason)
+        return idx
     x, x2, batch, axis, _ = _rows(logits, axis)
     if x2.shape[0] == 0 or k == 0:
         if k > x2.shape[1] and x2.shape[0]:
@@ -336,6 +357,12 @@ def gumbel_softmax(logits, axis=-1, *, tau=1.0, hard=False, rng=None, out=None):
     [1.0, 1.0]
     """
     t = _check_temperature(tau, "tau", allow_zero=True)
+    if not hard and t > 0 and _one_call(logits, axis) and _out_one_call(out, logits):
+        # every row is read before any is written: a bad row leaves out untouched
+        bad, reason, y = _core.gumbel_softmax_call(logits, out, 1.0 / t, *_key(rng))
+        if bad >= 0:
+            _raise_bad_row(logits.shape[:-1], bad, reason)
+        return y
     x, x2, batch, axis, result = _rows(logits, axis)
     shape = x.shape
     if out is not None:
