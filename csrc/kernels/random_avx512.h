@@ -14,14 +14,6 @@ namespace ssm {
 namespace avx512 {
 
 struct Random {
-  // 16 Philox4x32-10 blocks, counters (base + l, c2, c3) for lanes l = 0..15
-  // (base is a multiple of 16, so the low word never carries): word w of
-  // block base + l goes to out[16 w + l]. Each block lives in the low half of
-  // a 64-bit lane, 8 blocks per register: vpmuludq reads only those halves,
-  // so the products need one shift and no blends, and the junk left in the
-  // upper halves never reaches a result (30% fewer operations than 16 blocks
-  // in 32-bit lanes, which must separate and re-interleave even and odd
-  // lanes every round).
   // 8 H Philox4x32-10 blocks, counters (base + l, c2, c3) for l = 0..8H-1
   // (base is a multiple of 8H, so the low word never carries): word w of
   // block base + 16 g + l goes to out[64 g + 16 w + l]. Each block lives in
