@@ -48,12 +48,13 @@ namespace {
 
 constexpr size_t kTile = 64;
 
+// The complemented fine words ~f of one vector, as T (top elements' q).
 template <class V, class R>
-inline Reg<V> load_words(const uint32_t* w, bool complement) {
+inline Reg<V> complement_words(const uint32_t* w) {
   if constexpr (sizeof(typename V::scalar) == 4)
-    return R::u32_to_f32(w, complement);
+    return R::complement_f32(w);
   else
-    return R::u32_to_f64(w, complement);
+    return R::complement_f64(w);
 }
 
 // log(y) for normal y > 0: y = 2^e m, m in [sqrt(1/2), sqrt(2)), f = m - 1
@@ -131,7 +132,7 @@ inline void noise_argument(const uint32_t* w, const T* top, bool has_top, Reg<V>
   Reg<V> t = V::fmadd(v, V::set1(kUScale), V::select(hi, V::set1(kQOffset), V::set1(kUOffset)));  // u or q
   if (has_top) {
     const auto is_top = V::gt(V::load(top), V::set1(0.5));
-    t = V::select(is_top, V::fmadd(load_words<V, R>(w, true), V::set1(0x1p-44), V::set1(0x1p-45)), t);
+    t = V::select(is_top, V::fmadd(complement_words<V, R>(w), V::set1(0x1p-44), V::set1(0x1p-45)), t);
     hi = V::mask_or(hi, is_top);
   }
   const Reg<V> one = V::set1(1.0), zero = V::set1(0.0);

@@ -47,19 +47,17 @@ struct Random {
     philox16(base + 16, c2, c3, k0, k1, out + 64);
   }
 
-  // Correctly rounded uint32 -> float without AVX-512's unsigned convert:
+  // ~w correctly rounded to float without AVX-512's unsigned convert:
   // hi16 * 65536 and lo16 are exact floats, so their sum rounds once.
-  static __m256 u32_to_f32(const uint32_t* w, bool complement) {
-    __m256i v = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(w));
-    if (complement) v = _mm256_xor_si256(v, _mm256_set1_epi32(-1));
+  static __m256 complement_f32(const uint32_t* w) {
+    const __m256i v = _mm256_xor_si256(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(w)), _mm256_set1_epi32(-1));
     const __m256 hi = _mm256_mul_ps(_mm256_cvtepi32_ps(_mm256_srli_epi32(v, 16)), _mm256_set1_ps(65536.0f));
     const __m256 lo = _mm256_cvtepi32_ps(_mm256_and_si256(v, _mm256_set1_epi32(0xFFFF)));
     return _mm256_add_ps(hi, lo);
   }
-  // Exact uint32 -> double: the word as the low mantissa bits of 2^52.
-  static __m256d u32_to_f64(const uint32_t* w, bool complement) {
-    __m128i v = _mm_loadu_si128(reinterpret_cast<const __m128i*>(w));
-    if (complement) v = _mm_xor_si128(v, _mm_set1_epi32(-1));
+  // ~w exactly as double: the word as the low mantissa bits of 2^52.
+  static __m256d complement_f64(const uint32_t* w) {
+    const __m128i v = _mm_xor_si128(_mm_loadu_si128(reinterpret_cast<const __m128i*>(w)), _mm_set1_epi32(-1));
     const __m256i bits = _mm256_or_si256(_mm256_cvtepu32_epi64(v), _mm256_set1_epi64x(0x4330000000000000LL));
     return _mm256_sub_pd(_mm256_castsi256_pd(bits), _mm256_set1_pd(4503599627370496.0));
   }

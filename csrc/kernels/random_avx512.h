@@ -64,8 +64,8 @@ struct Random {
     philox_blocks<4>(base, c2, c3, k0, k1, out);
   }
 
-  // uint32 words -> nearest float / exact double (16 words: one F32x16, or
-  // two F64x8 halves).
+  // Complemented uint32 words ~w -> nearest float / exact double (16 words:
+  // one F32x16, or two F64x8 halves).
   // ~v as v ^ m with m = all ones hidden from the optimizer: GCC turns a
   // visible v ^ ~0 into vpternlogd $0x55, whose destination operand is also
   // read: a false dependency on a stale register that chained each vector
@@ -75,15 +75,12 @@ struct Random {
     __asm__("" : "+v"(m));
     return m;
   }
-  static __m512 u32_to_f32(const uint32_t* w, bool complement) {
-    __m512i v = _mm512_loadu_si512(w);
-    if (complement) v = _mm512_xor_si512(v, all_ones());
-    return _mm512_cvtepu32_ps(v);
+  static __m512 complement_f32(const uint32_t* w) {
+    return _mm512_cvtepu32_ps(_mm512_xor_si512(_mm512_loadu_si512(w), all_ones()));
   }
-  static __m512d u32_to_f64(const uint32_t* w, bool complement) {
-    __m256i v = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(w));
-    if (complement) v = _mm256_xor_si256(v, _mm512_castsi512_si256(all_ones()));
-    return _mm512_cvtepu32_pd(v);
+  static __m512d complement_f64(const uint32_t* w) {
+    const __m256i v = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(w));
+    return _mm512_cvtepu32_pd(_mm256_xor_si256(v, _mm512_castsi512_si256(all_ones())));
   }
   // The folded words: v = w, or ~w where w >= 2^31 (hi), so v < 2^31 and a
   // signed convert takes it (correctly rounded to float, exact to double).

@@ -83,11 +83,10 @@ struct Random {
     philox16(base + 16, c2, c3, k0, k1, out + 64);
   }
 
-  static float u32_to_f32(const uint32_t* w, bool complement) {
-    const uint32_t v = complement ? ~*w : *w;
-    return static_cast<float>(v);  // correctly rounded (via a 64-bit signed convert)
+  static float complement_f32(const uint32_t* w) {
+    return static_cast<float>(~*w);  // correctly rounded (via a 64-bit signed convert)
   }
-  static double u32_to_f64(const uint32_t* w, bool complement) { return static_cast<double>(complement ? ~*w : *w); }
+  static double complement_f64(const uint32_t* w) { return static_cast<double>(~*w); }
   // The folded word (see random_avx512.h): below 2^31, so the int32 convert
   // rounds as cvtdq2ps does.
   static uint32_t fold(const uint32_t* w, bool& hi) {
