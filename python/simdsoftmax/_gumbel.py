@@ -221,6 +221,12 @@ def gumbel_argmax(logits, axis=-1, *, temperature=1.0, rng=None):
         Bad temperature; a row with a NaN or +inf logit, or with no finite
         logit (the message names the first such row).
 
+    See Also
+    --------
+    gumbel_topk : k draws without replacement.
+    gumbel_softmax : a relaxed (differentiable) sample.
+    simdsoftmax.dask.gumbel_argmax : the same draws over a Dask array.
+
     Examples
     --------
     >>> import numpy as np, simdsoftmax as ssm
@@ -278,6 +284,11 @@ def gumbel_topk(logits, k, axis=-1, *, temperature=1.0, rng=None):
     ValueError
         Negative `k`, bad temperature, or a row with a NaN or +inf logit or
         fewer than `k` finite logits (the message names the first such row).
+
+    See Also
+    --------
+    gumbel_argmax : one draw (the first of these).
+    simdsoftmax.dask.gumbel_topk : the same draws over a Dask array.
 
     Examples
     --------
@@ -345,6 +356,11 @@ def gumbel_softmax(logits, axis=-1, *, tau=1.0, hard=False, rng=None, out=None):
     ------
     ValueError
         Bad tau; a row with a NaN or +inf logit or no finite logit.
+
+    See Also
+    --------
+    gumbel_argmax : the draw that ``hard=True`` encodes as a one-hot.
+    softmax
 
     Examples
     --------

@@ -63,6 +63,9 @@ def available_isas() -> list[str]:
     Returns
     -------
     names : list of str
+        Kernel-set names such as ``"avx512"``, ``"avx2"``, ``"scalar"``; the
+        first is the one picked at import unless ``SIMDSOFTMAX_ISA`` says
+        otherwise.
 
     See Also
     --------
@@ -198,6 +201,10 @@ def set_num_threads(n: int) -> None:
     ValueError
         If `n` is not an int >= 1.
 
+    See Also
+    --------
+    get_num_threads
+
     Notes
     -----
     The setting is process-wide. The kernels' thread pool is created on the
@@ -207,10 +214,6 @@ def set_num_threads(n: int) -> None:
     bit-identical for any thread count. When threadpoolctl is installed,
     ``threadpoolctl.threadpool_limits`` limits these threads too (user_api
     ``"simdsoftmax"``).
-
-    See Also
-    --------
-    get_num_threads
 
     Examples
     --------
@@ -237,6 +240,11 @@ def get_num_threads() -> int:
     Returns
     -------
     n : int
+        At least 1.
+
+    See Also
+    --------
+    set_num_threads
 
     Examples
     --------
