@@ -15,7 +15,7 @@ import numpy as np
 import pytest
 
 import simdsoftmax as ssm
-from simdsoftmax._api import ALGORITHMS
+from reference import ALGORITHMS
 
 N_THREADS = 8
 ROUNDS = 10

@@ -495,7 +495,7 @@ def test_errors_name_the_first_bad_row_and_write_nothing():
 
 def test_unaligned_logits_are_copied_not_passed_on():
     """A contiguous but unaligned buffer must not reach the kernels (misaligned
-    float loads are undefined behaviour; UBSan found it, tools/sanitize.sh)."""
+    float loads are undefined behaviour, which tools/sanitize.sh's UBSan reports)."""
     raw = np.zeros(4 * 6 + 1, np.uint8)
     x = raw[1:].view(np.float32).reshape(2, 3)
     assert not x.flags.aligned and x.flags.c_contiguous
