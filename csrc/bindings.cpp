@@ -19,7 +19,8 @@
 
 namespace py = pybind11;
 
-void register_gumbel(py::module_& m);  // gumbel_bindings.cpp
+void register_gumbel(py::module_& m);          // gumbel_bindings.cpp
+void register_gumbel_testing(py::module_& t);  // gumbel_bindings.cpp
 void register_partials(py::module_& m);  // partials_bindings.cpp
 
 namespace {
@@ -490,6 +491,18 @@ py::tuple tune_expsum(const py::array& x, int variant, int repeats) {
   return py::make_tuple(name, s.m, s.e);
 }
 
+// The loop geometry of a kernel set's kernels for one dtype (see TileList).
+py::dict tiles(const std::string& isa, const std::string& dtype) {
+  if (dtype != "float32" && dtype != "float64") throw py::value_error("dtype must be 'float32' or 'float64'");
+  const ssm::Implementation& impl = ssm::find_implementation(isa);
+  const bool f32 = dtype == "float32";
+  py::dict d;
+  for (const ssm::TileList* list : {f32 ? &impl.softmax().f32.tiles : &impl.softmax().f64.tiles,
+                                    f32 ? &impl.gumbel().f32.tiles : &impl.gumbel().f64.tiles})
+    for (int i = 0; i < list->count; ++i) d[list->item[i].name] = list->item[i].elements;
+  return d;
+}
+
 py::dict cpu_info() {
   const auto& f = ssm::cpu_features();
   py::dict d;
@@ -524,8 +537,11 @@ PYBIND11_MODULE(_core, m) {
   m.def("cpu_info", &cpu_info, "CPU vendor, brand and the features the dispatcher looks at.");
   m.def("compiled_isas", &ssm::compiled_isas, "Kernel sets compiled into this build, best first.");
   m.def("supported_isas", &ssm::supported_isas, "Kernel sets this CPU and OS can run, best first.");
-  m.def("get_isa", [] { return std::string(ssm::active_kernels().name); }, "The active kernel set.");
+  m.def("get_isa", [] { return std::string(ssm::active_implementation().name); },
+        "The kernel set calls on this thread use.");
   m.def("set_isa", &ssm::set_active_isa, py::arg("name"), "Make a kernel set active (process-wide).");
+  m.attr("ISA_NAMES") = py::tuple(py::cast(ssm::known_isas()));
+  m.attr("ALGORITHMS") = py::tuple(py::cast(ssm::algorithm_names()));
   m.def("version", [] { return std::string(SSM_VERSION); });
   m.def("softmax", &softmax, py::arg("x"), py::arg("out"), py::arg("algorithm"));
   m.def("log_softmax_call", &log_softmax_call, py::arg("x"), py::arg("axis"), py::arg("out"),
@@ -537,7 +553,6 @@ PYBIND11_MODULE(_core, m) {
   m.def("log_softmax", &log_softmax, py::arg("x"), py::arg("out"));
   m.def("logsumexp", &logsumexp, py::arg("x"), py::arg("out"));
   m.def("logsumexp_weighted", &logsumexp_weighted, py::arg("x"), py::arg("b"), py::arg("out"), py::arg("sign"));
-  m.def("exp", &vexp, py::arg("x"), py::arg("out"));
   m.def("softmax_strided", &softmax_strided, py::arg("x"), py::arg("out"), py::arg("algorithm"),
         "softmax over axis 1 of a C-contiguous (outer, n, inner) array, vectors across the inner axis.");
   m.def("log_softmax_strided", &log_softmax_strided, py::arg("x"), py::arg("out"));
@@ -546,22 +561,32 @@ PYBIND11_MODULE(_core, m) {
   m.def("get_num_threads", &ssm::get_num_threads);
   m.def("default_num_threads", &ssm::default_num_threads, "CPUs this process may run on.");
   m.def("runtime_settings", &runtime_settings, "Cache sizes, store policy, thresholds, chunking, threads.");
-  m.def("set_store_policy", [](const std::string& p) { ssm::set_store_policy(ssm::parse_store_policy(p)); },
-        py::arg("policy"), "'auto' (stream when the output is far larger than the cache), 'stream' or 'regular'.");
   m.def("resolve_auto", [](size_t n, const std::string& dtype) {
         return std::string(ssm::algorithm_name(ssm::resolve_auto(n, dtype == "float64" ? 8 : 4)));
       }, py::arg("n"), py::arg("dtype"), "The algorithm `auto` runs for rows of n elements.");
-  m.def("_set_chunking", &ssm::set_chunking, py::arg("chunk_elements"), py::arg("chunked_row"),
-        "Test hook: chunk size, and the row length above which rows are chunked.");
-  m.def("_set_parallel_min", &ssm::set_parallel_min, py::arg("elements"),
-        "Test hook: smallest call (in elements) that may use threads.");
-  m.def("_set_prefetch", [](int bytes) { ssm::g_prefetch_bytes.store(bytes < 0 ? -1 : bytes); }, py::arg("bytes"),
-        "Tuning hook: software prefetch distance of the streaming passes (0: none, -1: default).");
-  m.def("_tune_expsum", &tune_expsum, py::arg("x"), py::arg("variant"), py::arg("repeats") = 1,
-        "Tuning hook: run an (unroll, block) instantiation of the two-pass first pass.");
   m.def("probe_read", &probe_read, py::arg("x"));
   m.def("probe_copy", &probe_copy, py::arg("x"), py::arg("out"));
   m.def("probe_write", &probe_write, py::arg("out"), py::arg("value"));
   register_gumbel(m);
   register_partials(m);
+
+  py::module_ t = m.def_submodule("testing", "Test and tuning hooks (not part of the package's API).");
+  t.def("tiles", &tiles, py::arg("isa"), py::arg("dtype"),
+        "{name: elements} of a runnable kernel set's loops for 'float32' or 'float64': each kernel's main-loop "
+        "step (vector lanes x unroll; the fast sums' block of unroll x block vectors), 'lanes' and "
+        "'lanes_wide' (float64 lanes of the log-sum-exp passes), the strided kernels' 'strided_panel' "
+        "(columns) and 'strided_rows', the expsum_fast tuning variants, and the Gumbel kernels' "
+        "'gumbel.*' (lanes, group, tile, gate_span).");
+  t.def("exp", &vexp, py::arg("x"), py::arg("out"), "exp(x) by the active kernel set's exp of the written values.");
+  t.def("set_store_policy", [](const std::string& p) { ssm::set_store_policy(ssm::parse_store_policy(p)); },
+        py::arg("policy"), "'auto' (stream when the output is far larger than the cache), 'stream' or 'regular'.");
+  t.def("set_chunking", &ssm::set_chunking, py::arg("chunk_elements"), py::arg("chunked_row"),
+        "Chunk size, and the row length above which rows are chunked.");
+  t.def("set_parallel_min", &ssm::set_parallel_min, py::arg("elements"),
+        "Smallest call (in elements) that may use threads.");
+  t.def("set_prefetch", [](int bytes) { ssm::g_prefetch_bytes.store(bytes < 0 ? -1 : bytes); }, py::arg("bytes"),
+        "Software prefetch distance of the streaming passes (0: none, -1: default).");
+  t.def("tune_expsum", &tune_expsum, py::arg("x"), py::arg("variant"), py::arg("repeats") = 1,
+        "Run an (unroll, block) instantiation of the two-pass first pass -> (name, m, e).");
+  register_gumbel_testing(t);
 }

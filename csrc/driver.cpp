@@ -576,24 +576,36 @@ ExpSum combine_partials(const ExpSum* first, size_t count) {
 // --------------------------------------------------------------------------
 // Public entry points
 
+namespace {
+// Every algorithm and its name, in the order the documentation lists them.
+struct AlgorithmName {
+  Algorithm algorithm;
+  const char* name;
+};
+constexpr AlgorithmName kAlgorithmNames[] = {{Algorithm::Auto, "auto"},
+                                             {Algorithm::TwoPass, "two-pass"},
+                                             {Algorithm::ThreePassRecompute, "three-pass-recompute"},
+                                             {Algorithm::ThreePassReload, "three-pass-reload"},
+                                             {Algorithm::Online, "online"}};
+}  // namespace
+
+std::vector<std::string> algorithm_names() {
+  std::vector<std::string> names;
+  for (const auto& a : kAlgorithmNames) names.emplace_back(a.name);
+  return names;
+}
+
 Algorithm parse_algorithm(const std::string& name) {
-  if (name == "two-pass") return Algorithm::TwoPass;
-  if (name == "three-pass-recompute") return Algorithm::ThreePassRecompute;
-  if (name == "three-pass-reload") return Algorithm::ThreePassReload;
-  if (name == "online") return Algorithm::Online;
-  if (name == "auto") return Algorithm::Auto;
-  throw std::invalid_argument("algorithm must be one of 'auto', 'two-pass', 'three-pass-recompute', "
-                              "'three-pass-reload', 'online'; got '" + name + "'");
+  for (const auto& a : kAlgorithmNames)
+    if (name == a.name) return a.algorithm;
+  std::string valid;
+  for (const auto& a : kAlgorithmNames) valid += std::string(valid.empty() ? "'" : ", '") + a.name + "'";
+  throw std::invalid_argument("algorithm must be one of " + valid + "; got '" + name + "'");
 }
 
 const char* algorithm_name(Algorithm a) {
-  switch (a) {
-    case Algorithm::TwoPass: return "two-pass";
-    case Algorithm::ThreePassRecompute: return "three-pass-recompute";
-    case Algorithm::ThreePassReload: return "three-pass-reload";
-    case Algorithm::Online: return "online";
-    case Algorithm::Auto: return "auto";
-  }
+  for (const auto& entry : kAlgorithmNames)
+    if (entry.algorithm == a) return entry.name;
   return "auto";
 }
 

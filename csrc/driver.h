@@ -21,6 +21,8 @@ namespace ssm {
 
 enum class Algorithm { TwoPass, ThreePassRecompute, ThreePassReload, Online, Auto };
 
+// Every algorithm's name, "auto" first (exported as _core.ALGORITHMS).
+std::vector<std::string> algorithm_names();
 // Throws std::invalid_argument naming the valid algorithms.
 Algorithm parse_algorithm(const std::string& name);
 const char* algorithm_name(Algorithm a);

@@ -393,8 +393,11 @@ void register_gumbel(py::module_& m) {
   m.def("gumbel_softmax", &gumbel_softmax, py::arg("x"), py::arg("out"), py::arg("inv_tau"), py::arg("key0"),
         py::arg("key1"), py::arg("row_offset"), py::arg("row_base") = 0, py::arg("col_base") = 0,
         "softmax((x + g) * inv_tau) per row, noise regenerated in both passes -> (bad row or -1, reason).");
-  m.def("gumbel_noise", &gumbel_noise, py::arg("out"), py::arg("key0"), py::arg("key1"), py::arg("row_offset"),
-        py::arg("row_base") = 0, py::arg("col_base") = 0, "The Gumbel noise itself (test hook).");
-  m.def("philox16", &philox16, py::arg("base"), py::arg("c2"), py::arg("c3"), py::arg("key0"), py::arg("key1"),
-        "Philox4x32-10 words of blocks base..base+15 (test hook): out[16*w + l] = word w of block base + l.");
+}
+
+void register_gumbel_testing(py::module_& t) {
+  t.def("gumbel_noise", &gumbel_noise, py::arg("out"), py::arg("key0"), py::arg("key1"), py::arg("row_offset"),
+        py::arg("row_base") = 0, py::arg("col_base") = 0, "The Gumbel noise itself.");
+  t.def("philox16", &philox16, py::arg("base"), py::arg("c2"), py::arg("c3"), py::arg("key0"), py::arg("key1"),
+        "Philox4x32-10 words of blocks base..base+15: out[16*w + l] = word w of block base + l.");
 }

@@ -4,10 +4,6 @@ import pytest
 import simdsoftmax as ssm
 from simdsoftmax import _core
 
-import _legacy_hooks
-
-_legacy_hooks.install()
-
 
 @pytest.fixture(params=ssm.available_isas(), ids=lambda name: f"isa={name}")
 def isa(request):

@@ -629,6 +629,14 @@ GumbelKernels<T> make_gumbel_kernels() {
   k.expsum = &softmax_expsum<V, R, T>;
   k.write = &softmax_write<V, R, T>;
   k.philox16 = &R::philox16;
+  // Every Gumbel kernel walks tiles of kTile elements (4 groups of 16), and
+  // refills its gate words every 16 tiles.
+  TileList& t = k.tiles;
+  t.count = 0;
+  add_tile(t, "gumbel.lanes", V::width);
+  add_tile(t, "gumbel.group", 16);
+  add_tile(t, "gumbel.tile", kTile);
+  add_tile(t, "gumbel.gate_span", 16 * kTile);
   return k;
 }
 

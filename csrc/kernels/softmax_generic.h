@@ -1237,11 +1237,18 @@ void probe_fill(In* y, size_t n, double value, bool stream) {
 
 // Unroll (U independent chains) and block (B terms per chain before the
 // fold) of the fast sums, per lane type; chosen by measurement with
-// _core._tune_expsum (see the issue-5 note): U x B = 8 vectors per fold.
+// _core.testing.tune_expsum (see the issue-5 note): U x B = 8 vectors per fold.
 template <class V>
 struct Tuning {
   static constexpr int unroll = 4, block = 2, strided_block = 4, store_unroll = 4, store_block = 2;
 };
+// (unroll, block) of the expsum_fast instantiations offered for tuning.
+constexpr int kVariantUB[6][2] = {{2, 2}, {4, 1}, {4, 2}, {8, 1}, {2, 4}, {8, 2}};
+
+inline void add_tile(TileList& t, const char* name, size_t elements) {
+  if (t.count < TileList::kCapacity) t.item[t.count++] = Tile{name, elements};
+}
+
 // VN: lane type for the data's own precision; VW: float64 lanes (log-sum-exp).
 template <class VN, class VW, class T>
 Kernels<T> make_kernels() {
@@ -1269,14 +1276,41 @@ Kernels<T> make_kernels() {
   k.probe_read = &probe_read<VN, T>;
   k.probe_copy = &probe_copy<VN, T>;
   k.probe_fill = &probe_fill<VN, T>;
-  k.expsum_fast_variant[0] = &expsum_fast<VN, 2, 2, T>;
-  k.expsum_fast_variant[1] = &expsum_fast<VN, 4, 1, T>;
-  k.expsum_fast_variant[2] = &expsum_fast<VN, 4, 2, T>;
-  k.expsum_fast_variant[3] = &expsum_fast<VN, 8, 1, T>;
-  k.expsum_fast_variant[4] = &expsum_fast<VN, 2, 4, T>;
-  k.expsum_fast_variant[5] = &expsum_fast<VN, 8, 2, T>;
+  k.expsum_fast_variant[0] = &expsum_fast<VN, kVariantUB[0][0], kVariantUB[0][1], T>;
+  k.expsum_fast_variant[1] = &expsum_fast<VN, kVariantUB[1][0], kVariantUB[1][1], T>;
+  k.expsum_fast_variant[2] = &expsum_fast<VN, kVariantUB[2][0], kVariantUB[2][1], T>;
+  k.expsum_fast_variant[3] = &expsum_fast<VN, kVariantUB[3][0], kVariantUB[3][1], T>;
+  k.expsum_fast_variant[4] = &expsum_fast<VN, kVariantUB[4][0], kVariantUB[4][1], T>;
+  k.expsum_fast_variant[5] = &expsum_fast<VN, kVariantUB[5][0], kVariantUB[5][1], T>;
   const char* names[] = {"u2b2", "u4b1", "u4b2", "u8b1", "u2b4", "u8b2"};
   for (int v = 0; v < Kernels<T>::kVariants; ++v) k.variant_name[v] = names[v];
+  constexpr size_t W = VN::width, WW = VW::width;
+  TileList& t = k.tiles;
+  t.count = 0;
+  add_tile(t, "lanes", W);
+  add_tile(t, "lanes_wide", WW);
+  // The fast sums: blocks of U x B vectors summed plainly, then single vectors.
+  add_tile(t, "expsum_fast", size_t(Tu::unroll) * Tu::block * W);
+  add_tile(t, "expsum_pow2", size_t(Tu::unroll) * Tu::block * W);
+  add_tile(t, "expsum_store_pow2", size_t(Tu::store_unroll) * Tu::store_block * W);
+  // for_each_block / store_loop: kUnroll vectors per step.
+  const char* unrolled[] = {"expsum", "expsum_online", "max_scan",  "expsum_store", "scale",     "write_exp",
+                            "write_shift", "vexp",      "probe_read", "probe_copy",   "probe_fill"};
+  for (const char* name : unrolled) add_tile(t, name, kUnroll * W);
+  add_tile(t, "expsum_wide", kUnroll * WW);
+  add_tile(t, "expsum_online_wide", kUnroll * WW);
+  // Strided kernels: columns in vectors (W, or kUnroll x W in the write
+  // passes) within panels of kPanel columns, rows in blocks of strided_block.
+  add_tile(t, "strided_panel", kPanel);
+  add_tile(t, "strided_rows", Tu::strided_block);
+  add_tile(t, "expsum_strided_fast", W);
+  add_tile(t, "expsum_strided_online", WW);
+  add_tile(t, "write_exp_strided", kUnroll * W);
+  add_tile(t, "write_shift_strided", kUnroll * W);
+  const char* tile_names[] = {"expsum_fast.u2b2", "expsum_fast.u4b1", "expsum_fast.u4b2",
+                              "expsum_fast.u8b1", "expsum_fast.u2b4", "expsum_fast.u8b2"};
+  for (int v = 0; v < Kernels<T>::kVariants; ++v)
+    add_tile(t, tile_names[v], size_t(kVariantUB[v][0]) * kVariantUB[v][1] * W);
   return k;
 }
 

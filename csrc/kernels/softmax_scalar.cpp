@@ -7,7 +7,7 @@
 namespace ssm {
 namespace scalar {
 namespace {
-// Unroll x block of the fast sums, picked with _core._tune_expsum on a
+// Unroll x block of the fast sums, picked with _core.testing.tune_expsum on a
 // 256 KiB in-cache row (Zen 5; numbers in the issue-5 note).
 template <>
 struct Tuning<F64x1> {
