@@ -1,6 +1,6 @@
 // The Gumbel family's kernels, written once over a lane type V and the ISA's
-// random primitives R (random_<isa>.h); included after softmax_generic.h by
-// gumbel_<isa>.cpp (same namespace rules).
+// random primitives R (random_<isa>.h), compiled once per instruction set by
+// gumbel_<isa>.cpp (same namespace rules as simd_loops.h).
 //
 // Noise. Element i of row r (group G = i/16 of 16 elements) gets a uniform
 // u from three Philox4x32-10 streams, all with counter high words
@@ -36,11 +36,17 @@
 // used, in the same order on every kernel set; gumbel_softmax sums in 64
 // fixed slots (element i -> slot i % 64) combined in slot order.
 #ifndef SSM_ISA
-#error "define SSM_ISA before including gumbel_generic.h"
+#error "define SSM_ISA (and include the ISA's random_<isa>.h) before including gumbel_generic.h"
 #endif
+#pragma once
 
+#include <cmath>
+#include <cstdint>
+#include <limits>
+
+#include "exp_core.h"
 #include "gumbel_api.h"
-
+#include "philox_constants.h"
 
 namespace ssm {
 namespace SSM_ISA {
