@@ -42,6 +42,16 @@ const Implementation& active_implementation();
 inline const KernelSet& active_kernels() { return active_implementation().softmax(); }
 inline const GumbelSet& active_gumbel() { return active_implementation().gumbel(); }
 
+// A family's table for one dtype: kernels_for<float>(set) is set.f32, ...
+template <class T>
+const Kernels<T>& kernels_for(const KernelSet& set) {
+  if constexpr (sizeof(T) == 4) return set.f32; else return set.f64;
+}
+template <class T>
+const GumbelKernels<T>& gumbel_for(const GumbelSet& set) {
+  if constexpr (sizeof(T) == 4) return set.f32; else return set.f64;
+}
+
 // A compiled, runnable implementation by name; throws std::invalid_argument
 // for unknown or unsupported names (the messages list the valid ones).
 const Implementation& find_implementation(const std::string& name);

@@ -10,7 +10,7 @@ namespace ssm {
 
 // A sum of exp(x_i - ref) kept as m * 2^e, so it neither overflows nor
 // underflows for any finite input. Partial sums over chunks combine exactly
-// up to one rounding (see combine() in driver.cpp).
+// up to one rounding (see combine_partials() in chunking.h).
 struct ExpSum {
   double m = 0.0;                                        // mantissa part (signed for weighted sums)
   double m_lo = 0.0;                                     // low part: m + m_lo is the sum to ~2^-100
@@ -131,11 +131,11 @@ struct Kernels {
 
 // Software prefetch distance, in bytes ahead of the current load, for a
 // streaming pass over `bytes` bytes of input: 0 (hardware prefetchers only)
-// below 16 KiB, else the distance set by _core.testing.set_prefetch (default 16 KiB,
-// measured: see the issue-5 note). While the core is busy
-// with the exp arithmetic its out-of-order window alone keeps too few cache
-// lines in flight to reach DRAM bandwidth. The bandwidth probes prefetch the
-// same way, so the roofline compares like with like. Defined in driver.cpp.
+// below 16 KiB, else the distance set by _core.testing.set_prefetch (default
+// 16 KiB, the measured best). While the core is busy with the exp arithmetic
+// its out-of-order window alone keeps too few cache lines in flight to reach
+// DRAM bandwidth. The bandwidth probes prefetch the
+// same way, so the roofline compares like with like. Defined in settings.cpp.
 size_t prefetch_distance(size_t bytes);
 
 struct KernelSet {

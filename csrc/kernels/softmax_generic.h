@@ -12,7 +12,7 @@
 //   bandwidth_probes.h  read / copy / fill at the kernels' memory speed
 //   simd_loops.h        the loop drivers under all of them
 // The algorithms that compose these passes (two-pass, three-pass-recompute,
-// three-pass-reload, online) are in ../softmax_rows.cpp.
+// three-pass-reload, online) are in ../softmax_rows.h.
 #ifndef SSM_ISA
 #error "define SSM_ISA to the instruction set's namespace before including softmax_generic.h"
 #endif
@@ -29,8 +29,11 @@ namespace SSM_ISA {
 namespace {
 
 // Unroll (U independent chains) and block (B terms per chain before the
-// fold) of the fast sums, per lane type; chosen by measurement with
-// _core.testing.tune_expsum (see the issue-5 note): U x B = 8 vectors per fold.
+// fold) of the fast sums, per lane type: the default here, specialized by
+// softmax_<isa>.cpp with the (U, B) that _core.testing.tune_expsum measured
+// fastest on an in-cache row. strided_block: rows per block of the strided
+// sums; store_unroll x store_block: the same for three-pass-reload's stored
+// terms.
 template <class V>
 struct Tuning {
   static constexpr int unroll = 4, block = 2, strided_block = 4, store_unroll = 4, store_block = 2;

@@ -21,9 +21,9 @@ namespace {
 // folded into the table once per call, as a double-double h_j + l_j =
 // 2^(j/16) * inv (to ~2^-100), and y = (h + (h q + l)) 2^(n - e) with
 // q = p(r) - 1: one rounding where it matters, so below 1 ulp of exp
-// (measured 0.62 ulp over 10^8 inputs; the degree-11 path 0.93-1.19). Degree 6 instead of 11 and
-// no multiply by inv: 10 multiply-add-pipe operations per vector instead of
-// 15; the reduction stays exact (two fma). Others: ExpCoeffs (degree 11 /
+// (measured 0.62 ulp over 10^8 inputs; the degree-11 path 0.93-1.19).
+// Degree 6 instead of 11 and no multiply by inv: 10 multiply-add-pipe
+// operations per vector instead of 15; the reduction stays exact (two fma). Others: ExpCoeffs (degree 11 /
 // float32 degree 6).
 // ByInv = false: inv is 1 (three-pass-reload's stored terms, vexp) and its
 // multiply, one of the ~10 multiply-add-pipe operations per vector on
