@@ -15,7 +15,7 @@ import numpy as np
 import pytest
 
 import simdsoftmax as ssm
-from simdsoftmax._api import ALGORITHMS
+from reference import ALGORITHMS
 
 N_THREADS = 8
 ROUNDS = 10
@@ -97,6 +97,19 @@ def test_threads_give_the_serial_results(isa):
     run_threads(work, N_THREADS)
     for a, before in zip(shared, shared_before):
         np.testing.assert_array_equal(a, before)  # a shared input is read only
+
+
+def test_thread_pool_map_gives_the_serial_results(isa):
+    """A ThreadPoolExecutor over independent float32 inputs, every kernel set."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    inputs = [(np.random.default_rng(i).standard_normal((64, 257)) * 3).astype(np.float32) for i in range(8)]
+    serial = [ssm.softmax(x, axis=1) for x in inputs]
+    with ThreadPoolExecutor(4) as pool:
+        threaded = list(pool.map(lambda x: ssm.softmax(x, axis=1), inputs))
+    for a, b in zip(threaded, serial):
+        np.testing.assert_array_equal(a, b)
+
 
 
 @pytest.fixture

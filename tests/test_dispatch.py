@@ -9,9 +9,9 @@ import sys
 import pytest
 
 import simdsoftmax as ssm
-from simdsoftmax import _runtime
+from simdsoftmax import _core, _runtime
 
-KNOWN_ISAS = ["avx512", "avx2", "scalar"]
+KNOWN_ISAS = list(_core.ISA_NAMES)  # every kernel set the project knows, best first
 
 # Under CPU emulation (tools/emulated_cpus.sh) this process runs inside
 # qemu-user, which does not follow exec: a child must be started under the
@@ -83,6 +83,27 @@ def test_env_unsupported_name_message(monkeypatch):
     with pytest.raises(ValueError, match=r"SIMDSOFTMAX_ISA='avx2'.*not supported.*'scalar'"):
         _runtime._apply_environment()
     assert ssm.isa() == before
+
+
+def test_dispatch_table():
+    """_core's view: compiled and supported sets, errors of set_isa, and the CPU
+    features each supported set needs."""
+    compiled = _core.compiled_isas()
+    supported = _core.supported_isas()
+    assert compiled[-1] == "scalar" and supported[-1] == "scalar"
+    assert set(supported) <= set(compiled)
+    assert _core.get_isa() in supported
+    with pytest.raises(ValueError, match="unknown kernel set"):
+        _core.set_isa("sse9")
+    for name in compiled:
+        if name not in supported:
+            with pytest.raises(ValueError, match="not supported"):
+                _core.set_isa(name)
+    info = _core.cpu_info()
+    if "avx512" in supported:
+        assert info["avx512f"] and info["os_saves_zmm"]
+    if "avx2" in supported:
+        assert info["avx2"] and info["fma"] and info["os_saves_ymm"]
 
 
 # --------------------------------------------------------------------------

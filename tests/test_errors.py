@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 import simdsoftmax as ssm
-from simdsoftmax import _runtime
+from simdsoftmax import _core, _runtime
 
 AxisError = np.exceptions.AxisError if hasattr(np, "exceptions") else np.AxisError
 
@@ -179,3 +179,24 @@ def test_gumbel_softmax_writes_nothing_on_a_bad_row():
     with pytest.raises(ValueError, match=r"logits: row \(2,\) contains NaN"):
         ssm.gumbel_softmax(x, out=out, rng=0)
     assert np.all(out == 7.0)
+
+
+def test_core_rejects_bad_arguments_before_writing():
+    """The kernels' own entry (_core.softmax) checks what it is given."""
+    x = np.zeros((2, 3), np.float32)
+    out = np.full((2, 3), 5.0, np.float32)
+    with pytest.raises(ValueError, match="algorithm"):
+        _core.softmax(x, out, "three-pass")
+    with pytest.raises(ValueError, match="out"):
+        _core.softmax(x, np.zeros((2, 4), np.float32), "auto")
+    with pytest.raises(ValueError, match="out"):
+        _core.softmax(x, np.zeros((2, 3), np.float64), "auto")
+    ro = np.zeros((2, 3), np.float32)
+    ro.flags.writeable = False
+    with pytest.raises(ValueError, match="writeable"):
+        _core.softmax(x, ro, "auto")
+    with pytest.raises(TypeError, match="float32 or float64"):
+        _core.softmax(x.astype(np.int32), out, "auto")
+    with pytest.raises(ValueError, match="C-contiguous"):
+        _core.softmax(np.zeros((3, 2), np.float32).T, out, "auto")
+    assert np.all(out == 5.0)

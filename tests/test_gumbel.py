@@ -8,29 +8,19 @@ import numpy as np
 import pytest
 from scipy import stats
 
+import simdsoftmax as ssm
 from simdsoftmax import _core
 from simdsoftmax._gumbel import _key, _one_call, gumbel_argmax, gumbel_softmax, gumbel_topk
+from tiles import gumbel_sizes, tiles
 
 P_FAIL = 1e-6
 INV_T = 1 / 1.3
-ISAS = _core.supported_isas()
-
-
-@pytest.fixture(params=ISAS, ids=lambda s: f"isa={s}")
-def kernel_isa(request):
-    previous = _core.get_isa()
-    _core.set_isa(request.param)
-    yield request.param
-    _core.set_isa(previous)
+ISAS = ssm.available_isas()
 
 
 def with_isa(isa, fn, *args, **kwargs):
-    previous = _core.get_isa()
-    _core.set_isa(isa)
-    try:
+    with ssm.use_isa(isa):
         return fn(*args, **kwargs)
-    finally:
-        _core.set_isa(previous)
 
 
 # Random123's known-answer vectors for Philox4x32-10: (counter, key, output).
@@ -46,7 +36,7 @@ PHILOX_KAT = [
 
 
 @pytest.mark.parametrize("ctr,key,expected", PHILOX_KAT)
-def test_philox_known_answers(kernel_isa, ctr, key, expected):
+def test_philox_known_answers(isa, ctr, key, expected):
     block = ctr[1] << 32 | ctr[0]
     lane = block % 16
     words = _core.testing.philox16(block - lane, ctr[2], ctr[3], key[0], key[1])
@@ -59,10 +49,12 @@ def noise(shape, dtype, key=(1, 2, 3), row_base=0, col_base=0):
     return g
 
 
-@pytest.mark.parametrize("dtype", [np.float32, np.float64])
 def test_noise_bit_identical_across_isas_and_offsets(dtype):
     sizes = list(range(1, 131)) + [1000, 4099]
-    for n in sizes[:: 1 if dtype == np.float32 else 3]:
+    sizes = set(sizes[:: 1 if dtype == np.float32 else 3])
+    for name in ISAS:  # every tail of the Gumbel kernels' tiles and gate span
+        sizes |= set(gumbel_sizes(name, dtype))
+    for n in sorted(sizes):
         ref = with_isa("scalar", noise, (3, n), dtype)
         for isa in ISAS:
             assert np.array_equal(with_isa(isa, noise, (3, n), dtype), ref), (isa, n)
@@ -73,8 +65,7 @@ def test_noise_bit_identical_across_isas_and_offsets(dtype):
         assert np.array_equal(part, full[r0:, c0:])
 
 
-@pytest.mark.parametrize("dtype", [np.float32, np.float64])
-def test_noise_is_standard_gumbel(kernel_isa, dtype):
+def test_noise_is_standard_gumbel(isa, dtype):
     g = noise((1, 2_000_000), dtype).ravel().astype(np.float64)
     assert np.all(np.isfinite(g))
     assert g.min() >= -3.14 and g.max() <= 22.88  # the documented bound of 32-bit uniforms
@@ -159,7 +150,6 @@ def test_top_elements_have_the_right_frequency():
         assert abs(count - n * p) < 5.5 * np.sqrt(n * p * (1 - p)) + 1, (t, count, n * p)
 
 
-@pytest.mark.parametrize("dtype", [np.float32, np.float64])
 def test_topk_identical_across_isas_pruning_and_chunkings(dtype):
     rng = np.random.default_rng(5)
     cases = [rng.standard_normal((4, n)) * s for n, s in ((1, 1), (17, 3), (100, 0.1), (1000, 30), (20000, 2))]
@@ -184,7 +174,7 @@ def test_topk_identical_across_isas_pruning_and_chunkings(dtype):
                 assert np.array_equal(idx, results[0][0]) and np.array_equal(sc, results[0][1])
             # the same as sorting the full perturbed scores
             # the kernel's score, x * inv_temp + g, in the data's precision
-            score = ((x * dtype(INV_T)) + noise(x.shape, dtype, key=(7, 8, 9))).astype(np.float64)
+            score = ((x * dtype.type(INV_T)) + noise(x.shape, dtype, key=(7, 8, 9))).astype(np.float64)
             order = np.lexsort((np.broadcast_to(np.arange(x.shape[1]), x.shape), -score), axis=1)[:, :k]
             assert np.array_equal(results[0][0], order)
             # any split of the row into chunks, merged by (score, index), gives the same draw
@@ -216,7 +206,6 @@ def test_topk_identical_across_isas_pruning_and_chunkings(dtype):
                     assert np.array_equal(merged, results[0][0][r]), (cut, r)
 
 
-@pytest.mark.parametrize("dtype", [np.float32, np.float64])
 @pytest.mark.parametrize("tau", [0.7, 1.0])  # 1.0: the unit form, exp(x) / E
 def test_gumbel_softmax_identical_across_isas(dtype, tau):
     rng = np.random.default_rng(6)
@@ -234,7 +223,7 @@ def test_gumbel_softmax_identical_across_isas(dtype, tau):
 
 
 @pytest.mark.parametrize("tau", [0.5, 1.0])  # 1.0: the unit form, exp(x) / E
-def test_gumbel_softmax_matches_reference(kernel_isa, tau):
+def test_gumbel_softmax_matches_reference(isa, tau):
     """Against softmax((x + g)/tau) computed in float64 from the same noise."""
     rng = np.random.default_rng(7)
     for dtype, rtol in ((np.float32, 4 * 2.0**-23 + 2e-6), (np.float64, 1e-12)):
@@ -247,6 +236,42 @@ def test_gumbel_softmax_matches_reference(kernel_isa, tau):
         ref = e / e.sum(-1, keepdims=True)
         big = ref > 1e-30
         assert np.max(np.abs(y[big] - ref[big]) / ref[big]) < rtol
+
+
+@pytest.mark.parametrize("tau", [0.5, 1.0])  # 1.0: the unit form, exp(x) / E
+def test_gumbel_every_tail(isa, dtype, tau):
+    """Every tail of the Gumbel kernels' tiles (1 .. 2*tile-1) and of their
+    gate span (sparse): top-k, with and without pruning, is the order of the
+    perturbed scores x / T + g, and gumbel_softmax is softmax((x + g) / tau)
+    in float64, from the same noise."""
+    rng = np.random.default_rng(13)
+    rtol = 4 * 2.0**-23 + 2e-6 if dtype == np.float32 else 1e-12
+    for n in gumbel_sizes(isa, dtype):
+        x = (rng.standard_normal((2, n)) * 3).astype(dtype)
+        if n > 3:
+            x[1, rng.integers(n)] = -np.inf  # a masked logit, still k finite ones
+        k = min(3, n)
+        score = ((x * dtype.type(INV_T)) + noise(x.shape, dtype, key=(7, 8, 9))).astype(np.float64)
+        order = np.lexsort((np.broadcast_to(np.arange(n), x.shape), -score), axis=1)[:, :k]
+        for prune in (True, False):
+            idx = np.empty((2, k), np.intp)
+            sc = np.empty((2, k))
+            assert _core.gumbel_topk(x, k, INV_T, 7, 8, 9, idx, sc, prune) == (-1, ""), n
+            assert np.array_equal(idx, order), (n, prune)
+        key = _key(np.random.default_rng(n))
+        y = gumbel_softmax(x, tau=tau, rng=np.random.default_rng(n))
+        z = (x.astype(np.float64) + noise(x.shape, dtype, key=key).astype(np.float64)) / tau
+        e = np.exp(z - z.max(-1, keepdims=True))
+        ref = e / e.sum(-1, keepdims=True)
+        assert np.all(y[~np.isfinite(x)] == 0)
+        big = ref > 1e-30
+        assert np.max(np.abs(y[big] - ref[big]) / ref[big]) < rtol, n
+
+
+def test_gumbel_sizes_cross_the_tiles(isa, dtype):
+    t = tiles(isa, dtype)
+    for name in ("gumbel.tile", "gumbel.gate_span"):
+        assert {t[name] - 1, t[name], t[name] + 1, 2 * t[name] - 1} <= set(gumbel_sizes(isa, dtype)), name
 
 
 def chi2_ok(counts, probs):
@@ -268,7 +293,7 @@ DISTRIBUTIONS = {
 
 @pytest.mark.parametrize("name", list(DISTRIBUTIONS))
 @pytest.mark.parametrize("temperature", [1.0, 0.5, 2.5])
-def test_argmax_is_categorical(kernel_isa, name, temperature):
+def test_argmax_is_categorical(isa, name, temperature):
     logits = DISTRIBUTIONS[name]
     draws = 200_000
     x = np.tile(logits, (draws, 1))  # each row draws independently
@@ -295,7 +320,7 @@ def test_argmax_large_row_is_categorical():
     assert chi2_ok(observed, bins)
 
 
-def test_topk_follows_plackett_luce(kernel_isa):
+def test_topk_follows_plackett_luce(isa):
     logits = np.log(np.array([0.4, 0.3, 0.2, 0.1]))
     p = np.exp(logits)
     draws = 200_000
@@ -306,7 +331,7 @@ def test_topk_follows_plackett_luce(kernel_isa):
     assert chi2_ok(np.bincount(pairs, minlength=16), probs)
 
 
-def test_gumbel_softmax_argmax_is_categorical_and_hard_is_the_same_draw(kernel_isa):
+def test_gumbel_softmax_argmax_is_categorical_and_hard_is_the_same_draw(isa):
     logits = DISTRIBUTIONS["graded"]
     draws = 100_000
     x = np.tile(logits, (draws, 1))
@@ -359,8 +384,7 @@ ONE_CALL_FUNCTIONS = {
 
 
 @pytest.mark.parametrize("name", list(ONE_CALL_FUNCTIONS))
-@pytest.mark.parametrize("dtype", [np.float32, np.float64])
-def test_one_call_matches_the_general_path(kernel_isa, dtype, name):
+def test_one_call_matches_the_general_path(isa, dtype, name):
     """C-contiguous float32/float64 arrays reduced over their last axis take
     one C++ call (_core.gumbel_topk_call, gumbel_softmax_call); the same
     logits in any other form (a strided view, the other byte order, another axis) go
@@ -471,7 +495,7 @@ def test_errors_name_the_first_bad_row_and_write_nothing():
 
 def test_unaligned_logits_are_copied_not_passed_on():
     """A contiguous but unaligned buffer must not reach the kernels (misaligned
-    float loads are undefined behaviour; UBSan found it, tools/sanitize.sh)."""
+    float loads are undefined behaviour, which tools/sanitize.sh's UBSan reports)."""
     raw = np.zeros(4 * 6 + 1, np.uint8)
     x = raw[1:].view(np.float32).reshape(2, 3)
     assert not x.flags.aligned and x.flags.c_contiguous
@@ -482,25 +506,8 @@ def test_unaligned_logits_are_copied_not_passed_on():
     np.testing.assert_array_equal(gumbel_softmax(x, rng=5), gumbel_softmax(aligned, rng=5))
 
 
-@pytest.fixture
-def gumbel_threads():
-    """Split rows above 100 elements into chunks of 37 and thread every call;
-    restore the settings afterwards."""
-    import simdsoftmax as ssm
-
-    before = _core.runtime_settings()
-    threads = ssm.get_num_threads()
-    _core.testing.set_chunking(37, 100)
-    _core.testing.set_parallel_min(0)
-    yield ssm.set_num_threads
-    _core.testing.set_chunking(before["chunk_elements"], before["chunked_row"])
-    _core.testing.set_parallel_min(before["parallel_min"])
-    ssm.set_num_threads(threads)
-
-
-@pytest.mark.parametrize("dtype", [np.float32, np.float64])
 @pytest.mark.parametrize("shape", [(1, 5000), (9, 333), (300, 40)])
-def test_identical_across_thread_counts_and_splits(kernel_isa, dtype, shape, gumbel_threads):
+def test_identical_across_thread_counts_and_splits(isa, dtype, shape, small_chunks):
     """Threads take chunks of long rows (candidates merged by score, index;
     gumbel_softmax partials combined in chunk order) and runs of short rows:
     every thread count gives the same draws and the same gumbel_softmax bits."""
@@ -519,7 +526,7 @@ def test_identical_across_thread_counts_and_splits(kernel_isa, dtype, shape, gum
 
     results = {}
     for t in (1, 2, 3, 7):
-        gumbel_threads(t)
+        small_chunks(t)
         results[t] = draws()
     _core.testing.set_chunking(1 << 16, 1 << 24)  # no chunks (rows are shorter), serial
     _core.testing.set_parallel_min(1 << 62)
@@ -534,7 +541,7 @@ def test_identical_across_thread_counts_and_splits(kernel_isa, dtype, shape, gum
     tol = 4 * np.finfo(dtype).eps
     np.testing.assert_allclose(results[1][3], results[0][3], rtol=tol, atol=float(np.finfo(dtype).tiny))
     # and a bad row is still the first one reported, with threads
-    gumbel_threads(3)
+    small_chunks(3)
     _core.testing.set_chunking(37, 100)
     _core.testing.set_parallel_min(0)
     bad = x.copy()
@@ -585,3 +592,47 @@ def test_gumbel_softmax_writes_out_directly(axis):
     with pytest.raises(ValueError, match="NaN"):
         gumbel_softmax(bad, axis=axis, rng=5, out=bad)
     assert np.array_equal(bad, before, equal_nan=True)
+
+
+# --------------------------------------------------------------------------
+# Logits whose scaled value x/T leaves the dtype's range: the kernels rescale
+# scores by a power of two and subtract the row's largest x + g before
+# dividing by tau.
+
+
+def test_scaled_logits_overflow_masked_row():
+    # finfo.min is a common way to mask logits; a fully masked row is still a row of finite logits
+    x = np.full(3, np.finfo(np.float32).min)
+    assert ssm.gumbel_argmax(x, temperature=0.5, rng=0) in (0, 1, 2)
+    assert sorted(ssm.gumbel_topk(x, 3, temperature=0.5, rng=0)) == [0, 1, 2]
+
+
+def test_scaled_logits_overflow_picks_the_larger(dtype):
+    # 3.1e38 exceeds 3e38 by 1e37: at T=0.5 every draw must be index 1
+    big = np.finfo(dtype).max
+    x = np.array([big * 0.9, big * 0.95, 1.0], dtype)
+    for isa in ssm.available_isas():
+        with ssm.use_isa(isa):
+            assert all(ssm.gumbel_argmax(x, temperature=0.5, rng=s) == 1 for s in range(20))
+            assert all(list(ssm.gumbel_topk(x, 2, temperature=1e-3, rng=s)) == [1, 0] for s in range(5))
+
+
+def test_tiny_temperature_is_greedy_without_overflow(dtype):
+    # 1/T beyond the dtype's range: the draw is the largest logit, as at T -> 0
+    # (and 1/tau beyond it: gumbel_softmax is the one-hot of its draw)
+    x = np.array([1.0, 3.0, -2.0, 2.5], dtype)
+    tiny = float(np.finfo(dtype).tiny) / 4  # 1/T overflows the dtype
+    for isa in ssm.available_isas():
+        with ssm.use_isa(isa):
+            assert ssm.gumbel_argmax(x, temperature=tiny, rng=1) == 1
+            assert list(ssm.gumbel_topk(x, 3, temperature=tiny, rng=1)) == [1, 3, 0]
+            # softmax((x + g)/tau) -> the one-hot of argmax(x + g): hard=True's draw
+            hard = ssm.gumbel_softmax(x, tau=1.0, hard=True, rng=1)
+            np.testing.assert_array_equal(ssm.gumbel_softmax(x, tau=tiny, rng=1), hard)
+
+
+def test_scaled_logits_overflow_gumbel_softmax():
+    for isa in ssm.available_isas():
+        with ssm.use_isa(isa):
+            y = ssm.gumbel_softmax(np.array([3e38, 3.1e38, 1.0], np.float32), tau=0.5, rng=0)
+            np.testing.assert_array_equal(y, [0, 1, 0])

@@ -1,8 +1,10 @@
-"""Threads, chunking, store policies and the strided (any-axis) kernels.
+"""The kernels' thread pool and the chunking of long rows.
 
-The defaults only chunk rows above 2^20 elements and only use threads above
-2^17; the `small_chunks` fixture shrinks both (test hooks in _core) so that
-every path runs on arrays small enough for a test, on every kernel set.
+By default rows are chunked only above runtime_settings()["chunked_row"]
+elements and calls use threads only from runtime_settings()["parallel_min"];
+the `small_chunks` fixture (conftest.py) shrinks both through
+_core.testing so that every path runs on arrays small enough for a test, on
+every kernel set. Every thread count and chunking gives the same bits.
 """
 import os
 import subprocess
@@ -13,46 +15,15 @@ import numpy as np
 import pytest
 
 import simdsoftmax as ssm
+from reference import ALGORITHMS, assert_softmax_close, ref_logsumexp, ref_softmax, wide
 from simdsoftmax import _core
+from tiles import tiles
 
-ALGORITHMS = ["two-pass", "three-pass-recompute", "three-pass-reload", "online", "auto"]
 THREAD_COUNTS = [1, 2, 3, 7]
-
-
-@pytest.fixture
-def restore_settings():
-    before = _core.runtime_settings()
-    threads = ssm.get_num_threads()
-    yield
-    _core.testing.set_chunking(before["chunk_elements"], before["chunked_row"])
-    _core.testing.set_parallel_min(before["parallel_min"])
-    _core.testing.set_store_policy(before["store_policy"])
-    ssm.set_num_threads(threads)
-
-
-@pytest.fixture
-def small_chunks(restore_settings):
-    """Rows above 100 elements are split into chunks of 37; every call may use threads."""
-    _core.testing.set_chunking(37, 100)
-    _core.testing.set_parallel_min(0)
 
 
 def logits(rng, shape, dtype, scale=6.0):
     return (rng.standard_normal(shape) * scale).astype(dtype)
-
-
-def ref_softmax(x, axis=-1):
-    xw = x.astype(np.float64 if x.dtype == np.float32 else np.longdouble)
-    e = np.exp(xw - xw.max(axis=axis, keepdims=True))
-    return e / e.sum(axis=axis, keepdims=True)
-
-
-def assert_softmax_close(y, ref):
-    tiny = np.finfo(y.dtype).tiny
-    big = ref > tiny
-    bound = 4 * 2.0**-23 if y.dtype == np.float32 else 1e-14
-    rel = np.abs(y[big].astype(ref.dtype) - ref[big]) / ref[big]
-    assert rel.max() <= bound, rel.max()
 
 
 def every_function(x):
@@ -121,7 +92,18 @@ def test_thread_count_invariance_default_chunking(isa, restore_settings):
     assert_softmax_close(outs[1][0], ref_softmax(x))
 
 
-@pytest.mark.parametrize("chunk", [1, 7, 15, 16, 17, 31, 32, 33, 63, 64, 65, 129])
+def chunk_sizes():
+    """Chunk lengths ending at every offset within a vector, and at the edges
+    of every kernel set's fast-sum block (the longest step of a row pass)."""
+    sizes = {1, 7, 15, 16, 17, 31, 32, 33, 63, 64, 65, 129}
+    for name in ssm.available_isas():
+        for dt in ("float32", "float64"):
+            block = tiles(name, dt)["expsum_fast"]
+            sizes |= {block - 1, block + 1}
+    return sorted(sizes)
+
+
+@pytest.mark.parametrize("chunk", chunk_sizes())
 def test_chunk_boundaries_at_every_vector_tail(isa, dtype, restore_settings, chunk):
     """Chunked rows whose chunks end at every offset within a vector."""
     _core.testing.set_chunking(chunk, 8)
@@ -137,9 +119,8 @@ def test_chunk_boundaries_at_every_vector_tail(isa, dtype, restore_settings, chu
             assert_softmax_close(y, ref)
         lse = np.empty(2, dtype)
         _core.logsumexp(x, lse)
-        xw = x.astype(np.float64 if dtype == np.float32 else np.longdouble)
-        mx = xw.max(axis=1)
-        ref_lse = mx + np.log(np.exp(xw - mx[:, None]).sum(axis=1))
+        xw = x.astype(wide(dtype))
+        ref_lse = ref_logsumexp(x)[0]
         np.testing.assert_allclose(lse, ref_lse.astype(np.float64), rtol=4 * np.finfo(dtype).eps)
         y = np.empty_like(x)
         _core.log_softmax(x, y)
@@ -247,143 +228,6 @@ def test_threadpoolctl_controls_the_pool(restore_settings):
     assert ssm.get_num_threads() == 2
 
 
-# --------------------------------------------------------------------------
-# Store policies
-
-
-@pytest.mark.parametrize("offset", [0, 1, 3, 5, 16])
-def test_streaming_and_regular_stores_agree(isa, dtype, restore_settings, offset):
-    """Both store paths, forced, give identical results (alignment heads at every offset)."""
-    rng = np.random.default_rng(7)
-    base = logits(rng, (3 * 301 + offset,), dtype)
-    x = base[offset:].reshape(3, 301)
-    results = {}
-    for policy in ("stream", "regular"):
-        _core.testing.set_store_policy(policy)
-        assert _core.runtime_settings()["store_policy"] == policy
-        ybuf = np.full(3 * 301 + offset + 8, 5.0, dtype)
-        y = ybuf[offset : offset + 3 * 301].reshape(3, 301)
-        r = []
-        for a in ALGORITHMS:
-            _core.softmax(x, y, a)
-            r.append(y.copy())
-        _core.log_softmax(x, y)
-        r.append(y.copy())
-        x3, y3 = x.reshape(3, 7, 43), y.reshape(3, 7, 43)
-        _core.softmax_strided(x3, y3, "auto")
-        r.append(y.copy())
-        _core.log_softmax_strided(x3, y3)
-        r.append(y.copy())
-        _core.probe_copy(x, y)
-        r.append(y.copy())
-        _core.probe_write(y, 1.5)
-        r.append(y.copy())
-        assert np.all(ybuf[:offset] == 5.0) and np.all(ybuf[offset + 3 * 301 :] == 5.0)
-        results[policy] = r
-    for a, b in zip(results["stream"], results["regular"]):
-        assert a.tobytes() == b.tobytes()
-    assert_softmax_close(results["stream"][0], ref_softmax(x))
-    with pytest.raises(ValueError, match="store policy"):
-        _core.testing.set_store_policy("sometimes")
-
-
-def test_auto_policies_follow_the_cache():
-    s = _core.runtime_settings()
-    assert s["l2_bytes"] > 0 and s["l1d_bytes"] > 0 and s["cache_source"]
-    llc = s["l3_bytes"] or s["l2_bytes"]
-    assert s["stream_min_bytes"] >= llc
-    assert s["l2_bytes"] // 2 <= s["reload_max_bytes"] <= max(s["l2_bytes"], llc)
-    # auto: three-pass-reload for rows that stay in the core's cache, two-pass beyond
-    assert _core.resolve_auto(256, "float32") == "three-pass-reload"
-    assert _core.resolve_auto(64 << 20, "float32") == "two-pass"
-    assert _core.resolve_auto(64 << 20, "float64") == "two-pass"
-
-
-# --------------------------------------------------------------------------
-# Any axis: strided kernels through the public API
-
-
-def axis_reference(func, x, axis):
-    xw = x.astype(np.float64 if x.dtype == np.float32 else np.longdouble)
-    with np.errstate(all="ignore"):
-        mx = np.max(xw, axis=axis, keepdims=True)
-        mx = np.where(np.isfinite(mx), mx, 0)
-        s = np.exp(xw - mx).sum(axis=axis, keepdims=True)
-        lse = mx + np.log(s)
-        if func == "softmax":
-            return np.exp(xw - lse)
-        if func == "log_softmax":
-            return xw - lse
-        return np.squeeze(lse, axis=axis)
-
-
-def check_against_reference(func, y, ref, dtype):
-    eps = np.finfo(dtype).eps
-    ref = np.asarray(ref)
-    fin = np.isfinite(ref)
-    assert np.array_equal(np.isfinite(y), fin)
-    if func == "softmax":
-        big = ref > np.finfo(dtype).tiny
-        rel = np.abs(y[big].astype(ref.dtype) - ref[big]) / ref[big]
-        assert rel.max() <= (4 * 2.0**-23 if dtype == np.float32 else 1e-14)
-    else:
-        np.testing.assert_allclose(y[fin], ref[fin].astype(np.float64), rtol=4 * eps, atol=4 * eps)
-
-
-@pytest.mark.parametrize("func", ["softmax", "log_softmax", "logsumexp"])
-@pytest.mark.parametrize(
-    "shape,axis",
-    [((40, 33), 0), ((7, 50, 17), 1), ((3, 5, 64), 0), ((6, 4, 65), (0, 1)), ((129, 16), 0), ((2, 3, 4, 20), 1)],
-)
-@pytest.mark.parametrize("order", ["C", "F"])
-def test_non_last_axes_and_fortran_order(isa, dtype, func, shape, axis, order):
-    rng = np.random.default_rng(8)
-    x = np.asarray(logits(rng, shape, dtype), order=order)
-    ref = axis_reference(func, x, axis)
-    y = getattr(ssm, func)(x, axis=axis)
-    check_against_reference(func, y, ref, dtype)
-    if func != "logsumexp":
-        z = x.copy(order="K")
-        assert getattr(ssm, func)(z, axis=axis, out=z) is z
-        np.testing.assert_array_equal(z, y)
-
-
-@pytest.mark.parametrize("func", ["softmax", "log_softmax", "logsumexp"])
-@pytest.mark.filterwarnings("ignore::RuntimeWarning")  # SciPy-formula rows with NaN/inf, as SciPy
-def test_strided_special_columns(isa, dtype, func):
-    """Columns with NaN, +inf, all -inf, masks and out-of-range values are
-    redone contiguously (or left to the SciPy formulas) column by column."""
-    rng = np.random.default_rng(9)
-    x = logits(rng, (50, 40), dtype)
-    x[3, 1] = np.nan
-    x[7, 2] = np.inf
-    x[:, 3] = -np.inf
-    x[::2, 4] = -np.inf
-    big = 3e6 if dtype == np.float32 else 1e300
-    x[10, 5] = big
-    x[:, 6] = -big + np.arange(50)
-    x[:, 7] = x[:, 7] * 0 + 1e-30
-    y = ssm.softmax(x, axis=0)
-    with np.errstate(all="ignore"):
-        expected_rows = ssm.softmax(np.ascontiguousarray(x.T), axis=1).T
-    if func == "softmax":
-        np.testing.assert_allclose(y, expected_rows, rtol=32 * np.finfo(dtype).eps, atol=0)
-        assert np.all(np.isnan(y[:, 1:4]))
-        assert np.all(y[::2, 4] == 0)
-    got = getattr(ssm, func)(x, axis=0)
-    with np.errstate(all="ignore"):
-        want = getattr(ssm, func)(np.ascontiguousarray(x.T), axis=1)
-        want = want.T if func != "logsumexp" else want
-    # log_softmax near 0: both paths are accurate to a few eps absolute
-    atol = 0 if func == "softmax" else 64 * np.finfo(dtype).eps
-    np.testing.assert_allclose(got, want, rtol=32 * np.finfo(dtype).eps, atol=atol)
-    # in place: special columns are filled by the formulas from intact input
-    z = x.copy()
-    if func != "logsumexp":
-        getattr(ssm, func)(z, axis=0, out=z)
-        np.testing.assert_allclose(z, want, rtol=32 * np.finfo(dtype).eps, atol=atol)
-
-
 def test_strided_threads_invariance(isa, dtype, small_chunks):
     rng = np.random.default_rng(10)
     x = logits(rng, (4, 300, 100), dtype)
@@ -396,31 +240,3 @@ def test_strided_threads_invariance(isa, dtype, small_chunks):
             assert a.tobytes() == b.tobytes()
 
 
-def test_tuning_variants_agree(isa, dtype):
-    x = logits(np.random.default_rng(11), (5000,), dtype)
-    sums = []
-    for v in range(6):
-        name, m, e = _core.testing.tune_expsum(x, v)
-        sums.append(m * 2.0**e)
-    np.testing.assert_allclose(sums, sums[0], rtol=1e-6 if dtype == np.float32 else 1e-14)
-
-
-def test_strided_logsumexp_near_zero(isa, dtype):
-    """Normalized log-probabilities: lse ~ 0, where the fast pass cannot certify
-    the result and the accurate per-column pass must take over."""
-    rng = np.random.default_rng(12)
-    x = logits(rng, (300, 70), dtype, scale=2.0)
-    lp = ssm.log_softmax(x, axis=0)
-    got = ssm.logsumexp(lp, axis=0)
-    got_rows = ssm.logsumexp(np.ascontiguousarray(lp.T), axis=1)
-    ref = axis_reference("logsumexp", lp, 0)
-    if dtype == np.float32:
-        # 1 ulp, plus the float64 sum's own rounding (2^-52 absolute): at
-        # |lse| ~ 1e-9 a float32 ulp is smaller than that (README, Accuracy)
-        r32 = ref.astype(np.float32)
-        for g in (got, got_rows):
-            err = np.abs(g.astype(np.float64) - r32)
-            assert np.all(err <= np.spacing(np.abs(r32)).astype(np.float64) + 2 * 2.0**-52)
-    else:
-        for g in (got, got_rows):
-            np.testing.assert_allclose(g, ref.astype(np.float64), rtol=1e-14, atol=2 * 2.0**-52)

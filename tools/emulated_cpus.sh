@@ -37,8 +37,10 @@ fi
 # The emulated part: every kernel entry point at every vector tail, the API,
 # dispatch (its child interpreters run emulated too), errors, threads and a
 # slice of the fuzz examples.
-subset=(tests/test_dispatch.py tests/test_kernels.py tests/test_api.py tests/test_gumbel.py
-        tests/test_errors.py tests/test_concurrency.py tests/test_fuzz.py)
+subset=(tests/test_dispatch.py tests/test_softmax.py tests/test_log_softmax.py tests/test_logsumexp.py
+        tests/test_exp.py tests/test_stores_and_probes.py tests/test_api.py tests/test_gumbel.py
+        tests/test_errors.py tests/test_concurrency.py tests/test_fuzz_softmax.py tests/test_fuzz_logsumexp.py
+        tests/test_fuzz_gumbel.py)
 deselect="not large_rows and not one_ulp and not categorical and not standard_gumbel and not plackett_luce"
 
 run_model() {

@@ -5,7 +5,7 @@
 #
 #   tools/sanitize.sh [PYTEST ARGS...]     (default: -q tests, the whole suite)
 #
-# PYTEST ARGS are relative to the repository root, e.g. tests/test_fuzz.py -x.
+# PYTEST ARGS are relative to the repository root, e.g. tests/test_fuzz_softmax.py -x.
 # SANITIZE_WORKDIR=DIR keeps the venv and build there (reused by the next run).
 #
 # Linux + GCC or Clang. Python itself is not instrumented, so the ASan runtime
