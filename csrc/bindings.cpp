@@ -284,6 +284,10 @@ PYBIND11_MODULE(_core, m) {
   m.def("get_isa", [] { return std::string(ssm::active_implementation().name); },
         "The kernel set calls on this thread use.");
   m.def("set_isa", &ssm::set_active_isa, py::arg("name"), "Make a kernel set active (process-wide).");
+  m.def("process_isa", &ssm::process_isa, "The process-wide kernel set (threads without an override use it).");
+  m.def("set_thread_isa", &ssm::set_thread_isa, py::arg("name"),
+        "Override the kernel set for the calling thread ('': no override, the process-wide set applies).");
+  m.def("thread_isa", &ssm::thread_isa, "The calling thread's override, or ''.");
   m.attr("ISA_NAMES") = py::tuple(py::cast(ssm::known_isas()));
   m.attr("ALGORITHMS") = py::tuple(py::cast(ssm::algorithm_names()));
   m.def("version", [] { return std::string(SSM_VERSION); });

@@ -112,7 +112,7 @@ inline void finish(const ExpAcc<V> (&acc)[U], ExpSum& out) {
   for (size_t i = 0; i < U * W; ++i) {
     const double k = e[i] - emax;
     // Negligible lanes are skipped, but a NaN or inf lane must poison the sum.
-    if (k < -1100.0 && std::isfinite(s[i] - c[i])) continue;
+    if (k < -1100.0 && is_finite(s[i] - c[i])) continue;
     if (k < -1100.0) {
       sum.add(s[i] - c[i]);
       continue;

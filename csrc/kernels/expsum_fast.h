@@ -94,7 +94,7 @@ constexpr double kShortReduceErr = 22.1 * ExpCoeffs<double>::ln2_lo / 0x1p-53;
 // Lane sums of Short table terms: multiply s - c by exp(-c' d), c' = e +
 // log2(s), by moving s * c' d into the compensation (s is unchanged).
 inline double short_shift(double s, double e) {
-  if (!(s > 0.0) || !std::isfinite(s)) return 0.0;
+  if (!(s > 0.0) || !is_finite(s)) return 0.0;
   return (e + std::ilogb(s)) * ExpCoeffs<double>::ln2_lo;
 }
 

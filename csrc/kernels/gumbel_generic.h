@@ -393,12 +393,12 @@ TopkResult topk(const T* x, size_t n, uint64_t start, uint64_t row, const Gumbel
   // subnormal) that keeps x/T inside the data's range however small T is.
   const double gs = noise_scale(inv_temp);
   const Reg<V> vinv = V::set1(gs == 0.0 ? 0.5 : inv_temp * gs), vgs = V::set1(gs);
-  const Reg<V> vmaxfinite = V::set1(static_cast<double>(std::numeric_limits<T>::max()));
+  const Reg<V> vmaxfinite = V::set1(static_cast<double>(kMaxFinite<T>));
   typename V::mask bad = V::none();  // NaN or +inf seen
   // Scores below min_score are not wanted: start from the largest score of
   // type T below it (tests are "bound <= thr", so min_score itself passes).
   const double ext = min_score > -kInf
-                         ? static_cast<double>(std::nextafter(static_cast<T>(min_score), -static_cast<T>(kInf)))
+                         ? static_cast<double>(next_below(static_cast<T>(min_score)))
                                    : -kInf;
   double thr = ext;
   Reg<V> vthr = V::set1(thr);
@@ -444,7 +444,7 @@ TopkResult topk(const T* x, size_t n, uint64_t start, uint64_t row, const Gumbel
   if (V::any(bad)) {  // which one (rare: the call fails)
     for (size_t i = 0; i < n; ++i) {
       res.nan = res.nan || x[i] != x[i];
-      res.posinf = res.posinf || x[i] > std::numeric_limits<T>::max();
+      res.posinf = res.posinf || x[i] > kMaxFinite<T>;
     }
   }
   return res;
@@ -519,7 +519,7 @@ inline void noise_tile(const uint32_t* w, const T* top, bool has_top, T* g) {
 // largest x + g, as it should be).
 template <class T>
 inline double tau_inverse(double inv_tau) {
-  const double big = static_cast<double>(std::numeric_limits<T>::max());
+  const double big = static_cast<double>(kMaxFinite<T>);
   return inv_tau < big ? inv_tau : big;
 }
 

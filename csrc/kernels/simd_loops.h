@@ -12,6 +12,8 @@
 #endif
 #pragma once
 
+#include <math.h>
+
 #include <cmath>
 #include <cstdint>
 #include <cstring>
@@ -44,6 +46,25 @@ namespace SSM_ISA {
 namespace {
 
 constexpr double kInf = std::numeric_limits<double>::infinity();
+constexpr double kNaN = std::numeric_limits<double>::quiet_NaN();
+template <class T>
+constexpr T kMaxFinite = std::numeric_limits<T>::max();
+
+// The few library functions the kernels call at run time that are inline in
+// <cmath> / <limits> (std::isfinite, the float overload of std::nextafter),
+// taken from the compiler or the C library instead: an unoptimized (Debug)
+// build would emit the std:: inline functions compiled with this file's AVX
+// flags as weak symbols, and the linker may pick those for baseline code too.
+// Constants above are evaluated at compile time for the same reason.
+inline bool is_finite(double x) {
+#if defined(__GNUC__) || defined(__clang__)
+  return __builtin_isfinite(x);
+#else
+  return std::isfinite(x);
+#endif
+}
+inline float next_below(float x) { return ::nextafterf(x, -HUGE_VALF); }
+inline double next_below(double x) { return ::nextafter(x, -HUGE_VAL); }
 // Initial exponent of an empty accumulator: far below any real n (|n| < 2^22),
 // and exact in float.
 constexpr double kEmptyExp = -16777216.0;

@@ -109,7 +109,7 @@ ExpSum expsum_store_pow2(const In* x, In* y, size_t n, double e_ref) {
   const Reg<V> limit = V::set1(0x1p+100);
   ExpSum out;
   out.e = 0.0;  // all lane references are 0
-  out.m = std::numeric_limits<double>::quiet_NaN();
+  out.m = kNaN;
   auto value = [&](size_t i, size_t count) SSM_INLINE { return wexp.one(load_n<V>(x + i, count, -kInf)); };
   size_t i = 0;
   constexpr size_t kBlock = U * B * W;

@@ -1,9 +1,10 @@
 """Kernel-set selection, thread count and the runtime report.
 
-The active kernel set is process-wide: `use_isa` changes it for every thread,
-and a call already running finishes on the set it started with. The
-environment variables ``SIMDSOFTMAX_ISA`` and ``SIMDSOFTMAX_NUM_THREADS`` are
-read once, when the package is imported.
+The active kernel set is process-wide, and a thread may override it: `use_isa`
+as a setter changes it for every thread, `use_isa` in a ``with`` statement only
+for the calling thread, until the block ends. A call reads the set once, when
+it starts, and finishes on it. The environment variables ``SIMDSOFTMAX_ISA``
+and ``SIMDSOFTMAX_NUM_THREADS`` are read once, when the package is imported.
 """
 
 from __future__ import annotations
@@ -11,6 +12,7 @@ from __future__ import annotations
 import os
 import platform
 import sys
+import threading
 
 import numpy as np
 
@@ -33,7 +35,10 @@ _KNOWN_ISAS = tuple(_core.ISA_NAMES)
 
 
 def isa() -> str:
-    """Return the name of the active kernel set.
+    """Return the name of the active kernel set: the one calls from this thread use.
+
+    That is the set of the innermost ``with use_isa(...)`` block this thread
+    is in, else the process-wide set.
 
     Returns
     -------
@@ -96,20 +101,45 @@ def _check_isa(name, what: str) -> str:
     raise ValueError(f"{what}={name!r}: unknown kernel set; valid names here: {valid}")
 
 
+# Process-wide switches made by `use_isa` calls that a `with` statement may
+# still take back, oldest first. `use_isa(name)` switches the process-wide set
+# at once (it cannot know yet whether a `with` follows); entering the block
+# turns the switch into the calling thread's override and retracts the
+# process-wide one. Retracting one switch of several (threads interleave)
+# hands its `previous` to the next, so the process-wide set ends as if the
+# retracted call had never been made. A thread's next `use_isa` call makes its
+# earlier, unentered switch final: it was a setter.
+_switch_lock = threading.Lock()
+_retractable: list[_IsaOverride] = []
+
+
 class _IsaOverride:
-    """What `use_isa` returns: the switch has already happened; `with` undoes it."""
+    """What `use_isa` returns: the switch has already happened; `with` makes it per-thread."""
 
-    __slots__ = ("name", "previous")
+    __slots__ = ("name", "previous", "thread", "saved")
 
-    def __init__(self, name: str, previous: str):
+    def __init__(self, name: str, previous: str, thread: int):
         self.name = name
-        self.previous = previous
+        self.previous = previous  # the process-wide set before this switch
+        self.thread = thread
+        self.saved = ""  # the thread's override before the block ("": none)
 
     def __enter__(self) -> str:
+        with _switch_lock:
+            for i, switch in enumerate(_retractable):
+                if switch is self:
+                    if i + 1 < len(_retractable):
+                        _retractable[i + 1].previous = self.previous
+                    else:
+                        _core.set_isa(self.previous)
+                    del _retractable[i]
+                    break
+        self.saved = _core.thread_isa()
+        _core.set_thread_isa(self.name)
         return self.name
 
     def __exit__(self, *exc_info) -> None:
-        _core.set_isa(self.previous)
+        _core.set_thread_isa(self.saved)
 
     def __repr__(self) -> str:
         return f"use_isa({self.name!r})"
@@ -118,14 +148,11 @@ class _IsaOverride:
 def use_isa(name: str) -> _IsaOverride:
     """Make `name` the active kernel set, as a setter or a context manager.
 
-    The switch happens when `use_isa` is called, so ``ssm.use_isa("avx2")`` on
-    its own line changes the set for the rest of the process. Used in a
-    ``with`` statement, the previous set is restored on exit, also when the
-    block raises.
-
-    The active set is process-wide, not per thread: a switch made in one
-    thread applies to calls started afterwards in every thread (a call already
-    running finishes on its set).
+    As a setter, ``ssm.use_isa("avx2")`` on its own line, the set changes for
+    every thread, for the rest of the process (a call already running finishes
+    on its set). In a ``with`` statement the set applies to the calling thread
+    only, until the block ends (also when it raises); other threads keep
+    theirs, so threads can use different sets at the same time. Blocks nest.
 
     Parameters
     ----------
@@ -135,13 +162,24 @@ def use_isa(name: str) -> _IsaOverride:
     Returns
     -------
     context : context manager
-        Entering it gives `name`; leaving it restores the set that was active
-        before the call.
+        Entering it gives `name`; leaving it restores the set the thread used
+        before.
 
     Raises
     ------
     ValueError
         If `name` is unknown or not supported by this CPU or build.
+
+    Notes
+    -----
+    The call switches the process-wide set before the ``with`` statement
+    enters the block, which then takes the switch back and keeps `name` for
+    its own thread. In between, calls started by other threads that have no
+    block of their own may run on `name`; their results are the same up to
+    the rounding differences between kernel sets (Gumbel sampling is
+    bit-identical on every set). Use the object `use_isa` returns in a
+    ``with`` statement right away: a thread's later `use_isa` call makes an
+    earlier switch it did not enter final.
 
     See Also
     --------
@@ -163,9 +201,17 @@ def use_isa(name: str) -> _IsaOverride:
     >>> _ = ssm.use_isa(best)
     """
     key = _check_isa(name, "name")
-    previous = _core.get_isa()
-    _core.set_isa(key)
-    return _IsaOverride(key, previous)
+    me = threading.get_ident()
+    with _switch_lock:
+        for i, switch in enumerate(_retractable):
+            if switch.thread == me:
+                # A setter: final, and so is every switch before it.
+                del _retractable[: i + 1]
+                break
+        switch = _IsaOverride(key, _core.process_isa(), me)
+        _core.set_isa(key)
+        _retractable.append(switch)
+    return switch
 
 
 def _check_threads(n, what: str) -> int:
