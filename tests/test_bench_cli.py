@@ -235,7 +235,7 @@ def test_every_isa_and_thread_count_is_restored(tmp_path, capsys):
     status, _, err = run(
         capsys, "--sizes", "1KiB", "--repeats", "3", "--isa", "all", "--threads", "1,2",
         "--functions", "softmax", "--algorithms", "two-pass", "--dtypes", "float32,float64",
-        "--json", json_path, "--quiet",
+        "--split-probes", "always", "--json", json_path, "--quiet",
     )  # fmt: skip
     assert status == 0, err
     assert ssm.isa() == isa_before and ssm.get_num_threads() == threads_before
@@ -329,7 +329,7 @@ def no_sweep(monkeypatch):
     def refuse(sweep):
         raise AssertionError("the sweep started despite bad arguments")
 
-    monkeypatch.setattr(bench, "run_sweep", refuse)
+    monkeypatch.setattr(bench.cli, "run_sweep", refuse)
 
 
 def assert_refused(capsys, argv, tmp_path, *, message=None):
@@ -382,7 +382,7 @@ def test_bad_output_paths(capsys, tmp_path, no_sweep):
 
 def test_plot_without_matplotlib_is_refused(capsys, tmp_path, monkeypatch, no_sweep):
     real = bench.have_module
-    monkeypatch.setattr(bench, "have_module", lambda name: name != "matplotlib" and real(name))
+    monkeypatch.setattr(bench.plan, "have_module", lambda name: name != "matplotlib" and real(name))
     assert_refused(capsys, ["--plot", tmp_path / "p.png"], tmp_path, message="pip install simdsoftmax[plot]")
 
 
