@@ -24,9 +24,11 @@ interleaved round by round (rotating the order), so a disturbance hits all of
 them alike. simdsoftmax writes into a preallocated out= (as the probes do;
 --alloc times it allocating its result like torch and SciPy). SciPy is
 single-threaded: its one timing per shape serves both thread counts.
-Run it on a quiet machine (`uptime` load near 0); the full run takes about
-an hour on 2 cores and needs ~4 GiB of memory (64 Mi float64 with SciPy's
-temporaries).
+Samples per timing: --repeats, cut to as few as 3 where they would last
+more than --budget seconds. Run it on a quiet machine (`uptime` load near
+0); the full run takes about an hour on 2 cores (longer while short rows are
+slow) and needs ~4 GiB of memory (64 Mi float64 with SciPy's temporaries);
+--elements 4Mi is the in-cache half, --quick a first look.
 
     python bench/rows.py --quick        # float32, 4 Mi elements, 5 row lengths, ~2 min
     python bench/rows.py                # everything; see REGENERATE below for the results files
@@ -61,6 +63,7 @@ REGENERATE = (
 FUNCTIONS = ("softmax", "log_softmax", "logsumexp")
 SHORT = {"softmax": "sm", "log_softmax": "lsm", "logsumexp": "lse"}
 QUICK_ROW_LENGTHS = (2, 5, 32, 1000, 151936)
+MIN_REPEATS = 3
 
 TORCH_SPEEDUP = 2.0
 BOUND_ESCAPE = 0.85  # ... or this fraction of the memory bound, whichever comes first
@@ -88,6 +91,8 @@ def parse_args(argv=None):
     p.add_argument("--repeats", type=int, default=None, help="samples per timing (default 7; --quick 3)")
     p.add_argument("--scipy-repeats", type=int, default=None,
                    help="samples per SciPy timing, the slowest peer by far (default 3; --quick 1)")
+    p.add_argument("--budget", type=float, default=2.0,
+                   help="seconds of samples per timing before its repeats are cut (not below 3; default 2)")
     p.add_argument("--alloc", action="store_true", help="simdsoftmax allocates its result (no out=), like the peers")
     p.add_argument("--json", metavar="FILE", help="also write every median and verdict as JSON")
     args = p.parse_args(argv)
@@ -123,16 +128,23 @@ def load_peers(names):
     return torch, special
 
 
-def timed(items: dict, repeats: dict) -> dict:
+def timed(items: dict, repeats: dict, budget: float) -> dict:
     """Median seconds of each item's call; items are (prepare, call), prepare untimed.
 
     Round-robin with a rotating start, every item once per round until it has
-    its repeats: a slow minute of the machine lands on all items alike.
+    its samples: a slow minute of the machine lands on all items alike. An
+    item takes its repeats, or fewer (at least MIN_REPEATS) where they would
+    last more than `budget` seconds: calls of seconds are steady, and the
+    peers' shortest rows would otherwise take hours at 64 Mi elements.
     """
     samples = {k: [] for k in items}
-    for prepare, call in items.values():
+    repeats = dict(repeats)
+    for k, (prepare, call) in items.items():
         prepare()
+        t0 = time.perf_counter()
         call()  # warm-up: page faults, pool threads, torch's first-call setup
+        first = time.perf_counter() - t0
+        repeats[k] = max(min(repeats[k], MIN_REPEATS), min(repeats[k], int(budget / max(first, 1e-9))))
     keys = list(items)
     for r in range(max(repeats.values())):
         start = r % len(keys)
@@ -241,6 +253,13 @@ def thread_verdicts(med, isa, nbytes, t):
     return cells, missed
 
 
+def with_verdicts(header, table):
+    """render_table with the last column (the verdict, of any width) left-aligned."""
+    body = render_table(header[:-1], [row[:-1] for row in table]).split("\n")
+    last = [header[-1], "-" * len(header[-1]), *(row[-1] for row in table)]
+    return "\n".join(f"{line}  {v}" for line, v in zip(body, last))
+
+
 def fmt(v, spec=".2f"):
     return "-" if v is None else format(v, spec)
 
@@ -274,7 +293,7 @@ def main(argv=None):
                 for rows, n in shapes:
                     work = Workload(n, dtype, seed=0, rows=rows)
                     items, repeats = shape_items(work, args, torch, special, pool)
-                    med = timed(items, repeats)
+                    med = timed(items, repeats, args.budget)
                     measured.append((rows, n, work.nbytes, med))
                     results["medians"].append({"dtype": dtype.name, "elements": elements, "rows": rows, "n": n,
                                     "median_s": {"/".join(map(str, k)): v for k, v in med.items()}})  # fmt: skip
@@ -335,7 +354,7 @@ def report(isa, dtype, elements, measured, args, llc, tally, results):
         print(f"\n== {title}, {t} thread(s) ==\n"
               "ns/el: median ns per element; x PEER: PEER time / ours (speed ratio); lsm/sm, lse/sm: time ratios; "
               "eff: bound / time (sm, lsm: read + copy; lse: read)")
-        print(render_table(header, table))
+        print(with_verdicts(header, table))
     for t in (t for t in args.threads if t > 1 and 1 in args.threads):
         table = []
         for rows, n, size, med in measured:
@@ -347,7 +366,7 @@ def report(isa, dtype, elements, measured, args, llc, tally, results):
             results["verdicts"].append({"isa": isa, "dtype": dtype.name, "rows": rows, "n": n,
                                         "threads": f"{t}/1", "ratios": cells, "missed": missed})  # fmt: skip
         print(f"\n== {title}: {t} threads / 1 thread (speedups; read = the read probe split over {t} threads) ==")
-        print(render_table(["n", "rows", "read", "sm", "lsm", "lse", "verdict"], table))
+        print(with_verdicts(["n", "rows", "read", "sm", "lsm", "lse", "verdict"], table))
     sys.stdout.flush()
 
 
