@@ -528,3 +528,84 @@ def test_unwritable_file(capsys, tmp_path, no_sweep):
     target.chmod(0o444)
     status, out, err = run(capsys, "--json", target)
     assert status == 2 and out == "" and "not writable" in err
+
+
+# -- bench/rows.py: the batch targets script (in a source checkout only) -----
+
+ROWS_SCRIPT = os.path.join(os.path.dirname(__file__), os.pardir, "bench", "rows.py")
+
+
+@pytest.fixture
+def rows_script():
+    if not os.path.exists(ROWS_SCRIPT):
+        pytest.skip("bench/rows.py is not next to the tests (installed-wheel run)")
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("bench_rows", ROWS_SCRIPT)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def _medians(ours, torch=None, scipy=None, read=1.0, copy=2.0, threads=1):
+    """Synthetic medians for rows.py's verdicts: ours/torch/scipy per function, probes."""
+    med = {("probe", "read", threads): read, ("probe", "copy", threads): copy}
+    for fn, t in ours.items():
+        med[("ours", "avx2", fn, threads)] = t
+    for fn, t in (torch or {}).items():
+        med[("torch", fn, threads)] = t
+    for fn, t in (scipy or {}).items():
+        med[("scipy", fn)] = t
+    return med
+
+
+def test_rows_verdicts(rows_script):
+    fast = {"softmax": 10.0, "log_softmax": 10.0, "logsumexp": 5.0}
+    peers = {fn: 100.0 for fn in fast}
+    _, cells, missed = rows_script.verdicts(_medians(fast, peers, peers), "avx2", 1, 1 << 20, 1000, 32 << 20)
+    assert missed == [] and cells["torch sm"] == 10.0 and cells["lse/sm"] == 0.5
+    # torch only 1.5x slower: a miss, unless ours streams at >= 0.85 of the bound (read + copy = 3 s)
+    torch = dict(peers, softmax=15.0)
+    _, _, missed = rows_script.verdicts(_medians(fast, torch, peers), "avx2", 1, 1 << 20, 1000, 32 << 20)
+    assert missed == ["torch:sm"]
+    _, _, missed = rows_script.verdicts(_medians(fast, torch, peers, read=4.0, copy=5.0), "avx2", 1, 1 << 20,
+                                        1000, 32 << 20)  # fmt: skip
+    assert missed == []
+    slow = {"softmax": 10.0, "log_softmax": 11.0, "logsumexp": 7.0}
+    _, _, missed = rows_script.verdicts(_medians(slow, peers, peers), "avx2", 1, 1 << 20, 1000, 32 << 20)
+    assert missed == ["lsm/sm", "lse/sm"]
+    # out of cache (>= 4 x LLC) and n >= 8: efficiency counts; n < 8 it does not
+    _, _, missed = rows_script.verdicts(_medians(fast, peers, peers), "avx2", 1, 256 << 20, 1000, 32 << 20)
+    assert missed == ["eff:sm", "eff:lsm", "eff:lse"]
+    _, _, missed = rows_script.verdicts(_medians(fast, peers, peers), "avx2", 1, 256 << 20, 5, 32 << 20)
+    assert missed == []
+
+
+def test_rows_thread_verdicts(rows_script):
+    med = {("probe", "read", 1): 2.0, ("probe", "read", 2): 1.0}
+    for fn, (t1, t2) in {"softmax": (2.0, 1.1), "log_softmax": (2.0, 1.5), "logsumexp": (1.0, 1.04)}.items():
+        med[("ours", "avx2", fn, 1)], med[("ours", "avx2", fn, 2)] = t1, t2
+    cells, missed = rows_script.thread_verdicts(med, "avx2", 64 << 20, 2)
+    assert cells["read"] == 2.0
+    assert missed == ["vs-read:lsm", "slower:lse"]
+    _, missed = rows_script.thread_verdicts(med, "avx2", 1 << 20, 2)  # small: only "never slower"
+    assert missed == ["slower:lse"]
+
+
+def test_rows_script_runs(tmp_path):
+    if not os.path.exists(ROWS_SCRIPT):
+        pytest.skip("bench/rows.py is not next to the tests (installed-wheel run)")
+    json_path = tmp_path / "rows.json"
+    proc = subprocess.run(
+        [sys.executable, ROWS_SCRIPT, "--elements", "4Ki", "--row-lengths", "2,100", "--dtypes", "float32",
+         "--repeats", "1", "--threads", "1,2", "--peers", "scipy", "--json", str(json_path)],
+        capture_output=True, text=True, timeout=300,
+    )  # fmt: skip
+    assert proc.returncode == 0, proc.stderr
+    out = proc.stdout
+    assert "python bench/rows.py --json bench/results/rows.json" in out  # the regenerate command
+    assert "2 threads / 1 thread" in out and "summary: targets met" in out and "verdict" in out
+    with open(json_path) as f:
+        doc = json.load(f)
+    shapes = {(m["rows"], m["n"]) for m in doc["results"]["medians"]}
+    assert shapes == {(2048, 2), (40, 100), (1, 4096)}
