@@ -85,91 +85,10 @@ def positive_int(text: str) -> int:
 def make_plan(args: argparse.Namespace) -> Plan:
     """Turn arguments into a Plan, or raise UsageError. Measures nothing."""
     notes: list[str] = []
-
-    # Functions: unknown names and names this build lacks are both errors.
-    if args.functions == "all":
-        functions = [f for f in FUNCTIONS.values() if f.available()]
-    else:
-        functions = []
-        for name in split_list(args.functions):
-            if name not in FUNCTIONS:
-                raise UsageError(f"unknown function {name!r}; choose from {', '.join(FUNCTIONS)}")
-            if not FUNCTIONS[name].available():
-                raise UsageError(f"function {name!r} is not available in simdsoftmax {ssm.__version__}")
-            functions.append(FUNCTIONS[name])
-    if not functions:
-        raise UsageError("no function to benchmark")
-
-    if args.algorithms == "all":
-        algorithms = list(ALGORITHMS)
-    else:
-        algorithms = split_list(args.algorithms)
-        for a in algorithms:
-            if a not in ALGORITHMS:
-                raise UsageError(f"unknown algorithm {a!r}; choose from {', '.join(ALGORITHMS)}")
-        if not algorithms:
-            raise UsageError("no algorithm given")
-
-    supported = list(ssm.available_isas())
-    compiled = list(_core.compiled_isas())
-    if args.isa == "active":
-        isas = [ssm.isa()]
-    elif args.isa == "all":
-        isas = supported
-    else:
-        isas = split_list(args.isa)
-        for name in isas:
-            if name not in KNOWN_ISAS and name not in compiled:
-                raise UsageError(f"unknown kernel set {name!r}; choose from all, active, {', '.join(KNOWN_ISAS)}")
-            if name not in compiled:
-                raise UsageError(f"kernel set {name!r} is not compiled into this build (has: {', '.join(compiled)})")
-            if name not in supported:
-                raise UsageError(f"this CPU cannot run kernel set {name!r} (it can run: {', '.join(supported)})")
-        if not isas:
-            raise UsageError("no kernel set given")
-
-    names = list(DTYPES) if args.dtypes == "all" else [DTYPE_ALIASES.get(d, d) for d in split_list(args.dtypes)]
-    for d in names:
-        if d not in DTYPES:
-            raise UsageError(f"unsupported dtype {d!r}; choose from {', '.join(DTYPES)}")
-    if not names:
-        raise UsageError("no dtype given")
-    dtypes = [np.dtype(DTYPES[d]) for d in dict.fromkeys(names)]
-
-    if args.threads is None:
-        threads = [ssm.get_num_threads()]
-    else:
-        threads = []
-        for t in split_list(args.threads):
-            try:
-                threads.append(positive_int(t))
-            except argparse.ArgumentTypeError as e:
-                raise UsageError(f"--threads: {e}") from None
-        if not threads:
-            raise UsageError("no thread count given")
-        threads = list(dict.fromkeys(threads))
-
-    peers = []
-    requested = list(PEERS) if args.compare.strip() == "all" else split_list(args.compare)
-    for name in requested:
-        if name not in PEERS:
-            raise UsageError(f"unknown peer {name!r}; choose from {', '.join(PEERS)}")
-        peer = PEERS[name]
-        if not peer.installed():
-            notes.append(f"{name} is not installed: its columns are left out (pip install {peer.distribution})")
-            continue
-        try:
-            peers.append((peer, peer.load()))
-        except Exception as e:  # a broken install is a note, not a reason to refuse the run
-            notes.append(f"{name} failed to import ({type(e).__name__}: {e}): its columns are left out")
-    outputs = {k: getattr(args, k) for k in ("json", "csv", "plot") if getattr(args, k)}
-    for option, path in outputs.items():
-        check_writable(path, f"--{option}")
-    if "plot" in outputs:
-        if os.path.splitext(outputs["plot"])[1].lower() not in (".png", ".svg", ".pdf"):
-            raise UsageError(f"--plot {outputs['plot']!r}: the file name must end in .png, .svg or .pdf")
-        if not have_module("matplotlib"):
-            raise UsageError("--plot needs matplotlib, which is not installed: pip install simdsoftmax[plot]")
+    functions, algorithms = pick_functions(args), pick_algorithms(args)
+    isas, dtypes, threads = pick_isas(args), pick_dtypes(args), pick_threads(args)
+    peers = load_peers(args, notes)
+    outputs = check_outputs(args)
 
     caches = cache_sizes()
     available = memory_available()
@@ -188,6 +107,120 @@ def make_plan(args: argparse.Namespace) -> Plan:
         time_per_point=args.time_per_point, split_probes=args.split_probes, seed=args.seed, quiet=args.quiet,
         outputs=outputs, caches=caches, memory_available=available, notes=notes,
     )  # fmt: skip
+
+
+
+def pick_functions(args: argparse.Namespace):
+    """Unknown names and names this build lacks are both errors."""
+    if args.functions == "all":
+        functions = [f for f in FUNCTIONS.values() if f.available()]
+    else:
+        functions = []
+        for name in split_list(args.functions):
+            if name not in FUNCTIONS:
+                raise UsageError(f"unknown function {name!r}; choose from {', '.join(FUNCTIONS)}")
+            if not FUNCTIONS[name].available():
+                raise UsageError(f"function {name!r} is not available in simdsoftmax {ssm.__version__}")
+            functions.append(FUNCTIONS[name])
+    if not functions:
+        raise UsageError("no function to benchmark")
+    return functions
+
+
+def pick_algorithms(args: argparse.Namespace):
+    """Softmax algorithms by name, or all of them."""
+    if args.algorithms == "all":
+        algorithms = list(ALGORITHMS)
+    else:
+        algorithms = split_list(args.algorithms)
+        for a in algorithms:
+            if a not in ALGORITHMS:
+                raise UsageError(f"unknown algorithm {a!r}; choose from {', '.join(ALGORITHMS)}")
+        if not algorithms:
+            raise UsageError("no algorithm given")
+    return algorithms
+
+
+def pick_isas(args: argparse.Namespace):
+    """Kernel sets: the active one, all this CPU runs, or names checked against build and CPU."""
+    supported = list(ssm.available_isas())
+    compiled = list(_core.compiled_isas())
+    if args.isa == "active":
+        isas = [ssm.isa()]
+    elif args.isa == "all":
+        isas = supported
+    else:
+        isas = split_list(args.isa)
+        for name in isas:
+            if name not in KNOWN_ISAS and name not in compiled:
+                raise UsageError(f"unknown kernel set {name!r}; choose from all, active, {', '.join(KNOWN_ISAS)}")
+            if name not in compiled:
+                raise UsageError(f"kernel set {name!r} is not compiled into this build (has: {', '.join(compiled)})")
+            if name not in supported:
+                raise UsageError(f"this CPU cannot run kernel set {name!r} (it can run: {', '.join(supported)})")
+        if not isas:
+            raise UsageError("no kernel set given")
+    return isas
+
+
+def pick_dtypes(args: argparse.Namespace):
+    """float32 and/or float64 (aliases f32, single, f64, double)."""
+    names = list(DTYPES) if args.dtypes == "all" else [DTYPE_ALIASES.get(d, d) for d in split_list(args.dtypes)]
+    for d in names:
+        if d not in DTYPES:
+            raise UsageError(f"unsupported dtype {d!r}; choose from {', '.join(DTYPES)}")
+    if not names:
+        raise UsageError("no dtype given")
+    dtypes = [np.dtype(DTYPES[d]) for d in dict.fromkeys(names)]
+    return dtypes
+
+
+def pick_threads(args: argparse.Namespace):
+    """Thread counts, de-duplicated; default the current one."""
+    if args.threads is None:
+        threads = [ssm.get_num_threads()]
+    else:
+        threads = []
+        for t in split_list(args.threads):
+            try:
+                threads.append(positive_int(t))
+            except argparse.ArgumentTypeError as e:
+                raise UsageError(f"--threads: {e}") from None
+        if not threads:
+            raise UsageError("no thread count given")
+        threads = list(dict.fromkeys(threads))
+    return threads
+
+
+def load_peers(args: argparse.Namespace, notes: list[str]):
+    """The peers asked for and installed, imported; a missing one is a note, not an error."""
+    peers = []
+    requested = list(PEERS) if args.compare.strip() == "all" else split_list(args.compare)
+    for name in requested:
+        if name not in PEERS:
+            raise UsageError(f"unknown peer {name!r}; choose from {', '.join(PEERS)}")
+        peer = PEERS[name]
+        if not peer.installed():
+            notes.append(f"{name} is not installed: its columns are left out (pip install {peer.distribution})")
+            continue
+        try:
+            peers.append((peer, peer.load()))
+        except Exception as e:  # a broken install is a note, not a reason to refuse the run
+            notes.append(f"{name} failed to import ({type(e).__name__}: {e}): its columns are left out")
+    return peers
+
+
+def check_outputs(args: argparse.Namespace):
+    """Output files by option, refused now if they could not be written later."""
+    outputs = {k: getattr(args, k) for k in ("json", "csv", "plot") if getattr(args, k)}
+    for option, path in outputs.items():
+        check_writable(path, f"--{option}")
+    if "plot" in outputs:
+        if os.path.splitext(outputs["plot"])[1].lower() not in (".png", ".svg", ".pdf"):
+            raise UsageError(f"--plot {outputs['plot']!r}: the file name must end in .png, .svg or .pdf")
+        if not have_module("matplotlib"):
+            raise UsageError("--plot needs matplotlib, which is not installed: pip install simdsoftmax[plot]")
+    return outputs
 
 
 def requested_batch(args: argparse.Namespace) -> list[Shape] | None:
