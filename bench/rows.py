@@ -128,6 +128,14 @@ def load_peers(names):
     return torch, special
 
 
+def scipy_version() -> str:
+    try:
+        import scipy
+    except ImportError:
+        return "-"
+    return scipy.__version__
+
+
 def timed(items: dict, repeats: dict, budget: float) -> dict:
     """Median seconds of each item's call; items are (prepare, call), prepare untimed.
 
@@ -276,7 +284,7 @@ def main(argv=None):
         print(f"#   {command}")
     print(f"# simdsoftmax {ssm.__version__}; CPU {info.get('cpu', {}).get('brand', '?')}; kernel sets {', '.join(args.isas)}; "
           f"caches L2 {format_bytes(caches['l2_bytes'])}, L3 {format_bytes(caches['l3_bytes'])} ({caches['source']}); "
-          f"torch {torch.__version__ if torch else '-'}; scipy {special and __import__('scipy').__version__ or '-'}; "
+          f"torch {torch.__version__ if torch else '-'}; scipy {scipy_version()}; "
           f"{args.repeats} repeats (scipy {args.scipy_repeats}); ours {'allocating' if args.alloc else 'out='}; "
           f"{time.strftime('%Y-%m-%d %H:%M', time.gmtime())} UTC", flush=True)  # fmt: skip
 
