@@ -109,7 +109,7 @@ def parse_args(argv=None):
             p.error(f"--isa: this CPU or build cannot run {isa!r} (it runs {', '.join(ssm.available_isas())})")
     args.peers = split(args.peers)
     args.repeats = args.repeats or (3 if args.quick else 7)
-    args.scipy_repeats = args.scipy_repeats or (1 if args.quick else 3)
+    args.scipy_repeats = args.scipy_repeats or min(args.repeats, 1 if args.quick else 3)
     return args
 
 
