@@ -10,7 +10,7 @@ import simdsoftmax as ssm
 
 from .plan import SPLIT_PROBES, UsageError, make_plan, positive_int
 from .plot import write_plot
-from .report import PROG, collect_runtime, format_header, format_tables, print_list, write_csv, write_json
+from .report import KNOWN_ISAS, PROG, collect_runtime, format_header, format_tables, print_list, write_csv, write_json
 from .sizes import format_count, parse_size
 from .sweep import DEFAULT_TIME_PER_POINT, MAX_REPEATS, MIN_REPEATS, MIN_SAMPLE_NS, Progress, Sweep, add_speedups
 from .workloads import ALGORITHMS, DEFAULT_BATCH_ELEMENTS, FUNCTIONS, ROW_LENGTHS
@@ -102,7 +102,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--isa", metavar="LIST", default="active",
         help="kernel sets: 'active' (default: the one selected at import, see SIMDSOFTMAX_ISA), "
-        "'all' (every one this CPU runs), or names from avx512, avx2, scalar. e.g. --isa avx2,scalar",
+        f"'all' (every one this CPU runs), or names from {', '.join(KNOWN_ISAS)}. e.g. --isa avx2,scalar",
     )
     p.add_argument(
         "--dtypes", metavar="LIST", default="float32",

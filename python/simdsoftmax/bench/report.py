@@ -28,7 +28,7 @@ if TYPE_CHECKING:
     from .plan import Plan
 
 PROG = "simdsoftmax-bench"
-KNOWN_ISAS = ("avx512", "avx2", "scalar")
+KNOWN_ISAS = tuple(_core.ISA_NAMES)  # every kernel set the project has, compiled here or not
 DTYPES = {"float32": np.float32, "float64": np.float64}
 
 RECORD_FIELDS: dict[str, str] = {

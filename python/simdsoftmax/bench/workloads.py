@@ -14,10 +14,13 @@ import numpy as np
 
 import simdsoftmax as ssm
 
+from .. import _core
 from . import peers as p
 from .sizes import MiB
 
-ALGORITHMS = ("two-pass", "three-pass-recompute", "three-pass-reload", "online", "auto")
+# The extension's names (defined once, in C++), `auto` last: the tables list
+# the algorithms it chooses from before its choice.
+ALGORITHMS = (*(a for a in _core.ALGORITHMS if a != "auto"), "auto")
 
 PROBES = {  # probe -> (reads, writes) it streams
     "read": (1, 0),
