@@ -1,6 +1,6 @@
 // How many 512-bit vector operations this core retires per cycle, by kind:
-// the ceiling behind the lower bound on gumbel_softmax's cost (the README's
-// Gumbel section). Built and run by bench/vector_ports.sh.
+// the ceiling behind the lower bound on gumbel_softmax's cost (docs/design.md,
+// "What gumbel_softmax costs"). Built and run by bench/vector_ports.sh.
 //
 // Each measurement runs independent dependency chains (more chains than
 // latency x throughput, fewer than the 32 registers), so the loop is bound by

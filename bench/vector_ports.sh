@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # The core's 512-bit operation throughput by kind (bench/vector_ports.cpp):
-# the ceiling behind the lower bound on gumbel_softmax's cost (the README's
-# Gumbel section). Needs g++ and an AVX-512 CPU; ~5 s.
+# the ceiling behind the lower bound on gumbel_softmax's cost in
+# docs/design.md ("What gumbel_softmax costs"). Needs g++ and an AVX-512 CPU; ~5 s.
 #
 #   bash bench/vector_ports.sh
 set -euo pipefail
