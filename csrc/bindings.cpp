@@ -20,10 +20,10 @@
 
 namespace py = pybind11;
 
+void register_cache(py::module_& m);      // cache_bindings.cpp
 void register_fast_path(py::module_& m);  // numpy_fast_path.cpp
 void register_gumbel(py::module_& m);     // gumbel_bindings.cpp
 void register_partials(py::module_& m);   // partials_bindings.cpp
-void register_cache(py::module_& m);      // cache_bindings.cpp
 void register_testing(py::module_& m);    // testing_bindings.cpp
 
 namespace {
@@ -306,10 +306,10 @@ PYBIND11_MODULE(_core, m) {
   m.def("probe_read", &probe_read, py::arg("x"));
   m.def("probe_copy", &probe_copy, py::arg("x"), py::arg("out"));
   m.def("probe_write", &probe_write, py::arg("out"), py::arg("value"));
+  register_cache(m);
   register_fast_path(m);
   register_gumbel(m);
   register_partials(m);
-  register_cache(m);
 
   register_testing(m);
 }
