@@ -1,4 +1,4 @@
-"""The numbers behind the Gumbel sampling claims (issue #3), one run: one
+"""The numbers behind the README's Gumbel sampling claims, one run: one
 thread for 1-3, then 1 and 2 again with every thread the pool may use.
 
 1. gumbel_argmax over a 1-D float32 array of 2^26 logits, against
@@ -38,6 +38,8 @@ def main():
     parser.add_argument("--n", type=int, default=1 << 26)
     parser.add_argument("--repeats", type=int, default=7)
     args = parser.parse_args()
+    print("# regenerate the published results (quiet machine): "
+          "python bench/gumbel_peers.py | tee bench/results/gumbel_peers.txt")
     try:
         import torch
 

@@ -5,7 +5,8 @@
     python3 bench/to_markdown.py --peers bench/results/peers.json > bench/results/peers.md
     python3 bench/to_markdown.py --sizes 16KiB,1MiB,256MiB bench/results/peers.json
 
-The roofline view has one row per size: the read and copy probes' GB/s, then
+For batches of rows (--shape, --rows-sweep) the rows are shapes (rows x n)
+in the order measured instead of sizes. The roofline view has one row per size: the read and copy probes' GB/s, then
 each function/algorithm as "GB/s (efficiency)". The peers view has one row per
 function and size: simdsoftmax's time (auto if measured, else its fastest
 algorithm) and each peer's time with simdsoftmax's speedup over it.
@@ -68,27 +69,42 @@ def machine(doc):
     return "\n\n".join(lines)
 
 
+def point(r):
+    """Where a record was measured: bytes, rows, row length (files without rows: one row)."""
+    return r["size_bytes"], r.get("rows", 1), r["n"]
+
+
+def points(records, keep):
+    """1-D sizes ascending; batch shapes in measurement order; --sizes filters by bytes."""
+    found = list(dict.fromkeys(point(r) for r in records))
+    if all(rows == 1 for _, rows, _ in found):
+        found.sort()
+    return [p for p in found if not keep or p[0] in keep]
+
+
+def where(p, batched):
+    return f"{p[1]} x {p[2]}" if batched else label(p[0])
+
+
 def groups(records):
     return list(dict.fromkeys((r["dtype"], r["threads"], r["isa"]) for r in records if r["impl"] == "simdsoftmax"))
 
 
-def roofline(records, keep):
+def roofline(records, keep, batched):
     parts = []
     for dtype, threads, isa in groups(records):
         ours = [r for r in records if r["impl"] == "simdsoftmax" and (r["dtype"], r["threads"], r["isa"]) == (dtype, threads, isa)]
         probes = [r for r in records if r["impl"] == "probe" and (r["dtype"], r["threads"], r["isa"]) == (dtype, threads, isa)]
         columns = list(dict.fromkeys((r["function"], r["algorithm"]) for r in ours))
-        header = ["size", "read GB/s", "copy GB/s"] + [f"{f} {a}" if a else f for f, a in columns]
+        header = ["shape" if batched else "size", "read GB/s", "copy GB/s"] + [f"{f} {a}" if a else f for f, a in columns]
         rows = []
-        for size in sorted({r["size_bytes"] for r in ours}):
-            if keep and size not in keep:
-                continue
+        for at in points(ours, keep):
             best = {}
             for r in probes:
-                if r["size_bytes"] == size:
+                if point(r) == at:
                     best[r["function"]] = max(best.get(r["function"], 0.0), r["gbps"])
-            cells = {(r["function"], r["algorithm"]): r for r in ours if r["size_bytes"] == size}
-            row = [label(size), *(f"{best[p]:.1f}" if p in best else "-" for p in ("read", "copy"))]
+            cells = {(r["function"], r["algorithm"]): r for r in ours if point(r) == at}
+            row = [where(at, batched), *(f"{best[p]:.1f}" if p in best else "-" for p in ("read", "copy"))]
             for key in columns:
                 r = cells.get(key)
                 eff = "" if r is None or r["efficiency"] is None else f" ({r['efficiency']:.2f})"
@@ -99,7 +115,7 @@ def roofline(records, keep):
     return "\n\n".join(parts)
 
 
-def peers(records, keep):
+def peers(records, keep, batched):
     peer_names = [p for p in ("numpy", "scipy", "torch") if any(r["impl"] == p for r in records)]
     if not peer_names:
         return "(no peer was measured: run with --compare)"
@@ -108,19 +124,17 @@ def peers(records, keep):
         ours = [r for r in records if r["impl"] == "simdsoftmax" and (r["dtype"], r["threads"], r["isa"]) == (dtype, threads, isa)]
         rows = []
         for function in dict.fromkeys(r["function"] for r in ours):
-            for size in sorted({r["size_bytes"] for r in ours if r["function"] == function}):
-                if keep and size not in keep:
-                    continue
-                at = [r for r in ours if r["function"] == function and r["size_bytes"] == size]
+            for here in points([r for r in ours if r["function"] == function], keep):
+                at = [r for r in ours if r["function"] == function and point(r) == here]
                 pick = next((r for r in at if r["algorithm"] == "auto"), None) or min(at, key=lambda r: r["time_s"])
                 name = f"{function} ({pick['algorithm']})" if pick["algorithm"] else function
-                row = [name, label(size), seconds(pick["time_s"])]
+                row = [name, where(here, batched), seconds(pick["time_s"])]
                 for p in peer_names:
                     t = next((r["time_s"] for r in records if r["impl"] == p and r["function"] == function
-                              and r["size_bytes"] == size and r["dtype"] == dtype and r["threads"] == threads), None)
+                              and point(r) == here and r["dtype"] == dtype and r["threads"] == threads), None)
                     row.append("-" if t is None else f"{seconds(t)} ({t / pick['time_s']:.1f}×)")
                 rows.append(row)
-        header = ["function", "size", "simdsoftmax"] + [f"{p} (speedup)" for p in peer_names]
+        header = ["function", "shape" if batched else "size", "simdsoftmax"] + [f"{p} (speedup)" for p in peer_names]
         parts.append(f"**{dtype}, kernel set {isa}, {threads} thread(s)** — median time per call; "
                      "(N×) = how many times faster simdsoftmax is\n\n" + table(header, rows))
     return "\n\n".join(parts)
@@ -135,7 +149,8 @@ def main():
     with open(args.json_file) as f:
         doc = json.load(f)
     keep = {parse_bytes(s) for s in args.sizes.split(",")} if args.sizes else None
-    body = (peers if args.peers else roofline)(doc["records"], keep)
+    batched = bool(doc["config"].get("batched"))
+    body = (peers if args.peers else roofline)(doc["records"], keep, batched)
     sys.stdout.write(machine(doc) + "\n\n" + body + "\n")
 
 

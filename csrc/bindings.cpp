@@ -20,6 +20,7 @@
 
 namespace py = pybind11;
 
+void register_cache(py::module_& m);      // cache_bindings.cpp
 void register_fast_path(py::module_& m);  // numpy_fast_path.cpp
 void register_gumbel(py::module_& m);     // gumbel_bindings.cpp
 void register_partials(py::module_& m);   // partials_bindings.cpp
@@ -309,6 +310,7 @@ PYBIND11_MODULE(_core, m) {
   m.def("probe_read", &probe_read, py::arg("x"));
   m.def("probe_copy", &probe_copy, py::arg("x"), py::arg("out"));
   m.def("probe_write", &probe_write, py::arg("out"), py::arg("value"));
+  register_cache(m);
   register_fast_path(m);
   register_gumbel(m);
   register_partials(m);

@@ -14,6 +14,7 @@ import shutil
 import subprocess
 import sys
 
+import numpy as np
 import pytest
 
 import simdsoftmax as ssm
@@ -102,6 +103,40 @@ def test_format_bytes():
     assert bench.format_bytes(1024) == "1 KiB"
     assert bench.format_bytes(3 << 19) == "1.5 MiB"
     assert bench.format_bytes(100) == "100 B"
+
+
+def test_parse_shapes_and_counts():
+    assert bench.parse_shapes(["64x151936", "8192x512, 1000000X5", "64x151936"]) == [
+        bench.Shape(64, 151936), bench.Shape(8192, 512), bench.Shape(1000000, 5)]  # fmt: skip
+    for bad in (["5"], ["0x5"], ["5x0"], ["ax5"], [","]):
+        with pytest.raises(ValueError):
+            bench.parse_shapes(bad)
+    assert bench.parse_count("4Mi") == 4 << 20 and bench.parse_count("64mi") == 64 << 20
+    assert bench.parse_count("4M") == 4_000_000 and bench.parse_count("1000") == 1000
+    for bad in ("0", "4MiB", "x", "-1"):
+        with pytest.raises(ValueError):
+            bench.parse_count(bad)
+
+
+def test_row_sweep_shapes_hold_the_batch():
+    shapes = bench.sizes.batch_shapes(list(bench.ROW_LENGTHS), bench.DEFAULT_BATCH_ELEMENTS)
+    assert [s.n for s in shapes] == list(bench.ROW_LENGTHS)
+    assert bench.ROW_LENGTHS == (2, 3, 5, 8, 10, 16, 32, 64, 100, 128, 256, 1000, 1024, 4096, 10000, 151936)
+    for s in shapes:
+        # as many whole rows as fit: within one row of the target
+        assert s.elements <= bench.DEFAULT_BATCH_ELEMENTS < s.elements + s.n
+    assert bench.sizes.batch_shapes([10], 4) == [bench.Shape(1, 10)]  # a row longer than the batch
+
+
+def test_cache_sizes_are_the_extensions():
+    from simdsoftmax import _core
+
+    core, caches = _core.cache_sizes(), bench.cache_sizes()
+    if core["source"] == "default":
+        assert caches == {}
+    else:
+        assert caches.get("L1d") == core["l1d_bytes"] and caches.get("L2") == core["l2_bytes"]
+        assert caches.get("L3", 0) == core["l3_bytes"]
 
 
 # -- registry ---------------------------------------------------------------
@@ -235,7 +270,7 @@ def test_every_isa_and_thread_count_is_restored(tmp_path, capsys):
     status, _, err = run(
         capsys, "--sizes", "1KiB", "--repeats", "3", "--isa", "all", "--threads", "1,2",
         "--functions", "softmax", "--algorithms", "two-pass", "--dtypes", "float32,float64",
-        "--json", json_path, "--quiet",
+        "--split-probes", "always", "--json", json_path, "--quiet",
     )  # fmt: skip
     assert status == 0, err
     assert ssm.isa() == isa_before and ssm.get_num_threads() == threads_before
@@ -256,6 +291,84 @@ def test_element_count_sizes(tmp_path, capsys):
     assert status == 0, err
     _, records = load_records(json_path)
     assert {(r["n"], r["size_bytes"]) for r in records} == {(1000, 8000)}
+
+
+def test_batch_shapes_with_peers(tmp_path, capsys):
+    pytest.importorskip("scipy")
+    json_path, csv_path = tmp_path / "shapes.json", tmp_path / "shapes.csv"
+    status, out, err = run(
+        capsys, "--shape", "300x5", "--shape", "3x1000,64x16", "--repeats", "3", "--threads", "1",
+        "--functions", "softmax,log_softmax,logsumexp", "--algorithms", "two-pass,auto",
+        "--compare", "numpy,scipy", "--json", json_path, "--csv", csv_path, "--quiet",
+    )  # fmt: skip
+    assert status == 0, err
+    assert "300x5" in out and "3x1000" in out and "64x16" in out and "batch shapes" in out
+    doc, records = load_records(json_path)
+    assert doc["config"]["batched"] is True
+    assert doc["config"]["shapes"] == {"float32": [[300, 5], [3, 1000], [64, 16]]}
+    shapes = {(r["rows"], r["n"]) for r in records}
+    assert shapes == {(300, 5), (3, 1000), (64, 16)}
+    probes = {}
+    for r in records:
+        if r["impl"] == "probe":
+            probes.setdefault((r["rows"], r["n"]), {})[r["function"]] = r["time_s"]
+    peer_time = {(r["impl"], r["function"], r["rows"], r["n"]): r["time_s"] for r in records if r["impl"] in bench.PEERS}
+    for r in records:
+        assert list(r) == FIELDS
+        assert r["size_bytes"] == r["rows"] * r["n"] * 4
+        assert r["elements_per_s"] == pytest.approx(r["rows"] * r["n"] / r["time_s"])
+        if r["impl"] == "probe":
+            continue
+        # the bound: this shape's own probes, over the batch's bytes
+        best = probes[(r["rows"], r["n"])]
+        assert r["bound_s"] == pytest.approx((r["reads"] - r["writes"]) * best["read"] + r["writes"] * best["copy"])
+        if r["impl"] == "simdsoftmax":
+            for peer in ("numpy", "scipy"):
+                t = peer_time[(peer, r["function"], r["rows"], r["n"])]
+                assert r[f"speedup_vs_{peer}"] == pytest.approx(t / r["time_s"])
+    with open(csv_path, newline="") as f:
+        rows = list(csv.DictReader(f))
+    assert [(int(row["rows"]), int(row["n"])) for row in rows] == [(r["rows"], r["n"]) for r in records]
+
+
+def test_batch_workloads_reduce_each_row():
+    """Every implementation the bench times on a batch computes per-row results (not one over the batch)."""
+    scipy_special = pytest.importorskip("scipy.special")
+    work = bench.Workload(7, "float64", 0, rows=5)
+    x = work.x.copy()
+    want = np.exp(x - x.max(axis=1, keepdims=True))
+    want /= want.sum(axis=1, keepdims=True)
+    for make in (lambda: bench.FUNCTIONS["softmax"].make(work, "two-pass"),
+                 lambda: bench.FUNCTIONS["softmax"].peers["numpy"](np, work),
+                 lambda: bench.FUNCTIONS["softmax"].peers["scipy"](scipy_special, work)):  # fmt: skip
+        work.out.fill(0)
+        result = make()()
+        got = work.out if result is None or np.shape(result) != x.shape else result
+        np.testing.assert_allclose(got, want, rtol=1e-12)
+    lse = np.log(np.exp(x).sum(axis=1))
+    np.testing.assert_allclose(np.ravel(bench.FUNCTIONS["logsumexp"].make(work, None)()), lse, rtol=1e-12)
+    np.testing.assert_allclose(np.ravel(bench.FUNCTIONS["logsumexp"].peers["numpy"](np, work)()), lse, rtol=1e-12)
+    np.testing.assert_allclose(np.ravel(bench.FUNCTIONS["logsumexp"].peers["scipy"](scipy_special, work)()), lse,
+                               rtol=1e-12)  # fmt: skip
+
+
+def test_row_length_sweep(tmp_path, capsys):
+    json_path = tmp_path / "rows.json"
+    status, out, err = run(capsys, "--row-lengths", "2,3,100", "--batch-elements", "1Ki", "--repeats", "3",
+                           "--threads", "1", "--functions", "logsumexp", "--json", json_path, "--quiet")  # fmt: skip
+    assert status == 0, err
+    _, records = load_records(json_path)
+    assert list(dict.fromkeys((r["rows"], r["n"]) for r in records)) == [(512, 2), (341, 3), (10, 100)]
+
+
+def test_split_probes_only_where_threads_pay(tmp_path, capsys):
+    # Handing 1 KiB to a pool thread costs microseconds; reading it costs nanoseconds.
+    json_path = tmp_path / "split.json"
+    status, _, err = run(capsys, "--sizes", "1KiB", "--repeats", "3", "--threads", "2",
+                         "--functions", "logsumexp", "--json", json_path, "--quiet")  # fmt: skip
+    assert status == 0, err
+    _, records = load_records(json_path)
+    assert {r["probe_threads"] for r in records if r["impl"] == "probe"} == {1}
 
 
 def test_plot(tmp_path, capsys):
@@ -329,7 +442,7 @@ def no_sweep(monkeypatch):
     def refuse(sweep):
         raise AssertionError("the sweep started despite bad arguments")
 
-    monkeypatch.setattr(bench, "run_sweep", refuse)
+    monkeypatch.setattr(bench.cli, "run_sweep", refuse)
 
 
 def assert_refused(capsys, argv, tmp_path, *, message=None):
@@ -365,6 +478,15 @@ def assert_refused(capsys, argv, tmp_path, *, message=None):
         (["--repeats", "0"], "--repeats"),
         (["--time-per-point", "-1"], "--time-per-point"),
         (["--warmup", "x"], "--warmup"),
+        (["--shape", "64"], "--shape"),
+        (["--shape", "0x64"], "--shape"),
+        (["--shape", "8x8", "--sizes", "1KiB"], "not both"),
+        (["--shape", "8x8", "--rows-sweep"], "cannot be combined"),
+        (["--batch-elements", "lots"], "--batch-elements"),
+        (["--row-lengths", "2,0"], "--row-lengths"),
+        (["--shape", "4x1024", "--max-bytes", "1KiB"], "no size left"),
+        (["--shape", "1000000x1000000"], "memory"),
+        (["--split-probes", "sometimes"], "--split-probes"),
         (["--bogus-option"], "unrecognized arguments"),
     ],
 )
@@ -382,7 +504,7 @@ def test_bad_output_paths(capsys, tmp_path, no_sweep):
 
 def test_plot_without_matplotlib_is_refused(capsys, tmp_path, monkeypatch, no_sweep):
     real = bench.have_module
-    monkeypatch.setattr(bench, "have_module", lambda name: name != "matplotlib" and real(name))
+    monkeypatch.setattr(bench.plan, "have_module", lambda name: name != "matplotlib" and real(name))
     assert_refused(capsys, ["--plot", tmp_path / "p.png"], tmp_path, message="pip install simdsoftmax[plot]")
 
 
@@ -406,3 +528,84 @@ def test_unwritable_file(capsys, tmp_path, no_sweep):
     target.chmod(0o444)
     status, out, err = run(capsys, "--json", target)
     assert status == 2 and out == "" and "not writable" in err
+
+
+# -- bench/rows.py: the batch targets script (in a source checkout only) -----
+
+ROWS_SCRIPT = os.path.join(os.path.dirname(__file__), os.pardir, "bench", "rows.py")
+
+
+@pytest.fixture
+def rows_script():
+    if not os.path.exists(ROWS_SCRIPT):
+        pytest.skip("bench/rows.py is not next to the tests (installed-wheel run)")
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("bench_rows", ROWS_SCRIPT)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def _medians(ours, torch=None, scipy=None, read=1.0, copy=2.0, threads=1):
+    """Synthetic medians for rows.py's verdicts: ours/torch/scipy per function, probes."""
+    med = {("probe", "read", threads): read, ("probe", "copy", threads): copy}
+    for fn, t in ours.items():
+        med[("ours", "avx2", fn, threads)] = t
+    for fn, t in (torch or {}).items():
+        med[("torch", fn, threads)] = t
+    for fn, t in (scipy or {}).items():
+        med[("scipy", fn)] = t
+    return med
+
+
+def test_rows_verdicts(rows_script):
+    fast = {"softmax": 10.0, "log_softmax": 10.0, "logsumexp": 5.0}
+    peers = {fn: 100.0 for fn in fast}
+    _, cells, missed = rows_script.verdicts(_medians(fast, peers, peers), "avx2", 1, 1 << 20, 1000, 32 << 20)
+    assert missed == [] and cells["torch sm"] == 10.0 and cells["lse/sm"] == 0.5
+    # torch only 1.5x slower: a miss, unless ours streams at >= 0.85 of the bound (read + copy = 3 s)
+    torch = dict(peers, softmax=15.0)
+    _, _, missed = rows_script.verdicts(_medians(fast, torch, peers), "avx2", 1, 1 << 20, 1000, 32 << 20)
+    assert missed == ["torch:sm"]
+    _, _, missed = rows_script.verdicts(_medians(fast, torch, peers, read=4.0, copy=5.0), "avx2", 1, 1 << 20,
+                                        1000, 32 << 20)  # fmt: skip
+    assert missed == []
+    slow = {"softmax": 10.0, "log_softmax": 11.0, "logsumexp": 7.0}
+    _, _, missed = rows_script.verdicts(_medians(slow, peers, peers), "avx2", 1, 1 << 20, 1000, 32 << 20)
+    assert missed == ["lsm/sm", "lse/sm"]
+    # out of cache (>= 4 x LLC) and n >= 8: efficiency counts; n < 8 it does not
+    _, _, missed = rows_script.verdicts(_medians(fast, peers, peers), "avx2", 1, 256 << 20, 1000, 32 << 20)
+    assert missed == ["eff:sm", "eff:lsm", "eff:lse"]
+    _, _, missed = rows_script.verdicts(_medians(fast, peers, peers), "avx2", 1, 256 << 20, 5, 32 << 20)
+    assert missed == []
+
+
+def test_rows_thread_verdicts(rows_script):
+    med = {("probe", "read", 1): 2.0, ("probe", "read", 2): 1.0}
+    for fn, (t1, t2) in {"softmax": (2.0, 1.1), "log_softmax": (2.0, 1.5), "logsumexp": (1.0, 1.04)}.items():
+        med[("ours", "avx2", fn, 1)], med[("ours", "avx2", fn, 2)] = t1, t2
+    cells, missed = rows_script.thread_verdicts(med, "avx2", 64 << 20, 2)
+    assert cells["read"] == 2.0
+    assert missed == ["vs-read:lsm", "slower:lse"]
+    _, missed = rows_script.thread_verdicts(med, "avx2", 1 << 20, 2)  # small: only "never slower"
+    assert missed == ["slower:lse"]
+
+
+def test_rows_script_runs(tmp_path):
+    if not os.path.exists(ROWS_SCRIPT):
+        pytest.skip("bench/rows.py is not next to the tests (installed-wheel run)")
+    json_path = tmp_path / "rows.json"
+    proc = subprocess.run(
+        [sys.executable, ROWS_SCRIPT, "--elements", "4Ki", "--row-lengths", "2,100", "--dtypes", "float32",
+         "--repeats", "1", "--threads", "1,2", "--peers", "scipy", "--json", str(json_path)],
+        capture_output=True, text=True, timeout=300,
+    )  # fmt: skip
+    assert proc.returncode == 0, proc.stderr
+    out = proc.stdout
+    assert "python bench/rows.py --json bench/results/rows.json" in out  # the regenerate command
+    assert "2 threads / 1 thread" in out and "summary: targets met" in out and "verdict" in out
+    with open(json_path) as f:
+        doc = json.load(f)
+    shapes = {(m["rows"], m["n"]) for m in doc["results"]["medians"]}
+    assert shapes == {(2048, 2), (40, 100), (1, 4096)}

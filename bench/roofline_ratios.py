@@ -1,7 +1,14 @@
-"""The same-run ratios behind issue 5's speed targets, one line per target.
+"""Single rows against the roofline: same-run ratios, one line per target.
 
-    python bench/issue5_ratios.py            # everything (about 3 minutes, 5 GiB of RAM)
-    python bench/issue5_ratios.py --quick    # smaller sizes, fewer repeats
+Efficiency of two-pass softmax and logsumexp against the read/copy probes
+out of cache, two-pass against the three-pass algorithms, `auto` against the
+fastest algorithm at every size, 2 threads against 1, axis=0 and Fortran
+order against axis=-1, the per-call overhead, torch and SciPy on one row,
+and the software prefetch distance.
+
+    python bench/roofline_ratios.py            # everything (about 3 minutes, 5 GiB of RAM)
+    python bench/roofline_ratios.py --quick    # smaller sizes, fewer repeats
+    python bench/roofline_ratios.py --only threads,peers
 
 Every ratio compares timings taken in this run, interleaved (A, B, A, B, ...)
 so that a disturbance hits both sides; each timing is the median of the
@@ -227,6 +234,8 @@ def main():
     only = set(filter(None, args.only.split(",")))
     want = lambda part: not only or part in only  # noqa: E731
     reps = 5 if args.quick else 11
+    print("# regenerate the published results (quiet machine): "
+          "python bench/roofline_ratios.py | tee bench/results/roofline_ratios.txt")
     s = _core.runtime_settings()
     print(f"simdsoftmax {ssm.__version__}, kernel set {ssm.isa()}, {ssm.get_num_threads()} threads; "
           f"L2 {s['l2_bytes'] >> 10} KiB, L3 {s['l3_bytes'] >> 20} MiB ({s['cache_source']}); "
