@@ -157,6 +157,7 @@ class Sweep:
         plan = self.plan
         with ExitStack() as restore:
             restore.enter_context(_keep_threads())
+            restore.enter_context(_keep_isa())
             # The NumPy Gumbel peer takes log(0) once in ~2^24 draws: harmless
             # (that element gets no chance), but not worth a warning mid-table.
             restore.enter_context(np.errstate(divide="ignore", over="ignore", invalid="ignore"))
@@ -171,9 +172,11 @@ class Sweep:
                         pool = ThreadPoolExecutor(threads - 1) if threads > 1 else None
                         try:
                             for i, isa in enumerate(plan.isas):
-                                with ssm.use_isa(isa):
-                                    # Peers do not depend on the kernel set: time them once.
-                                    self.measure_group(work, isa, threads, pool, with_peers=(i == 0))
+                                # Process-wide (the setter, not `with`): the split
+                                # probes run in pool threads, which must see it too.
+                                ssm.use_isa(isa)
+                                # Peers do not depend on the kernel set: time them once.
+                                self.measure_group(work, isa, threads, pool, with_peers=(i == 0))
                         finally:
                             if pool is not None:
                                 pool.shutdown()
@@ -349,6 +352,15 @@ def _keep_threads() -> Iterator[None]:
         yield
     finally:
         ssm.set_num_threads(before)
+
+
+@contextmanager
+def _keep_isa() -> Iterator[None]:
+    before = ssm.isa()
+    try:
+        yield
+    finally:
+        ssm.use_isa(before)
 
 
 @contextmanager
