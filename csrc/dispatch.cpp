@@ -22,6 +22,10 @@ const Implementation kImplementations[] = {
     {"avx512", [] { return cpu_features().can_run_avx512(); }, &kernels_avx512, &gumbel_kernels_avx512},
     {"avx2", [] { return cpu_features().can_run_avx2(); }, &kernels_avx2, &gumbel_kernels_avx2},
 #endif
+#if defined(SSM_HAVE_NEON_KERNELS)
+    // Advanced SIMD is mandatory in AArch64: every arm64 CPU runs it.
+    {"neon", [] { return true; }, &kernels_neon, &gumbel_kernels_neon},
+#endif
     {"scalar", [] { return true; }, &kernels_scalar, &gumbel_kernels_scalar},
 };
 

@@ -11,7 +11,7 @@ import pytest
 import simdsoftmax as ssm
 from simdsoftmax import _runtime
 
-KNOWN_ISAS = ["avx512", "avx2", "scalar"]
+KNOWN_ISAS = ["avx512", "avx2", "neon", "scalar"]
 
 # Under CPU emulation (tools/emulated_cpus.sh) this process runs inside
 # qemu-user, which does not follow exec: a child must be started under the

@@ -29,7 +29,7 @@ ISA_ENV = "SIMDSOFTMAX_ISA"
 THREADS_ENV = "SIMDSOFTMAX_NUM_THREADS"
 
 # Every kernel set the project knows, best first; a build compiles a subset.
-_KNOWN_ISAS = ("avx512", "avx2", "scalar")
+_KNOWN_ISAS = ("avx512", "avx2", "neon", "scalar")
 
 
 def isa() -> str:
@@ -38,7 +38,7 @@ def isa() -> str:
     Returns
     -------
     name : str
-        ``"avx512"``, ``"avx2"`` or ``"scalar"``.
+        ``"avx512"``, ``"avx2"``, ``"neon"`` or ``"scalar"``.
 
     See Also
     --------
@@ -251,7 +251,7 @@ def get_num_threads() -> int:
 
 _CPU_FEATURES = (
     "sse2", "sse41", "avx", "avx2", "fma", "f16c",
-    "avx512f", "avx512dq", "avx512bw", "avx512vl", "os_saves_ymm", "os_saves_zmm",
+    "avx512f", "avx512dq", "avx512bw", "avx512vl", "os_saves_ymm", "os_saves_zmm", "neon",
 )  # fmt: skip
 
 

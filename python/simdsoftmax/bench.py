@@ -70,7 +70,7 @@ ARRAYS_NO_PEERS = 2
 ARRAYS_WITH_PEERS = 5
 
 ALGORITHMS = ("two-pass", "three-pass-recompute", "three-pass-reload", "online", "auto")
-KNOWN_ISAS = ("avx512", "avx2", "scalar")
+KNOWN_ISAS = ("avx512", "avx2", "neon", "scalar")
 DTYPES = {"float32": np.float32, "float64": np.float64}
 DTYPE_ALIASES = {"f32": "float32", "single": "float32", "f64": "float64", "double": "float64"}
 
@@ -660,7 +660,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--isa", metavar="LIST", default="active",
         help="kernel sets: 'active' (default: the one selected at import, see SIMDSOFTMAX_ISA), "
-        "'all' (every one this CPU runs), or names from avx512, avx2, scalar. e.g. --isa avx2,scalar",
+        "'all' (every one this CPU runs), or names from avx512, avx2, neon, scalar. e.g. --isa avx2,scalar",
     )
     p.add_argument(
         "--dtypes", metavar="LIST", default="float32",
