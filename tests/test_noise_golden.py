@@ -37,7 +37,8 @@ SIZES = (1, 3, 17, 63, 64, 65, 1000, 1031)
 
 def noise(n, dtype):
     g = np.empty((3, n), dtype)
-    _core.gumbel_noise(g, 11, 12, 13, 2, 5)  # key, first row, first column
+    hooks = getattr(_core, "testing", _core)  # the test hooks may live in a submodule
+    hooks.gumbel_noise(g, 11, 12, 13, 2, 5)  # key, first row, first column
     return g
 
 
