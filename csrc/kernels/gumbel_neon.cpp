@@ -1,7 +1,6 @@
 // Gumbel-family kernels for AArch64 Advanced SIMD (NEON).
 #include "random_neon.h"
 #define SSM_ISA neon
-#include "softmax_generic.h"
 #include "gumbel_generic.h"
 
 namespace ssm {

@@ -1,5 +1,5 @@
-// AArch64 Advanced SIMD (NEON) lane types for the generic kernels in
-// softmax_generic.h. Only included by *_neon.cpp. Same contract as
+// AArch64 Advanced SIMD (NEON) lane types for the generic kernels (simd_loops.h
+// and the headers it lists). Only included by *_neon.cpp. Same contract as
 // vecmath_avx2.h: four float32 or two float64 lanes, fused multiply-add,
 // round-to-nearest-even, masks as all-ones lanes.
 //
