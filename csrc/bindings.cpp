@@ -253,6 +253,11 @@ py::dict cpu_info() {
   py::dict d;
   d["vendor"] = f.vendor;
   d["brand"] = f.brand;
+  // The features of this build's architecture only, so the runtime report
+  // lists as missing only what the dispatcher could have used here.
+#if defined(__aarch64__) || defined(_M_ARM64)
+  d["neon"] = f.neon;
+#else
   d["sse2"] = f.sse2;
   d["sse41"] = f.sse41;
   d["avx"] = f.avx;
@@ -265,6 +270,7 @@ py::dict cpu_info() {
   d["avx512vl"] = f.avx512vl;
   d["os_saves_ymm"] = f.os_saves_ymm;
   d["os_saves_zmm"] = f.os_saves_zmm;
+#endif
   return d;
 }
 

@@ -89,7 +89,13 @@ CpuFeatures detect() {
   return f;
 }
 #else
-CpuFeatures detect() { return CpuFeatures{}; }
+CpuFeatures detect() {
+  CpuFeatures f;
+#if defined(__aarch64__) || defined(_M_ARM64)
+  f.neon = true;  // mandatory in the AArch64 architecture
+#endif
+  return f;
+}
 #endif
 
 }  // namespace

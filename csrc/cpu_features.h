@@ -12,6 +12,7 @@ struct CpuFeatures {
   bool avx512f = false, avx512dq = false, avx512bw = false, avx512vl = false;
   bool os_saves_ymm = false;  // XCR0 bits 1-2 (SSE + AVX state)
   bool os_saves_zmm = false;  // XCR0 bits 5-7 (opmask, ZMM_Hi256, Hi16_ZMM)
+  bool neon = false;          // AArch64 Advanced SIMD (always there on AArch64)
   std::string vendor, brand;
 
   bool can_run_avx2() const { return avx && avx2 && fma && os_saves_ymm; }

@@ -10,12 +10,11 @@ namespace {
 
 // Every kernel set the project knows, best first, whether this build compiles
 // it or not (so that a name from another architecture is "not supported
-// here", not "unknown"). An aarch64 set ("neon") goes before "scalar".
-const char* const kIsaNames[] = {"avx512", "avx2", "scalar"};
+// here", not "unknown").
+const char* const kIsaNames[] = {"avx512", "avx2", "neon", "scalar"};
 
 // The kernel sets this build compiles, best first. One entry per set, one
-// line per kernel family in each. A NEON set goes in its own
-// #if defined(SSM_HAVE_NEON_KERNELS) block before "scalar".
+// line per kernel family in each.
 const Implementation kImplementations[] = {
 #if defined(SSM_HAVE_X86_KERNELS)
     {"avx512", "AVX-512 F/DQ/BW/VL, AVX2 and FMA, with ZMM state enabled by the OS",
@@ -26,6 +25,12 @@ const Implementation kImplementations[] = {
      [] { return cpu_features().can_run_avx2(); },
      &kernels_avx2,
      &gumbel_kernels_avx2},
+#endif
+#if defined(SSM_HAVE_NEON_KERNELS)
+    {"neon", "AArch64 Advanced SIMD (mandatory in AArch64: every arm64 CPU runs it)",
+     [] { return true; },
+     &kernels_neon,
+     &gumbel_kernels_neon},
 #endif
     {"scalar", "nothing (portable C++)",
      [] { return true; },

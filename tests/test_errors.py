@@ -140,10 +140,10 @@ def test_bad_argument(call, exc, words):
     assert ssm.isa() == isa and ssm.get_num_threads() == threads
 
 
-@pytest.mark.parametrize("name", ["avx512", "avx2", "scalar"])
+@pytest.mark.parametrize("name", ["avx512", "avx2", "neon", "scalar"])
 def test_use_isa_unsupported_names_the_argument(name, monkeypatch):
     # Pretend the CPU runs only another set, so every known name takes the unsupported path.
-    others = [n for n in ("avx512", "avx2", "scalar") if n != name]
+    others = [n for n in ("avx512", "avx2", "neon", "scalar") if n != name]
     monkeypatch.setattr(_runtime, "available_isas", lambda: others[-1:])
     with pytest.raises(ValueError, match=rf"name='{name}'.*not supported"):
         ssm.use_isa(name)

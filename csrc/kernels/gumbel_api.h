@@ -70,5 +70,8 @@ const GumbelSet& gumbel_kernels_scalar();
 const GumbelSet& gumbel_kernels_avx2();
 const GumbelSet& gumbel_kernels_avx512();
 #endif
+#if defined(SSM_HAVE_NEON_KERNELS)
+const GumbelSet& gumbel_kernels_neon();
+#endif
 
 }  // namespace ssm

@@ -150,5 +150,8 @@ const KernelSet& kernels_scalar();
 const KernelSet& kernels_avx2();
 const KernelSet& kernels_avx512();
 #endif
+#if defined(SSM_HAVE_NEON_KERNELS)
+const KernelSet& kernels_neon();
+#endif
 
 }  // namespace ssm

@@ -43,7 +43,7 @@ def isa() -> str:
     Returns
     -------
     name : str
-        ``"avx512"``, ``"avx2"`` or ``"scalar"``.
+        ``"avx512"``, ``"avx2"``, ``"neon"`` or ``"scalar"``.
 
     See Also
     --------
@@ -305,7 +305,7 @@ def get_num_threads() -> int:
 
 _CPU_FEATURES = (
     "sse2", "sse41", "avx", "avx2", "fma", "f16c",
-    "avx512f", "avx512dq", "avx512bw", "avx512vl", "os_saves_ymm", "os_saves_zmm",
+    "avx512f", "avx512dq", "avx512bw", "avx512vl", "os_saves_ymm", "os_saves_zmm", "neon",
 )  # fmt: skip
 
 
