@@ -375,10 +375,18 @@ inline double noise_scale(double inv_temp) {
   return std::ldexp(1.0, -e);
 }
 
-template <class V, class R, class T>
-TopkResult topk(const T* x, size_t n, uint64_t start, uint64_t row, const GumbelKey& key, double inv_temp,
-                size_t k, Candidate* out, bool prune, double min_score) {
+// Masked (sample's draw over a filtered row): logits below `floor` count as
+// -inf, exactly as if the caller had written -inf there (the NaN and +inf
+// checks still see the logits themselves).
+template <class V, class R, class T, bool Masked = false>
+TopkResult topk_impl(const T* x, size_t n, uint64_t start, uint64_t row, const GumbelKey& key, double inv_temp,
+                     size_t k, Candidate* out, bool prune, double min_score, T floor) {
   constexpr size_t W = V::width;
+  const Reg<V> vfloor = V::set1(static_cast<double>(floor)), vminus_inf = V::set1(-kInf);
+  auto mask = [&](Reg<V> v) SSM_INLINE {
+    if constexpr (Masked) return V::select(V::gt(vfloor, v), vminus_inf, v);
+    else return v;
+  };
   TopkResult res;
   if (k == 0) return res;
   TopK best{out, k};
@@ -403,11 +411,11 @@ TopkResult topk(const T* x, size_t n, uint64_t start, uint64_t row, const Gumbel
   // finite logits overflow: the final check looks at the logits themselves).
   auto skip_tile = [&](RowNoise<R, T>& src, uint64_t tile, const T* p) SSM_INLINE {
     if (!prune) return false;
-    Reg<V> hi = V::load(p), sum = hi;
+    Reg<V> sum = V::load(p), hi = mask(sum);
     SSM_UNROLL
     for (size_t j = W; j < kTile; j += W) {
       const Reg<V> v = V::load(p + j);
-      hi = V::max(v, hi);
+      hi = V::max(mask(v), hi);
       sum = V::add(sum, v);
     }
     bad = V::mask_or(bad, V::not_le(sum, vmaxfinite));
@@ -416,7 +424,7 @@ TopkResult topk(const T* x, size_t n, uint64_t start, uint64_t row, const Gumbel
   };
   for_each_tile_vector<V, R, T, false>(x, n, start, row, key, [&](RowNoise<R, T>& src, uint64_t tile, size_t j, Reg<V> xv, uint64_t g0, T*) SSM_INLINE {
     bad = V::mask_or(bad, V::not_le(xv, vmaxfinite));
-    const Reg<V> base = V::mul(xv, vinv);
+    const Reg<V> base = V::mul(mask(xv), vinv);
     if (prune && !src.open(g0 / 16) && !V::any(V::gt(V::add(base, vnot_top), vthr))) return;
     src.load_tile(tile);
     Reg<V> c, corr, qb;
@@ -442,6 +450,12 @@ TopkResult topk(const T* x, size_t n, uint64_t start, uint64_t row, const Gumbel
     }
   }
   return res;
+}
+
+template <class V, class R, class T>
+TopkResult topk(const T* x, size_t n, uint64_t start, uint64_t row, const GumbelKey& key, double inv_temp,
+                size_t k, Candidate* out, bool prune, double min_score) {
+  return topk_impl<V, R, T>(x, n, start, row, key, inv_temp, k, out, prune, min_score, T(0));
 }
 
 template <class V, class R, class T>
