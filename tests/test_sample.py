@@ -11,6 +11,16 @@ from scipy import stats
 import simdsoftmax as ssm
 from simdsoftmax import _core
 
+_hooks = getattr(_core, "testing", None)
+
+
+def set_chunking(chunk_elements, chunked_row):
+    (_hooks.set_chunking if _hooks else _core._set_chunking)(chunk_elements, chunked_row)
+
+
+def set_parallel_min(elements):
+    (_hooks.set_parallel_min if _hooks else _core._set_parallel_min)(elements)
+
 P_FAIL = 1e-6
 
 
@@ -328,8 +338,8 @@ def sample_threads():
     before = _core.runtime_settings()
     threads = ssm.get_num_threads()
     yield
-    _core._set_chunking(before["chunk_elements"], before["chunked_row"])
-    _core._set_parallel_min(before["parallel_min"])
+    set_chunking(before["chunk_elements"], before["chunked_row"])
+    set_parallel_min(before["parallel_min"])
     ssm.set_num_threads(threads)
 
 
@@ -345,8 +355,8 @@ def test_identical_across_isas_threads_and_chunkings(sample_threads, params):
         for isa in ssm.available_isas():
             with ssm.use_isa(isa):
                 for chunking, threads in [((1 << 16, 1 << 24), 1), ((1000, 2000), 1), ((997, 100), 2), ((4096, 4096), 3)]:
-                    _core._set_chunking(*chunking)
-                    _core._set_parallel_min(0)
+                    set_chunking(*chunking)
+                    set_parallel_min(0)
                     ssm.set_num_threads(threads)
                     tok, lp = ssm.sample(x, rng=77, logprobs="processed", **params)
                     results.append((isa, chunking, threads, tok, lp))

@@ -8,6 +8,16 @@ import pytest
 import simdsoftmax as ssm
 from simdsoftmax import _core
 
+_hooks = getattr(_core, "testing", None)
+
+
+def set_chunking(chunk_elements, chunked_row):
+    (_hooks.set_chunking if _hooks else _core._set_chunking)(chunk_elements, chunked_row)
+
+
+def set_parallel_min(elements):
+    (_hooks.set_parallel_min if _hooks else _core._set_parallel_min)(elements)
+
 
 def ref_topk(x2, k):
     order = np.argsort(-x2.astype(np.float64), axis=-1, kind="stable")[:, :k]
@@ -86,8 +96,8 @@ def topk_threads():
     before = _core.runtime_settings()
     threads = ssm.get_num_threads()
     yield
-    _core._set_chunking(before["chunk_elements"], before["chunked_row"])
-    _core._set_parallel_min(before["parallel_min"])
+    set_chunking(before["chunk_elements"], before["chunked_row"])
+    set_parallel_min(before["parallel_min"])
     ssm.set_num_threads(threads)
 
 
@@ -100,8 +110,8 @@ def test_chunked_and_threaded_rows(topk_threads, dtype):
         for isa in ssm.available_isas():
             with ssm.use_isa(isa):
                 for chunking, threads in [((1 << 16, 1 << 24), 1), ((997, 100), 2), ((64, 64), 3)]:
-                    _core._set_chunking(*chunking)
-                    _core._set_parallel_min(0)
+                    set_chunking(*chunking)
+                    set_parallel_min(0)
                     ssm.set_num_threads(threads)
                     values, indices = ssm.topk(x, 50)
                     np.testing.assert_array_equal(indices, want_i, err_msg=f"{isa} {chunking}")
