@@ -185,13 +185,10 @@ constexpr size_t kCollectMax = 2048;   // a range this small is collected and fi
 template <class T>
 class RowSampler {
  public:
-  RowSampler(const T* x, size_t n, bool parallel)
-      : x_(x),
-        n_(n),
-        ch_(n),
-        parallel_(parallel),
-        sk_(sample_for<T>(active_sample())),
-        sm_(softmax_of<T>(active_kernels())) {}
+  // The kernel tables are the caller's (looked up once per call, on the
+  // calling thread, so that pool threads run the kernel set the call chose).
+  RowSampler(const T* x, size_t n, bool parallel, const SampleKernels<T>& sk, const Kernels<T>& sm)
+      : x_(x), n_(n), ch_(n), parallel_(parallel), sk_(sk), sm_(sm) {}
 
   // The k best (value desc, index asc) and how many more elements equal the
   // k-th value; fault if a NaN (or, for sample, +inf) was seen.
@@ -437,9 +434,9 @@ class RowSampler {
 };
 
 template <class T>
-Fault sample_row(const T* x, size_t n, size_t r, const SampleRequest& req, bool parallel, int64_t& token_out,
-                 double& logprob_out) {
-  RowSampler<T> rs(x, n, parallel);
+Fault sample_row(const T* x, size_t n, size_t r, const SampleRequest& req, bool parallel, const SampleKernels<T>& sk,
+                 const Kernels<T>& sm, int64_t& token_out, double& logprob_out) {
+  RowSampler<T> rs(x, n, parallel, sk, sm);
   const GumbelKey& key = req.per_row_keys ? req.keys[r] : req.keys[0];
   const uint64_t noise_row = req.per_row_keys ? 0 : r;
   const double temperature = req.temperature[r];
@@ -556,9 +553,11 @@ RowStatus sample_batch(const T* x, size_t rows, size_t n, const SampleRequest& r
                        double* logprob) {
   std::vector<Fault> fault(rows, kFine);
   const bool chunk_parallel = rows == 1;
+  const SampleKernels<T>& sk = sample_for<T>(active_sample());
+  const Kernels<T>& sm = softmax_of<T>(active_kernels());
   for_rows(rows, n, [&](size_t r) {
     double lp = 0;
-    fault[r] = sample_row<T>(x + r * n, n, r, req, chunk_parallel, token[r], lp);
+    fault[r] = sample_row<T>(x + r * n, n, r, req, chunk_parallel, sk, sm, token[r], lp);
     if (logprob) logprob[r] = lp;
   });
   for (size_t r = 0; r < rows; ++r)
@@ -569,8 +568,10 @@ RowStatus sample_batch(const T* x, size_t rows, size_t n, const SampleRequest& r
 template <class T>
 RowStatus topk_batch(const T* x, size_t rows, size_t n, size_t k, T* value, int64_t* index) {
   std::vector<Fault> fault(rows, kFine);
+  const SampleKernels<T>& sk = sample_for<T>(active_sample());
+  const Kernels<T>& sm = softmax_of<T>(active_kernels());
   for_rows(rows, n, [&](size_t r) {
-    RowSampler<T> rs(x + r * n, n, rows == 1);
+    RowSampler<T> rs(x + r * n, n, rows == 1, sk, sm);
     std::vector<double> v;
     std::vector<uint64_t> i;
     uint64_t ties = 0;

@@ -375,6 +375,53 @@ inline double noise_scale(double inv_temp) {
   return std::ldexp(1.0, -e);
 }
 
+// A lower bound of the chunk's k-th best score, known before its pass: the
+// k-th best score of its "top" elements (u >= 1 - 2^-12, about one element
+// in 4096, found from the gate words alone; their noise is at least 8.3), or
+// -inf when it has fewer than k. Seeded with it, the pass rules out closed
+// groups from its first tile on instead of only once the running best has
+// grown over much of the row; the bound is a real element's score, so the
+// pruning stays exact.
+template <class V, class R, class T, bool Masked>
+double top_elements_bound(const T* x, size_t n, uint64_t start, uint64_t row, const GumbelKey& key, double inv_temp,
+                          size_t k, T floor) {
+  constexpr size_t W = V::width, kMax = 16;
+  if (k > kMax) return -kInf;
+  double best[kMax];  // descending
+  size_t count = 0;
+  const double gs = noise_scale(inv_temp);
+  const T inv = static_cast<T>(gs == 0.0 ? 0.5 : inv_temp * gs), tgs = static_cast<T>(gs);
+  RowNoise<R, T> src(row, key, false);
+  const uint64_t end = start + n;
+  for (uint64_t group = start / 16; group * 16 < end; ++group) {
+    if (group == start / 16 || group % kTile == 0) src.fill_gates(group / 4);  // a span: 16 tiles, 64 groups
+    if (!src.open(group)) continue;
+    const unsigned mask = src.top_mask(group);
+    for (unsigned l = 0; l < 16; ++l) {
+      const uint64_t i = group * 16 + l;
+      if (!((mask >> l) & 1u) || i < start || i >= end) continue;
+      const T xi = x[i - start];
+      if (!(xi > -static_cast<T>(kInf) && xi <= std::numeric_limits<T>::max())) continue;  // NaN, +-inf
+      if (Masked && xi < floor) continue;
+      src.load_tile(i / kTile);
+      const size_t j = (i % kTile) / W * W;
+      Reg<V> c, corr, qb;
+      noise_argument<V, R>(src.words + j, src.top + j, src.top_set, c, corr, qb);
+      double g[W];
+      V::to_array(gumbel_noise<V, R>(c, corr), g);
+      const T base = xi * inv, term = static_cast<T>(g[i % kTile - j]) * tgs;
+      const double score = static_cast<double>(static_cast<T>(base + term));
+      size_t at = count < k ? count++ : k;
+      while (at > 0 && best[at - 1] < score) {
+        if (at < k) best[at] = best[at - 1];
+        --at;
+      }
+      if (at < k) best[at] = score;
+    }
+  }
+  return count == k ? best[k - 1] : -kInf;
+}
+
 // Masked (sample's draw over a filtered row): logits below `floor` count as
 // -inf, exactly as if the caller had written -inf there (the NaN and +inf
 // checks still see the logits themselves).
@@ -399,9 +446,16 @@ TopkResult topk_impl(const T* x, size_t n, uint64_t start, uint64_t row, const G
   typename V::mask bad = V::none();  // NaN or +inf seen
   // Scores below min_score are not wanted: start from the largest score of
   // type T below it (tests are "bound <= thr", so min_score itself passes).
-  const double ext = min_score > -kInf
+  double ext = min_score > -kInf
                          ? static_cast<double>(std::nextafter(static_cast<T>(min_score), -static_cast<T>(kInf)))
                                    : -kInf;
+  if (prune && n >= 16 * kTile) {
+    const double seed = top_elements_bound<V, R, T, Masked>(x, n, start, row, key, inv_temp, k, floor);
+    if (seed > -kInf) {
+      const double below_seed = static_cast<double>(std::nextafter(static_cast<T>(seed), -static_cast<T>(kInf)));
+      ext = below_seed > ext ? below_seed : ext;
+    }
+  }
   double thr = ext;
   Reg<V> vthr = V::set1(thr);
   const Reg<V> vnot_top = V::set1(kNotTopBound * gs);
