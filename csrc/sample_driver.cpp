@@ -38,38 +38,6 @@ namespace {
 
 constexpr double kInfD = std::numeric_limits<double>::infinity();
 
-// The sampling kernels of the active kernel set (looked up by name, so the
-// dispatch table stays one table).
-const SampleSet& active_sample() {
-  const std::string name = active_kernels().name;
-#if defined(SSM_HAVE_X86_KERNELS)
-  if (name == "avx512") return sample_kernels_avx512();
-  if (name == "avx2") return sample_kernels_avx2();
-#endif
-  return sample_kernels_scalar();
-}
-
-template <class T>
-const SampleKernels<T>& sample_for(const SampleSet& s);
-template <>
-const SampleKernels<float>& sample_for<float>(const SampleSet& s) { return s.f32; }
-template <>
-const SampleKernels<double>& sample_for<double>(const SampleSet& s) { return s.f64; }
-
-template <class T>
-const GumbelKernels<T>& gumbel_of(const GumbelSet& s);
-template <>
-const GumbelKernels<float>& gumbel_of<float>(const GumbelSet& s) { return s.f32; }
-template <>
-const GumbelKernels<double>& gumbel_of<double>(const GumbelSet& s) { return s.f64; }
-
-template <class T>
-const Kernels<T>& softmax_of(const KernelSet& s);
-template <>
-const Kernels<float>& softmax_of<float>(const KernelSet& s) { return s.f32; }
-template <>
-const Kernels<double>& softmax_of<double>(const KernelSet& s) { return s.f64; }
-
 enum Fault { kFine = 0, kNaN, kPosInf, kNoFinite };
 
 RowStatus fault_status(size_t row, Fault f) {
@@ -554,7 +522,7 @@ RowStatus sample_batch(const T* x, size_t rows, size_t n, const SampleRequest& r
   std::vector<Fault> fault(rows, kFine);
   const bool chunk_parallel = rows == 1;
   const SampleKernels<T>& sk = sample_for<T>(active_sample());
-  const Kernels<T>& sm = softmax_of<T>(active_kernels());
+  const Kernels<T>& sm = kernels_for<T>(active_kernels());
   for_rows(rows, n, [&](size_t r) {
     double lp = 0;
     fault[r] = sample_row<T>(x + r * n, n, r, req, chunk_parallel, sk, sm, token[r], lp);
@@ -569,7 +537,7 @@ template <class T>
 RowStatus topk_batch(const T* x, size_t rows, size_t n, size_t k, T* value, int64_t* index) {
   std::vector<Fault> fault(rows, kFine);
   const SampleKernels<T>& sk = sample_for<T>(active_sample());
-  const Kernels<T>& sm = softmax_of<T>(active_kernels());
+  const Kernels<T>& sm = kernels_for<T>(active_kernels());
   for_rows(rows, n, [&](size_t r) {
     RowSampler<T> rs(x + r * n, n, rows == 1, sk, sm);
     std::vector<double> v;

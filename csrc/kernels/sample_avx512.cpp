@@ -1,7 +1,6 @@
 // Sampling kernels for AVX-512.
 #include "random_avx512.h"
 #define SSM_ISA avx512
-#include "softmax_generic.h"
 #include "gumbel_generic.h"
 #include "sample_generic.h"
 

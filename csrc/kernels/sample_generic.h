@@ -1,7 +1,7 @@
 // The selection passes of sample() and topk(), written once over a lane type
-// V and the ISA's random primitives R; included after softmax_generic.h and
-// gumbel_generic.h by sample_<isa>.cpp (same namespace rules: everything in an
-// anonymous namespace of ssm::SSM_ISA).
+// V and the ISA's random primitives R; included after gumbel_generic.h by
+// sample_<isa>.cpp (same namespace rules: everything in an anonymous
+// namespace of ssm::SSM_ISA).
 //
 // Every filter of sample() keeps the tokens whose logit is >= some threshold
 // (top-k: the k-th largest logit; top-p: the smallest logit whose strictly
