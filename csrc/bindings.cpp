@@ -24,6 +24,7 @@ void register_cache(py::module_& m);      // cache_bindings.cpp
 void register_fast_path(py::module_& m);  // numpy_fast_path.cpp
 void register_gumbel(py::module_& m);     // gumbel_bindings.cpp
 void register_partials(py::module_& m);   // partials_bindings.cpp
+void register_sample(py::module_& m);     // sample_bindings.cpp
 void register_testing(py::module_& m);    // testing_bindings.cpp
 
 namespace {
@@ -320,6 +321,6 @@ PYBIND11_MODULE(_core, m) {
   register_fast_path(m);
   register_gumbel(m);
   register_partials(m);
-
+  register_sample(m);
   register_testing(m);
 }

@@ -20,11 +20,13 @@ const Implementation kImplementations[] = {
     {"avx512", "AVX-512 F/DQ/BW/VL, AVX2 and FMA, with ZMM state enabled by the OS",
      [] { return cpu_features().can_run_avx512(); },
      &kernels_avx512,
-     &gumbel_kernels_avx512},
+     &gumbel_kernels_avx512,
+     &sample_kernels_avx512},
     {"avx2", "AVX2 and FMA, with YMM state enabled by the OS",
      [] { return cpu_features().can_run_avx2(); },
      &kernels_avx2,
-     &gumbel_kernels_avx2},
+     &gumbel_kernels_avx2,
+     &sample_kernels_avx2},
 #endif
 #if defined(SSM_HAVE_NEON_KERNELS)
     {"neon", "AArch64 Advanced SIMD (mandatory in AArch64: every arm64 CPU runs it)",
@@ -35,7 +37,8 @@ const Implementation kImplementations[] = {
     {"scalar", "nothing (portable C++)",
      [] { return true; },
      &kernels_scalar,
-     &gumbel_kernels_scalar},
+     &gumbel_kernels_scalar,
+     &sample_kernels_scalar},
 };
 
 const Implementation* best() {

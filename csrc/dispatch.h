@@ -16,6 +16,7 @@
 
 #include "kernels/gumbel_api.h"
 #include "kernels/kernel_api.h"
+#include "kernels/sample_api.h"
 
 namespace ssm {
 
@@ -27,6 +28,7 @@ struct Implementation {
   // building one may already execute instructions of that set.
   const KernelSet& (*softmax)();  // softmax, log_softmax, logsumexp, probes
   const GumbelSet& (*gumbel)();   // gumbel_argmax / topk / softmax
+  const SampleSet& (*sample)();   // sample / topk selection passes
 };
 
 // Every kernel set the project knows, compiled here or not, best first.
@@ -41,6 +43,7 @@ std::vector<std::string> supported_isas();
 const Implementation& active_implementation();
 inline const KernelSet& active_kernels() { return active_implementation().softmax(); }
 inline const GumbelSet& active_gumbel() { return active_implementation().gumbel(); }
+inline const SampleSet& active_sample() { return active_implementation().sample(); }
 
 // A family's table for one dtype: kernels_for<float>(set) is set.f32, ...
 template <class T>
@@ -49,6 +52,10 @@ const Kernels<T>& kernels_for(const KernelSet& set) {
 }
 template <class T>
 const GumbelKernels<T>& gumbel_for(const GumbelSet& set) {
+  if constexpr (sizeof(T) == 4) return set.f32; else return set.f64;
+}
+template <class T>
+const SampleKernels<T>& sample_for(const SampleSet& set) {
   if constexpr (sizeof(T) == 4) return set.f32; else return set.f64;
 }
 

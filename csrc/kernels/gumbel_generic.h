@@ -381,10 +381,65 @@ inline double noise_scale(double inv_temp) {
   return std::ldexp(1.0, -e);
 }
 
-template <class V, class R, class T>
-TopkResult topk(const T* x, size_t n, uint64_t start, uint64_t row, const GumbelKey& key, double inv_temp,
-                size_t k, Candidate* out, bool prune, double min_score) {
+// A lower bound of the chunk's k-th best score, known before its pass: the
+// k-th best score of its "top" elements (u >= 1 - 2^-12, about one element
+// in 4096, found from the gate words alone; their noise is at least 8.3), or
+// -inf when it has fewer than k. Seeded with it, the pass rules out closed
+// groups from its first tile on instead of only once the running best has
+// grown over much of the row; the bound is a real element's score, so the
+// pruning stays exact.
+template <class V, class R, class T, bool Masked>
+double top_elements_bound(const T* x, size_t n, uint64_t start, uint64_t row, const GumbelKey& key, double inv_temp,
+                          size_t k, T floor) {
+  constexpr size_t W = V::width, kMax = 16;
+  if (k > kMax) return -kInf;
+  double best[kMax];  // descending
+  size_t count = 0;
+  const double gs = noise_scale(inv_temp);
+  const T inv = static_cast<T>(gs == 0.0 ? 0.5 : inv_temp * gs), tgs = static_cast<T>(gs);
+  RowNoise<R, T> src(row, key, false);
+  const uint64_t end = start + n;
+  for (uint64_t group = start / 16; group * 16 < end; ++group) {
+    if (group == start / 16 || group % kTile == 0) src.fill_gates(group / 4);  // a span: 16 tiles, 64 groups
+    if (!src.open(group)) continue;
+    const unsigned mask = src.top_mask(group);
+    for (unsigned l = 0; l < 16; ++l) {
+      const uint64_t i = group * 16 + l;
+      if (!((mask >> l) & 1u) || i < start || i >= end) continue;
+      const T xi = x[i - start];
+      if (!(xi > -static_cast<T>(kInf) && xi <= std::numeric_limits<T>::max())) continue;  // NaN, +-inf
+      if (Masked && xi < floor) continue;
+      src.load_tile(i / kTile);
+      const size_t j = (i % kTile) / W * W;
+      Reg<V> c, corr, qb;
+      noise_argument<V, R>(src.words + j, src.top + j, src.top_set, c, corr, qb);
+      double g[W];
+      V::to_array(gumbel_noise<V, R>(c, corr), g);
+      const T base = xi * inv, term = static_cast<T>(g[i % kTile - j]) * tgs;
+      const double score = static_cast<double>(static_cast<T>(base + term));
+      size_t at = count < k ? count++ : k;
+      while (at > 0 && best[at - 1] < score) {
+        if (at < k) best[at] = best[at - 1];
+        --at;
+      }
+      if (at < k) best[at] = score;
+    }
+  }
+  return count == k ? best[k - 1] : -kInf;
+}
+
+// Masked (sample's draw over a filtered row): logits below `floor` count as
+// -inf, exactly as if the caller had written -inf there (the NaN and +inf
+// checks still see the logits themselves).
+template <class V, class R, class T, bool Masked = false>
+TopkResult topk_impl(const T* x, size_t n, uint64_t start, uint64_t row, const GumbelKey& key, double inv_temp,
+                     size_t k, Candidate* out, bool prune, double min_score, T floor) {
   constexpr size_t W = V::width;
+  const Reg<V> vfloor = V::set1(static_cast<double>(floor)), vminus_inf = V::set1(-kInf);
+  auto mask = [&](Reg<V> v) SSM_INLINE {
+    if constexpr (Masked) return V::select(V::gt(vfloor, v), vminus_inf, v);
+    else return v;
+  };
   TopkResult res;
   if (k == 0) return res;
   TopK best{out, k};
@@ -397,9 +452,16 @@ TopkResult topk(const T* x, size_t n, uint64_t start, uint64_t row, const Gumbel
   typename V::mask bad = V::none();  // NaN or +inf seen
   // Scores below min_score are not wanted: start from the largest score of
   // type T below it (tests are "bound <= thr", so min_score itself passes).
-  const double ext = min_score > -kInf
+  double ext = min_score > -kInf
                          ? static_cast<double>(next_below(static_cast<T>(min_score)))
                                    : -kInf;
+  if (prune && n >= 16 * kTile) {
+    const double seed = top_elements_bound<V, R, T, Masked>(x, n, start, row, key, inv_temp, k, floor);
+    if (seed > -kInf) {
+      const double below_seed = static_cast<double>(next_below(static_cast<T>(seed)));
+      ext = below_seed > ext ? below_seed : ext;
+    }
+  }
   double thr = ext;
   Reg<V> vthr = V::set1(thr);
   const Reg<V> vnot_top = V::set1(kNotTopBound * gs);
@@ -409,11 +471,11 @@ TopkResult topk(const T* x, size_t n, uint64_t start, uint64_t row, const Gumbel
   // finite logits overflow: the final check looks at the logits themselves).
   auto skip_tile = [&](RowNoise<R, T>& src, uint64_t tile, const T* p) SSM_INLINE {
     if (!prune) return false;
-    Reg<V> hi = V::load(p), sum = hi;
+    Reg<V> sum = V::load(p), hi = mask(sum);
     SSM_UNROLL
     for (size_t j = W; j < kTile; j += W) {
       const Reg<V> v = V::load(p + j);
-      hi = V::max(v, hi);
+      hi = V::max(mask(v), hi);
       sum = V::add(sum, v);
     }
     bad = V::mask_or(bad, V::not_le(sum, vmaxfinite));
@@ -422,7 +484,7 @@ TopkResult topk(const T* x, size_t n, uint64_t start, uint64_t row, const Gumbel
   };
   for_each_tile_vector<V, R, T, false>(x, n, start, row, key, [&](RowNoise<R, T>& src, uint64_t tile, size_t j, Reg<V> xv, uint64_t g0, T*) SSM_INLINE {
     bad = V::mask_or(bad, V::not_le(xv, vmaxfinite));
-    const Reg<V> base = V::mul(xv, vinv);
+    const Reg<V> base = V::mul(mask(xv), vinv);
     if (prune && !src.open(g0 / 16) && !V::any(V::gt(V::add(base, vnot_top), vthr))) return;
     src.load_tile(tile);
     Reg<V> c, corr, qb;
@@ -448,6 +510,12 @@ TopkResult topk(const T* x, size_t n, uint64_t start, uint64_t row, const Gumbel
     }
   }
   return res;
+}
+
+template <class V, class R, class T>
+TopkResult topk(const T* x, size_t n, uint64_t start, uint64_t row, const GumbelKey& key, double inv_temp,
+                size_t k, Candidate* out, bool prune, double min_score) {
+  return topk_impl<V, R, T>(x, n, start, row, key, inv_temp, k, out, prune, min_score, T(0));
 }
 
 template <class V, class R, class T>

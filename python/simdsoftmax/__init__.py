@@ -1,17 +1,19 @@
 """SIMD softmax, log-softmax, log-sum-exp and Gumbel sampling for NumPy arrays.
 
 Drop-in replacements for `scipy.special.softmax`, `log_softmax` and
-`logsumexp`, and streaming samplers (`gumbel_argmax`, `gumbel_topk`,
-`gumbel_softmax`) whose noise is never stored, computed by C++ kernels
-(AVX-512, AVX2+FMA or portable scalar) picked at import for the CPU at hand.
-See `show_runtime` for what was picked. `simdsoftmax.dask` (optional extra
-``simdsoftmax[dask]``, imported only on request) runs the same functions over
-Dask arrays.
+`logsumexp`; streaming samplers (`gumbel_argmax`, `gumbel_topk`,
+`gumbel_softmax`) whose noise is never stored; filtered sampling for LLM
+decoding (`sample`: temperature, top-k, top-p, min-p, log-probabilities) and
+`topk`, without sorting. Computed by C++ kernels (AVX-512, AVX2+FMA or
+portable scalar) picked at import for the CPU at hand. See `show_runtime` for
+what was picked. `simdsoftmax.dask` (optional extra ``simdsoftmax[dask]``,
+imported only on request) runs the same functions over Dask arrays.
 """
 
 from . import _core
 from ._api import log_softmax, logsumexp, softmax
 from ._gumbel import gumbel_argmax, gumbel_softmax, gumbel_topk
+from ._sample import sample, topk
 from ._runtime import (
     _apply_environment,
     available_isas,
@@ -31,6 +33,8 @@ __all__ = [
     "gumbel_argmax",
     "gumbel_topk",
     "gumbel_softmax",
+    "sample",
+    "topk",
     "isa",
     "available_isas",
     "use_isa",

@@ -48,9 +48,12 @@ def logsumexp(
     keepdims: bool,
     return_sign: Literal[True],
 ) -> tuple[_Result, _Result]: ...
-_Rng: TypeAlias = (
+_Rng1: TypeAlias = (
     int | np.random.SeedSequence | np.random.BitGenerator | np.random.Generator | None
 )
+# One rng for the call, or one per row.
+_Rng: TypeAlias = _Rng1 | Sequence[_Rng1] | NDArray[Any]
+_Param: TypeAlias = float | ArrayLike | None
 
 def gumbel_argmax(
     logits: ArrayLike, axis: int = -1, *, temperature: float = 1.0, rng: _Rng = None
@@ -67,6 +70,31 @@ def gumbel_softmax(
     rng: _Rng = None,
     out: _Out | None = None,
 ) -> NDArray[np.floating[Any]]: ...
+@overload
+def sample(
+    logits: ArrayLike,
+    axis: int = -1,
+    *,
+    temperature: float | ArrayLike = 1.0,
+    top_k: int | ArrayLike | None = None,
+    top_p: _Param = None,
+    min_p: _Param = None,
+    rng: _Rng = None,
+    logprobs: None = None,
+) -> NDArray[np.intp] | np.intp: ...
+@overload
+def sample(
+    logits: ArrayLike,
+    axis: int = -1,
+    *,
+    temperature: float | ArrayLike = 1.0,
+    top_k: int | ArrayLike | None = None,
+    top_p: _Param = None,
+    min_p: _Param = None,
+    rng: _Rng = None,
+    logprobs: Literal["raw", "processed"],
+) -> tuple[NDArray[np.intp] | np.intp, NDArray[np.floating[Any]] | np.floating[Any]]: ...
+def topk(x: ArrayLike, k: int, axis: int = -1) -> tuple[NDArray[np.floating[Any]], NDArray[np.intp]]: ...
 def isa() -> Literal["avx512", "avx2", "neon", "scalar"]: ...
 def available_isas() -> list[str]: ...
 def use_isa(name: str) -> AbstractContextManager[str]: ...

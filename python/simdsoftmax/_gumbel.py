@@ -205,10 +205,12 @@ def gumbel_argmax(logits, axis=-1, *, temperature=1.0, rng=None):
     temperature : float, optional
         Sampling temperature, finite and >= 0. 0 is greedy argmax (the lowest
         index among ties).
-    rng : None, int, SeedSequence, BitGenerator or Generator, optional
+    rng : None, int, SeedSequence, BitGenerator, Generator, or a sequence of them, optional
         Anything `numpy.random.default_rng` takes (SPEC 7). A Generator is
         advanced, so two calls give independent draws; an int gives the same
-        draw every time, on every kernel set and thread count.
+        draw every time, on every kernel set and thread count. A list, tuple
+        or array with one entry per row gives each row its own rng, as if it
+        were the only row of its own call (see `sample`).
 
     Returns
     -------
@@ -237,6 +239,10 @@ def gumbel_argmax(logits, axis=-1, *, temperature=1.0, rng=None):
     2
     """
     t = _check_temperature(temperature, "temperature", allow_zero=True)
+    if isinstance(rng, (list, tuple)) or (isinstance(rng, np.ndarray) and rng.ndim >= 1):
+        from ._sample import sample  # one rng per row: sample() without filters is this draw
+
+        return sample(logits, axis, temperature=t, rng=rng)
     if _one_call(logits, axis) and t > 0:  # the common call, checked and run in one C++ step
         bad, reason, idx = _core.gumbel_topk_call(logits, 1, True, 1.0 / t, *_key(rng))
         if bad >= 0:
@@ -268,8 +274,9 @@ def gumbel_topk(logits, k, axis=-1, *, temperature=1.0, rng=None):
     temperature : float, optional
         Finite and >= 0; 0 returns the k largest logits (lowest index first
         on ties).
-    rng : None, int, SeedSequence, BitGenerator or Generator, optional
-        As in `gumbel_argmax`.
+    rng : None, int, SeedSequence, BitGenerator, Generator, or a sequence of them, optional
+        As in `gumbel_argmax` (one entry per row: each row draws as the only
+        row of its own call).
 
     Returns
     -------
@@ -308,6 +315,8 @@ def gumbel_topk(logits, k, axis=-1, *, temperature=1.0, rng=None):
     if k < 0:
         raise ValueError(f"k must be >= 0, got {k}")
     t = _check_temperature(temperature, "temperature", allow_zero=True)
+    if isinstance(rng, (list, tuple)) or (isinstance(rng, np.ndarray) and rng.ndim >= 1):
+        return _topk_per_row(logits, k, axis, t, rng)
     if _one_call(logits, axis) and t > 0 and 0 < k <= logits.shape[-1]:
         bad, reason, idx = _core.gumbel_topk_call(logits, k, False, 1.0 / t, *_key(rng))
         if bad >= 0:
@@ -319,6 +328,27 @@ def gumbel_topk(logits, k, axis=-1, *, temperature=1.0, rng=None):
             _raise_bad_row(batch, 0, "has fewer finite logits than k")
         return np.empty(batch + (k,), np.intp)
     return _topk_rows(x2, k, t, rng, batch).reshape(batch + (k,))
+
+
+def _topk_per_row(logits, k, axis, t, rng):
+    """gumbel_topk with one rng per row: row r as the only row of its own call."""
+    x, x2, batch, axis, _ = _rows(logits, axis)
+    rows = x2.shape[0]
+    entries = np.asarray(rng, dtype=object)
+    if entries.shape != tuple(batch) and entries.shape != (rows,):
+        raise ValueError(
+            f"rng: a sequence of per-row rngs needs one entry per row: shape {tuple(batch)} "
+            f"or ({rows},), got {entries.shape}"
+        )
+    out = np.empty((rows, k), np.intp)
+    for r, entry in enumerate(entries.reshape(-1)):
+        try:
+            out[r] = gumbel_topk(x2[r], k, temperature=t, rng=entry)
+        except ValueError as error:
+            if "logits: the row" not in str(error) or not batch:
+                raise
+            _raise_bad_row(batch, r, str(error).split("logits: the row ", 1)[1])
+    return out.reshape(batch + (k,))
 
 
 def gumbel_softmax(logits, axis=-1, *, tau=1.0, hard=False, rng=None, out=None):

@@ -1,0 +1,13 @@
+// Sampling kernels for AVX2 + FMA.
+#include "random_avx2.h"
+#define SSM_ISA avx2
+#include "gumbel_generic.h"
+#include "sample_generic.h"
+
+namespace ssm {
+const SampleSet& sample_kernels_avx2() {
+  static const SampleSet set{avx2::make_sample_kernels<avx2::F32x8, avx2::Random, float>(),
+                             avx2::make_sample_kernels<avx2::F64x4, avx2::Random, double>()};
+  return set;
+}
+}  // namespace ssm

@@ -1,0 +1,105 @@
+// pybind11 bindings of sample() and topk() (registered into _core by
+// bindings.cpp). Rows are the last axis of 2-D C-contiguous float32/float64
+// arrays; python/simdsoftmax/_sample.py checks and broadcasts the parameters.
+#include <pybind11/numpy.h>
+#include <pybind11/pybind11.h>
+
+#include <string>
+#include <vector>
+
+#include "sample_driver.h"
+
+namespace py = pybind11;
+
+namespace {
+
+void require(bool ok, const std::string& msg) {
+  if (!ok) throw py::value_error(msg);
+}
+
+template <class A>
+const A& row_array(const A& a, size_t rows, const char* what) {
+  require(a.ndim() == 1 && static_cast<size_t>(a.shape(0)) == rows, std::string(what) + " must have one entry per row");
+  require((a.flags() & py::array::c_style) != 0, std::string(what) + " must be contiguous");
+  return a;
+}
+
+bool rows_of(const py::array& x, size_t& rows, size_t& n) {
+  require(x.ndim() == 2 && (x.flags() & py::array::c_style) != 0, "x must be 2-D and C-contiguous");
+  const bool f32 = py::isinstance<py::array_t<float>>(x);
+  require(f32 || py::isinstance<py::array_t<double>>(x), "x must be float32 or float64");
+  rows = static_cast<size_t>(x.shape(0));
+  n = static_cast<size_t>(x.shape(1));
+  return f32;
+}
+
+py::tuple sample_call(const py::array& x, const py::array_t<double>& temperature, const py::array_t<int64_t>& top_k,
+                      const py::array_t<double>& top_p, const py::array_t<double>& min_p,
+                      const py::array_t<uint64_t>& keys, bool per_row_keys, int logprobs) {
+  size_t rows, n;
+  const bool f32 = rows_of(x, rows, n);
+  require(n > 0 || rows == 0, "rows must not be empty");
+  row_array(temperature, rows, "temperature");
+  row_array(top_k, rows, "top_k");
+  row_array(top_p, rows, "top_p");
+  row_array(min_p, rows, "min_p");
+  require(keys.ndim() == 2 && keys.shape(1) == 3 && (keys.flags() & py::array::c_style) != 0 &&
+              static_cast<size_t>(keys.shape(0)) == (per_row_keys ? rows : 1),
+          "keys must be (rows or 1, 3)");
+  require(logprobs >= 0 && logprobs <= 2, "logprobs must be 0, 1 or 2");
+  std::vector<ssm::GumbelKey> key(static_cast<size_t>(keys.shape(0)));
+  const uint64_t* kp = keys.data();
+  for (size_t i = 0; i < key.size(); ++i) {
+    key[i].k0 = static_cast<uint32_t>(kp[3 * i]);
+    key[i].k1 = static_cast<uint32_t>(kp[3 * i + 1]);
+    key[i].row_offset = kp[3 * i + 2];
+  }
+  ssm::SampleRequest req{temperature.data(), top_k.data(), top_p.data(), min_p.data(), key.data(), per_row_keys,
+                         logprobs};
+  py::array_t<int64_t> token(static_cast<py::ssize_t>(rows));
+  py::object lp = py::none();
+  double* lpp = nullptr;
+  if (logprobs) {
+    py::array_t<double> a(static_cast<py::ssize_t>(rows));
+    lpp = a.mutable_data();
+    lp = a;
+  }
+  int64_t* tp = token.mutable_data();
+  ssm::RowStatus st;
+  {
+    py::gil_scoped_release release;
+    st = f32 ? ssm::sample_batch<float>(static_cast<const float*>(x.data()), rows, n, req, tp, lpp)
+             : ssm::sample_batch<double>(static_cast<const double*>(x.data()), rows, n, req, tp, lpp);
+  }
+  if (st.first >= 0) return py::make_tuple(st.first, st.second, py::none(), py::none());
+  return py::make_tuple(st.first, st.second, token, lp);
+}
+
+py::tuple topk_call(const py::array& x, size_t k) {
+  size_t rows, n;
+  const bool f32 = rows_of(x, rows, n);
+  require(k >= 1 && k <= n, "k must be in [1, n]");
+  const std::vector<py::ssize_t> shape{static_cast<py::ssize_t>(rows), static_cast<py::ssize_t>(k)};
+  py::array value(x.dtype(), shape);
+  py::array_t<int64_t> index(shape);
+  void* vp = value.mutable_data();
+  int64_t* ip = index.mutable_data();
+  ssm::RowStatus st;
+  {
+    py::gil_scoped_release release;
+    st = f32 ? ssm::topk_batch<float>(static_cast<const float*>(x.data()), rows, n, k, static_cast<float*>(vp), ip)
+             : ssm::topk_batch<double>(static_cast<const double*>(x.data()), rows, n, k, static_cast<double*>(vp), ip);
+  }
+  if (st.first >= 0) return py::make_tuple(st.first, st.second, py::none(), py::none());
+  return py::make_tuple(st.first, st.second, value, index);
+}
+
+}  // namespace
+
+void register_sample(py::module_& m) {
+  m.def("sample", &sample_call, py::arg("x"), py::arg("temperature"), py::arg("top_k"), py::arg("top_p"),
+        py::arg("min_p"), py::arg("keys"), py::arg("per_row_keys"), py::arg("logprobs"),
+        "Filtered Gumbel-max sampling per row -> (bad row or -1, reason, tokens or None, logprobs or None).");
+  m.def("topk", &topk_call, py::arg("x"), py::arg("k"),
+        "The k largest per row, descending, lower index first on ties -> (bad row or -1, reason, values, indices).");
+}

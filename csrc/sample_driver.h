@@ -1,0 +1,41 @@
+// sample() and topk() over batches of contiguous rows (baseline code: no
+// intrinsics; the passes come from the active kernel set's SampleKernels).
+//
+// A row longer than settings().chunked_row is cut into chunks of
+// settings().chunk_elements whatever the thread count, and every pass
+// combines its chunks' results in chunk order (masses are exact fixed-point
+// sums, candidates merge by (value, index)), so the result does not depend on
+// the threads: a batch runs its rows in parallel, a single row its chunks.
+#pragma once
+#include <cstddef>
+#include <cstdint>
+#include <string>
+#include <utility>
+
+#include "kernels/gumbel_api.h"
+
+namespace ssm {
+
+// Per-row settings of a sample() call; arrays of `rows` entries.
+struct SampleRequest {
+  const double* temperature;  // >= 0; 0: greedy
+  const int64_t* top_k;       // 0: off
+  const double* top_p;        // in (0, 1]; 1: off
+  const double* min_p;        // in [0, 1]; 0: off
+  const GumbelKey* keys;      // one per row (per_row_keys) or keys[0] for all
+  bool per_row_keys;          // row r draws as row 0 of its own key
+  int logprobs;               // 0: none, 1: raw, 2: processed
+};
+
+// (first bad row or -1, what is wrong with it)
+using RowStatus = std::pair<long long, std::string>;
+
+template <class T>
+RowStatus sample_batch(const T* x, size_t rows, size_t n, const SampleRequest& req, int64_t* token,
+                       double* logprob);
+
+// The k largest of each row, descending, lower index first among equals.
+template <class T>
+RowStatus topk_batch(const T* x, size_t rows, size_t n, size_t k, T* value, int64_t* index);
+
+}  // namespace ssm

@@ -1,0 +1,389 @@
+"""sample(): the kept sets and draws against a float64 reference of the
+semantics built by sorting, the exact "gumbel_argmax over the kept set"
+property, the distribution (chi-square), log-probabilities, per-row
+parameters and seeds, errors, and bit-identity across kernel sets, thread
+counts and chunkings."""
+
+import numpy as np
+import pytest
+from scipy import stats
+
+import simdsoftmax as ssm
+from simdsoftmax import _core
+
+_hooks = getattr(_core, "testing", None)
+
+
+def set_chunking(chunk_elements, chunked_row):
+    (_hooks.set_chunking if _hooks else _core._set_chunking)(chunk_elements, chunked_row)
+
+
+def set_parallel_min(elements):
+    (_hooks.set_parallel_min if _hooks else _core._set_parallel_min)(elements)
+
+P_FAIL = 1e-6
+
+
+def ref_kept(x, temperature=1.0, top_k=None, top_p=None, min_p=None):
+    """The kept set of one row in float64, by sorting (the specification)."""
+    x = np.asarray(x, np.float64)
+    n = x.size
+    kept = x > -np.inf
+    if temperature == 0:
+        out = np.zeros(n, bool)
+        out[np.argmax(x)] = True
+        return out
+    if top_k:
+        kth = np.sort(x)[::-1][min(top_k, n) - 1]
+        kept &= x >= kth
+    z = x / temperature
+    w = np.exp(z - z.max())
+    if top_p is not None and top_p < 1:
+        idx = np.flatnonzero(kept)
+        q = w[idx] / w[idx].sum()
+        order = np.argsort(-z[idx], kind="stable")
+        zs, qs = z[idx][order], q[order]
+        csum = np.cumsum(qs)
+        first = np.searchsorted(-zs, -zs, side="left")  # first position of each value
+        above = np.where(first > 0, csum[np.maximum(first - 1, 0)], 0.0)  # mass strictly above
+        keep = np.zeros(n, bool)
+        keep[idx[order]] = above < top_p
+        kept &= keep
+    if min_p is not None and min_p > 0:
+        p = w / w.sum()
+        kept &= p >= min_p * p.max()
+    return kept
+
+
+def ref_kept_rows(x2, **params):
+    """Per-row reference; params may be per-row arrays."""
+    rows = x2.shape[0]
+    out = np.zeros(x2.shape, bool)
+    for r in range(rows):
+        kw = {}
+        for name, v in params.items():
+            v = np.broadcast_to(np.asarray(v, dtype=object), (rows,))[r]
+            kw[name] = None if v is None else float(v) if name != "top_k" else int(v)
+        out[r] = ref_kept(x2[r], **kw)
+    return out
+
+
+def masked(x, kept):
+    return np.where(kept, x, np.array(-np.inf, x.dtype)).astype(x.dtype)
+
+
+def make_rows(kind, rows, n, dtype, seed):
+    g = np.random.default_rng(seed)
+    if kind == "normal":
+        x = g.normal(0, 1, (rows, n))
+    elif kind == "wide":
+        x = g.normal(0, 3, (rows, n))
+    elif kind == "ties":
+        x = np.round(g.normal(0, 1.5, (rows, n)))  # few distinct values
+    elif kind == "flat":
+        x = np.zeros((rows, n))
+    elif kind == "peaked":
+        x = g.normal(0, 1, (rows, n))
+        x[np.arange(rows), g.integers(0, n, rows)] += 12
+    elif kind == "masked":
+        x = g.normal(0, 1, (rows, n))
+        x[g.random((rows, n)) < 0.4] = -np.inf
+        x[np.arange(rows), g.integers(0, n, rows)] = g.normal(0, 1, rows)  # one finite per row at least
+    return x.astype(dtype)
+
+
+SETTINGS = [
+    dict(),
+    dict(top_k=1),
+    dict(top_k=3),
+    dict(top_k=50),
+    dict(top_p=0.37),
+    dict(top_p=0.9),
+    dict(top_p=0.999),
+    dict(min_p=0.05),
+    dict(min_p=0.3),
+    dict(min_p=1.0),
+    dict(top_k=5, top_p=0.6),
+    dict(top_k=40, top_p=0.9, min_p=0.05),
+    dict(top_p=0.8, min_p=0.2),
+    dict(temperature=0.7, top_k=50, top_p=0.9, min_p=0.05),
+    dict(temperature=2.5, top_p=0.5),
+    dict(temperature=0.3, min_p=0.1),
+    dict(temperature=0, top_k=3, top_p=0.5),
+]
+SIZES = [1, 2, 3, 7, 8, 9, 15, 16, 17, 31, 33, 64, 65, 100, 257]
+
+
+def check_property(x2, rng_seed, **params):
+    """sample == gumbel_argmax over the reference kept set, same rng."""
+    kept = ref_kept_rows(x2, **params)
+    t = params.get("temperature", 1.0)
+    got = ssm.sample(x2, rng=rng_seed, **params)
+    want = ssm.gumbel_argmax(masked(x2, kept), temperature=t, rng=rng_seed)
+    np.testing.assert_array_equal(got, want, err_msg=f"{params}")
+    assert kept[np.arange(x2.shape[0]), got].all()
+
+
+@pytest.mark.parametrize("params", SETTINGS, ids=lambda p: ",".join(f"{k}={v}" for k, v in p.items()) or "none")
+@pytest.mark.parametrize("kind", ["normal", "ties", "flat", "peaked", "masked"])
+def test_equals_gumbel_argmax_over_the_kept_set(isa, dtype, params, kind):
+    for n in SIZES:
+        x2 = make_rows(kind, 6, n, dtype, seed=n)
+        for seed in range(3):
+            check_property(x2, seed, **params)
+
+
+@pytest.mark.parametrize("params", [dict(top_p=0.9), dict(top_p=0.95, temperature=0.7), dict(min_p=0.05),
+                                    dict(top_k=50, top_p=0.9, min_p=0.05, temperature=0.7), dict(top_p=0.3),
+                                    dict(top_p=0.999, temperature=3.0)])
+@pytest.mark.parametrize("kind", ["normal", "wide", "ties"])
+def test_long_rows_equal_gumbel_argmax_over_the_kept_set(isa, dtype, params, kind):
+    # long enough for the histogram rounds (more than 2048 values)
+    for n in (3000, 40000):
+        x2 = make_rows(kind, 2, n, dtype, seed=n + 1)
+        check_property(x2, 11, **params)
+
+
+def test_no_filter_is_gumbel_argmax(isa, dtype):
+    g = np.random.default_rng(0)
+    for shape in [(5,), (3, 100), (2, 3, 70), (4, 5000)]:
+        x = g.normal(size=shape).astype(dtype)
+        for t in (1.0, 0.5, 3.0):
+            for seed in (0, 1, 2):
+                np.testing.assert_array_equal(
+                    ssm.sample(x, temperature=t, rng=seed), ssm.gumbel_argmax(x, temperature=t, rng=seed)
+                )
+                # disabled filters are the same as no filter
+                np.testing.assert_array_equal(
+                    ssm.sample(x, temperature=t, top_k=0, top_p=1.0, min_p=0.0, rng=seed),
+                    ssm.gumbel_argmax(x, temperature=t, rng=seed),
+                )
+
+
+def test_generator_advances_like_gumbel_argmax():
+    x = np.random.default_rng(1).normal(size=(3, 50))
+    a, b = np.random.default_rng(5), np.random.default_rng(5)
+    for _ in range(3):
+        np.testing.assert_array_equal(ssm.sample(x, top_k=10, rng=a), ssm.gumbel_argmax(masked(x, ref_kept_rows(x, top_k=10)), rng=b))
+
+
+def test_per_row_parameters(isa, dtype):
+    g = np.random.default_rng(3)
+    x2 = g.normal(0, 2, (6, 300)).astype(dtype)
+    t = np.array([1.0, 0.7, 0.0, 2.0, 0.5, 1.3])
+    k = np.array([0, 50, 3, 1, 300, 20])
+    p = np.array([1.0, 0.9, 0.5, 0.2, 0.95, 0.7])
+    m = np.array([0.0, 0.05, 0.0, 0.5, 0.01, 0.1])
+    got = ssm.sample(x2, temperature=t, top_k=k, top_p=p, min_p=m, rng=4)
+    kept = ref_kept_rows(x2, temperature=t, top_k=k, top_p=p, min_p=m)
+    for r in range(6):
+        assert kept[r, got[r]]
+    # rows with t > 0: the draw is gumbel_argmax's over the kept set (row noise by row index)
+    for r in np.flatnonzero(t > 0):
+        assert got[r] == ssm.gumbel_argmax(masked(x2, kept), temperature=t[r], rng=4)[r]
+    # None entries disable a filter for that row
+    got2 = ssm.sample(x2[:2], top_p=[None, 0.9], top_k=[None, 50], rng=4)
+    kept2 = ref_kept_rows(x2[:2], top_p=[1.0, 0.9], top_k=[0, 50])
+    np.testing.assert_array_equal(got2, ssm.gumbel_argmax(masked(x2[:2], kept2), rng=4))
+    # broadcasting over a 2-D batch
+    x3 = g.normal(size=(2, 3, 40)).astype(dtype)
+    pp = np.array([0.5, 0.9, 1.0])
+    got3 = ssm.sample(x3, top_p=pp, rng=9)
+    kept3 = ref_kept_rows(x3.reshape(6, 40), top_p=np.tile(pp, 2)).reshape(x3.shape)
+    np.testing.assert_array_equal(got3, ssm.gumbel_argmax(masked(x3, kept3), rng=9))
+
+
+def chi2_ok(counts, probs):
+    counts = np.asarray(counts, np.float64)
+    expected = probs * counts.sum()
+    keep = expected > 0
+    assert np.all(counts[~keep] == 0), "a filtered token was drawn"
+    if keep.sum() < 2:
+        return True
+    stat = np.sum((counts[keep] - expected[keep]) ** 2 / expected[keep])
+    return stat < stats.chi2.isf(P_FAIL, keep.sum() - 1)
+
+
+@pytest.mark.parametrize(
+    "params",
+    [dict(temperature=0.8, top_k=4), dict(top_p=0.8), dict(min_p=0.1, temperature=1.5),
+     dict(temperature=0.7, top_k=5, top_p=0.9, min_p=0.05)],
+)
+def test_draws_are_categorical_over_the_kept_set(isa, params):
+    logits = np.log(np.array([0.3, 0.2, 0.15, 0.12, 0.1, 0.08, 0.05]))
+    draws = 100_000
+    x = np.tile(logits.astype(np.float32), (draws, 1))
+    got = ssm.sample(x, rng=2024, **params)
+    kept = ref_kept(logits, **params)
+    z = logits / params.get("temperature", 1.0)
+    q = np.where(kept, np.exp(z - z.max()), 0.0)
+    q /= q.sum()
+    assert chi2_ok(np.bincount(got, minlength=logits.size), q)
+
+
+@pytest.mark.parametrize("params", [dict(), dict(temperature=0.7, top_k=50, top_p=0.9, min_p=0.05),
+                                    dict(top_p=0.95, temperature=0.7), dict(min_p=0.1), dict(temperature=0)])
+def test_logprobs_against_float64(isa, dtype, params):
+    g = np.random.default_rng(8)
+    x2 = g.normal(0, 2, (5, 3000)).astype(dtype)
+    tok_raw, raw = ssm.sample(x2, rng=1, logprobs="raw", **params)
+    tok_proc, proc = ssm.sample(x2, rng=1, logprobs="processed", **params)
+    np.testing.assert_array_equal(tok_raw, tok_proc)
+    np.testing.assert_array_equal(tok_raw, ssm.sample(x2, rng=1, **params))
+    assert raw.dtype == dtype and proc.dtype == dtype
+    x64 = x2.astype(np.float64)
+    rows = np.arange(5)
+    lsm = x64 - (x64.max(1, keepdims=True) + np.log(np.exp(x64 - x64.max(1, keepdims=True)).sum(1, keepdims=True)))
+    tol = 1e-5 if dtype == np.float32 else 1e-12
+    np.testing.assert_allclose(raw, lsm[rows, tok_raw], rtol=tol, atol=tol)
+    t = params.get("temperature", 1.0)
+    kept = ref_kept_rows(x2, **params)
+    if t == 0:
+        np.testing.assert_array_equal(proc, 0.0)
+        return
+    z = np.where(kept, x64 / t, -np.inf)
+    lq = z - (z.max(1, keepdims=True) + np.log(np.exp(z - z.max(1, keepdims=True)).sum(1, keepdims=True)))
+    np.testing.assert_allclose(proc, lq[rows, tok_proc], rtol=tol, atol=tol)
+
+
+def test_greedy_and_dtypes_and_axes():
+    x = np.array([[1.0, 3.0, 3.0, -np.inf], [0.5, 0.5, 0.1, 0.2]])
+    np.testing.assert_array_equal(ssm.sample(x, temperature=0), [1, 0])
+    np.testing.assert_array_equal(ssm.sample(x, temperature=0, top_p=0.1, top_k=2, min_p=0.9), [1, 0])
+    tok = ssm.sample(x[0], temperature=0)
+    assert isinstance(tok, np.intp) and tok == 1
+    g = np.random.default_rng(2)
+    x3 = g.normal(size=(5, 4, 3))
+    for axis in (0, 1, -1):
+        got = ssm.sample(x3, axis=axis, top_k=2, rng=3)
+        moved = np.moveaxis(x3, axis, -1)
+        want = ssm.sample(np.ascontiguousarray(moved), top_k=2, rng=3)
+        np.testing.assert_array_equal(got, want)
+    h = g.normal(size=(3, 20)).astype(np.float16)
+    tok, lp = ssm.sample(h, top_p=0.9, rng=1, logprobs="processed")
+    assert lp.dtype == np.float16
+    np.testing.assert_array_equal(tok, ssm.sample(h.astype(np.float32), top_p=0.9, rng=1))
+    ints = np.array([[1, 5, 2], [7, 7, 0]])
+    np.testing.assert_array_equal(ssm.sample(ints, temperature=0), [1, 0])
+    empty = ssm.sample(np.zeros((0, 5)), rng=1)
+    assert empty.shape == (0,)
+
+
+def test_per_request_seeds(isa, dtype):
+    g = np.random.default_rng(6)
+    x2 = g.normal(0, 1, (4, 500)).astype(dtype)
+    params = dict(temperature=0.8, top_k=100, top_p=0.9)
+    for seeds in ([1, 2, 3, 4], [np.random.SeedSequence(s) for s in (5, 6, 7, 8)]):
+        got = ssm.sample(x2, rng=seeds, **params)
+        for r in range(4):
+            assert got[r] == ssm.sample(x2[r], rng=seeds[r], **params)
+            assert ssm.gumbel_argmax(x2, rng=seeds)[r] == ssm.gumbel_argmax(x2[r], rng=seeds[r])
+            np.testing.assert_array_equal(ssm.gumbel_topk(x2, 3, rng=seeds)[r], ssm.gumbel_topk(x2[r], 3, rng=seeds[r]))
+    gens = [np.random.default_rng(s) for s in (10, 11, 12, 13)]
+    copies = [np.random.default_rng(s) for s in (10, 11, 12, 13)]
+    got = ssm.sample(x2, rng=gens, **params)
+    for r in range(4):
+        assert got[r] == ssm.sample(x2[r], rng=copies[r], **params)
+    # the generators were advanced: the next call differs from a fresh one somewhere
+    again = [ssm.sample(x2, rng=gens, **params) for _ in range(5)]
+    assert any((a != got).any() for a in again)
+    # a row's draw does not depend on its neighbours
+    other = x2.copy()
+    other[0] = g.normal(0, 1, 500)
+    np.testing.assert_array_equal(ssm.sample(other, rng=[1, 2, 3, 4], **params)[1:], ssm.sample(x2, rng=[1, 2, 3, 4], **params)[1:])
+    # 2-D batch: the rng sequence may have the batch shape
+    x3 = x2.reshape(2, 2, 500)
+    np.testing.assert_array_equal(ssm.sample(x3, rng=[[1, 2], [3, 4]], **params), ssm.sample(x2, rng=[1, 2, 3, 4], **params).reshape(2, 2))
+    with pytest.raises(ValueError, match="rng"):
+        ssm.sample(x2, rng=[1, 2, 3])
+
+
+def test_errors_name_the_parameter_or_row():
+    x = np.zeros((3, 10))
+    for kw, name in [
+        (dict(temperature=-1), "temperature"),
+        (dict(temperature=np.nan), "temperature"),
+        (dict(temperature=[1.0, -0.5, 1.0]), "temperature"),
+        (dict(top_k=-1), "top_k"),
+        (dict(top_k=2.5), "top_k"),
+        (dict(top_p=0.0), "top_p"),
+        (dict(top_p=1.5), "top_p"),
+        (dict(top_p=np.nan), "top_p"),
+        (dict(min_p=-0.1), "min_p"),
+        (dict(min_p=1.1), "min_p"),
+        (dict(top_p=[0.5, 0.5]), "top_p"),
+        (dict(temperature=np.ones((2, 3))), "temperature"),
+    ]:
+        with pytest.raises(ValueError, match=name):
+            ssm.sample(x, rng=0, **kw)
+    with pytest.raises(ValueError, match="logprobs"):
+        ssm.sample(x, logprobs="yes")
+    with pytest.raises(TypeError, match="top_k"):
+        ssm.sample(x, top_k="a")
+    assert ssm.sample(x, top_k=3.0, rng=0).shape == (3,)  # integral floats are integers
+    for bad, reason in [(np.nan, "NaN"), (np.inf, r"\+inf"), (-np.inf, "no finite")]:
+        y = np.zeros((3, 10))
+        y[1, :] = -np.inf
+        y[1, 4] = bad if bad != -np.inf else -np.inf
+        y[2, 2] = np.nan
+        for params in SETTINGS + [dict(logprobs="raw"), dict(logprobs="processed")]:
+            with pytest.raises(ValueError, match=rf"row \(1,\).*{reason}"):
+                ssm.sample(y, rng=0, **params)
+    with pytest.raises(ValueError, match="no finite"):
+        ssm.sample(np.zeros((2, 0)))
+
+
+@pytest.fixture
+def sample_threads():
+    before = _core.runtime_settings()
+    threads = ssm.get_num_threads()
+    yield
+    set_chunking(before["chunk_elements"], before["chunked_row"])
+    set_parallel_min(before["parallel_min"])
+    ssm.set_num_threads(threads)
+
+
+@pytest.mark.parametrize("params", [dict(), dict(top_p=0.9), dict(top_p=0.95, temperature=0.7), dict(min_p=0.05),
+                                    dict(top_k=50, top_p=0.9, min_p=0.05, temperature=0.7), dict(top_k=7),
+                                    dict(temperature=0)])
+def test_identical_across_isas_threads_and_chunkings(sample_threads, params):
+    g = np.random.default_rng(12)
+    cases = [g.normal(0, 1, (1, 20000)).astype(np.float32), g.normal(0, 3, (5, 3000)),
+             np.round(g.normal(0, 1, (3, 5000))).astype(np.float32)]
+    for x in cases:
+        results = []
+        for isa in ssm.available_isas():
+            with ssm.use_isa(isa):
+                for chunking, threads in [((1 << 16, 1 << 24), 1), ((1000, 2000), 1), ((997, 100), 2), ((4096, 4096), 3)]:
+                    set_chunking(*chunking)
+                    set_parallel_min(0)
+                    ssm.set_num_threads(threads)
+                    tok, lp = ssm.sample(x, rng=77, logprobs="processed", **params)
+                    results.append((isa, chunking, threads, tok, lp))
+        for isa, chunking, threads, tok, lp in results[1:]:
+            np.testing.assert_array_equal(tok, results[0][3], err_msg=f"{isa} {chunking} {threads}")
+            np.testing.assert_allclose(lp, results[0][4], rtol=1e-6, atol=1e-9)
+        # and each equals gumbel_argmax over its kept set, also when chunked
+        kept = ref_kept_rows(x, **params)
+        t = params.get("temperature", 1.0)
+        if t > 0:
+            np.testing.assert_array_equal(results[-1][3], ssm.gumbel_argmax(masked(x, kept), temperature=t, rng=77))
+
+
+def test_llm_row_top_p_matches_reference_kept_set():
+    # a vocabulary-sized row: the histogram rounds, then the exact finish
+    g = np.random.default_rng(21)
+    x = g.normal(0, 1, (2, 151936)).astype(np.float32)
+    for params in (dict(top_p=0.95, temperature=0.7), dict(top_p=0.5), dict(min_p=0.05, top_p=0.9)):
+        kept = ref_kept_rows(x, **params)
+        for seed in range(3):
+            got = ssm.sample(x, rng=seed, **params)
+            assert kept[np.arange(2), got].all()
+            np.testing.assert_array_equal(
+                got, ssm.gumbel_argmax(masked(x, kept), temperature=params.get("temperature", 1.0), rng=seed)
+            )
+        # the processed log-probability normalizes over exactly the kept set
+        tok, lp = ssm.sample(x, rng=0, logprobs="processed", **params)
+        z = np.where(kept, x.astype(np.float64) / params.get("temperature", 1.0), -np.inf)
+        lq = z - (z.max(1, keepdims=True) + np.log(np.exp(z - z.max(1, keepdims=True)).sum(1, keepdims=True)))
+        np.testing.assert_allclose(lp, lq[np.arange(2), tok], rtol=1e-5)
