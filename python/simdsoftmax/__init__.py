@@ -10,8 +10,7 @@ Dask arrays.
 """
 
 from . import _core
-from ._api import log_softmax, logsumexp, softmax
-from ._gumbel import gumbel_argmax, gumbel_softmax, gumbel_topk
+from ._public import gumbel_argmax, gumbel_softmax, gumbel_topk, log_softmax, logsumexp, softmax
 from ._runtime import (
     _apply_environment,
     available_isas,
