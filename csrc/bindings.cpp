@@ -21,6 +21,7 @@ namespace py = pybind11;
 
 void register_gumbel(py::module_& m);  // gumbel_bindings.cpp
 void register_partials(py::module_& m);  // partials_bindings.cpp
+void register_half(py::module_& m);      // half_bindings.cpp
 
 namespace {
 
@@ -564,4 +565,5 @@ PYBIND11_MODULE(_core, m) {
   m.def("probe_write", &probe_write, py::arg("out"), py::arg("value"));
   register_gumbel(m);
   register_partials(m);
+  register_half(m);
 }
