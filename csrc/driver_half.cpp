@@ -161,23 +161,44 @@ bool log_softmax_long(const Half& h, const uint16_t* x, uint16_t* y, size_t n, f
   return true;
 }
 
-bool logsumexp_long(const Half& h, const uint16_t* x, size_t n, float* buf, float& out) {
-  const ExpSum s = over_blocks(h, x, n, buf, [&](const float* b, size_t len) { return h.k.expsum_fast(b, len); },
-                               combine_sums);
-  if (fast_ok(s.m, s.e)) {
-    const double lse = s.e * kLn2 + std::log(s.m);
-    // The fast sum's error (s.err relative) must leave the float32 result
-    // within a float32 ulp or so; far below a half-format ulp either way.
-    const double abs_err = 1.02 * s.err + 0x1p-52 * (std::fabs(lse) + 1.0);
-    if (abs_err <= 0x1p-26 * std::max(std::fabs(lse), 0x1p-14)) {
-      out = static_cast<float>(lse);
-      return true;
-    }
-  }
-  const ExpSum o = online_long(h, x, n, buf);
+// One ulp of the format at |v| (subnormal spacing as the floor).
+double format_ulp(double v, HalfFormat f) {
+  int e = 0;
+  std::frexp(std::fabs(v), &e);
+  const bool f16 = f == HalfFormat::Float16;
+  return std::max(std::ldexp(1.0, e - 1 - (f16 ? 10 : 7)), f16 ? 0x1p-24 : 0x1p-133);
+}
+
+// The fast float32 sum is certainly good enough when its error bound is a
+// quarter ulp of the format: with the float32 rounding (2^-13 ulp or less)
+// and the caller's final rounding (half an ulp) the result stays within 1 ulp.
+bool lse_fast(const Half& h, const ExpSum& s, float& out) {
+  if (!fast_ok(s.m, s.e)) return false;
+  const double lse = s.e * kLn2 + std::log(s.m);
+  const double abs_err = 1.02 * s.err + 0x1p-52 * (std::fabs(lse) + 1.0);
+  if (!(abs_err <= 0.25 * format_ulp(lse, h.f))) return false;
+  out = static_cast<float>(lse);
+  return true;
+}
+
+// The accurate pass's result (max-relative, float64), or false for a special row.
+bool lse_accurate(const ExpSum& o, float& out) {
   if (!ordinary(o) || !(o.m != 0.0)) return false;
   out = static_cast<float>(o.max + log_of_sum(o));
   return true;
+}
+
+bool logsumexp_long(const Half& h, const uint16_t* x, size_t n, float* buf, float& out) {
+  const ExpSum s = over_blocks(h, x, n, buf, [&](const float* b, size_t len) { return h.k.expsum_fast(b, len); },
+                               combine_sums);
+  if (lse_fast(h, s, out)) return true;
+  return lse_accurate(online_long(h, x, n, buf), out);
+}
+
+// A row already converted into buf.
+bool logsumexp_whole(const Half& h, const float* buf, size_t n, float& out) {
+  if (lse_fast(h, h.k.expsum_fast(buf, n), out)) return true;
+  return lse_accurate(h.k.expsum_online_wide(buf, nullptr, n), out);
 }
 
 // --- driver ----------------------------------------------------------------
@@ -240,7 +261,8 @@ std::vector<size_t> half_logsumexp_batch(const uint16_t* x, float* out, size_t r
       return;
     }
     h.load(x + r0 * n, buf, count * n);
-    for (size_t r : logsumexp_batch<float>(h.k, buf, nullptr, out + r0, nullptr, count, n)) sp.push_back(r0 + r);
+    for (size_t r = 0; r < count; ++r)
+      if (!logsumexp_whole(h, buf + r * n, n, out[r0 + r])) sp.push_back(r0 + r);
   });
 }
 

@@ -22,7 +22,7 @@
 
 namespace ssm {
 
-constexpr size_t kHalfWholeRow = 16384;  // 64 KiB of float32: a core's L2 holds it with its source
+constexpr size_t kHalfWholeRow = 65536;  // 256 KiB of float32: a core's L2 (512 KiB and up) holds it
 constexpr size_t kHalfBlock = 4096;      // long rows: 16 KiB of float32 per block, L1-resident
 
 // The conversions of the active kernel set (scalar ones where the set's
@@ -32,8 +32,8 @@ const HalfConvert& active_convert();
 std::vector<size_t> half_softmax_batch(const uint16_t* x, uint16_t* y, size_t rows, size_t n, HalfFormat f,
                                        Algorithm a);
 std::vector<size_t> half_log_softmax_batch(const uint16_t* x, uint16_t* y, size_t rows, size_t n, HalfFormat f);
-// out[r] = logsumexp of row r, in float32 (within a float32 ulp or two, far
-// inside the half formats' ulp); the caller rounds it to the half format.
+// out[r] = logsumexp of row r in float32, accurate to a quarter ulp of the
+// half format (so within 1 ulp once the caller rounds it to that format).
 std::vector<size_t> half_logsumexp_batch(const uint16_t* x, float* out, size_t rows, size_t n, HalfFormat f);
 
 }  // namespace ssm

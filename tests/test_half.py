@@ -20,10 +20,11 @@ FORMATS = {"float16": 0, "bfloat16": 1}
 MANT = {"float16": 10, "bfloat16": 7}
 MIN_ULP = {"float16": 2.0**-24, "bfloat16": 2.0**-133}
 
-# 1..33 hits every tail of 8- and 16-lane vectors; 4095..4097 the long rows'
-# conversion blocks; 16383..16385 the switch from whole rows to blocks;
-# 40000 a long row with a partial last block.
-SIZES = list(range(1, 34)) + [64, 255, 4095, 4096, 4097, 16383, 16384, 16385, 40000]
+# 1..33 hits every tail of 8- and 16-lane vectors; 65535..65537 the switch
+# from whole rows to blocks (kHalfWholeRow); 69631..69633 a long row whose
+# last 4096-element block is one short, full, one over; 70000 a partial one.
+LONG = 70000
+SIZES = list(range(1, 34)) + [64, 255, 4095, 4096, 4097, 65535, 65536, 65537, 69631, 69632, 69633, LONG]
 
 
 @pytest.fixture(params=list(FORMATS))
@@ -103,7 +104,7 @@ def _primary():
 @pytest.mark.parametrize("algorithm", ssm._api.ALGORITHMS)
 def test_softmax_algorithms(isa, fmt, algorithm):
     rng = np.random.default_rng(5)
-    for n in (7, 1000, 20000):
+    for n in (7, 1000, LONG):
         x64 = rng.normal(0.0, 2.0, size=(2, n))
         h, exact_in = half(x64, fmt)
         y = call("softmax", h, axis=-1, algorithm=algorithm)
@@ -113,7 +114,7 @@ def test_softmax_algorithms(isa, fmt, algorithm):
 def test_huge_bfloat16_values(isa):
     """bfloat16 reaches 3e38: rows far outside the fast two-pass range."""
     fmt = "bfloat16"
-    for n in (10, 20000):
+    for n in (10, LONG):
         x64 = np.linspace(-3e38, 3e38, n)[None, :] * np.array([[1.0], [1e-30]])
         x64[0, n // 3] = 3.3e38
         h, exact_in = half(x64, fmt)
@@ -124,7 +125,7 @@ def test_huge_bfloat16_values(isa):
         within_one_ulp(from_bits(res.bits, fmt), ssm.logsumexp(exact_in, axis=-1), fmt)
 
 
-@pytest.mark.parametrize("n", [5, 40000])
+@pytest.mark.parametrize("n", [5, LONG])
 def test_special_values(isa, fmt, n):
     """Rows with -inf, NaN, +inf, all -inf: as the float32 path (SciPy's semantics)."""
     rng = np.random.default_rng(1)
@@ -153,17 +154,17 @@ def test_special_values(isa, fmt, n):
 
 def test_threads_give_the_same_bits(fmt):
     rng = np.random.default_rng(3)
-    x64 = rng.normal(size=(64, 5000))
-    h, _ = half(x64, fmt)
     before = ssm.get_num_threads()
-    try:
-        ssm.set_num_threads(1)
-        one = call("softmax", h, axis=-1).bits.copy()
-        ssm.set_num_threads(2)
-        two = call("softmax", h, axis=-1).bits
-    finally:
-        ssm.set_num_threads(before)
-    np.testing.assert_array_equal(one, two)
+    for shape in ((64, 5000), (4, LONG)):
+        h, _ = half(rng.normal(size=shape), fmt)
+        try:
+            ssm.set_num_threads(1)
+            one = call("softmax", h, axis=-1).bits.copy()
+            ssm.set_num_threads(2)
+            two = call("softmax", h, axis=-1).bits
+        finally:
+            ssm.set_num_threads(before)
+        np.testing.assert_array_equal(one, two)
 
 
 def test_in_place_and_out(fmt):
@@ -249,7 +250,7 @@ def test_conversions_follow_the_kernel_set(isa):
 # Through the public functions (NumPy float16)
 
 
-@pytest.mark.parametrize("n", [1, 15, 16, 17, 4097, 20000])
+@pytest.mark.parametrize("n", [1, 15, 16, 17, 4097, LONG])
 def test_public_float16(isa, n):
     rng = np.random.default_rng(n + 100)
     x = rng.normal(0.0, 3.0, size=(2, n)).astype(np.float16)

@@ -40,11 +40,23 @@ _PLAIN = (_F32, _F64)
 _KIND_CACHE: dict[type, str | None] = {np.ndarray: "numpy", type(None): None}
 
 
+# torch.Tensor, torch.from_numpy and torch's float32/float64 dtypes once a
+# tensor has been seen (the wrapper's torch fast path compares against them).
+_TORCH_TENSOR: list = [()]
+_TORCH_FROM_NUMPY: list = [None]
+_TORCH_PLAIN: tuple = ()
+
+
 def _kind_of_type(t: type) -> str | None:
+    global _TORCH_PLAIN
     module = (t.__module__ or "").split(".")[0]
     if module == "torch":
         torch = sys.modules.get("torch")
-        return "torch" if torch is not None and issubclass(t, torch.Tensor) else None
+        if torch is None or not issubclass(t, torch.Tensor):
+            return None
+        _TORCH_TENSOR[0], _TORCH_FROM_NUMPY[0] = torch.Tensor, torch.from_numpy
+        _TORCH_PLAIN = (torch.float32, torch.float64)
+        return "torch"
     if module in ("jax", "jaxlib"):
         return "jax" if hasattr(t, "__dlpack__") else None
     if module == "dask":
@@ -304,18 +316,38 @@ def array_api(fn=None, *, arrays=("x",), out="out", half=None, name=None):
     others = params[1:] + ([out_param] if out_param is not None else [])
     dask_name = name or fn.__name__
     half_fn = half if half is not None else _half.generic
+    # Positional arguments that can hold no other array (the torch fast path
+    # takes calls with only these, and no keywords).
+    positions = [p.position for p in others if p.position is not None]
+    first_array_free = min(positions) if positions else 1 << 30
+    other_names = tuple(p.name for p in others)
 
     @functools.wraps(fn)
     def wrapper(*args, **kwargs):
         x = args[0] if args and first.position == 0 else first.get(args, kwargs)
+        tx = type(x)
         # The common NumPy call: no other array and nothing to convert.
-        if type(x) is np.ndarray and x.dtype in _PLAIN:
+        if tx is np.ndarray and x.dtype in _PLAIN:
             for p in others:
                 v = p.get(args, kwargs)
                 if v is not None and _kind(v) not in ("numpy", None):
                     break
             else:
                 return fn(*args, **kwargs)
+        # The common torch call: a float32/float64 CPU tensor, no grad, no other array.
+        elif (
+            tx is _TORCH_TENSOR[0]
+            and x.dtype in _TORCH_PLAIN
+            and len(args) <= first_array_free
+            and all(kwargs.get(n) is None for n in other_names)
+        ):
+            if x.device.type == "cpu" and not x.requires_grad and not x.is_neg() and not x.is_conj():
+                y = fn(x.numpy(), *args[1:], **kwargs)
+                if type(y) is np.ndarray and y.flags.writeable:
+                    return _TORCH_FROM_NUMPY[0](y)
+                if type(y) is tuple:
+                    return tuple(_result(r, "torch", x) for r in y)
+                return _result(y, "torch", x)
         return _call(fn, params, out_param, dask_name, half_fn, args, kwargs)
 
     wrapper.__wrapped_numpy__ = fn
