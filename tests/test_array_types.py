@@ -204,10 +204,15 @@ def test_torch_errors(torch):
 
 
 def test_torch_integer_and_zero_d(torch):
+    """Integers give torch's default float dtype, mixed dtypes torch's promotion (SciPy under the array API)."""
     t = torch.arange(12).reshape(3, 4)
     y = ssm.softmax(t, axis=1)
-    assert isinstance(y, torch.Tensor) and y.dtype == torch.float64
-    np.testing.assert_allclose(y.numpy(), ssm.softmax(np.arange(12).reshape(3, 4), axis=1))
+    assert isinstance(y, torch.Tensor) and y.dtype == torch.get_default_dtype()
+    np.testing.assert_allclose(y.numpy(), ssm.softmax(np.arange(12).reshape(3, 4), axis=1), rtol=1e-6)
+    s = ssm.logsumexp(t, axis=1, b=torch.ones(4, dtype=torch.float32))
+    assert s.dtype == torch.float32  # NumPy would give float64 for int64 with float32
+    s = ssm.logsumexp(t.to(torch.float32), axis=1, b=torch.ones(4, dtype=torch.float64))
+    assert s.dtype == torch.float64
     s = ssm.logsumexp(torch.tensor([1.0, 2.0]))
     assert isinstance(s, torch.Tensor) and s.ndim == 0 and s.dtype == torch.float32
 
@@ -266,6 +271,23 @@ def test_jax(dtype_name):
     np.testing.assert_array_equal(np.asarray(idx), ssm.gumbel_argmax(x64.astype(np.float32), rng=2))
     with pytest.raises(TypeError, match="immutable"):
         ssm.softmax(x, out=jnp.zeros_like(x))
+
+
+def test_jax_under_jit():
+    """Inside jax.jit the NumPy computation runs as a host callback: same values."""
+    jax = pytest.importorskip("jax")
+    jnp = pytest.importorskip("jax.numpy")
+    x = jnp.asarray(BASE, dtype=jnp.float32)
+    for name in ROWWISE:
+        f = jax.jit(lambda v, name=name: getattr(ssm, name)(v, axis=-1))
+        np.testing.assert_array_equal(np.asarray(f(x)), np.asarray(getattr(ssm, name)(x, axis=-1)))
+    res, sgn = jax.jit(lambda v: ssm.logsumexp(v, axis=0, return_sign=True))(x)
+    np.testing.assert_array_equal(np.asarray(res), np.asarray(ssm.logsumexp(x, axis=0)))
+    np.testing.assert_array_equal(np.asarray(sgn), 1)
+    idx = jax.jit(lambda v: ssm.gumbel_topk(v, 2, rng=3))(x)
+    np.testing.assert_array_equal(np.asarray(idx), ssm.gumbel_topk(np.asarray(x), 2, rng=3))
+    with pytest.raises(TypeError, match="immutable"):
+        jax.jit(lambda v: ssm.softmax(v, out=v))(x)
 
 
 # --------------------------------------------------------------------------

@@ -58,7 +58,9 @@ def _kind_of_type(t: type) -> str | None:
         _TORCH_PLAIN = (torch.float32, torch.float64)
         return "torch"
     if module in ("jax", "jaxlib"):
-        return "jax" if hasattr(t, "__dlpack__") else None
+        jax = sys.modules.get("jax")
+        tracer = jax is not None and issubclass(t, getattr(getattr(jax, "core", None), "Tracer", ()))
+        return "jax" if tracer or hasattr(t, "__dlpack__") else None
     if module == "dask":
         return "dask" if hasattr(t, "__dask_graph__") and hasattr(t, "chunks") else None
     if module == "array_api_strict":
@@ -287,7 +289,20 @@ def _route_to_dask(name: str, args: list, kwargs: dict, out_param: _Param | None
     return fn(*args, **kwargs)
 
 
-def array_api(fn=None, *, arrays=("x",), out="out", half=None, name=None):
+def _torch_promoted(found):
+    """The floating dtype torch's promotion gives the call's tensors (SciPy
+    under the array API computes in it: int64 with float32 is float32 in
+    torch, float64 in NumPy); integers alone give torch's default dtype."""
+    torch = sys.modules["torch"]
+    dtype = None
+    for _, v, _ in found:
+        dtype = v.dtype if dtype is None else torch.promote_types(dtype, v.dtype)
+    if dtype is None or dtype is torch.bool or not (dtype.is_floating_point or dtype.is_complex):
+        return torch.get_default_dtype()
+    return dtype
+
+
+def array_api(fn=None, *, arrays=("x",), out="out", half=None, name=None, promote=True):
     """Make a NumPy-facing function take and return the arrays of any library.
 
     Parameters
@@ -305,11 +320,14 @@ def array_api(fn=None, *, arrays=("x",), out="out", half=None, name=None):
         and floating results rounded back to the input's format.
     name : str, optional
         The function's name in `simdsoftmax.dask` (default ``fn.__name__``).
+    promote : bool
+        Floating results of torch calls take torch's promotion of the
+        inputs' dtypes (NumPy's may differ: int64 with float32).
 
     Usable as ``array_api(fn, arrays=...)`` or as a decorator.
     """
     if fn is None:
-        return functools.partial(array_api, arrays=arrays, out=out, half=half, name=name)
+        return functools.partial(array_api, arrays=arrays, out=out, half=half, name=name, promote=promote)
     params = _params(fn, arrays)
     out_param = _params(fn, (out,))[0] if out is not None else None
     first = params[0]
@@ -341,20 +359,20 @@ def array_api(fn=None, *, arrays=("x",), out="out", half=None, name=None):
             and len(args) <= first_array_free
             and all(kwargs.get(n) is None for n in other_names)
         ):
-            if x.device.type == "cpu" and not x.requires_grad and not x.is_neg() and not x.is_conj():
+            if x.is_cpu and not x.requires_grad and not x.is_neg() and not x.is_conj():
                 y = fn(x.numpy(), *args[1:], **kwargs)
                 if type(y) is np.ndarray and y.flags.writeable:
                     return _TORCH_FROM_NUMPY[0](y)
                 if type(y) is tuple:
                     return tuple(_result(r, "torch", x) for r in y)
                 return _result(y, "torch", x)
-        return _call(fn, params, out_param, dask_name, half_fn, args, kwargs)
+        return _call(fn, params, out_param, dask_name, half_fn, args, kwargs, promote)
 
     wrapper.__wrapped_numpy__ = fn
     return wrapper
 
 
-def _call(fn, params, out_param, dask_name, half_fn, args, kwargs):
+def _call(fn, params, out_param, dask_name, half_fn, args, kwargs, promote=False):
     args = list(args)
     found = []  # (param, value, kind) of array parameters holding arrays
     for p in params + ([out_param] if out_param is not None else []):
@@ -371,6 +389,9 @@ def _call(fn, params, out_param, dask_name, half_fn, args, kwargs):
     kind = kinds.pop() if kinds else None
     if kind == "dask":
         return _route_to_dask(dask_name, args, kwargs, out_param)
+
+    if kind == "jax" and any(isinstance(v, sys.modules["jax"].core.Tracer) for _, v, _ in found):
+        return _jax_traced(fn, params, out_param, half_fn, args, kwargs, found)
 
     primary = params[0]
     like = primary.get(args, kwargs) if kind is not None else None
@@ -430,9 +451,62 @@ def _call(fn, params, out_param, dask_name, half_fn, args, kwargs):
         if assign_out is not None:
             assign_out[...] = _result(result, kind, like)
         return out_value
+    if kind == "torch" and promote:
+        target = _torch_promoted([f for f in found if f[0] is not out_param])
+
+        torch = sys.modules["torch"]
+        real_target = {torch.complex64: torch.float32, torch.complex128: torch.float64}.get(target, target)
+
+        def back(r):
+            t = _result(r, kind, like)
+            if t.is_complex():
+                return t.to(target) if target.is_complex and t.dtype != target else t
+            if t.is_floating_point() and t.dtype != real_target:
+                return t.to(real_target)  # a real result (log|sum|) of complex input stays real
+            return t
+
+    else:
+
+        def back(r):
+            return _result(r, kind, like)
+
     if type(result) is tuple:
-        return tuple(_result(r, kind, like) for r in result)
-    return _result(result, kind, like)
+        return tuple(back(r) for r in result)
+    return back(result)
+
+
+def _jax_traced(fn, params, out_param, half_fn, args, kwargs, found):
+    """A call on JAX tracers (inside jax.jit, vmap of a jitted function...):
+    the NumPy computation runs as a host callback (jax.pure_callback) on the
+    CPU. Its result shapes and dtypes come from running it once, at trace
+    time, on zeros of the inputs' shapes."""
+    jax = sys.modules["jax"]
+    if out_param is not None and out_param.get(args, kwargs) is not None:
+        raise TypeError("out= cannot be a JAX array (JAX arrays are immutable); use the result")
+    slots = [p for p, _, _ in found]
+
+    def host(*arrays):
+        call_args, call_kwargs = list(args), dict(kwargs)
+        for p, a in zip(slots, arrays):
+            p.set(call_args, call_kwargs, np.asarray(a))
+        result = _call(fn, params, out_param, None, half_fn, call_args, call_kwargs)
+        return tuple(np.asarray(r) for r in result) if type(result) is tuple else np.asarray(result)
+
+    values = [v for _, v, _ in found]
+    sample = host(*(np.zeros(v.shape, v.dtype) for v in values))
+
+    def struct(r):
+        return jax.ShapeDtypeStruct(r.shape, jax.dtypes.canonicalize_dtype(r.dtype))
+
+    shapes = tuple(struct(r) for r in sample) if type(sample) is tuple else struct(sample)
+
+    def host_cast(*arrays):
+        result = host(*arrays)
+        if type(result) is tuple:
+            return tuple(np.asarray(r, dtype=s.dtype) for r, s in zip(result, shapes))
+        return np.asarray(result, dtype=shapes.dtype)
+
+    return jax.pure_callback(host_cast, shapes, *values)
 
 
 def _library_name(kind: str, value) -> str:
