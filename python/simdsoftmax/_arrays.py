@@ -302,6 +302,31 @@ def _torch_promoted(found):
     return dtype
 
 
+def _jax_promoted(found) -> np.dtype:
+    """JAX's promotion of the call's arrays, at least floating (JAX's default float)."""
+    jnp = sys.modules["jax.numpy"]
+    dtype = np.dtype(jnp.result_type(*[v.dtype for _, v, _ in found]))
+    if dtype.kind not in "fc":
+        dtype = np.dtype(jnp.result_type(float))
+    return dtype
+
+
+def _cast_numpy(result, target: np.dtype):
+    """Floating results cast to `target` (a real result of complex input to its real counterpart)."""
+    real = np.empty(0, target).real.dtype
+
+    def one(r):
+        if not isinstance(r, (np.ndarray, np.generic)):
+            return r
+        if r.dtype.kind == "c" and target.kind == "c" and r.dtype != target:
+            return np.asarray(r, target)
+        if r.dtype.kind == "f" and r.dtype != real and r.dtype.itemsize >= 4 and real.itemsize >= 4:
+            return np.asarray(r, real)
+        return r
+
+    return tuple(one(r) for r in result) if type(result) is tuple else one(result)
+
+
 def array_api(fn=None, *, arrays=("x",), out="out", half=None, name=None, promote=True):
     """Make a NumPy-facing function take and return the arrays of any library.
 
@@ -391,7 +416,7 @@ def _call(fn, params, out_param, dask_name, half_fn, args, kwargs, promote=False
         return _route_to_dask(dask_name, args, kwargs, out_param)
 
     if kind == "jax" and any(isinstance(v, sys.modules["jax"].core.Tracer) for _, v, _ in found):
-        return _jax_traced(fn, params, out_param, half_fn, args, kwargs, found)
+        return _jax_traced(fn, params, out_param, half_fn, args, kwargs, found, promote)
 
     primary = params[0]
     like = primary.get(args, kwargs) if kind is not None else None
@@ -451,6 +476,8 @@ def _call(fn, params, out_param, dask_name, half_fn, args, kwargs, promote=False
         if assign_out is not None:
             assign_out[...] = _result(result, kind, like)
         return out_value
+    if kind == "jax" and promote:
+        result = _cast_numpy(result, _jax_promoted(found))
     if kind == "torch" and promote:
         target = _torch_promoted([f for f in found if f[0] is not out_param])
 
@@ -475,7 +502,7 @@ def _call(fn, params, out_param, dask_name, half_fn, args, kwargs, promote=False
     return back(result)
 
 
-def _jax_traced(fn, params, out_param, half_fn, args, kwargs, found):
+def _jax_traced(fn, params, out_param, half_fn, args, kwargs, found, promote):
     """A call on JAX tracers (inside jax.jit, vmap of a jitted function...):
     the NumPy computation runs as a host callback (jax.pure_callback) on the
     CPU. Its result shapes and dtypes come from running it once, at trace
@@ -484,12 +511,15 @@ def _jax_traced(fn, params, out_param, half_fn, args, kwargs, found):
     if out_param is not None and out_param.get(args, kwargs) is not None:
         raise TypeError("out= cannot be a JAX array (JAX arrays are immutable); use the result")
     slots = [p for p, _, _ in found]
+    target = _jax_promoted(found) if promote else None
 
     def host(*arrays):
         call_args, call_kwargs = list(args), dict(kwargs)
         for p, a in zip(slots, arrays):
             p.set(call_args, call_kwargs, np.asarray(a))
         result = _call(fn, params, out_param, None, half_fn, call_args, call_kwargs)
+        if promote:
+            result = _cast_numpy(result, target)
         return tuple(np.asarray(r) for r in result) if type(result) is tuple else np.asarray(result)
 
     values = [v for _, v, _ in found]
