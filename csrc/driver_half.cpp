@@ -6,6 +6,7 @@
 #include <limits>
 #include <string>
 
+#include "chunking.h"
 #include "cpu_features.h"
 #include "dispatch.h"
 #include "thread_pool.h"
@@ -23,7 +24,14 @@ const HalfConvert& active_convert() {
 
 namespace {
 
-constexpr double kInf = std::numeric_limits<double>::infinity();
+// The partial-sum reductions and row tests of the float32 drivers.
+using detail::combine_max;
+using detail::combine_online;
+using detail::combine_sums;
+using detail::fast_ok;
+using detail::log_of_sum;
+using detail::ordinary;
+
 constexpr double kLn2 = 0.6931471805599453;
 // Below this many elements a call runs on the calling thread (as the float32
 // drivers' parallel_min: a sleeping worker wakes up too late to help).
@@ -49,11 +57,6 @@ struct Half {
 
 Half make_half(HalfFormat f) { return Half{active_kernels().f32, active_convert(), f}; }
 
-bool fast_ok(double m, double e) {
-  return m > 0.5 && m < 0x1p+100 && e >= -kFastExp && e <= kFastExp - 128.0;
-}
-bool ordinary(const ExpSum& s) { return !s.special && std::isfinite(s.max); }
-
 // fn(begin, len) -> ExpSum over the blocks of a long row (each loaded into
 // buf first), combined in block order.
 template <class Fn, class Combine>
@@ -67,51 +70,6 @@ ExpSum over_blocks(const Half& h, const uint16_t* x, size_t n, float* buf, Fn&& 
   }
   return combine(parts);
 }
-
-ExpSum combine_sums(const std::vector<ExpSum>& p) { return combine_partials(p.data(), p.size()); }
-
-ExpSum combine_max(const std::vector<ExpSum>& parts) {
-  ExpSum out;
-  for (const ExpSum& p : parts) {
-    out.max = std::max(out.max, p.max);
-    out.special = out.special || p.special;
-  }
-  return out;
-}
-
-// exp(a - b), a - b formed exactly (TwoSum).
-double exp_diff(double a, double b) {
-  const double d = a - b;
-  if (!(d > -1000.0)) return 0.0;
-  const double bb = d - a;
-  const double err = (a - (d - bb)) - (b + bb);
-  return std::exp(d) * (1.0 + err);
-}
-
-// Max-relative partials m + m_lo = sum exp(x - max_block), rescaled to the
-// row's max; the block holding it keeps its exact 1.
-ExpSum combine_online(const std::vector<ExpSum>& parts) {
-  ExpSum out = combine_max(parts);
-  double hi = 0.0, lo = 0.0;
-  auto add = [&](double a) {
-    const double s = hi + a, bb = s - hi;
-    lo += (hi - (s - bb)) + (a - bb);
-    hi = s;
-  };
-  if (out.max > -kInf && out.max < kInf)
-    for (const ExpSum& p : parts) {
-      const double f = exp_diff(p.max, out.max);
-      if (f == 0.0) continue;
-      add(p.m * f);
-      add(p.m_lo * f);
-    }
-  out.m = hi + lo;
-  out.m_lo = lo - (out.m - hi);
-  out.e = 0.0;
-  return out;
-}
-
-double log_of_sum(const ExpSum& s) { return std::log1p((s.m - 1.0) + s.m_lo); }
 
 // --- long rows, block by block -------------------------------------------
 
