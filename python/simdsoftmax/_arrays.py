@@ -155,8 +155,12 @@ def _strict_view(x, name: str):
 def _numpy_half(a: np.ndarray):
     """A NumPy float16 / ml_dtypes.bfloat16 array as a _Half, else None."""
     dtype = a.dtype
-    if dtype.itemsize != 2:
+    if dtype.itemsize != 2 or dtype.kind not in "fV":
         return None
+    if not dtype.isnative and dtype.char == "e":
+        # The kernels read native bits: a byte-swapped float16 is swapped in a 2-byte copy.
+        a = a.astype(dtype.newbyteorder("="))
+        dtype = a.dtype
     if dtype.char == "e":
         return _Half(a.view(np.uint16), "float16", dtype)
     if dtype.name == "bfloat16":
@@ -255,15 +259,19 @@ class _Param:
 
 
 def _params(fn, names) -> list[_Param]:
-    signature = inspect.signature(fn)
-    positional = [
-        p.name
-        for p in signature.parameters.values()
-        if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD)
-    ]
+    code = getattr(fn, "__code__", None)
+    if code is not None and not hasattr(fn, "__wrapped__"):
+        # A plain function: its code object names the parameters (inspect.signature
+        # costs about a millisecond per function at import).
+        positional = list(code.co_varnames[: code.co_argcount])
+        every = set(code.co_varnames[: code.co_argcount + code.co_kwonlyargcount])
+    else:
+        parameters = inspect.signature(fn).parameters
+        positional = [p.name for p in parameters.values() if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD)]
+        every = set(parameters)
     out = []
     for name in names:
-        if name not in signature.parameters:
+        if name not in every:
             raise TypeError(f"{fn.__name__} has no parameter {name!r}")
         out.append(_Param(name, positional.index(name) if name in positional else None))
     return out
@@ -429,6 +437,8 @@ def _call(fn, params, out_param, dask_name, half_fn, args, kwargs, promote=False
             out_value = v
             if kind in ("jax",):
                 raise TypeError("out= cannot be a JAX array (JAX arrays are immutable); use the result")
+        if writable and k == "numpy" and v.dtype.char == "e" and not v.dtype.isnative:
+            continue  # written by assignment below (a converted copy would be lost)
         view = _view(v, k, p.name, writable)
         p.set(args, kwargs, view)
     # NumPy half arrays passed directly (no library around them).
@@ -438,12 +448,18 @@ def _call(fn, params, out_param, dask_name, half_fn, args, kwargs, promote=False
         if h is not None:
             primary.set(args, kwargs, h)
             x = h
+    swapped_out = None
     if out_param is not None:
         o = out_param.get(args, kwargs)
         if isinstance(o, np.ndarray):
-            h = _numpy_half(o)
-            if h is not None:
-                out_param.set(args, kwargs, h)
+            if o.dtype.char == "e" and not o.dtype.isnative and isinstance(x, _Half):
+                # A byte-swapped float16 out gets the result by assignment (NumPy swaps).
+                swapped_out = o
+                out_param.set(args, kwargs, None)
+            else:
+                h = _numpy_half(o)
+                if h is not None:
+                    out_param.set(args, kwargs, h)
     # Views an `out` cannot be written through (array-api-strict, generic
     # DLPack: read-only) get the result by assignment.
     assign_out = None
@@ -472,6 +488,14 @@ def _call(fn, params, out_param, dask_name, half_fn, args, kwargs, promote=False
             raise ValueError(f"out has dtype {o.fmt}, but the result has dtype {np.asarray(x).dtype}")
         result = fn(*args, **kwargs)
 
+    if swapped_out is not None:
+        y = _result(result, "numpy", None)
+        if not (isinstance(y, (np.ndarray, np.generic)) and np.shape(y) == swapped_out.shape):
+            raise ValueError(f"out has shape {swapped_out.shape}, but the result has shape {np.shape(y)}")
+        if not swapped_out.flags.writeable:
+            raise ValueError("out is read-only")
+        swapped_out[...] = y
+        return swapped_out
     if out_value is not None:
         if assign_out is not None:
             assign_out[...] = _result(result, kind, like)
