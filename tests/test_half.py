@@ -266,3 +266,14 @@ def test_public_float16(isa, n):
     assert s.dtype == np.float16
     within_one_ulp(s.astype(np.float64), ssm.logsumexp(x64, axis=-1), "float16")
     np.testing.assert_array_equal(ssm.gumbel_argmax(x, rng=1), ssm.gumbel_argmax(x.astype(np.float32), rng=1))
+
+
+def test_byte_swapped_float16():
+    """Non-native float16 is read through a native copy and an out of that order written in place."""
+    x = np.linspace(-3, 3, 37).astype(">f2")
+    want = ssm.softmax(x.astype(np.float16))
+    got = ssm.softmax(x)
+    assert got.dtype == np.float16
+    np.testing.assert_array_equal(got, want)
+    assert ssm.softmax(x, out=x) is x and x.dtype == np.dtype(">f2")
+    np.testing.assert_array_equal(x.astype(np.float16), want)
