@@ -23,6 +23,7 @@ namespace py = pybind11;
 void register_cache(py::module_& m);      // cache_bindings.cpp
 void register_fast_path(py::module_& m);  // numpy_fast_path.cpp
 void register_gumbel(py::module_& m);     // gumbel_bindings.cpp
+void register_half(py::module_& m);       // half_bindings.cpp
 void register_partials(py::module_& m);   // partials_bindings.cpp
 void register_sample(py::module_& m);     // sample_bindings.cpp
 void register_testing(py::module_& m);    // testing_bindings.cpp
@@ -321,6 +322,7 @@ PYBIND11_MODULE(_core, m) {
   register_fast_path(m);
   register_gumbel(m);
   register_partials(m);
+  register_half(m);
   register_sample(m);
   register_testing(m);
 }

@@ -32,7 +32,8 @@ const Implementation kImplementations[] = {
     {"neon", "AArch64 Advanced SIMD (mandatory in AArch64: every arm64 CPU runs it)",
      [] { return true; },
      &kernels_neon,
-     &gumbel_kernels_neon},
+     &gumbel_kernels_neon,
+     &sample_kernels_neon},
 #endif
     {"scalar", "nothing (portable C++)",
      [] { return true; },

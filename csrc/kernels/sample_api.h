@@ -70,5 +70,8 @@ const SampleSet& sample_kernels_scalar();
 const SampleSet& sample_kernels_avx2();
 const SampleSet& sample_kernels_avx512();
 #endif
+#if defined(SSM_HAVE_NEON_KERNELS)
+const SampleSet& sample_kernels_neon();
+#endif
 
 }  // namespace ssm

@@ -4,16 +4,14 @@ Drop-in replacements for `scipy.special.softmax`, `log_softmax` and
 `logsumexp`; streaming samplers (`gumbel_argmax`, `gumbel_topk`,
 `gumbel_softmax`) whose noise is never stored; filtered sampling for LLM
 decoding (`sample`: temperature, top-k, top-p, min-p, log-probabilities) and
-`topk`, without sorting. Computed by C++ kernels (AVX-512, AVX2+FMA or
+`topk`, without sorting. Computed by C++ kernels (AVX-512, AVX2+FMA, NEON or
 portable scalar) picked at import for the CPU at hand. See `show_runtime` for
 what was picked. `simdsoftmax.dask` (optional extra ``simdsoftmax[dask]``,
 imported only on request) runs the same functions over Dask arrays.
 """
 
 from . import _core
-from ._api import log_softmax, logsumexp, softmax
-from ._gumbel import gumbel_argmax, gumbel_softmax, gumbel_topk
-from ._sample import sample, topk
+from ._public import gumbel_argmax, gumbel_softmax, gumbel_topk, log_softmax, logsumexp, sample, softmax, topk
 from ._runtime import (
     _apply_environment,
     available_isas,

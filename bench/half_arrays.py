@@ -1,0 +1,101 @@
+"""Same-run ratios for array types and half precision (print only ratios and
+per-call differences measured interleaved in one run; the machine decides
+absolute times).
+
+1. Cost of a torch tensor in and out over the same call on NumPy arrays
+   (softmax, log_softmax, logsumexp, gumbel_argmax; float32, small rows).
+2. simdsoftmax vs torch's own CPU softmax / log_softmax on bfloat16 and
+   float16 tensors, one thread, batches of rows of several lengths.
+3. float16 / bfloat16 vs float32 elements per second (simdsoftmax), in cache
+   and out of cache: the half-width bound is about 2x float32 out of cache.
+
+Usage: python bench/half_arrays.py [--quick] [--threads 1]
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import time
+
+import numpy as np
+
+import simdsoftmax as ssm
+
+
+def interleaved(fns, repeats, inner):
+    """Median seconds per call of each fn, measured in alternation."""
+    times = [[] for _ in fns]
+    for _ in range(repeats):
+        for i, fn in enumerate(fns):
+            t0 = time.perf_counter()
+            for _ in range(inner):
+                fn()
+            times[i].append((time.perf_counter() - t0) / inner)
+    return [statistics.median(t) for t in times]
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help="fewer sizes and repeats")
+    parser.add_argument("--threads", type=int, default=1)
+    args = parser.parse_args(argv)
+    import torch
+
+    torch.set_num_threads(args.threads)
+    ssm.set_num_threads(args.threads)
+    repeats = 5 if args.quick else 15
+    print(f"simdsoftmax {ssm.__version__}, isa={ssm.isa()}, threads={args.threads}, torch {torch.__version__}")
+
+    print("\n1. torch tensor in and out: extra time per call over the NumPy call (us)")
+    for n in (16, 4096):
+        x = np.random.default_rng(0).normal(size=(1, n)).astype(np.float32)
+        t = torch.from_numpy(x.copy())
+        for name, call in (
+            ("softmax", lambda a: ssm.softmax(a, axis=-1)),
+            ("log_softmax", lambda a: ssm.log_softmax(a, axis=-1)),
+            ("logsumexp", lambda a: ssm.logsumexp(a, axis=-1)),
+            ("gumbel_argmax", lambda a: ssm.gumbel_argmax(a, rng=1)),
+        ):
+            np_t, torch_t = interleaved([lambda: call(x), lambda: call(t)], repeats, 2000 if n == 16 else 300)
+            print(f"  {name:14s} n={n:5d}: +{(torch_t - np_t) * 1e6:5.2f} us  (torch/numpy {torch_t / np_t:.3f})")
+
+    print("\n2. torch's own softmax / log_softmax vs simdsoftmax on half tensors (time ratio torch/ours)")
+    total = 1 << 22 if not args.quick else 1 << 20
+    lengths = (16, 128, 1024, 32000, 262144) if not args.quick else (128, 32000)
+    for dtype in (torch.bfloat16, torch.float16):
+        for n in lengths:
+            rows = max(1, total // n)
+            t = torch.randn(rows, n).to(dtype)
+            out = torch.empty_like(t)
+            for name, theirs, ours in (
+                ("softmax", lambda: torch.softmax(t, dim=-1, out=out) if False else torch.softmax(t, -1),
+                 lambda: ssm.softmax(t, axis=-1, out=out)),
+                ("log_softmax", lambda: torch.log_softmax(t, -1), lambda: ssm.log_softmax(t, axis=-1, out=out)),
+            ):
+                a, b = interleaved([theirs, ours], repeats, 3)
+                print(f"  {str(dtype)[6:]:9s} {name:12s} {rows:7d} x {n:6d}: torch/ours {a / b:6.2f}")
+
+    print("\n3. half vs float32 elements per second (simdsoftmax; >1: the half format is faster)")
+    sizes = (1 << 14, 1 << 16, 1 << 20, 1 << 24) if not args.quick else (1 << 16, 1 << 22)
+    for total in sizes:
+        n = min(total, 32768)
+        x32 = np.random.default_rng(1).normal(size=(total // n, n)).astype(np.float32)
+        y32 = np.empty_like(x32)
+        x16 = x32.astype(np.float16)
+        y16 = np.empty_like(x16)
+        tb = torch.from_numpy(x32).to(torch.bfloat16)
+        yb = torch.empty_like(tb)
+        for name, f in (("softmax", ssm.softmax), ("log_softmax", ssm.log_softmax)):
+            a, b, c = interleaved(
+                [lambda: f(x32, axis=-1, out=y32), lambda: f(x16, axis=-1, out=y16), lambda: f(tb, axis=-1, out=yb)],
+                repeats, 3 if total >= 1 << 22 else 20)
+            print(f"  {name:12s} {total:9d} elements ({x32.nbytes >> 10:6d} KiB f32): "
+                  f"float16/float32 {a / b:5.2f}   bfloat16/float32 {a / c:5.2f}")
+        a, b = interleaved([lambda: ssm.logsumexp(x32, axis=-1), lambda: ssm.logsumexp(x16, axis=-1)], repeats,
+                           3 if total >= 1 << 22 else 20)
+        print(f"  {'logsumexp':12s} {total:9d} elements: float16/float32 {a / b:5.2f}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,39 @@
+// float16 / bfloat16 rows, read and written at 2 bytes per element and
+// computed by the float32 kernels: blocks of a row are converted into a
+// per-thread float32 buffer (L1/L2-resident), the float32 passes run on the
+// buffer, and results are rounded to the half format once (nearest even).
+//
+// Rows up to kHalfWholeRow elements: whole rows (several short ones at a
+// time) are converted, computed by the float32 batch drivers in place in the
+// buffer, and converted back: one read and one write of the half data.
+// Longer rows: the two-pass algorithm block by block, with the blocks'
+// pass-1 partials (m, e) combined in block order (combine_partials), then the
+// write pass converting each block again: two reads and one write.
+//
+// Special rows (NaN, +-inf, all -inf) are reported as by the float32 drivers
+// and left for the Python layer to fill.
+#pragma once
+#include <cstddef>
+#include <cstdint>
+#include <vector>
+
+#include "driver.h"
+#include "kernels/convert_api.h"
+
+namespace ssm {
+
+constexpr size_t kHalfWholeRow = 65536;  // 256 KiB of float32: a core's L2 (512 KiB and up) holds it
+constexpr size_t kHalfBlock = 4096;      // long rows: 16 KiB of float32 per block, L1-resident
+
+// The conversions of the active kernel set (scalar ones where the set's
+// vector conversions are not available: AVX2 without F16C).
+const HalfConvert& active_convert();
+
+std::vector<size_t> half_softmax_batch(const uint16_t* x, uint16_t* y, size_t rows, size_t n, HalfFormat f,
+                                       Algorithm a);
+std::vector<size_t> half_log_softmax_batch(const uint16_t* x, uint16_t* y, size_t rows, size_t n, HalfFormat f);
+// out[r] = logsumexp of row r in float32, accurate to a quarter ulp of the
+// half format (so within 1 ulp once the caller rounds it to that format).
+std::vector<size_t> half_logsumexp_batch(const uint16_t* x, float* out, size_t rows, size_t n, HalfFormat f);
+
+}  // namespace ssm

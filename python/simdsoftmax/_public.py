@@ -1,0 +1,26 @@
+"""The public functions, taking and returning the arrays of any library.
+
+Each is the NumPy implementation (`_api`, `_gumbel`, `_sample`) wrapped by
+`_arrays.array_api`: a NumPy call goes straight through; torch, JAX,
+array-api-strict and other DLPack arrays are viewed as NumPy arrays and the
+result handed back in their library; Dask arrays go to `simdsoftmax.dask`;
+float16 and bfloat16 go to the 2-byte paths of `_half`.
+"""
+
+from __future__ import annotations
+
+from . import _api, _gumbel, _half, _sample
+from ._arrays import array_api
+
+__all__ = ["softmax", "log_softmax", "logsumexp", "gumbel_argmax", "gumbel_topk", "gumbel_softmax", "sample", "topk"]
+
+softmax = array_api(_api.softmax, arrays=("x",), out="out", half=_half.softmax)
+log_softmax = array_api(_api.log_softmax, arrays=("x",), out="out", half=_half.log_softmax)
+logsumexp = array_api(_api.logsumexp, arrays=("a", "b"), out=None, half=_half.logsumexp)
+gumbel_argmax = array_api(_gumbel.gumbel_argmax, arrays=("logits",), out=None, promote=False)
+gumbel_topk = array_api(_gumbel.gumbel_topk, arrays=("logits",), out=None, promote=False)
+gumbel_softmax = array_api(_gumbel.gumbel_softmax, arrays=("logits",), out="out", promote=False)
+sample = array_api(
+    _sample.sample, arrays=("logits", "temperature", "top_k", "top_p", "min_p"), out=None, promote=False
+)
+topk = array_api(_sample.topk, arrays=("x",), out=None, promote=False)
