@@ -15,6 +15,7 @@
 #include "cpu_features.h"
 #include "dispatch.h"
 #include "driver.h"
+#include "driver_rows.h"
 #include "thread_pool.h"
 
 namespace py = pybind11;
@@ -555,6 +556,8 @@ PYBIND11_MODULE(_core, m) {
         "Test hook: chunk size, and the row length above which rows are chunked.");
   m.def("_set_parallel_min", &ssm::set_parallel_min, py::arg("elements"),
         "Test hook: smallest call (in elements) that may use threads.");
+  m.def("_set_short_rows_max", &ssm::set_short_rows_max, py::arg("n"),
+        "A/B hook: longest row the short-row kernels take (0: none; above their limit: their limit).");
   m.def("_set_prefetch", [](int bytes) { ssm::g_prefetch_bytes.store(bytes < 0 ? -1 : bytes); }, py::arg("bytes"),
         "Tuning hook: software prefetch distance of the streaming passes (0: none, -1: default).");
   m.def("_tune_expsum", &tune_expsum, py::arg("x"), py::arg("variant"), py::arg("repeats") = 1,

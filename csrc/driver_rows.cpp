@@ -1,6 +1,7 @@
 #include "driver_rows.h"
 
 #include <algorithm>
+#include <atomic>
 #include <cstring>
 
 #include "dispatch.h"
@@ -9,6 +10,8 @@
 
 namespace ssm {
 namespace {
+
+std::atomic<size_t> g_short_rows_max{~size_t(0)};
 
 template <class T>
 const Kernels<T>& of(const KernelSet& s);
@@ -69,10 +72,12 @@ template <class T>
 bool applies(const RowsKernels<T>* rk, size_t rows, size_t n) {
   // One row alone gains nothing from a group; it also keeps the per-row
   // redo of a flagged row (rows = 1) from coming back here.
-  return rk && rows >= 2 && n >= 1 && n <= rk->max_n;
+  return rk && rows >= 2 && n >= 1 && n <= rk->max_n && n <= g_short_rows_max.load(std::memory_order_relaxed);
 }
 
 }  // namespace
+
+void set_short_rows_max(size_t n) { g_short_rows_max.store(n); }
 
 template <class T>
 bool short_rows_softmax(const Kernels<T>& k, const T* x, T* y, size_t rows, size_t n, std::vector<size_t>& special) {

@@ -12,6 +12,10 @@
 
 namespace ssm {
 
+// Longest row routed here (default and ceiling: the kernels' max_n; 0 turns
+// the path off). For same-run A/B timings against the per-row path.
+void set_short_rows_max(size_t n);
+
 template <class T>
 bool short_rows_softmax(const Kernels<T>& k, const T* x, T* y, size_t rows, size_t n, std::vector<size_t>& special);
 template <class T>
