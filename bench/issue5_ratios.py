@@ -207,7 +207,7 @@ def prefetch_sweep(nbytes, repeats):
     o = np.empty(1, np.float32)
     try:
         for d in (0, 4096, 8192, 16384, 32768):
-            _core._set_prefetch(d)
+            _core.testing.set_prefetch(d)
             t = timed({"read": lambda: _core.probe_read(flat), "copy": lambda: _core.probe_copy(flat, out),
                        "lse": lambda: _core.logsumexp(x, o), "two-pass": lambda: _core.softmax(x, y, "two-pass")},
                       repeats)
@@ -216,7 +216,7 @@ def prefetch_sweep(nbytes, repeats):
                   f"{(t['read'] + t['copy']) / t['two-pass']:.3f}, logsumexp {t['lse'] * 1e3:.2f} ms, "
                   f"two-pass {t['two-pass'] * 1e3:.2f} ms", flush=True)
     finally:
-        _core._set_prefetch(-1)
+        _core.testing.set_prefetch(-1)
 
 
 def main():

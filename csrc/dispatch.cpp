@@ -8,33 +8,43 @@
 namespace ssm {
 namespace {
 
-struct Implementation {
-  const char* name;
-  bool (*runnable)();
-  // Only called once runnable() is true: building the table may already run
-  // instructions of that set.
-  const KernelSet& (*kernels)();
-  const GumbelSet& (*gumbel)();
-};
+// Every kernel set the project knows, best first, whether this build compiles
+// it or not (so that a name from another architecture is "not supported
+// here", not "unknown"). An aarch64 set ("neon") goes before "scalar".
+const char* const kIsaNames[] = {"avx512", "avx2", "scalar"};
 
+// The kernel sets this build compiles, best first. One entry per set, one
+// line per kernel family in each. A NEON set goes in its own
+// #if defined(SSM_HAVE_NEON_KERNELS) block before "scalar".
 const Implementation kImplementations[] = {
 #if defined(SSM_HAVE_X86_KERNELS)
-    {"avx512", [] { return cpu_features().can_run_avx512(); }, &kernels_avx512, &gumbel_kernels_avx512},
-    {"avx2", [] { return cpu_features().can_run_avx2(); }, &kernels_avx2, &gumbel_kernels_avx2},
+    {"avx512", "AVX-512 F/DQ/BW/VL, AVX2 and FMA, with ZMM state enabled by the OS",
+     [] { return cpu_features().can_run_avx512(); },
+     &kernels_avx512,
+     &gumbel_kernels_avx512},
+    {"avx2", "AVX2 and FMA, with YMM state enabled by the OS",
+     [] { return cpu_features().can_run_avx2(); },
+     &kernels_avx2,
+     &gumbel_kernels_avx2},
 #endif
-    {"scalar", [] { return true; }, &kernels_scalar, &gumbel_kernels_scalar},
+    {"scalar", "nothing (portable C++)",
+     [] { return true; },
+     &kernels_scalar,
+     &gumbel_kernels_scalar},
 };
 
-const KernelSet* best() {
+const Implementation* best() {
   for (const auto& impl : kImplementations)
-    if (impl.runnable()) return &impl.kernels();
-  return &kernels_scalar();
+    if (impl.runnable()) return &impl;
+  return &kImplementations[sizeof(kImplementations) / sizeof(kImplementations[0]) - 1];
 }
 
-std::atomic<const KernelSet*>& active() {
-  static std::atomic<const KernelSet*> ptr{best()};
+std::atomic<const Implementation*>& process_wide() {
+  static std::atomic<const Implementation*> ptr{best()};
   return ptr;
 }
+
+thread_local const Implementation* t_override = nullptr;
 
 std::string join(const std::vector<std::string>& names) {
   std::string out;
@@ -43,6 +53,8 @@ std::string join(const std::vector<std::string>& names) {
 }
 
 }  // namespace
+
+std::vector<std::string> known_isas() { return {std::begin(kIsaNames), std::end(kIsaNames)}; }
 
 std::vector<std::string> compiled_isas() {
   std::vector<std::string> names;
@@ -57,25 +69,30 @@ std::vector<std::string> supported_isas() {
   return names;
 }
 
-const KernelSet& active_kernels() { return *active().load(std::memory_order_acquire); }
-
-const GumbelSet& active_gumbel() {
-  const char* name = active_kernels().name;
-  for (const auto& impl : kImplementations)
-    if (std::string(name) == impl.name) return impl.gumbel();
-  return gumbel_kernels_scalar();
+const Implementation& active_implementation() {
+  const Implementation* impl = t_override;
+  return impl ? *impl : *process_wide().load(std::memory_order_acquire);
 }
 
-void set_active_isa(const std::string& name) {
+const Implementation& find_implementation(const std::string& name) {
   for (const auto& impl : kImplementations) {
     if (name != impl.name) continue;
     if (!impl.runnable())
       throw std::invalid_argument("kernel set '" + name + "' is not supported by this CPU (supported: " +
                                   join(supported_isas()) + ")");
-    active().store(&impl.kernels(), std::memory_order_release);
-    return;
+    return impl;
   }
   throw std::invalid_argument("unknown kernel set '" + name + "' (expected one of: " + join(compiled_isas()) + ")");
 }
+
+void set_active_isa(const std::string& name) {
+  process_wide().store(&find_implementation(name), std::memory_order_release);
+}
+
+std::string process_isa() { return process_wide().load(std::memory_order_acquire)->name; }
+
+void set_thread_isa(const std::string& name) { t_override = name.empty() ? nullptr : &find_implementation(name); }
+
+std::string thread_isa() { return t_override ? t_override->name : ""; }
 
 }  // namespace ssm

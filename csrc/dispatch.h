@@ -1,7 +1,15 @@
-// Runtime dispatch: one KernelSet (a table of function pointers) per
-// instruction set, the best one the CPU and OS allow chosen once, and an
-// override by name. The active set is process-wide; each call reads it once,
-// so a call in flight finishes on the set it started with.
+// Runtime dispatch. Each kernel set is one Implementation: its name, what the
+// CPU and OS must provide, runnable() (CPUID + XGETBV, cpu_features.h), and
+// one table per kernel family. The best runnable set is chosen once, at the
+// first call; set_active_isa replaces it for the whole process, and a
+// per-thread override (use_isa as a context manager) takes precedence on its
+// own thread. A call reads the active implementation once, at its start, so it
+// finishes on the set it started with.
+//
+// Adding a kernel family: one field in Implementation (a function returning the
+// family's table) and one line per kernel set in dispatch.cpp.
+// Adding a kernel set: its kernels/<family>_<isa>.cpp files, its name in
+// kIsaNames and its Implementation in dispatch.cpp (both say where).
 #pragma once
 #include <string>
 #include <vector>
@@ -11,15 +19,50 @@
 
 namespace ssm {
 
+struct Implementation {
+  const char* name;
+  const char* required;  // what the CPU and OS must provide, in words
+  bool (*runnable)();
+  // The tables are built on first use, and only once runnable() is true:
+  // building one may already execute instructions of that set.
+  const KernelSet& (*softmax)();  // softmax, log_softmax, logsumexp, probes
+  const GumbelSet& (*gumbel)();   // gumbel_argmax / topk / softmax
+};
+
+// Every kernel set the project knows, compiled here or not, best first.
+std::vector<std::string> known_isas();
 // Kernel sets compiled into this build, best first.
 std::vector<std::string> compiled_isas();
-// Compiled and runnable here (CPUID + XGETBV), best first.
+// Compiled and runnable here, best first.
 std::vector<std::string> supported_isas();
-// The active set (never null).
-const KernelSet& active_kernels();
-// The Gumbel family of the active set.
-const GumbelSet& active_gumbel();
-// Throws std::invalid_argument for unknown or unsupported names.
+
+// The implementation calls on this thread use: the thread's override if it
+// has one, else the process-wide one (never null).
+const Implementation& active_implementation();
+inline const KernelSet& active_kernels() { return active_implementation().softmax(); }
+inline const GumbelSet& active_gumbel() { return active_implementation().gumbel(); }
+
+// A family's table for one dtype: kernels_for<float>(set) is set.f32, ...
+template <class T>
+const Kernels<T>& kernels_for(const KernelSet& set) {
+  if constexpr (sizeof(T) == 4) return set.f32; else return set.f64;
+}
+template <class T>
+const GumbelKernels<T>& gumbel_for(const GumbelSet& set) {
+  if constexpr (sizeof(T) == 4) return set.f32; else return set.f64;
+}
+
+// A compiled, runnable implementation by name; throws std::invalid_argument
+// for unknown or unsupported names (the messages list the valid ones).
+const Implementation& find_implementation(const std::string& name);
+
+// Make a kernel set active for the whole process (throws as above), and the
+// process-wide one's name (what threads without an override use).
 void set_active_isa(const std::string& name);
+std::string process_isa();
+// The calling thread's override: "" clears it (the process-wide set applies
+// again). thread_isa() returns the override, or "" when there is none.
+void set_thread_isa(const std::string& name);
+std::string thread_isa();
 
 }  // namespace ssm

@@ -1,8 +1,10 @@
-// Row-level algorithms composed from a kernel set's passes (baseline code:
-// no intrinsics here), and the batch / strided drivers that split a call into
-// tasks for the thread pool. A row whose result is not an ordinary finite
-// softmax (NaN, +inf, all -inf, zero weighted sum) is reported as special and
-// left unwritten; the Python layer fills it with SciPy's exact semantics.
+// The softmax family's driver: batches of rows (softmax_batch.cpp) and
+// reductions over any axis (softmax_strided.cpp), split into tasks for the
+// thread pool (chunking.h), each row computed by the row algorithms of
+// softmax_rows.h from a kernel set's passes. Baseline code: no intrinsics.
+// A row whose result is not an ordinary finite softmax (NaN, +inf, all -inf,
+// zero weighted sum) is reported as special and left unwritten; the Python
+// layer fills it with SciPy's exact semantics.
 //
 // Bit-identical for any thread count: a row longer than settings().chunked_row
 // (2^18) elements is always split into chunks of settings().chunk_elements
@@ -10,58 +12,19 @@
 // in chunk order, and shorter rows are never split. Threads only decide who
 // runs which chunk or row.
 #pragma once
-#include <atomic>
 #include <cstddef>
-#include <string>
 #include <vector>
 
 #include "kernels/kernel_api.h"
+#include "settings.h"
 
 namespace ssm {
-
-enum class Algorithm { TwoPass, ThreePassRecompute, ThreePassReload, Online, Auto };
-
-// Throws std::invalid_argument naming the valid algorithms.
-Algorithm parse_algorithm(const std::string& name);
-const char* algorithm_name(Algorithm a);
-
-enum class StorePolicy { Auto, Stream, Regular };
-StorePolicy parse_store_policy(const std::string& name);
-const char* store_policy_name(StorePolicy p);
-
-// Software prefetch distance setting (bytes; -1 = default), see
-// prefetch_distance() in kernels/kernel_api.h.
-extern std::atomic<int> g_prefetch_bytes;
-
-// Run-time settings (process-wide). The setters exist for tests and tuning.
-struct Settings {
-  StorePolicy store_policy;
-  size_t chunk_elements;     // chunk size of rows longer than chunked_row
-  size_t chunked_row;        // rows longer than this are split into chunks
-  size_t parallel_min;       // fewer elements than this in a call: no threads
-  size_t stream_min_bytes;   // Auto stores: stream when the output is at least this big
-  size_t reload_max_bytes;   // auto algorithm: three-pass-reload while a row is at most this big (1 row at a time)
-};
-Settings settings();
-void set_store_policy(StorePolicy p);
-void set_chunking(size_t chunk_elements, size_t chunked_row);
-void set_parallel_min(size_t elements);
-// Would a call writing this many bytes use streaming stores?
-bool use_stream(size_t out_bytes);
-// What `auto` runs for a row of n elements of elem_size bytes, when that
-// many rows are processed at the same time (one per thread).
-Algorithm resolve_auto(size_t n, size_t elem_size, size_t concurrent_rows = 1);
-
-// Per-chunk pass-1 partials m * 2^e of one row, combined in chunk order
-// (double-double): the same chunks give the same bits whoever computed them.
-// NaN if a partial is not finite; max and special are combined too.
-ExpSum combine_partials(const ExpSum* first, size_t count);
 
 // Batches of contiguous rows: x and y are (rows, n), C order. Each returns
 // the indices of special rows, ascending.
 // special_y_unspecified: y does not overlap x, and the caller overwrites the
 // special rows itself, so their y may be left partly written (three-pass-reload
-// then skips its max pass, see reload_guessed in driver.cpp).
+// then skips its max pass, see reload_guessed in softmax_rows.h).
 template <class T>
 std::vector<size_t> softmax_batch(const Kernels<T>& k, const T* x, T* y, size_t rows, size_t n, Algorithm a,
                                   bool special_y_unspecified = false);

@@ -51,16 +51,15 @@ template <class T, class Kernel, class Redo>
 void run_short_rows(const RowsKernels<T>& rk, size_t rows, size_t n, Kernel&& kernel, Redo&& redo,
                     std::vector<size_t>& special) {
   std::vector<unsigned char> flag(rows);
-  const Settings s = settings();
   const size_t group = rk.group;
   // About one row chunk of elements per task, in whole groups.
-  const size_t per_task = std::max<size_t>(1, s.chunk_elements / (n * group)) * group;
+  const size_t per_task = std::max<size_t>(1, chunk_elements() / (n * group)) * group;
   const size_t tasks = (rows + per_task - 1) / per_task;
   auto task = [&](size_t t) {
     const size_t r0 = t * per_task;
     kernel(r0, std::min(per_task, rows - r0), flag.data() + r0);
   };
-  if (tasks > 1 && get_num_threads() > 1 && rows * n >= s.parallel_min)
+  if (tasks > 1 && get_num_threads() > 1 && rows * n >= parallel_min())
     parallel_for(tasks, task);
   else
     for (size_t t = 0; t < tasks; ++t) task(t);

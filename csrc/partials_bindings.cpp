@@ -34,19 +34,8 @@ using ssm::Kernels;
 
 constexpr double kInf = std::numeric_limits<double>::infinity();
 
-template <class T>
-const Kernels<T>& kernels_for(const ssm::KernelSet& set);
-template <>
-const Kernels<float>& kernels_for<float>(const ssm::KernelSet& set) { return set.f32; }
-template <>
-const Kernels<double>& kernels_for<double>(const ssm::KernelSet& set) { return set.f64; }
-
-template <class T>
-const ssm::GumbelKernels<T>& gumbel_for(const ssm::GumbelSet& set);
-template <>
-const ssm::GumbelKernels<float>& gumbel_for<float>(const ssm::GumbelSet& set) { return set.f32; }
-template <>
-const ssm::GumbelKernels<double>& gumbel_for<double>(const ssm::GumbelSet& set) { return set.f64; }
+using ssm::gumbel_for;
+using ssm::kernels_for;
 
 void require(bool ok, const std::string& msg) {
   if (!ok) throw py::value_error(msg);
@@ -164,18 +153,8 @@ Partials row_partials(const py::array& x, const py::object& b_obj, bool wide) {
 // --------------------------------------------------------------------------
 // Normalization passes
 
-// The write passes gain a trailing `bool stream` (non-temporal stores) with
-// the threads/streaming work; these overloads call either table layout, so
-// this file compiles whichever lands first. Regular stores for now: a chunk
-// is often consumed right away by the next task on the same worker.
-template <class Fn, class... Args>
-auto call_write(Fn fn, bool stream, Args... args) -> decltype(fn(args..., stream)) {
-  return fn(args..., stream);
-}
-template <class Fn, class... Args>
-auto call_write(Fn fn, bool, Args... args) -> decltype(fn(args...)) {
-  return fn(args...);
-}
+// The write passes use regular stores (stream = false): a chunk is often
+// consumed right away by the next task on the same worker.
 
 template <class T>
 void softmax_apply_t(const py::array& x, const py::array& out, const double* ref, const double* inv) {
@@ -189,7 +168,7 @@ void softmax_apply_t(const py::array& x, const py::array& out, const double* ref
     if (!(std::isfinite(ref[r]) && std::isfinite(inv[r]))) continue;
     // Relative to the row's max, formed exactly: the second pass of the
     // in-memory "online" algorithm.
-    call_write(k.write_exp, false, xp + r * n, yp + r * n, n, ref[r], true, 0.0, inv[r]);
+    k.write_exp(xp + r * n, yp + r * n, n, ref[r], true, 0.0, inv[r], false);
   }
 }
 
@@ -214,7 +193,7 @@ void log_softmax_apply_t(const py::array& x, const py::array& out, const double*
   py::gil_scoped_release release;
   for (size_t r = 0; r < rows; ++r) {
     if (!(std::isfinite(hi[r]) && std::isfinite(lo[r]))) continue;
-    call_write(k.write_shift, false, xp + r * n, yp + r * n, n, hi[r], lo[r]);
+    k.write_shift(xp + r * n, yp + r * n, n, hi[r], lo[r], false);
   }
 }
 

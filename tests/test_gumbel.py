@@ -49,13 +49,13 @@ PHILOX_KAT = [
 def test_philox_known_answers(kernel_isa, ctr, key, expected):
     block = ctr[1] << 32 | ctr[0]
     lane = block % 16
-    words = _core.philox16(block - lane, ctr[2], ctr[3], key[0], key[1])
+    words = _core.testing.philox16(block - lane, ctr[2], ctr[3], key[0], key[1])
     assert tuple(int(words[16 * w + lane]) for w in range(4)) == expected
 
 
 def noise(shape, dtype, key=(1, 2, 3), row_base=0, col_base=0):
     g = np.empty(shape, dtype)
-    _core.gumbel_noise(g, *key, row_base, col_base)
+    _core.testing.gumbel_noise(g, *key, row_base, col_base)
     return g
 
 
@@ -110,16 +110,16 @@ def reference_uniforms(n, row, key0, key1):
     c2, c3 = row & 0xFFFFFFFF, row >> 32
     idx = np.arange(n)
     # fine word (i % 64) // 16 of block 16 (i // 64) + i % 16
-    fine = np.concatenate([_core.philox16(b, c2, c3, key0, key1) for b in range(0, n // 4, 16)])
+    fine = np.concatenate([_core.testing.philox16(b, c2, c3, key0, key1) for b in range(0, n // 4, 16)])
     fine = fine.reshape(-1, 4, 16)[idx // 64, (idx % 64) // 16, idx % 16].astype(np.float64)
     # gate word (G % 64) // 16 of block 2^63 + 16 (G // 64) + G % 16, G = i // 16
     groups = np.arange(n // 16)
-    gates = np.concatenate([_core.philox16(2**63 + b, c2, c3, key0, key1) for b in range(0, n // 64, 16)])
+    gates = np.concatenate([_core.testing.philox16(2**63 + b, c2, c3, key0, key1) for b in range(0, n // 64, 16)])
     gates = gates.reshape(-1, 4, 16)[groups // 64, (groups % 64) // 16, groups % 16]
     top = np.zeros(n, bool)
     for g in np.flatnonzero(gates >= GATE_CLOSED):
         base = (4 * int(g)) // 16 * 16  # blocks 2^62 + 4g + b, b = 0, 1, 2
-        out = _core.philox16(2**62 + base, c2, c3, key0, key1)
+        out = _core.testing.philox16(2**62 + base, c2, c3, key0, key1)
         words = [int(out[16 * w + 4 * int(g) - base + b]) for b in range(3) for w in range(4)]
         first = sum(words[0] >= t for t in FIRST_TOP)
         top[16 * g + first] = True
@@ -490,11 +490,11 @@ def gumbel_threads():
 
     before = _core.runtime_settings()
     threads = ssm.get_num_threads()
-    _core._set_chunking(37, 100)
-    _core._set_parallel_min(0)
+    _core.testing.set_chunking(37, 100)
+    _core.testing.set_parallel_min(0)
     yield ssm.set_num_threads
-    _core._set_chunking(before["chunk_elements"], before["chunked_row"])
-    _core._set_parallel_min(before["parallel_min"])
+    _core.testing.set_chunking(before["chunk_elements"], before["chunked_row"])
+    _core.testing.set_parallel_min(before["parallel_min"])
     ssm.set_num_threads(threads)
 
 
@@ -521,8 +521,8 @@ def test_identical_across_thread_counts_and_splits(kernel_isa, dtype, shape, gum
     for t in (1, 2, 3, 7):
         gumbel_threads(t)
         results[t] = draws()
-    _core._set_chunking(1 << 16, 1 << 24)  # no chunks (rows are shorter), serial
-    _core._set_parallel_min(1 << 62)
+    _core.testing.set_chunking(1 << 16, 1 << 24)  # no chunks (rows are shorter), serial
+    _core.testing.set_parallel_min(1 << 62)
     results[0] = draws()
     for t in (2, 3, 7):
         for a, b in zip(results[1], results[t]):
@@ -535,8 +535,8 @@ def test_identical_across_thread_counts_and_splits(kernel_isa, dtype, shape, gum
     np.testing.assert_allclose(results[1][3], results[0][3], rtol=tol, atol=float(np.finfo(dtype).tiny))
     # and a bad row is still the first one reported, with threads
     gumbel_threads(3)
-    _core._set_chunking(37, 100)
-    _core._set_parallel_min(0)
+    _core.testing.set_chunking(37, 100)
+    _core.testing.set_parallel_min(0)
     bad = x.copy()
     row = min(2, shape[0] - 1)
     bad[row, 30] = np.nan

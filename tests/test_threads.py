@@ -24,17 +24,17 @@ def restore_settings():
     before = _core.runtime_settings()
     threads = ssm.get_num_threads()
     yield
-    _core._set_chunking(before["chunk_elements"], before["chunked_row"])
-    _core._set_parallel_min(before["parallel_min"])
-    _core.set_store_policy(before["store_policy"])
+    _core.testing.set_chunking(before["chunk_elements"], before["chunked_row"])
+    _core.testing.set_parallel_min(before["parallel_min"])
+    _core.testing.set_store_policy(before["store_policy"])
     ssm.set_num_threads(threads)
 
 
 @pytest.fixture
 def small_chunks(restore_settings):
     """Rows above 100 elements are split into chunks of 37; every call may use threads."""
-    _core._set_chunking(37, 100)
-    _core._set_parallel_min(0)
+    _core.testing.set_chunking(37, 100)
+    _core.testing.set_parallel_min(0)
 
 
 def logits(rng, shape, dtype, scale=6.0):
@@ -106,7 +106,7 @@ def test_thread_count_invariance_default_chunking(isa, restore_settings):
     """A row above the default chunked_row with the default chunk size."""
     rng = np.random.default_rng(2)
     x = logits(rng, (1, _core.runtime_settings()["chunked_row"] * 3 + 77), np.float32)
-    _core._set_parallel_min(0)
+    _core.testing.set_parallel_min(0)
     outs = {}
     for t in (1, 2, 3):
         ssm.set_num_threads(t)
@@ -124,8 +124,8 @@ def test_thread_count_invariance_default_chunking(isa, restore_settings):
 @pytest.mark.parametrize("chunk", [1, 7, 15, 16, 17, 31, 32, 33, 63, 64, 65, 129])
 def test_chunk_boundaries_at_every_vector_tail(isa, dtype, restore_settings, chunk):
     """Chunked rows whose chunks end at every offset within a vector."""
-    _core._set_chunking(chunk, 8)
-    _core._set_parallel_min(0)
+    _core.testing.set_chunking(chunk, 8)
+    _core.testing.set_parallel_min(0)
     ssm.set_num_threads(3)
     rng = np.random.default_rng(3)
     for n in (9, 100, 3 * chunk + 5, 257):
@@ -259,7 +259,7 @@ def test_streaming_and_regular_stores_agree(isa, dtype, restore_settings, offset
     x = base[offset:].reshape(3, 301)
     results = {}
     for policy in ("stream", "regular"):
-        _core.set_store_policy(policy)
+        _core.testing.set_store_policy(policy)
         assert _core.runtime_settings()["store_policy"] == policy
         ybuf = np.full(3 * 301 + offset + 8, 5.0, dtype)
         y = ybuf[offset : offset + 3 * 301].reshape(3, 301)
@@ -284,7 +284,7 @@ def test_streaming_and_regular_stores_agree(isa, dtype, restore_settings, offset
         assert a.tobytes() == b.tobytes()
     assert_softmax_close(results["stream"][0], ref_softmax(x))
     with pytest.raises(ValueError, match="store policy"):
-        _core.set_store_policy("sometimes")
+        _core.testing.set_store_policy("sometimes")
 
 
 def test_auto_policies_follow_the_cache():
@@ -400,7 +400,7 @@ def test_tuning_variants_agree(isa, dtype):
     x = logits(np.random.default_rng(11), (5000,), dtype)
     sums = []
     for v in range(6):
-        name, m, e = _core._tune_expsum(x, v)
+        name, m, e = _core.testing.tune_expsum(x, v)
         sums.append(m * 2.0**e)
     np.testing.assert_allclose(sums, sums[0], rtol=1e-6 if dtype == np.float32 else 1e-14)
 

@@ -28,7 +28,7 @@ def sweep_f32():
         keep = np.isfinite(x) & (ref >= np.finfo(np.float32).tiny) & (ref <= np.finfo(np.float32).max)
         if not keep.any():
             continue
-        _core.exp(x, y)
+        _core.testing.exp(x, y)
         ulp = np.abs(y[keep].astype(np.float64) - ref[keep]) / np.spacing(ref[keep].astype(np.float32)).astype(np.float64)
         i = int(np.argmax(ulp))
         if ulp[i] > worst:
@@ -42,7 +42,7 @@ def sweep_f64(samples, seed=0):
     for done in range(0, samples, CHUNK):
         x = rng.uniform(-708.3, 709.7, min(CHUNK, samples - done))
         y = np.empty_like(x)
-        _core.exp(x, y)
+        _core.testing.exp(x, y)
         ref = np.exp(x.astype(np.longdouble))
         ulp = np.abs(y.astype(np.longdouble) - ref) / np.spacing(ref.astype(np.float64)).astype(np.longdouble)
         i = int(np.argmax(ulp))

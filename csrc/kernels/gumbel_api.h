@@ -56,6 +56,8 @@ struct GumbelKernels {
   // The raw Philox4x32-10 words of 16 consecutive blocks (test hook):
   // out[16*w + l] = word w of block (base + l), counter high words (c2, c3).
   void (*philox16)(uint64_t base, uint32_t c2, uint32_t c3, uint32_t k0, uint32_t k1, uint32_t* out);
+
+  TileList tiles;
 };
 
 struct GumbelSet {

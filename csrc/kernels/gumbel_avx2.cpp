@@ -1,7 +1,6 @@
 // Gumbel-family kernels for AVX2 + FMA.
 #include "random_avx2.h"
 #define SSM_ISA avx2
-#include "softmax_generic.h"
 #include "gumbel_generic.h"
 
 namespace ssm {

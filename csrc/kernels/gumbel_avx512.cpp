@@ -1,7 +1,6 @@
 // Gumbel-family kernels for AVX-512 (F/DQ/BW/VL).
 #include "random_avx512.h"
 #define SSM_ISA avx512
-#include "softmax_generic.h"
 #include "gumbel_generic.h"
 
 namespace ssm {

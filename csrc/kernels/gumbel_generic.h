@@ -1,6 +1,6 @@
 // The Gumbel family's kernels, written once over a lane type V and the ISA's
-// random primitives R (random_<isa>.h); included after softmax_generic.h by
-// gumbel_<isa>.cpp (same namespace rules).
+// random primitives R (random_<isa>.h), compiled once per instruction set by
+// gumbel_<isa>.cpp (same namespace rules as simd_loops.h).
 //
 // Noise. Element i of row r (group G = i/16 of 16 elements) gets a uniform
 // u from three Philox4x32-10 streams, all with counter high words
@@ -36,11 +36,17 @@
 // used, in the same order on every kernel set; gumbel_softmax sums in 64
 // fixed slots (element i -> slot i % 64) combined in slot order.
 #ifndef SSM_ISA
-#error "define SSM_ISA before including gumbel_generic.h"
+#error "define SSM_ISA (and include the ISA's random_<isa>.h) before including gumbel_generic.h"
 #endif
+#pragma once
 
+#include <cmath>
+#include <cstdint>
+#include <limits>
+
+#include "exp_core.h"
 #include "gumbel_api.h"
-
+#include "philox_constants.h"
 
 namespace ssm {
 namespace SSM_ISA {
@@ -181,7 +187,7 @@ constexpr uint64_t kOpenStream = uint64_t{1} << 62;  // ... and open-group strea
 // Streaming (every tile visited, gumbel_softmax): the fine words come two
 // tiles at a time, and each pair's when the previous pair starts, so the
 // Philox rounds' latency hides behind two tiles' arithmetic instead of
-// stalling the loads that follow (1.74 -> 1.60 ns per element). Top-k
+// stalling the loads that follow (about 8% faster per element). Top-k
 // visits few tiles and makes only the tile's own words.
 template <class R, class T>
 struct RowNoise {
@@ -629,6 +635,14 @@ GumbelKernels<T> make_gumbel_kernels() {
   k.expsum = &softmax_expsum<V, R, T>;
   k.write = &softmax_write<V, R, T>;
   k.philox16 = &R::philox16;
+  // Every Gumbel kernel walks tiles of kTile elements (4 groups of 16), and
+  // refills its gate words every 16 tiles.
+  TileList& t = k.tiles;
+  t.count = 0;
+  add_tile(t, "gumbel.lanes", V::width);
+  add_tile(t, "gumbel.group", 16);
+  add_tile(t, "gumbel.tile", kTile);
+  add_tile(t, "gumbel.gate_span", 16 * kTile);
   return k;
 }
 

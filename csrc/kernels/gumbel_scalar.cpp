@@ -3,7 +3,6 @@
 #include "vecmath_scalar.h"
 #include "random_scalar.h"
 #define SSM_ISA scalar
-#include "softmax_generic.h"
 #include "gumbel_generic.h"
 
 namespace ssm {

@@ -10,7 +10,7 @@ namespace ssm {
 
 // A sum of exp(x_i - ref) kept as m * 2^e, so it neither overflows nor
 // underflows for any finite input. Partial sums over chunks combine exactly
-// up to one rounding (see combine() in driver.cpp).
+// up to one rounding (see combine_partials() in chunking.h).
 struct ExpSum {
   double m = 0.0;                                        // mantissa part (signed for weighted sums)
   double m_lo = 0.0;                                     // low part: m + m_lo is the sum to ~2^-100
@@ -33,6 +33,21 @@ constexpr double kClampLow = -2097152.0;     // -2^21: exp(x) is 0 relative to a
 // [-kFastExp, kFastExp - 128] (with 2^-1 < m < 2^100) proves that the row's
 // max was within about kFastLimit, i.e. that every term was reduced exactly.
 constexpr double kFastExp = 1512775.0;       // floor(2^20 * log2(e))
+
+// Loop geometry of a kernel table, for tests that must reach every vector
+// tail: name -> elements (a kernel's main-loop step, a block, a panel). Filled
+// by the kernel set's make_* function from the constants its loops use.
+// Plain data: nothing here may be an inline function (it would be compiled
+// once per instruction set and merged by the linker).
+struct Tile {
+  const char* name;
+  size_t elements;
+};
+struct TileList {
+  static constexpr int kCapacity = 48;
+  Tile item[kCapacity];
+  int count;
+};
 
 // Strided layout: element (i, j) of a reduction over i (n steps) for column j
 // (cols of them) is at x[i * stride + j]; the columns are contiguous.
@@ -106,19 +121,21 @@ struct Kernels {
   void (*probe_fill)(T* y, size_t n, double value, bool stream);
 
   // Instantiations of expsum_fast over (unroll, block) for tuning by
-  // measurement (_core._tune_expsum); expsum_fast is one of them.
+  // measurement (_core.testing.tune_expsum); expsum_fast is one of them.
   static constexpr int kVariants = 6;
   ExpSum (*expsum_fast_variant[kVariants])(const T* x, size_t n);
   const char* variant_name[kVariants];
+
+  TileList tiles;
 };
 
 // Software prefetch distance, in bytes ahead of the current load, for a
 // streaming pass over `bytes` bytes of input: 0 (hardware prefetchers only)
-// below 16 KiB, else the distance set by _core._set_prefetch (default 16 KiB,
-// measured: see the issue-5 note). While the core is busy
-// with the exp arithmetic its out-of-order window alone keeps too few cache
-// lines in flight to reach DRAM bandwidth. The bandwidth probes prefetch the
-// same way, so the roofline compares like with like. Defined in driver.cpp.
+// below 16 KiB, else the distance set by _core.testing.set_prefetch (default
+// 16 KiB, the measured best). While the core is busy with the exp arithmetic
+// its out-of-order window alone keeps too few cache lines in flight to reach
+// DRAM bandwidth. The bandwidth probes prefetch the
+// same way, so the roofline compares like with like. Defined in settings.cpp.
 size_t prefetch_distance(size_t bytes);
 
 struct KernelSet {

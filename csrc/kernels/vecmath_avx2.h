@@ -1,5 +1,5 @@
-// AVX2 + FMA lane types for the generic kernels in softmax_generic.h. Only
-// included by *_avx2.cpp. Same contract as vecmath_avx512.h; AVX2 has no
+// AVX2 + FMA lane types for the generic kernels (simd_loops.h and the headers
+// it lists). Only included by *_avx2.cpp. Same contract as vecmath_avx512.h; AVX2 has no
 // masks, scalef or fpclass, so those are built from compares, blends and
 // exponent-field arithmetic.
 #pragma once

@@ -1,4 +1,5 @@
-// AVX-512 (F/DQ/BW/VL) lane types for the generic kernels in softmax_generic.h.
+// AVX-512 (F/DQ/BW/VL) lane types for the generic kernels (simd_loops.h and the
+// headers it lists).
 // Only included by *_avx512.cpp, which the build compiles with AVX-512 flags.
 //
 // Contract shared by every lane type (see vecmath_scalar.h for the plain one):
@@ -6,8 +7,9 @@
 //   scale2(m, k) = m * 2^k exactly (k integer-valued, any range, subnormals kept);
 //   scale2_acc(m, k), k <= 0, may flush results below 2^-126 (2^-1022) * |m|;
 //   scale2_term(m, k) = m * 2^k for k <= 0 (flushing like scale2_acc) and for
-//     small k > 0; for large k it returns at least m * 2^kTermCheck or inf/NaN
-//     (never a wrapped-around power of two), so block sums can detect it;
+//     small k > 0; for large k it returns at least m * 2^127 (float64: 2^1023)
+//     or inf/NaN, never a wrapped-around power of two, so a block's sum
+//     exceeds FastLimits::check (expsum_fast.h) and the block is redone;
 //   reduce_ln2(x, n) = x - n*ln2 with no rounding error while |n| < 2^22;
 //   stream(p, v): non-temporal store, p aligned to stream_align bytes.
 #pragma once

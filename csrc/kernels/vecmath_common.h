@@ -1,5 +1,6 @@
-// Constants shared by every kernel set. Included inside each ISA's namespace
-// by softmax_generic.h, so nothing here has external linkage across ISAs.
+// Constants shared by every kernel set: the exp polynomials and tables, and
+// the inlining macros. Data and macros only (no functions), so including it
+// in translation units compiled with different instruction sets is safe.
 //
 // exp(r) on |r| <= ln(2)/2 is a polynomial with c0 = 1 fitted for minimal
 // relative error by tools/fit_exp.py (Lawson's algorithm); the rounded

@@ -25,7 +25,8 @@ except ImportError:  # NumPy < 2.0
 
 __all__ = ["softmax", "log_softmax", "logsumexp", "ALGORITHMS"]
 
-ALGORITHMS = ("auto", "two-pass", "three-pass-recompute", "three-pass-reload", "online")
+# Defined once, by the extension: "auto" first, then the algorithms it picks from.
+ALGORITHMS = tuple(_core.ALGORITHMS)
 
 _F16, _F32, _F64 = np.dtype(np.float16), np.dtype(np.float32), np.dtype(np.float64)
 

@@ -29,7 +29,7 @@ ISA_ENV = "SIMDSOFTMAX_ISA"
 THREADS_ENV = "SIMDSOFTMAX_NUM_THREADS"
 
 # Every kernel set the project knows, best first; a build compiles a subset.
-_KNOWN_ISAS = ("avx512", "avx2", "scalar")
+_KNOWN_ISAS = tuple(_core.ISA_NAMES)
 
 
 def isa() -> str:

@@ -1,0 +1,33 @@
+// The Gumbel family's driver (gumbel_driver.cpp): gumbel_argmax / gumbel_topk
+// and gumbel_softmax over batches of contiguous rows, on the thread pool.
+// Baseline code: no intrinsics, no Python.
+#pragma once
+#include <cstddef>
+#include <cstdint>
+#include <string>
+#include <utility>
+
+#include "kernels/gumbel_api.h"
+
+namespace ssm {
+
+// (first bad row or -1, what is wrong with it: "contains NaN", ...). A call
+// with a bad row writes nothing.
+using GumbelStatus = std::pair<std::ptrdiff_t, std::string>;
+
+// The k best (index, score) of each of `rows` rows of n at xp, into ip and sp
+// (rows x k each, best first, ties by lower index). row_base and col_base
+// give the global position of xp[0] (a block of a larger array draws the
+// noise the whole array would). prune=false evaluates every element's noise.
+template <class T>
+GumbelStatus gumbel_topk_rows(const GumbelKernels<T>& kern, const T* xp, size_t rows, size_t n, size_t k,
+                              double inv_temp, const GumbelKey& key, std::ptrdiff_t* ip, double* sp, bool prune,
+                              uint64_t row_base, uint64_t col_base);
+
+// y = softmax((x + g) * inv_tau) per row, the noise g regenerated in both
+// passes of the two-pass algorithm.
+template <class T>
+GumbelStatus gumbel_softmax_rows(const GumbelKernels<T>& kern, const T* xp, T* yp, size_t rows, size_t n,
+                                 double inv_tau, const GumbelKey& key, uint64_t row_base, uint64_t col_base);
+
+}  // namespace ssm

@@ -1,0 +1,268 @@
+// The fast sums: sum exp(x) as m * 2^e with no max pass and no NaN test,
+// the first pass of the two-pass algorithm and the fast log-sum-exp (XNNPACK
+// calls this job raddextexp: reduce-add of extended-range exp). The
+// pow2-referenced variant is the three-pass-recompute sum.
+//
+// Each lane keeps its terms relative to a lane exponent e that only moves up,
+// and only when a block of terms would overflow: a term then costs an exp, a
+// subtraction, a scalef and an add. Blocks of U x B terms are summed plainly
+// (B per chain, U chains added as a tree) and folded into a Kahan-compensated
+// lane sum, so the sum's rounding error stays below (B - 1 + log2 U + 2) ulp
+// however long the row. NaN and +inf propagate into the sum, out-of-range
+// rows show in e; the driver classifies such rows with a max pass.
+#ifndef SSM_ISA
+#error "define SSM_ISA to the instruction set's namespace (and include its vecmath_<isa>.h) first"
+#endif
+#pragma once
+
+#include "exp_core.h"
+
+namespace ssm {
+namespace SSM_ISA {
+namespace {
+
+template <class S>
+struct FastLimits;
+// A block of terms is only accepted while its sum stays below 2^check_exp of
+// the lane reference; a lane sum then stays below count * 2^check_exp, far
+// from overflow for any chunk the driver passes (<= 2^24 elements).
+template <>
+struct FastLimits<float> {
+  static constexpr double check = 18446744073709551616.0;  // 2^64
+  static constexpr double unit = 0x1p-24;                  // unit roundoff
+  static constexpr double exp_err = 3.0 * unit;            // ExpCoeffsFast: 2.75u relative
+};
+template <>
+struct FastLimits<double> {
+  static constexpr double check = 0x1p+512;
+  static constexpr double unit = 0x1p-53;
+  static constexpr double exp_err = 3.0 * unit;  // kernel exp: <= 1.25 ulp
+};
+
+constexpr int ceil_log2(int u) { return u <= 1 ? 0 : 1 + ceil_log2((u + 1) / 2); }
+
+// Relative error bound of a fast sum: the terms' own error, B - 1 plain adds
+// per chain, the tree over U chains, the Kahan fold and the lane combination.
+template <class S, int U, int B, bool Table = false>
+constexpr double fast_sum_err() {
+  using L = FastLimits<S>;
+  const double exp_err = Table ? 2.0 * L::unit : L::exp_err;  // ExpTable16: 1.6u (see vecmath_common.h)
+  return 1.25 * (exp_err + (B - 1 + ceil_log2(U) + 3) * L::unit);
+}
+
+// Lane sum (s - c) * 2^e with Kahan compensation, folded once per block.
+template <class V>
+struct LaneSum {
+  Reg<V> s, c, e;
+  void fold(Reg<V> q) {
+    const Reg<V> y = V::sub(q, c);
+    const Reg<V> t = V::add(s, y);
+    c = V::sub(V::sub(t, s), y);
+    s = t;
+  }
+  // Move the reference up to enew >= e (per lane).
+  void raise(Reg<V> enew) {
+    const Reg<V> shift = V::sub(e, enew);
+    s = V::scale2_acc(s, shift);
+    c = V::scale2_acc(c, shift);
+    e = enew;
+  }
+};
+
+// x - n ln2 for the table exp. Exact (two fma, as reduce_ln2) or Short: one
+// fma with L = ln2_hi, the double nearest ln2, which gives x - n ln2 + n d,
+// d = ln2 - L = ln2_lo (2.3e-17), up to a rounding of a number below
+// ln2/32. Every term then carries the factor exp(n d) (|n d| < 4e-11): a
+// lane sum s 2^e is taken back by exp(-c d), c = e + log2(s) (short_shift),
+// which leaves each term a factor exp((n - c) d). Terms are at most ~2^1.1
+// of the sum (n <= c + 1.1), and N terms below it weigh w_i <= 2^(1 - (c - n_i)),
+// so sum_i w_i (c - n_i) <= log2(N) + 1: the sum's relative error grows by at
+// most (log2 N + 1.1) d, 4.6 * 2^-53 for N = 2^21 terms per lane (calls of up
+// to 2^24 elements, the driver's limit). One fma fewer per vector on the
+// multiply-add pipes, which bound pass 1 (10 -> 9 per vector on Zen 5).
+template <class V, bool Short>
+inline Reg<V> table_reduce(Reg<V> x, Reg<V> n) {
+  if constexpr (Short)
+    return V::fmadd(n, V::set1(-ExpCoeffs<double>::ln2_hi), x);
+  else
+    return V::reduce_ln2(x, n);
+}
+
+// (log2 N + 1.1) d for N = 2^21, in units of 2^-53 (see table_reduce).
+constexpr double kShortReduceErr = 22.1 * ExpCoeffs<double>::ln2_lo / 0x1p-53;
+
+// Lane sums of Short table terms: multiply s - c by exp(-c' d), c' = e +
+// log2(s), by moving s * c' d into the compensation (s is unchanged).
+inline double short_shift(double s, double e) {
+  if (!(s > 0.0) || !std::isfinite(s)) return 0.0;
+  return (e + std::ilogb(s)) * ExpCoeffs<double>::ln2_lo;
+}
+
+// exp(x) * 2^-e for the fast passes; n receives round(x * log2 e). The clamp
+// is written max(low, x) so that a NaN x stays NaN (max returns its second
+// operand on NaN) and poisons the sum instead of needing its own test.
+// With the exp table, n is k/16 (a multiple of 1/16): scale2_term floors
+// n - e, and e is always an integer, so the power of two is 2^(floor(n) - e).
+// Short: the table's argument reduction in one fma (table_reduce).
+template <class V, bool Short = false>
+inline Reg<V> fast_term(Reg<V> x, Reg<V> e, Reg<V>& n) {
+  Reg<V> m;
+  x = V::max(V::set1(kClampLow), x);
+  if constexpr (HasExpTable<V>::value) {
+    using X = ExpTable16;
+    const Reg<V> t = V::fmadd(x, V::set1(ExpCoeffs<double>::log2e), V::set1(X::magic));
+    n = V::sub(t, V::set1(X::magic));
+    // The table entry takes the power of two before the product (see fast_terms).
+    const Reg<V> entry = V::exp_table(t, V::table_lo(), V::table_hi());
+    return V::mul(exp_poly<V, X>(table_reduce<V, Short>(x, n)), V::scale2_term(entry, V::sub(n, e)));
+  } else {
+    exp_split<V, ExpCoeffsFast<typename V::scalar>>(x, m, n);
+  }
+  return V::scale2_term(m, V::sub(n, e));
+}
+
+// U consecutive full vectors of fast_term, written stage by stage: each
+// term is a ~40-cycle dependency chain, and issuing the U chains side by
+// side (instead of one after the other) lets the out-of-order core overlap
+// them without needing a scheduler window of several whole chains.
+// step: elements between the U vectors (V::width when contiguous, the row
+// stride in the strided kernels).
+template <class V, int U, bool Short = false, class In>
+inline void fast_terms(const In* x, Reg<V> e, Reg<V> (&t)[U], size_t step = V::width) {
+  Reg<V> r[U], n[U];
+#define SSM_STAGE(stmt) \
+  SSM_UNROLL for (int u = 0; u < U; ++u) { stmt; }
+  SSM_STAGE(r[u] = V::max(V::set1(kClampLow), V::load(x + u * step)))
+  if constexpr (HasExpTable<V>::value) {
+    using X = ExpTable16;
+    const Reg<V> lo = V::table_lo(), hi = V::table_hi();
+    Reg<V> tab[U];
+    SSM_STAGE(tab[u] = V::fmadd(r[u], V::set1(ExpCoeffs<double>::log2e), V::set1(X::magic)))
+    SSM_STAGE(n[u] = V::sub(tab[u], V::set1(X::magic)))
+    SSM_STAGE(r[u] = (table_reduce<V, Short>(r[u], n[u])))
+    // 2^(frac) * 2^(floor(n) - e) before the polynomial rather than after:
+    // the power of two is exact either way (terms below 2^-1022 of the lane
+    // reference aside, which are negligible), and only r and the scaled
+    // entry stay live across the polynomial, so U = 8 vectors fit the 32
+    // registers (n and the entry were spilled to the stack).
+    SSM_STAGE(tab[u] = V::scale2_term(V::exp_table(tab[u], lo, hi), V::sub(n[u], e)))
+    SSM_STAGE(t[u] = V::fmadd(V::set1(X::c[X::degree]), r[u], V::set1(X::c[X::degree - 1])))
+    for (int k = X::degree - 2; k >= 0; --k) SSM_STAGE(t[u] = V::fmadd(t[u], r[u], V::set1(X::c[k])))
+    SSM_STAGE(t[u] = V::mul(t[u], tab[u]))
+  } else {
+    using C = ExpCoeffsFast<typename V::scalar>;
+    SSM_STAGE(n[u] = V::round(V::mul(r[u], V::set1(C::log2e))))
+    SSM_STAGE(r[u] = V::reduce_ln2(r[u], n[u]))
+    SSM_STAGE(t[u] = V::fmadd(V::set1(C::c[C::degree]), r[u], V::set1(C::c[C::degree - 1])))
+    for (int k = C::degree - 2; k >= 0; --k) SSM_STAGE(t[u] = V::fmadd(t[u], r[u], V::set1(C::c[k])))
+    SSM_STAGE(t[u] = V::scale2_term(t[u], V::sub(n[u], e)))
+  }
+#undef SSM_STAGE
+}
+
+// Lanes of one LaneSum -> ExpSum (m, e).
+template <class V>
+inline void finish_lanes(const LaneSum<V>& acc, ExpSum& out) {
+  ExpAcc<V> a[1];
+  a[0].s = acc.s;
+  a[0].c = acc.c;
+  a[0].e = acc.e;
+  finish<V, 1>(a, out);
+}
+
+// The slow path of a block whose sum failed the overflow check: raise the
+// lane references to the block's largest exponents, then sum it again.
+template <class V, bool Short, class In>
+#if defined(__GNUC__)
+__attribute__((noinline))
+#endif
+Reg<V>
+redo_block(const In* x, size_t count, LaneSum<V>& acc) {
+  constexpr size_t W = V::width;
+  Reg<V> nmax = V::set1(-kInf), n;
+  for (size_t i = 0; i < count; i += W) {
+    fast_term<V, Short>(load_n<V>(x + i, count - i < W ? count - i : W, -kInf), acc.e, n);
+    nmax = V::max(n, nmax);  // NaN n ignored
+  }
+  acc.raise(V::round(V::max(nmax, acc.e)));  // references stay integers
+  Reg<V> q = V::set1(0.0);
+  for (size_t i = 0; i < count; i += W)
+    q = V::add(q, fast_term<V, Short>(load_n<V>(x + i, count - i < W ? count - i : W, -kInf), acc.e, n));
+  return q;
+}
+
+// sum exp(x) = m * 2^e. Lazy: the lane references start at the first
+// vector's exponents and move up only when a block overflows the check;
+// otherwise they are the fixed e_ref and no check is made (terms <= 2^1).
+template <class V, int U, int B, bool Lazy, class In>
+ExpSum expsum_pow2_impl(const In* x, size_t n, double e_ref) {
+  constexpr size_t W = V::width;
+  constexpr size_t kBlock = U * B * W;
+  // The contiguous fast sums take the one-fma reduction (table_reduce);
+  // the strided ones keep the exact one (their columns have no 2^24 bound).
+  constexpr bool kShort = HasExpTable<V>::value;
+  LaneSum<V> acc;
+  acc.s = acc.c = V::set1(0.0);
+  Reg<V> nv;
+  if (Lazy) {
+    fast_term<V>(load_n<V>(x, n < W ? n : W, -kInf), V::set1(0.0), nv);
+    acc.e = V::round(V::max(nv, V::set1(kEmptyExp)));  // integer; a NaN lane starts empty
+  } else {
+    acc.e = V::set1(e_ref);
+  }
+  const Reg<V> limit = V::set1(FastLimits<typename V::scalar>::check);
+  const size_t ahead = prefetch_distance(n * sizeof(In)) / sizeof(In);
+  size_t i = 0;
+  for (; i + kBlock <= n; i += kBlock) {
+    if (ahead) prefetch_block<kBlock * sizeof(In)>(x + i + ahead);
+    Reg<V> p[U];
+#if defined(__GNUC__)
+#pragma GCC unroll 16
+#endif
+    for (int b = 0; b < B; ++b) {
+      Reg<V> t[U];
+      fast_terms<V, U, kShort>(x + i + b * U * W, acc.e, t);
+#if defined(__GNUC__)
+#pragma GCC unroll 16
+#endif
+      for (int u = 0; u < U; ++u) p[u] = b == 0 ? t[u] : V::add(p[u], t[u]);
+    }
+    Reg<V> q = tree_sum<V, 0, U>(p);
+    if (Lazy && V::any(V::not_le(q, limit))) q = redo_block<V, kShort>(x + i, kBlock, acc);
+    acc.fold(q);
+  }
+  for (; i < n; i += W) {
+    const size_t count = n - i < W ? n - i : W;
+    Reg<V> q = fast_term<V, kShort>(load_n<V>(x + i, count, -kInf), acc.e, nv);
+    if (Lazy && V::any(V::not_le(q, limit))) q = redo_block<V, kShort>(x + i, count, acc);
+    acc.fold(q);
+  }
+  if constexpr (kShort) {
+    constexpr size_t Wd = V::width;
+    double ls[Wd], lc[Wd], le[Wd];
+    V::to_array(acc.s, ls);
+    V::to_array(acc.c, lc);
+    V::to_array(acc.e, le);
+    for (size_t l = 0; l < Wd; ++l) lc[l] += ls[l] * short_shift(ls[l], le[l]);
+    acc.c = V::load(lc);
+  }
+  ExpSum out;
+  finish_lanes<V>(acc, out);
+  out.err = fast_sum_err<typename V::scalar, U, B, HasExpTable<V>::value>() +
+            (kShort ? 1.25 * kShortReduceErr * FastLimits<typename V::scalar>::unit : 0.0);
+  return out;
+}
+
+template <class V, int U, int B, class In>
+ExpSum expsum_fast(const In* x, size_t n) {
+  return expsum_pow2_impl<V, U, B, true>(x, n, 0.0);
+}
+
+template <class V, int U, int B, class In>
+ExpSum expsum_pow2(const In* x, size_t n, double e_ref) {
+  return expsum_pow2_impl<V, U, B, false>(x, n, e_ref);
+}
+
+}  // namespace
+}  // namespace SSM_ISA
+}  // namespace ssm

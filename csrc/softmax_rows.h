@@ -1,0 +1,193 @@
+// The row algorithms: softmax (two-pass, three-pass-recompute,
+// three-pass-reload, online), log_softmax and logsumexp of one contiguous row,
+// composed from a kernel table's passes over the row's chunks (chunking.h).
+// A row whose result is not an ordinary finite one (NaN, +inf, all -inf, zero
+// weighted sum) returns false and is left for the Python layer's SciPy
+// formulas. Baseline code (no intrinsics); templates instantiated by the
+// batch and strided drivers.
+#pragma once
+#include <cmath>
+#include <cstddef>
+
+#include "chunking.h"
+#include "kernels/kernel_api.h"
+#include "settings.h"
+
+namespace ssm {
+namespace detail {
+
+template <class T>
+bool softmax_exact(const Ctx<T>& c, const T* x, T* y, size_t n) {
+  const Kernels<T>& k = c.k;
+  const ExpSum mx =
+      reduce_chunks(c, n, [&](size_t b, size_t len) { return k.max_scan(x + b, len); }, combine_max);
+  if (!ordinary(mx)) return false;
+  const double ref = mx.max;
+  const ExpSum s = reduce_chunks(
+      c, n, [&](size_t b, size_t len) { return k.expsum(x + b, len, ref, true); }, combine_sums);
+  const double inv = 1.0 / s.m;
+  for_chunks(c, n, [&](size_t b, size_t len) { k.write_exp(x + b, y + b, len, ref, true, s.e, inv, c.stream); });
+  return true;
+}
+
+// The two-pass algorithm (Dukhan & Ablavatski 2020): pass 1 sums exp(x) as
+// m * 2^e with no max pass (expsum_fast, kernels/expsum_fast.h), pass 2
+// writes exp(x) * 2^-e / m (write_exp, kernels/write_passes.h): 2 reads and
+// 1 write per element. A sum that does not prove the row ordinary and in the
+// fast range (NaN, inf, |max| beyond kFastLimit) sends the row to the exact
+// max-relative path.
+template <class T>
+bool softmax_two_pass(const Ctx<T>& c, const T* x, T* y, size_t n) {
+  const Kernels<T>& k = c.k;
+  const ExpSum s = reduce_chunks(c, n, [&](size_t b, size_t len) { return k.expsum_fast(x + b, len); }, combine_sums);
+  if (!fast_ok(s.m, s.e)) return softmax_exact(c, x, y, n);
+  const double inv = 1.0 / s.m;
+  for_chunks(c, n, [&](size_t b, size_t len) { k.write_exp(x + b, y + b, len, 0.0, false, s.e, inv, c.stream); });
+  return true;
+}
+
+// The largest of 32 entries spread evenly over the row, first and last
+// included (NaN ignored; -inf if there is no other): a lower bound of the max.
+template <class T>
+double sampled_max(const T* x, size_t n) {
+  constexpr size_t kSamples = 32;
+  double guess = -kInf;
+  if (n <= kSamples) {
+    for (size_t i = 0; i < n; ++i) guess = x[i] > guess ? x[i] : guess;
+    return guess;
+  }
+  for (size_t k = 0; k < kSamples; ++k) {
+    const double v = x[(n - 1) * k / (kSamples - 1)];
+    guess = v > guess ? v : guess;
+  }
+  return guess;
+}
+
+// Three-pass-reload without its max pass: the stored terms exp(x) * 2^-e_ref
+// take e_ref from a sampled lower bound of the max instead. Below the true
+// reference, every term (and the sum) is larger by the same exact power of
+// two, which the final 1/sum removes: the written values are the max-pass
+// ones bit for bit, apart from terms the max-referenced pass would round into
+// float subnormals (which get more precision here). The kernel stops with a
+// NaN sum as soon as a block of terms exceeds 2^100 (the guess was more than
+// ~69 below the max, or the row holds NaN or +inf); the sum must also stay
+// below 2^100 so that 1/sum is a normal float. Then false, y partly written,
+// and the caller runs the max pass: that row pays for part of one more pass.
+// Only where a special row's y may be left written (softmax_batch's
+// special_y_unspecified): the max pass is what proves a row ordinary before
+// anything is written, and in place x itself would be lost.
+// Saves the max pass (a read of the row, ~10% of a 64 KiB row's time).
+template <class T>
+bool reload_guessed(const Ctx<T>& c, const T* x, T* y, size_t n) {
+  const double guess = sampled_max(x, n);
+  if (!in_fast_range(guess)) return false;  // also -inf (NaN and -inf samples only)
+  const double e_ref = std::nearbyint(guess * kLog2e);
+  const ExpSum s = reduce_chunks(
+      c, n, [&](size_t b, size_t len) { return c.k.expsum_store_pow2(x + b, y + b, len, e_ref); }, combine_sums);
+  if (!(s.m >= 0.5 && s.m < 0x1p+100)) return false;  // NaN too; the sampled entry alone gives >= 2^-0.5
+  const double inv = 1.0 / s.m;
+  for_chunks(c, n, [&](size_t b, size_t len) { c.k.scale(y + b, len, inv, c.stream); });
+  return true;
+}
+
+// guess: y does not alias x and the caller overwrites special rows, so
+// three-pass-reload may try reload_guessed (which writes y before it knows).
+template <class T>
+bool softmax_row(const Ctx<T>& c, const T* x, T* y, size_t n, Algorithm algorithm, bool guess) {
+  const Kernels<T>& k = c.k;
+  if (algorithm == Algorithm::Auto) algorithm = resolve_auto(n, sizeof(T), c.concurrent_rows);
+  switch (algorithm) {
+    case Algorithm::Auto:
+    case Algorithm::TwoPass: return softmax_two_pass(c, x, y, n);
+    case Algorithm::ThreePassRecompute:
+    case Algorithm::ThreePassReload: {
+      if (guess && algorithm == Algorithm::ThreePassReload && reload_guessed(c, x, y, n)) return true;
+      const ExpSum mx =
+          reduce_chunks(c, n, [&](size_t b, size_t len) { return k.max_scan(x + b, len); }, combine_max);
+      if (!ordinary(mx)) return false;
+      if (!in_fast_range(mx.max)) {
+        if (algorithm == Algorithm::ThreePassRecompute) return softmax_exact(c, x, y, n);
+        const double ref = mx.max;
+        const ExpSum s = reduce_chunks(
+            c, n, [&](size_t b, size_t len) { return k.expsum_store(x + b, y + b, len, ref); }, combine_sums);
+        const double inv = 1.0 / s.m;
+        for_chunks(c, n, [&](size_t b, size_t len) { k.scale(y + b, len, inv, c.stream); });
+        return true;
+      }
+      // exp(x - max) as exp(x) * 2^-round(max log2 e): the same ratio up to a
+      // constant factor that cancels, with no rounding of x - max at all.
+      const double e_ref = std::nearbyint(mx.max * kLog2e);
+      if (algorithm == Algorithm::ThreePassRecompute) {
+        const ExpSum s = reduce_chunks(
+            c, n, [&](size_t b, size_t len) { return k.expsum_pow2(x + b, len, e_ref); }, combine_sums);
+        const double inv = 1.0 / s.m;
+        for_chunks(c, n,
+                   [&](size_t b, size_t len) { k.write_exp(x + b, y + b, len, 0.0, false, s.e, inv, c.stream); });
+      } else {
+        const ExpSum s = reduce_chunks(
+            c, n, [&](size_t b, size_t len) { return k.expsum_store_pow2(x + b, y + b, len, e_ref); },
+            combine_sums);
+        const double inv = 1.0 / s.m;
+        for_chunks(c, n, [&](size_t b, size_t len) { k.scale(y + b, len, inv, c.stream); });
+      }
+      return true;
+    }
+    case Algorithm::Online: {
+      const ExpSum s =
+          reduce_chunks(c, n, [&](size_t b, size_t len) { return k.expsum_online(x + b, len); }, combine_online);
+      if (!ordinary(s)) return false;
+      const double inv = 1.0 / s.m;
+      for_chunks(c, n,
+                 [&](size_t b, size_t len) { k.write_exp(x + b, y + b, len, s.max, true, 0.0, inv, c.stream); });
+      return true;
+    }
+  }
+  return false;
+}
+
+
+// The accurate pass: one pass, max-relative, float64 arithmetic.
+template <class T>
+ExpSum online_wide(const Ctx<T>& c, const T* x, const T* b, size_t n) {
+  return reduce_chunks(
+      c, n, [&](size_t at, size_t len) { return c.k.expsum_online_wide(x + at, b ? b + at : nullptr, len); },
+      combine_online);
+}
+
+template <class T>
+bool log_softmax_row(const Ctx<T>& c, const T* x, T* y, size_t n) {
+  const ExpSum s = online_wide(c, x, static_cast<const T*>(nullptr), n);
+  if (!ordinary(s)) return false;
+  // y = (x - max) - log S: x - max is exact near the max (Sterbenz) and the
+  // result is never positive.
+  const double log_s = log_of_sum(s);
+  for_chunks(c, n, [&](size_t b, size_t len) { c.k.write_shift(x + b, y + b, len, s.max, log_s, c.stream); });
+  return true;
+}
+
+template <class T>
+bool logsumexp_row(const Ctx<T>& c, const T* x, const T* b, size_t n, double& lse, double& sign) {
+  if (!b) {
+    // One pass in T arithmetic; the accurate pass only when the fast sum's
+    // error bound cannot certify the result (|lse| small, see certified()).
+    const ExpSum s = reduce_chunks(
+        c, n, [&](size_t at, size_t len) { return c.k.expsum_fast(x + at, len); }, combine_sums);
+    if (fast_ok(s.m, s.e)) {
+      double hi, lo;
+      lse_parts(0.0, s.e, s.m, hi, lo);
+      if (certified<T>(hi + lo, lse_abs_err(hi, s.err))) {
+        lse = hi + lo;
+        sign = 1.0;
+        return true;
+      }
+    }
+  }
+  const ExpSum s = online_wide(c, x, b, n);
+  if (!ordinary(s) || !(s.m != 0.0)) return false;
+  sign = s.m < 0 ? -1.0 : 1.0;
+  lse = s.max + log_of_sum(s);
+  return true;
+}
+
+}  // namespace detail
+}  // namespace ssm

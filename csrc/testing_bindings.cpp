@@ -1,0 +1,95 @@
+// _core.testing: test and tuning hooks (not part of the package's API).
+#include <pybind11/numpy.h>
+#include <pybind11/pybind11.h>
+
+#include <string>
+
+#include "array_checks.h"
+#include "dispatch.h"
+#include "driver_rows.h"
+#include "settings.h"
+
+void register_gumbel_testing(pybind11::module_& t);  // gumbel_bindings.cpp
+
+namespace {
+
+namespace py = pybind11;
+using namespace ssm::bind;
+using ssm::Kernels;
+
+void vexp(const py::array& x, const py::array& out) {
+  const DType dt = dtype_of(x, "x");
+  if (x.ndim() != 1) throw py::value_error("x must be 1-D");
+  require_c_contiguous(x, "x");
+  require_same(x, out, "out");
+  require_c_contiguous(out, "out");
+  require_writeable(out, "out");
+  const size_t n = static_cast<size_t>(x.shape(0));
+  void* y = const_cast<void*>(out.data());
+  py::gil_scoped_release release;
+  if (dt == DType::F32)
+    active<float>().vexp(static_cast<const float*>(x.data()), static_cast<float*>(y), n);
+  else
+    active<double>().vexp(static_cast<const double*>(x.data()), static_cast<double*>(y), n);
+}
+
+// Times one of the expsum_fast instantiations on x (tuning by measurement).
+py::tuple tune_expsum(const py::array& x, int variant, int repeats) {
+  const DType dt = dtype_of(x, "x");
+  require_c_contiguous(x, "x");
+  if (variant < 0 || variant >= Kernels<float>::kVariants) throw py::value_error("variant out of range");
+  const size_t n = static_cast<size_t>(x.size());
+  ssm::ExpSum s;
+  std::string name;
+  {
+    py::gil_scoped_release release;
+    for (int r = 0; r < repeats; ++r) {
+      if (dt == DType::F32) {
+        s = active<float>().expsum_fast_variant[variant](data_of<float>(x), n);
+        name = active<float>().variant_name[variant];
+      } else {
+        s = active<double>().expsum_fast_variant[variant](data_of<double>(x), n);
+        name = active<double>().variant_name[variant];
+      }
+    }
+  }
+  return py::make_tuple(name, s.m, s.e);
+}
+
+// The loop geometry of a kernel set's kernels for one dtype (see TileList).
+py::dict tiles(const std::string& isa, const std::string& dtype) {
+  if (dtype != "float32" && dtype != "float64") throw py::value_error("dtype must be 'float32' or 'float64'");
+  const ssm::Implementation& impl = ssm::find_implementation(isa);
+  const bool f32 = dtype == "float32";
+  py::dict d;
+  for (const ssm::TileList* list : {f32 ? &impl.softmax().f32.tiles : &impl.softmax().f64.tiles,
+                                    f32 ? &impl.gumbel().f32.tiles : &impl.gumbel().f64.tiles})
+    for (int i = 0; i < list->count; ++i) d[list->item[i].name] = list->item[i].elements;
+  return d;
+}
+
+}  // namespace
+
+void register_testing(py::module_& m) {
+  py::module_ t = m.def_submodule("testing", "Test and tuning hooks (not part of the package's API).");
+  t.def("tiles", &tiles, py::arg("isa"), py::arg("dtype"),
+        "{name: elements} of a runnable kernel set's loops for 'float32' or 'float64': each kernel's main-loop "
+        "step (vector lanes x unroll; the fast sums' block of unroll x block vectors), 'lanes' and "
+        "'lanes_wide' (float64 lanes of the log-sum-exp passes), the strided kernels' 'strided_panel' "
+        "(columns) and 'strided_rows', the expsum_fast tuning variants, and the Gumbel kernels' "
+        "'gumbel.*' (lanes, group, tile, gate_span).");
+  t.def("exp", &vexp, py::arg("x"), py::arg("out"), "exp(x) by the active kernel set's exp of the written values.");
+  t.def("set_store_policy", [](const std::string& p) { ssm::set_store_policy(ssm::parse_store_policy(p)); },
+        py::arg("policy"), "'auto' (stream when the output is far larger than the cache), 'stream' or 'regular'.");
+  t.def("set_chunking", &ssm::set_chunking, py::arg("chunk_elements"), py::arg("chunked_row"),
+        "Chunk size, and the row length above which rows are chunked.");
+  t.def("set_parallel_min", &ssm::set_parallel_min, py::arg("elements"),
+        "Smallest call (in elements) that may use threads.");
+  t.def("set_short_rows_max", &ssm::set_short_rows_max, py::arg("n"),
+        "A/B hook: longest row the short-row kernels take (0: none; above their limit: their limit).");
+  t.def("set_prefetch", [](int bytes) { ssm::g_prefetch_bytes.store(bytes < 0 ? -1 : bytes); }, py::arg("bytes"),
+        "Software prefetch distance of the streaming passes (0: none, -1: default).");
+  t.def("tune_expsum", &tune_expsum, py::arg("x"), py::arg("variant"), py::arg("repeats") = 1,
+        "Run an (unroll, block) instantiation of the two-pass first pass -> (name, m, e).");
+  register_gumbel_testing(t);
+}
