@@ -2,6 +2,18 @@
 // float64 rows) per group, one per lane. Called only where dispatch.cpp
 // found AVX-512.
 #include "vecmath_avx512.h"
+
+// Lane-wise division for rows_generic.h (the lane types have none).
+namespace ssm {
+namespace avx512 {
+namespace rows {
+namespace {
+inline __m512d div_lanes(__m512d a, __m512d b) { return _mm512_div_pd(a, b); }
+}  // namespace
+}  // namespace rows
+}  // namespace avx512
+}  // namespace ssm
+
 #define SSM_ISA avx512
 #include "rows_generic.h"
 

@@ -48,6 +48,7 @@ constexpr double kLog2e = 1.4426950408889634;
 // Longest row taken: the group buffer (kMaxN x W elements, 16 KiB at most)
 // stays in L1 between the passes. Longer rows fill the row kernels' vectors.
 constexpr size_t kMaxN = 256;
+static_assert(kMaxN < (1 << 15), "log1p_small's range");
 
 template <class V>
 using Reg = typename V::reg;
@@ -86,6 +87,45 @@ inline Reg<V> rel_term(Reg<V> x, Reg<V> m, Reg<V> d) {
     r = V::add(r, err);
   }
   return V::scale2_acc(poly<V, C>(r), n);
+}
+
+// log1p(z) in float64 lanes for 0 <= z with 1 + z < 2^15 (an unweighted sum
+// of at most 2^15 terms, each at most 1; NaN lanes give garbage, unused):
+// t = 1 + z is scaled by 2^-e into [2^-1/2, 2^1/2) by four exact compare-and-
+// halve steps, and log(t) = 2 atanh(s), s = f / (2 + f), f = t - 1 (exact),
+// to degree 23 in s (|s| <= 0.1716: the next term is below 2^-60 relative).
+// Where e = 0, f is z itself, so S - 1 keeps all its bits (log_softmax of a
+// dominant entry is -log1p(S - 1) to full relative accuracy). Error: the
+// rounding of s (about 1.5 ulp relative) dominates. div_lanes is defined by
+// the including translation unit for its register types.
+template <class V>
+inline Reg<V> log1p_small(Reg<V> z) {
+  Reg<V> t = V::add(V::set1(1.0), z);
+  Reg<V> e = V::set1(0.0);
+  constexpr int kSteps[4] = {8, 4, 2, 1};
+  for (int p : kSteps) {
+    // t >= 2^p / sqrt(2): divide by 2^p (exact); afterwards t < 2^p / sqrt(2).
+    const auto big = V::gt(t, V::set1(std::ldexp(0.70710678118654752, p)));
+    t = V::select(big, V::mul(t, V::set1(std::ldexp(1.0, -p))), t);
+    e = V::select(big, V::add(e, V::set1(p)), e);
+  }
+  const Reg<V> f = V::select(V::nonzero(e), V::sub(t, V::set1(1.0)), z);
+  const Reg<V> s = div_lanes(f, V::add(V::set1(2.0), f));
+  const Reg<V> w = V::mul(s, s);
+  // q(w) = sum_{k>=1} w^(k-1) / (2k + 1), k = 1..11
+  Reg<V> q = V::set1(1.0 / 23.0);
+  for (int k = 10; k >= 1; --k) q = V::fmadd(q, w, V::set1(1.0 / (2 * k + 1)));
+  const Reg<V> two_s = V::add(s, s);
+  const Reg<V> log_t = V::fmadd(V::mul(two_s, w), q, two_s);
+  using C = ExpCoeffs<double>;  // e * ln2_hi31 is exact
+  return V::add(V::mul(e, V::set1(C::ln2_hi31)), V::fmadd(e, V::set1(C::ln2_lo31), log_t));
+}
+
+// log1p of W lanes of z (float64 arrays) by log1p_small, WW lanes at a time.
+template <class VW, size_t W>
+inline void log1p_lanes(const double (&z)[W], double (&out)[W]) {
+  constexpr size_t WW = VW::width;
+  for (size_t h = 0; h < W / WW; ++h) VW::to_array(log1p_small<VW>(VW::load(z + h * WW)), out + h * WW);
 }
 
 // Kahan-compensated lane sums, two chains (even and odd columns) so that the
@@ -244,11 +284,16 @@ void log_softmax_group(const T* x, T* y, size_t n, size_t g, T* buf, unsigned ch
   bool bad[W], ok[W];
   wide_sums<VN, VW, T, false>(buf, nullptr, n, mx, k, rest, bad);
   alignas(64) T hi[W], lo[W];
+  alignas(64) double z[W], log_s[W];
   for (size_t l = 0; l < W; ++l) {
     ok[l] = l < g && std::isfinite(mx[l]) && std::isfinite(rest[l]);
     // log S = log1p(S - 1), S - 1 = (k - 1) + rest with k - 1 exact.
+    z[l] = ok[l] ? (k[l] - 1.0) + rest[l] : 0.0;
+  }
+  log1p_lanes<VW>(z, log_s);
+  for (size_t l = 0; l < W; ++l) {
     hi[l] = ok[l] ? static_cast<T>(mx[l]) : T(0);
-    lo[l] = ok[l] ? static_cast<T>(std::log1p((k[l] - 1.0) + rest[l])) : T(0);
+    lo[l] = ok[l] ? static_cast<T>(log_s[l]) : T(0);
   }
   // y = (x - max) - log S, as the row kernels' write_shift: x - max is exact
   // near the max (Sterbenz) and the result is never positive.
@@ -267,6 +312,22 @@ void logsumexp_group(const T* x, const T* b, T* out, T* sign, size_t n, size_t g
   double mx[W], k[W], rest[W];
   bool bad[W];
   wide_sums<VN, VW, T, Weighted>(buf, bbuf, n, mx, k, rest, bad);
+  if constexpr (!Weighted) {
+    alignas(64) double z[W], log_s[W];
+    for (size_t l = 0; l < W; ++l) {
+      const bool ok = l < g && std::isfinite(mx[l]) && std::isfinite(rest[l]);
+      z[l] = ok ? (k[l] - 1.0) + rest[l] : 0.0;  // S - 1 >= 0
+    }
+    log1p_lanes<VW>(z, log_s);
+    for (size_t l = 0; l < g; ++l) {
+      const bool ok = std::isfinite(mx[l]) && std::isfinite(rest[l]);
+      flag[l] = !ok;
+      if (!ok) continue;
+      out[l] = static_cast<T>(mx[l] + log_s[l]);
+      if (sign) sign[l] = T(1);
+    }
+    return;
+  }
   for (size_t l = 0; l < g; ++l) {
     const double s = k[l] + rest[l];
     bool ok = std::isfinite(mx[l]) && std::isfinite(s) && !bad[l];
