@@ -21,25 +21,29 @@ const Implementation kImplementations[] = {
      [] { return cpu_features().can_run_avx512(); },
      &kernels_avx512,
      &gumbel_kernels_avx512,
-     &sample_kernels_avx512},
+     &sample_kernels_avx512,
+     &rows_kernels_avx512},
     {"avx2", "AVX2 and FMA, with YMM state enabled by the OS",
      [] { return cpu_features().can_run_avx2(); },
      &kernels_avx2,
      &gumbel_kernels_avx2,
-     &sample_kernels_avx2},
+     &sample_kernels_avx2,
+     &rows_kernels_avx2},
 #endif
 #if defined(SSM_HAVE_NEON_KERNELS)
     {"neon", "AArch64 Advanced SIMD (mandatory in AArch64: every arm64 CPU runs it)",
      [] { return true; },
      &kernels_neon,
      &gumbel_kernels_neon,
-     &sample_kernels_neon},
+     &sample_kernels_neon,
+     nullptr},
 #endif
     {"scalar", "nothing (portable C++)",
      [] { return true; },
      &kernels_scalar,
      &gumbel_kernels_scalar,
-     &sample_kernels_scalar},
+     &sample_kernels_scalar,
+     &rows_kernels_scalar},
 };
 
 const Implementation* best() {

@@ -16,6 +16,7 @@
 
 #include "kernels/gumbel_api.h"
 #include "kernels/kernel_api.h"
+#include "kernels/rows_api.h"
 #include "kernels/sample_api.h"
 
 namespace ssm {
@@ -29,6 +30,9 @@ struct Implementation {
   const KernelSet& (*softmax)();  // softmax, log_softmax, logsumexp, probes
   const GumbelSet& (*gumbel)();   // gumbel_argmax / topk / softmax
   const SampleSet& (*sample)();   // sample / topk selection passes
+  // Short rows a group per vector (batches of rows of n <= 256); null where a
+  // set has none yet, and those batches take the per-row path.
+  const RowsKernelSet& (*rows)();
 };
 
 // Every kernel set the project knows, compiled here or not, best first.

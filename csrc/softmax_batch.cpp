@@ -6,6 +6,7 @@
 
 #include "cache_info.h"
 #include "driver.h"
+#include "driver_rows.h"
 #include "softmax_rows.h"
 #include "thread_pool.h"
 
@@ -52,6 +53,8 @@ std::vector<size_t> run_batch(const Kernels<T>& k, size_t rows, size_t n, size_t
 template <class T>
 std::vector<size_t> softmax_batch(const Kernels<T>& k, const T* x, T* y, size_t rows, size_t n, Algorithm a,
                                   bool special_y_unspecified) {
+  std::vector<size_t> special;
+  if (a == Algorithm::Auto && short_rows_softmax(k, x, y, rows, n, special)) return special;
   return run_batch(k, rows, n, rows * n * sizeof(T), [&](const Ctx<T>& c, size_t r) {
     return softmax_row(c, x + r * n, y + r * n, n, a, special_y_unspecified);
   });
@@ -59,6 +62,8 @@ std::vector<size_t> softmax_batch(const Kernels<T>& k, const T* x, T* y, size_t 
 
 template <class T>
 std::vector<size_t> log_softmax_batch(const Kernels<T>& k, const T* x, T* y, size_t rows, size_t n) {
+  std::vector<size_t> special;
+  if (short_rows_log_softmax(k, x, y, rows, n, special)) return special;
   return run_batch(k, rows, n, rows * n * sizeof(T),
                    [&](const Ctx<T>& c, size_t r) { return log_softmax_row(c, x + r * n, y + r * n, n); });
 }
@@ -71,6 +76,7 @@ std::vector<size_t> logsumexp_batch(const Kernels<T>& k, const T* x, const T* b,
     for (size_t r = 0; r < rows; ++r) special.push_back(r);
     return special;
   }
+  if (short_rows_logsumexp(k, x, b, out, sign, rows, n, special)) return special;
   return run_batch(k, rows, n, 0, [&](const Ctx<T>& c, size_t r) {
     double lse, s;
     if (!logsumexp_row(c, x + r * n, b ? b + r * n : nullptr, n, lse, s)) return false;

@@ -6,6 +6,7 @@
 
 #include "array_checks.h"
 #include "dispatch.h"
+#include "driver_rows.h"
 #include "settings.h"
 
 void register_gumbel_testing(pybind11::module_& t);  // gumbel_bindings.cpp
@@ -84,6 +85,8 @@ void register_testing(py::module_& m) {
         "Chunk size, and the row length above which rows are chunked.");
   t.def("set_parallel_min", &ssm::set_parallel_min, py::arg("elements"),
         "Smallest call (in elements) that may use threads.");
+  t.def("set_short_rows_max", &ssm::set_short_rows_max, py::arg("n"),
+        "A/B hook: longest row the short-row kernels take (0: none; above their limit: their limit).");
   t.def("set_prefetch", [](int bytes) { ssm::g_prefetch_bytes.store(bytes < 0 ? -1 : bytes); }, py::arg("bytes"),
         "Software prefetch distance of the streaming passes (0: none, -1: default).");
   t.def("tune_expsum", &tune_expsum, py::arg("x"), py::arg("variant"), py::arg("repeats") = 1,

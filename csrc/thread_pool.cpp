@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <atomic>
+#include <chrono>
 #include <condition_variable>
 #include <exception>
 #include <mutex>
@@ -19,47 +20,74 @@
 namespace ssm {
 namespace {
 
+// Measured wake-up latency of a sleeping worker, in nanoseconds: a moving
+// average over the calls that used threads (the time from posting a call to
+// a worker joining it). Starts at a typical Linux value until measured.
+std::atomic<double> g_wake_ns{30000.0};
+
+void note_wake(std::chrono::steady_clock::duration d) {
+  const double ns = static_cast<double>(std::chrono::duration_cast<std::chrono::nanoseconds>(d).count());
+  const double old = g_wake_ns.load(std::memory_order_relaxed);
+  g_wake_ns.store(0.75 * old + 0.25 * ns, std::memory_order_relaxed);
+}
+
+// One parallel call. Lives on the caller's stack; workers reach it through
+// Pool::job_ only while the caller has it published, and the caller does not
+// return before every worker that took it (users) has left it.
+struct Job {
+  const std::function<void(size_t)>* task;
+  size_t count;
+  std::atomic<size_t> next{0};
+  size_t users = 0;  // workers inside drain(); guarded by Pool::mutex_
+  std::exception_ptr error;  // guarded by Pool::mutex_
+};
+
 class Pool {
  public:
+  // Tasks are claimed one at a time from a shared counter, by the caller and
+  // by whichever workers are awake, so the split adapts to when each thread
+  // actually starts: a worker that wakes late (a sleeping thread can take
+  // 100+ us to be scheduled) finds the tasks already taken and the caller
+  // never waits for it. It waits only for tasks that are running.
   void run(size_t count, const std::function<void(size_t)>& task, int threads) {
-    std::unique_lock<std::mutex> job(job_mutex_, std::try_to_lock);
+    std::unique_lock<std::mutex> call(call_mutex_, std::try_to_lock);
     const size_t helpers = std::min<size_t>(static_cast<size_t>(threads) - 1, count - 1);
-    if (!job.owns_lock() || helpers == 0) {
+    if (!call.owns_lock() || helpers == 0) {
       for (size_t i = 0; i < count; ++i) task(i);
       return;
     }
+    Job job;
+    job.task = &task;
+    job.count = count;
     {
       std::lock_guard<std::mutex> lk(mutex_);
       while (workers_.size() < helpers) {
         const size_t index = workers_.size();
         workers_.emplace_back([this, index] { work(index); });
       }
-      task_ = &task;
-      count_ = count;
-      next_.store(0, std::memory_order_relaxed);
+      posted_ = std::chrono::steady_clock::now();
+      job_ = &job;
       participants_ = helpers;
-      pending_ = helpers;
-      error_ = nullptr;
       ++generation_;
     }
     wake_.notify_all();
-    drain();
+    drain(job);
     std::unique_lock<std::mutex> lk(mutex_);
-    done_.wait(lk, [this] { return pending_ == 0; });
-    task_ = nullptr;
-    if (error_) std::rethrow_exception(error_);
+    job_ = nullptr;  // every task is claimed: workers still asleep have nothing to join
+    done_.wait(lk, [&] { return job.users == 0; });
+    if (job.error) std::rethrow_exception(job.error);
   }
 
  private:
-  void drain() {
+  void drain(Job& job) {
     for (;;) {
-      const size_t i = next_.fetch_add(1, std::memory_order_relaxed);
-      if (i >= count_) return;
+      const size_t i = job.next.fetch_add(1, std::memory_order_relaxed);
+      if (i >= job.count) return;
       try {
-        (*task_)(i);
+        (*job.task)(i);
       } catch (...) {
         std::lock_guard<std::mutex> lk(mutex_);
-        if (!error_) error_ = std::current_exception();
+        if (!job.error) job.error = std::current_exception();
       }
     }
   }
@@ -70,22 +98,25 @@ class Pool {
     for (;;) {
       wake_.wait(lk, [&] { return generation_ != seen && index < participants_; });
       seen = generation_;
+      // Late wake-ups count too: they are what the threshold must avoid.
+      note_wake(std::chrono::steady_clock::now() - posted_);
+      Job* job = job_;
+      if (!job) continue;  // that call is over
+      ++job->users;
       lk.unlock();
-      drain();
+      drain(*job);
       lk.lock();
-      if (--pending_ == 0) done_.notify_one();
+      if (--job->users == 0) done_.notify_all();
     }
   }
 
-  std::mutex job_mutex_;  // one parallel call at a time
+  std::mutex call_mutex_;  // one parallel call at a time
   std::mutex mutex_;
   std::condition_variable wake_, done_;
   std::vector<std::thread> workers_;
-  const std::function<void(size_t)>* task_ = nullptr;
-  size_t count_ = 0;
-  std::atomic<size_t> next_{0};
-  size_t participants_ = 0, pending_ = 0, generation_ = 0;
-  std::exception_ptr error_;
+  Job* job_ = nullptr;
+  std::chrono::steady_clock::time_point posted_;  // when the current generation was posted
+  size_t participants_ = 0, generation_ = 0;
 };
 
 // Leaked on purpose: workers sleep in wait() until the process exits, and
@@ -125,6 +156,8 @@ int get_num_threads() {
   }
   return n;
 }
+
+double wake_latency_ns() { return g_wake_ns.load(std::memory_order_relaxed); }
 
 void set_num_threads(int n) { g_threads.store(n < 1 ? 1 : n, std::memory_order_relaxed); }
 

@@ -23,8 +23,14 @@ void set_num_threads(int n);
 // The CPUs this process may run on (sched_getaffinity where it exists).
 int default_num_threads();
 
+// The measured time a sleeping worker takes to join a call (ns, a moving
+// average; a typical value until the first parallel call).
+double wake_latency_ns();
+
 // task(i) for every i in [0, count), on up to get_num_threads() threads (the
-// caller runs tasks too); returns when all are done. If the pool is already
+// caller runs tasks too, and claims them from the same counter, so workers
+// that wake late take no task and are not waited for); returns when all are
+// done. If the pool is already
 // running another call (calls from several Python threads), this one runs
 // serially in the caller instead of waiting. The first exception a task
 // throws is rethrown here after all tasks finished.

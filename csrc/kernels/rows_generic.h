@@ -1,0 +1,391 @@
+// Short-row kernels: a batch of contiguous rows of n <= kMaxN elements, one
+// row per vector lane. A group of W rows (W = the lane count) is transposed
+// into an L1 buffer (column j of the group is one vector), every pass then
+// runs on whole vectors whatever n is, and the per-row scalar work (a
+// reciprocal or a log1p, the special-row tests) is done once per group for W
+// rows. A batch of rows of length n then costs about what the same number of
+// contiguous elements costs, instead of a kernel call, a lane reduction and a
+// fallback test per row.
+//
+// Written once over the lane types of vecmath_<isa>.h: VN holds the data type
+// (float32 x8 on AVX2), VW float64 (the accurate sums of log_softmax and
+// logsumexp). The including translation unit defines SSM_ISA and includes its
+// vecmath header first; everything lands in an anonymous namespace (ODR: no
+// AVX-compiled inline function may leak into baseline code).
+//
+// Accuracy (SPEC section 2), per row exactly as the row kernels:
+//  * softmax: terms exp(x) * 2^-round(max log2 e), the three-pass algorithms'
+//    reference, which needs no rounding of x - max; the exp is the kernels'
+//    (float32 <= 1.1 ulp), the two Kahan-compensated sums ~2 ulp, 1/sum and
+//    the product 0.5 ulp each: <= 4.2 * 2^-24, below the 4 * 2^-23 bound.
+//  * log_softmax / logsumexp: S = sum exp(x - max) in float64 arithmetic
+//    with x - max exact (TwoSum for float64 data; float32 differences are
+//    exact in float64 wherever the term is not negligible) and the degree-11
+//    exp; the max's own terms are counted apart, exactly, so S - 1 keeps its
+//    relative accuracy for log1p (the dominant entry's log-probability).
+// Rows these cannot finish (NaN, +-inf, all -inf, |max| beyond kFastLimit for
+// softmax, a weighted sum that is zero or below 2^-900) are flagged and left
+// unwritten for the per-row path, which handles them exactly.
+#ifndef SSM_ISA
+#error "define SSM_ISA to the instruction set's namespace before including rows_generic.h"
+#endif
+
+#include <cmath>
+#include <cstddef>
+#include <limits>
+#include <type_traits>
+
+#include "kernel_api.h"
+#include "rows_api.h"
+
+namespace ssm {
+namespace SSM_ISA {
+namespace rows {
+namespace {
+
+constexpr double kInf = std::numeric_limits<double>::infinity();
+constexpr double kLog2e = 1.4426950408889634;
+// Longest row taken: the group buffer (kMaxN x W elements, 16 KiB at most)
+// stays in L1 between the passes. Longer rows fill the row kernels' vectors.
+constexpr size_t kMaxN = 256;
+static_assert(kMaxN < (1 << 15), "log1p_small's range");
+
+template <class V>
+using Reg = typename V::reg;
+
+template <class V, class C>
+inline Reg<V> poly(Reg<V> r) {
+  Reg<V> p = V::fmadd(V::set1(C::c[C::degree]), r, V::set1(C::c[C::degree - 1]));
+  for (int k = C::degree - 2; k >= 0; --k) p = V::fmadd(p, r, V::set1(C::c[k]));
+  return p;
+}
+
+// exp(x) * 2^-e_ref, e_ref an integer near max * log2 e: the power of two
+// is exact, so the ratio of two terms is that of the exps (no x - max
+// rounding). max(low, x) keeps a NaN x NaN (x86 max returns its second
+// operand on NaN), which then reaches the row's sum and flags it.
+template <class V>
+inline Reg<V> pow2_term(Reg<V> x, Reg<V> e_ref) {
+  using C = ExpCoeffs<typename V::scalar>;
+  const Reg<V> xc = V::max(V::set1(kClampLow), x);
+  const Reg<V> n = V::round(V::mul(xc, V::set1(C::log2e)));
+  return V::scale2(poly<V, C>(V::reduce_ln2(xc, n)), V::sub(n, e_ref));
+}
+
+// exp(x - m) for x <= m in float64 lanes, d = x - m as rounded; Exact adds
+// the rounding error of d back (TwoSum). Terms below 2^-1022 flush to 0.
+template <class V, bool Exact>
+inline Reg<V> rel_term(Reg<V> x, Reg<V> m, Reg<V> d) {
+  using C = ExpCoeffs<double>;
+  const Reg<V> dc = V::max(V::set1(-1100.0), d);
+  const Reg<V> n = V::round(V::mul(dc, V::set1(C::log2e)));
+  Reg<V> r = V::reduce_ln2(dc, n);
+  if constexpr (Exact) {
+    const Reg<V> bb = V::sub(d, x);
+    Reg<V> err = V::sub(V::sub(x, V::sub(d, bb)), V::add(m, bb));
+    err = V::min(V::max(err, V::set1(-1.0)), V::set1(1.0));  // NaN (x = -inf) -> -1, where d is clamped
+    r = V::add(r, err);
+  }
+  return V::scale2_acc(poly<V, C>(r), n);
+}
+
+// log1p(z) in float64 lanes for 0 <= z with 1 + z < 2^15 (an unweighted sum
+// of at most 2^15 terms, each at most 1; NaN lanes give garbage, unused):
+// t = 1 + z is scaled by 2^-e into [2^-1/2, 2^1/2) by four exact compare-and-
+// halve steps, and log(t) = 2 atanh(s), s = f / (2 + f), f = t - 1 (exact),
+// to degree 23 in s (|s| <= 0.1716: the next term is below 2^-60 relative).
+// Where e = 0, f is z itself, so S - 1 keeps all its bits (log_softmax of a
+// dominant entry is -log1p(S - 1) to full relative accuracy). Error: the
+// rounding of s (about 1.5 ulp relative) dominates. div_lanes is defined by
+// the including translation unit for its register types.
+template <class V>
+inline Reg<V> log1p_small(Reg<V> z) {
+  Reg<V> t = V::add(V::set1(1.0), z);
+  Reg<V> e = V::set1(0.0);
+  constexpr int kSteps[4] = {8, 4, 2, 1};
+  for (int p : kSteps) {
+    // t >= 2^p / sqrt(2): divide by 2^p (exact); afterwards t < 2^p / sqrt(2).
+    const auto big = V::gt(t, V::set1(std::ldexp(0.70710678118654752, p)));
+    t = V::select(big, V::mul(t, V::set1(std::ldexp(1.0, -p))), t);
+    e = V::select(big, V::add(e, V::set1(p)), e);
+  }
+  const Reg<V> f = V::select(V::nonzero(e), V::sub(t, V::set1(1.0)), z);
+  const Reg<V> s = div_lanes(f, V::add(V::set1(2.0), f));
+  const Reg<V> w = V::mul(s, s);
+  // q(w) = sum_{k>=1} w^(k-1) / (2k + 1), k = 1..11
+  Reg<V> q = V::set1(1.0 / 23.0);
+  for (int k = 10; k >= 1; --k) q = V::fmadd(q, w, V::set1(1.0 / (2 * k + 1)));
+  const Reg<V> two_s = V::add(s, s);
+  const Reg<V> log_t = V::fmadd(V::mul(two_s, w), q, two_s);
+  using C = ExpCoeffs<double>;  // e * ln2_hi31 is exact
+  return V::add(V::mul(e, V::set1(C::ln2_hi31)), V::fmadd(e, V::set1(C::ln2_lo31), log_t));
+}
+
+// log1p of W lanes of z (float64 arrays) by log1p_small, WW lanes at a time.
+template <class VW, size_t W>
+inline void log1p_lanes(const double (&z)[W], double (&out)[W]) {
+  constexpr size_t WW = VW::width;
+  for (size_t h = 0; h < W / WW; ++h) VW::to_array(log1p_small<VW>(VW::load(z + h * WW)), out + h * WW);
+}
+
+// Kahan-compensated lane sums, two chains (even and odd columns) so that the
+// four-add dependency of a compensated step is not the loop's critical path.
+template <class V>
+struct Kahan2 {
+  Reg<V> s[2], c[2];
+  Kahan2() { s[0] = s[1] = c[0] = c[1] = V::set1(0.0); }
+  void add(int u, Reg<V> t) {
+    const Reg<V> y = V::sub(t, c[u]);
+    const Reg<V> sum = V::add(s[u], y);
+    c[u] = V::sub(V::sub(sum, s[u]), y);
+    s[u] = sum;
+  }
+  // Lane totals in float64: (s0 - c0) + (s1 - c1).
+  template <size_t N>
+  void totals(double (&out)[N], size_t at = 0) const {
+    constexpr size_t W = V::width;
+    double a[W], b[W], d[W], e[W];
+    V::to_array(s[0], a);
+    V::to_array(c[0], b);
+    V::to_array(s[1], d);
+    V::to_array(c[1], e);
+    for (size_t l = 0; l < W; ++l) out[at + l] = (a[l] - b[l]) + (d[l] - e[l]);
+  }
+};
+
+// Group <-> columns. buf[j * W + l] is element j of row l; lanes >= g (the
+// batch's last, partial group) are filled with `fill`.
+template <size_t W, class T>
+inline void to_columns(const T* x, size_t n, size_t g, T* buf, T fill) {
+  if (g == W) {
+    for (size_t j = 0; j < n; ++j)
+      for (size_t l = 0; l < W; ++l) buf[j * W + l] = x[l * n + j];
+    return;
+  }
+  for (size_t j = 0; j < n; ++j)
+    for (size_t l = 0; l < W; ++l) buf[j * W + l] = l < g ? x[l * n + j] : fill;
+}
+
+template <size_t W, class T>
+inline void from_columns(const T* buf, size_t n, size_t g, const bool* ok, T* y) {
+  bool all = g == W;
+  for (size_t l = 0; l < g; ++l) all = all && ok[l];
+  if (all) {
+    for (size_t j = 0; j < n; ++j)
+      for (size_t l = 0; l < W; ++l) y[l * n + j] = buf[j * W + l];
+    return;
+  }
+  for (size_t l = 0; l < g; ++l)
+    if (ok[l])
+      for (size_t j = 0; j < n; ++j) y[l * n + j] = buf[j * W + l];
+}
+
+template <class VN, class T>
+void softmax_group(const T* x, T* y, size_t n, size_t g, T* buf, unsigned char* flag) {
+  constexpr size_t W = VN::width;
+  to_columns<W>(x, n, g, buf, T(0));
+  Reg<VN> vmax = VN::set1(-kInf);
+  for (size_t j = 0; j < n; ++j) vmax = VN::max(VN::load(buf + j * W), vmax);  // NaN ignored
+  double mx[W];
+  VN::to_array(vmax, mx);
+  alignas(64) T eref[W];
+  bool ok[W];
+  for (size_t l = 0; l < W; ++l) {
+    ok[l] = l < g && mx[l] >= -kFastLimit && mx[l] <= kFastLimit;  // also excludes +-inf
+    eref[l] = ok[l] ? static_cast<T>(std::nearbyint(mx[l] * kLog2e)) : T(0);
+  }
+  const Reg<VN> ve = VN::load(eref);
+  Kahan2<VN> sum;
+  for (size_t j = 0; j < n; ++j) {
+    const Reg<VN> t = pow2_term<VN>(VN::load(buf + j * W), ve);
+    VN::store(buf + j * W, t);
+    sum.add(static_cast<int>(j & 1), t);
+  }
+  double total[W];
+  sum.totals(total);
+  alignas(64) T inv[W];
+  for (size_t l = 0; l < W; ++l) {
+    // The max's own term is at least 2^-1.5: a smaller or non-finite sum
+    // means a NaN (or an inconsistent max) somewhere in the row.
+    ok[l] = ok[l] && total[l] > 0.25 && total[l] < 1e300;
+    inv[l] = ok[l] ? static_cast<T>(1.0 / total[l]) : T(0);
+  }
+  const Reg<VN> vinv = VN::load(inv);
+  for (size_t j = 0; j < n; ++j) VN::store(buf + j * W, VN::mul(VN::load(buf + j * W), vinv));
+  from_columns<W>(buf, n, g, ok, y);
+  for (size_t l = 0; l < g; ++l) flag[l] = !ok[l];
+}
+
+// The accurate sums of a group already in buf (and bbuf, weighted): per lane
+// the max (over b != 0), k = the weights of the max's own terms (their count
+// unweighted) and rest = sum of the other terms b exp(x - max). Weighted: x
+// is replaced by -inf where b == 0 in buf (SciPy: a zero weight removes the
+// term, even an inf or NaN one) and bad[l] flags a non-finite weight.
+template <class VN, class VW, class T, bool Weighted>
+void wide_sums(T* buf, const T* bbuf, size_t n, double* mx, double* k, double* rest, bool* bad) {
+  constexpr size_t W = VN::width, WW = VW::width, H = W / WW;
+  static_assert(W % WW == 0, "the wide lanes split the narrow vector");
+  Reg<VN> vmax = VN::set1(-kInf);
+  typename VN::mask nonfinite_b = VN::none();
+  for (size_t j = 0; j < n; ++j) {
+    Reg<VN> xv = VN::load(buf + j * W);
+    if constexpr (Weighted) {
+      const Reg<VN> bv = VN::load(bbuf + j * W);
+      nonfinite_b = VN::mask_or(nonfinite_b, VN::notfinite(bv));
+      xv = VN::select(VN::nonzero(bv), xv, VN::set1(-kInf));
+      VN::store(buf + j * W, xv);
+    }
+    vmax = VN::max(xv, vmax);
+  }
+  VN::to_array(vmax, mx);
+  if constexpr (Weighted) {
+    VN::to_array(VN::select(nonfinite_b, VN::set1(1.0), VN::set1(0.0)), rest);
+    for (size_t l = 0; l < W; ++l) bad[l] = rest[l] != 0.0;
+  } else {
+    for (size_t l = 0; l < W; ++l) bad[l] = false;
+  }
+  alignas(64) double mref[W];
+  for (size_t l = 0; l < W; ++l) mref[l] = std::isfinite(mx[l]) ? mx[l] : 0.0;
+  constexpr bool kExact = std::is_same<T, double>::value;
+  Kahan2<VW> sums[H];
+  Reg<VW> count[H];
+  for (size_t h = 0; h < H; ++h) count[h] = VW::set1(0.0);
+  for (size_t j = 0; j < n; ++j) {
+    for (size_t h = 0; h < H; ++h) {
+      const Reg<VW> xw = VW::load(buf + j * W + h * WW);
+      const Reg<VW> mw = VW::load(mref + h * WW);
+      const Reg<VW> d = VW::sub(xw, mw);
+      const auto other = VW::nonzero(d);  // also NaN: it reaches rest
+      Reg<VW> t = rel_term<VW, kExact>(xw, mw, d);
+      Reg<VW> at_max = VW::set1(1.0);
+      if constexpr (Weighted) {
+        at_max = VW::load(bbuf + j * W + h * WW);
+        t = VW::mul(t, at_max);
+      }
+      count[h] = VW::add(count[h], VW::select(other, VW::set1(0.0), at_max));
+      sums[h].add(static_cast<int>(j & 1), VW::select(other, t, VW::set1(0.0)));
+    }
+  }
+  for (size_t h = 0; h < H; ++h) {
+    double c[WW];
+    VW::to_array(count[h], c);
+    for (size_t l = 0; l < WW; ++l) k[h * WW + l] = c[l];
+    double r[W];
+    sums[h].totals(r);
+    for (size_t l = 0; l < WW; ++l) rest[h * WW + l] = r[l];
+  }
+}
+
+template <class VN, class VW, class T>
+void log_softmax_group(const T* x, T* y, size_t n, size_t g, T* buf, unsigned char* flag) {
+  constexpr size_t W = VN::width;
+  to_columns<W>(x, n, g, buf, T(0));
+  double mx[W], k[W], rest[W];
+  bool bad[W], ok[W];
+  wide_sums<VN, VW, T, false>(buf, nullptr, n, mx, k, rest, bad);
+  alignas(64) T hi[W], lo[W];
+  alignas(64) double z[W], log_s[W];
+  for (size_t l = 0; l < W; ++l) {
+    ok[l] = l < g && std::isfinite(mx[l]) && std::isfinite(rest[l]);
+    // log S = log1p(S - 1), S - 1 = (k - 1) + rest with k - 1 exact.
+    z[l] = ok[l] ? (k[l] - 1.0) + rest[l] : 0.0;
+  }
+  log1p_lanes<VW>(z, log_s);
+  for (size_t l = 0; l < W; ++l) {
+    hi[l] = ok[l] ? static_cast<T>(mx[l]) : T(0);
+    lo[l] = ok[l] ? static_cast<T>(log_s[l]) : T(0);
+  }
+  // y = (x - max) - log S, as the row kernels' write_shift: x - max is exact
+  // near the max (Sterbenz) and the result is never positive.
+  const Reg<VN> vhi = VN::load(hi), vlo = VN::load(lo);
+  for (size_t j = 0; j < n; ++j) VN::store(buf + j * W, VN::sub(VN::sub(VN::load(buf + j * W), vhi), vlo));
+  from_columns<W>(buf, n, g, ok, y);
+  for (size_t l = 0; l < g; ++l) flag[l] = !ok[l];
+}
+
+template <class VN, class VW, class T, bool Weighted>
+void logsumexp_group(const T* x, const T* b, T* out, T* sign, size_t n, size_t g, T* buf, T* bbuf,
+                     unsigned char* flag) {
+  constexpr size_t W = VN::width;
+  to_columns<W>(x, n, g, buf, T(0));
+  if constexpr (Weighted) to_columns<W>(b, n, g, bbuf, T(1));
+  double mx[W], k[W], rest[W];
+  bool bad[W];
+  wide_sums<VN, VW, T, Weighted>(buf, bbuf, n, mx, k, rest, bad);
+  if constexpr (!Weighted) {
+    alignas(64) double z[W], log_s[W];
+    for (size_t l = 0; l < W; ++l) {
+      const bool ok = l < g && std::isfinite(mx[l]) && std::isfinite(rest[l]);
+      z[l] = ok ? (k[l] - 1.0) + rest[l] : 0.0;  // S - 1 >= 0
+    }
+    log1p_lanes<VW>(z, log_s);
+    for (size_t l = 0; l < g; ++l) {
+      const bool ok = std::isfinite(mx[l]) && std::isfinite(rest[l]);
+      flag[l] = !ok;
+      if (!ok) continue;
+      out[l] = static_cast<T>(mx[l] + log_s[l]);
+      if (sign) sign[l] = T(1);
+    }
+    return;
+  }
+  for (size_t l = 0; l < g; ++l) {
+    const double s = k[l] + rest[l];
+    bool ok = std::isfinite(mx[l]) && std::isfinite(s) && !bad[l];
+    // A weighted sum that cancels to (near) zero: the per-row path decides
+    // (SciPy's -inf with sign 0, or terms the flush to zero dropped).
+    if (Weighted) ok = ok && std::fabs(s) >= 0x1p-900;
+    flag[l] = !ok;
+    if (!ok) continue;
+    const double sg = s < 0 ? -1.0 : 1.0;
+    out[l] = static_cast<T>(mx[l] + std::log1p((sg * k[l] - 1.0) + sg * rest[l]));
+    if (sign) sign[l] = static_cast<T>(sg);
+  }
+}
+
+template <class VN, class T>
+void softmax_rows(const T* x, T* y, size_t rows, size_t n, unsigned char* flag) {
+  constexpr size_t W = VN::width;
+  alignas(64) T buf[kMaxN * W];
+  for (size_t r = 0; r < rows; r += W)
+    softmax_group<VN>(x + r * n, y + r * n, n, rows - r < W ? rows - r : W, buf, flag + r);
+}
+
+template <class VN, class VW, class T>
+void log_softmax_rows(const T* x, T* y, size_t rows, size_t n, unsigned char* flag) {
+  constexpr size_t W = VN::width;
+  alignas(64) T buf[kMaxN * W];
+  for (size_t r = 0; r < rows; r += W)
+    log_softmax_group<VN, VW>(x + r * n, y + r * n, n, rows - r < W ? rows - r : W, buf, flag + r);
+}
+
+template <class VN, class VW, class T>
+void logsumexp_rows(const T* x, const T* b, T* out, T* sign, size_t rows, size_t n, unsigned char* flag) {
+  constexpr size_t W = VN::width;
+  alignas(64) T buf[kMaxN * W];
+  if (!b) {
+    for (size_t r = 0; r < rows; r += W)
+      logsumexp_group<VN, VW, T, false>(x + r * n, nullptr, out + r, sign ? sign + r : nullptr, n,
+                                        rows - r < W ? rows - r : W, buf, nullptr, flag + r);
+    return;
+  }
+  alignas(64) T bbuf[kMaxN * W];
+  for (size_t r = 0; r < rows; r += W)
+    logsumexp_group<VN, VW, T, true>(x + r * n, b + r * n, out + r, sign ? sign + r : nullptr, n,
+                                     rows - r < W ? rows - r : W, buf, bbuf, flag + r);
+}
+
+template <class VN, class VW, class T>
+RowsKernels<T> make_rows_kernels() {
+  RowsKernels<T> k;
+  k.max_n = kMaxN;
+  k.group = VN::width;
+  k.softmax = &softmax_rows<VN, T>;
+  k.log_softmax = &log_softmax_rows<VN, VW, T>;
+  k.logsumexp = &logsumexp_rows<VN, VW, T>;
+  return k;
+}
+
+}  // namespace
+}  // namespace rows
+}  // namespace SSM_ISA
+}  // namespace ssm
