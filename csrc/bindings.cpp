@@ -1,7 +1,10 @@
 // The pybind11 module simdsoftmax._core: thin. It checks that arrays are
-// exactly what the kernels take (2-D, C-contiguous, float32/float64, out
-// writeable) — the Python layer has already converted them — releases the
-// GIL and runs the active kernel set row by row.
+// exactly what the kernels take (array_checks.h; the Python layer has already
+// converted them), releases the GIL and calls the drivers (driver.h) with the
+// active kernel set. The rest of the module is registered from
+// numpy_fast_path.cpp (the one-call fast paths), gumbel_bindings.cpp,
+// partials_bindings.cpp (simdsoftmax.dask) and testing_bindings.cpp
+// (_core.testing).
 #include <pybind11/numpy.h>
 #include <pybind11/pybind11.h>
 #include <pybind11/stl.h>
