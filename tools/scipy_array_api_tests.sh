@@ -12,6 +12,10 @@
 set -euo pipefail
 
 PYTHON=${PYTHON:-python}
+# The tests run from a temporary folder: a relative interpreter path (such as
+# .ci/run's .venv/bin/python) is made absolute first, keeping the venv's own
+# bin/ (not the interpreter the symlink points at).
+case $PYTHON in */*) PYTHON="$(cd "$(dirname "$PYTHON")" && pwd)/$(basename "$PYTHON")" ;; esac
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
 
