@@ -170,6 +170,10 @@ def use_isa(name: str) -> _IsaOverride:
     ValueError
         If `name` is unknown or not supported by this CPU or build.
 
+    See Also
+    --------
+    isa, available_isas
+
     Notes
     -----
     The call switches the process-wide set before the ``with`` statement
@@ -180,10 +184,6 @@ def use_isa(name: str) -> _IsaOverride:
     bit-identical on every set). Use the object `use_isa` returns in a
     ``with`` statement right away: a thread's later `use_isa` call makes an
     earlier switch it did not enter final.
-
-    See Also
-    --------
-    isa, available_isas
 
     Examples
     --------
