@@ -11,6 +11,7 @@
 # run AVX instructions on a CPU that has none. So every global or weak code
 # symbol of those objects must be in the set's own namespace (ssm::avx2,
 # ssm::avx512), or be one of its entry points (ssm::kernels_<isa>,
+# ssm::sample_kernels_<isa>, ssm::rows_kernels_<isa>, ssm::convert_<isa>,
 # ssm::gumbel_kernels_<isa>, and their local statics). Symbols with internal
 # linkage (nm type t) cannot be shared and are not checked; neither is data.
 #
@@ -36,13 +37,14 @@ trap 'rm -rf "$work"' EXIT
 # namespace (functions, const member functions, local statics and their guard
 # variables) and the entry points (and their local statics).
 allowed_prefixes() {
-  local isa=$1 ns
+  local isa=$1 ns entry
   ns="3ssm${#isa}${isa}"
-  printf '%s\n' "_ZN${ns}" "_ZNK${ns}" "_ZZN${ns}" "_ZGVZN${ns}" "_ZTVN${ns}" "_ZTIN${ns}" "_ZTSN${ns}" \
-    "_ZN3ssm$((8 + ${#isa}))kernels_${isa}E" "_ZZN3ssm$((8 + ${#isa}))kernels_${isa}E" \
-    "_ZGVZN3ssm$((8 + ${#isa}))kernels_${isa}E" \
-    "_ZN3ssm$((15 + ${#isa}))gumbel_kernels_${isa}E" "_ZZN3ssm$((15 + ${#isa}))gumbel_kernels_${isa}E" \
-    "_ZGVZN3ssm$((15 + ${#isa}))gumbel_kernels_${isa}E"
+  printf '%s\n' "_ZN${ns}" "_ZNK${ns}" "_ZZN${ns}" "_ZGVZN${ns}" "_ZTVN${ns}" "_ZTIN${ns}" "_ZTSN${ns}"
+  # Entry points, one per kernel family: ssm::<family>_<isa>() and its statics.
+  for entry in "kernels_${isa}" "gumbel_kernels_${isa}" "sample_kernels_${isa}" "rows_kernels_${isa}" \
+               "convert_${isa}"; do
+    printf '%s\n' "_ZN3ssm${#entry}${entry}E" "_ZZN3ssm${#entry}${entry}E" "_ZGVZN3ssm${#entry}${entry}E"
+  done
 }
 
 # check_object OBJ ISA: print the leaking symbols; return 1 if there are any.

@@ -407,7 +407,7 @@ double top_elements_bound(const T* x, size_t n, uint64_t start, uint64_t row, co
       const uint64_t i = group * 16 + l;
       if (!((mask >> l) & 1u) || i < start || i >= end) continue;
       const T xi = x[i - start];
-      if (!(xi > -static_cast<T>(kInf) && xi <= std::numeric_limits<T>::max())) continue;  // NaN, +-inf
+      if (!(xi > -static_cast<T>(kInf) && xi <= kMaxFinite<T>)) continue;  // NaN, +-inf
       if (Masked && xi < floor) continue;
       src.load_tile(i / kTile);
       const size_t j = (i % kTile) / W * W;

@@ -45,6 +45,16 @@ namespace {
 
 constexpr double kInf = std::numeric_limits<double>::infinity();
 constexpr double kLog2e = 1.4426950408889634;
+// std::isfinite is an inline library function: a Debug build would emit it,
+// compiled with this file's AVX flags, as a weak symbol the linker may hand
+// to baseline code. The builtin is expanded in place.
+inline bool lane_finite(double x) {
+#if defined(__GNUC__) || defined(__clang__)
+  return __builtin_isfinite(x);
+#else
+  return std::isfinite(x);
+#endif
+}
 // Longest row taken: the group buffer (kMaxN x W elements, 16 KiB at most)
 // stays in L1 between the passes. Longer rows fill the row kernels' vectors.
 constexpr size_t kMaxN = 256;
@@ -245,7 +255,7 @@ void wide_sums(T* buf, const T* bbuf, size_t n, double* mx, double* k, double* r
     for (size_t l = 0; l < W; ++l) bad[l] = false;
   }
   alignas(64) double mref[W];
-  for (size_t l = 0; l < W; ++l) mref[l] = std::isfinite(mx[l]) ? mx[l] : 0.0;
+  for (size_t l = 0; l < W; ++l) mref[l] = lane_finite(mx[l]) ? mx[l] : 0.0;
   constexpr bool kExact = std::is_same<T, double>::value;
   Kahan2<VW> sums[H];
   Reg<VW> count[H];
@@ -286,7 +296,7 @@ void log_softmax_group(const T* x, T* y, size_t n, size_t g, T* buf, unsigned ch
   alignas(64) T hi[W], lo[W];
   alignas(64) double z[W], log_s[W];
   for (size_t l = 0; l < W; ++l) {
-    ok[l] = l < g && std::isfinite(mx[l]) && std::isfinite(rest[l]);
+    ok[l] = l < g && lane_finite(mx[l]) && lane_finite(rest[l]);
     // log S = log1p(S - 1), S - 1 = (k - 1) + rest with k - 1 exact.
     z[l] = ok[l] ? (k[l] - 1.0) + rest[l] : 0.0;
   }
@@ -315,12 +325,12 @@ void logsumexp_group(const T* x, const T* b, T* out, T* sign, size_t n, size_t g
   if constexpr (!Weighted) {
     alignas(64) double z[W], log_s[W];
     for (size_t l = 0; l < W; ++l) {
-      const bool ok = l < g && std::isfinite(mx[l]) && std::isfinite(rest[l]);
+      const bool ok = l < g && lane_finite(mx[l]) && lane_finite(rest[l]);
       z[l] = ok ? (k[l] - 1.0) + rest[l] : 0.0;  // S - 1 >= 0
     }
     log1p_lanes<VW>(z, log_s);
     for (size_t l = 0; l < g; ++l) {
-      const bool ok = std::isfinite(mx[l]) && std::isfinite(rest[l]);
+      const bool ok = lane_finite(mx[l]) && lane_finite(rest[l]);
       flag[l] = !ok;
       if (!ok) continue;
       out[l] = static_cast<T>(mx[l] + log_s[l]);
@@ -330,7 +340,7 @@ void logsumexp_group(const T* x, const T* b, T* out, T* sign, size_t n, size_t g
   }
   for (size_t l = 0; l < g; ++l) {
     const double s = k[l] + rest[l];
-    bool ok = std::isfinite(mx[l]) && std::isfinite(s) && !bad[l];
+    bool ok = lane_finite(mx[l]) && lane_finite(s) && !bad[l];
     // A weighted sum that cancels to (near) zero: the per-row path decides
     // (SciPy's -inf with sign 0, or terms the flush to zero dropped).
     if (Weighted) ok = ok && std::fabs(s) >= 0x1p-900;
