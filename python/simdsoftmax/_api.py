@@ -68,6 +68,25 @@ def _layout(shape: tuple[int, ...], axes: tuple[int, ...]):
     return kept + axes, math.prod(shape[i] for i in kept), math.prod(shape[i] for i in axes)
 
 
+
+def _reduction_layout(shape, axis, keepdims):
+    """(perm, rows, n, result shape) of a reduction of `shape` over `axis`.
+
+    perm moves the reduced axes last (None: already a (rows, n) view in C
+    order, or axis None), rows x n is the moved array, and the result shape
+    follows `keepdims` as in NumPy.
+    """
+    if axis is None:
+        size = int(np.prod(shape, dtype=np.int64))
+        return None, 1, size, ((1,) * len(shape) if keepdims else ())
+    axes = _reduced_axes(axis, len(shape))
+    perm, rows, n = _layout(shape, axes)
+    if keepdims:
+        res_shape = tuple(1 if i in axes else d for i, d in enumerate(shape))
+    else:
+        res_shape = tuple(d for i, d in enumerate(shape) if i not in axes)
+    return perm, rows, n, res_shape
+
 def _layout_of(x: np.ndarray, axis):
     """`_layout` for an `axis` argument, without the general machinery in the common cases."""
     if axis is None:
@@ -637,16 +656,7 @@ def logsumexp(a, axis=None, b=None, keepdims=False, return_sign=False):
             a_arr, b_arr = np.broadcast_to(a_arr, shape), np.broadcast_to(b_arr, shape)
 
     shape = a_arr.shape
-    if axis is None:
-        perm, rows, n = None, 1, a_arr.size
-        res_shape = (1,) * len(shape) if keepdims else ()
-    else:
-        axes = _reduced_axes(axis, len(shape))
-        perm, rows, n = _layout(shape, axes)
-        if keepdims:
-            res_shape = tuple(1 if i in axes else d for i, d in enumerate(shape))
-        else:
-            res_shape = tuple(d for i, d in enumerate(shape) if i not in axes)
+    perm, rows, n, res_shape = _reduction_layout(shape, axis, keepdims)
 
     layout = None
     if perm is not None and b_arr is None and work is dtype and rows and n:

@@ -22,8 +22,7 @@ from ._api import (
     _layout_of,
     _log_softmax_rows,
     _logsumexp_rows,
-    _reduced_axes,
-    _layout,
+    _reduction_layout,
     _softmax_rows,
 )
 
@@ -193,16 +192,7 @@ def logsumexp(fn, args, kwargs, primary, out_param, keep=True):
     return_sign = bool(_arg(args, kwargs, 4, "return_sign", False))
     bits = x.bits if x.bits.ndim else x.bits.reshape(1)
     shape = bits.shape
-    if axis is None:
-        perm, rows, n = None, 1, bits.size
-        res_shape = (1,) * len(shape) if keepdims else ()
-    else:
-        axes = _reduced_axes(axis, len(shape))
-        perm, rows, n = _layout(shape, axes)
-        if keepdims:
-            res_shape = tuple(1 if i in axes else d for i, d in enumerate(shape))
-        else:
-            res_shape = tuple(d for i, d in enumerate(shape) if i not in axes)
+    perm, rows, n, res_shape = _reduction_layout(shape, axis, keepdims)
     res = np.full(rows, -np.inf, np.float32)
     sgn = np.ones(rows, np.float32)
     if rows and n:
