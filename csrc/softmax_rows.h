@@ -6,6 +6,7 @@
 // formulas. Baseline code (no intrinsics); templates instantiated by the
 // batch and strided drivers.
 #pragma once
+#include <algorithm>
 #include <cmath>
 #include <cstddef>
 
@@ -154,8 +155,51 @@ ExpSum online_wide(const Ctx<T>& c, const T* x, const T* b, size_t n) {
       combine_online);
 }
 
+// Does lse - max = v, known to within dv, give every y = (x - max) - v of
+// the row within the contract: 2 ulp (float64: plus 4 eps |lse|) and 4 eps
+// relative? |y| >= v for every entry; the max's own y is -v (x - max = 0).
+// The write pass rounds x - max (<= 0.5 ulp of y) and the result (0.5 ulp),
+// and for float32 v itself (0.5 ulp of v <= 0.5 ulp of y). float32: dv <=
+// 0.5 ulp(v), and ulp(v) >= 2^-24 v. float64: 1 ulp of roundings leaves
+// 2^-53 v + 4 eps |lse| of the 2-ulp bound and 3 * 2^-52 v of the relative
+// one (1% margin). Beyond these, a dominant entry needs v = log1p(S - 1) of
+// the max-relative sum (the exact path).
+template <class T>
+bool shift_certified(double v, double dv, double lse);
+template <>
+inline bool shift_certified<float>(double v, double dv, double) {
+  return dv <= 0x1p-25 * (v - dv);
+}
+template <>
+inline bool shift_certified<double>(double v, double dv, double lse) {
+  const double low = v - dv;
+  return dv <= 0.99 * std::min(3 * 0x1p-52 * low, 0x1p-53 * low + 0x1p-50 * std::fabs(lse));
+}
+
+// log_softmax = x - lse in two passes, with no exp in the second: pass 1 is
+// the fast float64 sum with the row's max (expsum_lse), pass 2 writes
+// (x - max) - (lse - max). Where the sum's error bound cannot certify the
+// result (NaN, inf, out of range, a dominant entry, float64 rows with |lse|
+// near 0), the exact path: the online max-relative float64 sum, whose
+// max term is exactly 1 so that log1p(S - 1) keeps a dominant entry's
+// log-probability relatively accurate, then the same write.
 template <class T>
 bool log_softmax_row(const Ctx<T>& c, const T* x, T* y, size_t n) {
+  const ExpSum f =
+      reduce_chunks(c, n, [&](size_t b, size_t len) { return c.k.expsum_lse(x + b, len); }, combine_sums);
+  if (fast_ok(f.m, f.e)) {
+    double hi, lo;
+    lse_parts(0.0, f.e, f.m, hi, lo);
+    // lse - max: hi - max is exact where it matters (Sterbenz: max >= hi/2),
+    // else one rounding; log(m) in [0, ln 2) and the assembly are within
+    // 2^-52 absolute.
+    const double v = (hi - f.max) + lo;
+    const double dv = 1.02 * f.err + 0x1p-52 + 0x1p-52 * std::fabs(v);
+    if (shift_certified<T>(v, dv, hi)) {
+      for_chunks(c, n, [&](size_t b, size_t len) { c.k.write_shift(x + b, y + b, len, f.max, v, c.stream); });
+      return true;
+    }
+  }
   const ExpSum s = online_wide(c, x, static_cast<const T*>(nullptr), n);
   if (!ordinary(s)) return false;
   // y = (x - max) - log S: x - max is exact near the max (Sterbenz) and the
@@ -172,6 +216,21 @@ bool logsumexp_row(const Ctx<T>& c, const T* x, const T* b, size_t n, double& ls
     // error bound cannot certify the result (|lse| small, see certified()).
     const ExpSum s = reduce_chunks(
         c, n, [&](size_t at, size_t len) { return c.k.expsum_fast(x + at, len); }, combine_sums);
+    if (fast_ok(s.m, s.e)) {
+      double hi, lo;
+      lse_parts(0.0, s.e, s.m, hi, lo);
+      if (certified<T>(hi + lo, lse_abs_err(hi, s.err))) {
+        lse = hi + lo;
+        sign = 1.0;
+        return true;
+      }
+    }
+  }
+  if (!b && sizeof(T) < sizeof(double)) {
+    // float32: the same sum in float64 arithmetic is certified for all but
+    // results within ~1e-3 of 0, at a fraction of the online pass's cost.
+    const ExpSum s = reduce_chunks(
+        c, n, [&](size_t at, size_t len) { return c.k.expsum_lse(x + at, len); }, combine_sums);
     if (fast_ok(s.m, s.e)) {
       double hi, lo;
       lse_parts(0.0, s.e, s.m, hi, lo);

@@ -39,6 +39,27 @@ struct FastLimits<double> {
   static constexpr double exp_err = 3.0 * unit;  // kernel exp: <= 1.25 ulp
 };
 
+// exp on float64 lanes for float32 data, where the sum only has to certify
+// float32 results (log_softmax's lse - max down to ~2^-9, logsumexp within
+// 1 ulp): degree 7 on |r| <= ln2/2 (tools/fit_exp.py, 4.7e-11 = 2^-34.3
+// relative with these rounded coefficients) instead of degree 11. Terms
+// still cost 2 vectors per float32 vector, so 4 fma fewer per vector matter.
+struct ExpCoeffsMid {
+  static constexpr int degree = 7;
+  static constexpr double c[degree + 1] = {1.0,
+                                           0x1.00000000e727bp+0,
+                                           0x1.00000042a82f9p-1,
+                                           0x1.5555534dedc5ap-3,
+                                           0x1.555480eaf6846p-5,
+                                           0x1.11130ce7231f4p-7,
+                                           0x1.6d961520611fap-10,
+                                           0x1.9e8e20b46b230p-13};
+  static constexpr double log2e = ExpCoeffs<double>::log2e;
+  // Polynomial error plus float64 evaluation (Horner and the product with
+  // the power of two: a few 2^-53), rounded up.
+  static constexpr double err = 4.8e-11;
+};
+
 constexpr int ceil_log2(int u) { return u <= 1 ? 0 : 1 + ceil_log2((u + 1) / 2); }
 
 // Relative error bound of a fast sum: the terms' own error, B - 1 plain adds
@@ -104,7 +125,7 @@ inline double short_shift(double s, double e) {
 // With the exp table, n is k/16 (a multiple of 1/16): scale2_term floors
 // n - e, and e is always an integer, so the power of two is 2^(floor(n) - e).
 // Short: the table's argument reduction in one fma (table_reduce).
-template <class V, bool Short = false>
+template <class V, bool Short = false, class Poly = ExpCoeffsFast<typename V::scalar>>
 inline Reg<V> fast_term(Reg<V> x, Reg<V> e, Reg<V>& n) {
   Reg<V> m;
   x = V::max(V::set1(kClampLow), x);
@@ -116,7 +137,7 @@ inline Reg<V> fast_term(Reg<V> x, Reg<V> e, Reg<V>& n) {
     const Reg<V> entry = V::exp_table(t, V::table_lo(), V::table_hi());
     return V::mul(exp_poly<V, X>(table_reduce<V, Short>(x, n)), V::scale2_term(entry, V::sub(n, e)));
   } else {
-    exp_split<V, ExpCoeffsFast<typename V::scalar>>(x, m, n);
+    exp_split<V, Poly>(x, m, n);
   }
   return V::scale2_term(m, V::sub(n, e));
 }
@@ -127,12 +148,17 @@ inline Reg<V> fast_term(Reg<V> x, Reg<V> e, Reg<V>& n) {
 // them without needing a scheduler window of several whole chains.
 // step: elements between the U vectors (V::width when contiguous, the row
 // stride in the strided kernels).
-template <class V, int U, bool Short = false, class In>
-inline void fast_terms(const In* x, Reg<V> e, Reg<V> (&t)[U], size_t step = V::width) {
+// Poly: the polynomial where there is no table; loaded (if not null)
+// receives the clamped inputs (for a running max).
+template <class V, int U, bool Short = false, class In, class Poly = ExpCoeffsFast<typename V::scalar>>
+inline void fast_terms(const In* x, Reg<V> e, Reg<V> (&t)[U], size_t step = V::width, Reg<V>* loaded = nullptr) {
   Reg<V> r[U], n[U];
 #define SSM_STAGE(stmt) \
   SSM_UNROLL for (int u = 0; u < U; ++u) { stmt; }
   SSM_STAGE(r[u] = V::max(V::set1(kClampLow), V::load(x + u * step)))
+  if (loaded) {
+    SSM_STAGE(loaded[u] = r[u])
+  }
   if constexpr (HasExpTable<V>::value) {
     using X = ExpTable16;
     const Reg<V> lo = V::table_lo(), hi = V::table_hi();
@@ -150,7 +176,7 @@ inline void fast_terms(const In* x, Reg<V> e, Reg<V> (&t)[U], size_t step = V::w
     for (int k = X::degree - 2; k >= 0; --k) SSM_STAGE(t[u] = V::fmadd(t[u], r[u], V::set1(X::c[k])))
     SSM_STAGE(t[u] = V::mul(t[u], tab[u]))
   } else {
-    using C = ExpCoeffsFast<typename V::scalar>;
+    using C = Poly;
     SSM_STAGE(n[u] = V::round(V::mul(r[u], V::set1(C::log2e))))
     SSM_STAGE(r[u] = V::reduce_ln2(r[u], n[u]))
     SSM_STAGE(t[u] = V::fmadd(V::set1(C::c[C::degree]), r[u], V::set1(C::c[C::degree - 1])))
@@ -172,7 +198,7 @@ inline void finish_lanes(const LaneSum<V>& acc, ExpSum& out) {
 
 // The slow path of a block whose sum failed the overflow check: raise the
 // lane references to the block's largest exponents, then sum it again.
-template <class V, bool Short, class In>
+template <class V, bool Short, class In, class Poly = ExpCoeffsFast<typename V::scalar>>
 #if defined(__GNUC__)
 __attribute__((noinline))
 #endif
@@ -181,20 +207,23 @@ redo_block(const In* x, size_t count, LaneSum<V>& acc) {
   constexpr size_t W = V::width;
   Reg<V> nmax = V::set1(-kInf), n;
   for (size_t i = 0; i < count; i += W) {
-    fast_term<V, Short>(load_n<V>(x + i, count - i < W ? count - i : W, -kInf), acc.e, n);
+    fast_term<V, Short, Poly>(load_n<V>(x + i, count - i < W ? count - i : W, -kInf), acc.e, n);
     nmax = V::max(n, nmax);  // NaN n ignored
   }
   acc.raise(V::round(V::max(nmax, acc.e)));  // references stay integers
   Reg<V> q = V::set1(0.0);
   for (size_t i = 0; i < count; i += W)
-    q = V::add(q, fast_term<V, Short>(load_n<V>(x + i, count - i < W ? count - i : W, -kInf), acc.e, n));
+    q = V::add(q, fast_term<V, Short, Poly>(load_n<V>(x + i, count - i < W ? count - i : W, -kInf), acc.e, n));
   return q;
 }
 
 // sum exp(x) = m * 2^e. Lazy: the lane references start at the first
 // vector's exponents and move up only when a block overflows the check;
 // otherwise they are the fixed e_ref and no check is made (terms <= 2^1).
-template <class V, int U, int B, bool Lazy, class In>
+// Poly: the exp polynomial where the lanes have no table. TrackMax: also
+// out.max = max(kClampLow, max x) (NaN ignored; the sum shows NaN anyway).
+template <class V, int U, int B, bool Lazy, class In, class Poly = ExpCoeffsFast<typename V::scalar>,
+          bool TrackMax = false>
 ExpSum expsum_pow2_impl(const In* x, size_t n, double e_ref) {
   constexpr size_t W = V::width;
   constexpr size_t kBlock = U * B * W;
@@ -203,9 +232,11 @@ ExpSum expsum_pow2_impl(const In* x, size_t n, double e_ref) {
   constexpr bool kShort = HasExpTable<V>::value;
   LaneSum<V> acc;
   acc.s = acc.c = V::set1(0.0);
+  Reg<V> vmax[U];
+  for (int u = 0; u < U; ++u) vmax[u] = V::set1(-kInf);
   Reg<V> nv;
   if (Lazy) {
-    fast_term<V>(load_n<V>(x, n < W ? n : W, -kInf), V::set1(0.0), nv);
+    fast_term<V, false, Poly>(load_n<V>(x, n < W ? n : W, -kInf), V::set1(0.0), nv);
     acc.e = V::round(V::max(nv, V::set1(kEmptyExp)));  // integer; a NaN lane starts empty
   } else {
     acc.e = V::set1(e_ref);
@@ -220,21 +251,29 @@ ExpSum expsum_pow2_impl(const In* x, size_t n, double e_ref) {
 #pragma GCC unroll 16
 #endif
     for (int b = 0; b < B; ++b) {
-      Reg<V> t[U];
-      fast_terms<V, U, kShort>(x + i + b * U * W, acc.e, t);
+      Reg<V> t[U], in[U];
+      fast_terms<V, U, kShort, In, Poly>(x + i + b * U * W, acc.e, t, W, TrackMax ? in : nullptr);
 #if defined(__GNUC__)
 #pragma GCC unroll 16
 #endif
       for (int u = 0; u < U; ++u) p[u] = b == 0 ? t[u] : V::add(p[u], t[u]);
+      if (TrackMax) {
+#if defined(__GNUC__)
+#pragma GCC unroll 16
+#endif
+        for (int u = 0; u < U; ++u) vmax[u] = V::max(in[u], vmax[u]);
+      }
     }
     Reg<V> q = tree_sum<V, 0, U>(p);
-    if (Lazy && V::any(V::not_le(q, limit))) q = redo_block<V, kShort>(x + i, kBlock, acc);
+    if (Lazy && V::any(V::not_le(q, limit))) q = redo_block<V, kShort, In, Poly>(x + i, kBlock, acc);
     acc.fold(q);
   }
   for (; i < n; i += W) {
     const size_t count = n - i < W ? n - i : W;
-    Reg<V> q = fast_term<V, kShort>(load_n<V>(x + i, count, -kInf), acc.e, nv);
-    if (Lazy && V::any(V::not_le(q, limit))) q = redo_block<V, kShort>(x + i, count, acc);
+    const Reg<V> xv = load_n<V>(x + i, count, -kInf);
+    if (TrackMax) vmax[0] = V::max(V::max(V::set1(kClampLow), xv), vmax[0]);
+    Reg<V> q = fast_term<V, kShort, Poly>(xv, acc.e, nv);
+    if (Lazy && V::any(V::not_le(q, limit))) q = redo_block<V, kShort, In, Poly>(x + i, count, acc);
     acc.fold(q);
   }
   if constexpr (kShort) {
@@ -248,6 +287,10 @@ ExpSum expsum_pow2_impl(const In* x, size_t n, double e_ref) {
   }
   ExpSum out;
   finish_lanes<V>(acc, out);
+  if (TrackMax) {
+    for (int u = 1; u < U; ++u) vmax[0] = V::max(vmax[u], vmax[0]);
+    out.max = V::hmax(vmax[0]);
+  }
   out.err = fast_sum_err<typename V::scalar, U, B, HasExpTable<V>::value>() +
             (kShort ? 1.25 * kShortReduceErr * FastLimits<typename V::scalar>::unit : 0.0);
   return out;
@@ -261,6 +304,20 @@ ExpSum expsum_fast(const In* x, size_t n) {
 template <class V, int U, int B, class In>
 ExpSum expsum_pow2(const In* x, size_t n, double e_ref) {
   return expsum_pow2_impl<V, U, B, false>(x, n, e_ref);
+}
+
+// The fast sum in float64 lanes whatever In is, with max(x): pass 1 of
+// log_softmax and the accurate log-sum-exp. Its error bound (~1e-15 for
+// float64 data, ~6e-11 for float32 data with ExpCoeffsMid) certifies
+// float32 results but for dominant entries and results within ~1e-3 of 0;
+// the max gives log_softmax the smallest |y| = lse - max it must certify.
+template <class V, int U, int B, class In>
+ExpSum expsum_lse(const In* x, size_t n) {
+  constexpr bool kMid = sizeof(In) < sizeof(typename V::scalar) && !HasExpTable<V>::value;
+  using Poly = std::conditional_t<kMid, ExpCoeffsMid, ExpCoeffsFast<typename V::scalar>>;
+  ExpSum s = expsum_pow2_impl<V, U, B, true, In, Poly, true>(x, n, 0.0);
+  if (kMid) s.err += 1.25 * (ExpCoeffsMid::err - FastLimits<double>::exp_err);
+  return s;
 }
 
 }  // namespace

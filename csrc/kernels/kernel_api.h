@@ -94,6 +94,13 @@ struct Kernels {
   // that log_softmax and logsumexp need near 0 (log1p of it).
   ExpSum (*expsum_online_wide)(const T* x, const T* b, size_t n);
 
+  // The fast sum in float64 arithmetic whatever T is, plus max = max(x)
+  // (clamped below at kClampLow; NaN ignored): log_softmax's first pass and
+  // the accurate log-sum-exp. Sets err (~1e-15 for float64 data, ~6e-11 for
+  // float32 data, whose exp polynomial is cut to that). As expsum_fast, a
+  // NaN, inf or out-of-range row shows in m and e (fast_ok).
+  ExpSum (*expsum_lse)(const T* x, size_t n);
+
   // Strided (any-axis) kernels: vectors run across the contiguous columns.
   // Per-column sums m[j] * 2^e[j] of exp(x[., j]) in T arithmetic, no max,
   // no NaN test (the driver redoes flagged columns contiguously);
