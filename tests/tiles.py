@@ -52,9 +52,9 @@ def union_sizes(tile_list, dense=None):
 # Kernels each family's row functions run through (names of the tiles dict).
 ROW_KERNELS = (
     "lanes", "expsum_fast", "expsum_pow2", "expsum_store_pow2", "expsum", "expsum_online", "max_scan",
-    "expsum_store", "scale", "write_exp", "write_shift",
+    "expsum_store", "scale", "write_exp", "write_shift", "expsum_lse",
 )  # fmt: skip
-LSE_KERNELS = ("lanes", "lanes_wide", "expsum_fast", "expsum_wide", "expsum_online_wide", "max_scan")
+LSE_KERNELS = ("lanes", "lanes_wide", "expsum_fast", "expsum_lse", "expsum_wide", "expsum_online_wide", "max_scan")
 STRIDED_COLUMN_KERNELS = ("expsum_strided_fast", "expsum_strided_online", "write_exp_strided", "write_shift_strided")
 GUMBEL_KERNELS = ("gumbel.lanes", "gumbel.group", "gumbel.tile")
 
