@@ -232,8 +232,7 @@ ExpSum expsum_pow2_impl(const In* x, size_t n, double e_ref) {
   constexpr bool kShort = HasExpTable<V>::value;
   LaneSum<V> acc;
   acc.s = acc.c = V::set1(0.0);
-  Reg<V> vmax[U];
-  for (int u = 0; u < U; ++u) vmax[u] = V::set1(-kInf);
+  Reg<V> vmax = V::set1(-kInf);
   Reg<V> nv;
   if (Lazy) {
     fast_term<V, false, Poly>(load_n<V>(x, n < W ? n : W, -kInf), V::set1(0.0), nv);
@@ -258,10 +257,11 @@ ExpSum expsum_pow2_impl(const In* x, size_t n, double e_ref) {
 #endif
       for (int u = 0; u < U; ++u) p[u] = b == 0 ? t[u] : V::add(p[u], t[u]);
       if (TrackMax) {
+        // One register for the max: U more would spill the terms' registers.
 #if defined(__GNUC__)
 #pragma GCC unroll 16
 #endif
-        for (int u = 0; u < U; ++u) vmax[u] = V::max(in[u], vmax[u]);
+        for (int u = 0; u < U; ++u) vmax = V::max(in[u], vmax);
       }
     }
     Reg<V> q = tree_sum<V, 0, U>(p);
@@ -271,7 +271,7 @@ ExpSum expsum_pow2_impl(const In* x, size_t n, double e_ref) {
   for (; i < n; i += W) {
     const size_t count = n - i < W ? n - i : W;
     const Reg<V> xv = load_n<V>(x + i, count, -kInf);
-    if (TrackMax) vmax[0] = V::max(V::max(V::set1(kClampLow), xv), vmax[0]);
+    if (TrackMax) vmax = V::max(V::max(V::set1(kClampLow), xv), vmax);
     Reg<V> q = fast_term<V, kShort, Poly>(xv, acc.e, nv);
     if (Lazy && V::any(V::not_le(q, limit))) q = redo_block<V, kShort, In, Poly>(x + i, count, acc);
     acc.fold(q);
@@ -288,8 +288,7 @@ ExpSum expsum_pow2_impl(const In* x, size_t n, double e_ref) {
   ExpSum out;
   finish_lanes<V>(acc, out);
   if (TrackMax) {
-    for (int u = 1; u < U; ++u) vmax[0] = V::max(vmax[u], vmax[0]);
-    out.max = V::hmax(vmax[0]);
+    out.max = V::hmax(vmax);
   }
   out.err = fast_sum_err<typename V::scalar, U, B, HasExpTable<V>::value>() +
             (kShort ? 1.25 * kShortReduceErr * FastLimits<typename V::scalar>::unit : 0.0);
