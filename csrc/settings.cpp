@@ -6,6 +6,7 @@
 
 #include "cache_info.h"
 #include "kernels/kernel_api.h"
+#include "thread_pool.h"
 
 namespace ssm {
 
@@ -42,8 +43,9 @@ std::atomic<size_t> g_chunk{size_t(1) << 16};
 // the threads row by row, which needs no reduction between threads; longer
 // rows are split (so one 1 MiB float32 row already uses every thread).
 std::atomic<size_t> g_chunked_row{size_t(1) << 18};
-// Below 128 Ki elements a call is over before a sleeping worker wakes up.
-std::atomic<size_t> g_parallel_min{size_t(1) << 17};
+// Calls with fewer elements than this stay on the caller's thread; 0: not
+// set, follow the measured wake-up latency (parallel_min()).
+std::atomic<size_t> g_parallel_min{0};
 
 // Streaming stores pay off once the output cannot stay in the cache anyway:
 // a regular store then costs a read-for-ownership plus a write-back, a
@@ -69,7 +71,17 @@ CallFootprint::~CallFootprint() { t_call_in_cache = saved_; }
 
 size_t chunk_elements() { return g_chunk.load(); }
 size_t chunked_row() { return g_chunked_row.load(); }
-size_t parallel_min() { return g_parallel_min.load(); }
+// Threads pay for a call once half its time exceeds a sleeping worker's
+// wake-up time. At ~0.5 ns per element (a fast pass in cache, the cheapest
+// case) that is 4 elements per nanosecond of the measured latency
+// (wake_latency_ns(): 30 us until the first parallel call, i.e. 120 Ki
+// elements; ~100-150 us on some virtual machines). Clamped to 16 Ki-16 Mi.
+size_t parallel_min() {
+  const size_t set = g_parallel_min.load();
+  if (set != 0) return set;
+  const double elements = 4.0 * wake_latency_ns();
+  return static_cast<size_t>(std::min(std::max(elements, 16384.0), 16777216.0));
+}
 
 namespace {
 // Every algorithm and its name, in the order the documentation lists them.
@@ -117,7 +129,7 @@ const char* store_policy_name(StorePolicy p) {
 
 Settings settings() {
   return Settings{static_cast<StorePolicy>(g_store_policy.load()), g_chunk.load(), g_chunked_row.load(),
-                  g_parallel_min.load(), stream_min_bytes(), reload_max_bytes()};
+                  parallel_min(), stream_min_bytes(), reload_max_bytes()};
 }
 
 void set_store_policy(StorePolicy p) { g_store_policy.store(static_cast<int>(p)); }
@@ -130,7 +142,7 @@ void set_chunking(size_t chunk_elements, size_t chunked_row) {
   g_chunked_row.store(chunked_row);
 }
 
-void set_parallel_min(size_t elements) { g_parallel_min.store(elements); }
+void set_parallel_min(size_t elements) { g_parallel_min.store(elements == 0 ? 1 : elements); }
 
 bool use_stream(size_t out_bytes) {
   switch (static_cast<StorePolicy>(g_store_policy.load())) {

@@ -8,6 +8,7 @@
 #include "dispatch.h"
 #include "driver_rows.h"
 #include "settings.h"
+#include "thread_pool.h"
 
 void register_gumbel_testing(pybind11::module_& t);  // gumbel_bindings.cpp
 
@@ -85,6 +86,8 @@ void register_testing(py::module_& m) {
         "Chunk size, and the row length above which rows are chunked.");
   t.def("set_parallel_min", &ssm::set_parallel_min, py::arg("elements"),
         "Smallest call (in elements) that may use threads.");
+  t.def("wake_latency_ns", &ssm::wake_latency_ns,
+        "Measured time (ns, moving average) a sleeping pool worker takes to join a call.");
   t.def("set_short_rows_max", &ssm::set_short_rows_max, py::arg("n"),
         "A/B hook: longest row the short-row kernels take (0: none; above their limit: their limit).");
   t.def("set_prefetch", [](int bytes) { ssm::g_prefetch_bytes.store(bytes < 0 ? -1 : bytes); }, py::arg("bytes"),

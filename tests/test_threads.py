@@ -240,3 +240,20 @@ def test_strided_threads_invariance(isa, dtype, small_chunks):
             assert a.tobytes() == b.tobytes()
 
 
+
+
+def test_parallel_min_follows_the_wake_latency(restore_settings):
+    """Unset (a fresh process), the threshold is 4 elements per ns of the
+    measured wake-up time, clamped to 16 Ki-16 Mi; set, it is what was set
+    (0: every call may use threads)."""
+    code = (
+        "from simdsoftmax import _core\n"
+        "w = _core.testing.wake_latency_ns()\n"
+        "p = _core.runtime_settings()['parallel_min']\n"
+        "assert p == int(min(max(4 * w, 16384), 16777216)), (p, w)\n"
+    )
+    subprocess.run([sys.executable, "-c", code], check=True)
+    _core.testing.set_parallel_min(12345)
+    assert _core.runtime_settings()["parallel_min"] == 12345
+    _core.testing.set_parallel_min(0)
+    assert _core.runtime_settings()["parallel_min"] == 1
