@@ -1,0 +1,72 @@
+"""log_softmax / softmax and logsumexp / softmax, same run, per row length.
+
+The targets: log_softmax time <= 1.05 x softmax time and logsumexp time
+<= 0.6 x softmax time of the same data (float32 and float64 batches of
+standard normal logits, rows x n = --elements, 1 thread). Each build given
+runs in its own subprocess (import path first on sys.path), so a build of
+another branch can be compared in the same run:
+
+    python bench/lse_ratios.py                          # the installed simdsoftmax
+    python bench/lse_ratios.py BUILD_A BUILD_B          # directories holding a simdsoftmax package
+                                                        # (pip install . --target BUILD_A)
+
+Samples of the three functions are interleaved, so a disturbance hits all
+three alike; the printed figures are ratios of medians.
+"""
+
+from __future__ import annotations
+
+import argparse
+import subprocess
+import sys
+
+CHILD = r"""
+import sys, time
+import numpy as np
+if sys.argv[1]:
+    sys.path.insert(0, sys.argv[1])
+import simdsoftmax as ssm
+elements, repeats = int(sys.argv[2]), int(sys.argv[3])
+lengths = [int(v) for v in sys.argv[4].split(",")]
+ssm.set_num_threads(int(sys.argv[5]))
+rng = np.random.default_rng(0)
+print(f"  {ssm.isa()}  {ssm.__file__}")
+print(f"  {'dtype':8} {'n':>9} {'rows':>7} {'lsm/sm':>7} {'lse/sm':>7}")
+for dt in (np.float32, np.float64):
+    for n in lengths:
+        rows = max(1, elements // n)
+        x = rng.standard_normal((rows, n)).astype(dt)
+        y = np.empty_like(x)
+        calls = (lambda: ssm.softmax(x, axis=-1, out=y), lambda: ssm.log_softmax(x, axis=-1, out=y),
+                 lambda: ssm.logsumexp(x, axis=-1))
+        for f in calls:
+            f()
+        times = [[], [], []]
+        for r in range(repeats):
+            for i in range(3):
+                j = (i + r) % 3
+                t0 = time.perf_counter()
+                calls[j]()
+                times[j].append(time.perf_counter() - t0)
+        sm, lsm, lse = (float(np.median(t)) for t in times)
+        print(f"  {np.dtype(dt).name:8} {n:>9} {rows:>7} {lsm / sm:7.2f} {lse / sm:7.2f}", flush=True)
+"""
+
+
+def main(argv=None):
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("builds", nargs="*", help="directories holding a simdsoftmax package (default: the installed one)")
+    p.add_argument("--elements", type=int, default=1 << 22, help="elements per batch (default 4 Mi)")
+    p.add_argument("--row-lengths", default="1000,1024,10000,151936,4194304", help="comma list of n")
+    p.add_argument("--repeats", type=int, default=15, help="samples per function and shape (default 15)")
+    p.add_argument("--threads", type=int, default=1, help="thread count (default 1)")
+    args = p.parse_args(argv)
+    for build in args.builds or [""]:
+        print(build or "installed simdsoftmax")
+        cmd = [sys.executable, "-c", CHILD, build, str(args.elements), str(args.repeats), args.row_lengths,
+               str(args.threads)]
+        subprocess.run(cmd, check=True)
+
+
+if __name__ == "__main__":
+    main()
