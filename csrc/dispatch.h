@@ -16,6 +16,7 @@
 
 #include "kernels/convert_api.h"
 #include "kernels/gumbel_api.h"
+#include "kernels/half_api.h"
 #include "kernels/kernel_api.h"
 #include "kernels/rows_api.h"
 #include "kernels/sample_api.h"
@@ -40,6 +41,13 @@ struct Implementation {
   // `required` (avx2's need F16C) returns the scalar table when the CPU lacks
   // it: the choice is made once, when the table is first asked for.
   const HalfConvert& (*convert)();
+  // The softmax family's passes reading and writing float16 / bfloat16
+  // directly (conversion fused into loads and stores); null where a set has
+  // none, and the half drivers then convert blocks into a float32 buffer
+  // with `convert` and run the float32 passes there. Like `convert`, a set
+  // needing more than `required` (avx2: F16C) returns null from a getter it
+  // cannot run: half_kernels() below.
+  const HalfKernelSet* (*half)();
 };
 
 // Every kernel set the project knows, compiled here or not, best first.
@@ -57,6 +65,8 @@ inline const GumbelSet& active_gumbel() { return active_implementation().gumbel(
 inline const SampleSet& active_sample() { return active_implementation().sample(); }
 // The active set's half conversions (the scalar ones where it has none).
 const HalfConvert& active_convert();
+// The active set's fused half kernels, or null (use active_convert()).
+const HalfKernelSet* active_half();
 
 // A family's table for one dtype: kernels_for<float>(set) is set.f32, ...
 template <class T>
