@@ -29,6 +29,7 @@ import sys
 import numpy as np
 
 from . import _half
+from ._half import _Half
 
 __all__ = ["array_api"]
 
@@ -87,13 +88,6 @@ def _kind(value) -> str | None:
 # Library -> NumPy views
 
 
-class _Half:
-    """A float16 or bfloat16 array as its uint16 bits, with the format."""
-
-    __slots__ = ("bits", "fmt", "dtype")
-
-    def __init__(self, bits: np.ndarray, fmt: str, dtype):
-        self.bits, self.fmt, self.dtype = bits, fmt, dtype  # dtype: the NumPy dtype to give back, or None
 
 
 def _device_error(name: str, library: str, device) -> TypeError:
@@ -372,6 +366,7 @@ def array_api(fn=None, *, arrays=("x",), out="out", half=None, name=None, promot
     positions = [p.position for p in others if p.position is not None]
     first_array_free = min(positions) if positions else 1 << 30
     other_names = tuple(p.name for p in others)
+    input_names = tuple(p.name for p in params[1:])
 
     @functools.wraps(fn)
     def wrapper(*args, **kwargs):
@@ -399,10 +394,46 @@ def array_api(fn=None, *, arrays=("x",), out="out", half=None, name=None, promot
                 if type(y) is tuple:
                     return tuple(_result(r, "torch", x) for r in y)
                 return _result(y, "torch", x)
+        # The common half call: a NumPy float16 / bfloat16 array, no other input
+        # array, out= None or the same dtype.
+        elif (
+            tx is np.ndarray
+            and x.dtype.itemsize == 2
+            and len(args) <= first_array_free
+            and all(kwargs.get(n) is None for n in input_names)
+        ):
+            result = _numpy_half_call(fn, first, out_param, half_fn, x, args, kwargs)
+            if result is not _MISS:
+                return result
         return _call(fn, params, out_param, dask_name, half_fn, args, kwargs, promote)
 
     wrapper.__wrapped_numpy__ = fn
     return wrapper
+
+
+_MISS = object()
+
+
+def _numpy_half_call(fn, first, out_param, half_fn, x, args, kwargs):
+    """_call's result for a NumPy half `x` and at most a NumPy `out` of its dtype
+    (the per-call work of _call skipped), or _MISS when the call is not that."""
+    h = _numpy_half(x)
+    if h is None:
+        return _MISS
+    out = kwargs.get(out_param.name) if out_param is not None else None
+    kwargs = dict(kwargs)
+    if out is not None:
+        if type(out) is not np.ndarray or out.dtype != x.dtype or not out.dtype.isnative:
+            return _MISS
+        kwargs[out_param.name] = _numpy_half(out)
+    args = list(args)
+    first.set(args, kwargs, h)
+    result = half_fn(fn, args, kwargs, first, out_param, True)
+    if out is not None:
+        return out
+    if type(result) is tuple:
+        return tuple(_result(r, "numpy", None) for r in result)
+    return _result(result, "numpy", None)
 
 
 def _call(fn, params, out_param, dask_name, half_fn, args, kwargs, promote=False):
