@@ -37,6 +37,14 @@ float* thread_buffer() {
   return buffer.data();
 }
 
+// Three-pass-reload's float32 terms for rows longer than thread_buffer()
+// holds (up to the reload limit of resolve_auto: a few MiB), grown on demand.
+float* terms_buffer(size_t n) {
+  thread_local std::vector<float> terms;
+  if (terms.size() < n) terms.resize(n);
+  return terms.data();
+}
+
 struct Half {
   const Kernels<float>& k;
   const HalfConvert& cv;
@@ -319,11 +327,11 @@ std::vector<size_t> half_softmax_batch(const uint16_t* x, uint16_t* y, size_t ro
                                        Algorithm a) {
   const HalfKernels* k = fused_kernels(f);
   if (k && use_fused(n, a)) {
-    const bool reload = a == Algorithm::Auto && n <= kHalfWholeRow &&
-                        resolve_auto(n, sizeof(float), 1) == Algorithm::ThreePassReload;
+    const bool reload = a == Algorithm::Auto && resolve_auto(n, sizeof(float), 1) == Algorithm::ThreePassReload;
     const HalfConvert& cv = active_convert();
     return run_fused(rows, n, [&](size_t r, float* buf) {
-      if (reload && softmax_reload_cached(*k, cv, f, x + r * n, y + r * n, n, buf)) return true;
+      if (reload && softmax_reload_cached(*k, cv, f, x + r * n, y + r * n, n, n <= kHalfWholeRow ? buf : terms_buffer(n)))
+        return true;
       return softmax_fused(*k, x + r * n, y + r * n, n);
     });
   }
