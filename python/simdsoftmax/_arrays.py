@@ -46,10 +46,11 @@ _KIND_CACHE: dict[type, str | None] = {np.ndarray: "numpy", type(None): None}
 _TORCH_TENSOR: list = [()]
 _TORCH_FROM_NUMPY: list = [None]
 _TORCH_PLAIN: tuple = ()
+_TORCH_HALF: tuple = ()
 
 
 def _kind_of_type(t: type) -> str | None:
-    global _TORCH_PLAIN
+    global _TORCH_PLAIN, _TORCH_HALF
     module = (t.__module__ or "").split(".")[0]
     if module == "torch":
         torch = sys.modules.get("torch")
@@ -57,6 +58,7 @@ def _kind_of_type(t: type) -> str | None:
             return None
         _TORCH_TENSOR[0], _TORCH_FROM_NUMPY[0] = torch.Tensor, torch.from_numpy
         _TORCH_PLAIN = (torch.float32, torch.float64)
+        _TORCH_HALF = (torch.float16, torch.bfloat16)
         return "torch"
     if module in ("jax", "jaxlib"):
         jax = sys.modules.get("jax")
@@ -394,15 +396,12 @@ def array_api(fn=None, *, arrays=("x",), out="out", half=None, name=None, promot
                 if type(y) is tuple:
                     return tuple(_result(r, "torch", x) for r in y)
                 return _result(y, "torch", x)
-        # The common half call: a NumPy float16 / bfloat16 array, no other input
-        # array, out= None or the same dtype.
+        # The common half calls: a NumPy or torch float16 / bfloat16 array, no
+        # other input array, out= None or the same type and dtype.
         elif (
-            tx is np.ndarray
-            and x.dtype.itemsize == 2
-            and len(args) <= first_array_free
-            and all(kwargs.get(n) is None for n in input_names)
-        ):
-            result = _numpy_half_call(fn, first, out_param, half_fn, x, args, kwargs)
+            (tx is np.ndarray and x.dtype.itemsize == 2) or (tx is _TORCH_TENSOR[0] and x.dtype in _TORCH_HALF)
+        ) and len(args) <= first_array_free and all(kwargs.get(n) is None for n in input_names):
+            result = _half_call(fn, first, out_param, half_fn, x, tx, args, kwargs)
             if result is not _MISS:
                 return result
         return _call(fn, params, out_param, dask_name, half_fn, args, kwargs, promote)
@@ -414,26 +413,44 @@ def array_api(fn=None, *, arrays=("x",), out="out", half=None, name=None, promot
 _MISS = object()
 
 
-def _numpy_half_call(fn, first, out_param, half_fn, x, args, kwargs):
-    """_call's result for a NumPy half `x` and at most a NumPy `out` of its dtype
-    (the per-call work of _call skipped), or _MISS when the call is not that."""
-    h = _numpy_half(x)
+def _half_call(fn, first, out_param, half_fn, x, tx, args, kwargs):
+    """_call's result for a half `x` (NumPy or torch, of type `tx`) and at most an
+    `out` of its type and dtype (the per-call work of _call skipped), or _MISS
+    when the call is not that."""
+    kind = "numpy" if tx is np.ndarray else "torch"
+    h = _numpy_half(x) if kind == "numpy" else _half_view(x, first.name, False)
     if h is None:
         return _MISS
     out = kwargs.get(out_param.name) if out_param is not None else None
     kwargs = dict(kwargs)
     if out is not None:
-        if type(out) is not np.ndarray or out.dtype != x.dtype or not out.dtype.isnative:
+        if type(out) is not tx or out.dtype != x.dtype:
             return _MISS
-        kwargs[out_param.name] = _numpy_half(out)
+        if kind == "numpy":
+            if not out.dtype.isnative:
+                return _MISS
+            kwargs[out_param.name] = _numpy_half(out)
+        else:
+            kwargs[out_param.name] = _half_view(out, out_param.name, True)
     args = list(args)
     first.set(args, kwargs, h)
     result = half_fn(fn, args, kwargs, first, out_param, True)
     if out is not None:
         return out
     if type(result) is tuple:
-        return tuple(_result(r, "numpy", None) for r in result)
-    return _result(result, "numpy", None)
+        return tuple(_result(r, kind, x) for r in result)
+    return _result(result, kind, x)
+
+
+def _half_view(t, name: str, writable: bool):
+    """A torch float16 / bfloat16 tensor's bits as a _Half (errors as _torch_view)."""
+    torch = sys.modules["torch"]
+    if not t.is_cpu or t.requires_grad:
+        return _torch_view(t, name, writable)  # raises the error that says what to do
+    if t.is_neg():
+        return None  # a lazy negative view: the general path resolves it
+    fmt = "bfloat16" if t.dtype is torch.bfloat16 else "float16"
+    return _Half(t.view(torch.int16).numpy().view(np.uint16), fmt, None)
 
 
 def _call(fn, params, out_param, dask_name, half_fn, args, kwargs, promote=False):
