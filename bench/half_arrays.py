@@ -5,11 +5,16 @@ absolute times).
 1. Cost of a torch tensor in and out over the same call on NumPy arrays
    (softmax, log_softmax, logsumexp, gumbel_argmax; float32, small rows).
 2. simdsoftmax vs torch's own CPU softmax / log_softmax on bfloat16 and
-   float16 tensors, one thread, batches of rows of several lengths.
+   float16 tensors, one thread (torch.set_num_threads), batches of rows of
+   every length 2 .. 151936 (the bench CLI's --rows-sweep lengths), each
+   batch about --elements elements.
 3. float16 / bfloat16 vs float32 elements per second (simdsoftmax), in cache
    and out of cache: the half-width bound is about 2x float32 out of cache.
 
-Usage: python bench/half_arrays.py [--quick] [--threads 1]
+Usage: python bench/half_arrays.py [--quick] [--threads 1] [--elements 4194304]
+
+The half-width bound out of cache (read 2 B + write 2 B per element) is in
+the bench CLI: simdsoftmax-bench --dtypes float32,float16,bfloat16.
 """
 
 from __future__ import annotations
@@ -39,6 +44,7 @@ def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="fewer sizes and repeats")
     parser.add_argument("--threads", type=int, default=1)
+    parser.add_argument("--elements", type=int, default=1 << 22, help="elements per batch in part 2")
     args = parser.parse_args(argv)
     import torch
 
@@ -61,8 +67,10 @@ def main(argv=None):
             print(f"  {name:14s} n={n:5d}: +{(torch_t - np_t) * 1e6:5.2f} us  (torch/numpy {torch_t / np_t:.3f})")
 
     print("\n2. torch's own softmax / log_softmax vs simdsoftmax on half tensors (time ratio torch/ours)")
-    total = 1 << 22 if not args.quick else 1 << 20
-    lengths = (16, 128, 1024, 32000, 262144) if not args.quick else (128, 32000)
+    from simdsoftmax.bench.workloads import ROW_LENGTHS
+
+    total = args.elements if not args.quick else 1 << 20
+    lengths = ROW_LENGTHS if not args.quick else (2, 128, 32000, 151936)
     for dtype in (torch.bfloat16, torch.float16):
         for n in lengths:
             rows = max(1, total // n)

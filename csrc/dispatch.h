@@ -14,7 +14,9 @@
 #include <string>
 #include <vector>
 
+#include "kernels/convert_api.h"
 #include "kernels/gumbel_api.h"
+#include "kernels/half_api.h"
 #include "kernels/kernel_api.h"
 #include "kernels/rows_api.h"
 #include "kernels/sample_api.h"
@@ -33,6 +35,19 @@ struct Implementation {
   // Short rows a group per vector (batches of rows of n <= 256); null where a
   // set has none yet, and those batches take the per-row path.
   const RowsKernelSet& (*rows)();
+  // float16 / bfloat16 <-> float32 conversions (kernels/convert_api.h), used
+  // by the half drivers; null where a set has none yet, and half arrays then
+  // use the scalar conversions. A set whose conversions need more than
+  // `required` (avx2's need F16C) returns the scalar table when the CPU lacks
+  // it: the choice is made once, when the table is first asked for.
+  const HalfConvert& (*convert)();
+  // The softmax family's passes reading and writing float16 / bfloat16
+  // directly (conversion fused into loads and stores); null where a set has
+  // none, and the half drivers then convert blocks into a float32 buffer
+  // with `convert` and run the float32 passes there. Like `convert`, a set
+  // needing more than `required` (avx2: F16C) returns null from a getter it
+  // cannot run: half_kernels() below.
+  const HalfKernelSet* (*half)();
 };
 
 // Every kernel set the project knows, compiled here or not, best first.
@@ -48,6 +63,10 @@ const Implementation& active_implementation();
 inline const KernelSet& active_kernels() { return active_implementation().softmax(); }
 inline const GumbelSet& active_gumbel() { return active_implementation().gumbel(); }
 inline const SampleSet& active_sample() { return active_implementation().sample(); }
+// The active set's half conversions (the scalar ones where it has none).
+const HalfConvert& active_convert();
+// The active set's fused half kernels, or null (use active_convert()).
+const HalfKernelSet* active_half();
 
 // A family's table for one dtype: kernels_for<float>(set) is set.f32, ...
 template <class T>

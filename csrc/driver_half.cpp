@@ -1,31 +1,25 @@
 #include "driver_half.h"
 
 #include <algorithm>
+#include <atomic>
 #include <cmath>
 #include <cstring>
 #include <limits>
 #include <string>
 
 #include "chunking.h"
-#include "cpu_features.h"
 #include "dispatch.h"
+#include "softmax_rows.h"
 #include "thread_pool.h"
 
 namespace ssm {
-
-const HalfConvert& active_convert() {
-  const std::string name = active_kernels().name;
-#if defined(SSM_HAVE_X86_KERNELS)
-  if (name == "avx512") return convert_avx512();
-  if (name == "avx2" && cpu_features().f16c) return convert_avx2();
-#endif
-  return convert_scalar();
-}
 
 namespace {
 
 // The partial-sum reductions and row tests of the float32 drivers.
 using detail::combine_max;
+using detail::in_fast_range;
+using detail::kLog2e;
 using detail::combine_online;
 using detail::combine_sums;
 using detail::fast_ok;
@@ -41,6 +35,14 @@ constexpr size_t kParallelMin = size_t(1) << 17;
 float* thread_buffer() {
   thread_local std::vector<float> buffer(kHalfWholeRow);
   return buffer.data();
+}
+
+// Three-pass-reload's float32 terms for rows longer than thread_buffer()
+// holds (up to the reload limit of resolve_auto: a few MiB), grown on demand.
+float* terms_buffer(size_t n) {
+  thread_local std::vector<float> terms;
+  if (terms.size() < n) terms.resize(n);
+  return terms.data();
 }
 
 struct Half {
@@ -130,11 +132,11 @@ double format_ulp(double v, HalfFormat f) {
 // The fast float32 sum is certainly good enough when its error bound is a
 // quarter ulp of the format: with the float32 rounding (2^-13 ulp or less)
 // and the caller's final rounding (half an ulp) the result stays within 1 ulp.
-bool lse_fast(const Half& h, const ExpSum& s, float& out) {
+bool lse_fast(HalfFormat f, const ExpSum& s, float& out) {
   if (!fast_ok(s.m, s.e)) return false;
   const double lse = s.e * kLn2 + std::log(s.m);
   const double abs_err = 1.02 * s.err + 0x1p-52 * (std::fabs(lse) + 1.0);
-  if (!(abs_err <= 0.25 * format_ulp(lse, h.f))) return false;
+  if (!(abs_err <= 0.25 * format_ulp(lse, f))) return false;
   out = static_cast<float>(lse);
   return true;
 }
@@ -149,14 +151,147 @@ bool lse_accurate(const ExpSum& o, float& out) {
 bool logsumexp_long(const Half& h, const uint16_t* x, size_t n, float* buf, float& out) {
   const ExpSum s = over_blocks(h, x, n, buf, [&](const float* b, size_t len) { return h.k.expsum_fast(b, len); },
                                combine_sums);
-  if (lse_fast(h, s, out)) return true;
+  if (lse_fast(h.f, s, out)) return true;
   return lse_accurate(online_long(h, x, n, buf), out);
 }
 
 // A row already converted into buf.
 bool logsumexp_whole(const Half& h, const float* buf, size_t n, float& out) {
-  if (lse_fast(h, h.k.expsum_fast(buf, n), out)) return true;
+  if (lse_fast(h.f, h.k.expsum_fast(buf, n), out)) return true;
   return lse_accurate(h.k.expsum_online_wide(buf, nullptr, n), out);
+}
+
+// --- fused kernels: the half rows read and written in place ------------------
+
+// Rows longer than this are summed in chunks of this many elements, their
+// partials combined in chunk order (the fast sums' bounds hold for any chunk
+// up to 2^24 elements; chunks keep a row's result independent of how the
+// calls are split).
+constexpr size_t kFusedChunk = size_t(1) << 16;
+
+template <class Fn, class Combine>
+ExpSum over_chunks(size_t n, Fn&& fn, Combine&& combine) {
+  if (n <= kFusedChunk) return fn(size_t(0), n);
+  std::vector<ExpSum> parts;
+  parts.reserve((n + kFusedChunk - 1) / kFusedChunk);
+  for (size_t b = 0; b < n; b += kFusedChunk) parts.push_back(fn(b, std::min(kFusedChunk, n - b)));
+  return combine(parts);
+}
+
+// The two-pass algorithm on half data: pass 1 sums exp(x) as m * 2^e,
+// pass 2 writes exp(x) * 2^-e / m; rows the fast sum cannot vouch for
+// (NaN, inf, |x| beyond the fast range) go max-relative, as in the float32
+// drivers (softmax_rows.h).
+bool softmax_fused(const HalfKernels& k, const uint16_t* x, uint16_t* y, size_t n) {
+  const ExpSum s = over_chunks(n, [&](size_t b, size_t len) { return k.expsum_fast(x + b, len); }, combine_sums);
+  if (fast_ok(s.m, s.e)) {
+    k.write_exp(x, y, n, 0.0, false, s.e, 1.0 / s.m);
+    return true;
+  }
+  const ExpSum mx = over_chunks(n, [&](size_t b, size_t len) { return k.max_scan(x + b, len); }, combine_max);
+  if (!ordinary(mx)) return false;
+  const double ref = mx.max;
+  const ExpSum e =
+      over_chunks(n, [&](size_t b, size_t len) { return k.expsum(x + b, len, ref, true); }, combine_sums);
+  k.write_exp(x, y, n, ref, true, e.e, 1.0 / e.m);
+  return true;
+}
+
+// detail::sampled_max (softmax_rows.h) of the widened values: the largest of
+// 32 entries spread evenly over the row, a lower bound of the max.
+double sampled_max(const HalfConvert& cv, HalfFormat f, const uint16_t* x, size_t n) {
+  constexpr size_t kSamples = 32;
+  uint16_t picked[kSamples];
+  const size_t count = std::min(n, kSamples);
+  for (size_t k = 0; k < count; ++k) picked[k] = x[n <= kSamples ? k : (n - 1) * k / (kSamples - 1)];
+  float wide[kSamples];
+  (f == HalfFormat::Float16 ? cv.f16_to_f32 : cv.bf16_to_f32)(picked, wide, count);
+  return detail::sampled_max(wide, count);
+}
+
+// In cache (rows the float32 drivers' auto runs as three-pass-reload, see
+// resolve_auto): the terms exp(x) * 2^-e_ref of the half row stored in the
+// thread's float32 buffer and summed (e_ref from a sampled
+// lower bound of the max, as reload_guessed in softmax_rows.h), then
+// y = term / sum rounded to the format once: reload's multiply as the last
+// pass instead of two-pass's second exp. False (nothing written to y) when
+// the guess does not hold (NaN, inf, a max far above the samples): the
+// caller runs softmax_fused.
+bool softmax_reload_cached(const HalfKernels& hk, const HalfConvert& cv, HalfFormat f, const uint16_t* x,
+                           uint16_t* y, size_t n, float* buf) {
+  const double guess = sampled_max(cv, f, x, n);
+  if (!in_fast_range(guess)) return false;
+  const double e_ref = std::nearbyint(guess * kLog2e);
+  const ExpSum s = hk.expsum_store_pow2_f32(x, buf, n, e_ref);
+  if (!(s.m >= 0.5 && s.m < 0x1p+100)) return false;
+  hk.scale_from_f32(buf, y, n, 1.0 / s.m);
+  return true;
+}
+
+ExpSum online_fused(const HalfKernels& k, const uint16_t* x, size_t n) {
+  return over_chunks(n, [&](size_t b, size_t len) { return k.expsum_online_wide(x + b, len); }, combine_online);
+}
+
+bool log_softmax_fused(const HalfKernels& k, const uint16_t* x, uint16_t* y, size_t n) {
+  const ExpSum s = online_fused(k, x, n);
+  if (!ordinary(s)) return false;
+  k.write_shift(x, y, n, s.max, log_of_sum(s));
+  return true;
+}
+
+bool logsumexp_fused(const HalfKernels& k, HalfFormat f, const uint16_t* x, size_t n, float& out) {
+  const ExpSum s = over_chunks(n, [&](size_t b, size_t len) { return k.expsum_fast(x + b, len); }, combine_sums);
+  if (lse_fast(f, s, out)) return true;
+  return lse_accurate(online_fused(k, x, n), out);
+}
+
+constexpr size_t kFusedMinAuto = ~size_t(0);
+std::atomic<size_t> g_fused_min_n{kFusedMinAuto};
+
+// Fused kernels for the two-pass algorithm (auto included); the other
+// algorithms, and rows shorter than the threshold, take the buffered path.
+// Default threshold: just above the active set's short-row kernels (a group
+// of rows per vector, rows_api.h), which the buffered path's float32 batch
+// drivers use and which beat any row-by-row pass on such rows.
+bool use_fused(size_t n, Algorithm a) {
+  if (a != Algorithm::Auto && a != Algorithm::TwoPass) return false;
+  size_t min_n = g_fused_min_n.load(std::memory_order_relaxed);
+  if (min_n == kFusedMinAuto) {
+    const Implementation& impl = active_implementation();
+    min_n = impl.rows ? impl.rows().f32.max_n + 1 : 0;
+  }
+  return n >= min_n;
+}
+
+const HalfKernels* fused_kernels(HalfFormat f) {
+  const HalfKernelSet* set = active_half();
+  if (!set) return nullptr;
+  return f == HalfFormat::Float16 ? &set->f16 : &set->bf16;
+}
+
+// Rows in tasks of `per` rows spread over the threads for big calls;
+// row(r, buf) computes row r (buf: the thread's float32 work space) and
+// returns false for a special row.
+template <class Row>
+std::vector<size_t> run_fused(size_t rows, size_t n, Row&& row) {
+  std::vector<size_t> special;
+  if (rows == 0 || n == 0) return special;
+  const size_t per = std::max<size_t>(1, kHalfWholeRow / n);
+  const size_t tasks = (rows + per - 1) / per;
+  auto task = [&](size_t t, std::vector<size_t>& found) {
+    float* buf = thread_buffer();
+    const size_t end = std::min(rows, (t + 1) * per);
+    for (size_t r = t * per; r < end; ++r)
+      if (!row(r, buf)) found.push_back(r);
+  };
+  if (get_num_threads() <= 1 || tasks <= 1 || rows * n < kParallelMin) {
+    for (size_t t = 0; t < tasks; ++t) task(t, special);
+    return special;
+  }
+  std::vector<std::vector<size_t>> found(tasks);
+  parallel_for(tasks, [&](size_t t) { task(t, found[t]); });
+  for (auto& v : found) special.insert(special.end(), v.begin(), v.end());
+  return special;
 }
 
 // --- driver ----------------------------------------------------------------
@@ -185,8 +320,21 @@ std::vector<size_t> run_half(HalfFormat f, size_t rows, size_t n, Group&& group)
 
 }  // namespace
 
+void set_half_fused_min(size_t n) { g_fused_min_n.store(n, std::memory_order_relaxed); }
+void reset_half_fused_min() { g_fused_min_n.store(kFusedMinAuto, std::memory_order_relaxed); }
+
 std::vector<size_t> half_softmax_batch(const uint16_t* x, uint16_t* y, size_t rows, size_t n, HalfFormat f,
                                        Algorithm a) {
+  const HalfKernels* k = fused_kernels(f);
+  if (k && use_fused(n, a)) {
+    const bool reload = a == Algorithm::Auto && resolve_auto(n, sizeof(float), 1) == Algorithm::ThreePassReload;
+    const HalfConvert& cv = active_convert();
+    return run_fused(rows, n, [&](size_t r, float* buf) {
+      if (reload && softmax_reload_cached(*k, cv, f, x + r * n, y + r * n, n, n <= kHalfWholeRow ? buf : terms_buffer(n)))
+        return true;
+      return softmax_fused(*k, x + r * n, y + r * n, n);
+    });
+  }
   return run_half(f, rows, n, [&](const Half& h, size_t r0, size_t count, float* buf, std::vector<size_t>& sp) {
     if (n > kHalfWholeRow) {
       if (!softmax_long(h, x + r0 * n, y + r0 * n, n, buf)) sp.push_back(r0);
@@ -201,6 +349,9 @@ std::vector<size_t> half_softmax_batch(const uint16_t* x, uint16_t* y, size_t ro
 }
 
 std::vector<size_t> half_log_softmax_batch(const uint16_t* x, uint16_t* y, size_t rows, size_t n, HalfFormat f) {
+  const HalfKernels* k = fused_kernels(f);
+  if (k && use_fused(n, Algorithm::TwoPass))
+    return run_fused(rows, n, [&](size_t r, float*) { return log_softmax_fused(*k, x + r * n, y + r * n, n); });
   return run_half(f, rows, n, [&](const Half& h, size_t r0, size_t count, float* buf, std::vector<size_t>& sp) {
     if (n > kHalfWholeRow) {
       if (!log_softmax_long(h, x + r0 * n, y + r0 * n, n, buf)) sp.push_back(r0);
@@ -213,6 +364,9 @@ std::vector<size_t> half_log_softmax_batch(const uint16_t* x, uint16_t* y, size_
 }
 
 std::vector<size_t> half_logsumexp_batch(const uint16_t* x, float* out, size_t rows, size_t n, HalfFormat f) {
+  const HalfKernels* k = fused_kernels(f);
+  if (k && use_fused(n, Algorithm::TwoPass))
+    return run_fused(rows, n, [&](size_t r, float*) { return logsumexp_fused(*k, f, x + r * n, n, out[r]); });
   return run_half(f, rows, n, [&](const Half& h, size_t r0, size_t count, float* buf, std::vector<size_t>& sp) {
     if (n > kHalfWholeRow) {
       if (!logsumexp_long(h, x + r0 * n, n, buf, out[r0])) sp.push_back(r0);

@@ -25,9 +25,14 @@ namespace ssm {
 constexpr size_t kHalfWholeRow = 65536;  // 256 KiB of float32: a core's L2 (512 KiB and up) holds it
 constexpr size_t kHalfBlock = 4096;      // long rows: 16 KiB of float32 per block, L1-resident
 
-// The conversions of the active kernel set (scalar ones where the set's
-// vector conversions are not available: AVX2 without F16C).
-const HalfConvert& active_convert();
+// Rows of at least this many elements use the active set's fused half
+// kernels (half_api.h: conversion inside the passes' loads and stores) when
+// it has them and the algorithm is two-pass or auto; shorter rows, other
+// algorithms and sets without fused kernels use the buffered path above.
+// Default: just above the set's short-row kernels (rows_api.h max_n). For
+// tests (both paths on every set) and same-run A/B timings.
+void set_half_fused_min(size_t n);
+void reset_half_fused_min();
 
 std::vector<size_t> half_softmax_batch(const uint16_t* x, uint16_t* y, size_t rows, size_t n, HalfFormat f,
                                        Algorithm a);

@@ -10,6 +10,7 @@
 #include <string>
 #include <vector>
 
+#include "dispatch.h"
 #include "driver_half.h"
 
 namespace py = pybind11;
@@ -124,6 +125,35 @@ void register_half(py::module_& m) {
       },
       py::arg("x"), py::arg("out"), py::arg("format"), py::arg("to_half"),
       "The active kernel set's half conversions (test hook).");
+  m.def(
+      "half_set_fused_min",
+      [](py::object n) {
+        if (n.is_none())
+          ssm::reset_half_fused_min();
+        else
+          ssm::set_half_fused_min(n.cast<size_t>());
+      },
+      py::arg("n"),
+      "Rows of at least n elements take the fused half kernels; None: the default (test and A/B hook).");
+  m.def(
+      "half_tiles",
+      [](const std::string& isa, int format) {
+        const ssm::Implementation& impl = ssm::find_implementation(isa);
+        py::dict out;
+        const ssm::HalfKernelSet* set = impl.half ? impl.half() : nullptr;
+        if (!set) return out;
+        const ssm::HalfKernels& k = format_of(format) == ssm::HalfFormat::Float16 ? set->f16 : set->bf16;
+        for (int i = 0; i < k.tiles.count; ++i) out[k.tiles.item[i].name] = k.tiles.item[i].elements;
+        return out;
+      },
+      py::arg("isa"), py::arg("format"),
+      "Loop geometry of a runnable set's fused half kernels (empty: it has none).");
+  m.def("half_fused_isa",
+        [] {
+          const ssm::HalfKernelSet* set = ssm::active_half();
+          return std::string(set ? set->name : "");
+        },
+        "Which kernel set's fused half kernels the half drivers use (\"\": none).");
   m.def("half_convert_isa", [] { return std::string(ssm::active_convert().name); },
         "Which kernel set's conversions the half drivers use.");
 }

@@ -284,6 +284,38 @@ def test_every_isa_and_thread_count_is_restored(tmp_path, capsys):
     assert {r["n"] for r in records if r["dtype"] == "float64"} == {128}
 
 
+@pytest.mark.parametrize("sizes", [["--sizes", "1KiB,8KiB,1001"], ["--shape", "3x257"]])
+def test_half_dtypes_with_their_own_bound(tmp_path, capsys, sizes):
+    """--dtypes float16,bfloat16: 2-byte inputs, results in the same format, and
+    bounds from probes over the same bytes (the half-width bound)."""
+    pytest.importorskip("ml_dtypes")
+    json_path = tmp_path / "half.json"
+    status, out, err = run(capsys, *sizes, "--repeats", "3", "--threads", "1", "--dtypes", "float16,bf16",
+                           "--functions", "softmax,log_softmax,logsumexp", "--algorithms", "auto",
+                           "--json", json_path, "--quiet")  # fmt: skip
+    assert status == 0, err
+    assert "== softmax: float16" in out and "== softmax: bfloat16" in out
+    _, records = load_records(json_path)
+    assert {r["dtype"] for r in records} == {"float16", "bfloat16"}
+    probes = by_group(records)
+    for r in records:
+        assert r["size_bytes"] == 2 * r["n"] * r["rows"]
+        if r["impl"] == "simdsoftmax":
+            best = probes[(r["isa"], r["dtype"], r["threads"], r["size_bytes"])]
+            expected = (r["reads"] - r["writes"]) * best["read"] + r["writes"] * best["copy"]
+            assert r["bound_s"] == pytest.approx(expected)
+    functions = {(r["dtype"], r["function"]) for r in records if r["impl"] == "simdsoftmax"}
+    assert functions == {(d, f) for d in ("float16", "bfloat16") for f in ("softmax", "log_softmax", "logsumexp")}
+
+
+def test_bfloat16_without_ml_dtypes_is_refused(capsys, monkeypatch, no_sweep):
+    import sys
+
+    monkeypatch.setitem(sys.modules, "ml_dtypes", None)  # import fails
+    status, _, err = run(capsys, *TINY, "--dtypes", "bfloat16")
+    assert status != 0 and "ml_dtypes" in err
+
+
 def test_element_count_sizes(tmp_path, capsys):
     json_path = tmp_path / "n.json"
     status, _, err = run(capsys, "--sizes", "1000", "--repeats", "3", "--threads", "1",

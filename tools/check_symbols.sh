@@ -12,7 +12,7 @@
 # symbol of those objects must be in the set's own namespace (ssm::avx2,
 # ssm::avx512), or be one of its entry points (ssm::kernels_<isa>,
 # ssm::sample_kernels_<isa>, ssm::rows_kernels_<isa>, ssm::convert_<isa>,
-# ssm::gumbel_kernels_<isa>, and their local statics). Symbols with internal
+# ssm::half_kernels_<isa>, ssm::gumbel_kernels_<isa>, and their local statics). Symbols with internal
 # linkage (nm type t) cannot be shared and are not checked; neither is data.
 #
 # Each build type is configured with CMake directly into a temporary directory
@@ -42,7 +42,7 @@ allowed_prefixes() {
   printf '%s\n' "_ZN${ns}" "_ZNK${ns}" "_ZZN${ns}" "_ZGVZN${ns}" "_ZTVN${ns}" "_ZTIN${ns}" "_ZTSN${ns}"
   # Entry points, one per kernel family: ssm::<family>_<isa>() and its statics.
   for entry in "kernels_${isa}" "gumbel_kernels_${isa}" "sample_kernels_${isa}" "rows_kernels_${isa}" \
-               "convert_${isa}"; do
+               "convert_${isa}" "half_kernels_${isa}"; do
     printf '%s\n' "_ZN3ssm${#entry}${entry}E" "_ZZN3ssm${#entry}${entry}E" "_ZGVZN3ssm${#entry}${entry}E"
   done
 }

@@ -99,8 +99,9 @@ struct WriteExp {
 // whose sum exceeds 2^100 or is NaN (a NaN x, +inf, or a guess far below the
 // max) ends the pass early with m = NaN, y partly written; with e_ref from
 // the max the terms are below 2^1 and this never happens.
-template <class V, int U, int B, class In>
-ExpSum expsum_store_pow2(const In* x, In* y, size_t n, double e_ref) {
+// Out may differ from In (half x, float32 terms: half_generic.h).
+template <class V, int U, int B, class In, class Out = In>
+ExpSum expsum_store_pow2(const In* x, Out* y, size_t n, double e_ref) {
   constexpr size_t W = V::width;
   LaneSum<V> acc;
   acc.s = acc.c = V::set1(0.0);

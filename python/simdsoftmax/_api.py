@@ -77,7 +77,7 @@ def _reduction_layout(shape, axis, keepdims):
     follows `keepdims` as in NumPy.
     """
     if axis is None:
-        size = int(np.prod(shape, dtype=np.int64))
+        size = math.prod(shape)
         return None, 1, size, ((1,) * len(shape) if keepdims else ())
     axes = _reduced_axes(axis, len(shape))
     perm, rows, n = _layout(shape, axes)

@@ -29,6 +29,7 @@ import sys
 import numpy as np
 
 from . import _half
+from ._half import _Half
 
 __all__ = ["array_api"]
 
@@ -45,10 +46,11 @@ _KIND_CACHE: dict[type, str | None] = {np.ndarray: "numpy", type(None): None}
 _TORCH_TENSOR: list = [()]
 _TORCH_FROM_NUMPY: list = [None]
 _TORCH_PLAIN: tuple = ()
+_TORCH_HALF: tuple = ()
 
 
 def _kind_of_type(t: type) -> str | None:
-    global _TORCH_PLAIN
+    global _TORCH_PLAIN, _TORCH_HALF
     module = (t.__module__ or "").split(".")[0]
     if module == "torch":
         torch = sys.modules.get("torch")
@@ -56,6 +58,7 @@ def _kind_of_type(t: type) -> str | None:
             return None
         _TORCH_TENSOR[0], _TORCH_FROM_NUMPY[0] = torch.Tensor, torch.from_numpy
         _TORCH_PLAIN = (torch.float32, torch.float64)
+        _TORCH_HALF = (torch.float16, torch.bfloat16)
         return "torch"
     if module in ("jax", "jaxlib"):
         jax = sys.modules.get("jax")
@@ -87,13 +90,6 @@ def _kind(value) -> str | None:
 # Library -> NumPy views
 
 
-class _Half:
-    """A float16 or bfloat16 array as its uint16 bits, with the format."""
-
-    __slots__ = ("bits", "fmt", "dtype")
-
-    def __init__(self, bits: np.ndarray, fmt: str, dtype):
-        self.bits, self.fmt, self.dtype = bits, fmt, dtype  # dtype: the NumPy dtype to give back, or None
 
 
 def _device_error(name: str, library: str, device) -> TypeError:
@@ -372,6 +368,7 @@ def array_api(fn=None, *, arrays=("x",), out="out", half=None, name=None, promot
     positions = [p.position for p in others if p.position is not None]
     first_array_free = min(positions) if positions else 1 << 30
     other_names = tuple(p.name for p in others)
+    input_names = tuple(p.name for p in params[1:])
 
     @functools.wraps(fn)
     def wrapper(*args, **kwargs):
@@ -399,10 +396,61 @@ def array_api(fn=None, *, arrays=("x",), out="out", half=None, name=None, promot
                 if type(y) is tuple:
                     return tuple(_result(r, "torch", x) for r in y)
                 return _result(y, "torch", x)
+        # The common half calls: a NumPy or torch float16 / bfloat16 array, no
+        # other input array, out= None or the same type and dtype.
+        elif (
+            (tx is np.ndarray and x.dtype.itemsize == 2) or (tx is _TORCH_TENSOR[0] and x.dtype in _TORCH_HALF)
+        ) and len(args) <= first_array_free and all(kwargs.get(n) is None for n in input_names):
+            result = _half_call(fn, first, out_param, half_fn, x, tx, args, kwargs)
+            if result is not _MISS:
+                return result
         return _call(fn, params, out_param, dask_name, half_fn, args, kwargs, promote)
 
     wrapper.__wrapped_numpy__ = fn
     return wrapper
+
+
+_MISS = object()
+
+
+def _half_call(fn, first, out_param, half_fn, x, tx, args, kwargs):
+    """_call's result for a half `x` (NumPy or torch, of type `tx`) and at most an
+    `out` of its type and dtype (the per-call work of _call skipped), or _MISS
+    when the call is not that."""
+    kind = "numpy" if tx is np.ndarray else "torch"
+    h = _numpy_half(x) if kind == "numpy" else _half_view(x, first.name, False)
+    if h is None:
+        return _MISS
+    out = kwargs.get(out_param.name) if out_param is not None else None
+    kwargs = dict(kwargs)
+    if out is not None:
+        if type(out) is not tx or out.dtype != x.dtype:
+            return _MISS
+        if kind == "numpy":
+            if not out.dtype.isnative:
+                return _MISS
+            kwargs[out_param.name] = _numpy_half(out)
+        else:
+            kwargs[out_param.name] = _half_view(out, out_param.name, True)
+    args = list(args)
+    first.set(args, kwargs, h)
+    result = half_fn(fn, args, kwargs, first, out_param, True)
+    if out is not None:
+        return out
+    if type(result) is tuple:
+        return tuple(_result(r, kind, x) for r in result)
+    return _result(result, kind, x)
+
+
+def _half_view(t, name: str, writable: bool):
+    """A torch float16 / bfloat16 tensor's bits as a _Half (errors as _torch_view)."""
+    torch = sys.modules["torch"]
+    if not t.is_cpu or t.requires_grad:
+        return _torch_view(t, name, writable)  # raises the error that says what to do
+    if t.is_neg():
+        return None  # a lazy negative view: the general path resolves it
+    fmt = "bfloat16" if t.dtype is torch.bfloat16 else "float16"
+    return _Half(t.view(torch.int16).numpy().view(np.uint16), fmt, None)
 
 
 def _call(fn, params, out_param, dask_name, half_fn, args, kwargs, promote=False):

@@ -1,6 +1,6 @@
 """float16 and bfloat16: read and written at 2 bytes per element, computed in float32.
 
-Half arrays travel as their uint16 bits (`_arrays._Half`), so bfloat16 needs
+Half arrays travel as their uint16 bits (`_Half`, below), so bfloat16 needs
 neither torch nor ml_dtypes here. softmax, log_softmax and logsumexp over
 rows run in the kernels' half drivers (`_core.half_*`): each row is
 converted to float32 a block at a time into a per-thread buffer, the float32
@@ -18,6 +18,7 @@ import numpy as np
 
 from . import _core
 from ._api import (
+    ALGORITHMS,
     _from_rows,
     _layout_of,
     _log_softmax_rows,
@@ -27,6 +28,16 @@ from ._api import (
 )
 
 __all__ = ["widen", "narrow", "generic", "softmax", "log_softmax", "logsumexp", "KERNELS"]
+
+
+class _Half:
+    """A float16 or bfloat16 array as its uint16 bits, with the format."""
+
+    __slots__ = ("bits", "fmt", "dtype")
+
+    def __init__(self, bits: np.ndarray, fmt: str, dtype):
+        self.bits, self.fmt, self.dtype = bits, fmt, dtype  # dtype: the NumPy dtype to give back, or None
+
 
 _U16 = np.dtype(np.uint16)
 _FORMAT_CODE = {"float16": 0, "bfloat16": 1}
@@ -44,6 +55,11 @@ def widen(h) -> np.ndarray:
 
 def narrow_bits(y: np.ndarray, fmt: str) -> np.ndarray:
     """float32 (or float64) values rounded once to the format, as uint16 bits (round to nearest even)."""
+    if KERNELS and type(y) is np.ndarray and y.dtype == np.float32 and y.flags.c_contiguous:
+        # The kernels' conversion: no temporaries, no floating-point warnings to silence.
+        bits = np.empty(y.shape, _U16)
+        _core.half_convert(y, bits, _FORMAT_CODE[fmt], True)
+        return bits
     if fmt == "float16":
         with np.errstate(over="ignore"):
             return np.asarray(y, np.float16).view(np.uint16)
@@ -61,14 +77,10 @@ def narrow_bits(y: np.ndarray, fmt: str) -> np.ndarray:
 
 def narrow(y, like):
     """A floating NumPy result rounded to `like`'s half format, as a _Half."""
-    from ._arrays import _Half
-
     return _Half(np.asarray(narrow_bits(y, like.fmt)), like.fmt, like.dtype)
 
 
 def _check_half_out(out, shape, x) -> None:
-    from ._arrays import _Half
-
     name = "out"
     if not isinstance(out, _Half):
         dtype = getattr(out, "dtype", type(out).__name__)
@@ -84,8 +96,6 @@ def _check_half_out(out, shape, x) -> None:
 def generic(fn, args, kwargs, primary, out_param, keep=True):
     """fn on the float32 values; floating results rounded back to the input's format
     (unless `keep` is False: another argument promoted the result past it)."""
-    from ._arrays import _Half
-
     x = primary.get(args, kwargs)
     primary.set(args, kwargs, widen(x))
     out = out_param.get(args, kwargs) if out_param is not None else None
@@ -134,8 +144,11 @@ def _rowwise(fn, args, kwargs, primary, out_param, kernel, formula, extra):
     if out is not None and perm is None:
         o2 = out.bits.reshape(rows, n) if out.bits.flags.c_contiguous else None
         if o2 is not None and o2.flags.aligned:
-            same = o2.__array_interface__["data"][0] == x2.__array_interface__["data"][0]
-            if same or not np.may_share_memory(o2, x2):
+            # In place (the same buffer) or apart: the kernels read each
+            # element before writing it; a partial overlap goes through a copy.
+            if not np.may_share_memory(o2, x2) or (
+                o2.__array_interface__["data"][0] == x2.__array_interface__["data"][0]
+            ):
                 y2 = o2
     direct = y2 is not None
     if y2 is None:
@@ -155,8 +168,6 @@ def _rowwise(fn, args, kwargs, primary, out_param, kernel, formula, extra):
 
 
 def _Half_like(bits, x):
-    from ._arrays import _Half
-
     return _Half(bits, x.fmt, x.dtype)
 
 
@@ -165,8 +176,6 @@ def softmax(fn, args, kwargs, primary, out_param, keep=True):
     if not KERNELS:
         return generic(fn, args, kwargs, primary, out_param)
     algorithm = kwargs.get("algorithm", "auto")
-    from ._api import ALGORITHMS
-
     if algorithm not in ALGORITHMS:
         return fn(widen(primary.get(args, kwargs)), algorithm=algorithm)  # raises SciPy's error
     return _rowwise(fn, args, kwargs, primary, out_param, _core.half_softmax, _softmax_rows, (algorithm,))
@@ -193,8 +202,10 @@ def logsumexp(fn, args, kwargs, primary, out_param, keep=True):
     bits = x.bits if x.bits.ndim else x.bits.reshape(1)
     shape = bits.shape
     perm, rows, n, res_shape = _reduction_layout(shape, axis, keepdims)
-    res = np.full(rows, -np.inf, np.float32)
+    res = np.empty(rows, np.float32)  # the kernels write every row
     sgn = np.ones(rows, np.float32)
+    if not (rows and n):
+        res.fill(-np.inf)
     if rows and n:
         moved = bits if perm is None else bits.transpose(perm)
         x2 = moved.reshape(rows, n)

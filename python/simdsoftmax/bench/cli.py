@@ -106,7 +106,8 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument(
         "--dtypes", metavar="LIST", default="float32",
-        help="float32 (default), float64, or 'all'. e.g. --dtypes float32,float64",
+        help="float32 (default), float64, float16, bfloat16 (needs ml_dtypes), or 'all'. "
+        "e.g. --dtypes float32,float16,bfloat16: the half formats' bound is their own 2-byte traffic",
     )
     p.add_argument(
         "--threads", metavar="LIST", default=None,

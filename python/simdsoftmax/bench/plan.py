@@ -25,7 +25,8 @@ from .report import DTYPES, KNOWN_ISAS
 from .sizes import DEFAULT_STEP, Shape, Size, batch_shapes, format_bytes, geometric, parse_count, parse_shapes, parse_sizes
 from .workloads import ALGORITHMS, DEFAULT_BATCH_ELEMENTS, FUNCTIONS, ROW_LENGTHS, BenchFunction
 
-DTYPE_ALIASES = {"f32": "float32", "single": "float32", "f64": "float64", "double": "float64"}
+DTYPE_ALIASES = {"f32": "float32", "single": "float32", "f64": "float64", "double": "float64", "f16": "float16",
+                 "half": "float16", "bf16": "bfloat16"}
 SPLIT_PROBES = ("auto", "always", "never")
 
 # Arrays alive at once, in units of the input size: x and out, plus (with
@@ -164,15 +165,37 @@ def pick_isas(args: argparse.Namespace):
 
 
 def pick_dtypes(args: argparse.Namespace):
-    """float32 and/or float64 (aliases f32, single, f64, double)."""
-    names = list(DTYPES) if args.dtypes == "all" else [DTYPE_ALIASES.get(d, d) for d in split_list(args.dtypes)]
+    """float32, float64, float16, bfloat16 (aliases f32, single, f64, double, f16, half, bf16).
+
+    bfloat16 arrays are ml_dtypes' (imported only here); 'all' leaves bfloat16
+    out when ml_dtypes is not installed.
+    """
+    if args.dtypes == "all":
+        names = [d for d in DTYPES if d != "bfloat16" or _bfloat16() is not None]
+    else:
+        names = [DTYPE_ALIASES.get(d, d) for d in split_list(args.dtypes)]
     for d in names:
         if d not in DTYPES:
             raise UsageError(f"unsupported dtype {d!r}; choose from {', '.join(DTYPES)}")
     if not names:
         raise UsageError("no dtype given")
-    dtypes = [np.dtype(DTYPES[d]) for d in dict.fromkeys(names)]
+    dtypes = []
+    for d in dict.fromkeys(names):
+        if d == "bfloat16":
+            if _bfloat16() is None:
+                raise UsageError("bfloat16 needs ml_dtypes (pip install ml_dtypes)")
+            dtypes.append(np.dtype(_bfloat16()))
+        else:
+            dtypes.append(np.dtype(DTYPES[d]))
     return dtypes
+
+
+def _bfloat16():
+    try:
+        import ml_dtypes
+    except ImportError:
+        return None
+    return ml_dtypes.bfloat16
 
 
 def pick_threads(args: argparse.Namespace):

@@ -29,7 +29,8 @@ if TYPE_CHECKING:
 
 PROG = "simdsoftmax-bench"
 KNOWN_ISAS = tuple(_core.ISA_NAMES)  # every kernel set the project has, compiled here or not
-DTYPES = {"float32": np.float32, "float64": np.float64}
+# bfloat16 is ml_dtypes' NumPy dtype (the one JAX uses), imported only when asked for.
+DTYPES = {"float32": np.float32, "float64": np.float64, "float16": np.float16, "bfloat16": "ml_dtypes.bfloat16"}
 
 RECORD_FIELDS: dict[str, str] = {
     "impl": "who ran it: 'simdsoftmax', a peer ('numpy', 'scipy', 'torch') or 'probe'",
@@ -37,7 +38,7 @@ RECORD_FIELDS: dict[str, str] = {
     "algorithm": "softmax algorithm (two-pass, three-pass-recompute, three-pass-reload, online, auto); "
     "null for functions without a choice, peers and probes",
     "isa": "active kernel set (avx512, avx2, scalar); null for peers",
-    "dtype": "float32 or float64",
+    "dtype": "float32, float64, float16 or bfloat16 (the half formats' bound is their own 2-byte traffic)",
     "threads": "simdsoftmax thread count (set_num_threads); torch's is set to match",
     "probe_threads": "threads a probe was split over (probes only, else null)",
     "size_bytes": "input size in bytes (the whole batch)",

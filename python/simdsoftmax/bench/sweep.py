@@ -84,7 +84,7 @@ def calibrate(item: Item, min_sample_ns: int) -> float:
 
 def probe_calls(work: Workload, threads: int, pool: ThreadPoolExecutor | None) -> dict[str, Call]:
     """The probes on this workload's bytes, on one thread or split over `threads` (GIL released)."""
-    x, out = work.x.reshape(-1), work.out.reshape(-1)  # views: the same memory as the kernels'
+    x, out = work.probe_x, work.probe_out  # views: the same memory as the kernels'
     if threads == 1 or pool is None:
         return {
             "read": lambda: _core.probe_read(x),

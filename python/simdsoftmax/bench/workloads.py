@@ -62,13 +62,31 @@ class Workload:
         self.axis: dict = {"axis": -1} if self.batched else {}
         self.reduce: dict = {"axis": -1, "keepdims": True} if self.batched else {}
         self.rng = np.random.default_rng(seed)
-        self.x = aligned_empty(self.elements, self.dtype).reshape(self.shape)
+        # Half formats: whole float32 words behind the buffers, so the probes
+        # can stream the same bytes as float32 (the half-width bound: the
+        # kernels read and write 2 bytes per element).
+        words = -(-self.elements * self.dtype.itemsize // 4)
+        x_raw = aligned_empty(words * 4 // self.dtype.itemsize, self.dtype)
+        out_raw = aligned_empty(words * 4 // self.dtype.itemsize, self.dtype)
+        self.x = x_raw[: self.elements].reshape(self.shape)
         # Standard normal logits: every row is ordinary (no special values),
         # so the kernels take their fast path like on real model outputs.
-        # Drawn in place: no temporary the size of the input.
-        self.rng.standard_normal(dtype=self.dtype, out=self.x)
-        self.out = aligned_empty(self.elements, self.dtype).reshape(self.shape)
-        self.out.fill(0)  # fault the pages in now, not in the first timed call
+        # Drawn in place: no temporary the size of the input (half formats:
+        # drawn in float32 a block at a time and rounded).
+        if self.dtype in (np.float32, np.float64):
+            self.rng.standard_normal(dtype=self.dtype, out=self.x)
+        else:
+            flat = self.x.reshape(-1)
+            for at in range(0, flat.size, 1 << 20):
+                part = flat[at : at + (1 << 20)]
+                part[...] = self.rng.standard_normal(part.size, dtype=np.float32).astype(self.dtype)
+        self.out = out_raw[: self.elements].reshape(self.shape)
+        out_raw.fill(0)  # fault the pages in now, not in the first timed call
+        if self.dtype.itemsize < 4:
+            x_raw[self.elements :] = 0  # the probes' last word: a finite float32
+            self.probe_x, self.probe_out = x_raw.view(np.float32), out_raw.view(np.float32)
+        else:
+            self.probe_x, self.probe_out = self.x.reshape(-1), self.out.reshape(-1)
         self._scratch: np.ndarray | None = None
 
     def scratch(self) -> np.ndarray:

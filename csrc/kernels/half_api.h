@@ -1,0 +1,60 @@
+// The contract of the half-precision kernels (half_<isa>.cpp): the float32
+// passes of the softmax family reading and writing float16 / bfloat16 values
+// directly, 2 bytes per element. Each is the float32 kernel of the same name
+// (kernel_api.h) compiled over a lane type whose loads widen the half values
+// exactly and whose stores round to the format once (nearest even, overflow
+// to inf, NaN kept quiet): the conversion rides along with the loads and
+// stores instead of costing a separate pass through a float32 buffer.
+// Plain C++ types only (half values travel as their uint16_t bits), so the
+// baseline half driver (driver_half.cpp) calls any set through the same table.
+#pragma once
+#include <cstddef>
+#include <cstdint>
+
+#include "kernel_api.h"
+
+namespace ssm {
+
+// Element types that tell a lane type's load and store overloads which
+// format the bits are in (same size and alignment as uint16_t).
+struct F16Bits {
+  uint16_t bits;
+};
+struct BF16Bits {
+  uint16_t bits;
+};
+
+// One format's passes; see Kernels<float> for what each computes.
+struct HalfKernels {
+  ExpSum (*expsum_fast)(const uint16_t* x, size_t n);
+  ExpSum (*max_scan)(const uint16_t* x, size_t n);
+  ExpSum (*expsum)(const uint16_t* x, size_t n, double ref, bool exact);
+  ExpSum (*expsum_online_wide)(const uint16_t* x, size_t n);
+  // y may be x (in place): every element is read before it is written.
+  void (*write_exp)(const uint16_t* x, uint16_t* y, size_t n, double ref, bool exact, double e, double inv);
+  void (*write_shift)(const uint16_t* x, uint16_t* y, size_t n, double shift_hi, double shift_lo);
+  // Three-pass-reload's stored terms into a float32 buffer: y = exp(x) *
+  // 2^-e_ref, and their sum (Kernels<float>::expsum_store_pow2).
+  ExpSum (*expsum_store_pow2_f32)(const uint16_t* x, float* y, size_t n, double e_ref);
+  // y = x * factor from float32 x, rounded once to the format
+  // (three-pass-reload's last pass over terms kept in a float32 buffer).
+  void (*scale_from_f32)(const float* x, uint16_t* y, size_t n, double factor);
+  // Loop geometry (kernel_api.h's Tile): lanes, each pass's main-loop step.
+  TileList tiles;
+};
+
+struct HalfKernelSet {
+  const char* name;
+  HalfKernels f16;
+  HalfKernels bf16;
+};
+
+// One per kernel translation unit; call only the set the CPU runs (avx2's
+// also needs F16C: see dispatch.cpp).
+const HalfKernelSet& half_kernels_scalar();
+#if defined(SSM_HAVE_X86_KERNELS)
+const HalfKernelSet& half_kernels_avx2();
+const HalfKernelSet& half_kernels_avx512();
+#endif
+
+}  // namespace ssm

@@ -1,0 +1,103 @@
+// Half-precision softmax-family kernels for AVX2 + FMA + F16C: the float32
+// passes with 8 float16 / bfloat16 values widened per load and rounded per
+// store. float16: vcvtph2ps / vcvtps2ph (nearest even, which also gives inf
+// on overflow and keeps NaN). bfloat16: the upper half of a float32 (a shift
+// on load; on store the round-to-nearest-even carry of convert_generic.h on
+// 8 lanes at once). Tails go through a small stack buffer, so no load or
+// store touches memory past the row.
+#include "vecmath_avx2.h"
+#define SSM_ISA avx2
+#include "half_generic.h"
+
+#include <cstring>
+
+namespace ssm {
+namespace avx2 {
+namespace {
+
+template <class H>
+struct HalfFormatOps;
+
+template <>
+struct HalfFormatOps<F16Bits> {
+  static __m256 widen8(__m128i bits) { return _mm256_cvtph_ps(bits); }
+  static __m128 widen4(__m128i bits) { return _mm_cvtph_ps(bits); }
+  static __m128i narrow8(__m256 v) { return _mm256_cvtps_ph(v, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC); }
+};
+
+template <>
+struct HalfFormatOps<BF16Bits> {
+  static __m256 widen8(__m128i bits) { return _mm256_castsi256_ps(_mm256_slli_epi32(_mm256_cvtepu16_epi32(bits), 16)); }
+  static __m128 widen4(__m128i bits) { return _mm_castsi128_ps(_mm_slli_epi32(_mm_cvtepu16_epi32(bits), 16)); }
+  // Round to nearest even on the 16 dropped bits (see convert_generic.h);
+  // NaN: the upper half with the quiet bit set.
+  static __m128i narrow8(__m256 v) {
+    const __m256i u = _mm256_castps_si256(v);
+    const __m256i odd = _mm256_and_si256(_mm256_srli_epi32(u, 16), _mm256_set1_epi32(1));
+    const __m256i rounded =
+        _mm256_srli_epi32(_mm256_add_epi32(u, _mm256_add_epi32(odd, _mm256_set1_epi32(0x7fff))), 16);
+    const __m256i quiet = _mm256_or_si256(_mm256_srli_epi32(u, 16), _mm256_set1_epi32(0x0040));
+    const __m256i bits = _mm256_blendv_epi8(rounded, quiet, _mm256_castps_si256(_mm256_cmp_ps(v, v, _CMP_UNORD_Q)));
+    // Every lane is below 2^16, so the saturating pack is exact; it packs
+    // within 128-bit halves, and the permute brings lanes 4-7 down.
+    return _mm256_castsi256_si128(_mm256_permute4x64_epi64(_mm256_packus_epi32(bits, bits), 0x08));
+  }
+};
+
+template <class H>
+struct HalfF32x8 : F32x8 {
+  using Ops = HalfFormatOps<H>;
+  using F32x8::load;
+  using F32x8::load_tail;
+  using F32x8::store;
+  using F32x8::store_tail;
+  static constexpr size_t stream_align = 0;
+  static reg load(const H* p) { return Ops::widen8(_mm_loadu_si128(reinterpret_cast<const __m128i*>(p))); }
+  static reg load_tail(const H* p, size_t n, double fill) {
+    alignas(16) uint16_t tmp[8] = {};
+    std::memcpy(tmp, p, n * sizeof(H));
+    const reg v = Ops::widen8(_mm_load_si128(reinterpret_cast<const __m128i*>(tmp)));
+    return _mm256_blendv_ps(set1(fill), v, _mm256_castsi256_ps(first(n)));
+  }
+  static void store(H* p, reg v) { _mm_storeu_si128(reinterpret_cast<__m128i*>(p), Ops::narrow8(v)); }
+  static void store_tail(H* p, reg v, size_t n) {
+    alignas(16) uint16_t tmp[8];
+    _mm_store_si128(reinterpret_cast<__m128i*>(tmp), Ops::narrow8(v));
+    std::memcpy(p, tmp, n * sizeof(H));
+  }
+  static void stream(H* p, reg v) { store(p, v); }
+};
+
+template <class H>
+struct HalfF64x4 : F64x4 {
+  using Ops = HalfFormatOps<H>;
+  using F64x4::load;
+  using F64x4::load_tail;
+  static reg load(const H* p) {
+    return _mm256_cvtps_pd(Ops::widen4(_mm_loadl_epi64(reinterpret_cast<const __m128i*>(p))));
+  }
+  static reg load_tail(const H* p, size_t n, double fill) {
+    alignas(16) uint16_t tmp[8] = {};
+    std::memcpy(tmp, p, n * sizeof(H));
+    const reg v = _mm256_cvtps_pd(Ops::widen4(_mm_load_si128(reinterpret_cast<const __m128i*>(tmp))));
+    return _mm256_blendv_pd(set1(fill), v, _mm256_castsi256_pd(first(n)));
+  }
+};
+
+// The float32 kernels' tuning (softmax_avx2.cpp).
+constexpr int kUnrollStore = 4, kBlockStore = 2;
+constexpr int kUnrollFast = 4, kBlockFast = 2;
+
+template <class H>
+HalfKernels make_format() {
+  return make_half_kernels<HalfF32x8<H>, HalfF64x4<H>, H, kUnrollFast, kBlockFast, kUnrollStore, kBlockStore>();
+}
+
+}  // namespace
+}  // namespace avx2
+
+const HalfKernelSet& half_kernels_avx2() {
+  static const HalfKernelSet set{"avx2", avx2::make_format<F16Bits>(), avx2::make_format<BF16Bits>()};
+  return set;
+}
+}  // namespace ssm

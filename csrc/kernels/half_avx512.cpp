@@ -1,0 +1,98 @@
+// Half-precision softmax-family kernels for AVX-512 F/DQ/BW/VL: the float32
+// passes with 16 float16 / bfloat16 values widened per load and rounded per
+// store, masked tails. float16: vcvtph2ps / vcvtps2ph (nearest even, inf on
+// overflow, NaN kept). bfloat16: the upper half of a float32 (a shift on
+// load; on store the round-to-nearest-even carry of convert_generic.h,
+// narrowed with vpmovdw).
+#include "vecmath_avx512.h"
+#define SSM_ISA avx512
+#include "half_generic.h"
+
+namespace ssm {
+namespace avx512 {
+namespace {
+
+template <class H>
+struct HalfFormatOps;
+
+template <>
+struct HalfFormatOps<F16Bits> {
+  static __m512 widen16(__m256i bits) { return _mm512_cvtph_ps(bits); }
+  // The 16-lane conversion on a zero-extended register (the 8-lane vcvtph2ps
+  // is F16C's, not part of this file's instruction sets).
+  static __m256 widen8(__m128i bits) {
+    return _mm512_castps512_ps256(_mm512_cvtph_ps(_mm256_zextsi128_si256(bits)));
+  }
+  static __m256i narrow16(__m512 v) { return _mm512_cvtps_ph(v, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC); }
+};
+
+template <>
+struct HalfFormatOps<BF16Bits> {
+  static __m512 widen16(__m256i bits) {
+    return _mm512_castsi512_ps(_mm512_slli_epi32(_mm512_cvtepu16_epi32(bits), 16));
+  }
+  static __m256 widen8(__m128i bits) {
+    return _mm256_castsi256_ps(_mm256_slli_epi32(_mm256_cvtepu16_epi32(bits), 16));
+  }
+  // Round to nearest even on the 16 dropped bits (see convert_generic.h);
+  // NaN: the upper half with the quiet bit set.
+  static __m256i narrow16(__m512 v) {
+    const __m512i u = _mm512_castps_si512(v);
+    const __m512i odd = _mm512_and_si512(_mm512_srli_epi32(u, 16), _mm512_set1_epi32(1));
+    __m512i bits = _mm512_srli_epi32(_mm512_add_epi32(u, _mm512_add_epi32(odd, _mm512_set1_epi32(0x7fff))), 16);
+    const __mmask16 nan = _mm512_cmp_ps_mask(v, v, _CMP_UNORD_Q);
+    bits = _mm512_mask_or_epi32(bits, nan, _mm512_srli_epi32(u, 16), _mm512_set1_epi32(0x0040));
+    return _mm512_cvtepi32_epi16(bits);
+  }
+};
+
+template <class H>
+struct HalfF32x16 : F32x16 {
+  using Ops = HalfFormatOps<H>;
+  using F32x16::load;
+  using F32x16::load_tail;
+  using F32x16::store;
+  using F32x16::store_tail;
+  static constexpr size_t stream_align = 0;
+  static reg load(const H* p) { return Ops::widen16(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(p))); }
+  // Masked loads and stores never touch the masked-off lanes' memory.
+  static reg load_tail(const H* p, size_t n, double fill) {
+    const mask m = first(n);
+    return _mm512_mask_blend_ps(m, set1(fill), Ops::widen16(_mm256_maskz_loadu_epi16(m, p)));
+  }
+  static void store(H* p, reg v) { _mm256_storeu_si256(reinterpret_cast<__m256i*>(p), Ops::narrow16(v)); }
+  static void store_tail(H* p, reg v, size_t n) { _mm256_mask_storeu_epi16(p, first(n), Ops::narrow16(v)); }
+  static void stream(H* p, reg v) { store(p, v); }
+};
+
+template <class H>
+struct HalfF64x8 : F64x8 {
+  using Ops = HalfFormatOps<H>;
+  using F64x8::load;
+  using F64x8::load_tail;
+  static reg load(const H* p) {
+    return _mm512_cvtps_pd(Ops::widen8(_mm_loadu_si128(reinterpret_cast<const __m128i*>(p))));
+  }
+  static reg load_tail(const H* p, size_t n, double fill) {
+    const mask m = first(n);
+    return _mm512_mask_blend_pd(m, set1(fill), _mm512_cvtps_pd(Ops::widen8(_mm_maskz_loadu_epi16(m, p))));
+  }
+};
+
+// The float32 kernels' tuning (softmax_avx512.cpp).
+constexpr int kUnrollStore = 4, kBlockStore = 2;
+constexpr int kUnrollFast = 8, kBlockFast = 2;
+
+template <class H>
+HalfKernels make_format() {
+  return make_half_kernels<HalfF32x16<H>, HalfF64x8<H>, H, kUnrollFast, kBlockFast, kUnrollStore, kBlockStore>();
+}
+
+}  // namespace
+}  // namespace avx512
+
+const HalfKernelSet& half_kernels_avx512() {
+  static const HalfKernelSet set{"avx512", avx512::make_format<F16Bits>(), avx512::make_format<BF16Bits>()};
+  return set;
+}
+}  // namespace ssm

@@ -1,0 +1,61 @@
+// Portable half-precision softmax-family kernels: the scalar float32 passes
+// (one lane, double arithmetic) with each float16 / bfloat16 value widened
+// exactly on load and rounded once to nearest even on store, by the bit
+// manipulations of convert_generic.h. The stored value goes double -> float
+// (the float32 kernels' own store) -> half: the same bits as the float32
+// scalar kernels' results converted afterwards.
+#include "vecmath_scalar.h"
+#define SSM_ISA scalar
+#include "half_generic.h"
+#define SSM_CONVERT_NS scalar
+#include "convert_generic.h"
+
+namespace ssm {
+namespace scalar {
+namespace {
+
+template <class H>
+struct HalfFormatOps;
+template <>
+struct HalfFormatOps<F16Bits> {
+  static float widen(uint16_t h) { return f16_to_f32_one(h); }
+  static uint16_t narrow(float f) { return f32_to_f16_one(f); }
+};
+template <>
+struct HalfFormatOps<BF16Bits> {
+  static float widen(uint16_t h) { return bf16_to_f32_one(h); }
+  static uint16_t narrow(float f) { return f32_to_bf16_one(f); }
+};
+
+template <class H>
+struct HalfF64x1 : F64x1 {
+  using Ops = HalfFormatOps<H>;
+  using F64x1::load;
+  using F64x1::load_tail;
+  using F64x1::store;
+  using F64x1::store_tail;
+  static reg load(const H* p) { return Ops::widen(p->bits); }
+  static reg load_tail(const H* p, size_t, double) { return Ops::widen(p->bits); }
+  static void store(H* p, reg v) { p->bits = Ops::narrow(static_cast<float>(v)); }
+  static void store_tail(H* p, reg v, size_t) { store(p, v); }
+  template <class Out>
+  static void stream(Out* p, reg v) { store(p, v); }
+};
+
+// The float32 kernels' tuning (softmax_scalar.cpp).
+constexpr int kUnrollStore = 4, kBlockStore = 2;
+constexpr int kUnrollFast = 8, kBlockFast = 2;
+
+template <class H>
+HalfKernels make_format() {
+  return make_half_kernels<HalfF64x1<H>, HalfF64x1<H>, H, kUnrollFast, kBlockFast, kUnrollStore, kBlockStore>();
+}
+
+}  // namespace
+}  // namespace scalar
+
+const HalfKernelSet& half_kernels_scalar() {
+  static const HalfKernelSet set{"scalar", scalar::make_format<F16Bits>(), scalar::make_format<BF16Bits>()};
+  return set;
+}
+}  // namespace ssm

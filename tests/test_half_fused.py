@@ -1,0 +1,201 @@
+"""The fused half kernels: float16 / bfloat16 read and written by the passes themselves.
+
+Each kernel set with fused kernels (half_api.h) runs softmax, log_softmax and
+logsumexp on the half bits directly; rows below a threshold, algorithms other
+than two-pass/auto and sets without them take the buffered path (blocks
+widened into a float32 buffer). Both paths are forced here on every kernel set
+this machine runs, at every tail of the fused kernels' loops (their tiles),
+against float64 references of the exactly widened inputs (tests/reference.py):
+within 1 ulp of the half format, special rows as the float32 path gives them.
+"""
+
+import numpy as np
+import pytest
+
+import simdsoftmax as ssm
+from reference import ref_log_softmax, ref_logsumexp, ref_softmax
+from simdsoftmax import _core, _half
+from test_half import FORMATS, from_bits, to_bits, within_one_ulp
+
+pytestmark = pytest.mark.skipif(not _half.KERNELS, reason="half kernels not compiled")
+
+PATHS = {"fused": 0, "buffered": 1 << 62, "default": None}
+
+
+@pytest.fixture(params=list(FORMATS))
+def fmt(request):
+    return request.param
+
+
+@pytest.fixture(params=list(PATHS))
+def path(request):
+    """Force the fused kernels for every row length, never, or leave the default threshold."""
+    _core.half_set_fused_min(PATHS[request.param])
+    try:
+        yield request.param
+    finally:
+        _core.half_set_fused_min(None)
+
+
+def tail_sizes(isa, fmt):
+    """1 .. 2 * the largest tile + 1, multiples of each tile and their neighbours,
+    and the fused drivers' chunk boundary (rows above 2^16 are summed in chunks)."""
+    tiles = _core.half_tiles(isa, FORMATS[fmt])
+    top = max(tiles.values(), default=16)
+    sizes = set(range(1, 2 * top + 2))
+    for t in tiles.values():
+        sizes.update({3 * t - 1, 3 * t, 3 * t + 1, 7 * t + 3})
+    sizes.update({65535, 65536, 65537, 2 * 65536 + 5})
+    return sorted(sizes)
+
+
+def run(name, bits, fmt, algorithm="auto"):
+    code = FORMATS[fmt]
+    if name == "logsumexp":
+        out = np.empty(bits.shape[0], np.float32)
+        special = _core.half_logsumexp(bits, out, code)
+        return out.astype(np.float64), special
+    out = np.empty_like(bits)
+    kernel = _core.half_softmax if name == "softmax" else _core.half_log_softmax
+    special = kernel(bits, out, code, algorithm) if name == "softmax" else kernel(bits, out, code)
+    return from_bits(out, fmt), special
+
+
+def reference(name, x64):
+    if name == "softmax":
+        return ref_softmax(x64, axis=-1)
+    if name == "log_softmax":
+        return ref_log_softmax(x64, axis=-1)
+    return ref_logsumexp(x64, axis=-1)[0]
+
+
+def test_fused_kernels_follow_the_kernel_set(isa):
+    tiles = _core.half_tiles(isa, 0)
+    lanes = {"avx512": 16, "avx2": 8, "scalar": 1}
+    if isa == "neon":
+        return  # no fused kernels there yet: the buffered path
+    assert tiles["lanes"] == lanes[isa]
+    assert _core.half_fused_isa() == isa
+
+
+@pytest.mark.parametrize("name", ["softmax", "log_softmax", "logsumexp"])
+def test_every_tail(isa, fmt, path, name):
+    rng = np.random.default_rng(17)
+    for n in tail_sizes(isa, fmt):
+        rows = 2 if n < 4096 else 1
+        bits = to_bits(rng.normal(0.0, 4.0, size=(rows, n)), fmt)
+        x64 = from_bits(bits, fmt)
+        got, special = run(name, bits, fmt)
+        assert special.size == 0, (n, special)
+        want = reference(name, x64)
+        if name == "logsumexp":
+            # logsumexp's float32 result is rounded to the format by the caller.
+            got = from_bits(to_bits(got, fmt), fmt)
+        try:
+            within_one_ulp(got, want, fmt)
+        except AssertionError as e:
+            raise AssertionError(f"n={n}: {e}") from None
+
+
+@pytest.mark.parametrize("algorithm", ["auto", "two-pass"])
+def test_softmax_both_fused_algorithms(isa, fmt, path, algorithm):
+    """auto runs in-cache rows as three-pass-reload (float32 terms in a buffer), two-pass never."""
+    rng = np.random.default_rng(3)
+    for n in (257, 1000, 4096, 65536, 70001):
+        bits = to_bits(rng.normal(0.0, 3.0, size=(2, n)), fmt)
+        got, special = run("softmax", bits, fmt, algorithm)
+        assert special.size == 0
+        within_one_ulp(got, ref_softmax(from_bits(bits, fmt), axis=-1), fmt)
+
+
+def test_max_far_above_the_sampled_entries(isa, fmt, path):
+    """The reload path guesses the max from 32 samples; a spike between them must still give the right row."""
+    for n in (300, 5000, 60000):
+        x64 = np.zeros((1, n))
+        x64[0, 7] = 90.0 if fmt == "float16" else 300.0  # not a sampled index; exp(spike) > 2^100
+        x64[0, n // 2 + 3] = -5.0
+        bits = to_bits(x64, fmt)
+        got, special = run("softmax", bits, fmt)
+        assert special.size == 0
+        within_one_ulp(got, ref_softmax(from_bits(bits, fmt), axis=-1), fmt)
+
+
+def test_wide_ranges(isa, fmt, path):
+    """Rows beyond the fast range (bfloat16 reaches 3e38) and rows of tiny values."""
+    rng = np.random.default_rng(9)
+    big = 6e4 if fmt == "float16" else 3e38
+    for n in (300, 4097, 70000):
+        for scale in (big, 1e3, 1e-3):
+            x64 = np.clip(rng.normal(0.0, scale, size=(1, n)), -big, big)
+            with np.errstate(over="ignore"):
+                bits = to_bits(x64, fmt)
+            xw = from_bits(bits, fmt)
+            for name in ("softmax", "log_softmax", "logsumexp"):
+                got, special = run(name, bits, fmt)
+                assert special.size == 0
+                if name == "logsumexp":
+                    with np.errstate(over="ignore"):  # a sum past the format's largest value: inf
+                        got = from_bits(to_bits(got, fmt), fmt)
+                within_one_ulp(got, reference(name, xw), fmt)
+
+
+@pytest.mark.parametrize("n", [300, 4099, 70000])
+def test_special_rows_through_the_public_functions(isa, path, n):
+    """NaN, +inf, -inf and all -inf rows: the float32 results of the same values, rounded."""
+    x = np.random.default_rng(n).normal(size=(6, n)).astype(np.float16)
+    x[0, n // 3] = np.nan
+    x[1, n // 2] = np.inf
+    x[2, : n // 2] = -np.inf
+    x[3, :] = -np.inf
+    x[4, 5] = np.inf
+    x[4, 9] = np.inf
+    for name in ("softmax", "log_softmax", "logsumexp"):
+        with np.errstate(all="ignore"):
+            got = getattr(ssm, name)(x, axis=-1)
+            want = getattr(ssm, name)(x.astype(np.float32), axis=-1).astype(np.float16)
+        assert got.dtype == np.float16
+        np.testing.assert_array_equal(np.isnan(got), np.isnan(want), err_msg=name)
+        ok = ~np.isnan(want)
+        np.testing.assert_allclose(got[ok].astype(np.float64), want[ok].astype(np.float64), rtol=2**-10, atol=2**-24,
+                                   err_msg=name)
+
+
+def test_in_place(isa, fmt, path):
+    rng = np.random.default_rng(4)
+    for n in (300, 5000, 70001):
+        bits = to_bits(rng.normal(0.0, 2.0, size=(2, n)), fmt)
+        x64 = from_bits(bits, fmt)
+        for name in ("softmax", "log_softmax"):
+            y = bits.copy()
+            kernel = _core.half_softmax if name == "softmax" else _core.half_log_softmax
+            special = kernel(y, y, FORMATS[fmt], "auto") if name == "softmax" else kernel(y, y, FORMATS[fmt])
+            assert special.size == 0
+            within_one_ulp(from_bits(y, fmt), reference(name, x64), fmt)
+
+
+def test_threads_give_the_same_bits(fmt):
+    bits = to_bits(np.random.default_rng(8).normal(0.0, 3.0, size=(64, 20000)), fmt)
+    before = ssm.get_num_threads()
+    try:
+        results = []
+        for threads in (1, 2):
+            ssm.set_num_threads(threads)
+            results.append([run(name, bits, fmt)[0] for name in ("softmax", "log_softmax", "logsumexp")])
+    finally:
+        ssm.set_num_threads(before)
+    for a, b in zip(*results):
+        np.testing.assert_array_equal(a, b)
+
+
+def test_gumbel_draws_equal_float32_of_the_same_values(isa, fmt):
+    rng = np.random.default_rng(2)
+    bits = to_bits(rng.normal(0.0, 2.0, size=(4, 3000)), fmt)
+    x32 = from_bits(bits, fmt).astype(np.float32)
+    if fmt == "float16":
+        xh = bits.view(np.float16)
+    else:
+        ml_dtypes = pytest.importorskip("ml_dtypes")
+        xh = bits.view(ml_dtypes.bfloat16)
+    np.testing.assert_array_equal(ssm.gumbel_argmax(xh, rng=5), ssm.gumbel_argmax(x32, rng=5))
+    np.testing.assert_array_equal(ssm.gumbel_topk(xh, 3, rng=5), ssm.gumbel_topk(x32, 3, rng=5))
+    np.testing.assert_array_equal(ssm.sample(xh, top_k=50, rng=5), ssm.sample(x32, top_k=50, rng=5))
