@@ -36,7 +36,7 @@ const Implementation kImplementations[] = {
      &kernels_neon,
      &gumbel_kernels_neon,
      &sample_kernels_neon,
-     nullptr},
+     &rows_kernels_neon},
 #endif
     {"scalar", "nothing (portable C++)",
      [] { return true; },
