@@ -13,6 +13,16 @@ namespace {
 // here", not "unknown").
 const char* const kIsaNames[] = {"avx512", "avx2", "neon", "scalar"};
 
+#if defined(SSM_HAVE_X86_KERNELS)
+// F16C is not part of the avx2 set's requirement (AVX2 + FMA): a CPU (or a
+// virtual machine hiding it) without F16C runs the avx2 kernels with the
+// scalar conversions.
+const HalfConvert& convert_avx2_if_f16c() {
+  static const HalfConvert& table = cpu_features().f16c ? convert_avx2() : convert_scalar();
+  return table;
+}
+#endif
+
 // The kernel sets this build compiles, best first. One entry per set, one
 // line per kernel family in each.
 const Implementation kImplementations[] = {
@@ -22,13 +32,15 @@ const Implementation kImplementations[] = {
      &kernels_avx512,
      &gumbel_kernels_avx512,
      &sample_kernels_avx512,
-     &rows_kernels_avx512},
+     &rows_kernels_avx512,
+     &convert_avx512},
     {"avx2", "AVX2 and FMA, with YMM state enabled by the OS",
      [] { return cpu_features().can_run_avx2(); },
      &kernels_avx2,
      &gumbel_kernels_avx2,
      &sample_kernels_avx2,
-     &rows_kernels_avx2},
+     &rows_kernels_avx2,
+     &convert_avx2_if_f16c},
 #endif
 #if defined(SSM_HAVE_NEON_KERNELS)
     {"neon", "AArch64 Advanced SIMD (mandatory in AArch64: every arm64 CPU runs it)",
@@ -36,14 +48,16 @@ const Implementation kImplementations[] = {
      &kernels_neon,
      &gumbel_kernels_neon,
      &sample_kernels_neon,
-     &rows_kernels_neon},
+     &rows_kernels_neon,
+     nullptr},
 #endif
     {"scalar", "nothing (portable C++)",
      [] { return true; },
      &kernels_scalar,
      &gumbel_kernels_scalar,
      &sample_kernels_scalar,
-     &rows_kernels_scalar},
+     &rows_kernels_scalar,
+     &convert_scalar},
 };
 
 const Implementation* best() {
@@ -85,6 +99,11 @@ std::vector<std::string> supported_isas() {
 const Implementation& active_implementation() {
   const Implementation* impl = t_override;
   return impl ? *impl : *process_wide().load(std::memory_order_acquire);
+}
+
+const HalfConvert& active_convert() {
+  const Implementation& impl = active_implementation();
+  return impl.convert ? impl.convert() : convert_scalar();
 }
 
 const Implementation& find_implementation(const std::string& name) {

@@ -14,6 +14,7 @@
 #include <string>
 #include <vector>
 
+#include "kernels/convert_api.h"
 #include "kernels/gumbel_api.h"
 #include "kernels/kernel_api.h"
 #include "kernels/rows_api.h"
@@ -33,6 +34,12 @@ struct Implementation {
   // Short rows a group per vector (batches of rows of n <= 256); null where a
   // set has none yet, and those batches take the per-row path.
   const RowsKernelSet& (*rows)();
+  // float16 / bfloat16 <-> float32 conversions (kernels/convert_api.h), used
+  // by the half drivers; null where a set has none yet, and half arrays then
+  // use the scalar conversions. A set whose conversions need more than
+  // `required` (avx2's need F16C) returns the scalar table when the CPU lacks
+  // it: the choice is made once, when the table is first asked for.
+  const HalfConvert& (*convert)();
 };
 
 // Every kernel set the project knows, compiled here or not, best first.
@@ -48,6 +55,8 @@ const Implementation& active_implementation();
 inline const KernelSet& active_kernels() { return active_implementation().softmax(); }
 inline const GumbelSet& active_gumbel() { return active_implementation().gumbel(); }
 inline const SampleSet& active_sample() { return active_implementation().sample(); }
+// The active set's half conversions (the scalar ones where it has none).
+const HalfConvert& active_convert();
 
 // A family's table for one dtype: kernels_for<float>(set) is set.f32, ...
 template <class T>

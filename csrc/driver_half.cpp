@@ -7,20 +7,10 @@
 #include <string>
 
 #include "chunking.h"
-#include "cpu_features.h"
 #include "dispatch.h"
 #include "thread_pool.h"
 
 namespace ssm {
-
-const HalfConvert& active_convert() {
-  const std::string name = active_kernels().name;
-#if defined(SSM_HAVE_X86_KERNELS)
-  if (name == "avx512") return convert_avx512();
-  if (name == "avx2" && cpu_features().f16c) return convert_avx2();
-#endif
-  return convert_scalar();
-}
 
 namespace {
 

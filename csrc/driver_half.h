@@ -25,10 +25,6 @@ namespace ssm {
 constexpr size_t kHalfWholeRow = 65536;  // 256 KiB of float32: a core's L2 (512 KiB and up) holds it
 constexpr size_t kHalfBlock = 4096;      // long rows: 16 KiB of float32 per block, L1-resident
 
-// The conversions of the active kernel set (scalar ones where the set's
-// vector conversions are not available: AVX2 without F16C).
-const HalfConvert& active_convert();
-
 std::vector<size_t> half_softmax_batch(const uint16_t* x, uint16_t* y, size_t rows, size_t n, HalfFormat f,
                                        Algorithm a);
 std::vector<size_t> half_log_softmax_batch(const uint16_t* x, uint16_t* y, size_t rows, size_t n, HalfFormat f);

@@ -10,6 +10,7 @@
 #include <string>
 #include <vector>
 
+#include "dispatch.h"
 #include "driver_half.h"
 
 namespace py = pybind11;
