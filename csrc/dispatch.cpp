@@ -49,7 +49,7 @@ const Implementation kImplementations[] = {
      &gumbel_kernels_neon,
      &sample_kernels_neon,
      &rows_kernels_neon,
-     nullptr},
+     &convert_neon},
 #endif
     {"scalar", "nothing (portable C++)",
      [] { return true; },
