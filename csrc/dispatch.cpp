@@ -56,8 +56,8 @@ const Implementation kImplementations[] = {
      &kernels_neon,
      &gumbel_kernels_neon,
      &sample_kernels_neon,
-     nullptr,
-     nullptr,
+     &rows_kernels_neon,
+     &convert_neon,
      nullptr},
 #endif
     {"scalar", "nothing (portable C++)",

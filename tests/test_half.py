@@ -226,6 +226,8 @@ def test_narrowing_rounds_to_nearest_even(isa, fmt):
     np.testing.assert_array_equal(got[~nan], want[~nan])
     back = from_bits(got[nan], fmt)
     assert np.isnan(back).all()
+    quiet_bit = 0x0200 if fmt == "float16" else 0x0040  # the top mantissa bit: a quiet NaN
+    assert np.all(got[nan] & quiet_bit), [hex(v) for v in got[nan]]
     np.testing.assert_array_equal(np.signbit(back), np.signbit(x[nan]))
     for tail in range(1, 40):
         part = np.empty(tail, np.uint16)

@@ -30,7 +30,7 @@ def digest_f32():
     for lo, hi in F32_RANGES:
         for start in range(lo, hi + 1, CHUNK):
             x = np.arange(start, min(start + CHUNK, hi + 1), dtype=np.uint32).view(np.float32)
-            _core.exp(x, y[: x.size])
+            _core.testing.exp(x, y[: x.size])
             h.update(y[: x.size].tobytes())
     return h.hexdigest()[:32]
 
@@ -41,7 +41,7 @@ def digest_f64(samples, seed=0):
     for done in range(0, samples, CHUNK):
         x = rng.uniform(-708.3, 709.7, min(CHUNK, samples - done))
         y = np.empty_like(x)
-        _core.exp(x, y)
+        _core.testing.exp(x, y)
         h.update(y.tobytes())
     return h.hexdigest()[:32]
 

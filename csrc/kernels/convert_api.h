@@ -26,5 +26,8 @@ const HalfConvert& convert_scalar();
 const HalfConvert& convert_avx2();    // AVX2 + F16C
 const HalfConvert& convert_avx512();  // AVX-512 F/BW/VL
 #endif
+#if defined(SSM_HAVE_NEON_KERNELS)
+const HalfConvert& convert_neon();  // AArch64 Advanced SIMD
+#endif
 
 }  // namespace ssm

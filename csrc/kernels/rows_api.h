@@ -42,5 +42,8 @@ const RowsKernelSet& rows_kernels_scalar();
 const RowsKernelSet& rows_kernels_avx2();
 const RowsKernelSet& rows_kernels_avx512();
 #endif
+#if defined(SSM_HAVE_NEON_KERNELS)
+const RowsKernelSet& rows_kernels_neon();
+#endif
 
 }  // namespace ssm
