@@ -491,7 +491,7 @@ inline void batch_words(PendingNoise<T>& p, uint32_t c2, uint32_t c3, uint32_t k
 // count as -inf.
 constexpr size_t kWindowSpans = 256;  // 2 KiB of open-group bits on the stack
 constexpr size_t kSpan = 16 * kTile;  // the elements of one call of fill_gates
-constexpr size_t kSparseLanes = 12;   // up to this many lanes of a tile: a Philox block each
+constexpr size_t kSparseLanes = 2;    // up to this many lanes of a tile: a Philox block each
 
 template <class V, class R, class T, bool Masked>
 TopkResult topk_pruned(const T* x, size_t n, uint64_t start, uint64_t row, const GumbelKey& key, double inv_temp,
