@@ -206,6 +206,47 @@ def test_topk_identical_across_isas_pruning_and_chunkings(dtype):
                     assert np.array_equal(merged, results[0][0][r]), (cut, r)
 
 
+def llm_rows(n, rng):
+    """Rows the pruned top-k meets: LLM-like logits (few lanes reach the
+    running best: one Philox block each), flat rows (the top elements decide),
+    a peaked row, a mostly masked one and a wide one (many lanes reach it:
+    whole tiles)."""
+    rows = np.stack([rng.standard_normal(n), 3 * rng.standard_normal(n), np.zeros(n), rng.standard_normal(n),
+                     rng.standard_normal(n), 30 * rng.standard_normal(n)])  # fmt: skip
+    rows[3, n // 2] = 40.0
+    rows[4, rng.random(n) < 0.9] = -np.inf
+    rows[4, :60] = 0.5
+    return rows
+
+
+def test_pruned_topk_on_long_rows(isa, dtype):
+    """The pruned top-k (gates first, then the logits a tile at a time) gives
+    exactly the unpruned walk's candidates and scores, and the order of the
+    perturbed scores x / T + g from the same noise, across the gate window
+    (the elements whose gates it reads before their logits)."""
+    t = tiles(isa, dtype)
+    window = t["gumbel.window"]
+    rng = np.random.default_rng(21)
+    for n in sorted({t["gumbel.gate_span"] * 8 + 1, window - 1, window + 1, 2 * window - 1}):
+        x = llm_rows(n, rng).astype(dtype)
+        g = noise(x.shape, dtype, key=(7, 8, 9))
+        score = ((x * dtype.type(INV_T)) + g).astype(np.float64)
+        index = np.broadcast_to(np.arange(n), x.shape)
+        for k in (1, 8, 50):
+            results = []
+            for inv_t in (INV_T, 1 / 0.3):
+                for prune in (True, False):
+                    idx = np.empty((x.shape[0], k), np.intp)
+                    sc = np.empty((x.shape[0], k))
+                    assert _core.gumbel_topk(x, k, inv_t, 7, 8, 9, idx, sc, prune) == (-1, ""), (n, k)
+                    results.append((idx, sc))
+                assert np.array_equal(results[-2][0], results[-1][0]), (n, k, inv_t)
+                assert np.array_equal(results[-2][1], results[-1][1]), (n, k, inv_t)
+            order = np.lexsort((index, -score), axis=1)[:, :k]
+            assert np.array_equal(results[0][0], order), (n, k)
+            assert np.array_equal(results[0][1], np.take_along_axis(score, order, axis=1)), (n, k)
+
+
 @pytest.mark.parametrize("tau", [0.7, 1.0])  # 1.0: the unit form, exp(x) / E
 def test_gumbel_softmax_identical_across_isas(dtype, tau):
     rng = np.random.default_rng(6)

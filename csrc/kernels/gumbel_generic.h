@@ -381,65 +381,12 @@ inline double noise_scale(double inv_temp) {
   return std::ldexp(1.0, -e);
 }
 
-// A lower bound of the chunk's k-th best score, known before its pass: the
-// k-th best score of its "top" elements (u >= 1 - 2^-12, about one element
-// in 4096, found from the gate words alone; their noise is at least 8.3), or
-// -inf when it has fewer than k. Seeded with it, the pass rules out closed
-// groups from its first tile on instead of only once the running best has
-// grown over much of the row; the bound is a real element's score, so the
-// pruning stays exact.
-template <class V, class R, class T, bool Masked>
-double top_elements_bound(const T* x, size_t n, uint64_t start, uint64_t row, const GumbelKey& key, double inv_temp,
-                          size_t k, T floor) {
-  constexpr size_t W = V::width, kMax = 16;
-  if (k > kMax) return -kInf;
-  double best[kMax];  // descending
-  size_t count = 0;
-  const double gs = noise_scale(inv_temp);
-  const T inv = static_cast<T>(gs == 0.0 ? 0.5 : inv_temp * gs), tgs = static_cast<T>(gs);
-  RowNoise<R, T> src(row, key, false);
-  const uint64_t end = start + n;
-  for (uint64_t group = start / 16; group * 16 < end; ++group) {
-    if (group == start / 16 || group % kTile == 0) src.fill_gates(group / 4);  // a span: 16 tiles, 64 groups
-    if (!src.open(group)) continue;
-    const unsigned mask = src.top_mask(group);
-    for (unsigned l = 0; l < 16; ++l) {
-      const uint64_t i = group * 16 + l;
-      if (!((mask >> l) & 1u) || i < start || i >= end) continue;
-      const T xi = x[i - start];
-      if (!(xi > -static_cast<T>(kInf) && xi <= kMaxFinite<T>)) continue;  // NaN, +-inf
-      if (Masked && xi < floor) continue;
-      src.load_tile(i / kTile);
-      const size_t j = (i % kTile) / W * W;
-      Reg<V> c, corr, qb;
-      noise_argument<V, R>(src.words + j, src.top + j, src.top_set, c, corr, qb);
-      double g[W];
-      V::to_array(gumbel_noise<V, R>(c, corr), g);
-      const T base = xi * inv, term = static_cast<T>(g[i % kTile - j]) * tgs;
-      const double score = static_cast<double>(static_cast<T>(base + term));
-      size_t at = count < k ? count++ : k;
-      while (at > 0 && best[at - 1] < score) {
-        if (at < k) best[at] = best[at - 1];
-        --at;
-      }
-      if (at < k) best[at] = score;
-    }
-  }
-  return count == k ? best[k - 1] : -kInf;
-}
-
-// Masked (sample's draw over a filtered row): logits below `floor` count as
-// -inf, exactly as if the caller had written -inf there (the NaN and +inf
-// checks still see the logits themselves).
-template <class V, class R, class T, bool Masked = false>
-TopkResult topk_impl(const T* x, size_t n, uint64_t start, uint64_t row, const GumbelKey& key, double inv_temp,
-                     size_t k, Candidate* out, bool prune, double min_score, T floor) {
+// The unpruned walk: every element's noise and score, in index order (the
+// reference the pruned kernel below must match bit for bit).
+template <class V, class R, class T>
+TopkResult topk_all(const T* x, size_t n, uint64_t start, uint64_t row, const GumbelKey& key, double inv_temp,
+                    size_t k, Candidate* out, double min_score) {
   constexpr size_t W = V::width;
-  const Reg<V> vfloor = V::set1(static_cast<double>(floor)), vminus_inf = V::set1(-kInf);
-  auto mask = [&](Reg<V> v) SSM_INLINE {
-    if constexpr (Masked) return V::select(V::gt(vfloor, v), vminus_inf, v);
-    else return v;
-  };
   TopkResult res;
   if (k == 0) return res;
   TopK best{out, k};
@@ -451,47 +398,15 @@ TopkResult topk_impl(const T* x, size_t n, uint64_t start, uint64_t row, const G
   const Reg<V> vmaxfinite = V::set1(static_cast<double>(kMaxFinite<T>));
   typename V::mask bad = V::none();  // NaN or +inf seen
   // Scores below min_score are not wanted: start from the largest score of
-  // type T below it (tests are "bound <= thr", so min_score itself passes).
-  double ext = min_score > -kInf
-                         ? static_cast<double>(next_below(static_cast<T>(min_score)))
-                                   : -kInf;
-  if (prune && n >= 16 * kTile) {
-    const double seed = top_elements_bound<V, R, T, Masked>(x, n, start, row, key, inv_temp, k, floor);
-    if (seed > -kInf) {
-      const double below_seed = static_cast<double>(next_below(static_cast<T>(seed)));
-      ext = below_seed > ext ? below_seed : ext;
-    }
-  }
+  // type T below it (tests are "score > thr", so min_score itself passes).
+  const double ext = min_score > -kInf ? static_cast<double>(next_below(static_cast<T>(min_score))) : -kInf;
   double thr = ext;
-  Reg<V> vthr = V::set1(thr);
-  const Reg<V> vnot_top = V::set1(kNotTopBound * gs);
-  // A whole tile at once: if even its largest logit cannot place unless it
-  // is top, and none of its 4 groups holds a top element, none can. The sum
-  // of its vectors flags NaN and +inf (and a harmless false alarm when
-  // finite logits overflow: the final check looks at the logits themselves).
-  auto skip_tile = [&](RowNoise<R, T>& src, uint64_t tile, const T* p) SSM_INLINE {
-    if (!prune) return false;
-    Reg<V> sum = V::load(p), hi = mask(sum);
-    SSM_UNROLL
-    for (size_t j = W; j < kTile; j += W) {
-      const Reg<V> v = V::load(p + j);
-      hi = V::max(mask(v), hi);
-      sum = V::add(sum, v);
-    }
-    bad = V::mask_or(bad, V::not_le(sum, vmaxfinite));
-    if (V::any(V::gt(V::add(V::mul(hi, vinv), vnot_top), vthr))) return false;
-    return !src.tile_open(tile);
-  };
   for_each_tile_vector<V, R, T, false>(x, n, start, row, key, [&](RowNoise<R, T>& src, uint64_t tile, size_t j, Reg<V> xv, uint64_t g0, T*) SSM_INLINE {
     bad = V::mask_or(bad, V::not_le(xv, vmaxfinite));
-    const Reg<V> base = V::mul(mask(xv), vinv);
-    if (prune && !src.open(g0 / 16) && !V::any(V::gt(V::add(base, vnot_top), vthr))) return;
     src.load_tile(tile);
     Reg<V> c, corr, qb;
     noise_argument<V, R>(src.words + j, src.top + j, src.top_set, c, corr, qb);
-    if (prune && !V::any(V::gt(V::add(base, V::mul(noise_bound<V, R>(qb), vgs)), vthr))) return;
-    const Reg<V> score = V::add(base, V::mul(gumbel_noise<V, R>(c, corr), vgs));
-    if (!V::any(V::gt(score, vthr))) return;
+    const Reg<V> score = V::add(V::mul(xv, vinv), V::mul(gumbel_noise<V, R>(c, corr), vgs));
     double s[W];
     V::to_array(score, s);
     for (size_t l = 0; l < W; ++l)
@@ -499,8 +414,275 @@ TopkResult topk_impl(const T* x, size_t n, uint64_t start, uint64_t row, const G
         best.offer(s[l], g0 + l);
         thr = best.threshold() > ext ? best.threshold() : ext;
       }
-    vthr = V::set1(thr);
-  }, skip_tile);
+  });
+  best.sort();
+  res.count = best.size;
+  if (V::any(bad)) {  // which one (rare: the call fails)
+    for (size_t i = 0; i < n; ++i) {
+      res.nan = res.nan || x[i] != x[i];
+      res.posinf = res.posinf || x[i] > kMaxFinite<T>;
+    }
+  }
+  return res;
+}
+
+// Elements whose noise is wanted, gathered kBatch at a time: each one's
+// fine word comes from its own Philox block, the blocks of a batch in plain
+// lane loops the compiler vectorizes (integer arithmetic: exact everywhere),
+// and lane l of a noise vector computes the same function of the element's
+// word and top flag whatever the lane, so gathering changes no bit.
+constexpr size_t kBatch = 16;  // a multiple of every lane count
+
+template <class T>
+struct PendingNoise {
+  alignas(64) uint32_t block_lo[kBatch];
+  alignas(64) uint32_t block_hi[kBatch];
+  alignas(64) uint32_t words[kBatch];
+  alignas(64) T top[kBatch];
+  alignas(64) T x[kBatch];
+  uint64_t index[kBatch];
+  size_t count = 0;
+  bool has_top = false;
+};
+
+// The fine words of a batch (see the header comment: element i's is word
+// (i % 64) / 16 of block 16 (i / 64) + i % 16).
+template <class T>
+inline void batch_words(PendingNoise<T>& p, uint32_t c2, uint32_t c3, uint32_t k0, uint32_t k1) {
+  uint32_t x0[kBatch], x1[kBatch], x2[kBatch], x3[kBatch];
+  for (size_t l = 0; l < kBatch; ++l) {
+    x0[l] = p.block_lo[l];
+    x1[l] = p.block_hi[l];
+    x2[l] = c2;
+    x3[l] = c3;
+  }
+  for (uint32_t round = 0; round < 10; ++round) {
+    const uint32_t key0 = k0 + round * kPhiloxW0, key1 = k1 + round * kPhiloxW1;
+    for (size_t l = 0; l < kBatch; ++l) {
+      const uint64_t p0 = static_cast<uint64_t>(x0[l]) * kPhiloxM0, p1 = static_cast<uint64_t>(x2[l]) * kPhiloxM1;
+      x0[l] = static_cast<uint32_t>(p1 >> 32) ^ x1[l] ^ key0;
+      x2[l] = static_cast<uint32_t>(p0 >> 32) ^ x3[l] ^ key1;
+      x1[l] = static_cast<uint32_t>(p1);
+      x3[l] = static_cast<uint32_t>(p0);
+    }
+  }
+  for (size_t l = 0; l < kBatch; ++l) {
+    const unsigned w = static_cast<unsigned>((p.index[l] % kTile) / 16);
+    p.words[l] = w == 0 ? x0[l] : w == 1 ? x1[l] : w == 2 ? x2[l] : x3[l];
+  }
+}
+
+// The pruned top-k, exact (the same candidates, scores and order as
+// topk_all), in two passes over each window of up to kWindowSpans gate spans:
+//  1. the gate words alone (one Philox block per 16 elements' group, 16 at
+//     a time): the open groups' top elements (u >= 1 - 2^-12, ~1 in 4096,
+//     noise >= 8.3) are scored and offered first. Their k-th best is a real
+//     score, so the running best starts high.
+//  2. the logits: every other element has q >= 2^-12, so its score is at
+//     most x/T + 12 ln 2. A tile (64 logits) whose largest cannot reach the
+//     running k-th best costs its loads, a max and a compare; a lane that
+//     can gets its fine word from its own Philox block, its bound from the
+//     exponent of its q, and its noise only if that bound reaches the cut,
+//     in batches (PendingNoise); a tile with many such lanes (short rows,
+//     the row's first tiles) gets its 16 blocks at once instead.
+// The k-th best only rises, and an element is ruled out only when its bound
+// is below it, so nothing that could place (ties included: offer() breaks
+// them by index whatever the order) is missed. Masked: logits below floor
+// count as -inf.
+constexpr size_t kWindowSpans = 256;  // 2 KiB of open-group bits on the stack
+constexpr size_t kSpan = 16 * kTile;  // the elements of one call of fill_gates
+constexpr size_t kSparseLanes = 2;    // up to this many lanes of a tile: a Philox block each
+
+template <class V, class R, class T, bool Masked>
+TopkResult topk_pruned(const T* x, size_t n, uint64_t start, uint64_t row, const GumbelKey& key, double inv_temp,
+                       size_t k, Candidate* out, double min_score, T floor) {
+  constexpr size_t W = V::width, U = kTile / W;
+  TopkResult res;
+  if (k == 0 || n == 0) return res;
+  TopK best{out, k};
+  const double gs = noise_scale(inv_temp);
+  const Reg<V> vinv = V::set1(gs == 0.0 ? 0.5 : inv_temp * gs), vgs = V::set1(gs);
+  const Reg<V> vmaxfinite = V::set1(static_cast<double>(kMaxFinite<T>));
+  const Reg<V> vnot_top = V::set1(kNotTopBound * gs);
+  const Reg<V> vfloor = V::set1(static_cast<double>(floor)), vminus_inf = V::set1(-kInf);
+  auto mask = [&](Reg<V> v) SSM_INLINE {
+    if constexpr (Masked) return V::select(V::gt(vfloor, v), vminus_inf, v);
+    else return v;
+  };
+  typename V::mask bad = V::none();  // NaN or +inf seen
+  // Wanted: scores >= lo (min_score: a k-th best found by another chunk)
+  // and >= the current k-th best; "bound > cut", cut the largest T below
+  // that, rules out exactly what cannot be wanted.
+  const double lo = min_score;
+  double cut = static_cast<double>(next_below(static_cast<T>(lo)));
+  Reg<V> vcut = V::set1(cut);
+  RowNoise<R, T> src(row, key, false);
+  PendingNoise<T> pend;
+  auto raise_cut = [&] {
+    const double kth = best.threshold() > lo ? best.threshold() : lo;
+    cut = static_cast<double>(next_below(static_cast<T>(kth)));
+    vcut = V::set1(cut);
+  };
+  auto flush = [&] {
+    for (size_t l = pend.count; l < kBatch; ++l) {
+      pend.block_lo[l] = pend.block_hi[l] = 0;
+      pend.index[l] = 0;
+      pend.top[l] = T(0);
+      pend.x[l] = -static_cast<T>(kInf);
+    }
+    batch_words(pend, src.c2, src.c3, src.k0, src.k1);
+    bool offered = false;
+    for (size_t u = 0; u < pend.count; u += W) {
+      Reg<V> c, corr, qb;
+      noise_argument<V, R>(pend.words + u, pend.top + u, pend.has_top, c, corr, qb);
+      const Reg<V> base = V::mul(V::load(pend.x + u), vinv);
+      if (!V::any(V::gt(V::add(base, V::mul(noise_bound<V, R>(qb), vgs)), vcut))) continue;
+      const Reg<V> score = V::add(base, V::mul(gumbel_noise<V, R>(c, corr), vgs));
+      double sc[W];
+      V::to_array(score, sc);
+      for (size_t l = 0; l < W && u + l < pend.count; ++l)
+        if (sc[l] > cut) {
+          best.offer(sc[l], pend.index[u + l]);
+          offered = true;
+        }
+    }
+    pend.count = 0;
+    pend.has_top = false;
+    if (offered) raise_cut();
+  };
+  auto push = [&](uint64_t i, T xi, bool top) {
+    const uint64_t block = 16 * (i / kTile) + i % 16;
+    pend.block_lo[pend.count] = static_cast<uint32_t>(block);
+    pend.block_hi[pend.count] = static_cast<uint32_t>(block >> 32);
+    pend.top[pend.count] = top ? T(1) : T(0);
+    pend.x[pend.count] = xi;
+    pend.index[pend.count] = i;
+    pend.has_top = pend.has_top || top;
+    if (++pend.count == kBatch) flush();
+  };
+  const uint64_t end = start + n;
+  const size_t ahead = prefetch_distance(n * sizeof(T)) / sizeof(T);
+  uint64_t open_bits[kWindowSpans];
+  const uint64_t spans_end = (end + kSpan - 1) / kSpan;
+  for (uint64_t span0 = start / kSpan; span0 < spans_end; span0 += kWindowSpans) {
+    const uint64_t span1 = span0 + kWindowSpans < spans_end ? span0 + kWindowSpans : spans_end;
+    // 1. the window's gates; its top elements scored first
+    for (uint64_t span = span0; span < span1; ++span) {
+      src.fill_gates(span * 16);
+      uint64_t bits = 0;
+      for (size_t g = 0; g < kTile; ++g) bits |= static_cast<uint64_t>(src.gates[g] >= kGateClosed) << g;
+      // only the groups that overlap the chunk
+      const uint64_t g0 = span * kTile, first = start / 16 > g0 ? start / 16 - g0 : 0;
+      const uint64_t last = (end + 15) / 16 - g0 < kTile ? (end + 15) / 16 - g0 : kTile;
+      if (first > 0) bits &= ~uint64_t{0} << first;
+      if (last < kTile) bits &= (uint64_t{1} << last) - 1;
+      open_bits[span - span0] = bits;
+      for (size_t g = first; bits != 0 && g < last; ++g) {
+        if (!((bits >> g) & 1u)) continue;
+        const uint64_t group = g0 + g;
+        const unsigned top = src.top_mask(group);
+        for (unsigned l = 0; l < 16; ++l) {
+          const uint64_t i = group * 16 + l;
+          if (!((top >> l) & 1u) || i < start || i >= end) continue;
+          const T xi = x[i - start];
+          if (!(xi > -static_cast<T>(kInf) && xi <= kMaxFinite<T>)) continue;  // NaN, +-inf: pass 2 sees them
+          if (Masked && xi < floor) continue;
+          push(i, xi, true);
+        }
+      }
+    }
+    if (pend.count) flush();
+    // 2. the logits of the window, a tile at a time
+    uint64_t cached_group = ~uint64_t{0};
+    unsigned cached_top = 0;
+    auto is_top = [&](uint64_t i) {
+      const uint64_t group = i / 16;
+      if (!((open_bits[i / kSpan - span0] >> (group % kTile)) & 1u)) return false;
+      if (group != cached_group) {
+        cached_group = group;
+        cached_top = src.top_mask(group);
+      }
+      return ((cached_top >> (i % 16)) & 1u) != 0;
+    };
+    // A tile whose bound reaches the cut, vector by vector.
+    auto look = [&](const T* p, uint64_t t0) {
+      bool flagged[U];
+      size_t lanes = 0;
+      for (size_t u = 0; u < U; ++u) {
+        const Reg<V> bound = V::add(V::mul(mask(V::load(p + u * W)), vinv), vnot_top);
+        flagged[u] = V::any(V::gt(bound, vcut));
+        if (!flagged[u]) continue;
+        double b[W];
+        V::to_array(bound, b);
+        for (size_t l = 0; l < W; ++l) lanes += b[l] > cut ? 1 : 0;
+      }
+      if (lanes == 0) return;
+      if (lanes <= kSparseLanes) {
+        for (size_t u = 0; u < U; ++u) {
+          if (!flagged[u]) continue;
+          const Reg<V> bound = V::add(V::mul(mask(V::load(p + u * W)), vinv), vnot_top);
+          double b[W];
+          V::to_array(bound, b);
+          for (size_t l = 0; l < W; ++l) {
+            const uint64_t i = t0 + u * W + l;
+            if (b[l] > cut && !is_top(i)) push(i, p[u * W + l], false);
+          }
+        }
+        return;
+      }
+      alignas(64) uint32_t words[kTile];
+      alignas(64) T no_top[W] = {};
+      R::philox16(t0 / kTile * 16, src.c2, src.c3, src.k0, src.k1, words);
+      for (size_t u = 0; u < U; ++u) {
+        if (!flagged[u]) continue;
+        Reg<V> c, corr, qb;
+        noise_argument<V, R>(words + u * W, no_top, false, c, corr, qb);
+        const Reg<V> base = V::mul(mask(V::load(p + u * W)), vinv);
+        if (!V::any(V::gt(V::add(base, V::mul(noise_bound<V, R>(qb), vgs)), vcut))) continue;
+        const Reg<V> score = V::add(base, V::mul(gumbel_noise<V, R>(c, corr), vgs));
+        double s[W];
+        V::to_array(score, s);
+        bool offered = false;
+        for (size_t l = 0; l < W; ++l) {
+          const uint64_t i = t0 + u * W + l;
+          if (s[l] > cut && !is_top(i)) {  // a top lane's noise here is not its own: pass 1 scored it
+            best.offer(s[l], i);
+            offered = true;
+          }
+        }
+        if (offered) raise_cut();
+      }
+    };
+    const uint64_t lo_i = span0 * kSpan > start ? span0 * kSpan : start;
+    const uint64_t hi_i = span1 * kSpan < end ? span1 * kSpan : end;
+    for (uint64_t t0 = lo_i / kTile * kTile; t0 < hi_i; t0 += kTile) {
+      if (t0 >= start && t0 + kTile <= end) {
+        const T* p = x + (t0 - start);
+        if (ahead && t0 + kTile + ahead <= end) prefetch_block<kTile * sizeof(T)>(p + ahead);
+        Reg<V> sum = V::load(p), hi = mask(sum);
+        SSM_UNROLL
+        for (size_t j = W; j < kTile; j += W) {
+          const Reg<V> v = V::load(p + j);
+          hi = V::max(mask(v), hi);
+          sum = V::add(sum, v);
+        }
+        // The sum flags NaN and +inf (and a harmless false alarm when finite
+        // logits overflow: the final check looks at the logits themselves).
+        bad = V::mask_or(bad, V::not_le(sum, vmaxfinite));
+        if (V::any(V::gt(V::add(V::mul(hi, vinv), vnot_top), vcut))) look(p, t0);
+        continue;
+      }
+      // a partial tile at the chunk's head or tail: -inf outside it
+      alignas(64) T buf[kTile];
+      for (size_t e = 0; e < kTile; ++e) {
+        const uint64_t i = t0 + e;
+        buf[e] = (i >= start && i < end) ? x[i - start] : -static_cast<T>(kInf);
+      }
+      for (size_t j = 0; j < kTile; j += W) bad = V::mask_or(bad, V::not_le(V::load(buf + j), vmaxfinite));
+      look(buf, t0);
+    }
+  }
+  if (pend.count) flush();
   best.sort();
   res.count = best.size;
   if (V::any(bad)) {  // which one (rare: the call fails)
@@ -515,7 +697,10 @@ TopkResult topk_impl(const T* x, size_t n, uint64_t start, uint64_t row, const G
 template <class V, class R, class T>
 TopkResult topk(const T* x, size_t n, uint64_t start, uint64_t row, const GumbelKey& key, double inv_temp,
                 size_t k, Candidate* out, bool prune, double min_score) {
-  return topk_impl<V, R, T>(x, n, start, row, key, inv_temp, k, out, prune, min_score, T(0));
+  // A chunk shorter than a gate span has too few top elements to seed the
+  // running best: the plain walk is faster there (and identical).
+  if (!prune || n < kSpan) return topk_all<V, R, T>(x, n, start, row, key, inv_temp, k, out, min_score);
+  return topk_pruned<V, R, T, false>(x, n, start, row, key, inv_temp, k, out, min_score, T(0));
 }
 
 template <class V, class R, class T>
@@ -711,6 +896,8 @@ GumbelKernels<T> make_gumbel_kernels() {
   add_tile(t, "gumbel.group", 16);
   add_tile(t, "gumbel.tile", kTile);
   add_tile(t, "gumbel.gate_span", 16 * kTile);
+  // The pruned top-k reads the gates of this many elements before their logits.
+  add_tile(t, "gumbel.window", kWindowSpans * kSpan);
   return k;
 }
 

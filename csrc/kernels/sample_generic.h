@@ -207,7 +207,7 @@ void mass(const T* x, size_t n, double ref, double inv_temp, double floor, Fixed
 template <class V, class R, class T>
 TopkResult draw(const T* x, size_t n, uint64_t start, uint64_t row, const GumbelKey& key, double inv_temp, T floor,
                 Candidate* out) {
-  return topk_impl<V, R, T, true>(x, n, start, row, key, inv_temp, 1, out, true, -kInf, floor);
+  return topk_pruned<V, R, T, true>(x, n, start, row, key, inv_temp, 1, out, -kInf, floor);
 }
 
 // The score topk() computes for element i, (x inv + g gs) in T arithmetic
