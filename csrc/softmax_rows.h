@@ -223,6 +223,19 @@ bool likely_small_lse(const T* x, size_t n) {
 
 template <class T>
 bool logsumexp_row(const Ctx<T>& c, const T* x, const T* b, size_t n, double& lse, double& sign) {
+  // One unweighted pass of `kernel` over the row; true (and lse set) when
+  // its error bound certifies the result.
+  auto certified_pass = [&](auto kernel) {
+    const ExpSum s = reduce_chunks(
+        c, n, [&](size_t at, size_t len) { return kernel(x + at, len); }, combine_sums);
+    if (!fast_ok(s.m, s.e)) return false;
+    double hi, lo;
+    lse_parts(0.0, s.e, s.m, hi, lo);
+    if (!certified<T>(hi + lo, lse_abs_err(hi, s.err))) return false;
+    lse = hi + lo;
+    sign = 1.0;
+    return true;
+  };
   // float32 rows whose result is likely below ~8 in magnitude (judged from
   // 32 sampled entries: deterministic, so every thread count takes the same
   // path) start with the float64 sum: the float32 sum's bound (~7e-7
@@ -232,32 +245,12 @@ bool logsumexp_row(const Ctx<T>& c, const T* x, const T* b, size_t n, double& ls
   if (!b && !wide_first) {
     // One pass in T arithmetic; the accurate pass only when the fast sum's
     // error bound cannot certify the result (|lse| small, see certified()).
-    const ExpSum s = reduce_chunks(
-        c, n, [&](size_t at, size_t len) { return c.k.expsum_fast(x + at, len); }, combine_sums);
-    if (fast_ok(s.m, s.e)) {
-      double hi, lo;
-      lse_parts(0.0, s.e, s.m, hi, lo);
-      if (certified<T>(hi + lo, lse_abs_err(hi, s.err))) {
-        lse = hi + lo;
-        sign = 1.0;
-        return true;
-      }
-    }
+    if (certified_pass(c.k.expsum_fast)) return true;
   }
   if (!b && sizeof(T) < sizeof(double)) {
     // float32: the same sum in float64 arithmetic is certified for all but
     // results within ~1e-3 of 0, at a fraction of the online pass's cost.
-    const ExpSum s = reduce_chunks(
-        c, n, [&](size_t at, size_t len) { return c.k.expsum_lse(x + at, len); }, combine_sums);
-    if (fast_ok(s.m, s.e)) {
-      double hi, lo;
-      lse_parts(0.0, s.e, s.m, hi, lo);
-      if (certified<T>(hi + lo, lse_abs_err(hi, s.err))) {
-        lse = hi + lo;
-        sign = 1.0;
-        return true;
-      }
-    }
+    if (certified_pass(c.k.expsum_lse)) return true;
   }
   const ExpSum s = online_wide(c, x, b, n);
   if (!ordinary(s) || !(s.m != 0.0)) return false;

@@ -381,14 +381,29 @@ inline double noise_scale(double inv_temp) {
   return std::ldexp(1.0, -e);
 }
 
+// The walk's result: the candidates sorted, and, when a lane flagged a bad
+// logit (rare: the call fails), which kind it was.
+template <class T>
+TopkResult finish_topk(TopK& best, bool any_bad, const T* x, size_t n) {
+  TopkResult res;
+  best.sort();
+  res.count = best.size;
+  if (any_bad) {
+    for (size_t i = 0; i < n; ++i) {
+      res.nan = res.nan || x[i] != x[i];
+      res.posinf = res.posinf || x[i] > kMaxFinite<T>;
+    }
+  }
+  return res;
+}
+
 // The unpruned walk: every element's noise and score, in index order (the
 // reference the pruned kernel below must match bit for bit).
 template <class V, class R, class T>
 TopkResult topk_all(const T* x, size_t n, uint64_t start, uint64_t row, const GumbelKey& key, double inv_temp,
                     size_t k, Candidate* out, double min_score) {
   constexpr size_t W = V::width;
-  TopkResult res;
-  if (k == 0) return res;
+  if (k == 0) return TopkResult{};
   TopK best{out, k};
   // Scores are (x/T + g) 2^-s with 2^-s = noise_scale(inv_temp): an exact
   // power-of-two rescaling (same order, same ties, unless g 2^-s is
@@ -415,15 +430,7 @@ TopkResult topk_all(const T* x, size_t n, uint64_t start, uint64_t row, const Gu
         thr = best.threshold() > ext ? best.threshold() : ext;
       }
   });
-  best.sort();
-  res.count = best.size;
-  if (V::any(bad)) {  // which one (rare: the call fails)
-    for (size_t i = 0; i < n; ++i) {
-      res.nan = res.nan || x[i] != x[i];
-      res.posinf = res.posinf || x[i] > kMaxFinite<T>;
-    }
-  }
-  return res;
+  return finish_topk(best, V::any(bad), x, n);
 }
 
 // Elements whose noise is wanted, gathered kBatch at a time: each one's
@@ -497,8 +504,7 @@ template <class V, class R, class T, bool Masked>
 TopkResult topk_pruned(const T* x, size_t n, uint64_t start, uint64_t row, const GumbelKey& key, double inv_temp,
                        size_t k, Candidate* out, double min_score, T floor) {
   constexpr size_t W = V::width, U = kTile / W;
-  TopkResult res;
-  if (k == 0 || n == 0) return res;
+  if (k == 0 || n == 0) return TopkResult{};
   TopK best{out, k};
   const double gs = noise_scale(inv_temp);
   const Reg<V> vinv = V::set1(gs == 0.0 ? 0.5 : inv_temp * gs), vgs = V::set1(gs);
@@ -683,15 +689,7 @@ TopkResult topk_pruned(const T* x, size_t n, uint64_t start, uint64_t row, const
     }
   }
   if (pend.count) flush();
-  best.sort();
-  res.count = best.size;
-  if (V::any(bad)) {  // which one (rare: the call fails)
-    for (size_t i = 0; i < n; ++i) {
-      res.nan = res.nan || x[i] != x[i];
-      res.posinf = res.posinf || x[i] > kMaxFinite<T>;
-    }
-  }
-  return res;
+  return finish_topk(best, V::any(bad), x, n);
 }
 
 template <class V, class R, class T>
