@@ -232,7 +232,16 @@ ExpSum online_fused(const HalfKernels& k, const uint16_t* x, size_t n) {
   return over_chunks(n, [&](size_t b, size_t len) { return k.expsum_online_wide(x + b, len); }, combine_online);
 }
 
+// As the float32 log_softmax_row: the float64 sum certified for float32's
+// contract (tighter than the half formats' 1 ulp), then x - lse with no exp;
+// else the exact online sum.
 bool log_softmax_fused(const HalfKernels& k, const uint16_t* x, uint16_t* y, size_t n) {
+  const ExpSum f = over_chunks(n, [&](size_t b, size_t len) { return k.expsum_lse(x + b, len); }, combine_sums);
+  double v;
+  if (detail::certified_shift<float>(f, v)) {
+    k.write_shift(x, y, n, f.max, v);
+    return true;
+  }
   const ExpSum s = online_fused(k, x, n);
   if (!ordinary(s)) return false;
   k.write_shift(x, y, n, s.max, log_of_sum(s));

@@ -183,22 +183,29 @@ inline bool shift_certified<double>(double v, double dv, double lse) {
 // near 0), the exact path: the online max-relative float64 sum, whose
 // max term is exactly 1 so that log1p(S - 1) keeps a dominant entry's
 // log-probability relatively accurate, then the same write.
+// From expsum_lse's sum f: v = lse - max, when its error bound certifies
+// log_softmax's contract for data of type T (false: take the exact path).
+template <class T>
+bool certified_shift(const ExpSum& f, double& v) {
+  if (!fast_ok(f.m, f.e)) return false;
+  double hi, lo;
+  lse_parts(0.0, f.e, f.m, hi, lo);
+  // lse - max: hi - max is exact where it matters (Sterbenz: max >= hi/2),
+  // else one rounding; log(m) in [0, ln 2) and the assembly are within
+  // 2^-52 absolute.
+  v = (hi - f.max) + lo;
+  const double dv = 1.02 * f.err + 0x1p-52 + 0x1p-52 * std::fabs(v);
+  return shift_certified<T>(v, dv, hi);
+}
+
 template <class T>
 bool log_softmax_row(const Ctx<T>& c, const T* x, T* y, size_t n) {
   const ExpSum f =
       reduce_chunks(c, n, [&](size_t b, size_t len) { return c.k.expsum_lse(x + b, len); }, combine_sums);
-  if (fast_ok(f.m, f.e)) {
-    double hi, lo;
-    lse_parts(0.0, f.e, f.m, hi, lo);
-    // lse - max: hi - max is exact where it matters (Sterbenz: max >= hi/2),
-    // else one rounding; log(m) in [0, ln 2) and the assembly are within
-    // 2^-52 absolute.
-    const double v = (hi - f.max) + lo;
-    const double dv = 1.02 * f.err + 0x1p-52 + 0x1p-52 * std::fabs(v);
-    if (shift_certified<T>(v, dv, hi)) {
-      for_chunks(c, n, [&](size_t b, size_t len) { c.k.write_shift(x + b, y + b, len, f.max, v, c.stream); });
-      return true;
-    }
+  double v;
+  if (certified_shift<T>(f, v)) {
+    for_chunks(c, n, [&](size_t b, size_t len) { c.k.write_shift(x + b, y + b, len, f.max, v, c.stream); });
+    return true;
   }
   const ExpSum s = online_wide(c, x, static_cast<const T*>(nullptr), n);
   if (!ordinary(s)) return false;

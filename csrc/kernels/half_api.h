@@ -30,6 +30,8 @@ struct HalfKernels {
   ExpSum (*max_scan)(const uint16_t* x, size_t n);
   ExpSum (*expsum)(const uint16_t* x, size_t n, double ref, bool exact);
   ExpSum (*expsum_online_wide)(const uint16_t* x, size_t n);
+  // The fast sum in float64 lanes with the row's max (log_softmax's pass 1).
+  ExpSum (*expsum_lse)(const uint16_t* x, size_t n);
   // y may be x (in place): every element is read before it is written.
   void (*write_exp)(const uint16_t* x, uint16_t* y, size_t n, double ref, bool exact, double e, double inv);
   void (*write_shift)(const uint16_t* x, uint16_t* y, size_t n, double shift_hi, double shift_lo);

@@ -87,10 +87,12 @@ struct HalfF64x4 : F64x4 {
 // The float32 kernels' tuning (softmax_avx2.cpp).
 constexpr int kUnrollStore = 4, kBlockStore = 2;
 constexpr int kUnrollFast = 4, kBlockFast = 2;
+constexpr int kUnrollLse = 8, kBlockLse = 1;  // the float64 lanes' fast-sum tuning
 
 template <class H>
 HalfKernels make_format() {
-  return make_half_kernels<HalfF32x8<H>, HalfF64x4<H>, H, kUnrollFast, kBlockFast, kUnrollStore, kBlockStore>();
+  return make_half_kernels<HalfF32x8<H>, HalfF64x4<H>, H, kUnrollFast, kBlockFast, kUnrollStore, kBlockStore, kUnrollLse,
+                           kBlockLse>();
 }
 
 }  // namespace

@@ -82,10 +82,12 @@ struct HalfF64x8 : F64x8 {
 // The float32 kernels' tuning (softmax_avx512.cpp).
 constexpr int kUnrollStore = 4, kBlockStore = 2;
 constexpr int kUnrollFast = 8, kBlockFast = 2;
+constexpr int kUnrollLse = 4, kBlockLse = 2;  // the float64 lanes' fast-sum tuning
 
 template <class H>
 HalfKernels make_format() {
-  return make_half_kernels<HalfF32x16<H>, HalfF64x8<H>, H, kUnrollFast, kBlockFast, kUnrollStore, kBlockStore>();
+  return make_half_kernels<HalfF32x16<H>, HalfF64x8<H>, H, kUnrollFast, kBlockFast, kUnrollStore, kBlockStore, kUnrollLse,
+                           kBlockLse>();
 }
 
 }  // namespace

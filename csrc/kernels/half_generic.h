@@ -24,8 +24,9 @@ namespace {
 
 // VN, VW: lane types with the loads (and VN the stores) of element type H;
 // the unrolls and blocks are the float32 kernels' tuning.
-// U x B: the fast sum's unroll and block; SU x SB: the stored terms'.
-template <class VN, class VW, class H, int U, int B, int SU, int SB>
+// U x B: the fast sum's unroll and block; SU x SB: the stored terms'; LU x
+// LB: the float64 sum's (expsum_lse).
+template <class VN, class VW, class H, int U, int B, int SU, int SB, int LU, int LB>
 HalfKernels make_half_kernels() {
   HalfKernels k;
   k.expsum_fast = [](const uint16_t* x, size_t n) {
@@ -37,6 +38,9 @@ HalfKernels make_half_kernels() {
   };
   k.expsum_online_wide = [](const uint16_t* x, size_t n) {
     return expsum_online_wide<VW, H>(reinterpret_cast<const H*>(x), static_cast<const H*>(nullptr), n);
+  };
+  k.expsum_lse = [](const uint16_t* x, size_t n) {
+    return expsum_lse<VW, LU, LB, H>(reinterpret_cast<const H*>(x), n);
   };
   k.write_exp = [](const uint16_t* x, uint16_t* y, size_t n, double ref, bool exact, double e, double inv) {
     write_exp<VN, H>(reinterpret_cast<const H*>(x), reinterpret_cast<H*>(y), n, ref, exact, e, inv, false);
@@ -62,6 +66,7 @@ HalfKernels make_half_kernels() {
   const char* unrolled[] = {"max_scan", "expsum", "write_exp", "write_shift", "scale_from_f32"};
   for (const char* name : unrolled) add_tile(t, name, kUnroll * VN::width);
   add_tile(t, "expsum_online_wide", kUnroll * VW::width);
+  add_tile(t, "expsum_lse", size_t(LU) * LB * VW::width);
   return k;
 }
 

@@ -45,10 +45,12 @@ struct HalfF64x1 : F64x1 {
 // The float32 kernels' tuning (softmax_scalar.cpp).
 constexpr int kUnrollStore = 4, kBlockStore = 2;
 constexpr int kUnrollFast = 8, kBlockFast = 2;
+constexpr int kUnrollLse = 8, kBlockLse = 2;  // the float64 lanes' fast-sum tuning
 
 template <class H>
 HalfKernels make_format() {
-  return make_half_kernels<HalfF64x1<H>, HalfF64x1<H>, H, kUnrollFast, kBlockFast, kUnrollStore, kBlockStore>();
+  return make_half_kernels<HalfF64x1<H>, HalfF64x1<H>, H, kUnrollFast, kBlockFast, kUnrollStore, kBlockStore, kUnrollLse,
+                           kBlockLse>();
 }
 
 }  // namespace
