@@ -172,6 +172,19 @@ def test_torch_input_is_read_in_place(torch):
         assert bits.strides == tuple(s * t.element_size() for s in t.stride())
 
 
+def test_torch_lazy_negative_view(torch):
+    # A lazy negative view has no NumPy view of its own: its values, not its
+    # buffer's, must be what is computed on.
+    x = BASE[[0, 2, 3, 4], :8]  # (row 1's -inf would become +inf: NaN rows)
+    t = torch.from_numpy(x.astype(np.float32))
+    neg = torch._neg_view(t)
+    assert neg.is_neg()
+    for name in ROWWISE:
+        got = getattr(ssm, name)(neg, axis=-1)
+        assert type(got) is torch.Tensor
+        _close(got.numpy(), _reference(name, -x, axis=-1), "float32")
+
+
 def test_torch_result_shares_the_numpy_buffer(torch):
     y = np.arange(6, dtype=np.float32)
     t = _arrays._result(y, "torch", None)

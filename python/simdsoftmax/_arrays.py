@@ -387,10 +387,18 @@ def array_api(fn=None, *, arrays=("x",), out="out", half=None, name=None, promot
             tx is _TORCH_TENSOR[0]
             and x.dtype in _TORCH_PLAIN
             and len(args) <= first_array_free
-            and all(kwargs.get(n) is None for n in other_names)
+            and (not kwargs or all(kwargs.get(n) is None for n in other_names))
         ):
-            if x.is_cpu and not x.requires_grad and not x.is_neg() and not x.is_conj():
-                y = fn(x.numpy(), *args[1:], **kwargs)
+            # Tensor.numpy() itself refuses what this path must not take (another
+            # device, requires_grad, a lazy negative view; a real dtype has no
+            # conjugate bit): the general path then raises the error that says
+            # what to do.
+            try:
+                a = x.numpy()
+            except (RuntimeError, TypeError):
+                a = None
+            if a is not None:
+                y = fn(a, *args[1:], **kwargs)
                 if type(y) is np.ndarray and y.flags.writeable:
                     return _TORCH_FROM_NUMPY[0](y)
                 if type(y) is tuple:
