@@ -1,3 +1,5 @@
+import os
+
 import numpy as np
 import pytest
 
@@ -5,7 +7,14 @@ import simdsoftmax as ssm
 from simdsoftmax import _core
 
 
-@pytest.fixture(params=ssm.available_isas(), ids=lambda name: f"isa={name}")
+# SIMDSOFTMAX_TEST_ISAS="a,b" narrows the fixture below to those of the
+# runnable sets (an emulated Haswell runs only avx2: its scalar set is the
+# emulated Nehalem's, and both are the native run's).
+_ISAS = [name for name in ssm.available_isas()
+         if name in os.environ.get("SIMDSOFTMAX_TEST_ISAS", name).split(",")]
+
+
+@pytest.fixture(params=_ISAS, ids=lambda name: f"isa={name}")
 def isa(request):
     """Run the test on one kernel set; parametrized over every set this machine can run.
 
@@ -47,3 +56,18 @@ def small_chunks(restore_settings):
     _core.testing.set_chunking(37, 100)
     _core.testing.set_parallel_min(0)
     return ssm.set_num_threads
+
+
+def pytest_collection_modifyitems(config, items):
+    """SIMDSOFTMAX_TEST_SHARD=i/N keeps every N-th collected test from the
+    i-th on (0 <= i < N), so N processes together run the suite once: the
+    sanitizer and emulated runs spread one suite over the machine's cores."""
+    shard = os.environ.get("SIMDSOFTMAX_TEST_SHARD")
+    if not shard:
+        return
+    index, count = (int(part) for part in shard.split("/"))
+    if not 0 <= index < count:
+        raise pytest.UsageError(f"SIMDSOFTMAX_TEST_SHARD={shard!r}: need i/N with 0 <= i < N")
+    keep = [item for k, item in enumerate(items) if k % count == index]
+    config.hook.pytest_deselected(items=[item for k, item in enumerate(items) if k % count != index])
+    items[:] = keep

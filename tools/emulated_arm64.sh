@@ -156,7 +156,7 @@ fi
 # Three emulated interpreters at once (each keeps about one core busy), each
 # into its own log, printed afterwards. The deselected tests are statistical
 # (millions of draws), large-row or exhaustive-ulp ones.
-deselect="not large_rows and not one_ulp and not categorical and not standard_gumbel and not plackett_luce and not long_rows and not llm_row"
+deselect="not large_rows and not one_ulp and not categorical and not standard_gumbel and not plackett_luce and not long_rows and not llm_row and not right_frequency"
 groups=("tests/test_softmax.py tests/test_log_softmax.py tests/test_logsumexp.py tests/test_exp.py tests/test_dispatch.py tests/test_errors.py tests/test_noise_golden.py"
         "tests/test_gumbel.py tests/test_api.py tests/test_sample.py tests/test_topk.py"
         "tests/test_rows.py tests/test_half.py")

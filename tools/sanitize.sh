@@ -7,6 +7,7 @@
 #
 # PYTEST ARGS are relative to the repository root, e.g. tests/test_fuzz_softmax.py -x.
 # SANITIZE_WORKDIR=DIR keeps the venv and build there (reused by the next run).
+# SANITIZE_SHARDS=N splits the tests over N processes run at the same time.
 #
 # Linux + GCC or Clang. Python itself is not instrumented, so the ASan runtime
 # has to be loaded first (LD_PRELOAD) for its malloc interposition to see
@@ -57,4 +58,27 @@ print("sanitized build:", simdsoftmax._core.__file__)
 [ $# -gt 0 ] || set -- -q tests
 # --capture=sys: pytest must not capture file descriptor 2, or a sanitizer's
 # report (written there just before the process aborts) is lost with it.
-LD_PRELOAD="$preload" "$work/venv/bin/python" -m pytest -p no:cacheprovider --capture=sys "$@"
+run_tests() { LD_PRELOAD="$preload" "$work/venv/bin/python" -m pytest -p no:cacheprovider --capture=sys "$@"; }
+shards=${SANITIZE_SHARDS:-1}
+if [ "$shards" -le 1 ]; then
+  run_tests "$@"
+  exit 0
+fi
+# SANITIZE_SHARDS=N: N processes at once, each every N-th test
+# (tests/conftest.py), each into its own log, printed afterwards.
+logs=$(mktemp -d)
+pids=()
+for ((i = 0; i < shards; i++)); do
+  SIMDSOFTMAX_TEST_SHARD="$i/$shards" run_tests "$@" >"$logs/$i.log" 2>&1 &
+  pids+=($!)
+done
+failed=0
+for ((i = 0; i < shards; i++)); do
+  status=0
+  wait "${pids[$i]}" || status=$?
+  echo "== sanitizer shard $i/$shards"
+  cat "$logs/$i.log"
+  [ "$status" = 0 ] || { echo "sanitizers: shard $i/$shards FAILED (exit $status)"; failed=1; }
+done
+rm -rf "$logs"
+[ "$failed" = 0 ]
