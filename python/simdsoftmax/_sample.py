@@ -10,6 +10,7 @@ csrc/sample_driver.cpp for the passes per setting.
 
 from __future__ import annotations
 
+import math
 import operator
 
 import numpy as np
@@ -47,12 +48,17 @@ def _keys(rng, batch, rows):
     return keys, True
 
 
+def _filled(rows, value, dtype):
+    """A (rows,) array of `value` (np.array for one row: 3x cheaper than np.full)."""
+    return np.array([value], dtype) if rows == 1 else np.full(rows, value, dtype)
+
+
 def _param(value, name, batch, default, dtype):
     """A per-row parameter as a contiguous (rows,) array of `dtype`, None
     (or None entries) meaning `default`; ValueError naming the parameter if
     it does not broadcast to the batch shape."""
     if value is None:
-        return np.full(int(np.prod(batch, dtype=np.int64)), default, dtype)
+        return _filled(math.prod(batch), default, dtype)
     arr = np.asarray(value)
     if arr.dtype == object:
         try:
@@ -94,12 +100,12 @@ def _scalar_params(rows, n, temperature, top_k, top_p, min_p):
     if not (0 < p <= 1) or not (0 <= m <= 1):
         return None
     k = min(int(k), n)
-    return [np.full(rows, t, np.float64), np.full(rows, k, np.int64), np.full(rows, p, np.float64),
-            np.full(rows, m, np.float64)]
+    return [_filled(rows, t, np.float64), _filled(rows, k, np.int64), _filled(rows, p, np.float64),
+            _filled(rows, m, np.float64)]
 
 
 def _params(batch, n, temperature, top_k, top_p, min_p):
-    rows = int(np.prod(batch, dtype=np.int64))
+    rows = math.prod(batch)  # np.prod of a shape costs ~9 us, most of a small call
     fast = _scalar_params(rows, n, temperature, top_k, top_p, min_p)
     if fast is not None:
         return fast
