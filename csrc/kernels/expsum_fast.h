@@ -39,34 +39,6 @@ struct FastLimits<double> {
   static constexpr double exp_err = 3.0 * unit;  // kernel exp: <= 1.25 ulp
 };
 
-// exp on float64 lanes for data narrower than float64 (float32, half), in
-// expsum_lse, whose sum only has to certify float32 results: degree 6 on
-// |r| <= ln2/2 (tools/fit_exp.py: 1.99e-9 relative with these rounded
-// coefficients) instead of degree 11, and the argument reduction in one fma
-// (mid_reduce). That is far from float32's own 2^-24, but expsum_lse then
-// recomputes the row max's own term with the accurate exp (corrected_max):
-// the error left is err relative to the other terms only, whose share of the
-// sum, 1 - exp(-(lse - max)), shrinks with lse - max exactly where
-// log_softmax needs lse - max most accurately (a dominant entry). Terms cost
-// 2 vectors per float32 vector, so every fma saved counts twice.
-struct ExpCoeffsMid {
-  static constexpr int degree = 6;
-  static constexpr double c[degree + 1] = {1.0,
-                                           0x1.0000008af0777p+0,
-                                           0x1.fffffc173acf7p-2,
-                                           0x1.55541829345dfp-3,
-                                           0x1.55582519184bcp-5,
-                                           0x1.12682b4e6928fp-7,
-                                           0x1.6ae69068a4e56p-10};
-  static constexpr double log2e = ExpCoeffs<double>::log2e;
-  // Relative error of a term: the polynomial (1.99e-9), the one-fma
-  // reduction (mid_reduce: |n| (ln2 - ln2_hi) <= 3.1e6 * 2.4e-17 = 7.3e-11)
-  // and float64 evaluation (Horner and the power of two: a few 2^-53),
-  // rounded up.
-  static constexpr double err = 2.08e-9;
-  static constexpr bool one_fma_reduction = true;
-};
-
 // Does V::fmadd round once? (The scalar lanes' is a multiply and an add.)
 template <class V, class = void>
 struct FusedFma : std::true_type {};
@@ -82,7 +54,7 @@ struct OneFmaReduction<C, std::void_t<decltype(C::one_fma_reduction)>> : std::tr
 // with ln2_hi, the double nearest ln2: x is at most a float32 (24 bits) and
 // n an integer below 2^22, so x - n ln2_hi is exact before its one rounding,
 // and the term carries the factor exp(n (ln2 - ln2_hi)), |n| <= 3.1e6 on
-// [kClampLow, kFastLimit], within ExpCoeffsMid::err. Else the kernel's exact
+// [kClampLow, kFastLimit], within ExpCoeffsMid::err (vecmath_common.h). Else the kernel's exact
 // reduction.
 template <class V, class C>
 inline Reg<V> poly_reduce(Reg<V> x, Reg<V> n) {
