@@ -12,6 +12,10 @@ another branch can be compared in the same run:
 
 Samples of the three functions are interleaved, so a disturbance hits all
 three alike; the printed figures are ratios of medians.
+
+--data dominant gives every row one entry 8 above the others' log-sum-exp
+(lse - max ~ 3.4e-4, a confident classifier's logits): the rows whose
+log_softmax needs the max's own term exactly.
 """
 
 from __future__ import annotations
@@ -29,13 +33,18 @@ import simdsoftmax as ssm
 elements, repeats = int(sys.argv[2]), int(sys.argv[3])
 lengths = [int(v) for v in sys.argv[4].split(",")]
 ssm.set_num_threads(int(sys.argv[5]))
+dominant = sys.argv[6] == "dominant"
 rng = np.random.default_rng(0)
 print(f"  {ssm.isa()}  {ssm.__file__}")
 print(f"  {'dtype':8} {'n':>9} {'rows':>7} {'lsm/sm':>7} {'lse/sm':>7}")
 for dt in (np.float32, np.float64):
     for n in lengths:
         rows = max(1, elements // n)
-        x = rng.standard_normal((rows, n)).astype(dt)
+        x = rng.standard_normal((rows, n))
+        if dominant and n > 1:
+            top = x.max(axis=1)
+            x[:, 0] = top + np.log(np.exp(x - top[:, None]).sum(axis=1)) + 8.0
+        x = x.astype(dt)
         y = np.empty_like(x)
         calls = (lambda: ssm.softmax(x, axis=-1, out=y), lambda: ssm.log_softmax(x, axis=-1, out=y),
                  lambda: ssm.logsumexp(x, axis=-1))
@@ -60,11 +69,13 @@ def main(argv=None):
     p.add_argument("--row-lengths", default="1000,1024,10000,151936,4194304", help="comma list of n")
     p.add_argument("--repeats", type=int, default=15, help="samples per function and shape (default 15)")
     p.add_argument("--threads", type=int, default=1, help="thread count (default 1)")
+    p.add_argument("--data", choices=("normal", "dominant"), default="normal",
+                   help="standard normal logits, or one dominant entry per row")
     args = p.parse_args(argv)
     for build in args.builds or [""]:
         print(build or "installed simdsoftmax")
         cmd = [sys.executable, "-c", CHILD, build, str(args.elements), str(args.repeats), args.row_lengths,
-               str(args.threads)]
+               str(args.threads), args.data]
         subprocess.run(cmd, check=True)
 
 

@@ -186,6 +186,15 @@ inline bool certified<double>(double lse, double abs_err) {
   return abs_err <= 1e-15 * std::fabs(lse);
 }
 
+// Relative error bound of a fast sum S = exp(max + v) (v = lse - max):
+// err + err_rest (1 - exp(-v)), 1 - exp(-v) being the share of S that is not
+// the max's own term (kernel_api.h). v is only known to within the bound
+// itself; the callers' factor 1.02 covers that (err_rest < 1e-8).
+inline double sum_rel_err(const ExpSum& s, double v) {
+  if (s.err_rest == 0.0) return s.err;
+  return s.err + s.err_rest * -std::expm1(-std::max(v, 0.0));  // NaN v gives NaN: certifies nothing
+}
+
 // Absolute error of log(m * 2^e) from the sum's relative error err, plus the
 // double-precision log and the double-double assembly.
 inline double lse_abs_err(double lse, double err) { return 1.02 * err + 0x1p-52 * (std::fabs(lse) + 1.0); }

@@ -6,6 +6,8 @@ rows the error bound certifies and rows it sends to the exact online path
 long double references. The short-row batch kernels are switched off so
 that every row length reaches the row kernels."""
 
+import math
+
 import numpy as np
 import pytest
 
@@ -98,6 +100,59 @@ def test_across_the_certification_bound(isa, dtype, row_kernels):
                 y, special = run_rows(x)
                 assert special == []
                 assert_log_softmax_contract(x, y, f"n={n} gap={gap} at={at}")
+
+
+# lse - max of a row with one dominant entry, from ~1 down to 1e-10: across
+# float32's certification bound (~6e-8 since the sum recomputes the max's own
+# term exactly; ~2e-3 before) and float64's (~2).
+EDGE_V = (1.0, 0.1, 4e-3, 2e-3, 1e-3, 1e-5, 1e-6, 2e-7, 1e-7, 6e-8, 4e-8, 1e-8, 1e-10)
+
+
+def dominant_row(rng, n, dtype, v, at):
+    """n entries whose lse - max is v (up to rounding x to dtype): the
+    others random, the dominant one at `at` placed -log(expm1(v)) above the
+    others' log-sum-exp."""
+    x = rng.standard_normal(n) * 0.5 - 3.0
+    if n > 1:
+        others = np.delete(x, at)
+        top = others.max()
+        lse_others = top + np.log(np.exp(others - top).sum())
+        x[at] = lse_others - math.log(math.expm1(v))
+    return x.astype(dtype)[None, :]
+
+
+def test_dominant_entry_every_tail(isa, dtype, row_kernels):
+    """Rows with one dominant entry, lse - max from 1 to 1e-10, at every
+    length up to two blocks of the sum and the entry at the first, a middle
+    and the last positions (the sum's blocks, single vectors and masked
+    tail): the sum's max term is recomputed with the accurate exp wherever it
+    sits, and every entry, the dominant one included, keeps the contract on
+    both sides of the certification bound."""
+    rng = np.random.default_rng(53)
+    for n in sizes_for(tiles(isa, dtype)["expsum_lse"]):
+        for v in EDGE_V:
+            for at in sorted({0, 1 % n, n // 2, max(n - 2, 0), n - 1}):
+                x = dominant_row(rng, n, dtype, v, at)
+                y, special = run_rows(x)
+                assert special == []
+                assert_log_softmax_contract(x, y, f"n={n} v={v} at={at}")
+
+
+def test_dominant_entry_in_a_later_chunk(isa, dtype, small_chunks, row_kernels):
+    """A row cut into chunks whose dominant entry sits in a later chunk (every
+    chunk recomputes its own max's term; the bounds combine): the contract,
+    and the same bits for 1 and 2 threads."""
+    rng = np.random.default_rng(59)
+    for v in (1e-2, 1e-4, 1e-6, 1e-7, 1e-9):
+        for at in (0, 36, 37, 600, 1000):
+            x = dominant_row(rng, 1001, dtype, v, at)
+            small_chunks(1)
+            y1, s1 = run_rows(x)
+            small_chunks(2)
+            y2, s2 = run_rows(x)
+            assert s1 == s2 == []
+            np.testing.assert_array_equal(y1, y2)
+            assert_log_softmax_contract(x, y1, f"v={v} at={at}")
 
 
 def test_fallback_rows_every_tail(isa, dtype, row_kernels):

@@ -130,6 +130,30 @@ def test_log_softmax_dominant_entry(isa, dtype):
         assert np.all(np.abs(got - exact) <= 4 * np.finfo(dtype).eps * np.abs(exact)), n
 
 
+def test_log_softmax_dominant_entry_every_entry(isa, dtype):
+    """Every entry of rows with one dominant entry, lse - max from 1 down to
+    1e-12, within the 2-ulp contract (float32's other terms use a degree-6
+    exp whose error shrinks with lse - max; the max's own terms are exact),
+    rows at every position of a group."""
+    rng = np.random.default_rng(5)
+    rows = 2 * WIDEST + 3
+    for n in (2, 3, 5, 8, 9, 17, 31, 32, 33, 100, 256):
+        for v in (1.0, 1e-2, 2e-3, 1e-4, 1e-6, 6e-8, 1e-9, 1e-12):
+            x = rng.standard_normal((rows, n)) * 0.5 - 3.0
+            top = rng.integers(n, size=rows)
+            others = np.where(np.arange(n) == top[:, None], -np.inf, x)
+            lse_others = np.log(np.exp(others).sum(axis=1)) if n > 1 else np.zeros(rows)
+            x[np.arange(rows), top] = lse_others - np.log(np.expm1(v))
+            x = x.astype(dtype)
+            y = ssm.log_softmax(x, axis=1)
+            assert_log_softmax_close(y, x)
+            xl = x.astype(np.longdouble)
+            mx = xl.max(axis=1, keepdims=True)
+            exact = -np.log1p(np.where(xl == mx, 0, np.exp(xl - mx)).sum(axis=1))
+            got = y[np.arange(rows), np.argmax(xl, axis=1)].astype(np.longdouble)  # the max (v = 1: not top)
+            assert np.all(np.abs(got - exact) <= 4 * np.finfo(dtype).eps * np.abs(exact)), (n, v)
+
+
 def test_ties_at_the_max(isa, dtype):
     """Several entries equal to the max: each is one exact term of the sum."""
     for n in (2, 3, 8, 33):

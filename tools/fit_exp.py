@@ -58,6 +58,13 @@ if __name__ == "__main__":
               f"{mp.nstr(max_rel_error(rounded, hw), 4)}")
         for k, ck in enumerate(rounded, start=1):
             print(f"  c{k} = {ck.hex()}  // {ck!r}")
+    # ExpCoeffsMid (csrc/kernels/expsum_fast.h): degree 6 in float64 for the
+    # float64-lane sums of float32 data.
+    c = lawson_exp(6, hw)
+    rounded = [float(ck) for ck in c]
+    print(f"f64 mid: degree 6, max relative error of rounded coefficients {mp.nstr(max_rel_error(rounded, hw), 4)}")
+    for k, ck in enumerate(rounded, start=1):
+        print(f"  c{k} = {ck.hex()}  // {ck!r}")
     hw16 = mp.log(2) / 32 * (1 + mp.mpf(2) ** -10)
     c = lawson_exp(6, hw16)
     rounded = [float(ck) for ck in c]

@@ -39,36 +39,46 @@ struct FastLimits<double> {
   static constexpr double exp_err = 3.0 * unit;  // kernel exp: <= 1.25 ulp
 };
 
-// exp on float64 lanes for float32 data, where the sum only has to certify
-// float32 results (log_softmax's lse - max down to ~2^-9, logsumexp within
-// 1 ulp): degree 7 on |r| <= ln2/2 (tools/fit_exp.py, 4.7e-11 = 2^-34.3
-// relative with these rounded coefficients) instead of degree 11. Terms
-// still cost 2 vectors per float32 vector, so 4 fma fewer per vector matter.
-struct ExpCoeffsMid {
-  static constexpr int degree = 7;
-  static constexpr double c[degree + 1] = {1.0,
-                                           0x1.00000000e727bp+0,
-                                           0x1.00000042a82f9p-1,
-                                           0x1.5555534dedc5ap-3,
-                                           0x1.555480eaf6846p-5,
-                                           0x1.11130ce7231f4p-7,
-                                           0x1.6d961520611fap-10,
-                                           0x1.9e8e20b46b230p-13};
-  static constexpr double log2e = ExpCoeffs<double>::log2e;
-  // Polynomial error plus float64 evaluation (Horner and the product with
-  // the power of two: a few 2^-53), rounded up.
-  static constexpr double err = 4.8e-11;
-};
+// Does V::fmadd round once? (The scalar lanes' is a multiply and an add.)
+template <class V, class = void>
+struct FusedFma : std::true_type {};
+template <class V>
+struct FusedFma<V, std::void_t<decltype(V::unfused_fma)>> : std::false_type {};
+
+template <class C, class = void>
+struct OneFmaReduction : std::false_type {};
+template <class C>
+struct OneFmaReduction<C, std::void_t<decltype(C::one_fma_reduction)>> : std::true_type {};
+
+// x - n ln2 for the polynomial C. With ExpCoeffsMid and a fused fma, one fma
+// with ln2_hi, the double nearest ln2: x is at most a float32 (24 bits) and
+// n an integer below 2^22, so x - n ln2_hi is exact before its one rounding,
+// and the term carries the factor exp(n (ln2 - ln2_hi)), |n| <= 3.1e6 on
+// [kClampLow, kFastLimit], within ExpCoeffsMid::err (vecmath_common.h). Else the kernel's exact
+// reduction.
+template <class V, class C>
+inline Reg<V> poly_reduce(Reg<V> x, Reg<V> n) {
+  if constexpr (OneFmaReduction<C>::value && FusedFma<V>::value)
+    return V::fmadd(n, V::set1(-ExpCoeffs<double>::ln2_hi), x);
+  else
+    return V::reduce_ln2(x, n);
+}
 
 constexpr int ceil_log2(int u) { return u <= 1 ? 0 : 1 + ceil_log2((u + 1) / 2); }
 
-// Relative error bound of a fast sum: the terms' own error, B - 1 plain adds
-// per chain, the tree over U chains, the Kahan fold and the lane combination.
+// Relative error bound of a fast sum's additions: B - 1 plain adds per
+// chain, the tree over U chains, the Kahan fold and the lane combination.
+template <class S, int U, int B>
+constexpr double fast_round_err() {
+  return 1.25 * (B - 1 + ceil_log2(U) + 3) * FastLimits<S>::unit;
+}
+
+// Relative error bound of a fast sum: the terms' own error and the additions.
 template <class S, int U, int B, bool Table = false>
 constexpr double fast_sum_err() {
   using L = FastLimits<S>;
   const double exp_err = Table ? 2.0 * L::unit : L::exp_err;  // ExpTable16: 1.6u (see vecmath_common.h)
-  return 1.25 * (exp_err + (B - 1 + ceil_log2(U) + 3) * L::unit);
+  return 1.25 * exp_err + fast_round_err<S, U, B>();
 }
 
 // Lane sum (s - c) * 2^e with Kahan compensation, folded once per block.
@@ -137,7 +147,8 @@ inline Reg<V> fast_term(Reg<V> x, Reg<V> e, Reg<V>& n) {
     const Reg<V> entry = V::exp_table(t, V::table_lo(), V::table_hi());
     return V::mul(exp_poly<V, X>(table_reduce<V, Short>(x, n)), V::scale2_term(entry, V::sub(n, e)));
   } else {
-    exp_split<V, Poly>(x, m, n);
+    n = V::round(V::mul(x, V::set1(Poly::log2e)));
+    m = exp_poly<V, Poly>(poly_reduce<V, Poly>(x, n));
   }
   return V::scale2_term(m, V::sub(n, e));
 }
@@ -178,7 +189,7 @@ inline void fast_terms(const In* x, Reg<V> e, Reg<V> (&t)[U], size_t step = V::w
   } else {
     using C = Poly;
     SSM_STAGE(n[u] = V::round(V::mul(r[u], V::set1(C::log2e))))
-    SSM_STAGE(r[u] = V::reduce_ln2(r[u], n[u]))
+    SSM_STAGE(r[u] = (poly_reduce<V, C>(r[u], n[u])))
     SSM_STAGE(t[u] = V::fmadd(V::set1(C::c[C::degree]), r[u], V::set1(C::c[C::degree - 1])))
     for (int k = C::degree - 2; k >= 0; --k) SSM_STAGE(t[u] = V::fmadd(t[u], r[u], V::set1(C::c[k])))
     SSM_STAGE(t[u] = V::scale2_term(t[u], V::sub(n[u], e)))
@@ -197,8 +208,10 @@ inline void finish_lanes(const LaneSum<V>& acc, ExpSum& out) {
 }
 
 // The slow path of a block whose sum failed the overflow check: raise the
-// lane references to the block's largest exponents, then sum it again.
-template <class V, bool Short, class In, class Poly = ExpCoeffsFast<typename V::scalar>>
+// lane references to the block's largest exponents, then sum it again in the
+// main loop's shape (vector j into chain j mod U, <= B terms per chain, then
+// the tree), so that fast_round_err bounds this block too.
+template <class V, int U, bool Short, class In, class Poly = ExpCoeffsFast<typename V::scalar>>
 #if defined(__GNUC__)
 __attribute__((noinline))
 #endif
@@ -211,10 +224,38 @@ redo_block(const In* x, size_t count, LaneSum<V>& acc) {
     nmax = V::max(n, nmax);  // NaN n ignored
   }
   acc.raise(V::round(V::max(nmax, acc.e)));  // references stay integers
-  Reg<V> q = V::set1(0.0);
-  for (size_t i = 0; i < count; i += W)
-    q = V::add(q, fast_term<V, Short, Poly>(load_n<V>(x + i, count - i < W ? count - i : W, -kInf), acc.e, n));
-  return q;
+  Reg<V> chain[U];
+  for (int u = 0; u < U; ++u) chain[u] = V::set1(0.0);
+  size_t j = 0;
+  for (size_t i = 0; i < count; i += W, ++j)
+    chain[j % U] = V::add(chain[j % U], fast_term<V, Short, Poly>(load_n<V>(x + i, count - i < W ? count - i : W, -kInf), acc.e, n));
+  return tree_sum<V, 0, U>(chain);
+}
+
+// Replace the row max's own term in a finished sum (m + m_lo) * 2^e by the
+// accurate exp's: the max's term is what the kernel computed for the value
+// out.max (the same operations on the same input give the same bits,
+// fp-contract is off), p * 2^(n - e); adding (p_exact - p) * 2^(n - e) swaps
+// it. Every lane reference is some entry's n, so n - e >= 0, and the max's
+// lane kept its term below the 2^check bound: n - e is small. Returns false
+// (sum unchanged) where that does not hold: an empty, NaN or out-of-range sum,
+// which certifies nothing anyway.
+template <class V, class Poly>
+inline bool corrected_max(ExpSum& out) {
+  if (!(out.m > 0.0) || !is_finite(out.m) || !is_finite(out.max) || !is_finite(out.e)) return false;
+  const Reg<V> x = V::set1(out.max);
+  const Reg<V> n = V::round(V::mul(x, V::set1(Poly::log2e)));
+  const Reg<V> fast = exp_poly<V, Poly>(poly_reduce<V, Poly>(x, n));
+  const Reg<V> exact = exp_poly<V, ExpCoeffs<double>>(V::reduce_ln2(x, n));
+  double d[V::width], nn[V::width];
+  V::to_array(V::sub(exact, fast), d);
+  V::to_array(n, nn);
+  const double k = nn[0] - out.e;
+  if (!(k >= 0.0 && k <= 200.0)) return false;
+  const double m = out.m + d[0] * pow2_int(static_cast<int>(k));  // one more rounding of m (2^-53)
+  out.m_lo += out.m - m + d[0] * pow2_int(static_cast<int>(k));
+  out.m = m;
+  return true;
 }
 
 // sum exp(x) = m * 2^e. Lazy: the lane references start at the first
@@ -265,7 +306,7 @@ ExpSum expsum_pow2_impl(const In* x, size_t n, double e_ref) {
       }
     }
     Reg<V> q = tree_sum<V, 0, U>(p);
-    if (Lazy && V::any(V::not_le(q, limit))) q = redo_block<V, kShort, In, Poly>(x + i, kBlock, acc);
+    if (Lazy && V::any(V::not_le(q, limit))) q = redo_block<V, U, kShort, In, Poly>(x + i, kBlock, acc);
     acc.fold(q);
   }
   for (; i < n; i += W) {
@@ -273,7 +314,7 @@ ExpSum expsum_pow2_impl(const In* x, size_t n, double e_ref) {
     const Reg<V> xv = load_n<V>(x + i, count, -kInf);
     if (TrackMax) vmax = V::max(V::max(V::set1(kClampLow), xv), vmax);
     Reg<V> q = fast_term<V, kShort, Poly>(xv, acc.e, nv);
-    if (Lazy && V::any(V::not_le(q, limit))) q = redo_block<V, kShort, In, Poly>(x + i, count, acc);
+    if (Lazy && V::any(V::not_le(q, limit))) q = redo_block<V, U, kShort, In, Poly>(x + i, count, acc);
     acc.fold(q);
   }
   if constexpr (kShort) {
@@ -287,11 +328,23 @@ ExpSum expsum_pow2_impl(const In* x, size_t n, double e_ref) {
   }
   ExpSum out;
   finish_lanes<V>(acc, out);
+  using S = typename V::scalar;
+  out.err = kShort ? 1.25 * kShortReduceErr * FastLimits<S>::unit : 0.0;
   if (TrackMax) {
     out.max = V::hmax(vmax);
   }
-  out.err = fast_sum_err<typename V::scalar, U, B, HasExpTable<V>::value>() +
-            (kShort ? 1.25 * kShortReduceErr * FastLimits<typename V::scalar>::unit : 0.0);
+  if constexpr (TrackMax && OneFmaReduction<Poly>::value) {
+    if (corrected_max<V, Poly>(out)) {
+      // ExpCoeffs<double> (<= 1.25 ulp) for the max's term, Poly::err for
+      // the others, and the corrected m's rounding.
+      out.err += 1.25 * (FastLimits<double>::exp_err + FastLimits<double>::unit) + fast_round_err<S, U, B>();
+      out.err_rest = 1.25 * Poly::err;
+    } else {
+      out.err += 1.25 * Poly::err + fast_round_err<S, U, B>();
+    }
+  } else {
+    out.err += fast_sum_err<S, U, B, HasExpTable<V>::value>();
+  }
   return out;
 }
 
@@ -307,16 +360,16 @@ ExpSum expsum_pow2(const In* x, size_t n, double e_ref) {
 
 // The fast sum in float64 lanes whatever In is, with max(x): pass 1 of
 // log_softmax and the accurate log-sum-exp. Its error bound (~1e-15 for
-// float64 data, ~6e-11 for float32 data with ExpCoeffsMid) certifies
-// float32 results but for dominant entries and results within ~1e-3 of 0;
-// the max gives log_softmax the smallest |y| = lse - max it must certify.
+// float64 data; for float32 data with ExpCoeffsMid ~1.5e-15 plus 2.6e-9
+// times the share of the sum that is not the max's term) certifies
+// float32 log_softmax wherever lse - max > ~6e-8 and float32 log-sum-exps
+// beyond ~0.04 of 0; the max gives log_softmax the smallest |y| = lse - max
+// it must certify.
 template <class V, int U, int B, class In>
 ExpSum expsum_lse(const In* x, size_t n) {
   constexpr bool kMid = sizeof(In) < sizeof(typename V::scalar) && !HasExpTable<V>::value;
   using Poly = std::conditional_t<kMid, ExpCoeffsMid, ExpCoeffsFast<typename V::scalar>>;
-  ExpSum s = expsum_pow2_impl<V, U, B, true, In, Poly, true>(x, n, 0.0);
-  if (kMid) s.err += 1.25 * (ExpCoeffsMid::err - FastLimits<double>::exp_err);
-  return s;
+  return expsum_pow2_impl<V, U, B, true, In, Poly, true>(x, n, 0.0);
 }
 
 }  // namespace

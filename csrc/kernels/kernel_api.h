@@ -17,9 +17,14 @@ struct ExpSum {
   double e = -std::numeric_limits<double>::infinity();  // integer-valued exponent
   double max = -std::numeric_limits<double>::infinity(); // largest x seen (NaN ignored; weighted: over b != 0)
   bool special = false;  // a NaN (or, weighted, a non-finite weight) was seen
-  // Bound on the relative error of m * 2^e as the exact sum (fast passes only;
-  // the driver uses it to decide whether a result is certainly accurate).
+  // Bound on the error of m * 2^e as the exact sum S (fast passes only; the
+  // driver uses it to decide whether a result is certainly accurate):
+  // err * S + err_rest * (S - exp(max)), err_rest for the terms other than
+  // the row max's own (sums that compute that term accurately: expsum_lse
+  // for data narrower than float64; else 0). With v = log S - max, the
+  // relative error is err + err_rest * (1 - exp(-v)).
   double err = 0.0;
+  double err_rest = 0.0;
 };
 
 // Inputs with |x| above this are outside the fast two-pass range reduction:
@@ -96,8 +101,9 @@ struct Kernels {
 
   // The fast sum in float64 arithmetic whatever T is, plus max = max(x)
   // (clamped below at kClampLow; NaN ignored): log_softmax's first pass and
-  // the accurate log-sum-exp. Sets err (~1e-15 for float64 data, ~6e-11 for
-  // float32 data, whose exp polynomial is cut to that). As expsum_fast, a
+  // the accurate log-sum-exp. Sets err (~1e-15 for float64 data, ~1.5e-15
+  // for narrower data, whose exp polynomial is cut to err_rest ~2.6e-9 for
+  // all terms but the max's). As expsum_fast, a
   // NaN, inf or out-of-range row shows in m and e (fast_ok).
   ExpSum (*expsum_lse)(const T* x, size_t n);
 

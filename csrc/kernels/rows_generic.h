@@ -23,6 +23,12 @@
 //    exact in float64 wherever the term is not negligible) and the degree-11
 //    exp; the max's own terms are counted apart, exactly, so S - 1 keeps its
 //    relative accuracy for log1p (the dominant entry's log-probability).
+//    float32 log_softmax takes the degree-6 ExpCoeffsMid for the other
+//    terms: a relative error d <= 2.1e-9 of S - 1 moves v = log1p(S - 1) by
+//    d (S - 1) / S = d (1 - exp(-v)) <= d v, below the 2^-25 v (0.5 ulp of
+//    v, hence of every |y| >= v) that the write's three float32 roundings
+//    leave of the 2-ulp bound, for every v (logsumexp keeps degree 11: its
+//    1-ulp bound is absolute in lse and lse may be near 0).
 // Rows these cannot finish (NaN, +-inf, all -inf, |max| beyond kFastLimit for
 // softmax, a weighted sum that is zero or below 2^-900) are flagged and left
 // unwritten for the per-row path, which handles them exactly.
@@ -84,9 +90,9 @@ inline Reg<V> pow2_term(Reg<V> x, Reg<V> e_ref) {
 
 // exp(x - m) for x <= m in float64 lanes, d = x - m as rounded; Exact adds
 // the rounding error of d back (TwoSum). Terms below 2^-1022 flush to 0.
-template <class V, bool Exact>
+// C: the polynomial (its log2e; the reduction is always the exact one).
+template <class V, bool Exact, class C = ExpCoeffs<double>>
 inline Reg<V> rel_term(Reg<V> x, Reg<V> m, Reg<V> d) {
-  using C = ExpCoeffs<double>;
   const Reg<V> dc = V::max(V::set1(-1100.0), d);
   const Reg<V> n = V::round(V::mul(dc, V::set1(C::log2e)));
   Reg<V> r = V::reduce_ln2(dc, n);
@@ -231,7 +237,8 @@ void softmax_group(const T* x, T* y, size_t n, size_t g, T* buf, unsigned char* 
 // unweighted) and rest = sum of the other terms b exp(x - max). Weighted: x
 // is replaced by -inf where b == 0 in buf (SciPy: a zero weight removes the
 // term, even an inf or NaN one) and bad[l] flags a non-finite weight.
-template <class VN, class VW, class T, bool Weighted>
+// C: the exp polynomial of the other terms (the max's own are exact).
+template <class VN, class VW, class T, bool Weighted, class C = ExpCoeffs<double>>
 void wide_sums(T* buf, const T* bbuf, size_t n, double* mx, double* k, double* rest, bool* bad) {
   constexpr size_t W = VN::width, WW = VW::width, H = W / WW;
   static_assert(W % WW == 0, "the wide lanes split the narrow vector");
@@ -266,7 +273,7 @@ void wide_sums(T* buf, const T* bbuf, size_t n, double* mx, double* k, double* r
       const Reg<VW> mw = VW::load(mref + h * WW);
       const Reg<VW> d = VW::sub(xw, mw);
       const auto other = VW::nonzero(d);  // also NaN: it reaches rest
-      Reg<VW> t = rel_term<VW, kExact>(xw, mw, d);
+      Reg<VW> t = rel_term<VW, kExact, C>(xw, mw, d);
       Reg<VW> at_max = VW::set1(1.0);
       if constexpr (Weighted) {
         at_max = VW::load(bbuf + j * W + h * WW);
@@ -292,7 +299,9 @@ void log_softmax_group(const T* x, T* y, size_t n, size_t g, T* buf, unsigned ch
   to_columns<W>(x, n, g, buf, T(0));
   double mx[W], k[W], rest[W];
   bool bad[W], ok[W];
-  wide_sums<VN, VW, T, false>(buf, nullptr, n, mx, k, rest, bad);
+  // float32: the other terms to ExpCoeffsMid's 2.1e-9 (see the header).
+  using C = std::conditional_t<std::is_same<T, float>::value, ExpCoeffsMid, ExpCoeffs<double>>;
+  wide_sums<VN, VW, T, false, C>(buf, nullptr, n, mx, k, rest, bad);
   alignas(64) T hi[W], lo[W];
   alignas(64) double z[W], log_s[W];
   for (size_t l = 0; l < W; ++l) {

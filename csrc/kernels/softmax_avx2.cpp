@@ -16,6 +16,15 @@ template <>
 struct Tuning<F64x4> {
   static constexpr int unroll = 8, block = 1, strided_block = 4, store_unroll = 4, store_block = 2;
 };
+// expsum_lse of float32 data: 4 x 2 rather than the float64 sum's 8 x 1.
+// Its terms keep the max and the converted loads live besides the chains,
+// and 16 ymm registers do not hold 8 of them: fewer spills (objdump: 7.31
+// -> 7.09 instructions per element; log_softmax / softmax 5-9% lower in
+// same-run A/B, noisy). For float64 data 4 x 2 ran 5-9% slower: 8 x 1 kept.
+template <>
+struct LseTuning<F64x4, float> {
+  static constexpr int unroll = 4, block = 2;
+};
 }  // namespace
 }  // namespace avx2
 }  // namespace ssm

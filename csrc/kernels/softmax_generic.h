@@ -38,8 +38,9 @@ template <class V>
 struct Tuning {
   static constexpr int unroll = 4, block = 2, strided_block = 4, store_unroll = 4, store_block = 2;
 };
-// expsum_lse (float64 lanes): the fast sums' tuning of the float64 lane type.
-template <class V>
+// expsum_lse (float64 lanes) for data of type T: the fast sums' tuning of
+// the float64 lane type unless specialized.
+template <class V, class T>
 struct LseTuning {
   static constexpr int unroll = Tuning<V>::unroll, block = Tuning<V>::block;
 };
@@ -64,7 +65,7 @@ Kernels<T> make_kernels() {
   k.write_shift = &write_shift<VN, T>;
   k.expsum_wide = &expsum_wide<VW, T>;
   k.expsum_online_wide = &expsum_online_wide<VW, T>;
-  k.expsum_lse = &expsum_lse<VW, LseTuning<VW>::unroll, LseTuning<VW>::block, T>;
+  k.expsum_lse = &expsum_lse<VW, LseTuning<VW, T>::unroll, LseTuning<VW, T>::block, T>;
   k.expsum_strided_fast = &expsum_strided_entry<VN, Tu::strided_block, T>;
   k.expsum_strided_online = &expsum_strided_online<VW, Tu::strided_block, T>;
   k.err_strided_fast = fast_sum_err<S, Tu::strided_block, 1, HasExpTable<VN>::value>();  // full blocks are one tree of B terms
@@ -97,7 +98,7 @@ Kernels<T> make_kernels() {
   for (const char* name : unrolled) add_tile(t, name, kUnroll * W);
   add_tile(t, "expsum_wide", kUnroll * WW);
   add_tile(t, "expsum_online_wide", kUnroll * WW);
-  add_tile(t, "expsum_lse", size_t(LseTuning<VW>::unroll) * LseTuning<VW>::block * WW);
+  add_tile(t, "expsum_lse", size_t(LseTuning<VW, T>::unroll) * LseTuning<VW, T>::block * WW);
   // Strided kernels: columns in vectors (W, or kUnroll x W in the write
   // passes) within panels of kPanel columns, rows in blocks of strided_block.
   add_tile(t, "strided_panel", kPanel);

@@ -112,3 +112,32 @@ struct ExpCoeffs<double> {
   static constexpr double ln2_hi31 = 0x1.62e42fecp-1;
   static constexpr double ln2_lo31 = 0x1.d1cf79abc9e3bp-32;
 };
+
+// exp on float64 lanes for data narrower than float64 (float32, half), in
+// expsum_lse (kernels/expsum_fast.h), whose sum only has to certify
+// float32 results: degree 6 on |r| <= ln2/2 (tools/fit_exp.py: 1.99e-9 relative with these rounded
+// coefficients) instead of degree 11, and the argument reduction in one fma
+// (poly_reduce). That is far from float32's own 2^-24, but expsum_lse then
+// recomputes the row max's own term with the accurate exp (corrected_max):
+// the error left is err relative to the other terms only, whose share of the
+// sum, 1 - exp(-(lse - max)), shrinks with lse - max exactly where
+// log_softmax needs lse - max most accurately (a dominant entry). Terms cost
+// 2 vectors per float32 vector, so every fma saved counts twice. The
+// short-row log_softmax (rows_generic.h) uses it on max-relative terms.
+struct ExpCoeffsMid {
+  static constexpr int degree = 6;
+  static constexpr double c[degree + 1] = {1.0,
+                                           0x1.0000008af0777p+0,
+                                           0x1.fffffc173acf7p-2,
+                                           0x1.55541829345dfp-3,
+                                           0x1.55582519184bcp-5,
+                                           0x1.12682b4e6928fp-7,
+                                           0x1.6ae69068a4e56p-10};
+  static constexpr double log2e = 0x1.71547652b82fep+0;
+  // Relative error of a term: the polynomial (1.99e-9), the one-fma
+  // reduction (poly_reduce: |n| (ln2 - ln2_hi) <= 3.1e6 * 2.4e-17 = 7.3e-11)
+  // and float64 evaluation (Horner and the power of two: a few 2^-53),
+  // rounded up.
+  static constexpr double err = 2.08e-9;
+  static constexpr bool one_fma_reduction = true;
+};
