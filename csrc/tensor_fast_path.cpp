@@ -1,0 +1,416 @@
+// The torch-tensor fast path: ssm.softmax, log_softmax and logsumexp called
+// with a plain CPU torch tensor (float32, float64, float16 or bfloat16;
+// C-contiguous; no grad; over its last axis or all of it) are read and run
+// here in one call, and the result comes back as a new torch tensor.
+//
+// Why not through NumPy: viewing the tensor as an ndarray (Tensor.numpy(),
+// about 1 us) and wrapping the result (torch.from_numpy, about 0.8 us) cost
+// twice a small call's kernel time. Here the input is read through a few
+// attribute reads of the tensor (data_ptr, shape, stride, and the checks
+// Tensor.numpy() makes: device, layout, grad, lazy negation), the result is
+// written into memory this file allocates, and torch adopts that memory
+// through a DLPack capsule (torch._C._from_dlpack: no copy, no NumPy
+// array; bfloat16 needs no view). torch is never imported or linked: the
+// Python layer hands over its dtype objects and _from_dlpack once
+// (tensor_setup) when it first sees a tensor.
+//
+// Anything unusual returns None, and the general path of _arrays.py takes
+// the call (raising its errors: another device, requires_grad...). Rows
+// with special values also return None: the general path computes them.
+#include <pybind11/pybind11.h>
+
+#include <cstddef>
+#include <cstdint>
+#include <cstring>
+#include <new>
+#include <string>
+#include <vector>
+
+#include "array_checks.h"
+#include "dispatch.h"
+#include "driver.h"
+#include "driver_half.h"
+
+namespace {
+
+namespace py = pybind11;
+using ssm::bind::active;
+
+// The DLPack ABI (dlpack.h, version 0.x "dltensor" capsules), the subset used here.
+struct DLDevice {
+  int32_t device_type;  // kDLCPU = 1
+  int32_t device_id;
+};
+struct DLDataType {
+  uint8_t code;  // kDLFloat = 2, kDLBfloat = 4
+  uint8_t bits;
+  uint16_t lanes;
+};
+struct DLTensor {
+  void* data;
+  DLDevice device;
+  int32_t ndim;
+  DLDataType dtype;
+  int64_t* shape;
+  int64_t* strides;
+  uint64_t byte_offset;
+};
+struct DLManagedTensor {
+  DLTensor dl_tensor;
+  void* manager_ctx;
+  void (*deleter)(DLManagedTensor* self);
+};
+
+constexpr int kMaxDims = 64;
+constexpr size_t kDataAlign = 64;
+
+enum class Op { Softmax = 0, LogSoftmax = 1, LogSumExp = 2 };
+enum class Elem { F32, F64, F16, BF16 };
+
+size_t item_size(Elem e) { return e == Elem::F64 ? 8 : e == Elem::F32 ? 4 : 2; }
+
+// torch's objects, handed over by tensor_setup (kept for the process).
+struct Torch {
+  PyObject* dtype[4] = {};  // float32, float64, float16, bfloat16 (Elem order)
+  PyObject* strided = nullptr;
+  PyObject* from_dlpack = nullptr;
+  bool ready = false;
+};
+Torch torch_objects;
+
+// Interned attribute and keyword names.
+struct Names {
+  PyObject *requires_grad, *is_cpu, *layout, *dtype, *is_neg, *data_ptr, *shape, *stride;
+  PyObject *axis, *out, *algorithm, *b, *keepdims, *return_sign;
+};
+const Names& names() {
+  static const Names n = [] {
+    auto s = [](const char* text) { return PyUnicode_InternFromString(text); };
+    return Names{s("requires_grad"), s("is_cpu"), s("layout"), s("dtype"), s("is_neg"), s("data_ptr"), s("shape"),
+                 s("stride"),        s("axis"),   s("out"),    s("algorithm"), s("b"), s("keepdims"),
+                 s("return_sign")};
+  }();
+  return n;
+}
+
+// One block holds the DLManagedTensor, its shape and strides, and the data
+// (64-byte aligned); the deleter frees it when torch drops the tensor.
+struct Block {
+  DLManagedTensor managed;
+  int64_t shape[kMaxDims];
+  int64_t strides[kMaxDims];
+};
+constexpr size_t kHeader = (sizeof(Block) + kDataAlign - 1) / kDataAlign * kDataAlign;
+
+void free_block(DLManagedTensor* m) { ::operator delete(static_cast<void*>(m), std::align_val_t(kDataAlign)); }
+
+Block* new_block(Elem e, const int64_t* shape, int ndim) {
+  size_t count = 1;
+  for (int d = 0; d < ndim; ++d) count *= static_cast<size_t>(shape[d]);
+  void* raw = ::operator new(kHeader + count * item_size(e), std::align_val_t(kDataAlign));
+  Block* b = new (raw) Block;
+  DLTensor& t = b->managed.dl_tensor;
+  t.data = static_cast<char*>(raw) + kHeader;
+  t.device = {1, 0};
+  t.ndim = ndim;
+  t.dtype = {static_cast<uint8_t>(e == Elem::BF16 ? 4 : 2), static_cast<uint8_t>(8 * item_size(e)), 1};
+  int64_t step = 1;
+  for (int d = ndim - 1; d >= 0; --d) {
+    b->shape[d] = shape[d];
+    b->strides[d] = step;
+    step *= shape[d];
+  }
+  t.shape = b->shape;
+  t.strides = b->strides;
+  t.byte_offset = 0;
+  b->managed.manager_ctx = nullptr;
+  b->managed.deleter = free_block;
+  return b;
+}
+
+// A capsule torch never consumed (an error before adoption) frees its block.
+void capsule_destructor(PyObject* capsule) {
+  if (PyCapsule_IsValid(capsule, "dltensor")) {
+    auto* m = static_cast<DLManagedTensor*>(PyCapsule_GetPointer(capsule, "dltensor"));
+    if (m && m->deleter) m->deleter(m);
+  } else {
+    PyErr_Clear();
+  }
+}
+
+// The block as a torch tensor (new reference), or null with a Python error set.
+PyObject* adopt(Block* b) {
+  PyObject* capsule = PyCapsule_New(&b->managed, "dltensor", capsule_destructor);
+  if (!capsule) {
+    free_block(&b->managed);
+    return nullptr;
+  }
+  PyObject* tensor = PyObject_CallOneArg(torch_objects.from_dlpack, capsule);
+  Py_DECREF(capsule);
+  return tensor;
+}
+
+// Attribute `name` of x is exactly `want` (a borrowed singleton: True, False, torch.strided).
+bool attribute_is(PyObject* x, PyObject* name, PyObject* want) {
+  PyObject* v = PyObject_GetAttr(x, name);
+  if (!v) {
+    PyErr_Clear();
+    return false;
+  }
+  const bool same = v == want;
+  Py_DECREF(v);
+  return same;
+}
+
+bool method_is(PyObject* x, PyObject* name, PyObject* want) {
+  PyObject* v = PyObject_CallMethodNoArgs(x, name);
+  if (!v) {
+    PyErr_Clear();
+    return false;
+  }
+  const bool same = v == want;
+  Py_DECREF(v);
+  return same;
+}
+
+// A tuple of Python ints (shape, stride()) into out[]; false if anything else.
+bool int_tuple(PyObject* t, int64_t* out, int& ndim) {
+  if (!t || !PyTuple_Check(t)) return false;
+  const Py_ssize_t count = PyTuple_GET_SIZE(t);
+  if (count > kMaxDims || (ndim >= 0 && count != ndim)) return false;
+  for (Py_ssize_t d = 0; d < count; ++d) {
+    out[d] = PyLong_AsLongLong(PyTuple_GET_ITEM(t, d));
+    if (out[d] == -1 && PyErr_Occurred()) {
+      PyErr_Clear();
+      return false;
+    }
+  }
+  ndim = static_cast<int>(count);
+  return true;
+}
+
+// What the fast path needs of the tensor, or false for the general path.
+struct Input {
+  Elem elem;
+  const char* data;
+  int ndim = -1;
+  int64_t shape[kMaxDims];
+};
+
+bool read_tensor(PyObject* x, Input& in) {
+  const Names& n = names();
+  PyObject* dtype = PyObject_GetAttr(x, n.dtype);
+  if (!dtype) {
+    PyErr_Clear();
+    return false;
+  }
+  Py_DECREF(dtype);  // the dtype objects are torch singletons: identity is enough
+  int e = 0;
+  while (e < 4 && torch_objects.dtype[e] != dtype) ++e;
+  if (e == 4) return false;
+  in.elem = static_cast<Elem>(e);
+  // Tensor.numpy()'s refusals: another device, a sparse or other layout,
+  // requires_grad, a lazy negative view (real dtypes have no conjugate bit).
+  if (!attribute_is(x, n.is_cpu, Py_True) || !attribute_is(x, n.requires_grad, Py_False) ||
+      !attribute_is(x, n.layout, torch_objects.strided) || !method_is(x, n.is_neg, Py_False))
+    return false;
+  PyObject* shape = PyObject_GetAttr(x, n.shape);
+  const bool shape_ok = int_tuple(shape, in.shape, in.ndim);
+  Py_XDECREF(shape);
+  if (!shape_ok || in.ndim < 1) {
+    PyErr_Clear();
+    return false;
+  }
+  int64_t strides[kMaxDims];
+  PyObject* stride = PyObject_CallMethodNoArgs(x, n.stride);
+  const bool stride_ok = int_tuple(stride, strides, in.ndim);
+  Py_XDECREF(stride);
+  if (!stride_ok) {
+    PyErr_Clear();
+    return false;
+  }
+  // C-contiguous (strides of size-1 axes do not matter) and non-empty.
+  int64_t step = 1;
+  for (int d = in.ndim - 1; d >= 0; --d) {
+    if (in.shape[d] == 0) return false;
+    if (in.shape[d] != 1 && strides[d] != step) return false;
+    step *= in.shape[d];
+  }
+  PyObject* address = PyObject_CallMethodNoArgs(x, n.data_ptr);
+  if (!address) {
+    PyErr_Clear();
+    return false;
+  }
+  const uintptr_t p = static_cast<uintptr_t>(PyLong_AsUnsignedLongLong(address));
+  Py_DECREF(address);
+  if (PyErr_Occurred()) {
+    PyErr_Clear();
+    return false;
+  }
+  if (p == 0 || p % item_size(in.elem) != 0) return false;
+  in.data = reinterpret_cast<const char*>(p);
+  return true;
+}
+
+// The call's arguments: op's signature, with only what the fast path takes.
+struct Call {
+  PyObject* axis = Py_None;
+  ssm::Algorithm algorithm = ssm::Algorithm::Auto;
+};
+
+bool parse_call(Op op, PyObject* const* args, Py_ssize_t nargs, PyObject* kwargs, Call& c) {
+  const Names& n = names();
+  if (nargs < 1 || nargs > 2) return false;
+  if (nargs == 2) c.axis = args[1];
+  if (!kwargs) return true;
+  if (!PyDict_Check(kwargs)) return false;
+  PyObject *key, *value;
+  Py_ssize_t pos = 0;
+  while (PyDict_Next(kwargs, &pos, &key, &value)) {
+    if (key == n.axis && nargs < 2) {
+      c.axis = value;
+    } else if (key == n.out && op != Op::LogSumExp) {
+      if (value != Py_None) return false;
+    } else if (key == n.algorithm && op == Op::Softmax) {
+      if (!PyUnicode_Check(value)) return false;
+      const char* text = PyUnicode_AsUTF8(value);
+      if (!text) {
+        PyErr_Clear();
+        return false;
+      }
+      try {
+        c.algorithm = ssm::parse_algorithm(text);
+      } catch (const std::exception&) {
+        return false;  // the general path raises the error naming the choices
+      }
+    } else if (key == n.b && op == Op::LogSumExp) {
+      if (value != Py_None) return false;
+    } else if ((key == n.keepdims || key == n.return_sign) && op == Op::LogSumExp) {
+      if (value != Py_False) return false;
+    } else {
+      return false;  // unknown, duplicated or not interned: the general path decides
+    }
+  }
+  return true;
+}
+
+// rows x n of the call (axis None: one row of every element), or false.
+bool row_shape(const Input& in, PyObject* axis, size_t& rows, size_t& n) {
+  size_t size = 1;
+  for (int d = 0; d < in.ndim; ++d) size *= static_cast<size_t>(in.shape[d]);
+  n = size;
+  if (axis != Py_None) {
+    if (!PyLong_CheckExact(axis)) return false;
+    int overflow = 0;
+    const long ax = PyLong_AsLongAndOverflow(axis, &overflow);
+    if (overflow || (ax != -1 && ax != in.ndim - 1)) return false;
+    n = static_cast<size_t>(in.shape[in.ndim - 1]);
+  }
+  rows = size / n;
+  return true;
+}
+
+template <class T>
+std::vector<size_t> run_float(Op op, ssm::Algorithm a, const void* x, void* y, size_t rows, size_t n) {
+  const auto* xp = static_cast<const T*>(x);
+  auto* yp = static_cast<T*>(y);
+  if (op == Op::Softmax) return ssm::softmax_batch<T>(active<T>(), xp, yp, rows, n, a, true);
+  if (op == Op::LogSoftmax) return ssm::log_softmax_batch<T>(active<T>(), xp, yp, rows, n);
+  return ssm::logsumexp_batch<T>(active<T>(), xp, nullptr, yp, nullptr, rows, n);
+}
+
+std::vector<size_t> run_half(Op op, Elem e, ssm::Algorithm a, const void* x, void* y, size_t rows, size_t n) {
+  const auto f = e == Elem::F16 ? ssm::HalfFormat::Float16 : ssm::HalfFormat::BFloat16;
+  const auto* xp = static_cast<const uint16_t*>(x);
+  auto* yp = static_cast<uint16_t*>(y);
+  if (op == Op::Softmax) return ssm::half_softmax_batch(xp, yp, rows, n, f, a);
+  if (op == Op::LogSoftmax) return ssm::half_log_softmax_batch(xp, yp, rows, n, f);
+  // logsumexp in float32, rounded once to the half format.
+  std::vector<float> res(rows);
+  std::vector<size_t> special = ssm::half_logsumexp_batch(xp, res.data(), rows, n, f);
+  if (special.empty()) {
+    const ssm::HalfConvert& cv = ssm::active_convert();
+    (e == Elem::F16 ? cv.f32_to_f16 : cv.f32_to_bf16)(res.data(), yp, rows);
+  }
+  return special;
+}
+
+PyObject* tensor_call(Op op, PyObject* const* args, Py_ssize_t nargs, PyObject* kwargs) {
+  Call c;
+  Input in;
+  if (!torch_objects.ready || !parse_call(op, args, nargs, kwargs, c) || !read_tensor(args[0], in)) Py_RETURN_NONE;
+  size_t rows = 0, n = 0;
+  if (!row_shape(in, c.axis, rows, n)) Py_RETURN_NONE;
+  // logsumexp drops the last axis (all of them for axis None).
+  const int out_ndim = op != Op::LogSumExp ? in.ndim : c.axis == Py_None ? 0 : in.ndim - 1;
+  Block* b = new_block(in.elem, in.shape, out_ndim);
+  void* const y = b->managed.dl_tensor.data;
+  std::vector<size_t> special;
+  {
+    py::gil_scoped_release release;
+    switch (in.elem) {
+      case Elem::F32: special = run_float<float>(op, c.algorithm, in.data, y, rows, n); break;
+      case Elem::F64: special = run_float<double>(op, c.algorithm, in.data, y, rows, n); break;
+      default: special = run_half(op, in.elem, c.algorithm, in.data, y, rows, n); break;
+    }
+  }
+  if (!special.empty()) {
+    free_block(&b->managed);
+    Py_RETURN_NONE;  // NaN / inf rows: the general path applies SciPy's rules
+  }
+  return adopt(b);
+}
+
+template <Op op>
+PyObject* entry(PyObject*, PyObject* const* args, Py_ssize_t nargs) {
+  // args: (call's args tuple, call's kwargs dict)
+  if (nargs != 2 || !PyTuple_Check(args[0])) {
+    PyErr_SetString(PyExc_TypeError, "expected (args tuple, kwargs dict)");
+    return nullptr;
+  }
+  PyObject* call_args = args[0];
+  try {
+    return tensor_call(op, &PyTuple_GET_ITEM(call_args, 0), PyTuple_GET_SIZE(call_args),
+                       args[1] == Py_None ? nullptr : args[1]);
+  } catch (const std::bad_alloc&) {
+    return PyErr_NoMemory();
+  } catch (py::error_already_set& e) {
+    e.restore();
+    return nullptr;
+  } catch (const std::exception& e) {
+    PyErr_SetString(PyExc_RuntimeError, e.what());
+    return nullptr;
+  }
+}
+
+PyMethodDef kEntries[] = {
+    {"tensor_softmax", reinterpret_cast<PyCFunction>(reinterpret_cast<void (*)()>(&entry<Op::Softmax>)),
+     METH_FASTCALL,
+     "tensor_softmax(args, kwargs): ssm.softmax's torch fast path, the result tensor or None (general path)."},
+    {"tensor_log_softmax", reinterpret_cast<PyCFunction>(reinterpret_cast<void (*)()>(&entry<Op::LogSoftmax>)),
+     METH_FASTCALL, "tensor_log_softmax(args, kwargs): ssm.log_softmax's torch fast path, as tensor_softmax."},
+    {"tensor_logsumexp", reinterpret_cast<PyCFunction>(reinterpret_cast<void (*)()>(&entry<Op::LogSumExp>)),
+     METH_FASTCALL, "tensor_logsumexp(args, kwargs): ssm.logsumexp's torch fast path, as tensor_softmax."},
+};
+
+}  // namespace
+
+void register_tensor_fast_path(py::module_& m) {
+  for (PyMethodDef& def : kEntries) {
+    PyObject* fn = PyCFunction_NewEx(&def, nullptr, nullptr);
+    if (!fn) throw py::error_already_set();
+    m.add_object(def.ml_name, py::reinterpret_steal<py::object>(fn));
+  }
+  m.def(
+      "tensor_setup",
+      [](py::tuple dtypes, py::object strided, py::object from_dlpack) {
+        if (dtypes.size() != 4) throw py::value_error("dtypes: (float32, float64, float16, bfloat16)");
+        for (size_t i = 0; i < 4; ++i) torch_objects.dtype[i] = py::object(dtypes[i]).release().ptr();
+        torch_objects.strided = strided.inc_ref().ptr();
+        torch_objects.from_dlpack = from_dlpack.inc_ref().ptr();
+        torch_objects.ready = true;
+      },
+      py::arg("dtypes"), py::arg("strided"), py::arg("from_dlpack"),
+      "Hand torch's (float32, float64, float16, bfloat16) dtypes, torch.strided and "
+      "torch._C._from_dlpack to the tensor fast path (called once, when a tensor is first seen).");
+}
