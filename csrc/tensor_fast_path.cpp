@@ -5,14 +5,14 @@
 //
 // Why not through NumPy: viewing the tensor as an ndarray (Tensor.numpy(),
 // about 1 us) and wrapping the result (torch.from_numpy, about 0.8 us) cost
-// twice a small call's kernel time. Here the input is read through a few
-// attribute reads of the tensor (data_ptr, shape, stride, and the checks
-// Tensor.numpy() makes: device, layout, grad, lazy negation), the result is
-// written into memory this file allocates, and torch adopts that memory
-// through a DLPack capsule (torch._C._from_dlpack: no copy, no NumPy
-// array; bfloat16 needs no view). torch is never imported or linked: the
-// Python layer hands over its dtype objects and _from_dlpack once
-// (tensor_setup) when it first sees a tensor.
+// twice a small call's kernel time. Here the input is read through torch's
+// C DLPack export (torch._C._to_dlpack: pointer, shape, strides, dtype and
+// device in one call) plus the two checks DLPack does not carry
+// (requires_grad, a lazy negative view), the result is written into memory
+// this file allocates, and torch adopts that memory through a DLPack capsule
+// (torch._C._from_dlpack: no copy, no NumPy array; bfloat16 needs no view).
+// torch is never imported or linked: the Python layer hands the two
+// functions over once (tensor_setup) when it first sees a tensor.
 //
 // Anything unusual returns None, and the general path of _arrays.py takes
 // the call (raising its errors: another device, requires_grad...). Rows
@@ -71,24 +71,22 @@ size_t item_size(Elem e) { return e == Elem::F64 ? 8 : e == Elem::F32 ? 4 : 2; }
 
 // torch's objects, handed over by tensor_setup (kept for the process).
 struct Torch {
-  PyObject* dtype[4] = {};  // float32, float64, float16, bfloat16 (Elem order)
-  PyObject* strided = nullptr;
-  PyObject* from_dlpack = nullptr;
+  PyObject* to_dlpack = nullptr;    // torch._C._to_dlpack
+  PyObject* from_dlpack = nullptr;  // torch._C._from_dlpack
   bool ready = false;
 };
 Torch torch_objects;
 
 // Interned attribute and keyword names.
 struct Names {
-  PyObject *requires_grad, *is_cpu, *layout, *dtype, *is_neg, *data_ptr, *shape, *stride;
+  PyObject *requires_grad, *is_neg;
   PyObject *axis, *out, *algorithm, *b, *keepdims, *return_sign;
 };
 const Names& names() {
   static const Names n = [] {
     auto s = [](const char* text) { return PyUnicode_InternFromString(text); };
-    return Names{s("requires_grad"), s("is_cpu"), s("layout"), s("dtype"), s("is_neg"), s("data_ptr"), s("shape"),
-                 s("stride"),        s("axis"),   s("out"),    s("algorithm"), s("b"), s("keepdims"),
-                 s("return_sign")};
+    return Names{s("requires_grad"), s("is_neg"), s("axis"),     s("out"),
+                 s("algorithm"),     s("b"),      s("keepdims"), s("return_sign")};
   }();
   return n;
 }
@@ -150,7 +148,7 @@ PyObject* adopt(Block* b) {
   return tensor;
 }
 
-// Attribute `name` of x is exactly `want` (a borrowed singleton: True, False, torch.strided).
+// Attribute `name` of x is exactly `want` (a borrowed singleton: True, False).
 bool attribute_is(PyObject* x, PyObject* name, PyObject* want) {
   PyObject* v = PyObject_GetAttr(x, name);
   if (!v) {
@@ -173,80 +171,59 @@ bool method_is(PyObject* x, PyObject* name, PyObject* want) {
   return same;
 }
 
-// A tuple of Python ints (shape, stride()) into out[]; false if anything else.
-bool int_tuple(PyObject* t, int64_t* out, int& ndim) {
-  if (!t || !PyTuple_Check(t)) return false;
-  const Py_ssize_t count = PyTuple_GET_SIZE(t);
-  if (count > kMaxDims || (ndim >= 0 && count != ndim)) return false;
-  for (Py_ssize_t d = 0; d < count; ++d) {
-    out[d] = PyLong_AsLongLong(PyTuple_GET_ITEM(t, d));
-    if (out[d] == -1 && PyErr_Occurred()) {
-      PyErr_Clear();
-      return false;
-    }
-  }
-  ndim = static_cast<int>(count);
-  return true;
-}
-
 // What the fast path needs of the tensor, or false for the general path.
+// `capsule` (torch's DLPack export of x) keeps x's memory alive while the
+// kernels read it; its destructor gives torch's export back.
 struct Input {
   Elem elem;
   const char* data;
-  int ndim = -1;
-  int64_t shape[kMaxDims];
+  int ndim = 0;
+  const int64_t* shape = nullptr;
+  py::object capsule;
 };
 
 bool read_tensor(PyObject* x, Input& in) {
   const Names& n = names();
-  PyObject* dtype = PyObject_GetAttr(x, n.dtype);
-  if (!dtype) {
+  // What DLPack does not carry: requires_grad (Tensor.__dlpack__ refuses it
+  // in Python; the C export does not) and a lazy negative view (exported
+  // with its un-negated buffer). Real dtypes have no conjugate bit.
+  if (!attribute_is(x, n.requires_grad, Py_False) || !method_is(x, n.is_neg, Py_False)) return false;
+  // One C call for the pointer, shape, strides, dtype and device; it raises
+  // for layouts without a strided buffer (sparse, mkldnn, nested) and for
+  // the meta device.
+  PyObject* capsule = PyObject_CallOneArg(torch_objects.to_dlpack, x);
+  if (!capsule) {
     PyErr_Clear();
     return false;
   }
-  Py_DECREF(dtype);  // the dtype objects are torch singletons: identity is enough
-  int e = 0;
-  while (e < 4 && torch_objects.dtype[e] != dtype) ++e;
-  if (e == 4) return false;
-  in.elem = static_cast<Elem>(e);
-  // Tensor.numpy()'s refusals: another device, a sparse or other layout,
-  // requires_grad, a lazy negative view (real dtypes have no conjugate bit).
-  if (!attribute_is(x, n.is_cpu, Py_True) || !attribute_is(x, n.requires_grad, Py_False) ||
-      !attribute_is(x, n.layout, torch_objects.strided) || !method_is(x, n.is_neg, Py_False))
-    return false;
-  PyObject* shape = PyObject_GetAttr(x, n.shape);
-  const bool shape_ok = int_tuple(shape, in.shape, in.ndim);
-  Py_XDECREF(shape);
-  if (!shape_ok || in.ndim < 1) {
+  in.capsule = py::reinterpret_steal<py::object>(capsule);
+  auto* m = static_cast<DLManagedTensor*>(PyCapsule_GetPointer(capsule, "dltensor"));
+  if (!m) {
     PyErr_Clear();
     return false;
   }
-  int64_t strides[kMaxDims];
-  PyObject* stride = PyObject_CallMethodNoArgs(x, n.stride);
-  const bool stride_ok = int_tuple(stride, strides, in.ndim);
-  Py_XDECREF(stride);
-  if (!stride_ok) {
-    PyErr_Clear();
+  const DLTensor& t = m->dl_tensor;
+  if (t.device.device_type != 1 || t.dtype.lanes != 1 || t.ndim < 1 || t.ndim > kMaxDims) return false;
+  if (t.dtype.code == 2 && t.dtype.bits == 32)
+    in.elem = Elem::F32;
+  else if (t.dtype.code == 2 && t.dtype.bits == 64)
+    in.elem = Elem::F64;
+  else if (t.dtype.code == 2 && t.dtype.bits == 16)
+    in.elem = Elem::F16;
+  else if (t.dtype.code == 4 && t.dtype.bits == 16)
+    in.elem = Elem::BF16;
+  else
     return false;
-  }
-  // C-contiguous (strides of size-1 axes do not matter) and non-empty.
+  in.ndim = t.ndim;
+  in.shape = t.shape;
+  // C-contiguous (strides of size-1 axes do not matter; null: compact) and non-empty.
   int64_t step = 1;
-  for (int d = in.ndim - 1; d >= 0; --d) {
-    if (in.shape[d] == 0) return false;
-    if (in.shape[d] != 1 && strides[d] != step) return false;
-    step *= in.shape[d];
+  for (int d = t.ndim - 1; d >= 0; --d) {
+    if (t.shape[d] <= 0) return false;
+    if (t.strides && t.shape[d] != 1 && t.strides[d] != step) return false;
+    step *= t.shape[d];
   }
-  PyObject* address = PyObject_CallMethodNoArgs(x, n.data_ptr);
-  if (!address) {
-    PyErr_Clear();
-    return false;
-  }
-  const uintptr_t p = static_cast<uintptr_t>(PyLong_AsUnsignedLongLong(address));
-  Py_DECREF(address);
-  if (PyErr_Occurred()) {
-    PyErr_Clear();
-    return false;
-  }
+  const uintptr_t p = reinterpret_cast<uintptr_t>(t.data) + static_cast<uintptr_t>(t.byte_offset);
   if (p == 0 || p % item_size(in.elem) != 0) return false;
   in.data = reinterpret_cast<const char*>(p);
   return true;
@@ -403,14 +380,12 @@ void register_tensor_fast_path(py::module_& m) {
   }
   m.def(
       "tensor_setup",
-      [](py::tuple dtypes, py::object strided, py::object from_dlpack) {
-        if (dtypes.size() != 4) throw py::value_error("dtypes: (float32, float64, float16, bfloat16)");
-        for (size_t i = 0; i < 4; ++i) torch_objects.dtype[i] = py::object(dtypes[i]).release().ptr();
-        torch_objects.strided = strided.inc_ref().ptr();
+      [](py::object to_dlpack, py::object from_dlpack) {
+        torch_objects.to_dlpack = to_dlpack.inc_ref().ptr();
         torch_objects.from_dlpack = from_dlpack.inc_ref().ptr();
         torch_objects.ready = true;
       },
-      py::arg("dtypes"), py::arg("strided"), py::arg("from_dlpack"),
-      "Hand torch's (float32, float64, float16, bfloat16) dtypes, torch.strided and "
-      "torch._C._from_dlpack to the tensor fast path (called once, when a tensor is first seen).");
+      py::arg("to_dlpack"), py::arg("from_dlpack"),
+      "Hand torch._C._to_dlpack and torch._C._from_dlpack to the tensor fast path "
+      "(called once, when a tensor is first seen).");
 }

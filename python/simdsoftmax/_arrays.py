@@ -59,11 +59,12 @@ def _kind_of_type(t: type) -> str | None:
         _TORCH_TENSOR[0], _TORCH_FROM_NUMPY[0] = torch.Tensor, torch.from_numpy
         _TORCH_PLAIN = (torch.float32, torch.float64)
         _TORCH_HALF = (torch.float16, torch.bfloat16)
+        to_dlpack = getattr(getattr(torch, "_C", None), "_to_dlpack", None)
         from_dlpack = getattr(getattr(torch, "_C", None), "_from_dlpack", None)
-        if from_dlpack is not None:
+        if to_dlpack is not None and from_dlpack is not None:
             # The C++ fast path (_core.tensor_softmax...) reads tensors and
             # hands results to torch as DLPack capsules.
-            _core.tensor_setup(_TORCH_PLAIN + _TORCH_HALF, torch.strided, from_dlpack)
+            _core.tensor_setup(to_dlpack, from_dlpack)
         return "torch"
     if module in ("jax", "jaxlib"):
         jax = sys.modules.get("jax")
