@@ -14,9 +14,14 @@
 // torch is never imported or linked: the Python layer hands the two
 // functions over once (tensor_setup) when it first sees a tensor.
 //
+// NumPy float16 / bfloat16 arrays take the same path (the result is then an
+// ndarray of the input's dtype): the general half path's Python work costs
+// ten times a small float32 call.
+//
 // Anything unusual returns None, and the general path of _arrays.py takes
 // the call (raising its errors: another device, requires_grad...). Rows
 // with special values also return None: the general path computes them.
+#include <pybind11/numpy.h>
 #include <pybind11/pybind11.h>
 
 #include <cstddef>
@@ -180,7 +185,39 @@ struct Input {
   int ndim = 0;
   const int64_t* shape = nullptr;
   py::object capsule;
+  int64_t numpy_shape[kMaxDims];
+  PyObject* descr = nullptr;  // NumPy input: its dtype (the result's)
 };
+
+// NumPy's half formats, read by the same kernels: float16 and, once the
+// Python layer has seen one, ml_dtypes.bfloat16 (set_numpy_bfloat16).
+PyObject* numpy_bfloat16 = nullptr;
+
+// A native-order, aligned, C-contiguous, non-empty float16 / bfloat16
+// ndarray (float32 and float64 have their own path: numpy_fast_path.cpp).
+bool read_ndarray(PyObject* x, Input& in) {
+  namespace d = py::detail;
+  constexpr int kFlags = d::npy_api::NPY_ARRAY_C_CONTIGUOUS_ | d::npy_api::NPY_ARRAY_ALIGNED_;
+  const auto* xa = d::array_proxy(x);
+  const auto* descr = d::array_descriptor_proxy(xa->descr);
+  if (xa->nd < 1 || xa->nd > kMaxDims || (xa->flags & kFlags) != kFlags) return false;
+  static PyObject* const f16 = py::dtype("float16").release().ptr();  // kept for the process
+  if (xa->descr == f16 || (descr->type_num == 23 /* NPY_HALF */ && descr->byteorder != '>'))
+    in.elem = Elem::F16;
+  else if (numpy_bfloat16 && xa->descr == numpy_bfloat16)
+    in.elem = Elem::BF16;
+  else
+    return false;
+  in.ndim = xa->nd;
+  for (int k = 0; k < xa->nd; ++k) {
+    in.numpy_shape[k] = xa->dimensions[k];
+    if (in.numpy_shape[k] <= 0) return false;
+  }
+  in.shape = in.numpy_shape;
+  in.data = xa->data;
+  in.descr = xa->descr;
+  return true;
+}
 
 bool read_tensor(PyObject* x, Input& in) {
   const Names& n = names();
@@ -315,13 +352,24 @@ std::vector<size_t> run_half(Op op, Elem e, ssm::Algorithm a, const void* x, voi
 PyObject* tensor_call(Op op, PyObject* const* args, Py_ssize_t nargs, PyObject* kwargs) {
   Call c;
   Input in;
-  if (!torch_objects.ready || !parse_call(op, args, nargs, kwargs, c) || !read_tensor(args[0], in)) Py_RETURN_NONE;
+  if (nargs < 1 || !parse_call(op, args, nargs, kwargs, c)) Py_RETURN_NONE;
+  const bool numpy = Py_TYPE(args[0]) == py::detail::npy_api::get().PyArray_Type_;
+  if (numpy ? !read_ndarray(args[0], in) : !(torch_objects.ready && read_tensor(args[0], in))) Py_RETURN_NONE;
   size_t rows = 0, n = 0;
   if (!row_shape(in, c.axis, rows, n)) Py_RETURN_NONE;
   // logsumexp drops the last axis (all of them for axis None).
   const int out_ndim = op != Op::LogSumExp ? in.ndim : c.axis == Py_None ? 0 : in.ndim - 1;
-  Block* b = new_block(in.elem, in.shape, out_ndim);
-  void* const y = b->managed.dl_tensor.data;
+  Block* b = nullptr;
+  py::object array;
+  void* y;
+  if (numpy) {
+    array = py::array(py::reinterpret_borrow<py::dtype>(in.descr),
+                      std::vector<py::ssize_t>(in.shape, in.shape + out_ndim));
+    y = py::detail::array_proxy(array.ptr())->data;
+  } else {
+    b = new_block(in.elem, in.shape, out_ndim);
+    y = b->managed.dl_tensor.data;
+  }
   std::vector<size_t> special;
   {
     py::gil_scoped_release release;
@@ -332,10 +380,10 @@ PyObject* tensor_call(Op op, PyObject* const* args, Py_ssize_t nargs, PyObject* 
     }
   }
   if (!special.empty()) {
-    free_block(&b->managed);
+    if (b) free_block(&b->managed);
     Py_RETURN_NONE;  // NaN / inf rows: the general path applies SciPy's rules
   }
-  return adopt(b);
+  return numpy ? array.release().ptr() : adopt(b);
 }
 
 template <Op op>
@@ -378,6 +426,9 @@ void register_tensor_fast_path(py::module_& m) {
     if (!fn) throw py::error_already_set();
     m.add_object(def.ml_name, py::reinterpret_steal<py::object>(fn));
   }
+  m.def(
+      "set_numpy_bfloat16", [](py::dtype dtype) { numpy_bfloat16 = dtype.release().ptr(); }, py::arg("dtype"),
+      "The NumPy bfloat16 dtype (ml_dtypes) the fast path reads as bfloat16 (set when the Python layer first sees it).");
   m.def(
       "tensor_setup",
       [](py::object to_dlpack, py::object from_dlpack) {

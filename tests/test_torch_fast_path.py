@@ -1,6 +1,6 @@
 """The torch-tensor fast path (_core.tensor_softmax / tensor_log_softmax /
-tensor_logsumexp): plain CPU tensors read in place and answered with a new
-tensor in one C++ call.
+tensor_logsumexp): plain CPU tensors, and NumPy float16 / bfloat16 arrays,
+read in place and answered with a new tensor (array) in one C++ call.
 
 Its results must be bit for bit those of the same call on NumPy arrays of the
 same values (the same drivers run; those are checked against float64
@@ -221,3 +221,40 @@ def test_errors_after_the_fast_path_is_set_up():
         ssm.logsumexp(torch.zeros(4, 8), b=np.ones(8, np.float32))
     with pytest.raises(TypeError, match="expected"):
         _core.tensor_softmax(torch.zeros(2), {})
+
+
+@pytest.mark.parametrize("dtype_name", ["float16", "bfloat16"])
+@pytest.mark.parametrize("name", NAMES)
+def test_numpy_half_arrays_take_the_fast_path(isa, name, dtype_name):
+    """NumPy float16 / ml_dtypes.bfloat16 arrays: the same C++ call, an ndarray
+    of the input's dtype out, bit for bit the general half path's result (a
+    Fortran-ordered copy takes that path) and within one ulp of float64."""
+    numpy_dtype = DTYPES[dtype_name][1]
+    rng = np.random.default_rng(11)
+    fn = getattr(ssm, name)
+    fn(np.zeros((2, 2), numpy_dtype))  # the Python layer registers ml_dtypes.bfloat16 on first sight
+    for n in LENGTHS:
+        a = rng.normal(0.0, 4.0, size=(3, n)).astype(numpy_dtype)
+        got = FAST[name]((a,), {"axis": -1})
+        assert type(got) is np.ndarray and got.dtype == a.dtype, n
+        fortran = np.asfortranarray(a)
+        if n > 1:
+            assert FAST[name]((fortran,), {"axis": -1}) is None
+        want = fn(fortran, axis=-1)
+        assert np.array_equal(_bits(got), _bits(want)), (name, dtype_name, n)
+        assert np.array_equal(_bits(fn(a, axis=-1)), _bits(got))
+        _close(got.astype(np.float64), fn(a.astype(np.float64), axis=-1), dtype_name)
+    scalar = fn(a) if name == "logsumexp" else None
+    if scalar is not None:
+        assert type(scalar) is type(np.zeros(1, numpy_dtype)[0])  # a NumPy scalar, as the general path
+
+
+def test_numpy_half_cases_left_to_the_general_path():
+    a = np.random.default_rng(2).normal(size=(4, 16)).astype(np.float16)
+    for x in (a.astype(">f2"), a[:, ::2], a.astype(np.float32), np.zeros((0, 4), np.float16)):
+        assert _core.tensor_softmax((x,), {}) is None
+    swapped = a.astype(">f2")
+    np.testing.assert_array_equal(ssm.softmax(swapped, axis=-1), ssm.softmax(a, axis=-1))
+    out = np.empty_like(a)
+    assert ssm.softmax(a, axis=-1, out=out) is out  # out= takes the general path
+    np.testing.assert_array_equal(out, ssm.softmax(a, axis=-1))

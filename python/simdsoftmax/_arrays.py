@@ -47,6 +47,7 @@ _TORCH_TENSOR: list = [()]
 _TORCH_FROM_NUMPY: list = [None]
 _TORCH_PLAIN: tuple = ()
 _TORCH_HALF: tuple = ()
+_NUMPY_BF16: list = [None]
 
 
 def _kind_of_type(t: type) -> str | None:
@@ -166,6 +167,9 @@ def _numpy_half(a: np.ndarray):
     if dtype.char == "e":
         return _Half(a.view(np.uint16), "float16", dtype)
     if dtype.name == "bfloat16":
+        if _NUMPY_BF16[0] is None and dtype.isnative:
+            _NUMPY_BF16[0] = dtype
+            _core.set_numpy_bfloat16(dtype)  # the C++ fast path reads it from now on
         return _Half(a.view(np.uint16), "bfloat16", dtype)
     return None
 
@@ -360,8 +364,9 @@ def array_api(fn=None, *, arrays=("x",), out="out", half=None, name=None, promot
         inputs' dtypes (NumPy's may differ: int64 with float32).
     tensor : callable or None
         ``tensor(args, kwargs)``: a fast path for calls whose primary input
-        is a torch tensor (`_core.tensor_softmax`...), returning the result
-        tensor, or None to let the general path take the call.
+        is a torch tensor or a NumPy float16 / bfloat16 array
+        (`_core.tensor_softmax`...), returning the result in the input's
+        library, or None to let the general path take the call.
 
     Usable as ``array_api(fn, arrays=...)`` or as a decorator.
     """
@@ -426,6 +431,10 @@ def array_api(fn=None, *, arrays=("x",), out="out", half=None, name=None, promot
         elif (
             (tx is np.ndarray and x.dtype.itemsize == 2) or (tx is _TORCH_TENSOR[0] and x.dtype in _TORCH_HALF)
         ) and len(args) <= first_array_free and all(kwargs.get(n) is None for n in input_names):
+            if tx is np.ndarray and tensor is not None:
+                y = tensor(args, kwargs)  # float16 / bfloat16 rows in one C++ call
+                if y is not None:
+                    return y[()] if y.ndim == 0 else y
             result = _half_call(fn, first, out_param, half_fn, x, tx, args, kwargs)
             if result is not _MISS:
                 return result
