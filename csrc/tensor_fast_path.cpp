@@ -26,7 +26,6 @@
 
 #include <cstddef>
 #include <cstdint>
-#include <cstring>
 #include <new>
 #include <string>
 #include <vector>
@@ -176,7 +175,7 @@ bool method_is(PyObject* x, PyObject* name, PyObject* want) {
   return same;
 }
 
-// What the fast path needs of the tensor, or false for the general path.
+// What the fast path needs of the input (a tensor or an ndarray).
 // `capsule` (torch's DLPack export of x) keeps x's memory alive while the
 // kernels read it; its destructor gives torch's export back.
 struct Input {
@@ -219,6 +218,7 @@ bool read_ndarray(PyObject* x, Input& in) {
   return true;
 }
 
+// The tensor's buffer and geometry, or false for the general path.
 bool read_tensor(PyObject* x, Input& in) {
   const Names& n = names();
   // What DLPack does not carry: requires_grad (Tensor.__dlpack__ refuses it
@@ -383,7 +383,13 @@ PyObject* tensor_call(Op op, PyObject* const* args, Py_ssize_t nargs, PyObject* 
     if (b) free_block(&b->managed);
     Py_RETURN_NONE;  // NaN / inf rows: the general path applies SciPy's rules
   }
-  return numpy ? array.release().ptr() : adopt(b);
+  if (numpy) return array.release().ptr();
+  PyObject* tensor = adopt(b);
+  if (!tensor) {
+    PyErr_Clear();  // a torch that does not adopt this capsule: the general path
+    Py_RETURN_NONE;
+  }
+  return tensor;
 }
 
 template <Op op>
