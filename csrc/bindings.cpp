@@ -30,6 +30,7 @@ void register_half(py::module_& m);       // half_bindings.cpp
 void register_partials(py::module_& m);   // partials_bindings.cpp
 void register_sample(py::module_& m);     // sample_bindings.cpp
 void register_testing(py::module_& m);    // testing_bindings.cpp
+void register_tensor_fast_path(py::module_& m);  // tensor_fast_path.cpp
 
 namespace {
 
@@ -328,4 +329,5 @@ PYBIND11_MODULE(_core, m) {
   register_half(m);
   register_sample(m);
   register_testing(m);
+  register_tensor_fast_path(m);
 }

@@ -28,7 +28,7 @@ import sys
 
 import numpy as np
 
-from . import _half
+from . import _core, _half
 from ._half import _Half
 
 __all__ = ["array_api"]
@@ -47,6 +47,7 @@ _TORCH_TENSOR: list = [()]
 _TORCH_FROM_NUMPY: list = [None]
 _TORCH_PLAIN: tuple = ()
 _TORCH_HALF: tuple = ()
+_NUMPY_BF16: list = [None]
 
 
 def _kind_of_type(t: type) -> str | None:
@@ -59,6 +60,12 @@ def _kind_of_type(t: type) -> str | None:
         _TORCH_TENSOR[0], _TORCH_FROM_NUMPY[0] = torch.Tensor, torch.from_numpy
         _TORCH_PLAIN = (torch.float32, torch.float64)
         _TORCH_HALF = (torch.float16, torch.bfloat16)
+        to_dlpack = getattr(getattr(torch, "_C", None), "_to_dlpack", None)
+        from_dlpack = getattr(getattr(torch, "_C", None), "_from_dlpack", None)
+        if to_dlpack is not None and from_dlpack is not None:
+            # The C++ fast path (_core.tensor_softmax...) reads tensors and
+            # hands results to torch as DLPack capsules.
+            _core.tensor_setup(to_dlpack, from_dlpack)
         return "torch"
     if module in ("jax", "jaxlib"):
         jax = sys.modules.get("jax")
@@ -160,6 +167,9 @@ def _numpy_half(a: np.ndarray):
     if dtype.char == "e":
         return _Half(a.view(np.uint16), "float16", dtype)
     if dtype.name == "bfloat16":
+        if _NUMPY_BF16[0] is None and dtype.isnative:
+            _NUMPY_BF16[0] = dtype
+            _core.set_numpy_bfloat16(dtype)  # the C++ fast path reads it from now on
         return _Half(a.view(np.uint16), "bfloat16", dtype)
     return None
 
@@ -331,7 +341,7 @@ def _cast_numpy(result, target: np.dtype):
     return tuple(one(r) for r in result) if type(result) is tuple else one(result)
 
 
-def array_api(fn=None, *, arrays=("x",), out="out", half=None, name=None, promote=True):
+def array_api(fn=None, *, arrays=("x",), out="out", half=None, name=None, promote=True, tensor=None):
     """Make a NumPy-facing function take and return the arrays of any library.
 
     Parameters
@@ -352,11 +362,18 @@ def array_api(fn=None, *, arrays=("x",), out="out", half=None, name=None, promot
     promote : bool
         Floating results of torch calls take torch's promotion of the
         inputs' dtypes (NumPy's may differ: int64 with float32).
+    tensor : callable or None
+        ``tensor(args, kwargs)``: a fast path for calls whose primary input
+        is a torch tensor or a NumPy float16 / bfloat16 array
+        (`_core.tensor_softmax`...), returning the result in the input's
+        library, or None to let the general path take the call.
 
     Usable as ``array_api(fn, arrays=...)`` or as a decorator.
     """
     if fn is None:
-        return functools.partial(array_api, arrays=arrays, out=out, half=half, name=name, promote=promote)
+        return functools.partial(
+            array_api, arrays=arrays, out=out, half=half, name=name, promote=promote, tensor=tensor
+        )
     params = _params(fn, arrays)
     out_param = _params(fn, (out,))[0] if out is not None else None
     first = params[0]
@@ -374,6 +391,11 @@ def array_api(fn=None, *, arrays=("x",), out="out", half=None, name=None, promot
     def wrapper(*args, **kwargs):
         x = args[0] if args and first.position == 0 else first.get(args, kwargs)
         tx = type(x)
+        # A plain CPU tensor, read and answered in one C++ call.
+        if tx is _TORCH_TENSOR[0] and tensor is not None:
+            y = tensor(args, kwargs)
+            if y is not None:
+                return y
         # The common NumPy call: no other array and nothing to convert.
         if tx is np.ndarray and x.dtype in _PLAIN:
             for p in others:
@@ -409,6 +431,10 @@ def array_api(fn=None, *, arrays=("x",), out="out", half=None, name=None, promot
         elif (
             (tx is np.ndarray and x.dtype.itemsize == 2) or (tx is _TORCH_TENSOR[0] and x.dtype in _TORCH_HALF)
         ) and len(args) <= first_array_free and all(kwargs.get(n) is None for n in input_names):
+            if tx is np.ndarray and tensor is not None:
+                y = tensor(args, kwargs)  # float16 / bfloat16 rows in one C++ call
+                if y is not None:
+                    return y[()] if y.ndim == 0 else y
             result = _half_call(fn, first, out_param, half_fn, x, tx, args, kwargs)
             if result is not _MISS:
                 return result

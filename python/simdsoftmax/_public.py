@@ -9,14 +9,18 @@ float16 and bfloat16 go to the 2-byte paths of `_half`.
 
 from __future__ import annotations
 
-from . import _api, _gumbel, _half, _sample
+from . import _api, _core, _gumbel, _half, _sample
 from ._arrays import array_api
 
 __all__ = ["softmax", "log_softmax", "logsumexp", "gumbel_argmax", "gumbel_topk", "gumbel_softmax", "sample", "topk"]
 
-softmax = array_api(_api.softmax, arrays=("x",), out="out", half=_half.softmax)
-log_softmax = array_api(_api.log_softmax, arrays=("x",), out="out", half=_half.log_softmax)
-logsumexp = array_api(_api.logsumexp, arrays=("a", "b"), out=None, half=_half.logsumexp)
+softmax = array_api(_api.softmax, arrays=("x",), out="out", half=_half.softmax, tensor=_core.tensor_softmax)
+log_softmax = array_api(
+    _api.log_softmax, arrays=("x",), out="out", half=_half.log_softmax, tensor=_core.tensor_log_softmax
+)
+logsumexp = array_api(
+    _api.logsumexp, arrays=("a", "b"), out=None, half=_half.logsumexp, tensor=_core.tensor_logsumexp
+)
 gumbel_argmax = array_api(_gumbel.gumbel_argmax, arrays=("logits",), out=None, promote=False)
 gumbel_topk = array_api(_gumbel.gumbel_topk, arrays=("logits",), out=None, promote=False)
 gumbel_softmax = array_api(_gumbel.gumbel_softmax, arrays=("logits",), out="out", promote=False)

@@ -1,0 +1,448 @@
+// The torch-tensor fast path: ssm.softmax, log_softmax and logsumexp called
+// with a plain CPU torch tensor (float32, float64, float16 or bfloat16;
+// C-contiguous; no grad; over its last axis or all of it) are read and run
+// here in one call, and the result comes back as a new torch tensor.
+//
+// Why not through NumPy: viewing the tensor as an ndarray (Tensor.numpy(),
+// about 1 us) and wrapping the result (torch.from_numpy, about 0.8 us) cost
+// twice a small call's kernel time. Here the input is read through torch's
+// C DLPack export (torch._C._to_dlpack: pointer, shape, strides, dtype and
+// device in one call) plus the two checks DLPack does not carry
+// (requires_grad, a lazy negative view), the result is written into memory
+// this file allocates, and torch adopts that memory through a DLPack capsule
+// (torch._C._from_dlpack: no copy, no NumPy array; bfloat16 needs no view).
+// torch is never imported or linked: the Python layer hands the two
+// functions over once (tensor_setup) when it first sees a tensor.
+//
+// NumPy float16 / bfloat16 arrays take the same path (the result is then an
+// ndarray of the input's dtype): the general half path's Python work costs
+// ten times a small float32 call.
+//
+// Anything unusual returns None, and the general path of _arrays.py takes
+// the call (raising its errors: another device, requires_grad...). Rows
+// with special values also return None: the general path computes them.
+#include <pybind11/numpy.h>
+#include <pybind11/pybind11.h>
+
+#include <cstddef>
+#include <cstdint>
+#include <new>
+#include <string>
+#include <vector>
+
+#include "array_checks.h"
+#include "dispatch.h"
+#include "driver.h"
+#include "driver_half.h"
+
+namespace {
+
+namespace py = pybind11;
+using ssm::bind::active;
+
+// The DLPack ABI (dlpack.h, version 0.x "dltensor" capsules), the subset used here.
+struct DLDevice {
+  int32_t device_type;  // kDLCPU = 1
+  int32_t device_id;
+};
+struct DLDataType {
+  uint8_t code;  // kDLFloat = 2, kDLBfloat = 4
+  uint8_t bits;
+  uint16_t lanes;
+};
+struct DLTensor {
+  void* data;
+  DLDevice device;
+  int32_t ndim;
+  DLDataType dtype;
+  int64_t* shape;
+  int64_t* strides;
+  uint64_t byte_offset;
+};
+struct DLManagedTensor {
+  DLTensor dl_tensor;
+  void* manager_ctx;
+  void (*deleter)(DLManagedTensor* self);
+};
+
+constexpr int kMaxDims = 64;
+constexpr size_t kDataAlign = 64;
+
+enum class Op { Softmax = 0, LogSoftmax = 1, LogSumExp = 2 };
+enum class Elem { F32, F64, F16, BF16 };
+
+size_t item_size(Elem e) { return e == Elem::F64 ? 8 : e == Elem::F32 ? 4 : 2; }
+
+// torch's objects, handed over by tensor_setup (kept for the process).
+struct Torch {
+  PyObject* to_dlpack = nullptr;    // torch._C._to_dlpack
+  PyObject* from_dlpack = nullptr;  // torch._C._from_dlpack
+  bool ready = false;
+};
+Torch torch_objects;
+
+// Interned attribute and keyword names.
+struct Names {
+  PyObject *requires_grad, *is_neg;
+  PyObject *axis, *out, *algorithm, *b, *keepdims, *return_sign;
+};
+const Names& names() {
+  static const Names n = [] {
+    auto s = [](const char* text) { return PyUnicode_InternFromString(text); };
+    return Names{s("requires_grad"), s("is_neg"), s("axis"),     s("out"),
+                 s("algorithm"),     s("b"),      s("keepdims"), s("return_sign")};
+  }();
+  return n;
+}
+
+// One block holds the DLManagedTensor, its shape and strides, and the data
+// (64-byte aligned); the deleter frees it when torch drops the tensor.
+struct Block {
+  DLManagedTensor managed;
+  int64_t shape[kMaxDims];
+  int64_t strides[kMaxDims];
+};
+constexpr size_t kHeader = (sizeof(Block) + kDataAlign - 1) / kDataAlign * kDataAlign;
+
+void free_block(DLManagedTensor* m) { ::operator delete(static_cast<void*>(m), std::align_val_t(kDataAlign)); }
+
+Block* new_block(Elem e, const int64_t* shape, int ndim) {
+  size_t count = 1;
+  for (int d = 0; d < ndim; ++d) count *= static_cast<size_t>(shape[d]);
+  void* raw = ::operator new(kHeader + count * item_size(e), std::align_val_t(kDataAlign));
+  Block* b = new (raw) Block;
+  DLTensor& t = b->managed.dl_tensor;
+  t.data = static_cast<char*>(raw) + kHeader;
+  t.device = {1, 0};
+  t.ndim = ndim;
+  t.dtype = {static_cast<uint8_t>(e == Elem::BF16 ? 4 : 2), static_cast<uint8_t>(8 * item_size(e)), 1};
+  int64_t step = 1;
+  for (int d = ndim - 1; d >= 0; --d) {
+    b->shape[d] = shape[d];
+    b->strides[d] = step;
+    step *= shape[d];
+  }
+  t.shape = b->shape;
+  t.strides = b->strides;
+  t.byte_offset = 0;
+  b->managed.manager_ctx = nullptr;
+  b->managed.deleter = free_block;
+  return b;
+}
+
+// A capsule torch never consumed (an error before adoption) frees its block.
+void capsule_destructor(PyObject* capsule) {
+  if (PyCapsule_IsValid(capsule, "dltensor")) {
+    auto* m = static_cast<DLManagedTensor*>(PyCapsule_GetPointer(capsule, "dltensor"));
+    if (m && m->deleter) m->deleter(m);
+  } else {
+    PyErr_Clear();
+  }
+}
+
+// The block as a torch tensor (new reference), or null with a Python error set.
+PyObject* adopt(Block* b) {
+  PyObject* capsule = PyCapsule_New(&b->managed, "dltensor", capsule_destructor);
+  if (!capsule) {
+    free_block(&b->managed);
+    return nullptr;
+  }
+  PyObject* tensor = PyObject_CallOneArg(torch_objects.from_dlpack, capsule);
+  Py_DECREF(capsule);
+  return tensor;
+}
+
+// Attribute `name` of x is exactly `want` (a borrowed singleton: True, False).
+bool attribute_is(PyObject* x, PyObject* name, PyObject* want) {
+  PyObject* v = PyObject_GetAttr(x, name);
+  if (!v) {
+    PyErr_Clear();
+    return false;
+  }
+  const bool same = v == want;
+  Py_DECREF(v);
+  return same;
+}
+
+bool method_is(PyObject* x, PyObject* name, PyObject* want) {
+  PyObject* v = PyObject_CallMethodNoArgs(x, name);
+  if (!v) {
+    PyErr_Clear();
+    return false;
+  }
+  const bool same = v == want;
+  Py_DECREF(v);
+  return same;
+}
+
+// What the fast path needs of the input (a tensor or an ndarray).
+// `capsule` (torch's DLPack export of x) keeps x's memory alive while the
+// kernels read it; its destructor gives torch's export back.
+struct Input {
+  Elem elem;
+  const char* data;
+  int ndim = 0;
+  const int64_t* shape = nullptr;
+  py::object capsule;
+  int64_t numpy_shape[kMaxDims];
+  PyObject* descr = nullptr;  // NumPy input: its dtype (the result's)
+};
+
+// NumPy's half formats, read by the same kernels: float16 and, once the
+// Python layer has seen one, ml_dtypes.bfloat16 (set_numpy_bfloat16).
+PyObject* numpy_bfloat16 = nullptr;
+
+// A native-order, aligned, C-contiguous, non-empty float16 / bfloat16
+// ndarray (float32 and float64 have their own path: numpy_fast_path.cpp).
+bool read_ndarray(PyObject* x, Input& in) {
+  namespace d = py::detail;
+  constexpr int kFlags = d::npy_api::NPY_ARRAY_C_CONTIGUOUS_ | d::npy_api::NPY_ARRAY_ALIGNED_;
+  const auto* xa = d::array_proxy(x);
+  const auto* descr = d::array_descriptor_proxy(xa->descr);
+  if (xa->nd < 1 || xa->nd > kMaxDims || (xa->flags & kFlags) != kFlags) return false;
+  static PyObject* const f16 = py::dtype("float16").release().ptr();  // kept for the process
+  if (xa->descr == f16 || (descr->type_num == 23 /* NPY_HALF */ && descr->byteorder != '>'))
+    in.elem = Elem::F16;
+  else if (numpy_bfloat16 && xa->descr == numpy_bfloat16)
+    in.elem = Elem::BF16;
+  else
+    return false;
+  in.ndim = xa->nd;
+  for (int k = 0; k < xa->nd; ++k) {
+    in.numpy_shape[k] = xa->dimensions[k];
+    if (in.numpy_shape[k] <= 0) return false;
+  }
+  in.shape = in.numpy_shape;
+  in.data = xa->data;
+  in.descr = xa->descr;
+  return true;
+}
+
+// The tensor's buffer and geometry, or false for the general path.
+bool read_tensor(PyObject* x, Input& in) {
+  const Names& n = names();
+  // What DLPack does not carry: requires_grad (Tensor.__dlpack__ refuses it
+  // in Python; the C export does not) and a lazy negative view (exported
+  // with its un-negated buffer). Real dtypes have no conjugate bit.
+  if (!attribute_is(x, n.requires_grad, Py_False) || !method_is(x, n.is_neg, Py_False)) return false;
+  // One C call for the pointer, shape, strides, dtype and device; it raises
+  // for layouts without a strided buffer (sparse, mkldnn, nested) and for
+  // the meta device.
+  PyObject* capsule = PyObject_CallOneArg(torch_objects.to_dlpack, x);
+  if (!capsule) {
+    PyErr_Clear();
+    return false;
+  }
+  in.capsule = py::reinterpret_steal<py::object>(capsule);
+  auto* m = static_cast<DLManagedTensor*>(PyCapsule_GetPointer(capsule, "dltensor"));
+  if (!m) {
+    PyErr_Clear();
+    return false;
+  }
+  const DLTensor& t = m->dl_tensor;
+  if (t.device.device_type != 1 || t.dtype.lanes != 1 || t.ndim < 1 || t.ndim > kMaxDims) return false;
+  if (t.dtype.code == 2 && t.dtype.bits == 32)
+    in.elem = Elem::F32;
+  else if (t.dtype.code == 2 && t.dtype.bits == 64)
+    in.elem = Elem::F64;
+  else if (t.dtype.code == 2 && t.dtype.bits == 16)
+    in.elem = Elem::F16;
+  else if (t.dtype.code == 4 && t.dtype.bits == 16)
+    in.elem = Elem::BF16;
+  else
+    return false;
+  in.ndim = t.ndim;
+  in.shape = t.shape;
+  // C-contiguous (strides of size-1 axes do not matter; null: compact) and non-empty.
+  int64_t step = 1;
+  for (int d = t.ndim - 1; d >= 0; --d) {
+    if (t.shape[d] <= 0) return false;
+    if (t.strides && t.shape[d] != 1 && t.strides[d] != step) return false;
+    step *= t.shape[d];
+  }
+  const uintptr_t p = reinterpret_cast<uintptr_t>(t.data) + static_cast<uintptr_t>(t.byte_offset);
+  if (p == 0 || p % item_size(in.elem) != 0) return false;
+  in.data = reinterpret_cast<const char*>(p);
+  return true;
+}
+
+// The call's arguments: op's signature, with only what the fast path takes.
+struct Call {
+  PyObject* axis = Py_None;
+  ssm::Algorithm algorithm = ssm::Algorithm::Auto;
+};
+
+bool parse_call(Op op, PyObject* const* args, Py_ssize_t nargs, PyObject* kwargs, Call& c) {
+  const Names& n = names();
+  if (nargs < 1 || nargs > 2) return false;
+  if (nargs == 2) c.axis = args[1];
+  if (!kwargs) return true;
+  if (!PyDict_Check(kwargs)) return false;
+  PyObject *key, *value;
+  Py_ssize_t pos = 0;
+  while (PyDict_Next(kwargs, &pos, &key, &value)) {
+    if (key == n.axis && nargs < 2) {
+      c.axis = value;
+    } else if (key == n.out && op != Op::LogSumExp) {
+      if (value != Py_None) return false;
+    } else if (key == n.algorithm && op == Op::Softmax) {
+      if (!PyUnicode_Check(value)) return false;
+      const char* text = PyUnicode_AsUTF8(value);
+      if (!text) {
+        PyErr_Clear();
+        return false;
+      }
+      try {
+        c.algorithm = ssm::parse_algorithm(text);
+      } catch (const std::exception&) {
+        return false;  // the general path raises the error naming the choices
+      }
+    } else if (key == n.b && op == Op::LogSumExp) {
+      if (value != Py_None) return false;
+    } else if ((key == n.keepdims || key == n.return_sign) && op == Op::LogSumExp) {
+      if (value != Py_False) return false;
+    } else {
+      return false;  // unknown, duplicated or not interned: the general path decides
+    }
+  }
+  return true;
+}
+
+// rows x n of the call (axis None: one row of every element), or false.
+bool row_shape(const Input& in, PyObject* axis, size_t& rows, size_t& n) {
+  size_t size = 1;
+  for (int d = 0; d < in.ndim; ++d) size *= static_cast<size_t>(in.shape[d]);
+  n = size;
+  if (axis != Py_None) {
+    if (!PyLong_CheckExact(axis)) return false;
+    int overflow = 0;
+    const long ax = PyLong_AsLongAndOverflow(axis, &overflow);
+    if (overflow || (ax != -1 && ax != in.ndim - 1)) return false;
+    n = static_cast<size_t>(in.shape[in.ndim - 1]);
+  }
+  rows = size / n;
+  return true;
+}
+
+template <class T>
+std::vector<size_t> run_float(Op op, ssm::Algorithm a, const void* x, void* y, size_t rows, size_t n) {
+  const auto* xp = static_cast<const T*>(x);
+  auto* yp = static_cast<T*>(y);
+  if (op == Op::Softmax) return ssm::softmax_batch<T>(active<T>(), xp, yp, rows, n, a, true);
+  if (op == Op::LogSoftmax) return ssm::log_softmax_batch<T>(active<T>(), xp, yp, rows, n);
+  return ssm::logsumexp_batch<T>(active<T>(), xp, nullptr, yp, nullptr, rows, n);
+}
+
+std::vector<size_t> run_half(Op op, Elem e, ssm::Algorithm a, const void* x, void* y, size_t rows, size_t n) {
+  const auto f = e == Elem::F16 ? ssm::HalfFormat::Float16 : ssm::HalfFormat::BFloat16;
+  const auto* xp = static_cast<const uint16_t*>(x);
+  auto* yp = static_cast<uint16_t*>(y);
+  if (op == Op::Softmax) return ssm::half_softmax_batch(xp, yp, rows, n, f, a);
+  if (op == Op::LogSoftmax) return ssm::half_log_softmax_batch(xp, yp, rows, n, f);
+  // logsumexp in float32, rounded once to the half format.
+  std::vector<float> res(rows);
+  std::vector<size_t> special = ssm::half_logsumexp_batch(xp, res.data(), rows, n, f);
+  if (special.empty()) {
+    const ssm::HalfConvert& cv = ssm::active_convert();
+    (e == Elem::F16 ? cv.f32_to_f16 : cv.f32_to_bf16)(res.data(), yp, rows);
+  }
+  return special;
+}
+
+PyObject* tensor_call(Op op, PyObject* const* args, Py_ssize_t nargs, PyObject* kwargs) {
+  Call c;
+  Input in;
+  if (nargs < 1 || !parse_call(op, args, nargs, kwargs, c)) Py_RETURN_NONE;
+  const bool numpy = Py_TYPE(args[0]) == py::detail::npy_api::get().PyArray_Type_;
+  if (numpy ? !read_ndarray(args[0], in) : !(torch_objects.ready && read_tensor(args[0], in))) Py_RETURN_NONE;
+  size_t rows = 0, n = 0;
+  if (!row_shape(in, c.axis, rows, n)) Py_RETURN_NONE;
+  // logsumexp drops the last axis (all of them for axis None).
+  const int out_ndim = op != Op::LogSumExp ? in.ndim : c.axis == Py_None ? 0 : in.ndim - 1;
+  Block* b = nullptr;
+  py::object array;
+  void* y;
+  if (numpy) {
+    array = py::array(py::reinterpret_borrow<py::dtype>(in.descr),
+                      std::vector<py::ssize_t>(in.shape, in.shape + out_ndim));
+    y = py::detail::array_proxy(array.ptr())->data;
+  } else {
+    b = new_block(in.elem, in.shape, out_ndim);
+    y = b->managed.dl_tensor.data;
+  }
+  std::vector<size_t> special;
+  {
+    py::gil_scoped_release release;
+    switch (in.elem) {
+      case Elem::F32: special = run_float<float>(op, c.algorithm, in.data, y, rows, n); break;
+      case Elem::F64: special = run_float<double>(op, c.algorithm, in.data, y, rows, n); break;
+      default: special = run_half(op, in.elem, c.algorithm, in.data, y, rows, n); break;
+    }
+  }
+  if (!special.empty()) {
+    if (b) free_block(&b->managed);
+    Py_RETURN_NONE;  // NaN / inf rows: the general path applies SciPy's rules
+  }
+  if (numpy) return array.release().ptr();
+  PyObject* tensor = adopt(b);
+  if (!tensor) {
+    PyErr_Clear();  // a torch that does not adopt this capsule: the general path
+    Py_RETURN_NONE;
+  }
+  return tensor;
+}
+
+template <Op op>
+PyObject* entry(PyObject*, PyObject* const* args, Py_ssize_t nargs) {
+  // args: (call's args tuple, call's kwargs dict)
+  if (nargs != 2 || !PyTuple_Check(args[0])) {
+    PyErr_SetString(PyExc_TypeError, "expected (args tuple, kwargs dict)");
+    return nullptr;
+  }
+  PyObject* call_args = args[0];
+  try {
+    return tensor_call(op, &PyTuple_GET_ITEM(call_args, 0), PyTuple_GET_SIZE(call_args),
+                       args[1] == Py_None ? nullptr : args[1]);
+  } catch (const std::bad_alloc&) {
+    return PyErr_NoMemory();
+  } catch (py::error_already_set& e) {
+    e.restore();
+    return nullptr;
+  } catch (const std::exception& e) {
+    PyErr_SetString(PyExc_RuntimeError, e.what());
+    return nullptr;
+  }
+}
+
+PyMethodDef kEntries[] = {
+    {"tensor_softmax", reinterpret_cast<PyCFunction>(reinterpret_cast<void (*)()>(&entry<Op::Softmax>)),
+     METH_FASTCALL,
+     "tensor_softmax(args, kwargs): ssm.softmax's torch fast path, the result tensor or None (general path)."},
+    {"tensor_log_softmax", reinterpret_cast<PyCFunction>(reinterpret_cast<void (*)()>(&entry<Op::LogSoftmax>)),
+     METH_FASTCALL, "tensor_log_softmax(args, kwargs): ssm.log_softmax's torch fast path, as tensor_softmax."},
+    {"tensor_logsumexp", reinterpret_cast<PyCFunction>(reinterpret_cast<void (*)()>(&entry<Op::LogSumExp>)),
+     METH_FASTCALL, "tensor_logsumexp(args, kwargs): ssm.logsumexp's torch fast path, as tensor_softmax."},
+};
+
+}  // namespace
+
+void register_tensor_fast_path(py::module_& m) {
+  for (PyMethodDef& def : kEntries) {
+    PyObject* fn = PyCFunction_NewEx(&def, nullptr, nullptr);
+    if (!fn) throw py::error_already_set();
+    m.add_object(def.ml_name, py::reinterpret_steal<py::object>(fn));
+  }
+  m.def(
+      "set_numpy_bfloat16", [](py::dtype dtype) { numpy_bfloat16 = dtype.release().ptr(); }, py::arg("dtype"),
+      "The NumPy bfloat16 dtype (ml_dtypes) the fast path reads as bfloat16 (set when the Python layer first sees it).");
+  m.def(
+      "tensor_setup",
+      [](py::object to_dlpack, py::object from_dlpack) {
+        torch_objects.to_dlpack = to_dlpack.inc_ref().ptr();
+        torch_objects.from_dlpack = from_dlpack.inc_ref().ptr();
+        torch_objects.ready = true;
+      },
+      py::arg("to_dlpack"), py::arg("from_dlpack"),
+      "Hand torch._C._to_dlpack and torch._C._from_dlpack to the tensor fast path "
+      "(called once, when a tensor is first seen).");
+}
