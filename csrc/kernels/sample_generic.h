@@ -11,14 +11,18 @@
 //  * select: a running k-th best. A vector is looked at lane by lane only when
 //    one of its lanes reaches the current k-th value, which after the first
 //    few thousand elements of a row almost never happens.
-//  * histogram: masses exp((x - max) / T) binned by logit over a range, as
-//    exact fixed-point sums (sample_fixed.h), so the bin holding the top-p
-//    threshold is the same on every kernel set, thread count and chunking;
-//    the driver narrows the range to that bin until it holds few elements.
-//  * collect: the values of that last range (few), for an exact finish.
-//  * mass: the kept mass, for logprobs="processed".
-// Vectors only filter (is any lane in range?); the per-element work is scalar
-// float64 arithmetic with std::exp, identical on every kernel set.
+//  * mass_pass: the masses exp((x - max) / T) of a whole chunk in float64
+//    lanes, with the project's vector exp (exp_core.h: fused multiply-adds in
+//    the same order on every kernel set, so the same bits everywhere), each
+//    rounded to a multiple of 2^-64 and split into two integers a 2^-32 +
+//    b 2^-64 (|a| <= 2^32.5, |b| <= 2^31) that float64 lanes add exactly for
+//    2^20 vectors; they are flushed into 128-bit FixedMass sums before that.
+//    Integer sums do not depend on the order of the adds, so the total and
+//    the sums above a few pivots are the same bits on every kernel set,
+//    thread count and chunking, and no element is handled one at a time
+//    except the few values in the collect range (clo, chi].
+//  * value_mass: the same mass for a few values (the driver's exact finish).
+//  * collect: the values of a range (few), for an exact finish.
 #ifndef SSM_ISA
 #error "define SSM_ISA before including sample_generic.h"
 #endif
@@ -35,10 +39,6 @@ namespace {
 template <class T>
 inline double below(double v) {
   return static_cast<double>(next_below(static_cast<T>(v)));
-}
-
-inline double element_mass(double x, double ref, double inv_temp) {
-  return x == ref ? 1.0 : std::exp((x - ref) * inv_temp);
 }
 
 // A min-heap of (value, index), root = worst (lowest value, then highest
@@ -140,34 +140,135 @@ inline bool any_in(Reg<V> xv, Reg<V> lo_below, Reg<V> hi) {
   return V::any(V::gt(V::select(V::gt(xv, hi), V::set1(-kInf), xv), lo_below));
 }
 
-template <class V, class T>
-void histogram(const T* x, size_t n, double ref, double inv_temp, double lo, double hi, double scale, size_t bins,
-               bool sink, MassBin* out) {
-  constexpr size_t W = V::width;
-  auto add = [&](double v) {
-    size_t b;
-    if (v >= lo && v <= hi) {
-      const double t = (hi - v) * scale;
-      b = t < static_cast<double>(bins - 1) ? static_cast<size_t>(t) : bins - 1;
-    } else if (sink && v < lo && v > -kInf) {
-      b = bins;
-    } else {
-      return;
-    }
-    MassBin& bin = out[b];
-    fixed_add_mass(bin.mass, element_mass(v, ref, inv_temp));
-    if (bin.count == 0) bin.lo = bin.hi = v;
-    bin.lo = v < bin.lo ? v : bin.lo;
-    bin.hi = v > bin.hi ? v : bin.hi;
-    ++bin.count;
-  };
-  const Reg<V> vlo = V::set1(sink ? -kInf : below<T>(lo)), vhi = V::set1(hi);
-  size_t i = 0;
-  for (; i + W <= n; i += W) {
-    if (!any_in<V>(V::load(x + i), vlo, vhi)) continue;
-    for (size_t l = 0; l < W; ++l) add(static_cast<double>(x[i + l]));
+// Is any lane in (lo, hi]? (ninf: -inf, hoisted.)
+template <class V>
+SSM_INLINE inline bool any_in_open(Reg<V> xv, Reg<V> lo, Reg<V> hi, Reg<V> ninf) {
+  return V::any(V::gt(V::select(V::gt(xv, hi), ninf, xv), lo));
+}
+
+// Masses below e^-46 < 2^-66 round to 0 in units of 2^-64: clamping there
+// keeps every scaled mass a normal number (exact scaling) and sends -inf
+// (and the padding of a tail) to 0.
+constexpr double kMassFloor = -46.0;
+// Float64 lanes add the pieces exactly while |sum| < 2^53: 2^20 adds of
+// a <= 2^32.5; flushed well before.
+constexpr size_t kFlushVectors = size_t{1} << 18;
+
+// round(exp((x - ref) * inv_temp) 2^64) = a 2^32 + b, both integers held in
+// float64 lanes: y = m 2^(n + 64) is exact (a power-of-two scaling of a
+// normal number), a = round(y 2^-32), and y - a 2^32 is exact in one fused
+// multiply-add (|y - a 2^32| <= 2^31, a multiple of y's ulp), then rounded.
+// (x == ref: d = 0, n = 0, m = c0 = 1, so the max weighs exactly 1.)
+template <class VW>
+SSM_INLINE inline void mass_pieces(Reg<VW> x, Reg<VW> vref, Reg<VW> vinv, Reg<VW>& a, Reg<VW>& b) {
+  using C = ExpCoeffs<double>;
+  const Reg<VW> d = VW::max(VW::mul(VW::sub(x, vref), vinv), VW::set1(kMassFloor));
+  const Reg<VW> n = VW::round(VW::mul(d, VW::set1(C::log2e)));
+  const Reg<VW> m = exp_poly<VW>(VW::reduce_ln2(d, n));
+  const Reg<VW> y = VW::scale2(m, VW::add(n, VW::set1(64.0)));
+  a = VW::round(VW::mul(y, VW::set1(0x1p-32)));
+  b = VW::round(VW::fmadd(a, VW::set1(-0x1p32), y));
+}
+
+// A sum of pieces per lane, flushed into a FixedMass (units 2^-96).
+template <class VW>
+struct PieceSum {
+  Reg<VW> a, b;
+  void init() { a = b = VW::set1(0.0); }
+  SSM_INLINE void add(Reg<VW> pa, Reg<VW> pb) {
+    a = VW::add(a, pa);
+    b = VW::add(b, pb);
   }
-  for (; i < n; ++i) add(static_cast<double>(x[i]));
+  void flush(FixedMass& out) {
+    constexpr size_t W = VW::width;
+    double sa[W], sb[W];
+    VW::to_array(a, sa);
+    VW::to_array(b, sb);
+    for (size_t l = 0; l < W; ++l) fixed_add_pieces(out, static_cast<int64_t>(sa[l]), static_cast<int64_t>(sb[l]));
+    init();
+  }
+};
+
+template <class VW, class T, size_t P>
+void mass_pass_p(const T* x, size_t n, double ref, double inv_temp, const double* pivot, double clo, double chi,
+                 double* out, size_t cap, MassPass* res) {
+  constexpr size_t W = VW::width;
+  const Reg<VW> vref = VW::set1(ref), vinv = VW::set1(inv_temp), zero = VW::set1(0.0);
+  const Reg<VW> vclo = VW::set1(clo), vchi = VW::set1(chi), ninf = VW::set1(-kInf);
+  Reg<VW> vpivot[P > 0 ? P : 1];
+  PieceSum<VW> total, above[P > 0 ? P : 1];
+  total.init();
+  for (size_t j = 0; j < P; ++j) {
+    vpivot[j] = VW::set1(pivot[j]);
+    above[j].init();
+  }
+  uint64_t count = res->count;
+  auto body = [&](Reg<VW> xv, const T* p, size_t lanes) SSM_INLINE {
+    Reg<VW> a, b;
+    mass_pieces<VW>(xv, vref, vinv, a, b);
+    total.add(a, b);
+    for (size_t j = 0; j < P; ++j) {
+      const auto gt = VW::gt(xv, vpivot[j]);
+      above[j].add(VW::select(gt, a, zero), VW::select(gt, b, zero));
+    }
+    if (!any_in_open<VW>(xv, vclo, vchi, ninf)) return;
+    for (size_t l = 0; l < lanes; ++l) {
+      const double v = static_cast<double>(p[l]);
+      if (!(v > clo && v <= chi)) continue;
+      if (count < cap) out[count] = v;
+      ++count;
+    }
+  };
+  auto flush = [&]() {
+    total.flush(res->total);
+    for (size_t j = 0; j < P; ++j) above[j].flush(res->above[j]);
+  };
+  size_t i = 0, since = 0;
+  for (; i + W <= n; i += W) {
+    body(VW::load(x + i), x + i, W);
+    if (++since == kFlushVectors) {
+      flush();
+      since = 0;
+    }
+  }
+  if (i < n) {
+    alignas(64) T buf[W];
+    for (size_t l = 0; l < W; ++l) buf[l] = i + l < n ? x[i + l] : -static_cast<T>(kInf);
+    body(VW::load(buf), buf, n - i);
+  }
+  flush();
+  res->count = count;
+}
+
+template <class VW, class T>
+void mass_pass(const T* x, size_t n, double ref, double inv_temp, const double* pivot, size_t pivots, double clo,
+               double chi, double* out, size_t cap, MassPass* res) {
+  switch (pivots) {
+    case 0: return mass_pass_p<VW, T, 0>(x, n, ref, inv_temp, pivot, clo, chi, out, cap, res);
+    case 1: return mass_pass_p<VW, T, 1>(x, n, ref, inv_temp, pivot, clo, chi, out, cap, res);
+    case 2: return mass_pass_p<VW, T, 2>(x, n, ref, inv_temp, pivot, clo, chi, out, cap, res);
+    case 3: return mass_pass_p<VW, T, 3>(x, n, ref, inv_temp, pivot, clo, chi, out, cap, res);
+    default: return mass_pass_p<VW, T, kMaxPivots>(x, n, ref, inv_temp, pivot, clo, chi, out, cap, res);
+  }
+}
+
+template <class VW>
+void value_mass(const double* v, size_t count, double ref, double inv_temp, FixedMass* out) {
+  constexpr size_t W = VW::width;
+  const Reg<VW> vref = VW::set1(ref), vinv = VW::set1(inv_temp);
+  for (size_t i = 0; i < count; i += W) {
+    alignas(64) double buf[W];
+    for (size_t l = 0; l < W; ++l) buf[l] = i + l < count ? v[i + l] : -kInf;
+    Reg<VW> a, b;
+    mass_pieces<VW>(VW::load(buf), vref, vinv, a, b);
+    double sa[W], sb[W];
+    VW::to_array(a, sa);
+    VW::to_array(b, sb);
+    for (size_t l = 0; l < W && i + l < count; ++l) {
+      out[i + l] = FixedMass{};
+      fixed_add_pieces(out[i + l], static_cast<int64_t>(sa[l]), static_cast<int64_t>(sb[l]));
+    }
+  }
 }
 
 template <class V, class T>
@@ -187,21 +288,6 @@ size_t collect(const T* x, size_t n, double lo, double hi, double* out, size_t c
   }
   for (; i < n; ++i) add(static_cast<double>(x[i]));
   return count;
-}
-
-template <class V, class T>
-void mass(const T* x, size_t n, double ref, double inv_temp, double floor, FixedMass* out) {
-  constexpr size_t W = V::width;
-  auto add = [&](double v) {
-    if (v >= floor && v > -kInf) fixed_add_mass(*out, element_mass(v, ref, inv_temp));
-  };
-  const Reg<V> vlo = V::set1(below<T>(floor));
-  size_t i = 0;
-  for (; i + W <= n; i += W) {
-    if (!V::any(V::gt(V::load(x + i), vlo))) continue;
-    for (size_t l = 0; l < W; ++l) add(static_cast<double>(x[i + l]));
-  }
-  for (; i < n; ++i) add(static_cast<double>(x[i]));
 }
 
 template <class V, class R, class T>
@@ -230,13 +316,14 @@ Candidate draw_at(const T* x, const uint64_t* index, size_t count, uint64_t row,
   return best;
 }
 
-template <class V, class R, class T>
+// V: the data's lanes; VW: float64 lanes for the masses (V itself for float64).
+template <class V, class VW, class R, class T>
 SampleKernels<T> make_sample_kernels() {
   SampleKernels<T> k;
   k.select = &select<V, T>;
-  k.histogram = &histogram<V, T>;
+  k.mass_pass = &mass_pass<VW, T>;
+  k.value_mass = &value_mass<VW>;
   k.collect = &collect<V, T>;
-  k.mass = &mass<V, T>;
   k.draw = &draw<V, R, T>;
   k.draw_at = &draw_at<V, R, T>;
   return k;
