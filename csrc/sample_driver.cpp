@@ -278,10 +278,13 @@ class RowSampler {
   MassPass mass_pass(double ref, double inv_temp, const double* pivot, size_t pivots, double clo, double chi,
                      size_t cap, std::vector<double>& value) {
     std::vector<MassPass> part(ch_.count);
-    std::unique_ptr<double[]> buf(cap ? new double[ch_.count * cap] : nullptr);
+    // chunk c's values at offset[c]: at most min(cap, its length) of them
+    std::vector<size_t> offset(ch_.count + 1, 0);
+    for (size_t c = 0; c < ch_.count; ++c) offset[c + 1] = offset[c] + std::min(cap, ch_.len(c));
+    std::unique_ptr<double[]> buf(offset.back() ? new double[offset.back()] : nullptr);
     for_chunks(ch_, parallel_, [&](size_t c) {
-      sk_.mass_pass(x_ + ch_.lo(c), ch_.len(c), ref, inv_temp, pivot, pivots, clo, chi, buf.get() + c * cap, cap,
-                    &part[c]);
+      sk_.mass_pass(x_ + ch_.lo(c), ch_.len(c), ref, inv_temp, pivot, pivots, clo, chi, buf.get() + offset[c],
+                    offset[c + 1] - offset[c], &part[c]);
     });
     MassPass sum;
     value.clear();
@@ -289,8 +292,8 @@ class RowSampler {
       fixed_add(sum.total, part[c].total);
       for (size_t j = 0; j < pivots; ++j) fixed_add(sum.above[j], part[c].above[j]);
       sum.count += part[c].count;
-      const size_t got = std::min<uint64_t>(part[c].count, cap);
-      if (value.size() + got <= cap) value.insert(value.end(), buf.get() + c * cap, buf.get() + c * cap + got);
+      const size_t got = std::min<uint64_t>(part[c].count, offset[c + 1] - offset[c]);
+      if (value.size() + got <= cap) value.insert(value.end(), buf.get() + offset[c], buf.get() + offset[c] + got);
     }
     return sum;
   }
@@ -429,31 +432,32 @@ class RowSampler {
   // false when even the zone's smallest value has above + mass(x > v) +
   // mass(v) < target (then the threshold lies below the zone; threshold is
   // that value and kept the mass of the whole zone and above).
-  bool walk(std::vector<double>& value, double max, double inv_temp, FixedMass above, double target,
+  bool walk(const std::vector<double>& value, double max, double inv_temp, FixedMass above, double target,
             double& threshold, FixedMass& kept) {
+    struct Item {
+      double v;
+      FixedMass w;
+    };
     std::vector<FixedMass> w(value.size());
     sk_.value_mass(value.data(), value.size(), max, inv_temp, w.data());
-    std::vector<size_t> idx(value.size());
-    for (size_t i = 0; i < idx.size(); ++i) idx[i] = i;
-    size_t first = 0, last = idx.size();  // candidates idx[first, last)
+    std::vector<Item> item(value.size());
+    for (size_t i = 0; i < item.size(); ++i) item[i] = {value[i], w[i]};
+    size_t first = 0, last = item.size();  // the candidates item[first, last)
     kept = above;
     while (first < last) {
-      const double p = value[idx[first + (last - first) / 2]];
-      // three-way partition: > p, == p, < p
-      size_t gt = first, eq_end = first;
+      const double p = item[first + (last - first) / 2].v;
+      // three-way partition (> p, == p, < p) summing the masses above and at p
+      size_t gt = first, i = first, lt = last;
       FixedMass g, e;
-      for (size_t i = first; i < last; ++i) {
-        const size_t k = idx[i];
-        if (value[k] > p) {
-          fixed_add(g, w[k]);
-          std::swap(idx[i], idx[eq_end]);
-          std::swap(idx[eq_end], idx[gt]);
-          ++gt;
-          ++eq_end;
-        } else if (value[k] == p) {
-          fixed_add(e, w[k]);
-          std::swap(idx[i], idx[eq_end]);
-          ++eq_end;
+      while (i < lt) {
+        const double v = item[i].v;
+        if (v > p) {
+          fixed_add(g, item[i].w);
+          std::swap(item[i++], item[gt++]);
+        } else if (v < p) {
+          std::swap(item[i], item[--lt]);
+        } else {
+          fixed_add(e, item[i++].w);
         }
       }
       FixedMass up = above;
@@ -464,7 +468,7 @@ class RowSampler {
         kept = up;
         if (!(fixed_value(up) < target)) return true;
         above = up;
-        first = eq_end;  // below p
+        first = lt;  // below p
       } else {
         last = gt;  // above p
       }

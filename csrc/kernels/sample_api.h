@@ -56,9 +56,6 @@ struct SampleKernels {
                     double clo, double chi, double* out, size_t cap, MassPass* res);
   // The same mass for each of count values v (one FixedMass each, into out).
   void (*value_mass)(const double* v, size_t count, double ref, double inv_temp, FixedMass* out);
-  // The values x in [lo, hi], appended to out (at most cap); returns how many
-  // there are (possibly more than cap).
-  size_t (*collect)(const T* x, size_t n, double lo, double hi, double* out, size_t cap);
   // gumbel_argmax's pass over the chunk with every x < floor taken as -inf
   // (GumbelKernels::topk with k = 1 on the masked logits, bit for bit).
   TopkResult (*draw)(const T* x, size_t n, uint64_t start, uint64_t row, const GumbelKey& key, double inv_temp,

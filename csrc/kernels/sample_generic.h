@@ -22,10 +22,12 @@
 //    thread count and chunking, and no element is handled one at a time
 //    except the few values in the collect range (clo, chi].
 //  * value_mass: the same mass for a few values (the driver's exact finish).
-//  * collect: the values of a range (few), for an exact finish.
 #ifndef SSM_ISA
 #error "define SSM_ISA before including sample_generic.h"
 #endif
+
+#include <type_traits>
+#include <utility>
 
 #include "sample_api.h"
 #include "sample_fixed.h"
@@ -133,13 +135,6 @@ SelectResult select(const T* x, size_t n, uint64_t start, size_t k, double* valu
   return res;
 }
 
-// The lanes of x in [lo, hi] (lo_below = below(lo)), or, with sink, every
-// lane <= hi (NaN too: the caller has checked there is none).
-template <class V>
-inline bool any_in(Reg<V> xv, Reg<V> lo_below, Reg<V> hi) {
-  return V::any(V::gt(V::select(V::gt(xv, hi), V::set1(-kInf), xv), lo_below));
-}
-
 // Is any lane in (lo, hi]? (ninf: -inf, hoisted.)
 template <class V>
 SSM_INLINE inline bool any_in_open(Reg<V> xv, Reg<V> lo, Reg<V> hi, Reg<V> ninf) {
@@ -153,21 +148,56 @@ constexpr double kMassFloor = -46.0;
 // Float64 lanes add the pieces exactly while |sum| < 2^53: 2^20 adds of
 // a <= 2^32.5; flushed well before.
 constexpr size_t kFlushVectors = size_t{1} << 18;
+constexpr size_t kMassUnroll = 4;  // vectors in flight in the mass pass
 
 // round(exp((x - ref) * inv_temp) 2^64) = a 2^32 + b, both integers held in
 // float64 lanes: y = m 2^(n + 64) is exact (a power-of-two scaling of a
 // normal number), a = round(y 2^-32), and y - a 2^32 is exact in one fused
 // multiply-add (|y - a 2^32| <= 2^31, a multiple of y's ulp), then rounded.
 // (x == ref: d = 0, n = 0, m = c0 = 1, so the max weighs exactly 1.)
+// m 2^k for integer k with a normal result: one pow2 and a multiply where the
+// lanes build 2^k directly (AVX2, NEON), else scale2 (AVX-512's scalef, the
+// portable ldexp). Both exact here, so the same bits.
+template <class V, class = void>
+struct HasPow2 : std::false_type {};
+template <class V>
+struct HasPow2<V, std::void_t<decltype(V::pow2(std::declval<Reg<V>>()))>> : std::true_type {};
+
 template <class VW>
-SSM_INLINE inline void mass_pieces(Reg<VW> x, Reg<VW> vref, Reg<VW> vinv, Reg<VW>& a, Reg<VW>& b) {
+SSM_INLINE inline Reg<VW> times_pow2(Reg<VW> m, Reg<VW> k) {
+  if constexpr (HasPow2<VW>::value)
+    return VW::mul(m, VW::pow2(k));
+  else
+    return VW::scale2(m, k);
+}
+
+//
+// U vectors at a time, stage by stage: one vector's exp is a long chain of
+// dependent fused multiply-adds, and one chain at a time leaves the
+// out-of-order core idle (about 3x slower). The operations per lane are the
+// same whatever U, so the bits are too.
+template <class VW, size_t U>
+SSM_INLINE inline void mass_pieces(const Reg<VW>* x, Reg<VW> vref, Reg<VW> vinv, Reg<VW>* a, Reg<VW>* b) {
   using C = ExpCoeffs<double>;
-  const Reg<VW> d = VW::max(VW::mul(VW::sub(x, vref), vinv), VW::set1(kMassFloor));
-  const Reg<VW> n = VW::round(VW::mul(d, VW::set1(C::log2e)));
-  const Reg<VW> m = exp_poly<VW>(VW::reduce_ln2(d, n));
-  const Reg<VW> y = VW::scale2(m, VW::add(n, VW::set1(64.0)));
-  a = VW::round(VW::mul(y, VW::set1(0x1p-32)));
-  b = VW::round(VW::fmadd(a, VW::set1(-0x1p32), y));
+  Reg<VW> r[U], n[U], p[U];
+  SSM_UNROLL
+  for (size_t u = 0; u < U; ++u) {
+    const Reg<VW> d = VW::max(VW::mul(VW::sub(x[u], vref), vinv), VW::set1(kMassFloor));
+    n[u] = VW::round(VW::mul(d, VW::set1(C::log2e)));
+    r[u] = VW::reduce_ln2(d, n[u]);
+    p[u] = VW::set1(C::c[C::degree]);
+  }
+  SSM_UNROLL
+  for (int k = C::degree - 1; k >= 0; --k) {
+    SSM_UNROLL
+    for (size_t u = 0; u < U; ++u) p[u] = VW::fmadd(p[u], r[u], VW::set1(C::c[k]));
+  }
+  SSM_UNROLL
+  for (size_t u = 0; u < U; ++u) {
+    const Reg<VW> y = times_pow2<VW>(p[u], VW::add(n[u], VW::set1(64.0)));
+    a[u] = VW::round(VW::mul(y, VW::set1(0x1p-32)));
+    b[u] = VW::round(VW::fmadd(a[u], VW::set1(-0x1p32), y));
+  }
 }
 
 // A sum of pieces per lane, flushed into a FixedMass (units 2^-96).
@@ -203,38 +233,52 @@ void mass_pass_p(const T* x, size_t n, double ref, double inv_temp, const double
     above[j].init();
   }
   uint64_t count = res->count;
-  auto body = [&](Reg<VW> xv, const T* p, size_t lanes) SSM_INLINE {
-    Reg<VW> a, b;
-    mass_pieces<VW>(xv, vref, vinv, a, b);
-    total.add(a, b);
-    for (size_t j = 0; j < P; ++j) {
-      const auto gt = VW::gt(xv, vpivot[j]);
-      above[j].add(VW::select(gt, a, zero), VW::select(gt, b, zero));
+  // U vectors: their masses into the sums, and their lanes in (clo, chi]
+  // (few: looked at one by one) into out.
+  auto body = [&](auto unroll, const Reg<VW>* xv, const T* p, size_t lanes) SSM_INLINE {
+    constexpr size_t U = decltype(unroll)::value;
+    Reg<VW> a[U], b[U];
+    mass_pieces<VW, U>(xv, vref, vinv, a, b);
+    SSM_UNROLL
+    for (size_t u = 0; u < U; ++u) {
+      total.add(a[u], b[u]);
+      for (size_t j = 0; j < P; ++j) {
+        const auto gt = VW::gt(xv[u], vpivot[j]);
+        above[j].add(VW::select(gt, a[u], zero), VW::select(gt, b[u], zero));
+      }
     }
-    if (!any_in_open<VW>(xv, vclo, vchi, ninf)) return;
-    for (size_t l = 0; l < lanes; ++l) {
-      const double v = static_cast<double>(p[l]);
-      if (!(v > clo && v <= chi)) continue;
-      if (count < cap) out[count] = v;
-      ++count;
+    SSM_UNROLL
+    for (size_t u = 0; u < U; ++u) {
+      if (!any_in_open<VW>(xv[u], vclo, vchi, ninf)) continue;
+      for (size_t l = 0; l < W && u * W + l < lanes; ++l) {
+        const double v = static_cast<double>(p[u * W + l]);
+        if (!(v > clo && v <= chi)) continue;
+        if (count < cap) out[count] = v;
+        ++count;
+      }
     }
   };
   auto flush = [&]() {
     total.flush(res->total);
     for (size_t j = 0; j < P; ++j) above[j].flush(res->above[j]);
   };
+  constexpr size_t U = kMassUnroll;
   size_t i = 0, since = 0;
-  for (; i + W <= n; i += W) {
-    body(VW::load(x + i), x + i, W);
-    if (++since == kFlushVectors) {
+  for (; i + U * W <= n; i += U * W) {
+    Reg<VW> xv[U];
+    SSM_UNROLL
+    for (size_t u = 0; u < U; ++u) xv[u] = VW::load(x + i + u * W);
+    body(std::integral_constant<size_t, U>{}, xv, x + i, U * W);
+    if (++since == kFlushVectors / U) {
       flush();
       since = 0;
     }
   }
-  if (i < n) {
+  for (; i < n; i += W) {
     alignas(64) T buf[W];
     for (size_t l = 0; l < W; ++l) buf[l] = i + l < n ? x[i + l] : -static_cast<T>(kInf);
-    body(VW::load(buf), buf, n - i);
+    const Reg<VW> xv = VW::load(buf);
+    body(std::integral_constant<size_t, 1>{}, &xv, buf, W);
   }
   flush();
   res->count = count;
@@ -260,7 +304,8 @@ void value_mass(const double* v, size_t count, double ref, double inv_temp, Fixe
     alignas(64) double buf[W];
     for (size_t l = 0; l < W; ++l) buf[l] = i + l < count ? v[i + l] : -kInf;
     Reg<VW> a, b;
-    mass_pieces<VW>(VW::load(buf), vref, vinv, a, b);
+    const Reg<VW> xv = VW::load(buf);
+    mass_pieces<VW, 1>(&xv, vref, vinv, &a, &b);
     double sa[W], sb[W];
     VW::to_array(a, sa);
     VW::to_array(b, sb);
@@ -269,25 +314,6 @@ void value_mass(const double* v, size_t count, double ref, double inv_temp, Fixe
       fixed_add_pieces(out[i + l], static_cast<int64_t>(sa[l]), static_cast<int64_t>(sb[l]));
     }
   }
-}
-
-template <class V, class T>
-size_t collect(const T* x, size_t n, double lo, double hi, double* out, size_t cap) {
-  constexpr size_t W = V::width;
-  size_t count = 0;
-  auto add = [&](double v) {
-    if (!(v >= lo && v <= hi)) return;
-    if (count < cap) out[count] = v;
-    ++count;
-  };
-  const Reg<V> vlo = V::set1(below<T>(lo)), vhi = V::set1(hi);
-  size_t i = 0;
-  for (; i + W <= n; i += W) {
-    if (!any_in<V>(V::load(x + i), vlo, vhi)) continue;
-    for (size_t l = 0; l < W; ++l) add(static_cast<double>(x[i + l]));
-  }
-  for (; i < n; ++i) add(static_cast<double>(x[i]));
-  return count;
 }
 
 template <class V, class R, class T>
@@ -323,7 +349,6 @@ SampleKernels<T> make_sample_kernels() {
   k.select = &select<V, T>;
   k.mass_pass = &mass_pass<VW, T>;
   k.value_mass = &value_mass<VW>;
-  k.collect = &collect<V, T>;
   k.draw = &draw<V, R, T>;
   k.draw_at = &draw_at<V, R, T>;
   return k;
