@@ -11,10 +11,16 @@
 //                            are kept beyond k)
 //   min_p:                   2 (max; the draw masked at the min-p threshold,
 //                            a threshold on z found without a pass)
-//   top_p:                   4 typically (max; mass histogram with one exp per
-//                            element; narrowing rounds that only compare, then
-//                            the collect of the few values of the last bin;
-//                            the masked draw)
+//   top_p:                   3 typically (max; one exact mass pass, one
+//                            vector exp per element, that also collects the
+//                            values of the zone a sample of the row predicts
+//                            for the threshold; the masked draw). The finish
+//                            over the zone's values is exact (quickselect on
+//                            their masses). A zone that does not hold the
+//                            threshold costs one more mass pass per
+//                            bisection step (rare: the sample's margin).
+//                            Rows of at most 4096 values: every value is
+//                            collected in the mass pass.
 //   logprobs="raw":          + 1 (max and log-sum-exp in one pass) unless it
 //                            replaces the max pass
 //   logprobs="processed":    + 1 (the kept mass) unless known from top-k or top-p
@@ -24,6 +30,8 @@
 #include <cmath>
 #include <cstring>
 #include <limits>
+#include <memory>
+#include <functional>
 #include <type_traits>
 #include <vector>
 
@@ -56,9 +64,8 @@ FixedMass fixed_times(const FixedMass& a, uint64_t c) {
   return r;
 }
 
-FixedMass fixed_of(double m, uint64_t count) {
-  FixedMass one;
-  fixed_add_mass(one, m);
+// count tokens of mass one each.
+FixedMass fixed_of(const FixedMass& one, uint64_t count) {
   FixedMass r;
   while (count > 0) {  // count may exceed 2^32 only in theory; take it in steps
     const uint64_t c = std::min<uint64_t>(count, 0xFFFFFFFFu);
@@ -66,6 +73,12 @@ FixedMass fixed_of(double m, uint64_t count) {
     count -= c;
   }
   return r;
+}
+
+// The largest T below v, as double: "x > below<T>(v)" is "x >= v" for x of type T.
+template <class T>
+double below(double v) {
+  return static_cast<double>(std::nextafter(static_cast<T>(v), -std::numeric_limits<T>::infinity()));
 }
 
 double mass_of(double v, double ref, double inv_temp) {
@@ -147,8 +160,11 @@ double min_p_threshold(double max, double inv_temp, double min_p) {
   return static_cast<double>(O::value(good));
 }
 
-constexpr size_t kBins = 1024;         // histogram bins per narrowing round
-constexpr size_t kCollectMax = 2048;   // a range this small is collected and finished exactly
+constexpr size_t kCollectAll = 4096;  // a row this short has its values collected whole
+constexpr size_t kCollectMax = 8192;  // the most values of a zone collected for the exact finish
+constexpr size_t kSample = 2048;      // the sample that places the zone: values ...
+constexpr size_t kSampleRun = 32;     // ... in runs this long, evenly spread over the row
+constexpr size_t kMargin = 40;        // sample values either side of the predicted threshold
 
 template <class T>
 class RowSampler {
@@ -249,119 +265,215 @@ class RowSampler {
     return 0;
   }
 
+  // The mass of the x >= floor (the whole row's finite mass for -inf).
   FixedMass mass_at_least(double ref, double inv_temp, double floor) {
-    std::vector<FixedMass> part(ch_.count);
-    for_chunks(ch_, parallel_, [&](size_t c) { sk_.mass(x_ + ch_.lo(c), ch_.len(c), ref, inv_temp, floor, &part[c]); });
-    FixedMass total;
-    for (const auto& p : part) fixed_add(total, p);
-    return total;
+    std::vector<double> none;
+    if (floor == -kInfD) return mass_pass(ref, inv_temp, nullptr, 0, kInfD, kInfD, 0, none).total;
+    const double pivot = below<T>(floor);  // x > pivot is x >= floor for x of type T
+    return mass_pass(ref, inv_temp, &pivot, 1, kInfD, kInfD, 0, none).above[0];
+  }
+
+  // One exact mass pass (SampleKernels::mass_pass) over every chunk, summed;
+  // value: the x in (clo, chi], complete when the returned count <= cap.
+  MassPass mass_pass(double ref, double inv_temp, const double* pivot, size_t pivots, double clo, double chi,
+                     size_t cap, std::vector<double>& value) {
+    std::vector<MassPass> part(ch_.count);
+    // chunk c's values at offset[c]: at most min(cap, its length) of them
+    std::vector<size_t> offset(ch_.count + 1, 0);
+    for (size_t c = 0; c < ch_.count; ++c) offset[c + 1] = offset[c] + std::min(cap, ch_.len(c));
+    std::unique_ptr<double[]> buf(offset.back() ? new double[offset.back()] : nullptr);
+    for_chunks(ch_, parallel_, [&](size_t c) {
+      sk_.mass_pass(x_ + ch_.lo(c), ch_.len(c), ref, inv_temp, pivot, pivots, clo, chi, buf.get() + offset[c],
+                    offset[c + 1] - offset[c], &part[c]);
+    });
+    MassPass sum;
+    value.clear();
+    for (size_t c = 0; c < ch_.count; ++c) {
+      fixed_add(sum.total, part[c].total);
+      for (size_t j = 0; j < pivots; ++j) fixed_add(sum.above[j], part[c].above[j]);
+      sum.count += part[c].count;
+      const size_t got = std::min<uint64_t>(part[c].count, offset[c + 1] - offset[c]);
+      if (value.size() + got <= cap) value.insert(value.end(), buf.get() + offset[c], buf.get() + offset[c] + got);
+    }
+    return sum;
   }
 
   // top-p's threshold over the whole row: the smallest logit L whose
   // strictly larger tokens hold less than top_p of the mass; kept = the mass
-  // of x >= L. By narrowing histograms (see the file comment).
-  double top_p_threshold(double max, double inv_temp, double temperature, double top_p, FixedMass& kept) {
-    double hi = max, lo = max - 80.0 * temperature;  // exp(-80): 1.8e-35 per element, the rest in the sink
-    const double floor_lo = hi >= 0 ? hi - std::numeric_limits<double>::max() : std::numeric_limits<double>::lowest();
-    if (!(lo >= floor_lo)) lo = floor_lo;
-    bool sink = true;
-    FixedMass above, total;
-    double target = 0, lowest = max;
-    if (n_ <= kCollectMax) {  // a short row: its finite values are few enough to take them all
-      const double all = std::numeric_limits<double>::lowest();
-      std::vector<double> value = collect(all, max, n_);
-      for (const Group& g : groups_of(value.data(), value.size()))
-        fixed_add(total, fixed_of(mass_of(g.value, max, inv_temp), g.count));
-      return finish(all, max, n_, max, inv_temp, above, top_p * fixed_value(total), kept);
-    }
-    std::vector<MassBin> bins(kBins + 1);
-    std::vector<std::vector<MassBin>> part(ch_.count, std::vector<MassBin>(kBins + 1));
-    for (int round = 0;; ++round) {
-      if (!(hi - lo > 0)) {  // one value left (or a range too narrow to split): all of it
-        kept = mass_at_least(max, inv_temp, lo);
-        return lo;
-      }
-      const double scale = static_cast<double>(kBins) / (hi - lo);
-      for_chunks(ch_, parallel_, [&](size_t c) {
-        std::fill(part[c].begin(), part[c].end(), MassBin{});
-        sk_.histogram(x_ + ch_.lo(c), ch_.len(c), max, inv_temp, lo, hi, scale, kBins, sink, part[c].data());
-      });
-      std::fill(bins.begin(), bins.end(), MassBin{});
-      for (size_t c = 0; c < ch_.count; ++c)
-        for (size_t b = 0; b <= kBins; ++b) {
-          const MassBin& p = part[c][b];
-          if (p.count == 0) continue;
-          MassBin& q = bins[b];
-          fixed_add(q.mass, p.mass);
-          q.lo = q.count ? std::min(q.lo, p.lo) : p.lo;
-          q.hi = q.count ? std::max(q.hi, p.hi) : p.hi;
-          q.count += p.count;
-        }
-      if (round == 0) {
-        for (const auto& b : bins)
-          if (b.count) {
-            fixed_add(total, b.mass);
-            lowest = std::min(lowest, b.lo);
-          }
-        target = top_p * fixed_value(total);
-      }
-      size_t pick = bins.size();
-      for (size_t b = 0; b < bins.size(); ++b) {
-        if (bins[b].count == 0) continue;
-        FixedMass next = above;
-        fixed_add(next, bins[b].mass);
-        if (fixed_value(next) >= target) {
-          pick = b;
-          break;
-        }
-        above = next;
-      }
-      if (pick == bins.size()) {  // the truncated tail never reaches top_p: every finite token
-        kept = total;
-        return lowest;
-      }
-      const MassBin& bin = bins[pick];
-      if (bin.lo == bin.hi || round > 60) {  // (60 rounds: only a subnormal-wide range gets there; keep it whole)
-        kept = above;
-        fixed_add(kept, bin.mass);
-        return bin.lo;
-      }
-      if (bin.count <= kCollectMax) return finish(bin.lo, bin.hi, bin.count, max, inv_temp, above, target, kept);
-      lo = bin.lo;
-      hi = bin.hi;
-      sink = false;
-    }
-  }
-
-  // The values x in [lo, hi] (at most cap of them), descending.
-  std::vector<double> collect(double lo, double hi, size_t cap) {
-    std::vector<size_t> got(ch_.count);
-    std::vector<std::vector<double>> cv(ch_.count, std::vector<double>(cap));
-    for_chunks(ch_, parallel_, [&](size_t c) {
-      got[c] = sk_.collect(x_ + ch_.lo(c), ch_.len(c), lo, hi, cv[c].data(), cap);
-    });
+  // of x >= L (see the file comment for the passes).
+  double top_p_threshold(double max, double inv_temp, double top_p, FixedMass& kept) {
     std::vector<double> value;
-    for (size_t c = 0; c < ch_.count; ++c)
-      for (size_t j = 0; j < got[c] && value.size() < cap; ++j) value.push_back(cv[c][j]);
-    std::sort(value.begin(), value.end(), [](double a, double b) { return a > b; });
-    return value;
+    if (n_ <= kCollectAll) {  // a short row: every finite value collected in the mass pass
+      const MassPass r = mass_pass(max, inv_temp, nullptr, 0, -kInfD, max, n_, value);
+      double threshold = max;
+      walk(value, max, inv_temp, FixedMass{}, top_p * fixed_value(r.total), threshold, kept);
+      return threshold;
+    }
+    // The zone (lo, hi] that most likely holds the threshold, from a sample:
+    // one pass gives the exact total, the exact mass above hi and the zone's
+    // values; a zone that turns out not to hold it is narrowed by bisection.
+    std::vector<double> sample = take_sample(max);
+    double hi = max, lo = -kInfD;
+    estimate_zone(sample, max, inv_temp, top_p, lo, hi);
+    const MassPass r = mass_pass(max, inv_temp, &hi, 1, lo, hi, kCollectMax, value);
+    const double target = top_p * fixed_value(r.total);
+    FixedMass above = r.above[0];
+    if (!(fixed_value(above) < target)) {  // higher: (hi, max]
+      lo = hi;
+      hi = max;
+      above = FixedMass{};
+    } else if (r.count <= kCollectMax) {
+      double threshold = hi;
+      if (walk(value, max, inv_temp, above, target, threshold, kept) || lo == -kInfD) return threshold;
+      above = kept;  // lower: (-inf, lo], below the zone's mass
+      hi = lo;
+      lo = -kInfD;
+    }
+    return narrow(sample, lo, hi, above, max, inv_temp, target, kept);
   }
 
-  // top-p's exact finish over the values in [lo, hi] (the tokens above hi
-  // hold `above`): walk them down, one distinct value at a time, while the
-  // mass strictly above stays below target.
-  double finish(double lo, double hi, size_t cap, double max, double inv_temp, FixedMass above, double target,
-                FixedMass& kept) {
-    const std::vector<double> value = collect(lo, hi, cap);
-    double threshold = hi;
-    FixedMass cum = above;
-    for (const Group& g : groups_of(value.data(), value.size())) {
-      if (!(fixed_value(cum) < target)) break;
-      threshold = g.value;
-      fixed_add(cum, fixed_of(mass_of(g.value, max, inv_temp), g.count));
+  // About kSample values of the row in evenly spread runs, the finite ones below max.
+  std::vector<double> take_sample(double max) const {
+    std::vector<double> s;
+    s.reserve(kSample);
+    const size_t runs = kSample / kSampleRun;
+    for (size_t b = 0; b < runs; ++b) {
+      const size_t start = (n_ - kSampleRun) * b / (runs - 1);
+      for (size_t i = start; i < start + kSampleRun; ++i) {
+        const double v = static_cast<double>(x_[i]);
+        if (v < max && v > -kInfD) s.push_back(v);
+      }
     }
-    kept = cum;
-    return threshold;
+    return s;
+  }
+
+  // The zone (lo, hi] around the threshold the sample predicts, kMargin
+  // sample values either side. Only a guess: the exact pass checks it.
+  void estimate_zone(std::vector<double>& s, double max, double inv_temp, double top_p, double& lo, double& hi) const {
+    const double f = static_cast<double>(n_) / static_cast<double>(kSample);  // row elements per sample value
+    std::vector<double> w(s.size());
+    double total = 1.0;  // the max (its ties unknown: counted once)
+    for (size_t i = 0; i < s.size(); ++i) total += (w[i] = f * std::exp((s[i] - max) * inv_temp));
+    const double target = top_p * total;
+    // rank = how many sample values are above the predicted threshold
+    size_t rank = 0;
+    if (1.0 < target) {
+      std::vector<size_t> order(s.size());
+      for (size_t i = 0; i < order.size(); ++i) order[i] = i;
+      auto first = order.begin(), last = order.end();
+      double cum = 1.0;
+      while (last - first > 1) {  // quickselect on the weighted sample
+        const auto mid = first + (last - first) / 2;
+        std::nth_element(first, mid, last, [&](size_t a, size_t b) { return s[a] > s[b]; });
+        double upper = 0;
+        for (auto it = first; it != mid; ++it) upper += w[*it];
+        if (cum + upper < target) {
+          cum += upper;
+          first = mid;
+        } else {
+          last = mid;
+        }
+      }
+      rank = static_cast<size_t>(first - order.begin());
+    }
+    auto nth = [&](size_t k) {
+      std::nth_element(s.begin(), s.begin() + static_cast<std::ptrdiff_t>(k), s.end(), std::greater<double>());
+      return s[k];
+    };
+    hi = rank < kMargin ? max : nth(rank - kMargin);
+    lo = rank + kMargin >= s.size() ? -kInfD : nth(rank + kMargin);
+    if (!(lo < hi)) lo = -kInfD;
+  }
+
+  // The threshold in a zone (lo, hi] known to hold it (the tokens above hi
+  // weigh `above`), by bisection with exact passes until the zone's values fit
+  // the collect buffer.
+  double narrow(const std::vector<double>& sample, double lo, double hi, FixedMass above, double max, double inv_temp,
+                double target, FixedMass& kept) {
+    using O = Ordered<T>;
+    std::vector<double> value;
+    for (;;) {
+      const typename O::U klo = O::key(static_cast<T>(lo)), khi = O::key(static_cast<T>(hi));
+      if (khi - klo <= 1) {  // one value left: the threshold is hi, every token equal to it kept
+        const MassPass r = mass_pass(max, inv_temp, nullptr, 0, lo, hi, 0, value);
+        FixedMass one;
+        sk_.value_mass(&hi, 1, max, inv_temp, &one);
+        kept = above;
+        fixed_add(kept, fixed_of(one, r.count));
+        return hi;
+      }
+      // the pivot: the sample's median in the zone, or the middle of its values
+      std::vector<double> in;
+      for (double v : sample)
+        if (v > lo && v < hi) in.push_back(v);
+      double mid = O::value(klo + (khi - klo) / 2);
+      if (in.size() >= 16) {
+        std::nth_element(in.begin(), in.begin() + static_cast<std::ptrdiff_t>(in.size() / 2), in.end());
+        mid = in[in.size() / 2];
+      }
+      const MassPass r = mass_pass(max, inv_temp, &mid, 1, lo, hi, kCollectMax, value);
+      if (r.count <= kCollectMax) {
+        double threshold = hi;
+        walk(value, max, inv_temp, above, target, threshold, kept);
+        return threshold;
+      }
+      if (fixed_value(r.above[0]) < target) {
+        hi = mid;
+        above = r.above[0];
+      } else {
+        lo = mid;
+      }
+    }
+  }
+
+  // top-p's exact finish over the values of a zone (unordered), the tokens
+  // above it weighing `above`: the smallest value v with above + mass(x > v)
+  // < target, by quickselect on the values with their exact masses. Returns
+  // false when even the zone's smallest value has above + mass(x > v) +
+  // mass(v) < target (then the threshold lies below the zone; threshold is
+  // that value and kept the mass of the whole zone and above).
+  bool walk(const std::vector<double>& value, double max, double inv_temp, FixedMass above, double target,
+            double& threshold, FixedMass& kept) {
+    struct Item {
+      double v;
+      FixedMass w;
+    };
+    std::vector<FixedMass> w(value.size());
+    sk_.value_mass(value.data(), value.size(), max, inv_temp, w.data());
+    std::vector<Item> item(value.size());
+    for (size_t i = 0; i < item.size(); ++i) item[i] = {value[i], w[i]};
+    size_t first = 0, last = item.size();  // the candidates item[first, last)
+    kept = above;
+    while (first < last) {
+      const double p = item[first + (last - first) / 2].v;
+      // three-way partition (> p, == p, < p) summing the masses above and at p
+      size_t gt = first, i = first, lt = last;
+      FixedMass g, e;
+      while (i < lt) {
+        const double v = item[i].v;
+        if (v > p) {
+          fixed_add(g, item[i].w);
+          std::swap(item[i++], item[gt++]);
+        } else if (v < p) {
+          std::swap(item[i], item[--lt]);
+        } else {
+          fixed_add(e, item[i++].w);
+        }
+      }
+      FixedMass up = above;
+      fixed_add(up, g);
+      if (fixed_value(up) < target) {  // the threshold is p or below
+        fixed_add(up, e);
+        threshold = p;
+        kept = up;
+        if (!(fixed_value(up) < target)) return true;
+        above = up;
+        first = lt;  // below p
+      } else {
+        last = gt;  // above p
+      }
+    }
+    return false;
   }
 
   // The Gumbel-max draw over x >= floor (gumbel_argmax's pass when floor is -inf).
@@ -410,6 +522,9 @@ Fault sample_row(const T* x, size_t n, size_t r, const SampleRequest& req, bool 
   const double temperature = req.temperature[r];
   const bool greedy = temperature == 0;
   const double inv_temp = greedy ? kInfD : 1.0 / temperature;
+  // The masses' 1/T: finite, so that (x - max) / T is 0, not NaN, at the max
+  // (1/T overflows only for a subnormal T).
+  const double inv_mass = std::min(inv_temp, std::numeric_limits<double>::max());
   const size_t k = req.top_k[r] > 0 ? static_cast<size_t>(req.top_k[r]) : 0;
   const bool use_k = k > 0 && k < n;
   const bool use_p = req.top_p[r] < 1.0, use_m = req.min_p[r] > 0.0;
@@ -451,7 +566,9 @@ Fault sample_row(const T* x, size_t n, size_t r, const SampleRequest& req, bool 
     FixedMass total;
     std::vector<FixedMass> w(groups.size());
     for (size_t g = 0; g < groups.size(); ++g) {
-      w[g] = fixed_of(mass_of(groups[g].value, max, inv_temp), groups[g].count);
+      FixedMass one;
+      sk.value_mass(&groups[g].value, 1, max, inv_mass, &one);
+      w[g] = fixed_of(one, groups[g].count);
       fixed_add(total, w[g]);
     }
     if (use_p) {
@@ -481,7 +598,7 @@ Fault sample_row(const T* x, size_t n, size_t r, const SampleRequest& req, bool 
   } else {
     double floor = -kInfD;
     if (use_p) {
-      floor = rs.top_p_threshold(max, inv_temp, temperature, req.top_p[r], kept);
+      floor = rs.top_p_threshold(max, inv_mass, req.top_p[r], kept);
       kept_known = true;
     }
     if (use_m) {
@@ -493,7 +610,7 @@ Fault sample_row(const T* x, size_t n, size_t r, const SampleRequest& req, bool 
     }
     f = rs.draw(noise_row, key, inv_temp, floor, token);
     if (f == kFine && mode == 2 && !kept_known) {
-      kept = rs.mass_at_least(max, inv_temp, floor);
+      kept = rs.mass_at_least(max, inv_mass, floor);
       kept_known = true;
     }
   }

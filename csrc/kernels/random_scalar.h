@@ -23,6 +23,9 @@ struct Fused {
   static constexpr size_t width = 1;
   static reg set1(double a) { return static_cast<S>(a); }
   static reg load(const S* p) { return *p; }
+  // float data in double lanes (sample()'s masses): exact
+  template <class U>
+  static reg load(const U* p) { return static_cast<S>(*p); }
   static reg load_tail(const S* p, size_t, double) { return *p; }
   static void store(S* p, reg v) { *p = v; }
   static void store_tail(S* p, reg v, size_t) { *p = v; }

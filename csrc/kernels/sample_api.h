@@ -12,18 +12,27 @@ namespace ssm {
 // A non-negative sum of probability masses exp(z - zmax) <= 1 in fixed point,
 // units of 2^-96, as a 128-bit integer (hi, lo): integer addition is
 // associative, so a row's mass sums are the same bits however the row is cut
-// into chunks and whichever kernel set added them (a mass below 2^-96 counts
-// as 0; a row would need 2^31 elements to overflow).
+// into chunks and whichever kernel set added them (a row would need 2^31
+// elements to overflow).
+//
+// sample()'s masses (SampleKernels::mass_pass and value_mass) are the
+// project's float64 vector exp of (x - max) / T, bit-identical on every kernel
+// set, rounded to the nearest multiple of 2^-64: a token with mass below
+// 2^-65 counts as 0.
 struct FixedMass {
   uint64_t hi = 0, lo = 0;
 };
 
-// One bin of a mass histogram: the elements x whose bin is this one, their
-// count, mass and the smallest and largest of them.
-struct MassBin {
-  FixedMass mass;
+// mass_pass takes at most this many pivots.
+constexpr size_t kMaxPivots = 4;
+
+// What mass_pass returns for a chunk: the mass of every finite x, the mass of
+// the x > pivot[j], and how many x lie in (clo, chi] (all counted, at most cap
+// of them written).
+struct MassPass {
+  FixedMass total;
+  FixedMass above[kMaxPivots];
   uint64_t count = 0;
-  double lo = 0, hi = 0;  // valid when count > 0
 };
 
 struct SelectResult {
@@ -39,17 +48,14 @@ struct SampleKernels {
   // largest value first, the lower index first among equal values, into
   // value/index (capacity k), best first. NaN is skipped (and flagged).
   SelectResult (*select)(const T* x, size_t n, uint64_t start, size_t k, double* value, uint64_t* index);
-  // The mass histogram of the elements x in [lo, hi] (bins 0..bins-1, bin
-  // min(floor((hi - x) * scale), bins - 1): larger x, lower bin) and, when
-  // sink is set, of the finite x < lo (bin `bins`). Mass: exp((x - ref) *
-  // inv_temp) (1 where x = ref). Adds into out.
-  void (*histogram)(const T* x, size_t n, double ref, double inv_temp, double lo, double hi, double scale,
-                    size_t bins, bool sink, MassBin* out);
-  // The values x in [lo, hi], appended to out (at most cap); returns how many
-  // there are (possibly more than cap).
-  size_t (*collect)(const T* x, size_t n, double lo, double hi, double* out, size_t cap);
-  // The mass of the elements x >= floor, added into out.
-  void (*mass)(const T* x, size_t n, double ref, double inv_temp, double floor, FixedMass* out);
+  // One pass of exact masses exp((x - ref) * inv_temp) (see FixedMass): the
+  // total over the finite x, the sums over x > pivot[j] for j < pivots (at
+  // most kMaxPivots), and the values x with clo < x <= chi, appended to out
+  // (at most cap; res->count counts them all). Adds into res.
+  void (*mass_pass)(const T* x, size_t n, double ref, double inv_temp, const double* pivot, size_t pivots,
+                    double clo, double chi, double* out, size_t cap, MassPass* res);
+  // The same mass for each of count values v (one FixedMass each, into out).
+  void (*value_mass)(const double* v, size_t count, double ref, double inv_temp, FixedMass* out);
   // gumbel_argmax's pass over the chunk with every x < floor taken as -inf
   // (GumbelKernels::topk with k = 1 on the masked logits, bit for bit).
   TopkResult (*draw)(const T* x, size_t n, uint64_t start, uint64_t row, const GumbelKey& key, double inv_temp,

@@ -6,8 +6,8 @@
 
 namespace ssm {
 const SampleSet& sample_kernels_avx2() {
-  static const SampleSet set{avx2::make_sample_kernels<avx2::F32x8, avx2::Random, float>(),
-                             avx2::make_sample_kernels<avx2::F64x4, avx2::Random, double>()};
+  static const SampleSet set{avx2::make_sample_kernels<avx2::F32x8, avx2::F64x4, avx2::Random, float>(),
+                             avx2::make_sample_kernels<avx2::F64x4, avx2::F64x4, avx2::Random, double>()};
   return set;
 }
 }  // namespace ssm

@@ -6,8 +6,8 @@
 
 namespace ssm {
 const SampleSet& sample_kernels_avx512() {
-  static const SampleSet set{avx512::make_sample_kernels<avx512::F32x16, avx512::Random, float>(),
-                             avx512::make_sample_kernels<avx512::F64x8, avx512::Random, double>()};
+  static const SampleSet set{avx512::make_sample_kernels<avx512::F32x16, avx512::F64x8, avx512::Random, float>(),
+                             avx512::make_sample_kernels<avx512::F64x8, avx512::F64x8, avx512::Random, double>()};
   return set;
 }
 }  // namespace ssm

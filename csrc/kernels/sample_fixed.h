@@ -15,28 +15,14 @@ inline void fixed_add(FixedMass& s, const FixedMass& a) {
   s.hi += a.hi + (s.lo < a.lo ? 1u : 0u);
 }
 
-// s += m for 0 <= m <= 1, truncated to a multiple of 2^-96 (exact: m's 53-bit
-// significand shifted into place).
-inline void fixed_add_mass(FixedMass& s, double m) {
-  uint64_t bits;
-  std::memcpy(&bits, &m, sizeof bits);
-  const int biased = static_cast<int>((bits >> 52) & 0x7FF);
-  if (biased == 0 || (bits >> 63) != 0) return;   // 0, subnormal or negative
-  const uint64_t mant = (bits & ((uint64_t{1} << 52) - 1)) | (uint64_t{1} << 52);
-  const int shift = biased - 1075 + 96;           // m = mant 2^(biased - 1075)
-  FixedMass a;
-  if (shift <= -53) return;
-  if (shift < 0) {
-    a.lo = mant >> -shift;
-  } else if (shift == 0) {
-    a.lo = mant;
-  } else if (shift < 64) {
-    a.lo = mant << shift;
-    a.hi = mant >> (64 - shift);
-  } else {
-    a.hi = mant << (shift - 64);
-  }
-  fixed_add(s, a);
+// s += a 2^64 + b 2^32 (a mass a 2^-32 + b 2^-64 in units of 2^-96) for signed
+// a, b: the sum is kept modulo 2^128, so negative pieces are fine as long as
+// the whole sum is not.
+inline void fixed_add_pieces(FixedMass& s, int64_t a, int64_t b) {
+  const uint64_t b_lo = static_cast<uint64_t>(b) << 32;
+  const uint64_t b_hi = static_cast<uint64_t>(b >> 32);  // arithmetic shift: b's sign extended
+  s.lo += b_lo;
+  s.hi += static_cast<uint64_t>(a) + b_hi + (s.lo < b_lo ? 1u : 0u);
 }
 
 inline double fixed_value(const FixedMass& s) {

@@ -11,17 +11,23 @@
 //  * select: a running k-th best. A vector is looked at lane by lane only when
 //    one of its lanes reaches the current k-th value, which after the first
 //    few thousand elements of a row almost never happens.
-//  * histogram: masses exp((x - max) / T) binned by logit over a range, as
-//    exact fixed-point sums (sample_fixed.h), so the bin holding the top-p
-//    threshold is the same on every kernel set, thread count and chunking;
-//    the driver narrows the range to that bin until it holds few elements.
-//  * collect: the values of that last range (few), for an exact finish.
-//  * mass: the kept mass, for logprobs="processed".
-// Vectors only filter (is any lane in range?); the per-element work is scalar
-// float64 arithmetic with std::exp, identical on every kernel set.
+//  * mass_pass: the masses exp((x - max) / T) of a whole chunk in float64
+//    lanes, with the project's vector exp (exp_core.h: fused multiply-adds in
+//    the same order on every kernel set, so the same bits everywhere), each
+//    rounded to a multiple of 2^-64 and split into two integers a 2^-32 +
+//    b 2^-64 (|a| <= 2^32.5, |b| <= 2^31) that float64 lanes add exactly for
+//    2^20 vectors; they are flushed into 128-bit FixedMass sums before that.
+//    Integer sums do not depend on the order of the adds, so the total and
+//    the sums above a few pivots are the same bits on every kernel set,
+//    thread count and chunking, and no element is handled one at a time
+//    except the few values in the collect range (clo, chi].
+//  * value_mass: the same mass for a few values (the driver's exact finish).
 #ifndef SSM_ISA
 #error "define SSM_ISA before including sample_generic.h"
 #endif
+
+#include <type_traits>
+#include <utility>
 
 #include "sample_api.h"
 #include "sample_fixed.h"
@@ -35,10 +41,6 @@ namespace {
 template <class T>
 inline double below(double v) {
   return static_cast<double>(next_below(static_cast<T>(v)));
-}
-
-inline double element_mass(double x, double ref, double inv_temp) {
-  return x == ref ? 1.0 : std::exp((x - ref) * inv_temp);
 }
 
 // A min-heap of (value, index), root = worst (lowest value, then highest
@@ -133,75 +135,185 @@ SelectResult select(const T* x, size_t n, uint64_t start, size_t k, double* valu
   return res;
 }
 
-// The lanes of x in [lo, hi] (lo_below = below(lo)), or, with sink, every
-// lane <= hi (NaN too: the caller has checked there is none).
+// Is any lane in (lo, hi]? (ninf: -inf, hoisted.)
 template <class V>
-inline bool any_in(Reg<V> xv, Reg<V> lo_below, Reg<V> hi) {
-  return V::any(V::gt(V::select(V::gt(xv, hi), V::set1(-kInf), xv), lo_below));
+SSM_INLINE inline bool any_in_open(Reg<V> xv, Reg<V> lo, Reg<V> hi, Reg<V> ninf) {
+  return V::any(V::gt(V::select(V::gt(xv, hi), ninf, xv), lo));
 }
 
-template <class V, class T>
-void histogram(const T* x, size_t n, double ref, double inv_temp, double lo, double hi, double scale, size_t bins,
-               bool sink, MassBin* out) {
-  constexpr size_t W = V::width;
-  auto add = [&](double v) {
-    size_t b;
-    if (v >= lo && v <= hi) {
-      const double t = (hi - v) * scale;
-      b = t < static_cast<double>(bins - 1) ? static_cast<size_t>(t) : bins - 1;
-    } else if (sink && v < lo && v > -kInf) {
-      b = bins;
-    } else {
-      return;
+// Masses below e^-46 < 2^-66 round to 0 in units of 2^-64: clamping there
+// keeps every scaled mass a normal number (exact scaling) and sends -inf
+// (and the padding of a tail) to 0.
+constexpr double kMassFloor = -46.0;
+// Float64 lanes add the pieces exactly while |sum| < 2^53: 2^20 adds of
+// a <= 2^32.5; flushed well before.
+constexpr size_t kFlushVectors = size_t{1} << 18;
+constexpr size_t kMassUnroll = 4;  // vectors in flight in the mass pass
+
+// round(exp((x - ref) * inv_temp) 2^64) = a 2^32 + b, both integers held in
+// float64 lanes: y = m 2^(n + 64) is exact (a power-of-two scaling of a
+// normal number), a = round(y 2^-32), and y - a 2^32 is exact in one fused
+// multiply-add (|y - a 2^32| <= 2^31, a multiple of y's ulp), then rounded.
+// (x == ref: d = 0, n = 0, m = c0 = 1, so the max weighs exactly 1.)
+// m 2^k for integer k with a normal result: one pow2 and a multiply where the
+// lanes build 2^k directly (AVX2, NEON), else scale2 (AVX-512's scalef, the
+// portable ldexp). Both exact here, so the same bits.
+template <class V, class = void>
+struct HasPow2 : std::false_type {};
+template <class V>
+struct HasPow2<V, std::void_t<decltype(V::pow2(std::declval<Reg<V>>()))>> : std::true_type {};
+
+template <class VW>
+SSM_INLINE inline Reg<VW> times_pow2(Reg<VW> m, Reg<VW> k) {
+  if constexpr (HasPow2<VW>::value)
+    return VW::mul(m, VW::pow2(k));
+  else
+    return VW::scale2(m, k);
+}
+
+//
+// U vectors at a time, stage by stage: one vector's exp is a long chain of
+// dependent fused multiply-adds, and one chain at a time leaves the
+// out-of-order core idle (about 3x slower). The operations per lane are the
+// same whatever U, so the bits are too.
+template <class VW, size_t U>
+SSM_INLINE inline void mass_pieces(const Reg<VW>* x, Reg<VW> vref, Reg<VW> vinv, Reg<VW>* a, Reg<VW>* b) {
+  using C = ExpCoeffs<double>;
+  Reg<VW> r[U], n[U], p[U];
+  SSM_UNROLL
+  for (size_t u = 0; u < U; ++u) {
+    const Reg<VW> d = VW::max(VW::mul(VW::sub(x[u], vref), vinv), VW::set1(kMassFloor));
+    n[u] = VW::round(VW::mul(d, VW::set1(C::log2e)));
+    r[u] = VW::reduce_ln2(d, n[u]);
+    p[u] = VW::set1(C::c[C::degree]);
+  }
+  SSM_UNROLL
+  for (int k = C::degree - 1; k >= 0; --k) {
+    SSM_UNROLL
+    for (size_t u = 0; u < U; ++u) p[u] = VW::fmadd(p[u], r[u], VW::set1(C::c[k]));
+  }
+  SSM_UNROLL
+  for (size_t u = 0; u < U; ++u) {
+    const Reg<VW> y = times_pow2<VW>(p[u], VW::add(n[u], VW::set1(64.0)));
+    a[u] = VW::round(VW::mul(y, VW::set1(0x1p-32)));
+    b[u] = VW::round(VW::fmadd(a[u], VW::set1(-0x1p32), y));
+  }
+}
+
+// A sum of pieces per lane, flushed into a FixedMass (units 2^-96).
+template <class VW>
+struct PieceSum {
+  Reg<VW> a, b;
+  void init() { a = b = VW::set1(0.0); }
+  SSM_INLINE void add(Reg<VW> pa, Reg<VW> pb) {
+    a = VW::add(a, pa);
+    b = VW::add(b, pb);
+  }
+  void flush(FixedMass& out) {
+    constexpr size_t W = VW::width;
+    double sa[W], sb[W];
+    VW::to_array(a, sa);
+    VW::to_array(b, sb);
+    for (size_t l = 0; l < W; ++l) fixed_add_pieces(out, static_cast<int64_t>(sa[l]), static_cast<int64_t>(sb[l]));
+    init();
+  }
+};
+
+template <class VW, class T, size_t P>
+void mass_pass_p(const T* x, size_t n, double ref, double inv_temp, const double* pivot, double clo, double chi,
+                 double* out, size_t cap, MassPass* res) {
+  constexpr size_t W = VW::width;
+  const Reg<VW> vref = VW::set1(ref), vinv = VW::set1(inv_temp), zero = VW::set1(0.0);
+  const Reg<VW> vclo = VW::set1(clo), vchi = VW::set1(chi), ninf = VW::set1(-kInf);
+  Reg<VW> vpivot[P > 0 ? P : 1];
+  PieceSum<VW> total, above[P > 0 ? P : 1];
+  total.init();
+  for (size_t j = 0; j < P; ++j) {
+    vpivot[j] = VW::set1(pivot[j]);
+    above[j].init();
+  }
+  uint64_t count = res->count;
+  // U vectors: their masses into the sums, and their lanes in (clo, chi]
+  // (few: looked at one by one) into out.
+  auto body = [&](auto unroll, const Reg<VW>* xv, const T* p, size_t lanes) SSM_INLINE {
+    constexpr size_t U = decltype(unroll)::value;
+    Reg<VW> a[U], b[U];
+    mass_pieces<VW, U>(xv, vref, vinv, a, b);
+    SSM_UNROLL
+    for (size_t u = 0; u < U; ++u) {
+      total.add(a[u], b[u]);
+      for (size_t j = 0; j < P; ++j) {
+        const auto gt = VW::gt(xv[u], vpivot[j]);
+        above[j].add(VW::select(gt, a[u], zero), VW::select(gt, b[u], zero));
+      }
     }
-    MassBin& bin = out[b];
-    fixed_add_mass(bin.mass, element_mass(v, ref, inv_temp));
-    if (bin.count == 0) bin.lo = bin.hi = v;
-    bin.lo = v < bin.lo ? v : bin.lo;
-    bin.hi = v > bin.hi ? v : bin.hi;
-    ++bin.count;
+    SSM_UNROLL
+    for (size_t u = 0; u < U; ++u) {
+      if (!any_in_open<VW>(xv[u], vclo, vchi, ninf)) continue;
+      for (size_t l = 0; l < W && u * W + l < lanes; ++l) {
+        const double v = static_cast<double>(p[u * W + l]);
+        if (!(v > clo && v <= chi)) continue;
+        if (count < cap) out[count] = v;
+        ++count;
+      }
+    }
   };
-  const Reg<V> vlo = V::set1(sink ? -kInf : below<T>(lo)), vhi = V::set1(hi);
-  size_t i = 0;
-  for (; i + W <= n; i += W) {
-    if (!any_in<V>(V::load(x + i), vlo, vhi)) continue;
-    for (size_t l = 0; l < W; ++l) add(static_cast<double>(x[i + l]));
+  auto flush = [&]() {
+    total.flush(res->total);
+    for (size_t j = 0; j < P; ++j) above[j].flush(res->above[j]);
+  };
+  constexpr size_t U = kMassUnroll;
+  size_t i = 0, since = 0;
+  for (; i + U * W <= n; i += U * W) {
+    Reg<VW> xv[U];
+    SSM_UNROLL
+    for (size_t u = 0; u < U; ++u) xv[u] = VW::load(x + i + u * W);
+    body(std::integral_constant<size_t, U>{}, xv, x + i, U * W);
+    if (++since == kFlushVectors / U) {
+      flush();
+      since = 0;
+    }
   }
-  for (; i < n; ++i) add(static_cast<double>(x[i]));
+  for (; i < n; i += W) {
+    alignas(64) T buf[W];
+    for (size_t l = 0; l < W; ++l) buf[l] = i + l < n ? x[i + l] : -static_cast<T>(kInf);
+    const Reg<VW> xv = VW::load(buf);
+    body(std::integral_constant<size_t, 1>{}, &xv, buf, W);
+  }
+  flush();
+  res->count = count;
 }
 
-template <class V, class T>
-size_t collect(const T* x, size_t n, double lo, double hi, double* out, size_t cap) {
-  constexpr size_t W = V::width;
-  size_t count = 0;
-  auto add = [&](double v) {
-    if (!(v >= lo && v <= hi)) return;
-    if (count < cap) out[count] = v;
-    ++count;
-  };
-  const Reg<V> vlo = V::set1(below<T>(lo)), vhi = V::set1(hi);
-  size_t i = 0;
-  for (; i + W <= n; i += W) {
-    if (!any_in<V>(V::load(x + i), vlo, vhi)) continue;
-    for (size_t l = 0; l < W; ++l) add(static_cast<double>(x[i + l]));
+template <class VW, class T>
+void mass_pass(const T* x, size_t n, double ref, double inv_temp, const double* pivot, size_t pivots, double clo,
+               double chi, double* out, size_t cap, MassPass* res) {
+  switch (pivots) {
+    case 0: return mass_pass_p<VW, T, 0>(x, n, ref, inv_temp, pivot, clo, chi, out, cap, res);
+    case 1: return mass_pass_p<VW, T, 1>(x, n, ref, inv_temp, pivot, clo, chi, out, cap, res);
+    case 2: return mass_pass_p<VW, T, 2>(x, n, ref, inv_temp, pivot, clo, chi, out, cap, res);
+    case 3: return mass_pass_p<VW, T, 3>(x, n, ref, inv_temp, pivot, clo, chi, out, cap, res);
+    default: return mass_pass_p<VW, T, kMaxPivots>(x, n, ref, inv_temp, pivot, clo, chi, out, cap, res);
   }
-  for (; i < n; ++i) add(static_cast<double>(x[i]));
-  return count;
 }
 
-template <class V, class T>
-void mass(const T* x, size_t n, double ref, double inv_temp, double floor, FixedMass* out) {
-  constexpr size_t W = V::width;
-  auto add = [&](double v) {
-    if (v >= floor && v > -kInf) fixed_add_mass(*out, element_mass(v, ref, inv_temp));
-  };
-  const Reg<V> vlo = V::set1(below<T>(floor));
-  size_t i = 0;
-  for (; i + W <= n; i += W) {
-    if (!V::any(V::gt(V::load(x + i), vlo))) continue;
-    for (size_t l = 0; l < W; ++l) add(static_cast<double>(x[i + l]));
+template <class VW>
+void value_mass(const double* v, size_t count, double ref, double inv_temp, FixedMass* out) {
+  constexpr size_t W = VW::width;
+  const Reg<VW> vref = VW::set1(ref), vinv = VW::set1(inv_temp);
+  for (size_t i = 0; i < count; i += W) {
+    alignas(64) double buf[W];
+    for (size_t l = 0; l < W; ++l) buf[l] = i + l < count ? v[i + l] : -kInf;
+    Reg<VW> a, b;
+    const Reg<VW> xv = VW::load(buf);
+    mass_pieces<VW, 1>(&xv, vref, vinv, &a, &b);
+    double sa[W], sb[W];
+    VW::to_array(a, sa);
+    VW::to_array(b, sb);
+    for (size_t l = 0; l < W && i + l < count; ++l) {
+      out[i + l] = FixedMass{};
+      fixed_add_pieces(out[i + l], static_cast<int64_t>(sa[l]), static_cast<int64_t>(sb[l]));
+    }
   }
-  for (; i < n; ++i) add(static_cast<double>(x[i]));
 }
 
 template <class V, class R, class T>
@@ -230,13 +342,13 @@ Candidate draw_at(const T* x, const uint64_t* index, size_t count, uint64_t row,
   return best;
 }
 
-template <class V, class R, class T>
+// V: the data's lanes; VW: float64 lanes for the masses (V itself for float64).
+template <class V, class VW, class R, class T>
 SampleKernels<T> make_sample_kernels() {
   SampleKernels<T> k;
   k.select = &select<V, T>;
-  k.histogram = &histogram<V, T>;
-  k.collect = &collect<V, T>;
-  k.mass = &mass<V, T>;
+  k.mass_pass = &mass_pass<VW, T>;
+  k.value_mass = &value_mass<VW>;
   k.draw = &draw<V, R, T>;
   k.draw_at = &draw_at<V, R, T>;
   return k;

@@ -6,8 +6,8 @@
 
 namespace ssm {
 const SampleSet& sample_kernels_neon() {
-  static const SampleSet set{neon::make_sample_kernels<neon::F32x4, neon::Random, float>(),
-                             neon::make_sample_kernels<neon::F64x2, neon::Random, double>()};
+  static const SampleSet set{neon::make_sample_kernels<neon::F32x4, neon::F64x2, neon::Random, float>(),
+                             neon::make_sample_kernels<neon::F64x2, neon::F64x2, neon::Random, double>()};
   return set;
 }
 }  // namespace ssm

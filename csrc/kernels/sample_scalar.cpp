@@ -7,8 +7,8 @@
 
 namespace ssm {
 const SampleSet& sample_kernels_scalar() {
-  static const SampleSet set{scalar::make_sample_kernels<scalar::F32x1, scalar::Random, float>(),
-                             scalar::make_sample_kernels<scalar::F64x1F, scalar::Random, double>()};
+  static const SampleSet set{scalar::make_sample_kernels<scalar::F32x1, scalar::F64x1F, scalar::Random, float>(),
+                             scalar::make_sample_kernels<scalar::F64x1F, scalar::F64x1F, scalar::Random, double>()};
   return set;
 }
 }  // namespace ssm

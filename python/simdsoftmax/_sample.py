@@ -3,9 +3,10 @@
 Every filter of `sample` keeps the tokens whose logit is at least some
 threshold, so a filtered draw is gumbel_argmax's draw over ``x >= floor``:
 the same noise, the same pass, the filtered tokens counted as -inf. The C++
-side finds the thresholds by selection over the row (a running k-th best, mass
-histograms narrowed to the threshold's bin, a threshold on z for min-p); see
-csrc/sample_driver.cpp for the passes per setting.
+side finds the thresholds by selection over the row (a running k-th best, one
+exact mass pass around a zone a sample of the row predicts for top-p, a
+threshold on z for min-p); see csrc/sample_driver.cpp for the passes per
+setting.
 """
 
 from __future__ import annotations
@@ -157,9 +158,10 @@ def sample(logits, axis=-1, *, temperature=1.0, top_k=None, top_p=None, min_p=No
       the candidates' own noise;
     * `min_p` alone: 2, the row's max, then the draw with the threshold
       ``z >= z_max + log(min_p)``;
-    * `top_p` without `top_k`: about 4, the max, a histogram of the
-      probability mass by logit (one exp per element), narrowing passes that
-      only compare, and the draw;
+    * `top_p` without `top_k`: 3 typically, the max, one pass of exact
+      probability masses (one vector exp per element) that also collects the
+      values of the zone a sample of the row predicts for the threshold, and
+      the draw (one more mass pass per bisection step when that zone misses);
     * ``logprobs="raw"`` adds one pass (max and log-sum-exp together) unless
       it replaces the max pass; ``"processed"`` one (the kept mass) when the
       filters did not already give it.
