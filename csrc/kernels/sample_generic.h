@@ -228,9 +228,11 @@ void mass_pass_p(const T* x, size_t n, double ref, double inv_temp, const double
   Reg<VW> vpivot[P > 0 ? P : 1];
   PieceSum<VW> total, above[P > 0 ? P : 1];
   total.init();
-  for (size_t j = 0; j < P; ++j) {
-    vpivot[j] = VW::set1(pivot[j]);
-    above[j].init();
+  if constexpr (P > 0) {
+    for (size_t j = 0; j < P; ++j) {
+      vpivot[j] = VW::set1(pivot[j]);
+      above[j].init();
+    }
   }
   uint64_t count = res->count;
   // U vectors: their masses into the sums, and their lanes in (clo, chi]
@@ -242,9 +244,11 @@ void mass_pass_p(const T* x, size_t n, double ref, double inv_temp, const double
     SSM_UNROLL
     for (size_t u = 0; u < U; ++u) {
       total.add(a[u], b[u]);
-      for (size_t j = 0; j < P; ++j) {
-        const auto gt = VW::gt(xv[u], vpivot[j]);
-        above[j].add(VW::select(gt, a[u], zero), VW::select(gt, b[u], zero));
+      if constexpr (P > 0) {
+        for (size_t j = 0; j < P; ++j) {
+          const auto gt = VW::gt(xv[u], vpivot[j]);
+          above[j].add(VW::select(gt, a[u], zero), VW::select(gt, b[u], zero));
+        }
       }
     }
     SSM_UNROLL
@@ -260,7 +264,8 @@ void mass_pass_p(const T* x, size_t n, double ref, double inv_temp, const double
   };
   auto flush = [&]() {
     total.flush(res->total);
-    for (size_t j = 0; j < P; ++j) above[j].flush(res->above[j]);
+    if constexpr (P > 0)
+      for (size_t j = 0; j < P; ++j) above[j].flush(res->above[j]);
   };
   constexpr size_t U = kMassUnroll;
   size_t i = 0, since = 0;
