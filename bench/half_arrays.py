@@ -28,8 +28,8 @@ import numpy as np
 import simdsoftmax as ssm
 
 
-def interleaved(fns, repeats, inner):
-    """Median seconds per call of each fn, measured in alternation."""
+def interleaved(fns, repeats, inner, stat=statistics.median):
+    """Median (or `stat`) seconds per call of each fn, measured in alternation."""
     times = [[] for _ in fns]
     for _ in range(repeats):
         for i, fn in enumerate(fns):
@@ -37,7 +37,7 @@ def interleaved(fns, repeats, inner):
             for _ in range(inner):
                 fn()
             times[i].append((time.perf_counter() - t0) / inner)
-    return [statistics.median(t) for t in times]
+    return [stat(t) for t in times]
 
 
 def main(argv=None):

@@ -19,26 +19,11 @@ from __future__ import annotations
 
 import argparse
 import statistics
-import time
 
 import numpy as np
 
 import simdsoftmax as ssm
-
-
-STAT = statistics.median
-
-
-def interleaved(fns, repeats, inner):
-    """Median (or, with --min, least) seconds per call of each fn, measured in alternation."""
-    times = [[] for _ in fns]
-    for _ in range(repeats):
-        for i, fn in enumerate(fns):
-            t0 = time.perf_counter()
-            for _ in range(inner):
-                fn()
-            times[i].append((time.perf_counter() - t0) / inner)
-    return [STAT(t) for t in times]
+from half_arrays import interleaved  # bench/ is on sys.path when this script runs
 
 
 def main(argv=None):
@@ -48,8 +33,7 @@ def main(argv=None):
     parser.add_argument("--repeats", type=int, default=41)
     parser.add_argument("--min", action="store_true", help="least time instead of the median (a loaded machine)")
     args = parser.parse_args(argv)
-    global STAT
-    STAT = min if args.min else statistics.median
+    summary = min if args.min else statistics.median
     import torch
 
     try:
@@ -77,6 +61,7 @@ def main(argv=None):
         ],
         repeats,
         inner,
+        summary,
     )
     floor = (data_ptr - noop) + (dlpack_out - noop)
     print(
@@ -103,7 +88,7 @@ def main(argv=None):
             t = torch.from_numpy(values).to(torch_dtype)
             for name, call in functions:
                 call(t)  # the first tensor call sets the fast path up
-                np_t, torch_t = interleaved([lambda: call(a), lambda: call(t)], repeats, inner)
+                np_t, torch_t = interleaved([lambda: call(a), lambda: call(t)], repeats, inner, summary)
                 extra = torch_t - np_t
                 print(
                     f"{n:6d} {label:9s} {name:12s} {extra * 1e6:+14.2f} {torch_t / np_t:11.3f} "

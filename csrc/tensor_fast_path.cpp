@@ -152,9 +152,9 @@ PyObject* adopt(Block* b) {
   return tensor;
 }
 
-// Attribute `name` of x is exactly `want` (a borrowed singleton: True, False).
-bool attribute_is(PyObject* x, PyObject* name, PyObject* want) {
-  PyObject* v = PyObject_GetAttr(x, name);
+// v (a new reference, or null with an error set) is exactly `want` (a
+// borrowed singleton: True, False); v is released and an error cleared.
+bool result_is(PyObject* v, PyObject* want) {
   if (!v) {
     PyErr_Clear();
     return false;
@@ -164,15 +164,10 @@ bool attribute_is(PyObject* x, PyObject* name, PyObject* want) {
   return same;
 }
 
+bool attribute_is(PyObject* x, PyObject* name, PyObject* want) { return result_is(PyObject_GetAttr(x, name), want); }
+
 bool method_is(PyObject* x, PyObject* name, PyObject* want) {
-  PyObject* v = PyObject_CallMethodNoArgs(x, name);
-  if (!v) {
-    PyErr_Clear();
-    return false;
-  }
-  const bool same = v == want;
-  Py_DECREF(v);
-  return same;
+  return result_is(PyObject_CallMethodNoArgs(x, name), want);
 }
 
 // What the fast path needs of the input (a tensor or an ndarray).

@@ -138,6 +138,18 @@ def test_dominant_entry_every_tail(isa, dtype, row_kernels):
                 assert_log_softmax_contract(x, y, f"n={n} v={v} at={at}")
 
 
+def same_bits_on_1_and_2_threads(x, set_threads):
+    """log_softmax of the rows x (no special row) on 1 and on 2 threads: the
+    same bits; returns them."""
+    set_threads(1)
+    y1, s1 = run_rows(x)
+    set_threads(2)
+    y2, s2 = run_rows(x)
+    assert s1 == s2 == []
+    np.testing.assert_array_equal(y1, y2)
+    return y1
+
+
 def test_dominant_entry_in_a_later_chunk(isa, dtype, small_chunks, row_kernels):
     """A row cut into chunks whose dominant entry sits in a later chunk (every
     chunk recomputes its own max's term; the bounds combine): the contract,
@@ -146,13 +158,7 @@ def test_dominant_entry_in_a_later_chunk(isa, dtype, small_chunks, row_kernels):
     for v in (1e-2, 1e-4, 1e-6, 1e-7, 1e-9):
         for at in (0, 36, 37, 600, 1000):
             x = dominant_row(rng, 1001, dtype, v, at)
-            small_chunks(1)
-            y1, s1 = run_rows(x)
-            small_chunks(2)
-            y2, s2 = run_rows(x)
-            assert s1 == s2 == []
-            np.testing.assert_array_equal(y1, y2)
-            assert_log_softmax_contract(x, y1, f"v={v} at={at}")
+            assert_log_softmax_contract(x, same_bits_on_1_and_2_threads(x, small_chunks), f"v={v} at={at}")
 
 
 def test_fallback_rows_every_tail(isa, dtype, row_kernels):
@@ -202,13 +208,7 @@ def test_chunked_rows_and_threads(isa, dtype, small_chunks, row_kernels):
     rng = np.random.default_rng(43)
     x = (rng.standard_normal((3, 1001)) * 4).astype(dtype)
     x[1, 600] = 40.0  # dominant entry in a later chunk: the exact path
-    small_chunks(1)
-    y1, s1 = run_rows(x)
-    small_chunks(2)
-    y2, s2 = run_rows(x)
-    assert s1 == s2 == []
-    np.testing.assert_array_equal(y1, y2)
-    assert_log_softmax_contract(x, y1, "chunked")
+    assert_log_softmax_contract(x, same_bits_on_1_and_2_threads(x, small_chunks), "chunked")
 
 
 def test_float32_logsumexp_fallback_sum(isa, row_kernels):
