@@ -153,16 +153,18 @@ if [ $# -gt 0 ]; then
   stamp "done"
   exit 0
 fi
-# Three emulated interpreters at once (each keeps about one core busy), each
-# into its own log, printed afterwards. The deselected tests are statistical
-# (millions of draws), large-row or exhaustive-ulp ones.
+# Three emulated interpreters at once (two cores), each into its own log,
+# printed afterwards: the kernel, API and sampling tests split in two halves
+# (every other test, SIMDSOFTMAX_TEST_SHARD in tests/conftest.py), and the
+# short-row and half tests. The deselected tests are statistical (millions of
+# draws), large-row or exhaustive-ulp ones.
 deselect="not large_rows and not one_ulp and not categorical and not standard_gumbel and not plackett_luce and not long_rows and not llm_row and not right_frequency"
-groups=("tests/test_softmax.py tests/test_log_softmax.py tests/test_logsumexp.py tests/test_exp.py tests/test_dispatch.py tests/test_errors.py tests/test_noise_golden.py"
-        "tests/test_gumbel.py tests/test_api.py tests/test_sample.py tests/test_topk.py"
-        "tests/test_rows.py tests/test_half.py")
+main_tests="tests/test_softmax.py tests/test_log_softmax.py tests/test_logsumexp.py tests/test_exp.py tests/test_dispatch.py tests/test_errors.py tests/test_noise_golden.py tests/test_gumbel.py tests/test_api.py tests/test_sample.py tests/test_topk.py"
+groups=("$main_tests" "$main_tests" "tests/test_rows.py tests/test_half.py")
+shards=("0/2" "1/2" "")
 # The short-row kernels at every group and vector tail, and the half
 # conversions; their rows past the short-row limit (the row kernels, tested
-# by the first group), the half driver's long-row blocks and the thread
+# by the first groups), the half driver's long-row blocks and the thread
 # splits are generic baseline code and stay with the native runs (their
 # longdouble references are a software quad on aarch64: minutes emulated).
 select=("$deselect" "$deselect"
@@ -172,14 +174,15 @@ trap 'rm -rf "$logs"' EXIT
 pids=()
 for i in "${!groups[@]}"; do
   # shellcheck disable=SC2086
-  $emu "$pyexe" -m pytest -q -p no:cacheprovider ${groups[$i]} -k "${select[$i]}" >"$logs/$i.log" 2>&1 &
+  SIMDSOFTMAX_TEST_SHARD="${shards[$i]}" \
+    $emu "$pyexe" -m pytest -q -p no:cacheprovider ${groups[$i]} -k "${select[$i]}" >"$logs/$i.log" 2>&1 &
   pids+=($!)
 done
 failed=0
 for i in "${!groups[@]}"; do
   status=0
   wait "${pids[$i]}" || status=$?
-  echo "== ${groups[$i]}"
+  echo "== ${groups[$i]}${shards[$i]:+ (shard ${shards[$i]})}"
   cat "$logs/$i.log"
   [ "$status" = 0 ] || { echo "emulated arm64: FAILED (exit $status): ${groups[$i]}"; failed=1; }
 done
