@@ -11,7 +11,11 @@ another branch can be compared in the same run:
                                                         # (pip install . --target BUILD_A)
 
 Samples of the three functions are interleaved, so a disturbance hits all
-three alike; the printed figures are ratios of medians.
+three alike; the printed figures are ratios of medians. passes/row: the
+mean number of passes over memory logsumexp's row path takes on (up to 64
+of) the rows (_core.testing.lse_passes; 1 is the target; "-" for a build
+without the hook; rows short enough for the batched short-row kernels are
+read once by those instead).
 
 --data dominant gives every row one entry 8 above the others' log-sum-exp
 (lse - max ~ 3.4e-4, a confident classifier's logits): the rows whose
@@ -36,7 +40,8 @@ ssm.set_num_threads(int(sys.argv[5]))
 dominant = sys.argv[6] == "dominant"
 rng = np.random.default_rng(0)
 print(f"  {ssm.isa()}  {ssm.__file__}")
-print(f"  {'dtype':8} {'n':>9} {'rows':>7} {'lsm/sm':>7} {'lse/sm':>7}")
+print(f"  {'dtype':8} {'n':>9} {'rows':>7} {'lsm/sm':>7} {'lse/sm':>7} {'passes/row':>10}")
+hook = getattr(ssm._core.testing, "lse_passes", None)
 for dt in (np.float32, np.float64):
     for n in lengths:
         rows = max(1, elements // n)
@@ -58,7 +63,8 @@ for dt in (np.float32, np.float64):
                 calls[j]()
                 times[j].append(time.perf_counter() - t0)
         sm, lsm, lse = (float(np.median(t)) for t in times)
-        print(f"  {np.dtype(dt).name:8} {n:>9} {rows:>7} {lsm / sm:7.2f} {lse / sm:7.2f}", flush=True)
+        passes = f"{np.mean([hook(row)[1] for row in x[:64]]):10.2f}" if hook else f"{'-':>10}"
+        print(f"  {np.dtype(dt).name:8} {n:>9} {rows:>7} {lsm / sm:7.2f} {lse / sm:7.2f} {passes}", flush=True)
 """
 
 

@@ -199,6 +199,19 @@ inline double sum_rel_err(const ExpSum& s, double v) {
 // double-precision log and the double-double assembly.
 inline double lse_abs_err(double lse, double err) { return 1.02 * err + 0x1p-52 * (std::fabs(lse) + 1.0); }
 
+// log-sum-exp from a fast sum m * 2^e (err, err_rest: its error bound), when
+// that bound certifies the result for data of type T; false: no result (a
+// special or out-of-range row, or a result too close to a rounding boundary).
+template <class T>
+bool fast_lse(const ExpSum& s, double& lse) {
+  if (!fast_ok(s.m, s.e)) return false;
+  double hi, lo;
+  lse_parts(0.0, s.e, s.m, hi, lo);
+  if (!certified<T>(hi + lo, lse_abs_err(hi, sum_rel_err(s, (hi - s.max) + lo)))) return false;
+  lse = hi + lo;
+  return true;
+}
+
 // log of a max-relative sum S = sum b*exp(x - max) held as m + m_lo: the
 // max's own term is exactly 1, so log1p(S - 1) keeps full relative accuracy
 // when the other terms are tiny (log_softmax of a dominant entry, lse ~ max).

@@ -217,8 +217,9 @@ bool log_softmax_row(const Ctx<T>& c, const T* x, T* y, size_t n) {
   return true;
 }
 
-// Is log-sum-exp likely within ~8 of 0 (where the float32 sum rarely
-// certifies 1 ulp)? A guess from the 32 entries sampled_max reads: lse is
+// Is log-sum-exp likely within ~4 of 0 (where the float32 sum cannot always
+// certify 1 ulp: its bound, ~6-7 * 2^-24 relative, exceeds ulp(lse)
+// there)? A guess from the 32 entries sampled_max reads: lse is
 // about their max g plus log(n / 32) plus the log-sum-exp of 32 such entries
 // over their max (~2 for bell-shaped logits: normal ones give log n + 0.5,
 // the estimate log n + 0.5 too). Deterministic, so every thread count takes
@@ -226,46 +227,49 @@ bool log_softmax_row(const Ctx<T>& c, const T* x, T* y, size_t n) {
 template <class T>
 bool likely_small_lse(const T* x, size_t n) {
   const double guess = sampled_max(x, n) + std::log(static_cast<double>(n)) - 1.5;
-  return guess < 8.0 && guess > -8.0;
+  return guess < 4.0 && guess > -4.0;
 }
 
+// passes (may be null) receives the number of passes over the row taken
+// (1 for ordinary unweighted rows away from lse ~ 0; a test hook).
 template <class T>
-bool logsumexp_row(const Ctx<T>& c, const T* x, const T* b, size_t n, double& lse, double& sign) {
+bool logsumexp_row(const Ctx<T>& c, const T* x, const T* b, size_t n, double& lse, double& sign,
+                   int* passes = nullptr) {
+  int count = 0;
   // One unweighted pass of `kernel` over the row; true (and lse set) when
   // its error bound certifies the result.
   auto certified_pass = [&](auto kernel) {
-    const ExpSum s = reduce_chunks(
-        c, n, [&](size_t at, size_t len) { return kernel(x + at, len); }, combine_sums);
-    if (!fast_ok(s.m, s.e)) return false;
-    double hi, lo;
-    lse_parts(0.0, s.e, s.m, hi, lo);
-    if (!certified<T>(hi + lo, lse_abs_err(hi, sum_rel_err(s, (hi - s.max) + lo)))) return false;
-    lse = hi + lo;
-    sign = 1.0;
-    return true;
+    ++count;
+    return fast_lse<T>(reduce_chunks(
+                           c, n, [&](size_t at, size_t len) { return kernel(x + at, len); }, combine_sums),
+                       lse);
   };
-  // float32 rows whose result is likely below ~8 in magnitude (judged from
-  // 32 sampled entries: deterministic, so every thread count takes the same
-  // path) start with the float64 sum: the float32 sum's bound (~7e-7
-  // absolute) rarely certifies 1 ulp there, and trying it first would cost
-  // a pass. Either way the result is certified or recomputed.
+  // float32 rows whose result is likely below ~4 in magnitude (judged from
+  // 32 sampled entries) start with the float64 sum: the float32 sum's bound
+  // rarely certifies 1 ulp there, and trying it first would cost a pass.
+  // Either way the result is certified or recomputed.
   const bool wide_first = sizeof(T) < sizeof(double) && !b && likely_small_lse(x, n);
-  if (!b && !wide_first) {
-    // One pass in T arithmetic; the accurate pass only when the fast sum's
-    // error bound cannot certify the result (|lse| small, see certified()).
-    if (certified_pass(c.k.expsum_fast)) return true;
+  // One pass in T arithmetic (float32 data: summed into float64 lanes); the
+  // accurate pass only when the fast sum's error bound cannot certify the
+  // result (|lse| small, see certified()).
+  bool done = !b && !wide_first && certified_pass(c.k.expsum_fast);
+  // float32: the same sum in float64 arithmetic is certified for all but
+  // results within ~0.04 of 0 (less where one entry dominates), at a
+  // fraction of the online pass's cost.
+  if (!done && !b && sizeof(T) < sizeof(double)) done = certified_pass(c.k.expsum_lse);
+  bool ok = true;
+  sign = 1.0;
+  if (!done) {
+    ++count;
+    const ExpSum s = online_wide(c, x, b, n);
+    ok = ordinary(s) && s.m != 0.0;
+    if (ok) {
+      sign = s.m < 0 ? -1.0 : 1.0;
+      lse = s.max + log_of_sum(s);
+    }
   }
-  if (!b && sizeof(T) < sizeof(double)) {
-    // float32: the same sum in float64 arithmetic is certified for all but
-    // results within ~0.04 of 0 (less where one entry dominates), at a
-    // fraction of the online pass's cost.
-    if (certified_pass(c.k.expsum_lse)) return true;
-  }
-  const ExpSum s = online_wide(c, x, b, n);
-  if (!ordinary(s) || !(s.m != 0.0)) return false;
-  sign = s.m < 0 ? -1.0 : 1.0;
-  lse = s.max + log_of_sum(s);
-  return true;
+  if (passes) *passes = count;
+  return ok;
 }
 
 }  // namespace detail

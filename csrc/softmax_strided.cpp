@@ -187,15 +187,15 @@ std::vector<size_t> logsumexp_strided(const Kernels<T>& k, const T* x, T* out, s
     k.expsum_strided_fast(xo, n, inner, cols, m.data(), e.data());
     std::vector<size_t> uncertain;
     for (size_t j = 0; j < cols; ++j) {
-      if (fast_ok(m[j], e[j])) {
-        double h, l;
-        lse_parts(0.0, e[j], m[j], h, l);
-        if (certified<T>(h + l, lse_abs_err(h, k.err_strided_fast))) {
-          oo[j] = static_cast<T>(h + l);
-          continue;
-        }
-      }
-      uncertain.push_back(j);
+      ExpSum s;
+      s.m = m[j];
+      s.e = e[j];
+      s.err = k.err_strided_fast;
+      double lse;
+      if (fast_lse<T>(s, lse))
+        oo[j] = static_cast<T>(lse);
+      else
+        uncertain.push_back(j);
     }
     if (uncertain.empty()) return;
     // The accurate pass over the whole panel (vectorized), then the

@@ -8,6 +8,7 @@
 #include "dispatch.h"
 #include "driver_rows.h"
 #include "settings.h"
+#include "softmax_rows.h"
 #include "thread_pool.h"
 
 void register_gumbel_testing(pybind11::module_& t);  // gumbel_bindings.cpp
@@ -57,6 +58,30 @@ py::tuple tune_expsum(const py::array& x, int variant, int repeats) {
   return py::make_tuple(name, s.m, s.e);
 }
 
+// logsumexp of one contiguous row by the active kernels' row path (no short-row
+// groups, no threads) -> (lse, passes over the row, ok).
+template <class T>
+py::tuple lse_passes_of(const T* x, size_t n) {
+  double lse = 0.0, sign = 1.0;
+  int passes = 0;
+  bool ok;
+  {
+    py::gil_scoped_release release;
+    const auto c = ssm::detail::make_ctx(active<T>(), 0);
+    ok = ssm::detail::logsumexp_row(c, x, static_cast<const T*>(nullptr), n, lse, sign, &passes);
+  }
+  return py::make_tuple(lse, passes, ok);
+}
+
+py::tuple lse_passes(const py::array& x) {
+  const DType dt = dtype_of(x, "x");
+  if (x.ndim() != 1) throw py::value_error("x must be 1-D");
+  require_c_contiguous(x, "x");
+  const size_t n = static_cast<size_t>(x.shape(0));
+  if (n == 0) throw py::value_error("x must not be empty");
+  return dt == DType::F32 ? lse_passes_of(data_of<float>(x), n) : lse_passes_of(data_of<double>(x), n);
+}
+
 // The loop geometry of a kernel set's kernels for one dtype (see TileList).
 py::dict tiles(const std::string& isa, const std::string& dtype) {
   if (dtype != "float32" && dtype != "float64") throw py::value_error("dtype must be 'float32' or 'float64'");
@@ -94,5 +119,8 @@ void register_testing(py::module_& m) {
         "Software prefetch distance of the streaming passes (0: none, -1: default).");
   t.def("tune_expsum", &tune_expsum, py::arg("x"), py::arg("variant"), py::arg("repeats") = 1,
         "Run an (unroll, block) instantiation of the two-pass first pass -> (name, m, e).");
+  t.def("lse_passes", &lse_passes, py::arg("x"),
+        "logsumexp of a 1-D float32/float64 row by the active kernel set's row path -> (lse, passes, ok): "
+        "passes is how many passes over the row it took (1: the fast sum certified the result).");
   register_gumbel_testing(t);
 }

@@ -6,10 +6,33 @@
 // Each lane keeps its terms relative to a lane exponent e that only moves up,
 // and only when a block of terms would overflow: a term then costs an exp, a
 // subtraction, a scalef and an add. Blocks of U x B terms are summed plainly
-// (B per chain, U chains added as a tree) and folded into a Kahan-compensated
-// lane sum, so the sum's rounding error stays below (B - 1 + log2 U + 2) ulp
-// however long the row. NaN and +inf propagate into the sum, out-of-range
-// rows show in e; the driver classifies such rows with a max pass.
+// (B per chain, U chains added as a tree) and folded into the lane sum.
+// float64 lanes fold into a Kahan-compensated lane sum, so the rounding error
+// stays below (B - 1 + log2 U + 2) ulp however long the row. float32 lanes
+// fold into float64 lanes instead (WideLaneSum): widening is exact and a
+// float64 add per block costs about what the Kahan fold did, and then only
+// the block's own float32 additions round at float32 precision.
+//
+// Error of the float32 sum (wide_sum_err), u = 2^-24, all terms >= 0:
+//   terms: each exp(x) within exp_err = 3u (ExpCoeffsFast: 2.75u measured;
+//     the power of two is exact, flushed terms are below 2^-126 of a lane
+//     sum that holds a term >= 2^-0.5 of its reference: < 2^-100 in all);
+//   block: every term goes through d = B - 1 + ceil(log2 U) float32 adds, so
+//     the block sum is within gamma_d = d u / (1 - d u) of the exact sum of
+//     its terms (Higham, Accuracy and Stability of Numerical Algorithms,
+//     sec. 4.2: the bound holds term by term for any order of positive adds);
+//   folds: k <= n / (U B W) + U B plain float64 adds per lane, gamma_k(2^-53);
+//     the lanes' double-double combination and its rounding to m: 2^-52.
+// (1 + 3u)(1 + gamma_d)(1 + gamma_k(2^-53) + 2^-52) - 1 is 6.0000005u + k
+// 2^-53 for u4b2 (d = 3: avx2, neon) and 7.0000006u + k 2^-53 for u8b2
+// (d = 4: avx512): at most 6.01u and 7.01u for chunks of up to 2^24
+// elements. ulp(4) = 8u, so a float32 log-sum-exp with |lse| >= 4 is
+// certified from this one pass (certified(), chunking.h), apart from the
+// few results that round to exactly +-4, whose lower neighbour is 4u away.
+// (The Kahan float32 lane sum allowed 1.25 (3u + (d + 3)u) = 11.25u: |lse| >= 8.)
+//
+// NaN and +inf propagate into the sum, out-of-range rows show in e; the
+// driver classifies such rows with a max pass.
 #ifndef SSM_ISA
 #error "define SSM_ISA to the instruction set's namespace (and include its vecmath_<isa>.h) first"
 #endif
@@ -81,10 +104,25 @@ constexpr double fast_sum_err() {
   return 1.25 * exp_err + fast_round_err<S, U, B>();
 }
 
+// Bound on the relative rounding error of a sum of nonnegative terms that
+// each go through at most d additions at unit roundoff u.
+constexpr double gamma_bound(double d, double u) { return d * u / (1.0 - d * u); }
+
+// Relative error bound of a float32 fast sum with float64 lanes (WideLaneSum)
+// of `folds` block sums per lane (see the header comment).
+template <int U, int B>
+inline double wide_sum_err(double folds) {
+  using L = FastLimits<float>;
+  constexpr double block = gamma_bound(B - 1 + ceil_log2(U), L::unit);
+  const double lanes = gamma_bound(folds, FastLimits<double>::unit) + 0x1p-52;
+  return (1.0 + L::exp_err) * (1.0 + block) * (1.0 + lanes) - 1.0;
+}
+
 // Lane sum (s - c) * 2^e with Kahan compensation, folded once per block.
 template <class V>
 struct LaneSum {
   Reg<V> s, c, e;
+  void zero() { s = c = V::set1(0.0); }
   void fold(Reg<V> q) {
     const Reg<V> y = V::sub(q, c);
     const Reg<V> t = V::add(s, y);
@@ -97,6 +135,46 @@ struct LaneSum {
     s = V::scale2_acc(s, shift);
     c = V::scale2_acc(c, shift);
     e = enew;
+  }
+};
+
+// Does V (float32 lanes) have float64 lanes to sum into (V::wide, V::widen)?
+template <class V, class = void>
+struct Widens : std::false_type {};
+template <class V>
+struct Widens<V, std::void_t<typename V::wide>> : std::true_type {};
+
+// The lane sums of float32 lanes V in float64 lanes: the first and second
+// halves of V's lanes, each s * 2^e with e kept in V (the terms' reference).
+// Plain adds: a block sum is exact in float64 and k adds of them cost at
+// most k 2^-53 (wide_sum_err).
+template <class V>
+struct WideLaneSum {
+  using D = typename V::wide;
+  Reg<D> lo, hi;
+  Reg<V> e;
+  void zero() { lo = hi = D::set1(0.0); }
+  void fold(Reg<V> q) {
+    Reg<D> a, b;
+    V::widen(q, a, b);
+    lo = D::add(lo, a);
+    hi = D::add(hi, b);
+  }
+  void raise(Reg<V> enew) {
+    Reg<D> a, b;
+    V::widen(V::sub(e, enew), a, b);
+    lo = D::scale2_acc(lo, a);
+    hi = D::scale2_acc(hi, b);
+    e = enew;
+  }
+  // The lanes -> ExpSum (m, e).
+  void result(ExpSum& out) const {
+    ExpAcc<D> a[2];
+    V::widen(e, a[0].e, a[1].e);
+    a[0].s = lo;
+    a[1].s = hi;
+    a[0].c = a[1].c = D::set1(0.0);
+    finish<D, 2>(a, out);
   }
 };
 
@@ -211,12 +289,12 @@ inline void finish_lanes(const LaneSum<V>& acc, ExpSum& out) {
 // lane references to the block's largest exponents, then sum it again in the
 // main loop's shape (vector j into chain j mod U, <= B terms per chain, then
 // the tree), so that fast_round_err bounds this block too.
-template <class V, int U, bool Short, class In, class Poly = ExpCoeffsFast<typename V::scalar>>
+template <class V, int U, bool Short, class In, class Poly, class Acc>
 #if defined(__GNUC__)
 __attribute__((noinline))
 #endif
 Reg<V>
-redo_block(const In* x, size_t count, LaneSum<V>& acc) {
+redo_block(const In* x, size_t count, Acc& acc) {
   constexpr size_t W = V::width;
   Reg<V> nmax = V::set1(-kInf), n;
   for (size_t i = 0; i < count; i += W) {
@@ -271,8 +349,10 @@ ExpSum expsum_pow2_impl(const In* x, size_t n, double e_ref) {
   // The contiguous fast sums take the one-fma reduction (table_reduce);
   // the strided ones keep the exact one (their columns have no 2^24 bound).
   constexpr bool kShort = HasExpTable<V>::value;
-  LaneSum<V> acc;
-  acc.s = acc.c = V::set1(0.0);
+  constexpr bool kWide = Widens<V>::value;
+  static_assert(!(kWide && TrackMax), "the max's corrected term is accounted for float64 lanes only");
+  std::conditional_t<kWide, WideLaneSum<V>, LaneSum<V>> acc;
+  acc.zero();
   Reg<V> vmax = V::set1(-kInf);
   Reg<V> nv;
   if (Lazy) {
@@ -327,7 +407,10 @@ ExpSum expsum_pow2_impl(const In* x, size_t n, double e_ref) {
     acc.c = V::load(lc);
   }
   ExpSum out;
-  finish_lanes<V>(acc, out);
+  if constexpr (kWide)
+    acc.result(out);
+  else
+    finish_lanes<V>(acc, out);
   using S = typename V::scalar;
   out.err = kShort ? 1.25 * kShortReduceErr * FastLimits<S>::unit : 0.0;
   if (TrackMax) {
@@ -342,6 +425,8 @@ ExpSum expsum_pow2_impl(const In* x, size_t n, double e_ref) {
     } else {
       out.err += 1.25 * Poly::err + fast_round_err<S, U, B>();
     }
+  } else if constexpr (kWide) {
+    out.err += wide_sum_err<U, B>(static_cast<double>(n / kBlock + U * B));
   } else {
     out.err += fast_sum_err<S, U, B, HasExpTable<V>::value>();
   }

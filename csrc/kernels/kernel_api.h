@@ -59,7 +59,8 @@ struct TileList {
 template <class T>
 struct Kernels {
   // Pass 1 of the two-pass algorithm (and the fast log-sum-exp): sum exp(x)
-  // as m * 2^e in T arithmetic, with no max and no NaN test. NaN or +inf make
+  // as m * 2^e in T arithmetic (float32: terms and block sums; the blocks
+  // are added in float64 lanes), with no max and no NaN test. NaN or +inf make
   // m NaN, out-of-range inputs push e out of [-kFastExp, kFastExp]; the
   // caller classifies such rows with max_scan. Sets err.
   ExpSum (*expsum_fast)(const T* x, size_t n);

@@ -13,11 +13,14 @@
 namespace ssm {
 namespace avx2 {
 
+struct F64x4;
+
 struct F32x8 {
   using scalar = float;
   using reg = __m256;
   using mask = __m256;  // all-ones lanes
   static constexpr size_t width = 8;
+  using wide = F64x4;  // float64 lanes for widen
 
   static reg set1(double a) { return _mm256_set1_ps(static_cast<float>(a)); }
   static __m256i first(size_t n) {
@@ -89,6 +92,11 @@ struct F32x8 {
     double s = 0;
     for (double v : out) s += v;
     return s;
+  }
+  // a's lanes 0-3 and 4-7 in float64 (exact).
+  static void widen(reg a, __m256d& lo, __m256d& hi) {
+    lo = _mm256_cvtps_pd(_mm256_castps256_ps128(a));
+    hi = _mm256_cvtps_pd(_mm256_extractf128_ps(a, 1));
   }
   static void to_array(reg a, double* out) {
     _mm256_storeu_pd(out, _mm256_cvtps_pd(_mm256_castps256_ps128(a)));

@@ -23,11 +23,14 @@
 namespace ssm {
 namespace avx512 {
 
+struct F64x8;
+
 struct F32x16 {
   using scalar = float;
   using reg = __m512;
   using mask = __mmask16;
   static constexpr size_t width = 16;
+  using wide = F64x8;  // float64 lanes for widen
 
   static reg set1(double a) { return _mm512_set1_ps(static_cast<float>(a)); }
   static reg load(const float* p) { return _mm512_loadu_ps(p); }
@@ -67,6 +70,11 @@ struct F32x16 {
   static reg select(mask m, reg if_true, reg if_false) { return _mm512_mask_blend_ps(m, if_false, if_true); }
   static double hmax(reg a) { return _mm512_reduce_max_ps(a); }
   static double hsum(reg a) { return _mm512_reduce_add_ps(a); }
+  // a's lanes 0-7 and 8-15 in float64 (exact).
+  static void widen(reg a, __m512d& lo, __m512d& hi) {
+    lo = _mm512_cvtps_pd(_mm512_castps512_ps256(a));
+    hi = _mm512_cvtps_pd(_mm512_extractf32x8_ps(a, 1));
+  }
   static void to_array(reg a, double* out) {
     alignas(64) float tmp[width];
     _mm512_store_ps(tmp, a);

@@ -33,11 +33,14 @@
 namespace ssm {
 namespace neon {
 
+struct F64x2;
+
 struct F32x4 {
   using scalar = float;
   using reg = float32x4_t;
   using mask = uint32x4_t;  // all-ones lanes
   static constexpr size_t width = 4;
+  using wide = F64x2;  // float64 lanes for widen
 
   static reg set1(double a) { return vdupq_n_f32(static_cast<float>(a)); }
   static reg load(const float* p) { return vld1q_f32(p); }
@@ -107,6 +110,11 @@ struct F32x4 {
     double s = 0;
     for (double v : out) s += v;
     return s;
+  }
+  // a's lanes 0-1 and 2-3 in float64 (exact).
+  static void widen(reg a, float64x2_t& lo, float64x2_t& hi) {
+    lo = vcvt_f64_f32(vget_low_f32(a));
+    hi = vcvt_high_f64_f32(a);
   }
   static void to_array(reg a, double* out) {
     vst1q_f64(out, vcvt_f64_f32(vget_low_f32(a)));
