@@ -21,12 +21,12 @@
 //     the block sum is within gamma_d = d u / (1 - d u) of the exact sum of
 //     its terms (Higham, Accuracy and Stability of Numerical Algorithms,
 //     sec. 4.2: the bound holds term by term for any order of positive adds);
-//   folds: k <= n / (U B W) + U B plain float64 adds per lane, gamma_k(2^-53);
-//     the lanes' double-double combination and its rounding to m: 2^-52.
-// (1 + 3u)(1 + gamma_d)(1 + gamma_k(2^-53) + 2^-52) - 1 is 6.0000005u + k
-// 2^-53 for u4b2 (d = 3: avx2, neon) and 7.0000006u + k 2^-53 for u8b2
-// (d = 4: avx512): at most 6.01u and 7.01u for chunks of up to 2^24
-// elements. ulp(4) = 8u, so a float32 log-sum-exp with |lse| >= 4 is
+//   lanes: n / (U B W) + U B plain float64 adds of block sums per lane, and
+//     at most W adds that combine the lanes (after exact scaling by powers
+//     of two): k adds in all, gamma_k(2^-53).
+// (1 + 3u)(1 + gamma_d)(1 + gamma_k(2^-53)) - 1 is 6.0000005u + k 2^-53 for
+// u4b2 (d = 3: avx2, neon) and 7.0000006u + k 2^-53 for u8b2 (d = 4:
+// avx512): at most 6.01u and 7.01u for chunks of up to 2^24 elements. ulp(4) = 8u, so a float32 log-sum-exp with |lse| >= 4 is
 // certified from this one pass (certified(), chunking.h), apart from the
 // few results that round to exactly +-4, whose lower neighbour is 4u away.
 // (The Kahan float32 lane sum allowed 1.25 (3u + (d + 3)u) = 11.25u: |lse| >= 8.)
@@ -109,13 +109,13 @@ constexpr double fast_sum_err() {
 constexpr double gamma_bound(double d, double u) { return d * u / (1.0 - d * u); }
 
 // Relative error bound of a float32 fast sum with float64 lanes (WideLaneSum)
-// of `folds` block sums per lane (see the header comment).
+// whose lane values each go through at most `adds` float64 additions (see
+// the header comment).
 template <int U, int B>
-inline double wide_sum_err(double folds) {
+inline double wide_sum_err(double adds) {
   using L = FastLimits<float>;
   constexpr double block = gamma_bound(B - 1 + ceil_log2(U), L::unit);
-  const double lanes = gamma_bound(folds, FastLimits<double>::unit) + 0x1p-52;
-  return (1.0 + L::exp_err) * (1.0 + block) * (1.0 + lanes) - 1.0;
+  return (1.0 + L::exp_err) * (1.0 + block) * (1.0 + gamma_bound(adds, FastLimits<double>::unit)) - 1.0;
 }
 
 // Lane sum (s - c) * 2^e with Kahan compensation, folded once per block.
@@ -167,14 +167,17 @@ struct WideLaneSum {
     hi = D::scale2_acc(hi, b);
     e = enew;
   }
-  // The lanes -> ExpSum (m, e).
+  // The lanes -> ExpSum (m, e): each lane scaled to the largest reference
+  // (exact: a power of two; lanes ~1000 binades below it, negligible, flush
+  // to 0) and added plainly, at most W more float64 adds per lane
+  // (wide_sum_err). A NaN or inf lane stays non-finite, so the sum does too.
   void result(ExpSum& out) const {
-    ExpAcc<D> a[2];
-    V::widen(e, a[0].e, a[1].e);
-    a[0].s = lo;
-    a[1].s = hi;
-    a[0].c = a[1].c = D::set1(0.0);
-    finish<D, 2>(a, out);
+    const double emax = V::hmax(e);
+    Reg<D> ka, kb;
+    V::widen(V::sub(e, V::set1(emax)), ka, kb);
+    out.m = D::hsum(D::add(D::scale2_acc(lo, ka), D::scale2_acc(hi, kb)));
+    out.m_lo = 0.0;
+    out.e = emax;
   }
 };
 
@@ -426,7 +429,7 @@ ExpSum expsum_pow2_impl(const In* x, size_t n, double e_ref) {
       out.err += 1.25 * Poly::err + fast_round_err<S, U, B>();
     }
   } else if constexpr (kWide) {
-    out.err += wide_sum_err<U, B>(static_cast<double>(n / kBlock + U * B));
+    out.err += wide_sum_err<U, B>(static_cast<double>(n / kBlock + U * B + W));
   } else {
     out.err += fast_sum_err<S, U, B, HasExpTable<V>::value>();
   }
