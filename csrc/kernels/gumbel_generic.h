@@ -222,7 +222,20 @@ struct RowNoise {
         k0(key.k0),
         k1(key.k1),
         stream(streaming) {}
-  void fill_pair(uint64_t pair, uint32_t* out) const { R::philox32(pair * 32, c2, c3, k0, k1, out); }
+  // Tiles first_tile..last_tile hold the chunk: a pair's tile outside it is
+  // not drawn (a short row needs one tile's 16 blocks, not a pair's 32, and
+  // no next pair).
+  uint64_t first_tile = 0, last_tile = ~uint64_t{0};
+  void fill_pair(uint64_t pair, uint32_t* out) const {
+    const uint64_t t0 = 2 * pair;
+    const bool lo = t0 >= first_tile && t0 <= last_tile, hi = t0 + 1 >= first_tile && t0 + 1 <= last_tile;
+    if (lo && hi)
+      R::philox32(pair * 32, c2, c3, k0, k1, out);
+    else if (lo)
+      R::philox16(pair * 32, c2, c3, k0, k1, out);
+    else if (hi)
+      R::philox16(pair * 32 + 16, c2, c3, k0, k1, out + kTile);
+  }
   void fill_gates(uint64_t tile) { R::philox16(kGateStream | (tile / 16 * 16), c2, c3, k0, k1, gates); }
   // Does group G (of the current span) hold a top element? Tile t's 4 groups?
   bool open(uint64_t group) const { return gates[group % kTile] >= kGateClosed; }
@@ -293,6 +306,8 @@ inline void for_each_tile_vector(const T* x, size_t n, uint64_t start, uint64_t 
   if (n == 0) return;
   RowNoise<R, T> noise(row, key, Stream);
   const uint64_t end = start + n;
+  noise.first_tile = start / kTile;
+  noise.last_tile = (end - 1) / kTile;
   const size_t ahead = prefetch_distance(n * sizeof(T)) / sizeof(T);
   for (uint64_t tile = start / kTile; tile * kTile < end; ++tile) {
     if (tile % 16 == 0 || tile == start / kTile) noise.fill_gates(tile);
@@ -863,6 +878,14 @@ void topk_rows(const T* x, size_t rows, size_t n, uint64_t start, uint64_t row, 
   for (size_t r0 = 0; r0 < rows; r0 += per_batch) {
     const size_t m = rows - r0 < per_batch ? rows - r0 : per_batch, elems = m * n;
     const uint64_t row0 = row + r0 + key.row_offset;  // counter high words of the batch's first row
+    // The next batch's logits, requested now: this batch's Philox rounds hide
+    // their latency (the hardware prefetcher alone left the first loads of
+    // every batch waiting on memory).
+    if (r0 + m < rows) {
+      const char* next = reinterpret_cast<const char*>(x + (r0 + m) * n);
+      const size_t bytes = (rows - r0 - m < per_batch ? rows - r0 - m : per_batch) * n * sizeof(T);
+      for (size_t b = 0; b < bytes; b += 64) SSM_PREFETCH(next + b);
+    }
     for (size_t l = 0; l < lanes; ++l) {
       const uint64_t c = row0 + lane_row[l];
       words[0][l] = lane_lo[l];
@@ -1020,6 +1043,18 @@ inline void noise_tile(const uint32_t* w, const T* top, bool has_top, T* g) {
   }
 }
 
+// The same noise for vectors u_lo..u_hi-1 of a tile only (a tile the chunk
+// covers in part: the other vectors' noise is never read), a vector at a time.
+template <class V, class R, class T, bool Unit = false>
+inline void noise_vectors(const uint32_t* w, const T* top, bool has_top, T* g, size_t u_lo, size_t u_hi) {
+  constexpr size_t W = V::width;
+  for (size_t u = u_lo; u < u_hi; ++u) {
+    Reg<V> c, corr, qb;
+    noise_argument<V, R>(w + u * W, top + u * W, has_top, c, corr, qb);
+    V::store(g + u * W, Unit ? minus_log_u<V, R>(c, corr) : gumbel_noise<V, R>(c, corr));
+  }
+}
+
 // 1/tau in the data's precision, at most its largest finite value (1/tau
 // overflows it for a subnormal tau: the result is then the one-hot of the
 // largest x + g, as it should be).
@@ -1038,9 +1073,14 @@ inline void for_each_noisy_vector(const T* x, size_t n, uint64_t start, uint64_t
                                   Body&& body) {
   alignas(64) T gbuf[2][kTile];  // tile t's noise in gbuf[t % 2]
   const uint64_t first = start / kTile, last = n ? (start + n - 1) / kTile : 0;
+  constexpr size_t W = V::width;
   auto make = [&](RowNoise<R, T>& src, uint64_t tile) {
     src.load_tile(tile);
-    noise_tile<V, R, T, Form == kUnitForm>(src.words, src.top, src.top_set, gbuf[tile % 2]);
+    const uint64_t t0 = tile * kTile, lo = start > t0 ? start - t0 : 0, hi = start + n - t0 < kTile ? start + n - t0 : kTile;
+    if (lo == 0 && hi == kTile)
+      noise_tile<V, R, T, Form == kUnitForm>(src.words, src.top, src.top_set, gbuf[tile % 2]);
+    else
+      noise_vectors<V, R, T, Form == kUnitForm>(src.words, src.top, src.top_set, gbuf[tile % 2], lo / W, (hi + W - 1) / W);
   };
   auto begin = [&](RowNoise<R, T>& src, uint64_t tile) SSM_INLINE {
     if (tile == first) make(src, tile);
@@ -1077,14 +1117,19 @@ ExpSum softmax_expsum_form(const T* x, size_t n, uint64_t start, uint64_t row, c
     V::to_array(slot[u].c, c + u * W);
     V::to_array(slot[u].e, e + u * W);
   }
-  double emax = kEmptyExp;
-  for (double v : e) emax = v > emax ? v : emax;
+  // The largest exponent by a vector max (exact in any order: a short row
+  // waited on a 64-step scalar chain here).
+  Reg<V> ev = slot[0].e;
+  for (size_t u = 1; u < U; ++u) ev = V::max(ev, slot[u].e);
+  const double hmax = V::hmax(ev), emax = hmax > kEmptyExp ? hmax : kEmptyExp;
   DoubleDouble sum;
   for (size_t i = 0; i < kTile; ++i) {
     const double kk = e[i] - emax;
     if (kk < -1100.0) continue;
-    sum.add(std::ldexp(s[i], static_cast<int>(kk)));
-    sum.add(-std::ldexp(c[i], static_cast<int>(kk)));
+    // an exact power-of-two multiply rounds like std::ldexp (a library call)
+    const double f = kk >= -1000.0 ? pow2_int(static_cast<int>(kk)) : 0.0;
+    sum.add(f != 0.0 ? s[i] * f : std::ldexp(s[i], static_cast<int>(kk)));
+    sum.add(f != 0.0 ? -(c[i] * f) : -std::ldexp(c[i], static_cast<int>(kk)));
   }
   ExpSum out;
   out.m = sum.value();
