@@ -120,13 +120,12 @@ py::tuple gumbel_topk_call(const py::array& x, size_t k, bool argmax, double inv
   std::vector<py::ssize_t> shape(x.shape(), x.shape() + x.ndim() - 1);
   if (!argmax) shape.push_back(static_cast<py::ssize_t>(k));
   py::array_t<py::ssize_t> idx(shape);
-  std::vector<double> score(r.rows * k);
   const GumbelKey key = make_key(k0, k1, row_offset);
   py::ssize_t* ip = idx.mutable_data();
   const Status st = r.f32 ? topk_t<float>(static_cast<const float*>(x.data()), r.rows, r.n, k, inv_temp, key, ip,
-                                          score.data(), true, 0, 0)
+                                          nullptr, true, 0, 0)
                           : topk_t<double>(static_cast<const double*>(x.data()), r.rows, r.n, k, inv_temp, key, ip,
-                                           score.data(), true, 0, 0);
+                                           nullptr, true, 0, 0);
   if (st.first >= 0) return py::make_tuple(st.first, st.second, py::none());
   return py::make_tuple(st.first, st.second, idx);
 }
@@ -218,6 +217,9 @@ void register_gumbel(py::module_& m) {
 void register_gumbel_testing(py::module_& t) {
   t.def("gumbel_noise", &gumbel_noise, py::arg("out"), py::arg("key0"), py::arg("key1"), py::arg("row_offset"),
         py::arg("row_base") = 0, py::arg("col_base") = 0, "The Gumbel noise itself.");
+  t.def("set_gumbel_short_rows_max", &ssm::set_gumbel_short_rows_max, py::arg("n"),
+        "A/B hook: longest row gumbel_argmax / gumbel_topk / sample give the short-row kernel (0: none; above its "
+        "limit: its limit).");
   t.def("philox16", &philox16, py::arg("base"), py::arg("c2"), py::arg("c3"), py::arg("key0"), py::arg("key1"),
         "Philox4x32-10 words of blocks base..base+15: out[16*w + l] = word w of block base + l.");
 }

@@ -14,6 +14,8 @@
 #include <vector>
 
 #include "chunking.h"
+#include "dispatch.h"
+#include "sample_driver.h"
 #include "settings.h"
 
 namespace ssm {
@@ -41,7 +43,18 @@ RowFault fault_of(const TopkResult& res, size_t k) {
   return res.count < k ? kTooFew : kFine;
 }
 
+std::atomic<size_t> g_short_rows_max{~size_t(0)};
+
 }  // namespace
+
+void set_gumbel_short_rows_max(size_t n) { g_short_rows_max.store(n); }
+
+// Does a row of n go to the short-row kernel?
+template <class T>
+bool gumbel_takes_short_rows(const GumbelKernels<T>& kern, size_t n) {
+  return kern.topk_rows != nullptr && n >= 1 && n <= kern.short_rows_max &&
+         n <= g_short_rows_max.load(std::memory_order_relaxed);
+}
 
 template <class T>
 GumbelStatus gumbel_topk_rows(const GumbelKernels<T>& kern, const T* xp, size_t rows, size_t n, size_t k,
@@ -59,6 +72,15 @@ GumbelStatus gumbel_topk_rows(const GumbelKernels<T>& kern, const T* xp, size_t 
   std::vector<TopkResult> part_res(split ? tasks.size() : 0);
   std::vector<std::atomic<double>> kth_best(split ? rows : 0);  // per row, published by its chunks
   for (auto& f : kth_best) f.store(-kInfD);
+  const bool short_rows = !split && gumbel_takes_short_rows(kern, n);
+  auto keep = [&](size_t r, const TopkResult& res, const Candidate* cand) {
+    fault[r] = fault_of(res, k);
+    if (fault[r] != kFine) return;
+    for (size_t j = 0; j < k; ++j) {
+      ip[r * k + j] = static_cast<std::ptrdiff_t>(cand[j].index);
+      if (sp) sp[r * k + j] = cand[j].score;
+    }
+  };
   auto run = [&](size_t t) {
     const RowTask& tk = tasks[t];
     if (split) {
@@ -77,17 +99,21 @@ GumbelStatus gumbel_topk_rows(const GumbelKernels<T>& kern, const T* xp, size_t 
       }
       return;
     }
-    std::vector<Candidate> cand(k);
-    for (size_t r = tk.row0; r < tk.row1; ++r) {
-      const TopkResult res =
-          kern.topk(xp + r * n, n, col_base, row_base + r, key, inv_temp, k, cand.data(), prune, -kInfD);
-      fault[r] = fault_of(res, k);
-      if (fault[r] != kFine) continue;
-      for (size_t j = 0; j < k; ++j) {
-        ip[r * k + j] = static_cast<std::ptrdiff_t>(cand[j].index);
-        sp[r * k + j] = cand[j].score;
+    if (short_rows) {  // a block of rows per kernel call, the kernel batching them further
+      const size_t block = std::max<size_t>(64, std::min<size_t>(4096, 65536 / (k * n)));
+      std::vector<Candidate> cand(block * k);
+      std::vector<TopkResult> res(block);
+      for (size_t r0 = tk.row0; r0 < tk.row1; r0 += block) {
+        const size_t m = std::min(block, tk.row1 - r0);
+        kern.topk_rows(xp + r0 * n, m, n, col_base, row_base + r0, key, inv_temp, k, cand.data(), res.data());
+        for (size_t j = 0; j < m; ++j) keep(r0 + j, res[j], cand.data() + j * k);
       }
+      return;
     }
+    std::vector<Candidate> cand(k);
+    for (size_t r = tk.row0; r < tk.row1; ++r)
+      keep(r, kern.topk(xp + r * n, n, col_base, row_base + r, key, inv_temp, k, cand.data(), prune, -kInfD),
+           cand.data());
   };
   run_tasks(tasks.size(), rows * n, run);
   if (split) {  // merge each row's chunks
@@ -111,7 +137,7 @@ GumbelStatus gumbel_topk_rows(const GumbelKernels<T>& kern, const T* xp, size_t 
       });
       for (size_t j = 0; j < k; ++j) {
         ip[r * k + j] = static_cast<std::ptrdiff_t>(all[j].index);
-        sp[r * k + j] = all[j].score;
+        if (sp) sp[r * k + j] = all[j].score;
       }
     }
   }
@@ -184,6 +210,29 @@ GumbelStatus gumbel_softmax_rows(const GumbelKernels<T>& kern, const T* xp, T* y
   return {-1, ""};
 }
 
+template <class T>
+bool gumbel_sample_short_rows(const T* x, size_t rows, size_t n, const SampleRequest& req, int64_t* token,
+                              double* logprob, GumbelStatus& status) {
+  const GumbelKernels<T>& kern = gumbel_for<T>(active_gumbel());
+  if (rows == 0 || req.per_row_keys || req.logprobs != 0 || !gumbel_takes_short_rows(kern, n)) return false;
+  const double temperature = req.temperature[0];
+  if (!(temperature > 0)) return false;
+  for (size_t r = 0; r < rows; ++r)
+    if (req.temperature[r] != temperature || (req.top_k[r] > 0 && static_cast<uint64_t>(req.top_k[r]) < n) ||
+        req.top_p[r] < 1.0 || req.min_p[r] > 0.0)
+      return false;
+  static_assert(sizeof(int64_t) == sizeof(std::ptrdiff_t), "tokens are intp");
+  status = gumbel_topk_rows<T>(kern, x, rows, n, 1, 1.0 / temperature, req.keys[0],
+                               reinterpret_cast<std::ptrdiff_t*>(token), nullptr, true, 0, 0);
+  if (logprob)
+    for (size_t r = 0; r < rows; ++r) logprob[r] = 0;
+  return true;
+}
+
+template bool gumbel_sample_short_rows<float>(const float*, size_t, size_t, const SampleRequest&, int64_t*, double*,
+                                              GumbelStatus&);
+template bool gumbel_sample_short_rows<double>(const double*, size_t, size_t, const SampleRequest&, int64_t*,
+                                               double*, GumbelStatus&);
 template GumbelStatus gumbel_topk_rows<float>(const GumbelKernels<float>&, const float*, size_t, size_t, size_t,
                                               double, const GumbelKey&, std::ptrdiff_t*, double*, bool, uint64_t,
                                               uint64_t);

@@ -8,6 +8,7 @@
 #include <utility>
 
 #include "kernels/gumbel_api.h"
+#include "sample_driver.h"
 
 namespace ssm {
 
@@ -16,13 +17,26 @@ namespace ssm {
 using GumbelStatus = std::pair<std::ptrdiff_t, std::string>;
 
 // The k best (index, score) of each of `rows` rows of n at xp, into ip and sp
-// (rows x k each, best first, ties by lower index). row_base and col_base
+// (rows x k each, best first, ties by lower index; sp may be null). row_base and col_base
 // give the global position of xp[0] (a block of a larger array draws the
 // noise the whole array would). prune=false evaluates every element's noise.
 template <class T>
 GumbelStatus gumbel_topk_rows(const GumbelKernels<T>& kern, const T* xp, size_t rows, size_t n, size_t k,
                               double inv_temp, const GumbelKey& key, std::ptrdiff_t* ip, double* sp, bool prune,
                               uint64_t row_base, uint64_t col_base);
+
+// A/B and test hook: the longest row gumbel_topk_rows gives the short-row
+// kernel (GumbelKernels::topk_rows; 0: none; above the kernel's limit: its
+// limit).
+void set_gumbel_short_rows_max(size_t n);
+
+// sample() without filters or logprobs, with one key and one temperature > 0
+// for all rows (its draw is gumbel_argmax's), on rows the short-row kernel
+// takes: the tokens and the status, as gumbel_argmax gives them (the same
+// draws and messages). false: not such a call, nothing done.
+template <class T>
+bool gumbel_sample_short_rows(const T* x, size_t rows, size_t n, const SampleRequest& req, int64_t* token,
+                              double* logprob, GumbelStatus& status);
 
 // y = softmax((x + g) * inv_tau) per row, the noise g regenerated in both
 // passes of the two-pass algorithm.

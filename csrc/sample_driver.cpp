@@ -37,6 +37,7 @@
 
 #include "dispatch.h"
 #include "driver.h"
+#include "gumbel_driver.h"
 #include "kernels/sample_api.h"
 #include "kernels/sample_fixed.h"
 #include "thread_pool.h"
@@ -636,6 +637,7 @@ void for_rows(size_t rows, size_t n, const Body& body) {
 template <class T>
 RowStatus sample_batch(const T* x, size_t rows, size_t n, const SampleRequest& req, int64_t* token,
                        double* logprob) {
+  if (GumbelStatus plain; gumbel_sample_short_rows<T>(x, rows, n, req, token, logprob, plain)) return plain;
   std::vector<Fault> fault(rows, kFine);
   const bool chunk_parallel = rows == 1;
   const SampleKernels<T>& sk = sample_for<T>(active_sample());

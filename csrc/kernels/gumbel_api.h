@@ -53,6 +53,13 @@ struct GumbelKernels {
   // ... and y = that exponential * 2^-e * inv.
   void (*write)(const T* x, T* y, size_t n, uint64_t start, uint64_t row, const GumbelKey& key, double inv_tau,
                 double ref, int form, double e, double inv);
+  // Short rows, several at a time: rows x n logits at x (row r at global row
+  // row + r, columns start..start+n), n <= short_rows_max; row r's best k go
+  // to out[r k ..] and its result to res[r], exactly as topk gives them
+  // (min_score -inf).
+  void (*topk_rows)(const T* x, size_t rows, size_t n, uint64_t start, uint64_t row, const GumbelKey& key,
+                    double inv_temp, size_t k, Candidate* out, TopkResult* res);
+  size_t short_rows_max;
   // The raw Philox4x32-10 words of 16 consecutive blocks (test hook):
   // out[16*w + l] = word w of block (base + l), counter high words (c2, c3).
   void (*philox16)(uint64_t base, uint32_t c2, uint32_t c3, uint32_t k0, uint32_t k1, uint32_t* out);

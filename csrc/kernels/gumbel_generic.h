@@ -43,6 +43,7 @@
 #include <cmath>
 #include <cstdint>
 #include <limits>
+#include <type_traits>
 
 #include "exp_core.h"
 #include "gumbel_api.h"
@@ -180,6 +181,21 @@ inline void philox_block(uint64_t block, uint32_t c2, uint32_t c3, uint32_t k0, 
 constexpr uint64_t kGateStream = uint64_t{1} << 63;  // block-counter bits of the gate ...
 constexpr uint64_t kOpenStream = uint64_t{1} << 62;  // ... and open-group streams
 
+// The top elements of open group `group` of the row with counter high words
+// (c2, c3), as a 16-bit mask.
+inline unsigned open_group_top_mask(uint64_t group, uint32_t c2, uint32_t c3, uint32_t k0, uint32_t k1) {
+  uint32_t w[12];
+  for (uint64_t b = 0; b < 3; ++b) philox_block(kOpenStream | (4 * group + b), c2, c3, k0, k1, w + 4 * b);
+  unsigned first = 0;
+  for (uint32_t t : kFirstTop) first += w[0] >= t ? 1u : 0u;
+  unsigned mask = 1u << first;
+  for (unsigned m = first + 1; m < 16; ++m) {
+    const unsigned h = m + 1;  // 16-bit half h of the words
+    if (((w[h / 2] >> (16 * (h % 2))) & 0xFFFu) == 0xFFFu) mask |= 1u << m;
+  }
+  return mask;
+}
+
 // The words of one row: the gate words of the current span of 16 tiles
 // (1024 elements, filled by the walker below) and, evaluated on demand, the
 // fine words and top flags of one tile.
@@ -206,7 +222,20 @@ struct RowNoise {
         k0(key.k0),
         k1(key.k1),
         stream(streaming) {}
-  void fill_pair(uint64_t pair, uint32_t* out) const { R::philox32(pair * 32, c2, c3, k0, k1, out); }
+  // Tiles first_tile..last_tile hold the chunk: a pair's tile outside it is
+  // not drawn (a short row needs one tile's 16 blocks, not a pair's 32, and
+  // no next pair).
+  uint64_t first_tile = 0, last_tile = ~uint64_t{0};
+  void fill_pair(uint64_t pair, uint32_t* out) const {
+    const uint64_t t0 = 2 * pair;
+    const bool lo = t0 >= first_tile && t0 <= last_tile, hi = t0 + 1 >= first_tile && t0 + 1 <= last_tile;
+    if (lo && hi)
+      R::philox32(pair * 32, c2, c3, k0, k1, out);
+    else if (lo)
+      R::philox16(pair * 32, c2, c3, k0, k1, out);
+    else if (hi)
+      R::philox16(pair * 32 + 16, c2, c3, k0, k1, out + kTile);
+  }
   void fill_gates(uint64_t tile) { R::philox16(kGateStream | (tile / 16 * 16), c2, c3, k0, k1, gates); }
   // Does group G (of the current span) hold a top element? Tile t's 4 groups?
   bool open(uint64_t group) const { return gates[group % kTile] >= kGateClosed; }
@@ -215,18 +244,7 @@ struct RowNoise {
     return (g[0] >= kGateClosed) | (g[1] >= kGateClosed) | (g[2] >= kGateClosed) | (g[3] >= kGateClosed);
   }
   // The top elements of an open group, as a 16-bit mask.
-  unsigned top_mask(uint64_t group) const {
-    uint32_t w[12];
-    for (uint64_t b = 0; b < 3; ++b) philox_block(kOpenStream | (4 * group + b), c2, c3, k0, k1, w + 4 * b);
-    unsigned first = 0;
-    for (uint32_t t : kFirstTop) first += w[0] >= t ? 1u : 0u;
-    unsigned mask = 1u << first;
-    for (unsigned m = first + 1; m < 16; ++m) {
-      const unsigned h = m + 1;  // 16-bit half h of the words
-      if (((w[h / 2] >> (16 * (h % 2))) & 0xFFFu) == 0xFFFu) mask |= 1u << m;
-    }
-    return mask;
-  }
+  unsigned top_mask(uint64_t group) const { return open_group_top_mask(group, c2, c3, k0, k1); }
   // Fine words and top flags of tile t. Not inlined: pruning makes it rare,
   // and the loop around it stays small.
   SSM_NOINLINE void fill_tile(uint64_t tile) {
@@ -288,6 +306,8 @@ inline void for_each_tile_vector(const T* x, size_t n, uint64_t start, uint64_t 
   if (n == 0) return;
   RowNoise<R, T> noise(row, key, Stream);
   const uint64_t end = start + n;
+  noise.first_tile = start / kTile;
+  noise.last_tile = (end - 1) / kTile;
   const size_t ahead = prefetch_distance(n * sizeof(T)) / sizeof(T);
   for (uint64_t tile = start / kTile; tile * kTile < end; ++tile) {
     if (tile % 16 == 0 || tile == start / kTile) noise.fill_gates(tile);
@@ -381,6 +401,15 @@ inline double noise_scale(double inv_temp) {
   return std::ldexp(1.0, -e);
 }
 
+// A row's NaN and +inf flags (only looked for when a vector flagged one).
+template <class T>
+inline void find_bad(TopkResult& res, const T* x, size_t n) {
+  for (size_t i = 0; i < n; ++i) {
+    res.nan = res.nan || x[i] != x[i];
+    res.posinf = res.posinf || x[i] > kMaxFinite<T>;
+  }
+}
+
 // The walk's result: the candidates sorted, and, when a lane flagged a bad
 // logit (rare: the call fails), which kind it was.
 template <class T>
@@ -388,12 +417,7 @@ TopkResult finish_topk(TopK& best, bool any_bad, const T* x, size_t n) {
   TopkResult res;
   best.sort();
   res.count = best.size;
-  if (any_bad) {
-    for (size_t i = 0; i < n; ++i) {
-      res.nan = res.nan || x[i] != x[i];
-      res.posinf = res.posinf || x[i] > kMaxFinite<T>;
-    }
-  }
+  if (any_bad) find_bad(res, x, n);
   return res;
 }
 
@@ -454,6 +478,38 @@ struct PendingNoise {
 
 // The fine words of a batch (see the header comment: element i's is word
 // (i % 64) / 16 of block 16 (i / 64) + i % 16).
+// Philox4x32-10 of `count` arbitrary counters (x0[l], x1[l], x2[l], x3[l]),
+// each replaced by its block's words, in plain lane loops.
+inline void philox_lanes_plain(uint32_t* x0, uint32_t* x1, uint32_t* x2, uint32_t* x3, size_t count, uint32_t k0,
+                               uint32_t k1) {
+  for (uint32_t round = 0; round < 10; ++round) {
+    const uint32_t key0 = k0 + round * kPhiloxW0, key1 = k1 + round * kPhiloxW1;
+    for (size_t l = 0; l < count; ++l) {
+      const uint64_t p0 = static_cast<uint64_t>(x0[l]) * kPhiloxM0, p1 = static_cast<uint64_t>(x2[l]) * kPhiloxM1;
+      x0[l] = static_cast<uint32_t>(p1 >> 32) ^ x1[l] ^ key0;
+      x2[l] = static_cast<uint32_t>(p0 >> 32) ^ x3[l] ^ key1;
+      x1[l] = static_cast<uint32_t>(p1);
+      x3[l] = static_cast<uint32_t>(p0);
+    }
+  }
+}
+
+// R::philox_lanes where the kernel set has one (x86: wide registers; count a
+// multiple of 16), else the plain loops.
+template <class R, class = void>
+struct HasPhiloxLanes : std::false_type {};
+template <class R>
+struct HasPhiloxLanes<R, std::void_t<decltype(&R::philox_lanes)>> : std::true_type {};
+
+template <class R>
+inline void philox_lanes(uint32_t* x0, uint32_t* x1, uint32_t* x2, uint32_t* x3, size_t count, uint32_t k0,
+                         uint32_t k1) {
+  if constexpr (HasPhiloxLanes<R>::value)
+    R::philox_lanes(x0, x1, x2, x3, count, k0, k1);
+  else
+    philox_lanes_plain(x0, x1, x2, x3, count, k0, k1);
+}
+
 template <class T>
 inline void batch_words(PendingNoise<T>& p, uint32_t c2, uint32_t c3, uint32_t k0, uint32_t k1) {
   uint32_t x0[kBatch], x1[kBatch], x2[kBatch], x3[kBatch];
@@ -463,16 +519,7 @@ inline void batch_words(PendingNoise<T>& p, uint32_t c2, uint32_t c3, uint32_t k
     x2[l] = c2;
     x3[l] = c3;
   }
-  for (uint32_t round = 0; round < 10; ++round) {
-    const uint32_t key0 = k0 + round * kPhiloxW0, key1 = k1 + round * kPhiloxW1;
-    for (size_t l = 0; l < kBatch; ++l) {
-      const uint64_t p0 = static_cast<uint64_t>(x0[l]) * kPhiloxM0, p1 = static_cast<uint64_t>(x2[l]) * kPhiloxM1;
-      x0[l] = static_cast<uint32_t>(p1 >> 32) ^ x1[l] ^ key0;
-      x2[l] = static_cast<uint32_t>(p0 >> 32) ^ x3[l] ^ key1;
-      x1[l] = static_cast<uint32_t>(p1);
-      x3[l] = static_cast<uint32_t>(p0);
-    }
-  }
+  philox_lanes_plain(x0, x1, x2, x3, kBatch, k0, k1);
   for (size_t l = 0; l < kBatch; ++l) {
     const unsigned w = static_cast<unsigned>((p.index[l] % kTile) / 16);
     p.words[l] = w == 0 ? x0[l] : w == 1 ? x1[l] : w == 2 ? x2[l] : x3[l];
@@ -701,6 +748,237 @@ TopkResult topk(const T* x, size_t n, uint64_t start, uint64_t row, const Gumbel
   return topk_pruned<V, R, T, false>(x, n, start, row, key, inv_temp, k, out, min_score, T(0));
 }
 
+// Short rows (n <= kShortRowsMax), several at a time. A row of n elements
+// needs only the Philox blocks that cover them: at most n fine blocks and
+// one gate block per group of 16 it touches, where the row walk above draws
+// a whole tile's 16 fine blocks and a gate span's 16 gate blocks (an
+// 8-element row: 9 blocks instead of 32). A batch of whole rows, about
+// kShortBatch elements, gets all its blocks from one philox_lanes call (its
+// lanes are any counters: other rows, other offsets), then the noise of its
+// elements vector by vector across row boundaries (lane l of a noise vector
+// computes the same function of its element's word and top flag whatever
+// the lane, so every bit is the row walk's), then each row's best k in
+// index order, as topk_all offers them.
+constexpr size_t kShortRowsMax = 256;
+constexpr size_t kShortBatch = 512;                   // elements per batch (at least one row)
+constexpr size_t kShortLanes = 2 * kShortBatch + 32;  // fine blocks <= elements, gate blocks <= elements
+
+// Where each element of a row finds its words, the same for every row of a
+// call: blocks [0, fine) are the fine blocks, [fine, fine + gates) the gate
+// blocks of groups first_group, first_group + 1, ...
+struct ShortRowLayout {
+  uint64_t block[kShortRowsMax + 32];
+  size_t fine = 0, gates = 0;
+  uint64_t first_group = 0;
+  uint16_t lane[kShortRowsMax];  // element e: its word is word `word[e]` of block lane[e]
+  uint8_t word[kShortRowsMax];
+  uint8_t gate_word[32];  // group g's gate: word gate_word[g] of block fine + g
+  bool direct = true;     // element e's word is word 0 of block e (rows within one group of 16)
+  ShortRowLayout(uint64_t start, size_t n) {
+    const uint64_t end = start + n;
+    for (uint64_t tile = start / kTile; tile * kTile < end; ++tile) {
+      const uint64_t lo = tile * kTile > start ? tile * kTile : start;
+      const uint64_t hi = (tile + 1) * kTile < end ? (tile + 1) * kTile : end;
+      const uint64_t j0 = lo % 16, count = hi - lo < 16 ? hi - lo : 16, base = fine;
+      for (uint64_t q = 0; q < count; ++q) block[fine++] = 16 * tile + (j0 + q) % 16;
+      for (uint64_t i = lo; i < hi; ++i) {
+        lane[i - start] = static_cast<uint16_t>(base + (i % 16 + 16 - j0) % 16);
+        word[i - start] = static_cast<uint8_t>((i % kTile) / 16);
+        direct = direct && lane[i - start] == i - start && word[i - start] == 0;
+      }
+    }
+    first_group = start / 16;
+    for (uint64_t group = first_group; group * 16 < end; ++group) {
+      gate_word[gates++] = static_cast<uint8_t>((group % kTile) / 16);
+      block[fine + gates - 1] = kGateStream | (16 * (group / kTile) + group % 16);
+    }
+  }
+};
+
+// The best one (or two) of each of m rows of n scores, element e of every
+// row before element e + 1 of any: each row's running best sits in its own
+// array slot, so no compare waits on the row's previous one and no branch
+// depends on the data. Ties keep the lower index, as TopK::offer does;
+// -inf and NaN never place (b = -inf: nothing found).
+template <class T, bool Two>
+inline void best_of_rows(const T* s, size_t m, size_t n, T* b1, uint32_t* a1, T* b2, uint32_t* a2) {
+  for (size_t r = 0; r < m; ++r) {
+    b1[r] = b2[r] = -static_cast<T>(kInf);
+    a1[r] = a2[r] = 0;
+  }
+  for (uint32_t e = 0; e < n; ++e)
+    for (size_t r = 0; r < m; ++r) {
+      const T v = s[r * n + e];
+      const bool gt1 = v > b1[r];
+      if constexpr (Two) {
+        const bool gt2 = v > b2[r];
+        b2[r] = gt1 ? b1[r] : (gt2 ? v : b2[r]);
+        a2[r] = gt1 ? a1[r] : (gt2 ? e : a2[r]);
+      }
+      b1[r] = gt1 ? v : b1[r];
+      a1[r] = gt1 ? e : a1[r];
+    }
+}
+
+// The first index of a row's largest score (n if none is > -inf), by a
+// vector max and a scan for it.
+template <class V, class T>
+inline size_t first_max(const T* s, size_t n) {
+  constexpr size_t W = V::width;
+  Reg<V> acc = V::set1(-kInf);
+  size_t e = 0;
+  for (; e + W <= n; e += W) acc = V::max(V::load(s + e), acc);
+  T best = static_cast<T>(V::hmax(acc));
+  for (; e < n; ++e) best = s[e] > best ? s[e] : best;
+  if (!(best > -static_cast<T>(kInf))) return n;
+  for (e = 0; e < n; ++e)
+    if (s[e] == best) return e;
+  return n;
+}
+
+template <class V, class R, class T>
+void topk_rows(const T* x, size_t rows, size_t n, uint64_t start, uint64_t row, const GumbelKey& key,
+               double inv_temp, size_t k, Candidate* out, TopkResult* res) {
+  constexpr size_t W = V::width;
+  if (rows == 0 || n == 0 || n > kShortRowsMax || k == 0) return;
+  const ShortRowLayout lay(start, n);
+  const size_t per_batch = kShortBatch / n, per_row = lay.fine + lay.gates, fine_lanes = per_batch * lay.fine;
+  const size_t lanes = (per_batch * per_row + 15) / 16 * 16;
+  // The counters of a batch's blocks, but for the row number: lane l holds
+  // block (lo[l], hi[l]) of row r0 + lane_row[l]; fine blocks first, then
+  // gate blocks. gather[j]: where element j of the batch finds its word.
+  alignas(64) uint32_t lane_lo[kShortLanes], lane_hi[kShortLanes], lane_row[kShortLanes];
+  alignas(64) uint32_t gather[kShortBatch];
+  size_t l = 0;
+  auto set_lane = [&](size_t r, uint64_t block) {
+    lane_lo[l] = static_cast<uint32_t>(block);
+    lane_hi[l] = static_cast<uint32_t>(block >> 32);
+    lane_row[l++] = static_cast<uint32_t>(r);
+  };
+  for (size_t r = 0; r < per_batch; ++r)
+    for (size_t b = 0; b < lay.fine; ++b) set_lane(r, lay.block[b]);
+  for (size_t r = 0; r < per_batch; ++r)
+    for (size_t g = 0; g < lay.gates; ++g) set_lane(r, lay.block[lay.fine + g]);
+  while (l < lanes) set_lane(0, 0);  // padding
+  for (size_t r = 0; r < per_batch; ++r)
+    for (size_t e = 0; e < n; ++e)
+      gather[r * n + e] = static_cast<uint32_t>(lay.word[e] * kShortLanes + r * lay.fine + lay.lane[e]);
+  alignas(64) uint32_t words[4][kShortLanes];
+  alignas(64) uint32_t elem_words[kShortBatch + 16];
+  alignas(64) T top[kShortBatch + 16] = {};
+  alignas(64) T score[kShortBatch + 16];
+  alignas(64) T b1[kShortBatch], b2[kShortBatch];
+  alignas(64) uint32_t a1[kShortBatch], a2[kShortBatch];
+  bool has_top = false;  // some flag in top[] is set
+  unsigned gate_words = 0;  // bit w: some gate is word w of its block
+  for (size_t g = 0; g < lay.gates; ++g) gate_words |= 1u << lay.gate_word[g];
+  const double gs = noise_scale(inv_temp);
+  const Reg<V> vinv = V::set1(gs == 0.0 ? 0.5 : inv_temp * gs), vgs = V::set1(gs);
+  const Reg<V> vmaxfinite = V::set1(static_cast<double>(kMaxFinite<T>));
+  for (size_t r0 = 0; r0 < rows; r0 += per_batch) {
+    const size_t m = rows - r0 < per_batch ? rows - r0 : per_batch, elems = m * n;
+    const uint64_t row0 = row + r0 + key.row_offset;  // counter high words of the batch's first row
+    // The next batch's logits, requested now: this batch's Philox rounds hide
+    // their latency (the hardware prefetcher alone left the first loads of
+    // every batch waiting on memory).
+    if (r0 + m < rows) {
+      const char* next = reinterpret_cast<const char*>(x + (r0 + m) * n);
+      const size_t bytes = (rows - r0 - m < per_batch ? rows - r0 - m : per_batch) * n * sizeof(T);
+      for (size_t b = 0; b < bytes; b += 64) SSM_PREFETCH(next + b);
+    }
+    for (size_t l = 0; l < lanes; ++l) {
+      const uint64_t c = row0 + lane_row[l];
+      words[0][l] = lane_lo[l];
+      words[1][l] = lane_hi[l];
+      words[2][l] = static_cast<uint32_t>(c);
+      words[3][l] = static_cast<uint32_t>(c >> 32);
+    }
+    philox_lanes<R>(words[0], words[1], words[2], words[3], lanes, key.k0, key.k1);
+    const uint32_t* ew = words[0];
+    if (!lay.direct) {
+      const uint32_t* all = words[0];
+      for (size_t j = 0; j < elems; ++j) elem_words[j] = all[gather[j]];
+      ew = elem_words;
+    }
+    // top flags: the open groups (~1 in 270) of the batch, looked for only
+    // when some gate word of the batch (the words its gates use) is open
+    if (has_top)
+      for (auto& t : top) t = T(0);
+    has_top = false;
+    bool any_open = false;
+    for (unsigned w = 0; w < 4; ++w) {
+      if (!((gate_words >> w) & 1u)) continue;
+      bool open = false;
+      for (size_t l = fine_lanes; l < fine_lanes + m * lay.gates; ++l) open |= words[w][l] >= kGateClosed;
+      any_open = any_open || open;
+    }
+    for (size_t r = 0; any_open && r < m; ++r)
+      for (size_t g = 0; g < lay.gates; ++g) {
+        if (words[lay.gate_word[g]][fine_lanes + r * lay.gates + g] < kGateClosed) continue;
+        const uint64_t c = row0 + r, group = lay.first_group + g;
+        const unsigned mask =
+            open_group_top_mask(group, static_cast<uint32_t>(c), static_cast<uint32_t>(c >> 32), key.k0, key.k1);
+        for (uint64_t i = group * 16; i < group * 16 + 16; ++i)
+          if (i >= start && i < start + n && ((mask >> (i % 16)) & 1u)) {
+            top[r * n + (i - start)] = T(1);
+            has_top = true;
+          }
+      }
+    const T* xb = x + r0 * n;
+    typename V::mask bad = V::none();
+    for (size_t u = 0; u < elems; u += W) {
+      Reg<V> xv;
+      if (u + W <= elems) {
+        xv = V::load(xb + u);
+      } else {
+        alignas(64) T buf[W];
+        for (size_t l = 0; l < W; ++l) buf[l] = u + l < elems ? xb[u + l] : -static_cast<T>(kInf);
+        xv = V::load(buf);
+      }
+      bad = V::mask_or(bad, V::not_le(xv, vmaxfinite));
+      Reg<V> c, corr, qb;
+      noise_argument<V, R>(ew + u, top + u, has_top, c, corr, qb);
+      V::store(score + u, V::add(V::mul(xv, vinv), V::mul(gumbel_noise<V, R>(c, corr), vgs)));
+    }
+    const bool any_bad = V::any(bad);
+    Candidate* ob = out + r0 * k;
+    TopkResult* rb = res + r0;
+    if (k <= 2 && n < 64) {  // many rows: interleaved
+      if (k == 1)
+        best_of_rows<T, false>(score, m, n, b1, a1, b2, a2);
+      else
+        best_of_rows<T, true>(score, m, n, b1, a1, b2, a2);
+      for (size_t r = 0; r < m; ++r) {
+        rb[r] = TopkResult{};
+        ob[r * k] = Candidate{static_cast<double>(b1[r]), start + a1[r]};
+        if (k == 2) ob[r * k + 1] = Candidate{static_cast<double>(b2[r]), start + a2[r]};
+        rb[r].count = (b1[r] > -static_cast<T>(kInf) ? 1 : 0) + (k == 2 && b2[r] > -static_cast<T>(kInf) ? 1 : 0);
+      }
+    } else if (k == 1) {  // few long rows: a vector max each
+      for (size_t r = 0; r < m; ++r) {
+        const size_t at = first_max<V>(score + r * n, n);
+        rb[r] = TopkResult{};
+        rb[r].count = at < n ? 1 : 0;
+        if (at < n) ob[r] = Candidate{static_cast<double>(score[r * n + at]), start + at};
+      }
+    } else {  // as topk_all offers them
+      for (size_t r = 0; r < m; ++r) {
+        const T* s = score + r * n;
+        TopK best{ob + r * k, k};
+        double thr = -kInf;
+        for (size_t e = 0; e < n; ++e)
+          if (static_cast<double>(s[e]) > thr) {
+            best.offer(static_cast<double>(s[e]), start + e);
+            thr = best.threshold();
+          }
+        rb[r] = finish_topk(best, false, s, n);
+      }
+    }
+    if (any_bad)
+      for (size_t r = 0; r < m; ++r) find_bad(rb[r], xb + r * n, n);
+  }
+}
+
 template <class V, class R, class T>
 void noise(T* g, size_t n, uint64_t start, uint64_t row, const GumbelKey& key) {
   constexpr size_t W = V::width;
@@ -765,6 +1043,18 @@ inline void noise_tile(const uint32_t* w, const T* top, bool has_top, T* g) {
   }
 }
 
+// The same noise for vectors u_lo..u_hi-1 of a tile only (a tile the chunk
+// covers in part: the other vectors' noise is never read), a vector at a time.
+template <class V, class R, class T, bool Unit = false>
+inline void noise_vectors(const uint32_t* w, const T* top, bool has_top, T* g, size_t u_lo, size_t u_hi) {
+  constexpr size_t W = V::width;
+  for (size_t u = u_lo; u < u_hi; ++u) {
+    Reg<V> c, corr, qb;
+    noise_argument<V, R>(w + u * W, top + u * W, has_top, c, corr, qb);
+    V::store(g + u * W, Unit ? minus_log_u<V, R>(c, corr) : gumbel_noise<V, R>(c, corr));
+  }
+}
+
 // 1/tau in the data's precision, at most its largest finite value (1/tau
 // overflows it for a subnormal tau: the result is then the one-hot of the
 // largest x + g, as it should be).
@@ -783,9 +1073,14 @@ inline void for_each_noisy_vector(const T* x, size_t n, uint64_t start, uint64_t
                                   Body&& body) {
   alignas(64) T gbuf[2][kTile];  // tile t's noise in gbuf[t % 2]
   const uint64_t first = start / kTile, last = n ? (start + n - 1) / kTile : 0;
+  constexpr size_t W = V::width;
   auto make = [&](RowNoise<R, T>& src, uint64_t tile) {
     src.load_tile(tile);
-    noise_tile<V, R, T, Form == kUnitForm>(src.words, src.top, src.top_set, gbuf[tile % 2]);
+    const uint64_t t0 = tile * kTile, lo = start > t0 ? start - t0 : 0, hi = start + n - t0 < kTile ? start + n - t0 : kTile;
+    if (lo == 0 && hi == kTile)
+      noise_tile<V, R, T, Form == kUnitForm>(src.words, src.top, src.top_set, gbuf[tile % 2]);
+    else
+      noise_vectors<V, R, T, Form == kUnitForm>(src.words, src.top, src.top_set, gbuf[tile % 2], lo / W, (hi + W - 1) / W);
   };
   auto begin = [&](RowNoise<R, T>& src, uint64_t tile) SSM_INLINE {
     if (tile == first) make(src, tile);
@@ -822,14 +1117,19 @@ ExpSum softmax_expsum_form(const T* x, size_t n, uint64_t start, uint64_t row, c
     V::to_array(slot[u].c, c + u * W);
     V::to_array(slot[u].e, e + u * W);
   }
-  double emax = kEmptyExp;
-  for (double v : e) emax = v > emax ? v : emax;
+  // The largest exponent by a vector max (exact in any order: a short row
+  // waited on a 64-step scalar chain here).
+  Reg<V> ev = slot[0].e;
+  for (size_t u = 1; u < U; ++u) ev = V::max(ev, slot[u].e);
+  const double hmax = V::hmax(ev), emax = hmax > kEmptyExp ? hmax : kEmptyExp;
   DoubleDouble sum;
   for (size_t i = 0; i < kTile; ++i) {
     const double kk = e[i] - emax;
     if (kk < -1100.0) continue;
-    sum.add(std::ldexp(s[i], static_cast<int>(kk)));
-    sum.add(-std::ldexp(c[i], static_cast<int>(kk)));
+    // an exact power-of-two multiply rounds like std::ldexp (a library call)
+    const double f = kk >= -1000.0 ? pow2_int(static_cast<int>(kk)) : 0.0;
+    sum.add(f != 0.0 ? s[i] * f : std::ldexp(s[i], static_cast<int>(kk)));
+    sum.add(f != 0.0 ? -(c[i] * f) : -std::ldexp(c[i], static_cast<int>(kk)));
   }
   ExpSum out;
   out.m = sum.value();
@@ -886,6 +1186,8 @@ GumbelKernels<T> make_gumbel_kernels() {
   k.expsum = &softmax_expsum<V, R, T>;
   k.write = &softmax_write<V, R, T>;
   k.philox16 = &R::philox16;
+  k.topk_rows = &topk_rows<V, R, T>;
+  k.short_rows_max = kShortRowsMax;
   // Every Gumbel kernel walks tiles of kTile elements (4 groups of 16), and
   // refills its gate words every 16 tiles.
   TileList& t = k.tiles;
@@ -896,6 +1198,10 @@ GumbelKernels<T> make_gumbel_kernels() {
   add_tile(t, "gumbel.gate_span", 16 * kTile);
   // The pruned top-k reads the gates of this many elements before their logits.
   add_tile(t, "gumbel.window", kWindowSpans * kSpan);
+  // topk_rows: the longest row it takes, and its batch (elements; rows of n
+  // come kShortBatch / n at a time).
+  add_tile(t, "gumbel.short_rows", kShortRowsMax);
+  add_tile(t, "gumbel.short_batch", kShortBatch);
   return k;
 }
 

@@ -3,6 +3,7 @@
 #pragma once
 #include <immintrin.h>
 
+#include <cstddef>
 #include <cstdint>
 
 #include "philox_constants.h"
@@ -12,21 +13,26 @@ namespace ssm {
 namespace avx2 {
 
 struct Random {
+  // One Philox round on 8 blocks in 32-bit lanes.
+  static void philox8_round(__m256i& x0, __m256i& x1, __m256i& x2, __m256i& x3, __m256i m0, __m256i m1, __m256i key0,
+                            __m256i key1) {
+    const __m256i p0e = _mm256_mul_epu32(x0, m0), p0o = _mm256_mul_epu32(_mm256_srli_epi64(x0, 32), m0);
+    const __m256i p1e = _mm256_mul_epu32(x2, m1), p1o = _mm256_mul_epu32(_mm256_srli_epi64(x2, 32), m1);
+    const __m256i hi0 = _mm256_blend_epi32(_mm256_srli_epi64(p0e, 32), p0o, 0xAA);
+    const __m256i hi1 = _mm256_blend_epi32(_mm256_srli_epi64(p1e, 32), p1o, 0xAA);
+    const __m256i lo0 = _mm256_mullo_epi32(x0, m0), lo1 = _mm256_mullo_epi32(x2, m1);
+    x0 = _mm256_xor_si256(_mm256_xor_si256(hi1, x1), key0);
+    x2 = _mm256_xor_si256(_mm256_xor_si256(hi0, x3), key1);
+    x1 = lo1;
+    x3 = lo0;
+  }
   static void philox8(__m256i x0, __m256i x1, __m256i x2, __m256i x3, uint32_t k0, uint32_t k1, uint32_t* out) {
     const __m256i m0 = _mm256_set1_epi32(static_cast<int>(kPhiloxM0));
     const __m256i m1 = _mm256_set1_epi32(static_cast<int>(kPhiloxM1));
     for (int round = 0; round < 10; ++round) {
-      const __m256i p0e = _mm256_mul_epu32(x0, m0), p0o = _mm256_mul_epu32(_mm256_srli_epi64(x0, 32), m0);
-      const __m256i p1e = _mm256_mul_epu32(x2, m1), p1o = _mm256_mul_epu32(_mm256_srli_epi64(x2, 32), m1);
-      const __m256i hi0 = _mm256_blend_epi32(_mm256_srli_epi64(p0e, 32), p0o, 0xAA);
-      const __m256i hi1 = _mm256_blend_epi32(_mm256_srli_epi64(p1e, 32), p1o, 0xAA);
-      const __m256i lo0 = _mm256_mullo_epi32(x0, m0), lo1 = _mm256_mullo_epi32(x2, m1);
       const __m256i key0 = _mm256_set1_epi32(static_cast<int>(k0 + round * kPhiloxW0));
       const __m256i key1 = _mm256_set1_epi32(static_cast<int>(k1 + round * kPhiloxW1));
-      x0 = _mm256_xor_si256(_mm256_xor_si256(hi1, x1), key0);
-      x2 = _mm256_xor_si256(_mm256_xor_si256(hi0, x3), key1);
-      x1 = lo1;
-      x3 = lo0;
+      philox8_round(x0, x1, x2, x3, m0, m1, key0, key1);
     }
     _mm256_storeu_si256(reinterpret_cast<__m256i*>(out), x0);
     _mm256_storeu_si256(reinterpret_cast<__m256i*>(out + 16), x1);
@@ -39,6 +45,37 @@ struct Random {
     const __m256i x2 = _mm256_set1_epi32(static_cast<int>(c2)), x3 = _mm256_set1_epi32(static_cast<int>(c3));
     philox8(_mm256_add_epi32(lo, _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7)), x1, x2, x3, k0, k1, out);
     philox8(_mm256_add_epi32(lo, _mm256_setr_epi32(8, 9, 10, 11, 12, 13, 14, 15)), x1, x2, x3, k0, k1, out + 8);
+  }
+
+  // Philox4x32-10 of `count` arbitrary counters, a multiple of 16, in place
+  // (see random_avx512.h): two 8-lane registers per step, so one's
+  // multiplies overlap the other's.
+  static void philox_lanes(uint32_t* x0p, uint32_t* x1p, uint32_t* x2p, uint32_t* x3p, size_t count, uint32_t k0,
+                           uint32_t k1) {
+    const __m256i m0 = _mm256_set1_epi32(static_cast<int>(kPhiloxM0));
+    const __m256i m1 = _mm256_set1_epi32(static_cast<int>(kPhiloxM1));
+    auto load = [](const uint32_t* p) { return _mm256_loadu_si256(reinterpret_cast<const __m256i*>(p)); };
+    auto store = [](uint32_t* p, __m256i v) { _mm256_storeu_si256(reinterpret_cast<__m256i*>(p), v); };
+    for (size_t l = 0; l < count; l += 16) {
+      __m256i x0[2], x1[2], x2[2], x3[2];
+      for (int h = 0; h < 2; ++h) {
+        x0[h] = load(x0p + l + 8 * h);
+        x1[h] = load(x1p + l + 8 * h);
+        x2[h] = load(x2p + l + 8 * h);
+        x3[h] = load(x3p + l + 8 * h);
+      }
+      for (int round = 0; round < 10; ++round) {
+        const __m256i key0 = _mm256_set1_epi32(static_cast<int>(k0 + round * kPhiloxW0));
+        const __m256i key1 = _mm256_set1_epi32(static_cast<int>(k1 + round * kPhiloxW1));
+        for (int h = 0; h < 2; ++h) philox8_round(x0[h], x1[h], x2[h], x3[h], m0, m1, key0, key1);
+      }
+      for (int h = 0; h < 2; ++h) {
+        store(x0p + l + 8 * h, x0[h]);
+        store(x1p + l + 8 * h, x1[h]);
+        store(x2p + l + 8 * h, x2[h]);
+        store(x3p + l + 8 * h, x3[h]);
+      }
+    }
   }
 
   // 32 blocks: two groups of 16 (out and out + 64), as in random_avx512.h.

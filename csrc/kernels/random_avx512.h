@@ -5,6 +5,7 @@
 #pragma once
 #include <immintrin.h>
 
+#include <cstddef>
 #include <cstdint>
 
 #include "philox_constants.h"
@@ -34,6 +35,18 @@ struct Random {
       x2[h] = _mm512_set1_epi64(c2);
       x3[h] = _mm512_set1_epi64(c3);
     }
+    rounds<H>(x0, x1, x2, x3, k0, k1);
+    for (int h = 0; h < H; h += 2) {
+      uint32_t* o = out + 32 * h;
+      _mm512_storeu_si512(o, low_words(x0[h], x0[h + 1]));
+      _mm512_storeu_si512(o + 16, low_words(x1[h], x1[h + 1]));
+      _mm512_storeu_si512(o + 32, low_words(x2[h], x2[h + 1]));
+      _mm512_storeu_si512(o + 48, low_words(x3[h], x3[h + 1]));
+    }
+  }
+  // The ten rounds on H registers of 8 blocks (low halves of 64-bit lanes).
+  template <int H>
+  static void rounds(__m512i* x0, __m512i* x1, __m512i* x2, __m512i* x3, uint32_t k0, uint32_t k1) {
     const __m512i m0 = _mm512_set1_epi64(kPhiloxM0), m1 = _mm512_set1_epi64(kPhiloxM1);
     for (uint32_t round = 0; round < 10; ++round) {
       const __m512i key0 = _mm512_set1_epi64(static_cast<uint32_t>(k0 + round * kPhiloxW0));
@@ -46,15 +59,45 @@ struct Random {
         x3[h] = p0;
       }
     }
-    // the low words of two registers, lanes 0..15 in order
+  }
+  // The low words of two registers, lanes 0..15 in order.
+  static __m512i low_words(__m512i a, __m512i b) {
     const __m512i low = _mm512_setr_epi32(0, 2, 4, 6, 8, 10, 12, 14, 16, 18, 20, 22, 24, 26, 28, 30);
-    for (int h = 0; h < H; h += 2) {
-      uint32_t* o = out + 32 * h;
-      _mm512_storeu_si512(o, _mm512_permutex2var_epi32(x0[h], low, x0[h + 1]));
-      _mm512_storeu_si512(o + 16, _mm512_permutex2var_epi32(x1[h], low, x1[h + 1]));
-      _mm512_storeu_si512(o + 32, _mm512_permutex2var_epi32(x2[h], low, x2[h + 1]));
-      _mm512_storeu_si512(o + 48, _mm512_permutex2var_epi32(x3[h], low, x3[h + 1]));
+    return _mm512_permutex2var_epi32(a, low, b);
+  }
+  // Philox4x32-10 of `count` arbitrary counters (x0[l], x1[l], x2[l], x3[l]),
+  // a multiple of 16, each replaced by its block's words: the short-row
+  // kernels' blocks belong to different rows and offsets. Same 64-bit lane
+  // layout as philox_blocks (vpmovzxdq in), 32 counters per step where
+  // there are that many.
+  template <int H>
+  static void philox_lanes_step(uint32_t* x0p, uint32_t* x1p, uint32_t* x2p, uint32_t* x3p, uint32_t k0,
+                                uint32_t k1) {
+    __m512i x0[H], x1[H], x2[H], x3[H];
+    auto widen = [](const uint32_t* p) {
+      return _mm512_cvtepu32_epi64(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(p)));
+    };
+    for (int h = 0; h < H; ++h) {
+      x0[h] = widen(x0p + 8 * h);
+      x1[h] = widen(x1p + 8 * h);
+      x2[h] = widen(x2p + 8 * h);
+      x3[h] = widen(x3p + 8 * h);
     }
+    rounds<H>(x0, x1, x2, x3, k0, k1);
+    // 16 lanes per store: the noise loads them as whole vectors right away,
+    // and a load that spans two smaller stores is not forwarded (a stall).
+    for (int h = 0; h < H; h += 2) {
+      _mm512_storeu_si512(x0p + 8 * h, low_words(x0[h], x0[h + 1]));
+      _mm512_storeu_si512(x1p + 8 * h, low_words(x1[h], x1[h + 1]));
+      _mm512_storeu_si512(x2p + 8 * h, low_words(x2[h], x2[h + 1]));
+      _mm512_storeu_si512(x3p + 8 * h, low_words(x3[h], x3[h + 1]));
+    }
+  }
+  static void philox_lanes(uint32_t* x0, uint32_t* x1, uint32_t* x2, uint32_t* x3, size_t count, uint32_t k0,
+                           uint32_t k1) {
+    size_t l = 0;
+    for (; l + 32 <= count; l += 32) philox_lanes_step<4>(x0 + l, x1 + l, x2 + l, x3 + l, k0, k1);
+    if (l < count) philox_lanes_step<2>(x0 + l, x1 + l, x2 + l, x3 + l, k0, k1);
   }
   // 16 blocks (64 words, out[16 w + l]) and 32 blocks (two such groups).
   static void philox16(uint64_t base, uint32_t c2, uint32_t c3, uint32_t k0, uint32_t k1, uint32_t* out) {
