@@ -21,7 +21,10 @@
 //                            bisection step (rare: the sample's margin).
 //                            Rows of at most 4096 values: every value is
 //                            collected in the mass pass.
-//   logprobs="raw":          + 1 (max and log-sum-exp in one pass) unless it
+//   logprobs="raw":          + 1 (max and log-sum-exp in one pass: the fast
+//                            float64 sum of log_softmax's first pass and its
+//                            certified shift lse - max; the exact online pass
+//                            only where that is not certified) unless it
 //                            replaces the max pass
 //   logprobs="processed":    + 1 (the kept mass) unless known from top-k or top-p
 #include "sample_driver.h"
@@ -39,6 +42,7 @@
 #include "driver.h"
 #include "kernels/sample_api.h"
 #include "kernels/sample_fixed.h"
+#include "softmax_rows.h"
 #include "thread_pool.h"
 
 namespace ssm {
@@ -236,8 +240,18 @@ class RowSampler {
     return kFine;
   }
 
-  // max and log-sum-exp (temperature 1) in one pass.
-  Fault max_lse(double& max, double& lse) {
+  // max and shift = lse - max (log-sum-exp at temperature 1) in one pass:
+  // expsum_lse's float64 sum and its certified shift (softmax_rows.h, the
+  // first pass of log_softmax: raw logprobs are log_softmax's values, to its
+  // accuracy), else the exact online max-relative pass.
+  Fault max_lse(double& max, double& shift) {
+    const Settings st = settings();  // the cut of Chunking: the same chunks
+    const detail::Ctx<T> c{sm_, st.chunk_elements, st.chunked_row, false, parallel_ && n_ >= st.parallel_min, 1};
+    const ExpSum f = detail::reduce_chunks(
+        c, n_, [&](size_t b, size_t len) { return sm_.expsum_lse(x_ + b, len); }, detail::combine_sums);
+    if (f.special) return kNaN;
+    max = f.max;
+    if (detail::certified_shift<T>(f, shift)) return kFine;
     std::vector<ExpSum> part(ch_.count);
     for_chunks(ch_, parallel_, [&](size_t c) {
       part[c] = sm_.expsum_online_wide(x_ + ch_.lo(c), nullptr, ch_.len(c));
@@ -249,13 +263,13 @@ class RowSampler {
     }
     if (!(max > -kInfD && max < kInfD)) return kFine;
     if (ch_.count == 1) {
-      lse = max + std::log1p((part[0].m - 1.0) + part[0].m_lo);
+      shift = std::log1p((part[0].m - 1.0) + part[0].m_lo);
       return kFine;
     }
     double sum = 0;
     for (const auto& p : part)
       if (p.max > -kInfD) sum += (p.m + p.m_lo) * std::exp(p.max - max);
-    lse = max + std::log(sum);
+    shift = std::log(sum);
     return kFine;
   }
 
@@ -530,7 +544,7 @@ Fault sample_row(const T* x, size_t n, size_t r, const SampleRequest& req, bool 
   const bool use_p = req.top_p[r] < 1.0, use_m = req.min_p[r] > 0.0;
   const int mode = req.logprobs;
 
-  double max = -kInfD, lse = 0;
+  double max = -kInfD, shift = 0;  // shift: lse - max (logprobs="raw")
   std::vector<double> value;
   std::vector<uint64_t> index;
   uint64_t extra_ties = 0;
@@ -538,9 +552,9 @@ Fault sample_row(const T* x, size_t n, size_t r, const SampleRequest& req, bool 
   if (use_k) {
     f = rs.select(k, value, index, extra_ties, false);
     if (f == kFine && !value.empty()) max = value[0];
-    if (f == kFine && mode == 1 && max > -kInfD) f = rs.max_lse(max, lse);
+    if (f == kFine && mode == 1 && max > -kInfD) f = rs.max_lse(max, shift);
   } else if (mode == 1) {
-    f = rs.max_lse(max, lse);
+    f = rs.max_lse(max, shift);
   } else if (greedy || use_p || use_m || mode == 2) {
     f = rs.max(max);
   } else {  // the plain draw: gumbel_argmax's own pass and checks
@@ -617,7 +631,7 @@ Fault sample_row(const T* x, size_t n, size_t r, const SampleRequest& req, bool 
   if (f != kFine) return f;
   token_out = static_cast<int64_t>(token);
   const double xt = static_cast<double>(x[token]);
-  if (mode == 1) logprob_out = xt - lse;
+  if (mode == 1) logprob_out = (xt - max) - shift;
   if (mode == 2) logprob_out = greedy ? 0.0 : (xt == max ? 0.0 : (xt - max) * inv_temp) - std::log(fixed_value(kept));
   return kFine;
 }
