@@ -4,7 +4,8 @@
 // Passes over a row, per setting (each a read of the row; "scan" = max only):
 //   no filter, no logprobs:  1 (the draw, exactly gumbel_argmax's pass)
 //   temperature = 0:         1-2 (max, then the first index holding it)
-//   top_k (+ top_p, min_p):  1 (running k-th best), then top-p and min-p on
+//   top_k (+ top_p, min_p):  1 (running k-th best, from a sampled floor in
+//                            long chunks), then top-p and min-p on
 //                            the k candidates (O(k log k), no pass), and the
 //                            draw on the candidates' own noise (no pass; a
 //                            full masked draw only when ties at the k-th value

@@ -9,8 +9,9 @@
 // with p >= min_p * p_max), so a filtered draw is the Gumbel-max draw over
 // x >= floor. The passes here find those thresholds without sorting the row:
 //  * select: a running k-th best. A vector is looked at lane by lane only when
-//    one of its lanes reaches the current k-th value, which after the first
-//    few thousand elements of a row almost never happens.
+//    one of its lanes reaches the current k-th value (and, in a long chunk, a
+//    floor a sample of the chunk predicts: see select_floor), which after the
+//    first few thousand elements of a row almost never happens.
 //  * mass_pass: the masses exp((x - max) / T) of a whole chunk in float64
 //    lanes, with the project's vector exp (exp_core.h: fused multiply-adds in
 //    the same order on every kernel set, so the same bits everywhere), each
