@@ -16,10 +16,11 @@
 //                            vector exp per element, that also collects the
 //                            values of the zone a sample of the row predicts
 //                            for the threshold; the masked draw). The finish
-//                            over the zone's values is exact (quickselect on
-//                            their masses). A zone that does not hold the
-//                            threshold costs one more mass pass per
-//                            bisection step (rare: the sample's margin).
+//                            over the zone's values: value buckets with exact
+//                            mass sums, then a quickselect on the masses of
+//                            the boundary bucket's values. A zone that does
+//                            not hold the threshold costs one more mass pass
+//                            per bisection step (rare: the sample's margin).
 //                            Rows of at most 4096 values: every value is
 //                            collected in the mass pass.
 //   logprobs="raw":          + 1 (max and log-sum-exp in one pass: the fast
@@ -449,6 +450,49 @@ class RowSampler {
   // that value and kept the mass of the whole zone and above).
   bool walk(const std::vector<double>& value, double max, double inv_temp, FixedMass above, double target,
             double& threshold, FixedMass& kept) {
+    // Value buckets first: equal-width ones from the largest value down (a
+    // larger value never lands in a lower bucket, equal values share one),
+    // with the exact sums of their masses; the threshold lies in the first
+    // bucket whose sum takes the mass above it to the target, and only that
+    // bucket's values go through the exact walk.
+    constexpr size_t kPerBucket = 16;
+    if (value.size() <= 4 * kPerBucket) return walk_exact(value, max, inv_temp, above, target, threshold, kept);
+    double vmax = value[0], vmin = value[0];
+    for (double v : value) {
+      vmax = std::max(vmax, v);
+      vmin = std::min(vmin, v);
+    }
+    // one value, or a range beyond float64 (float64 rows): the exact walk alone
+    if (!(vmax > vmin && vmax - vmin < kInfD)) return walk_exact(value, max, inv_temp, above, target, threshold, kept);
+    const size_t buckets = value.size() / kPerBucket;
+    const double scale = static_cast<double>(buckets) / (vmax - vmin);
+    auto bucket_of = [&](double v) {
+      const double b = (vmax - v) * scale;
+      return b < static_cast<double>(buckets - 1) ? static_cast<size_t>(b) : buckets - 1;
+    };
+    std::vector<FixedMass> w(value.size()), sum(buckets);
+    sk_.value_mass(value.data(), value.size(), max, inv_temp, w.data());
+    for (size_t i = 0; i < value.size(); ++i) fixed_add(sum[bucket_of(value[i])], w[i]);
+    for (size_t b = 0; b < buckets; ++b) {
+      FixedMass up = above;
+      fixed_add(up, sum[b]);
+      if (fixed_value(up) < target) {
+        above = up;
+        continue;
+      }
+      std::vector<double> in;
+      for (double v : value)
+        if (bucket_of(v) == b) in.push_back(v);
+      return walk_exact(in, max, inv_temp, above, target, threshold, kept);
+    }
+    threshold = vmin;  // below the zone: every value kept
+    kept = above;
+    return false;
+  }
+
+  // walk's exact finish: quickselect on the values with their masses.
+  bool walk_exact(const std::vector<double>& value, double max, double inv_temp, FixedMass above, double target,
+                  double& threshold, FixedMass& kept) {
     struct Item {
       double v;
       FixedMass w;

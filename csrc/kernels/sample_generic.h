@@ -331,11 +331,13 @@ void mass_pass_p(const T* x, size_t n, double ref, double inv_temp, const double
     SSM_UNROLL
     for (size_t u = 0; u < U; ++u) {
       if (!any_in_open<VW>(xv[u], vclo, vchi, ninf)) continue;
+      // branch-free: every lane written at out[count], counted only when in
+      // the range (the next one overwrites it otherwise); about half the
+      // lanes of a vector that has one are in, too many for a branch each
       for (size_t l = 0; l < W && u * W + l < lanes; ++l) {
         const double v = static_cast<double>(p[u * W + l]);
-        if (!(v > clo && v <= chi)) continue;
         if (count < cap) out[count] = v;
-        ++count;
+        count += (v > clo) & (v <= chi) ? 1 : 0;
       }
     }
   };
@@ -378,23 +380,36 @@ void mass_pass(const T* x, size_t n, double ref, double inv_temp, const double* 
   }
 }
 
+// U vectors at a time for the chains' overlap (see mass_pieces), the tail
+// padded with -inf one vector at a time: the same bits per value.
 template <class VW>
 void value_mass(const double* v, size_t count, double ref, double inv_temp, FixedMass* out) {
-  constexpr size_t W = VW::width;
+  constexpr size_t W = VW::width, U = kMassUnroll;
   const Reg<VW> vref = VW::set1(ref), vinv = VW::set1(inv_temp);
-  for (size_t i = 0; i < count; i += W) {
+  auto store = [&](const Reg<VW>& a, const Reg<VW>& b, size_t at) {
+    double sa[W], sb[W];
+    VW::to_array(a, sa);
+    VW::to_array(b, sb);
+    for (size_t l = 0; l < W && at + l < count; ++l) {
+      out[at + l] = FixedMass{};
+      fixed_add_pieces(out[at + l], static_cast<int64_t>(sa[l]), static_cast<int64_t>(sb[l]));
+    }
+  };
+  size_t i = 0;
+  for (; i + U * W <= count; i += U * W) {
+    Reg<VW> xv[U], a[U], b[U];
+    SSM_UNROLL
+    for (size_t u = 0; u < U; ++u) xv[u] = VW::load(v + i + u * W);
+    mass_pieces<VW, U>(xv, vref, vinv, a, b);
+    for (size_t u = 0; u < U; ++u) store(a[u], b[u], i + u * W);
+  }
+  for (; i < count; i += W) {
     alignas(64) double buf[W];
     for (size_t l = 0; l < W; ++l) buf[l] = i + l < count ? v[i + l] : -kInf;
     Reg<VW> a, b;
     const Reg<VW> xv = VW::load(buf);
     mass_pieces<VW, 1>(&xv, vref, vinv, &a, &b);
-    double sa[W], sb[W];
-    VW::to_array(a, sa);
-    VW::to_array(b, sb);
-    for (size_t l = 0; l < W && i + l < count; ++l) {
-      out[i + l] = FixedMass{};
-      fixed_add_pieces(out[i + l], static_cast<int64_t>(sa[l]), static_cast<int64_t>(sb[l]));
-    }
+    store(a, b, i);
   }
 }
 
