@@ -624,10 +624,11 @@ Fault sample_row(const T* x, size_t n, size_t r, const SampleRequest& req, bool 
     double floor = kth;
     FixedMass total;
     std::vector<FixedMass> w(groups.size());
+    std::vector<double> group_value(groups.size());
+    for (size_t g = 0; g < groups.size(); ++g) group_value[g] = groups[g].value;
+    sk.value_mass(group_value.data(), groups.size(), max, inv_mass, w.data());  // one token's mass ...
     for (size_t g = 0; g < groups.size(); ++g) {
-      FixedMass one;
-      sk.value_mass(&groups[g].value, 1, max, inv_mass, &one);
-      w[g] = fixed_of(one, groups[g].count);
+      w[g] = fixed_of(w[g], groups[g].count);  // ... times the group's count
       fixed_add(total, w[g]);
     }
     if (use_p) {
