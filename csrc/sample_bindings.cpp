@@ -4,7 +4,10 @@
 #include <pybind11/numpy.h>
 #include <pybind11/pybind11.h>
 
+#include <algorithm>
+#include <cstdint>
 #include <string>
+#include <type_traits>
 #include <vector>
 
 #include "sample_driver.h"
@@ -75,6 +78,58 @@ py::tuple sample_call(const py::array& x, const py::array_t<double>& temperature
   return py::make_tuple(st.first, st.second, token, lp);
 }
 
+// sample()'s common call in one step: x a C-contiguous, aligned float32 or
+// float64 array of non-empty rows along its last axis, one setting for every
+// row (checked by the caller; top_k > n means n), one key -> (first bad row
+// or -1, reason, intp tokens of x.shape[:-1] or None, logprobs of x's dtype
+// and that shape, or None).
+py::tuple sample_one_call(const py::array& x, double temperature, int64_t top_k, double top_p, double min_p,
+                          uint32_t k0, uint32_t k1, uint64_t row_offset, int logprobs) {
+  const bool f32 = py::isinstance<py::array_t<float>>(x);
+  require(f32 || py::isinstance<py::array_t<double>>(x), "x must be float32 or float64");
+  require(x.ndim() >= 1 && (x.flags() & py::array::c_style) != 0, "x must be C-contiguous with at least one axis");
+  const size_t n = static_cast<size_t>(x.shape(x.ndim() - 1));
+  require(n > 0 && reinterpret_cast<uintptr_t>(x.data()) % x.itemsize() == 0, "x must be aligned with non-empty rows");
+  require(temperature >= 0 && top_k >= 0 && top_p > 0 && top_p <= 1 && min_p >= 0 && min_p <= 1,
+          "parameters out of range");
+  require(logprobs >= 0 && logprobs <= 2, "logprobs must be 0, 1 or 2");
+  const size_t rows = static_cast<size_t>(x.size()) / n;
+  const std::vector<double> t(rows, temperature), p(rows, top_p), m(rows, min_p);
+  const std::vector<int64_t> k(rows, std::min<int64_t>(top_k, static_cast<int64_t>(n)));
+  ssm::GumbelKey key;
+  key.k0 = k0;
+  key.k1 = k1;
+  key.row_offset = row_offset;
+  const ssm::SampleRequest req{t.data(), k.data(), p.data(), m.data(), &key, false, logprobs};
+  const std::vector<py::ssize_t> shape(x.shape(), x.shape() + x.ndim() - 1);
+  py::array_t<py::ssize_t> token(shape);
+  py::object lp = py::none();
+  // int64 results straight into the arrays where the types agree, else through a copy
+  constexpr bool direct_token = std::is_same<py::ssize_t, int64_t>::value;
+  std::vector<int64_t> token_buf(direct_token ? 0 : rows);
+  std::vector<double> lp_buf(logprobs && f32 ? rows : 0);
+  int64_t* tp = direct_token ? reinterpret_cast<int64_t*>(token.mutable_data()) : token_buf.data();
+  double* lpp = nullptr;
+  if (logprobs) {
+    py::array a(x.dtype(), shape);
+    lpp = f32 ? lp_buf.data() : static_cast<double*>(a.mutable_data());
+    lp = a;
+  }
+  ssm::RowStatus st;
+  {
+    py::gil_scoped_release release;
+    st = f32 ? ssm::sample_batch<float>(static_cast<const float*>(x.data()), rows, n, req, tp, lpp)
+             : ssm::sample_batch<double>(static_cast<const double*>(x.data()), rows, n, req, tp, lpp);
+  }
+  if (st.first >= 0) return py::make_tuple(st.first, st.second, py::none(), py::none());
+  if (!direct_token) std::copy(token_buf.begin(), token_buf.end(), token.mutable_data());
+  if (logprobs && f32) {
+    float* out = static_cast<float*>(py::reinterpret_borrow<py::array>(lp).mutable_data());
+    for (size_t r = 0; r < rows; ++r) out[r] = static_cast<float>(lp_buf[r]);
+  }
+  return py::make_tuple(st.first, st.second, token, lp);
+}
+
 py::tuple topk_call(const py::array& x, size_t k) {
   size_t rows, n;
   const bool f32 = rows_of(x, rows, n);
@@ -100,6 +155,10 @@ void register_sample(py::module_& m) {
   m.def("sample", &sample_call, py::arg("x"), py::arg("temperature"), py::arg("top_k"), py::arg("top_p"),
         py::arg("min_p"), py::arg("keys"), py::arg("per_row_keys"), py::arg("logprobs"),
         "Filtered Gumbel-max sampling per row -> (bad row or -1, reason, tokens or None, logprobs or None).");
+  m.def("sample_call", &sample_one_call, py::arg("x"), py::arg("temperature"), py::arg("top_k"), py::arg("top_p"),
+        py::arg("min_p"), py::arg("key0"), py::arg("key1"), py::arg("row_offset"), py::arg("logprobs"),
+        "sample() with one setting for every row in one step -> (bad row or -1, reason, tokens or None, "
+        "logprobs or None).");
   m.def("topk", &topk_call, py::arg("x"), py::arg("k"),
         "The k largest per row, descending, lower index first on ties -> (bad row or -1, reason, values, indices).");
 }

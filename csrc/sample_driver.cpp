@@ -4,7 +4,8 @@
 // Passes over a row, per setting (each a read of the row; "scan" = max only):
 //   no filter, no logprobs:  1 (the draw, exactly gumbel_argmax's pass)
 //   temperature = 0:         1-2 (max, then the first index holding it)
-//   top_k (+ top_p, min_p):  1 (running k-th best), then top-p and min-p on
+//   top_k (+ top_p, min_p):  1 (running k-th best, from a sampled floor in
+//                            long chunks), then top-p and min-p on
 //                            the k candidates (O(k log k), no pass), and the
 //                            draw on the candidates' own noise (no pass; a
 //                            full masked draw only when ties at the k-th value
@@ -15,13 +16,17 @@
 //                            vector exp per element, that also collects the
 //                            values of the zone a sample of the row predicts
 //                            for the threshold; the masked draw). The finish
-//                            over the zone's values is exact (quickselect on
-//                            their masses). A zone that does not hold the
-//                            threshold costs one more mass pass per
-//                            bisection step (rare: the sample's margin).
+//                            over the zone's values: value buckets with exact
+//                            mass sums, then a quickselect on the masses of
+//                            the boundary bucket's values. A zone that does
+//                            not hold the threshold costs one more mass pass
+//                            per bisection step (rare: the sample's margin).
 //                            Rows of at most 4096 values: every value is
 //                            collected in the mass pass.
-//   logprobs="raw":          + 1 (max and log-sum-exp in one pass) unless it
+//   logprobs="raw":          + 1 (max and log-sum-exp in one pass: the fast
+//                            float64 sum of log_softmax's first pass and its
+//                            certified shift lse - max; the exact online pass
+//                            only where that is not certified) unless it
 //                            replaces the max pass
 //   logprobs="processed":    + 1 (the kept mass) unless known from top-k or top-p
 #include "sample_driver.h"
@@ -40,6 +45,7 @@
 #include "gumbel_driver.h"
 #include "kernels/sample_api.h"
 #include "kernels/sample_fixed.h"
+#include "softmax_rows.h"
 #include "thread_pool.h"
 
 namespace ssm {
@@ -237,8 +243,18 @@ class RowSampler {
     return kFine;
   }
 
-  // max and log-sum-exp (temperature 1) in one pass.
-  Fault max_lse(double& max, double& lse) {
+  // max and shift = lse - max (log-sum-exp at temperature 1) in one pass:
+  // expsum_lse's float64 sum and its certified shift (softmax_rows.h, the
+  // first pass of log_softmax: raw logprobs are log_softmax's values, to its
+  // accuracy), else the exact online max-relative pass.
+  Fault max_lse(double& max, double& shift) {
+    const Settings st = settings();  // the cut of Chunking: the same chunks
+    const detail::Ctx<T> c{sm_, st.chunk_elements, st.chunked_row, false, parallel_ && n_ >= st.parallel_min, 1};
+    const ExpSum f = detail::reduce_chunks(
+        c, n_, [&](size_t b, size_t len) { return sm_.expsum_lse(x_ + b, len); }, detail::combine_sums);
+    if (f.special) return kNaN;
+    max = f.max;
+    if (detail::certified_shift<T>(f, shift)) return kFine;
     std::vector<ExpSum> part(ch_.count);
     for_chunks(ch_, parallel_, [&](size_t c) {
       part[c] = sm_.expsum_online_wide(x_ + ch_.lo(c), nullptr, ch_.len(c));
@@ -250,13 +266,13 @@ class RowSampler {
     }
     if (!(max > -kInfD && max < kInfD)) return kFine;
     if (ch_.count == 1) {
-      lse = max + std::log1p((part[0].m - 1.0) + part[0].m_lo);
+      shift = std::log1p((part[0].m - 1.0) + part[0].m_lo);
       return kFine;
     }
     double sum = 0;
     for (const auto& p : part)
       if (p.max > -kInfD) sum += (p.m + p.m_lo) * std::exp(p.max - max);
-    lse = max + std::log(sum);
+    shift = std::log(sum);
     return kFine;
   }
 
@@ -435,6 +451,49 @@ class RowSampler {
   // that value and kept the mass of the whole zone and above).
   bool walk(const std::vector<double>& value, double max, double inv_temp, FixedMass above, double target,
             double& threshold, FixedMass& kept) {
+    // Value buckets first: equal-width ones from the largest value down (a
+    // larger value never lands in a lower bucket, equal values share one),
+    // with the exact sums of their masses; the threshold lies in the first
+    // bucket whose sum takes the mass above it to the target, and only that
+    // bucket's values go through the exact walk.
+    constexpr size_t kPerBucket = 16;
+    if (value.size() <= 4 * kPerBucket) return walk_exact(value, max, inv_temp, above, target, threshold, kept);
+    double vmax = value[0], vmin = value[0];
+    for (double v : value) {
+      vmax = std::max(vmax, v);
+      vmin = std::min(vmin, v);
+    }
+    // one value, or a range beyond float64 (float64 rows): the exact walk alone
+    if (!(vmax > vmin && vmax - vmin < kInfD)) return walk_exact(value, max, inv_temp, above, target, threshold, kept);
+    const size_t buckets = value.size() / kPerBucket;
+    const double scale = static_cast<double>(buckets) / (vmax - vmin);
+    auto bucket_of = [&](double v) {
+      const double b = (vmax - v) * scale;
+      return b < static_cast<double>(buckets - 1) ? static_cast<size_t>(b) : buckets - 1;
+    };
+    std::vector<FixedMass> w(value.size()), sum(buckets);
+    sk_.value_mass(value.data(), value.size(), max, inv_temp, w.data());
+    for (size_t i = 0; i < value.size(); ++i) fixed_add(sum[bucket_of(value[i])], w[i]);
+    for (size_t b = 0; b < buckets; ++b) {
+      FixedMass up = above;
+      fixed_add(up, sum[b]);
+      if (fixed_value(up) < target) {
+        above = up;
+        continue;
+      }
+      std::vector<double> in;
+      for (double v : value)
+        if (bucket_of(v) == b) in.push_back(v);
+      return walk_exact(in, max, inv_temp, above, target, threshold, kept);
+    }
+    threshold = vmin;  // below the zone: every value kept
+    kept = above;
+    return false;
+  }
+
+  // walk's exact finish: quickselect on the values with their masses.
+  bool walk_exact(const std::vector<double>& value, double max, double inv_temp, FixedMass above, double target,
+                  double& threshold, FixedMass& kept) {
     struct Item {
       double v;
       FixedMass w;
@@ -531,7 +590,7 @@ Fault sample_row(const T* x, size_t n, size_t r, const SampleRequest& req, bool 
   const bool use_p = req.top_p[r] < 1.0, use_m = req.min_p[r] > 0.0;
   const int mode = req.logprobs;
 
-  double max = -kInfD, lse = 0;
+  double max = -kInfD, shift = 0;  // shift: lse - max (logprobs="raw")
   std::vector<double> value;
   std::vector<uint64_t> index;
   uint64_t extra_ties = 0;
@@ -539,9 +598,9 @@ Fault sample_row(const T* x, size_t n, size_t r, const SampleRequest& req, bool 
   if (use_k) {
     f = rs.select(k, value, index, extra_ties, false);
     if (f == kFine && !value.empty()) max = value[0];
-    if (f == kFine && mode == 1 && max > -kInfD) f = rs.max_lse(max, lse);
+    if (f == kFine && mode == 1 && max > -kInfD) f = rs.max_lse(max, shift);
   } else if (mode == 1) {
-    f = rs.max_lse(max, lse);
+    f = rs.max_lse(max, shift);
   } else if (greedy || use_p || use_m || mode == 2) {
     f = rs.max(max);
   } else {  // the plain draw: gumbel_argmax's own pass and checks
@@ -566,10 +625,11 @@ Fault sample_row(const T* x, size_t n, size_t r, const SampleRequest& req, bool 
     double floor = kth;
     FixedMass total;
     std::vector<FixedMass> w(groups.size());
+    std::vector<double> group_value(groups.size());
+    for (size_t g = 0; g < groups.size(); ++g) group_value[g] = groups[g].value;
+    sk.value_mass(group_value.data(), groups.size(), max, inv_mass, w.data());  // one token's mass ...
     for (size_t g = 0; g < groups.size(); ++g) {
-      FixedMass one;
-      sk.value_mass(&groups[g].value, 1, max, inv_mass, &one);
-      w[g] = fixed_of(one, groups[g].count);
+      w[g] = fixed_of(w[g], groups[g].count);  // ... times the group's count
       fixed_add(total, w[g]);
     }
     if (use_p) {
@@ -618,7 +678,7 @@ Fault sample_row(const T* x, size_t n, size_t r, const SampleRequest& req, bool 
   if (f != kFine) return f;
   token_out = static_cast<int64_t>(token);
   const double xt = static_cast<double>(x[token]);
-  if (mode == 1) logprob_out = xt - lse;
+  if (mode == 1) logprob_out = (xt - max) - shift;
   if (mode == 2) logprob_out = greedy ? 0.0 : (xt == max ? 0.0 : (xt - max) * inv_temp) - std::log(fixed_value(kept));
   return kFine;
 }

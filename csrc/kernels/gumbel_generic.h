@@ -474,6 +474,17 @@ struct PendingNoise {
   uint64_t index[kBatch];
   size_t count = 0;
   bool has_top = false;
+  // Element i (logit xi, top flag): its fine word's block; true when the batch is full.
+  bool add(uint64_t i, T xi, bool is_top) {
+    const uint64_t block = 16 * (i / kTile) + i % 16;
+    block_lo[count] = static_cast<uint32_t>(block);
+    block_hi[count] = static_cast<uint32_t>(block >> 32);
+    top[count] = is_top ? T(1) : T(0);
+    x[count] = xi;
+    index[count] = i;
+    has_top = has_top || is_top;
+    return ++count == kBatch;
+  }
 };
 
 // The fine words of a batch (see the header comment: element i's is word
@@ -524,6 +535,18 @@ inline void batch_words(PendingNoise<T>& p, uint32_t c2, uint32_t c3, uint32_t k
     const unsigned w = static_cast<unsigned>((p.index[l] % kTile) / 16);
     p.words[l] = w == 0 ? x0[l] : w == 1 ? x1[l] : w == 2 ? x2[l] : x3[l];
   }
+}
+
+// The batch padded to kBatch lanes (-inf logits, never offered) and its fine words.
+template <class T>
+inline void seal_batch(PendingNoise<T>& p, uint32_t c2, uint32_t c3, uint32_t k0, uint32_t k1) {
+  for (size_t l = p.count; l < kBatch; ++l) {
+    p.block_lo[l] = p.block_hi[l] = 0;
+    p.index[l] = 0;
+    p.top[l] = T(0);
+    p.x[l] = -static_cast<T>(kInf);
+  }
+  batch_words(p, c2, c3, k0, k1);
 }
 
 // The pruned top-k, exact (the same candidates, scores and order as
@@ -577,13 +600,7 @@ TopkResult topk_pruned(const T* x, size_t n, uint64_t start, uint64_t row, const
     vcut = V::set1(cut);
   };
   auto flush = [&] {
-    for (size_t l = pend.count; l < kBatch; ++l) {
-      pend.block_lo[l] = pend.block_hi[l] = 0;
-      pend.index[l] = 0;
-      pend.top[l] = T(0);
-      pend.x[l] = -static_cast<T>(kInf);
-    }
-    batch_words(pend, src.c2, src.c3, src.k0, src.k1);
+    seal_batch(pend, src.c2, src.c3, src.k0, src.k1);
     bool offered = false;
     for (size_t u = 0; u < pend.count; u += W) {
       Reg<V> c, corr, qb;
@@ -604,14 +621,7 @@ TopkResult topk_pruned(const T* x, size_t n, uint64_t start, uint64_t row, const
     if (offered) raise_cut();
   };
   auto push = [&](uint64_t i, T xi, bool top) {
-    const uint64_t block = 16 * (i / kTile) + i % 16;
-    pend.block_lo[pend.count] = static_cast<uint32_t>(block);
-    pend.block_hi[pend.count] = static_cast<uint32_t>(block >> 32);
-    pend.top[pend.count] = top ? T(1) : T(0);
-    pend.x[pend.count] = xi;
-    pend.index[pend.count] = i;
-    pend.has_top = pend.has_top || top;
-    if (++pend.count == kBatch) flush();
+    if (pend.add(i, xi, top)) flush();
   };
   const uint64_t end = start + n;
   const size_t ahead = prefetch_distance(n * sizeof(T)) / sizeof(T);

@@ -9,8 +9,9 @@
 // with p >= min_p * p_max), so a filtered draw is the Gumbel-max draw over
 // x >= floor. The passes here find those thresholds without sorting the row:
 //  * select: a running k-th best. A vector is looked at lane by lane only when
-//    one of its lanes reaches the current k-th value, which after the first
-//    few thousand elements of a row almost never happens.
+//    one of its lanes reaches the current k-th value (and, in a long chunk, a
+//    floor a sample of the chunk predicts: see select_floor), which after the
+//    first few thousand elements of a row almost never happens.
 //  * mass_pass: the masses exp((x - max) / T) of a whole chunk in float64
 //    lanes, with the project's vector exp (exp_core.h: fused multiply-adds in
 //    the same order on every kernel set, so the same bits everywhere), each
@@ -89,11 +90,46 @@ struct ValueHeap {
   }
 };
 
+// A floor for the k best of a long chunk, from a sample: the m-th largest of
+// kSelectRuns runs of kSelectRun values evenly spread over it, m about twice
+// the sample's expected share of the k best plus 8, so that fewer than k
+// values of the chunk reach it only for rows whose order defeats the sample
+// (sorted ones; for shuffled values the chance is below 1e-9). -inf: no floor
+// (a short chunk, a large k, or too few values in the sample). Only a guess:
+// select() checks that k values reached it and otherwise starts over.
+constexpr size_t kSelectRuns = 128, kSelectRun = 16;  // a run: one 64-byte line of float32
+constexpr size_t kSelectSample = kSelectRuns * kSelectRun;
+
+template <class T>
+double select_floor(const T* x, size_t n, size_t k) {
+  if (n < 32 * kSelectSample) return -kInf;
+  const size_t m = (2 * k * kSelectSample + n - 1) / n + 8;
+  if (16 * m > kSelectSample) return -kInf;
+  double top[kSelectSample / 16];  // the m best so far, descending
+  size_t size = 0;
+  for (size_t r = 0; r < kSelectRuns; ++r) {
+    const T* run = x + (n - kSelectRun) * r / (kSelectRuns - 1);
+    for (size_t j = 0; j < kSelectRun; ++j) {
+      const double v = static_cast<double>(run[j]);
+      if (!(v > (size < m ? -kInf : top[m - 1]))) continue;  // NaN and -inf too
+      size_t at = size < m ? size++ : m - 1;
+      for (; at > 0 && top[at - 1] < v; --at) top[at] = top[at - 1];
+      top[at] = v;
+    }
+  }
+  return size == m ? top[m - 1] : -kInf;
+}
+
+// The k best of x[0..n) among the values >= floor (every value for -inf),
+// NaN flagged: the first k such values fill the heap, and a vector is looked
+// at lane by lane only when one of its lanes reaches max(floor, the current
+// k-th value) or is NaN.
 template <class V, class T>
-SelectResult select(const T* x, size_t n, uint64_t start, size_t k, double* value, uint64_t* index) {
+SelectResult select_above(const T* x, size_t n, uint64_t start, size_t k, double* value, uint64_t* index,
+                          double floor) {
   constexpr size_t W = V::width;
+  constexpr size_t U = 4;  // vectors per test: one mask test for 4 compares
   SelectResult res;
-  if (k == 0) return res;
   ValueHeap heap{value, index, k};
   // Elements equal to the root's value that are not in the heap: they came
   // later than the root (higher index) or were evicted by a better one while
@@ -120,19 +156,60 @@ SelectResult select(const T* x, size_t n, uint64_t start, size_t k, double* valu
     }
   };
   size_t i = 0;
-  for (; i < n && heap.size < k; ++i) offer(static_cast<double>(x[i]), start + i);
-  // x > below(root) or NaN: the lanes that can enter the heap, tie or flag.
-  Reg<V> vlow = V::set1(below<T>(value[0]));
+  if (floor == -kInf)  // no floor: -inf values count too, until the heap is full
+    for (; i < n && heap.size < k; ++i) offer(static_cast<double>(x[i]), start + i);
+  // Lanes with x > low (x >= the floor or the k-th value) or NaN can enter
+  // the heap, tie or flag; the others cannot.
+  auto low_now = [&] { return heap.size < k ? below<T>(floor) : below<T>(value[0]); };
+  double low = low_now();
+  Reg<V> vlow = V::set1(low);
+  auto lanes = [&](size_t at) {
+    for (size_t l = 0; l < W; ++l) {
+      const double v = static_cast<double>(x[at + l]);
+      if (!(v <= low)) offer(v, start + at + l);
+    }
+  };
+  for (; i + U * W <= n; i += U * W) {
+    Reg<V> xv[U];
+    SSM_UNROLL
+    for (size_t u = 0; u < U; ++u) xv[u] = V::load(x + i + u * W);
+    const auto any = V::mask_or(V::mask_or(V::not_le(xv[0], vlow), V::not_le(xv[1], vlow)),
+                                V::mask_or(V::not_le(xv[2], vlow), V::not_le(xv[3], vlow)));
+    if (!V::any(any)) continue;
+    for (size_t u = 0; u < U; ++u)
+      if (V::any(V::not_le(xv[u], vlow))) lanes(i + u * W);
+    low = low_now();
+    vlow = V::set1(low);
+  }
   for (; i + W <= n; i += W) {
     if (!V::any(V::not_le(V::load(x + i), vlow))) continue;
-    for (size_t l = 0; l < W; ++l) offer(static_cast<double>(x[i + l]), start + i + l);
-    vlow = V::set1(below<T>(value[0]));
+    lanes(i);
+    low = low_now();
+    vlow = V::set1(low);
   }
-  for (; i < n; ++i) offer(static_cast<double>(x[i]), start + i);
+  for (; i < n; ++i) {
+    const double v = static_cast<double>(x[i]);
+    if (!(v <= low)) offer(v, start + i);
+    low = low_now();
+  }
   heap.sort();
   res.count = heap.size;
   res.ties = heap.size == k ? ties : 0;
   return res;
+}
+
+// The k best of a chunk: above the sample's floor when k values reach it
+// (the same result: the k best and the k-th value's ties are all >= it),
+// else over every value. A NaN ends the search (the caller reports it).
+template <class V, class T>
+SelectResult select(const T* x, size_t n, uint64_t start, size_t k, double* value, uint64_t* index) {
+  if (k == 0) return SelectResult{};
+  const double floor = select_floor(x, n, k);
+  if (floor > -kInf) {
+    const SelectResult res = select_above<V, T>(x, n, start, k, value, index, floor);
+    if (res.count == k || res.nan) return res;
+  }
+  return select_above<V, T>(x, n, start, k, value, index, -kInf);
 }
 
 // Is any lane in (lo, hi]? (ninf: -inf, hoisted.)
@@ -254,11 +331,13 @@ void mass_pass_p(const T* x, size_t n, double ref, double inv_temp, const double
     SSM_UNROLL
     for (size_t u = 0; u < U; ++u) {
       if (!any_in_open<VW>(xv[u], vclo, vchi, ninf)) continue;
+      // branch-free: every lane written at out[count], counted only when in
+      // the range (the next one overwrites it otherwise); about half the
+      // lanes of a vector that has one are in, too many for a branch each
       for (size_t l = 0; l < W && u * W + l < lanes; ++l) {
         const double v = static_cast<double>(p[u * W + l]);
-        if (!(v > clo && v <= chi)) continue;
         if (count < cap) out[count] = v;
-        ++count;
+        count += (v > clo) & (v <= chi) ? 1 : 0;
       }
     }
   };
@@ -301,23 +380,36 @@ void mass_pass(const T* x, size_t n, double ref, double inv_temp, const double* 
   }
 }
 
+// U vectors at a time for the chains' overlap (see mass_pieces), the tail
+// padded with -inf one vector at a time: the same bits per value.
 template <class VW>
 void value_mass(const double* v, size_t count, double ref, double inv_temp, FixedMass* out) {
-  constexpr size_t W = VW::width;
+  constexpr size_t W = VW::width, U = kMassUnroll;
   const Reg<VW> vref = VW::set1(ref), vinv = VW::set1(inv_temp);
-  for (size_t i = 0; i < count; i += W) {
+  auto store = [&](const Reg<VW>& a, const Reg<VW>& b, size_t at) {
+    double sa[W], sb[W];
+    VW::to_array(a, sa);
+    VW::to_array(b, sb);
+    for (size_t l = 0; l < W && at + l < count; ++l) {
+      out[at + l] = FixedMass{};
+      fixed_add_pieces(out[at + l], static_cast<int64_t>(sa[l]), static_cast<int64_t>(sb[l]));
+    }
+  };
+  size_t i = 0;
+  for (; i + U * W <= count; i += U * W) {
+    Reg<VW> xv[U], a[U], b[U];
+    SSM_UNROLL
+    for (size_t u = 0; u < U; ++u) xv[u] = VW::load(v + i + u * W);
+    mass_pieces<VW, U>(xv, vref, vinv, a, b);
+    for (size_t u = 0; u < U; ++u) store(a[u], b[u], i + u * W);
+  }
+  for (; i < count; i += W) {
     alignas(64) double buf[W];
     for (size_t l = 0; l < W; ++l) buf[l] = i + l < count ? v[i + l] : -kInf;
     Reg<VW> a, b;
     const Reg<VW> xv = VW::load(buf);
     mass_pieces<VW, 1>(&xv, vref, vinv, &a, &b);
-    double sa[W], sb[W];
-    VW::to_array(a, sa);
-    VW::to_array(b, sb);
-    for (size_t l = 0; l < W && i + l < count; ++l) {
-      out[i + l] = FixedMass{};
-      fixed_add_pieces(out[i + l], static_cast<int64_t>(sa[l]), static_cast<int64_t>(sb[l]));
-    }
+    store(a, b, i);
   }
 }
 
@@ -328,22 +420,45 @@ TopkResult draw(const T* x, size_t n, uint64_t start, uint64_t row, const Gumbel
 }
 
 // The score topk() computes for element i, (x inv + g gs) in T arithmetic
-// with the same two roundings and the same constants.
+// with the same two roundings and the same constants, for a few elements:
+// each one's gate word from its own Philox block (its top flag from the
+// group's open stream when the gate is open, ~1.5% of groups), then the fine
+// words and the noise kBatch elements at a time, as topk_pruned's pending
+// batches (the same function of the word and flag whatever the lane).
 template <class V, class R, class T>
 Candidate draw_at(const T* x, const uint64_t* index, size_t count, uint64_t row, const GumbelKey& key,
                   double inv_temp) {
+  constexpr size_t W = V::width;
   const double gs = noise_scale(inv_temp);
-  const T inv = static_cast<T>(gs == 0.0 ? 0.5 : inv_temp * gs), tgs = static_cast<T>(gs);
+  const Reg<V> vinv = V::set1(gs == 0.0 ? 0.5 : inv_temp * gs), vgs = V::set1(gs);
+  const RowNoise<R, T> src(row, key, false);
+  PendingNoise<T> pend;
   Candidate best{-kInf, ~uint64_t{0}};
+  auto flush = [&] {
+    seal_batch(pend, src.c2, src.c3, src.k0, src.k1);
+    for (size_t u = 0; u < pend.count; u += W) {
+      Reg<V> c, corr, qb;
+      noise_argument<V, R>(pend.words + u, pend.top + u, pend.has_top, c, corr, qb);
+      const Reg<V> score = V::add(V::mul(V::load(pend.x + u), vinv), V::mul(gumbel_noise<V, R>(c, corr), vgs));
+      double sc[W];
+      V::to_array(score, sc);
+      for (size_t l = 0; l < W && u + l < pend.count; ++l) {
+        const uint64_t i = pend.index[u + l];
+        if (sc[l] > best.score || (sc[l] == best.score && i < best.index)) best = Candidate{sc[l], i};
+      }
+    }
+    pend.count = 0;
+    pend.has_top = false;
+  };
   for (size_t j = 0; j < count; ++j) {
-    const uint64_t i = index[j];
-    T g;
-    noise<V, R, T>(&g, 1, i, row, key);
-    const T base = x[i] * inv;
-    const T noise_term = g * tgs;
-    const double score = static_cast<double>(static_cast<T>(base + noise_term));
-    if (score > best.score || (score == best.score && i < best.index)) best = Candidate{score, i};
+    const uint64_t i = index[j], group = i / 16, slot = group % kTile;
+    // gate word of group G: word (G % 64) / 16 of gate block 16 (G / 64) + G % 16 (RowNoise::fill_gates)
+    uint32_t gate[4];
+    philox_block(kGateStream | (group / kTile * 16 + slot % 16), src.c2, src.c3, src.k0, src.k1, gate);
+    const bool top = gate[slot / 16] >= kGateClosed && ((src.top_mask(group) >> (i % 16)) & 1u) != 0;
+    if (pend.add(i, x[i], top)) flush();
   }
+  if (pend.count) flush();
   return best;
 }
 

@@ -17,7 +17,7 @@ import operator
 import numpy as np
 
 from . import _core
-from ._gumbel import _key, _raise_bad_row, _rows
+from ._gumbel import _key, _one_call, _raise_bad_row, _rows
 
 __all__ = ["sample", "topk"]
 
@@ -84,10 +84,11 @@ def _first_bad(bad: np.ndarray, name: str, arr, what: str):
         raise ValueError(f"{name} must be {what}, got {arr[i]!r}" + (f" (entry {i})" if arr.size > 1 else ""))
 
 
-def _scalar_params(rows, n, temperature, top_k, top_p, min_p):
-    """The common call's parameters (None or Python numbers) checked without
-    NumPy's per-array overhead (tens of microseconds for five small arrays);
-    None when a parameter is anything else (the general path checks it)."""
+def _scalar_values(temperature, top_k, top_p, min_p):
+    """(t, k, p, m): the common call's parameters (None or Python numbers)
+    checked without NumPy's per-array overhead (tens of microseconds for
+    five small arrays); None when a parameter is anything else or out of
+    range (the general path converts it or raises the right error)."""
     values = []
     for v, default in ((temperature, 1.0), (top_k, 0), (top_p, 1.0), (min_p, 0.0)):
         if v is None:
@@ -97,11 +98,19 @@ def _scalar_params(rows, n, temperature, top_k, top_p, min_p):
         values.append(v)
     t, k, p, m = values
     if type(k) is not int or k < 0 or not (0 <= t < float("inf")):
-        return None  # the general path converts or raises the right error
+        return None
     if not (0 < p <= 1) or not (0 <= m <= 1):
         return None
-    k = min(int(k), n)
-    return [_filled(rows, t, np.float64), _filled(rows, k, np.int64), _filled(rows, p, np.float64),
+    return t, k, p, m
+
+
+def _scalar_params(rows, n, temperature, top_k, top_p, min_p):
+    """_scalar_values as the (rows,) arrays of _params, or None."""
+    values = _scalar_values(temperature, top_k, top_p, min_p)
+    if values is None:
+        return None
+    t, k, p, m = values
+    return [_filled(rows, t, np.float64), _filled(rows, min(k, n), np.int64), _filled(rows, p, np.float64),
             _filled(rows, m, np.float64)]
 
 
@@ -237,6 +246,18 @@ def sample(logits, axis=-1, *, temperature=1.0, top_k=None, top_p=None, min_p=No
         mode = _LOGPROBS[logprobs]
     except (KeyError, TypeError):
         raise ValueError(f'logprobs must be None, "raw" or "processed", got {logprobs!r}') from None
+    if _one_call(logits, axis) and not _per_row(rng):
+        # the common call (an ndarray as the kernels take it, one setting and
+        # one rng for every row): checked and run in one C++ step
+        values = _scalar_values(temperature, top_k, top_p, min_p)
+        if values is not None:
+            bad, reason, tokens, lp = _core.sample_call(logits, *values, *_key(rng), mode)
+            if bad >= 0:
+                _raise_bad_row(logits.shape[:-1], bad, reason)
+            if tokens.ndim == 0:
+                tokens = tokens[()]
+                lp = lp[()] if mode else lp
+            return (tokens, lp) if mode else tokens
     x, x2, batch, axis, result = _rows(logits, axis)
     rows, n = x2.shape
     t, k, p, m = _params(batch, n, temperature, top_k, top_p, min_p)

@@ -1,0 +1,79 @@
+"""sample(logprobs="raw"): log_softmax(logits)[token] from the row's fast
+float64 sum and its certified shift (the first pass of log_softmax), or the
+exact max-relative pass where the shift is not certified (a dominant entry,
+lse - max tiny). Checked against a long double reference on every kernel
+set, for both paths, chunked rows and thread counts."""
+
+import numpy as np
+import pytest
+
+import simdsoftmax as ssm
+
+
+def ref_log_softmax(x):
+    """log_softmax of each row in long double."""
+    x = np.asarray(x, np.longdouble)
+    m = x.max(axis=-1, keepdims=True)
+    return x - (m + np.log(np.exp(x - m).sum(axis=-1, keepdims=True)))
+
+
+def assert_raw_close(x, tokens, raw):
+    """Within 2 ulp of the reference in the result's dtype (plus 4 ulp of the
+    log-sum-exp for float64, whose x - lse cancels)."""
+    ref = ref_log_softmax(x)[np.arange(x.shape[0]), tokens]
+    lse = np.abs(np.asarray(x, np.longdouble).max(-1)) + 20
+    eps = np.finfo(raw.dtype).eps
+    err = np.abs(raw.astype(np.longdouble) - ref)
+    bound = 2 * eps * np.abs(ref) + (4 * eps * lse if raw.dtype == np.float64 else np.finfo(np.float32).tiny)
+    assert np.all(err <= bound), (err / np.maximum(np.abs(ref), 1e-300)).max()
+
+
+def rows_of_kind(kind, dtype, g):
+    if kind == "normal":
+        return g.normal(0, 3, (4, 5000)).astype(dtype)
+    if kind == "dominant":  # lse - max ~ 1e-9: the shift is not certified, the exact pass
+        x = g.normal(0, 1, (4, 300)).astype(dtype)
+        x[:, 7] = 30.0
+        return x
+    if kind == "masked":  # -inf entries and a single finite one in a row
+        x = g.normal(0, 1, (3, 2000)).astype(dtype)
+        x[:, ::3] = -np.inf
+        x[2, :] = -np.inf
+        x[2, 11] = 0.5
+        return x
+    if kind == "large":  # |x| ~ 1e4: lse - max in float64 loses nothing
+        return (g.normal(0, 1, (3, 1000)) + 1e4).astype(dtype)
+    raise AssertionError(kind)
+
+
+@pytest.mark.parametrize("kind", ["normal", "dominant", "masked", "large"])
+@pytest.mark.parametrize("params", [dict(), dict(temperature=0.7, top_k=50, top_p=0.9, min_p=0.05),
+                                    dict(temperature=0.7, top_p=0.95), dict(min_p=0.1)])
+def test_raw_against_long_double(isa, dtype, kind, params):
+    x = rows_of_kind(kind, dtype, np.random.default_rng(3))
+    tokens, raw = ssm.sample(x, rng=5, logprobs="raw", **params)
+    np.testing.assert_array_equal(tokens, ssm.sample(x, rng=5, **params))
+    assert raw.dtype == dtype
+    assert_raw_close(x, tokens, raw)
+
+
+@pytest.mark.parametrize("threads", [1, 2])
+def test_raw_chunked_rows(isa, dtype, small_chunks, threads):
+    small_chunks(threads)
+    g = np.random.default_rng(4)
+    for n in (101, 37 * 8, 37 * 8 + 1, 5000):
+        x = g.normal(0, 2, (3, n)).astype(dtype)
+        for params in (dict(), dict(top_k=5, temperature=0.5)):
+            tokens, raw = ssm.sample(x, rng=9, logprobs="raw", **params)
+            assert_raw_close(x, tokens, raw)
+
+
+def test_raw_dominant_entry_keeps_relative_accuracy(isa, dtype):
+    # log_softmax of the dominant entry is -log1p(sum of the others' masses): tiny,
+    # and relatively accurate only through the exact pass's log1p.
+    x = np.full((1, 1000), -40.0, dtype)
+    x[0, 3] = 0.0
+    tokens, raw = ssm.sample(x, temperature=0, rng=0, logprobs="raw")
+    assert int(tokens[0]) == 3
+    expected = -np.log1p(999 * np.exp(np.longdouble(-40.0)))
+    assert abs(float(raw[0]) - float(expected)) <= 4 * np.finfo(dtype).eps * abs(float(expected))
