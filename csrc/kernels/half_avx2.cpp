@@ -84,6 +84,18 @@ struct HalfF64x4 : F64x4 {
   }
 };
 
+inline __m256 div_lanes(__m256 a, __m256 b) { return _mm256_div_ps(a, b); }
+
+}  // namespace
+}  // namespace avx2
+}  // namespace ssm
+
+#include "half_rows.h"
+
+namespace ssm {
+namespace avx2 {
+namespace {
+
 // The float32 kernels' tuning (softmax_avx2.cpp).
 constexpr int kUnrollStore = 4, kBlockStore = 2;
 constexpr int kUnrollFast = 4, kBlockFast = 2;
@@ -91,8 +103,10 @@ constexpr int kUnrollLse = 8, kBlockLse = 1;  // the float64 lanes' fast-sum tun
 
 template <class H>
 HalfKernels make_format() {
-  return make_half_kernels<HalfF32x8<H>, HalfF64x4<H>, H, kUnrollFast, kBlockFast, kUnrollStore, kBlockStore, kUnrollLse,
-                           kBlockLse>();
+  HalfKernels k = make_half_kernels<HalfF32x8<H>, HalfF64x4<H>, H, kUnrollFast, kBlockFast, kUnrollStore,
+                                    kBlockStore, kUnrollLse, kBlockLse>();
+  add_half_rows<HalfF32x8<H>, H>(k);
+  return k;
 }
 
 }  // namespace

@@ -79,6 +79,18 @@ struct HalfF64x8 : F64x8 {
   }
 };
 
+inline __m512 div_lanes(__m512 a, __m512 b) { return _mm512_div_ps(a, b); }
+
+}  // namespace
+}  // namespace avx512
+}  // namespace ssm
+
+#include "half_rows.h"
+
+namespace ssm {
+namespace avx512 {
+namespace {
+
 // The float32 kernels' tuning (softmax_avx512.cpp).
 constexpr int kUnrollStore = 4, kBlockStore = 2;
 constexpr int kUnrollFast = 8, kBlockFast = 2;
@@ -86,8 +98,10 @@ constexpr int kUnrollLse = 4, kBlockLse = 2;  // the float64 lanes' fast-sum tun
 
 template <class H>
 HalfKernels make_format() {
-  return make_half_kernels<HalfF32x16<H>, HalfF64x8<H>, H, kUnrollFast, kBlockFast, kUnrollStore, kBlockStore, kUnrollLse,
-                           kBlockLse>();
+  HalfKernels k = make_half_kernels<HalfF32x16<H>, HalfF64x8<H>, H, kUnrollFast, kBlockFast, kUnrollStore,
+                                    kBlockStore, kUnrollLse, kBlockLse>();
+  add_half_rows<HalfF32x16<H>, H>(k);
+  return k;
 }
 
 }  // namespace

@@ -42,6 +42,18 @@ struct HalfF64x1 : F64x1 {
   static void stream(Out* p, reg v) { store(p, v); }
 };
 
+inline double div_lanes(double a, double b) { return a / b; }
+
+}  // namespace
+}  // namespace scalar
+}  // namespace ssm
+
+#include "half_rows.h"
+
+namespace ssm {
+namespace scalar {
+namespace {
+
 // The float32 kernels' tuning (softmax_scalar.cpp).
 constexpr int kUnrollStore = 4, kBlockStore = 2;
 constexpr int kUnrollFast = 8, kBlockFast = 2;
@@ -49,8 +61,10 @@ constexpr int kUnrollLse = 8, kBlockLse = 2;  // the float64 lanes' fast-sum tun
 
 template <class H>
 HalfKernels make_format() {
-  return make_half_kernels<HalfF64x1<H>, HalfF64x1<H>, H, kUnrollFast, kBlockFast, kUnrollStore, kBlockStore, kUnrollLse,
-                           kBlockLse>();
+  HalfKernels k = make_half_kernels<HalfF64x1<H>, HalfF64x1<H>, H, kUnrollFast, kBlockFast, kUnrollStore,
+                                    kBlockStore, kUnrollLse, kBlockLse>();
+  add_half_rows<HalfF64x1<H>, H>(k);
+  return k;
 }
 
 }  // namespace

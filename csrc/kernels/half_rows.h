@@ -1,0 +1,232 @@
+// Short half-precision rows (half_api.h: softmax_rows, log_softmax_rows):
+// batches of float16 / bfloat16 rows of rows_min_n (one vector) to
+// kHalfRowsMax elements, kRowGroup rows at a time. Each row is read along
+// its length in whole vectors; the last partial vector is the row's last
+// vector-width elements, overlapping the one before (its repeated lanes are
+// weighted 0 in the sums), so no row needs a scalar or masked tail. The
+// passes interleave the group's rows (kRowGroup independent dependency
+// chains per pass), and the per-row work (a reciprocal, a log1p, the special
+// row tests) is done on the group's values side by side.
+//
+// Three passes, the three-pass-reload algorithm on a row in L1:
+//  1. max m of the widened row;
+//  2. softmax: t = exp(x - m) stored in a float32 (scalar set: float64)
+//     buffer and summed; log_softmax: d = x - m stored, and S - 1 summed as
+//     the terms of the entries below the max plus the count of max entries
+//     minus one (exactly), so that log S = log1p(S - 1) keeps its relative
+//     accuracy for a dominant entry (its result is -log S);
+//  3. y = t / S, or y = d - log S, rounded once to the half format. Pass 3
+//     reads only the buffer, so y may be x.
+// Accuracy (a half ulp is 2^-12 relative or more): x - m is rounded once
+// (2^-24 |x - m|, at most 2^-17 relative in exp(x - m) where the result is
+// above the smallest half subnormal); the exp is ExpCoeffsFast's (1.4 float32
+// ulp); a float32 sum of at most kHalfRowsMax terms, each below 1, is within
+// kHalfRowsMax 2^-24 = 2^-14 relative; log1p_lanes within 2 float32 ulp. All
+// together below 2^-13 relative before the one rounding to the half format:
+// within 1 ulp of it. The same bits whatever the batch or group split (rows
+// never mix).
+// Rows with NaN, +-inf or no finite entry are flagged and not written (the
+// caller's exact path handles them); everything else, including -inf entries
+// and entries down to -3e38, is finished here.
+//
+// The including half_<isa>.cpp defines SSM_ISA, includes its vecmath header
+// and defines div_lanes(reg, reg) (lane-wise division) for its lane type.
+#ifndef SSM_ISA
+#error "define SSM_ISA and div_lanes before including half_rows.h"
+#endif
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <type_traits>
+
+#include "exp_core.h"
+#include "half_api.h"
+
+namespace ssm {
+namespace SSM_ISA {
+namespace {
+namespace half_rows {
+
+constexpr size_t kRowGroup = 8;
+
+inline bool lane_finite(double v) { return v - v == 0.0; }  // false for NaN and +-inf
+
+// log1p(z) for 0 <= z < 2^15 in every lane (NaN lanes: garbage, unused).
+// t = 1 + z is brought into [2^-1/2, 2^1/2) by four exact compare-and-halve
+// steps (t * 2^-e), and log t = 2 atanh(s), s = f / (2 + f), f = t - 1
+// (exact), as a series in s^2 (|s| <= 0.1716: five terms reach 2^-25
+// relative in float32, eleven 2^-60 in float64). Where e = 0, f is z itself,
+// not (1 + z) - 1: small z keeps all its bits. No branches.
+template <class V>
+inline Reg<V> log1p_lanes(Reg<V> z) {
+  using S = typename V::scalar;
+  constexpr int kTerms = std::is_same<S, float>::value ? 5 : 11;
+  Reg<V> t = V::add(V::set1(1.0), z);
+  Reg<V> e = V::set1(0.0);
+  constexpr int kSteps[4] = {8, 4, 2, 1};
+  for (int p : kSteps) {
+    const auto big = V::gt(t, V::set1(0.70710678118654752 * double(1 << p)));
+    t = V::select(big, V::mul(t, V::set1(1.0 / double(1 << p))), t);
+    e = V::select(big, V::add(e, V::set1(p)), e);
+  }
+  const Reg<V> f = V::select(V::nonzero(e), V::sub(t, V::set1(1.0)), z);
+  const Reg<V> s = div_lanes(f, V::add(V::set1(2.0), f));
+  const Reg<V> w = V::mul(s, s);
+  Reg<V> q = V::set1(1.0 / (2 * kTerms + 1));
+  for (int k = kTerms - 1; k >= 1; --k) q = V::fmadd(q, w, V::set1(1.0 / (2 * k + 1)));
+  const Reg<V> two_s = V::add(s, s);
+  const Reg<V> log_t = V::fmadd(V::mul(two_s, w), q, two_s);
+  // e ln2 with ln2 split so that e * hi is exact (e <= 15).
+  using C = ExpCoeffs<float>;
+  return V::fmadd(e, V::set1(C::ln2_hi), V::fmadd(e, V::set1(C::ln2_lo), log_t));
+}
+
+// exp(d) for d <= 0 (NaN stays NaN: the max keeps its second operand).
+template <class V>
+inline Reg<V> exp_neg(Reg<V> d) {
+  Reg<V> m, k;
+  exp_split<V, ExpCoeffsFast<typename V::scalar>>(V::max(V::set1(kClampLow), d), m, k);
+  return V::scale2(m, k);
+}
+
+// The geometry of a row of n >= V::width elements: vectors at j * width,
+// the last one at n - width; keep: 0 on its lanes already counted.
+template <class V>
+struct RowVectors {
+  size_t count, last;
+  Reg<V> keep;
+  explicit RowVectors(size_t n) {
+    constexpr size_t W = V::width;
+    alignas(64) typename V::scalar ramp[2 * W];
+    for (size_t i = 0; i < 2 * W; ++i) ramp[i] = i < W ? 0 : 1;
+    count = (n + W - 1) / W;
+    last = n - W;
+    keep = V::load(ramp + W - (count * W - n));
+  }
+};
+
+// A group starting at row r0: its row count g, the row pointers (rows past
+// the batch's end repeat its first row: computed, never written) and pass 1,
+// the widened max of each row.
+template <class V, class H>
+inline size_t start_group(const uint16_t* x, size_t rows, size_t n, size_t r0, const RowVectors<V>& geo,
+                          const H* (&xr)[kRowGroup], double (&mx)[kRowGroup]) {
+  constexpr size_t W = V::width;
+  const size_t g = rows - r0 < kRowGroup ? rows - r0 : kRowGroup;
+  for (size_t r = 0; r < kRowGroup; ++r) xr[r] = reinterpret_cast<const H*>(x) + (r0 + (r < g ? r : 0)) * n;
+  Reg<V> m[kRowGroup];
+  for (size_t r = 0; r < kRowGroup; ++r) m[r] = V::load(xr[r] + geo.last);
+  for (size_t j = 0; j + 1 < geo.count; ++j)
+    for (size_t r = 0; r < kRowGroup; ++r) m[r] = V::max(V::load(xr[r] + j * W), m[r]);  // NaN ignored
+  for (size_t r = 0; r < kRowGroup; ++r) mx[r] = V::hmax(m[r]);
+  return g;
+}
+
+template <class V>
+using Buffer = typename V::scalar[kRowGroup][kHalfRowsMax];
+
+template <class V, class H>
+void softmax_rows(const uint16_t* x, uint16_t* y, size_t rows, size_t n, unsigned char* flag) {
+  constexpr size_t W = V::width;
+  alignas(64) Buffer<V> buf;
+  const RowVectors<V> geo(n);
+  for (size_t r0 = 0; r0 < rows; r0 += kRowGroup) {
+    const H* xr[kRowGroup];
+    double mx[kRowGroup];
+    const size_t g = start_group<V, H>(x, rows, n, r0, geo, xr, mx);
+    Reg<V> vm[kRowGroup], sum[kRowGroup];
+    for (size_t r = 0; r < kRowGroup; ++r) {
+      vm[r] = V::set1(lane_finite(mx[r]) ? mx[r] : 0.0);
+      const Reg<V> t = exp_neg<V>(V::sub(V::load(xr[r] + geo.last), vm[r]));
+      V::store(buf[r] + geo.last, t);
+      sum[r] = V::mul(t, geo.keep);
+    }
+    for (size_t j = 0; j + 1 < geo.count; ++j)
+      for (size_t r = 0; r < kRowGroup; ++r) {
+        const Reg<V> t = exp_neg<V>(V::sub(V::load(xr[r] + j * W), vm[r]));
+        V::store(buf[r] + j * W, t);
+        sum[r] = V::add(sum[r], t);
+      }
+    for (size_t r = 0; r < g; ++r) {
+      const double s = V::hsum(sum[r]);
+      // The max's own term is 1: a smaller or non-finite sum means a NaN.
+      const bool ok = lane_finite(mx[r]) && s >= 1.0 && lane_finite(s);
+      flag[r0 + r] = !ok;
+      if (!ok) continue;
+      const Reg<V> inv = V::set1(1.0 / s);
+      H* out = reinterpret_cast<H*>(y) + (r0 + r) * n;
+      for (size_t j = 0; j + 1 < geo.count; ++j) V::store(out + j * W, V::mul(V::load(buf[r] + j * W), inv));
+      V::store(out + geo.last, V::mul(V::load(buf[r] + geo.last), inv));
+    }
+  }
+}
+
+template <class V, class H>
+void log_softmax_rows(const uint16_t* x, uint16_t* y, size_t rows, size_t n, unsigned char* flag) {
+  constexpr size_t W = V::width;
+  using S = typename V::scalar;
+  alignas(64) Buffer<V> buf;
+  const RowVectors<V> geo(n);
+  // Per-row values side by side, whole vectors of them.
+  constexpr size_t kPad = (kRowGroup + W - 1) / W * W;
+  for (size_t r0 = 0; r0 < rows; r0 += kRowGroup) {
+    const H* xr[kRowGroup];
+    double mx[kRowGroup];
+    const size_t g = start_group<V, H>(x, rows, n, r0, geo, xr, mx);
+    Reg<V> vm[kRowGroup], rest[kRowGroup], count[kRowGroup];
+    const Reg<V> zero = V::set1(0.0);
+    // rest: the terms below the max (NaN included: nonzero is unordered);
+    // count: the max's own entries.
+    for (size_t r = 0; r < kRowGroup; ++r) {
+      vm[r] = V::set1(lane_finite(mx[r]) ? mx[r] : 0.0);
+      const Reg<V> d = V::sub(V::load(xr[r] + geo.last), vm[r]);
+      V::store(buf[r] + geo.last, d);
+      const auto below = V::nonzero(d);
+      rest[r] = V::mul(V::select(below, exp_neg<V>(d), zero), geo.keep);
+      count[r] = V::select(below, zero, geo.keep);
+    }
+    for (size_t j = 0; j + 1 < geo.count; ++j)
+      for (size_t r = 0; r < kRowGroup; ++r) {
+        const Reg<V> d = V::sub(V::load(xr[r] + j * W), vm[r]);
+        V::store(buf[r] + j * W, d);
+        const auto below = V::nonzero(d);
+        rest[r] = V::add(rest[r], V::select(below, exp_neg<V>(d), zero));
+        count[r] = V::add(count[r], V::select(below, zero, V::set1(1.0)));
+      }
+    alignas(64) S z[kPad] = {};
+    bool ok[kRowGroup];
+    for (size_t r = 0; r < kRowGroup; ++r) {
+      const double s = V::hsum(rest[r]);
+      ok[r] = r < g && lane_finite(mx[r]) && lane_finite(s);
+      // S - 1 = (count - 1) + rest, count - 1 exact.
+      if (ok[r]) z[r] = static_cast<S>((V::hsum(count[r]) - 1.0) + s);
+    }
+    alignas(64) S log_s[kPad];
+    for (size_t h = 0; h < kPad; h += W) V::store(log_s + h, log1p_lanes<V>(V::load(z + h)));
+    for (size_t r = 0; r < g; ++r) {
+      flag[r0 + r] = !ok[r];
+      if (!ok[r]) continue;
+      // d - log S: both never positive, so no cancellation.
+      const Reg<V> l = V::set1(log_s[r]);
+      H* out = reinterpret_cast<H*>(y) + (r0 + r) * n;
+      for (size_t j = 0; j + 1 < geo.count; ++j) V::store(out + j * W, V::sub(V::load(buf[r] + j * W), l));
+      V::store(out + geo.last, V::sub(V::load(buf[r] + geo.last), l));
+    }
+  }
+}
+
+}  // namespace half_rows
+
+// The short-row kernels of one format into its table.
+template <class V, class H>
+void add_half_rows(HalfKernels& k) {
+  k.softmax_rows = &half_rows::softmax_rows<V, H>;
+  k.log_softmax_rows = &half_rows::log_softmax_rows<V, H>;
+  k.rows_min_n = V::width;
+  add_tile(k.tiles, "rows_group", half_rows::kRowGroup);
+}
+
+}  // namespace
+}  // namespace SSM_ISA
+}  // namespace ssm
