@@ -24,6 +24,7 @@ struct HalfFormatOps<F16Bits> {
     return _mm512_castps512_ps256(_mm512_cvtph_ps(_mm256_zextsi128_si256(bits)));
   }
   static __m256i narrow16(__m512 v) { return _mm512_cvtps_ph(v, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC); }
+  static __m256i narrow16_finite(__m512 v) { return narrow16(v); }
 };
 
 template <>
@@ -34,16 +35,20 @@ struct HalfFormatOps<BF16Bits> {
   static __m256 widen8(__m128i bits) {
     return _mm256_castsi256_ps(_mm256_slli_epi32(_mm256_cvtepu16_epi32(bits), 16));
   }
-  // Round to nearest even on the 16 dropped bits (see convert_generic.h);
-  // NaN: the upper half with the quiet bit set.
-  static __m256i narrow16(__m512 v) {
+  // Round to nearest even on the 16 dropped bits (see convert_generic.h).
+  static __m512i rounded(__m512 v) {
     const __m512i u = _mm512_castps_si512(v);
     const __m512i odd = _mm512_and_si512(_mm512_srli_epi32(u, 16), _mm512_set1_epi32(1));
-    __m512i bits = _mm512_srli_epi32(_mm512_add_epi32(u, _mm512_add_epi32(odd, _mm512_set1_epi32(0x7fff))), 16);
-    const __mmask16 nan = _mm512_cmp_ps_mask(v, v, _CMP_UNORD_Q);
-    bits = _mm512_mask_or_epi32(bits, nan, _mm512_srli_epi32(u, 16), _mm512_set1_epi32(0x0040));
-    return _mm512_cvtepi32_epi16(bits);
+    return _mm512_srli_epi32(_mm512_add_epi32(u, _mm512_add_epi32(odd, _mm512_set1_epi32(0x7fff))), 16);
   }
+  // NaN: the upper half with the quiet bit set.
+  static __m256i narrow16(__m512 v) {
+    const __mmask16 nan = _mm512_cmp_ps_mask(v, v, _CMP_UNORD_Q);
+    const __m512i quiet = _mm512_or_si512(_mm512_srli_epi32(_mm512_castps_si512(v), 16), _mm512_set1_epi32(0x0040));
+    return _mm512_cvtepi32_epi16(_mm512_mask_blend_epi32(nan, rounded(v), quiet));
+  }
+  // No NaN lanes (the short-row kernels' results): the rounding alone.
+  static __m256i narrow16_finite(__m512 v) { return _mm512_cvtepi32_epi16(rounded(v)); }
 };
 
 template <class H>
@@ -63,6 +68,9 @@ struct HalfF32x16 : F32x16 {
   static void store(H* p, reg v) { _mm256_storeu_si256(reinterpret_cast<__m256i*>(p), Ops::narrow16(v)); }
   static void store_tail(H* p, reg v, size_t n) { _mm256_mask_storeu_epi16(p, first(n), Ops::narrow16(v)); }
   static void stream(H* p, reg v) { store(p, v); }
+  static void store_finite(H* p, reg v) {
+    _mm256_storeu_si256(reinterpret_cast<__m256i*>(p), Ops::narrow16_finite(v));
+  }
 };
 
 template <class H>

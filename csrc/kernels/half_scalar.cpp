@@ -38,6 +38,7 @@ struct HalfF64x1 : F64x1 {
   static reg load_tail(const H* p, size_t, double) { return Ops::widen(p->bits); }
   static void store(H* p, reg v) { p->bits = Ops::narrow(static_cast<float>(v)); }
   static void store_tail(H* p, reg v, size_t) { store(p, v); }
+  static void store_finite(H* p, reg v) { store(p, v); }
   template <class Out>
   static void stream(Out* p, reg v) { store(p, v); }
 };
