@@ -308,18 +308,13 @@ std::vector<size_t> run_fused(size_t rows, size_t n, Row&& row) {
 constexpr size_t kRowsAuto = ~size_t(0);
 std::atomic<size_t> g_rows_max{kRowsAuto};
 
-// Row lengths the short-row kernels take by default (same-run A/B timings on
-// AVX-512, see set_half_rows_max): below them the buffered path's float32
-// group-per-vector kernels, above them the fused or buffered row kernels.
-constexpr size_t kSoftmaxRowsMin = 16, kSoftmaxRowsMax = 256;
-constexpr size_t kLogSoftmaxRowsMin = 49, kLogSoftmaxRowsMax = kHalfRowsMax;
-
-bool use_rows(const HalfKernels* k, size_t rows, size_t n, size_t lo, size_t hi) {
+// Batches of rows of the set's rows_min_n to rows_auto_max elements (its
+// measured range, half_api.h) take the set's short-row kernels.
+bool use_rows(const HalfKernels* k, size_t rows, size_t n) {
   // One row alone: the redo of a flagged row (rows = 1) must not come back.
   if (!k || !k->softmax_rows || rows < 2 || n < k->rows_min_n || n > kHalfRowsMax) return false;
   const size_t forced = g_rows_max.load(std::memory_order_relaxed);
-  if (forced != kRowsAuto) return n <= forced;
-  return n >= lo && n <= hi;
+  return n <= (forced != kRowsAuto ? forced : k->rows_auto_max);
 }
 
 // kernel(r0, count, flag) over runs of rows (spread over the threads for big
@@ -379,7 +374,7 @@ void reset_half_fused_min() { g_fused_min_n.store(kFusedMinAuto, std::memory_ord
 std::vector<size_t> half_softmax_batch(const uint16_t* x, uint16_t* y, size_t rows, size_t n, HalfFormat f,
                                        Algorithm a) {
   const HalfKernels* k = fused_kernels(f);
-  if (a == Algorithm::Auto && use_rows(k, rows, n, kSoftmaxRowsMin, kSoftmaxRowsMax))
+  if (a == Algorithm::Auto && use_rows(k, rows, n))
     return run_rows(
         rows, n,
         [&](size_t r0, size_t count, unsigned char* flag) { k->softmax_rows(x + r0 * n, y + r0 * n, count, n, flag); },
@@ -408,7 +403,7 @@ std::vector<size_t> half_softmax_batch(const uint16_t* x, uint16_t* y, size_t ro
 
 std::vector<size_t> half_log_softmax_batch(const uint16_t* x, uint16_t* y, size_t rows, size_t n, HalfFormat f) {
   const HalfKernels* k = fused_kernels(f);
-  if (use_rows(k, rows, n, kLogSoftmaxRowsMin, kLogSoftmaxRowsMax))
+  if (use_rows(k, rows, n))
     return run_rows(
         rows, n,
         [&](size_t r0, size_t count, unsigned char* flag) { k->log_softmax_rows(x + r0 * n, y + r0 * n, count, n, flag); },

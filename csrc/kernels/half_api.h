@@ -52,6 +52,9 @@ struct HalfKernels {
   void (*softmax_rows)(const uint16_t* x, uint16_t* y, size_t rows, size_t n, unsigned char* flag);
   void (*log_softmax_rows)(const uint16_t* x, uint16_t* y, size_t rows, size_t n, unsigned char* flag);
   size_t rows_min_n;  // the lane count: the shortest row fills one vector
+  // The longest row the drivers give them by default (same-run A/B timings
+  // of the set on bfloat16 batches against the other half paths).
+  size_t rows_auto_max;
   // Loop geometry (kernel_api.h's Tile): lanes, each pass's main-loop step.
   TileList tiles;
 };

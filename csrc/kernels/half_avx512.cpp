@@ -68,6 +68,11 @@ struct HalfF32x16 : F32x16 {
   static void store(H* p, reg v) { _mm256_storeu_si256(reinterpret_cast<__m256i*>(p), Ops::narrow16(v)); }
   static void store_tail(H* p, reg v, size_t n) { _mm256_mask_storeu_epi16(p, first(n), Ops::narrow16(v)); }
   static void stream(H* p, reg v) { store(p, v); }
+  // The short-row kernels' exp (half_rows.h): t - floor(t) in one vreduceps
+  // (AVX512DQ; imm 0x09: no fraction bits kept, round down, no exceptions),
+  // and vscalefps multiplies by 2^floor(t) itself.
+  static reg frac_floor(reg t) { return _mm512_reduce_ps(t, 0x09); }
+  static reg scale2_floor(reg p, reg t) { return _mm512_scalef_ps(p, t); }
   static void store_finite(H* p, reg v) {
     _mm256_storeu_si256(reinterpret_cast<__m256i*>(p), Ops::narrow16_finite(v));
   }
@@ -108,7 +113,9 @@ template <class H>
 HalfKernels make_format() {
   HalfKernels k = make_half_kernels<HalfF32x16<H>, HalfF64x8<H>, H, kUnrollFast, kBlockFast, kUnrollStore,
                                     kBlockStore, kUnrollLse, kBlockLse>();
-  add_half_rows<HalfF32x16<H>, H>(k);
+  // Short rows: faster than the buffered and fused paths at every length they
+  // take (bfloat16, 4 Mi elements, one thread: 1.2-11x, n = 16-1024).
+  add_half_rows<HalfF32x16<H>, H>(k, kHalfRowsMax);
   return k;
 }
 

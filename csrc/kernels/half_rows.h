@@ -39,6 +39,7 @@
 #include <cstddef>
 #include <cstdint>
 #include <type_traits>
+#include <utility>
 
 #include "exp_core.h"
 #include "half_api.h"
@@ -82,23 +83,41 @@ inline Reg<V> log1p_lanes(Reg<V> z) {
   return V::fmadd(e, V::set1(C::ln2_hi), V::fmadd(e, V::set1(C::ln2_lo), log_t));
 }
 
-// 2^f on |f| <= 1/2 with c0 = 1 (so exp(0) is exactly 1), fitted for the
-// least maximum relative error (a linear program on 4001 points, then the
-// coefficients rounded to float32 and the error measured on 200001):
-// degree 3, 1.02e-4 (2^-13.3), for bfloat16 (a half ulp is 2^-9 relative or
-// more); degree 4, 2.84e-6 (2^-18.4), for float16 (2^-12).
+// 2^f with c0 = 1 (so exp(0) is exactly 1) on |f| <= 1/2 (`nearest`) or
+// 0 <= f < 1 (`floor`), fitted for the least maximum relative error (a
+// linear program on 4001 points; the coefficients rounded to float32 and the
+// error measured on 200001): degree 3 for bfloat16 (a half ulp is 2^-9
+// relative or more), 1.02e-4 (2^-13.3) nearest, 8.6e-5 (2^-13.5) floor;
+// degree 4 for float16 (2^-12), 2.84e-6 (2^-18.4) and 2.92e-6 (2^-18.4).
 template <class H>
 struct Exp2Poly;
 template <>
 struct Exp2Poly<BF16Bits> {
   static constexpr int degree = 3;
-  static constexpr double c[degree + 1] = {1.0, 0x1.62f5fap-1, 0x1.f00c4ep-3, 0x1.c2a25cp-5};
+  static constexpr double nearest[degree + 1] = {1.0, 0x1.62f5fap-1, 0x1.f00c4ep-3, 0x1.c2a25cp-5};
+  static constexpr double floor[degree + 1] = {1.0, 0x1.63e654p-1, 0x1.d23788p-3, 0x1.3baadcp-4};
 };
 template <>
 struct Exp2Poly<F16Bits> {
   static constexpr int degree = 4;
-  static constexpr double c[degree + 1] = {1.0, 0x1.62e12ap-1, 0x1.ec0382p-3, 0x1.c9fd1ep-5, 0x1.3a007ap-7};
+  static constexpr double nearest[degree + 1] = {1.0, 0x1.62e12ap-1, 0x1.ec0382p-3, 0x1.c9fd1ep-5, 0x1.3a007ap-7};
+  static constexpr double floor[degree + 1] = {1.0, 0x1.62d6d0p-1, 0x1.ee2374p-3, 0x1.abfe7ep-5, 0x1.b7ea5cp-7};
 };
+
+// Lane types with frac_floor(t) = t - floor(t) and scale2_floor(p, t) =
+// p 2^floor(t) (AVX-512: vreduceps, vscalefps) take the `floor` polynomial
+// and no rounding step.
+template <class V, class = void>
+struct HasFloorExp2 : std::false_type {};
+template <class V>
+struct HasFloorExp2<V, decltype(void(V::frac_floor(std::declval<Reg<V>>())))> : std::true_type {};
+
+template <class V, int Degree>
+inline Reg<V> poly_scaled(Reg<V> f, const double (&c)[Degree + 1], double scale) {
+  Reg<V> p = V::set1(c[Degree] * scale);
+  for (int i = Degree - 1; i >= 0; --i) p = V::fmadd(p, f, V::set1(c[i] * scale));
+  return p;
+}
 
 // The terms are kept as exp(d) * 2^kTermShift: the smallest that reach a
 // bfloat16 result (2^-133 of a sum of at most 2^10 terms, down to 2^-143)
@@ -117,11 +136,13 @@ template <class V, class H>
 inline Reg<V> exp_scaled(Reg<V> d) {
   using C = Exp2Poly<H>;
   const Reg<V> t = V::mul(V::max(V::set1(-200.0), d), V::set1(1.4426950408889634));
-  const Reg<V> k = V::round(t);
-  const Reg<V> f = V::sub(t, k);
-  Reg<V> p = V::set1(C::c[C::degree]);
-  for (int i = C::degree - 1; i >= 0; --i) p = V::fmadd(p, f, V::set1(C::c[i]));
-  return V::scale2_acc(p, V::add(k, V::set1(kTermShift)));
+  if constexpr (HasFloorExp2<V>::value) {
+    // The scale rides in the coefficients (exact powers of two).
+    return V::scale2_floor(poly_scaled<V, C::degree>(V::frac_floor(t), C::floor, kTermScale), t);
+  } else {
+    const Reg<V> k = V::round(t);
+    return V::scale2_acc(poly_scaled<V, C::degree>(V::sub(t, k), C::nearest, 1.0), V::add(k, V::set1(kTermShift)));
+  }
 }
 
 // The geometry of a row of n >= V::width elements: vectors at j * width,
@@ -254,10 +275,11 @@ void log_softmax_rows(const uint16_t* x, uint16_t* y, size_t rows, size_t n, uns
 
 // The short-row kernels of one format into its table.
 template <class V, class H>
-void add_half_rows(HalfKernels& k) {
+void add_half_rows(HalfKernels& k, size_t auto_max) {
   k.softmax_rows = &half_rows::softmax_rows<V, H>;
   k.log_softmax_rows = &half_rows::log_softmax_rows<V, H>;
   k.rows_min_n = V::width;
+  k.rows_auto_max = auto_max;
   add_tile(k.tiles, "rows_group", half_rows::kRowGroup);
 }
 
