@@ -9,9 +9,8 @@
 // row tests) is done on the group's values side by side.
 //
 // Three passes, the three-pass-reload algorithm on a row in L1:
-//  1. max m of the widened row;
-//  2. softmax: t = exp(x - m) stored in a float32 (scalar set: float64)
-//     buffer and summed; log_softmax: d = x - m stored, and S - 1 summed as
+//  1. max m of the row, widened into a float32 (scalar set: float64) buffer;
+//  2. softmax: t = exp(x - m) stored over x in the buffer and summed; log_softmax: d = x - m stored, and S - 1 summed as
 //     the terms of the entries below the max plus the count of max entries
 //     minus one (exactly), so that log S = log1p(S - 1) keeps its relative
 //     accuracy for a dominant entry (its result is -log S);
@@ -135,21 +134,25 @@ static_assert(kTermScale == double(uint64_t(1) << 63) * 2, "2^kTermShift");
 template <class V, class H>
 inline Reg<V> exp_scaled(Reg<V> d) {
   using C = Exp2Poly<H>;
-  const Reg<V> t = V::mul(V::max(V::set1(-200.0), d), V::set1(1.4426950408889634));
+  constexpr double kLog2e = 1.4426950408889634;
   if constexpr (HasFloorExp2<V>::value) {
-    // The scale rides in the coefficients (exact powers of two).
+    // No clamp: vreduceps(-inf) = 0 and vscalefps(p, -inf) = 0. The scale
+    // rides in the coefficients (exact powers of two).
+    const Reg<V> t = V::mul(d, V::set1(kLog2e));
     return V::scale2_floor(poly_scaled<V, C::degree>(V::frac_floor(t), C::floor, kTermScale), t);
   } else {
+    const Reg<V> t = V::mul(V::max(V::set1(-200.0), d), V::set1(kLog2e));
     const Reg<V> k = V::round(t);
     return V::scale2_acc(poly_scaled<V, C::degree>(V::sub(t, k), C::nearest, 1.0), V::add(k, V::set1(kTermShift)));
   }
 }
 
 // The geometry of a row of n >= V::width elements: vectors at j * width,
-// the last one at n - width; keep: 0 on its lanes already counted.
+// the last one at n - width (in the buffer at tail = (count - 1) * width,
+// after the others); keep: 0 on its lanes already counted.
 template <class V>
 struct RowVectors {
-  size_t count, last;
+  size_t count, last, tail;
   Reg<V> keep;
   explicit RowVectors(size_t n) {
     constexpr size_t W = V::width;
@@ -157,6 +160,7 @@ struct RowVectors {
     for (size_t i = 0; i < 2 * W; ++i) ramp[i] = i < W ? 0 : 1;
     count = (n + W - 1) / W;
     last = n - W;
+    tail = (count - 1) * W;
     keep = V::load(ramp + W - (count * W - n));
   }
 };
@@ -164,22 +168,30 @@ struct RowVectors {
 // A group starting at row r0: its row count g, the row pointers (rows past
 // the batch's end repeat its first row: computed, never written) and pass 1,
 // the widened max of each row.
+template <class V>
+using Buffer = typename V::scalar[kRowGroup][kHalfRowsMax];
+
 template <class V, class H>
 inline size_t start_group(const uint16_t* x, size_t rows, size_t n, size_t r0, const RowVectors<V>& geo,
-                          const H* (&xr)[kRowGroup], double (&mx)[kRowGroup]) {
+                          Buffer<V>& buf, double (&mx)[kRowGroup]) {
   constexpr size_t W = V::width;
   const size_t g = rows - r0 < kRowGroup ? rows - r0 : kRowGroup;
+  const H* xr[kRowGroup];
   for (size_t r = 0; r < kRowGroup; ++r) xr[r] = reinterpret_cast<const H*>(x) + (r0 + (r < g ? r : 0)) * n;
   Reg<V> m[kRowGroup];
-  for (size_t r = 0; r < kRowGroup; ++r) m[r] = V::load(xr[r] + geo.last);
+  for (size_t r = 0; r < kRowGroup; ++r) {
+    m[r] = V::load(xr[r] + geo.last);
+    V::store(buf[r] + geo.tail, m[r]);
+  }
   for (size_t j = 0; j + 1 < geo.count; ++j)
-    for (size_t r = 0; r < kRowGroup; ++r) m[r] = V::max(V::load(xr[r] + j * W), m[r]);  // NaN ignored
+    for (size_t r = 0; r < kRowGroup; ++r) {
+      const Reg<V> v = V::load(xr[r] + j * W);
+      V::store(buf[r] + j * W, v);
+      m[r] = V::max(v, m[r]);  // NaN ignored
+    }
   for (size_t r = 0; r < kRowGroup; ++r) mx[r] = V::hmax(m[r]);
   return g;
 }
-
-template <class V>
-using Buffer = typename V::scalar[kRowGroup][kHalfRowsMax];
 
 template <class V, class H>
 void softmax_rows(const uint16_t* x, uint16_t* y, size_t rows, size_t n, unsigned char* flag) {
@@ -187,19 +199,18 @@ void softmax_rows(const uint16_t* x, uint16_t* y, size_t rows, size_t n, unsigne
   alignas(64) Buffer<V> buf;
   const RowVectors<V> geo(n);
   for (size_t r0 = 0; r0 < rows; r0 += kRowGroup) {
-    const H* xr[kRowGroup];
     double mx[kRowGroup];
-    const size_t g = start_group<V, H>(x, rows, n, r0, geo, xr, mx);
+    const size_t g = start_group<V, H>(x, rows, n, r0, geo, buf, mx);
     Reg<V> vm[kRowGroup], sum[kRowGroup];
     for (size_t r = 0; r < kRowGroup; ++r) {
       vm[r] = V::set1(lane_finite(mx[r]) ? mx[r] : 0.0);
-      const Reg<V> t = exp_scaled<V, H>(V::sub(V::load(xr[r] + geo.last), vm[r]));
-      V::store(buf[r] + geo.last, t);
+      const Reg<V> t = exp_scaled<V, H>(V::sub(V::load(buf[r] + geo.tail), vm[r]));
+      V::store(buf[r] + geo.tail, t);
       sum[r] = V::mul(t, geo.keep);
     }
     for (size_t j = 0; j + 1 < geo.count; ++j)
       for (size_t r = 0; r < kRowGroup; ++r) {
-        const Reg<V> t = exp_scaled<V, H>(V::sub(V::load(xr[r] + j * W), vm[r]));
+        const Reg<V> t = exp_scaled<V, H>(V::sub(V::load(buf[r] + j * W), vm[r]));
         V::store(buf[r] + j * W, t);
         sum[r] = V::add(sum[r], t);
       }
@@ -212,7 +223,7 @@ void softmax_rows(const uint16_t* x, uint16_t* y, size_t rows, size_t n, unsigne
       const Reg<V> inv = V::set1(1.0 / s);
       H* out = reinterpret_cast<H*>(y) + (r0 + r) * n;
       for (size_t j = 0; j + 1 < geo.count; ++j) V::store_finite(out + j * W, V::mul(V::load(buf[r] + j * W), inv));
-      V::store_finite(out + geo.last, V::mul(V::load(buf[r] + geo.last), inv));
+      V::store_finite(out + geo.last, V::mul(V::load(buf[r] + geo.tail), inv));
     }
   }
 }
@@ -226,24 +237,23 @@ void log_softmax_rows(const uint16_t* x, uint16_t* y, size_t rows, size_t n, uns
   // Per-row values side by side, whole vectors of them.
   constexpr size_t kPad = (kRowGroup + W - 1) / W * W;
   for (size_t r0 = 0; r0 < rows; r0 += kRowGroup) {
-    const H* xr[kRowGroup];
     double mx[kRowGroup];
-    const size_t g = start_group<V, H>(x, rows, n, r0, geo, xr, mx);
+    const size_t g = start_group<V, H>(x, rows, n, r0, geo, buf, mx);
     Reg<V> vm[kRowGroup], rest[kRowGroup], count[kRowGroup];
     const Reg<V> zero = V::set1(0.0);
     // rest: the terms below the max (NaN included: nonzero is unordered);
     // count: the max's own entries.
     for (size_t r = 0; r < kRowGroup; ++r) {
       vm[r] = V::set1(lane_finite(mx[r]) ? mx[r] : 0.0);
-      const Reg<V> d = V::sub(V::load(xr[r] + geo.last), vm[r]);
-      V::store(buf[r] + geo.last, d);
+      const Reg<V> d = V::sub(V::load(buf[r] + geo.tail), vm[r]);
+      V::store(buf[r] + geo.tail, d);
       const auto below = V::nonzero(d);
       rest[r] = V::mul(V::select(below, exp_scaled<V, H>(d), zero), geo.keep);
       count[r] = V::select(below, zero, geo.keep);
     }
     for (size_t j = 0; j + 1 < geo.count; ++j)
       for (size_t r = 0; r < kRowGroup; ++r) {
-        const Reg<V> d = V::sub(V::load(xr[r] + j * W), vm[r]);
+        const Reg<V> d = V::sub(V::load(buf[r] + j * W), vm[r]);
         V::store(buf[r] + j * W, d);
         const auto below = V::nonzero(d);
         rest[r] = V::add(rest[r], V::select(below, exp_scaled<V, H>(d), zero));
@@ -266,7 +276,7 @@ void log_softmax_rows(const uint16_t* x, uint16_t* y, size_t rows, size_t n, uns
       const Reg<V> l = V::set1(log_s[r]);
       H* out = reinterpret_cast<H*>(y) + (r0 + r) * n;
       for (size_t j = 0; j + 1 < geo.count; ++j) V::store_finite(out + j * W, V::sub(V::load(buf[r] + j * W), l));
-      V::store_finite(out + geo.last, V::sub(V::load(buf[r] + geo.last), l));
+      V::store_finite(out + geo.last, V::sub(V::load(buf[r] + geo.tail), l));
     }
   }
 }
