@@ -36,11 +36,13 @@ struct HalfFormatOps<BF16Bits> {
     return _mm256_castsi256_ps(_mm256_slli_epi32(_mm256_cvtepu16_epi32(bits), 16));
   }
   // Round to nearest even on the 16 dropped bits (see convert_generic.h).
-  static __m512i rounded(__m512 v) {
+  // carried: the float32 bits plus the carry, the result in the upper half.
+  static __m512i carried(__m512 v) {
     const __m512i u = _mm512_castps_si512(v);
     const __m512i odd = _mm512_and_si512(_mm512_srli_epi32(u, 16), _mm512_set1_epi32(1));
-    return _mm512_srli_epi32(_mm512_add_epi32(u, _mm512_add_epi32(odd, _mm512_set1_epi32(0x7fff))), 16);
+    return _mm512_add_epi32(u, _mm512_add_epi32(odd, _mm512_set1_epi32(0x7fff)));
   }
+  static __m512i rounded(__m512 v) { return _mm512_srli_epi32(carried(v), 16); }
   // NaN: the upper half with the quiet bit set.
   static __m256i narrow16(__m512 v) {
     const __mmask16 nan = _mm512_cmp_ps_mask(v, v, _CMP_UNORD_Q);
@@ -51,8 +53,22 @@ struct HalfFormatOps<BF16Bits> {
   static __m256i narrow16_finite(__m512 v) { return _mm512_cvtepi32_epi16(rounded(v)); }
 };
 
+// Two vectors' results into one 32-element store (the short-row kernels'
+// write): bfloat16 keeps the rounded upper halves, picked by one vpermt2w.
 template <class H>
-struct HalfF32x16 : F32x16 {
+struct PairStore {};
+template <>
+struct PairStore<BF16Bits> {
+  static void store2_finite(BF16Bits* p, __m512 a, __m512 b) {
+    const __m512i odd_words = _mm512_set_epi16(63, 61, 59, 57, 55, 53, 51, 49, 47, 45, 43, 41, 39, 37, 35, 33, 31, 29,
+                                               27, 25, 23, 21, 19, 17, 15, 13, 11, 9, 7, 5, 3, 1);
+    using Ops = HalfFormatOps<BF16Bits>;
+    _mm512_storeu_si512(p, _mm512_permutex2var_epi16(Ops::carried(a), odd_words, Ops::carried(b)));
+  }
+};
+
+template <class H>
+struct HalfF32x16 : F32x16, PairStore<H> {
   using Ops = HalfFormatOps<H>;
   using F32x16::load;
   using F32x16::load_tail;
@@ -73,6 +89,7 @@ struct HalfF32x16 : F32x16 {
   // and vscalefps multiplies by 2^floor(t) itself.
   static reg frac_floor(reg t) { return _mm512_reduce_ps(t, 0x09); }
   static reg scale2_floor(reg p, reg t) { return _mm512_scalef_ps(p, t); }
+  static reg add_masked(mask m, reg acc, reg v) { return _mm512_mask_add_ps(acc, m, acc, v); }
   static void store_finite(H* p, reg v) {
     _mm256_storeu_si256(reinterpret_cast<__m256i*>(p), Ops::narrow16_finite(v));
   }

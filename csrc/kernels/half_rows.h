@@ -193,6 +193,37 @@ inline size_t start_group(const uint16_t* x, size_t rows, size_t n, size_t r0, c
   return g;
 }
 
+// acc + (m ? v : 0): one masked add where the lane type has it (AVX-512).
+template <class V, class = void>
+struct HasMaskedAdd : std::false_type {};
+template <class V>
+struct HasMaskedAdd<V, decltype(void(V::add_masked(std::declval<typename V::mask>(), std::declval<Reg<V>>(),
+                                                   std::declval<Reg<V>>())))> : std::true_type {};
+template <class V>
+inline Reg<V> add_where(typename V::mask m, Reg<V> acc, Reg<V> v) {
+  if constexpr (HasMaskedAdd<V>::value)
+    return V::add_masked(m, acc, v);
+  else
+    return V::add(acc, V::select(m, v, V::set1(0.0)));
+}
+
+// Pass 3 of a row: out = op(buffer) rounded to the format, two vectors per
+// store where the lane type packs them into one (AVX-512 bfloat16).
+template <class V, class = void>
+struct HasPairStore : std::false_type {};
+template <class V>
+struct HasPairStore<V, decltype(void(V::store2_finite(nullptr, std::declval<Reg<V>>(), std::declval<Reg<V>>())))>
+    : std::true_type {};
+template <class V, class H, class Op>
+inline void write_row(H* out, const typename V::scalar* b, const RowVectors<V>& geo, Op op) {
+  constexpr size_t W = V::width;
+  size_t j = 0;
+  if constexpr (HasPairStore<V>::value)
+    for (; j + 2 < geo.count; j += 2) V::store2_finite(out + j * W, op(V::load(b + j * W)), op(V::load(b + j * W + W)));
+  for (; j + 1 < geo.count; ++j) V::store_finite(out + j * W, op(V::load(b + j * W)));
+  V::store_finite(out + geo.last, op(V::load(b + geo.tail)));
+}
+
 template <class V, class H>
 void softmax_rows(const uint16_t* x, uint16_t* y, size_t rows, size_t n, unsigned char* flag) {
   constexpr size_t W = V::width;
@@ -222,8 +253,7 @@ void softmax_rows(const uint16_t* x, uint16_t* y, size_t rows, size_t n, unsigne
       if (!ok) continue;
       const Reg<V> inv = V::set1(1.0 / s);
       H* out = reinterpret_cast<H*>(y) + (r0 + r) * n;
-      for (size_t j = 0; j + 1 < geo.count; ++j) V::store_finite(out + j * W, V::mul(V::load(buf[r] + j * W), inv));
-      V::store_finite(out + geo.last, V::mul(V::load(buf[r] + geo.tail), inv));
+      write_row<V>(out, buf[r], geo, [inv](Reg<V> v) SSM_INLINE { return V::mul(v, inv); });
     }
   }
 }
@@ -239,33 +269,33 @@ void log_softmax_rows(const uint16_t* x, uint16_t* y, size_t rows, size_t n, uns
   for (size_t r0 = 0; r0 < rows; r0 += kRowGroup) {
     double mx[kRowGroup];
     const size_t g = start_group<V, H>(x, rows, n, r0, geo, buf, mx);
-    Reg<V> vm[kRowGroup], rest[kRowGroup], count[kRowGroup];
-    const Reg<V> zero = V::set1(0.0);
+    Reg<V> vm[kRowGroup], rest[kRowGroup], below_count[kRowGroup];
+    const Reg<V> zero = V::set1(0.0), one = V::set1(1.0);
     // rest: the terms below the max (NaN included: nonzero is unordered);
-    // count: the max's own entries.
+    // below_count: how many (the others are the max's own entries).
     for (size_t r = 0; r < kRowGroup; ++r) {
       vm[r] = V::set1(lane_finite(mx[r]) ? mx[r] : 0.0);
       const Reg<V> d = V::sub(V::load(buf[r] + geo.tail), vm[r]);
       V::store(buf[r] + geo.tail, d);
       const auto below = V::nonzero(d);
       rest[r] = V::mul(V::select(below, exp_scaled<V, H>(d), zero), geo.keep);
-      count[r] = V::select(below, zero, geo.keep);
+      below_count[r] = V::select(below, geo.keep, zero);
     }
     for (size_t j = 0; j + 1 < geo.count; ++j)
       for (size_t r = 0; r < kRowGroup; ++r) {
         const Reg<V> d = V::sub(V::load(buf[r] + j * W), vm[r]);
         V::store(buf[r] + j * W, d);
         const auto below = V::nonzero(d);
-        rest[r] = V::add(rest[r], V::select(below, exp_scaled<V, H>(d), zero));
-        count[r] = V::add(count[r], V::select(below, zero, V::set1(1.0)));
+        rest[r] = add_where<V>(below, rest[r], exp_scaled<V, H>(d));
+        below_count[r] = add_where<V>(below, below_count[r], one);
       }
     alignas(64) S z[kPad] = {};
     bool ok[kRowGroup];
     for (size_t r = 0; r < kRowGroup; ++r) {
       const double s = V::hsum(rest[r]);
       ok[r] = r < g && lane_finite(mx[r]) && lane_finite(s);
-      // S - 1 = (count - 1) + rest, count - 1 exact.
-      if (ok[r]) z[r] = static_cast<S>((V::hsum(count[r]) - 1.0) + s / kTermScale);
+      // S - 1 = (count - 1) + rest, count = n - below_count, exact.
+      if (ok[r]) z[r] = static_cast<S>((double(n) - V::hsum(below_count[r]) - 1.0) + s / kTermScale);
     }
     alignas(64) S log_s[kPad];
     for (size_t h = 0; h < kPad; h += W) V::store(log_s + h, log1p_lanes<V>(V::load(z + h)));
@@ -275,8 +305,7 @@ void log_softmax_rows(const uint16_t* x, uint16_t* y, size_t rows, size_t n, uns
       // d - log S: both never positive, so no cancellation.
       const Reg<V> l = V::set1(log_s[r]);
       H* out = reinterpret_cast<H*>(y) + (r0 + r) * n;
-      for (size_t j = 0; j + 1 < geo.count; ++j) V::store_finite(out + j * W, V::sub(V::load(buf[r] + j * W), l));
-      V::store_finite(out + geo.last, V::sub(V::load(buf[r] + geo.tail), l));
+      write_row<V>(out, buf[r], geo, [l](Reg<V> v) SSM_INLINE { return V::sub(v, l); });
     }
   }
 }
