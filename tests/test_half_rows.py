@@ -90,7 +90,7 @@ def test_hard_rows(isa, fmt, path, name):
     magnitudes, results far into the subnormals, constant rows."""
     big = 60000.0 if fmt == "float16" else 3e38
     for n in (max(lanes(isa), 2), lanes(isa) + 3, 49, 100, 256, 1000):
-        x = np.zeros((10, n))
+        x = np.zeros((11, n))
         x[0, n // 3] = 30.0  # S - 1 ~ n e^-30
         x[1, :] = -big
         x[1, [0, n - 1]] = big  # two maxima, the rest far below
@@ -102,7 +102,22 @@ def test_hard_rows(isa, fmt, path, name):
         x[7, :] = np.random.default_rng(n).normal(0.0, 30.0, n)
         x[8, 1:] = -np.inf  # one finite entry
         x[9, :] = np.linspace(0.0, 1e-3, n)
+        x[10, :] = -np.log(2.0 * (n - 1))  # S - 1 = 1/2: where log_softmax's sum switches
+        x[10, 0] = 0.0
         check(name, to_bits(x, fmt), fmt, n)
+
+
+@pytest.mark.parametrize("name", KERNELS)
+def test_max_near_64(isa, fmt, name):
+    """softmax forms x log2 e - max log2 e in one fma while every |max| of a group is <= 64."""
+    rng = np.random.default_rng(4)
+    for top in (63.5, 64.0, 64.5, -64.0, -65.0):
+        x = rng.normal(top - 3.0, 2.0, size=(16, 40))
+        x[:, 5] = top
+        if top > 64.0:
+            x[8:, 5] = 60.0  # the second group stays on the fma
+        with rows_max(LONGEST):
+            check(name, to_bits(np.minimum(x, top), fmt), fmt, top)
 
 
 @pytest.mark.parametrize("name", KERNELS)

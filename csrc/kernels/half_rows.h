@@ -36,6 +36,7 @@
 #pragma once
 
 #include <cstddef>
+#include <cmath>
 #include <cstdint>
 #include <type_traits>
 #include <utility>
@@ -131,20 +132,26 @@ static_assert(kTermScale == double(uint64_t(1) << 63) * 2, "2^kTermShift");
 // exp(d) * 2^kTermShift for d <= 0 (NaN stays NaN: the max keeps its second
 // operand), as 2^t, t = d log2 e: t's rounding moves the result by at most
 // 2^-16.8 relative where it can reach a half result (|t| < 150).
+constexpr double kLog2e = 1.4426950408889634;
+
+// 2^t * 2^kTermShift for t <= 0 (t = d log2 e).
 template <class V, class H>
-inline Reg<V> exp_scaled(Reg<V> d) {
+inline Reg<V> exp2_scaled(Reg<V> t) {
   using C = Exp2Poly<H>;
-  constexpr double kLog2e = 1.4426950408889634;
   if constexpr (HasFloorExp2<V>::value) {
     // No clamp: vreduceps(-inf) = 0 and vscalefps(p, -inf) = 0. The scale
     // rides in the coefficients (exact powers of two).
-    const Reg<V> t = V::mul(d, V::set1(kLog2e));
     return V::scale2_floor(poly_scaled<V, C::degree>(V::frac_floor(t), C::floor, kTermScale), t);
   } else {
-    const Reg<V> t = V::mul(V::max(V::set1(-200.0), d), V::set1(kLog2e));
+    t = V::max(V::set1(-300.0), t);
     const Reg<V> k = V::round(t);
     return V::scale2_acc(poly_scaled<V, C::degree>(V::sub(t, k), C::nearest, 1.0), V::add(k, V::set1(kTermShift)));
   }
+}
+
+template <class V, class H>
+inline Reg<V> exp_scaled(Reg<V> d) {
+  return exp2_scaled<V, H>(V::mul(d, V::set1(kLog2e)));
 }
 
 // The geometry of a row of n >= V::width elements: vectors at j * width,
@@ -232,19 +239,38 @@ void softmax_rows(const uint16_t* x, uint16_t* y, size_t rows, size_t n, unsigne
   for (size_t r0 = 0; r0 < rows; r0 += kRowGroup) {
     double mx[kRowGroup];
     const size_t g = start_group<V, H>(x, rows, n, r0, geo, buf, mx);
-    Reg<V> vm[kRowGroup], sum[kRowGroup];
-    for (size_t r = 0; r < kRowGroup; ++r) {
-      vm[r] = V::set1(lane_finite(mx[r]) ? mx[r] : 0.0);
-      const Reg<V> t = exp_scaled<V, H>(V::sub(V::load(buf[r] + geo.tail), vm[r]));
-      V::store(buf[r] + geo.tail, t);
-      sum[r] = V::mul(t, geo.keep);
-    }
-    for (size_t j = 0; j + 1 < geo.count; ++j)
+    // Where every row's |max| <= 64, t = x log2 e - max log2 e in one fma:
+    // max log2 e is rounded by at most 2^-18.5, which moves a term by less
+    // than 2^-18.9 relative (else x - max first, then the product).
+    bool small = true;
+    for (size_t r = 0; r < kRowGroup; ++r) small = small && std::fabs(mx[r]) <= 64.0;
+    Reg<V> sum[kRowGroup];
+    auto pass2 = [&](auto fused) SSM_INLINE {
+      Reg<V> vm[kRowGroup];
+      const Reg<V> log2e = V::set1(kLog2e);
       for (size_t r = 0; r < kRowGroup; ++r) {
-        const Reg<V> t = exp_scaled<V, H>(V::sub(V::load(buf[r] + j * W), vm[r]));
-        V::store(buf[r] + j * W, t);
-        sum[r] = V::add(sum[r], t);
+        const double m = lane_finite(mx[r]) ? mx[r] : 0.0;
+        vm[r] = V::set1(fused ? -m * kLog2e : m);
       }
+      auto term = [&](Reg<V> x, size_t r) SSM_INLINE {
+        return fused ? exp2_scaled<V, H>(V::fmadd(x, log2e, vm[r])) : exp_scaled<V, H>(V::sub(x, vm[r]));
+      };
+      for (size_t r = 0; r < kRowGroup; ++r) {
+        const Reg<V> t = term(V::load(buf[r] + geo.tail), r);
+        V::store(buf[r] + geo.tail, t);
+        sum[r] = V::mul(t, geo.keep);
+      }
+      for (size_t j = 0; j + 1 < geo.count; ++j)
+        for (size_t r = 0; r < kRowGroup; ++r) {
+          const Reg<V> t = term(V::load(buf[r] + j * W), r);
+          V::store(buf[r] + j * W, t);
+          sum[r] = V::add(sum[r], t);
+        }
+    };
+    if (small)
+      pass2(std::true_type{});
+    else
+      pass2(std::false_type{});
     for (size_t r = 0; r < g; ++r) {
       const double s = V::hsum(sum[r]);
       // The max's own term is 2^kTermShift: a smaller or non-finite sum means a NaN.
@@ -258,6 +284,25 @@ void softmax_rows(const uint16_t* x, uint16_t* y, size_t rows, size_t n, unsigne
   }
 }
 
+// S - 1 of a row whose differences d = x - max are in the buffer: the terms
+// of the entries below the max (NaN included: nonzero is unordered) plus
+// (their count - 1) for the max's own entries, which are exactly 1 each.
+template <class V, class H>
+double exact_rest(const typename V::scalar* b, const RowVectors<V>& geo, size_t n) {
+  constexpr size_t W = V::width;
+  const Reg<V> d_last = V::load(b + geo.tail);
+  const auto below_last = V::nonzero(d_last);
+  Reg<V> rest = V::mul(V::select(below_last, exp_scaled<V, H>(d_last), V::set1(0.0)), geo.keep);
+  Reg<V> below_count = V::select(below_last, geo.keep, V::set1(0.0));
+  for (size_t j = 0; j + 1 < geo.count; ++j) {
+    const Reg<V> d = V::load(b + j * W);
+    const auto below = V::nonzero(d);
+    rest = add_where<V>(below, rest, exp_scaled<V, H>(d));
+    below_count = add_where<V>(below, below_count, V::set1(1.0));
+  }
+  return (double(n) - V::hsum(below_count) - 1.0) + V::hsum(rest) / kTermScale;
+}
+
 template <class V, class H>
 void log_softmax_rows(const uint16_t* x, uint16_t* y, size_t rows, size_t n, unsigned char* flag) {
   constexpr size_t W = V::width;
@@ -269,33 +314,32 @@ void log_softmax_rows(const uint16_t* x, uint16_t* y, size_t rows, size_t n, uns
   for (size_t r0 = 0; r0 < rows; r0 += kRowGroup) {
     double mx[kRowGroup];
     const size_t g = start_group<V, H>(x, rows, n, r0, geo, buf, mx);
-    Reg<V> vm[kRowGroup], rest[kRowGroup], below_count[kRowGroup];
-    const Reg<V> zero = V::set1(0.0), one = V::set1(1.0);
-    // rest: the terms below the max (NaN included: nonzero is unordered);
-    // below_count: how many (the others are the max's own entries).
+    Reg<V> vm[kRowGroup], sum[kRowGroup];
     for (size_t r = 0; r < kRowGroup; ++r) {
       vm[r] = V::set1(lane_finite(mx[r]) ? mx[r] : 0.0);
       const Reg<V> d = V::sub(V::load(buf[r] + geo.tail), vm[r]);
       V::store(buf[r] + geo.tail, d);
-      const auto below = V::nonzero(d);
-      rest[r] = V::mul(V::select(below, exp_scaled<V, H>(d), zero), geo.keep);
-      below_count[r] = V::select(below, geo.keep, zero);
+      sum[r] = V::mul(exp_scaled<V, H>(d), geo.keep);
     }
     for (size_t j = 0; j + 1 < geo.count; ++j)
       for (size_t r = 0; r < kRowGroup; ++r) {
         const Reg<V> d = V::sub(V::load(buf[r] + j * W), vm[r]);
         V::store(buf[r] + j * W, d);
-        const auto below = V::nonzero(d);
-        rest[r] = add_where<V>(below, rest[r], exp_scaled<V, H>(d));
-        below_count[r] = add_where<V>(below, below_count[r], one);
+        sum[r] = V::add(sum[r], exp_scaled<V, H>(d));
       }
     alignas(64) S z[kPad] = {};
     bool ok[kRowGroup];
     for (size_t r = 0; r < kRowGroup; ++r) {
-      const double s = V::hsum(rest[r]);
-      ok[r] = r < g && lane_finite(mx[r]) && lane_finite(s);
-      // S - 1 = (count - 1) + rest, count = n - below_count, exact.
-      if (ok[r]) z[r] = static_cast<S>((double(n) - V::hsum(below_count[r]) - 1.0) + s / kTermScale);
+      // NaN reaches the sum; the max's own term is 2^kTermShift.
+      const double total = V::hsum(sum[r]) / kTermScale;
+      ok[r] = r < g && lane_finite(mx[r]) && lane_finite(total) && total >= 1.0;
+      if (!ok[r]) continue;
+      // S - 1 from S keeps its relative accuracy while S - 1 >= 1/2: the
+      // float32 S is within k 2^-24 S of the sum of its terms, k = n / W +
+      // log2 W <= 131 (each lane sums n / W terms, then the lanes' tree),
+      // so S - 1 is within 3 k 2^-24 < 2^-15.4 relative. Below that (one
+      // entry dominates), the terms apart from the max's, exactly.
+      z[r] = static_cast<S>(total - 1.0 >= 0.5 ? total - 1.0 : exact_rest<V, H>(buf[r], geo, n));
     }
     alignas(64) S log_s[kPad];
     for (size_t h = 0; h < kPad; h += W) V::store(log_s + h, log1p_lanes<V>(V::load(z + h)));
