@@ -67,8 +67,36 @@ struct PairStore<BF16Bits> {
   }
 };
 
+// Eight vectors' lane reductions together, transposing as they go: quarter
+// pairs (vshuff32x4), then quarters, then lane pairs within quarters
+// (vshufps), then neighbours (vpermilps); row k ends in lane 4k (k < 4) or
+// 4(k - 4) + 2.
+struct GroupReduce {
+  template <class Op>
+  static void reduce8(const __m512 (&v)[8], double (&out)[8], Op op) {
+    __m512 c[4], d[2];
+    for (int i = 0; i < 4; ++i)
+      c[i] = op(_mm512_shuffle_f32x4(v[2 * i], v[2 * i + 1], 0x44), _mm512_shuffle_f32x4(v[2 * i], v[2 * i + 1], 0xEE));
+    for (int i = 0; i < 2; ++i)
+      d[i] = op(_mm512_shuffle_f32x4(c[2 * i], c[2 * i + 1], 0x88), _mm512_shuffle_f32x4(c[2 * i], c[2 * i + 1], 0xDD));
+    const __m512 e = op(_mm512_shuffle_ps(d[0], d[1], 0x44), _mm512_shuffle_ps(d[0], d[1], 0xEE));
+    alignas(64) float lanes[16];
+    _mm512_store_ps(lanes, op(e, _mm512_permute_ps(e, 0xB1)));
+    for (int k = 0; k < 4; ++k) {
+      out[k] = lanes[4 * k];
+      out[k + 4] = lanes[4 * k + 2];
+    }
+  }
+  static void group_hmax(const __m512 (&v)[8], double (&out)[8]) {
+    reduce8(v, out, [](__m512 a, __m512 b) { return _mm512_max_ps(a, b); });
+  }
+  static void group_hsum(const __m512 (&v)[8], double (&out)[8]) {
+    reduce8(v, out, [](__m512 a, __m512 b) { return _mm512_add_ps(a, b); });
+  }
+};
+
 template <class H>
-struct HalfF32x16 : F32x16, PairStore<H> {
+struct HalfF32x16 : F32x16, PairStore<H>, GroupReduce {
   using Ops = HalfFormatOps<H>;
   using F32x16::load;
   using F32x16::load_tail;
