@@ -10,8 +10,10 @@ absolute times).
    batch about --elements elements.
 3. float16 / bfloat16 vs float32 elements per second (simdsoftmax), in cache
    and out of cache: the half-width bound is about 2x float32 out of cache.
+4. The short half-row kernels (rows of one vector to 1024 elements) on vs off
+   (_core.half_set_rows_max), same batches as part 2.
 
-Usage: python bench/half_arrays.py [--quick] [--threads 1] [--elements 4194304]
+Usage: python bench/half_arrays.py [--quick] [--threads 1] [--elements 4194304] [--parts 1,2,3,4]
 
 The half-width bound out of cache (read 2 B + write 2 B per element) is in
 the bench CLI: simdsoftmax-bench --dtypes float32,float16,bfloat16.
@@ -44,8 +46,10 @@ def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="fewer sizes and repeats")
     parser.add_argument("--threads", type=int, default=1)
-    parser.add_argument("--elements", type=int, default=1 << 22, help="elements per batch in part 2")
+    parser.add_argument("--elements", type=int, default=1 << 22, help="elements per batch in parts 2 and 4")
+    parser.add_argument("--parts", default="1,2,3,4", help="which parts to run, e.g. 2,4")
     args = parser.parse_args(argv)
+    parts = {int(p) for p in args.parts.split(",")}
     import torch
 
     torch.set_num_threads(args.threads)
@@ -53,6 +57,18 @@ def main(argv=None):
     repeats = 5 if args.quick else 15
     print(f"simdsoftmax {ssm.__version__}, isa={ssm.isa()}, threads={args.threads}, torch {torch.__version__}")
 
+    if 1 in parts:
+        part_torch_overhead(torch, repeats)
+    total = args.elements if not args.quick else 1 << 20
+    if 2 in parts:
+        part_torch_half(torch, total, args.quick, repeats)
+    if 3 in parts:
+        part_half_vs_float32(torch, args.quick, repeats)
+    if 4 in parts:
+        part_rows_path(torch, total, args.quick, repeats)
+
+
+def part_torch_overhead(torch, repeats):
     print("\n1. torch tensor in and out: extra time per call over the NumPy call (us)")
     for n in (16, 4096):
         x = np.random.default_rng(0).normal(size=(1, n)).astype(np.float32)
@@ -66,11 +82,13 @@ def main(argv=None):
             np_t, torch_t = interleaved([lambda: call(x), lambda: call(t)], repeats, 2000 if n == 16 else 300)
             print(f"  {name:14s} n={n:5d}: +{(torch_t - np_t) * 1e6:5.2f} us  (torch/numpy {torch_t / np_t:.3f})")
 
+
+
+def part_torch_half(torch, total, quick, repeats):
     print("\n2. torch's own softmax / log_softmax vs simdsoftmax on half tensors (time ratio torch/ours)")
     from simdsoftmax.bench.workloads import ROW_LENGTHS
 
-    total = args.elements if not args.quick else 1 << 20
-    lengths = ROW_LENGTHS if not args.quick else (2, 128, 32000, 151936)
+    lengths = ROW_LENGTHS if not quick else (2, 128, 32000, 151936)
     for dtype in (torch.bfloat16, torch.float16):
         for n in lengths:
             rows = max(1, total // n)
@@ -84,8 +102,11 @@ def main(argv=None):
                 a, b = interleaved([theirs, ours], repeats, 3)
                 print(f"  {str(dtype)[6:]:9s} {name:12s} {rows:7d} x {n:6d}: torch/ours {a / b:6.2f}")
 
+
+
+def part_half_vs_float32(torch, quick, repeats):
     print("\n3. half vs float32 elements per second (simdsoftmax; >1: the half format is faster)")
-    sizes = (1 << 14, 1 << 16, 1 << 20, 1 << 24) if not args.quick else (1 << 16, 1 << 22)
+    sizes = (1 << 14, 1 << 16, 1 << 20, 1 << 24) if not quick else (1 << 16, 1 << 22)
     for total in sizes:
         n = min(total, 32768)
         x32 = np.random.default_rng(1).normal(size=(total // n, n)).astype(np.float32)
@@ -103,6 +124,33 @@ def main(argv=None):
         a, b = interleaved([lambda: ssm.logsumexp(x32, axis=-1), lambda: ssm.logsumexp(x16, axis=-1)], repeats,
                            3 if total >= 1 << 22 else 20)
         print(f"  {'logsumexp':12s} {total:9d} elements: float16/float32 {a / b:5.2f}")
+
+
+def part_rows_path(torch, total, quick, repeats):
+    from simdsoftmax import _core
+    from simdsoftmax.bench.workloads import ROW_LENGTHS
+
+    print("\n4. short half-row kernels on vs off (time ratio off/on; >1: the kernels are faster)")
+    lengths = [n for n in ROW_LENGTHS if n <= 1024] if not quick else (16, 64, 1024)
+
+    def forced(limit, fn):
+        def call():
+            _core.half_set_rows_max(limit)
+            fn()
+        return call
+
+    try:
+        for dtype in (torch.bfloat16, torch.float16):
+            for n in lengths:
+                t = torch.randn(max(2, total // n), n).to(dtype)
+                out = torch.empty_like(t)
+                for name in ("softmax", "log_softmax"):
+                    fn = getattr(ssm, name)
+                    on, off = interleaved([forced(None, lambda: fn(t, axis=-1, out=out)),
+                                           forced(0, lambda: fn(t, axis=-1, out=out))], repeats, 3)
+                    print(f"  {str(dtype)[6:]:9s} {name:12s} {t.shape[0]:7d} x {n:6d}: off/on {off / on:6.2f}")
+    finally:
+        _core.half_set_rows_max(None)
 
 
 if __name__ == "__main__":

@@ -303,6 +303,42 @@ std::vector<size_t> run_fused(size_t rows, size_t n, Row&& row) {
   return special;
 }
 
+// --- short rows: the half row kernels (half_rows.h) --------------------------
+
+constexpr size_t kRowsAuto = ~size_t(0);
+std::atomic<size_t> g_rows_max{kRowsAuto};
+
+// Batches of rows of the set's rows_min_n to rows_auto_max elements (its
+// measured range, half_api.h) take the set's short-row kernels.
+bool use_rows(const HalfKernels* k, size_t rows, size_t n) {
+  // One row alone: the redo of a flagged row (rows = 1) must not come back.
+  if (!k || !k->softmax_rows || rows < 2 || n < k->rows_min_n || n > kHalfRowsMax) return false;
+  const size_t forced = g_rows_max.load(std::memory_order_relaxed);
+  return n <= (forced != kRowsAuto ? forced : k->rows_auto_max);
+}
+
+// kernel(r0, count, flag) over runs of rows (spread over the threads for big
+// calls); then redo(r) -> ok for each flagged row, and the rows it could not
+// finish are the special rows.
+template <class Kernel, class Redo>
+std::vector<size_t> run_rows(size_t rows, size_t n, Kernel&& kernel, Redo&& redo) {
+  std::vector<unsigned char> flag(rows);
+  const size_t per = std::max<size_t>(8, kHalfWholeRow / n / 8 * 8);
+  const size_t tasks = (rows + per - 1) / per;
+  auto task = [&](size_t t) {
+    const size_t r0 = t * per;
+    kernel(r0, std::min(per, rows - r0), flag.data() + r0);
+  };
+  if (get_num_threads() > 1 && tasks > 1 && rows * n >= kParallelMin)
+    parallel_for(tasks, task);
+  else
+    for (size_t t = 0; t < tasks; ++t) task(t);
+  std::vector<size_t> special;
+  for (size_t r = 0; r < rows; ++r)
+    if (flag[r] && !redo(r)) special.push_back(r);
+  return special;
+}
+
 // --- driver ----------------------------------------------------------------
 
 // Rows in groups that fill the buffer (short rows) or one at a time (long
@@ -329,12 +365,20 @@ std::vector<size_t> run_half(HalfFormat f, size_t rows, size_t n, Group&& group)
 
 }  // namespace
 
+void set_half_rows_max(size_t n) { g_rows_max.store(n, std::memory_order_relaxed); }
+void reset_half_rows_max() { g_rows_max.store(kRowsAuto, std::memory_order_relaxed); }
+
 void set_half_fused_min(size_t n) { g_fused_min_n.store(n, std::memory_order_relaxed); }
 void reset_half_fused_min() { g_fused_min_n.store(kFusedMinAuto, std::memory_order_relaxed); }
 
 std::vector<size_t> half_softmax_batch(const uint16_t* x, uint16_t* y, size_t rows, size_t n, HalfFormat f,
                                        Algorithm a) {
   const HalfKernels* k = fused_kernels(f);
+  if (a == Algorithm::Auto && use_rows(k, rows, n))
+    return run_rows(
+        rows, n,
+        [&](size_t r0, size_t count, unsigned char* flag) { k->softmax_rows(x + r0 * n, y + r0 * n, count, n, flag); },
+        [&](size_t r) { return half_softmax_batch(x + r * n, y + r * n, 1, n, f, a).empty(); });
   if (k && use_fused(n, a)) {
     const bool reload = a == Algorithm::Auto && resolve_auto(n, sizeof(float), 1) == Algorithm::ThreePassReload;
     const HalfConvert& cv = active_convert();
@@ -359,6 +403,11 @@ std::vector<size_t> half_softmax_batch(const uint16_t* x, uint16_t* y, size_t ro
 
 std::vector<size_t> half_log_softmax_batch(const uint16_t* x, uint16_t* y, size_t rows, size_t n, HalfFormat f) {
   const HalfKernels* k = fused_kernels(f);
+  if (use_rows(k, rows, n))
+    return run_rows(
+        rows, n,
+        [&](size_t r0, size_t count, unsigned char* flag) { k->log_softmax_rows(x + r0 * n, y + r0 * n, count, n, flag); },
+        [&](size_t r) { return half_log_softmax_batch(x + r * n, y + r * n, 1, n, f).empty(); });
   if (k && use_fused(n, Algorithm::TwoPass))
     return run_fused(rows, n, [&](size_t r, float*) { return log_softmax_fused(*k, x + r * n, y + r * n, n); });
   return run_half(f, rows, n, [&](const Half& h, size_t r0, size_t count, float* buf, std::vector<size_t>& sp) {

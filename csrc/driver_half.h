@@ -34,6 +34,13 @@ constexpr size_t kHalfBlock = 4096;      // long rows: 16 KiB of float32 per blo
 void set_half_fused_min(size_t n);
 void reset_half_fused_min();
 
+// Batches of at least two rows of the active set's rows_min_n to n elements
+// take its short-row kernels (half_api.h softmax_rows, log_softmax_rows;
+// softmax with algorithm auto); 0 turns them off. Default: the set's
+// rows_auto_max (measured). For tests (both paths on every set) and A/B timings.
+void set_half_rows_max(size_t n);
+void reset_half_rows_max();
+
 std::vector<size_t> half_softmax_batch(const uint16_t* x, uint16_t* y, size_t rows, size_t n, HalfFormat f,
                                        Algorithm a);
 std::vector<size_t> half_log_softmax_batch(const uint16_t* x, uint16_t* y, size_t rows, size_t n, HalfFormat f);

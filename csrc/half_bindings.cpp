@@ -2,11 +2,13 @@
 // Half arrays arrive as their uint16 bits, 2-D (rows, n) and C-contiguous
 // (the Python layer, simdsoftmax._half, has arranged that), with a format
 // code: 0 float16, 1 bfloat16. Registered into _core by bindings.cpp.
+#include <pybind11/functional.h>
 #include <pybind11/numpy.h>
 #include <pybind11/pybind11.h>
 
 #include <algorithm>
 #include <cstdint>
+#include <functional>
 #include <string>
 #include <vector>
 
@@ -21,6 +23,16 @@ using Bits = py::array_t<uint16_t, 0>;
 
 void require(bool ok, const std::string& msg) {
   if (!ok) throw py::value_error(msg);
+}
+
+// A threshold's test hook: an int sets it, None restores the default.
+std::function<void(py::object)> threshold_hook(void (*set)(size_t), void (*reset)()) {
+  return [set, reset](py::object n) {
+    if (n.is_none())
+      reset();
+    else
+      set(n.cast<size_t>());
+  };
 }
 
 ssm::HalfFormat format_of(int code) {
@@ -126,15 +138,12 @@ void register_half(py::module_& m) {
       py::arg("x"), py::arg("out"), py::arg("format"), py::arg("to_half"),
       "The active kernel set's half conversions (test hook).");
   m.def(
-      "half_set_fused_min",
-      [](py::object n) {
-        if (n.is_none())
-          ssm::reset_half_fused_min();
-        else
-          ssm::set_half_fused_min(n.cast<size_t>());
-      },
-      py::arg("n"),
+      "half_set_fused_min", threshold_hook(&ssm::set_half_fused_min, &ssm::reset_half_fused_min), py::arg("n"),
       "Rows of at least n elements take the fused half kernels; None: the default (test and A/B hook).");
+  m.def(
+      "half_set_rows_max", threshold_hook(&ssm::set_half_rows_max, &ssm::reset_half_rows_max), py::arg("n"),
+      "Batches of rows of at most n elements take the short half-row kernels (0: never); None: the default "
+      "ranges (test and A/B hook).");
   m.def(
       "half_tiles",
       [](const std::string& isa, int format) {

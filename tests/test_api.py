@@ -19,6 +19,7 @@ from reference import (
     ref_logsumexp,
     ref_softmax,
     tol,
+    ulp_distance,
 )
 from tiles import ROW_KERNELS, tiles
 
@@ -97,11 +98,14 @@ def test_elementwise_dtype(func, dt):
 
 @pytest.mark.parametrize("func", ["softmax", "log_softmax"])
 def test_float16_is_computed_in_float32(isa, func):
+    """float16 out, within 1 ulp of float16 of the exact result (the half contract:
+    computed in float32 and rounded once; the short half-row kernels' float32
+    arithmetic is not the float32 path's, so their bits may differ from it)."""
     x = random_logits((3, 50), np.float16)
-    expected = call(func, x.astype(np.float32), 1).astype(np.float16)
+    exact = (ref_softmax if func == "softmax" else ref_log_softmax)(x.astype(np.float64), axis=1)
     actual = call(func, x, 1)
     assert actual.dtype == np.float16
-    np.testing.assert_array_equal(actual, expected)
+    assert ulp_distance(actual, exact, np.float16).max() <= 1.0
 
 
 @pytest.mark.parametrize("func", FUNCS)

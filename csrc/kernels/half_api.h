@@ -24,6 +24,10 @@ struct BF16Bits {
   uint16_t bits;
 };
 
+// The longest row of the short-row kernels: a group of 8 rows of float32
+// terms (32 KiB) stays in L1 between the passes.
+constexpr size_t kHalfRowsMax = 1024;
+
 // One format's passes; see Kernels<float> for what each computes.
 struct HalfKernels {
   ExpSum (*expsum_fast)(const uint16_t* x, size_t n);
@@ -41,6 +45,16 @@ struct HalfKernels {
   // y = x * factor from float32 x, rounded once to the format
   // (three-pass-reload's last pass over terms kept in a float32 buffer).
   void (*scale_from_f32)(const float* x, uint16_t* y, size_t n, double factor);
+  // Batches of short rows (half_rows.h), rows_min_n <= n <= kHalfRowsMax:
+  // `rows` contiguous rows of n elements; flag[r] = 1 for a row left
+  // unwritten (NaN, +-inf, no finite entry) for the caller's exact path, 0
+  // otherwise. y may be x. A row's bits do not depend on the rest of the batch.
+  void (*softmax_rows)(const uint16_t* x, uint16_t* y, size_t rows, size_t n, unsigned char* flag);
+  void (*log_softmax_rows)(const uint16_t* x, uint16_t* y, size_t rows, size_t n, unsigned char* flag);
+  size_t rows_min_n;  // the lane count: the shortest row fills one vector
+  // The longest row the drivers give them by default (same-run A/B timings
+  // of the set on bfloat16 batches against the other half paths).
+  size_t rows_auto_max;
   // Loop geometry (kernel_api.h's Tile): lanes, each pass's main-loop step.
   TileList tiles;
 };

@@ -1,0 +1,394 @@
+// Short half-precision rows (half_api.h: softmax_rows, log_softmax_rows):
+// batches of float16 / bfloat16 rows of rows_min_n (one vector) to
+// kHalfRowsMax elements, kRowGroup rows at a time. Each row is read along
+// its length in whole vectors; the last partial vector is the row's last
+// vector-width elements, overlapping the one before (its repeated lanes are
+// weighted 0 in the sums), so no row needs a scalar or masked tail. The
+// passes interleave the group's rows (kRowGroup independent dependency
+// chains per pass), and the per-row work (a reciprocal, a log1p, the special
+// row tests) is done on the group's values side by side.
+//
+// Three passes, the three-pass-reload algorithm on a row in L1:
+//  1. max m of the row, widened into a float32 (scalar set: float64) buffer;
+//  2. softmax: t = exp(x - m) stored over x in the buffer and summed; log_softmax: d = x - m stored, and S - 1 summed as
+//     the terms of the entries below the max plus the count of max entries
+//     minus one (exactly), so that log S = log1p(S - 1) keeps its relative
+//     accuracy for a dominant entry (its result is -log S);
+//  3. y = t / S, or y = d - log S, rounded once to the half format. Pass 3
+//     reads only the buffer, so y may be x.
+// Accuracy (a half ulp is 2^-12 relative or more): x - m is rounded once
+// (2^-24 |x - m|, at most 2^-17 relative in exp(x - m) where the result is
+// above the smallest half subnormal); the exp is ExpCoeffsFast's (1.4 float32
+// ulp); a float32 sum of at most kHalfRowsMax terms, each below 1, is within
+// kHalfRowsMax 2^-24 = 2^-14 relative; log1p_lanes within 2 float32 ulp. All
+// together below 2^-13 relative before the one rounding to the half format:
+// within 1 ulp of it. The same bits whatever the batch or group split (rows
+// never mix).
+// Rows with NaN, +-inf or no finite entry are flagged and not written (the
+// caller's exact path handles them); everything else, including -inf entries
+// and entries down to -3e38, is finished here.
+//
+// The including half_<isa>.cpp defines SSM_ISA, includes its vecmath header
+// and defines div_lanes(reg, reg) (lane-wise division) for its lane type.
+#ifndef SSM_ISA
+#error "define SSM_ISA and div_lanes before including half_rows.h"
+#endif
+#pragma once
+
+#include <cstddef>
+#include <cmath>
+#include <cstdint>
+#include <type_traits>
+#include <utility>
+
+#include "exp_core.h"
+#include "half_api.h"
+
+namespace ssm {
+namespace SSM_ISA {
+namespace {
+namespace half_rows {
+
+constexpr size_t kRowGroup = 8;
+
+inline bool lane_finite(double v) { return v - v == 0.0; }  // false for NaN and +-inf
+
+// log1p(z) for 0 <= z < 2^15 in every lane (NaN lanes: garbage, unused).
+// t = 1 + z is brought into [2^-1/2, 2^1/2) by four exact compare-and-halve
+// steps (t * 2^-e), and log t = 2 atanh(s), s = f / (2 + f), f = t - 1
+// (exact), as a series in s^2 (|s| <= 0.1716: five terms reach 2^-25
+// relative in float32, eleven 2^-60 in float64). Where e = 0, f is z itself,
+// not (1 + z) - 1: small z keeps all its bits. No branches.
+template <class V>
+inline Reg<V> log1p_lanes(Reg<V> z) {
+  using S = typename V::scalar;
+  constexpr int kTerms = std::is_same<S, float>::value ? 5 : 11;
+  Reg<V> t = V::add(V::set1(1.0), z);
+  Reg<V> e = V::set1(0.0);
+  constexpr int kSteps[4] = {8, 4, 2, 1};
+  for (int p : kSteps) {
+    const auto big = V::gt(t, V::set1(0.70710678118654752 * double(1 << p)));
+    t = V::select(big, V::mul(t, V::set1(1.0 / double(1 << p))), t);
+    e = V::select(big, V::add(e, V::set1(p)), e);
+  }
+  const Reg<V> f = V::select(V::nonzero(e), V::sub(t, V::set1(1.0)), z);
+  const Reg<V> s = div_lanes(f, V::add(V::set1(2.0), f));
+  const Reg<V> w = V::mul(s, s);
+  Reg<V> q = V::set1(1.0 / (2 * kTerms + 1));
+  for (int k = kTerms - 1; k >= 1; --k) q = V::fmadd(q, w, V::set1(1.0 / (2 * k + 1)));
+  const Reg<V> two_s = V::add(s, s);
+  const Reg<V> log_t = V::fmadd(V::mul(two_s, w), q, two_s);
+  // e ln2 with ln2 split so that e * hi is exact (e <= 15).
+  using C = ExpCoeffs<float>;
+  return V::fmadd(e, V::set1(C::ln2_hi), V::fmadd(e, V::set1(C::ln2_lo), log_t));
+}
+
+// 2^f with c0 = 1 (so exp(0) is exactly 1) on |f| <= 1/2 (`nearest`) or
+// 0 <= f < 1 (`floor`), fitted for the least maximum relative error (a
+// linear program on 4001 points; the coefficients rounded to float32 and the
+// error measured on 200001): degree 3 for bfloat16 (a half ulp is 2^-9
+// relative or more), 1.02e-4 (2^-13.3) nearest, 8.6e-5 (2^-13.5) floor;
+// degree 4 for float16 (2^-12), 2.84e-6 (2^-18.4) and 2.92e-6 (2^-18.4).
+template <class H>
+struct Exp2Poly;
+template <>
+struct Exp2Poly<BF16Bits> {
+  static constexpr int degree = 3;
+  static constexpr double nearest[degree + 1] = {1.0, 0x1.62f5fap-1, 0x1.f00c4ep-3, 0x1.c2a25cp-5};
+  static constexpr double floor[degree + 1] = {1.0, 0x1.63e654p-1, 0x1.d23788p-3, 0x1.3baadcp-4};
+};
+template <>
+struct Exp2Poly<F16Bits> {
+  static constexpr int degree = 4;
+  static constexpr double nearest[degree + 1] = {1.0, 0x1.62e12ap-1, 0x1.ec0382p-3, 0x1.c9fd1ep-5, 0x1.3a007ap-7};
+  static constexpr double floor[degree + 1] = {1.0, 0x1.62d6d0p-1, 0x1.ee2374p-3, 0x1.abfe7ep-5, 0x1.b7ea5cp-7};
+};
+
+// Lane types with frac_floor(t) = t - floor(t) and scale2_floor(p, t) =
+// p 2^floor(t) (AVX-512: vreduceps, vscalefps) take the `floor` polynomial
+// and no rounding step.
+template <class V, class = void>
+struct HasFloorExp2 : std::false_type {};
+template <class V>
+struct HasFloorExp2<V, decltype(void(V::frac_floor(std::declval<Reg<V>>())))> : std::true_type {};
+
+template <class V, int Degree>
+inline Reg<V> poly_scaled(Reg<V> f, const double (&c)[Degree + 1], double scale) {
+  Reg<V> p = V::set1(c[Degree] * scale);
+  for (int i = Degree - 1; i >= 0; --i) p = V::fmadd(p, f, V::set1(c[i] * scale));
+  return p;
+}
+
+// The terms are kept as exp(d) * 2^kTermShift: the smallest that reach a
+// bfloat16 result (2^-133 of a sum of at most 2^10 terms, down to 2^-143)
+// are then normal float32 numbers, which every set's scale2_acc gives
+// exactly (AVX2's flushes below 2^-126); the scale is undone in the one
+// rounding at the end (softmax: 1 / sum of the scaled terms) or exactly
+// (log_softmax: S - 1 in float64).
+constexpr int kTermShift = 64;
+constexpr double kTermScale = 0x1p64;
+static_assert(kTermScale == double(uint64_t(1) << 63) * 2, "2^kTermShift");
+
+// exp(d) * 2^kTermShift for d <= 0 (NaN stays NaN: the max keeps its second
+// operand), as 2^t, t = d log2 e: t's rounding moves the result by at most
+// 2^-16.8 relative where it can reach a half result (|t| < 150).
+constexpr double kLog2e = 1.4426950408889634;
+
+// 2^t * 2^kTermShift for t <= 0 (t = d log2 e).
+template <class V, class H>
+inline Reg<V> exp2_scaled(Reg<V> t) {
+  using C = Exp2Poly<H>;
+  if constexpr (HasFloorExp2<V>::value) {
+    // No clamp: vreduceps(-inf) = 0 and vscalefps(p, -inf) = 0. The scale
+    // rides in the coefficients (exact powers of two).
+    return V::scale2_floor(poly_scaled<V, C::degree>(V::frac_floor(t), C::floor, kTermScale), t);
+  } else {
+    t = V::max(V::set1(-300.0), t);
+    const Reg<V> k = V::round(t);
+    return V::scale2_acc(poly_scaled<V, C::degree>(V::sub(t, k), C::nearest, 1.0), V::add(k, V::set1(kTermShift)));
+  }
+}
+
+template <class V, class H>
+inline Reg<V> exp_scaled(Reg<V> d) {
+  return exp2_scaled<V, H>(V::mul(d, V::set1(kLog2e)));
+}
+
+// The geometry of a row of n >= V::width elements: vectors at j * width,
+// the last one at n - width (in the buffer at tail = (count - 1) * width,
+// after the others); keep: 0 on its lanes already counted.
+template <class V>
+struct RowVectors {
+  size_t count, last, tail;
+  Reg<V> keep;
+  explicit RowVectors(size_t n) {
+    constexpr size_t W = V::width;
+    alignas(64) typename V::scalar ramp[2 * W];
+    for (size_t i = 0; i < 2 * W; ++i) ramp[i] = i < W ? 0 : 1;
+    count = (n + W - 1) / W;
+    last = n - W;
+    tail = (count - 1) * W;
+    keep = V::load(ramp + W - (count * W - n));
+  }
+};
+
+// A group starting at row r0: its row count g, the row pointers (rows past
+// the batch's end repeat its first row: computed, never written) and pass 1,
+// the widened max of each row.
+// Each of a group's vectors reduced to one value (its lanes' max or sum):
+// the lane type's transposing reduction where it has one (AVX-512: about 23
+// shuffles and operations for the eight instead of eight of each), else one
+// vector at a time.
+template <class V, class = void>
+struct HasGroupReduce : std::false_type {};
+template <class V>
+struct HasGroupReduce<V, decltype(void(V::group_hsum(std::declval<const Reg<V> (&)[kRowGroup]>(),
+                                                     std::declval<double (&)[kRowGroup]>())))> : std::true_type {};
+template <class V, bool Max>
+inline void group_reduce(const Reg<V> (&v)[kRowGroup], double (&out)[kRowGroup]) {
+  if constexpr (!HasGroupReduce<V>::value)
+    for (size_t r = 0; r < kRowGroup; ++r) out[r] = Max ? V::hmax(v[r]) : V::hsum(v[r]);
+  else if constexpr (Max)
+    V::group_hmax(v, out);
+  else
+    V::group_hsum(v, out);
+}
+
+template <class V>
+using Buffer = typename V::scalar[kRowGroup][kHalfRowsMax];
+
+template <class V, class H>
+inline size_t start_group(const uint16_t* x, size_t rows, size_t n, size_t r0, const RowVectors<V>& geo,
+                          Buffer<V>& buf, double (&mx)[kRowGroup]) {
+  constexpr size_t W = V::width;
+  const size_t g = rows - r0 < kRowGroup ? rows - r0 : kRowGroup;
+  const H* xr[kRowGroup];
+  for (size_t r = 0; r < kRowGroup; ++r) xr[r] = reinterpret_cast<const H*>(x) + (r0 + (r < g ? r : 0)) * n;
+  Reg<V> m[kRowGroup];
+  for (size_t r = 0; r < kRowGroup; ++r) {
+    m[r] = V::load(xr[r] + geo.last);
+    V::store(buf[r] + geo.tail, m[r]);
+  }
+  for (size_t j = 0; j + 1 < geo.count; ++j)
+    for (size_t r = 0; r < kRowGroup; ++r) {
+      const Reg<V> v = V::load(xr[r] + j * W);
+      V::store(buf[r] + j * W, v);
+      m[r] = V::max(v, m[r]);  // NaN ignored
+    }
+  group_reduce<V, true>(m, mx);
+  return g;
+}
+
+// acc + (m ? v : 0): one masked add where the lane type has it (AVX-512).
+template <class V, class = void>
+struct HasMaskedAdd : std::false_type {};
+template <class V>
+struct HasMaskedAdd<V, decltype(void(V::add_masked(std::declval<typename V::mask>(), std::declval<Reg<V>>(),
+                                                   std::declval<Reg<V>>())))> : std::true_type {};
+template <class V>
+inline Reg<V> add_where(typename V::mask m, Reg<V> acc, Reg<V> v) {
+  if constexpr (HasMaskedAdd<V>::value)
+    return V::add_masked(m, acc, v);
+  else
+    return V::add(acc, V::select(m, v, V::set1(0.0)));
+}
+
+// Pass 3 of a row: out = op(buffer) rounded to the format, two vectors per
+// store where the lane type packs them into one (AVX-512 bfloat16).
+template <class V, class = void>
+struct HasPairStore : std::false_type {};
+template <class V>
+struct HasPairStore<V, decltype(void(V::store2_finite(nullptr, std::declval<Reg<V>>(), std::declval<Reg<V>>())))>
+    : std::true_type {};
+template <class V, class H, class Op>
+inline void write_row(H* out, const typename V::scalar* b, const RowVectors<V>& geo, Op op) {
+  constexpr size_t W = V::width;
+  size_t j = 0;
+  if constexpr (HasPairStore<V>::value)
+    for (; j + 2 < geo.count; j += 2) V::store2_finite(out + j * W, op(V::load(b + j * W)), op(V::load(b + j * W + W)));
+  for (; j + 1 < geo.count; ++j) V::store_finite(out + j * W, op(V::load(b + j * W)));
+  V::store_finite(out + geo.last, op(V::load(b + geo.tail)));
+}
+
+template <class V, class H>
+void softmax_rows(const uint16_t* x, uint16_t* y, size_t rows, size_t n, unsigned char* flag) {
+  constexpr size_t W = V::width;
+  alignas(64) Buffer<V> buf;
+  const RowVectors<V> geo(n);
+  for (size_t r0 = 0; r0 < rows; r0 += kRowGroup) {
+    double mx[kRowGroup];
+    const size_t g = start_group<V, H>(x, rows, n, r0, geo, buf, mx);
+    // Where every row's |max| <= 64, t = x log2 e - max log2 e in one fma:
+    // max log2 e is rounded by at most 2^-18.5, which moves a term by less
+    // than 2^-18.9 relative (else x - max first, then the product).
+    bool small = true;
+    for (size_t r = 0; r < kRowGroup; ++r) small = small && std::fabs(mx[r]) <= 64.0;
+    Reg<V> sum[kRowGroup];
+    auto pass2 = [&](auto fused) SSM_INLINE {
+      Reg<V> vm[kRowGroup];
+      const Reg<V> log2e = V::set1(kLog2e);
+      for (size_t r = 0; r < kRowGroup; ++r) {
+        const double m = lane_finite(mx[r]) ? mx[r] : 0.0;
+        vm[r] = V::set1(fused ? -m * kLog2e : m);
+      }
+      auto term = [&](Reg<V> x, size_t r) SSM_INLINE {
+        return fused ? exp2_scaled<V, H>(V::fmadd(x, log2e, vm[r])) : exp_scaled<V, H>(V::sub(x, vm[r]));
+      };
+      for (size_t r = 0; r < kRowGroup; ++r) {
+        const Reg<V> t = term(V::load(buf[r] + geo.tail), r);
+        V::store(buf[r] + geo.tail, t);
+        sum[r] = V::mul(t, geo.keep);
+      }
+      for (size_t j = 0; j + 1 < geo.count; ++j)
+        for (size_t r = 0; r < kRowGroup; ++r) {
+          const Reg<V> t = term(V::load(buf[r] + j * W), r);
+          V::store(buf[r] + j * W, t);
+          sum[r] = V::add(sum[r], t);
+        }
+    };
+    if (small)
+      pass2(std::true_type{});
+    else
+      pass2(std::false_type{});
+    double sums[kRowGroup];
+    group_reduce<V, false>(sum, sums);
+    for (size_t r = 0; r < g; ++r) {
+      const double s = sums[r];
+      // The max's own term is 2^kTermShift: a smaller or non-finite sum means a NaN.
+      const bool ok = lane_finite(mx[r]) && s >= kTermScale && lane_finite(s);
+      flag[r0 + r] = !ok;
+      if (!ok) continue;
+      const Reg<V> inv = V::set1(1.0 / s);
+      H* out = reinterpret_cast<H*>(y) + (r0 + r) * n;
+      write_row<V>(out, buf[r], geo, [inv](Reg<V> v) SSM_INLINE { return V::mul(v, inv); });
+    }
+  }
+}
+
+// S - 1 of a row whose differences d = x - max are in the buffer: the terms
+// of the entries below the max (NaN included: nonzero is unordered) plus
+// (their count - 1) for the max's own entries, which are exactly 1 each.
+template <class V, class H>
+double exact_rest(const typename V::scalar* b, const RowVectors<V>& geo, size_t n) {
+  constexpr size_t W = V::width;
+  const Reg<V> d_last = V::load(b + geo.tail);
+  const auto below_last = V::nonzero(d_last);
+  Reg<V> rest = V::mul(V::select(below_last, exp_scaled<V, H>(d_last), V::set1(0.0)), geo.keep);
+  Reg<V> below_count = V::select(below_last, geo.keep, V::set1(0.0));
+  for (size_t j = 0; j + 1 < geo.count; ++j) {
+    const Reg<V> d = V::load(b + j * W);
+    const auto below = V::nonzero(d);
+    rest = add_where<V>(below, rest, exp_scaled<V, H>(d));
+    below_count = add_where<V>(below, below_count, V::set1(1.0));
+  }
+  return (double(n) - V::hsum(below_count) - 1.0) + V::hsum(rest) / kTermScale;
+}
+
+template <class V, class H>
+void log_softmax_rows(const uint16_t* x, uint16_t* y, size_t rows, size_t n, unsigned char* flag) {
+  constexpr size_t W = V::width;
+  using S = typename V::scalar;
+  alignas(64) Buffer<V> buf;
+  const RowVectors<V> geo(n);
+  // Per-row values side by side, whole vectors of them.
+  constexpr size_t kPad = (kRowGroup + W - 1) / W * W;
+  for (size_t r0 = 0; r0 < rows; r0 += kRowGroup) {
+    double mx[kRowGroup];
+    const size_t g = start_group<V, H>(x, rows, n, r0, geo, buf, mx);
+    Reg<V> vm[kRowGroup], sum[kRowGroup];
+    for (size_t r = 0; r < kRowGroup; ++r) {
+      vm[r] = V::set1(lane_finite(mx[r]) ? mx[r] : 0.0);
+      const Reg<V> d = V::sub(V::load(buf[r] + geo.tail), vm[r]);
+      V::store(buf[r] + geo.tail, d);
+      sum[r] = V::mul(exp_scaled<V, H>(d), geo.keep);
+    }
+    for (size_t j = 0; j + 1 < geo.count; ++j)
+      for (size_t r = 0; r < kRowGroup; ++r) {
+        const Reg<V> d = V::sub(V::load(buf[r] + j * W), vm[r]);
+        V::store(buf[r] + j * W, d);
+        sum[r] = V::add(sum[r], exp_scaled<V, H>(d));
+      }
+    alignas(64) S z[kPad] = {};
+    bool ok[kRowGroup];
+    double sums[kRowGroup];
+    group_reduce<V, false>(sum, sums);
+    for (size_t r = 0; r < kRowGroup; ++r) {
+      // NaN reaches the sum; the max's own term is 2^kTermShift.
+      const double total = sums[r] / kTermScale;
+      ok[r] = r < g && lane_finite(mx[r]) && lane_finite(total) && total >= 1.0;
+      if (!ok[r]) continue;
+      // S - 1 from S keeps its relative accuracy while S - 1 >= 1/2: the
+      // float32 S is within k 2^-24 S of the sum of its terms, k = n / W +
+      // log2 W <= 131 (each lane sums n / W terms, then the lanes' tree),
+      // so S - 1 is within 3 k 2^-24 < 2^-15.4 relative. Below that (one
+      // entry dominates), the terms apart from the max's, exactly.
+      z[r] = static_cast<S>(total - 1.0 >= 0.5 ? total - 1.0 : exact_rest<V, H>(buf[r], geo, n));
+    }
+    alignas(64) S log_s[kPad];
+    for (size_t h = 0; h < kPad; h += W) V::store(log_s + h, log1p_lanes<V>(V::load(z + h)));
+    for (size_t r = 0; r < g; ++r) {
+      flag[r0 + r] = !ok[r];
+      if (!ok[r]) continue;
+      // d - log S: both never positive, so no cancellation.
+      const Reg<V> l = V::set1(log_s[r]);
+      H* out = reinterpret_cast<H*>(y) + (r0 + r) * n;
+      write_row<V>(out, buf[r], geo, [l](Reg<V> v) SSM_INLINE { return V::sub(v, l); });
+    }
+  }
+}
+
+}  // namespace half_rows
+
+// The short-row kernels of one format into its table.
+template <class V, class H>
+void add_half_rows(HalfKernels& k, size_t auto_max) {
+  k.softmax_rows = &half_rows::softmax_rows<V, H>;
+  k.log_softmax_rows = &half_rows::log_softmax_rows<V, H>;
+  k.rows_min_n = V::width;
+  k.rows_auto_max = auto_max;
+  add_tile(k.tiles, "rows_group", half_rows::kRowGroup);
+}
+
+}  // namespace
+}  // namespace SSM_ISA
+}  // namespace ssm

@@ -1,0 +1,213 @@
+"""The short half-row kernels (half_rows.h): batches of float16 / bfloat16 rows
+of one vector to kHalfRowsMax elements, eight rows interleaved, the last
+partial vector overlapping the one before.
+
+The path is forced on for every row length it can take (or off) with
+_core.half_set_rows_max on every kernel set this machine runs; results are
+within 1 ulp of the half format of float64 references of the exactly widened
+inputs (tests/reference.py), special rows (NaN, +-inf, all -inf) anywhere in
+a group of eight go to the exact path and come out as with the path off.
+"""
+
+from contextlib import contextmanager
+
+import numpy as np
+import pytest
+
+import simdsoftmax as ssm
+from reference import ref_log_softmax, ref_softmax
+from simdsoftmax import _core, _half
+from test_half import fmt, from_bits, to_bits, within_one_ulp  # noqa: F401 (fmt: the fixture)
+from test_half_fused import run
+
+pytestmark = pytest.mark.skipif(not _half.KERNELS, reason="half kernels not compiled")
+
+KERNELS = ["softmax", "log_softmax"]
+LONGEST = 1024  # kHalfRowsMax
+LISTED = [2, 3, 5, 8, 10, 16, 32, 48, 49, 64, 100, 128, 255, 256, 257, 1000, 1023, 1024, 1025]
+PATHS = {"rows": LONGEST, "off": 0, "default": None}
+
+
+@contextmanager
+def rows_max(n):
+    """Batches of rows up to n elements take the short-row kernels (0: none, None: the default ranges)."""
+    _core.half_set_rows_max(n)
+    try:
+        yield
+    finally:
+        _core.half_set_rows_max(None)
+
+
+@pytest.fixture(params=list(PATHS))
+def path(request):
+    """The short-row kernels for every row length they take, never, or by the default ranges."""
+    with rows_max(PATHS[request.param]):
+        yield request.param
+
+
+def check(name, bits, fmt, n):
+    """The kernel's rows within 1 ulp of the reference, no special row."""
+    got, special = run(name, bits, fmt)
+    assert special.size == 0, (n, special)
+    try:
+        within_one_ulp(got, reference(name, from_bits(bits, fmt)), fmt)
+    except AssertionError as e:
+        raise AssertionError(f"n={n}: {e}") from None
+
+
+def lanes(isa):
+    return _core.half_tiles(isa, 0).get("lanes", 16)
+
+
+def sizes(isa):
+    """1 .. 3 vectors + 1 (every overlap of the last vector), and the listed lengths."""
+    return sorted(set(range(1, 3 * lanes(isa) + 2)) | set(LISTED))
+
+
+def reference(name, x64):
+    return ref_softmax(x64, axis=-1) if name == "softmax" else ref_log_softmax(x64, axis=-1)
+
+
+def test_rows_kernels_in_every_set(isa):
+    tiles = _core.half_tiles(isa, 1)
+    if not tiles:
+        pytest.skip("no fused half kernels in this set")
+    assert tiles["rows_group"] == 8
+
+
+@pytest.mark.parametrize("name", KERNELS)
+def test_every_overlap_and_group_tail(isa, fmt, path, name):
+    rng = np.random.default_rng(5)
+    for n in sizes(isa):
+        rows = 19  # two groups of eight and a partial one
+        check(name, to_bits(rng.normal(0.0, 4.0, size=(rows, n)), fmt), fmt, n)
+
+
+@pytest.mark.filterwarnings("ignore:overflow encountered in cast")  # -3e38 - 3e38 in the reference
+@pytest.mark.parametrize("name", KERNELS)
+def test_hard_rows(isa, fmt, path, name):
+    """A dominant entry (log_softmax's log1p), ties at the max, -inf entries, huge
+    magnitudes, results far into the subnormals, constant rows."""
+    big = 60000.0 if fmt == "float16" else 3e38
+    for n in (max(lanes(isa), 2), lanes(isa) + 3, 49, 100, 256, 1000):
+        x = np.zeros((11, n))
+        x[0, n // 3] = 30.0  # S - 1 ~ n e^-30
+        x[1, :] = -big
+        x[1, [0, n - 1]] = big  # two maxima, the rest far below
+        x[2, ::2] = -np.inf
+        x[3, :] = np.linspace(-100.0, 0.0, n)  # subnormal results
+        x[4, :] = 7.0  # ties everywhere
+        x[5, :] = np.linspace(-1e4, 1e4, n) if fmt == "float16" else np.linspace(-1e30, 1e30, n)
+        x[6, -1] = 12.0  # the max in the last, overlapping vector
+        x[7, :] = np.random.default_rng(n).normal(0.0, 30.0, n)
+        x[8, 1:] = -np.inf  # one finite entry
+        x[9, :] = np.linspace(0.0, 1e-3, n)
+        x[10, :] = -np.log(2.0 * (n - 1))  # S - 1 = 1/2: where log_softmax's sum switches
+        x[10, 0] = 0.0
+        check(name, to_bits(x, fmt), fmt, n)
+
+
+@pytest.mark.parametrize("name", KERNELS)
+def test_max_near_64(isa, fmt, name):
+    """softmax forms x log2 e - max log2 e in one fma while every |max| of a group is <= 64."""
+    rng = np.random.default_rng(4)
+    for top in (63.5, 64.0, 64.5, -64.0, -65.0):
+        x = rng.normal(top - 3.0, 2.0, size=(16, 40))
+        x[:, 5] = top
+        if top > 64.0:
+            x[8:, 5] = 60.0  # the second group stays on the fma
+        with rows_max(LONGEST):
+            check(name, to_bits(np.minimum(x, top), fmt), fmt, top)
+
+
+@pytest.mark.parametrize("name", KERNELS)
+@pytest.mark.parametrize("value", [np.nan, np.inf, "all -inf"])
+def test_special_rows_at_every_group_position(isa, fmt, name, value):
+    """A special row at each position of a group of eight (and in the partial last
+    group): reported as the path off reports it, every other row unchanged."""
+    rng = np.random.default_rng(11)
+    n, rows = 3 * lanes(isa) + 1, 21
+    base = rng.normal(0.0, 2.0, size=(rows, n))
+    for pos in list(range(8)) + [16, 20]:
+        x = base.copy()
+        if value == "all -inf":
+            x[pos] = -np.inf
+        else:
+            x[pos, n // 2] = value
+        bits = to_bits(x, fmt)
+        results = {}
+        for forced in (LONGEST, 0):
+            with rows_max(forced):
+                results[forced] = run(name, bits, fmt)
+        (on, sp_on), (off, sp_off) = results[LONGEST], results[0]
+        np.testing.assert_array_equal(sp_on, sp_off)
+        assert list(sp_on) == [pos]
+        keep = np.arange(rows) != pos
+        within_one_ulp(on[keep], reference(name, from_bits(bits, fmt)[keep]), fmt)
+
+
+@pytest.mark.parametrize("name", KERNELS)
+def test_path_on_and_off_agree(isa, fmt, name):
+    """Both within the contract of the same reference, hence within 2 ulp of each other."""
+    rng = np.random.default_rng(23)
+    for n in (lanes(isa), 49, 100, 256, 1024):
+        bits = to_bits(rng.normal(0.0, 3.0, size=(9, n)), fmt)
+        want = reference(name, from_bits(bits, fmt))
+        for forced in (LONGEST, 0):
+            with rows_max(forced):
+                got, special = run(name, bits, fmt)
+            assert special.size == 0
+            within_one_ulp(got, want, fmt)
+
+
+@pytest.mark.parametrize("name", KERNELS)
+@pytest.mark.parametrize("dtype", ["float16", "bfloat16"])
+def test_public_api_out_and_in_place(isa, path, name, dtype):
+    """NumPy float16 / ml_dtypes bfloat16 through ssm.softmax / log_softmax:
+    out= and out=x give the bits of the plain call, special rows filled as SciPy."""
+    if dtype == "bfloat16":
+        ml_dtypes = pytest.importorskip("ml_dtypes")
+        dt = ml_dtypes.bfloat16
+    else:
+        dt = np.float16
+    fn = getattr(ssm, name)
+    rng = np.random.default_rng(2)
+    for n in (17, 64, 200):
+        x = rng.normal(0.0, 3.0, size=(13, n)).astype(dt)
+        x[4, 3] = np.nan
+        x[9, :] = -np.inf
+        plain = fn(x, axis=-1)
+        assert plain.dtype == x.dtype
+        out = np.empty_like(x)
+        fn(x, axis=-1, out=out)
+        np.testing.assert_array_equal(out.view(np.uint16), plain.view(np.uint16))
+        inplace = x.copy()
+        fn(inplace, axis=-1, out=inplace)
+        np.testing.assert_array_equal(inplace.view(np.uint16), plain.view(np.uint16))
+        assert np.isnan(plain[4].astype(np.float32)).all()
+        ok = np.ones(13, bool)
+        ok[[4, 9]] = False
+        within_one_ulp(plain[ok].astype(np.float64), reference(name, x[ok].astype(np.float64)), dtype)
+
+
+@pytest.mark.parametrize("name", KERNELS)
+def test_torch_bfloat16(isa, path, name):
+    torch = pytest.importorskip("torch")
+    t = torch.randn(40, 100).to(torch.bfloat16)
+    got = getattr(ssm, name)(t, axis=-1)
+    assert isinstance(got, torch.Tensor) and got.dtype == torch.bfloat16
+    x64 = t.float().numpy().astype(np.float64)
+    got64 = got.float().numpy().astype(np.float64)
+    within_one_ulp(got64, reference(name, x64), "bfloat16")
+
+
+@pytest.mark.parametrize("name", KERNELS)
+def test_one_and_two_threads_bit_identical(isa, fmt, path, name, restore_settings):
+    rng = np.random.default_rng(8)
+    n = 100
+    bits = to_bits(rng.normal(0.0, 3.0, size=((1 << 18) // n + 5, n)), fmt)  # big enough to use threads
+    ssm.set_num_threads(1)
+    one, _ = run(name, bits, fmt)
+    ssm.set_num_threads(2)
+    two, _ = run(name, bits, fmt)
+    np.testing.assert_array_equal(one, two)
