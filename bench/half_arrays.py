@@ -10,7 +10,7 @@ absolute times).
    batch about --elements elements.
 3. float16 / bfloat16 vs float32 elements per second (simdsoftmax), in cache
    and out of cache: the half-width bound is about 2x float32 out of cache.
-4. The short half-row kernels (rows of one vector to 1024 elements) on vs off
+4. The short half-row kernels (rows of one vector to 4096 elements) on vs off
    (_core.half_set_rows_max), same batches as part 2.
 
 Usage: python bench/half_arrays.py [--quick] [--threads 1] [--elements 4194304] [--parts 1,2,3,4]
@@ -131,7 +131,7 @@ def part_rows_path(torch, total, quick, repeats):
     from simdsoftmax.bench.workloads import ROW_LENGTHS
 
     print("\n4. short half-row kernels on vs off (time ratio off/on; >1: the kernels are faster)")
-    lengths = [n for n in ROW_LENGTHS if n <= 1024] if not quick else (16, 64, 1024)
+    lengths = [n for n in ROW_LENGTHS if n <= 4096] if not quick else (16, 64, 4096)
 
     def forced(limit, fn):
         def call():

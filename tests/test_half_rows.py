@@ -1,5 +1,5 @@
 """The short half-row kernels (half_rows.h): batches of float16 / bfloat16 rows
-of one vector to kHalfRowsMax elements, eight rows interleaved, the last
+of one vector to kHalfRowsMax (4096) elements, eight rows interleaved, the last
 partial vector overlapping the one before.
 
 The path is forced on for every row length it can take (or off) with
@@ -23,8 +23,8 @@ from test_half_fused import run
 pytestmark = pytest.mark.skipif(not _half.KERNELS, reason="half kernels not compiled")
 
 KERNELS = ["softmax", "log_softmax"]
-LONGEST = 1024  # kHalfRowsMax
-LISTED = [2, 3, 5, 8, 10, 16, 32, 48, 49, 64, 100, 128, 255, 256, 257, 1000, 1023, 1024, 1025]
+LONGEST = 4096  # kHalfRowsMax
+LISTED = [2, 3, 5, 8, 10, 16, 32, 48, 49, 64, 100, 128, 255, 256, 257, 1000, 1023, 1024, 1025, 4095, 4096, 4097]
 PATHS = {"rows": LONGEST, "off": 0, "default": None}
 
 
@@ -89,7 +89,7 @@ def test_hard_rows(isa, fmt, path, name):
     """A dominant entry (log_softmax's log1p), ties at the max, -inf entries, huge
     magnitudes, results far into the subnormals, constant rows."""
     big = 60000.0 if fmt == "float16" else 3e38
-    for n in (max(lanes(isa), 2), lanes(isa) + 3, 49, 100, 256, 1000):
+    for n in (max(lanes(isa), 2), lanes(isa) + 3, 49, 100, 256, 1000, 4096):
         x = np.zeros((11, n))
         x[0, n // 3] = 30.0  # S - 1 ~ n e^-30
         x[1, :] = -big
@@ -150,7 +150,7 @@ def test_special_rows_at_every_group_position(isa, fmt, name, value):
 def test_path_on_and_off_agree(isa, fmt, name):
     """Both within the contract of the same reference, hence within 2 ulp of each other."""
     rng = np.random.default_rng(23)
-    for n in (lanes(isa), 49, 100, 256, 1024):
+    for n in (lanes(isa), 49, 100, 256, 1024, 4093):
         bits = to_bits(rng.normal(0.0, 3.0, size=(9, n)), fmt)
         want = reference(name, from_bits(bits, fmt))
         for forced in (LONGEST, 0):

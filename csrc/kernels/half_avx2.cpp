@@ -113,7 +113,8 @@ HalfKernels make_format() {
   HalfKernels k = make_half_kernels<HalfF32x8<H>, HalfF64x4<H>, H, kUnrollFast, kBlockFast, kUnrollStore,
                                     kBlockStore, kUnrollLse, kBlockLse>();
   // Short rows: faster than the buffered and fused paths at every length they
-  // take (bfloat16, 4 Mi elements, one thread: 1.0-5x, n = 8-1024).
+  // take (bfloat16, 4 Mi elements, one thread: 1.0-5x, n = 8-1024; n = 4096:
+  // softmax 0.48 vs 0.63 ns per element, log_softmax 0.49 vs 0.96).
   add_half_rows<HalfF32x8<H>, H>(k, kHalfRowsMax);
   return k;
 }

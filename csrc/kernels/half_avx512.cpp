@@ -159,7 +159,8 @@ HalfKernels make_format() {
   HalfKernels k = make_half_kernels<HalfF32x16<H>, HalfF64x8<H>, H, kUnrollFast, kBlockFast, kUnrollStore,
                                     kBlockStore, kUnrollLse, kBlockLse>();
   // Short rows: faster than the buffered and fused paths at every length they
-  // take (bfloat16, 4 Mi elements, one thread: 1.2-11x, n = 16-1024).
+  // take (bfloat16, 4 Mi elements, one thread: 1.2-11x, n = 16-1024; n =
+  // 4096: softmax 0.30 vs 0.35 ns per element, log_softmax 0.31 vs 0.55).
   add_half_rows<HalfF32x16<H>, H>(k, kHalfRowsMax);
   return k;
 }

@@ -8,7 +8,8 @@
 // chains per pass), and the per-row work (a reciprocal, a log1p, the special
 // row tests) is done on the group's values side by side.
 //
-// Three passes, the three-pass-reload algorithm on a row in L1:
+// Three passes, the three-pass-reload algorithm on a row in cache (L1, or L2
+// for the longest):
 //  1. max m of the row, widened into a float32 (scalar set: float64) buffer;
 //  2. softmax: t = exp(x - m) stored over x in the buffer and summed; log_softmax: d = x - m stored, and S - 1 summed as
 //     the terms of the entries below the max plus the count of max entries
@@ -19,10 +20,10 @@
 // Accuracy (a half ulp is 2^-12 relative or more): x - m is rounded once
 // (2^-24 |x - m|, at most 2^-17 relative in exp(x - m) where the result is
 // above the smallest half subnormal); the exp is ExpCoeffsFast's (1.4 float32
-// ulp); a float32 sum of at most kHalfRowsMax terms, each below 1, is within
-// kHalfRowsMax 2^-24 = 2^-14 relative; log1p_lanes within 2 float32 ulp. All
-// together below 2^-13 relative before the one rounding to the half format:
-// within 1 ulp of it. The same bits whatever the batch or group split (rows
+// ulp); a float32 sum of n <= kHalfRowsMax terms, each lane summing n / W of
+// them, is within (n / W + log2 W) 2^-24 <= 2^-15 relative (AVX2's 8 lanes);
+// log1p_lanes within 2 float32 ulp. All together below 2^-13 relative before
+// the one rounding to the half format: within 1 ulp of it. The same bits whatever the batch or group split (rows
 // never mix).
 // Rows with NaN, +-inf or no finite entry are flagged and not written (the
 // caller's exact path handles them); everything else, including -inf entries
@@ -38,6 +39,7 @@
 #include <cstddef>
 #include <cmath>
 #include <cstdint>
+#include <memory>
 #include <type_traits>
 #include <utility>
 
@@ -197,6 +199,17 @@ inline void group_reduce(const Reg<V> (&v)[kRowGroup], double (&out)[kRowGroup])
 template <class V>
 using Buffer = typename V::scalar[kRowGroup][kHalfRowsMax];
 
+// The calling thread's group buffer (128 KiB of float32, 256 KiB of float64:
+// L2-resident for the longest rows; too big for some threads' stacks).
+template <class V>
+Buffer<V>& thread_buffer() {
+  struct alignas(64) Space {
+    Buffer<V> rows;
+  };
+  thread_local std::unique_ptr<Space> space(new Space);
+  return space->rows;
+}
+
 template <class V, class H>
 inline size_t start_group(const uint16_t* x, size_t rows, size_t n, size_t r0, const RowVectors<V>& geo,
                           Buffer<V>& buf, double (&mx)[kRowGroup]) {
@@ -253,7 +266,7 @@ inline void write_row(H* out, const typename V::scalar* b, const RowVectors<V>& 
 template <class V, class H>
 void softmax_rows(const uint16_t* x, uint16_t* y, size_t rows, size_t n, unsigned char* flag) {
   constexpr size_t W = V::width;
-  alignas(64) Buffer<V> buf;
+  Buffer<V>& buf = thread_buffer<V>();
   const RowVectors<V> geo(n);
   for (size_t r0 = 0; r0 < rows; r0 += kRowGroup) {
     double mx[kRowGroup];
@@ -328,7 +341,7 @@ template <class V, class H>
 void log_softmax_rows(const uint16_t* x, uint16_t* y, size_t rows, size_t n, unsigned char* flag) {
   constexpr size_t W = V::width;
   using S = typename V::scalar;
-  alignas(64) Buffer<V> buf;
+  Buffer<V>& buf = thread_buffer<V>();
   const RowVectors<V> geo(n);
   // Per-row values side by side, whole vectors of them.
   constexpr size_t kPad = (kRowGroup + W - 1) / W * W;
@@ -359,8 +372,8 @@ void log_softmax_rows(const uint16_t* x, uint16_t* y, size_t rows, size_t n, uns
       if (!ok[r]) continue;
       // S - 1 from S keeps its relative accuracy while S - 1 >= 1/2: the
       // float32 S is within k 2^-24 S of the sum of its terms, k = n / W +
-      // log2 W <= 131 (each lane sums n / W terms, then the lanes' tree),
-      // so S - 1 is within 3 k 2^-24 < 2^-15.4 relative. Below that (one
+      // log2 W <= 515 (each lane sums n / W terms, then the lanes' tree),
+      // so S - 1 is within 3 k 2^-24 < 2^-13.4 relative. Below that (one
       // entry dominates), the terms apart from the max's, exactly.
       z[r] = static_cast<S>(total - 1.0 >= 0.5 ? total - 1.0 : exact_rest<V, H>(buf[r], geo, n));
     }
