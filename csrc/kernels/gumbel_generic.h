@@ -953,7 +953,7 @@ void topk_rows(const T* x, size_t rows, size_t n, uint64_t start, uint64_t row, 
     const bool any_bad = V::any(bad);
     Candidate* ob = out + r0 * k;
     TopkResult* rb = res + r0;
-    if (k <= 2 && n < 64) {  // many rows: interleaved
+    if ((k == 1 && n < 64) || (k == 2 && n <= 64)) {  // many rows: interleaved
       if (k == 1)
         best_of_rows<T, false>(score, m, n, b1, a1, b2, a2);
       else
