@@ -277,15 +277,18 @@ void softmax_rows(const uint16_t* x, uint16_t* y, size_t rows, size_t n, unsigne
     bool small = true;
     for (size_t r = 0; r < kRowGroup; ++r) small = small && std::fabs(mx[r]) <= 64.0;
     Reg<V> sum[kRowGroup];
+    // fused: std::true_type or std::false_type (read through ::value: the
+    // types' operator bool would be emitted outside the ISA namespace).
     auto pass2 = [&](auto fused) SSM_INLINE {
+      constexpr bool kFused = decltype(fused)::value;
       Reg<V> vm[kRowGroup];
       const Reg<V> log2e = V::set1(kLog2e);
       for (size_t r = 0; r < kRowGroup; ++r) {
         const double m = lane_finite(mx[r]) ? mx[r] : 0.0;
-        vm[r] = V::set1(fused ? -m * kLog2e : m);
+        vm[r] = V::set1(kFused ? -m * kLog2e : m);
       }
       auto term = [&](Reg<V> x, size_t r) SSM_INLINE {
-        return fused ? exp2_scaled<V, H>(V::fmadd(x, log2e, vm[r])) : exp_scaled<V, H>(V::sub(x, vm[r]));
+        return kFused ? exp2_scaled<V, H>(V::fmadd(x, log2e, vm[r])) : exp_scaled<V, H>(V::sub(x, vm[r]));
       };
       for (size_t r = 0; r < kRowGroup; ++r) {
         const Reg<V> t = term(V::load(buf[r] + geo.tail), r);
