@@ -317,9 +317,9 @@ bool use_rows(const HalfKernels* k, size_t rows, size_t n) {
   return n <= (forced != kRowsAuto ? forced : k->rows_auto_max);
 }
 
-// kernel(r0, count, flag) over runs of rows (spread over the threads for big
-// calls); then redo(r) -> ok for each flagged row, and the rows it could not
-// finish are the special rows.
+// kernel(r0, count, flag) over runs of rows (on the pool where the call pays
+// for waking it: run_tasks); then redo(r) -> ok for each flagged row, and the
+// rows it could not finish are the special rows.
 template <class Kernel, class Redo>
 std::vector<size_t> run_rows(size_t rows, size_t n, Kernel&& kernel, Redo&& redo) {
   std::vector<unsigned char> flag(rows);
@@ -329,10 +329,7 @@ std::vector<size_t> run_rows(size_t rows, size_t n, Kernel&& kernel, Redo&& redo
     const size_t r0 = t * per;
     kernel(r0, std::min(per, rows - r0), flag.data() + r0);
   };
-  if (get_num_threads() > 1 && tasks > 1 && rows * n >= kParallelMin)
-    parallel_for(tasks, task);
-  else
-    for (size_t t = 0; t < tasks; ++t) task(t);
+  detail::run_tasks(tasks, rows * n, task);
   std::vector<size_t> special;
   for (size_t r = 0; r < rows; ++r)
     if (flag[r] && !redo(r)) special.push_back(r);
