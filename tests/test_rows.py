@@ -113,6 +113,27 @@ def test_logsumexp_every_length(isa, dtype, n):
             assert_lse_close(got, ref_logsumexp(x)[0], dtype)
 
 
+@pytest.mark.parametrize("n", [1, 2, 3, 5, 8, 17, 64, 256])
+def test_logsumexp_near_zero_in_any_lane(isa, n):
+    """float32 results near 0, where the short-row kernels' first, cheaper
+    sum cannot certify 1 ulp, at each position of a group of ordinary rows:
+    that group is summed again with the accurate terms, and every row of it
+    (the ordinary ones too) meets the contract."""
+    rng = np.random.default_rng(7 + n)
+    rows = WIDEST + 5
+    base = logits(rng, rows, n, np.float32, scale=1.0)
+    for lse_target in (3e-5, -2e-3, 0.04):
+        for p in range(rows):
+            x = base.copy()
+            row = x[p].astype(np.float64)
+            # Shift the row so that its exact log-sum-exp is near lse_target.
+            x[p] = (row - ref_logsumexp(row[None, :])[0][0] + lse_target).astype(np.float32)
+            ref = ref_logsumexp(x)[0]
+            assert abs(ref[p]) < 0.05
+            got = ssm.logsumexp(x, axis=-1)
+            assert_lse_close(got, ref, np.float32)
+
+
 def test_log_softmax_dominant_entry(isa, dtype):
     """A dominant entry's log-probability -log1p(sum of the others' terms)
     keeps full relative accuracy (the max's own terms counted apart)."""

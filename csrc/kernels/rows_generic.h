@@ -27,8 +27,12 @@
 //    terms: a relative error d <= 2.1e-9 of S - 1 moves v = log1p(S - 1) by
 //    d (S - 1) / S = d (1 - exp(-v)) <= d v, below the 2^-25 v (0.5 ulp of
 //    v, hence of every |y| >= v) that the write's three float32 roundings
-//    leave of the 2-ulp bound, for every v (logsumexp keeps degree 11: its
-//    1-ulp bound is absolute in lse and lse may be near 0).
+//    leave of the 2-ulp bound, for every v. Their lane sums are plain: the
+//    at most kMaxN - 1 float64 adds of terms >= 0 add below 2^-45.
+//  * float32 logsumexp: the same degree-6 terms and plain sums first; its
+//    1-ulp bound is absolute in lse and lse may be near 0, so each result
+//    is certified where |lse| >= 2^-4, and a group with a result below
+//    that is summed again with the degree-11 terms (logsumexp_group).
 // Rows these cannot finish (NaN, +-inf, all -inf, |max| beyond kFastLimit for
 // softmax, a weighted sum that is zero or below 2^-900) are flagged and left
 // unwritten for the per-row path, which handles them exactly.
@@ -169,6 +173,24 @@ struct Kahan2 {
   }
 };
 
+// Plain lane sums with Kahan2's interface, for terms whose own error (the
+// degree-6 exp's 2.1e-9) dwarfs the additions' (at most kMaxN - 1 float64
+// adds of terms >= 0: below 2^-45 relative).
+template <class V>
+struct Plain2 {
+  Reg<V> s[2];
+  Plain2() { s[0] = s[1] = V::set1(0.0); }
+  void add(int u, Reg<V> t) { s[u] = V::add(s[u], t); }
+  template <size_t N>
+  void totals(double (&out)[N], size_t at = 0) const {
+    constexpr size_t W = V::width;
+    double a[W], b[W];
+    V::to_array(s[0], a);
+    V::to_array(s[1], b);
+    for (size_t l = 0; l < W; ++l) out[at + l] = a[l] + b[l];
+  }
+};
+
 // Group <-> columns. buf[j * W + l] is element j of row l; lanes >= g (the
 // batch's last, partial group) are filled with `fill`.
 template <size_t W, class T>
@@ -237,8 +259,10 @@ void softmax_group(const T* x, T* y, size_t n, size_t g, T* buf, unsigned char* 
 // unweighted) and rest = sum of the other terms b exp(x - max). Weighted: x
 // is replaced by -inf where b == 0 in buf (SciPy: a zero weight removes the
 // term, even an inf or NaN one) and bad[l] flags a non-finite weight.
-// C: the exp polynomial of the other terms (the max's own are exact).
-template <class VN, class VW, class T, bool Weighted, class C = ExpCoeffs<double>>
+// C: the exp polynomial of the other terms (the max's own are exact); Acc:
+// their lane sums (Kahan2, or Plain2 where C's own error dominates).
+template <class VN, class VW, class T, bool Weighted, class C = ExpCoeffs<double>,
+          template <class> class Acc = Kahan2>
 void wide_sums(T* buf, const T* bbuf, size_t n, double* mx, double* k, double* rest, bool* bad) {
   constexpr size_t W = VN::width, WW = VW::width, H = W / WW;
   static_assert(W % WW == 0, "the wide lanes split the narrow vector");
@@ -264,7 +288,7 @@ void wide_sums(T* buf, const T* bbuf, size_t n, double* mx, double* k, double* r
   alignas(64) double mref[W];
   for (size_t l = 0; l < W; ++l) mref[l] = lane_finite(mx[l]) ? mx[l] : 0.0;
   constexpr bool kExact = std::is_same<T, double>::value;
-  Kahan2<VW> sums[H];
+  Acc<VW> sums[H];
   Reg<VW> count[H];
   for (size_t h = 0; h < H; ++h) count[h] = VW::set1(0.0);
   for (size_t j = 0; j < n; ++j) {
@@ -300,8 +324,12 @@ void log_softmax_group(const T* x, T* y, size_t n, size_t g, T* buf, unsigned ch
   double mx[W], k[W], rest[W];
   bool bad[W], ok[W];
   // float32: the other terms to ExpCoeffsMid's 2.1e-9 (see the header).
-  using C = std::conditional_t<std::is_same<T, float>::value, ExpCoeffsMid, ExpCoeffs<double>>;
-  wide_sums<VN, VW, T, false, C>(buf, nullptr, n, mx, k, rest, bad);
+  // Their error dominates the plain sum's (Plain2); float64 data keeps the
+  // degree-11 terms and the compensated sum.
+  if constexpr (std::is_same<T, float>::value)
+    wide_sums<VN, VW, T, false, ExpCoeffsMid, Plain2>(buf, nullptr, n, mx, k, rest, bad);
+  else
+    wide_sums<VN, VW, T, false>(buf, nullptr, n, mx, k, rest, bad);
   alignas(64) T hi[W], lo[W];
   alignas(64) double z[W], log_s[W];
   for (size_t l = 0; l < W; ++l) {
@@ -330,23 +358,47 @@ void logsumexp_group(const T* x, const T* b, T* out, T* sign, size_t n, size_t g
   if constexpr (Weighted) to_columns<W>(b, n, g, bbuf, T(1));
   double mx[W], k[W], rest[W];
   bool bad[W];
-  wide_sums<VN, VW, T, Weighted>(buf, bbuf, n, mx, k, rest, bad);
   if constexpr (!Weighted) {
-    alignas(64) double z[W], log_s[W];
-    for (size_t l = 0; l < W; ++l) {
-      const bool ok = l < g && lane_finite(mx[l]) && lane_finite(rest[l]);
-      z[l] = ok ? (k[l] - 1.0) + rest[l] : 0.0;  // S - 1 >= 0
+    // The group's results from the sums in mx, k, rest. certify: only when
+    // every float32 result is certified by the degree-6 terms' bound (else
+    // false, and the caller sums again). That bound: ExpCoeffsMid::err of
+    // S - 1 moves log1p(S - 1) by below 2.1e-9; the plain sums, log1p_small
+    // and max + log S add below 1e-14 (|max| <= |lse| + log kMaxN). Where
+    // |lse| >= 2^-4 as computed, the exact result is above 2^-5 in
+    // magnitude, where floats are 2^-28 = 3.7e-9 apart: farther than the
+    // error, so the two round to the same float or to neighbours.
+    auto finish = [&](bool certify) {
+      alignas(64) double z[W], log_s[W];
+      for (size_t l = 0; l < W; ++l) {
+        const bool ok = l < g && lane_finite(mx[l]) && lane_finite(rest[l]);
+        z[l] = ok ? (k[l] - 1.0) + rest[l] : 0.0;  // S - 1 >= 0
+      }
+      log1p_lanes<VW>(z, log_s);
+      bool certified = true;
+      for (size_t l = 0; l < g; ++l) {
+        const bool ok = lane_finite(mx[l]) && lane_finite(rest[l]);
+        flag[l] = !ok;
+        if (!ok) continue;
+        const double lse = mx[l] + log_s[l];
+        certified = certified && std::fabs(lse) >= 0x1p-4;
+        out[l] = static_cast<T>(lse);
+        if (sign) sign[l] = T(1);
+      }
+      return certified || !certify;
+    };
+    // float32: first the degree-6 terms and plain sums (about a fifth less
+    // work per element); a group with a result that bound cannot certify
+    // (|lse| below ~0.1, or ties with a rounding boundary) is summed again
+    // with the degree-11 terms, whose error is far below float32's ulp.
+    if constexpr (std::is_same<T, float>::value) {
+      wide_sums<VN, VW, T, false, ExpCoeffsMid, Plain2>(buf, nullptr, n, mx, k, rest, bad);
+      if (finish(true)) return;
     }
-    log1p_lanes<VW>(z, log_s);
-    for (size_t l = 0; l < g; ++l) {
-      const bool ok = lane_finite(mx[l]) && lane_finite(rest[l]);
-      flag[l] = !ok;
-      if (!ok) continue;
-      out[l] = static_cast<T>(mx[l] + log_s[l]);
-      if (sign) sign[l] = T(1);
-    }
+    wide_sums<VN, VW, T, false>(buf, nullptr, n, mx, k, rest, bad);
+    finish(false);
     return;
   }
+  wide_sums<VN, VW, T, Weighted>(buf, bbuf, n, mx, k, rest, bad);
   for (size_t l = 0; l < g; ++l) {
     const double s = k[l] + rest[l];
     bool ok = lane_finite(mx[l]) && lane_finite(s) && !bad[l];
