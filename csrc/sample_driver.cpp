@@ -12,10 +12,15 @@
 //                            are kept beyond k)
 //   min_p:                   2 (max; the draw masked at the min-p threshold,
 //                            a threshold on z found without a pass)
-//   top_p:                   3 typically (max; one exact mass pass, one
-//                            vector exp per element, that also collects the
-//                            values of the zone a sample of the row predicts
-//                            for the threshold; the masked draw). The finish
+//   top_p:                   3 typically (max; one mass pass that also
+//                            collects the values of the zone a sample of the
+//                            row predicts for the threshold; the masked
+//                            draw). The mass pass is first the estimate
+//                            (float64 sums of a cheaper exp with a rigorous
+//                            error bound); only when its bound cannot decide
+//                            the threshold, or logprobs="processed" wants the
+//                            exact kept mass, the exact pass (one exact
+//                            vector exp per element) runs as well. The finish
 //                            over the zone's values: value buckets with exact
 //                            mass sums, then a quickselect on the masses of
 //                            the boundary bucket's values. A zone that does
@@ -466,33 +471,58 @@ class RowSampler {
     double total = 1.0;  // the max (its ties unknown: counted once)
     for (size_t i = 0; i < s.size(); ++i) total += (w[i] = f * fixed_value(mass[i]));
     const double target = top_p * total;
-    // rank = how many sample values are above the predicted threshold
-    size_t rank = 0;
-    if (1.0 < target) {
-      std::vector<size_t> order(s.size());
-      for (size_t i = 0; i < order.size(); ++i) order[i] = i;
-      auto first = order.begin(), last = order.end();
-      double cum = 1.0;
-      while (last - first > 1) {  // quickselect on the weighted sample
-        const auto mid = first + (last - first) / 2;
-        std::nth_element(first, mid, last, [&](size_t a, size_t b) { return s[a] > s[b]; });
-        double upper = 0;
-        for (auto it = first; it != mid; ++it) upper += w[*it];
-        if (cum + upper < target) {
-          cum += upper;
-          first = mid;
-        } else {
-          last = mid;
-        }
-      }
-      rank = static_cast<size_t>(first - order.begin());
+    // The sample ordered by value buckets (a counting sort: equal-width
+    // buckets from the largest value down, unordered within a bucket; a
+    // bucket is sorted only where an order statistic is read from it), then
+    // rank = how many sample values are above the predicted threshold.
+    const size_t m = s.size(), buckets = m / 8 + 1;
+    double vmax = -kInfD, vmin = kInfD;
+    for (double v : s) {
+      vmax = std::max(vmax, v);
+      vmin = std::min(vmin, v);
     }
-    auto nth = [&](size_t k) {
-      std::nth_element(s.begin(), s.begin() + static_cast<std::ptrdiff_t>(k), s.end(), std::greater<double>());
-      return s[k];
+    const double scale = vmax > vmin && vmax - vmin < kInfD ? static_cast<double>(buckets) / (vmax - vmin) : 0.0;
+    auto bucket_of = [&](double v) { return std::min(buckets - 1, static_cast<size_t>((vmax - v) * scale)); };
+    std::vector<size_t> start(buckets + 1, 0);
+    std::vector<double> bucket_w(buckets, 0.0);
+    for (size_t i = 0; i < m; ++i) {
+      ++start[bucket_of(s[i]) + 1];
+      bucket_w[bucket_of(s[i])] += w[i];
+    }
+    for (size_t b = 0; b < buckets; ++b) start[b + 1] += start[b];
+    std::vector<std::pair<double, double>> item(m);  // (value, weight) by bucket
+    {
+      std::vector<size_t> at(start.begin(), start.end() - 1);
+      for (size_t i = 0; i < m; ++i) item[at[bucket_of(s[i])]++] = {s[i], w[i]};
+    }
+    std::vector<bool> sorted(buckets, false);
+    auto sort_bucket = [&](size_t b) {
+      if (!sorted[b])
+        std::sort(item.begin() + static_cast<std::ptrdiff_t>(start[b]),
+                  item.begin() + static_cast<std::ptrdiff_t>(start[b + 1]), std::greater<std::pair<double, double>>());
+      sorted[b] = true;
+    };
+    size_t rank = 0;
+    double cum = 1.0;
+    for (size_t b = 0; b < buckets; ++b) {
+      if (cum + bucket_w[b] < target) {
+        cum += bucket_w[b];
+        rank = start[b + 1];
+        continue;
+      }
+      sort_bucket(b);
+      for (size_t i = start[b]; i < start[b + 1] && cum + item[i].second < target; ++i) {
+        cum += item[i].second;
+        rank = i + 1;
+      }
+      break;
+    }
+    auto nth = [&](size_t k) {  // the k-th largest sample value
+      sort_bucket(static_cast<size_t>(std::upper_bound(start.begin(), start.end(), k) - start.begin()) - 1);
+      return item[k].first;
     };
     hi = rank < kMargin ? max : nth(rank - kMargin);
-    lo = rank + kMargin >= s.size() ? -kInfD : nth(rank + kMargin);
+    lo = rank + kMargin >= m ? -kInfD : nth(rank + kMargin);
     if (!(lo < hi)) lo = -kInfD;
   }
 

@@ -22,6 +22,10 @@
 //    the sums above a few pivots are the same bits on every kernel set,
 //    thread count and chunking, and no element is handled one at a time
 //    except the few values in the collect range (clo, chi].
+//  * mass_estimate: mass_pass's sums from a cheaper exp (a Taylor polynomial,
+//    after the 16-entry table on AVX-512) in plain float64 lanes, with a
+//    rigorous bound on their distance from mass_pass's exact sums; the
+//    driver uses them where the bound decides the threshold.
 //  * value_mass: the same mass for a few values (the driver's exact finish).
 #ifndef SSM_ISA
 #error "define SSM_ISA before including sample_generic.h"
