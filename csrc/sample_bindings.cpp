@@ -3,6 +3,7 @@
 // arrays; python/simdsoftmax/_sample.py checks and broadcasts the parameters.
 #include <pybind11/numpy.h>
 #include <pybind11/pybind11.h>
+#include <pybind11/stl.h>
 
 #include <algorithm>
 #include <cstdint>
@@ -149,6 +150,15 @@ py::tuple topk_call(const py::array& x, size_t k) {
   return py::make_tuple(st.first, st.second, value, index);
 }
 
+double top_p_floor_call(const py::array& x, double temperature, double top_p, bool exact) {
+  size_t rows, n;
+  const bool f32 = rows_of(x, rows, n);
+  require(rows == 1 && n > 0 && temperature > 0, "one non-empty row and temperature > 0");
+  py::gil_scoped_release release;
+  return f32 ? ssm::top_p_floor<float>(static_cast<const float*>(x.data()), n, temperature, top_p, exact)
+             : ssm::top_p_floor<double>(static_cast<const double*>(x.data()), n, temperature, top_p, exact);
+}
+
 }  // namespace
 
 void register_sample(py::module_& m) {
@@ -159,6 +169,14 @@ void register_sample(py::module_& m) {
         py::arg("min_p"), py::arg("key0"), py::arg("key1"), py::arg("row_offset"), py::arg("logprobs"),
         "sample() with one setting for every row in one step -> (bad row or -1, reason, tokens or None, "
         "logprobs or None).");
+  m.def("sample_top_p_estimates", &ssm::set_top_p_estimates, py::arg("on"),
+        "Testing: top-p's estimate pass on or off (the exact passes alone) -> the previous setting.");
+  m.def("sample_top_p_estimate_counts", &ssm::top_p_estimate_counts,
+        "Testing: (rows whose threshold the estimate pass decided, rows its bounds left undecided).");
+  m.def("sample_top_p_floor", &top_p_floor_call, py::arg("x"), py::arg("temperature"), py::arg("top_p"),
+        py::arg("exact"),
+        "Testing: top-p's threshold (smallest kept logit) of one row (1, n) with a finite max, from the exact "
+        "passes alone or as sample() finds it.");
   m.def("topk", &topk_call, py::arg("x"), py::arg("k"),
         "The k largest per row, descending, lower index first on ties -> (bad row or -1, reason, values, indices).");
 }

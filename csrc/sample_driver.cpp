@@ -12,10 +12,15 @@
 //                            are kept beyond k)
 //   min_p:                   2 (max; the draw masked at the min-p threshold,
 //                            a threshold on z found without a pass)
-//   top_p:                   3 typically (max; one exact mass pass, one
-//                            vector exp per element, that also collects the
-//                            values of the zone a sample of the row predicts
-//                            for the threshold; the masked draw). The finish
+//   top_p:                   3 typically (max; one mass pass that also
+//                            collects the values of the zone a sample of the
+//                            row predicts for the threshold; the masked
+//                            draw). The mass pass is first the estimate
+//                            (float64 sums of a cheaper exp with a rigorous
+//                            error bound); only when its bound cannot decide
+//                            the threshold, or logprobs="processed" wants the
+//                            exact kept mass, the exact pass (one exact
+//                            vector exp per element) runs as well. The finish
 //                            over the zone's values: value buckets with exact
 //                            mass sums, then a quickselect on the masses of
 //                            the boundary bucket's values. A zone that does
@@ -32,6 +37,7 @@
 #include "sample_driver.h"
 
 #include <algorithm>
+#include <atomic>
 #include <cmath>
 #include <cstring>
 #include <limits>
@@ -52,6 +58,9 @@ namespace ssm {
 namespace {
 
 constexpr double kInfD = std::numeric_limits<double>::infinity();
+
+std::atomic<bool> g_estimates{true};
+std::atomic<uint64_t> g_decided{0}, g_undecided{0};
 
 enum Fault { kFine = 0, kNaN, kPosInf, kNoFinite };
 
@@ -165,6 +174,35 @@ double min_p_threshold(double max, double inv_temp, double min_p) {
     (ok(O::value(mid)) ? good : bad) = mid;
   }
   return static_cast<double>(O::value(good));
+}
+
+// A mass below top-p's target? Exactly (err = 0: fixed_value(up) < target),
+// or for an estimated up and target (err bounds |up - exact up| + |target -
+// exact target|, where the exact target is top_p * fixed_value(exact
+// total)): the exact comparison's answer when the bound decides it, else
+// false with undecided set. The slack 2^-50 (up + target) covers the
+// roundings of fixed_value, of the estimate's conversion to FixedMass and of
+// the products and sums here.
+struct Judge {
+  double target, err = 0;
+  bool undecided = false;
+  bool below(const FixedMass& up) {
+    const double u = fixed_value(up);
+    const double e = err == 0 ? 0.0 : err + (u + target) * 0x1p-50;
+    if (u + e < target) return true;
+    if (u - e >= target) return false;
+    undecided = true;
+    return false;
+  }
+};
+
+// The FixedMass nearest below a mass 0 <= v < 2^31.
+FixedMass fixed_from(double v) {
+  FixedMass r;
+  const double scaled = v * 0x1p32, whole = std::floor(scaled);
+  r.hi = static_cast<uint64_t>(whole);
+  r.lo = static_cast<uint64_t>((scaled - whole) * 0x1p64);
+  return r;
 }
 
 constexpr size_t kCollectAll = 4096;  // a row this short has its values collected whole
@@ -294,20 +332,47 @@ class RowSampler {
   // value: the x in (clo, chi], complete when the returned count <= cap.
   MassPass mass_pass(double ref, double inv_temp, const double* pivot, size_t pivots, double clo, double chi,
                      size_t cap, std::vector<double>& value) {
-    std::vector<MassPass> part(ch_.count);
+    return chunk_passes<MassPass>(sk_.mass_pass, ref, inv_temp, pivot, pivots, clo, chi, cap, value);
+  }
+
+  // The same pass estimated (SampleKernels::mass_estimate), with error bounds.
+  MassEstimate mass_estimate(double ref, double inv_temp, const double* pivot, size_t pivots, double clo, double chi,
+                             size_t cap, std::vector<double>& value) {
+    return chunk_passes<MassEstimate>(sk_.mass_estimate, ref, inv_temp, pivot, pivots, clo, chi, cap, value);
+  }
+
+  static void add_part(MassPass& sum, const MassPass& part, size_t pivots) {
+    fixed_add(sum.total, part.total);
+    for (size_t j = 0; j < pivots; ++j) fixed_add(sum.above[j], part.above[j]);
+  }
+
+  // Float64 sums of positive chunk sums: each add's rounding (at most 2^-53
+  // of its result, itself at most the final sum) joins the bound.
+  static void add_part(MassEstimate& sum, const MassEstimate& part, size_t pivots) {
+    auto add = [](double& s, double& err, double v, double v_err) {
+      s += v;
+      err += v_err + s * 0x1p-52;
+    };
+    add(sum.total, sum.total_err, part.total, part.total_err);
+    for (size_t j = 0; j < pivots; ++j) add(sum.above[j], sum.above_err[j], part.above[j], part.above_err[j]);
+  }
+
+  template <class Res, class Pass>
+  Res chunk_passes(Pass pass, double ref, double inv_temp, const double* pivot, size_t pivots, double clo, double chi,
+                   size_t cap, std::vector<double>& value) {
+    std::vector<Res> part(ch_.count);
     // chunk c's values at offset[c]: at most min(cap, its length) of them
     std::vector<size_t> offset(ch_.count + 1, 0);
     for (size_t c = 0; c < ch_.count; ++c) offset[c + 1] = offset[c] + std::min(cap, ch_.len(c));
     std::unique_ptr<double[]> buf(offset.back() ? new double[offset.back()] : nullptr);
     for_chunks(ch_, parallel_, [&](size_t c) {
-      sk_.mass_pass(x_ + ch_.lo(c), ch_.len(c), ref, inv_temp, pivot, pivots, clo, chi, buf.get() + offset[c],
-                    offset[c + 1] - offset[c], &part[c]);
+      pass(x_ + ch_.lo(c), ch_.len(c), ref, inv_temp, pivot, pivots, clo, chi, buf.get() + offset[c],
+           offset[c + 1] - offset[c], &part[c]);
     });
-    MassPass sum;
+    Res sum;
     value.clear();
     for (size_t c = 0; c < ch_.count; ++c) {
-      fixed_add(sum.total, part[c].total);
-      for (size_t j = 0; j < pivots; ++j) fixed_add(sum.above[j], part[c].above[j]);
+      add_part(sum, part[c], pivots);
       sum.count += part[c].count;
       const size_t got = std::min<uint64_t>(part[c].count, offset[c + 1] - offset[c]);
       if (value.size() + got <= cap) value.insert(value.end(), buf.get() + offset[c], buf.get() + offset[c] + got);
@@ -318,35 +383,67 @@ class RowSampler {
   // top-p's threshold over the whole row: the smallest logit L whose
   // strictly larger tokens hold less than top_p of the mass; kept = the mass
   // of x >= L (see the file comment for the passes).
-  double top_p_threshold(double max, double inv_temp, double top_p, FixedMass& kept) {
+  // need_kept: kept is wanted (else it may be left unset).
+  double top_p_threshold(double max, double inv_temp, double top_p, FixedMass& kept, bool need_kept) {
     std::vector<double> value;
     if (n_ <= kCollectAll) {  // a short row: every finite value collected in the mass pass
       const MassPass r = mass_pass(max, inv_temp, nullptr, 0, -kInfD, max, n_, value);
       double threshold = max;
-      walk(value, max, inv_temp, FixedMass{}, top_p * fixed_value(r.total), threshold, kept);
+      Judge judge{top_p * fixed_value(r.total)};
+      walk(value, max, inv_temp, FixedMass{}, judge, threshold, kept);
       return threshold;
     }
     // The zone (lo, hi] that most likely holds the threshold, from a sample:
-    // one pass gives the exact total, the exact mass above hi and the zone's
-    // values; a zone that turns out not to hold it is narrowed by bisection.
+    // one pass gives the total, the mass above hi and the zone's values; a
+    // zone that turns out not to hold it is narrowed by bisection. The pass
+    // is first the estimate with error bounds: its threshold is the exact
+    // one whenever the bounds decide every comparison on the way.
     std::vector<double> sample = take_sample(max);
     double hi = max, lo = -kInfD;
     estimate_zone(sample, max, inv_temp, top_p, lo, hi);
+    if (double threshold = hi; !need_kept && g_estimates.load(std::memory_order_relaxed) &&
+                               estimated_threshold(lo, hi, max, inv_temp, top_p, threshold))
+      return threshold;
     const MassPass r = mass_pass(max, inv_temp, &hi, 1, lo, hi, kCollectMax, value);
     const double target = top_p * fixed_value(r.total);
     FixedMass above = r.above[0];
-    if (!(fixed_value(above) < target)) {  // higher: (hi, max]
+    Judge judge{target};
+    if (!judge.below(above)) {  // higher: (hi, max]
       lo = hi;
       hi = max;
       above = FixedMass{};
     } else if (r.count <= kCollectMax) {
       double threshold = hi;
-      if (walk(value, max, inv_temp, above, target, threshold, kept) || lo == -kInfD) return threshold;
+      if (walk(value, max, inv_temp, above, judge, threshold, kept) || lo == -kInfD) return threshold;
       above = kept;  // lower: (-inf, lo], below the zone's mass
       hi = lo;
       lo = -kInfD;
     }
     return narrow(sample, lo, hi, above, max, inv_temp, target, kept);
+  }
+
+  // top-p's threshold in the zone (lo, hi] from the estimate pass: false
+  // (threshold unset) unless the zone holds it, its values fit the collect
+  // buffer and the error bounds decide every comparison of walk, which then
+  // takes exactly the exact pass's steps.
+  bool estimated_threshold(double lo, double hi, double max, double inv_temp, double top_p, double& threshold) {
+    std::vector<double> value;
+    const MassEstimate r = mass_estimate(max, inv_temp, &hi, 1, lo, hi, kCollectMax, value);
+    if (r.count > kCollectMax) return false;
+    // |above - exact| <= above_err; the exact target top_p * fixed_value(total)
+    // is within top_p * total_err of top_p * total (roundings: Judge's slack)
+    Judge judge{top_p * r.total, r.above_err[0] + top_p * r.total_err};
+    const FixedMass above = fixed_from(r.above[0]);
+    bool decided = false;
+    if (judge.below(above)) {
+      FixedMass kept;
+      threshold = hi;
+      const bool inside = walk(value, max, inv_temp, above, judge, threshold, kept);
+      decided = !judge.undecided && (inside || lo == -kInfD);
+    }
+    if (judge.undecided) g_undecided.fetch_add(1, std::memory_order_relaxed);
+    if (decided) g_decided.fetch_add(1, std::memory_order_relaxed);
+    return decided;
   }
 
   // About kSample values of the row in evenly spread runs, the finite ones below max.
@@ -369,36 +466,63 @@ class RowSampler {
   void estimate_zone(std::vector<double>& s, double max, double inv_temp, double top_p, double& lo, double& hi) const {
     const double f = static_cast<double>(n_) / static_cast<double>(kSample);  // row elements per sample value
     std::vector<double> w(s.size());
+    std::vector<FixedMass> mass(s.size());
+    sk_.value_mass(s.data(), s.size(), max, inv_temp, mass.data());
     double total = 1.0;  // the max (its ties unknown: counted once)
-    for (size_t i = 0; i < s.size(); ++i) total += (w[i] = f * std::exp((s[i] - max) * inv_temp));
+    for (size_t i = 0; i < s.size(); ++i) total += (w[i] = f * fixed_value(mass[i]));
     const double target = top_p * total;
-    // rank = how many sample values are above the predicted threshold
-    size_t rank = 0;
-    if (1.0 < target) {
-      std::vector<size_t> order(s.size());
-      for (size_t i = 0; i < order.size(); ++i) order[i] = i;
-      auto first = order.begin(), last = order.end();
-      double cum = 1.0;
-      while (last - first > 1) {  // quickselect on the weighted sample
-        const auto mid = first + (last - first) / 2;
-        std::nth_element(first, mid, last, [&](size_t a, size_t b) { return s[a] > s[b]; });
-        double upper = 0;
-        for (auto it = first; it != mid; ++it) upper += w[*it];
-        if (cum + upper < target) {
-          cum += upper;
-          first = mid;
-        } else {
-          last = mid;
-        }
-      }
-      rank = static_cast<size_t>(first - order.begin());
+    // The sample ordered by value buckets (a counting sort: equal-width
+    // buckets from the largest value down, unordered within a bucket; a
+    // bucket is sorted only where an order statistic is read from it), then
+    // rank = how many sample values are above the predicted threshold.
+    const size_t m = s.size(), buckets = m / 8 + 1;
+    double vmax = -kInfD, vmin = kInfD;
+    for (double v : s) {
+      vmax = std::max(vmax, v);
+      vmin = std::min(vmin, v);
     }
-    auto nth = [&](size_t k) {
-      std::nth_element(s.begin(), s.begin() + static_cast<std::ptrdiff_t>(k), s.end(), std::greater<double>());
-      return s[k];
+    const double scale = vmax > vmin && vmax - vmin < kInfD ? static_cast<double>(buckets) / (vmax - vmin) : 0.0;
+    auto bucket_of = [&](double v) { return std::min(buckets - 1, static_cast<size_t>((vmax - v) * scale)); };
+    std::vector<size_t> start(buckets + 1, 0);
+    std::vector<double> bucket_w(buckets, 0.0);
+    for (size_t i = 0; i < m; ++i) {
+      ++start[bucket_of(s[i]) + 1];
+      bucket_w[bucket_of(s[i])] += w[i];
+    }
+    for (size_t b = 0; b < buckets; ++b) start[b + 1] += start[b];
+    std::vector<std::pair<double, double>> item(m);  // (value, weight) by bucket
+    {
+      std::vector<size_t> at(start.begin(), start.end() - 1);
+      for (size_t i = 0; i < m; ++i) item[at[bucket_of(s[i])]++] = {s[i], w[i]};
+    }
+    std::vector<bool> sorted(buckets, false);
+    auto sort_bucket = [&](size_t b) {
+      if (!sorted[b])
+        std::sort(item.begin() + static_cast<std::ptrdiff_t>(start[b]),
+                  item.begin() + static_cast<std::ptrdiff_t>(start[b + 1]), std::greater<std::pair<double, double>>());
+      sorted[b] = true;
+    };
+    size_t rank = 0;
+    double cum = 1.0;
+    for (size_t b = 0; b < buckets; ++b) {
+      if (cum + bucket_w[b] < target) {
+        cum += bucket_w[b];
+        rank = start[b + 1];
+        continue;
+      }
+      sort_bucket(b);
+      for (size_t i = start[b]; i < start[b + 1] && cum + item[i].second < target; ++i) {
+        cum += item[i].second;
+        rank = i + 1;
+      }
+      break;
+    }
+    auto nth = [&](size_t k) {  // the k-th largest sample value
+      sort_bucket(static_cast<size_t>(std::upper_bound(start.begin(), start.end(), k) - start.begin()) - 1);
+      return item[k].first;
     };
     hi = rank < kMargin ? max : nth(rank - kMargin);
-    lo = rank + kMargin >= s.size() ? -kInfD : nth(rank + kMargin);
+    lo = rank + kMargin >= m ? -kInfD : nth(rank + kMargin);
     if (!(lo < hi)) lo = -kInfD;
   }
 
@@ -431,7 +555,8 @@ class RowSampler {
       const MassPass r = mass_pass(max, inv_temp, &mid, 1, lo, hi, kCollectMax, value);
       if (r.count <= kCollectMax) {
         double threshold = hi;
-        walk(value, max, inv_temp, above, target, threshold, kept);
+        Judge judge{target};
+        walk(value, max, inv_temp, above, judge, threshold, kept);
         return threshold;
       }
       if (fixed_value(r.above[0]) < target) {
@@ -449,7 +574,7 @@ class RowSampler {
   // false when even the zone's smallest value has above + mass(x > v) +
   // mass(v) < target (then the threshold lies below the zone; threshold is
   // that value and kept the mass of the whole zone and above).
-  bool walk(const std::vector<double>& value, double max, double inv_temp, FixedMass above, double target,
+  bool walk(const std::vector<double>& value, double max, double inv_temp, FixedMass above, Judge& judge,
             double& threshold, FixedMass& kept) {
     // Value buckets first: equal-width ones from the largest value down (a
     // larger value never lands in a lower bucket, equal values share one),
@@ -457,14 +582,14 @@ class RowSampler {
     // bucket whose sum takes the mass above it to the target, and only that
     // bucket's values go through the exact walk.
     constexpr size_t kPerBucket = 16;
-    if (value.size() <= 4 * kPerBucket) return walk_exact(value, max, inv_temp, above, target, threshold, kept);
+    if (value.size() <= 4 * kPerBucket) return walk_exact(value, max, inv_temp, above, judge, threshold, kept);
     double vmax = value[0], vmin = value[0];
     for (double v : value) {
       vmax = std::max(vmax, v);
       vmin = std::min(vmin, v);
     }
     // one value, or a range beyond float64 (float64 rows): the exact walk alone
-    if (!(vmax > vmin && vmax - vmin < kInfD)) return walk_exact(value, max, inv_temp, above, target, threshold, kept);
+    if (!(vmax > vmin && vmax - vmin < kInfD)) return walk_exact(value, max, inv_temp, above, judge, threshold, kept);
     const size_t buckets = value.size() / kPerBucket;
     const double scale = static_cast<double>(buckets) / (vmax - vmin);
     auto bucket_of = [&](double v) {
@@ -477,14 +602,14 @@ class RowSampler {
     for (size_t b = 0; b < buckets; ++b) {
       FixedMass up = above;
       fixed_add(up, sum[b]);
-      if (fixed_value(up) < target) {
+      if (judge.below(up)) {
         above = up;
         continue;
       }
       std::vector<double> in;
       for (double v : value)
         if (bucket_of(v) == b) in.push_back(v);
-      return walk_exact(in, max, inv_temp, above, target, threshold, kept);
+      return walk_exact(in, max, inv_temp, above, judge, threshold, kept);
     }
     threshold = vmin;  // below the zone: every value kept
     kept = above;
@@ -492,7 +617,7 @@ class RowSampler {
   }
 
   // walk's exact finish: quickselect on the values with their masses.
-  bool walk_exact(const std::vector<double>& value, double max, double inv_temp, FixedMass above, double target,
+  bool walk_exact(const std::vector<double>& value, double max, double inv_temp, FixedMass above, Judge& judge,
                   double& threshold, FixedMass& kept) {
     struct Item {
       double v;
@@ -522,11 +647,11 @@ class RowSampler {
       }
       FixedMass up = above;
       fixed_add(up, g);
-      if (fixed_value(up) < target) {  // the threshold is p or below
+      if (judge.below(up)) {  // the threshold is p or below
         fixed_add(up, e);
         threshold = p;
         kept = up;
-        if (!(fixed_value(up) < target)) return true;
+        if (!judge.below(up)) return true;
         above = up;
         first = lt;  // below p
       } else {
@@ -659,7 +784,7 @@ Fault sample_row(const T* x, size_t n, size_t r, const SampleRequest& req, bool 
   } else {
     double floor = -kInfD;
     if (use_p) {
-      floor = rs.top_p_threshold(max, inv_mass, req.top_p[r], kept);
+      floor = rs.top_p_threshold(max, inv_mass, req.top_p[r], kept, mode == 2);
       kept_known = true;
     }
     if (use_m) {
@@ -734,6 +859,22 @@ RowStatus topk_batch(const T* x, size_t rows, size_t n, size_t k, T* value, int6
   return {-1, ""};
 }
 
+bool set_top_p_estimates(bool on) { return g_estimates.exchange(on); }
+
+std::pair<uint64_t, uint64_t> top_p_estimate_counts() { return {g_decided.load(), g_undecided.load()}; }
+
+template <class T>
+double top_p_floor(const T* x, size_t n, double temperature, double top_p, bool exact) {
+  RowSampler<T> rs(x, n, false, sample_for<T>(active_sample()), kernels_for<T>(active_kernels()));
+  double max = -kInfD;
+  rs.max(max);
+  FixedMass kept;
+  return rs.top_p_threshold(max, std::min(1.0 / temperature, std::numeric_limits<double>::max()), top_p, kept,
+                            exact);
+}
+
+template double top_p_floor<float>(const float*, size_t, double, double, bool);
+template double top_p_floor<double>(const double*, size_t, double, double, bool);
 template RowStatus sample_batch<float>(const float*, size_t, size_t, const SampleRequest&, int64_t*, double*);
 template RowStatus sample_batch<double>(const double*, size_t, size_t, const SampleRequest&, int64_t*, double*);
 template RowStatus topk_batch<float>(const float*, size_t, size_t, size_t, float*, int64_t*);

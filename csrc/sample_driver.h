@@ -38,4 +38,17 @@ RowStatus sample_batch(const T* x, size_t rows, size_t n, const SampleRequest& r
 template <class T>
 RowStatus topk_batch(const T* x, size_t rows, size_t n, size_t k, T* value, int64_t* index);
 
+// Testing hooks of top-p's estimate pass (sample_driver.cpp): on (the
+// default) or off (the exact passes alone; returns the previous setting), and
+// how often, since the process started, its bounds decided the threshold and
+// how often they left it to the exact passes (rows whose zone did not hold
+// the threshold are in neither count).
+bool set_top_p_estimates(bool on);
+// top-p's threshold for one row with finite max (temperature > 0): the
+// smallest kept logit, from the exact passes alone (exact) or as sample()
+// finds it.
+template <class T>
+double top_p_floor(const T* x, size_t n, double temperature, double top_p, bool exact);
+std::pair<uint64_t, uint64_t> top_p_estimate_counts();
+
 }  // namespace ssm

@@ -35,6 +35,16 @@ struct MassPass {
   uint64_t count = 0;
 };
 
+// What mass_estimate returns for a chunk: MassPass's sums as float64
+// estimates, each with a bound on its distance from the exact sum (the
+// FixedMass sum of the exact masses of the same elements, as a real number):
+// |total - exact total| <= total_err, and likewise for above[j].
+struct MassEstimate {
+  double total = 0, total_err = 0;
+  double above[kMaxPivots] = {}, above_err[kMaxPivots] = {};
+  uint64_t count = 0;
+};
+
 struct SelectResult {
   size_t count = 0;     // candidates written: min(k, non-NaN elements)
   uint64_t ties = 0;    // elements equal to the k-th value left out (count == k)
@@ -54,6 +64,11 @@ struct SampleKernels {
   // (at most cap; res->count counts them all). Adds into res.
   void (*mass_pass)(const T* x, size_t n, double ref, double inv_temp, const double* pivot, size_t pivots,
                     double clo, double chi, double* out, size_t cap, MassPass* res);
+  // mass_pass's sums estimated with a cheaper exp (sample_generic.h), each
+  // with a rigorous error bound against mass_pass's exact sums; the same
+  // collected values. Adds into res.
+  void (*mass_estimate)(const T* x, size_t n, double ref, double inv_temp, const double* pivot, size_t pivots,
+                        double clo, double chi, double* out, size_t cap, MassEstimate* res);
   // The same mass for each of count values v (one FixedMass each, into out).
   void (*value_mass)(const double* v, size_t count, double ref, double inv_temp, FixedMass* out);
   // gumbel_argmax's pass over the chunk with every x < floor taken as -inf

@@ -22,6 +22,10 @@
 //    the sums above a few pivots are the same bits on every kernel set,
 //    thread count and chunking, and no element is handled one at a time
 //    except the few values in the collect range (clo, chi].
+//  * mass_estimate: mass_pass's sums from a cheaper exp (a Taylor polynomial,
+//    after the 16-entry table on AVX-512) in plain float64 lanes, with a
+//    rigorous bound on their distance from mass_pass's exact sums; the
+//    driver uses them where the bound decides the threshold.
 //  * value_mass: the same mass for a few values (the driver's exact finish).
 #ifndef SSM_ISA
 #error "define SSM_ISA before including sample_generic.h"
@@ -218,6 +222,36 @@ SSM_INLINE inline bool any_in_open(Reg<V> xv, Reg<V> lo, Reg<V> hi, Reg<V> ninf)
   return V::any(V::gt(V::select(V::gt(xv, hi), ninf, xv), lo));
 }
 
+// The lanes of x in (lo, hi] appended to out (while they fit cap; count
+// counts them all), where the lanes' in-range bits are at hand: AVX-512
+// compresses them in one store, AVX2 visits the set bits. Else false (the
+// caller's lane loop). The padding of a tail is -inf: never in range.
+template <class R>
+inline bool collect_lanes(R, R, R, double*, size_t, uint64_t&) {
+  return false;
+}
+#if defined(__AVX512F__)
+inline bool collect_lanes(__m512d x, __m512d lo, __m512d hi, double* out, size_t cap, uint64_t& count) {
+  const __mmask8 in = _mm512_cmp_pd_mask(x, lo, _CMP_GT_OQ) & _mm512_cmp_pd_mask(x, hi, _CMP_LE_OQ);
+  const unsigned got = static_cast<unsigned>(__builtin_popcount(in));
+  if (count + got <= cap) _mm512_mask_compressstoreu_pd(out + count, in, x);
+  count += got;  // past cap the values are not used: none needs storing
+  return true;
+}
+#endif
+#if defined(__AVX2__)
+inline bool collect_lanes(__m256d x, __m256d lo, __m256d hi, double* out, size_t cap, uint64_t& count) {
+  const __m256d in = _mm256_and_pd(_mm256_cmp_pd(x, lo, _CMP_GT_OQ), _mm256_cmp_pd(x, hi, _CMP_LE_OQ));
+  alignas(32) double v[4];
+  _mm256_store_pd(v, x);
+  for (unsigned bits = static_cast<unsigned>(_mm256_movemask_pd(in)); bits != 0; bits &= bits - 1) {
+    if (count < cap) out[count] = v[__builtin_ctz(bits)];
+    ++count;
+  }
+  return true;
+}
+#endif
+
 // Masses below e^-46 < 2^-66 round to 0 in units of 2^-64: clamping there
 // keeps every scaled mass a normal number (exact scaling) and sends -inf
 // (and the padding of a tail) to 0.
@@ -296,14 +330,86 @@ struct PieceSum {
   }
 };
 
-template <class VW, class T, size_t P>
+// The estimate pass's exp (mass_estimate): the same d = max((x - ref) T^-1,
+// -46) as mass_pieces, then a Taylor polynomial, cheaper than the exact
+// degree-11 fit and the 2^-64 rounding:
+//  * with the 16-entry table (AVX-512 float64): exp(d) = 2^(k/16) p5(r),
+//    |r| <= ln2/32 + 2^-40, Taylor remainder |r|^6/6! e^|r| < 1.6e-13;
+//  * else: exp(d) = 2^n p9(r), |r| <= ln2/2 + 2^-40, remainder
+//    |r|^10/10! e^|r| < 1.1e-11.
+// Horner's, the reduction's and the table's roundings add well below 2^-46
+// (|r| < 0.35, d >= -46 formed exactly as in the exact pass), and the exact
+// mass is itself within 2^-52 relative and 2^-65 absolute of exp(d) (its
+// polynomial, then the rounding to a multiple of 2^-64). kEstimateRel bounds
+// |estimate - exact| / estimate per element, kEstimateAbs the absolute part
+// (also every -inf: the estimate's e^-46 < 2^-66 against the exact 0).
+constexpr double kTaylor[10] = {1.0,         1.0,           1.0 / 2,        1.0 / 6,         1.0 / 24,
+                                1.0 / 120,   1.0 / 720,     1.0 / 5040,     1.0 / 40320,     1.0 / 362880};
+constexpr double kEstimateAbs = 0x1p-65;
+
+template <class VW>
+constexpr double estimate_rel() {
+  return (HasExpTable<VW>::value ? 1.6e-13 : 1.1e-11) + 0x1p-45;
+}
+
+template <class VW, size_t U>
+SSM_INLINE inline void mass_estimates(const Reg<VW>* x, Reg<VW> vref, Reg<VW> vinv, Reg<VW>* m) {
+  constexpr bool kTable = HasExpTable<VW>::value;
+  constexpr int degree = kTable ? 5 : 9;
+  Reg<VW> r[U], n[U], scale[U];
+  SSM_UNROLL
+  for (size_t u = 0; u < U; ++u) {
+    const Reg<VW> d = VW::max(VW::mul(VW::sub(x[u], vref), vinv), VW::set1(kMassFloor));
+    if constexpr (kTable) {
+      const Reg<VW> t = VW::fmadd(d, VW::set1(ExpCoeffs<double>::log2e), VW::set1(ExpTable16::magic));
+      n[u] = VW::sub(t, VW::set1(ExpTable16::magic));
+      scale[u] = VW::scale2_term(VW::exp_table(t, VW::table_lo(), VW::table_hi()), n[u]);
+    } else {
+      n[u] = VW::round(VW::mul(d, VW::set1(ExpCoeffs<double>::log2e)));
+    }
+    r[u] = VW::reduce_ln2(d, n[u]);
+    m[u] = VW::set1(kTaylor[degree]);
+  }
+  SSM_UNROLL
+  for (int k = degree - 1; k >= 0; --k) {
+    SSM_UNROLL
+    for (size_t u = 0; u < U; ++u) m[u] = VW::fmadd(m[u], r[u], VW::set1(kTaylor[k]));
+  }
+  SSM_UNROLL
+  for (size_t u = 0; u < U; ++u) {
+    if constexpr (kTable)
+      m[u] = VW::mul(m[u], scale[u]);
+    else
+      m[u] = times_pow2<VW>(m[u], n[u]);
+  }
+}
+
+// A float64 sum of estimated masses per lane, flushed into a double.
+template <class VW>
+struct EstimateSum {
+  Reg<VW> s;
+  void init() { s = VW::set1(0.0); }
+  SSM_INLINE void add(Reg<VW> m) { s = VW::add(s, m); }
+  void flush(double& out) {
+    double lane[VW::width];
+    VW::to_array(s, lane);
+    for (double v : lane) out += v;
+    init();
+  }
+};
+
+// The exact sums (Res = MassPass: mass_pieces into PieceSums) or their
+// estimates (Res = MassEstimate: mass_estimates into EstimateSums).
+template <class VW, class T, size_t P, class Res>
 void mass_pass_p(const T* x, size_t n, double ref, double inv_temp, const double* pivot, double clo, double chi,
-                 double* out, size_t cap, MassPass* res) {
+                 double* out, size_t cap, Res* res) {
   constexpr size_t W = VW::width;
+  constexpr bool kEstimate = std::is_same<Res, MassEstimate>::value;
+  using Sum = std::conditional_t<kEstimate, EstimateSum<VW>, PieceSum<VW>>;
   const Reg<VW> vref = VW::set1(ref), vinv = VW::set1(inv_temp), zero = VW::set1(0.0);
   const Reg<VW> vclo = VW::set1(clo), vchi = VW::set1(chi), ninf = VW::set1(-kInf);
   Reg<VW> vpivot[P > 0 ? P : 1];
-  PieceSum<VW> total, above[P > 0 ? P : 1];
+  Sum total, above[P > 0 ? P : 1];
   total.init();
   if constexpr (P > 0) {
     for (size_t j = 0; j < P; ++j) {
@@ -316,21 +422,33 @@ void mass_pass_p(const T* x, size_t n, double ref, double inv_temp, const double
   // (few: looked at one by one) into out.
   auto body = [&](auto unroll, const Reg<VW>* xv, const T* p, size_t lanes) SSM_INLINE {
     constexpr size_t U = decltype(unroll)::value;
-    Reg<VW> a[U], b[U];
-    mass_pieces<VW, U>(xv, vref, vinv, a, b);
-    SSM_UNROLL
-    for (size_t u = 0; u < U; ++u) {
-      total.add(a[u], b[u]);
-      if constexpr (P > 0) {
-        for (size_t j = 0; j < P; ++j) {
-          const auto gt = VW::gt(xv[u], vpivot[j]);
-          above[j].add(VW::select(gt, a[u], zero), VW::select(gt, b[u], zero));
+    if constexpr (kEstimate) {
+      Reg<VW> m[U];
+      mass_estimates<VW, U>(xv, vref, vinv, m);
+      SSM_UNROLL
+      for (size_t u = 0; u < U; ++u) {
+        total.add(m[u]);
+        if constexpr (P > 0)
+          for (size_t j = 0; j < P; ++j) above[j].add(VW::select(VW::gt(xv[u], vpivot[j]), m[u], zero));
+      }
+    } else {
+      Reg<VW> a[U], b[U];
+      mass_pieces<VW, U>(xv, vref, vinv, a, b);
+      SSM_UNROLL
+      for (size_t u = 0; u < U; ++u) {
+        total.add(a[u], b[u]);
+        if constexpr (P > 0) {
+          for (size_t j = 0; j < P; ++j) {
+            const auto gt = VW::gt(xv[u], vpivot[j]);
+            above[j].add(VW::select(gt, a[u], zero), VW::select(gt, b[u], zero));
+          }
         }
       }
     }
     SSM_UNROLL
     for (size_t u = 0; u < U; ++u) {
       if (!any_in_open<VW>(xv[u], vclo, vchi, ninf)) continue;
+      if (collect_lanes(xv[u], vclo, vchi, out, cap, count)) continue;
       // branch-free: every lane written at out[count], counted only when in
       // the range (the next one overwrites it otherwise); about half the
       // lanes of a vector that has one are in, too many for a branch each
@@ -366,11 +484,22 @@ void mass_pass_p(const T* x, size_t n, double ref, double inv_temp, const double
   }
   flush();
   res->count = count;
+  if constexpr (kEstimate) {
+    // Per element: rel * estimate + abs (the padding lanes too). The float64
+    // adds, all of positive terms: a lane's chain of n / W + 1 terms, the
+    // flushes (W lanes, n / (W kFlushVectors) + 1 times) onto res's sum, so
+    // gamma_k = k 2^-53 (1 + 2^-40) of the final sum for k below `adds`.
+    const double elements = static_cast<double>(n + W);
+    const double adds = elements / W + (elements / (W * kFlushVectors) + 2) * W + 2;
+    const double rel = (estimate_rel<VW>() + adds * 0x1p-53) * (1 + 0x1p-40);
+    res->total_err += rel * res->total + elements * kEstimateAbs;
+    for (size_t j = 0; j < P; ++j) res->above_err[j] += rel * res->above[j] + elements * kEstimateAbs;
+  }
 }
 
-template <class VW, class T>
+template <class VW, class T, class Res>
 void mass_pass(const T* x, size_t n, double ref, double inv_temp, const double* pivot, size_t pivots, double clo,
-               double chi, double* out, size_t cap, MassPass* res) {
+               double chi, double* out, size_t cap, Res* res) {
   switch (pivots) {
     case 0: return mass_pass_p<VW, T, 0>(x, n, ref, inv_temp, pivot, clo, chi, out, cap, res);
     case 1: return mass_pass_p<VW, T, 1>(x, n, ref, inv_temp, pivot, clo, chi, out, cap, res);
@@ -467,7 +596,8 @@ template <class V, class VW, class R, class T>
 SampleKernels<T> make_sample_kernels() {
   SampleKernels<T> k;
   k.select = &select<V, T>;
-  k.mass_pass = &mass_pass<VW, T>;
+  k.mass_pass = &mass_pass<VW, T, MassPass>;
+  k.mass_estimate = &mass_pass<VW, T, MassEstimate>;
   k.value_mass = &value_mass<VW>;
   k.draw = &draw<V, R, T>;
   k.draw_at = &draw_at<V, R, T>;

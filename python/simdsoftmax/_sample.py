@@ -167,10 +167,13 @@ def sample(logits, axis=-1, *, temperature=1.0, top_k=None, top_p=None, min_p=No
       the candidates' own noise;
     * `min_p` alone: 2, the row's max, then the draw with the threshold
       ``z >= z_max + log(min_p)``;
-    * `top_p` without `top_k`: 3 typically, the max, one pass of exact
-      probability masses (one vector exp per element) that also collects the
-      values of the zone a sample of the row predicts for the threshold, and
-      the draw (one more mass pass per bisection step when that zone misses);
+    * `top_p` without `top_k`: 3 typically, the max, one pass of probability
+      masses that also collects the values of the zone a sample of the row
+      predicts for the threshold, and the draw (one more mass pass per
+      bisection step when that zone misses). The mass pass estimates the sums
+      with a cheaper exp and a rigorous error bound; the exact pass (one exact
+      vector exp per element) runs only where the bound cannot decide the
+      threshold, or for ``logprobs="processed"``;
     * ``logprobs="raw"`` adds one pass (max and log-sum-exp together) unless
       it replaces the max pass; ``"processed"`` one (the kept mass) when the
       filters did not already give it.

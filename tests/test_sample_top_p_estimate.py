@@ -1,0 +1,131 @@
+"""top-p's estimate pass: float64 sums of a cheaper exp with a rigorous error
+bound, deciding the threshold only where the bound separates the cumulative
+mass from top_p, else leaving it to the exact passes. The threshold must be
+bit for bit the exact passes' one: checked directly (the testing hook returns
+both) on rows built so that the cumulative mass at a boundary is extremely
+close to top_p (closer than the bound: the exact passes decide; a little
+farther: the estimate does), on ties at the boundary, flat and peaked rows,
+-inf masks and extreme temperatures, for every kernel set and float16,
+float32 and float64 logits; and through sample() against the sorted float64
+reference (test_sample_top_p.check_row) where the reference is itself
+unambiguous."""
+
+import numpy as np
+import pytest
+
+import simdsoftmax as ssm
+from simdsoftmax import _core
+from test_sample_top_p import check_row
+
+# longer than the rows collected whole (4096): the sampled zone and the
+# estimate pass; every float64 vector tail (1..8 lanes) around 4096 and 20000
+SIZES = [4097, 4100, 4103, 4104, 20001, 20007]
+
+
+def floors(x, temperature, top_p):
+    """(estimate path, exact passes) thresholds of one row (computed in float32 for float16)."""
+    row = np.ascontiguousarray(np.asarray(x, np.float32 if x.dtype == np.float16 else x.dtype)[None, :])
+    return (_core.sample_top_p_floor(row, temperature, top_p, False),
+            _core.sample_top_p_floor(row, temperature, top_p, True))
+
+
+def assert_same_floor(x, temperature, top_p):
+    est, exact = floors(x, temperature, top_p)
+    assert est == exact, (x.size, x.dtype, temperature, top_p, est, exact)
+    return exact
+
+
+def boundary_top_ps(x, temperature, quantiles=(0.3, 0.9, 0.95, 0.99)):
+    """top_p values that put the cumulative mass of the tokens above some
+    distinct value v exactly at (and 1e-15 .. 1e-6 relative around) top_p."""
+    xf = np.asarray(x, np.float64)
+    xf = xf[xf > -np.inf]
+    values = np.unique(xf)[::-1]
+    w = np.exp((values - values[0]) / temperature) * np.unique(xf, return_counts=True)[1][::-1]
+    above = np.cumsum(w) / w.sum()  # mass of the values >= values[i]
+    out = []
+    for q in quantiles:
+        i = min(int(np.searchsorted(above, q)), above.size - 2)
+        for delta in (0.0, 1e-15, -1e-15, 1e-12, -1e-12, 1e-9, -1e-9, 1e-6, -1e-6):
+            p = above[i] * (1 + delta)
+            if 0 < p < 1:
+                out.append((p, abs(delta)))
+    return out
+
+
+def test_boundary_mass_extremely_close_to_top_p(isa, dtype):
+    before = _core.sample_top_p_estimate_counts()
+    for n in SIZES:
+        g = np.random.default_rng(n)
+        for sigma, t in ((1.0, 0.7), (3.0, 0.7), (0.5, 2.0)):
+            x = g.normal(0, sigma, n).astype(dtype)
+            for top_p, delta in boundary_top_ps(x, t):
+                assert_same_floor(x, t, top_p)
+                if delta >= 1e-9:  # the reference's sums decide these too
+                    check_row(x, t, top_p, seeds=(n,))
+    decided, undecided = (a - b for a, b in zip(_core.sample_top_p_estimate_counts(), before))
+    # both outcomes happened: the bound decided most rows and left the
+    # closest ones to the exact passes
+    assert decided > 0 and undecided > 0, (decided, undecided)
+
+
+@pytest.mark.parametrize("n", [4097, 20003])
+def test_ties_at_the_boundary(isa, dtype, n):
+    g = np.random.default_rng(n)
+    # few distinct values: the boundary falls in a big tie group, and top_p
+    # at that group's edges exactly
+    x = (np.round(g.normal(0, 1, n) * 4) / 4).astype(dtype)
+    for t in (0.7, 1.0):
+        for top_p, _ in boundary_top_ps(x, t):
+            assert_same_floor(x, t, top_p)
+        for top_p in (0.1, 0.5, 0.9, 0.99):
+            check_row(x, t, top_p, seeds=(1,))
+
+
+@pytest.mark.parametrize("n", [4097, 20003])
+def test_flat_peaked_masked_and_extreme_rows(isa, dtype, n):
+    g = np.random.default_rng(n)
+    rows = [
+        np.zeros(n),  # flat: one group, all kept
+        np.where(np.arange(n) == n // 2, 50.0, g.normal(0, 1, n)),  # one token holds all the mass
+        np.where(np.arange(n) % 3 == 0, 1.0, 1.0 - 2.0**-20),  # two values one step apart
+    ]
+    masked = g.normal(0, 1, n)
+    masked[g.random(n) < 0.8] = -np.inf
+    masked[1] = 0.0
+    rows.append(masked)
+    for x in rows:
+        x = x.astype(dtype)
+        for t in (1e-6, 0.7, 1.0, 50.0, 1e6):
+            for top_p in (0.05, 0.5, 0.95, 0.999999):
+                assert_same_floor(x, t, top_p)
+            check_row(x, t, 0.95, seeds=(2,))
+
+
+def test_float16_rows_take_the_float32_estimate(isa):
+    g = np.random.default_rng(16)
+    x = g.normal(0, 2, 30000).astype(np.float16)
+    for top_p, delta in boundary_top_ps(x, 0.7):
+        assert_same_floor(x, 0.7, top_p)
+    kept = np.asarray(x, np.float64) >= assert_same_floor(x, 0.7, 0.9)
+    for seed in range(3):
+        got = ssm.sample(x, temperature=0.7, top_p=0.9, rng=seed)
+        want = ssm.gumbel_argmax(np.where(kept, x, np.float16(-np.inf)), temperature=0.7, rng=seed)
+        assert got == want
+
+
+def test_estimate_off_gives_the_same_draws(isa):
+    # sample() through the estimate and through the exact passes alone: the
+    # same tokens for the same rng (the same kept set and noise)
+    g = np.random.default_rng(3)
+    rows = [g.normal(0, s, 151_936).astype(np.float32) for s in (1.0, 3.0)]
+    before = _core.sample_top_p_estimate_counts()
+    on = [int(ssm.sample(x, temperature=0.7, top_p=0.95, rng=s)) for x in rows for s in range(4)]
+    decided = _core.sample_top_p_estimate_counts()[0] - before[0]
+    previous = _core.sample_top_p_estimates(False)
+    try:
+        off = [int(ssm.sample(x, temperature=0.7, top_p=0.95, rng=s)) for x in rows for s in range(4)]
+    finally:
+        _core.sample_top_p_estimates(previous)
+    assert on == off
+    assert decided == len(on)  # ordinary LLM rows: the estimate decides
