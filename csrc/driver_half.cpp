@@ -232,13 +232,50 @@ ExpSum online_fused(const HalfKernels& k, const uint16_t* x, size_t n) {
   return over_chunks(n, [&](size_t b, size_t len) { return k.expsum_online_wide(x + b, len); }, combine_online);
 }
 
-// As the float32 log_softmax_row: the float64 sum certified for float32's
-// contract (tighter than the half formats' 1 ulp), then x - lse with no exp;
-// else the exact online sum.
-bool log_softmax_fused(const HalfKernels& k, const uint16_t* x, uint16_t* y, size_t n) {
-  const ExpSum f = over_chunks(n, [&](size_t b, size_t len) { return k.expsum_lse(x + b, len); }, combine_sums);
+// The fast float32 sum of a row with its max: per block of kHalfBlock
+// elements the max (max_scan), then the sum reading the block again from L1
+// (the float32 sum's kernel does not track the max); the blocks' sums
+// combined in block order, whatever the thread count.
+ExpSum fast_sum_and_max(const HalfKernels& k, const uint16_t* x, size_t n) {
+  std::vector<ExpSum> parts;
+  parts.reserve((n + kHalfBlock - 1) / kHalfBlock);
+  double mx = -std::numeric_limits<double>::infinity();
+  for (size_t b = 0; b < n; b += kHalfBlock) {
+    const size_t len = std::min(kHalfBlock, n - b);
+    mx = std::max(mx, k.max_scan(x + b, len).max);
+    parts.push_back(k.expsum_fast(x + b, len));
+  }
+  ExpSum f = combine_sums(parts);
+  f.max = mx;
+  return f;
+}
+
+// Does the fast float32 sum f (with the row's max) give v = lse - max
+// accurately enough for every y = (x - max) - v of the row to be within 1 ulp
+// of the format? |y| >= v, the format's ulp at |y| is at least 2^-p |y|
+// (p = 11 for float16, 8 for bfloat16), and the write pass adds at most
+// three float32 roundings (x - max, v, the difference: 3 * 2^-24 |y|) before
+// the final rounding's half ulp: dv <= 0.45 * 2^-p v leaves a margin. A
+// dominant entry (v below ~4e-4 for bfloat16, ~3e-3 for float16) fails, as
+// do NaN, inf and out-of-range rows.
+bool half_shift_certified(const ExpSum& f, HalfFormat fmt, double& v) {
+  if (!fast_ok(f.m, f.e)) return false;
+  double hi, lo;
+  detail::lse_parts(0.0, f.e, f.m, hi, lo);
+  v = (hi - f.max) + lo;
+  const double dv = 1.02 * detail::sum_rel_err(f, v) + 0x1p-52 + 0x1p-52 * (std::fabs(hi) + std::fabs(v));
+  return dv <= 0.45 * (fmt == HalfFormat::Float16 ? 0x1p-11 : 0x1p-8) * v;
+}
+
+// log_softmax = x - lse in two passes, with no exp in the second: pass 1 the
+// float32 fast sum with the row's max, certified for the format (above);
+// pass 2 (x - max) - (lse - max) rounded once. Else the exact online float64
+// sum, whose max term is exactly 1 (log1p(S - 1) keeps a dominant entry's
+// log-probability relatively accurate), then the same write.
+bool log_softmax_fused(const HalfKernels& k, HalfFormat fmt, const uint16_t* x, uint16_t* y, size_t n) {
+  const ExpSum f = fast_sum_and_max(k, x, n);
   double v;
-  if (detail::certified_shift<float>(f, v)) {
+  if (half_shift_certified(f, fmt, v)) {
     k.write_shift(x, y, n, f.max, v);
     return true;
   }
@@ -406,7 +443,7 @@ std::vector<size_t> half_log_softmax_batch(const uint16_t* x, uint16_t* y, size_
         [&](size_t r0, size_t count, unsigned char* flag) { k->log_softmax_rows(x + r0 * n, y + r0 * n, count, n, flag); },
         [&](size_t r) { return half_log_softmax_batch(x + r * n, y + r * n, 1, n, f).empty(); });
   if (k && use_fused(n, Algorithm::TwoPass))
-    return run_fused(rows, n, [&](size_t r, float*) { return log_softmax_fused(*k, x + r * n, y + r * n, n); });
+    return run_fused(rows, n, [&](size_t r, float*) { return log_softmax_fused(*k, f, x + r * n, y + r * n, n); });
   return run_half(f, rows, n, [&](const Half& h, size_t r0, size_t count, float* buf, std::vector<size_t>& sp) {
     if (n > kHalfWholeRow) {
       if (!log_softmax_long(h, x + r0 * n, y + r0 * n, n, buf)) sp.push_back(r0);
