@@ -27,10 +27,6 @@ using detail::log_of_sum;
 using detail::ordinary;
 
 constexpr double kLn2 = 0.6931471805599453;
-// Below this many elements a call runs on the calling thread (as the float32
-// drivers' parallel_min: a sleeping worker wakes up too late to help).
-constexpr size_t kParallelMin = size_t(1) << 17;
-
 // A thread's float32 work space: kHalfWholeRow floats, reused by every call.
 float* thread_buffer() {
   thread_local std::vector<float> buffer(kHalfWholeRow);
@@ -315,13 +311,24 @@ const HalfKernels* fused_kernels(HalfFormat f) {
   return f == HalfFormat::Float16 ? &set->f16 : &set->bf16;
 }
 
+// task(t, found) for t in [0, tasks), on the pool where the call (elements
+// in all) pays for waking it (detail::run_tasks); the rows the tasks
+// appended to `found`, in task order.
+template <class Task>
+std::vector<size_t> run_collecting(size_t tasks, size_t elements, Task&& task) {
+  std::vector<std::vector<size_t>> found(tasks);
+  detail::run_tasks(tasks, elements, [&](size_t t) { task(t, found[t]); });
+  std::vector<size_t> special;
+  for (auto& v : found) special.insert(special.end(), v.begin(), v.end());
+  return special;
+}
+
 // Rows in tasks of `per` rows spread over the threads for big calls;
 // row(r, buf) computes row r (buf: the thread's float32 work space) and
 // returns false for a special row.
 template <class Row>
 std::vector<size_t> run_fused(size_t rows, size_t n, Row&& row) {
-  std::vector<size_t> special;
-  if (rows == 0 || n == 0) return special;
+  if (rows == 0 || n == 0) return {};
   const size_t per = std::max<size_t>(1, kHalfWholeRow / n);
   const size_t tasks = (rows + per - 1) / per;
   auto task = [&](size_t t, std::vector<size_t>& found) {
@@ -330,14 +337,7 @@ std::vector<size_t> run_fused(size_t rows, size_t n, Row&& row) {
     for (size_t r = t * per; r < end; ++r)
       if (!row(r, buf)) found.push_back(r);
   };
-  if (get_num_threads() <= 1 || tasks <= 1 || rows * n < kParallelMin) {
-    for (size_t t = 0; t < tasks; ++t) task(t, special);
-    return special;
-  }
-  std::vector<std::vector<size_t>> found(tasks);
-  parallel_for(tasks, [&](size_t t) { task(t, found[t]); });
-  for (auto& v : found) special.insert(special.end(), v.begin(), v.end());
-  return special;
+  return run_collecting(tasks, rows * n, task);
 }
 
 // --- short rows: the half row kernels (half_rows.h) --------------------------
@@ -380,21 +380,13 @@ std::vector<size_t> run_rows(size_t rows, size_t n, Kernel&& kernel, Redo&& redo
 // buf, special) handles rows [r0, r0 + count) and appends special rows.
 template <class Group>
 std::vector<size_t> run_half(HalfFormat f, size_t rows, size_t n, Group&& group) {
-  std::vector<size_t> special;
-  if (rows == 0 || n == 0) return special;
+  if (rows == 0 || n == 0) return {};
   const Half h = make_half(f);
   const size_t per = n <= kHalfWholeRow ? std::max<size_t>(1, kHalfWholeRow / n) : 1;
   const size_t tasks = (rows + per - 1) / per;
-  const bool threads = get_num_threads() > 1 && tasks > 1 && rows * n >= kParallelMin;
-  if (!threads) {
-    float* buf = thread_buffer();
-    for (size_t t = 0; t < tasks; ++t) group(h, t * per, std::min(per, rows - t * per), buf, special);
-    return special;
-  }
-  std::vector<std::vector<size_t>> found(tasks);
-  parallel_for(tasks, [&](size_t t) { group(h, t * per, std::min(per, rows - t * per), thread_buffer(), found[t]); });
-  for (auto& v : found) special.insert(special.end(), v.begin(), v.end());
-  return special;
+  return run_collecting(tasks, rows * n, [&](size_t t, std::vector<size_t>& found) {
+    group(h, t * per, std::min(per, rows - t * per), thread_buffer(), found);
+  });
 }
 
 }  // namespace
