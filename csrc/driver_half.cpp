@@ -451,7 +451,8 @@ std::vector<size_t> half_logsumexp_batch(const uint16_t* x, float* out, size_t r
   const HalfKernels* k = fused_kernels(f);
   if (use_rows(k, rows, n))
     return run_rows(
-        rows, n, [&](size_t r0, size_t count, unsigned char* flag) { k->logsumexp_rows(x + r0 * n, out + r0, count, n, flag); },
+        rows, n,
+        [&](size_t r0, size_t count, unsigned char* flag) { k->logsumexp_rows(x + r0 * n, out + r0, count, n, flag); },
         [&](size_t r) { return half_logsumexp_batch(x + r * n, out + r, 1, n, f).empty(); });
   if (k && use_fused(n, Algorithm::TwoPass))
     return run_fused(rows, n, [&](size_t r, float*) { return logsumexp_fused(*k, f, x + r * n, n, out[r]); });
