@@ -4,13 +4,14 @@ absolute times).
 
 1. Cost of a torch tensor in and out over the same call on NumPy arrays
    (softmax, log_softmax, logsumexp, gumbel_argmax; float32, small rows).
-2. simdsoftmax vs torch's own CPU softmax / log_softmax on bfloat16 and
-   float16 tensors, one thread (torch.set_num_threads), batches of rows of
+2. simdsoftmax vs torch's own CPU softmax / log_softmax / logsumexp on
+   bfloat16 and float16 tensors, one thread (torch.set_num_threads), batches of rows of
    every length 2 .. 151936 (the bench CLI's --rows-sweep lengths), each
    batch about --elements elements.
 3. float16 / bfloat16 vs float32 elements per second (simdsoftmax), in cache
    and out of cache: the half-width bound is about 2x float32 out of cache.
-4. The short half-row kernels (rows of one vector to 4096 elements) on vs off
+4. The short half-row kernels (rows of one vector to 4096 elements; softmax,
+   log_softmax, logsumexp) on vs off
    (_core.half_set_rows_max), same batches as part 2.
 
 Usage: python bench/half_arrays.py [--quick] [--threads 1] [--elements 4194304] [--parts 1,2,3,4]
