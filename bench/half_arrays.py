@@ -4,16 +4,18 @@ absolute times).
 
 1. Cost of a torch tensor in and out over the same call on NumPy arrays
    (softmax, log_softmax, logsumexp, gumbel_argmax; float32, small rows).
-2. simdsoftmax vs torch's own CPU softmax / log_softmax on bfloat16 and
-   float16 tensors, one thread (torch.set_num_threads), batches of rows of
+2. simdsoftmax vs torch's own CPU softmax / log_softmax / logsumexp on
+   bfloat16 and float16 tensors, one thread (torch.set_num_threads), batches of rows of
    every length 2 .. 151936 (the bench CLI's --rows-sweep lengths), each
    batch about --elements elements.
 3. float16 / bfloat16 vs float32 elements per second (simdsoftmax), in cache
    and out of cache: the half-width bound is about 2x float32 out of cache.
-4. The short half-row kernels (rows of one vector to 4096 elements) on vs off
+4. The short half-row kernels (rows of one vector to 4096 elements; softmax,
+   log_softmax, logsumexp) on vs off
    (_core.half_set_rows_max), same batches as part 2.
 
 Usage: python bench/half_arrays.py [--quick] [--threads 1] [--elements 4194304] [--parts 1,2,3,4]
+       [--ops softmax,log_softmax,logsumexp] [--lengths 16,4096] [--dtypes bfloat16,float16]
 
 The half-width bound out of cache (read 2 B + write 2 B per element) is in
 the bench CLI: simdsoftmax-bench --dtypes float32,float16,bfloat16.
@@ -48,10 +50,16 @@ def main(argv=None):
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--elements", type=int, default=1 << 22, help="elements per batch in parts 2 and 4")
     parser.add_argument("--parts", default="1,2,3,4", help="which parts to run, e.g. 2,4")
+    parser.add_argument("--ops", default="softmax,log_softmax,logsumexp", help="functions in parts 2 and 4")
+    parser.add_argument("--lengths", default=None, help="row lengths in parts 2 and 4 (default: the sweep's)")
+    parser.add_argument("--dtypes", default="bfloat16,float16", help="half formats in parts 2 and 4")
     args = parser.parse_args(argv)
     parts = {int(p) for p in args.parts.split(",")}
+    ops = args.ops.split(",")
+    lengths = tuple(int(n) for n in args.lengths.split(",")) if args.lengths else None
     import torch
 
+    dtypes = [getattr(torch, d) for d in args.dtypes.split(",")]
     torch.set_num_threads(args.threads)
     ssm.set_num_threads(args.threads)
     repeats = 5 if args.quick else 15
@@ -61,11 +69,11 @@ def main(argv=None):
         part_torch_overhead(torch, repeats)
     total = args.elements if not args.quick else 1 << 20
     if 2 in parts:
-        part_torch_half(torch, total, args.quick, repeats)
+        part_torch_half(torch, total, args.quick, repeats, ops, lengths, dtypes)
     if 3 in parts:
         part_half_vs_float32(torch, args.quick, repeats)
     if 4 in parts:
-        part_rows_path(torch, total, args.quick, repeats)
+        part_rows_path(torch, total, args.quick, repeats, ops, lengths, dtypes)
 
 
 def part_torch_overhead(torch, repeats):
@@ -84,21 +92,23 @@ def part_torch_overhead(torch, repeats):
 
 
 
-def part_torch_half(torch, total, quick, repeats):
-    print("\n2. torch's own softmax / log_softmax vs simdsoftmax on half tensors (time ratio torch/ours)")
+def part_torch_half(torch, total, quick, repeats, ops, lengths, dtypes):
+    print("\n2. torch's own softmax / log_softmax / logsumexp vs simdsoftmax on half tensors (time ratio torch/ours)")
     from simdsoftmax.bench.workloads import ROW_LENGTHS
 
-    lengths = ROW_LENGTHS if not quick else (2, 128, 32000, 151936)
-    for dtype in (torch.bfloat16, torch.float16):
+    lengths = lengths or (ROW_LENGTHS if not quick else (2, 128, 32000, 151936))
+    for dtype in dtypes:
         for n in lengths:
             rows = max(1, total // n)
             t = torch.randn(rows, n).to(dtype)
             out = torch.empty_like(t)
             for name, theirs, ours in (
-                ("softmax", lambda: torch.softmax(t, dim=-1, out=out) if False else torch.softmax(t, -1),
-                 lambda: ssm.softmax(t, axis=-1, out=out)),
+                ("softmax", lambda: torch.softmax(t, -1), lambda: ssm.softmax(t, axis=-1, out=out)),
                 ("log_softmax", lambda: torch.log_softmax(t, -1), lambda: ssm.log_softmax(t, axis=-1, out=out)),
+                ("logsumexp", lambda: torch.logsumexp(t, -1), lambda: ssm.logsumexp(t, axis=-1)),
             ):
+                if name not in ops:
+                    continue
                 a, b = interleaved([theirs, ours], repeats, 3)
                 print(f"  {str(dtype)[6:]:9s} {name:12s} {rows:7d} x {n:6d}: torch/ours {a / b:6.2f}")
 
@@ -126,12 +136,12 @@ def part_half_vs_float32(torch, quick, repeats):
         print(f"  {'logsumexp':12s} {total:9d} elements: float16/float32 {a / b:5.2f}")
 
 
-def part_rows_path(torch, total, quick, repeats):
+def part_rows_path(torch, total, quick, repeats, ops, lengths, dtypes):
     from simdsoftmax import _core
     from simdsoftmax.bench.workloads import ROW_LENGTHS
 
     print("\n4. short half-row kernels on vs off (time ratio off/on; >1: the kernels are faster)")
-    lengths = [n for n in ROW_LENGTHS if n <= 4096] if not quick else (16, 64, 4096)
+    lengths = [n for n in (lengths or ROW_LENGTHS) if n <= 4096] if not quick else (16, 64, 4096)
 
     def forced(limit, fn):
         def call():
@@ -140,14 +150,15 @@ def part_rows_path(torch, total, quick, repeats):
         return call
 
     try:
-        for dtype in (torch.bfloat16, torch.float16):
+        for dtype in dtypes:
             for n in lengths:
                 t = torch.randn(max(2, total // n), n).to(dtype)
                 out = torch.empty_like(t)
-                for name in ("softmax", "log_softmax"):
+                for name in ops:
                     fn = getattr(ssm, name)
-                    on, off = interleaved([forced(None, lambda: fn(t, axis=-1, out=out)),
-                                           forced(0, lambda: fn(t, axis=-1, out=out))], repeats, 3)
+                    kw = {} if name == "logsumexp" else {"out": out}
+                    on, off = interleaved([forced(None, lambda: fn(t, axis=-1, **kw)),
+                                           forced(0, lambda: fn(t, axis=-1, **kw))], repeats, 3)
                     print(f"  {str(dtype)[6:]:9s} {name:12s} {t.shape[0]:7d} x {n:6d}: off/on {off / on:6.2f}")
     finally:
         _core.half_set_rows_max(None)

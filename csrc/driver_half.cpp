@@ -27,10 +27,6 @@ using detail::log_of_sum;
 using detail::ordinary;
 
 constexpr double kLn2 = 0.6931471805599453;
-// Below this many elements a call runs on the calling thread (as the float32
-// drivers' parallel_min: a sleeping worker wakes up too late to help).
-constexpr size_t kParallelMin = size_t(1) << 17;
-
 // A thread's float32 work space: kHalfWholeRow floats, reused by every call.
 float* thread_buffer() {
   thread_local std::vector<float> buffer(kHalfWholeRow);
@@ -232,13 +228,50 @@ ExpSum online_fused(const HalfKernels& k, const uint16_t* x, size_t n) {
   return over_chunks(n, [&](size_t b, size_t len) { return k.expsum_online_wide(x + b, len); }, combine_online);
 }
 
-// As the float32 log_softmax_row: the float64 sum certified for float32's
-// contract (tighter than the half formats' 1 ulp), then x - lse with no exp;
-// else the exact online sum.
-bool log_softmax_fused(const HalfKernels& k, const uint16_t* x, uint16_t* y, size_t n) {
-  const ExpSum f = over_chunks(n, [&](size_t b, size_t len) { return k.expsum_lse(x + b, len); }, combine_sums);
+// The fast float32 sum of a row with its max: per block of kHalfBlock
+// elements the max (max_scan), then the sum reading the block again from L1
+// (the float32 sum's kernel does not track the max); the blocks' sums
+// combined in block order, whatever the thread count.
+ExpSum fast_sum_and_max(const HalfKernels& k, const uint16_t* x, size_t n) {
+  std::vector<ExpSum> parts;
+  parts.reserve((n + kHalfBlock - 1) / kHalfBlock);
+  double mx = -std::numeric_limits<double>::infinity();
+  for (size_t b = 0; b < n; b += kHalfBlock) {
+    const size_t len = std::min(kHalfBlock, n - b);
+    mx = std::max(mx, k.max_scan(x + b, len).max);
+    parts.push_back(k.expsum_fast(x + b, len));
+  }
+  ExpSum f = combine_sums(parts);
+  f.max = mx;
+  return f;
+}
+
+// Does the fast float32 sum f (with the row's max) give v = lse - max
+// accurately enough for every y = (x - max) - v of the row to be within 1 ulp
+// of the format? |y| >= v, the format's ulp at |y| is at least 2^-p |y|
+// (p = 11 for float16, 8 for bfloat16), and the write pass adds at most
+// three float32 roundings (x - max, v, the difference: 3 * 2^-24 |y|) before
+// the final rounding's half ulp: dv <= 0.45 * 2^-p v leaves a margin. A
+// dominant entry (v below ~4e-4 for bfloat16, ~3e-3 for float16) fails, as
+// do NaN, inf and out-of-range rows.
+bool half_shift_certified(const ExpSum& f, HalfFormat fmt, double& v) {
+  if (!fast_ok(f.m, f.e)) return false;
+  double hi, lo;
+  detail::lse_parts(0.0, f.e, f.m, hi, lo);
+  v = (hi - f.max) + lo;
+  const double dv = 1.02 * detail::sum_rel_err(f, v) + 0x1p-52 + 0x1p-52 * (std::fabs(hi) + std::fabs(v));
+  return dv <= 0.45 * (fmt == HalfFormat::Float16 ? 0x1p-11 : 0x1p-8) * v;
+}
+
+// log_softmax = x - lse in two passes, with no exp in the second: pass 1 the
+// float32 fast sum with the row's max, certified for the format (above);
+// pass 2 (x - max) - (lse - max) rounded once. Else the exact online float64
+// sum, whose max term is exactly 1 (log1p(S - 1) keeps a dominant entry's
+// log-probability relatively accurate), then the same write.
+bool log_softmax_fused(const HalfKernels& k, HalfFormat fmt, const uint16_t* x, uint16_t* y, size_t n) {
+  const ExpSum f = fast_sum_and_max(k, x, n);
   double v;
-  if (detail::certified_shift<float>(f, v)) {
+  if (half_shift_certified(f, fmt, v)) {
     k.write_shift(x, y, n, f.max, v);
     return true;
   }
@@ -278,13 +311,24 @@ const HalfKernels* fused_kernels(HalfFormat f) {
   return f == HalfFormat::Float16 ? &set->f16 : &set->bf16;
 }
 
+// task(t, found) for t in [0, tasks), on the pool where the call (elements
+// in all) pays for waking it (detail::run_tasks); the rows the tasks
+// appended to `found`, in task order.
+template <class Task>
+std::vector<size_t> run_collecting(size_t tasks, size_t elements, Task&& task) {
+  std::vector<std::vector<size_t>> found(tasks);
+  detail::run_tasks(tasks, elements, [&](size_t t) { task(t, found[t]); });
+  std::vector<size_t> special;
+  for (auto& v : found) special.insert(special.end(), v.begin(), v.end());
+  return special;
+}
+
 // Rows in tasks of `per` rows spread over the threads for big calls;
 // row(r, buf) computes row r (buf: the thread's float32 work space) and
 // returns false for a special row.
 template <class Row>
 std::vector<size_t> run_fused(size_t rows, size_t n, Row&& row) {
-  std::vector<size_t> special;
-  if (rows == 0 || n == 0) return special;
+  if (rows == 0 || n == 0) return {};
   const size_t per = std::max<size_t>(1, kHalfWholeRow / n);
   const size_t tasks = (rows + per - 1) / per;
   auto task = [&](size_t t, std::vector<size_t>& found) {
@@ -293,14 +337,7 @@ std::vector<size_t> run_fused(size_t rows, size_t n, Row&& row) {
     for (size_t r = t * per; r < end; ++r)
       if (!row(r, buf)) found.push_back(r);
   };
-  if (get_num_threads() <= 1 || tasks <= 1 || rows * n < kParallelMin) {
-    for (size_t t = 0; t < tasks; ++t) task(t, special);
-    return special;
-  }
-  std::vector<std::vector<size_t>> found(tasks);
-  parallel_for(tasks, [&](size_t t) { task(t, found[t]); });
-  for (auto& v : found) special.insert(special.end(), v.begin(), v.end());
-  return special;
+  return run_collecting(tasks, rows * n, task);
 }
 
 // --- short rows: the half row kernels (half_rows.h) --------------------------
@@ -343,21 +380,13 @@ std::vector<size_t> run_rows(size_t rows, size_t n, Kernel&& kernel, Redo&& redo
 // buf, special) handles rows [r0, r0 + count) and appends special rows.
 template <class Group>
 std::vector<size_t> run_half(HalfFormat f, size_t rows, size_t n, Group&& group) {
-  std::vector<size_t> special;
-  if (rows == 0 || n == 0) return special;
+  if (rows == 0 || n == 0) return {};
   const Half h = make_half(f);
   const size_t per = n <= kHalfWholeRow ? std::max<size_t>(1, kHalfWholeRow / n) : 1;
   const size_t tasks = (rows + per - 1) / per;
-  const bool threads = get_num_threads() > 1 && tasks > 1 && rows * n >= kParallelMin;
-  if (!threads) {
-    float* buf = thread_buffer();
-    for (size_t t = 0; t < tasks; ++t) group(h, t * per, std::min(per, rows - t * per), buf, special);
-    return special;
-  }
-  std::vector<std::vector<size_t>> found(tasks);
-  parallel_for(tasks, [&](size_t t) { group(h, t * per, std::min(per, rows - t * per), thread_buffer(), found[t]); });
-  for (auto& v : found) special.insert(special.end(), v.begin(), v.end());
-  return special;
+  return run_collecting(tasks, rows * n, [&](size_t t, std::vector<size_t>& found) {
+    group(h, t * per, std::min(per, rows - t * per), thread_buffer(), found);
+  });
 }
 
 }  // namespace
@@ -406,7 +435,7 @@ std::vector<size_t> half_log_softmax_batch(const uint16_t* x, uint16_t* y, size_
         [&](size_t r0, size_t count, unsigned char* flag) { k->log_softmax_rows(x + r0 * n, y + r0 * n, count, n, flag); },
         [&](size_t r) { return half_log_softmax_batch(x + r * n, y + r * n, 1, n, f).empty(); });
   if (k && use_fused(n, Algorithm::TwoPass))
-    return run_fused(rows, n, [&](size_t r, float*) { return log_softmax_fused(*k, x + r * n, y + r * n, n); });
+    return run_fused(rows, n, [&](size_t r, float*) { return log_softmax_fused(*k, f, x + r * n, y + r * n, n); });
   return run_half(f, rows, n, [&](const Half& h, size_t r0, size_t count, float* buf, std::vector<size_t>& sp) {
     if (n > kHalfWholeRow) {
       if (!log_softmax_long(h, x + r0 * n, y + r0 * n, n, buf)) sp.push_back(r0);
@@ -420,6 +449,11 @@ std::vector<size_t> half_log_softmax_batch(const uint16_t* x, uint16_t* y, size_
 
 std::vector<size_t> half_logsumexp_batch(const uint16_t* x, float* out, size_t rows, size_t n, HalfFormat f) {
   const HalfKernels* k = fused_kernels(f);
+  if (use_rows(k, rows, n))
+    return run_rows(
+        rows, n,
+        [&](size_t r0, size_t count, unsigned char* flag) { k->logsumexp_rows(x + r0 * n, out + r0, count, n, flag); },
+        [&](size_t r) { return half_logsumexp_batch(x + r * n, out + r, 1, n, f).empty(); });
   if (k && use_fused(n, Algorithm::TwoPass))
     return run_fused(rows, n, [&](size_t r, float*) { return logsumexp_fused(*k, f, x + r * n, n, out[r]); });
   return run_half(f, rows, n, [&](const Half& h, size_t r0, size_t count, float* buf, std::vector<size_t>& sp) {

@@ -199,3 +199,21 @@ def test_gumbel_draws_equal_float32_of_the_same_values(isa, fmt):
     np.testing.assert_array_equal(ssm.gumbel_argmax(xh, rng=5), ssm.gumbel_argmax(x32, rng=5))
     np.testing.assert_array_equal(ssm.gumbel_topk(xh, 3, rng=5), ssm.gumbel_topk(x32, 3, rng=5))
     np.testing.assert_array_equal(ssm.sample(xh, top_k=50, rng=5), ssm.sample(x32, top_k=50, rng=5))
+
+
+@pytest.mark.parametrize("n", [300, 4097, 8192 + 7, 70000])
+def test_log_softmax_across_the_certified_shift(isa, fmt, path, n):
+    """log_softmax's pass 1 (per 4096-element block the max, then the fast float32
+    sum) certifies the format's 1 ulp only while lse - max is not tiny; rows whose
+    lse - max sweeps 1e-7 .. 3 (a dominant entry in any block) stay within 1 ulp."""
+    rng = np.random.default_rng(n)
+    gaps = np.geomspace(1e-7, 3.0, 12)
+    x64 = rng.normal(-30.0, 0.5, size=(gaps.size, n))
+    for r, v in enumerate(gaps):
+        # sum of the others' exp = expm1(v) relative to the top entry at 0
+        x64[r] += np.log(np.expm1(v) / np.exp(x64[r]).sum())
+        x64[r, (r * 4099) % n] = 0.0
+    bits = to_bits(x64, fmt)
+    got, special = run("log_softmax", bits, fmt)
+    assert special.size == 0
+    within_one_ulp(got, reference("log_softmax", from_bits(bits, fmt)), fmt)

@@ -1,6 +1,7 @@
 """The short half-row kernels (half_rows.h): batches of float16 / bfloat16 rows
 of one vector to kHalfRowsMax (4096) elements, eight rows interleaved, the last
-partial vector overlapping the one before.
+partial vector overlapping the one before: softmax, log_softmax and logsumexp
+(whose float32 result the caller rounds to the format).
 
 The path is forced on for every row length it can take (or off) with
 _core.half_set_rows_max on every kernel set this machine runs; results are
@@ -15,14 +16,14 @@ import numpy as np
 import pytest
 
 import simdsoftmax as ssm
-from reference import ref_log_softmax, ref_softmax
 from simdsoftmax import _core, _half
 from test_half import fmt, from_bits, to_bits, within_one_ulp  # noqa: F401 (fmt: the fixture)
-from test_half_fused import run
+from test_half_fused import reference, run
 
 pytestmark = pytest.mark.skipif(not _half.KERNELS, reason="half kernels not compiled")
 
-KERNELS = ["softmax", "log_softmax"]
+KERNELS = ["softmax", "log_softmax", "logsumexp"]
+WRITERS = ["softmax", "log_softmax"]  # the kernels with an out=
 LONGEST = 4096  # kHalfRowsMax
 LISTED = [2, 3, 5, 8, 10, 16, 32, 48, 49, 64, 100, 128, 255, 256, 257, 1000, 1023, 1024, 1025, 4095, 4096, 4097]
 PATHS = {"rows": LONGEST, "off": 0, "default": None}
@@ -50,7 +51,7 @@ def check(name, bits, fmt, n):
     got, special = run(name, bits, fmt)
     assert special.size == 0, (n, special)
     try:
-        within_one_ulp(got, reference(name, from_bits(bits, fmt)), fmt)
+        within_one_ulp(rounded(name, got, fmt), reference(name, from_bits(bits, fmt)), fmt)
     except AssertionError as e:
         raise AssertionError(f"n={n}: {e}") from None
 
@@ -64,8 +65,9 @@ def sizes(isa):
     return sorted(set(range(1, 3 * lanes(isa) + 2)) | set(LISTED))
 
 
-def reference(name, x64):
-    return ref_softmax(x64, axis=-1) if name == "softmax" else ref_log_softmax(x64, axis=-1)
+def rounded(name, got, fmt):
+    """logsumexp's float32 result rounded to the format, as the caller does."""
+    return from_bits(to_bits(got, fmt), fmt) if name == "logsumexp" else got
 
 
 def test_rows_kernels_in_every_set(isa):
@@ -143,7 +145,7 @@ def test_special_rows_at_every_group_position(isa, fmt, name, value):
         np.testing.assert_array_equal(sp_on, sp_off)
         assert list(sp_on) == [pos]
         keep = np.arange(rows) != pos
-        within_one_ulp(on[keep], reference(name, from_bits(bits, fmt)[keep]), fmt)
+        within_one_ulp(rounded(name, on[keep], fmt), reference(name, from_bits(bits, fmt)[keep]), fmt)
 
 
 @pytest.mark.parametrize("name", KERNELS)
@@ -157,10 +159,10 @@ def test_path_on_and_off_agree(isa, fmt, name):
             with rows_max(forced):
                 got, special = run(name, bits, fmt)
             assert special.size == 0
-            within_one_ulp(got, want, fmt)
+            within_one_ulp(rounded(name, got, fmt), want, fmt)
 
 
-@pytest.mark.parametrize("name", KERNELS)
+@pytest.mark.parametrize("name", WRITERS)
 @pytest.mark.parametrize("dtype", ["float16", "bfloat16"])
 def test_public_api_out_and_in_place(isa, path, name, dtype):
     """NumPy float16 / ml_dtypes bfloat16 through ssm.softmax / log_softmax:
@@ -211,3 +213,41 @@ def test_one_and_two_threads_bit_identical(isa, fmt, path, name, restore_setting
     ssm.set_num_threads(2)
     two, _ = run(name, bits, fmt)
     np.testing.assert_array_equal(one, two)
+
+
+def test_logsumexp_near_zero(isa, fmt, path):
+    """Rows whose log-sum-exp is near 0, where the kernels' bound cannot vouch
+    for a quarter ulp of the format: redone exactly, still within 1 ulp."""
+    rng = np.random.default_rng(31)
+    for n in (lanes(isa), 2 * lanes(isa) + 1, 100, 1024):
+        x = rng.normal(0.0, 0.01, size=(10, n)) - np.log(n)
+        x[5:] = -30.0  # one dominant entry of magnitude 1e-3 .. 1e-7: lse = that entry
+        x[5:, n // 2] = [1e-3, -1e-4, 3e-5, -1e-6, 1e-7]
+        check("logsumexp", to_bits(x, fmt), fmt, n)
+
+
+@pytest.mark.parametrize("dtype", ["float16", "bfloat16"])
+def test_public_logsumexp(isa, path, dtype):
+    """ssm.logsumexp of NumPy float16 / ml_dtypes bfloat16 rows: the format kept,
+    special rows as SciPy, return_sign and keepdims, within 1 ulp elsewhere."""
+    if dtype == "bfloat16":
+        dt = pytest.importorskip("ml_dtypes").bfloat16
+    else:
+        dt = np.float16
+    rng = np.random.default_rng(12)
+    for n in (17, 64, 200):
+        x = rng.normal(0.0, 3.0, size=(13, n)).astype(dt)
+        x[4, 3] = np.nan
+        x[7, 1] = np.inf
+        x[9, :] = -np.inf
+        got = ssm.logsumexp(x, axis=-1)
+        assert got.dtype == x.dtype and got.shape == (13,)
+        got64 = got.astype(np.float64)
+        assert np.isnan(got64[4]) and got64[7] == np.inf and got64[9] == -np.inf
+        ok = np.ones(13, bool)
+        ok[[4, 7, 9]] = False
+        within_one_ulp(got64[ok], reference("logsumexp", x[ok].astype(np.float64)), dtype)
+        kept, sign = ssm.logsumexp(x, axis=-1, keepdims=True, return_sign=True)
+        assert kept.shape == (13, 1)
+        np.testing.assert_array_equal(kept[:, 0].view(np.uint16), got.view(np.uint16))
+        assert (sign[ok].astype(np.float64) == 1.0).all()

@@ -51,6 +51,9 @@ struct HalfKernels {
   // otherwise. y may be x. A row's bits do not depend on the rest of the batch.
   void (*softmax_rows)(const uint16_t* x, uint16_t* y, size_t rows, size_t n, unsigned char* flag);
   void (*log_softmax_rows)(const uint16_t* x, uint16_t* y, size_t rows, size_t n, unsigned char* flag);
+  // out[r]: the row's log-sum-exp in float32, within a quarter ulp of the
+  // format (flag[r] = 1 where that is not certain: the caller's exact path).
+  void (*logsumexp_rows)(const uint16_t* x, float* out, size_t rows, size_t n, unsigned char* flag);
   size_t rows_min_n;  // the lane count: the shortest row fills one vector
   // The longest row the drivers give them by default (same-run A/B timings
   // of the set on bfloat16 batches against the other half paths).

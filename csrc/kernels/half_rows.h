@@ -1,4 +1,5 @@
-// Short half-precision rows (half_api.h: softmax_rows, log_softmax_rows):
+// Short half-precision rows (half_api.h: softmax_rows, log_softmax_rows,
+// logsumexp_rows):
 // batches of float16 / bfloat16 rows of rows_min_n (one vector) to
 // kHalfRowsMax elements, kRowGroup rows at a time. Each row is read along
 // its length in whole vectors; the last partial vector is the row's last
@@ -25,6 +26,8 @@
 // log1p_lanes within 2 float32 ulp. All together below 2^-13 relative before
 // the one rounding to the half format: within 1 ulp of it. The same bits whatever the batch or group split (rows
 // never mix).
+// logsumexp: passes 1 and 2 of log_softmax reading x twice (nothing stored),
+// max + log S with a certified error bound (logsumexp_rows).
 // Rows with NaN, +-inf or no finite entry are flagged and not written (the
 // caller's exact path handles them); everything else, including -inf entries
 // and entries down to -3e38, is finished here.
@@ -39,6 +42,7 @@
 #include <cstddef>
 #include <cmath>
 #include <cstdint>
+#include <limits>
 #include <memory>
 #include <type_traits>
 #include <utility>
@@ -210,22 +214,23 @@ Buffer<V>& thread_buffer() {
   return space->rows;
 }
 
-template <class V, class H>
+// Store: pass 1 also widens the rows into the buffer (else a later pass
+// reads them again from xr, the group's row pointers).
+template <class V, class H, bool Store = true>
 inline size_t start_group(const uint16_t* x, size_t rows, size_t n, size_t r0, const RowVectors<V>& geo,
-                          Buffer<V>& buf, double (&mx)[kRowGroup]) {
+                          Buffer<V>& buf, double (&mx)[kRowGroup], const H* (&xr)[kRowGroup]) {
   constexpr size_t W = V::width;
   const size_t g = rows - r0 < kRowGroup ? rows - r0 : kRowGroup;
-  const H* xr[kRowGroup];
   for (size_t r = 0; r < kRowGroup; ++r) xr[r] = reinterpret_cast<const H*>(x) + (r0 + (r < g ? r : 0)) * n;
   Reg<V> m[kRowGroup];
   for (size_t r = 0; r < kRowGroup; ++r) {
     m[r] = V::load(xr[r] + geo.last);
-    V::store(buf[r] + geo.tail, m[r]);
+    if constexpr (Store) V::store(buf[r] + geo.tail, m[r]);
   }
   for (size_t j = 0; j + 1 < geo.count; ++j)
     for (size_t r = 0; r < kRowGroup; ++r) {
       const Reg<V> v = V::load(xr[r] + j * W);
-      V::store(buf[r] + j * W, v);
+      if constexpr (Store) V::store(buf[r] + j * W, v);
       m[r] = V::max(v, m[r]);  // NaN ignored
     }
   group_reduce<V, true>(m, mx);
@@ -270,7 +275,8 @@ void softmax_rows(const uint16_t* x, uint16_t* y, size_t rows, size_t n, unsigne
   const RowVectors<V> geo(n);
   for (size_t r0 = 0; r0 < rows; r0 += kRowGroup) {
     double mx[kRowGroup];
-    const size_t g = start_group<V, H>(x, rows, n, r0, geo, buf, mx);
+    const H* xr[kRowGroup];
+    const size_t g = start_group<V, H>(x, rows, n, r0, geo, buf, mx, xr);
     // Where every row's |max| <= 64, t = x log2 e - max log2 e in one fma:
     // max log2 e is rounded by at most 2^-18.5, which moves a term by less
     // than 2^-18.9 relative (else x - max first, then the product).
@@ -321,18 +327,20 @@ void softmax_rows(const uint16_t* x, uint16_t* y, size_t rows, size_t n, unsigne
   }
 }
 
-// S - 1 of a row whose differences d = x - max are in the buffer: the terms
-// of the entries below the max (NaN included: nonzero is unordered) plus
-// (their count - 1) for the max's own entries, which are exactly 1 each.
-template <class V, class H>
-double exact_rest(const typename V::scalar* b, const RowVectors<V>& geo, size_t n) {
+// S - 1 of a row whose differences d = x - max are b's values minus
+// `shift` (0: b holds d; the max: it holds x), b's last vector at `tail`:
+// the terms of the entries below the max (NaN included: nonzero is
+// unordered) plus (their count - 1) for the max's own entries, which are
+// exactly 1 each.
+template <class V, class H, class P>
+double exact_rest(const P* b, size_t tail, const RowVectors<V>& geo, size_t n, Reg<V> shift) {
   constexpr size_t W = V::width;
-  const Reg<V> d_last = V::load(b + geo.tail);
+  const Reg<V> d_last = V::sub(V::load(b + tail), shift);
   const auto below_last = V::nonzero(d_last);
   Reg<V> rest = V::mul(V::select(below_last, exp_scaled<V, H>(d_last), V::set1(0.0)), geo.keep);
   Reg<V> below_count = V::select(below_last, geo.keep, V::set1(0.0));
   for (size_t j = 0; j + 1 < geo.count; ++j) {
-    const Reg<V> d = V::load(b + j * W);
+    const Reg<V> d = V::sub(V::load(b + j * W), shift);
     const auto below = V::nonzero(d);
     rest = add_where<V>(below, rest, exp_scaled<V, H>(d));
     below_count = add_where<V>(below, below_count, V::set1(1.0));
@@ -340,48 +348,73 @@ double exact_rest(const typename V::scalar* b, const RowVectors<V>& geo, size_t 
   return (double(n) - V::hsum(below_count) - 1.0) + V::hsum(rest) / kTermScale;
 }
 
-template <class V, class H>
-void log_softmax_rows(const uint16_t* x, uint16_t* y, size_t rows, size_t n, unsigned char* flag) {
+// exact_rest of a group's row: d in the buffer (StoreD), or x - shift read from x.
+template <class V, class E, bool StoreD, class H>
+double rest_of(const typename V::scalar* b, const H* x, const RowVectors<V>& geo, size_t n, Reg<V> shift) {
+  if constexpr (StoreD)
+    return exact_rest<V, E>(b, geo.tail, geo, n, V::set1(0.0));
+  else
+    return exact_rest<V, E>(x, geo.last, geo, n, shift);
+}
+
+// Passes 1 and 2 of log_softmax and logsumexp for the group at row r0:
+// mx[r] the row's max, log_s[r] = log S, S the sum of exp(d), d = x - mx
+// (terms by E's exp polynomial); ok[r] false for a row past the batch or a
+// special row (NaN, +-inf, no finite entry). StoreD (log_softmax): pass 1
+// widens x into the buffer and pass 2 stores d over it; else (logsumexp)
+// pass 2 reads x again, in cache, and nothing is stored. Returns the
+// group's row count.
+template <class V, class H, class E, bool StoreD>
+size_t log_sum_group(const uint16_t* x, size_t rows, size_t n, size_t r0, const RowVectors<V>& geo, Buffer<V>& buf,
+                     double (&mx)[kRowGroup], double (&log_s)[kRowGroup], bool (&ok)[kRowGroup]) {
   constexpr size_t W = V::width;
   using S = typename V::scalar;
-  Buffer<V>& buf = thread_buffer<V>();
-  const RowVectors<V> geo(n);
   // Per-row values side by side, whole vectors of them.
   constexpr size_t kPad = (kRowGroup + W - 1) / W * W;
+  const H* xr[kRowGroup];
+  const size_t g = start_group<V, H, StoreD>(x, rows, n, r0, geo, buf, mx, xr);
+  Reg<V> vm[kRowGroup], sum[kRowGroup];
+  for (size_t r = 0; r < kRowGroup; ++r) {
+    vm[r] = V::set1(lane_finite(mx[r]) ? mx[r] : 0.0);
+    const Reg<V> d = V::sub(StoreD ? V::load(buf[r] + geo.tail) : V::load(xr[r] + geo.last), vm[r]);
+    if constexpr (StoreD) V::store(buf[r] + geo.tail, d);
+    sum[r] = V::mul(exp_scaled<V, E>(d), geo.keep);
+  }
+  for (size_t j = 0; j + 1 < geo.count; ++j)
+    for (size_t r = 0; r < kRowGroup; ++r) {
+      const Reg<V> d = V::sub(StoreD ? V::load(buf[r] + j * W) : V::load(xr[r] + j * W), vm[r]);
+      if constexpr (StoreD) V::store(buf[r] + j * W, d);
+      sum[r] = V::add(sum[r], exp_scaled<V, E>(d));
+    }
+  alignas(64) S z[kPad] = {};
+  double sums[kRowGroup];
+  group_reduce<V, false>(sum, sums);
+  for (size_t r = 0; r < kRowGroup; ++r) {
+    // NaN reaches the sum; the max's own term is 2^kTermShift.
+    const double total = sums[r] / kTermScale;
+    ok[r] = r < g && lane_finite(mx[r]) && lane_finite(total) && total >= 1.0;
+    if (!ok[r]) continue;
+    // S - 1 from S keeps its relative accuracy while S - 1 >= 1/2: the
+    // float32 S is within k 2^-24 S of the sum of its terms, k = n / W +
+    // log2 W <= 515 (each lane sums n / W terms, then the lanes' tree),
+    // so S - 1 is within 3 k 2^-24 < 2^-13.4 relative. Below that (one
+    // entry dominates), the terms apart from the max's, exactly.
+    z[r] = static_cast<S>(total - 1.0 >= 0.5 ? total - 1.0 : rest_of<V, E, StoreD>(buf[r], xr[r], geo, n, vm[r]));
+  }
+  alignas(64) S logs[kPad];
+  for (size_t h = 0; h < kPad; h += W) V::store(logs + h, log1p_lanes<V>(V::load(z + h)));
+  for (size_t r = 0; r < kRowGroup; ++r) log_s[r] = logs[r];
+  return g;
+}
+
+template <class V, class H>
+void log_softmax_rows(const uint16_t* x, uint16_t* y, size_t rows, size_t n, unsigned char* flag) {
+  Buffer<V>& buf = thread_buffer<V>();
+  const RowVectors<V> geo(n);
   for (size_t r0 = 0; r0 < rows; r0 += kRowGroup) {
-    double mx[kRowGroup];
-    const size_t g = start_group<V, H>(x, rows, n, r0, geo, buf, mx);
-    Reg<V> vm[kRowGroup], sum[kRowGroup];
-    for (size_t r = 0; r < kRowGroup; ++r) {
-      vm[r] = V::set1(lane_finite(mx[r]) ? mx[r] : 0.0);
-      const Reg<V> d = V::sub(V::load(buf[r] + geo.tail), vm[r]);
-      V::store(buf[r] + geo.tail, d);
-      sum[r] = V::mul(exp_scaled<V, H>(d), geo.keep);
-    }
-    for (size_t j = 0; j + 1 < geo.count; ++j)
-      for (size_t r = 0; r < kRowGroup; ++r) {
-        const Reg<V> d = V::sub(V::load(buf[r] + j * W), vm[r]);
-        V::store(buf[r] + j * W, d);
-        sum[r] = V::add(sum[r], exp_scaled<V, H>(d));
-      }
-    alignas(64) S z[kPad] = {};
+    double mx[kRowGroup], log_s[kRowGroup];
     bool ok[kRowGroup];
-    double sums[kRowGroup];
-    group_reduce<V, false>(sum, sums);
-    for (size_t r = 0; r < kRowGroup; ++r) {
-      // NaN reaches the sum; the max's own term is 2^kTermShift.
-      const double total = sums[r] / kTermScale;
-      ok[r] = r < g && lane_finite(mx[r]) && lane_finite(total) && total >= 1.0;
-      if (!ok[r]) continue;
-      // S - 1 from S keeps its relative accuracy while S - 1 >= 1/2: the
-      // float32 S is within k 2^-24 S of the sum of its terms, k = n / W +
-      // log2 W <= 515 (each lane sums n / W terms, then the lanes' tree),
-      // so S - 1 is within 3 k 2^-24 < 2^-13.4 relative. Below that (one
-      // entry dominates), the terms apart from the max's, exactly.
-      z[r] = static_cast<S>(total - 1.0 >= 0.5 ? total - 1.0 : exact_rest<V, H>(buf[r], geo, n));
-    }
-    alignas(64) S log_s[kPad];
-    for (size_t h = 0; h < kPad; h += W) V::store(log_s + h, log1p_lanes<V>(V::load(z + h)));
+    const size_t g = log_sum_group<V, H, H, true>(x, rows, n, r0, geo, buf, mx, log_s, ok);
     for (size_t r = 0; r < g; ++r) {
       flag[r0 + r] = !ok[r];
       if (!ok[r]) continue;
@@ -393,6 +426,52 @@ void log_softmax_rows(const uint16_t* x, uint16_t* y, size_t rows, size_t n, uns
   }
 }
 
+// One ulp of format H at |v| (its subnormal spacing as the floor).
+template <class H>
+inline double format_ulp(double v) {
+  constexpr bool kF16 = std::is_same<H, F16Bits>::value;
+  int e = 0;
+  std::frexp(std::fabs(v), &e);
+  const double ulp = std::ldexp(1.0, e - 1 - (kF16 ? 10 : 7));
+  return ulp > (kF16 ? 0x1p-24 : 0x1p-133) ? ulp : (kF16 ? 0x1p-24 : 0x1p-133);
+}
+
+// logsumexp = max + log S, with log_softmax's passes 1 and 2 and float16's
+// exp polynomial for both formats (2.92e-6 relative; bfloat16's 1e-4 would
+// cost most rows with |lse| below 2 their certificate). out[r] in float32
+// for the caller to round to the format: kept only where its error bound is
+// a quarter ulp of the format (then, with float32's rounding and the
+// caller's, within 1 ulp), else the row is flagged for the exact path. The
+// bound on log S, relative to S (|d log S| = |dS| / S):
+//  - the polynomial: 4e-6 (its measured 2.92e-6 plus Horner's roundings);
+//  - t = (x - max) log2 e: within 2^-22 |t| (three float32 roundings), so the
+//    terms are within ln 2 * 2^-22 * sum 2^t |t| <= ln 2 * 2^-22 log2(n) S
+//    (sum p log2(1/p) <= log2 n for p = 2^t / S, and S >= 1);
+//  - the sum: (n / W + 2 + log2 W) roundings of positive terms, and S - 1
+//    rounded once to the lane type;
+// plus log1p_lanes' 2 ulp of log S and the float64 addition.
+template <class V, class H>
+void logsumexp_rows(const uint16_t* x, float* out, size_t rows, size_t n, unsigned char* flag) {
+  constexpr size_t W = V::width;
+  constexpr double kEps = std::numeric_limits<typename V::scalar>::epsilon() / 2;
+  Buffer<V>& buf = thread_buffer<V>();
+  const RowVectors<V> geo(n);
+  const double rel = 4e-6 + 0.6931471805599453 * 0x1p-22 * std::log2(double(n)) +
+                     (double(n / W) + 3.0 + std::log2(double(W))) * kEps;
+  for (size_t r0 = 0; r0 < rows; r0 += kRowGroup) {
+    double mx[kRowGroup], log_s[kRowGroup];
+    bool ok[kRowGroup];
+    const size_t g = log_sum_group<V, H, F16Bits, false>(x, rows, n, r0, geo, buf, mx, log_s, ok);
+    for (size_t r = 0; r < g; ++r) {
+      const double lse = mx[r] + log_s[r];
+      const double err = 1.01 * rel + 4 * kEps * log_s[r] + 0x1p-52 * std::fabs(lse);
+      const bool certain = ok[r] && err <= 0.25 * format_ulp<H>(lse);
+      flag[r0 + r] = !certain;
+      if (certain) out[r0 + r] = static_cast<float>(lse);
+    }
+  }
+}
+
 }  // namespace half_rows
 
 // The short-row kernels of one format into its table.
@@ -400,6 +479,7 @@ template <class V, class H>
 void add_half_rows(HalfKernels& k, size_t auto_max) {
   k.softmax_rows = &half_rows::softmax_rows<V, H>;
   k.log_softmax_rows = &half_rows::log_softmax_rows<V, H>;
+  k.logsumexp_rows = &half_rows::logsumexp_rows<V, H>;
   k.rows_min_n = V::width;
   k.rows_auto_max = auto_max;
   add_tile(k.tiles, "rows_group", half_rows::kRowGroup);
