@@ -151,21 +151,9 @@ GumbelStatus gumbel_topk_rows(const GumbelKernels<T>& kern, const T* xp, size_t 
 
 namespace {
 
-// A row's fault from its logits alone, in the order gumbel_softmax reports
-// them (NaN, +inf, no finite logit): every row checked before anything is
-// written when pass 1 writes (its noise, or short rows' results) into y.
-template <class T>
-RowFault scan_row(const T* x, size_t n) {
-  bool nan = false, posinf = false, finite = false;
-  for (size_t i = 0; i < n; ++i) {
-    nan |= x[i] != x[i];
-    posinf |= x[i] > std::numeric_limits<T>::max();
-    finite |= x[i] > -std::numeric_limits<T>::infinity();
-  }
-  return nan ? kNaN : posinf ? kPosInf : finite ? kFine : kTooFew;
-}
-
-// The same fault from a row's pass-1 sum.
+// A row's fault from its pass-1 sum, in the order gumbel_softmax reports
+// them (NaN, +inf, no finite logit; GumbelKernels::scan_rows finds the same
+// from the logits alone).
 RowFault sum_fault(const ExpSum& s) {
   if (s.special) return kNaN;
   if (s.max == kInfD) return kPosInf;
@@ -219,7 +207,8 @@ GumbelStatus gumbel_softmax_rows(const GumbelKernels<T>& kern, const T* xp, T* y
     const std::vector<RowTask> whole = split ? row_tasks(rows, n, false, st.chunk_elements) : tasks;
     std::vector<uint8_t> fault(rows, kFine);
     run_tasks(whole.size(), rows * n, [&](size_t t) {
-      for (size_t r = whole[t].row0; r < whole[t].row1; ++r) fault[r] = scan_row(xp + r * n, n);
+      const size_t r0 = whole[t].row0;
+      kern.scan_rows(xp + r0 * n, whole[t].row1 - r0, n, fault.data() + r0);
     });
     const GumbelStatus bad = first_fault(fault);
     if (bad.first >= 0) return bad;

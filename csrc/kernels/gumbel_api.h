@@ -66,6 +66,9 @@ struct GumbelKernels {
   void (*softmax_rows)(const T* x, T* y, size_t rows, size_t n, uint64_t start, uint64_t row, const GumbelKey& key,
                        double inv_tau, uint8_t* fault);
   size_t softmax_rows_max;
+  // Each of rows x n logits' fault, in the order gumbel_softmax reports them:
+  // fault[r] = 0, or 1 (NaN), 2 (+inf), 3 (no finite logit).
+  void (*scan_rows)(const T* x, size_t rows, size_t n, uint8_t* fault);
   // Short rows, several at a time: rows x n logits at x (row r at global row
   // row + r, columns start..start+n), n <= short_rows_max; row r's best k go
   // to out[r k ..] and its result to res[r], exactly as topk gives them

@@ -1230,6 +1230,44 @@ void softmax_write(const T* x, T* y, size_t n, uint64_t start, uint64_t row, con
   }
 }
 
+// Each row's fault from its logits alone, as gumbel_softmax reports them
+// (fault[r] = 0, or 1 NaN, 2 +inf, 3 no finite logit), for rows x n at x:
+// one vector pass for NaN and +inf over the whole block (rows looked at one
+// by one only when it finds some), and each row's first logit > -inf.
+template <class V, class T>
+void scan_rows(const T* x, size_t rows, size_t n, uint8_t* fault) {
+  constexpr size_t W = V::width;
+  const Reg<V> vmaxfinite = V::set1(static_cast<double>(kMaxFinite<T>));
+  const size_t total = rows * n;
+  typename V::mask b0 = V::none(), b1 = V::none();
+  size_t i = 0;
+  for (; i + 2 * W <= total; i += 2 * W) {
+    b0 = V::mask_or(b0, V::not_le(V::load(x + i), vmaxfinite));
+    b1 = V::mask_or(b1, V::not_le(V::load(x + i + W), vmaxfinite));
+  }
+  for (; i < total; i += W) b0 = V::mask_or(b0, V::not_le(load_padded<V>(x, i, total), vmaxfinite));
+  const bool bad = V::any(V::mask_or(b0, b1));
+  const T minus_inf = -static_cast<T>(kInf);
+  for (size_t r = 0; r < rows; ++r) {
+    const T* xr = x + r * n;
+    uint8_t f = 0;
+    if (bad) {
+      bool nan = false, posinf = false;
+      for (size_t e = 0; e < n; ++e) {
+        nan = nan || xr[e] != xr[e];
+        posinf = posinf || xr[e] > kMaxFinite<T>;
+      }
+      f = nan ? 1 : posinf ? 2 : 0;
+    }
+    if (f == 0) {
+      size_t e = 0;
+      while (e < n && !(xr[e] > minus_inf)) ++e;
+      f = e == n ? 3 : 0;
+    }
+    fault[r] = f;
+  }
+}
+
 // gumbel_softmax's second pass from the noise pass 1 kept (softmax_expsum's
 // keep; E in the unit form, else g): the same terms element by element (a
 // lane's term depends on its element alone), with no noise generated. noise
@@ -1414,6 +1452,7 @@ GumbelKernels<T> make_gumbel_kernels() {
   k.write_kept = &softmax_write_kept<V, R, T>;
   k.softmax_rows = &softmax_rows<V, R, T>;
   k.softmax_rows_max = kSoftmaxRowsMax;
+  k.scan_rows = &scan_rows<V, T>;
   // Every Gumbel kernel walks tiles of kTile elements (4 groups of 16), and
   // refills its gate words every 16 tiles.
   TileList& t = k.tiles;
