@@ -70,10 +70,10 @@ Status topk_t(const T* xp, size_t rows, size_t n, size_t k, double inv_temp, con
 
 template <class T>
 Status softmax_t(const T* xp, T* yp, size_t rows, size_t n, double inv_tau, const GumbelKey& key, uint64_t row_base,
-                 uint64_t col_base) {
+                 uint64_t col_base, bool fresh) {
   const auto& kern = gumbel_for<T>(ssm::active_gumbel());
   py::gil_scoped_release release;
-  return ssm::gumbel_softmax_rows<T>(kern, xp, yp, rows, n, inv_tau, key, row_base, col_base);
+  return ssm::gumbel_softmax_rows<T>(kern, xp, yp, rows, n, inv_tau, key, row_base, col_base, fresh);
 }
 
 Status gumbel_topk(const py::array& x, size_t k, double inv_temp, uint32_t k0, uint32_t k1, uint64_t row_offset,
@@ -132,7 +132,7 @@ py::tuple gumbel_topk_call(const py::array& x, size_t k, bool argmax, double inv
 
 
 Status gumbel_softmax(const py::array& x, const py::array& out, double inv_tau, uint32_t k0, uint32_t k1,
-                      uint64_t row_offset, uint64_t row_base, uint64_t col_base) {
+                      uint64_t row_offset, uint64_t row_base, uint64_t col_base, bool fresh) {
   const bool f32 = is_f32(x, "x");
   check_2d(x, "x");
   check_out(out, x.shape(0), x.shape(1), "out");
@@ -142,9 +142,9 @@ Status gumbel_softmax(const py::array& x, const py::array& out, double inv_tau, 
   const size_t rows = static_cast<size_t>(x.shape(0)), n = static_cast<size_t>(x.shape(1));
   void* yp = const_cast<void*>(out.data());
   return f32 ? softmax_t<float>(static_cast<const float*>(x.data()), static_cast<float*>(yp), rows, n, inv_tau, key,
-                                row_base, col_base)
+                                row_base, col_base, fresh)
              : softmax_t<double>(static_cast<const double*>(x.data()), static_cast<double*>(yp), rows, n, inv_tau, key,
-                                 row_base, col_base);
+                                 row_base, col_base, fresh);
 }
 
 // gumbel_softmax's common call in one step: x as for gumbel_topk_call, out
@@ -162,11 +162,12 @@ py::tuple gumbel_softmax_call(const py::array& x, const py::object& out, double 
           "out must be a writeable C-contiguous array of x's shape and dtype");
   const GumbelKey key = make_key(k0, k1, row_offset);
   void* yp = y.mutable_data();
+  const bool fresh = out.is_none();  // a bad row drops it: no need to check the rows first
   const Status st =
       r.f32 ? softmax_t<float>(static_cast<const float*>(x.data()), static_cast<float*>(yp), r.rows, r.n, inv_tau, key,
-                               0, 0)
+                               0, 0, fresh)
             : softmax_t<double>(static_cast<const double*>(x.data()), static_cast<double*>(yp), r.rows, r.n, inv_tau,
-                                key, 0, 0);
+                                key, 0, 0, fresh);
   if (st.first >= 0) return py::make_tuple(st.first, st.second, py::none());
   return py::make_tuple(st.first, st.second, y);
 }
@@ -211,15 +212,19 @@ void register_gumbel(py::module_& m) {
         "(bad row or -1, reason, the result or None).");
   m.def("gumbel_softmax", &gumbel_softmax, py::arg("x"), py::arg("out"), py::arg("inv_tau"), py::arg("key0"),
         py::arg("key1"), py::arg("row_offset"), py::arg("row_base") = 0, py::arg("col_base") = 0,
-        "softmax((x + g) * inv_tau) per row, noise regenerated in both passes -> (bad row or -1, reason).");
+        py::arg("fresh") = false,
+        "softmax((x + g) * inv_tau) per row -> (bad row or -1, reason); fresh: out is a new array the caller drops "
+        "on error (else nothing is written when a row is bad).");
 }
 
 void register_gumbel_testing(py::module_& t) {
   t.def("gumbel_noise", &gumbel_noise, py::arg("out"), py::arg("key0"), py::arg("key1"), py::arg("row_offset"),
         py::arg("row_base") = 0, py::arg("col_base") = 0, "The Gumbel noise itself.");
   t.def("set_gumbel_short_rows_max", &ssm::set_gumbel_short_rows_max, py::arg("n"),
-        "A/B hook: longest row gumbel_argmax / gumbel_topk / sample give the short-row kernel (0: none; above its "
-        "limit: its limit).");
+        "A/B hook: longest row gumbel_argmax / gumbel_topk / sample / gumbel_softmax give their short-row kernels (0: "
+        "none; above a kernel's limit: its limit).");
+  t.def("set_gumbel_softmax_keep", &ssm::set_gumbel_softmax_keep, py::arg("keep"),
+        "A/B hook: false makes gumbel_softmax regenerate the noise in pass 2 instead of keeping it in the output.");
   t.def("philox16", &philox16, py::arg("base"), py::arg("c2"), py::arg("c3"), py::arg("key0"), py::arg("key1"),
         "Philox4x32-10 words of blocks base..base+15: out[16*w + l] = word w of block base + l.");
 }

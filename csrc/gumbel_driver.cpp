@@ -44,10 +44,13 @@ RowFault fault_of(const TopkResult& res, size_t k) {
 }
 
 std::atomic<size_t> g_short_rows_max{~size_t(0)};
+std::atomic<bool> g_softmax_keep{true};
 
 }  // namespace
 
 void set_gumbel_short_rows_max(size_t n) { g_short_rows_max.store(n); }
+
+void set_gumbel_softmax_keep(bool keep) { g_softmax_keep.store(keep); }
 
 // Does a row of n go to the short-row kernel?
 template <class T>
@@ -146,9 +149,38 @@ GumbelStatus gumbel_topk_rows(const GumbelKernels<T>& kern, const T* xp, size_t 
   return {-1, ""};
 }
 
+namespace {
+
+// A row's fault from its pass-1 sum, in the order gumbel_softmax reports
+// them (NaN, +inf, no finite logit; GumbelKernels::scan_rows finds the same
+// from the logits alone).
+RowFault sum_fault(const ExpSum& s) {
+  if (s.special) return kNaN;
+  if (s.max == kInfD) return kPosInf;
+  if (!(s.max > -kInfD)) return kTooFew;
+  return kFine;
+}
+
+// Is the row's largest scaled term (s.max: the largest x + g, or x in the
+// unit form) outside the fast range? Then it is redone relative to s.max:
+// (x + g - ref) * inv_tau <= 31.2 in either case.
+bool needs_exact(const ExpSum& s, double inv_tau) {
+  const double zmax = s.max * inv_tau;
+  return !(zmax <= kFastLimit && zmax >= -kFastLimit);
+}
+
+GumbelStatus first_fault(const std::vector<uint8_t>& fault) {
+  for (size_t r = 0; r < fault.size(); ++r)
+    if (fault[r] != kFine) return fault_status(r, static_cast<RowFault>(fault[r]), 1);
+  return {-1, ""};
+}
+
+}  // namespace
+
 template <class T>
 GumbelStatus gumbel_softmax_rows(const GumbelKernels<T>& kern, const T* xp, T* yp, size_t rows, size_t n,
-                                 double inv_tau, const GumbelKey& key, uint64_t row_base, uint64_t col_base) {
+                                 double inv_tau, const GumbelKey& key, uint64_t row_base, uint64_t col_base,
+                                 bool fresh) {
   const Settings st = settings();
   // Rows longer than chunked_row are always split, whatever the thread count:
   // their chunk partials are combined in chunk order, so the bits do not
@@ -157,12 +189,62 @@ GumbelStatus gumbel_softmax_rows(const GumbelKernels<T>& kern, const T* xp, T* y
   const std::vector<RowTask> tasks = row_tasks(rows, n, split, st.chunk_elements);
   const size_t per_row = split ? tasks.size() / rows : 0;  // chunks of a split row
   auto run_all = [&](auto&& body) { run_tasks(tasks.size(), rows * n, body); };
-  // pass 1 results: per chunk (split) or per row
-  std::vector<ExpSum> part(split ? tasks.size() : rows);
   // tau = 1 has its own form (one log per element instead of two); rows
   // whose largest logit (unit form) or x + g (scaled form) leaves the fast
   // range are redone relative to it.
   const int fast_form = inv_tau == 1.0 ? kUnitForm : kScaledForm;
+  // Where y does not overlap x, pass 1 keeps its noise in y for pass 2
+  // (the noise costs several times the rest), and short rows are done in
+  // one go (GumbelKernels::softmax_rows): either writes y before every row
+  // is known to be good, so unless y is a new array the rows are checked
+  // first.
+  const auto xa = reinterpret_cast<uintptr_t>(xp), ya = reinterpret_cast<uintptr_t>(yp);
+  const bool apart = ya + rows * n * sizeof(T) <= xa || xa + rows * n * sizeof(T) <= ya;
+  const bool short_rows = kern.softmax_rows != nullptr && !split && col_base % 64 + n <= kern.softmax_rows_max &&
+                          n <= g_short_rows_max.load(std::memory_order_relaxed);
+  const bool keep = apart && g_softmax_keep.load(std::memory_order_relaxed);
+  if ((short_rows || keep) && !fresh) {
+    const std::vector<RowTask> whole = split ? row_tasks(rows, n, false, st.chunk_elements) : tasks;
+    std::vector<uint8_t> fault(rows, kFine);
+    run_tasks(whole.size(), rows * n, [&](size_t t) {
+      const size_t r0 = whole[t].row0;
+      kern.scan_rows(xp + r0 * n, whole[t].row1 - r0, n, fault.data() + r0);
+    });
+    const GumbelStatus bad = first_fault(fault);
+    if (bad.first >= 0) return bad;
+  }
+  if (short_rows) {
+    std::vector<uint8_t> fault(rows, kFine);
+    run_all([&](size_t t) {
+      const RowTask& tk = tasks[t];
+      kern.softmax_rows(xp + tk.row0 * n, yp + tk.row0 * n, tk.row1 - tk.row0, n, col_base, row_base + tk.row0, key,
+                        inv_tau, fault.data() + tk.row0);
+    });
+    return first_fault(fault);
+  }
+  if (keep && !split) {  // each row's two passes back to back, the row still in cache
+    std::vector<uint8_t> fault(rows, kFine);
+    run_all([&](size_t t) {
+      for (size_t r = tasks[t].row0; r < tasks[t].row1; ++r) {
+        const T* xr = xp + r * n;
+        T* yr = yp + r * n;
+        double ref = 0.0;
+        int form = fast_form;
+        ExpSum s = kern.expsum(xr, n, col_base, row_base + r, key, inv_tau, ref, form, yr);
+        fault[r] = sum_fault(s);
+        if (fault[r] != kFine) continue;
+        if (needs_exact(s, inv_tau)) {
+          ref = s.max;
+          form = kExactForm;
+          s = kern.expsum(xr, n, col_base, row_base + r, key, inv_tau, ref, form, yr);
+        }
+        kern.write_kept(xr, yr, n, yr, inv_tau, ref, form, s.e, 1.0 / s.m);
+      }
+    });
+    return first_fault(fault);
+  }
+  // pass 1 results: per chunk (split) or per row
+  std::vector<ExpSum> part(split ? tasks.size() : rows);
   std::vector<double> ref(rows, 0.0);
   std::vector<int> form(rows, fast_form);
   auto pass1 = [&](size_t t) {
@@ -170,7 +252,8 @@ GumbelStatus gumbel_softmax_rows(const GumbelKernels<T>& kern, const T* xp, T* y
     for (size_t r = tk.row0; r < tk.row1; ++r) {
       const T* xr = xp + r * n + tk.lo;
       ExpSum& slot = part[split ? t : r];
-      slot = kern.expsum(xr, tk.hi - tk.lo, col_base + tk.lo, row_base + r, key, inv_tau, ref[r], form[r]);
+      slot = kern.expsum(xr, tk.hi - tk.lo, col_base + tk.lo, row_base + r, key, inv_tau, ref[r], form[r],
+                         keep ? yp + r * n + tk.lo : nullptr);
     }
   };
   auto row_sum = [&](size_t r) {
@@ -181,12 +264,10 @@ GumbelStatus gumbel_softmax_rows(const GumbelKernels<T>& kern, const T* xp, T* y
   bool redo = false;
   for (size_t r = 0; r < rows; ++r) {
     const ExpSum s = row_sum(r);
-    if (s.special) return fault_status(r, kNaN, 1);
-    if (s.max == std::numeric_limits<double>::infinity()) return fault_status(r, kPosInf, 1);
-    if (!(s.max > -std::numeric_limits<double>::infinity())) return fault_status(r, kTooFew, 1);
-    const double zmax = s.max * inv_tau;  // s.max: the largest x + g, or x (unit form, inv_tau = 1)
-    if (!(zmax <= kFastLimit && zmax >= -kFastLimit)) {
-      ref[r] = s.max;  // redone relative to it: (x + g - ref) * inv_tau <= 31.2 in either case
+    const RowFault f = sum_fault(s);
+    if (f != kFine) return fault_status(r, f, 1);
+    if (needs_exact(s, inv_tau)) {
+      ref[r] = s.max;
       form[r] = kExactForm;
       redo = true;
     }
@@ -203,9 +284,15 @@ GumbelStatus gumbel_softmax_rows(const GumbelKernels<T>& kern, const T* xp, T* y
   for (size_t r = 0; r < rows; ++r) sum[r] = row_sum(r);
   run_all([&](size_t t) {
     const RowTask& tk = tasks[t];
-    for (size_t r = tk.row0; r < tk.row1; ++r)
-      kern.write(xp + r * n + tk.lo, yp + r * n + tk.lo, tk.hi - tk.lo, col_base + tk.lo, row_base + r, key, inv_tau,
-                 ref[r], form[r], sum[r].e, 1.0 / sum[r].m);
+    for (size_t r = tk.row0; r < tk.row1; ++r) {
+      const T* xr = xp + r * n + tk.lo;
+      T* yr = yp + r * n + tk.lo;
+      if (keep)
+        kern.write_kept(xr, yr, tk.hi - tk.lo, yr, inv_tau, ref[r], form[r], sum[r].e, 1.0 / sum[r].m);
+      else
+        kern.write(xr, yr, tk.hi - tk.lo, col_base + tk.lo, row_base + r, key, inv_tau, ref[r], form[r], sum[r].e,
+                   1.0 / sum[r].m);
+    }
   });
   return {-1, ""};
 }
@@ -240,8 +327,8 @@ template GumbelStatus gumbel_topk_rows<double>(const GumbelKernels<double>&, con
                                                double, const GumbelKey&, std::ptrdiff_t*, double*, bool, uint64_t,
                                                uint64_t);
 template GumbelStatus gumbel_softmax_rows<float>(const GumbelKernels<float>&, const float*, float*, size_t, size_t,
-                                                 double, const GumbelKey&, uint64_t, uint64_t);
+                                                 double, const GumbelKey&, uint64_t, uint64_t, bool);
 template GumbelStatus gumbel_softmax_rows<double>(const GumbelKernels<double>&, const double*, double*, size_t,
-                                                  size_t, double, const GumbelKey&, uint64_t, uint64_t);
+                                                  size_t, double, const GumbelKey&, uint64_t, uint64_t, bool);
 
 }  // namespace ssm

@@ -25,9 +25,10 @@ GumbelStatus gumbel_topk_rows(const GumbelKernels<T>& kern, const T* xp, size_t 
                               double inv_temp, const GumbelKey& key, std::ptrdiff_t* ip, double* sp, bool prune,
                               uint64_t row_base, uint64_t col_base);
 
-// A/B and test hook: the longest row gumbel_topk_rows gives the short-row
-// kernel (GumbelKernels::topk_rows; 0: none; above the kernel's limit: its
-// limit).
+// A/B and test hook: the longest row gumbel_topk_rows and
+// gumbel_softmax_rows give their short-row kernels
+// (GumbelKernels::topk_rows, softmax_rows; 0: none; above a kernel's limit:
+// its limit).
 void set_gumbel_short_rows_max(size_t n);
 
 // sample() without filters or logprobs, with one key and one temperature > 0
@@ -38,10 +39,20 @@ template <class T>
 bool gumbel_sample_short_rows(const T* x, size_t rows, size_t n, const SampleRequest& req, int64_t* token,
                               double* logprob, GumbelStatus& status);
 
-// y = softmax((x + g) * inv_tau) per row, the noise g regenerated in both
-// passes of the two-pass algorithm.
+// y = softmax((x + g) * inv_tau) per row by the two-pass algorithm: short
+// rows (one tile) several at a time with their noise made once; else, where
+// y does not overlap x, pass 1 keeps the noise in y for pass 2; else (in
+// place) the noise is regenerated in pass 2. The same bits every way. A bad
+// row writes nothing, unless fresh (y is a new array the caller drops on
+// error: the rows are then not checked before y is written).
 template <class T>
 GumbelStatus gumbel_softmax_rows(const GumbelKernels<T>& kern, const T* xp, T* yp, size_t rows, size_t n,
-                                 double inv_tau, const GumbelKey& key, uint64_t row_base, uint64_t col_base);
+                                 double inv_tau, const GumbelKey& key, uint64_t row_base, uint64_t col_base,
+                                 bool fresh);
+
+// A/B and test hook: false makes gumbel_softmax regenerate the noise in pass 2
+// instead of keeping it in y (the short-row path is switched by
+// set_gumbel_short_rows_max).
+void set_gumbel_softmax_keep(bool keep);
 
 }  // namespace ssm

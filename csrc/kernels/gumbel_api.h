@@ -47,12 +47,28 @@ struct GumbelKernels {
   // * inv_tau) (kExactForm, ref the row's largest x + g), or, for inv_tau =
   // 1 only, exp(x) / E with g = -log E (kUnitForm: one log per element, not
   // two), as m*2^e; max is the largest x + g (not scaled), or the largest x
-  // in the unit form ...
+  // in the unit form. keep (or null): where each element's noise goes (E in
+  // the unit form, else g) ...
   ExpSum (*expsum)(const T* x, size_t n, uint64_t start, uint64_t row, const GumbelKey& key, double inv_tau,
-                   double ref, int form);
-  // ... and y = that exponential * 2^-e * inv.
+                   double ref, int form, T* keep);
+  // ... and y = that exponential * 2^-e * inv, the noise regenerated ...
   void (*write)(const T* x, T* y, size_t n, uint64_t start, uint64_t row, const GumbelKey& key, double inv_tau,
                 double ref, int form, double e, double inv);
+  // ... or read from what expsum kept in the same form (noise may be y).
+  void (*write_kept)(const T* x, T* y, size_t n, const T* noise, double inv_tau, double ref, int form, double e,
+                     double inv);
+  // gumbel_softmax of short rows, several at a time, each row's noise made
+  // once: rows x n logits at x (row r at global row row + r, columns
+  // start..start+n) with start % 64 + n <= softmax_rows_max (one tile);
+  // row r's result to y + r n, bit for bit what expsum/write give (form
+  // and redo as gumbel_softmax_rows chooses them), or fault[r] = 1 (NaN),
+  // 2 (+inf), 3 (no finite logit) and row r not written.
+  void (*softmax_rows)(const T* x, T* y, size_t rows, size_t n, uint64_t start, uint64_t row, const GumbelKey& key,
+                       double inv_tau, uint8_t* fault);
+  size_t softmax_rows_max;
+  // Each of rows x n logits' fault, in the order gumbel_softmax reports them:
+  // fault[r] = 0, or 1 (NaN), 2 (+inf), 3 (no finite logit).
+  void (*scan_rows)(const T* x, size_t rows, size_t n, uint8_t* fault);
   // Short rows, several at a time: rows x n logits at x (row r at global row
   // row + r, columns start..start+n), n <= short_rows_max; row r's best k go
   // to out[r k ..] and its result to res[r], exactly as topk gives them

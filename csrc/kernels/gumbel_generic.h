@@ -784,7 +784,8 @@ struct ShortRowLayout {
   uint8_t word[kShortRowsMax];
   uint8_t gate_word[32];  // group g's gate: word gate_word[g] of block fine + g
   bool direct = true;     // element e's word is word 0 of block e (rows within one group of 16)
-  ShortRowLayout(uint64_t start, size_t n) {
+  uint64_t start;         // the rows' first column
+  ShortRowLayout(uint64_t start_, size_t n) : start(start_) {
     const uint64_t end = start + n;
     for (uint64_t tile = start / kTile; tile * kTile < end; ++tile) {
       const uint64_t lo = tile * kTile > start ? tile * kTile : start;
@@ -846,56 +847,51 @@ inline size_t first_max(const T* s, size_t n) {
   return n;
 }
 
-template <class V, class R, class T>
-void topk_rows(const T* x, size_t rows, size_t n, uint64_t start, uint64_t row, const GumbelKey& key,
-               double inv_temp, size_t k, Candidate* out, TopkResult* res) {
-  constexpr size_t W = V::width;
-  if (rows == 0 || n == 0 || n > kShortRowsMax || k == 0) return;
-  const ShortRowLayout lay(start, n);
-  const size_t per_batch = kShortBatch / n, per_row = lay.fine + lay.gates, fine_lanes = per_batch * lay.fine;
-  const size_t lanes = (per_batch * per_row + 15) / 16 * 16;
+// The words of a batch of short rows (ShortRowLayout, the same for every
+// row of a call): all their Philox blocks from one philox_lanes call, then
+// each element's fine word (ew[j], element j of the batch, rows one after
+// the other) and its top flag (top[j]; has_top: some flag is set).
+template <class R, class T>
+struct ShortRowWords {
+  const ShortRowLayout lay;
+  const size_t n, per_batch, fine_lanes, lanes;
+  alignas(64) uint32_t lane_lo[kShortLanes], lane_hi[kShortLanes], lane_row[kShortLanes];
+  alignas(64) uint32_t gather[kShortBatch];
+  alignas(64) uint32_t words[4][kShortLanes];
+  alignas(64) uint32_t elem_words[kShortBatch + kTile] = {};
+  alignas(64) T top[kShortBatch + kTile] = {};
+  const uint32_t* ew = elem_words;
+  bool has_top = false;     // some flag in top[] is set
+  unsigned gate_words = 0;  // bit w: some gate is word w of its block
   // The counters of a batch's blocks, but for the row number: lane l holds
   // block (lo[l], hi[l]) of row r0 + lane_row[l]; fine blocks first, then
   // gate blocks. gather[j]: where element j of the batch finds its word.
-  alignas(64) uint32_t lane_lo[kShortLanes], lane_hi[kShortLanes], lane_row[kShortLanes];
-  alignas(64) uint32_t gather[kShortBatch];
-  size_t l = 0;
-  auto set_lane = [&](size_t r, uint64_t block) {
-    lane_lo[l] = static_cast<uint32_t>(block);
-    lane_hi[l] = static_cast<uint32_t>(block >> 32);
-    lane_row[l++] = static_cast<uint32_t>(r);
-  };
-  for (size_t r = 0; r < per_batch; ++r)
-    for (size_t b = 0; b < lay.fine; ++b) set_lane(r, lay.block[b]);
-  for (size_t r = 0; r < per_batch; ++r)
-    for (size_t g = 0; g < lay.gates; ++g) set_lane(r, lay.block[lay.fine + g]);
-  while (l < lanes) set_lane(0, 0);  // padding
-  for (size_t r = 0; r < per_batch; ++r)
-    for (size_t e = 0; e < n; ++e)
-      gather[r * n + e] = static_cast<uint32_t>(lay.word[e] * kShortLanes + r * lay.fine + lay.lane[e]);
-  alignas(64) uint32_t words[4][kShortLanes];
-  alignas(64) uint32_t elem_words[kShortBatch + 16];
-  alignas(64) T top[kShortBatch + 16] = {};
-  alignas(64) T score[kShortBatch + 16];
-  alignas(64) T b1[kShortBatch], b2[kShortBatch];
-  alignas(64) uint32_t a1[kShortBatch], a2[kShortBatch];
-  bool has_top = false;  // some flag in top[] is set
-  unsigned gate_words = 0;  // bit w: some gate is word w of its block
-  for (size_t g = 0; g < lay.gates; ++g) gate_words |= 1u << lay.gate_word[g];
-  const double gs = noise_scale(inv_temp);
-  const Reg<V> vinv = V::set1(gs == 0.0 ? 0.5 : inv_temp * gs), vgs = V::set1(gs);
-  const Reg<V> vmaxfinite = V::set1(static_cast<double>(kMaxFinite<T>));
-  for (size_t r0 = 0; r0 < rows; r0 += per_batch) {
-    const size_t m = rows - r0 < per_batch ? rows - r0 : per_batch, elems = m * n;
-    const uint64_t row0 = row + r0 + key.row_offset;  // counter high words of the batch's first row
-    // The next batch's logits, requested now: this batch's Philox rounds hide
-    // their latency (the hardware prefetcher alone left the first loads of
-    // every batch waiting on memory).
-    if (r0 + m < rows) {
-      const char* next = reinterpret_cast<const char*>(x + (r0 + m) * n);
-      const size_t bytes = (rows - r0 - m < per_batch ? rows - r0 - m : per_batch) * n * sizeof(T);
-      for (size_t b = 0; b < bytes; b += 64) SSM_PREFETCH(next + b);
-    }
+  ShortRowWords(uint64_t start, size_t n_)
+      : lay(start, n_),
+        n(n_),
+        per_batch(kShortBatch / n_),
+        fine_lanes(per_batch * lay.fine),
+        lanes((per_batch * (lay.fine + lay.gates) + 15) / 16 * 16) {
+    size_t l = 0;
+    auto set_lane = [&](size_t r, uint64_t block) {
+      lane_lo[l] = static_cast<uint32_t>(block);
+      lane_hi[l] = static_cast<uint32_t>(block >> 32);
+      lane_row[l++] = static_cast<uint32_t>(r);
+    };
+    for (size_t r = 0; r < per_batch; ++r)
+      for (size_t b = 0; b < lay.fine; ++b) set_lane(r, lay.block[b]);
+    for (size_t r = 0; r < per_batch; ++r)
+      for (size_t g = 0; g < lay.gates; ++g) set_lane(r, lay.block[lay.fine + g]);
+    while (l < lanes) set_lane(0, 0);  // padding
+    for (size_t r = 0; r < per_batch; ++r)
+      for (size_t e = 0; e < n; ++e)
+        gather[r * n + e] = static_cast<uint32_t>(lay.word[e] * kShortLanes + r * lay.fine + lay.lane[e]);
+    for (size_t g = 0; g < lay.gates; ++g) gate_words |= 1u << lay.gate_word[g];
+  }
+  // The words and top flags of rows row0 .. row0 + m (counter high words,
+  // row_offset included), m <= per_batch.
+  void draw(uint64_t row0, size_t m, const GumbelKey& key) {
+    const size_t elems = m * n;
     for (size_t l = 0; l < lanes; ++l) {
       const uint64_t c = row0 + lane_row[l];
       words[0][l] = lane_lo[l];
@@ -904,7 +900,7 @@ void topk_rows(const T* x, size_t rows, size_t n, uint64_t start, uint64_t row, 
       words[3][l] = static_cast<uint32_t>(c >> 32);
     }
     philox_lanes<R>(words[0], words[1], words[2], words[3], lanes, key.k0, key.k1);
-    const uint32_t* ew = words[0];
+    ew = words[0];
     if (!lay.direct) {
       const uint32_t* all = words[0];
       for (size_t j = 0; j < elems; ++j) elem_words[j] = all[gather[j]];
@@ -929,22 +925,58 @@ void topk_rows(const T* x, size_t rows, size_t n, uint64_t start, uint64_t row, 
         const unsigned mask =
             open_group_top_mask(group, static_cast<uint32_t>(c), static_cast<uint32_t>(c >> 32), key.k0, key.k1);
         for (uint64_t i = group * 16; i < group * 16 + 16; ++i)
-          if (i >= start && i < start + n && ((mask >> (i % 16)) & 1u)) {
-            top[r * n + (i - start)] = T(1);
+          if (i >= lay.start && i < lay.start + n && ((mask >> (i % 16)) & 1u)) {
+            top[r * n + (i - lay.start)] = T(1);
             has_top = true;
           }
       }
+  }
+};
+
+// The next batch's logits (rows r0 .. r0 + m of n at x), requested now: this
+// batch's Philox rounds hide their latency (the hardware prefetcher alone
+// left the first loads of every batch waiting on memory).
+template <class T>
+inline void prefetch_rows(const T* x, size_t bytes) {
+  const char* next = reinterpret_cast<const char*>(x);
+  for (size_t b = 0; b < bytes; b += 64) SSM_PREFETCH(next + b);
+}
+
+// The vector of x[u..u+W), -inf past x[elems - 1].
+template <class V, class T>
+inline Reg<V> load_padded(const T* x, size_t u, size_t elems) {
+  constexpr size_t W = V::width;
+  if (u + W <= elems) return V::load(x + u);
+  alignas(64) T buf[W];
+  for (size_t l = 0; l < W; ++l) buf[l] = u + l < elems ? x[u + l] : -static_cast<T>(kInf);
+  return V::load(buf);
+}
+
+template <class V, class R, class T>
+void topk_rows(const T* x, size_t rows, size_t n, uint64_t start, uint64_t row, const GumbelKey& key,
+               double inv_temp, size_t k, Candidate* out, TopkResult* res) {
+  constexpr size_t W = V::width;
+  if (rows == 0 || n == 0 || n > kShortRowsMax || k == 0) return;
+  ShortRowWords<R, T> src(start, n);
+  const size_t per_batch = src.per_batch;
+  alignas(64) T score[kShortBatch + 16];
+  alignas(64) T b1[kShortBatch], b2[kShortBatch];
+  alignas(64) uint32_t a1[kShortBatch], a2[kShortBatch];
+  const double gs = noise_scale(inv_temp);
+  const Reg<V> vinv = V::set1(gs == 0.0 ? 0.5 : inv_temp * gs), vgs = V::set1(gs);
+  const Reg<V> vmaxfinite = V::set1(static_cast<double>(kMaxFinite<T>));
+  for (size_t r0 = 0; r0 < rows; r0 += per_batch) {
+    const size_t m = rows - r0 < per_batch ? rows - r0 : per_batch, elems = m * n;
+    if (r0 + m < rows)
+      prefetch_rows(x + (r0 + m) * n, (rows - r0 - m < per_batch ? rows - r0 - m : per_batch) * n * sizeof(T));
+    src.draw(row + r0 + key.row_offset, m, key);
+    const uint32_t* ew = src.ew;
+    const T* top = src.top;
+    const bool has_top = src.has_top;
     const T* xb = x + r0 * n;
     typename V::mask bad = V::none();
     for (size_t u = 0; u < elems; u += W) {
-      Reg<V> xv;
-      if (u + W <= elems) {
-        xv = V::load(xb + u);
-      } else {
-        alignas(64) T buf[W];
-        for (size_t l = 0; l < W; ++l) buf[l] = u + l < elems ? xb[u + l] : -static_cast<T>(kInf);
-        xv = V::load(buf);
-      }
+      const Reg<V> xv = load_padded<V>(xb, u, elems);
       bad = V::mask_or(bad, V::not_le(xv, vmaxfinite));
       Reg<V> c, corr, qb;
       noise_argument<V, R>(ew + u, top + u, has_top, c, corr, qb);
@@ -1106,14 +1138,24 @@ inline void for_each_noisy_vector(const T* x, size_t n, uint64_t start, uint64_t
 
 template <class V, class R, class T, int Form>
 ExpSum softmax_expsum_form(const T* x, size_t n, uint64_t start, uint64_t row, const GumbelKey& key, double inv_tau,
-                           double ref) {
+                           double ref, T* keep) {
   constexpr size_t W = V::width, U = kTile / W;
   ExpAcc<V, true> slot[U];
   for (auto& s : slot) s.init();
   Reg<V> vmax = V::set1(-kInf);
   typename V::mask special = V::none();
   const Reg<V> vinv = V::set1(tau_inverse<T>(inv_tau)), vref = V::set1(ref);
-  for_each_noisy_vector<V, R, T, Form>(x, n, start, row, key, [&](size_t j, Reg<V> xv, Reg<V> noise, uint64_t, T*) SSM_INLINE {
+  for_each_noisy_vector<V, R, T, Form>(x, n, start, row, key, [&](size_t j, Reg<V> xv, Reg<V> noise, uint64_t g0, T* buf) SSM_INLINE {
+    if (keep) {
+      if (!buf) {
+        V::store(keep + (g0 - start), noise);
+      } else {
+        alignas(64) T kept[W];
+        V::store(kept, noise);
+        for (size_t l = 0; l < W; ++l)
+          if (g0 + l >= start && g0 + l < start + n) keep[g0 + l - start] = kept[l];
+      }
+    }
     special = V::mask_or(special, V::unord(xv));
     vmax = V::max(Form == kUnitForm ? xv : V::add(xv, noise), vmax);
     Reg<V> m, k;
@@ -1170,11 +1212,11 @@ void softmax_write_form(const T* x, T* y, size_t n, uint64_t start, uint64_t row
 
 template <class V, class R, class T>
 ExpSum softmax_expsum(const T* x, size_t n, uint64_t start, uint64_t row, const GumbelKey& key, double inv_tau,
-                      double ref, int form) {
+                      double ref, int form, T* keep) {
   switch (form) {
-    case kUnitForm: return softmax_expsum_form<V, R, T, kUnitForm>(x, n, start, row, key, inv_tau, ref);
-    case kExactForm: return softmax_expsum_form<V, R, T, kExactForm>(x, n, start, row, key, inv_tau, ref);
-    default: return softmax_expsum_form<V, R, T, kScaledForm>(x, n, start, row, key, inv_tau, ref);
+    case kUnitForm: return softmax_expsum_form<V, R, T, kUnitForm>(x, n, start, row, key, inv_tau, ref, keep);
+    case kExactForm: return softmax_expsum_form<V, R, T, kExactForm>(x, n, start, row, key, inv_tau, ref, keep);
+    default: return softmax_expsum_form<V, R, T, kScaledForm>(x, n, start, row, key, inv_tau, ref, keep);
   }
 }
 
@@ -1188,6 +1230,215 @@ void softmax_write(const T* x, T* y, size_t n, uint64_t start, uint64_t row, con
   }
 }
 
+// Each row's fault from its logits alone, as gumbel_softmax reports them
+// (fault[r] = 0, or 1 NaN, 2 +inf, 3 no finite logit), for rows x n at x:
+// one vector pass for NaN and +inf over the whole block (rows looked at one
+// by one only when it finds some), and each row's first logit > -inf.
+template <class V, class T>
+void scan_rows(const T* x, size_t rows, size_t n, uint8_t* fault) {
+  constexpr size_t W = V::width;
+  const Reg<V> vmaxfinite = V::set1(static_cast<double>(kMaxFinite<T>));
+  const size_t total = rows * n;
+  typename V::mask b0 = V::none(), b1 = V::none();
+  size_t i = 0;
+  for (; i + 2 * W <= total; i += 2 * W) {
+    b0 = V::mask_or(b0, V::not_le(V::load(x + i), vmaxfinite));
+    b1 = V::mask_or(b1, V::not_le(V::load(x + i + W), vmaxfinite));
+  }
+  for (; i < total; i += W) b0 = V::mask_or(b0, V::not_le(load_padded<V>(x, i, total), vmaxfinite));
+  const bool bad = V::any(V::mask_or(b0, b1));
+  const T minus_inf = -static_cast<T>(kInf);
+  for (size_t r = 0; r < rows; ++r) {
+    const T* xr = x + r * n;
+    uint8_t f = 0;
+    if (bad) {
+      bool nan = false, posinf = false;
+      for (size_t e = 0; e < n; ++e) {
+        nan = nan || xr[e] != xr[e];
+        posinf = posinf || xr[e] > kMaxFinite<T>;
+      }
+      f = nan ? 1 : posinf ? 2 : 0;
+    }
+    if (f == 0) {
+      size_t e = 0;
+      while (e < n && !(xr[e] > minus_inf)) ++e;
+      f = e == n ? 3 : 0;
+    }
+    fault[r] = f;
+  }
+}
+
+// gumbel_softmax's second pass from the noise pass 1 kept (softmax_expsum's
+// keep; E in the unit form, else g): the same terms element by element (a
+// lane's term depends on its element alone), with no noise generated. noise
+// may be y itself (each vector is read before it is written).
+template <class V, class R, class T, int Form>
+void softmax_write_kept_form(const T* x, T* y, size_t n, const T* noise, double inv_tau, double ref, double e,
+                             double inv) {
+  constexpr size_t W = V::width;
+  const Reg<V> vinv = V::set1(tau_inverse<T>(inv_tau)), vref = V::set1(ref), ve = V::set1(e), vscale = V::set1(inv);
+  auto term = [&](Reg<V> xv, Reg<V> gv) SSM_INLINE {
+    Reg<V> m, k;
+    softmax_term<V, R, Form>(xv, gv, vref, vinv, m, k);
+    return V::scale2(V::mul(m, vscale), V::sub(k, ve));
+  };
+  size_t i = 0;
+  for (; i + 2 * W <= n; i += 2 * W) {
+    const Reg<V> a = term(V::load(x + i), V::load(noise + i)), b = term(V::load(x + i + W), V::load(noise + i + W));
+    V::store(y + i, a);
+    V::store(y + i + W, b);
+  }
+  for (; i < n; i += W) {
+    alignas(64) T xb[W], gb[W], out[W];
+    for (size_t l = 0; l < W; ++l) {
+      xb[l] = i + l < n ? x[i + l] : -static_cast<T>(kInf);
+      gb[l] = i + l < n ? noise[i + l] : T(1);
+    }
+    V::store(out, term(V::load(xb), V::load(gb)));
+    for (size_t l = 0; l < W && i + l < n; ++l) y[i + l] = out[l];
+  }
+}
+
+template <class V, class R, class T>
+void softmax_write_kept(const T* x, T* y, size_t n, const T* noise, double inv_tau, double ref, int form, double e,
+                        double inv) {
+  switch (form) {
+    case kUnitForm: return softmax_write_kept_form<V, R, T, kUnitForm>(x, y, n, noise, inv_tau, ref, e, inv);
+    case kExactForm: return softmax_write_kept_form<V, R, T, kExactForm>(x, y, n, noise, inv_tau, ref, e, inv);
+    default: return softmax_write_kept_form<V, R, T, kScaledForm>(x, y, n, noise, inv_tau, ref, e, inv);
+  }
+}
+
+// gumbel_softmax of short rows, several at a time: rows inside one tile
+// (start % kTile + n <= kTile, so element e is alone in its sum slot
+// (start + e) % kTile and the slots are summed in element order). Each
+// batch's noise comes from ShortRowWords once per element (the row walk
+// generates it in both passes and draws whole tiles and gate spans), its
+// terms vector by vector across row boundaries (a lane's term depends on its
+// element alone), then each row's max, form and sum as softmax_expsum_form
+// and the driver make them -- a slot holding one term m 2^k has s = m, c = 0,
+// e = k, and an empty or padded slot lies below the row's largest exponent
+// by far more than the 1100 binades the sum skips -- and the write as
+// softmax_write_form. Every bit is the row walk's. fault[r]: 0, or the
+// RowFault of row r (1 NaN, 2 +inf, 3 no finite logit), which is then not
+// written.
+constexpr size_t kSoftmaxRowsMax = kTile;
+
+template <class V, class R, class T>
+void softmax_rows(const T* x, T* y, size_t rows, size_t n, uint64_t start, uint64_t row, const GumbelKey& key,
+                  double inv_tau, uint8_t* fault) {
+  constexpr size_t W = V::width;
+  if (rows == 0 || n == 0 || start % kTile + n > kTile) return;
+  ShortRowWords<R, T> src(start, n);
+  const size_t per_batch = src.per_batch;
+  const bool unit = inv_tau == 1.0;
+  constexpr size_t kBuf = kShortBatch + kTile;
+  alignas(64) T g[kBuf], term_m[kBuf], term_k[kBuf], top_of[kBuf], row_scale[kBuf], row_exp[kBuf];
+  const Reg<V> vinv = V::set1(tau_inverse<T>(inv_tau)), vmaxfinite = V::set1(static_cast<double>(kMaxFinite<T>));
+  const T minus_inf = -static_cast<T>(kInf);
+  for (size_t r0 = 0; r0 < rows; r0 += per_batch) {
+    const size_t m = rows - r0 < per_batch ? rows - r0 : per_batch, elems = m * n;
+    if (r0 + m < rows)
+      prefetch_rows(x + (r0 + m) * n, (rows - r0 - m < per_batch ? rows - r0 - m : per_batch) * n * sizeof(T));
+    src.draw(row + r0 + key.row_offset, m, key);
+    const T* xb = x + r0 * n;
+    T* yb = y + r0 * n;
+    // 1. the noise (E in the unit form), a tile of elements at a time
+    for (size_t u = 0; u < elems; u += kTile) {
+      if (unit)
+        noise_tile<V, R, T, true>(src.ew + u, src.top + u, src.has_top, g + u);
+      else
+        noise_tile<V, R, T, false>(src.ew + u, src.top + u, src.has_top, g + u);
+    }
+    // 2. the terms in the fast form, and what each row's max is taken of
+    typename V::mask bad = V::none();
+    for (size_t u = 0; u < elems; u += W) {
+      const Reg<V> xv = load_padded<V>(xb, u, elems);
+      bad = V::mask_or(bad, V::not_le(xv, vmaxfinite));
+      const Reg<V> gv = V::load(g + u);
+      Reg<V> tm, tk;
+      if (unit) {
+        V::store(top_of + u, xv);
+        softmax_term<V, R, kUnitForm>(xv, gv, vinv, vinv, tm, tk);
+      } else {
+        V::store(top_of + u, V::add(xv, gv));
+        softmax_term<V, R, kScaledForm>(xv, gv, vinv, vinv, tm, tk);
+      }
+      V::store(term_m + u, tm);
+      V::store(term_k + u, tk);
+    }
+    const bool any_bad = V::any(bad);
+    bool faulty = false;
+    // 3. each row: its fault, its form (rows outside the fast range redone
+    // relative to their max, as the driver does), its sum
+    for (size_t r = 0; r < m; ++r) {
+      const T* xr = xb + r * n;
+      const size_t o = r * n;
+      T best = minus_inf;
+      for (size_t e = 0; e < n; ++e) best = top_of[o + e] > best ? top_of[o + e] : best;
+      uint8_t f = 0;
+      if (any_bad)
+        for (size_t e = 0; e < n; ++e) f = xr[e] != xr[e] ? uint8_t{1} : f;
+      if (f == 0 && best == static_cast<T>(kInf)) f = 2;
+      if (f == 0 && !(best > minus_inf)) f = 3;
+      fault[r0 + r] = f;
+      if (f != 0) {
+        faulty = true;
+        continue;
+      }
+      const double top = static_cast<double>(best), zmax = top * inv_tau;
+      if (!(zmax <= kFastLimit && zmax >= -kFastLimit)) {
+        for (size_t e = 0; e < n; e += W) {
+          alignas(64) T xt[W], gt[W], mt[W], kt[W];
+          for (size_t l = 0; l < W; ++l) {
+            xt[l] = e + l < n ? xr[e + l] : minus_inf;
+            gt[l] = e + l < n ? g[o + e + l] : T(1);
+          }
+          Reg<V> gv = V::load(gt), tm, tk;
+          if (unit) gv = V::sub(V::set1(0.0), log_positive<V, R>(gv));  // g = -log E
+          softmax_term<V, R, kExactForm>(V::load(xt), gv, V::set1(top), vinv, tm, tk);
+          V::store(mt, tm);
+          V::store(kt, tk);
+          for (size_t l = 0; l < W && e + l < n; ++l) {
+            term_m[o + e + l] = mt[l];
+            term_k[o + e + l] = kt[l];
+          }
+        }
+      }
+      double emax = kEmptyExp;
+      for (size_t e = 0; e < n; ++e) {
+        const double k = static_cast<double>(term_k[o + e]);
+        emax = k > emax ? k : emax;
+      }
+      DoubleDouble sum;
+      for (size_t e = 0; e < n; ++e) {
+        const double kk = static_cast<double>(term_k[o + e]) - emax, s = static_cast<double>(term_m[o + e]);
+        if (kk < -1100.0) continue;
+        const double f2 = kk >= -1000.0 ? pow2_int(static_cast<int>(kk)) : 0.0;
+        sum.add(f2 != 0.0 ? s * f2 : std::ldexp(s, static_cast<int>(kk)));
+      }
+      const T scale = static_cast<T>(1.0 / sum.value()), exp = static_cast<T>(emax);
+      for (size_t e = 0; e < n; ++e) {
+        row_scale[o + e] = scale;
+        row_exp[o + e] = exp;
+      }
+    }
+    // 4. the write
+    for (size_t u = 0; u < elems; u += W) {
+      const Reg<V> out = V::scale2(V::mul(V::load(term_m + u), V::load(row_scale + u)),
+                                   V::sub(V::load(term_k + u), V::load(row_exp + u)));
+      if (u + W <= elems && !faulty) {
+        V::store(yb + u, out);
+        continue;
+      }
+      alignas(64) T buf[W];
+      V::store(buf, out);
+      for (size_t l = 0; l < W && u + l < elems; ++l)
+        if (fault[r0 + (u + l) / n] == 0) yb[u + l] = buf[l];
+    }
+  }
+}
+
 template <class V, class R, class T>
 GumbelKernels<T> make_gumbel_kernels() {
   GumbelKernels<T> k;
@@ -1198,6 +1449,10 @@ GumbelKernels<T> make_gumbel_kernels() {
   k.philox16 = &R::philox16;
   k.topk_rows = &topk_rows<V, R, T>;
   k.short_rows_max = kShortRowsMax;
+  k.write_kept = &softmax_write_kept<V, R, T>;
+  k.softmax_rows = &softmax_rows<V, R, T>;
+  k.softmax_rows_max = kSoftmaxRowsMax;
+  k.scan_rows = &scan_rows<V, T>;
   // Every Gumbel kernel walks tiles of kTile elements (4 groups of 16), and
   // refills its gate words every 16 tiles.
   TileList& t = k.tiles;

@@ -430,7 +430,7 @@ def gumbel_softmax(logits, axis=-1, *, tau=1.0, hard=False, rng=None, out=None):
             y2 = np.empty_like(x2)
         # The kernel reads every row before it writes any, so a bad row leaves
         # `out` untouched even when it is written directly.
-        bad, reason = _core.gumbel_softmax(x2, y2, 1.0 / t, k0, k1, offset)
+        bad, reason = _core.gumbel_softmax(x2, y2, 1.0 / t, k0, k1, offset, fresh=not direct)
         if bad >= 0:
             _raise_bad_row(batch, bad, reason)
         if direct:

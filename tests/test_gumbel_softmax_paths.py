@@ -1,0 +1,221 @@
+"""gumbel_softmax's fast paths: short rows (rows inside one 64-element tile,
+several per batch, each element's noise made once) and the kept noise (pass 1
+stores the noise in the output, pass 2 reads it back instead of generating
+it again). Both must give the bits of the row-by-row walk that regenerates
+the noise (both switched off through _core.testing), on every kernel set and
+thread count, at row lengths that cross every vector, group and tile tail and
+row counts that leave partial batches; match a float64 softmax of
+(x + g) / tau built from the same noise; and report a bad row as the row walk
+does, writing nothing (unless the output is a new array).
+"""
+import numpy as np
+import pytest
+
+import simdsoftmax as ssm
+from simdsoftmax import _core
+from simdsoftmax._gumbel import _key
+from tiles import tiles
+
+KEY = (3, 4, 5)
+TILE = 64
+WIDEST = max(tiles(isa, np.float32)["gumbel.lanes"] for isa in ssm.available_isas())
+# every length up to three of the widest vectors and one more, then the
+# group and tile boundaries, and past the short-row limit (one tile)
+SIZES = sorted(set(range(1, 3 * WIDEST + 2)) | {15, 16, 17, 31, 32, 33, 47, 48, 49, 63, 64, 65, 100, 127, 128, 129})
+
+
+@pytest.fixture(autouse=True)
+def paths_on():
+    """Every test starts and ends with both paths on."""
+    _core.testing.set_gumbel_short_rows_max(1 << 30)
+    _core.testing.set_gumbel_softmax_keep(True)
+    yield
+    _core.testing.set_gumbel_short_rows_max(1 << 30)
+    _core.testing.set_gumbel_softmax_keep(True)
+
+
+def kernel(x, inv_tau, fast, how="out", row_base=0, col_base=0):
+    """(status, result) of _core.gumbel_softmax with the fast paths on or off;
+    how: "out" (an array of -7s), "fresh" (the same, told it is new) or
+    "inplace" (a copy of x as both input and output)."""
+    _core.testing.set_gumbel_short_rows_max(1 << 30 if fast else 0)
+    _core.testing.set_gumbel_softmax_keep(fast)
+    try:
+        if how == "inplace":
+            y = x.copy()
+            return _core.gumbel_softmax(y, y, inv_tau, *KEY, row_base, col_base, False), y
+        y = np.full_like(x, -7)
+        return _core.gumbel_softmax(x, y, inv_tau, *KEY, row_base, col_base, how == "fresh"), y
+    finally:
+        _core.testing.set_gumbel_short_rows_max(1 << 30)
+        _core.testing.set_gumbel_softmax_keep(True)
+
+
+def rows_for(isa, dtype, n):
+    """Two short-row batches and 3 rows more (a partial batch)."""
+    per_batch = max(1, tiles(isa, dtype)["gumbel.short_batch"] // n)
+    return 2 * per_batch + 3
+
+
+def logits(rng, rows, n, dtype, special=True):
+    """N(0, 3^2) rows; with special rows: a masked logit, a row all -inf but
+    one, a row beyond the fast range (redone relative to its max) and a row
+    of the dtype's lowest value but one 0 (x / tau overflows)."""
+    x = (rng.standard_normal((rows, n)) * 3).astype(dtype)
+    if special and rows > 5:
+        if n > 1:
+            x[1, rng.integers(n)] = -np.inf
+        x[2] = -np.inf
+        x[2, rng.integers(n)] = 0.5
+        x[3] += dtype.type(3e6)
+        x[5] = np.finfo(dtype).min
+        x[5, rng.integers(n)] = 0
+    return x
+
+
+def noise(shape, dtype, key=KEY, row_base=0, col_base=0):
+    g = np.empty(shape, dtype)
+    _core.testing.gumbel_noise(g, *key, row_base, col_base)
+    return g
+
+
+def reference(x, tau, g):
+    """softmax((x + g) / tau) per row in float64."""
+    z = (x.astype(np.float64) + g.astype(np.float64)) / tau
+    e = np.exp(z - z.max(-1, keepdims=True))
+    return e / e.sum(-1, keepdims=True)
+
+
+@pytest.mark.parametrize("tau", [1.0, 0.6])  # 1.0: the unit form, exp(x) / E
+def test_short_rows_match_the_row_walk(isa, dtype, tau):
+    rng = np.random.default_rng(21)
+    for n in SIZES:
+        x = logits(rng, rows_for(isa, dtype, n), n, dtype)
+        ref = kernel(x, 1 / tau, False)
+        assert ref[0] == (-1, "")
+        for how in ("out", "fresh", "inplace"):
+            got = kernel(x, 1 / tau, True, how)
+            assert got[0] == (-1, "") and got[1].tobytes() == ref[1].tobytes(), (n, how)
+
+
+@pytest.mark.parametrize("col_base", [1, 5, 31, 60])
+def test_short_rows_at_any_column(isa, dtype, col_base):
+    """A block of a larger array (col_base): rows that stay inside one tile
+    take the short path, the others the row walk, with the same bits."""
+    rng = np.random.default_rng(col_base)
+    for n in sorted({1, 2, 3, 7, 16, 17, TILE - col_base - 1, TILE - col_base, TILE - col_base + 1} - {0}):
+        x = logits(rng, rows_for(isa, dtype, n), n, dtype)
+        for tau in (1.0, 0.6):
+            ref = kernel(x, 1 / tau, False, row_base=7, col_base=col_base)
+            got = kernel(x, 1 / tau, True, row_base=7, col_base=col_base)
+            assert got[0] == ref[0] == (-1, "") and got[1].tobytes() == ref[1].tobytes(), (n, tau)
+
+
+@pytest.mark.parametrize("tau", [1.0, 0.6])
+def test_short_rows_against_float64(isa, dtype, tau):
+    rng = np.random.default_rng(22)
+    rtol = 4 * 2.0**-23 + 2e-6 if dtype == np.float32 else 1e-12
+    for n in SIZES:
+        rows = rows_for(isa, dtype, n)
+        x = logits(rng, rows, n, dtype, special=False)
+        if n > 1:
+            x[1, rng.integers(n)] = -np.inf
+        x[2] = -np.inf
+        x[2, rng.integers(n)] = 0.5
+        status, y = kernel(x, 1 / tau, True, "fresh")
+        assert status == (-1, "")
+        g = noise(x.shape, dtype)
+        ref = reference(x, tau, g)
+        assert np.all(y[np.isneginf(x)] == 0)
+        np.testing.assert_allclose(y[2][~np.isneginf(x[2])], 1, rtol=4 * np.finfo(dtype).eps)
+        # plus the rounding of x + g in the data's precision, magnified by 1 / tau
+        tol = rtol + np.finfo(dtype).epsneg * np.abs(x.astype(np.float64) + g) / tau
+        big = ref > 1e-30
+        assert np.all(np.abs(y[big] - ref[big]) / ref[big] < tol[big]), n
+        np.testing.assert_allclose(y.astype(np.float64).sum(-1), 1, rtol=64 * np.finfo(dtype).eps)
+
+
+@pytest.mark.parametrize("tau", [1.0, 0.6])
+@pytest.mark.parametrize("chunks", [False, True])
+def test_kept_noise_matches_regeneration(isa, dtype, tau, chunks, small_chunks):
+    """Long rows (whole, or split into chunks of 37 on 3 threads): pass 2
+    from the noise pass 1 kept in the output, the bits of regenerating it."""
+    if chunks:
+        small_chunks(3)
+    rng = np.random.default_rng(23)
+    for n in (65, 100, 127, 129, 1000, 4097):
+        x = logits(rng, 7, n, dtype)
+        ref = kernel(x, 1 / tau, False)
+        assert ref[0] == (-1, "")
+        for how in ("out", "fresh", "inplace"):
+            got = kernel(x, 1 / tau, True, how)
+            assert got[0] == (-1, "") and got[1].tobytes() == ref[1].tobytes(), (n, how)
+
+
+def test_kept_noise_against_float64(isa, dtype):
+    rng = np.random.default_rng(24)
+    rtol = 4 * 2.0**-23 + 2e-6 if dtype == np.float32 else 1e-12
+    for tau in (1.0, 0.5):
+        x = logits(rng, 3, 2001, dtype, special=False)
+        x[0, 5] = -np.inf
+        key = _key(np.random.default_rng(99))
+        y = ssm.gumbel_softmax(x, tau=tau, rng=np.random.default_rng(99))
+        ref = reference(x, tau, noise(x.shape, dtype, key=key))
+        big = ref > 1e-30
+        assert y[0, 5] == 0 and np.max(np.abs(y[big] - ref[big]) / ref[big]) < rtol
+
+
+@pytest.mark.parametrize("shape", [(2000, 8), (301, 64), (5, 1000), (1, 5000)])
+def test_identical_for_any_thread_count(isa, dtype, shape, small_chunks):
+    rng = np.random.default_rng(25)
+    x = logits(rng, *shape, dtype)
+    results = []
+    for threads in (1, 2, 3):
+        small_chunks(threads)
+        for tau in (1.0, 0.7):
+            results.append((threads, tau, ssm.gumbel_softmax(x, tau=tau, rng=5)))
+            results.append((threads, tau, ssm.gumbel_softmax(x, tau=tau, rng=5, out=np.empty_like(x))))
+    for threads, tau, y in results:
+        first = next(r for t, tt, r in results if tt == tau)
+        assert y.tobytes() == first.tobytes(), (threads, tau)
+
+
+@pytest.mark.parametrize("n", [1, 8, 64, 65, 1000])
+def test_bad_rows_raise_and_write_nothing(isa, dtype, n):
+    """The first bad row is named with the row walk's reason, whatever comes
+    after it; out= and in place are left untouched."""
+    rng = np.random.default_rng(26)
+    rows = rows_for(isa, dtype, min(n, TILE))
+    for value, reason in ((np.nan, "contains NaN"), (np.inf, r"contains \+inf"), (None, "has no finite logit")):
+        x = logits(rng, rows, n, dtype)
+        bad = rows - 2
+        if value is None:
+            x[bad] = -np.inf
+        else:
+            x[bad, n // 2] = value
+        x[-1] = np.nan  # a later bad row
+        where = rf"row \({bad},\) {reason}"
+        with pytest.raises(ValueError, match=where):
+            ssm.gumbel_softmax(x, rng=3)
+        out = np.full_like(x, -7)
+        with pytest.raises(ValueError, match=where):
+            ssm.gumbel_softmax(x, tau=0.6, rng=3, out=out)
+        assert np.all(out == -7)
+        before = x.copy()
+        with pytest.raises(ValueError, match=where):
+            ssm.gumbel_softmax(x, rng=3, out=x)
+        assert np.array_equal(x, before, equal_nan=True)
+        for fast in (False, True):
+            for how in ("out", "fresh", "inplace"):
+                status = kernel(x, 1.0, fast, how)[0]
+                assert status[0] == bad and status[1] == reason.replace("\\", ""), (fast, how)
+
+
+def test_hard_is_the_argmax_draw_on_short_rows(isa):
+    rng = np.random.default_rng(27)
+    x = rng.standard_normal((1001, 8)).astype(np.float32)
+    h = ssm.gumbel_softmax(x, hard=True, rng=9)
+    idx = ssm.gumbel_argmax(x, rng=9)
+    assert np.array_equal(h, np.eye(8, dtype=np.float32)[idx])
+    soft = ssm.gumbel_softmax(x, rng=9)
+    assert np.array_equal(np.argmax(soft, axis=1), idx)
