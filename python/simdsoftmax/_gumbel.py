@@ -354,9 +354,12 @@ def _topk_per_row(logits, k, axis, t, rng):
 def gumbel_softmax(logits, axis=-1, *, tau=1.0, hard=False, rng=None, out=None):
     r"""A relaxed categorical sample: ``softmax((logits + g) / tau)``.
 
-    Computed by the two-pass softmax algorithm with the Gumbel noise ``g``
-    regenerated in both passes (two reads and one write of the data, no
-    noise array). ``hard=True`` returns the one-hot of ``argmax(logits + g)``
+    Computed by the two-pass softmax algorithm, with no noise array: the
+    Gumbel noise ``g`` is made in pass 1 and kept in the output for pass 2
+    where the output is a separate array, and regenerated in pass 2 where it
+    is computed in place (two reads and one write of the data either way);
+    batches of rows that fit one noise tile (64 elements) are done several
+    rows at a time. ``hard=True`` returns the one-hot of ``argmax(logits + g)``
     -- the same draw the soft sample concentrates on for the same `rng`.
 
     Parameters

@@ -205,7 +205,7 @@ FUNCTIONS: dict[str, BenchFunction] = {
         ),
         BenchFunction(
             "gumbel_softmax",
-            "relaxed sample, noise regenerated in both passes",
+            "relaxed sample, noise made once, kept in the output",
             {None: (2, 1)},
             _ssm_gumbel_softmax,
             {"numpy": p.np_gumbel_softmax},
