@@ -192,14 +192,6 @@ inline bool shift_certified<double>(double v, double dv, double lse) {
   return dv <= 0.99 * std::min(3 * 0x1p-52 * low, 0x1p-53 * low + 0x1p-50 * std::fabs(lse));
 }
 
-// log_softmax = x - lse in two passes, with no exp in the second: pass 1 is
-// the fast float64 sum with the row's max (expsum_lse), pass 2 writes
-// (x - max) - (lse - max). Where the sum's error bound cannot certify the
-// result (NaN, inf, out of range, a dominant entry with lse - max below
-// ~6e-8 in float32 or ~2 in float64, float64 rows with |lse| near 0), the
-// exact path: the online max-relative float64 sum, whose
-// max term is exactly 1 so that log1p(S - 1) keeps a dominant entry's
-// log-probability relatively accurate, then the same write.
 // From expsum_lse's sum f: v = lse - max, when its error bound certifies
 // log_softmax's contract for data of type T (false: take the exact path).
 template <class T>
@@ -333,24 +325,37 @@ inline bool top_shift(const ExpSum& f, double& v) {
   return shift_certified<double>(v, dv, f.max + v);
 }
 
+// log_softmax = x - lse in two passes, with no exp in the second: pass 1 is
+// the fast float64 sum with the row's max (expsum_lse), pass 2 writes
+// (x - max) - (lse - max). Where that sum's error bound cannot certify the
+// result (float64: lse - max below ~3.4 with the polynomial, ~4.6 with
+// AVX-512's table; float32: a dominant entry with lse - max below ~6e-8),
+// float64 rows take expsum_top (accurate terms, TwoSum, the max's term split
+// off: certified for every lse - max but |lse| < ~0.5 (lse - max)), which
+// costs ~1.25 times expsum_lse and so comes second (measured, AVX2 and
+// AVX-512, 2^21 elements in rows of 1000 and 4096: ~20-28% more time for
+// log_softmax where expsum_lse certifies, 1/3 of it where it does not).
+// Then the exact path: the online max-relative float64 sum, whose max term
+// is exactly 1 so that log1p(S - 1) keeps a dominant entry's
+// log-probability relatively accurate, and the same write.
 template <class T>
 bool log_softmax_row(const Ctx<T>& c, const T* x, T* y, size_t n) {
+  const ExpSum f =
+      reduce_chunks(c, n, [&](size_t b, size_t len) { return c.k.expsum_lse(x + b, len); }, combine_sums);
+  double v;
+  bool certified = certified_shift<T>(f, v);
+  double shift_ref = f.max;
   if constexpr (std::is_same<T, double>::value) {
-    const ExpSum f =
-        reduce_chunks(c, n, [&](size_t b, size_t len) { return c.k.expsum_top(x + b, len); }, combine_top);
-    double v;
-    if (top_shift(f, v)) {
-      for_chunks(c, n, [&](size_t b, size_t len) { c.k.write_shift(x + b, y + b, len, f.max, v, c.stream); });
-      return true;
+    if (!certified && fast_ok(f.m, f.e)) {
+      const ExpSum t =
+          reduce_chunks(c, n, [&](size_t b, size_t len) { return c.k.expsum_top(x + b, len); }, combine_top);
+      certified = top_shift(t, v);
+      shift_ref = t.max;
     }
-  } else {
-    const ExpSum f =
-        reduce_chunks(c, n, [&](size_t b, size_t len) { return c.k.expsum_lse(x + b, len); }, combine_sums);
-    double v;
-    if (certified_shift<T>(f, v)) {
-      for_chunks(c, n, [&](size_t b, size_t len) { c.k.write_shift(x + b, y + b, len, f.max, v, c.stream); });
-      return true;
-    }
+  }
+  if (certified) {
+    for_chunks(c, n, [&](size_t b, size_t len) { c.k.write_shift(x + b, y + b, len, shift_ref, v, c.stream); });
+    return true;
   }
   const ExpSum s = online_wide(c, x, static_cast<const T*>(nullptr), n);
   if (!ordinary(s)) return false;

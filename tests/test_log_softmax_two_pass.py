@@ -144,7 +144,7 @@ def test_dominant_entry_every_tail(isa, dtype, row_kernels):
 
 
 def test_float64_top_sum_edges(isa, row_kernels):
-    """float64 rows around the edges of the first pass's certification
+    """float64 rows around the edges of expsum_top's certification
     (z = sum of the others' exp(x - max) relative to the max's exactly-1
     term): v = lse - max from 20 down to 1e-14, tied maxima, |lse| near 0
     (log-probabilities as input, where the 2-ulp bound leaves about 1 ulp
