@@ -240,10 +240,13 @@ inline void exp_parts(double x, double& hi, double& lo, int& k) {
   const int j = static_cast<int>(k16) & 15;
   k = (static_cast<int>(k16) - j) / 16;
   const double th = ExpTable16::table[j], tl = ExpTable16::table_lo[j];
-  // th (1 + r + w + r_lo) + tl (1 + r + w): th r exact as p + pe.
+  // exp(r + r_lo) = (1 + r + w)(1 + r_lo) to r_lo^2 (|r_lo| <= 2^21 16 c3 +
+  // ulp(r) < 2^-37): th (1 + r + w + r_lo (1 + r + w)) + tl (1 + r + w),
+  // th r exact as p + pe.
   double p, pe;
   two_prod(th, r, p, pe);
-  const double rest = pe + th * (w + r_lo) + tl * (1.0 + (r + w));
+  const double e_r = 1.0 + (r + w);
+  const double rest = pe + th * (w + r_lo * e_r) + tl * e_r;
   const double s = th + p;
   lo = (th - s + p) + rest;  // th >= |p|: Fast2Sum
   hi = s + lo;               // renormalized: |lo| <= ulp(hi) / 2

@@ -149,7 +149,8 @@ def test_float64_top_sum_edges(isa, row_kernels):
     term): v = lse - max from 20 down to 1e-14, tied maxima, |lse| near 0
     (log-probabilities as input, where the 2-ulp bound leaves about 1 ulp
     of v and the exact path takes over), lane references raised mid-row
-    (ascending rows spanning 1500 and a huge first-to-max gap), at every
+    (ascending rows spanning 1500 and a huge first-to-max gap), |max| near
+    1e6, at every
     tail of expsum_top's block."""
     rng = np.random.default_rng(61)
     for n in sizes_for(tiles(isa, np.float64)["expsum_top"]):
@@ -168,6 +169,8 @@ def test_float64_top_sum_edges(isa, row_kernels):
         ramp[-1] = 700.0
         ramp[0] = -700.0
         rows.append(ramp)
+        rows.append(np.full(n, 1e6))  # exp(max)'s argument reduction far out (2^20 is the limit)
+        rows.append(rng.standard_normal(n) * 3 - 1e6)
         x = np.array(rows)
         y, special = run_rows(x)
         assert special == []
