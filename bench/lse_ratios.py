@@ -17,6 +17,11 @@ of) the rows (_core.testing.lse_passes; 1 is the target; "-" for a build
 without the hook; rows short enough for the batched short-row kernels are
 read once by those instead).
 
+--scale s draws N(0, s^2) logits instead (the float64 certification of
+log_softmax depends on lse - max, which grows with n and shrinks with the
+spread: N(0, 9) rows of 1000 have lse - max ~ 1.7, N(0, 0.01^2) ~ 6.9);
+--dtypes picks float32 and/or float64.
+
 --data dominant gives every row one entry 8 above the others' log-sum-exp
 (lse - max ~ 3.4e-4, a confident classifier's logits): the rows whose
 log_softmax needs the max's own term exactly.
@@ -38,14 +43,16 @@ elements, repeats = int(sys.argv[2]), int(sys.argv[3])
 lengths = [int(v) for v in sys.argv[4].split(",")]
 ssm.set_num_threads(int(sys.argv[5]))
 dominant = sys.argv[6] == "dominant"
+scale = float(sys.argv[7])
+dtypes = [np.dtype(d).type for d in sys.argv[8].split(",")]
 rng = np.random.default_rng(0)
-print(f"  {ssm.isa()}  {ssm.__file__}")
+print(f"  {ssm.isa()}  {ssm.__file__}  N(0, {scale:g}^2)")
 print(f"  {'dtype':8} {'n':>9} {'rows':>7} {'lsm/sm':>7} {'lse/sm':>7} {'passes/row':>10}")
 hook = getattr(ssm._core.testing, "lse_passes", None)
-for dt in (np.float32, np.float64):
+for dt in dtypes:
     for n in lengths:
         rows = max(1, elements // n)
-        x = rng.standard_normal((rows, n))
+        x = rng.standard_normal((rows, n)) * scale
         if dominant and n > 1:
             top = x.max(axis=1)
             x[:, 0] = top + np.log(np.exp(x - top[:, None]).sum(axis=1)) + 8.0
@@ -76,12 +83,14 @@ def main(argv=None):
     p.add_argument("--repeats", type=int, default=15, help="samples per function and shape (default 15)")
     p.add_argument("--threads", type=int, default=1, help="thread count (default 1)")
     p.add_argument("--data", choices=("normal", "dominant"), default="normal",
-                   help="standard normal logits, or one dominant entry per row")
+                   help="normal logits, or one dominant entry per row")
+    p.add_argument("--scale", type=float, default=1.0, help="standard deviation of the logits (default 1)")
+    p.add_argument("--dtypes", default="float32,float64", help="comma list of float32, float64 (default both)")
     args = p.parse_args(argv)
     for build in args.builds or [""]:
         print(build or "installed simdsoftmax")
         cmd = [sys.executable, "-c", CHILD, build, str(args.elements), str(args.repeats), args.row_lengths,
-               str(args.threads), args.data]
+               str(args.threads), args.data, str(args.scale), args.dtypes]
         subprocess.run(cmd, check=True)
 
 

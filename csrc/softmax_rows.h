@@ -11,9 +11,12 @@
 #include <cstddef>
 #include <cstdint>
 #include <cstring>
+#include <type_traits>
+#include <vector>
 
 #include "chunking.h"
 #include "kernels/kernel_api.h"
+#include "kernels/vecmath_common.h"
 #include "settings.h"
 
 namespace ssm {
@@ -189,14 +192,6 @@ inline bool shift_certified<double>(double v, double dv, double lse) {
   return dv <= 0.99 * std::min(3 * 0x1p-52 * low, 0x1p-53 * low + 0x1p-50 * std::fabs(lse));
 }
 
-// log_softmax = x - lse in two passes, with no exp in the second: pass 1 is
-// the fast float64 sum with the row's max (expsum_lse), pass 2 writes
-// (x - max) - (lse - max). Where the sum's error bound cannot certify the
-// result (NaN, inf, out of range, a dominant entry with lse - max below
-// ~6e-8 in float32 or ~2 in float64, float64 rows with |lse| near 0), the
-// exact path: the online max-relative float64 sum, whose
-// max term is exactly 1 so that log1p(S - 1) keeps a dominant entry's
-// log-probability relatively accurate, then the same write.
 // From expsum_lse's sum f: v = lse - max, when its error bound certifies
 // log_softmax's contract for data of type T (false: take the exact path).
 template <class T>
@@ -212,13 +207,157 @@ bool certified_shift(const ExpSum& f, double& v) {
   return shift_certified<T>(v, dv, hi);
 }
 
+// exp(x) = (hi + lo) * 2^k to ~2^-62 relative, for |x| <= 2^21, in baseline
+// arithmetic (no fma: products made exact by Dekker's split): expsum_top's
+// divisor exp(max), once per row. x = k/16 ln2 + r, |r| <= ln2/32, with
+// ln2/16 in three pieces of <= 28 bits so that k16 times the first two is
+// exact (|k16| < 2^25) and x - k16 c1 is exact (Sterbenz); exp(r) = 1 + r +
+// w, w = r^2 (1/2 + r/6 + ... + r^7/9!) (truncation 2^-73, its rounding
+// ~3 * 2^-53 |w| <= 2^-63); 2^(j/16) from ExpTable16 as a double-double.
+inline void two_prod(double a, double b, double& p, double& err) {
+  auto split = [](double v, double& h, double& l) {
+    const double t = 134217729.0 * v;  // 2^27 + 1
+    h = t - (t - v);
+    l = v - h;
+  };
+  p = a * b;
+  double ah, al, bh, bl;
+  split(a, ah, al);
+  split(b, bh, bl);
+  err = ((ah * bh - p) + ah * bl + al * bh) + al * bl;
+}
+
+inline void exp_parts(double x, double& hi, double& lo, int& k) {
+  constexpr double c1 = 0x1.62e42fep-5, c2 = 0x1.f473de6p-34, c3 = 0x1.5e4f1d9cc01f9p-63;  // ln2/16
+  const double k16 = std::nearbyint(x * (16.0 * kLog2e));
+  const double a = x - k16 * c1, b = k16 * c2;
+  const double r = a - b;
+  const double bb = r - a;
+  const double r_lo = ((a - (r - bb)) - (b + bb)) - k16 * c3;  // TwoSum: a - b = r + r_lo exactly
+  double w = 1.0 / 362880.0;
+  for (double f : {1.0 / 40320.0, 1.0 / 5040.0, 1.0 / 720.0, 1.0 / 120.0, 1.0 / 24.0, 1.0 / 6.0, 0.5}) w = w * r + f;
+  w *= r * r;
+  const int j = static_cast<int>(k16) & 15;
+  k = (static_cast<int>(k16) - j) / 16;
+  const double th = ExpTable16::table[j], tl = ExpTable16::table_lo[j];
+  // exp(r + r_lo) = (1 + r + w)(1 + r_lo) to r_lo^2 (|r_lo| <= 2^21 16 c3 +
+  // ulp(r) < 2^-37): th (1 + r + w + r_lo (1 + r + w)) + tl (1 + r + w),
+  // th r exact as p + pe.
+  double p, pe;
+  two_prod(th, r, p, pe);
+  const double e_r = 1.0 + (r + w);
+  const double rest = pe + th * (w + r_lo * e_r) + tl * e_r;
+  const double s = th + p;
+  lo = (th - s + p) + rest;  // th >= |p|: Fast2Sum
+  hi = s + lo;               // renormalized: |lo| <= ulp(hi) / 2
+  lo = lo - (hi - s);
+}
+
+// Per-chunk expsum_top sums -> the row's: every chunk's top but one
+// occurrence of the row max's goes back into the others' sum (exact bits),
+// all at the largest 2^e (exact scalings; chunks below 2^-1000 of it are
+// negligible and covered by err_rest), in a double-double.
+inline ExpSum combine_top(const std::vector<ExpSum>& parts) {
+  ExpSum out = combine_max(parts);
+  double emax = -kInf;
+  bool bad = false;
+  for (const ExpSum& p : parts) {
+    bad = bad || !std::isfinite(p.m) || !std::isfinite(p.top) || !std::isfinite(p.err_rest);
+    if (p.max > -kInf && p.e > emax) emax = p.e;
+    out.err = std::max(out.err, p.err);
+  }
+  out.e = emax;
+  if (bad || !(emax > -kInf)) {
+    out.m = bad ? std::numeric_limits<double>::quiet_NaN() : 0.0;
+    return out;
+  }
+  DoubleDouble sum;
+  bool taken = false;
+  double total = 0.0;
+  for (const ExpSum& p : parts) {
+    const double k = p.e - emax;
+    if (!(p.max > -kInf) || k < -1000.0) continue;
+    const double f = std::ldexp(1.0, static_cast<int>(k));
+    sum.add(p.m * f);
+    sum.add(p.m_lo * f);
+    if (!taken && p.max == out.max) {
+      taken = true;
+      out.top = p.top * f;
+    } else {
+      sum.add(p.top * f);
+    }
+    out.err_rest += p.err_rest * f;
+    total += (p.m + p.top) * f;
+  }
+  out.m = sum.hi + sum.lo;
+  out.m_lo = sum.lo - (out.m - sum.hi);
+  out.err_rest += (4.0 * static_cast<double>(parts.size()) * 0x1p-106 + 0x1p-1000) * total;
+  return out;
+}
+
+// v = lse - max from expsum_top's sum, when its error bound certifies
+// log_softmax's contract for float64 data (false: take the exact path).
+// z = (m + m_lo) / T, T = exp(max) 2^-e (exp_parts), is sum over the other
+// entries of exp(x - max): each term within err (relative), the sum within
+// err_rest (absolute), T within 2^-62, the double-double division within
+// ~2^-104, so |z' - z| <= dz = (err + 2^-61) z + err_rest / T, and
+// v = log1p(z) moves by at most dz / (1 + z) <= (err + ...) v (z / (1 + z)
+// <= log1p(z)): the max's own term, exactly 1, never adds to the error,
+// which is what keeps a dominant entry's -v relatively accurate. Then
+// log1p (<= 1 ulp <= 2^-52 v) and the rounding of log1p(z) + z_lo / (1 + z)
+// (0.5 ulp <= 2^-53 v). That is <= 4.3 * 2^-53 v with AVX-512's table exp,
+// 5.5 * 2^-53 v with the fma polynomial, inside shift_certified's 6 * 2^-53
+// v for every v, so only rows with |lse| < ~0.5 v (or v < ~1e-290 n), out
+// of range or special rows take the exact path.
+inline bool top_shift(const ExpSum& f, double& v) {
+  if (!(f.top > 0.0) || !std::isfinite(f.m) || !std::isfinite(f.err_rest) || !in_fast_range(f.max)) return false;
+  double th, tl;
+  int k;
+  exp_parts(f.max, th, tl, k);
+  const double scale = std::ldexp(1.0, static_cast<int>(k - f.e));  // k - e in [-2, 502]
+  const double t_hi = th * scale, t_lo = tl * scale;
+  const double num = std::max(f.m, 0.0), num_lo = f.m > 0.0 ? f.m_lo : 0.0;
+  const double z = num / t_hi;
+  double p, pe;
+  two_prod(z, t_hi, p, pe);
+  const double z_lo = (((num - p) - pe) + num_lo - z * t_lo) / t_hi;
+  const double log_z = std::log1p(z);
+  v = log_z + z_lo / (1.0 + z);
+  const double dz = (f.err + 0x1p-61) * z + (f.err_rest + std::fabs(f.m) * 0x1p-100) / t_hi + std::fabs(z_lo) * 0x1p-50;
+  const double dv = 1.01 * (dz / (1.0 + z) + 0x1p-52 * log_z + 0x1p-53 * v);
+  return shift_certified<double>(v, dv, f.max + v);
+}
+
+// log_softmax = x - lse in two passes, with no exp in the second: pass 1 is
+// the fast float64 sum with the row's max (expsum_lse), pass 2 writes
+// (x - max) - (lse - max). Where that sum's error bound cannot certify the
+// result (float64: lse - max below ~3.4 with the polynomial, ~4.6 with
+// AVX-512's table; float32: a dominant entry with lse - max below ~6e-8),
+// float64 rows take expsum_top (accurate terms, TwoSum, the max's term split
+// off: certified for every lse - max but |lse| < ~0.5 (lse - max)), which
+// costs ~1.25 times expsum_lse and so comes second (measured, AVX2 and
+// AVX-512, 2^21 elements in rows of 1000 and 4096: ~20-28% more time for
+// log_softmax where expsum_lse certifies, 1/3 of it where it does not).
+// Then the exact path: the online max-relative float64 sum, whose max term
+// is exactly 1 so that log1p(S - 1) keeps a dominant entry's
+// log-probability relatively accurate, and the same write.
 template <class T>
 bool log_softmax_row(const Ctx<T>& c, const T* x, T* y, size_t n) {
   const ExpSum f =
       reduce_chunks(c, n, [&](size_t b, size_t len) { return c.k.expsum_lse(x + b, len); }, combine_sums);
   double v;
-  if (certified_shift<T>(f, v)) {
-    for_chunks(c, n, [&](size_t b, size_t len) { c.k.write_shift(x + b, y + b, len, f.max, v, c.stream); });
+  bool certified = certified_shift<T>(f, v);
+  double shift_ref = f.max;
+  if constexpr (std::is_same<T, double>::value) {
+    if (!certified && fast_ok(f.m, f.e)) {
+      const ExpSum t =
+          reduce_chunks(c, n, [&](size_t b, size_t len) { return c.k.expsum_top(x + b, len); }, combine_top);
+      certified = top_shift(t, v);
+      shift_ref = t.max;
+    }
+  }
+  if (certified) {
+    for_chunks(c, n, [&](size_t b, size_t len) { c.k.write_shift(x + b, y + b, len, shift_ref, v, c.stream); });
     return true;
   }
   const ExpSum s = online_wide(c, x, static_cast<const T*>(nullptr), n);

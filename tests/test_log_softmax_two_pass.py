@@ -27,7 +27,12 @@ def row_kernels():
 
 def two_pass_sizes(isa, dtype):
     t = tiles(isa, dtype)
-    return union_sizes(t[k] for k in ("lanes", "lanes_wide", "expsum_lse", "write_shift"))
+    return union_sizes(t[k] for k in ("lanes", "lanes_wide", "expsum_lse", "expsum_top", "write_shift"))
+
+
+def pass1_tile(isa, dtype):
+    """The first pass's block: expsum_top for float64 data, expsum_lse else."""
+    return tiles(isa, dtype)["expsum_top" if np.dtype(dtype) == np.float64 else "expsum_lse"]
 
 
 def exact_log_softmax(x):
@@ -92,7 +97,7 @@ def test_across_the_certification_bound(isa, dtype, row_kernels):
     entry, the dominant one included, keeps the contract on both sides. (Far
     beyond, lse - max below ~1e-16, the exact path's double-double sum is
     the limit: that is its own test's business.)"""
-    for n in sizes_for(tiles(isa, dtype)["expsum_lse"])[::5] + [1000]:
+    for n in sizes_for(pass1_tile(isa, dtype))[::5] + [1000]:
         for gap in (0.0, 0.5, 2.0, 5.0, 9.0, 14.0, 20.0, 25.0, 30.0):
             for at in {0, n // 2, n - 1}:
                 x = np.full((1, n), -3.0, dtype)
@@ -129,13 +134,47 @@ def test_dominant_entry_every_tail(isa, dtype, row_kernels):
     sits, and every entry, the dominant one included, keeps the contract on
     both sides of the certification bound."""
     rng = np.random.default_rng(53)
-    for n in sizes_for(tiles(isa, dtype)["expsum_lse"]):
+    for n in sizes_for(pass1_tile(isa, dtype)):
         for v in EDGE_V:
             for at in sorted({0, 1 % n, n // 2, max(n - 2, 0), n - 1}):
                 x = dominant_row(rng, n, dtype, v, at)
                 y, special = run_rows(x)
                 assert special == []
                 assert_log_softmax_contract(x, y, f"n={n} v={v} at={at}")
+
+
+def test_float64_top_sum_edges(isa, row_kernels):
+    """float64 rows around the edges of expsum_top's certification
+    (z = sum of the others' exp(x - max) relative to the max's exactly-1
+    term): v = lse - max from 20 down to 1e-14, tied maxima, |lse| near 0
+    (log-probabilities as input, where the 2-ulp bound leaves about 1 ulp
+    of v and the exact path takes over), lane references raised mid-row
+    (ascending rows spanning 1500 and a huge first-to-max gap), |max| near
+    1e6, at every
+    tail of expsum_top's block."""
+    rng = np.random.default_rng(61)
+    for n in sizes_for(tiles(isa, np.float64)["expsum_top"]):
+        rows = []
+        for v in (20.0, 3.0, 1.0, 0.3, 1e-3, 1e-7, 1e-11, 1e-14):
+            rows.append(dominant_row(rng, n, np.float64, v, rng.integers(n))[0])
+        logp = rng.standard_normal(n) * 2
+        logp -= ref_logsumexp(logp[None, :], dtype=wide(np.float64))[0][0]
+        rows.append(logp)  # lse ~ 0
+        rows.append(logp + 1e-12)
+        tied = np.full(n, -1.0)
+        tied[:: max(1, n // 3)] = 0.5
+        rows.append(tied)
+        rows.append(np.linspace(-750.0, 750.0, n))
+        ramp = rng.standard_normal(n)
+        ramp[-1] = 700.0
+        ramp[0] = -700.0
+        rows.append(ramp)
+        rows.append(np.full(n, 1e6))  # exp(max)'s argument reduction far out (2^20 is the limit)
+        rows.append(rng.standard_normal(n) * 3 - 1e6)
+        x = np.array(rows)
+        y, special = run_rows(x)
+        assert special == []
+        assert_log_softmax_contract(x, y, f"n={n}")
 
 
 def same_bits_on_1_and_2_threads(x, set_threads):

@@ -460,6 +460,188 @@ ExpSum expsum_lse(const In* x, size_t n) {
   return expsum_pow2_impl<V, U, B, true, In, Poly, true>(x, n, 0.0);
 }
 
+// t[u] = exp(r[u]) * 2^-floor(n[u]) for lane types with the 16-entry table,
+// the table a double-double h + l (h0, h1 and l0, l1: its two halves, the
+// written values' folded with 1/sum): 2^(k/16) (1 + q), q = p(r) - 1, as
+// h + (h q + l), one rounding where it matters (WriteExp, TopExp). r[u]
+// (clamped inputs) is overwritten; n[u] receives k/16.
+template <class V, int U>
+inline void table_exp(Reg<V> (&r)[U], Reg<V> (&n)[U], Reg<V> (&t)[U], Reg<V> h0, Reg<V> h1, Reg<V> l0, Reg<V> l1) {
+  using X = ExpTable16;
+  Reg<V> tab[U], low[U];
+#define SSM_STAGE(stmt) \
+  SSM_UNROLL for (int u = 0; u < U; ++u) { stmt; }
+  SSM_STAGE(tab[u] = V::fmadd(r[u], V::set1(ExpCoeffs<double>::log2e), V::set1(X::magic)))
+  SSM_STAGE(n[u] = V::sub(tab[u], V::set1(X::magic)))
+  SSM_STAGE(r[u] = V::reduce_ln2(r[u], n[u]))
+  SSM_STAGE(low[u] = V::exp_table(tab[u], l0, l1))
+  SSM_STAGE(tab[u] = V::exp_table(tab[u], h0, h1))
+  // q = p(r) - 1 = r (c1 + r (c2 + ...)); c0 = 1 is the h below.
+  SSM_STAGE(t[u] = V::fmadd(V::set1(X::c[X::degree]), r[u], V::set1(X::c[X::degree - 1])))
+  for (int k = X::degree - 2; k >= 1; --k) SSM_STAGE(t[u] = V::fmadd(t[u], r[u], V::set1(X::c[k])))
+  SSM_STAGE(t[u] = V::mul(t[u], r[u]))
+  SSM_STAGE(t[u] = V::add(tab[u], V::fmadd(tab[u], t[u], low[u])))
+#undef SSM_STAGE
+}
+
+// exp(x) * 2^-e for expsum_top, whose terms must each be accurate (the
+// others' sum is divided by exp(max), not added to it), U vectors stage by
+// stage. Relative error bound of a term (err(), in units of 2^-53):
+//  * 16-entry table (AVX-512): exp(x) = 2^(k/16) (1 + q), q = p(r) - 1,
+//    |r| <= ln2/32, with the table as a double-double h + l and the term
+//    h + (h q + l): the last add rounds once (<= 1 unit relative), the fma
+//    inside it and q's own error (polynomial 0.07, Horner and the product
+//    with r, the exact two-fma reduction: each a few units times
+//    |q| <= 0.022) add < 0.2: 1.3 (WriteExp's exp, measured 0.62 ulp).
+//  * degree-11 polynomial on |r| <= ln2/2 with fma: the last fma rounds once
+//    (<= 1), the one before it (<= 1, times |r| / p <= 0.6), the two-fma
+//    reduction's roundings (<= 2 |r| <= 0.7), the polynomial (0.12): 2.5
+//    (the kernel exp, measured 0.93 ulp <= 1.86 units).
+//  * without fma (scalar lanes): every Horner step rounds twice: 3.5.
+// The power of two is exact (terms are >= 2^-1022 of the lane reference
+// wherever they matter: see expsum_top).
+template <class V>
+struct TopExp {
+  Reg<V> h0, h1, l0, l1;
+  TopExp() {
+    if constexpr (HasExpTable<V>::value) {
+      h0 = V::load(ExpTable16::table);
+      h1 = V::load(ExpTable16::table + 8);
+      l0 = V::load(ExpTable16::table_lo);
+      l1 = V::load(ExpTable16::table_lo + 8);
+    }
+  }
+  static constexpr double err() {
+    return (HasExpTable<V>::value ? 1.3 : FusedFma<V>::value ? 2.5 : 3.5) * 0x1p-53;
+  }
+  // t[u] (clamped inputs) -> exp(t[u]) * 2^-e; n (if not null) receives the
+  // exponents, k/16 with the table (the power of two is 2^(floor(n) - e)).
+  template <int U>
+  void terms(Reg<V> (&t)[U], Reg<V> e, Reg<V>* n_out = nullptr) const {
+    Reg<V> r[U], n[U];
+#define SSM_STAGE(stmt) \
+  SSM_UNROLL for (int u = 0; u < U; ++u) { stmt; }
+    SSM_STAGE(r[u] = t[u])
+    if constexpr (HasExpTable<V>::value) {
+      table_exp<V, U>(r, n, t, h0, h1, l0, l1);
+    } else {
+      using C = ExpCoeffs<double>;
+      SSM_STAGE(n[u] = V::round(V::mul(r[u], V::set1(C::log2e))))
+      SSM_STAGE(r[u] = V::reduce_ln2(r[u], n[u]))
+      SSM_STAGE(t[u] = V::fmadd(V::set1(C::c[C::degree]), r[u], V::set1(C::c[C::degree - 1])))
+      for (int k = C::degree - 2; k >= 0; --k) SSM_STAGE(t[u] = V::fmadd(t[u], r[u], V::set1(C::c[k])))
+    }
+    SSM_STAGE(t[u] = V::scale2_term(t[u], V::sub(n[u], e)))
+    if (n_out) SSM_STAGE(n_out[u] = n[u])
+#undef SSM_STAGE
+  }
+};
+
+// float64 log_softmax's first pass (kernel_api.h): the row max and sum
+// exp(x) = (m + m_lo + top) * 2^e, top the max's own term exactly as
+// computed here, so that (m + m_lo) / exp(max) = sum over the other entries
+// of exp(x - max) keeps its relative accuracy however small it is (a
+// dominant entry) and lse - max = log1p of it (softmax_rows.h: top_shift).
+// Each lane keeps its terms relative to a reference e that is raised (by
+// an exact power of two) before a block whose running max would make a
+// term exceed ~2^502, so no term or sum overflows and no block is redone.
+// Every term joins its lane's sum through TwoSum: s + c is the exact sum
+// of the terms up to the roundings of the c adds, each at most 2^-53 |c|
+// with |c| <= k 2^-53 S for the lane's k terms so far and S its sum: below
+// (k^2 + 2 U W + 8) 2^-106 S in all with the lane combination (err_rest).
+// Terms below 2^-1022 of a lane's reference flush to zero, the max's
+// term is >= 2^-1 of its lane's: losses below n 2^-1000 of exp(max).
+template <class V, int U, class In>
+ExpSum expsum_top(const In* x, size_t n) {
+  constexpr size_t W = V::width;
+  constexpr size_t kBlock = U * W;
+  const TopExp<V> texp;
+  Reg<V> s[U], c[U];
+  for (int u = 0; u < U; ++u) s[u] = c[u] = V::set1(0.0);
+  Reg<V> e = V::set1(kEmptyExp), vmax = V::set1(-kInf);
+  // Raise when x > (e + 500) ln2: then every term is below 2^(500 + 1.5).
+  Reg<V> xlimit = V::set1(-kInf);
+  auto raise = [&]() SSM_INLINE {
+    const Reg<V> enew = V::max(e, V::round(V::mul(vmax, V::set1(ExpCoeffs<double>::log2e))));
+    const Reg<V> shift = V::sub(e, enew);
+    for (int u = 0; u < U; ++u) {
+      s[u] = V::scale2_acc(s[u], shift);
+      c[u] = V::scale2_acc(c[u], shift);
+    }
+    e = enew;
+    xlimit = V::mul(V::add(e, V::set1(500.0)), V::set1(0.6931471805599453));
+  };
+  // TwoSum: s + c += t with the rounding error of s + t kept exactly.
+  auto add = [](Reg<V>& sum, Reg<V>& comp, Reg<V> t) SSM_INLINE {
+    const Reg<V> total = V::add(sum, t);
+    const Reg<V> bb = V::sub(total, sum);
+    comp = V::add(comp, V::add(V::sub(sum, V::sub(total, bb)), V::sub(t, bb)));
+    sum = total;
+  };
+  const size_t ahead = prefetch_distance(n * sizeof(In)) / sizeof(In);
+  size_t i = 0;
+  for (; i + kBlock <= n; i += kBlock) {
+    if (ahead) prefetch_block<kBlock * sizeof(In)>(x + i + ahead);
+    Reg<V> t[U];
+    SSM_UNROLL for (int u = 0; u < U; ++u) t[u] = V::max(V::set1(kClampLow), V::load(x + i + u * W));
+    SSM_UNROLL for (int u = 0; u < U; ++u) vmax = V::max(t[u], vmax);  // NaN ignored
+    if (V::any(V::gt(vmax, xlimit))) raise();
+    texp.template terms<U>(t, e);
+    SSM_UNROLL for (int u = 0; u < U; ++u) add(s[u], c[u], t[u]);
+  }
+  for (; i < n; i += W) {
+    Reg<V> t[1] = {V::max(V::set1(kClampLow), load_n<V>(x + i, n - i < W ? n - i : W, -kInf))};
+    vmax = V::max(t[0], vmax);
+    if (V::any(V::gt(vmax, xlimit))) raise();
+    texp.template terms<1>(t, e);
+    add(s[0], c[0], t[0]);
+  }
+  ExpSum out;
+  out.max = V::hmax(vmax);
+  out.e = 0.0;
+  if (!(out.max > -kInf)) return out;  // empty: m = 0, top = 0
+  double ls[U * W], lc[U * W], le[W];
+  for (int u = 0; u < U; ++u) {
+    V::to_array(s[u], ls + u * W);
+    V::to_array(c[u], lc + u * W);
+  }
+  V::to_array(e, le);
+  double emax = kEmptyExp;
+  for (size_t l = 0; l < W; ++l) emax = le[l] > emax ? le[l] : emax;
+  DoubleDouble sum;
+  for (size_t i = 0; i < U * W; ++i) {
+    const double k = le[i % W] - emax;
+    if (k >= -1000.0) {
+      const double f = pow2_int(static_cast<int>(k));
+      sum.add(ls[i] * f);
+      sum.add(lc[i] * f);
+    } else if (!is_finite(ls[i]) || !is_finite(lc[i])) {
+      sum.add(kNaN);  // a NaN or inf lane poisons the sum
+    }
+  }
+  // The max's term: the same operations on the same input give the same
+  // bits; computed at 2^floor(n) (no overflow), then moved to 2^emax, which
+  // is at most 1 above floor(n) and at most ~501 below it.
+  Reg<V> tm[1] = {V::set1(out.max)}, nm[1];
+  texp.template terms<1>(tm, V::set1(0.0), nm);
+  double nn[W], tt[W];
+  V::to_array(nm[0], nn);
+  const double e0 = std::floor(nn[0]);
+  tm[0] = V::set1(out.max);
+  texp.template terms<1>(tm, V::set1(e0));
+  V::to_array(tm[0], tt);
+  const double k0 = e0 - emax;
+  out.top = k0 >= -1000.0 && k0 <= 1000.0 ? tt[0] * pow2_int(static_cast<int>(k0)) : kNaN;
+  const double total = sum.value();
+  sum.add(-out.top);
+  sum.store(out);
+  out.e = emax;
+  out.err = TopExp<V>::err();
+  const double k = static_cast<double>(n / kBlock + W);
+  out.err_rest = (k * k + 2.0 * U * W + 8.0) * 0x1p-106 * total + static_cast<double>(n) * 0x1p-1000 * out.top;
+  return out;
+}
+
 }  // namespace
 }  // namespace SSM_ISA
 }  // namespace ssm

@@ -25,6 +25,9 @@ struct ExpSum {
   // relative error is err + err_rest * (1 - exp(-v)).
   double err = 0.0;
   double err_rest = 0.0;
+  // expsum_top only: the row max's own term as the kernel computed it, at
+  // 2^e (m + m_lo then holds every other term; see expsum_top).
+  double top = 0.0;
 };
 
 // Inputs with |x| above this are outside the fast two-pass range reduction:
@@ -107,6 +110,15 @@ struct Kernels {
   // all terms but the max's). As expsum_fast, a
   // NaN, inf or out-of-range row shows in m and e (fast_ok).
   ExpSum (*expsum_lse)(const T* x, size_t n);
+
+  // float64 log_softmax's first pass: max = max(x) (clamped below at
+  // kClampLow; NaN ignored) and the sum of exp(x) at 2^e split into top, one
+  // occurrence of the max's own term exactly as computed, and m + m_lo
+  // (double-double), all the other terms, each compensated (TwoSum) so that
+  // (m + m_lo) / exp(max) is relatively accurate however small.
+  // err: relative error bound of each term; err_rest: absolute bound (at
+  // 2^e) of the summation. NaN or +inf make m NaN. See expsum_fast.h.
+  ExpSum (*expsum_top)(const T* x, size_t n);
 
   // Strided (any-axis) kernels: vectors run across the contiguous columns.
   // Per-column sums m[j] * 2^e[j] of exp(x[., j]) in T arithmetic, no max,

@@ -25,6 +25,12 @@ template <>
 struct LseTuning<F64x4, float> {
   static constexpr int unroll = 4, block = 2;
 };
+// expsum_top on 16 ymm registers: U = 2 (the degree-11 polynomial's
+// staged r, n and terms for 4 vectors besides 4 (s, c) pairs spill).
+template <>
+struct TopTuning<F64x4> {
+  static constexpr int unroll = 2;
+};
 }  // namespace
 }  // namespace avx2
 }  // namespace ssm

@@ -44,6 +44,12 @@ template <class V, class T>
 struct LseTuning {
   static constexpr int unroll = Tuning<V>::unroll, block = Tuning<V>::block;
 };
+// expsum_top's unroll: U accumulator pairs (s, c) and U vectors of terms in
+// flight; 4 keeps them in 16 registers besides the polynomial's constants.
+template <class V>
+struct TopTuning {
+  static constexpr int unroll = 4;
+};
 // (unroll, block) of the expsum_fast instantiations offered for tuning.
 constexpr int kVariantUB[6][2] = {{2, 2}, {4, 1}, {4, 2}, {8, 1}, {2, 4}, {8, 2}};
 
@@ -66,6 +72,7 @@ Kernels<T> make_kernels() {
   k.expsum_wide = &expsum_wide<VW, T>;
   k.expsum_online_wide = &expsum_online_wide<VW, T>;
   k.expsum_lse = &expsum_lse<VW, LseTuning<VW, T>::unroll, LseTuning<VW, T>::block, T>;
+  k.expsum_top = &expsum_top<VW, TopTuning<VW>::unroll, T>;
   k.expsum_strided_fast = &expsum_strided_entry<VN, Tu::strided_block, T>;
   k.expsum_strided_online = &expsum_strided_online<VW, Tu::strided_block, T>;
   k.err_strided_fast = fast_sum_err<S, Tu::strided_block, 1, HasExpTable<VN>::value>();  // full blocks are one tree of B terms
@@ -99,6 +106,7 @@ Kernels<T> make_kernels() {
   add_tile(t, "expsum_wide", kUnroll * WW);
   add_tile(t, "expsum_online_wide", kUnroll * WW);
   add_tile(t, "expsum_lse", size_t(LseTuning<VW, T>::unroll) * LseTuning<VW, T>::block * WW);
+  add_tile(t, "expsum_top", size_t(TopTuning<VW>::unroll) * WW);
   // Strided kernels: columns in vectors (W, or kUnroll x W in the write
   // passes) within panels of kPanel columns, rows in blocks of strided_block.
   add_tile(t, "strided_panel", kPanel);

@@ -64,19 +64,7 @@ struct WriteExp {
     // so a NaN reaches the stored terms' sum (see expsum_store_pow2).
     SSM_STAGE(r[u] = V::max(V::set1(kClampLow), t[u]))
     if constexpr (HasExpTable<V>::value) {
-      using X = ExpTable16;
-      Reg<V> tab[U];
-      SSM_STAGE(tab[u] = V::fmadd(r[u], V::set1(ExpCoeffs<double>::log2e), V::set1(X::magic)))
-      SSM_STAGE(n[u] = V::sub(tab[u], V::set1(X::magic)))
-      SSM_STAGE(r[u] = V::reduce_ln2(r[u], n[u]))
-      Reg<V> low[U];
-      SSM_STAGE(low[u] = V::exp_table(tab[u], l0, l1))
-      SSM_STAGE(tab[u] = V::exp_table(tab[u], h0, h1))
-      // q = p(r) - 1 = r (c1 + r (c2 + ...)); c0 = 1 is the h below.
-      SSM_STAGE(t[u] = V::fmadd(V::set1(X::c[X::degree]), r[u], V::set1(X::c[X::degree - 1])))
-      for (int k = X::degree - 2; k >= 1; --k) SSM_STAGE(t[u] = V::fmadd(t[u], r[u], V::set1(X::c[k])))
-      SSM_STAGE(t[u] = V::mul(t[u], r[u]))
-      SSM_STAGE(t[u] = V::add(tab[u], V::fmadd(tab[u], t[u], low[u])))
+      table_exp<V, U>(r, n, t, h0, h1, l0, l1);
       SSM_STAGE(t[u] = V::scale2(t[u], V::sub(n[u], ve)))
     } else {
       using C = ExpCoeffs<typename V::scalar>;
