@@ -43,6 +43,11 @@ struct DoubleDouble {
     hi = s;
   }
   double value() const { return hi + lo; }
+  // As out.m + out.m_lo, renormalized.
+  void store(ExpSum& out) const {
+    out.m = hi + lo;
+    out.m_lo = lo - (out.m - hi);
+  }
 };
 
 // Sums m * 2^e combined exactly up to the double-double's rounding
@@ -79,8 +84,7 @@ inline ExpSum combine_online(const std::vector<ExpSum>& parts) {
       sum.add(p.m * f);
       sum.add(p.m_lo * f);
     }
-  out.m = sum.hi + sum.lo;
-  out.m_lo = sum.lo - (out.m - sum.hi);
+  sum.store(out);
   out.e = 0.0;
   return out;
 }

@@ -255,11 +255,9 @@ ExpSum fast_sum_and_max(const HalfKernels& k, const uint16_t* x, size_t n) {
 // dominant entry (v below ~4e-4 for bfloat16, ~3e-3 for float16) fails, as
 // do NaN, inf and out-of-range rows.
 bool half_shift_certified(const ExpSum& f, HalfFormat fmt, double& v) {
-  if (!fast_ok(f.m, f.e)) return false;
-  double hi, lo;
-  detail::lse_parts(0.0, f.e, f.m, hi, lo);
-  v = (hi - f.max) + lo;
-  const double dv = 1.02 * detail::sum_rel_err(f, v) + 0x1p-52 + 0x1p-52 * (std::fabs(hi) + std::fabs(v));
+  double dv, hi;
+  if (!detail::shift_of_sum(f, v, dv, hi)) return false;
+  dv += 0x1p-52 * std::fabs(hi);  // a further margin of 2^-52 |lse|
   return dv <= 0.45 * (fmt == HalfFormat::Float16 ? 0x1p-11 : 0x1p-8) * v;
 }
 

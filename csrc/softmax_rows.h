@@ -192,19 +192,27 @@ inline bool shift_certified<double>(double v, double dv, double lse) {
   return dv <= 0.99 * std::min(3 * 0x1p-52 * low, 0x1p-53 * low + 0x1p-50 * std::fabs(lse));
 }
 
+// From a fast sum f with the row's max (expsum_lse, or a half format's
+// float32 sum): v = lse - max, dv a bound on its error, and lse's leading
+// part; false for a NaN, inf or out-of-range sum.
+inline bool shift_of_sum(const ExpSum& f, double& v, double& dv, double& lse_hi) {
+  if (!fast_ok(f.m, f.e)) return false;
+  double lo;
+  lse_parts(0.0, f.e, f.m, lse_hi, lo);
+  // lse - max: hi - max is exact where it matters (Sterbenz: max >= hi/2),
+  // else one rounding; log(m) in [0, ln 2) and the assembly are within
+  // 2^-52 absolute.
+  v = (lse_hi - f.max) + lo;
+  dv = 1.02 * sum_rel_err(f, v) + 0x1p-52 + 0x1p-52 * std::fabs(v);
+  return true;
+}
+
 // From expsum_lse's sum f: v = lse - max, when its error bound certifies
 // log_softmax's contract for data of type T (false: take the exact path).
 template <class T>
 bool certified_shift(const ExpSum& f, double& v) {
-  if (!fast_ok(f.m, f.e)) return false;
-  double hi, lo;
-  lse_parts(0.0, f.e, f.m, hi, lo);
-  // lse - max: hi - max is exact where it matters (Sterbenz: max >= hi/2),
-  // else one rounding; log(m) in [0, ln 2) and the assembly are within
-  // 2^-52 absolute.
-  v = (hi - f.max) + lo;
-  const double dv = 1.02 * sum_rel_err(f, v) + 0x1p-52 + 0x1p-52 * std::fabs(v);
-  return shift_certified<T>(v, dv, hi);
+  double dv, hi;
+  return shift_of_sum(f, v, dv, hi) && shift_certified<T>(v, dv, hi);
 }
 
 // exp(x) = (hi + lo) * 2^k to ~2^-62 relative, for |x| <= 2^21, in baseline
@@ -289,8 +297,7 @@ inline ExpSum combine_top(const std::vector<ExpSum>& parts) {
     out.err_rest += p.err_rest * f;
     total += (p.m + p.top) * f;
   }
-  out.m = sum.hi + sum.lo;
-  out.m_lo = sum.lo - (out.m - sum.hi);
+  sum.store(out);
   out.err_rest += (4.0 * static_cast<double>(parts.size()) * 0x1p-106 + 0x1p-1000) * total;
   return out;
 }
