@@ -274,6 +274,7 @@ py::dict cpu_info() {
   d["avx512dq"] = f.avx512dq;
   d["avx512bw"] = f.avx512bw;
   d["avx512vl"] = f.avx512vl;
+  d["avx512bf16"] = f.avx512bf16;
   d["os_saves_ymm"] = f.os_saves_ymm;
   d["os_saves_zmm"] = f.os_saves_zmm;
 #endif

@@ -66,6 +66,11 @@ CpuFeatures detect() {
     f.avx512dq = (r[1] >> 17) & 1;
     f.avx512bw = (r[1] >> 30) & 1;
     f.avx512vl = (r[1] >> 31) & 1;
+    const uint32_t max_subleaf = r[0];
+    if (max_subleaf >= 1) {
+      cpuid(7, 1, r);
+      f.avx512bf16 = (r[0] >> 5) & 1;
+    }
   }
   if (f.osxsave) {
     const uint64_t xcr0 = xgetbv0();

@@ -10,6 +10,7 @@ struct CpuFeatures {
   bool sse2 = false, sse41 = false, osxsave = false;
   bool avx = false, avx2 = false, fma = false, f16c = false, bmi2 = false;
   bool avx512f = false, avx512dq = false, avx512bw = false, avx512vl = false;
+  bool avx512bf16 = false;  // CPUID.(7,1):EAX[5]: vcvtneps2bf16 and friends
   bool os_saves_ymm = false;  // XCR0 bits 1-2 (SSE + AVX state)
   bool os_saves_zmm = false;  // XCR0 bits 5-7 (opmask, ZMM_Hi256, Hi16_ZMM)
   bool neon = false;          // AArch64 Advanced SIMD (always there on AArch64)

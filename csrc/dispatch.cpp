@@ -25,7 +25,12 @@ const HalfKernelSet* half_avx2_if_f16c() {
   static const HalfKernelSet* table = cpu_features().f16c ? &half_kernels_avx2() : nullptr;
   return table;
 }
-const HalfKernelSet* half_avx512() { return &half_kernels_avx512(); }
+const HalfKernelSet* half_avx512() {
+#if defined(SSM_HAVE_AVX512BF16_KERNELS)
+  if (half_bf16_instructions()) return &half_kernels_avx512bf16();
+#endif
+  return &half_kernels_avx512();
+}
 #endif
 const HalfKernelSet* half_scalar() { return &half_kernels_scalar(); }
 
@@ -114,6 +119,21 @@ const Implementation& active_implementation() {
 const HalfConvert& active_convert() {
   const Implementation& impl = active_implementation();
   return impl.convert ? impl.convert() : convert_scalar();
+}
+
+namespace {
+std::atomic<bool> g_half_bf16_allowed{true};
+}  // namespace
+
+void allow_half_bf16_instructions(bool allow) { g_half_bf16_allowed.store(allow, std::memory_order_relaxed); }
+
+bool half_bf16_instructions() {
+#if defined(SSM_HAVE_AVX512BF16_KERNELS)
+  return cpu_features().avx512bf16 && cpu_features().can_run_avx512() &&
+         g_half_bf16_allowed.load(std::memory_order_relaxed);
+#else
+  return false;
+#endif
 }
 
 const HalfKernelSet* active_half() {

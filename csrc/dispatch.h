@@ -67,6 +67,11 @@ inline const SampleSet& active_sample() { return active_implementation().sample(
 const HalfConvert& active_convert();
 // The active set's fused half kernels, or null (use active_convert()).
 const HalfKernelSet* active_half();
+// Does the avx512 set round bfloat16 with AVX512_BF16's instructions (compiled
+// in, reported by CPUID, and allowed)? Allowed by default; tests turn it off
+// to run the integer rounding on CPUs that have the instructions.
+bool half_bf16_instructions();
+void allow_half_bf16_instructions(bool allow);
 
 // A family's table for one dtype: kernels_for<float>(set) is set.f32, ...
 template <class T>

@@ -144,6 +144,10 @@ bool lse_accurate(const ExpSum& o, float& out) {
   return true;
 }
 
+// Rows shorter than this on the buffered path take the float32 batch driver
+// (one vector of the widest set: the half sets' short-row kernels start there).
+constexpr size_t kShortLogsumexpMax = 16;
+
 bool logsumexp_long(const Half& h, const uint16_t* x, size_t n, float* buf, float& out) {
   const ExpSum s = over_blocks(h, x, n, buf, [&](const float* b, size_t len) { return h.k.expsum_fast(b, len); },
                                combine_sums);
@@ -460,6 +464,13 @@ std::vector<size_t> half_logsumexp_batch(const uint16_t* x, float* out, size_t r
       return;
     }
     h.load(x + r0 * n, buf, count * n);
+    // The float32 batch driver (its short-row kernels: a group of rows per
+    // vector) on the widened rows: within 1 float32 ulp of the rounded exact
+    // result, so within 1 ulp of the format after the caller's rounding.
+    if (n < kShortLogsumexpMax) {
+      for (size_t r : logsumexp_batch<float>(h.k, buf, nullptr, out + r0, nullptr, count, n)) sp.push_back(r0 + r);
+      return;
+    }
     for (size_t r = 0; r < count; ++r)
       if (!logsumexp_whole(h, buf + r * n, n, out[r0 + r])) sp.push_back(r0 + r);
   });

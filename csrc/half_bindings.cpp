@@ -163,6 +163,15 @@ void register_half(py::module_& m) {
           return std::string(set ? set->name : "");
         },
         "Which kernel set's fused half kernels the half drivers use (\"\": none).");
+  m.def(
+      "half_bf16_instructions",
+      [](py::object allow) {
+        if (!allow.is_none()) ssm::allow_half_bf16_instructions(allow.cast<bool>());
+        return ssm::half_bf16_instructions();
+      },
+      py::arg("allow") = py::none(),
+      "Whether the avx512 set's bfloat16 kernels round with AVX512_BF16's vcvtneps2bf16; allow=False / True "
+      "turns that off / back on where the CPU has it (test and A/B hook).");
   m.def("half_convert_isa", [] { return std::string(ssm::active_convert().name); },
         "Which kernel set's conversions the half drivers use.");
 }

@@ -1,7 +1,8 @@
 // The torch-tensor fast path: ssm.softmax, log_softmax and logsumexp called
 // with a plain CPU torch tensor (float32, float64, float16 or bfloat16;
 // C-contiguous; no grad; over its last axis or all of it) are read and run
-// here in one call, and the result comes back as a new torch tensor.
+// here in one call, and the result comes back as a new torch tensor (or, for
+// the half formats, in a separate out= of the same kind).
 //
 // Why not through NumPy: viewing the tensor as an ndarray (Tensor.numpy(),
 // about 1 us) and wrapping the result (torch.from_numpy, about 0.8 us) cost
@@ -264,6 +265,7 @@ bool read_tensor(PyObject* x, Input& in) {
 // The call's arguments: op's signature, with only what the fast path takes.
 struct Call {
   PyObject* axis = Py_None;
+  PyObject* out = Py_None;  // softmax / log_softmax: see half_out
   ssm::Algorithm algorithm = ssm::Algorithm::Auto;
 };
 
@@ -279,7 +281,7 @@ bool parse_call(Op op, PyObject* const* args, Py_ssize_t nargs, PyObject* kwargs
     if (key == n.axis && nargs < 2) {
       c.axis = value;
     } else if (key == n.out && op != Op::LogSumExp) {
-      if (value != Py_None) return false;
+      c.out = value;
     } else if (key == n.algorithm && op == Op::Softmax) {
       if (!PyUnicode_Check(value)) return false;
       const char* text = PyUnicode_AsUTF8(value);
@@ -344,6 +346,34 @@ std::vector<size_t> run_half(Op op, Elem e, ssm::Algorithm a, const void* x, voi
   return special;
 }
 
+// out= of a float16 / bfloat16 call (the float32 / float64 ones take the
+// general path): the input's exact type, element type and shape,
+// C-contiguous (NumPy: writeable, the input's dtype; torch: no grad), and
+// not overlapping the input at all, so that returning None for special rows
+// (the general path then recomputes every row from the untouched input) is
+// safe. Its data pointer, or null for the general path.
+void* half_out(PyObject* out, PyObject* x, const Input& in, bool numpy) {
+  if (in.elem != Elem::F16 && in.elem != Elem::BF16) return nullptr;
+  if (Py_TYPE(out) != Py_TYPE(x)) return nullptr;
+  Input o;
+  if (numpy) {
+    if (!read_ndarray(out, o) || o.descr != in.descr ||
+        !(py::detail::array_proxy(out)->flags & py::detail::npy_api::NPY_ARRAY_WRITEABLE_))
+      return nullptr;
+  } else if (!read_tensor(out, o)) {
+    return nullptr;
+  }
+  if (o.elem != in.elem || o.ndim != in.ndim) return nullptr;
+  size_t bytes = item_size(in.elem);
+  for (int d = 0; d < in.ndim; ++d) {
+    if (o.shape[d] != in.shape[d]) return nullptr;
+    bytes *= static_cast<size_t>(in.shape[d]);
+  }
+  if (!(o.data + bytes <= in.data || in.data + bytes <= o.data)) return nullptr;
+  // o.capsule (torch's export of out) may go: the caller's reference keeps out alive.
+  return const_cast<char*>(o.data);
+}
+
 PyObject* tensor_call(Op op, PyObject* const* args, Py_ssize_t nargs, PyObject* kwargs) {
   Call c;
   Input in;
@@ -357,7 +387,10 @@ PyObject* tensor_call(Op op, PyObject* const* args, Py_ssize_t nargs, PyObject* 
   Block* b = nullptr;
   py::object array;
   void* y;
-  if (numpy) {
+  if (c.out != Py_None) {
+    y = half_out(c.out, args[0], in, numpy);
+    if (!y) Py_RETURN_NONE;
+  } else if (numpy) {
     array = py::array(py::reinterpret_borrow<py::dtype>(in.descr),
                       std::vector<py::ssize_t>(in.shape, in.shape + out_ndim));
     y = py::detail::array_proxy(array.ptr())->data;
@@ -377,6 +410,10 @@ PyObject* tensor_call(Op op, PyObject* const* args, Py_ssize_t nargs, PyObject* 
   if (!special.empty()) {
     if (b) free_block(&b->managed);
     Py_RETURN_NONE;  // NaN / inf rows: the general path applies SciPy's rules
+  }
+  if (c.out != Py_None) {
+    Py_INCREF(c.out);
+    return c.out;
   }
   if (numpy) return array.release().ptr();
   PyObject* tensor = adopt(b);

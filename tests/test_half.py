@@ -7,6 +7,8 @@ values as the float32 path gives them; conversions bit-exact (nearest even).
 bfloat16 is handled as its uint16 bits, so these tests need no ml_dtypes.
 """
 
+import os
+
 import numpy as np
 import pytest
 
@@ -30,6 +32,30 @@ SIZES = list(range(1, 34)) + [64, 255, 4095, 4096, 4097, 65535, 65536, 65537, 69
 @pytest.fixture(params=list(FORMATS))
 def fmt(request):
     return request.param
+
+
+# The kernel sets of conftest's `isa` fixture, plus "avx512-integer" where the
+# CPU has AVX512_BF16: the avx512 set then rounds bfloat16 with vcvtneps2bf16,
+# and this variant turns that off to run the set's integer rounding too.
+_ISAS = [name for name in ssm.available_isas()
+         if name in os.environ.get("SIMDSOFTMAX_TEST_ISAS", name).split(",")]
+_HALF_ISAS = _ISAS + (["avx512-integer"] if "avx512" in _ISAS and _core.half_bf16_instructions() else [])
+
+
+@pytest.fixture(params=_HALF_ISAS, ids=lambda name: f"isa={name}")
+def isa(request):
+    """conftest's `isa` for the half tests: yields the set's name, with the
+    avx512 set's bfloat16 rounding variant (above) as a further parameter."""
+    name, _, variant = request.param.partition("-")
+    before = ssm.isa()
+    ssm.use_isa(name)
+    _core.half_bf16_instructions(variant != "integer")
+    try:
+        assert ssm.isa() == name and _core.get_isa() == name
+        yield name
+    finally:
+        _core.half_bf16_instructions(True)
+        _core.set_isa(before)
 
 
 def to_bits(x64, fmt):

@@ -15,7 +15,7 @@ import pytest
 import simdsoftmax as ssm
 from reference import ref_log_softmax, ref_logsumexp, ref_softmax
 from simdsoftmax import _core, _half
-from test_half import FORMATS, from_bits, to_bits, within_one_ulp
+from test_half import FORMATS, from_bits, isa, to_bits, within_one_ulp  # noqa: F401 (isa: the fixture)
 
 pytestmark = pytest.mark.skipif(not _half.KERNELS, reason="half kernels not compiled")
 
@@ -137,6 +137,25 @@ def test_wide_ranges(isa, fmt, path):
                     with np.errstate(over="ignore"):  # a sum past the format's largest value: inf
                         got = from_bits(to_bits(got, fmt), fmt)
                 within_one_ulp(got, reference(name, xw), fmt)
+
+
+@pytest.mark.parametrize("name", ["softmax", "log_softmax"])
+def test_results_below_the_smallest_normal_float32(isa, fmt, path, name):
+    """Results under 2^-126 (float32 subnormals before the rounding, which
+    AVX512_BF16's vcvtneps2bf16 would flush to zero) at every position of a
+    vector: a ramp into the subnormals, and a dominant entry whose
+    log-probability is -3.7e-44 (n - 1)."""
+    for n in (33, 300, 4097, 70000):
+        x = np.zeros((3, n))
+        x[0] = np.linspace(-110.0, 0.0, n)
+        x[1] = -100.0
+        x[1, n // 2] = 0.0
+        x[2] = -95.0 - np.arange(n) % 17
+        x[2, 0] = 0.0
+        bits = to_bits(x, fmt)
+        got, special = run(name, bits, fmt)
+        assert special.size == 0
+        within_one_ulp(got, reference(name, from_bits(bits, fmt)), fmt)
 
 
 @pytest.mark.parametrize("n", [300, 4099, 70000])

@@ -17,7 +17,7 @@ import pytest
 
 import simdsoftmax as ssm
 from simdsoftmax import _core, _half
-from test_half import fmt, from_bits, to_bits, within_one_ulp  # noqa: F401 (fmt: the fixture)
+from test_half import fmt, from_bits, isa, to_bits, within_one_ulp  # noqa: F401 (fmt, isa: the fixtures)
 from test_half_fused import reference, run
 
 pytestmark = pytest.mark.skipif(not _half.KERNELS, reason="half kernels not compiled")
@@ -92,7 +92,7 @@ def test_hard_rows(isa, fmt, path, name):
     magnitudes, results far into the subnormals, constant rows."""
     big = 60000.0 if fmt == "float16" else 3e38
     for n in (max(lanes(isa), 2), lanes(isa) + 3, 49, 100, 256, 1000, 4096):
-        x = np.zeros((11, n))
+        x = np.zeros((12, n))
         x[0, n // 3] = 30.0  # S - 1 ~ n e^-30
         x[1, :] = -big
         x[1, [0, n - 1]] = big  # two maxima, the rest far below
@@ -106,6 +106,8 @@ def test_hard_rows(isa, fmt, path, name):
         x[9, :] = np.linspace(0.0, 1e-3, n)
         x[10, :] = -np.log(2.0 * (n - 1))  # S - 1 = 1/2: where log_softmax's sum switches
         x[10, 0] = 0.0
+        x[11, :] = -100.0  # log_softmax of the max -3.7e-44 (n - 1): below float32's normals
+        x[11, n // 2] = 0.0
         check(name, to_bits(x, fmt), fmt, n)
 
 

@@ -256,5 +256,73 @@ def test_numpy_half_cases_left_to_the_general_path():
     swapped = a.astype(">f2")
     np.testing.assert_array_equal(ssm.softmax(swapped, axis=-1), ssm.softmax(a, axis=-1))
     out = np.empty_like(a)
-    assert ssm.softmax(a, axis=-1, out=out) is out  # out= takes the general path
+    assert ssm.softmax(a, axis=-1, out=out) is out
     np.testing.assert_array_equal(out, ssm.softmax(a, axis=-1))
+
+
+def _half_pair(kind, dtype_name, shape):
+    x = np.random.default_rng(8).normal(0.0, 3.0, size=shape)
+    if kind == "torch":
+        t = torch.from_numpy(x).to(DTYPES[dtype_name][0])
+        return t, torch.empty_like(t)
+    a = x.astype(DTYPES[dtype_name][1])
+    return a, np.empty_like(a)
+
+
+@pytest.mark.parametrize("kind", ["numpy", "torch"])
+@pytest.mark.parametrize("dtype_name", ["float16", "bfloat16"])
+@pytest.mark.parametrize("name", ["softmax", "log_softmax"])
+def test_half_out_takes_the_fast_path(isa, kind, dtype_name, name):
+    """out= of the input's kind, dtype and shape, apart from the input: written
+    in the same C++ call, out itself returned, the bits of the call without out=."""
+    fn = getattr(ssm, name)
+    for shape in ((3, 1), (5, 17), (2, 3, 1000), (1, 4099)):
+        x, out = _half_pair(kind, dtype_name, shape)
+        fn(x[:1], axis=-1)  # registers ml_dtypes.bfloat16 with the fast path
+        want = fn(x, axis=-1)
+        assert FAST[name]((x,), {"axis": -1, "out": out}) is out
+        assert np.array_equal(_tensor_bits(out) if kind == "torch" else _bits(out),
+                              _tensor_bits(want) if kind == "torch" else _bits(want)), shape
+        out2 = out.clone() if kind == "torch" else out.copy()
+        assert fn(x, axis=-1, out=out2) is out2
+
+
+@pytest.mark.filterwarnings("ignore:invalid value:RuntimeWarning")
+@pytest.mark.parametrize("kind", ["numpy", "torch"])
+@pytest.mark.parametrize("dtype_name", ["float16", "bfloat16"])
+def test_half_out_cases_left_to_the_general_path(kind, dtype_name):
+    """out= overlapping the input (in place included), of another dtype,
+    shape or kind, not writeable, and special rows: None from the fast path,
+    and the public call still right."""
+    x, out = _half_pair(kind, dtype_name, (4, 40))
+    ssm.softmax(x[:1], axis=-1)
+    want = ssm.softmax(x, axis=-1)
+    if kind == "torch":
+        flat = torch.empty(4 * 40 + 8, dtype=x.dtype)
+        overlapping = flat[8:].view(4, 40)
+        flat[8:] = x.reshape(-1)
+        other_kind = np.empty(x.shape, DTYPES[dtype_name][1])
+        other_dtype = torch.empty(4, 40)
+        read_only = None
+    else:
+        flat = np.empty(4 * 40 + 8, x.dtype)
+        overlapping = flat[8:].reshape(4, 40)
+        flat[8:] = x.reshape(-1)
+        other_kind = torch.empty(4, 40, dtype=DTYPES[dtype_name][0])
+        other_dtype = np.empty(x.shape, np.float32)
+        read_only = np.empty_like(x)
+        read_only.flags.writeable = False
+    shifted = flat[4:4 + 160].reshape(4, 40)  # overlaps `overlapping`
+    for o in (other_kind, other_dtype, out[:, :20], read_only):
+        if o is not None:
+            assert _core.tensor_softmax((x,), {"axis": -1, "out": o}) is None
+    assert _core.tensor_softmax((overlapping,), {"axis": -1, "out": overlapping}) is None
+    assert _core.tensor_softmax((overlapping,), {"axis": -1, "out": shifted}) is None
+    assert ssm.softmax(overlapping, axis=-1, out=overlapping) is overlapping  # in place: the general path
+    got = _tensor_bits(overlapping) if kind == "torch" else _bits(overlapping)
+    assert np.array_equal(got, _tensor_bits(want) if kind == "torch" else _bits(want))
+    bad = x.clone() if kind == "torch" else x.copy()
+    bad[1, 3] = float("nan")
+    assert _core.tensor_softmax((bad,), {"axis": -1, "out": out}) is None
+    assert ssm.softmax(bad, axis=-1, out=out) is out
+    assert np.isnan(np.asarray(out[1].float() if kind == "torch" else out[1].astype(np.float32))).all()

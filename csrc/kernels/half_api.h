@@ -75,5 +75,10 @@ const HalfKernelSet& half_kernels_scalar();
 const HalfKernelSet& half_kernels_avx2();
 const HalfKernelSet& half_kernels_avx512();
 #endif
+#if defined(SSM_HAVE_AVX512BF16_KERNELS)
+// The avx512 set's kernels with AVX512_BF16's bfloat16 rounding: call only
+// where CPUID reports AVX512_BF16 besides the avx512 set's requirement.
+const HalfKernelSet& half_kernels_avx512bf16();
+#endif
 
 }  // namespace ssm

@@ -258,11 +258,21 @@ struct HasPairStore : std::false_type {};
 template <class V>
 struct HasPairStore<V, decltype(void(V::store2_finite(nullptr, std::declval<Reg<V>>(), std::declval<Reg<V>>())))>
     : std::true_type {};
-template <class V, class H, class Op>
+// Normal: the caller knows that no result is below 2^-126 in magnitude
+// (zeros aside), which spares the lane type's pair store (AVX512_BF16's
+// vcvtne2ps2bf16, which flushes float32 subnormals) its test for them.
+template <class V, class = void>
+struct HasPairStoreNormal : std::false_type {};
+template <class V>
+struct HasPairStoreNormal<V, decltype(void(V::store2_normal(nullptr, std::declval<Reg<V>>(), std::declval<Reg<V>>())))>
+    : std::true_type {};
+template <class V, bool Normal = false, class H, class Op>
 inline void write_row(H* out, const typename V::scalar* b, const RowVectors<V>& geo, Op op) {
   constexpr size_t W = V::width;
   size_t j = 0;
-  if constexpr (HasPairStore<V>::value)
+  if constexpr (Normal && HasPairStoreNormal<V>::value)
+    for (; j + 2 < geo.count; j += 2) V::store2_normal(out + j * W, op(V::load(b + j * W)), op(V::load(b + j * W + W)));
+  else if constexpr (HasPairStore<V>::value)
     for (; j + 2 < geo.count; j += 2) V::store2_finite(out + j * W, op(V::load(b + j * W)), op(V::load(b + j * W + W)));
   for (; j + 1 < geo.count; ++j) V::store_finite(out + j * W, op(V::load(b + j * W)));
   V::store_finite(out + geo.last, op(V::load(b + geo.tail)));
@@ -418,10 +428,15 @@ void log_softmax_rows(const uint16_t* x, uint16_t* y, size_t rows, size_t n, uns
     for (size_t r = 0; r < g; ++r) {
       flag[r0 + r] = !ok[r];
       if (!ok[r]) continue;
-      // d - log S: both never positive, so no cancellation.
+      // d - log S: both never positive, so no cancellation, and every
+      // result is at least log S in magnitude.
       const Reg<V> l = V::set1(log_s[r]);
       H* out = reinterpret_cast<H*>(y) + (r0 + r) * n;
-      write_row<V>(out, buf[r], geo, [l](Reg<V> v) SSM_INLINE { return V::sub(v, l); });
+      auto shift = [l](Reg<V> v) SSM_INLINE { return V::sub(v, l); };
+      if (static_cast<typename V::scalar>(log_s[r]) >= std::numeric_limits<float>::min())
+        write_row<V, true>(out, buf[r], geo, shift);
+      else
+        write_row<V>(out, buf[r], geo, shift);
     }
   }
 }
