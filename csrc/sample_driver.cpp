@@ -347,14 +347,16 @@ class RowSampler {
   }
 
   // Float64 sums of positive chunk sums: each add's rounding (at most 2^-53
-  // of its result, itself at most the final sum) joins the bound.
+  // of its result, itself at most the final sum) joins the rounding bound.
   static void add_part(MassEstimate& sum, const MassEstimate& part, size_t pivots) {
-    auto add = [](double& s, double& err, double v, double v_err) {
+    auto add = [](double& s, double& round, double v, double v_round) {
       s += v;
-      err += v_err + s * 0x1p-52;
+      round += v_round + s * 0x1p-52;
     };
-    add(sum.total, sum.total_err, part.total, part.total_err);
-    for (size_t j = 0; j < pivots; ++j) add(sum.above[j], sum.above_err[j], part.above[j], part.above_err[j]);
+    add(sum.total, sum.total_round, part.total, part.total_round);
+    for (size_t j = 0; j < pivots; ++j) add(sum.above[j], sum.above_round[j], part.above[j], part.above_round[j]);
+    sum.rel = std::max(sum.rel, part.rel);
+    sum.abs += part.abs;
   }
 
   template <class Res, class Pass>
@@ -430,9 +432,7 @@ class RowSampler {
     std::vector<double> value;
     const MassEstimate r = mass_estimate(max, inv_temp, &hi, 1, lo, hi, kCollectMax, value);
     if (r.count > kCollectMax) return false;
-    // |above - exact| <= above_err; the exact target top_p * fixed_value(total)
-    // is within top_p * total_err of top_p * total (roundings: Judge's slack)
-    Judge judge{top_p * r.total, r.above_err[0] + top_p * r.total_err};
+    Judge judge{top_p * r.total, estimate_error(r, top_p)};
     const FixedMass above = fixed_from(r.above[0]);
     bool decided = false;
     if (judge.below(above)) {
@@ -444,6 +444,22 @@ class RowSampler {
     if (judge.undecided) g_undecided.fetch_add(1, std::memory_order_relaxed);
     if (decided) g_decided.fetch_add(1, std::memory_order_relaxed);
     return decided;
+  }
+
+  // A bound on the error of Judge's comparisons in estimated_threshold, each
+  // of u - target with u = above + z (z exact) and target = top_p total:
+  // against the exact sums, u - target is off by (1 - top_p) times the
+  // above elements' estimate errors minus top_p times the others' (the
+  // above elements are in total too: their errors partly cancel), plus the
+  // additions' roundings: at most rel ((1 - top_p) A + top_p R) + abs +
+  // above_round + top_p total_round, A and R the real sums of the above and
+  // the other elements' estimates (bounded through the roundings). Near
+  // top_p = 1 or 0 this is far below the errors of above and total added.
+  static double estimate_error(const MassEstimate& r, double top_p) {
+    const double a = r.above[0] + r.above_round[0];
+    const double rest = std::max(0.0, (r.total + r.total_round) - (r.above[0] - r.above_round[0]));
+    const double err = r.rel * ((1 - top_p) * a + top_p * rest) + r.abs + r.above_round[0] + top_p * r.total_round;
+    return err * (1 + 0x1p-40);
   }
 
   // About kSample values of the row in evenly spread runs, the finite ones below max.

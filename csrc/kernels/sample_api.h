@@ -36,12 +36,19 @@ struct MassPass {
 };
 
 // What mass_estimate returns for a chunk: MassPass's sums as float64
-// estimates, each with a bound on its distance from the exact sum (the
-// FixedMass sum of the exact masses of the same elements, as a real number):
-// |total - exact total| <= total_err, and likewise for above[j].
+// estimates, with the parts of a bound on their distance from the exact sums
+// (the FixedMass sums of the exact masses of the same elements, as real
+// numbers) kept apart, so that a caller comparing a difference of two sums
+// can bound the difference's error from the same elements once:
+//  * per element, |estimate - exact mass| <= rel * estimate + (its share of
+//    abs): abs is the absolute parts of all the chunk's elements together;
+//  * the float64 additions: |total - the real sum of the estimates| <=
+//    total_round, and likewise above[j] with above_round[j].
+// So |total - exact total| <= rel (total + total_round) + abs + total_round.
 struct MassEstimate {
-  double total = 0, total_err = 0;
-  double above[kMaxPivots] = {}, above_err[kMaxPivots] = {};
+  double total = 0, above[kMaxPivots] = {};
+  double rel = 0, abs = 0;
+  double total_round = 0, above_round[kMaxPivots] = {};
   uint64_t count = 0;
 };
 
