@@ -129,3 +129,21 @@ def test_estimate_off_gives_the_same_draws(isa):
         _core.sample_top_p_estimates(previous)
     assert on == off
     assert decided == len(on)  # ordinary LLM rows: the estimate decides
+
+
+@pytest.mark.parametrize("top_p", [0.01, 0.5, 0.95, 0.999])
+def test_boundary_close_at_the_estimate_bound(isa, dtype, top_p):
+    """The bound of Judge's differences (above - top_p total: the above
+    elements' estimate errors partly cancel) with the cheaper polynomials:
+    cumulative masses 1e-11 .. 1e-7 relative from top_p, around the bound's
+    size at every top_p, give the exact passes' threshold either way."""
+    for n in (4097, 4103, 20007):
+        g = np.random.default_rng(n + 7)
+        for sigma, t in ((1.0, 0.7), (3.0, 0.7)):
+            x = g.normal(0, sigma, n).astype(dtype)
+            for p, delta in boundary_top_ps(x, t, quantiles=(top_p,)):
+                if delta > 0:
+                    continue
+                for d in (0.0, 1e-11, -1e-11, 1e-10, -1e-10, 1e-8, -1e-8, 1e-7, -1e-7):
+                    if 0 < p * (1 + d) < 1:
+                        assert_same_floor(x, t, p * (1 + d))
