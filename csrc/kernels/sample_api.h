@@ -76,6 +76,9 @@ struct SampleKernels {
   // collected values. Adds into res.
   void (*mass_estimate)(const T* x, size_t n, double ref, double inv_temp, const double* pivot, size_t pivots,
                         double clo, double chi, double* out, size_t cap, MassEstimate* res);
+  // The values x with clo < x <= chi (clo, chi: values of T or +-inf),
+  // appended to out (at most cap); returns how many there are.
+  uint64_t (*collect)(const T* x, size_t n, double clo, double chi, double* out, size_t cap);
   // The same mass for each of count values v (one FixedMass each, into out).
   void (*value_mass)(const double* v, size_t count, double ref, double inv_temp, FixedMass* out);
   // gumbel_argmax's pass over the chunk with every x < floor taken as -inf

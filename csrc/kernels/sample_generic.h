@@ -535,6 +535,33 @@ void mass_pass(const T* x, size_t n, double ref, double inv_temp, const double* 
   }
 }
 
+// The values in (clo, chi] without their masses (top-p's second zone when
+// the first missed): one test per 4 vectors, their lanes looked at one by one
+// only when one is in range.
+template <class V, class T>
+uint64_t collect(const T* x, size_t n, double clo, double chi, double* out, size_t cap) {
+  constexpr size_t W = V::width, U = 4;
+  const Reg<V> vlo = V::set1(clo), vhi = V::set1(chi), ninf = V::set1(-kInf);
+  uint64_t count = 0;
+  auto lanes = [&](const T* p, size_t len) {
+    for (size_t l = 0; l < len; ++l) {
+      const double v = static_cast<double>(p[l]);
+      if (!(v > clo && v <= chi)) continue;
+      if (count < cap) out[count] = v;
+      ++count;
+    }
+  };
+  size_t i = 0;
+  for (; i + U * W <= n; i += U * W) {
+    typename V::mask any = in_open<V>(V::load(x + i), vlo, vhi, ninf);
+    SSM_UNROLL
+    for (size_t u = 1; u < U; ++u) any = V::mask_or(any, in_open<V>(V::load(x + i + u * W), vlo, vhi, ninf));
+    if (V::any(any)) lanes(x + i, U * W);
+  }
+  lanes(x + i, n - i);
+  return count;
+}
+
 // U vectors at a time for the chains' overlap (see mass_pieces), the tail
 // padded with -inf one vector at a time: the same bits per value.
 template <class VW>
@@ -624,6 +651,7 @@ SampleKernels<T> make_sample_kernels() {
   k.select = &select<V, T>;
   k.mass_pass = &mass_pass<VW, T, MassPass>;
   k.mass_estimate = &mass_pass<VW, T, MassEstimate>;
+  k.collect = &collect<V, T>;
   k.value_mass = &value_mass<VW>;
   k.draw = &draw<V, R, T>;
   k.draw_at = &draw_at<V, R, T>;
