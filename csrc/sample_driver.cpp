@@ -23,9 +23,12 @@
 //                            vector exp per element) runs as well. The finish
 //                            over the zone's values: value buckets with exact
 //                            mass sums, then a quickselect on the masses of
-//                            the boundary bucket's values. A zone that does
-//                            not hold the threshold costs one more mass pass
-//                            per bisection step (rare: the sample's margin).
+//                            the boundary bucket's values. A zone that the
+//                            estimate shows to miss the threshold is followed
+//                            by the next zone out on that side (two margins
+//                            wide), collected by a pass without masses (a
+//                            read); beyond that, or on the exact passes, a
+//                            miss costs one more mass pass per bisection step.
 //                            Rows of at most 4096 values: every value is
 //                            collected in the mass pass.
 //   logprobs="raw":          + 1 (max and log-sum-exp in one pass: the fast
@@ -347,14 +350,16 @@ class RowSampler {
   }
 
   // Float64 sums of positive chunk sums: each add's rounding (at most 2^-53
-  // of its result, itself at most the final sum) joins the bound.
+  // of its result, itself at most the final sum) joins the rounding bound.
   static void add_part(MassEstimate& sum, const MassEstimate& part, size_t pivots) {
-    auto add = [](double& s, double& err, double v, double v_err) {
+    auto add = [](double& s, double& round, double v, double v_round) {
       s += v;
-      err += v_err + s * 0x1p-52;
+      round += v_round + s * 0x1p-52;
     };
-    add(sum.total, sum.total_err, part.total, part.total_err);
-    for (size_t j = 0; j < pivots; ++j) add(sum.above[j], sum.above_err[j], part.above[j], part.above_err[j]);
+    add(sum.total, sum.total_round, part.total, part.total_round);
+    for (size_t j = 0; j < pivots; ++j) add(sum.above[j], sum.above_round[j], part.above[j], part.above_round[j]);
+    sum.rel = std::max(sum.rel, part.rel);
+    sum.abs += part.abs;
   }
 
   template <class Res, class Pass>
@@ -399,10 +404,10 @@ class RowSampler {
     // is first the estimate with error bounds: its threshold is the exact
     // one whenever the bounds decide every comparison on the way.
     std::vector<double> sample = take_sample(max);
-    double hi = max, lo = -kInfD;
-    estimate_zone(sample, max, inv_temp, top_p, lo, hi);
+    double hi = max, lo = -kInfD, hi2 = max, lo2 = -kInfD;
+    estimate_zone(sample, max, inv_temp, top_p, lo, hi, lo2, hi2);
     if (double threshold = hi; !need_kept && g_estimates.load(std::memory_order_relaxed) &&
-                               estimated_threshold(lo, hi, max, inv_temp, top_p, threshold))
+                               estimated_threshold(lo, hi, lo2, hi2, max, inv_temp, top_p, threshold))
       return threshold;
     const MassPass r = mass_pass(max, inv_temp, &hi, 1, lo, hi, kCollectMax, value);
     const double target = top_p * fixed_value(r.total);
@@ -425,25 +430,74 @@ class RowSampler {
   // top-p's threshold in the zone (lo, hi] from the estimate pass: false
   // (threshold unset) unless the zone holds it, its values fit the collect
   // buffer and the error bounds decide every comparison of walk, which then
-  // takes exactly the exact pass's steps.
-  bool estimated_threshold(double lo, double hi, double max, double inv_temp, double top_p, double& threshold) {
+  // takes exactly the exact pass's steps. A zone the bounds show to be
+  // missed (the sample's prediction is off by more than its margin) is
+  // followed by the next zone out, (lo2, lo] or (hi, hi2], whose values a
+  // pass without masses collects: the mass above it is the estimate's plus
+  // or minus exact masses, so the same bound decides there too.
+  bool estimated_threshold(double lo, double hi, double lo2, double hi2, double max, double inv_temp, double top_p,
+                           double& threshold) {
     std::vector<double> value;
     const MassEstimate r = mass_estimate(max, inv_temp, &hi, 1, lo, hi, kCollectMax, value);
     if (r.count > kCollectMax) return false;
-    // |above - exact| <= above_err; the exact target top_p * fixed_value(total)
-    // is within top_p * total_err of top_p * total (roundings: Judge's slack)
-    Judge judge{top_p * r.total, r.above_err[0] + top_p * r.total_err};
+    Judge judge{top_p * r.total, estimate_error(r, top_p)};
     const FixedMass above = fixed_from(r.above[0]);
-    bool decided = false;
+    bool decided = false, undecided = false;
+    FixedMass kept;
     if (judge.below(above)) {
-      FixedMass kept;
       threshold = hi;
-      const bool inside = walk(value, max, inv_temp, above, judge, threshold, kept);
+      bool inside = walk(value, max, inv_temp, above, judge, threshold, kept);
+      if (!inside && lo > -kInfD && !judge.undecided && collect(lo2, lo, value)) {
+        // below the zone: the tokens above lo weigh kept
+        const FixedMass above_lo = kept;
+        inside = walk(value, max, inv_temp, above_lo, judge, threshold, kept) || lo2 == -kInfD;
+      }
       decided = !judge.undecided && (inside || lo == -kInfD);
+      undecided = judge.undecided;
+    } else if (!judge.undecided && hi < max && hi < hi2 && collect(hi, hi2, value)) {
+      // above the zone: the tokens above hi2 weigh the estimated above minus
+      // the values collected in (hi, hi2]; the comparisons of walk, shifted
+      // by that, against a target moved by the same amount (its rounding
+      // added to the bound)
+      std::vector<FixedMass> w(value.size());
+      sk_.value_mass(value.data(), value.size(), max, inv_temp, w.data());
+      FixedMass zone;
+      for (const FixedMass& m : w) fixed_add(zone, m);
+      const double z = fixed_value(zone);
+      Judge shifted{judge.target - r.above[0] + z, judge.err + (judge.target + r.above[0] + z) * 0x1p-50};
+      if (shifted.below(FixedMass{})) {
+        threshold = hi2;
+        decided = walk(value, max, inv_temp, FixedMass{}, shifted, threshold, kept) && !shifted.undecided;
+      }
+      undecided = shifted.undecided;
     }
-    if (judge.undecided) g_undecided.fetch_add(1, std::memory_order_relaxed);
+    undecided = undecided || judge.undecided;
+    if (undecided) g_undecided.fetch_add(1, std::memory_order_relaxed);
     if (decided) g_decided.fetch_add(1, std::memory_order_relaxed);
     return decided;
+  }
+
+  // The x in (clo, chi] into value: false when more than kCollectMax.
+  bool collect(double clo, double chi, std::vector<double>& value) {
+    auto pass = [this](const T* x, size_t n, double, double, const double*, size_t, double lo, double hi, double* out,
+                       size_t cap, MassPass* res) { res->count += sk_.collect(x, n, lo, hi, out, cap); };
+    return chunk_passes<MassPass>(pass, 0, 0, nullptr, 0, clo, chi, kCollectMax, value).count <= kCollectMax;
+  }
+
+  // A bound on the error of Judge's comparisons in estimated_threshold, each
+  // of u - target with u = above + z (z exact) and target = top_p total:
+  // against the exact sums, u - target is off by (1 - top_p) times the
+  // above elements' estimate errors minus top_p times the others' (the
+  // above elements are in total too: their errors partly cancel), plus the
+  // additions' roundings: at most rel ((1 - top_p) A + top_p R) + abs +
+  // above_round + top_p total_round, A and R the real sums of the above and
+  // the other elements' estimates (bounded through the roundings). Near
+  // top_p = 1 or 0 this is far below the errors of above and total added.
+  static double estimate_error(const MassEstimate& r, double top_p) {
+    const double a = r.above[0] + r.above_round[0];
+    const double rest = std::max(0.0, (r.total + r.total_round) - (r.above[0] - r.above_round[0]));
+    const double err = r.rel * ((1 - top_p) * a + top_p * rest) + r.abs + r.above_round[0] + top_p * r.total_round;
+    return err * (1 + 0x1p-40);
   }
 
   // About kSample values of the row in evenly spread runs, the finite ones below max.
@@ -463,7 +517,8 @@ class RowSampler {
 
   // The zone (lo, hi] around the threshold the sample predicts, kMargin
   // sample values either side. Only a guess: the exact pass checks it.
-  void estimate_zone(std::vector<double>& s, double max, double inv_temp, double top_p, double& lo, double& hi) const {
+  void estimate_zone(std::vector<double>& s, double max, double inv_temp, double top_p, double& lo, double& hi,
+                     double& lo2, double& hi2) const {
     const double f = static_cast<double>(n_) / static_cast<double>(kSample);  // row elements per sample value
     std::vector<double> w(s.size());
     std::vector<FixedMass> mass(s.size());
@@ -524,6 +579,10 @@ class RowSampler {
     hi = rank < kMargin ? max : nth(rank - kMargin);
     lo = rank + kMargin >= m ? -kInfD : nth(rank + kMargin);
     if (!(lo < hi)) lo = -kInfD;
+    // the next zones out, 2 kMargin sample values wide, for a miss
+    hi2 = rank < 3 * kMargin ? max : nth(rank - 3 * kMargin);
+    lo2 = rank + 3 * kMargin >= m ? -kInfD : nth(rank + 3 * kMargin);
+    if (!(lo2 < lo)) lo2 = -kInfD;
   }
 
   // The threshold in a zone (lo, hi] known to hold it (the tokens above hi

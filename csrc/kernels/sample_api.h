@@ -36,12 +36,19 @@ struct MassPass {
 };
 
 // What mass_estimate returns for a chunk: MassPass's sums as float64
-// estimates, each with a bound on its distance from the exact sum (the
-// FixedMass sum of the exact masses of the same elements, as a real number):
-// |total - exact total| <= total_err, and likewise for above[j].
+// estimates, with the parts of a bound on their distance from the exact sums
+// (the FixedMass sums of the exact masses of the same elements, as real
+// numbers) kept apart, so that a caller comparing a difference of two sums
+// can bound the difference's error from the same elements once:
+//  * per element, |estimate - exact mass| <= rel * estimate + (its share of
+//    abs): abs is the absolute parts of all the chunk's elements together;
+//  * the float64 additions: |total - the real sum of the estimates| <=
+//    total_round, and likewise above[j] with above_round[j].
+// So |total - exact total| <= rel (total + total_round) + abs + total_round.
 struct MassEstimate {
-  double total = 0, total_err = 0;
-  double above[kMaxPivots] = {}, above_err[kMaxPivots] = {};
+  double total = 0, above[kMaxPivots] = {};
+  double rel = 0, abs = 0;
+  double total_round = 0, above_round[kMaxPivots] = {};
   uint64_t count = 0;
 };
 
@@ -69,6 +76,9 @@ struct SampleKernels {
   // collected values. Adds into res.
   void (*mass_estimate)(const T* x, size_t n, double ref, double inv_temp, const double* pivot, size_t pivots,
                         double clo, double chi, double* out, size_t cap, MassEstimate* res);
+  // The values x with clo < x <= chi (clo, chi: values of T or +-inf),
+  // appended to out (at most cap); returns how many there are.
+  uint64_t (*collect)(const T* x, size_t n, double clo, double chi, double* out, size_t cap);
   // The same mass for each of count values v (one FixedMass each, into out).
   void (*value_mass)(const double* v, size_t count, double ref, double inv_temp, FixedMass* out);
   // gumbel_argmax's pass over the chunk with every x < floor taken as -inf

@@ -216,11 +216,24 @@ SelectResult select(const T* x, size_t n, uint64_t start, size_t k, double* valu
   return select_above<V, T>(x, n, start, k, value, index, -kInf);
 }
 
-// Is any lane in (lo, hi]? (ninf: -inf, hoisted.)
+// The lanes in (lo, hi] (ninf: -inf, hoisted).
 template <class V>
-SSM_INLINE inline bool any_in_open(Reg<V> xv, Reg<V> lo, Reg<V> hi, Reg<V> ninf) {
-  return V::any(V::gt(V::select(V::gt(xv, hi), ninf, xv), lo));
+SSM_INLINE inline typename V::mask in_open(Reg<V> xv, Reg<V> lo, Reg<V> hi, Reg<V> ninf) {
+  return V::gt(V::select(V::gt(xv, hi), ninf, xv), lo);
 }
+
+// v where the mask is set, else 0: a select, or on AVX2 one and (the
+// blend's sign test costs an extra instruction per vector in the mass pass).
+template <class VW>
+SSM_INLINE inline Reg<VW> keep(typename VW::mask m, Reg<VW> v) {
+  return VW::select(m, v, VW::set1(0.0));
+}
+#if defined(__AVX2__) && !defined(__AVX512F__)
+template <>
+SSM_INLINE inline __m256d keep<F64x4>(__m256d m, __m256d v) {
+  return _mm256_and_pd(m, v);
+}
+#endif
 
 // The lanes of x in (lo, hi] appended to out (while they fit cap; count
 // counts them all), where the lanes' in-range bits are at hand: AVX-512
@@ -333,29 +346,32 @@ struct PieceSum {
 // The estimate pass's exp (mass_estimate): the same d = max((x - ref) T^-1,
 // -46) as mass_pieces, then a Taylor polynomial, cheaper than the exact
 // degree-11 fit and the 2^-64 rounding:
-//  * with the 16-entry table (AVX-512 float64): exp(d) = 2^(k/16) p5(r),
-//    |r| <= ln2/32 + 2^-40, Taylor remainder |r|^6/6! e^|r| < 1.6e-13;
-//  * else: exp(d) = 2^n p9(r), |r| <= ln2/2 + 2^-40, remainder
-//    |r|^10/10! e^|r| < 1.1e-11.
+//  * with the 16-entry table (AVX-512 float64): exp(d) = 2^(k/16) p4(r),
+//    |r| <= ln2/32 + 2^-40, Taylor remainder |r|^5/5! e^|r| < 4.1e-11;
+//  * else: exp(d) = 2^n p7(r), |r| <= ln2/2 + 2^-40, remainder
+//    |r|^8/8! e^|r| < 7.5e-9.
 // Horner's, the reduction's and the table's roundings add well below 2^-46
 // (|r| < 0.35, d >= -46 formed exactly as in the exact pass), and the exact
 // mass is itself within 2^-52 relative and 2^-65 absolute of exp(d) (its
-// polynomial, then the rounding to a multiple of 2^-64). kEstimateRel bounds
+// polynomial, then the rounding to a multiple of 2^-64). estimate_rel bounds
 // |estimate - exact| / estimate per element, kEstimateAbs the absolute part
-// (also every -inf: the estimate's e^-46 < 2^-66 against the exact 0).
-constexpr double kTaylor[10] = {1.0,         1.0,           1.0 / 2,        1.0 / 6,         1.0 / 24,
-                                1.0 / 120,   1.0 / 720,     1.0 / 5040,     1.0 / 40320,     1.0 / 362880};
+// (also every -inf: the estimate's e^-46 < 2^-66 against the exact 0). The
+// degrees are as low as the driver's use allows: it compares differences of
+// sums whose errors largely cancel (see the driver's estimated_threshold),
+// so 7.5e-9 per element leaves an undecided threshold rare (a boundary token
+// of a 150,000-token row weighs ~1e-6 of the row).
+constexpr double kTaylor[8] = {1.0, 1.0, 1.0 / 2, 1.0 / 6, 1.0 / 24, 1.0 / 120, 1.0 / 720, 1.0 / 5040};
 constexpr double kEstimateAbs = 0x1p-65;
 
 template <class VW>
 constexpr double estimate_rel() {
-  return (HasExpTable<VW>::value ? 1.6e-13 : 1.1e-11) + 0x1p-45;
+  return (HasExpTable<VW>::value ? 4.1e-11 : 7.5e-9) + 0x1p-45;
 }
 
 template <class VW, size_t U>
 SSM_INLINE inline void mass_estimates(const Reg<VW>* x, Reg<VW> vref, Reg<VW> vinv, Reg<VW>* m) {
   constexpr bool kTable = HasExpTable<VW>::value;
-  constexpr int degree = kTable ? 5 : 9;
+  constexpr int degree = kTable ? 4 : 7;
   Reg<VW> r[U], n[U], scale[U];
   SSM_UNROLL
   for (size_t u = 0; u < U; ++u) {
@@ -406,7 +422,7 @@ void mass_pass_p(const T* x, size_t n, double ref, double inv_temp, const double
   constexpr size_t W = VW::width;
   constexpr bool kEstimate = std::is_same<Res, MassEstimate>::value;
   using Sum = std::conditional_t<kEstimate, EstimateSum<VW>, PieceSum<VW>>;
-  const Reg<VW> vref = VW::set1(ref), vinv = VW::set1(inv_temp), zero = VW::set1(0.0);
+  const Reg<VW> vref = VW::set1(ref), vinv = VW::set1(inv_temp);
   const Reg<VW> vclo = VW::set1(clo), vchi = VW::set1(chi), ninf = VW::set1(-kInf);
   Reg<VW> vpivot[P > 0 ? P : 1];
   Sum total, above[P > 0 ? P : 1];
@@ -429,7 +445,7 @@ void mass_pass_p(const T* x, size_t n, double ref, double inv_temp, const double
       for (size_t u = 0; u < U; ++u) {
         total.add(m[u]);
         if constexpr (P > 0)
-          for (size_t j = 0; j < P; ++j) above[j].add(VW::select(VW::gt(xv[u], vpivot[j]), m[u], zero));
+          for (size_t j = 0; j < P; ++j) above[j].add(keep<VW>(VW::gt(xv[u], vpivot[j]), m[u]));
       }
     } else {
       Reg<VW> a[U], b[U];
@@ -440,14 +456,22 @@ void mass_pass_p(const T* x, size_t n, double ref, double inv_temp, const double
         if constexpr (P > 0) {
           for (size_t j = 0; j < P; ++j) {
             const auto gt = VW::gt(xv[u], vpivot[j]);
-            above[j].add(VW::select(gt, a[u], zero), VW::select(gt, b[u], zero));
+            above[j].add(keep<VW>(gt, a[u]), keep<VW>(gt, b[u]));
           }
         }
       }
     }
+    // one test for the U vectors: most hold no value of the range
+    typename VW::mask in[U];
+    SSM_UNROLL
+    for (size_t u = 0; u < U; ++u) in[u] = in_open<VW>(xv[u], vclo, vchi, ninf);
+    typename VW::mask any = in[0];
+    SSM_UNROLL
+    for (size_t u = 1; u < U; ++u) any = VW::mask_or(any, in[u]);
+    if (!VW::any(any)) return;
     SSM_UNROLL
     for (size_t u = 0; u < U; ++u) {
-      if (!any_in_open<VW>(xv[u], vclo, vchi, ninf)) continue;
+      if (!VW::any(in[u])) continue;
       if (collect_lanes(xv[u], vclo, vchi, out, cap, count)) continue;
       // branch-free: every lane written at out[count], counted only when in
       // the range (the next one overwrites it otherwise); about half the
@@ -491,9 +515,11 @@ void mass_pass_p(const T* x, size_t n, double ref, double inv_temp, const double
     // gamma_k = k 2^-53 (1 + 2^-40) of the final sum for k below `adds`.
     const double elements = static_cast<double>(n + W);
     const double adds = elements / W + (elements / (W * kFlushVectors) + 2) * W + 2;
-    const double rel = (estimate_rel<VW>() + adds * 0x1p-53) * (1 + 0x1p-40);
-    res->total_err += rel * res->total + elements * kEstimateAbs;
-    for (size_t j = 0; j < P; ++j) res->above_err[j] += rel * res->above[j] + elements * kEstimateAbs;
+    const double round = adds * 0x1p-53 * (1 + 0x1p-40);
+    res->rel = estimate_rel<VW>() * (1 + 0x1p-40);
+    res->abs += elements * kEstimateAbs;
+    res->total_round += round * res->total;
+    for (size_t j = 0; j < P; ++j) res->above_round[j] += round * res->above[j];
   }
 }
 
@@ -507,6 +533,33 @@ void mass_pass(const T* x, size_t n, double ref, double inv_temp, const double* 
     case 3: return mass_pass_p<VW, T, 3>(x, n, ref, inv_temp, pivot, clo, chi, out, cap, res);
     default: return mass_pass_p<VW, T, kMaxPivots>(x, n, ref, inv_temp, pivot, clo, chi, out, cap, res);
   }
+}
+
+// The values in (clo, chi] without their masses (top-p's second zone when
+// the first missed): one test per 4 vectors, their lanes looked at one by one
+// only when one is in range.
+template <class V, class T>
+uint64_t collect(const T* x, size_t n, double clo, double chi, double* out, size_t cap) {
+  constexpr size_t W = V::width, U = 4;
+  const Reg<V> vlo = V::set1(clo), vhi = V::set1(chi), ninf = V::set1(-kInf);
+  uint64_t count = 0;
+  auto lanes = [&](const T* p, size_t len) {
+    for (size_t l = 0; l < len; ++l) {
+      const double v = static_cast<double>(p[l]);
+      if (!(v > clo && v <= chi)) continue;
+      if (count < cap) out[count] = v;
+      ++count;
+    }
+  };
+  size_t i = 0;
+  for (; i + U * W <= n; i += U * W) {
+    typename V::mask any = in_open<V>(V::load(x + i), vlo, vhi, ninf);
+    SSM_UNROLL
+    for (size_t u = 1; u < U; ++u) any = V::mask_or(any, in_open<V>(V::load(x + i + u * W), vlo, vhi, ninf));
+    if (V::any(any)) lanes(x + i, U * W);
+  }
+  lanes(x + i, n - i);
+  return count;
 }
 
 // U vectors at a time for the chains' overlap (see mass_pieces), the tail
@@ -598,6 +651,7 @@ SampleKernels<T> make_sample_kernels() {
   k.select = &select<V, T>;
   k.mass_pass = &mass_pass<VW, T, MassPass>;
   k.mass_estimate = &mass_pass<VW, T, MassEstimate>;
+  k.collect = &collect<V, T>;
   k.value_mass = &value_mass<VW>;
   k.draw = &draw<V, R, T>;
   k.draw_at = &draw_at<V, R, T>;

@@ -169,8 +169,9 @@ def sample(logits, axis=-1, *, temperature=1.0, top_k=None, top_p=None, min_p=No
       ``z >= z_max + log(min_p)``;
     * `top_p` without `top_k`: 3 typically, the max, one pass of probability
       masses that also collects the values of the zone a sample of the row
-      predicts for the threshold, and the draw (one more mass pass per
-      bisection step when that zone misses). The mass pass estimates the sums
+      predicts for the threshold, and the draw (when that zone misses, a
+      read collecting the next zone out, else one more mass pass per
+      bisection step). The mass pass estimates the sums
       with a cheaper exp and a rigorous error bound; the exact pass (one exact
       vector exp per element) runs only where the bound cannot decide the
       threshold, or for ``logprobs="processed"``;
