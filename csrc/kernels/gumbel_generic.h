@@ -44,6 +44,7 @@
 #include <cstdint>
 #include <limits>
 #include <type_traits>
+#include <utility>
 
 #include "exp_core.h"
 #include "gumbel_api.h"
@@ -457,6 +458,30 @@ TopkResult topk_all(const T* x, size_t n, uint64_t start, uint64_t row, const Gu
   return finish_topk(best, V::any(bad), x, n);
 }
 
+// The lanes of a comparison as bits (lane l -> bit l): AVX-512 and scalar
+// masks are integers already, AVX2 has R::lane_bits (movemask), others go
+// through the lanes.
+template <class R, class M, class = void>
+struct HasLaneBits : std::false_type {};
+template <class R, class M>
+struct HasLaneBits<R, M, std::void_t<decltype(R::lane_bits(std::declval<M>()))>> : std::true_type {};
+
+template <class V, class R>
+inline unsigned lane_bits(typename V::mask m) {
+  using M = typename V::mask;
+  if constexpr (std::is_integral_v<M>) {
+    return static_cast<unsigned>(m);
+  } else if constexpr (HasLaneBits<R, M>::value) {
+    return R::lane_bits(m);
+  } else {
+    double a[V::width];
+    V::to_array(V::select(m, V::set1(1.0), V::set1(0.0)), a);
+    unsigned bits = 0;
+    for (size_t l = 0; l < V::width; ++l) bits |= (a[l] != 0.0 ? 1u : 0u) << l;
+    return bits;
+  }
+}
+
 // Elements whose noise is wanted, gathered kBatch at a time: each one's
 // fine word comes from its own Philox block, the blocks of a batch in plain
 // lane loops the compiler vectorizes (integer arithmetic: exact everywhere),
@@ -556,19 +581,23 @@ inline void seal_batch(PendingNoise<T>& p, uint32_t c2, uint32_t c3, uint32_t k0
 //     noise >= 8.3) are scored and offered first. Their k-th best is a real
 //     score, so the running best starts high.
 //  2. the logits: every other element has q >= 2^-12, so its score is at
-//     most x/T + 12 ln 2. A tile (64 logits) whose largest cannot reach the
-//     running k-th best costs its loads, a max and a compare; a lane that
-//     can gets its fine word from its own Philox block, its bound from the
-//     exponent of its q, and its noise only if that bound reaches the cut,
-//     in batches (PendingNoise); a tile with many such lanes (short rows,
-//     the row's first tiles) gets its 16 blocks at once instead.
+//     most x/T + 12 ln 2. One read lists the tiles (64 logits) whose largest
+//     can reach the k-th best pass 1 left, with that largest x/T; then the
+//     listed tiles are visited by levels of it, highest first, each checked
+//     again against the running k-th best when its turn comes (the cut
+//     rises sooner than in index order: fewer tiles and lanes reach it). In
+//     a visited tile, a lane that can gets its fine word from its own
+//     Philox block, its bound from the exponent of its q, and its noise
+//     only if that bound reaches the cut, in batches (PendingNoise); a tile
+//     with many such lanes gets its 16 blocks at once instead.
 // The k-th best only rises, and an element is ruled out only when its bound
 // is below it, so nothing that could place (ties included: offer() breaks
 // them by index whatever the order) is missed. Masked: logits below floor
 // count as -inf.
 constexpr size_t kWindowSpans = 256;  // 2 KiB of open-group bits on the stack
 constexpr size_t kSpan = 16 * kTile;  // the elements of one call of fill_gates
-constexpr size_t kSparseLanes = 2;    // up to this many lanes of a tile: a Philox block each
+constexpr size_t kSparseLanes = 8;    // up to this many lanes of a tile: a Philox block each
+constexpr size_t kLevels = 12;        // pass 2's levels at most (the last takes every tile left)
 
 template <class V, class R, class T, bool Masked>
 TopkResult topk_pruned(const T* x, size_t n, uint64_t start, uint64_t row, const GumbelKey& key, double inv_temp,
@@ -626,6 +655,10 @@ TopkResult topk_pruned(const T* x, size_t n, uint64_t start, uint64_t row, const
   const uint64_t end = start + n;
   const size_t ahead = prefetch_distance(n * sizeof(T)) / sizeof(T);
   uint64_t open_bits[kWindowSpans];
+  // pass 2's listed tiles: largest x/T and offset in the window (+W: the
+  // scan's last vector reads past the list; those lanes hold -inf)
+  alignas(64) T tile_hb[kWindowSpans * 16 + W];
+  uint16_t tile_at[kWindowSpans * 16 + W];
   const uint64_t spans_end = (end + kSpan - 1) / kSpan;
   for (uint64_t span0 = start / kSpan; span0 < spans_end; span0 += kWindowSpans) {
     const uint64_t span1 = span0 + kWindowSpans < spans_end ? span0 + kWindowSpans : spans_end;
@@ -667,37 +700,29 @@ TopkResult topk_pruned(const T* x, size_t n, uint64_t start, uint64_t row, const
       }
       return ((cached_top >> (i % 16)) & 1u) != 0;
     };
-    // A tile whose bound reaches the cut, vector by vector.
+    // A tile whose bound reaches the cut: its lanes that can, as bits.
     auto look = [&](const T* p, uint64_t t0) {
-      bool flagged[U];
+      unsigned lane_set[U];
       size_t lanes = 0;
       for (size_t u = 0; u < U; ++u) {
         const Reg<V> bound = V::add(V::mul(mask(V::load(p + u * W)), vinv), vnot_top);
-        flagged[u] = V::any(V::gt(bound, vcut));
-        if (!flagged[u]) continue;
-        double b[W];
-        V::to_array(bound, b);
-        for (size_t l = 0; l < W; ++l) lanes += b[l] > cut ? 1 : 0;
+        lane_set[u] = lane_bits<V, R>(V::gt(bound, vcut));
+        lanes += static_cast<size_t>(__builtin_popcount(lane_set[u]));
       }
       if (lanes == 0) return;
       if (lanes <= kSparseLanes) {
-        for (size_t u = 0; u < U; ++u) {
-          if (!flagged[u]) continue;
-          const Reg<V> bound = V::add(V::mul(mask(V::load(p + u * W)), vinv), vnot_top);
-          double b[W];
-          V::to_array(bound, b);
-          for (size_t l = 0; l < W; ++l) {
-            const uint64_t i = t0 + u * W + l;
-            if (b[l] > cut && !is_top(i)) push(i, p[u * W + l], false);
+        for (size_t u = 0; u < U; ++u)
+          for (unsigned b = lane_set[u]; b != 0; b &= b - 1) {
+            const size_t e = u * W + static_cast<size_t>(__builtin_ctz(b));
+            if (!is_top(t0 + e)) push(t0 + e, p[e], false);
           }
-        }
         return;
       }
       alignas(64) uint32_t words[kTile];
       alignas(64) T no_top[W] = {};
       R::philox16(t0 / kTile * 16, src.c2, src.c3, src.k0, src.k1, words);
       for (size_t u = 0; u < U; ++u) {
-        if (!flagged[u]) continue;
+        if (lane_set[u] == 0) continue;
         Reg<V> c, corr, qb;
         noise_argument<V, R>(words + u * W, no_top, false, c, corr, qb);
         const Reg<V> base = V::mul(mask(V::load(p + u * W)), vinv);
@@ -718,24 +743,68 @@ TopkResult topk_pruned(const T* x, size_t n, uint64_t start, uint64_t row, const
     };
     const uint64_t lo_i = span0 * kSpan > start ? span0 * kSpan : start;
     const uint64_t hi_i = span1 * kSpan < end ? span1 * kSpan : end;
+    // 2a. read the window's whole tiles once: NaN/+inf flags, and the tiles
+    // that can place at the cut pass 1 left (it only rises), with their
+    // largest x/T. Branch-free: a tile is written, and kept when it can.
+    size_t listed = 0;
+    T top_hb = -static_cast<T>(kInf);
     for (uint64_t t0 = lo_i / kTile * kTile; t0 < hi_i; t0 += kTile) {
-      if (t0 >= start && t0 + kTile <= end) {
-        const T* p = x + (t0 - start);
-        if (ahead && t0 + kTile + ahead <= end) prefetch_block<kTile * sizeof(T)>(p + ahead);
-        Reg<V> sum = V::load(p), hi = mask(sum);
-        SSM_UNROLL
-        for (size_t j = W; j < kTile; j += W) {
-          const Reg<V> v = V::load(p + j);
-          hi = V::max(mask(v), hi);
-          sum = V::add(sum, v);
-        }
-        // The sum flags NaN and +inf (and a harmless false alarm when finite
-        // logits overflow: the final check looks at the logits themselves).
-        bad = V::mask_or(bad, V::not_le(sum, vmaxfinite));
-        if (V::any(V::gt(V::add(V::mul(hi, vinv), vnot_top), vcut))) look(p, t0);
-        continue;
+      if (!(t0 >= start && t0 + kTile <= end)) continue;
+      const T* p = x + (t0 - start);
+      if (ahead && t0 + kTile + ahead <= end) prefetch_block<kTile * sizeof(T)>(p + ahead);
+      Reg<V> sum = V::load(p), hi = mask(sum);
+      SSM_UNROLL
+      for (size_t j = W; j < kTile; j += W) {
+        const Reg<V> v = V::load(p + j);
+        hi = V::max(mask(v), hi);
+        sum = V::add(sum, v);
       }
-      // a partial tile at the chunk's head or tail: -inf outside it
+      // The sum flags NaN and +inf (and a harmless false alarm when finite
+      // logits overflow: the final check looks at the logits themselves).
+      bad = V::mask_or(bad, V::not_le(sum, vmaxfinite));
+      const Reg<V> hb = V::mul(hi, vinv);
+      const T h = static_cast<T>(V::hmax(hb));
+      tile_hb[listed] = h;
+      tile_at[listed] = static_cast<uint16_t>((t0 - lo_i / kTile * kTile) / kTile);
+      top_hb = h > top_hb ? h : top_hb;
+      listed += V::any(V::gt(V::add(hb, vnot_top), vcut)) ? 1 : 0;
+    }
+    for (size_t i = listed; i < listed + W; ++i) tile_hb[i] = -static_cast<T>(kInf);
+    // 2b. the listed tiles by levels of their largest x/T, highest first, a
+    // noise unit (gs) per level: the elements with the largest logits are
+    // the likeliest to beat the top elements, so the cut nears its final
+    // value before the bulk of the tiles is checked against it. Each tile is
+    // visited once, in the level [lo, hi) of its h, and looked at only if
+    // h/T + 12 ln 2 still exceeds the cut then; the order changes no result
+    // (see above). A level whose floor cannot reach the cut is the last: it
+    // takes every tile left (fl(h + c) is monotone in h, so no tile below
+    // it could place either). At most kLevels levels: +inf/NaN logits (the
+    // call fails) or a very low temperature end in one last sweep.
+    const T step = static_cast<T>(gs);
+    T level_hi = static_cast<T>(kInf);
+    for (size_t level = 1;; ++level) {
+      T level_lo = static_cast<T>(top_hb - static_cast<T>(level) * step);
+      const bool last = level >= kLevels || !(level_lo == level_lo) ||
+                        !V::any(V::gt(V::add(V::set1(static_cast<double>(level_lo)), vnot_top), vcut));
+      if (last) level_lo = -static_cast<T>(kInf);
+      const Reg<V> vlo = V::set1(static_cast<double>(level_lo)), vhi = V::set1(static_cast<double>(level_hi));
+      for (size_t i0 = 0; i0 < listed; i0 += W) {
+        const Reg<V> h = V::load(tile_hb + i0);  // lanes past `listed`: -inf, never in a level
+        const unsigned below_hi = level == 1 ? ~0u : lane_bits<V, R>(V::gt(vhi, h));  // level 1: no ceiling
+        unsigned in = lane_bits<V, R>(V::gt(V::add(h, vnot_top), vcut)) & ~lane_bits<V, R>(V::gt(vlo, h)) & below_hi;
+        for (; in != 0; in &= in - 1) {
+          const size_t i = i0 + static_cast<size_t>(__builtin_ctz(in));
+          const uint64_t t0 = (lo_i / kTile + tile_at[i]) * kTile;
+          look(x + (t0 - start), t0);
+        }
+      }
+      if (pend.count) flush();
+      if (last) break;
+      level_hi = level_lo;
+    }
+    // the partial tiles at the chunk's head or tail: -inf outside it
+    for (uint64_t t0 = lo_i / kTile * kTile; t0 < hi_i; t0 += kTile) {
+      if (t0 >= start && t0 + kTile <= end) continue;
       alignas(64) T buf[kTile];
       for (size_t e = 0; e < kTile; ++e) {
         const uint64_t i = t0 + e;
