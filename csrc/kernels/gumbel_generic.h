@@ -546,7 +546,8 @@ inline void philox_lanes(uint32_t* x0, uint32_t* x1, uint32_t* x2, uint32_t* x3,
     philox_lanes_plain(x0, x1, x2, x3, count, k0, k1);
 }
 
-template <class T>
+// R (void: the plain loops) gives the blocks; the words are the same.
+template <class R, class T>
 inline void batch_words(PendingNoise<T>& p, uint32_t c2, uint32_t c3, uint32_t k0, uint32_t k1) {
   uint32_t x0[kBatch], x1[kBatch], x2[kBatch], x3[kBatch];
   for (size_t l = 0; l < kBatch; ++l) {
@@ -555,15 +556,16 @@ inline void batch_words(PendingNoise<T>& p, uint32_t c2, uint32_t c3, uint32_t k
     x2[l] = c2;
     x3[l] = c3;
   }
-  philox_lanes_plain(x0, x1, x2, x3, kBatch, k0, k1);
+  philox_lanes<R>(x0, x1, x2, x3, kBatch, k0, k1);
   for (size_t l = 0; l < kBatch; ++l) {
     const unsigned w = static_cast<unsigned>((p.index[l] % kTile) / 16);
     p.words[l] = w == 0 ? x0[l] : w == 1 ? x1[l] : w == 2 ? x2[l] : x3[l];
   }
 }
 
-// The batch padded to kBatch lanes (-inf logits, never offered) and its fine words.
-template <class T>
+// The batch padded to kBatch lanes (-inf logits, never offered) and its
+// fine words (from R's wide Philox lanes where given).
+template <class R = void, class T>
 inline void seal_batch(PendingNoise<T>& p, uint32_t c2, uint32_t c3, uint32_t k0, uint32_t k1) {
   for (size_t l = p.count; l < kBatch; ++l) {
     p.block_lo[l] = p.block_hi[l] = 0;
@@ -571,7 +573,7 @@ inline void seal_batch(PendingNoise<T>& p, uint32_t c2, uint32_t c3, uint32_t k0
     p.top[l] = T(0);
     p.x[l] = -static_cast<T>(kInf);
   }
-  batch_words(p, c2, c3, k0, k1);
+  batch_words<R>(p, c2, c3, k0, k1);
 }
 
 // The pruned top-k, exact (the same candidates, scores and order as
@@ -597,6 +599,7 @@ inline void seal_batch(PendingNoise<T>& p, uint32_t c2, uint32_t c3, uint32_t k0
 constexpr size_t kWindowSpans = 256;  // 2 KiB of open-group bits on the stack
 constexpr size_t kSpan = 16 * kTile;  // the elements of one call of fill_gates
 constexpr size_t kSparseLanes = 8;    // up to this many lanes of a tile: a Philox block each
+constexpr size_t kOpenKept = 512;     // open groups' top masks pass 2 finds without Philox, per window
 constexpr size_t kLevels = 12;        // pass 2's levels at most (the last takes every tile left)
 
 template <class V, class R, class T, bool Masked>
@@ -629,7 +632,7 @@ TopkResult topk_pruned(const T* x, size_t n, uint64_t start, uint64_t row, const
     vcut = V::set1(cut);
   };
   auto flush = [&] {
-    seal_batch(pend, src.c2, src.c3, src.k0, src.k1);
+    seal_batch<R>(pend, src.c2, src.c3, src.k0, src.k1);
     bool offered = false;
     for (size_t u = 0; u < pend.count; u += W) {
       Reg<V> c, corr, qb;
@@ -655,6 +658,8 @@ TopkResult topk_pruned(const T* x, size_t n, uint64_t start, uint64_t row, const
   const uint64_t end = start + n;
   const size_t ahead = prefetch_distance(n * sizeof(T)) / sizeof(T);
   uint64_t open_bits[kWindowSpans];
+  uint32_t open_rank[kWindowSpans];  // open groups in the window's earlier spans
+  uint16_t open_top[kOpenKept];      // their top masks, in order (~64 expected per window)
   // pass 2's listed tiles: largest x/T and offset in the window (+W: the
   // scan's last vector reads past the list; those lanes hold -inf)
   alignas(64) T tile_hb[kWindowSpans * 16 + W];
@@ -663,6 +668,7 @@ TopkResult topk_pruned(const T* x, size_t n, uint64_t start, uint64_t row, const
   for (uint64_t span0 = start / kSpan; span0 < spans_end; span0 += kWindowSpans) {
     const uint64_t span1 = span0 + kWindowSpans < spans_end ? span0 + kWindowSpans : spans_end;
     // 1. the window's gates; its top elements scored first
+    size_t opened = 0;
     for (uint64_t span = span0; span < span1; ++span) {
       src.fill_gates(span * 16);
       // most spans (78%) have no open group: one vectorized max says so
@@ -677,10 +683,12 @@ TopkResult topk_pruned(const T* x, size_t n, uint64_t start, uint64_t row, const
       if (first > 0) bits &= ~uint64_t{0} << first;
       if (last < kTile) bits &= (uint64_t{1} << last) - 1;
       open_bits[span - span0] = bits;
-      for (size_t g = first; bits != 0 && g < last; ++g) {
-        if (!((bits >> g) & 1u)) continue;
-        const uint64_t group = g0 + g;
+      open_rank[span - span0] = opened;
+      for (uint64_t b = bits; b != 0; b &= b - 1) {
+        const uint64_t group = g0 + static_cast<uint64_t>(__builtin_ctzll(b));
         const unsigned top = src.top_mask(group);
+        if (opened < kOpenKept) open_top[opened] = static_cast<uint16_t>(top);
+        ++opened;
         for (unsigned l = 0; l < 16; ++l) {
           const uint64_t i = group * 16 + l;
           if (!((top >> l) & 1u) || i < start || i >= end) continue;
@@ -692,34 +700,34 @@ TopkResult topk_pruned(const T* x, size_t n, uint64_t start, uint64_t row, const
       }
     }
     if (pend.count) flush();
-    // 2. the logits of the window, a tile at a time
-    uint64_t cached_group = ~uint64_t{0};
-    unsigned cached_top = 0;
+    // 2. the logits of the window. Is element i top? Its group's mask from
+    // pass 1 (the open groups' rank in the window: how many open bits come
+    // before), or made again past the first kOpenKept.
     auto is_top = [&](uint64_t i) {
-      const uint64_t group = i / 16;
-      if (!((open_bits[i / kSpan - span0] >> (group % kTile)) & 1u)) return false;
-      if (group != cached_group) {
-        cached_group = group;
-        cached_top = src.top_mask(group);
-      }
-      return ((cached_top >> (i % 16)) & 1u) != 0;
+      const uint64_t group = i / 16, bits = open_bits[i / kSpan - span0], g = group % kTile;
+      if (!((bits >> g) & 1u)) return false;
+      const size_t rank = open_rank[i / kSpan - span0] +
+                          static_cast<size_t>(__builtin_popcountll(bits & ((uint64_t{1} << g) - 1)));
+      const unsigned top = rank < kOpenKept ? open_top[rank] : src.top_mask(group);
+      return ((top >> (i % 16)) & 1u) != 0;
     };
     // A tile whose bound reaches the cut: its lanes that can, as bits.
     auto look = [&](const T* p, uint64_t t0) {
       unsigned lane_set[U];
-      size_t lanes = 0;
+      uint64_t all = 0;  // element e of the tile: bit e
       for (size_t u = 0; u < U; ++u) {
         const Reg<V> bound = V::add(V::mul(mask(V::load(p + u * W)), vinv), vnot_top);
         lane_set[u] = lane_bits<V, R>(V::gt(bound, vcut));
-        lanes += static_cast<size_t>(__builtin_popcount(lane_set[u]));
+        all |= static_cast<uint64_t>(lane_set[u]) << (u * W);
       }
-      if (lanes == 0) return;
-      if (lanes <= kSparseLanes) {
-        for (size_t u = 0; u < U; ++u)
-          for (unsigned b = lane_set[u]; b != 0; b &= b - 1) {
-            const size_t e = u * W + static_cast<size_t>(__builtin_ctz(b));
-            if (!is_top(t0 + e)) push(t0 + e, p[e], false);
-          }
+      if (all == 0) return;
+      if (static_cast<size_t>(__builtin_popcountll(all)) <= kSparseLanes) {
+        // the tile's 4 groups: does any hold a top element?
+        const bool any_open = ((open_bits[t0 / kSpan - span0] >> ((t0 / 16) % kTile)) & 0xFu) != 0;
+        for (; all != 0; all &= all - 1) {
+          const size_t e = static_cast<size_t>(__builtin_ctzll(all));
+          if (!any_open || !is_top(t0 + e)) push(t0 + e, p[e], false);
+        }
         return;
       }
       alignas(64) uint32_t words[kTile];
