@@ -247,6 +247,46 @@ def test_pruned_topk_on_long_rows(isa, dtype):
             assert np.array_equal(results[0][1], np.take_along_axis(score, order, axis=1)), (n, k)
 
 
+def level_rows(n, rng):
+    """Rows that spread the pruned walk's tiles over its levels (tile maxima
+    a noise unit apart and more): a staircase over 40 units, rounded logits
+    (tied scores between tiles of different levels), one repeated value
+    in a few far tiles, -inf stretches, and a row whose largest logits sit in
+    its last tiles."""
+    ramp = np.linspace(-20.0, 20.0, n)
+    rows = np.stack([rng.permutation(ramp), np.round(3 * rng.standard_normal(n)), np.full(n, -5.0),
+                     3 * rng.standard_normal(n), np.sort(3 * rng.standard_normal(n))])  # fmt: skip
+    rows[2, rng.integers(0, n, 5)] = 4.0
+    rows[3, rng.random(n) < 0.5] = -np.inf
+    rows[3, n // 3 : n // 3 + 200] = -np.inf
+    return rows
+
+
+def test_pruned_topk_levels_any_key(isa, dtype):
+    """The pruned walk visits tiles by levels of their largest logit, not in
+    index order, and how soon its running best rises depends on the key:
+    for many keys, temperatures (a low one: more levels than the walk takes)
+    and lengths around its tile, gate span and window, it gives exactly the
+    unpruned walk's candidates, scores and order."""
+    t = tiles(isa, dtype)
+    span, window, tile = t["gumbel.gate_span"], t["gumbel.window"], t["gumbel.tile"]
+    rng = np.random.default_rng(33)
+    sizes = sorted({span, span + 1, 2 * span - 1, 3 * span + tile + 1, window + tile - 1})
+    for n in sizes:
+        x = level_rows(n, rng).astype(dtype)
+        for key0 in range(6):
+            for k in (1, 3, 8):
+                for inv_t in (1.0, 1 / 0.7, 1 / 0.02):
+                    got = []
+                    for prune in (True, False):
+                        idx = np.empty((x.shape[0], k), np.intp)
+                        sc = np.empty((x.shape[0], k))
+                        assert _core.gumbel_topk(x, k, inv_t, key0, 5, 11, idx, sc, prune) == (-1, "")
+                        got.append((idx, sc))
+                    assert np.array_equal(got[0][0], got[1][0]), (n, key0, k, inv_t)
+                    assert np.array_equal(got[0][1], got[1][1]), (n, key0, k, inv_t)
+
+
 @pytest.mark.parametrize("tau", [0.7, 1.0])  # 1.0: the unit form, exp(x) / E
 def test_gumbel_softmax_identical_across_isas(dtype, tau):
     rng = np.random.default_rng(6)

@@ -44,6 +44,7 @@
 #include <cstdint>
 #include <limits>
 #include <type_traits>
+#include <utility>
 
 #include "exp_core.h"
 #include "gumbel_api.h"
@@ -457,6 +458,30 @@ TopkResult topk_all(const T* x, size_t n, uint64_t start, uint64_t row, const Gu
   return finish_topk(best, V::any(bad), x, n);
 }
 
+// The lanes of a comparison as bits (lane l -> bit l): AVX-512 and scalar
+// masks are integers already, AVX2 has R::lane_bits (movemask), others go
+// through the lanes.
+template <class R, class M, class = void>
+struct HasLaneBits : std::false_type {};
+template <class R, class M>
+struct HasLaneBits<R, M, std::void_t<decltype(R::lane_bits(std::declval<M>()))>> : std::true_type {};
+
+template <class V, class R>
+inline unsigned lane_bits(typename V::mask m) {
+  using M = typename V::mask;
+  if constexpr (std::is_integral_v<M>) {
+    return static_cast<unsigned>(m);
+  } else if constexpr (HasLaneBits<R, M>::value) {
+    return R::lane_bits(m);
+  } else {
+    double a[V::width];
+    V::to_array(V::select(m, V::set1(1.0), V::set1(0.0)), a);
+    unsigned bits = 0;
+    for (size_t l = 0; l < V::width; ++l) bits |= (a[l] != 0.0 ? 1u : 0u) << l;
+    return bits;
+  }
+}
+
 // Elements whose noise is wanted, gathered kBatch at a time: each one's
 // fine word comes from its own Philox block, the blocks of a batch in plain
 // lane loops the compiler vectorizes (integer arithmetic: exact everywhere),
@@ -521,7 +546,8 @@ inline void philox_lanes(uint32_t* x0, uint32_t* x1, uint32_t* x2, uint32_t* x3,
     philox_lanes_plain(x0, x1, x2, x3, count, k0, k1);
 }
 
-template <class T>
+// R (void: the plain loops) gives the blocks; the words are the same.
+template <class R, class T>
 inline void batch_words(PendingNoise<T>& p, uint32_t c2, uint32_t c3, uint32_t k0, uint32_t k1) {
   uint32_t x0[kBatch], x1[kBatch], x2[kBatch], x3[kBatch];
   for (size_t l = 0; l < kBatch; ++l) {
@@ -530,15 +556,16 @@ inline void batch_words(PendingNoise<T>& p, uint32_t c2, uint32_t c3, uint32_t k
     x2[l] = c2;
     x3[l] = c3;
   }
-  philox_lanes_plain(x0, x1, x2, x3, kBatch, k0, k1);
+  philox_lanes<R>(x0, x1, x2, x3, kBatch, k0, k1);
   for (size_t l = 0; l < kBatch; ++l) {
     const unsigned w = static_cast<unsigned>((p.index[l] % kTile) / 16);
     p.words[l] = w == 0 ? x0[l] : w == 1 ? x1[l] : w == 2 ? x2[l] : x3[l];
   }
 }
 
-// The batch padded to kBatch lanes (-inf logits, never offered) and its fine words.
-template <class T>
+// The batch padded to kBatch lanes (-inf logits, never offered) and its
+// fine words (from R's wide Philox lanes where given).
+template <class R = void, class T>
 inline void seal_batch(PendingNoise<T>& p, uint32_t c2, uint32_t c3, uint32_t k0, uint32_t k1) {
   for (size_t l = p.count; l < kBatch; ++l) {
     p.block_lo[l] = p.block_hi[l] = 0;
@@ -546,7 +573,7 @@ inline void seal_batch(PendingNoise<T>& p, uint32_t c2, uint32_t c3, uint32_t k0
     p.top[l] = T(0);
     p.x[l] = -static_cast<T>(kInf);
   }
-  batch_words(p, c2, c3, k0, k1);
+  batch_words<R>(p, c2, c3, k0, k1);
 }
 
 // The pruned top-k, exact (the same candidates, scores and order as
@@ -556,19 +583,24 @@ inline void seal_batch(PendingNoise<T>& p, uint32_t c2, uint32_t c3, uint32_t k0
 //     noise >= 8.3) are scored and offered first. Their k-th best is a real
 //     score, so the running best starts high.
 //  2. the logits: every other element has q >= 2^-12, so its score is at
-//     most x/T + 12 ln 2. A tile (64 logits) whose largest cannot reach the
-//     running k-th best costs its loads, a max and a compare; a lane that
-//     can gets its fine word from its own Philox block, its bound from the
-//     exponent of its q, and its noise only if that bound reaches the cut,
-//     in batches (PendingNoise); a tile with many such lanes (short rows,
-//     the row's first tiles) gets its 16 blocks at once instead.
+//     most x/T + 12 ln 2. One read lists the tiles (64 logits) whose largest
+//     can reach the k-th best pass 1 left, with that largest x/T; then the
+//     listed tiles are visited by levels of it, highest first, each checked
+//     again against the running k-th best when its turn comes (the cut
+//     rises sooner than in index order: fewer tiles and lanes reach it). In
+//     a visited tile, a lane that can gets its fine word from its own
+//     Philox block, its bound from the exponent of its q, and its noise
+//     only if that bound reaches the cut, in batches (PendingNoise); a tile
+//     with many such lanes gets its 16 blocks at once instead.
 // The k-th best only rises, and an element is ruled out only when its bound
 // is below it, so nothing that could place (ties included: offer() breaks
 // them by index whatever the order) is missed. Masked: logits below floor
 // count as -inf.
 constexpr size_t kWindowSpans = 256;  // 2 KiB of open-group bits on the stack
 constexpr size_t kSpan = 16 * kTile;  // the elements of one call of fill_gates
-constexpr size_t kSparseLanes = 2;    // up to this many lanes of a tile: a Philox block each
+constexpr size_t kSparseLanes = 8;    // up to this many lanes of a tile: a Philox block each
+constexpr size_t kOpenKept = 512;     // open groups' top masks pass 2 finds without Philox, per window
+constexpr size_t kLevels = 12;        // pass 2's levels at most (the last takes every tile left)
 
 template <class V, class R, class T, bool Masked>
 TopkResult topk_pruned(const T* x, size_t n, uint64_t start, uint64_t row, const GumbelKey& key, double inv_temp,
@@ -600,7 +632,7 @@ TopkResult topk_pruned(const T* x, size_t n, uint64_t start, uint64_t row, const
     vcut = V::set1(cut);
   };
   auto flush = [&] {
-    seal_batch(pend, src.c2, src.c3, src.k0, src.k1);
+    seal_batch<R>(pend, src.c2, src.c3, src.k0, src.k1);
     bool offered = false;
     for (size_t u = 0; u < pend.count; u += W) {
       Reg<V> c, corr, qb;
@@ -626,24 +658,37 @@ TopkResult topk_pruned(const T* x, size_t n, uint64_t start, uint64_t row, const
   const uint64_t end = start + n;
   const size_t ahead = prefetch_distance(n * sizeof(T)) / sizeof(T);
   uint64_t open_bits[kWindowSpans];
+  uint32_t open_rank[kWindowSpans];  // open groups in the window's earlier spans
+  uint16_t open_top[kOpenKept];      // their top masks, in order (~64 expected per window)
+  // pass 2's listed tiles: largest x/T and offset in the window (+W: the
+  // scan's last vector reads past the list; those lanes hold -inf)
+  alignas(64) T tile_hb[kWindowSpans * 16 + W];
+  uint16_t tile_at[kWindowSpans * 16 + W];
   const uint64_t spans_end = (end + kSpan - 1) / kSpan;
   for (uint64_t span0 = start / kSpan; span0 < spans_end; span0 += kWindowSpans) {
     const uint64_t span1 = span0 + kWindowSpans < spans_end ? span0 + kWindowSpans : spans_end;
     // 1. the window's gates; its top elements scored first
+    size_t opened = 0;
     for (uint64_t span = span0; span < span1; ++span) {
       src.fill_gates(span * 16);
+      // most spans (78%) have no open group: one vectorized max says so
+      uint32_t most = 0;
+      for (size_t g = 0; g < kTile; ++g) most = src.gates[g] > most ? src.gates[g] : most;
       uint64_t bits = 0;
-      for (size_t g = 0; g < kTile; ++g) bits |= static_cast<uint64_t>(src.gates[g] >= kGateClosed) << g;
+      if (most >= kGateClosed)
+        for (size_t g = 0; g < kTile; ++g) bits |= static_cast<uint64_t>(src.gates[g] >= kGateClosed) << g;
       // only the groups that overlap the chunk
       const uint64_t g0 = span * kTile, first = start / 16 > g0 ? start / 16 - g0 : 0;
       const uint64_t last = (end + 15) / 16 - g0 < kTile ? (end + 15) / 16 - g0 : kTile;
       if (first > 0) bits &= ~uint64_t{0} << first;
       if (last < kTile) bits &= (uint64_t{1} << last) - 1;
       open_bits[span - span0] = bits;
-      for (size_t g = first; bits != 0 && g < last; ++g) {
-        if (!((bits >> g) & 1u)) continue;
-        const uint64_t group = g0 + g;
+      open_rank[span - span0] = opened;
+      for (uint64_t b = bits; b != 0; b &= b - 1) {
+        const uint64_t group = g0 + static_cast<uint64_t>(__builtin_ctzll(b));
         const unsigned top = src.top_mask(group);
+        if (opened < kOpenKept) open_top[opened] = static_cast<uint16_t>(top);
+        ++opened;
         for (unsigned l = 0; l < 16; ++l) {
           const uint64_t i = group * 16 + l;
           if (!((top >> l) & 1u) || i < start || i >= end) continue;
@@ -655,41 +700,33 @@ TopkResult topk_pruned(const T* x, size_t n, uint64_t start, uint64_t row, const
       }
     }
     if (pend.count) flush();
-    // 2. the logits of the window, a tile at a time
-    uint64_t cached_group = ~uint64_t{0};
-    unsigned cached_top = 0;
+    // 2. the logits of the window. Is element i top? Its group's mask from
+    // pass 1 (the open groups' rank in the window: how many open bits come
+    // before), or made again past the first kOpenKept.
     auto is_top = [&](uint64_t i) {
-      const uint64_t group = i / 16;
-      if (!((open_bits[i / kSpan - span0] >> (group % kTile)) & 1u)) return false;
-      if (group != cached_group) {
-        cached_group = group;
-        cached_top = src.top_mask(group);
-      }
-      return ((cached_top >> (i % 16)) & 1u) != 0;
+      const uint64_t group = i / 16, bits = open_bits[i / kSpan - span0], g = group % kTile;
+      if (!((bits >> g) & 1u)) return false;
+      const size_t rank = open_rank[i / kSpan - span0] +
+                          static_cast<size_t>(__builtin_popcountll(bits & ((uint64_t{1} << g) - 1)));
+      const unsigned top = rank < kOpenKept ? open_top[rank] : src.top_mask(group);
+      return ((top >> (i % 16)) & 1u) != 0;
     };
-    // A tile whose bound reaches the cut, vector by vector.
+    // A tile whose bound reaches the cut: its lanes that can, as bits.
     auto look = [&](const T* p, uint64_t t0) {
-      bool flagged[U];
-      size_t lanes = 0;
+      unsigned lane_set[U];
+      uint64_t all = 0;  // element e of the tile: bit e
       for (size_t u = 0; u < U; ++u) {
         const Reg<V> bound = V::add(V::mul(mask(V::load(p + u * W)), vinv), vnot_top);
-        flagged[u] = V::any(V::gt(bound, vcut));
-        if (!flagged[u]) continue;
-        double b[W];
-        V::to_array(bound, b);
-        for (size_t l = 0; l < W; ++l) lanes += b[l] > cut ? 1 : 0;
+        lane_set[u] = lane_bits<V, R>(V::gt(bound, vcut));
+        all |= static_cast<uint64_t>(lane_set[u]) << (u * W);
       }
-      if (lanes == 0) return;
-      if (lanes <= kSparseLanes) {
-        for (size_t u = 0; u < U; ++u) {
-          if (!flagged[u]) continue;
-          const Reg<V> bound = V::add(V::mul(mask(V::load(p + u * W)), vinv), vnot_top);
-          double b[W];
-          V::to_array(bound, b);
-          for (size_t l = 0; l < W; ++l) {
-            const uint64_t i = t0 + u * W + l;
-            if (b[l] > cut && !is_top(i)) push(i, p[u * W + l], false);
-          }
+      if (all == 0) return;
+      if (static_cast<size_t>(__builtin_popcountll(all)) <= kSparseLanes) {
+        // the tile's 4 groups: does any hold a top element?
+        const bool any_open = ((open_bits[t0 / kSpan - span0] >> ((t0 / 16) % kTile)) & 0xFu) != 0;
+        for (; all != 0; all &= all - 1) {
+          const size_t e = static_cast<size_t>(__builtin_ctzll(all));
+          if (!any_open || !is_top(t0 + e)) push(t0 + e, p[e], false);
         }
         return;
       }
@@ -697,7 +734,7 @@ TopkResult topk_pruned(const T* x, size_t n, uint64_t start, uint64_t row, const
       alignas(64) T no_top[W] = {};
       R::philox16(t0 / kTile * 16, src.c2, src.c3, src.k0, src.k1, words);
       for (size_t u = 0; u < U; ++u) {
-        if (!flagged[u]) continue;
+        if (lane_set[u] == 0) continue;
         Reg<V> c, corr, qb;
         noise_argument<V, R>(words + u * W, no_top, false, c, corr, qb);
         const Reg<V> base = V::mul(mask(V::load(p + u * W)), vinv);
@@ -718,24 +755,68 @@ TopkResult topk_pruned(const T* x, size_t n, uint64_t start, uint64_t row, const
     };
     const uint64_t lo_i = span0 * kSpan > start ? span0 * kSpan : start;
     const uint64_t hi_i = span1 * kSpan < end ? span1 * kSpan : end;
+    // 2a. read the window's whole tiles once: NaN/+inf flags, and the tiles
+    // that can place at the cut pass 1 left (it only rises), with their
+    // largest x/T. Branch-free: a tile is written, and kept when it can.
+    size_t listed = 0;
+    T top_hb = -static_cast<T>(kInf);
     for (uint64_t t0 = lo_i / kTile * kTile; t0 < hi_i; t0 += kTile) {
-      if (t0 >= start && t0 + kTile <= end) {
-        const T* p = x + (t0 - start);
-        if (ahead && t0 + kTile + ahead <= end) prefetch_block<kTile * sizeof(T)>(p + ahead);
-        Reg<V> sum = V::load(p), hi = mask(sum);
-        SSM_UNROLL
-        for (size_t j = W; j < kTile; j += W) {
-          const Reg<V> v = V::load(p + j);
-          hi = V::max(mask(v), hi);
-          sum = V::add(sum, v);
-        }
-        // The sum flags NaN and +inf (and a harmless false alarm when finite
-        // logits overflow: the final check looks at the logits themselves).
-        bad = V::mask_or(bad, V::not_le(sum, vmaxfinite));
-        if (V::any(V::gt(V::add(V::mul(hi, vinv), vnot_top), vcut))) look(p, t0);
-        continue;
+      if (!(t0 >= start && t0 + kTile <= end)) continue;
+      const T* p = x + (t0 - start);
+      if (ahead && t0 + kTile + ahead <= end) prefetch_block<kTile * sizeof(T)>(p + ahead);
+      Reg<V> sum = V::load(p), hi = mask(sum);
+      SSM_UNROLL
+      for (size_t j = W; j < kTile; j += W) {
+        const Reg<V> v = V::load(p + j);
+        hi = V::max(mask(v), hi);
+        sum = V::add(sum, v);
       }
-      // a partial tile at the chunk's head or tail: -inf outside it
+      // The sum flags NaN and +inf (and a harmless false alarm when finite
+      // logits overflow: the final check looks at the logits themselves).
+      bad = V::mask_or(bad, V::not_le(sum, vmaxfinite));
+      const Reg<V> hb = V::mul(hi, vinv);
+      const T h = static_cast<T>(V::hmax(hb));
+      tile_hb[listed] = h;
+      tile_at[listed] = static_cast<uint16_t>((t0 - lo_i / kTile * kTile) / kTile);
+      top_hb = h > top_hb ? h : top_hb;
+      listed += V::any(V::gt(V::add(hb, vnot_top), vcut)) ? 1 : 0;
+    }
+    for (size_t i = listed; i < listed + W; ++i) tile_hb[i] = -static_cast<T>(kInf);
+    // 2b. the listed tiles by levels of their largest x/T, highest first, a
+    // noise unit (gs) per level: the elements with the largest logits are
+    // the likeliest to beat the top elements, so the cut nears its final
+    // value before the bulk of the tiles is checked against it. Each tile is
+    // visited once, in the level [lo, hi) of its h, and looked at only if
+    // h/T + 12 ln 2 still exceeds the cut then; the order changes no result
+    // (see above). A level whose floor cannot reach the cut is the last: it
+    // takes every tile left (fl(h + c) is monotone in h, so no tile below
+    // it could place either). At most kLevels levels: +inf/NaN logits (the
+    // call fails) or a very low temperature end in one last sweep.
+    const T step = static_cast<T>(gs);
+    T level_hi = static_cast<T>(kInf);
+    for (size_t level = 1;; ++level) {
+      T level_lo = static_cast<T>(top_hb - static_cast<T>(level) * step);
+      const bool last = level >= kLevels || !(level_lo == level_lo) ||
+                        !V::any(V::gt(V::add(V::set1(static_cast<double>(level_lo)), vnot_top), vcut));
+      if (last) level_lo = -static_cast<T>(kInf);
+      const Reg<V> vlo = V::set1(static_cast<double>(level_lo)), vhi = V::set1(static_cast<double>(level_hi));
+      for (size_t i0 = 0; i0 < listed; i0 += W) {
+        const Reg<V> h = V::load(tile_hb + i0);  // lanes past `listed`: -inf, never in a level
+        const unsigned below_hi = level == 1 ? ~0u : lane_bits<V, R>(V::gt(vhi, h));  // level 1: no ceiling
+        unsigned in = lane_bits<V, R>(V::gt(V::add(h, vnot_top), vcut)) & ~lane_bits<V, R>(V::gt(vlo, h)) & below_hi;
+        for (; in != 0; in &= in - 1) {
+          const size_t i = i0 + static_cast<size_t>(__builtin_ctz(in));
+          const uint64_t t0 = (lo_i / kTile + tile_at[i]) * kTile;
+          look(x + (t0 - start), t0);
+        }
+      }
+      if (pend.count) flush();
+      if (last) break;
+      level_hi = level_lo;
+    }
+    // the partial tiles at the chunk's head or tail: -inf outside it
+    for (uint64_t t0 = lo_i / kTile * kTile; t0 < hi_i; t0 += kTile) {
+      if (t0 >= start && t0 + kTile <= end) continue;
       alignas(64) T buf[kTile];
       for (size_t e = 0; e < kTile; ++e) {
         const uint64_t i = t0 + e;

@@ -130,6 +130,9 @@ struct Random {
     const __m256i bits = _mm256_and_si256(_mm256_castpd_si256(y), _mm256_set1_epi64x(0x000FFFFFFFFFFFFFLL));
     return _mm256_castsi256_pd(_mm256_or_si256(bits, _mm256_set1_epi64x(0x3FF0000000000000LL)));
   }
+  // A comparison's lanes as bits (lane l -> bit l).
+  static unsigned lane_bits(__m256 m) { return static_cast<unsigned>(_mm256_movemask_ps(m)); }
+  static unsigned lane_bits(__m256d m) { return static_cast<unsigned>(_mm256_movemask_pd(m)); }
   static __m256 div(__m256 a, __m256 b) { return _mm256_div_ps(a, b); }
   static __m256d div(__m256d a, __m256d b) { return _mm256_div_pd(a, b); }
 };
