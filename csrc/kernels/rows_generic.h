@@ -44,6 +44,7 @@
 #include <cstddef>
 #include <limits>
 #include <type_traits>
+#include <utility>
 
 #include <cstring>
 
@@ -194,12 +195,37 @@ struct Plain2 {
   }
 };
 
+// Does the lane type transpose a W x W block in registers (V::transpose)?
+template <class V, class = void>
+struct Transposes : std::false_type {};
+template <class V>
+struct Transposes<V, std::void_t<decltype(V::transpose(std::declval<Reg<V> (&)[V::width]>()))>> : std::true_type {};
+
+// dst[k * dst_step + i] = src[i * src_step + k] for the W x W block: W
+// vector loads, the transpose, W vector stores where the lane type has one.
+template <class V, class T>
+inline void transpose_block(const T* src, size_t src_step, T* dst, size_t dst_step) {
+  constexpr size_t W = V::width;
+  if constexpr (Transposes<V>::value) {
+    Reg<V> v[W];
+    for (size_t i = 0; i < W; ++i) v[i] = V::load(src + i * src_step);
+    V::transpose(v);
+    for (size_t k = 0; k < W; ++k) V::store(dst + k * dst_step, v[k]);
+  } else {
+    for (size_t i = 0; i < W; ++i)
+      for (size_t k = 0; k < W; ++k) dst[k * dst_step + i] = src[i * src_step + k];
+  }
+}
+
 // Group <-> columns. buf[j * W + l] is element j of row l; lanes >= g (the
 // batch's last, partial group) are filled with `fill`.
-template <size_t W, class T>
+template <class V, class T>
 inline void to_columns(const T* x, size_t n, size_t g, T* buf, T fill) {
+  constexpr size_t W = V::width;
   if (g == W) {
-    for (size_t j = 0; j < n; ++j)
+    size_t j = 0;
+    for (; j + W <= n; j += W) transpose_block<V>(x + j, n, buf + j * W, W);
+    for (; j < n; ++j)
       for (size_t l = 0; l < W; ++l) buf[j * W + l] = x[l * n + j];
     return;
   }
@@ -229,17 +255,18 @@ constexpr size_t kStreamRunBytes = 2048;
 template <class VN, class T>
 inline void from_columns(const T* buf, size_t n, size_t g, const bool* ok, T* obuf, T* y, bool stream) {
   constexpr size_t W = VN::width;
-  bool all = true;
-  for (size_t l = 0; l < g; ++l) {
-    all = all && ok[l];
-    if (ok[l])
-      for (size_t j = 0; j < n; ++j) obuf[l * n + j] = buf[j * W + l];
-  }
+  bool all = g == W;
+  for (size_t l = 0; l < g; ++l) all = all && ok[l];
   if (!all) {
     for (size_t l = 0; l < g; ++l)
-      if (ok[l]) std::memcpy(y + l * n, obuf + l * n, n * sizeof(T));
+      if (ok[l])
+        for (size_t j = 0; j < n; ++j) y[l * n + j] = buf[j * W + l];
     return;
   }
+  size_t j = 0;
+  for (; j + W <= n; j += W) transpose_block<VN>(buf + j * W, W, obuf + j, n);
+  for (; j < n; ++j)
+    for (size_t l = 0; l < W; ++l) obuf[l * n + j] = buf[j * W + l];
   const size_t total = g * n;
   if constexpr (VN::stream_align != 0) {
     constexpr size_t kLine = 64 / sizeof(T);  // elements per cache line
@@ -260,7 +287,7 @@ inline void from_columns(const T* buf, size_t n, size_t g, const bool* ok, T* ob
 template <class VN, class T>
 void softmax_group(const T* x, T* y, size_t n, size_t g, T* buf, T* obuf, bool stream, unsigned char* flag) {
   constexpr size_t W = VN::width;
-  to_columns<W>(x, n, g, buf, T(0));
+  to_columns<VN>(x, n, g, buf, T(0));
   Reg<VN> vmax = VN::set1(-kInf);
   for (size_t j = 0; j < n; ++j) vmax = VN::max(VN::load(buf + j * W), vmax);  // NaN ignored
   double mx[W];
@@ -359,7 +386,7 @@ void wide_sums(T* buf, const T* bbuf, size_t n, double* mx, double* k, double* r
 template <class VN, class VW, class T>
 void log_softmax_group(const T* x, T* y, size_t n, size_t g, T* buf, T* obuf, bool stream, unsigned char* flag) {
   constexpr size_t W = VN::width;
-  to_columns<W>(x, n, g, buf, T(0));
+  to_columns<VN>(x, n, g, buf, T(0));
   double mx[W], k[W], rest[W];
   bool bad[W], ok[W];
   // float32: the other terms to ExpCoeffsMid's 2.1e-9 (see the header).
@@ -393,8 +420,8 @@ template <class VN, class VW, class T, bool Weighted>
 void logsumexp_group(const T* x, const T* b, T* out, T* sign, size_t n, size_t g, T* buf, T* bbuf,
                      unsigned char* flag) {
   constexpr size_t W = VN::width;
-  to_columns<W>(x, n, g, buf, T(0));
-  if constexpr (Weighted) to_columns<W>(b, n, g, bbuf, T(1));
+  to_columns<VN>(x, n, g, buf, T(0));
+  if constexpr (Weighted) to_columns<VN>(b, n, g, bbuf, T(1));
   double mx[W], k[W], rest[W];
   bool bad[W];
   if constexpr (!Weighted) {

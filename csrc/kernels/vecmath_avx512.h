@@ -103,6 +103,31 @@ struct F64x8 {
   static constexpr size_t stream_align = 64;
   static void stream(double* p, reg v) { _mm512_stream_pd(p, v); }
   static void fence() { _mm_sfence(); }
+  // v[i] <- column i of the 8 x 8 block whose rows are v[0..7] (the
+  // short-row kernels' group <-> columns, rows_generic.h): pairs within
+  // 128-bit lanes, then lanes across registers twice.
+  static void transpose(reg (&v)[8]) {
+    __m512d t[8], u[8];
+    for (int i = 0; i < 4; ++i) {
+      t[2 * i] = _mm512_unpacklo_pd(v[2 * i], v[2 * i + 1]);      // a0 b0 | a2 b2 | a4 b4 | a6 b6
+      t[2 * i + 1] = _mm512_unpackhi_pd(v[2 * i], v[2 * i + 1]);  // a1 b1 | a3 b3 | a5 b5 | a7 b7
+    }
+    for (int h = 0; h < 2; ++h) {  // rows 0-3, then 4-7
+      const __m512d* a = t + 4 * h;
+      u[4 * h + 0] = _mm512_shuffle_f64x2(a[0], a[2], 0x88);  // columns 0 | 4 of rows 0, 1 | 0, 1 | 2, 3 | 2, 3
+      u[4 * h + 1] = _mm512_shuffle_f64x2(a[0], a[2], 0xDD);  // 2 | 6
+      u[4 * h + 2] = _mm512_shuffle_f64x2(a[1], a[3], 0x88);  // 1 | 5
+      u[4 * h + 3] = _mm512_shuffle_f64x2(a[1], a[3], 0xDD);  // 3 | 7
+    }
+    v[0] = _mm512_shuffle_f64x2(u[0], u[4], 0x88);
+    v[4] = _mm512_shuffle_f64x2(u[0], u[4], 0xDD);
+    v[2] = _mm512_shuffle_f64x2(u[1], u[5], 0x88);
+    v[6] = _mm512_shuffle_f64x2(u[1], u[5], 0xDD);
+    v[1] = _mm512_shuffle_f64x2(u[2], u[6], 0x88);
+    v[5] = _mm512_shuffle_f64x2(u[2], u[6], 0xDD);
+    v[3] = _mm512_shuffle_f64x2(u[3], u[7], 0x88);
+    v[7] = _mm512_shuffle_f64x2(u[3], u[7], 0xDD);
+  }
 
   static reg add(reg a, reg b) { return _mm512_add_pd(a, b); }
   static reg sub(reg a, reg b) { return _mm512_sub_pd(a, b); }
