@@ -127,8 +127,9 @@ inline Reg<V> log1p_small(Reg<V> z) {
   Reg<V> t = V::add(V::set1(1.0), z);
   Reg<V> e = V::set1(0.0);
   // The steps' constants as products by exact powers of two, folded at
-  // compile time (std::ldexp is a library call: twice per step and half
-  // vector, it took a third of a float32 logsumexp group of rows of 8).
+  // compile time by any compiler (std::ldexp is folded only where the
+  // compiler may ignore errno, as with this build's -fno-math-errno; else it
+  // is two library calls per step and half vector).
   constexpr int kSteps[4] = {8, 4, 2, 1};
   for (int p : kSteps) {
     // t >= 2^p / sqrt(2): divide by 2^p (exact); afterwards t < 2^p / sqrt(2).
