@@ -104,8 +104,10 @@ template <class T>
 bool short_rows_softmax(const Kernels<T>& k, const T* x, T* y, size_t rows, size_t n, std::vector<size_t>& special) {
   const RowsKernels<T>* rk = rows_kernels_for(k);
   if (!applies(rk, rows, n, kSoftmaxShortMax)) return false;
+  const bool stream = use_stream(rows * n * sizeof(T));  // as the row kernels' write passes
   run_short_rows(
-      *rk, rows, n, [&](size_t r0, size_t count, unsigned char* f) { rk->softmax(x + r0 * n, y + r0 * n, count, n, f); },
+      *rk, rows, n,
+      [&](size_t r0, size_t count, unsigned char* f) { rk->softmax(x + r0 * n, y + r0 * n, count, n, stream, f); },
       [&](size_t r) { return softmax_batch<T>(k, x + r * n, y + r * n, 1, n, Algorithm::TwoPass).empty(); },
       special);
   return true;
@@ -116,9 +118,10 @@ bool short_rows_log_softmax(const Kernels<T>& k, const T* x, T* y, size_t rows, 
                             std::vector<size_t>& special) {
   const RowsKernels<T>* rk = rows_kernels_for(k);
   if (!applies(rk, rows, n, ShortMax<T>::log_softmax)) return false;
+  const bool stream = use_stream(rows * n * sizeof(T));
   run_short_rows(
       *rk, rows, n,
-      [&](size_t r0, size_t count, unsigned char* f) { rk->log_softmax(x + r0 * n, y + r0 * n, count, n, f); },
+      [&](size_t r0, size_t count, unsigned char* f) { rk->log_softmax(x + r0 * n, y + r0 * n, count, n, stream, f); },
       [&](size_t r) { return log_softmax_batch<T>(k, x + r * n, y + r * n, 1, n).empty(); }, special);
   return true;
 }

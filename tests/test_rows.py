@@ -294,6 +294,42 @@ def test_out_and_in_place(isa, dtype, n):
         np.testing.assert_array_equal(y, want)
 
 
+# Group outputs of 2 KiB and more are streamed (whole lines inside the run,
+# regular stores at its ends): lengths on both sides of that size for every
+# group width, the output at every 8-byte offset of a cache line.
+@pytest.mark.parametrize("n", [15, 16, 17, 31, 32, 33, 63, 64, 65, 100, 129, 255, 256])
+def test_short_rows_streamed_and_regular_stores_agree(isa, dtype, restore_settings, n):
+    rng = np.random.default_rng(11)
+    rows = 2 * WIDEST + 3
+    x = logits(rng, rows, n, dtype)
+    x[5, n // 2] = np.nan  # a flagged row inside a group: the group is written row by row
+    results = {}
+    for policy in ("stream", "regular"):
+        _core.testing.set_store_policy(policy)
+        for offset in range(0, 64 // x.itemsize + 1):
+            ybuf = np.full(rows * n + offset + 8, 7.0, dtype)
+            y = ybuf[offset : offset + rows * n].reshape(rows, n)
+            got = []
+            for fn in (_core.softmax, _core.log_softmax):
+                special = fn(x, y) if fn is _core.log_softmax else fn(x, y, "auto")
+                assert list(special) == [5]
+                got.append(np.delete(y, 5, axis=0).copy())
+            assert np.all(ybuf[:offset] == 7.0) and np.all(ybuf[offset + rows * n :] == 7.0)
+            assert np.all(y[5] == 7.0)  # the special row is left for the caller
+            results[(policy, offset)] = got
+    first = results[("regular", 0)]
+    for key, got in results.items():
+        for a, b in zip(got, first):
+            assert a.tobytes() == b.tobytes(), key
+    ok = np.delete(x, 5, axis=0)
+    assert_softmax_close(first[0], ref_softmax(ok))
+    assert_log_softmax_close(first[1], ok)
+    y = x.copy()  # in place, streamed
+    _core.testing.set_store_policy("stream")
+    _core.log_softmax(y, y)
+    assert np.delete(y, 5, axis=0).tobytes() == first[1].tobytes()
+
+
 @pytest.mark.parametrize("order", ["C", "F"])
 def test_other_axes_and_layouts(isa, dtype, order):
     """Short rows along a non-last axis, Fortran order, keepdims."""

@@ -21,10 +21,12 @@ struct RowsKernels {
   // softmax: three passes over the transposed group in registers/L1 (max,
   // stored terms exp(x) * 2^-round(max log2 e) with their compensated sum,
   // scale), the exact-difference reference of the three-pass algorithms.
-  void (*softmax)(const T* x, T* y, size_t rows, size_t n, unsigned char* flag);
+  // stream: y may be written with non-temporal stores (an output beyond the
+  // cache, use_stream); the kernel fences before it returns.
+  void (*softmax)(const T* x, T* y, size_t rows, size_t n, bool stream, unsigned char* flag);
   // log_softmax: y = (x - max) - log1p(S - 1), S = sum exp(x - max) in
   // float64 arithmetic with the max's own terms counted apart (exactly).
-  void (*log_softmax)(const T* x, T* y, size_t rows, size_t n, unsigned char* flag);
+  void (*log_softmax)(const T* x, T* y, size_t rows, size_t n, bool stream, unsigned char* flag);
   // out[r] = max + log|S| with S = sum b exp(x - max) (b may be null: 1;
   // max over b != 0); sign (may be null) gets +-1.
   void (*logsumexp)(const T* x, const T* b, T* out, T* sign, size_t rows, size_t n, unsigned char* flag);

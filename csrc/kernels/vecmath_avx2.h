@@ -37,6 +37,26 @@ struct F32x8 {
   static constexpr size_t stream_align = 32;
   static void stream(float* p, reg v) { _mm256_stream_ps(p, v); }
   static void fence() { _mm_sfence(); }
+  // v[i] <- column i of the 8 x 8 block whose rows are v[0..7] (the
+  // short-row kernels' group <-> columns, rows_generic.h).
+  static void transpose(reg (&v)[8]) {
+    __m256 t[8], s[8];
+    for (int i = 0; i < 4; ++i) {
+      t[2 * i] = _mm256_unpacklo_ps(v[2 * i], v[2 * i + 1]);      // a0 b0 a1 b1 | a4 b4 a5 b5
+      t[2 * i + 1] = _mm256_unpackhi_ps(v[2 * i], v[2 * i + 1]);  // a2 b2 a3 b3 | a6 b6 a7 b7
+    }
+    for (int h = 0; h < 2; ++h) {  // rows 0-3, then 4-7
+      const __m256 *a = t + 4 * h;
+      s[4 * h + 0] = _mm256_shuffle_ps(a[0], a[2], 0x44);  // column 0 | 4 of the four rows
+      s[4 * h + 1] = _mm256_shuffle_ps(a[0], a[2], 0xEE);  // 1 | 5
+      s[4 * h + 2] = _mm256_shuffle_ps(a[1], a[3], 0x44);  // 2 | 6
+      s[4 * h + 3] = _mm256_shuffle_ps(a[1], a[3], 0xEE);  // 3 | 7
+    }
+    for (int c = 0; c < 4; ++c) {
+      v[c] = _mm256_permute2f128_ps(s[c], s[4 + c], 0x20);
+      v[c + 4] = _mm256_permute2f128_ps(s[c], s[4 + c], 0x31);
+    }
+  }
 
   static reg add(reg a, reg b) { return _mm256_add_ps(a, b); }
   static reg sub(reg a, reg b) { return _mm256_sub_ps(a, b); }
@@ -131,6 +151,17 @@ struct F64x4 {
   static constexpr size_t stream_align = 32;
   static void stream(double* p, reg v) { _mm256_stream_pd(p, v); }
   static void fence() { _mm_sfence(); }
+  // v[i] <- column i of the 4 x 4 block whose rows are v[0..3].
+  static void transpose(reg (&v)[4]) {
+    const __m256d a = _mm256_unpacklo_pd(v[0], v[1]);  // 00 10 | 02 12
+    const __m256d b = _mm256_unpackhi_pd(v[0], v[1]);  // 01 11 | 03 13
+    const __m256d c = _mm256_unpacklo_pd(v[2], v[3]);  // 20 30 | 22 32
+    const __m256d d = _mm256_unpackhi_pd(v[2], v[3]);  // 21 31 | 23 33
+    v[0] = _mm256_permute2f128_pd(a, c, 0x20);
+    v[1] = _mm256_permute2f128_pd(b, d, 0x20);
+    v[2] = _mm256_permute2f128_pd(a, c, 0x31);
+    v[3] = _mm256_permute2f128_pd(b, d, 0x31);
+  }
 
   static reg add(reg a, reg b) { return _mm256_add_pd(a, b); }
   static reg sub(reg a, reg b) { return _mm256_sub_pd(a, b); }

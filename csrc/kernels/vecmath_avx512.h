@@ -43,6 +43,36 @@ struct F32x16 {
   static constexpr size_t stream_align = 64;
   static void stream(float* p, reg v) { _mm512_stream_ps(p, v); }
   static void fence() { _mm_sfence(); }
+  // v[i] <- column i of the 16 x 16 block whose rows are v[0..15] (the
+  // short-row kernels' group <-> columns, rows_generic.h): a 4 x 4 transpose
+  // within each 128-bit lane of four rows, then the 4 x 4 matrix of lanes
+  // of each such quarter transposed across registers.
+  static void transpose(reg (&v)[16]) {
+    __m512 t[16], s[16];
+    for (int i = 0; i < 8; ++i) {
+      t[2 * i] = _mm512_unpacklo_ps(v[2 * i], v[2 * i + 1]);      // per lane k: a4k b4k a4k+1 b4k+1
+      t[2 * i + 1] = _mm512_unpackhi_ps(v[2 * i], v[2 * i + 1]);  // a4k+2 b4k+2 a4k+3 b4k+3
+    }
+    // s[4 q + c], lane k: column 4k + c of rows 4q .. 4q + 3.
+    for (int q = 0; q < 4; ++q) {
+      const __m512* a = t + 4 * q;
+      s[4 * q + 0] = _mm512_shuffle_ps(a[0], a[2], 0x44);
+      s[4 * q + 1] = _mm512_shuffle_ps(a[0], a[2], 0xEE);
+      s[4 * q + 2] = _mm512_shuffle_ps(a[1], a[3], 0x44);
+      s[4 * q + 3] = _mm512_shuffle_ps(a[1], a[3], 0xEE);
+    }
+    // Column 4k + c, lane q = s[4 q + c] lane k.
+    for (int c = 0; c < 4; ++c) {
+      const __m512 x0 = _mm512_shuffle_f32x4(s[c], s[4 + c], 0x88);   // lanes 0, 2 of q = 0, 1
+      const __m512 x1 = _mm512_shuffle_f32x4(s[c], s[4 + c], 0xDD);   // lanes 1, 3 of q = 0, 1
+      const __m512 x2 = _mm512_shuffle_f32x4(s[8 + c], s[12 + c], 0x88);
+      const __m512 x3 = _mm512_shuffle_f32x4(s[8 + c], s[12 + c], 0xDD);
+      v[c] = _mm512_shuffle_f32x4(x0, x2, 0x88);
+      v[8 + c] = _mm512_shuffle_f32x4(x0, x2, 0xDD);
+      v[4 + c] = _mm512_shuffle_f32x4(x1, x3, 0x88);
+      v[12 + c] = _mm512_shuffle_f32x4(x1, x3, 0xDD);
+    }
+  }
 
   static reg add(reg a, reg b) { return _mm512_add_ps(a, b); }
   static reg sub(reg a, reg b) { return _mm512_sub_ps(a, b); }
@@ -103,6 +133,31 @@ struct F64x8 {
   static constexpr size_t stream_align = 64;
   static void stream(double* p, reg v) { _mm512_stream_pd(p, v); }
   static void fence() { _mm_sfence(); }
+  // v[i] <- column i of the 8 x 8 block whose rows are v[0..7] (the
+  // short-row kernels' group <-> columns, rows_generic.h): pairs within
+  // 128-bit lanes, then lanes across registers twice.
+  static void transpose(reg (&v)[8]) {
+    __m512d t[8], u[8];
+    for (int i = 0; i < 4; ++i) {
+      t[2 * i] = _mm512_unpacklo_pd(v[2 * i], v[2 * i + 1]);      // a0 b0 | a2 b2 | a4 b4 | a6 b6
+      t[2 * i + 1] = _mm512_unpackhi_pd(v[2 * i], v[2 * i + 1]);  // a1 b1 | a3 b3 | a5 b5 | a7 b7
+    }
+    for (int h = 0; h < 2; ++h) {  // rows 0-3, then 4-7
+      const __m512d* a = t + 4 * h;
+      u[4 * h + 0] = _mm512_shuffle_f64x2(a[0], a[2], 0x88);  // columns 0 | 4 of rows 0, 1 | 0, 1 | 2, 3 | 2, 3
+      u[4 * h + 1] = _mm512_shuffle_f64x2(a[0], a[2], 0xDD);  // 2 | 6
+      u[4 * h + 2] = _mm512_shuffle_f64x2(a[1], a[3], 0x88);  // 1 | 5
+      u[4 * h + 3] = _mm512_shuffle_f64x2(a[1], a[3], 0xDD);  // 3 | 7
+    }
+    v[0] = _mm512_shuffle_f64x2(u[0], u[4], 0x88);
+    v[4] = _mm512_shuffle_f64x2(u[0], u[4], 0xDD);
+    v[2] = _mm512_shuffle_f64x2(u[1], u[5], 0x88);
+    v[6] = _mm512_shuffle_f64x2(u[1], u[5], 0xDD);
+    v[1] = _mm512_shuffle_f64x2(u[2], u[6], 0x88);
+    v[5] = _mm512_shuffle_f64x2(u[2], u[6], 0xDD);
+    v[3] = _mm512_shuffle_f64x2(u[3], u[7], 0x88);
+    v[7] = _mm512_shuffle_f64x2(u[3], u[7], 0xDD);
+  }
 
   static reg add(reg a, reg b) { return _mm512_add_pd(a, b); }
   static reg sub(reg a, reg b) { return _mm512_sub_pd(a, b); }
