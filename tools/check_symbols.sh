@@ -3,14 +3,15 @@
 #
 #   tools/check_symbols.sh [BUILD_TYPE...]     (default: Release Debug)
 #
-# The *_avx2.cpp / *_avx512.cpp translation units are compiled with AVX flags.
+# The *_avx2.cpp / *_avx512.cpp / *_avx512bf16.cpp translation units are
+# compiled with AVX flags.
 # Any function they emit with external or weak linkage (an inline function or
 # a template instantiation included from a shared header, a std:: helper the
 # optimizer did not inline, ...) can be chosen by the linker for the calls of
 # every other translation unit as well (one definition rule), and would then
 # run AVX instructions on a CPU that has none. So every global or weak code
 # symbol of those objects must be in the set's own namespace (ssm::avx2,
-# ssm::avx512), or be one of its entry points (ssm::kernels_<isa>,
+# ssm::avx512, ssm::avx512bf16), or be one of its entry points (ssm::kernels_<isa>,
 # ssm::sample_kernels_<isa>, ssm::rows_kernels_<isa>, ssm::convert_<isa>,
 # ssm::half_kernels_<isa>, ssm::gumbel_kernels_<isa>, and their local statics). Symbols with internal
 # linkage (nm type t) cannot be shared and are not checked; neither is data.
@@ -77,7 +78,10 @@ for type in "${types[@]}"; do
     exit 2
   }
   objects=()
-  for src in csrc/kernels/*_avx2.cpp csrc/kernels/*_avx512.cpp; do
+  sources=(csrc/kernels/*_avx2.cpp csrc/kernels/*_avx512.cpp)
+  # The AVX512_BF16 unit, where the compiler takes -mavx512bf16 (CMake then builds it).
+  grep -q 'SSM_CXX_HAS_AVX512BF16:INTERNAL=1' "$build/CMakeCache.txt" && sources+=(csrc/kernels/*_avx512bf16.cpp)
+  for src in "${sources[@]}"; do
     target="${src}.o"
     make -C "$build" "$target" >>"$build.log" 2>&1 || {
       tail -30 "$build.log" >&2
@@ -94,6 +98,7 @@ for type in "${types[@]}"; do
   fi
   for obj in "${objects[@]}"; do
     case $obj in
+      *avx512bf16*) isa=avx512bf16 ;;
       *avx512*) isa=avx512 ;;
       *) isa=avx2 ;;
     esac

@@ -6,7 +6,9 @@
 // in a translation unit compiled with AVX512_BF16 (half_avx512bf16.cpp),
 // vcvtneps2bf16 / vcvtne2ps2bf16.
 // Included by half_avx512.cpp and half_avx512bf16.cpp only, each defining
-// its own entry point (everything here has internal linkage).
+// its own entry point. The kernels here have internal linkage; the inline
+// members of vecmath_avx512.h's types do not, so half_avx512bf16.cpp renames
+// the namespace (see there).
 #pragma once
 #include "vecmath_avx512.h"
 #define SSM_ISA avx512

@@ -433,7 +433,9 @@ void log_softmax_rows(const uint16_t* x, uint16_t* y, size_t rows, size_t n, uns
       const Reg<V> l = V::set1(log_s[r]);
       H* out = reinterpret_cast<H*>(y) + (r0 + r) * n;
       auto shift = [l](Reg<V> v) SSM_INLINE { return V::sub(v, l); };
-      if (static_cast<typename V::scalar>(log_s[r]) >= std::numeric_limits<float>::min())
+      // 0x1p-126f: float32's smallest normal, as a literal (numeric_limits'
+      // min() is a function, which a Debug build emits, weak, in this object).
+      if (static_cast<typename V::scalar>(log_s[r]) >= 0x1p-126f)
         write_row<V, true>(out, buf[r], geo, shift);
       else
         write_row<V>(out, buf[r], geo, shift);
