@@ -51,7 +51,18 @@ def _key(rng):
     return int(words[0]), int(words[1]), int(words[2]) | (int(words[3]) << 32)
 
 
+def _per_row(rng) -> bool:
+    """Is `rng` a sequence of per-row rngs (a list, tuple or array with at
+    least one axis) rather than one rng? (A Generator, the common rng, is
+    answered first.)"""
+    if type(rng) is np.random.Generator:
+        return False
+    return isinstance(rng, (list, tuple)) or (isinstance(rng, np.ndarray) and rng.ndim >= 1)
+
+
 def _check_temperature(value, name: str, allow_zero: bool) -> float:
+    if type(value) is float and 0.0 < value < math.inf:  # the common value, checked at once
+        return value
     try:
         t = float(value)
     except (TypeError, ValueError):
@@ -132,9 +143,12 @@ def _one_call(x, axis) -> bool:
         and x.ndim > 0
         and (axis == -1 or axis == x.ndim - 1)
         and x.shape[-1] > 0
-        and x.flags.c_contiguous
-        and x.flags.aligned
+        and _contiguous_aligned(x.flags)
     )
+
+
+def _contiguous_aligned(flags) -> bool:
+    return flags.c_contiguous and flags.aligned
 
 
 def _out_one_call(out, x) -> bool:
@@ -240,7 +254,7 @@ def gumbel_argmax(logits, axis=-1, *, temperature=1.0, rng=None):
     2
     """
     t = _check_temperature(temperature, "temperature", allow_zero=True)
-    if isinstance(rng, (list, tuple)) or (isinstance(rng, np.ndarray) and rng.ndim >= 1):
+    if _per_row(rng):
         from ._sample import sample  # one rng per row: sample() without filters is this draw
 
         return sample(logits, axis, temperature=t, rng=rng)
@@ -316,7 +330,7 @@ def gumbel_topk(logits, k, axis=-1, *, temperature=1.0, rng=None):
     if k < 0:
         raise ValueError(f"k must be >= 0, got {k}")
     t = _check_temperature(temperature, "temperature", allow_zero=True)
-    if isinstance(rng, (list, tuple)) or (isinstance(rng, np.ndarray) and rng.ndim >= 1):
+    if _per_row(rng):
         return _topk_per_row(logits, k, axis, t, rng)
     if _one_call(logits, axis) and t > 0 and 0 < k <= logits.shape[-1]:
         bad, reason, idx = _core.gumbel_topk_call(logits, k, False, 1.0 / t, *_key(rng))

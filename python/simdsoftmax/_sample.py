@@ -17,17 +17,11 @@ import operator
 import numpy as np
 
 from . import _core
-from ._gumbel import _key, _one_call, _raise_bad_row, _rows
+from ._gumbel import _key, _one_call, _per_row, _raise_bad_row, _rows
 
 __all__ = ["sample", "topk"]
 
 _LOGPROBS = {None: 0, "raw": 1, "processed": 2}
-
-
-def _per_row(rng) -> bool:
-    """Is `rng` a sequence of per-row rngs (a list, tuple or array with at
-    least one axis) rather than one rng?"""
-    return isinstance(rng, (list, tuple)) or (isinstance(rng, np.ndarray) and rng.ndim >= 1)
 
 
 def _keys(rng, batch, rows):
