@@ -103,7 +103,10 @@ GumbelStatus gumbel_topk_rows(const GumbelKernels<T>& kern, const T* xp, size_t 
       return;
     }
     if (short_rows) {  // a block of rows per kernel call, the kernel batching them further
-      const size_t block = std::max<size_t>(64, std::min<size_t>(4096, 65536 / (k * n)));
+      // (no bigger than the task: a call of one short row allocated and
+      // cleared 4096 rows' slots)
+      const size_t block =
+          std::min(tk.row1 - tk.row0, std::max<size_t>(64, std::min<size_t>(4096, 65536 / (k * n))));
       std::vector<Candidate> cand(block * k);
       std::vector<TopkResult> res(block);
       for (size_t r0 = tk.row0; r0 < tk.row1; r0 += block) {

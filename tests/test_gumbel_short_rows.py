@@ -88,6 +88,31 @@ def test_identical_across_isas(dtype):
                 assert np.array_equal(r[1], results[0][1]) and np.array_equal(r[2], results[0][2]), (n, k)
 
 
+
+def small_row_counts(isa, dtype, n):
+    """Calls of fewer rows than a batch get a batch of just their rows: 1 to 3
+    rows, and a batch's worth less one, exactly, and one more."""
+    per_batch = max(1, tiles(isa, dtype)["gumbel.short_batch"] // n)
+    return sorted({1, 2, 3, per_batch - 1, per_batch, per_batch + 1} - {0})
+
+
+def test_calls_smaller_than_a_batch(isa, dtype):
+    """Few rows (a single row of 16, say): the row walk's bits, from any column
+    (col_base 0 reads the words in place for rows up to 16, others gather
+    them), and the first bad row reported as the row walk reports it."""
+    rng = np.random.default_rng(12)
+    for n in (1, 3, 8, 15, 16, 17, 64, 100, 256):
+        for rows in small_row_counts(isa, dtype, n):
+            x = (rng.standard_normal((rows, n)) * 3).astype(dtype)
+            for k in sorted({1, min(2, n), n}):
+                for col_base in (0, 5, 60):
+                    got = topk(x, k, True, 3, col_base)
+                    want = topk(x, k, False, 3, col_base)
+                    assert got[0] == want[0] == (-1, ""), (n, rows, k)
+                    assert np.array_equal(got[1], want[1]) and np.array_equal(got[2], want[2]), (n, rows, k, col_base)
+            x[rows // 2, n - 1] = np.nan
+            assert topk(x, 1, True)[0] == topk(x, 1, False)[0] == (rows // 2, "contains NaN")
+
 @pytest.mark.parametrize("n", [3, 16, 40, 200])
 def test_offsets_rows_and_columns(isa, dtype, n):
     """A block of a larger array (row_base, col_base) draws the noise the whole

@@ -111,6 +111,22 @@ def test_short_rows_at_any_column(isa, dtype, col_base):
             assert got[0] == ref[0] == (-1, "") and got[1].tobytes() == ref[1].tobytes(), (n, tau)
 
 
+
+def test_short_rows_in_calls_smaller_than_a_batch(isa, dtype):
+    """Fewer rows than a batch (a batch of just those rows): the row walk's
+    bits at 1 to 3 rows and around one batch, from columns 0 and 5."""
+    rng = np.random.default_rng(27)
+    for n in (1, 3, 8, 15, 16, 17, 33, 59, 64):
+        per_batch = max(1, tiles(isa, dtype)["gumbel.short_batch"] // n)
+        for rows in sorted({1, 2, 3, per_batch - 1, per_batch, per_batch + 1} - {0}):
+            x = logits(rng, rows, n, dtype)
+            for col_base in (0, 5) if n <= TILE - 5 else (0,):
+                for tau in (1.0, 0.6):
+                    ref = kernel(x, 1 / tau, False, row_base=2, col_base=col_base)
+                    got = kernel(x, 1 / tau, True, "fresh", row_base=2, col_base=col_base)
+                    assert got[0] == ref[0] == (-1, ""), (n, rows)
+                    assert got[1].tobytes() == ref[1].tobytes(), (n, rows, col_base, tau)
+
 @pytest.mark.parametrize("tau", [1.0, 0.6])
 def test_short_rows_against_float64(isa, dtype, tau):
     rng = np.random.default_rng(22)

@@ -75,6 +75,32 @@ def test_axes_dtypes_and_shapes():
     assert values.shape == (0, 2)
 
 
+
+def test_one_step_call_matches_the_general_path(isa, dtype):
+    """A C-contiguous ndarray along its last axis is taken in one step (no axis
+    moves); the same values through the general path (a strided view, axis
+    given as a NumPy integer) give the same results, shapes and dtypes, and a
+    bad row is named by its batch index either way."""
+    g = np.random.default_rng(6)
+    for shape in ((16,), (1, 16), (3, 5), (2, 3, 17), (4, 1, 1)):
+        x = g.normal(size=shape).astype(dtype)
+        strided = np.repeat(x, 2, axis=-1)[..., ::2]
+        assert not strided.flags.c_contiguous or x.shape[-1] == 1
+        for k in sorted({1, min(2, shape[-1]), shape[-1]}):
+            fast = ssm.topk(x, k)
+            general = ssm.topk(strided, k, axis=np.int64(-1))
+            for a, b in zip(fast, general):
+                assert a.shape == b.shape == shape[:-1] + (k,) and a.dtype == b.dtype
+                np.testing.assert_array_equal(a, b)
+            assert fast[1].dtype == np.intp and fast[0].dtype == dtype
+    x = np.zeros((2, 3, 4), dtype)
+    x[1, 2, 3] = np.nan
+    for arr in (x, np.repeat(x, 2, axis=-1)[..., ::2]):
+        with pytest.raises(ValueError, match=r"^x: row \(1, 2\) contains NaN$"):
+            ssm.topk(arr, 2)
+    with pytest.raises(ValueError, match=r"^x: the row contains NaN$"):
+        ssm.topk(x[1, 2], 1)
+
 def test_errors():
     x = np.zeros((3, 5))
     x[1, 2] = np.nan

@@ -947,12 +947,15 @@ struct ShortRowWords {
   // The counters of a batch's blocks, but for the row number: lane l holds
   // block (lo[l], hi[l]) of row r0 + lane_row[l]; fine blocks first, then
   // gate blocks. gather[j]: where element j of the batch finds its word.
-  ShortRowWords(uint64_t start, size_t n_)
+  // A call of fewer rows than a full batch (rows >= 1) gets a batch of just
+  // those rows: a lane's words depend on its counter alone, so only the
+  // work changes (one row of 16 draws 32 lanes, not 544).
+  ShortRowWords(uint64_t start, size_t n_, size_t rows)
       : lay(start, n_),
         n(n_),
-        per_batch(kShortBatch / n_),
+        per_batch(kShortBatch / n_ < rows ? kShortBatch / n_ : rows),
         fine_lanes(per_batch * lay.fine),
-        lanes((per_batch * (lay.fine + lay.gates) + 15) / 16 * 16) {
+        lanes(lane_count(lay, per_batch, n_)) {
     size_t l = 0;
     auto set_lane = [&](size_t r, uint64_t block) {
       lane_lo[l] = static_cast<uint32_t>(block);
@@ -968,6 +971,14 @@ struct ShortRowWords {
       for (size_t e = 0; e < n; ++e)
         gather[r * n + e] = static_cast<uint32_t>(lay.word[e] * kShortLanes + r * lay.fine + lay.lane[e]);
     for (size_t g = 0; g < lay.gates; ++g) gate_words |= 1u << lay.gate_word[g];
+  }
+  // Lanes drawn per batch: its blocks, in whole registers of 16; where the
+  // noise loops read the words in place (lay.direct), at least the tiles its
+  // elements span, which they read whole (a full batch has that many anyway).
+  static size_t lane_count(const ShortRowLayout& lay, size_t per_batch, size_t n) {
+    const size_t blocks = (per_batch * (lay.fine + lay.gates) + 15) / 16 * 16;
+    const size_t tiles = (per_batch * n + kTile - 1) / kTile * kTile;
+    return lay.direct && tiles > blocks ? tiles : blocks;
   }
   // The words and top flags of rows row0 .. row0 + m (counter high words,
   // row_offset included), m <= per_batch.
@@ -1038,7 +1049,7 @@ void topk_rows(const T* x, size_t rows, size_t n, uint64_t start, uint64_t row, 
                double inv_temp, size_t k, Candidate* out, TopkResult* res) {
   constexpr size_t W = V::width;
   if (rows == 0 || n == 0 || n > kShortRowsMax || k == 0) return;
-  ShortRowWords<R, T> src(start, n);
+  ShortRowWords<R, T> src(start, n, rows);
   const size_t per_batch = src.per_batch;
   alignas(64) T score[kShortBatch + 16];
   alignas(64) T b1[kShortBatch], b2[kShortBatch];
@@ -1410,7 +1421,7 @@ void softmax_rows(const T* x, T* y, size_t rows, size_t n, uint64_t start, uint6
                   double inv_tau, uint8_t* fault) {
   constexpr size_t W = V::width;
   if (rows == 0 || n == 0 || start % kTile + n > kTile) return;
-  ShortRowWords<R, T> src(start, n);
+  ShortRowWords<R, T> src(start, n, rows);
   const size_t per_batch = src.per_batch;
   const bool unit = inv_tau == 1.0;
   constexpr size_t kBuf = kShortBatch + kTile;
