@@ -7,9 +7,10 @@
 //   top_k (+ top_p, min_p):  1 (running k-th best, from a sampled floor in
 //                            long chunks), then top-p and min-p on
 //                            the k candidates (O(k log k), no pass), and the
-//                            draw on the candidates' own noise (no pass; a
-//                            full masked draw only when ties at the k-th value
-//                            are kept beyond k)
+//                            draw on the candidates' own noise (no pass) when
+//                            the row has 32x more tokens than the kept ones;
+//                            else, or when ties at the k-th value are kept
+//                            beyond k, the masked draw (1)
 //   min_p:                   2 (max; the draw masked at the min-p threshold,
 //                            a threshold on z found without a pass)
 //   top_p:                   3 typically (max; one mass pass that also
@@ -129,16 +130,25 @@ void for_chunks(const Chunking& ch, bool parallel, const Body& body) {
     for (size_t c = 0; c < ch.count; ++c) body(c);
 }
 
-// The smallest and largest of count > 0 values, none NaN. Not inlined:
-// inlined into walk, GCC kept the two running values on the stack (a
-// store-to-load chain per value, ~15% of a short row's top-p).
+// The smallest and largest of count > 0 values, none NaN: four running
+// pairs, not one chain of dependent min/max. Not inlined: inlined into walk,
+// GCC kept the running values on the stack (a store-to-load chain per value,
+// ~15% of a short row's top-p).
 SSM_NOINLINE std::pair<double, double> value_range(const double* v, size_t count) {
-  double a = v[0], b = v[0];
-  for (size_t i = 1; i < count; ++i) {
-    a = v[i] < a ? v[i] : a;
-    b = v[i] > b ? v[i] : b;
+  double lo[4] = {v[0], v[0], v[0], v[0]}, hi[4] = {v[0], v[0], v[0], v[0]};
+  size_t i = 0;
+  for (; i + 4 <= count; i += 4) {
+    for (size_t j = 0; j < 4; ++j) {
+      lo[j] = v[i + j] < lo[j] ? v[i + j] : lo[j];
+      hi[j] = v[i + j] > hi[j] ? v[i + j] : hi[j];
+    }
   }
-  return {a, b};
+  for (; i < count; ++i) {
+    lo[0] = v[i] < lo[0] ? v[i] : lo[0];
+    hi[0] = v[i] > hi[0] ? v[i] : hi[0];
+  }
+  return {std::min(std::min(lo[0], lo[1]), std::min(lo[2], lo[3])),
+          std::max(std::max(hi[0], hi[1]), std::max(hi[2], hi[3]))};
 }
 
 struct Group {
@@ -223,6 +233,7 @@ FixedMass fixed_from(double v) {
   return r;
 }
 
+constexpr size_t kDrawAtRatio = 32;   // top-k draws on its candidates only when a row has 32x more tokens
 constexpr size_t kCollectAll = 4096;  // a row this short has its values collected whole
 constexpr size_t kCollectMax = 8192;  // the most values of a zone collected for the exact finish
 constexpr size_t kSample = 2048;      // the sample that places the zone: values ...
@@ -684,7 +695,11 @@ class RowSampler {
       sk_.value_mass(value.data(), value.size(), max, inv_temp, own.data());
       mass = own.data();
     }
-    for (size_t i = 0; i < value.size(); ++i) fixed_add(sum[bucket_of(value[i])], mass[i]);
+    std::vector<uint32_t> bucket(value.size());  // each value's bucket, found once
+    for (size_t i = 0; i < value.size(); ++i) {
+      bucket[i] = static_cast<uint32_t>(bucket_of(value[i]));
+      fixed_add(sum[bucket[i]], mass[i]);
+    }
     for (size_t b = 0; b < buckets; ++b) {
       FixedMass up = above;
       fixed_add(up, sum[b]);
@@ -695,7 +710,7 @@ class RowSampler {
       std::vector<double> in;
       std::vector<FixedMass> in_mass;
       for (size_t i = 0; i < value.size(); ++i) {
-        if (bucket_of(value[i]) != b) continue;
+        if (bucket[i] != b) continue;
         in.push_back(value[i]);
         in_mass.push_back(mass[i]);
       }
@@ -868,9 +883,12 @@ Fault sample_row(const T* x, size_t n, size_t r, const SampleRequest& req, bool 
     for (size_t g = 0; g < groups.size(); ++g)
       if (groups[g].value >= floor) fixed_add(kept, w[g]);
     kept_known = true;
-    if (floor > kth || extra_ties == 0) {
-      size_t count = 0;
-      while (count < value.size() && value[count] >= floor) ++count;
+    size_t count = 0;
+    while (count < value.size() && value[count] >= floor) ++count;
+    // The candidates' own noise (draw_at: a Philox gate block per token) only
+    // when they are few against the row; otherwise the masked pass, cheaper
+    // per token, over the same tokens (x >= floor are candidates) and scores.
+    if ((floor > kth || extra_ties == 0) && count * kDrawAtRatio < n) {
       token = rs.draw_at(index.data(), count, noise_row, key, inv_temp).index;
     } else {
       f = rs.draw(noise_row, key, inv_temp, floor, token);

@@ -104,3 +104,23 @@ def test_processed_logprob_is_the_kept_mass(isa):
             z = x[r][kept]
             want = x[r][tok[r]] - (z.max() + math.log(math.fsum(np.exp(z - z.max()))))
             np.testing.assert_allclose(lp[r], want, rtol=1e-9, atol=1e-12)
+
+
+@pytest.mark.parametrize("n", [8, 64, 65, 1000, 1601, 1602, 4096])
+@pytest.mark.parametrize(
+    "params",
+    [dict(top_k=50), dict(top_k=5), dict(top_k=50, top_p=0.9), dict(top_k=50, min_p=0.05),
+     dict(top_k=50, top_p=0.9, min_p=0.05)],
+)
+def test_top_k_on_short_rows(isa, dtype, n, params):
+    # top-k draws over its candidates' own noise only when the row has 32x more
+    # tokens (1601 / 1602 straddle that for 50 candidates); otherwise the
+    # masked pass: the same tokens and scores either way
+    from test_sample import ref_kept_rows
+
+    g = np.random.default_rng(n)
+    x = np.stack([g.normal(0, 3, n), np.round(g.normal(0, 1, n)), np.zeros(n)]).astype(dtype)
+    kept = ref_kept_rows(x, **params)
+    for seed in (0, 7):
+        got = ssm.sample(x, rng=seed, **params)
+        np.testing.assert_array_equal(got, ssm.gumbel_argmax(masked(x, kept), rng=seed))
