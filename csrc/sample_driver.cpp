@@ -7,9 +7,10 @@
 //   top_k (+ top_p, min_p):  1 (running k-th best, from a sampled floor in
 //                            long chunks), then top-p and min-p on
 //                            the k candidates (O(k log k), no pass), and the
-//                            draw on the candidates' own noise (no pass; a
-//                            full masked draw only when ties at the k-th value
-//                            are kept beyond k)
+//                            draw on the candidates' own noise (no pass) when
+//                            the row has 32x more tokens than the kept ones;
+//                            else, or when ties at the k-th value are kept
+//                            beyond k, the masked draw (1)
 //   min_p:                   2 (max; the draw masked at the min-p threshold,
 //                            a threshold on z found without a pass)
 //   top_p:                   3 typically (max; one mass pass that also
@@ -29,8 +30,10 @@
 //                            wide), collected by a pass without masses (a
 //                            read); beyond that, or on the exact passes, a
 //                            miss costs one more mass pass per bisection step.
-//                            Rows of at most 4096 values: every value is
-//                            collected in the mass pass.
+//                            Rows of at most 4096 values: no estimate and
+//                            no mass pass; their finite values are
+//                            collected (a read) and each one's exact mass
+//                            computed once, for the total and the finish.
 //   logprobs="raw":          + 1 (max and log-sum-exp in one pass: the fast
 //                            float64 sum of log_softmax's first pass and its
 //                            certified shift lse - max; the exact online pass
@@ -54,6 +57,7 @@
 #include "gumbel_driver.h"
 #include "kernels/sample_api.h"
 #include "kernels/sample_fixed.h"
+#include "kernels/vecmath_common.h"
 #include "softmax_rows.h"
 #include "thread_pool.h"
 
@@ -124,6 +128,27 @@ void for_chunks(const Chunking& ch, bool parallel, const Body& body) {
     parallel_for(ch.count, body);
   else
     for (size_t c = 0; c < ch.count; ++c) body(c);
+}
+
+// The smallest and largest of count > 0 values, none NaN: four running
+// pairs, not one chain of dependent min/max. Not inlined: inlined into walk,
+// GCC kept the running values on the stack (a store-to-load chain per value,
+// ~15% of a short row's top-p).
+SSM_NOINLINE std::pair<double, double> value_range(const double* v, size_t count) {
+  double lo[4] = {v[0], v[0], v[0], v[0]}, hi[4] = {v[0], v[0], v[0], v[0]};
+  size_t i = 0;
+  for (; i + 4 <= count; i += 4) {
+    for (size_t j = 0; j < 4; ++j) {
+      lo[j] = v[i + j] < lo[j] ? v[i + j] : lo[j];
+      hi[j] = v[i + j] > hi[j] ? v[i + j] : hi[j];
+    }
+  }
+  for (; i < count; ++i) {
+    lo[0] = v[i] < lo[0] ? v[i] : lo[0];
+    hi[0] = v[i] > hi[0] ? v[i] : hi[0];
+  }
+  return {std::min(std::min(lo[0], lo[1]), std::min(lo[2], lo[3])),
+          std::max(std::max(hi[0], hi[1]), std::max(hi[2], hi[3]))};
 }
 
 struct Group {
@@ -208,6 +233,7 @@ FixedMass fixed_from(double v) {
   return r;
 }
 
+constexpr size_t kDrawAtRatio = 32;   // top-k draws on its candidates only when a row has 32x more tokens
 constexpr size_t kCollectAll = 4096;  // a row this short has its values collected whole
 constexpr size_t kCollectMax = 8192;  // the most values of a zone collected for the exact finish
 constexpr size_t kSample = 2048;      // the sample that places the zone: values ...
@@ -391,11 +417,20 @@ class RowSampler {
   // need_kept: kept is wanted (else it may be left unset).
   double top_p_threshold(double max, double inv_temp, double top_p, FixedMass& kept, bool need_kept) {
     std::vector<double> value;
-    if (n_ <= kCollectAll) {  // a short row: every finite value collected in the mass pass
-      const MassPass r = mass_pass(max, inv_temp, nullptr, 0, -kInfD, max, n_, value);
+    if (n_ <= kCollectAll) {
+      // A short row: its finite values collected (a read) and each one's
+      // exact mass computed once, for the total and for walk. The total is
+      // the mass pass's to the bit: the same mass per value, and integer
+      // sums do not depend on the order of the adds (-inf weighs 0 there).
+      value.resize(n_);
+      value.resize(sk_.collect(x_, n_, -kInfD, max, value.data(), n_));
+      std::vector<FixedMass> w(value.size());
+      sk_.value_mass(value.data(), value.size(), max, inv_temp, w.data());
+      FixedMass total;
+      for (const FixedMass& m : w) fixed_add(total, m);
       double threshold = max;
-      Judge judge{top_p * fixed_value(r.total)};
-      walk(value, max, inv_temp, FixedMass{}, judge, threshold, kept);
+      Judge judge{top_p * fixed_value(total)};
+      walk(value, max, inv_temp, FixedMass{}, judge, threshold, kept, w.data());
       return threshold;
     }
     // The zone (lo, hi] that most likely holds the threshold, from a sample:
@@ -634,30 +669,37 @@ class RowSampler {
   // mass(v) < target (then the threshold lies below the zone; threshold is
   // that value and kept the mass of the whole zone and above).
   bool walk(const std::vector<double>& value, double max, double inv_temp, FixedMass above, Judge& judge,
-            double& threshold, FixedMass& kept) {
+            double& threshold, FixedMass& kept, const FixedMass* mass = nullptr) {
     // Value buckets first: equal-width ones from the largest value down (a
     // larger value never lands in a lower bucket, equal values share one),
     // with the exact sums of their masses; the threshold lies in the first
     // bucket whose sum takes the mass above it to the target, and only that
-    // bucket's values go through the exact walk.
+    // bucket's values go through the exact walk. mass: the values' masses
+    // when the caller has them (else computed here).
     constexpr size_t kPerBucket = 16;
-    if (value.size() <= 4 * kPerBucket) return walk_exact(value, max, inv_temp, above, judge, threshold, kept);
-    double vmax = value[0], vmin = value[0];
-    for (double v : value) {
-      vmax = std::max(vmax, v);
-      vmin = std::min(vmin, v);
-    }
+    if (value.size() <= 4 * kPerBucket)
+      return walk_exact(value, max, inv_temp, above, judge, threshold, kept, mass);
+    const auto [vmin, vmax] = value_range(value.data(), value.size());
     // one value, or a range beyond float64 (float64 rows): the exact walk alone
-    if (!(vmax > vmin && vmax - vmin < kInfD)) return walk_exact(value, max, inv_temp, above, judge, threshold, kept);
+    if (!(vmax > vmin && vmax - vmin < kInfD))
+      return walk_exact(value, max, inv_temp, above, judge, threshold, kept, mass);
     const size_t buckets = value.size() / kPerBucket;
     const double scale = static_cast<double>(buckets) / (vmax - vmin);
-    auto bucket_of = [&](double v) {
+    auto bucket_of = [buckets, scale, vmax](double v) {
       const double b = (vmax - v) * scale;
       return b < static_cast<double>(buckets - 1) ? static_cast<size_t>(b) : buckets - 1;
     };
-    std::vector<FixedMass> w(value.size()), sum(buckets);
-    sk_.value_mass(value.data(), value.size(), max, inv_temp, w.data());
-    for (size_t i = 0; i < value.size(); ++i) fixed_add(sum[bucket_of(value[i])], w[i]);
+    std::vector<FixedMass> own, sum(buckets);
+    if (!mass) {
+      own.resize(value.size());
+      sk_.value_mass(value.data(), value.size(), max, inv_temp, own.data());
+      mass = own.data();
+    }
+    std::vector<uint32_t> bucket(value.size());  // each value's bucket, found once
+    for (size_t i = 0; i < value.size(); ++i) {
+      bucket[i] = static_cast<uint32_t>(bucket_of(value[i]));
+      fixed_add(sum[bucket[i]], mass[i]);
+    }
     for (size_t b = 0; b < buckets; ++b) {
       FixedMass up = above;
       fixed_add(up, sum[b]);
@@ -666,9 +708,13 @@ class RowSampler {
         continue;
       }
       std::vector<double> in;
-      for (double v : value)
-        if (bucket_of(v) == b) in.push_back(v);
-      return walk_exact(in, max, inv_temp, above, judge, threshold, kept);
+      std::vector<FixedMass> in_mass;
+      for (size_t i = 0; i < value.size(); ++i) {
+        if (bucket[i] != b) continue;
+        in.push_back(value[i]);
+        in_mass.push_back(mass[i]);
+      }
+      return walk_exact(in, max, inv_temp, above, judge, threshold, kept, in_mass.data());
     }
     threshold = vmin;  // below the zone: every value kept
     kept = above;
@@ -677,15 +723,19 @@ class RowSampler {
 
   // walk's exact finish: quickselect on the values with their masses.
   bool walk_exact(const std::vector<double>& value, double max, double inv_temp, FixedMass above, Judge& judge,
-                  double& threshold, FixedMass& kept) {
+                  double& threshold, FixedMass& kept, const FixedMass* mass = nullptr) {
     struct Item {
       double v;
       FixedMass w;
     };
-    std::vector<FixedMass> w(value.size());
-    sk_.value_mass(value.data(), value.size(), max, inv_temp, w.data());
+    std::vector<FixedMass> own;
+    if (!mass) {
+      own.resize(value.size());
+      sk_.value_mass(value.data(), value.size(), max, inv_temp, own.data());
+      mass = own.data();
+    }
     std::vector<Item> item(value.size());
-    for (size_t i = 0; i < item.size(); ++i) item[i] = {value[i], w[i]};
+    for (size_t i = 0; i < item.size(); ++i) item[i] = {value[i], mass[i]};
     size_t first = 0, last = item.size();  // the candidates item[first, last)
     kept = above;
     while (first < last) {
@@ -833,9 +883,12 @@ Fault sample_row(const T* x, size_t n, size_t r, const SampleRequest& req, bool 
     for (size_t g = 0; g < groups.size(); ++g)
       if (groups[g].value >= floor) fixed_add(kept, w[g]);
     kept_known = true;
-    if (floor > kth || extra_ties == 0) {
-      size_t count = 0;
-      while (count < value.size() && value[count] >= floor) ++count;
+    size_t count = 0;
+    while (count < value.size() && value[count] >= floor) ++count;
+    // The candidates' own noise (draw_at: a Philox gate block per token) only
+    // when they are few against the row; otherwise the masked pass, cheaper
+    // per token, over the same tokens (x >= floor are candidates) and scores.
+    if ((floor > kth || extra_ties == 0) && count * kDrawAtRatio < n) {
       token = rs.draw_at(index.data(), count, noise_row, key, inv_temp).index;
     } else {
       f = rs.draw(noise_row, key, inv_temp, floor, token);
