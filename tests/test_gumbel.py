@@ -274,7 +274,9 @@ def test_pruned_topk_levels_any_key(isa, dtype):
     sizes = sorted({span, span + 1, 2 * span - 1, 3 * span + tile + 1, window + tile - 1})
     for n in sizes:
         x = level_rows(n, rng).astype(dtype)
-        for key0 in range(6):
+        # Two keys at the window's length (97% of the elements here; the
+        # unpruned reference dominates, and this file also runs under qemu).
+        for key0 in range(6 if n < window else 2):
             for k in (1, 3, 8):
                 for inv_t in (1.0, 1 / 0.7, 1 / 0.02):
                     got = []
