@@ -296,8 +296,8 @@ def test_half_in_place_takes_the_fast_path(isa, kind, dtype_name, name):
     (which the kernels leave unwritten) finished by the general path's formula
     on those rows alone; the bits of the call with a separate out=."""
     fn = getattr(ssm, name)
-    for shape, axis in (((3, 1), -1), ((5, 17), -1), ((19, 100), -1), ((2, 3, 1000), -1), ((1, 4099), -1),
-                        ((6, 40), None)):
+    for shape, axis in (((3, 1), -1), ((19, 8), -1), ((5, 17), -1), ((19, 100), -1), ((2, 3, 1000), -1),
+                        ((1, 4099), -1), ((6, 40), None)):
         for special in (False, True):
             x, _ = _half_pair(kind, dtype_name, shape)
             fn(x[:1], axis=-1)  # registers ml_dtypes.bfloat16 with the fast path
