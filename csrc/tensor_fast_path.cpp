@@ -2,7 +2,8 @@
 // with a plain CPU torch tensor (float32, float64, float16 or bfloat16;
 // C-contiguous; no grad; over its last axis or all of it) are read and run
 // here in one call, and the result comes back as a new torch tensor (or, for
-// the half formats, in a separate out= of the same kind).
+// the half formats, in an out= of the same kind: apart from the input, or
+// the input itself).
 //
 // Why not through NumPy: viewing the tensor as an ndarray (Tensor.numpy(),
 // about 1 us) and wrapping the result (torch.from_numpy, about 0.8 us) cost
@@ -349,10 +350,13 @@ std::vector<size_t> run_half(Op op, Elem e, ssm::Algorithm a, const void* x, voi
 // out= of a float16 / bfloat16 call (the float32 / float64 ones take the
 // general path): the input's exact type, element type and shape,
 // C-contiguous (NumPy: writeable, the input's dtype; torch: no grad), and
-// not overlapping the input at all, so that returning None for special rows
-// (the general path then recomputes every row from the untouched input) is
-// safe. Its data pointer, or null for the general path.
-void* half_out(PyObject* out, PyObject* x, const Input& in, bool numpy) {
+// either not overlapping the input at all, so that returning None for
+// special rows (the general path then recomputes every row from the
+// untouched input) is safe, or the input's own memory (in_place: the
+// kernels read each row before writing it and leave special rows unwritten,
+// which finish_in_place then computes). Its data pointer, or null for the
+// general path.
+void* half_out(PyObject* out, PyObject* x, const Input& in, bool numpy, bool& in_place) {
   if (in.elem != Elem::F16 && in.elem != Elem::BF16) return nullptr;
   if (Py_TYPE(out) != Py_TYPE(x)) return nullptr;
   Input o;
@@ -369,9 +373,26 @@ void* half_out(PyObject* out, PyObject* x, const Input& in, bool numpy) {
     if (o.shape[d] != in.shape[d]) return nullptr;
     bytes *= static_cast<size_t>(in.shape[d]);
   }
-  if (!(o.data + bytes <= in.data || in.data + bytes <= o.data)) return nullptr;
+  in_place = o.data == in.data;
+  if (!in_place && !(o.data + bytes <= in.data || in.data + bytes <= o.data)) return nullptr;
   // o.capsule (torch's export of out) may go: the caller's reference keeps out alive.
   return const_cast<char*>(o.data);
+}
+
+// The special rows (NaN, +-inf, all -inf) of an in-place softmax /
+// log_softmax, which still hold the input: through the general path's
+// formula (simdsoftmax._half.finish_rows) on those rows alone, as the
+// general path does after its own in-place kernel call.
+void finish_in_place(Op op, PyObject* out, Elem e, void* y, size_t rows, size_t n,
+                     const std::vector<size_t>& special) {
+  py::array_t<py::ssize_t> picked(static_cast<py::ssize_t>(special.size()));
+  for (size_t i = 0; i < special.size(); ++i) picked.mutable_data()[i] = static_cast<py::ssize_t>(special[i]);
+  const py::ssize_t step = static_cast<py::ssize_t>(n * sizeof(uint16_t));
+  // A view of out's memory (out keeps it alive: the caller holds it).
+  py::array bits(py::dtype::of<uint16_t>(), {static_cast<py::ssize_t>(rows), static_cast<py::ssize_t>(n)},
+                 {step, static_cast<py::ssize_t>(sizeof(uint16_t))}, y, py::handle(out));
+  py::module_::import("simdsoftmax._half")
+      .attr("finish_rows")(op == Op::Softmax ? "softmax" : "log_softmax", bits, picked, e == Elem::F16 ? 0 : 1);
 }
 
 PyObject* tensor_call(Op op, PyObject* const* args, Py_ssize_t nargs, PyObject* kwargs) {
@@ -387,8 +408,9 @@ PyObject* tensor_call(Op op, PyObject* const* args, Py_ssize_t nargs, PyObject* 
   Block* b = nullptr;
   py::object array;
   void* y;
+  bool in_place = false;
   if (c.out != Py_None) {
-    y = half_out(c.out, args[0], in, numpy);
+    y = half_out(c.out, args[0], in, numpy, in_place);
     if (!y) Py_RETURN_NONE;
   } else if (numpy) {
     array = py::array(py::reinterpret_borrow<py::dtype>(in.descr),
@@ -407,7 +429,9 @@ PyObject* tensor_call(Op op, PyObject* const* args, Py_ssize_t nargs, PyObject* 
       default: special = run_half(op, in.elem, c.algorithm, in.data, y, rows, n); break;
     }
   }
-  if (!special.empty()) {
+  if (!special.empty() && in_place) {
+    finish_in_place(op, c.out, in.elem, y, rows, n, special);
+  } else if (!special.empty()) {
     if (b) free_block(&b->managed);
     Py_RETURN_NONE;  // NaN / inf rows: the general path applies SciPy's rules
   }

@@ -17,7 +17,7 @@ import pytest
 
 import simdsoftmax as ssm
 from simdsoftmax import _core, _half
-from test_half import fmt, from_bits, isa, to_bits, within_one_ulp  # noqa: F401 (fmt, isa: the fixtures)
+from test_half import FORMATS, fmt, from_bits, isa, to_bits, within_one_ulp  # noqa: F401 (fmt, isa: the fixtures)
 from test_half_fused import reference, run
 
 pytestmark = pytest.mark.skipif(not _half.KERNELS, reason="half kernels not compiled")
@@ -253,3 +253,41 @@ def test_public_logsumexp(isa, path, dtype):
         assert kept.shape == (13, 1)
         np.testing.assert_array_equal(kept[:, 0].view(np.uint16), got.view(np.uint16))
         assert (sign[ok].astype(np.float64) == 1.0).all()
+
+
+@pytest.mark.parametrize("name", WRITERS)
+def test_group_strides_and_batch_ends(isa, fmt, name):
+    """Rows whose float32 length is a multiple of 4 KiB (the buffer pads each
+    group row's stride to 576 bytes past one) and batches ending anywhere in a
+    group (pass 2 fetches the next group's rows and this group's output ahead):
+    within 1 ulp, and nothing written past the batch's rows."""
+    rng = np.random.default_rng(17)
+    guard = 0x7E01 if fmt == "float16" else 0x7FC1  # a NaN no result has
+    for n in (1008, 1024, 1024 + lanes(isa), 2048, 3072, 4096):
+        for rows in (2, 7, 9, 16, 17):
+            bits = to_bits(rng.normal(0.0, 3.0, size=(rows, n)), fmt)
+            space = np.full((rows + 1) * n, guard, np.uint16)
+            out = space[: rows * n].reshape(rows, n)
+            with rows_max(LONGEST):
+                if name == "softmax":
+                    special = _core.half_softmax(bits, out, FORMATS[fmt], "auto")
+                else:
+                    special = _core.half_log_softmax(bits, out, FORMATS[fmt])
+            assert special.size == 0
+            assert (space[rows * n :] == guard).all(), (n, rows)
+            try:
+                within_one_ulp(from_bits(out, fmt), reference(name, from_bits(bits, fmt)), fmt)
+            except AssertionError as e:
+                raise AssertionError(f"n={n} rows={rows}: {e}") from None
+
+
+def test_logsumexp_at_powers_of_two(isa, fmt, path):
+    """Rows whose log-sum-exp lies just below, at or just above a power of two,
+    where the format's ulp (the kernels' certificate: a quarter of it) doubles."""
+    rng = np.random.default_rng(23)
+    for n in (lanes(isa), 100, 1000):
+        targets = [s * 2.0**k * f for k in range(-6, 8) for s in (1.0, -1.0) for f in (1 - 2.0**-10, 1.0, 1 + 2.0**-10)]
+        x = rng.normal(0.0, 0.05, size=(len(targets), n))
+        x -= np.log(np.exp(x).sum(axis=1, keepdims=True))  # lse 0 before the shift
+        x += np.array(targets)[:, None]
+        check("logsumexp", to_bits(x, fmt), fmt, n)

@@ -25,7 +25,8 @@ struct BF16Bits {
 };
 
 // The longest row of the short-row kernels: a group of 8 rows of float32
-// terms (128 KiB at most) stays in L2 between the passes.
+// terms (128 KiB, plus the rows' padding: half_rows.h) stays in L2 between
+// the passes.
 constexpr size_t kHalfRowsMax = 4096;
 
 // One format's passes; see Kernels<float> for what each computes.

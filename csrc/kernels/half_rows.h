@@ -42,6 +42,7 @@
 #include <cstddef>
 #include <cmath>
 #include <cstdint>
+#include <cstring>
 #include <limits>
 #include <memory>
 #include <type_traits>
@@ -49,6 +50,7 @@
 
 #include "exp_core.h"
 #include "half_api.h"
+#include "simd_loops.h"
 
 namespace ssm {
 namespace SSM_ISA {
@@ -200,25 +202,66 @@ inline void group_reduce(const Reg<V> (&v)[kRowGroup], double (&out)[kRowGroup])
     V::group_hsum(v, out);
 }
 
+// The group's rows in the calling thread's buffer, `stride` elements apart:
+// the row's whole vectors plus padding that puts consecutive rows 576 bytes
+// past a multiple of 4 KiB. Rows a power-of-two size apart would put the
+// eight rows' j-th vectors at the same offset within a 4 KiB page, where a
+// load waits for every in-flight store to the same offset (the core compares
+// the low 12 address bits first), and in the same L1 sets; 576 spreads them.
 template <class V>
-using Buffer = typename V::scalar[kRowGroup][kHalfRowsMax];
+struct GroupRows {
+  using S = typename V::scalar;
+  static constexpr size_t kPadMax = 4096 / sizeof(S);
+  S* row[kRowGroup];
+  S* operator[](size_t r) const { return row[r]; }
+  // The buffer (128 KiB of float32, 256 KiB of float64 plus the padding:
+  // L2-resident for the longest rows; too big for some threads' stacks).
+  explicit GroupRows(const RowVectors<V>& geo) {
+    struct alignas(64) Space {
+      S values[kRowGroup * (kHalfRowsMax + kPadMax)];
+    };
+    thread_local std::unique_ptr<Space> space(new Space);
+    const size_t bytes = (geo.tail + V::width) * sizeof(S);
+    const size_t stride = (bytes + (576 + 4096 - bytes % 4096) % 4096) / sizeof(S);
+    for (size_t r = 0; r < kRowGroup; ++r) row[r] = space->values + r * stride;
+  }
+};
 
-// The calling thread's group buffer (128 KiB of float32, 256 KiB of float64:
-// L2-resident for the longest rows; too big for some threads' stacks).
-template <class V>
-Buffer<V>& thread_buffer() {
-  struct alignas(64) Space {
-    Buffer<V> rows;
-  };
-  thread_local std::unique_ptr<Space> space(new Space);
-  return space->rows;
-}
+// Pass 2 works from the buffer (or from rows pass 1 just brought into L1)
+// while the next group's rows, and the lines pass 3 will write, may still
+// be in L3 or memory: each of pass 2's vector steps asks for its share of
+// both (`per_step` lines of each), so that pass 1 of the next group and
+// pass 3 find them in cache instead of waiting for them one row at a time.
+struct GroupPrefetch {
+  const char* next = nullptr;  // the next group's input
+  const char* out = nullptr;   // this group's output
+  size_t next_lines = 0, out_lines = 0, per_step = 0;
+  GroupPrefetch(const uint16_t* x, void* y, size_t rows, size_t n, size_t r0, size_t steps) {
+    if (steps == 0) return;
+    const size_t r1 = r0 + kRowGroup < rows ? r0 + kRowGroup : rows;
+    const size_t r2 = r1 + kRowGroup < rows ? r1 + kRowGroup : rows;
+    next = reinterpret_cast<const char*>(x + r1 * n);
+    next_lines = ((r2 - r1) * n * sizeof(uint16_t) + 63) / 64;
+    if (y) {
+      out = static_cast<const char*>(y) + r0 * n * sizeof(uint16_t);
+      out_lines = ((r1 - r0) * n * sizeof(uint16_t) + 63) / 64;
+    }
+    const size_t lines = next_lines > out_lines ? next_lines : out_lines;
+    per_step = (lines + steps - 1) / steps;
+  }
+  void step(size_t j) const {
+    for (size_t l = j * per_step; l < (j + 1) * per_step; ++l) {
+      if (l < next_lines) SSM_PREFETCH(next + l * 64);
+      if (l < out_lines) SSM_PREFETCH(out + l * 64);
+    }
+  }
+};
 
 // Store: pass 1 also widens the rows into the buffer (else a later pass
 // reads them again from xr, the group's row pointers).
 template <class V, class H, bool Store = true>
 inline size_t start_group(const uint16_t* x, size_t rows, size_t n, size_t r0, const RowVectors<V>& geo,
-                          Buffer<V>& buf, double (&mx)[kRowGroup], const H* (&xr)[kRowGroup]) {
+                          const GroupRows<V>& buf, double (&mx)[kRowGroup], const H* (&xr)[kRowGroup]) {
   constexpr size_t W = V::width;
   const size_t g = rows - r0 < kRowGroup ? rows - r0 : kRowGroup;
   for (size_t r = 0; r < kRowGroup; ++r) xr[r] = reinterpret_cast<const H*>(x) + (r0 + (r < g ? r : 0)) * n;
@@ -281,8 +324,8 @@ inline void write_row(H* out, const typename V::scalar* b, const RowVectors<V>& 
 template <class V, class H>
 void softmax_rows(const uint16_t* x, uint16_t* y, size_t rows, size_t n, unsigned char* flag) {
   constexpr size_t W = V::width;
-  Buffer<V>& buf = thread_buffer<V>();
   const RowVectors<V> geo(n);
+  const GroupRows<V> buf(geo);
   for (size_t r0 = 0; r0 < rows; r0 += kRowGroup) {
     double mx[kRowGroup];
     const H* xr[kRowGroup];
@@ -311,12 +354,15 @@ void softmax_rows(const uint16_t* x, uint16_t* y, size_t rows, size_t n, unsigne
         V::store(buf[r] + geo.tail, t);
         sum[r] = V::mul(t, geo.keep);
       }
-      for (size_t j = 0; j + 1 < geo.count; ++j)
+      const GroupPrefetch ahead(x, y, rows, n, r0, geo.count - 1);
+      for (size_t j = 0; j + 1 < geo.count; ++j) {
+        ahead.step(j);
         for (size_t r = 0; r < kRowGroup; ++r) {
           const Reg<V> t = term(V::load(buf[r] + j * W), r);
           V::store(buf[r] + j * W, t);
           sum[r] = V::add(sum[r], t);
         }
+      }
     };
     if (small)
       pass2(std::true_type{});
@@ -375,8 +421,9 @@ double rest_of(const typename V::scalar* b, const H* x, const RowVectors<V>& geo
 // pass 2 reads x again, in cache, and nothing is stored. Returns the
 // group's row count.
 template <class V, class H, class E, bool StoreD>
-size_t log_sum_group(const uint16_t* x, size_t rows, size_t n, size_t r0, const RowVectors<V>& geo, Buffer<V>& buf,
-                     double (&mx)[kRowGroup], double (&log_s)[kRowGroup], bool (&ok)[kRowGroup]) {
+size_t log_sum_group(const uint16_t* x, void* y, size_t rows, size_t n, size_t r0, const RowVectors<V>& geo,
+                     const GroupRows<V>& buf, double (&mx)[kRowGroup], double (&log_s)[kRowGroup],
+                     bool (&ok)[kRowGroup]) {
   constexpr size_t W = V::width;
   using S = typename V::scalar;
   // Per-row values side by side, whole vectors of them.
@@ -390,12 +437,15 @@ size_t log_sum_group(const uint16_t* x, size_t rows, size_t n, size_t r0, const 
     if constexpr (StoreD) V::store(buf[r] + geo.tail, d);
     sum[r] = V::mul(exp_scaled<V, E>(d), geo.keep);
   }
-  for (size_t j = 0; j + 1 < geo.count; ++j)
+  const GroupPrefetch ahead(x, y, rows, n, r0, geo.count - 1);
+  for (size_t j = 0; j + 1 < geo.count; ++j) {
+    ahead.step(j);
     for (size_t r = 0; r < kRowGroup; ++r) {
       const Reg<V> d = V::sub(StoreD ? V::load(buf[r] + j * W) : V::load(xr[r] + j * W), vm[r]);
       if constexpr (StoreD) V::store(buf[r] + j * W, d);
       sum[r] = V::add(sum[r], exp_scaled<V, E>(d));
     }
+  }
   alignas(64) S z[kPad] = {};
   double sums[kRowGroup];
   group_reduce<V, false>(sum, sums);
@@ -419,12 +469,12 @@ size_t log_sum_group(const uint16_t* x, size_t rows, size_t n, size_t r0, const 
 
 template <class V, class H>
 void log_softmax_rows(const uint16_t* x, uint16_t* y, size_t rows, size_t n, unsigned char* flag) {
-  Buffer<V>& buf = thread_buffer<V>();
   const RowVectors<V> geo(n);
+  const GroupRows<V> buf(geo);
   for (size_t r0 = 0; r0 < rows; r0 += kRowGroup) {
     double mx[kRowGroup], log_s[kRowGroup];
     bool ok[kRowGroup];
-    const size_t g = log_sum_group<V, H, H, true>(x, rows, n, r0, geo, buf, mx, log_s, ok);
+    const size_t g = log_sum_group<V, H, H, true>(x, y, rows, n, r0, geo, buf, mx, log_s, ok);
     for (size_t r = 0; r < g; ++r) {
       flag[r0 + r] = !ok[r];
       if (!ok[r]) continue;
@@ -443,13 +493,18 @@ void log_softmax_rows(const uint16_t* x, uint16_t* y, size_t rows, size_t n, uns
   }
 }
 
-// One ulp of format H at |v| (its subnormal spacing as the floor).
+// One ulp of format H at |v| (its subnormal spacing as the floor): 2^-p
+// times the power of two at or below |v| (v's exponent bits alone), with no
+// libm call (frexp and ldexp cost short rows more than their sums).
 template <class H>
 inline double format_ulp(double v) {
   constexpr bool kF16 = std::is_same<H, F16Bits>::value;
-  int e = 0;
-  std::frexp(std::fabs(v), &e);
-  const double ulp = std::ldexp(1.0, e - 1 - (kF16 ? 10 : 7));
+  uint64_t bits;
+  std::memcpy(&bits, &v, sizeof bits);
+  bits &= 0x7ff0000000000000u;
+  double scale;
+  std::memcpy(&scale, &bits, sizeof scale);
+  const double ulp = scale * (kF16 ? 0x1p-10 : 0x1p-7);
   return ulp > (kF16 ? 0x1p-24 : 0x1p-133) ? ulp : (kF16 ? 0x1p-24 : 0x1p-133);
 }
 
@@ -471,14 +526,14 @@ template <class V, class H>
 void logsumexp_rows(const uint16_t* x, float* out, size_t rows, size_t n, unsigned char* flag) {
   constexpr size_t W = V::width;
   constexpr double kEps = std::numeric_limits<typename V::scalar>::epsilon() / 2;
-  Buffer<V>& buf = thread_buffer<V>();
   const RowVectors<V> geo(n);
+  const GroupRows<V> buf(geo);
   const double rel = 4e-6 + 0.6931471805599453 * 0x1p-22 * std::log2(double(n)) +
                      (double(n / W) + 3.0 + std::log2(double(W))) * kEps;
   for (size_t r0 = 0; r0 < rows; r0 += kRowGroup) {
     double mx[kRowGroup], log_s[kRowGroup];
     bool ok[kRowGroup];
-    const size_t g = log_sum_group<V, H, F16Bits, false>(x, rows, n, r0, geo, buf, mx, log_s, ok);
+    const size_t g = log_sum_group<V, H, F16Bits, false>(x, nullptr, rows, n, r0, geo, buf, mx, log_s, ok);
     for (size_t r = 0; r < g; ++r) {
       const double lse = mx[r] + log_s[r];
       const double err = 1.01 * rel + 4 * kEps * log_s[r] + 0x1p-52 * std::fabs(lse);

@@ -155,9 +155,7 @@ def _rowwise(fn, args, kwargs, primary, out_param, kernel, formula, extra):
         y2 = np.empty((rows, n), _U16)
     special = kernel(x2, y2, _FORMAT_CODE[x.fmt], *extra)
     if special.size:
-        rows_f32 = widen(_Half_like(x2[special], x))
-        with np.errstate(all="ignore"):
-            y2[special] = narrow_bits(formula(rows_f32), x.fmt)
+        _special_rows(formula, x2, y2, special, x.fmt)
     if direct:
         return out
     y = _from_rows(y2, bits.shape, perm)
@@ -165,6 +163,22 @@ def _rowwise(fn, args, kwargs, primary, out_param, kernel, formula, extra):
         out.bits[...] = y
         return out
     return _Half_like(y, x)
+
+
+def finish_rows(name: str, bits: np.ndarray, special: np.ndarray, code: int) -> None:
+    """Rows `special` of the (rows, n) uint16 `bits` of an in-place softmax /
+    log_softmax (C++ fast path) that the kernels left unwritten (NaN, +-inf,
+    all -inf: they still hold the input), in place, as `_rowwise` computes
+    them."""
+    formula = _softmax_rows if name == "softmax" else _log_softmax_rows
+    _special_rows(formula, bits, bits, special, "float16" if code == 0 else "bfloat16")
+
+
+def _special_rows(formula, x2, y2, special, fmt: str) -> None:
+    """y2's rows `special` from x2's (uint16 bits) in float32, rounded once."""
+    rows_f32 = widen(_Half(x2[special], fmt, None))
+    with np.errstate(all="ignore"):
+        y2[special] = narrow_bits(formula(rows_f32), fmt)
 
 
 def _Half_like(bits, x):
