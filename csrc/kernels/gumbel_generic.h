@@ -583,8 +583,10 @@ inline void seal_batch(PendingNoise<T>& p, uint32_t c2, uint32_t c3, uint32_t k0
 //     noise >= 8.3) are scored and offered first. Their k-th best is a real
 //     score, so the running best starts high.
 //  2. the logits: every other element has q >= 2^-12, so its score is at
-//     most x/T + 12 ln 2. One read lists the tiles (64 logits) whose largest
-//     can reach the k-th best pass 1 left, with that largest x/T; then the
+//     most x/T + 12 ln 2. One read, made during pass 1 (its loads overlap
+//     the gate blocks' Philox rounds), keeps each tile's (64 logits) largest
+//     x/T; the tiles whose largest can reach the k-th best pass 1 left are
+//     listed; then the
 //     listed tiles are visited by levels of it, highest first, each checked
 //     again against the running k-th best when its turn comes (the cut
 //     rises sooner than in index order: fewer tiles and lanes reach it). In
@@ -660,17 +662,54 @@ TopkResult topk_pruned(const T* x, size_t n, uint64_t start, uint64_t row, const
   uint64_t open_bits[kWindowSpans];
   uint32_t open_rank[kWindowSpans];  // open groups in the window's earlier spans
   uint16_t open_top[kOpenKept];      // their top masks, in order (~64 expected per window)
-  // pass 2's listed tiles: largest x/T and offset in the window (+W: the
-  // scan's last vector reads past the list; those lanes hold -inf)
+  // the window's tiles' largest x/T (tile i of the window at [i]), then, in
+  // place, pass 2's listed tiles: largest x/T and offset in the window (+W:
+  // the scans' last vector reads past the tiles; those lanes hold -inf)
   alignas(64) T tile_hb[kWindowSpans * 16 + W];
   uint16_t tile_at[kWindowSpans * 16 + W];
   const uint64_t spans_end = (end + kSpan - 1) / kSpan;
   for (uint64_t span0 = start / kSpan; span0 < spans_end; span0 += kWindowSpans) {
     const uint64_t span1 = span0 + kWindowSpans < spans_end ? span0 + kWindowSpans : spans_end;
-    // 1. the window's gates; its top elements scored first
+    const uint64_t lo_i = span0 * kSpan > start ? span0 * kSpan : start;
+    const uint64_t hi_i = span1 * kSpan < end ? span1 * kSpan : end;
+    const uint64_t tile_lo = lo_i / kTile, tile_hi = (hi_i + kTile - 1) / kTile;  // the window's tiles
+    // 2a's read of tile t: NaN/+inf flags, and its largest x/T at
+    // tile_hb[t - tile_lo] (-inf for a tile the chunk covers in part: those
+    // are looked at last, on their own) -> the running largest.
+    auto read_tile = [&](uint64_t t, T top) SSM_INLINE {
+      const uint64_t t0 = t * kTile;
+      if (!(t0 >= start && t0 + kTile <= end)) {
+        tile_hb[t - tile_lo] = -static_cast<T>(kInf);
+        return top;
+      }
+      const T* p = x + (t0 - start);
+      if (ahead && t0 + kTile + ahead <= end) prefetch_block<kTile * sizeof(T)>(p + ahead);
+      Reg<V> sum = V::load(p), hi = mask(sum);
+      SSM_UNROLL
+      for (size_t j = W; j < kTile; j += W) {
+        const Reg<V> v = V::load(p + j);
+        hi = V::max(mask(v), hi);
+        sum = V::add(sum, v);
+      }
+      // The sum flags NaN and +inf (and a harmless false alarm when finite
+      // logits overflow: the final check looks at the logits themselves).
+      bad = V::mask_or(bad, V::not_le(sum, vmaxfinite));
+      const T h = static_cast<T>(V::hmax(V::mul(hi, vinv)));
+      tile_hb[t - tile_lo] = h;
+      return h > top ? h : top;
+    };
+    // 1. the window's gates; its top elements scored first. Each span's
+    // whole tiles are read right after its gate block is asked for (step 2a)
+    // and before the block's words are looked at: the loads and maxima run
+    // while the Philox rounds' multiplies wait on each other, and no branch
+    // on the gate words comes before them to flush them when mispredicted.
     size_t opened = 0;
+    T top_hb = -static_cast<T>(kInf);
     for (uint64_t span = span0; span < span1; ++span) {
       src.fill_gates(span * 16);
+      const uint64_t span_lo = span * 16 > tile_lo ? span * 16 : tile_lo;
+      const uint64_t span_hi = span * 16 + 16 < tile_hi ? span * 16 + 16 : tile_hi;
+      for (uint64_t t = span_lo; t < span_hi; ++t) top_hb = read_tile(t, top_hb);
       // most spans (78%) have no open group: one vectorized max says so
       uint32_t most = 0;
       for (size_t g = 0; g < kTile; ++g) most = src.gates[g] > most ? src.gates[g] : most;
@@ -753,33 +792,18 @@ TopkResult topk_pruned(const T* x, size_t n, uint64_t start, uint64_t row, const
         if (offered) raise_cut();
       }
     };
-    const uint64_t lo_i = span0 * kSpan > start ? span0 * kSpan : start;
-    const uint64_t hi_i = span1 * kSpan < end ? span1 * kSpan : end;
-    // 2a. read the window's whole tiles once: NaN/+inf flags, and the tiles
-    // that can place at the cut pass 1 left (it only rises), with their
-    // largest x/T. Branch-free: a tile is written, and kept when it can.
+    // 2a. the tiles that can place at the cut pass 1 left (it only rises),
+    // listed in place (tile_hb[i] is read before any later slot is written)
+    const size_t tiles = static_cast<size_t>(tile_hi - tile_lo);
+    for (size_t i = tiles; i < tiles + W; ++i) tile_hb[i] = -static_cast<T>(kInf);
     size_t listed = 0;
-    T top_hb = -static_cast<T>(kInf);
-    for (uint64_t t0 = lo_i / kTile * kTile; t0 < hi_i; t0 += kTile) {
-      if (!(t0 >= start && t0 + kTile <= end)) continue;
-      const T* p = x + (t0 - start);
-      if (ahead && t0 + kTile + ahead <= end) prefetch_block<kTile * sizeof(T)>(p + ahead);
-      Reg<V> sum = V::load(p), hi = mask(sum);
-      SSM_UNROLL
-      for (size_t j = W; j < kTile; j += W) {
-        const Reg<V> v = V::load(p + j);
-        hi = V::max(mask(v), hi);
-        sum = V::add(sum, v);
+    for (size_t i0 = 0; i0 < tiles; i0 += W) {
+      unsigned can = lane_bits<V, R>(V::gt(V::add(V::load(tile_hb + i0), vnot_top), vcut));
+      for (; can != 0; can &= can - 1) {
+        const size_t i = i0 + static_cast<size_t>(__builtin_ctz(can));
+        tile_hb[listed] = tile_hb[i];
+        tile_at[listed++] = static_cast<uint16_t>(i);
       }
-      // The sum flags NaN and +inf (and a harmless false alarm when finite
-      // logits overflow: the final check looks at the logits themselves).
-      bad = V::mask_or(bad, V::not_le(sum, vmaxfinite));
-      const Reg<V> hb = V::mul(hi, vinv);
-      const T h = static_cast<T>(V::hmax(hb));
-      tile_hb[listed] = h;
-      tile_at[listed] = static_cast<uint16_t>((t0 - lo_i / kTile * kTile) / kTile);
-      top_hb = h > top_hb ? h : top_hb;
-      listed += V::any(V::gt(V::add(hb, vnot_top), vcut)) ? 1 : 0;
     }
     for (size_t i = listed; i < listed + W; ++i) tile_hb[i] = -static_cast<T>(kInf);
     // 2b. the listed tiles by levels of their largest x/T, highest first, a
