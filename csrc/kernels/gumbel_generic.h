@@ -841,16 +841,20 @@ TopkResult topk_pruned(const T* x, size_t n, uint64_t start, uint64_t row, const
       }
     };
     // 2a. the tiles that can place at the cut pass 1 left (it only rises),
-    // listed in place (tile_hb[i] is read before any later slot is written)
+    // listed in place (slot i is read before it or any later one is
+    // written). A vector of tiles with one that can is listed branch-free:
+    // a loop over its set bits mispredicted its exit once a vector.
     const size_t tiles = static_cast<size_t>(tile_hi - tile_lo);
     for (size_t i = tiles; i < tiles + W; ++i) tile_hb[i] = -static_cast<T>(kInf);
     size_t listed = 0;
     for (size_t i0 = 0; i0 < tiles; i0 += W) {
-      unsigned can = lane_bits<V, R>(V::gt(V::add(V::load(tile_hb + i0), vnot_top), vcut));
-      for (; can != 0; can &= can - 1) {
-        const size_t i = i0 + static_cast<size_t>(__builtin_ctz(can));
-        tile_hb[listed] = tile_hb[i];
-        tile_at[listed++] = static_cast<uint16_t>(i);
+      const unsigned can = lane_bits<V, R>(V::gt(V::add(V::load(tile_hb + i0), vnot_top), vcut));
+      if (can == 0) continue;
+      for (size_t l = 0; l < W; ++l) {
+        const T h = tile_hb[i0 + l];
+        tile_hb[listed] = h;
+        tile_at[listed] = static_cast<uint16_t>(i0 + l);
+        listed += (can >> l) & 1u;
       }
     }
     for (size_t i = listed; i < listed + W; ++i) tile_hb[i] = -static_cast<T>(kInf);
