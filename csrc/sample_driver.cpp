@@ -5,12 +5,14 @@
 //   no filter, no logprobs:  1 (the draw, exactly gumbel_argmax's pass)
 //   temperature = 0:         1-2 (max, then the first index holding it)
 //   top_k (+ top_p, min_p):  1 (running k-th best, from a sampled floor in
-//                            long chunks), then top-p and min-p on
-//                            the k candidates (O(k log k), no pass), and the
-//                            draw on the candidates' own noise (no pass) when
-//                            the row has 32x more tokens than the kept ones;
-//                            else, or when ties at the k-th value are kept
-//                            beyond k, the masked draw (1)
+//                            long chunks; a filtered pass into a candidate
+//                            buffer where k is large against the chunk),
+//                            then top-p and min-p on the k candidates
+//                            (O(k log k), no pass), and the draw on the
+//                            candidates' own noise (no pass) when
+//                            24 x kept <= n + 256 (kDrawAtCost); else, or
+//                            when ties at the k-th value are kept beyond k,
+//                            the masked draw (1)
 //   min_p:                   2 (max; the draw masked at the min-p threshold,
 //                            a threshold on z found without a pass)
 //   top_p:                   3 typically (max; one mass pass that also
@@ -254,7 +256,13 @@ FixedMass fixed_from(double v) {
   return r;
 }
 
-constexpr size_t kDrawAtRatio = 32;   // top-k draws on its candidates only when a row has 32x more tokens
+// top-k draws on its candidates' own noise when kDrawAtCost x their count <=
+// n + kDrawAtSlack, else by the masked pass. The two meet (1 thread, float32,
+// median of 7 interleaved rounds) at k ~ 24-28 of n = 256, 60-65 of 1000,
+// ~13 of 64, above 8 of 16, and at 127 (avx512) or well above 200 (avx2) of
+// 4096: a candidate's noise (its own Philox gate block) costs about 24
+// tokens of the pass, plus the pass's own start.
+constexpr size_t kDrawAtCost = 24, kDrawAtSlack = 256;
 constexpr size_t kCollectAll = 4096;  // a row this short has its values collected whole
 constexpr size_t kCollectMax = 8192;  // the most values of a zone collected for the exact finish
 constexpr size_t kSample = 2048;      // the sample that places the zone: values ...
@@ -910,7 +918,7 @@ Fault sample_row(const T* x, size_t n, size_t r, const SampleRequest& req, bool 
     // when they are few against the row; otherwise the masked pass, cheaper
     // per token, over the same tokens (x >= floor are candidates) and scores.
     const int how = g_top_k_draw.load(std::memory_order_relaxed);
-    const bool at = how == 0 ? count * kDrawAtRatio < n : how == 1;
+    const bool at = how == 0 ? count * kDrawAtCost <= n + kDrawAtSlack : how == 1;
     if ((floor > kth || extra_ties == 0) && at) {
       token = rs.draw_at(index.data(), count, noise_row, key, inv_temp).index;
     } else {
