@@ -11,7 +11,9 @@
 //  * select: a running k-th best. A vector is looked at lane by lane only when
 //    one of its lanes reaches the current k-th value (and, in a long chunk, a
 //    floor a sample of the chunk predicts: see select_floor), which after the
-//    first few thousand elements of a row almost never happens.
+//    first few thousand elements of a row almost never happens. Where k is
+//    large against a chunk (most values would enter the heap), select_collect
+//    instead: one filtered pass into a small candidate buffer, nth_element.
 //  * mass_pass: the masses exp((x - max) / T) of a whole chunk in float64
 //    lanes, with the project's vector exp (exp_core.h: fused multiply-adds in
 //    the same order on every kernel set, so the same bits everywhere), each
