@@ -169,6 +169,9 @@ void register_sample(py::module_& m) {
         py::arg("min_p"), py::arg("key0"), py::arg("key1"), py::arg("row_offset"), py::arg("logprobs"),
         "sample() with one setting for every row in one step -> (bad row or -1, reason, tokens or None, "
         "logprobs or None).");
+  m.def("sample_top_k_draw", &ssm::set_top_k_draw, py::arg("how"),
+        "Testing: top-k's draw by the rule (0), on the candidates' own noise (1) or by the masked pass (2) -> "
+        "the previous setting.");
   m.def("sample_top_p_estimates", &ssm::set_top_p_estimates, py::arg("on"),
         "Testing: top-p's estimate pass on or off (the exact passes alone) -> the previous setting.");
   m.def("sample_top_p_estimate_counts", &ssm::top_p_estimate_counts,

@@ -5,12 +5,14 @@
 //   no filter, no logprobs:  1 (the draw, exactly gumbel_argmax's pass)
 //   temperature = 0:         1-2 (max, then the first index holding it)
 //   top_k (+ top_p, min_p):  1 (running k-th best, from a sampled floor in
-//                            long chunks), then top-p and min-p on
-//                            the k candidates (O(k log k), no pass), and the
-//                            draw on the candidates' own noise (no pass) when
-//                            the row has 32x more tokens than the kept ones;
-//                            else, or when ties at the k-th value are kept
-//                            beyond k, the masked draw (1)
+//                            long chunks; a filtered pass into a candidate
+//                            buffer where k is large against the chunk),
+//                            then top-p and min-p on the k candidates
+//                            (O(k log k), no pass), and the draw on the
+//                            candidates' own noise (no pass) when
+//                            24 x kept <= n + 256 (kDrawAtCost); else, or
+//                            when ties at the k-th value are kept beyond k,
+//                            the masked draw (1)
 //   min_p:                   2 (max; the draw masked at the min-p threshold,
 //                            a threshold on z found without a pass)
 //   top_p:                   3 typically (max; one mass pass that also
@@ -68,6 +70,7 @@ constexpr double kInfD = std::numeric_limits<double>::infinity();
 
 std::atomic<bool> g_estimates{true};
 std::atomic<uint64_t> g_decided{0}, g_undecided{0};
+std::atomic<int> g_top_k_draw{0};  // top-k's draw: 0 by the rule, 1 on the candidates' noise, 2 the masked pass
 
 enum Fault { kFine = 0, kNaN, kPosInf, kNoFinite };
 
@@ -189,16 +192,36 @@ struct Ordered {
 
 // The smallest T value t with mass(t) >= min_p, i.e. min-p's threshold on
 // the logits: {x >= t} is exactly {x : p(x) >= min_p p_max} (mass is
-// monotone in x; bisection over T's values, no pass over the row). -inf: all.
+// monotone in x; no pass over the row). -inf: all. The search starts at
+// max + T log(min_p), the threshold up to the roundings, and steps over T's
+// values from there (one or two steps, each an exp); bisection over T's
+// values only when a few steps do not find it.
 template <class T>
 double min_p_threshold(double max, double inv_temp, double min_p) {
   using O = Ordered<T>;
+  using U = typename O::U;
   auto ok = [&](T t) { return mass_of(static_cast<double>(t), max, inv_temp) >= min_p; };
   const T lowest = std::numeric_limits<T>::lowest();
   if (ok(lowest)) return -kInfD;
-  typename O::U bad = O::key(lowest), good = O::key(static_cast<T>(max));  // ok(max): mass 1
+  U bad = O::key(lowest), good = O::key(static_cast<T>(max));  // ok(max): mass 1
+  constexpr int kSteps = 8;
+  const double guess = std::max(max + std::log(min_p) / inv_temp, static_cast<double>(lowest));
+  const U start = std::min(std::max(O::key(static_cast<T>(guess)), bad + 1), good);
+  if (ok(O::value(start))) {
+    good = start;
+    for (int s = 0; s < kSteps && good - bad > 1; ++s) {
+      if (!ok(O::value(good - 1))) return static_cast<double>(O::value(good));
+      --good;
+    }
+  } else {
+    bad = start;
+    for (int s = 0; s < kSteps && good - bad > 1; ++s) {
+      if (ok(O::value(bad + 1))) return static_cast<double>(O::value(bad + 1));
+      ++bad;
+    }
+  }
   while (good - bad > 1) {
-    const typename O::U mid = bad + (good - bad) / 2;
+    const U mid = bad + (good - bad) / 2;
     (ok(O::value(mid)) ? good : bad) = mid;
   }
   return static_cast<double>(O::value(good));
@@ -233,7 +256,13 @@ FixedMass fixed_from(double v) {
   return r;
 }
 
-constexpr size_t kDrawAtRatio = 32;   // top-k draws on its candidates only when a row has 32x more tokens
+// top-k draws on its candidates' own noise when kDrawAtCost x their count <=
+// n + kDrawAtSlack, else by the masked pass. The two meet (1 thread, float32,
+// median of 7 interleaved rounds) at k ~ 24-28 of n = 256, 60-65 of 1000,
+// ~13 of 64, above 8 of 16, and at 127 (avx512) or well above 200 (avx2) of
+// 4096: a candidate's noise (its own Philox gate block) costs about 24
+// tokens of the pass, plus the pass's own start.
+constexpr size_t kDrawAtCost = 24, kDrawAtSlack = 256;
 constexpr size_t kCollectAll = 4096;  // a row this short has its values collected whole
 constexpr size_t kCollectMax = 8192;  // the most values of a zone collected for the exact finish
 constexpr size_t kSample = 2048;      // the sample that places the zone: values ...
@@ -888,7 +917,9 @@ Fault sample_row(const T* x, size_t n, size_t r, const SampleRequest& req, bool 
     // The candidates' own noise (draw_at: a Philox gate block per token) only
     // when they are few against the row; otherwise the masked pass, cheaper
     // per token, over the same tokens (x >= floor are candidates) and scores.
-    if ((floor > kth || extra_ties == 0) && count * kDrawAtRatio < n) {
+    const int how = g_top_k_draw.load(std::memory_order_relaxed);
+    const bool at = how == 0 ? count * kDrawAtCost <= n + kDrawAtSlack : how == 1;
+    if ((floor > kth || extra_ties == 0) && at) {
       token = rs.draw_at(index.data(), count, noise_row, key, inv_temp).index;
     } else {
       f = rs.draw(noise_row, key, inv_temp, floor, token);
@@ -972,6 +1003,8 @@ RowStatus topk_batch(const T* x, size_t rows, size_t n, size_t k, T* value, int6
 }
 
 bool set_top_p_estimates(bool on) { return g_estimates.exchange(on); }
+
+int set_top_k_draw(int how) { return g_top_k_draw.exchange(how); }
 
 std::pair<uint64_t, uint64_t> top_p_estimate_counts() { return {g_decided.load(), g_undecided.load()}; }
 

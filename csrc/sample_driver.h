@@ -38,6 +38,12 @@ RowStatus sample_batch(const T* x, size_t rows, size_t n, const SampleRequest& r
 template <class T>
 RowStatus topk_batch(const T* x, size_t rows, size_t n, size_t k, T* value, int64_t* index);
 
+// Testing hook of top-k's draw (sample_driver.cpp): 0 (the default) picks
+// between the draw on the candidates' own noise and the masked pass by the
+// row's length and the candidates' count, 1 forces the former, 2 the latter
+// (where both apply: same tokens either way). Returns the previous setting.
+int set_top_k_draw(int how);
+
 // Testing hooks of top-p's estimate pass (sample_driver.cpp): on (the
 // default) or off (the exact passes alone; returns the previous setting), and
 // how often, since the process started, its bounds decided the threshold and

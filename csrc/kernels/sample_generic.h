@@ -11,7 +11,9 @@
 //  * select: a running k-th best. A vector is looked at lane by lane only when
 //    one of its lanes reaches the current k-th value (and, in a long chunk, a
 //    floor a sample of the chunk predicts: see select_floor), which after the
-//    first few thousand elements of a row almost never happens.
+//    first few thousand elements of a row almost never happens. Where k is
+//    large against a chunk (most values would enter the heap), select_collect
+//    instead: one filtered pass into a small candidate buffer, nth_element.
 //  * mass_pass: the masses exp((x - max) / T) of a whole chunk in float64
 //    lanes, with the project's vector exp (exp_core.h: fused multiply-adds in
 //    the same order on every kernel set, so the same bits everywhere), each
@@ -31,6 +33,8 @@
 #error "define SSM_ISA before including sample_generic.h"
 #endif
 
+#include <algorithm>
+#include <cmath>
 #include <type_traits>
 #include <utility>
 
@@ -202,12 +206,149 @@ SelectResult select_above(const T* x, size_t n, uint64_t start, size_t k, double
   return res;
 }
 
-// The k best of a chunk: above the sample's floor when k values reach it
-// (the same result: the k best and the k-th value's ties are all >= it),
-// else over every value. A NaN ends the search (the caller reports it).
+// The lanes of a vector compare as bits (lane l: bit l) where the mask type
+// gives them cheaply; elsewhere every lane, and the caller tests each lane's
+// value itself (it does so everywhere: the bits only skip lanes).
+template <class M>
+inline uint32_t lane_bits(M, size_t width) {
+  return width >= 32 ? ~uint32_t{0} : (uint32_t{1} << width) - 1u;
+}
+#if defined(__AVX512F__)
+inline uint32_t lane_bits(__mmask16 m, size_t) { return m; }
+inline uint32_t lane_bits(__mmask8 m, size_t) { return m; }
+#endif
+#if defined(__AVX2__)
+inline uint32_t lane_bits(__m256 m, size_t) { return static_cast<uint32_t>(_mm256_movemask_ps(m)); }
+inline uint32_t lane_bits(__m256d m, size_t) { return static_cast<uint32_t>(_mm256_movemask_pd(m)); }
+#endif
+
+// select_collect's candidates: a value and its offset in the chunk.
+struct Pick {
+  double value;
+  uint32_t at;
+};
+// The better of two picks (value desc, then index asc); NaN never gets here.
+inline bool pick_before(const Pick& a, const Pick& b) { return a.value > b.value || (a.value == b.value && a.at < b.at); }
+
+constexpr size_t kPickCap = 1024;      // select_collect's buffer (16 KB of stack)
+constexpr size_t kPickSample = 64;     // values of the sample that places its first threshold
+constexpr size_t kPickMaxK = kPickCap / 4;  // larger k: the heap (prunes would come too often)
+constexpr size_t kSelectCollectMinK = 2;     // k = 1: the heap is a running max, already cheap
+constexpr size_t kSelectCollectRatio = 512;  // ... and for chunks of more than 512 values per kept one
+
+// A first threshold for select_collect: the m-th largest of kPickSample
+// values evenly spread over the chunk, m the sample's expected share of the
+// k best plus two standard deviations plus 3, so that k values reach it for
+// all but unusual orders (and those only cost a second pass); -inf when that
+// m is most of the sample (then every finite value is collected).
+template <class T>
+double pick_threshold(const T* x, size_t n, size_t k) {
+  const double share = static_cast<double>(k) * static_cast<double>(kPickSample) / static_cast<double>(n);
+  const size_t m = static_cast<size_t>(share + 2.0 * std::sqrt(share)) + 3;
+  if (n < 2 * kPickSample || 2 * m > kPickSample) return -kInf;
+  double s[kPickSample];
+  size_t got = 0;
+  for (size_t j = 0; j < kPickSample; ++j) {
+    const double v = static_cast<double>(x[j * (n - 1) / (kPickSample - 1)]);
+    if (v > -kInf && v < kInf) s[got++] = v;  // NaN, +-inf: no guess from them
+  }
+  if (got < m) return -kInf;
+  std::nth_element(s, s + (m - 1), s + got, [](double a, double b) { return a > b; });
+  return s[m - 1];
+}
+
+// The k best of x[0..n) by one filtered pass into a small buffer, for k
+// large against n (where select_above's heap takes most values in and its
+// lane-by-lane visits cover nearly every vector): the lanes >= the current
+// threshold t are appended to the buffer (a vector compare per vector, the
+// passing lanes by their bits); when it fills, the k best of it are kept
+// (nth_element) and t rises to their k-th value, the values equal to t
+// beyond the k best counted as ties (they come later than every value kept,
+// or were ranked after one equal to them). At the end the same again, and
+// the k best sorted. Exact whatever the first threshold: with fewer than k
+// values >= it (an unlucky sample) the chunk is done again from -inf, where
+// every finite value counts (and the heap does the rare row with fewer than
+// k finite values). ok = false: the caller's heap must do it.
+template <class V, class T>
+SelectResult select_collect(const T* x, size_t n, uint64_t start, size_t k, double* value, uint64_t* index,
+                            double first, bool& ok) {
+  constexpr size_t W = V::width;
+  SelectResult res;
+  Pick buf[kPickCap];
+  size_t count = 0;
+  uint64_t ties = 0;             // values equal to t dropped by a prune
+  double t = first, low = below<T>(t);
+  // Keep the k best of buf (count > k), t their k-th value.
+  auto prune = [&] {
+    std::nth_element(buf, buf + (k - 1), buf + count, pick_before);
+    const double kth = buf[k - 1].value;
+    uint64_t equal = 0;
+    for (size_t j = k; j < count; ++j) equal += buf[j].value == kth ? 1 : 0;
+    ties = (kth == t ? ties : 0) + equal;
+    count = k;
+    t = kth;
+    low = below<T>(t);
+  };
+  auto lanes = [&](size_t at, uint32_t bits) {
+    for (; bits != 0; bits &= bits - 1) {
+      const size_t l = at + static_cast<size_t>(__builtin_ctz(bits));
+      const double v = static_cast<double>(x[l]);
+      if (v <= low) continue;
+      if (v != v) {
+        res.nan = true;
+        return;
+      }
+      res.posinf = res.posinf || v == kInf;
+      buf[count++] = Pick{v, static_cast<uint32_t>(l)};
+    }
+  };
+  size_t i = 0;
+  Reg<V> vlow = V::set1(low);
+  for (; i + W <= n && !res.nan; i += W) {
+    if (count + W > kPickCap) {
+      prune();
+      vlow = V::set1(low);
+    }
+    const auto m = V::not_le(V::load(x + i), vlow);
+    if (V::any(m)) lanes(i, lane_bits(m, W));
+  }
+  if (count + W > kPickCap) prune();
+  if (!res.nan) lanes(i, lane_bits(true, n - i));
+  if (res.nan) {
+    ok = true;
+    return res;
+  }
+  if (count < k) {
+    if (t == -kInf) return res;  // fewer than k finite values: ok stays false
+    return select_collect<V, T>(x, n, start, k, value, index, -kInf, ok);
+  }
+  if (count > k) prune();
+  std::sort(buf, buf + k, pick_before);
+  if (buf[k - 1].value != t) ties = 0;  // the dropped ties were of a lower value
+  for (size_t j = 0; j < k; ++j) {
+    value[j] = buf[j].value;
+    index[j] = start + buf[j].at;
+  }
+  res.count = k;
+  res.ties = ties;
+  ok = true;
+  return res;
+}
+
+// The k best of a chunk: by select_collect when k is large against the
+// chunk (more than one in 512 of its values) and the chunk too short for a
+// sampled floor; above the sample's floor when k values reach it (the same
+// result: the k best and the k-th value's ties are all >= it); else over
+// every value. A NaN ends the search (the caller reports it).
 template <class V, class T>
 SelectResult select(const T* x, size_t n, uint64_t start, size_t k, double* value, uint64_t* index) {
   if (k == 0) return SelectResult{};
+  if (k >= kSelectCollectMinK && k <= kPickMaxK && n < 32 * kSelectSample && n <= k * kSelectCollectRatio &&
+      n <= 0xFFFFFFFFu) {
+    bool ok = false;
+    const SelectResult res = select_collect<V, T>(x, n, start, k, value, index, pick_threshold(x, n, k), ok);
+    if (ok) return res;
+  }
   const double floor = select_floor(x, n, k);
   if (floor > -kInf) {
     const SelectResult res = select_above<V, T>(x, n, start, k, value, index, floor);
