@@ -568,7 +568,7 @@ void mass_pass(const T* x, size_t n, double ref, double inv_temp, const double* 
 // mass_estimates), for one pivot at most. In log2 units y = (x - ref) s,
 // s = inv_temp log2(e) split into float32 s_hi + s_lo, and c = ref s rounded
 // to a multiple of 2^-10:
-//   n = round(max(fma(x, s_hi, -c), -67)),  r = fma(x, s_lo, fma(x, s_hi, -(c + n))),
+//   n = round(fma(x, s_hi, -c)),  r = fma(x, s_lo, fma(x, s_hi, -(c + n))),
 //   mass = 2^n p7(r),  p7 the degree-7 Taylor polynomial of 2^r.
 // c + n is exact in float32 while |c| < 2^12 (a multiple of 2^-10 below
 // 2^13), so each fma rounds once, at a result below 1: r is within 2^-24 of
@@ -587,13 +587,13 @@ void mass_pass(const T* x, size_t n, double ref, double inv_temp, const double* 
 //    rest in float64), which the driver's difference bound needs;
 //  * 2^-delta, the split of s and the exact pass's own error: below 2^-40.
 // x is first raised to xlo ~ ref - 68.5 / s (-inf too): every x at or below
-// it has d < -46, mass 0 in the exact pass, and an estimate below
-// 2^-66.4 < kEstimateAbs. Usable when |x s| <= 2^13 over [xlo, ref] and
+// it has d < -46, mass 0 in the exact pass, and n >= -69 for every x (2^n
+// normal, |r| <= 0.501), so any x with d < -46 gets 2^y (1 + kNarrowRel)
+// < 2^-66.3 < kEstimateAbs. Usable when |x s| <= 2^13 over [xlo, ref] and
 // 2^-60 <= s (s_lo normal); else the float64 estimate runs instead.
 constexpr float kTaylor2[8] = {0x1p+0f,         0x1.62e43p-1f,   0x1.ebfbep-3f,   0x1.c6b08ep-5f,
                                0x1.3b2ab6p-7f,  0x1.5d87fep-10f, 0x1.430912p-13f, 0x1.ffcbfcp-17f};
 constexpr double kNarrowRel = 2.4e-7;  // 4.14e-8 + 7.15e-9 + 1.66e-9 + 6.7e-8 + 1.193e-7 + 2^-40, over 1 - that
-constexpr double kNarrowFloor = -67.0;
 
 struct NarrowReduction {
   bool ok = false;
@@ -663,7 +663,7 @@ SSM_INLINE inline void narrow_masses(const Reg<V>* x, const NarrowReduction& nr,
   SSM_UNROLL
   for (size_t u = 0; u < U; ++u) {
     const Reg<V> xc = V::max(x[u], V::set1(nr.xlo));
-    n[u] = V::round(V::max(V::fmadd(xc, vshi, vnegc), V::set1(kNarrowFloor)));
+    n[u] = V::round(V::fmadd(xc, vshi, vnegc));
     r[u] = V::fmadd(xc, vslo, V::fmadd(xc, vshi, V::sub(vnegc, n[u])));  // -(c + n): exact
     m[u] = V::set1(kTaylor2[7]);
   }
