@@ -393,10 +393,12 @@ class RowSampler {
     return chunk_passes<MassPass>(sk_.mass_pass, ref, inv_temp, pivot, pivots, clo, chi, cap, value);
   }
 
-  // The same pass estimated (SampleKernels::mass_estimate), with error bounds.
-  MassEstimate mass_estimate(double ref, double inv_temp, const double* pivot, size_t pivots, double clo, double chi,
-                             size_t cap, std::vector<double>& value) {
-    return chunk_passes<MassEstimate>(sk_.mass_estimate, ref, inv_temp, pivot, pivots, clo, chi, cap, value);
+  // The same pass estimated (SampleKernels::mass_estimate, or with fine set
+  // its float64-lane version), with error bounds.
+  MassEstimate mass_estimate(bool fine, double ref, double inv_temp, const double* pivot, size_t pivots, double clo,
+                             double chi, size_t cap, std::vector<double>& value) {
+    return chunk_passes<MassEstimate>(fine ? sk_.mass_estimate_fine : sk_.mass_estimate, ref, inv_temp, pivot, pivots,
+                                      clo, chi, cap, value);
   }
 
   static void add_part(MassPass& sum, const MassPass& part, size_t pivots) {
@@ -470,9 +472,16 @@ class RowSampler {
     std::vector<double> sample = take_sample(max);
     double hi = max, lo = -kInfD, hi2 = max, lo2 = -kInfD;
     estimate_zone(sample, max, inv_temp, top_p, lo, hi, lo2, hi2);
-    if (double threshold = hi; !need_kept && g_estimates.load(std::memory_order_relaxed) &&
-                               estimated_threshold(lo, hi, lo2, hi2, max, inv_temp, top_p, threshold))
-      return threshold;
+    if (!need_kept && g_estimates.load(std::memory_order_relaxed)) {
+      // The float32-lane estimate first (float32 rows); where its bound
+      // cannot decide, the float64-lane one, about 30x tighter.
+      double threshold = hi;
+      bool undecided = false;
+      if (estimated_threshold(false, lo, hi, lo2, hi2, max, inv_temp, top_p, threshold, undecided)) return threshold;
+      if (undecided && sk_.mass_estimate_fine != sk_.mass_estimate &&
+          estimated_threshold(true, lo, hi, lo2, hi2, max, inv_temp, top_p, threshold, undecided))
+        return threshold;
+    }
     const MassPass r = mass_pass(max, inv_temp, &hi, 1, lo, hi, kCollectMax, value);
     const double target = top_p * fixed_value(r.total);
     FixedMass above = r.above[0];
@@ -499,10 +508,12 @@ class RowSampler {
   // followed by the next zone out, (lo2, lo] or (hi, hi2], whose values a
   // pass without masses collects: the mass above it is the estimate's plus
   // or minus exact masses, so the same bound decides there too.
-  bool estimated_threshold(double lo, double hi, double lo2, double hi2, double max, double inv_temp, double top_p,
-                           double& threshold) {
+  // undecided_out: the bound (not the zone) was what fell short.
+  bool estimated_threshold(bool fine, double lo, double hi, double lo2, double hi2, double max, double inv_temp,
+                           double top_p, double& threshold, bool& undecided_out) {
     std::vector<double> value;
-    const MassEstimate r = mass_estimate(max, inv_temp, &hi, 1, lo, hi, kCollectMax, value);
+    undecided_out = false;
+    const MassEstimate r = mass_estimate(fine, max, inv_temp, &hi, 1, lo, hi, kCollectMax, value);
     if (r.count > kCollectMax) return false;
     Judge judge{top_p * r.total, estimate_error(r, top_p)};
     const FixedMass above = fixed_from(r.above[0]);
@@ -536,6 +547,7 @@ class RowSampler {
       undecided = shifted.undecided;
     }
     undecided = undecided || judge.undecided;
+    undecided_out = undecided;
     if (undecided) g_undecided.fetch_add(1, std::memory_order_relaxed);
     if (decided) g_decided.fetch_add(1, std::memory_order_relaxed);
     return decided;

@@ -73,9 +73,16 @@ struct SampleKernels {
                     double clo, double chi, double* out, size_t cap, MassPass* res);
   // mass_pass's sums estimated with a cheaper exp (sample_generic.h), each
   // with a rigorous error bound against mass_pass's exact sums; the same
-  // collected values. Adds into res.
+  // collected values. Adds into res. ref must be at least every x (the
+  // row's max).
   void (*mass_estimate)(const T* x, size_t n, double ref, double inv_temp, const double* pivot, size_t pivots,
                         double clo, double chi, double* out, size_t cap, MassEstimate* res);
+  // The same estimate in float64 lanes, with a bound about 30x tighter: for
+  // float32 rows mass_estimate computes in float32 lanes (the driver tries
+  // this one when that bound cannot decide); for float64 rows the same
+  // function as mass_estimate.
+  void (*mass_estimate_fine)(const T* x, size_t n, double ref, double inv_temp, const double* pivot, size_t pivots,
+                             double clo, double chi, double* out, size_t cap, MassEstimate* res);
   // The values x with clo < x <= chi (clo, chi: values of T or +-inf),
   // appended to out (at most cap); returns how many there are.
   uint64_t (*collect)(const T* x, size_t n, double clo, double chi, double* out, size_t cap);

@@ -35,6 +35,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <limits>
 #include <type_traits>
 #include <utility>
 
@@ -406,6 +407,53 @@ inline bool collect_lanes(__m256d x, __m256d lo, __m256d hi, double* out, size_t
 }
 #endif
 
+// The same for float32 lanes (the float32 estimate pass): each half in
+// float64 (exact; lo and hi are broadcasts), low lanes first.
+#if defined(__AVX512F__)
+inline bool collect_lanes(__m512 x, __m512 lo, __m512 hi, double* out, size_t cap, uint64_t& count) {
+  const __m512d lo_d = _mm512_cvtps_pd(_mm512_castps512_ps256(lo)), hi_d = _mm512_cvtps_pd(_mm512_castps512_ps256(hi));
+  collect_lanes(_mm512_cvtps_pd(_mm512_castps512_ps256(x)), lo_d, hi_d, out, cap, count);
+  const __m256 upper = _mm256_castpd_ps(_mm512_extractf64x4_pd(_mm512_castps_pd(x), 1));
+  return collect_lanes(_mm512_cvtps_pd(upper), lo_d, hi_d, out, cap, count);
+}
+#endif
+#if defined(__AVX2__)
+inline bool collect_lanes(__m256 x, __m256 lo, __m256 hi, double* out, size_t cap, uint64_t& count) {
+  const __m256d lo_d = _mm256_cvtps_pd(_mm256_castps256_ps128(lo)), hi_d = _mm256_cvtps_pd(_mm256_castps256_ps128(hi));
+  collect_lanes(_mm256_cvtps_pd(_mm256_castps256_ps128(x)), lo_d, hi_d, out, cap, count);
+  return collect_lanes(_mm256_cvtps_pd(_mm256_extractf128_ps(x, 1)), lo_d, hi_d, out, cap, count);
+}
+#endif
+
+// The lanes of U vectors (p: their values, the first `lanes` of them real)
+// in (clo, chi] appended to out: one test for the U vectors, as most hold no
+// value of the range.
+template <class V, size_t U, class T>
+SSM_INLINE inline void collect_range(const Reg<V>* xv, Reg<V> vclo, Reg<V> vchi, Reg<V> ninf, const T* p, size_t lanes,
+                                     double clo, double chi, double* out, size_t cap, uint64_t& count) {
+  constexpr size_t W = V::width;
+  typename V::mask in[U];
+  SSM_UNROLL
+  for (size_t u = 0; u < U; ++u) in[u] = in_open<V>(xv[u], vclo, vchi, ninf);
+  typename V::mask any = in[0];
+  SSM_UNROLL
+  for (size_t u = 1; u < U; ++u) any = V::mask_or(any, in[u]);
+  if (!V::any(any)) return;
+  SSM_UNROLL
+  for (size_t u = 0; u < U; ++u) {
+    if (!V::any(in[u])) continue;
+    if (collect_lanes(xv[u], vclo, vchi, out, cap, count)) continue;
+    // branch-free: every lane written at out[count], counted only when in
+    // the range (the next one overwrites it otherwise); about half the
+    // lanes of a vector that has one are in, too many for a branch each
+    for (size_t l = 0; l < W && u * W + l < lanes; ++l) {
+      const double v = static_cast<double>(p[u * W + l]);
+      if (count < cap) out[count] = v;
+      count += (v > clo) & (v <= chi) ? 1 : 0;
+    }
+  }
+}
+
 // Masses below e^-46 < 2^-66 round to 0 in units of 2^-64: clamping there
 // keeps every scaled mass a normal number (exact scaling) and sends -inf
 // (and the padding of a tail) to 0.
@@ -602,27 +650,7 @@ void mass_pass_p(const T* x, size_t n, double ref, double inv_temp, const double
         }
       }
     }
-    // one test for the U vectors: most hold no value of the range
-    typename VW::mask in[U];
-    SSM_UNROLL
-    for (size_t u = 0; u < U; ++u) in[u] = in_open<VW>(xv[u], vclo, vchi, ninf);
-    typename VW::mask any = in[0];
-    SSM_UNROLL
-    for (size_t u = 1; u < U; ++u) any = VW::mask_or(any, in[u]);
-    if (!VW::any(any)) return;
-    SSM_UNROLL
-    for (size_t u = 0; u < U; ++u) {
-      if (!VW::any(in[u])) continue;
-      if (collect_lanes(xv[u], vclo, vchi, out, cap, count)) continue;
-      // branch-free: every lane written at out[count], counted only when in
-      // the range (the next one overwrites it otherwise); about half the
-      // lanes of a vector that has one are in, too many for a branch each
-      for (size_t l = 0; l < W && u * W + l < lanes; ++l) {
-        const double v = static_cast<double>(p[u * W + l]);
-        if (count < cap) out[count] = v;
-        count += (v > clo) & (v <= chi) ? 1 : 0;
-      }
-    }
+    collect_range<VW, U>(xv, vclo, vchi, ninf, p, lanes, clo, chi, out, cap, count);
   };
   auto flush = [&]() {
     total.flush(res->total);
@@ -674,6 +702,206 @@ void mass_pass(const T* x, size_t n, double ref, double inv_temp, const double* 
     case 3: return mass_pass_p<VW, T, 3>(x, n, ref, inv_temp, pivot, clo, chi, out, cap, res);
     default: return mass_pass_p<VW, T, kMaxPivots>(x, n, ref, inv_temp, pivot, clo, chi, out, cap, res);
   }
+}
+
+// The estimate pass in float32 lanes (float32 rows, twice the lanes of
+// mass_estimates), for one pivot at most. In log2 units y = (x - ref) s,
+// s = inv_temp log2(e) split into float32 s_hi + s_lo, and c = ref s rounded
+// to a multiple of 2^-10:
+//   n = round(fma(x, s_hi, -c)),  r = fma(x, s_lo, fma(x, s_hi, -(c + n))),
+//   mass = 2^n p7(r),  p7 the degree-7 Taylor polynomial of 2^r.
+// c + n is exact in float32 while |c| < 2^12 (a multiple of 2^-10 below
+// 2^13), so each fma rounds once, at a result below 1: r is within 2^-24 of
+// x s_hi + x s_lo - (c + n), and the estimate is 2^(y + delta) with the
+// common shift delta = ref (s_hi + s_lo) - c that the chunk's sums undo in
+// float64 (times 2^-delta). Per element, relative to 2^y (kNarrowRel):
+//  * the reduction's two roundings: 2^(2^-24) - 1 < 4.14e-8;
+//  * p7 on |r| <= 0.501 (|x s_lo| <= 2^-11 and the rounding of the first
+//    fma move r at most that far past 1/2): truncation 7.15e-9, the float32
+//    coefficients 1.66e-9, Horner's roundings 6.7e-8 (summed at their
+//    worst over r, tools-free: the half ulps of each partial result);
+//  * the sums: masses above and not above the pivot go into separate float32
+//    trees of kMassUnroll vectors (two roundings, 2^-23 + 2^-48), then
+//    float64 lanes. Each element is in one tree only, so the trees' roundings
+//    are per-element errors shared by above and total (total = above + the
+//    rest in float64), which the driver's difference bound needs;
+//  * 2^-delta, the split of s and the exact pass's own error: below 2^-40.
+// x is first raised to xlo ~ ref - 68.5 / s (-inf too): every x at or below
+// it has d < -46, mass 0 in the exact pass, and n >= -69 for every x (2^n
+// normal, |r| <= 0.501), so any x with d < -46 gets 2^y (1 + kNarrowRel)
+// < 2^-66.3 < kEstimateAbs. Usable when |x s| <= 2^13 over [xlo, ref] and
+// 2^-60 <= s (s_lo normal); else the float64 estimate runs instead.
+constexpr float kTaylor2[8] = {0x1p+0f,         0x1.62e43p-1f,   0x1.ebfbep-3f,   0x1.c6b08ep-5f,
+                               0x1.3b2ab6p-7f,  0x1.5d87fep-10f, 0x1.430912p-13f, 0x1.ffcbfcp-17f};
+constexpr double kNarrowRel = 2.4e-7;  // 4.14e-8 + 7.15e-9 + 1.66e-9 + 6.7e-8 + 1.193e-7 + 2^-40, over 1 - that
+
+struct NarrowReduction {
+  bool ok = false;
+  float s_hi = 0, s_lo = 0, negc = 0, xlo = 0;
+  double undo = 1;  // 2^-delta
+};
+
+// The largest float <= v.
+inline float float_at_most(double v) {
+  float f = static_cast<float>(v);
+  if (static_cast<double>(f) > v) f = std::nextafter(f, -std::numeric_limits<float>::infinity());
+  return f;
+}
+
+inline NarrowReduction narrow_reduction(double ref, double inv_temp) {
+  NarrowReduction nr;
+  const double s = inv_temp * ExpCoeffs<double>::log2e;
+  if (!(s >= 0x1p-60 && s <= 0x1p60 && std::fabs(ref) * s <= 0x1p12)) return nr;
+  nr.s_hi = static_cast<float>(s);
+  nr.s_lo = static_cast<float>(s - static_cast<double>(nr.s_hi));
+  const double c = std::nearbyint(ref * s * 0x1p10) * 0x1p-10;
+  nr.negc = static_cast<float>(-c);  // exact: |c| <= 2^12 + 1, a multiple of 2^-10
+  const double xlo = ref - 68.5 / s;
+  nr.xlo = xlo < -static_cast<double>(std::numeric_limits<float>::max()) ? -std::numeric_limits<float>::max()
+                                                                          : float_at_most(xlo);
+  if (!(std::fabs(static_cast<double>(nr.xlo)) * s <= 0x1p13)) return nr;
+  const double delta = std::fma(ref, static_cast<double>(nr.s_hi), -c) + ref * static_cast<double>(nr.s_lo);
+  nr.undo = std::exp2(-delta);
+  nr.ok = true;
+  return nr;
+}
+
+// v where the mask is clear, else 0.
+template <class V>
+SSM_INLINE inline Reg<V> drop(typename V::mask m, Reg<V> v) {
+  return V::select(m, V::set1(0.0), v);
+}
+#if defined(__AVX2__) && !defined(__AVX512F__)
+template <>
+SSM_INLINE inline __m256 keep<F32x8>(__m256 m, __m256 v) {
+  return _mm256_and_ps(m, v);
+}
+template <>
+SSM_INLINE inline __m256 drop<F32x8>(__m256 m, __m256 v) {
+  return _mm256_andnot_ps(m, v);
+}
+#endif
+
+// float32 lanes into float64 accumulators (exact conversion).
+template <class V, class VW>
+SSM_INLINE inline void add_wide(Reg<V> v, Reg<VW>& lo, Reg<VW>& hi) {
+  if constexpr (V::width == 1) {
+    lo = VW::add(lo, static_cast<double>(v));
+    (void)hi;
+  } else {
+    Reg<VW> a, b;
+    V::widen(v, a, b);
+    lo = VW::add(lo, a);
+    hi = VW::add(hi, b);
+  }
+}
+
+template <class V, size_t U>
+SSM_INLINE inline void narrow_masses(const Reg<V>* x, const NarrowReduction& nr, Reg<V>* m) {
+  const Reg<V> vshi = V::set1(nr.s_hi), vslo = V::set1(nr.s_lo), vnegc = V::set1(nr.negc);
+  Reg<V> r[U], n[U];
+  SSM_UNROLL
+  for (size_t u = 0; u < U; ++u) {
+    const Reg<V> xc = V::max(x[u], V::set1(nr.xlo));
+    n[u] = V::round(V::fmadd(xc, vshi, vnegc));
+    r[u] = V::fmadd(xc, vslo, V::fmadd(xc, vshi, V::sub(vnegc, n[u])));  // -(c + n): exact
+    m[u] = V::set1(kTaylor2[7]);
+  }
+  SSM_UNROLL
+  for (int k = 6; k >= 0; --k) {
+    SSM_UNROLL
+    for (size_t u = 0; u < U; ++u) m[u] = V::fmadd(m[u], r[u], V::set1(kTaylor2[k]));
+  }
+  SSM_UNROLL
+  for (size_t u = 0; u < U; ++u) m[u] = times_pow2<V>(m[u], n[u]);
+}
+
+template <class V, class VW, size_t P>
+void mass_estimate_narrow_p(const float* x, size_t n, const NarrowReduction& nr, const double* pivot, double clo,
+                            double chi, double* out, size_t cap, MassEstimate* res) {
+  constexpr size_t W = V::width;
+  const Reg<V> vpivot = V::set1(P > 0 ? float_at_most(pivot[0]) : 0.0f);
+  const Reg<V> vclo = V::set1(float_at_most(clo)), vchi = V::set1(float_at_most(chi)), ninf = V::set1(-kInf);
+  // float64 accumulators, lanes of the low and high halves: above, rest
+  Reg<VW> above_lo = VW::set1(0.0), above_hi = above_lo, rest_lo = above_lo, rest_hi = above_lo;
+  uint64_t count = res->count;
+  auto body = [&](auto unroll, const Reg<V>* xv, const float* p, size_t lanes) SSM_INLINE {
+    constexpr size_t U = decltype(unroll)::value;
+    Reg<V> m[U];
+    [[maybe_unused]] Reg<V> a[U];
+    narrow_masses<V, U>(xv, nr, m);
+    if constexpr (P > 0) {
+      SSM_UNROLL
+      for (size_t u = 0; u < U; ++u) {
+        const auto gt = V::gt(xv[u], vpivot);
+        a[u] = keep<V>(gt, m[u]);
+        m[u] = drop<V>(gt, m[u]);
+      }
+    }
+    // pairwise trees: log2(U) float32 roundings per element
+    SSM_UNROLL
+    for (size_t w = U / 2; w >= 1; w /= 2) {
+      SSM_UNROLL
+      for (size_t u = 0; u < w; ++u) {
+        m[u] = V::add(m[u], m[u + w]);
+        if constexpr (P > 0) a[u] = V::add(a[u], a[u + w]);
+      }
+    }
+    add_wide<V, VW>(m[0], rest_lo, rest_hi);
+    if constexpr (P > 0) add_wide<V, VW>(a[0], above_lo, above_hi);
+    collect_range<V, U>(xv, vclo, vchi, ninf, p, lanes, clo, chi, out, cap, count);
+  };
+  constexpr size_t U = kMassUnroll;
+  static_assert((U & (U - 1)) == 0, "the trees pair vectors");
+  size_t i = 0;
+  for (; i + U * W <= n; i += U * W) {
+    Reg<V> xv[U];
+    SSM_UNROLL
+    for (size_t u = 0; u < U; ++u) xv[u] = V::load(x + i + u * W);
+    body(std::integral_constant<size_t, U>{}, xv, x + i, U * W);
+  }
+  for (; i < n; i += W) {
+    alignas(64) float buf[W];
+    for (size_t l = 0; l < W; ++l) buf[l] = i + l < n ? x[i + l] : -std::numeric_limits<float>::infinity();
+    const Reg<V> xv = V::load(buf);
+    body(std::integral_constant<size_t, 1>{}, &xv, buf, W);
+  }
+  res->count = count;
+  auto lanes_sum = [](Reg<VW> lo, Reg<VW> hi) {
+    double l[VW::width], h[VW::width], s = 0;
+    VW::to_array(lo, l);
+    VW::to_array(hi, h);
+    for (size_t j = 0; j < VW::width; ++j) s += l[j] + h[j];
+    return s;
+  };
+  // Float64 roundings, all of positive terms: a lane's chain of at most
+  // n / (U W) + U adds (the tail one vector at a time), then 2 VW::width
+  // lanes, then the product by undo
+  // (one more), each at most 2^-53 of the final sum.
+  const double elements = static_cast<double>(n + W);
+  const double chain = elements / static_cast<double>(U * W) + 2 * VW::width + 8;
+  const double round = chain * 0x1p-53 * (1 + 0x1p-40);
+  const double above = lanes_sum(above_lo, above_hi) * nr.undo, rest = lanes_sum(rest_lo, rest_hi) * nr.undo;
+  const double total = above + rest;
+  res->total += total;
+  res->total_round += round * (above + rest) + (total + res->total) * 0x1p-53 * (1 + 0x1p-40);
+  if constexpr (P > 0) {
+    res->above[0] += above;
+    res->above_round[0] += round * above + res->above[0] * 0x1p-53 * (1 + 0x1p-40);
+  }
+  res->rel = std::max(res->rel, kNarrowRel);
+  res->abs += elements * kEstimateAbs;
+}
+
+// The estimate for float32 rows: in float32 lanes where narrow_reduction
+// allows (at most one pivot), else mass_pass's float64 estimate.
+template <class V, class VW>
+void mass_estimate_narrow(const float* x, size_t n, double ref, double inv_temp, const double* pivot, size_t pivots,
+                          double clo, double chi, double* out, size_t cap, MassEstimate* res) {
+  const NarrowReduction nr = pivots <= 1 ? narrow_reduction(ref, inv_temp) : NarrowReduction{};
+  if (!nr.ok) return mass_pass<VW, float, MassEstimate>(x, n, ref, inv_temp, pivot, pivots, clo, chi, out, cap, res);
+  if (pivots == 0) return mass_estimate_narrow_p<V, VW, 0>(x, n, nr, pivot, clo, chi, out, cap, res);
+  return mass_estimate_narrow_p<V, VW, 1>(x, n, nr, pivot, clo, chi, out, cap, res);
 }
 
 // The values in (clo, chi] without their masses (top-p's second zone when
@@ -791,7 +1019,11 @@ SampleKernels<T> make_sample_kernels() {
   SampleKernels<T> k;
   k.select = &select<V, T>;
   k.mass_pass = &mass_pass<VW, T, MassPass>;
-  k.mass_estimate = &mass_pass<VW, T, MassEstimate>;
+  if constexpr (std::is_same<T, float>::value)
+    k.mass_estimate = &mass_estimate_narrow<V, VW>;
+  else
+    k.mass_estimate = &mass_pass<VW, T, MassEstimate>;
+  k.mass_estimate_fine = &mass_pass<VW, T, MassEstimate>;
   k.collect = &collect<V, T>;
   k.value_mass = &value_mass<VW>;
   k.draw = &draw<V, R, T>;
