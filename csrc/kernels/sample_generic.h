@@ -33,7 +33,6 @@
 #error "define SSM_ISA before including sample_generic.h"
 #endif
 
-#include <algorithm>
 #include <cmath>
 #include <limits>
 #include <type_traits>
@@ -231,6 +230,81 @@ struct Pick {
 // The better of two picks (value desc, then index asc); NaN never gets here.
 inline bool pick_before(const Pick& a, const Pick& b) { return a.value > b.value || (a.value == b.value && a.at < b.at); }
 
+// Ordering picks by pick_before, written here rather than with std::sort and
+// std::nth_element: those instantiate std helpers on plain types (swap,
+// move_backward, __lg) that an unoptimized build emits as weak functions in
+// this AVX-compiled object, where the linker could pick them for code run
+// on any CPU. pick_before is a strict total order (offsets differ), so the
+// results are the same as the std algorithms'.
+inline void swap_picks(Pick& a, Pick& b) {
+  const Pick t = a;
+  a = b;
+  b = t;
+}
+
+inline void insertion_sort_picks(Pick* p, size_t n) {
+  for (size_t i = 1; i < n; ++i) {
+    const Pick v = p[i];
+    size_t j = i;
+    for (; j > 0 && pick_before(v, p[j - 1]); --j) p[j] = p[j - 1];
+    p[j] = v;
+  }
+}
+
+// Hoare partition of p[0..n) (n >= 3) around the median of its first,
+// middle and last picks: returns j with p[0..j] not after the pivot and
+// p[j+1..n) not before it, 0 <= j <= n - 2.
+inline size_t partition_picks(Pick* p, size_t n) {
+  const size_t mid = n / 2;
+  if (pick_before(p[mid], p[0])) swap_picks(p[mid], p[0]);
+  if (pick_before(p[n - 1], p[mid])) {
+    swap_picks(p[n - 1], p[mid]);
+    if (pick_before(p[mid], p[0])) swap_picks(p[mid], p[0]);
+  }
+  const Pick pivot = p[mid];
+  size_t i = 0, j = n - 1;
+  for (;;) {
+    while (pick_before(p[i], pivot)) ++i;
+    while (pick_before(pivot, p[j])) --j;
+    if (i >= j) return j;
+    swap_picks(p[i], p[j]);
+    ++i;
+    --j;
+  }
+}
+
+// p[m] becomes the pick a full sort would put there, the ones before it in
+// front and the rest behind (as std::nth_element).
+inline void select_nth_pick(Pick* p, size_t n, size_t m) {
+  while (n > 16) {
+    const size_t j = partition_picks(p, n);
+    if (m <= j) {
+      n = j + 1;
+    } else {
+      p += j + 1;
+      m -= j + 1;
+      n -= j + 1;
+    }
+  }
+  insertion_sort_picks(p, n);
+}
+
+inline void sort_picks(Pick* p, size_t n) {
+  while (n > 16) {
+    const size_t j = partition_picks(p, n);
+    // The smaller side by recursion, the larger by the loop: depth <= log2 n.
+    if (j + 1 < n - (j + 1)) {
+      sort_picks(p, j + 1);
+      p += j + 1;
+      n -= j + 1;
+    } else {
+      sort_picks(p + j + 1, n - (j + 1));
+      n = j + 1;
+    }
+  }
+  insertion_sort_picks(p, n);
+}
+
 constexpr size_t kPickCap = 1024;      // select_collect's buffer (16 KB of stack)
 constexpr size_t kPickSample = 64;     // values of the sample that places its first threshold
 constexpr size_t kPickMaxK = kPickCap / 4;  // larger k: the heap (prunes would come too often)
@@ -247,15 +321,15 @@ double pick_threshold(const T* x, size_t n, size_t k) {
   const double share = static_cast<double>(k) * static_cast<double>(kPickSample) / static_cast<double>(n);
   const size_t m = static_cast<size_t>(share + 2.0 * std::sqrt(share)) + 3;
   if (n < 2 * kPickSample || 2 * m > kPickSample) return -kInf;
-  double s[kPickSample];
+  Pick s[kPickSample];
   size_t got = 0;
   for (size_t j = 0; j < kPickSample; ++j) {
     const double v = static_cast<double>(x[j * (n - 1) / (kPickSample - 1)]);
-    if (v > -kInf && v < kInf) s[got++] = v;  // NaN, +-inf: no guess from them
+    if (v > -kInf && v < kInf) s[got++] = Pick{v, static_cast<uint32_t>(j)};  // NaN, +-inf: no guess from them
   }
   if (got < m) return -kInf;
-  std::nth_element(s, s + (m - 1), s + got, [](double a, double b) { return a > b; });
-  return s[m - 1];
+  select_nth_pick(s, got, m - 1);
+  return s[m - 1].value;
 }
 
 // The k best of x[0..n) by one filtered pass into a small buffer, for k
@@ -281,7 +355,7 @@ SelectResult select_collect(const T* x, size_t n, uint64_t start, size_t k, doub
   double t = first, low = below<T>(t);
   // Keep the k best of buf (count > k), t their k-th value.
   auto prune = [&] {
-    std::nth_element(buf, buf + (k - 1), buf + count, pick_before);
+    select_nth_pick(buf, count, k - 1);
     const double kth = buf[k - 1].value;
     uint64_t equal = 0;
     for (size_t j = k; j < count; ++j) equal += buf[j].value == kth ? 1 : 0;
@@ -324,7 +398,7 @@ SelectResult select_collect(const T* x, size_t n, uint64_t start, size_t k, doub
     return select_collect<V, T>(x, n, start, k, value, index, -kInf, ok);
   }
   if (count > k) prune();
-  std::sort(buf, buf + k, pick_before);
+  sort_picks(buf, k);
   if (buf[k - 1].value != t) ties = 0;  // the dropped ties were of a lower value
   for (size_t j = 0; j < k; ++j) {
     value[j] = buf[j].value;
@@ -741,10 +815,15 @@ struct NarrowReduction {
   double undo = 1;  // 2^-delta
 };
 
+// Compile-time constants (an unoptimized build would call numeric_limits'
+// functions, emitted as weak code in this AVX-compiled object).
+constexpr float kInfFloat = std::numeric_limits<float>::infinity();
+constexpr float kMaxFloat = std::numeric_limits<float>::max();
+
 // The largest float <= v.
 inline float float_at_most(double v) {
   float f = static_cast<float>(v);
-  if (static_cast<double>(f) > v) f = std::nextafter(f, -std::numeric_limits<float>::infinity());
+  if (static_cast<double>(f) > v) f = std::nextafterf(f, -kInfFloat);
   return f;
 }
 
@@ -757,8 +836,7 @@ inline NarrowReduction narrow_reduction(double ref, double inv_temp) {
   const double c = std::nearbyint(ref * s * 0x1p10) * 0x1p-10;
   nr.negc = static_cast<float>(-c);  // exact: |c| <= 2^12 + 1, a multiple of 2^-10
   const double xlo = ref - 68.5 / s;
-  nr.xlo = xlo < -static_cast<double>(std::numeric_limits<float>::max()) ? -std::numeric_limits<float>::max()
-                                                                          : float_at_most(xlo);
+  nr.xlo = xlo < -static_cast<double>(kMaxFloat) ? -kMaxFloat : float_at_most(xlo);
   if (!(std::fabs(static_cast<double>(nr.xlo)) * s <= 0x1p13)) return nr;
   const double delta = std::fma(ref, static_cast<double>(nr.s_hi), -c) + ref * static_cast<double>(nr.s_lo);
   nr.undo = std::exp2(-delta);
@@ -862,7 +940,7 @@ void mass_estimate_narrow_p(const float* x, size_t n, const NarrowReduction& nr,
   }
   for (; i < n; i += W) {
     alignas(64) float buf[W];
-    for (size_t l = 0; l < W; ++l) buf[l] = i + l < n ? x[i + l] : -std::numeric_limits<float>::infinity();
+    for (size_t l = 0; l < W; ++l) buf[l] = i + l < n ? x[i + l] : -kInfFloat;
     const Reg<V> xv = V::load(buf);
     body(std::integral_constant<size_t, 1>{}, &xv, buf, W);
   }
@@ -889,7 +967,7 @@ void mass_estimate_narrow_p(const float* x, size_t n, const NarrowReduction& nr,
     res->above[0] += above;
     res->above_round[0] += round * above + res->above[0] * 0x1p-53 * (1 + 0x1p-40);
   }
-  res->rel = std::max(res->rel, kNarrowRel);
+  res->rel = res->rel > kNarrowRel ? res->rel : kNarrowRel;
   res->abs += elements * kEstimateAbs;
 }
 
