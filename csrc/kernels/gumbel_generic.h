@@ -1492,6 +1492,51 @@ void softmax_write_kept(const T* x, T* y, size_t n, const T* noise, double inv_t
 // written.
 constexpr size_t kSoftmaxRowsMax = kTile;
 
+// The sums of kSumRows short rows at once (terms m 2^k, row r's n terms at
+// m + r * n, k + r * n): each row's largest exponent and its DoubleDouble
+// sum of m 2^(k - emax) in element order, the operations softmax_expsum_form
+// does for the row, only interleaved across the rows (one row's sum was a
+// chain of dependent adds, the top cost of gumbel_softmax at n = 8). False
+// (nothing stored) if a row is faulty or has a term more than 1000 binades
+// below its largest (the row-by-row code then handles the group).
+constexpr size_t kSumRows = 8;
+
+template <class T>
+inline bool sum_rows_fast(const T* m, const T* k, size_t n, const uint8_t* fault, double* sum, double* emax) {
+  double hi[kSumRows], lo[kSumRows], low[kSumRows];
+  bool good = true;
+  for (size_t r = 0; r < kSumRows; ++r) {
+    good = good && fault[r] == 0;
+    emax[r] = kEmptyExp;
+    hi[r] = lo[r] = 0.0;
+  }
+  if (!good) return false;
+  for (size_t e = 0; e < n; ++e)
+    for (size_t r = 0; r < kSumRows; ++r) {
+      const double kr = static_cast<double>(k[r * n + e]);
+      emax[r] = kr > emax[r] ? kr : emax[r];
+    }
+  for (size_t r = 0; r < kSumRows; ++r) low[r] = 0.0;
+  for (size_t e = 0; e < n; ++e)
+    for (size_t r = 0; r < kSumRows; ++r) {
+      const double kk = static_cast<double>(k[r * n + e]) - emax[r];
+      low[r] = kk < low[r] ? kk : low[r];
+    }
+  for (size_t r = 0; r < kSumRows; ++r) good = good && low[r] >= -1000.0;
+  if (!good) return false;
+  for (size_t e = 0; e < n; ++e)
+    for (size_t r = 0; r < kSumRows; ++r) {
+      const double kk = static_cast<double>(k[r * n + e]) - emax[r];
+      const double a = static_cast<double>(m[r * n + e]) * pow2_int(static_cast<int>(kk));
+      // DoubleDouble::add
+      const double s = hi[r] + a, bb = s - hi[r];
+      lo[r] += (hi[r] - (s - bb)) + (a - bb);
+      hi[r] = s;
+    }
+  for (size_t r = 0; r < kSumRows; ++r) sum[r] = hi[r] + lo[r];
+  return true;
+}
+
 template <class V, class R, class T>
 void softmax_rows(const T* x, T* y, size_t rows, size_t n, uint64_t start, uint64_t row, const GumbelKey& key,
                   double inv_tau, uint8_t* fault) {
@@ -1502,6 +1547,7 @@ void softmax_rows(const T* x, T* y, size_t rows, size_t n, uint64_t start, uint6
   const bool unit = inv_tau == 1.0;
   constexpr size_t kBuf = kShortBatch + kTile;
   alignas(64) T g[kBuf], term_m[kBuf], term_k[kBuf], top_of[kBuf], row_scale[kBuf], row_exp[kBuf];
+  alignas(64) double sums[kSumRows], emaxes[kSumRows];
   const Reg<V> vinv = V::set1(tau_inverse<T>(inv_tau)), vmaxfinite = V::set1(static_cast<double>(kMaxFinite<T>));
   const T minus_inf = -static_cast<T>(kInf);
   for (size_t r0 = 0; r0 < rows; r0 += per_batch) {
@@ -1538,7 +1584,7 @@ void softmax_rows(const T* x, T* y, size_t rows, size_t n, uint64_t start, uint6
     const bool any_bad = V::any(bad);
     bool faulty = false;
     // 3. each row: its fault, its form (rows outside the fast range redone
-    // relative to their max, as the driver does), its sum
+    // relative to their max, as the driver does)
     for (size_t r = 0; r < m; ++r) {
       const T* xr = xb + r * n;
       const size_t o = r * n;
@@ -1573,25 +1619,40 @@ void softmax_rows(const T* x, T* y, size_t rows, size_t n, uint64_t start, uint6
           }
         }
       }
-      double emax = kEmptyExp;
+    }
+    // 4. each good row's sum, as softmax_expsum_form makes it
+    auto set_row = [&](size_t r, double total, double emax) SSM_INLINE {
+      const T scale = static_cast<T>(1.0 / total), exp = static_cast<T>(emax);
       for (size_t e = 0; e < n; ++e) {
-        const double k = static_cast<double>(term_k[o + e]);
-        emax = k > emax ? k : emax;
+        row_scale[r * n + e] = scale;
+        row_exp[r * n + e] = exp;
       }
-      DoubleDouble sum;
-      for (size_t e = 0; e < n; ++e) {
-        const double kk = static_cast<double>(term_k[o + e]) - emax, s = static_cast<double>(term_m[o + e]);
-        if (kk < -1100.0) continue;
-        const double f2 = kk >= -1000.0 ? pow2_int(static_cast<int>(kk)) : 0.0;
-        sum.add(f2 != 0.0 ? s * f2 : std::ldexp(s, static_cast<int>(kk)));
+    };
+    for (size_t r1 = 0; r1 < m; r1 += kSumRows) {
+      const size_t g = m - r1 < kSumRows ? m - r1 : kSumRows;
+      if (g == kSumRows && sum_rows_fast(term_m + r1 * n, term_k + r1 * n, n, fault + r0 + r1, sums, emaxes)) {
+        for (size_t r = 0; r < kSumRows; ++r) set_row(r1 + r, sums[r], emaxes[r]);
+        continue;
       }
-      const T scale = static_cast<T>(1.0 / sum.value()), exp = static_cast<T>(emax);
-      for (size_t e = 0; e < n; ++e) {
-        row_scale[o + e] = scale;
-        row_exp[o + e] = exp;
+      for (size_t r = r1; r < r1 + g; ++r) {
+        if (fault[r0 + r] != 0) continue;
+        const size_t o = r * n;
+        double emax = kEmptyExp;
+        for (size_t e = 0; e < n; ++e) {
+          const double k = static_cast<double>(term_k[o + e]);
+          emax = k > emax ? k : emax;
+        }
+        DoubleDouble sum;
+        for (size_t e = 0; e < n; ++e) {
+          const double kk = static_cast<double>(term_k[o + e]) - emax, s = static_cast<double>(term_m[o + e]);
+          if (kk < -1100.0) continue;
+          const double f2 = kk >= -1000.0 ? pow2_int(static_cast<int>(kk)) : 0.0;
+          sum.add(f2 != 0.0 ? s * f2 : std::ldexp(s, static_cast<int>(kk)));
+        }
+        set_row(r, sum.value(), emax);
       }
     }
-    // 4. the write
+    // 5. the write
     for (size_t u = 0; u < elems; u += W) {
       const Reg<V> out = V::scale2(V::mul(V::load(term_m + u), V::load(row_scale + u)),
                                    V::sub(V::load(term_k + u), V::load(row_exp + u)));
