@@ -42,6 +42,7 @@
 
 #include <cmath>
 #include <cstdint>
+#include <cstring>
 #include <limits>
 #include <type_traits>
 #include <utility>
@@ -1503,37 +1504,53 @@ constexpr size_t kSumRows = 8;
 
 template <class T>
 inline bool sum_rows_fast(const T* m, const T* k, size_t n, const uint8_t* fault, double* sum, double* emax) {
-  double hi[kSumRows], lo[kSumRows], low[kSumRows];
-  bool good = true;
-  for (size_t r = 0; r < kSumRows; ++r) {
-    good = good && fault[r] == 0;
-    emax[r] = kEmptyExp;
-    hi[r] = lo[r] = 0.0;
+  // one lane a row, in the compiler's generic vectors (the scalar loops
+  // left the double -> int -> exponent steps scalar)
+  typedef double D __attribute__((vector_size(kSumRows * sizeof(double))));
+  typedef uint64_t U __attribute__((vector_size(kSumRows * sizeof(uint64_t))));
+  typedef T L __attribute__((vector_size(kSumRows * sizeof(T))));
+  for (size_t r = 0; r < kSumRows; ++r)
+    if (fault[r] != 0) return false;
+  // the terms transposed: element e of the rows side by side
+  alignas(64) T mt[kSoftmaxRowsMax * kSumRows], kt[kSoftmaxRowsMax * kSumRows];
+  for (size_t r = 0; r < kSumRows; ++r)
+    for (size_t e = 0; e < n; ++e) {
+      mt[e * kSumRows + r] = m[r * n + e];
+      kt[e * kSumRows + r] = k[r * n + e];
+    }
+  auto load = [](const T* p) SSM_INLINE {
+    L v;
+    std::memcpy(&v, p, sizeof v);
+    return __builtin_convertvector(v, D);
+  };
+  D top = kEmptyExp - D{}, low = D{};
+  for (size_t e = 0; e < n; ++e) {
+    const D kr = load(kt + e * kSumRows);
+    top = kr > top ? kr : top;
   }
-  if (!good) return false;
-  for (size_t e = 0; e < n; ++e)
-    for (size_t r = 0; r < kSumRows; ++r) {
-      const double kr = static_cast<double>(k[r * n + e]);
-      emax[r] = kr > emax[r] ? kr : emax[r];
-    }
-  for (size_t r = 0; r < kSumRows; ++r) low[r] = 0.0;
-  for (size_t e = 0; e < n; ++e)
-    for (size_t r = 0; r < kSumRows; ++r) {
-      const double kk = static_cast<double>(k[r * n + e]) - emax[r];
-      low[r] = kk < low[r] ? kk : low[r];
-    }
-  for (size_t r = 0; r < kSumRows; ++r) good = good && low[r] >= -1000.0;
-  if (!good) return false;
-  for (size_t e = 0; e < n; ++e)
-    for (size_t r = 0; r < kSumRows; ++r) {
-      const double kk = static_cast<double>(k[r * n + e]) - emax[r];
-      const double a = static_cast<double>(m[r * n + e]) * pow2_int(static_cast<int>(kk));
-      // DoubleDouble::add
-      const double s = hi[r] + a, bb = s - hi[r];
-      lo[r] += (hi[r] - (s - bb)) + (a - bb);
-      hi[r] = s;
-    }
-  for (size_t r = 0; r < kSumRows; ++r) sum[r] = hi[r] + lo[r];
+  for (size_t e = 0; e < n; ++e) {
+    const D kk = load(kt + e * kSumRows) - top;
+    low = kk < low ? kk : low;
+  }
+  for (size_t r = 0; r < kSumRows; ++r)
+    if (!(low[r] >= -1000.0)) return false;
+  D hi = D{}, lo = D{};
+  for (size_t e = 0; e < n; ++e) {
+    const D kk = load(kt + e * kSumRows) - top;
+    // pow2_int(kk): kk + 1.5 * 2^52 holds the integer kk in its low bits,
+    // exactly (-1000 <= kk <= 0); 2^kk's exponent field is kk + 1023 from
+    // there, the magic number's own bits shifted out
+    const D f = reinterpret_cast<D>((reinterpret_cast<U>(kk + 6755399441055744.0) + 1023) << 52);
+    const D a = load(mt + e * kSumRows) * f;
+    // DoubleDouble::add, lane by lane
+    const D s = hi + a, bb = s - hi;
+    lo += (hi - (s - bb)) + (a - bb);
+    hi = s;
+  }
+  for (size_t r = 0; r < kSumRows; ++r) {
+    sum[r] = hi[r] + lo[r];
+    emax[r] = top[r];
+  }
   return true;
 }
 
