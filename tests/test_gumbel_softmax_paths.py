@@ -127,7 +127,7 @@ def test_short_rows_in_calls_smaller_than_a_batch(isa, dtype):
                     assert got[0] == ref[0] == (-1, ""), (n, rows)
                     assert got[1].tobytes() == ref[1].tobytes(), (n, rows, col_base, tau)
 
-SUM_ROWS = 8  # short rows whose sums are taken together (kSumRows)
+SUM_ROWS = 8  # short rows whose sums are taken together (kSumRows: at most 8 on any kernel set)
 
 
 def test_short_row_sums_with_a_special_row_anywhere_in_a_group(isa, dtype):

@@ -1493,30 +1493,51 @@ void softmax_write_kept(const T* x, T* y, size_t n, const T* noise, double inv_t
 // written.
 constexpr size_t kSoftmaxRowsMax = kTile;
 
-// The sums of kSumRows short rows at once (terms m 2^k, row r's n terms at
+// The sums of G short rows at once (terms m 2^k, row r's n terms at
 // m + r * n, k + r * n): each row's largest exponent and its DoubleDouble
 // sum of m 2^(k - emax) in element order, the operations softmax_expsum_form
 // does for the row, only interleaved across the rows (one row's sum was a
 // chain of dependent adds, the top cost of gumbel_softmax at n = 8). False
 // (nothing stored) if a row is faulty or has a term more than 1000 binades
-// below its largest (the row-by-row code then handles the group).
-constexpr size_t kSumRows = 8;
+// below its largest (the row-by-row code then handles the group). G: the
+// doubles of one of the kernel set's vectors (wider generic vectors, split
+// by the compiler, ran slower than the row-by-row code on avx2).
+template <size_t G>
+struct SumLanes;  // the compiler's generic vectors of G lanes
+template <>
+struct SumLanes<2> {
+  typedef double D __attribute__((vector_size(16)));
+  typedef uint64_t U __attribute__((vector_size(16)));
+  typedef float F __attribute__((vector_size(8)));
+};
+template <>
+struct SumLanes<4> {
+  typedef double D __attribute__((vector_size(32)));
+  typedef uint64_t U __attribute__((vector_size(32)));
+  typedef float F __attribute__((vector_size(16)));
+};
+template <>
+struct SumLanes<8> {
+  typedef double D __attribute__((vector_size(64)));
+  typedef uint64_t U __attribute__((vector_size(64)));
+  typedef float F __attribute__((vector_size(32)));
+};
 
-template <class T>
+template <size_t G, class T>
 inline bool sum_rows_fast(const T* m, const T* k, size_t n, const uint8_t* fault, double* sum, double* emax) {
   // one lane a row, in the compiler's generic vectors (the scalar loops
   // left the double -> int -> exponent steps scalar)
-  typedef double D __attribute__((vector_size(kSumRows * sizeof(double))));
-  typedef uint64_t U __attribute__((vector_size(kSumRows * sizeof(uint64_t))));
-  typedef T L __attribute__((vector_size(kSumRows * sizeof(T))));
-  for (size_t r = 0; r < kSumRows; ++r)
+  using D = typename SumLanes<G>::D;
+  using U = typename SumLanes<G>::U;
+  using L = std::conditional_t<std::is_same<T, float>::value, typename SumLanes<G>::F, D>;
+  for (size_t r = 0; r < G; ++r)
     if (fault[r] != 0) return false;
   // the terms transposed: element e of the rows side by side
-  alignas(64) T mt[kSoftmaxRowsMax * kSumRows], kt[kSoftmaxRowsMax * kSumRows];
-  for (size_t r = 0; r < kSumRows; ++r)
+  alignas(64) T mt[kSoftmaxRowsMax * G], kt[kSoftmaxRowsMax * G];
+  for (size_t r = 0; r < G; ++r)
     for (size_t e = 0; e < n; ++e) {
-      mt[e * kSumRows + r] = m[r * n + e];
-      kt[e * kSumRows + r] = k[r * n + e];
+      mt[e * G + r] = m[r * n + e];
+      kt[e * G + r] = k[r * n + e];
     }
   auto load = [](const T* p) SSM_INLINE {
     L v;
@@ -1525,29 +1546,29 @@ inline bool sum_rows_fast(const T* m, const T* k, size_t n, const uint8_t* fault
   };
   D top = kEmptyExp - D{}, low = D{};
   for (size_t e = 0; e < n; ++e) {
-    const D kr = load(kt + e * kSumRows);
+    const D kr = load(kt + e * G);
     top = kr > top ? kr : top;
   }
   for (size_t e = 0; e < n; ++e) {
-    const D kk = load(kt + e * kSumRows) - top;
+    const D kk = load(kt + e * G) - top;
     low = kk < low ? kk : low;
   }
-  for (size_t r = 0; r < kSumRows; ++r)
+  for (size_t r = 0; r < G; ++r)
     if (!(low[r] >= -1000.0)) return false;
   D hi = D{}, lo = D{};
   for (size_t e = 0; e < n; ++e) {
-    const D kk = load(kt + e * kSumRows) - top;
+    const D kk = load(kt + e * G) - top;
     // pow2_int(kk): kk + 1.5 * 2^52 holds the integer kk in its low bits,
     // exactly (-1000 <= kk <= 0); 2^kk's exponent field is kk + 1023 from
     // there, the magic number's own bits shifted out
     const D f = reinterpret_cast<D>((reinterpret_cast<U>(kk + 6755399441055744.0) + 1023) << 52);
-    const D a = load(mt + e * kSumRows) * f;
+    const D a = load(mt + e * G) * f;
     // DoubleDouble::add, lane by lane
     const D s = hi + a, bb = s - hi;
     lo += (hi - (s - bb)) + (a - bb);
     hi = s;
   }
-  for (size_t r = 0; r < kSumRows; ++r) {
+  for (size_t r = 0; r < G; ++r) {
     sum[r] = hi[r] + lo[r];
     emax[r] = top[r];
   }
@@ -1564,6 +1585,9 @@ void softmax_rows(const T* x, T* y, size_t rows, size_t n, uint64_t start, uint6
   const bool unit = inv_tau == 1.0;
   constexpr size_t kBuf = kShortBatch + kTile;
   alignas(64) T g[kBuf], term_m[kBuf], term_k[kBuf], top_of[kBuf], row_scale[kBuf], row_exp[kBuf];
+  // rows whose sums are taken together (sum_rows_fast): a vector's doubles,
+  // at least 2
+  constexpr size_t kSumRows = V::width * sizeof(T) >= 2 * sizeof(double) ? V::width * sizeof(T) / sizeof(double) : 2;
   alignas(64) double sums[kSumRows], emaxes[kSumRows];
   const Reg<V> vinv = V::set1(tau_inverse<T>(inv_tau)), vmaxfinite = V::set1(static_cast<double>(kMaxFinite<T>));
   const T minus_inf = -static_cast<T>(kInf);
@@ -1647,7 +1671,7 @@ void softmax_rows(const T* x, T* y, size_t rows, size_t n, uint64_t start, uint6
     };
     for (size_t r1 = 0; r1 < m; r1 += kSumRows) {
       const size_t g = m - r1 < kSumRows ? m - r1 : kSumRows;
-      if (g == kSumRows && sum_rows_fast(term_m + r1 * n, term_k + r1 * n, n, fault + r0 + r1, sums, emaxes)) {
+      if (g == kSumRows && sum_rows_fast<kSumRows>(term_m + r1 * n, term_k + r1 * n, n, fault + r0 + r1, sums, emaxes)) {
         for (size_t r = 0; r < kSumRows; ++r) set_row(r1 + r, sums[r], emaxes[r]);
         continue;
       }
