@@ -127,6 +127,48 @@ def test_short_rows_in_calls_smaller_than_a_batch(isa, dtype):
                     assert got[0] == ref[0] == (-1, ""), (n, rows)
                     assert got[1].tobytes() == ref[1].tobytes(), (n, rows, col_base, tau)
 
+SUM_ROWS = 8  # short rows whose sums are taken together (kSumRows: at most 8 on any kernel set)
+
+
+def test_short_row_sums_with_a_special_row_anywhere_in_a_group(isa, dtype):
+    """The short rows' sums go several rows at a time, a group falling back
+    to row by row when a row of it is bad or has a term over 1000 binades
+    below its largest: each kind of row at every position of a group, in
+    row counts that leave a partial group, gives the row walk's bits (bad
+    rows: the row walk's status, and with a new array the other rows'
+    bits)."""
+    rng = np.random.default_rng(28)
+    for n in (1, 2, 8, 13):
+        for rows in (SUM_ROWS - 1, 2 * SUM_ROWS + 3):
+            for pos in range(min(rows, 2 * SUM_ROWS)):
+                x = (rng.standard_normal((rows, n)) * 3).astype(dtype)
+                kinds = ["far", "big"] + (["masked"] if n > 1 else []) + ["nan", "allinf"]
+                for kind in kinds:
+                    xk = x.copy()
+                    if kind == "far":  # one term far below the row's largest
+                        xk[pos, 0] = -2000 if n > 1 else xk[pos, 0]
+                    elif kind == "big":  # beyond the fast range
+                        xk[pos] += dtype.type(3e6)
+                    elif kind == "masked":
+                        xk[pos, n - 1] = -np.inf
+                    elif kind == "nan":
+                        xk[pos, n // 2] = np.nan
+                    else:
+                        xk[pos] = -np.inf
+                    for tau in (1.0, 0.6):
+                        if kind in ("nan", "allinf"):
+                            status, got = kernel(xk, 1 / tau, True, "fresh")
+                            assert status[0] == pos, (n, rows, pos, kind)
+                            fine = np.arange(rows) != pos
+                            ref = kernel(np.where(fine[:, None], xk, 0).astype(dtype), 1 / tau, False)[1]
+                            assert got[fine].tobytes() == ref[fine].tobytes(), (n, rows, pos, kind, tau)
+                            continue
+                        ref = kernel(xk, 1 / tau, False)
+                        got = kernel(xk, 1 / tau, True, "out")
+                        assert got[0] == ref[0] == (-1, ""), (n, rows, pos, kind)
+                        assert got[1].tobytes() == ref[1].tobytes(), (n, rows, pos, kind, tau)
+
+
 @pytest.mark.parametrize("tau", [1.0, 0.6])
 def test_short_rows_against_float64(isa, dtype, tau):
     rng = np.random.default_rng(22)

@@ -42,6 +42,7 @@
 
 #include <cmath>
 #include <cstdint>
+#include <cstring>
 #include <limits>
 #include <type_traits>
 #include <utility>
@@ -1492,6 +1493,88 @@ void softmax_write_kept(const T* x, T* y, size_t n, const T* noise, double inv_t
 // written.
 constexpr size_t kSoftmaxRowsMax = kTile;
 
+// The sums of G short rows at once (terms m 2^k, row r's n terms at
+// m + r * n, k + r * n): each row's largest exponent and its DoubleDouble
+// sum of m 2^(k - emax) in element order, the operations softmax_expsum_form
+// does for the row, only interleaved across the rows (one row's sum was a
+// chain of dependent adds, the top cost of gumbel_softmax at n = 8). False
+// (nothing stored) if a row is faulty or has a term more than 1000 binades
+// below its largest (the row-by-row code then handles the group). G: the
+// doubles of one of the kernel set's vectors (wider generic vectors, split
+// by the compiler, ran slower than the row-by-row code on avx2).
+template <size_t G>
+struct SumLanes;  // the compiler's generic vectors of G lanes
+template <>
+struct SumLanes<2> {
+  typedef double D __attribute__((vector_size(16)));
+  typedef uint64_t U __attribute__((vector_size(16)));
+  typedef float F __attribute__((vector_size(8)));
+};
+template <>
+struct SumLanes<4> {
+  typedef double D __attribute__((vector_size(32)));
+  typedef uint64_t U __attribute__((vector_size(32)));
+  typedef float F __attribute__((vector_size(16)));
+};
+template <>
+struct SumLanes<8> {
+  typedef double D __attribute__((vector_size(64)));
+  typedef uint64_t U __attribute__((vector_size(64)));
+  typedef float F __attribute__((vector_size(32)));
+};
+
+template <size_t G, class T>
+inline bool sum_rows_fast(const T* m, const T* k, size_t n, const uint8_t* fault, double* sum, double* emax) {
+  // one lane a row, in the compiler's generic vectors (the scalar loops
+  // left the double -> int -> exponent steps scalar)
+  using D = typename SumLanes<G>::D;
+  using U = typename SumLanes<G>::U;
+  using L = std::conditional_t<std::is_same<T, float>::value, typename SumLanes<G>::F, D>;
+  for (size_t r = 0; r < G; ++r)
+    if (fault[r] != 0) return false;
+  // the terms transposed: element e of the rows side by side
+  alignas(64) T mt[kSoftmaxRowsMax * G], kt[kSoftmaxRowsMax * G];
+  for (size_t r = 0; r < G; ++r)
+    for (size_t e = 0; e < n; ++e) {
+      mt[e * G + r] = m[r * n + e];
+      kt[e * G + r] = k[r * n + e];
+    }
+  auto load = [](const T* p) SSM_INLINE {
+    L v;
+    std::memcpy(&v, p, sizeof v);
+    return __builtin_convertvector(v, D);
+  };
+  D top = kEmptyExp - D{}, low = D{};
+  for (size_t e = 0; e < n; ++e) {
+    const D kr = load(kt + e * G);
+    top = kr > top ? kr : top;
+  }
+  for (size_t e = 0; e < n; ++e) {
+    const D kk = load(kt + e * G) - top;
+    low = kk < low ? kk : low;
+  }
+  for (size_t r = 0; r < G; ++r)
+    if (!(low[r] >= -1000.0)) return false;
+  D hi = D{}, lo = D{};
+  for (size_t e = 0; e < n; ++e) {
+    const D kk = load(kt + e * G) - top;
+    // pow2_int(kk): kk + 1.5 * 2^52 holds the integer kk in its low bits,
+    // exactly (-1000 <= kk <= 0); 2^kk's exponent field is kk + 1023 from
+    // there, the magic number's own bits shifted out
+    const D f = reinterpret_cast<D>((reinterpret_cast<U>(kk + 6755399441055744.0) + 1023) << 52);
+    const D a = load(mt + e * G) * f;
+    // DoubleDouble::add, lane by lane
+    const D s = hi + a, bb = s - hi;
+    lo += (hi - (s - bb)) + (a - bb);
+    hi = s;
+  }
+  for (size_t r = 0; r < G; ++r) {
+    sum[r] = hi[r] + lo[r];
+    emax[r] = top[r];
+  }
+  return true;
+}
+
 template <class V, class R, class T>
 void softmax_rows(const T* x, T* y, size_t rows, size_t n, uint64_t start, uint64_t row, const GumbelKey& key,
                   double inv_tau, uint8_t* fault) {
@@ -1502,6 +1585,10 @@ void softmax_rows(const T* x, T* y, size_t rows, size_t n, uint64_t start, uint6
   const bool unit = inv_tau == 1.0;
   constexpr size_t kBuf = kShortBatch + kTile;
   alignas(64) T g[kBuf], term_m[kBuf], term_k[kBuf], top_of[kBuf], row_scale[kBuf], row_exp[kBuf];
+  // rows whose sums are taken together (sum_rows_fast): a vector's doubles,
+  // at least 2
+  constexpr size_t kSumRows = V::width * sizeof(T) >= 2 * sizeof(double) ? V::width * sizeof(T) / sizeof(double) : 2;
+  alignas(64) double sums[kSumRows], emaxes[kSumRows];
   const Reg<V> vinv = V::set1(tau_inverse<T>(inv_tau)), vmaxfinite = V::set1(static_cast<double>(kMaxFinite<T>));
   const T minus_inf = -static_cast<T>(kInf);
   for (size_t r0 = 0; r0 < rows; r0 += per_batch) {
@@ -1538,7 +1625,7 @@ void softmax_rows(const T* x, T* y, size_t rows, size_t n, uint64_t start, uint6
     const bool any_bad = V::any(bad);
     bool faulty = false;
     // 3. each row: its fault, its form (rows outside the fast range redone
-    // relative to their max, as the driver does), its sum
+    // relative to their max, as the driver does)
     for (size_t r = 0; r < m; ++r) {
       const T* xr = xb + r * n;
       const size_t o = r * n;
@@ -1573,25 +1660,40 @@ void softmax_rows(const T* x, T* y, size_t rows, size_t n, uint64_t start, uint6
           }
         }
       }
-      double emax = kEmptyExp;
+    }
+    // 4. each good row's sum, as softmax_expsum_form makes it
+    auto set_row = [&](size_t r, double total, double emax) SSM_INLINE {
+      const T scale = static_cast<T>(1.0 / total), exp = static_cast<T>(emax);
       for (size_t e = 0; e < n; ++e) {
-        const double k = static_cast<double>(term_k[o + e]);
-        emax = k > emax ? k : emax;
+        row_scale[r * n + e] = scale;
+        row_exp[r * n + e] = exp;
       }
-      DoubleDouble sum;
-      for (size_t e = 0; e < n; ++e) {
-        const double kk = static_cast<double>(term_k[o + e]) - emax, s = static_cast<double>(term_m[o + e]);
-        if (kk < -1100.0) continue;
-        const double f2 = kk >= -1000.0 ? pow2_int(static_cast<int>(kk)) : 0.0;
-        sum.add(f2 != 0.0 ? s * f2 : std::ldexp(s, static_cast<int>(kk)));
+    };
+    for (size_t r1 = 0; r1 < m; r1 += kSumRows) {
+      const size_t g = m - r1 < kSumRows ? m - r1 : kSumRows;
+      if (g == kSumRows && sum_rows_fast<kSumRows>(term_m + r1 * n, term_k + r1 * n, n, fault + r0 + r1, sums, emaxes)) {
+        for (size_t r = 0; r < kSumRows; ++r) set_row(r1 + r, sums[r], emaxes[r]);
+        continue;
       }
-      const T scale = static_cast<T>(1.0 / sum.value()), exp = static_cast<T>(emax);
-      for (size_t e = 0; e < n; ++e) {
-        row_scale[o + e] = scale;
-        row_exp[o + e] = exp;
+      for (size_t r = r1; r < r1 + g; ++r) {
+        if (fault[r0 + r] != 0) continue;
+        const size_t o = r * n;
+        double emax = kEmptyExp;
+        for (size_t e = 0; e < n; ++e) {
+          const double k = static_cast<double>(term_k[o + e]);
+          emax = k > emax ? k : emax;
+        }
+        DoubleDouble sum;
+        for (size_t e = 0; e < n; ++e) {
+          const double kk = static_cast<double>(term_k[o + e]) - emax, s = static_cast<double>(term_m[o + e]);
+          if (kk < -1100.0) continue;
+          const double f2 = kk >= -1000.0 ? pow2_int(static_cast<int>(kk)) : 0.0;
+          sum.add(f2 != 0.0 ? s * f2 : std::ldexp(s, static_cast<int>(kk)));
+        }
+        set_row(r, sum.value(), emax);
       }
     }
-    // 4. the write
+    // 5. the write
     for (size_t u = 0; u < elems; u += W) {
       const Reg<V> out = V::scale2(V::mul(V::load(term_m + u), V::load(row_scale + u)),
                                    V::sub(V::load(term_k + u), V::load(row_exp + u)));
