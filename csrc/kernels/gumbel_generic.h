@@ -1499,6 +1499,66 @@ inline bool sum_rows_fast(const T* m, const T* k, size_t n, const uint8_t* fault
   return true;
 }
 
+// Steps 3 and 4 of softmax_rows for W = V::width float rows at once, one a
+// lane, with no per-row loop: the rows' x + g (x in the unit form), term
+// mantissas and exponents transposed a W x W block at a time (column e =
+// element e of the W rows), then each row's max by vector max, its checks
+// as lane masks, and its largest exponent and DoubleDouble sum in element
+// order as sum_rows_fast makes them (m 2^kk with -1000 <= kk <= 0 is exact,
+// the same as s * pow2_int(kk)). False (nothing stored) if a row is faulty,
+// leaves the fast range or has a term more than 1000 binades below its
+// largest: the row-by-row steps then take the group. Reads up to W - 1
+// elements past the group's last row (never used).
+template <class V, class T>
+inline bool finish_rows_lanes(const T* top_of, const T* tm, const T* tk, size_t n, double inv_tau, double* total,
+                              double* emax) {
+  using D = typename V::wide;
+  constexpr size_t W = V::width;
+  alignas(64) T ct[kSoftmaxRowsMax * W], cm[kSoftmaxRowsMax * W], ck[kSoftmaxRowsMax * W];
+  for (size_t j = 0; j < n; j += W) {
+    transpose_block<V>(top_of + j, n, ct + j * W, W);
+    transpose_block<V>(tm + j, n, cm + j * W, W);
+    transpose_block<V>(tk + j, n, ck + j * W, W);
+  }
+  Reg<V> best = V::load(ct), kmax = V::load(ck);
+  for (size_t e = 1; e < n; ++e) {
+    best = V::max(V::load(ct + e * W), best);
+    kmax = V::max(V::load(ck + e * W), kmax);
+  }
+  if (V::any(V::notfinite(best))) return false;  // +inf, or no finite value (NaN rows never come here)
+  Reg<D> b[2], top[2];
+  V::widen(best, b[0], b[1]);
+  V::widen(V::max(kmax, V::set1(kEmptyExp)), top[0], top[1]);
+  const Reg<D> vinv = D::set1(inv_tau), lim = D::set1(kFastLimit), neg_lim = D::set1(-kFastLimit);
+  for (size_t h = 0; h < 2; ++h) {
+    const Reg<D> z = D::mul(b[h], vinv);
+    if (D::any(D::mask_or(D::not_le(z, lim), D::not_le(neg_lim, z)))) return false;
+  }
+  const Reg<D> zero = D::set1(0.0);
+  Reg<D> hi[2] = {zero, zero}, lo[2] = {zero, zero}, low[2] = {zero, zero};
+  for (size_t e = 0; e < n; ++e) {
+    Reg<D> k[2], mv[2];
+    V::widen(V::load(ck + e * W), k[0], k[1]);
+    V::widen(V::load(cm + e * W), mv[0], mv[1]);
+    for (size_t h = 0; h < 2; ++h) {
+      const Reg<D> kk = D::sub(k[h], top[h]);
+      low[h] = D::min(kk, low[h]);
+      const Reg<D> a = D::scale2_term(mv[h], kk);
+      // DoubleDouble::add, lane by lane
+      const Reg<D> sum = D::add(hi[h], a), bb = D::sub(sum, hi[h]);
+      lo[h] = D::add(lo[h], D::add(D::sub(hi[h], D::sub(sum, bb)), D::sub(a, bb)));
+      hi[h] = sum;
+    }
+  }
+  const Reg<D> floor = D::set1(-1000.0);
+  if (D::any(D::mask_or(D::not_le(floor, low[0]), D::not_le(floor, low[1])))) return false;
+  for (size_t h = 0; h < 2; ++h) {
+    D::to_array(D::add(hi[h], lo[h]), total + h * D::width);
+    D::to_array(top[h], emax + h * D::width);
+  }
+  return true;
+}
+
 template <class V, class R, class T>
 void softmax_rows(const T* x, T* y, size_t rows, size_t n, uint64_t start, uint64_t row, const GumbelKey& key,
                   double inv_tau, uint8_t* fault) {
@@ -1513,6 +1573,11 @@ void softmax_rows(const T* x, T* y, size_t rows, size_t n, uint64_t start, uint6
   // at least 2
   constexpr size_t kSumRows = V::width * sizeof(T) >= 2 * sizeof(double) ? V::width * sizeof(T) / sizeof(double) : 2;
   alignas(64) double sums[kSumRows], emaxes[kSumRows];
+  // rows whose steps 3 and 4 are done in the lanes of float vectors
+  // (finish_rows_lanes): kernel sets that transpose in registers
+  constexpr bool kLanes = std::is_same<T, float>::value && Transposes<V>::value;
+  constexpr size_t kChunk = W > kSumRows ? W : kSumRows;
+  alignas(64) double lane_total[W], lane_emax[W];
   const Reg<V> vinv = V::set1(tau_inverse<T>(inv_tau)), vmaxfinite = V::set1(static_cast<double>(kMaxFinite<T>));
   const T minus_inf = -static_cast<T>(kInf);
   for (size_t r0 = 0; r0 < rows; r0 += per_batch) {
@@ -1548,44 +1613,6 @@ void softmax_rows(const T* x, T* y, size_t rows, size_t n, uint64_t start, uint6
     }
     const bool any_bad = V::any(bad);
     bool faulty = false;
-    // 3. each row: its fault, its form (rows outside the fast range redone
-    // relative to their max, as the driver does)
-    for (size_t r = 0; r < m; ++r) {
-      const T* xr = xb + r * n;
-      const size_t o = r * n;
-      T best = minus_inf;
-      for (size_t e = 0; e < n; ++e) best = top_of[o + e] > best ? top_of[o + e] : best;
-      uint8_t f = 0;
-      if (any_bad)
-        for (size_t e = 0; e < n; ++e) f = xr[e] != xr[e] ? uint8_t{1} : f;
-      if (f == 0 && best == static_cast<T>(kInf)) f = 2;
-      if (f == 0 && !(best > minus_inf)) f = 3;
-      fault[r0 + r] = f;
-      if (f != 0) {
-        faulty = true;
-        continue;
-      }
-      const double top = static_cast<double>(best), zmax = top * inv_tau;
-      if (!(zmax <= kFastLimit && zmax >= -kFastLimit)) {
-        for (size_t e = 0; e < n; e += W) {
-          alignas(64) T xt[W], gt[W], mt[W], kt[W];
-          for (size_t l = 0; l < W; ++l) {
-            xt[l] = e + l < n ? xr[e + l] : minus_inf;
-            gt[l] = e + l < n ? g[o + e + l] : T(1);
-          }
-          Reg<V> gv = V::load(gt), tm, tk;
-          if (unit) gv = V::sub(V::set1(0.0), log_positive<V, R>(gv));  // g = -log E
-          softmax_term<V, R, kExactForm>(V::load(xt), gv, V::set1(top), vinv, tm, tk);
-          V::store(mt, tm);
-          V::store(kt, tk);
-          for (size_t l = 0; l < W && e + l < n; ++l) {
-            term_m[o + e + l] = mt[l];
-            term_k[o + e + l] = kt[l];
-          }
-        }
-      }
-    }
-    // 4. each good row's sum, as softmax_expsum_form makes it
     auto set_row = [&](size_t r, double total, double emax) SSM_INLINE {
       const T scale = static_cast<T>(1.0 / total), exp = static_cast<T>(emax);
       for (size_t e = 0; e < n; ++e) {
@@ -1593,28 +1620,80 @@ void softmax_rows(const T* x, T* y, size_t rows, size_t n, uint64_t start, uint6
         row_exp[r * n + e] = exp;
       }
     };
-    for (size_t r1 = 0; r1 < m; r1 += kSumRows) {
-      const size_t g = m - r1 < kSumRows ? m - r1 : kSumRows;
-      if (g == kSumRows && sum_rows_fast<kSumRows>(term_m + r1 * n, term_k + r1 * n, n, fault + r0 + r1, sums, emaxes)) {
-        for (size_t r = 0; r < kSumRows; ++r) set_row(r1 + r, sums[r], emaxes[r]);
-        continue;
+    // 3 and 4 a chunk of rows at a time: W rows in lanes where they pass
+    // (finish_rows_lanes), else row by row
+    for (size_t ra = 0; ra < m; ra += kChunk) {
+      const size_t rb = m - ra < kChunk ? m : ra + kChunk;
+      if constexpr (kLanes) {
+        if (!any_bad && rb - ra == W &&
+            finish_rows_lanes<V>(top_of + ra * n, term_m + ra * n, term_k + ra * n, n, inv_tau, lane_total, lane_emax)) {
+          for (size_t r = 0; r < W; ++r) {
+            fault[r0 + ra + r] = 0;
+            set_row(ra + r, lane_total[r], lane_emax[r]);
+          }
+          continue;
+        }
       }
-      for (size_t r = r1; r < r1 + g; ++r) {
-        if (fault[r0 + r] != 0) continue;
+      // 3. each row: its fault, its form (rows outside the fast range redone
+      // relative to their max, as the driver does)
+      for (size_t r = ra; r < rb; ++r) {
+        const T* xr = xb + r * n;
         const size_t o = r * n;
-        double emax = kEmptyExp;
-        for (size_t e = 0; e < n; ++e) {
-          const double k = static_cast<double>(term_k[o + e]);
-          emax = k > emax ? k : emax;
+        T best = minus_inf;
+        for (size_t e = 0; e < n; ++e) best = top_of[o + e] > best ? top_of[o + e] : best;
+        uint8_t f = 0;
+        if (any_bad)
+          for (size_t e = 0; e < n; ++e) f = xr[e] != xr[e] ? uint8_t{1} : f;
+        if (f == 0 && best == static_cast<T>(kInf)) f = 2;
+        if (f == 0 && !(best > minus_inf)) f = 3;
+        fault[r0 + r] = f;
+        if (f != 0) {
+          faulty = true;
+          continue;
         }
-        DoubleDouble sum;
-        for (size_t e = 0; e < n; ++e) {
-          const double kk = static_cast<double>(term_k[o + e]) - emax, s = static_cast<double>(term_m[o + e]);
-          if (kk < -1100.0) continue;
-          const double f2 = kk >= -1000.0 ? pow2_int(static_cast<int>(kk)) : 0.0;
-          sum.add(f2 != 0.0 ? s * f2 : std::ldexp(s, static_cast<int>(kk)));
+        const double top = static_cast<double>(best), zmax = top * inv_tau;
+        if (!(zmax <= kFastLimit && zmax >= -kFastLimit)) {
+          for (size_t e = 0; e < n; e += W) {
+            alignas(64) T xt[W], gt[W], mt[W], kt[W];
+            for (size_t l = 0; l < W; ++l) {
+              xt[l] = e + l < n ? xr[e + l] : minus_inf;
+              gt[l] = e + l < n ? g[o + e + l] : T(1);
+            }
+            Reg<V> gv = V::load(gt), tm, tk;
+            if (unit) gv = V::sub(V::set1(0.0), log_positive<V, R>(gv));  // g = -log E
+            softmax_term<V, R, kExactForm>(V::load(xt), gv, V::set1(top), vinv, tm, tk);
+            V::store(mt, tm);
+            V::store(kt, tk);
+            for (size_t l = 0; l < W && e + l < n; ++l) {
+              term_m[o + e + l] = mt[l];
+              term_k[o + e + l] = kt[l];
+            }
+          }
         }
-        set_row(r, sum.value(), emax);
+      }
+      for (size_t r1 = ra; r1 < rb; r1 += kSumRows) {
+        const size_t g = rb - r1 < kSumRows ? rb - r1 : kSumRows;
+        if (g == kSumRows && sum_rows_fast<kSumRows>(term_m + r1 * n, term_k + r1 * n, n, fault + r0 + r1, sums, emaxes)) {
+          for (size_t r = 0; r < kSumRows; ++r) set_row(r1 + r, sums[r], emaxes[r]);
+          continue;
+        }
+        for (size_t r = r1; r < r1 + g; ++r) {
+          if (fault[r0 + r] != 0) continue;
+          const size_t o = r * n;
+          double emax = kEmptyExp;
+          for (size_t e = 0; e < n; ++e) {
+            const double k = static_cast<double>(term_k[o + e]);
+            emax = k > emax ? k : emax;
+          }
+          DoubleDouble sum;
+          for (size_t e = 0; e < n; ++e) {
+            const double kk = static_cast<double>(term_k[o + e]) - emax, s = static_cast<double>(term_m[o + e]);
+            if (kk < -1100.0) continue;
+            const double f2 = kk >= -1000.0 ? pow2_int(static_cast<int>(kk)) : 0.0;
+            sum.add(f2 != 0.0 ? s * f2 : std::ldexp(s, static_cast<int>(kk)));
+          }
+          set_row(r, sum.value(), emax);
+        }
       }
     }
     // 5. the write

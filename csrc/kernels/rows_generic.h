@@ -200,28 +200,6 @@ struct Plain2 {
   }
 };
 
-// Does the lane type transpose a W x W block in registers (V::transpose)?
-template <class V, class = void>
-struct Transposes : std::false_type {};
-template <class V>
-struct Transposes<V, std::void_t<decltype(V::transpose(std::declval<Reg<V> (&)[V::width]>()))>> : std::true_type {};
-
-// dst[k * dst_step + i] = src[i * src_step + k] for the W x W block: W
-// vector loads, the transpose, W vector stores where the lane type has one.
-template <class V, class T>
-inline void transpose_block(const T* src, size_t src_step, T* dst, size_t dst_step) {
-  constexpr size_t W = V::width;
-  if constexpr (Transposes<V>::value) {
-    Reg<V> v[W];
-    for (size_t i = 0; i < W; ++i) v[i] = V::load(src + i * src_step);
-    V::transpose(v);
-    for (size_t k = 0; k < W; ++k) V::store(dst + k * dst_step, v[k]);
-  } else {
-    for (size_t i = 0; i < W; ++i)
-      for (size_t k = 0; k < W; ++k) dst[k * dst_step + i] = src[i * src_step + k];
-  }
-}
-
 // Group <-> columns. buf[j * W + l] is element j of row l; lanes >= g (the
 // batch's last, partial group) are filled with `fill`.
 template <class V, class T>
