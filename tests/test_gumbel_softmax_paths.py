@@ -127,7 +127,9 @@ def test_short_rows_in_calls_smaller_than_a_batch(isa, dtype):
                     assert got[0] == ref[0] == (-1, ""), (n, rows)
                     assert got[1].tobytes() == ref[1].tobytes(), (n, rows, col_base, tau)
 
-SUM_ROWS = 8  # short rows whose sums are taken together (kSumRows: at most 8 on any kernel set)
+# short rows whose steps are taken together: a vector of doubles (at most 8)
+# for the sums, a vector of floats (the lanes, at most 16) for max, checks and sums
+SUM_ROWS = max(8, WIDEST)
 
 
 def test_short_row_sums_with_a_special_row_anywhere_in_a_group(isa, dtype):
@@ -138,7 +140,7 @@ def test_short_row_sums_with_a_special_row_anywhere_in_a_group(isa, dtype):
     rows: the row walk's status, and with a new array the other rows'
     bits)."""
     rng = np.random.default_rng(28)
-    for n in (1, 2, 8, 13):
+    for n in (1, 2, 8, 13, 17):
         for rows in (SUM_ROWS - 1, 2 * SUM_ROWS + 3):
             for pos in range(min(rows, 2 * SUM_ROWS)):
                 x = (rng.standard_normal((rows, n)) * 3).astype(dtype)
