@@ -35,8 +35,14 @@ struct HalfFormatOps<F16Bits> {
 
 template <>
 struct HalfFormatOps<BF16Bits> {
+  // Word i to word 2i + 1 (the upper half of lane i), the even words zeroed:
+  // one vpermw instead of a zero extension and a shift (one vector
+  // operation fewer per 16 values, on every bfloat16 load).
   static __m512 widen16(__m256i bits) {
-    return _mm512_castsi512_ps(_mm512_slli_epi32(_mm512_cvtepu16_epi32(bits), 16));
+    const __m512i upper = _mm512_set_epi16(15, 0, 14, 0, 13, 0, 12, 0, 11, 0, 10, 0, 9, 0, 8, 0, 7, 0, 6, 0, 5, 0, 4, 0,
+                                           3, 0, 2, 0, 1, 0, 0, 0);
+    return _mm512_castsi512_ps(
+        _mm512_maskz_permutexvar_epi16(0xAAAAAAAAu, upper, _mm512_castsi256_si512(bits)));
   }
   static __m256 widen8(__m128i bits) {
     return _mm256_castsi256_ps(_mm256_slli_epi32(_mm256_cvtepu16_epi32(bits), 16));

@@ -370,13 +370,30 @@ void softmax_rows(const uint16_t* x, uint16_t* y, size_t rows, size_t n, unsigne
       pass2(std::false_type{});
     double sums[kRowGroup];
     group_reduce<V, false>(sum, sums);
+    // The group's 1 / S side by side: with a transposing reduction (AVX-512,
+    // whose sums are float32 values) one vector division instead of a
+    // float64 one per row (their throughput was a fair share of a short
+    // row's time). Same bits: the correctly rounded float32 quotient 1 / S
+    // equals the float64 one rounded to float32 (a float64 quotient on a
+    // float32 midpoint would need S m = 1 for a 25-bit m: only S a power of
+    // two, whose 1 / S is exact). Other lane types sum in float64: per row.
+    using S = typename V::scalar;
+    constexpr size_t kPad = (kRowGroup + W - 1) / W * W;
+    alignas(64) S inverses[kPad];
+    if constexpr (HasGroupReduce<V>::value) {
+      alignas(64) S denominators[kPad];
+      for (size_t h = 0; h < kPad; ++h) denominators[h] = h < kRowGroup ? static_cast<S>(sums[h]) : S(1);
+      for (size_t h = 0; h < kPad; h += W) V::store(inverses + h, div_lanes(V::set1(1.0), V::load(denominators + h)));
+    } else {
+      for (size_t r = 0; r < g; ++r) inverses[r] = static_cast<S>(1.0 / sums[r]);
+    }
     for (size_t r = 0; r < g; ++r) {
       const double s = sums[r];
       // The max's own term is 2^kTermShift: a smaller or non-finite sum means a NaN.
       const bool ok = lane_finite(mx[r]) && s >= kTermScale && lane_finite(s);
       flag[r0 + r] = !ok;
       if (!ok) continue;
-      const Reg<V> inv = V::set1(1.0 / s);
+      const Reg<V> inv = V::set1(inverses[r]);
       H* out = reinterpret_cast<H*>(y) + (r0 + r) * n;
       write_row<V>(out, buf[r], geo, [inv](Reg<V> v) SSM_INLINE { return V::mul(v, inv); });
     }
