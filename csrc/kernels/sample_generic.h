@@ -38,6 +38,7 @@
 #include <type_traits>
 #include <utility>
 
+#include "pick_order.h"
 #include "sample_api.h"
 #include "sample_fixed.h"
 
@@ -222,88 +223,8 @@ inline uint32_t lane_bits(__m256 m, size_t) { return static_cast<uint32_t>(_mm25
 inline uint32_t lane_bits(__m256d m, size_t) { return static_cast<uint32_t>(_mm256_movemask_pd(m)); }
 #endif
 
-// select_collect's candidates: a value and its offset in the chunk.
-struct Pick {
-  double value;
-  uint32_t at;
-};
-// The better of two picks (value desc, then index asc); NaN never gets here.
-inline bool pick_before(const Pick& a, const Pick& b) { return a.value > b.value || (a.value == b.value && a.at < b.at); }
-
-// Ordering picks by pick_before, written here rather than with std::sort and
-// std::nth_element: those instantiate std helpers on plain types (swap,
-// move_backward, __lg) that an unoptimized build emits as weak functions in
-// this AVX-compiled object, where the linker could pick them for code run
-// on any CPU. pick_before is a strict total order (offsets differ), so the
-// results are the same as the std algorithms'.
-inline void swap_picks(Pick& a, Pick& b) {
-  const Pick t = a;
-  a = b;
-  b = t;
-}
-
-inline void insertion_sort_picks(Pick* p, size_t n) {
-  for (size_t i = 1; i < n; ++i) {
-    const Pick v = p[i];
-    size_t j = i;
-    for (; j > 0 && pick_before(v, p[j - 1]); --j) p[j] = p[j - 1];
-    p[j] = v;
-  }
-}
-
-// Hoare partition of p[0..n) (n >= 3) around the median of its first,
-// middle and last picks: returns j with p[0..j] not after the pivot and
-// p[j+1..n) not before it, 0 <= j <= n - 2.
-inline size_t partition_picks(Pick* p, size_t n) {
-  const size_t mid = n / 2;
-  if (pick_before(p[mid], p[0])) swap_picks(p[mid], p[0]);
-  if (pick_before(p[n - 1], p[mid])) {
-    swap_picks(p[n - 1], p[mid]);
-    if (pick_before(p[mid], p[0])) swap_picks(p[mid], p[0]);
-  }
-  const Pick pivot = p[mid];
-  size_t i = 0, j = n - 1;
-  for (;;) {
-    while (pick_before(p[i], pivot)) ++i;
-    while (pick_before(pivot, p[j])) --j;
-    if (i >= j) return j;
-    swap_picks(p[i], p[j]);
-    ++i;
-    --j;
-  }
-}
-
-// p[m] becomes the pick a full sort would put there, the ones before it in
-// front and the rest behind (as std::nth_element).
-inline void select_nth_pick(Pick* p, size_t n, size_t m) {
-  while (n > 16) {
-    const size_t j = partition_picks(p, n);
-    if (m <= j) {
-      n = j + 1;
-    } else {
-      p += j + 1;
-      m -= j + 1;
-      n -= j + 1;
-    }
-  }
-  insertion_sort_picks(p, n);
-}
-
-inline void sort_picks(Pick* p, size_t n) {
-  while (n > 16) {
-    const size_t j = partition_picks(p, n);
-    // The smaller side by recursion, the larger by the loop: depth <= log2 n.
-    if (j + 1 < n - (j + 1)) {
-      sort_picks(p, j + 1);
-      p += j + 1;
-      n -= j + 1;
-    } else {
-      sort_picks(p + j + 1, n - (j + 1));
-      n = j + 1;
-    }
-  }
-  insertion_sort_picks(p, n);
-}
+// select_collect's candidates are ssm::Pick (pick_order.h), ordered by the
+// baseline translation unit's std::nth_element and std::sort.
 
 constexpr size_t kPickCap = 1024;      // select_collect's buffer (16 KB of stack)
 constexpr size_t kPickSample = 64;     // values of the sample that places its first threshold
