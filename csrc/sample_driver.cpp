@@ -76,7 +76,8 @@ constexpr double kInfD = std::numeric_limits<double>::infinity();
 
 std::atomic<bool> g_estimates{true};
 std::atomic<uint64_t> g_decided{0}, g_undecided{0};
-std::atomic<int> g_top_k_draw{0};  // top-k's draw: 0 by the rule, 1 on the candidates' noise, 2 the masked pass
+std::atomic<int> g_top_k_draw{0};
+std::atomic<int> g_select_method{0};  // select_method()  // top-k's draw: 0 by the rule, 1 on the candidates' noise, 2 the masked pass
 
 enum Fault { kFine = 0, kNaN, kPosInf, kNoFinite };
 
@@ -1130,6 +1131,10 @@ RowStatus topk_batch(const T* x, size_t rows, size_t n, size_t k, T* value, int6
 bool set_top_p_estimates(bool on) { return g_estimates.exchange(on); }
 
 int set_top_k_draw(int how) { return g_top_k_draw.exchange(how); }
+
+int set_select_method(int how) { return g_select_method.exchange(how); }
+
+int select_method() { return g_select_method.load(std::memory_order_relaxed); }
 
 std::pair<uint64_t, uint64_t> top_p_estimate_counts() { return {g_decided.load(), g_undecided.load()}; }
 

@@ -230,11 +230,19 @@ constexpr size_t kPickCap = 1024;      // select_collect's buffer (16 KB of stac
 constexpr size_t kPickSample = 64;     // values of the sample that places its first threshold
 constexpr size_t kPickMaxK = kPickCap / 4;  // larger k: the heap (prunes would come too often)
 // The heap for k < 8 (a few compares per value: topk(x, 2) of 64 x 1000
-// took 27 us by the heap, 60-73 by the buffer) and for chunks of more than
-// 256 values per kept one (64 x 4096, k = 8: 200 us by the heap, 283 by
-// the buffer; k = 16: 395 against 340). 1 thread, avx512, this Xeon.
+// took 27 us by the heap, 60-73 by the buffer), and for chunks longer than
+// 24 k^2, 448 k or 32768 values. The heap's cost grows with k (each value
+// that enters it), the buffer's with n (a prune per 1024 candidates; in a
+// long chunk its first threshold lets through more values than stay in the
+// k best): they meet near n = 24-30 k^2 for k = 8..24 (k = 8 at ~1900,
+// 16 at ~7000), near 15000 for k = 32, and beyond 32768 values only for
+// k >= 48. topk, 32 rows of N(0, 1) float32, 1 thread, avx512, this Xeon,
+// buffer/heap time: k = 8 0.72-0.80 at n = 1000, 0.93 at 1500, 1.03-1.11
+// at 2048; k = 16 0.85 at 4096, 0.91 at 6000, 1.04-1.07 at 8192; k = 24
+// 0.95 at 12000, 1.01-1.08 at 16384; k = 32 0.77 at 12000, 1.03-1.06 at
+// 16384; k = 64 0.56 at 32768.
 constexpr size_t kSelectCollectMinK = 8;
-constexpr size_t kSelectCollectRatio = 256;
+constexpr size_t kSelectCollectSquare = 24, kSelectCollectPerK = 448, kSelectCollectMax = 32768;
 
 // A first threshold for select_collect: the m-th largest of kPickSample
 // values evenly spread over the chunk, m the sample's expected share of the
@@ -347,15 +355,17 @@ SelectResult select_collect(const T* x, size_t n, uint64_t start, size_t k, doub
 }
 
 // The k best of a chunk: by select_collect when k is large against the
-// chunk (more than one in 512 of its values) and the chunk too short for a
-// sampled floor; above the sample's floor when k values reach it (the same
+// chunk (n <= 24 k^2 and 448 k, at most 32768 values: shorter than a
+// sampled floor needs); above the sample's floor when k values reach it (the same
 // result: the k best and the k-th value's ties are all >= it); else over
 // every value. A NaN ends the search (the caller reports it).
 template <class V, class T>
 SelectResult select(const T* x, size_t n, uint64_t start, size_t k, double* value, uint64_t* index) {
   if (k == 0) return SelectResult{};
-  if (k >= kSelectCollectMinK && k <= kPickMaxK && n < 32 * kSelectSample && n <= k * kSelectCollectRatio &&
-      n <= 0xFFFFFFFFu) {
+  const int method = select_method();
+  const bool rule = k >= kSelectCollectMinK && n <= kSelectCollectMax && n <= kSelectCollectSquare * k * k &&
+                    n <= kSelectCollectPerK * k;
+  if (k <= kPickMaxK && n <= 0xFFFFFFFFu && (method == 1 || (method == 0 && rule))) {
     bool ok = false;
     const SelectResult res = select_collect<V, T>(x, n, start, k, value, index, pick_threshold(x, n, k), ok);
     if (ok) return res;
