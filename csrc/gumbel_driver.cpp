@@ -319,6 +319,8 @@ bool gumbel_sample_short_rows(const T* x, size_t rows, size_t n, const SampleReq
   return true;
 }
 
+template bool gumbel_takes_short_rows<float>(const GumbelKernels<float>&, size_t);
+template bool gumbel_takes_short_rows<double>(const GumbelKernels<double>&, size_t);
 template bool gumbel_sample_short_rows<float>(const float*, size_t, size_t, const SampleRequest&, int64_t*, double*,
                                               GumbelStatus&);
 template bool gumbel_sample_short_rows<double>(const double*, size_t, size_t, const SampleRequest&, int64_t*,

@@ -31,6 +31,10 @@ GumbelStatus gumbel_topk_rows(const GumbelKernels<T>& kern, const T* xp, size_t 
 // its limit).
 void set_gumbel_short_rows_max(size_t n);
 
+// Does a row of n go to kern's short-row kernel (GumbelKernels::topk_rows)?
+template <class T>
+bool gumbel_takes_short_rows(const GumbelKernels<T>& kern, size_t n);
+
 // sample() without filters or logprobs, with one key and one temperature > 0
 // for all rows (its draw is gumbel_argmax's), on rows the short-row kernel
 // takes: the tokens and the status, as gumbel_argmax gives them (the same

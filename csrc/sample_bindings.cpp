@@ -172,6 +172,9 @@ void register_sample(py::module_& m) {
   m.def("sample_top_k_draw", &ssm::set_top_k_draw, py::arg("how"),
         "Testing: top-k's draw by the rule (0), on the candidates' own noise (1) or by the masked pass (2) -> "
         "the previous setting.");
+  m.def("sample_select_method", &ssm::set_select_method, py::arg("how"),
+        "Testing: the k-best selection by the rule (0), the candidate buffer wherever it applies (1) or the "
+        "heap (2) -> the previous setting.");
   m.def("sample_top_p_estimates", &ssm::set_top_p_estimates, py::arg("on"),
         "Testing: top-p's estimate pass on or off (the exact passes alone) -> the previous setting.");
   m.def("sample_top_p_estimate_counts", &ssm::top_p_estimate_counts,

@@ -42,6 +42,12 @@
 //                            only where that is not certified) unless it
 //                            replaces the max pass
 //   logprobs="processed":    + 1 (the kept mass) unless known from top-k or top-p
+//
+// Short rows (those the Gumbel short-row kernel takes) with one temperature
+// > 0 and one key for the call and no logprobs: each row's filters as above
+// but without the draw, then a block of rows, copied with each row's logits
+// below its floor set to -inf, drawn at once by the short-row kernel (no
+// per-row draw setup; the same tokens).
 #include "sample_driver.h"
 
 #include <algorithm>
@@ -70,7 +76,8 @@ constexpr double kInfD = std::numeric_limits<double>::infinity();
 
 std::atomic<bool> g_estimates{true};
 std::atomic<uint64_t> g_decided{0}, g_undecided{0};
-std::atomic<int> g_top_k_draw{0};  // top-k's draw: 0 by the rule, 1 on the candidates' noise, 2 the masked pass
+std::atomic<int> g_top_k_draw{0};
+std::atomic<int> g_select_method{0};  // select_method()  // top-k's draw: 0 by the rule, 1 on the candidates' noise, 2 the masked pass
 
 enum Fault { kFine = 0, kNaN, kPosInf, kNoFinite };
 
@@ -115,8 +122,7 @@ double mass_of(double v, double ref, double inv_temp) {
 struct Chunking {
   size_t n, size, count;
   explicit Chunking(size_t n_) : n(n_) {
-    const Settings st = settings();
-    size = n > st.chunked_row ? st.chunk_elements : std::max<size_t>(n, 1);
+    size = n > chunked_row() ? chunk_elements() : std::max<size_t>(n, 1);
     count = (n + size - 1) / size;
   }
   size_t lo(size_t c) const { return c * size; }
@@ -159,16 +165,15 @@ struct Group {
   uint64_t count;
 };
 
-// The distinct values of a descending list, with their counts.
-std::vector<Group> groups_of(const double* v, size_t count) {
-  std::vector<Group> g;
+// The distinct values of a descending list, with their counts, into g.
+void groups_of(const double* v, size_t count, std::vector<Group>& g) {
+  g.clear();
   for (size_t i = 0; i < count; ++i) {
     if (!g.empty() && g.back().value == v[i])
       ++g.back().count;
     else
       g.push_back({v[i], 1});
   }
-  return g;
 }
 
 // T's values in order as unsigned integers (bit patterns with the sign
@@ -269,6 +274,22 @@ constexpr size_t kSample = 2048;      // the sample that places the zone: values
 constexpr size_t kSampleRun = 32;     // ... in runs this long, evenly spread over the row
 constexpr size_t kMargin = 40;        // sample values either side of the predicted threshold
 
+// A row's scratch vectors, kept per thread so that a batch of short rows
+// allocates nothing per row (sample_row is not reentrant on a thread).
+struct RowScratch {
+  std::vector<double> value, group_value;
+  std::vector<uint64_t> index;
+  std::vector<Group> groups;
+  std::vector<FixedMass> w;
+  std::vector<double> zone;            // top-p's values of a short row
+  std::vector<FixedMass> zone_mass;    // and their masses
+};
+
+RowScratch& row_scratch() {
+  thread_local RowScratch s;
+  return s;
+}
+
 template <class T>
 class RowSampler {
  public:
@@ -281,6 +302,17 @@ class RowSampler {
   // k-th value; fault if a NaN (or, for sample, +inf) was seen.
   Fault select(size_t k, std::vector<double>& value, std::vector<uint64_t>& index, uint64_t& extra_ties,
                bool posinf_ok) {
+    if (ch_.count == 1) {  // one chunk: straight into value and index
+      value.resize(k);
+      index.resize(k);
+      const SelectResult r = sk_.select(x_, n_, 0, k, value.data(), index.data());
+      if (r.nan) return kNaN;
+      if (r.posinf && !posinf_ok) return kPosInf;
+      value.resize(r.count);
+      index.resize(r.count);
+      extra_ties = r.ties;
+      return kFine;
+    }
     std::vector<double> cv(ch_.count * k);
     std::vector<uint64_t> ci(ch_.count * k);
     std::vector<SelectResult> res(ch_.count);
@@ -293,12 +325,6 @@ class RowSampler {
       posinf = posinf || r.posinf;
     }
     if (posinf && !posinf_ok) return kPosInf;
-    if (ch_.count == 1) {
-      value.assign(cv.begin(), cv.begin() + static_cast<std::ptrdiff_t>(res[0].count));
-      index.assign(ci.begin(), ci.begin() + static_cast<std::ptrdiff_t>(res[0].count));
-      extra_ties = res[0].ties;
-      return kFine;
-    }
     std::vector<size_t> order;
     for (size_t c = 0; c < ch_.count; ++c)
       for (size_t j = 0; j < res[c].count; ++j) order.push_back(c * k + j);
@@ -329,6 +355,12 @@ class RowSampler {
 
   // max, and NaN -> fault (max +inf / -inf are the caller's to judge).
   Fault max(double& out) {
+    if (ch_.count == 1) {
+      const ExpSum p = sm_.max_scan(x_, n_);
+      if (p.special) return kNaN;
+      out = std::max(-kInfD, p.max);
+      return kFine;
+    }
     std::vector<ExpSum> part(ch_.count);
     for_chunks(ch_, parallel_, [&](size_t c) { part[c] = sm_.max_scan(x_ + ch_.lo(c), ch_.len(c)); });
     out = -kInfD;
@@ -447,15 +479,16 @@ class RowSampler {
   // of x >= L (see the file comment for the passes).
   // need_kept: kept is wanted (else it may be left unset).
   double top_p_threshold(double max, double inv_temp, double top_p, FixedMass& kept, bool need_kept) {
-    std::vector<double> value;
     if (n_ <= kCollectAll) {
       // A short row: its finite values collected (a read) and each one's
       // exact mass computed once, for the total and for walk. The total is
       // the mass pass's to the bit: the same mass per value, and integer
       // sums do not depend on the order of the adds (-inf weighs 0 there).
+      std::vector<double>& value = row_scratch().zone;
       value.resize(n_);
       value.resize(sk_.collect(x_, n_, -kInfD, max, value.data(), n_));
-      std::vector<FixedMass> w(value.size());
+      std::vector<FixedMass>& w = row_scratch().zone_mass;
+      w.resize(value.size());
       sk_.value_mass(value.data(), value.size(), max, inv_temp, w.data());
       FixedMass total;
       for (const FixedMass& m : w) fixed_add(total, m);
@@ -464,6 +497,7 @@ class RowSampler {
       walk(value, max, inv_temp, FixedMass{}, judge, threshold, kept, w.data());
       return threshold;
     }
+    std::vector<double> value;
     // The zone (lo, hi] that most likely holds the threshold, from a sample:
     // one pass gives the total, the mass above hi and the zone's values; a
     // zone that turns out not to hold it is narrowed by bisection. The pass
@@ -813,9 +847,18 @@ class RowSampler {
 
   // The Gumbel-max draw over x >= floor (gumbel_argmax's pass when floor is -inf).
   Fault draw(uint64_t row, const GumbelKey& key, double inv_temp, double floor, uint64_t& token) {
+    const T tfloor = floor == -kInfD ? -std::numeric_limits<T>::infinity() : static_cast<T>(floor);
+    if (ch_.count == 1) {
+      Candidate best;
+      const TopkResult r = sk_.draw(x_, n_, 0, row, key, inv_temp, tfloor, &best);
+      if (r.nan) return kNaN;
+      if (r.posinf) return kPosInf;
+      if (r.count == 0) return kNoFinite;
+      token = best.index;
+      return kFine;
+    }
     std::vector<Candidate> best(ch_.count);
     std::vector<TopkResult> res(ch_.count);
-    const T tfloor = floor == -kInfD ? -std::numeric_limits<T>::infinity() : static_cast<T>(floor);
     for_chunks(ch_, parallel_, [&](size_t c) {
       res[c] = sk_.draw(x_ + ch_.lo(c), ch_.len(c), ch_.lo(c), row, key, inv_temp, tfloor, &best[c]);
     });
@@ -848,9 +891,13 @@ class RowSampler {
   const Kernels<T>& sm_;
 };
 
+// One row of sample(): the token (and logprob_out for logprobs). With
+// floor_out set (temperature > 0 and no logprobs only), the row's filters
+// alone: *floor_out = the smallest kept logit (-inf: no filter, or a row
+// the draw will find at fault), for the caller's draw over the masked row.
 template <class T>
 Fault sample_row(const T* x, size_t n, size_t r, const SampleRequest& req, bool parallel, const SampleKernels<T>& sk,
-                 const Kernels<T>& sm, int64_t& token_out, double& logprob_out) {
+                 const Kernels<T>& sm, int64_t& token_out, double& logprob_out, double* floor_out = nullptr) {
   RowSampler<T> rs(x, n, parallel, sk, sm);
   const GumbelKey& key = req.per_row_keys ? req.keys[r] : req.keys[0];
   const uint64_t noise_row = req.per_row_keys ? 0 : r;
@@ -866,8 +913,9 @@ Fault sample_row(const T* x, size_t n, size_t r, const SampleRequest& req, bool 
   const int mode = req.logprobs;
 
   double max = -kInfD, shift = 0;  // shift: lse - max (logprobs="raw")
-  std::vector<double> value;
-  std::vector<uint64_t> index;
+  RowScratch& scratch = row_scratch();
+  std::vector<double>& value = scratch.value;
+  std::vector<uint64_t>& index = scratch.index;
   uint64_t extra_ties = 0;
   Fault f = kFine;
   if (use_k) {
@@ -878,6 +926,9 @@ Fault sample_row(const T* x, size_t n, size_t r, const SampleRequest& req, bool 
     f = rs.max_lse(max, shift);
   } else if (greedy || use_p || use_m || mode == 2) {
     f = rs.max(max);
+  } else if (floor_out) {  // the caller's draw finds the faults
+    *floor_out = -kInfD;
+    return kFine;
   } else {  // the plain draw: gumbel_argmax's own pass and checks
     uint64_t token = 0;
     f = rs.draw(noise_row, key, inv_temp, -kInfD, token);
@@ -895,12 +946,15 @@ Fault sample_row(const T* x, size_t n, size_t r, const SampleRequest& req, bool 
     token = use_k ? index[0] : rs.first_index_of(max);
   } else if (use_k) {
     const double kth = value[k - 1];
-    std::vector<Group> groups = groups_of(value.data(), value.size());
+    std::vector<Group>& groups = scratch.groups;
+    groups_of(value.data(), value.size(), groups);
     groups.back().count += extra_ties;
     double floor = kth;
     FixedMass total;
-    std::vector<FixedMass> w(groups.size());
-    std::vector<double> group_value(groups.size());
+    std::vector<FixedMass>& w = scratch.w;
+    w.assign(groups.size(), FixedMass{});
+    std::vector<double>& group_value = scratch.group_value;
+    group_value.resize(groups.size());
     for (size_t g = 0; g < groups.size(); ++g) group_value[g] = groups[g].value;
     sk.value_mass(group_value.data(), groups.size(), max, inv_mass, w.data());  // one token's mass ...
     for (size_t g = 0; g < groups.size(); ++g) {
@@ -920,6 +974,10 @@ Fault sample_row(const T* x, size_t n, size_t r, const SampleRequest& req, bool 
       for (const Group& g : groups)
         if (mass_of(g.value, max, inv_temp) >= req.min_p[r]) m_floor = g.value;
       floor = std::max(floor, m_floor);
+    }
+    if (floor_out) {
+      *floor_out = floor;
+      return kFine;
     }
     for (size_t g = 0; g < groups.size(); ++g)
       if (groups[g].value >= floor) fixed_add(kept, w[g]);
@@ -949,6 +1007,10 @@ Fault sample_row(const T* x, size_t n, size_t r, const SampleRequest& req, bool 
         kept_known = false;
       }
     }
+    if (floor_out) {
+      *floor_out = floor;
+      return kFine;
+    }
     f = rs.draw(noise_row, key, inv_temp, floor, token);
     if (f == kFine && mode == 2 && !kept_known) {
       kept = rs.mass_at_least(max, inv_mass, floor);
@@ -972,6 +1034,58 @@ void for_rows(size_t rows, size_t n, const Body& body) {
     for (size_t r = 0; r < rows; ++r) body(r);
 }
 
+// sample() of short rows with filters: each row's filters give its floor
+// (sample_row), the rows of a block are copied with the logits below their
+// floor set to -inf, and the short-row kernel draws the block at once:
+// gumbel_argmax of the masked rows, which is the filtered draw by
+// definition (the same bits as the row-by-row draw). One temperature > 0 and
+// one key for every row, no logprobs, rows the kernel takes; else false and
+// nothing done.
+template <class T>
+bool sample_short_rows(const T* x, size_t rows, size_t n, const SampleRequest& req, const SampleKernels<T>& sk,
+                       const Kernels<T>& sm, int64_t* token, std::vector<Fault>& fault) {
+  const GumbelKernels<T>& kern = gumbel_for<T>(active_gumbel());
+  if (rows == 0 || req.per_row_keys || req.logprobs != 0 || !gumbel_takes_short_rows(kern, n)) return false;
+  const double temperature = req.temperature[0];
+  if (!(temperature > 0)) return false;
+  for (size_t r = 1; r < rows; ++r)
+    if (req.temperature[r] != temperature) return false;
+  const double inv_temp = 1.0 / temperature;
+  // blocks of at most 16K logits (the masked copy stays in L1/L2), 64-1024 rows
+  const size_t block = std::min<size_t>(1024, std::max<size_t>(64, 16384 / n));
+  const size_t blocks = (rows + block - 1) / block;
+  for_rows(blocks, block * n, [&](size_t b) {
+    const size_t r0 = b * block, m = std::min(block, rows - r0);
+    thread_local std::vector<T> masked;
+    thread_local std::vector<Candidate> cand;
+    thread_local std::vector<TopkResult> res;
+    masked.resize(m * n);
+    cand.resize(m);
+    res.resize(m);
+    for (size_t j = 0; j < m; ++j) {
+      const size_t r = r0 + j;
+      const T* xr = x + r * n;
+      T* out = masked.data() + j * n;
+      double floor = -kInfD, unused = 0;
+      int64_t none = 0;
+      fault[r] = sample_row<T>(xr, n, r, req, false, sk, sm, none, unused, &floor);
+      if (floor == -kInfD) {
+        std::memcpy(out, xr, n * sizeof(T));
+        continue;
+      }
+      const T tfloor = static_cast<T>(floor), ninf = -std::numeric_limits<T>::infinity();
+      for (size_t i = 0; i < n; ++i) out[i] = xr[i] < tfloor ? ninf : xr[i];
+    }
+    kern.topk_rows(masked.data(), m, n, 0, r0, req.keys[0], inv_temp, 1, cand.data(), res.data());
+    for (size_t j = 0; j < m; ++j) {
+      Fault& f = fault[r0 + j];
+      if (f == kFine) f = res[j].nan ? kNaN : res[j].posinf ? kPosInf : res[j].count == 0 ? kNoFinite : kFine;
+      if (f == kFine) token[r0 + j] = static_cast<int64_t>(cand[j].index);
+    }
+  });
+  return true;
+}
+
 }  // namespace
 
 template <class T>
@@ -982,7 +1096,7 @@ RowStatus sample_batch(const T* x, size_t rows, size_t n, const SampleRequest& r
   const bool chunk_parallel = rows == 1;
   const SampleKernels<T>& sk = sample_for<T>(active_sample());
   const Kernels<T>& sm = kernels_for<T>(active_kernels());
-  for_rows(rows, n, [&](size_t r) {
+  if (!sample_short_rows<T>(x, rows, n, req, sk, sm, token, fault)) for_rows(rows, n, [&](size_t r) {
     double lp = 0;
     fault[r] = sample_row<T>(x + r * n, n, r, req, chunk_parallel, sk, sm, token[r], lp);
     if (logprob) logprob[r] = lp;
@@ -999,8 +1113,8 @@ RowStatus topk_batch(const T* x, size_t rows, size_t n, size_t k, T* value, int6
   const Kernels<T>& sm = kernels_for<T>(active_kernels());
   for_rows(rows, n, [&](size_t r) {
     RowSampler<T> rs(x + r * n, n, rows == 1, sk, sm);
-    std::vector<double> v;
-    std::vector<uint64_t> i;
+    std::vector<double>& v = row_scratch().value;
+    std::vector<uint64_t>& i = row_scratch().index;
     uint64_t ties = 0;
     fault[r] = rs.select(k, v, i, ties, true);
     if (fault[r] != kFine) return;
@@ -1017,6 +1131,10 @@ RowStatus topk_batch(const T* x, size_t rows, size_t n, size_t k, T* value, int6
 bool set_top_p_estimates(bool on) { return g_estimates.exchange(on); }
 
 int set_top_k_draw(int how) { return g_top_k_draw.exchange(how); }
+
+int set_select_method(int how) { return g_select_method.exchange(how); }
+
+int select_method() { return g_select_method.load(std::memory_order_relaxed); }
 
 std::pair<uint64_t, uint64_t> top_p_estimate_counts() { return {g_decided.load(), g_undecided.load()}; }
 

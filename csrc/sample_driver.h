@@ -44,6 +44,11 @@ RowStatus topk_batch(const T* x, size_t rows, size_t n, size_t k, T* value, int6
 // (where both apply: same tokens either way). Returns the previous setting.
 int set_top_k_draw(int how);
 
+// Testing hook of the k-best selection's method (see select_method in
+// kernels/sample_api.h): 0 by the rule, 1 the candidate buffer, 2 the heap.
+// Returns the previous setting.
+int set_select_method(int how);
+
 // Testing hooks of top-p's estimate pass (sample_driver.cpp): on (the
 // default) or off (the exact passes alone; returns the previous setting), and
 // how often, since the process started, its bounds decided the threshold and

@@ -128,3 +128,31 @@ def test_top_k_draws_agree(isa, dtype, n, k):
         kept = ref_kept_rows(x, **p)
         want = ssm.gumbel_argmax(masked(x, kept), temperature=p.get("temperature", 1.0), rng=3)
         np.testing.assert_array_equal(got[0][0], want)
+
+
+@pytest.fixture
+def select_method():
+    """Set the k-best selection's method (0 rule, 1 buffer, 2 heap); put the rule back after."""
+    yield _core.sample_select_method
+    _core.sample_select_method(0)
+
+
+@pytest.mark.parametrize("kind", ["normal", "ties", "ascending", "spikes", "neginf"])
+def test_buffer_and_heap_agree_everywhere(isa, dtype, kind, select_method):
+    # each method forced where the rule would take the other one (k < 8,
+    # more than 256 values per kept one, rows of a sampled floor)
+    g = np.random.default_rng(7 + len(kind))
+    for n in (9, 64, 1000, 4099, 70001):
+        x = rows_of(kind, n, dtype, g)
+        for k in sorted({min(n, k) for k in (1, 2, 7, 8, 16, 64, 256)}):
+            want_values, want_indices = ref_topk(x, k)
+            for method in (1, 2):
+                select_method(method)
+                values, indices = ssm.topk(x, k)
+                np.testing.assert_array_equal(indices, want_indices, err_msg=f"{kind} n={n} k={k} method={method}")
+                np.testing.assert_array_equal(values, want_values)
+            tokens = [None, None]
+            for method in (1, 2):
+                select_method(method)
+                tokens[method - 1] = ssm.sample(x, top_k=k, top_p=0.9, rng=5)
+            np.testing.assert_array_equal(tokens[0], tokens[1], err_msg=f"{kind} n={n} k={k}")

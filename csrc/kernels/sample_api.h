@@ -103,6 +103,12 @@ struct SampleSet {
   SampleKernels<double> f64;
 };
 
+// Testing hook of the k-best selection (SampleKernels::select), defined in
+// the baseline code (sample_driver.cpp): 0 (the default) chooses between the
+// running heap and the candidate buffer by the rule in sample_generic.h, 1
+// takes the buffer wherever it applies, 2 the heap (same results either way).
+int select_method();
+
 const SampleSet& sample_kernels_scalar();
 #if defined(SSM_HAVE_X86_KERNELS)
 const SampleSet& sample_kernels_avx2();

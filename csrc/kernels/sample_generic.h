@@ -38,6 +38,7 @@
 #include <type_traits>
 #include <utility>
 
+#include "pick_order.h"
 #include "sample_api.h"
 #include "sample_fixed.h"
 
@@ -222,98 +223,26 @@ inline uint32_t lane_bits(__m256 m, size_t) { return static_cast<uint32_t>(_mm25
 inline uint32_t lane_bits(__m256d m, size_t) { return static_cast<uint32_t>(_mm256_movemask_pd(m)); }
 #endif
 
-// select_collect's candidates: a value and its offset in the chunk.
-struct Pick {
-  double value;
-  uint32_t at;
-};
-// The better of two picks (value desc, then index asc); NaN never gets here.
-inline bool pick_before(const Pick& a, const Pick& b) { return a.value > b.value || (a.value == b.value && a.at < b.at); }
-
-// Ordering picks by pick_before, written here rather than with std::sort and
-// std::nth_element: those instantiate std helpers on plain types (swap,
-// move_backward, __lg) that an unoptimized build emits as weak functions in
-// this AVX-compiled object, where the linker could pick them for code run
-// on any CPU. pick_before is a strict total order (offsets differ), so the
-// results are the same as the std algorithms'.
-inline void swap_picks(Pick& a, Pick& b) {
-  const Pick t = a;
-  a = b;
-  b = t;
-}
-
-inline void insertion_sort_picks(Pick* p, size_t n) {
-  for (size_t i = 1; i < n; ++i) {
-    const Pick v = p[i];
-    size_t j = i;
-    for (; j > 0 && pick_before(v, p[j - 1]); --j) p[j] = p[j - 1];
-    p[j] = v;
-  }
-}
-
-// Hoare partition of p[0..n) (n >= 3) around the median of its first,
-// middle and last picks: returns j with p[0..j] not after the pivot and
-// p[j+1..n) not before it, 0 <= j <= n - 2.
-inline size_t partition_picks(Pick* p, size_t n) {
-  const size_t mid = n / 2;
-  if (pick_before(p[mid], p[0])) swap_picks(p[mid], p[0]);
-  if (pick_before(p[n - 1], p[mid])) {
-    swap_picks(p[n - 1], p[mid]);
-    if (pick_before(p[mid], p[0])) swap_picks(p[mid], p[0]);
-  }
-  const Pick pivot = p[mid];
-  size_t i = 0, j = n - 1;
-  for (;;) {
-    while (pick_before(p[i], pivot)) ++i;
-    while (pick_before(pivot, p[j])) --j;
-    if (i >= j) return j;
-    swap_picks(p[i], p[j]);
-    ++i;
-    --j;
-  }
-}
-
-// p[m] becomes the pick a full sort would put there, the ones before it in
-// front and the rest behind (as std::nth_element).
-inline void select_nth_pick(Pick* p, size_t n, size_t m) {
-  while (n > 16) {
-    const size_t j = partition_picks(p, n);
-    if (m <= j) {
-      n = j + 1;
-    } else {
-      p += j + 1;
-      m -= j + 1;
-      n -= j + 1;
-    }
-  }
-  insertion_sort_picks(p, n);
-}
-
-inline void sort_picks(Pick* p, size_t n) {
-  while (n > 16) {
-    const size_t j = partition_picks(p, n);
-    // The smaller side by recursion, the larger by the loop: depth <= log2 n.
-    if (j + 1 < n - (j + 1)) {
-      sort_picks(p, j + 1);
-      p += j + 1;
-      n -= j + 1;
-    } else {
-      sort_picks(p + j + 1, n - (j + 1));
-      n = j + 1;
-    }
-  }
-  insertion_sort_picks(p, n);
-}
+// select_collect's candidates are ssm::Pick (pick_order.h), ordered by the
+// baseline translation unit's std::nth_element and std::sort.
 
 constexpr size_t kPickCap = 1024;      // select_collect's buffer (16 KB of stack)
 constexpr size_t kPickSample = 64;     // values of the sample that places its first threshold
 constexpr size_t kPickMaxK = kPickCap / 4;  // larger k: the heap (prunes would come too often)
 // The heap for k < 8 (a few compares per value: topk(x, 2) of 64 x 1000
-// took 27 us by the heap, 60-73 by the buffer) and for chunks of more than
-// 256 values per kept one (64 x 4096, k = 8: 200 us by the heap, 283 by
-// the buffer; k = 16: 395 against 340). 1 thread, avx512, this Xeon.
+// took 27 us by the heap, 60-73 by the buffer), and for chunks longer than
+// 24 k^2, 448 k or 32768 values. The heap's cost grows with k (each value
+// that enters it), the buffer's with n (a prune per 1024 candidates; in a
+// long chunk its first threshold lets through more values than stay in the
+// k best): they meet near n = 24-30 k^2 for k = 8..24 (k = 8 at ~1900,
+// 16 at ~7000), near 15000 for k = 32, and beyond 32768 values only for
+// k >= 48. topk, 32 rows of N(0, 1) float32, 1 thread, avx512, this Xeon,
+// buffer/heap time: k = 8 0.72-0.80 at n = 1000, 0.93 at 1500, 1.03-1.11
+// at 2048; k = 16 0.85 at 4096, 0.91 at 6000, 1.04-1.07 at 8192; k = 24
+// 0.95 at 12000, 1.01-1.08 at 16384; k = 32 0.77 at 12000, 1.03-1.06 at
+// 16384; k = 64 0.56 at 32768.
 constexpr size_t kSelectCollectMinK = 8;
-constexpr size_t kSelectCollectRatio = 256;
+constexpr size_t kSelectCollectSquare = 24, kSelectCollectPerK = 448, kSelectCollectMax = 32768;
 
 // A first threshold for select_collect: the m-th largest of kPickSample
 // values evenly spread over the chunk, m the sample's expected share of the
@@ -426,15 +355,17 @@ SelectResult select_collect(const T* x, size_t n, uint64_t start, size_t k, doub
 }
 
 // The k best of a chunk: by select_collect when k is large against the
-// chunk (more than one in 512 of its values) and the chunk too short for a
-// sampled floor; above the sample's floor when k values reach it (the same
+// chunk (n <= 24 k^2 and 448 k, at most 32768 values: shorter than a
+// sampled floor needs); above the sample's floor when k values reach it (the same
 // result: the k best and the k-th value's ties are all >= it); else over
 // every value. A NaN ends the search (the caller reports it).
 template <class V, class T>
 SelectResult select(const T* x, size_t n, uint64_t start, size_t k, double* value, uint64_t* index) {
   if (k == 0) return SelectResult{};
-  if (k >= kSelectCollectMinK && k <= kPickMaxK && n < 32 * kSelectSample && n <= k * kSelectCollectRatio &&
-      n <= 0xFFFFFFFFu) {
+  const int method = select_method();
+  const bool rule = k >= kSelectCollectMinK && n <= kSelectCollectMax && n <= kSelectCollectSquare * k * k &&
+                    n <= kSelectCollectPerK * k;
+  if (k <= kPickMaxK && n <= 0xFFFFFFFFu && (method == 1 || (method == 0 && rule))) {
     bool ok = false;
     const SelectResult res = select_collect<V, T>(x, n, start, k, value, index, pick_threshold(x, n, k), ok);
     if (ok) return res;
