@@ -45,6 +45,7 @@
 #include "sample_driver.h"
 
 #include <algorithm>
+#include <array>
 #include <atomic>
 #include <cmath>
 #include <cstring>
@@ -70,6 +71,8 @@ constexpr double kInfD = std::numeric_limits<double>::infinity();
 
 std::atomic<bool> g_estimates{true};
 std::atomic<uint64_t> g_decided{0}, g_undecided{0};
+std::atomic<bool> g_draw_first{true};
+std::atomic<uint64_t> g_first_kept{0}, g_first_dropped{0}, g_first_undecided{0};
 std::atomic<int> g_top_k_draw{0};  // top-k's draw: 0 by the rule, 1 on the candidates' noise, 2 the masked pass
 
 enum Fault { kFine = 0, kNaN, kPosInf, kNoFinite };
@@ -576,6 +579,23 @@ class RowSampler {
     return err * (1 + 0x1p-40);
   }
 
+  // Whether top-p keeps the tokens of value v (the drawn winner's): the
+  // tokens above v weigh < top_p of the row's mass, decided by the estimate
+  // pass with v as its pivot and nothing collected (Judge's first comparison
+  // in estimated_threshold, with the same bound): 1 kept, 0 not, -1 when the
+  // bounds of both estimates leave it open.
+  int top_p_keeps(double max, double inv_temp, double top_p, double v) {
+    std::vector<double> none;
+    for (const bool fine : {false, true}) {
+      if (fine && sk_.mass_estimate_fine == sk_.mass_estimate) break;
+      const MassEstimate r = mass_estimate(fine, max, inv_temp, &v, 1, kInfD, kInfD, 0, none);
+      Judge judge{top_p * r.total, estimate_error(r, top_p)};
+      const bool below = judge.below(fixed_from(r.above[0]));
+      if (!judge.undecided) return below ? 1 : 0;
+    }
+    return -1;
+  }
+
   // About kSample values of the row in evenly spread runs, the finite ones below max.
   std::vector<double> take_sample(double max) const {
     std::vector<double> s;
@@ -937,6 +957,28 @@ Fault sample_row(const T* x, size_t n, size_t r, const SampleRequest& req, bool 
       f = rs.draw(noise_row, key, inv_temp, floor, token);
     }
   } else {
+    // top-p without top-k: the draw first. The winner w over the whole row is
+    // the winner over any kept set that holds it, so when the filters keep w
+    // (the tokens above it weigh < top_p, min-p's threshold on z below it:
+    // about top_p of the calls) w is the token, with no threshold search.
+    // Otherwise, or when the estimate's bound cannot tell, the threshold and
+    // the masked draw below, as without this step.
+    if (use_p && mode != 2 && g_draw_first.load(std::memory_order_relaxed)) {
+      uint64_t w = 0;
+      f = rs.draw(noise_row, key, inv_temp, -kInfD, w);
+      if (f != kFine) return f;
+      const double xw = static_cast<double>(x[w]);
+      const int keeps = use_m && xw < min_p_threshold<T>(max, inv_temp, req.min_p[r])
+                            ? 0
+                            : rs.top_p_keeps(max, inv_mass, req.top_p[r], xw);
+      (keeps == 1 ? g_first_kept : keeps == 0 ? g_first_dropped : g_first_undecided)
+          .fetch_add(1, std::memory_order_relaxed);
+      if (keeps == 1) {
+        token_out = static_cast<int64_t>(w);
+        if (mode == 1) logprob_out = (xw - max) - shift;
+        return kFine;
+      }
+    }
     double floor = -kInfD;
     if (use_p) {
       floor = rs.top_p_threshold(max, inv_mass, req.top_p[r], kept, mode == 2);
@@ -1015,6 +1057,12 @@ RowStatus topk_batch(const T* x, size_t rows, size_t n, size_t k, T* value, int6
 }
 
 bool set_top_p_estimates(bool on) { return g_estimates.exchange(on); }
+
+bool set_top_p_draw_first(bool on) { return g_draw_first.exchange(on); }
+
+std::array<uint64_t, 3> top_p_draw_first_counts() {
+  return {g_first_kept.load(), g_first_dropped.load(), g_first_undecided.load()};
+}
 
 int set_top_k_draw(int how) { return g_top_k_draw.exchange(how); }
 
