@@ -15,6 +15,11 @@
 //                            the masked draw (1)
 //   min_p:                   2 (max; the draw masked at the min-p threshold,
 //                            a threshold on z found without a pass)
+//   top_p (no logprobs or "raw"): 2 in about top_p of the calls (the
+//                            unfiltered draw, then the coarse pass that
+//                            checks its winner against the filters and
+//                            finds the max); otherwise those 2, then the
+//                            search below without its max pass
 //   top_p:                   3 typically (max; one mass pass that also
 //                            collects the values of the zone a sample of the
 //                            row predicts for the threshold; the masked
@@ -580,11 +585,40 @@ class RowSampler {
   }
 
   // Whether top-p keeps the tokens of value v (the drawn winner's): the
-  // tokens above v weigh < top_p of the row's mass, decided by the estimate
-  // pass with v as its pivot and nothing collected (Judge's first comparison
-  // in estimated_threshold, with the same bound): 1 kept, 0 not, -1 when the
-  // bounds of both estimates leave it open.
-  int top_p_keeps(double max, double inv_temp, double top_p, double v) {
+  // tokens above v weigh < top_p of the row's mass. Decided first by the
+  // coarse pass (float32 rows), which also finds the row's max when it is not
+  // known (max = -inf on entry): its reference is then v, and a row whose max
+  // lies too far above v for the coarse masses' range takes it once more
+  // from the max. Where the coarse bound cannot tell, the estimate pass with
+  // v as its pivot (Judge's first comparison in estimated_threshold, the
+  // same bound), float32 then float64 lanes. 1 kept, 0 not, -1 still open;
+  // max is the row's max on return.
+  int top_p_keeps(double v, double inv_temp, double top_p, double& max) {
+    double ref = max > -kInfD ? max : v;
+    for (int attempt = 0; attempt < 2 && sk_.mass_coarse; ++attempt) {
+      CoarseMass c;
+      if (!coarse(ref, inv_temp, v, c)) break;
+      const double s = inv_temp * ExpCoeffs<double>::log2e;
+      if (!((c.max - ref) * s <= 126)) {  // the masses above ref may have left the float32 range
+        ref = c.max;
+        continue;
+      }
+      max = c.max;
+      // relative to the max: times 2^((ref - max) s) <= 1 (its rounding in rel)
+      const double k = ref == max ? 1.0 : std::exp2((ref - max) * s);
+      MassEstimate r;
+      r.above[0] = c.above * k;
+      r.total = (c.above + c.rest) * k;
+      r.above_round[0] = c.round * k + r.above[0] * 0x1p-50;
+      r.total_round = c.round * k + r.total * 0x1p-50;
+      r.rel = kCoarseRel + 0x1p-40;
+      r.abs = static_cast<double>(c.count) * 0x1p-65;  // the exact masses' rounding to 2^-64 (kEstimateAbs)
+      Judge judge{top_p * r.total, estimate_error(r, top_p)};
+      const bool below = judge.below(fixed_from(r.above[0]));
+      if (!judge.undecided) return below ? 1 : 0;
+      break;
+    }
+    if (!(max > -kInfD)) this->max(max);
     std::vector<double> none;
     for (const bool fine : {false, true}) {
       if (fine && sk_.mass_estimate_fine == sk_.mass_estimate) break;
@@ -594,6 +628,25 @@ class RowSampler {
       if (!judge.undecided) return below ? 1 : 0;
     }
     return -1;
+  }
+
+  // SampleKernels::mass_coarse over every chunk, summed: false where the
+  // kernel cannot take ref and inv_temp.
+  bool coarse(double ref, double inv_temp, double pivot, CoarseMass& sum) {
+    std::vector<CoarseMass> part(ch_.count);
+    std::vector<char> ok(ch_.count, 0);
+    for_chunks(ch_, parallel_, [&](size_t c) {
+      ok[c] = sk_.mass_coarse(x_ + ch_.lo(c), ch_.len(c), ref, inv_temp, pivot, &part[c]) ? 1 : 0;
+    });
+    for (size_t c = 0; c < ch_.count; ++c) {
+      if (!ok[c]) return false;
+      sum.above += part[c].above;
+      sum.rest += part[c].rest;
+      sum.round += part[c].round + (sum.above + sum.rest) * 0x1p-52;
+      sum.max = std::max(sum.max, part[c].max);
+      sum.count += part[c].count;
+    }
+    return true;
   }
 
   // About kSample values of the row in evenly spread runs, the finite ones below max.
@@ -885,6 +938,14 @@ Fault sample_row(const T* x, size_t n, size_t r, const SampleRequest& req, bool 
   const bool use_p = req.top_p[r] < 1.0, use_m = req.min_p[r] > 0.0;
   const int mode = req.logprobs;
 
+  // top-p without top-k: the draw first. The winner w over the whole row is
+  // the winner over any kept set that holds it, so when the filters keep w
+  // (the tokens above it weigh < top_p, min-p's threshold on z below it:
+  // about top_p of the calls) w is the token, with no threshold search.
+  // Otherwise, or when the bounds cannot tell, the threshold and the masked
+  // draw below, as without this step. Without logprobs the row's max comes
+  // from the test's coarse pass (no max pass before the draw).
+  const bool first = !use_k && !greedy && use_p && mode != 2 && g_draw_first.load(std::memory_order_relaxed);
   double max = -kInfD, shift = 0;  // shift: lse - max (logprobs="raw")
   std::vector<double> value;
   std::vector<uint64_t> index;
@@ -897,7 +958,7 @@ Fault sample_row(const T* x, size_t n, size_t r, const SampleRequest& req, bool 
   } else if (mode == 1) {
     f = rs.max_lse(max, shift);
   } else if (greedy || use_p || use_m || mode == 2) {
-    f = rs.max(max);
+    if (!first) f = rs.max(max);  // else from the draw-first test
   } else {  // the plain draw: gumbel_argmax's own pass and checks
     uint64_t token = 0;
     f = rs.draw(noise_row, key, inv_temp, -kInfD, token);
@@ -905,6 +966,21 @@ Fault sample_row(const T* x, size_t n, size_t r, const SampleRequest& req, bool 
     return f;
   }
   if (f != kFine) return f;
+  if (first && (mode == 0 || (max > -kInfD && max < kInfD))) {
+    uint64_t w = 0;
+    f = rs.draw(noise_row, key, inv_temp, -kInfD, w);
+    if (f != kFine) return f;
+    const double xw = static_cast<double>(x[w]);
+    int keeps = rs.top_p_keeps(xw, inv_mass, req.top_p[r], max);
+    if (keeps == 1 && use_m && xw < min_p_threshold<T>(max, inv_temp, req.min_p[r])) keeps = 0;
+    (keeps == 1 ? g_first_kept : keeps == 0 ? g_first_dropped : g_first_undecided)
+        .fetch_add(1, std::memory_order_relaxed);
+    if (keeps == 1) {
+      token_out = static_cast<int64_t>(w);
+      if (mode == 1) logprob_out = (xw - max) - shift;
+      return kFine;
+    }
+  }
   if (max == kInfD) return kPosInf;
   if (!(max > -kInfD)) return kNoFinite;
 
@@ -957,28 +1033,6 @@ Fault sample_row(const T* x, size_t n, size_t r, const SampleRequest& req, bool 
       f = rs.draw(noise_row, key, inv_temp, floor, token);
     }
   } else {
-    // top-p without top-k: the draw first. The winner w over the whole row is
-    // the winner over any kept set that holds it, so when the filters keep w
-    // (the tokens above it weigh < top_p, min-p's threshold on z below it:
-    // about top_p of the calls) w is the token, with no threshold search.
-    // Otherwise, or when the estimate's bound cannot tell, the threshold and
-    // the masked draw below, as without this step.
-    if (use_p && mode != 2 && g_draw_first.load(std::memory_order_relaxed)) {
-      uint64_t w = 0;
-      f = rs.draw(noise_row, key, inv_temp, -kInfD, w);
-      if (f != kFine) return f;
-      const double xw = static_cast<double>(x[w]);
-      const int keeps = use_m && xw < min_p_threshold<T>(max, inv_temp, req.min_p[r])
-                            ? 0
-                            : rs.top_p_keeps(max, inv_mass, req.top_p[r], xw);
-      (keeps == 1 ? g_first_kept : keeps == 0 ? g_first_dropped : g_first_undecided)
-          .fetch_add(1, std::memory_order_relaxed);
-      if (keeps == 1) {
-        token_out = static_cast<int64_t>(w);
-        if (mode == 1) logprob_out = (xw - max) - shift;
-        return kFine;
-      }
-    }
     double floor = -kInfD;
     if (use_p) {
       floor = rs.top_p_threshold(max, inv_mass, req.top_p[r], kept, mode == 2);
