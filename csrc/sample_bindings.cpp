@@ -179,6 +179,11 @@ void register_sample(py::module_& m) {
         "Testing: top-p's estimate pass on or off (the exact passes alone) -> the previous setting.");
   m.def("sample_top_p_estimate_counts", &ssm::top_p_estimate_counts,
         "Testing: (rows whose threshold the estimate pass decided, rows its bounds left undecided).");
+  m.def("sample_top_p_draw_first", &ssm::set_top_p_draw_first, py::arg("on"),
+        "Testing: top-p's draw first (the winner checked against the filters before any threshold search) on "
+        "or off -> the previous setting.");
+  m.def("sample_top_p_draw_first_counts", &ssm::top_p_draw_first_counts,
+        "Testing: (winners decided kept, decided filtered out, left open by the estimate's bounds).");
   m.def("sample_top_p_floor", &top_p_floor_call, py::arg("x"), py::arg("temperature"), py::arg("top_p"),
         py::arg("exact"),
         "Testing: top-p's threshold (smallest kept logit) of one row (1, n) with a finite max, from the exact "

@@ -15,6 +15,11 @@
 //                            the masked draw (1)
 //   min_p:                   2 (max; the draw masked at the min-p threshold,
 //                            a threshold on z found without a pass)
+//   top_p (no logprobs or "raw"): 2 in about top_p of the calls (the
+//                            unfiltered draw, then the coarse pass that
+//                            checks its winner against the filters and
+//                            finds the max); otherwise those 2, then the
+//                            search below without its max pass
 //   top_p:                   3 typically (max; one mass pass that also
 //                            collects the values of the zone a sample of the
 //                            row predicts for the threshold; the masked
@@ -51,6 +56,7 @@
 #include "sample_driver.h"
 
 #include <algorithm>
+#include <array>
 #include <atomic>
 #include <cmath>
 #include <cstring>
@@ -76,8 +82,10 @@ constexpr double kInfD = std::numeric_limits<double>::infinity();
 
 std::atomic<bool> g_estimates{true};
 std::atomic<uint64_t> g_decided{0}, g_undecided{0};
-std::atomic<int> g_top_k_draw{0};
-std::atomic<int> g_select_method{0};  // select_method()  // top-k's draw: 0 by the rule, 1 on the candidates' noise, 2 the masked pass
+std::atomic<bool> g_draw_first{true};
+std::atomic<uint64_t> g_first_kept{0}, g_first_dropped{0}, g_first_undecided{0};
+std::atomic<int> g_top_k_draw{0};  // top-k's draw: 0 by the rule, 1 on the candidates' noise, 2 the masked pass
+std::atomic<int> g_select_method{0};  // select_method(): 0 by the rule, 1 the candidate buffer, 2 the heap
 
 enum Fault { kFine = 0, kNaN, kPosInf, kNoFinite };
 
@@ -610,6 +618,71 @@ class RowSampler {
     return err * (1 + 0x1p-40);
   }
 
+  // Whether top-p keeps the tokens of value v (the drawn winner's): the
+  // tokens above v weigh < top_p of the row's mass. Decided first by the
+  // coarse pass (float32 rows), which also finds the row's max when it is not
+  // known (max = -inf on entry): its reference is then v, and a row whose max
+  // lies too far above v for the coarse masses' range takes it once more
+  // from the max. Where the coarse bound cannot tell, the estimate pass with
+  // v as its pivot (Judge's first comparison in estimated_threshold, the
+  // same bound), float32 then float64 lanes. 1 kept, 0 not, -1 still open;
+  // max is the row's max on return.
+  int top_p_keeps(double v, double inv_temp, double top_p, double& max) {
+    double ref = max > -kInfD ? max : v;
+    for (int attempt = 0; attempt < 2 && sk_.mass_coarse; ++attempt) {
+      CoarseMass c;
+      if (!coarse(ref, inv_temp, v, c)) break;
+      const double s = inv_temp * ExpCoeffs<double>::log2e;
+      if (!((c.max - ref) * s <= 126)) {  // the masses above ref may have left the float32 range
+        ref = c.max;
+        continue;
+      }
+      max = c.max;
+      // relative to the max: times 2^((ref - max) s) <= 1 (its rounding in rel)
+      const double k = ref == max ? 1.0 : std::exp2((ref - max) * s);
+      MassEstimate r;
+      r.above[0] = c.above * k;
+      r.total = (c.above + c.rest) * k;
+      r.above_round[0] = c.round * k + r.above[0] * 0x1p-50;
+      r.total_round = c.round * k + r.total * 0x1p-50;
+      r.rel = kCoarseRel + 0x1p-40;
+      r.abs = static_cast<double>(c.count) * 0x1p-65;  // the exact masses' rounding to 2^-64 (kEstimateAbs)
+      Judge judge{top_p * r.total, estimate_error(r, top_p)};
+      const bool below = judge.below(fixed_from(r.above[0]));
+      if (!judge.undecided) return below ? 1 : 0;
+      break;
+    }
+    if (!(max > -kInfD)) this->max(max);
+    std::vector<double> none;
+    for (const bool fine : {false, true}) {
+      if (fine && sk_.mass_estimate_fine == sk_.mass_estimate) break;
+      const MassEstimate r = mass_estimate(fine, max, inv_temp, &v, 1, kInfD, kInfD, 0, none);
+      Judge judge{top_p * r.total, estimate_error(r, top_p)};
+      const bool below = judge.below(fixed_from(r.above[0]));
+      if (!judge.undecided) return below ? 1 : 0;
+    }
+    return -1;
+  }
+
+  // SampleKernels::mass_coarse over every chunk, summed: false where the
+  // kernel cannot take ref and inv_temp.
+  bool coarse(double ref, double inv_temp, double pivot, CoarseMass& sum) {
+    std::vector<CoarseMass> part(ch_.count);
+    std::vector<char> ok(ch_.count, 0);
+    for_chunks(ch_, parallel_, [&](size_t c) {
+      ok[c] = sk_.mass_coarse(x_ + ch_.lo(c), ch_.len(c), ref, inv_temp, pivot, &part[c]) ? 1 : 0;
+    });
+    for (size_t c = 0; c < ch_.count; ++c) {
+      if (!ok[c]) return false;
+      sum.above += part[c].above;
+      sum.rest += part[c].rest;
+      sum.round += part[c].round + (sum.above + sum.rest) * 0x1p-52;
+      sum.max = std::max(sum.max, part[c].max);
+      sum.count += part[c].count;
+    }
+    return true;
+  }
+
   // About kSample values of the row in evenly spread runs, the finite ones below max.
   std::vector<double> take_sample(double max) const {
     std::vector<double> s;
@@ -912,6 +985,16 @@ Fault sample_row(const T* x, size_t n, size_t r, const SampleRequest& req, bool 
   const bool use_p = req.top_p[r] < 1.0, use_m = req.min_p[r] > 0.0;
   const int mode = req.logprobs;
 
+  // top-p without top-k: the draw first. The winner w over the whole row is
+  // the winner over any kept set that holds it, so when the filters keep w
+  // (the tokens above it weigh < top_p, min-p's threshold on z below it:
+  // about top_p of the calls) w is the token, with no threshold search.
+  // Otherwise, or when the bounds cannot tell, the threshold and the masked
+  // draw below, as without this step. Without logprobs the row's max comes
+  // from the test's coarse pass (no max pass before the draw). Not with
+  // floor_out: that caller draws the block of rows itself.
+  const bool first = !use_k && !greedy && use_p && mode != 2 && !floor_out &&
+                     g_draw_first.load(std::memory_order_relaxed);
   double max = -kInfD, shift = 0;  // shift: lse - max (logprobs="raw")
   RowScratch& scratch = row_scratch();
   std::vector<double>& value = scratch.value;
@@ -925,7 +1008,7 @@ Fault sample_row(const T* x, size_t n, size_t r, const SampleRequest& req, bool 
   } else if (mode == 1) {
     f = rs.max_lse(max, shift);
   } else if (greedy || use_p || use_m || mode == 2) {
-    f = rs.max(max);
+    if (!first) f = rs.max(max);  // else from the draw-first test
   } else if (floor_out) {  // the caller's draw finds the faults
     *floor_out = -kInfD;
     return kFine;
@@ -936,6 +1019,21 @@ Fault sample_row(const T* x, size_t n, size_t r, const SampleRequest& req, bool 
     return f;
   }
   if (f != kFine) return f;
+  if (first && (mode == 0 || (max > -kInfD && max < kInfD))) {
+    uint64_t w = 0;
+    f = rs.draw(noise_row, key, inv_temp, -kInfD, w);
+    if (f != kFine) return f;
+    const double xw = static_cast<double>(x[w]);
+    int keeps = rs.top_p_keeps(xw, inv_mass, req.top_p[r], max);
+    if (keeps == 1 && use_m && xw < min_p_threshold<T>(max, inv_temp, req.min_p[r])) keeps = 0;
+    (keeps == 1 ? g_first_kept : keeps == 0 ? g_first_dropped : g_first_undecided)
+        .fetch_add(1, std::memory_order_relaxed);
+    if (keeps == 1) {
+      token_out = static_cast<int64_t>(w);
+      if (mode == 1) logprob_out = (xw - max) - shift;
+      return kFine;
+    }
+  }
   if (max == kInfD) return kPosInf;
   if (!(max > -kInfD)) return kNoFinite;
 
@@ -1129,6 +1227,12 @@ RowStatus topk_batch(const T* x, size_t rows, size_t n, size_t k, T* value, int6
 }
 
 bool set_top_p_estimates(bool on) { return g_estimates.exchange(on); }
+
+bool set_top_p_draw_first(bool on) { return g_draw_first.exchange(on); }
+
+std::array<uint64_t, 3> top_p_draw_first_counts() {
+  return {g_first_kept.load(), g_first_dropped.load(), g_first_undecided.load()};
+}
 
 int set_top_k_draw(int how) { return g_top_k_draw.exchange(how); }
 

@@ -7,6 +7,7 @@
 // sums, candidates merge by (value, index)), so the result does not depend on
 // the threads: a batch runs its rows in parallel, a single row its chunks.
 #pragma once
+#include <array>
 #include <cstddef>
 #include <cstdint>
 #include <string>
@@ -55,6 +56,13 @@ int set_select_method(int how);
 // how often they left it to the exact passes (rows whose zone did not hold
 // the threshold are in neither count).
 bool set_top_p_estimates(bool on);
+// Testing hooks of top-p's draw first (sample_driver.cpp, without top-k and
+// logprobs="processed"): on (the default) or off (the threshold search
+// always; the same tokens either way; returns the previous setting), and
+// how often since the process started the drawn winner was decided kept,
+// decided filtered out, or left open by the estimate's bounds.
+bool set_top_p_draw_first(bool on);
+std::array<uint64_t, 3> top_p_draw_first_counts();
 // top-p's threshold for one row with finite max (temperature > 0): the
 // smallest kept logit, from the exact passes alone (exact) or as sample()
 // finds it.

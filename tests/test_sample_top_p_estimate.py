@@ -117,16 +117,21 @@ def test_float16_rows_take_the_float32_estimate(isa):
 def test_estimate_off_gives_the_same_draws(isa):
     # sample() through the estimate and through the exact passes alone: the
     # same tokens for the same rng (the same kept set and noise)
+    # (the threshold search on every call: the draw first off)
     g = np.random.default_rng(3)
     rows = [g.normal(0, s, 151_936).astype(np.float32) for s in (1.0, 3.0)]
-    before = _core.sample_top_p_estimate_counts()
-    on = [int(ssm.sample(x, temperature=0.7, top_p=0.95, rng=s)) for x in rows for s in range(4)]
-    decided = _core.sample_top_p_estimate_counts()[0] - before[0]
-    previous = _core.sample_top_p_estimates(False)
+    first = _core.sample_top_p_draw_first(False)
     try:
-        off = [int(ssm.sample(x, temperature=0.7, top_p=0.95, rng=s)) for x in rows for s in range(4)]
+        before = _core.sample_top_p_estimate_counts()
+        on = [int(ssm.sample(x, temperature=0.7, top_p=0.95, rng=s)) for x in rows for s in range(4)]
+        decided = _core.sample_top_p_estimate_counts()[0] - before[0]
+        previous = _core.sample_top_p_estimates(False)
+        try:
+            off = [int(ssm.sample(x, temperature=0.7, top_p=0.95, rng=s)) for x in rows for s in range(4)]
+        finally:
+            _core.sample_top_p_estimates(previous)
     finally:
-        _core.sample_top_p_estimates(previous)
+        _core.sample_top_p_draw_first(first)
     assert on == off
     assert decided == len(on)  # ordinary LLM rows: the estimate decides
 

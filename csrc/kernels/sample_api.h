@@ -2,6 +2,7 @@
 // and topk() (see sample_generic.h for the algorithms). Plain C++ types only,
 // like kernel_api.h and gumbel_api.h.
 #pragma once
+#include <cmath>
 #include <cstddef>
 #include <cstdint>
 
@@ -52,6 +53,19 @@ struct MassEstimate {
   uint64_t count = 0;
 };
 
+// mass_coarse's bound per element, relative to its estimate.
+constexpr double kCoarseRel = 0.016;
+
+// What mass_coarse returns for a chunk: coarse float64 sums of the masses
+// 2^((x - ref) s) of the x above and not above a pivot (each within
+// kCoarseRel = 0.016 of the element's estimate, or below 2^-124 both), a
+// bound on the sums' rounding, the chunk's max and its element count.
+struct CoarseMass {
+  double above = 0, rest = 0, round = 0;
+  double max = -HUGE_VAL;
+  uint64_t count = 0;
+};
+
 struct SelectResult {
   size_t count = 0;     // candidates written: min(k, non-NaN elements)
   uint64_t ties = 0;    // elements equal to the k-th value left out (count == k)
@@ -83,6 +97,12 @@ struct SampleKernels {
   // function as mass_estimate.
   void (*mass_estimate_fine)(const T* x, size_t n, double ref, double inv_temp, const double* pivot, size_t pivots,
                              double clo, double chi, double* out, size_t cap, MassEstimate* res);
+  // top-p's draw-first test (float32 rows; nullptr for float64): coarse
+  // sums of the masses relative to ref (any finite value) above and not
+  // above pivot, and the chunk's max (see CoarseMass; valid while every x
+  // <= ref + 127 / (inv_temp log2 e), which the caller checks on the max).
+  // Adds into res; false (nothing added) where the reduction does not hold.
+  bool (*mass_coarse)(const T* x, size_t n, double ref, double inv_temp, double pivot, CoarseMass* res);
   // The values x with clo < x <= chi (clo, chi: values of T or +-inf),
   // appended to out (at most cap); returns how many there are.
   uint64_t (*collect)(const T* x, size_t n, double clo, double chi, double* out, size_t cap);

@@ -820,6 +820,17 @@ SSM_INLINE inline void add_wide(Reg<V> v, Reg<VW>& lo, Reg<VW>& hi) {
   }
 }
 
+// The sum of the lanes of two float64 accumulators (lo's and hi's lanes
+// paired, in lane order).
+template <class VW>
+SSM_INLINE inline double lanes_sum(Reg<VW> lo, Reg<VW> hi) {
+  double l[VW::width], h[VW::width], s = 0;
+  VW::to_array(lo, l);
+  VW::to_array(hi, h);
+  for (size_t j = 0; j < VW::width; ++j) s += l[j] + h[j];
+  return s;
+}
+
 template <class V, size_t U>
 SSM_INLINE inline void narrow_masses(const Reg<V>* x, const NarrowReduction& nr, Reg<V>* m) {
   const Reg<V> vshi = V::set1(nr.s_hi), vslo = V::set1(nr.s_lo), vnegc = V::set1(nr.negc);
@@ -891,13 +902,6 @@ void mass_estimate_narrow_p(const float* x, size_t n, const NarrowReduction& nr,
     body(std::integral_constant<size_t, 1>{}, &xv, buf, W);
   }
   res->count = count;
-  auto lanes_sum = [](Reg<VW> lo, Reg<VW> hi) {
-    double l[VW::width], h[VW::width], s = 0;
-    VW::to_array(lo, l);
-    VW::to_array(hi, h);
-    for (size_t j = 0; j < VW::width; ++j) s += l[j] + h[j];
-    return s;
-  };
   // Float64 roundings, all of positive terms: a lane's chain of at most
   // n / (U W) + U adds (the tail one vector at a time), then 2 VW::width
   // lanes, then the product by undo
@@ -905,7 +909,7 @@ void mass_estimate_narrow_p(const float* x, size_t n, const NarrowReduction& nr,
   const double elements = static_cast<double>(n + W);
   const double chain = elements / static_cast<double>(U * W) + 2 * VW::width + 8;
   const double round = chain * 0x1p-53 * (1 + 0x1p-40);
-  const double above = lanes_sum(above_lo, above_hi) * nr.undo, rest = lanes_sum(rest_lo, rest_hi) * nr.undo;
+  const double above = lanes_sum<VW>(above_lo, above_hi) * nr.undo, rest = lanes_sum<VW>(rest_lo, rest_hi) * nr.undo;
   const double total = above + rest;
   res->total += total;
   res->total_round += round * (above + rest) + (total + res->total) * 0x1p-53 * (1 + 0x1p-40);
@@ -926,6 +930,89 @@ void mass_estimate_narrow(const float* x, size_t n, double ref, double inv_temp,
   if (!nr.ok) return mass_pass<VW, float, MassEstimate>(x, n, ref, inv_temp, pivot, pivots, clo, chi, out, cap, res);
   if (pivots == 0) return mass_estimate_narrow_p<V, VW, 0>(x, n, nr, pivot, clo, chi, out, cap, res);
   return mass_estimate_narrow_p<V, VW, 1>(x, n, nr, pivot, clo, chi, out, cap, res);
+}
+
+// top-p's draw-first test (the driver's sample_row): the masses of a float32
+// row above and not above one pivot, coarsely, relative to a reference ref
+// that need not be the max (the winner's value: the pass finds the max
+// itself, so that the row needs no max pass before it). In log2 units
+// y = max(fma(x, s, -ref s), -126) with s = inv_temp log2(e) and ref s
+// rounded to float32, the mass is 2^n q(y - n), n = round(y), q the degree-2
+// Taylor polynomial of 2^f on |f| <= 1/2. Per element, against 2^((x - ref) s):
+//  * y's roundings (s and ref s to float32, the fma), while |x s| <= 2^13 and
+//    |ref s| <= 2^12: at most 2^-11 + 2^-12 + 2^-17 < 7.4e-4 in log2 units,
+//    a factor 2^(+-7.4e-4) = 1 +- 5.2e-4;
+//  * q: the remainder (f ln 2)^3 / 6 e^(|f| ln 2) < 9.8e-3, over 2^f >= 0.707
+//    below 1.39e-2 relative; its two roundings 2^-23;
+// together within 1.47e-2 of 2^((x - ref) s), i.e. below kCoarseRel of the
+// estimate (kCoarseRel, sample_api.h). Elements with y clamped at -126 weigh below 2^-124 either way.
+// The sums: float32 lanes over kCoarseBlock vectors (each add's rounding at
+// most 2^-24 of the lane's block sum), then float64 lanes; round bounds their
+// distance from the real sums of the estimates. Valid while every x is at
+// most ref + 127 / s (2^n a normal float): the caller checks that against the
+// returned max. False (nothing added) when |ref s| > 2^12 or s < 2^-60.
+constexpr double kLn2 = 0.6931471805599453;
+constexpr size_t kCoarseBlock = 64;
+
+template <class V, class VW>
+bool mass_coarse(const float* x, size_t n, double ref, double inv_temp, double pivot, CoarseMass* res) {
+  constexpr size_t W = V::width, U = kMassUnroll;
+  const double s = inv_temp * ExpCoeffs<double>::log2e;
+  if (!(s >= 0x1p-60 && s <= 0x1p60 && std::fabs(ref) * s <= 0x1p12)) return false;
+  const Reg<V> vs = V::set1(static_cast<float>(s)), vnegc = V::set1(static_cast<float>(-ref * s));
+  const Reg<V> vpivot = V::set1(float_at_most(pivot)), vfloor = V::set1(-126.0f);
+  const Reg<V> c2 = V::set1(static_cast<float>(0.5 * kLn2 * kLn2)), c1 = V::set1(static_cast<float>(kLn2)),
+               one = V::set1(1.0f);
+  Reg<VW> above_lo = VW::set1(0.0), above_hi = above_lo, rest_lo = above_lo, rest_hi = above_lo;
+  Reg<V> vmax = V::set1(-kInfFloat);
+  auto masses = [&](Reg<V> xv, Reg<V>& a, Reg<V>& r) SSM_INLINE {
+    vmax = V::max(vmax, xv);
+    const Reg<V> y = V::max(V::fmadd(xv, vs, vnegc), vfloor);
+    const Reg<V> k = V::round(y), f = V::sub(y, k);
+    const Reg<V> m = times_pow2<V>(V::fmadd(V::fmadd(c2, f, c1), f, one), k);
+    const auto gt = V::gt(xv, vpivot);
+    a = V::add(a, keep<V>(gt, m));
+    r = V::add(r, drop<V>(gt, m));
+  };
+  size_t i = 0;
+  while (i + U * W <= n) {
+    const size_t end = std::min(n - (n - i) % (U * W), i + kCoarseBlock * U * W);
+    Reg<V> a[U], r[U];
+    SSM_UNROLL
+    for (size_t u = 0; u < U; ++u) a[u] = r[u] = V::set1(0.0f);
+    for (; i < end; i += U * W) {
+      SSM_UNROLL
+      for (size_t u = 0; u < U; ++u) masses(V::load(x + i + u * W), a[u], r[u]);
+    }
+    SSM_UNROLL
+    for (size_t u = 0; u < U; ++u) {
+      add_wide<V, VW>(a[u], above_lo, above_hi);
+      add_wide<V, VW>(r[u], rest_lo, rest_hi);
+    }
+  }
+  {
+    Reg<V> a = V::set1(0.0f), r = a;
+    for (; i < n; i += W) {
+      alignas(64) float buf[W];
+      for (size_t l = 0; l < W; ++l) buf[l] = i + l < n ? x[i + l] : -kInfFloat;
+      masses(V::load(buf), a, r);
+    }
+    // the tail's -inf lanes count as clamped elements (2^-126 each), below any bound
+    add_wide<V, VW>(a, above_lo, above_hi);
+    add_wide<V, VW>(r, rest_lo, rest_hi);
+  }
+  double mx[W];
+  V::to_array(vmax, mx);
+  for (size_t l = 0; l < W; ++l) res->max = std::max(res->max, static_cast<double>(mx[l]));
+  const double above = lanes_sum<VW>(above_lo, above_hi), rest = lanes_sum<VW>(rest_lo, rest_hi);
+  // float32 blocks, then a float64 chain per lane of one add per block, the
+  // lanes' sum and the caller's adds of chunks
+  const double chain = static_cast<double>(n) / static_cast<double>(kCoarseBlock * U * W) + 2 * VW::width + 8;
+  res->round += (static_cast<double>(kCoarseBlock) * 0x1p-24 + chain * 0x1p-53) * (above + rest) * (1 + 0x1p-20);
+  res->above += above;
+  res->rest += rest;
+  res->count += n;
+  return true;
 }
 
 // The values in (clo, chi] without their masses (top-p's second zone when
@@ -1048,6 +1135,10 @@ SampleKernels<T> make_sample_kernels() {
   else
     k.mass_estimate = &mass_pass<VW, T, MassEstimate>;
   k.mass_estimate_fine = &mass_pass<VW, T, MassEstimate>;
+  if constexpr (std::is_same<T, float>::value)
+    k.mass_coarse = &mass_coarse<V, VW>;
+  else
+    k.mass_coarse = nullptr;
   k.collect = &collect<V, T>;
   k.value_mass = &value_mass<VW>;
   k.draw = &draw<V, R, T>;

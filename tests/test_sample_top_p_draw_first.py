@@ -1,0 +1,153 @@
+"""top-p's draw first: without top-k, sample() draws the unfiltered
+Gumbel-max winner first and returns it when the filters keep it (the tokens
+above it weigh < top_p of the row, decided by the estimate pass's bound, and
+min-p's threshold lies below it); otherwise, or when the bound cannot tell,
+the threshold search and the masked draw run as before. The tokens must be
+the threshold search's ones to the bit for every seed: checked with the step
+on and off over many seeds, on rows where the winner sits at the top-p
+boundary (cumulative mass 0 .. 1e-6 relative from top_p, on either side) and
+in a tie group holding the boundary, with min-p, raw log-probabilities and
+per-row parameters, and against the sorted float64 reference where that is
+unambiguous; on every kernel set."""
+
+import math
+
+import numpy as np
+import pytest
+
+import simdsoftmax as ssm
+from simdsoftmax import _core
+from test_sample_top_p import check_row, masked, ref_top_p
+
+
+def counts():
+    return np.array(_core.sample_top_p_draw_first_counts())
+
+
+def both_ways(x, **kw):
+    """sample(x, **kw) with the draw first on and off: (on, off)."""
+    on = ssm.sample(x, **kw)
+    previous = _core.sample_top_p_draw_first(False)
+    try:
+        off = ssm.sample(x, **kw)
+    finally:
+        _core.sample_top_p_draw_first(previous)
+    return on, off
+
+
+def assert_same(x, **kw):
+    on, off = both_ways(x, **kw)
+    if isinstance(on, tuple):
+        np.testing.assert_array_equal(on[0], off[0])
+        np.testing.assert_array_equal(on[1], off[1])
+    else:
+        np.testing.assert_array_equal(on, off)
+    return on
+
+
+@pytest.mark.parametrize("n", [17, 4096, 4097, 20011, 151_936])
+def test_same_tokens_as_the_threshold_search(isa, dtype, n):
+    g = np.random.default_rng(n)
+    before = counts()
+    seeds = range(40) if n > 20011 else range(100)
+    for sigma in (1.0, 3.0):
+        x = g.normal(0, sigma, n).astype(dtype)
+        for top_p in (0.5, 0.95):
+            for seed in seeds:
+                assert_same(x, temperature=0.7, top_p=top_p, rng=seed)
+        for seed in range(10):
+            assert_same(x, temperature=0.7, top_p=0.9, min_p=0.05, rng=seed)
+            assert_same(x, temperature=0.7, top_p=0.95, rng=seed, logprobs="raw")
+    kept, dropped, _ = counts() - before
+    # both outcomes: the winner kept (most calls) and filtered out
+    assert kept > 0 and dropped > 0, (kept, dropped)
+
+
+def test_filtered_out_winners_fall_back(isa, dtype):
+    """top_p small: the winner is almost always above the kept set's few
+    tokens, and the threshold search decides; the reference agrees."""
+    g = np.random.default_rng(11)
+    x = g.normal(0, 1, 30_000).astype(dtype)
+    before = counts()
+    kept_set = ref_top_p(x, 0.7, 0.01)
+    for seed in range(30):
+        got = assert_same(x, temperature=0.7, top_p=0.01, rng=seed)
+        assert got == ssm.gumbel_argmax(masked(x, kept_set), temperature=0.7, rng=seed)
+    assert counts()[1] - before[1] >= 20
+
+
+def winner_top_ps(x, temperature, seed, deltas):
+    """top_p values that put the cumulative mass of the tokens strictly
+    above the unfiltered winner's value at top_p (relative offsets delta),
+    and just past the winner's own group (its ties)."""
+    w = int(ssm.gumbel_argmax(x, temperature=temperature, rng=seed))
+    xf = np.asarray(x, np.float64)
+    fin = xf[xf > -np.inf]
+    m = fin.max()
+    mass = np.exp((fin - m) / temperature)
+    total = math.fsum(mass)
+    above = math.fsum(mass[fin > xf[w]]) / total
+    through = math.fsum(mass[fin >= xf[w]]) / total
+    out = []
+    for base in (above, through):
+        for d in deltas:
+            p = base * (1 + d)
+            if 0 < p < 1:
+                out.append((p, abs(d)))
+    return out
+
+
+DELTAS = (0.0, 1e-15, -1e-15, 1e-12, -1e-12, 1e-9, -1e-9, 1e-7, -1e-7, 1e-6, -1e-6)
+
+
+@pytest.mark.parametrize("n", [4097, 20011])
+def test_winner_at_the_boundary(isa, dtype, n):
+    g = np.random.default_rng(n + 5)
+    before = counts()
+    for sigma, t in ((1.0, 0.7), (3.0, 0.7)):
+        x = g.normal(0, sigma, n).astype(dtype)
+        for seed in range(6):
+            for top_p, delta in winner_top_ps(x, t, seed, DELTAS):
+                assert_same(x, temperature=t, top_p=top_p, rng=seed)
+                if delta >= 1e-9:  # the reference's sums decide these too
+                    check_row(x, t, top_p, seeds=(seed,))
+    kept, dropped, undecided = counts() - before
+    # the closest ones are left open by the bound and decided by the search
+    assert kept > 0 and dropped > 0 and undecided > 0, (kept, dropped, undecided)
+
+
+@pytest.mark.parametrize("n", [33, 5000, 30_000])
+def test_winner_in_a_tie_group_at_the_boundary(isa, dtype, n):
+    g = np.random.default_rng(n)
+    x = (np.round(g.normal(0, 1, n) * 4) / 4).astype(dtype)  # few distinct values
+    for t in (0.7, 1.0):
+        for seed in range(4):
+            for top_p, delta in winner_top_ps(x, t, seed, (0.0, 1e-12, -1e-12, 1e-6, -1e-6)):
+                assert_same(x, temperature=t, top_p=top_p, rng=seed)
+                if delta >= 1e-6:
+                    check_row(x, t, top_p, seeds=(seed,))
+
+
+def test_winner_against_min_p(isa, dtype):
+    """min-p's threshold at the winner's value: the winner kept or not by
+    min-p alone, top-p loose."""
+    g = np.random.default_rng(8)
+    x = g.normal(0, 1, 20_000).astype(dtype)
+    xf = np.asarray(x, np.float64)
+    for seed in range(8):
+        w = int(ssm.gumbel_argmax(x, temperature=0.7, rng=seed))
+        ratio = math.exp((xf[w] - xf.max()) / 0.7)
+        for min_p in (ratio, ratio * (1 - 1e-9), ratio * (1 + 1e-9), ratio * 0.5, min(1.0, ratio * 2)):
+            assert_same(x, temperature=0.7, top_p=0.999, min_p=min_p, rng=seed)
+
+
+def test_per_row_parameters_in_a_batch(isa, dtype):
+    g = np.random.default_rng(21)
+    x = g.normal(0, 2, (12, 9000)).astype(dtype)
+    top_p = np.array([0.01, 0.5, 0.9, 0.95, 0.99, 1.0] * 2)
+    min_p = np.array([0.0] * 6 + [0.05] * 6)
+    temperature = np.array([0.7, 1.0, 1.3] * 4)
+    for seed in range(5):
+        assert_same(x, temperature=temperature, top_p=top_p, min_p=min_p, rng=seed)
+        assert_same(x, temperature=temperature, top_p=top_p, rng=[seed + r for r in range(12)])
+        assert_same(x, temperature=0.7, top_p=0.95, rng=seed, logprobs="raw")
