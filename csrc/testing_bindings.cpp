@@ -83,8 +83,9 @@ py::tuple lse_passes(const py::array& x) {
 }
 
 // The active set's expsum_lse32 over one float32 row (one chunk) and whether
-// it certifies log_softmax -> (m, m_lo, e, max, err, err_rest, certified, v),
-// or None where the set has no such pass.
+// it certifies log_softmax -> (m, m_lo, e, max, err, err_rest, certified, v)
+// with certified 0 (no), 1 (the float32 write) or 2 (the float64 write), or
+// None where the set has no such pass.
 py::object lse32_sum(const py::array& x) {
   if (dtype_of(x, "x") != DType::F32) throw py::value_error("x must be float32");
   if (x.ndim() != 1) throw py::value_error("x must be 1-D");
@@ -93,11 +94,11 @@ py::object lse32_sum(const py::array& x) {
   if (!k.expsum_lse32) return py::none();
   ssm::ExpSum f;
   double v = 0.0;
-  bool certified;
+  int certified;
   {
     py::gil_scoped_release release;
     f = k.expsum_lse32(data_of<float>(x), static_cast<size_t>(x.shape(0)));
-    certified = ssm::detail::lse32_shift(f, v);
+    certified = static_cast<int>(ssm::detail::lse32_shift(f, v));
   }
   return py::make_tuple(f.m, f.m_lo, f.e, f.max, f.err, f.err_rest, certified, v);
 }

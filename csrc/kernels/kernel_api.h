@@ -128,6 +128,10 @@ struct Kernels {
   // ~1.1-1.23 * 2^-24 (expsum_table32.h). Rows whose max lies outside
   // [-kTable32Limit, kTable32Limit] show NaN m or are not to be certified.
   ExpSum (*expsum_lse32)(const T* x, size_t n);
+  // write_shift in float64 arithmetic with one rounding to float at the
+  // store (write_passes.h), where expsum_lse32's sum cannot certify the
+  // float32 write; null wherever expsum_lse32 is.
+  void (*write_shift_wide)(const T* x, T* y, size_t n, double shift_hi, double shift_lo);
 
   // Strided (any-axis) kernels: vectors run across the contiguous columns.
   // Per-column sums m[j] * 2^e[j] of exp(x[., j]) in T arithmetic, no max,

@@ -154,6 +154,9 @@ struct F64x4 {
   }
   static void store(double* p, reg v) { _mm256_storeu_pd(p, v); }
   static void store_tail(double* p, reg v, size_t n) { _mm256_maskstore_pd(p, first(n), v); }
+  // Narrowing stores (rounded to nearest): float32 results computed in float64.
+  static void store(float* p, reg v) { _mm_storeu_ps(p, _mm256_cvtpd_ps(v)); }
+  static void store_tail(float* p, reg v, size_t n) { _mm_maskstore_ps(p, first32(n), _mm256_cvtpd_ps(v)); }
   static constexpr size_t stream_align = 32;
   static void stream(double* p, reg v) { _mm256_stream_pd(p, v); }
   static void fence() { _mm_sfence(); }

@@ -138,6 +138,9 @@ struct F64x8 {
   }
   static void store(double* p, reg v) { _mm512_storeu_pd(p, v); }
   static void store_tail(double* p, reg v, size_t n) { _mm512_mask_storeu_pd(p, first(n), v); }
+  // Narrowing stores (rounded to nearest): float32 results computed in float64.
+  static void store(float* p, reg v) { _mm256_storeu_ps(p, _mm512_cvtpd_ps(v)); }
+  static void store_tail(float* p, reg v, size_t n) { _mm256_mask_storeu_ps(p, first(n), _mm512_cvtpd_ps(v)); }
   static constexpr size_t stream_align = 64;
   static void stream(double* p, reg v) { _mm512_stream_pd(p, v); }
   static void fence() { _mm_sfence(); }

@@ -154,6 +154,13 @@ struct F64x2 {
     vst1q_f64(buf, v);
     std::memcpy(p, buf, n * sizeof(double));
   }
+  // Narrowing stores (rounded to nearest): float32 results computed in float64.
+  static void store(float* p, reg v) { vst1_f32(p, vcvt_f32_f64(v)); }
+  static void store_tail(float* p, reg v, size_t n) {
+    float buf[width];
+    vst1_f32(buf, vcvt_f32_f64(v));
+    std::memcpy(p, buf, n * sizeof(float));
+  }
   static constexpr size_t stream_align = 0;
   static void stream(double* p, reg v) { store(p, v); }
   static void fence() {}
