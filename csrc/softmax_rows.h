@@ -357,7 +357,7 @@ inline bool top_shift(const ExpSum& f, double& v) {
 // top entry) the write in float64 arithmetic (write_shift_wide) certifies
 // it for every lse - max above ~2e-8 (lse32_shift), so that such rows too
 // take two passes instead of three.
-constexpr size_t kLse32MinRow = 96;
+constexpr size_t kLse32MinRow = 32;
 
 // How expsum_lse32's sum certifies float32 log_softmax: not at all, with
 // the float32 write (write_shift, as certified_shift), or with the float64

@@ -14,7 +14,7 @@ from reference import assert_log_softmax_rows
 from simdsoftmax import _core
 from tiles import sizes_for, tiles
 
-MIN_ROW = 96  # softmax_rows.h: kLse32MinRow
+MIN_ROW = 32  # softmax_rows.h: kLse32MinRow
 
 
 def lse32(x):
