@@ -348,8 +348,54 @@ inline bool top_shift(const ExpSum& f, double& v) {
 // Then the exact path: the online max-relative float64 sum, whose max term
 // is exactly 1 so that log1p(S - 1) keeps a dominant entry's
 // log-probability relatively accurate, and the same write.
+//
+// float32 rows of at least kLse32MinRow elements start with expsum_lse32
+// (float32 table-exp terms, ~0.7 of expsum_lse's work on AVX-512 and AVX2).
+// Its sum certifies the float32 write where lse - max is above ~2.0
+// (AVX-512, NEON) or ~2.3 (AVX2): the row's own spread decides, N(0, 1)
+// logits reach 2.3 at about n = 70. Below that (narrow spreads, a confident
+// top entry) the write in float64 arithmetic (write_shift_wide) certifies
+// it for every lse - max above ~2e-8 (lse32_shift), so that such rows too
+// take two passes instead of three.
+constexpr size_t kLse32MinRow = 32;
+
+// How expsum_lse32's sum certifies float32 log_softmax: not at all, with
+// the float32 write (write_shift, as certified_shift), or with the float64
+// write (write_shift_wide).
+enum class Lse32Write { None, Narrow, Wide };
+
+// v = lse - max from expsum_lse32's sum, and the write that it certifies
+// (the max within the pass's range, then the error budget of the write).
+// write_shift_wide computes (x - max) - v in float64 (x - max exact but
+// for exponents 29+ apart, where its rounding is < 2^-52 |y|) and rounds
+// once: 0.5 ulp of y + dv (+ 2^-51 |y|), so 2 ulp leave dv <= 1.4 * 2^-24 v
+// (ulp(y) > 2^-24 |y| >= 2^-24 v). The sum's dv ~ 1.02 * 1.23 * 2^-24
+// (1 - e^-v) + 2^-52 (1 + v) (expsum_table32.h) is within that for every
+// v >= ~2e-8: the max's own term is exact, the others' relative error
+// weighs only by their share 1 - e^-v <= v.
+inline Lse32Write lse32_shift(const ExpSum& f, double& v) {
+  double dv, hi;
+  if (!(f.max >= -kTable32Limit && f.max <= kTable32Limit) || !shift_of_sum(f, v, dv, hi)) return Lse32Write::None;
+  if (shift_certified<float>(v, dv, hi)) return Lse32Write::Narrow;
+  return dv <= 1.4 * 0x1p-24 * (v - dv) ? Lse32Write::Wide : Lse32Write::None;
+}
+
 template <class T>
 bool log_softmax_row(const Ctx<T>& c, const T* x, T* y, size_t n) {
+  if (c.k.expsum_lse32 && n >= kLse32MinRow) {
+    const ExpSum f =
+        reduce_chunks(c, n, [&](size_t b, size_t len) { return c.k.expsum_lse32(x + b, len); }, combine_sums);
+    double v;
+    const Lse32Write write = lse32_shift(f, v);
+    if (write == Lse32Write::Narrow) {
+      for_chunks(c, n, [&](size_t b, size_t len) { c.k.write_shift(x + b, y + b, len, f.max, v, c.stream); });
+      return true;
+    }
+    if (write == Lse32Write::Wide) {
+      for_chunks(c, n, [&](size_t b, size_t len) { c.k.write_shift_wide(x + b, y + b, len, f.max, v); });
+      return true;
+    }
+  }
   const ExpSum f =
       reduce_chunks(c, n, [&](size_t b, size_t len) { return c.k.expsum_lse(x + b, len); }, combine_sums);
   double v;

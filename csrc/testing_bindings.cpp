@@ -82,6 +82,27 @@ py::tuple lse_passes(const py::array& x) {
   return dt == DType::F32 ? lse_passes_of(data_of<float>(x), n) : lse_passes_of(data_of<double>(x), n);
 }
 
+// The active set's expsum_lse32 over one float32 row (one chunk) and whether
+// it certifies log_softmax -> (m, m_lo, e, max, err, err_rest, certified, v)
+// with certified 0 (no), 1 (the float32 write) or 2 (the float64 write), or
+// None where the set has no such pass.
+py::object lse32_sum(const py::array& x) {
+  if (dtype_of(x, "x") != DType::F32) throw py::value_error("x must be float32");
+  if (x.ndim() != 1) throw py::value_error("x must be 1-D");
+  require_c_contiguous(x, "x");
+  const Kernels<float>& k = active<float>();
+  if (!k.expsum_lse32) return py::none();
+  ssm::ExpSum f;
+  double v = 0.0;
+  int certified;
+  {
+    py::gil_scoped_release release;
+    f = k.expsum_lse32(data_of<float>(x), static_cast<size_t>(x.shape(0)));
+    certified = static_cast<int>(ssm::detail::lse32_shift(f, v));
+  }
+  return py::make_tuple(f.m, f.m_lo, f.e, f.max, f.err, f.err_rest, certified, v);
+}
+
 // The loop geometry of a kernel set's kernels for one dtype (see TileList).
 py::dict tiles(const std::string& isa, const std::string& dtype) {
   if (dtype != "float32" && dtype != "float64") throw py::value_error("dtype must be 'float32' or 'float64'");
@@ -122,5 +143,8 @@ void register_testing(py::module_& m) {
   t.def("lse_passes", &lse_passes, py::arg("x"),
         "logsumexp of a 1-D float32/float64 row by the active kernel set's row path -> (lse, passes, ok): "
         "passes is how many passes over the row it took (1: the fast sum certified the result).");
+  t.def("lse32_sum", &lse32_sum, py::arg("x"),
+        "The active kernel set's float32 table-exp log_softmax pass over a 1-D float32 row -> (m, m_lo, e, max, "
+        "err, err_rest, certified, v), or None where the set has none.");
   register_gumbel_testing(t);
 }

@@ -41,6 +41,8 @@ constexpr double kClampLow = -2097152.0;     // -2^21: exp(x) is 0 relative to a
 // [-kFastExp, kFastExp - 128] (with 2^-1 < m < 2^100) proves that the row's
 // max was within about kFastLimit, i.e. that every term was reduced exactly.
 constexpr double kFastExp = 1512775.0;       // floor(2^20 * log2(e))
+// expsum_lse32 (float32 table-exp terms) covers rows with |max| <= 2^13.
+constexpr double kTable32Limit = 8192.0;
 
 // Loop geometry of a kernel table, for tests that must reach every vector
 // tail: name -> elements (a kernel's main-loop step, a block, a panel). Filled
@@ -119,6 +121,17 @@ struct Kernels {
   // err: relative error bound of each term; err_rest: absolute bound (at
   // 2^e) of the summation. NaN or +inf make m NaN. See expsum_fast.h.
   ExpSum (*expsum_top)(const T* x, size_t n);
+
+  // float32 log_softmax's cheaper first pass (null where the lanes have no
+  // float32 table exp, and for float64 data): as expsum_lse, with float32
+  // table-exp terms summed in float64 and the max's term accurate: err_rest
+  // ~1.1-1.23 * 2^-24 (expsum_table32.h). Rows whose max lies outside
+  // [-kTable32Limit, kTable32Limit] show NaN m or are not to be certified.
+  ExpSum (*expsum_lse32)(const T* x, size_t n);
+  // write_shift in float64 arithmetic with one rounding to float at the
+  // store (write_passes.h), where expsum_lse32's sum cannot certify the
+  // float32 write; null wherever expsum_lse32 is.
+  void (*write_shift_wide)(const T* x, T* y, size_t n, double shift_hi, double shift_lo);
 
   // Strided (any-axis) kernels: vectors run across the contiguous columns.
   // Per-column sums m[j] * 2^e[j] of exp(x[., j]) in T arithmetic, no max,

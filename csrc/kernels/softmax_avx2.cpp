@@ -31,6 +31,12 @@ template <>
 struct TopTuning<F64x4> {
   static constexpr int unroll = 2;
 };
+// expsum_lse32 on 16 ymm registers: one pair of float64 chains (two
+// pairs spilled to the stack at U = 4).
+template <>
+struct Lse32Tuning<F32x8> {
+  static constexpr int unroll = 4, chains = 1;
+};
 }  // namespace
 }  // namespace avx2
 }  // namespace ssm

@@ -21,6 +21,7 @@
 #include "bandwidth_probes.h"
 #include "expsum_exact.h"
 #include "expsum_fast.h"
+#include "expsum_table32.h"
 #include "strided_kernels.h"
 #include "write_passes.h"
 
@@ -53,6 +54,24 @@ struct TopTuning {
 // (unroll, block) of the expsum_fast instantiations offered for tuning.
 constexpr int kVariantUB[6][2] = {{2, 2}, {4, 1}, {4, 2}, {8, 1}, {2, 4}, {8, 2}};
 
+// expsum_lse32 for float32 data on lanes with the float32 table exp; null
+// otherwise (the driver then starts with expsum_lse).
+template <class VN, class T>
+constexpr ExpSum (*lse32_entry())(const T*, size_t) {
+  if constexpr (std::is_same<T, float>::value && HasTable32<VN>::value)
+    return &expsum_lse32<VN, T>;
+  else
+    return nullptr;
+}
+// write_shift_wide wherever expsum_lse32 is (float32 data), else null.
+template <class VN, class VW, class T>
+constexpr void (*shift_wide_entry())(const T*, T*, size_t, double, double) {
+  if constexpr (std::is_same<T, float>::value && HasTable32<VN>::value)
+    return &write_shift_wide<VW, T>;
+  else
+    return nullptr;
+}
+
 // VN: lane type for the data's own precision; VW: float64 lanes (log-sum-exp).
 template <class VN, class VW, class T>
 Kernels<T> make_kernels() {
@@ -73,6 +92,8 @@ Kernels<T> make_kernels() {
   k.expsum_online_wide = &expsum_online_wide<VW, T>;
   k.expsum_lse = &expsum_lse<VW, LseTuning<VW, T>::unroll, LseTuning<VW, T>::block, T>;
   k.expsum_top = &expsum_top<VW, TopTuning<VW>::unroll, T>;
+  k.expsum_lse32 = lse32_entry<VN, T>();
+  k.write_shift_wide = shift_wide_entry<VN, VW, T>();
   k.expsum_strided_fast = &expsum_strided_entry<VN, Tu::strided_block, T>;
   k.expsum_strided_online = &expsum_strided_online<VW, Tu::strided_block, T>;
   k.err_strided_fast = fast_sum_err<S, Tu::strided_block, 1, HasExpTable<VN>::value>();  // full blocks are one tree of B terms
@@ -107,6 +128,8 @@ Kernels<T> make_kernels() {
   add_tile(t, "expsum_online_wide", kUnroll * WW);
   add_tile(t, "expsum_lse", size_t(LseTuning<VW, T>::unroll) * LseTuning<VW, T>::block * WW);
   add_tile(t, "expsum_top", size_t(TopTuning<VW>::unroll) * WW);
+  if (k.expsum_lse32) add_tile(t, "expsum_lse32", size_t(Lse32Tuning<VN>::unroll) * W);
+  if (k.write_shift_wide) add_tile(t, "write_shift_wide", kUnroll * WW);
   // Strided kernels: columns in vectors (W, or kUnroll x W in the write
   // passes) within panels of kPanel columns, rows in blocks of strided_block.
   add_tile(t, "strided_panel", kPanel);

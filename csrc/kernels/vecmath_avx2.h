@@ -113,6 +113,12 @@ struct F32x8 {
     for (double v : out) s += v;
     return s;
   }
+  // The float32 table exp (expsum_table32.h): 2^(j/8) from the low 3 bits
+  // of t (vpermps reads them).
+  static constexpr int exp_table32_size = 8;
+  using table32 = reg;
+  static table32 load_table32(const float* p) { return load(p); }
+  static reg lookup32(reg t, table32 table) { return _mm256_permutevar8x32_ps(table, _mm256_castps_si256(t)); }
   // a's lanes 0-3 and 4-7 in float64 (exact).
   static void widen(reg a, __m256d& lo, __m256d& hi) {
     lo = _mm256_cvtps_pd(_mm256_castps256_ps128(a));
@@ -148,6 +154,9 @@ struct F64x4 {
   }
   static void store(double* p, reg v) { _mm256_storeu_pd(p, v); }
   static void store_tail(double* p, reg v, size_t n) { _mm256_maskstore_pd(p, first(n), v); }
+  // Narrowing stores (rounded to nearest): float32 results computed in float64.
+  static void store(float* p, reg v) { _mm_storeu_ps(p, _mm256_cvtpd_ps(v)); }
+  static void store_tail(float* p, reg v, size_t n) { _mm_maskstore_ps(p, first32(n), _mm256_cvtpd_ps(v)); }
   static constexpr size_t stream_align = 32;
   static void stream(double* p, reg v) { _mm256_stream_pd(p, v); }
   static void fence() { _mm_sfence(); }

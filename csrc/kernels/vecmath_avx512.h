@@ -5,7 +5,8 @@
 // Contract shared by every lane type (see vecmath_scalar.h for the plain one):
 //   max(a, b) returns b when either operand is NaN (x86 semantics);
 //   scale2(m, k) = m * 2^k exactly (k integer-valued, any range, subnormals kept);
-//   scale2_acc(m, k), k <= 0, may flush results below 2^-126 (2^-1022) * |m|;
+//   scale2_acc(m, k), k <= 0, may flush results below 2^-126 (2^-1022) * |m|
+//     (exact up to k = 127 (1023) too: expsum_table32.h scales terms by it);
 //   scale2_term(m, k) = m * 2^k for k <= 0 (flushing like scale2_acc) and for
 //     small k > 0; for large k it returns at least m * 2^127 (float64: 2^1023)
 //     or inf/NaN, never a wrapped-around power of two, so a block's sum
@@ -105,6 +106,13 @@ struct F32x16 {
     lo = _mm512_cvtps_pd(_mm512_castps512_ps256(a));
     hi = _mm512_cvtps_pd(_mm512_extractf32x8_ps(a, 1));
   }
+  // The float32 table exp (expsum_table32.h): 2^(j/16) from the low 4 bits
+  // of t (vpermps reads them), and scalef's power of two is 2^floor(k).
+  static constexpr int exp_table32_size = 16;
+  static constexpr bool scale2_floors = true;
+  using table32 = reg;
+  static table32 load_table32(const float* p) { return load(p); }
+  static reg lookup32(reg t, table32 table) { return _mm512_permutexvar_ps(_mm512_castps_si512(t), table); }
   static void to_array(reg a, double* out) {
     alignas(64) float tmp[width];
     _mm512_store_ps(tmp, a);
@@ -130,6 +138,9 @@ struct F64x8 {
   }
   static void store(double* p, reg v) { _mm512_storeu_pd(p, v); }
   static void store_tail(double* p, reg v, size_t n) { _mm512_mask_storeu_pd(p, first(n), v); }
+  // Narrowing stores (rounded to nearest): float32 results computed in float64.
+  static void store(float* p, reg v) { _mm256_storeu_ps(p, _mm512_cvtpd_ps(v)); }
+  static void store_tail(float* p, reg v, size_t n) { _mm256_mask_storeu_ps(p, first(n), _mm512_cvtpd_ps(v)); }
   static constexpr size_t stream_align = 64;
   static void stream(double* p, reg v) { _mm512_stream_pd(p, v); }
   static void fence() { _mm_sfence(); }

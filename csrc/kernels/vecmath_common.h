@@ -88,6 +88,23 @@ struct ExpTable16 {
   static constexpr double magic = 0x1.8p+48;
 };
 
+// 2^(j/T), j = 0..T-1 (T = 8 or 16), as a float32 pair hi + lo (hi the
+// float nearest, lo the float nearest the remainder: hi + lo within 2^-47
+// relative), for the float32 table exp of expsum_lse32 (expsum_table32.h),
+// whose lanes look them up with one permute each.
+struct ExpTable32 {
+  float hi[16], lo[16];
+  constexpr explicit ExpTable32(int size) : hi(), lo() {
+    for (int j = 0; j < size; ++j) {
+      const double d = ExpTable16::table[j * (16 / size)];
+      const float h = static_cast<float>(d);
+      hi[j] = h;
+      lo[j] = static_cast<float>((d - static_cast<double>(h)) + ExpTable16::table_lo[j * (16 / size)]);
+    }
+  }
+};
+inline constexpr ExpTable32 kExpTable32x16{16}, kExpTable32x8{8};
+
 template <>
 struct ExpCoeffs<double> {
   static constexpr int degree = 11;

@@ -111,6 +111,17 @@ struct F32x4 {
     for (double v : out) s += v;
     return s;
   }
+  // The float32 table exp (expsum_table32.h): 2^(j/16), j the low 4 bits
+  // of t, by a byte table lookup over the 64-byte table (bytes 4j .. 4j + 3
+  // of each lane).
+  static constexpr int exp_table32_size = 16;
+  using table32 = uint8x16x4_t;
+  static table32 load_table32(const float* p) { return vld1q_u8_x4(reinterpret_cast<const uint8_t*>(p)); }
+  static reg lookup32(reg t, const table32& table) {
+    const uint32x4_t j4 = vshlq_n_u32(vandq_u32(vreinterpretq_u32_f32(t), vdupq_n_u32(15)), 2);
+    const uint32x4_t bytes = vmlaq_n_u32(vdupq_n_u32(0x03020100u), j4, 0x01010101u);
+    return vreinterpretq_f32_u8(vqtbl4q_u8(table, vreinterpretq_u8_u32(bytes)));
+  }
   // a's lanes 0-1 and 2-3 in float64 (exact).
   static void widen(reg a, float64x2_t& lo, float64x2_t& hi) {
     lo = vcvt_f64_f32(vget_low_f32(a));
@@ -142,6 +153,13 @@ struct F64x2 {
     double buf[width];
     vst1q_f64(buf, v);
     std::memcpy(p, buf, n * sizeof(double));
+  }
+  // Narrowing stores (rounded to nearest): float32 results computed in float64.
+  static void store(float* p, reg v) { vst1_f32(p, vcvt_f32_f64(v)); }
+  static void store_tail(float* p, reg v, size_t n) {
+    float buf[width];
+    vst1_f32(buf, vcvt_f32_f64(v));
+    std::memcpy(p, buf, n * sizeof(float));
   }
   static constexpr size_t stream_align = 0;
   static void stream(double* p, reg v) { store(p, v); }

@@ -221,6 +221,23 @@ void write_shift(const In* x, In* y, size_t n, double hi, double lo, bool stream
   });
 }
 
+// write_shift in float64 lanes VW for float32 data: y = (x - hi) - lo with
+// x widened exactly, both subtractions in float64 and one rounding to float
+// at the store, so that the write adds 0.5 ulp (and ~2^-52 relative) to the
+// error of hi + lo: float32 log_softmax's pass 2 where the float32 write's
+// budget for that error (0.5 ulp of v = lse - max) is too small for a sum
+// with float32 terms. Regular stores only (one float64 vector fills half an
+// aligned float32 store).
+template <class VW, class In>
+void write_shift_wide(const In* x, In* y, size_t n, double hi, double lo) {
+  const Reg<VW> vhi = VW::set1(hi), vlo = VW::set1(lo);
+  const size_t ahead = prefetch_distance(n * sizeof(In)) / sizeof(In);
+  store_loop<VW, false>(y, n, [&](size_t i, size_t count) SSM_INLINE {
+    if (ahead) SSM_PREFETCH(reinterpret_cast<const char*>(x + i + ahead));
+    return VW::sub(VW::sub(load_n<VW>(x + i, count, 0.0), vhi), vlo);
+  });
+}
+
 // The exp of the written values (WriteExp with e = 0, inv = 1), so that its
 // measured error is the error of what softmax writes.
 template <class V, class In>
