@@ -247,6 +247,37 @@ def test_pruned_topk_on_long_rows(isa, dtype):
             assert np.array_equal(results[0][1], np.take_along_axis(score, order, axis=1)), (n, k)
 
 
+def test_pruned_topk_chunks_at_tile_span_and_window_edges(isa, dtype):
+    """A chunk of a row that starts and ends inside tiles, spans and across
+    a gate window's edge (the pruned walk reads each span's whole tiles with
+    its gates, the partial tiles on their own, and lists the window's tiles
+    after) gives exactly the unpruned walk's candidates and scores on that
+    chunk, NaN and +inf flagged as such."""
+    t = tiles(isa, dtype)
+    span, window, tile = t["gumbel.gate_span"], t["gumbel.window"], t["gumbel.tile"]
+    rng = np.random.default_rng(44)
+    chunks = [(tile - 1, span + 2), (3 * span - 5, 2 * span + 7), (window - 100, 2 * span + 3),
+              (window - span - tile - 1, span + 2 * tile + 2)]  # fmt: skip
+    for col, n in chunks:
+        x = np.stack([3 * rng.standard_normal(n), rng.standard_normal(n), rng.standard_normal(n)]).astype(dtype)
+        x[1, n // 2] = 30.0  # one logit beats every other element's bound
+        x[2, : n // 3] = -np.inf
+        for k in (1, 8):
+            got = []
+            for prune in (True, False):
+                idx, sc = np.empty((3, k), np.intp), np.empty((3, k))
+                assert _core.gumbel_topk(x, k, INV_T, 3, 4, 5, idx, sc, prune, 2, col) == (-1, ""), (col, n, k)
+                got.append((idx, sc))
+            assert np.array_equal(got[0][0], got[1][0]) and np.array_equal(got[0][1], got[1][1]), (col, n, k)
+        for at in (0, n // 2, n - 1):  # the head's tile, a whole one, the tail's
+            for bad, status in ((np.nan, "NaN"), (np.inf, "inf")):
+                y = x[:1].copy()
+                y[0, at] = bad
+                idx, sc = np.empty((1, 1), np.intp), np.empty((1, 1))
+                code, message = _core.gumbel_topk(y, 1, INV_T, 3, 4, 5, idx, sc, True, 0, col)
+                assert code == 0 and status in message, (col, n, at, code, message)
+
+
 def level_rows(n, rng):
     """Rows that spread the pruned walk's tiles over its levels (tile maxima
     a noise unit apart and more): a staircase over 40 units, rounded logits
