@@ -334,10 +334,9 @@ inline void for_each_tile_vector(const T* x, size_t n, uint64_t start, uint64_t 
         body(noise, tile, j, V::load(x + (g0 - start)), g0, static_cast<T*>(nullptr));
       } else {
         alignas(64) T buf[W];
-        for (size_t l = 0; l < W; ++l) {
-          const uint64_t g = g0 + l;
-          buf[l] = (g >= start && g < end) ? x[g - start] : -static_cast<T>(kInf);
-        }
+        const uint64_t a = g0 > start ? g0 : start, b = g0 + W < end ? g0 + W : end;
+        copy_padded(buf, W, static_cast<size_t>(a - g0), x + (a - start), static_cast<size_t>(b - a),
+                    -static_cast<T>(kInf));
         body(noise, tile, j, V::load(buf), g0, buf);
       }
     }
@@ -895,10 +894,9 @@ TopkResult topk_pruned(const T* x, size_t n, uint64_t start, uint64_t row, const
     for (uint64_t t0 = lo_i / kTile * kTile; t0 < hi_i; t0 += kTile) {
       if (t0 >= start && t0 + kTile <= end) continue;
       alignas(64) T buf[kTile];
-      for (size_t e = 0; e < kTile; ++e) {
-        const uint64_t i = t0 + e;
-        buf[e] = (i >= start && i < end) ? x[i - start] : -static_cast<T>(kInf);
-      }
+      const uint64_t a = t0 > start ? t0 : start, b = t0 + kTile < end ? t0 + kTile : end;
+      copy_padded(buf, kTile, static_cast<size_t>(a - t0), x + (a - start), static_cast<size_t>(b - a),
+                  -static_cast<T>(kInf));
       for (size_t j = 0; j < kTile; j += W) bad = V::mask_or(bad, V::not_le(V::load(buf + j), vmaxfinite));
       look(buf, t0);
     }
@@ -1117,7 +1115,7 @@ inline Reg<V> load_padded(const T* x, size_t u, size_t elems) {
   constexpr size_t W = V::width;
   if (u + W <= elems) return V::load(x + u);
   alignas(64) T buf[W];
-  for (size_t l = 0; l < W; ++l) buf[l] = u + l < elems ? x[u + l] : -static_cast<T>(kInf);
+  copy_padded(buf, W, 0, x + u, u < elems ? elems - u : 0, -static_cast<T>(kInf));
   return V::load(buf);
 }
 
@@ -1459,10 +1457,8 @@ void softmax_write_kept_form(const T* x, T* y, size_t n, const T* noise, double 
   }
   for (; i < n; i += W) {
     alignas(64) T xb[W], gb[W], out[W];
-    for (size_t l = 0; l < W; ++l) {
-      xb[l] = i + l < n ? x[i + l] : -static_cast<T>(kInf);
-      gb[l] = i + l < n ? noise[i + l] : T(1);
-    }
+    copy_padded(xb, W, 0, x + i, n - i, -static_cast<T>(kInf));
+    copy_padded(gb, W, 0, noise + i, n - i, T(1));
     V::store(out, term(V::load(xb), V::load(gb)));
     for (size_t l = 0; l < W && i + l < n; ++l) y[i + l] = out[l];
   }
