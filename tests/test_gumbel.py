@@ -11,6 +11,7 @@ from scipy import stats
 import simdsoftmax as ssm
 from simdsoftmax import _core
 from simdsoftmax._gumbel import _key, _one_call, gumbel_argmax, gumbel_softmax, gumbel_topk
+from guard_pages import guarded
 from tiles import gumbel_sizes, tiles
 
 P_FAIL = 1e-6
@@ -245,6 +246,72 @@ def test_pruned_topk_on_long_rows(isa, dtype):
             order = np.lexsort((index, -score), axis=1)[:, :k]
             assert np.array_equal(results[0][0], order), (n, k)
             assert np.array_equal(results[0][1], np.take_along_axis(score, order, axis=1)), (n, k)
+
+
+def test_pruned_topk_chunks_at_tile_span_and_window_edges(isa, dtype):
+    """A chunk of a row that starts and ends inside tiles, spans and across
+    a gate window's edge (the pruned walk reads each span's whole tiles with
+    its gates, the partial tiles on their own, and lists the window's tiles
+    after) gives exactly the unpruned walk's candidates and scores on that
+    chunk, NaN and +inf flagged as such."""
+    t = tiles(isa, dtype)
+    span, window, tile = t["gumbel.gate_span"], t["gumbel.window"], t["gumbel.tile"]
+    rng = np.random.default_rng(44)
+    chunks = [(tile - 1, span + 2), (3 * span - 5, 2 * span + 7), (window - 100, 2 * span + 3),
+              (window - span - tile - 1, span + 2 * tile + 2)]  # fmt: skip
+    for col, n in chunks:
+        x = np.stack([3 * rng.standard_normal(n), rng.standard_normal(n), rng.standard_normal(n)]).astype(dtype)
+        x[1, n // 2] = 30.0  # one logit beats every other element's bound
+        x[2, : n // 3] = -np.inf
+        for k in (1, 8):
+            got = []
+            for prune in (True, False):
+                idx, sc = np.empty((3, k), np.intp), np.empty((3, k))
+                assert _core.gumbel_topk(x, k, INV_T, 3, 4, 5, idx, sc, prune, 2, col) == (-1, ""), (col, n, k)
+                got.append((idx, sc))
+            assert np.array_equal(got[0][0], got[1][0]) and np.array_equal(got[0][1], got[1][1]), (col, n, k)
+        for at in (0, n // 2, n - 1):  # the head's tile, a whole one, the tail's
+            for bad, status in ((np.nan, "NaN"), (np.inf, "inf")):
+                y = x[:1].copy()
+                y[0, at] = bad
+                idx, sc = np.empty((1, 1), np.intp), np.empty((1, 1))
+                code, message = _core.gumbel_topk(y, 1, INV_T, 3, 4, 5, idx, sc, True, 0, col)
+                assert code == 0 and status in message, (col, n, at, code, message)
+
+
+@pytest.mark.parametrize("at_end", [True, False], ids=["ends_at_guard", "starts_at_guard"])
+def test_chunks_and_rows_next_to_an_unmapped_page(isa, dtype, at_end):
+    """Chunks and rows whose data end (or start) right at an inaccessible page
+    give the same results as ordinary copies: no element outside them is read,
+    not even by the masked-off lanes of a masked load (real CPUs never fault
+    on those; qemu's emulation does, and the partial tiles' copy was compiled
+    to such loads: the emulated Haswell run crashed when the allocator put a
+    row at the end of a mapping)."""
+    t = tiles(isa, dtype)
+    span, window, tile = t["gumbel.gate_span"], t["gumbel.window"], t["gumbel.tile"]
+    rng = np.random.default_rng(45)
+    chunks = [(tile - 1, span + 2), (3 * span - 5, 2 * span + 7), (window - 100, 2 * span + 3),
+              (window - span - tile - 1, span + 2 * tile + 2), (1, span + tile - 2)]  # fmt: skip
+    for col, n in chunks:
+        x = guarded((1, n), dtype, at_end)
+        x[...] = 3 * rng.standard_normal((1, n))
+        for k in (1, 8):
+            for prune in (True, False):
+                got = []
+                for y in (x, x.copy()):
+                    idx, sc = np.empty((1, k), np.intp), np.empty((1, k))
+                    assert _core.gumbel_topk(y, k, INV_T, 3, 4, 5, idx, sc, prune, 0, col) == (-1, ""), (col, n, k)
+                    got.append((idx, sc))
+                assert np.array_equal(got[0][0], got[1][0]) and np.array_equal(got[0][1], got[1][1]), (col, n, k)
+    for n in sorted({1, 3, 7, 9, 15, 17, tile - 1, tile + 1, 2 * tile + 5, span + 3}):
+        x = guarded((2, n), dtype, at_end)
+        x[...] = rng.standard_normal((2, n))
+        y = x.copy()
+        for call in (lambda z: gumbel_argmax(z, rng=7), lambda z: gumbel_topk(z, min(n, 3), rng=7),
+                     lambda z: gumbel_softmax(z, rng=7)):  # fmt: skip
+            a, b = call(x), call(y)
+            for u, v in zip(a, b) if isinstance(a, tuple) else [(a, b)]:
+                assert np.array_equal(u, v), n
 
 
 def level_rows(n, rng):

@@ -183,11 +183,9 @@ inline void philox_block(uint64_t block, uint32_t c2, uint32_t c3, uint32_t k0, 
 constexpr uint64_t kGateStream = uint64_t{1} << 63;  // block-counter bits of the gate ...
 constexpr uint64_t kOpenStream = uint64_t{1} << 62;  // ... and open-group streams
 
-// The top elements of open group `group` of the row with counter high words
-// (c2, c3), as a 16-bit mask.
-inline unsigned open_group_top_mask(uint64_t group, uint32_t c2, uint32_t c3, uint32_t k0, uint32_t k1) {
-  uint32_t w[12];
-  for (uint64_t b = 0; b < 3; ++b) philox_block(kOpenStream | (4 * group + b), c2, c3, k0, k1, w + 4 * b);
+// The top elements of an open group, as a 16-bit mask, from its 12 words
+// (word j of block b at w[4 b + j]) ...
+inline unsigned top_mask_of_words(const uint32_t* w) {
   unsigned first = 0;
   for (uint32_t t : kFirstTop) first += w[0] >= t ? 1u : 0u;
   unsigned mask = 1u << first;
@@ -196,6 +194,13 @@ inline unsigned open_group_top_mask(uint64_t group, uint32_t c2, uint32_t c3, ui
     if (((w[h / 2] >> (16 * (h % 2))) & 0xFFFu) == 0xFFFu) mask |= 1u << m;
   }
   return mask;
+}
+
+// ... of open group `group` of the row with counter high words (c2, c3).
+inline unsigned open_group_top_mask(uint64_t group, uint32_t c2, uint32_t c3, uint32_t k0, uint32_t k1) {
+  uint32_t w[12];
+  for (uint64_t b = 0; b < 3; ++b) philox_block(kOpenStream | (4 * group + b), c2, c3, k0, k1, w + 4 * b);
+  return top_mask_of_words(w);
 }
 
 // The words of one row: the gate words of the current span of 16 tiles
@@ -329,10 +334,9 @@ inline void for_each_tile_vector(const T* x, size_t n, uint64_t start, uint64_t 
         body(noise, tile, j, V::load(x + (g0 - start)), g0, static_cast<T*>(nullptr));
       } else {
         alignas(64) T buf[W];
-        for (size_t l = 0; l < W; ++l) {
-          const uint64_t g = g0 + l;
-          buf[l] = (g >= start && g < end) ? x[g - start] : -static_cast<T>(kInf);
-        }
+        const uint64_t a = g0 > start ? g0 : start, b = g0 + W < end ? g0 + W : end;
+        copy_padded(buf, W, static_cast<size_t>(a - g0), x + (a - start), static_cast<size_t>(b - a),
+                    -static_cast<T>(kInf));
         body(noise, tile, j, V::load(buf), g0, buf);
       }
     }
@@ -494,6 +498,7 @@ template <class T>
 struct PendingNoise {
   alignas(64) uint32_t block_lo[kBatch];
   alignas(64) uint32_t block_hi[kBatch];
+  alignas(64) uint32_t word_of[kBatch];  // which word of its block: (i % 64) / 16
   alignas(64) uint32_t words[kBatch];
   alignas(64) T top[kBatch];
   alignas(64) T x[kBatch];
@@ -505,6 +510,7 @@ struct PendingNoise {
     const uint64_t block = 16 * (i / kTile) + i % 16;
     block_lo[count] = static_cast<uint32_t>(block);
     block_hi[count] = static_cast<uint32_t>(block >> 32);
+    word_of[count] = static_cast<uint32_t>((i % kTile) / 16);
     top[count] = is_top ? T(1) : T(0);
     x[count] = xi;
     index[count] = i;
@@ -558,9 +564,11 @@ inline void batch_words(PendingNoise<T>& p, uint32_t c2, uint32_t c3, uint32_t k
     x3[l] = c3;
   }
   philox_lanes<R>(x0, x1, x2, x3, kBatch, k0, k1);
+  // word w = 2 b1 + b0 by masks (no branch: the loop vectorizes)
   for (size_t l = 0; l < kBatch; ++l) {
-    const unsigned w = static_cast<unsigned>((p.index[l] % kTile) / 16);
-    p.words[l] = w == 0 ? x0[l] : w == 1 ? x1[l] : w == 2 ? x2[l] : x3[l];
+    const uint32_t m0 = 0u - (p.word_of[l] & 1u), m1 = 0u - (p.word_of[l] >> 1);
+    const uint32_t low = (x0[l] & ~m0) | (x1[l] & m0), high = (x2[l] & ~m0) | (x3[l] & m0);
+    p.words[l] = (low & ~m1) | (high & m1);
   }
 }
 
@@ -569,12 +577,43 @@ inline void batch_words(PendingNoise<T>& p, uint32_t c2, uint32_t c3, uint32_t k
 template <class R = void, class T>
 inline void seal_batch(PendingNoise<T>& p, uint32_t c2, uint32_t c3, uint32_t k0, uint32_t k1) {
   for (size_t l = p.count; l < kBatch; ++l) {
-    p.block_lo[l] = p.block_hi[l] = 0;
+    p.block_lo[l] = p.block_hi[l] = p.word_of[l] = 0;
     p.index[l] = 0;
     p.top[l] = T(0);
     p.x[l] = -static_cast<T>(kInf);
   }
   batch_words<R>(p, c2, c3, k0, k1);
+}
+
+// The top masks of open groups groups[0..count) of the row with counter
+// high words (c2, c3): the same words as open_group_top_mask's, the blocks
+// of 16 groups (48) from one philox_lanes call instead of one at a time.
+template <class R>
+inline void open_group_top_masks(const uint64_t* groups, size_t count, uint32_t c2, uint32_t c3, uint32_t k0,
+                                 uint32_t k1, uint16_t* masks) {
+  constexpr size_t G = 16;
+  for (size_t g0 = 0; g0 < count; g0 += G) {
+    alignas(64) uint32_t x0[3 * G], x1[3 * G], x2[3 * G], x3[3 * G];
+    const size_t m = count - g0 < G ? count - g0 : G, lanes = (3 * m + 15) / 16 * 16;
+    for (size_t l = 0; l < lanes; ++l) {
+      const uint64_t block = l < 3 * m ? kOpenStream | (4 * groups[g0 + l / 3] + l % 3) : 0;
+      x0[l] = static_cast<uint32_t>(block);
+      x1[l] = static_cast<uint32_t>(block >> 32);
+      x2[l] = c2;
+      x3[l] = c3;
+    }
+    philox_lanes<R>(x0, x1, x2, x3, lanes, k0, k1);
+    for (size_t j = 0; j < m; ++j) {
+      uint32_t w[12];
+      for (size_t b = 0; b < 3; ++b) {
+        w[4 * b] = x0[3 * j + b];
+        w[4 * b + 1] = x1[3 * j + b];
+        w[4 * b + 2] = x2[3 * j + b];
+        w[4 * b + 3] = x3[3 * j + b];
+      }
+      masks[g0 + j] = static_cast<uint16_t>(top_mask_of_words(w));
+    }
+  }
 }
 
 // The pruned top-k, exact (the same candidates, scores and order as
@@ -584,8 +623,10 @@ inline void seal_batch(PendingNoise<T>& p, uint32_t c2, uint32_t c3, uint32_t k0
 //     noise >= 8.3) are scored and offered first. Their k-th best is a real
 //     score, so the running best starts high.
 //  2. the logits: every other element has q >= 2^-12, so its score is at
-//     most x/T + 12 ln 2. One read lists the tiles (64 logits) whose largest
-//     can reach the k-th best pass 1 left, with that largest x/T; then the
+//     most x/T + 12 ln 2. One read, made during pass 1 (its loads overlap
+//     the gate blocks' Philox rounds), keeps each tile's (64 logits) largest
+//     x/T; the tiles whose largest can reach the k-th best pass 1 left are
+//     listed; then the
 //     listed tiles are visited by levels of it, highest first, each checked
 //     again against the running k-th best when its turn comes (the cut
 //     rises sooner than in index order: fewer tiles and lanes reach it). In
@@ -661,17 +702,65 @@ TopkResult topk_pruned(const T* x, size_t n, uint64_t start, uint64_t row, const
   uint64_t open_bits[kWindowSpans];
   uint32_t open_rank[kWindowSpans];  // open groups in the window's earlier spans
   uint16_t open_top[kOpenKept];      // their top masks, in order (~64 expected per window)
-  // pass 2's listed tiles: largest x/T and offset in the window (+W: the
-  // scan's last vector reads past the list; those lanes hold -inf)
+  uint64_t open_group[kOpenKept];    // and the groups
+  // the window's tiles' largest x/T (tile i of the window at [i]), then, in
+  // place, pass 2's listed tiles: largest x/T and offset in the window (+W:
+  // the scans' last vector reads past the tiles; those lanes hold -inf)
   alignas(64) T tile_hb[kWindowSpans * 16 + W];
   uint16_t tile_at[kWindowSpans * 16 + W];
   const uint64_t spans_end = (end + kSpan - 1) / kSpan;
   for (uint64_t span0 = start / kSpan; span0 < spans_end; span0 += kWindowSpans) {
     const uint64_t span1 = span0 + kWindowSpans < spans_end ? span0 + kWindowSpans : spans_end;
-    // 1. the window's gates; its top elements scored first
+    const uint64_t lo_i = span0 * kSpan > start ? span0 * kSpan : start;
+    const uint64_t hi_i = span1 * kSpan < end ? span1 * kSpan : end;
+    const uint64_t tile_lo = lo_i / kTile, tile_hi = (hi_i + kTile - 1) / kTile;  // the window's tiles
+    // 2a's read of tile t: NaN/+inf flags, and its largest x/T at
+    // tile_hb[t - tile_lo] (-inf for a tile the chunk covers in part: those
+    // are looked at last, on their own) -> the running largest.
+    auto read_tile = [&](uint64_t t, T top) SSM_INLINE {
+      const uint64_t t0 = t * kTile;
+      if (!(t0 >= start && t0 + kTile <= end)) {
+        tile_hb[t - tile_lo] = -static_cast<T>(kInf);
+        return top;
+      }
+      const T* p = x + (t0 - start);
+      if (ahead && t0 + kTile + ahead <= end) prefetch_block<kTile * sizeof(T)>(p + ahead);
+      Reg<V> sum = V::load(p), hi = mask(sum);
+      SSM_UNROLL
+      for (size_t j = W; j < kTile; j += W) {
+        const Reg<V> v = V::load(p + j);
+        hi = V::max(mask(v), hi);
+        sum = V::add(sum, v);
+      }
+      // The sum flags NaN and +inf (and a harmless false alarm when finite
+      // logits overflow: the final check looks at the logits themselves).
+      bad = V::mask_or(bad, V::not_le(sum, vmaxfinite));
+      const T h = static_cast<T>(V::hmax(V::mul(hi, vinv)));
+      tile_hb[t - tile_lo] = h;
+      return h > top ? h : top;
+    };
+    // 1. the window's gates; its top elements scored first. Each span's
+    // whole tiles are read right after its gate block is asked for (step 2a)
+    // and before the block's words are looked at: the loads and maxima run
+    // while the Philox rounds' multiplies wait on each other, and no branch
+    // on the gate words comes before them to flush them when mispredicted.
     size_t opened = 0;
+    T top_hb = -static_cast<T>(kInf);
+    auto push_top = [&](uint64_t group, unsigned top) {  // the group's top elements, scored
+      for (unsigned l = 0; l < 16; ++l) {
+        const uint64_t i = group * 16 + l;
+        if (!((top >> l) & 1u) || i < start || i >= end) continue;
+        const T xi = x[i - start];
+        if (!(xi > -static_cast<T>(kInf) && xi <= kMaxFinite<T>)) continue;  // NaN, +-inf: pass 2 sees them
+        if (Masked && xi < floor) continue;
+        push(i, xi, true);
+      }
+    };
     for (uint64_t span = span0; span < span1; ++span) {
       src.fill_gates(span * 16);
+      const uint64_t span_lo = span * 16 > tile_lo ? span * 16 : tile_lo;
+      const uint64_t span_hi = span * 16 + 16 < tile_hi ? span * 16 + 16 : tile_hi;
+      for (uint64_t t = span_lo; t < span_hi; ++t) top_hb = read_tile(t, top_hb);
       // most spans (78%) have no open group: one vectorized max says so
       uint32_t most = 0;
       for (size_t g = 0; g < kTile; ++g) most = src.gates[g] > most ? src.gates[g] : most;
@@ -687,19 +776,16 @@ TopkResult topk_pruned(const T* x, size_t n, uint64_t start, uint64_t row, const
       open_rank[span - span0] = opened;
       for (uint64_t b = bits; b != 0; b &= b - 1) {
         const uint64_t group = g0 + static_cast<uint64_t>(__builtin_ctzll(b));
-        const unsigned top = src.top_mask(group);
-        if (opened < kOpenKept) open_top[opened] = static_cast<uint16_t>(top);
+        if (opened < kOpenKept)
+          open_group[opened] = group;  // its mask below, with the others'
+        else
+          push_top(group, src.top_mask(group));
         ++opened;
-        for (unsigned l = 0; l < 16; ++l) {
-          const uint64_t i = group * 16 + l;
-          if (!((top >> l) & 1u) || i < start || i >= end) continue;
-          const T xi = x[i - start];
-          if (!(xi > -static_cast<T>(kInf) && xi <= kMaxFinite<T>)) continue;  // NaN, +-inf: pass 2 sees them
-          if (Masked && xi < floor) continue;
-          push(i, xi, true);
-        }
       }
     }
+    const size_t kept = opened < kOpenKept ? opened : kOpenKept;
+    open_group_top_masks<R>(open_group, kept, src.c2, src.c3, src.k0, src.k1, open_top);
+    for (size_t j = 0; j < kept; ++j) push_top(open_group[j], open_top[j]);
     if (pend.count) flush();
     // 2. the logits of the window. Is element i top? Its group's mask from
     // pass 1 (the open groups' rank in the window: how many open bits come
@@ -754,33 +840,22 @@ TopkResult topk_pruned(const T* x, size_t n, uint64_t start, uint64_t row, const
         if (offered) raise_cut();
       }
     };
-    const uint64_t lo_i = span0 * kSpan > start ? span0 * kSpan : start;
-    const uint64_t hi_i = span1 * kSpan < end ? span1 * kSpan : end;
-    // 2a. read the window's whole tiles once: NaN/+inf flags, and the tiles
-    // that can place at the cut pass 1 left (it only rises), with their
-    // largest x/T. Branch-free: a tile is written, and kept when it can.
+    // 2a. the tiles that can place at the cut pass 1 left (it only rises),
+    // listed in place (slot i is read before it or any later one is
+    // written). A vector of tiles with one that can is listed branch-free:
+    // a loop over its set bits mispredicted its exit once a vector.
+    const size_t tiles = static_cast<size_t>(tile_hi - tile_lo);
+    for (size_t i = tiles; i < tiles + W; ++i) tile_hb[i] = -static_cast<T>(kInf);
     size_t listed = 0;
-    T top_hb = -static_cast<T>(kInf);
-    for (uint64_t t0 = lo_i / kTile * kTile; t0 < hi_i; t0 += kTile) {
-      if (!(t0 >= start && t0 + kTile <= end)) continue;
-      const T* p = x + (t0 - start);
-      if (ahead && t0 + kTile + ahead <= end) prefetch_block<kTile * sizeof(T)>(p + ahead);
-      Reg<V> sum = V::load(p), hi = mask(sum);
-      SSM_UNROLL
-      for (size_t j = W; j < kTile; j += W) {
-        const Reg<V> v = V::load(p + j);
-        hi = V::max(mask(v), hi);
-        sum = V::add(sum, v);
+    for (size_t i0 = 0; i0 < tiles; i0 += W) {
+      const unsigned can = lane_bits<V, R>(V::gt(V::add(V::load(tile_hb + i0), vnot_top), vcut));
+      if (can == 0) continue;
+      for (size_t l = 0; l < W; ++l) {
+        const T h = tile_hb[i0 + l];
+        tile_hb[listed] = h;
+        tile_at[listed] = static_cast<uint16_t>(i0 + l);
+        listed += (can >> l) & 1u;
       }
-      // The sum flags NaN and +inf (and a harmless false alarm when finite
-      // logits overflow: the final check looks at the logits themselves).
-      bad = V::mask_or(bad, V::not_le(sum, vmaxfinite));
-      const Reg<V> hb = V::mul(hi, vinv);
-      const T h = static_cast<T>(V::hmax(hb));
-      tile_hb[listed] = h;
-      tile_at[listed] = static_cast<uint16_t>((t0 - lo_i / kTile * kTile) / kTile);
-      top_hb = h > top_hb ? h : top_hb;
-      listed += V::any(V::gt(V::add(hb, vnot_top), vcut)) ? 1 : 0;
     }
     for (size_t i = listed; i < listed + W; ++i) tile_hb[i] = -static_cast<T>(kInf);
     // 2b. the listed tiles by levels of their largest x/T, highest first, a
@@ -819,10 +894,9 @@ TopkResult topk_pruned(const T* x, size_t n, uint64_t start, uint64_t row, const
     for (uint64_t t0 = lo_i / kTile * kTile; t0 < hi_i; t0 += kTile) {
       if (t0 >= start && t0 + kTile <= end) continue;
       alignas(64) T buf[kTile];
-      for (size_t e = 0; e < kTile; ++e) {
-        const uint64_t i = t0 + e;
-        buf[e] = (i >= start && i < end) ? x[i - start] : -static_cast<T>(kInf);
-      }
+      const uint64_t a = t0 > start ? t0 : start, b = t0 + kTile < end ? t0 + kTile : end;
+      copy_padded(buf, kTile, static_cast<size_t>(a - t0), x + (a - start), static_cast<size_t>(b - a),
+                  -static_cast<T>(kInf));
       for (size_t j = 0; j < kTile; j += W) bad = V::mask_or(bad, V::not_le(V::load(buf + j), vmaxfinite));
       look(buf, t0);
     }
@@ -1041,7 +1115,7 @@ inline Reg<V> load_padded(const T* x, size_t u, size_t elems) {
   constexpr size_t W = V::width;
   if (u + W <= elems) return V::load(x + u);
   alignas(64) T buf[W];
-  for (size_t l = 0; l < W; ++l) buf[l] = u + l < elems ? x[u + l] : -static_cast<T>(kInf);
+  copy_padded(buf, W, 0, x + u, u < elems ? elems - u : 0, -static_cast<T>(kInf));
   return V::load(buf);
 }
 
@@ -1383,10 +1457,8 @@ void softmax_write_kept_form(const T* x, T* y, size_t n, const T* noise, double 
   }
   for (; i < n; i += W) {
     alignas(64) T xb[W], gb[W], out[W];
-    for (size_t l = 0; l < W; ++l) {
-      xb[l] = i + l < n ? x[i + l] : -static_cast<T>(kInf);
-      gb[l] = i + l < n ? noise[i + l] : T(1);
-    }
+    copy_padded(xb, W, 0, x + i, n - i, -static_cast<T>(kInf));
+    copy_padded(gb, W, 0, noise + i, n - i, T(1));
     V::store(out, term(V::load(xb), V::load(gb)));
     for (size_t l = 0; l < W && i + l < n; ++l) y[i + l] = out[l];
   }

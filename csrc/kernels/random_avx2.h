@@ -20,7 +20,10 @@ struct Random {
     const __m256i p1e = _mm256_mul_epu32(x2, m1), p1o = _mm256_mul_epu32(_mm256_srli_epi64(x2, 32), m1);
     const __m256i hi0 = _mm256_blend_epi32(_mm256_srli_epi64(p0e, 32), p0o, 0xAA);
     const __m256i hi1 = _mm256_blend_epi32(_mm256_srli_epi64(p1e, 32), p1o, 0xAA);
-    const __m256i lo0 = _mm256_mullo_epi32(x0, m0), lo1 = _mm256_mullo_epi32(x2, m1);
+    // the low words from the same products (vpmulld is two uops and twice
+    // the latency of the vpmuludq it repeats)
+    const __m256i lo0 = _mm256_blend_epi32(p0e, _mm256_slli_epi64(p0o, 32), 0xAA);
+    const __m256i lo1 = _mm256_blend_epi32(p1e, _mm256_slli_epi64(p1o, 32), 0xAA);
     x0 = _mm256_xor_si256(_mm256_xor_si256(hi1, x1), key0);
     x2 = _mm256_xor_si256(_mm256_xor_si256(hi0, x3), key1);
     x1 = lo1;

@@ -691,7 +691,7 @@ void mass_pass_p(const T* x, size_t n, double ref, double inv_temp, const double
   }
   for (; i < n; i += W) {
     alignas(64) T buf[W];
-    for (size_t l = 0; l < W; ++l) buf[l] = i + l < n ? x[i + l] : -static_cast<T>(kInf);
+    copy_padded(buf, W, 0, x + i, n - i, -static_cast<T>(kInf));
     const Reg<VW> xv = VW::load(buf);
     body(std::integral_constant<size_t, 1>{}, &xv, buf, W);
   }
@@ -897,7 +897,7 @@ void mass_estimate_narrow_p(const float* x, size_t n, const NarrowReduction& nr,
   }
   for (; i < n; i += W) {
     alignas(64) float buf[W];
-    for (size_t l = 0; l < W; ++l) buf[l] = i + l < n ? x[i + l] : -kInfFloat;
+    copy_padded(buf, W, 0, x + i, n - i, -kInfFloat);
     const Reg<V> xv = V::load(buf);
     body(std::integral_constant<size_t, 1>{}, &xv, buf, W);
   }

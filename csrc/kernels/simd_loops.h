@@ -70,6 +70,19 @@ inline double next_below(double x) { return ::nextafter(x, -HUGE_VAL); }
 // and exact in float.
 constexpr double kEmptyExp = -16777216.0;
 
+// buf[0..size) = fill, except buf[at..at+m) = src[0..m), m = min(count,
+// size - at); no element of src past those is read. Two plain loops, not
+// one select per slot: GCC turns `inside ? src[e] : fill` into masked
+// vector loads (vmaskmovps/pd) over the whole buffer. A CPU never faults on
+// a masked-off lane, but qemu's emulation (7.2) does when those lanes cross
+// into an unmapped page, as past the end of an array that ends a mapping.
+template <class T>
+inline void copy_padded(T* buf, size_t size, size_t at, const T* src, size_t count, T fill) {
+  for (size_t e = 0; e < size; ++e) buf[e] = fill;
+  const size_t m = count < size - at ? count : size - at;
+  for (size_t e = 0; e < m; ++e) buf[at + e] = src[e];
+}
+
 template <class V>
 using Reg = typename V::reg;
 
