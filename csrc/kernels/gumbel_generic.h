@@ -1727,10 +1727,8 @@ void softmax_rows(const T* x, T* y, size_t rows, size_t n, uint64_t start, uint6
         if (!(zmax <= kFastLimit && zmax >= -kFastLimit)) {
           for (size_t e = 0; e < n; e += W) {
             alignas(64) T xt[W], gt[W], mt[W], kt[W];
-            for (size_t l = 0; l < W; ++l) {
-              xt[l] = e + l < n ? xr[e + l] : minus_inf;
-              gt[l] = e + l < n ? g[o + e + l] : T(1);
-            }
+            copy_padded(xt, W, 0, xr + e, n - e, minus_inf);  // reads the row's own elements only
+            copy_padded(gt, W, 0, g + o + e, n - e, T(1));
             Reg<V> gv = V::load(gt), tm, tk;
             if (unit) gv = V::sub(V::set1(0.0), log_positive<V, R>(gv));  // g = -log E
             softmax_term<V, R, kExactForm>(V::load(xt), gv, V::set1(top), vinv, tm, tk);

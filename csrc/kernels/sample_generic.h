@@ -976,7 +976,8 @@ bool mass_coarse(const float* x, size_t n, double ref, double inv_temp, double p
   };
   size_t i = 0;
   while (i + U * W <= n) {
-    const size_t end = std::min(n - (n - i) % (U * W), i + kCoarseBlock * U * W);
+    const size_t stop = n - (n - i) % (U * W), block = i + kCoarseBlock * U * W;
+    const size_t end = block < stop ? block : stop;  // no std::min: no std template instances in ISA objects
     Reg<V> a[U], r[U];
     SSM_UNROLL
     for (size_t u = 0; u < U; ++u) a[u] = r[u] = V::set1(0.0f);
@@ -994,7 +995,7 @@ bool mass_coarse(const float* x, size_t n, double ref, double inv_temp, double p
     Reg<V> a = V::set1(0.0f), r = a;
     for (; i < n; i += W) {
       alignas(64) float buf[W];
-      for (size_t l = 0; l < W; ++l) buf[l] = i + l < n ? x[i + l] : -kInfFloat;
+      copy_padded(buf, W, 0, x + i, n - i, -kInfFloat);  // reads x[i, n) only
       masses(V::load(buf), a, r);
     }
     // the tail's -inf lanes count as clamped elements (2^-126 each), below any bound
@@ -1003,7 +1004,8 @@ bool mass_coarse(const float* x, size_t n, double ref, double inv_temp, double p
   }
   double mx[W];
   V::to_array(vmax, mx);
-  for (size_t l = 0; l < W; ++l) res->max = std::max(res->max, static_cast<double>(mx[l]));
+  for (size_t l = 0; l < W; ++l)
+    if (static_cast<double>(mx[l]) > res->max) res->max = static_cast<double>(mx[l]);
   const double above = lanes_sum<VW>(above_lo, above_hi), rest = lanes_sum<VW>(rest_lo, rest_hi);
   // float32 blocks, then a float64 chain per lane of one add per block, the
   // lanes' sum and the caller's adds of chunks
@@ -1067,7 +1069,7 @@ void value_mass(const double* v, size_t count, double ref, double inv_temp, Fixe
   }
   for (; i < count; i += W) {
     alignas(64) double buf[W];
-    for (size_t l = 0; l < W; ++l) buf[l] = i + l < count ? v[i + l] : -kInf;
+    copy_padded(buf, W, 0, v + i, count - i, -kInf);  // reads v[i, count) only
     Reg<VW> a, b;
     const Reg<VW> xv = VW::load(buf);
     mass_pieces<VW, 1>(&xv, vref, vinv, &a, &b);
