@@ -951,7 +951,6 @@ void mass_estimate_narrow(const float* x, size_t n, double ref, double inv_temp,
 // distance from the real sums of the estimates. Valid while every x is at
 // most ref + 127 / s (2^n a normal float): the caller checks that against the
 // returned max. False (nothing added) when |ref s| > 2^12 or s < 2^-60.
-constexpr double kLn2 = 0.6931471805599453;
 constexpr size_t kCoarseBlock = 64;
 
 template <class V, class VW>
@@ -961,8 +960,8 @@ bool mass_coarse(const float* x, size_t n, double ref, double inv_temp, double p
   if (!(s >= 0x1p-60 && s <= 0x1p60 && std::fabs(ref) * s <= 0x1p12)) return false;
   const Reg<V> vs = V::set1(static_cast<float>(s)), vnegc = V::set1(static_cast<float>(-ref * s));
   const Reg<V> vpivot = V::set1(float_at_most(pivot)), vfloor = V::set1(-126.0f);
-  const Reg<V> c2 = V::set1(static_cast<float>(0.5 * kLn2 * kLn2)), c1 = V::set1(static_cast<float>(kLn2)),
-               one = V::set1(1.0f);
+  // q's coefficients: kTaylor2's first three (ln 2 and (ln 2)^2 / 2 in float32)
+  const Reg<V> c2 = V::set1(kTaylor2[2]), c1 = V::set1(kTaylor2[1]), one = V::set1(kTaylor2[0]);
   Reg<VW> above_lo = VW::set1(0.0), above_hi = above_lo, rest_lo = above_lo, rest_hi = above_lo;
   Reg<V> vmax = V::set1(-kInfFloat);
   auto masses = [&](Reg<V> xv, Reg<V>& a, Reg<V>& r) SSM_INLINE {
