@@ -13,9 +13,15 @@ absolute times).
 4. The short half-row kernels (rows of one vector to 4096 elements; softmax,
    log_softmax, logsumexp) on vs off
    (_core.half_set_rows_max), same batches as part 2.
+5. The bound of each batch shape of part 2, in one run: nanoseconds per
+   element of our float32 path, our half path, torch's half softmax family
+   and the bandwidth probes on the half batch's own bytes (2 B per element:
+   read + copy for softmax and log_softmax, read for logsumexp), and our
+   half path's fraction of that bound (probe time / our time).
 
-Usage: python bench/half_arrays.py [--quick] [--threads 1] [--elements 4194304] [--parts 1,2,3,4]
+Usage: python bench/half_arrays.py [--quick] [--threads 1] [--elements 4194304] [--parts 1,2,3,4,5]
        [--ops softmax,log_softmax,logsumexp] [--lengths 16,4096] [--dtypes bfloat16,float16]
+       [--clock wall|thread]
 
 The half-width bound out of cache (read 2 B + write 2 B per element) is in
 the bench CLI: simdsoftmax-bench --dtypes float32,float16,bfloat16.
@@ -32,15 +38,19 @@ import numpy as np
 import simdsoftmax as ssm
 
 
+CLOCKS = {"wall": time.perf_counter, "thread": time.thread_time}
+clock = time.perf_counter
+
+
 def interleaved(fns, repeats, inner, stat=statistics.median):
     """Median (or `stat`) seconds per call of each fn, measured in alternation."""
     times = [[] for _ in fns]
     for _ in range(repeats):
         for i, fn in enumerate(fns):
-            t0 = time.perf_counter()
+            t0 = clock()
             for _ in range(inner):
                 fn()
-            times[i].append((time.perf_counter() - t0) / inner)
+            times[i].append((clock() - t0) / inner)
     return [stat(t) for t in times]
 
 
@@ -48,12 +58,19 @@ def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="fewer sizes and repeats")
     parser.add_argument("--threads", type=int, default=1)
-    parser.add_argument("--elements", type=int, default=1 << 22, help="elements per batch in parts 2 and 4")
+    parser.add_argument("--elements", type=int, default=1 << 22, help="elements per batch in parts 2, 4 and 5")
     parser.add_argument("--parts", default="1,2,3,4", help="which parts to run, e.g. 2,4")
-    parser.add_argument("--ops", default="softmax,log_softmax,logsumexp", help="functions in parts 2 and 4")
-    parser.add_argument("--lengths", default=None, help="row lengths in parts 2 and 4 (default: the sweep's)")
-    parser.add_argument("--dtypes", default="bfloat16,float16", help="half formats in parts 2 and 4")
+    parser.add_argument("--ops", default="softmax,log_softmax,logsumexp", help="functions in parts 2, 4 and 5")
+    parser.add_argument("--lengths", default=None, help="row lengths in parts 2, 4 and 5 (default: the sweep's)")
+    parser.add_argument("--dtypes", default="bfloat16,float16", help="half formats in parts 2, 4 and 5")
+    parser.add_argument("--clock", choices=sorted(CLOCKS), default="wall",
+                        help="'thread': the calling thread's CPU time (one thread only: time the machine gives "
+                        "other processes is not counted)")
     args = parser.parse_args(argv)
+    global clock
+    clock = CLOCKS[args.clock]
+    if args.clock == "thread" and args.threads != 1:
+        parser.error("--clock thread needs --threads 1")
     parts = {int(p) for p in args.parts.split(",")}
     ops = args.ops.split(",")
     lengths = tuple(int(n) for n in args.lengths.split(",")) if args.lengths else None
@@ -74,6 +91,8 @@ def main(argv=None):
         part_half_vs_float32(torch, args.quick, repeats)
     if 4 in parts:
         part_rows_path(torch, total, args.quick, repeats, ops, lengths, dtypes)
+    if 5 in parts:
+        part_bound(torch, total, args.quick, repeats, ops, lengths, dtypes)
 
 
 def part_torch_overhead(torch, repeats):
@@ -162,6 +181,38 @@ def part_rows_path(torch, total, quick, repeats, ops, lengths, dtypes):
                     print(f"  {str(dtype)[6:]:9s} {name:12s} {t.shape[0]:7d} x {n:6d}: off/on {off / on:6.2f}")
     finally:
         _core.half_set_rows_max(None)
+
+
+def part_bound(torch, total, quick, repeats, ops, lengths, dtypes):
+    from simdsoftmax import _core
+    from simdsoftmax.bench.workloads import ROW_LENGTHS
+
+    print("\n5. ns per element: ours float32, ours half, torch half, probes on the half bytes "
+          "(read + copy; logsumexp: read); bound = probes / ours half")
+    lengths = lengths or (ROW_LENGTHS if not quick else (2, 128, 32000, 151936))
+    for dtype in dtypes:
+        for n in lengths:
+            rows = max(1, total // n)
+            count = rows * n
+            x32 = np.random.default_rng(2).normal(size=(rows, n)).astype(np.float32)
+            y32 = np.empty_like(x32)
+            t = torch.from_numpy(x32).to(dtype)
+            out = torch.empty_like(t)
+            # The half batch's bytes as float32 words (an odd element count
+            # leaves its last 2 bytes out).
+            words = t.view(-1)[: count // 2 * 2].view(torch.int16).numpy().view(np.float32)
+            spare = out.view(-1)[: count // 2 * 2].view(torch.int16).numpy().view(np.float32)
+            for name in ops:
+                fn = getattr(ssm, name)
+                kw = {} if name == "logsumexp" else {"out": out}
+                kw32 = {} if name == "logsumexp" else {"out": y32}
+                theirs = getattr(torch, name)
+                calls = [lambda: fn(x32, axis=-1, **kw32), lambda: fn(t, axis=-1, **kw), lambda: theirs(t, -1),
+                         lambda: _core.probe_read(words), lambda: _core.probe_copy(words, spare)]
+                f32, half, th, rd, cp = (s * 1e9 / count for s in interleaved(calls, repeats, 3))
+                bound = rd if name == "logsumexp" else rd + cp
+                print(f"  {str(dtype)[6:]:9s} {name:12s} {rows:7d} x {n:6d}: f32 {f32:6.3f}  ours {half:6.3f}  "
+                      f"torch {th:6.3f}  bound {bound:6.3f}   torch/ours {th / half:5.2f}  bound/ours {bound / half:5.2f}")
 
 
 if __name__ == "__main__":
