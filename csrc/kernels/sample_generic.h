@@ -806,6 +806,31 @@ SSM_INLINE inline __m256 drop<F32x8>(__m256 m, __m256 v) {
 }
 #endif
 
+// The mass m split by the mask into acc_in (set lanes) and acc_out (clear
+// lanes): each an add of keep/drop, or on AVX-512 one masked add each (the
+// same bits: a lane adds m or keeps its sum, where the add of 0 kept it too).
+template <class V>
+SSM_INLINE inline void add_split(typename V::mask in, Reg<V> m, Reg<V>& acc_in, Reg<V>& acc_out) {
+  acc_in = V::add(acc_in, keep<V>(in, m));
+  acc_out = V::add(acc_out, drop<V>(in, m));
+}
+#if defined(__AVX512F__)
+template <>
+SSM_INLINE inline void add_split<F32x16>(__mmask16 in, __m512 m, __m512& acc_in, __m512& acc_out) {
+  acc_in = _mm512_mask_add_ps(acc_in, in, acc_in, m);
+  acc_out = _mm512_mask_add_ps(acc_out, static_cast<__mmask16>(~in), acc_out, m);
+}
+#endif
+
+// mass_coarse's vectors in flight: 4, but 2 on AVX2, whose 16 registers
+// do not hold 4 vectors' two sums besides the constants (GCC kept 6 of the 8
+// sums on the stack, a store and a reload per add).
+#if defined(__AVX2__) && !defined(__AVX512F__)
+constexpr size_t kCoarseUnroll = 2;
+#else
+constexpr size_t kCoarseUnroll = kMassUnroll;
+#endif
+
 // float32 lanes into float64 accumulators (exact conversion).
 template <class V, class VW>
 SSM_INLINE inline void add_wide(Reg<V> v, Reg<VW>& lo, Reg<VW>& hi) {
@@ -955,7 +980,7 @@ constexpr size_t kCoarseBlock = 64;
 
 template <class V, class VW>
 bool mass_coarse(const float* x, size_t n, double ref, double inv_temp, double pivot, CoarseMass* res) {
-  constexpr size_t W = V::width, U = kMassUnroll;
+  constexpr size_t W = V::width, U = kCoarseUnroll;
   const double s = inv_temp * ExpCoeffs<double>::log2e;
   if (!(s >= 0x1p-60 && s <= 0x1p60 && std::fabs(ref) * s <= 0x1p12)) return false;
   const Reg<V> vs = V::set1(static_cast<float>(s)), vnegc = V::set1(static_cast<float>(-ref * s));
@@ -969,9 +994,7 @@ bool mass_coarse(const float* x, size_t n, double ref, double inv_temp, double p
     const Reg<V> y = V::max(V::fmadd(xv, vs, vnegc), vfloor);
     const Reg<V> k = V::round(y), f = V::sub(y, k);
     const Reg<V> m = times_pow2<V>(V::fmadd(V::fmadd(c2, f, c1), f, one), k);
-    const auto gt = V::gt(xv, vpivot);
-    a = V::add(a, keep<V>(gt, m));
-    r = V::add(r, drop<V>(gt, m));
+    add_split<V>(V::gt(xv, vpivot), m, a, r);
   };
   size_t i = 0;
   while (i + U * W <= n) {
