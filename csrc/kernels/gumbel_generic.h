@@ -476,8 +476,7 @@ struct HasLaneBits<R, M, std::void_t<decltype(R::lane_bits(std::declval<M>()))>>
 template <class V, class R, class = void>
 struct HasLaneMaxima : std::false_type {};
 template <class V, class R>
-struct HasLaneMaxima<V, R, std::void_t<decltype(R::lane_maxima(std::declval<const Reg<V>*>()))>>
-    : std::is_same<decltype(R::lane_maxima(std::declval<const Reg<V>*>())), Reg<V>> {};
+struct HasLaneMaxima<V, R, std::void_t<decltype(R::lane_maxima(std::declval<const Reg<V>*>()))>> : std::true_type {};
 
 template <class V, class R>
 inline unsigned lane_bits(typename V::mask m) {
