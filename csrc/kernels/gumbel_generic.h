@@ -471,6 +471,13 @@ struct HasLaneBits : std::false_type {};
 template <class R, class M>
 struct HasLaneBits<R, M, std::void_t<decltype(R::lane_bits(std::declval<M>()))>> : std::true_type {};
 
+// R::lane_maxima (the largest lane of each of W vectors, as one vector) where
+// the kernel set has one for V.
+template <class V, class R, class = void>
+struct HasLaneMaxima : std::false_type {};
+template <class V, class R>
+struct HasLaneMaxima<V, R, std::void_t<decltype(R::lane_maxima(std::declval<const Reg<V>*>()))>> : std::true_type {};
+
 template <class V, class R>
 inline unsigned lane_bits(typename V::mask m) {
   using M = typename V::mask;
@@ -717,14 +724,14 @@ TopkResult topk_pruned(const T* x, size_t n, uint64_t start, uint64_t row, const
     // 2a's read of tile t: NaN/+inf flags, and its largest x/T at
     // tile_hb[t - tile_lo] (-inf for a tile the chunk covers in part: those
     // are looked at last, on their own) -> the running largest.
-    auto read_tile = [&](uint64_t t, T top) SSM_INLINE {
+    // Tiles [full_lo, full_hi) lie inside the chunk; those below pf_hi
+    // prefetch ahead.
+    const uint64_t full_lo = (start + kTile - 1) / kTile, full_hi = end / kTile;
+    const uint64_t pf_hi = ahead && end >= kTile + ahead ? (end - kTile - ahead) / kTile + 1 : 0;
+    auto tile_max = [&](uint64_t t) SSM_INLINE {  // the lanes' largest x
       const uint64_t t0 = t * kTile;
-      if (!(t0 >= start && t0 + kTile <= end)) {
-        tile_hb[t - tile_lo] = -static_cast<T>(kInf);
-        return top;
-      }
       const T* p = x + (t0 - start);
-      if (ahead && t0 + kTile + ahead <= end) prefetch_block<kTile * sizeof(T)>(p + ahead);
+      if (t < pf_hi) prefetch_block<kTile * sizeof(T)>(p + ahead);
       Reg<V> sum = V::load(p), hi = mask(sum);
       SSM_UNROLL
       for (size_t j = W; j < kTile; j += W) {
@@ -735,9 +742,27 @@ TopkResult topk_pruned(const T* x, size_t n, uint64_t start, uint64_t row, const
       // The sum flags NaN and +inf (and a harmless false alarm when finite
       // logits overflow: the final check looks at the logits themselves).
       bad = V::mask_or(bad, V::not_le(sum, vmaxfinite));
-      const T h = static_cast<T>(V::hmax(V::mul(hi, vinv)));
+      return hi;
+    };
+    auto read_tile = [&](uint64_t t, T top) SSM_INLINE {
+      const T h = static_cast<T>(V::hmax(V::mul(tile_max(t), vinv)));
       tile_hb[t - tile_lo] = h;
       return h > top ? h : top;
+    };
+    // W tiles from t at once, where R has lane_maxima: their largest x/T by
+    // one transpose-like tree instead of W horizontal maxima (max then
+    // multiply by 1/T > 0 gives the same bits as multiply then max: rounding
+    // is monotone), the running largest as a vector.
+    Reg<V> top_vec = V::set1(-kInf);
+    auto read_tiles = [&](uint64_t t) SSM_INLINE {
+      if constexpr (HasLaneMaxima<V, R>::value) {
+        Reg<V> m[W];
+        SSM_UNROLL
+        for (size_t b = 0; b < W; ++b) m[b] = tile_max(t + b);
+        const Reg<V> h = V::mul(R::lane_maxima(m), vinv);
+        V::store(tile_hb + (t - tile_lo), h);
+        top_vec = V::max(h, top_vec);
+      }
     };
     // 1. the window's gates; its top elements scored first. Each span's
     // whole tiles are read right after its gate block is asked for (step 2a)
@@ -747,9 +772,9 @@ TopkResult topk_pruned(const T* x, size_t n, uint64_t start, uint64_t row, const
     size_t opened = 0;
     T top_hb = -static_cast<T>(kInf);
     auto push_top = [&](uint64_t group, unsigned top) {  // the group's top elements, scored
-      for (unsigned l = 0; l < 16; ++l) {
-        const uint64_t i = group * 16 + l;
-        if (!((top >> l) & 1u) || i < start || i >= end) continue;
+      for (; top != 0; top &= top - 1) {
+        const uint64_t i = group * 16 + static_cast<unsigned>(__builtin_ctz(top));
+        if (i < start || i >= end) continue;
         const T xi = x[i - start];
         if (!(xi > -static_cast<T>(kInf) && xi <= kMaxFinite<T>)) continue;  // NaN, +-inf: pass 2 sees them
         if (Masked && xi < floor) continue;
@@ -760,7 +785,14 @@ TopkResult topk_pruned(const T* x, size_t n, uint64_t start, uint64_t row, const
       src.fill_gates(span * 16);
       const uint64_t span_lo = span * 16 > tile_lo ? span * 16 : tile_lo;
       const uint64_t span_hi = span * 16 + 16 < tile_hi ? span * 16 + 16 : tile_hi;
-      for (uint64_t t = span_lo; t < span_hi; ++t) top_hb = read_tile(t, top_hb);
+      const uint64_t read_lo = span_lo > full_lo ? span_lo : full_lo, read_hi = span_hi < full_hi ? span_hi : full_hi;
+      for (uint64_t t = span_lo; t < span_hi && t < read_lo; ++t) tile_hb[t - tile_lo] = -static_cast<T>(kInf);
+      uint64_t t = read_lo;
+      if constexpr (HasLaneMaxima<V, R>::value)
+        for (; t + W <= read_hi; t += W) read_tiles(t);
+      for (; t < read_hi; ++t) top_hb = read_tile(t, top_hb);
+      for (uint64_t t = read_hi > span_lo ? read_hi : span_lo; t < span_hi; ++t)
+        tile_hb[t - tile_lo] = -static_cast<T>(kInf);
       // most spans (78%) have no open group: one vectorized max says so
       uint32_t most = 0;
       for (size_t g = 0; g < kTile; ++g) most = src.gates[g] > most ? src.gates[g] : most;
@@ -782,6 +814,10 @@ TopkResult topk_pruned(const T* x, size_t n, uint64_t start, uint64_t row, const
           push_top(group, src.top_mask(group));
         ++opened;
       }
+    }
+    if constexpr (HasLaneMaxima<V, R>::value) {
+      const T v = static_cast<T>(V::hmax(top_vec));
+      top_hb = v > top_hb ? v : top_hb;
     }
     const size_t kept = opened < kOpenKept ? opened : kOpenKept;
     open_group_top_masks<R>(open_group, kept, src.c2, src.c3, src.k0, src.k1, open_top);
@@ -890,8 +926,11 @@ TopkResult topk_pruned(const T* x, size_t n, uint64_t start, uint64_t row, const
       if (last) break;
       level_hi = level_lo;
     }
-    // the partial tiles at the chunk's head or tail: -inf outside it
-    for (uint64_t t0 = lo_i / kTile * kTile; t0 < hi_i; t0 += kTile) {
+    // the partial tiles at the chunk's head or tail (only the window's first
+    // and last tiles can be): -inf outside it
+    const uint64_t edge_tile[2] = {tile_lo, tile_hi - 1};
+    for (size_t e = 0; e < (tile_hi - 1 > tile_lo ? 2u : 1u); ++e) {
+      const uint64_t t0 = edge_tile[e] * kTile;
       if (t0 >= start && t0 + kTile <= end) continue;
       alignas(64) T buf[kTile];
       const uint64_t a = t0 > start ? t0 : start, b = t0 + kTile < end ? t0 + kTile : end;

@@ -142,6 +142,20 @@ struct Random {
   static __m512 mantissa(__m512 y) { return _mm512_getmant_ps(y, _MM_MANT_NORM_1_2, _MM_MANT_SIGN_zero); }
   static __m512d exponent(__m512d y) { return _mm512_getexp_pd(y); }
   static __m512d mantissa(__m512d y) { return _mm512_getmant_pd(y, _MM_MANT_NORM_1_2, _MM_MANT_SIGN_zero); }
+  // The largest lane of each of 16 vectors, as one vector (lane i: v[i]'s),
+  // by a transpose-like tree (45 operations, where 16 horizontal maxima take
+  // about 130): pairs within 128-bit blocks, then quads, then blocks.
+  static __m512 lane_maxima(const __m512* v) {
+    __m512 b[8], c[4];
+    for (int i = 0; i < 8; ++i)
+      b[i] = _mm512_max_ps(_mm512_unpacklo_ps(v[2 * i], v[2 * i + 1]), _mm512_unpackhi_ps(v[2 * i], v[2 * i + 1]));
+    for (int j = 0; j < 4; ++j)  // block k of c[j]: v[4j..4j+3]'s lanes of block k
+      c[j] = _mm512_max_ps(_mm512_shuffle_ps(b[2 * j], b[2 * j + 1], 0x44),
+                           _mm512_shuffle_ps(b[2 * j], b[2 * j + 1], 0xEE));
+    const __m512 d0 = _mm512_max_ps(_mm512_shuffle_f32x4(c[0], c[1], 0x88), _mm512_shuffle_f32x4(c[0], c[1], 0xDD));
+    const __m512 d1 = _mm512_max_ps(_mm512_shuffle_f32x4(c[2], c[3], 0x88), _mm512_shuffle_f32x4(c[2], c[3], 0xDD));
+    return _mm512_max_ps(_mm512_shuffle_f32x4(d0, d1, 0x88), _mm512_shuffle_f32x4(d0, d1, 0xDD));
+  }
   static __m512 div(__m512 a, __m512 b) { return _mm512_div_ps(a, b); }
   static __m512d div(__m512d a, __m512d b) { return _mm512_div_pd(a, b); }
 };
