@@ -24,12 +24,14 @@ namespace ssm {
 // the indices of special rows, ascending.
 // special_y_unspecified: y does not overlap x, and the caller overwrites the
 // special rows itself, so their y may be left partly written (three-pass-reload
-// then skips its max pass, see reload_guessed in softmax_rows.h).
+// then skips its max pass, see reload_guessed in softmax_rows.h; log_softmax
+// may copy x to y in its first pass, see log_softmax_row).
 template <class T>
 std::vector<size_t> softmax_batch(const Kernels<T>& k, const T* x, T* y, size_t rows, size_t n, Algorithm a,
                                   bool special_y_unspecified = false);
 template <class T>
-std::vector<size_t> log_softmax_batch(const Kernels<T>& k, const T* x, T* y, size_t rows, size_t n);
+std::vector<size_t> log_softmax_batch(const Kernels<T>& k, const T* x, T* y, size_t rows, size_t n,
+                                      bool special_y_unspecified = false);
 // b may be null; sign may be null. out[r] = log|sum b exp(x)|, sign[r] = +-1.
 template <class T>
 std::vector<size_t> logsumexp_batch(const Kernels<T>& k, const T* x, const T* b, T* out, T* sign, size_t rows,

@@ -149,12 +149,14 @@ py::object softmax_call(py::handle x, py::handle axis, py::handle out, const std
   });
 }
 
-// ssm.log_softmax's fast path, as softmax_call (special rows are left
-// unwritten by the kernel, so x's are intact even in place).
+// ssm.log_softmax's fast path, as softmax_call (in place, special rows are
+// left unwritten by the kernel, so x's are intact; else their y may be
+// written, and the caller overwrites them).
 py::object log_softmax_call(py::handle x, py::handle axis, py::handle out) {
   return same_shape_call(x, axis, out, [](const auto* xp, auto* yp, size_t rows, size_t n) {
     using T = std::remove_const_t<std::remove_pointer_t<decltype(xp)>>;
-    return ssm::log_softmax_batch<T>(active<T>(), xp, yp, rows, n);
+    const bool scratch = static_cast<const void*>(xp) != static_cast<const void*>(yp);
+    return ssm::log_softmax_batch<T>(active<T>(), xp, yp, rows, n, scratch);
   });
 }
 

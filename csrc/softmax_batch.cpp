@@ -61,11 +61,13 @@ std::vector<size_t> softmax_batch(const Kernels<T>& k, const T* x, T* y, size_t 
 }
 
 template <class T>
-std::vector<size_t> log_softmax_batch(const Kernels<T>& k, const T* x, T* y, size_t rows, size_t n) {
+std::vector<size_t> log_softmax_batch(const Kernels<T>& k, const T* x, T* y, size_t rows, size_t n,
+                                      bool special_y_unspecified) {
   std::vector<size_t> special;
   if (short_rows_log_softmax(k, x, y, rows, n, special)) return special;
-  return run_batch(k, rows, n, rows * n * sizeof(T),
-                   [&](const Ctx<T>& c, size_t r) { return log_softmax_row(c, x + r * n, y + r * n, n); });
+  return run_batch(k, rows, n, rows * n * sizeof(T), [&](const Ctx<T>& c, size_t r) {
+    return log_softmax_row(c, x + r * n, y + r * n, n, special_y_unspecified);
+  });
 }
 
 template <class T>
@@ -98,7 +100,7 @@ void probe_fill(const Kernels<T>& k, T* y, size_t n, double value) {
 
 #define SSM_INSTANTIATE(T)                                                                                     \
   template std::vector<size_t> softmax_batch<T>(const Kernels<T>&, const T*, T*, size_t, size_t, Algorithm, bool); \
-  template std::vector<size_t> log_softmax_batch<T>(const Kernels<T>&, const T*, T*, size_t, size_t);          \
+  template std::vector<size_t> log_softmax_batch<T>(const Kernels<T>&, const T*, T*, size_t, size_t, bool);    \
   template std::vector<size_t> logsumexp_batch<T>(const Kernels<T>&, const T*, const T*, T*, T*, size_t,      \
                                                   size_t);                                                     \
   template void probe_copy<T>(const Kernels<T>&, const T*, T*, size_t);                                        \

@@ -380,19 +380,34 @@ inline Lse32Write lse32_shift(const ExpSum& f, double& v) {
   return dv <= 1.4 * 0x1p-24 * (v - dv) ? Lse32Write::Wide : Lse32Write::None;
 }
 
+// Where the kernel set offers expsum_lse32_copy, rows that softmax would
+// run as three-pass-reload (they stay cached between the passes) copy x to
+// y in pass 1 and rewrite y in place in pass 2, as reload does: y's read for
+// ownership then overlaps the exp arithmetic instead of following it
+// (2 reads and 2 writes of y, all but the first in the cache). Only where
+// a special row's y may be left written (copy_ok: y does not overlap x and
+// the caller overwrites special rows, softmax_batch's special_y_unspecified);
+// a row left for the exact path still reads x, which the copy leaves as is.
 template <class T>
-bool log_softmax_row(const Ctx<T>& c, const T* x, T* y, size_t n) {
+bool log_softmax_row(const Ctx<T>& c, const T* x, T* y, size_t n, bool copy_ok = false) {
   if (c.k.expsum_lse32 && n >= kLse32MinRow) {
-    const ExpSum f =
-        reduce_chunks(c, n, [&](size_t b, size_t len) { return c.k.expsum_lse32(x + b, len); }, combine_sums);
+    const bool copy = copy_ok && c.k.expsum_lse32_copy && y != x &&
+                      resolve_auto(n, sizeof(T), c.concurrent_rows) == Algorithm::ThreePassReload;
+    const ExpSum f = reduce_chunks(
+        c, n,
+        [&](size_t b, size_t len) {
+          return copy ? c.k.expsum_lse32_copy(x + b, y + b, len) : c.k.expsum_lse32(x + b, len);
+        },
+        combine_sums);
+    const T* src = copy ? y : x;
     double v;
     const Lse32Write write = lse32_shift(f, v);
     if (write == Lse32Write::Narrow) {
-      for_chunks(c, n, [&](size_t b, size_t len) { c.k.write_shift(x + b, y + b, len, f.max, v, c.stream); });
+      for_chunks(c, n, [&](size_t b, size_t len) { c.k.write_shift(src + b, y + b, len, f.max, v, c.stream); });
       return true;
     }
     if (write == Lse32Write::Wide) {
-      for_chunks(c, n, [&](size_t b, size_t len) { c.k.write_shift_wide(x + b, y + b, len, f.max, v); });
+      for_chunks(c, n, [&](size_t b, size_t len) { c.k.write_shift_wide(src + b, y + b, len, f.max, v); });
       return true;
     }
   }

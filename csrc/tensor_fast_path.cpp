@@ -327,7 +327,7 @@ std::vector<size_t> run_float(Op op, ssm::Algorithm a, const void* x, void* y, s
   const auto* xp = static_cast<const T*>(x);
   auto* yp = static_cast<T*>(y);
   if (op == Op::Softmax) return ssm::softmax_batch<T>(active<T>(), xp, yp, rows, n, a, true);
-  if (op == Op::LogSoftmax) return ssm::log_softmax_batch<T>(active<T>(), xp, yp, rows, n);
+  if (op == Op::LogSoftmax) return ssm::log_softmax_batch<T>(active<T>(), xp, yp, rows, n, xp != yp);
   return ssm::logsumexp_batch<T>(active<T>(), xp, nullptr, yp, nullptr, rows, n);
 }
 

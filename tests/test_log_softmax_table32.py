@@ -194,3 +194,42 @@ def test_lse32_special_values(isa, n):
     assert np.array_equal(y[~fin & ~np.isnan(ref)], ref[~fin & ~np.isnan(ref)].astype(np.float32))
     finite_rows = [i for i, r in enumerate(rows) if np.isfinite(r).any() and not (np.isnan(r) | np.isposinf(r)).any()]
     assert_log_softmax_close(x[finite_rows], y[finite_rows], f"n={n}")
+
+
+@pytest.mark.parametrize("threads", [1, 2])
+def test_lse32_copy_same_bits_as_in_place(isa, small_chunks, threads):
+    """Where the set copies x to y in pass 1 (expsum_lse32_copy: out= not x,
+    rows that stay cached), the values are those of the in-place call (no
+    copy) bit for bit, at every tail of the pass's loop, for rows the float32
+    write certifies, rows the float64 write does, rows that take the exact
+    path and special rows (SciPy's values; x untouched); chunked or not, on
+    any thread count."""
+    if not has_lse32(isa):
+        pytest.skip("no float32 table-exp pass")
+    rng = np.random.default_rng(37)
+    for n in [k for k in kernel_sizes(isa) if k >= MIN_ROW] + [99, 100, 101, 1000]:
+        small_chunks(threads)
+        if n < 100:  # also unchunked rows (the defaults chunk none of these)
+            _core.testing.set_chunking(1 << 16, 1 << 18)
+        rows = [rows_with_shift(rng, n, v) for v in (1e-9, 0.5, 3.0, 6.0)]
+        for at, special in ((0, np.nan), (n - 1, np.inf), (n // 2, -np.inf)):
+            r = rng.standard_normal(n).astype(np.float32)
+            r[at] = special
+            rows.append(r)
+        x = np.stack(rows)
+        x_before = x.copy()
+        with np.errstate(invalid="ignore"):
+            y = ssm.log_softmax(x, axis=-1, out=np.empty_like(x))
+            z = x.copy()
+            ssm.log_softmax(z, axis=-1, out=z)
+        assert np.array_equal(x, x_before, equal_nan=True)
+        assert np.array_equal(y, z, equal_nan=True), f"n={n} threads={threads}"
+        ok = [0, 1, 2, 3, 6]
+        assert_log_softmax_close(x[ok], y[ok], f"n={n}")
+
+
+def test_lse32_copy_offered_on_avx2_only(isa):
+    """The copy is a tuning of the AVX2 set (its pass 1 costs no more than
+    softmax's; on AVX-512 the store lengthened the exp-bound pass)."""
+    assert ("expsum_lse32_copy" in tiles(isa, "float32")) == (isa == "avx2")
+    assert "expsum_lse32_copy" not in tiles(isa, "float64")

@@ -64,10 +64,13 @@ struct Scale2Floors<V, std::void_t<decltype(V::scale2_floors)>> : std::true_type
 // expsum_lse32's unroll: U float32 vectors per block, and C pairs of
 // float64 chains (lanes 0..W/2-1 and W/2..W-1) that vector u adds into
 // (u mod C). A block's terms take ~40 cycles, the chains' adds U/C times
-// the add latency: one pair keeps up, two leave slack.
+// the add latency: one pair keeps up, two leave slack. copy: offer
+// expsum_lse32_copy (where the copy's store costs less than the read for
+// ownership it moves into the exp arithmetic; see softmax_rows.h).
 template <class V>
 struct Lse32Tuning {
   static constexpr int unroll = 4, chains = 2;
+  static constexpr bool copy = false;
 };
 
 template <class V>
@@ -106,9 +109,10 @@ inline double exp_below(double x, double f) {
   return std::exp((x - f * ln2_hi31) - f * ln2_lo31);
 }
 
-// The pass (kernel_api.h: expsum_lse32); In is float.
-template <class V, class In>
-ExpSum expsum_lse32(const In* x, size_t n) {
+// The pass (kernel_api.h: expsum_lse32); In is float. Copy: y also
+// receives x, stored as each vector is loaded (expsum_lse32_copy).
+template <class V, bool Copy, class In>
+ExpSum expsum_lse32_impl(const In* x, In* y, size_t n) {
   using D = typename V::wide;
   using X = Table32Exp<V>;
   constexpr int U = Lse32Tuning<V>::unroll, C = Lse32Tuning<V>::chains;
@@ -145,14 +149,21 @@ ExpSum expsum_lse32(const In* x, size_t n) {
   for (; i + kBlock <= n; i += kBlock) {
     if (ahead) prefetch_block<kBlock * sizeof(In)>(x + i + ahead);
     Reg<V> xv[U], nv[U], t[U];
-    SSM_UNROLL for (int u = 0; u < U; ++u) xv[u] = V::max(V::set1(X::kLow), V::load(x + i + u * W));
+    SSM_UNROLL for (int u = 0; u < U; ++u) {
+      const Reg<V> raw = V::load(x + i + u * W);
+      if (Copy) V::store(y + i + u * W, raw);
+      xv[u] = V::max(V::set1(X::kLow), raw);
+    }
     SSM_UNROLL for (int u = 0; u < U; ++u) vmax = V::max(xv[u], vmax);  // NaN ignored
     if (V::any(V::gt(vmax, xlimit))) raise();
     SSM_UNROLL for (int u = 0; u < U; ++u) t[u] = texp.term(xv[u], nv[u]);
     SSM_UNROLL for (int u = 0; u < U; ++u) add(u % C, t[u], nv[u]);
   }
   for (; i < n; i += W) {
-    const Reg<V> xv = V::max(V::set1(X::kLow), load_n<V>(x + i, n - i < W ? n - i : W, -kInf));
+    const size_t count = n - i < W ? n - i : W;
+    const Reg<V> raw = load_n<V>(x + i, count, -kInf);
+    if (Copy) store_n<V>(y + i, raw, count);
+    const Reg<V> xv = V::max(V::set1(X::kLow), raw);
     vmax = V::max(xv, vmax);
     if (V::any(V::gt(vmax, xlimit))) raise();
     Reg<V> nv;
@@ -204,6 +215,17 @@ ExpSum expsum_lse32(const In* x, size_t n) {
   out.err = 1.25 * (4.0 * 0x1p-53 + gamma_bound(adds, 0x1p-53));
   out.err_rest = X::kErrUnits * 0x1p-24;
   return out;
+}
+
+template <class V, class In>
+ExpSum expsum_lse32(const In* x, size_t n) {
+  return expsum_lse32_impl<V, false, In>(x, nullptr, n);
+}
+
+// expsum_lse32 that also copies x to y (kernel_api.h: expsum_lse32_copy).
+template <class V, class In>
+ExpSum expsum_lse32_copy(const In* x, In* y, size_t n) {
+  return expsum_lse32_impl<V, true, In>(x, y, n);
 }
 
 }  // namespace

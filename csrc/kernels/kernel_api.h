@@ -128,6 +128,11 @@ struct Kernels {
   // ~1.1-1.23 * 2^-24 (expsum_table32.h). Rows whose max lies outside
   // [-kTable32Limit, kTable32Limit] show NaN m or are not to be certified.
   ExpSum (*expsum_lse32)(const T* x, size_t n);
+  // expsum_lse32 that also copies x to y (y must not overlap x): pass 2 then
+  // rewrites y in place from the cache, and the write traffic of y (its
+  // read for ownership) overlaps the exp arithmetic as in softmax's
+  // three-pass-reload. Null wherever expsum_lse32 is.
+  ExpSum (*expsum_lse32_copy)(const T* x, T* y, size_t n);
   // write_shift in float64 arithmetic with one rounding to float at the
   // store (write_passes.h), where expsum_lse32's sum cannot certify the
   // float32 write; null wherever expsum_lse32 is.

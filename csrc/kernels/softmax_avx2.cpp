@@ -32,10 +32,16 @@ struct TopTuning<F64x4> {
   static constexpr int unroll = 2;
 };
 // expsum_lse32 on 16 ymm registers: one pair of float64 chains (two
-// pairs spilled to the stack at U = 4).
+// pairs spilled to the stack at U = 4). The copy: AVX2's pass 1 costs no
+// more than softmax's, so log_softmax's extra time was pass 2's read for
+// ownership of y after it (a standalone kernel A/B, 1024 rows of 4096
+// in the shared cache, min of 200: lse32 + write 0.547 ns per element,
+// copy 0.512, softmax 0.553). On AVX-512 the copy's store lengthened the
+// exp-bound pass instead (0.359 -> 0.372; softmax 0.318): not offered.
 template <>
 struct Lse32Tuning<F32x8> {
   static constexpr int unroll = 4, chains = 1;
+  static constexpr bool copy = true;
 };
 }  // namespace
 }  // namespace avx2
