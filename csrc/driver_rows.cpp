@@ -61,12 +61,12 @@ void run_short_rows(const RowsKernels<T>& rk, size_t rows, size_t n, Kernel&& ke
     if (flag[r] && !redo(r)) special.push_back(r);
 }
 
-// softmax's per-row two-pass kernels overtake the group-per-vector path above
-// a few vectors per row (AVX2 float32, (2^22 / n) x n rows, one thread:
-// n = 32 2.0 vs 3.5 ns per element for groups, n = 64 3.4 vs 2.2-2.5), while
-// log_softmax and logsumexp, whose per-row passes are float64, gain up to
-// the kernels' max_n.
-constexpr size_t kSoftmaxShortMax = 32;
+// softmax takes the short-row kernels up to their max_n: rows of a few
+// vectors or more go one row at a time along the row there
+// (kernels/rows_direct.h), with no per-row call, context or chunking, which
+// beat the per-row two-pass and reload kernels (see rows_generic.h's
+// kDirectMinBytes for the figures).
+constexpr size_t kSoftmaxShortMax = 256;
 
 // Since log_softmax's row kernels became two passes of float32 work (the
 // certified exp-sum, then x - lse), the float32 row kernels overtake the

@@ -462,8 +462,20 @@ void logsumexp_group(const T* x, const T* b, T* out, T* sign, size_t n, size_t g
   }
 }
 
+#include "rows_direct.h"
+
+// Rows of at least this many bytes take softmax_rows_direct: at one vector
+// per row (AVX-512 float32 n = 16) or two AVX2 ones its chain of two lane
+// reductions per row left it 0.5-0.8x the group kernel's speed, from 128
+// bytes on it was 1.1-3x (AVX-512 and AVX2, 4 Mi-element batches, 1 thread,
+// interleaved repeats on a loaded machine: float32 n = 32 1.2-1.3x, n = 64
+// 1.6-3x, n = 128 1.05-1.7x, n = 256 1.0-1.3x; float64 n = 16-64 1.1-1.6x,
+// n = 128-256 0.93-1.14x of the per-row kernels it replaces there).
+constexpr size_t kDirectMinBytes = 128;
+
 template <class VN, class T>
 void softmax_rows(const T* x, T* y, size_t rows, size_t n, bool stream, unsigned char* flag) {
+  if (n * sizeof(T) >= kDirectMinBytes) return softmax_rows_direct<VN>(x, y, rows, n, flag);
   constexpr size_t W = VN::width;
   alignas(64) T buf[kMaxN * W], obuf[kMaxN * W];
   for (size_t r = 0; r < rows; r += W)

@@ -1,0 +1,90 @@
+// softmax of short rows one row at a time, whole vectors along the row:
+// included by rows_generic.h (its anonymous namespace, lane types and
+// pow2_term). From a few vectors per row on, a row is cheaper this way than
+// as a lane of a transposed group: no transposes in or out, and the two lane
+// reductions per row (max and sum) cost less than the transposes once a
+// row spans two or more vectors. Still no per-row call, context or chunking:
+// one loop over the batch, the row held in L1 (a 1-2 KiB row) between its
+// three passes (max; terms exp(x) * 2^-round(max log2 e) kept in a stack
+// buffer and summed; scale into y).
+//
+// Accuracy: the terms are pow2_term's, the softmax group kernel's; float32
+// terms are summed in float64 lanes (exact widening, at most kMaxN adds:
+// below 2^-45 relative), float64 terms with Kahan2, then 1/sum and the
+// product (0.5 ulp each): within the group kernel's bound. y is written
+// only once the row is known to be ordinary (so in place works): a max
+// beyond kFastLimit, +-inf, all -inf or a NaN (its sum) leave the row
+// unwritten and flagged for the per-row path.
+
+// Row sums: float32 terms in float64 lanes, float64 terms compensated.
+template <class VN, bool Narrow = std::is_same<typename VN::scalar, float>::value>
+struct RowSum;
+template <class VN>
+struct RowSum<VN, true> {
+  using VW = typename VN::wide;
+  Reg<VW> s0 = VW::set1(0.0), s1 = VW::set1(0.0);
+  void add(size_t, Reg<VN> t) {
+    Reg<VW> lo, hi;
+    VN::widen(t, lo, hi);
+    s0 = VW::add(s0, lo);
+    s1 = VW::add(s1, hi);
+  }
+  double total() const { return VW::hsum(VW::add(s0, s1)); }
+};
+template <class VN>
+struct RowSum<VN, false> {
+  Kahan2<VN> k;
+  void add(size_t j, Reg<VN> t) { k.add(static_cast<int>(j & 1), t); }
+  double total() const {
+    double out[VN::width];
+    k.totals(out);
+    double s = 0.0;
+    for (double v : out) s += v;
+    return s;
+  }
+};
+
+// One row of n elements (any n >= 1; rows_generic.h takes kDirectMinBytes on)
+// -> true, y written; false: y untouched. buf: at least n rounded up to a
+// whole vector elements.
+template <class VN, class T>
+bool softmax_row_direct(const T* x, T* y, size_t n, T* buf) {
+  constexpr size_t W = VN::width;
+  static_assert(W <= 16, "lane index table");
+  alignas(64) static constexpr T kLane[16] = {0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15};
+  const size_t full = n - n % W, rem = n % W;
+  Reg<VN> vmax = VN::set1(-kInf);
+  for (size_t j = 0; j < full; j += W) vmax = VN::max(VN::load(x + j), vmax);  // NaN ignored
+  if (rem) vmax = VN::max(VN::load_tail(x + full, rem, -kInf), vmax);
+  const double mx = VN::hmax(vmax);
+  if (!(mx >= -kFastLimit && mx <= kFastLimit)) return false;  // also +-inf, all -inf
+  const Reg<VN> ve = VN::set1(static_cast<T>(std::nearbyint(mx * kLog2e)));
+  RowSum<VN> sum;
+  for (size_t j = 0; j < full; j += W) {
+    const Reg<VN> t = pow2_term<VN>(VN::load(x + j), ve);
+    VN::store(buf + j, t);
+    sum.add(j / W, t);
+  }
+  if (rem) {
+    // The lanes past the row's end add 0.
+    const auto in_row = VN::gt(VN::set1(static_cast<double>(rem)), VN::load(kLane));
+    const Reg<VN> t =
+        VN::select(in_row, pow2_term<VN>(VN::load_tail(x + full, rem, -kInf), ve), VN::set1(0.0));
+    VN::store(buf + full, t);
+    sum.add(full / W, t);
+  }
+  // The max's own term is at least 2^-1.5: a smaller or non-finite sum means
+  // a NaN somewhere in the row.
+  const double total = sum.total();
+  if (!(total > 0.25 && total < 1e300)) return false;
+  const Reg<VN> inv = VN::set1(static_cast<T>(1.0 / total));
+  for (size_t j = 0; j < full; j += W) VN::store(y + j, VN::mul(VN::load(buf + j), inv));
+  if (rem) VN::store_tail(y + full, VN::mul(VN::load(buf + full), inv), rem);
+  return true;
+}
+
+template <class VN, class T>
+void softmax_rows_direct(const T* x, T* y, size_t rows, size_t n, unsigned char* flag) {
+  alignas(64) T buf[kMaxN + 16];
+  for (size_t r = 0; r < rows; ++r) flag[r] = !softmax_row_direct<VN>(x + r * n, y + r * n, n, buf);
+}
