@@ -399,54 +399,103 @@ void log_softmax_group(const T* x, T* y, size_t n, size_t g, T* buf, T* obuf, bo
   for (size_t l = 0; l < g; ++l) flag[l] = !ok[l];
 }
 
+// Unweighted logsumexp of the group already in buf (lanes >= g hold 1), kept
+// in the wide lanes from the sums to the stores: per half of the group the
+// max m (NaN ignored), S - 1 = (count of the max - 1) + the other terms
+// exp(x - m) (C, Acc as wide_sums), lse = m + log1p(S - 1), stored in one
+// vector per half when the whole group is ordinary; only a group with a
+// special row (NaN, +-inf, all -inf: flagged for the per-row path) stores
+// lane by lane. With Certify (float32, degree-6 terms) each lane proves its
+// float32 rounding within the 1-ulp contract, else nothing is stored and
+// false is returned (the caller sums again with the degree-11 terms): the
+// terms' relative error C::err moves log1p(S - 1) by at most
+// e = C::err (S - 1) / S, the float64 sums, log1p_small and m + log S by
+// below 2^-40 (|lse| + 8); when e < 2^-24 (|lse| - e), below the float32
+// spacing around both the computed and the exact result, the two round to
+// the same float or to neighbours. Rows with |lse| above about
+// 0.035 (S - 1) / S pass, nearly all ordinary ones.
+template <class VN, class VW, class T, bool Certify, class C, template <class> class Acc>
+bool lse_plain_group(const T* buf, size_t n, size_t g, T* out, unsigned char* flag) {
+  constexpr size_t W = VN::width, WW = VW::width, H = W / WW;
+  Reg<VN> vmax = VN::set1(-kInf);
+  for (size_t j = 0; j < n; ++j) vmax = VN::max(VN::load(buf + j * W), vmax);
+  alignas(64) T mx[W];
+  VN::store(mx, vmax);
+  constexpr bool kExact = std::is_same<T, double>::value;
+  Reg<VW> m[H], cnt[H];
+  Acc<VW> sums[H];
+  for (size_t h = 0; h < H; ++h) {
+    const Reg<VW> mw = VW::load(mx + h * WW);
+    m[h] = VW::select(VW::notfinite(mw), VW::set1(0.0), mw);  // the reference of a special row
+    cnt[h] = VW::set1(0.0);
+  }
+  for (size_t j = 0; j < n; ++j) {
+    for (size_t h = 0; h < H; ++h) {
+      const Reg<VW> xw = VW::load(buf + j * W + h * WW);
+      const Reg<VW> d = VW::sub(xw, m[h]);
+      const auto other = VW::nonzero(d);  // also NaN: it reaches the sum
+      cnt[h] = VW::add(cnt[h], VW::select(other, VW::set1(0.0), VW::set1(1.0)));
+      sums[h].add(static_cast<int>(j & 1), VW::select(other, rel_term<VW, kExact, C>(xw, m[h], d), VW::set1(0.0)));
+    }
+  }
+  Reg<VW> lse[H];
+  typename VW::mask bad[H];
+  bool any_bad = false;
+  for (size_t h = 0; h < H; ++h) {
+    double r[WW];
+    sums[h].totals(r);
+    const Reg<VW> rest = VW::load(r);
+    bad[h] = VW::mask_or(VW::notfinite(VW::load(mx + h * WW)), VW::notfinite(rest));
+    any_bad = any_bad || VW::any(bad[h]);
+    const Reg<VW> z = VW::select(bad[h], VW::set1(0.0), VW::add(VW::sub(cnt[h], VW::set1(1.0)), rest));
+    lse[h] = VW::add(m[h], log1p_small<VW>(z));
+    if constexpr (Certify) {
+      const Reg<VW> e = VW::fmadd(VW::set1(C::err), div_lanes(z, VW::add(VW::set1(1.0), z)), VW::set1(0x1p-37));
+      const Reg<VW> size = VW::max(lse[h], VW::sub(VW::set1(0.0), lse[h]));
+      // |lse| (1 - 2^-15) >= (2^24 + 1) e covers both the 2^-40 (|lse| + 8)
+      // term and the spacing condition; special lanes pass (flagged below).
+      const Reg<VW> have = VW::select(bad[h], VW::set1(kInf), VW::mul(size, VW::set1(1.0 - 0x1p-15)));
+      if (VW::any(VW::not_le(VW::mul(e, VW::set1(0x1p24 + 1.0)), have))) return false;
+    }
+  }
+  if (!any_bad && g == W) {
+    for (size_t h = 0; h < H; ++h) VW::store(out + h * WW, lse[h]);
+    for (size_t l = 0; l < W; ++l) flag[l] = 0;
+    return true;
+  }
+  for (size_t h = 0; h < H; ++h) {
+    double v[WW], b[WW];
+    VW::to_array(lse[h], v);
+    VW::to_array(VW::select(bad[h], VW::set1(1.0), VW::set1(0.0)), b);
+    for (size_t l = 0; l < WW && h * WW + l < g; ++l) {
+      flag[h * WW + l] = b[l] != 0.0;
+      if (b[l] == 0.0) out[h * WW + l] = static_cast<T>(v[l]);
+    }
+  }
+  return true;
+}
+
 template <class VN, class VW, class T, bool Weighted>
 void logsumexp_group(const T* x, const T* b, T* out, T* sign, size_t n, size_t g, T* buf, T* bbuf,
                      unsigned char* flag) {
   constexpr size_t W = VN::width;
-  to_columns<VN>(x, n, g, buf, T(0));
+  to_columns<VN>(x, n, g, buf, T(Weighted ? 0 : 1));  // unweighted: lanes >= g stay ordinary
   if constexpr (Weighted) to_columns<VN>(b, n, g, bbuf, T(1));
-  double mx[W], k[W], rest[W];
-  bool bad[W];
   if constexpr (!Weighted) {
-    // The group's results from the sums in mx, k, rest. certify: only when
-    // every float32 result is certified by the degree-6 terms' bound (else
-    // false, and the caller sums again). That bound: ExpCoeffsMid::err of
-    // S - 1 moves log1p(S - 1) by below 2.1e-9; the plain sums, log1p_small
-    // and max + log S add below 1e-14 (|max| <= |lse| + log kMaxN). Where
-    // |lse| >= 2^-4 as computed, the exact result is above 2^-5 in
-    // magnitude, where floats are 2^-28 = 3.7e-9 apart: farther than the
-    // error, so the two round to the same float or to neighbours.
-    auto finish = [&](bool certify) {
-      alignas(64) double z[W], log_s[W];
-      for (size_t l = 0; l < W; ++l) {
-        const bool ok = l < g && lane_finite(mx[l]) && lane_finite(rest[l]);
-        z[l] = ok ? (k[l] - 1.0) + rest[l] : 0.0;  // S - 1 >= 0
-      }
-      log1p_lanes<VW>(z, log_s);
-      bool certified = true;
-      for (size_t l = 0; l < g; ++l) {
-        const bool ok = lane_finite(mx[l]) && lane_finite(rest[l]);
-        flag[l] = !ok;
-        if (!ok) continue;
-        const double lse = mx[l] + log_s[l];
-        certified = certified && std::fabs(lse) >= 0x1p-4;
-        out[l] = static_cast<T>(lse);
-        if (sign) sign[l] = T(1);
-      }
-      return certified || !certify;
-    };
-    // float32: first the degree-6 terms and plain sums (about a fifth less
-    // work per element); a group with a result that bound cannot certify
-    // (|lse| below ~0.1, or ties with a rounding boundary) is summed again
-    // with the degree-11 terms, whose error is far below float32's ulp.
-    if constexpr (std::is_same<T, float>::value) {
-      wide_sums<VN, VW, T, false, ExpCoeffsMid, Plain2>(buf, nullptr, n, mx, k, rest, bad);
-      if (finish(true)) return;
-    }
-    wide_sums<VN, VW, T, false>(buf, nullptr, n, mx, k, rest, bad);
-    finish(false);
+    // float32: the degree-6 terms and plain sums first (about a fifth less
+    // work per element); a group with a row they cannot certify is summed
+    // again with the degree-11 terms, whose error is far below float32's ulp.
+    bool done = false;
+    if constexpr (std::is_same<T, float>::value)
+      done = lse_plain_group<VN, VW, T, true, ExpCoeffsMid, Plain2>(buf, n, g, out, flag);
+    if (!done) lse_plain_group<VN, VW, T, false, ExpCoeffs<double>, Kahan2>(buf, n, g, out, flag);
+    if (sign)
+      for (size_t l = 0; l < g; ++l)
+        if (!flag[l]) sign[l] = T(1);
     return;
   }
+  double mx[W], k[W], rest[W];
+  bool bad[W];
   wide_sums<VN, VW, T, Weighted>(buf, bbuf, n, mx, k, rest, bad);
   for (size_t l = 0; l < g; ++l) {
     const double s = k[l] + rest[l];
