@@ -340,13 +340,16 @@ inline bool top_shift(const ExpSum& f, double& v) {
 // log_softmax = x - lse in two passes, with no exp in the second: pass 1 is
 // the fast float64 sum with the row's max (expsum_lse), pass 2 writes
 // (x - max) - (lse - max). Where that sum's error bound cannot certify the
-// result (float64: lse - max below ~3.4 with the polynomial, ~4.6 with
-// AVX-512's table; float32: a dominant entry with lse - max below ~6e-8),
-// float64 rows take expsum_top (accurate terms, TwoSum, the max's term split
-// off: certified for every lse - max but |lse| < ~0.5 (lse - max)), which
-// costs ~1.25 times expsum_lse and so comes second (measured, AVX2 and
-// AVX-512, 2^21 elements in rows of 1000 and 4096: ~20-28% more time for
-// log_softmax where expsum_lse certifies, 1/3 of it where it does not).
+// result (float64: lse - max below ~3.4 with the polynomial, ~3.6 (rows of
+// 1000) to ~4.6 (2^24) with AVX-512's table, whose one-fma reduction's
+// bound grows with the terms per lane; float32: a dominant entry with
+// lse - max below ~6e-8), float64 rows take expsum_top (accurate terms,
+// TwoSum, the max's term split off: certified for every lse - max but
+// |lse| < ~0.5 (lse - max)), which costs ~1.25 times expsum_lse and so
+// comes second (measured, AVX2 and AVX-512, 2^21 elements in rows of 1000
+// and 4096: ~20-28% more time for log_softmax where expsum_lse certifies,
+// 1/3 of it where it does not) for rows of kTopFirstRow or more, and
+// first below that, where expsum_lse mostly fails.
 // Then the exact path: the online max-relative float64 sum, whose max term
 // is exactly 1 so that log1p(S - 1) keeps a dominant entry's
 // log-probability relatively accurate, and the same write.
