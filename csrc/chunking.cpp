@@ -16,6 +16,7 @@ ExpSum combine_partials(const ExpSum* first, size_t count) {
     out.special = out.special || p.special;
     out.err = std::max(out.err, p.err);
     out.err_rest = std::max(out.err_rest, p.err_rest);  // each chunk's max term is accurate, the row's among them
+    out.err_lane_slack = q == first ? p.err_lane_slack : std::min(out.err_lane_slack, p.err_lane_slack);
     if (!std::isfinite(p.m) || !std::isfinite(p.e))
       bad = bad || p.m != 0.0;
     else if (p.m != 0.0 && p.e > emax)

@@ -11,7 +11,9 @@
 #include <cstddef>
 #include <cstdint>
 #include <cstring>
+#include <tuple>
 #include <type_traits>
+#include <utility>
 #include <vector>
 
 #include "chunking.h"
@@ -338,13 +340,16 @@ inline bool top_shift(const ExpSum& f, double& v) {
 // log_softmax = x - lse in two passes, with no exp in the second: pass 1 is
 // the fast float64 sum with the row's max (expsum_lse), pass 2 writes
 // (x - max) - (lse - max). Where that sum's error bound cannot certify the
-// result (float64: lse - max below ~3.4 with the polynomial, ~4.6 with
-// AVX-512's table; float32: a dominant entry with lse - max below ~6e-8),
-// float64 rows take expsum_top (accurate terms, TwoSum, the max's term split
-// off: certified for every lse - max but |lse| < ~0.5 (lse - max)), which
-// costs ~1.25 times expsum_lse and so comes second (measured, AVX2 and
-// AVX-512, 2^21 elements in rows of 1000 and 4096: ~20-28% more time for
-// log_softmax where expsum_lse certifies, 1/3 of it where it does not).
+// result (float64: lse - max below ~3.4 with the polynomial, ~3.6 (rows of
+// 1000) to ~4.6 (2^24) with AVX-512's table, whose one-fma reduction's
+// bound grows with the terms per lane; float32: a dominant entry with
+// lse - max below ~6e-8), float64 rows take expsum_top (accurate terms,
+// TwoSum, the max's term split off: certified for every lse - max but
+// |lse| < ~0.5 (lse - max)), which costs ~1.25 times expsum_lse and so
+// comes second (measured, AVX2 and AVX-512, 2^21 elements in rows of 1000
+// and 4096: ~20-28% more time for log_softmax where expsum_lse certifies,
+// 1/3 of it where it does not) for rows of kTopFirstRow or more, and
+// first below that, where expsum_lse mostly fails.
 // Then the exact path: the online max-relative float64 sum, whose max term
 // is exactly 1 so that log1p(S - 1) keeps a dominant entry's
 // log-probability relatively accurate, and the same write.
@@ -380,6 +385,12 @@ inline Lse32Write lse32_shift(const ExpSum& f, double& v) {
   return dv <= 1.4 * 0x1p-24 * (v - dv) ? Lse32Write::Wide : Lse32Write::None;
 }
 
+// float64 rows shorter than this start with expsum_top: their lse - max is
+// mostly below what expsum_lse certifies (standard normal logits: ~3.4 at
+// n = 250, ~4.2 at n = 1000; expsum_lse certifies above ~3.4 on AVX2, ~3.6
+// to ~3.9 on AVX-512), and a failed expsum_lse costs a whole pass.
+constexpr size_t kTopFirstRow = 512;
+
 // Where the kernel set offers expsum_lse32_copy, rows that softmax would
 // run as three-pass-reload (they stay cached between the passes) copy x to
 // y in pass 1 and rewrite y in place in pass 2, as reload does: y's read for
@@ -411,18 +422,25 @@ bool log_softmax_row(const Ctx<T>& c, const T* x, T* y, size_t n, bool copy_ok =
       return true;
     }
   }
-  const ExpSum f =
-      reduce_chunks(c, n, [&](size_t b, size_t len) { return c.k.expsum_lse(x + b, len); }, combine_sums);
-  double v;
-  bool certified = certified_shift<T>(f, v);
-  double shift_ref = f.max;
-  if constexpr (std::is_same<T, double>::value) {
-    if (!certified && fast_ok(f.m, f.e)) {
-      const ExpSum t =
-          reduce_chunks(c, n, [&](size_t b, size_t len) { return c.k.expsum_top(x + b, len); }, combine_top);
-      certified = top_shift(t, v);
-      shift_ref = t.max;
-    }
+  auto top = [&](double& v) {
+    const ExpSum t =
+        reduce_chunks(c, n, [&](size_t b, size_t len) { return c.k.expsum_top(x + b, len); }, combine_top);
+    return std::make_pair(top_shift(t, v), t.max);
+  };
+  double v = 0.0, shift_ref = 0.0;
+  bool certified = false;
+  if (std::is_same<T, double>::value && n < kTopFirstRow) {
+    std::tie(certified, shift_ref) = top(v);
+  } else {
+    ExpSum f =
+        reduce_chunks(c, n, [&](size_t b, size_t len) { return c.k.expsum_lse(x + b, len); }, combine_sums);
+    // float64: the one-fma reduction's bound for the chunks' own lane
+    // counts (certifies lse - max down to ~3.6 instead of ~4.6 for rows of
+    // 1000 on AVX-512). float32 keeps the worst case.
+    if constexpr (std::is_same<T, double>::value) f.err -= f.err_lane_slack;
+    certified = certified_shift<T>(f, v);
+    shift_ref = f.max;
+    if (std::is_same<T, double>::value && !certified && fast_ok(f.m, f.e)) std::tie(certified, shift_ref) = top(v);
   }
   if (certified) {
     for_chunks(c, n, [&](size_t b, size_t len) { c.k.write_shift(x + b, y + b, len, shift_ref, v, c.stream); });

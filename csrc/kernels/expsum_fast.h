@@ -203,6 +203,17 @@ inline Reg<V> table_reduce(Reg<V> x, Reg<V> n) {
 // (log2 N + 1.1) d for N = 2^21, in units of 2^-53 (see table_reduce).
 constexpr double kShortReduceErr = 22.1 * ExpCoeffs<double>::ln2_lo / 0x1p-53;
 
+// What kShortReduceErr (times 1.25, as a relative error) over-counts for a
+// sum of `count` elements over W lanes: each lane holds N <= ceil(count / W)
+// terms, whose bound is (log2 N + 1.1) d (table_reduce), and N <= 2^21.
+inline double short_reduce_slack(size_t count, size_t lanes) {
+  const size_t per_lane = (count + lanes - 1) / lanes;
+  int log2_n = 0;  // ceil(log2 N)
+  while ((size_t(1) << log2_n) < per_lane) ++log2_n;
+  if (log2_n >= 21) return 0.0;
+  return 1.25 * (21 - log2_n) * ExpCoeffs<double>::ln2_lo;
+}
+
 // Lane sums of Short table terms: multiply s - c by exp(-c' d), c' = e +
 // log2(s), by moving s * c' d into the compensation (s is unchanged).
 inline double short_shift(double s, double e) {
@@ -416,6 +427,7 @@ ExpSum expsum_pow2_impl(const In* x, size_t n, double e_ref) {
     finish_lanes<V>(acc, out);
   using S = typename V::scalar;
   out.err = kShort ? 1.25 * kShortReduceErr * FastLimits<S>::unit : 0.0;
+  if constexpr (kShort && std::is_same<S, double>::value) out.err_lane_slack = short_reduce_slack(n, W);
   if (TrackMax) {
     out.max = V::hmax(vmax);
   }

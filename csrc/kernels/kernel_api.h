@@ -25,6 +25,11 @@ struct ExpSum {
   // relative error is err + err_rest * (1 - exp(-v)).
   double err = 0.0;
   double err_rest = 0.0;
+  // The part of err that the one-fma reduction's worst case (2^21 terms per
+  // lane) over-counts for a sum whose lanes hold fewer terms (expsum_fast.h,
+  // kShortReduceErr): err - err_lane_slack still bounds it. Only float64
+  // log_softmax's certification reads it; chunks combine to the minimum.
+  double err_lane_slack = 0.0;
   // expsum_top only: the row max's own term as the kernel computed it, at
   // 2^e (m + m_lo then holds every other term; see expsum_top).
   double top = 0.0;
