@@ -152,7 +152,7 @@ inline Reg<V> log1p_small(Reg<V> z) {
 
 // log1p of W lanes of z (float64 arrays) by log1p_small, WW lanes at a time.
 template <class VW, size_t W>
-inline void log1p_lanes(const double (&z)[W], double (&out)[W]) {
+SSM_NOINLINE void log1p_lanes(const double (&z)[W], double (&out)[W]) {
   constexpr size_t WW = VW::width;
   for (size_t h = 0; h < W / WW; ++h) VW::to_array(log1p_small<VW>(VW::load(z + h * WW)), out + h * WW);
 }
@@ -310,9 +310,15 @@ void softmax_group(const T* x, T* y, size_t n, size_t g, T* buf, T* obuf, bool s
 // term, even an inf or NaN one) and bad[l] flags a non-finite weight.
 // C: the exp polynomial of the other terms (the max's own are exact); Acc:
 // their lane sums (Kahan2, or Plain2 where C's own error dominates).
+// Out of line, as log1p_lanes: once logsumexp's unweighted groups stopped
+// calling them (log_softmax_group is their only unweighted caller left),
+// short-row log_softmax got 15-50% slower with them inline (n = 2-5,
+// float32 and float64, AVX2 and AVX-512, 4 Mi-element batches); out of line
+// it is back at its old speed, and one call per group costs nothing
+// measurable.
 template <class VN, class VW, class T, bool Weighted, class C = ExpCoeffs<double>,
           template <class> class Acc = Kahan2>
-void wide_sums(T* buf, const T* bbuf, size_t n, double* mx, double* k, double* rest, bool* bad) {
+SSM_NOINLINE void wide_sums(T* buf, const T* bbuf, size_t n, double* mx, double* k, double* rest, bool* bad) {
   constexpr size_t W = VN::width, WW = VW::width, H = W / WW;
   static_assert(W % WW == 0, "the wide lanes split the narrow vector");
   Reg<VN> vmax = VN::set1(-kInf);
