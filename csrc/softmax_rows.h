@@ -399,20 +399,50 @@ constexpr size_t kTopFirstRow = 512;
 // a special row's y may be left written (copy_ok: y does not overlap x and
 // the caller overwrites special rows, softmax_batch's special_y_unspecified);
 // a row left for the exact path still reads x, which the copy leaves as is.
+//
+// Where the kernel set offers expsum_lse32_fast (a cheaper table, err_rest
+// 1.35 instead of 1.1 * 2^-24), rows of kLse32FastMinRow or more start with
+// it: it certifies the float32 write for lse - max above ~2.5 and the
+// float64 write down to where the float64 additions' bound takes over
+// (lse32_shift). A row it leaves uncertified runs expsum_lse32 only where
+// that pass's bound, at this pass's lse - max, would certify it
+// (lse32_retry): the rows with lse - max in the narrow band between the
+// two bounds' reach (~5e-7 to 7e-6 at n = 1000, ~4e-5 to 5e-4 at
+// n = 151936: a top entry of probability 1 - v) take one pass more; the
+// others none. Rows that stay cached between the passes (as for the copy)
+// also have y's lines prefetched for writing during the pass.
+constexpr size_t kLse32FastMinRow = 512;
+
+// Would expsum_lse32 (err_rest e32) certify the row whose expsum_lse32_fast
+// sum is f, judged at f's lse - max?
+inline bool lse32_retry(ExpSum f, double e32) {
+  double v;
+  f.err_rest = e32;
+  return lse32_shift(f, v) != Lse32Write::None;
+}
+
 template <class T>
 bool log_softmax_row(const Ctx<T>& c, const T* x, T* y, size_t n, bool copy_ok = false) {
   if (c.k.expsum_lse32 && n >= kLse32MinRow) {
-    const bool copy = copy_ok && c.k.expsum_lse32_copy && y != x &&
-                      resolve_auto(n, sizeof(T), c.concurrent_rows) == Algorithm::ThreePassReload;
-    const ExpSum f = reduce_chunks(
+    const bool cached = y != x && resolve_auto(n, sizeof(T), c.concurrent_rows) == Algorithm::ThreePassReload;
+    const bool copy = copy_ok && c.k.expsum_lse32_copy && cached;
+    const bool fast = !copy && c.k.expsum_lse32_fast && n >= kLse32FastMinRow;
+    T* own = cached ? y : nullptr;  // rows that stay cached: y's lines owned in pass 1
+    ExpSum f = reduce_chunks(
         c, n,
         [&](size_t b, size_t len) {
-          return copy ? c.k.expsum_lse32_copy(x + b, y + b, len) : c.k.expsum_lse32(x + b, len);
+          return copy   ? c.k.expsum_lse32_copy(x + b, y + b, len)
+                 : fast ? c.k.expsum_lse32_fast(x + b, own ? own + b : nullptr, len)
+                        : c.k.expsum_lse32(x + b, len);
         },
         combine_sums);
     const T* src = copy ? y : x;
     double v;
-    const Lse32Write write = lse32_shift(f, v);
+    Lse32Write write = lse32_shift(f, v);
+    if (fast && write == Lse32Write::None && lse32_retry(f, c.k.lse32_err_rest)) {
+      f = reduce_chunks(c, n, [&](size_t b, size_t len) { return c.k.expsum_lse32(x + b, len); }, combine_sums);
+      write = lse32_shift(f, v);
+    }
     if (write == Lse32Write::Narrow) {
       for_chunks(c, n, [&](size_t b, size_t len) { c.k.write_shift(src + b, y + b, len, f.max, v, c.stream); });
       return true;

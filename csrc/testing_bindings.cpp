@@ -82,22 +82,24 @@ py::tuple lse_passes(const py::array& x) {
   return dt == DType::F32 ? lse_passes_of(data_of<float>(x), n) : lse_passes_of(data_of<double>(x), n);
 }
 
-// The active set's expsum_lse32 over one float32 row (one chunk) and whether
-// it certifies log_softmax -> (m, m_lo, e, max, err, err_rest, certified, v)
-// with certified 0 (no), 1 (the float32 write) or 2 (the float64 write), or
-// None where the set has no such pass.
-py::object lse32_sum(const py::array& x) {
+// The active set's expsum_lse32 (fast: expsum_lse32_fast) over one float32
+// row (one chunk) and whether it certifies log_softmax -> (m, m_lo, e, max,
+// err, err_rest, certified, v) with certified 0 (no), 1 (the float32 write)
+// or 2 (the float64 write), or None where the set has no such pass.
+py::object lse32_sum(const py::array& x, bool fast) {
   if (dtype_of(x, "x") != DType::F32) throw py::value_error("x must be float32");
   if (x.ndim() != 1) throw py::value_error("x must be 1-D");
   require_c_contiguous(x, "x");
   const Kernels<float>& k = active<float>();
-  if (!k.expsum_lse32) return py::none();
+  if (fast ? !k.expsum_lse32_fast : !k.expsum_lse32) return py::none();
   ssm::ExpSum f;
   double v = 0.0;
   int certified;
   {
     py::gil_scoped_release release;
-    f = k.expsum_lse32(data_of<float>(x), static_cast<size_t>(x.shape(0)));
+    const float* p = data_of<float>(x);
+    const size_t n = static_cast<size_t>(x.shape(0));
+    f = fast ? k.expsum_lse32_fast(p, nullptr, n) : k.expsum_lse32(p, n);
     certified = static_cast<int>(ssm::detail::lse32_shift(f, v));
   }
   return py::make_tuple(f.m, f.m_lo, f.e, f.max, f.err, f.err_rest, certified, v);
@@ -143,8 +145,15 @@ void register_testing(py::module_& m) {
   t.def("lse_passes", &lse_passes, py::arg("x"),
         "logsumexp of a 1-D float32/float64 row by the active kernel set's row path -> (lse, passes, ok): "
         "passes is how many passes over the row it took (1: the fast sum certified the result).");
-  t.def("lse32_sum", &lse32_sum, py::arg("x"),
-        "The active kernel set's float32 table-exp log_softmax pass over a 1-D float32 row -> (m, m_lo, e, max, "
-        "err, err_rest, certified, v), or None where the set has none.");
+  t.def("lse32_sum", &lse32_sum, py::arg("x"), py::arg("fast") = false,
+        "The active kernel set's float32 table-exp log_softmax pass (fast: the one with the one-float table) over "
+        "a 1-D float32 row -> (m, m_lo, e, max, err, err_rest, certified, v), or None where the set has none.");
+  t.def("lse32_retry", [](double m, double m_lo, double e, double max, double err, double err_rest) {
+          ssm::ExpSum f;
+          f.m = m; f.m_lo = m_lo; f.e = e; f.max = max; f.err = err; f.err_rest = err_rest;
+          return ssm::detail::lse32_retry(f, active<float>().lse32_err_rest);
+        },
+        py::arg("m"), py::arg("m_lo"), py::arg("e"), py::arg("max"), py::arg("err"), py::arg("err_rest"),
+        "Would the row whose expsum_lse32_fast sum this is be retried with expsum_lse32 (log_softmax's driver)?");
   register_gumbel_testing(t);
 }

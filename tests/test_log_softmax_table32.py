@@ -15,24 +15,26 @@ from simdsoftmax import _core
 from tiles import sizes_for, tiles
 
 MIN_ROW = 32  # softmax_rows.h: kLse32MinRow
+FAST_MIN_ROW = 512  # softmax_rows.h: kLse32FastMinRow
 
 
-def lse32(x):
-    """The active set's expsum_lse32 over a float32 row, or None without it."""
-    return _core.testing.lse32_sum(np.ascontiguousarray(x, dtype=np.float32))
+def lse32(x, fast=False):
+    """The active set's expsum_lse32 (fast: expsum_lse32_fast) over a float32
+    row, or None without it."""
+    return _core.testing.lse32_sum(np.ascontiguousarray(x, dtype=np.float32), fast=fast)
 
 
-def has_lse32(isa):
-    return "expsum_lse32" in tiles(isa, "float32")
+def has_lse32(isa, fast=False):
+    return ("expsum_lse32_fast" if fast else "expsum_lse32") in tiles(isa, "float32")
 
 
-def kernel_sizes(isa):
+def kernel_sizes(isa, fast=False):
     """1 .. 3 vectors + 1, and every tail of the loop's block, also after
-    MIN_ROW elements (the shortest row the driver hands it)."""
+    the shortest row the driver hands the pass (MIN_ROW, FAST_MIN_ROW)."""
     t = tiles(isa, "float32")
-    lanes, block = t["lanes"], t["expsum_lse32"]
+    lanes, block = t["lanes"], t["expsum_lse32_fast" if fast else "expsum_lse32"]
     sizes = set(range(1, 3 * lanes + 2)) | set(sizes_for(block))
-    sizes |= {MIN_ROW + k for k in range(2 * block + 1)}
+    sizes |= {(FAST_MIN_ROW if fast else MIN_ROW) + k for k in range(2 * block + 1)}
     return sorted(sizes)
 
 
@@ -60,20 +62,23 @@ def exact_sum(x):
     return top, np.exp(xl - top).sum()
 
 
-def test_lse32_sum_within_its_bound(isa):
+@pytest.mark.parametrize("fast", [False, True])
+def test_lse32_sum_within_its_bound(isa, fast):
     """m * 2^e is sum exp(x) within err + err_rest * (1 - exp(-v)) relative,
     for every tail of the loop, spreads that put lse - max on either side of
-    the threshold, and masked entries."""
-    if not has_lse32(isa):
-        assert lse32(np.zeros(4, np.float32)) is None
-        pytest.skip(f"{isa} has no float32 table-exp pass")
+    the threshold, and masked entries (fast: expsum_lse32_fast, err_rest
+    1.35 * 2^-24)."""
+    if not has_lse32(isa, fast):
+        assert lse32(np.zeros(4, np.float32), fast) is None
+        pytest.skip(f"{isa} has no such float32 table-exp pass")
     rng = np.random.default_rng(32)
-    for n in kernel_sizes(isa):
+    for n in kernel_sizes(isa, fast):
         for scale in (0.1, 1.0, 4.0, 40.0):
             x = (rng.standard_normal(n) * scale + rng.uniform(-50, 50)).astype(np.float32)
             if n > 3:
                 x[rng.integers(n)] = -np.inf
-            m, m_lo, e, top, err, err_rest, _, _ = lse32(x)
+            m, m_lo, e, top, err, err_rest, _, _ = lse32(x, fast)
+            assert not fast or err_rest == 1.35 * 2.0**-24
             ref_max, s = exact_sum(x)
             assert top == ref_max, (n, scale)
             got = (np.longdouble(m) + np.longdouble(m_lo)) * np.exp2(np.longdouble(e) - 0) / np.exp(ref_max)
@@ -85,31 +90,38 @@ def test_lse32_sum_within_its_bound(isa):
 NARROW, WIDE = 1, 2  # lse32_sum's certified: the float32 write, the float64 one
 
 
-def test_lse32_certifies_above_its_threshold_only(isa):
+@pytest.mark.parametrize("fast", [False, True])
+def test_lse32_certifies_above_its_threshold_only(isa, fast):
     """Rows with lse - max from 0.3 to 6: the pass certifies the float32
-    write for the large ones (above ~2.0, AVX2 ~2.3) and the float64 write
-    for the small ones; the log_softmax written either way is within the
-    contract."""
+    write for the large ones (above ~2.0, AVX2 ~2.3; fast: ~2.5) and the
+    float64 write for the small ones; the log_softmax written either way is
+    within the contract (fast: rows of FAST_MIN_ROW and every tail of a block
+    after it, which the driver starts with it)."""
     rng = np.random.default_rng(33)
     seen = set()
-    for n in (MIN_ROW, 100, 131, 256, 1000, 4097):
-        for v in (0.3, 1.0, 1.8, 2.0, 2.1, 2.2, 2.3, 2.4, 2.6, 3.0, 6.0):
+    narrow, wide = (2.9, 2.0) if fast else (2.6, 1.8)
+    sizes = (MIN_ROW, 100, 131, 256, 1000, 4097)
+    if fast:
+        block = tiles(isa, "float32").get("expsum_lse32_fast", 16)
+        sizes = sorted({FAST_MIN_ROW - 1, 1000} | {FAST_MIN_ROW + k for k in range(block + 1)})
+    for n in sizes:
+        for v in (0.3, 1.0, 1.8, 2.0, 2.1, 2.2, 2.3, 2.4, 2.6, 2.9, 3.0, 6.0):
             x = rows_with_shift(rng, n, v)[None, :]
             exact = exact_shift(x[0])
-            if has_lse32(isa):
-                certified, shift = lse32(x[0])[6:]
+            if has_lse32(isa, fast):
+                certified, shift = lse32(x[0], fast)[6:]
                 seen.add(certified)
                 assert certified in (NARROW, WIDE), (n, exact)
-                if exact >= 2.6:
+                if exact >= narrow:
                     assert certified == NARROW, (n, exact)
-                if exact <= 1.8:
+                if exact <= wide:
                     assert certified == WIDE, (n, exact)
                 budget = 2.0**-25 if certified == NARROW else 1.4 * 2.0**-24
                 assert abs(shift - exact) <= budget * exact, (n, exact)
             y = np.empty_like(x)
             assert _core.log_softmax(x, y).size == 0
             assert_log_softmax_close(x, y, f"n={n} v={v}")
-    if has_lse32(isa):
+    if has_lse32(isa, fast):
         assert seen == {NARROW, WIDE}
 
 
@@ -149,13 +161,15 @@ def test_lse32_rows_against_50_digits(isa):
     assert_log_softmax_rows(x, y, 2 * 2.0**-23, np.float32, "rows of 200")
 
 
-@pytest.mark.parametrize("n", [MIN_ROW, 1000])
+@pytest.mark.parametrize("n", [MIN_ROW, 1000, 4099])
 def test_lse32_chunked_rows(isa, small_chunks, n):
     """Rows cut into chunks of 37: every chunk's sum corrects its own max's
-    term; rows certified or not, every thread count, the same bits."""
+    term; rows certified or not (at 1000 and 4099 on AVX-512 by
+    expsum_lse32_fast, 3e-6 after a retry with expsum_lse32), every thread
+    count, the same bits."""
     rng = np.random.default_rng(35)
-    x = np.stack([rows_with_shift(rng, n, v) for v in (0.5, 2.2, 3.0, 6.0)])
-    x[3, 5] = -np.inf
+    x = np.stack([rows_with_shift(rng, n, v) for v in (1e-9, 3e-6, 0.5, 2.2, 3.0, 6.0)])
+    x[5, 5] = -np.inf
     outs = []
     for threads in (1, 2):
         small_chunks(threads)
@@ -166,10 +180,11 @@ def test_lse32_chunked_rows(isa, small_chunks, n):
     assert np.array_equal(outs[0], outs[1])
 
 
-@pytest.mark.parametrize("n", [MIN_ROW, 257])
+@pytest.mark.parametrize("n", [MIN_ROW, 257, 515])
 def test_lse32_special_values(isa, n):
     """NaN, +-inf, all -inf, one finite entry, maxima around the pass's range
-    limit (2^13) and the chunk's empty-sum limit, against SciPy's values."""
+    limit (2^13) and the chunk's empty-sum limit, against SciPy's values
+    (515: expsum_lse32_fast's rows on AVX-512)."""
     scipy_special = pytest.importorskip("scipy.special")
     rng = np.random.default_rng(36)
     base = (rng.standard_normal(n) * 2).astype(np.float32)

@@ -32,8 +32,13 @@
 // m += (exp(max) 2^-f - term(max)) 2^(f - e), f = floor(k/T), with the
 // accurate exp in float64 (exp_below). Relative error bound of m 2^e as
 // sum exp(x): err = 1.25 (4 + k) 2^-53 (the max's term and its correction,
-// k float64 additions per lane: chains, the chain and lane combination) and
+// k float64 additions per lane: chains, the chain and lane combination; 5
+// with the scaled table, whose max's term is scaled once more) and
 // err_rest = kErrUnits u for the other terms (kernel_api.h, ExpSum).
+//
+// expsum_lse32_fast: the same pass with one float per table entry
+// (Table32Exp<V, false>): 21 instead of 23 vector operations per vector on
+// AVX-512, err_rest 1.35u instead of 1.1u.
 //
 // Range: x is clamped below at -2^14 (-inf: exp is 0 relative to any max
 // the driver accepts); the driver certifies only rows whose max lies within
@@ -71,20 +76,29 @@ template <class V>
 struct Lse32Tuning {
   static constexpr int unroll = 4, chains = 2;
   static constexpr bool copy = false;
+  static constexpr bool fast = false;  // offer expsum_lse32_fast (16-entry tables only)
 };
 
-template <class V>
+// Pair: the table as hi + lo (ExpTable32; term hi + fma(hi, q, lo)), else
+// one float per entry, scale * 2^(j/16) (ExpTable32Scaled; term
+// fma(hi, q, hi), the sum divided by scale at the end): the entry's
+// 0.268u and the fma's one rounding u instead of lo's 2^-47 and the last
+// add's u, so with q's 3.1u|q| + 4.6e-11 (|q| <= 0.0225) 1.340u, taken as
+// 1.35u, for one permute and one add fewer per vector (expsum_lse32_fast).
+template <class V, bool Pair = true>
 struct Table32Exp {
   static constexpr int kSize = V::exp_table32_size;
+  static_assert(Pair || kSize == 16, "the one-float table has 16 entries");
   // fma(x, log2e, magic) rounds x log2 e to a multiple of 1/T and leaves
   // k mod T in the low mantissa bits (magic's ulp is 1/T; |x log2 e| < 2^18).
   static constexpr double kMagic = 1.5 * 8388608.0 / kSize;
   static constexpr double kBias = Scale2Floors<V>::value ? 0.0 : (kSize - 1) / (2.0 * kSize);
-  static constexpr double kErrUnits = kSize >= 16 ? 1.1 : 1.23;
+  static constexpr double kErrUnits = !Pair ? 1.35 : kSize >= 16 ? 1.1 : 1.23;
+  static constexpr double kScale = Pair ? 1.0 : ExpTable32Scaled::scale;
   static constexpr double kLow = -16384.0;  // the clamp, -2^14
   typename V::table32 hi, lo;
   Table32Exp()
-      : hi(V::load_table32(kSize >= 16 ? kExpTable32x16.hi : kExpTable32x8.hi)),
+      : hi(V::load_table32(!Pair ? ExpTable32Scaled::hi : kSize >= 16 ? kExpTable32x16.hi : kExpTable32x8.hi)),
         lo(V::load_table32(kSize >= 16 ? kExpTable32x16.lo : kExpTable32x8.lo)) {}
   // exp(x) * 2^-floor(n) for clamped x; n receives k/T.
   Reg<V> term(Reg<V> x, Reg<V>& n) const {
@@ -96,7 +110,10 @@ struct Table32Exp {
     p = V::fmadd(p, r, V::set1(1.0));
     const Reg<V> q = V::mul(p, r);
     const Reg<V> h = V::lookup32(t, hi);
-    return V::add(h, V::fmadd(h, q, V::lookup32(t, lo)));
+    if constexpr (Pair)
+      return V::add(h, V::fmadd(h, q, V::lookup32(t, lo)));
+    else
+      return V::fmadd(h, q, h);
   }
 };
 
@@ -110,11 +127,14 @@ inline double exp_below(double x, double f) {
 }
 
 // The pass (kernel_api.h: expsum_lse32); In is float. Copy: y also
-// receives x, stored as each vector is loaded (expsum_lse32_copy).
-template <class V, bool Copy, class In>
+// receives x, stored as each vector is loaded (expsum_lse32_copy). Pair:
+// the table exp's table (Table32Exp; expsum_lse32_fast without). Own: y's
+// lines are prefetched for writing, one per vector of the main loop (a
+// load-port operation, no vector one), so that pass 2 finds them owned.
+template <class V, bool Copy, class In, bool Pair = true, bool Own = false>
 ExpSum expsum_lse32_impl(const In* x, In* y, size_t n) {
   using D = typename V::wide;
-  using X = Table32Exp<V>;
+  using X = Table32Exp<V, Pair>;
   constexpr int U = Lse32Tuning<V>::unroll, C = Lse32Tuning<V>::chains;
   static_assert(U % C == 0, "vectors spread evenly over the chains");
   constexpr size_t W = V::width;
@@ -152,6 +172,7 @@ ExpSum expsum_lse32_impl(const In* x, In* y, size_t n) {
     SSM_UNROLL for (int u = 0; u < U; ++u) {
       const Reg<V> raw = V::load(x + i + u * W);
       if (Copy) V::store(y + i + u * W, raw);
+      if (Own) SSM_PREFETCH_WRITE(y + i + u * W);
       xv[u] = V::max(V::set1(X::kLow), raw);
     }
     SSM_UNROLL for (int u = 0; u < U; ++u) vmax = V::max(xv[u], vmax);  // NaN ignored
@@ -206,13 +227,23 @@ ExpSum expsum_lse32_impl(const In* x, In* y, size_t n) {
     return out;
   }
   const double scale = pow2_int(static_cast<int>(k));
-  const double d = (exp_below(out.max, f) - tt[0]) * scale;
-  const double m = out.m + d;
-  out.m_lo = (out.m - m) + d;
+  // (With the scaled table, the accurate term times scale rounds once more.)
+  const double d = (X::kScale * exp_below(out.max, f) - tt[0]) * scale;
+  double m = out.m + d;
+  double m_lo = (out.m - m) + d;
+  if constexpr (!Pair) {
+    // (m + m_lo) / scale as a pair: the fma's remainder is exact.
+    const double q = m / X::kScale;
+    m_lo = (std::fma(-q, X::kScale, m) + m_lo) / X::kScale;
+    m = q;
+  }
   out.m = m;
+  out.m_lo = m_lo;
   out.e = emax;
-  const double adds = static_cast<double>(n / W + W + 8);
-  out.err = 1.25 * (4.0 * 0x1p-53 + gamma_bound(adds, 0x1p-53));
+  // A lane of one chain holds n / (W C) terms of the main loop, fewer than
+  // U of the tail; then the chains, the halves, the lanes and d.
+  const double adds = static_cast<double>(n / (W * C) + U + W + 8);
+  out.err = 1.25 * ((Pair ? 4.0 : 5.0) * 0x1p-53 + gamma_bound(adds, 0x1p-53));
   out.err_rest = X::kErrUnits * 0x1p-24;
   return out;
 }
@@ -220,6 +251,14 @@ ExpSum expsum_lse32_impl(const In* x, In* y, size_t n) {
 template <class V, class In>
 ExpSum expsum_lse32(const In* x, size_t n) {
   return expsum_lse32_impl<V, false, In>(x, nullptr, n);
+}
+
+// expsum_lse32 with the one-float table (kernel_api.h: expsum_lse32_fast);
+// y (if not null) prefetched for writing.
+template <class V, class In>
+ExpSum expsum_lse32_fast(const In* x, In* y, size_t n) {
+  if (y) return expsum_lse32_impl<V, false, In, false, true>(x, y, n);
+  return expsum_lse32_impl<V, false, In, false>(x, nullptr, n);
 }
 
 // expsum_lse32 that also copies x to y (kernel_api.h: expsum_lse32_copy).

@@ -138,6 +138,19 @@ struct Kernels {
   // read for ownership) overlaps the exp arithmetic as in softmax's
   // three-pass-reload. Null wherever expsum_lse32 is.
   ExpSum (*expsum_lse32_copy)(const T* x, T* y, size_t n);
+  // expsum_lse32 with one float per table entry (a scaled table): err_rest
+  // 1.35 * 2^-24, one permute and one add fewer per vector. Where it is
+  // offered the driver tries it first and runs expsum_lse32 only for rows
+  // its bound cannot certify but expsum_lse32's, whose err_rest
+  // (lse32_err_rest) it then predicts from this pass's lse - max. y: null,
+  // or the row's output, whose lines it prefetches for writing (where they
+  // stay cached until pass 2, which then finds them owned: the read for
+  // ownership overlaps this pass's arithmetic, as expsum_lse32_copy's store
+  // does on AVX2, without the store). Null where not offered (kernel sets
+  // with an 8-entry table, and AVX2, whose pass costs no more than
+  // softmax's).
+  ExpSum (*expsum_lse32_fast)(const T* x, T* y, size_t n);
+  double lse32_err_rest;
   // write_shift in float64 arithmetic with one rounding to float at the
   // store (write_passes.h), where expsum_lse32's sum cannot certify the
   // float32 write; null wherever expsum_lse32 is.

@@ -42,6 +42,17 @@
 #define SSM_PREFETCH(p) __builtin_prefetch(p, 0, 3)
 #endif
 
+// Prefetch a line for writing (its read for ownership now): prefetchw on
+// x86 (every AVX-512 CPU has it; the build does not enable -mprfchw, under
+// which __builtin_prefetch would emit a read prefetch), else the compiler's.
+#if (defined(__GNUC__) || defined(__clang__)) && (defined(__x86_64__) || defined(__i386__))
+#define SSM_PREFETCH_WRITE(p) __asm__ volatile("prefetchw %0" : : "m"(*(const char*)(p)))
+#elif defined(_MSC_VER) && !defined(__clang__)
+#define SSM_PREFETCH_WRITE(p) SSM_PREFETCH(reinterpret_cast<const char*>(p))
+#else
+#define SSM_PREFETCH_WRITE(p) __builtin_prefetch(p, 1, 3)
+#endif
+
 namespace ssm {
 namespace SSM_ISA {
 namespace {

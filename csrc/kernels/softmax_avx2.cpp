@@ -42,6 +42,7 @@ template <>
 struct Lse32Tuning<F32x8> {
   static constexpr int unroll = 4, chains = 1;
   static constexpr bool copy = true;
+  static constexpr bool fast = false;
 };
 }  // namespace
 }  // namespace avx2

@@ -20,6 +20,15 @@ template <>
 struct Tuning<F64x8> {
   static constexpr int unroll = 4, block = 2, strided_block = 4, store_unroll = 4, store_block = 2;
 };
+// float32 log_softmax's pass 1 is bound by its arithmetic here (~23
+// vector operations per 16 elements against ~13 for softmax's): offer the
+// pass with the one-float table (expsum_lse32_fast, two fewer).
+template <>
+struct Lse32Tuning<F32x16> {
+  static constexpr int unroll = 4, chains = 2;
+  static constexpr bool copy = false;
+  static constexpr bool fast = true;
+};
 }  // namespace
 }  // namespace avx512
 }  // namespace ssm

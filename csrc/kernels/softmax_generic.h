@@ -71,6 +71,22 @@ constexpr ExpSum (*lse32_copy_entry())(const T*, T*, size_t) {
   else
     return nullptr;
 }
+// expsum_lse32_fast where the tuning asks for it, else null.
+template <class VN, class T>
+constexpr ExpSum (*lse32_fast_entry())(const T*, T*, size_t) {
+  if constexpr (std::is_same<T, float>::value && HasTable32<VN>::value && Lse32Tuning<VN>::fast)
+    return &expsum_lse32_fast<VN, T>;
+  else
+    return nullptr;
+}
+// expsum_lse32's err_rest (0 where there is none).
+template <class VN, class T>
+constexpr double lse32_err_rest() {
+  if constexpr (std::is_same<T, float>::value && HasTable32<VN>::value)
+    return Table32Exp<VN>::kErrUnits * 0x1p-24;
+  else
+    return 0.0;
+}
 // write_shift_wide wherever expsum_lse32 is (float32 data), else null.
 template <class VN, class VW, class T>
 constexpr void (*shift_wide_entry())(const T*, T*, size_t, double, double) {
@@ -102,6 +118,8 @@ Kernels<T> make_kernels() {
   k.expsum_top = &expsum_top<VW, TopTuning<VW>::unroll, T>;
   k.expsum_lse32 = lse32_entry<VN, T>();
   k.expsum_lse32_copy = lse32_copy_entry<VN, T>();
+  k.expsum_lse32_fast = lse32_fast_entry<VN, T>();
+  k.lse32_err_rest = lse32_err_rest<VN, T>();
   k.write_shift_wide = shift_wide_entry<VN, VW, T>();
   k.expsum_strided_fast = &expsum_strided_entry<VN, Tu::strided_block, T>;
   k.expsum_strided_online = &expsum_strided_online<VW, Tu::strided_block, T>;
@@ -139,6 +157,7 @@ Kernels<T> make_kernels() {
   add_tile(t, "expsum_top", size_t(TopTuning<VW>::unroll) * WW);
   if (k.expsum_lse32) add_tile(t, "expsum_lse32", size_t(Lse32Tuning<VN>::unroll) * W);
   if (k.expsum_lse32_copy) add_tile(t, "expsum_lse32_copy", size_t(Lse32Tuning<VN>::unroll) * W);
+  if (k.expsum_lse32_fast) add_tile(t, "expsum_lse32_fast", size_t(Lse32Tuning<VN>::unroll) * W);
   if (k.write_shift_wide) add_tile(t, "write_shift_wide", kUnroll * WW);
   // Strided kernels: columns in vectors (W, or kUnroll x W in the write
   // passes) within panels of kPanel columns, rows in blocks of strided_block.

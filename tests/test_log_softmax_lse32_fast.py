@@ -1,0 +1,60 @@
+"""float32 log_softmax's cheaper first pass where a kernel set offers it
+(expsum_lse32_fast: the float32 table exp with one float per entry, a scaled
+table, kernels/expsum_table32.h) and the fallback after it: rows it leaves
+to expsum_lse32 (lse - max in the band between the two bounds' reach) and
+rows beyond both, against long double and 50-digit references. (Its sum within its bound at every tail of its loop, the writes
+it certifies, chunked rows and special values: test_log_softmax_table32.py,
+at row lengths that take this pass.)"""
+
+import numpy as np
+import pytest
+from test_log_softmax import assert_log_softmax_close
+from test_log_softmax_table32 import FAST_MIN_ROW, WIDE, has_lse32, lse32, rows_with_shift
+
+import simdsoftmax as ssm
+from reference import assert_log_softmax_rows
+from simdsoftmax import _core
+from tiles import tiles
+
+def has_fast(isa):
+    return has_lse32(isa, fast=True)
+
+
+def row_sizes(isa):
+    """Rows the driver starts with the pass: FAST_MIN_ROW and every tail of
+    a block after it (on sets without the pass, the same rows and 1000)."""
+    t = tiles(isa, "float32")
+    block = t.get("expsum_lse32_fast", t["lanes"])
+    return sorted({FAST_MIN_ROW - 1, 1000} | {FAST_MIN_ROW + k for k in range(block + 1)})
+
+
+def test_fast_offered_on_avx512_only(isa):
+    """A tuning of the AVX-512 set (its pass 1 is bound by its arithmetic);
+    float32 only."""
+    assert has_fast(isa) == (isa == "avx512")
+    assert (lse32(np.zeros(4, np.float32), True) is None) == (not has_fast(isa))
+    assert "expsum_lse32_fast" not in tiles(isa, "float64")
+
+
+@pytest.mark.parametrize("v", [3e-6, 1e-9])
+def test_fast_fallback_rows(isa, v):
+    """A confident top entry with lse - max = v: at 3e-6 (rows of 1000 and
+    more) the pass cannot certify the float64 write but expsum_lse32 can,
+    and the driver predicts so (lse32_retry); at 1e-9 neither can, and the
+    driver goes on without expsum_lse32. Either way what log_softmax writes is
+    within 2 ulp of long double, and of 50 digits for a few rows."""
+    rng = np.random.default_rng(54)
+    for n in row_sizes(isa):
+        x = np.stack([rows_with_shift(rng, n, v) for _ in range(2)])
+        if has_fast(isa) and n >= 1000:
+            for row in x:
+                m, m_lo, e, top, err, err_rest, certified, _ = lse32(row, True)
+                assert certified == 0, (n, v)
+                retry = _core.testing.lse32_retry(m, m_lo, e, top, err, err_rest)
+                accurate = lse32(row, False)[6]
+                assert retry == (v > 1e-7), (n, v)
+                assert accurate == (WIDE if v > 1e-7 else 0), (n, v)
+        y = ssm.log_softmax(x, axis=-1)
+        assert_log_softmax_close(x, y, f"n={n} v={v}")
+        if n == FAST_MIN_ROW:
+            assert_log_softmax_rows(x[:1], y[:1], 2 * 2.0**-23, np.float32, f"n={n} v={v}")
