@@ -33,6 +33,9 @@
 //    1-ulp bound is absolute in lse and lse may be near 0, so each result
 //    is certified where |lse| >= 2^-4, and a group with a result below
 //    that is summed again with the degree-11 terms (logsumexp_group).
+//    Within ~1e-6 of 0 (|lse| below 2^-23 log S; float64 below 0.36 log S)
+//    m + log S cancels below what float64 sums resolve: such rows are
+//    flagged for the per-row path's double-double sum (lse_accurate).
 // Rows these cannot finish (NaN, +-inf, all -inf, |max| beyond kFastLimit for
 // softmax, a weighted sum that is zero or below 2^-900) are flagged and left
 // unwritten for the per-row path, which handles them exactly.
