@@ -263,6 +263,125 @@ inline void exp_parts(double x, double& hi, double& lo, int& k) {
   lo = lo - (hi - s);
 }
 
+// --------------------------------------------------------------------------
+// log-sum-exp near 0. lse = max + log S cancels when |lse| is small next to
+// max: a result near 0 needs max + log S to an absolute accuracy far below
+// 2^-53 |max| (float32: 2^-25 |lse|, ulp(1e-11) ~ 2^-60; float64: the
+// relative bound 1e-14 |lse|), which no float64 sum reaches. Such rows are
+// recognized after the max-relative float64 sum (lse_cancel_ok) and summed
+// again in double-double (lse_accurate): scalar, and only for them.
+
+// Is lse = max + log_s, log_s within 2^-49 |log_s| + 2^-53 |lse| (the
+// max-relative float64 sums: each term and the compensated sum within a few
+// 2^-53 of S - 1, which moves log1p(S - 1) by as much relatively, plus
+// log1p and the final addition), within the contract? float32: within 1
+// ulp of the rounded exact result (certified); float64: within half of its
+// 1e-14 relative bound. The row kernels' group sums (rows_generic.h) flag
+// the same rows by the equivalent |log_s| > 2^23 |lse| (float32), 2.8 |lse|
+// (float64).
+template <class T>
+bool lse_cancel_ok(double lse, double log_s) {
+  const double err = 0x1p-49 * std::fabs(log_s) + 0x1p-53 * std::fabs(lse);
+  if constexpr (std::is_same<T, float>::value)
+    return certified<float>(lse, err);
+  else
+    return err <= 5e-15 * std::fabs(lse);
+}
+
+// Double-double helpers (baseline arithmetic: the products by two_prod).
+struct Dd {
+  double hi, lo;
+};
+inline Dd dd_sum(double a, double b) {  // TwoSum: a + b = hi + lo exactly
+  const double s = a + b, bb = s - a;
+  return {s, (a - (s - bb)) + (b - bb)};
+}
+inline Dd dd_norm(double hi, double lo) {  // |lo| <~ ulp(hi): Fast2Sum
+  const double s = hi + lo;
+  return {s, lo - (s - hi)};
+}
+inline Dd dd_add(Dd a, Dd b) {
+  const Dd s = dd_sum(a.hi, b.hi);
+  return dd_norm(s.hi, s.lo + (a.lo + b.lo));
+}
+inline Dd dd_mul(Dd a, Dd b) {
+  double p, pe;
+  two_prod(a.hi, b.hi, p, pe);
+  return dd_norm(p, pe + (a.hi * b.lo + a.lo * b.hi));
+}
+
+// exp(x) = (hi + lo) 2^k to ~2^-100 relative for |x| <= 1000: exp_parts'
+// reduction x = k16 ln2/16 + r + r_lo (|r| <= ln2/32, |r_lo| <= 2^-47 for
+// |k16| < 2^15), the Taylor series to r^12 (truncation r^13/13! < 2^-104),
+// terms from r^7 on in double (each below 2^-51, so their rounding is below
+// 2^-104), the rest by Horner in double-double, times exp(r_lo) = 1 + r_lo +
+// r_lo^2 / 2 (to 2^-141) and the table's 2^(j/16) as a double-double
+// (ExpTable16, within 2^-106).
+inline Dd exp_dd(double x, int& k) {
+  constexpr double c1 = 0x1.62e42fep-5, c2 = 0x1.f473de6p-34, c3 = 0x1.5e4f1d9cc01f9p-63;  // ln2/16
+  const double k16 = std::nearbyint(x * (16.0 * kLog2e));
+  const double a = x - k16 * c1, b = k16 * c2;
+  const Dd r = dd_sum(a, -b);
+  const double r_lo = r.lo - k16 * c3;
+  double tail = 1.0 / 479001600.0;  // 1/12!
+  for (double f : {1.0 / 39916800.0, 1.0 / 3628800.0, 1.0 / 362880.0, 1.0 / 40320.0, 1.0 / 5040.0})
+    tail = tail * r.hi + f;
+  constexpr Dd kInvFact[7] = {{1.0, 0.0},
+                              {1.0, 0.0},
+                              {0.5, 0.0},
+                              {0x1.5555555555555p-3, 0x1.5555555555555p-57},
+                              {0x1.5555555555555p-5, 0x1.5555555555555p-59},
+                              {0x1.1111111111111p-7, 0x1.1111111111111p-63},
+                              {0x1.6c16c16c16c17p-10, -0x1.f49f49f49f49fp-65}};
+  Dd q = {tail, 0.0};
+  for (int i = 6; i >= 0; --i) q = dd_add(dd_mul(q, {r.hi, 0.0}), kInvFact[i]);
+  q = dd_norm(q.hi, q.lo + q.hi * (r_lo + 0.5 * r_lo * r_lo));
+  const int j = static_cast<int>(k16) & 15;
+  k = (static_cast<int>(k16) - j) / 16;
+  return dd_mul(q, {ExpTable16::table[j], ExpTable16::table_lo[j]});
+}
+
+// lse = max + log S, S = sum b exp(x - max) (b null: 1) in double-double,
+// for a row known to be ordinary with that max (b != 0 entries): each term
+// exp_dd of x - max (TwoSum; its low part d_lo, below 2^-53 |x - max|, enters
+// as exp(d)(1 + d_lo), leaving exp(d) d^2 2^-107 < 2^-107), then log S =
+// y0 + log1p(S exp(-y0) - 1), y0 = log(S_hi): one Newton step in
+// double-double from the float64 log, and max + y0 by TwoSum. Unweighted
+// (S >= 1) that is within ~(n + 4) 2^-100 absolute, ~1e-27 for a row of a
+// thousand: float32 results are certain down to |lse| ~ 1e-19, float64 to
+// ~1e-13 relative at 1e-15. false (sign, lse untouched) for a weighted sum
+// below 2^-900 in magnitude: the caller's result stands.
+template <class T>
+bool lse_accurate(const T* x, const T* b, size_t n, double max, double& lse, double& sign) {
+  Dd s = {0.0, 0.0};
+  for (size_t i = 0; i < n; ++i) {
+    const double w = b ? static_cast<double>(b[i]) : 1.0;
+    if (w == 0.0) continue;
+    const Dd d = dd_sum(static_cast<double>(x[i]), -max);
+    if (!(d.hi > -800.0)) continue;  // below 2^-1150 of the max's own term; also -inf
+    int k;
+    Dd t = exp_dd(d.hi, k);
+    t = dd_norm(t.hi, t.lo + t.hi * d.lo);
+    const double scale = std::ldexp(1.0, k);  // k <= 0: exact unless the term is negligible
+    t = {t.hi * scale, t.lo * scale};
+    if (b) t = dd_mul(t, {w, 0.0});
+    s = dd_add(s, t);
+  }
+  if (!(std::fabs(s.hi) >= 0x1p-900) || !std::isfinite(s.hi)) return false;
+  sign = s.hi < 0 ? -1.0 : 1.0;
+  if (s.hi < 0) s = {-s.hi, -s.lo};
+  const double y0 = std::log(s.hi);
+  int k;
+  const Dd p = dd_mul(s, exp_dd(-y0, k));
+  const double scale = std::ldexp(1.0, k);
+  // S exp(-y0) within ~2^-50 of 1: hi - 1 is exact (Sterbenz), and
+  // log1p(delta) = delta - delta^2 / 2 to delta^3 < 2^-150.
+  const double delta = (p.hi * scale - 1.0) + p.lo * scale;
+  const Dd l = dd_sum(max, y0);
+  lse = l.hi + (l.lo + (delta - 0.5 * delta * delta));
+  return true;
+}
+
 // Per-chunk expsum_top sums -> the row's: every chunk's top but one
 // occurrence of the row max's goes back into the others' sum (exact bits),
 // all at the largest 2^e (exact scalings; chunks below 2^-1000 of it are
@@ -549,7 +668,13 @@ bool logsumexp_row(const Ctx<T>& c, const T* x, const T* b, size_t n, double& ls
     ok = ordinary(s) && s.m != 0.0;
     if (ok) {
       sign = s.m < 0 ? -1.0 : 1.0;
-      lse = s.max + log_of_sum(s);
+      const double log_s = log_of_sum(s);
+      lse = s.max + log_s;
+      // |lse| too small next to the max for max + log S (see lse_accurate).
+      if (!lse_cancel_ok<T>(lse, log_s)) {
+        ++count;
+        lse_accurate(x, b, n, s.max, lse, sign);
+      }
     }
   }
   if (passes) *passes = count;

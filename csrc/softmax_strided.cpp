@@ -207,8 +207,13 @@ std::vector<size_t> logsumexp_strided(const Kernels<T>& k, const T* x, T* out, s
     std::vector<T> col(n);
     for (size_t j : uncertain) {
       if (rel_ok(static_cast<double>(max[j]), m[j])) {
-        oo[j] = static_cast<T>(static_cast<double>(max[j]) + log1p_of(m[j], m_lo[j]));
-        continue;
+        const double log_s = log1p_of(m[j], m_lo[j]);
+        const double lse = static_cast<double>(max[j]) + log_s;
+        // Near lse = 0 the contiguous path sums again in double-double.
+        if (lse_cancel_ok<T>(lse, log_s)) {
+          oo[j] = static_cast<T>(lse);
+          continue;
+        }
       }
       gather(xo + j, n, inner, col.data());
       double lse, sign;

@@ -33,6 +33,9 @@
 //    1-ulp bound is absolute in lse and lse may be near 0, so each result
 //    is certified where |lse| >= 2^-4, and a group with a result below
 //    that is summed again with the degree-11 terms (logsumexp_group).
+//    Within ~1e-6 of 0 (|lse| below 2^-23 log S; float64 below 0.36 log S)
+//    m + log S cancels below what float64 sums resolve: such rows are
+//    flagged for the per-row path's double-double sum (lse_accurate).
 // Rows these cannot finish (NaN, +-inf, all -inf, |max| beyond kFastLimit for
 // softmax, a weighted sum that is zero or below 2^-900) are flagged and left
 // unwritten for the per-row path, which handles them exactly.
@@ -454,7 +457,19 @@ bool lse_plain_group(const T* buf, size_t n, size_t g, T* out, unsigned char* fl
     bad[h] = VW::mask_or(VW::notfinite(VW::load(mx + h * WW)), VW::notfinite(rest));
     any_bad = any_bad || VW::any(bad[h]);
     const Reg<VW> z = VW::select(bad[h], VW::set1(0.0), VW::add(VW::sub(cnt[h], VW::set1(1.0)), rest));
-    lse[h] = VW::add(m[h], log1p_small<VW>(z));
+    const Reg<VW> log_s = log1p_small<VW>(z);
+    lse[h] = VW::add(m[h], log_s);
+    if constexpr (!Certify) {
+      // m + log S cancels near lse = 0: with log S within 2^-49 log S, the
+      // contract needs |lse| >= 2^-23 log S (float32: 2^-26 |lse|, within 1
+      // ulp with the rounding) or 0.36 log S (float64: half of 1e-14
+      // relative); lanes below that go to the per-row path's double-double
+      // sum (lse_accurate in softmax_rows.h, whose lse_cancel_ok agrees).
+      constexpr double kNearZero = std::is_same<T, float>::value ? 0x1p23 : 2.8;
+      const Reg<VW> size = VW::max(lse[h], VW::sub(VW::set1(0.0), lse[h]));
+      bad[h] = VW::mask_or(bad[h], VW::gt(log_s, VW::mul(size, VW::set1(kNearZero))));
+      any_bad = any_bad || VW::any(bad[h]);
+    }
     if constexpr (Certify) {
       const Reg<VW> e = VW::fmadd(VW::set1(C::err), div_lanes(z, VW::add(VW::set1(1.0), z)), VW::set1(0x1p-37));
       const Reg<VW> size = VW::max(lse[h], VW::sub(VW::set1(0.0), lse[h]));
@@ -512,7 +527,15 @@ void logsumexp_group(const T* x, const T* b, T* out, T* sign, size_t n, size_t g
     flag[l] = !ok;
     if (!ok) continue;
     const double sg = s < 0 ? -1.0 : 1.0;
-    out[l] = static_cast<T>(mx[l] + std::log1p((sg * k[l] - 1.0) + sg * rest[l]));
+    const double log_s = std::log1p((sg * k[l] - 1.0) + sg * rest[l]);
+    const double lse = mx[l] + log_s;
+    // Near lse = 0 (as lse_plain_group): the per-row path's double-double sum.
+    constexpr double kNearZero = std::is_same<T, float>::value ? 0x1p23 : 2.8;
+    if (std::fabs(log_s) > kNearZero * std::fabs(lse)) {
+      flag[l] = 1;
+      continue;
+    }
+    out[l] = static_cast<T>(lse);
     if (sign) sign[l] = static_cast<T>(sg);
   }
 }
