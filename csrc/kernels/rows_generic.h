@@ -314,7 +314,7 @@ void softmax_group(const T* x, T* y, size_t n, size_t g, T* buf, T* obuf, bool s
 // C: the exp polynomial of the other terms (the max's own are exact); Acc:
 // their lane sums (Kahan2, or Plain2 where C's own error dominates).
 // Out of line, as log1p_lanes: once logsumexp's unweighted groups stopped
-// calling them (log_softmax_group is their only unweighted caller left),
+// calling them (float32 log_softmax_group is their only unweighted caller left),
 // short-row log_softmax got 15-50% slower with them inline (n = 2-5,
 // float32 and float64, AVX2 and AVX-512, 4 Mi-element batches); out of line
 // it is back at its old speed, and one call per group costs nothing
@@ -375,19 +375,77 @@ SSM_NOINLINE void wide_sums(T* buf, const T* bbuf, size_t n, double* mx, double*
   }
 }
 
+// The unweighted sums of a group already in buf, kept in registers: per
+// wide half h of the group, mx = the rows' maxima (NaN ignored, +-inf kept),
+// m = mx with the non-finite ones replaced by 0 (the terms' reference of a
+// special row), cnt = the count of the max's own terms and rest = the sum of
+// the other terms exp(x - m) (C, Acc as wide_sums; a NaN reaches it). The
+// sums of lse_plain_group and of float64 log_softmax_group.
+template <class VN, class VW>
+struct GroupSums {
+  static constexpr size_t H = VN::width / VW::width;
+  Reg<VW> mx[H], m[H], cnt[H], rest[H];
+};
+
+template <class VN, class VW, class T, class C, template <class> class Acc>
+inline void group_sums(const T* buf, size_t n, GroupSums<VN, VW>& out) {
+  constexpr size_t W = VN::width, WW = VW::width, H = W / WW;
+  Reg<VN> vmax = VN::set1(-kInf);
+  for (size_t j = 0; j < n; ++j) vmax = VN::max(VN::load(buf + j * W), vmax);
+  alignas(64) T mx[W];
+  VN::store(mx, vmax);
+  constexpr bool kExact = std::is_same<T, double>::value;
+  Acc<VW> sums[H];
+  for (size_t h = 0; h < H; ++h) {
+    out.mx[h] = VW::load(mx + h * WW);
+    out.m[h] = VW::select(VW::notfinite(out.mx[h]), VW::set1(0.0), out.mx[h]);
+    out.cnt[h] = VW::set1(0.0);
+  }
+  for (size_t j = 0; j < n; ++j) {
+    for (size_t h = 0; h < H; ++h) {
+      const Reg<VW> xw = VW::load(buf + j * W + h * WW);
+      const Reg<VW> d = VW::sub(xw, out.m[h]);
+      const auto other = VW::nonzero(d);  // also NaN: it reaches the sum
+      out.cnt[h] = VW::add(out.cnt[h], VW::select(other, VW::set1(0.0), VW::set1(1.0)));
+      sums[h].add(static_cast<int>(j & 1),
+                  VW::select(other, rel_term<VW, kExact, C>(xw, out.m[h], d), VW::set1(0.0)));
+    }
+  }
+  for (size_t h = 0; h < H; ++h) {
+    double r[WW];
+    sums[h].totals(r);
+    out.rest[h] = VW::load(r);
+  }
+}
+
 template <class VN, class VW, class T>
 void log_softmax_group(const T* x, T* y, size_t n, size_t g, T* buf, T* obuf, bool stream, unsigned char* flag) {
   constexpr size_t W = VN::width;
   to_columns<VN>(x, n, g, buf, T(0));
+  if constexpr (std::is_same<T, double>::value) {
+    // float64: the degree-11 terms, compensated sums, log1p and the write in
+    // the group's registers (the wide lanes are the data's), no lane arrays.
+    static_assert(std::is_same<VN, VW>::value, "float64 data in float64 lanes");
+    GroupSums<VN, VW> s;
+    group_sums<VN, VW, T, ExpCoeffs<double>, Kahan2>(buf, n, s);
+    const auto bad = VW::mask_or(VW::notfinite(s.mx[0]), VW::notfinite(s.rest[0]));
+    // log S = log1p(S - 1), S - 1 = (k - 1) + rest with k - 1 exact.
+    const Reg<VW> z = VW::select(bad, VW::set1(0.0), VW::add(VW::sub(s.cnt[0], VW::set1(1.0)), s.rest[0]));
+    const Reg<VW> log_s = log1p_small<VW>(z);
+    for (size_t j = 0; j < n; ++j) VN::store(buf + j * W, VN::sub(VN::sub(VN::load(buf + j * W), s.m[0]), log_s));
+    double b[W];
+    VW::to_array(VW::select(bad, VW::set1(1.0), VW::set1(0.0)), b);
+    bool ok[W];
+    for (size_t l = 0; l < W; ++l) ok[l] = l < g && b[l] == 0.0;
+    from_columns<VN>(buf, n, g, ok, obuf, y, stream);
+    for (size_t l = 0; l < g; ++l) flag[l] = !ok[l];
+    return;
+  }
   double mx[W], k[W], rest[W];
   bool bad[W], ok[W];
   // float32: the other terms to ExpCoeffsMid's 2.1e-9 (see the header).
-  // Their error dominates the plain sum's (Plain2); float64 data keeps the
-  // degree-11 terms and the compensated sum.
-  if constexpr (std::is_same<T, float>::value)
-    wide_sums<VN, VW, T, false, ExpCoeffsMid, Plain2>(buf, nullptr, n, mx, k, rest, bad);
-  else
-    wide_sums<VN, VW, T, false>(buf, nullptr, n, mx, k, rest, bad);
+  // Their error dominates the plain sum's (Plain2).
+  wide_sums<VN, VW, T, false, ExpCoeffsMid, Plain2>(buf, nullptr, n, mx, k, rest, bad);
   alignas(64) T hi[W], lo[W];
   alignas(64) double z[W], log_s[W];
   for (size_t l = 0; l < W; ++l) {
@@ -426,39 +484,17 @@ void log_softmax_group(const T* x, T* y, size_t n, size_t g, T* buf, T* obuf, bo
 template <class VN, class VW, class T, bool Certify, class C, template <class> class Acc>
 bool lse_plain_group(const T* buf, size_t n, size_t g, T* out, unsigned char* flag) {
   constexpr size_t W = VN::width, WW = VW::width, H = W / WW;
-  Reg<VN> vmax = VN::set1(-kInf);
-  for (size_t j = 0; j < n; ++j) vmax = VN::max(VN::load(buf + j * W), vmax);
-  alignas(64) T mx[W];
-  VN::store(mx, vmax);
-  constexpr bool kExact = std::is_same<T, double>::value;
-  Reg<VW> m[H], cnt[H];
-  Acc<VW> sums[H];
-  for (size_t h = 0; h < H; ++h) {
-    const Reg<VW> mw = VW::load(mx + h * WW);
-    m[h] = VW::select(VW::notfinite(mw), VW::set1(0.0), mw);  // the reference of a special row
-    cnt[h] = VW::set1(0.0);
-  }
-  for (size_t j = 0; j < n; ++j) {
-    for (size_t h = 0; h < H; ++h) {
-      const Reg<VW> xw = VW::load(buf + j * W + h * WW);
-      const Reg<VW> d = VW::sub(xw, m[h]);
-      const auto other = VW::nonzero(d);  // also NaN: it reaches the sum
-      cnt[h] = VW::add(cnt[h], VW::select(other, VW::set1(0.0), VW::set1(1.0)));
-      sums[h].add(static_cast<int>(j & 1), VW::select(other, rel_term<VW, kExact, C>(xw, m[h], d), VW::set1(0.0)));
-    }
-  }
+  GroupSums<VN, VW> s;
+  group_sums<VN, VW, T, C, Acc>(buf, n, s);
   Reg<VW> lse[H];
   typename VW::mask bad[H];
   bool any_bad = false;
   for (size_t h = 0; h < H; ++h) {
-    double r[WW];
-    sums[h].totals(r);
-    const Reg<VW> rest = VW::load(r);
-    bad[h] = VW::mask_or(VW::notfinite(VW::load(mx + h * WW)), VW::notfinite(rest));
+    bad[h] = VW::mask_or(VW::notfinite(s.mx[h]), VW::notfinite(s.rest[h]));
     any_bad = any_bad || VW::any(bad[h]);
-    const Reg<VW> z = VW::select(bad[h], VW::set1(0.0), VW::add(VW::sub(cnt[h], VW::set1(1.0)), rest));
+    const Reg<VW> z = VW::select(bad[h], VW::set1(0.0), VW::add(VW::sub(s.cnt[h], VW::set1(1.0)), s.rest[h]));
     const Reg<VW> log_s = log1p_small<VW>(z);
-    lse[h] = VW::add(m[h], log_s);
+    lse[h] = VW::add(s.m[h], log_s);
     if constexpr (!Certify) {
       // m + log S cancels near lse = 0: with log S within 2^-49 log S, the
       // contract needs |lse| >= 2^-23 log S (float32: 2^-26 |lse|, within 1
@@ -541,6 +577,7 @@ void logsumexp_group(const T* x, const T* b, T* out, T* sign, size_t n, size_t g
 }
 
 #include "rows_direct.h"
+#include "rows_log_softmax_direct.h"
 
 // Rows of at least this many bytes take softmax_rows_direct: at one vector
 // per row (AVX-512 float32 n = 16) or two AVX2 ones its chain of two lane
@@ -550,6 +587,17 @@ void logsumexp_group(const T* x, const T* b, T* out, T* sign, size_t n, size_t g
 // 1.6-3x, n = 128 1.05-1.7x, n = 256 1.0-1.3x; float64 n = 16-64 1.1-1.6x,
 // n = 128-256 0.93-1.14x of the per-row kernels it replaces there).
 constexpr size_t kDirectMinBytes = 128;
+
+// float64 log_softmax rows of this many 8-lane vectors and more stay with
+// the group kernel: a row's chain (its max, then its terms, then its sums)
+// grows with the row, and with 8 lanes the rows in flight no longer hide it
+// (AVX-512, 4 Mi-element batches, 1 thread, ms per batch, interleaved with
+// the group kernel on a loaded machine: n = 16 10.4-10.7 vs 13.2-13.8,
+// n = 32 9.7-9.8 vs 13.3-15.0, n = 64 12.9-13.5 vs 12.5-16.1, n = 100
+// 15.0-15.6 vs 12.3-17.5, n = 128 13.3-13.7 vs 12.1-12.6). With 4 lanes
+// (AVX2) every n up to 256 gained: n = 64 11.8-12.0 vs 15.1-15.3, n = 100
+// 11.8-12.3 vs 15.7-15.8, n = 256 15.2-15.5 vs 15.8-15.9.
+constexpr size_t kWideDirectMaxVectors = 8;
 
 template <class VN, class T>
 void softmax_rows(const T* x, T* y, size_t rows, size_t n, bool stream, unsigned char* flag) {
@@ -563,6 +611,11 @@ void softmax_rows(const T* x, T* y, size_t rows, size_t n, bool stream, unsigned
 
 template <class VN, class VW, class T>
 void log_softmax_rows(const T* x, T* y, size_t rows, size_t n, bool stream, unsigned char* flag) {
+  // float64 rows of kDirectMinBytes on, as softmax's (rows_log_softmax_direct.h);
+  // with 8 lanes or more, rows shorter than kWideDirectMaxVectors vectors.
+  if constexpr (std::is_same<T, double>::value)
+    if (n * sizeof(T) >= kDirectMinBytes && (VN::width < 8 || n < kWideDirectMaxVectors * VN::width))
+      return log_softmax_rows_direct<VN>(x, y, rows, n, flag);
   constexpr size_t W = VN::width;
   alignas(64) T buf[kMaxN * W], obuf[kMaxN * W];
   for (size_t r = 0; r < rows; r += W)
