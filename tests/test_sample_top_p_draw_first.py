@@ -161,3 +161,47 @@ def test_per_row_parameters_in_a_batch(isa, dtype):
         assert_same(x, temperature=temperature, top_p=top_p, min_p=min_p, rng=seed)
         assert_same(x, temperature=temperature, top_p=top_p, rng=[seed + r for r in range(12)])
         assert_same(x, temperature=0.7, top_p=0.95, rng=seed, logprobs="raw")
+
+
+F_WORST = 1 / math.log(2) - 1  # where 1 + f is furthest above 2^f (6.1%)
+
+
+def lopsided_row(temperature, groups, rng):
+    """A float32 row of groups (y, count), y in log2 units from v = 0.25
+    (x = v + y T / log2(e)), shuffled."""
+    s = math.log2(math.e) / temperature
+    v = np.float32(0.25)
+    x = np.concatenate([np.full(count, v + y / s) for y, count in groups]).astype(np.float32)
+    return x[rng.permutation(x.size)]
+
+
+# The draw-first test's coarse pass (float32 rows) estimates a token's mass
+# relative to the winner's value v; its exp is furthest off (6.1% high) at
+# y = n + F_WORST and exact at whole y. harmful: 1251 tokens at y = 1, 1000
+# at v, 2205 at y = -1 + F_WORST: the tokens above v weigh 0.50035 of the
+# row, estimated 0.4913, so a winner at v (20% of draws) is dropped by
+# top_p = 0.5 and the bound must leave it open (one below 0.0174 of the
+# estimate would keep it). Not harmful: 1470 at y = F_WORST, 1000 at v, 2000
+# at y = -1: above v 0.49977, estimated 0.5147; the winner is kept, and a
+# too tight bound would only cost time.
+LOPSIDED = {
+    True: ([(1.0, 1251), (0.0, 1000), (-1 + F_WORST, 2205)], 0.5),
+    False: ([(F_WORST, 1470), (0.0, 1000), (-1.0, 2000)], 0.5),
+}
+
+
+@pytest.mark.parametrize("harmful", [True, False])
+def test_coarse_bound_on_lopsided_rows(isa, harmful):
+    g = np.random.default_rng(17)
+    groups, top_p = LOPSIDED[harmful]
+    for t in (0.7, 1.0):
+        x = lopsided_row(t, groups, g)
+        kept_set = ref_top_p(x, t, top_p)
+        at_v = np.flatnonzero(x == np.float32(0.25))
+        assert kept_set[at_v].all() != harmful  # a winner at v: dropped (harmful) or kept
+        drawn_at_v = 0
+        for seed in range(40):
+            got = assert_same(x, temperature=t, top_p=top_p, rng=seed)
+            assert got == ssm.gumbel_argmax(masked(x, kept_set), temperature=t, rng=seed)
+            drawn_at_v += int(ssm.gumbel_argmax(x, temperature=t, rng=seed) in at_v)
+        assert drawn_at_v > 0

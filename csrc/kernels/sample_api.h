@@ -54,11 +54,11 @@ struct MassEstimate {
 };
 
 // mass_coarse's bound per element, relative to its estimate.
-constexpr double kCoarseRel = 0.016;
+constexpr double kCoarseRel = 0.031;
 
 // What mass_coarse returns for a chunk: coarse float64 sums of the masses
 // 2^((x - ref) s) of the x above and not above a pivot (each within
-// kCoarseRel = 0.016 of the element's estimate, or below 2^-124 both), a
+// kCoarseRel = 0.031 of the element's estimate, or below 2^-124 both), a
 // bound on the sums' rounding, the chunk's max and its element count.
 struct CoarseMass {
   double above = 0, rest = 0, round = 0;

@@ -34,6 +34,8 @@
 #endif
 
 #include <cmath>
+#include <cstdint>
+#include <cstring>
 #include <limits>
 #include <type_traits>
 #include <utility>
@@ -822,14 +824,12 @@ SSM_INLINE inline void add_split<F32x16>(__mmask16 in, __m512 m, __m512& acc_in,
 }
 #endif
 
-// mass_coarse's vectors in flight: 4, but 2 on AVX2, whose 16 registers
-// do not hold 4 vectors' two sums besides the constants (GCC kept 6 of the 8
-// sums on the stack, a store and a reload per add).
-#if defined(__AVX2__) && !defined(__AVX512F__)
-constexpr size_t kCoarseUnroll = 2;
-#else
-constexpr size_t kCoarseUnroll = kMassUnroll;
-#endif
+// mass_coarse's vectors in flight, per lane type (a kernel set with fewer
+// registers specializes it: sample_avx2.cpp).
+template <class V>
+struct CoarseTuning {
+  static constexpr size_t unroll = kMassUnroll;
+};
 
 // float32 lanes into float64 accumulators (exact conversion).
 template <class V, class VW>
@@ -957,44 +957,65 @@ void mass_estimate_narrow(const float* x, size_t n, double ref, double inv_temp,
   return mass_estimate_narrow_p<V, VW, 1>(x, n, nr, pivot, clo, chi, out, cap, res);
 }
 
+// 2^(e 2^-23 - 127) with the mantissa linear between powers of two: the
+// float32 whose bits are e rounded to an integer (Schraudolph's exp, 1999),
+// for 2^23 <= e < 255 2^23 (other e: some value the caller discards).
+inline float linear_pow2(float e) {
+  if (!(e >= 0x1p23f && e < 0x1p31f)) return 0.0f;
+  const int32_t bits = static_cast<int32_t>(std::nearbyint(e));
+  float m;
+  std::memcpy(&m, &bits, sizeof m);
+  return m;
+}
+#if defined(__AVX512F__)
+inline __m512 linear_pow2(__m512 e) { return _mm512_castsi512_ps(_mm512_cvtps_epi32(e)); }
+#endif
+#if defined(__AVX2__)
+inline __m256 linear_pow2(__m256 e) { return _mm256_castsi256_ps(_mm256_cvtps_epi32(e)); }
+#endif
+#if defined(__ARM_NEON)
+inline float32x4_t linear_pow2(float32x4_t e) { return vreinterpretq_f32_s32(vcvtnq_s32_f32(e)); }
+#endif
+
 // top-p's draw-first test (the driver's sample_row): the masses of a float32
 // row above and not above one pivot, coarsely, relative to a reference ref
 // that need not be the max (the winner's value: the pass finds the max
 // itself, so that the row needs no max pass before it). In log2 units
-// y = max(fma(x, s, -ref s), -126) with s = inv_temp log2(e) and ref s
-// rounded to float32, the mass is 2^n q(y - n), n = round(y), q the degree-2
-// Taylor polynomial of 2^f on |f| <= 1/2. Per element, against 2^((x - ref) s):
-//  * y's roundings (s and ref s to float32, the fma), while |x s| <= 2^13 and
-//    |ref s| <= 2^12: at most 2^-11 + 2^-12 + 2^-17 < 7.4e-4 in log2 units,
-//    a factor 2^(+-7.4e-4) = 1 +- 5.2e-4;
-//  * q: the remainder (f ln 2)^3 / 6 e^(|f| ln 2) < 9.8e-3, over 2^f >= 0.707
-//    below 1.39e-2 relative; its two roundings 2^-23;
-// together within 1.47e-2 of 2^((x - ref) s), i.e. below kCoarseRel of the
-// estimate (kCoarseRel, sample_api.h). Elements with y clamped at -126 weigh below 2^-124 either way.
+// y = (x - ref) s, s = inv_temp log2(e), computed as e = max(fma(x, s 2^23,
+// (127 - ref s) 2^23), 2^23) = (y + 127) 2^23 (clamped at y = -126) with
+// both constants rounded to float32, the mass is linear_pow2(e) = 2^n (1 + f)
+// for y = n + f, 0 <= f < 1, times kCoarseScale. Per element, against
+// 2^((x - ref) s):
+//  * e's roundings (s 2^23 and the constant to float32, the fma, the
+//    integer), while |x s| <= 2^13 and |ref s| <= 2^12: at most 2^-11 +
+//    2^-12 + 2^-17 + 2^-23 < 7.41e-4 in log2 units, a factor a = 2^(+-7.41e-4);
+//  * 1 + f against 2^f: a factor in [1, R], R = max (1 + f) / 2^f = 1.061476
+//    (at f = 1 / ln 2 - 1);
+// so the true mass over the estimate lies in [1 / (c R a), a / c] with c =
+// kCoarseScale = 0.97106 (which about centres it): within [0.96966,
+// 1.03034], i.e. within 0.0304 < kCoarseRel of the estimate (kCoarseRel,
+// sample_api.h).
+// Elements with y clamped at -126 weigh below 2^-124 either way.
 // The sums: float32 lanes over kCoarseBlock vectors (each add's rounding at
 // most 2^-24 of the lane's block sum), then float64 lanes; round bounds their
 // distance from the real sums of the estimates. Valid while every x is at
 // most ref + 127 / s (2^n a normal float): the caller checks that against the
 // returned max. False (nothing added) when |ref s| > 2^12 or s < 2^-60.
 constexpr size_t kCoarseBlock = 64;
+constexpr double kCoarseScale = 0.97106;
 
 template <class V, class VW>
 bool mass_coarse(const float* x, size_t n, double ref, double inv_temp, double pivot, CoarseMass* res) {
-  constexpr size_t W = V::width, U = kCoarseUnroll;
+  constexpr size_t W = V::width, U = CoarseTuning<V>::unroll;
   const double s = inv_temp * ExpCoeffs<double>::log2e;
   if (!(s >= 0x1p-60 && s <= 0x1p60 && std::fabs(ref) * s <= 0x1p12)) return false;
-  const Reg<V> vs = V::set1(static_cast<float>(s)), vnegc = V::set1(static_cast<float>(-ref * s));
-  const Reg<V> vpivot = V::set1(float_at_most(pivot)), vfloor = V::set1(-126.0f);
-  // q's coefficients: kTaylor2's first three (ln 2 and (ln 2)^2 / 2 in float32)
-  const Reg<V> c2 = V::set1(kTaylor2[2]), c1 = V::set1(kTaylor2[1]), one = V::set1(kTaylor2[0]);
+  const Reg<V> vs = V::set1(static_cast<float>(s * 0x1p23)), vc = V::set1(static_cast<float>((127 - ref * s) * 0x1p23));
+  const Reg<V> vpivot = V::set1(float_at_most(pivot)), vfloor = V::set1(0x1p23f);
   Reg<VW> above_lo = VW::set1(0.0), above_hi = above_lo, rest_lo = above_lo, rest_hi = above_lo;
   Reg<V> vmax = V::set1(-kInfFloat);
   auto masses = [&](Reg<V> xv, Reg<V>& a, Reg<V>& r) SSM_INLINE {
     vmax = V::max(vmax, xv);
-    const Reg<V> y = V::max(V::fmadd(xv, vs, vnegc), vfloor);
-    const Reg<V> k = V::round(y), f = V::sub(y, k);
-    const Reg<V> m = times_pow2<V>(V::fmadd(V::fmadd(c2, f, c1), f, one), k);
-    add_split<V>(V::gt(xv, vpivot), m, a, r);
+    add_split<V>(V::gt(xv, vpivot), linear_pow2(V::max(V::fmadd(xv, vs, vc), vfloor)), a, r);
   };
   size_t i = 0;
   while (i + U * W <= n) {
@@ -1028,7 +1049,8 @@ bool mass_coarse(const float* x, size_t n, double ref, double inv_temp, double p
   V::to_array(vmax, mx);
   for (size_t l = 0; l < W; ++l)
     if (static_cast<double>(mx[l]) > res->max) res->max = static_cast<double>(mx[l]);
-  const double above = lanes_sum<VW>(above_lo, above_hi), rest = lanes_sum<VW>(rest_lo, rest_hi);
+  const double above = lanes_sum<VW>(above_lo, above_hi) * kCoarseScale;
+  const double rest = lanes_sum<VW>(rest_lo, rest_hi) * kCoarseScale;
   // float32 blocks, then a float64 chain per lane of one add per block, the
   // lanes' sum and the caller's adds of chunks
   const double chain = static_cast<double>(n) / static_cast<double>(kCoarseBlock * U * W) + 2 * VW::width + 8;

@@ -83,10 +83,13 @@ def _scalar_values(temperature, top_k, top_p, min_p):
     checked without NumPy's per-array overhead (tens of microseconds for
     five small arrays); None when a parameter is anything else or out of
     range (the general path converts it or raises the right error)."""
-    if top_k is None and top_p is None and min_p is None:  # no filter: the commonest call, checked at once
-        if type(temperature) in (int, float) and 0 <= temperature < float("inf"):
-            return temperature, 0, 1.0, 0.0
-        return None
+    if top_k is None and min_p is None:
+        if top_p is None:  # no filter: the commonest call, checked at once
+            if type(temperature) in (int, float) and 0 <= temperature < math.inf:
+                return temperature, 0, 1.0, 0.0
+            return None
+        if type(top_p) is float and type(temperature) is float and 0 < top_p <= 1 and 0 <= temperature < math.inf:
+            return temperature, 0, top_p, 0.0  # top-p alone (nucleus sampling), checked at once
     values = []
     for v, default in ((temperature, 1.0), (top_k, 0), (top_p, 1.0), (min_p, 0.0)):
         if v is None:
@@ -95,7 +98,7 @@ def _scalar_values(temperature, top_k, top_p, min_p):
             return None
         values.append(v)
     t, k, p, m = values
-    if type(k) is not int or k < 0 or not (0 <= t < float("inf")):
+    if type(k) is not int or k < 0 or not (0 <= t < math.inf):
         return None
     if not (0 < p <= 1) or not (0 <= m <= 1):
         return None
