@@ -498,10 +498,10 @@ bool lse_plain_group(const T* buf, size_t n, size_t g, T* out, unsigned char* fl
     if constexpr (!Certify) {
       // m + log S cancels near lse = 0: with log S within 2^-49 log S, the
       // contract needs |lse| >= 2^-23 log S (float32: 2^-26 |lse|, within 1
-      // ulp with the rounding) or 0.36 log S (float64: half of 1e-14
-      // relative); lanes below that go to the per-row path's double-double
-      // sum (lse_accurate in softmax_rows.h, whose lse_cancel_ok agrees).
-      constexpr double kNearZero = std::is_same<T, float>::value ? 0x1p23 : 2.8;
+      // ulp with the rounding; float64: its 2^-26 relative bound near 0);
+      // lanes below that go to the per-row path's double-double sum
+      // (lse_accurate in softmax_rows.h, whose lse_cancel_ok agrees).
+      constexpr double kNearZero = 0x1p23;
       const Reg<VW> size = VW::max(lse[h], VW::sub(VW::set1(0.0), lse[h]));
       bad[h] = VW::mask_or(bad[h], VW::gt(log_s, VW::mul(size, VW::set1(kNearZero))));
       any_bad = any_bad || VW::any(bad[h]);
@@ -566,8 +566,7 @@ void logsumexp_group(const T* x, const T* b, T* out, T* sign, size_t n, size_t g
     const double log_s = std::log1p((sg * k[l] - 1.0) + sg * rest[l]);
     const double lse = mx[l] + log_s;
     // Near lse = 0 (as lse_plain_group): the per-row path's double-double sum.
-    constexpr double kNearZero = std::is_same<T, float>::value ? 0x1p23 : 2.8;
-    if (std::fabs(log_s) > kNearZero * std::fabs(lse)) {
+    if (std::fabs(log_s) > 0x1p23 * std::fabs(lse)) {
       flag[l] = 1;
       continue;
     }
