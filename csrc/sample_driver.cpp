@@ -485,8 +485,11 @@ class RowSampler {
   // top-p's threshold over the whole row: the smallest logit L whose
   // strictly larger tokens hold less than top_p of the mass; kept = the mass
   // of x >= L (see the file comment for the passes).
-  // need_kept: kept is wanted (else it may be left unset).
-  double top_p_threshold(double max, double inv_temp, double top_p, FixedMass& kept, bool need_kept) {
+  // need_kept: kept is wanted (else it may be left unset). below: a value
+  // the threshold is known to lie above (the draw-first test's dropped
+  // winner; -inf: none), which raises the zone's lower end.
+  double top_p_threshold(double max, double inv_temp, double top_p, FixedMass& kept, bool need_kept,
+                         double below = -kInfD) {
     if (n_ <= kCollectAll) {
       // A short row: its finite values collected (a read) and each one's
       // exact mass computed once, for the total and for walk. The total is
@@ -514,6 +517,10 @@ class RowSampler {
     std::vector<double> sample = take_sample(max);
     double hi = max, lo = -kInfD, hi2 = max, lo2 = -kInfD;
     estimate_zone(sample, max, inv_temp, top_p, lo, hi, lo2, hi2);
+    if (below > lo && below < hi) {  // fewer values to collect: the threshold is in (below, hi] if in the zone
+      lo = below;
+      if (!(lo2 < lo)) lo2 = -kInfD;
+    }
     if (!need_kept && g_estimates.load(std::memory_order_relaxed)) {
       // The float32-lane estimate first (float32 rows); where its bound
       // cannot decide, the float64-lane one, about 30x tighter.
@@ -996,6 +1003,7 @@ Fault sample_row(const T* x, size_t n, size_t r, const SampleRequest& req, bool 
   const bool first = !use_k && !greedy && use_p && mode != 2 && !floor_out &&
                      g_draw_first.load(std::memory_order_relaxed);
   double max = -kInfD, shift = 0;  // shift: lse - max (logprobs="raw")
+  double p_below = -kInfD;         // a value top-p's threshold is known to lie above
   RowScratch& scratch = row_scratch();
   std::vector<double>& value = scratch.value;
   std::vector<uint64_t>& index = scratch.index;
@@ -1025,6 +1033,7 @@ Fault sample_row(const T* x, size_t n, size_t r, const SampleRequest& req, bool 
     if (f != kFine) return f;
     const double xw = static_cast<double>(x[w]);
     int keeps = rs.top_p_keeps(xw, inv_mass, req.top_p[r], max);
+    if (keeps == 0) p_below = xw;  // the tokens above xw weigh >= top_p: the threshold lies above it
     if (keeps == 1 && use_m && xw < min_p_threshold<T>(max, inv_temp, req.min_p[r])) keeps = 0;
     (keeps == 1 ? g_first_kept : keeps == 0 ? g_first_dropped : g_first_undecided)
         .fetch_add(1, std::memory_order_relaxed);
@@ -1095,7 +1104,7 @@ Fault sample_row(const T* x, size_t n, size_t r, const SampleRequest& req, bool 
   } else {
     double floor = -kInfD;
     if (use_p) {
-      floor = rs.top_p_threshold(max, inv_mass, req.top_p[r], kept, mode == 2);
+      floor = rs.top_p_threshold(max, inv_mass, req.top_p[r], kept, mode == 2, p_below);
       kept_known = true;
     }
     if (use_m) {

@@ -86,6 +86,25 @@ def test_filtered_out_winners_fall_back(isa, dtype):
     assert counts()[1] - before[1] >= 20
 
 
+def test_dropped_winners_against_the_reference(isa, dtype):
+    """A winner filtered out lies below the threshold, so the search's zone
+    starts at its value: the tokens of such calls (and of the kept ones)
+    against the sorted reference, on rows longer than the collect-all size,
+    at a low top_p (many winners dropped) and at 0.95."""
+    g = np.random.default_rng(21)
+    dropped = 0
+    for n, sigma in ((20011, 3.0), (151_936, 1.0)):
+        x = g.normal(0, sigma, n).astype(dtype)
+        for top_p in (0.6, 0.95):
+            kept_set = ref_top_p(x, 0.7, top_p)
+            for seed in range(24):
+                before = counts()
+                got = ssm.sample(x, temperature=0.7, top_p=top_p, rng=seed)
+                dropped += (counts() - before)[1]
+                assert got == ssm.gumbel_argmax(masked(x, kept_set), temperature=0.7, rng=seed), (n, top_p, seed)
+    assert dropped >= 8, dropped
+
+
 def winner_top_ps(x, temperature, seed, deltas):
     """top_p values that put the cumulative mass of the tokens strictly
     above the unfiltered winner's value at top_p (relative offsets delta),
