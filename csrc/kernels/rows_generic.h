@@ -375,46 +375,89 @@ SSM_NOINLINE void wide_sums(T* buf, const T* bbuf, size_t n, double* mx, double*
   }
 }
 
-// The unweighted sums of a group already in buf, kept in registers: per
-// wide half h of the group, mx = the rows' maxima (NaN ignored, +-inf kept),
-// m = mx with the non-finite ones replaced by 0 (the terms' reference of a
-// special row), cnt = the count of the max's own terms and rest = the sum of
-// the other terms exp(x - m) (C, Acc as wide_sums; a NaN reaches it). The
-// sums of lse_plain_group and of float64 log_softmax_group.
-template <class VN, class VW>
+// The unweighted sums of P groups already in buf (group p at buf + p n W),
+// kept in registers: per group p and wide half h of it (q = p H + h), mx =
+// the rows' maxima (NaN ignored, +-inf kept), m = mx with the non-finite ones
+// replaced by 0 (the terms' reference of a special row), cnt = the count of
+// the max's own terms and rest = the sum of the other terms exp(x - m) (C,
+// Acc as wide_sums; a NaN reaches it). The sums of lse_plain_group and of
+// float64 log_softmax_groups. Each lane's arithmetic is the same whatever P:
+// the groups only share the loops, so that their chains overlap.
+template <class VN, class VW, size_t P = 1>
 struct GroupSums {
   static constexpr size_t H = VN::width / VW::width;
-  Reg<VW> mx[H], m[H], cnt[H], rest[H];
+  Reg<VW> mx[P * H], m[P * H], cnt[P * H], rest[P * H];
 };
 
-template <class VN, class VW, class T, class C, template <class> class Acc>
-inline void group_sums(const T* buf, size_t n, GroupSums<VN, VW>& out) {
+template <class VN, class VW, class T, class C, template <class> class Acc, size_t P = 1>
+inline void group_sums(const T* buf, size_t n, GroupSums<VN, VW, P>& out) {
   constexpr size_t W = VN::width, WW = VW::width, H = W / WW;
-  Reg<VN> vmax = VN::set1(-kInf);
-  for (size_t j = 0; j < n; ++j) vmax = VN::max(VN::load(buf + j * W), vmax);
-  alignas(64) T mx[W];
-  VN::store(mx, vmax);
+  Reg<VN> vmax[P];
+  for (size_t p = 0; p < P; ++p) vmax[p] = VN::set1(-kInf);
+  for (size_t j = 0; j < n; ++j)
+    for (size_t p = 0; p < P; ++p) vmax[p] = VN::max(VN::load(buf + (p * n + j) * W), vmax[p]);
+  alignas(64) T mx[P * W];
+  for (size_t p = 0; p < P; ++p) VN::store(mx + p * W, vmax[p]);
   constexpr bool kExact = std::is_same<T, double>::value;
-  Acc<VW> sums[H];
-  for (size_t h = 0; h < H; ++h) {
-    out.mx[h] = VW::load(mx + h * WW);
-    out.m[h] = VW::select(VW::notfinite(out.mx[h]), VW::set1(0.0), out.mx[h]);
-    out.cnt[h] = VW::set1(0.0);
+  Acc<VW> sums[P * H];
+  for (size_t q = 0; q < P * H; ++q) {
+    out.mx[q] = VW::load(mx + q * WW);
+    out.m[q] = VW::select(VW::notfinite(out.mx[q]), VW::set1(0.0), out.mx[q]);
+    out.cnt[q] = VW::set1(0.0);
   }
   for (size_t j = 0; j < n; ++j) {
-    for (size_t h = 0; h < H; ++h) {
-      const Reg<VW> xw = VW::load(buf + j * W + h * WW);
-      const Reg<VW> d = VW::sub(xw, out.m[h]);
+    for (size_t q = 0; q < P * H; ++q) {
+      const Reg<VW> xw = VW::load(buf + ((q / H) * n + j) * W + (q % H) * WW);
+      const Reg<VW> d = VW::sub(xw, out.m[q]);
       const auto other = VW::nonzero(d);  // also NaN: it reaches the sum
-      out.cnt[h] = VW::add(out.cnt[h], VW::select(other, VW::set1(0.0), VW::set1(1.0)));
-      sums[h].add(static_cast<int>(j & 1),
-                  VW::select(other, rel_term<VW, kExact, C>(xw, out.m[h], d), VW::set1(0.0)));
+      out.cnt[q] = VW::add(out.cnt[q], VW::select(other, VW::set1(0.0), VW::set1(1.0)));
+      sums[q].add(static_cast<int>(j & 1),
+                  VW::select(other, rel_term<VW, kExact, C>(xw, out.m[q], d), VW::set1(0.0)));
     }
   }
-  for (size_t h = 0; h < H; ++h) {
+  for (size_t q = 0; q < P * H; ++q) {
     double r[WW];
-    sums[h].totals(r);
-    out.rest[h] = VW::load(r);
+    sums[q].totals(r);
+    out.rest[q] = VW::load(r);
+  }
+}
+
+// float64 log_softmax of P consecutive groups of W rows (the batch's rows
+// from x; the last may be partial, rows_left >= (P - 1) W + 1): the
+// degree-11 terms, compensated sums, log1p and the write in the groups'
+// registers (the wide lanes are the data's), no lane arrays. P = 2 runs two
+// groups' chains side by side (the sums, then the two log1p's divisions and
+// series), which one group's latency left idle at small n.
+template <class V, size_t P>
+void log_softmax_groups_f64(const double* x, double* y, size_t n, size_t rows_left, double* buf, double* obuf,
+                            bool stream, unsigned char* flag) {
+  constexpr size_t W = V::width;
+  size_t g[P];
+  for (size_t p = 0; p < P; ++p) {
+    g[p] = rows_left - p * W < W ? rows_left - p * W : W;
+    to_columns<V>(x + p * W * n, n, g[p], buf + p * n * W, 0.0);
+  }
+  GroupSums<V, V, P> s;
+  group_sums<V, V, double, ExpCoeffs<double>, Kahan2, P>(buf, n, s);
+  Reg<V> log_s[P];
+  typename V::mask bad[P];
+  for (size_t p = 0; p < P; ++p) {
+    bad[p] = V::mask_or(V::notfinite(s.mx[p]), V::notfinite(s.rest[p]));
+    // log S = log1p(S - 1), S - 1 = (k - 1) + rest with k - 1 exact.
+    log_s[p] = log1p_small<V>(V::select(bad[p], V::set1(0.0), V::add(V::sub(s.cnt[p], V::set1(1.0)), s.rest[p])));
+  }
+  for (size_t j = 0; j < n; ++j)
+    for (size_t p = 0; p < P; ++p) {
+      double* at = buf + (p * n + j) * W;
+      V::store(at, V::sub(V::sub(V::load(at), s.m[p]), log_s[p]));
+    }
+  for (size_t p = 0; p < P; ++p) {
+    double b[W];
+    V::to_array(V::select(bad[p], V::set1(1.0), V::set1(0.0)), b);
+    bool ok[W];
+    for (size_t l = 0; l < W; ++l) ok[l] = l < g[p] && b[l] == 0.0;
+    from_columns<V>(buf + p * n * W, n, g[p], ok, obuf, y + p * W * n, stream);
+    for (size_t l = 0; l < g[p]; ++l) flag[p * W + l] = !ok[l];
   }
 }
 
@@ -423,23 +466,8 @@ void log_softmax_group(const T* x, T* y, size_t n, size_t g, T* buf, T* obuf, bo
   constexpr size_t W = VN::width;
   to_columns<VN>(x, n, g, buf, T(0));
   if constexpr (std::is_same<T, double>::value) {
-    // float64: the degree-11 terms, compensated sums, log1p and the write in
-    // the group's registers (the wide lanes are the data's), no lane arrays.
     static_assert(std::is_same<VN, VW>::value, "float64 data in float64 lanes");
-    GroupSums<VN, VW> s;
-    group_sums<VN, VW, T, ExpCoeffs<double>, Kahan2>(buf, n, s);
-    const auto bad = VW::mask_or(VW::notfinite(s.mx[0]), VW::notfinite(s.rest[0]));
-    // log S = log1p(S - 1), S - 1 = (k - 1) + rest with k - 1 exact.
-    const Reg<VW> z = VW::select(bad, VW::set1(0.0), VW::add(VW::sub(s.cnt[0], VW::set1(1.0)), s.rest[0]));
-    const Reg<VW> log_s = log1p_small<VW>(z);
-    for (size_t j = 0; j < n; ++j) VN::store(buf + j * W, VN::sub(VN::sub(VN::load(buf + j * W), s.m[0]), log_s));
-    double b[W];
-    VW::to_array(VW::select(bad, VW::set1(1.0), VW::set1(0.0)), b);
-    bool ok[W];
-    for (size_t l = 0; l < W; ++l) ok[l] = l < g && b[l] == 0.0;
-    from_columns<VN>(buf, n, g, ok, obuf, y, stream);
-    for (size_t l = 0; l < g; ++l) flag[l] = !ok[l];
-    return;
+    return log_softmax_groups_f64<VN, 1>(x, y, n, g, buf, obuf, stream, flag);
   }
   double mx[W], k[W], rest[W];
   bool bad[W], ok[W];
@@ -608,6 +636,15 @@ void softmax_rows(const T* x, T* y, size_t rows, size_t n, bool stream, unsigned
   if (stream) VN::fence();
 }
 
+// float64 log_softmax group kernel rows up to this length go two groups at a
+// time (log_softmax_groups_f64; both in buf's kMaxN x W elements): one
+// group's chain (sums, log1p's division and series, write) left the core
+// idle at small n (4 Mi-element batches, 1 thread, ms per batch, medians of
+// interleaved runs, one group / two: AVX2 n = 2 92.0 / 50.4, n = 3 56.8 /
+// 35.4, n = 5 27.8 / 21.4, n = 10 23.6 / 17.6; AVX-512 n = 3 16.7 / 12.4,
+// n = 5 14.7 / 11.4, n = 10 9.9 / 7.4, n = 64 7.8 / 6.6, n = 128 7.5 / 7.0).
+constexpr size_t kPairMaxN = kMaxN / 2;
+
 template <class VN, class VW, class T>
 void log_softmax_rows(const T* x, T* y, size_t rows, size_t n, bool stream, unsigned char* flag) {
   // float64 rows of kDirectMinBytes on, as softmax's (rows_log_softmax_direct.h);
@@ -617,6 +654,17 @@ void log_softmax_rows(const T* x, T* y, size_t rows, size_t n, bool stream, unsi
       return log_softmax_rows_direct<VN>(x, y, rows, n, flag);
   constexpr size_t W = VN::width;
   alignas(64) T buf[kMaxN * W], obuf[kMaxN * W];
+  if constexpr (std::is_same<T, double>::value) {
+    // Two groups at a time where both fit in buf (see kPairMaxN).
+    if (n <= kPairMaxN) {
+      size_t r = 0;
+      for (; r + W < rows; r += 2 * W)
+        log_softmax_groups_f64<VN, 2>(x + r * n, y + r * n, n, rows - r, buf, obuf, stream, flag + r);
+      if (r < rows) log_softmax_groups_f64<VN, 1>(x + r * n, y + r * n, n, rows - r, buf, obuf, stream, flag + r);
+      if (stream) VN::fence();
+      return;
+    }
+  }
   for (size_t r = 0; r < rows; r += W)
     log_softmax_group<VN, VW>(x + r * n, y + r * n, n, rows - r < W ? rows - r : W, buf, obuf, stream, flag + r);
   if (stream) VN::fence();
