@@ -973,7 +973,7 @@ inline __m512 linear_pow2(__m512 e) { return _mm512_castsi512_ps(_mm512_cvtps_ep
 #if defined(__AVX2__)
 inline __m256 linear_pow2(__m256 e) { return _mm256_castsi256_ps(_mm256_cvtps_epi32(e)); }
 #endif
-#if defined(__ARM_NEON)
+#if defined(SSM_NEON_TYPES)  // vecmath_neon.h: the NEON files only
 inline float32x4_t linear_pow2(float32x4_t e) { return vreinterpretq_f32_s32(vcvtnq_s32_f32(e)); }
 #endif
 

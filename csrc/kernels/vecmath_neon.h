@@ -30,6 +30,11 @@
 
 #include "vecmath_common.h"
 
+// Every aarch64 file has __ARM_NEON defined, but only the *_neon.cpp files
+// include arm_neon.h: shared headers (sample_generic.h) declare their NEON
+// overloads under this macro instead.
+#define SSM_NEON_TYPES 1
+
 namespace ssm {
 namespace neon {
 
