@@ -117,12 +117,22 @@ bool log_softmax_long(const Half& h, const uint16_t* x, uint16_t* y, size_t n, f
   return true;
 }
 
-// One ulp of the format at |v| (subnormal spacing as the floor).
+// One ulp of the format at |v| (subnormal spacing as the floor, also at 0).
 double format_ulp(double v, HalfFormat f) {
+  const bool f16 = f == HalfFormat::Float16;
+  const double floor = f16 ? 0x1p-24 : 0x1p-133;
+  if (!(v != 0.0)) return floor;
   int e = 0;
   std::frexp(std::fabs(v), &e);
-  const bool f16 = f == HalfFormat::Float16;
-  return std::max(std::ldexp(1.0, e - 1 - (f16 ? 10 : 7)), f16 ? 0x1p-24 : 0x1p-133);
+  return std::max(std::ldexp(1.0, e - 1 - (f16 ? 10 : 7)), floor);
+}
+
+// Is a result lse within abs_err of the exact one certainly within a
+// quarter ulp of the format? The ulp is taken where the exact result may
+// be smallest, |lse| - abs_err (near 0 a computed lse, even 0, can be far
+// larger than the exact one).
+bool within_quarter_ulp(double lse, double abs_err, HalfFormat f) {
+  return abs_err <= 0.25 * format_ulp(std::max(std::fabs(lse) - abs_err, 0.0), f);
 }
 
 // The fast float32 sum is certainly good enough when its error bound is a
@@ -132,16 +142,41 @@ bool lse_fast(HalfFormat f, const ExpSum& s, float& out) {
   if (!fast_ok(s.m, s.e)) return false;
   const double lse = s.e * kLn2 + std::log(s.m);
   const double abs_err = 1.02 * s.err + 0x1p-52 * (std::fabs(lse) + 1.0);
-  if (!(abs_err <= 0.25 * format_ulp(lse, f))) return false;
+  if (!within_quarter_ulp(lse, abs_err, f)) return false;
   out = static_cast<float>(lse);
   return true;
 }
 
-// The accurate pass's result (max-relative, float64), or false for a special row.
-bool lse_accurate(const ExpSum& o, float& out) {
+// The accurate pass's result (max-relative, float64), or false for a special
+// row. Near lse = 0, max + log S cancels: its float64 error, 2^-49 log S +
+// 2^-53 |lse| (lse_cancel_ok, softmax_rows.h), can exceed the format's ulp
+// there (bfloat16 keeps float32's exponent range: ulp(1e-20) ~ 2^-74;
+// float16's subnormal spacing 2^-24 never lets it). Where it is above a
+// quarter ulp (as lse_fast), the row is summed again in double-double:
+// redo(ref, s) adds the row's sum exp(x - ref) into s (dd_sum_half).
+template <class DdAdd>
+bool lse_accurate(HalfFormat f, const ExpSum& o, float& out, DdAdd&& redo) {
   if (!ordinary(o) || !(o.m != 0.0)) return false;
-  out = static_cast<float>(o.max + log_of_sum(o));
+  const double log_s = log_of_sum(o);
+  double lse = o.max + log_s;
+  if (!within_quarter_ulp(lse, 0x1p-49 * std::fabs(log_s) + 0x1p-53 * std::fabs(lse), f)) {
+    detail::Dd s = {0.0, 0.0};
+    redo(o.max, s);
+    double sign;
+    detail::lse_of_dd(s, o.max, lse, sign);  // unweighted, S >= 1
+  }
+  out = static_cast<float>(lse);
   return true;
+}
+
+// s += sum exp(x - ref) over a half row in double-double, block by block
+// through buf (kHalfBlock floats or more).
+void dd_sum_half(const Half& h, const uint16_t* x, size_t n, float* buf, double ref, detail::Dd& s) {
+  for (size_t b = 0; b < n; b += kHalfBlock) {
+    const size_t len = std::min(kHalfBlock, n - b);
+    h.load(x + b, buf, len);
+    detail::dd_expsum_add(buf, static_cast<const float*>(nullptr), len, ref, s);
+  }
 }
 
 // Rows shorter than this on the buffered path take the float32 batch driver
@@ -152,13 +187,16 @@ bool logsumexp_long(const Half& h, const uint16_t* x, size_t n, float* buf, floa
   const ExpSum s = over_blocks(h, x, n, buf, [&](const float* b, size_t len) { return h.k.expsum_fast(b, len); },
                                combine_sums);
   if (lse_fast(h.f, s, out)) return true;
-  return lse_accurate(online_long(h, x, n, buf), out);
+  return lse_accurate(h.f, online_long(h, x, n, buf), out,
+                      [&](double ref, detail::Dd& dd) { dd_sum_half(h, x, n, buf, ref, dd); });
 }
 
 // A row already converted into buf.
 bool logsumexp_whole(const Half& h, const float* buf, size_t n, float& out) {
   if (lse_fast(h.f, h.k.expsum_fast(buf, n), out)) return true;
-  return lse_accurate(h.k.expsum_online_wide(buf, nullptr, n), out);
+  return lse_accurate(h.f, h.k.expsum_online_wide(buf, nullptr, n), out, [&](double ref, detail::Dd& dd) {
+    detail::dd_expsum_add(buf, static_cast<const float*>(nullptr), n, ref, dd);
+  });
 }
 
 // --- fused kernels: the half rows read and written in place ------------------
@@ -283,10 +321,12 @@ bool log_softmax_fused(const HalfKernels& k, HalfFormat fmt, const uint16_t* x, 
   return true;
 }
 
-bool logsumexp_fused(const HalfKernels& k, HalfFormat f, const uint16_t* x, size_t n, float& out) {
+// buf: the thread's buffer, for the double-double sum of rows near lse = 0.
+bool logsumexp_fused(const HalfKernels& k, HalfFormat f, const uint16_t* x, size_t n, float* buf, float& out) {
   const ExpSum s = over_chunks(n, [&](size_t b, size_t len) { return k.expsum_fast(x + b, len); }, combine_sums);
   if (lse_fast(f, s, out)) return true;
-  return lse_accurate(online_fused(k, x, n), out);
+  return lse_accurate(f, online_fused(k, x, n), out,
+                      [&](double ref, detail::Dd& dd) { dd_sum_half(make_half(f), x, n, buf, ref, dd); });
 }
 
 constexpr size_t kFusedMinAuto = ~size_t(0);
@@ -457,7 +497,7 @@ std::vector<size_t> half_logsumexp_batch(const uint16_t* x, float* out, size_t r
         [&](size_t r0, size_t count, unsigned char* flag) { k->logsumexp_rows(x + r0 * n, out + r0, count, n, flag); },
         [&](size_t r) { return half_logsumexp_batch(x + r * n, out + r, 1, n, f).empty(); });
   if (k && use_fused(n, Algorithm::TwoPass))
-    return run_fused(rows, n, [&](size_t r, float*) { return logsumexp_fused(*k, f, x + r * n, n, out[r]); });
+    return run_fused(rows, n, [&](size_t r, float* buf) { return logsumexp_fused(*k, f, x + r * n, n, buf, out[r]); });
   return run_half(f, rows, n, [&](const Half& h, size_t r0, size_t count, float* buf, std::vector<size_t>& sp) {
     if (n > kHalfWholeRow) {
       if (!logsumexp_long(h, x + r0 * n, n, buf, out[r0])) sp.push_back(r0);

@@ -11,6 +11,7 @@
 #include <cstddef>
 #include <cstdint>
 #include <cstring>
+#include <limits>
 #include <tuple>
 #include <type_traits>
 #include <utility>
@@ -344,32 +345,39 @@ inline Dd exp_dd(double x, int& k) {
   return dd_mul(q, {ExpTable16::table[j], ExpTable16::table_lo[j]});
 }
 
-// lse = max + log S, S = sum b exp(x - max) (b null: 1) in double-double,
-// for a row known to be ordinary with that max (b != 0 entries): each term
-// exp_dd of x - max (TwoSum; its low part d_lo, below 2^-53 |x - max|, enters
-// as exp(d)(1 + d_lo), leaving exp(d) d^2 2^-107 < 2^-107), then log S =
-// y0 + log1p(S exp(-y0) - 1), y0 = log(S_hi): one Newton step in
-// double-double from the float64 log, and max + y0 by TwoSum. Unweighted
-// (S >= 1) that is within ~(n + 4) 2^-100 absolute, ~1e-27 for a row of a
-// thousand: float32 results are certain down to |lse| ~ 1e-19, float64 to
-// ~1e-13 relative at 1e-15. false (sign, lse untouched) for a weighted sum
-// below 2^-900 in magnitude: the caller's result stands.
+// s += sum b exp(x - ref) (b null: 1) in double-double, over the entries
+// with b != 0 and x - ref > -800 (the others are below 2^-1150 of a term
+// exp(0); also -inf): each term exp_dd of x - ref (TwoSum; its low part
+// d_lo, below 2^-53 |x - ref|, enters as exp(d)(1 + d_lo), leaving
+// exp(d) d^2 2^-107 < 2^-107 relative), ~2^-100 relative per term. x - ref
+// must stay below ~700 (ref = the max, or 0 for rows whose terms are at
+// most ~1: simdsoftmax.dask); a larger one makes s non-finite.
 template <class T>
-bool lse_accurate(const T* x, const T* b, size_t n, double max, double& lse, double& sign) {
-  Dd s = {0.0, 0.0};
+void dd_expsum_add(const T* x, const T* b, size_t n, double ref, Dd& s) {
   for (size_t i = 0; i < n; ++i) {
     const double w = b ? static_cast<double>(b[i]) : 1.0;
     if (w == 0.0) continue;
-    const Dd d = dd_sum(static_cast<double>(x[i]), -max);
-    if (!(d.hi > -800.0)) continue;  // below 2^-1150 of the max's own term; also -inf
+    const Dd d = dd_sum(static_cast<double>(x[i]), -ref);
+    if (!(d.hi > -800.0)) continue;
+    if (!(d.hi < 700.0)) {  // the term may overflow (exp_dd: |x| <= 1000): no finite sum
+      s.hi = std::numeric_limits<double>::quiet_NaN();
+      continue;
+    }
     int k;
     Dd t = exp_dd(d.hi, k);
     t = dd_norm(t.hi, t.lo + t.hi * d.lo);
-    const double scale = std::ldexp(1.0, k);  // k <= 0: exact unless the term is negligible
+    const double scale = std::ldexp(1.0, k);  // exact unless the term is negligible (k <= 0 for x <= ref)
     t = {t.hi * scale, t.lo * scale};
     if (b) t = dd_mul(t, {w, 0.0});
     s = dd_add(s, t);
   }
+}
+
+// log|S| for a double-double S (its sign in sign): y0 + log1p(S exp(-y0) -
+// 1), y0 = log(S_hi), one Newton step in double-double from the float64
+// log, then ref + y0 by TwoSum -> lse = ref + log|S|. false (sign, lse
+// untouched) for |S| below 2^-900 or not finite.
+inline bool lse_of_dd(Dd s, double ref, double& lse, double& sign) {
   if (!(std::fabs(s.hi) >= 0x1p-900) || !std::isfinite(s.hi)) return false;
   sign = s.hi < 0 ? -1.0 : 1.0;
   if (s.hi < 0) s = {-s.hi, -s.lo};
@@ -380,9 +388,23 @@ bool lse_accurate(const T* x, const T* b, size_t n, double max, double& lse, dou
   // S exp(-y0) within ~2^-50 of 1: hi - 1 is exact (Sterbenz), and
   // log1p(delta) = delta - delta^2 / 2 to delta^3 < 2^-150.
   const double delta = (p.hi * scale - 1.0) + p.lo * scale;
-  const Dd l = dd_sum(max, y0);
+  const Dd l = dd_sum(ref, y0);
   lse = l.hi + (l.lo + (delta - 0.5 * delta * delta));
   return true;
+}
+
+// lse = max + log S, S = sum b exp(x - max) (b null: 1) in double-double
+// (dd_expsum_add, lse_of_dd), for a row known to be ordinary with that max
+// (b != 0 entries). Unweighted (S >= 1) that is within ~(n + 4) 2^-100
+// absolute, ~1e-27 for a row of a thousand: float32 results are certain
+// down to |lse| ~ 1e-19, float64 to ~1e-13 relative at 1e-15. false (sign,
+// lse untouched) for a weighted sum below 2^-900 in magnitude: the caller's
+// result stands.
+template <class T>
+bool lse_accurate(const T* x, const T* b, size_t n, double max, double& lse, double& sign) {
+  Dd s = {0.0, 0.0};
+  dd_expsum_add(x, b, n, max, s);
+  return lse_of_dd(s, max, lse, sign);
 }
 
 // Per-chunk expsum_top sums -> the row's: every chunk's top but one

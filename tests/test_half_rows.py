@@ -228,6 +228,47 @@ def test_logsumexp_near_zero(isa, fmt, path):
         check("logsumexp", to_bits(x, fmt), fmt, n)
 
 
+def cancelling_row(fmt, first, rest):
+    """Values of the format whose exps sum to 1 - r, 0 < r < rest: each the
+    largest whose exp fits in what is left of 1, the first near `first`. Its
+    log-sum-exp, log(1 - r) ~ -r, is near 0 while the max is not, so max +
+    log S cancels. -> (bits, exact lse) (mpmath, 200 bits)."""
+    mpmath = pytest.importorskip("mpmath")
+    with mpmath.workprec(200):
+        bits, left, target = [], mpmath.mpf(1), first
+        while left >= rest:
+            b = int(to_bits(np.array([target]), fmt)[0])
+            while mpmath.exp(from_bits(np.array([b], np.uint16), fmt)[0]) > left:
+                b += 1  # the next value down (negative values: the bits grow)
+            bits.append(b)
+            left -= mpmath.exp(from_bits(np.array([b], np.uint16), fmt)[0])
+            target = float(mpmath.log(left))
+        return bits, float(mpmath.log(1 - left))
+
+
+def test_logsumexp_near_zero_cancelling(isa, fmt, path):
+    """Rows of log-probabilities whose log-sum-exp is 1e-6 .. 1e-21 from 0
+    while their max is -0.3 .. -2: the float64 max + log S is off by ~1e-16
+    there, hundreds of bfloat16 ulps at 1e-21 (its exponent range is
+    float32's); such rows are summed again in double-double
+    (driver_half.cpp, lse_accurate). Every path: the short-row kernels,
+    fused, buffered whole rows and blocks of long rows. Entries elsewhere
+    in a row are -1000 (no term)."""
+    rng = np.random.default_rng(41)
+    chains = [cancelling_row(fmt, first, rest) for first in (-0.3, -0.69, -2.0) for rest in (1e-6, 1e-12, 1e-21)]
+    pad = to_bits(np.array([-1000.0]), fmt)[0]
+    for n in (max(3 * lanes(isa) + 1, 25), 100, 1024, 5000, 70000):  # chains: up to ~18 entries
+        bits = np.full((len(chains), n), pad, np.uint16)
+        for r, (chain, _) in enumerate(chains):
+            bits[r, rng.permutation(n)[: len(chain)]] = chain
+        got, special = run("logsumexp", bits, fmt)
+        assert special.size == 0
+        try:
+            within_one_ulp(rounded("logsumexp", got, fmt), np.array([lse for _, lse in chains]), fmt)
+        except AssertionError as e:
+            raise AssertionError(f"n={n}: {e}") from None
+
+
 @pytest.mark.parametrize("dtype", ["float16", "bfloat16"])
 def test_public_logsumexp(isa, path, dtype):
     """ssm.logsumexp of NumPy float16 / ml_dtypes bfloat16 rows: the format kept,
