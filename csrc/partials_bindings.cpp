@@ -24,6 +24,7 @@
 #include <vector>
 
 #include "dispatch.h"
+#include "softmax_rows.h"
 
 namespace py = pybind11;
 
@@ -148,6 +149,53 @@ Partials row_partials(const py::array& x, const py::object& b_obj, bool wide) {
     partials_t<double>(x, weighted ? &b : nullptr, wide, mx.mutable_data(), hi.mutable_data(), lo.mutable_data(),
                        flag.mutable_data());
   return {mx, hi, lo, flag};
+}
+
+// --------------------------------------------------------------------------
+// row_sums_dd: a chunk's sums near lse = 0
+
+// For the rows picked: sum b*exp(x) in double-double relative to 0 (not to
+// the chunk's max), ~2^-100 relative per term (softmax_rows.h,
+// dd_expsum_add). Such sums of chunks simply add up, and where the row's
+// log-sum-exp is near 0 (the whole sum ~1) log1p(sum - 1) keeps it to full
+// relative accuracy, which max + log S cannot (it cancels). Rows with an x
+// whose term may overflow (x >= 700) get a NaN sum.
+template <class T>
+void sums_dd_t(const py::array& x, const py::array* b, const int64_t* pick, size_t count, double* hi, double* lo) {
+  const size_t n = static_cast<size_t>(x.shape(1));
+  const T* xp = static_cast<const T*>(x.data());
+  const T* bp = b ? static_cast<const T*>(b->data()) : nullptr;
+  py::gil_scoped_release release;
+  for (size_t j = 0; j < count; ++j) {
+    const size_t r = static_cast<size_t>(pick[j]);
+    ssm::detail::Dd s = {0.0, 0.0};
+    ssm::detail::dd_expsum_add(xp + r * n, bp ? bp + r * n : nullptr, n, 0.0, s);
+    hi[j] = s.hi;
+    lo[j] = s.lo;
+  }
+}
+
+std::tuple<py::array_t<double>, py::array_t<double>> row_sums_dd(const py::array& x, const py::object& b_obj,
+                                                                 const py::array& rows) {
+  const bool f32 = is_f32(x, "x");
+  check_2d(x, "x");
+  py::array b;
+  const bool weighted = !b_obj.is_none();
+  if (weighted) {
+    b = py::reinterpret_borrow<py::array>(b_obj);
+    check_like(x, b, "b", false);
+  }
+  require(py::isinstance<py::array_t<int64_t>>(rows) && rows.ndim() == 1 && (rows.flags() & py::array::c_style) != 0,
+          "rows must be a 1-D C-contiguous int64 array");
+  const auto count = static_cast<size_t>(rows.shape(0));
+  const auto* pick = static_cast<const int64_t*>(rows.data());
+  for (size_t j = 0; j < count; ++j) require(pick[j] >= 0 && pick[j] < x.shape(0), "rows out of range");
+  py::array_t<double> hi(rows.shape(0)), lo(rows.shape(0));
+  if (f32)
+    sums_dd_t<float>(x, weighted ? &b : nullptr, pick, count, hi.mutable_data(), lo.mutable_data());
+  else
+    sums_dd_t<double>(x, weighted ? &b : nullptr, pick, count, hi.mutable_data(), lo.mutable_data());
+  return {hi, lo};
 }
 
 // --------------------------------------------------------------------------
@@ -278,6 +326,9 @@ void register_partials(py::module_& m) {
         "wide=False sums in the data's precision (softmax; no b). flags: 1 = NaN x (b != 0) or non-finite b, "
         "2 = (weighted) an x whose exp may overflow, or a NaN x under a zero weight. An empty chunk gives max -inf "
         "and sum 0.");
+  m.def("row_sums_dd", &row_sums_dd, py::arg("x"), py::arg("b"), py::arg("rows"),
+        "For the given rows of a chunk: (hi, lo) with hi + lo = sum b*exp(x) (relative to 0) in double-double, "
+        "~2^-100 relative per term; NaN where an x >= 700 (under a nonzero weight) may overflow.");
   m.def("softmax_apply", &softmax_apply, py::arg("x"), py::arg("out"), py::arg("ref"), py::arg("inv"),
         "out[r] = exp(x[r] - ref[r]) * inv[r] (x - ref formed exactly); rows with non-finite ref or inv are not "
         "written.");

@@ -13,7 +13,10 @@ How the work is split (n = number of chunks of the input):
   sum S_c = sum b*exp(x - M_c) as a double-double (one read). These partials
   combine associatively -- M = max M_c, S = sum S_c*exp(M_c - M) -- so Dask
   reduces them as a tree (``split_every`` chunks per task) into one partial
-  per row. That is all `logsumexp` needs: one read of the data.
+  per row. That is all `logsumexp` needs: one read of the data. (Near
+  lse = 0, where M + log S cancels, chunks that may belong to such a row
+  also send sum b*exp(x) in double-double, which the tree adds up; chunks
+  of ordinary logits do not.)
 * `softmax` and `log_softmax` then make one blockwise pass that reads each
   chunk again and writes the result: 2 reads + 1 write per element, as the
   in-memory two-pass algorithm. About 2n + n/split_every tasks; the partials

@@ -171,7 +171,10 @@ def logsumexp(a, axis=None, b=None, keepdims=False, return_sign=False, *, split_
     gives ``-inf`` (sign -1); NaN (with a nonzero weight) gives NaN; ``+inf``
     gives ``+inf``; a zero weight removes its term. Special rows get SciPy's
     fallback ``log(sum(b*exp(a)))``, which is carried through the reduction,
-    so no second pass is needed.
+    so no second pass is needed. Nor near 0, where max + log(sum) cancels:
+    chunks that may belong to such a row also carry a double-double sum
+    (rows with negative weights, or weights that make log(sum) exceed
+    log(n), keep the float64 bound, ~1e-16 times the max, there).
 
     Examples
     --------

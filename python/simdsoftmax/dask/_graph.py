@@ -41,6 +41,24 @@ _F64 = np.dtype(np.float64)
 _PARTIAL = np.dtype([("max", "f8"), ("hi", "f8"), ("lo", "f8"), ("flag", "u1"), ("plain", "f8")])
 _SPECIAL, _HUGE = 1, 2  # see _core.row_partials
 
+# logsumexp's partials also carry the row's sum b*exp(x) relative to 0 as a
+# double-double `near` + `near_lo` (_core.row_sums_dd), exact to ~2^-100,
+# for rows whose log-sum-exp may be near 0, where max + log S cancels: such
+# sums of chunks add up, and log1p(sum - 1) is then accurate to a few
+# 2^-53 relative. `near_ok`: every chunk of the row supplied its part.
+_PARTIAL_LSE = np.dtype(_PARTIAL.descr + [("near", "f8"), ("near_lo", "f8"), ("near_ok", "u1")])
+
+# A row's float64 result lse = max + log S is within 2^-49 |log S| + 2^-53
+# |lse| (the in-memory kernels' lse_cancel_ok): below |lse| = 2^-20 |log S|
+# that can exceed what float32 (1 ulp) and float64 (2^-26 relative near 0,
+# docs/design.md) allow, and the row takes its double-double sum instead.
+_NEAR_ZERO = 2.0**-20
+# Chunks whose own log-sum-exp is below this give their float64 sum as the
+# double-double's part: at most e^-40 ~ 2^-57.7, within a few 2^-53 of
+# that, i.e. ~2^-109 absolute (the double-double's own error, (n + 4)
+# 2^-100, is the larger).
+_NEAR_FLOOR = -40.0
+
 # Gumbel candidate status bits (see _core.gumbel_candidates).
 _HAS_NAN, _HAS_POSINF = 1, 2
 
@@ -133,16 +151,50 @@ def _chunk_plain(a2, b2, flag, mx, hi, work):
     return plain
 
 
-def _partials_block(a, b=None, *, axes, work, wide, with_plain):
+def _near_zero_sums(a2, b2, mx, hi, flag, row_len):
+    """A chunk's part of each row's double-double sum near lse = 0:
+    (near, near_lo, near_ok), see _PARTIAL_LSE.
+
+    A row can need it (|lse| < _NEAR_ZERO |log S|) only if lse is below
+    _NEAR_ZERO log(row_len), as log S <= log(row_len) for unweighted rows;
+    a chunk's own log-sum-exp lse_c is at most the row's, so chunks with
+    lse_c above twice that (a margin for its rounding) say near_ok = 0,
+    and rows of ordinary data pay nothing more. The others give the
+    double-double sum of their entries, or their float64 sum where lse_c <
+    _NEAR_FLOOR. Weighted rows are covered when their weights are
+    nonnegative and keep log S <= log(row_len) (e.g. weights <= 1).
+    """
+    near = np.zeros(mx.shape)
+    near_lo = np.zeros(mx.shape)
+    with np.errstate(all="ignore"):
+        lse_c = mx + np.log(np.abs(hi))  # -inf: an empty or all -inf chunk, or a zero sum
+        cancelled = (hi == 0) & np.isfinite(mx)  # a weighted float64 sum of 0 need not be exactly 0
+        tiny = (lse_c < _NEAR_FLOOR) & ~cancelled
+        near[tiny] = (hi * np.exp(mx))[tiny]  # 0 for an empty or all -inf chunk
+        limit = 2.0 * _NEAR_ZERO * max(math.log(row_len), 1.0)
+        redo = ~tiny & ((lse_c <= limit) | cancelled) & ((flag & _SPECIAL) == 0)
+        ok = tiny | redo
+    pick = np.flatnonzero(redo)
+    if pick.size:
+        h, lo = _core.row_sums_dd(a2, b2, pick.astype(np.int64))
+        near[pick], near_lo[pick] = h, lo
+        ok[pick] = np.isfinite(h)
+    return near, near_lo, ok
+
+
+def _partials_block(a, b=None, *, axes, work, wide, with_plain, row_len=1):
     """One chunk -> its per-row partial normalizers, shaped like the chunk with
-    1 along `axes`."""
+    1 along `axes`. with_plain (logsumexp): _PARTIAL_LSE records, `row_len`
+    the length of a whole row."""
     perm, rows, n = _layout(a.shape, axes)
-    out = np.zeros(_keepdims_shape(a.shape, axes), _PARTIAL)
+    out = np.zeros(_keepdims_shape(a.shape, axes), _PARTIAL_LSE if with_plain else _PARTIAL)
     flat = out.reshape(rows)
     if rows == 0:
         return out
     if n == 0:
         flat["max"] = -np.inf  # an empty chunk contributes nothing
+        if with_plain:
+            flat["near_ok"] = 1
         return out
     a2 = _as_rows(a, perm, rows, n, work)[0]
     b2 = None if b is None else _as_rows(b, perm, rows, n, work)[0]
@@ -150,6 +202,7 @@ def _partials_block(a, b=None, *, axes, work, wide, with_plain):
     flat["max"], flat["hi"], flat["lo"], flat["flag"] = mx, hi, lo, flag
     if with_plain:
         flat["plain"] = _chunk_plain(a2, b2, flag, mx, hi, work)
+        flat["near"], flat["near_lo"], flat["near_ok"] = _near_zero_sums(a2, b2, mx, hi, flag, row_len)
     return out
 
 
@@ -167,7 +220,7 @@ def _combine_partials(p, axis, keepdims=True, *, work, **kwargs):
     axes = tuple(axis) if isinstance(axis, (tuple, list)) else (axis,)
     axes = tuple(ax % p.ndim for ax in axes)
     perm, rows, m = _layout(p.shape, axes)
-    out = np.zeros(_keepdims_shape(p.shape, axes), _PARTIAL)
+    out = np.zeros(_keepdims_shape(p.shape, axes), p.dtype)
     if rows == 0:
         return out
     q = (p if perm is None else p.transpose(perm)).reshape(rows, m)
@@ -179,37 +232,47 @@ def _combine_partials(p, axis, keepdims=True, *, work, **kwargs):
         bb = d - mx
         err = (mx - (d - bb)) - (ref + bb)
         factor = np.where(d > -1000.0, np.exp(d) * (1.0 + np.where(np.isfinite(err), err, 0.0)), 0.0)
-        s_hi = np.zeros(rows)
-        s_lo = np.zeros(rows)
-        for c in range(m):
-            term = hi[:, c] * factor[:, c]
-            t = s_hi + term
-            bb = t - s_hi
-            s_lo += (s_hi - (t - bb)) + (term - bb) + lo[:, c] * factor[:, c]
-            s_hi = t
-        total = s_hi + s_lo
         flat = out.reshape(rows)
         flat["max"] = top
-        flat["hi"] = total
-        flat["lo"] = s_lo - (total - s_hi)
+        flat["hi"], flat["lo"] = _dd_sum_columns(hi * factor, lo * factor)
         flat["flag"] = np.bitwise_or.reduce(q["flag"], axis=1)
         flat["plain"] = q["plain"].astype(work).sum(axis=1, dtype=work)
+        if "near" in p.dtype.names:
+            flat["near"], flat["near_lo"] = _dd_sum_columns(q["near"], q["near_lo"])
+            flat["near_ok"] = np.logical_and.reduce(q["near_ok"] != 0, axis=1)
     return out
+
+
+def _dd_sum_columns(hi, lo):
+    """Row sums of the double-doubles hi + lo, (rows, m) -> (sum_hi, sum_lo):
+    TwoSum on the high parts, their errors and the low parts added plainly."""
+    s_hi = np.zeros(hi.shape[0])
+    s_lo = np.zeros(hi.shape[0])
+    for c in range(hi.shape[1]):
+        term = hi[:, c]
+        t = s_hi + term
+        bb = t - s_hi
+        s_lo += (s_hi - (t - bb)) + (term - bb) + lo[:, c]
+        s_hi = t
+    total = s_hi + s_lo
+    return total, s_lo - (total - s_hi)
 
 
 def _normalizer(a: da.Array, b, axes, work, *, wide: bool, with_plain: bool, split_every) -> da.Array:
     """The per-row combined partials of `a` (and weights `b`) over `axes`, keepdims shape."""
     args = (a,) if b is None else (a, b)
+    record = _PARTIAL_LSE if with_plain else _PARTIAL
     parts = da.map_blocks(
         _partials_block,
         *args,
         chunks=_keepdims_chunks(a, axes),
-        dtype=_PARTIAL,
-        meta=np.empty((0,) * a.ndim, _PARTIAL),
+        dtype=record,
+        meta=np.empty((0,) * a.ndim, record),
         axes=axes,
         work=work,
         wide=wide,
         with_plain=with_plain,
+        row_len=math.prod(a.shape[ax] for ax in axes),
         token="simdsoftmax-partials",
     )
     combine = functools.partial(_combine_partials, work=work)
@@ -220,8 +283,8 @@ def _normalizer(a: da.Array, b, axes, work, *, wide: bool, with_plain: bool, spl
         combine=combine,
         axis=axes,
         keepdims=True,
-        dtype=_PARTIAL,
-        meta=np.empty((0,) * a.ndim, _PARTIAL),
+        dtype=record,
+        meta=np.empty((0,) * a.ndim, record),
         split_every=split_every,
         name="simdsoftmax-normalizer",
         concatenate=True,
@@ -333,8 +396,16 @@ def _lse_block(p, *, work, return_sign, empty):
     out = np.empty(p.shape, [("res", work), ("sgn", work)])
     top, hi, lo, flag, plain = p["max"], p["hi"], p["lo"], p["flag"], p["plain"]
     with np.errstate(all="ignore"):
-        res = (top + _log_of_sum(hi, lo)).astype(work)
-        sgn = np.where(hi < 0, -1.0, 1.0).astype(work)
+        log_s = _log_of_sum(hi, lo)
+        lse = top + log_s
+        sgn = np.where(hi < 0, -1.0, 1.0)
+        # Near 0, max + log S cancels: the rows' double-double sums instead.
+        near = (p["near_ok"] != 0) & (np.abs(lse) < _NEAR_ZERO * np.abs(log_s))
+        if near.any():
+            lse[near] = _log_of_sum(p["near"][near], p["near_lo"][near])
+            sgn[near] = np.where(p["near"][near] < 0, -1.0, 1.0)
+        res = lse.astype(work)
+        sgn = sgn.astype(work)
         if not return_sign:
             res[sgn < 0] = np.nan  # a negative sum has no real log (SciPy: NaN, no warning)
         special = ((flag & _SPECIAL) != 0) | ~np.isfinite(top) | (hi == 0)
