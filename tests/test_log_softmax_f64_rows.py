@@ -96,3 +96,29 @@ def test_single_rows_match_batch(isa):
             y = ssm.log_softmax(r)
             assert_log_softmax_contract(r[None, :], y[None, :], (isa, n))
     assert _core is not None
+
+
+def rows_with_shift(n, shifts, seed):
+    """Rows whose v = lse - max is each of `shifts`: an entry 0 (the max)
+    and n - 1 entries -|z| + t, t fitted so that their exps sum to e^v - 1
+    (t <= 0 for the shifts used: e^v - 1 below the sum of exp(-|z|))."""
+    rng = np.random.default_rng(seed)
+    rows = []
+    for v in shifts:
+        rest = -np.abs(rng.standard_normal(n - 1))
+        t = np.log(np.expm1(v)) - np.log(np.exp(rest).sum())
+        assert t <= 0
+        rows.append(np.concatenate(([0.0], rest + t)) + rng.uniform(-30, 30))
+    return np.array(rows)
+
+
+@pytest.mark.parametrize("n", [513, 1000, 4096, 40000])
+def test_rows_at_the_certification_boundary(isa, n):
+    """lse - max swept finely over 3.2 .. 5.0, where expsum_lse's bound stops
+    certifying: on AVX-512 (table exp, one-fma reduction) the boundary moves
+    with the terms per lane, ceil(n / 8) here from 65 to 5000
+    (short_reduce_slack); rows on either side, certified or not, within
+    the contract."""
+    x = rows_with_shift(n, np.linspace(3.2, 5.0, 37), n)
+    y = ssm.log_softmax(x, axis=-1)
+    assert_log_softmax_contract(x, y, (isa, n))

@@ -206,6 +206,18 @@ constexpr double kShortReduceErr = 22.1 * ExpCoeffs<double>::ln2_lo / 0x1p-53;
 // What kShortReduceErr (times 1.25, as a relative error) over-counts for a
 // sum of `count` elements over W lanes: each lane holds N <= ceil(count / W)
 // terms, whose bound is (log2 N + 1.1) d (table_reduce), and N <= 2^21.
+// The depth is the lane's: the factor exp(n d) sits on each term, and
+// short_shift takes each lane's sum back by its own c' (one correction per
+// lane, after the loop), so the bound counts the terms that share that c',
+// i.e. the lane's N (element i goes to lane i mod W, in the blocks and the
+// tail alike). Not the U chains of a block: they only order the lane's
+// additions (fast_round_err) and are folded into the lane sum before any
+// correction, so a chain's N/U terms have no c' of their own. Not the whole
+// sum's count either: the lanes are corrected apart, and W positive lane
+// sums each within its relative bound add up to within the largest
+// (finish_lanes), which the lane with the most terms sets. Chunks:
+// combine_partials keeps the largest err and the smallest slack, so err -
+// err_lane_slack still bounds every chunk's sum.
 inline double short_reduce_slack(size_t count, size_t lanes) {
   const size_t per_lane = (count + lanes - 1) / lanes;
   int log2_n = 0;  // ceil(log2 N)
