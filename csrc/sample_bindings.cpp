@@ -11,6 +11,7 @@
 #include <type_traits>
 #include <vector>
 
+#include "rng_key.h"
 #include "sample_driver.h"
 
 namespace py = pybind11;
@@ -81,11 +82,12 @@ py::tuple sample_call(const py::array& x, const py::array_t<double>& temperature
 
 // sample()'s common call in one step: x a C-contiguous, aligned float32 or
 // float64 array of non-empty rows along its last axis, one setting for every
-// row (checked by the caller; top_k > n means n), one key -> (first bad row
+// row (checked by the caller; top_k > n means n), one rng (its key drawn
+// here, after the checks: ssm::rng_key) -> (first bad row
 // or -1, reason, intp tokens of x.shape[:-1] or None, logprobs of x's dtype
 // and that shape, or None).
 py::tuple sample_one_call(const py::array& x, double temperature, int64_t top_k, double top_p, double min_p,
-                          uint32_t k0, uint32_t k1, uint64_t row_offset, int logprobs) {
+                          const py::handle& rng, int logprobs) {
   const bool f32 = py::isinstance<py::array_t<float>>(x);
   require(f32 || py::isinstance<py::array_t<double>>(x), "x must be float32 or float64");
   require(x.ndim() >= 1 && (x.flags() & py::array::c_style) != 0, "x must be C-contiguous with at least one axis");
@@ -97,10 +99,7 @@ py::tuple sample_one_call(const py::array& x, double temperature, int64_t top_k,
   const size_t rows = static_cast<size_t>(x.size()) / n;
   const std::vector<double> t(rows, temperature), p(rows, top_p), m(rows, min_p);
   const std::vector<int64_t> k(rows, std::min<int64_t>(top_k, static_cast<int64_t>(n)));
-  ssm::GumbelKey key;
-  key.k0 = k0;
-  key.k1 = k1;
-  key.row_offset = row_offset;
+  const ssm::GumbelKey key = ssm::rng_key(rng);
   const ssm::SampleRequest req{t.data(), k.data(), p.data(), m.data(), &key, false, logprobs};
   const std::vector<py::ssize_t> shape(x.shape(), x.shape() + x.ndim() - 1);
   py::array_t<py::ssize_t> token(shape);
@@ -166,7 +165,7 @@ void register_sample(py::module_& m) {
         py::arg("min_p"), py::arg("keys"), py::arg("per_row_keys"), py::arg("logprobs"),
         "Filtered Gumbel-max sampling per row -> (bad row or -1, reason, tokens or None, logprobs or None).");
   m.def("sample_call", &sample_one_call, py::arg("x"), py::arg("temperature"), py::arg("top_k"), py::arg("top_p"),
-        py::arg("min_p"), py::arg("key0"), py::arg("key1"), py::arg("row_offset"), py::arg("logprobs"),
+        py::arg("min_p"), py::arg("rng"), py::arg("logprobs"),
         "sample() with one setting for every row in one step -> (bad row or -1, reason, tokens or None, "
         "logprobs or None).");
   m.def("sample_top_k_draw", &ssm::set_top_k_draw, py::arg("how"),

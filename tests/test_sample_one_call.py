@@ -94,13 +94,16 @@ def test_one_call_bad_parameters_raise_as_before(params, match):
 
 
 def test_one_call_checks_its_arguments():
+    """Checked before the key is drawn: a refused call leaves the Generator as it was."""
     x = np.zeros((2, 5), np.float32)
+    gen = np.random.default_rng(1)
     with pytest.raises(ValueError):
-        _core.sample_call(x, 1.0, 0, 0.0, 0.0, 1, 2, 3, 0)  # top_p out of range
+        _core.sample_call(x, 1.0, 0, 0.0, 0.0, gen, 0)  # top_p out of range
     with pytest.raises(ValueError):
-        _core.sample_call(x[:, ::2], 1.0, 0, 1.0, 0.0, 1, 2, 3, 0)  # not contiguous
+        _core.sample_call(x[:, ::2], 1.0, 0, 1.0, 0.0, gen, 0)  # not contiguous
     with pytest.raises(ValueError):
-        _core.sample_call(x, 1.0, 0, 1.0, 0.0, 1, 2, 3, 3)  # logprobs mode
+        _core.sample_call(x, 1.0, 0, 1.0, 0.0, gen, 3)  # logprobs mode
+    assert gen.bit_generator.random_raw() == np.random.default_rng(1).bit_generator.random_raw()  # not advanced
 
 
 @pytest.mark.parametrize("threads", [1, 2])

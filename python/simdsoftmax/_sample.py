@@ -256,7 +256,7 @@ def sample(logits, axis=-1, *, temperature=1.0, top_k=None, top_p=None, min_p=No
         # one rng for every row): checked and run in one C++ step
         values = _scalar_values(temperature, top_k, top_p, min_p)
         if values is not None:
-            bad, reason, tokens, lp = _core.sample_call(logits, *values, *_key(rng), mode)
+            bad, reason, tokens, lp = _core.sample_call(logits, *values, rng, mode)  # its key drawn in C++
             if bad >= 0:
                 _raise_bad_row(logits.shape[:-1], bad, reason)
             if tokens.ndim == 0:
