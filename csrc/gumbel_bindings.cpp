@@ -17,7 +17,7 @@
 
 #include "dispatch.h"
 #include "gumbel_driver.h"
-#include "rng_key.h"
+#include "one_call.h"
 
 namespace py = pybind11;
 
@@ -203,27 +203,19 @@ bool int_in(py::handle v, long long lo, long long hi, long long& out) {
 }
 
 // gumbel_argmax's and gumbel_topk's common call in one step, checked here:
-// x an ndarray (not a subclass), float32 or float64 in native order,
-// C-contiguous and aligned with non-empty rows, axis an int naming its last
-// axis, temperature a finite int or float > 0, k an int in [1, n] (1 for
-// argmax). -> None when any of that fails (nothing drawn from rng: the
-// caller takes its general path), else (first bad row, reason) when a row
-// is bad, else the intp indices of x.shape[:-1] (argmax; a NumPy scalar for
-// one row) or x.shape[:-1] + (k,).
+// x as ssm::one_call_array takes it, temperature a finite int or float > 0,
+// k an int in [1, n] (1 for argmax). -> None when any of that fails (nothing
+// drawn from rng: the caller takes its general path), else (first bad row,
+// reason) when a row is bad, else the intp indices of x.shape[:-1] (argmax;
+// a NumPy scalar for one row) or x.shape[:-1] + (k,).
 py::object gumbel_topk_call(const py::handle& xh, const py::handle& axis, const py::handle& kh, bool argmax,
                             const py::handle& temperature, const py::handle& rng) {
-  const auto& api = py::detail::npy_api::get();
-  if (Py_TYPE(xh.ptr()) != api.PyArray_Type_) return py::none();
-  const auto* proxy = py::detail::array_proxy(xh.ptr());
-  constexpr int kFlags = py::detail::npy_api::NPY_ARRAY_C_CONTIGUOUS_ | py::detail::npy_api::NPY_ARRAY_ALIGNED_;
-  if (proxy->nd < 1 || (proxy->flags & kFlags) != kFlags) return py::none();
+  bool f32 = false;
+  if (!ssm::one_call_array(xh, axis, f32)) return py::none();
   const auto x = py::reinterpret_borrow<py::array>(xh);
-  const bool f32 = py::isinstance<py::array_t<float>>(x);
-  if (!f32 && !py::isinstance<py::array_t<double>>(x)) return py::none();
   const py::ssize_t nd = x.ndim(), n = x.shape(nd - 1);
-  long long a = 0, k = 0;
+  long long k = 0;
   double t = 0;
-  if (n <= 0 || !int_in(axis, -1, nd - 1, a) || (a != -1 && a != nd - 1)) return py::none();
   if (!int_in(kh, 1, argmax ? 1 : n, k) || !real_number(temperature, t) || !(t > 0 && t < HUGE_VAL))
     return py::none();
   const GumbelKey key = ssm::rng_key(rng);
@@ -313,6 +305,19 @@ GumbelKey ssm::rng_key(py::handle rng) {
   if (key_source.key_fn == nullptr) throw py::value_error("set_rng_key_source was not called");
   const py::tuple words = checked(PyObject_CallOneArg(key_source.key_fn, rng.ptr()));
   return make_key(words[0].cast<uint32_t>(), words[1].cast<uint32_t>(), words[2].cast<uint64_t>());
+}
+
+bool ssm::one_call_array(py::handle xh, py::handle axis, bool& f32) {
+  const auto& api = py::detail::npy_api::get();
+  if (Py_TYPE(xh.ptr()) != api.PyArray_Type_) return false;
+  const auto* proxy = py::detail::array_proxy(xh.ptr());
+  constexpr int kFlags = py::detail::npy_api::NPY_ARRAY_C_CONTIGUOUS_ | py::detail::npy_api::NPY_ARRAY_ALIGNED_;
+  if (proxy->nd < 1 || (proxy->flags & kFlags) != kFlags || proxy->dimensions[proxy->nd - 1] <= 0) return false;
+  const auto x = py::reinterpret_borrow<py::array>(xh);
+  f32 = py::isinstance<py::array_t<float>>(x);
+  if (!f32 && !py::isinstance<py::array_t<double>>(x)) return false;
+  long long a = 0;
+  return int_in(axis, -1, proxy->nd - 1, a) && (a == -1 || a == proxy->nd - 1);
 }
 
 void register_gumbel(py::module_& m) {
