@@ -17,6 +17,7 @@
 
 #include "dispatch.h"
 #include "gumbel_driver.h"
+#include "one_call.h"
 
 namespace py = pybind11;
 
@@ -110,26 +111,127 @@ Rows one_call_rows(const py::array& x) {
   return {f32, static_cast<size_t>(x.size()) / n, n};
 }
 
-// gumbel_argmax's and gumbel_topk's common call in one step (1 <= k <= n):
-// -> (first bad row or -1, reason, intp array of x.shape[:-1] (argmax) or
-// x.shape[:-1] + (k,)), the array None when a row is bad.
-py::tuple gumbel_topk_call(const py::array& x, size_t k, bool argmax, double inv_temp, uint32_t k0, uint32_t k1,
-                           uint64_t row_offset) {
-  const Rows r = one_call_rows(x);
-  require(k >= 1 && k <= r.n && (!argmax || k == 1), "k must be in [1, n] (1 for argmax)");
-  std::vector<py::ssize_t> shape(x.shape(), x.shape() + x.ndim() - 1);
-  if (!argmax) shape.push_back(static_cast<py::ssize_t>(k));
-  py::array_t<py::ssize_t> idx(shape);
-  const GumbelKey key = make_key(k0, k1, row_offset);
-  py::ssize_t* ip = idx.mutable_data();
-  const Status st = r.f32 ? topk_t<float>(static_cast<const float*>(x.data()), r.rows, r.n, k, inv_temp, key, ip,
-                                          nullptr, true, 0, 0)
-                          : topk_t<double>(static_cast<const double*>(x.data()), r.rows, r.n, k, inv_temp, key, ip,
-                                           nullptr, true, 0, 0);
-  if (st.first >= 0) return py::make_tuple(st.first, st.second, py::none());
-  return py::make_tuple(st.first, st.second, idx);
+// NumPy's bitgen_t (numpy/random/bitgen.h, part of its C API): what a
+// BitGenerator's `capsule` ("BitGenerator") points to.
+struct NumpyBitGen {
+  void* state;
+  uint64_t (*next_uint64)(void*);
+  uint32_t (*next_uint32)(void*);
+  double (*next_double)(void*);
+  uint64_t (*next_raw)(void*);
+};
+
+// Set once at import by simdsoftmax._gumbel (set_rng_key_source); the
+// references are kept for the life of the process.
+struct KeySource {
+  PyObject* generator = nullptr;  // numpy.random.Generator
+  PyObject* raw64[8] = {};        // bit generator types whose raw outputs are 64-bit words
+  size_t raw64_count = 0;
+  PyObject* key_fn = nullptr;  // _gumbel._key, for every other rng
+  PyObject *bit_generator = nullptr, *capsule = nullptr, *lock = nullptr, *acquire = nullptr, *release = nullptr;
+};
+KeySource key_source;
+
+void set_rng_key_source(const py::object& generator, const py::tuple& raw64, const py::object& key_fn) {
+  require(raw64.size() <= 8, "at most 8 raw-64 bit generator types");
+  key_source.generator = generator.inc_ref().ptr();
+  key_source.raw64_count = 0;
+  for (const py::handle t : raw64) key_source.raw64[key_source.raw64_count++] = t.inc_ref().ptr();
+  key_source.key_fn = key_fn.inc_ref().ptr();
+  key_source.bit_generator = PyUnicode_InternFromString("bit_generator");
+  key_source.capsule = PyUnicode_InternFromString("capsule");
+  key_source.lock = PyUnicode_InternFromString("lock");
+  key_source.acquire = PyUnicode_InternFromString("acquire");
+  key_source.release = PyUnicode_InternFromString("release");
 }
 
+py::object checked(PyObject* p) {
+  if (p == nullptr) throw py::error_already_set();
+  return py::reinterpret_steal<py::object>(p);
+}
+
+bool is_raw64(PyObject* type) {
+  for (size_t i = 0; i < key_source.raw64_count; ++i)
+    if (key_source.raw64[i] == type) return true;
+  return false;
+}
+
+// The fast path of _gumbel._key: bits.random_raw() twice (under the bit
+// generator's lock, as random_raw takes it), without the Python calls.
+bool raw64_key(py::handle rng, GumbelKey& key) {
+  const KeySource& s = key_source;
+  if (s.generator == nullptr || reinterpret_cast<PyObject*>(Py_TYPE(rng.ptr())) != s.generator) return false;
+  const py::object bits = checked(PyObject_GetAttr(rng.ptr(), s.bit_generator));
+  if (!is_raw64(reinterpret_cast<PyObject*>(Py_TYPE(bits.ptr())))) return false;
+  const py::object capsule = checked(PyObject_GetAttr(bits.ptr(), s.capsule));
+  auto* gen = static_cast<NumpyBitGen*>(PyCapsule_GetPointer(capsule.ptr(), "BitGenerator"));
+  if (gen == nullptr) throw py::error_already_set();
+  const py::object lock = checked(PyObject_GetAttr(bits.ptr(), s.lock));
+  checked(PyObject_CallMethodObjArgs(lock.ptr(), s.acquire, nullptr));
+  const uint64_t lo = gen->next_raw(gen->state), offset = gen->next_raw(gen->state);
+  checked(PyObject_CallMethodObjArgs(lock.ptr(), s.release, nullptr));
+  key = make_key(static_cast<uint32_t>(lo), static_cast<uint32_t>(lo >> 32), offset);
+  return true;
+}
+
+// A Python float (or a subclass: numpy.float64) or an exact int as a double
+// (false: anything else, or an int too large for a double).
+bool real_number(py::handle v, double& out) {
+  if (PyFloat_Check(v.ptr())) {
+    out = PyFloat_AS_DOUBLE(v.ptr());
+    return true;
+  }
+  if (!PyLong_CheckExact(v.ptr())) return false;
+  out = PyLong_AsDouble(v.ptr());
+  if (out == -1.0 && PyErr_Occurred()) {
+    PyErr_Clear();
+    return false;
+  }
+  return true;
+}
+
+// An exact Python int (not bool) in [lo, hi] as an integer.
+bool int_in(py::handle v, long long lo, long long hi, long long& out) {
+  if (!PyLong_CheckExact(v.ptr())) return false;
+  int overflow = 0;
+  out = PyLong_AsLongLongAndOverflow(v.ptr(), &overflow);
+  if (out == -1 && PyErr_Occurred()) {
+    PyErr_Clear();
+    return false;
+  }
+  return overflow == 0 && out >= lo && out <= hi;
+}
+
+// gumbel_argmax's and gumbel_topk's common call in one step, checked here:
+// x as ssm::one_call_array takes it, temperature a finite int or float > 0,
+// k an int in [1, n] (1 for argmax). -> None when any of that fails (nothing
+// drawn from rng: the caller takes its general path), else (first bad row,
+// reason) when a row is bad, else the intp indices of x.shape[:-1] (argmax;
+// a NumPy scalar for one row) or x.shape[:-1] + (k,).
+py::object gumbel_topk_call(const py::handle& xh, const py::handle& axis, const py::handle& kh, bool argmax,
+                            const py::handle& temperature, const py::handle& rng) {
+  bool f32 = false;
+  if (!ssm::one_call_array(xh, axis, f32)) return py::none();
+  const auto x = py::reinterpret_borrow<py::array>(xh);
+  const py::ssize_t nd = x.ndim(), n = x.shape(nd - 1);
+  long long k = 0;
+  double t = 0;
+  if (!int_in(kh, 1, argmax ? 1 : n, k) || !real_number(temperature, t) || !(t > 0 && t < HUGE_VAL))
+    return py::none();
+  const GumbelKey key = ssm::rng_key(rng);
+  std::vector<py::ssize_t> shape(x.shape(), x.shape() + nd - 1);
+  if (!argmax) shape.push_back(static_cast<py::ssize_t>(k));
+  py::array_t<py::ssize_t> idx(shape);
+  py::ssize_t* ip = idx.mutable_data();
+  const size_t rows = static_cast<size_t>(x.size() / n);
+  const Status st = f32 ? topk_t<float>(static_cast<const float*>(x.data()), rows, static_cast<size_t>(n),
+                                        static_cast<size_t>(k), 1.0 / t, key, ip, nullptr, true, 0, 0)
+                        : topk_t<double>(static_cast<const double*>(x.data()), rows, static_cast<size_t>(n),
+                                         static_cast<size_t>(k), 1.0 / t, key, ip, nullptr, true, 0, 0);
+  if (st.first >= 0) return py::make_tuple(st.first, st.second);
+  if (idx.ndim() == 0) return checked(PyObject_GetItem(idx.ptr(), py::tuple().ptr()));  // idx[()]
+  return std::move(idx);
+}
 
 Status gumbel_softmax(const py::array& x, const py::array& out, double inv_tau, uint32_t k0, uint32_t k1,
                       uint64_t row_offset, uint64_t row_base, uint64_t col_base, bool fresh) {
@@ -197,15 +299,39 @@ py::array_t<uint32_t> philox16(uint64_t base, uint32_t c2, uint32_t c3, uint32_t
 
 }  // namespace
 
+GumbelKey ssm::rng_key(py::handle rng) {
+  GumbelKey key;
+  if (raw64_key(rng, key)) return key;
+  if (key_source.key_fn == nullptr) throw py::value_error("set_rng_key_source was not called");
+  const py::tuple words = checked(PyObject_CallOneArg(key_source.key_fn, rng.ptr()));
+  return make_key(words[0].cast<uint32_t>(), words[1].cast<uint32_t>(), words[2].cast<uint64_t>());
+}
+
+bool ssm::one_call_array(py::handle xh, py::handle axis, bool& f32) {
+  const auto& api = py::detail::npy_api::get();
+  if (Py_TYPE(xh.ptr()) != api.PyArray_Type_) return false;
+  const auto* proxy = py::detail::array_proxy(xh.ptr());
+  constexpr int kFlags = py::detail::npy_api::NPY_ARRAY_C_CONTIGUOUS_ | py::detail::npy_api::NPY_ARRAY_ALIGNED_;
+  if (proxy->nd < 1 || (proxy->flags & kFlags) != kFlags || proxy->dimensions[proxy->nd - 1] <= 0) return false;
+  const auto x = py::reinterpret_borrow<py::array>(xh);
+  f32 = py::isinstance<py::array_t<float>>(x);
+  if (!f32 && !py::isinstance<py::array_t<double>>(x)) return false;
+  long long a = 0;
+  return int_in(axis, -1, proxy->nd - 1, a) && (a == -1 || a == proxy->nd - 1);
+}
+
 void register_gumbel(py::module_& m) {
   m.def("gumbel_topk", &gumbel_topk, py::arg("x"), py::arg("k"), py::arg("inv_temp"), py::arg("key0"),
         py::arg("key1"), py::arg("row_offset"), py::arg("idx"), py::arg("score"), py::arg("prune") = true,
         py::arg("row_base") = 0, py::arg("col_base") = 0,
         "Best k of x*inv_temp + Gumbel noise per row -> (first bad row or -1, reason).");
-  m.def("gumbel_topk_call", &gumbel_topk_call, py::arg("x"), py::arg("k"), py::arg("argmax"), py::arg("inv_temp"),
-        py::arg("key0"), py::arg("key1"), py::arg("row_offset"),
-        "gumbel_topk (argmax: k = 1 without its axis) over the last axis of a C-contiguous float32/float64 array -> "
-        "(bad row or -1, reason, indices or None).");
+  m.def("gumbel_topk_call", &gumbel_topk_call, py::arg("x"), py::arg("axis"), py::arg("k"), py::arg("argmax"),
+        py::arg("temperature"), py::arg("rng"),
+        "gumbel_topk (argmax: k = 1 without its axis) in one step where the call allows it -> None (it does not: "
+        "nothing drawn), (bad row, reason), or the indices.");
+  m.def("set_rng_key_source", &set_rng_key_source, py::arg("generator"), py::arg("raw64"), py::arg("key_fn"),
+        "numpy.random.Generator, the bit generator types with 64-bit raw outputs, and _gumbel._key (the key of "
+        "any other rng): how the one-step calls draw their keys.");
   m.def("gumbel_softmax_call", &gumbel_softmax_call, py::arg("x"), py::arg("out"), py::arg("inv_tau"),
         py::arg("key0"), py::arg("key1"), py::arg("row_offset"),
         "gumbel_softmax over the last axis of a C-contiguous float32/float64 array, into out (None: a new array) -> "

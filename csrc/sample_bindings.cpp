@@ -11,6 +11,7 @@
 #include <type_traits>
 #include <vector>
 
+#include "one_call.h"
 #include "sample_driver.h"
 
 namespace py = pybind11;
@@ -79,28 +80,33 @@ py::tuple sample_call(const py::array& x, const py::array_t<double>& temperature
   return py::make_tuple(st.first, st.second, token, lp);
 }
 
-// sample()'s common call in one step: x a C-contiguous, aligned float32 or
-// float64 array of non-empty rows along its last axis, one setting for every
-// row (checked by the caller; top_k > n means n), one key -> (first bad row
-// or -1, reason, intp tokens of x.shape[:-1] or None, logprobs of x's dtype
-// and that shape, or None).
-py::tuple sample_one_call(const py::array& x, double temperature, int64_t top_k, double top_p, double min_p,
-                          uint32_t k0, uint32_t k1, uint64_t row_offset, int logprobs) {
-  const bool f32 = py::isinstance<py::array_t<float>>(x);
-  require(f32 || py::isinstance<py::array_t<double>>(x), "x must be float32 or float64");
-  require(x.ndim() >= 1 && (x.flags() & py::array::c_style) != 0, "x must be C-contiguous with at least one axis");
+// A 0-d array's element as a NumPy scalar (a[()]), else the array.
+py::object scalar_if_0d(const py::array& a) {
+  if (a.ndim() != 0) return a;
+  PyObject* v = PyObject_GetItem(a.ptr(), py::tuple().ptr());
+  if (v == nullptr) throw py::error_already_set();
+  return py::reinterpret_steal<py::object>(v);
+}
+
+// sample()'s common call in one step: x and axis as ssm::one_call_array
+// takes them (else None, nothing drawn: the caller takes its general path),
+// one setting for every row (checked by the caller; top_k > n means n), one
+// rng (its key drawn here, after the checks: ssm::rng_key) -> (first bad
+// row or -1, reason, intp tokens of x.shape[:-1] or None, logprobs of x's
+// dtype and that shape, or None; NumPy scalars for one row).
+py::object sample_one_call(const py::handle& xh, const py::handle& axis, double temperature, int64_t top_k,
+                           double top_p, double min_p, const py::handle& rng, int logprobs) {
+  bool f32 = false;
+  if (!ssm::one_call_array(xh, axis, f32)) return py::none();
+  const auto x = py::reinterpret_borrow<py::array>(xh);
   const size_t n = static_cast<size_t>(x.shape(x.ndim() - 1));
-  require(n > 0 && reinterpret_cast<uintptr_t>(x.data()) % x.itemsize() == 0, "x must be aligned with non-empty rows");
   require(temperature >= 0 && top_k >= 0 && top_p > 0 && top_p <= 1 && min_p >= 0 && min_p <= 1,
           "parameters out of range");
   require(logprobs >= 0 && logprobs <= 2, "logprobs must be 0, 1 or 2");
   const size_t rows = static_cast<size_t>(x.size()) / n;
   const std::vector<double> t(rows, temperature), p(rows, top_p), m(rows, min_p);
   const std::vector<int64_t> k(rows, std::min<int64_t>(top_k, static_cast<int64_t>(n)));
-  ssm::GumbelKey key;
-  key.k0 = k0;
-  key.k1 = k1;
-  key.row_offset = row_offset;
+  const ssm::GumbelKey key = ssm::rng_key(rng);
   const ssm::SampleRequest req{t.data(), k.data(), p.data(), m.data(), &key, false, logprobs};
   const std::vector<py::ssize_t> shape(x.shape(), x.shape() + x.ndim() - 1);
   py::array_t<py::ssize_t> token(shape);
@@ -128,7 +134,8 @@ py::tuple sample_one_call(const py::array& x, double temperature, int64_t top_k,
     float* out = static_cast<float*>(py::reinterpret_borrow<py::array>(lp).mutable_data());
     for (size_t r = 0; r < rows; ++r) out[r] = static_cast<float>(lp_buf[r]);
   }
-  return py::make_tuple(st.first, st.second, token, lp);
+  return py::make_tuple(st.first, st.second, scalar_if_0d(token),
+                        logprobs ? scalar_if_0d(py::reinterpret_borrow<py::array>(lp)) : lp);
 }
 
 py::tuple topk_call(const py::array& x, size_t k) {
@@ -165,10 +172,10 @@ void register_sample(py::module_& m) {
   m.def("sample", &sample_call, py::arg("x"), py::arg("temperature"), py::arg("top_k"), py::arg("top_p"),
         py::arg("min_p"), py::arg("keys"), py::arg("per_row_keys"), py::arg("logprobs"),
         "Filtered Gumbel-max sampling per row -> (bad row or -1, reason, tokens or None, logprobs or None).");
-  m.def("sample_call", &sample_one_call, py::arg("x"), py::arg("temperature"), py::arg("top_k"), py::arg("top_p"),
-        py::arg("min_p"), py::arg("key0"), py::arg("key1"), py::arg("row_offset"), py::arg("logprobs"),
-        "sample() with one setting for every row in one step -> (bad row or -1, reason, tokens or None, "
-        "logprobs or None).");
+  m.def("sample_call", &sample_one_call, py::arg("x"), py::arg("axis"), py::arg("temperature"), py::arg("top_k"),
+        py::arg("top_p"), py::arg("min_p"), py::arg("rng"), py::arg("logprobs"),
+        "sample() with one setting for every row in one step -> None (x or axis is not one it takes: nothing "
+        "drawn), or (bad row or -1, reason, tokens or None, logprobs or None).");
   m.def("sample_top_k_draw", &ssm::set_top_k_draw, py::arg("how"),
         "Testing: top-k's draw by the rule (0), on the candidates' own noise (1) or by the masked pass (2) -> "
         "the previous setting.");

@@ -526,6 +526,37 @@ def test_key_uses_all_128_bits_of_every_bit_generator(bit_generator):
     assert _key(getattr(np.random, bit_generator)(11)) == keys[0]
 
 
+@pytest.mark.parametrize("bit_generator", ["PCG64", "PCG64DXSM", "Philox", "SFC64", "MT19937"])
+def test_one_step_calls_draw_the_key_of_key(bit_generator):
+    """The one-step calls (gumbel_argmax, gumbel_topk, sample) draw their key
+    in C++, from a 64-bit bit generator's raw words (else through _key): the
+    same draws as the general path's _key, the Generator left in the same
+    state; and nothing is drawn when the call is not one they take."""
+    x = np.random.default_rng(3).standard_normal((3, 70)).astype(np.float32)
+    strided = np.empty((3, 140), np.float32)[:, ::2]
+    strided[...] = x  # the same logits on the general path
+
+    def make():
+        return np.random.Generator(getattr(np.random, bit_generator)(12))
+
+    calls = [lambda z, g: gumbel_argmax(z, rng=g), lambda z, g: gumbel_argmax(z[0], rng=g, temperature=2),
+             lambda z, g: gumbel_topk(z, 5, rng=g, temperature=np.float64(0.7)),
+             lambda z, g: ssm.sample(z, rng=g), lambda z, g: ssm.sample(z, rng=g, top_k=4, temperature=0.7)]  # fmt: skip
+    for call in calls:
+        a, b = make(), make()
+        for _ in range(3):
+            assert np.array_equal(call(x, a), call(strided, b))
+        assert np.array_equal(a.bit_generator.random_raw(4), b.bit_generator.random_raw(4))  # the same state
+    gen = make()
+    refused = [(x, 0, 1, True, 1.0), (x, True, 1, True, 1.0), (x, -1, 1, True, -1.0), (x, -1, 1, True, np.inf),
+               (x, -1, 1, True, "1"), (x, -1, 0, False, 1.0), (x, -1, 71, False, 1.0), (x, -1, 2, True, 1.0),
+               (x, -1, True, False, 1.0), (strided, -1, 1, True, 1.0), (x.astype(np.float16), -1, 1, True, 1.0),
+               (x.astype(">f4"), -1, 1, True, 1.0), (x.tolist(), -1, 1, True, 1.0), (x[:, :0], -1, 1, False, 1.0)]  # fmt: skip
+    for args in refused:
+        assert _core.gumbel_topk_call(*args, gen) is None, args[1:]
+    assert np.array_equal(gen.bit_generator.random_raw(4), make().bit_generator.random_raw(4))  # not advanced
+
+
 ONE_CALL_FUNCTIONS = {
     "argmax": lambda x, **kw: gumbel_argmax(x, **kw),
     "topk": lambda x, **kw: gumbel_topk(x, min(3, np.shape(x)[kw.get("axis", -1)]), **kw),

@@ -94,13 +94,17 @@ def test_one_call_bad_parameters_raise_as_before(params, match):
 
 
 def test_one_call_checks_its_arguments():
+    """Checked before the key is drawn: a refused call leaves the Generator as it was."""
     x = np.zeros((2, 5), np.float32)
+    gen = np.random.default_rng(1)
     with pytest.raises(ValueError):
-        _core.sample_call(x, 1.0, 0, 0.0, 0.0, 1, 2, 3, 0)  # top_p out of range
+        _core.sample_call(x, -1, 1.0, 0, 0.0, 0.0, gen, 0)  # top_p out of range
     with pytest.raises(ValueError):
-        _core.sample_call(x[:, ::2], 1.0, 0, 1.0, 0.0, 1, 2, 3, 0)  # not contiguous
-    with pytest.raises(ValueError):
-        _core.sample_call(x, 1.0, 0, 1.0, 0.0, 1, 2, 3, 3)  # logprobs mode
+        _core.sample_call(x, -1, 1.0, 0, 1.0, 0.0, gen, 3)  # logprobs mode
+    # not a call it takes: None (the general path's)
+    for y, axis in ((x[:, ::2], -1), (x, 0), (x, True), (x.astype(np.float16), -1), (x[:, :0], 1), (x.tolist(), -1)):
+        assert _core.sample_call(y, axis, 1.0, 0, 1.0, 0.0, gen, 0) is None
+    assert gen.bit_generator.random_raw() == np.random.default_rng(1).bit_generator.random_raw()  # not advanced
 
 
 @pytest.mark.parametrize("threads", [1, 2])

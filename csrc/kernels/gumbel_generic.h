@@ -501,12 +501,19 @@ inline unsigned lane_bits(typename V::mask m) {
 // word and top flag whatever the lane, so gathering changes no bit.
 constexpr size_t kBatch = 16;  // a multiple of every lane count
 
+constexpr size_t kSparseLanes = 8;  // up to this many lanes of a tile: a Philox block each (see topk_pruned)
+
 template <class T>
 struct PendingNoise {
+  // kBatch lanes a batch, plus room for one tile's sparse lanes past it
+  // (add_lanes): count < kBatch between calls, and the batch is flushed
+  // (its first kBatch lanes, the rest moved down: take_rest) as soon as
+  // count reaches kBatch.
+  static constexpr size_t kCap = kBatch + kSparseLanes;
   alignas(64) uint32_t words[kBatch];
-  alignas(64) T top[kBatch];
-  alignas(64) T x[kBatch];
-  alignas(64) uint64_t index[kBatch];
+  alignas(64) T top[kCap];
+  alignas(64) T x[kCap];
+  alignas(64) uint64_t index[kCap];
   size_t count = 0;
   bool has_top = false;
   // Element i (logit xi, top flag); true when the batch is full. Only what
@@ -518,7 +525,37 @@ struct PendingNoise {
     x[count] = xi;
     index[count] = i;
     has_top = has_top || is_top;
-    return ++count == kBatch;
+    return ++count >= kBatch;
+  }
+  // The lanes `bits` (at most kSparseLanes, none top) of the tile at p, its
+  // element e at global index t0 + e, compacted onto the batch in a fixed
+  // kSparseLanes steps without a branch: the steps past the last lane write
+  // lane 63's values into slots past the new count (room: kCap), which the
+  // next lanes overwrite. True when the batch is full.
+  bool add_lanes(uint64_t bits, const T* p, uint64_t t0) {
+    size_t c = count;
+    const size_t got = static_cast<size_t>(__builtin_popcountll(bits));
+    for (size_t j = 0; j < kSparseLanes; ++j) {
+      const size_t e = static_cast<size_t>(__builtin_ctzll(bits | (uint64_t{1} << 63)));
+      top[c + j] = T(0);
+      x[c + j] = p[e];
+      index[c + j] = t0 + e;
+      bits &= bits - 1;
+    }
+    count = c + got;
+    return count >= kBatch;
+  }
+  // After a flush of the first kBatch lanes: the lanes past them moved down.
+  void take_rest() {
+    const size_t rest = count > kBatch ? count - kBatch : 0;
+    has_top = false;
+    for (size_t l = 0; l < rest; ++l) {
+      top[l] = top[kBatch + l];
+      x[l] = x[kBatch + l];
+      index[l] = index[kBatch + l];
+      has_top = has_top || top[l] != T(0);
+    }
+    count = rest;
   }
 };
 
@@ -581,7 +618,7 @@ inline void batch_words(PendingNoise<T>& p, uint32_t c2, uint32_t c3, uint32_t k
 // fine words (from R's wide Philox lanes where given).
 template <class R = void, class T>
 inline void seal_batch(PendingNoise<T>& p, uint32_t c2, uint32_t c3, uint32_t k0, uint32_t k1) {
-  for (size_t l = p.count; l < kBatch; ++l) {
+  for (size_t l = p.count; l < kBatch; ++l) {  // (none when count >= kBatch)
     p.index[l] = 0;
     p.top[l] = T(0);
     p.x[l] = -static_cast<T>(kInf);
@@ -642,9 +679,41 @@ inline void open_group_top_masks(const uint64_t* groups, size_t count, uint32_t 
 // is below it, so nothing that could place (ties included: offer() breaks
 // them by index whatever the order) is missed. Masked: logits below floor
 // count as -inf.
+// The largest xb with fl(fl(x inv) + add) <= cut for every x <= xb (T
+// arithmetic, as the lanes do it; the left side never falls as x rises), so
+// that "fl(fl(x inv) + add) > cut" is "x > xb" for every x but NaN (false
+// both ways): pass 2's check of a tile's lanes compares the logits
+// themselves. -inf (every lane looked at: still exact, only slower) where
+// the search does not settle.
+inline float next_above(float x) { return ::nextafterf(x, HUGE_VALF); }
+inline double next_above(double x) { return ::nextafter(x, HUGE_VAL); }
+
+template <class T>
+inline T x_cut(T inv, T add, T cut) {
+  const T minus_inf = -static_cast<T>(kInf);
+  if (!(cut > minus_inf)) return minus_inf;
+  auto over = [&](T v) {
+    const T a = v * inv;
+    const T b = a + add;
+    return b > cut;
+  };
+  const double guess = (static_cast<double>(cut) - static_cast<double>(add)) / static_cast<double>(inv);
+  const double most = static_cast<double>(kMaxFinite<T>);
+  T v = static_cast<T>(guess >= most ? most : guess <= -most ? -most : guess);
+  for (int step = 0; step < 64; ++step) {
+    if (over(v)) {
+      v = next_below(v);
+    } else {
+      const T up = next_above(v);
+      if (over(up)) return v;
+      v = up;
+    }
+  }
+  return minus_inf;
+}
+
 constexpr size_t kWindowSpans = 256;  // 2 KiB of open-group bits on the stack
 constexpr size_t kSpan = 16 * kTile;  // the elements of one call of fill_gates
-constexpr size_t kSparseLanes = 8;    // up to this many lanes of a tile: a Philox block each
 constexpr size_t kOpenKept = 512;     // open groups' top masks pass 2 finds without Philox, per window
 constexpr size_t kLevels = 12;        // pass 2's levels at most (the last takes every tile left)
 
@@ -670,17 +739,28 @@ TopkResult topk_pruned(const T* x, size_t n, uint64_t start, uint64_t row, const
   const double lo = min_score;
   double cut = static_cast<double>(next_below(static_cast<T>(lo)));
   Reg<V> vcut = V::set1(cut);
+  // look()'s check of a logit x, "fl(fl(mask(x) inv) + 12 ln 2) > cut", as
+  // x > xcut (Masked: and x >= floor, i.e. x > next_below(floor))
+  const T inv_t = static_cast<T>(gs == 0.0 ? 0.5 : inv_temp * gs), not_top_t = static_cast<T>(kNotTopBound * gs);
+  auto x_cut_of = [&](double c) {
+    T xb = x_cut(inv_t, not_top_t, static_cast<T>(c));
+    if (Masked && floor > -static_cast<T>(kInf) && next_below(floor) > xb) xb = next_below(floor);
+    return V::set1(static_cast<double>(xb));
+  };
+  Reg<V> vxcut = x_cut_of(cut);
   RowNoise<R, T> src(row, key, false);
   PendingNoise<T> pend;
   auto raise_cut = [&] {
     const double kth = best.threshold() > lo ? best.threshold() : lo;
     cut = static_cast<double>(next_below(static_cast<T>(kth)));
     vcut = V::set1(cut);
+    vxcut = x_cut_of(cut);
   };
   auto flush = [&] {
     seal_batch<R>(pend, src.c2, src.c3, src.k0, src.k1);
     bool offered = false;
-    for (size_t u = 0; u < pend.count; u += W) {
+    const size_t lanes = pend.count < kBatch ? pend.count : kBatch;
+    for (size_t u = 0; u < lanes; u += W) {
       Reg<V> c, corr, qb;
       noise_argument<V, R>(pend.words + u, pend.top + u, pend.has_top, c, corr, qb);
       const Reg<V> base = V::mul(V::load(pend.x + u), vinv);
@@ -688,14 +768,13 @@ TopkResult topk_pruned(const T* x, size_t n, uint64_t start, uint64_t row, const
       const Reg<V> score = V::add(base, V::mul(gumbel_noise<V, R>(c, corr), vgs));
       double sc[W];
       V::to_array(score, sc);
-      for (size_t l = 0; l < W && u + l < pend.count; ++l)
+      for (size_t l = 0; l < W && u + l < lanes; ++l)
         if (sc[l] > cut) {
           best.offer(sc[l], pend.index[u + l]);
           offered = true;
         }
     }
-    pend.count = 0;
-    pend.has_top = false;
+    pend.take_rest();
     if (offered) raise_cut();
   };
   auto push = [&](uint64_t i, T xi, bool top) {
@@ -836,17 +915,20 @@ TopkResult topk_pruned(const T* x, size_t n, uint64_t start, uint64_t row, const
       unsigned lane_set[U];
       uint64_t all = 0;  // element e of the tile: bit e
       for (size_t u = 0; u < U; ++u) {
-        const Reg<V> bound = V::add(V::mul(mask(V::load(p + u * W)), vinv), vnot_top);
-        lane_set[u] = lane_bits<V, R>(V::gt(bound, vcut));
+        lane_set[u] = lane_bits<V, R>(V::gt(V::load(p + u * W), vxcut));
         all |= static_cast<uint64_t>(lane_set[u]) << (u * W);
       }
       if (all == 0) return;
       if (static_cast<size_t>(__builtin_popcountll(all)) <= kSparseLanes) {
         // the tile's 4 groups: does any hold a top element?
         const bool any_open = ((open_bits[t0 / kSpan - span0] >> ((t0 / 16) % kTile)) & 0xFu) != 0;
+        if (!any_open) {  // (98% of tiles) no lane is top: all of them, compacted at once
+          if (pend.add_lanes(all, p, t0)) flush();
+          return;
+        }
         for (; all != 0; all &= all - 1) {
           const size_t e = static_cast<size_t>(__builtin_ctzll(all));
-          if (!any_open || !is_top(t0 + e)) push(t0 + e, p[e], false);
+          if (!is_top(t0 + e)) push(t0 + e, p[e], false);
         }
         return;
       }
@@ -1842,6 +1924,10 @@ GumbelKernels<T> make_gumbel_kernels() {
   add_tile(t, "gumbel.gate_span", 16 * kTile);
   // The pruned top-k reads the gates of this many elements before their logits.
   add_tile(t, "gumbel.window", kWindowSpans * kSpan);
+  // Its lanes' noise comes kBatch at a time; a tile with up to kSparseLanes
+  // lanes that can place gives them to the batch at once (compacted).
+  add_tile(t, "gumbel.noise_batch", kBatch);
+  add_tile(t, "gumbel.sparse_lanes", kSparseLanes);
   // topk_rows: the longest row it takes, and its batch (elements; rows of n
   // come kShortBatch / n at a time).
   add_tile(t, "gumbel.short_rows", kShortRowsMax);

@@ -51,11 +51,19 @@ def _key(rng):
     return int(words[0]), int(words[1]), int(words[2]) | (int(words[3]) << 32)
 
 
+_GENERATOR = np.random.Generator
+# The one-step calls (_core.gumbel_topk_call, sample_call) take the rng itself
+# and draw its key in C++: the same two raw words for a Generator over one of
+# _RAW64 (without _key's Python calls, most of a small call's overhead), and
+# _key(rng) for anything else.
+_core.set_rng_key_source(_GENERATOR, _RAW64, _key)
+
+
 def _per_row(rng) -> bool:
     """Is `rng` a sequence of per-row rngs (a list, tuple or array with at
     least one axis) rather than one rng? (A Generator, the common rng, is
     answered first.)"""
-    if type(rng) is np.random.Generator:
+    if type(rng) is _GENERATOR:
         return False
     return isinstance(rng, (list, tuple)) or (isinstance(rng, np.ndarray) and rng.ndim >= 1)
 
@@ -132,8 +140,8 @@ def _rows_of_out(out, x2, axis):
 
 
 def _one_call(x, axis) -> bool:
-    """Can the one-step calls (_core.gumbel_topk_call, gumbel_softmax_call)
-    take `x` as it is: an ndarray, float32 or float64 in native order,
+    """Can the one-step calls (gumbel_softmax_call; _core.gumbel_topk_call
+    checks the same in C++) take `x` as it is: an ndarray, float32 or float64 in native order,
     C-contiguous and aligned, reduced over its last axis, with non-empty rows?
     (Everything else goes through _rows.)"""
     return (
@@ -253,16 +261,19 @@ def gumbel_argmax(logits, axis=-1, *, temperature=1.0, rng=None):
     >>> int(ssm.gumbel_argmax(logits, rng=0)[1])
     2
     """
+    if type(rng) is _GENERATOR or not _per_row(rng):
+        # the common call (see _one_call), checked and run in one C++ step;
+        # None: it is not, and nothing was drawn
+        found = _core.gumbel_topk_call(logits, axis, 1, True, temperature, rng)
+        if found is not None:
+            if type(found) is tuple:
+                _raise_bad_row(logits.shape[:-1], *found)
+            return found
     t = _check_temperature(temperature, "temperature", allow_zero=True)
     if _per_row(rng):
         from ._sample import sample  # one rng per row: sample() without filters is this draw
 
         return sample(logits, axis, temperature=t, rng=rng)
-    if _one_call(logits, axis) and t > 0:  # the common call, checked and run in one C++ step
-        bad, reason, idx = _core.gumbel_topk_call(logits, 1, True, 1.0 / t, *_key(rng))
-        if bad >= 0:
-            _raise_bad_row(logits.shape[:-1], bad, reason)
-        return idx[()] if idx.ndim == 0 else idx
     x, x2, batch, axis, _ = _rows(logits, axis)
     if x2.shape[0] == 0:
         return np.empty(batch, np.intp)
@@ -321,6 +332,12 @@ def gumbel_topk(logits, k, axis=-1, *, temperature=1.0, rng=None):
     >>> all(len(set(r)) == 3 for r in draws.tolist())
     True
     """
+    if type(rng) is _GENERATOR or not _per_row(rng):
+        found = _core.gumbel_topk_call(logits, axis, k, False, temperature, rng)  # as in gumbel_argmax
+        if found is not None:
+            if type(found) is tuple:
+                _raise_bad_row(logits.shape[:-1], *found)
+            return found
     if isinstance(k, (bool, np.bool_)):
         raise TypeError("k must be an integer, got bool")
     try:
@@ -332,11 +349,6 @@ def gumbel_topk(logits, k, axis=-1, *, temperature=1.0, rng=None):
     t = _check_temperature(temperature, "temperature", allow_zero=True)
     if _per_row(rng):
         return _topk_per_row(logits, k, axis, t, rng)
-    if _one_call(logits, axis) and t > 0 and 0 < k <= logits.shape[-1]:
-        bad, reason, idx = _core.gumbel_topk_call(logits, k, False, 1.0 / t, *_key(rng))
-        if bad >= 0:
-            _raise_bad_row(logits.shape[:-1], bad, reason)
-        return idx
     x, x2, batch, axis, _ = _rows(logits, axis)
     if x2.shape[0] == 0 or k == 0:
         if k > x2.shape[1] and x2.shape[0]:

@@ -17,7 +17,7 @@ import operator
 import numpy as np
 
 from . import _core
-from ._gumbel import _key, _one_call, _per_row, _raise_bad_row, _rows
+from ._gumbel import _GENERATOR, _key, _one_call, _per_row, _raise_bad_row, _rows
 
 __all__ = ["sample", "topk"]
 
@@ -251,18 +251,18 @@ def sample(logits, axis=-1, *, temperature=1.0, top_k=None, top_p=None, min_p=No
         mode = _LOGPROBS[logprobs]
     except (KeyError, TypeError):
         raise ValueError(f'logprobs must be None, "raw" or "processed", got {logprobs!r}') from None
-    if _one_call(logits, axis) and not _per_row(rng):
-        # the common call (an ndarray as the kernels take it, one setting and
-        # one rng for every row): checked and run in one C++ step
+    if type(rng) is _GENERATOR or not _per_row(rng):
+        # the common call (an ndarray as the kernels take it, checked in C++
+        # as _one_call does; one setting and one rng for every row): run in
+        # one C++ step, its key drawn there; None: it is not, nothing drawn
         values = _scalar_values(temperature, top_k, top_p, min_p)
         if values is not None:
-            bad, reason, tokens, lp = _core.sample_call(logits, *values, *_key(rng), mode)
-            if bad >= 0:
-                _raise_bad_row(logits.shape[:-1], bad, reason)
-            if tokens.ndim == 0:
-                tokens = tokens[()]
-                lp = lp[()] if mode else lp
-            return (tokens, lp) if mode else tokens
+            found = _core.sample_call(logits, axis, *values, rng, mode)
+            if found is not None:
+                bad, reason, tokens, lp = found
+                if bad >= 0:
+                    _raise_bad_row(logits.shape[:-1], bad, reason)
+                return (tokens, lp) if mode else tokens
     x, x2, batch, axis, result = _rows(logits, axis)
     rows, n = x2.shape
     t, k, p, m = _params(batch, n, temperature, top_k, top_p, min_p)
