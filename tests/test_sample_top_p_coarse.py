@@ -4,7 +4,7 @@ relative to a reference, within the pass's stated bound of the exact sums
 (each element's mass 2^((x - ref) s), s = log2(e) / T, within kCoarseRel =
 0.031 of its estimate or below 2^-124 both; plus the sums' rounding bound
 the pass returns). Rows with the max (a unique one) at every position of
-the first two vector groups in flight, around a sum block's end and in the
+the first group of vectors in flight, around a sum block's end and in the
 tail, so that a lost accumulator or a max kept by one group only would
 fail. And the float32 estimate pass's collect of a zone's values: in row
 order, counted past the buffer, nothing written past it, at every fill of
@@ -19,9 +19,9 @@ from simdsoftmax import _core
 
 COARSE_REL = 0.031  # kCoarseRel, csrc/kernels/sample_api.h
 LOG2E = math.log2(math.e)
-# The widest loop step of the pass: 4 vectors of 16 float32 lanes (AVX-512);
-# the float32 sums are flushed every 64 steps (kCoarseBlock).
-STEP = 64
+# The widest loop step of the pass: 8 vectors of 16 float32 lanes (AVX-512,
+# CoarseTuning); the float32 sums are flushed every 64 steps (kCoarseBlock).
+STEP = 128
 BLOCK = 64 * STEP
 
 
@@ -48,7 +48,7 @@ def test_the_max_in_every_position(isa):
     g = np.random.default_rng(3)
     n = 2 * BLOCK + 3 * STEP + 7  # two sum blocks, full steps and a 7-lane tail
     base = g.normal(0, 1, n).astype(np.float32)
-    positions = list(range(2 * STEP)) + list(range(BLOCK - 3, BLOCK + 3)) + list(range(n - 12, n))
+    positions = list(range(STEP + 8)) + list(range(BLOCK - 3, BLOCK + 3)) + list(range(n - 12, n))
     for p in positions:
         x = base.copy()
         x[p] = 9.0  # far above the rest (their max ~4.3): any other max is wrong
