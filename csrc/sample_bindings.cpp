@@ -166,6 +166,23 @@ double top_p_floor_call(const py::array& x, double temperature, double top_p, bo
              : ssm::top_p_floor<double>(static_cast<const double*>(x.data()), n, temperature, top_p, exact);
 }
 
+std::array<double, 5> top_p_coarse_call(const py::array_t<float>& x, double ref, double inv_temp, double pivot) {
+  require(x.ndim() == 1 && (x.flags() & py::array::c_style) != 0, "x must be 1-D, contiguous float32");
+  py::gil_scoped_release release;
+  return ssm::top_p_coarse(x.data(), static_cast<size_t>(x.shape(0)), ref, inv_temp, pivot);
+}
+
+uint64_t estimate_collect_call(const py::array_t<float>& x, double ref, double inv_temp, double pivot, double clo,
+                               double chi, py::array_t<double>& out, size_t cap) {
+  require(x.ndim() == 1 && (x.flags() & py::array::c_style) != 0, "x must be 1-D, contiguous float32");
+  require(out.ndim() == 1 && (out.flags() & py::array::c_style) != 0 && static_cast<size_t>(out.shape(0)) >= cap,
+          "out must be 1-D, contiguous float64, with room for cap values");
+  double* o = out.mutable_data();
+  py::gil_scoped_release release;
+  return ssm::top_p_estimate_collect(x.data(), static_cast<size_t>(x.shape(0)), ref, inv_temp, pivot, clo, chi, o,
+                                     cap);
+}
+
 }  // namespace
 
 void register_sample(py::module_& m) {
@@ -195,6 +212,14 @@ void register_sample(py::module_& m) {
         py::arg("exact"),
         "Testing: top-p's threshold (smallest kept logit) of one row (1, n) with a finite max, from the exact "
         "passes alone or as sample() finds it.");
+  m.def("sample_top_p_coarse", &top_p_coarse_call, py::arg("x"), py::arg("ref"), py::arg("inv_temp"),
+        py::arg("pivot"),
+        "Testing: the draw-first test's coarse masses of a 1-D float32 row (one chunk) relative to ref -> "
+        "(ok, above pivot, not above, rounding bound, max); the kernel set with no such pass: ok = 0.");
+  m.def("sample_top_p_estimate_collect", &estimate_collect_call, py::arg("x"), py::arg("ref"), py::arg("inv_temp"),
+        py::arg("pivot"), py::arg("clo"), py::arg("chi"), py::arg("out"), py::arg("cap"),
+        "Testing: top-p's estimate pass over a 1-D float32 row (one chunk), its values in (clo, chi] into "
+        "out[:cap] in row order while they fit -> how many there are.");
   m.def("topk", &topk_call, py::arg("x"), py::arg("k"),
         "The k largest per row, descending, lower index first on ties -> (bad row or -1, reason, values, indices).");
 }

@@ -1261,6 +1261,20 @@ double top_p_floor(const T* x, size_t n, double temperature, double top_p, bool 
                             exact);
 }
 
+std::array<double, 5> top_p_coarse(const float* x, size_t n, double ref, double inv_temp, double pivot) {
+  CoarseMass c;
+  const auto pass = sample_for<float>(active_sample()).mass_coarse;
+  const bool ok = pass && pass(x, n, ref, inv_temp, pivot, &c);
+  return {ok ? 1.0 : 0.0, c.above, c.rest, c.round, c.max};
+}
+
+uint64_t top_p_estimate_collect(const float* x, size_t n, double ref, double inv_temp, double pivot, double clo,
+                                double chi, double* out, size_t cap) {
+  MassEstimate r;
+  sample_for<float>(active_sample()).mass_estimate(x, n, ref, inv_temp, &pivot, 1, clo, chi, out, cap, &r);
+  return r.count;
+}
+
 template double top_p_floor<float>(const float*, size_t, double, double, bool);
 template double top_p_floor<double>(const double*, size_t, double, double, bool);
 template RowStatus sample_batch<float>(const float*, size_t, size_t, const SampleRequest&, int64_t*, double*);

@@ -68,6 +68,15 @@ std::array<uint64_t, 3> top_p_draw_first_counts();
 // finds it.
 template <class T>
 double top_p_floor(const T* x, size_t n, double temperature, double top_p, bool exact);
+
+// Testing: the active kernel set's draw-first coarse pass (mass_coarse) over
+// a whole float32 row as one chunk -> {ok, above, rest, round, max}.
+std::array<double, 5> top_p_coarse(const float* x, size_t n, double ref, double inv_temp, double pivot);
+// Testing: the active kernel set's estimate pass (mass_estimate) over a whole
+// float32 row as one chunk, collecting the x in (clo, chi] into out (room
+// for cap values; the caller checks what lies past them) -> how many there are.
+uint64_t top_p_estimate_collect(const float* x, size_t n, double ref, double inv_temp, double pivot, double clo,
+                                double chi, double* out, size_t cap);
 std::pair<uint64_t, uint64_t> top_p_estimate_counts();
 
 }  // namespace ssm

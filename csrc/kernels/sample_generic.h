@@ -808,19 +808,17 @@ SSM_INLINE inline __m256 drop<F32x8>(__m256 m, __m256 v) {
 }
 #endif
 
-// The mass m split by the mask into acc_in (set lanes) and acc_out (clear
-// lanes): each an add of keep/drop, or on AVX-512 one masked add each (the
-// same bits: a lane adds m or keeps its sum, where the add of 0 kept it too).
+// m added to acc in the set lanes of the mask: an add of keep, or on
+// AVX-512 one masked add (the same bits: a lane adds m or keeps its sum,
+// where the add of 0 kept it too).
 template <class V>
-SSM_INLINE inline void add_split(typename V::mask in, Reg<V> m, Reg<V>& acc_in, Reg<V>& acc_out) {
-  acc_in = V::add(acc_in, keep<V>(in, m));
-  acc_out = V::add(acc_out, drop<V>(in, m));
+SSM_INLINE inline Reg<V> add_where(typename V::mask in, Reg<V> acc, Reg<V> m) {
+  return V::add(acc, keep<V>(in, m));
 }
 #if defined(__AVX512F__)
 template <>
-SSM_INLINE inline void add_split<F32x16>(__mmask16 in, __m512 m, __m512& acc_in, __m512& acc_out) {
-  acc_in = _mm512_mask_add_ps(acc_in, in, acc_in, m);
-  acc_out = _mm512_mask_add_ps(acc_out, static_cast<__mmask16>(~in), acc_out, m);
+SSM_INLINE inline __m512 add_where<F32x16>(__mmask16 in, __m512 acc, __m512 m) {
+  return _mm512_mask_add_ps(acc, in, acc, m);
 }
 #endif
 
@@ -1011,49 +1009,66 @@ bool mass_coarse(const float* x, size_t n, double ref, double inv_temp, double p
   if (!(s >= 0x1p-60 && s <= 0x1p60 && std::fabs(ref) * s <= 0x1p12)) return false;
   const Reg<V> vs = V::set1(static_cast<float>(s * 0x1p23)), vc = V::set1(static_cast<float>((127 - ref * s) * 0x1p23));
   const Reg<V> vpivot = V::set1(float_at_most(pivot)), vfloor = V::set1(0x1p23f);
-  Reg<VW> above_lo = VW::set1(0.0), above_hi = above_lo, rest_lo = above_lo, rest_hi = above_lo;
-  Reg<V> vmax = V::set1(-kInfFloat);
-  auto masses = [&](Reg<V> xv, Reg<V>& a, Reg<V>& r) SSM_INLINE {
-    vmax = V::max(vmax, xv);
-    add_split<V>(V::gt(xv, vpivot), linear_pow2(V::max(V::fmadd(xv, vs, vc), vfloor)), a, r);
+  Reg<VW> above_lo = VW::set1(0.0), above_hi = above_lo, total_lo = above_lo, total_hi = above_lo;
+  // the running max per vector in flight: one register for all of them is
+  // a chain of dependent maxes, 4 cycles a vector (AVX-512), as long as the
+  // rest of a vector's work
+  Reg<V> vmax[U];
+  SSM_UNROLL
+  for (size_t u = 0; u < U; ++u) vmax[u] = V::set1(-kInfFloat);
+  // a: the masses above the pivot, t: all of them (not the rest apart: one
+  // add and no mask complement fewer per vector; rest = t - a at the end)
+  auto masses = [&](Reg<V> xv, Reg<V>& a, Reg<V>& t, Reg<V>& mx) SSM_INLINE {
+    mx = V::max(mx, xv);
+    const Reg<V> m = linear_pow2(V::max(V::fmadd(xv, vs, vc), vfloor));
+    a = add_where<V>(V::gt(xv, vpivot), a, m);
+    t = V::add(t, m);
   };
   size_t i = 0;
   while (i + U * W <= n) {
     const size_t stop = n - (n - i) % (U * W), block = i + kCoarseBlock * U * W;
     const size_t end = block < stop ? block : stop;  // no std::min: no std template instances in ISA objects
-    Reg<V> a[U], r[U];
+    Reg<V> a[U], t[U];
     SSM_UNROLL
-    for (size_t u = 0; u < U; ++u) a[u] = r[u] = V::set1(0.0f);
+    for (size_t u = 0; u < U; ++u) a[u] = t[u] = V::set1(0.0f);
     for (; i < end; i += U * W) {
       SSM_UNROLL
-      for (size_t u = 0; u < U; ++u) masses(V::load(x + i + u * W), a[u], r[u]);
+      for (size_t u = 0; u < U; ++u) masses(V::load(x + i + u * W), a[u], t[u], vmax[u]);
     }
     SSM_UNROLL
     for (size_t u = 0; u < U; ++u) {
       add_wide<V, VW>(a[u], above_lo, above_hi);
-      add_wide<V, VW>(r[u], rest_lo, rest_hi);
+      add_wide<V, VW>(t[u], total_lo, total_hi);
     }
   }
   {
-    Reg<V> a = V::set1(0.0f), r = a;
+    Reg<V> a = V::set1(0.0f), t = a;
     for (; i < n; i += W) {
       alignas(64) float buf[W];
       copy_padded(buf, W, 0, x + i, n - i, -kInfFloat);  // reads x[i, n) only
-      masses(V::load(buf), a, r);
+      masses(V::load(buf), a, t, vmax[0]);
     }
     // the tail's -inf lanes count as clamped elements (2^-126 each), below any bound
     add_wide<V, VW>(a, above_lo, above_hi);
-    add_wide<V, VW>(r, rest_lo, rest_hi);
+    add_wide<V, VW>(t, total_lo, total_hi);
   }
+  SSM_UNROLL
+  for (size_t u = 1; u < U; ++u) vmax[0] = V::max(vmax[0], vmax[u]);
   double mx[W];
-  V::to_array(vmax, mx);
+  V::to_array(vmax[0], mx);
   for (size_t l = 0; l < W; ++l)
     if (static_cast<double>(mx[l]) > res->max) res->max = static_cast<double>(mx[l]);
   const double above = lanes_sum<VW>(above_lo, above_hi) * kCoarseScale;
-  const double rest = lanes_sum<VW>(rest_lo, rest_hi) * kCoarseScale;
-  // float32 blocks, then a float64 chain per lane of one add per block, the
-  // lanes' sum and the caller's adds of chunks
-  const double chain = static_cast<double>(n) / static_cast<double>(kCoarseBlock * U * W) + 2 * VW::width + 8;
+  const double total = lanes_sum<VW>(total_lo, total_hi) * kCoarseScale;
+  // The rest, and the sums' rounding: the two trees' roundings are at most
+  // the bound below of the above and of the total sum (above <= total), so
+  // above is within it of its real sum and above + rest (total, up to the
+  // subtraction's and that add's roundings, 2 ulps) too, which is all the
+  // caller uses: float32 blocks, then a float64 chain per lane of one add
+  // per block, the lanes' sum, those 2 roundings and the caller's adds of
+  // chunks. rest >= 0 (a real sum of masses is), so clamping keeps it within.
+  const double rest = total > above ? total - above : 0.0;
+  const double chain = static_cast<double>(n) / static_cast<double>(kCoarseBlock * U * W) + 2 * VW::width + 10;
   res->round += (static_cast<double>(kCoarseBlock) * 0x1p-24 + chain * 0x1p-53) * (above + rest) * (1 + 0x1p-20);
   res->above += above;
   res->rest += rest;
