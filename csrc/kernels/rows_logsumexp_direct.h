@@ -99,9 +99,15 @@ inline double table_sum(const float* x, size_t n, const X& texp, double e) {
     SSM_UNROLL for (size_t b = 0; b < B; ++b) t[b] = term(VN::load(x + j + b * W));
     fold(tree_sum<VN, 0, B>(t));
   }
-  // The last vectors one by one (no float32 add).
-  for (; j < full; j += W) fold(term(VN::load(x + j)));
-  if (rem) fold(term(VN::load_tail(x + full, rem, -kInf)));
+  // The last vectors (fewer than B, and the tail) in pairs: one float32 add.
+  for (; j + 2 * W <= full; j += 2 * W) fold(VN::add(term(VN::load(x + j)), term(VN::load(x + j + W))));
+  if (j < full) {
+    Reg<VN> t = term(VN::load(x + j));
+    if (rem) t = VN::add(t, term(VN::load_tail(x + full, rem, -kInf)));
+    fold(t);
+  } else if (rem) {
+    fold(term(VN::load_tail(x + full, rem, -kInf)));
+  }
   double s = VW::hsum(VW::add(lo, hi));
   if constexpr (X::kScale != 1.0) s /= X::kScale;
   return s;
