@@ -12,6 +12,7 @@
 #include <limits>
 #include <vector>
 
+#include "kernels/certify_f32.h"
 #include "kernels/kernel_api.h"
 #include "settings.h"
 #include "thread_pool.h"
@@ -174,29 +175,15 @@ inline void lse_parts(double ref, double e, double m, double& hi, double& lo) {
   hi = s;
 }
 
-// The float next to a finite f towards +inf (up) or -inf: one step of its
-// bit pattern, as std::nextafter, which is a library call (twice per row).
-inline float float_step(float f, bool up) {
-  if (f == 0.0f) return up ? std::numeric_limits<float>::denorm_min() : -std::numeric_limits<float>::denorm_min();
-  uint32_t bits;
-  std::memcpy(&bits, &f, sizeof bits);
-  bits += (f > 0.0f) == up ? 1u : ~0u;
-  std::memcpy(&f, &bits, sizeof f);
-  return f;
-}
-
 // Is a log-sum-exp known to within abs_err good enough for the dtype's
 // contract? float32: every value within abs_err rounds to f or a neighbour,
-// so f is within 1 ulp of the correctly rounded result. float64: 1e-15
-// relative, a tenth of the 1e-14 bound.
+// so f is within 1 ulp of the correctly rounded result (certify_f32.h).
+// float64: 1e-15 relative, a tenth of the 1e-14 bound.
 template <class T>
 bool certified(double lse, double abs_err);
 template <>
 inline bool certified<float>(double lse, double abs_err) {
-  const float f = static_cast<float>(lse);
-  if (!std::isfinite(f)) return false;
-  const float lo = static_cast<float>(lse - abs_err), hi = static_cast<float>(lse + abs_err);
-  return lo >= float_step(f, false) && hi <= float_step(f, true);
+  return certified_f32(lse, abs_err);
 }
 template <>
 inline bool certified<double>(double lse, double abs_err) {

@@ -70,22 +70,20 @@ constexpr size_t kSoftmaxShortMax = 256;
 
 // Since log_softmax's row kernels became two passes of float32 work (the
 // certified exp-sum, then x - lse), the float32 row kernels overtake the
-// group path's float64 sums too, as do float64 logsumexp's row kernels
-// (AVX2, (2^20 / n) x n rows, one thread, short / row time, two same-run
-// sweeps of 9-15 interleaved repeats: float32 log_softmax n = 48 0.91-0.97,
-// n = 64 1.10-1.50, n = 96 1.71-2.73; float32 logsumexp n = 96 0.97-1.25,
-// n = 128 1.18-1.46; float64 logsumexp n = 48 0.90-0.93, n = 64 1.25-2.10;
-// float64 log_softmax keeps gaining up to n = 256: 0.76-0.80). Weighted
-// logsumexp keeps the kernels' max_n.
+// group path's float64 sums too (AVX2, (2^20 / n) x n rows, one thread,
+// short / row time, two same-run sweeps of 9-15 interleaved repeats:
+// float32 log_softmax n = 48 0.91-0.97, n = 64 1.10-1.50, n = 96 1.71-2.73;
+// float64 log_softmax keeps gaining up to n = 256: 0.76-0.80). Unweighted
+// logsumexp: the kernel set's logsumexp_max_n; weighted, its max_n.
 template <class T>
 struct ShortMax;
 template <>
 struct ShortMax<float> {
-  static constexpr size_t log_softmax = 48, logsumexp = 96;
+  static constexpr size_t log_softmax = 48;
 };
 template <>
 struct ShortMax<double> {
-  static constexpr size_t log_softmax = ~size_t(0), logsumexp = 48;
+  static constexpr size_t log_softmax = ~size_t(0);
 };
 
 template <class T>
@@ -130,7 +128,7 @@ template <class T>
 bool short_rows_logsumexp(const Kernels<T>& k, const T* x, const T* b, T* out, T* sign, size_t rows, size_t n,
                           std::vector<size_t>& special) {
   const RowsKernels<T>* rk = rows_kernels_for(k);
-  if (!applies(rk, rows, n, b ? ~size_t(0) : ShortMax<T>::logsumexp)) return false;
+  if (!applies(rk, rows, n, b || !rk ? ~size_t(0) : rk->logsumexp_max_n)) return false;
   run_short_rows(
       *rk, rows, n,
       [&](size_t r0, size_t count, unsigned char* f) {

@@ -14,6 +14,10 @@ namespace ssm {
 // weighted sum that is zero or tiny) and to 0 otherwise. Lanes never mix:
 // a row's result does not depend on the other rows of its group, so any
 // split of the batch (threads) gives the same bits. y may be x (in place).
+// Rows of 128 bytes and more may go one row at a time instead, along their
+// vectors, under the same contract (softmax: rows_direct.h; float64
+// log_softmax: rows_log_softmax_direct.h; float32 logsumexp:
+// rows_logsumexp_direct.h).
 template <class T>
 struct RowsKernels {
   size_t max_n;
@@ -30,6 +34,9 @@ struct RowsKernels {
   // out[r] = max + log|S| with S = sum b exp(x - max) (b may be null: 1;
   // max over b != 0); sign (may be null) gets +-1.
   void (*logsumexp)(const T* x, const T* b, T* out, T* sign, size_t rows, size_t n, unsigned char* flag);
+  // Longest row the driver gives logsumexp without weights (<= max_n;
+  // beyond it the per-row kernels are faster).
+  size_t logsumexp_max_n;
 };
 
 struct RowsKernelSet {

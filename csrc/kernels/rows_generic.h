@@ -36,6 +36,8 @@
 //    Within ~1e-6 of 0 (|lse| below 2^-23 log S; float64 below 0.36 log S)
 //    m + log S cancels below what float64 sums resolve: such rows are
 //    flagged for the per-row path's double-double sum (lse_accurate).
+//    Rows of 128 bytes and more go one at a time with the float32 table
+//    exp instead, on the kernel sets that have it (rows_logsumexp_direct.h).
 // Rows these cannot finish (NaN, +-inf, all -inf, |max| beyond kFastLimit for
 // softmax, a weighted sum that is zero or below 2^-900) are flagged and left
 // unwritten for the per-row path, which handles them exactly.
@@ -51,6 +53,8 @@
 
 #include <cstring>
 
+#include "certify_f32.h"
+#include "expsum_table32.h"  // Table32Exp: float32 logsumexp's direct rows
 #include "kernel_api.h"
 #include "rows_api.h"
 #include "simd_loops.h"
@@ -605,6 +609,7 @@ void logsumexp_group(const T* x, const T* b, T* out, T* sign, size_t n, size_t g
 
 #include "rows_direct.h"
 #include "rows_log_softmax_direct.h"
+#include "rows_logsumexp_direct.h"
 
 // Rows of at least this many bytes take softmax_rows_direct: at one vector
 // per row (AVX-512 float32 n = 16) or two AVX2 ones its chain of two lane
@@ -670,8 +675,26 @@ void log_softmax_rows(const T* x, T* y, size_t rows, size_t n, bool stream, unsi
   if (stream) VN::fence();
 }
 
+// Unweighted float32 rows of min_n to max_n elements take logsumexp one row
+// at a time (rows_logsumexp_direct.h) on lanes with the float32 table exp;
+// rows_<isa>.cpp may specialize the range. From 128 bytes, as softmax's
+// direct rows: at one AVX-512 vector per row (n = 16) its per-row steps
+// (max, sums, certificate) took twice the group kernel's time. Above
+// max_n the per-row kernels (expsum_fast: no max pass, float32 sums over
+// whole blocks) are faster. AVX2, 4 Mi-element batches, 1 thread, ns per
+// element, medians of 3 interleaved runs on a loaded machine, direct /
+// group or per-row: n = 16 3.11 / 1.99, n = 32 1.38 / 1.78, n = 64 0.92 /
+// 1.74, n = 100 0.85 / 1.14, n = 128 0.78 / 0.90, n = 160 0.75 / 0.85,
+// n = 192 0.80 / 0.72, n = 256 0.72 / 0.65.
+template <class VN>
+struct LseDirectRange {
+  static constexpr size_t min_n = kDirectMinBytes / sizeof(float), max_n = 160;
+};
+
 template <class VN, class VW, class T>
 void logsumexp_rows(const T* x, const T* b, T* out, T* sign, size_t rows, size_t n, unsigned char* flag) {
+  if constexpr (std::is_same<T, float>::value && HasTable32<VN>::value)
+    if (!b && n >= LseDirectRange<VN>::min_n) return logsumexp_rows_direct<VN>(x, out, sign, rows, n, flag);
   constexpr size_t W = VN::width;
   alignas(64) T buf[kMaxN * W];
   if (!b) {
@@ -686,6 +709,20 @@ void logsumexp_rows(const T* x, const T* b, T* out, T* sign, size_t rows, size_t
                                      rows - r < W ? rows - r : W, buf, bbuf, flag + r);
 }
 
+// Longest unweighted logsumexp row the driver sends here: float32 rows on
+// lanes with the direct rows up to their max_n; else (group kernels only)
+// the lengths from which the per-row kernels overtook the group path (AVX2,
+// (2^20 / n) x n rows, one thread, short / row time, two same-run sweeps of
+// 9-15 interleaved repeats: float32 n = 96 0.97-1.25, n = 128 1.18-1.46;
+// float64 n = 48 0.90-0.93, n = 64 1.25-2.10).
+template <class VN, class T>
+constexpr size_t lse_max_n() {
+  if constexpr (std::is_same<T, float>::value && HasTable32<VN>::value)
+    return LseDirectRange<VN>::max_n;
+  else
+    return std::is_same<T, float>::value ? 96 : 48;
+}
+
 template <class VN, class VW, class T>
 RowsKernels<T> make_rows_kernels() {
   RowsKernels<T> k;
@@ -694,6 +731,7 @@ RowsKernels<T> make_rows_kernels() {
   k.softmax = &softmax_rows<VN, T>;
   k.log_softmax = &log_softmax_rows<VN, VW, T>;
   k.logsumexp = &logsumexp_rows<VN, VW, T>;
+  k.logsumexp_max_n = lse_max_n<VN, T>();
   return k;
 }
 

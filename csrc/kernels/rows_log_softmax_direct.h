@@ -38,6 +38,32 @@ inline Reg<V> column_sums(const double* src) {
   return V::add(s, e);
 }
 
+// The max-relative sums of one row along its vectors, V the float64 lanes
+// (In: the data, float64 or float32, widened exactly): count += the lanes
+// at m (the max's own terms), sum += exp(x - m) of the others (rel_term;
+// Exact: x - m's rounding added back), also NaN (it reaches the sum) and
+// the tail's -inf fill (whose term is 0). Two vectors a step, one per chain:
+// a chain picked by a run-time index kept the sums in memory (AVX-512
+// float64 log_softmax, n = 64-256: slower than the group kernel).
+template <class V, bool Exact, class In>
+inline void row_rel_sums(const In* xr, size_t n, Reg<V> m, Kahan2<V>& sum, Reg<V>& count) {
+  constexpr size_t W = V::width;
+  const size_t full = n - n % W, rem = n % W;
+  auto add = [&](Reg<V> xv, int u) SSM_INLINE {
+    const Reg<V> d = V::sub(xv, m);
+    const auto other = V::nonzero(d);
+    count = V::add(count, V::select(other, V::set1(0.0), V::set1(1.0)));
+    sum.add(u, V::select(other, rel_term<V, Exact>(xv, m, d), V::set1(0.0)));
+  };
+  size_t j = 0;
+  for (; j + 2 * W <= full; j += 2 * W) {
+    add(V::load(xr + j), 0);
+    add(V::load(xr + j + W), 1);
+  }
+  if (j < full) add(V::load(xr + j), 0);
+  if (rem) add(V::load_tail(xr + full, rem, -kInf), 1);
+}
+
 // Rows of n >= W elements (kDirectMinBytes of float64 is at least two
 // vectors on every kernel set).
 template <class V>
@@ -61,27 +87,9 @@ void log_softmax_rows_direct(const double* x, double* y, size_t rows, size_t n, 
       for (size_t j = 0; j < full; j += W) vmax = V::max(V::load(xr + j), vmax);  // NaN ignored
       if (rem) vmax = V::max(V::load_tail(xr + full, rem, -kInf), vmax);
       mx[l] = V::hmax(vmax);
-      const Reg<V> m = V::set1(lane_finite(mx[l]) ? mx[l] : 0.0);
       Kahan2<V> sum;
       Reg<V> count = V::set1(0.0);
-      // One vector of the row: lanes at the max are counted, the others
-      // (also NaN, and the tail's -inf fill, whose term is 0) summed.
-      auto add = [&](Reg<V> xv, int u) SSM_INLINE {
-        const Reg<V> d = V::sub(xv, m);
-        const auto other = V::nonzero(d);
-        count = V::add(count, V::select(other, V::set1(0.0), V::set1(1.0)));
-        sum.add(u, V::select(other, rel_term<V, true>(xv, m, d), V::set1(0.0)));
-      };
-      // Two vectors a step, one per chain: a chain picked by a run-time index
-      // kept the sums in memory (AVX-512, n = 64-256: slower than the group
-      // kernel).
-      size_t j = 0;
-      for (; j + 2 * W <= full; j += 2 * W) {
-        add(V::load(xr + j), 0);
-        add(V::load(xr + j + W), 1);
-      }
-      if (j < full) add(V::load(xr + j), 0);
-      if (rem) add(V::load_tail(xr + full, rem, -kInf), 1);
+      row_rel_sums<V, true>(xr, n, V::set1(lane_finite(mx[l]) ? mx[l] : 0.0), sum, count);
       V::store(part + l * W, V::add(V::sub(sum.s[0], sum.c[0]), V::sub(sum.s[1], sum.c[1])));
       V::store(cnt + l * W, count);
     }

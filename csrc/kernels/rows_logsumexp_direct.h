@@ -1,0 +1,237 @@
+// float32 logsumexp of short rows one row at a time, whole vectors along the
+// row (softmax's layout, rows_direct.h): included by rows_generic.h (its
+// anonymous namespace, lane types, rel_term, Kahan2 and log1p_small) on lane
+// types with the float32 table exp (expsum_table32.h: AVX-512, AVX2, NEON).
+// No transposes in or out, no per-row call, context or chunking: per row a
+// max pass, then the per-row kernel's float32 table-exp terms exp(x) 2^-e
+// (e = floor(max log2 e), so the max's term is in [1, 2) and no block can
+// overflow), added in float32 a block of kBlockVectors vectors at a time
+// (a balanced tree) and the block sums in float64 lanes (exact widening);
+// the log1p and the certification go one vector per WW rows (WW = the
+// float64 lane count).
+//
+// Accuracy (SPEC: float32 within 1 ulp), three tiers per row:
+//  1. The table sum S 2^e: each term within Table32Exp::kErrUnits u
+//     (u = 2^-24; 1.35u with the one-float 16-entry table of AVX-512 and
+//     NEON, one permute per vector; 1.23u with AVX2's 8-entry pair), each through at most log2 kBlockVectors
+//     float32 adds (gamma_d(u), Higham sec. 4.2: term by term for any order
+//     of adds of terms >= 0), then fewer than kMaxWideAdds float64 adds per
+//     lane, and terms flushed below 2^-126 of the reference (< n 2^-126 of
+//     S >= 1): relative error table_err(). lse = e ln2 + log1p(S - 1)
+//     (e ln2_hi31 exact, log1p_small ~1.5 * 2^-53 relative, two float64
+//     additions) is then within 1.01 table_err() + 2^-50 (|lse| + 8), and
+//     is kept where every value within that rounds to the float32 result or
+//     to a neighbour (certified_f32, as the per-row path's certified();
+//     first a vector test that the bound is below 2^-24 |lse|): with the
+//     4-vector blocks (3.4u) every row with |lse| >= 2.
+//  2. A row that tier 1 cannot certify (|lse| small) or whose max lies
+//     beyond the table's range (|max| > kTable32Limit): S - 1 = (k - 1) +
+//     rest relative to the max in float64 lanes, the degree-11 exp and
+//     Kahan2 sums, as the group kernel's uncertified groups
+//     (lse_plain_group): lse = max + log1p(S - 1) within 2^-49 log S, within
+//     the contract where |lse| >= 2^-23 log S.
+//  3. Rows below that (lse cancels near 0), NaN, +-inf and all -inf rows are
+//     flagged and left unwritten for the per-row path, as the group kernel
+//     flags them.
+// Term vectors added in float32 before their sum is widened: log2 of it
+// float32 adds per term.
+constexpr size_t kBlockVectors = 4;
+constexpr int kBlockAdds = 2;
+static_assert(size_t(1) << kBlockAdds == kBlockVectors, "a balanced tree");
+// Bound on the float64 additions a lane's value goes through: block sums
+// (at most kMaxN of them), the halves and the lane sum.
+constexpr double kMaxWideAdds = kMaxN + 16;
+
+// Relative error bound of tier 1's S for the table X (see the header).
+template <class X>
+constexpr double table_err() {
+  constexpr double u = 0x1p-24;
+  const double terms = (1.0 + X::kErrUnits * u) * (1.0 + kBlockAdds * u / (1.0 - kBlockAdds * u)) *
+                           (1.0 + kMaxWideAdds * 0x1p-53 / (1.0 - kMaxWideAdds * 0x1p-53)) -
+                       1.0;
+  // The one-float table's sum is divided by its scale (one more rounding);
+  // the flushed terms.
+  return terms + 0x1p-52 + kMaxN * 0x1p-126;
+}
+
+// The row's max (NaN ignored; -inf for no entry).
+template <class VN>
+inline double row_max(const float* x, size_t n) {
+  constexpr size_t W = VN::width;
+  const size_t full = n - n % W, rem = n % W;
+  Reg<VN> m0 = VN::set1(-kInf), m1 = VN::set1(-kInf);
+  size_t j = 0;
+  for (; j + 2 * W <= full; j += 2 * W) {
+    m0 = VN::max(VN::load(x + j), m0);
+    m1 = VN::max(VN::load(x + j + W), m1);
+  }
+  if (j < full) m0 = VN::max(VN::load(x + j), m0);
+  if (rem) m1 = VN::max(VN::load_tail(x + full, rem, -kInf), m1);
+  return VN::hmax(VN::max(m0, m1));
+}
+
+// Tier 1 of a row whose max mx is within the table's range: S = sum exp(x)
+// 2^-e (NaN if the row holds one), e = floor(mx log2 e).
+template <class VN, class X>
+inline double table_sum(const float* x, size_t n, const X& texp, double e) {
+  using VW = typename VN::wide;
+  constexpr size_t W = VN::width, B = kBlockVectors;
+  const size_t full = n - n % W, rem = n % W;
+  // term() gives exp(x) 2^-floor(k); this takes it to 2^-e. Below the
+  // table's clamp (-inf too) the term flushes to 0; a NaN stays NaN (max
+  // returns its second operand).
+  const Reg<VN> bias = VN::set1(e + X::kBias);
+  auto term = [&](Reg<VN> raw) SSM_INLINE {
+    Reg<VN> k;
+    const Reg<VN> t = texp.term(VN::max(VN::set1(X::kLow), raw), k);
+    return VN::scale2_acc(t, VN::sub(k, bias));
+  };
+  Reg<VW> lo = VW::set1(0.0), hi = VW::set1(0.0);
+  auto fold = [&](Reg<VN> q) SSM_INLINE {
+    Reg<VW> a, b;
+    VN::widen(q, a, b);
+    lo = VW::add(lo, a);
+    hi = VW::add(hi, b);
+  };
+  size_t j = 0;
+  for (; j + B * W <= full; j += B * W) {
+    Reg<VN> t[B];
+    SSM_UNROLL for (size_t b = 0; b < B; ++b) t[b] = term(VN::load(x + j + b * W));
+    fold(tree_sum<VN, 0, B>(t));
+  }
+  // The last vectors (fewer than B, and the tail) in pairs: one float32 add.
+  for (; j + 2 * W <= full; j += 2 * W) fold(VN::add(term(VN::load(x + j)), term(VN::load(x + j + W))));
+  if (j < full) {
+    Reg<VN> t = term(VN::load(x + j));
+    if (rem) t = VN::add(t, term(VN::load_tail(x + full, rem, -kInf)));
+    fold(t);
+  } else if (rem) {
+    fold(term(VN::load_tail(x + full, rem, -kInf)));
+  }
+  double s = VW::hsum(VW::add(lo, hi));
+  if constexpr (X::kScale != 1.0) s /= X::kScale;
+  return s;
+}
+
+// Tier 2: S - 1 = (k - 1) + rest of a row relative to its finite max mx in
+// float64 lanes (the degree-11 exp, Kahan2 sums; NaN if the row holds one).
+template <class VW>
+inline double wide_sum_minus_one(const float* x, size_t n, double mx) {
+  constexpr size_t WW = VW::width;
+  Kahan2<VW> sum;
+  Reg<VW> count = VW::set1(0.0);
+  row_rel_sums<VW, false>(x, n, VW::set1(mx), sum, count);
+  double part[WW], cnt[WW];
+  sum.totals(part);
+  VW::to_array(count, cnt);
+  double rest = 0.0, k = 0.0;
+  for (size_t l = 0; l < WW; ++l) {
+    rest += part[l];
+    k += cnt[l];
+  }
+  return (k - 1.0) + rest;
+}
+
+// log_s[l] = lo[l] + log1p(z[l]), lse[l] = hi[l] + log_s[l], in float64 lanes.
+template <class VW>
+inline void lse_lanes(const double* hi, const double* lo, const double* z, double* log_s, double* lse) {
+  const Reg<VW> ls = VW::add(VW::load(lo), log1p_small<VW>(VW::load(z)));
+  VW::to_array(ls, log_s);
+  VW::to_array(VW::add(VW::load(hi), ls), lse);
+}
+
+// Tier 1 of row xr: its max mx (NaN ignored), the reference e = floor(mx
+// log2 e) as hi + lo = e ln2 and z = S - 1, S = sum exp(x) 2^-e in [1, 2n];
+// false: the row is not for tier 1 (a max beyond the table's range, +-inf
+// or all -inf; or a NaN, z then NaN).
+template <class VN, class X>
+inline bool table_row(const float* xr, size_t n, const X& texp, double& mx, double& hi, double& lo, double& z) {
+  mx = row_max<VN>(xr, n);
+  if (!(mx >= -kTable32Limit && mx <= kTable32Limit)) return false;
+  const double e = std::floor(mx * kLog2e);
+  hi = e * ExpCoeffs<double>::ln2_hi31;  // exact: |e| < 2^22
+  lo = e * ExpCoeffs<double>::ln2_lo31;
+  z = table_sum<VN>(xr, n, texp, e) - 1.0;
+  return z == z;
+}
+
+template <class VN>
+void logsumexp_rows_direct(const float* x, float* out, float* sign, size_t rows, size_t n, unsigned char* flag) {
+  using VW = typename VN::wide;
+  using X = Table32Exp<VN, (VN::exp_table32_size < 16)>;
+  constexpr size_t G = VW::width;
+  const X texp;
+  const double err1 = 1.01 * table_err<X>();
+  for (size_t r0 = 0; r0 < rows; r0 += G) {
+    const size_t g = rows - r0 < G ? rows - r0 : G;
+    alignas(64) double hi[G], lo[G], z[G], log_s[G], lse[G], pass[G];
+    double mx[G];
+    // 0: nothing left to do (no row, or flagged), 1: tier 1, 2: tier 2.
+    int tier[G];
+    bool wide = false;
+    for (size_t l = 0; l < G; ++l) {
+      hi[l] = lo[l] = z[l] = 0.0;
+      tier[l] = 0;
+      if (l >= g) continue;
+      const float* xr = x + (r0 + l) * n;
+      flag[r0 + l] = 0;
+      if (table_row<VN>(xr, n, texp, mx[l], hi[l], lo[l], z[l])) {
+        tier[l] = 1;
+        continue;
+      }
+      // A max beyond the table's range: tier 2 (a NaN z: a NaN in the row).
+      const bool beyond = lane_finite(mx[l]) && !(mx[l] >= -kTable32Limit && mx[l] <= kTable32Limit);
+      hi[l] = lo[l] = 0.0;
+      z[l] = beyond ? wide_sum_minus_one<VW>(xr, n, mx[l]) : kNaN;
+      if (z[l] == z[l]) {
+        hi[l] = mx[l];
+        tier[l] = 2;
+        wide = true;
+      } else {
+        z[l] = 0.0;
+        flag[r0 + l] = 1;  // +-inf, all -inf, NaN
+      }
+    }
+    lse_lanes<VW>(hi, lo, z, log_s, lse);
+    {
+      // Tier 1's certificate first by the lanes' float32 spacing: an error
+      // e with (2^24 + 1) e <= |lse| is below 2^-24 of both the result and
+      // the exact one, less than their ulps (lse_plain_group); the rows it
+      // misses by up to 2x are tested exactly (certified_f32).
+      const Reg<VW> v = VW::load(lse);
+      const Reg<VW> size = VW::max(v, VW::sub(VW::set1(0.0), v));
+      const Reg<VW> e = VW::fmadd(size, VW::set1(0x1p-50), VW::set1(err1 + 0x1p-47));
+      VW::to_array(VW::select(VW::not_le(VW::mul(e, VW::set1(0x1p24 + 1.0)), size), VW::set1(0.0),
+                              VW::set1(1.0)),
+                   pass);
+    }
+    for (size_t l = 0; l < g; ++l) {
+      if (tier[l] != 1) continue;
+      if (pass[l] != 0.0 || certified_f32(lse[l], err1 + 0x1p-50 * (std::fabs(lse[l]) + 8.0))) {
+        out[r0 + l] = static_cast<float>(lse[l]);
+        continue;
+      }
+      const float* xr = x + (r0 + l) * n;
+      hi[l] = mx[l];
+      lo[l] = 0.0;
+      z[l] = wide_sum_minus_one<VW>(xr, n, mx[l]);
+      tier[l] = 2;
+      wide = true;
+    }
+    if (wide) {
+      lse_lanes<VW>(hi, lo, z, log_s, lse);
+      for (size_t l = 0; l < g; ++l) {
+        if (tier[l] != 2) continue;
+        // Near lse = 0 (as lse_plain_group): the per-row path's double-double sum.
+        if (!lane_finite(lse[l]) || log_s[l] > 0x1p23 * std::fabs(lse[l])) {
+          flag[r0 + l] = 1;
+          continue;
+        }
+        out[r0 + l] = static_cast<float>(lse[l]);
+      }
+    }
+    if (sign)
+      for (size_t l = 0; l < g; ++l)
+        if (!flag[r0 + l]) sign[r0 + l] = 1.0f;
+  }
+}

@@ -1,0 +1,100 @@
+"""float32 logsumexp of batches of rows of 32 to 160 elements (AVX2) or 255
+(AVX-512): the short-row kernels' one-row-at-a-time path
+(kernels/rows_logsumexp_direct.h) on the kernel sets with the float32 table
+exp; shorter rows take the group kernel, longer ones the per-row kernel,
+and the scalar set keeps its own paths: every result must meet the same
+contract.
+
+Per row: a max pass, the table-exp terms added in float32 a block of 4
+vectors at a time (64 elements on AVX-512, 32 on AVX2) and certified; rows
+the terms cannot certify (|lse| below ~1: no float32 term error of 1.1-1.35
+* 2^-24 fits in ulp(lse) = 2^-25 there) or whose max is beyond the table's
+range (2^13) are summed again in float64 lanes; rows whose lse cancels near
+0, NaN, +-inf and all -inf rows go to the per-row path. Lengths around the
+path's bounds and around multiples of the vectors and blocks, row counts
+that are not multiples of the 8 or 4 rows whose log1p is one vector,
+special rows at several positions; against a long double reference (within
+1 ulp of the rounded exact result).
+"""
+import numpy as np
+import pytest
+from scipy import special
+
+import simdsoftmax as ssm
+from reference import assert_lse_close, ref_logsumexp
+from test_logsumexp_short_lanes import check  # logsumexp over the last axis against the reference
+
+# The path's bounds +- 1 (32; 160 on AVX2, 255 on AVX-512), every tail of
+# the 8- and 16-lane vectors around the 4-vector blocks (32, 64), lengths
+# between.
+LENGTHS = [31, 32, 33, 39, 40, 41, 47, 48, 63, 64, 65, 79, 80, 96, 100, 127, 128, 129, 159, 160, 161, 191, 192,
+           254, 255, 256]
+ROWS = [2, 9, 13]
+
+
+@pytest.mark.parametrize("n", LENGTHS)
+def test_every_length(isa, n):
+    """Rows of every spread: lse from ~-40 to ~60, lse - max from ~0 to ~log n."""
+    rng = np.random.default_rng(n)
+    for rows in ROWS:
+        scale = np.geomspace(0.01, 30.0, rows)[:, None]
+        x = rng.standard_normal((rows, n)) * scale + rng.uniform(-40, 40, (rows, 1))
+        x[rows // 2, n // 3] = -np.inf  # a masked entry
+        check(x.astype(np.float32), (isa, n, rows))
+
+
+@pytest.mark.parametrize("n", [32, 33, 64, 100, 160, 255])
+def test_uncertified_rows(isa, n):
+    """Rows shifted so that lse lies in [-2, 2] (most beyond what the table
+    terms certify: summed again in float64), down to 1e-3 of 0, and rows of
+    a large dynamic range (entries spread over 60 below the max)."""
+    rng = np.random.default_rng(200 + n)
+    rows = 45
+    x = rng.standard_normal((rows, n)) * np.geomspace(0.05, 8.0, rows)[:, None]
+    x[::3] = rng.uniform(-60.0, 0.0, (len(x[::3]), n))
+    lse = np.logaddexp.reduce(x, axis=1)
+    target = np.concatenate([np.linspace(-2.0, 2.0, 37), [1e-3, -1e-3, 0.01, -0.01, 0.3, -0.3, 0.7, 1.2]])
+    x -= (lse - target)[:, None]
+    check(x.astype(np.float32), (isa, n))
+
+
+@pytest.mark.parametrize("n", [32, 64, 129, 255])
+def test_beyond_table_range(isa, n):
+    """Rows whose max is beyond +-2^13 (the float32 table's range) or near
+    it: summed in float64 relative to the max, or certified as usual."""
+    rng = np.random.default_rng(300 + n)
+    offsets = np.array([8191.0, 8192.0, 8193.0, -8191.0, -8193.0, 1e5, -1e5, 3e7, -3e7, 1e30, -1e30])
+    x = rng.standard_normal((len(offsets), n)) * 3.0 + offsets[:, None]
+    check(x.astype(np.float32), (isa, n))
+
+
+SPECIALS = {
+    "nan": lambda row: np.put(row, len(row) - 1, np.nan),
+    "+inf": lambda row: np.put(row, len(row) // 2, np.inf),
+    "-inf": lambda row: np.put(row, 0, -np.inf),
+    "all -inf": lambda row: row.fill(-np.inf),
+    "one finite": lambda row: (row.fill(-np.inf), np.put(row, len(row) - 2, -3.0)),
+    "near zero": lambda row: row.__isub__(np.logaddexp.reduce(row.astype(np.float64)) - 1e-6),
+}
+
+
+@pytest.mark.parametrize("n", [32, 40, 128, 255])
+@pytest.mark.parametrize("kind", list(SPECIALS))
+def test_special_rows(isa, n, kind):
+    """A special row at positions 0, 3, 7, 8 and the last of 17 rows (both
+    ends of the 8-row and 4-row sets): SciPy's value for it, the contract
+    for the others; return_sign is 1 for every ordinary row."""
+    rng = np.random.default_rng(n)
+    base = (rng.standard_normal((17, n)) * 2.0).astype(np.float32)
+    for pos in (0, 3, 7, 8, 16):
+        x = base.copy()
+        SPECIALS[kind](x[pos])
+        with np.errstate(invalid="ignore", over="ignore"):
+            out, sgn = ssm.logsumexp(x, axis=-1, return_sign=True)
+            ref = ref_logsumexp(x, dtype=np.longdouble)[0]
+            expect = special.logsumexp(x, axis=-1)
+        finite = np.isfinite(ref)
+        np.testing.assert_array_equal(out[~finite], expect[~finite], err_msg=f"{kind} at {pos}")
+        assert_lse_close(out[finite], ref[finite], (isa, n, kind, pos))
+        np.testing.assert_array_equal(out, ssm.logsumexp(x, axis=-1))
+        assert np.all(sgn[finite] == 1), (isa, n, kind, pos)
