@@ -385,6 +385,24 @@ bool lse_accurate(const T* x, const T* b, size_t n, double max, double& lse, dou
   return true;
 }
 
+// The vector tier first (exp_dd.h, ~2^-93 relative per term): lse and sign
+// set, true, when its error bound certifies the result for T (float32: 1
+// ulp of the rounded exact result; float64: 2^-47 relative, which keeps
+// the 1e-14 the scalar sum meets down to |lse| ~ 1e-15), else false and
+// nothing set: the scalar double-double sum (lse_accurate) decides.
+template <class T>
+bool lse_vector_tier(const Kernels<T>& k, const T* x, const T* b, size_t n, double max, double& lse,
+                     double& sign) {
+  double out[3];
+  if (!k.lse_dd(x, b, n, max, out)) return false;
+  const bool ok = std::is_same<T, float>::value ? certified<float>(out[0], out[2])
+                                                  : out[2] <= 0x1p-47 * std::fabs(out[0]);
+  if (!ok) return false;
+  lse = out[0];
+  sign = out[1];
+  return true;
+}
+
 // Per-chunk expsum_top sums -> the row's: every chunk's top but one
 // occurrence of the row max's goes back into the others' sum (exact bits),
 // all at the largest 2^e (exact scalings; chunks below 2^-1000 of it are
@@ -676,7 +694,11 @@ bool logsumexp_row(const Ctx<T>& c, const T* x, const T* b, size_t n, double& ls
       // |lse| too small next to the max for max + log S (see lse_accurate).
       if (!lse_cancel_ok<T>(lse, log_s)) {
         ++count;
-        lse_accurate(x, b, n, s.max, lse, sign);
+        // passes: one more for the vector tier, two for the scalar sum.
+        if (!lse_vector_tier<T>(c.k, x, b, n, s.max, lse, sign)) {
+          ++count;
+          lse_accurate(x, b, n, s.max, lse, sign);
+        }
       }
     }
   }

@@ -109,6 +109,12 @@ struct Kernels {
   // max's own term is exactly 1, so m - 1 + m_lo keeps the small remainder
   // that log_softmax and logsumexp need near 0 (log1p of it).
   ExpSum (*expsum_online_wide)(const T* x, const T* b, size_t n);
+  // The vector tier of the accurate log-sum-exp near lse = 0 (exp_dd.h):
+  // S = sum b exp(x - max) in double-double lanes (b null: 1; max: the
+  // row's, over b != 0), out = {max + log S, sign of S, a bound on the
+  // error of the first}. false: S below 2^-900 or above 2^1000 in
+  // magnitude (the scalar path decides).
+  bool (*lse_dd)(const T* x, const T* b, size_t n, double max, double* out);
 
   // The fast sum in float64 arithmetic whatever T is, plus max = max(x)
   // (clamped below at kClampLow; NaN ignored): log_softmax's first pass and

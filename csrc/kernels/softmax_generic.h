@@ -19,6 +19,7 @@
 #pragma once
 
 #include "bandwidth_probes.h"
+#include "exp_dd.h"
 #include "expsum_exact.h"
 #include "expsum_fast.h"
 #include "expsum_table32.h"
@@ -114,6 +115,7 @@ Kernels<T> make_kernels() {
   k.write_shift = &write_shift<VN, T>;
   k.expsum_wide = &expsum_wide<VW, T>;
   k.expsum_online_wide = &expsum_online_wide<VW, T>;
+  k.lse_dd = &lse_dd<VW, T>;
   k.expsum_lse = &expsum_lse<VW, LseTuning<VW, T>::unroll, LseTuning<VW, T>::block, T>;
   k.expsum_top = &expsum_top<VW, TopTuning<VW>::unroll, T>;
   k.expsum_lse32 = lse32_entry<VN, T>();
