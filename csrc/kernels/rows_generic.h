@@ -33,9 +33,11 @@
 //    1-ulp bound is absolute in lse and lse may be near 0, so each result
 //    is certified where |lse| >= 2^-4, and a group with a result below
 //    that is summed again with the degree-11 terms (logsumexp_group).
-//    Within ~1e-6 of 0 (|lse| below 2^-23 log S; float64 below 0.36 log S)
+//    Within ~1e-6 of 0 (|lse| below 2^-23 log S, both types)
 //    m + log S cancels below what float64 sums resolve: such rows are
-//    flagged for the per-row path's double-double sum (lse_accurate).
+//    summed again in double-double lanes (exp_dd.h, lse_dd_half), and
+//    the few that bound cannot certify are flagged for the per-row path's
+//    scalar double-double sum (lse_accurate).
 // Rows these cannot finish (NaN, +-inf, all -inf, |max| beyond kFastLimit for
 // softmax, a weighted sum that is zero or below 2^-900) are flagged and left
 // unwritten for the per-row path, which handles them exactly.
@@ -518,22 +520,25 @@ void log_softmax_group(const T* x, T* y, size_t n, size_t g, T* buf, T* obuf, bo
 // as lse_vector_tier in softmax_rows.h): they stay flagged for the per-row
 // path, whose scalar double-double sum decides.
 template <class VN, class VW, class T>
-typename VW::mask lse_dd_half(const T* buf, size_t n, size_t h, typename VW::mask near, Reg<VW> m, Reg<VW> log_s,
-                              Reg<VW>& lse) {
+typename VW::mask lse_dd_half(const T* buf, size_t n, size_t h, typename VW::mask near, typename VW::mask reached,
+                              Reg<VW> m, Reg<VW> log_s, Reg<VW>& lse) {
   constexpr size_t W = VN::width, WW = VW::width;
   const Reg<VW> zero = VW::set1(0.0);
   DdReg<VW> acc{zero, zero};
-  Reg<VW> mag = zero, dropped = zero;
+  Reg<VW> unused;
   for (size_t j = 0; j < n; ++j) {
     const Reg<VW> xw = VW::load(buf + j * W + h * WW);
-    dd_add_lanes<VW>(acc, dd_term<VW, false>(xw, xw, m, mag, dropped));
+    dd_add_lanes<VW>(acc, dd_term<VW, false>(xw, xw, m, unused, unused));
   }
+  // S >= 1 in an ordinary lane (the max's own term), whose error bound is
+  // then within a constant relative (exp_dd.h: the terms, n + 2 adds, n
+  // entries at most 2^-865 each).
   const double adds = static_cast<double>(n + 2);
-  const Reg<VW> bound = VW::fmadd(dropped, VW::set1(0x1p-865), VW::mul(mag, VW::set1((kDdTermErr + adds * 0x1p-102) * 1.01)));
-  const Reg<VW> rel = div_lanes(bound, VW::mul(acc.hi, VW::set1(1.0 - 0x1p-50)));
+  const double rel = (kDdTermErr + adds * 0x1p-102) * 1.02 + adds * 0x1p-865;
   Reg<VW> err;
-  lse_from_dd<VW>(m, acc.hi, acc.lo, log_s, rel, lse, err);
-  err = VW::select(near, err, zero);
+  lse_from_dd<VW>(m, acc.hi, acc.lo, log_s, VW::set1(rel), lse, err);
+  // Lanes not near pass; near lanes beyond the reach fail.
+  err = VW::select(reached, err, VW::select(near, VW::set1(kInf), zero));
   const Reg<VW> size = VW::max(lse, VW::sub(zero, lse));
   if constexpr (std::is_same<T, float>::value)
     return VW::not_le(VW::mul(err, VW::set1(0x1p24 + 1.0)), VW::mul(size, VW::set1(1.0 - 0x1p-15)));
@@ -566,9 +571,18 @@ bool lse_plain_group(const T* buf, size_t n, size_t g, T* out, unsigned char* fl
       const Reg<VW> size = VW::max(lse[h], VW::sub(VW::set1(0.0), lse[h]));
       const auto near = VW::gt(log_s, VW::mul(size, VW::set1(kNearZero)));
       if (VW::any(near)) {
-        Reg<VW> exact;
-        bad[h] = VW::mask_or(bad[h], lse_dd_half<VN, VW, T>(buf, n, h, near, s.m[h], log_s, exact));
-        lse[h] = VW::select(near, exact, lse[h]);
+        // Near lanes whose |lse| may be within the vector tier's reach
+        // (kernel_api.h); the others go straight to the per-row path.
+        constexpr double kReach = std::is_same<T, float>::value ? kLseDdReach32 : kLseDdReach64;
+        const Reg<VW> upper = VW::fmadd(log_s, VW::set1(0x1p-49), VW::mul(size, VW::set1(1.0 + 0x1p-52)));
+        const auto reached = VW::gt(VW::select(near, upper, VW::set1(0.0)), VW::set1(kReach));
+        if (VW::any(reached)) {
+          Reg<VW> exact;
+          bad[h] = VW::mask_or(bad[h], lse_dd_half<VN, VW, T>(buf, n, h, near, reached, s.m[h], log_s, exact));
+          lse[h] = VW::select(reached, exact, lse[h]);
+        } else {
+          bad[h] = VW::mask_or(bad[h], near);
+        }
         any_bad = any_bad || VW::any(bad[h]);
       }
     }

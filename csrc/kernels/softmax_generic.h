@@ -155,6 +155,7 @@ Kernels<T> make_kernels() {
   for (const char* name : unrolled) add_tile(t, name, kUnroll * W);
   add_tile(t, "expsum_wide", kUnroll * WW);
   add_tile(t, "expsum_online_wide", kUnroll * WW);
+  add_tile(t, "lse_dd", kLseDdUnroll * WW);
   add_tile(t, "expsum_lse", size_t(LseTuning<VW, T>::unroll) * LseTuning<VW, T>::block * WW);
   add_tile(t, "expsum_top", size_t(TopTuning<VW>::unroll) * WW);
   if (k.expsum_lse32) add_tile(t, "expsum_lse32", size_t(Lse32Tuning<VN>::unroll) * W);
