@@ -12,6 +12,7 @@ namespace ssm {
 
 // -1: the default below.
 std::atomic<int> g_prefetch_bytes{-1};
+std::atomic<bool> g_lse_vector_tier{true};
 
 namespace {
 // Set (by CallFootprint, below) while this thread runs a batch call whose

@@ -24,6 +24,10 @@ const char* store_policy_name(StorePolicy p);
 // Software prefetch distance setting (bytes; -1 = default), see
 // prefetch_distance() in kernels/kernel_api.h.
 extern std::atomic<int> g_prefetch_bytes;
+// Test hook: false sends every row the float64 sums flag near lse = 0 on the
+// row path straight to the scalar double-double sum (softmax_rows.h,
+// lse_vector_tier), so tests reach it with any data. Default true.
+extern std::atomic<bool> g_lse_vector_tier;
 
 struct Settings {
   StorePolicy store_policy;

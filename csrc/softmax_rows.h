@@ -270,7 +270,9 @@ inline void exp_parts(double x, double& hi, double& lo, int& k) {
 // 2^-53 |max| (float32: 2^-25 |lse|, ulp(1e-11) ~ 2^-60; float64: the
 // relative bound 1e-14 |lse|), which no float64 sum reaches. Such rows are
 // recognized after the max-relative float64 sum (lse_cancel_ok) and summed
-// again in double-double (lse_accurate): scalar, and only for them.
+// again in double-double: first in vector lanes (Kernels::lse_dd,
+// kernels/exp_dd.h, see lse_vector_tier), then, where that sum's bound does
+// not certify the result, in scalar arithmetic (lse_accurate).
 
 // Is lse = max + log_s, log_s within 2^-49 |log_s| + 2^-53 |lse| (the
 // max-relative float64 sums: each term and the compensated sum within a few
@@ -405,6 +407,28 @@ bool lse_accurate(const T* x, const T* b, size_t n, double max, double& lse, dou
   Dd s = {0.0, 0.0};
   dd_expsum_add(x, b, n, max, s);
   return lse_of_dd(s, max, lse, sign);
+}
+
+// The vector tier first (exp_dd.h, ~2^-93 relative per term): lse and sign
+// set, true, when its error bound certifies the result for T (float32: 1
+// ulp of the rounded exact result; float64: 2^-47 relative, which keeps
+// the 1e-14 the scalar sum meets down to |lse| ~ 1e-15), else false and
+// nothing set: the scalar double-double sum (lse_accurate) decides.
+// lse, log_s: the float64 sums' (lse within 2^-49 |log_s| + 2^-53 |lse|):
+// rows they prove below the vector tier's reach skip it.
+template <class T>
+bool lse_vector_tier(const Kernels<T>& k, const T* x, const T* b, size_t n, double max, double& lse,
+                     double log_s, double& sign) {
+  const double reach = std::is_same<T, float>::value ? kLseDdReach32 : kLseDdReach64;
+  if (std::fabs(lse) * (1.0 + 0x1p-52) + 0x1p-49 * std::fabs(log_s) < reach) return false;
+  double out[3];
+  if (!g_lse_vector_tier.load(std::memory_order_relaxed) || !k.lse_dd(x, b, n, max, out)) return false;
+  const bool ok = std::is_same<T, float>::value ? certified<float>(out[0], out[2])
+                                                  : out[2] <= 0x1p-47 * std::fabs(out[0]);
+  if (!ok) return false;
+  lse = out[0];
+  sign = out[1];
+  return true;
 }
 
 // Per-chunk expsum_top sums -> the row's: every chunk's top but one
@@ -698,7 +722,11 @@ bool logsumexp_row(const Ctx<T>& c, const T* x, const T* b, size_t n, double& ls
       // |lse| too small next to the max for max + log S (see lse_accurate).
       if (!lse_cancel_ok<T>(lse, log_s)) {
         ++count;
-        lse_accurate(x, b, n, s.max, lse, sign);
+        // passes: one more for the vector tier, two for the scalar sum.
+        if (!lse_vector_tier<T>(c.k, x, b, n, s.max, lse, log_s, sign)) {
+          ++count;
+          lse_accurate(x, b, n, s.max, lse, sign);
+        }
       }
     }
   }

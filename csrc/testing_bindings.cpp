@@ -61,25 +61,33 @@ py::tuple tune_expsum(const py::array& x, int variant, int repeats) {
 // logsumexp of one contiguous row by the active kernels' row path (no short-row
 // groups, no threads) -> (lse, passes over the row, ok).
 template <class T>
-py::tuple lse_passes_of(const T* x, size_t n) {
+py::tuple lse_passes_of(const T* x, const T* b, size_t n) {
   double lse = 0.0, sign = 1.0;
   int passes = 0;
   bool ok;
   {
     py::gil_scoped_release release;
     const auto c = ssm::detail::make_ctx(active<T>(), 0);
-    ok = ssm::detail::logsumexp_row(c, x, static_cast<const T*>(nullptr), n, lse, sign, &passes);
+    ok = ssm::detail::logsumexp_row(c, x, b, n, lse, sign, &passes);
   }
   return py::make_tuple(lse, passes, ok);
 }
 
-py::tuple lse_passes(const py::array& x) {
+py::tuple lse_passes(const py::array& x, const py::object& b) {
   const DType dt = dtype_of(x, "x");
   if (x.ndim() != 1) throw py::value_error("x must be 1-D");
   require_c_contiguous(x, "x");
   const size_t n = static_cast<size_t>(x.shape(0));
   if (n == 0) throw py::value_error("x must not be empty");
-  return dt == DType::F32 ? lse_passes_of(data_of<float>(x), n) : lse_passes_of(data_of<double>(x), n);
+  if (b.is_none())
+    return dt == DType::F32 ? lse_passes_of(data_of<float>(x), static_cast<const float*>(nullptr), n)
+                            : lse_passes_of(data_of<double>(x), static_cast<const double*>(nullptr), n);
+  const py::array w = b;
+  if (w.ndim() != 1 || static_cast<size_t>(w.shape(0)) != n || dtype_of(w, "b") != dt)
+    throw py::value_error("b must be a 1-D array of x's shape and dtype");
+  require_c_contiguous(w, "b");
+  return dt == DType::F32 ? lse_passes_of(data_of<float>(x), data_of<float>(w), n)
+                          : lse_passes_of(data_of<double>(x), data_of<double>(w), n);
 }
 
 // The active set's expsum_lse32 (fast: expsum_lse32_fast) over one float32
@@ -142,9 +150,14 @@ void register_testing(py::module_& m) {
         "Software prefetch distance of the streaming passes (0: none, -1: default).");
   t.def("tune_expsum", &tune_expsum, py::arg("x"), py::arg("variant"), py::arg("repeats") = 1,
         "Run an (unroll, block) instantiation of the two-pass first pass -> (name, m, e).");
-  t.def("lse_passes", &lse_passes, py::arg("x"),
-        "logsumexp of a 1-D float32/float64 row by the active kernel set's row path -> (lse, passes, ok): "
-        "passes is how many passes over the row it took (1: the fast sum certified the result).");
+  t.def("set_lse_vector_tier", [](bool on) { ssm::g_lse_vector_tier.store(on); }, py::arg("on"),
+        "Test hook: False sends the row path's near-zero log-sum-exp rows straight to the scalar double-double "
+        "sum (the short-row kernels keep their vector tier).");
+  t.def("lse_passes", &lse_passes, py::arg("x"), py::arg("b") = py::none(),
+        "logsumexp of a 1-D float32/float64 row (b: weights of its shape and dtype, or None) by the active "
+        "kernel set's row path -> (lse, passes, ok): passes is how many passes over the row it took (1: "
+        "the fast sum certified the result; near lse = 0 the last is the vector double-double sum, or that "
+        "and the scalar one).");
   t.def("lse32_sum", &lse32_sum, py::arg("x"), py::arg("fast") = false,
         "The active kernel set's float32 table-exp log_softmax pass (fast: the one with the one-float table) over "
         "a 1-D float32 row -> (m, m_lo, e, max, err, err_rest, certified, v), or None where the set has none.");

@@ -3,7 +3,9 @@ every kernel set: there lse = max + log S cancels, and max + log S in
 float64 is off by ~1e-16 |max|, far more than ulp(1e-11) in float32.
 Short-row groups, single rows (the row path), the strided path and the
 weighted one must each recognize such rows and sum them again in
-double-double (softmax_rows.h, lse_accurate). float64's bound near 0
+double-double: first in vector lanes (kernels/exp_dd.h), whose error bound
+certifies all but extreme rows, then for those in scalar arithmetic
+(softmax_rows.h, lse_accurate); the tests below reach each tier. float64's bound near 0
 (docs/design.md): 1e-14 relative plus 2^-49 log S absolute, and never
 worse than 2^-26 relative (rows below 2^-23 log S take the double-double
 sum). References: mpmath at 200 bits from the rows' own values."""
@@ -15,6 +17,8 @@ import numpy as np
 import pytest
 
 import simdsoftmax as ssm
+from simdsoftmax import _core
+from tiles import tiles
 
 LENGTHS = (2, 3, 5, 8, 17, 100, 1000)
 TARGETS = (1e-11, 1e-9, 1e-7)
@@ -97,3 +101,119 @@ def test_near_zero(isa, dtype):
         res, sgn = ssm.logsumexp(rows, axis=-1, b=np.ones_like(rows), return_sign=True)
         assert np.all(sgn == 1)
         assert_contract(res, exact, dtype, f"weighted n={n}", rows)
+
+
+# _core.testing.lse_passes: passes of the row path over a near-zero row
+# (float32 rows near 0 start with the float64 sum; float64 rows with the
+# fast one): that sum, the online one, the vector tier (counted also where
+# the float64 sum proves the row beyond its reach and it is skipped), and
+# the scalar tier when the vector bound does not certify the result.
+# Weighted rows have no first pass.
+VECTOR_TIER, SCALAR_TIER = 3, 4
+
+
+def flagged_row(rng, n, dtype):
+    """A near_zero_row (target 1e-10) whose result is well inside the band
+    the float64 sums leave to the double-double ones (|lse| < 2^-23 log S)."""
+    for _ in range(50):
+        row = near_zero_row(rng, n, 1e-10, dtype)
+        if abs(float(exact_lse(row))) < 2.0**-25 * log_s(row):
+            return row
+    raise AssertionError(f"no near-zero row of {n}")
+
+
+def check_tier(rows, exact, dtype, tier, where, weights=None):
+    """Each row through the row path takes `tier` passes, within the contract."""
+    got = []
+    for i, row in enumerate(rows):
+        b = None if weights is None else weights[i]
+        lse, passes, ok = _core.testing.lse_passes(row, b)
+        assert ok and passes == tier - (b is not None), (where, i, passes)
+        got.append(lse)
+    assert_contract(np.array(got, dtype), exact, dtype, where, rows)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64], ids=["float32", "float64"])
+def test_vector_tier_every_tail(isa, dtype):
+    """The vector tier alone certifies rows within 1e-9 of 0 of every length
+    that reaches a tail of its loop (2 .. 2 tiles, 3 tiles), unweighted and
+    weighted by ones (sign +1), as single rows and as one batch."""
+    tile = tiles(isa, dtype)["lse_dd"]
+    rng = np.random.default_rng(29)
+    sizes = sorted({n for n in range(2, 2 * tile)} | {3 * tile})
+    for n in sizes:
+        rows = np.array([flagged_row(rng, n, dtype) for _ in range(2)], dtype)
+        exact = [exact_lse(r) for r in rows]
+        check_tier(rows, exact, dtype, VECTOR_TIER, f"row n={n}")
+        check_tier(rows, exact, dtype, VECTOR_TIER, f"weighted row n={n}", np.ones_like(rows))
+        # Batches of whole groups and a partial one (the short-row kernels'
+        # lanes): 5 copies of the two rows.
+        batch = np.tile(rows, (5, 1))
+        assert_contract(ssm.logsumexp(batch, axis=-1), exact * 5, dtype, f"batch n={n}", batch)
+        res, sgn = ssm.logsumexp(batch, axis=-1, b=np.ones_like(batch), return_sign=True)
+        assert np.all(sgn == 1)
+        assert_contract(res, exact * 5, dtype, f"weighted batch n={n}", batch)
+
+
+@functools.lru_cache(maxsize=None)
+def long_row(dtype):
+    row = flagged_row(np.random.default_rng(31), 5003, dtype)
+    return row, exact_lse(row)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64], ids=["float32", "float64"])
+def test_vector_tier_long_row(isa, dtype):
+    """One row of 5003 entries within ~1e-10 of 0: the vector tier's sum over
+    many vectors per accumulator, the single row and the strided path."""
+    row, e = long_row(dtype)
+    exact = [e]
+    check_tier(row[None, :], exact, dtype, VECTOR_TIER, "long row")
+    assert_contract([ssm.logsumexp(row)], exact, dtype, "long row", [row])
+    col = np.ascontiguousarray(np.stack([row, row], axis=1))
+    assert_contract(ssm.logsumexp(col, axis=0), exact * 2, dtype, "long column", [row, row])
+
+
+def test_scalar_tier_float64(isa):
+    """float64 rows whose exact result is the rounding left after shifting
+    them by their own log-sum-exp (|lse| ~ 1e-16): below what the vector
+    bound certifies at 2^-47 relative, so the scalar sum decides, on every
+    path."""
+    rng = np.random.default_rng(37)
+    rows = []
+    for n in (2, 3, 8, 17, 100, 1000):
+        for _ in range(2):
+            r = rng.standard_normal(n) * 2
+            rows.append(r - float(exact_lse(r)))
+    exact = [exact_lse(r) for r in rows]
+    assert all(0 < abs(float(e)) < 1e-14 for e in exact)
+    for n in sorted({r.size for r in rows}):
+        sel = [i for i, r in enumerate(rows) if r.size == n]
+        batch = np.array([rows[i] for i in sel])
+        ex = [exact[i] for i in sel]
+        check_tier(batch, ex, np.float64, SCALAR_TIER, f"row n={n}")
+        check_tier(batch, ex, np.float64, SCALAR_TIER, f"weighted row n={n}", np.ones_like(batch))
+        assert_contract(ssm.logsumexp(batch, axis=-1), ex, np.float64, f"batch n={n}", batch)
+        res, sgn = ssm.logsumexp(batch, axis=-1, b=np.ones_like(batch), return_sign=True)
+        assert np.all(sgn == 1)
+        assert_contract(res, ex, np.float64, f"weighted batch n={n}", batch)
+        strided = ssm.logsumexp(np.ascontiguousarray(batch.T), axis=0)
+        assert_contract(strided, ex, np.float64, f"strided n={n}", batch)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64], ids=["float32", "float64"])
+def test_scalar_tier_forced(isa, dtype):
+    """float32 rows reach the scalar tier only below ~2^-68 (no such row
+    is practical to build from float32 entries): with the vector tier off
+    (a test hook; the row path only), flagged rows go straight to the
+    scalar sum, unweighted and weighted by ones, and still meet the
+    contract."""
+    rng = np.random.default_rng(41)
+    rows = [flagged_row(rng, n, dtype) for n in (2, 7, 33, 300) for _ in range(2)]
+    exact = [exact_lse(r) for r in rows]
+    _core.testing.set_lse_vector_tier(False)
+    try:
+        for i, r in enumerate(rows):
+            check_tier(r[None, :], exact[i : i + 1], dtype, SCALAR_TIER, f"row n={r.size}")
+            check_tier(r[None, :], exact[i : i + 1], dtype, SCALAR_TIER, f"weighted n={r.size}", np.ones_like(r)[None, :])
+    finally:
+        _core.testing.set_lse_vector_tier(True)

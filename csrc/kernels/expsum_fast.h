@@ -62,12 +62,6 @@ struct FastLimits<double> {
   static constexpr double exp_err = 3.0 * unit;  // kernel exp: <= 1.25 ulp
 };
 
-// Does V::fmadd round once? (The scalar lanes' is a multiply and an add.)
-template <class V, class = void>
-struct FusedFma : std::true_type {};
-template <class V>
-struct FusedFma<V, std::void_t<decltype(V::unfused_fma)>> : std::false_type {};
-
 template <class C, class = void>
 struct OneFmaReduction : std::false_type {};
 template <class C>

@@ -48,6 +48,13 @@ constexpr double kClampLow = -2097152.0;     // -2^21: exp(x) is 0 relative to a
 constexpr double kFastExp = 1512775.0;       // floor(2^20 * log2(e))
 // expsum_lse32 (float32 table-exp terms) covers rows with |max| <= 2^13.
 constexpr double kTable32Limit = 8192.0;
+// Below these |lse| (float32, float64) the vector tier of the log-sum-exp
+// near 0 (Kernels::lse_dd; its terms are within 2^-93) cannot certify the
+// result (float32: 1 ulp; float64: 2^-47 relative), so rows whose float64
+// sum proves |lse| below them go straight to the scalar double-double sum.
+// A speed choice only: either tier's result is checked.
+constexpr double kLseDdReach32 = 0x1p-67;
+constexpr double kLseDdReach64 = 0x1p-45;
 
 // Loop geometry of a kernel table, for tests that must reach every vector
 // tail: name -> elements (a kernel's main-loop step, a block, a panel). Filled
@@ -109,6 +116,12 @@ struct Kernels {
   // max's own term is exactly 1, so m - 1 + m_lo keeps the small remainder
   // that log_softmax and logsumexp need near 0 (log1p of it).
   ExpSum (*expsum_online_wide)(const T* x, const T* b, size_t n);
+  // The vector tier of the accurate log-sum-exp near lse = 0 (exp_dd.h):
+  // S = sum b exp(x - max) in double-double lanes (b null: 1; max: the
+  // row's, over b != 0), out = {max + log S, sign of S, a bound on the
+  // error of the first}. false: S below 2^-900 or above 2^1000 in
+  // magnitude (the scalar path decides).
+  bool (*lse_dd)(const T* x, const T* b, size_t n, double max, double* out);
 
   // The fast sum in float64 arithmetic whatever T is, plus max = max(x)
   // (clamped below at kClampLow; NaN ignored): log_softmax's first pass and

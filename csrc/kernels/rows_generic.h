@@ -33,11 +33,14 @@
 //    1-ulp bound is absolute in lse and lse may be near 0, so each result
 //    is certified where |lse| >= 2^-4, and a group with a result below
 //    that is summed again with the degree-11 terms (logsumexp_group).
-//    Within ~1e-6 of 0 (|lse| below 2^-23 log S; float64 below 0.36 log S)
+//    Within ~1e-6 of 0 (|lse| below 2^-23 log S, both types)
 //    m + log S cancels below what float64 sums resolve: such rows are
-//    flagged for the per-row path's double-double sum (lse_accurate).
+//    summed again in double-double lanes (exp_dd.h, lse_dd_half), and
+//    the few that bound cannot certify are flagged for the per-row path's
+//    scalar double-double sum (lse_accurate).
 //    Rows of 128 bytes and more go one at a time with the float32 table
-//    exp instead, on the kernel sets that have it (rows_logsumexp_direct.h).
+//    exp instead, on the kernel sets that have it (rows_logsumexp_direct.h;
+//    its near-zero rows go to the per-row path's two tiers).
 // Rows these cannot finish (NaN, +-inf, all -inf, |max| beyond kFastLimit for
 // softmax, a weighted sum that is zero or below 2^-900) are flagged and left
 // unwritten for the per-row path, which handles them exactly.
@@ -58,6 +61,7 @@
 #include "kernel_api.h"
 #include "rows_api.h"
 #include "simd_loops.h"
+#include "exp_dd.h"
 
 namespace ssm {
 namespace SSM_ISA {
@@ -513,6 +517,40 @@ void log_softmax_group(const T* x, T* y, size_t n, size_t g, T* buf, T* obuf, bo
 // spacing around both the computed and the exact result, the two round to
 // the same float or to neighbours. Rows with |lse| above about
 // 0.035 (S - 1) / S pass, nearly all ordinary ones.
+// The vector tier near lse = 0 (exp_dd.h) for half h of an unweighted group
+// in buf: lse = m + log S with S summed in double-double lanes from the
+// columns, y0 = log_s (the float64 sums', within 2^-49 log S). Returns the
+// lanes among `near` whose bound does not certify the result (float32: the
+// same spacing test as lse_plain_group's Certify; float64: 2^-47 relative,
+// as lse_vector_tier in softmax_rows.h): they stay flagged for the per-row
+// path, whose scalar double-double sum decides.
+template <class VN, class VW, class T>
+typename VW::mask lse_dd_half(const T* buf, size_t n, size_t h, typename VW::mask near, typename VW::mask reached,
+                              Reg<VW> m, Reg<VW> log_s, Reg<VW>& lse) {
+  constexpr size_t W = VN::width, WW = VW::width;
+  const Reg<VW> zero = VW::set1(0.0);
+  DdReg<VW> acc{zero, zero};
+  Reg<VW> unused;
+  for (size_t j = 0; j < n; ++j) {
+    const Reg<VW> xw = VW::load(buf + j * W + h * WW);
+    dd_add_lanes<VW>(acc, dd_term<VW, false>(xw, xw, m, unused, unused));
+  }
+  // S >= 1 in an ordinary lane (the max's own term), whose error bound is
+  // then within a constant relative (exp_dd.h: the terms, n + 2 adds, n
+  // entries at most 2^-865 each).
+  const double adds = static_cast<double>(n + 2);
+  const double rel = (kDdTermErr + adds * 0x1p-102) * 1.02 + adds * 0x1p-865;
+  Reg<VW> err;
+  lse_from_dd<VW>(m, acc.hi, acc.lo, log_s, VW::set1(rel), lse, err);
+  // Lanes not near pass; near lanes beyond the reach fail.
+  err = VW::select(reached, err, VW::select(near, VW::set1(kInf), zero));
+  const Reg<VW> size = VW::max(lse, VW::sub(zero, lse));
+  if constexpr (std::is_same<T, float>::value)
+    return VW::not_le(VW::mul(err, VW::set1(0x1p24 + 1.0)), VW::mul(size, VW::set1(1.0 - 0x1p-15)));
+  else
+    return VW::not_le(err, VW::mul(size, VW::set1(0x1p-47)));
+}
+
 template <class VN, class VW, class T, bool Certify, class C, template <class> class Acc>
 bool lse_plain_group(const T* buf, size_t n, size_t g, T* out, unsigned char* flag) {
   constexpr size_t W = VN::width, WW = VW::width, H = W / WW;
@@ -531,12 +569,27 @@ bool lse_plain_group(const T* buf, size_t n, size_t g, T* out, unsigned char* fl
       // m + log S cancels near lse = 0: with log S within 2^-49 log S, the
       // contract needs |lse| >= 2^-23 log S (float32: 2^-26 |lse|, within 1
       // ulp with the rounding; float64: its 2^-26 relative bound near 0);
-      // lanes below that go to the per-row path's double-double sum
+      // lanes below that are summed again in double-double lanes, and those
+      // that bound cannot certify go to the per-row path's scalar sum
       // (lse_accurate in softmax_rows.h, whose lse_cancel_ok agrees).
       constexpr double kNearZero = 0x1p23;
       const Reg<VW> size = VW::max(lse[h], VW::sub(VW::set1(0.0), lse[h]));
-      bad[h] = VW::mask_or(bad[h], VW::gt(log_s, VW::mul(size, VW::set1(kNearZero))));
-      any_bad = any_bad || VW::any(bad[h]);
+      const auto near = VW::gt(log_s, VW::mul(size, VW::set1(kNearZero)));
+      if (VW::any(near)) {
+        // Near lanes whose |lse| may be within the vector tier's reach
+        // (kernel_api.h); the others go straight to the per-row path.
+        constexpr double kReach = std::is_same<T, float>::value ? kLseDdReach32 : kLseDdReach64;
+        const Reg<VW> upper = VW::fmadd(log_s, VW::set1(0x1p-49), VW::mul(size, VW::set1(1.0 + 0x1p-52)));
+        const auto reached = VW::gt(VW::select(near, upper, VW::set1(0.0)), VW::set1(kReach));
+        if (VW::any(reached)) {
+          Reg<VW> exact;
+          bad[h] = VW::mask_or(bad[h], lse_dd_half<VN, VW, T>(buf, n, h, near, reached, s.m[h], log_s, exact));
+          lse[h] = VW::select(reached, exact, lse[h]);
+        } else {
+          bad[h] = VW::mask_or(bad[h], near);
+        }
+        any_bad = any_bad || VW::any(bad[h]);
+      }
     }
     if constexpr (Certify) {
       const Reg<VW> e = VW::fmadd(VW::set1(C::err), div_lanes(z, VW::add(VW::set1(1.0), z)), VW::set1(0x1p-37));

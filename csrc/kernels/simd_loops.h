@@ -103,6 +103,12 @@ struct HasExpTable : std::false_type {};
 template <class V>
 struct HasExpTable<V, std::void_t<decltype(V::has_exp_table)>> : std::bool_constant<V::has_exp_table> {};
 
+// Does V::fmadd round once? (The scalar lanes' is a multiply and an add.)
+template <class V, class = void>
+struct FusedFma : std::true_type {};
+template <class V>
+struct FusedFma<V, std::void_t<decltype(V::unfused_fma)>> : std::false_type {};
+
 // Drive body(offset, count, unroll_slot) over [0, n): U full vectors per step
 // (independent accumulators hide latency), then single vectors, then one
 // masked tail. count == V::width on the full paths, so the loads fold.

@@ -19,6 +19,7 @@
 #pragma once
 
 #include "bandwidth_probes.h"
+#include "exp_dd.h"
 #include "expsum_exact.h"
 #include "expsum_fast.h"
 #include "expsum_table32.h"
@@ -114,6 +115,7 @@ Kernels<T> make_kernels() {
   k.write_shift = &write_shift<VN, T>;
   k.expsum_wide = &expsum_wide<VW, T>;
   k.expsum_online_wide = &expsum_online_wide<VW, T>;
+  k.lse_dd = &lse_dd<VW, T>;
   k.expsum_lse = &expsum_lse<VW, LseTuning<VW, T>::unroll, LseTuning<VW, T>::block, T>;
   k.expsum_top = &expsum_top<VW, TopTuning<VW>::unroll, T>;
   k.expsum_lse32 = lse32_entry<VN, T>();
@@ -153,6 +155,7 @@ Kernels<T> make_kernels() {
   for (const char* name : unrolled) add_tile(t, name, kUnroll * W);
   add_tile(t, "expsum_wide", kUnroll * WW);
   add_tile(t, "expsum_online_wide", kUnroll * WW);
+  add_tile(t, "lse_dd", kLseDdUnroll * WW);
   add_tile(t, "expsum_lse", size_t(LseTuning<VW, T>::unroll) * LseTuning<VW, T>::block * WW);
   add_tile(t, "expsum_top", size_t(TopTuning<VW>::unroll) * WW);
   if (k.expsum_lse32) add_tile(t, "expsum_lse32", size_t(Lse32Tuning<VN>::unroll) * W);

@@ -37,7 +37,7 @@ struct F64x1 {
   static reg sub(reg a, reg b) { return a - b; }
   static reg mul(reg a, reg b) { return a * b; }
   static reg fmadd(reg a, reg b, reg c) { return a * b + c; }  // not fused (-ffp-contract=off)
-  static constexpr bool unfused_fma = true;  // FusedFma (expsum_fast.h)
+  static constexpr bool unfused_fma = true;  // FusedFma (simd_loops.h)
   static reg max(reg a, reg b) { return a > b ? a : b; }       // b on NaN, like x86
   static reg min(reg a, reg b) { return a < b ? a : b; }
   // Round to nearest even by the 1.5*2^52 trick; exact for |a| < 2^51.
