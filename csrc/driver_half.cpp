@@ -265,14 +265,52 @@ bool half_shift_certified(const ExpSum& f, HalfFormat fmt, double& v) {
   return dv <= 0.45 * (fmt == HalfFormat::Float16 ? 0x1p-11 : 0x1p-8) * v;
 }
 
-// log_softmax = x - lse in two passes, with no exp in the second: pass 1 the
-// float32 fast sum with the row's max, certified for the format (above);
+// log_softmax's pass 1 with the format's own exp (half_api.h max_sum_block):
+// per kHalfBlock elements the block's max and its sum relative to that max,
+// combined relative to the row's max M in block order: S = sum_b m_b
+// exp(max_b - M) (float64; a block of -inf or NaN has max -inf, weight 0,
+// and m 0 or NaN), v = log S. The block maxima's terms are exact, so S is
+// within err S + err_rest (S - 1), and v within that over S, plus (blocks
+// + 4) 2^-52 for the float64 steps (exp, products, sums, log); certified
+// as half_shift_certified (dv <= 0.45 2^-p v). For bfloat16 err_rest
+// (~1e-4) alone never fails that (1 - 1/S <= v); err (~1e-5) fails only
+// for v below ~6e-3 (bfloat16) or ~0.05 (float16): a dominant entry. False
+// (nothing written): not certified, or a NaN, inf or all -inf row.
+bool shift_by_blocks(const HalfKernels& k, HalfFormat fmt, const uint16_t* x, size_t n, double& mx, double& v) {
+  if (!k.max_sum_block) return false;
+  std::vector<ExpSum> parts;
+  parts.reserve((n + kHalfBlock - 1) / kHalfBlock);
+  mx = -std::numeric_limits<double>::infinity();
+  for (size_t b = 0; b < n; b += kHalfBlock) {
+    parts.push_back(k.max_sum_block(x + b, std::min(kHalfBlock, n - b)));
+    mx = std::max(mx, parts.back().max);
+  }
+  if (!(std::fabs(mx) < std::numeric_limits<double>::infinity())) return false;
+  double s = 0.0, err = 0.0, err_rest = 0.0;
+  for (const ExpSum& p : parts) {
+    s += p.m * std::exp(p.max - mx);
+    err = std::max(err, p.err);
+    err_rest = std::max(err_rest, p.err_rest);
+  }
+  if (!(s >= 1.0 && s < std::numeric_limits<double>::infinity())) return false;
+  v = std::log(s);
+  const double dv = 1.01 * (err + err_rest * (1.0 - 1.0 / s)) + double(parts.size() + 4) * 0x1p-52;
+  return dv <= 0.45 * (fmt == HalfFormat::Float16 ? 0x1p-11 : 0x1p-8) * v;
+}
+
+// log_softmax = x - lse in two passes, with no exp in the second: pass 1
+// shift_by_blocks where the set has it; else (or where it does not
+// certify) the float32 fast sum with the row's max, certified for the format (above);
 // pass 2 (x - max) - (lse - max) rounded once. Else the exact online float64
 // sum, whose max term is exactly 1 (log1p(S - 1) keeps a dominant entry's
 // log-probability relatively accurate), then the same write.
 bool log_softmax_fused(const HalfKernels& k, HalfFormat fmt, const uint16_t* x, uint16_t* y, size_t n) {
+  double v, mx;
+  if (shift_by_blocks(k, fmt, x, n, mx, v)) {
+    k.write_shift(x, y, n, mx, v);
+    return true;
+  }
   const ExpSum f = fast_sum_and_max(k, x, n);
-  double v;
   if (half_shift_certified(f, fmt, v)) {
     k.write_shift(x, y, n, f.max, v);
     return true;

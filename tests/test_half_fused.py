@@ -236,3 +236,23 @@ def test_log_softmax_across_the_certified_shift(isa, fmt, path, n):
     got, special = run("log_softmax", bits, fmt)
     assert special.size == 0
     within_one_ulp(got, reference("log_softmax", from_bits(bits, fmt)), fmt)
+
+
+@pytest.mark.parametrize("n", [4096 * 3 + 5, 70000])
+def test_log_softmax_blocks_with_special_values(isa, fmt, path, n):
+    """log_softmax's pass 1 by blocks of 4096 (each block's max and its sum,
+    combined over the row): NaN or +inf in a late block makes a special row;
+    blocks entirely -inf weigh 0, as do scattered -inf entries."""
+    rng = np.random.default_rng(n)
+    x64 = rng.normal(0.0, 2.0, size=(6, n))
+    x64[0, 2 * 4096 + 3] = np.nan
+    x64[1, n - 1] = np.inf
+    x64[2, :4096] = -np.inf
+    x64[3, : n - 7] = -np.inf
+    x64[4, ::5] = -np.inf
+    x64[5, 4096:] = -np.inf  # the max in the first block, the rest -inf
+    with np.errstate(invalid="ignore"):
+        bits = to_bits(x64, fmt)
+    got, special = run("log_softmax", bits, fmt)
+    assert sorted(special) == [0, 1]
+    within_one_ulp(got[2:], reference("log_softmax", from_bits(bits[2:], fmt)), fmt)
