@@ -228,6 +228,25 @@ bool softmax_reload_cached(const HalfKernels& hk, const HalfConvert& cv, HalfFor
   return true;
 }
 
+// softmax_reload_cached with the format's own exp (half_api.h
+// terms_from_ref; the short-row kernels' polynomial, half_rows.h) in place
+// of the float32 one: the terms exp(x - g) 2^64, g the sampled guess, then
+// y = term * 2^-64 / S rounded once. Taken where the row's max M (from the
+// same pass) is at most 25 above g: S <= n e^25 keeps the factor a normal
+// float32, and x - g, no larger in magnitude than x - M + 25, keeps each
+// term within half_rows.h's 2^-13 budget. False (nothing written): a NaN,
+// inf or out-of-range row, or a guess too far below the max.
+bool softmax_ref_cached(const HalfKernels& hk, const HalfConvert& cv, HalfFormat f, const uint16_t* x, uint16_t* y,
+                        size_t n, float* buf) {
+  if (!hk.terms_from_ref || n > (size_t(1) << 24)) return false;
+  const double guess = sampled_max(cv, f, x, n);
+  if (!(std::fabs(guess) <= 0x1p+60)) return false;
+  const ExpSum s = hk.terms_from_ref(x, buf, n, guess);
+  if (!(s.max - guess <= 25.0 && s.m >= 1.0 && s.m < 0x1p+62)) return false;
+  hk.scale_from_f32(buf, y, n, 0x1p-64 / s.m);
+  return true;
+}
+
 ExpSum online_fused(const HalfKernels& k, const uint16_t* x, size_t n) {
   return over_chunks(n, [&](size_t b, size_t len) { return k.expsum_online_wide(x + b, len); }, combine_online);
 }
@@ -449,7 +468,9 @@ std::vector<size_t> half_softmax_batch(const uint16_t* x, uint16_t* y, size_t ro
     const bool reload = a == Algorithm::Auto && resolve_auto(n, sizeof(float), 1) == Algorithm::ThreePassReload;
     const HalfConvert& cv = active_convert();
     return run_fused(rows, n, [&](size_t r, float* buf) {
-      if (reload && softmax_reload_cached(*k, cv, f, x + r * n, y + r * n, n, n <= kHalfWholeRow ? buf : terms_buffer(n)))
+      float* terms = n <= kHalfWholeRow ? buf : terms_buffer(n);
+      if (reload && (softmax_ref_cached(*k, cv, f, x + r * n, y + r * n, n, terms) ||
+                     softmax_reload_cached(*k, cv, f, x + r * n, y + r * n, n, terms)))
         return true;
       return softmax_fused(*k, x + r * n, y + r * n, n);
     });

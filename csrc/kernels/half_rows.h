@@ -667,6 +667,56 @@ ExpSum max_sum_block(const uint16_t* bits, size_t n) {
   return out;
 }
 
+// softmax's reload pass 1 on a cached long row (half_api.h terms_from_ref):
+// terms exp(x - ref) 2^kTermShift by the format's polynomial into `terms`,
+// their sum (m, relative to exp(ref)) and the row's max (NaN ignored). The
+// terms are exact in form for x - ref <= 40 (2^t 2^64 stays finite in every
+// lane type); beyond that the caller discards the pass (it checks the max).
+template <class V, class H>
+ExpSum terms_from_ref(const uint16_t* bits, float* terms, size_t n, double ref) {
+  constexpr size_t W = V::width;
+  constexpr size_t U = 4;
+  const H* x = reinterpret_cast<const H*>(bits);
+  const double inf = std::numeric_limits<double>::infinity();
+  const Reg<V> vr = V::set1(ref);
+  // The terms are summed in the lane type per block of kSumBlock (each lane
+  // chain adds at most kSumBlock / (U W) of them: within 2^-16.9 relative
+  // even on AVX2's 8 lanes), the blocks' sums in float64.
+  constexpr size_t kSumBlock = 4096;
+  static_assert(kSumBlock % (U * W) == 0, "whole main-loop steps per block");
+  Reg<V> m[U], sum[U];
+  for (size_t u = 0; u < U; ++u) m[u] = V::set1(-inf);
+  double total = 0.0;
+  for (size_t i = 0; i < n;) {
+    const size_t end = n - i > kSumBlock ? i + kSumBlock : n;
+    for (size_t u = 0; u < U; ++u) sum[u] = V::set1(0.0);
+    for (; i + U * W <= end; i += U * W)
+      for (size_t u = 0; u < U; ++u) {
+        const Reg<V> v = V::load(x + i + u * W);
+        m[u] = V::max(v, m[u]);  // NaN ignored
+        const Reg<V> t = exp_scaled<V, H>(V::sub(v, vr));
+        V::store(terms + i + u * W, t);
+        sum[u] = V::add(sum[u], t);
+      }
+    for (; i < end; i += W) {
+      const size_t count = end - i < W ? end - i : W;
+      const Reg<V> v = V::load_tail(x + i, count, -inf);
+      m[0] = V::max(v, m[0]);
+      const Reg<V> t = exp_scaled<V, H>(V::sub(v, vr));
+      V::store_tail(terms + i, t, count);
+      sum[0] = V::add(sum[0], t);
+    }
+    for (size_t u = 1; u < U; ++u) sum[0] = V::add(sum[0], sum[u]);
+    total += V::hsum(sum[0]);
+  }
+  for (size_t u = 1; u < U; ++u) m[0] = V::max(m[u], m[0]);
+  ExpSum out;
+  out.e = 0.0;
+  out.max = V::hmax(m[0]);
+  out.m = total / kTermScale;
+  return out;
+}
+
 }  // namespace half_rows
 
 // The short-row kernels of one format into its table.
@@ -678,6 +728,7 @@ void add_half_rows(HalfKernels& k, size_t auto_max) {
   k.rows_min_n = V::width;
   k.rows_auto_max = auto_max;
   k.max_sum_block = &half_rows::max_sum_block<V, H>;
+  k.terms_from_ref = &half_rows::terms_from_ref<V, H>;
   add_tile(k.tiles, "rows_group", half_rows::kRowGroup);
   add_tile(k.tiles, "max_sum_block", 4 * V::width);
 }
