@@ -16,8 +16,10 @@ absolute times).
 5. The bound of each batch shape of part 2, in one run: nanoseconds per
    element of our float32 path, our half path, torch's half softmax family
    and the bandwidth probes on the half batch's own bytes (2 B per element:
-   read + copy for softmax and log_softmax, read for logsumexp), and our
-   half path's fraction of that bound (probe time / our time).
+   read + copy for softmax and log_softmax, read for logsumexp), our half
+   path's fraction of that bound (probe time / our time), and torch/bound:
+   the largest torch/ours that a path at the bound would reach (a target
+   ratio above it asks for more than the bound allows).
 
 Usage: python bench/half_arrays.py [--quick] [--threads 1] [--elements 4194304] [--parts 1,2,3,4,5]
        [--ops softmax,log_softmax,logsumexp] [--lengths 16,4096] [--dtypes bfloat16,float16]
@@ -188,7 +190,8 @@ def part_bound(torch, total, quick, repeats, ops, lengths, dtypes):
     from simdsoftmax.bench.workloads import ROW_LENGTHS
 
     print("\n5. ns per element: ours float32, ours half, torch half, probes on the half bytes "
-          "(read + copy; logsumexp: read); bound = probes / ours half")
+          "(read + copy; logsumexp: read); bound/ours = probes / ours half; torch/bound: the most torch/ours "
+          "the bound allows")
     lengths = lengths or (ROW_LENGTHS if not quick else (2, 128, 32000, 151936))
     for dtype in dtypes:
         for n in lengths:
@@ -212,7 +215,8 @@ def part_bound(torch, total, quick, repeats, ops, lengths, dtypes):
                 f32, half, th, rd, cp = (s * 1e9 / count for s in interleaved(calls, repeats, 3))
                 bound = rd if name == "logsumexp" else rd + cp
                 print(f"  {str(dtype)[6:]:9s} {name:12s} {rows:7d} x {n:6d}: f32 {f32:6.3f}  ours {half:6.3f}  "
-                      f"torch {th:6.3f}  bound {bound:6.3f}   torch/ours {th / half:5.2f}  bound/ours {bound / half:5.2f}")
+                      f"torch {th:6.3f}  bound {bound:6.3f}   torch/ours {th / half:5.2f}  bound/ours {bound / half:5.2f}  "
+                      f"torch/bound {th / bound:5.2f}")
 
 
 if __name__ == "__main__":

@@ -266,6 +266,25 @@ bool softmax_reload_cached(const HalfKernels& hk, const HalfConvert& cv, HalfFor
   return true;
 }
 
+// softmax_reload_cached with the format's own exp (half_api.h
+// terms_from_ref; the short-row kernels' polynomial, half_rows.h) in place
+// of the float32 one: the terms exp(x - g) 2^64, g the sampled guess, then
+// y = term * 2^-64 / S rounded once. Taken where the row's max M (from the
+// same pass) is at most 25 above g: S <= n e^25 keeps the factor a normal
+// float32, and x - g, no larger in magnitude than x - M + 25, keeps each
+// term within half_rows.h's 2^-13 budget. False (nothing written): a NaN,
+// inf or out-of-range row, or a guess too far below the max.
+bool softmax_ref_cached(const HalfKernels& hk, const HalfConvert& cv, HalfFormat f, const uint16_t* x, uint16_t* y,
+                        size_t n, float* buf) {
+  if (!hk.terms_from_ref || n > (size_t(1) << 24)) return false;
+  const double guess = sampled_max(cv, f, x, n);
+  if (!(std::fabs(guess) <= 0x1p+60)) return false;
+  const ExpSum s = hk.terms_from_ref(x, buf, n, guess);
+  if (!(s.max - guess <= 25.0 && s.m >= 1.0 && s.m < 0x1p+62)) return false;
+  hk.scale_from_f32(buf, y, n, 0x1p-64 / s.m);
+  return true;
+}
+
 ExpSum online_fused(const HalfKernels& k, const uint16_t* x, size_t n) {
   return over_chunks(n, [&](size_t b, size_t len) { return k.expsum_online_wide(x + b, len); }, combine_online);
 }
@@ -303,14 +322,52 @@ bool half_shift_certified(const ExpSum& f, HalfFormat fmt, double& v) {
   return dv <= 0.45 * (fmt == HalfFormat::Float16 ? 0x1p-11 : 0x1p-8) * v;
 }
 
-// log_softmax = x - lse in two passes, with no exp in the second: pass 1 the
-// float32 fast sum with the row's max, certified for the format (above);
+// log_softmax's pass 1 with the format's own exp (half_api.h max_sum_block):
+// per kHalfBlock elements the block's max and its sum relative to that max,
+// combined relative to the row's max M in block order: S = sum_b m_b
+// exp(max_b - M) (float64; a block of -inf or NaN has max -inf, weight 0,
+// and m 0 or NaN), v = log S. The block maxima's terms are exact, so S is
+// within err S + err_rest (S - 1), and v within that over S, plus (blocks
+// + 4) 2^-52 for the float64 steps (exp, products, sums, log); certified
+// as half_shift_certified (dv <= 0.45 2^-p v). For bfloat16 err_rest
+// (~1e-4) alone never fails that (1 - 1/S <= v); err (~1e-5) fails only
+// for v below ~6e-3 (bfloat16) or ~0.05 (float16): a dominant entry. False
+// (nothing written): not certified, or a NaN, inf or all -inf row.
+bool shift_by_blocks(const HalfKernels& k, HalfFormat fmt, const uint16_t* x, size_t n, double& mx, double& v) {
+  if (!k.max_sum_block) return false;
+  std::vector<ExpSum> parts;
+  parts.reserve((n + kHalfBlock - 1) / kHalfBlock);
+  mx = -std::numeric_limits<double>::infinity();
+  for (size_t b = 0; b < n; b += kHalfBlock) {
+    parts.push_back(k.max_sum_block(x + b, std::min(kHalfBlock, n - b)));
+    mx = std::max(mx, parts.back().max);
+  }
+  if (!(std::fabs(mx) < std::numeric_limits<double>::infinity())) return false;
+  double s = 0.0, err = 0.0, err_rest = 0.0;
+  for (const ExpSum& p : parts) {
+    s += p.m * std::exp(p.max - mx);
+    err = std::max(err, p.err);
+    err_rest = std::max(err_rest, p.err_rest);
+  }
+  if (!(s >= 1.0 && s < std::numeric_limits<double>::infinity())) return false;
+  v = std::log(s);
+  const double dv = 1.01 * (err + err_rest * (1.0 - 1.0 / s)) + double(parts.size() + 4) * 0x1p-52;
+  return dv <= 0.45 * (fmt == HalfFormat::Float16 ? 0x1p-11 : 0x1p-8) * v;
+}
+
+// log_softmax = x - lse in two passes, with no exp in the second: pass 1
+// shift_by_blocks where the set has it; else (or where it does not
+// certify) the float32 fast sum with the row's max, certified for the format (above);
 // pass 2 (x - max) - (lse - max) rounded once. Else the exact online float64
 // sum, whose max term is exactly 1 (log1p(S - 1) keeps a dominant entry's
 // log-probability relatively accurate), then the same write.
 bool log_softmax_fused(const HalfKernels& k, HalfFormat fmt, const uint16_t* x, uint16_t* y, size_t n) {
+  double v, mx;
+  if (shift_by_blocks(k, fmt, x, n, mx, v)) {
+    k.write_shift(x, y, n, mx, v);
+    return true;
+  }
   const ExpSum f = fast_sum_and_max(k, x, n);
-  double v;
   if (half_shift_certified(f, fmt, v)) {
     k.write_shift(x, y, n, f.max, v);
     return true;
@@ -451,7 +508,9 @@ std::vector<size_t> half_softmax_batch(const uint16_t* x, uint16_t* y, size_t ro
     const bool reload = a == Algorithm::Auto && resolve_auto(n, sizeof(float), 1) == Algorithm::ThreePassReload;
     const HalfConvert& cv = active_convert();
     return run_fused(rows, n, [&](size_t r, float* buf) {
-      if (reload && softmax_reload_cached(*k, cv, f, x + r * n, y + r * n, n, n <= kHalfWholeRow ? buf : terms_buffer(n)))
+      float* terms = n <= kHalfWholeRow ? buf : terms_buffer(n);
+      if (reload && (softmax_ref_cached(*k, cv, f, x + r * n, y + r * n, n, terms) ||
+                     softmax_reload_cached(*k, cv, f, x + r * n, y + r * n, n, terms)))
         return true;
       return softmax_fused(*k, x + r * n, y + r * n, n);
     });

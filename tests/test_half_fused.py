@@ -236,3 +236,39 @@ def test_log_softmax_across_the_certified_shift(isa, fmt, path, n):
     got, special = run("log_softmax", bits, fmt)
     assert special.size == 0
     within_one_ulp(got, reference("log_softmax", from_bits(bits, fmt)), fmt)
+
+
+@pytest.mark.parametrize("n", [4096 * 3 + 5, 70000])
+def test_log_softmax_blocks_with_special_values(isa, fmt, path, n):
+    """log_softmax's pass 1 by blocks of 4096 (each block's max and its sum,
+    combined over the row): NaN or +inf in a late block makes a special row;
+    blocks entirely -inf weigh 0, as do scattered -inf entries."""
+    rng = np.random.default_rng(n)
+    x64 = rng.normal(0.0, 2.0, size=(6, n))
+    x64[0, 2 * 4096 + 3] = np.nan
+    x64[1, n - 1] = np.inf
+    x64[2, :4096] = -np.inf
+    x64[3, : n - 7] = -np.inf
+    x64[4, ::5] = -np.inf
+    x64[5, 4096:] = -np.inf  # the max in the first block, the rest -inf
+    with np.errstate(invalid="ignore"):
+        bits = to_bits(x64, fmt)
+    got, special = run("log_softmax", bits, fmt)
+    assert sorted(special) == [0, 1]
+    within_one_ulp(got[2:], reference("log_softmax", from_bits(bits[2:], fmt)), fmt)
+
+
+@pytest.mark.parametrize("spike", [20.0, 25.0, 30.0])
+def test_softmax_max_a_little_above_the_sampled_entries(isa, fmt, path, spike):
+    """The cached softmax's terms are taken relative to the sampled guess
+    while the row's max is at most 25 above it (terms up to e^25, a factor
+    2^-64 / S still a normal float32), else by the other paths: a spike
+    between the samples on either side of that limit, with -inf entries."""
+    for n in (300, 5000, 70001):
+        x64 = np.random.default_rng(n).normal(0.0, 0.1, size=(1, n))
+        x64[0, 7] = spike  # not a sampled index
+        x64[0, 11::13] = -np.inf
+        bits = to_bits(x64, fmt)
+        got, special = run("softmax", bits, fmt)
+        assert special.size == 0
+        within_one_ulp(got, ref_softmax(from_bits(bits, fmt), axis=-1), fmt)

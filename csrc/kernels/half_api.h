@@ -55,6 +55,14 @@ struct HalfKernels {
   // out[r]: the row's log-sum-exp in float32, within a quarter ulp of the
   // format (flag[r] = 1 where that is not certain: the caller's exact path).
   void (*logsumexp_rows)(const uint16_t* x, float* out, size_t rows, size_t n, unsigned char* flag);
+  // Long rows' log_softmax pass 1 on a block of n >= 1 elements: max = the
+  // block's max (NaN ignored), m = sum exp(x - max) with the format's cheap
+  // exp (e = 0), err and err_rest as ExpSum's (half_rows.h max_sum_block);
+  // m is NaN where the block holds a NaN. Null: the set has none.
+  ExpSum (*max_sum_block)(const uint16_t* x, size_t n);
+  // softmax's pass 1 on a cached long row: t = exp(x - ref) * 2^64 (float32),
+  // m = their sum / 2^64, max = the row's max (half_rows.h terms_from_ref).
+  ExpSum (*terms_from_ref)(const uint16_t* x, float* t, size_t n, double ref);
   size_t rows_min_n;  // the lane count: the shortest row fills one vector
   // The longest row the drivers give them by default (same-run A/B timings
   // of the set on bfloat16 batches against the other half paths).

@@ -613,6 +613,110 @@ void logsumexp_rows(const uint16_t* x, float* out, size_t rows, size_t n, unsign
   }
 }
 
+// Pass 1 of log_softmax on a block of a long row (half_api.h max_sum_block):
+// the block's max, then the sum of exp(x - max) by the format's polynomial
+// (Exp2Poly: 3-4 fewer vector operations per vector than the float32 fast
+// sum's exp, which is four times as accurate as a half result can use),
+// reading the block again from L1. The max's own term is exactly 1 (c0 = 1,
+// and x - max = 0), so the terms' error weighs only on the others (err_rest);
+// the block's sum is exact to err relative:
+//  - t = (x - max) log2 e: x - max, the product and log2 e in the lane type
+//    are each rounded once, |dt| <= 3u |t|, which moves 2^t by ln2 3u |t|
+//    relative, and sum 2^t |t| <= S log2(n) (as in logsumexp_rows, with
+//    S >= 1): 3 ln2 u log2(n) relative to S;
+//  - the sum: each lane's U chains add n / (W U) + 1 terms, then the chains'
+//    and the lanes' trees: k = n / (W U) + 2 + log2 U + log2 W roundings of
+//    positive terms, gamma_k;
+//  - the polynomial: 1.02e-4 (bfloat16, either variant) or 2.92e-6
+//    (float16) relative, plus its Horner and scale roundings (4u).
+// NaN entries poison the sum (m NaN), not the max; +inf makes the max +inf.
+// Entries of -inf, and the masked tail's lanes, add 0 (float64 lanes: at
+// most 2^-236 each, below the sum's bound).
+template <class V, class H>
+ExpSum max_sum_block(const uint16_t* bits, size_t n) {
+  using S = typename V::scalar;
+  constexpr size_t W = V::width;
+  constexpr size_t U = 4;  // the chains (add_half_rows' tile: U W)
+  constexpr double kU = std::numeric_limits<S>::epsilon() / 2;
+  const H* x = reinterpret_cast<const H*>(bits);
+  const double inf = std::numeric_limits<double>::infinity();
+  Reg<V> m[U];
+  for (size_t u = 0; u < U; ++u) m[u] = V::set1(-inf);
+  size_t i = 0;
+  for (; i + U * W <= n; i += U * W)
+    for (size_t u = 0; u < U; ++u) m[u] = V::max(V::load(x + i + u * W), m[u]);  // NaN ignored
+  const size_t main = i;
+  for (; i < n; i += W) m[0] = V::max(V::load_tail(x + i, n - i < W ? n - i : W, -inf), m[0]);
+  for (size_t u = 1; u < U; ++u) m[0] = V::max(m[u], m[0]);
+  ExpSum out;
+  out.e = 0.0;
+  out.max = V::hmax(m[0]);
+  const Reg<V> vm = V::set1(lane_finite(out.max) ? out.max : 0.0);
+  Reg<V> sum[U];
+  for (size_t u = 0; u < U; ++u) sum[u] = V::set1(0.0);
+  for (i = 0; i < main; i += U * W)
+    for (size_t u = 0; u < U; ++u) sum[u] = V::add(sum[u], exp_scaled<V, H>(V::sub(V::load(x + i + u * W), vm)));
+  for (; i < n; i += W)
+    sum[0] = V::add(sum[0], exp_scaled<V, H>(V::sub(V::load_tail(x + i, n - i < W ? n - i : W, -inf), vm)));
+  for (size_t u = 1; u < U; ++u) sum[0] = V::add(sum[0], sum[u]);
+  out.m = V::hsum(sum[0]) / kTermScale;
+  constexpr double kPoly = std::is_same<H, F16Bits>::value ? 2.92e-6 : 1.02e-4;
+  const double k = double(n / (W * U)) + 2.0 + 2.0 + std::log2(double(W));
+  out.err = k * kU / (1.0 - k * kU) + 3.0 * 0.6931471805599453 * kU * std::log2(double(n) + 1.0);
+  out.err_rest = kPoly + 4.0 * kU;
+  return out;
+}
+
+// softmax's reload pass 1 on a cached long row (half_api.h terms_from_ref):
+// terms exp(x - ref) 2^kTermShift by the format's polynomial into `terms`,
+// their sum (m, relative to exp(ref)) and the row's max (NaN ignored). The
+// terms are exact in form for x - ref <= 40 (2^t 2^64 stays finite in every
+// lane type); beyond that the caller discards the pass (it checks the max).
+template <class V, class H>
+ExpSum terms_from_ref(const uint16_t* bits, float* terms, size_t n, double ref) {
+  constexpr size_t W = V::width;
+  constexpr size_t U = 4;
+  const H* x = reinterpret_cast<const H*>(bits);
+  const double inf = std::numeric_limits<double>::infinity();
+  const Reg<V> vr = V::set1(ref);
+  // The terms are summed in the lane type per block of kSumBlock (each lane
+  // chain adds at most kSumBlock / (U W) of them: within 2^-16.9 relative
+  // even on AVX2's 8 lanes), the blocks' sums in float64.
+  constexpr size_t kSumBlock = 4096;
+  static_assert(kSumBlock % (U * W) == 0, "whole main-loop steps per block");
+  Reg<V> m[U], sum[U];
+  for (size_t u = 0; u < U; ++u) m[u] = V::set1(-inf);
+  double total = 0.0;
+  for (size_t i = 0; i < n;) {
+    const size_t end = n - i > kSumBlock ? i + kSumBlock : n;
+    for (size_t u = 0; u < U; ++u) sum[u] = V::set1(0.0);
+    for (; i + U * W <= end; i += U * W)
+      for (size_t u = 0; u < U; ++u) {
+        const Reg<V> v = V::load(x + i + u * W);
+        m[u] = V::max(v, m[u]);  // NaN ignored
+        const Reg<V> t = exp_scaled<V, H>(V::sub(v, vr));
+        V::store(terms + i + u * W, t);
+        sum[u] = V::add(sum[u], t);
+      }
+    for (; i < end; i += W) {
+      const size_t count = end - i < W ? end - i : W;
+      const Reg<V> v = V::load_tail(x + i, count, -inf);
+      m[0] = V::max(v, m[0]);
+      const Reg<V> t = exp_scaled<V, H>(V::sub(v, vr));
+      V::store_tail(terms + i, t, count);
+      sum[0] = V::add(sum[0], t);
+    }
+    for (size_t u = 1; u < U; ++u) sum[0] = V::add(sum[0], sum[u]);
+    total += V::hsum(sum[0]);
+  }
+  for (size_t u = 1; u < U; ++u) m[0] = V::max(m[u], m[0]);
+  ExpSum out;
+  out.e = 0.0;
+  out.max = V::hmax(m[0]);
+  out.m = total / kTermScale;
+  return out;
+}
+
 }  // namespace half_rows
 
 // The short-row kernels of one format into its table.
@@ -623,7 +727,10 @@ void add_half_rows(HalfKernels& k, size_t auto_max) {
   k.logsumexp_rows = &half_rows::logsumexp_rows<V, H>;
   k.rows_min_n = V::width;
   k.rows_auto_max = auto_max;
+  k.max_sum_block = &half_rows::max_sum_block<V, H>;
+  k.terms_from_ref = &half_rows::terms_from_ref<V, H>;
   add_tile(k.tiles, "rows_group", half_rows::kRowGroup);
+  add_tile(k.tiles, "max_sum_block", 4 * V::width);
 }
 
 }  // namespace
