@@ -1,9 +1,13 @@
 // float64 log_softmax of short rows one row at a time, whole vectors along
 // the row (softmax's layout, rows_direct.h): included by rows_generic.h (its
-// anonymous namespace, lane types, rel_term, Kahan2 and log1p_small). From
+// anonymous namespace, lane types, poly, Kahan2 and log1p_small). From
 // 128 bytes a row on, the group kernel's transposes in and out cost more than
-// the lane reductions of a row held along its vectors (with 8 lanes, up to
-// kWideDirectMaxVectors vectors a row: see rows_generic.h). The rows still go W
+// the lane reductions of a row held along its vectors (on every kernel set
+// since the terms are ref_term's: AVX-512 rows of 64-256 elements, which
+// the group kernel used to take: batches of 8192 elements, in L2, 1
+// thread, ns per element, group / here: n = 64 1.70 / 1.30, n = 100
+// 1.80-1.87 / 1.26-1.28, n = 128 1.72-1.75 / 1.22-1.24, n = 256 2.05-2.10 /
+// 1.19; softmax 1.21-1.29 at all four). The rows still go W
 // at a time (W = the lane count) so that the one log1p per row is one
 // vector log1p per W rows: per row, the max pass (one lane reduction), the
 // terms and their compensated lane sums; per W rows, the rows' lane sums
@@ -11,13 +15,21 @@
 // the W lanes; then each ordinary row is written from x again (the W rows,
 // at most 16 KiB, are still in L1).
 //
-// Accuracy: as the group kernel (rows_generic.h's header): S - 1 = (k - 1)
-// + rest, k the count of the max's own terms (exact), rest the other terms
-// exp(x - max) with x - max exact (TwoSum) and the degree-11 exp, summed per
-// lane with Kahan2, the lanes' totals added with TwoSum (one more rounding
-// than the group kernel's, at 2^-53 relative of rest); then log1p_small and
-// y = (x - max) - log S. Rows with NaN, +-inf or all -inf are left unwritten
-// and flagged for the per-row path, as the group kernel leaves them.
+// Accuracy: S - 1 = (k - 1) + rest, k the count of the max's own terms
+// (exact), rest the other terms' sum over the max's own term. The terms are
+// exp(x - e ln2), e = round(max log2 e) (softmax's pow2_term, no x - max
+// rounded: the reduction x - n ln2 is exact), the degree-11 exp (relative
+// error u = 2^-53 or so), summed per lane with Kahan2 (~2u), the lanes'
+// totals added with TwoSum (u); the max's own term exp(max - e ln2) is a
+// double-double to 0.2u (exp_hi_lo) and the division adds 0.5u (1u on a
+// kernel set without a fused fma). rest is then within about 5u relative,
+// as the group kernel's rest (its x - max TwoSum'd, the rounding of r adding
+// 0.2u where the division adds 0.5u here); then log1p_small (~1.5u) and y =
+// (x - max) - log S: the dominant entry's -log1p(rest) stays within the
+// 4 eps relative of the row kernels' write, far inside SPEC's 1e-14. Rows
+// with NaN, +-inf, all -inf or a max beyond kFastLimit (whose exp(x) at 2^e
+// the exact reduction and the clamp kClampLow do not cover) are left
+// unwritten and flagged for the per-row path.
 
 // Lane l of the result: the sum of the W values src[l * W + i] (row l's lane
 // totals), added with TwoSum: within 2^-53 relative for values >= 0, exact
@@ -39,38 +51,46 @@ inline Reg<V> column_sums(const double* src) {
 }
 
 // Rows of n >= W elements (kDirectMinBytes of float64 is at least two
-// vectors on every kernel set).
+// vectors on every kernel set). The terms are ref_term's, relative to 2^e,
+// e = round(max log2 e): no x - max rounded, no TwoSum per term; the others'
+// sum is divided by the max's own term once per row (over_max_term). Rows
+// whose max is beyond kFastLimit (or not finite) go to the per-row path.
 template <class V>
 void log_softmax_rows_direct(const double* x, double* y, size_t rows, size_t n, unsigned char* flag) {
   constexpr size_t W = V::width;
   const size_t full = n - n % W, rem = n % W;
-  alignas(64) double part[W * W], cnt[W * W], mx[W], log_s[W];
+  alignas(64) double part[W * W], cnt[W * W], mx[W], eref[W], log_s[W];
   for (size_t r0 = 0; r0 < rows; r0 += W) {
     const size_t g = rows - r0 < W ? rows - r0 : W;
     for (size_t l = 0; l < W; ++l) {
-      if (l >= g) {
-        // No row: k = 1 and rest = 0, an ordinary lane whose result is unused.
+      if (l < g) {
+        const double* xr = x + (r0 + l) * n;
+        Reg<V> vmax = V::set1(-kInf);
+        for (size_t j = 0; j < full; j += W) vmax = V::max(V::load(xr + j), vmax);  // NaN ignored
+        if (rem) vmax = V::max(V::load_tail(xr + full, rem, -kInf), vmax);
+        mx[l] = V::hmax(vmax);
+      }
+      if (l >= g || !(mx[l] >= -kFastLimit && mx[l] <= kFastLimit)) {
+        // No row, or one for the per-row path (also +-inf, all -inf): k = 1
+        // and rest = 0, an ordinary lane whose result is unused.
         V::store(part + l * W, V::set1(0.0));
         V::store(cnt + l * W, V::set1(0.0));
         cnt[l * W] = 1.0;
-        mx[l] = 0.0;
+        if (l >= g) mx[l] = 0.0;
+        eref[l] = 0.0;
         continue;
       }
       const double* xr = x + (r0 + l) * n;
-      Reg<V> vmax = V::set1(-kInf);
-      for (size_t j = 0; j < full; j += W) vmax = V::max(V::load(xr + j), vmax);  // NaN ignored
-      if (rem) vmax = V::max(V::load_tail(xr + full, rem, -kInf), vmax);
-      mx[l] = V::hmax(vmax);
-      const Reg<V> m = V::set1(lane_finite(mx[l]) ? mx[l] : 0.0);
+      eref[l] = std::nearbyint(mx[l] * kLog2e);
+      const Reg<V> m = V::set1(mx[l]), ve = V::set1(eref[l]);
       Kahan2<V> sum;
       Reg<V> count = V::set1(0.0);
       // One vector of the row: lanes at the max are counted, the others
       // (also NaN, and the tail's -inf fill, whose term is 0) summed.
       auto add = [&](Reg<V> xv, int u) SSM_INLINE {
-        const Reg<V> d = V::sub(xv, m);
-        const auto other = V::nonzero(d);
+        const auto other = V::not_le(m, xv);  // x < max, or NaN
         count = V::add(count, V::select(other, V::set1(0.0), V::set1(1.0)));
-        sum.add(u, V::select(other, rel_term<V, true>(xv, m, d), V::set1(0.0)));
+        sum.add(u, V::select(other, ref_term<V>(xv, ve), V::set1(0.0)));
       };
       // Two vectors a step, one per chain: a chain picked by a run-time index
       // kept the sums in memory (AVX-512, n = 64-256: slower than the group
@@ -85,11 +105,14 @@ void log_softmax_rows_direct(const double* x, double* y, size_t rows, size_t n, 
       V::store(part + l * W, V::add(V::sub(sum.s[0], sum.c[0]), V::sub(sum.s[1], sum.c[1])));
       V::store(cnt + l * W, count);
     }
-    // Per lane l (row r0 + l): rest, k (a sum of small integers: exact).
-    const Reg<V> rest = column_sums<V>(part);
+    // Per lane l (row r0 + l): the others' terms over 2^e, k (a sum of small
+    // integers: exact), the max's own term hi + lo.
+    const Reg<V> sum2e = column_sums<V>(part);
     const Reg<V> k = column_sums<V>(cnt);
     const Reg<V> vmx = V::load(mx);
-    const auto bad = V::mask_or(V::notfinite(vmx), V::notfinite(rest));
+    const auto out_of_range = beyond_ref_terms<V>(vmx);
+    const Reg<V> rest = over_max_term<V>(sum2e, V::select(out_of_range, V::set1(0.0), vmx), V::load(eref));
+    const auto bad = V::mask_or(out_of_range, V::notfinite(rest));
     const Reg<V> z = V::select(bad, V::set1(0.0), V::add(V::sub(k, V::set1(1.0)), rest));
     V::store(log_s, log1p_small<V>(z));
     double badv[W];
