@@ -29,8 +29,10 @@ def lanes(isa):
 
 def lengths(w):
     """The path's first length (128 bytes), a tail of every size around two
-    vectors, the AVX-512 bound (63 on the path, 64 not), its upper limit."""
-    return sorted({16, 2 * w - 1 + 16, 2 * w + 16, 2 * w + 17, 63, 64, 100, 255, 256})
+    vectors, both sides of 4 KiB sets of W rows (written overlapped with the
+    next set's sums from there: 64 on AVX-512, 128 on AVX2, 256 on NEON),
+    its upper limit."""
+    return sorted({16, 2 * w - 1 + 16, 2 * w + 16, 2 * w + 17, 63, 64, 100, 127, 128, 255, 256})
 
 
 def row_counts(w):
