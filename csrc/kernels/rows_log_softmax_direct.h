@@ -55,20 +55,13 @@ inline Reg<V> column_sums(const double* src) {
 // e = round(max log2 e): no x - max rounded, no TwoSum per term; the others'
 // sum is divided by the max's own term once per row (over_max_term). Rows
 // whose max is beyond kFastLimit (or not finite) go to the per-row path.
-template <class V>
-void log_softmax_rows_direct(const double* x, double* y, size_t rows, size_t n, unsigned char* flag) {
+template <class V, bool Overlap>
+void log_softmax_rows_direct_sets(const double* x, double* y, size_t rows, size_t n, unsigned char* flag) {
   constexpr size_t W = V::width;
   const size_t full = n - n % W, rem = n % W;
   alignas(64) double part[W * W], cnt[W * W], mx[W], eref[W];
-  // Sets of kOverlapSetBytes and more are written while the next set is
-  // summed: a set's rows written at once, 4-16 KiB of stores with nothing to
-  // overlap them, left 4 Mi-element batches well behind the same rows in
-  // cache (1 thread, ns per element, at once / overlapped: AVX-512 n = 64
-  // 2.74 / 1.92, n = 128 2.61 / 1.90, n = 256 2.66 / 2.04; AVX2 n = 128
-  // 2.84 / 2.38, n = 256 3.07 / 2.70). Smaller sets did not gain (AVX-512
-  // n = 16 2.21 / 2.56, n = 32 2.04 / 2.08; AVX2 n = 16-64 1.00-1.06x).
-  constexpr size_t kOverlapSetBytes = 4096;
-  const bool overlap = W * n * sizeof(double) >= kOverlapSetBytes;
+  // Overlap: the previous set is written while this one is summed (see
+  // kOverlapSetBytes); else each set right after its log1p.
   alignas(64) double prev_mx[W], prev_log_s[W];
   bool prev_ok[W] = {};
   size_t prev_r0 = 0, prev_g = 0;
@@ -87,7 +80,7 @@ void log_softmax_rows_direct(const double* x, double* y, size_t rows, size_t n, 
     for (size_t l = 0; l < W; ++l) {
       // Row l of the previous set first. In place, a row's x is read by its
       // own set's sums and then by its own write only.
-      write_prev(l);
+      if constexpr (Overlap) write_prev(l);
       if (l < g) {
         const double* xr = x + (r0 + l) * n;
         Reg<V> vmax = V::set1(-kInf);
@@ -149,10 +142,26 @@ void log_softmax_rows_direct(const double* x, double* y, size_t rows, size_t n, 
     }
     prev_r0 = r0;
     prev_g = g;
-    if (!overlap) {
+    if constexpr (!Overlap) {
       for (size_t l = 0; l < g; ++l) write_prev(l);
       prev_g = 0;
     }
   }
   for (size_t l = 0; l < prev_g; ++l) write_prev(l);
+}
+
+// Sets of W rows of kOverlapSetBytes and more are written while the next set
+// is summed: a set's rows written at once, 4-16 KiB of stores with nothing
+// to overlap them, left 4 Mi-element batches well behind the same rows in
+// cache (1 thread, ns per element, at once / overlapped: AVX-512 n = 64
+// 2.74 / 1.92, n = 128 2.61 / 1.90, n = 256 2.66 / 2.04; AVX2 n = 128
+// 2.84 / 2.38, n = 256 3.07 / 2.70). Smaller sets did not gain (AVX-512
+// n = 16 2.21 / 2.56, n = 32 2.04 / 2.08; AVX2 n = 16-64 1.00-1.06x).
+constexpr size_t kOverlapSetBytes = 4096;
+
+template <class V>
+void log_softmax_rows_direct(const double* x, double* y, size_t rows, size_t n, unsigned char* flag) {
+  if (V::width * n * sizeof(double) >= kOverlapSetBytes)
+    return log_softmax_rows_direct_sets<V, true>(x, y, rows, n, flag);
+  log_softmax_rows_direct_sets<V, false>(x, y, rows, n, flag);
 }
