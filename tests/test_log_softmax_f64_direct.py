@@ -1,9 +1,8 @@
 """float64 log_softmax of batches of rows of 128 bytes (16 elements) to 256
 elements: the short-row kernels' one-row-at-a-time path
-(kernels/rows_log_softmax_direct.h; on AVX-512 up to 63 elements, longer
-rows there take the group kernel), whose rows go W at a time (W = 8 float64
-lanes on AVX-512, 4 on AVX2, 2 on NEON, 1 scalar) for one vector log1p per
-W rows. Every length from 16 to 3 x 16 + 1 and every tail of the
+(kernels/rows_log_softmax_direct.h, every kernel set), whose rows go W at
+a time (W = 8 float64 lanes on AVX-512, 4 on AVX2, 2 on NEON, 1 scalar) for
+one vector log1p per W rows. Every length from 16 to 3 x 16 + 1 and every tail of the
 longer ones, batches that end in a partial set of rows, special rows at
 every position of a set, dominant entries, in place; on every kernel set,
 against the long double reference of test_log_softmax_two_pass.py.

@@ -3,10 +3,12 @@ groups at a time (kernels/rows_generic.h, log_softmax_groups_f64: rows up to
 kMaxN / 2 = 128 elements that are not taken by the one-row-at-a-time path),
 with a last group alone when the batch holds an odd number of groups. Row
 counts around one, two, three and four groups of W rows (W = the float64
-lane count of the kernel set), lengths below the direct path's 16 and the
-AVX-512 group kernel's 64-129 (129: single groups again), special rows in
-either group of a pair and in the lone last group; on every kernel set,
-against the long double reference of test_log_softmax_two_pass.py. A pair
+lane count of the kernel set), lengths below the direct path's 16 (and
+64-129, which the AVX-512 group kernel took before the direct path took
+every float64 length from 16: they check the direct path the same way),
+special rows in either group of a pair and in the lone last group; on
+every kernel set, against the long double reference of
+test_log_softmax_two_pass.py. A pair
 computes each lane as a group alone does: rotating the batch by one group
 (which rows pair, and which group is alone, changes) gives the same bits.
 """

@@ -23,6 +23,13 @@
 //    exact in float64 wherever the term is not negligible) and the degree-11
 //    exp; the max's own terms are counted apart, exactly, so S - 1 keeps its
 //    relative accuracy for log1p (the dominant entry's log-probability).
+//    float64 log_softmax rows of 16 elements on instead take the terms at
+//    2^round(max log2 e) (ref_term: the exact reduction of x itself, no
+//    TwoSum per term) and divide their sum by the max's own term, taken to
+//    double-double (over_max_term): 0.7 * 2^-53 more on S - 1 where the
+//    TwoSum'd x - max left 0.2 * 2^-53 of r's rounding, a quarter fewer
+//    operations per term; rows whose max is beyond kFastLimit go to the
+//    per-row path.
 //    float32 log_softmax takes the degree-6 ExpCoeffsMid for the other
 //    terms: a relative error d <= 2.1e-9 of S - 1 moves v = log1p(S - 1) by
 //    d (S - 1) / S = d (1 - exp(-v)) <= d v, below the 2^-25 v (0.5 ulp of
@@ -42,8 +49,9 @@
 //    exp instead, on the kernel sets that have it (rows_logsumexp_direct.h;
 //    its near-zero rows go to the per-row path's two tiers).
 // Rows these cannot finish (NaN, +-inf, all -inf, |max| beyond kFastLimit for
-// softmax, a weighted sum that is zero or below 2^-900) are flagged and left
-// unwritten for the per-row path, which handles them exactly.
+// softmax and float64 log_softmax from 16 elements, a weighted sum that is
+// zero or below 2^-900) are flagged and left unwritten for the per-row path,
+// which handles them exactly.
 #ifndef SSM_ISA
 #error "define SSM_ISA to the instruction set's namespace before including rows_generic.h"
 #endif
@@ -122,6 +130,60 @@ inline Reg<V> rel_term(Reg<V> x, Reg<V> m, Reg<V> d) {
     r = V::add(r, err);
   }
   return V::scale2_acc(poly<V, C>(r), n);
+}
+
+// exp(x - e ln2) for x <= max, e = round(max log2 e) with |max| <= kFastLimit
+// (softmax's pow2_term, for log_softmax's float64 sums): the reduction
+// x - n ln2 is exact (|x| <= 2^21 after the clamp, |n| < 2^22) and the
+// scale 2^(n - e) exact (n <= e; terms below 2^-1022 may flush to 0), so no
+// x - max is rounded and a term is the degree-11 exp's (~1 * 2^-53
+// relative). x below kClampLow gives 0, NaN gives NaN.
+template <class V>
+inline Reg<V> ref_term(Reg<V> x, Reg<V> e_ref) {
+  using C = ExpCoeffs<double>;
+  const Reg<V> xc = V::max(V::set1(kClampLow), x);  // NaN kept
+  const Reg<V> n = V::round(V::mul(xc, V::set1(C::log2e)));
+  return V::scale2_acc(poly<V, C>(V::reduce_ln2(xc, n)), V::sub(n, e_ref));
+}
+
+// Lanes whose max ref_term cannot take: not finite or beyond kFastLimit.
+template <class V>
+inline typename V::mask beyond_ref_terms(Reg<V> mx) {
+  return V::mask_or(V::notfinite(mx), V::gt(V::max(mx, V::sub(V::set1(0.0), mx)), V::set1(kFastLimit)));
+}
+
+// exp(r) = hi + lo for |r| <= ln2/2 (r exact): 1 + r + a, a = r^2 q(r), q
+// the degree-11 polynomial's coefficients from r^2 on, the two additions kept
+// exact (TwoSum, Fast2Sum: |r + a| < 1). What is left is a's own rounding
+// and q's (Horner and fit: 2 * 2^-53 relative of a at most, a <= 0.07, hi >=
+// 0.7): below 0.2 * 2^-53 relative, with or without a fused fma.
+template <class V>
+inline void exp_hi_lo(Reg<V> r, Reg<V>& hi, Reg<V>& lo) {
+  using C = ExpCoeffs<double>;
+  static_assert(C::c[0] == 1.0 && C::c[1] == 1.0, "exp's first two coefficients");
+  Reg<V> q = V::set1(C::c[C::degree]);
+  for (int k = C::degree - 1; k >= 2; --k) q = V::fmadd(q, r, V::set1(C::c[k]));
+  const Reg<V> a = V::mul(V::mul(r, r), q);
+  const Reg<V> s = V::add(r, a);
+  const Reg<V> bb = V::sub(s, r);
+  const Reg<V> s_err = V::add(V::sub(r, V::sub(s, bb)), V::sub(a, bb));
+  hi = V::add(V::set1(1.0), s);
+  lo = V::add(V::sub(s, V::sub(hi, V::set1(1.0))), s_err);
+}
+
+// The others' sum over the max's own term: sum2e (their ref_terms' sum) /
+// exp(max - e ln2), the latter to double-double (exp_hi_lo, from the exact
+// reduction; max and e from in-range lanes). q0 = sum2e / hi, its residual
+// sum2e - q0 hi (exact with a fused fma), then q0 + (residual - q0 lo) / hi:
+// 0.5 * 2^-53 relative besides the sum's own (1 * 2^-53 without a fused
+// fma). div_lanes: as log1p_small's.
+template <class V>
+inline Reg<V> over_max_term(Reg<V> sum2e, Reg<V> mx, Reg<V> e_ref) {
+  Reg<V> hi, lo;
+  exp_hi_lo<V>(V::reduce_ln2(mx, e_ref), hi, lo);
+  const Reg<V> q0 = div_lanes(sum2e, hi);
+  const Reg<V> resid = V::fmadd(V::sub(V::set1(0.0), q0), hi, sum2e);
+  return V::add(q0, div_lanes(V::fmadd(V::sub(V::set1(0.0), q0), lo, resid), hi));
 }
 
 // log1p(z) in float64 lanes for 0 <= z with 1 + z < 2^15 (an unweighted sum
@@ -673,17 +735,6 @@ void logsumexp_group(const T* x, const T* b, T* out, T* sign, size_t n, size_t g
 // n = 128-256 0.93-1.14x of the per-row kernels it replaces there).
 constexpr size_t kDirectMinBytes = 128;
 
-// float64 log_softmax rows of this many 8-lane vectors and more stay with
-// the group kernel: a row's chain (its max, then its terms, then its sums)
-// grows with the row, and with 8 lanes the rows in flight no longer hide it
-// (AVX-512, 4 Mi-element batches, 1 thread, ms per batch, interleaved with
-// the group kernel on a loaded machine: n = 16 10.4-10.7 vs 13.2-13.8,
-// n = 32 9.7-9.8 vs 13.3-15.0, n = 64 12.9-13.5 vs 12.5-16.1, n = 100
-// 15.0-15.6 vs 12.3-17.5, n = 128 13.3-13.7 vs 12.1-12.6). With 4 lanes
-// (AVX2) every n up to 256 gained: n = 64 11.8-12.0 vs 15.1-15.3, n = 100
-// 11.8-12.3 vs 15.7-15.8, n = 256 15.2-15.5 vs 15.8-15.9.
-constexpr size_t kWideDirectMaxVectors = 8;
-
 template <class VN, class T>
 void softmax_rows(const T* x, T* y, size_t rows, size_t n, bool stream, unsigned char* flag) {
   if (n * sizeof(T) >= kDirectMinBytes) return softmax_rows_direct<VN>(x, y, rows, n, flag);
@@ -700,16 +751,16 @@ void softmax_rows(const T* x, T* y, size_t rows, size_t n, bool stream, unsigned
 // idle at small n (4 Mi-element batches, 1 thread, ms per batch, medians of
 // interleaved runs, one group / two: AVX2 n = 2 92.0 / 50.4, n = 3 56.8 /
 // 35.4, n = 5 27.8 / 21.4, n = 10 23.6 / 17.6; AVX-512 n = 3 16.7 / 12.4,
-// n = 5 14.7 / 11.4, n = 10 9.9 / 7.4, n = 64 7.8 / 6.6, n = 128 7.5 / 7.0).
+// n = 5 14.7 / 11.4, n = 10 9.9 / 7.4, n = 64 7.8 / 6.6, n = 128 7.5 / 7.0;
+// rows from 16 elements have since gone to the direct path on every kernel
+// set).
 constexpr size_t kPairMaxN = kMaxN / 2;
 
 template <class VN, class VW, class T>
 void log_softmax_rows(const T* x, T* y, size_t rows, size_t n, bool stream, unsigned char* flag) {
-  // float64 rows of kDirectMinBytes on, as softmax's (rows_log_softmax_direct.h);
-  // with 8 lanes or more, rows shorter than kWideDirectMaxVectors vectors.
+  // float64 rows of kDirectMinBytes on, as softmax's (rows_log_softmax_direct.h).
   if constexpr (std::is_same<T, double>::value)
-    if (n * sizeof(T) >= kDirectMinBytes && (VN::width < 8 || n < kWideDirectMaxVectors * VN::width))
-      return log_softmax_rows_direct<VN>(x, y, rows, n, flag);
+    if (n * sizeof(T) >= kDirectMinBytes) return log_softmax_rows_direct<VN>(x, y, rows, n, flag);
   constexpr size_t W = VN::width;
   alignas(64) T buf[kMaxN * W], obuf[kMaxN * W];
   if constexpr (std::is_same<T, double>::value) {

@@ -1,9 +1,13 @@
 // float64 log_softmax of short rows one row at a time, whole vectors along
 // the row (softmax's layout, rows_direct.h): included by rows_generic.h (its
-// anonymous namespace, lane types, rel_term, Kahan2 and log1p_small). From
+// anonymous namespace, lane types, poly, Kahan2 and log1p_small). From
 // 128 bytes a row on, the group kernel's transposes in and out cost more than
-// the lane reductions of a row held along its vectors (with 8 lanes, up to
-// kWideDirectMaxVectors vectors a row: see rows_generic.h). The rows still go W
+// the lane reductions of a row held along its vectors (on every kernel set
+// since the terms are ref_term's: AVX-512 rows of 64-256 elements, which
+// the group kernel used to take: batches of 8192 elements, in L2, 1
+// thread, ns per element, group / here: n = 64 1.70 / 1.30, n = 100
+// 1.80-1.87 / 1.26-1.28, n = 128 1.72-1.75 / 1.22-1.24, n = 256 2.05-2.10 /
+// 1.19; softmax 1.21-1.29 at all four). The rows still go W
 // at a time (W = the lane count) so that the one log1p per row is one
 // vector log1p per W rows: per row, the max pass (one lane reduction), the
 // terms and their compensated lane sums; per W rows, the rows' lane sums
@@ -11,13 +15,21 @@
 // the W lanes; then each ordinary row is written from x again (the W rows,
 // at most 16 KiB, are still in L1).
 //
-// Accuracy: as the group kernel (rows_generic.h's header): S - 1 = (k - 1)
-// + rest, k the count of the max's own terms (exact), rest the other terms
-// exp(x - max) with x - max exact (TwoSum) and the degree-11 exp, summed per
-// lane with Kahan2, the lanes' totals added with TwoSum (one more rounding
-// than the group kernel's, at 2^-53 relative of rest); then log1p_small and
-// y = (x - max) - log S. Rows with NaN, +-inf or all -inf are left unwritten
-// and flagged for the per-row path, as the group kernel leaves them.
+// Accuracy: S - 1 = (k - 1) + rest, k the count of the max's own terms
+// (exact), rest the other terms' sum over the max's own term. The terms are
+// exp(x - e ln2), e = round(max log2 e) (softmax's pow2_term, no x - max
+// rounded: the reduction x - n ln2 is exact), the degree-11 exp (relative
+// error u = 2^-53 or so), summed per lane with Kahan2 (~2u), the lanes'
+// totals added with TwoSum (u); the max's own term exp(max - e ln2) is a
+// double-double to 0.2u (exp_hi_lo) and the division adds 0.5u (1u on a
+// kernel set without a fused fma). rest is then within about 5u relative,
+// as the group kernel's rest (its x - max TwoSum'd, the rounding of r adding
+// 0.2u where the division adds 0.5u here); then log1p_small (~1.5u) and y =
+// (x - max) - log S: the dominant entry's -log1p(rest) stays within the
+// 4 eps relative of the row kernels' write, far inside SPEC's 1e-14. Rows
+// with NaN, +-inf, all -inf or a max beyond kFastLimit (whose exp(x) at 2^e
+// the exact reduction and the clamp kClampLow do not cover) are left
+// unwritten and flagged for the per-row path.
 
 // Lane l of the result: the sum of the W values src[l * W + i] (row l's lane
 // totals), added with TwoSum: within 2^-53 relative for values >= 0, exact
@@ -38,22 +50,22 @@ inline Reg<V> column_sums(const double* src) {
   return V::add(s, e);
 }
 
-// The max-relative sums of one row along its vectors, V the float64 lanes
-// (In: the data, float64 or float32, widened exactly): count += the lanes
-// at m (the max's own terms), sum += exp(x - m) of the others (rel_term;
-// Exact: x - m's rounding added back), also NaN (it reaches the sum) and
-// the tail's -inf fill (whose term is 0). Two vectors a step, one per chain:
-// a chain picked by a run-time index kept the sums in memory (AVX-512
-// float64 log_softmax, n = 64-256: slower than the group kernel).
-template <class V, bool Exact, class In>
-inline void row_rel_sums(const In* xr, size_t n, Reg<V> m, Kahan2<V>& sum, Reg<V>& count) {
+// The sums of one row along its vectors, V the float64 lanes (In: the
+// data, float64 or float32, widened exactly): term(xv) gives the lanes that
+// are not the max's own (x < max, or NaN) and their terms; count += the
+// others (the max's own terms), sum += the terms of those, also NaN (it
+// reaches the sum) and the tail's -inf fill (whose term is 0). Two vectors
+// a step, one per chain: a chain picked by a run-time index kept the sums
+// in memory (AVX-512 float64 log_softmax, n = 64-256: slower than the group
+// kernel).
+template <class V, class In, class Term>
+inline void row_sums(const In* xr, size_t n, Kahan2<V>& sum, Reg<V>& count, Term term) {
   constexpr size_t W = V::width;
   const size_t full = n - n % W, rem = n % W;
   auto add = [&](Reg<V> xv, int u) SSM_INLINE {
-    const Reg<V> d = V::sub(xv, m);
-    const auto other = V::nonzero(d);
-    count = V::add(count, V::select(other, V::set1(0.0), V::set1(1.0)));
-    sum.add(u, V::select(other, rel_term<V, Exact>(xv, m, d), V::set1(0.0)));
+    const auto t = term(xv);
+    count = V::add(count, V::select(t.first, V::set1(0.0), V::set1(1.0)));
+    sum.add(u, V::select(t.first, t.second, V::set1(0.0)));
   };
   size_t j = 0;
   for (; j + 2 * W <= full; j += 2 * W) {
@@ -64,54 +76,114 @@ inline void row_rel_sums(const In* xr, size_t n, Reg<V> m, Kahan2<V>& sum, Reg<V
   if (rem) add(V::load_tail(xr + full, rem, -kInf), 1);
 }
 
+// row_sums relative to the max m: exp(x - m) (rel_term; Exact: x - m's
+// rounding added back).
+template <class V, bool Exact, class In>
+inline void row_rel_sums(const In* xr, size_t n, Reg<V> m, Kahan2<V>& sum, Reg<V>& count) {
+  row_sums<V>(xr, n, sum, count, [&](Reg<V> xv) SSM_INLINE {
+    const Reg<V> d = V::sub(xv, m);
+    return std::make_pair(V::nonzero(d), rel_term<V, Exact>(xv, m, d));
+  });
+}
+
 // Rows of n >= W elements (kDirectMinBytes of float64 is at least two
-// vectors on every kernel set).
-template <class V>
-void log_softmax_rows_direct(const double* x, double* y, size_t rows, size_t n, unsigned char* flag) {
+// vectors on every kernel set). The terms are ref_term's, relative to 2^e,
+// e = round(max log2 e): no x - max rounded, no TwoSum per term; the others'
+// sum is divided by the max's own term once per row (over_max_term). Rows
+// whose max is beyond kFastLimit (or not finite) go to the per-row path.
+template <class V, bool Overlap>
+void log_softmax_rows_direct_sets(const double* x, double* y, size_t rows, size_t n, unsigned char* flag) {
   constexpr size_t W = V::width;
   const size_t full = n - n % W, rem = n % W;
-  alignas(64) double part[W * W], cnt[W * W], mx[W], log_s[W];
+  alignas(64) double part[W * W], cnt[W * W], mx[W], eref[W];
+  // Overlap: the previous set is written while this one is summed (see
+  // kOverlapSetBytes); else each set right after its log1p.
+  alignas(64) double prev_mx[W], prev_log_s[W];
+  bool prev_ok[W] = {};
+  size_t prev_r0 = 0, prev_g = 0;
+  // y = (x - max) - log S, as the group kernel: x - max is exact near the
+  // max (Sterbenz) and the result is never positive.
+  auto write_prev = [&](size_t l) SSM_INLINE {
+    if (l >= prev_g || !prev_ok[l]) return;
+    const double* xr = x + (prev_r0 + l) * n;
+    double* yr = y + (prev_r0 + l) * n;
+    const Reg<V> m = V::set1(prev_mx[l]), ls = V::set1(prev_log_s[l]);
+    for (size_t j = 0; j < full; j += W) V::store(yr + j, V::sub(V::sub(V::load(xr + j), m), ls));
+    if (rem) V::store_tail(yr + full, V::sub(V::sub(V::load_tail(xr + full, rem, 0.0), m), ls), rem);
+  };
   for (size_t r0 = 0; r0 < rows; r0 += W) {
     const size_t g = rows - r0 < W ? rows - r0 : W;
     for (size_t l = 0; l < W; ++l) {
-      if (l >= g) {
-        // No row: k = 1 and rest = 0, an ordinary lane whose result is unused.
+      // Row l of the previous set first. In place, a row's x is read by its
+      // own set's sums and then by its own write only.
+      if constexpr (Overlap) write_prev(l);
+      if (l < g) {
+        const double* xr = x + (r0 + l) * n;
+        Reg<V> vmax = V::set1(-kInf);
+        for (size_t j = 0; j < full; j += W) vmax = V::max(V::load(xr + j), vmax);  // NaN ignored
+        if (rem) vmax = V::max(V::load_tail(xr + full, rem, -kInf), vmax);
+        mx[l] = V::hmax(vmax);
+      }
+      if (l >= g || !(mx[l] >= -kFastLimit && mx[l] <= kFastLimit)) {
+        // No row, or one for the per-row path (also +-inf, all -inf): k = 1
+        // and rest = 0, an ordinary lane whose result is unused.
         V::store(part + l * W, V::set1(0.0));
         V::store(cnt + l * W, V::set1(0.0));
         cnt[l * W] = 1.0;
-        mx[l] = 0.0;
+        if (l >= g) mx[l] = 0.0;
+        eref[l] = 0.0;
         continue;
       }
       const double* xr = x + (r0 + l) * n;
-      Reg<V> vmax = V::set1(-kInf);
-      for (size_t j = 0; j < full; j += W) vmax = V::max(V::load(xr + j), vmax);  // NaN ignored
-      if (rem) vmax = V::max(V::load_tail(xr + full, rem, -kInf), vmax);
-      mx[l] = V::hmax(vmax);
+      eref[l] = std::nearbyint(mx[l] * kLog2e);
+      const Reg<V> m = V::set1(mx[l]), ve = V::set1(eref[l]);
       Kahan2<V> sum;
       Reg<V> count = V::set1(0.0);
-      row_rel_sums<V, true>(xr, n, V::set1(lane_finite(mx[l]) ? mx[l] : 0.0), sum, count);
+      row_sums<V>(xr, n, sum, count, [&](Reg<V> xv) SSM_INLINE {
+        return std::make_pair(V::not_le(m, xv), ref_term<V>(xv, ve));  // x < max, or NaN
+      });
       V::store(part + l * W, V::add(V::sub(sum.s[0], sum.c[0]), V::sub(sum.s[1], sum.c[1])));
       V::store(cnt + l * W, count);
     }
-    // Per lane l (row r0 + l): rest, k (a sum of small integers: exact).
-    const Reg<V> rest = column_sums<V>(part);
+    // Per lane l (row r0 + l): the others' terms over 2^e, k (a sum of small
+    // integers: exact), the max's own term hi + lo.
+    const Reg<V> sum2e = column_sums<V>(part);
     const Reg<V> k = column_sums<V>(cnt);
     const Reg<V> vmx = V::load(mx);
-    const auto bad = V::mask_or(V::notfinite(vmx), V::notfinite(rest));
+    const auto out_of_range = beyond_ref_terms<V>(vmx);
+    const Reg<V> rest = over_max_term<V>(sum2e, V::select(out_of_range, V::set1(0.0), vmx), V::load(eref));
+    const auto bad = V::mask_or(out_of_range, V::notfinite(rest));
     const Reg<V> z = V::select(bad, V::set1(0.0), V::add(V::sub(k, V::set1(1.0)), rest));
-    V::store(log_s, log1p_small<V>(z));
+    V::store(prev_log_s, log1p_small<V>(z));
     double badv[W];
     V::to_array(V::select(bad, V::set1(1.0), V::set1(0.0)), badv);
     for (size_t l = 0; l < g; ++l) {
       flag[r0 + l] = badv[l] != 0.0;
-      if (flag[r0 + l]) continue;
-      // y = (x - max) - log S, as the group kernel: x - max is exact near
-      // the max (Sterbenz) and the result is never positive.
-      const double* xr = x + (r0 + l) * n;
-      double* yr = y + (r0 + l) * n;
-      const Reg<V> m = V::set1(mx[l]), ls = V::set1(log_s[l]);
-      for (size_t j = 0; j < full; j += W) V::store(yr + j, V::sub(V::sub(V::load(xr + j), m), ls));
-      if (rem) V::store_tail(yr + full, V::sub(V::sub(V::load_tail(xr + full, rem, 0.0), m), ls), rem);
+      prev_ok[l] = !flag[r0 + l];
+      prev_mx[l] = mx[l];
+    }
+    prev_r0 = r0;
+    prev_g = g;
+    if constexpr (!Overlap) {
+      for (size_t l = 0; l < g; ++l) write_prev(l);
+      prev_g = 0;
     }
   }
+  for (size_t l = 0; l < prev_g; ++l) write_prev(l);
+}
+
+// Sets of W rows of kOverlapSetBytes and more are written while the next set
+// is summed: a set's rows written at once, 4-16 KiB of stores with nothing
+// to overlap them, left 4 Mi-element batches well behind the same rows in
+// cache (1 thread, ns per element, at once / overlapped: AVX-512 n = 64
+// 2.74 / 1.92, n = 128 2.61 / 1.90, n = 256 2.66 / 2.04; AVX2 n = 128
+// 2.84 / 2.38, n = 256 3.07 / 2.70). Smaller sets did not gain (AVX-512
+// n = 16 2.21 / 2.56, n = 32 2.04 / 2.08; AVX2 n = 16-64 1.00-1.06x).
+constexpr size_t kOverlapSetBytes = 4096;
+
+template <class V>
+void log_softmax_rows_direct(const double* x, double* y, size_t rows, size_t n, unsigned char* flag) {
+  if (V::width * n * sizeof(double) >= kOverlapSetBytes)
+    return log_softmax_rows_direct_sets<V, true>(x, y, rows, n, flag);
+  log_softmax_rows_direct_sets<V, false>(x, y, rows, n, flag);
 }
