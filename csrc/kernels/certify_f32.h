@@ -8,7 +8,6 @@
 #include <cmath>
 #include <cstdint>
 #include <cstring>
-#include <limits>
 
 namespace ssm {
 namespace {
@@ -16,7 +15,10 @@ namespace {
 // The float next to a finite f towards +inf (up) or -inf: one step of its
 // bit pattern, as std::nextafter, which is a library call (twice per row).
 inline float float_step(float f, bool up) {
-  if (f == 0.0f) return up ? std::numeric_limits<float>::denorm_min() : -std::numeric_limits<float>::denorm_min();
+  // (The smallest subnormal as a literal: numeric_limits<float>::denorm_min()
+  // is a call in unoptimized builds, code with external linkage compiled
+  // with the including kernel set's flags.)
+  if (f == 0.0f) return up ? 0x1p-149f : -0x1p-149f;
   uint32_t bits;
   std::memcpy(&bits, &f, sizeof bits);
   bits += (f > 0.0f) == up ? 1u : ~0u;

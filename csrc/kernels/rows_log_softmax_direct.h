@@ -51,21 +51,23 @@ inline Reg<V> column_sums(const double* src) {
 }
 
 // The sums of one row along its vectors, V the float64 lanes (In: the
-// data, float64 or float32, widened exactly): term(xv) gives the lanes that
-// are not the max's own (x < max, or NaN) and their terms; count += the
-// others (the max's own terms), sum += the terms of those, also NaN (it
-// reaches the sum) and the tail's -inf fill (whose term is 0). Two vectors
+// data, float64 or float32, widened exactly): other(xv) gives the lanes
+// that are not the max's own (x < max, or NaN), term(xv) their terms; count
+// += the others (the max's own terms), sum += the terms of those, also NaN
+// (it reaches the sum) and the tail's -inf fill (whose term is 0). Two vectors
 // a step, one per chain: a chain picked by a run-time index kept the sums
 // in memory (AVX-512 float64 log_softmax, n = 64-256: slower than the group
 // kernel).
-template <class V, class In, class Term>
-inline void row_sums(const In* xr, size_t n, Kahan2<V>& sum, Reg<V>& count, Term term) {
+// (No std::pair of the two: its members would be code with external
+// linkage outside this kernel set's namespace in unoptimized builds.)
+template <class V, class In, class Other, class Term>
+inline void row_sums(const In* xr, size_t n, Kahan2<V>& sum, Reg<V>& count, Other other, Term term) {
   constexpr size_t W = V::width;
   const size_t full = n - n % W, rem = n % W;
   auto add = [&](Reg<V> xv, int u) SSM_INLINE {
-    const auto t = term(xv);
-    count = V::add(count, V::select(t.first, V::set1(0.0), V::set1(1.0)));
-    sum.add(u, V::select(t.first, t.second, V::set1(0.0)));
+    const auto o = other(xv);
+    count = V::add(count, V::select(o, V::set1(0.0), V::set1(1.0)));
+    sum.add(u, V::select(o, term(xv), V::set1(0.0)));
   };
   size_t j = 0;
   for (; j + 2 * W <= full; j += 2 * W) {
@@ -80,10 +82,9 @@ inline void row_sums(const In* xr, size_t n, Kahan2<V>& sum, Reg<V>& count, Term
 // rounding added back).
 template <class V, bool Exact, class In>
 inline void row_rel_sums(const In* xr, size_t n, Reg<V> m, Kahan2<V>& sum, Reg<V>& count) {
-  row_sums<V>(xr, n, sum, count, [&](Reg<V> xv) SSM_INLINE {
-    const Reg<V> d = V::sub(xv, m);
-    return std::make_pair(V::nonzero(d), rel_term<V, Exact>(xv, m, d));
-  });
+  row_sums<V>(
+      xr, n, sum, count, [&](Reg<V> xv) SSM_INLINE { return V::nonzero(V::sub(xv, m)); },
+      [&](Reg<V> xv) SSM_INLINE { return rel_term<V, Exact>(xv, m, V::sub(xv, m)); });
 }
 
 // Rows of n >= W elements (kDirectMinBytes of float64 is at least two
@@ -139,9 +140,9 @@ void log_softmax_rows_direct_sets(const double* x, double* y, size_t rows, size_
       const Reg<V> m = V::set1(mx[l]), ve = V::set1(eref[l]);
       Kahan2<V> sum;
       Reg<V> count = V::set1(0.0);
-      row_sums<V>(xr, n, sum, count, [&](Reg<V> xv) SSM_INLINE {
-        return std::make_pair(V::not_le(m, xv), ref_term<V>(xv, ve));  // x < max, or NaN
-      });
+      row_sums<V>(
+          xr, n, sum, count, [&](Reg<V> xv) SSM_INLINE { return V::not_le(m, xv); },  // x < max, or NaN
+          [&](Reg<V> xv) SSM_INLINE { return ref_term<V>(xv, ve); });
       V::store(part + l * W, V::add(V::sub(sum.s[0], sum.c[0]), V::sub(sum.s[1], sum.c[1])));
       V::store(cnt + l * W, count);
     }
