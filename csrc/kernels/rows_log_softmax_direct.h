@@ -78,15 +78,6 @@ inline void row_sums(const In* xr, size_t n, Kahan2<V>& sum, Reg<V>& count, Othe
   if (rem) add(V::load_tail(xr + full, rem, -kInf), 1);
 }
 
-// row_sums relative to the max m: exp(x - m) (rel_term; Exact: x - m's
-// rounding added back).
-template <class V, bool Exact, class In>
-inline void row_rel_sums(const In* xr, size_t n, Reg<V> m, Kahan2<V>& sum, Reg<V>& count) {
-  row_sums<V>(
-      xr, n, sum, count, [&](Reg<V> xv) SSM_INLINE { return V::nonzero(V::sub(xv, m)); },
-      [&](Reg<V> xv) SSM_INLINE { return rel_term<V, Exact>(xv, m, V::sub(xv, m)); });
-}
-
 // Rows of n >= W elements (kDirectMinBytes of float64 is at least two
 // vectors on every kernel set). The terms are ref_term's, relative to 2^e,
 // e = round(max log2 e): no x - max rounded, no TwoSum per term; the others'

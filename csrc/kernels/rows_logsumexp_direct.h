@@ -120,7 +120,10 @@ inline double wide_sum_minus_one(const float* x, size_t n, double mx) {
   constexpr size_t WW = VW::width;
   Kahan2<VW> sum;
   Reg<VW> count = VW::set1(0.0);
-  row_rel_sums<VW, false>(x, n, VW::set1(mx), sum, count);
+  const Reg<VW> m = VW::set1(mx);
+  row_sums<VW>(
+      x, n, sum, count, [&](Reg<VW> xv) SSM_INLINE { return VW::nonzero(VW::sub(xv, m)); },
+      [&](Reg<VW> xv) SSM_INLINE { return rel_term<VW, false>(xv, m, VW::sub(xv, m)); });
   double part[WW], cnt[WW];
   sum.totals(part);
   VW::to_array(count, cnt);
