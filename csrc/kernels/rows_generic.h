@@ -65,11 +65,11 @@
 #include <cstring>
 
 #include "certify_f32.h"
+#include "exp_dd.h"
 #include "expsum_table32.h"  // Table32Exp: float32 logsumexp's direct rows
 #include "kernel_api.h"
 #include "rows_api.h"
 #include "simd_loops.h"
-#include "exp_dd.h"
 
 namespace ssm {
 namespace SSM_ISA {
@@ -564,26 +564,21 @@ void log_softmax_group(const T* x, T* y, size_t n, size_t g, T* buf, T* obuf, bo
   for (size_t l = 0; l < g; ++l) flag[l] = !ok[l];
 }
 
-// Unweighted logsumexp of the group already in buf (lanes >= g hold 1), kept
-// in the wide lanes from the sums to the stores: per half of the group the
-// max m (NaN ignored), S - 1 = (count of the max - 1) + the other terms
-// exp(x - m) (C, Acc as wide_sums), lse = m + log1p(S - 1), stored in one
-// vector per half when the whole group is ordinary; only a group with a
-// special row (NaN, +-inf, all -inf: flagged for the per-row path) stores
-// lane by lane. With Certify (float32, degree-6 terms) each lane proves its
-// float32 rounding within the 1-ulp contract, else nothing is stored and
-// false is returned (the caller sums again with the degree-11 terms): the
-// terms' relative error C::err moves log1p(S - 1) by at most
-// e = C::err (S - 1) / S, the float64 sums, log1p_small and m + log S by
-// below 2^-40 (|lse| + 8); when e < 2^-24 (|lse| - e), below the float32
-// spacing around both the computed and the exact result, the two round to
-// the same float or to neighbours. Rows with |lse| above about
-// 0.035 (S - 1) / S pass, nearly all ordinary ones.
+// Lanes whose float32 rounding of lse is not certified within the 1-ulp
+// contract by an error bound err (float64 lanes; size: |lse|, or less for a
+// margin): (2^24 + 1) err <= size puts err below 2^-24 of both the computed
+// and the exact result, under either's float32 spacing, so the two round
+// to the same float or to neighbours.
+template <class VW>
+inline typename VW::mask f32_spacing_fails(Reg<VW> err, Reg<VW> size) {
+  return VW::not_le(VW::mul(err, VW::set1(0x1p24 + 1.0)), size);
+}
+
 // The vector tier near lse = 0 (exp_dd.h) for half h of an unweighted group
 // in buf: lse = m + log S with S summed in double-double lanes from the
 // columns, y0 = log_s (the float64 sums', within 2^-49 log S). Returns the
-// lanes among `near` whose bound does not certify the result (float32: the
-// same spacing test as lse_plain_group's Certify; float64: 2^-47 relative,
+// lanes among `near` whose bound does not certify the result (float32:
+// f32_spacing_fails, as lse_plain_group's Certify; float64: 2^-47 relative,
 // as lse_vector_tier in softmax_rows.h): they stay flagged for the per-row
 // path, whose scalar double-double sum decides.
 template <class VN, class VW, class T>
@@ -608,11 +603,26 @@ typename VW::mask lse_dd_half(const T* buf, size_t n, size_t h, typename VW::mas
   err = VW::select(reached, err, VW::select(near, VW::set1(kInf), zero));
   const Reg<VW> size = VW::max(lse, VW::sub(zero, lse));
   if constexpr (std::is_same<T, float>::value)
-    return VW::not_le(VW::mul(err, VW::set1(0x1p24 + 1.0)), VW::mul(size, VW::set1(1.0 - 0x1p-15)));
+    return f32_spacing_fails<VW>(err, VW::mul(size, VW::set1(1.0 - 0x1p-15)));
   else
     return VW::not_le(err, VW::mul(size, VW::set1(0x1p-47)));
 }
 
+// Unweighted logsumexp of the group already in buf (lanes >= g hold 1), kept
+// in the wide lanes from the sums to the stores: per half of the group the
+// max m (NaN ignored), S - 1 = (count of the max - 1) + the other terms
+// exp(x - m) (C, Acc as wide_sums), lse = m + log1p(S - 1), stored in one
+// vector per half when the whole group is ordinary; only a group with a
+// special row (NaN, +-inf, all -inf: flagged for the per-row path) stores
+// lane by lane. With Certify (float32, degree-6 terms) each lane proves its
+// float32 rounding within the 1-ulp contract, else nothing is stored and
+// false is returned (the caller sums again with the degree-11 terms): the
+// terms' relative error C::err moves log1p(S - 1) by at most
+// e = C::err (S - 1) / S, the float64 sums, log1p_small and m + log S by
+// below 2^-40 (|lse| + 8); when e < 2^-24 (|lse| - e), below the float32
+// spacing around both the computed and the exact result, the two round to
+// the same float or to neighbours. Rows with |lse| above about
+// 0.035 (S - 1) / S pass, nearly all ordinary ones.
 template <class VN, class VW, class T, bool Certify, class C, template <class> class Acc>
 bool lse_plain_group(const T* buf, size_t n, size_t g, T* out, unsigned char* flag) {
   constexpr size_t W = VN::width, WW = VW::width, H = W / WW;
@@ -659,7 +669,7 @@ bool lse_plain_group(const T* buf, size_t n, size_t g, T* out, unsigned char* fl
       // |lse| (1 - 2^-15) >= (2^24 + 1) e covers both the 2^-40 (|lse| + 8)
       // term and the spacing condition; special lanes pass (flagged below).
       const Reg<VW> have = VW::select(bad[h], VW::set1(kInf), VW::mul(size, VW::set1(1.0 - 0x1p-15)));
-      if (VW::any(VW::not_le(VW::mul(e, VW::set1(0x1p24 + 1.0)), have))) return false;
+      if (VW::any(f32_spacing_fails<VW>(e, have))) return false;
     }
   }
   if (!any_bad && g == W) {

@@ -197,16 +197,13 @@ void logsumexp_rows_direct(const float* x, float* out, float* sign, size_t rows,
     }
     lse_lanes<VW>(hi, lo, z, log_s, lse);
     {
-      // Tier 1's certificate first by the lanes' float32 spacing: an error
-      // e with (2^24 + 1) e <= |lse| is below 2^-24 of both the result and
-      // the exact one, less than their ulps (lse_plain_group); the rows it
-      // misses by up to 2x are tested exactly (certified_f32).
+      // Tier 1's certificate first by the lanes' float32 spacing
+      // (f32_spacing_fails); the rows it misses by up to 2x are tested
+      // exactly (certified_f32).
       const Reg<VW> v = VW::load(lse);
       const Reg<VW> size = VW::max(v, VW::sub(VW::set1(0.0), v));
       const Reg<VW> e = VW::fmadd(size, VW::set1(0x1p-50), VW::set1(err1 + 0x1p-47));
-      VW::to_array(VW::select(VW::not_le(VW::mul(e, VW::set1(0x1p24 + 1.0)), size), VW::set1(0.0),
-                              VW::set1(1.0)),
-                   pass);
+      VW::to_array(VW::select(f32_spacing_fails<VW>(e, size), VW::set1(0.0), VW::set1(1.0)), pass);
     }
     for (size_t l = 0; l < g; ++l) {
       if (tier[l] != 1) continue;
