@@ -657,37 +657,12 @@ inline void open_group_top_masks(const uint64_t* groups, size_t count, uint32_t 
   }
 }
 
-// The pruned top-k, exact (the same candidates, scores and order as
-// topk_all), in two passes over each window of up to kWindowSpans gate spans:
-//  1. the gate words alone (one Philox block per 16 elements' group, 16 at
-//     a time): the open groups' top elements (u >= 1 - 2^-12, ~1 in 4096,
-//     noise >= 8.3) are scored and offered first. Their k-th best is a real
-//     score, so the running best starts high.
-//  2. the logits: every other element has q >= 2^-12, so its score is at
-//     most x/T + 12 ln 2. One read, made during pass 1 (its loads overlap
-//     the gate blocks' Philox rounds), keeps each tile's (64 logits) largest
-//     x/T; the tiles whose largest can reach the k-th best pass 1 left are
-//     listed; then the
-//     listed tiles are visited by levels of it, highest first, each checked
-//     again against the running k-th best when its turn comes (the cut
-//     rises sooner than in index order: fewer tiles and lanes reach it). In
-//     a visited tile, a lane that can gets its fine word from its own
-//     Philox block, its bound from the exponent of its q, and its noise
-//     only if that bound reaches the cut, in batches (PendingNoise); a tile
-//     with many such lanes gets its 16 blocks at once instead.
-// The k-th best only rises, and an element is ruled out only when its bound
-// is below it, so nothing that could place (ties included: offer() breaks
-// them by index whatever the order) is missed. Masked: logits below floor
-// count as -inf.
 // The largest xb with fl(fl(x inv) + add) <= cut for every x <= xb (T
 // arithmetic, as the lanes do it; the left side never falls as x rises), so
 // that "fl(fl(x inv) + add) > cut" is "x > xb" for every x but NaN (false
 // both ways): pass 2's check of a tile's lanes compares the logits
 // themselves. -inf (every lane looked at: still exact, only slower) where
 // the search does not settle.
-inline float next_above(float x) { return ::nextafterf(x, HUGE_VALF); }
-inline double next_above(double x) { return ::nextafter(x, HUGE_VAL); }
-
 template <class T>
 inline T x_cut(T inv, T add, T cut) {
   const T minus_inf = -static_cast<T>(kInf);
@@ -712,6 +687,28 @@ inline T x_cut(T inv, T add, T cut) {
   return minus_inf;
 }
 
+// The pruned top-k, exact (the same candidates, scores and order as
+// topk_all), in two passes over each window of up to kWindowSpans gate spans:
+//  1. the gate words alone (one Philox block per 16 elements' group, 16 at
+//     a time): the open groups' top elements (u >= 1 - 2^-12, ~1 in 4096,
+//     noise >= 8.3) are scored and offered first. Their k-th best is a real
+//     score, so the running best starts high.
+//  2. the logits: every other element has q >= 2^-12, so its score is at
+//     most x/T + 12 ln 2. One read, made during pass 1 (its loads overlap
+//     the gate blocks' Philox rounds), keeps each tile's (64 logits) largest
+//     x/T; the tiles whose largest can reach the k-th best pass 1 left are
+//     listed; then the
+//     listed tiles are visited by levels of it, highest first, each checked
+//     again against the running k-th best when its turn comes (the cut
+//     rises sooner than in index order: fewer tiles and lanes reach it). In
+//     a visited tile, a lane that can gets its fine word from its own
+//     Philox block, its bound from the exponent of its q, and its noise
+//     only if that bound reaches the cut, in batches (PendingNoise); a tile
+//     with many such lanes gets its 16 blocks at once instead.
+// The k-th best only rises, and an element is ruled out only when its bound
+// is below it, so nothing that could place (ties included: offer() breaks
+// them by index whatever the order) is missed. Masked: logits below floor
+// count as -inf.
 constexpr size_t kWindowSpans = 256;  // 2 KiB of open-group bits on the stack
 constexpr size_t kSpan = 16 * kTile;  // the elements of one call of fill_gates
 constexpr size_t kOpenKept = 512;     // open groups' top masks pass 2 finds without Philox, per window

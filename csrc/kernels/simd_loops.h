@@ -77,6 +77,8 @@ inline bool is_finite(double x) {
 }
 inline float next_below(float x) { return ::nextafterf(x, -HUGE_VALF); }
 inline double next_below(double x) { return ::nextafter(x, -HUGE_VAL); }
+inline float next_above(float x) { return ::nextafterf(x, HUGE_VALF); }
+inline double next_above(double x) { return ::nextafter(x, HUGE_VAL); }
 // Initial exponent of an empty accumulator: far below any real n (|n| < 2^22),
 // and exact in float.
 constexpr double kEmptyExp = -16777216.0;
