@@ -229,8 +229,7 @@ py::object gumbel_topk_call(const py::handle& xh, const py::handle& axis, const 
                         : topk_t<double>(static_cast<const double*>(x.data()), rows, static_cast<size_t>(n),
                                          static_cast<size_t>(k), 1.0 / t, key, ip, nullptr, true, 0, 0);
   if (st.first >= 0) return py::make_tuple(st.first, st.second);
-  if (idx.ndim() == 0) return checked(PyObject_GetItem(idx.ptr(), py::tuple().ptr()));  // idx[()]
-  return std::move(idx);
+  return ssm::scalar_if_0d(idx);
 }
 
 Status gumbel_softmax(const py::array& x, const py::array& out, double inv_tau, uint32_t k0, uint32_t k1,
@@ -305,6 +304,11 @@ GumbelKey ssm::rng_key(py::handle rng) {
   if (key_source.key_fn == nullptr) throw py::value_error("set_rng_key_source was not called");
   const py::tuple words = checked(PyObject_CallOneArg(key_source.key_fn, rng.ptr()));
   return make_key(words[0].cast<uint32_t>(), words[1].cast<uint32_t>(), words[2].cast<uint64_t>());
+}
+
+py::object ssm::scalar_if_0d(const py::array& a) {
+  if (a.ndim() != 0) return a;
+  return checked(PyObject_GetItem(a.ptr(), py::tuple().ptr()));  // a[()]
 }
 
 bool ssm::one_call_array(py::handle xh, py::handle axis, bool& f32) {

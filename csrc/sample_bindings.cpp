@@ -80,14 +80,6 @@ py::tuple sample_call(const py::array& x, const py::array_t<double>& temperature
   return py::make_tuple(st.first, st.second, token, lp);
 }
 
-// A 0-d array's element as a NumPy scalar (a[()]), else the array.
-py::object scalar_if_0d(const py::array& a) {
-  if (a.ndim() != 0) return a;
-  PyObject* v = PyObject_GetItem(a.ptr(), py::tuple().ptr());
-  if (v == nullptr) throw py::error_already_set();
-  return py::reinterpret_steal<py::object>(v);
-}
-
 // sample()'s common call in one step: x and axis as ssm::one_call_array
 // takes them (else None, nothing drawn: the caller takes its general path),
 // one setting for every row (checked by the caller; top_k > n means n), one
@@ -134,8 +126,8 @@ py::object sample_one_call(const py::handle& xh, const py::handle& axis, double 
     float* out = static_cast<float*>(py::reinterpret_borrow<py::array>(lp).mutable_data());
     for (size_t r = 0; r < rows; ++r) out[r] = static_cast<float>(lp_buf[r]);
   }
-  return py::make_tuple(st.first, st.second, scalar_if_0d(token),
-                        logprobs ? scalar_if_0d(py::reinterpret_borrow<py::array>(lp)) : lp);
+  return py::make_tuple(st.first, st.second, ssm::scalar_if_0d(token),
+                        logprobs ? ssm::scalar_if_0d(py::reinterpret_borrow<py::array>(lp)) : lp);
 }
 
 py::tuple topk_call(const py::array& x, size_t k) {
