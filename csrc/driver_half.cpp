@@ -307,19 +307,24 @@ ExpSum fast_sum_and_max(const HalfKernels& k, const uint16_t* x, size_t n) {
   return f;
 }
 
-// Does the fast float32 sum f (with the row's max) give v = lse - max
-// accurately enough for every y = (x - max) - v of the row to be within 1 ulp
-// of the format? |y| >= v, the format's ulp at |y| is at least 2^-p |y|
-// (p = 11 for float16, 8 for bfloat16), and the write pass adds at most
-// three float32 roundings (x - max, v, the difference: 3 * 2^-24 |y|) before
-// the final rounding's half ulp: dv <= 0.45 * 2^-p v leaves a margin. A
-// dominant entry (v below ~4e-4 for bfloat16, ~3e-3 for float16) fails, as
-// do NaN, inf and out-of-range rows.
+// Is v = lse - max, within dv of the exact one, accurate enough for every
+// y = (x - max) - v of the row to be within 1 ulp of the format? |y| >= v,
+// the format's ulp at |y| is at least 2^-p |y| (p = 11 for float16, 8 for
+// bfloat16), and the write pass adds at most three float32 roundings (x -
+// max, v, the difference: 3 * 2^-24 |y|) before the final rounding's half
+// ulp: dv <= 0.45 * 2^-p v leaves a margin. A dominant entry (v below ~4e-4
+// for bfloat16, ~3e-3 for float16) fails; NaN, inf and out-of-range rows
+// fail their callers' checks.
+bool shift_error_ok(double dv, double v, HalfFormat fmt) {
+  return dv <= 0.45 * (fmt == HalfFormat::Float16 ? 0x1p-11 : 0x1p-8) * v;
+}
+
+// v from the fast float32 sum f (with the row's max), certified so.
 bool half_shift_certified(const ExpSum& f, HalfFormat fmt, double& v) {
   double dv, hi;
   if (!detail::shift_of_sum(f, v, dv, hi)) return false;
   dv += 0x1p-52 * std::fabs(hi);  // a further margin of 2^-52 |lse|
-  return dv <= 0.45 * (fmt == HalfFormat::Float16 ? 0x1p-11 : 0x1p-8) * v;
+  return shift_error_ok(dv, v, fmt);
 }
 
 // log_softmax's pass 1 with the format's own exp (half_api.h max_sum_block):
@@ -329,7 +334,7 @@ bool half_shift_certified(const ExpSum& f, HalfFormat fmt, double& v) {
 // and m 0 or NaN), v = log S. The block maxima's terms are exact, so S is
 // within err S + err_rest (S - 1), and v within that over S, plus (blocks
 // + 4) 2^-52 for the float64 steps (exp, products, sums, log); certified
-// as half_shift_certified (dv <= 0.45 2^-p v). For bfloat16 err_rest
+// by shift_error_ok (dv <= 0.45 2^-p v). For bfloat16 err_rest
 // (~1e-4) alone never fails that (1 - 1/S <= v); err (~1e-5) fails only
 // for v below ~6e-3 (bfloat16) or ~0.05 (float16): a dominant entry. False
 // (nothing written): not certified, or a NaN, inf or all -inf row.
@@ -352,7 +357,7 @@ bool shift_by_blocks(const HalfKernels& k, HalfFormat fmt, const uint16_t* x, si
   if (!(s >= 1.0 && s < std::numeric_limits<double>::infinity())) return false;
   v = std::log(s);
   const double dv = 1.01 * (err + err_rest * (1.0 - 1.0 / s)) + double(parts.size() + 4) * 0x1p-52;
-  return dv <= 0.45 * (fmt == HalfFormat::Float16 ? 0x1p-11 : 0x1p-8) * v;
+  return shift_error_ok(dv, v, fmt);
 }
 
 // log_softmax = x - lse in two passes, with no exp in the second: pass 1
