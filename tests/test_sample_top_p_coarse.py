@@ -93,6 +93,16 @@ def collect(x, clo, chi, cap, ref=None, t=0.7):
     ref = float(x.max()) if ref is None else ref
     count = _core.sample_top_p_estimate_collect(x, ref, 1 / t, float(np.median(x)), clo, chi, out, cap)
     assert (out[cap:] == SENTINEL).all()  # nothing written past cap
+    # What was stored (all of the zone when it fits; else as many whole
+    # vectors or lanes as fit, the kernel set's choice) is the zone's
+    # first values in row order, with nothing stored after a gap.
+    xd = x.astype(np.float64)
+    want = xd[(xd > clo) & (xd <= chi)]
+    stored = out[:cap]
+    gap = np.flatnonzero(stored == SENTINEL)
+    k = int(gap[0]) if gap.size else cap
+    assert (stored[k:] == SENTINEL).all()
+    np.testing.assert_array_equal(stored[:k], want[:k])
     return count, out
 
 
