@@ -87,3 +87,20 @@ def test_special_rows_every_position(isa, n):
                 assert_log_softmax_contract(x[keep], y[keep], (isa, n, name, p))
             else:
                 assert_log_softmax_contract(x, y, (isa, n, name, p))
+
+
+@pytest.mark.parametrize("n", [16, 17, 23, 24, 31, 32, 33, 40])
+def test_tied_max(isa, n):
+    """The max held by 1 to 4 entries (k, counted apart from the others'
+    terms), one of them in the last, partial vector, the others far below or
+    near: rows of 2 to 5 vectors, on both sides of the tree-summed short rows
+    (up to 4 vectors)."""
+    rng = np.random.default_rng(200 + n)
+    rows = 13
+    x = rng.standard_normal((rows, n)) * np.geomspace(0.1, 20.0, rows)[:, None]
+    top = x.max(axis=1) + rng.uniform(0.0, 30.0, rows)
+    for r in range(rows):
+        ties = rng.choice(n - 1, size=r % 4, replace=False)
+        x[r, ties] = top[r]
+        x[r, n - 1] = top[r]
+    check_batch(x, (isa, n))

@@ -65,3 +65,22 @@ def test_direct_nan_in_the_tail(isa, dtype, n):
         assert np.all(np.isnan(y[2]))
         keep = np.array([0, 1, 3, 4])
         assert_softmax_close(y[keep], ref_softmax(x[keep]))
+
+
+@pytest.mark.parametrize("n", [16, 33, 100, 256])
+def test_direct_rows_tiny_terms(isa, n):
+    """float64 terms near and below 2^-1022 relative to the row's power of
+    two (x - max from -700 to -760, the max's own term from 2^-0.5 to 2^0.5):
+    outputs above the smallest normal within 1e-14 relative, the ones below
+    it (terms that may flush to 0) within the smallest normal."""
+    rng = np.random.default_rng(90 + n)
+    rows = 24
+    top = rng.uniform(-50.0, 50.0, rows)
+    top[:8] = (np.arange(8) / 8.0 - 0.5) * np.log(2.0)  # max log2 e across its rounding interval
+    x = top[:, None] - rng.uniform(700.0, 760.0, (rows, n))
+    x[np.arange(rows), rng.integers(n, size=rows)] = top
+    x[: rows // 2, 1] = top[: rows // 2] - 0.3  # a sum above the max's own term
+    y = ssm.softmax(x, axis=1)
+    ref = ref_softmax(x)
+    assert np.any((ref > 0) & (ref < np.finfo(np.float64).tiny))  # the flush range is reached
+    assert_softmax_close(y, ref)

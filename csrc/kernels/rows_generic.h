@@ -173,17 +173,22 @@ inline void exp_hi_lo(Reg<V> r, Reg<V>& hi, Reg<V>& lo) {
 
 // The others' sum over the max's own term: sum2e (their ref_terms' sum) /
 // exp(max - e ln2), the latter to double-double (exp_hi_lo, from the exact
-// reduction; max and e from in-range lanes). q0 = sum2e / hi, its residual
-// sum2e - q0 hi (exact with a fused fma), then q0 + (residual - q0 lo) / hi:
-// 0.5 * 2^-53 relative besides the sum's own (1 * 2^-53 without a fused
-// fma). div_lanes: as log1p_small's.
+// reduction; max and e from in-range lanes). With inv = 1 / hi (rounded),
+// q0 = sum2e inv (within 1.5 * 2^-53 of sum2e / hi), its residual sum2e -
+// q0 hi (one rounding with a fused fma, of a value a few 2^-53 of sum2e:
+// a few 2^-106), then q0 + (residual - q0 lo) inv: the correction is a few
+// 2^-53 of q0 and its own error a few 2^-106, so 0.5 * 2^-53 relative
+// besides the sum's own (about 1.5 * 2^-53 without a fused fma, where the
+// product q0 hi rounds), as with two divisions; the one division waits for
+// the max only, not the sums. div_lanes: as log1p_small's.
 template <class V>
 inline Reg<V> over_max_term(Reg<V> sum2e, Reg<V> mx, Reg<V> e_ref) {
   Reg<V> hi, lo;
   exp_hi_lo<V>(V::reduce_ln2(mx, e_ref), hi, lo);
-  const Reg<V> q0 = div_lanes(sum2e, hi);
+  const Reg<V> inv = div_lanes(V::set1(1.0), hi);
+  const Reg<V> q0 = V::mul(sum2e, inv);
   const Reg<V> resid = V::fmadd(V::sub(V::set1(0.0), q0), hi, sum2e);
-  return V::add(q0, div_lanes(V::fmadd(V::sub(V::set1(0.0), q0), lo, resid), hi));
+  return V::add(q0, V::mul(V::fmadd(V::sub(V::set1(0.0), q0), lo, resid), inv));
 }
 
 // log1p(z) in float64 lanes for 0 <= z with 1 + z < 2^15 (an unweighted sum

@@ -19,10 +19,11 @@
 // (exact), rest the other terms' sum over the max's own term. The terms are
 // exp(x - e ln2), e = round(max log2 e) (softmax's pow2_term, no x - max
 // rounded: the reduction x - n ln2 is exact), the degree-11 exp (relative
-// error u = 2^-53 or so), summed per lane with Kahan2 (~2u), the lanes'
-// totals added with TwoSum (u); the max's own term exp(max - e ln2) is a
-// double-double to 0.2u (exp_hi_lo) and the division adds 0.5u (1u on a
-// kernel set without a fused fma). rest is then within about 5u relative,
+// error u = 2^-53 or so), summed per lane with Kahan2 (~2u; rows of up to
+// four vectors as a tree, 2u too), the lanes' totals added with TwoSum (u);
+// the max's own term exp(max - e ln2) is a double-double to 0.2u
+// (exp_hi_lo) and the division adds 0.5u (1.5u on a kernel set without a
+// fused fma). rest is then within about 5u relative (6u without a fused fma),
 // as the group kernel's rest (its x - max TwoSum'd, the rounding of r adding
 // 0.2u where the division adds 0.5u here); then log1p_small (~1.5u) and y =
 // (x - max) - log S: the dominant entry's -log1p(rest) stays within the
@@ -50,6 +51,17 @@ inline Reg<V> column_sums(const double* src) {
   return V::add(s, e);
 }
 
+// column_sums for small integers (the counts): plain adds, exact.
+template <class V>
+inline Reg<V> column_counts(const double* src) {
+  constexpr size_t W = V::width;
+  alignas(64) double cols[W * W];
+  transpose_block<V>(src, W, cols, W);
+  Reg<V> s = V::load(cols);
+  for (size_t i = 1; i < W; ++i) s = V::add(s, V::load(cols + i * W));
+  return s;
+}
+
 // The sums of one row along its vectors, V the float64 lanes (In: the
 // data, float64 or float32, widened exactly): other(xv) gives the lanes
 // that are not the max's own (x < max, or NaN), term(xv) their terms; count
@@ -60,13 +72,17 @@ inline Reg<V> column_sums(const double* src) {
 // kernel).
 // (No std::pair of the two: its members would be code with external
 // linkage outside this kernel set's namespace in unoptimized builds.)
+// The loop counts the others (a select of 1 or 0: one AND on AVX2, a
+// zero-masked move on AVX-512, where a select of 0 or 1 took a blend) and
+// the max's own are the lanes visited less those, once per row.
 template <class V, class In, class Other, class Term>
 inline void row_sums(const In* xr, size_t n, Kahan2<V>& sum, Reg<V>& count, Other other, Term term) {
   constexpr size_t W = V::width;
   const size_t full = n - n % W, rem = n % W;
+  Reg<V> others = V::set1(0.0);
   auto add = [&](Reg<V> xv, int u) SSM_INLINE {
     const auto o = other(xv);
-    count = V::add(count, V::select(o, V::set1(0.0), V::set1(1.0)));
+    others = V::add(others, V::select(o, V::set1(1.0), V::set1(0.0)));
     sum.add(u, V::select(o, term(xv), V::set1(0.0)));
   };
   size_t j = 0;
@@ -76,6 +92,32 @@ inline void row_sums(const In* xr, size_t n, Kahan2<V>& sum, Reg<V>& count, Othe
   }
   if (j < full) add(V::load(xr + j), 0);
   if (rem) add(V::load_tail(xr + full, rem, -kInf), 1);
+  const double visited = static_cast<double>(full / W + (rem != 0));
+  count = V::add(count, V::sub(V::set1(visited), others));
+}
+
+// row_sums of a row of 2 to 4 vectors (n <= 4W: AVX-512 rows of 16 to 32
+// elements, AVX2 rows of 16) as a tree, (t0 + t1) + (t2 + t3): each term
+// goes through at most two roundings, 2 * 2^-53 of the sum, no more than
+// Kahan2's bound, at one add per vector instead of four dependent ones
+// (AVX-512 n = 16 and 32 and AVX2 n = 16 spent ~10% of their time on the
+// compensation). Returns the lane sums; the max's own counts go to cnt.
+template <class V, class Other, class Term>
+inline Reg<V> short_row_sums(const double* xr, size_t n, double* cnt, Other other, Term term) {
+  constexpr size_t W = V::width;
+  Reg<V> others = V::set1(0.0);
+  auto masked = [&](Reg<V> xv) SSM_INLINE {
+    const auto o = other(xv);
+    others = V::add(others, V::select(o, V::set1(1.0), V::set1(0.0)));
+    return V::select(o, term(xv), V::set1(0.0));
+  };
+  auto vec = [&](size_t j) SSM_INLINE { return j + W <= n ? V::load(xr + j) : V::load_tail(xr + j, n - j, -kInf); };
+  const size_t vectors = (n + W - 1) / W;
+  Reg<V> s = V::add(masked(vec(0)), masked(vec(W)));
+  if (vectors == 3) s = V::add(s, masked(vec(2 * W)));
+  if (vectors == 4) s = V::add(s, V::add(masked(vec(2 * W)), masked(vec(3 * W))));
+  V::store(cnt, V::sub(V::set1(static_cast<double>(vectors)), others));
+  return s;
 }
 
 // Rows of n >= W elements (kDirectMinBytes of float64 is at least two
@@ -129,18 +171,22 @@ void log_softmax_rows_direct_sets(const double* x, double* y, size_t rows, size_
       const double* xr = x + (r0 + l) * n;
       eref[l] = std::nearbyint(mx[l] * kLog2e);
       const Reg<V> m = V::set1(mx[l]), ve = V::set1(eref[l]);
+      auto other = [&](Reg<V> xv) SSM_INLINE { return V::not_le(m, xv); };  // x < max, or NaN
+      auto term = [&](Reg<V> xv) SSM_INLINE { return ref_term<V>(xv, ve); };
+      if (n <= 4 * W) {
+        V::store(part + l * W, short_row_sums<V>(xr, n, cnt + l * W, other, term));
+        continue;
+      }
       Kahan2<V> sum;
       Reg<V> count = V::set1(0.0);
-      row_sums<V>(
-          xr, n, sum, count, [&](Reg<V> xv) SSM_INLINE { return V::not_le(m, xv); },  // x < max, or NaN
-          [&](Reg<V> xv) SSM_INLINE { return ref_term<V>(xv, ve); });
+      row_sums<V>(xr, n, sum, count, other, term);
       V::store(part + l * W, V::add(V::sub(sum.s[0], sum.c[0]), V::sub(sum.s[1], sum.c[1])));
       V::store(cnt + l * W, count);
     }
     // Per lane l (row r0 + l): the others' terms over 2^e, k (a sum of small
-    // integers: exact), the max's own term hi + lo.
+    // integers: exact, plain adds), the others' sum over the max's own term.
     const Reg<V> sum2e = column_sums<V>(part);
-    const Reg<V> k = column_sums<V>(cnt);
+    const Reg<V> k = column_counts<V>(cnt);
     const Reg<V> vmx = V::load(mx);
     const auto out_of_range = beyond_ref_terms<V>(vmx);
     const Reg<V> rest = over_max_term<V>(sum2e, V::select(out_of_range, V::set1(0.0), vmx), V::load(eref));
