@@ -68,6 +68,37 @@ def test_beyond_table_range(isa, n):
     check(x.astype(np.float32), (isa, n))
 
 
+KINDS = {
+    "ordinary": lambda row: row,
+    "beyond the table": lambda row: row.__iadd__(1e5),
+    "uncertified": lambda row: row.__isub__(np.logaddexp.reduce(row) - 0.6),
+    "near zero": lambda row: row.__isub__(np.logaddexp.reduce(row) - 1e-6),
+    "nan": lambda row: np.put(row, len(row) // 3, np.nan),
+    "+inf": lambda row: np.put(row, 1, np.inf),
+}
+
+
+@pytest.mark.parametrize("n", [32, 33, 100, 255])
+def test_mixed_sets(isa, n):
+    """Rows go in sets of 8 (AVX-512) or 4 (AVX2) whose results are stored
+    at once when all pass: every kind of row at every position of a set
+    among ordinary ones, the batch ending in a partial set."""
+    rng = np.random.default_rng(400 + n)
+    kinds = list(KINDS)
+    for shift in range(9):
+        x = rng.standard_normal((19, n)) * 2.0
+        for r in range(19):
+            KINDS[kinds[(r + shift) // 3 % len(kinds)] if (r + shift) % 3 == 0 else "ordinary"](x[r])
+        x = x.astype(np.float32)
+        with np.errstate(invalid="ignore", over="ignore"):
+            out = ssm.logsumexp(x, axis=-1)
+            ref = ref_logsumexp(x, dtype=np.longdouble)[0]
+            expect = special.logsumexp(x, axis=-1)
+        finite = np.isfinite(ref)
+        np.testing.assert_array_equal(out[~finite], expect[~finite], err_msg=f"shift {shift}")
+        assert_lse_close(out[finite], ref[finite], (isa, n, shift))
+
+
 SPECIALS = {
     "nan": lambda row: np.put(row, len(row) - 1, np.nan),
     "+inf": lambda row: np.put(row, len(row) // 2, np.inf),
