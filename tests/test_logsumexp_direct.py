@@ -80,7 +80,7 @@ KINDS = {
 
 @pytest.mark.parametrize("n", [32, 33, 100, 255])
 def test_mixed_sets(isa, n):
-    """Rows go in sets of 8 (AVX-512) or 4 (AVX2) whose results are stored
+    """Rows go in sets of 16 (AVX-512) or 8 (AVX2) whose results are stored
     at once when all pass: every kind of row at every position of a set
     among ordinary ones, the batch ending in a partial set."""
     rng = np.random.default_rng(400 + n)
@@ -112,12 +112,12 @@ SPECIALS = {
 @pytest.mark.parametrize("n", [32, 40, 128, 255])
 @pytest.mark.parametrize("kind", list(SPECIALS))
 def test_special_rows(isa, n, kind):
-    """A special row at positions 0, 3, 7, 8 and the last of 17 rows (both
-    ends of the 8-row and 4-row sets): SciPy's value for it, the contract
+    """A special row at positions 0, 3, 7, 8, 15 and the last of 17 rows
+    (both ends of the 16-row and 8-row sets): SciPy's value for it, the contract
     for the others; return_sign is 1 for every ordinary row."""
     rng = np.random.default_rng(n)
     base = (rng.standard_normal((17, n)) * 2.0).astype(np.float32)
-    for pos in (0, 3, 7, 8, 16):
+    for pos in (0, 3, 7, 8, 15, 16):
         x = base.copy()
         SPECIALS[kind](x[pos])
         with np.errstate(invalid="ignore", over="ignore"):
