@@ -45,9 +45,10 @@
 //    summed again in double-double lanes (exp_dd.h, lse_dd_half), and
 //    the few that bound cannot certify are flagged for the per-row path's
 //    scalar double-double sum (lse_accurate).
-//    Rows of 128 bytes and more go one at a time with the float32 table
-//    exp instead, on the kernel sets that have it (rows_logsumexp_direct.h;
-//    its near-zero rows go to the per-row path's two tiers).
+//    Rows of about 100 bytes and more (LseDirectRange) go one at a time
+//    with the float32 table exp instead, on the kernel sets that have it
+//    (rows_logsumexp_direct.h; its near-zero rows go to the per-row path's
+//    two tiers).
 // Rows these cannot finish (NaN, +-inf, all -inf, |max| beyond kFastLimit for
 // softmax and float64 log_softmax from 16 elements, a weighted sum that is
 // zero or below 2^-900) are flagged and left unwritten for the per-row path,
