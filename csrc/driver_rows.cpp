@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <atomic>
+#include <cstring>
 
 #include "dispatch.h"
 #include "kernels/rows_api.h"
@@ -57,8 +58,15 @@ void run_short_rows(const RowsKernels<T>& rk, size_t rows, size_t n, Kernel&& ke
     parallel_for(tasks, task);
   else
     for (size_t t = 0; t < tasks; ++t) task(t);
-  for (size_t r = 0; r < rows; ++r)
-    if (flag[r] && !redo(r)) special.push_back(r);
+  // The flags (0 or 1) found by memchr: a byte loop per row took 5-7% of a
+  // batch of rows of 32 (AVX-512 float32 logsumexp, cpu-clock samples).
+  const unsigned char* f = flag.data();
+  for (size_t r = 0; r < rows; ++r) {
+    const void* at = std::memchr(f + r, 1, rows - r);
+    if (!at) break;
+    r = static_cast<size_t>(static_cast<const unsigned char*>(at) - f);
+    if (!redo(r)) special.push_back(r);
+  }
 }
 
 // softmax takes the short-row kernels up to their max_n: rows of a few

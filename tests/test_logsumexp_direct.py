@@ -1,5 +1,5 @@
-"""float32 logsumexp of batches of rows of 32 to 160 elements (AVX2) or 255
-(AVX-512): the short-row kernels' one-row-at-a-time path
+"""float32 logsumexp of batches of rows of 24 (AVX2) or 28 (AVX-512) to 256
+elements: the short-row kernels' one-row-at-a-time path
 (kernels/rows_logsumexp_direct.h) on the kernel sets with the float32 table
 exp; shorter rows take the group kernel, longer ones the per-row kernel,
 and the scalar set keeps its own paths: every result must meet the same
@@ -12,7 +12,7 @@ the terms cannot certify (|lse| below ~1: no float32 term error of 1.1-1.35
 range (2^13) are summed again in float64 lanes; rows whose lse cancels near
 0, NaN, +-inf and all -inf rows go to the per-row path. Lengths around the
 path's bounds and around multiples of the vectors and blocks, row counts
-that are not multiples of the 8 or 4 rows whose log1p is one vector,
+that are not multiples of the 16 or 8 rows of a set (two log1p vectors),
 special rows at several positions; against a long double reference (within
 1 ulp of the rounded exact result).
 """
@@ -24,11 +24,11 @@ import simdsoftmax as ssm
 from reference import assert_lse_close, ref_logsumexp
 from test_logsumexp_short_lanes import check  # logsumexp over the last axis against the reference
 
-# The path's bounds +- 1 (32; 160 on AVX2, 255 on AVX-512), every tail of
+# The path's bounds +- 1 (24 on AVX2, 28 on AVX-512; 256), every tail of
 # the 8- and 16-lane vectors around the 4-vector blocks (32, 64), lengths
 # between.
-LENGTHS = [31, 32, 33, 39, 40, 41, 47, 48, 63, 64, 65, 79, 80, 96, 100, 127, 128, 129, 159, 160, 161, 191, 192,
-           254, 255, 256]
+LENGTHS = [23, 24, 25, 27, 28, 29, 31, 32, 33, 39, 40, 41, 47, 48, 63, 64, 65, 79, 80, 96, 100, 127, 128, 129, 159,
+           160, 161, 191, 192, 254, 255, 256, 257]
 ROWS = [2, 9, 13]
 
 
@@ -68,6 +68,37 @@ def test_beyond_table_range(isa, n):
     check(x.astype(np.float32), (isa, n))
 
 
+KINDS = {
+    "ordinary": lambda row: row,
+    "beyond the table": lambda row: row.__iadd__(1e5),
+    "uncertified": lambda row: row.__isub__(np.logaddexp.reduce(row) - 0.6),
+    "near zero": lambda row: row.__isub__(np.logaddexp.reduce(row) - 1e-6),
+    "nan": lambda row: np.put(row, len(row) // 3, np.nan),
+    "+inf": lambda row: np.put(row, 1, np.inf),
+}
+
+
+@pytest.mark.parametrize("n", [24, 28, 33, 100, 256])
+def test_mixed_sets(isa, n):
+    """Rows go in sets of 16 (AVX-512) or 8 (AVX2) whose results are stored
+    at once when all pass: every kind of row at every position of a set
+    among ordinary ones, the batch ending in a partial set."""
+    rng = np.random.default_rng(400 + n)
+    kinds = list(KINDS)
+    for shift in range(9):
+        x = rng.standard_normal((19, n)) * 2.0
+        for r in range(19):
+            KINDS[kinds[(r + shift) // 3 % len(kinds)] if (r + shift) % 3 == 0 else "ordinary"](x[r])
+        x = x.astype(np.float32)
+        with np.errstate(invalid="ignore", over="ignore"):
+            out = ssm.logsumexp(x, axis=-1)
+            ref = ref_logsumexp(x, dtype=np.longdouble)[0]
+            expect = special.logsumexp(x, axis=-1)
+        finite = np.isfinite(ref)
+        np.testing.assert_array_equal(out[~finite], expect[~finite], err_msg=f"shift {shift}")
+        assert_lse_close(out[finite], ref[finite], (isa, n, shift))
+
+
 SPECIALS = {
     "nan": lambda row: np.put(row, len(row) - 1, np.nan),
     "+inf": lambda row: np.put(row, len(row) // 2, np.inf),
@@ -81,12 +112,12 @@ SPECIALS = {
 @pytest.mark.parametrize("n", [32, 40, 128, 255])
 @pytest.mark.parametrize("kind", list(SPECIALS))
 def test_special_rows(isa, n, kind):
-    """A special row at positions 0, 3, 7, 8 and the last of 17 rows (both
-    ends of the 8-row and 4-row sets): SciPy's value for it, the contract
+    """A special row at positions 0, 3, 7, 8, 15 and the last of 17 rows
+    (both ends of the 16-row and 8-row sets): SciPy's value for it, the contract
     for the others; return_sign is 1 for every ordinary row."""
     rng = np.random.default_rng(n)
     base = (rng.standard_normal((17, n)) * 2.0).astype(np.float32)
-    for pos in (0, 3, 7, 8, 16):
+    for pos in (0, 3, 7, 8, 15, 16):
         x = base.copy()
         SPECIALS[kind](x[pos])
         with np.errstate(invalid="ignore", over="ignore"):

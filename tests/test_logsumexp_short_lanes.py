@@ -45,6 +45,21 @@ def test_results_near_zero(isa, dtype, n):
     check(x.astype(dtype), f"n={n}")
 
 
+@pytest.mark.parametrize("n", [2, 3, 8, 16])
+def test_pairs_of_groups(isa, dtype, n):
+    """float32 groups go two at a time: one row near lse = 0 (its group
+    summed again with the degree-11 terms, the other group of the pair
+    not) at every seventh position, in batches that end in a pair, a whole
+    lone group or a partial one."""
+    rng = np.random.default_rng(300 + n)
+    for rows in (WIDEST + 1, 2 * WIDEST, 2 * WIDEST + 1, 3 * WIDEST - 1, 4 * WIDEST + 3):
+        base = rng.standard_normal((rows, n)) * 2
+        for near in range(0, rows, 7):
+            x = base.copy()
+            x[near] -= np.logaddexp.reduce(x[near]) - 1e-3
+            check(x.astype(dtype), f"n={n} rows={rows} near={near}")
+
+
 SPECIALS = {
     "nan": lambda row: np.put(row, len(row) // 2, np.nan),
     "+inf": lambda row: np.put(row, 0, np.inf),

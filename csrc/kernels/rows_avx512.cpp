@@ -21,17 +21,17 @@ namespace ssm {
 namespace avx512 {
 namespace rows {
 namespace {
-// float32 logsumexp's direct rows up to 255: beyond 224 not measured, but
-// the per-row kernel's rows of 225-255 take the same one-vector tail steps
-// as at 224 (its whole-block loop starts at 256). 4 Mi-element batches,
-// 1 thread, ns per element, medians of 3 interleaved runs on a loaded
-// machine, direct / group or per-row: n = 16 2.32 / 1.08, n = 32 0.99 /
-// 1.26, n = 64 0.59 / 1.05, n = 100 0.54 / 1.23, n = 128 0.46 / 0.98,
-// n = 160 0.55 / 0.88, n = 192 0.57 / 0.78, n = 224 0.61 / 0.73, n = 256
-// 0.56 / 0.51.
+// float32 logsumexp's direct rows from 28 to 256 (kMaxN) since they go in
+// sets of 16 rows (4 Mi-element batches, 1 thread, ns per element, medians
+// of 3 interleaved runs on a loaded machine, direct / group or per-row:
+// n = 16 1.51 / 0.69, n = 20 1.43 / 0.86, n = 24 1.00 / 0.70, n = 28 0.84
+// / 0.86, n = 31 0.79 / 0.97, n = 256 0.32 / 0.40). Before the sets
+// (medians of 3, direct / group or per-row): n = 16 2.32 / 1.08, n = 32
+// 0.99 / 1.26, n = 64 0.59 / 1.05, n = 128 0.46 / 0.98, n = 224 0.61 /
+// 0.73, n = 256 0.56 / 0.51.
 template <>
 struct LseDirectRange<F32x16> {
-  static constexpr size_t min_n = kDirectMinBytes / sizeof(float), max_n = 255;
+  static constexpr size_t min_n = 28, max_n = kMaxN;
 };
 }  // namespace
 }  // namespace rows

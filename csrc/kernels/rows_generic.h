@@ -45,9 +45,10 @@
 //    summed again in double-double lanes (exp_dd.h, lse_dd_half), and
 //    the few that bound cannot certify are flagged for the per-row path's
 //    scalar double-double sum (lse_accurate).
-//    Rows of 128 bytes and more go one at a time with the float32 table
-//    exp instead, on the kernel sets that have it (rows_logsumexp_direct.h;
-//    its near-zero rows go to the per-row path's two tiers).
+//    Rows of about 100 bytes and more (LseDirectRange) go one at a time
+//    with the float32 table exp instead, on the kernel sets that have it
+//    (rows_logsumexp_direct.h; its near-zero rows go to the per-row path's
+//    two tiers).
 // Rows these cannot finish (NaN, +-inf, all -inf, |max| beyond kFastLimit for
 // softmax and float64 log_softmax from 16 elements, a weighted sum that is
 // zero or below 2^-900) are flagged and left unwritten for the per-row path,
@@ -694,6 +695,65 @@ bool lse_plain_group(const T* buf, size_t n, size_t g, T* out, unsigned char* fl
   return true;
 }
 
+// Unweighted float32 logsumexp of P consecutive groups of W rows (the
+// batch's rows from x; the last may be partial, rows_left >= (P - 1) W + 1):
+// lse_plain_group's certified first try (degree-6 terms, plain sums, the
+// same certificate) with the P groups' chains side by side, the sums and
+// then the log1p's and certificate's divisions and series, which one
+// group's latency left idle at small n. A group with a lane the certificate
+// misses goes alone through the degree-11 sums (lse_plain_group).
+template <class VN, class VW, size_t P>
+void lse_groups_f32(const float* x, float* out, float* sign, size_t n, size_t rows_left, float* buf,
+                    unsigned char* flag) {
+  constexpr size_t W = VN::width, WW = VW::width, H = W / WW;
+  using C = ExpCoeffsMid;
+  size_t g[P];
+  for (size_t p = 0; p < P; ++p) {
+    g[p] = rows_left - p * W < W ? rows_left - p * W : W;
+    to_columns<VN>(x + p * W * n, n, g[p], buf + p * n * W, 1.0f);  // lanes >= g stay ordinary
+  }
+  GroupSums<VN, VW, P> s;
+  group_sums<VN, VW, float, C, Plain2, P>(buf, n, s);
+  Reg<VW> lse[P * H];
+  typename VW::mask bad[P * H];
+  bool pass[P], any_bad[P];
+  for (size_t p = 0; p < P; ++p) pass[p] = true, any_bad[p] = false;
+  for (size_t q = 0; q < P * H; ++q) {
+    bad[q] = VW::mask_or(VW::notfinite(s.mx[q]), VW::notfinite(s.rest[q]));
+    const Reg<VW> z = VW::select(bad[q], VW::set1(0.0), VW::add(VW::sub(s.cnt[q], VW::set1(1.0)), s.rest[q]));
+    lse[q] = VW::add(s.m[q], log1p_small<VW>(z));
+    // As lse_plain_group's Certify (see there), with min(z, 1) >= z / (1 + z)
+    // (z >= 0) in place of the division: at most 2x looser (z = 1), it
+    // certifies all but rows with |lse| below ~0.035, and the division was
+    // one of the two per half that bound rows of 2 on AVX-512 (throughput).
+    const Reg<VW> e = VW::fmadd(VW::set1(C::err), VW::min(z, VW::set1(1.0)), VW::set1(0x1p-37));
+    const Reg<VW> size = VW::max(lse[q], VW::sub(VW::set1(0.0), lse[q]));
+    const Reg<VW> have = VW::select(bad[q], VW::set1(kInf), VW::mul(size, VW::set1(1.0 - 0x1p-15)));
+    pass[q / H] = pass[q / H] && !VW::any(f32_spacing_fails<VW>(e, have));
+    any_bad[q / H] = any_bad[q / H] || VW::any(bad[q]);
+  }
+  for (size_t p = 0; p < P; ++p) {
+    float* o = out + p * W;
+    unsigned char* f = flag + p * W;
+    if (!pass[p]) {
+      lse_plain_group<VN, VW, float, false, ExpCoeffs<double>, Kahan2>(buf + p * n * W, n, g[p], o, f);
+    } else {
+      alignas(64) double v[W], b[W];
+      for (size_t h = 0; h < H; ++h) {
+        VW::store(v + h * WW, lse[p * H + h]);
+        if (any_bad[p]) VW::store(b + h * WW, VW::select(bad[p * H + h], VW::set1(1.0), VW::set1(0.0)));
+      }
+      for (size_t l = 0; l < g[p]; ++l) {
+        f[l] = any_bad[p] && b[l] != 0.0;
+        if (!f[l]) o[l] = static_cast<float>(v[l]);
+      }
+    }
+    if (sign)
+      for (size_t l = 0; l < g[p]; ++l)
+        if (!f[l]) sign[p * W + l] = 1.0f;
+  }
+}
+
 template <class VN, class VW, class T, bool Weighted>
 void logsumexp_group(const T* x, const T* b, T* out, T* sign, size_t n, size_t g, T* buf, T* bbuf,
                      unsigned char* flag) {
@@ -816,6 +876,16 @@ void logsumexp_rows(const T* x, const T* b, T* out, T* sign, size_t rows, size_t
     if (!b && n >= LseDirectRange<VN>::min_n) return logsumexp_rows_direct<VN>(x, out, sign, rows, n, flag);
   constexpr size_t W = VN::width;
   alignas(64) T buf[kMaxN * W];
+  if constexpr (std::is_same<T, float>::value) {
+    // Two groups at a time where both fit in buf (lse_groups_f32).
+    if (!b && n <= kMaxN / 2) {
+      size_t r = 0;
+      for (; r + W < rows; r += 2 * W)
+        lse_groups_f32<VN, VW, 2>(x + r * n, out + r, sign ? sign + r : nullptr, n, rows - r, buf, flag + r);
+      if (r < rows) lse_groups_f32<VN, VW, 1>(x + r * n, out + r, sign ? sign + r : nullptr, n, rows - r, buf, flag + r);
+      return;
+    }
+  }
   if (!b) {
     for (size_t r = 0; r < rows; r += W)
       logsumexp_group<VN, VW, T, false>(x + r * n, nullptr, out + r, sign ? sign + r : nullptr, n,

@@ -49,9 +49,9 @@ constexpr double table_err() {
   const double terms = (1.0 + X::kErrUnits * u) * (1.0 + kBlockAdds * u / (1.0 - kBlockAdds * u)) *
                            (1.0 + kMaxWideAdds * 0x1p-53 / (1.0 - kMaxWideAdds * 0x1p-53)) -
                        1.0;
-  // The one-float table's sum is divided by its scale (one more rounding);
-  // the flushed terms.
-  return terms + 0x1p-52 + kMaxN * 0x1p-126;
+  // The one-float table's sum is multiplied by its scale's rounded
+  // reciprocal (two more roundings); the flushed terms.
+  return terms + 0x1p-51 + kMaxN * 0x1p-126;
 }
 
 // The row's max (NaN ignored; -inf for no entry).
@@ -70,10 +70,12 @@ inline double row_max(const float* x, size_t n) {
   return VN::hmax(VN::max(m0, m1));
 }
 
-// Tier 1 of a row whose max mx is within the table's range: S = sum exp(x)
-// 2^-e (NaN if the row holds one), e = floor(mx log2 e).
+// Tier 1 of a row whose max is within the table's range: float64 lanes that
+// add up to kScale S, S = sum exp(x) 2^-e (NaN if the row holds one),
+// e = floor(max log2 e). The lanes are added across once per set of rows
+// (logsumexp_rows_direct), not per row.
 template <class VN, class X>
-inline double table_sum(const float* x, size_t n, const X& texp, double e) {
+inline Reg<typename VN::wide> table_lane_sums(const float* x, size_t n, const X& texp, double e) {
   using VW = typename VN::wide;
   constexpr size_t W = VN::width, B = kBlockVectors;
   const size_t full = n - n % W, rem = n % W;
@@ -108,9 +110,7 @@ inline double table_sum(const float* x, size_t n, const X& texp, double e) {
   } else if (rem) {
     fold(term(VN::load_tail(x + full, rem, -kInf)));
   }
-  double s = VW::hsum(VW::add(lo, hi));
-  if constexpr (X::kScale != 1.0) s /= X::kScale;
-  return s;
+  return VW::add(lo, hi);
 }
 
 // Tier 2: S - 1 = (k - 1) + rest of a row relative to its finite max mx in
@@ -143,83 +143,119 @@ inline void lse_lanes(const double* hi, const double* lo, const double* z, doubl
   VW::to_array(VW::add(VW::load(hi), ls), lse);
 }
 
-// Tier 1 of row xr: its max mx (NaN ignored), the reference e = floor(mx
-// log2 e) as hi + lo = e ln2 and z = S - 1, S = sum exp(x) 2^-e in [1, 2n];
-// false: the row is not for tier 1 (a max beyond the table's range, +-inf
-// or all -inf; or a NaN, z then NaN).
-template <class VN, class X>
-inline bool table_row(const float* xr, size_t n, const X& texp, double& mx, double& hi, double& lo, double& z) {
-  mx = row_max<VN>(xr, n);
-  if (!(mx >= -kTable32Limit && mx <= kTable32Limit)) return false;
-  const double e = std::floor(mx * kLog2e);
-  hi = e * ExpCoeffs<double>::ln2_hi31;  // exact: |e| < 2^22
-  lo = e * ExpCoeffs<double>::ln2_lo31;
-  z = table_sum<VN>(xr, n, texp, e) - 1.0;
-  return z == z;
-}
+// Rows go in sets of K G (G the float64 lane count): first the set's
+// maxima, then each row's table lane sums (no row waits on its own max's
+// lane reduction), then per G rows their lane sums transposed and added
+// across (a balanced tree of float64 adds, as the per-row lane sum's), and
+// e ln2 + log1p(S - 1) and the certificate in one vector, the K vectors'
+// chains side by side (one set's chain, two divisions and the series, was
+// a third of a batch of rows of 32 on AVX-512); a set whose rows all pass
+// stores its results at once. The rest go lane by lane through tiers 1-3.
+constexpr size_t kSetVectors = 2;
 
 template <class VN>
 void logsumexp_rows_direct(const float* x, float* out, float* sign, size_t rows, size_t n, unsigned char* flag) {
   using VW = typename VN::wide;
   using X = Table32Exp<VN, (VN::exp_table32_size < 16)>;
-  constexpr size_t G = VW::width;
+  constexpr size_t G = VW::width, K = kSetVectors, S = K * G;
   const X texp;
   const double err1 = 1.01 * table_err<X>();
-  for (size_t r0 = 0; r0 < rows; r0 += G) {
-    const size_t g = rows - r0 < G ? rows - r0 : G;
-    alignas(64) double hi[G], lo[G], z[G], log_s[G], lse[G], pass[G];
-    double mx[G];
-    // 0: nothing left to do (no row, or flagged), 1: tier 1, 2: tier 2.
-    int tier[G];
-    bool wide = false;
-    for (size_t l = 0; l < G; ++l) {
-      hi[l] = lo[l] = z[l] = 0.0;
-      tier[l] = 0;
-      if (l >= g) continue;
-      const float* xr = x + (r0 + l) * n;
-      flag[r0 + l] = 0;
-      if (table_row<VN>(xr, n, texp, mx[l], hi[l], lo[l], z[l])) {
-        tier[l] = 1;
-        continue;
-      }
-      // A max beyond the table's range: tier 2 (a NaN z: a NaN in the row).
-      const bool beyond = lane_finite(mx[l]) && !(mx[l] >= -kTable32Limit && mx[l] <= kTable32Limit);
-      hi[l] = lo[l] = 0.0;
-      z[l] = beyond ? wide_sum_minus_one<VW>(xr, n, mx[l]) : kNaN;
-      if (z[l] == z[l]) {
-        hi[l] = mx[l];
-        tier[l] = 2;
-        wide = true;
+  for (size_t r0 = 0; r0 < rows; r0 += S) {
+    const size_t g = rows - r0 < S ? rows - r0 : S;
+    alignas(64) double mx[S], eref[S], part[S * G], cols[S * G];
+    alignas(64) double hi[S], lo[S], z[S], log_s[S], lse[S], pass[S], nan_lane[S];
+    // Lanes >= g, and rows beyond the table's range (+-inf, all -inf too),
+    // are ordinary lanes of S = 1 in tier 1, their results unused.
+    bool table[S];
+    for (size_t l = 0; l < S; ++l) {
+      mx[l] = l < g ? row_max<VN>(x + (r0 + l) * n, n) : 0.0;
+      table[l] = mx[l] >= -kTable32Limit && mx[l] <= kTable32Limit;
+    }
+    for (size_t k = 0; k < K; ++k) {
+      // e = floor(max log2 e) in one vector (std::floor is a library call
+      // per row); 0 beyond the table's range.
+      const Reg<VW> vmx = VW::load(mx + k * G);
+      const Reg<VW> t = VW::mul(vmx, VW::set1(kLog2e)), r = VW::round(t);
+      const Reg<VW> fl = VW::select(VW::gt(r, t), VW::sub(r, VW::set1(1.0)), r);
+      const auto beyond = VW::not_le(VW::max(vmx, VW::sub(VW::set1(0.0), vmx)), VW::set1(kTable32Limit));
+      VW::store(eref + k * G, VW::select(beyond, VW::set1(0.0), fl));
+    }
+    for (size_t l = 0; l < S; ++l) {
+      if (l < g && table[l]) {
+        VW::store(part + l * G, table_lane_sums<VN>(x + (r0 + l) * n, n, texp, eref[l]));
       } else {
-        z[l] = 0.0;
-        flag[r0 + l] = 1;  // +-inf, all -inf, NaN
+        VW::store(part + l * G, VW::set1(0.0));
+        part[l * G] = X::kScale;
       }
     }
-    lse_lanes<VW>(hi, lo, z, log_s, lse);
-    {
+    typename VW::mask fails[K];
+    bool all = true;
+    for (size_t k = 0; k < K; ++k) {
+      transpose_block<VW>(part + k * G * G, G, cols + k * G * G, G);
+      Reg<VW> c[G];
+      for (size_t i = 0; i < G; ++i) c[i] = VW::load(cols + (k * G + i) * G);
+      Reg<VW> sum = tree_sum<VW, 0, G>(c);
+      // S = sum / kScale, by its rounded reciprocal (table_err).
+      if constexpr (X::kScale != 1.0) sum = VW::mul(sum, VW::set1(1.0 / X::kScale));
+      // A NaN row's z is NaN: 0 for log1p, the row flagged below.
+      Reg<VW> vz = VW::sub(sum, VW::set1(1.0));
+      const auto nan = VW::notfinite(vz);
+      vz = VW::select(nan, VW::set1(0.0), vz);
+      const Reg<VW> ve = VW::load(eref + k * G);
+      // e ln2_hi31 is exact (|e| < 2^22).
+      const Reg<VW> ls = VW::add(VW::mul(ve, VW::set1(ExpCoeffs<double>::ln2_lo31)), log1p_small<VW>(vz));
+      const Reg<VW> v = VW::add(VW::mul(ve, VW::set1(ExpCoeffs<double>::ln2_hi31)), ls);
       // Tier 1's certificate first by the lanes' float32 spacing
       // (f32_spacing_fails); the rows it misses by up to 2x are tested
       // exactly (certified_f32).
-      const Reg<VW> v = VW::load(lse);
       const Reg<VW> size = VW::max(v, VW::sub(VW::set1(0.0), v));
-      const Reg<VW> e = VW::fmadd(size, VW::set1(0x1p-50), VW::set1(err1 + 0x1p-47));
-      VW::to_array(VW::select(f32_spacing_fails<VW>(e, size), VW::set1(0.0), VW::set1(1.0)), pass);
+      const Reg<VW> bound = VW::fmadd(size, VW::set1(0x1p-50), VW::set1(err1 + 0x1p-47));
+      fails[k] = VW::mask_or(nan, f32_spacing_fails<VW>(bound, size));
+      VW::store(nan_lane + k * G, VW::select(nan, VW::set1(1.0), VW::set1(0.0)));
+      VW::store(lse + k * G, v);
+      all = all && !VW::any(fails[k]);
     }
-    for (size_t l = 0; l < g; ++l) {
-      if (tier[l] != 1) continue;
-      if (pass[l] != 0.0 || certified_f32(lse[l], err1 + 0x1p-50 * (std::fabs(lse[l]) + 8.0))) {
+    for (size_t l = 0; l < g; ++l) all = all && table[l];
+    if (all) {
+      for (size_t l = 0; l < g; ++l) {
+        out[r0 + l] = static_cast<float>(lse[l]);
+        flag[r0 + l] = 0;
+        if (sign) sign[r0 + l] = 1.0f;
+      }
+      continue;
+    }
+    for (size_t k = 0; k < K; ++k) VW::store(pass + k * G, VW::select(fails[k], VW::set1(0.0), VW::set1(1.0)));
+    // 0: nothing left to do (no row, finished or flagged), 2: tier 2.
+    int tier[S];
+    bool wide = false;
+    for (size_t l = 0; l < S; ++l) {
+      tier[l] = 0;
+      hi[l] = lo[l] = z[l] = 0.0;
+      if (l >= g) continue;
+      const bool nan_row = nan_lane[l] != 0.0;
+      flag[r0 + l] = 0;
+      if (table[l] && !nan_row &&
+          (pass[l] != 0.0 || certified_f32(lse[l], err1 + 0x1p-50 * (std::fabs(lse[l]) + 8.0)))) {
         out[r0 + l] = static_cast<float>(lse[l]);
         continue;
       }
-      const float* xr = x + (r0 + l) * n;
-      hi[l] = mx[l];
-      lo[l] = 0.0;
-      z[l] = wide_sum_minus_one<VW>(xr, n, mx[l]);
-      tier[l] = 2;
-      wide = true;
+      // Tier 2: rows tier 1 cannot certify, and those beyond the table's
+      // range (a NaN z: a NaN in the row; +-inf or all -inf: flagged).
+      if ((table[l] && !nan_row) || (!table[l] && lane_finite(mx[l]))) {
+        z[l] = wide_sum_minus_one<VW>(x + (r0 + l) * n, n, mx[l]);
+        if (z[l] == z[l]) {
+          hi[l] = mx[l];
+          tier[l] = 2;
+          wide = true;
+          continue;
+        }
+        z[l] = 0.0;
+      }
+      flag[r0 + l] = 1;  // +-inf, all -inf, NaN
     }
     if (wide) {
-      lse_lanes<VW>(hi, lo, z, log_s, lse);
+      for (size_t k = 0; k < K; ++k)
+        lse_lanes<VW>(hi + k * G, lo + k * G, z + k * G, log_s + k * G, lse + k * G);
       for (size_t l = 0; l < g; ++l) {
         if (tier[l] != 2) continue;
         // Near lse = 0 (as lse_plain_group): the per-row path's double-double sum.
