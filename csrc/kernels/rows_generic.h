@@ -578,9 +578,10 @@ inline typename VW::mask f32_spacing_fails(Reg<VW> err, Reg<VW> size) {
 // in buf: lse = m + log S with S summed in double-double lanes from the
 // columns, y0 = log_s (the float64 sums', within 2^-49 log S). Returns the
 // lanes among `near` whose bound does not certify the result (float32:
-// f32_spacing_fails, as lse_plain_group's Certify; float64: 2^-47 relative,
-// as lse_vector_tier in softmax_rows.h): they stay flagged for the per-row
-// path, whose scalar double-double sum decides.
+// f32_spacing_fails, as lse_plain_group's Certify; float64: 2^-47 relative
+// or the scalar sum's own bound, as lse_vector_tier in softmax_rows.h):
+// they stay flagged for the per-row path, whose scalar double-double sum
+// decides.
 template <class VN, class VW, class T>
 typename VW::mask lse_dd_half(const T* buf, size_t n, size_t h, typename VW::mask near, typename VW::mask reached,
                               Reg<VW> m, Reg<VW> log_s, Reg<VW>& lse) {
@@ -607,7 +608,7 @@ typename VW::mask lse_dd_half(const T* buf, size_t n, size_t h, typename VW::mas
   if constexpr (std::is_same<T, float>::value)
     return f32_spacing_fails<VW>(err, VW::mul(size, VW::set1(1.0 - 0x1p-15)));
   else
-    return VW::not_le(err, VW::mul(size, VW::set1(0x1p-47)));
+    return VW::not_le(err, VW::max(VW::mul(size, VW::set1(0x1p-47)), VW::set1((n + 4.0) * kLseScalarErr)));
 }
 
 // Unweighted logsumexp of the group already in buf (lanes >= g hold 1), kept
