@@ -68,8 +68,9 @@ constexpr double kDdTermErr = 0x1p-102;
 // within 2^-102 of A), about a fifth less work per term. Their terms are
 // within kDdTermErrCoarse = 2^-94: the truncation 2^-97.1 and the plain
 // terms from 12 on (at most 2^-47.2, within 2^-49.5: 2^-96.7) next to the
-// rest above (2^-102.2; table: the truncation 2^-104, the plain terms from
-// 7 on 2^-103, 2^-101.6 in all). Measured, as above: 2^-96.8.
+// rest above (2^-102.2), 2^-95.9 in all (table: the truncation 2^-104, the
+// plain terms from 7 on 2^-103, 2^-101.4 in all). Measured, as above:
+// 2^-96.8 (AVX2 and scalar), 2^-102.9 (AVX-512).
 constexpr double kDdTermErrCoarse = 0x1p-94;
 
 // The bound on |S - exact S| per 1.01 A (the head above) for N adds: the
