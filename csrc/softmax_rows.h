@@ -409,11 +409,14 @@ bool lse_accurate(const T* x, const T* b, size_t n, double max, double& lse, dou
   return lse_of_dd(s, max, lse, sign);
 }
 
-// The vector tier first (exp_dd.h, ~2^-93 relative per term): lse and sign
+// The vector tier first (exp_dd.h; float64 data: 2^-102 relative per term,
+// a bound below 2^-100.6 + 2^-52 |lse| on an unweighted row's result;
+// float32: 2^-94 per term, all its 1-ulp certificate needs): lse and sign
 // set, true, when its error bound certifies the result for T (float32: 1
-// ulp of the rounded exact result; float64: 2^-47 relative, which keeps
-// the 1e-14 the scalar sum meets down to |lse| ~ 1e-15), else false and
-// nothing set: the scalar double-double sum (lse_accurate) decides.
+// ulp of the rounded exact result; float64: 2^-47 relative, down to |lse|
+// ~ 2^-53.5, or, unweighted, the scalar sum's own bound (n + 4) 2^-100,
+// kernel_api.h's kLseScalarErr), else false and nothing set: the scalar
+// double-double sum (lse_accurate) decides.
 // lse, log_s: the float64 sums' (lse within 2^-49 |log_s| + 2^-53 |lse|):
 // rows they prove below the vector tier's reach skip it.
 template <class T>
@@ -423,8 +426,9 @@ bool lse_vector_tier(const Kernels<T>& k, const T* x, const T* b, size_t n, doub
   if (std::fabs(lse) * (1.0 + 0x1p-52) + 0x1p-49 * std::fabs(log_s) < reach) return false;
   double out[3];
   if (!g_lse_vector_tier.load(std::memory_order_relaxed) || !k.lse_dd(x, b, n, max, out)) return false;
+  const double scalar_err = b ? 0.0 : static_cast<double>(n + 4) * kLseScalarErr;
   const bool ok = std::is_same<T, float>::value ? certified<float>(out[0], out[2])
-                                                  : out[2] <= 0x1p-47 * std::fabs(out[0]);
+                                                  : out[2] <= std::max(0x1p-47 * std::fabs(out[0]), scalar_err);
   if (!ok) return false;
   lse = out[0];
   sign = out[1];

@@ -131,6 +131,7 @@ def check_tier(rows, exact, dtype, tier, where, weights=None):
         assert ok and passes == tier - (b is not None), (where, i, passes)
         got.append(lse)
     assert_contract(np.array(got, dtype), exact, dtype, where, rows)
+    return got
 
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float64], ids=["float32", "float64"])
@@ -173,31 +174,43 @@ def test_vector_tier_long_row(isa, dtype):
     assert_contract(ssm.logsumexp(col, axis=0), exact * 2, dtype, "long column", [row, row])
 
 
-def test_scalar_tier_float64(isa):
+@functools.lru_cache(maxsize=None)
+def below_reach_rows():
     """float64 rows whose exact result is the rounding left after shifting
-    them by their own log-sum-exp (|lse| ~ 1e-16): below what the vector
-    bound certifies at 2^-47 relative, so the scalar sum decides, on every
-    path."""
+    them by their own log-sum-exp, kept where that is below 2^-56 (about a
+    tenth of them): two of each length, with their exact results."""
     rng = np.random.default_rng(37)
     rows = []
     for n in (2, 3, 8, 17, 100, 1000):
-        for _ in range(2):
+        kept = 0
+        while kept < 2:
             r = rng.standard_normal(n) * 2
-            rows.append(r - float(exact_lse(r)))
-    exact = [exact_lse(r) for r in rows]
-    assert all(0 < abs(float(e)) < 1e-14 for e in exact)
+            r = r - float(exact_lse(r))
+            if 0 < abs(float(exact_lse(r))) < 2.0**-56:
+                rows.append(r)
+                kept += 1
+    return rows, [exact_lse(r) for r in rows]
+
+
+def test_below_certificate_float64(isa):
+    """float64 rows with 0 < |lse| < 2^-56, below what the vector bound
+    (2^-100.6 + 2^-52 |lse|) certifies at 2^-47 relative. Unweighted, their
+    result stands on the scalar sum's own bound, (n + 4) 2^-100 absolute,
+    which the vector bound is below: the vector tier decides. Weighted (by
+    ones), the scalar sum does. Every path."""
+    rows, exact = below_reach_rows()
     for n in sorted({r.size for r in rows}):
         sel = [i for i, r in enumerate(rows) if r.size == n]
         batch = np.array([rows[i] for i in sel])
         ex = [exact[i] for i in sel]
-        check_tier(batch, ex, np.float64, SCALAR_TIER, f"row n={n}")
-        check_tier(batch, ex, np.float64, SCALAR_TIER, f"weighted row n={n}", np.ones_like(batch))
-        assert_contract(ssm.logsumexp(batch, axis=-1), ex, np.float64, f"batch n={n}", batch)
+        assert_dd_bound(check_tier(batch, ex, np.float64, VECTOR_TIER, f"row n={n}"), ex, batch, f"row n={n}")
+        got = check_tier(batch, ex, np.float64, SCALAR_TIER, f"weighted row n={n}", np.ones_like(batch))
+        assert_dd_bound(got, ex, batch, f"weighted row n={n}")
+        assert_dd_bound(ssm.logsumexp(batch, axis=-1), ex, batch, f"batch n={n}")
         res, sgn = ssm.logsumexp(batch, axis=-1, b=np.ones_like(batch), return_sign=True)
         assert np.all(sgn == 1)
-        assert_contract(res, ex, np.float64, f"weighted batch n={n}", batch)
-        strided = ssm.logsumexp(np.ascontiguousarray(batch.T), axis=0)
-        assert_contract(strided, ex, np.float64, f"strided n={n}", batch)
+        assert_dd_bound(res, ex, batch, f"weighted batch n={n}")
+        assert_dd_bound(ssm.logsumexp(np.ascontiguousarray(batch.T), axis=0), ex, batch, f"strided n={n}")
 
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float64], ids=["float32", "float64"])
@@ -217,3 +230,49 @@ def test_scalar_tier_forced(isa, dtype):
             check_tier(r[None, :], exact[i : i + 1], dtype, SCALAR_TIER, f"weighted n={r.size}", np.ones_like(r)[None, :])
     finally:
         _core.testing.set_lse_vector_tier(True)
+
+
+def assert_dd_bound(got, exact, rows, where):
+    """float64 results of the double-double tiers: within 2^-47 relative, or
+    within (n + 4) 2^-100 absolute (the scalar sum's own bound), besides
+    the contract."""
+    assert_contract(got, exact, np.float64, where, rows)
+    for i, (g, e) in enumerate(zip(np.asarray(got).ravel(), exact)):
+        err = abs(mpmath.mpf(float(g)) - e)
+        assert err <= max(2.0**-47 * abs(e), (rows[i].size + 4) * 2.0**-100), (where, i, float(g), float(e))
+
+
+@functools.lru_cache(maxsize=None)
+def log_probability_cases(isa):
+    """{n: (rows, exact lse)}: float64 log-probabilities, np.log of Dirichlet
+    rows (|lse| ~ 1e-17 .. 1e-15, the rounding of their sum), and rows
+    shifted to |lse| ~ 1e-15 .. 1e-12, at lengths that reach the vector
+    tier's tails and the group kernels' sizes."""
+    rng = np.random.default_rng(43)
+    tile = tiles(isa, np.float64)["lse_dd"]
+    out = {}
+    for n in sorted({2, 3, 8, 17, 100, 1000, max(tile - 1, 2), tile + 1, 2 * tile + 3}):
+        rows = [np.log(rng.dirichlet(np.ones(n))) for _ in range(6)]
+        rows += [near_zero_row(rng, n, t, np.float64) for t in (1e-15, 1e-14, 1e-13, 1e-12)]
+        out[n] = (np.array(rows), [exact_lse(r) for r in rows])
+    return out
+
+
+def test_log_probabilities_float64(isa):
+    """float64 log-probability rows (|lse| 1e-17 .. 1e-12) on every path:
+    single rows through the row path (the vector tier decides every one:
+    2^-47 relative down to |lse| ~ 2^-53.5, the scalar sum's own bound
+    below), the group kernels, the strided path and the weighted one, all
+    within what the double-double tiers promise (mpmath at 200 bits)."""
+    for n, (rows, exact) in log_probability_cases(isa).items():
+        got = []
+        for i, row in enumerate(rows):
+            lse, passes, ok = _core.testing.lse_passes(row, None)
+            assert ok and passes == VECTOR_TIER, (n, i, passes)
+            got.append(lse)
+        assert_dd_bound(got, exact, rows, f"row n={n}")
+        assert_dd_bound(ssm.logsumexp(rows, axis=-1), exact, rows, f"batch n={n}")
+        assert_dd_bound(ssm.logsumexp(np.ascontiguousarray(rows.T), axis=0), exact, rows, f"strided n={n}")
+        res, sgn = ssm.logsumexp(rows, axis=-1, b=np.ones_like(rows), return_sign=True)
+        assert np.all(sgn == 1)
+        assert_dd_bound(res, exact, rows, f"weighted batch n={n}")

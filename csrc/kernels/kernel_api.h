@@ -48,13 +48,22 @@ constexpr double kClampLow = -2097152.0;     // -2^21: exp(x) is 0 relative to a
 constexpr double kFastExp = 1512775.0;       // floor(2^20 * log2(e))
 // expsum_lse32 (float32 table-exp terms) covers rows with |max| <= 2^13.
 constexpr double kTable32Limit = 8192.0;
+// The scalar double-double sum's own bound on an unweighted row's lse
+// (lse_accurate in softmax_rows.h): (n + 4) kLseScalarErr absolute. A
+// float64 result of the vector tier whose bound is below it stands even
+// where it does not certify 2^-47 relative: the scalar sum could not do
+// better.
+constexpr double kLseScalarErr = 0x1p-100;
 // Below these |lse| (float32, float64) the vector tier of the log-sum-exp
-// near 0 (Kernels::lse_dd; its terms are within 2^-93) cannot certify the
-// result (float32: 1 ulp; float64: 2^-47 relative), so rows whose float64
-// sum proves |lse| below them go straight to the scalar double-double sum.
-// A speed choice only: either tier's result is checked.
+// near 0 (Kernels::lse_dd; exp_dd.h) cannot certify the result (float32: 1
+// ulp, its terms within 2^-94; float64: 2^-47 relative, its bound on an
+// unweighted row below 2^-100.6 + 2^-52 |lse|), so rows whose float64 sum
+// proves |lse| below them go straight to the scalar double-double sum. A
+// speed choice only: either tier's result is checked. float64: none, as
+// unweighted rows' results stand on kLseScalarErr (a weighted row below
+// 2^-54, which needs 2^-47 relative, tries the vector tier in vain).
 constexpr double kLseDdReach32 = 0x1p-67;
-constexpr double kLseDdReach64 = 0x1p-45;
+constexpr double kLseDdReach64 = 0.0;
 
 // Loop geometry of a kernel table, for tests that must reach every vector
 // tail: name -> elements (a kernel's main-loop step, a block, a panel). Filled

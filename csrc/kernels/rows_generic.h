@@ -584,34 +584,37 @@ inline typename VW::mask f32_spacing_fails(Reg<VW> err, Reg<VW> size) {
 // in buf: lse = m + log S with S summed in double-double lanes from the
 // columns, y0 = log_s (the float64 sums', within 2^-49 log S). Returns the
 // lanes among `near` whose bound does not certify the result (float32:
-// f32_spacing_fails, as lse_plain_group's Certify; float64: 2^-47 relative,
-// as lse_vector_tier in softmax_rows.h): they stay flagged for the per-row
-// path, whose scalar double-double sum decides.
+// f32_spacing_fails, as lse_plain_group's Certify; float64: 2^-47 relative
+// or the scalar sum's own bound, as lse_vector_tier in softmax_rows.h):
+// they stay flagged for the per-row path, whose scalar double-double sum
+// decides.
 template <class VN, class VW, class T>
 typename VW::mask lse_dd_half(const T* buf, size_t n, size_t h, typename VW::mask near, typename VW::mask reached,
                               Reg<VW> m, Reg<VW> log_s, Reg<VW>& lse) {
   constexpr size_t W = VN::width, WW = VW::width;
   const Reg<VW> zero = VW::set1(0.0);
-  DdReg<VW> acc{zero, zero};
+  constexpr bool Fine = std::is_same<T, double>::value;  // exp_dd.h
+  DdSum<VW> acc = dd_sum_zero<VW>();
   Reg<VW> unused;
   for (size_t j = 0; j < n; ++j) {
     const Reg<VW> xw = VW::load(buf + j * W + h * WW);
-    dd_add_lanes<VW>(acc, dd_term<VW, false>(xw, xw, m, unused, unused));
+    dd_sum_add<VW, Fine>(acc, dd_term<VW, false, Fine>(xw, xw, m, unused, unused));
   }
   // S >= 1 in an ordinary lane (the max's own term), whose error bound is
-  // then within a constant relative (exp_dd.h: the terms, n + 2 adds, n
-  // entries at most 2^-865 each).
+  // then within a constant relative (exp_dd.h: the terms, the carry of n
+  // adds, its fold, n entries at most 2^-865 each).
   const double adds = static_cast<double>(n + 2);
-  const double rel = (kDdTermErr + adds * 0x1p-102) * 1.02 + adds * 0x1p-865;
+  const double rel = dd_sum_err<Fine>(adds) * 1.02 + 0x1p-105 + adds * 0x1p-865;
+  const DdReg<VW> total = dd_sum_value<VW>(acc);
   Reg<VW> err;
-  lse_from_dd<VW>(m, acc.hi, acc.lo, log_s, VW::set1(rel), lse, err);
+  lse_from_dd<VW, Fine>(m, total.hi, total.lo, log_s, VW::set1(rel), lse, err);
   // Lanes not near pass; near lanes beyond the reach fail.
   err = VW::select(reached, err, VW::select(near, VW::set1(kInf), zero));
   const Reg<VW> size = VW::max(lse, VW::sub(zero, lse));
   if constexpr (std::is_same<T, float>::value)
     return f32_spacing_fails<VW>(err, VW::mul(size, VW::set1(1.0 - 0x1p-15)));
   else
-    return VW::not_le(err, VW::mul(size, VW::set1(0x1p-47)));
+    return VW::not_le(err, VW::max(VW::mul(size, VW::set1(0x1p-47)), VW::set1((n + 4.0) * kLseScalarErr)));
 }
 
 // Unweighted logsumexp of the group already in buf (lanes >= g hold 1), kept
