@@ -379,15 +379,35 @@ class RowSampler {
     return kFine;
   }
 
-  // max and shift = lse - max (log-sum-exp at temperature 1) in one pass:
-  // expsum_lse's float64 sum and its certified shift (softmax_rows.h, the
-  // first pass of log_softmax: raw logprobs are log_softmax's values, to its
-  // accuracy), else the exact online max-relative pass.
+  // max and shift = lse - max (log-sum-exp at temperature 1) in one pass,
+  // the first pass of log_softmax (softmax_rows.h: raw logprobs are
+  // log_softmax's values, to its accuracy): for float32 rows its float32
+  // table-exp sum (expsum_lse32, after the cheaper expsum_lse32_fast where
+  // offered), certified by lse32_shift for the float64 write, which is what
+  // the logprob is ((x - max) - shift in float64, rounded once); else, or
+  // where that is not certified (a dominant entry, a row out of the table's
+  // range, NaN or +inf), expsum_lse's float64 sum and its certified shift;
+  // else the exact online max-relative pass.
   Fault max_lse(double& max, double& shift) {
     const Settings st = settings();  // the cut of Chunking: the same chunks
     const detail::Ctx<T> c{sm_, st.chunk_elements, st.chunked_row, false, parallel_ && n_ >= st.parallel_min, 1};
-    const ExpSum f = detail::reduce_chunks(
-        c, n_, [&](size_t b, size_t len) { return sm_.expsum_lse(x_ + b, len); }, detail::combine_sums);
+    auto first_pass = [&](auto kernel) {
+      return detail::reduce_chunks(c, n_, [&](size_t b, size_t len) { return kernel(x_ + b, len); },
+                                   detail::combine_sums);
+    };
+    if (sm_.expsum_lse32 && n_ >= detail::kLse32MinRow) {
+      const bool fast = sm_.expsum_lse32_fast && n_ >= detail::kLse32FastMinRow;
+      ExpSum f = fast ? first_pass([&](const T* p, size_t len) { return sm_.expsum_lse32_fast(p, nullptr, len); })
+                      : first_pass(sm_.expsum_lse32);
+      bool certified = detail::lse32_shift(f, shift) != detail::Lse32Write::None;
+      if (fast && !certified && detail::lse32_retry(f, sm_.lse32_err_rest))
+        certified = detail::lse32_shift(f = first_pass(sm_.expsum_lse32), shift) != detail::Lse32Write::None;
+      if (certified) {
+        max = f.max;
+        return kFine;
+      }
+    }
+    const ExpSum f = first_pass(sm_.expsum_lse);
     if (f.special) return kNaN;
     max = f.max;
     if (detail::certified_shift<T>(f, shift)) return kFine;
