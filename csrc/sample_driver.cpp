@@ -647,37 +647,44 @@ class RowSampler {
 
   // Whether top-p keeps the tokens of value v (the drawn winner's): the
   // tokens above v weigh < top_p of the row's mass. Decided first by the
-  // coarse pass (float32 rows), which also finds the row's max when it is not
-  // known (max = -inf on entry): its reference is then v, and a row whose max
-  // lies too far above v for the coarse masses' range takes it once more
-  // from the max. Where the coarse bound cannot tell, the estimate pass with
-  // v as its pivot (Judge's first comparison in estimated_threshold, the
-  // same bound), float32 then float64 lanes. 1 kept, 0 not, -1 still open;
-  // max is the row's max on return.
-  int top_p_keeps(double v, double inv_temp, double top_p, double& max) {
-    double ref = max > -kInfD ? max : v;
-    for (int attempt = 0; attempt < 2 && sk_.mass_coarse; ++attempt) {
-      CoarseMass c;
-      if (!coarse(ref, inv_temp, v, c)) break;
-      const double s = inv_temp * ExpCoeffs<double>::log2e;
-      if (!((c.max - ref) * s <= 126)) {  // the masses above ref may have left the float32 range
-        ref = c.max;
-        continue;
-      }
-      max = c.max;
-      // relative to the max: times 2^((ref - max) s) <= 1 (its rounding in rel)
-      const double k = ref == max ? 1.0 : std::exp2((ref - max) * s);
+  // coarse pass (float32 rows) with v as its pivot and, when the row's max
+  // is not known (max = -inf on entry), as its reference too. The coarse
+  // masses need every x within 126 binary orders above the reference,
+  // which the winner of the unfiltered draw guarantees: its score
+  // fl(fl(x_w a) + fl(g_w 2^-s)) (a = fl(inv_temp 2^-s), gumbel_generic.h)
+  // is the largest, g lies in [-3.13, 31.19] and |x_w a| <= 2^12 2^-s (the
+  // pass's own range check), so an x with x a >= x_w a + 34.4 2^-s would
+  // score at least fl(x_w a + 31.25 2^-s), more than x_w's at most fl(x_w a
+  // + 31.21 2^-s) (both roundings of the scores below 2^-12 2^-s): every x
+  // lies below x_w + 34.4 (1 + 2^-23) T, 49.7 binary orders. So the pass
+  // keeps no running max (need_max: min-p, which needs it, asks for it).
+  // The sums are scaled by a power of two into [1, 2) (fixed_from's range);
+  // the exact masses' rounding, 2^-65 of the max's mass each, is bounded
+  // through the total, which holds the max's mass. Where the coarse bound
+  // cannot tell, the estimate pass with v as its pivot (Judge's first
+  // comparison in estimated_threshold, the same bound), float32 then
+  // float64 lanes. 1 kept, 0 not, -1 still open; max is the row's max on
+  // return but for 1 without need_max (then left as on entry).
+  int top_p_keeps(double v, double inv_temp, double top_p, bool need_max, double& max) {
+    const bool known = max > -kInfD, find_max = !known && need_max;
+    CoarseMass c;
+    if (sk_.mass_coarse && coarse(known ? max : v, inv_temp, v, find_max, c) && c.above + c.rest > 0) {
+      if (find_max) max = c.max;
+      const double k = std::ldexp(1.0, -std::ilogb(c.above + c.rest));  // exact
       MassEstimate r;
       r.above[0] = c.above * k;
       r.total = (c.above + c.rest) * k;
       r.above_round[0] = c.round * k + r.above[0] * 0x1p-50;
       r.total_round = c.round * k + r.total * 0x1p-50;
       r.rel = kCoarseRel + 0x1p-40;
-      r.abs = static_cast<double>(c.count) * 0x1p-65;  // the exact masses' rounding to 2^-64 (kEstimateAbs)
+      const double count = static_cast<double>(c.count);
+      const double top = (1 + kCoarseRel) * r.total + r.total_round + count * 0x1p-124 * k;  // >= the max's mass
+      r.abs = count * 0x1p-65 * top * (1 + 0x1p-40);  // kEstimateAbs per element, at the max's scale
       Judge judge{top_p * r.total, estimate_error(r, top_p)};
       const bool below = judge.below(fixed_from(r.above[0]));
-      if (!judge.undecided) return below ? 1 : 0;
-      break;
+      if (!judge.undecided && below) return 1;
+      if (!(max > -kInfD)) this->max(max);
+      if (!judge.undecided) return 0;
     }
     if (!(max > -kInfD)) this->max(max);
     std::vector<double> none;
@@ -693,11 +700,11 @@ class RowSampler {
 
   // SampleKernels::mass_coarse over every chunk, summed: false where the
   // kernel cannot take ref and inv_temp.
-  bool coarse(double ref, double inv_temp, double pivot, CoarseMass& sum) {
+  bool coarse(double ref, double inv_temp, double pivot, bool find_max, CoarseMass& sum) {
     std::vector<CoarseMass> part(ch_.count);
     std::vector<char> ok(ch_.count, 0);
     for_chunks(ch_, parallel_, [&](size_t c) {
-      ok[c] = sk_.mass_coarse(x_ + ch_.lo(c), ch_.len(c), ref, inv_temp, pivot, &part[c]) ? 1 : 0;
+      ok[c] = sk_.mass_coarse(x_ + ch_.lo(c), ch_.len(c), ref, inv_temp, pivot, find_max, &part[c]) ? 1 : 0;
     });
     for (size_t c = 0; c < ch_.count; ++c) {
       if (!ok[c]) return false;
@@ -1052,7 +1059,7 @@ Fault sample_row(const T* x, size_t n, size_t r, const SampleRequest& req, bool 
     f = rs.draw(noise_row, key, inv_temp, -kInfD, w);
     if (f != kFine) return f;
     const double xw = static_cast<double>(x[w]);
-    int keeps = rs.top_p_keeps(xw, inv_mass, req.top_p[r], max);
+    int keeps = rs.top_p_keeps(xw, inv_mass, req.top_p[r], use_m, max);
     if (keeps == 0) p_below = xw;  // the tokens above xw weigh >= top_p: the threshold lies above it
     if (keeps == 1 && use_m && xw < min_p_threshold<T>(max, inv_temp, req.min_p[r])) keeps = 0;
     (keeps == 1 ? g_first_kept : keeps == 0 ? g_first_dropped : g_first_undecided)
@@ -1281,10 +1288,10 @@ double top_p_floor(const T* x, size_t n, double temperature, double top_p, bool 
                             exact);
 }
 
-std::array<double, 5> top_p_coarse(const float* x, size_t n, double ref, double inv_temp, double pivot) {
+std::array<double, 5> top_p_coarse(const float* x, size_t n, double ref, double inv_temp, double pivot, bool find_max) {
   CoarseMass c;
   const auto pass = sample_for<float>(active_sample()).mass_coarse;
-  const bool ok = pass && pass(x, n, ref, inv_temp, pivot, &c);
+  const bool ok = pass && pass(x, n, ref, inv_temp, pivot, find_max, &c);
   return {ok ? 1.0 : 0.0, c.above, c.rest, c.round, c.max};
 }
 
