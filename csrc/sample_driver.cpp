@@ -17,9 +17,9 @@
 //                            a threshold on z found without a pass)
 //   top_p (no logprobs or "raw"): 2 in about top_p of the calls (the
 //                            unfiltered draw, then the coarse pass that
-//                            checks its winner against the filters and
-//                            finds the max); otherwise those 2, then the
-//                            search below without its max pass
+//                            checks its winner against the filters, and
+//                            finds the max for min-p); otherwise those 2,
+//                            the max pass where not known, then the search
 //   top_p:                   3 typically (max; one mass pass that also
 //                            collects the values of the zone a sample of the
 //                            row predicts for the threshold; the masked
@@ -41,11 +41,12 @@
 //                            no mass pass; their finite values are
 //                            collected (a read) and each one's exact mass
 //                            computed once, for the total and the finish.
-//   logprobs="raw":          + 1 (max and log-sum-exp in one pass: the fast
-//                            float64 sum of log_softmax's first pass and its
-//                            certified shift lse - max; the exact online pass
-//                            only where that is not certified) unless it
-//                            replaces the max pass
+//   logprobs="raw":          + 1 (max and log-sum-exp in one pass:
+//                            log_softmax's first pass, for float32 rows its
+//                            float32 table-exp sum, and its certified shift
+//                            lse - max; the float64 sum, then the exact
+//                            online pass, only where that is not certified)
+//                            unless it replaces the max pass
 //   logprobs="processed":    + 1 (the kept mass) unless known from top-k or top-p
 //
 // Short rows (those the Gumbel short-row kernel takes) with one temperature
