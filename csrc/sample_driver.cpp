@@ -390,8 +390,7 @@ class RowSampler {
   // range, NaN or +inf), expsum_lse's float64 sum and its certified shift;
   // else the exact online max-relative pass.
   Fault max_lse(double& max, double& shift) {
-    const Settings st = settings();  // the cut of Chunking: the same chunks
-    const detail::Ctx<T> c{sm_, st.chunk_elements, st.chunked_row, false, parallel_ && n_ >= st.parallel_min, 1};
+    const detail::Ctx<T> c = ctx();
     auto first_pass = [&](auto kernel) {
       return detail::reduce_chunks(c, n_, [&](size_t b, size_t len) { return kernel(x_ + b, len); },
                                    detail::combine_sums);
@@ -431,6 +430,43 @@ class RowSampler {
       if (p.max > -kInfD) sum += (p.m + p.m_lo) * std::exp(p.max - max);
     shift = std::log(sum);
     return kFine;
+  }
+
+  // The row passes' context (softmax_rows.h) with the cut of Chunking: the same chunks.
+  detail::Ctx<T> ctx() const {
+    const Settings st = settings();
+    return detail::Ctx<T>{sm_, st.chunk_elements, st.chunked_row, false, parallel_ && n_ >= st.parallel_min, 1};
+  }
+
+  // Raw logprobs of a top-k draw (float32 rows) from logsumexp's own pass
+  // (expsum_fast, no max: cheaper than log_softmax's first pass) where the
+  // drawn token's logprob y = x - lse is large enough for that sum's bound
+  // (~4-6 2^-24 relative, so |y| >= ~4.5): where lse - max, guessed from the
+  // k candidates (value, best first, max = value[0]) and 64 values spread
+  // over the row, is at least kRawFastShift. A guess only: the token's
+  // bound is checked (raw_fast_logprob), else max_lse runs.
+  static constexpr double kRawFastShift = 6.5;
+  bool raw_fast_likely(double max, const std::vector<double>& value) const {
+    if (!std::is_same<T, float>::value || value.empty() || n_ < 1024) return false;
+    double top = 0, rest = 0;
+    for (const double v : value) top += std::exp(v - max);
+    const double kth = value.back();
+    for (size_t j = 0; j < 64; ++j) {
+      const double v = static_cast<double>(x_[(n_ - 1) * j / 63]);
+      if (v < kth) rest += std::exp(v - max);
+    }
+    const double guess = std::log(top + rest * static_cast<double>(n_ - value.size()) / 64.0);
+    return guess >= kRawFastShift;
+  }
+
+  // logsumexp's pass: lse = hi + lo within err; false where the sum is out of its range.
+  bool fast_lse(double& hi, double& lo, double& err) {
+    const ExpSum f = detail::reduce_chunks(
+        ctx(), n_, [&](size_t b, size_t len) { return sm_.expsum_fast(x_ + b, len); }, detail::combine_sums);
+    if (f.special || !detail::fast_ok(f.m, f.e)) return false;
+    detail::lse_parts(0.0, f.e, f.m, hi, lo);
+    err = detail::lse_abs_err(hi, detail::sum_rel_err(f, kInfD));  // the bound at any lse - max
+    return true;
   }
 
   uint64_t first_index_of(double v) const {
@@ -1031,6 +1067,8 @@ Fault sample_row(const T* x, size_t n, size_t r, const SampleRequest& req, bool 
   const bool first = !use_k && !greedy && use_p && mode != 2 && !floor_out &&
                      g_draw_first.load(std::memory_order_relaxed);
   double max = -kInfD, shift = 0;  // shift: lse - max (logprobs="raw")
+  bool raw_fast = false;           // top-k's raw logprobs from lse = lse_hi + lse_lo (within lse_err)
+  double lse_hi = 0, lse_lo = 0, lse_err = 0;
   double p_below = -kInfD;         // a value top-p's threshold is known to lie above
   RowScratch& scratch = row_scratch();
   std::vector<double>& value = scratch.value;
@@ -1040,7 +1078,10 @@ Fault sample_row(const T* x, size_t n, size_t r, const SampleRequest& req, bool 
   if (use_k) {
     f = rs.select(k, value, index, extra_ties, false);
     if (f == kFine && !value.empty()) max = value[0];
-    if (f == kFine && mode == 1 && max > -kInfD) f = rs.max_lse(max, shift);
+    if (f == kFine && mode == 1 && max > -kInfD) {
+      raw_fast = rs.raw_fast_likely(max, value) && rs.fast_lse(lse_hi, lse_lo, lse_err);
+      if (!raw_fast) f = rs.max_lse(max, shift);
+    }
   } else if (mode == 1) {
     f = rs.max_lse(max, shift);
   } else if (greedy || use_p || use_m || mode == 2) {
@@ -1155,6 +1196,19 @@ Fault sample_row(const T* x, size_t n, size_t r, const SampleRequest& req, bool 
   if (f != kFine) return f;
   token_out = static_cast<int64_t>(token);
   const double xt = static_cast<double>(x[token]);
+  if (mode == 1 && raw_fast) {
+    // y = (x - hi) - lo in float64, rounded once to the output: certified as
+    // lse32_shift's float64 write is (1.4 2^-24 |y| of the 2-ulp budget),
+    // the float64 roundings (2^-52 each) added to lse's error
+    const double y = (xt - lse_hi) - lse_lo;
+    const double d = lse_err + 0x1p-51 * (std::fabs(y) + std::fabs(lse_lo));
+    if (d <= 1.4 * 0x1p-24 * (std::fabs(y) - d)) {
+      logprob_out = y;
+      return kFine;
+    }
+    f = rs.max_lse(max, shift);
+    if (f != kFine) return f;
+  }
   if (mode == 1) logprob_out = (xt - max) - shift;
   if (mode == 2) logprob_out = greedy ? 0.0 : (xt == max ? 0.0 : (xt - max) * inv_temp) - std::log(fixed_value(kept));
   return kFine;

@@ -108,3 +108,27 @@ def test_raw_across_the_shift_certificates(isa, dtype, n):
     for params in (dict(), dict(temperature=0.7, top_p=0.95), dict(temperature=2.0, top_k=5)):
         tokens, raw = ssm.sample(x, rng=3, logprobs="raw", **params)
         assert_raw_close(x, tokens, raw)
+
+
+@pytest.mark.parametrize("threads", [1, 2])
+def test_raw_top_k_from_the_logsumexp_pass(isa, small_chunks, threads):
+    """float32 top-k draws take their raw logprob from logsumexp's own pass
+    where lse - max, guessed from the candidates and 64 values spread over
+    the row, is large, and the token's bound is checked: N(0, 1) rows of
+    20,000 (lse - max ~ 7: that pass), and rows whose spread sample
+    overstates the rest (the 64 sampled values 0, the others -30, five at 3:
+    guessed ~6.9, in truth ~2.1, so the bound fails and log_softmax's pass
+    runs)."""
+    small_chunks(threads)
+    g = np.random.default_rng(12)
+    n = 20_000
+    normal = g.normal(0, 1, (3, n))
+    decoy = np.full((3, n), -30.0)
+    decoy[:, (n - 1) * np.arange(64) // 63] = 0.0
+    decoy[:, [5, 777, 4321, 9999, 15000]] = 3.0
+    for x in (normal.astype(np.float32), decoy.astype(np.float32)):
+        for params in (dict(top_k=5, temperature=0.7), dict(top_k=50, top_p=0.9, min_p=0.05, temperature=0.7)):
+            for seed in range(3):
+                tokens, raw = ssm.sample(x, rng=seed, logprobs="raw", **params)
+                np.testing.assert_array_equal(tokens, ssm.sample(x, rng=seed, **params))
+                assert_raw_close(x, tokens, raw)
