@@ -46,7 +46,10 @@
 //                            float32 table-exp sum, and its certified shift
 //                            lse - max; the float64 sum, then the exact
 //                            online pass, only where that is not certified)
-//                            unless it replaces the max pass
+//                            unless it replaces the max pass; with top-k
+//                            (float32), logsumexp's own pass where the
+//                            token's logprob is likely large enough for its
+//                            bound (raw_fast_likely)
 //   logprobs="processed":    + 1 (the kept mass) unless known from top-k or top-p
 //
 // Short rows (those the Gumbel short-row kernel takes) with one temperature
