@@ -1148,9 +1148,14 @@ void value_mass(const double* v, size_t count, double ref, double inv_temp, Fixe
   }
 }
 
+// With no floor (-inf: the unfiltered draw, top-p's draw first) the
+// unmasked walk, gumbel_argmax's own: the mask of -inf is the identity and
+// costs a compare and a blend per vector of the walk's read.
 template <class V, class R, class T>
 TopkResult draw(const T* x, size_t n, uint64_t start, uint64_t row, const GumbelKey& key, double inv_temp, T floor,
                 Candidate* out) {
+  if (!(floor > -static_cast<T>(kInf)))
+    return topk_pruned<V, R, T, false>(x, n, start, row, key, inv_temp, 1, out, -kInf, floor);
   return topk_pruned<V, R, T, true>(x, n, start, row, key, inv_temp, 1, out, -kInf, floor);
 }
 
