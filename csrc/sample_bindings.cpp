@@ -158,10 +158,11 @@ double top_p_floor_call(const py::array& x, double temperature, double top_p, bo
              : ssm::top_p_floor<double>(static_cast<const double*>(x.data()), n, temperature, top_p, exact);
 }
 
-std::array<double, 5> top_p_coarse_call(const py::array_t<float>& x, double ref, double inv_temp, double pivot) {
+std::array<double, 5> top_p_coarse_call(const py::array_t<float>& x, double ref, double inv_temp, double pivot,
+                                        bool find_max) {
   require(x.ndim() == 1 && (x.flags() & py::array::c_style) != 0, "x must be 1-D, contiguous float32");
   py::gil_scoped_release release;
-  return ssm::top_p_coarse(x.data(), static_cast<size_t>(x.shape(0)), ref, inv_temp, pivot);
+  return ssm::top_p_coarse(x.data(), static_cast<size_t>(x.shape(0)), ref, inv_temp, pivot, find_max);
 }
 
 uint64_t estimate_collect_call(const py::array_t<float>& x, double ref, double inv_temp, double pivot, double clo,
@@ -205,9 +206,10 @@ void register_sample(py::module_& m) {
         "Testing: top-p's threshold (smallest kept logit) of one row (1, n) with a finite max, from the exact "
         "passes alone or as sample() finds it.");
   m.def("sample_top_p_coarse", &top_p_coarse_call, py::arg("x"), py::arg("ref"), py::arg("inv_temp"),
-        py::arg("pivot"),
+        py::arg("pivot"), py::arg("find_max") = true,
         "Testing: the draw-first test's coarse masses of a 1-D float32 row (one chunk) relative to ref -> "
-        "(ok, above pivot, not above, rounding bound, max); the kernel set with no such pass: ok = 0.");
+        "(ok, above pivot, not above, rounding bound, max; -inf without find_max); the kernel set with no "
+        "such pass: ok = 0.");
   m.def("sample_top_p_estimate_collect", &estimate_collect_call, py::arg("x"), py::arg("ref"), py::arg("inv_temp"),
         py::arg("pivot"), py::arg("clo"), py::arg("chi"), py::arg("out"), py::arg("cap"),
         "Testing: top-p's estimate pass over a 1-D float32 row (one chunk), its values in (clo, chi] into "

@@ -17,9 +17,9 @@
 //                            a threshold on z found without a pass)
 //   top_p (no logprobs or "raw"): 2 in about top_p of the calls (the
 //                            unfiltered draw, then the coarse pass that
-//                            checks its winner against the filters and
-//                            finds the max); otherwise those 2, then the
-//                            search below without its max pass
+//                            checks its winner against the filters, and
+//                            finds the max for min-p); otherwise those 2,
+//                            the max pass where not known, then the search
 //   top_p:                   3 typically (max; one mass pass that also
 //                            collects the values of the zone a sample of the
 //                            row predicts for the threshold; the masked
@@ -41,11 +41,15 @@
 //                            no mass pass; their finite values are
 //                            collected (a read) and each one's exact mass
 //                            computed once, for the total and the finish.
-//   logprobs="raw":          + 1 (max and log-sum-exp in one pass: the fast
-//                            float64 sum of log_softmax's first pass and its
-//                            certified shift lse - max; the exact online pass
-//                            only where that is not certified) unless it
-//                            replaces the max pass
+//   logprobs="raw":          + 1 (max and log-sum-exp in one pass:
+//                            log_softmax's first pass, for float32 rows its
+//                            float32 table-exp sum, and its certified shift
+//                            lse - max; the float64 sum, then the exact
+//                            online pass, only where that is not certified)
+//                            unless it replaces the max pass; with top-k
+//                            (float32), logsumexp's own pass where the
+//                            token's logprob is likely large enough for its
+//                            bound (raw_fast_likely)
 //   logprobs="processed":    + 1 (the kept mass) unless known from top-k or top-p
 //
 // Short rows (those the Gumbel short-row kernel takes) with one temperature
@@ -379,15 +383,34 @@ class RowSampler {
     return kFine;
   }
 
-  // max and shift = lse - max (log-sum-exp at temperature 1) in one pass:
-  // expsum_lse's float64 sum and its certified shift (softmax_rows.h, the
-  // first pass of log_softmax: raw logprobs are log_softmax's values, to its
-  // accuracy), else the exact online max-relative pass.
+  // max and shift = lse - max (log-sum-exp at temperature 1) in one pass,
+  // the first pass of log_softmax (softmax_rows.h: raw logprobs are
+  // log_softmax's values, to its accuracy): for float32 rows its float32
+  // table-exp sum (expsum_lse32, after the cheaper expsum_lse32_fast where
+  // offered), certified by lse32_shift for the float64 write, which is what
+  // the logprob is ((x - max) - shift in float64, rounded once); else, or
+  // where that is not certified (a dominant entry, a row out of the table's
+  // range, NaN or +inf), expsum_lse's float64 sum and its certified shift;
+  // else the exact online max-relative pass.
   Fault max_lse(double& max, double& shift) {
-    const Settings st = settings();  // the cut of Chunking: the same chunks
-    const detail::Ctx<T> c{sm_, st.chunk_elements, st.chunked_row, false, parallel_ && n_ >= st.parallel_min, 1};
-    const ExpSum f = detail::reduce_chunks(
-        c, n_, [&](size_t b, size_t len) { return sm_.expsum_lse(x_ + b, len); }, detail::combine_sums);
+    const detail::Ctx<T> c = ctx();
+    auto first_pass = [&](auto kernel) {
+      return detail::reduce_chunks(c, n_, [&](size_t b, size_t len) { return kernel(x_ + b, len); },
+                                   detail::combine_sums);
+    };
+    if (sm_.expsum_lse32 && n_ >= detail::kLse32MinRow) {
+      const bool fast = sm_.expsum_lse32_fast && n_ >= detail::kLse32FastMinRow;
+      ExpSum f = fast ? first_pass([&](const T* p, size_t len) { return sm_.expsum_lse32_fast(p, nullptr, len); })
+                      : first_pass(sm_.expsum_lse32);
+      bool certified = detail::lse32_shift(f, shift) != detail::Lse32Write::None;
+      if (fast && !certified && detail::lse32_retry(f, sm_.lse32_err_rest))
+        certified = detail::lse32_shift(f = first_pass(sm_.expsum_lse32), shift) != detail::Lse32Write::None;
+      if (certified) {
+        max = f.max;
+        return kFine;
+      }
+    }
+    const ExpSum f = first_pass(sm_.expsum_lse);
     if (f.special) return kNaN;
     max = f.max;
     if (detail::certified_shift<T>(f, shift)) return kFine;
@@ -410,6 +433,43 @@ class RowSampler {
       if (p.max > -kInfD) sum += (p.m + p.m_lo) * std::exp(p.max - max);
     shift = std::log(sum);
     return kFine;
+  }
+
+  // The row passes' context (softmax_rows.h) with the cut of Chunking: the same chunks.
+  detail::Ctx<T> ctx() const {
+    const Settings st = settings();
+    return detail::Ctx<T>{sm_, st.chunk_elements, st.chunked_row, false, parallel_ && n_ >= st.parallel_min, 1};
+  }
+
+  // Raw logprobs of a top-k draw (float32 rows) from logsumexp's own pass
+  // (expsum_fast, no max: cheaper than log_softmax's first pass) where the
+  // drawn token's logprob y = x - lse is large enough for that sum's bound
+  // (~4-6 2^-24 relative, so |y| >= ~4.5): where lse - max, guessed from the
+  // k candidates (value, best first, max = value[0]) and 64 values spread
+  // over the row, is at least kRawFastShift. A guess only: the token's
+  // bound is checked (raw_fast_logprob), else max_lse runs.
+  static constexpr double kRawFastShift = 6.5;
+  bool raw_fast_likely(double max, const std::vector<double>& value) const {
+    if (!std::is_same<T, float>::value || value.empty() || n_ < 1024) return false;
+    double top = 0, rest = 0;
+    for (const double v : value) top += std::exp(v - max);
+    const double kth = value.back();
+    for (size_t j = 0; j < 64; ++j) {
+      const double v = static_cast<double>(x_[(n_ - 1) * j / 63]);
+      if (v < kth) rest += std::exp(v - max);
+    }
+    const double guess = std::log(top + rest * static_cast<double>(n_ - value.size()) / 64.0);
+    return guess >= kRawFastShift;
+  }
+
+  // logsumexp's pass: lse = hi + lo within err; false where the sum is out of its range.
+  bool fast_lse(double& hi, double& lo, double& err) {
+    const ExpSum f = detail::reduce_chunks(
+        ctx(), n_, [&](size_t b, size_t len) { return sm_.expsum_fast(x_ + b, len); }, detail::combine_sums);
+    if (f.special || !detail::fast_ok(f.m, f.e)) return false;
+    detail::lse_parts(0.0, f.e, f.m, hi, lo);
+    err = detail::lse_abs_err(hi, detail::sum_rel_err(f, kInfD));  // the bound at any lse - max
+    return true;
   }
 
   uint64_t first_index_of(double v) const {
@@ -627,37 +687,44 @@ class RowSampler {
 
   // Whether top-p keeps the tokens of value v (the drawn winner's): the
   // tokens above v weigh < top_p of the row's mass. Decided first by the
-  // coarse pass (float32 rows), which also finds the row's max when it is not
-  // known (max = -inf on entry): its reference is then v, and a row whose max
-  // lies too far above v for the coarse masses' range takes it once more
-  // from the max. Where the coarse bound cannot tell, the estimate pass with
-  // v as its pivot (Judge's first comparison in estimated_threshold, the
-  // same bound), float32 then float64 lanes. 1 kept, 0 not, -1 still open;
-  // max is the row's max on return.
-  int top_p_keeps(double v, double inv_temp, double top_p, double& max) {
-    double ref = max > -kInfD ? max : v;
-    for (int attempt = 0; attempt < 2 && sk_.mass_coarse; ++attempt) {
-      CoarseMass c;
-      if (!coarse(ref, inv_temp, v, c)) break;
-      const double s = inv_temp * ExpCoeffs<double>::log2e;
-      if (!((c.max - ref) * s <= 126)) {  // the masses above ref may have left the float32 range
-        ref = c.max;
-        continue;
-      }
-      max = c.max;
-      // relative to the max: times 2^((ref - max) s) <= 1 (its rounding in rel)
-      const double k = ref == max ? 1.0 : std::exp2((ref - max) * s);
+  // coarse pass (float32 rows) with v as its pivot and, when the row's max
+  // is not known (max = -inf on entry), as its reference too. The coarse
+  // masses need every x within 126 binary orders above the reference,
+  // which the winner of the unfiltered draw guarantees: its score
+  // fl(fl(x_w a) + fl(g_w 2^-s)) (a = fl(inv_temp 2^-s), gumbel_generic.h)
+  // is the largest, g lies in [-3.13, 31.19] and |x_w a| <= 2^12 2^-s (the
+  // pass's own range check), so an x with x a >= x_w a + 34.4 2^-s would
+  // score at least fl(x_w a + 31.25 2^-s), more than x_w's at most fl(x_w a
+  // + 31.21 2^-s) (both roundings of the scores below 2^-12 2^-s): every x
+  // lies below x_w + 34.4 (1 + 2^-23) T, 49.7 binary orders. So the pass
+  // keeps no running max (need_max: min-p, which needs it, asks for it).
+  // The sums are scaled by a power of two into [1, 2) (fixed_from's range);
+  // the exact masses' rounding, 2^-65 of the max's mass each, is bounded
+  // through the total, which holds the max's mass. Where the coarse bound
+  // cannot tell, the estimate pass with v as its pivot (Judge's first
+  // comparison in estimated_threshold, the same bound), float32 then
+  // float64 lanes. 1 kept, 0 not, -1 still open; max is the row's max on
+  // return but for 1 without need_max (then left as on entry).
+  int top_p_keeps(double v, double inv_temp, double top_p, bool need_max, double& max) {
+    const bool known = max > -kInfD, find_max = !known && need_max;
+    CoarseMass c;
+    if (sk_.mass_coarse && coarse(known ? max : v, inv_temp, v, find_max, c) && c.above + c.rest > 0) {
+      if (find_max) max = c.max;
+      const double k = std::ldexp(1.0, -std::ilogb(c.above + c.rest));  // exact
       MassEstimate r;
       r.above[0] = c.above * k;
       r.total = (c.above + c.rest) * k;
       r.above_round[0] = c.round * k + r.above[0] * 0x1p-50;
       r.total_round = c.round * k + r.total * 0x1p-50;
       r.rel = kCoarseRel + 0x1p-40;
-      r.abs = static_cast<double>(c.count) * 0x1p-65;  // the exact masses' rounding to 2^-64 (kEstimateAbs)
+      const double count = static_cast<double>(c.count);
+      const double top = (1 + kCoarseRel) * r.total + r.total_round + count * 0x1p-124 * k;  // >= the max's mass
+      r.abs = count * 0x1p-65 * top * (1 + 0x1p-40);  // kEstimateAbs per element, at the max's scale
       Judge judge{top_p * r.total, estimate_error(r, top_p)};
       const bool below = judge.below(fixed_from(r.above[0]));
-      if (!judge.undecided) return below ? 1 : 0;
-      break;
+      if (!judge.undecided && below) return 1;
+      if (!(max > -kInfD)) this->max(max);
+      if (!judge.undecided) return 0;
     }
     if (!(max > -kInfD)) this->max(max);
     std::vector<double> none;
@@ -673,11 +740,11 @@ class RowSampler {
 
   // SampleKernels::mass_coarse over every chunk, summed: false where the
   // kernel cannot take ref and inv_temp.
-  bool coarse(double ref, double inv_temp, double pivot, CoarseMass& sum) {
+  bool coarse(double ref, double inv_temp, double pivot, bool find_max, CoarseMass& sum) {
     std::vector<CoarseMass> part(ch_.count);
     std::vector<char> ok(ch_.count, 0);
     for_chunks(ch_, parallel_, [&](size_t c) {
-      ok[c] = sk_.mass_coarse(x_ + ch_.lo(c), ch_.len(c), ref, inv_temp, pivot, &part[c]) ? 1 : 0;
+      ok[c] = sk_.mass_coarse(x_ + ch_.lo(c), ch_.len(c), ref, inv_temp, pivot, find_max, &part[c]) ? 1 : 0;
     });
     for (size_t c = 0; c < ch_.count; ++c) {
       if (!ok[c]) return false;
@@ -1003,6 +1070,8 @@ Fault sample_row(const T* x, size_t n, size_t r, const SampleRequest& req, bool 
   const bool first = !use_k && !greedy && use_p && mode != 2 && !floor_out &&
                      g_draw_first.load(std::memory_order_relaxed);
   double max = -kInfD, shift = 0;  // shift: lse - max (logprobs="raw")
+  bool raw_fast = false;           // top-k's raw logprobs from lse = lse_hi + lse_lo (within lse_err)
+  double lse_hi = 0, lse_lo = 0, lse_err = 0;
   double p_below = -kInfD;         // a value top-p's threshold is known to lie above
   RowScratch& scratch = row_scratch();
   std::vector<double>& value = scratch.value;
@@ -1012,7 +1081,10 @@ Fault sample_row(const T* x, size_t n, size_t r, const SampleRequest& req, bool 
   if (use_k) {
     f = rs.select(k, value, index, extra_ties, false);
     if (f == kFine && !value.empty()) max = value[0];
-    if (f == kFine && mode == 1 && max > -kInfD) f = rs.max_lse(max, shift);
+    if (f == kFine && mode == 1 && max > -kInfD) {
+      raw_fast = rs.raw_fast_likely(max, value) && rs.fast_lse(lse_hi, lse_lo, lse_err);
+      if (!raw_fast) f = rs.max_lse(max, shift);
+    }
   } else if (mode == 1) {
     f = rs.max_lse(max, shift);
   } else if (greedy || use_p || use_m || mode == 2) {
@@ -1032,7 +1104,7 @@ Fault sample_row(const T* x, size_t n, size_t r, const SampleRequest& req, bool 
     f = rs.draw(noise_row, key, inv_temp, -kInfD, w);
     if (f != kFine) return f;
     const double xw = static_cast<double>(x[w]);
-    int keeps = rs.top_p_keeps(xw, inv_mass, req.top_p[r], max);
+    int keeps = rs.top_p_keeps(xw, inv_mass, req.top_p[r], use_m, max);
     if (keeps == 0) p_below = xw;  // the tokens above xw weigh >= top_p: the threshold lies above it
     if (keeps == 1 && use_m && xw < min_p_threshold<T>(max, inv_temp, req.min_p[r])) keeps = 0;
     (keeps == 1 ? g_first_kept : keeps == 0 ? g_first_dropped : g_first_undecided)
@@ -1127,6 +1199,19 @@ Fault sample_row(const T* x, size_t n, size_t r, const SampleRequest& req, bool 
   if (f != kFine) return f;
   token_out = static_cast<int64_t>(token);
   const double xt = static_cast<double>(x[token]);
+  if (mode == 1 && raw_fast) {
+    // y = (x - hi) - lo in float64, rounded once to the output: certified as
+    // lse32_shift's float64 write is (1.4 2^-24 |y| of the 2-ulp budget),
+    // the float64 roundings (2^-52 each) added to lse's error
+    const double y = (xt - lse_hi) - lse_lo;
+    const double d = lse_err + 0x1p-51 * (std::fabs(y) + std::fabs(lse_lo));
+    if (d <= 1.4 * 0x1p-24 * (std::fabs(y) - d)) {
+      logprob_out = y;
+      return kFine;
+    }
+    f = rs.max_lse(max, shift);
+    if (f != kFine) return f;
+  }
   if (mode == 1) logprob_out = (xt - max) - shift;
   if (mode == 2) logprob_out = greedy ? 0.0 : (xt == max ? 0.0 : (xt - max) * inv_temp) - std::log(fixed_value(kept));
   return kFine;
@@ -1261,10 +1346,10 @@ double top_p_floor(const T* x, size_t n, double temperature, double top_p, bool 
                             exact);
 }
 
-std::array<double, 5> top_p_coarse(const float* x, size_t n, double ref, double inv_temp, double pivot) {
+std::array<double, 5> top_p_coarse(const float* x, size_t n, double ref, double inv_temp, double pivot, bool find_max) {
   CoarseMass c;
   const auto pass = sample_for<float>(active_sample()).mass_coarse;
-  const bool ok = pass && pass(x, n, ref, inv_temp, pivot, &c);
+  const bool ok = pass && pass(x, n, ref, inv_temp, pivot, find_max, &c);
   return {ok ? 1.0 : 0.0, c.above, c.rest, c.round, c.max};
 }
 

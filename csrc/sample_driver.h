@@ -70,8 +70,10 @@ template <class T>
 double top_p_floor(const T* x, size_t n, double temperature, double top_p, bool exact);
 
 // Testing: the active kernel set's draw-first coarse pass (mass_coarse) over
-// a whole float32 row as one chunk -> {ok, above, rest, round, max}.
-std::array<double, 5> top_p_coarse(const float* x, size_t n, double ref, double inv_temp, double pivot);
+// a whole float32 row as one chunk -> {ok, above, rest, round, max} (max
+// -inf unless find_max).
+std::array<double, 5> top_p_coarse(const float* x, size_t n, double ref, double inv_temp, double pivot,
+                                   bool find_max);
 // Testing: the active kernel set's estimate pass (mass_estimate) over a whole
 // float32 row as one chunk, collecting the x in (clo, chi] into out (room
 // for cap values; the caller checks what lies past them) -> how many there are.

@@ -1,5 +1,6 @@
 """top-p's draw-first coarse pass (mass_coarse, float32 rows) on its own:
-the row's max exactly, and the masses above and not above a pivot,
+the row's max exactly (when asked for; without it the same sums to the
+bit), and the masses above and not above a pivot,
 relative to a reference, within the pass's stated bound of the exact sums
 (each element's mass 2^((x - ref) s), s = log2(e) / T, within kCoarseRel =
 0.031 of its estimate or below 2^-124 both; plus the sums' rounding bound
@@ -38,6 +39,8 @@ def check(x, ref, inv_temp, pivot):
     ok, above, rest, rnd, mx = _core.sample_top_p_coarse(x, ref, inv_temp, pivot)
     assert ok == 1.0
     assert mx == float(x.max())
+    # without the running max: the same sums to the bit, the max not found
+    assert list(_core.sample_top_p_coarse(x, ref, inv_temp, pivot, find_max=False)) == [ok, above, rest, rnd, -math.inf]
     a, r = exact_masses(x, ref, inv_temp, pivot)
     tiny = x.size * 2.0**-124
     assert abs(a - above) <= COARSE_REL * above + rnd + tiny, (a, above, rnd)

@@ -73,6 +73,29 @@ def test_same_tokens_as_the_threshold_search(isa, dtype, n, row_by_row):
     assert kept > 0 and dropped > 0, (kept, dropped)
 
 
+def test_rows_far_wider_than_the_coarse_range(isa, dtype, row_by_row):
+    """Values spread over hundreds of binary orders at the temperature (the
+    coarse pass's masses span 126): its reference, the unfiltered winner,
+    lies within 50 orders of the max by the noise's bounds, so the pass
+    keeps no running max; with min-p (which needs the max) it does. Masked
+    and hugely negative entries too. The tokens are the threshold search's,
+    and against the sorted reference."""
+    g = np.random.default_rng(31)
+    for n in (300, 20011):
+        x = g.normal(0, 1, n).astype(dtype)
+        x[::5] = -np.inf
+        x[1::97] = -1e30
+        for t in (0.02, 0.1):
+            for top_p in (0.5, 0.95):
+                kept_set = ref_top_p(x, t, top_p)
+                for seed in range(12):
+                    got = assert_same(x, temperature=t, top_p=top_p, rng=seed)
+                    assert got == ssm.gumbel_argmax(masked(x, kept_set), temperature=t, rng=seed)
+            for seed in range(4):
+                assert_same(x, temperature=t, top_p=0.95, min_p=0.01, rng=seed)
+                assert_same(x, temperature=t, top_p=0.95, rng=seed, logprobs="raw")
+
+
 def test_filtered_out_winners_fall_back(isa, dtype):
     """top_p small: the winner is almost always above the kept set's few
     tokens, and the threshold search decides; the reference agrees."""

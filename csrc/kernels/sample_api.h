@@ -59,7 +59,8 @@ constexpr double kCoarseRel = 0.031;
 // What mass_coarse returns for a chunk: coarse float64 sums of the masses
 // 2^((x - ref) s) of the x above and not above a pivot (each within
 // kCoarseRel = 0.031 of the element's estimate, or below 2^-124 both), a
-// bound on the sums' rounding, the chunk's max and its element count.
+// bound on the sums' rounding, the chunk's max (when asked for; else
+// left as it was) and its element count.
 struct CoarseMass {
   double above = 0, rest = 0, round = 0;
   double max = -HUGE_VAL;
@@ -99,10 +100,12 @@ struct SampleKernels {
                              double clo, double chi, double* out, size_t cap, MassEstimate* res);
   // top-p's draw-first test (float32 rows; nullptr for float64): coarse
   // sums of the masses relative to ref (any finite value) above and not
-  // above pivot, and the chunk's max (see CoarseMass; valid while every x
-  // <= ref + 127 / (inv_temp log2 e), which the caller checks on the max).
-  // Adds into res; false (nothing added) where the reduction does not hold.
-  bool (*mass_coarse)(const T* x, size_t n, double ref, double inv_temp, double pivot, CoarseMass* res);
+  // above pivot, and with find_max the chunk's max (see CoarseMass; valid
+  // while every x <= ref + 127 / (inv_temp log2 e), which the caller checks
+  // on the max or knows). Adds into res; false (nothing added) where the
+  // reduction does not hold.
+  bool (*mass_coarse)(const T* x, size_t n, double ref, double inv_temp, double pivot, bool find_max,
+                      CoarseMass* res);
   // The values x with clo < x <= chi (clo, chi: values of T or +-inf),
   // appended to out (at most cap); returns how many there are.
   uint64_t (*collect)(const T* x, size_t n, double clo, double chi, double* out, size_t cap);

@@ -998,12 +998,15 @@ inline float32x4_t linear_pow2(float32x4_t e) { return vreinterpretq_f32_s32(vcv
 // most 2^-24 of the lane's block sum), then float64 lanes; round bounds their
 // distance from the real sums of the estimates. Valid while every x is at
 // most ref + 127 / s (2^n a normal float): the caller checks that against the
-// returned max. False (nothing added) when |ref s| > 2^12 or s < 2^-60.
+// returned max (or knows: its ref is the max, or the Gumbel winner, which
+// no value lies 50 binary orders above, see sample_driver.cpp's
+// top_p_keeps, and then takes Max = false: the pass keeps no running max).
+// False (nothing added) when |ref s| > 2^12 or s < 2^-60.
 constexpr size_t kCoarseBlock = 64;
 constexpr double kCoarseScale = 0.97106;
 
-template <class V, class VW>
-bool mass_coarse(const float* x, size_t n, double ref, double inv_temp, double pivot, CoarseMass* res) {
+template <class V, class VW, bool Max>
+bool mass_coarse_pass(const float* x, size_t n, double ref, double inv_temp, double pivot, CoarseMass* res) {
   constexpr size_t W = V::width, U = CoarseTuning<V>::unroll;
   const double s = inv_temp * ExpCoeffs<double>::log2e;
   if (!(s >= 0x1p-60 && s <= 0x1p60 && std::fabs(ref) * s <= 0x1p12)) return false;
@@ -1018,8 +1021,8 @@ bool mass_coarse(const float* x, size_t n, double ref, double inv_temp, double p
   for (size_t u = 0; u < U; ++u) vmax[u] = V::set1(-kInfFloat);
   // a: the masses above the pivot, t: all of them (not the rest apart: one
   // add and no mask complement fewer per vector; rest = t - a at the end)
-  auto masses = [&](Reg<V> xv, Reg<V>& a, Reg<V>& t, Reg<V>& mx) SSM_INLINE {
-    mx = V::max(mx, xv);
+  auto masses = [&](Reg<V> xv, Reg<V>& a, Reg<V>& t, [[maybe_unused]] Reg<V>& mx) SSM_INLINE {
+    if constexpr (Max) mx = V::max(mx, xv);
     const Reg<V> m = linear_pow2(V::max(V::fmadd(xv, vs, vc), vfloor));
     a = add_where<V>(V::gt(xv, vpivot), a, m);
     t = V::add(t, m);
@@ -1052,12 +1055,14 @@ bool mass_coarse(const float* x, size_t n, double ref, double inv_temp, double p
     add_wide<V, VW>(a, above_lo, above_hi);
     add_wide<V, VW>(t, total_lo, total_hi);
   }
-  SSM_UNROLL
-  for (size_t u = 1; u < U; ++u) vmax[0] = V::max(vmax[0], vmax[u]);
-  double mx[W];
-  V::to_array(vmax[0], mx);
-  for (size_t l = 0; l < W; ++l)
-    if (static_cast<double>(mx[l]) > res->max) res->max = static_cast<double>(mx[l]);
+  if constexpr (Max) {
+    SSM_UNROLL
+    for (size_t u = 1; u < U; ++u) vmax[0] = V::max(vmax[0], vmax[u]);
+    double mx[W];
+    V::to_array(vmax[0], mx);
+    for (size_t l = 0; l < W; ++l)
+      if (static_cast<double>(mx[l]) > res->max) res->max = static_cast<double>(mx[l]);
+  }
   const double above = lanes_sum<VW>(above_lo, above_hi) * kCoarseScale;
   const double total = lanes_sum<VW>(total_lo, total_hi) * kCoarseScale;
   // The rest, and the sums' rounding: the two trees' roundings are at most
@@ -1074,6 +1079,13 @@ bool mass_coarse(const float* x, size_t n, double ref, double inv_temp, double p
   res->rest += rest;
   res->count += n;
   return true;
+}
+
+template <class V, class VW>
+bool mass_coarse(const float* x, size_t n, double ref, double inv_temp, double pivot, bool find_max,
+                 CoarseMass* res) {
+  return find_max ? mass_coarse_pass<V, VW, true>(x, n, ref, inv_temp, pivot, res)
+                  : mass_coarse_pass<V, VW, false>(x, n, ref, inv_temp, pivot, res);
 }
 
 // The values in (clo, chi] without their masses (top-p's second zone when
@@ -1136,9 +1148,14 @@ void value_mass(const double* v, size_t count, double ref, double inv_temp, Fixe
   }
 }
 
+// With no floor (-inf: the unfiltered draw, top-p's draw first) the
+// unmasked walk, gumbel_argmax's own: the mask of -inf is the identity and
+// costs a compare and a blend per vector of the walk's read.
 template <class V, class R, class T>
 TopkResult draw(const T* x, size_t n, uint64_t start, uint64_t row, const GumbelKey& key, double inv_temp, T floor,
                 Candidate* out) {
+  if (!(floor > -static_cast<T>(kInf)))
+    return topk_pruned<V, R, T, false>(x, n, start, row, key, inv_temp, 1, out, -kInf, floor);
   return topk_pruned<V, R, T, true>(x, n, start, row, key, inv_temp, 1, out, -kInf, floor);
 }
 

@@ -137,6 +137,31 @@ def _params(batch, n, temperature, top_k, top_p, min_p):
     return [np.ascontiguousarray(a) for a in (t, k, p, m)]
 
 
+NOT_TAKEN = object()
+
+
+def one_step(logits, axis, temperature, top_k, top_p, min_p, rng, logprobs):
+    """sample()'s common call (an ndarray as the kernels take it, checked in
+    C++ as _one_call does; one setting and one rng for every row, a valid
+    `logprobs`) run in one C++ step, its key drawn there; NOT_TAKEN when it
+    is not, with nothing drawn. The public `sample` tries it before the
+    array-type wrapper (whose checks cost ~1 us, a few percent of a call on
+    an LLM row)."""
+    mode = 0 if logprobs is None else _LOGPROBS.get(logprobs) if type(logprobs) is str else None
+    if mode is None or not (type(rng) is _GENERATOR or not _per_row(rng)):
+        return NOT_TAKEN
+    values = _scalar_values(temperature, top_k, top_p, min_p)
+    if values is None:
+        return NOT_TAKEN
+    found = _core.sample_call(logits, axis, *values, rng, mode)
+    if found is None:
+        return NOT_TAKEN
+    bad, reason, tokens, lp = found
+    if bad >= 0:
+        _raise_bad_row(logits.shape[:-1], bad, reason)
+    return (tokens, lp) if mode else tokens
+
+
 def sample(logits, axis=-1, *, temperature=1.0, top_k=None, top_p=None, min_p=None, rng=None, logprobs=None):
     r"""Draw one token per row from filtered ``softmax(logits / temperature)``.
 
@@ -247,22 +272,13 @@ def sample(logits, axis=-1, *, temperature=1.0, top_k=None, top_p=None, min_p=No
     >>> bool(np.all(ssm.sample(logits, rng=7) == ssm.gumbel_argmax(logits, rng=7)))
     True
     """
+    found = one_step(logits, axis, temperature, top_k, top_p, min_p, rng, logprobs)
+    if found is not NOT_TAKEN:
+        return found
     try:
         mode = _LOGPROBS[logprobs]
     except (KeyError, TypeError):
         raise ValueError(f'logprobs must be None, "raw" or "processed", got {logprobs!r}') from None
-    if type(rng) is _GENERATOR or not _per_row(rng):
-        # the common call (an ndarray as the kernels take it, checked in C++
-        # as _one_call does; one setting and one rng for every row): run in
-        # one C++ step, its key drawn there; None: it is not, nothing drawn
-        values = _scalar_values(temperature, top_k, top_p, min_p)
-        if values is not None:
-            found = _core.sample_call(logits, axis, *values, rng, mode)
-            if found is not None:
-                bad, reason, tokens, lp = found
-                if bad >= 0:
-                    _raise_bad_row(logits.shape[:-1], bad, reason)
-                return (tokens, lp) if mode else tokens
     x, x2, batch, axis, result = _rows(logits, axis)
     rows, n = x2.shape
     t, k, p, m = _params(batch, n, temperature, top_k, top_p, min_p)
