@@ -735,6 +735,7 @@ void logsumexp_group(const T* x, const T* b, T* out, T* sign, size_t n, size_t g
 #include "rows_direct.h"
 #include "rows_log_softmax_direct.h"
 #include "rows_logsumexp_direct.h"
+#include "rows_logsumexp64_direct.h"
 
 // Rows of at least this many bytes take softmax_rows_direct: at one vector
 // per row (AVX-512 float32 n = 16) or two AVX2 ones its chain of two lane
@@ -805,10 +806,16 @@ struct LseDirectRange {
   static constexpr size_t min_n = kDirectMinBytes / sizeof(float), max_n = 160;
 };
 
+// Unweighted float64 rows from this length on take logsumexp one row at a
+// time (rows_logsumexp64_direct.h).
+constexpr size_t kLse64DirectMinN = 16;
+
 template <class VN, class VW, class T>
 void logsumexp_rows(const T* x, const T* b, T* out, T* sign, size_t rows, size_t n, unsigned char* flag) {
   if constexpr (std::is_same<T, float>::value && HasTable32<VN>::value)
     if (!b && n >= LseDirectRange<VN>::min_n) return logsumexp_rows_direct<VN>(x, out, sign, rows, n, flag);
+  if constexpr (std::is_same<T, double>::value)
+    if (!b && n >= kLse64DirectMinN) return logsumexp_rows_direct_f64<VN>(x, out, sign, rows, n, flag);
   constexpr size_t W = VN::width;
   alignas(64) T buf[kMaxN * W];
   if (!b) {
@@ -834,7 +841,7 @@ constexpr size_t lse_max_n() {
   if constexpr (std::is_same<T, float>::value && HasTable32<VN>::value)
     return LseDirectRange<VN>::max_n;
   else
-    return std::is_same<T, float>::value ? 96 : 48;
+    return std::is_same<T, float>::value ? 96 : Lse64DirectRange<VN>::max_n;
 }
 
 template <class VN, class VW, class T>
