@@ -47,7 +47,10 @@
 //    scalar double-double sum (lse_accurate).
 //    Rows of 128 bytes and more go one at a time with the float32 table
 //    exp instead, on the kernel sets that have it (rows_logsumexp_direct.h;
-//    its near-zero rows go to the per-row path's two tiers).
+//    its near-zero rows go to the per-row path's two tiers); float64 rows
+//    of 128 bytes and more go one at a time too (rows_logsumexp64_direct.h:
+//    plain sums certified within 2^-47 |lse|, else the max-relative sums;
+//    near-zero rows to the per-row path).
 // Rows these cannot finish (NaN, +-inf, all -inf, |max| beyond kFastLimit for
 // softmax and float64 log_softmax from 16 elements, a weighted sum that is
 // zero or below 2^-900) are flagged and left unwritten for the per-row path,
@@ -831,11 +834,11 @@ void logsumexp_rows(const T* x, const T* b, T* out, T* sign, size_t rows, size_t
 }
 
 // Longest unweighted logsumexp row the driver sends here: float32 rows on
-// lanes with the direct rows up to their max_n; else (group kernels only)
-// the lengths from which the per-row kernels overtook the group path (AVX2,
+// lanes with the direct rows up to their max_n; float64 rows up to the
+// direct rows' (Lse64DirectRange); else (float32 group kernels only) the
+// length from which the per-row kernels overtook the group path (AVX2,
 // (2^20 / n) x n rows, one thread, short / row time, two same-run sweeps of
-// 9-15 interleaved repeats: float32 n = 96 0.97-1.25, n = 128 1.18-1.46;
-// float64 n = 48 0.90-0.93, n = 64 1.25-2.10).
+// 9-15 interleaved repeats: float32 n = 96 0.97-1.25, n = 128 1.18-1.46).
 template <class VN, class T>
 constexpr size_t lse_max_n() {
   if constexpr (std::is_same<T, float>::value && HasTable32<VN>::value)
