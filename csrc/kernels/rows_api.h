@@ -17,7 +17,7 @@ namespace ssm {
 // Rows of 128 bytes and more may go one row at a time instead, along their
 // vectors, under the same contract (softmax: rows_direct.h; float64
 // log_softmax: rows_log_softmax_direct.h; float32 logsumexp:
-// rows_logsumexp_direct.h).
+// rows_logsumexp_direct.h; float64 logsumexp: rows_logsumexp64_direct.h).
 template <class T>
 struct RowsKernels {
   size_t max_n;

@@ -48,7 +48,9 @@
 //    Rows of about 100 bytes and more (LseDirectRange) go one at a time
 //    with the float32 table exp instead, on the kernel sets that have it
 //    (rows_logsumexp_direct.h; its near-zero rows go to the per-row path's
-//    two tiers).
+//    two tiers); float64 rows of 128 bytes and more go one at a time too
+//    (rows_logsumexp64_direct.h: plain sums certified within 2^-47 |lse|,
+//    else the max-relative sums; near-zero rows to the per-row path).
 // Rows these cannot finish (NaN, +-inf, all -inf, |max| beyond kFastLimit for
 // softmax and float64 log_softmax from 16 elements, a weighted sum that is
 // zero or below 2^-900) are flagged and left unwritten for the per-row path,
@@ -803,6 +805,7 @@ void logsumexp_group(const T* x, const T* b, T* out, T* sign, size_t n, size_t g
 #include "rows_direct.h"
 #include "rows_log_softmax_direct.h"
 #include "rows_logsumexp_direct.h"
+#include "rows_logsumexp64_direct.h"
 
 // Rows of at least this many bytes take softmax_rows_direct: at one vector
 // per row (AVX-512 float32 n = 16) or two AVX2 ones its chain of two lane
@@ -873,10 +876,16 @@ struct LseDirectRange {
   static constexpr size_t min_n = kDirectMinBytes / sizeof(float), max_n = 160;
 };
 
+// Unweighted float64 rows from this length on take logsumexp one row at a
+// time (rows_logsumexp64_direct.h).
+constexpr size_t kLse64DirectMinN = 16;
+
 template <class VN, class VW, class T>
 void logsumexp_rows(const T* x, const T* b, T* out, T* sign, size_t rows, size_t n, unsigned char* flag) {
   if constexpr (std::is_same<T, float>::value && HasTable32<VN>::value)
     if (!b && n >= LseDirectRange<VN>::min_n) return logsumexp_rows_direct<VN>(x, out, sign, rows, n, flag);
+  if constexpr (std::is_same<T, double>::value)
+    if (!b && n >= kLse64DirectMinN) return logsumexp_rows_direct_f64<VN>(x, out, sign, rows, n, flag);
   constexpr size_t W = VN::width;
   alignas(64) T buf[kMaxN * W];
   if constexpr (std::is_same<T, float>::value) {
@@ -902,17 +911,17 @@ void logsumexp_rows(const T* x, const T* b, T* out, T* sign, size_t rows, size_t
 }
 
 // Longest unweighted logsumexp row the driver sends here: float32 rows on
-// lanes with the direct rows up to their max_n; else (group kernels only)
-// the lengths from which the per-row kernels overtook the group path (AVX2,
+// lanes with the direct rows up to their max_n; float64 rows up to the
+// direct rows' (Lse64DirectRange); else (float32 group kernels only) the
+// length from which the per-row kernels overtook the group path (AVX2,
 // (2^20 / n) x n rows, one thread, short / row time, two same-run sweeps of
-// 9-15 interleaved repeats: float32 n = 96 0.97-1.25, n = 128 1.18-1.46;
-// float64 n = 48 0.90-0.93, n = 64 1.25-2.10).
+// 9-15 interleaved repeats: float32 n = 96 0.97-1.25, n = 128 1.18-1.46).
 template <class VN, class T>
 constexpr size_t lse_max_n() {
   if constexpr (std::is_same<T, float>::value && HasTable32<VN>::value)
     return LseDirectRange<VN>::max_n;
   else
-    return std::is_same<T, float>::value ? 96 : 48;
+    return std::is_same<T, float>::value ? 96 : Lse64DirectRange<VN>::max_n;
 }
 
 template <class VN, class VW, class T>

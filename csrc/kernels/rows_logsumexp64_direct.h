@@ -1,0 +1,211 @@
+// float64 logsumexp of short rows one row at a time, whole vectors along the
+// row (softmax's layout, rows_direct.h): included by rows_generic.h (its
+// anonymous namespace, lane types, ref_term, over_max_term, log1p_small) after
+// rows_log_softmax_direct.h (column_sums, row_sums). float64 log_softmax's
+// direct rows without the write pass, and with the max-relative sums only
+// for the rows that need them. The rows go W at a time (W = the lane count):
+// per row a max pass into a vector, the W maxima in one vector by a W x W
+// transpose; per row the terms' plain lane sums; per W rows the lane sums
+// transposed and added across (column_sums_plain), one vector log1p, one
+// vector certificate.
+//
+// Accuracy (SPEC: float64 within 1e-14 relative; near lse = 0 the bound of
+// docs/design.md), two tiers per row, u = 2^-53:
+//  1. S = sum exp(x) 2^-e, e = round(max log2 e), the terms
+//     by fast_term (the fast sums' terms: term_err() u relative
+//     each, terms below 2^-1022 flushed: under n 2^-1022 of S >= 2^-1/2),
+//     added plainly in two chains per lane (at most ceil(v / 2) + 1 adds a
+//     term, v the row's vectors: Higham sec. 4.2, for terms >= 0 in any
+//     order) and across the lanes by column_sums_plain (ceil_log2(W)
+//     adds): S within rel_s = (term_err() + ceil(v / 2) + 1 +
+//     ceil_log2(W)) u relative. log S = log1p_small(S - 1)
+//     (S - 1 exact: S in [2^-1/2, 2] or rounded by u (S - 1) / S of log S;
+//     S >= 2^-1/2 keeps log1p_small's s within its 0.1716; 1.5u relative),
+//     lse = e ln2_hi31 (exact) + (e ln2_lo31 + log S): within rel_s + 2u +
+//     2.5u |log S| + u |lse| (e ln2_lo31 rounds by under 2^-40 u). Kept
+//     where 1.01 (rel_s + 3u + 3u |log S|) <= 2^-47 |lse| (2^-47 + u below
+//     1e-14): every ordinary row with |lse| above about 1 (log S + 1) 2^-6;
+//     N(0, 1) rows of 16 and more all pass.
+//  2. The others (|lse| small: the sum cancels against e ln2; or a NaN in
+//     the row): log_softmax's direct sums, S - 1 = (k - 1) + rest with k the
+//     count of the max's own terms (exact) and rest the other terms' Kahan2
+//     sums over the max's own term (over_max_term): within about 5u
+//     relative, then lse = max + log1p(S - 1) within 2^-49 log S + u |lse|,
+//     as the group kernel's (lse_plain_group). Rows with |lse| below 2^-23
+//     log S (near zero) are flagged for the per-row path's near-zero tiers
+//     (softmax_rows.h: lse_vector_tier, lse_accurate), as are NaN rows.
+// Rows with +-inf, all -inf or a max beyond kFastLimit are flagged and left
+// unwritten for the per-row path, as the group kernel flags them.
+
+// Relative error bound of tier 1's terms (fast_term) in units of 2^-53: the
+// table exp's 1.6 (vecmath_common.h, ExpTable16) taken as the fast sums'
+// bound for it (expsum_fast.h), else the degree-11 exp's (TopExp's analysis:
+// 2.5 with a fused fma, 3.5 without).
+template <class V>
+constexpr double term_err() {
+  return HasExpTable<V>::value ? 2.0 : FusedFma<V>::value ? 2.5 : 3.5;
+}
+
+// Lane l of the result: the max of the W values src[l * W + i] (row l's lane
+// maxima).
+template <class V>
+inline Reg<V> column_max(const double* src) {
+  constexpr size_t W = V::width;
+  alignas(64) double cols[W * W];
+  transpose_block<V>(src, W, cols, W);
+  Reg<V> m = V::load(cols);
+  for (size_t i = 1; i < W; ++i) m = V::max(V::load(cols + i * W), m);
+  return m;
+}
+
+// The lane maxima of row xr (NaN ignored, -inf for no entry). One chain:
+// the W rows' chains of a set are independent of each other.
+template <class V>
+inline Reg<V> row_max_lanes(const double* xr, size_t n) {
+  constexpr size_t W = V::width;
+  const size_t full = n - n % W;
+  Reg<V> m = n > full ? V::load_tail(xr + full, n - full, -kInf) : V::set1(-kInf);
+  for (size_t j = 0; j < full; j += W) m = V::max(V::load(xr + j), m);
+  return m;
+}
+
+// Tier 1's lane sums of row xr: exp(x) 2^-e (ve = e in every lane), the
+// fast sums' terms (fast_term: the 16-entry table exp where the lane type
+// has it, else the degree-11 exp; two vectors' chains side by side), added
+// plainly in two chains: at most ceil(v / 2) + 1 adds a term, v the row's
+// vectors (a NaN reaches the sums; the tail's -inf fill adds 0). Four
+// vectors side by side were no faster (AVX-512 n = 64-256, noisy).
+template <class V>
+inline Reg<V> row_ref_sums(const double* xr, size_t n, Reg<V> ve) {
+  constexpr size_t W = V::width;
+  const size_t full = n - n % W, rem = n % W;
+  Reg<V> s0 = V::set1(0.0), s1 = V::set1(0.0);
+  size_t j = 0;
+  for (; j + 2 * W <= full; j += 2 * W) {
+    Reg<V> t[2];
+    fast_terms<V, 2>(xr + j, ve, t);
+    s0 = V::add(s0, t[0]);
+    s1 = V::add(s1, t[1]);
+  }
+  Reg<V> unused;
+  if (j < full) s0 = V::add(s0, fast_term<V>(V::load(xr + j), ve, unused));
+  if (rem) s1 = V::add(s1, fast_term<V>(V::load_tail(xr + full, rem, -kInf), ve, unused));
+  return V::add(s0, s1);
+}
+
+// Lane l of the result: the sum of the W values src[l * W + i] (row l's lane
+// sums), added as a balanced tree: ceil_log2(W) adds a value.
+template <class V>
+inline Reg<V> column_sums_plain(const double* src) {
+  constexpr size_t W = V::width;
+  alignas(64) double cols[W * W];
+  transpose_block<V>(src, W, cols, W);
+  Reg<V> c[W];
+  for (size_t i = 0; i < W; ++i) c[i] = V::load(cols + i * W);
+  for (size_t step = 1; step < W; step *= 2)
+    for (size_t i = 0; i + step < W; i += 2 * step) c[i] = V::add(c[i], c[i + step]);
+  return c[0];
+}
+
+// A row's lane values that add up to 1 in column_sums (an unused lane).
+template <class V>
+inline void store_unit(double* dst) {
+  V::store(dst, V::set1(0.0));
+  dst[0] = 1.0;
+}
+
+// Longest row the driver gives the direct rows (lse_max_n): above it the
+// per-row kernels; rows_<isa>.cpp may specialize.
+template <class V>
+struct Lse64DirectRange {
+  static constexpr size_t max_n = kMaxN;
+};
+
+// Rows of n >= 1 elements (rows_generic.h takes kLse64DirectMinN on).
+template <class V>
+void logsumexp_rows_direct_f64(const double* x, double* out, double* sign, size_t rows, size_t n,
+                               unsigned char* flag) {
+  constexpr size_t W = V::width;
+  constexpr double u = 0x1p-53;
+  const size_t vecs = (n + W - 1) / W;
+  const double rel_s = (term_err<V>() + static_cast<double>((vecs + 1) / 2 + 1 + ceil_log2(W))) * u;
+  const Reg<V> err0 = V::set1(1.01 * (rel_s + 3.0 * u)), err1 = V::set1(1.01 * 3.0 * u);
+  alignas(64) double lanes[W * W], cnt[W * W], mxs[W], eref[W], lse1[W], lse2[W], in_range[W], fails[W],
+      bad2[W];
+  for (size_t r0 = 0; r0 < rows; r0 += W) {
+    const size_t g = rows - r0 < W ? rows - r0 : W;
+    for (size_t l = 0; l < W; ++l) V::store(lanes + l * W, l < g ? row_max_lanes<V>(x + (r0 + l) * n, n) : V::set1(0.0));
+    const Reg<V> vmx = column_max<V>(lanes);
+    const auto beyond = beyond_ref_terms<V>(vmx);
+    const Reg<V> m = V::select(beyond, V::set1(0.0), vmx);
+    const Reg<V> ve = V::round(V::mul(m, V::set1(kLog2e)));
+    V::to_array(m, mxs);
+    V::to_array(ve, eref);
+    V::to_array(V::select(beyond, V::set1(0.0), V::set1(1.0)), in_range);
+    for (size_t l = 0; l < W; ++l) {
+      if (l < g && in_range[l] != 0.0)
+        V::store(lanes + l * W, row_ref_sums<V>(x + (r0 + l) * n, n, V::set1(eref[l])));
+      else
+        store_unit<V>(lanes + l * W);
+    }
+    // Tier 1 in the W lanes.
+    const Reg<V> log_s = log1p_small<V>(V::sub(column_sums_plain<V>(lanes), V::set1(1.0)));
+    using C = ExpCoeffs<double>;
+    const Reg<V> lse = V::fmadd(ve, V::set1(C::ln2_hi31), V::fmadd(ve, V::set1(C::ln2_lo31), log_s));
+    const Reg<V> size = V::max(lse, V::sub(V::set1(0.0), lse));
+    const Reg<V> err = V::fmadd(V::max(log_s, V::sub(V::set1(0.0), log_s)), err1, err0);
+    const auto fail = V::mask_or(beyond, V::not_le(err, V::mul(size, V::set1(0x1p-47))));  // NaN fails
+    if (g == W && !V::any(fail)) {
+      V::store(out + r0, lse);
+      for (size_t l = 0; l < W; ++l) flag[r0 + l] = 0;
+      if (sign) V::store(sign + r0, V::set1(1.0));
+      continue;
+    }
+    V::to_array(lse, lse1);
+    V::to_array(V::select(fail, V::set1(1.0), V::set1(0.0)), fails);
+    // Tier 2 for the lanes tier 1 left (in range).
+    bool any2 = false;
+    for (size_t l = 0; l < W; ++l) {
+      if (l < g && in_range[l] != 0.0 && fails[l] != 0.0) {
+        const Reg<V> ml = V::set1(mxs[l]), vel = V::set1(eref[l]);
+        Kahan2<V> sum;
+        Reg<V> count = V::set1(0.0);
+        row_sums<V>(
+            x + (r0 + l) * n, n, sum, count,
+            [&](Reg<V> xv) SSM_INLINE { return V::not_le(ml, xv); },  // x < max, or NaN
+            [&](Reg<V> xv) SSM_INLINE { return ref_term<V>(xv, vel); });
+        V::store(lanes + l * W, V::add(V::sub(sum.s[0], sum.c[0]), V::sub(sum.s[1], sum.c[1])));
+        V::store(cnt + l * W, count);
+        any2 = true;
+      } else {
+        V::store(lanes + l * W, V::set1(0.0));
+        store_unit<V>(cnt + l * W);
+      }
+    }
+    if (any2) {
+      const Reg<V> rest = over_max_term<V>(column_sums<V>(lanes), m, ve);
+      const auto bad = V::notfinite(rest);
+      const Reg<V> z = V::select(bad, V::set1(0.0), V::add(V::sub(column_sums<V>(cnt), V::set1(1.0)), rest));
+      const Reg<V> log_s2 = log1p_small<V>(z);
+      const Reg<V> lse_2 = V::add(m, log_s2);
+      // Near lse = 0 (as lse_plain_group): the per-row path's near-zero tiers.
+      const Reg<V> size2 = V::max(lse_2, V::sub(V::set1(0.0), lse_2));
+      const auto near = V::gt(log_s2, V::mul(size2, V::set1(0x1p23)));
+      V::to_array(lse_2, lse2);
+      V::to_array(V::select(V::mask_or(bad, near), V::set1(1.0), V::set1(0.0)), bad2);
+    }
+    for (size_t l = 0; l < g; ++l) {
+      bool ok = in_range[l] != 0.0;
+      double v = lse1[l];
+      if (ok && fails[l] != 0.0) {
+        ok = bad2[l] == 0.0;
+        v = lse2[l];
+      }
+      flag[r0 + l] = !ok;
+      if (!ok) continue;
+      out[r0 + l] = v;
+      if (sign) sign[r0 + l] = 1.0;
+    }
+  }
+}
+
