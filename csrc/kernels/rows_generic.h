@@ -36,6 +36,10 @@
 //    v, hence of every |y| >= v) that the write's three float32 roundings
 //    leave of the 2-ulp bound, for every v. Their lane sums are plain: the
 //    at most kMaxN - 1 float64 adds of terms >= 0 add below 2^-45.
+//    Rows of 128 bytes and more go one at a time with the float32 table
+//    exp instead, on the kernel sets that have it, each certified for the
+//    float32 write or the one in float64 lanes as the row kernels' rows
+//    (rows_log_softmax32_direct.h).
 //  * float32 logsumexp: the same degree-6 terms and plain sums first; its
 //    1-ulp bound is absolute in lse and lse may be near 0, so each result
 //    is certified where |lse| >= 2^-4, and a group with a result below
@@ -735,6 +739,7 @@ void logsumexp_group(const T* x, const T* b, T* out, T* sign, size_t n, size_t g
 #include "rows_direct.h"
 #include "rows_log_softmax_direct.h"
 #include "rows_logsumexp_direct.h"
+#include "rows_log_softmax32_direct.h"
 
 // Rows of at least this many bytes take softmax_rows_direct: at one vector
 // per row (AVX-512 float32 n = 16) or two AVX2 ones its chain of two lane
@@ -766,11 +771,30 @@ void softmax_rows(const T* x, T* y, size_t rows, size_t n, bool stream, unsigned
 // set).
 constexpr size_t kPairMaxN = kMaxN / 2;
 
+// float32 log_softmax rows of min_n elements on take the direct rows on
+// lanes with the float32 table exp, up to the driver's limit
+// (lsm_max_n); rows_<isa>.cpp may specialize the range. From 128 bytes, as
+// softmax's direct rows: shorter rows lost to the group kernel (4 Mi-element
+// batches, 1 thread, ns per element, medians of 3 interleaved runs on a
+// loaded machine, direct / group: AVX-512 n = 16 1.49 / 1.00, n = 24 1.23 /
+// 1.27; AVX2 n = 16 2.30 / 1.94, n = 24 2.01 / 1.72), longer ones gained
+// (group or, above 48, the per-row kernels: AVX-512 n = 32 0.99 / 1.23,
+// n = 64 0.76 / 2.06, n = 100 0.83 / 1.58, n = 256 0.45 / 0.69; AVX2 n = 32
+// 1.65 / 1.82, n = 64 1.14 / 2.30, n = 100 1.14 / 1.49, n = 256 0.71 / 0.90).
+template <class VN>
+struct Lsm32DirectRange {
+  static constexpr size_t min_n = kDirectMinBytes / sizeof(float), max_n = kMaxN;
+};
+
 template <class VN, class VW, class T>
 void log_softmax_rows(const T* x, T* y, size_t rows, size_t n, bool stream, unsigned char* flag) {
   // float64 rows of kDirectMinBytes on, as softmax's (rows_log_softmax_direct.h).
   if constexpr (std::is_same<T, double>::value)
     if (n * sizeof(T) >= kDirectMinBytes) return log_softmax_rows_direct<VN>(x, y, rows, n, flag);
+  // float32 rows from Lsm32DirectRange's min_n on lanes with the float32
+  // table exp (rows_log_softmax32_direct.h).
+  if constexpr (std::is_same<T, float>::value && HasTable32<VN>::value)
+    if (n >= Lsm32DirectRange<VN>::min_n) return log_softmax_rows_direct32<VN>(x, y, rows, n, flag);
   constexpr size_t W = VN::width;
   alignas(64) T buf[kMaxN * W], obuf[kMaxN * W];
   if constexpr (std::is_same<T, double>::value) {
@@ -837,6 +861,20 @@ constexpr size_t lse_max_n() {
     return std::is_same<T, float>::value ? 96 : 48;
 }
 
+// Longest log_softmax row the driver sends here. float32 on lanes without
+// the direct rows: the length from which the float32 row kernels (the
+// certified exp-sum, then x - lse) overtook the group path (AVX2,
+// (2^20 / n) x n rows, one thread, short / row time, two same-run sweeps of
+// 9-15 interleaved repeats: n = 48 0.91-0.97, n = 64 1.10-1.50, n = 96
+// 1.71-2.73). float64 keeps gaining up to n = 256 (0.76-0.80).
+template <class VN, class T>
+constexpr size_t lsm_max_n() {
+  if constexpr (std::is_same<T, float>::value && HasTable32<VN>::value)
+    return Lsm32DirectRange<VN>::max_n;
+  else
+    return std::is_same<T, float>::value ? 48 : kMaxN;
+}
+
 template <class VN, class VW, class T>
 RowsKernels<T> make_rows_kernels() {
   RowsKernels<T> k;
@@ -846,6 +884,7 @@ RowsKernels<T> make_rows_kernels() {
   k.log_softmax = &log_softmax_rows<VN, VW, T>;
   k.logsumexp = &logsumexp_rows<VN, VW, T>;
   k.logsumexp_max_n = lse_max_n<VN, T>();
+  k.log_softmax_max_n = lsm_max_n<VN, T>();
   return k;
 }
 
