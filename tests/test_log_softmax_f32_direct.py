@@ -1,4 +1,4 @@
-"""float32 log_softmax of batches of rows of 16 to 256 elements on the
+"""float32 log_softmax of batches of rows of 48 to 256 elements on the
 one-row-at-a-time path (kernels/rows_log_softmax32_direct.h, the kernel
 sets with the float32 table exp; the scalar set keeps its group kernel up
 to 48 and the row kernels beyond), whose rows go G at a time (G = the
@@ -22,8 +22,9 @@ from simdsoftmax import _core
 from test_log_softmax_f64_direct_scaled import check_rotated, row_counts
 from test_log_softmax_two_pass import assert_log_softmax_contract
 
-# From 16 to 3 x 16 + 1, then the tails of the 16-, 8- and 4-lane vectors
-# near 64, 100, 128 and the upper limit (256; 257 takes the row kernels).
+# The group kernel's last lengths (16 to 47), the path's first (48 to
+# 3 x 16 + 1), then the tails of the 16-, 8- and 4-lane vectors near 64,
+# 100, 128 and the upper limit (256; 257 takes the row kernels).
 LENGTHS = sorted(set(range(16, 50)) | {63, 64, 65, 97, 100, 127, 128, 129, 250, 255, 256, 257})
 TABLE_LIMIT = 8192.0  # kTable32Limit: beyond it the per-row path
 
@@ -46,7 +47,7 @@ def test_every_length(isa, n):
         check_rotated(x, (isa, n, rows))
 
 
-@pytest.mark.parametrize("n", [16, 17, 31, 100, 256])
+@pytest.mark.parametrize("n", [48, 49, 63, 100, 256])
 def test_dominant_entry(isa, n):
     """One entry 0.5 to 80 above the others' log-sum-exp: y there is
     -log1p(small) to 4 eps relative (from ~67 on v is at the terms' flush
@@ -65,7 +66,7 @@ def test_dominant_entry(isa, n):
 @pytest.mark.parametrize("kind", ["ties", "below_clamp", "flush_edge", "near_limit"])
 def test_shaped_rows(isa, kind):
     g = sets(isa)
-    for n in (16, 2 * 8 - 1 + 16, 33, 64, 100, 255, 256):
+    for n in (48, 49, 2 * 8 - 1 + 48, 64, 100, 255, 256):
         rows = 2 * g + 1
         rng = np.random.default_rng([n, len(kind)])
         if kind == "ties":
@@ -97,7 +98,7 @@ def test_shaped_rows(isa, kind):
         check_rotated(x.astype(np.float32), (isa, kind, n))
 
 
-@pytest.mark.parametrize("n", [16, 25, 33, 256])
+@pytest.mark.parametrize("n", [48, 57, 65, 256])
 def test_special_rows_every_position(isa, n):
     """NaN (in the row's tail), +inf, all -inf, one finite entry and a max
     beyond 2^13 in each row of 2G + 1: SciPy's values for the special row,

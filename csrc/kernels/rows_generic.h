@@ -36,7 +36,7 @@
 //    v, hence of every |y| >= v) that the write's three float32 roundings
 //    leave of the 2-ulp bound, for every v. Their lane sums are plain: the
 //    at most kMaxN - 1 float64 adds of terms >= 0 add below 2^-45.
-//    Rows of 128 bytes and more go one at a time with the float32 table
+//    Rows of 48 elements and more go one at a time with the float32 table
 //    exp instead, on the kernel sets that have it, each certified for the
 //    float32 write or the one in float64 lanes as the row kernels' rows
 //    (rows_log_softmax32_direct.h).
@@ -49,7 +49,7 @@
 //    summed again in double-double lanes (exp_dd.h, lse_dd_half), and
 //    the few that bound cannot certify are flagged for the per-row path's
 //    scalar double-double sum (lse_accurate).
-//    Rows of 128 bytes and more go one at a time with the float32 table
+//    Rows of 48 elements and more go one at a time with the float32 table
 //    exp instead, on the kernel sets that have it (rows_logsumexp_direct.h;
 //    its near-zero rows go to the per-row path's two tiers).
 // Rows these cannot finish (NaN, +-inf, all -inf, |max| beyond kFastLimit for
@@ -773,17 +773,19 @@ constexpr size_t kPairMaxN = kMaxN / 2;
 
 // float32 log_softmax rows of min_n elements on take the direct rows on
 // lanes with the float32 table exp, up to the driver's limit
-// (lsm_max_n); rows_<isa>.cpp may specialize the range. From 128 bytes, as
-// softmax's direct rows: shorter rows lost to the group kernel (4 Mi-element
-// batches, 1 thread, ns per element, medians of 3 interleaved runs on a
-// loaded machine, direct / group: AVX-512 n = 16 1.49 / 1.00, n = 24 1.23 /
-// 1.27; AVX2 n = 16 2.30 / 1.94, n = 24 2.01 / 1.72), longer ones gained
-// (group or, above 48, the per-row kernels: AVX-512 n = 32 0.99 / 1.23,
-// n = 64 0.76 / 2.06, n = 100 0.83 / 1.58, n = 256 0.45 / 0.69; AVX2 n = 32
-// 1.65 / 1.82, n = 64 1.14 / 2.30, n = 100 1.14 / 1.49, n = 256 0.71 / 0.90).
+// (lsm_max_n); rows_<isa>.cpp may specialize the range. 4 Mi-element
+// batches, 1 thread, ns per element, medians of 3-4 interleaved runs on a
+// loaded machine, direct / group or (above 48) the per-row kernels: AVX-512
+// n = 16 1.49 / 1.00, n = 48 1.03 / 1.15, n = 64 0.98 / 2.88, n = 100 1.31
+// / 2.41, n = 128 1.04 / 1.86, n = 256 0.54 / 0.87; AVX2 n = 16 2.30 /
+// 1.94, n = 48 1.73 / 1.81, n = 64 1.36 / 2.63, n = 100 2.01 / 2.42, n = 128
+// 1.71 / 2.14, n = 256 0.87 / 0.98. At n = 32 it depended on where the
+// batch sat: 0.99 / 1.23 (AVX2 1.65 / 1.82) in a fresh process, 2.00 /
+// 1.21 (AVX2 3.32 / 1.84) after a batch of rows of 16 (softmax's direct
+// rows too: 1.57 there against 0.69), so rows below 48 keep the group kernel.
 template <class VN>
 struct Lsm32DirectRange {
-  static constexpr size_t min_n = kDirectMinBytes / sizeof(float), max_n = kMaxN;
+  static constexpr size_t min_n = 48, max_n = kMaxN;
 };
 
 template <class VN, class VW, class T>
