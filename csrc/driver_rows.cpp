@@ -76,24 +76,8 @@ void run_short_rows(const RowsKernels<T>& rk, size_t rows, size_t n, Kernel&& ke
 // kDirectMinBytes for the figures).
 constexpr size_t kSoftmaxShortMax = 256;
 
-// Since log_softmax's row kernels became two passes of float32 work (the
-// certified exp-sum, then x - lse), the float32 row kernels overtake the
-// group path's float64 sums too (AVX2, (2^20 / n) x n rows, one thread,
-// short / row time, two same-run sweeps of 9-15 interleaved repeats:
-// float32 log_softmax n = 48 0.91-0.97, n = 64 1.10-1.50, n = 96 1.71-2.73;
-// float64 log_softmax keeps gaining up to n = 256: 0.76-0.80). Unweighted
-// logsumexp: the kernel set's logsumexp_max_n; weighted, its max_n.
-template <class T>
-struct ShortMax;
-template <>
-struct ShortMax<float> {
-  static constexpr size_t log_softmax = 48;
-};
-template <>
-struct ShortMax<double> {
-  static constexpr size_t log_softmax = ~size_t(0);
-};
-
+// log_softmax: the kernel set's log_softmax_max_n. Unweighted logsumexp:
+// its logsumexp_max_n; weighted, its max_n.
 template <class T>
 bool applies(const RowsKernels<T>* rk, size_t rows, size_t n, size_t limit = ~size_t(0)) {
   if (n > limit) return false;
@@ -123,7 +107,7 @@ template <class T>
 bool short_rows_log_softmax(const Kernels<T>& k, const T* x, T* y, size_t rows, size_t n,
                             std::vector<size_t>& special) {
   const RowsKernels<T>* rk = rows_kernels_for(k);
-  if (!applies(rk, rows, n, ShortMax<T>::log_softmax)) return false;
+  if (!applies(rk, rows, n, rk ? rk->log_softmax_max_n : 0)) return false;
   const bool stream = use_stream(rows * n * sizeof(T));
   run_short_rows(
       *rk, rows, n,

@@ -14,10 +14,11 @@ namespace ssm {
 // weighted sum that is zero or tiny) and to 0 otherwise. Lanes never mix:
 // a row's result does not depend on the other rows of its group, so any
 // split of the batch (threads) gives the same bits. y may be x (in place).
-// Rows of 128 bytes and more may go one row at a time instead, along their
+// Rows from about 100 bytes on may go one row at a time instead, along their
 // vectors, under the same contract (softmax: rows_direct.h; float64
-// log_softmax: rows_log_softmax_direct.h; float32 logsumexp:
-// rows_logsumexp_direct.h; float64 logsumexp: rows_logsumexp64_direct.h).
+// log_softmax: rows_log_softmax_direct.h; float32 log_softmax:
+// rows_log_softmax32_direct.h; float32 logsumexp: rows_logsumexp_direct.h;
+// float64 logsumexp: rows_logsumexp64_direct.h).
 template <class T>
 struct RowsKernels {
   size_t max_n;
@@ -37,6 +38,9 @@ struct RowsKernels {
   // Longest row the driver gives logsumexp without weights (<= max_n;
   // beyond it the per-row kernels are faster).
   size_t logsumexp_max_n;
+  // Longest row the driver gives log_softmax (<= max_n; beyond it the
+  // per-row kernels are faster).
+  size_t log_softmax_max_n;
 };
 
 struct RowsKernelSet {

@@ -36,6 +36,10 @@
 //    v, hence of every |y| >= v) that the write's three float32 roundings
 //    leave of the 2-ulp bound, for every v. Their lane sums are plain: the
 //    at most kMaxN - 1 float64 adds of terms >= 0 add below 2^-45.
+//    Rows of 48 elements and more go one at a time with the float32 table
+//    exp instead, on the kernel sets that have it, each certified for the
+//    float32 write or the one in float64 lanes as the row kernels' rows
+//    (rows_log_softmax32_direct.h).
 //  * float32 logsumexp: the same degree-6 terms and plain sums first; its
 //    1-ulp bound is absolute in lse and lse may be near 0, so each result
 //    is certified where |lse| >= 2^-4, and a group with a result below
@@ -806,6 +810,7 @@ void logsumexp_group(const T* x, const T* b, T* out, T* sign, size_t n, size_t g
 #include "rows_log_softmax_direct.h"
 #include "rows_logsumexp_direct.h"
 #include "rows_logsumexp64_direct.h"
+#include "rows_log_softmax32_direct.h"
 
 // Rows of at least this many bytes take softmax_rows_direct: at one vector
 // per row (AVX-512 float32 n = 16) or two AVX2 ones its chain of two lane
@@ -837,11 +842,32 @@ void softmax_rows(const T* x, T* y, size_t rows, size_t n, bool stream, unsigned
 // set).
 constexpr size_t kPairMaxN = kMaxN / 2;
 
+// float32 log_softmax rows of min_n elements on take the direct rows on
+// lanes with the float32 table exp, up to the driver's limit
+// (lsm_max_n); rows_<isa>.cpp may specialize the range. 4 Mi-element
+// batches, 1 thread, ns per element, medians of 3-4 interleaved runs on a
+// loaded machine, direct / group or (above 48) the per-row kernels: AVX-512
+// n = 16 1.49 / 1.00, n = 48 1.03 / 1.15, n = 64 0.98 / 2.88, n = 100 1.31
+// / 2.41, n = 128 1.04 / 1.86, n = 256 0.54 / 0.87; AVX2 n = 16 2.30 /
+// 1.94, n = 48 1.73 / 1.81, n = 64 1.36 / 2.63, n = 100 2.01 / 2.42, n = 128
+// 1.71 / 2.14, n = 256 0.87 / 0.98. At n = 32 it depended on where the
+// batch sat: 0.99 / 1.23 (AVX2 1.65 / 1.82) in a fresh process, 2.00 /
+// 1.21 (AVX2 3.32 / 1.84) after a batch of rows of 16 (softmax's direct
+// rows too: 1.57 there against 0.69), so rows below 48 keep the group kernel.
+template <class VN>
+struct Lsm32DirectRange {
+  static constexpr size_t min_n = 48, max_n = kMaxN;
+};
+
 template <class VN, class VW, class T>
 void log_softmax_rows(const T* x, T* y, size_t rows, size_t n, bool stream, unsigned char* flag) {
   // float64 rows of kDirectMinBytes on, as softmax's (rows_log_softmax_direct.h).
   if constexpr (std::is_same<T, double>::value)
     if (n * sizeof(T) >= kDirectMinBytes) return log_softmax_rows_direct<VN>(x, y, rows, n, flag);
+  // float32 rows from Lsm32DirectRange's min_n on lanes with the float32
+  // table exp (rows_log_softmax32_direct.h).
+  if constexpr (std::is_same<T, float>::value && HasTable32<VN>::value)
+    if (n >= Lsm32DirectRange<VN>::min_n) return log_softmax_rows_direct32<VN>(x, y, rows, n, flag);
   constexpr size_t W = VN::width;
   alignas(64) T buf[kMaxN * W], obuf[kMaxN * W];
   if constexpr (std::is_same<T, double>::value) {
@@ -924,6 +950,20 @@ constexpr size_t lse_max_n() {
     return std::is_same<T, float>::value ? 96 : Lse64DirectRange<VN>::max_n;
 }
 
+// Longest log_softmax row the driver sends here. float32 on lanes without
+// the direct rows: the length from which the float32 row kernels (the
+// certified exp-sum, then x - lse) overtook the group path (AVX2,
+// (2^20 / n) x n rows, one thread, short / row time, two same-run sweeps of
+// 9-15 interleaved repeats: n = 48 0.91-0.97, n = 64 1.10-1.50, n = 96
+// 1.71-2.73). float64 keeps gaining up to n = 256 (0.76-0.80).
+template <class VN, class T>
+constexpr size_t lsm_max_n() {
+  if constexpr (std::is_same<T, float>::value && HasTable32<VN>::value)
+    return Lsm32DirectRange<VN>::max_n;
+  else
+    return std::is_same<T, float>::value ? 48 : kMaxN;
+}
+
 template <class VN, class VW, class T>
 RowsKernels<T> make_rows_kernels() {
   RowsKernels<T> k;
@@ -933,6 +973,7 @@ RowsKernels<T> make_rows_kernels() {
   k.log_softmax = &log_softmax_rows<VN, VW, T>;
   k.logsumexp = &logsumexp_rows<VN, VW, T>;
   k.logsumexp_max_n = lse_max_n<VN, T>();
+  k.log_softmax_max_n = lsm_max_n<VN, T>();
   return k;
 }
 

@@ -1,0 +1,162 @@
+// float32 log_softmax of short rows one row at a time, whole vectors along
+// the row (softmax's layout, rows_direct.h): included by rows_generic.h (its
+// anonymous namespace, lane types, over_max_term, log1p_small, and
+// column_sums of rows_log_softmax_direct.h) on lane types with the float32
+// table exp (expsum_table32.h: AVX-512, AVX2, NEON). No transposes in or
+// out, no per-row call, context or chunking. Per row: the max pass, then
+// the other entries' table-exp terms exp(x) 2^-e (e = round(max log2 e)),
+// each widened to float64 and summed there, and the count k of the max's
+// own entries; per G rows (G = the float64 lane count): the rows' lane sums
+// added across (column_sums), rest = their sum over the max's own term
+// (over_max_term), v = log1p((k - 1) + rest) and its certificate in the G
+// lanes; then each row is written from x again while the next G rows are
+// summed (the G rows, at most 8 KiB, are still in L1).
+//
+// Accuracy (the row kernels' float32 contract, log_softmax_row with
+// expsum_lse32): every other term is within eps = Table32Exp::kErrUnits
+// 2^-24 (1.35 with AVX-512's and NEON's one-float table, 1.23 with AVX2's
+// pair) relative, the float64 sums and the division add below 2^-44, the
+// max's own terms count exactly (k), so z = S - 1 is within eps z' + n
+// 2^-124 (z' <= z: the others' share; terms below 2^-126 of 2^e flush) and
+// v = log1p(z) moves by dv <= eps z / (1 + z) + n 2^-124 + 2^-50 v, with
+// z / (1 + z) <= v: the relative error of a dominant entry's -v stays near
+// eps. The write takes the row kernels' budgets (softmax_rows.h,
+// lse32_shift): the float32 write (x - max) - v where dv <= 2^-25 (v - dv)
+// (v above ~2.1-2.4, most rows from ~100 normal logits on), else the write
+// in float64 lanes with one rounding where dv <= 1.4 * 2^-24 (v - dv),
+// which every row passes but those whose v is near n 2^-97 or below (the
+// others at most ~e^-60 of the max, or all -inf but the max: their flushed
+// terms may be all of v). Those, NaN, +-inf, all -inf rows and maxima
+// beyond kTable32Limit are left unwritten and flagged for the per-row path.
+
+// How a row is written: not here (flagged), (x - max) - v in float32, or
+// in float64 lanes with one rounding.
+enum class Lsm32Write : unsigned char { Flag, Narrow, Wide };
+
+// One row's sums: its max mx (NaN ignored; false if beyond kTable32Limit,
+// +-inf or all -inf), e = round(mx log2 e), and at part / cnt the lane sums
+// (float64 lanes) of the others' terms exp(x) 2^-e (the table's scale
+// included; NaN reaches them) and of the count of the max's own entries.
+template <class VN, class X>
+inline bool lsm32_row_sums(const float* xr, size_t n, const X& texp, double& mx, double& e, double* part,
+                           double* cnt) {
+  using VW = typename VN::wide;
+  constexpr size_t W = VN::width;
+  const size_t full = n - n % W, rem = n % W;
+  mx = row_max<VN>(xr, n);
+  if (!(mx >= -kTable32Limit && mx <= kTable32Limit)) return false;
+  e = std::nearbyint(mx * kLog2e);
+  const Reg<VN> m = VN::set1(mx), bias = VN::set1(e + X::kBias);
+  Reg<VW> s0 = VW::set1(0.0), s1 = VW::set1(0.0);
+  Reg<VN> count = VN::set1(0.0);
+  // e rounds to nearest, so floor(k) - e <= 0 (the term at 2^-e never
+  // exceeds 2^0.6); below the table's clamp (-inf too) a term flushes to 0.
+  auto add = [&](Reg<VN> xv) SSM_INLINE {
+    const auto other = VN::not_le(m, xv);  // x < max, or NaN
+    Reg<VN> k;
+    const Reg<VN> raw = texp.term(VN::max(VN::set1(X::kLow), xv), k);  // sets k first
+    const Reg<VN> t = VN::scale2_acc(raw, VN::sub(k, bias));
+    count = VN::add(count, VN::select(other, VN::set1(0.0), VN::set1(1.0)));
+    Reg<VW> lo, hi;
+    VN::widen(VN::select(other, t, VN::set1(0.0)), lo, hi);
+    s0 = VW::add(s0, lo);
+    s1 = VW::add(s1, hi);
+  };
+  for (size_t j = 0; j < full; j += W) add(VN::load(xr + j));
+  if (rem) add(VN::load_tail(xr + full, rem, -kInf));
+  VW::store(part, VW::add(s0, s1));
+  Reg<VW> clo, chi;
+  VN::widen(count, clo, chi);
+  VW::store(cnt, VW::add(clo, chi));
+  return true;
+}
+
+// y = (x - hi) - lo of one row: in float32 (Narrow: hi, lo as floats) or in
+// float64 lanes, rounded once at the store.
+template <class VN>
+inline void lsm32_write_row(const float* xr, float* yr, size_t n, double hi, double lo, Lsm32Write how) {
+  if (how == Lsm32Write::Narrow) {
+    constexpr size_t W = VN::width;
+    const size_t full = n - n % W, rem = n % W;
+    const Reg<VN> vhi = VN::set1(static_cast<float>(hi)), vlo = VN::set1(static_cast<float>(lo));
+    for (size_t j = 0; j < full; j += W) VN::store(yr + j, VN::sub(VN::sub(VN::load(xr + j), vhi), vlo));
+    if (rem) VN::store_tail(yr + full, VN::sub(VN::sub(VN::load_tail(xr + full, rem, 0.0), vhi), vlo), rem);
+    return;
+  }
+  using VW = typename VN::wide;
+  constexpr size_t WW = VW::width;
+  const size_t full = n - n % WW, rem = n % WW;
+  const Reg<VW> vhi = VW::set1(hi), vlo = VW::set1(lo);
+  for (size_t j = 0; j < full; j += WW) VW::store(yr + j, VW::sub(VW::sub(VW::load(xr + j), vhi), vlo));
+  if (rem) VW::store_tail(yr + full, VW::sub(VW::sub(VW::load_tail(xr + full, rem, 0.0), vhi), vlo), rem);
+}
+
+template <class VN>
+void log_softmax_rows_direct32(const float* x, float* y, size_t rows, size_t n, unsigned char* flag) {
+  using VW = typename VN::wide;
+  using X = Table32Exp<VN, (VN::exp_table32_size < 16)>;
+  constexpr size_t G = VW::width;
+  const X texp;
+  // The terms' relative error with the float64 sums' and the division's.
+  constexpr double eps = X::kErrUnits * 0x1p-24 + 0x1p-44;
+  const double flushed = static_cast<double>(n) * 0x1p-124;
+  alignas(64) double part[G * G], cnt[G * G], mx[G], eref[G], log_s[G], how[G];
+  // The previous set is written while this one is summed, as
+  // rows_log_softmax_direct.h's sets of 4 KiB and more: here at every
+  // length (4 Mi-element batches, 1 thread, ns per element, medians of 3
+  // interleaved runs on a loaded machine, each set written after its log1p
+  // / overlapped: AVX-512 n = 32 1.18 / 1.14, n = 64 0.88 / 0.98, n = 100
+  // 1.15 / 0.87, n = 128 1.35 / 1.20, n = 256 0.67 / 0.59; AVX2 n = 32
+  // 2.00 / 1.92, n = 64 1.41 / 1.32, n = 100 1.25 / 1.12, n = 128 1.97 /
+  // 1.58, n = 256 1.11 / 0.99).
+  double prev_mx[G], prev_log_s[G];
+  Lsm32Write prev_how[G];
+  size_t prev_r0 = 0, prev_g = 0;
+  auto write_prev = [&](size_t l) SSM_INLINE {
+    if (l < prev_g && prev_how[l] != Lsm32Write::Flag)
+      lsm32_write_row<VN>(x + (prev_r0 + l) * n, y + (prev_r0 + l) * n, n, prev_mx[l], prev_log_s[l], prev_how[l]);
+  };
+  for (size_t r0 = 0; r0 < rows; r0 += G) {
+    const size_t g = rows - r0 < G ? rows - r0 : G;
+    for (size_t l = 0; l < G; ++l) {
+      // Row l of the previous set first. In place, a row's x is read by its
+      // own set's sums and then by its own write only.
+      write_prev(l);
+      if (l < g && lsm32_row_sums<VN>(x + (r0 + l) * n, n, texp, mx[l], eref[l], part + l * G, cnt + l * G))
+        continue;
+      // No row, or one for the per-row path: k = 1 and rest = 0, an
+      // ordinary lane whose result is unused.
+      VW::store(part + l * G, VW::set1(0.0));
+      VW::store(cnt + l * G, VW::set1(0.0));
+      cnt[l * G] = 1.0;
+      mx[l] = kNaN;  // marks the lane flagged
+      eref[l] = 0.0;
+    }
+    const Reg<VW> vmx = VW::load(mx);
+    const auto special = VW::notfinite(vmx);
+    const Reg<VW> sum2e = VW::mul(column_sums<VW>(part), VW::set1(1.0 / X::kScale));
+    const Reg<VW> rest = over_max_term<VW>(sum2e, VW::select(special, VW::set1(0.0), vmx), VW::load(eref));
+    const Reg<VW> z0 = VW::add(VW::sub(column_sums<VW>(cnt), VW::set1(1.0)), rest);
+    const auto bad = VW::mask_or(special, VW::notfinite(z0));  // a NaN in the row
+    const Reg<VW> z = VW::select(bad, VW::set1(0.0), z0);
+    const Reg<VW> v = log1p_small<VW>(z);
+    const Reg<VW> dv = VW::fmadd(VW::set1(eps), div_lanes(z, VW::add(VW::set1(1.0), z)),
+                                 VW::fmadd(v, VW::set1(0x1p-50), VW::set1(flushed)));
+    const Reg<VW> low = VW::sub(v, dv);
+    const auto narrow = VW::not_le(dv, VW::mul(low, VW::set1(0x1p-25)));    // true: not narrow
+    const auto wide = VW::not_le(dv, VW::mul(low, VW::set1(1.4 * 0x1p-24)));  // true: not wide either
+    VW::store(log_s, v);
+    VW::to_array(VW::select(VW::mask_or(bad, wide), VW::set1(0.0),
+                            VW::select(narrow, VW::set1(2.0), VW::set1(1.0))),
+                 how);
+    for (size_t l = 0; l < g; ++l) {
+      prev_how[l] = how[l] == 0.0 ? Lsm32Write::Flag : how[l] == 1.0 ? Lsm32Write::Narrow : Lsm32Write::Wide;
+      flag[r0 + l] = prev_how[l] == Lsm32Write::Flag;
+      prev_mx[l] = mx[l];
+      prev_log_s[l] = log_s[l];
+    }
+    prev_r0 = r0;
+    prev_g = g;
+  }
+  for (size_t l = 0; l < prev_g; ++l) write_prev(l);
+}
