@@ -136,7 +136,7 @@ void log_softmax_rows_direct32(const float* x, float* y, size_t rows, size_t n, 
     const auto special = VW::notfinite(vmx);
     const Reg<VW> sum2e = VW::mul(column_sums<VW>(part), VW::set1(1.0 / X::kScale));
     const Reg<VW> rest = over_max_term<VW>(sum2e, VW::select(special, VW::set1(0.0), vmx), VW::load(eref));
-    const Reg<VW> z0 = VW::add(VW::sub(column_sums<VW>(cnt), VW::set1(1.0)), rest);
+    const Reg<VW> z0 = VW::add(VW::sub(column_adds<VW>(cnt), VW::set1(1.0)), rest);
     const auto bad = VW::mask_or(special, VW::notfinite(z0));  // a NaN in the row
     const Reg<VW> z = VW::select(bad, VW::set1(0.0), z0);
     const Reg<VW> v = log1p_small<VW>(z);

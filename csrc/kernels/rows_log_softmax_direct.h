@@ -51,15 +51,31 @@ inline Reg<V> column_sums(const double* src) {
   return V::add(s, e);
 }
 
-// column_sums for small integers (the counts): plain adds, exact.
-template <class V>
-inline Reg<V> column_counts(const double* src) {
+// Lane l of the result: op over the W values src[l * W + i] (row l's lane
+// values) as a balanced tree, ceil_log2(W) ops a value.
+template <class V, class Op>
+inline Reg<V> column_tree(const double* src, Op op) {
   constexpr size_t W = V::width;
   alignas(64) double cols[W * W];
   transpose_block<V>(src, W, cols, W);
-  Reg<V> s = V::load(cols);
-  for (size_t i = 1; i < W; ++i) s = V::add(s, V::load(cols + i * W));
-  return s;
+  Reg<V> c[W];
+  for (size_t i = 0; i < W; ++i) c[i] = V::load(cols + i * W);
+  for (size_t step = 1; step < W; step *= 2)
+    for (size_t i = 0; i + step < W; i += 2 * step) c[i] = op(c[i], c[i + step]);
+  return c[0];
+}
+
+// column_tree of plain adds: exact for small integers (the counts); for
+// values >= 0 within ceil_log2(W) roundings.
+template <class V>
+inline Reg<V> column_adds(const double* src) {
+  return column_tree<V>(src, [](Reg<V> a, Reg<V> b) SSM_INLINE { return V::add(a, b); });
+}
+
+// column_tree of maxima (the rows' lane maxima; NaN-free).
+template <class V>
+inline Reg<V> column_max(const double* src) {
+  return column_tree<V>(src, [](Reg<V> a, Reg<V> b) SSM_INLINE { return V::max(a, b); });
 }
 
 // The sums of one row along its vectors, V the float64 lanes (In: the
@@ -186,7 +202,7 @@ void log_softmax_rows_direct_sets(const double* x, double* y, size_t rows, size_
     // Per lane l (row r0 + l): the others' terms over 2^e, k (a sum of small
     // integers: exact, plain adds), the others' sum over the max's own term.
     const Reg<V> sum2e = column_sums<V>(part);
-    const Reg<V> k = column_counts<V>(cnt);
+    const Reg<V> k = column_adds<V>(cnt);
     const Reg<V> vmx = V::load(mx);
     const auto out_of_range = beyond_ref_terms<V>(vmx);
     const Reg<V> rest = over_max_term<V>(sum2e, V::select(out_of_range, V::set1(0.0), vmx), V::load(eref));

@@ -6,7 +6,7 @@
 // for the rows that need them. The rows go W at a time (W = the lane count):
 // per row a max pass into a vector, the W maxima in one vector by a W x W
 // transpose; per row the terms' plain lane sums; per W rows the lane sums
-// transposed and added across (column_sums_plain), one vector log1p, one
+// transposed and added across (column_adds), one vector log1p, one
 // vector certificate.
 //
 // Accuracy (SPEC: float64 within 1e-14 relative; near lse = 0 the bound of
@@ -16,7 +16,7 @@
 //     each, terms below 2^-1022 flushed: under n 2^-1022 of S >= 2^-1/2),
 //     added plainly in two chains per lane (at most ceil(v / 2) + 1 adds a
 //     term, v the row's vectors: Higham sec. 4.2, for terms >= 0 in any
-//     order) and across the lanes by column_sums_plain (ceil_log2(W)
+//     order) and across the lanes by column_adds (ceil_log2(W)
 //     adds): S within rel_s = (term_err() + ceil(v / 2) + 1 +
 //     ceil_log2(W)) u relative. log S = log1p_small(S - 1)
 //     (S - 1 exact: S in [2^-1/2, 2] or rounded by u (S - 1) / S of log S;
@@ -44,18 +44,6 @@
 template <class V>
 constexpr double term_err() {
   return HasExpTable<V>::value ? 2.0 : FusedFma<V>::value ? 2.5 : 3.5;
-}
-
-// Lane l of the result: the max of the W values src[l * W + i] (row l's lane
-// maxima).
-template <class V>
-inline Reg<V> column_max(const double* src) {
-  constexpr size_t W = V::width;
-  alignas(64) double cols[W * W];
-  transpose_block<V>(src, W, cols, W);
-  Reg<V> m = V::load(cols);
-  for (size_t i = 1; i < W; ++i) m = V::max(V::load(cols + i * W), m);
-  return m;
 }
 
 // The lane maxima of row xr (NaN ignored, -inf for no entry). One chain:
@@ -91,20 +79,6 @@ inline Reg<V> row_ref_sums(const double* xr, size_t n, Reg<V> ve) {
   if (j < full) s0 = V::add(s0, fast_term<V>(V::load(xr + j), ve, unused));
   if (rem) s1 = V::add(s1, fast_term<V>(V::load_tail(xr + full, rem, -kInf), ve, unused));
   return V::add(s0, s1);
-}
-
-// Lane l of the result: the sum of the W values src[l * W + i] (row l's lane
-// sums), added as a balanced tree: ceil_log2(W) adds a value.
-template <class V>
-inline Reg<V> column_sums_plain(const double* src) {
-  constexpr size_t W = V::width;
-  alignas(64) double cols[W * W];
-  transpose_block<V>(src, W, cols, W);
-  Reg<V> c[W];
-  for (size_t i = 0; i < W; ++i) c[i] = V::load(cols + i * W);
-  for (size_t step = 1; step < W; step *= 2)
-    for (size_t i = 0; i + step < W; i += 2 * step) c[i] = V::add(c[i], c[i + step]);
-  return c[0];
 }
 
 // A row's lane values that add up to 1 in column_sums (an unused lane).
@@ -149,7 +123,7 @@ void logsumexp_rows_direct_f64(const double* x, double* out, double* sign, size_
         store_unit<V>(lanes + l * W);
     }
     // Tier 1 in the W lanes.
-    const Reg<V> log_s = log1p_small<V>(V::sub(column_sums_plain<V>(lanes), V::set1(1.0)));
+    const Reg<V> log_s = log1p_small<V>(V::sub(column_adds<V>(lanes), V::set1(1.0)));
     using C = ExpCoeffs<double>;
     const Reg<V> lse = V::fmadd(ve, V::set1(C::ln2_hi31), V::fmadd(ve, V::set1(C::ln2_lo31), log_s));
     const Reg<V> size = V::max(lse, V::sub(V::set1(0.0), lse));
@@ -185,7 +159,7 @@ void logsumexp_rows_direct_f64(const double* x, double* out, double* sign, size_
     if (any2) {
       const Reg<V> rest = over_max_term<V>(column_sums<V>(lanes), m, ve);
       const auto bad = V::notfinite(rest);
-      const Reg<V> z = V::select(bad, V::set1(0.0), V::add(V::sub(column_sums<V>(cnt), V::set1(1.0)), rest));
+      const Reg<V> z = V::select(bad, V::set1(0.0), V::add(V::sub(column_adds<V>(cnt), V::set1(1.0)), rest));
       const Reg<V> log_s2 = log1p_small<V>(z);
       const Reg<V> lse_2 = V::add(m, log_s2);
       // Near lse = 0 (as lse_plain_group): the per-row path's near-zero tiers.
