@@ -84,6 +84,7 @@ inline ExpSum combine_online(const std::vector<ExpSum>& parts) {
       if (f == 0.0) continue;
       sum.add(p.m * f);
       sum.add(p.m_lo * f);
+      out.mag += p.mag * f;
     }
   sum.store(out);
   out.e = 0.0;
@@ -219,8 +220,11 @@ bool fast_lse(const ExpSum& s, double& lse) {
 // log of a max-relative sum S = sum b*exp(x - max) held as m + m_lo: the
 // max's own term is exactly 1, so log1p(S - 1) keeps full relative accuracy
 // when the other terms are tiny (log_softmax of a dominant entry, lse ~ max).
+// A weighted |S| below 1/2 (small weights, or weights that cancel) would
+// lose its digits in S - 1 (2^-53 absolute, against |S| itself): log |S|.
 inline double log_of_sum(const ExpSum& s) {
   const double a = std::fabs(s.m), a_lo = s.m < 0 ? -s.m_lo : s.m_lo;
+  if (a < 0.5) return std::log(a) + a_lo / a;
   return std::log1p((a - 1.0) + a_lo);
 }
 

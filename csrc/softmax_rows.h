@@ -1,9 +1,9 @@
 // The row algorithms: softmax (two-pass, three-pass-recompute,
 // three-pass-reload, online), log_softmax and logsumexp of one contiguous row,
 // composed from a kernel table's passes over the row's chunks (chunking.h).
-// A row whose result is not an ordinary finite one (NaN, +inf, all -inf, zero
-// weighted sum) returns false and is left for the Python layer's SciPy
-// formulas. Baseline code (no intrinsics); templates instantiated by the
+// A row whose result is not an ordinary finite one (NaN, +inf, all -inf, a
+// weighted sum that is zero or below 2^-900) returns false and is left for
+// the Python layer's SciPy formulas. Baseline code (no intrinsics); templates instantiated by the
 // batch and strided drivers.
 #pragma once
 #include <algorithm>
@@ -285,13 +285,54 @@ inline void exp_parts(double x, double& hi, double& lo, int& k) {
 // ordinary rows stay within 1e-14 relative plus 2^-49 log S absolute. The
 // row kernels' group sums (rows_generic.h) flag the same rows by the
 // equivalent |log_s| > 2^23 |lse|, for both types.
+// Weighted rows whose weights cancel (lse_cancel_excess: excess > 0) add
+// 2^-49 excess, their terms' error on the magnitudes over |S|, which the
+// documented absolute term does not cover: float32 certifies it with the
+// rest, float64 needs it within 0.9e-14 |lse| (with the 2^-53 |lse| above,
+// inside the 1e-14 relative bound; 2^-49 per term is already a worst case,
+// and a tenth of the bound, as certified<double>, sent 6% of N(0, 1) rows
+// of 8 with weights uniform in [0, 1) to the double-double sums).
 template <class T>
-bool lse_cancel_ok(double lse, double log_s) {
+bool lse_cancel_ok(double lse, double log_s, double excess = 0.0) {
   const double err = 0x1p-49 * std::fabs(log_s) + 0x1p-53 * std::fabs(lse);
   if constexpr (std::is_same<T, float>::value)
-    return certified<float>(lse, err);
+    return certified<float>(lse, err + 0x1p-49 * excess);
   else
-    return err <= 0x1p-26 * std::fabs(lse);
+    return err <= 0x1p-26 * std::fabs(lse) && 0x1p-49 * excess <= 0.9e-14 * std::fabs(lse);
+}
+
+// The error of a weighted max-relative sum S = sum b exp(x - max) beyond
+// what lse_cancel_ok's 2^-49 |log S| covers. Each term other than the max's
+// own is within a few 2^-53 of its magnitude (the exp, the product, the
+// compensated sum's step), so S is within ~2^-49 R, R = sum over those
+// terms of |b exp(x - max)|, and log |S| within 2^-49 R / |S|. Unweighted,
+// R / S = (S - 1) / S <= log S, the documented bound; weighted, R / |S|
+// exceeds |log S| where weights of both signs cancel (S = 1e-10 out of terms
+// of size 1 loses 10 of its digits) or where the max's weights sum to well
+// below S (0.6 at the max, 0.4 from the others: log S ~ 0, R / S = 0.4).
+// The max's own terms are exact (b exp(0) = b), but with weights of both
+// signs a step of the compensated sum may drop its carry, 2^-53 of the
+// running sum, which a max term of the same size can leave (two at the
+// max with weights 1 and -1 keep 2^-53 of the carry between them): such
+// rows count 2^-53 of the max's weights too. Returns max(0, R / |S| -
+// |log_s|), R from mag (ExpSum::mag, summed plainly: within (n + 64) 2^-53
+// of its value) and at_max = sum |b| over the max's own entries (0: R <=
+// mag, a cruder bound).
+inline double lse_cancel_excess(const ExpSum& s, size_t n, double at_max, double log_s) {
+  const double a = std::fabs(s.m + s.m_lo);
+  const double tol = static_cast<double>(n + 64) * 0x1p-53;
+  const bool mixed = s.mag * (1.0 - tol) > a;  // weights of both signs
+  const double rest = s.mag * (1.0 + tol) - (mixed ? 0.9375 : 1.0) * at_max;
+  return std::max(0.0, rest / a - std::fabs(log_s));
+}
+
+// sum |b| over the entries equal to max (b != 0): lse_cancel_excess's at_max.
+template <class T>
+double weights_at_max(const T* x, const T* b, size_t n, double max) {
+  double sum = 0.0;
+  for (size_t i = 0; i < n; ++i)
+    if (static_cast<double>(x[i]) == max) sum += std::fabs(static_cast<double>(b[i]));
+  return sum;
 }
 
 // Double-double helpers (baseline arithmetic: the products by two_prod).
@@ -354,8 +395,9 @@ inline Dd exp_dd(double x, int& k) {
 // exp(d) d^2 2^-107 < 2^-107 relative), ~2^-100 relative per term. x - ref
 // must stay below ~700 (ref = the max, or 0 for rows whose terms are at
 // most ~1: simdsoftmax.dask); a larger one makes s non-finite.
+// mag (if not null) += sum |b exp(x - ref)|, plainly.
 template <class T>
-void dd_expsum_add(const T* x, const T* b, size_t n, double ref, Dd& s) {
+void dd_expsum_add(const T* x, const T* b, size_t n, double ref, Dd& s, double* mag = nullptr) {
   for (size_t i = 0; i < n; ++i) {
     const double w = b ? static_cast<double>(b[i]) : 1.0;
     if (w == 0.0) continue;
@@ -371,6 +413,7 @@ void dd_expsum_add(const T* x, const T* b, size_t n, double ref, Dd& s) {
     const double scale = std::ldexp(1.0, k);  // exact unless the term is negligible (k <= 0 for x <= ref)
     t = {t.hi * scale, t.lo * scale};
     if (b) t = dd_mul(t, {w, 0.0});
+    if (mag) *mag += std::fabs(t.hi);
     s = dd_add(s, t);
   }
 }
@@ -399,13 +442,21 @@ inline bool lse_of_dd(Dd s, double ref, double& lse, double& sign) {
 // (dd_expsum_add, lse_of_dd), for a row known to be ordinary with that max
 // (b != 0 entries). Unweighted (S >= 1) that is within ~(n + 4) 2^-100
 // absolute, ~1e-27 for a row of a thousand: float32 results are certain
-// down to |lse| ~ 1e-19, float64 to ~1e-13 relative at 1e-15. false (sign,
-// lse untouched) for a weighted sum below 2^-900 in magnitude: the caller's
-// result stands.
+// down to |lse| ~ 1e-19, float64 to ~1e-13 relative at 1e-15. Weighted,
+// within ~(n + 4) 2^-100 mag / |S| (mag = sum |b exp(x - max)|): weights
+// that cancel keep float64's 1e-14 relative while |S| >= ~2^-40 mag.
+// false (sign, lse untouched) for a weighted sum below 2^-900 in magnitude
+// or within that bound of 0, which tells nothing about S (a sum that
+// cancels exactly, every term cancelled by others of the same x, leaves a
+// remainder of that size where the products round: weights w, w and -2w):
+// the caller leaves the row to SciPy's formula (-inf, sign 0 for a float64
+// sum of 0).
 template <class T>
 bool lse_accurate(const T* x, const T* b, size_t n, double max, double& lse, double& sign) {
   Dd s = {0.0, 0.0};
-  dd_expsum_add(x, b, n, max, s);
+  double mag = 0.0;
+  dd_expsum_add(x, b, n, max, s, &mag);
+  if (b && std::fabs(s.hi) <= static_cast<double>(n + 4) * 0x1p-98 * mag) return false;
   return lse_of_dd(s, max, lse, sign);
 }
 
@@ -417,8 +468,9 @@ bool lse_accurate(const T* x, const T* b, size_t n, double max, double& lse, dou
 // ~ 2^-53.5, or, unweighted, the scalar sum's own bound (n + 4) 2^-100,
 // kernel_api.h's kLseScalarErr), else false and nothing set: the scalar
 // double-double sum (lse_accurate) decides.
-// lse, log_s: the float64 sums' (lse within 2^-49 |log_s| + 2^-53 |lse|):
-// rows they prove below the vector tier's reach skip it.
+// lse, log_s: the float64 sums' (lse within 2^-49 |log_s| + 2^-53 |lse|;
+// weighted rows pass |log_s| plus their lse_cancel_excess): rows they
+// prove below the vector tier's reach skip it.
 template <class T>
 bool lse_vector_tier(const Kernels<T>& k, const T* x, const T* b, size_t n, double max, double& lse,
                      double log_s, double& sign) {
@@ -718,18 +770,33 @@ bool logsumexp_row(const Ctx<T>& c, const T* x, const T* b, size_t n, double& ls
   if (!done) {
     ++count;
     const ExpSum s = online_wide(c, x, b, n);
-    ok = ordinary(s) && s.m != 0.0;
-    if (ok) {
+    ok = ordinary(s);
+    if (ok && s.m == 0.0) {
+      // A weighted float64 sum of exactly 0: exactly 0 (SciPy's formula), or
+      // the rounding of terms that cancel (x 1e-17 apart with weights 1
+      // and -1): the scalar double-double sum decides.
+      count += 2;
+      ok = lse_accurate(x, b, n, s.max, lse, sign);
+    } else if (ok) {
       sign = s.m < 0 ? -1.0 : 1.0;
       const double log_s = log_of_sum(s);
       lse = s.max + log_s;
-      // |lse| too small next to the max for max + log S (see lse_accurate).
-      if (!lse_cancel_ok<T>(lse, log_s)) {
+      // |lse| too small next to the max for max + log S (see lse_accurate),
+      // or weights that cancel.
+      // Weighted: first the crude bound (R <= mag); rows it does not clear
+      // (a max term large next to S, or weights that cancel) take one more
+      // pass for the max's own weights.
+      double excess = b ? lse_cancel_excess(s, n, 0.0, log_s) : 0.0;
+      if (excess > 0.0 && !lse_cancel_ok<T>(lse, log_s, excess))
+        excess = lse_cancel_excess(s, n, weights_at_max(x, b, n, s.max), log_s);
+      if (!lse_cancel_ok<T>(lse, log_s, excess)) {
         ++count;
         // passes: one more for the vector tier, two for the scalar sum.
-        if (!lse_vector_tier<T>(c.k, x, b, n, s.max, lse, log_s, sign)) {
+        if (!lse_vector_tier<T>(c.k, x, b, n, s.max, lse, std::fabs(log_s) + excess, sign)) {
           ++count;
-          lse_accurate(x, b, n, s.max, lse, sign);
+          // A weighted sum the double-double one finds below 2^-900 (or
+          // exactly 0): not the float64 sum's result, SciPy's (-inf, sign 0).
+          ok = lse_accurate(x, b, n, s.max, lse, sign);
         }
       }
     }

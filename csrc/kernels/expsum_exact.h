@@ -74,10 +74,11 @@ inline double exp_diff_scalar(double a, double b) {
 template <class V, bool Weighted, class In>
 ExpSum expsum_online_impl(const In* x, const In* b, size_t n) {
   constexpr size_t W = V::width;
-  Reg<V> runmax[kUnroll], s[kUnroll], c[kUnroll];
+  // Weighted: mag sums |b exp(x - runmax)| alongside (ExpSum::mag), plainly.
+  Reg<V> runmax[kUnroll], s[kUnroll], c[kUnroll], mag[kUnroll];
   for (int u = 0; u < kUnroll; ++u) {
     runmax[u] = V::set1(-kInf);
-    s[u] = c[u] = V::set1(0.0);
+    s[u] = c[u] = mag[u] = V::set1(0.0);
   }
   typename V::mask special = V::none();
   const size_t ahead = prefetch_distance(n * sizeof(In)) / sizeof(In);
@@ -100,11 +101,15 @@ ExpSum expsum_online_impl(const In* x, const In* b, size_t n) {
       const Reg<V> f = V::scale2_acc(m, k);
       s[u] = V::mul(s[u], f);
       c[u] = V::mul(c[u], f);
+      if (Weighted) mag[u] = V::mul(mag[u], f);
       runmax[u] = newmax;
     }
     exp_split_diff<V>(xv, runmax[u], m, k);
     Reg<V> term = V::scale2_acc(m, k);
-    if (Weighted) term = V::mul(term, bv);
+    if (Weighted) {
+      term = V::mul(term, bv);
+      mag[u] = V::add(mag[u], V::max(term, V::sub(V::set1(0.0), term)));
+    }
     const Reg<V> y = V::sub(term, c[u]);
     const Reg<V> t = V::add(s[u], y);
     if (Weighted || moved) {
@@ -120,22 +125,26 @@ ExpSum expsum_online_impl(const In* x, const In* b, size_t n) {
     }
     s[u] = t;
   });
-  double lm[kUnroll * W], ls[kUnroll * W], lc[kUnroll * W];
+  double lm[kUnroll * W], ls[kUnroll * W], lc[kUnroll * W], la[kUnroll * W];
   for (int u = 0; u < kUnroll; ++u) {
     V::to_array(runmax[u], lm + u * W);
     V::to_array(s[u], ls + u * W);
     V::to_array(c[u], lc + u * W);
+    V::to_array(mag[u], la + u * W);
   }
   double gmax = -kInf;
   for (double v : lm) gmax = v > gmax ? v : gmax;
   DoubleDouble sum;
+  double total_mag = 0.0;
   for (size_t i = 0; i < kUnroll * W; ++i) {
     const double f = exp_diff_scalar(lm[i], gmax);
     sum.add(ls[i] * f);
     sum.add(-lc[i] * f);
+    if (Weighted && f != 0.0) total_mag += la[i] * f;
   }
   ExpSum out;
   sum.store(out);
+  out.mag = total_mag;
   out.e = 0.0;
   out.max = gmax;
   out.special = V::any(special);

@@ -33,6 +33,11 @@ struct ExpSum {
   // expsum_top only: the row max's own term as the kernel computed it, at
   // 2^e (m + m_lo then holds every other term; see expsum_top).
   double top = 0.0;
+  // Weighted online sums only (expsum_online_wide with b): sum |b exp(x -
+  // max)| over the terms, summed plainly (within n 2^-53 relative). Where
+  // weights of both signs cancel, the sum's error grows with it, not with
+  // |S| (lse_cancel_excess in softmax_rows.h).
+  double mag = 0.0;
 };
 
 // Inputs with |x| above this are outside the fast two-pass range reduction:

@@ -392,7 +392,10 @@ void softmax_group(const T* x, T* y, size_t n, size_t g, T* buf, T* obuf, bool s
 // the max (over b != 0), k = the weights of the max's own terms (their count
 // unweighted) and rest = sum of the other terms b exp(x - max). Weighted: x
 // is replaced by -inf where b == 0 in buf (SciPy: a zero weight removes the
-// term, even an inf or NaN one) and bad[l] flags a non-finite weight.
+// term, even an inf or NaN one), bad[l] flags a non-finite weight and mag
+// receives sum |b exp(x - max)| over all terms, summed plainly (weights of
+// both signs: the sums' error grows with it, not with |S|); returns
+// whether the group has a negative weight (else mag = k + rest).
 // C: the exp polynomial of the other terms (the max's own are exact); Acc:
 // their lane sums (Kahan2, or Plain2 where C's own error dominates).
 // Out of line, as log1p_lanes: once logsumexp's unweighted groups stopped
@@ -403,16 +406,18 @@ void softmax_group(const T* x, T* y, size_t n, size_t g, T* buf, T* obuf, bool s
 // measurable.
 template <class VN, class VW, class T, bool Weighted, class C = ExpCoeffs<double>,
           template <class> class Acc = Kahan2>
-SSM_NOINLINE void wide_sums(T* buf, const T* bbuf, size_t n, double* mx, double* k, double* rest, bool* bad) {
+SSM_NOINLINE bool wide_sums(T* buf, const T* bbuf, size_t n, double* mx, double* k, double* rest, bool* bad,
+                            double* mag = nullptr) {
   constexpr size_t W = VN::width, WW = VW::width, H = W / WW;
   static_assert(W % WW == 0, "the wide lanes split the narrow vector");
-  Reg<VN> vmax = VN::set1(-kInf);
+  Reg<VN> vmax = VN::set1(-kInf), bmin = VN::set1(0.0);
   typename VN::mask nonfinite_b = VN::none();
   for (size_t j = 0; j < n; ++j) {
     Reg<VN> xv = VN::load(buf + j * W);
     if constexpr (Weighted) {
       const Reg<VN> bv = VN::load(bbuf + j * W);
       nonfinite_b = VN::mask_or(nonfinite_b, VN::notfinite(bv));
+      bmin = VN::min(bmin, bv);
       xv = VN::select(VN::nonzero(bv), xv, VN::set1(-kInf));
       VN::store(buf + j * W, xv);
     }
@@ -428,21 +433,29 @@ SSM_NOINLINE void wide_sums(T* buf, const T* bbuf, size_t n, double* mx, double*
   alignas(64) double mref[W];
   for (size_t l = 0; l < W; ++l) mref[l] = lane_finite(mx[l]) ? mx[l] : 0.0;
   constexpr bool kExact = std::is_same<T, double>::value;
+  // Term j of wide half h: b exp(x - max) (b = 1 unweighted) where x is
+  // not the max (other), b (1) at the max.
+  auto term = [&](size_t j, size_t h, typename VW::mask& other, Reg<VW>& at_max) SSM_INLINE {
+    const Reg<VW> xw = VW::load(buf + j * W + h * WW);
+    const Reg<VW> mw = VW::load(mref + h * WW);
+    const Reg<VW> d = VW::sub(xw, mw);
+    other = VW::nonzero(d);  // also NaN: it reaches rest
+    Reg<VW> t = rel_term<VW, kExact, C>(xw, mw, d);
+    at_max = VW::set1(1.0);
+    if constexpr (Weighted) {
+      at_max = VW::load(bbuf + j * W + h * WW);
+      t = VW::mul(t, at_max);
+    }
+    return t;
+  };
   Acc<VW> sums[H];
   Reg<VW> count[H];
   for (size_t h = 0; h < H; ++h) count[h] = VW::set1(0.0);
   for (size_t j = 0; j < n; ++j) {
     for (size_t h = 0; h < H; ++h) {
-      const Reg<VW> xw = VW::load(buf + j * W + h * WW);
-      const Reg<VW> mw = VW::load(mref + h * WW);
-      const Reg<VW> d = VW::sub(xw, mw);
-      const auto other = VW::nonzero(d);  // also NaN: it reaches rest
-      Reg<VW> t = rel_term<VW, kExact, C>(xw, mw, d);
-      Reg<VW> at_max = VW::set1(1.0);
-      if constexpr (Weighted) {
-        at_max = VW::load(bbuf + j * W + h * WW);
-        t = VW::mul(t, at_max);
-      }
+      typename VW::mask other;
+      Reg<VW> at_max;
+      const Reg<VW> t = term(j, h, other, at_max);
       count[h] = VW::add(count[h], VW::select(other, VW::set1(0.0), at_max));
       sums[h].add(static_cast<int>(j & 1), VW::select(other, t, VW::set1(0.0)));
     }
@@ -455,6 +468,28 @@ SSM_NOINLINE void wide_sums(T* buf, const T* bbuf, size_t n, double* mx, double*
     sums[h].totals(r);
     for (size_t l = 0; l < WW; ++l) rest[h * WW + l] = r[l];
   }
+  if constexpr (Weighted) {
+    // mag: with every weight >= 0 it is the sum itself; a group with a
+    // negative weight sums the magnitudes again (a second pass over the
+    // group in L1, which ordinary weights do not pay).
+    if (!VN::any(VN::gt(VN::set1(0.0), bmin))) {
+      for (size_t l = 0; l < W; ++l) mag[l] = k[l] + rest[l];
+      return false;
+    }
+    for (size_t h = 0; h < H; ++h) {
+      Reg<VW> size = VW::set1(0.0);
+      for (size_t j = 0; j < n; ++j) {
+        typename VW::mask other;
+        Reg<VW> at_max;
+        Reg<VW> t = term(j, h, other, at_max);
+        t = VW::select(other, t, at_max);
+        size = VW::add(size, VW::max(t, VW::sub(VW::set1(0.0), t)));
+      }
+      VW::to_array(size, mag + h * WW);
+    }
+    return true;
+  }
+  return false;
 }
 
 // The unweighted sums of P groups already in buf (group p at buf + p n W),
@@ -782,9 +817,9 @@ void logsumexp_group(const T* x, const T* b, T* out, T* sign, size_t n, size_t g
         if (!flag[l]) sign[l] = T(1);
     return;
   }
-  double mx[W], k[W], rest[W];
+  double mx[W], k[W], rest[W], mag[W];
   bool bad[W];
-  wide_sums<VN, VW, T, Weighted>(buf, bbuf, n, mx, k, rest, bad);
+  const bool signed_weights = wide_sums<VN, VW, T, Weighted>(buf, bbuf, n, mx, k, rest, bad, mag);
   for (size_t l = 0; l < g; ++l) {
     const double s = k[l] + rest[l];
     bool ok = lane_finite(mx[l]) && lane_finite(s) && !bad[l];
@@ -794,10 +829,30 @@ void logsumexp_group(const T* x, const T* b, T* out, T* sign, size_t n, size_t g
     flag[l] = !ok;
     if (!ok) continue;
     const double sg = s < 0 ? -1.0 : 1.0;
-    const double log_s = std::log1p((sg * k[l] - 1.0) + sg * rest[l]);
+    // |S| below 1/2 (small weights, or weights that cancel) would lose its
+    // digits in S - 1, 2^-53 absolute: log |S| (s within 2^-53 |s|).
+    const double log_s = sg * s < 0.5 ? std::log(sg * s) : std::log1p((sg * k[l] - 1.0) + sg * rest[l]);
     const double lse = mx[l] + log_s;
     // Near lse = 0 (as lse_plain_group): the per-row path's double-double sum.
-    if (std::fabs(log_s) > 0x1p23 * std::fabs(lse)) {
+    // Weighted, the other terms' error, 2^-49 R (R = their magnitudes, at
+    // most mag - |k|; mag summed plainly, within (n + 8) 2^-53), over |S| in
+    // log S, beyond the 2^-49 |log S| that test covers (lse_cancel_excess in
+    // softmax_rows.h: weights that cancel, or max weights summing to well
+    // below S): float64 needs it within 0.9e-14 |lse|, float32 within 2^-27
+    // |lse| (with the rest, below half a float32 ulp). With weights of both
+    // signs, k's own sum (2^-53 of the max's weights) counts too.
+    // Weights >= 0 with k >= 1 need no test: R / S = (S - k) / S <= 1 - 1 /
+    // S <= log S.
+    bool cancel = false;
+    if (signed_weights || k[l] < 1.0) {
+      const double tol = static_cast<double>(n + 8) * 0x1p-53;
+      const bool mixed = mag[l] * (1.0 - tol) > sg * s;
+      const double rest_size = mag[l] * (1.0 + tol) - (mixed ? 0.9375 : 1.0) * std::fabs(k[l]);
+      const double limit = std::is_same<T, float>::value ? 0x1p-27 : 0.9e-14;
+      // 2^-49 (rest_size / |S| - |log S|) > limit |lse|, times |S| (no division per row).
+      cancel = 0x1p-49 * (rest_size - std::fabs(log_s) * sg * s) > limit * std::fabs(lse) * sg * s;
+    }
+    if (std::fabs(log_s) > 0x1p23 * std::fabs(lse) || cancel) {
       flag[l] = 1;
       continue;
     }

@@ -293,9 +293,14 @@ def _normalizer(a: da.Array, b, axes, work, *, wide: bool, with_plain: bool, spl
 
 def _log_of_sum(hi, lo):
     """log|hi + lo| with full relative accuracy of the small remainder |S| - 1
-    (the max's own term is exactly 1); as the in-memory kernels' driver."""
-    neg = hi < 0
-    return np.log1p((np.abs(hi) - 1.0) + np.where(neg, -lo, lo))
+    (the max's own term is exactly 1); as the in-memory kernels' driver,
+    log|S| directly below 1/2 (weighted: small weights, or weights that
+    cancel), where S - 1 would keep only 2^-53 absolute of S."""
+    a = np.abs(hi)
+    a_lo = np.where(hi < 0, -lo, lo)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        small = np.log(a) + a_lo / a
+    return np.where(a < 0.5, small, np.log1p((a - 1.0) + a_lo))
 
 
 # --------------------------------------------------------------------------
