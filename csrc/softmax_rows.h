@@ -3,8 +3,8 @@
 // composed from a kernel table's passes over the row's chunks (chunking.h).
 // A row whose result is not an ordinary finite one (NaN, +inf, all -inf, a
 // weighted sum that is zero or below 2^-900) returns false and is left for
-// the Python layer's SciPy formulas. Baseline code (no intrinsics); templates instantiated by the
-// batch and strided drivers.
+// the Python layer's SciPy formulas. Baseline code (no intrinsics);
+// templates instantiated by the batch and strided drivers.
 #pragma once
 #include <algorithm>
 #include <cmath>
