@@ -30,6 +30,12 @@ more than --budget seconds. Run it on a quiet machine (`uptime` load near
 slow) and needs ~4 GiB of memory (64 Mi float64 with SciPy's temporaries);
 --elements 4Mi is the in-cache half, --quick a first look.
 
+torch picks its own kernels from the CPU at import (the header prints which):
+on an AVX-512 machine, `--isa avx2` alone sets simdsoftmax's AVX2 kernels
+against torch's AVX-512 ones. To compare like with like, as on a CPU without
+AVX-512, run that kernel set in its own process with torch limited too:
+`ATEN_CPU_CAPABILITY=avx2 python bench/rows.py --isa avx2`.
+
     python bench/rows.py --quick        # float32, 4 Mi elements, 5 row lengths, ~2 min
     python bench/rows.py                # everything; see REGENERATE below for the results files
 """
@@ -126,6 +132,16 @@ def load_peers(names):
         except ImportError:
             print("# scipy is not installed: no scipy columns (pip install scipy)", flush=True)
     return torch, special
+
+
+def torch_version(torch) -> str:
+    """torch's version and the kernels it dispatches to (AVX512, AVX2, ...), or '-'."""
+    if torch is None:
+        return "-"
+    try:
+        return f"{torch.__version__} ({torch.backends.cpu.get_cpu_capability()} kernels)"
+    except AttributeError:  # torch before 2.1
+        return torch.__version__
 
 
 def scipy_version() -> str:
@@ -284,7 +300,7 @@ def main(argv=None):
         print(f"#   {command}")
     print(f"# simdsoftmax {ssm.__version__}; CPU {info.get('cpu', {}).get('brand', '?')}; kernel sets {', '.join(args.isas)}; "
           f"caches L2 {format_bytes(caches['l2_bytes'])}, L3 {format_bytes(caches['l3_bytes'])} ({caches['source']}); "
-          f"torch {torch.__version__ if torch else '-'}; scipy {scipy_version()}; "
+          f"torch {torch_version(torch)}; scipy {scipy_version()}; "
           f"{args.repeats} repeats (scipy {args.scipy_repeats}); ours {'allocating' if args.alloc else 'out='}; "
           f"{time.strftime('%Y-%m-%d %H:%M', time.gmtime())} UTC", flush=True)  # fmt: skip
 
