@@ -500,13 +500,18 @@ SSM_NOINLINE bool wide_sums(T* buf, const T* bbuf, size_t n, double* mx, double*
 // Acc as wide_sums; a NaN reaches it). The sums of lse_plain_group and of
 // float64 log_softmax_groups. Each lane's arithmetic is the same whatever P:
 // the groups only share the loops, so that their chains overlap.
+// Without Count, cnt is 0 and rest holds every term, the max's own ones
+// too: each is exactly 1 (d = 0 reduces to r = 0 and the polynomial's
+// c[0] = 1), so rest - 1 is S - 1 within the plain sums' own error, but
+// relative to S, not to the other terms (lse_groups_f32: its certificate
+// needs no more; a compare, a blend and an add fewer per vector of terms).
 template <class VN, class VW, size_t P = 1>
 struct GroupSums {
   static constexpr size_t H = VN::width / VW::width;
   Reg<VW> mx[P * H], m[P * H], cnt[P * H], rest[P * H];
 };
 
-template <class VN, class VW, class T, class C, template <class> class Acc, size_t P = 1>
+template <class VN, class VW, class T, class C, template <class> class Acc, size_t P = 1, bool Count = true>
 inline void group_sums(const T* buf, size_t n, GroupSums<VN, VW, P>& out) {
   constexpr size_t W = VN::width, WW = VW::width, H = W / WW;
   Reg<VN> vmax[P];
@@ -522,16 +527,27 @@ inline void group_sums(const T* buf, size_t n, GroupSums<VN, VW, P>& out) {
     out.m[q] = VW::select(VW::notfinite(out.mx[q]), VW::set1(0.0), out.mx[q]);
     out.cnt[q] = VW::set1(0.0);
   }
-  for (size_t j = 0; j < n; ++j) {
+  // Even columns to chain 0, odd ones to chain 1, the chain's index a
+  // constant (a run-time j & 1 kept the accumulators in memory).
+  auto column = [&](size_t j, auto chain) SSM_INLINE {
     for (size_t q = 0; q < P * H; ++q) {
       const Reg<VW> xw = VW::load(buf + ((q / H) * n + j) * W + (q % H) * WW);
       const Reg<VW> d = VW::sub(xw, out.m[q]);
-      const auto other = VW::nonzero(d);  // also NaN: it reaches the sum
-      out.cnt[q] = VW::add(out.cnt[q], VW::select(other, VW::set1(0.0), VW::set1(1.0)));
-      sums[q].add(static_cast<int>(j & 1),
-                  VW::select(other, rel_term<VW, kExact, C>(xw, out.m[q], d), VW::set1(0.0)));
+      if constexpr (Count) {
+        const auto other = VW::nonzero(d);  // also NaN: it reaches the sum
+        out.cnt[q] = VW::add(out.cnt[q], VW::select(other, VW::set1(0.0), VW::set1(1.0)));
+        sums[q].add(decltype(chain)::value, VW::select(other, rel_term<VW, kExact, C>(xw, out.m[q], d), VW::set1(0.0)));
+      } else {
+        sums[q].add(decltype(chain)::value, rel_term<VW, kExact, C>(xw, out.m[q], d));
+      }
     }
+  };
+  size_t j = 0;
+  for (; j + 2 <= n; j += 2) {
+    column(j, std::integral_constant<int, 0>());
+    column(j + 1, std::integral_constant<int, 1>());
   }
+  if (j < n) column(j, std::integral_constant<int, 0>());
   for (size_t q = 0; q < P * H; ++q) {
     double r[WW];
     sums[q].totals(r);
@@ -742,10 +758,12 @@ bool lse_plain_group(const T* buf, size_t n, size_t g, T* out, unsigned char* fl
 // Unweighted float32 logsumexp of P consecutive groups of W rows (the
 // batch's rows from x; the last may be partial, rows_left >= (P - 1) W + 1):
 // lse_plain_group's certified first try (degree-6 terms, plain sums, the
-// same certificate) with the P groups' chains side by side, the sums and
-// then the log1p's and certificate's divisions and series, which one
-// group's latency left idle at small n. A group with a lane the certificate
-// misses goes alone through the degree-11 sums (lse_plain_group).
+// same certificate; the max's own terms summed with the others, group_sums
+// without Count, so cnt - 1 + rest is S - 1) with the P groups' chains side
+// by side, the sums and then the log1p's and certificate's divisions and
+// series, which one group's latency left idle at small n. A group with a
+// lane the certificate misses goes alone through the degree-11 sums
+// (lse_plain_group).
 template <class VN, class VW, size_t P>
 void lse_groups_f32(const float* x, float* out, float* sign, size_t n, size_t rows_left, float* buf,
                     unsigned char* flag) {
@@ -757,7 +775,7 @@ void lse_groups_f32(const float* x, float* out, float* sign, size_t n, size_t ro
     to_columns<VN>(x + p * W * n, n, g[p], buf + p * n * W, 1.0f);  // lanes >= g stay ordinary
   }
   GroupSums<VN, VW, P> s;
-  group_sums<VN, VW, float, C, Plain2, P>(buf, n, s);
+  group_sums<VN, VW, float, C, Plain2, P, false>(buf, n, s);
   Reg<VW> lse[P * H];
   typename VW::mask bad[P * H];
   bool pass[P], any_bad[P];
