@@ -40,7 +40,8 @@
 //    exp instead, on the kernel sets that have it, each certified for the
 //    float32 write or the one in float64 lanes as the row kernels' rows
 //    (rows_log_softmax32_direct.h).
-//  * float32 logsumexp: the same degree-6 terms and plain sums first; its
+//  * float32 logsumexp: the same degree-6 terms and plain sums first, the
+//    max's own terms (exactly 1 each) in the sum, not counted apart; its
 //    1-ulp bound is absolute in lse and lse may be near 0, so each result
 //    is certified where |lse| >= 2^-4, and a group with a result below
 //    that is summed again with the degree-11 terms (logsumexp_group).
