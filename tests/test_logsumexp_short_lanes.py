@@ -60,6 +60,26 @@ def test_pairs_of_groups(isa, dtype, n):
             check(x.astype(dtype), f"n={n} rows={rows} near={near}")
 
 
+@pytest.mark.parametrize("n", [2, 7, 16, 23])
+def test_ties_at_the_max(isa, n):
+    """float32 groups sum the max's own terms (each exactly 1) with the
+    others: rows whose max appears 1 to n times, the others within a few
+    units below it or far below, and shifted so the result is near the
+    certificate's edge (|lse| ~ 0.03-0.3) or ordinary."""
+    rng = np.random.default_rng(500 + n)
+    rows = []
+    for k in range(1, n + 1):
+        for spread in (0.5, 4.0, 60.0):
+            row = -rng.uniform(0, spread, n)
+            row[rng.permutation(n)[:k]] = 0.0
+            rows.append(row)
+    x = np.array(rows) + rng.uniform(-3, 3, (len(rows), 1))
+    check(x.astype(np.float32), f"n={n} ordinary")
+    lse = np.logaddexp.reduce(x, axis=1)
+    edge = x - (lse - rng.choice([-1, 1], len(rows)) * rng.uniform(0.03, 0.3, len(rows)))[:, None]
+    check(edge.astype(np.float32), f"n={n} near the edge")
+
+
 SPECIALS = {
     "nan": lambda row: np.put(row, len(row) // 2, np.nan),
     "+inf": lambda row: np.put(row, 0, np.inf),

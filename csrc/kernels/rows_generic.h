@@ -40,7 +40,8 @@
 //    exp instead, on the kernel sets that have it, each certified for the
 //    float32 write or the one in float64 lanes as the row kernels' rows
 //    (rows_log_softmax32_direct.h).
-//  * float32 logsumexp: the same degree-6 terms and plain sums first; its
+//  * float32 logsumexp: the same degree-6 terms and plain sums first, the
+//    max's own terms (exactly 1 each) in the sum, not counted apart; its
 //    1-ulp bound is absolute in lse and lse may be near 0, so each result
 //    is certified where |lse| >= 2^-4, and a group with a result below
 //    that is summed again with the degree-11 terms (logsumexp_group).
@@ -207,8 +208,13 @@ inline Reg<V> over_max_term(Reg<V> sum2e, Reg<V> mx, Reg<V> e_ref) {
 // dominant entry is -log1p(S - 1) to full relative accuracy). Error: the
 // rounding of s (about 1.5 ulp relative) dominates. div_lanes is defined by
 // the including translation unit for its register types.
-template <class V>
+// Terms < 11 cuts the series at degree 2 Terms + 1 (Terms = 7: the tail is
+// below w^8 / 17 / (1 - w) <= 2^-44.7 relative, 2^-46.2 absolute in log(t)
+// <= ln2 / 2); 1 + z < MaxT drops the steps that cannot divide (results
+// unchanged).
+template <class V, int Terms = 11, int MaxT = (1 << 15)>
 inline Reg<V> log1p_small(Reg<V> z) {
+  static_assert(Terms >= 2 && Terms <= 11 && MaxT <= (1 << 15), "log1p_small's range and degree");
   Reg<V> t = V::add(V::set1(1.0), z);
   Reg<V> e = V::set1(0.0);
   // The steps' constants as products by exact powers of two, folded at
@@ -219,6 +225,7 @@ inline Reg<V> log1p_small(Reg<V> z) {
   for (int p : kSteps) {
     // t >= 2^p / sqrt(2): divide by 2^p (exact); afterwards t < 2^p / sqrt(2).
     const double two_p = static_cast<double>(1 << p);
+    if (0.70710678118654752 * two_p >= MaxT) continue;  // t < MaxT: never
     const auto big = V::gt(t, V::set1(0.70710678118654752 * two_p));
     t = V::select(big, V::mul(t, V::set1(1.0 / two_p)), t);
     e = V::select(big, V::add(e, V::set1(p)), e);
@@ -226,9 +233,9 @@ inline Reg<V> log1p_small(Reg<V> z) {
   const Reg<V> f = V::select(V::nonzero(e), V::sub(t, V::set1(1.0)), z);
   const Reg<V> s = div_lanes(f, V::add(V::set1(2.0), f));
   const Reg<V> w = V::mul(s, s);
-  // q(w) = sum_{k>=1} w^(k-1) / (2k + 1), k = 1..11
-  Reg<V> q = V::set1(1.0 / 23.0);
-  for (int k = 10; k >= 1; --k) q = V::fmadd(q, w, V::set1(1.0 / (2 * k + 1)));
+  // q(w) = sum_{k>=1} w^(k-1) / (2k + 1), k = 1..Terms
+  Reg<V> q = V::set1(1.0 / (2 * Terms + 1));
+  for (int k = Terms - 1; k >= 1; --k) q = V::fmadd(q, w, V::set1(1.0 / (2 * k + 1)));
   const Reg<V> two_s = V::add(s, s);
   const Reg<V> log_t = V::fmadd(V::mul(two_s, w), q, two_s);
   using C = ExpCoeffs<double>;  // e * ln2_hi31 is exact
@@ -500,13 +507,18 @@ SSM_NOINLINE bool wide_sums(T* buf, const T* bbuf, size_t n, double* mx, double*
 // Acc as wide_sums; a NaN reaches it). The sums of lse_plain_group and of
 // float64 log_softmax_groups. Each lane's arithmetic is the same whatever P:
 // the groups only share the loops, so that their chains overlap.
+// Without Count, cnt is 0 and rest holds every term, the max's own ones
+// too: each is exactly 1 (d = 0 reduces to r = 0 and the polynomial's
+// c[0] = 1), so rest - 1 is S - 1 within the plain sums' own error, but
+// relative to S, not to the other terms (lse_groups_f32: its certificate
+// needs no more; a compare, a blend and an add fewer per vector of terms).
 template <class VN, class VW, size_t P = 1>
 struct GroupSums {
   static constexpr size_t H = VN::width / VW::width;
   Reg<VW> mx[P * H], m[P * H], cnt[P * H], rest[P * H];
 };
 
-template <class VN, class VW, class T, class C, template <class> class Acc, size_t P = 1>
+template <class VN, class VW, class T, class C, template <class> class Acc, size_t P = 1, bool Count = true>
 inline void group_sums(const T* buf, size_t n, GroupSums<VN, VW, P>& out) {
   constexpr size_t W = VN::width, WW = VW::width, H = W / WW;
   Reg<VN> vmax[P];
@@ -522,16 +534,27 @@ inline void group_sums(const T* buf, size_t n, GroupSums<VN, VW, P>& out) {
     out.m[q] = VW::select(VW::notfinite(out.mx[q]), VW::set1(0.0), out.mx[q]);
     out.cnt[q] = VW::set1(0.0);
   }
-  for (size_t j = 0; j < n; ++j) {
+  // Even columns to chain 0, odd ones to chain 1, the chain's index a
+  // constant (a run-time j & 1 kept the accumulators in memory).
+  auto column = [&](size_t j, auto chain) SSM_INLINE {
     for (size_t q = 0; q < P * H; ++q) {
       const Reg<VW> xw = VW::load(buf + ((q / H) * n + j) * W + (q % H) * WW);
       const Reg<VW> d = VW::sub(xw, out.m[q]);
-      const auto other = VW::nonzero(d);  // also NaN: it reaches the sum
-      out.cnt[q] = VW::add(out.cnt[q], VW::select(other, VW::set1(0.0), VW::set1(1.0)));
-      sums[q].add(static_cast<int>(j & 1),
-                  VW::select(other, rel_term<VW, kExact, C>(xw, out.m[q], d), VW::set1(0.0)));
+      if constexpr (Count) {
+        const auto other = VW::nonzero(d);  // also NaN: it reaches the sum
+        out.cnt[q] = VW::add(out.cnt[q], VW::select(other, VW::set1(0.0), VW::set1(1.0)));
+        sums[q].add(decltype(chain)::value, VW::select(other, rel_term<VW, kExact, C>(xw, out.m[q], d), VW::set1(0.0)));
+      } else {
+        sums[q].add(decltype(chain)::value, rel_term<VW, kExact, C>(xw, out.m[q], d));
+      }
     }
+  };
+  size_t j = 0;
+  for (; j + 2 <= n; j += 2) {
+    column(j, std::integral_constant<int, 0>());
+    column(j + 1, std::integral_constant<int, 1>());
   }
+  if (j < n) column(j, std::integral_constant<int, 0>());
   for (size_t q = 0; q < P * H; ++q) {
     double r[WW];
     sums[q].totals(r);
@@ -742,10 +765,12 @@ bool lse_plain_group(const T* buf, size_t n, size_t g, T* out, unsigned char* fl
 // Unweighted float32 logsumexp of P consecutive groups of W rows (the
 // batch's rows from x; the last may be partial, rows_left >= (P - 1) W + 1):
 // lse_plain_group's certified first try (degree-6 terms, plain sums, the
-// same certificate) with the P groups' chains side by side, the sums and
-// then the log1p's and certificate's divisions and series, which one
-// group's latency left idle at small n. A group with a lane the certificate
-// misses goes alone through the degree-11 sums (lse_plain_group).
+// same certificate; the max's own terms summed with the others, group_sums
+// without Count, so cnt - 1 + rest is S - 1) with the P groups' chains side
+// by side, the sums and then the log1p's and certificate's divisions and
+// series, which one group's latency left idle at small n. A group with a
+// lane the certificate misses goes alone through the degree-11 sums
+// (lse_plain_group).
 template <class VN, class VW, size_t P>
 void lse_groups_f32(const float* x, float* out, float* sign, size_t n, size_t rows_left, float* buf,
                     unsigned char* flag) {
@@ -757,7 +782,7 @@ void lse_groups_f32(const float* x, float* out, float* sign, size_t n, size_t ro
     to_columns<VN>(x + p * W * n, n, g[p], buf + p * n * W, 1.0f);  // lanes >= g stay ordinary
   }
   GroupSums<VN, VW, P> s;
-  group_sums<VN, VW, float, C, Plain2, P>(buf, n, s);
+  group_sums<VN, VW, float, C, Plain2, P, false>(buf, n, s);
   Reg<VW> lse[P * H];
   typename VW::mask bad[P * H];
   bool pass[P], any_bad[P];
@@ -765,7 +790,9 @@ void lse_groups_f32(const float* x, float* out, float* sign, size_t n, size_t ro
   for (size_t q = 0; q < P * H; ++q) {
     bad[q] = VW::mask_or(VW::notfinite(s.mx[q]), VW::notfinite(s.rest[q]));
     const Reg<VW> z = VW::select(bad[q], VW::set1(0.0), VW::add(VW::sub(s.cnt[q], VW::set1(1.0)), s.rest[q]));
-    lse[q] = VW::add(s.m[q], log1p_small<VW>(z));
+    // S <= n <= kMaxN / 2 (terms at most 1); the series to degree 15: its
+    // 2^-46.2 absolute is within the certificate's 2^-37.
+    lse[q] = VW::add(s.m[q], log1p_small<VW, 7, kMaxN / 2 + 1>(z));
     // As lse_plain_group's Certify (see there), with min(z, 1) >= z / (1 + z)
     // (z >= 0) in place of the division: at most 2x looser (z = 1), it
     // certifies all but rows with |lse| below ~0.035, and the division was
