@@ -107,12 +107,17 @@ struct ValueHeap {
 // values of the chunk reach it only for rows whose order defeats the sample
 // (sorted ones; for shuffled values the chance is below 1e-9). -inf: no floor
 // (a short chunk, a large k, or too few values in the sample). Only a guess:
-// select() checks that k values reached it and otherwise starts over.
+// select() checks that k values reached it and otherwise starts over. A
+// run none of whose values exceeds the current m-th is skipped by one
+// vector test (most runs, once the sample's first few are in), as its
+// values would be one by one.
 constexpr size_t kSelectRuns = 128, kSelectRun = 16;  // a run: one 64-byte line of float32
 constexpr size_t kSelectSample = kSelectRuns * kSelectRun;
 
-template <class T>
+template <class V, class T>
 double select_floor(const T* x, size_t n, size_t k) {
+  constexpr size_t W = V::width;
+  static_assert(kSelectRun % W == 0, "a run is whole vectors");
   if (n < 32 * kSelectSample) return -kInf;
   const size_t m = (2 * k * kSelectSample + n - 1) / n + 8;
   if (16 * m > kSelectSample) return -kInf;
@@ -120,6 +125,12 @@ double select_floor(const T* x, size_t n, size_t k) {
   size_t size = 0;
   for (size_t r = 0; r < kSelectRuns; ++r) {
     const T* run = x + (n - kSelectRun) * r / (kSelectRuns - 1);
+    if (size == m) {
+      const Reg<V> vthr = V::set1(top[m - 1]);
+      auto any = V::gt(V::load(run), vthr);
+      for (size_t j = W; j < kSelectRun; j += W) any = V::mask_or(any, V::gt(V::load(run + j), vthr));
+      if (!V::any(any)) continue;
+    }
     for (size_t j = 0; j < kSelectRun; ++j) {
       const double v = static_cast<double>(run[j]);
       if (!(v > (size < m ? -kInf : top[m - 1]))) continue;  // NaN and -inf too
@@ -379,7 +390,7 @@ SelectResult select(const T* x, size_t n, uint64_t start, size_t k, double* valu
     const SelectResult res = select_collect<V, T>(x, n, start, k, value, index, pick_threshold(x, n, k), ok);
     if (ok) return res;
   }
-  const double floor = select_floor(x, n, k);
+  const double floor = select_floor<V>(x, n, k);
   if (floor > -kInf) {
     const SelectResult res = select_above<V, T>(x, n, start, k, value, index, floor);
     if (res.count == k || res.nan) return res;
