@@ -107,12 +107,17 @@ struct ValueHeap {
 // values of the chunk reach it only for rows whose order defeats the sample
 // (sorted ones; for shuffled values the chance is below 1e-9). -inf: no floor
 // (a short chunk, a large k, or too few values in the sample). Only a guess:
-// select() checks that k values reached it and otherwise starts over.
+// select() checks that k values reached it and otherwise starts over. A
+// run none of whose values exceeds the current m-th is skipped by one
+// vector test (most runs, once the sample's first few are in), as its
+// values would be one by one.
 constexpr size_t kSelectRuns = 128, kSelectRun = 16;  // a run: one 64-byte line of float32
 constexpr size_t kSelectSample = kSelectRuns * kSelectRun;
 
-template <class T>
+template <class V, class T>
 double select_floor(const T* x, size_t n, size_t k) {
+  constexpr size_t W = V::width;
+  static_assert(kSelectRun % W == 0, "a run is whole vectors");
   if (n < 32 * kSelectSample) return -kInf;
   const size_t m = (2 * k * kSelectSample + n - 1) / n + 8;
   if (16 * m > kSelectSample) return -kInf;
@@ -120,6 +125,12 @@ double select_floor(const T* x, size_t n, size_t k) {
   size_t size = 0;
   for (size_t r = 0; r < kSelectRuns; ++r) {
     const T* run = x + (n - kSelectRun) * r / (kSelectRuns - 1);
+    if (size == m) {
+      const Reg<V> vthr = V::set1(top[m - 1]);
+      auto any = V::gt(V::load(run), vthr);
+      for (size_t j = W; j < kSelectRun; j += W) any = V::mask_or(any, V::gt(V::load(run + j), vthr));
+      if (!V::any(any)) continue;
+    }
     for (size_t j = 0; j < kSelectRun; ++j) {
       const double v = static_cast<double>(run[j]);
       if (!(v > (size < m ? -kInf : top[m - 1]))) continue;  // NaN and -inf too
@@ -130,6 +141,22 @@ double select_floor(const T* x, size_t n, size_t k) {
   }
   return size == m ? top[m - 1] : -kInf;
 }
+
+// The lanes of a vector compare as bits (lane l: bit l) where the mask type
+// gives them cheaply; elsewhere every lane, and the caller tests each lane's
+// value itself (it does so everywhere: the bits only skip lanes).
+template <class M>
+inline uint32_t lane_bits(M, size_t width) {
+  return width >= 32 ? ~uint32_t{0} : (uint32_t{1} << width) - 1u;
+}
+#if defined(__AVX512F__)
+inline uint32_t lane_bits(__mmask16 m, size_t) { return m; }
+inline uint32_t lane_bits(__mmask8 m, size_t) { return m; }
+#endif
+#if defined(__AVX2__)
+inline uint32_t lane_bits(__m256 m, size_t) { return static_cast<uint32_t>(_mm256_movemask_ps(m)); }
+inline uint32_t lane_bits(__m256d m, size_t) { return static_cast<uint32_t>(_mm256_movemask_pd(m)); }
+#endif
 
 // The k best of x[0..n) among the values >= floor (every value for -inf),
 // NaN flagged: the first k such values fill the heap, and a vector is looked
@@ -174,10 +201,12 @@ SelectResult select_above(const T* x, size_t n, uint64_t start, size_t k, double
   auto low_now = [&] { return heap.size < k ? below<T>(floor) : below<T>(value[0]); };
   double low = low_now();
   Reg<V> vlow = V::set1(low);
-  auto lanes = [&](size_t at) {
-    for (size_t l = 0; l < W; ++l) {
-      const double v = static_cast<double>(x[at + l]);
-      if (!(v <= low)) offer(v, start + at + l);
+  // the lanes of the vector at `at` whose compare with vlow (x > low or NaN) set `bits`
+  auto lanes = [&](size_t at, uint32_t bits) {
+    for (; bits != 0; bits &= bits - 1) {
+      const size_t l = at + static_cast<size_t>(__builtin_ctz(bits));
+      const double v = static_cast<double>(x[l]);
+      if (!(v <= low)) offer(v, start + l);
     }
   };
   for (; i + U * W <= n; i += U * W) {
@@ -187,14 +216,19 @@ SelectResult select_above(const T* x, size_t n, uint64_t start, size_t k, double
     const auto any = V::mask_or(V::mask_or(V::not_le(xv[0], vlow), V::not_le(xv[1], vlow)),
                                 V::mask_or(V::not_le(xv[2], vlow), V::not_le(xv[3], vlow)));
     if (!V::any(any)) continue;
-    for (size_t u = 0; u < U; ++u)
-      if (V::any(V::not_le(xv[u], vlow))) lanes(i + u * W);
+    // loaded again, not kept from above: kept, the U vectors were stored to
+    // the stack on every step for this rare branch (4 stores per 4 loads)
+    for (size_t u = 0; u < U; ++u) {
+      const auto m = V::not_le(V::load(x + i + u * W), vlow);
+      if (V::any(m)) lanes(i + u * W, lane_bits(m, W));
+    }
     low = low_now();
     vlow = V::set1(low);
   }
   for (; i + W <= n; i += W) {
-    if (!V::any(V::not_le(V::load(x + i), vlow))) continue;
-    lanes(i);
+    const auto m = V::not_le(V::load(x + i), vlow);
+    if (!V::any(m)) continue;
+    lanes(i, lane_bits(m, W));
     low = low_now();
     vlow = V::set1(low);
   }
@@ -208,22 +242,6 @@ SelectResult select_above(const T* x, size_t n, uint64_t start, size_t k, double
   res.ties = heap.size == k ? ties : 0;
   return res;
 }
-
-// The lanes of a vector compare as bits (lane l: bit l) where the mask type
-// gives them cheaply; elsewhere every lane, and the caller tests each lane's
-// value itself (it does so everywhere: the bits only skip lanes).
-template <class M>
-inline uint32_t lane_bits(M, size_t width) {
-  return width >= 32 ? ~uint32_t{0} : (uint32_t{1} << width) - 1u;
-}
-#if defined(__AVX512F__)
-inline uint32_t lane_bits(__mmask16 m, size_t) { return m; }
-inline uint32_t lane_bits(__mmask8 m, size_t) { return m; }
-#endif
-#if defined(__AVX2__)
-inline uint32_t lane_bits(__m256 m, size_t) { return static_cast<uint32_t>(_mm256_movemask_ps(m)); }
-inline uint32_t lane_bits(__m256d m, size_t) { return static_cast<uint32_t>(_mm256_movemask_pd(m)); }
-#endif
 
 // select_collect's candidates are ssm::Pick (pick_order.h), ordered by the
 // baseline translation unit's std::nth_element and std::sort.
@@ -372,7 +390,7 @@ SelectResult select(const T* x, size_t n, uint64_t start, size_t k, double* valu
     const SelectResult res = select_collect<V, T>(x, n, start, k, value, index, pick_threshold(x, n, k), ok);
     if (ok) return res;
   }
-  const double floor = select_floor(x, n, k);
+  const double floor = select_floor<V>(x, n, k);
   if (floor > -kInf) {
     const SelectResult res = select_above<V, T>(x, n, start, k, value, index, floor);
     if (res.count == k || res.nan) return res;
@@ -1161,10 +1179,11 @@ TopkResult draw(const T* x, size_t n, uint64_t start, uint64_t row, const Gumbel
 
 // The score topk() computes for element i, (x inv + g gs) in T arithmetic
 // with the same two roundings and the same constants, for a few elements:
-// each one's gate word from its own Philox block (its top flag from the
-// group's open stream when the gate is open, ~1.5% of groups), then the fine
-// words and the noise kBatch elements at a time, as topk_pruned's pending
-// batches (the same function of the word and flag whatever the lane).
+// each one's gate word from its own Philox block, kBatch blocks at a time
+// (its top flag from the group's open stream when the gate is open, ~1.5% of
+// groups), then the fine words and the noise kBatch elements at a time, as
+// topk_pruned's pending batches (the same function of the word and flag
+// whatever the lane).
 template <class V, class R, class T>
 Candidate draw_at(const T* x, const uint64_t* index, size_t count, uint64_t row, const GumbelKey& key,
                   double inv_temp) {
@@ -1190,13 +1209,26 @@ Candidate draw_at(const T* x, const uint64_t* index, size_t count, uint64_t row,
     pend.count = 0;
     pend.has_top = false;
   };
-  for (size_t j = 0; j < count; ++j) {
-    const uint64_t i = index[j], group = i / 16, slot = group % kTile;
-    // gate word of group G: word (G % 64) / 16 of gate block 16 (G / 64) + G % 16 (RowNoise::fill_gates)
-    uint32_t gate[4];
-    philox_block(kGateStream | (group / kTile * 16 + slot % 16), src.c2, src.c3, src.k0, src.k1, gate);
-    const bool top = gate[slot / 16] >= kGateClosed && ((src.top_mask(group) >> (i % 16)) & 1u) != 0;
-    if (pend.add(i, x[i], top)) flush();
+  // gate word of group G: word (G % 64) / 16 of gate block 16 (G / 64) + G % 16 (RowNoise::fill_gates),
+  // the blocks of kBatch elements from one philox_lanes call (the lanes past count repeat the first)
+  for (size_t j0 = 0; j0 < count; j0 += kBatch) {
+    const size_t m = count - j0 < kBatch ? count - j0 : kBatch;
+    alignas(64) uint32_t w0[kBatch], w1[kBatch], w2[kBatch], w3[kBatch];
+    for (size_t l = 0; l < kBatch; ++l) {
+      const uint64_t group = index[j0 + (l < m ? l : 0)] / 16, slot = group % kTile;
+      const uint64_t block = kGateStream | (group / kTile * 16 + slot % 16);
+      w0[l] = static_cast<uint32_t>(block);
+      w1[l] = static_cast<uint32_t>(block >> 32);
+      w2[l] = src.c2;
+      w3[l] = src.c3;
+    }
+    philox_lanes<R>(w0, w1, w2, w3, kBatch, src.k0, src.k1);
+    for (size_t l = 0; l < m; ++l) {
+      const uint64_t i = index[j0 + l], group = i / 16, word = group % kTile / 16;
+      const uint32_t gate = word == 0 ? w0[l] : word == 1 ? w1[l] : word == 2 ? w2[l] : w3[l];
+      const bool top = gate >= kGateClosed && ((src.top_mask(group) >> (i % 16)) & 1u) != 0;
+      if (pend.add(i, x[i], top)) flush();
+    }
   }
   if (pend.count) flush();
   return best;

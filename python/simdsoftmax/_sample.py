@@ -90,6 +90,11 @@ def _scalar_values(temperature, top_k, top_p, min_p):
             return None
         if type(top_p) is float and type(temperature) is float and 0 < top_p <= 1 and 0 <= temperature < math.inf:
             return temperature, 0, top_p, 0.0  # top-p alone (nucleus sampling), checked at once
+    elif type(top_k) is int and type(top_p) is float and type(min_p) is float and type(temperature) is float:
+        # every filter as a Python number (a decoding server's call), checked at once
+        if top_k >= 0 and 0 < top_p <= 1 and 0 <= min_p <= 1 and 0 <= temperature < math.inf:
+            return temperature, top_k, top_p, min_p
+        return None
     values = []
     for v, default in ((temperature, 1.0), (top_k, 0), (top_p, 1.0), (min_p, 0.0)):
         if v is None:
