@@ -1,7 +1,8 @@
 """float32 log_softmax of batches of rows of 48 to 256 elements on the
 one-row-at-a-time path (kernels/rows_log_softmax32_direct.h, the kernel
 sets with the float32 table exp; the scalar set keeps its group kernel up
-to 48 and the row kernels beyond), whose rows go G at a time (G = the
+to 48 and the row kernels beyond), and of rows of 16 to 47 on those sets'
+group kernel with the same terms and certificate (one row per lane), whose rows go G at a time (G = the
 float64 lane count: 8 on AVX-512, 4 on AVX2, 2 on NEON) for one vector
 log1p and certificate per G rows, each row then written in float32 or in
 float64 lanes (by its certificate) or left to the per-row path. Every
@@ -47,7 +48,7 @@ def test_every_length(isa, n):
         check_rotated(x, (isa, n, rows))
 
 
-@pytest.mark.parametrize("n", [48, 49, 63, 100, 256])
+@pytest.mark.parametrize("n", [16, 40, 48, 49, 63, 100, 256])
 def test_dominant_entry(isa, n):
     """One entry 0.5 to 80 above the others' log-sum-exp: y there is
     -log1p(small) to 4 eps relative (from ~67 on v is at the terms' flush
@@ -98,7 +99,7 @@ def test_shaped_rows(isa, kind):
         check_rotated(x.astype(np.float32), (isa, kind, n))
 
 
-@pytest.mark.parametrize("n", [48, 57, 65, 256])
+@pytest.mark.parametrize("n", [16, 37, 48, 57, 65, 256])
 def test_special_rows_every_position(isa, n):
     """NaN (in the row's tail), +inf, all -inf, one finite entry and a max
     beyond 2^13 in each row of 2G + 1: SciPy's values for the special row,

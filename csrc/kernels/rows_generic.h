@@ -39,7 +39,9 @@
 //    Rows of 48 elements and more go one at a time with the float32 table
 //    exp instead, on the kernel sets that have it, each certified for the
 //    float32 write or the one in float64 lanes as the row kernels' rows
-//    (rows_log_softmax32_direct.h).
+//    (rows_log_softmax32_direct.h); shorter rows there keep this layout
+//    with the same terms and certificate from 16 elements
+//    (log_softmax_rows_group32).
 //  * float32 logsumexp: the same degree-6 terms and plain sums first, the
 //    max's own terms (exactly 1 each) in the sum, not counted apart; its
 //    1-ulp bound is absolute in lse and lse may be near 0, so each result
@@ -941,6 +943,24 @@ struct Lsm32DirectRange {
   static constexpr size_t min_n = 48, max_n = kMaxN;
 };
 
+// float32 rows shorter than that, from min_n on, take the group kernel
+// with the table-exp terms (log_softmax_rows_group32,
+// rows_log_softmax32_direct.h) instead of log_softmax_group's float64
+// degree-6 terms; rows_<isa>.cpp may specialize min_n. lsm / sm time in
+// one process on the same batch (4 Mi elements, 1 thread, medians of 3
+// interleaved runs on a loaded machine, log_softmax_group / group32):
+// AVX-512 n = 2 0.98 / 1.09, n = 3 1.03 / 1.07, n = 5 1.09 / 1.12, n = 10
+// 1.17 / 1.24, n = 16 1.02-1.08 / 0.95-0.98, n = 32 1.87 / 1.55-1.68 (the
+// direct rows there: 1.68); AVX2 n = 2 1.12 / 1.40, n = 5 1.48 / 1.41,
+// n = 8 1.32 / 1.36, n = 12 1.36 / 1.35, n = 16 1.30 / 1.10, n = 32 1.60
+// / 1.41. Below ~16 the per-group chain (over the max's term, log1p and
+// the certificate: three divisions per float64 half) outweighs what the
+// cheaper terms save.
+template <class VN>
+struct Lsm32GroupRange {
+  static constexpr size_t min_n = 16;
+};
+
 template <class VN, class VW, class T>
 void log_softmax_rows(const T* x, T* y, size_t rows, size_t n, bool stream, unsigned char* flag) {
   // float64 rows of kDirectMinBytes on, as softmax's (rows_log_softmax_direct.h).
@@ -950,6 +970,8 @@ void log_softmax_rows(const T* x, T* y, size_t rows, size_t n, bool stream, unsi
   // table exp (rows_log_softmax32_direct.h).
   if constexpr (std::is_same<T, float>::value && HasTable32<VN>::value)
     if (n >= Lsm32DirectRange<VN>::min_n) return log_softmax_rows_direct32<VN>(x, y, rows, n, flag);
+  if constexpr (std::is_same<T, float>::value && HasTable32<VN>::value)
+    if (n >= Lsm32GroupRange<VN>::min_n) return log_softmax_rows_group32<VN>(x, y, rows, n, stream, flag);
   constexpr size_t W = VN::width;
   alignas(64) T buf[kMaxN * W], obuf[kMaxN * W];
   if constexpr (std::is_same<T, double>::value) {

@@ -33,6 +33,30 @@
 // in float64 lanes with one rounding.
 enum class Lsm32Write : unsigned char { Flag, Narrow, Wide };
 
+// The others' terms exp(x) 2^-e (the table's scale included) widened and
+// summed in two float64 halves (lanes 0..W/2-1 and W/2..W-1), and the count
+// of the max's own entries; m the lanes' max, bias = e + X::kBias. e rounds
+// to nearest, so floor(k) - e <= 0 (the term at 2^-e never exceeds 2^0.6);
+// below the table's clamp (-inf too) a term flushes to 0; a NaN x reaches
+// the sums.
+template <class VN, class X>
+struct Lsm32Acc {
+  using VW = typename VN::wide;
+  Reg<VW> s0 = VW::set1(0.0), s1 = VW::set1(0.0);
+  Reg<VN> count = VN::set1(0.0);
+  SSM_INLINE void add(const X& texp, Reg<VN> xv, Reg<VN> m, Reg<VN> bias) {
+    const auto other = VN::not_le(m, xv);  // x < max, or NaN
+    Reg<VN> k;
+    const Reg<VN> raw = texp.term(VN::max(VN::set1(X::kLow), xv), k);  // sets k first
+    const Reg<VN> t = VN::scale2_acc(raw, VN::sub(k, bias));
+    count = VN::add(count, VN::select(other, VN::set1(0.0), VN::set1(1.0)));
+    Reg<VW> lo, hi;
+    VN::widen(VN::select(other, t, VN::set1(0.0)), lo, hi);
+    s0 = VW::add(s0, lo);
+    s1 = VW::add(s1, hi);
+  }
+};
+
 // One row's sums: its max mx (NaN ignored; false if beyond kTable32Limit,
 // +-inf or all -inf), e = round(mx log2 e), and at part / cnt the lane sums
 // (float64 lanes) of the others' terms exp(x) 2^-e (the table's scale
@@ -47,26 +71,12 @@ inline bool lsm32_row_sums(const float* xr, size_t n, const X& texp, double& mx,
   if (!(mx >= -kTable32Limit && mx <= kTable32Limit)) return false;
   e = std::nearbyint(mx * kLog2e);
   const Reg<VN> m = VN::set1(mx), bias = VN::set1(e + X::kBias);
-  Reg<VW> s0 = VW::set1(0.0), s1 = VW::set1(0.0);
-  Reg<VN> count = VN::set1(0.0);
-  // e rounds to nearest, so floor(k) - e <= 0 (the term at 2^-e never
-  // exceeds 2^0.6); below the table's clamp (-inf too) a term flushes to 0.
-  auto add = [&](Reg<VN> xv) SSM_INLINE {
-    const auto other = VN::not_le(m, xv);  // x < max, or NaN
-    Reg<VN> k;
-    const Reg<VN> raw = texp.term(VN::max(VN::set1(X::kLow), xv), k);  // sets k first
-    const Reg<VN> t = VN::scale2_acc(raw, VN::sub(k, bias));
-    count = VN::add(count, VN::select(other, VN::set1(0.0), VN::set1(1.0)));
-    Reg<VW> lo, hi;
-    VN::widen(VN::select(other, t, VN::set1(0.0)), lo, hi);
-    s0 = VW::add(s0, lo);
-    s1 = VW::add(s1, hi);
-  };
-  for (size_t j = 0; j < full; j += W) add(VN::load(xr + j));
-  if (rem) add(VN::load_tail(xr + full, rem, -kInf));
-  VW::store(part, VW::add(s0, s1));
+  Lsm32Acc<VN, X> acc;
+  for (size_t j = 0; j < full; j += W) acc.add(texp, VN::load(xr + j), m, bias);
+  if (rem) acc.add(texp, VN::load_tail(xr + full, rem, -kInf), m, bias);
+  VW::store(part, VW::add(acc.s0, acc.s1));
   Reg<VW> clo, chi;
-  VN::widen(count, clo, chi);
+  VN::widen(acc.count, clo, chi);
   VW::store(cnt, VW::add(clo, chi));
   return true;
 }
@@ -89,6 +99,30 @@ inline void lsm32_write_row(const float* xr, float* yr, size_t n, double hi, dou
   const Reg<VW> vhi = VW::set1(hi), vlo = VW::set1(lo);
   for (size_t j = 0; j < full; j += WW) VW::store(yr + j, VW::sub(VW::sub(VW::load(xr + j), vhi), vlo));
   if (rem) VW::store_tail(yr + full, VW::sub(VW::sub(VW::load_tail(xr + full, rem, 0.0), vhi), vlo), rem);
+}
+
+// The float64 lanes' chain of a set of rows: sum2e, the others' terms at
+// 2^-e (the table's scale removed), mx the max (NaN: a lane for the per-row
+// path), e, k the count of the max's own entries -> v = log S =
+// log1p((k - 1) + sum2e / the max's own term) and how each row is written
+// (0 flagged, 1 Narrow, 2 Wide: the header's budgets, eps the terms'
+// relative error with the sums', flushed the flushed terms' bound).
+template <class VW>
+inline SSM_INLINE Reg<VW> lsm32_log_s(Reg<VW> sum2e, Reg<VW> vmx, Reg<VW> e, Reg<VW> k, double eps, double flushed,
+                           Reg<VW>& how) {
+  const auto special = VW::notfinite(vmx);
+  const Reg<VW> rest = over_max_term<VW>(sum2e, VW::select(special, VW::set1(0.0), vmx), e);
+  const Reg<VW> z0 = VW::add(VW::sub(k, VW::set1(1.0)), rest);
+  const auto bad = VW::mask_or(special, VW::notfinite(z0));  // a NaN in the row
+  const Reg<VW> z = VW::select(bad, VW::set1(0.0), z0);
+  const Reg<VW> v = log1p_small<VW>(z);
+  const Reg<VW> dv = VW::fmadd(VW::set1(eps), div_lanes(z, VW::add(VW::set1(1.0), z)),
+                               VW::fmadd(v, VW::set1(0x1p-50), VW::set1(flushed)));
+  const Reg<VW> low = VW::sub(v, dv);
+  const auto narrow = VW::not_le(dv, VW::mul(low, VW::set1(0x1p-25)));    // true: not narrow
+  const auto wide = VW::not_le(dv, VW::mul(low, VW::set1(1.4 * 0x1p-24)));  // true: not wide either
+  how = VW::select(VW::mask_or(bad, wide), VW::set1(0.0), VW::select(narrow, VW::set1(2.0), VW::set1(1.0)));
+  return v;
 }
 
 template <class VN>
@@ -132,23 +166,10 @@ void log_softmax_rows_direct32(const float* x, float* y, size_t rows, size_t n, 
       mx[l] = kNaN;  // marks the lane flagged
       eref[l] = 0.0;
     }
-    const Reg<VW> vmx = VW::load(mx);
-    const auto special = VW::notfinite(vmx);
     const Reg<VW> sum2e = VW::mul(column_sums<VW>(part), VW::set1(1.0 / X::kScale));
-    const Reg<VW> rest = over_max_term<VW>(sum2e, VW::select(special, VW::set1(0.0), vmx), VW::load(eref));
-    const Reg<VW> z0 = VW::add(VW::sub(column_adds<VW>(cnt), VW::set1(1.0)), rest);
-    const auto bad = VW::mask_or(special, VW::notfinite(z0));  // a NaN in the row
-    const Reg<VW> z = VW::select(bad, VW::set1(0.0), z0);
-    const Reg<VW> v = log1p_small<VW>(z);
-    const Reg<VW> dv = VW::fmadd(VW::set1(eps), div_lanes(z, VW::add(VW::set1(1.0), z)),
-                                 VW::fmadd(v, VW::set1(0x1p-50), VW::set1(flushed)));
-    const Reg<VW> low = VW::sub(v, dv);
-    const auto narrow = VW::not_le(dv, VW::mul(low, VW::set1(0x1p-25)));    // true: not narrow
-    const auto wide = VW::not_le(dv, VW::mul(low, VW::set1(1.4 * 0x1p-24)));  // true: not wide either
-    VW::store(log_s, v);
-    VW::to_array(VW::select(VW::mask_or(bad, wide), VW::set1(0.0),
-                            VW::select(narrow, VW::set1(2.0), VW::set1(1.0))),
-                 how);
+    Reg<VW> vhow;
+    VW::store(log_s, lsm32_log_s<VW>(sum2e, VW::load(mx), VW::load(eref), column_adds<VW>(cnt), eps, flushed, vhow));
+    VW::to_array(vhow, how);
     for (size_t l = 0; l < g; ++l) {
       prev_how[l] = how[l] == 0.0 ? Lsm32Write::Flag : how[l] == 1.0 ? Lsm32Write::Narrow : Lsm32Write::Wide;
       flag[r0 + l] = prev_how[l] == Lsm32Write::Flag;
@@ -159,4 +180,83 @@ void log_softmax_rows_direct32(const float* x, float* y, size_t rows, size_t n, 
     prev_g = g;
   }
   for (size_t l = 0; l < prev_g; ++l) write_prev(l);
+}
+
+// Rows shorter than Lsm32DirectRange's min_n: the group kernel's layout
+// (rows_generic.h: W rows transposed into columns, one row per lane) with
+// the terms, sums and certificate above, the terms in the data's float32
+// lanes (the group kernel's float64 degree-6 terms took two float64 halves
+// per column): per column the table-exp term at 2^-e of every entry below
+// its lane's max, widened and added in the two float64 halves, and the
+// count of the max's own entries; per group lsm32_log_s in each half; then
+// the columns written in float32 when every ordinary lane may be (Narrow),
+// else in float64 halves with one rounding (Wide is within the bound for
+// Narrow lanes too). e = round(max log2 e) in float32 lanes: within
+// 2^-9.5 of max log2 e for |max| <= kTable32Limit, so a term stays below
+// 2^0.51 and |max - e ln2| below ln2/2 + 2^-10 (exp_hi_lo's polynomial
+// there as accurate as at ln2/2).
+template <class VN>
+void log_softmax_rows_group32(const float* x, float* y, size_t rows, size_t n, bool stream, unsigned char* flag) {
+  using VW = typename VN::wide;
+  using X = Table32Exp<VN, (VN::exp_table32_size < 16)>;
+  constexpr size_t W = VN::width, WW = VW::width;
+  static_assert(W == 2 * WW, "widen's two halves");
+  const X texp;
+  constexpr double eps = X::kErrUnits * 0x1p-24 + 0x1p-44;
+  const double flushed = static_cast<double>(n) * 0x1p-124;
+  alignas(64) float buf[kMaxN * W], obuf[kMaxN * W];
+  alignas(64) float mxf[W], ef[W], lo[W];
+  alignas(64) double how[W];
+  for (size_t r = 0; r < rows; r += W) {
+    const size_t g = rows - r < W ? rows - r : W;
+    to_columns<VN>(x + r * n, n, g, buf, 0.0f);
+    Reg<VN> vmax = VN::set1(-kInf);
+    for (size_t j = 0; j < n; ++j) vmax = VN::max(VN::load(buf + j * W), vmax);  // NaN ignored
+    // Lanes beyond kTable32Limit (+-inf, all -inf) take max 0 for their
+    // terms and NaN for the chain (flagged).
+    const auto special = VN::not_le(VN::max(vmax, VN::sub(VN::set1(0.0), vmax)), VN::set1(kTable32Limit));
+    const Reg<VN> m = VN::select(special, VN::set1(0.0), vmax);
+    const Reg<VN> ve = VN::round(VN::mul(m, VN::set1(kLog2e)));
+    const Reg<VN> bias = VN::add(ve, VN::set1(X::kBias));
+    Lsm32Acc<VN, X> acc;
+    for (size_t j = 0; j < n; ++j) acc.add(texp, VN::load(buf + j * W), m, bias);
+    const Reg<VW> s0 = acc.s0, s1 = acc.s1;
+    const Reg<VN> count = acc.count;
+    VN::store(mxf, VN::select(special, VN::set1(kNaN), vmax));
+    VN::store(ef, ve);
+    Reg<VW> clo, chi;
+    VN::widen(count, clo, chi);
+    const Reg<VW> scale = VW::set1(1.0 / X::kScale);
+    Reg<VW> v[2], vhow[2];
+    v[0] = lsm32_log_s<VW>(VW::mul(s0, scale), VW::load(mxf), VW::load(ef), clo, eps, flushed, vhow[0]);
+    v[1] = lsm32_log_s<VW>(VW::mul(s1, scale), VW::load(mxf + WW), VW::load(ef + WW), chi, eps, flushed, vhow[1]);
+    VW::store(how, vhow[0]);
+    VW::store(how + WW, vhow[1]);
+    bool ok[W];
+    bool narrow = true;
+    for (size_t l = 0; l < W; ++l) {
+      ok[l] = l < g && how[l] != 0.0;
+      narrow = narrow && (!ok[l] || how[l] == 1.0);
+    }
+    // y = (x - max) - log S, as the row kernels' write_shift: x - max is
+    // exact near the max (Sterbenz) and the result is never positive.
+    if (narrow) {
+      VW::store(lo, v[0]);
+      VW::store(lo + WW, v[1]);
+      const Reg<VN> vlo = VN::load(lo);
+      for (size_t j = 0; j < n; ++j) VN::store(buf + j * W, VN::sub(VN::sub(VN::load(buf + j * W), m), vlo));
+    } else {
+      const Reg<VW> m0 = VW::load(mxf), m1 = VW::load(mxf + WW);
+      for (size_t j = 0; j < n; ++j) {
+        float* at = buf + j * W;
+        const Reg<VW> y0 = VW::sub(VW::sub(VW::load(at), m0), v[0]);
+        const Reg<VW> y1 = VW::sub(VW::sub(VW::load(at + WW), m1), v[1]);
+        VW::store(at, y0);
+        VW::store(at + WW, y1);
+      }
+    }
+    from_columns<VN>(buf, n, g, ok, obuf, y + r * n, stream);
+    for (size_t l = 0; l < g; ++l) flag[r + l] = !ok[l];
+  }
+  if (stream) VN::fence();
 }
