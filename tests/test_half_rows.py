@@ -382,13 +382,15 @@ def test_softmax_pipeline_around_its_limit(isa, fmt):
 def test_log_softmax_without_buffer(isa, fmt):
     """log_softmax_rows keeps no buffer where a group's would pass 8 KiB
     (kOverlapBytes: n > 256 on avx512 and avx2, 128 on scalar's float64 lanes):
-    passes 2 and 3 read x again. Both sides of the limit and a last vector
-    overlapping the one before, batches ending anywhere in a group, a NaN row
+    passes 2 and 3 read x again, pipelined (pass 1 of the next group before
+    pass 3) while a group's x and y and the next group's x fit 32 KiB (n <= 682).
+    Both sides of both limits and a last vector overlapping the one before,
+    batches ending anywhere in a group, a NaN row
     and a dominant entry (the exact S - 1 from x): in place (y = x) the same bits
     as out of place, nothing written past the batch, within 1 ulp."""
     rng = np.random.default_rng(31)
     w = lanes(isa)
-    for n in sorted({128, 129, 256, 257, 256 + w // 2, 1000, LONGEST - 1}):
+    for n in sorted({128, 129, 256, 257, 256 + w // 2, 682, 683, 1000, LONGEST - 1}):
         for rows in (1, 9, 17):
             x = rng.normal(0.0, 3.0, size=(rows, n))
             x[0, n - 1] = 40.0  # dominant, in the last vector
