@@ -334,6 +334,35 @@ def test_logsumexp_at_powers_of_two(isa, fmt, path):
         check("logsumexp", to_bits(x, fmt), fmt, n)
 
 
+def check_in_and_out_of_place(name, x, fmt):
+    """softmax or log_softmax of the rows x (a NaN in the last row where there
+    are more than 8) through the short-row kernels: in place (y = x) the same
+    bits as out of place, nothing written past the batch, within 1 ulp."""
+    rows, n = x.shape
+    guard = 0x7E01 if fmt == "float16" else 0x7FC1  # a NaN no result has
+    code = FORMATS[fmt]
+    bits = to_bits(x, fmt)
+    space = np.full((rows + 1) * n, guard, np.uint16)
+    out = space[: rows * n].reshape(rows, n)
+    inplace = bits.copy()
+    if name == "softmax":
+        kernel = lambda a, b: _core.half_softmax(a, b, code, "auto")  # noqa: E731
+    else:
+        kernel = lambda a, b: _core.half_log_softmax(a, b, code)  # noqa: E731
+    with rows_max(LONGEST):
+        special = kernel(bits, out)
+        special_inplace = kernel(inplace, inplace)
+    assert list(special) == ([rows - 1] if rows > 8 else []), (n, rows)
+    np.testing.assert_array_equal(special_inplace, special)
+    assert (space[rows * n :] == guard).all(), (n, rows)
+    keep = np.arange(rows) != rows - 1 if rows > 8 else slice(None)
+    np.testing.assert_array_equal(inplace[keep], out[keep])
+    try:
+        within_one_ulp(from_bits(out[keep], fmt), reference(name, from_bits(bits[keep], fmt)), fmt)
+    except AssertionError as e:
+        raise AssertionError(f"n={n} rows={rows}: {e}") from None
+
+
 def test_softmax_pipeline_around_its_limit(isa, fmt):
     """softmax_rows runs pass 1 of the next group before pass 3 of this one, in a
     second buffer, while a group's buffer holds at most 8 KiB (kOverlapBytes:
@@ -342,26 +371,29 @@ def test_softmax_pipeline_around_its_limit(isa, fmt):
     group, a NaN row in the last group; in place (y = x) the same bits as out
     of place, nothing written past the batch, within 1 ulp."""
     rng = np.random.default_rng(29)
-    guard = 0x7E01 if fmt == "float16" else 0x7FC1  # a NaN no result has
-    code = FORMATS[fmt]
     for n in sorted({lanes(isa), 127, 128, 129, 255, 256, 257, 256 + lanes(isa)}):
         for rows in (1, 8, 9, 17, 24):
             x = rng.normal(0.0, 3.0, size=(rows, n))
             if rows > 8:
                 x[rows - 1, n // 2] = np.nan
-            bits = to_bits(x, fmt)
-            space = np.full((rows + 1) * n, guard, np.uint16)
-            out = space[: rows * n].reshape(rows, n)
-            inplace = bits.copy()
-            with rows_max(LONGEST):
-                special = _core.half_softmax(bits, out, code, "auto")
-                special_inplace = _core.half_softmax(inplace, inplace, code, "auto")
-            assert list(special) == ([rows - 1] if rows > 8 else []), (n, rows)
-            np.testing.assert_array_equal(special_inplace, special)
-            assert (space[rows * n :] == guard).all(), (n, rows)
-            keep = np.arange(rows) != rows - 1 if rows > 8 else slice(None)
-            np.testing.assert_array_equal(inplace[keep], out[keep])
-            try:
-                within_one_ulp(from_bits(out[keep], fmt), reference("softmax", from_bits(bits[keep], fmt)), fmt)
-            except AssertionError as e:
-                raise AssertionError(f"n={n} rows={rows}: {e}") from None
+            check_in_and_out_of_place("softmax", x, fmt)
+
+
+def test_log_softmax_without_buffer(isa, fmt):
+    """log_softmax_rows keeps no buffer where a group's would pass 8 KiB
+    (kOverlapBytes: n > 256 on avx512 and avx2, 128 on scalar's float64 lanes):
+    passes 2 and 3 read x again, pipelined (pass 1 of the next group before
+    pass 3) while a group's x and y and the next group's x fit 32 KiB (n <= 682).
+    Both sides of both limits and a last vector overlapping the one before,
+    batches ending anywhere in a group, a NaN row
+    and a dominant entry (the exact S - 1 from x): in place (y = x) the same bits
+    as out of place, nothing written past the batch, within 1 ulp."""
+    rng = np.random.default_rng(31)
+    w = lanes(isa)
+    for n in sorted({128, 129, 256, 257, 256 + w // 2, 682, 683, 1000, LONGEST - 1}):
+        for rows in (1, 9, 17):
+            x = rng.normal(0.0, 3.0, size=(rows, n))
+            x[0, n - 1] = 40.0  # dominant, in the last vector
+            if rows > 8:
+                x[rows - 1, n // 2] = np.nan
+            check_in_and_out_of_place("log_softmax", x, fmt)

@@ -18,6 +18,10 @@
 //     accuracy for a dominant entry (its result is -log S);
 //  3. y = t / S, or y = d - log S, rounded once to the half format. Pass 3
 //     reads only the buffer, so y may be x.
+// log_softmax on rows whose group's buffer would not fit kOverlapBytes
+// keeps no buffer: passes 2 and 3 read x again and recompute d (the same
+// bits; y may still be x: each vector is read before it is written, the
+// overlapping last one first).
 // Accuracy (a half ulp is 2^-12 relative or more): x - m is rounded once
 // (2^-24 |x - m|, at most 2^-17 relative in exp(x - m) where the result is
 // above the smallest half subnormal); the exp is ExpCoeffsFast's (1.4 float32
@@ -313,16 +317,20 @@ struct HasPairStoreNormal : std::false_type {};
 template <class V>
 struct HasPairStoreNormal<V, decltype(void(V::store2_normal(nullptr, std::declval<Reg<V>>(), std::declval<Reg<V>>())))>
     : std::true_type {};
-template <class V, bool Normal = false, class H, class Op>
-inline void write_row(H* out, const typename V::scalar* b, const RowVectors<V>& geo, Op op) {
+// b: the buffer (its last vector at tail = geo.tail) or the row itself (an
+// H pointer, tail = geo.last; out may be that row: the last vector, which
+// overlaps the one before, is read before anything is written).
+template <class V, bool Normal = false, class H, class P, class Op>
+inline void write_row(H* out, const P* b, size_t tail, const RowVectors<V>& geo, Op op) {
   constexpr size_t W = V::width;
+  const Reg<V> last = op(V::load(b + tail));
   size_t j = 0;
   if constexpr (Normal && HasPairStoreNormal<V>::value)
     for (; j + 2 < geo.count; j += 2) V::store2_normal(out + j * W, op(V::load(b + j * W)), op(V::load(b + j * W + W)));
   else if constexpr (HasPairStore<V>::value)
     for (; j + 2 < geo.count; j += 2) V::store2_finite(out + j * W, op(V::load(b + j * W)), op(V::load(b + j * W + W)));
   for (; j + 1 < geo.count; ++j) V::store_finite(out + j * W, op(V::load(b + j * W)));
-  V::store_finite(out + geo.last, op(V::load(b + geo.tail)));
+  V::store_finite(out + geo.last, last);
 }
 
 // Groups whose two buffers fit in L1 beside the rows are software-pipelined
@@ -335,11 +343,16 @@ inline void write_row(H* out, const typename V::scalar* b, const RowVectors<V>& 
 // and run pass 1 of the next group after pass 3.
 constexpr size_t kOverlapBytes = 8192;
 
+template <class V>
+inline bool group_overlaps(const RowVectors<V>& geo) {
+  return kRowGroup * (geo.tail + V::width) * sizeof(typename V::scalar) <= kOverlapBytes;
+}
+
 template <class V, class H>
 void softmax_rows(const uint16_t* x, uint16_t* y, size_t rows, size_t n, unsigned char* flag) {
   constexpr size_t W = V::width;
   const RowVectors<V> geo(n);
-  const bool overlap = kRowGroup * (geo.tail + W) * sizeof(typename V::scalar) <= kOverlapBytes;
+  const bool overlap = group_overlaps(geo);
   const GroupRows<V> first(geo, 0);
   const GroupRows<V> bufs[2] = {first, overlap ? GroupRows<V>(geo, 1) : first};
   double mxs[2][kRowGroup];
@@ -420,7 +433,7 @@ void softmax_rows(const uint16_t* x, uint16_t* y, size_t rows, size_t n, unsigne
       if (!ok) continue;
       const Reg<V> inv = V::set1(inverses[r]);
       H* out = reinterpret_cast<H*>(y) + (r0 + r) * n;
-      write_row<V>(out, buf[r], geo, [inv](Reg<V> v) SSM_INLINE { return V::mul(v, inv); });
+      write_row<V>(out, buf[r], geo.tail, geo, [inv](Reg<V> v) SSM_INLINE { return V::mul(v, inv); });
     }
     if (!overlap) next_group();
   }
@@ -519,28 +532,36 @@ size_t log_sum_group(const uint16_t* x, void* y, size_t rows, size_t n, size_t r
   return g;
 }
 
-// Pipelined over two buffers as softmax_rows (under the same limit): pass 1
-// of the next group between this group's log S and its write.
-template <class V, class H>
-void log_softmax_rows(const uint16_t* x, uint16_t* y, size_t rows, size_t n, unsigned char* flag) {
-  constexpr size_t W = V::width;
+// Groups whose buffer fits kOverlapBytes: pipelined over two buffers as
+// softmax_rows, pass 1 of the next group between this group's log S and its
+// write. Longer rows (FromX) keep no buffer: passes 2 and 3 read the group's
+// half rows again from cache (2 bytes per element, where the buffer cost 4
+// stored by pass 1, 4 loaded and stored by pass 2 and 4 loaded by pass 3,
+// and pushed pass 3's output lines out of L1) and compute d = x - max again:
+// the same float32 d, the same bits. They are pipelined too while the
+// group's x and y rows and the next group's x fit 32 KiB (n <= 682: 5-8%
+// faster at n = 300-680 than after pass 3, avx512 and avx2).
+template <class V, class H, bool FromX>
+void log_softmax_rows_from(const uint16_t* x, uint16_t* y, size_t rows, size_t n, unsigned char* flag) {
   const RowVectors<V> geo(n);
-  const bool overlap = kRowGroup * (geo.tail + W) * sizeof(typename V::scalar) <= kOverlapBytes;
+  // FromX: the group's x and y rows and the next group's x in L1.
+  const bool overlap = FromX ? 3 * kRowGroup * n * sizeof(uint16_t) <= 4 * kOverlapBytes : group_overlaps(geo);
   const GroupRows<V> first(geo, 0);
-  const GroupRows<V> bufs[2] = {first, overlap ? GroupRows<V>(geo, 1) : first};
+  const GroupRows<V> bufs[2] = {first, overlap && !FromX ? GroupRows<V>(geo, 1) : first};
   double mxs[2][kRowGroup];
   size_t gs[2];
   const H* xrs[2][kRowGroup];
-  gs[0] = rows ? start_group<V, H>(x, rows, n, 0, geo, bufs[0], mxs[0], xrs[0]) : 0;
+  gs[0] = rows ? start_group<V, H, !FromX>(x, rows, n, 0, geo, bufs[0], mxs[0], xrs[0]) : 0;
   for (size_t r0 = 0, cur = 0; r0 < rows; r0 += kRowGroup, cur ^= 1) {
     const GroupRows<V>& buf = bufs[cur];
     const size_t g = gs[cur];
     double log_s[kRowGroup];
     bool ok[kRowGroup];
-    log_sum_started<V, H, H, true>(x, y, rows, n, r0, g, geo, buf, mxs[cur], xrs[cur], log_s, ok);
+    log_sum_started<V, H, H, !FromX>(x, y, rows, n, r0, g, geo, buf, mxs[cur], xrs[cur], log_s, ok);
     auto next_group = [&] {
       if (r0 + kRowGroup < rows)
-        gs[cur ^ 1] = start_group<V, H>(x, rows, n, r0 + kRowGroup, geo, bufs[cur ^ 1], mxs[cur ^ 1], xrs[cur ^ 1]);
+        gs[cur ^ 1] =
+            start_group<V, H, !FromX>(x, rows, n, r0 + kRowGroup, geo, bufs[cur ^ 1], mxs[cur ^ 1], xrs[cur ^ 1]);
     };
     if (overlap) next_group();
     for (size_t r = 0; r < g; ++r) {
@@ -549,17 +570,35 @@ void log_softmax_rows(const uint16_t* x, uint16_t* y, size_t rows, size_t n, uns
       // d - log S: both never positive, so no cancellation, and every
       // result is at least log S in magnitude.
       const Reg<V> l = V::set1(log_s[r]);
+      const Reg<V> vm = V::set1(mxs[cur][r]);
       H* out = reinterpret_cast<H*>(y) + (r0 + r) * n;
       auto shift = [l](Reg<V> v) SSM_INLINE { return V::sub(v, l); };
+      auto shift_x = [l, vm](Reg<V> v) SSM_INLINE { return V::sub(V::sub(v, vm), l); };
       // 0x1p-126f: float32's smallest normal, as a literal (numeric_limits'
       // min() is a function, which a Debug build emits, weak, in this object).
-      if (static_cast<typename V::scalar>(log_s[r]) >= 0x1p-126f)
-        write_row<V, true>(out, buf[r], geo, shift);
-      else
-        write_row<V>(out, buf[r], geo, shift);
+      const bool normal = static_cast<typename V::scalar>(log_s[r]) >= 0x1p-126f;
+      if constexpr (FromX) {
+        if (normal)
+          write_row<V, true>(out, xrs[cur][r], geo.last, geo, shift_x);
+        else
+          write_row<V>(out, xrs[cur][r], geo.last, geo, shift_x);
+      } else {
+        if (normal)
+          write_row<V, true>(out, buf[r], geo.tail, geo, shift);
+        else
+          write_row<V>(out, buf[r], geo.tail, geo, shift);
+      }
     }
     if (!overlap) next_group();
   }
+}
+
+template <class V, class H>
+void log_softmax_rows(const uint16_t* x, uint16_t* y, size_t rows, size_t n, unsigned char* flag) {
+  if (group_overlaps<V>(RowVectors<V>(n)))
+    log_softmax_rows_from<V, H, false>(x, y, rows, n, flag);
+  else
+    log_softmax_rows_from<V, H, true>(x, y, rows, n, flag);
 }
 
 // One ulp of format H at |v| (its subnormal spacing as the floor): 2^-p
