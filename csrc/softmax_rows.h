@@ -315,14 +315,14 @@ bool lse_cancel_ok(double lse, double log_s, double excess = 0.0) {
 // running sum, which a max term of the same size can leave (two at the
 // max with weights 1 and -1 keep 2^-53 of the carry between them): such
 // rows count 2^-53 of the max's weights too. Returns max(0, R / |S| -
-// |log_s|), R from mag (ExpSum::mag, summed plainly: within (n + 64) 2^-53
-// of its value) and at_max = sum |b| over the max's own entries (0: R <=
-// mag, a cruder bound).
+// |log_s|), R from mag (ExpSum::mag: within (n + 64) 2^-53 of its value)
+// and at_max = sum |b| over the max's own entries (0: R <= mag, a cruder
+// bound).
 inline double lse_cancel_excess(const ExpSum& s, size_t n, double at_max, double log_s) {
   const double a = std::fabs(s.m + s.m_lo);
   const double tol = static_cast<double>(n + 64) * 0x1p-53;
   const bool mixed = s.mag * (1.0 - tol) > a;  // weights of both signs
-  const double rest = s.mag * (1.0 + tol) - (mixed ? 0.9375 : 1.0) * at_max;
+  const double rest = s.mag * (1.0 + tol) - (mixed ? kMixedMaxWeightsOff : 1.0) * at_max;
   return std::max(0.0, rest / a - std::fabs(log_s));
 }
 

@@ -34,11 +34,19 @@ struct ExpSum {
   // 2^e (m + m_lo then holds every other term; see expsum_top).
   double top = 0.0;
   // Weighted online sums only (expsum_online_wide with b): sum |b exp(x -
-  // max)| over the terms, summed plainly (within n 2^-53 relative). Where
-  // weights of both signs cancel, the sum's error grows with it, not with
-  // |S| (lse_cancel_excess in softmax_rows.h).
+  // max)| over the terms (within n 2^-53 relative; with no negative weight
+  // the sum m + m_lo itself). Where weights of both signs cancel, the sum's
+  // error grows with it, not with |S| (lse_cancel_excess in softmax_rows.h).
   double mag = 0.0;
 };
+
+// A weighted sum's bound on the error of its terms other than the max's own
+// (lse_cancel_excess in softmax_rows.h; the weighted group kernel in
+// rows_generic.h) takes the max's weights k off the magnitudes: all of |k|
+// where every weight has one sign, 1 - 2^-4 of it with weights of both signs,
+// whose compensated steps may drop a carry of 2^-53 |k| (counted at 2^-49,
+// as the other terms: the 2^-4 left).
+constexpr double kMixedMaxWeightsOff = 1.0 - 0x1p-4;
 
 // Inputs with |x| above this are outside the fast two-pass range reduction:
 // exp(x) = m * 2^n with n = round(x * log2(e)) stays exact for |n| < 2^22 (the

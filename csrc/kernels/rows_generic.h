@@ -402,9 +402,11 @@ void softmax_group(const T* x, T* y, size_t n, size_t g, T* buf, T* obuf, bool s
 // unweighted) and rest = sum of the other terms b exp(x - max). Weighted: x
 // is replaced by -inf where b == 0 in buf (SciPy: a zero weight removes the
 // term, even an inf or NaN one), bad[l] flags a non-finite weight and mag
-// receives sum |b exp(x - max)| over all terms, summed plainly (weights of
-// both signs: the sums' error grows with it, not with |S|); returns
-// whether the group has a negative weight (else mag = k + rest).
+// receives sum |b exp(x - max)| over all terms (weights of both signs: the
+// sums' error grows with it, not with |S|); returns whether the group has
+// a negative weight. Without one mag = k + rest (within (n + 2) 2^-53 of
+// its value), else k + rest - 2 neg, neg the negative terms summed plainly
+// (within (3 n + 2) 2^-53).
 // C: the exp polynomial of the other terms (the max's own are exact); Acc:
 // their lane sums (Kahan2, or Plain2 where C's own error dominates).
 // Out of line, as log1p_lanes: once logsumexp's unweighted groups stopped
@@ -458,17 +460,31 @@ SSM_NOINLINE bool wide_sums(T* buf, const T* bbuf, size_t n, double* mx, double*
     return t;
   };
   Acc<VW> sums[H];
-  Reg<VW> count[H];
-  for (size_t h = 0; h < H; ++h) count[h] = VW::set1(0.0);
-  for (size_t j = 0; j < n; ++j) {
-    for (size_t h = 0; h < H; ++h) {
-      typename VW::mask other;
-      Reg<VW> at_max;
-      const Reg<VW> t = term(j, h, other, at_max);
-      count[h] = VW::add(count[h], VW::select(other, VW::set1(0.0), at_max));
-      sums[h].add(static_cast<int>(j & 1), VW::select(other, t, VW::set1(0.0)));
+  Reg<VW> count[H], neg[H];
+  for (size_t h = 0; h < H; ++h) count[h] = neg[h] = VW::set1(0.0);
+  // neg (Signed): the negative terms, max's own included, summed plainly.
+  auto sum_terms = [&](auto signed_tag) SSM_INLINE {
+    constexpr bool Signed = decltype(signed_tag)::value;
+    for (size_t j = 0; j < n; ++j) {
+      for (size_t h = 0; h < H; ++h) {
+        typename VW::mask other;
+        Reg<VW> at_max;
+        const Reg<VW> t = term(j, h, other, at_max);
+        count[h] = VW::add(count[h], VW::select(other, VW::set1(0.0), at_max));
+        sums[h].add(static_cast<int>(j & 1), VW::select(other, t, VW::set1(0.0)));
+        if constexpr (Signed) neg[h] = VW::add(neg[h], VW::min(VW::select(other, t, at_max), VW::set1(0.0)));
+      }
     }
-  }
+  };
+  // mag: with every weight >= 0 it is the sum itself; a group with a
+  // negative weight also sums its negative terms (mag = k + rest - 2 neg),
+  // which ordinary weights do not pay.
+  bool negative = false;
+  if constexpr (Weighted) negative = VN::any(VN::gt(VN::set1(0.0), bmin));
+  if (negative)
+    sum_terms(std::bool_constant<Weighted>{});
+  else
+    sum_terms(std::false_type{});
   for (size_t h = 0; h < H; ++h) {
     double c[WW];
     VW::to_array(count[h], c);
@@ -476,29 +492,12 @@ SSM_NOINLINE bool wide_sums(T* buf, const T* bbuf, size_t n, double* mx, double*
     double r[W];
     sums[h].totals(r);
     for (size_t l = 0; l < WW; ++l) rest[h * WW + l] = r[l];
-  }
-  if constexpr (Weighted) {
-    // mag: with every weight >= 0 it is the sum itself; a group with a
-    // negative weight sums the magnitudes again (a second pass over the
-    // group in L1, which ordinary weights do not pay).
-    if (!VN::any(VN::gt(VN::set1(0.0), bmin))) {
-      for (size_t l = 0; l < W; ++l) mag[l] = k[l] + rest[l];
-      return false;
+    if constexpr (Weighted) {
+      VW::to_array(neg[h], c);
+      for (size_t l = 0; l < WW; ++l) mag[h * WW + l] = (k[h * WW + l] + rest[h * WW + l]) - 2.0 * c[l];
     }
-    for (size_t h = 0; h < H; ++h) {
-      Reg<VW> size = VW::set1(0.0);
-      for (size_t j = 0; j < n; ++j) {
-        typename VW::mask other;
-        Reg<VW> at_max;
-        Reg<VW> t = term(j, h, other, at_max);
-        t = VW::select(other, t, at_max);
-        size = VW::add(size, VW::max(t, VW::sub(VW::set1(0.0), t)));
-      }
-      VW::to_array(size, mag + h * WW);
-    }
-    return true;
   }
-  return false;
+  return negative;
 }
 
 // The unweighted sums of P groups already in buf (group p at buf + p n W),
@@ -864,20 +863,23 @@ void logsumexp_group(const T* x, const T* b, T* out, T* sign, size_t n, size_t g
     const double lse = mx[l] + log_s;
     // Near lse = 0 (as lse_plain_group): the per-row path's double-double sum.
     // Weighted, the other terms' error, 2^-49 R (R = their magnitudes, at
-    // most mag - |k|; mag summed plainly, within (n + 8) 2^-53), over |S| in
-    // log S, beyond the 2^-49 |log S| that test covers (lse_cancel_excess in
+    // most mag - |k|, mag within tol of its value), over |S| in log S, beyond
+    // the 2^-49 |log S| that test covers (lse_cancel_excess in
     // softmax_rows.h: weights that cancel, or max weights summing to well
     // below S): float64 needs it within 0.9e-14 |lse|, float32 within 2^-27
     // |lse| (with the rest, below half a float32 ulp). With weights of both
     // signs, k's own sum (2^-53 of the max's weights) counts too.
-    // Weights >= 0 with k >= 1 need no test: R / S = (S - k) / S <= 1 - 1 /
-    // S <= log S.
+    // Weights >= 0 need no test where k >= 1 (R / S = (S - k) / S <= 1 - 1 /
+    // S <= log S) or where |lse| >= calm: R <= S (1 + tol), so the excess is
+    // at most 1 + tol (rows of 8 with weights uniform in [0, 1) have k < 1
+    // and, mostly, |lse| well above calm).
+    constexpr double limit = std::is_same<T, float>::value ? 0x1p-27 : 0.9e-14;
+    constexpr double calm = 0x1p-49 * (1.0 + 0x1p-40) / limit;  // tol < 2^-40 for n <= kMaxN
     bool cancel = false;
-    if (signed_weights || k[l] < 1.0) {
-      const double tol = static_cast<double>(n + 8) * 0x1p-53;
+    if (signed_weights || (k[l] < 1.0 && std::fabs(lse) < calm)) {
+      const double tol = static_cast<double>((signed_weights ? 3 : 1) * n + 8) * 0x1p-53;
       const bool mixed = mag[l] * (1.0 - tol) > sg * s;
-      const double rest_size = mag[l] * (1.0 + tol) - (mixed ? 0.9375 : 1.0) * std::fabs(k[l]);
-      const double limit = std::is_same<T, float>::value ? 0x1p-27 : 0.9e-14;
+      const double rest_size = mag[l] * (1.0 + tol) - (mixed ? kMixedMaxWeightsOff : 1.0) * std::fabs(k[l]);
       // 2^-49 (rest_size / |S| - |log S|) > limit |lse|, times |S| (no division per row).
       cancel = 0x1p-49 * (rest_size - std::fabs(log_s) * sg * s) > limit * std::fabs(lse) * sg * s;
     }

@@ -204,6 +204,12 @@ struct F64x4 {
     const reg abs = _mm256_andnot_pd(set1(-0.0), a);
     return _mm256_cmp_pd(abs, set1(__builtin_huge_val()), _CMP_NLT_UQ);
   }
+  // Negative (-0 may count), NaN or +-inf, in the lanes' sign bits (all that
+  // any and select read): a's own sign or'ed with NaN or above the largest
+  // finite double.
+  static mask negative_or_notfinite(reg a) {
+    return _mm256_or_pd(a, _mm256_cmp_pd(a, set1(0x1.fffffffffffffp+1023), _CMP_NLE_UQ));
+  }
   static mask gt(reg a, reg b) { return _mm256_cmp_pd(a, b, _CMP_GT_OQ); }
   static mask not_le(reg a, reg b) { return _mm256_cmp_pd(a, b, _CMP_NLE_UQ); }
   static mask mask_or(mask a, mask b) { return _mm256_or_pd(a, b); }

@@ -189,6 +189,8 @@ struct F64x8 {
   static mask unord(reg a) { return _mm512_cmp_pd_mask(a, a, _CMP_UNORD_Q); }
   static mask nonzero(reg a) { return _mm512_cmp_pd_mask(a, _mm512_setzero_pd(), _CMP_NEQ_UQ); }
   static mask notfinite(reg a) { return _mm512_fpclass_pd_mask(a, 0x99); }
+  // Negative (-0 may count), NaN or +-inf: one fpclass (NaN, -0, +-inf, negative finite).
+  static mask negative_or_notfinite(reg a) { return _mm512_fpclass_pd_mask(a, 0xDD); }
   static mask gt(reg a, reg b) { return _mm512_cmp_pd_mask(a, b, _CMP_GT_OQ); }
   static mask not_le(reg a, reg b) { return _mm512_cmp_pd_mask(a, b, _CMP_NLE_UQ); }
   static mask mask_or(mask a, mask b) { return static_cast<mask>(a | b); }

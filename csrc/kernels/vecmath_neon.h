@@ -204,6 +204,8 @@ struct F64x2 {
     const mask finite = vcltq_f64(vabsq_f64(a), set1(__builtin_huge_val()));
     return vreinterpretq_u64_u32(vmvnq_u32(vreinterpretq_u32_u64(finite)));
   }
+  // Negative, NaN or +-inf (-0 counts as >= 0).
+  static mask negative_or_notfinite(reg a) { return vorrq_u64(vcltq_f64(a, vdupq_n_f64(0.0)), notfinite(a)); }
   static mask gt(reg a, reg b) { return vcgtq_f64(a, b); }
   static mask not_le(reg a, reg b) { return vreinterpretq_u64_u32(vmvnq_u32(vreinterpretq_u32_u64(vcleq_f64(a, b)))); }
   static mask mask_or(mask a, mask b) { return vorrq_u64(a, b); }

@@ -67,6 +67,7 @@ struct F64x1 {
   static mask unord(reg a) { return a != a; }
   static mask nonzero(reg a) { return !(a == 0.0); }
   static mask notfinite(reg a) { return !(a - a == 0.0); }
+  static mask negative_or_notfinite(reg a) { return !(a >= 0.0 && a - a == 0.0); }  // -0 counts as >= 0
   static mask gt(reg a, reg b) { return a > b; }
   static mask not_le(reg a, reg b) { return !(a <= b); }
   static mask mask_or(mask a, mask b) { return a || b; }
