@@ -279,6 +279,35 @@ def test_pruned_topk_chunks_at_tile_span_and_window_edges(isa, dtype):
                 assert code == 0 and status in message, (col, n, at, code, message)
 
 
+def test_pruned_walk_flags_nan_and_inf_at_every_lane_of_a_tile(isa, dtype):
+    """The pruned walk's read of whole tiles flags one NaN or +inf at any of a
+    tile's positions (every vector and lane: NaN is found by compares of two
+    vectors, +inf by the tiles' maxima, read a span's tiles at a time or
+    one by one), in a span the chunk covers whole and in one it starts
+    inside; and sample() with min_p (the walk masked at a floor) reports
+    them. -inf alone is no fault."""
+    t = tiles(isa, dtype)
+    span, tile = t["gumbel.gate_span"], t["gumbel.tile"]
+    col, n = span - 3 * tile, 3 * span  # tiles 1, 2 of the chunk: the first span's; tile 3 on: whole spans
+    x = np.random.default_rng(46).standard_normal((1, n)).astype(dtype)
+    x[0, 5 * tile : 5 * tile + 9] = -np.inf
+    idx, sc = np.empty((1, 1), np.intp), np.empty((1, 1))
+    assert _core.gumbel_topk(x, 1, INV_T, 3, 4, 5, idx, sc, True, 0, col) == (-1, "")
+    for t0 in (tile, 4 * tile):  # (chunk offsets: first span's whole tile, a whole span's)
+        for e in range(tile):
+            for bad, status in ((np.nan, "NaN"), (np.inf, "inf")):
+                y = x.copy()
+                y[0, t0 + e] = bad
+                code, message = _core.gumbel_topk(y, 1, INV_T, 3, 4, 5, idx, sc, True, 0, col)
+                assert code == 0 and status in message, (t0, e, code, message)
+    for e in (0, tile // 2 + 1, tile - 1):
+        for bad, message in ((np.nan, "NaN"), (np.inf, r"\+inf")):
+            y = x.copy()
+            y[0, 4 * tile + e] = bad
+            with pytest.raises(ValueError, match=message):
+                ssm.sample(y, temperature=0.7, min_p=0.05, rng=1)
+
+
 @pytest.mark.parametrize("at_end", [True, False], ids=["ends_at_guard", "starts_at_guard"])
 def test_chunks_and_rows_next_to_an_unmapped_page(isa, dtype, at_end):
     """Chunks and rows whose data end (or start) right at an inaccessible page

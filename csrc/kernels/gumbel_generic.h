@@ -478,6 +478,14 @@ struct HasLaneMaxima : std::false_type {};
 template <class V, class R>
 struct HasLaneMaxima<V, R, std::void_t<decltype(R::lane_maxima(std::declval<const Reg<V>*>()))>> : std::true_type {};
 
+// R::unordered(a, b) (the lanes where a or b is NaN) where the kernel set
+// has it for V.
+template <class V, class R, class = void>
+struct HasUnordered : std::false_type {};
+template <class V, class R>
+struct HasUnordered<V, R, std::void_t<decltype(R::unordered(std::declval<Reg<V>>(), std::declval<Reg<V>>()))>>
+    : std::true_type {};
+
 template <class V, class R>
 inline unsigned lane_bits(typename V::mask m) {
   using M = typename V::mask;
@@ -805,20 +813,40 @@ TopkResult topk_pruned(const T* x, size_t n, uint64_t start, uint64_t row, const
       const uint64_t t0 = t * kTile;
       const T* p = x + (t0 - start);
       if (t < pf_hi) prefetch_block<kTile * sizeof(T)>(p + ahead);
-      Reg<V> sum = V::load(p), hi = mask(sum);
-      SSM_UNROLL
-      for (size_t j = W; j < kTile; j += W) {
-        const Reg<V> v = V::load(p + j);
-        hi = V::max(mask(v), hi);
-        sum = V::add(sum, v);
+      if constexpr (HasUnordered<V, R>::value) {
+        // NaN by one unordered compare per two vectors; +inf survives the
+        // maximum, which the caller checks. (Summing the tile for both kept
+        // a flag mask alive across the unrolled tiles, which GCC spilled to
+        // the stack every tile.)
+        Reg<V> hi = mask(V::load(p));
+        typename V::mask nan = V::none();
+        SSM_UNROLL
+        for (size_t j = 0; j < kTile; j += 2 * W) {
+          const Reg<V> a = V::load(p + j), b = V::load(p + j + W);
+          if (j > 0) hi = V::max(mask(a), hi);
+          hi = V::max(mask(b), hi);
+          nan = V::mask_or(nan, R::unordered(a, b));
+        }
+        bad = V::mask_or(bad, nan);
+        return hi;
+      } else {
+        Reg<V> sum = V::load(p), hi = mask(sum);
+        SSM_UNROLL
+        for (size_t j = W; j < kTile; j += W) {
+          const Reg<V> v = V::load(p + j);
+          hi = V::max(mask(v), hi);
+          sum = V::add(sum, v);
+        }
+        // The sum flags NaN and +inf (and a harmless false alarm when finite
+        // logits overflow: the final check looks at the logits themselves).
+        bad = V::mask_or(bad, V::not_le(sum, vmaxfinite));
+        return hi;
       }
-      // The sum flags NaN and +inf (and a harmless false alarm when finite
-      // logits overflow: the final check looks at the logits themselves).
-      bad = V::mask_or(bad, V::not_le(sum, vmaxfinite));
-      return hi;
     };
     auto read_tile = [&](uint64_t t, T top) SSM_INLINE {
-      const T h = static_cast<T>(V::hmax(V::mul(tile_max(t), vinv)));
+      const Reg<V> hi = tile_max(t);
+      if constexpr (HasUnordered<V, R>::value) bad = V::mask_or(bad, V::not_le(hi, vmaxfinite));  // +inf
+      const T h = static_cast<T>(V::hmax(V::mul(hi, vinv)));
       tile_hb[t - tile_lo] = h;
       return h > top ? h : top;
     };
@@ -832,7 +860,9 @@ TopkResult topk_pruned(const T* x, size_t n, uint64_t start, uint64_t row, const
         Reg<V> m[W];
         SSM_UNROLL
         for (size_t b = 0; b < W; ++b) m[b] = tile_max(t + b);
-        const Reg<V> h = V::mul(R::lane_maxima(m), vinv);
+        const Reg<V> most = R::lane_maxima(m);
+        if constexpr (HasUnordered<V, R>::value) bad = V::mask_or(bad, V::not_le(most, vmaxfinite));  // +inf
+        const Reg<V> h = V::mul(most, vinv);
         V::store(tile_hb + (t - tile_lo), h);
         top_vec = V::max(h, top_vec);
       }

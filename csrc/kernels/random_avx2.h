@@ -147,6 +147,9 @@ struct Random {
   // A comparison's lanes as bits (lane l -> bit l).
   static unsigned lane_bits(__m256 m) { return static_cast<unsigned>(_mm256_movemask_ps(m)); }
   static unsigned lane_bits(__m256d m) { return static_cast<unsigned>(_mm256_movemask_pd(m)); }
+  // The lanes where a or b is NaN: one compare checks two vectors.
+  static __m256 unordered(__m256 a, __m256 b) { return _mm256_cmp_ps(a, b, _CMP_UNORD_Q); }
+  static __m256d unordered(__m256d a, __m256d b) { return _mm256_cmp_pd(a, b, _CMP_UNORD_Q); }
   static __m256 div(__m256 a, __m256 b) { return _mm256_div_ps(a, b); }
   static __m256d div(__m256d a, __m256d b) { return _mm256_div_pd(a, b); }
 };

@@ -156,6 +156,9 @@ struct Random {
     const __m512 d1 = _mm512_max_ps(_mm512_shuffle_f32x4(c[2], c[3], 0x88), _mm512_shuffle_f32x4(c[2], c[3], 0xDD));
     return _mm512_max_ps(_mm512_shuffle_f32x4(d0, d1, 0x88), _mm512_shuffle_f32x4(d0, d1, 0xDD));
   }
+  // The lanes where a or b is NaN: one compare checks two vectors.
+  static __mmask16 unordered(__m512 a, __m512 b) { return _mm512_cmp_ps_mask(a, b, _CMP_UNORD_Q); }
+  static __mmask8 unordered(__m512d a, __m512d b) { return _mm512_cmp_pd_mask(a, b, _CMP_UNORD_Q); }
   static __m512 div(__m512 a, __m512 b) { return _mm512_div_ps(a, b); }
   static __m512d div(__m512d a, __m512d b) { return _mm512_div_pd(a, b); }
 };
