@@ -3,10 +3,11 @@
 // anonymous namespace, lane types, over_max_term, log1p_small, and
 // column_sums of rows_log_softmax_direct.h) on lane types with the float32
 // table exp (expsum_table32.h: AVX-512, AVX2, NEON). No transposes in or
-// out, no per-row call, context or chunking. Per row: the max pass, then
-// the other entries' table-exp terms exp(x) 2^-e (e = round(max log2 e)),
-// each widened to float64 and summed there, and the count k of the max's
-// own entries; per G rows (G = the float64 lane count): the rows' lane sums
+// out, no per-row call, context or chunking. Per G rows (G = the float64
+// lane count): the rows' max passes, then e = round(max log2 e) in one
+// vector; per row the other entries' table-exp terms exp(x) 2^-e, each
+// widened to float64 and summed there, and the count k of the max's own
+// entries; per G rows: the rows' lane sums
 // added across (column_sums), rest = their sum over the max's own term
 // (over_max_term), v = log1p((k - 1) + rest) and its certificate in the G
 // lanes; then each row is written from x again while the next G rows are
