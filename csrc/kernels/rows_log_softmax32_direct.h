@@ -3,10 +3,11 @@
 // anonymous namespace, lane types, over_max_term, log1p_small, and
 // column_sums of rows_log_softmax_direct.h) on lane types with the float32
 // table exp (expsum_table32.h: AVX-512, AVX2, NEON). No transposes in or
-// out, no per-row call, context or chunking. Per row: the max pass, then
-// the other entries' table-exp terms exp(x) 2^-e (e = round(max log2 e)),
-// each widened to float64 and summed there, and the count k of the max's
-// own entries; per G rows (G = the float64 lane count): the rows' lane sums
+// out, no per-row call, context or chunking. Per G rows (G = the float64
+// lane count): the rows' max passes, then e = round(max log2 e) in one
+// vector; per row the other entries' table-exp terms exp(x) 2^-e, each
+// widened to float64 and summed there, and the count k of the max's own
+// entries; per G rows: the rows' lane sums
 // added across (column_sums), rest = their sum over the max's own term
 // (over_max_term), v = log1p((k - 1) + rest) and its certificate in the G
 // lanes; then each row is written from x again while the next G rows are
@@ -57,19 +58,16 @@ struct Lsm32Acc {
   }
 };
 
-// One row's sums: its max mx (NaN ignored; false if beyond kTable32Limit,
-// +-inf or all -inf), e = round(mx log2 e), and at part / cnt the lane sums
-// (float64 lanes) of the others' terms exp(x) 2^-e (the table's scale
-// included; NaN reaches them) and of the count of the max's own entries.
+// One row's sums, its max mx within kTable32Limit and e = round(mx log2 e)
+// given: at part / cnt the lane sums (float64 lanes) of the others' terms
+// exp(x) 2^-e (the table's scale included; NaN reaches them) and of the
+// count of the max's own entries.
 template <class VN, class X>
-inline bool lsm32_row_sums(const float* xr, size_t n, const X& texp, double& mx, double& e, double* part,
+inline void lsm32_row_sums(const float* xr, size_t n, const X& texp, double mx, double e, double* part,
                            double* cnt) {
   using VW = typename VN::wide;
   constexpr size_t W = VN::width;
   const size_t full = n - n % W, rem = n % W;
-  mx = row_max<VN>(xr, n);
-  if (!(mx >= -kTable32Limit && mx <= kTable32Limit)) return false;
-  e = std::nearbyint(mx * kLog2e);
   const Reg<VN> m = VN::set1(mx), bias = VN::set1(e + X::kBias);
   Lsm32Acc<VN, X> acc;
   for (size_t j = 0; j < full; j += W) acc.add(texp, VN::load(xr + j), m, bias);
@@ -78,7 +76,6 @@ inline bool lsm32_row_sums(const float* xr, size_t n, const X& texp, double& mx,
   Reg<VW> clo, chi;
   VN::widen(acc.count, clo, chi);
   VW::store(cnt, VW::add(clo, chi));
-  return true;
 }
 
 // y = (x - hi) - lo of one row: in float32 (Narrow: hi, lo as floats) or in
@@ -134,7 +131,7 @@ void log_softmax_rows_direct32(const float* x, float* y, size_t rows, size_t n, 
   // The terms' relative error with the float64 sums' and the division's.
   constexpr double eps = X::kErrUnits * 0x1p-24 + 0x1p-44;
   const double flushed = static_cast<double>(n) * 0x1p-124;
-  alignas(64) double part[G * G], cnt[G * G], mx[G], eref[G], log_s[G], how[G];
+  alignas(64) double part[G * G], cnt[G * G], mx[G], eref[G], how[G];
   // The previous set is written while this one is summed, as
   // rows_log_softmax_direct.h's sets of 4 KiB and more: here at every
   // length (4 Mi-element batches, 1 thread, ns per element, medians of 3
@@ -142,42 +139,56 @@ void log_softmax_rows_direct32(const float* x, float* y, size_t rows, size_t n, 
   // / overlapped: AVX-512 n = 32 1.18 / 1.14, n = 64 0.88 / 0.98, n = 100
   // 1.15 / 0.87, n = 128 1.35 / 1.20, n = 256 0.67 / 0.59; AVX2 n = 32
   // 2.00 / 1.92, n = 64 1.41 / 1.32, n = 100 1.25 / 1.12, n = 128 1.97 /
-  // 1.58, n = 256 1.11 / 0.99).
-  double prev_mx[G], prev_log_s[G];
-  Lsm32Write prev_how[G];
-  size_t prev_r0 = 0, prev_g = 0;
+  // 1.58, n = 256 1.11 / 0.99). Each set's max, log S and write go to one
+  // of two slots, the previous set's in the other (no copies).
+  alignas(64) double set_mx[2][G], set_log_s[2][G];
+  Lsm32Write set_how[2][G];
+  size_t prev_r0 = 0, prev_g = 0, cur = 0;
   auto write_prev = [&](size_t l) SSM_INLINE {
-    if (l < prev_g && prev_how[l] != Lsm32Write::Flag)
-      lsm32_write_row<VN>(x + (prev_r0 + l) * n, y + (prev_r0 + l) * n, n, prev_mx[l], prev_log_s[l], prev_how[l]);
+    const size_t p = cur ^ 1;
+    if (l < prev_g && set_how[p][l] != Lsm32Write::Flag)
+      lsm32_write_row<VN>(x + (prev_r0 + l) * n, y + (prev_r0 + l) * n, n, set_mx[p][l], set_log_s[p][l],
+                          set_how[p][l]);
   };
   for (size_t r0 = 0; r0 < rows; r0 += G) {
     const size_t g = rows - r0 < G ? rows - r0 : G;
+    // The set's maxima first (NaN ignored), then e = round(max log2 e) in
+    // one vector: no row's sums wait on its own max's lane reduction and
+    // rounding. NaN marks a lane flagged: no row, or one beyond
+    // kTable32Limit (+-inf, all -inf).
+    for (size_t l = 0; l < G; ++l) {
+      const double m = l < g ? row_max<VN>(x + (r0 + l) * n, n) : kNaN;
+      mx[l] = m >= -kTable32Limit && m <= kTable32Limit ? m : kNaN;
+    }
+    const Reg<VW> vmx = VW::load(mx);
+    VW::store(eref, VW::select(VW::notfinite(vmx), VW::set1(0.0), VW::round(VW::mul(vmx, VW::set1(kLog2e)))));
     for (size_t l = 0; l < G; ++l) {
       // Row l of the previous set first. In place, a row's x is read by its
-      // own set's sums and then by its own write only.
+      // own set's max and sums and then by its own write only.
       write_prev(l);
-      if (l < g && lsm32_row_sums<VN>(x + (r0 + l) * n, n, texp, mx[l], eref[l], part + l * G, cnt + l * G))
+      if (mx[l] == mx[l]) {
+        lsm32_row_sums<VN>(x + (r0 + l) * n, n, texp, mx[l], eref[l], part + l * G, cnt + l * G);
         continue;
+      }
       // No row, or one for the per-row path: k = 1 and rest = 0, an
       // ordinary lane whose result is unused.
       VW::store(part + l * G, VW::set1(0.0));
       VW::store(cnt + l * G, VW::set1(0.0));
       cnt[l * G] = 1.0;
-      mx[l] = kNaN;  // marks the lane flagged
-      eref[l] = 0.0;
     }
     const Reg<VW> sum2e = VW::mul(column_sums<VW>(part), VW::set1(1.0 / X::kScale));
     Reg<VW> vhow;
-    VW::store(log_s, lsm32_log_s<VW>(sum2e, VW::load(mx), VW::load(eref), column_adds<VW>(cnt), eps, flushed, vhow));
+    VW::store(set_log_s[cur], lsm32_log_s<VW>(sum2e, vmx, VW::load(eref), column_adds<VW>(cnt), eps, flushed, vhow));
+    VW::store(set_mx[cur], vmx);
     VW::to_array(vhow, how);
     for (size_t l = 0; l < g; ++l) {
-      prev_how[l] = how[l] == 0.0 ? Lsm32Write::Flag : how[l] == 1.0 ? Lsm32Write::Narrow : Lsm32Write::Wide;
-      flag[r0 + l] = prev_how[l] == Lsm32Write::Flag;
-      prev_mx[l] = mx[l];
-      prev_log_s[l] = log_s[l];
+      // how is 0, 1 or 2: Lsm32Write's order.
+      set_how[cur][l] = static_cast<Lsm32Write>(static_cast<int>(how[l]));
+      flag[r0 + l] = how[l] == 0.0;
     }
     prev_r0 = r0;
     prev_g = g;
+    cur ^= 1;
   }
   for (size_t l = 0; l < prev_g; ++l) write_prev(l);
 }
