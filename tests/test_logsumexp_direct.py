@@ -129,3 +129,20 @@ def test_special_rows(isa, n, kind):
         assert_lse_close(out[finite], ref[finite], (isa, n, kind, pos))
         np.testing.assert_array_equal(out, ssm.logsumexp(x, axis=-1))
         assert np.all(sgn[finite] == 1), (isa, n, kind, pos)
+
+
+@pytest.mark.parametrize("n", [32, 45, 100])
+def test_far_below_the_max(isa, n):
+    """Entries 0 to 200 below the row max, a quarter of them 82-85 below
+    (around the AVX2 terms' clamp, 120 ln2 below 2^floor(max log2 e)), one
+    -inf, with the max at offsets up to the table's range: the terms far
+    below the max are negligible however the clamp rounds them, and
+    nothing wraps around the exponent field."""
+    rng = np.random.default_rng(500 + n)
+    offsets = np.array([3.0, -5.0, 40.0, -80.0, 1000.0, -1000.0, 8000.0, -8000.0, 8191.0, -8191.0])
+    x = -rng.uniform(0.0, 200.0, (len(offsets), n))
+    x[:, ::4] = -rng.uniform(82.0, 85.0, (len(offsets), (n + 3) // 4))
+    x[:, 1] = 0.0
+    x[:, 2] = -np.inf
+    x += offsets[:, None]
+    check(x.astype(np.float32), (isa, n))

@@ -102,8 +102,17 @@ struct Table32Exp {
         lo(V::load_table32(kSize >= 16 ? kExpTable32x16.lo : kExpTable32x8.lo)) {}
   // exp(x) * 2^-floor(n) for clamped x; n receives k/T.
   Reg<V> term(Reg<V> x, Reg<V>& n) const {
-    const Reg<V> t = V::fmadd(x, V::set1(ExpCoeffs<float>::log2e), V::set1(kMagic));
-    n = V::sub(t, V::set1(kMagic));
+    Reg<V> t;
+    return term_biased(x, V::set1(kMagic), n, t);
+  }
+  // term with magic = kMagic + c (c an integer, |c| < 2^19 / T less the
+  // range of x log2 e): t = fma(x, log2e, magic) = kMagic + c + k/T is
+  // rounded as with kMagic (same binade, magic a multiple of 1/T), so n and
+  // the result are term's bits, and t's low mantissa bits hold
+  // 2^22 + T c + k (V::pow2_table32).
+  Reg<V> term_biased(Reg<V> x, Reg<V> magic, Reg<V>& n, Reg<V>& t) const {
+    t = V::fmadd(x, V::set1(ExpCoeffs<float>::log2e), magic);
+    n = V::sub(t, magic);
     const Reg<V> r = V::reduce_ln2(x, n);
     Reg<V> p = V::fmadd(V::set1(1.0 / 24.0), r, V::set1(1.0 / 6.0));
     p = V::fmadd(p, r, V::set1(0.5));

@@ -1021,11 +1021,17 @@ void logsumexp_rows(const T* x, const T* b, T* out, T* sign, size_t rows, size_t
   constexpr size_t W = VN::width;
   alignas(64) T buf[kMaxN * W];
   if constexpr (std::is_same<T, float>::value) {
-    // Two groups at a time where both fit in buf (lse_groups_f32).
+    // Two groups at a time where both fit in buf (lse_groups_f32), their
+    // lines prefetched prefetch_distance() ahead (as the direct rows' max
+    // pass: the transposes' loads otherwise wait on memory).
     if (!b && n <= kMaxN / 2) {
+      const size_t ahead = prefetch_distance(rows * n * sizeof(float)) / sizeof(float);
       size_t r = 0;
-      for (; r + W < rows; r += 2 * W)
+      for (; r + W < rows; r += 2 * W) {
+        if (ahead)
+          for (size_t i = 0; i < 2 * W * n; i += 64 / sizeof(float)) SSM_PREFETCH(x + r * n + ahead + i);
         lse_groups_f32<VN, VW, 2>(x + r * n, out + r, sign ? sign + r : nullptr, n, rows - r, buf, flag + r);
+      }
       if (r < rows) lse_groups_f32<VN, VW, 1>(x + r * n, out + r, sign ? sign + r : nullptr, n, rows - r, buf, flag + r);
       return;
     }

@@ -50,21 +50,35 @@ constexpr double table_err() {
                            (1.0 + kMaxWideAdds * 0x1p-53 / (1.0 - kMaxWideAdds * 0x1p-53)) -
                        1.0;
   // The one-float table's sum is multiplied by its scale's rounded
-  // reciprocal (two more roundings); the flushed terms.
-  return terms + 0x1p-51 + kMaxN * 0x1p-126;
+  // reciprocal (two more roundings); the flushed terms, or those raised to
+  // the clamp's (below 2^-119 each, table_lane_sums; the tail's padding
+  // lanes too).
+  return terms + 0x1p-51 + (kMaxN + 64) * 0x1p-118;
 }
 
-// The row's max (NaN ignored; -inf for no entry).
+// Does V build the table exp's power of two from t's bits (pow2_table32)?
+template <class V, class = void>
+struct HasPow2Table32 : std::false_type {};
+template <class V>
+struct HasPow2Table32<V, std::void_t<decltype(V::pow2_table32_bits)>> : std::true_type {};
+
+// The row's max (NaN ignored; -inf for no entry). ahead > 0: the lines
+// `ahead` elements further on are prefetched, one per 64 bytes of the row
+// (consecutive rows' prefetches then cover every line between them).
 template <class VN>
-inline double row_max(const float* x, size_t n) {
+inline double row_max(const float* x, size_t n, size_t ahead = 0) {
   constexpr size_t W = VN::width;
   const size_t full = n - n % W, rem = n % W;
   Reg<VN> m0 = VN::set1(-kInf), m1 = VN::set1(-kInf);
   size_t j = 0;
   for (; j + 2 * W <= full; j += 2 * W) {
+    if (ahead) prefetch_block<2 * W * sizeof(float)>(x + j + ahead);
     m0 = VN::max(VN::load(x + j), m0);
     m1 = VN::max(VN::load(x + j + W), m1);
   }
+  if (ahead)
+    for (size_t b = j * sizeof(float); b < n * sizeof(float); b += 64)
+      SSM_PREFETCH(reinterpret_cast<const char*>(x + ahead) + b);
   if (j < full) m0 = VN::max(VN::load(x + j), m0);
   if (rem) m1 = VN::max(VN::load_tail(x + full, rem, -kInf), m1);
   return VN::hmax(VN::max(m0, m1));
@@ -82,11 +96,28 @@ inline Reg<typename VN::wide> table_lane_sums(const float* x, size_t n, const X&
   // term() gives exp(x) 2^-floor(k); this takes it to 2^-e. Below the
   // table's clamp (-inf too) the term flushes to 0; a NaN stays NaN (max
   // returns its second operand).
-  const Reg<VN> bias = VN::set1(e + X::kBias);
+  [[maybe_unused]] const Reg<VN> bias = VN::set1(e + X::kBias);
+  // Where VN has pow2_table32 (AVX2), t's bits give 2^(floor(k/T) - e)
+  // (magic kMagic + 127 - e: t holds the biased exponent 127 + floor(k/T)
+  // - e), three operations for the scale's five. The clamp at (e - 120) ln2
+  // (above kLow: |max| <= kTable32Limit) keeps that exponent in [6, 128]
+  // (x log2 e - e in [-120.01, 1.07]): a term below the clamp, -inf too,
+  // becomes one below 2^-119 instead of flushing (table_err); a NaN stays
+  // NaN and poisons the product.
+  constexpr bool kBits = HasPow2Table32<VN>::value;
+  [[maybe_unused]] const Reg<VN> magic = VN::set1(static_cast<float>(X::kMagic + 127.0 - e));
+  const Reg<VN> low =
+      VN::set1(kBits ? static_cast<float>((e - 120.0) * 0x1.62e42fefa39efp-1) : static_cast<float>(X::kLow));
   auto term = [&](Reg<VN> raw) SSM_INLINE {
     Reg<VN> k;
-    const Reg<VN> t = texp.term(VN::max(VN::set1(X::kLow), raw), k);
-    return VN::scale2_acc(t, VN::sub(k, bias));
+    if constexpr (kBits) {
+      Reg<VN> t;
+      const Reg<VN> v = texp.term_biased(VN::max(low, raw), magic, k, t);
+      return VN::mul(v, VN::pow2_table32(t));
+    } else {
+      const Reg<VN> v = texp.term(VN::max(low, raw), k);
+      return VN::scale2_acc(v, VN::sub(k, bias));
+    }
   };
   Reg<VW> lo = VW::set1(0.0), hi = VW::set1(0.0);
   auto fold = [&](Reg<VN> q) SSM_INLINE {
@@ -160,6 +191,11 @@ void logsumexp_rows_direct(const float* x, float* out, float* sign, size_t rows,
   constexpr size_t G = VW::width, K = kSetVectors, S = K * G;
   const X texp;
   const double err1 = 1.01 * table_err<X>();
+  // The max pass is the first to touch a set's rows, and its loads stalled
+  // on memory while the sums that follow left the line fill idle (a third
+  // of a batch's cpu-clock samples on the max loop at n = 64, AVX-512): the
+  // max pass prefetches prefetch_distance() ahead.
+  const size_t ahead = prefetch_distance(rows * n * sizeof(float)) / sizeof(float);
   for (size_t r0 = 0; r0 < rows; r0 += S) {
     const size_t g = rows - r0 < S ? rows - r0 : S;
     alignas(64) double mx[S], eref[S], part[S * G], cols[S * G];
@@ -168,7 +204,7 @@ void logsumexp_rows_direct(const float* x, float* out, float* sign, size_t rows,
     // are ordinary lanes of S = 1 in tier 1, their results unused.
     bool table[S];
     for (size_t l = 0; l < S; ++l) {
-      mx[l] = l < g ? row_max<VN>(x + (r0 + l) * n, n) : 0.0;
+      mx[l] = l < g ? row_max<VN>(x + (r0 + l) * n, n, ahead) : 0.0;
       table[l] = mx[l] >= -kTable32Limit && mx[l] <= kTable32Limit;
     }
     for (size_t k = 0; k < K; ++k) {

@@ -119,6 +119,15 @@ struct F32x8 {
   using table32 = reg;
   static table32 load_table32(const float* p) { return load(p); }
   static reg lookup32(reg t, table32 table) { return _mm256_permutevar8x32_ps(table, _mm256_castps_si256(t)); }
+  // 2^c from a t whose low mantissa bits hold 8 c + j (j the table index,
+  // c in [1, 254]; expsum_table32.h, Table32Exp::term_biased): shifted so
+  // that c fills the exponent field, j's bits (and t's own exponent,
+  // shifted out) gone. Three operations where pow2 of k - bias takes four.
+  static constexpr bool pow2_table32_bits = true;
+  static reg pow2_table32(reg t) {
+    const __m256i c = _mm256_slli_epi32(_mm256_castps_si256(t), 20);
+    return _mm256_castsi256_ps(_mm256_and_si256(c, _mm256_set1_epi32(0x7F800000)));
+  }
   // a's lanes 0-3 and 4-7 in float64 (exact).
   static void widen(reg a, __m256d& lo, __m256d& hi) {
     lo = _mm256_cvtps_pd(_mm256_castps256_ps128(a));
