@@ -397,3 +397,59 @@ def test_log_softmax_without_buffer(isa, fmt):
             if rows > 8:
                 x[rows - 1, n // 2] = np.nan
             check_in_and_out_of_place("log_softmax", x, fmt)
+
+
+@pytest.mark.filterwarnings("ignore:overflow encountered in cast")  # 3e38 + 3e38 in the reference
+@pytest.mark.parametrize("name", WRITERS)
+def test_rows_of_two(isa, fmt, name):
+    """softmax_pairs, log_softmax_pairs (rows of two entries: each lane's partner is its neighbour,
+    two vectors per step): batches ending at every row of a step, hard pairs at
+    random rows (huge differences, subnormal and underflowing results, ties,
+    -inf entries), in place the same bits as out of place, nothing written past
+    the batch, within 1 ulp; a NaN in the last row where there are more than 8."""
+    rng = np.random.default_rng(37)
+    big = 60000.0 if fmt == "float16" else 3e38
+    hard = [[30.0, -70.0], [-80.0, 10.0], [0.0, -95.0], [-120.0, 0.0], [5.0, 5.0], [-np.inf, 3.0],
+            [2.0, -np.inf], [big, -big], [-big, -big], [1e-3, 0.0], [-17.0, 0.0], [0.0, -9.0]]
+    for rows in sorted(set(range(1, lanes(isa) + 2)) | {9, 17, 40}):
+        x = rng.normal(0.0, 4.0, size=(rows, 2))
+        free = rows - 1 if rows > 8 else rows
+        picked = rng.permutation(free)[: len(hard)]
+        x[picked] = np.array(hard)[: picked.size]
+        if rows > 8:
+            x[rows - 1, 1] = np.nan
+        check_in_and_out_of_place(name, x, fmt)
+
+
+@pytest.mark.parametrize("name", WRITERS)
+@pytest.mark.parametrize("value", [np.nan, np.inf, "both -inf"])
+def test_rows_of_two_special(isa, fmt, name, value):
+    """A special row of two entries at each end of a vector of rows and of a
+    step, and in the batch's tail: reported as with the path off, the other
+    rows within 1 ulp, the special row left unwritten in place."""
+    w = max(lanes(isa), 2)
+    rows = w + 3  # one step of w rows, then a tail
+    base = np.random.default_rng(41).normal(0.0, 2.0, size=(rows, 2))
+    code = FORMATS[fmt]
+    if name == "softmax":
+        kernel = lambda a, b: _core.half_softmax(a, b, code, "auto")  # noqa: E731
+    else:
+        kernel = lambda a, b: _core.half_log_softmax(a, b, code)  # noqa: E731
+    for pos in sorted({0, w // 2 - 1, w // 2, w - 1, w, rows - 1}):
+        x = base.copy()
+        if value == "both -inf":
+            x[pos] = -np.inf
+        else:
+            x[pos, pos % 2] = value
+        bits = to_bits(x, fmt)
+        with rows_max(0):
+            _, sp_off = run(name, bits, fmt)
+        with rows_max(LONGEST):
+            on, sp_on = run(name, bits, fmt)
+            inplace = bits.copy()
+            sp_inplace = kernel(inplace, inplace)
+        assert list(sp_on) == list(sp_off) == list(sp_inplace) == [pos]
+        np.testing.assert_array_equal(inplace[pos], bits[pos])
+        keep = np.arange(rows) != pos
+        np.testing.assert_array_equal(from_bits(inplace[keep], fmt), on[keep])
+        within_one_ulp(on[keep], reference(name, from_bits(bits, fmt)[keep]), fmt)

@@ -439,6 +439,78 @@ void softmax_rows(const uint16_t* x, uint16_t* y, size_t rows, size_t n, unsigne
   }
 }
 
+// Rows of two entries (half_api.h softmax_pairs, log_softmax_pairs): t_i =
+// exp(x_i - max) by the format's polynomial, as the longer rows' terms
+// (2^kTermShift: the max's term is exactly 2^kTermShift); softmax y_i = t_i /
+// (t_0 + t_1), log_softmax y_i = (x_i - max) - log1p(z), z the smaller term
+// unscaled (exp(-|x_0 - x_1|): log S keeps its relative accuracy for a
+// dominant entry). Within half_rows.h's 2^-13 budget: one rounding of x -
+// max, the polynomial, then one sum and one division, or log1p_lanes and one
+// difference. Each lane's partner is its neighbour (swap_pairs: lanes 2k and
+// 2k + 1 exchanged): no reductions, one exp per entry. A row with NaN, +inf
+// or no finite entry gives NaN in its lanes: flagged, not written (y may be
+// x). A row's bits do not depend on the batch. Lane types with swap_pairs
+// only (the scalar set's single lane: no faster than the buffered path).
+template <class V, class = void>
+struct HasSwapPairs : std::false_type {};
+template <class V>
+struct HasSwapPairs<V, decltype(void(V::swap_pairs(std::declval<Reg<V>>())))> : std::true_type {};
+
+inline bool nan_bits(F16Bits h) { return (h.bits & 0x7fff) > 0x7c00; }
+inline bool nan_bits(BF16Bits h) { return (h.bits & 0x7fff) > 0x7f80; }
+
+template <class V, class H, bool Log>
+inline Reg<V> pair_lanes(Reg<V> v) {
+  const Reg<V> d = V::sub(v, V::max(v, V::swap_pairs(v)));
+  const Reg<V> t = exp_scaled<V, H>(d);
+  if constexpr (Log)
+    return V::sub(d, log1p_lanes<V>(V::mul(V::min(t, V::swap_pairs(t)), V::set1(1.0 / kTermScale))));
+  else
+    return div_lanes(t, V::add(t, V::swap_pairs(t)));
+}
+
+template <class V, class H, bool Log>
+void pairs(const uint16_t* bits, uint16_t* out, size_t rows, unsigned char* flag) {
+  constexpr size_t W = V::width;
+  static_assert(W % 2 == 0, "whole rows per vector");
+  const H* x = reinterpret_cast<const H*>(bits);
+  H* y = reinterpret_cast<H*>(out);
+  std::memset(flag, 0, rows);
+  const size_t total = 2 * rows;
+  // The rows of a vector holding a NaN: the others one at a time.
+  auto some = [&](size_t i, size_t count, Reg<V> v) {
+    H rounded[W];
+    V::store(rounded, v);
+    for (size_t l = 0; l < count; l += 2) {
+      if (nan_bits(rounded[l]) || nan_bits(rounded[l + 1])) {
+        flag[(i + l) / 2] = 1;
+      } else {
+        y[i + l] = rounded[l];
+        y[i + l + 1] = rounded[l + 1];
+      }
+    }
+  };
+  size_t i = 0;
+  for (; i + 2 * W <= total; i += 2 * W) {
+    const Reg<V> a = pair_lanes<V, H, Log>(V::load(x + i)), b = pair_lanes<V, H, Log>(V::load(x + i + W));
+    if (__builtin_expect(V::any(V::mask_or(V::unord(a), V::unord(b))), 0)) {
+      some(i, W, a);
+      some(i + W, W, b);
+      continue;
+    }
+    V::store_finite(y + i, a);
+    V::store_finite(y + i + W, b);
+  }
+  for (; i < total; i += W) {
+    const size_t count = total - i < W ? total - i : W;
+    const Reg<V> a = pair_lanes<V, H, Log>(V::load_tail(x + i, count, 0.0));
+    if (V::any(V::unord(a)))
+      some(i, count, a);
+    else
+      V::store_tail(y + i, a, count);
+  }
+}
+
 // S - 1 of a row whose differences d = x - max are b's values minus
 // `shift` (0: b holds d; the max: it holds x), b's last vector at `tail`:
 // the terms of the entries below the max (NaN included: nonzero is
@@ -762,6 +834,13 @@ ExpSum terms_from_ref(const uint16_t* bits, float* terms, size_t n, double ref) 
 template <class V, class H>
 void add_half_rows(HalfKernels& k, size_t auto_max) {
   k.softmax_rows = &half_rows::softmax_rows<V, H>;
+  if constexpr (half_rows::HasSwapPairs<V>::value) {
+    k.softmax_pairs = &half_rows::pairs<V, H, false>;
+    k.log_softmax_pairs = &half_rows::pairs<V, H, true>;
+  } else {
+    k.softmax_pairs = nullptr;
+    k.log_softmax_pairs = nullptr;
+  }
   k.log_softmax_rows = &half_rows::log_softmax_rows<V, H>;
   k.logsumexp_rows = &half_rows::logsumexp_rows<V, H>;
   k.rows_min_n = V::width;
