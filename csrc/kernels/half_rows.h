@@ -70,8 +70,9 @@ inline bool lane_finite(double v) { return v - v == 0.0; }  // false for NaN and
 // steps (t * 2^-e), and log t = 2 atanh(s), s = f / (2 + f), f = t - 1
 // (exact), as a series in s^2 (|s| <= 0.1716: five terms reach 2^-25
 // relative in float32, eleven 2^-60 in float64). Where e = 0, f is z itself,
-// not (1 + z) - 1: small z keeps all its bits. No branches.
-template <class V>
+// not (1 + z) - 1: small z keeps all its bits. No branches. Largest: the
+// largest step kept (1 where z <= 1: the others never halve; same bits).
+template <class V, int Largest = 8>
 inline Reg<V> log1p_lanes(Reg<V> z) {
   using S = typename V::scalar;
   constexpr int kTerms = std::is_same<S, float>::value ? 5 : 11;
@@ -79,6 +80,7 @@ inline Reg<V> log1p_lanes(Reg<V> z) {
   Reg<V> e = V::set1(0.0);
   constexpr int kSteps[4] = {8, 4, 2, 1};
   for (int p : kSteps) {
+    if (p > Largest) continue;
     const auto big = V::gt(t, V::set1(0.70710678118654752 * double(1 << p)));
     t = V::select(big, V::mul(t, V::set1(1.0 / double(1 << p))), t);
     e = V::select(big, V::add(e, V::set1(p)), e);
@@ -464,7 +466,7 @@ inline Reg<V> pair_lanes(Reg<V> v) {
   const Reg<V> d = V::sub(v, V::max(v, V::swap_pairs(v)));
   const Reg<V> t = exp_scaled<V, H>(d);
   if constexpr (Log)
-    return V::sub(d, log1p_lanes<V>(V::mul(V::min(t, V::swap_pairs(t)), V::set1(1.0 / kTermScale))));
+    return V::sub(d, log1p_lanes<V, 1>(V::mul(V::min(t, V::swap_pairs(t)), V::set1(1.0 / kTermScale))));
   else
     return div_lanes(t, V::add(t, V::swap_pairs(t)));
 }
