@@ -441,60 +441,73 @@ void softmax_rows(const uint16_t* x, uint16_t* y, size_t rows, size_t n, unsigne
   }
 }
 
-// Rows of two entries (half_api.h softmax_pairs, log_softmax_pairs): t_i =
-// exp(x_i - max) by the format's polynomial, as the longer rows' terms
-// (2^kTermShift: the max's term is exactly 2^kTermShift); softmax y_i = t_i /
-// (t_0 + t_1), log_softmax y_i = (x_i - max) - log1p(z), z the smaller term
+// Rows of two or four entries (half_api.h softmax_pairs, softmax_quads,
+// log_softmax_pairs): t_i = exp(x_i - max) by the format's polynomial, as
+// the longer rows' terms (2^kTermShift: the max's term is exactly
+// 2^kTermShift); softmax y_i = t_i / S, S the row's sum of terms;
+// log_softmax (pairs) y_i = (x_i - max) - log1p(z), z the smaller term
 // unscaled (exp(-|x_0 - x_1|): log S keeps its relative accuracy for a
 // dominant entry). Within half_rows.h's 2^-13 budget: one rounding of x -
-// max, the polynomial, then one sum and one division, or log1p_lanes and one
-// difference. Each lane's partner is its neighbour (swap_pairs: lanes 2k and
-// 2k + 1 exchanged): no reductions, one exp per entry. A row with NaN, +inf
-// or no finite entry gives NaN in its lanes: flagged, not written (y may be
-// x). A row's bits do not depend on the batch. Lane types with swap_pairs
-// only (the scalar set's single lane: no faster than the buffered path).
+// max, the polynomial, then sums of 4 terms at most and one division, or
+// log1p_lanes and one difference. A row's lanes meet by butterflies
+// (swap_pairs: lanes 2k and 2k + 1 exchanged; swap_quads: pairs 2k and 2k +
+// 1): no reductions, one exp per entry. A row with NaN, +inf or no finite
+// entry gives NaN in its lanes: flagged, not written (y may be x). A row's
+// bits do not depend on the batch. Lane types with the swaps only (the
+// scalar set's single lane: no faster than the buffered path).
 template <class V, class = void>
 struct HasSwapPairs : std::false_type {};
 template <class V>
-struct HasSwapPairs<V, decltype(void(V::swap_pairs(std::declval<Reg<V>>())))> : std::true_type {};
+struct HasSwapPairs<V, decltype(void(V::swap_pairs(std::declval<Reg<V>>())),
+                                void(V::swap_quads(std::declval<Reg<V>>())))> : std::true_type {};
 
 inline bool nan_bits(F16Bits h) { return (h.bits & 0x7fff) > 0x7c00; }
 inline bool nan_bits(BF16Bits h) { return (h.bits & 0x7fff) > 0x7f80; }
 
-template <class V, class H, bool Log>
-inline Reg<V> pair_lanes(Reg<V> v) {
-  const Reg<V> d = V::sub(v, V::max(v, V::swap_pairs(v)));
+// op over each row's N lanes, in every lane of the row.
+template <class V, size_t N, class Op>
+inline Reg<V> across_row(Reg<V> v, Op op) {
+  v = op(v, V::swap_pairs(v));
+  if constexpr (N == 4) v = op(v, V::swap_quads(v));
+  return v;
+}
+
+template <class V, class H, size_t N, bool Log>
+inline Reg<V> tiny_row_lanes(Reg<V> v) {
+  static_assert(N == 2 || (N == 4 && !Log), "rows of two, or softmax rows of four");
+  const Reg<V> d = V::sub(v, across_row<V, N>(v, [](Reg<V> a, Reg<V> b) SSM_INLINE { return V::max(a, b); }));
   const Reg<V> t = exp_scaled<V, H>(d);
   if constexpr (Log)
     return V::sub(d, log1p_lanes<V, 1>(V::mul(V::min(t, V::swap_pairs(t)), V::set1(1.0 / kTermScale))));
   else
-    return div_lanes(t, V::add(t, V::swap_pairs(t)));
+    return div_lanes(t, across_row<V, N>(t, [](Reg<V> a, Reg<V> b) SSM_INLINE { return V::add(a, b); }));
 }
 
-template <class V, class H, bool Log>
-void pairs(const uint16_t* bits, uint16_t* out, size_t rows, unsigned char* flag) {
+template <class V, class H, size_t N, bool Log>
+void tiny_rows(const uint16_t* bits, uint16_t* out, size_t rows, unsigned char* flag) {
   constexpr size_t W = V::width;
-  static_assert(W % 2 == 0, "whole rows per vector");
+  static_assert(W % N == 0, "whole rows per vector");
   const H* x = reinterpret_cast<const H*>(bits);
   H* y = reinterpret_cast<H*>(out);
   std::memset(flag, 0, rows);
-  const size_t total = 2 * rows;
+  const size_t total = N * rows;
   // The rows of a vector holding a NaN: the others one at a time.
   auto some = [&](size_t i, size_t count, Reg<V> v) {
     H rounded[W];
     V::store(rounded, v);
-    for (size_t l = 0; l < count; l += 2) {
-      if (nan_bits(rounded[l]) || nan_bits(rounded[l + 1])) {
-        flag[(i + l) / 2] = 1;
-      } else {
-        y[i + l] = rounded[l];
-        y[i + l + 1] = rounded[l + 1];
-      }
+    for (size_t l = 0; l < count; l += N) {
+      bool special = false;
+      for (size_t c = 0; c < N; ++c) special = special || nan_bits(rounded[l + c]);
+      if (special)
+        flag[(i + l) / N] = 1;
+      else
+        std::memcpy(y + i + l, rounded + l, N * sizeof(H));
     }
   };
   size_t i = 0;
   for (; i + 2 * W <= total; i += 2 * W) {
-    const Reg<V> a = pair_lanes<V, H, Log>(V::load(x + i)), b = pair_lanes<V, H, Log>(V::load(x + i + W));
+    const Reg<V> a = tiny_row_lanes<V, H, N, Log>(V::load(x + i));
+    const Reg<V> b = tiny_row_lanes<V, H, N, Log>(V::load(x + i + W));
     if (__builtin_expect(V::any(V::mask_or(V::unord(a), V::unord(b))), 0)) {
       some(i, W, a);
       some(i + W, W, b);
@@ -505,7 +518,7 @@ void pairs(const uint16_t* bits, uint16_t* out, size_t rows, unsigned char* flag
   }
   for (; i < total; i += W) {
     const size_t count = total - i < W ? total - i : W;
-    const Reg<V> a = pair_lanes<V, H, Log>(V::load_tail(x + i, count, 0.0));
+    const Reg<V> a = tiny_row_lanes<V, H, N, Log>(V::load_tail(x + i, count, 0.0));
     if (V::any(V::unord(a)))
       some(i, count, a);
     else
@@ -837,11 +850,11 @@ template <class V, class H>
 void add_half_rows(HalfKernels& k, size_t auto_max) {
   k.softmax_rows = &half_rows::softmax_rows<V, H>;
   if constexpr (half_rows::HasSwapPairs<V>::value) {
-    k.softmax_pairs = &half_rows::pairs<V, H, false>;
-    k.log_softmax_pairs = &half_rows::pairs<V, H, true>;
+    k.softmax_pairs = &half_rows::tiny_rows<V, H, 2, false>;
+    k.softmax_quads = &half_rows::tiny_rows<V, H, 4, false>;
+    k.log_softmax_pairs = &half_rows::tiny_rows<V, H, 2, true>;
   } else {
-    k.softmax_pairs = nullptr;
-    k.log_softmax_pairs = nullptr;
+    k.softmax_pairs = k.softmax_quads = k.log_softmax_pairs = nullptr;
   }
   k.log_softmax_rows = &half_rows::log_softmax_rows<V, H>;
   k.logsumexp_rows = &half_rows::logsumexp_rows<V, H>;
