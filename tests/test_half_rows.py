@@ -1,7 +1,8 @@
 """The short half-row kernels (half_rows.h): batches of float16 / bfloat16 rows
 of one vector to kHalfRowsMax (4096) elements, eight rows interleaved, the last
 partial vector overlapping the one before: softmax, log_softmax and logsumexp
-(whose float32 result the caller rounds to the format).
+(whose float32 result the caller rounds to the format); and rows of two
+(softmax, log_softmax) and four (softmax) entries, several rows per vector.
 
 The path is forced on for every row length it can take (or off) with
 _core.half_set_rows_max on every kernel set this machine runs; results are

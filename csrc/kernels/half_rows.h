@@ -1,5 +1,5 @@
 // Short half-precision rows (half_api.h: softmax_rows, log_softmax_rows,
-// logsumexp_rows):
+// logsumexp_rows; rows of two and four entries: tiny_rows below):
 // batches of float16 / bfloat16 rows of rows_min_n (one vector) to
 // kHalfRowsMax elements, kRowGroup rows at a time. Each row is read along
 // its length in whole vectors; the last partial vector is the row's last
