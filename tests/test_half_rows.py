@@ -1,7 +1,8 @@
 """The short half-row kernels (half_rows.h): batches of float16 / bfloat16 rows
 of one vector to kHalfRowsMax (4096) elements, eight rows interleaved, the last
 partial vector overlapping the one before: softmax, log_softmax and logsumexp
-(whose float32 result the caller rounds to the format).
+(whose float32 result the caller rounds to the format); and rows of two
+(softmax, log_softmax) and four (softmax) entries, several rows per vector.
 
 The path is forced on for every row length it can take (or off) with
 _core.half_set_rows_max on every kernel set this machine runs; results are
@@ -397,3 +398,74 @@ def test_log_softmax_without_buffer(isa, fmt):
             if rows > 8:
                 x[rows - 1, n // 2] = np.nan
             check_in_and_out_of_place("log_softmax", x, fmt)
+
+
+TINY = [("softmax", 2), ("log_softmax", 2), ("softmax", 4)]  # softmax_pairs, log_softmax_pairs, softmax_quads
+
+
+def tiny_step(isa, n):
+    """Rows per main-loop step of the kernels of rows of n (two vectors)."""
+    return 2 * max(lanes(isa), n) // n
+
+
+@pytest.mark.filterwarnings("ignore:overflow encountered in cast")  # 3e38 + 3e38 in the reference
+@pytest.mark.parametrize("name, n", TINY)
+def test_rows_of_two_and_four(isa, fmt, name, n):
+    """softmax_pairs, log_softmax_pairs, softmax_quads (a row's lanes meet by
+    butterflies, two vectors per step): batches ending at every row of a step,
+    hard rows at random places (huge differences, subnormal and underflowing
+    results, ties, -inf entries, a dominant entry), in place the same bits as out
+    of place, nothing written past the batch, within 1 ulp; a NaN in the last row
+    where there are more than 8."""
+    rng = np.random.default_rng(37)
+    big = 60000.0 if fmt == "float16" else 3e38
+    inf = np.inf
+    if n == 2:
+        hard = [[30.0, -70.0], [-80.0, 10.0], [0.0, -95.0], [-120.0, 0.0], [5.0, 5.0], [-inf, 3.0],
+                [2.0, -inf], [big, -big], [-big, -big], [1e-3, 0.0], [-17.0, 0.0], [0.0, -9.0]]
+    else:
+        hard = [[30.0, -70.0, -70.0, -75.0], [-80.0, 10.0, -95.0, 0.0], [5.0, 5.0, 5.0, 5.0], [-inf, 3.0, -inf, -inf],
+                [big, -big, -big, big], [-big, -big, -big, -big], [1e-3, 0.0, 2e-3, -1e-3], [-17.0, 0.0, -17.0, -20.0],
+                [0.0, -9.0, -12.0, -100.0], [-inf, -inf, 1.0, 0.0]]
+    for rows in sorted(set(range(1, tiny_step(isa, n) + 2)) | {9, 17, 40}):
+        x = rng.normal(0.0, 4.0, size=(rows, n))
+        free = rows - 1 if rows > 8 else rows
+        picked = rng.permutation(free)[: len(hard)]
+        x[picked] = np.array(hard)[: picked.size]
+        if rows > 8:
+            x[rows - 1, 1] = np.nan
+        check_in_and_out_of_place(name, x, fmt)
+
+
+@pytest.mark.parametrize("name, n", TINY)
+@pytest.mark.parametrize("value", [np.nan, np.inf, "all -inf"])
+def test_rows_of_two_and_four_special(isa, fmt, name, n, value):
+    """A special row at each end of a vector of rows and of a step, and in the
+    batch's tail: reported as with the path off, the other rows within 1 ulp,
+    the special row left unwritten in place."""
+    step = tiny_step(isa, n)
+    rows = step + 3  # one step, then a tail
+    base = np.random.default_rng(41).normal(0.0, 2.0, size=(rows, n))
+    code = FORMATS[fmt]
+    if name == "softmax":
+        kernel = lambda a, b: _core.half_softmax(a, b, code, "auto")  # noqa: E731
+    else:
+        kernel = lambda a, b: _core.half_log_softmax(a, b, code)  # noqa: E731
+    for pos in sorted({0, step // 2 - 1, step // 2, step - 1, step, rows - 1}):
+        x = base.copy()
+        if value == "all -inf":
+            x[pos] = -np.inf
+        else:
+            x[pos, pos % n] = value
+        bits = to_bits(x, fmt)
+        with rows_max(0):
+            _, sp_off = run(name, bits, fmt)
+        with rows_max(LONGEST):
+            on, sp_on = run(name, bits, fmt)
+            inplace = bits.copy()
+            sp_inplace = kernel(inplace, inplace)
+        assert list(sp_on) == list(sp_off) == list(sp_inplace) == [pos]
+        np.testing.assert_array_equal(inplace[pos], bits[pos])
+        keep = np.arange(rows) != pos
+        np.testing.assert_array_equal(from_bits(inplace[keep], fmt), on[keep])
+        within_one_ulp(on[keep], reference(name, from_bits(bits, fmt)[keep]), fmt)

@@ -51,6 +51,11 @@ struct HalfKernels {
   // unwritten (NaN, +-inf, no finite entry) for the caller's exact path, 0
   // otherwise. y may be x. A row's bits do not depend on the rest of the batch.
   void (*softmax_rows)(const uint16_t* x, uint16_t* y, size_t rows, size_t n, unsigned char* flag);
+  // `rows` contiguous rows of two (quads: four) elements (rows >= 1), flag
+  // and y as softmax_rows'. Null: the set has none.
+  void (*softmax_pairs)(const uint16_t* x, uint16_t* y, size_t rows, unsigned char* flag);
+  void (*softmax_quads)(const uint16_t* x, uint16_t* y, size_t rows, unsigned char* flag);
+  void (*log_softmax_pairs)(const uint16_t* x, uint16_t* y, size_t rows, unsigned char* flag);
   void (*log_softmax_rows)(const uint16_t* x, uint16_t* y, size_t rows, size_t n, unsigned char* flag);
   // out[r]: the row's log-sum-exp in float32, within a quarter ulp of the
   // format (flag[r] = 1 where that is not certain: the caller's exact path).

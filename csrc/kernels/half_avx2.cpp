@@ -84,6 +84,10 @@ struct HalfF32x8 : F32x8 {
   }
   static void stream(H* p, reg v) { store(p, v); }
   static void store_finite(H* p, reg v) { _mm_storeu_si128(reinterpret_cast<__m128i*>(p), Ops::narrow8_finite(v)); }
+  // Lanes 2k and 2k + 1 exchanged (softmax_pairs' partners).
+  static reg swap_pairs(reg v) { return _mm256_permute_ps(v, 0xB1); }
+  // Lane pairs 2k and 2k + 1 exchanged (softmax_quads').
+  static reg swap_quads(reg v) { return _mm256_permute_ps(v, 0x4E); }
 };
 
 template <class H>

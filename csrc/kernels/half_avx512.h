@@ -165,6 +165,10 @@ struct HalfF32x16 : F32x16, PairStore<H>, GroupReduce {
   static reg frac_floor(reg t) { return _mm512_reduce_ps(t, 0x09); }
   static reg scale2_floor(reg p, reg t) { return _mm512_scalef_ps(p, t); }
   static reg add_masked(mask m, reg acc, reg v) { return _mm512_mask_add_ps(acc, m, acc, v); }
+  // Lanes 2k and 2k + 1 exchanged (softmax_pairs' partners).
+  static reg swap_pairs(reg v) { return _mm512_permute_ps(v, 0xB1); }
+  // Lane pairs 2k and 2k + 1 exchanged (softmax_quads').
+  static reg swap_quads(reg v) { return _mm512_permute_ps(v, 0x4E); }
   static void store_finite(H* p, reg v) {
     _mm256_storeu_si256(reinterpret_cast<__m256i*>(p), Ops::narrow16_finite(v));
   }

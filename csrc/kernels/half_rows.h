@@ -1,5 +1,5 @@
 // Short half-precision rows (half_api.h: softmax_rows, log_softmax_rows,
-// logsumexp_rows):
+// logsumexp_rows; rows of two and four entries: tiny_rows below):
 // batches of float16 / bfloat16 rows of rows_min_n (one vector) to
 // kHalfRowsMax elements, kRowGroup rows at a time. Each row is read along
 // its length in whole vectors; the last partial vector is the row's last
@@ -70,8 +70,9 @@ inline bool lane_finite(double v) { return v - v == 0.0; }  // false for NaN and
 // steps (t * 2^-e), and log t = 2 atanh(s), s = f / (2 + f), f = t - 1
 // (exact), as a series in s^2 (|s| <= 0.1716: five terms reach 2^-25
 // relative in float32, eleven 2^-60 in float64). Where e = 0, f is z itself,
-// not (1 + z) - 1: small z keeps all its bits. No branches.
-template <class V>
+// not (1 + z) - 1: small z keeps all its bits. No branches. Largest: the
+// largest step kept (1 where z <= 1: the others never halve; same bits).
+template <class V, int Largest = 8>
 inline Reg<V> log1p_lanes(Reg<V> z) {
   using S = typename V::scalar;
   constexpr int kTerms = std::is_same<S, float>::value ? 5 : 11;
@@ -79,6 +80,7 @@ inline Reg<V> log1p_lanes(Reg<V> z) {
   Reg<V> e = V::set1(0.0);
   constexpr int kSteps[4] = {8, 4, 2, 1};
   for (int p : kSteps) {
+    if (p > Largest) continue;
     const auto big = V::gt(t, V::set1(0.70710678118654752 * double(1 << p)));
     t = V::select(big, V::mul(t, V::set1(1.0 / double(1 << p))), t);
     e = V::select(big, V::add(e, V::set1(p)), e);
@@ -439,6 +441,91 @@ void softmax_rows(const uint16_t* x, uint16_t* y, size_t rows, size_t n, unsigne
   }
 }
 
+// Rows of two or four entries (half_api.h softmax_pairs, softmax_quads,
+// log_softmax_pairs): t_i = exp(x_i - max) by the format's polynomial, as
+// the longer rows' terms (2^kTermShift: the max's term is exactly
+// 2^kTermShift); softmax y_i = t_i / S, S the row's sum of terms;
+// log_softmax (pairs) y_i = (x_i - max) - log1p(z), z the smaller term
+// unscaled (exp(-|x_0 - x_1|): log S keeps its relative accuracy for a
+// dominant entry). Within half_rows.h's 2^-13 budget: one rounding of x -
+// max, the polynomial, then sums of 4 terms at most and one division, or
+// log1p_lanes and one difference. A row's lanes meet by butterflies
+// (swap_pairs: lanes 2k and 2k + 1 exchanged; swap_quads: pairs 2k and 2k +
+// 1): no reductions, one exp per entry. A row with NaN, +inf or no finite
+// entry gives NaN in its lanes: flagged, not written (y may be x). A row's
+// bits do not depend on the batch. Lane types with the swaps only (the
+// scalar set's single lane: no faster than the buffered path).
+template <class V, class = void>
+struct HasSwapPairs : std::false_type {};
+template <class V>
+struct HasSwapPairs<V, decltype(void(V::swap_pairs(std::declval<Reg<V>>())),
+                                void(V::swap_quads(std::declval<Reg<V>>())))> : std::true_type {};
+
+inline bool nan_bits(F16Bits h) { return (h.bits & 0x7fff) > 0x7c00; }
+inline bool nan_bits(BF16Bits h) { return (h.bits & 0x7fff) > 0x7f80; }
+
+// op over each row's N lanes, in every lane of the row.
+template <class V, size_t N, class Op>
+inline Reg<V> across_row(Reg<V> v, Op op) {
+  v = op(v, V::swap_pairs(v));
+  if constexpr (N == 4) v = op(v, V::swap_quads(v));
+  return v;
+}
+
+template <class V, class H, size_t N, bool Log>
+inline Reg<V> tiny_row_lanes(Reg<V> v) {
+  static_assert(N == 2 || (N == 4 && !Log), "rows of two, or softmax rows of four");
+  const Reg<V> d = V::sub(v, across_row<V, N>(v, [](Reg<V> a, Reg<V> b) SSM_INLINE { return V::max(a, b); }));
+  const Reg<V> t = exp_scaled<V, H>(d);
+  if constexpr (Log)
+    return V::sub(d, log1p_lanes<V, 1>(V::mul(V::min(t, V::swap_pairs(t)), V::set1(1.0 / kTermScale))));
+  else
+    return div_lanes(t, across_row<V, N>(t, [](Reg<V> a, Reg<V> b) SSM_INLINE { return V::add(a, b); }));
+}
+
+template <class V, class H, size_t N, bool Log>
+void tiny_rows(const uint16_t* bits, uint16_t* out, size_t rows, unsigned char* flag) {
+  constexpr size_t W = V::width;
+  static_assert(W % N == 0, "whole rows per vector");
+  const H* x = reinterpret_cast<const H*>(bits);
+  H* y = reinterpret_cast<H*>(out);
+  std::memset(flag, 0, rows);
+  const size_t total = N * rows;
+  // The rows of a vector holding a NaN: the others one at a time.
+  auto some = [&](size_t i, size_t count, Reg<V> v) {
+    H rounded[W];
+    V::store(rounded, v);
+    for (size_t l = 0; l < count; l += N) {
+      bool special = false;
+      for (size_t c = 0; c < N; ++c) special = special || nan_bits(rounded[l + c]);
+      if (special)
+        flag[(i + l) / N] = 1;
+      else
+        std::memcpy(y + i + l, rounded + l, N * sizeof(H));
+    }
+  };
+  size_t i = 0;
+  for (; i + 2 * W <= total; i += 2 * W) {
+    const Reg<V> a = tiny_row_lanes<V, H, N, Log>(V::load(x + i));
+    const Reg<V> b = tiny_row_lanes<V, H, N, Log>(V::load(x + i + W));
+    if (__builtin_expect(V::any(V::mask_or(V::unord(a), V::unord(b))), 0)) {
+      some(i, W, a);
+      some(i + W, W, b);
+      continue;
+    }
+    V::store_finite(y + i, a);
+    V::store_finite(y + i + W, b);
+  }
+  for (; i < total; i += W) {
+    const size_t count = total - i < W ? total - i : W;
+    const Reg<V> a = tiny_row_lanes<V, H, N, Log>(V::load_tail(x + i, count, 0.0));
+    if (V::any(V::unord(a)))
+      some(i, count, a);
+    else
+      V::store_tail(y + i, a, count);
+  }
+}
+
 // S - 1 of a row whose differences d = x - max are b's values minus
 // `shift` (0: b holds d; the max: it holds x), b's last vector at `tail`:
 // the terms of the entries below the max (NaN included: nonzero is
@@ -762,6 +849,13 @@ ExpSum terms_from_ref(const uint16_t* bits, float* terms, size_t n, double ref) 
 template <class V, class H>
 void add_half_rows(HalfKernels& k, size_t auto_max) {
   k.softmax_rows = &half_rows::softmax_rows<V, H>;
+  if constexpr (half_rows::HasSwapPairs<V>::value) {
+    k.softmax_pairs = &half_rows::tiny_rows<V, H, 2, false>;
+    k.softmax_quads = &half_rows::tiny_rows<V, H, 4, false>;
+    k.log_softmax_pairs = &half_rows::tiny_rows<V, H, 2, true>;
+  } else {
+    k.softmax_pairs = k.softmax_quads = k.log_softmax_pairs = nullptr;
+  }
   k.log_softmax_rows = &half_rows::log_softmax_rows<V, H>;
   k.logsumexp_rows = &half_rows::logsumexp_rows<V, H>;
   k.rows_min_n = V::width;
