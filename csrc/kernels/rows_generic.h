@@ -463,18 +463,27 @@ SSM_NOINLINE bool wide_sums(T* buf, const T* bbuf, size_t n, double* mx, double*
   Reg<VW> count[H], neg[H];
   for (size_t h = 0; h < H; ++h) count[h] = neg[h] = VW::set1(0.0);
   // neg (Signed): the negative terms, max's own included, summed plainly.
+  // Even columns to chain 0, odd ones to chain 1, the chain's index a
+  // constant as in group_sums (a run-time j & 1 kept the accumulators in
+  // memory).
   auto sum_terms = [&](auto signed_tag) SSM_INLINE {
     constexpr bool Signed = decltype(signed_tag)::value;
-    for (size_t j = 0; j < n; ++j) {
+    auto column = [&](size_t j, auto chain) SSM_INLINE {
       for (size_t h = 0; h < H; ++h) {
         typename VW::mask other;
         Reg<VW> at_max;
         const Reg<VW> t = term(j, h, other, at_max);
         count[h] = VW::add(count[h], VW::select(other, VW::set1(0.0), at_max));
-        sums[h].add(static_cast<int>(j & 1), VW::select(other, t, VW::set1(0.0)));
+        sums[h].add(decltype(chain)::value, VW::select(other, t, VW::set1(0.0)));
         if constexpr (Signed) neg[h] = VW::add(neg[h], VW::min(VW::select(other, t, at_max), VW::set1(0.0)));
       }
+    };
+    size_t j = 0;
+    for (; j + 2 <= n; j += 2) {
+      column(j, std::integral_constant<int, 0>());
+      column(j + 1, std::integral_constant<int, 1>());
     }
+    if (j < n) column(j, std::integral_constant<int, 0>());
   };
   // mag: with every weight >= 0 it is the sum itself; a group with a
   // negative weight also sums its negative terms (mag = k + rest - 2 neg),
