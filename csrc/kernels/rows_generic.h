@@ -463,18 +463,27 @@ SSM_NOINLINE bool wide_sums(T* buf, const T* bbuf, size_t n, double* mx, double*
   Reg<VW> count[H], neg[H];
   for (size_t h = 0; h < H; ++h) count[h] = neg[h] = VW::set1(0.0);
   // neg (Signed): the negative terms, max's own included, summed plainly.
+  // Even columns to chain 0, odd ones to chain 1, the chain's index a
+  // constant as in group_sums (a run-time j & 1 kept the accumulators in
+  // memory).
   auto sum_terms = [&](auto signed_tag) SSM_INLINE {
     constexpr bool Signed = decltype(signed_tag)::value;
-    for (size_t j = 0; j < n; ++j) {
+    auto column = [&](size_t j, auto chain) SSM_INLINE {
       for (size_t h = 0; h < H; ++h) {
         typename VW::mask other;
         Reg<VW> at_max;
         const Reg<VW> t = term(j, h, other, at_max);
         count[h] = VW::add(count[h], VW::select(other, VW::set1(0.0), at_max));
-        sums[h].add(static_cast<int>(j & 1), VW::select(other, t, VW::set1(0.0)));
+        sums[h].add(decltype(chain)::value, VW::select(other, t, VW::set1(0.0)));
         if constexpr (Signed) neg[h] = VW::add(neg[h], VW::min(VW::select(other, t, at_max), VW::set1(0.0)));
       }
+    };
+    size_t j = 0;
+    for (; j + 2 <= n; j += 2) {
+      column(j, std::integral_constant<int, 0>());
+      column(j + 1, std::integral_constant<int, 1>());
     }
+    if (j < n) column(j, std::integral_constant<int, 0>());
   };
   // mag: with every weight >= 0 it is the sum itself; a group with a
   // negative weight also sums its negative terms (mag = k + rest - 2 neg),
@@ -697,20 +706,27 @@ typename VW::mask lse_dd_half(const T* buf, size_t n, size_t h, typename VW::mas
 // spacing around both the computed and the exact result, the two round to
 // the same float or to neighbours. Rows with |lse| above about
 // 0.035 (S - 1) / S pass, nearly all ordinary ones.
-template <class VN, class VW, class T, bool Certify, class C, template <class> class Acc>
-bool lse_plain_group(const T* buf, size_t n, size_t g, T* out, unsigned char* flag) {
+// lse_finish is the part after the sums: group p of sums (P groups summed
+// together, group_sums), whose columns are at buf. Forced inline: left to
+// the compiler, lse_plain_group on AVX-512 float64 rows of 2-3 took twice
+// as long (4 Mi-element batches, 1 thread, interleaved runs).
+template <class VN, class VW, class T, bool Certify, class C, size_t P>
+SSM_INLINE bool lse_finish(const T* buf, size_t n, size_t g, const GroupSums<VN, VW, P>& sums, size_t p, T* out,
+                unsigned char* flag) {
   constexpr size_t W = VN::width, WW = VW::width, H = W / WW;
-  GroupSums<VN, VW> s;
-  group_sums<VN, VW, T, C, Acc>(buf, n, s);
+  const Reg<VW>* mx = sums.mx + p * H;
+  const Reg<VW>* m = sums.m + p * H;
+  const Reg<VW>* cnt = sums.cnt + p * H;
+  const Reg<VW>* rest = sums.rest + p * H;
   Reg<VW> lse[H];
   typename VW::mask bad[H];
   bool any_bad = false;
   for (size_t h = 0; h < H; ++h) {
-    bad[h] = VW::mask_or(VW::notfinite(s.mx[h]), VW::notfinite(s.rest[h]));
+    bad[h] = VW::mask_or(VW::notfinite(mx[h]), VW::notfinite(rest[h]));
     any_bad = any_bad || VW::any(bad[h]);
-    const Reg<VW> z = VW::select(bad[h], VW::set1(0.0), VW::add(VW::sub(s.cnt[h], VW::set1(1.0)), s.rest[h]));
+    const Reg<VW> z = VW::select(bad[h], VW::set1(0.0), VW::add(VW::sub(cnt[h], VW::set1(1.0)), rest[h]));
     const Reg<VW> log_s = log1p_small<VW>(z);
-    lse[h] = VW::add(s.m[h], log_s);
+    lse[h] = VW::add(m[h], log_s);
     if constexpr (!Certify) {
       // m + log S cancels near lse = 0: with log S within 2^-49 log S, the
       // contract needs |lse| >= 2^-23 log S (float32: 2^-26 |lse|, within 1
@@ -729,7 +745,7 @@ bool lse_plain_group(const T* buf, size_t n, size_t g, T* out, unsigned char* fl
         const auto reached = VW::gt(VW::select(near, upper, VW::set1(0.0)), VW::set1(kReach));
         if (VW::any(reached)) {
           Reg<VW> exact;
-          bad[h] = VW::mask_or(bad[h], lse_dd_half<VN, VW, T>(buf, n, h, near, reached, s.m[h], log_s, exact));
+          bad[h] = VW::mask_or(bad[h], lse_dd_half<VN, VW, T>(buf, n, h, near, reached, m[h], log_s, exact));
           lse[h] = VW::select(reached, exact, lse[h]);
         } else {
           bad[h] = VW::mask_or(bad[h], near);
@@ -761,6 +777,44 @@ bool lse_plain_group(const T* buf, size_t n, size_t g, T* out, unsigned char* fl
     }
   }
   return true;
+}
+
+template <class VN, class VW, class T, bool Certify, class C, template <class> class Acc>
+bool lse_plain_group(const T* buf, size_t n, size_t g, T* out, unsigned char* flag) {
+  GroupSums<VN, VW> s;
+  group_sums<VN, VW, T, C, Acc>(buf, n, s);
+  return lse_finish<VN, VW, T, Certify, C, 1>(buf, n, g, s, 0, out, flag);
+}
+
+// Unweighted float64 logsumexp of P consecutive groups of W rows (the
+// batch's rows from x; the last may be partial, rows_left >= (P - 1) W + 1):
+// lse_plain_group's degree-11 terms, Kahan sums and finish, with the P
+// groups' chains side by side (group_sums: each lane's arithmetic is the
+// same whatever P), which one group's latency left idle at short rows.
+// 4 Mi-element batches, 1 thread, ns per element, medians of 4 interleaved
+// runs, one group / two: AVX2 n = 2 13.8 / 8.4, n = 3 9.5 / 6.2, n = 4 4.4
+// / 4.1, n = 8 3.5 / 2.9, n = 15 3.1 / 2.6; AVX-512 n = 2 3.3 / 3.6, n = 3
+// 2.4 / 2.8, n = 4 3.5 / 2.5, n = 8 1.8 / 1.6, n = 15 1.6 / 1.4 (pairs
+// from n = 4 only, with the rows below one group at a time, left n = 2-3
+// 1.2-1.4x slower still: not the pairing, the compiled one-group path).
+template <class V, size_t P>
+void lse_groups_f64(const double* x, double* out, double* sign, size_t n, size_t rows_left, double* buf,
+                    unsigned char* flag) {
+  constexpr size_t W = V::width;
+  size_t g[P];
+  for (size_t p = 0; p < P; ++p) {
+    g[p] = rows_left - p * W < W ? rows_left - p * W : W;
+    to_columns<V>(x + p * W * n, n, g[p], buf + p * n * W, 1.0);  // lanes >= g stay ordinary
+  }
+  GroupSums<V, V, P> s;
+  group_sums<V, V, double, ExpCoeffs<double>, Kahan2, P>(buf, n, s);
+  for (size_t p = 0; p < P; ++p) {
+    unsigned char* f = flag + p * W;
+    lse_finish<V, V, double, false, ExpCoeffs<double>, P>(buf + p * n * W, n, g[p], s, p, out + p * W, f);
+    if (sign)
+      for (size_t l = 0; l < g[p]; ++l)
+        if (!f[l]) sign[p * W + l] = 1.0;
+  }
 }
 
 // Unweighted float32 logsumexp of P consecutive groups of W rows (the
@@ -824,6 +878,14 @@ void lse_groups_f32(const float* x, float* out, float* sign, size_t n, size_t ro
       for (size_t l = 0; l < g[p]; ++l)
         if (!f[l]) sign[p * W + l] = 1.0f;
   }
+}
+
+template <class VN, class VW, size_t P, class T>
+void lse_groups(const T* x, T* out, T* sign, size_t n, size_t rows_left, T* buf, unsigned char* flag) {
+  if constexpr (std::is_same<T, float>::value)
+    lse_groups_f32<VN, VW, P>(x, out, sign, n, rows_left, buf, flag);
+  else
+    lse_groups_f64<VN, P>(x, out, sign, n, rows_left, buf, flag);
 }
 
 template <class VN, class VW, class T, bool Weighted>
@@ -1020,21 +1082,20 @@ void logsumexp_rows(const T* x, const T* b, T* out, T* sign, size_t rows, size_t
     if (!b && n >= kLse64DirectMinN) return logsumexp_rows_direct_f64<VN>(x, out, sign, rows, n, flag);
   constexpr size_t W = VN::width;
   alignas(64) T buf[kMaxN * W];
-  if constexpr (std::is_same<T, float>::value) {
-    // Two groups at a time where both fit in buf (lse_groups_f32), their
-    // lines prefetched prefetch_distance() ahead (as the direct rows' max
-    // pass: the transposes' loads otherwise wait on memory).
-    if (!b && n <= kMaxN / 2) {
-      const size_t ahead = prefetch_distance(rows * n * sizeof(float)) / sizeof(float);
-      size_t r = 0;
-      for (; r + W < rows; r += 2 * W) {
-        if (ahead)
-          for (size_t i = 0; i < 2 * W * n; i += 64 / sizeof(float)) SSM_PREFETCH(x + r * n + ahead + i);
-        lse_groups_f32<VN, VW, 2>(x + r * n, out + r, sign ? sign + r : nullptr, n, rows - r, buf, flag + r);
-      }
-      if (r < rows) lse_groups_f32<VN, VW, 1>(x + r * n, out + r, sign ? sign + r : nullptr, n, rows - r, buf, flag + r);
-      return;
+  // Two groups at a time where both fit in buf (lse_groups); float32 groups'
+  // lines prefetched prefetch_distance() ahead (as the direct rows' max
+  // pass: the transposes' loads otherwise wait on memory).
+  if (!b && n <= kMaxN / 2) {
+    const size_t ahead =
+        std::is_same<T, float>::value ? prefetch_distance(rows * n * sizeof(T)) / sizeof(T) : 0;
+    size_t r = 0;
+    for (; r + W < rows; r += 2 * W) {
+      if (ahead)
+        for (size_t i = 0; i < 2 * W * n; i += 64 / sizeof(T)) SSM_PREFETCH(x + r * n + ahead + i);
+      lse_groups<VN, VW, 2>(x + r * n, out + r, sign ? sign + r : nullptr, n, rows - r, buf, flag + r);
     }
+    if (r < rows) lse_groups<VN, VW, 1>(x + r * n, out + r, sign ? sign + r : nullptr, n, rows - r, buf, flag + r);
+    return;
   }
   if (!b) {
     for (size_t r = 0; r < rows; r += W)
