@@ -23,8 +23,7 @@ template <class VN>
 struct RowSum<VN, true> {
   using VW = typename VN::wide;
   Reg<VW> s0 = VW::set1(0.0), s1 = VW::set1(0.0);
-  template <int Chain>
-  void add(Reg<VN> t) {
+  void add(size_t, Reg<VN> t) {
     Reg<VW> lo, hi;
     VN::widen(t, lo, hi);
     s0 = VW::add(s0, lo);
@@ -35,10 +34,7 @@ struct RowSum<VN, true> {
 template <class VN>
 struct RowSum<VN, false> {
   Kahan2<VN> k;
-  // Vector j of the row goes to chain j & 1, the index a constant (a
-  // run-time one keeps the accumulators in memory).
-  template <int Chain>
-  void add(Reg<VN> t) { k.add(Chain, t); }
+  void add(size_t j, Reg<VN> t) { k.add(static_cast<int>(j & 1), t); }
   double total() const {
     double out[VN::width];
     k.totals(out);
@@ -77,27 +73,18 @@ bool softmax_row_direct(const T* x, T* y, size_t n, T* buf) {
   if (!(mx >= -kFastLimit && mx <= kFastLimit)) return false;  // also +-inf, all -inf
   const Reg<VN> ve = VN::set1(static_cast<T>(std::nearbyint(mx * kLog2e)));
   RowSum<VN> sum;
-  auto term = [&](size_t j, auto chain) SSM_INLINE {
+  for (size_t j = 0; j < full; j += W) {
     const Reg<VN> t = direct_term<VN>(VN::load(x + j), ve);
     VN::store(buf + j, t);
-    sum.template add<decltype(chain)::value>(t);
-  };
-  size_t j = 0;
-  for (; j + 2 * W <= full; j += 2 * W) {
-    term(j, std::integral_constant<int, 0>());
-    term(j + W, std::integral_constant<int, 1>());
+    sum.add(j / W, t);
   }
-  if (j < full) term(j, std::integral_constant<int, 0>());
   if (rem) {
     // The lanes past the row's end add 0.
     const auto in_row = VN::gt(VN::set1(static_cast<double>(rem)), VN::load(kLane));
     const Reg<VN> t =
         VN::select(in_row, direct_term<VN>(VN::load_tail(x + full, rem, -kInf), ve), VN::set1(0.0));
     VN::store(buf + full, t);
-    if ((full / W) & 1)
-      sum.template add<1>(t);
-    else
-      sum.template add<0>(t);
+    sum.add(full / W, t);
   }
   // The max's own term is at least 2^-1.5: a smaller or non-finite sum means
   // a NaN somewhere in the row.
