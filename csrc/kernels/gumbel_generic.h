@@ -1031,7 +1031,7 @@ TopkResult topk_pruned(const T* x, size_t n, uint64_t start, uint64_t row, const
         for (; size > 0; --size, head = (head + 1) % kLookAhead) go(x + (queue[head] - start), queue[head]);
         head = 0;
       }
-    } ahead_tiles{look, x, start};
+    } ahead_tiles{look, x, start, {}, 0, 0};
     // 2b. the listed tiles by levels of their largest x/T, highest first, a
     // noise unit (gs) per level: the elements with the largest logits are
     // the likeliest to beat the top elements, so the cut nears its final
