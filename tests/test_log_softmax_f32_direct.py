@@ -1,8 +1,8 @@
-"""float32 log_softmax of batches of rows of 48 (AVX-512: 32) to 256
+"""float32 log_softmax of batches of rows of 48 (AVX-512: 40) to 256
 elements on the one-row-at-a-time path (kernels/rows_log_softmax32_direct.h,
 the kernel sets with the float32 table exp; the scalar set keeps its group
 kernel up to 48 and the row kernels beyond), and of rows of 16 to 47
-(AVX-512: 31) on those sets' group kernel with the same terms and certificate (one row per lane), whose rows go G at a time (G = the
+(AVX-512: 39) on those sets' group kernel with the same terms and certificate (one row per lane), whose rows go G at a time (G = the
 float64 lane count: 8 on AVX-512, 4 on AVX2, 2 on NEON) for one vector
 log1p and certificate per G rows, each row then written in float32 or in
 float64 lanes (by its certificate) or left to the per-row path. Every
@@ -23,8 +23,8 @@ from simdsoftmax import _core
 from test_log_softmax_f64_direct_scaled import check_rotated, row_counts
 from test_log_softmax_two_pass import assert_log_softmax_contract
 
-# The group kernel's last lengths (16 to 47; AVX-512 16 to 31), the path's
-# first (48 to 3 x 16 + 1; AVX-512 32 on), then the tails of the 16-, 8- and 4-lane vectors near 64,
+# The group kernel's last lengths (16 to 47; AVX-512 16 to 39), the path's
+# first (48 to 3 x 16 + 1; AVX-512 40 on), then the tails of the 16-, 8- and 4-lane vectors near 64,
 # 100, 128 and the upper limit (256; 257 takes the row kernels).
 LENGTHS = sorted(set(range(16, 50)) | {63, 64, 65, 97, 100, 127, 128, 129, 250, 255, 256, 257})
 TABLE_LIMIT = 8192.0  # kTable32Limit: beyond it the per-row path

@@ -33,16 +33,17 @@ template <>
 struct LseDirectRange<F32x16> {
   static constexpr size_t min_n = 28, max_n = kMaxN;
 };
-// float32 log_softmax's direct rows from 32 (rows_generic.h's 48): with
-// each set's maxima first they beat the group kernel there (4 Mi-element
-// batches, 1 thread, ns per element, ab15.py medians of 3 interleaved
-// rounds on a loaded machine, group / direct: n = 32 1.20 / 1.02 and 1.15
-// / 1.14 in a second run, n = 40 1.24 / 0.95, n = 47 1.38 / 0.96). AVX2
-// keeps 48: its direct rows took more instructions below (callgrind, per
-// element, group / direct: n = 32 9.95 / 12.8, n = 40 10.2 / 11.2).
+// float32 log_softmax's direct rows from 40 (rows_generic.h's 48): with
+// each set's maxima first they beat the group kernel from there (bench/rows.py
+// --row-lengths 32,36,40,44,47,48 --dtypes float32 --isa avx512, idle, two
+// runs each, ns per element, group / direct: n = 32 0.81, 0.76 / 0.80, 0.86;
+// n = 36 0.82, 0.88 / 0.89, 0.97; n = 40 0.80, 0.95 / 0.79, 0.84; n = 44
+// 0.84, 0.96 / 0.74, 0.81; n = 47 0.86, 0.92 / 0.70, 0.77). AVX2 keeps 48:
+// its direct rows took more instructions below (callgrind, per element,
+// group / direct: n = 32 9.95 / 12.8, n = 40 10.2 / 11.2).
 template <>
 struct Lsm32DirectRange<F32x16> {
-  static constexpr size_t min_n = 32, max_n = kMaxN;
+  static constexpr size_t min_n = 40, max_n = kMaxN;
 };
 }  // namespace
 }  // namespace rows
