@@ -119,14 +119,16 @@ struct F32x8 {
   using table32 = reg;
   static table32 load_table32(const float* p) { return load(p); }
   static reg lookup32(reg t, table32 table) { return _mm256_permutevar8x32_ps(table, _mm256_castps_si256(t)); }
-  // 2^c from a t whose low mantissa bits hold 8 c + j (j the table index,
-  // c in [1, 254]; expsum_table32.h, Table32Exp::term_biased): shifted so
-  // that c fills the exponent field, j's bits (and t's own exponent,
-  // shifted out) gone. Three operations where pow2 of k - bias takes four.
+  // 2^c from a t whose low mantissa bits hold 2^22 + 8 c + j (j the table
+  // index, c in [1, 254]; expsum_table32.h, Table32Exp::term_biased):
+  // shifted right past j, then left so that c fills the exponent field (8 c
+  // + j < 2^11 leaves the sign bit 0; the 2^22 marker and t's own exponent
+  // are shifted out). Two shifts and no mask constant, where pow2 of k -
+  // bias takes four operations.
   static constexpr bool pow2_table32_bits = true;
   static reg pow2_table32(reg t) {
-    const __m256i c = _mm256_slli_epi32(_mm256_castps_si256(t), 20);
-    return _mm256_castsi256_ps(_mm256_and_si256(c, _mm256_set1_epi32(0x7F800000)));
+    const __m256i c = _mm256_srli_epi32(_mm256_castps_si256(t), 3);
+    return _mm256_castsi256_ps(_mm256_slli_epi32(c, 23));
   }
   // a's lanes 0-3 and 4-7 in float64 (exact).
   static void widen(reg a, __m256d& lo, __m256d& hi) {
