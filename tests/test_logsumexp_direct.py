@@ -146,3 +146,21 @@ def test_far_below_the_max(isa, n):
     x[:, 2] = -np.inf
     x += offsets[:, None]
     check(x.astype(np.float32), (isa, n))
+
+
+@pytest.mark.parametrize("n", [32, 72, 129])
+def test_neighbouring_rows_apart(isa, n):
+    """Neighbouring rows of a set (whose e, log1p and certificate go
+    through one vector) with maxima far apart, every row count up to a set
+    and a half, rows beyond the table's range at both parities: each row's
+    result whatever its neighbours (the same bits beside its own copy and
+    with the rows reversed)."""
+    rng = np.random.default_rng(600 + n)
+    offsets = np.array([60.0, -70.0, -1e5, 2000.0, -5.0, 1e5, 40.0, -8000.0])
+    for rows in range(1, 25):
+        x = (rng.standard_normal((rows, n)) * 2.0 + np.resize(offsets, rows)[:, None]).astype(np.float32)
+        out = check(x, (isa, n, rows))
+        # Each row beside another neighbour: its copy, or the rows reversed.
+        twice = ssm.logsumexp(np.repeat(x, 2, axis=0), axis=-1)
+        np.testing.assert_array_equal(out, twice[::2], err_msg=f"{isa} n={n} rows={rows}")
+        np.testing.assert_array_equal(out, ssm.logsumexp(x[::-1].copy(), axis=-1)[::-1], err_msg=f"{isa} n={n}")
