@@ -486,6 +486,13 @@ template <class V, class R>
 struct HasUnordered<V, R, std::void_t<decltype(R::unordered(std::declval<Reg<V>>(), std::declval<Reg<V>>()))>>
     : std::true_type {};
 
+// R::at_least_bits64 (which of 64 words reach a threshold, as bits, without
+// a branch) where the kernel set has it.
+template <class R, class = void>
+struct HasAtLeastBits : std::false_type {};
+template <class R>
+struct HasAtLeastBits<R, std::void_t<decltype(&R::at_least_bits64)>> : std::true_type {};
+
 template <class V, class R>
 inline unsigned lane_bits(typename V::mask m) {
   using M = typename V::mask;
@@ -903,21 +910,32 @@ TopkResult topk_pruned(const T* x, size_t n, uint64_t start, uint64_t row, const
       for (; t < read_hi; ++t) top_hb = read_tile(t, top_hb);
       for (uint64_t t = read_hi > span_lo ? read_hi : span_lo; t < span_hi; ++t)
         tile_hb[t - tile_lo] = -static_cast<T>(kInf);
-      // most spans (78%) have no open group: one vectorized max says so
-      uint32_t most = 0;
-      for (size_t g = 0; g < kTile; ++g) most = src.gates[g] > most ? src.gates[g] : most;
+      // The open groups as bits. Where R has at_least_bits64, without a
+      // branch: a branch on the gate words (22% of spans hold an open
+      // group) mispredicts once the Philox rounds are done and discards
+      // the next span's loads issued past it; the open groups are listed
+      // after the loop. Else most spans (78%) have no open group: one
+      // vectorized max says so.
       uint64_t bits = 0;
-      if (most >= kGateClosed)
-        for (size_t g = 0; g < kTile; ++g) bits |= static_cast<uint64_t>(src.gates[g] >= kGateClosed) << g;
+      if constexpr (HasAtLeastBits<R>::value) {
+        bits = R::at_least_bits64(src.gates, kGateClosed);
+      } else {
+        uint32_t most = 0;
+        for (size_t g = 0; g < kTile; ++g) most = src.gates[g] > most ? src.gates[g] : most;
+        if (most >= kGateClosed)
+          for (size_t g = 0; g < kTile; ++g) bits |= static_cast<uint64_t>(src.gates[g] >= kGateClosed) << g;
+      }
       // only the groups that overlap the chunk
       const uint64_t g0 = span * kTile, first = start / 16 > g0 ? start / 16 - g0 : 0;
       const uint64_t last = (end + 15) / 16 - g0 < kTile ? (end + 15) / 16 - g0 : kTile;
       if (first > 0) bits &= ~uint64_t{0} << first;
       if (last < kTile) bits &= (uint64_t{1} << last) - 1;
       open_bits[span - span0] = bits;
-      open_rank[span - span0] = opened;
-      for (uint64_t b = bits; b != 0; b &= b - 1) {
-        const uint64_t group = g0 + static_cast<uint64_t>(__builtin_ctzll(b));
+    }
+    for (uint64_t span = span0; span < span1; ++span) {
+      open_rank[span - span0] = static_cast<uint32_t>(opened);
+      for (uint64_t b = open_bits[span - span0]; b != 0; b &= b - 1) {
+        const uint64_t group = span * kTile + static_cast<uint64_t>(__builtin_ctzll(b));
         if (opened < kOpenKept)
           open_group[opened] = group;  // its mask below, with the others'
         else

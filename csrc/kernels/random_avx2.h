@@ -147,6 +147,19 @@ struct Random {
   // A comparison's lanes as bits (lane l -> bit l).
   static unsigned lane_bits(__m256 m) { return static_cast<unsigned>(_mm256_movemask_ps(m)); }
   static unsigned lane_bits(__m256d m) { return static_cast<unsigned>(_mm256_movemask_pd(m)); }
+  // Bit g: w[g] >= threshold, for the 64 words w[0..64), without a branch
+  // (unsigned order as signed after flipping the sign bits: bit g is clear
+  // where threshold > w[g]).
+  static uint64_t at_least_bits64(const uint32_t* w, uint32_t threshold) {
+    const __m256i sign = _mm256_set1_epi32(static_cast<int>(0x80000000u));
+    const __m256i t = _mm256_set1_epi32(static_cast<int>(threshold ^ 0x80000000u));
+    uint64_t below = 0;
+    for (int q = 0; q < 8; ++q) {
+      const __m256i v = _mm256_xor_si256(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(w + 8 * q)), sign);
+      below |= static_cast<uint64_t>(_mm256_movemask_ps(_mm256_castsi256_ps(_mm256_cmpgt_epi32(t, v)))) << (8 * q);
+    }
+    return ~below;
+  }
   // The lanes where a or b is NaN: one compare checks two vectors.
   static __m256 unordered(__m256 a, __m256 b) { return _mm256_cmp_ps(a, b, _CMP_UNORD_Q); }
   static __m256d unordered(__m256d a, __m256d b) { return _mm256_cmp_pd(a, b, _CMP_UNORD_Q); }

@@ -156,6 +156,14 @@ struct Random {
     const __m512 d1 = _mm512_max_ps(_mm512_shuffle_f32x4(c[2], c[3], 0x88), _mm512_shuffle_f32x4(c[2], c[3], 0xDD));
     return _mm512_max_ps(_mm512_shuffle_f32x4(d0, d1, 0x88), _mm512_shuffle_f32x4(d0, d1, 0xDD));
   }
+  // Bit g: w[g] >= threshold, for the 64 words w[0..64), without a branch.
+  static uint64_t at_least_bits64(const uint32_t* w, uint32_t threshold) {
+    const __m512i t = _mm512_set1_epi32(static_cast<int>(threshold));
+    uint64_t bits = 0;
+    for (int q = 0; q < 4; ++q)
+      bits |= static_cast<uint64_t>(_mm512_cmpge_epu32_mask(_mm512_loadu_si512(w + 16 * q), t)) << (16 * q);
+    return bits;
+  }
   // The lanes where a or b is NaN: one compare checks two vectors.
   static __mmask16 unordered(__m512 a, __m512 b) { return _mm512_cmp_ps_mask(a, b, _CMP_UNORD_Q); }
   static __mmask8 unordered(__m512d a, __m512d b) { return _mm512_cmp_pd_mask(a, b, _CMP_UNORD_Q); }
