@@ -481,9 +481,14 @@ std::vector<size_t> run_rows(size_t rows, size_t n, Kernel&& kernel, Redo&& redo
     kernel(r0, std::min(per, rows - r0), flag.data() + r0);
   };
   detail::run_tasks(tasks, rows * n, task);
+  // The flagged rows by memchr (the flags are 0 or 1): a loop over every
+  // row's byte took a third of softmax on bfloat16 rows of two.
   std::vector<size_t> special;
-  for (size_t r = 0; r < rows; ++r)
-    if (flag[r] && !redo(r)) special.push_back(r);
+  const unsigned char* const begin = flag.data();
+  const unsigned char* const end = begin + rows;
+  for (const unsigned char* p = begin; (p = static_cast<const unsigned char*>(std::memchr(p, 1, size_t(end - p))));
+       ++p)
+    if (!redo(size_t(p - begin))) special.push_back(size_t(p - begin));
   return special;
 }
 
