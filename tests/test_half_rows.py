@@ -1,8 +1,8 @@
 """The short half-row kernels (half_rows.h): batches of float16 / bfloat16 rows
 of one vector to kHalfRowsMax (4096) elements, eight rows interleaved, the last
 partial vector overlapping the one before: softmax, log_softmax and logsumexp
-(whose float32 result the caller rounds to the format); and rows of two
-(softmax, log_softmax) and four (softmax) entries, several rows per vector.
+(whose float32 result the caller rounds to the format); and rows of 2, 4, 8
+and 16 entries (softmax, log_softmax), whole rows per vector.
 
 The path is forced on for every row length it can take (or off) with
 _core.half_set_rows_max on every kernel set this machine runs; results are
@@ -400,7 +400,9 @@ def test_log_softmax_without_buffer(isa, fmt):
             check_in_and_out_of_place("log_softmax", x, fmt)
 
 
-TINY = [("softmax", 2), ("log_softmax", 2), ("softmax", 4)]  # softmax_pairs, log_softmax_pairs, softmax_quads
+# softmax_tiny, log_softmax_tiny (rows of 16: AVX-512 only; elsewhere the
+# short-row kernels, the same checks)
+TINY = [(name, n) for n in (2, 4, 8, 16) for name in WRITERS]
 
 
 def tiny_step(isa, n):
@@ -408,11 +410,31 @@ def tiny_step(isa, n):
     return 2 * max(lanes(isa), n) // n
 
 
+def tiny_hard(n, big):
+    """Hard rows of n >= 4: huge differences, subnormal and underflowing
+    results, ties (several at the max), -inf entries, a dominant entry; each
+    four-entry row also repeated across the row (n / 4 ties of each entry)
+    and padded with -inf or with entries 200 below."""
+    inf = np.inf
+    quads = [[30.0, -70.0, -70.0, -75.0], [-80.0, 10.0, -95.0, 0.0], [5.0, 5.0, 5.0, 5.0], [-inf, 3.0, -inf, -inf],
+             [big, -big, -big, big], [-big, -big, -big, -big], [1e-3, 0.0, 2e-3, -1e-3], [-17.0, 0.0, -17.0, -20.0],
+             [0.0, -9.0, -12.0, -100.0], [-inf, -inf, 1.0, 0.0]]
+    if n == 4:
+        return quads
+    rows = []
+    for q in quads:
+        rows.append(np.resize(q, n))
+        rows.append(np.concatenate([q, np.full(n - 4, -inf)]))
+        rows.append(np.concatenate([np.full(n - 4, max(q) - 200.0), q]))
+    rows.append(np.where(np.arange(n) == n - 1, 12.0, -3.0))  # one dominant entry last
+    return rows
+
+
 @pytest.mark.filterwarnings("ignore:overflow encountered in cast")  # 3e38 + 3e38 in the reference
 @pytest.mark.parametrize("name, n", TINY)
-def test_rows_of_two_and_four(isa, fmt, name, n):
-    """softmax_pairs, log_softmax_pairs, softmax_quads (a row's lanes meet by
-    butterflies, two vectors per step): batches ending at every row of a step,
+def test_rows_of_two_to_sixteen(isa, fmt, name, n):
+    """softmax_tiny, log_softmax_tiny (a row's lanes meet by butterflies, two
+    vectors per step): batches ending at every row of a step,
     hard rows at random places (huge differences, subnormal and underflowing
     results, ties, -inf entries, a dominant entry), in place the same bits as out
     of place, nothing written past the batch, within 1 ulp; a NaN in the last row
@@ -424,10 +446,8 @@ def test_rows_of_two_and_four(isa, fmt, name, n):
         hard = [[30.0, -70.0], [-80.0, 10.0], [0.0, -95.0], [-120.0, 0.0], [5.0, 5.0], [-inf, 3.0],
                 [2.0, -inf], [big, -big], [-big, -big], [1e-3, 0.0], [-17.0, 0.0], [0.0, -9.0]]
     else:
-        hard = [[30.0, -70.0, -70.0, -75.0], [-80.0, 10.0, -95.0, 0.0], [5.0, 5.0, 5.0, 5.0], [-inf, 3.0, -inf, -inf],
-                [big, -big, -big, big], [-big, -big, -big, -big], [1e-3, 0.0, 2e-3, -1e-3], [-17.0, 0.0, -17.0, -20.0],
-                [0.0, -9.0, -12.0, -100.0], [-inf, -inf, 1.0, 0.0]]
-    for rows in sorted(set(range(1, tiny_step(isa, n) + 2)) | {9, 17, 40}):
+        hard = tiny_hard(n, big)
+    for rows in sorted(set(range(1, tiny_step(isa, n) + 2)) | {9, 17, 40, len(hard) + 1}):
         x = rng.normal(0.0, 4.0, size=(rows, n))
         free = rows - 1 if rows > 8 else rows
         picked = rng.permutation(free)[: len(hard)]
@@ -439,7 +459,7 @@ def test_rows_of_two_and_four(isa, fmt, name, n):
 
 @pytest.mark.parametrize("name, n", TINY)
 @pytest.mark.parametrize("value", [np.nan, np.inf, "all -inf"])
-def test_rows_of_two_and_four_special(isa, fmt, name, n, value):
+def test_rows_of_two_to_sixteen_special(isa, fmt, name, n, value):
     """A special row at each end of a vector of rows and of a step, and in the
     batch's tail: reported as with the path off, the other rows within 1 ulp,
     the special row left unwritten in place."""

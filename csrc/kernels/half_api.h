@@ -29,6 +29,9 @@ struct BF16Bits {
 // the passes.
 constexpr size_t kHalfRowsMax = 4096;
 
+// The longest rows of the one-vector kernels (softmax_tiny): 2^kHalfTinyLog2.
+constexpr size_t kHalfTinyLog2 = 4;
+
 // One format's passes; see Kernels<float> for what each computes.
 struct HalfKernels {
   ExpSum (*expsum_fast)(const uint16_t* x, size_t n);
@@ -51,11 +54,12 @@ struct HalfKernels {
   // unwritten (NaN, +-inf, no finite entry) for the caller's exact path, 0
   // otherwise. y may be x. A row's bits do not depend on the rest of the batch.
   void (*softmax_rows)(const uint16_t* x, uint16_t* y, size_t rows, size_t n, unsigned char* flag);
-  // `rows` contiguous rows of two (quads: four) elements (rows >= 1), flag
-  // and y as softmax_rows'. Null: the set has none.
-  void (*softmax_pairs)(const uint16_t* x, uint16_t* y, size_t rows, unsigned char* flag);
-  void (*softmax_quads)(const uint16_t* x, uint16_t* y, size_t rows, unsigned char* flag);
-  void (*log_softmax_pairs)(const uint16_t* x, uint16_t* y, size_t rows, unsigned char* flag);
+  // `rows` contiguous rows of 2^k elements (rows >= 1), at index k = 1 ..
+  // kHalfTinyLog2 (rows of 2 to 16), flag and y as softmax_rows'. Null: the
+  // set has none for that length (a row must fit a vector).
+  using TinyRows = void (*)(const uint16_t* x, uint16_t* y, size_t rows, unsigned char* flag);
+  TinyRows softmax_tiny[kHalfTinyLog2 + 1];
+  TinyRows log_softmax_tiny[kHalfTinyLog2 + 1];
   void (*log_softmax_rows)(const uint16_t* x, uint16_t* y, size_t rows, size_t n, unsigned char* flag);
   // out[r]: the row's log-sum-exp in float32, within a quarter ulp of the
   // format (flag[r] = 1 where that is not certain: the caller's exact path).

@@ -88,6 +88,8 @@ struct HalfF32x8 : F32x8 {
   static reg swap_pairs(reg v) { return _mm256_permute_ps(v, 0xB1); }
   // Lane pairs 2k and 2k + 1 exchanged (softmax_quads').
   static reg swap_quads(reg v) { return _mm256_permute_ps(v, 0x4E); }
+  // The two halves of the vector exchanged (rows of eight).
+  static reg swap_octs(reg v) { return _mm256_permute2f128_ps(v, v, 0x01); }
 };
 
 template <class H>

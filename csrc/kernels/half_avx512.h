@@ -169,6 +169,10 @@ struct HalfF32x16 : F32x16, PairStore<H>, GroupReduce {
   static reg swap_pairs(reg v) { return _mm512_permute_ps(v, 0xB1); }
   // Lane pairs 2k and 2k + 1 exchanged (softmax_quads').
   static reg swap_quads(reg v) { return _mm512_permute_ps(v, 0x4E); }
+  // Lane quads 2k and 2k + 1 exchanged (rows of eight), and the two halves
+  // of the vector (rows of sixteen).
+  static reg swap_octs(reg v) { return _mm512_shuffle_f32x4(v, v, 0xB1); }
+  static reg swap_halves(reg v) { return _mm512_shuffle_f32x4(v, v, 0x4E); }
   static void store_finite(H* p, reg v) {
     _mm256_storeu_si256(reinterpret_cast<__m256i*>(p), Ops::narrow16_finite(v));
   }

@@ -1,5 +1,5 @@
 // Short half-precision rows (half_api.h: softmax_rows, log_softmax_rows,
-// logsumexp_rows; rows of two and four entries: tiny_rows below):
+// logsumexp_rows; rows of 2 to 16 entries: tiny_rows below):
 // batches of float16 / bfloat16 rows of rows_min_n (one vector) to
 // kHalfRowsMax elements, kRowGroup rows at a time. Each row is read along
 // its length in whole vectors; the last partial vector is the row's last
@@ -441,46 +441,74 @@ void softmax_rows(const uint16_t* x, uint16_t* y, size_t rows, size_t n, unsigne
   }
 }
 
-// Rows of two or four entries (half_api.h softmax_pairs, softmax_quads,
-// log_softmax_pairs): t_i = exp(x_i - max) by the format's polynomial, as
-// the longer rows' terms (2^kTermShift: the max's term is exactly
-// 2^kTermShift); softmax y_i = t_i / S, S the row's sum of terms;
-// log_softmax (pairs) y_i = (x_i - max) - log1p(z), z the smaller term
-// unscaled (exp(-|x_0 - x_1|): log S keeps its relative accuracy for a
-// dominant entry). Within half_rows.h's 2^-13 budget: one rounding of x -
-// max, the polynomial, then sums of 4 terms at most and one division, or
-// log1p_lanes and one difference. A row's lanes meet by butterflies
-// (swap_pairs: lanes 2k and 2k + 1 exchanged; swap_quads: pairs 2k and 2k +
-// 1): no reductions, one exp per entry. A row with NaN, +inf or no finite
-// entry gives NaN in its lanes: flagged, not written (y may be x). A row's
-// bits do not depend on the batch. Lane types with the swaps only (the
-// scalar set's single lane: no faster than the buffered path).
+// Rows of 2, 4, 8 or 16 entries, whole rows per vector (half_api.h
+// softmax_tiny, log_softmax_tiny): t_i = exp(x_i - max) by the format's
+// polynomial, as the longer rows' terms (2^kTermShift: the max's term is
+// exactly 2^kTermShift); softmax y_i = t_i / S, S the row's sum of terms;
+// log_softmax y_i = (x_i - max) - log1p(z), z = S - 1 summed without the
+// max's own term: rows of two, the smaller term unscaled (exp(-|x_0 -
+// x_1|)); longer rows, the terms of the entries below the max plus (the
+// count of max entries - 1), exactly as exact_rest (below), so that log S
+// keeps its relative accuracy for a dominant entry. Within half_rows.h's
+// 2^-13 budget: one rounding of x - max, the polynomial, then sums of 16
+// terms at most and one division, or log1p_lanes (|d log1p(z)| <= |dz| /
+// (1 + z) <= (|dz| / z) log1p(z): the sum's relative error, relative to the
+// result, whose magnitude is log S or more) and one difference. A row's
+// lanes meet by butterflies (swap<D>: lanes i and i ^ D exchanged): no
+// reductions, one exp per entry. A row with NaN, +inf or no finite entry
+// gives NaN in its lanes: flagged, not written (y may be x). A row's bits do
+// not depend on the batch. Lane types with the swaps only (the scalar set's
+// single lane: no faster than the buffered path).
 template <class V, class = void>
 struct HasSwapPairs : std::false_type {};
 template <class V>
 struct HasSwapPairs<V, decltype(void(V::swap_pairs(std::declval<Reg<V>>())),
                                 void(V::swap_quads(std::declval<Reg<V>>())))> : std::true_type {};
 
+// Lanes i and i ^ D exchanged, D = 1, 2, 4 or 8 (lane types with swap_octs
+// and swap_halves: vectors of 8 and 16 lanes).
+template <size_t D, class V>
+SSM_INLINE inline Reg<V> swap(Reg<V> v) {
+  if constexpr (D == 1)
+    return V::swap_pairs(v);
+  else if constexpr (D == 2)
+    return V::swap_quads(v);
+  else if constexpr (D == 4)
+    return V::swap_octs(v);
+  else
+    return V::swap_halves(v);
+}
+
 inline bool nan_bits(F16Bits h) { return (h.bits & 0x7fff) > 0x7c00; }
 inline bool nan_bits(BF16Bits h) { return (h.bits & 0x7fff) > 0x7f80; }
 
 // op over each row's N lanes, in every lane of the row.
-template <class V, size_t N, class Op>
-inline Reg<V> across_row(Reg<V> v, Op op) {
-  v = op(v, V::swap_pairs(v));
-  if constexpr (N == 4) v = op(v, V::swap_quads(v));
-  return v;
+template <class V, size_t N, size_t D = 1, class Op>
+SSM_INLINE inline Reg<V> across_row(Reg<V> v, Op op) {
+  if constexpr (D >= N)
+    return v;
+  else
+    return across_row<V, N, 2 * D>(op(v, swap<D, V>(v)), op);
 }
 
 template <class V, class H, size_t N, bool Log>
-inline Reg<V> tiny_row_lanes(Reg<V> v) {
-  static_assert(N == 2 || (N == 4 && !Log), "rows of two, or softmax rows of four");
+SSM_INLINE inline Reg<V> tiny_row_lanes(Reg<V> v) {
+  auto add = [](Reg<V> a, Reg<V> b) SSM_INLINE { return V::add(a, b); };
   const Reg<V> d = V::sub(v, across_row<V, N>(v, [](Reg<V> a, Reg<V> b) SSM_INLINE { return V::max(a, b); }));
   const Reg<V> t = exp_scaled<V, H>(d);
-  if constexpr (Log)
+  if constexpr (!Log) {
+    return div_lanes(t, across_row<V, N>(t, add));
+  } else if constexpr (N == 2) {
     return V::sub(d, log1p_lanes<V, 1>(V::mul(V::min(t, V::swap_pairs(t)), V::set1(1.0 / kTermScale))));
-  else
-    return div_lanes(t, across_row<V, N>(t, [](Reg<V> a, Reg<V> b) SSM_INLINE { return V::add(a, b); }));
+  } else {
+    // 1 + z <= N: log1p_lanes' halvings by 2^1 and 2^2 bring up to 8
+    // within [2^-1/2, 2^1/2), and 2^4 up to 16.
+    const auto below = V::nonzero(d);  // NaN too: the row is flagged anyway
+    const Reg<V> rest = V::select(below, V::mul(t, V::set1(1.0 / kTermScale)), V::set1(0.0));
+    const Reg<V> ties = V::select(below, V::set1(0.0), V::set1(1.0));
+    const Reg<V> z = V::add(across_row<V, N>(rest, add), V::sub(across_row<V, N>(ties, add), V::set1(1.0)));
+    return V::sub(d, log1p_lanes<V, (N <= 8 ? 2 : 4)>(z));
+  }
 }
 
 template <class V, class H, size_t N, bool Log>
@@ -845,16 +873,29 @@ ExpSum terms_from_ref(const uint16_t* bits, float* terms, size_t n, double ref) 
 
 }  // namespace half_rows
 
+// The one-vector kernels of rows of N (a power of two) into the table;
+// log_softmax only for several rows per vector: a row filling the vector
+// computes its log1p in every lane, and ran slower than log_softmax_rows
+// (bfloat16, 4 Mi elements, one thread: AVX-512 n = 16 1.43x the time,
+// AVX2 n = 8 1.23-1.38x).
+template <class V, class H, size_t N>
+void add_tiny(HalfKernels& k) {
+  size_t log2 = 0;
+  while ((size_t(1) << log2) < N) ++log2;
+  k.softmax_tiny[log2] = &half_rows::tiny_rows<V, H, N, false>;
+  if constexpr (N < V::width) k.log_softmax_tiny[log2] = &half_rows::tiny_rows<V, H, N, true>;
+}
+
 // The short-row kernels of one format into its table.
 template <class V, class H>
 void add_half_rows(HalfKernels& k, size_t auto_max) {
   k.softmax_rows = &half_rows::softmax_rows<V, H>;
+  for (size_t i = 0; i <= kHalfTinyLog2; ++i) k.softmax_tiny[i] = k.log_softmax_tiny[i] = nullptr;
   if constexpr (half_rows::HasSwapPairs<V>::value) {
-    k.softmax_pairs = &half_rows::tiny_rows<V, H, 2, false>;
-    k.softmax_quads = &half_rows::tiny_rows<V, H, 4, false>;
-    k.log_softmax_pairs = &half_rows::tiny_rows<V, H, 2, true>;
-  } else {
-    k.softmax_pairs = k.softmax_quads = k.log_softmax_pairs = nullptr;
+    add_tiny<V, H, 2>(k);
+    add_tiny<V, H, 4>(k);
+    if constexpr (V::width >= 8) add_tiny<V, H, 8>(k);
+    if constexpr (V::width >= 16) add_tiny<V, H, 16>(k);
   }
   k.log_softmax_rows = &half_rows::log_softmax_rows<V, H>;
   k.logsumexp_rows = &half_rows::logsumexp_rows<V, H>;
