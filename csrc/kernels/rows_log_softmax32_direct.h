@@ -48,22 +48,27 @@ enum class Lsm32Write : unsigned char { Flag, Narrow, Wide };
 // to nearest, so floor(k) - e <= 0 (the term at 2^-e never exceeds 2^0.6);
 // below the table's clamp (-inf too) a term flushes to 0; a NaN x reaches
 // the sums.
+// The count goes by the others (one masked add per vector on AVX-512,
+// where the term's select is its scalef's zero mask): the max's own
+// entries are the lane's vectors less them.
 template <class VN, class X>
 struct Lsm32Acc {
   using VW = typename VN::wide;
   Reg<VW> s0 = VW::set1(0.0), s1 = VW::set1(0.0);
-  Reg<VN> count = VN::set1(0.0);
+  Reg<VN> others = VN::set1(0.0);
   SSM_INLINE void add(const X& texp, Reg<VN> xv, Reg<VN> m, Reg<VN> bias) {
     const auto other = VN::not_le(m, xv);  // x < max, or NaN
     Reg<VN> k;
     const Reg<VN> raw = texp.term(VN::max(VN::set1(X::kLow), xv), k);  // sets k first
-    const Reg<VN> t = VN::scale2_acc(raw, VN::sub(k, bias));
-    count = VN::add(count, VN::select(other, VN::set1(0.0), VN::set1(1.0)));
+    const Reg<VN> t = VN::scale2_acc_where(other, raw, VN::sub(k, bias));
+    others = VN::add_where(other, others, VN::set1(1.0));
     Reg<VW> lo, hi;
-    VN::widen(VN::select(other, t, VN::set1(0.0)), lo, hi);
+    VN::widen(t, lo, hi);
     s0 = VW::add(s0, lo);
     s1 = VW::add(s1, hi);
   }
+  // The count of the max's own entries per lane after `vectors` adds.
+  Reg<VN> count(size_t vectors) const { return VN::sub(VN::set1(static_cast<double>(vectors)), others); }
 };
 
 // One row's sums, its max mx within kTable32Limit and e = round(mx log2 e)
@@ -82,7 +87,7 @@ inline void lsm32_row_sums(const float* xr, size_t n, const X& texp, double mx, 
   if (rem) acc.add(texp, VN::load_tail(xr + full, rem, -kInf), m, bias);
   VW::store(part, VW::add(acc.s0, acc.s1));
   Reg<VW> clo, chi;
-  VN::widen(acc.count, clo, chi);
+  VN::widen(acc.count(full / W + (rem != 0)), clo, chi);
   VW::store(cnt, VW::add(clo, chi));
 }
 
@@ -278,7 +283,7 @@ void log_softmax_rows_group32(const float* x, float* y, size_t rows, size_t n, b
     Lsm32Acc<VN, X> acc;
     for (size_t j = 0; j < n; ++j) acc.add(texp, VN::load(buf + j * W), m, bias);
     const Reg<VW> s0 = acc.s0, s1 = acc.s1;
-    const Reg<VN> count = acc.count;
+    const Reg<VN> count = acc.count(n);
     VN::store(mxf, VN::select(special, VN::set1(kNaN), vmax));
     VN::store(ef, ve);
     Reg<VW> clo, chi;
