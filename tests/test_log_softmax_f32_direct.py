@@ -128,3 +128,23 @@ def test_special_rows_every_position(isa, n):
             assert np.array_equal(y[p], want[p], equal_nan=True), (isa, n, name, p)
             keep = np.arange(rows) != p
             assert_log_softmax_contract(x[keep], y[keep], (isa, n, name, p))
+
+
+@pytest.mark.parametrize("n", [16, 33, 64, 100])
+def test_float32_write_at_its_certificate_edge(isa, n):
+    """v = lse - max from 0.4 to ~log n, dense around 0.5, 1, 2 and 4 (where
+    the float32 spacing of v, which the float32 write's certificate takes,
+    doubles) and spread over v's own rounding, at every position of a set:
+    the float32 write where v's rounding as it fell and the sum's bound fit
+    within ulp32(v), the float64 one else; n from the group kernel's first
+    length to the direct rows' 16-lane tails."""
+    rng = np.random.default_rng(70 + n)
+    edges = [b * (1.0 + s * d) for b in (0.5, 1.0, 2.0, 4.0) for s in (-1.0, 1.0) for d in (2.0**-23, 2.0**-21, 2.0**-18)]
+    targets = np.concatenate([edges, rng.uniform(0.4, 4.2, 2 * sets(isa) + 16)])
+    targets = targets[targets < 0.8 * np.log(n)]
+    x = rng.uniform(-2.0, 0.0, (targets.size, n))
+    top = rng.integers(n, size=targets.size)
+    lse_others = scipy.special.logsumexp(x, axis=1, b=np.arange(n) != top[:, None])
+    x[np.arange(targets.size), top] = lse_others - np.log(np.expm1(targets))
+    x += rng.choice([0.0, 0.0, -37.0, 5.5], targets.size)[:, None]
+    check_rotated(x.astype(np.float32), (isa, n))

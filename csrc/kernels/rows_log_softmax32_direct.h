@@ -22,13 +22,21 @@
 // v = log1p(z) moves by dv <= eps z / (1 + z) + n 2^-124 + 2^-50 v, with
 // z / (1 + z) <= v: the relative error of a dominant entry's -v stays near
 // eps. The write takes the row kernels' budgets (softmax_rows.h,
-// lse32_shift): the float32 write (x - max) - v where dv <= 2^-25 (v - dv)
-// (v above ~2.1-2.4, most rows from ~100 normal logits on), else the write
-// in float64 lanes with one rounding where dv <= 1.4 * 2^-24 (v - dv),
-// which every row passes but those whose v is near n 2^-97 or below (the
-// others at most ~e^-60 of the max, or all -inf but the max: their flushed
-// terms may be all of v). Those, NaN, +-inf, all -inf rows and maxima
-// beyond kTable32Limit are left unwritten and flagged for the per-row path.
+// shift_certified, lse32_shift): the float32 write (x - max) - float(v)
+// rounds x - max and the result, 0.5 ulp of y each, which leaves ulp(y)
+// for v's own rounding and dv; as |y| >= v - dv, it is certified where
+// |float(v) - v| + dv <= ulp32(v - dv) (round_off32, ulp32_below), the
+// rounding taken as it fell rather than as its bound 2^-25 v: every v in
+// [2, 4) and most in [0.5, 2) pass (standard normal rows, the share of
+// rows the float32 write takes, the bound 2^-25 (v - dv) / this one, with
+// 1.35 / 1.23: n = 48 0.16 / 0.96, 0.47 / 0.99; n = 64 0.35 / 0.98, 0.67 /
+// 0.99; n = 128 0.80 / 1.00, 0.93 / 1.00; the group kernel below keeps
+// the bound). Else the write in float64 lanes with one rounding where dv <=
+// 1.4 * 2^-24 (v - dv), which every row passes but those whose v is near
+// n 2^-97 or below (the others at most ~e^-60 of the max, or all -inf but
+// the max: their flushed terms may be all of v). Those, NaN, +-inf, all
+// -inf rows and maxima beyond kTable32Limit are left unwritten and flagged
+// for the per-row path.
 
 // How a row is written: not here (flagged), (x - max) - v in float32, or
 // in float64 lanes with one rounding.
@@ -40,22 +48,27 @@ enum class Lsm32Write : unsigned char { Flag, Narrow, Wide };
 // to nearest, so floor(k) - e <= 0 (the term at 2^-e never exceeds 2^0.6);
 // below the table's clamp (-inf too) a term flushes to 0; a NaN x reaches
 // the sums.
+// The count goes by the others (one masked add per vector on AVX-512,
+// where the term's select is its scalef's zero mask): the max's own
+// entries are the lane's vectors less them.
 template <class VN, class X>
 struct Lsm32Acc {
   using VW = typename VN::wide;
   Reg<VW> s0 = VW::set1(0.0), s1 = VW::set1(0.0);
-  Reg<VN> count = VN::set1(0.0);
+  Reg<VN> others = VN::set1(0.0);
   SSM_INLINE void add(const X& texp, Reg<VN> xv, Reg<VN> m, Reg<VN> bias) {
     const auto other = VN::not_le(m, xv);  // x < max, or NaN
     Reg<VN> k;
     const Reg<VN> raw = texp.term(VN::max(VN::set1(X::kLow), xv), k);  // sets k first
-    const Reg<VN> t = VN::scale2_acc(raw, VN::sub(k, bias));
-    count = VN::add(count, VN::select(other, VN::set1(0.0), VN::set1(1.0)));
+    const Reg<VN> t = VN::scale2_acc_where(other, raw, VN::sub(k, bias));
+    others = VN::add_where(other, others, VN::set1(1.0));
     Reg<VW> lo, hi;
-    VN::widen(VN::select(other, t, VN::set1(0.0)), lo, hi);
+    VN::widen(t, lo, hi);
     s0 = VW::add(s0, lo);
     s1 = VW::add(s1, hi);
   }
+  // The count of the max's own entries per lane after `vectors` adds.
+  Reg<VN> count(size_t vectors) const { return VN::sub(VN::set1(static_cast<double>(vectors)), others); }
 };
 
 // One row's sums, its max mx within kTable32Limit and e = round(mx log2 e)
@@ -74,7 +87,7 @@ inline void lsm32_row_sums(const float* xr, size_t n, const X& texp, double mx, 
   if (rem) acc.add(texp, VN::load_tail(xr + full, rem, -kInf), m, bias);
   VW::store(part, VW::add(acc.s0, acc.s1));
   Reg<VW> clo, chi;
-  VN::widen(acc.count, clo, chi);
+  VN::widen(acc.count(full / W + (rem != 0)), clo, chi);
   VW::store(cnt, VW::add(clo, chi));
 }
 
@@ -98,13 +111,50 @@ inline void lsm32_write_row(const float* xr, float* yr, size_t n, double hi, dou
   if (rem) VW::store_tail(yr + full, VW::sub(VW::sub(VW::load_tail(xr + full, rem, 0.0), vhi), vlo), rem);
 }
 
+// |float(v) - v|: what the float32 write's rounding of v takes (v as a
+// float, the narrowing store's round to nearest; the difference is exact
+// within 2^-53 of itself).
+template <class VW>
+inline SSM_INLINE Reg<VW> round_off32(Reg<VW> v) {
+  alignas(64) float f[VW::width];
+  VW::store(f, v);
+  const Reg<VW> d = VW::sub(VW::load(f), v);
+  return VW::max(d, VW::sub(VW::set1(0.0), d));
+}
+
+// A power of two u <= ulp32(a), the float32 spacing at a > 0, and u =
+// ulp32(a) but for a within about 2^-22 above a power of two (u is then
+// half): b = float(a (1 - 2^-22)) lies in a's binade or the one below
+// (a 2^-22 is at least two of a's ulps), and b + 0.75 b 2^-23 (0.75 to 1.5
+// ulp32(b) above b, exact in float64) rounds to b + ulp32(b). a <= 0 or a
+// NaN give u <= 0 or NaN (nothing certified); a float32 subnormal b gives
+// 0 or its spacing.
+template <class VW>
+inline SSM_INLINE Reg<VW> ulp32_below(Reg<VW> a) {
+  alignas(64) float f[VW::width];
+  VW::store(f, VW::mul(a, VW::set1(1.0 - 0x1p-22)));
+  const Reg<VW> b = VW::load(f);
+  VW::store(f, VW::fmadd(b, VW::set1(0.75 * 0x1p-23), b));
+  return VW::sub(VW::load(f), b);
+}
+
 // The float64 lanes' chain of a set of rows: sum2e, the others' terms at
 // 2^-e (the table's scale removed), mx the max (NaN: a lane for the per-row
 // path), e, k the count of the max's own entries -> v = log S =
 // log1p((k - 1) + sum2e / the max's own term) and how each row is written
 // (0 flagged, 1 Narrow, 2 Wide: the header's budgets, eps the terms'
 // relative error with the sums', flushed the flushed terms' bound).
-template <class VW>
+// RoundOffAsItFell: the float32 write where v's rounding as it fell and dv
+// fit within ulp32(v - dv), else where dv <= 2^-25 (v - dv) (the group
+// kernel: it writes a group in float32 only when all its rows may, and
+// the float32 write's other bound made that a branch it mispredicted
+// about one group in three at n = 16: 4 Mi-element batches, 1 thread,
+// ns per element, medians of 3 interleaved runs on a loaded machine, this
+// bound / the other with per-lane writes in mixed groups (and AVX-512's
+// terms from the table pair, for more groups in float32): AVX-512 n = 16
+// 1.05 / 1.15, n = 32 1.01 / 1.03; AVX2 n = 16 2.04 / 2.35, n = 32 1.51 /
+// 1.64).
+template <class VW, bool RoundOffAsItFell = true>
 inline SSM_INLINE Reg<VW> lsm32_log_s(Reg<VW> sum2e, Reg<VW> vmx, Reg<VW> e, Reg<VW> k, double eps, double flushed,
                            Reg<VW>& how) {
   const auto special = VW::notfinite(vmx);
@@ -116,7 +166,8 @@ inline SSM_INLINE Reg<VW> lsm32_log_s(Reg<VW> sum2e, Reg<VW> vmx, Reg<VW> e, Reg
   const Reg<VW> dv = VW::fmadd(VW::set1(eps), div_lanes(z, VW::add(VW::set1(1.0), z)),
                                VW::fmadd(v, VW::set1(0x1p-50), VW::set1(flushed)));
   const Reg<VW> low = VW::sub(v, dv);
-  const auto narrow = VW::not_le(dv, VW::mul(low, VW::set1(0x1p-25)));    // true: not narrow
+  const auto narrow = RoundOffAsItFell ? VW::not_le(VW::add(round_off32<VW>(v), dv), ulp32_below<VW>(low))
+                                        : VW::not_le(dv, VW::mul(low, VW::set1(0x1p-25)));  // true: not narrow
   const auto wide = VW::not_le(dv, VW::mul(low, VW::set1(1.4 * 0x1p-24)));  // true: not wide either
   how = VW::select(VW::mask_or(bad, wide), VW::set1(0.0), VW::select(narrow, VW::set1(2.0), VW::set1(1.0)));
   return v;
@@ -232,15 +283,15 @@ void log_softmax_rows_group32(const float* x, float* y, size_t rows, size_t n, b
     Lsm32Acc<VN, X> acc;
     for (size_t j = 0; j < n; ++j) acc.add(texp, VN::load(buf + j * W), m, bias);
     const Reg<VW> s0 = acc.s0, s1 = acc.s1;
-    const Reg<VN> count = acc.count;
+    const Reg<VN> count = acc.count(n);
     VN::store(mxf, VN::select(special, VN::set1(kNaN), vmax));
     VN::store(ef, ve);
     Reg<VW> clo, chi;
     VN::widen(count, clo, chi);
     const Reg<VW> scale = VW::set1(1.0 / X::kScale);
     Reg<VW> v[2], vhow[2];
-    v[0] = lsm32_log_s<VW>(VW::mul(s0, scale), VW::load(mxf), VW::load(ef), clo, eps, flushed, vhow[0]);
-    v[1] = lsm32_log_s<VW>(VW::mul(s1, scale), VW::load(mxf + WW), VW::load(ef + WW), chi, eps, flushed, vhow[1]);
+    v[0] = lsm32_log_s<VW, false>(VW::mul(s0, scale), VW::load(mxf), VW::load(ef), clo, eps, flushed, vhow[0]);
+    v[1] = lsm32_log_s<VW, false>(VW::mul(s1, scale), VW::load(mxf + WW), VW::load(ef + WW), chi, eps, flushed, vhow[1]);
     VW::store(how, vhow[0]);
     VW::store(how + WW, vhow[1]);
     bool ok[W];

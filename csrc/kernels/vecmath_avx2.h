@@ -100,6 +100,10 @@ struct F32x8 {
   static mask mask_or(mask a, mask b) { return _mm256_or_ps(a, b); }
   static bool any(mask m) { return _mm256_movemask_ps(m) != 0; }
   static reg select(mask m, reg if_true, reg if_false) { return _mm256_blendv_ps(if_false, if_true, m); }
+  // a + b in m's lanes, a elsewhere; scale2_acc(x, k) in m's lanes, 0
+  // elsewhere (an and with the all-ones lanes instead of a blend).
+  static reg add_where(mask m, reg a, reg b) { return _mm256_add_ps(a, _mm256_and_ps(m, b)); }
+  static reg scale2_acc_where(mask m, reg x, reg k) { return _mm256_and_ps(m, scale2_acc(x, k)); }
   static double hmax(reg a) {
     __m128 m = _mm_max_ps(_mm256_castps256_ps128(a), _mm256_extractf128_ps(a, 1));
     m = _mm_max_ps(m, _mm_movehl_ps(m, m));

@@ -99,6 +99,11 @@ struct F32x16 {
   static mask mask_or(mask a, mask b) { return static_cast<mask>(a | b); }
   static bool any(mask m) { return m != 0; }
   static reg select(mask m, reg if_true, reg if_false) { return _mm512_mask_blend_ps(m, if_false, if_true); }
+  // a + b in m's lanes, a elsewhere; scale2_acc(x, k) in m's lanes, 0
+  // elsewhere: one masked operation each (a select and an operation
+  // on the other sets).
+  static reg add_where(mask m, reg a, reg b) { return _mm512_mask_add_ps(a, m, a, b); }
+  static reg scale2_acc_where(mask m, reg x, reg k) { return _mm512_maskz_scalef_ps(m, x, k); }
   static double hmax(reg a) { return _mm512_reduce_max_ps(a); }
   static double hsum(reg a) { return _mm512_reduce_add_ps(a); }
   // a's lanes 0-7 and 8-15 in float64 (exact).

@@ -105,6 +105,14 @@ struct F32x4 {
   static mask mask_or(mask a, mask b) { return vorrq_u32(a, b); }
   static bool any(mask m) { return vmaxvq_u32(m) != 0; }
   static reg select(mask m, reg if_true, reg if_false) { return vbslq_f32(m, if_true, if_false); }
+  // a + b in m's lanes, a elsewhere; scale2_acc(x, k) in m's lanes, 0
+  // elsewhere (an and with the all-ones lanes).
+  static reg add_where(mask m, reg a, reg b) {
+    return vaddq_f32(a, vreinterpretq_f32_u32(vandq_u32(m, vreinterpretq_u32_f32(b))));
+  }
+  static reg scale2_acc_where(mask m, reg x, reg k) {
+    return vreinterpretq_f32_u32(vandq_u32(m, vreinterpretq_u32_f32(scale2_acc(x, k))));
+  }
   static double hmax(reg a) {
     const reg m = max(a, vextq_f32(a, a, 2));
     return vgetq_lane_f32(max(m, vextq_f32(m, m, 1)), 0);
