@@ -29,14 +29,16 @@ template <>
 struct LseDirectRange<F32x8> {
   static constexpr size_t min_n = 24, max_n = kMaxN;
 };
-// float64 logsumexp's direct rows up to 48 (the group kernel's old bound):
-// from 64 on the per-row kernels are as fast (4 Mi-element batches, 1
-// thread, ns per element, medians of 3 interleaved runs on a loaded
-// machine, direct / per-row: n = 64 2.02 / 1.83, n = 100 1.79 / 1.67,
-// n = 128 1.79 / 1.60, n = 256 1.65 / 1.65; n = 32 2.03 / 2.69 group).
+// float64 logsumexp's direct rows up to 128. Set by set they lost to the
+// per-row kernels from 64 on (4 Mi-element batches, 1 thread, ns per
+// element, medians of 3 interleaved runs on a loaded machine, direct /
+// per-row: n = 64 2.02 / 1.83, n = 100 1.79 / 1.67, n = 128 1.79 / 1.60,
+// n = 256 1.65 / 1.65); with two sets in flight (staged) they win up to
+// 100 and tie at 128 (medians of 8 interleaved runs, per-row / direct:
+// n = 64 1.70 / 1.39, n = 100 1.56 / 1.28, n = 128 1.30 / 1.28).
 template <>
 struct Lse64DirectRange<F64x4> {
-  static constexpr size_t max_n = 48;
+  static constexpr size_t max_n = 128;
 };
 }  // namespace
 }  // namespace rows

@@ -191,14 +191,19 @@ inline void exp_hi_lo(Reg<V> r, Reg<V>& hi, Reg<V>& lo) {
 // besides the sum's own (about 1.5 * 2^-53 without a fused fma, where the
 // product q0 hi rounds), as with two divisions; the one division waits for
 // the max only, not the sums. div_lanes: as log1p_small's.
+// (over_max_term_from: from hi, lo and inv = 1 / hi, which the caller may
+// compute before the sums are done.)
+template <class V>
+inline Reg<V> over_max_term_from(Reg<V> sum2e, Reg<V> hi, Reg<V> lo, Reg<V> inv) {
+  const Reg<V> q0 = V::mul(sum2e, inv);
+  const Reg<V> resid = V::fmadd(V::sub(V::set1(0.0), q0), hi, sum2e);
+  return V::add(q0, V::mul(V::fmadd(V::sub(V::set1(0.0), q0), lo, resid), inv));
+}
 template <class V>
 inline Reg<V> over_max_term(Reg<V> sum2e, Reg<V> mx, Reg<V> e_ref) {
   Reg<V> hi, lo;
   exp_hi_lo<V>(V::reduce_ln2(mx, e_ref), hi, lo);
-  const Reg<V> inv = div_lanes(V::set1(1.0), hi);
-  const Reg<V> q0 = V::mul(sum2e, inv);
-  const Reg<V> resid = V::fmadd(V::sub(V::set1(0.0), q0), hi, sum2e);
-  return V::add(q0, V::mul(V::fmadd(V::sub(V::set1(0.0), q0), lo, resid), inv));
+  return over_max_term_from<V>(sum2e, hi, lo, div_lanes(V::set1(1.0), hi));
 }
 
 // log1p(z) in float64 lanes for 0 <= z with 1 + z < 2^15 (an unweighted sum
@@ -214,11 +219,13 @@ inline Reg<V> over_max_term(Reg<V> sum2e, Reg<V> mx, Reg<V> e_ref) {
 // below w^8 / 17 / (1 - w) <= 2^-44.7 relative, 2^-46.2 absolute in log(t)
 // <= ln2 / 2); 1 + z < MaxT drops the steps that cannot divide (results
 // unchanged).
-template <class V, int Terms = 11, int MaxT = (1 << 15)>
-inline Reg<V> log1p_small(Reg<V> z) {
-  static_assert(Terms >= 2 && Terms <= 11 && MaxT <= (1 << 15), "log1p_small's range and degree");
-  Reg<V> t = V::add(V::set1(1.0), z);
-  Reg<V> e = V::set1(0.0);
+// (In three parts, for callers that interleave them with other work:
+// log1p_small_reduce gives t and e, then s = f / (2 + f) with f as below,
+// then log1p_small_series.)
+template <class V, int MaxT = (1 << 15)>
+inline void log1p_small_reduce(Reg<V> z, Reg<V>& t, Reg<V>& e) {
+  t = V::add(V::set1(1.0), z);
+  e = V::set1(0.0);
   // The steps' constants as products by exact powers of two, folded at
   // compile time by any compiler (std::ldexp is folded only where the
   // compiler may ignore errno, as with this build's -fno-math-errno; else it
@@ -232,8 +239,9 @@ inline Reg<V> log1p_small(Reg<V> z) {
     t = V::select(big, V::mul(t, V::set1(1.0 / two_p)), t);
     e = V::select(big, V::add(e, V::set1(p)), e);
   }
-  const Reg<V> f = V::select(V::nonzero(e), V::sub(t, V::set1(1.0)), z);
-  const Reg<V> s = div_lanes(f, V::add(V::set1(2.0), f));
+}
+template <class V, int Terms = 11>
+inline Reg<V> log1p_small_series(Reg<V> s, Reg<V> e) {
   const Reg<V> w = V::mul(s, s);
   // q(w) = sum_{k>=1} w^(k-1) / (2k + 1), k = 1..Terms
   Reg<V> q = V::set1(1.0 / (2 * Terms + 1));
@@ -242,6 +250,14 @@ inline Reg<V> log1p_small(Reg<V> z) {
   const Reg<V> log_t = V::fmadd(V::mul(two_s, w), q, two_s);
   using C = ExpCoeffs<double>;  // e * ln2_hi31 is exact
   return V::add(V::mul(e, V::set1(C::ln2_hi31)), V::fmadd(e, V::set1(C::ln2_lo31), log_t));
+}
+template <class V, int Terms = 11, int MaxT = (1 << 15)>
+inline Reg<V> log1p_small(Reg<V> z) {
+  static_assert(Terms >= 2 && Terms <= 11 && MaxT <= (1 << 15), "log1p_small's range and degree");
+  Reg<V> t, e;
+  log1p_small_reduce<V, MaxT>(z, t, e);
+  const Reg<V> f = V::select(V::nonzero(e), V::sub(t, V::set1(1.0)), z);
+  return log1p_small_series<V, Terms>(div_lanes(f, V::add(V::set1(2.0), f)), e);
 }
 
 // log1p of W lanes of z (float64 arrays) by log1p_small, WW lanes at a time.

@@ -95,17 +95,149 @@ struct Lse64DirectRange {
   static constexpr size_t max_n = kMaxN;
 };
 
-// Rows of n >= 1 elements (rows_generic.h takes kLse64DirectMinN on).
+// The results of the set from row r0 (g rows) that tier 1 did not all pass
+// (fail): its lanes, tier 2 for the in-range lanes that failed (lane l's max
+// and e in mxs, eref, m and ve; in_range 0 or 1), the flags. Forced
+// inline, as lsm_row_sums.
 template <class V>
-void logsumexp_rows_direct_f64(const double* x, double* out, double* sign, size_t rows, size_t n,
-                               unsigned char* flag) {
+SSM_INLINE inline void lse64_tier2(const double* x, size_t n, size_t r0, size_t g, const double* mxs,
+                                   const double* eref, const double* in_range, Reg<V> m, Reg<V> ve, Reg<V> lse,
+                                   typename V::mask fail, double* out, double* sign, unsigned char* flag) {
+  constexpr size_t W = V::width;
+  alignas(64) double t2[W * W], cnt[W * W], lse1[W], lse2[W], fails[W], bad2[W];
+  V::to_array(lse, lse1);
+  V::to_array(V::select(fail, V::set1(1.0), V::set1(0.0)), fails);
+  // Tier 2 for the lanes tier 1 left (in range).
+  bool any2 = false;
+  for (size_t l = 0; l < W; ++l) {
+    if (l < g && in_range[l] != 0.0 && fails[l] != 0.0) {
+      const Reg<V> ml = V::set1(mxs[l]), vel = V::set1(eref[l]);
+      Kahan2<V> sum;
+      Reg<V> count = V::set1(0.0);
+      row_sums<V>(
+          x + (r0 + l) * n, n, sum, count,
+          [&](Reg<V> xv) SSM_INLINE { return V::not_le(ml, xv); },  // x < max, or NaN
+          [&](Reg<V> xv) SSM_INLINE { return ref_term<V>(xv, vel); });
+      V::store(t2 + l * W, V::add(V::sub(sum.s[0], sum.c[0]), V::sub(sum.s[1], sum.c[1])));
+      V::store(cnt + l * W, count);
+      any2 = true;
+    } else {
+      V::store(t2 + l * W, V::set1(0.0));
+      store_unit<V>(cnt + l * W);
+    }
+  }
+  if (any2) {
+    const Reg<V> rest = over_max_term<V>(column_sums<V>(t2), m, ve);
+    const auto bad = V::notfinite(rest);
+    const Reg<V> z = V::select(bad, V::set1(0.0), V::add(V::sub(column_adds<V>(cnt), V::set1(1.0)), rest));
+    const Reg<V> log_s2 = log1p_small<V>(z);
+    const Reg<V> lse_2 = V::add(m, log_s2);
+    // Near lse = 0 (as lse_plain_group): the per-row path's near-zero tiers.
+    const Reg<V> size2 = V::max(lse_2, V::sub(V::set1(0.0), lse_2));
+    const auto near = V::gt(log_s2, V::mul(size2, V::set1(0x1p23)));
+    V::to_array(lse_2, lse2);
+    V::to_array(V::select(V::mask_or(bad, near), V::set1(1.0), V::set1(0.0)), bad2);
+  }
+  for (size_t l = 0; l < g; ++l) {
+    bool ok = in_range[l] != 0.0;
+    double v = lse1[l];
+    if (ok && fails[l] != 0.0) {
+      ok = bad2[l] == 0.0;
+      v = lse2[l];
+    }
+    flag[r0 + l] = !ok;
+    if (!ok) continue;
+    out[r0 + l] = v;
+    if (sign) sign[r0 + l] = 1.0;
+  }
+}
+
+// logsumexp_rows_direct_f64 with two sets in flight, as
+// log_softmax_rows_direct_staged: set s's rows are summed with set s - 1's
+// tier 1 finish in stages between them (the lane sums across and log1p's
+// range steps; its division; its series and the certificate; the results,
+// or tier 2 for the lanes it left). Same operations, same bits.
+template <class V>
+void logsumexp_rows_direct_f64_staged(const double* x, double* out, double* sign, size_t rows, size_t n,
+                                      unsigned char* flag) {
   constexpr size_t W = V::width;
   constexpr double u = 0x1p-53;
   const size_t vecs = (n + W - 1) / W;
   const double rel_s = (term_err<V>() + static_cast<double>((vecs + 1) / 2 + 1 + ceil_log2(W))) * u;
   const Reg<V> err0 = V::set1(1.01 * (rel_s + 3.0 * u)), err1 = V::set1(1.01 * 3.0 * u);
-  alignas(64) double lanes[W * W], cnt[W * W], mxs[W], eref[W], lse1[W], lse2[W], in_range[W], fails[W],
-      bad2[W];
+  alignas(64) double lanes[2][W * W], mxs[2][W], eref[2][W], in_range[2][W];
+  Reg<V> st_t, st_e, st_z, st_s, st_lse;
+  typename V::mask st_fail = V::gt(V::set1(0.0), V::set1(0.0));
+  auto stage = [&](size_t step, size_t r0, size_t g, size_t b) SSM_INLINE {
+    if (step == 0) {
+      st_z = V::sub(column_adds<V>(lanes[b]), V::set1(1.0));
+      log1p_small_reduce<V>(st_z, st_t, st_e);
+      return;
+    }
+    if (step == 1) {
+      const Reg<V> f = V::select(V::nonzero(st_e), V::sub(st_t, V::set1(1.0)), st_z);
+      st_s = div_lanes(f, V::add(V::set1(2.0), f));
+      return;
+    }
+    const Reg<V> ve = V::load(eref[b]);
+    if (step == 2) {
+      // Tier 1 in the W lanes.
+      const Reg<V> log_s = log1p_small_series<V>(st_s, st_e);
+      using C = ExpCoeffs<double>;
+      st_lse = V::fmadd(ve, V::set1(C::ln2_hi31), V::fmadd(ve, V::set1(C::ln2_lo31), log_s));
+      const Reg<V> size = V::max(st_lse, V::sub(V::set1(0.0), st_lse));
+      const Reg<V> err = V::fmadd(V::max(log_s, V::sub(V::set1(0.0), log_s)), err1, err0);
+      const auto beyond = V::gt(V::set1(0.5), V::load(in_range[b]));  // in_range 0 or 1
+      st_fail = V::mask_or(beyond, V::not_le(err, V::mul(size, V::set1(0x1p-47))));  // NaN fails
+      return;
+    }
+    if (g == W && !V::any(st_fail)) {
+      V::store(out + r0, st_lse);
+      for (size_t l = 0; l < W; ++l) flag[r0 + l] = 0;
+      if (sign) V::store(sign + r0, V::set1(1.0));
+      return;
+    }
+    lse64_tier2<V>(x, n, r0, g, mxs[b], eref[b], in_range[b], V::load(mxs[b]), ve, st_lse, st_fail, out, sign, flag);
+  };
+  size_t prev_r0 = 0, prev_g = 0, b = 0;
+  for (size_t r0 = 0; r0 < rows; r0 += W, b ^= 1) {
+    const size_t g = rows - r0 < W ? rows - r0 : W;
+    double* ln = lanes[b];
+    for (size_t l = 0; l < W; ++l) V::store(ln + l * W, l < g ? row_max_lanes<V>(x + (r0 + l) * n, n) : V::set1(0.0));
+    const Reg<V> vmx = column_max<V>(ln);
+    const auto beyond = beyond_ref_terms<V>(vmx);
+    const Reg<V> m = V::select(beyond, V::set1(0.0), vmx);
+    V::store(mxs[b], m);
+    V::store(eref[b], V::round(V::mul(m, V::set1(kLog2e))));
+    V::store(in_range[b], V::select(beyond, V::set1(0.0), V::set1(1.0)));
+    size_t done = r0 ? 0 : 4;
+    for (size_t l = 0; l < W; ++l) {
+      if (l < g && in_range[b][l] != 0.0)
+        V::store(ln + l * W, row_ref_sums<V>(x + (r0 + l) * n, n, V::set1(eref[b][l])));
+      else
+        store_unit<V>(ln + l * W);
+      for (; done < (l + 1) * 4 / W; ++done) stage(done, prev_r0, prev_g, b ^ 1);
+    }
+    prev_r0 = r0;
+    prev_g = g;
+  }
+  if (rows)
+    for (size_t step = 0; step < 4; ++step) stage(step, prev_r0, prev_g, b ^ 1);
+}
+
+// Rows of n >= 1 elements (rows_generic.h takes kLse64DirectMinN on).
+template <class V>
+void logsumexp_rows_direct_f64(const double* x, double* out, double* sign, size_t rows, size_t n,
+                               unsigned char* flag) {
+  constexpr size_t W = V::width;
+  // Two sets in flight where W <= 4 (AVX2, scalar); AVX-512 rows of 32-256
+  // were 1.03-1.10x slower so.
+  if constexpr (W <= 4) return logsumexp_rows_direct_f64_staged<V>(x, out, sign, rows, n, flag);
+  constexpr double u = 0x1p-53;
+  const size_t vecs = (n + W - 1) / W;
+  const double rel_s = (term_err<V>() + static_cast<double>((vecs + 1) / 2 + 1 + ceil_log2(W))) * u;
+  const Reg<V> err0 = V::set1(1.01 * (rel_s + 3.0 * u)), err1 = V::set1(1.01 * 3.0 * u);
+  alignas(64) double lanes[W * W], mxs[W], eref[W], in_range[W];
   for (size_t r0 = 0; r0 < rows; r0 += W) {
     const size_t g = rows - r0 < W ? rows - r0 : W;
     for (size_t l = 0; l < W; ++l) V::store(lanes + l * W, l < g ? row_max_lanes<V>(x + (r0 + l) * n, n) : V::set1(0.0));
@@ -135,51 +267,7 @@ void logsumexp_rows_direct_f64(const double* x, double* out, double* sign, size_
       if (sign) V::store(sign + r0, V::set1(1.0));
       continue;
     }
-    V::to_array(lse, lse1);
-    V::to_array(V::select(fail, V::set1(1.0), V::set1(0.0)), fails);
-    // Tier 2 for the lanes tier 1 left (in range).
-    bool any2 = false;
-    for (size_t l = 0; l < W; ++l) {
-      if (l < g && in_range[l] != 0.0 && fails[l] != 0.0) {
-        const Reg<V> ml = V::set1(mxs[l]), vel = V::set1(eref[l]);
-        Kahan2<V> sum;
-        Reg<V> count = V::set1(0.0);
-        row_sums<V>(
-            x + (r0 + l) * n, n, sum, count,
-            [&](Reg<V> xv) SSM_INLINE { return V::not_le(ml, xv); },  // x < max, or NaN
-            [&](Reg<V> xv) SSM_INLINE { return ref_term<V>(xv, vel); });
-        V::store(lanes + l * W, V::add(V::sub(sum.s[0], sum.c[0]), V::sub(sum.s[1], sum.c[1])));
-        V::store(cnt + l * W, count);
-        any2 = true;
-      } else {
-        V::store(lanes + l * W, V::set1(0.0));
-        store_unit<V>(cnt + l * W);
-      }
-    }
-    if (any2) {
-      const Reg<V> rest = over_max_term<V>(column_sums<V>(lanes), m, ve);
-      const auto bad = V::notfinite(rest);
-      const Reg<V> z = V::select(bad, V::set1(0.0), V::add(V::sub(column_adds<V>(cnt), V::set1(1.0)), rest));
-      const Reg<V> log_s2 = log1p_small<V>(z);
-      const Reg<V> lse_2 = V::add(m, log_s2);
-      // Near lse = 0 (as lse_plain_group): the per-row path's near-zero tiers.
-      const Reg<V> size2 = V::max(lse_2, V::sub(V::set1(0.0), lse_2));
-      const auto near = V::gt(log_s2, V::mul(size2, V::set1(0x1p23)));
-      V::to_array(lse_2, lse2);
-      V::to_array(V::select(V::mask_or(bad, near), V::set1(1.0), V::set1(0.0)), bad2);
-    }
-    for (size_t l = 0; l < g; ++l) {
-      bool ok = in_range[l] != 0.0;
-      double v = lse1[l];
-      if (ok && fails[l] != 0.0) {
-        ok = bad2[l] == 0.0;
-        v = lse2[l];
-      }
-      flag[r0 + l] = !ok;
-      if (!ok) continue;
-      out[r0 + l] = v;
-      if (sign) sign[r0 + l] = 1.0;
-    }
+    lse64_tier2<V>(x, n, r0, g, mxs, eref, in_range, m, ve, lse, fail, out, sign, flag);
   }
 }
 
