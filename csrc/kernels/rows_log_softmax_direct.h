@@ -180,13 +180,13 @@ SSM_INLINE inline void lsm_row_sums(const double* xr, size_t n, bool have, doubl
 // e = round(max log2 e): no x - max rounded, no TwoSum per term; the others'
 // sum is divided by the max's own term once per row (over_max_term). Rows
 // whose max is beyond kFastLimit (or not finite) go to the per-row path.
-template <class V, bool Overlap>
+template <class V>
 void log_softmax_rows_direct_sets(const double* x, double* y, size_t rows, size_t n, unsigned char* flag) {
   constexpr size_t W = V::width;
   const size_t full = n - n % W, rem = n % W;
   alignas(64) double part[W * W], cnt[W * W], mx[W], eref[W];
-  // Overlap: the previous set is written while this one is summed (see
-  // kOverlapSetBytes); else each set right after its log1p.
+  // The previous set is written while this one is summed (see
+  // kOverlapSetBytes).
   alignas(64) double prev_mx[W], prev_log_s[W];
   bool prev_ok[W] = {};
   size_t prev_r0 = 0, prev_g = 0;
@@ -205,7 +205,7 @@ void log_softmax_rows_direct_sets(const double* x, double* y, size_t rows, size_
     for (size_t l = 0; l < W; ++l) {
       // Row l of the previous set first. In place, a row's x is read by its
       // own set's sums and then by its own write only.
-      if constexpr (Overlap) write_prev(l);
+      write_prev(l);
       lsm_row_sums<V>(x + (r0 + l) * n, n, l < g, part + l * W, cnt + l * W, mx[l], eref[l]);
     }
     // Per lane l (row r0 + l): the others' terms over 2^e, k (a sum of small
@@ -227,15 +227,11 @@ void log_softmax_rows_direct_sets(const double* x, double* y, size_t rows, size_
     }
     prev_r0 = r0;
     prev_g = g;
-    if constexpr (!Overlap) {
-      for (size_t l = 0; l < g; ++l) write_prev(l);
-      prev_g = 0;
-    }
   }
   for (size_t l = 0; l < prev_g; ++l) write_prev(l);
 }
 
-// log_softmax_rows_direct_sets without Overlap, with two sets in flight:
+// Sets smaller than kOverlapSetBytes, with two sets in flight:
 // set s's rows are summed with set s - 1's chain in between them, one stage
 // after each W / 4 rows (the chain's steps wait on each other: the lane sums
 // across, the max's own term and 1 / it; over_max_term's rest and log1p's
@@ -319,6 +315,6 @@ constexpr size_t kOverlapSetBytes = 4096;
 template <class V>
 void log_softmax_rows_direct(const double* x, double* y, size_t rows, size_t n, unsigned char* flag) {
   if (V::width * n * sizeof(double) >= kOverlapSetBytes)
-    return log_softmax_rows_direct_sets<V, true>(x, y, rows, n, flag);
+    return log_softmax_rows_direct_sets<V>(x, y, rows, n, flag);
   log_softmax_rows_direct_staged<V>(x, y, rows, n, flag);
 }
