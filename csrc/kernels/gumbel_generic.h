@@ -476,14 +476,14 @@ struct HasLaneBits<R, M, std::void_t<decltype(R::lane_bits(std::declval<M>()))>>
 template <class V, class R, class = void>
 struct HasLaneMaxima : std::false_type {};
 template <class V, class R>
-struct HasLaneMaxima<V, R, std::void_t<decltype(R::lane_maxima(std::declval<const Reg<V>*>()))>> : std::true_type {};
+struct HasLaneMaxima<V, R, std::void_t<decltype(void(R::lane_maxima(std::declval<const Reg<V>*>())))>> : std::true_type {};
 
 // R::unordered(a, b) (the lanes where a or b is NaN) where the kernel set
 // has it for V.
 template <class V, class R, class = void>
 struct HasUnordered : std::false_type {};
 template <class V, class R>
-struct HasUnordered<V, R, std::void_t<decltype(R::unordered(std::declval<Reg<V>>(), std::declval<Reg<V>>()))>>
+struct HasUnordered<V, R, std::void_t<decltype(void(R::unordered(std::declval<Reg<V>>(), std::declval<Reg<V>>())))>>
     : std::true_type {};
 
 // R::at_least_bits64 (which of 64 words reach a threshold, as bits, without

@@ -514,7 +514,7 @@ constexpr size_t kMassUnroll = 4;  // vectors in flight in the mass pass
 template <class V, class = void>
 struct HasPow2 : std::false_type {};
 template <class V>
-struct HasPow2<V, std::void_t<decltype(V::pow2(std::declval<Reg<V>>()))>> : std::true_type {};
+struct HasPow2<V, std::void_t<decltype(void(V::pow2(std::declval<Reg<V>>())))>> : std::true_type {};
 
 template <class VW>
 SSM_INLINE inline Reg<VW> times_pow2(Reg<VW> m, Reg<VW> k) {
