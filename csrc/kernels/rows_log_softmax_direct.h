@@ -175,6 +175,17 @@ SSM_INLINE inline void lsm_row_sums(const double* xr, size_t n, bool have, doubl
   V::store(cnt, count);
 }
 
+// y = (x - max) - log S along row xr, as the group kernel: x - max is
+// exact near the max (Sterbenz) and the result is never positive.
+template <class V>
+SSM_INLINE inline void lsm64_write_row(const double* xr, double* yr, size_t n, double mx, double log_s) {
+  constexpr size_t W = V::width;
+  const size_t full = n - n % W, rem = n % W;
+  const Reg<V> m = V::set1(mx), ls = V::set1(log_s);
+  for (size_t j = 0; j < full; j += W) V::store(yr + j, V::sub(V::sub(V::load(xr + j), m), ls));
+  if (rem) V::store_tail(yr + full, V::sub(V::sub(V::load_tail(xr + full, rem, 0.0), m), ls), rem);
+}
+
 // Rows of n >= W elements (kDirectMinBytes of float64 is at least two
 // vectors on every kernel set). The terms are ref_term's, relative to 2^e,
 // e = round(max log2 e): no x - max rounded, no TwoSum per term; the others'
@@ -183,22 +194,15 @@ SSM_INLINE inline void lsm_row_sums(const double* xr, size_t n, bool have, doubl
 template <class V>
 void log_softmax_rows_direct_sets(const double* x, double* y, size_t rows, size_t n, unsigned char* flag) {
   constexpr size_t W = V::width;
-  const size_t full = n - n % W, rem = n % W;
   alignas(64) double part[W * W], cnt[W * W], mx[W], eref[W];
   // The previous set is written while this one is summed (see
   // kOverlapSetBytes).
   alignas(64) double prev_mx[W], prev_log_s[W];
   bool prev_ok[W] = {};
   size_t prev_r0 = 0, prev_g = 0;
-  // y = (x - max) - log S, as the group kernel: x - max is exact near the
-  // max (Sterbenz) and the result is never positive.
   auto write_prev = [&](size_t l) SSM_INLINE {
-    if (l >= prev_g || !prev_ok[l]) return;
-    const double* xr = x + (prev_r0 + l) * n;
-    double* yr = y + (prev_r0 + l) * n;
-    const Reg<V> m = V::set1(prev_mx[l]), ls = V::set1(prev_log_s[l]);
-    for (size_t j = 0; j < full; j += W) V::store(yr + j, V::sub(V::sub(V::load(xr + j), m), ls));
-    if (rem) V::store_tail(yr + full, V::sub(V::sub(V::load_tail(xr + full, rem, 0.0), m), ls), rem);
+    if (l < prev_g && prev_ok[l])
+      lsm64_write_row<V>(x + (prev_r0 + l) * n, y + (prev_r0 + l) * n, n, prev_mx[l], prev_log_s[l]);
   };
   for (size_t r0 = 0; r0 < rows; r0 += W) {
     const size_t g = rows - r0 < W ? rows - r0 : W;
@@ -244,7 +248,6 @@ void log_softmax_rows_direct_sets(const double* x, double* y, size_t rows, size_
 template <class V>
 void log_softmax_rows_direct_staged(const double* x, double* y, size_t rows, size_t n, unsigned char* flag) {
   constexpr size_t W = V::width;
-  const size_t full = n - n % W, rem = n % W;
   alignas(64) double part[2][W * W], cnt[2][W * W], mx[2][W], eref[2][W];
   alignas(64) double log_s[W];
   Reg<V> sum2e, k, hi, lo, inv, z, t, e, s;
@@ -276,12 +279,7 @@ void log_softmax_rows_direct_staged(const double* x, double* y, size_t rows, siz
     V::to_array(V::select(bad, V::set1(1.0), V::set1(0.0)), badv);
     for (size_t l = 0; l < g; ++l) {
       flag[r0 + l] = badv[l] != 0.0;
-      if (badv[l] != 0.0) continue;
-      const double* xr = x + (r0 + l) * n;
-      double* yr = y + (r0 + l) * n;
-      const Reg<V> m = V::set1(mx[b][l]), ls = V::set1(log_s[l]);
-      for (size_t j = 0; j < full; j += W) V::store(yr + j, V::sub(V::sub(V::load(xr + j), m), ls));
-      if (rem) V::store_tail(yr + full, V::sub(V::sub(V::load_tail(xr + full, rem, 0.0), m), ls), rem);
+      if (badv[l] == 0.0) lsm64_write_row<V>(x + (r0 + l) * n, y + (r0 + l) * n, n, mx[b][l], log_s[l]);
     }
   };
   size_t prev_r0 = 0, prev_g = 0, b = 0;

@@ -95,15 +95,51 @@ struct Lse64DirectRange {
   static constexpr size_t max_n = kMaxN;
 };
 
-// The results of the set from row r0 (g rows) that tier 1 did not all pass
-// (fail): its lanes, tier 2 for the in-range lanes that failed (lane l's max
-// and e in mxs, eref, m and ve; in_range 0 or 1), the flags. Forced
-// inline, as lsm_row_sums.
+// Tier 1's bound for rows of n (the header's 1.): 1.01 (rel_s + 3u + 3u
+// |log S|) = err0 + err1 |log S|.
 template <class V>
-SSM_INLINE inline void lse64_tier2(const double* x, size_t n, size_t r0, size_t g, const double* mxs,
-                                   const double* eref, const double* in_range, Reg<V> m, Reg<V> ve, Reg<V> lse,
-                                   typename V::mask fail, double* out, double* sign, unsigned char* flag) {
+struct Lse64Tier1Err {
+  Reg<V> err0, err1;
+  explicit Lse64Tier1Err(size_t n) {
+    constexpr size_t W = V::width;
+    constexpr double u = 0x1p-53;
+    const size_t vecs = (n + W - 1) / W;
+    const double rel_s = (term_err<V>() + static_cast<double>((vecs + 1) / 2 + 1 + ceil_log2(W))) * u;
+    err0 = V::set1(1.01 * (rel_s + 3.0 * u));
+    err1 = V::set1(1.01 * 3.0 * u);
+  }
+};
+
+// Tier 1 in the W lanes: lse = e ln2 + log S, and fail where the lane is
+// beyond the terms' range or its bound does not certify 2^-47 |lse| (NaN
+// fails).
+template <class V>
+SSM_INLINE inline Reg<V> lse64_tier1(Reg<V> ve, Reg<V> log_s, typename V::mask beyond, const Lse64Tier1Err<V>& b,
+                                     typename V::mask& fail) {
+  using C = ExpCoeffs<double>;
+  const Reg<V> lse = V::fmadd(ve, V::set1(C::ln2_hi31), V::fmadd(ve, V::set1(C::ln2_lo31), log_s));
+  const Reg<V> size = V::max(lse, V::sub(V::set1(0.0), lse));
+  const Reg<V> err = V::fmadd(V::max(log_s, V::sub(V::set1(0.0), log_s)), b.err1, b.err0);
+  fail = V::mask_or(beyond, V::not_le(err, V::mul(size, V::set1(0x1p-47))));
+  return lse;
+}
+
+// The results of the set from row r0 (g rows): tier 1's lse where all W
+// lanes passed, else lane by lane, tier 2 for the in-range lanes that
+// failed (lane l's max and e in mxs, eref, m and ve; in_range 0 or 1), and
+// the flags. Forced inline, as lsm_row_sums.
+template <class V>
+SSM_INLINE inline void lse64_set_results(const double* x, size_t n, size_t r0, size_t g, const double* mxs,
+                                         const double* eref, const double* in_range, Reg<V> m, Reg<V> ve,
+                                         Reg<V> lse, typename V::mask fail, double* out, double* sign,
+                                         unsigned char* flag) {
   constexpr size_t W = V::width;
+  if (g == W && !V::any(fail)) {
+    V::store(out + r0, lse);
+    for (size_t l = 0; l < W; ++l) flag[r0 + l] = 0;
+    if (sign) V::store(sign + r0, V::set1(1.0));
+    return;
+  }
   alignas(64) double t2[W * W], cnt[W * W], lse1[W], lse2[W], fails[W], bad2[W];
   V::to_array(lse, lse1);
   V::to_array(V::select(fail, V::set1(1.0), V::set1(0.0)), fails);
@@ -161,10 +197,7 @@ template <class V>
 void logsumexp_rows_direct_f64_staged(const double* x, double* out, double* sign, size_t rows, size_t n,
                                       unsigned char* flag) {
   constexpr size_t W = V::width;
-  constexpr double u = 0x1p-53;
-  const size_t vecs = (n + W - 1) / W;
-  const double rel_s = (term_err<V>() + static_cast<double>((vecs + 1) / 2 + 1 + ceil_log2(W))) * u;
-  const Reg<V> err0 = V::set1(1.01 * (rel_s + 3.0 * u)), err1 = V::set1(1.01 * 3.0 * u);
+  const Lse64Tier1Err<V> bound(n);
   alignas(64) double lanes[2][W * W], mxs[2][W], eref[2][W], in_range[2][W];
   Reg<V> st_t, st_e, st_z, st_s, st_lse;
   typename V::mask st_fail = V::gt(V::set1(0.0), V::set1(0.0));
@@ -181,23 +214,12 @@ void logsumexp_rows_direct_f64_staged(const double* x, double* out, double* sign
     }
     const Reg<V> ve = V::load(eref[b]);
     if (step == 2) {
-      // Tier 1 in the W lanes.
-      const Reg<V> log_s = log1p_small_series<V>(st_s, st_e);
-      using C = ExpCoeffs<double>;
-      st_lse = V::fmadd(ve, V::set1(C::ln2_hi31), V::fmadd(ve, V::set1(C::ln2_lo31), log_s));
-      const Reg<V> size = V::max(st_lse, V::sub(V::set1(0.0), st_lse));
-      const Reg<V> err = V::fmadd(V::max(log_s, V::sub(V::set1(0.0), log_s)), err1, err0);
       const auto beyond = V::gt(V::set1(0.5), V::load(in_range[b]));  // in_range 0 or 1
-      st_fail = V::mask_or(beyond, V::not_le(err, V::mul(size, V::set1(0x1p-47))));  // NaN fails
+      st_lse = lse64_tier1<V>(ve, log1p_small_series<V>(st_s, st_e), beyond, bound, st_fail);
       return;
     }
-    if (g == W && !V::any(st_fail)) {
-      V::store(out + r0, st_lse);
-      for (size_t l = 0; l < W; ++l) flag[r0 + l] = 0;
-      if (sign) V::store(sign + r0, V::set1(1.0));
-      return;
-    }
-    lse64_tier2<V>(x, n, r0, g, mxs[b], eref[b], in_range[b], V::load(mxs[b]), ve, st_lse, st_fail, out, sign, flag);
+    lse64_set_results<V>(x, n, r0, g, mxs[b], eref[b], in_range[b], V::load(mxs[b]), ve, st_lse, st_fail, out, sign,
+                         flag);
   };
   size_t prev_r0 = 0, prev_g = 0, b = 0;
   for (size_t r0 = 0; r0 < rows; r0 += W, b ^= 1) {
@@ -233,10 +255,7 @@ void logsumexp_rows_direct_f64(const double* x, double* out, double* sign, size_
   // Two sets in flight where W <= 4 (AVX2, scalar); AVX-512 rows of 32-256
   // were 1.03-1.10x slower so.
   if constexpr (W <= 4) return logsumexp_rows_direct_f64_staged<V>(x, out, sign, rows, n, flag);
-  constexpr double u = 0x1p-53;
-  const size_t vecs = (n + W - 1) / W;
-  const double rel_s = (term_err<V>() + static_cast<double>((vecs + 1) / 2 + 1 + ceil_log2(W))) * u;
-  const Reg<V> err0 = V::set1(1.01 * (rel_s + 3.0 * u)), err1 = V::set1(1.01 * 3.0 * u);
+  const Lse64Tier1Err<V> bound(n);
   alignas(64) double lanes[W * W], mxs[W], eref[W], in_range[W];
   for (size_t r0 = 0; r0 < rows; r0 += W) {
     const size_t g = rows - r0 < W ? rows - r0 : W;
@@ -254,20 +273,10 @@ void logsumexp_rows_direct_f64(const double* x, double* out, double* sign, size_
       else
         store_unit<V>(lanes + l * W);
     }
-    // Tier 1 in the W lanes.
-    const Reg<V> log_s = log1p_small<V>(V::sub(column_adds<V>(lanes), V::set1(1.0)));
-    using C = ExpCoeffs<double>;
-    const Reg<V> lse = V::fmadd(ve, V::set1(C::ln2_hi31), V::fmadd(ve, V::set1(C::ln2_lo31), log_s));
-    const Reg<V> size = V::max(lse, V::sub(V::set1(0.0), lse));
-    const Reg<V> err = V::fmadd(V::max(log_s, V::sub(V::set1(0.0), log_s)), err1, err0);
-    const auto fail = V::mask_or(beyond, V::not_le(err, V::mul(size, V::set1(0x1p-47))));  // NaN fails
-    if (g == W && !V::any(fail)) {
-      V::store(out + r0, lse);
-      for (size_t l = 0; l < W; ++l) flag[r0 + l] = 0;
-      if (sign) V::store(sign + r0, V::set1(1.0));
-      continue;
-    }
-    lse64_tier2<V>(x, n, r0, g, mxs, eref, in_range, m, ve, lse, fail, out, sign, flag);
+    typename V::mask fail;
+    const Reg<V> lse =
+        lse64_tier1<V>(ve, log1p_small<V>(V::sub(column_adds<V>(lanes), V::set1(1.0))), beyond, bound, fail);
+    lse64_set_results<V>(x, n, r0, g, mxs, eref, in_range, m, ve, lse, fail, out, sign, flag);
   }
 }
 
