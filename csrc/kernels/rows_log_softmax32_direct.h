@@ -219,18 +219,23 @@ void log_softmax_rows_direct32(const float* x, float* y, size_t rows, size_t n, 
     const Reg<VW> vmx = VW::load(mx);
     VW::store(eref, VW::select(VW::notfinite(vmx), VW::set1(0.0), VW::round(VW::mul(vmx, VW::set1(kLog2e)))));
     for (size_t l = 0; l < G; ++l) {
-      // Row l of the previous set first. In place, a row's x is read by its
-      // own set's max and sums and then by its own write only.
-      write_prev(l);
       if (mx[l] == mx[l]) {
         lsm32_row_sums<VN>(x + (r0 + l) * n, n, texp, mx[l], eref[l], part + l * G, cnt + l * G);
-        continue;
+      } else {
+        // No row, or one for the per-row path: k = 1 and rest = 0, an
+        // ordinary lane whose result is unused.
+        VW::store(part + l * G, VW::set1(0.0));
+        VW::store(cnt + l * G, VW::set1(0.0));
+        cnt[l * G] = 1.0;
       }
-      // No row, or one for the per-row path: k = 1 and rest = 0, an
-      // ordinary lane whose result is unused.
-      VW::store(part + l * G, VW::set1(0.0));
-      VW::store(cnt + l * G, VW::set1(0.0));
-      cnt[l * G] = 1.0;
+      // Then row l of the previous set (in place, a row's x is read by its
+      // own set's max and sums and then by its own write only). After this
+      // row's loads, not before: a set of 4 KiB (AVX-512 n = 128, AVX2
+      // n = 256) puts row l's x exactly 4 KiB past the previous set's row
+      // l, so where y and x share their address bits below 4 KiB (as two
+      // page-aligned arrays do) those loads, issued after the stores, were
+      // taken as depending on them (4 KiB aliasing).
+      write_prev(l);
     }
     const Reg<VW> sum2e = VW::mul(column_sums<VW>(part), VW::set1(1.0 / X::kScale));
     Reg<VW> vhow;
