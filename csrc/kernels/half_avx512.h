@@ -31,10 +31,12 @@ struct HalfFormatOps<F16Bits> {
   }
   static __m256i narrow16(__m512 v) { return _mm512_cvtps_ph(v, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC); }
   static __m256i narrow16_finite(__m512 v) { return narrow16(v); }
+  static constexpr uint16_t neg_inf = 0xfc00;
 };
 
 template <>
 struct HalfFormatOps<BF16Bits> {
+  static constexpr uint16_t neg_inf = 0xff80;
   // Word i to word 2i + 1 (the upper half of lane i), the even words zeroed:
   // one vpermw instead of a zero extension and a shift (one vector
   // operation fewer per 16 values, on every bfloat16 load).
@@ -142,6 +144,23 @@ struct GroupReduce {
   }
 };
 
+// Rows of K entries in slots of N lanes (K < N, N a power of two up to 16):
+// entry c of row r at lane r N + c (to_slots: the word each lane takes;
+// `used`: the lanes a row fills) and back (from_slots: the lane each packed
+// word takes).
+template <size_t K, size_t N>
+struct Slots {
+  uint16_t to_slots[16] = {}, from_slots[16] = {};
+  __mmask16 used = 0;
+  constexpr Slots() {
+    for (size_t l = 0; l < 16; ++l) {
+      to_slots[l] = static_cast<uint16_t>(l % N < K ? l / N * K + l % N : 0);
+      from_slots[l] = static_cast<uint16_t>(l < 16 / N * K ? l / K * N + l % K : 0);
+      if (l % N < K) used = static_cast<__mmask16>(used | (1u << l));
+    }
+  }
+};
+
 template <class H>
 struct HalfF32x16 : F32x16, PairStore<H>, GroupReduce {
   using Ops = HalfFormatOps<H>;
@@ -175,6 +194,25 @@ struct HalfF32x16 : F32x16, PairStore<H>, GroupReduce {
   static reg swap_halves(reg v) { return _mm512_shuffle_f32x4(v, v, 0x4E); }
   static void store_finite(H* p, reg v) {
     _mm256_storeu_si256(reinterpret_cast<__m256i*>(p), Ops::narrow16_finite(v));
+  }
+  // The tiny kernels' rows of K entries (half_rows.h tiny_rows): `count`
+  // values (whole rows, at most 16 / N of them) read into slots of N lanes,
+  // the slots' spare lanes -inf and a missing row's lanes 0 (one masked load
+  // and one vpermw); store_spread writes them back packed, rounded (no NaN
+  // lanes), `count` values (one vpermw and one masked store).
+  template <size_t K, size_t N>
+  static reg load_spread(const H* p, size_t count) {
+    static constexpr Slots<K, N> s{};
+    const __m256i words = _mm256_maskz_loadu_epi16(first(count), p);
+    const __m256i to = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(s.to_slots));
+    return Ops::widen16(
+        _mm256_mask_permutexvar_epi16(_mm256_set1_epi16(static_cast<short>(Ops::neg_inf)), s.used, to, words));
+  }
+  template <size_t K, size_t N>
+  static void store_spread(H* p, reg v, size_t count) {
+    static constexpr Slots<K, N> s{};
+    const __m256i from = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(s.from_slots));
+    _mm256_mask_storeu_epi16(p, first(count), _mm256_permutexvar_epi16(from, Ops::narrow16_finite(v)));
   }
 };
 
