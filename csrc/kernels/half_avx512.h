@@ -121,16 +121,21 @@ struct PairStore<BF16Bits> {
 // (vshufps), then neighbours (vpermilps); row k ends in lane 4k (k < 4) or
 // 4(k - 4) + 2.
 struct GroupReduce {
+  // Row k's value in lane 4k (k < 4) or 4(k - 4) + 2.
   template <class Op>
-  static void reduce8(const __m512 (&v)[8], double (&out)[8], Op op) {
+  static __m512 reduce8_spread(const __m512 (&v)[8], Op op) {
     __m512 c[4], d[2];
     for (int i = 0; i < 4; ++i)
       c[i] = op(_mm512_shuffle_f32x4(v[2 * i], v[2 * i + 1], 0x44), _mm512_shuffle_f32x4(v[2 * i], v[2 * i + 1], 0xEE));
     for (int i = 0; i < 2; ++i)
       d[i] = op(_mm512_shuffle_f32x4(c[2 * i], c[2 * i + 1], 0x88), _mm512_shuffle_f32x4(c[2 * i], c[2 * i + 1], 0xDD));
     const __m512 e = op(_mm512_shuffle_ps(d[0], d[1], 0x44), _mm512_shuffle_ps(d[0], d[1], 0xEE));
+    return op(e, _mm512_permute_ps(e, 0xB1));
+  }
+  template <class Op>
+  static void reduce8(const __m512 (&v)[8], double (&out)[8], Op op) {
     alignas(64) float lanes[16];
-    _mm512_store_ps(lanes, op(e, _mm512_permute_ps(e, 0xB1)));
+    _mm512_store_ps(lanes, reduce8_spread(v, op));
     for (int k = 0; k < 4; ++k) {
       out[k] = lanes[4 * k];
       out[k + 4] = lanes[4 * k + 2];
@@ -141,6 +146,11 @@ struct GroupReduce {
   }
   static void group_hsum(const __m512 (&v)[8], double (&out)[8]) {
     reduce8(v, out, [](__m512 a, __m512 b) { return _mm512_add_ps(a, b); });
+  }
+  // The eight sums in one vector, row k in lanes k and k + 8.
+  static __m512 group_hsum_lanes(const __m512 (&v)[8]) {
+    const __m512i rows = _mm512_set_epi32(14, 10, 6, 2, 12, 8, 4, 0, 14, 10, 6, 2, 12, 8, 4, 0);
+    return _mm512_permutexvar_ps(rows, reduce8_spread(v, [](__m512 a, __m512 b) { return _mm512_add_ps(a, b); }));
   }
 };
 

@@ -208,6 +208,27 @@ inline void group_reduce(const Reg<V> (&v)[kRowGroup], double (&out)[kRowGroup])
     V::group_hsum(v, out);
 }
 
+// The group's sums in one vector, row r in lane r (lane types whose
+// transposing reduction leaves them there: AVX-512's, one vector for the
+// group), and as float64 values in out. The per-row work that follows reads
+// that vector, never one assembled from single-lane stores: a vector load
+// spanning several smaller in-flight stores waits for them to reach the
+// cache (bfloat16 n = 64: about 10% of softmax's samples sat there).
+template <class V, class = void>
+struct HasGroupLanes : std::false_type {};
+template <class V>
+struct HasGroupLanes<V, decltype(void(V::group_hsum_lanes(std::declval<const Reg<V> (&)[kRowGroup]>())))>
+    : std::true_type {};
+template <class V>
+inline Reg<V> group_sums(const Reg<V> (&v)[kRowGroup], double (&out)[kRowGroup]) {
+  static_assert(V::width >= kRowGroup, "the group in one vector");
+  const Reg<V> s = V::group_hsum_lanes(v);
+  alignas(64) typename V::scalar lanes[V::width];
+  V::store(lanes, s);
+  for (size_t r = 0; r < kRowGroup; ++r) out[r] = lanes[r];
+  return s;
+}
+
 // The group's rows in the calling thread's buffer, `stride` elements apart:
 // the row's whole vectors plus padding that puts consecutive rows 576 bytes
 // past a multiple of 4 KiB. Rows a power-of-two size apart would put the
@@ -404,7 +425,6 @@ void softmax_rows(const uint16_t* x, uint16_t* y, size_t rows, size_t n, unsigne
     else
       pass2(std::false_type{});
     double sums[kRowGroup];
-    group_reduce<V, false>(sum, sums);
     // The group's 1 / S side by side: with a transposing reduction (AVX-512,
     // whose sums are float32 values) one vector division instead of a
     // float64 one per row (their throughput was a fair share of a short
@@ -415,11 +435,10 @@ void softmax_rows(const uint16_t* x, uint16_t* y, size_t rows, size_t n, unsigne
     using S = typename V::scalar;
     constexpr size_t kPad = (kRowGroup + W - 1) / W * W;
     alignas(64) S inverses[kPad];
-    if constexpr (HasGroupReduce<V>::value) {
-      alignas(64) S denominators[kPad];
-      for (size_t h = 0; h < kPad; ++h) denominators[h] = h < kRowGroup ? static_cast<S>(sums[h]) : S(1);
-      for (size_t h = 0; h < kPad; h += W) V::store(inverses + h, div_lanes(V::set1(1.0), V::load(denominators + h)));
+    if constexpr (HasGroupLanes<V>::value) {
+      V::store(inverses, div_lanes(V::set1(1.0), group_sums<V>(sum, sums)));
     } else {
+      group_reduce<V, false>(sum, sums);
       for (size_t r = 0; r < g; ++r) inverses[r] = static_cast<S>(1.0 / sums[r]);
     }
     auto next_group = [&] {
@@ -656,7 +675,19 @@ void log_sum_started(const uint16_t* x, void* y, size_t rows, size_t n, size_t r
   }
   alignas(64) S z[kPad] = {};
   double sums[kRowGroup];
-  group_reduce<V, false>(sum, sums);
+  // With the sums in one vector (group_sums), S - 1 for every row in it: t
+  // - 1 in the lane type, t = S 2^-kTermShift exact, is the float64 t - 1
+  // (exact) rounded, the same bits as below; rows not ok get garbage,
+  // unused. Only rows that need exact_rest are patched through memory.
+  constexpr bool kLanes = HasGroupLanes<V>::value;
+  Reg<V> zv = V::set1(0.0);
+  if constexpr (kLanes) {
+    zv = V::sub(V::mul(group_sums<V>(sum, sums), V::set1(1.0 / kTermScale)), V::set1(1.0));
+    V::store(z, zv);
+  } else {
+    group_reduce<V, false>(sum, sums);
+  }
+  bool patched = false;
   for (size_t r = 0; r < kRowGroup; ++r) {
     // NaN reaches the sum; the max's own term is 2^kTermShift.
     const double total = sums[r] / kTermScale;
@@ -667,10 +698,18 @@ void log_sum_started(const uint16_t* x, void* y, size_t rows, size_t n, size_t r
     // log2 W <= 515 (each lane sums n / W terms, then the lanes' tree),
     // so S - 1 is within 3 k 2^-24 < 2^-13.4 relative. Below that (one
     // entry dominates), the terms apart from the max's, exactly.
-    z[r] = static_cast<S>(total - 1.0 >= 0.5 ? total - 1.0 : rest_of<V, E, StoreD>(buf[r], xr[r], geo, n, vm[r]));
+    if (total - 1.0 >= 0.5) {
+      if constexpr (!kLanes) z[r] = static_cast<S>(total - 1.0);
+    } else {
+      z[r] = static_cast<S>(rest_of<V, E, StoreD>(buf[r], xr[r], geo, n, vm[r]));
+      patched = true;
+    }
   }
   alignas(64) S logs[kPad];
-  for (size_t h = 0; h < kPad; h += W) V::store(logs + h, log1p_lanes<V>(V::load(z + h)));
+  if constexpr (kLanes)
+    V::store(logs, log1p_lanes<V>(patched ? V::load(z) : zv));
+  else
+    for (size_t h = 0; h < kPad; h += W) V::store(logs + h, log1p_lanes<V>(V::load(z + h)));
   for (size_t r = 0; r < kRowGroup; ++r) log_s[r] = logs[r];
 }
 
