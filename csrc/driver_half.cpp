@@ -458,16 +458,14 @@ bool use_rows(const HalfKernels* k, size_t rows, size_t n) {
   return n <= (forced != kRowsAuto ? forced : k->rows_auto_max);
 }
 
-// Batches of rows of n = 2^i elements take the set's one-vector kernel
-// table[i] (softmax_tiny, log_softmax_tiny) where it has one, unless the
-// short-row kernels are forced off (set_half_rows_max below n); else null.
-HalfKernels::TinyRows tiny_kernel(const HalfKernels::TinyRows (&table)[kHalfTinyLog2 + 1], size_t rows, size_t n) {
-  if (rows < 2 || n < 2 || n > (size_t(1) << kHalfTinyLog2) || (n & (n - 1)) != 0) return nullptr;
+// Batches of rows of n elements take the set's one-vector kernel table[n]
+// (softmax_tiny, log_softmax_tiny) where it has one, unless the short-row
+// kernels are forced off (set_half_rows_max below n); else null.
+HalfKernels::TinyRows tiny_kernel(const HalfKernels::TinyRows (&table)[kHalfTinyMax + 1], size_t rows, size_t n) {
+  if (rows < 2 || n < 2 || n > kHalfTinyMax) return nullptr;
   const size_t forced = g_rows_max.load(std::memory_order_relaxed);
   if (forced != kRowsAuto && n > forced) return nullptr;
-  size_t i = 0;
-  while ((size_t(1) << i) < n) ++i;
-  return table[i];
+  return table[n];
 }
 
 // kernel(r0, count, flag) over runs of rows (on the pool where the call pays

@@ -1,8 +1,8 @@
 """The short half-row kernels (half_rows.h): batches of float16 / bfloat16 rows
 of one vector to kHalfRowsMax (4096) elements, eight rows interleaved, the last
 partial vector overlapping the one before: softmax, log_softmax and logsumexp
-(whose float32 result the caller rounds to the format); and rows of 2, 4, 8
-and 16 entries (softmax, log_softmax), whole rows per vector.
+(whose float32 result the caller rounds to the format); and rows of 2 to 16
+entries (softmax, log_softmax), whole rows per vector.
 
 The path is forced on for every row length it can take (or off) with
 _core.half_set_rows_max on every kernel set this machine runs; results are
@@ -400,27 +400,30 @@ def test_log_softmax_without_buffer(isa, fmt):
             check_in_and_out_of_place("log_softmax", x, fmt)
 
 
-# softmax_tiny, log_softmax_tiny (rows of 16: AVX-512 only; elsewhere the
-# short-row kernels, the same checks)
-TINY = [(name, n) for n in (2, 4, 8, 16) for name in WRITERS]
+# softmax_tiny, log_softmax_tiny (rows of 16, and rows of 3, 5, 7, 9 and 15
+# in slots of 4, 8 and 16 lanes: AVX-512 only; elsewhere the short-row
+# kernels or the buffered path, the same checks)
+TINY = [(name, n) for n in (2, 3, 4, 5, 7, 8, 9, 15, 16) for name in WRITERS]
 
 
 def tiny_step(isa, n):
-    """Rows per main-loop step of the kernels of rows of n (two vectors)."""
-    return 2 * max(lanes(isa), n) // n
+    """Rows per main-loop step of the kernels of rows of n (two vectors of
+    rows in slots of the next power of two)."""
+    slot = 1 << (n - 1).bit_length()
+    return 2 * max(lanes(isa), slot) // slot
 
 
 def tiny_hard(n, big):
-    """Hard rows of n >= 4: huge differences, subnormal and underflowing
+    """Hard rows of n >= 3: huge differences, subnormal and underflowing
     results, ties (several at the max), -inf entries, a dominant entry; each
-    four-entry row also repeated across the row (n / 4 ties of each entry)
+    four-entry row (its first three for n = 3) also repeated across the row
     and padded with -inf or with entries 200 below."""
     inf = np.inf
     quads = [[30.0, -70.0, -70.0, -75.0], [-80.0, 10.0, -95.0, 0.0], [5.0, 5.0, 5.0, 5.0], [-inf, 3.0, -inf, -inf],
              [big, -big, -big, big], [-big, -big, -big, -big], [1e-3, 0.0, 2e-3, -1e-3], [-17.0, 0.0, -17.0, -20.0],
              [0.0, -9.0, -12.0, -100.0], [-inf, -inf, 1.0, 0.0]]
-    if n == 4:
-        return quads
+    if n <= 4:
+        return [q[:n] for q in quads] + [[-3.0] * (n - 1) + [12.0]]
     rows = []
     for q in quads:
         rows.append(np.resize(q, n))

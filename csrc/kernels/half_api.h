@@ -29,8 +29,8 @@ struct BF16Bits {
 // the passes.
 constexpr size_t kHalfRowsMax = 4096;
 
-// The longest rows of the one-vector kernels (softmax_tiny): 2^kHalfTinyLog2.
-constexpr size_t kHalfTinyLog2 = 4;
+// The longest rows of the one-vector kernels (softmax_tiny).
+constexpr size_t kHalfTinyMax = 16;
 
 // One format's passes; see Kernels<float> for what each computes.
 struct HalfKernels {
@@ -54,12 +54,13 @@ struct HalfKernels {
   // unwritten (NaN, +-inf, no finite entry) for the caller's exact path, 0
   // otherwise. y may be x. A row's bits do not depend on the rest of the batch.
   void (*softmax_rows)(const uint16_t* x, uint16_t* y, size_t rows, size_t n, unsigned char* flag);
-  // `rows` contiguous rows of 2^k elements (rows >= 1), at index k = 1 ..
-  // kHalfTinyLog2 (rows of 2 to 16), flag and y as softmax_rows'. Null: the
-  // set has none for that length (a row must fit a vector).
+  // `rows` contiguous rows of n elements (rows >= 1), at index n = 2 ..
+  // kHalfTinyMax, flag and y as softmax_rows'. Null: the set has none for
+  // that length (a row must fit a vector; lengths other than powers of two
+  // need the lane type's spread loads: half_rows.h tiny_rows).
   using TinyRows = void (*)(const uint16_t* x, uint16_t* y, size_t rows, unsigned char* flag);
-  TinyRows softmax_tiny[kHalfTinyLog2 + 1];
-  TinyRows log_softmax_tiny[kHalfTinyLog2 + 1];
+  TinyRows softmax_tiny[kHalfTinyMax + 1];
+  TinyRows log_softmax_tiny[kHalfTinyMax + 1];
   void (*log_softmax_rows)(const uint16_t* x, uint16_t* y, size_t rows, size_t n, unsigned char* flag);
   // out[r]: the row's log-sum-exp in float32, within a quarter ulp of the
   // format (flag[r] = 1 where that is not certain: the caller's exact path).

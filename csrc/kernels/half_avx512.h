@@ -31,10 +31,12 @@ struct HalfFormatOps<F16Bits> {
   }
   static __m256i narrow16(__m512 v) { return _mm512_cvtps_ph(v, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC); }
   static __m256i narrow16_finite(__m512 v) { return narrow16(v); }
+  static constexpr uint16_t neg_inf = 0xfc00;
 };
 
 template <>
 struct HalfFormatOps<BF16Bits> {
+  static constexpr uint16_t neg_inf = 0xff80;
   // Word i to word 2i + 1 (the upper half of lane i), the even words zeroed:
   // one vpermw instead of a zero extension and a shift (one vector
   // operation fewer per 16 values, on every bfloat16 load).
@@ -119,16 +121,21 @@ struct PairStore<BF16Bits> {
 // (vshufps), then neighbours (vpermilps); row k ends in lane 4k (k < 4) or
 // 4(k - 4) + 2.
 struct GroupReduce {
+  // Row k's value in lane 4k (k < 4) or 4(k - 4) + 2.
   template <class Op>
-  static void reduce8(const __m512 (&v)[8], double (&out)[8], Op op) {
+  static __m512 reduce8_spread(const __m512 (&v)[8], Op op) {
     __m512 c[4], d[2];
     for (int i = 0; i < 4; ++i)
       c[i] = op(_mm512_shuffle_f32x4(v[2 * i], v[2 * i + 1], 0x44), _mm512_shuffle_f32x4(v[2 * i], v[2 * i + 1], 0xEE));
     for (int i = 0; i < 2; ++i)
       d[i] = op(_mm512_shuffle_f32x4(c[2 * i], c[2 * i + 1], 0x88), _mm512_shuffle_f32x4(c[2 * i], c[2 * i + 1], 0xDD));
     const __m512 e = op(_mm512_shuffle_ps(d[0], d[1], 0x44), _mm512_shuffle_ps(d[0], d[1], 0xEE));
+    return op(e, _mm512_permute_ps(e, 0xB1));
+  }
+  template <class Op>
+  static void reduce8(const __m512 (&v)[8], double (&out)[8], Op op) {
     alignas(64) float lanes[16];
-    _mm512_store_ps(lanes, op(e, _mm512_permute_ps(e, 0xB1)));
+    _mm512_store_ps(lanes, reduce8_spread(v, op));
     for (int k = 0; k < 4; ++k) {
       out[k] = lanes[4 * k];
       out[k + 4] = lanes[4 * k + 2];
@@ -139,6 +146,28 @@ struct GroupReduce {
   }
   static void group_hsum(const __m512 (&v)[8], double (&out)[8]) {
     reduce8(v, out, [](__m512 a, __m512 b) { return _mm512_add_ps(a, b); });
+  }
+  // The eight sums in one vector, row k in lanes k and k + 8.
+  static __m512 group_hsum_lanes(const __m512 (&v)[8]) {
+    const __m512i rows = _mm512_set_epi32(14, 10, 6, 2, 12, 8, 4, 0, 14, 10, 6, 2, 12, 8, 4, 0);
+    return _mm512_permutexvar_ps(rows, reduce8_spread(v, [](__m512 a, __m512 b) { return _mm512_add_ps(a, b); }));
+  }
+};
+
+// Rows of K entries in slots of N lanes (K < N, N a power of two up to 16):
+// entry c of row r at lane r N + c (to_slots: the word each lane takes;
+// `used`: the lanes a row fills) and back (from_slots: the lane each packed
+// word takes).
+template <size_t K, size_t N>
+struct Slots {
+  uint16_t to_slots[16] = {}, from_slots[16] = {};
+  __mmask16 used = 0;
+  constexpr Slots() {
+    for (size_t l = 0; l < 16; ++l) {
+      to_slots[l] = static_cast<uint16_t>(l % N < K ? l / N * K + l % N : 0);
+      from_slots[l] = static_cast<uint16_t>(l < 16 / N * K ? l / K * N + l % K : 0);
+      if (l % N < K) used = static_cast<__mmask16>(used | (1u << l));
+    }
   }
 };
 
@@ -175,6 +204,25 @@ struct HalfF32x16 : F32x16, PairStore<H>, GroupReduce {
   static reg swap_halves(reg v) { return _mm512_shuffle_f32x4(v, v, 0x4E); }
   static void store_finite(H* p, reg v) {
     _mm256_storeu_si256(reinterpret_cast<__m256i*>(p), Ops::narrow16_finite(v));
+  }
+  // The tiny kernels' rows of K entries (half_rows.h tiny_rows): `count`
+  // values (whole rows, at most 16 / N of them) read into slots of N lanes,
+  // the slots' spare lanes -inf and a missing row's lanes 0 (one masked load
+  // and one vpermw); store_spread writes them back packed, rounded (no NaN
+  // lanes), `count` values (one vpermw and one masked store).
+  template <size_t K, size_t N>
+  static reg load_spread(const H* p, size_t count) {
+    static constexpr Slots<K, N> s{};
+    const __m256i words = _mm256_maskz_loadu_epi16(first(count), p);
+    const __m256i to = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(s.to_slots));
+    return Ops::widen16(
+        _mm256_mask_permutexvar_epi16(_mm256_set1_epi16(static_cast<short>(Ops::neg_inf)), s.used, to, words));
+  }
+  template <size_t K, size_t N>
+  static void store_spread(H* p, reg v, size_t count) {
+    static constexpr Slots<K, N> s{};
+    const __m256i from = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(s.from_slots));
+    _mm256_mask_storeu_epi16(p, first(count), _mm256_permutexvar_epi16(from, Ops::narrow16_finite(v)));
   }
 };
 

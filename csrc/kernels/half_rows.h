@@ -208,6 +208,27 @@ inline void group_reduce(const Reg<V> (&v)[kRowGroup], double (&out)[kRowGroup])
     V::group_hsum(v, out);
 }
 
+// The group's sums in one vector, row r in lane r (lane types whose
+// transposing reduction leaves them there: AVX-512's, one vector for the
+// group), and as float64 values in out. The per-row work that follows reads
+// that vector, never one assembled from single-lane stores: a vector load
+// spanning several smaller in-flight stores waits for them to reach the
+// cache (bfloat16 n = 64: about 10% of softmax's samples sat there).
+template <class V, class = void>
+struct HasGroupLanes : std::false_type {};
+template <class V>
+struct HasGroupLanes<V, decltype(void(V::group_hsum_lanes(std::declval<const Reg<V> (&)[kRowGroup]>())))>
+    : std::true_type {};
+template <class V>
+inline Reg<V> group_sums(const Reg<V> (&v)[kRowGroup], double (&out)[kRowGroup]) {
+  static_assert(V::width >= kRowGroup, "the group in one vector");
+  const Reg<V> s = V::group_hsum_lanes(v);
+  alignas(64) typename V::scalar lanes[V::width];
+  V::store(lanes, s);
+  for (size_t r = 0; r < kRowGroup; ++r) out[r] = lanes[r];
+  return s;
+}
+
 // The group's rows in the calling thread's buffer, `stride` elements apart:
 // the row's whole vectors plus padding that puts consecutive rows 576 bytes
 // past a multiple of 4 KiB. Rows a power-of-two size apart would put the
@@ -404,7 +425,6 @@ void softmax_rows(const uint16_t* x, uint16_t* y, size_t rows, size_t n, unsigne
     else
       pass2(std::false_type{});
     double sums[kRowGroup];
-    group_reduce<V, false>(sum, sums);
     // The group's 1 / S side by side: with a transposing reduction (AVX-512,
     // whose sums are float32 values) one vector division instead of a
     // float64 one per row (their throughput was a fair share of a short
@@ -415,11 +435,10 @@ void softmax_rows(const uint16_t* x, uint16_t* y, size_t rows, size_t n, unsigne
     using S = typename V::scalar;
     constexpr size_t kPad = (kRowGroup + W - 1) / W * W;
     alignas(64) S inverses[kPad];
-    if constexpr (HasGroupReduce<V>::value) {
-      alignas(64) S denominators[kPad];
-      for (size_t h = 0; h < kPad; ++h) denominators[h] = h < kRowGroup ? static_cast<S>(sums[h]) : S(1);
-      for (size_t h = 0; h < kPad; h += W) V::store(inverses + h, div_lanes(V::set1(1.0), V::load(denominators + h)));
+    if constexpr (HasGroupLanes<V>::value) {
+      V::store(inverses, div_lanes(V::set1(1.0), group_sums<V>(sum, sums)));
     } else {
+      group_reduce<V, false>(sum, sums);
       for (size_t r = 0; r < g; ++r) inverses[r] = static_cast<S>(1.0 / sums[r]);
     }
     auto next_group = [&] {
@@ -441,8 +460,9 @@ void softmax_rows(const uint16_t* x, uint16_t* y, size_t rows, size_t n, unsigne
   }
 }
 
-// Rows of 2, 4, 8 or 16 entries, whole rows per vector (half_api.h
-// softmax_tiny, log_softmax_tiny): t_i = exp(x_i - max) by the format's
+// Rows of 2 to 16 entries, whole rows per vector (half_api.h softmax_tiny,
+// log_softmax_tiny; lengths other than 2, 4, 8 and 16 in slots of the next
+// power of two, padded with -inf: HasSpread below): t_i = exp(x_i - max) by the format's
 // polynomial, as the longer rows' terms (2^kTermShift: the max's term is
 // exactly 2^kTermShift); softmax y_i = t_i / S, S the row's sum of terms;
 // log_softmax y_i = (x_i - max) - log1p(z), z = S - 1 summed without the
@@ -511,46 +531,82 @@ SSM_INLINE inline Reg<V> tiny_row_lanes(Reg<V> v) {
   }
 }
 
-template <class V, class H, size_t N, bool Log>
+// The smallest power of two at or above k.
+constexpr size_t pow2_at_least(size_t k) {
+  size_t p = 1;
+  while (p < k) p *= 2;
+  return p;
+}
+
+// Lane types that read rows of K entries into slots of a power of two N > K
+// lanes, the spare lanes -inf, and write them back (load_spread,
+// store_spread: AVX-512's vpermw): rows of 3, 5-7 and 9-15 take the
+// kernels of rows of N, the -inf lanes adding 0 to every sum (as a row's
+// own -inf entries: the same bits as the row padded with -inf).
+template <class V, class = void>
+struct HasSpread : std::false_type {};
+template <class V>
+struct HasSpread<V, decltype(void(V::template load_spread<3, 4>(nullptr, size_t(0))))> : std::true_type {};
+
+// Rows of K entries, whole rows per vector in slots of N = pow2_at_least(K)
+// lanes: E = (W / N) K values per vector.
+template <class V, class H, size_t K, bool Log>
 void tiny_rows(const uint16_t* bits, uint16_t* out, size_t rows, unsigned char* flag) {
   constexpr size_t W = V::width;
+  constexpr size_t N = pow2_at_least(K);
   static_assert(W % N == 0, "whole rows per vector");
+  constexpr size_t E = W / N * K;
   const H* x = reinterpret_cast<const H*>(bits);
   H* y = reinterpret_cast<H*>(out);
   std::memset(flag, 0, rows);
-  const size_t total = N * rows;
+  const size_t total = K * rows;
+  // count values (whole rows) at i into their slots; back from them.
+  auto load = [x](size_t i, size_t count) SSM_INLINE {
+    if constexpr (K != N)
+      return V::template load_spread<K, N>(x + i, count);
+    else
+      return count == W ? V::load(x + i) : V::load_tail(x + i, count, 0.0);
+  };
+  auto store = [y](size_t i, Reg<V> v, size_t count) SSM_INLINE {
+    if constexpr (K != N)
+      V::template store_spread<K, N>(y + i, v, count);
+    else if (count == W)
+      V::store_finite(y + i, v);
+    else
+      V::store_tail(y + i, v, count);
+  };
   // The rows of a vector holding a NaN: the others one at a time.
   auto some = [&](size_t i, size_t count, Reg<V> v) {
     H rounded[W];
     V::store(rounded, v);
-    for (size_t l = 0; l < count; l += N) {
+    for (size_t l = 0; l * K < count; ++l) {
       bool special = false;
-      for (size_t c = 0; c < N; ++c) special = special || nan_bits(rounded[l + c]);
+      for (size_t c = 0; c < K; ++c) special = special || nan_bits(rounded[l * N + c]);
       if (special)
-        flag[(i + l) / N] = 1;
+        flag[i / K + l] = 1;
       else
-        std::memcpy(y + i + l, rounded + l, N * sizeof(H));
+        std::memcpy(y + i + l * K, rounded + l * N, K * sizeof(H));
     }
   };
   size_t i = 0;
-  for (; i + 2 * W <= total; i += 2 * W) {
-    const Reg<V> a = tiny_row_lanes<V, H, N, Log>(V::load(x + i));
-    const Reg<V> b = tiny_row_lanes<V, H, N, Log>(V::load(x + i + W));
+  for (; i + 2 * E <= total; i += 2 * E) {
+    const Reg<V> a = tiny_row_lanes<V, H, N, Log>(load(i, E));
+    const Reg<V> b = tiny_row_lanes<V, H, N, Log>(load(i + E, E));
     if (__builtin_expect(V::any(V::mask_or(V::unord(a), V::unord(b))), 0)) {
-      some(i, W, a);
-      some(i + W, W, b);
+      some(i, E, a);
+      some(i + E, E, b);
       continue;
     }
-    V::store_finite(y + i, a);
-    V::store_finite(y + i + W, b);
+    store(i, a, E);
+    store(i + E, b, E);
   }
-  for (; i < total; i += W) {
-    const size_t count = total - i < W ? total - i : W;
-    const Reg<V> a = tiny_row_lanes<V, H, N, Log>(V::load_tail(x + i, count, 0.0));
+  for (; i < total; i += E) {
+    const size_t count = total - i < E ? total - i : E;
+    const Reg<V> a = tiny_row_lanes<V, H, N, Log>(load(i, count));
     if (V::any(V::unord(a)))
       some(i, count, a);
     else
-      V::store_tail(y + i, a, count);
+      store(i, a, count);
   }
 }
 
@@ -619,7 +675,19 @@ void log_sum_started(const uint16_t* x, void* y, size_t rows, size_t n, size_t r
   }
   alignas(64) S z[kPad] = {};
   double sums[kRowGroup];
-  group_reduce<V, false>(sum, sums);
+  // With the sums in one vector (group_sums), S - 1 for every row in it: t
+  // - 1 in the lane type, t = S 2^-kTermShift exact, is the float64 t - 1
+  // (exact) rounded, the same bits as below; rows not ok get garbage,
+  // unused. Only rows that need exact_rest are patched through memory.
+  constexpr bool kLanes = HasGroupLanes<V>::value;
+  Reg<V> zv = V::set1(0.0);
+  if constexpr (kLanes) {
+    zv = V::sub(V::mul(group_sums<V>(sum, sums), V::set1(1.0 / kTermScale)), V::set1(1.0));
+    V::store(z, zv);
+  } else {
+    group_reduce<V, false>(sum, sums);
+  }
+  bool patched = false;
   for (size_t r = 0; r < kRowGroup; ++r) {
     // NaN reaches the sum; the max's own term is 2^kTermShift.
     const double total = sums[r] / kTermScale;
@@ -630,10 +698,18 @@ void log_sum_started(const uint16_t* x, void* y, size_t rows, size_t n, size_t r
     // log2 W <= 515 (each lane sums n / W terms, then the lanes' tree),
     // so S - 1 is within 3 k 2^-24 < 2^-13.4 relative. Below that (one
     // entry dominates), the terms apart from the max's, exactly.
-    z[r] = static_cast<S>(total - 1.0 >= 0.5 ? total - 1.0 : rest_of<V, E, StoreD>(buf[r], xr[r], geo, n, vm[r]));
+    if (total - 1.0 >= 0.5) {
+      if constexpr (!kLanes) z[r] = static_cast<S>(total - 1.0);
+    } else {
+      z[r] = static_cast<S>(rest_of<V, E, StoreD>(buf[r], xr[r], geo, n, vm[r]));
+      patched = true;
+    }
   }
   alignas(64) S logs[kPad];
-  for (size_t h = 0; h < kPad; h += W) V::store(logs + h, log1p_lanes<V>(V::load(z + h)));
+  if constexpr (kLanes)
+    V::store(logs, log1p_lanes<V>(patched ? V::load(z) : zv));
+  else
+    for (size_t h = 0; h < kPad; h += W) V::store(logs + h, log1p_lanes<V>(V::load(z + h)));
   for (size_t r = 0; r < kRowGroup; ++r) log_s[r] = logs[r];
 }
 
@@ -873,30 +949,34 @@ ExpSum terms_from_ref(const uint16_t* bits, float* terms, size_t n, double ref) 
 
 }  // namespace half_rows
 
-// The one-vector kernels of rows of N (a power of two) into the table;
-// log_softmax only for several rows per vector: a row filling the vector
-// computes its log1p in every lane, and ran slower than log_softmax_rows
-// (bfloat16, 4 Mi elements, one thread: AVX-512 n = 16 1.43x the time,
-// AVX2 n = 8 1.23-1.38x).
-template <class V, class H, size_t N>
+// The one-vector kernels of rows of K into the table (lengths other than
+// powers of two: lane types with the spread loads); log_softmax only for
+// several rows per vector: a row filling the vector computes its log1p in
+// every lane, and ran slower than log_softmax_rows (bfloat16, 4 Mi
+// elements, one thread: AVX-512 n = 16 1.43x the time, AVX2 n = 8
+// 1.23-1.38x) and no faster than the buffered path (AVX-512 n = 12: 1.83
+// vs 1.74 ns per element).
+template <class V, class H, size_t K>
 void add_tiny(HalfKernels& k) {
-  size_t log2 = 0;
-  while ((size_t(1) << log2) < N) ++log2;
-  k.softmax_tiny[log2] = &half_rows::tiny_rows<V, H, N, false>;
-  if constexpr (N < V::width) k.log_softmax_tiny[log2] = &half_rows::tiny_rows<V, H, N, true>;
+  constexpr size_t N = half_rows::pow2_at_least(K);
+  if constexpr (K >= 2 && N <= V::width && (K == N || half_rows::HasSpread<V>::value)) {
+    k.softmax_tiny[K] = &half_rows::tiny_rows<V, H, K, false>;
+    if constexpr (N < V::width) k.log_softmax_tiny[K] = &half_rows::tiny_rows<V, H, K, true>;
+  }
+}
+
+template <class V, class H, size_t... K>
+void add_tiny_lengths(HalfKernels& k, std::index_sequence<K...>) {
+  (add_tiny<V, H, K>(k), ...);
 }
 
 // The short-row kernels of one format into its table.
 template <class V, class H>
 void add_half_rows(HalfKernels& k, size_t auto_max) {
   k.softmax_rows = &half_rows::softmax_rows<V, H>;
-  for (size_t i = 0; i <= kHalfTinyLog2; ++i) k.softmax_tiny[i] = k.log_softmax_tiny[i] = nullptr;
-  if constexpr (half_rows::HasSwapPairs<V>::value) {
-    add_tiny<V, H, 2>(k);
-    add_tiny<V, H, 4>(k);
-    if constexpr (V::width >= 8) add_tiny<V, H, 8>(k);
-    if constexpr (V::width >= 16) add_tiny<V, H, 16>(k);
-  }
+  for (size_t i = 0; i <= kHalfTinyMax; ++i) k.softmax_tiny[i] = k.log_softmax_tiny[i] = nullptr;
+  if constexpr (half_rows::HasSwapPairs<V>::value)
+    add_tiny_lengths<V, H>(k, std::make_index_sequence<kHalfTinyMax + 1>{});
   k.log_softmax_rows = &half_rows::log_softmax_rows<V, H>;
   k.logsumexp_rows = &half_rows::logsumexp_rows<V, H>;
   k.rows_min_n = V::width;
