@@ -12,8 +12,10 @@
 //
 // Accuracy (SPEC: float32 within 1 ulp), three tiers per row:
 //  1. The table sum S 2^e: each term within Table32Exp::kErrUnits u
-//     (u = 2^-24; 1.35u with the one-float 16-entry table of AVX-512 and
-//     NEON, one permute per vector; 1.23u with AVX2's 8-entry pair), each through at most log2 kBlockVectors
+//     (u = 2^-24; 1.52u with the one-float 16-entry table of AVX-512 and
+//     NEON and q of degree 3, one permute and 13 vector operations per
+//     vector (degree 4, 1.35u: 14); 1.23u with AVX2's 8-entry pair and
+//     degree 4), each through at most log2 kBlockVectors
 //     float32 adds (gamma_d(u), Higham sec. 4.2: term by term for any order
 //     of adds of terms >= 0), then fewer than kMaxWideAdds float64 adds per
 //     lane, and terms flushed below 2^-126 of the reference (< n 2^-126 of
@@ -23,7 +25,7 @@
 //     is kept where every value within that rounds to the float32 result or
 //     to a neighbour (f32_rounding_fails: certified_f32, as the per-row
 //     path's certified(), in the lanes): with the 4-vector blocks (1.01
-//     table_err(): 3.39u on AVX-512 and NEON, 3.27u on AVX2) every row
+//     table_err(): 3.56u on AVX-512 and NEON, 3.27u on AVX2) every row
 //     with |lse| >= 2 (float32 spacing 4u and more) but a few just above
 //     a power of two.
 //  2. A row that tier 1 cannot certify (|lse| small) or whose max lies
@@ -176,10 +178,9 @@ inline double wide_sum_minus_one(const float* x, size_t n, double mx) {
 // power of two (ulp32(f) 2^23 = f); every value within err rounds to f or
 // a neighbour where float(a - err) and float(a + err) are those or f. The
 // test of 2^-24 |lse| against err (f32_spacing_fails) missed rows by up to
-// 2x: on AVX-512 (bound 3.39u) those with |lse| of 2-3.39, 3.5% of N(0, 1)
-// rows of 28 (with degree 3's 3.56u: 15%, and 4% of 32), each then taking
-// the scalar test and leaving its set of 16 to be stored lane by lane. NaN
-// and infinite lanes fail.
+// 2x: on AVX-512 (bound 3.56u) those with |lse| of 2-3.56, 15% of N(0, 1)
+// rows of 28 and 4% of 32, each then taking the scalar test and leaving
+// its set of 16 to be stored lane by lane. NaN and infinite lanes fail.
 template <class VW>
 inline typename VW::mask f32_rounding_fails(Reg<VW> a, Reg<VW> err) {
   alignas(64) float buf[VW::width];
@@ -215,7 +216,11 @@ constexpr size_t kSetVectors = 2;
 template <class VN>
 void logsumexp_rows_direct(const float* x, float* out, float* sign, size_t rows, size_t n, unsigned char* flag) {
   using VW = typename VN::wide;
-  using X = Table32Exp<VN, (VN::exp_table32_size < 16)>;
+  // The one-float 16-entry table with q of degree 3 (AVX-512, NEON), else
+  // AVX2's 8-entry pair with degree 4 (|r| up to ln2/16: degree 3 would
+  // truncate 2.5u).
+  constexpr bool kPair = VN::exp_table32_size < 16;
+  using X = Table32Exp<VN, kPair, kPair ? 4 : 3>;
   constexpr size_t G = VW::width, K = kSetVectors, S = K * G;
   const X texp;
   const double err1 = 1.01 * table_err<X>();
