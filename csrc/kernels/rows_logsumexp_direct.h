@@ -13,9 +13,9 @@
 // Accuracy (SPEC: float32 within 1 ulp), three tiers per row:
 //  1. The table sum S 2^e: each term within Table32Exp::kErrUnits u
 //     (u = 2^-24; 1.52u with the one-float 16-entry table of AVX-512 and
-//     NEON and q of degree 3, one permute and 13 vector operations per
-//     vector (degree 4, 1.35u: 14); 1.23u with AVX2's 8-entry pair and
-//     degree 4), each through at most log2 kBlockVectors
+//     NEON and q of degree 3 for rows from kLseCubicMinN, one permute and
+//     13 vector operations per vector (degree 4, 1.35u: 14); 1.23u with
+//     AVX2's 8-entry pair and degree 4), each through at most log2 kBlockVectors
 //     float32 adds (gamma_d(u), Higham sec. 4.2: term by term for any order
 //     of adds of terms >= 0), then fewer than kMaxWideAdds float64 adds per
 //     lane, and terms flushed below 2^-126 of the reference (< n 2^-126 of
@@ -25,7 +25,7 @@
 //     is kept where every value within that rounds to the float32 result or
 //     to a neighbour (f32_rounding_fails: certified_f32, as the per-row
 //     path's certified(), in the lanes): with the 4-vector blocks (1.01
-//     table_err(): 3.56u on AVX-512 and NEON, 3.27u on AVX2) every row
+//     table_err(): 3.56u or 3.39u on AVX-512 and NEON, 3.27u on AVX2) every row
 //     with |lse| >= 2 (float32 spacing 4u and more) but a few just above
 //     a power of two.
 //  2. A row that tier 1 cannot certify (|lse| small) or whose max lies
@@ -213,14 +213,10 @@ inline void lse_lanes(const double* hi, const double* lo, const double* z, doubl
 // stores its results at once. The rest go lane by lane through tiers 1-3.
 constexpr size_t kSetVectors = 2;
 
-template <class VN>
-void logsumexp_rows_direct(const float* x, float* out, float* sign, size_t rows, size_t n, unsigned char* flag) {
+template <class VN, int Degree>
+void logsumexp_rows_direct_sets(const float* x, float* out, float* sign, size_t rows, size_t n, unsigned char* flag) {
   using VW = typename VN::wide;
-  // The one-float 16-entry table with q of degree 3 (AVX-512, NEON), else
-  // AVX2's 8-entry pair with degree 4 (|r| up to ln2/16: degree 3 would
-  // truncate 2.5u).
-  constexpr bool kPair = VN::exp_table32_size < 16;
-  using X = Table32Exp<VN, kPair, kPair ? 4 : 3>;
+  using X = Table32Exp<VN, (VN::exp_table32_size < 16), Degree>;
   constexpr size_t G = VW::width, K = kSetVectors, S = K * G;
   const X texp;
   const double err1 = 1.01 * table_err<X>();
@@ -342,4 +338,22 @@ void logsumexp_rows_direct(const float* x, float* out, float* sign, size_t rows,
       for (size_t l = 0; l < g; ++l)
         if (!flag[r0 + l]) sign[r0 + l] = 1.0f;
   }
+}
+
+// Rows from this length on take q of degree 3 where the table has 16
+// entries (AVX-512, NEON; AVX2's 8-entry pair keeps degree 4: |r| up to
+// ln2/16, where degree 3 would truncate 2.5u). Its bound (3.56u against
+// 3.39u) leaves the spacing test to miss |lse| of 3.39-3.56, 11% of N(0, 1)
+// rows of 28 and 3% of 32, whose exact test then cost more than the
+// operation saved: 4 Mi-element batches, 1 thread, ns per element, medians
+// of 6 interleaved runs on a loaded machine, degree 4 / 3: AVX-512 n = 28
+// 0.695 / 0.709, n = 32 0.543 / 0.572, n = 48 0.455 / 0.454, n = 128 0.347
+// / 0.329, n = 256 0.344 / 0.321.
+constexpr size_t kLseCubicMinN = 48;
+
+template <class VN>
+void logsumexp_rows_direct(const float* x, float* out, float* sign, size_t rows, size_t n, unsigned char* flag) {
+  if constexpr (VN::exp_table32_size >= 16)
+    if (n >= kLseCubicMinN) return logsumexp_rows_direct_sets<VN, 3>(x, out, sign, rows, n, flag);
+  logsumexp_rows_direct_sets<VN, 4>(x, out, sign, rows, n, flag);
 }
