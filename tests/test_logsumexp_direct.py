@@ -7,7 +7,7 @@ contract.
 
 Per row: a max pass, the table-exp terms added in float32 a block of 4
 vectors at a time (64 elements on AVX-512, 32 on AVX2) and certified; rows
-the terms cannot certify (|lse| below ~1: no float32 term error of 1.1-1.35
+the terms cannot certify (|lse| below ~1: no float32 term error of 1.23-1.52
 * 2^-24 fits in ulp(lse) = 2^-25 there) or whose max is beyond the table's
 range (2^13) are summed again in float64 lanes; rows whose lse cancels near
 0, NaN, +-inf and all -inf rows go to the per-row path. Lengths around the
@@ -164,3 +164,25 @@ def test_neighbouring_rows_apart(isa, n):
         twice = ssm.logsumexp(np.repeat(x, 2, axis=0), axis=-1)
         np.testing.assert_array_equal(out, twice[::2], err_msg=f"{isa} n={n} rows={rows}")
         np.testing.assert_array_equal(out, ssm.logsumexp(x[::-1].copy(), axis=-1)[::-1], err_msg=f"{isa} n={n}")
+
+
+@pytest.mark.parametrize("n", [32, 100, 256])
+def test_at_the_certificate_edge(isa, n):
+    """Rows of n equal entries x0 = (i/32 +- 2^-12) ln2, the reduced
+    argument of every table entry near its largest |r| (T = 16 and T = 8):
+    each term then carries the table entry's rounding and the polynomial's
+    truncation with the same sign, and the float32 adds of equal terms are
+    exact, so the sum is off by the whole coherent part of the term error
+    (about 1.5 * 2^-24 with the degree-3 polynomial). lse = x0 + log n runs
+    from 2^-5 to 8: results whose float32 spacing exceeds the certificate's
+    bound are kept from the table sum, the others must be summed again
+    (float64 lanes or the per-row path). A term error beyond kErrUnits (a
+    lower degree, or a coarser table than the bound assumes) leaves results
+    here more than 1 ulp off."""
+    lo, hi = (2.0**-5 - np.log(n)) / np.log(2), (8.0 - np.log(n)) / np.log(2)
+    i = np.arange(np.ceil(lo * 32), np.floor(hi * 32))
+    x0 = np.concatenate([(i / 32 - 2.0**-12) * np.log(2), (i / 32 + 2.0**-12) * np.log(2)]).astype(np.float32)
+    ref = x0.astype(np.float64) + np.log(n)
+    x = np.repeat(x0[:, None], n, axis=1)
+    out = ssm.logsumexp(x, axis=-1)
+    assert_lse_close(out, ref, (isa, n))

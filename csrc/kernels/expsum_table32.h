@@ -85,15 +85,23 @@ struct Lse32Tuning {
 // 0.268u and the fma's one rounding u instead of lo's 2^-47 and the last
 // add's u, so with q's 3.1u|q| + 4.6e-11 (|q| <= 0.0225) 1.340u, taken as
 // 1.35u, for one permute and one add fewer per vector (expsum_lse32_fast).
-template <class V, bool Pair = true>
+// Degree: q's Taylor degree. 3 (one fma fewer per vector; one-float table
+// only, logsumexp's direct rows): the truncated r^4/24 + ... is at most
+// r^4/24 e^|r| of e^r's e^-|r|, |r| <= 0.02188: 9.98e-9 = 0.168u; q's
+// roundings (r's, the two Horner fmas', the product's; 1/6 rounded to
+// float32 moves q by 2^-24 r^3/6) stay within 3.1u|q|; so the entry's
+// 0.268u, the fma's u, 3.1u|q| / (1 - |q|) = 0.072u and 0.168u: 1.508u,
+// taken as 1.52u.
+template <class V, bool Pair = true, int Degree = 4>
 struct Table32Exp {
   static constexpr int kSize = V::exp_table32_size;
   static_assert(Pair || kSize == 16, "the one-float table has 16 entries");
+  static_assert(Degree == 4 || (Degree == 3 && !Pair), "degree 3 only with the one-float table (|r| <= ln2/32)");
   // fma(x, log2e, magic) rounds x log2 e to a multiple of 1/T and leaves
   // k mod T in the low mantissa bits (magic's ulp is 1/T; |x log2 e| < 2^18).
   static constexpr double kMagic = 1.5 * 8388608.0 / kSize;
   static constexpr double kBias = Scale2Floors<V>::value ? 0.0 : (kSize - 1) / (2.0 * kSize);
-  static constexpr double kErrUnits = !Pair ? 1.35 : kSize >= 16 ? 1.1 : 1.23;
+  static constexpr double kErrUnits = !Pair ? (Degree == 3 ? 1.52 : 1.35) : kSize >= 16 ? 1.1 : 1.23;
   static constexpr double kScale = Pair ? 1.0 : ExpTable32Scaled::scale;
   static constexpr double kLow = -16384.0;  // the clamp, -2^14
   typename V::table32 hi, lo;
@@ -114,7 +122,7 @@ struct Table32Exp {
     t = V::fmadd(x, V::set1(ExpCoeffs<float>::log2e), magic);
     n = V::sub(t, magic);
     const Reg<V> r = V::reduce_ln2(x, n);
-    Reg<V> p = V::fmadd(V::set1(1.0 / 24.0), r, V::set1(1.0 / 6.0));
+    Reg<V> p = Degree == 4 ? V::fmadd(V::set1(1.0 / 24.0), r, V::set1(1.0 / 6.0)) : V::set1(1.0 / 6.0);
     p = V::fmadd(p, r, V::set1(0.5));
     p = V::fmadd(p, r, V::set1(1.0));
     const Reg<V> q = V::mul(p, r);

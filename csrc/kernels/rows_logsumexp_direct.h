@@ -12,8 +12,10 @@
 //
 // Accuracy (SPEC: float32 within 1 ulp), three tiers per row:
 //  1. The table sum S 2^e: each term within Table32Exp::kErrUnits u
-//     (u = 2^-24; 1.35u with the one-float 16-entry table of AVX-512 and
-//     NEON, one permute per vector; 1.23u with AVX2's 8-entry pair), each through at most log2 kBlockVectors
+//     (u = 2^-24; 1.52u with the one-float 16-entry table of AVX-512 and
+//     NEON and q of degree 3 for rows from kLseCubicMinN, one permute and
+//     13 vector operations per vector (degree 4, 1.35u: 14); 1.23u with
+//     AVX2's 8-entry pair and degree 4), each through at most log2 kBlockVectors
 //     float32 adds (gamma_d(u), Higham sec. 4.2: term by term for any order
 //     of adds of terms >= 0), then fewer than kMaxWideAdds float64 adds per
 //     lane, and terms flushed below 2^-126 of the reference (< n 2^-126 of
@@ -21,9 +23,11 @@
 //     (e ln2_hi31 exact, log1p_small ~1.5 * 2^-53 relative, two float64
 //     additions) is then within 1.01 table_err() + 2^-50 (|lse| + 8), and
 //     is kept where every value within that rounds to the float32 result or
-//     to a neighbour (certified_f32, as the per-row path's certified();
-//     first a vector test that the bound is below 2^-24 |lse|): with the
-//     4-vector blocks (3.4u) every row with |lse| >= 2.
+//     to a neighbour (f32_rounding_fails: certified_f32, as the per-row
+//     path's certified(), in the lanes): with the 4-vector blocks (1.01
+//     table_err(): 3.56u or 3.39u on AVX-512 and NEON, 3.27u on AVX2) every row
+//     with |lse| >= 2 (float32 spacing 4u and more) but a few just above
+//     a power of two.
 //  2. A row that tier 1 cannot certify (|lse| small) or whose max lies
 //     beyond the table's range (|max| > kTable32Limit): S - 1 = (k - 1) +
 //     rest relative to the max in float64 lanes, the degree-11 exp and
@@ -166,6 +170,31 @@ inline double wide_sum_minus_one(const float* x, size_t n, double mx) {
   return (k - 1.0) + rest;
 }
 
+// Lanes of a = |lse| whose float32 rounding the bound err does not certify:
+// certified_f32 lane by lane (rounding to nearest is symmetric, so a for
+// lse). f = float(a); the float above f is f + ulp32(f), ulp32(f) =
+// float(f + 0.75 * 2^-23 f) - f (0.75 to 1.5 ulps above f, exact in
+// float64), the one below f - ulp32(f), or f - ulp32(f) / 2 where f is a
+// power of two (ulp32(f) 2^23 = f); every value within err rounds to f or
+// a neighbour where float(a - err) and float(a + err) are those or f. The
+// test of 2^-24 |lse| against err (f32_spacing_fails) missed rows by up to
+// 2x: on AVX-512 (bound 3.56u) those with |lse| of 2-3.56, 15% of N(0, 1)
+// rows of 28 and 4% of 32, each then taking the scalar test and leaving
+// its set of 16 to be stored lane by lane. NaN and infinite lanes fail.
+template <class VW>
+inline typename VW::mask f32_rounding_fails(Reg<VW> a, Reg<VW> err) {
+  alignas(64) float buf[VW::width];
+  auto to_f32 = [&](Reg<VW> v) SSM_INLINE {
+    VW::store(buf, v);
+    return VW::load(static_cast<const float*>(buf));
+  };
+  const Reg<VW> f = to_f32(a);
+  const Reg<VW> above = VW::sub(to_f32(VW::fmadd(f, VW::set1(0.75 * 0x1p-23), f)), f);
+  const Reg<VW> below = VW::select(VW::gt(f, VW::mul(above, VW::set1(0x1p23))), above, VW::mul(above, VW::set1(0.5)));
+  return VW::mask_or(VW::not_le(VW::sub(f, to_f32(VW::sub(a, err))), below),
+                     VW::not_le(VW::sub(to_f32(VW::add(a, err)), f), above));
+}
+
 // log_s[l] = lo[l] + log1p(z[l]), lse[l] = hi[l] + log_s[l], in float64 lanes.
 template <class VW>
 inline void lse_lanes(const double* hi, const double* lo, const double* z, double* log_s, double* lse) {
@@ -184,10 +213,10 @@ inline void lse_lanes(const double* hi, const double* lo, const double* z, doubl
 // stores its results at once. The rest go lane by lane through tiers 1-3.
 constexpr size_t kSetVectors = 2;
 
-template <class VN>
-void logsumexp_rows_direct(const float* x, float* out, float* sign, size_t rows, size_t n, unsigned char* flag) {
+template <class VN, int Degree>
+void logsumexp_rows_direct_sets(const float* x, float* out, float* sign, size_t rows, size_t n, unsigned char* flag) {
   using VW = typename VN::wide;
-  using X = Table32Exp<VN, (VN::exp_table32_size < 16)>;
+  using X = Table32Exp<VN, (VN::exp_table32_size < 16), Degree>;
   constexpr size_t G = VW::width, K = kSetVectors, S = K * G;
   const X texp;
   const double err1 = 1.01 * table_err<X>();
@@ -242,11 +271,15 @@ void logsumexp_rows_direct(const float* x, float* out, float* sign, size_t rows,
       const Reg<VW> ls = VW::add(VW::mul(ve, VW::set1(ExpCoeffs<double>::ln2_lo31)), log1p_small<VW>(vz));
       const Reg<VW> v = VW::add(VW::mul(ve, VW::set1(ExpCoeffs<double>::ln2_hi31)), ls);
       // Tier 1's certificate first by the lanes' float32 spacing
-      // (f32_spacing_fails); the rows it misses by up to 2x are tested
-      // exactly (certified_f32).
+      // (f32_spacing_fails); where it misses a lane (by up to 2x), exactly
+      // (f32_rounding_fails; made for every vector, its four narrowings
+      // cost 0.02-0.06 ns per element on AVX-512 rows of 28-64 that all
+      // pass the first: 4 Mi-element batches, 1 thread, two interleaved
+      // runs).
       const Reg<VW> size = VW::max(v, VW::sub(VW::set1(0.0), v));
       const Reg<VW> bound = VW::fmadd(size, VW::set1(0x1p-50), VW::set1(err1 + 0x1p-47));
       fails[k] = VW::mask_or(nan, f32_spacing_fails<VW>(bound, size));
+      if (VW::any(fails[k])) fails[k] = VW::mask_or(nan, f32_rounding_fails<VW>(size, bound));
       VW::store(nan_lane + k * G, VW::select(nan, VW::set1(1.0), VW::set1(0.0)));
       VW::store(lse + k * G, v);
       all = all && !VW::any(fails[k]);
@@ -270,8 +303,7 @@ void logsumexp_rows_direct(const float* x, float* out, float* sign, size_t rows,
       if (l >= g) continue;
       const bool nan_row = nan_lane[l] != 0.0;
       flag[r0 + l] = 0;
-      if (table[l] && !nan_row &&
-          (pass[l] != 0.0 || certified_f32(lse[l], err1 + 0x1p-50 * (std::fabs(lse[l]) + 8.0)))) {
+      if (table[l] && !nan_row && pass[l] != 0.0) {
         out[r0 + l] = static_cast<float>(lse[l]);
         continue;
       }
@@ -306,4 +338,22 @@ void logsumexp_rows_direct(const float* x, float* out, float* sign, size_t rows,
       for (size_t l = 0; l < g; ++l)
         if (!flag[r0 + l]) sign[r0 + l] = 1.0f;
   }
+}
+
+// Rows from this length on take q of degree 3 where the table has 16
+// entries (AVX-512, NEON; AVX2's 8-entry pair keeps degree 4: |r| up to
+// ln2/16, where degree 3 would truncate 2.5u). Its bound (3.56u against
+// 3.39u) leaves the spacing test to miss |lse| of 3.39-3.56, 11% of N(0, 1)
+// rows of 28 and 3% of 32, whose exact test then cost more than the
+// operation saved: 4 Mi-element batches, 1 thread, ns per element, medians
+// of 6 interleaved runs on a loaded machine, degree 4 / 3: AVX-512 n = 28
+// 0.695 / 0.709, n = 32 0.543 / 0.572, n = 48 0.455 / 0.454, n = 128 0.347
+// / 0.329, n = 256 0.344 / 0.321.
+constexpr size_t kLseCubicMinN = 48;
+
+template <class VN>
+void logsumexp_rows_direct(const float* x, float* out, float* sign, size_t rows, size_t n, unsigned char* flag) {
+  if constexpr (VN::exp_table32_size >= 16)
+    if (n >= kLseCubicMinN) return logsumexp_rows_direct_sets<VN, 3>(x, out, sign, rows, n, flag);
+  logsumexp_rows_direct_sets<VN, 4>(x, out, sign, rows, n, flag);
 }
