@@ -1130,8 +1130,7 @@ TopkResult topk(const T* x, size_t n, uint64_t start, uint64_t row, const Gumbel
 // the lane, so every bit is the row walk's), then each row's best k in
 // index order, as topk_all offers them.
 constexpr size_t kShortRowsMax = 256;
-constexpr size_t kShortBatch = 512;                   // elements per batch (at least one row)
-constexpr size_t kShortLanes = 2 * kShortBatch + 32;  // fine blocks <= elements, gate blocks <= elements
+constexpr size_t kShortBatch = 512;  // elements per batch (at least one row)
 
 // Where each element of a row finds its words, the same for every row of a
 // call: blocks [0, fine) are the fine blocks, [fine, fine + gates) the gate
@@ -1211,15 +1210,16 @@ inline size_t first_max(const T* s, size_t n) {
 // row of a call): all their Philox blocks from one philox_lanes call, then
 // each element's fine word (ew[j], element j of the batch, rows one after
 // the other) and its top flag (top[j]; has_top: some flag is set).
-template <class R, class T>
+template <class R, class T, size_t Batch = kShortBatch>
 struct ShortRowWords {
+  static constexpr size_t kLanes = 2 * Batch + 32;  // fine blocks <= elements, gate blocks <= elements
   const ShortRowLayout lay;
   const size_t n, per_batch, fine_lanes, lanes;
-  alignas(64) uint32_t lane_lo[kShortLanes], lane_hi[kShortLanes], lane_row[kShortLanes];
-  alignas(64) uint32_t gather[kShortBatch];
-  alignas(64) uint32_t words[4][kShortLanes];
-  alignas(64) uint32_t elem_words[kShortBatch + kTile] = {};
-  alignas(64) T top[kShortBatch + kTile] = {};
+  alignas(64) uint32_t lane_lo[kLanes], lane_hi[kLanes], lane_row[kLanes];
+  alignas(64) uint32_t gather[Batch];
+  alignas(64) uint32_t words[4][kLanes];
+  alignas(64) uint32_t elem_words[Batch + kTile] = {};
+  alignas(64) T top[Batch + kTile] = {};
   const uint32_t* ew = elem_words;
   bool has_top = false;     // some flag in top[] is set
   unsigned gate_words = 0;  // bit w: some gate is word w of its block
@@ -1229,10 +1229,10 @@ struct ShortRowWords {
   // A call of fewer rows than a full batch (rows >= 1) gets a batch of just
   // those rows: a lane's words depend on its counter alone, so only the
   // work changes (one row of 16 draws 32 lanes, not 544).
-  ShortRowWords(uint64_t start, size_t n_, size_t rows)
+  ShortRowWords(uint64_t start, size_t n_, size_t rows, size_t batch = Batch)
       : lay(start, n_),
         n(n_),
-        per_batch(kShortBatch / n_ < rows ? kShortBatch / n_ : rows),
+        per_batch(batch / n_ < rows ? batch / n_ : rows),
         fine_lanes(per_batch * lay.fine),
         lanes(lane_count(lay, per_batch, n_)) {
     size_t l = 0;
@@ -1248,7 +1248,7 @@ struct ShortRowWords {
     while (l < lanes) set_lane(0, 0);  // padding
     for (size_t r = 0; r < per_batch; ++r)
       for (size_t e = 0; e < n; ++e)
-        gather[r * n + e] = static_cast<uint32_t>(lay.word[e] * kShortLanes + r * lay.fine + lay.lane[e]);
+        gather[r * n + e] = static_cast<uint32_t>(lay.word[e] * kLanes + r * lay.fine + lay.lane[e]);
     for (size_t g = 0; g < lay.gates; ++g) gate_words |= 1u << lay.gate_word[g];
   }
   // Lanes drawn per batch: its blocks, in whole registers of 16; where the
@@ -1835,15 +1835,14 @@ inline bool finish_rows_lanes(const T* top_of, const T* tm, const T* tk, size_t 
   return true;
 }
 
-template <class V, class R, class T>
-void softmax_rows(const T* x, T* y, size_t rows, size_t n, uint64_t start, uint64_t row, const GumbelKey& key,
-                  double inv_tau, uint8_t* fault) {
+template <class V, class R, class T, size_t Batch>
+void softmax_rows_batch(const T* x, T* y, size_t rows, size_t n, uint64_t start, uint64_t row, const GumbelKey& key,
+                        double inv_tau, uint8_t* fault) {
   constexpr size_t W = V::width;
-  if (rows == 0 || n == 0 || start % kTile + n > kTile) return;
-  ShortRowWords<R, T> src(start, n, rows);
+  ShortRowWords<R, T, Batch> src(start, n, rows, Batch / n >= W ? Batch : W * n);
   const size_t per_batch = src.per_batch;
   const bool unit = inv_tau == 1.0;
-  constexpr size_t kBuf = kShortBatch + kTile;
+  constexpr size_t kBuf = Batch + kTile;
   alignas(64) T g[kBuf], term_m[kBuf], term_k[kBuf], top_of[kBuf], row_scale[kBuf], row_exp[kBuf];
   // rows whose sums are taken together (sum_rows_fast): a vector's doubles,
   // at least 2
@@ -1984,6 +1983,20 @@ void softmax_rows(const T* x, T* y, size_t rows, size_t n, uint64_t start, uint6
         if (fault[r0 + (u + l) / n] == 0) yb[u + l] = buf[l];
     }
   }
+}
+
+template <class V, class R, class T>
+void softmax_rows(const T* x, T* y, size_t rows, size_t n, uint64_t start, uint64_t row, const GumbelKey& key,
+                  double inv_tau, uint8_t* fault) {
+  constexpr size_t W = V::width, kWide = W * kSoftmaxRowsMax;
+  if (rows == 0 || n == 0 || start % kTile + n > kTile) return;
+  // Batches of at least W rows where the lanes take them (finish_rows_lanes:
+  // AVX-512 float rows of 33-64 come 16 at a time, not 512 / n); shorter
+  // rows keep the smaller batch (and its smaller frame).
+  if constexpr (kWide > kShortBatch) {
+    if (kShortBatch / n < W) return softmax_rows_batch<V, R, T, kWide>(x, y, rows, n, start, row, key, inv_tau, fault);
+  }
+  softmax_rows_batch<V, R, T, kShortBatch>(x, y, rows, n, start, row, key, inv_tau, fault);
 }
 
 template <class V, class R, class T>
