@@ -1144,6 +1144,11 @@ struct ShortRowLayout {
   uint8_t gate_word[32];  // group g's gate: word gate_word[g] of block fine + g
   bool direct = true;     // element e's word is word 0 of block e (rows within one group of 16)
   uint64_t start;         // the rows' first column
+  // Elements run_elem[j] .. run_elem[j + 1] - 1 take words run_word[j] of
+  // consecutive blocks from run_lane[j] (at most 16: one group's blocks).
+  size_t runs = 0;
+  uint16_t run_elem[kShortRowsMax + 1], run_lane[kShortRowsMax];
+  uint8_t run_word[kShortRowsMax];
   ShortRowLayout(uint64_t start_, size_t n) : start(start_) {
     const uint64_t end = start + n;
     for (uint64_t tile = start / kTile; tile * kTile < end; ++tile) {
@@ -1157,6 +1162,14 @@ struct ShortRowLayout {
         direct = direct && lane[i - start] == i - start && word[i - start] == 0;
       }
     }
+    for (size_t e = 0; e < n; ++e) {
+      if (e == 0 || word[e] != word[e - 1] || lane[e] != lane[e - 1] + 1) {
+        run_elem[runs] = static_cast<uint16_t>(e);
+        run_lane[runs] = lane[e];
+        run_word[runs++] = word[e];
+      }
+    }
+    run_elem[runs] = static_cast<uint16_t>(n);
     first_group = start / 16;
     for (uint64_t group = first_group; group * 16 < end; ++group) {
       gate_word[gates++] = static_cast<uint8_t>((group % kTile) / 16);
@@ -1216,7 +1229,6 @@ struct ShortRowWords {
   const ShortRowLayout lay;
   const size_t n, per_batch, fine_lanes, lanes;
   alignas(64) uint32_t lane_lo[kLanes], lane_hi[kLanes], lane_row[kLanes];
-  alignas(64) uint32_t gather[Batch];
   alignas(64) uint32_t words[4][kLanes];
   alignas(64) uint32_t elem_words[Batch + kTile] = {};
   alignas(64) T top[Batch + kTile] = {};
@@ -1225,7 +1237,7 @@ struct ShortRowWords {
   unsigned gate_words = 0;  // bit w: some gate is word w of its block
   // The counters of a batch's blocks, but for the row number: lane l holds
   // block (lo[l], hi[l]) of row r0 + lane_row[l]; fine blocks first, then
-  // gate blocks. gather[j]: where element j of the batch finds its word.
+  // gate blocks.
   // A call of fewer rows than a full batch (rows >= 1) gets a batch of just
   // those rows: a lane's words depend on its counter alone, so only the
   // work changes (one row of 16 draws 32 lanes, not 544).
@@ -1246,9 +1258,6 @@ struct ShortRowWords {
     for (size_t r = 0; r < per_batch; ++r)
       for (size_t g = 0; g < lay.gates; ++g) set_lane(r, lay.block[lay.fine + g]);
     while (l < lanes) set_lane(0, 0);  // padding
-    for (size_t r = 0; r < per_batch; ++r)
-      for (size_t e = 0; e < n; ++e)
-        gather[r * n + e] = static_cast<uint32_t>(lay.word[e] * kLanes + r * lay.fine + lay.lane[e]);
     for (size_t g = 0; g < lay.gates; ++g) gate_words |= 1u << lay.gate_word[g];
   }
   // Lanes drawn per batch: its blocks, in whole registers of 16; where the
@@ -1273,8 +1282,15 @@ struct ShortRowWords {
     philox_lanes<R>(words[0], words[1], words[2], words[3], lanes, key.k0, key.k1);
     ew = words[0];
     if (!lay.direct) {
-      const uint32_t* all = words[0];
-      for (size_t j = 0; j < elems; ++j) elem_words[j] = all[gather[j]];
+      // each run of a row as 16 words (one vector copy, not a load of an
+      // index and a word per element): the words past a run's end land on
+      // the elements after it, which later runs and rows overwrite, or in
+      // elem_words' slack past the batch; and they come from lanes below
+      // per_batch * fine + 16 <= kLanes
+      for (size_t r = 0; r < m; ++r)
+        for (size_t j = 0; j < lay.runs; ++j)
+          std::memcpy(elem_words + r * n + lay.run_elem[j], words[lay.run_word[j]] + r * lay.fine + lay.run_lane[j],
+                      16 * sizeof(uint32_t));
       ew = elem_words;
     }
     // top flags: the open groups (~1 in 270) of the batch, looked for only
