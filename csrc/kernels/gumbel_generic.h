@@ -1875,6 +1875,11 @@ void softmax_rows_batch(const T* x, T* y, size_t rows, size_t n, uint64_t start,
     const size_t m = rows - r0 < per_batch ? rows - r0 : per_batch, elems = m * n;
     if (r0 + m < rows)
       prefetch_rows(x + (r0 + m) * n, (rows - r0 - m < per_batch ? rows - r0 - m : per_batch) * n * sizeof(T));
+    if (r0 + m < rows) {  // the next batch's output lines, owned before its burst of stores
+      const char* next = reinterpret_cast<const char*>(y + (r0 + m) * n);
+      const size_t bytes = (rows - r0 - m < per_batch ? rows - r0 - m : per_batch) * n * sizeof(T);
+      for (size_t b = 0; b < bytes; b += 64) SSM_PREFETCH_WRITE(next + b);
+    }
     src.draw(row + r0 + key.row_offset, m, key);
     const T* xb = x + r0 * n;
     T* yb = y + r0 * n;
