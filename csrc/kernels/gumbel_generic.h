@@ -1271,7 +1271,6 @@ struct ShortRowWords {
   // The words and top flags of rows row0 .. row0 + m (counter high words,
   // row_offset included), m <= per_batch.
   void draw(uint64_t row0, size_t m, const GumbelKey& key) {
-    const size_t elems = m * n;
     for (size_t l = 0; l < lanes; ++l) {
       const uint64_t c = row0 + lane_row[l];
       words[0][l] = lane_lo[l];
