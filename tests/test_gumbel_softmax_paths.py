@@ -52,8 +52,10 @@ def kernel(x, inv_tau, fast, how="out", row_base=0, col_base=0):
 
 
 def rows_for(isa, dtype, n):
-    """Two short-row batches and 3 rows more (a partial batch)."""
-    per_batch = max(1, tiles(isa, dtype)["gumbel.short_batch"] // n)
+    """Two short-row batches and 3 rows more (a partial batch): a batch holds
+    short_batch // n short rows, and at least a vector's lanes of them."""
+    t = tiles(isa, dtype)
+    per_batch = max(1, t["gumbel.short_batch"] // n, t["gumbel.lanes"] if n <= TILE else 1)
     return 2 * per_batch + 3
 
 

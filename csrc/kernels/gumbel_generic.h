@@ -1130,8 +1130,7 @@ TopkResult topk(const T* x, size_t n, uint64_t start, uint64_t row, const Gumbel
 // the lane, so every bit is the row walk's), then each row's best k in
 // index order, as topk_all offers them.
 constexpr size_t kShortRowsMax = 256;
-constexpr size_t kShortBatch = 512;                   // elements per batch (at least one row)
-constexpr size_t kShortLanes = 2 * kShortBatch + 32;  // fine blocks <= elements, gate blocks <= elements
+constexpr size_t kShortBatch = 512;  // elements per batch (at least one row)
 
 // Where each element of a row finds its words, the same for every row of a
 // call: blocks [0, fine) are the fine blocks, [fine, fine + gates) the gate
@@ -1145,6 +1144,11 @@ struct ShortRowLayout {
   uint8_t gate_word[32];  // group g's gate: word gate_word[g] of block fine + g
   bool direct = true;     // element e's word is word 0 of block e (rows within one group of 16)
   uint64_t start;         // the rows' first column
+  // Elements run_elem[j] .. run_elem[j + 1] - 1 take words run_word[j] of
+  // consecutive blocks from run_lane[j] (at most 16: one group's blocks).
+  size_t runs = 0;
+  uint16_t run_elem[kShortRowsMax + 1], run_lane[kShortRowsMax];
+  uint8_t run_word[kShortRowsMax];
   ShortRowLayout(uint64_t start_, size_t n) : start(start_) {
     const uint64_t end = start + n;
     for (uint64_t tile = start / kTile; tile * kTile < end; ++tile) {
@@ -1158,6 +1162,14 @@ struct ShortRowLayout {
         direct = direct && lane[i - start] == i - start && word[i - start] == 0;
       }
     }
+    for (size_t e = 0; e < n; ++e) {
+      if (e == 0 || word[e] != word[e - 1] || lane[e] != lane[e - 1] + 1) {
+        run_elem[runs] = static_cast<uint16_t>(e);
+        run_lane[runs] = lane[e];
+        run_word[runs++] = word[e];
+      }
+    }
+    run_elem[runs] = static_cast<uint16_t>(n);
     first_group = start / 16;
     for (uint64_t group = first_group; group * 16 < end; ++group) {
       gate_word[gates++] = static_cast<uint8_t>((group % kTile) / 16);
@@ -1211,28 +1223,28 @@ inline size_t first_max(const T* s, size_t n) {
 // row of a call): all their Philox blocks from one philox_lanes call, then
 // each element's fine word (ew[j], element j of the batch, rows one after
 // the other) and its top flag (top[j]; has_top: some flag is set).
-template <class R, class T>
+template <class R, class T, size_t Batch = kShortBatch>
 struct ShortRowWords {
+  static constexpr size_t kLanes = 2 * Batch + 32;  // fine blocks <= elements, gate blocks <= elements
   const ShortRowLayout lay;
   const size_t n, per_batch, fine_lanes, lanes;
-  alignas(64) uint32_t lane_lo[kShortLanes], lane_hi[kShortLanes], lane_row[kShortLanes];
-  alignas(64) uint32_t gather[kShortBatch];
-  alignas(64) uint32_t words[4][kShortLanes];
-  alignas(64) uint32_t elem_words[kShortBatch + kTile] = {};
-  alignas(64) T top[kShortBatch + kTile] = {};
+  alignas(64) uint32_t lane_lo[kLanes], lane_hi[kLanes], lane_row[kLanes];
+  alignas(64) uint32_t words[4][kLanes];
+  alignas(64) uint32_t elem_words[Batch + kTile] = {};
+  alignas(64) T top[Batch + kTile] = {};
   const uint32_t* ew = elem_words;
   bool has_top = false;     // some flag in top[] is set
   unsigned gate_words = 0;  // bit w: some gate is word w of its block
   // The counters of a batch's blocks, but for the row number: lane l holds
   // block (lo[l], hi[l]) of row r0 + lane_row[l]; fine blocks first, then
-  // gate blocks. gather[j]: where element j of the batch finds its word.
+  // gate blocks.
   // A call of fewer rows than a full batch (rows >= 1) gets a batch of just
   // those rows: a lane's words depend on its counter alone, so only the
   // work changes (one row of 16 draws 32 lanes, not 544).
-  ShortRowWords(uint64_t start, size_t n_, size_t rows)
+  ShortRowWords(uint64_t start, size_t n_, size_t rows, size_t batch = Batch)
       : lay(start, n_),
         n(n_),
-        per_batch(kShortBatch / n_ < rows ? kShortBatch / n_ : rows),
+        per_batch(batch / n_ < rows ? batch / n_ : rows),
         fine_lanes(per_batch * lay.fine),
         lanes(lane_count(lay, per_batch, n_)) {
     size_t l = 0;
@@ -1246,9 +1258,6 @@ struct ShortRowWords {
     for (size_t r = 0; r < per_batch; ++r)
       for (size_t g = 0; g < lay.gates; ++g) set_lane(r, lay.block[lay.fine + g]);
     while (l < lanes) set_lane(0, 0);  // padding
-    for (size_t r = 0; r < per_batch; ++r)
-      for (size_t e = 0; e < n; ++e)
-        gather[r * n + e] = static_cast<uint32_t>(lay.word[e] * kShortLanes + r * lay.fine + lay.lane[e]);
     for (size_t g = 0; g < lay.gates; ++g) gate_words |= 1u << lay.gate_word[g];
   }
   // Lanes drawn per batch: its blocks, in whole registers of 16; where the
@@ -1262,7 +1271,6 @@ struct ShortRowWords {
   // The words and top flags of rows row0 .. row0 + m (counter high words,
   // row_offset included), m <= per_batch.
   void draw(uint64_t row0, size_t m, const GumbelKey& key) {
-    const size_t elems = m * n;
     for (size_t l = 0; l < lanes; ++l) {
       const uint64_t c = row0 + lane_row[l];
       words[0][l] = lane_lo[l];
@@ -1273,8 +1281,15 @@ struct ShortRowWords {
     philox_lanes<R>(words[0], words[1], words[2], words[3], lanes, key.k0, key.k1);
     ew = words[0];
     if (!lay.direct) {
-      const uint32_t* all = words[0];
-      for (size_t j = 0; j < elems; ++j) elem_words[j] = all[gather[j]];
+      // each run of a row as 16 words (one vector copy, not a load of an
+      // index and a word per element): the words past a run's end land on
+      // the elements after it, which later runs and rows overwrite, or in
+      // elem_words' slack past the batch; and they come from lanes below
+      // per_batch * fine + 16 <= kLanes
+      for (size_t r = 0; r < m; ++r)
+        for (size_t j = 0; j < lay.runs; ++j)
+          std::memcpy(elem_words + r * n + lay.run_elem[j], words[lay.run_word[j]] + r * lay.fine + lay.run_lane[j],
+                      16 * sizeof(uint32_t));
       ew = elem_words;
     }
     // top flags: the open groups (~1 in 270) of the batch, looked for only
@@ -1835,15 +1850,14 @@ inline bool finish_rows_lanes(const T* top_of, const T* tm, const T* tk, size_t 
   return true;
 }
 
-template <class V, class R, class T>
-void softmax_rows(const T* x, T* y, size_t rows, size_t n, uint64_t start, uint64_t row, const GumbelKey& key,
-                  double inv_tau, uint8_t* fault) {
+template <class V, class R, class T, size_t Batch>
+void softmax_rows_batch(const T* x, T* y, size_t rows, size_t n, uint64_t start, uint64_t row, const GumbelKey& key,
+                        double inv_tau, uint8_t* fault) {
   constexpr size_t W = V::width;
-  if (rows == 0 || n == 0 || start % kTile + n > kTile) return;
-  ShortRowWords<R, T> src(start, n, rows);
+  ShortRowWords<R, T, Batch> src(start, n, rows, Batch / n >= W ? Batch : W * n);
   const size_t per_batch = src.per_batch;
   const bool unit = inv_tau == 1.0;
-  constexpr size_t kBuf = kShortBatch + kTile;
+  constexpr size_t kBuf = Batch + kTile;
   alignas(64) T g[kBuf], term_m[kBuf], term_k[kBuf], top_of[kBuf], row_scale[kBuf], row_exp[kBuf];
   // rows whose sums are taken together (sum_rows_fast): a vector's doubles,
   // at least 2
@@ -1860,6 +1874,11 @@ void softmax_rows(const T* x, T* y, size_t rows, size_t n, uint64_t start, uint6
     const size_t m = rows - r0 < per_batch ? rows - r0 : per_batch, elems = m * n;
     if (r0 + m < rows)
       prefetch_rows(x + (r0 + m) * n, (rows - r0 - m < per_batch ? rows - r0 - m : per_batch) * n * sizeof(T));
+    if (r0 + m < rows) {  // the next batch's output lines, owned before its burst of stores
+      const char* next = reinterpret_cast<const char*>(y + (r0 + m) * n);
+      const size_t bytes = (rows - r0 - m < per_batch ? rows - r0 - m : per_batch) * n * sizeof(T);
+      for (size_t b = 0; b < bytes; b += 64) SSM_PREFETCH_WRITE(next + b);
+    }
     src.draw(row + r0 + key.row_offset, m, key);
     const T* xb = x + r0 * n;
     T* yb = y + r0 * n;
@@ -1984,6 +2003,20 @@ void softmax_rows(const T* x, T* y, size_t rows, size_t n, uint64_t start, uint6
         if (fault[r0 + (u + l) / n] == 0) yb[u + l] = buf[l];
     }
   }
+}
+
+template <class V, class R, class T>
+void softmax_rows(const T* x, T* y, size_t rows, size_t n, uint64_t start, uint64_t row, const GumbelKey& key,
+                  double inv_tau, uint8_t* fault) {
+  constexpr size_t W = V::width, kWide = W * kSoftmaxRowsMax;
+  if (rows == 0 || n == 0 || start % kTile + n > kTile) return;
+  // Batches of at least W rows where the lanes take them (finish_rows_lanes:
+  // AVX-512 float rows of 33-64 come 16 at a time, not 512 / n); shorter
+  // rows keep the smaller batch (and its smaller frame).
+  if constexpr (kWide > kShortBatch) {
+    if (kShortBatch / n < W) return softmax_rows_batch<V, R, T, kWide>(x, y, rows, n, start, row, key, inv_tau, fault);
+  }
+  softmax_rows_batch<V, R, T, kShortBatch>(x, y, rows, n, start, row, key, inv_tau, fault);
 }
 
 template <class V, class R, class T>

@@ -59,6 +59,14 @@ struct Random {
     const __m256i m1 = _mm256_set1_epi32(static_cast<int>(kPhiloxM1));
     auto load = [](const uint32_t* p) { return _mm256_loadu_si256(reinterpret_cast<const __m256i*>(p)); };
     auto store = [](uint32_t* p, __m256i v) { _mm256_storeu_si256(reinterpret_cast<__m256i*>(p), v); };
+    // The round keys once per call, read as memory operands of the xors:
+    // made in the loop they cost a scalar add, a move and a broadcast per
+    // key and round, and with no free registers the compiler spilled state.
+    __m256i key[10][2];
+    for (uint32_t round = 0; round < 10; ++round) {
+      key[round][0] = _mm256_set1_epi32(static_cast<int>(k0 + round * kPhiloxW0));
+      key[round][1] = _mm256_set1_epi32(static_cast<int>(k1 + round * kPhiloxW1));
+    }
     for (size_t l = 0; l < count; l += 16) {
       __m256i x0[2], x1[2], x2[2], x3[2];
       for (int h = 0; h < 2; ++h) {
@@ -67,11 +75,8 @@ struct Random {
         x2[h] = load(x2p + l + 8 * h);
         x3[h] = load(x3p + l + 8 * h);
       }
-      for (int round = 0; round < 10; ++round) {
-        const __m256i key0 = _mm256_set1_epi32(static_cast<int>(k0 + round * kPhiloxW0));
-        const __m256i key1 = _mm256_set1_epi32(static_cast<int>(k1 + round * kPhiloxW1));
-        for (int h = 0; h < 2; ++h) philox8_round(x0[h], x1[h], x2[h], x3[h], m0, m1, key0, key1);
-      }
+      for (int round = 0; round < 10; ++round)
+        for (int h = 0; h < 2; ++h) philox8_round(x0[h], x1[h], x2[h], x3[h], m0, m1, key[round][0], key[round][1]);
       for (int h = 0; h < 2; ++h) {
         store(x0p + l + 8 * h, x0[h]);
         store(x1p + l + 8 * h, x1[h]);
