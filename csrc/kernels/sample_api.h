@@ -103,9 +103,12 @@ struct SampleKernels {
   // above pivot, and with find_max the chunk's max (see CoarseMass; valid
   // while every x <= ref + 127 / (inv_temp log2 e), which the caller checks
   // on the max or knows). Adds into res; false (nothing added) where the
-  // reduction does not hold.
+  // reduction does not hold. next (or nullptr): n elements the caller reads
+  // next (the same chunk of a batch's next row), requested into the cache
+  // line by line as the pass goes, so that their read from memory overlaps
+  // this pass over cached data.
   bool (*mass_coarse)(const T* x, size_t n, double ref, double inv_temp, double pivot, bool find_max,
-                      CoarseMass* res);
+                      CoarseMass* res, const T* next);
   // The values x with clo < x <= chi (clo, chi: values of T or +-inf),
   // appended to out (at most cap); returns how many there are.
   uint64_t (*collect)(const T* x, size_t n, double clo, double chi, double* out, size_t cap);
