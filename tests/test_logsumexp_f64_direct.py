@@ -167,3 +167,26 @@ def test_special_rows_every_position(isa, n, kind):
         x = base.copy()
         SPECIALS[kind](x[pos])
         check_specials(x, (isa, n, kind, pos))
+
+
+@pytest.mark.parametrize("n", [16, 33, 128])
+def test_terms_far_below_the_max(isa, n):
+    """Entries about 1020 ln2 (707) below the max, where the terms without
+    an exp table raise x to (e - 1020) ln2 so that 2^(n - e) stays a normal
+    power of two (lse64_term; raised terms must stay negligible). Distances
+    on both sides of it, -inf and huge ones, at maxima from -2^20 to 2^20."""
+    dist = np.array([700.0, 706.0, 706.7, 707.0, 707.3, 707.7, 708.0, 708.4, 709.0, 710.0, 720.0, 744.0, 746.0,
+                     800.0, 1e4, 1e6, np.inf])
+    maxima = [3.0, -3.0, 0.75, 1e5 + 0.3, -1e5 - 0.3, 2.0**20 - 1.0, -(2.0**20) + 1.0, 700.0]
+    rng = np.random.default_rng(800 + n)
+    x = np.empty((len(maxima) * 3, n))
+    for i, m in enumerate(maxima):
+        for j in range(3):
+            row = x[3 * i + j]
+            row[:] = m - rng.choice(dist, n)
+            row[rng.integers(n)] = m
+            if j == 1:  # a second entry near the max: log S away from 0
+                row[rng.integers(n)] = m - 0.5
+            if j == 2:  # the far entries sliding over the bound by 1/64
+                row[:] = np.where(row < m - 1.0, m - 707.0 + (np.arange(n) % 64 - 32) / 64.0, row)
+    check(x, (isa, n))

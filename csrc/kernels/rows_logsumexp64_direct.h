@@ -11,9 +11,11 @@
 //
 // Accuracy (SPEC: float64 within 1e-14 relative; near lse = 0 the bound of
 // docs/design.md), two tiers per row, u = 2^-53:
-//  1. S = sum exp(x) 2^-e, e = round(max log2 e), the terms
-//     by fast_term (the fast sums' terms: term_err() u relative
-//     each, terms below 2^-1022 flushed: under n 2^-1022 of S >= 2^-1/2),
+//  1. S = sum exp(x) 2^-e, e = round(max log2 e), the terms by
+//     fast_term where the lane type has the exp table, else lse64_term
+//     (term_err() u relative each; fast_term flushes terms below 2^-1022,
+//     lse64_term gives those below 2^-1019 at most 2^-1019: under n
+//     2^-1019 of S >= 2^-1/2),
 //     added plainly in two chains per lane (at most ceil(v / 2) + 1 adds a
 //     term, v the row's vectors: Higham sec. 4.2, for terms >= 0 in any
 //     order) and across the lanes by column_adds (ceil_log2(W)
@@ -37,10 +39,10 @@
 // Rows with +-inf, all -inf or a max beyond kFastLimit are flagged and left
 // unwritten for the per-row path, as the group kernel flags them.
 
-// Relative error bound of tier 1's terms (fast_term) in units of 2^-53: the
+// Relative error bound of tier 1's terms in units of 2^-53: fast_term's
 // table exp's 1.6 (vecmath_common.h, ExpTable16) taken as the fast sums'
-// bound for it (expsum_fast.h), else the degree-11 exp's (TopExp's analysis:
-// 2.5 with a fused fma, 3.5 without).
+// bound for it (expsum_fast.h), else lse64_term's degree-11 exp's (TopExp's
+// analysis: 2.5 with a fused fma, 3.5 without).
 template <class V>
 constexpr double term_err() {
   return HasExpTable<V>::value ? 2.0 : FusedFma<V>::value ? 2.5 : 3.5;
@@ -57,27 +59,63 @@ inline Reg<V> row_max_lanes(const double* xr, size_t n) {
   return m;
 }
 
-// Tier 1's lane sums of row xr: exp(x) 2^-e (ve = e in every lane), the
-// fast sums' terms (fast_term: the 16-entry table exp where the lane type
-// has it, else the degree-11 exp; two vectors' chains side by side), added
-// plainly in two chains: at most ceil(v / 2) + 1 adds a term, v the row's
-// vectors (a NaN reaches the sums; the tail's -inf fill adds 0). Four
-// vectors side by side were no faster (AVX-512 n = 64-256, noisy).
+// Tier 1's term exp(x) 2^-e where the lane type has no exp table (AVX2,
+// NEON, scalar): xlow = (e - 1020) ln2 (lse64_low) raises every x below it,
+// so that n = round(x log2 e) lies in [e - 1020, e + 1] (the fma rounds x
+// log2 e + 1.5 2^52 once, to the integer n plus the constant) and 2^(n - e)
+// is a normal power of two: the product by it is exact and takes no clamps
+// (fast_term's scale2_term: five operations more per vector on AVX2, with
+// its round). The reduction x - n ln2 is the exact one of ref_term (|x| <=
+// 2^21, |n| < 2^22), the polynomial the degree-11 one, |r| <= ln2/2: the
+// term is within term_err() as fast_term's. A raised x (x < xlow, also
+// -inf) gives at most exp(xlow + ln2/2) 2^-e < 2^-1019 instead of its own
+// term: at most kMaxN of them, under 2^-1010 of S >= 2^-1/2. NaN stays NaN
+// (max returns its second operand on NaN) and reaches the sums.
 template <class V>
-inline Reg<V> row_ref_sums(const double* xr, size_t n, Reg<V> ve) {
+SSM_INLINE inline Reg<V> lse64_term(Reg<V> x, Reg<V> xlow, Reg<V> ve) {
+  using C = ExpCoeffs<double>;
+  constexpr double kMagic = 0x1.8p52;
+  const Reg<V> xc = V::max(xlow, x);
+  const Reg<V> n = V::sub(V::fmadd(xc, V::set1(C::log2e), V::set1(kMagic)), V::set1(kMagic));
+  return V::mul(poly<V, C>(V::reduce_ln2(xc, n)), V::pow2(V::sub(n, ve)));
+}
+
+// lse64_term's xlow for the row whose e is eref.
+inline double lse64_low(double eref) { return (eref - 1020.0) * 0x1.62e42fefa39efp-1; }
+
+// Tier 1's lane sums of row xr: exp(x) 2^-e (e = eref), the
+// fast sums' terms where the lane type has the 16-entry table exp
+// (fast_term: two vectors' chains side by side), else lse64_term's, added
+// plainly in two chains: at most ceil(v / 2) + 1 adds a term, v the row's
+// vectors (a NaN reaches the sums; the tail's -inf fill adds 0, or
+// lse64_term's raised term). Four vectors side by side were no faster
+// (AVX-512 n = 64-256, noisy).
+template <class V>
+inline Reg<V> row_ref_sums(const double* xr, size_t n, double eref) {
   constexpr size_t W = V::width;
+  const Reg<V> ve = V::set1(eref);
   const size_t full = n - n % W, rem = n % W;
   Reg<V> s0 = V::set1(0.0), s1 = V::set1(0.0);
   size_t j = 0;
-  for (; j + 2 * W <= full; j += 2 * W) {
-    Reg<V> t[2];
-    fast_terms<V, 2>(xr + j, ve, t);
-    s0 = V::add(s0, t[0]);
-    s1 = V::add(s1, t[1]);
+  if constexpr (HasExpTable<V>::value) {
+    for (; j + 2 * W <= full; j += 2 * W) {
+      Reg<V> t[2];
+      fast_terms<V, 2>(xr + j, ve, t);
+      s0 = V::add(s0, t[0]);
+      s1 = V::add(s1, t[1]);
+    }
+    Reg<V> unused;
+    if (j < full) s0 = V::add(s0, fast_term<V>(V::load(xr + j), ve, unused));
+    if (rem) s1 = V::add(s1, fast_term<V>(V::load_tail(xr + full, rem, -kInf), ve, unused));
+  } else {
+    const Reg<V> xlow = V::set1(lse64_low(eref));
+    for (; j + 2 * W <= full; j += 2 * W) {
+      s0 = V::add(s0, lse64_term<V>(V::load(xr + j), xlow, ve));
+      s1 = V::add(s1, lse64_term<V>(V::load(xr + j + W), xlow, ve));
+    }
+    if (j < full) s0 = V::add(s0, lse64_term<V>(V::load(xr + j), xlow, ve));
+    if (rem) s1 = V::add(s1, lse64_term<V>(V::load_tail(xr + full, rem, -kInf), xlow, ve));
   }
-  Reg<V> unused;
-  if (j < full) s0 = V::add(s0, fast_term<V>(V::load(xr + j), ve, unused));
-  if (rem) s1 = V::add(s1, fast_term<V>(V::load_tail(xr + full, rem, -kInf), ve, unused));
   return V::add(s0, s1);
 }
 
@@ -235,7 +273,7 @@ void logsumexp_rows_direct_f64_staged(const double* x, double* out, double* sign
     size_t done = r0 ? 0 : 4;
     for (size_t l = 0; l < W; ++l) {
       if (l < g && in_range[b][l] != 0.0)
-        V::store(ln + l * W, row_ref_sums<V>(x + (r0 + l) * n, n, V::set1(eref[b][l])));
+        V::store(ln + l * W, row_ref_sums<V>(x + (r0 + l) * n, n, eref[b][l]));
       else
         store_unit<V>(ln + l * W);
       for (; done < (l + 1) * 4 / W; ++done) stage(done, prev_r0, prev_g, b ^ 1);
@@ -269,7 +307,7 @@ void logsumexp_rows_direct_f64(const double* x, double* out, double* sign, size_
     V::to_array(V::select(beyond, V::set1(0.0), V::set1(1.0)), in_range);
     for (size_t l = 0; l < W; ++l) {
       if (l < g && in_range[l] != 0.0)
-        V::store(lanes + l * W, row_ref_sums<V>(x + (r0 + l) * n, n, V::set1(eref[l])));
+        V::store(lanes + l * W, row_ref_sums<V>(x + (r0 + l) * n, n, eref[l]));
       else
         store_unit<V>(lanes + l * W);
     }
