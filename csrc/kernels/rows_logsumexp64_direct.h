@@ -20,10 +20,13 @@
 //     term, v the row's vectors: Higham sec. 4.2, for terms >= 0 in any
 //     order) and across the lanes by column_adds (ceil_log2(W)
 //     adds): S within rel_s = (term_err() + ceil(v / 2) + 1 +
-//     ceil_log2(W)) u relative. log S = log1p_small(S - 1)
+//     ceil_log2(W)) u relative, plus lse64_reduce_err(n) u where the
+//     reduction is one fma (kLse64OneFma: S is then exp(e ln2_lo) times
+//     that). log S = log1p_small(S - 1)
 //     (S - 1 exact: S in [2^-1/2, 2] or rounded by u (S - 1) / S of log S;
 //     S >= 2^-1/2 keeps log1p_small's s within its 0.1716; 1.5u relative),
-//     lse = e ln2_hi31 (exact) + (e ln2_lo31 + log S): within rel_s + 2u +
+//     lse = e ln2_hi31 (exact) + (e ln2_lo31 + log S) (one fma: e (ln2_hi
+//     - ln2_hi31), as exp(e ln2_lo) leaves S): within rel_s + 2u +
 //     2.5u |log S| + u |lse| (e ln2_lo31 rounds by under 2^-40 u). Kept
 //     where 1.01 (rel_s + 3u + 3u |log S|) <= 2^-47 |lse| (2^-47 + u below
 //     1e-14): every ordinary row with |lse| above about 1 (log S + 1) 2^-6;
@@ -59,29 +62,68 @@ inline Reg<V> row_max_lanes(const double* xr, size_t n) {
   return m;
 }
 
+// Lane types with pow2_biased (AVX2): 2^k from 2^52 + k + 1023 in one shift.
+template <class V, class = void>
+struct HasPow2Biased : std::false_type {};
+template <class V>
+struct HasPow2Biased<V, std::void_t<decltype(V::pow2_biased)>> : std::true_type {};
+
+// Tier 1's reduction x - n ln2_hi in one fma where the fma is fused and
+// there is no exp table (AVX2, NEON): the exact reduction's r = x - n ln2
+// is then r + n d, d = ln2 - ln2_hi = ln2_lo, so a term carries exp(n d)
+// besides its own error. Against exp(e d), taken out of the sum whole by
+// lse = e ln2_hi + log S (lse64_tier1: ln2_hi - ln2_hi31, not ln2_lo31),
+// a term is off by exp((n - e) d), n - e in [-1020, 1]. The terms weigh
+// w = t / S <= 2^(1 - (e - n)), so sum w (e - n) d <= (log2 N + 1.1) d
+// (as table_reduce's, expsum_fast.h), N <= n the row's terms: S within
+// (ceil_log2(n) + 1.1) d, 1.9 u at n = 256, more (lse64_reduce_err).
+template <class V>
+constexpr bool kLse64OneFma = !HasExpTable<V>::value && FusedFma<V>::value;
+
+// What the one-fma reduction adds to S's error for rows of n, in units of
+// 2^-53 (0 where the reduction is the exact one).
+template <class V>
+double lse64_reduce_err(size_t n) {
+  if constexpr (!kLse64OneFma<V>) return 0.0;
+  return (ceil_log2(static_cast<int>(n)) + 1.1) * ExpCoeffs<double>::ln2_lo / 0x1p-53;
+}
+
 // Tier 1's term exp(x) 2^-e where the lane type has no exp table (AVX2,
 // NEON, scalar): xlow = (e - 1020) ln2 (lse64_low) raises every x below it,
 // so that n = round(x log2 e) lies in [e - 1020, e + 1] (the fma rounds x
 // log2 e + 1.5 2^52 once, to the integer n plus the constant) and 2^(n - e)
 // is a normal power of two: the product by it is exact and takes no clamps
 // (fast_term's scale2_term: five operations more per vector on AVX2, with
-// its round). The reduction x - n ln2 is the exact one of ref_term (|x| <=
-// 2^21, |n| < 2^22), the polynomial the degree-11 one, |r| <= ln2/2: the
-// term is within term_err() as fast_term's. A raised x (x < xlow, also
-// -inf) gives at most exp(xlow + ln2/2) 2^-e < 2^-1019 instead of its own
-// term: at most kMaxN of them, under 2^-1010 of S >= 2^-1/2. NaN stays NaN
-// (max returns its second operand on NaN) and reaches the sums.
+// its round). With pow2_biased, 2^52 + n - e + 1023 is t - k_row, k_row =
+// 2^51 + e - 1023 (lse64_krow; exact: both integers, the difference in
+// [2^52, 2^53)). The reduction is kLse64OneFma's or the exact one of
+// ref_term (|x| <= 2^21, |n| < 2^22), the polynomial the degree-11 one,
+// |r| <= ln2/2: the term is within term_err() as fast_term's. A raised x
+// (x < xlow, also -inf) gives at most exp(xlow + ln2/2) 2^-e < 2^-1019
+// instead of its own term: at most kMaxN of them, under 2^-1010 of S >=
+// 2^-1/2. NaN stays NaN (max returns its second operand on NaN) and
+// reaches the sums.
 template <class V>
-SSM_INLINE inline Reg<V> lse64_term(Reg<V> x, Reg<V> xlow, Reg<V> ve) {
+SSM_INLINE inline Reg<V> lse64_term(Reg<V> x, Reg<V> xlow, Reg<V> ve, Reg<V> krow) {
   using C = ExpCoeffs<double>;
   constexpr double kMagic = 0x1.8p52;
   const Reg<V> xc = V::max(xlow, x);
-  const Reg<V> n = V::sub(V::fmadd(xc, V::set1(C::log2e), V::set1(kMagic)), V::set1(kMagic));
-  return V::mul(poly<V, C>(V::reduce_ln2(xc, n)), V::pow2(V::sub(n, ve)));
+  const Reg<V> t = V::fmadd(xc, V::set1(C::log2e), V::set1(kMagic));
+  const Reg<V> n = V::sub(t, V::set1(kMagic));
+  Reg<V> r;
+  if constexpr (kLse64OneFma<V>)
+    r = V::fmadd(n, V::set1(-C::ln2_hi), xc);
+  else
+    r = V::reduce_ln2(xc, n);
+  if constexpr (HasPow2Biased<V>::value)
+    return V::mul(poly<V, C>(r), V::pow2_biased(V::sub(t, krow)));
+  else
+    return V::mul(poly<V, C>(r), V::pow2(V::sub(n, ve)));
 }
 
-// lse64_term's xlow for the row whose e is eref.
+// lse64_term's xlow and k_row for the row whose e is eref.
 inline double lse64_low(double eref) { return (eref - 1020.0) * 0x1.62e42fefa39efp-1; }
+inline double lse64_krow(double eref) { return 0x1p51 + (eref - 1023.0); }
 
 // Tier 1's lane sums of row xr: exp(x) 2^-e (e = eref), the
 // fast sums' terms where the lane type has the 16-entry table exp
@@ -108,13 +150,13 @@ inline Reg<V> row_ref_sums(const double* xr, size_t n, double eref) {
     if (j < full) s0 = V::add(s0, fast_term<V>(V::load(xr + j), ve, unused));
     if (rem) s1 = V::add(s1, fast_term<V>(V::load_tail(xr + full, rem, -kInf), ve, unused));
   } else {
-    const Reg<V> xlow = V::set1(lse64_low(eref));
+    const Reg<V> xlow = V::set1(lse64_low(eref)), krow = V::set1(lse64_krow(eref));
     for (; j + 2 * W <= full; j += 2 * W) {
-      s0 = V::add(s0, lse64_term<V>(V::load(xr + j), xlow, ve));
-      s1 = V::add(s1, lse64_term<V>(V::load(xr + j + W), xlow, ve));
+      s0 = V::add(s0, lse64_term<V>(V::load(xr + j), xlow, ve, krow));
+      s1 = V::add(s1, lse64_term<V>(V::load(xr + j + W), xlow, ve, krow));
     }
-    if (j < full) s0 = V::add(s0, lse64_term<V>(V::load(xr + j), xlow, ve));
-    if (rem) s1 = V::add(s1, lse64_term<V>(V::load_tail(xr + full, rem, -kInf), xlow, ve));
+    if (j < full) s0 = V::add(s0, lse64_term<V>(V::load(xr + j), xlow, ve, krow));
+    if (rem) s1 = V::add(s1, lse64_term<V>(V::load_tail(xr + full, rem, -kInf), xlow, ve, krow));
   }
   return V::add(s0, s1);
 }
@@ -142,7 +184,8 @@ struct Lse64Tier1Err {
     constexpr size_t W = V::width;
     constexpr double u = 0x1p-53;
     const size_t vecs = (n + W - 1) / W;
-    const double rel_s = (term_err<V>() + static_cast<double>((vecs + 1) / 2 + 1 + ceil_log2(W))) * u;
+    const double rel_s =
+        (term_err<V>() + lse64_reduce_err<V>(n) + static_cast<double>((vecs + 1) / 2 + 1 + ceil_log2(W))) * u;
     err0 = V::set1(1.01 * (rel_s + 3.0 * u));
     err1 = V::set1(1.01 * 3.0 * u);
   }
@@ -155,7 +198,10 @@ template <class V>
 SSM_INLINE inline Reg<V> lse64_tier1(Reg<V> ve, Reg<V> log_s, typename V::mask beyond, const Lse64Tier1Err<V>& b,
                                      typename V::mask& fail) {
   using C = ExpCoeffs<double>;
-  const Reg<V> lse = V::fmadd(ve, V::set1(C::ln2_hi31), V::fmadd(ve, V::set1(C::ln2_lo31), log_s));
+  // e ln2 with ln2 - ln2_hi31 (below 2^-30); e ln2_hi where the terms
+  // carry exp(e ln2_lo) (kLse64OneFma; ln2_hi - ln2_hi31 is exact).
+  constexpr double lo = kLse64OneFma<V> ? C::ln2_hi - C::ln2_hi31 : C::ln2_lo31;
+  const Reg<V> lse = V::fmadd(ve, V::set1(C::ln2_hi31), V::fmadd(ve, V::set1(lo), log_s));
   const Reg<V> size = V::max(lse, V::sub(V::set1(0.0), lse));
   const Reg<V> err = V::fmadd(V::max(log_s, V::sub(V::set1(0.0), log_s)), b.err1, b.err0);
   fail = V::mask_or(beyond, V::not_le(err, V::mul(size, V::set1(0x1p-47))));
