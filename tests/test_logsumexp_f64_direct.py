@@ -190,3 +190,24 @@ def test_terms_far_below_the_max(isa, n):
             if j == 2:  # the far entries sliding over the bound by 1/64
                 row[:] = np.where(row < m - 1.0, m - 707.0 + (np.arange(n) % 64 - 32) / 64.0, row)
     check(x, (isa, n))
+
+
+def test_degree_10_fit_within_its_bound():
+    """Lse64Exp10 (the terms of tier 1 without an exp table): the rounded
+    coefficients in the header approximate exp to within the 2.5 * 2^-53
+    relative that term_err() counts for them, on |r| <= ln2/2 (1 + 2^-10)
+    (long double: 2^-64 evaluation, far below the fit's error)."""
+    import pathlib
+    import re
+
+    text = (pathlib.Path(__file__).parents[1] / "csrc/kernels/rows_logsumexp64_direct.h").read_text()
+    body = re.search(r"struct Lse64Exp10 \{.*?\{(.*?)\};", text, re.S).group(1)
+    coeffs = [float.fromhex(c.strip()) if "0x" in c else float(c) for c in body.split(",")]
+    assert len(coeffs) == 11 and coeffs[0] == 1.0
+    half = np.log(2.0) / 2 * (1 + 2.0**-10)
+    r = np.linspace(-half, half, 200_001).astype(np.longdouble)
+    p = np.zeros_like(r)
+    for c in coeffs[::-1]:
+        p = p * r + np.longdouble(c)
+    err = np.abs(p / np.exp(r) - 1).max()
+    assert err <= 2.5 * 2.0**-53, float(err) / 2.0**-53

@@ -42,13 +42,28 @@
 // Rows with +-inf, all -inf or a max beyond kFastLimit are flagged and left
 // unwritten for the per-row path, as the group kernel flags them.
 
+// exp(r) on |r| <= ln2/2 (1 + 2^-10) to degree 10 for lse64_term's sums
+// (tools/fit_exp.py's Lawson fit at degree 10: 2.37 * 2^-53 relative with
+// these rounded coefficients, 4001 points), one fma fewer a vector than
+// ExpCoeffs<double>'s degree 11 (0.1 * 2^-53). Its error is relative to S
+// and enters lse as an absolute error of a few 2^-53, where tier 1 keeps
+// only results certified to 2^-47 relative (term_err).
+struct Lse64Exp10 {
+  static constexpr int degree = 10;
+  static constexpr double c[degree + 1] = {
+      1.0, 0x1.0000000000019p+0, 0x1.ffffffffffe91p-2, 0x1.555555554c4a1p-3, 0x1.555555558bcffp-5,
+      0x1.1111112c7f794p-7, 0x1.6c16c0cce3b7ep-10, 0x1.a0197c21d4948p-13, 0x1.a01b5b2281f9fp-16,
+      0x1.72f811fabeb17p-19, 0x1.2731027534f75p-22};
+};
+
 // Relative error bound of tier 1's terms in units of 2^-53: fast_term's
 // table exp's 1.6 (vecmath_common.h, ExpTable16) taken as the fast sums'
-// bound for it (expsum_fast.h), else lse64_term's degree-11 exp's (TopExp's
-// analysis: 2.5 with a fused fma, 3.5 without).
+// bound for it (expsum_fast.h), else lse64_term's: the degree-11 exp's
+// evaluation (TopExp's analysis: 2.5 with a fused fma, 3.5 without, its
+// fit's 0.1 included) plus Lse64Exp10's fit, 2.37 taken as 2.5.
 template <class V>
 constexpr double term_err() {
-  return HasExpTable<V>::value ? 2.0 : FusedFma<V>::value ? 2.5 : 3.5;
+  return HasExpTable<V>::value ? 2.0 : (FusedFma<V>::value ? 2.5 : 3.5) + 2.5;
 }
 
 // The lane maxima of row xr (NaN ignored, -inf for no entry). One chain:
@@ -66,7 +81,7 @@ inline Reg<V> row_max_lanes(const double* xr, size_t n) {
 template <class V, class = void>
 struct HasPow2Biased : std::false_type {};
 template <class V>
-struct HasPow2Biased<V, std::void_t<decltype(V::pow2_biased)>> : std::true_type {};
+struct HasPow2Biased<V, std::void_t<decltype(void(V::pow2_biased(V::set1(0.0))))>> : std::true_type {};
 
 // Tier 1's reduction x - n ln2_hi in one fma where the fma is fused and
 // there is no exp table (AVX2, NEON): the exact reduction's r = x - n ln2
@@ -97,12 +112,12 @@ double lse64_reduce_err(size_t n) {
 // its round). With pow2_biased, 2^52 + n - e + 1023 is t - k_row, k_row =
 // 2^51 + e - 1023 (lse64_krow; exact: both integers, the difference in
 // [2^52, 2^53)). The reduction is kLse64OneFma's or the exact one of
-// ref_term (|x| <= 2^21, |n| < 2^22), the polynomial the degree-11 one,
-// |r| <= ln2/2: the term is within term_err() as fast_term's. A raised x
-// (x < xlow, also -inf) gives at most exp(xlow + ln2/2) 2^-e < 2^-1019
-// instead of its own term: at most kMaxN of them, under 2^-1010 of S >=
-// 2^-1/2. NaN stays NaN (max returns its second operand on NaN) and
-// reaches the sums.
+// ref_term (|x| <= 2^21, |n| < 2^22), the polynomial Lse64Exp10 (|r| <=
+// ln2/2 + 2^-33 with the one-fma reduction, inside its fit's margin): the
+// term is within term_err(). A raised x (x < xlow, also -inf) gives at
+// most exp(xlow + ln2/2) 2^-e < 2^-1019 instead of its own term: at most
+// kMaxN of them, under 2^-1010 of S >= 2^-1/2. NaN stays NaN (max returns
+// its second operand on NaN) and reaches the sums.
 template <class V>
 SSM_INLINE inline Reg<V> lse64_term(Reg<V> x, Reg<V> xlow, Reg<V> ve, Reg<V> krow) {
   using C = ExpCoeffs<double>;
@@ -116,9 +131,9 @@ SSM_INLINE inline Reg<V> lse64_term(Reg<V> x, Reg<V> xlow, Reg<V> ve, Reg<V> kro
   else
     r = V::reduce_ln2(xc, n);
   if constexpr (HasPow2Biased<V>::value)
-    return V::mul(poly<V, C>(r), V::pow2_biased(V::sub(t, krow)));
+    return V::mul(poly<V, Lse64Exp10>(r), V::pow2_biased(V::sub(t, krow)));
   else
-    return V::mul(poly<V, C>(r), V::pow2(V::sub(n, ve)));
+    return V::mul(poly<V, Lse64Exp10>(r), V::pow2(V::sub(n, ve)));
 }
 
 // lse64_term's xlow and k_row for the row whose e is eref.
