@@ -326,6 +326,29 @@ inline void to_columns(const T* x, size_t n, size_t g, T* buf, T fill) {
     for (size_t l = 0; l < W; ++l) buf[j * W + l] = l < g ? x[l * n + j] : fill;
 }
 
+// Columns of a full group of rows shorter than W (n < W, a lane type with
+// a W x W transpose): each row by one masked load, the block transposed in
+// registers, its first n columns stored whole. to_columns' element copy
+// wrote each column as W single stores that the column's vector load then
+// read at once, which the store buffer cannot forward: the load waited for
+// them to reach the cache (AVX-512 float64 logsumexp rows of 2-3, where the
+// sums are a few columns long).
+template <class V, class T>
+inline void to_columns_short(const T* x, size_t n, size_t g, T* buf, T fill) {
+  constexpr size_t W = V::width;
+  if constexpr (Transposes<V>::value) {
+    if (g == W && n < W) {
+      Reg<V> v[W];
+      for (size_t l = 0; l < W; ++l) v[l] = V::load_tail(x + l * n, n, fill);
+      V::transpose(v);
+      for (size_t j = 0; j < W; ++j)
+        if (j < n) V::store(buf + j * W, v[j]);
+      return;
+    }
+  }
+  to_columns<V>(x, n, g, buf, fill);
+}
+
 // Shortest run streamed: shorter ones lose (AVX2, 2^21 float64 elements
 // out of cache, ns per element streamed / not: n = 8 (256-byte runs) 7.7 /
 // 5.8, n = 16 5.1 / 4.5, n = 32 3.5 / 3.5, n = 64 (2 KiB) 3.4-3.8 / 3.7-3.8,
@@ -820,7 +843,7 @@ void lse_groups_f64(const double* x, double* out, double* sign, size_t n, size_t
   size_t g[P];
   for (size_t p = 0; p < P; ++p) {
     g[p] = rows_left - p * W < W ? rows_left - p * W : W;
-    to_columns<V>(x + p * W * n, n, g[p], buf + p * n * W, 1.0);  // lanes >= g stay ordinary
+    to_columns_short<V>(x + p * W * n, n, g[p], buf + p * n * W, 1.0);  // lanes >= g stay ordinary
   }
   GroupSums<V, V, P> s;
   group_sums<V, V, double, ExpCoeffs<double>, Kahan2, P>(buf, n, s);
