@@ -632,7 +632,7 @@ void log_softmax_groups_f64(const double* x, double* y, size_t n, size_t rows_le
   size_t g[P];
   for (size_t p = 0; p < P; ++p) {
     g[p] = rows_left - p * W < W ? rows_left - p * W : W;
-    to_columns<V>(x + p * W * n, n, g[p], buf + p * n * W, 0.0);
+    to_columns_short<V>(x + p * W * n, n, g[p], buf + p * n * W, 0.0);
   }
   GroupSums<V, V, P> s;
   group_sums<V, V, double, ExpCoeffs<double>, Kahan2, P>(buf, n, s);
