@@ -757,7 +757,7 @@ typename VW::mask lse_dd_half(const T* buf, size_t n, size_t h, typename VW::mas
 // together, group_sums), whose columns are at buf. Forced inline: left to
 // the compiler, lse_plain_group on AVX-512 float64 rows of 2-3 took twice
 // as long (4 Mi-element batches, 1 thread, interleaved runs).
-template <class VN, class VW, class T, bool Certify, class C, size_t P>
+template <class VN, class VW, class T, bool Certify, class C, size_t P, int MaxT = (1 << 15)>
 SSM_INLINE bool lse_finish(const T* buf, size_t n, size_t g, const GroupSums<VN, VW, P>& sums, size_t p, T* out,
                 unsigned char* flag) {
   constexpr size_t W = VN::width, WW = VW::width, H = W / WW;
@@ -772,7 +772,7 @@ SSM_INLINE bool lse_finish(const T* buf, size_t n, size_t g, const GroupSums<VN,
     bad[h] = VW::mask_or(VW::notfinite(mx[h]), VW::notfinite(rest[h]));
     any_bad = any_bad || VW::any(bad[h]);
     const Reg<VW> z = VW::select(bad[h], VW::set1(0.0), VW::add(VW::sub(cnt[h], VW::set1(1.0)), rest[h]));
-    const Reg<VW> log_s = log1p_small<VW>(z);
+    const Reg<VW> log_s = log1p_small<VW, 11, MaxT>(z);
     lse[h] = VW::add(m[h], log_s);
     if constexpr (!Certify) {
       // m + log S cancels near lse = 0: with log S within 2^-49 log S, the
@@ -860,7 +860,11 @@ void lse_groups_f64(const double* x, double* out, double* sign, size_t n, size_t
   group_sums<V, V, double, ExpCoeffs<double>, Kahan2, P>(buf, n, s);
   for (size_t p = 0; p < P; ++p) {
     unsigned char* f = flag + p * W;
-    lse_finish<V, V, double, false, ExpCoeffs<double>, P>(buf + p * n * W, n, g[p], s, p, out + p * W, f);
+    // Rows of up to 3: S <= 3 < 4, so log1p's steps by 2^8 and 2^4 never divide.
+    if (n <= 3)
+      lse_finish<V, V, double, false, ExpCoeffs<double>, P, 4>(buf + p * n * W, n, g[p], s, p, out + p * W, f);
+    else
+      lse_finish<V, V, double, false, ExpCoeffs<double>, P>(buf + p * n * W, n, g[p], s, p, out + p * W, f);
     if (sign)
       for (size_t l = 0; l < g[p]; ++l)
         if (!f[l]) sign[p * W + l] = 1.0;
