@@ -167,3 +167,47 @@ def test_special_rows_every_position(isa, n, kind):
         x = base.copy()
         SPECIALS[kind](x[pos])
         check_specials(x, (isa, n, kind, pos))
+
+
+@pytest.mark.parametrize("n", [16, 33, 128])
+def test_terms_far_below_the_max(isa, n):
+    """Entries about 1020 ln2 (707) below the max, where the terms without
+    an exp table raise x to (e - 1020) ln2 so that 2^(n - e) stays a normal
+    power of two (lse64_term; raised terms must stay negligible). Distances
+    on both sides of it, -inf and huge ones, at maxima from -2^20 to 2^20."""
+    dist = np.array([700.0, 706.0, 706.7, 707.0, 707.3, 707.7, 708.0, 708.4, 709.0, 710.0, 720.0, 744.0, 746.0,
+                     800.0, 1e4, 1e6, np.inf])
+    maxima = [3.0, -3.0, 0.75, 1e5 + 0.3, -1e5 - 0.3, 2.0**20 - 1.0, -(2.0**20) + 1.0, 700.0]
+    rng = np.random.default_rng(800 + n)
+    x = np.empty((len(maxima) * 3, n))
+    for i, m in enumerate(maxima):
+        for j in range(3):
+            row = x[3 * i + j]
+            row[:] = m - rng.choice(dist, n)
+            row[rng.integers(n)] = m
+            if j == 1:  # a second entry near the max: log S away from 0
+                row[rng.integers(n)] = m - 0.5
+            if j == 2:  # the far entries sliding over the bound by 1/64
+                row[:] = np.where(row < m - 1.0, m - 707.0 + (np.arange(n) % 64 - 32) / 64.0, row)
+    check(x, (isa, n))
+
+
+def test_degree_10_fit_within_its_bound():
+    """Lse64Exp10 (the terms of tier 1 without an exp table): the rounded
+    coefficients in the header approximate exp to within the 2.5 * 2^-53
+    relative that term_err() counts for them, on |r| <= ln2/2 (1 + 2^-10)
+    (long double: 2^-64 evaluation, far below the fit's error)."""
+    import pathlib
+    import re
+
+    text = (pathlib.Path(__file__).parents[1] / "csrc/kernels/rows_logsumexp64_direct.h").read_text()
+    body = re.search(r"struct Lse64Exp10 \{.*?\{(.*?)\};", text, re.S).group(1)
+    coeffs = [float.fromhex(c.strip()) if "0x" in c else float(c) for c in body.split(",")]
+    assert len(coeffs) == 11 and coeffs[0] == 1.0
+    half = np.log(2.0) / 2 * (1 + 2.0**-10)
+    r = np.linspace(-half, half, 200_001).astype(np.longdouble)
+    p = np.zeros_like(r)
+    for c in coeffs[::-1]:
+        p = p * r + np.longdouble(c)
+    err = np.abs(p / np.exp(r) - 1).max()
+    assert err <= 2.5 * 2.0**-53, float(err) / 2.0**-53

@@ -279,7 +279,9 @@ struct Kahan2 {
     c[u] = V::sub(V::sub(sum, s[u]), y);
     s[u] = sum;
   }
-  // Lane totals in float64: (s0 - c0) + (s1 - c1).
+  // Lane totals in float64: (s0 - c0) + (s1 - c1), in the register
+  // (total) or into an array (totals).
+  Reg<V> total() const { return V::add(V::sub(s[0], c[0]), V::sub(s[1], c[1])); }
   template <size_t N>
   void totals(double (&out)[N], size_t at = 0) const {
     constexpr size_t W = V::width;
@@ -324,6 +326,29 @@ inline void to_columns(const T* x, size_t n, size_t g, T* buf, T fill) {
   }
   for (size_t j = 0; j < n; ++j)
     for (size_t l = 0; l < W; ++l) buf[j * W + l] = l < g ? x[l * n + j] : fill;
+}
+
+// Columns of a full group of rows shorter than W (n < W, a lane type with
+// a W x W transpose): each row by one masked load, the block transposed in
+// registers, its first n columns stored whole. to_columns' element copy
+// wrote each column as W single stores that the column's vector load then
+// read at once, which the store buffer cannot forward: the load waited for
+// them to reach the cache (AVX-512 float64 logsumexp rows of 2-3, where the
+// sums are a few columns long).
+template <class V, class T>
+inline void to_columns_short(const T* x, size_t n, size_t g, T* buf, T fill) {
+  constexpr size_t W = V::width;
+  if constexpr (Transposes<V>::value) {
+    if (g == W && n < W) {
+      Reg<V> v[W];
+      for (size_t l = 0; l < W; ++l) v[l] = V::load_tail(x + l * n, n, fill);
+      V::transpose(v);
+      for (size_t j = 0; j < W; ++j)
+        if (j < n) V::store(buf + j * W, v[j]);
+      return;
+    }
+  }
+  to_columns<V>(x, n, g, buf, fill);
 }
 
 // Shortest run streamed: shorter ones lose (AVX2, 2^21 float64 elements
@@ -582,9 +607,15 @@ inline void group_sums(const T* buf, size_t n, GroupSums<VN, VW, P>& out) {
   }
   if (j < n) column(j, std::integral_constant<int, 0>());
   for (size_t q = 0; q < P * H; ++q) {
-    double r[WW];
-    sums[q].totals(r);
-    out.rest[q] = VW::load(r);
+    if constexpr (kExact && std::is_same<Acc<VW>, Kahan2<VW>>::value) {
+      // The same lane sums, without the lanes' round trip through r (one
+      // scalar subtract and add each, then a reload).
+      out.rest[q] = sums[q].total();
+    } else {
+      double r[WW];
+      sums[q].totals(r);
+      out.rest[q] = VW::load(r);
+    }
   }
 }
 
@@ -601,7 +632,7 @@ void log_softmax_groups_f64(const double* x, double* y, size_t n, size_t rows_le
   size_t g[P];
   for (size_t p = 0; p < P; ++p) {
     g[p] = rows_left - p * W < W ? rows_left - p * W : W;
-    to_columns<V>(x + p * W * n, n, g[p], buf + p * n * W, 0.0);
+    to_columns_short<V>(x + p * W * n, n, g[p], buf + p * n * W, 0.0);
   }
   GroupSums<V, V, P> s;
   group_sums<V, V, double, ExpCoeffs<double>, Kahan2, P>(buf, n, s);
@@ -726,7 +757,7 @@ typename VW::mask lse_dd_half(const T* buf, size_t n, size_t h, typename VW::mas
 // together, group_sums), whose columns are at buf. Forced inline: left to
 // the compiler, lse_plain_group on AVX-512 float64 rows of 2-3 took twice
 // as long (4 Mi-element batches, 1 thread, interleaved runs).
-template <class VN, class VW, class T, bool Certify, class C, size_t P>
+template <class VN, class VW, class T, bool Certify, class C, size_t P, int MaxT = (1 << 15)>
 SSM_INLINE bool lse_finish(const T* buf, size_t n, size_t g, const GroupSums<VN, VW, P>& sums, size_t p, T* out,
                 unsigned char* flag) {
   constexpr size_t W = VN::width, WW = VW::width, H = W / WW;
@@ -741,7 +772,7 @@ SSM_INLINE bool lse_finish(const T* buf, size_t n, size_t g, const GroupSums<VN,
     bad[h] = VW::mask_or(VW::notfinite(mx[h]), VW::notfinite(rest[h]));
     any_bad = any_bad || VW::any(bad[h]);
     const Reg<VW> z = VW::select(bad[h], VW::set1(0.0), VW::add(VW::sub(cnt[h], VW::set1(1.0)), rest[h]));
-    const Reg<VW> log_s = log1p_small<VW>(z);
+    const Reg<VW> log_s = log1p_small<VW, 11, MaxT>(z);
     lse[h] = VW::add(m[h], log_s);
     if constexpr (!Certify) {
       // m + log S cancels near lse = 0: with log S within 2^-49 log S, the
@@ -813,6 +844,9 @@ bool lse_plain_group(const T* buf, size_t n, size_t g, T* out, unsigned char* fl
 // 2.4 / 2.8, n = 4 3.5 / 2.5, n = 8 1.8 / 1.6, n = 15 1.6 / 1.4 (pairs
 // from n = 4 only, with the rows below one group at a time, left n = 2-3
 // 1.2-1.4x slower still: not the pairing, the compiled one-group path).
+// What n = 2-3 lost was the columns' element copy (to_columns_short) and
+// the sums' lane totals through memory (Kahan2::total): with both, AVX-512
+// n = 2 3.46 -> 3.06, n = 3 2.69 -> 2.33, n = 5 2.21 -> 1.76.
 template <class V, size_t P>
 void lse_groups_f64(const double* x, double* out, double* sign, size_t n, size_t rows_left, double* buf,
                     unsigned char* flag) {
@@ -820,13 +854,17 @@ void lse_groups_f64(const double* x, double* out, double* sign, size_t n, size_t
   size_t g[P];
   for (size_t p = 0; p < P; ++p) {
     g[p] = rows_left - p * W < W ? rows_left - p * W : W;
-    to_columns<V>(x + p * W * n, n, g[p], buf + p * n * W, 1.0);  // lanes >= g stay ordinary
+    to_columns_short<V>(x + p * W * n, n, g[p], buf + p * n * W, 1.0);  // lanes >= g stay ordinary
   }
   GroupSums<V, V, P> s;
   group_sums<V, V, double, ExpCoeffs<double>, Kahan2, P>(buf, n, s);
   for (size_t p = 0; p < P; ++p) {
     unsigned char* f = flag + p * W;
-    lse_finish<V, V, double, false, ExpCoeffs<double>, P>(buf + p * n * W, n, g[p], s, p, out + p * W, f);
+    // Rows of up to 3: S <= 3 < 4, so log1p's steps by 2^8 and 2^4 never divide.
+    if (n <= 3)
+      lse_finish<V, V, double, false, ExpCoeffs<double>, P, 4>(buf + p * n * W, n, g[p], s, p, out + p * W, f);
+    else
+      lse_finish<V, V, double, false, ExpCoeffs<double>, P>(buf + p * n * W, n, g[p], s, p, out + p * W, f);
     if (sign)
       for (size_t l = 0; l < g[p]; ++l)
         if (!f[l]) sign[p * W + l] = 1.0;

@@ -198,6 +198,9 @@ struct F64x4 {
   static reg pow2(reg k) {
     return _mm256_castsi256_pd(_mm256_slli_epi64(_mm256_castpd_si256(_mm256_add_pd(k, set1(4503599627371519.0))), 52));
   }
+  // 2^k from u = 2^52 + k + 1023 (k + 1023 in [1, 2046]): u's low 12
+  // mantissa bits moved into the exponent field (pow2 without its add).
+  static reg pow2_biased(reg u) { return _mm256_castsi256_pd(_mm256_slli_epi64(_mm256_castpd_si256(u), 52)); }
   static reg scale2(reg m, reg k) {
     k = _mm256_min_pd(_mm256_max_pd(k, set1(-2044.0)), set1(2046.0));
     const reg half = _mm256_floor_pd(_mm256_mul_pd(k, set1(0.5)));
