@@ -307,11 +307,8 @@ class RowSampler {
  public:
   // The kernel tables are the caller's (looked up once per call, on the
   // calling thread, so that pool threads run the kernel set the call chose).
-  // next: the row the calling thread samples after this one (nullptr:
-  // none), requested into the cache during a pass over cached data.
-  RowSampler(const T* x, size_t n, bool parallel, const SampleKernels<T>& sk, const Kernels<T>& sm,
-             const T* next = nullptr)
-      : x_(x), next_(next), n_(n), ch_(n), parallel_(parallel), sk_(sk), sm_(sm) {}
+  RowSampler(const T* x, size_t n, bool parallel, const SampleKernels<T>& sk, const Kernels<T>& sm)
+      : x_(x), n_(n), ch_(n), parallel_(parallel), sk_(sk), sm_(sm) {}
 
   // The k best (value desc, index asc) and how many more elements equal the
   // k-th value; fault if a NaN (or, for sample, +inf) was seen.
@@ -747,8 +744,7 @@ class RowSampler {
     std::vector<CoarseMass> part(ch_.count);
     std::vector<char> ok(ch_.count, 0);
     for_chunks(ch_, parallel_, [&](size_t c) {
-      const T* next = next_ ? next_ + ch_.lo(c) : nullptr;
-      ok[c] = sk_.mass_coarse(x_ + ch_.lo(c), ch_.len(c), ref, inv_temp, pivot, find_max, &part[c], next) ? 1 : 0;
+      ok[c] = sk_.mass_coarse(x_ + ch_.lo(c), ch_.len(c), ref, inv_temp, pivot, find_max, &part[c]) ? 1 : 0;
     });
     for (size_t c = 0; c < ch_.count; ++c) {
       if (!ok[c]) return false;
@@ -1035,7 +1031,6 @@ class RowSampler {
 
  private:
   const T* x_;
-  const T* next_;
   size_t n_;
   Chunking ch_;
   bool parallel_;
@@ -1047,12 +1042,10 @@ class RowSampler {
 // floor_out set (temperature > 0 and no logprobs only), the row's filters
 // alone: *floor_out = the smallest kept logit (-inf: no filter, or a row
 // the draw will find at fault), for the caller's draw over the masked row.
-// next: the row this thread samples next (see RowSampler), or nullptr.
 template <class T>
 Fault sample_row(const T* x, size_t n, size_t r, const SampleRequest& req, bool parallel, const SampleKernels<T>& sk,
-                 const Kernels<T>& sm, int64_t& token_out, double& logprob_out, double* floor_out = nullptr,
-                 const T* next = nullptr) {
-  RowSampler<T> rs(x, n, parallel, sk, sm, next);
+                 const Kernels<T>& sm, int64_t& token_out, double& logprob_out, double* floor_out = nullptr) {
+  RowSampler<T> rs(x, n, parallel, sk, sm);
   const GumbelKey& key = req.per_row_keys ? req.keys[r] : req.keys[0];
   const uint64_t noise_row = req.per_row_keys ? 0 : r;
   const double temperature = req.temperature[r];
@@ -1233,25 +1226,6 @@ void for_rows(size_t rows, size_t n, const Body& body) {
     for (size_t r = 0; r < rows; ++r) body(r);
 }
 
-// body(r, next) for every row, next the row the same thread takes after r
-// (or rows: none). Rows run in parallel when the call is big enough, as
-// runs of consecutive rows, two per thread, so that a row's passes over
-// cached data can request the next one (whose read from memory then
-// overlaps them) for the thread that reads it.
-template <class Body>
-void for_row_runs(size_t rows, size_t n, const Body& body) {
-  const size_t threads = static_cast<size_t>(get_num_threads());
-  const size_t runs = threads > 1 ? std::min(rows, 2 * threads) : 1;
-  auto run = [&](size_t j) {
-    const size_t lo = rows * j / runs, hi = rows * (j + 1) / runs;
-    for (size_t r = lo; r < hi; ++r) body(r, r + 1 < hi ? r + 1 : rows);
-  };
-  if (runs > 1 && rows * n >= settings().parallel_min)
-    parallel_for(runs, run);
-  else
-    for (size_t r = 0; r < rows; ++r) body(r, r + 1 < rows ? r + 1 : rows);
-}
-
 // sample() of short rows with filters: each row's filters give its floor
 // (sample_row), the rows of a block are copied with the logits below their
 // floor set to -inf, and the short-row kernel draws the block at once:
@@ -1314,10 +1288,9 @@ RowStatus sample_batch(const T* x, size_t rows, size_t n, const SampleRequest& r
   const bool chunk_parallel = rows == 1;
   const SampleKernels<T>& sk = sample_for<T>(active_sample());
   const Kernels<T>& sm = kernels_for<T>(active_kernels());
-  if (!sample_short_rows<T>(x, rows, n, req, sk, sm, token, fault)) for_row_runs(rows, n, [&](size_t r, size_t next) {
+  if (!sample_short_rows<T>(x, rows, n, req, sk, sm, token, fault)) for_rows(rows, n, [&](size_t r) {
     double lp = 0;
-    fault[r] = sample_row<T>(x + r * n, n, r, req, chunk_parallel, sk, sm, token[r], lp, nullptr,
-                             next < rows ? x + next * n : nullptr);
+    fault[r] = sample_row<T>(x + r * n, n, r, req, chunk_parallel, sk, sm, token[r], lp);
     if (logprob) logprob[r] = lp;
   });
   for (size_t r = 0; r < rows; ++r)
@@ -1376,7 +1349,7 @@ double top_p_floor(const T* x, size_t n, double temperature, double top_p, bool 
 std::array<double, 5> top_p_coarse(const float* x, size_t n, double ref, double inv_temp, double pivot, bool find_max) {
   CoarseMass c;
   const auto pass = sample_for<float>(active_sample()).mass_coarse;
-  const bool ok = pass && pass(x, n, ref, inv_temp, pivot, find_max, &c, nullptr);
+  const bool ok = pass && pass(x, n, ref, inv_temp, pivot, find_max, &c);
   return {ok ? 1.0 : 0.0, c.above, c.rest, c.round, c.max};
 }
 

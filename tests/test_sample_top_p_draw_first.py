@@ -205,22 +205,6 @@ def test_per_row_parameters_in_a_batch(isa, dtype):
         assert_same(x, temperature=0.7, top_p=0.95, rng=seed, logprobs="raw")
 
 
-@pytest.mark.parametrize("threads", [1, 2, 3])
-def test_batches_run_as_runs_of_rows(isa, small_chunks, threads):
-    """A batch of long rows runs as runs of consecutive rows per thread, each
-    row's coarse pass requesting the same chunk of the row after it: every
-    row drawn once, as gumbel_argmax of its kept set (rows of chunks, and
-    rows of 5 to 9 spread over 2 to 6 runs, so some runs hold one row)."""
-    small_chunks(threads)
-    g = np.random.default_rng(31)
-    for rows in (5, 9):
-        x = g.normal(0, 2, (rows, 4500)).astype(np.float32)
-        kept = np.stack([ref_top_p(row, 0.7, 0.9) for row in x])
-        for seed in range(3):
-            want = ssm.gumbel_argmax(masked(x, kept), temperature=0.7, rng=seed)
-            np.testing.assert_array_equal(ssm.sample(x, temperature=0.7, top_p=0.9, rng=seed), want)
-
-
 F_WORST = 1 / math.log(2) - 1  # where 1 + f is furthest above 2^f (6.1%)
 
 

@@ -103,12 +103,9 @@ struct SampleKernels {
   // above pivot, and with find_max the chunk's max (see CoarseMass; valid
   // while every x <= ref + 127 / (inv_temp log2 e), which the caller checks
   // on the max or knows). Adds into res; false (nothing added) where the
-  // reduction does not hold. next (or nullptr): n elements the caller reads
-  // next (the same chunk of a batch's next row), requested into the cache
-  // line by line as the pass goes, so that their read from memory overlaps
-  // this pass over cached data.
+  // reduction does not hold.
   bool (*mass_coarse)(const T* x, size_t n, double ref, double inv_temp, double pivot, bool find_max,
-                      CoarseMass* res, const T* next);
+                      CoarseMass* res);
   // The values x with clo < x <= chi (clo, chi: values of T or +-inf),
   // appended to out (at most cap); returns how many there are.
   uint64_t (*collect)(const T* x, size_t n, double clo, double chi, double* out, size_t cap);

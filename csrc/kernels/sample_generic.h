@@ -1023,22 +1023,8 @@ inline float32x4_t linear_pow2(float32x4_t e) { return vreinterpretq_f32_s32(vcv
 constexpr size_t kCoarseBlock = 64;
 constexpr double kCoarseScale = 0.97106;
 
-// With next (a batch's next row), the pass requests next's first half into
-// L2, one line per two lines it reads: from L2 it reads about twice as fast
-// as memory delivers, so asking for the whole row at its own pace filled the
-// line buffers its own reads need. 64 rows of 151,936 float32, 1 thread,
-// AVX-512, per-call CPU time over logsumexp's, 3 alternating processes:
-// sigma 1 2.06-2.13 (no requests) -> 1.95-2.02 (half) and 2.18-2.27 (the
-// whole row into L1).
-#if defined(_MSC_VER) && !defined(__clang__)
-#define SSM_PREFETCH_L2(p) SSM_PREFETCH(reinterpret_cast<const char*>(p))
-#else
-#define SSM_PREFETCH_L2(p) __builtin_prefetch(p, 0, 2)
-#endif
-
 template <class V, class VW, bool Max>
-bool mass_coarse_pass(const float* x, size_t n, double ref, double inv_temp, double pivot, CoarseMass* res,
-                      const float* next) {
+bool mass_coarse_pass(const float* x, size_t n, double ref, double inv_temp, double pivot, CoarseMass* res) {
   constexpr size_t W = V::width, U = CoarseTuning<V>::unroll;
   const double s = inv_temp * ExpCoeffs<double>::log2e;
   if (!(s >= 0x1p-60 && s <= 0x1p60 && std::fabs(ref) * s <= 0x1p12)) return false;
@@ -1059,7 +1045,7 @@ bool mass_coarse_pass(const float* x, size_t n, double ref, double inv_temp, dou
     a = add_where<V>(V::gt(xv, vpivot), a, m);
     t = V::add(t, m);
   };
-  size_t i = 0, ahead = 0;  // ahead: next's elements requested
+  size_t i = 0;
   while (i + U * W <= n) {
     const size_t stop = n - (n - i) % (U * W), block = i + kCoarseBlock * U * W;
     const size_t end = block < stop ? block : stop;  // no std::min: no std template instances in ISA objects
@@ -1067,10 +1053,6 @@ bool mass_coarse_pass(const float* x, size_t n, double ref, double inv_temp, dou
     SSM_UNROLL
     for (size_t u = 0; u < U; ++u) a[u] = t[u] = V::set1(0.0f);
     for (; i < end; i += U * W) {
-      // next's lines at the same offsets: one request per line this step reads
-      // the first half of next, a line per 128 bytes read here (see SSM_PREFETCH_L2)
-      if (next)
-        for (; ahead < (i + U * W) / 2; ahead += 64 / sizeof(float)) SSM_PREFETCH_L2(next + ahead);
       SSM_UNROLL
       for (size_t u = 0; u < U; ++u) masses(V::load(x + i + u * W), a[u], t[u], vmax[u]);
     }
@@ -1119,9 +1101,9 @@ bool mass_coarse_pass(const float* x, size_t n, double ref, double inv_temp, dou
 
 template <class V, class VW>
 bool mass_coarse(const float* x, size_t n, double ref, double inv_temp, double pivot, bool find_max,
-                 CoarseMass* res, const float* next) {
-  return find_max ? mass_coarse_pass<V, VW, true>(x, n, ref, inv_temp, pivot, res, next)
-                  : mass_coarse_pass<V, VW, false>(x, n, ref, inv_temp, pivot, res, next);
+                 CoarseMass* res) {
+  return find_max ? mass_coarse_pass<V, VW, true>(x, n, ref, inv_temp, pivot, res)
+                  : mass_coarse_pass<V, VW, false>(x, n, ref, inv_temp, pivot, res);
 }
 
 // The values in (clo, chi] without their masses (top-p's second zone when
