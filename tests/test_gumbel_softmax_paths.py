@@ -190,8 +190,15 @@ def test_short_rows_against_float64(isa, dtype, tau):
         ref = reference(x, tau, g)
         assert np.all(y[np.isneginf(x)] == 0)
         np.testing.assert_allclose(y[2][~np.isneginf(x[2])], 1, rtol=4 * np.finfo(dtype).eps)
-        # plus the rounding of x + g in the data's precision, magnified by 1 / tau
-        tol = rtol + np.finfo(dtype).epsneg * np.abs(x.astype(np.float64) + g) / tau
+        # plus z = (x + g) * (1 / tau) rounded in the data's precision: x + g,
+        # 1 / tau and the product, each within epsneg |z|, move y_i by z_i's
+        # error less the p-weighted mean of every z_j's error (the normalizer),
+        # so by at most 3 epsneg (|z_i| + sum_j p_j |z_j|); with |z_i| alone
+        # small-probability entries of rows with a dominant large |z_j| went
+        # over (1.06x at 19 rows of 128, tau 0.6, on every kernel set)
+        z = np.abs(x.astype(np.float64) + g) / tau
+        mean = np.where(ref > 0, ref * z, 0).sum(-1, keepdims=True)  # -inf logits weigh 0
+        tol = rtol + 3 * np.finfo(dtype).epsneg * (z + mean)
         big = ref > 1e-30
         assert np.all(np.abs(y[big] - ref[big]) / ref[big] < tol[big]), n
         np.testing.assert_allclose(y.astype(np.float64).sum(-1), 1, rtol=64 * np.finfo(dtype).eps)
