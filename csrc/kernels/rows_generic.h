@@ -1008,6 +1008,24 @@ void logsumexp_group(const T* x, const T* b, T* out, T* sign, size_t n, size_t g
   }
 }
 
+// float32 roundings in float64 lanes, for the direct rows' certificates
+// (rows_logsumexp_direct.h, rows_log_softmax32_direct.h). narrow32: each
+// lane rounded to float32 (the narrowing store's round to nearest) and
+// widened back, exactly. ulp32_above: for f a float32 value > 0, the
+// spacing above it, float(f + 0.75 2^-23 f) - f (0.75 to 1.5 of f's ulps
+// above f, exact in float64, so it rounds to the next float).
+template <class VW>
+inline SSM_INLINE Reg<VW> narrow32(Reg<VW> v) {
+  alignas(64) float f[VW::width];
+  VW::store(f, v);
+  return VW::load(static_cast<const float*>(f));
+}
+
+template <class VW>
+inline SSM_INLINE Reg<VW> ulp32_above(Reg<VW> f) {
+  return VW::sub(narrow32<VW>(VW::fmadd(f, VW::set1(0.75 * 0x1p-23), f)), f);
+}
+
 #include "rows_direct.h"
 #include "rows_log_softmax_direct.h"
 #include "rows_logsumexp_direct.h"

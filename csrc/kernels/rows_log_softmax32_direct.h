@@ -116,9 +116,7 @@ inline void lsm32_write_row(const float* xr, float* yr, size_t n, double hi, dou
 // within 2^-53 of itself).
 template <class VW>
 inline SSM_INLINE Reg<VW> round_off32(Reg<VW> v) {
-  alignas(64) float f[VW::width];
-  VW::store(f, v);
-  const Reg<VW> d = VW::sub(VW::load(f), v);
+  const Reg<VW> d = VW::sub(narrow32<VW>(v), v);
   return VW::max(d, VW::sub(VW::set1(0.0), d));
 }
 
@@ -131,11 +129,7 @@ inline SSM_INLINE Reg<VW> round_off32(Reg<VW> v) {
 // 0 or its spacing.
 template <class VW>
 inline SSM_INLINE Reg<VW> ulp32_below(Reg<VW> a) {
-  alignas(64) float f[VW::width];
-  VW::store(f, VW::mul(a, VW::set1(1.0 - 0x1p-22)));
-  const Reg<VW> b = VW::load(f);
-  VW::store(f, VW::fmadd(b, VW::set1(0.75 * 0x1p-23), b));
-  return VW::sub(VW::load(f), b);
+  return ulp32_above<VW>(narrow32<VW>(VW::mul(a, VW::set1(1.0 - 0x1p-22))));
 }
 
 // The float64 lanes' chain of a set of rows: sum2e, the others' terms at

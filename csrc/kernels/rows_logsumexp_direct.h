@@ -172,9 +172,8 @@ inline double wide_sum_minus_one(const float* x, size_t n, double mx) {
 
 // Lanes of a = |lse| whose float32 rounding the bound err does not certify:
 // certified_f32 lane by lane (rounding to nearest is symmetric, so a for
-// lse). f = float(a); the float above f is f + ulp32(f), ulp32(f) =
-// float(f + 0.75 * 2^-23 f) - f (0.75 to 1.5 ulps above f, exact in
-// float64), the one below f - ulp32(f), or f - ulp32(f) / 2 where f is a
+// lse). f = float(a) (narrow32); the float above f is f + ulp32(f)
+// (ulp32_above), the one below f - ulp32(f), or f - ulp32(f) / 2 where f is a
 // power of two (ulp32(f) 2^23 = f); every value within err rounds to f or
 // a neighbour where float(a - err) and float(a + err) are those or f. The
 // test of 2^-24 |lse| against err (f32_spacing_fails) missed rows by up to
@@ -183,16 +182,11 @@ inline double wide_sum_minus_one(const float* x, size_t n, double mx) {
 // its set of 16 to be stored lane by lane. NaN and infinite lanes fail.
 template <class VW>
 inline typename VW::mask f32_rounding_fails(Reg<VW> a, Reg<VW> err) {
-  alignas(64) float buf[VW::width];
-  auto to_f32 = [&](Reg<VW> v) SSM_INLINE {
-    VW::store(buf, v);
-    return VW::load(static_cast<const float*>(buf));
-  };
-  const Reg<VW> f = to_f32(a);
-  const Reg<VW> above = VW::sub(to_f32(VW::fmadd(f, VW::set1(0.75 * 0x1p-23), f)), f);
+  const Reg<VW> f = narrow32<VW>(a);
+  const Reg<VW> above = ulp32_above<VW>(f);
   const Reg<VW> below = VW::select(VW::gt(f, VW::mul(above, VW::set1(0x1p23))), above, VW::mul(above, VW::set1(0.5)));
-  return VW::mask_or(VW::not_le(VW::sub(f, to_f32(VW::sub(a, err))), below),
-                     VW::not_le(VW::sub(to_f32(VW::add(a, err)), f), above));
+  return VW::mask_or(VW::not_le(VW::sub(f, narrow32<VW>(VW::sub(a, err))), below),
+                     VW::not_le(VW::sub(narrow32<VW>(VW::add(a, err)), f), above));
 }
 
 // log_s[l] = lo[l] + log1p(z[l]), lse[l] = hi[l] + log_s[l], in float64 lanes.
