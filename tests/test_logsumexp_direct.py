@@ -7,7 +7,7 @@ contract.
 
 Per row: a max pass, the table-exp terms added in float32 a block of 4
 vectors at a time (64 elements on AVX-512, 32 on AVX2) and certified; rows
-the terms cannot certify (|lse| below ~1: no float32 term error of 1.23-1.52
+the terms cannot certify (|lse| below ~1: no float32 term error of 1.35-1.52
 * 2^-24 fits in ulp(lse) = 2^-25 there) or whose max is beyond the table's
 range (2^13) are summed again in float64 lanes; rows whose lse cancels near
 0, NaN, +-inf and all -inf rows go to the per-row path. Lengths around the

@@ -85,6 +85,11 @@ struct Lse32Tuning {
 // 0.268u and the fma's one rounding u instead of lo's 2^-47 and the last
 // add's u, so with q's 3.1u|q| + 4.6e-11 (|q| <= 0.0225) 1.340u, taken as
 // 1.35u, for one permute and one add fewer per vector (expsum_lse32_fast).
+// With 8 entries (AVX2; logsumexp's direct rows) the one-float table is
+// that table's even entries (kExpTable32Scaled8, the same 0.268u) and
+// |q| <= 0.0455 (|r| <= ln2/16 + 2.2e-4): 0.268u + u + 3.1u|q| / (1 - |q|)
+// (0.148u) + the truncated r^5/120 e^|r| (1.5e-9, 0.025u) = 1.441u, taken
+// as 1.45u.
 // Degree: q's Taylor degree. 3 (one fma fewer per vector; one-float table
 // only, logsumexp's direct rows): the truncated r^4/24 + ... is at most
 // r^4/24 e^|r| of e^r's e^-|r|, |r| <= 0.02188: 9.98e-9 = 0.168u; q's
@@ -95,18 +100,20 @@ struct Lse32Tuning {
 template <class V, bool Pair = true, int Degree = 4>
 struct Table32Exp {
   static constexpr int kSize = V::exp_table32_size;
-  static_assert(Pair || kSize == 16, "the one-float table has 16 entries");
-  static_assert(Degree == 4 || (Degree == 3 && !Pair), "degree 3 only with the one-float table (|r| <= ln2/32)");
+  static_assert(Pair || kSize == 16 || kSize == 8, "the one-float tables have 16 or 8 entries");
+  static_assert(Degree == 4 || (Degree == 3 && !Pair && kSize == 16),
+                "degree 3 only with the 16-entry one-float table (|r| <= ln2/32)");
   // fma(x, log2e, magic) rounds x log2 e to a multiple of 1/T and leaves
   // k mod T in the low mantissa bits (magic's ulp is 1/T; |x log2 e| < 2^18).
   static constexpr double kMagic = 1.5 * 8388608.0 / kSize;
   static constexpr double kBias = Scale2Floors<V>::value ? 0.0 : (kSize - 1) / (2.0 * kSize);
-  static constexpr double kErrUnits = !Pair ? (Degree == 3 ? 1.52 : 1.35) : kSize >= 16 ? 1.1 : 1.23;
+  static constexpr double kErrUnits = !Pair ? (Degree == 3 ? 1.52 : kSize >= 16 ? 1.35 : 1.45) : kSize >= 16 ? 1.1 : 1.23;
   static constexpr double kScale = Pair ? 1.0 : ExpTable32Scaled::scale;
   static constexpr double kLow = -16384.0;  // the clamp, -2^14
   typename V::table32 hi, lo;
   Table32Exp()
-      : hi(V::load_table32(!Pair ? ExpTable32Scaled::hi : kSize >= 16 ? kExpTable32x16.hi : kExpTable32x8.hi)),
+      : hi(V::load_table32(!Pair ? (kSize >= 16 ? ExpTable32Scaled::hi : kExpTable32Scaled8.hi)
+                                 : kSize >= 16 ? kExpTable32x16.hi : kExpTable32x8.hi)),
         lo(V::load_table32(kSize >= 16 ? kExpTable32x16.lo : kExpTable32x8.lo)) {}
   // exp(x) * 2^-floor(n) for clamped x; n receives k/T.
   Reg<V> term(Reg<V> x, Reg<V>& n) const {

@@ -14,8 +14,9 @@
 //  1. The table sum S 2^e: each term within Table32Exp::kErrUnits u
 //     (u = 2^-24; 1.52u with the one-float 16-entry table of AVX-512 and
 //     NEON and q of degree 3 for rows from kLseCubicMinN, one permute and
-//     13 vector operations per vector (degree 4, 1.35u: 14); 1.23u with
-//     AVX2's 8-entry pair and degree 4), each through at most log2 kBlockVectors
+//     13 vector operations per vector (degree 4, 1.35u: 14); 1.45u with
+//     AVX2's one-float 8-entry table, the 16-entry one's even entries, and
+//     degree 4), each through at most log2 kBlockVectors
 //     float32 adds (gamma_d(u), Higham sec. 4.2: term by term for any order
 //     of adds of terms >= 0), then fewer than kMaxWideAdds float64 adds per
 //     lane, and terms flushed below 2^-126 of the reference (< n 2^-126 of
@@ -25,9 +26,17 @@
 //     is kept where every value within that rounds to the float32 result or
 //     to a neighbour (f32_rounding_fails: certified_f32, as the per-row
 //     path's certified(), in the lanes): with the 4-vector blocks (1.01
-//     table_err(): 3.56u or 3.39u on AVX-512 and NEON, 3.27u on AVX2) every row
+//     table_err(): 3.56u or 3.39u on AVX-512 and NEON, 3.49u on AVX2) every row
 //     with |lse| >= 2 (float32 spacing 4u and more) but a few just above
 //     a power of two.
+//     AVX2 took the table pair (hi + lo, 1.23u, 3.27u) until the one-float
+//     table's one permute and one add fewer per vector measured faster
+//     (AMD EPYC Zen 3, 2 vCPUs shared with other jobs, load 9-12: 1 Mi-
+//     element batches, 1 thread, min of 200 calls, 3 interleaved rounds,
+//     ns per element pair / one-float: n = 24 1.21 / 1.21, n = 32 0.96 /
+//     0.88, n = 64 0.735 / 0.648, n = 100 0.650 / 0.571, n = 128 0.600 /
+//     0.502, n = 256 0.533 / 0.449; callgrind instructions per element
+//     n = 32 7.81 / 7.20, n = 128 4.51 / 4.07, n = 256 3.96 / 3.55).
 //  2. A row that tier 1 cannot certify (|lse| small) or whose max lies
 //     beyond the table's range (|max| > kTable32Limit): S - 1 = (k - 1) +
 //     rest relative to the max in float64 lanes, the degree-11 exp and
@@ -210,7 +219,7 @@ constexpr size_t kSetVectors = 2;
 template <class VN, int Degree>
 void logsumexp_rows_direct_sets(const float* x, float* out, float* sign, size_t rows, size_t n, unsigned char* flag) {
   using VW = typename VN::wide;
-  using X = Table32Exp<VN, (VN::exp_table32_size < 16), Degree>;
+  using X = Table32Exp<VN, false, Degree>;
   constexpr size_t G = VW::width, K = kSetVectors, S = K * G;
   const X texp;
   const double err1 = 1.01 * table_err<X>();
@@ -335,7 +344,7 @@ void logsumexp_rows_direct_sets(const float* x, float* out, float* sign, size_t 
 }
 
 // Rows from this length on take q of degree 3 where the table has 16
-// entries (AVX-512, NEON; AVX2's 8-entry pair keeps degree 4: |r| up to
+// entries (AVX-512, NEON; AVX2's 8-entry table keeps degree 4: |r| up to
 // ln2/16, where degree 3 would truncate 2.5u). Its bound (3.56u against
 // 3.39u) leaves the spacing test to miss |lse| of 3.39-3.56, 11% of N(0, 1)
 // rows of 28 and 3% of 32, whose exact test then cost more than the

@@ -119,6 +119,17 @@ struct ExpTable32Scaled {
                                    0x1.7de09ep+1f, 0x1.8ec8dap+1f, 0x1.a070b6p+1f, 0x1.b2e0aep+1f};
 };
 
+// Its even entries, scale * 2^(j/8), j = 0..7 (each within the same 0.268 *
+// 2^-24): the one-float table of the 8-entry (AVX2) float32 table exp,
+// logsumexp's direct rows (expsum_table32.h, Table32Exp).
+struct ExpTable32Scaled8 {
+  float hi[8];
+  constexpr ExpTable32Scaled8() : hi() {
+    for (int j = 0; j < 8; ++j) hi[j] = ExpTable32Scaled::hi[2 * j];
+  }
+};
+inline constexpr ExpTable32Scaled8 kExpTable32Scaled8{};
+
 template <>
 struct ExpCoeffs<double> {
   static constexpr int degree = 11;
