@@ -386,17 +386,11 @@ constexpr size_t kStreamRunBytes = 2048;
 // costs more than it saves (a run of rows of 32 float32 streamed from a
 // 32-byte boundary, half lines at its ends: 4.0 vs 2.2 ns per element). The
 // caller fences once after its last group. Only rows marked ok are written.
+// (from_columns_all: a full group whose rows are all ok.)
 template <class VN, class T>
-inline void from_columns(const T* buf, size_t n, size_t g, const bool* ok, T* obuf, T* y, bool stream) {
+inline void from_columns_all(const T* buf, size_t n, T* obuf, T* y, bool stream) {
   constexpr size_t W = VN::width;
-  bool all = g == W;
-  for (size_t l = 0; l < g; ++l) all = all && ok[l];
-  if (!all) {
-    for (size_t l = 0; l < g; ++l)
-      if (ok[l])
-        for (size_t j = 0; j < n; ++j) y[l * n + j] = buf[j * W + l];
-    return;
-  }
+  const size_t g = W;
   size_t j = 0;
   for (; j + W <= n; j += W) transpose_block<VN>(buf + j * W, W, obuf + j, n);
   for (; j < n; ++j)
@@ -417,6 +411,19 @@ inline void from_columns(const T* buf, size_t n, size_t g, const bool* ok, T* ob
   }
   std::memcpy(y, obuf, total * sizeof(T));
 }
+template <class VN, class T>
+inline void from_columns(const T* buf, size_t n, size_t g, const bool* ok, T* obuf, T* y, bool stream) {
+  constexpr size_t W = VN::width;
+  bool all = g == W;
+  for (size_t l = 0; l < g; ++l) all = all && ok[l];
+  if (!all) {
+    for (size_t l = 0; l < g; ++l)
+      if (ok[l])
+        for (size_t j = 0; j < n; ++j) y[l * n + j] = buf[j * W + l];
+    return;
+  }
+  from_columns_all<VN>(buf, n, obuf, y, stream);
+}
 
 // 1 / sum per lane, rounded to T (the data's precision, as the scale pass
 // multiplies), or 0 where the sum is not that of an ordinary row.
@@ -429,7 +436,9 @@ inline Reg<V> inv_sum_lanes(Reg<V> total) {
 // The group's per-lane steps (the reference exponents from the max, the
 // checks, 1 / sum) stay in the lanes: done one lane at a time in scalar code
 // they took a third of the instructions of a group of rows of 8 (AVX2
-// float32, callgrind).
+// float32, callgrind); a full group of ordinary rows (the usual one) skips
+// the per-lane flags too (n = 8 12.1 -> 10.1 instructions per element, 1.15x
+// thread CPU time, 4 Mi-element batches, Zen 3).
 template <class VN, class T>
 void softmax_group(const T* x, T* y, size_t n, size_t g, T* buf, T* obuf, bool stream, unsigned char* flag) {
   constexpr size_t W = VN::width;
@@ -464,10 +473,16 @@ void softmax_group(const T* x, T* y, size_t n, size_t g, T* buf, T* obuf, bool s
     VN::store(inv, inv_sum_lanes<VN>(sum.total()));
   }
   const Reg<VN> vinv = VN::select(beyond, VN::set1(0.0), VN::load(inv));
+  for (size_t j = 0; j < n; ++j) VN::store(buf + j * W, VN::mul(VN::load(buf + j * W), vinv));
+  // An ordinary row's 1 / sum is far above the smallest normal; the others' is 0.
+  if (g == W && !VN::any(VN::not_le(VN::set1(std::numeric_limits<T>::min()), vinv))) {
+    from_columns_all<VN>(buf, n, obuf, y, stream);
+    std::memset(flag, 0, W);
+    return;
+  }
   VN::store(inv, vinv);
   bool ok[W];
   for (size_t l = 0; l < W; ++l) ok[l] = l < g && inv[l] != T(0);
-  for (size_t j = 0; j < n; ++j) VN::store(buf + j * W, VN::mul(VN::load(buf + j * W), vinv));
   from_columns<VN>(buf, n, g, ok, obuf, y, stream);
   for (size_t l = 0; l < g; ++l) flag[l] = !ok[l];
 }
