@@ -5,10 +5,11 @@
 // reductions per row (max and sum) cost less than the transposes once a
 // row spans two or more vectors. Still no per-row call, context or chunking:
 // one loop over the batch, the row held in L1 (a 1-2 KiB row) between its
-// three passes (max; terms exp(x) * 2^-round(max log2 e) kept in a stack
-// buffer and summed; scale into y).
+// three passes (max; terms exp(x) * 2^(kTermShift - round(max log2 e)) kept
+// in a stack buffer and summed; scale into y).
 //
-// Accuracy: the terms are direct_term's (below); float32
+// Accuracy: the terms are pow2_term's (rows_generic.h: the float32 ones
+// with the degree-6 exp, the float64 ones with the degree-11); float32
 // terms are summed in float64 lanes (exact widening, at most kMaxN adds:
 // below 2^-45 relative), float64 terms with Kahan2, then 1/sum and the
 // product (0.5 ulp each): within the group kernel's bound. y is written
@@ -44,19 +45,6 @@ struct RowSum<VN, false> {
   }
 };
 
-// The terms exp(x) * 2^-e, e = round(max log2 e): float64 ones by
-// ref_term, whose power of two 2^(n - e) (n <= e: x <= max, |max| <=
-// kFastLimit) needs no clamp above and no second factor (AVX2's scale2 is
-// about ten operations, scale2_acc three; one scalef on AVX-512 either way).
-// What it flushes are terms below 2^-1022.5, whose y = t / sum (sum >= the
-// max's term >= 2^-0.5) is below 2^-1022: within the smallest normal, as
-// softmax's bound allows. float32 rows keep pow2_term.
-template <class VN>
-inline Reg<VN> direct_term(Reg<VN> x, Reg<VN> e_ref) {
-  if constexpr (std::is_same<typename VN::scalar, double>::value) return ref_term<VN>(x, e_ref);
-  return pow2_term<VN>(x, e_ref);
-}
-
 // One row of n elements (any n >= 1; rows_generic.h takes kDirectMinBytes on)
 // -> true, y written; false: y untouched. buf: at least n rounded up to a
 // whole vector elements.
@@ -71,10 +59,10 @@ bool softmax_row_direct(const T* x, T* y, size_t n, T* buf) {
   if (rem) vmax = VN::max(VN::load_tail(x + full, rem, -kInf), vmax);
   const double mx = VN::hmax(vmax);
   if (!(mx >= -kFastLimit && mx <= kFastLimit)) return false;  // also +-inf, all -inf
-  const Reg<VN> ve = VN::set1(static_cast<T>(std::nearbyint(mx * kLog2e)));
+  const Reg<VN> ve = VN::set1(static_cast<T>(std::nearbyint(mx * kLog2e) - kTermShift));
   RowSum<VN> sum;
   for (size_t j = 0; j < full; j += W) {
-    const Reg<VN> t = direct_term<VN>(VN::load(x + j), ve);
+    const Reg<VN> t = pow2_term<VN>(VN::load(x + j), ve);
     VN::store(buf + j, t);
     sum.add(j / W, t);
   }
@@ -82,14 +70,14 @@ bool softmax_row_direct(const T* x, T* y, size_t n, T* buf) {
     // The lanes past the row's end add 0.
     const auto in_row = VN::gt(VN::set1(static_cast<double>(rem)), VN::load(kLane));
     const Reg<VN> t =
-        VN::select(in_row, direct_term<VN>(VN::load_tail(x + full, rem, -kInf), ve), VN::set1(0.0));
+        VN::select(in_row, pow2_term<VN>(VN::load_tail(x + full, rem, -kInf), ve), VN::set1(0.0));
     VN::store(buf + full, t);
     sum.add(full / W, t);
   }
-  // The max's own term is at least 2^-1.5: a smaller or non-finite sum means
-  // a NaN somewhere in the row.
+  // The max's own term is at least 2^-1.5 (times kTermShift's scale): a
+  // smaller or non-finite sum means a NaN somewhere in the row.
   const double total = sum.total();
-  if (!(total > 0.25 && total < 1e300)) return false;
+  if (!(total > kMinShiftedSum && total < 1e300)) return false;
   const Reg<VN> inv = VN::set1(static_cast<T>(1.0 / total));
   for (size_t j = 0; j < full; j += W) VN::store(y + j, VN::mul(VN::load(buf + j), inv));
   if (rem) VN::store_tail(y + full, VN::mul(VN::load(buf + full), inv), rem);
