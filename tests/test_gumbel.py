@@ -250,10 +250,10 @@ def test_pruned_topk_on_long_rows(isa, dtype):
 
 def test_pruned_topk_chunks_at_tile_span_and_window_edges(isa, dtype):
     """A chunk of a row that starts and ends inside tiles, spans and across
-    a gate window's edge (the pruned walk reads each span's whole tiles with
-    its gates, the partial tiles on their own, and lists the window's tiles
-    after) gives exactly the unpruned walk's candidates and scores on that
-    chunk, NaN and +inf flagged as such."""
+    a gate window's edge (the pruned walk reads a window's gates first, then
+    its whole tiles in index order and the partial tiles on their own) gives
+    exactly the unpruned walk's candidates and scores on that chunk, NaN and
+    +inf flagged as such."""
     t = tiles(isa, dtype)
     span, window, tile = t["gumbel.gate_span"], t["gumbel.window"], t["gumbel.tile"]
     rng = np.random.default_rng(44)
@@ -281,11 +281,11 @@ def test_pruned_topk_chunks_at_tile_span_and_window_edges(isa, dtype):
 
 def test_pruned_walk_flags_nan_and_inf_at_every_lane_of_a_tile(isa, dtype):
     """The pruned walk's read of whole tiles flags one NaN or +inf at any of a
-    tile's positions (every vector and lane: NaN is found by compares of two
-    vectors, +inf by the tiles' maxima, read a span's tiles at a time or
-    one by one), in a span the chunk covers whole and in one it starts
-    inside; and sample() with min_p (the walk masked at a floor) reports
-    them. -inf alone is no fault."""
+    tile's positions (every vector and lane, each compared with the largest
+    finite value, whether or not the tile's largest reaches the cut), in a
+    span the chunk covers whole and in one it starts inside; and sample()
+    with min_p (the walk masked at a floor) reports them. -inf alone is no
+    fault."""
     t = tiles(isa, dtype)
     span, tile = t["gumbel.gate_span"], t["gumbel.tile"]
     col, n = span - 3 * tile, 3 * span  # tiles 1, 2 of the chunk: the first span's; tile 3 on: whole spans
@@ -344,11 +344,11 @@ def test_chunks_and_rows_next_to_an_unmapped_page(isa, dtype, at_end):
 
 
 def level_rows(n, rng):
-    """Rows that spread the pruned walk's tiles over its levels (tile maxima
-    a noise unit apart and more): a staircase over 40 units, rounded logits
-    (tied scores between tiles of different levels), one repeated value
-    in a few far tiles, -inf stretches, and a row whose largest logits sit in
-    its last tiles."""
+    """Rows whose tile maxima lie a noise unit apart and more (the pruned
+    walk once visited tiles by levels of them): a staircase over 40 units,
+    rounded logits (tied scores between far tiles), one repeated value in a
+    few far tiles, -inf stretches, and a row whose largest logits sit in its
+    last tiles (the running best rises late in index order)."""
     ramp = np.linspace(-20.0, 20.0, n)
     rows = np.stack([rng.permutation(ramp), np.round(3 * rng.standard_normal(n)), np.full(n, -5.0),
                      3 * rng.standard_normal(n), np.sort(3 * rng.standard_normal(n))])  # fmt: skip
@@ -359,11 +359,10 @@ def level_rows(n, rng):
 
 
 def test_pruned_topk_levels_any_key(isa, dtype):
-    """The pruned walk visits tiles by levels of their largest logit, not in
-    index order, and how soon its running best rises depends on the key:
-    for many keys, temperatures (a low one: more levels than the walk takes)
-    and lengths around its tile, gate span and window, it gives exactly the
-    unpruned walk's candidates, scores and order."""
+    """How soon the pruned walk's running best rises depends on the key and
+    on where the largest logits sit: for many keys, temperatures (a low
+    one) and lengths around its tile, gate span and window, it gives exactly
+    the unpruned walk's candidates, scores and order."""
     t = tiles(isa, dtype)
     span, window, tile = t["gumbel.gate_span"], t["gumbel.window"], t["gumbel.tile"]
     rng = np.random.default_rng(33)
@@ -383,6 +382,37 @@ def test_pruned_topk_levels_any_key(isa, dtype):
                         got.append((idx, sc))
                     assert np.array_equal(got[0][0], got[1][0]), (n, key0, k, inv_t)
                     assert np.array_equal(got[0][1], got[1][1]), (n, key0, k, inv_t)
+
+
+def test_pruned_walk_lanes_at_every_position_of_a_tile(isa, dtype):
+    """The pruned walk's read skips a tile whose largest logit cannot reach
+    the running best and otherwise checks its lanes: one lane a tile that can
+    (at every position of a tile in turn, the other lanes far below or -inf),
+    tied logits (equal scores broken by the lower index), and k around the
+    vector width give exactly the unpruned walk's candidates and scores."""
+    t = tiles(isa, dtype)
+    span, tile, width = t["gumbel.gate_span"], t["gumbel.tile"], t["gumbel.lanes"]
+    n = 3 * span + tile // 2 + 1  # a partial tile at the end
+    pos = np.arange(n // tile) * tile + np.arange(n // tile) % tile  # lane (tile index) % 64 of each tile
+    rows = np.full((5, n), -25.0)
+    rows[0, pos] = 2.0  # ties across every tile
+    rows[1, pos] = np.random.default_rng(47).standard_normal(pos.size)
+    rows[2] = -np.inf
+    rows[2, pos] = 1.5
+    rows[3] = np.round(np.random.default_rng(48).standard_normal(n))  # many lanes a tile, tied
+    rows[4, pos] = 4.0
+    rows[4, pos[::7] + 1] = 4.0  # two lanes over the cut in some tiles
+    rows[4, -1] = 6.0
+    x = rows.astype(dtype)
+    for k in sorted({1, max(1, width - 1), width, width + 1, 2 * width}):
+        for inv_t in (INV_T, 1 / 0.3):
+            got = []
+            for prune in (True, False):
+                idx, sc = np.empty((x.shape[0], k), np.intp), np.empty((x.shape[0], k))
+                assert _core.gumbel_topk(x, k, inv_t, 13, 14, 15, idx, sc, prune) == (-1, ""), (k, inv_t)
+                got.append((idx, sc))
+            assert np.array_equal(got[0][0], got[1][0]), (k, inv_t)
+            assert np.array_equal(got[0][1], got[1][1]), (k, inv_t)
 
 
 @pytest.mark.parametrize("tau", [0.7, 1.0])  # 1.0: the unit form, exp(x) / E

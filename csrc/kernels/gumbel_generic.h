@@ -471,21 +471,6 @@ struct HasLaneBits : std::false_type {};
 template <class R, class M>
 struct HasLaneBits<R, M, std::void_t<decltype(R::lane_bits(std::declval<M>()))>> : std::true_type {};
 
-// R::lane_maxima (the largest lane of each of W vectors, as one vector) where
-// the kernel set has one for V.
-template <class V, class R, class = void>
-struct HasLaneMaxima : std::false_type {};
-template <class V, class R>
-struct HasLaneMaxima<V, R, std::void_t<decltype(void(R::lane_maxima(std::declval<const Reg<V>*>())))>> : std::true_type {};
-
-// R::unordered(a, b) (the lanes where a or b is NaN) where the kernel set
-// has it for V.
-template <class V, class R, class = void>
-struct HasUnordered : std::false_type {};
-template <class V, class R>
-struct HasUnordered<V, R, std::void_t<decltype(void(R::unordered(std::declval<Reg<V>>(), std::declval<Reg<V>>())))>>
-    : std::true_type {};
-
 // R::at_least_bits64 (which of 64 words reach a threshold, as bits, without
 // a branch) where the kernel set has it.
 template <class R, class = void>
@@ -715,18 +700,22 @@ inline T x_cut(T inv, T add, T cut) {
 //     a time): the open groups' top elements (u >= 1 - 2^-12, ~1 in 4096,
 //     noise >= 8.3) are scored and offered first. Their k-th best is a real
 //     score, so the running best starts high.
-//  2. the logits: every other element has q >= 2^-12, so its score is at
-//     most x/T + 12 ln 2. One read, made during pass 1 (its loads overlap
-//     the gate blocks' Philox rounds), keeps each tile's (64 logits) largest
-//     x/T; the tiles whose largest can reach the k-th best pass 1 left are
-//     listed; then the
-//     listed tiles are visited by levels of it, highest first, each checked
-//     again against the running k-th best when its turn comes (the cut
-//     rises sooner than in index order: fewer tiles and lanes reach it). In
-//     a visited tile, a lane that can gets its fine word from its own
-//     Philox block, its bound from the exponent of its q, and its noise
-//     only if that bound reaches the cut, in batches (PendingNoise); a tile
-//     with many such lanes gets its 16 blocks at once instead.
+//  2. the logits, one read in index order: every other element has
+//     q >= 2^-12, so its score is at most x/T + 12 ln 2. A tile (64
+//     logits) whose largest cannot reach the running k-th best is done;
+//     the others' lanes are checked against it in logit space (x_cut). A
+//     lane that can place gets its fine word from its own Philox block,
+//     its bound from the exponent of its q, and its noise only if that
+//     bound reaches the cut, in batches (PendingNoise); a tile with many
+//     such lanes gets its 16 blocks at once instead.
+//     (Replaced: a read of each tile's largest logit during pass 1, then
+//     the tiles that could place visited again by levels of it, highest
+//     first, so that the cut rose sooner. Its second visit of the tiles
+//     cost more than that saved. One row of 151,936 N(0, s^2) float32
+//     logits, avx2, kernel instructions per call (callgrind): top-8 584k
+//     -> 499k (s = 1), 688k -> 695k (s = 3); argmax 201k -> 196k (s = 1),
+//     321k -> 294k (s = 3). Zen 3, kernel alone: top-8 62-66 -> 51-61 us
+//     (s = 1), 74-76 -> 66-69 us (s = 3); argmax 23 us either way.)
 // The k-th best only rises, and an element is ruled out only when its bound
 // is below it, so nothing that could place (ties included: offer() breaks
 // them by index whatever the order) is missed. Masked: logits below floor
@@ -734,8 +723,6 @@ inline T x_cut(T inv, T add, T cut) {
 constexpr size_t kWindowSpans = 256;  // 2 KiB of open-group bits on the stack
 constexpr size_t kSpan = 16 * kTile;  // the elements of one call of fill_gates
 constexpr size_t kOpenKept = 512;     // open groups' top masks pass 2 finds without Philox, per window
-constexpr size_t kLevels = 12;        // pass 2's levels at most (the last takes every tile left)
-constexpr size_t kLookAhead = 4;      // pass 2's tiles prefetched ahead of their look()
 // Pass 2's noise batches: 64 lanes, Philox blocks and noise vectors whose
 // chains overlap (16 lanes waited on one chain of ten rounds), and fewer
 // flushes (32 lanes measured 2-4% slower).
@@ -750,7 +737,6 @@ TopkResult topk_pruned(const T* x, size_t n, uint64_t start, uint64_t row, const
   const double gs = noise_scale(inv_temp);
   const Reg<V> vinv = V::set1(gs == 0.0 ? 0.5 : inv_temp * gs), vgs = V::set1(gs);
   const Reg<V> vmaxfinite = V::set1(static_cast<double>(kMaxFinite<T>));
-  const Reg<V> vnot_top = V::set1(kNotTopBound * gs);
   const Reg<V> vfloor = V::set1(static_cast<double>(floor)), vminus_inf = V::set1(-kInf);
   auto mask = [&](Reg<V> v) SSM_INLINE {
     if constexpr (Masked) return V::select(V::gt(vfloor, v), vminus_inf, v);
@@ -810,89 +796,21 @@ TopkResult topk_pruned(const T* x, size_t n, uint64_t start, uint64_t row, const
   uint32_t open_rank[kWindowSpans];  // open groups in the window's earlier spans
   uint16_t open_top[kOpenKept];      // their top masks, in order (~64 expected per window)
   uint64_t open_group[kOpenKept];    // and the groups
-  // the window's tiles' largest x/T (tile i of the window at [i]), then, in
-  // place, pass 2's listed tiles: largest x/T and offset in the window (+W:
-  // the scans' last vector reads past the tiles; those lanes hold -inf)
-  alignas(64) T tile_hb[kWindowSpans * 16 + W];
-  uint16_t tile_at[kWindowSpans * 16 + W];
   const uint64_t spans_end = (end + kSpan - 1) / kSpan;
   for (uint64_t span0 = start / kSpan; span0 < spans_end; span0 += kWindowSpans) {
     const uint64_t span1 = span0 + kWindowSpans < spans_end ? span0 + kWindowSpans : spans_end;
     const uint64_t lo_i = span0 * kSpan > start ? span0 * kSpan : start;
     const uint64_t hi_i = span1 * kSpan < end ? span1 * kSpan : end;
     const uint64_t tile_lo = lo_i / kTile, tile_hi = (hi_i + kTile - 1) / kTile;  // the window's tiles
-    // 2a's read of tile t: NaN/+inf flags, and its largest x/T at
-    // tile_hb[t - tile_lo] (-inf for a tile the chunk covers in part: those
-    // are looked at last, on their own) -> the running largest.
     // Tiles [full_lo, full_hi) lie inside the chunk; those below pf_hi
     // prefetch ahead.
     const uint64_t full_lo = (start + kTile - 1) / kTile, full_hi = end / kTile;
     const uint64_t pf_hi = ahead && end >= kTile + ahead ? (end - kTile - ahead) / kTile + 1 : 0;
-    auto tile_max = [&](uint64_t t) SSM_INLINE {  // the lanes' largest x
-      const uint64_t t0 = t * kTile;
-      const T* p = x + (t0 - start);
-      if (t < pf_hi) prefetch_block<kTile * sizeof(T)>(p + ahead);
-      if constexpr (HasUnordered<V, R>::value) {
-        // NaN by one unordered compare per two vectors; +inf survives the
-        // maximum, which the caller checks. (Summing the tile for both kept
-        // a flag mask alive across the unrolled tiles, which GCC spilled to
-        // the stack every tile.)
-        Reg<V> hi = mask(V::load(p));
-        typename V::mask nan = V::none();
-        SSM_UNROLL
-        for (size_t j = 0; j < kTile; j += 2 * W) {
-          const Reg<V> a = V::load(p + j), b = V::load(p + j + W);
-          if (j > 0) hi = V::max(mask(a), hi);
-          hi = V::max(mask(b), hi);
-          nan = V::mask_or(nan, R::unordered(a, b));
-        }
-        bad = V::mask_or(bad, nan);
-        return hi;
-      } else {
-        Reg<V> sum = V::load(p), hi = mask(sum);
-        SSM_UNROLL
-        for (size_t j = W; j < kTile; j += W) {
-          const Reg<V> v = V::load(p + j);
-          hi = V::max(mask(v), hi);
-          sum = V::add(sum, v);
-        }
-        // The sum flags NaN and +inf (and a harmless false alarm when finite
-        // logits overflow: the final check looks at the logits themselves).
-        bad = V::mask_or(bad, V::not_le(sum, vmaxfinite));
-        return hi;
-      }
-    };
-    auto read_tile = [&](uint64_t t, T top) SSM_INLINE {
-      const Reg<V> hi = tile_max(t);
-      if constexpr (HasUnordered<V, R>::value) bad = V::mask_or(bad, V::not_le(hi, vmaxfinite));  // +inf
-      const T h = static_cast<T>(V::hmax(V::mul(hi, vinv)));
-      tile_hb[t - tile_lo] = h;
-      return h > top ? h : top;
-    };
-    // W tiles from t at once, where R has lane_maxima: their largest x/T by
-    // one transpose-like tree instead of W horizontal maxima (max then
-    // multiply by 1/T > 0 gives the same bits as multiply then max: rounding
-    // is monotone), the running largest as a vector.
-    Reg<V> top_vec = V::set1(-kInf);
-    auto read_tiles = [&](uint64_t t) SSM_INLINE {
-      if constexpr (HasLaneMaxima<V, R>::value) {
-        Reg<V> m[W];
-        SSM_UNROLL
-        for (size_t b = 0; b < W; ++b) m[b] = tile_max(t + b);
-        const Reg<V> most = R::lane_maxima(m);
-        if constexpr (HasUnordered<V, R>::value) bad = V::mask_or(bad, V::not_le(most, vmaxfinite));  // +inf
-        const Reg<V> h = V::mul(most, vinv);
-        V::store(tile_hb + (t - tile_lo), h);
-        top_vec = V::max(h, top_vec);
-      }
-    };
-    // 1. the window's gates; its top elements scored first. Each span's
-    // whole tiles are read right after its gate block is asked for (step 2a)
-    // and before the block's words are looked at: the loads and maxima run
-    // while the Philox rounds' multiplies wait on each other, and no branch
-    // on the gate words comes before them to flush them when mispredicted.
+    // 1. the window's gates; its top elements scored first, before the
+    // other logits are read. (Reading each span's tiles between its gate
+    // blocks, so that the loads overlap the Philox rounds, measured no
+    // faster on Zen 3.)
     size_t opened = 0;
-    T top_hb = -static_cast<T>(kInf);
     auto push_top = [&](uint64_t group, unsigned top) {  // the group's top elements, scored
       for (; top != 0; top &= top - 1) {
         const uint64_t i = group * 16 + static_cast<unsigned>(__builtin_ctz(top));
@@ -905,21 +823,10 @@ TopkResult topk_pruned(const T* x, size_t n, uint64_t start, uint64_t row, const
     };
     for (uint64_t span = span0; span < span1; ++span) {
       src.fill_gates(span * 16);
-      const uint64_t span_lo = span * 16 > tile_lo ? span * 16 : tile_lo;
-      const uint64_t span_hi = span * 16 + 16 < tile_hi ? span * 16 + 16 : tile_hi;
-      const uint64_t read_lo = span_lo > full_lo ? span_lo : full_lo, read_hi = span_hi < full_hi ? span_hi : full_hi;
-      for (uint64_t t = span_lo; t < span_hi && t < read_lo; ++t) tile_hb[t - tile_lo] = -static_cast<T>(kInf);
-      uint64_t t = read_lo;
-      if constexpr (HasLaneMaxima<V, R>::value)
-        for (; t + W <= read_hi; t += W) read_tiles(t);
-      for (; t < read_hi; ++t) top_hb = read_tile(t, top_hb);
-      for (uint64_t t = read_hi > span_lo ? read_hi : span_lo; t < span_hi; ++t)
-        tile_hb[t - tile_lo] = -static_cast<T>(kInf);
       // The open groups as bits. Where R has at_least_bits64, without a
       // branch: a branch on the gate words (22% of spans hold an open
-      // group) mispredicts once the Philox rounds are done and discards
-      // the next span's loads issued past it; the open groups are listed
-      // after the loop. Else most spans (78%) have no open group: one
+      // group) mispredicts once the Philox rounds are done; the open groups
+      // are listed after the loop. Else most spans (78%) have no open group: one
       // vectorized max says so.
       uint64_t bits = 0;
       if constexpr (HasAtLeastBits<R>::value) {
@@ -947,10 +854,6 @@ TopkResult topk_pruned(const T* x, size_t n, uint64_t start, uint64_t row, const
           push_top(group, src.top_mask(group));
         ++opened;
       }
-    }
-    if constexpr (HasLaneMaxima<V, R>::value) {
-      const T v = static_cast<T>(V::hmax(top_vec));
-      top_hb = v > top_hb ? v : top_hb;
     }
     const size_t kept = opened < kOpenKept ? opened : kOpenKept;
     open_group_top_masks<R>(open_group, kept, src.c2, src.c3, src.k0, src.k1, open_top);
@@ -1001,11 +904,22 @@ TopkResult topk_pruned(const T* x, size_t n, uint64_t start, uint64_t row, const
         if (offered) raise_cut();
       }
     };
+    // A tile: its NaN/+inf flags, and its lanes over the cut, looked for
+    // only when its largest is (most tiles of a top-1 walk are not: the
+    // maximum costs a third of the lane bits).
     auto look = [&](const T* p, uint64_t t0) SSM_INLINE {
+      Reg<V> hi = V::load(p);
+      typename V::mask odd = V::not_le(hi, vmaxfinite);
+      for (size_t u = 1; u < U; ++u) {
+        const Reg<V> v = V::load(p + u * W);
+        odd = V::mask_or(odd, V::not_le(v, vmaxfinite));
+        hi = V::max(v, hi);  // a NaN lane keeps hi's: odd has it
+      }
+      bad = V::mask_or(bad, odd);
+      if (!V::any(V::gt(hi, vxcut))) return;
       uint64_t all = 0;
       for (size_t u = 0; u < U; ++u)
         all |= static_cast<uint64_t>(lane_bits<V, R>(V::gt(V::load(p + u * W), vxcut))) << (u * W);
-      if (all == 0) return;
       // the tile's 4 groups: does any hold a top element?
       const bool any_open = ((open_bits[t0 / kSpan - span0] >> ((t0 / 16) % kTile)) & 0xFu) != 0;
       if (!any_open && static_cast<size_t>(__builtin_popcountll(all)) <= kSparseLanes) {
@@ -1015,84 +929,17 @@ TopkResult topk_pruned(const T* x, size_t n, uint64_t start, uint64_t row, const
       }
       look_rest(p, t0, all);
     };
-    // 2a. the tiles that can place at the cut pass 1 left (it only rises),
-    // listed in place (slot i is read before it or any later one is
-    // written). A vector of tiles with one that can is listed branch-free:
-    // a loop over its set bits mispredicted its exit once a vector.
-    const size_t tiles = static_cast<size_t>(tile_hi - tile_lo);
-    for (size_t i = tiles; i < tiles + W; ++i) tile_hb[i] = -static_cast<T>(kInf);
-    size_t listed = 0;
-    for (size_t i0 = 0; i0 < tiles; i0 += W) {
-      const unsigned can = lane_bits<V, R>(V::gt(V::add(V::load(tile_hb + i0), vnot_top), vcut));
-      if (can == 0) continue;
-      for (size_t l = 0; l < W; ++l) {
-        const T h = tile_hb[i0 + l];
-        tile_hb[listed] = h;
-        tile_at[listed] = static_cast<uint16_t>(i0 + l);
-        listed += (can >> l) & 1u;
-      }
+    // 2a. the window's whole tiles in index order, prefetched ahead like the
+    // softmax passes.
+    const uint64_t whole_lo = tile_lo > full_lo ? tile_lo : full_lo, whole_hi = tile_hi < full_hi ? tile_hi : full_hi;
+    for (uint64_t t = whole_lo; t < whole_hi; ++t) {
+      const T* p = x + (t * kTile - start);
+      if (t < pf_hi) prefetch_block<kTile * sizeof(T)>(p + ahead);
+      look(p, t * kTile);
     }
-    for (size_t i = listed; i < listed + W; ++i) tile_hb[i] = -static_cast<T>(kInf);
-    // A listed tile's logits were read in pass 1 but have left L1 since (a
-    // window is up to 1 MiB of logits), and a level's tiles are scattered:
-    // each is prefetched kLookAhead tiles before look() reads it.
-    struct {
-      decltype(look)& go;
-      const T* x;
-      uint64_t start;
-      uint64_t queue[kLookAhead];
-      size_t head = 0, size = 0;
-      void push(uint64_t t0) {
-        prefetch_block<kTile * sizeof(T)>(x + (t0 - start));
-        if (size == kLookAhead) {
-          const uint64_t t = queue[head];
-          queue[head] = t0;
-          head = (head + 1) % kLookAhead;
-          go(x + (t - start), t);
-        } else {
-          queue[(head + size++) % kLookAhead] = t0;
-        }
-      }
-      void drain() {
-        for (; size > 0; --size, head = (head + 1) % kLookAhead) go(x + (queue[head] - start), queue[head]);
-        head = 0;
-      }
-    } ahead_tiles{look, x, start, {}, 0, 0};
-    // 2b. the listed tiles by levels of their largest x/T, highest first, a
-    // noise unit (gs) per level: the elements with the largest logits are
-    // the likeliest to beat the top elements, so the cut nears its final
-    // value before the bulk of the tiles is checked against it. Each tile is
-    // visited once, in the level [lo, hi) of its h, and looked at only if
-    // h/T + 12 ln 2 still exceeds the cut then; the order changes no result
-    // (see above). A level whose floor cannot reach the cut is the last: it
-    // takes every tile left (fl(h + c) is monotone in h, so no tile below
-    // it could place either). At most kLevels levels: +inf/NaN logits (the
-    // call fails) or a very low temperature end in one last sweep.
-    const T step = static_cast<T>(gs);
-    T level_hi = static_cast<T>(kInf);
-    for (size_t level = 1;; ++level) {
-      T level_lo = static_cast<T>(top_hb - static_cast<T>(level) * step);
-      const bool last = level >= kLevels || !(level_lo == level_lo) ||
-                        !V::any(V::gt(V::add(V::set1(static_cast<double>(level_lo)), vnot_top), vcut));
-      if (last) level_lo = -static_cast<T>(kInf);
-      const Reg<V> vlo = V::set1(static_cast<double>(level_lo)), vhi = V::set1(static_cast<double>(level_hi));
-      for (size_t i0 = 0; i0 < listed; i0 += W) {
-        const Reg<V> h = V::load(tile_hb + i0);  // lanes past `listed`: -inf, never in a level
-        const unsigned below_hi = level == 1 ? ~0u : lane_bits<V, R>(V::gt(vhi, h));  // level 1: no ceiling
-        unsigned in = lane_bits<V, R>(V::gt(V::add(h, vnot_top), vcut)) & ~lane_bits<V, R>(V::gt(vlo, h)) & below_hi;
-        for (; in != 0; in &= in - 1) {
-          const size_t i = i0 + static_cast<size_t>(__builtin_ctz(in));
-          const uint64_t t0 = (lo_i / kTile + tile_at[i]) * kTile;
-          ahead_tiles.push(t0);
-        }
-      }
-      ahead_tiles.drain();
-      if (pend.count) flush();
-      if (last) break;
-      level_hi = level_lo;
-    }
-    // the partial tiles at the chunk's head or tail (only the window's first
-    // and last tiles can be): -inf outside it
+    if (pend.count) flush();
+    // 2b. the partial tiles at the chunk's head or tail (only the window's
+    // first and last tiles can be): -inf outside it
     const uint64_t edge_tile[2] = {tile_lo, tile_hi - 1};
     for (size_t e = 0; e < (tile_hi - 1 > tile_lo ? 2u : 1u); ++e) {
       const uint64_t t0 = edge_tile[e] * kTile;
@@ -1101,7 +948,6 @@ TopkResult topk_pruned(const T* x, size_t n, uint64_t start, uint64_t row, const
       const uint64_t a = t0 > start ? t0 : start, b = t0 + kTile < end ? t0 + kTile : end;
       copy_padded(buf, kTile, static_cast<size_t>(a - t0), x + (a - start), static_cast<size_t>(b - a),
                   -static_cast<T>(kInf));
-      for (size_t j = 0; j < kTile; j += W) bad = V::mask_or(bad, V::not_le(V::load(buf + j), vmaxfinite));
       look(buf, t0);
     }
   }

@@ -138,17 +138,6 @@ struct Random {
     const __m256i bits = _mm256_and_si256(_mm256_castpd_si256(y), _mm256_set1_epi64x(0x000FFFFFFFFFFFFFLL));
     return _mm256_castsi256_pd(_mm256_or_si256(bits, _mm256_set1_epi64x(0x3FF0000000000000LL)));
   }
-  // The largest lane of each of 8 vectors, as one vector (lane i: v[i]'s),
-  // by a transpose-like tree: 21 operations where 8 horizontal maxima take
-  // about 48.
-  static __m256 lane_maxima(const __m256* v) {
-    __m256 b[4];
-    for (int i = 0; i < 4; ++i)  // per 128-bit half: (v0 lanes 0|2, v1 0|2, v0 1|3, v1 1|3)
-      b[i] = _mm256_max_ps(_mm256_unpacklo_ps(v[2 * i], v[2 * i + 1]), _mm256_unpackhi_ps(v[2 * i], v[2 * i + 1]));
-    const __m256 c0 = _mm256_max_ps(_mm256_shuffle_ps(b[0], b[1], 0x44), _mm256_shuffle_ps(b[0], b[1], 0xEE));
-    const __m256 c1 = _mm256_max_ps(_mm256_shuffle_ps(b[2], b[3], 0x44), _mm256_shuffle_ps(b[2], b[3], 0xEE));
-    return _mm256_max_ps(_mm256_permute2f128_ps(c0, c1, 0x20), _mm256_permute2f128_ps(c0, c1, 0x31));
-  }
   // A comparison's lanes as bits (lane l -> bit l).
   static unsigned lane_bits(__m256 m) { return static_cast<unsigned>(_mm256_movemask_ps(m)); }
   static unsigned lane_bits(__m256d m) { return static_cast<unsigned>(_mm256_movemask_pd(m)); }
@@ -165,9 +154,6 @@ struct Random {
     }
     return ~below;
   }
-  // The lanes where a or b is NaN: one compare checks two vectors.
-  static __m256 unordered(__m256 a, __m256 b) { return _mm256_cmp_ps(a, b, _CMP_UNORD_Q); }
-  static __m256d unordered(__m256d a, __m256d b) { return _mm256_cmp_pd(a, b, _CMP_UNORD_Q); }
   static __m256 div(__m256 a, __m256 b) { return _mm256_div_ps(a, b); }
   static __m256d div(__m256d a, __m256d b) { return _mm256_div_pd(a, b); }
 };

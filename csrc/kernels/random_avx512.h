@@ -142,20 +142,6 @@ struct Random {
   static __m512 mantissa(__m512 y) { return _mm512_getmant_ps(y, _MM_MANT_NORM_1_2, _MM_MANT_SIGN_zero); }
   static __m512d exponent(__m512d y) { return _mm512_getexp_pd(y); }
   static __m512d mantissa(__m512d y) { return _mm512_getmant_pd(y, _MM_MANT_NORM_1_2, _MM_MANT_SIGN_zero); }
-  // The largest lane of each of 16 vectors, as one vector (lane i: v[i]'s),
-  // by a transpose-like tree (45 operations, where 16 horizontal maxima take
-  // about 130): pairs within 128-bit blocks, then quads, then blocks.
-  static __m512 lane_maxima(const __m512* v) {
-    __m512 b[8], c[4];
-    for (int i = 0; i < 8; ++i)
-      b[i] = _mm512_max_ps(_mm512_unpacklo_ps(v[2 * i], v[2 * i + 1]), _mm512_unpackhi_ps(v[2 * i], v[2 * i + 1]));
-    for (int j = 0; j < 4; ++j)  // block k of c[j]: v[4j..4j+3]'s lanes of block k
-      c[j] = _mm512_max_ps(_mm512_shuffle_ps(b[2 * j], b[2 * j + 1], 0x44),
-                           _mm512_shuffle_ps(b[2 * j], b[2 * j + 1], 0xEE));
-    const __m512 d0 = _mm512_max_ps(_mm512_shuffle_f32x4(c[0], c[1], 0x88), _mm512_shuffle_f32x4(c[0], c[1], 0xDD));
-    const __m512 d1 = _mm512_max_ps(_mm512_shuffle_f32x4(c[2], c[3], 0x88), _mm512_shuffle_f32x4(c[2], c[3], 0xDD));
-    return _mm512_max_ps(_mm512_shuffle_f32x4(d0, d1, 0x88), _mm512_shuffle_f32x4(d0, d1, 0xDD));
-  }
   // Bit g: w[g] >= threshold, for the 64 words w[0..64), without a branch.
   static uint64_t at_least_bits64(const uint32_t* w, uint32_t threshold) {
     const __m512i t = _mm512_set1_epi32(static_cast<int>(threshold));
@@ -164,9 +150,6 @@ struct Random {
       bits |= static_cast<uint64_t>(_mm512_cmpge_epu32_mask(_mm512_loadu_si512(w + 16 * q), t)) << (16 * q);
     return bits;
   }
-  // The lanes where a or b is NaN: one compare checks two vectors.
-  static __mmask16 unordered(__m512 a, __m512 b) { return _mm512_cmp_ps_mask(a, b, _CMP_UNORD_Q); }
-  static __mmask8 unordered(__m512d a, __m512d b) { return _mm512_cmp_pd_mask(a, b, _CMP_UNORD_Q); }
   static __m512 div(__m512 a, __m512 b) { return _mm512_div_ps(a, b); }
   static __m512d div(__m512d a, __m512d b) { return _mm512_div_pd(a, b); }
 };
