@@ -288,3 +288,37 @@ def test_hard_is_the_argmax_draw_on_short_rows(isa):
     assert np.array_equal(h, np.eye(8, dtype=np.float32)[idx])
     soft = ssm.gumbel_softmax(x, rng=9)
     assert np.array_equal(np.argmax(soft, axis=1), idx)
+
+
+@pytest.mark.parametrize("tau, span", [(1.0, 900.0), (0.5, 450.0), (0.01, 9.0)])
+@pytest.mark.parametrize("order", ["random", "rising"])
+@pytest.mark.parametrize("chunks", [False, True])
+def test_wide_term_ranges_identical_across_isas(dtype, tau, span, order, chunks, small_chunks):
+    """Terms that span more binades than the data's normal exponents (x / tau
+    over [-span / tau, 0]: exp reaches 2^-1298), so that pass 1's sums and
+    the writes meet terms both above and below 2^-126 (2^-1022) of their
+    slot's largest, and, with rising logits, a new largest in most vectors:
+    the exact scalings (scale2) must give the same bits on every kernel set,
+    in every path (short rows, kept noise, regenerated noise; whole rows and
+    chunks of 37 on 3 threads)."""
+    if chunks:
+        small_chunks(3)
+    rng = np.random.default_rng(31)
+    for n in (8, 24, 64, 65, 200, 1000, 4097):
+        x = -rng.uniform(0, span, (6, n))
+        if order == "rising":
+            x.sort(axis=-1)
+        x[1, n // 2] = -np.inf
+        x[2] *= 1e-3  # a narrow row among the wide ones
+        x = x.astype(dtype)
+        per_isa = []
+        for isa in ssm.available_isas():
+            with ssm.use_isa(isa):
+                got = [kernel(x, 1 / tau, fast)[1] for fast in (True, False)]
+                got.append(ssm.gumbel_softmax(x, tau=tau, rng=17))
+            per_isa.append([y.tobytes() for y in got])
+        assert all(p == per_isa[0] for p in per_isa[1:]), (n, tau)
+        assert per_isa[0][0] == per_isa[0][1], n  # the fast paths give the row walk's bits
+        y = np.frombuffer(per_isa[0][0], dtype).reshape(x.shape)
+        assert y[1, n // 2] == 0
+        np.testing.assert_allclose(y.astype(np.float64).sum(-1), 1, rtol=1e-5 if dtype == np.float32 else 1e-12)

@@ -29,25 +29,37 @@ struct Random {
     x1 = lo1;
     x3 = lo0;
   }
-  static void philox8(__m256i x0, __m256i x1, __m256i x2, __m256i x3, uint32_t k0, uint32_t k1, uint32_t* out) {
+  // 16 blocks, counters (base + l, c2, c3), as two 8-lane halves whose
+  // rounds alternate: each round is an 8-cycle chain (shift, multiply,
+  // shift, blend, two xors), and one half at a time (two calls of a
+  // one-half function) left the ports waiting on it: 64.5 -> 49.0 TSC
+  // cycles per 8 blocks, medians of 41 interleaved rounds of 2000 calls
+  // (a standalone loop of calls, not the kernels; AMD EPYC Zen 3 with load
+  // 8-15 on 2 vCPUs). The round keys are broadcast once per round for both
+  // halves.
+  static void philox16(uint64_t base, uint32_t c2, uint32_t c3, uint32_t k0, uint32_t k1, uint32_t* out) {
     const __m256i m0 = _mm256_set1_epi32(static_cast<int>(kPhiloxM0));
     const __m256i m1 = _mm256_set1_epi32(static_cast<int>(kPhiloxM1));
+    const __m256i lo = _mm256_set1_epi32(static_cast<int>(static_cast<uint32_t>(base)));
+    __m256i x0[2], x1[2], x2[2], x3[2];
+    x0[0] = _mm256_add_epi32(lo, _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7));
+    x0[1] = _mm256_add_epi32(lo, _mm256_setr_epi32(8, 9, 10, 11, 12, 13, 14, 15));
+    for (int h = 0; h < 2; ++h) {
+      x1[h] = _mm256_set1_epi32(static_cast<int>(static_cast<uint32_t>(base >> 32)));
+      x2[h] = _mm256_set1_epi32(static_cast<int>(c2));
+      x3[h] = _mm256_set1_epi32(static_cast<int>(c3));
+    }
     for (int round = 0; round < 10; ++round) {
       const __m256i key0 = _mm256_set1_epi32(static_cast<int>(k0 + round * kPhiloxW0));
       const __m256i key1 = _mm256_set1_epi32(static_cast<int>(k1 + round * kPhiloxW1));
-      philox8_round(x0, x1, x2, x3, m0, m1, key0, key1);
+      for (int h = 0; h < 2; ++h) philox8_round(x0[h], x1[h], x2[h], x3[h], m0, m1, key0, key1);
     }
-    _mm256_storeu_si256(reinterpret_cast<__m256i*>(out), x0);
-    _mm256_storeu_si256(reinterpret_cast<__m256i*>(out + 16), x1);
-    _mm256_storeu_si256(reinterpret_cast<__m256i*>(out + 32), x2);
-    _mm256_storeu_si256(reinterpret_cast<__m256i*>(out + 48), x3);
-  }
-  static void philox16(uint64_t base, uint32_t c2, uint32_t c3, uint32_t k0, uint32_t k1, uint32_t* out) {
-    const __m256i lo = _mm256_set1_epi32(static_cast<int>(static_cast<uint32_t>(base)));
-    const __m256i x1 = _mm256_set1_epi32(static_cast<int>(static_cast<uint32_t>(base >> 32)));
-    const __m256i x2 = _mm256_set1_epi32(static_cast<int>(c2)), x3 = _mm256_set1_epi32(static_cast<int>(c3));
-    philox8(_mm256_add_epi32(lo, _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7)), x1, x2, x3, k0, k1, out);
-    philox8(_mm256_add_epi32(lo, _mm256_setr_epi32(8, 9, 10, 11, 12, 13, 14, 15)), x1, x2, x3, k0, k1, out + 8);
+    for (int h = 0; h < 2; ++h) {  // word w of block l at out[16 w + l]
+      _mm256_storeu_si256(reinterpret_cast<__m256i*>(out + 8 * h), x0[h]);
+      _mm256_storeu_si256(reinterpret_cast<__m256i*>(out + 16 + 8 * h), x1[h]);
+      _mm256_storeu_si256(reinterpret_cast<__m256i*>(out + 32 + 8 * h), x2[h]);
+      _mm256_storeu_si256(reinterpret_cast<__m256i*>(out + 48 + 8 * h), x3[h]);
+    }
   }
 
   // Philox4x32-10 of `count` arbitrary counters, a multiple of 16, in place
