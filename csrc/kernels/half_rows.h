@@ -191,8 +191,8 @@ struct RowVectors {
 // the widened max of each row.
 // Each of a group's vectors reduced to one value (its lanes' max or sum):
 // the lane type's transposing reduction where it has one (AVX-512: about 23
-// shuffles and operations for the eight instead of eight of each), else one
-// vector at a time.
+// shuffles and operations for the eight instead of eight of each; AVX2: 21,
+// half_avx2.cpp), else one vector at a time.
 template <class V, class = void>
 struct HasGroupReduce : std::false_type {};
 template <class V>
@@ -209,8 +209,8 @@ inline void group_reduce(const Reg<V> (&v)[kRowGroup], double (&out)[kRowGroup])
 }
 
 // The group's sums in one vector, row r in lane r (lane types whose
-// transposing reduction leaves them there: AVX-512's, one vector for the
-// group), and as float64 values in out. The per-row work that follows reads
+// transposing reduction leaves them there: AVX-512's and AVX2's, one
+// vector for the group), and as float64 values in out. The per-row work that follows reads
 // that vector, never one assembled from single-lane stores: a vector load
 // spanning several smaller in-flight stores waits for them to reach the
 // cache (bfloat16 n = 64: about 10% of softmax's samples sat there).
@@ -426,12 +426,13 @@ void softmax_rows(const uint16_t* x, uint16_t* y, size_t rows, size_t n, unsigne
       pass2(std::false_type{});
     double sums[kRowGroup];
     // The group's 1 / S side by side: with a transposing reduction (AVX-512,
-    // whose sums are float32 values) one vector division instead of a
+    // AVX2: their sums are float32 values) one vector division instead of a
     // float64 one per row (their throughput was a fair share of a short
     // row's time). Same bits: the correctly rounded float32 quotient 1 / S
     // equals the float64 one rounded to float32 (a float64 quotient on a
     // float32 midpoint would need S m = 1 for a 25-bit m: only S a power of
-    // two, whose 1 / S is exact). Other lane types sum in float64: per row.
+    // two, whose 1 / S is exact). Other lane types (the scalar set's) sum in
+    // float64: per row.
     using S = typename V::scalar;
     constexpr size_t kPad = (kRowGroup + W - 1) / W * W;
     alignas(64) S inverses[kPad];
