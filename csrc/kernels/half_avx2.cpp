@@ -122,6 +122,10 @@ struct HalfF32x8 : F32x8, GroupReduce8 {
     std::memcpy(p, tmp, n * sizeof(H));
   }
   static void stream(H* p, reg v) { store(p, v); }
+  // 2^(j - 127) from u = 2^23 + j, j in [1, 254]: u's low 9 mantissa bits
+  // moved into the exponent field (F32x8::pow2 without its add; half_rows.h
+  // exp2_scaled rounds t with that add).
+  static reg pow2_biased(reg u) { return _mm256_castsi256_ps(_mm256_slli_epi32(_mm256_castps_si256(u), 23)); }
   static void store_finite(H* p, reg v) { _mm_storeu_si128(reinterpret_cast<__m128i*>(p), Ops::narrow8_finite(v)); }
   // Lanes 2k and 2k + 1 exchanged (softmax_pairs' partners).
   static reg swap_pairs(reg v) { return _mm256_permute_ps(v, 0xB1); }

@@ -148,11 +148,35 @@ static_assert(kTermScale == double(uint64_t(1) << 63) * 2, "2^kTermShift");
 // 2^-16.8 relative where it can reach a half result (|t| < 150).
 constexpr double kLog2e = 1.4426950408889634;
 
+// float32 lane types with pow2_biased(u) = 2^(j - 127) from the bits of
+// u = 2^23 + j (AVX2) round t and build the scale from one sum (below).
+template <class V, class = void>
+struct HasPow2Biased : std::false_type {};
+template <class V>
+struct HasPow2Biased<V, decltype(void(V::pow2_biased(std::declval<Reg<V>>())))>
+    : std::is_same<typename V::scalar, float> {};
+
 // 2^t * 2^kTermShift for t <= 0 (t = d log2 e).
 template <class V, class H>
 inline Reg<V> exp2_scaled(Reg<V> t) {
   using C = Exp2Poly<H>;
-  if constexpr (HasFloorExp2<V>::value) {
+  if constexpr (HasPow2Biased<V>::value) {
+    // u = 2^23 + 190 + t rounds t to the nearest integer k, ties to even (u
+    // stays in [2^23, 2^24), where the spacing is 1, and 2^23 + 190 is even:
+    // the same k as V::round), and its low bits hold k + 190 = (k + 63) + 127:
+    // the scale 2^(k + 63), and the other factor two of 2^kTermShift rides
+    // in the coefficients (exact: every Horner step is exactly twice the
+    // unscaled one). Two operations fewer than round, the shift's add, the
+    // clamp and pow2's add. The clamp at -189 keeps k + 190 >= 1: terms of
+    // t < -189 (-inf entries too) come out 2^-125 instead of 0 or 2^-127,
+    // 2^-189 of the max's term, below any half result and absorbed by every
+    // float32 sum holding the max's 2^kTermShift (half results unchanged).
+    constexpr double kMagic = 0x1p23 + 127 + (kTermShift - 1);
+    t = V::max(V::set1(-189.0), t);
+    const Reg<V> u = V::add(t, V::set1(kMagic));
+    const Reg<V> k = V::sub(u, V::set1(kMagic));
+    return V::mul(poly_scaled<V, C::degree>(V::sub(t, k), C::nearest, 2.0), V::pow2_biased(u));
+  } else if constexpr (HasFloorExp2<V>::value) {
     // No clamp: vreduceps(-inf) = 0 and vscalefps(p, -inf) = 0. The scale
     // rides in the coefficients (exact powers of two).
     return V::scale2_floor(poly_scaled<V, C::degree>(V::frac_floor(t), C::floor, kTermScale), t);
