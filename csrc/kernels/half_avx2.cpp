@@ -61,8 +61,47 @@ struct HalfFormatOps<BF16Bits> {
   }
 };
 
+// Eight vectors' lane reductions together (half_rows.h group_reduce,
+// group_sums), transposing as they go: halves (vperm2f128), then lane pairs
+// (vshufps), then neighbours (vshufps): 14 shuffles and 7 operations for the
+// eight rows, where one row at a time took a float64 sum through memory per
+// row, and the per-row work then loaded its vector of eight from
+// single-lane stores (a store-forwarding stall). Row r ends in lane r: the
+// tree leaves input 2p in lane p and input 2p + 1 in lane 4 + p, so the
+// rows go in as 0 4 1 5 2 6 3 7. A sum's order: ((l0 + l4) + (l2 + l6)) + ((l1 + l5) + (l3 +
+// l7)), log2 8 = 3 float32 roundings (half_rows.h's budget counts them).
+struct GroupReduce8 {
+  template <class Op>
+  static __m256 reduce8(const __m256 (&v)[8], Op op) {
+    constexpr int kOrder[8] = {0, 4, 1, 5, 2, 6, 3, 7};
+    __m256 c[4], d[2];
+    for (int i = 0; i < 4; ++i) {
+      const __m256 a = v[kOrder[2 * i]], b = v[kOrder[2 * i + 1]];
+      c[i] = op(_mm256_permute2f128_ps(a, b, 0x20), _mm256_permute2f128_ps(a, b, 0x31));
+    }
+    for (int i = 0; i < 2; ++i)
+      d[i] = op(_mm256_shuffle_ps(c[2 * i], c[2 * i + 1], 0x44), _mm256_shuffle_ps(c[2 * i], c[2 * i + 1], 0xEE));
+    return op(_mm256_shuffle_ps(d[0], d[1], 0x88), _mm256_shuffle_ps(d[0], d[1], 0xDD));
+  }
+  template <class Op>
+  static void reduce8(const __m256 (&v)[8], double (&out)[8], Op op) {
+    alignas(32) float lanes[8];
+    _mm256_store_ps(lanes, reduce8(v, op));
+    for (int k = 0; k < 8; ++k) out[k] = lanes[k];
+  }
+  static void group_hmax(const __m256 (&v)[8], double (&out)[8]) {
+    reduce8(v, out, [](__m256 a, __m256 b) { return _mm256_max_ps(a, b); });
+  }
+  static void group_hsum(const __m256 (&v)[8], double (&out)[8]) {
+    reduce8(v, out, [](__m256 a, __m256 b) { return _mm256_add_ps(a, b); });
+  }
+  static __m256 group_hsum_lanes(const __m256 (&v)[8]) {
+    return reduce8(v, [](__m256 a, __m256 b) { return _mm256_add_ps(a, b); });
+  }
+};
+
 template <class H>
-struct HalfF32x8 : F32x8 {
+struct HalfF32x8 : F32x8, GroupReduce8 {
   using Ops = HalfFormatOps<H>;
   using F32x8::load;
   using F32x8::load_tail;
@@ -83,6 +122,10 @@ struct HalfF32x8 : F32x8 {
     std::memcpy(p, tmp, n * sizeof(H));
   }
   static void stream(H* p, reg v) { store(p, v); }
+  // 2^(j - 127) from u = 2^23 + j, j in [1, 254]: u's low 9 mantissa bits
+  // moved into the exponent field (F32x8::pow2 without its add; half_rows.h
+  // exp2_scaled rounds t with that add).
+  static reg pow2_biased(reg u) { return _mm256_castsi256_ps(_mm256_slli_epi32(_mm256_castps_si256(u), 23)); }
   static void store_finite(H* p, reg v) { _mm_storeu_si128(reinterpret_cast<__m128i*>(p), Ops::narrow8_finite(v)); }
   // Lanes 2k and 2k + 1 exchanged (softmax_pairs' partners).
   static reg swap_pairs(reg v) { return _mm256_permute_ps(v, 0xB1); }

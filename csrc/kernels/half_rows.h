@@ -148,11 +148,35 @@ static_assert(kTermScale == double(uint64_t(1) << 63) * 2, "2^kTermShift");
 // 2^-16.8 relative where it can reach a half result (|t| < 150).
 constexpr double kLog2e = 1.4426950408889634;
 
+// float32 lane types with pow2_biased(u) = 2^(j - 127) from the bits of
+// u = 2^23 + j (AVX2) round t and build the scale from one sum (below).
+template <class V, class = void>
+struct HasPow2Biased : std::false_type {};
+template <class V>
+struct HasPow2Biased<V, decltype(void(V::pow2_biased(std::declval<Reg<V>>())))>
+    : std::is_same<typename V::scalar, float> {};
+
 // 2^t * 2^kTermShift for t <= 0 (t = d log2 e).
 template <class V, class H>
 inline Reg<V> exp2_scaled(Reg<V> t) {
   using C = Exp2Poly<H>;
-  if constexpr (HasFloorExp2<V>::value) {
+  if constexpr (HasPow2Biased<V>::value) {
+    // u = 2^23 + 190 + t rounds t to the nearest integer k, ties to even (u
+    // stays in [2^23, 2^24), where the spacing is 1, and 2^23 + 190 is even:
+    // the same k as V::round), and its low bits hold k + 190 = (k + 63) + 127:
+    // the scale 2^(k + 63), and the other factor two of 2^kTermShift rides
+    // in the coefficients (exact: every Horner step is exactly twice the
+    // unscaled one). Two operations fewer than round, the shift's add, the
+    // clamp and pow2's add. The clamp at -189 keeps k + 190 >= 1: terms of
+    // t < -189 (-inf entries too) come out 2^-125 instead of 0 or 2^-127,
+    // 2^-189 of the max's term, below any half result and absorbed by every
+    // float32 sum holding the max's 2^kTermShift (half results unchanged).
+    constexpr double kMagic = 0x1p23 + 127 + (kTermShift - 1);
+    t = V::max(V::set1(-189.0), t);
+    const Reg<V> u = V::add(t, V::set1(kMagic));
+    const Reg<V> k = V::sub(u, V::set1(kMagic));
+    return V::mul(poly_scaled<V, C::degree>(V::sub(t, k), C::nearest, 2.0), V::pow2_biased(u));
+  } else if constexpr (HasFloorExp2<V>::value) {
     // No clamp: vreduceps(-inf) = 0 and vscalefps(p, -inf) = 0. The scale
     // rides in the coefficients (exact powers of two).
     return V::scale2_floor(poly_scaled<V, C::degree>(V::frac_floor(t), C::floor, kTermScale), t);
@@ -191,8 +215,8 @@ struct RowVectors {
 // the widened max of each row.
 // Each of a group's vectors reduced to one value (its lanes' max or sum):
 // the lane type's transposing reduction where it has one (AVX-512: about 23
-// shuffles and operations for the eight instead of eight of each), else one
-// vector at a time.
+// shuffles and operations for the eight instead of eight of each; AVX2: 21,
+// half_avx2.cpp), else one vector at a time.
 template <class V, class = void>
 struct HasGroupReduce : std::false_type {};
 template <class V>
@@ -209,8 +233,8 @@ inline void group_reduce(const Reg<V> (&v)[kRowGroup], double (&out)[kRowGroup])
 }
 
 // The group's sums in one vector, row r in lane r (lane types whose
-// transposing reduction leaves them there: AVX-512's, one vector for the
-// group), and as float64 values in out. The per-row work that follows reads
+// transposing reduction leaves them there: AVX-512's and AVX2's, one
+// vector for the group), and as float64 values in out. The per-row work that follows reads
 // that vector, never one assembled from single-lane stores: a vector load
 // spanning several smaller in-flight stores waits for them to reach the
 // cache (bfloat16 n = 64: about 10% of softmax's samples sat there).
@@ -426,12 +450,13 @@ void softmax_rows(const uint16_t* x, uint16_t* y, size_t rows, size_t n, unsigne
       pass2(std::false_type{});
     double sums[kRowGroup];
     // The group's 1 / S side by side: with a transposing reduction (AVX-512,
-    // whose sums are float32 values) one vector division instead of a
+    // AVX2: their sums are float32 values) one vector division instead of a
     // float64 one per row (their throughput was a fair share of a short
     // row's time). Same bits: the correctly rounded float32 quotient 1 / S
     // equals the float64 one rounded to float32 (a float64 quotient on a
     // float32 midpoint would need S m = 1 for a 25-bit m: only S a power of
-    // two, whose 1 / S is exact). Other lane types sum in float64: per row.
+    // two, whose 1 / S is exact). Other lane types (the scalar set's) sum in
+    // float64: per row.
     using S = typename V::scalar;
     constexpr size_t kPad = (kRowGroup + W - 1) / W * W;
     alignas(64) S inverses[kPad];
