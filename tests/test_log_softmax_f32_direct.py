@@ -148,32 +148,3 @@ def test_float32_write_at_its_certificate_edge(isa, n):
     x[np.arange(targets.size), top] = lse_others - np.log(np.expm1(targets))
     x += rng.choice([0.0, 0.0, -37.0, 5.5], targets.size)[:, None]
     check_rotated(x.astype(np.float32), (isa, n))
-
-
-@pytest.mark.parametrize("n", [16, 23, 32, 47, 48, 64])
-def test_mixed_groups_every_position(isa, n):
-    """Standard normal rows (v from ~1 up: the float32 write) with one row
-    whose v sits just below a power of two from 2^-12 to 2^-1 (a dominant
-    entry: v's bound is then most of 1.25 ulp32(v), the float64 write for
-    most) at each position of the group kernel's group of W = 2G rows (and
-    of the direct rows' set of G), and a second one whose v is at the other
-    end of the group: within contract, and each row the same bits wherever
-    it sits (its write is its own certificate's, not its group's): every
-    shift of the batch by 1 to W rows."""
-    w = 2 * sets(isa)
-    rows = 2 * w + 3
-    rng = np.random.default_rng(80 + n)
-    base = rng.standard_normal((rows, n))
-    targets = [2.0**-k * (1.0 - 2.0**-d) for k in (1, 3, 7, 12) for d in (20, 23)]
-    for p in range(w + 1):
-        x = base.copy()
-        for r, t in ((p, targets[p % len(targets)]), ((p + w // 2) % rows, targets[(p + 3) % len(targets)] * 0.75)):
-            top = rng.integers(n)
-            lse_others = scipy.special.logsumexp(x[r], b=np.arange(n) != top)
-            x[r, top] = lse_others - np.log(np.expm1(t))
-        x = x.astype(np.float32)
-        y = check_rotated(x, (isa, n, p))
-        for k in range(2, w + 1):
-            y2 = np.empty_like(x)
-            ssm.log_softmax(np.roll(x, k, axis=0), axis=-1, out=y2)
-            assert np.array_equal(np.roll(y, k, axis=0), y2), (isa, n, p, k)

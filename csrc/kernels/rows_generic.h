@@ -1144,13 +1144,7 @@ struct Lsm32DirectRange {
 // n = 8 1.32 / 1.36, n = 12 1.36 / 1.35, n = 16 1.30 / 1.10, n = 32 1.60
 // / 1.41. Below ~16 the per-group chain (over the max's term, log1p and
 // the certificate: three divisions per float64 half) outweighs what the
-// cheaper terms save, with the float32 write too (since its 1.25-ulp
-// certificate, rows_log_softmax32_direct.h: AVX2, 4 Mi-element batches,
-// 1 thread, lsm / sm in one process, medians of 5 interleaved runs at load
-// 11-16, log_softmax_group / group32: n = 3 1.24 / 1.67, n = 5 1.40 /
-// 1.85, n = 8 1.37 / 1.56, n = 10 1.28 / 1.55, n = 12 1.42 / 1.49, n = 14
-// 1.40 / 1.28; callgrind Ir per element n = 3 36.9 / 39.2, n = 8 18.6 /
-// 17.5, n = 12 17.4 / 15.9; AMD EPYC Zen 3).
+// cheaper terms save.
 template <class VN>
 struct Lsm32GroupRange {
   static constexpr size_t min_n = 16;

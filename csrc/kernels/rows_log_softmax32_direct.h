@@ -23,15 +23,15 @@
 // z / (1 + z) <= v: the relative error of a dominant entry's -v stays near
 // eps. The write takes the row kernels' budgets (softmax_rows.h,
 // shift_certified, lse32_shift): the float32 write (x - max) - float(v)
-// rounds x - max and the result, at most 0.5 ulp of y each, and where y
-// is in v's binade x - max's within 0.25 ulp (kNarrowUlps); as |y| >= v -
-// dv, it is certified where |float(v) - v| + dv <= 1.25 ulp32(v - dv)
-// (round_off32, ulp32_below), the rounding taken as it fell rather than as
-// its bound 2^-25 v: every v in [1, 4) and most in [0.25, 1) pass
-// (standard normal rows, the share of rows the float32 write took with
-// the bound 2^-25 (v - dv) / with ulp32 for 1.25 ulp32, with 1.35 / 1.23:
-// n = 48 0.16 / 0.96, 0.47 / 0.99; n = 64 0.35 / 0.98, 0.67 / 0.99; n =
-// 128 0.80 / 1.00, 0.93 / 1.00). Else the write in float64 lanes with one rounding where dv <=
+// rounds x - max and the result, 0.5 ulp of y each, which leaves ulp(y)
+// for v's own rounding and dv; as |y| >= v - dv, it is certified where
+// |float(v) - v| + dv <= ulp32(v - dv) (round_off32, ulp32_below), the
+// rounding taken as it fell rather than as its bound 2^-25 v: every v in
+// [2, 4) and most in [0.5, 2) pass (standard normal rows, the share of
+// rows the float32 write takes, the bound 2^-25 (v - dv) / this one, with
+// 1.35 / 1.23: n = 48 0.16 / 0.96, 0.47 / 0.99; n = 64 0.35 / 0.98, 0.67 /
+// 0.99; n = 128 0.80 / 1.00, 0.93 / 1.00; the group kernel below keeps
+// the bound). Else the write in float64 lanes with one rounding where dv <=
 // 1.4 * 2^-24 (v - dv), which every row passes but those whose v is near
 // n 2^-97 or below (the others at most ~e^-60 of the max, or all -inf but
 // the max: their flushed terms may be all of v). Those, NaN, +-inf, all
@@ -132,43 +132,23 @@ inline SSM_INLINE Reg<VW> ulp32_below(Reg<VW> a) {
   return ulp32_above<VW>(narrow32<VW>(VW::mul(a, VW::set1(1.0 - 0x1p-22))));
 }
 
-// How much of ulp32(v) the float32 write leaves to v's rounding and dv
-// together: E = |float(v) - v| + dv <= 1.25 a, a = ulp32_below(v - dv) <=
-// ulp32(V) (V, T, Y: the exact v, x - max and y; s the float32 spacing of
-// Y's binade [2^c, 2^(c+1)); the contract is 2 spacings of the correctly
-// rounded Y, test_log_softmax's ulp). The write rounds T (exact 0 at the
-// max, where y = -float(v): E <= 1.25 ulp32(V)) and then w = float(T) -
-// float(v). |Y| = |T| + V >= V. Y in V's binade: s = ulp32(V) >= a and |T| =
-// |Y| - V < 2^c, so T's rounding is within 0.25 s; w is within 0.25 s +
-// 1.25 s of Y and its rounding adds 0.5 s: 2 s. Y in a higher binade: a <=
-// s / 2, w within 0.5 s + 0.625 s and rounded to 0.5 s: 1.625 s. Where w
-// reaches 2^(c+1) (spacing 2 s): if Y's correctly rounded value is 2^(c+1)
-// the spacing is 2 s and 1.5 s + s is within it twice; else |Y| < 2^(c+1) -
-// s / 2, |w| < 2^(c+1) + s rounds to 2^(c+1), no farther from Y than w:
-// 1.5 s. The factor leaves 2^-48 for the rounding of E's sum (E exact
-// within 2^-52 of itself). The bound before, E <= a, took the three
-// roundings at 0.5 + 1 + 0.5 s (T's at its worst, as if |T| could reach
-// |Y| in V's binade): the group kernel's rows rarely all passed it, and
-// standard normal rows of 16 to 47 took the float64 write; every v in [1,
-// 4) passes this one.
-constexpr double kNarrowUlps = 1.25 * (1.0 - 0x1p-48);
-
 // The float64 lanes' chain of a set of rows: sum2e, the others' terms at
 // 2^-e (the table's scale removed), mx the max (NaN: a lane for the per-row
 // path), e, k the count of the max's own entries -> v = log S =
 // log1p((k - 1) + sum2e / the max's own term) and how each row is written
 // (0 flagged, 1 Narrow, 2 Wide: the header's budgets, eps the terms'
 // relative error with the sums', flushed the flushed terms' bound).
-// The float32 write where v's rounding as it fell and dv fit within
-// kNarrowUlps ulp32(v - dv), for both kernels. (The group kernel once
-// took dv <= 2^-25 (v - dv) instead: with E <= ulp32 its all-or-nothing
-// float32 write was a branch it mispredicted about one group in three at
-// n = 16: 4 Mi-element batches, 1 thread, ns per element, medians of 3
-// interleaved runs on a loaded machine, the 2^-25 bound / E <= ulp32 with
-// per-lane writes in mixed groups (and AVX-512's terms from the table
-// pair, for more groups in float32): AVX-512 n = 16 1.05 / 1.15, n = 32
-// 1.01 / 1.03; AVX2 n = 16 2.04 / 2.35, n = 32 1.51 / 1.64.)
-template <class VW>
+// RoundOffAsItFell: the float32 write where v's rounding as it fell and dv
+// fit within ulp32(v - dv), else where dv <= 2^-25 (v - dv) (the group
+// kernel: it writes a group in float32 only when all its rows may, and
+// the float32 write's other bound made that a branch it mispredicted
+// about one group in three at n = 16: 4 Mi-element batches, 1 thread,
+// ns per element, medians of 3 interleaved runs on a loaded machine, this
+// bound / the other with per-lane writes in mixed groups (and AVX-512's
+// terms from the table pair, for more groups in float32): AVX-512 n = 16
+// 1.05 / 1.15, n = 32 1.01 / 1.03; AVX2 n = 16 2.04 / 2.35, n = 32 1.51 /
+// 1.64).
+template <class VW, bool RoundOffAsItFell = true>
 inline SSM_INLINE Reg<VW> lsm32_log_s(Reg<VW> sum2e, Reg<VW> vmx, Reg<VW> e, Reg<VW> k, double eps, double flushed,
                            Reg<VW>& how) {
   const auto special = VW::notfinite(vmx);
@@ -180,8 +160,8 @@ inline SSM_INLINE Reg<VW> lsm32_log_s(Reg<VW> sum2e, Reg<VW> vmx, Reg<VW> e, Reg
   const Reg<VW> dv = VW::fmadd(VW::set1(eps), div_lanes(z, VW::add(VW::set1(1.0), z)),
                                VW::fmadd(v, VW::set1(0x1p-50), VW::set1(flushed)));
   const Reg<VW> low = VW::sub(v, dv);
-  const auto narrow =  // true: not narrow
-      VW::not_le(VW::add(round_off32<VW>(v), dv), VW::mul(ulp32_below<VW>(low), VW::set1(kNarrowUlps)));
+  const auto narrow = RoundOffAsItFell ? VW::not_le(VW::add(round_off32<VW>(v), dv), ulp32_below<VW>(low))
+                                        : VW::not_le(dv, VW::mul(low, VW::set1(0x1p-25)));  // true: not narrow
   const auto wide = VW::not_le(dv, VW::mul(low, VW::set1(1.4 * 0x1p-24)));  // true: not wide either
   how = VW::select(VW::mask_or(bad, wide), VW::set1(0.0), VW::select(narrow, VW::set1(2.0), VW::set1(1.0)));
   return v;
@@ -275,9 +255,9 @@ void log_softmax_rows_direct32(const float* x, float* y, size_t rows, size_t n, 
 // per column): per column the table-exp term at 2^-e of every entry below
 // its lane's max, widened and added in the two float64 halves, and the
 // count of the max's own entries; per group lsm32_log_s in each half; then
-// each row written as its certificate says: the columns in float32 when
-// every ordinary lane may be (Narrow), in float64 halves with one rounding
-// when none may, else both and a blend. e = round(max log2 e) in float32 lanes: within
+// the columns written in float32 when every ordinary lane may be (Narrow),
+// else in float64 halves with one rounding (Wide is within the bound for
+// Narrow lanes too). e = round(max log2 e) in float32 lanes: within
 // 2^-9.5 of max log2 e for |max| <= kTable32Limit, so a term stays below
 // 2^0.51 and |max - e ln2| below ln2/2 + 2^-10 (exp_hi_lo's polynomial
 // there as accurate as at ln2/2).
@@ -291,7 +271,7 @@ void log_softmax_rows_group32(const float* x, float* y, size_t rows, size_t n, b
   constexpr double eps = X::kErrUnits * 0x1p-24 + 0x1p-44;
   const double flushed = static_cast<double>(n) * 0x1p-124;
   alignas(64) float buf[kMaxN * W], obuf[kMaxN * W];
-  alignas(64) float mxf[W], ef[W], lo[W], sel[W];
+  alignas(64) float mxf[W], ef[W], lo[W];
   alignas(64) double how[W];
   for (size_t r = 0; r < rows; r += W) {
     const size_t g = rows - r < W ? rows - r : W;
@@ -314,40 +294,24 @@ void log_softmax_rows_group32(const float* x, float* y, size_t rows, size_t n, b
     VN::widen(count, clo, chi);
     const Reg<VW> scale = VW::set1(1.0 / X::kScale);
     Reg<VW> v[2], vhow[2];
-    v[0] = lsm32_log_s<VW>(VW::mul(s0, scale), VW::load(mxf), VW::load(ef), clo, eps, flushed, vhow[0]);
-    v[1] = lsm32_log_s<VW>(VW::mul(s1, scale), VW::load(mxf + WW), VW::load(ef + WW), chi, eps, flushed, vhow[1]);
+    v[0] = lsm32_log_s<VW, false>(VW::mul(s0, scale), VW::load(mxf), VW::load(ef), clo, eps, flushed, vhow[0]);
+    v[1] = lsm32_log_s<VW, false>(VW::mul(s1, scale), VW::load(mxf + WW), VW::load(ef + WW), chi, eps, flushed, vhow[1]);
     VW::store(how, vhow[0]);
     VW::store(how + WW, vhow[1]);
     bool ok[W];
-    for (size_t l = 0; l < W; ++l) ok[l] = l < g && how[l] != 0.0;
-    // Which writes the group needs, from the lanes' how in two vector
-    // tests each: lanes past g (filled with 0) may ask for a write they do
-    // not need, never take one from a row. (A scalar loop over the lanes'
-    // how took more than the float32 write saved. AVX2, callgrind, Ir per
-    // element of the whole extension call, 2^18-element batches of
-    // standard normal rows, the float64 write always (the certificate
-    // before) / the float32 one with that loop / with these tests: n = 16
-    // 13.08 / 13.78 / 12.88; n = 24 11.77 / - / 11.43; n = 32 11.12 /
-    // 11.13 / 10.69; AMD EPYC Zen 3.)
-    const Reg<VW> one = VW::set1(1.0), half = VW::set1(0.5);
-    auto wide = [&](Reg<VW> h) SSM_INLINE { return VW::gt(h, VW::set1(1.5)); };
-    auto narrow = [&](Reg<VW> h) SSM_INLINE { return VW::gt(half, VW::max(VW::sub(h, one), VW::sub(one, h))); };
-    const bool all_narrow = !VW::any(VW::mask_or(wide(vhow[0]), wide(vhow[1])));
-    const bool any_narrow = VW::any(VW::mask_or(narrow(vhow[0]), narrow(vhow[1])));
+    bool narrow = true;
+    for (size_t l = 0; l < W; ++l) {
+      ok[l] = l < g && how[l] != 0.0;
+      narrow = narrow && (!ok[l] || how[l] == 1.0);
+    }
     // y = (x - max) - log S, as the row kernels' write_shift: x - max is
-    // exact near the max (Sterbenz) and the result is never positive. Each
-    // row as its own certificate says, so that its bits do not depend on
-    // its group: a mixed group (a few in a hundred of standard normal rows
-    // of 16, fewer from 24 on) writes both, the float32 one to obuf first
-    // (before the float64 one overwrites x), then takes each lane's.
-    if (any_narrow) {
+    // exact near the max (Sterbenz) and the result is never positive.
+    if (narrow) {
       VW::store(lo, v[0]);
       VW::store(lo + WW, v[1]);
       const Reg<VN> vlo = VN::load(lo);
-      float* to = all_narrow ? buf : obuf;
-      for (size_t j = 0; j < n; ++j) VN::store(to + j * W, VN::sub(VN::sub(VN::load(buf + j * W), m), vlo));
-    }
-    if (!all_narrow) {
+      for (size_t j = 0; j < n; ++j) VN::store(buf + j * W, VN::sub(VN::sub(VN::load(buf + j * W), m), vlo));
+    } else {
       const Reg<VW> m0 = VW::load(mxf), m1 = VW::load(mxf + WW);
       for (size_t j = 0; j < n; ++j) {
         float* at = buf + j * W;
@@ -355,12 +319,6 @@ void log_softmax_rows_group32(const float* x, float* y, size_t rows, size_t n, b
         const Reg<VW> y1 = VW::sub(VW::sub(VW::load(at + WW), m1), v[1]);
         VW::store(at, y0);
         VW::store(at + WW, y1);
-      }
-      if (any_narrow) {
-        for (size_t l = 0; l < W; ++l) sel[l] = how[l] == 1.0 ? 1.0f : 0.0f;
-        const auto take = VN::gt(VN::load(sel), VN::set1(0.0));
-        for (size_t j = 0; j < n; ++j)
-          VN::store(buf + j * W, VN::select(take, VN::load(obuf + j * W), VN::load(buf + j * W)));
       }
     }
     from_columns<VN>(buf, n, g, ok, obuf, y + r * n, stream);
