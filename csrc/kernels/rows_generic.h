@@ -475,7 +475,10 @@ void softmax_group(const T* x, T* y, size_t n, size_t g, T* buf, T* obuf, bool s
   const Reg<VN> vinv = VN::select(beyond, VN::set1(0.0), VN::load(inv));
   for (size_t j = 0; j < n; ++j) VN::store(buf + j * W, VN::mul(VN::load(buf + j * W), vinv));
   // An ordinary row's 1 / sum is far above the smallest normal; the others' is 0.
-  if (g == W && !VN::any(VN::not_le(VN::set1(std::numeric_limits<T>::min()), vinv))) {
+  // (A literal, not std::numeric_limits<T>::min(): unoptimized builds emit
+  // that as an out-of-line function compiled with this file's ISA flags.)
+  constexpr T kSmallestNormal = static_cast<T>(sizeof(T) == sizeof(float) ? 0x1p-126 : 0x1p-1022);
+  if (g == W && !VN::any(VN::not_le(VN::set1(kSmallestNormal), vinv))) {
     from_columns_all<VN>(buf, n, obuf, y, stream);
     std::memset(flag, 0, W);
     return;
