@@ -163,13 +163,12 @@ inline Reg<V> rel_term(Reg<V> x, Reg<V> m, Reg<V> d) {
 // x - n ln2 is exact (|x| <= 2^21 after the clamp, |n| < 2^22) and the
 // scale 2^(n - e) exact (n <= e; terms below 2^-1022 may flush to 0), so no
 // x - max is rounded and a term is the degree-11 exp's (~1 * 2^-53
-// relative). x below kClampLow gives 0, NaN gives NaN.
+// relative). x below kClampLow gives 0, NaN gives NaN. On float64 lanes
+// this is pow2_term itself, with the reference unshifted.
 template <class V>
 inline Reg<V> ref_term(Reg<V> x, Reg<V> e_ref) {
-  using C = ExpCoeffs<double>;
-  const Reg<V> xc = V::max(V::set1(kClampLow), x);  // NaN kept
-  const Reg<V> n = V::round(V::mul(xc, V::set1(C::log2e)));
-  return V::scale2_acc(poly<V, C>(V::reduce_ln2(xc, n)), V::sub(n, e_ref));
+  static_assert(std::is_same<typename V::scalar, double>::value, "float64 lanes");
+  return pow2_term<V>(x, e_ref);
 }
 
 // Lanes whose max ref_term cannot take: not finite or beyond kFastLimit.
