@@ -170,6 +170,38 @@ def test_softmax_special_rows_are_reported_and_untouched(isa, dtype, algorithm):
     assert_softmax_close(y[3:4], ref_softmax(x[3:4]))
 
 
+@pytest.mark.parametrize("algorithm", ["two-pass", "three-pass-recompute", "three-pass-reload"])
+def test_softmax_one_factor_write_range(isa, dtype, algorithm):
+    """The write passes scale exp(x) by one power of two (write_passes.h,
+    WriteExp): rows whose outputs run from 1 down through the subnormals to 0,
+    the max at every position of a tile and around the row's end, and
+    reload's guessed reference far below the max (terms up to the 2^100
+    check), against the float64 / long double reference at every tail."""
+    rng = np.random.default_rng(29)
+    t = tiles(isa, dtype)
+    tile = max(t["write_exp"], t["expsum_store_pow2"])
+    binades = 160 if dtype == np.float32 else 1090
+    span = binades * np.log(2.0)
+    for n in sorted({tile - 1, tile, tile + 1, 2 * tile + 3, 1000}):
+        rows = min(n, tile + 2)
+        x = -rng.uniform(0.0, span, (rows, n))
+        top = np.concatenate([np.arange(min(n, tile)), np.arange(max(0, n - 2), n)])[:rows]
+        x[np.arange(rows), top] = 0.0
+        x += rng.uniform(-60.0, 60.0, (rows, 1))
+        # reload's sampled max up to ~69 below the max: terms near 2^100
+        x[-1] = rng.uniform(-20.0, 0.0, n)
+        x[-1, rng.integers(0, n)] = 69.0
+        x = x.astype(dtype)
+        y, special = run_softmax(x, algorithm)
+        assert special.size == 0
+        assert_softmax_close(y, ref_softmax(x), f"n={n}")
+        if algorithm == "three-pass-reload":
+            yg, special = softmax_call(x, algorithm)
+            assert special.size == 0
+            assert_same_normal_values(yg, y)
+            assert_softmax_close(yg, ref_softmax(x), f"n={n} guessed")
+
+
 @pytest.mark.parametrize("algorithm", ["three-pass-reload", "auto"])
 @pytest.mark.parametrize("scale", [1.0, 30.0])
 def test_reload_without_max_pass_every_tail(isa, dtype, algorithm, scale):

@@ -28,10 +28,30 @@ namespace {
 // ByInv = false: inv is 1 (three-pass-reload's stored terms, vexp) and its
 // multiply, one of the ~10 multiply-add-pipe operations per vector on
 // float32, is left out (multiplying by 1 is exact: the same bits).
-template <class V, bool ByInv = true>
+// OneFactor (the polynomial lanes): the written value p * inv * 2^(n - e)
+// is formed as (p * inv 2^-S) * 2^(n - e + S) with one factor 2^k
+// (scale2_term: clamp, add, shift, multiply) instead of scale2's two (about
+// ten operations on AVX2): for ByInv the 2^-S rides on inv, otherwise on
+// the polynomial's coefficients (exact: every Horner step stays a normal
+// number scaled by 2^-S, so it rounds as the unscaled one). S = 24 for
+// float32 lanes, 64 for float64 (kShift): p * inv 2^-S is normal (p >=
+// 2^-0.5, inv in [0.5, 1) by write_exp's normalization, or inv = 1), so
+// wherever k = n - e + S is within the normal exponents the product by the
+// exact 2^k is the exact value rounded once, as scale2 rounds it. Below
+// them (k < -126: a value below 2^-150.5; float64 k < -1022: below
+// 2^-1085.5) both give 0; k up to 127 (1023) covers every value below 2^102
+// (2^958). Above that it differs (k clamped: a value at least 2^102.5
+// (2^958.5), not the true one or inf): callers keep below it (write_exp,
+// expsum_store_pow2's 2^100 check). vexp keeps scale2 (x up to 1000 must
+// overflow to inf).
+template <class V, bool ByInv = true, bool OneFactor = true>
 struct WriteExp {
+  static constexpr bool kOne = OneFactor && !HasExpTable<V>::value;
+  static constexpr bool kF32 = std::is_same<typename V::scalar, float>::value;
+  static constexpr double kShift = !kOne ? 0.0 : kF32 ? 24.0 : 64.0;
+  static constexpr double kScale = !kOne ? 1.0 : kF32 ? 0x1p-24 : 0x1p-64;
   Reg<V> ve, vinv, h0, h1, l0, l1;
-  WriteExp(double e, double inv) : ve(V::set1(e)), vinv(V::set1(inv)) {
+  WriteExp(double e, double inv) : ve(V::set1(e - kShift)), vinv(V::set1(inv * kScale)) {
     if constexpr (HasExpTable<V>::value) {
       alignas(64) double h[16], l[16];
       for (int j = 0; j < 16; ++j) {
@@ -68,12 +88,17 @@ struct WriteExp {
       SSM_STAGE(t[u] = V::scale2(t[u], V::sub(n[u], ve)))
     } else {
       using C = ExpCoeffs<typename V::scalar>;
+      // ByInv: inv carries the 2^-S; else the coefficients do.
+      constexpr double cs = ByInv ? 1.0 : kScale;
       SSM_STAGE(n[u] = V::round(V::mul(r[u], V::set1(C::log2e))))
       SSM_STAGE(r[u] = V::reduce_ln2(r[u], n[u]))
-      SSM_STAGE(t[u] = V::fmadd(V::set1(C::c[C::degree]), r[u], V::set1(C::c[C::degree - 1])))
-      for (int k = C::degree - 2; k >= 0; --k) SSM_STAGE(t[u] = V::fmadd(t[u], r[u], V::set1(C::c[k])))
+      SSM_STAGE(t[u] = V::fmadd(V::set1(C::c[C::degree] * cs), r[u], V::set1(C::c[C::degree - 1] * cs)))
+      for (int k = C::degree - 2; k >= 0; --k) SSM_STAGE(t[u] = V::fmadd(t[u], r[u], V::set1(C::c[k] * cs)))
       if constexpr (ByInv) SSM_STAGE(t[u] = V::mul(t[u], vinv))
-      SSM_STAGE(t[u] = V::scale2(t[u], V::sub(n[u], ve)))
+      if constexpr (kOne)
+        SSM_STAGE(t[u] = V::scale2_term(t[u], V::sub(n[u], ve)))
+      else
+        SSM_STAGE(t[u] = V::scale2(t[u], V::sub(n[u], ve)))
     }
 #undef SSM_STAGE
   }
@@ -86,7 +111,10 @@ struct WriteExp {
 // a max pass): the terms are then larger by an exact power of two. A block
 // whose sum exceeds 2^100 or is NaN (a NaN x, +inf, or a guess far below the
 // max) ends the pass early with m = NaN, y partly written; with e_ref from
-// the max the terms are below 2^1 and this never happens.
+// the max the terms are below 2^1 and this never happens. WriteExp's one
+// factor gives scale2's bits for every term below 2^102 and at least
+// 2^102.5 for a term above (its clamp), so every block a term above could
+// spoil is rejected (a sum of terms >= 0 is at least each term).
 // Out may differ from In (half x, float32 terms: half_generic.h).
 template <class V, int U, int B, class In, class Out = In>
 ExpSum expsum_store_pow2(const In* x, Out* y, size_t n, double e_ref) {
@@ -189,9 +217,9 @@ void write_exp_impl(const In* x, In* y, size_t n, double ref, double e, double i
   });
 }
 
-template <class V, bool Stream, class In>
+template <class V, bool Stream, bool OneFactor, class In>
 void write_exp_fast(const In* x, In* y, size_t n, double e, double inv) {
-  const WriteExp<V> wexp(e, inv);
+  const WriteExp<V, true, OneFactor> wexp(e, inv);
   const size_t ahead = prefetch_distance(n * sizeof(In)) / sizeof(In);
   store_loop_blocks<V, kUnroll, Stream>(
       y, n, [&](size_t i, size_t count) SSM_INLINE { return wexp.one(load_n<V>(x + i, count, -kInf)); },
@@ -201,14 +229,35 @@ void write_exp_fast(const In* x, In* y, size_t n, double e, double inv) {
       });
 }
 
+// The fast write's WriteExp needs inv in [0.5, 1) and every written value
+// below 2^102 (its one-factor scaling; see WriteExp). inv = f 2^j (frexp) is
+// written as f with e - j: the same value, and the same bits, because
+// inv = 1 / m from fast_ok's m in (0.5, 2^100) (or recompute's m >= 2^-0.5)
+// is a normal float in either form. Its callers (softmax_two_pass,
+// three-pass-recompute, the half drivers) pass m 2^e = the row's sum of the
+// terms exp(x_i), at least each term (sums of terms >= 0; pass 1's exp within
+// 2^-20 of pass 2's): every y_i = exp(x_i) / sum <= 1 + 2^-20, so
+// n_i - e' <= 1, far inside the 103 it may reach. An inv outside
+// (0, 2^1000] (never, from those callers) takes the two-factor scale2.
+template <class V, bool Stream, class In>
+void write_exp_fast_checked(const In* x, In* y, size_t n, double e, double inv) {
+  if (inv > 0.0 && inv <= 0x1p+1000) {
+    int j = 0;
+    const double f = std::frexp(inv, &j);
+    write_exp_fast<V, Stream, true>(x, y, n, e - j, f);
+  } else {
+    write_exp_fast<V, Stream, false>(x, y, n, e, inv);
+  }
+}
+
 template <class V, class In>
 void write_exp(const In* x, In* y, size_t n, double ref, bool exact, double e, double inv, bool stream) {
   if (exact)
     write_exp_impl<V, true>(x, y, n, ref, e, inv, stream);
   else if (stream)
-    write_exp_fast<V, true>(x, y, n, e, inv);
+    write_exp_fast_checked<V, true>(x, y, n, e, inv);
   else
-    write_exp_fast<V, false>(x, y, n, e, inv);
+    write_exp_fast_checked<V, false>(x, y, n, e, inv);
 }
 
 template <class V, class In>
@@ -242,7 +291,7 @@ void write_shift_wide(const In* x, In* y, size_t n, double hi, double lo) {
 // measured error is the error of what softmax writes.
 template <class V, class In>
 void vexp(const In* x, In* y, size_t n) {
-  const WriteExp<V, false> wexp(0.0, 1.0);
+  const WriteExp<V, false, false> wexp(0.0, 1.0);
   for_each_block<V, kUnroll>(n, [&](size_t i, size_t count, int) SSM_INLINE {
     const Reg<V> xv = load_n<V>(x + i, count, 0.0);
     store_n<V>(y + i, V::select(V::unord(xv), xv, wexp.one(V::min(xv, V::set1(1000.0)))), count);
