@@ -80,6 +80,29 @@ def test_ties_at_the_max(isa, n):
     check(edge.astype(np.float32), f"n={n} near the edge")
 
 
+@pytest.mark.parametrize("n", [2, 3, 4, 5, 7, 8, 9, 10, 11, 13, 15, 16, 17, 20, 23, 24])
+def test_many_rows_near_small_results(isa, n):
+    """float32 groups' first tier (degree-6 terms raised to -708 below the
+    max, its log1p range by n) over many rows shifted so the result is near
+    0, +-1 and +-2 (where a float32 ulp is smallest against the terms'
+    error), and rows with entries 700 to 1000 below their max or -inf
+    (the raised terms), against a long double reference, in full groups
+    (the whole-block transposes) and a partial last one."""
+    rng = np.random.default_rng(900 + n)
+    rows = 4001
+    for target in (0.0, 1.0, -1.0, 2.0, -2.0):
+        x = rng.standard_normal((rows, n)) * rng.choice([0.3, 1.0, 4.0], (rows, 1))
+        lse = np.logaddexp.reduce(x, axis=1)
+        x -= (lse - target - rng.uniform(-0.06, 0.06, rows))[:, None]
+        check(x.astype(np.float32), f"n={n} near {target}")
+    x = rng.standard_normal((rows, n)) * 2
+    far = rng.random((rows, n)) < 0.4
+    x[far] -= rng.uniform(700, 1000, far.sum())
+    x[rng.random((rows, n)) < 0.05] = -np.inf
+    x[:, 0] = rng.standard_normal(rows)  # a finite max in every row
+    check(x.astype(np.float32), f"n={n} far below the max")
+
+
 SPECIALS = {
     "nan": lambda row: np.put(row, len(row) // 2, np.nan),
     "+inf": lambda row: np.put(row, 0, np.inf),
@@ -90,7 +113,7 @@ SPECIALS = {
 }
 
 
-@pytest.mark.parametrize("n", [1, 2, 3, 8, 17])
+@pytest.mark.parametrize("n", [1, 2, 3, 5, 8, 10, 13, 17])
 @pytest.mark.parametrize("kind", list(SPECIALS))
 def test_special_row_at_every_position(isa, dtype, n, kind):
     rng = np.random.default_rng(7)

@@ -77,11 +77,7 @@ inline Reg<V> row_max_lanes(const double* xr, size_t n) {
   return m;
 }
 
-// Lane types with pow2_biased (AVX2): 2^k from 2^52 + k + 1023 in one shift.
-template <class V, class = void>
-struct HasPow2Biased : std::false_type {};
-template <class V>
-struct HasPow2Biased<V, std::void_t<decltype(void(V::pow2_biased(V::set1(0.0))))>> : std::true_type {};
+// HasPow2Biased (rows_generic.h): lane types with 2^k from 2^52 + k + 1023 in one shift.
 
 // Tier 1's reduction x - n ln2_hi in one fma where the fma is fused and
 // there is no exp table (AVX2, NEON): the exact reduction's r = x - n ln2
