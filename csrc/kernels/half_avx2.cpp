@@ -15,6 +15,86 @@ namespace ssm {
 namespace avx2 {
 namespace {
 
+// Rows of K entries in slots of N lanes (K < N, N = 4 or 8; half_rows.h
+// HasSpread): entry c of row r in lane r N + c, the spare lanes -inf. The
+// byte shuffles that put the packed words into their lanes (f16_to: words;
+// bf16_to: the upper words of float32 lanes, from the 8 words in both
+// 128-bit halves) or bring the lanes back (from: the narrowed words), and the
+// spare lanes' -inf bits (or'ed in: the shuffles leave them zero).
+template <size_t K, size_t N>
+struct Slots {
+  static constexpr size_t kValues = 8 / N * K;  // the packed words of a vector
+  alignas(32) int8_t bf16_to[32] = {};
+  alignas(16) int8_t f16_to[16] = {}, from[16] = {};
+  alignas(32) uint32_t bf16_spare[8] = {};
+  alignas(16) uint16_t f16_spare[8] = {};
+  constexpr Slots() {
+    for (size_t l = 0; l < 8; ++l) {
+      const bool used = l % N < K;
+      const int word = used ? int(l / N * K + l % N) : -1;
+      const int back = l < kValues ? int(l / K * N + l % K) : -1;
+      for (int h = 0; h < 2; ++h) {
+        f16_to[2 * l + h] = static_cast<int8_t>(used ? 2 * word + h : -128);
+        bf16_to[4 * l + h] = -128;
+        bf16_to[4 * l + 2 + h] = static_cast<int8_t>(used ? 2 * word + h : -128);
+        from[2 * l + h] = static_cast<int8_t>(back >= 0 ? 2 * back + h : -128);
+      }
+      f16_spare[l] = used ? 0 : 0xfc00;
+      bf16_spare[l] = used ? 0 : 0xff800000u;
+    }
+  }
+};
+
+inline __m128i load128(const void* p) { return _mm_load_si128(static_cast<const __m128i*>(p)); }
+
+// count (<= 8) 16-bit words from p in the low words of a vector. E, a full
+// vector of rows, in 8-, 4- and 2-byte pieces (no byte past the row read:
+// a 16-byte load could cross into an unmapped page); a shorter batch tail
+// through a stack copy.
+template <size_t E>
+inline __m128i load_words(const void* p, size_t count) {
+  static_assert(4 <= E && E < 8, "a vector of rows takes 4 to 7 words");
+  const char* b = static_cast<const char*>(p);
+  if (count == E) {
+    __m128i v = _mm_loadl_epi64(reinterpret_cast<const __m128i*>(b));
+    if constexpr ((E & 2) != 0) {
+      int32_t pair;
+      std::memcpy(&pair, b + 8, 4);
+      v = _mm_insert_epi32(v, pair, 2);
+    }
+    if constexpr ((E & 1) != 0) {
+      uint16_t word;
+      std::memcpy(&word, b + 2 * (E - 1), 2);
+      v = _mm_insert_epi16(v, word, E - 1);
+    }
+    return v;
+  }
+  alignas(16) uint16_t tmp[8] = {};
+  std::memcpy(tmp, p, count * 2);
+  return load128(tmp);
+}
+
+// The low count words of v to p (load_words' pieces backwards).
+template <size_t E>
+inline void store_words(void* p, __m128i v, size_t count) {
+  char* b = static_cast<char*>(p);
+  if (count == E) {
+    _mm_storel_epi64(reinterpret_cast<__m128i*>(b), v);
+    if constexpr ((E & 2) != 0) {
+      const int32_t pair = _mm_extract_epi32(v, 2);
+      std::memcpy(b + 8, &pair, 4);
+    }
+    if constexpr ((E & 1) != 0) {
+      const uint16_t word = static_cast<uint16_t>(_mm_extract_epi16(v, E - 1));
+      std::memcpy(b + 2 * (E - 1), &word, 2);
+    }
+    return;
+  }
+  alignas(16) uint16_t tmp[8];
+  _mm_store_si128(reinterpret_cast<__m128i*>(tmp), v);
+  std::memcpy(p, tmp, count * 2);
+}
+
 template <class H>
 struct HalfFormatOps;
 
@@ -25,6 +105,12 @@ struct HalfFormatOps<F16Bits> {
   static __m128 widen4(__m128i bits) { return _mm_cvtph_ps(bits); }
   static __m128i narrow8(__m256 v) { return _mm256_cvtps_ph(v, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC); }
   static __m128i narrow8_finite(__m256 v) { return narrow8(v); }
+  // Words in slots (Slots): one byte shuffle, the spare words' -inf or'ed
+  // in, then the widening.
+  template <class Sl>
+  static __m256 widen_slots(__m128i words, const Sl& s) {
+    return _mm256_cvtph_ps(_mm_or_si128(_mm_shuffle_epi8(words, load128(s.f16_to)), load128(s.f16_spare)));
+  }
 };
 
 template <>
@@ -41,6 +127,15 @@ struct HalfFormatOps<BF16Bits> {
     return _mm256_castsi256_ps(_mm256_shuffle_epi8(both, upper));
   }
   static __m128 widen4(__m128i bits) { return _mm_castsi128_ps(_mm_slli_epi32(_mm_cvtepu16_epi32(bits), 16)); }
+  // Words in slots (Slots): the 8 words in both halves, one byte shuffle
+  // into the upper words of the lanes (load8's), the spare lanes' -inf
+  // or'ed in.
+  template <class Sl>
+  static __m256 widen_slots(__m128i words, const Sl& s) {
+    const __m256i to = _mm256_load_si256(reinterpret_cast<const __m256i*>(s.bf16_to));
+    const __m256i spare = _mm256_load_si256(reinterpret_cast<const __m256i*>(s.bf16_spare));
+    return _mm256_castsi256_ps(_mm256_or_si256(_mm256_shuffle_epi8(_mm256_broadcastsi128_si256(words), to), spare));
+  }
   // Round to nearest even on the 16 dropped bits (see convert_generic.h).
   static __m256i rounded(__m256 v) {
     const __m256i u = _mm256_castps_si256(v);
@@ -127,6 +222,20 @@ struct HalfF32x8 : F32x8, GroupReduce8 {
   // exp2_scaled rounds t with that add).
   static reg pow2_biased(reg u) { return _mm256_castsi256_ps(_mm256_slli_epi32(_mm256_castps_si256(u), 23)); }
   static void store_finite(H* p, reg v) { _mm_storeu_si128(reinterpret_cast<__m128i*>(p), Ops::narrow8_finite(v)); }
+  // Rows of K entries (count values, whole rows) into slots of N lanes
+  // (half_rows.h HasSpread: rows of 3 and 5-7 take the kernels of rows of
+  // 4 and 8), and back, rounded (no NaN lanes): the words' loads and stores
+  // in pieces (load_words), one byte shuffle each way.
+  template <size_t K, size_t N>
+  static reg load_spread(const H* p, size_t count) {
+    static constexpr Slots<K, N> s{};
+    return Ops::widen_slots(load_words<Slots<K, N>::kValues>(p, count), s);
+  }
+  template <size_t K, size_t N>
+  static void store_spread(H* p, reg v, size_t count) {
+    static constexpr Slots<K, N> s{};
+    store_words<Slots<K, N>::kValues>(p, _mm_shuffle_epi8(Ops::narrow8_finite(v), load128(s.from)), count);
+  }
   // Lanes 2k and 2k + 1 exchanged (softmax_pairs' partners).
   static reg swap_pairs(reg v) { return _mm256_permute_ps(v, 0xB1); }
   // Lane pairs 2k and 2k + 1 exchanged (softmax_quads').

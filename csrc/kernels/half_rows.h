@@ -536,11 +536,16 @@ SSM_INLINE inline Reg<V> across_row(Reg<V> v, Op op) {
     return across_row<V, N, 2 * D>(op(v, swap<D, V>(v)), op);
 }
 
-template <class V, class H, size_t N, bool Log>
-SSM_INLINE inline Reg<V> tiny_row_lanes(Reg<V> v) {
+// ZeroSpare: the spare lanes of rows in slots (live false: -inf lanes)
+// take the term 0 (lane types whose exp is clamped, AVX2's: their term
+// 2^-125 then underflows in t / S or t 2^-kTermShift, a microcode assist
+// per vector on Zen 3; a term absorbed by every sum, so the same sums).
+template <class V, class H, size_t N, bool Log, bool ZeroSpare = false>
+SSM_INLINE inline Reg<V> tiny_row_lanes(Reg<V> v, typename V::mask live = {}) {
   auto add = [](Reg<V> a, Reg<V> b) SSM_INLINE { return V::add(a, b); };
   const Reg<V> d = V::sub(v, across_row<V, N>(v, [](Reg<V> a, Reg<V> b) SSM_INLINE { return V::max(a, b); }));
-  const Reg<V> t = exp_scaled<V, H>(d);
+  Reg<V> t = exp_scaled<V, H>(d);
+  if constexpr (ZeroSpare) t = V::select(live, t, V::set1(0.0));
   if constexpr (!Log) {
     return div_lanes(t, across_row<V, N>(t, add));
   } else if constexpr (N == 2) {
@@ -565,7 +570,7 @@ constexpr size_t pow2_at_least(size_t k) {
 
 // Lane types that read rows of K entries into slots of a power of two N > K
 // lanes, the spare lanes -inf, and write them back (load_spread,
-// store_spread: AVX-512's vpermw): rows of 3, 5-7 and 9-15 take the
+// store_spread: AVX-512's vpermw, AVX2's byte shuffles): rows of 3, 5-7 and 9-15 (AVX2: 3, 5-7) take the
 // kernels of rows of N, the -inf lanes adding 0 to every sum (as a row's
 // own -inf entries: the same bits as the row padded with -inf).
 template <class V, class = void>
@@ -585,6 +590,16 @@ void tiny_rows(const uint16_t* bits, uint16_t* out, size_t rows, unsigned char* 
   H* y = reinterpret_cast<H*>(out);
   std::memset(flag, 0, rows);
   const size_t total = K * rows;
+  // The lanes rows fill (for ZeroSpare in tiny_row_lanes: lane types
+  // without the floor exp, whose -inf term is exactly 0).
+  constexpr bool kZeroSpare = K != N && !HasFloorExp2<V>::value;
+  typename V::mask live{};
+  if constexpr (kZeroSpare) {
+    alignas(64) typename V::scalar used[W];
+    for (size_t l = 0; l < W; ++l) used[l] = l % N < K ? 1 : 0;
+    live = V::nonzero(V::load(used));
+  }
+  auto lanes = [live](Reg<V> v) SSM_INLINE { return tiny_row_lanes<V, H, N, Log, kZeroSpare>(v, live); };
   // count values (whole rows) at i into their slots; back from them.
   auto load = [x](size_t i, size_t count) SSM_INLINE {
     if constexpr (K != N)
@@ -615,8 +630,8 @@ void tiny_rows(const uint16_t* bits, uint16_t* out, size_t rows, unsigned char* 
   };
   size_t i = 0;
   for (; i + 2 * E <= total; i += 2 * E) {
-    const Reg<V> a = tiny_row_lanes<V, H, N, Log>(load(i, E));
-    const Reg<V> b = tiny_row_lanes<V, H, N, Log>(load(i + E, E));
+    const Reg<V> a = lanes(load(i, E));
+    const Reg<V> b = lanes(load(i + E, E));
     if (__builtin_expect(V::any(V::mask_or(V::unord(a), V::unord(b))), 0)) {
       some(i, E, a);
       some(i + E, E, b);
@@ -627,7 +642,7 @@ void tiny_rows(const uint16_t* bits, uint16_t* out, size_t rows, unsigned char* 
   }
   for (; i < total; i += E) {
     const size_t count = total - i < E ? total - i : E;
-    const Reg<V> a = tiny_row_lanes<V, H, N, Log>(load(i, count));
+    const Reg<V> a = lanes(load(i, count));
     if (V::any(V::unord(a)))
       some(i, count, a);
     else
