@@ -40,6 +40,17 @@ template <>
 struct Lse64DirectRange<F64x4> {
   static constexpr size_t max_n = 128;
 };
+// float32 log_softmax rows below 28 take the group pairs
+// (log_softmax_groups_f32), the table-exp group kernel from there to the
+// direct rows (Zen 3, 4 Mi-element batches, 1 thread, thread CPU time,
+// medians of 5 interleaved runs on a loaded machine (load 12-16), pairs /
+// group32 ns per element: n = 12 2.06 / 2.48, n = 16 1.72 / 1.98, n = 20
+// 1.83 / 1.90, n = 24 1.61 / 1.80, n = 28 1.76 / 1.74, n = 32 1.67 /
+// 1.54, n = 47 1.73 / 1.65).
+template <>
+struct Lsm32GroupRange<F32x8> {
+  static constexpr size_t min_n = 28;
+};
 }  // namespace
 }  // namespace rows
 }  // namespace avx2

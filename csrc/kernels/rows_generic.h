@@ -41,8 +41,9 @@
 //    exp instead, on the kernel sets that have it, each certified for the
 //    float32 write or the one in float64 lanes as the row kernels' rows
 //    (rows_log_softmax32_direct.h); shorter rows there keep this layout
-//    with the same terms and certificate from 16 elements
-//    (log_softmax_rows_group32).
+//    with the same terms and certificate from Lsm32GroupRange's min_n
+//    (log_softmax_rows_group32), and below it go two groups at a time
+//    (log_softmax_groups_f32).
 //  * float32 logsumexp: the same degree-6 terms and plain sums first, the
 //    max's own terms (exactly 1 each) in the sum, not counted apart; its
 //    1-ulp bound is absolute in lse and lse may be near 0, so each result
@@ -314,13 +315,6 @@ inline Reg<V> log1p_small(Reg<V> z) {
   return log1p_small_series<V, Terms>(div_lanes(f, V::add(V::set1(2.0), f)), e);
 }
 
-// log1p of W lanes of z (float64 arrays) by log1p_small, WW lanes at a time.
-template <class VW, size_t W>
-SSM_NOINLINE void log1p_lanes(const double (&z)[W], double (&out)[W]) {
-  constexpr size_t WW = VW::width;
-  for (size_t h = 0; h < W / WW; ++h) VW::to_array(log1p_small<VW>(VW::load(z + h * WW)), out + h * WW);
-}
-
 // Kahan-compensated lane sums, two chains (even and odd columns) so that the
 // four-add dependency of a compensated step is not the loop's critical path.
 template <class V>
@@ -382,26 +376,35 @@ inline void to_columns(const T* x, size_t n, size_t g, T* buf, T fill) {
     for (size_t l = 0; l < W; ++l) buf[j * W + l] = l < g ? x[l * n + j] : fill;
 }
 
-// Columns of a full group of rows shorter than W (n < W, a lane type with
-// a W x W transpose): each row by one masked load, the block transposed in
-// registers, its first n columns stored whole. to_columns' element copy
-// wrote each column as W single stores that the column's vector load then
-// read at once, which the store buffer cannot forward: the load waited for
-// them to reach the cache (AVX-512 float64 logsumexp rows of 2-3, where the
-// sums are a few columns long).
+// Columns of a full group whose rows end in a partial block (n % W != 0,
+// a lane type with a W x W transpose): the whole blocks as to_columns, then
+// the last n % W elements of each row by one masked load, that block
+// transposed in registers and its first n % W columns stored whole.
+// to_columns' element copy wrote each such column as W single stores that
+// the column's vector load then read at once, which the store buffer
+// cannot forward: the load waited for them to reach the cache (AVX-512
+// float64 logsumexp rows of 2-3, where the sums are a few columns long).
+// to_columns_short: the same for rows shorter than W only (n < W).
 template <class V, class T>
-inline void to_columns_short(const T* x, size_t n, size_t g, T* buf, T fill) {
+inline void to_columns_blocks(const T* x, size_t n, size_t g, T* buf, T fill) {
   constexpr size_t W = V::width;
   if constexpr (Transposes<V>::value) {
-    if (g == W && n < W) {
+    if (g == W && n % W != 0) {
+      size_t j = 0;
+      for (; j + W <= n; j += W) transpose_block<V>(x + j, n, buf + j * W, W);
       Reg<V> v[W];
-      for (size_t l = 0; l < W; ++l) v[l] = V::load_tail(x + l * n, n, fill);
+      for (size_t l = 0; l < W; ++l) v[l] = V::load_tail(x + l * n + j, n - j, fill);
       V::transpose(v);
-      for (size_t j = 0; j < W; ++j)
-        if (j < n) V::store(buf + j * W, v[j]);
+      for (size_t k = 0; k < W; ++k)
+        if (j + k < n) V::store(buf + (j + k) * W, v[k]);
       return;
     }
   }
+  to_columns<V>(x, n, g, buf, fill);
+}
+template <class V, class T>
+inline void to_columns_short(const T* x, size_t n, size_t g, T* buf, T fill) {
+  if (n < V::width) return to_columns_blocks<V>(x, n, g, buf, fill);
   to_columns<V>(x, n, g, buf, fill);
 }
 
@@ -559,12 +562,13 @@ void softmax_group(const T* x, T* y, size_t n, size_t g, T* buf, T* obuf, bool s
 // (within (3 n + 2) 2^-53).
 // C: the exp polynomial of the other terms (the max's own are exact); Acc:
 // their lane sums (Kahan2, or Plain2 where C's own error dominates).
-// Out of line, as log1p_lanes: once logsumexp's unweighted groups stopped
-// calling them (float32 log_softmax_group is their only unweighted caller left),
-// short-row log_softmax got 15-50% slower with them inline (n = 2-5,
-// float32 and float64, AVX2 and AVX-512, 4 Mi-element batches); out of line
-// it is back at its old speed, and one call per group costs nothing
-// measurable.
+// Out of line: when logsumexp's unweighted groups stopped calling it (float32
+// log_softmax_group was then its only unweighted caller; it has since been
+// replaced by log_softmax_groups_f32's register sums, and weighted
+// logsumexp is the only caller left), short-row log_softmax got 15-50%
+// slower with it inline (n = 2-5, float32 and float64, AVX2 and AVX-512,
+// 4 Mi-element batches); out of line it was back at its old speed, and one
+// call per group costs nothing measurable.
 template <class VN, class VW, class T, bool Weighted, class C = ExpCoeffs<double>,
           template <class> class Acc = Kahan2>
 SSM_NOINLINE bool wide_sums(T* buf, const T* bbuf, size_t n, double* mx, double* k, double* rest, bool* bad,
@@ -790,37 +794,84 @@ void log_softmax_groups_f64(const double* x, double* y, size_t n, size_t rows_le
   }
 }
 
-template <class VN, class VW, class T>
-void log_softmax_group(const T* x, T* y, size_t n, size_t g, T* buf, T* obuf, bool stream, unsigned char* flag) {
-  constexpr size_t W = VN::width;
-  to_columns<VN>(x, n, g, buf, T(0));
-  if constexpr (std::is_same<T, double>::value) {
-    static_assert(std::is_same<VN, VW>::value, "float64 data in float64 lanes");
-    return log_softmax_groups_f64<VN, 1>(x, y, n, g, buf, obuf, stream, flag);
+// float32 log_softmax of P consecutive groups of W rows (the batch's rows
+// from x; the last may be partial, rows_left >= (P - 1) W + 1): the
+// arithmetic of the one-group kernel it replaced (log_softmax_group) lane
+// for lane (the degree-6 terms, plain float64 sums, the max's own terms
+// counted apart, log1p_small, the float32 write (x - float(max)) -
+// float(log S)), so the same bits, kept in the groups' registers from the
+// sums to the write (group_sums, as float64 log_softmax_groups_f64) instead
+// of lane arrays, an out-of-line sum (wide_sums) and per-lane scalar steps,
+// and with the P groups' chains (sums, log1p's division and series) side by
+// side; the rows' last n % W columns in as one transposed block
+// (to_columns_blocks). Out, the same block transposed in registers and
+// stored whole per row (spilling into the next row in obuf, overwritten
+// after) took more instructions than the element copy, callgrind per
+// element at n = 2 42.0 against 36.7 (its 8 x 8 transpose of mostly zero
+// columns for two of them), so the copy stays. Zen 3 (AVX2), 4
+// Mi-element batches, 1 thread, thread CPU time, medians of 5 interleaved
+// runs at load 12-16, one-group kernel / P = 2 (with to_columns_short) ns
+// per element: n = 2 7.70 / 5.67, n = 3 5.73 / 4.48, n = 5 4.35 / 3.39,
+// n = 8 2.69 / 2.15, n = 10 2.71 / 2.45 (P = 1: 7.20, 5.16, 4.05, 2.50,
+// 2.39); callgrind instructions per element n = 2 47.7 -> 36.7, n = 8
+// 18.7 -> 16.1 (softmax 23.4, 10.6).
+template <class VN, class VW, size_t P>
+void log_softmax_groups_f32(const float* x, float* y, size_t n, size_t rows_left, float* buf, float* obuf,
+                            bool stream, unsigned char* flag) {
+  constexpr size_t W = VN::width, WW = VW::width, H = W / WW;
+  size_t g[P];
+  for (size_t p = 0; p < P; ++p) {
+    g[p] = rows_left - p * W < W ? rows_left - p * W : W;
+    to_columns_blocks<VN>(x + p * W * n, n, g[p], buf + p * n * W, 0.0f);
   }
-  double mx[W], k[W], rest[W];
-  bool bad[W], ok[W];
-  // float32: the other terms to ExpCoeffsMid's 2.1e-9 (see the header).
-  // Their error dominates the plain sum's (Plain2).
-  wide_sums<VN, VW, T, false, ExpCoeffsMid, Plain2>(buf, nullptr, n, mx, k, rest, bad);
-  alignas(64) T hi[W], lo[W];
-  alignas(64) double z[W], log_s[W];
-  for (size_t l = 0; l < W; ++l) {
-    ok[l] = l < g && lane_finite(mx[l]) && lane_finite(rest[l]);
+  GroupSums<VN, VW, P> s;
+  group_sums<VN, VW, float, ExpCoeffsMid, Plain2, P>(buf, n, s);
+  // The write's float32 max and log S per lane (a special lane's are
+  // unused: it is flagged and left unwritten).
+  alignas(64) float hi[P * W], lo[P * W];
+  typename VW::mask bad[P * H];
+  bool any_bad[P];
+  for (size_t p = 0; p < P; ++p) any_bad[p] = false;
+  for (size_t q = 0; q < P * H; ++q) {
+    bad[q] = VW::mask_or(VW::notfinite(s.mx[q]), VW::notfinite(s.rest[q]));
+    any_bad[q / H] = any_bad[q / H] || VW::any(bad[q]);
     // log S = log1p(S - 1), S - 1 = (k - 1) + rest with k - 1 exact.
-    z[l] = ok[l] ? (k[l] - 1.0) + rest[l] : 0.0;
-  }
-  log1p_lanes<VW>(z, log_s);
-  for (size_t l = 0; l < W; ++l) {
-    hi[l] = ok[l] ? static_cast<T>(mx[l]) : T(0);
-    lo[l] = ok[l] ? static_cast<T>(log_s[l]) : T(0);
+    const Reg<VW> z = VW::select(bad[q], VW::set1(0.0), VW::add(VW::sub(s.cnt[q], VW::set1(1.0)), s.rest[q]));
+    VW::store(lo + q * WW, log1p_small<VW>(z));
+    VW::store(hi + q * WW, s.m[q]);
   }
   // y = (x - max) - log S, as the row kernels' write_shift: x - max is exact
   // near the max (Sterbenz) and the result is never positive.
-  const Reg<VN> vhi = VN::load(hi), vlo = VN::load(lo);
-  for (size_t j = 0; j < n; ++j) VN::store(buf + j * W, VN::sub(VN::sub(VN::load(buf + j * W), vhi), vlo));
-  from_columns<VN>(buf, n, g, ok, obuf, y, stream);
-  for (size_t l = 0; l < g; ++l) flag[l] = !ok[l];
+  Reg<VN> vhi[P], vlo[P];
+  for (size_t p = 0; p < P; ++p) vhi[p] = VN::load(hi + p * W), vlo[p] = VN::load(lo + p * W);
+  for (size_t j = 0; j < n; ++j)
+    for (size_t p = 0; p < P; ++p) {
+      float* at = buf + (p * n + j) * W;
+      VN::store(at, VN::sub(VN::sub(VN::load(at), vhi[p]), vlo[p]));
+    }
+  for (size_t p = 0; p < P; ++p) {
+    if (g[p] == W && !any_bad[p]) {
+      from_columns_all<VN>(buf + p * n * W, n, obuf, y + p * W * n, stream);
+      std::memset(flag + p * W, 0, W);
+      continue;
+    }
+    alignas(64) double b[W];
+    for (size_t h = 0; h < H; ++h)
+      VW::store(b + h * WW, VW::select(bad[p * H + h], VW::set1(1.0), VW::set1(0.0)));
+    bool ok[W];
+    for (size_t l = 0; l < W; ++l) ok[l] = l < g[p] && b[l] == 0.0;
+    from_columns<VN>(buf + p * n * W, n, g[p], ok, obuf, y + p * W * n, stream);
+    for (size_t l = 0; l < g[p]; ++l) flag[p * W + l] = !ok[l];
+  }
+}
+
+template <class VN, class VW, size_t P, class T>
+void log_softmax_groups(const T* x, T* y, size_t n, size_t rows_left, T* buf, T* obuf, bool stream,
+                        unsigned char* flag) {
+  if constexpr (std::is_same<T, float>::value)
+    log_softmax_groups_f32<VN, VW, P>(x, y, n, rows_left, buf, obuf, stream, flag);
+  else
+    log_softmax_groups_f64<VN, P>(x, y, n, rows_left, buf, obuf, stream, flag);
 }
 
 // Lanes whose float32 rounding of lse is not certified within the 1-ulp
@@ -1240,8 +1291,11 @@ struct Lsm32DirectRange {
 
 // float32 rows shorter than that, from min_n on, take the group kernel
 // with the table-exp terms (log_softmax_rows_group32,
-// rows_log_softmax32_direct.h) instead of log_softmax_group's float64
-// degree-6 terms; rows_<isa>.cpp may specialize min_n. lsm / sm time in
+// rows_log_softmax32_direct.h) instead of the float64 degree-6 terms
+// (then log_softmax_group, one group at a time, since replaced by
+// log_softmax_groups_f32's pairs: AVX2 sets its own min_n in rows_avx2.cpp
+// from them; the figures below are the one-group kernel's);
+// rows_<isa>.cpp may specialize min_n. lsm / sm time in
 // one process on the same batch (4 Mi elements, 1 thread, medians of 3
 // interleaved runs on a loaded machine, log_softmax_group / group32):
 // AVX-512 n = 2 0.98 / 1.09, n = 3 1.03 / 1.07, n = 5 1.09 / 1.12, n = 10
@@ -1267,21 +1321,16 @@ void log_softmax_rows(const T* x, T* y, size_t rows, size_t n, bool stream, unsi
     if (n >= Lsm32DirectRange<VN>::min_n) return log_softmax_rows_direct32<VN>(x, y, rows, n, flag);
   if constexpr (std::is_same<T, float>::value && HasTable32<VN>::value)
     if (n >= Lsm32GroupRange<VN>::min_n) return log_softmax_rows_group32<VN>(x, y, rows, n, stream, flag);
+  // Two groups at a time where both fit in buf (see kPairMaxN; every row
+  // sent here below the direct rows' lengths does).
   constexpr size_t W = VN::width;
   alignas(64) T buf[kMaxN * W], obuf[kMaxN * W];
-  if constexpr (std::is_same<T, double>::value) {
-    // Two groups at a time where both fit in buf (see kPairMaxN).
-    if (n <= kPairMaxN) {
-      size_t r = 0;
-      for (; r + W < rows; r += 2 * W)
-        log_softmax_groups_f64<VN, 2>(x + r * n, y + r * n, n, rows - r, buf, obuf, stream, flag + r);
-      if (r < rows) log_softmax_groups_f64<VN, 1>(x + r * n, y + r * n, n, rows - r, buf, obuf, stream, flag + r);
-      if (stream) VN::fence();
-      return;
-    }
-  }
-  for (size_t r = 0; r < rows; r += W)
-    log_softmax_group<VN, VW>(x + r * n, y + r * n, n, rows - r < W ? rows - r : W, buf, obuf, stream, flag + r);
+  size_t r = 0;
+  if (n <= kPairMaxN)
+    for (; r + W < rows; r += 2 * W)
+      log_softmax_groups<VN, VW, 2>(x + r * n, y + r * n, n, rows - r, buf, obuf, stream, flag + r);
+  for (; r < rows; r += W)
+    log_softmax_groups<VN, VW, 1>(x + r * n, y + r * n, n, rows - r, buf, obuf, stream, flag + r);
   if (stream) VN::fence();
 }
 

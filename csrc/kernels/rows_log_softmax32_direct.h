@@ -248,7 +248,9 @@ void log_softmax_rows_direct32(const float* x, float* y, size_t rows, size_t n, 
   for (size_t l = 0; l < prev_g; ++l) write_prev(l);
 }
 
-// Rows shorter than Lsm32DirectRange's min_n: the group kernel's layout
+// Rows shorter than Lsm32DirectRange's min_n, from Lsm32GroupRange's (16;
+// 28 on AVX2, where shorter ones go faster through the degree-6 terms two
+// groups at a time, log_softmax_groups_f32): the group kernel's layout
 // (rows_generic.h: W rows transposed into columns, one row per lane) with
 // the terms, sums and certificate above, the terms in the data's float32
 // lanes (the group kernel's float64 degree-6 terms took two float64 halves
