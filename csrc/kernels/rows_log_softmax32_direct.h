@@ -17,9 +17,11 @@
 // expsum_lse32): every other term is within eps = Table32Exp::kErrUnits
 // 2^-24 (1.35 with AVX-512's and NEON's one-float table, 1.23 with AVX2's
 // pair) relative, the float64 sums and the division add below 2^-44, the
-// max's own terms count exactly (k), so z = S - 1 is within eps z' + n
-// 2^-124 (z' <= z: the others' share; terms below 2^-126 of 2^e flush) and
-// v = log1p(z) moves by dv <= eps z / (1 + z) + n 2^-124 + 2^-50 v, with
+// max's own terms count exactly (k), so z = S - 1 is within eps z' + f
+// (z' <= z: the others' share; f = n 2^-124 where terms below 2^-126 of
+// 2^e flush, n 2^-118 on AVX2, whose terms below the clamp (e - 120) ln2
+// add below 2^-119 of 2^e instead: Lsm32RowAcc) and
+// v = log1p(z) moves by dv <= eps z / (1 + z) + f + 2^-50 v, with
 // z / (1 + z) <= v: the relative error of a dominant entry's -v stays near
 // eps. The write takes the row kernels' budgets (softmax_rows.h,
 // shift_certified, lse32_shift): the float32 write (x - max) - float(v)
@@ -33,8 +35,9 @@
 // 0.99; n = 128 0.80 / 1.00, 0.93 / 1.00; the group kernel below keeps
 // the bound). Else the write in float64 lanes with one rounding where dv <=
 // 1.4 * 2^-24 (v - dv), which every row passes but those whose v is near
-// n 2^-97 or below (the others at most ~e^-60 of the max, or all -inf but
-// the max: their flushed terms may be all of v). Those, NaN, +-inf, all
+// f 2^24 / 1.4 or below (n 2^-94.5 on AVX2, 2^-100.5 elsewhere: the
+// others at most ~e^-60 of the max, or all -inf but the max: their flushed
+// terms may be all of v). Those, NaN, +-inf, all
 // -inf rows and maxima beyond kTable32Limit are left unwritten and flagged
 // for the per-row path.
 
