@@ -17,9 +17,11 @@
 // expsum_lse32): every other term is within eps = Table32Exp::kErrUnits
 // 2^-24 (1.35 with AVX-512's and NEON's one-float table, 1.23 with AVX2's
 // pair) relative, the float64 sums and the division add below 2^-44, the
-// max's own terms count exactly (k), so z = S - 1 is within eps z' + n
-// 2^-124 (z' <= z: the others' share; terms below 2^-126 of 2^e flush) and
-// v = log1p(z) moves by dv <= eps z / (1 + z) + n 2^-124 + 2^-50 v, with
+// max's own terms count exactly (k), so z = S - 1 is within eps z' + f
+// (z' <= z: the others' share; f = n 2^-124 where terms below 2^-126 of
+// 2^e flush, n 2^-118 on AVX2, whose terms below the clamp (e - 120) ln2
+// add below 2^-119 of 2^e instead: Lsm32RowAcc) and
+// v = log1p(z) moves by dv <= eps z / (1 + z) + f + 2^-50 v, with
 // z / (1 + z) <= v: the relative error of a dominant entry's -v stays near
 // eps. The write takes the row kernels' budgets (softmax_rows.h,
 // shift_certified, lse32_shift): the float32 write (x - max) - float(v)
@@ -33,8 +35,9 @@
 // 0.99; n = 128 0.80 / 1.00, 0.93 / 1.00; the group kernel below keeps
 // the bound). Else the write in float64 lanes with one rounding where dv <=
 // 1.4 * 2^-24 (v - dv), which every row passes but those whose v is near
-// n 2^-97 or below (the others at most ~e^-60 of the max, or all -inf but
-// the max: their flushed terms may be all of v). Those, NaN, +-inf, all
+// f 2^24 / 1.4 or below (n 2^-94.5 on AVX2, 2^-100.5 elsewhere: the
+// others at most ~e^-60 of the max, or all -inf but the max: their flushed
+// terms may be all of v). Those, NaN, +-inf, all
 // -inf rows and maxima beyond kTable32Limit are left unwritten and flagged
 // for the per-row path.
 
@@ -71,6 +74,69 @@ struct Lsm32Acc {
   Reg<VN> count(size_t vectors) const { return VN::sub(VN::set1(static_cast<double>(vectors)), others); }
 };
 
+// Does VN count mask lanes in int32 lanes (count_add, count_value)?
+template <class V, class = void>
+struct HasMaskCountInt : std::false_type {};
+template <class V>
+struct HasMaskCountInt<V, std::void_t<decltype(V::mask_count_int)>> : std::true_type {};
+
+// Lsm32Acc for one row of the direct rows, its max mx and e given. Where
+// VN builds the table exp's power of two from t's bits (pow2_table32: AVX2),
+// the term takes magic kMagic + 127 - e, so t holds the biased exponent 127
+// + floor(k/T) - e, and 2^(floor(k/T) - e) costs two shifts instead of
+// scale2_acc's four operations (the sub of bias, the clamp, the add and the
+// shift), as logsumexp's direct rows (table_lane_sums); x is clamped at
+// (e - 120) ln2 instead of kLow to keep that exponent in [6, 127] (e rounds
+// to nearest: floor(k/T) - e <= 0 for x <= mx): an entry below the clamp
+// (-inf too, and the tail's padding) adds a term below 2^-119 of 2^e
+// instead of flushing (the caller's flushed bound: n 2^-118 of the max's
+// term, >= 2^-0.5 2^e); a NaN stays NaN (max returns its second operand).
+// Where VN counts in int32 lanes (count_add: AVX2) the others' count is
+// one integer subtraction per vector instead of an and and an add. Else
+// (AVX-512, NEON) the same operations as Lsm32Acc, the same bits.
+template <class VN, class X>
+struct Lsm32RowAcc {
+  using VW = typename VN::wide;
+  static constexpr bool kBits = HasPow2Table32<VN>::value, kIntCount = HasMaskCountInt<VN>::value;
+  Reg<VW> s0 = VW::set1(0.0), s1 = VW::set1(0.0);
+  Reg<VN> others = VN::set1(0.0);
+  const Reg<VN> m, low, magic;
+  Lsm32RowAcc(double mx, double e)
+      : m(VN::set1(mx)),
+        low(VN::set1(kBits ? static_cast<float>((e - 120.0) * 0x1.62e42fefa39efp-1) : static_cast<float>(X::kLow))),
+        magic(VN::set1(kBits ? static_cast<float>(X::kMagic + 127.0 - e) : e + X::kBias)) {}
+  SSM_INLINE void add(const X& texp, Reg<VN> xv) {
+    const auto other = VN::not_le(m, xv);  // x < max, or NaN
+    Reg<VN> t;
+    if constexpr (kBits) {
+      Reg<VN> k, bits;
+      const Reg<VN> raw = texp.term_biased(VN::max(low, xv), magic, k, bits);
+      t = VN::keep_where(other, VN::mul(raw, VN::pow2_table32(bits)));
+    } else {
+      Reg<VN> k;
+      const Reg<VN> raw = texp.term(VN::max(low, xv), k);  // sets k first
+      t = VN::scale2_acc_where(other, raw, VN::sub(k, magic));  // magic holds e + kBias here
+    }
+    if constexpr (kIntCount)
+      others = VN::count_add(other, others);
+    else
+      others = VN::add_where(other, others, VN::set1(1.0));
+    Reg<VW> lo, hi;
+    VN::widen(t, lo, hi);
+    s0 = VW::add(s0, lo);
+    s1 = VW::add(s1, hi);
+  }
+  // The count of the max's own entries per lane after `vectors` adds.
+  Reg<VN> count(size_t vectors) const {
+    Reg<VN> o;
+    if constexpr (kIntCount)
+      o = VN::count_value(others);
+    else
+      o = others;
+    return VN::sub(VN::set1(static_cast<double>(vectors)), o);
+  }
+};
+
 // One row's sums, its max mx within kTable32Limit and e = round(mx log2 e)
 // given: at part / cnt the lane sums (float64 lanes) of the others' terms
 // exp(x) 2^-e (the table's scale included; NaN reaches them) and of the
@@ -81,10 +147,9 @@ inline void lsm32_row_sums(const float* xr, size_t n, const X& texp, double mx, 
   using VW = typename VN::wide;
   constexpr size_t W = VN::width;
   const size_t full = n - n % W, rem = n % W;
-  const Reg<VN> m = VN::set1(mx), bias = VN::set1(e + X::kBias);
-  Lsm32Acc<VN, X> acc;
-  for (size_t j = 0; j < full; j += W) acc.add(texp, VN::load(xr + j), m, bias);
-  if (rem) acc.add(texp, VN::load_tail(xr + full, rem, -kInf), m, bias);
+  Lsm32RowAcc<VN, X> acc(mx, e);
+  for (size_t j = 0; j < full; j += W) acc.add(texp, VN::load(xr + j));
+  if (rem) acc.add(texp, VN::load_tail(xr + full, rem, -kInf));
   VW::store(part, VW::add(acc.s0, acc.s1));
   Reg<VW> clo, chi;
   VN::widen(acc.count(full / W + (rem != 0)), clo, chi);
@@ -175,7 +240,9 @@ void log_softmax_rows_direct32(const float* x, float* y, size_t rows, size_t n, 
   const X texp;
   // The terms' relative error with the float64 sums' and the division's.
   constexpr double eps = X::kErrUnits * 0x1p-24 + 0x1p-44;
-  const double flushed = static_cast<double>(n) * 0x1p-124;
+  // The terms flushed (or, with pow2_table32, raised to the clamp's):
+  // Lsm32RowAcc.
+  const double flushed = static_cast<double>(n) * (HasPow2Table32<VN>::value ? 0x1p-118 : 0x1p-124);
   alignas(64) double part[G * G], cnt[G * G], mx[G], eref[G], how[G];
   // The previous set is written while this one is summed, as
   // rows_log_softmax_direct.h's sets of 4 KiB and more: here at every

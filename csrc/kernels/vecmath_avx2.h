@@ -104,6 +104,16 @@ struct F32x8 {
   // elsewhere (an and with the all-ones lanes instead of a blend).
   static reg add_where(mask m, reg a, reg b) { return _mm256_add_ps(a, _mm256_and_ps(m, b)); }
   static reg scale2_acc_where(mask m, reg x, reg k) { return _mm256_and_ps(m, scale2_acc(x, k)); }
+  // a in m's lanes, 0 elsewhere (an and: no zero register).
+  static reg keep_where(mask m, reg a) { return _mm256_and_ps(m, a); }
+  // A count of m's lanes in int32 lanes held in a reg (count_add: an
+  // all-ones mask lane is -1, so one integer subtraction adds 1, no 1.0
+  // constant and no and), count_value its float value.
+  static constexpr bool mask_count_int = true;
+  static reg count_add(mask m, reg c) {
+    return _mm256_castsi256_ps(_mm256_sub_epi32(_mm256_castps_si256(c), _mm256_castps_si256(m)));
+  }
+  static reg count_value(reg c) { return _mm256_cvtepi32_ps(_mm256_castps_si256(c)); }
   static double hmax(reg a) {
     __m128 m = _mm_max_ps(_mm256_castps256_ps128(a), _mm256_extractf128_ps(a, 1));
     m = _mm_max_ps(m, _mm_movehl_ps(m, m));
