@@ -20,14 +20,18 @@ namespace ssm {
 namespace avx2 {
 namespace rows {
 namespace {
-// float32 logsumexp's direct rows from 24 to 256 (kMaxN) since they go in
+// float32 logsumexp's direct rows from 32 to 256 (kMaxN) since they go in
 // sets of 8 rows (4 Mi-element batches, 1 thread, ns per element, medians
 // of 5 interleaved runs on a loaded machine, direct / group or per-row:
 // n = 20 1.43 / 1.27, n = 24 1.05 / 1.28, n = 28 0.98 / 1.25, n = 192
-// 0.50 / 0.55, n = 256 0.455 / 0.462).
+// 0.50 / 0.55, n = 256 0.455 / 0.462). Since the group kernel's cheaper
+// terms and columns (lse_groups_f32) the cut-over is 32, not 24 (Zen 3,
+// idle, medians of 9 interleaved processes, time with min_n 32 / 24: n =
+// 24 0.76, 28 0.88, 31 0.99; n = 20 and 32, whose path is the same, 0.98
+// and 0.97).
 template <>
 struct LseDirectRange<F32x8> {
-  static constexpr size_t min_n = 24, max_n = kMaxN;
+  static constexpr size_t min_n = 32, max_n = kMaxN;
 };
 // float64 logsumexp's direct rows up to 128. Set by set they lost to the
 // per-row kernels from 64 on (4 Mi-element batches, 1 thread, ns per
