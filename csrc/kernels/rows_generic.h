@@ -499,6 +499,47 @@ inline Reg<V> inv_sum_lanes(Reg<V> total) {
 // float32, callgrind); a full group of ordinary rows (the usual one) skips
 // the per-lane flags too (n = 8 12.1 -> 10.1 instructions per element, 1.15x
 // thread CPU time, 4 Mi-element batches, Zen 3).
+// softmax_ref: the lanes beyond kFastLimit (also +-inf, all -inf: left to
+// the per-row path) and each lane's e_ref - kTermShift from its max.
+template <class VN>
+inline Reg<VN> softmax_ref(Reg<VN> vmax, typename VN::mask& beyond) {
+  beyond = VN::mask_or(VN::not_le(vmax, VN::set1(kFastLimit)), VN::not_le(VN::set1(-kFastLimit), vmax));
+  return VN::sub(VN::select(beyond, VN::set1(0.0), VN::round(VN::mul(vmax, VN::set1(kLog2e)))),
+                 VN::set1(kTermShift));
+}
+// softmax_inv: 1 / sum per lane from the Kahan sums, the lane totals in
+// float64, (s0 - c0) + (s1 - c1), rounded to T (the data's type, also on
+// float64 lanes: the scalar set's); 0 in the lanes beyond and
+// where the sum is not that of an ordinary row.
+template <class VN, class T>
+inline Reg<VN> softmax_inv(const Kahan2<VN>& sum, typename VN::mask beyond) {
+  constexpr size_t W = VN::width;
+  alignas(64) T inv[W];
+  if constexpr (std::is_same<typename VN::scalar, float>::value) {
+    using VW = typename VN::wide;
+    constexpr size_t WW = VW::width;
+    static_assert(2 * WW == W, "widen splits the vector in two");
+    Reg<VW> s0[2], c0[2], s1[2], c1[2];
+    VN::widen(sum.s[0], s0[0], s0[1]);
+    VN::widen(sum.c[0], c0[0], c0[1]);
+    VN::widen(sum.s[1], s1[0], s1[1]);
+    VN::widen(sum.c[1], c1[0], c1[1]);
+    for (size_t h = 0; h < 2; ++h)
+      VW::store(inv + h * WW, inv_sum_lanes<VW>(VW::add(VW::sub(s0[h], c0[h]), VW::sub(s1[h], c1[h]))));
+  } else {
+    VN::store(inv, inv_sum_lanes<VN>(sum.total()));
+  }
+  return VN::select(beyond, VN::set1(0.0), VN::load(inv));
+}
+// An ordinary row's 1 / sum is far above the smallest normal; the others' is 0.
+// (A literal, not std::numeric_limits<T>::min(): unoptimized builds emit
+// that as an out-of-line function compiled with this file's ISA flags.)
+template <class VN, class T>
+inline bool softmax_all_ok(Reg<VN> vinv) {
+  constexpr T kSmallestNormal = static_cast<T>(sizeof(T) == sizeof(float) ? 0x1p-126 : 0x1p-1022);
+  return !VN::any(VN::not_le(VN::set1(kSmallestNormal), vinv));
+}
+
 template <class VN, class T>
 void softmax_group(const T* x, T* y, size_t n, size_t g, T* buf, T* obuf, bool stream, unsigned char* flag) {
   constexpr size_t W = VN::width;
@@ -515,49 +556,136 @@ void softmax_group(const T* x, T* y, size_t n, size_t g, T* buf, T* obuf, bool s
     to_columns<VN>(x, n, g, buf, T(0));
   Reg<VN> vmax = VN::set1(-kInf);
   for (size_t j = 0; j < n; ++j) vmax = VN::max(VN::load(buf + j * W), vmax);  // NaN ignored
-  // Lanes beyond kFastLimit (also +-inf, all -inf) are left to the per-row path.
-  const auto beyond =
-      VN::mask_or(VN::not_le(vmax, VN::set1(kFastLimit)), VN::not_le(VN::set1(-kFastLimit), vmax));
-  const Reg<VN> ve = VN::sub(VN::select(beyond, VN::set1(0.0), VN::round(VN::mul(vmax, VN::set1(kLog2e)))),
-                             VN::set1(kTermShift));
+  typename VN::mask beyond;
+  const Reg<VN> ve = softmax_ref<VN>(vmax, beyond);
   Kahan2<VN> sum;
   for (size_t j = 0; j < n; ++j) {
     const Reg<VN> t = pow2_term<VN>(VN::load(buf + j * W), ve);
     VN::store(buf + j * W, t);
     sum.add(static_cast<int>(j & 1), t);
   }
-  // The lane totals in float64, (s0 - c0) + (s1 - c1), and 1 / total rounded to T.
-  alignas(64) T inv[W];
-  if constexpr (std::is_same<typename VN::scalar, float>::value) {
-    using VW = typename VN::wide;
-    constexpr size_t WW = VW::width;
-    static_assert(2 * WW == W, "widen splits the vector in two");
-    Reg<VW> s0[2], c0[2], s1[2], c1[2];
-    VN::widen(sum.s[0], s0[0], s0[1]);
-    VN::widen(sum.c[0], c0[0], c0[1]);
-    VN::widen(sum.s[1], s1[0], s1[1]);
-    VN::widen(sum.c[1], c1[0], c1[1]);
-    for (size_t h = 0; h < 2; ++h)
-      VW::store(inv + h * WW, inv_sum_lanes<VW>(VW::add(VW::sub(s0[h], c0[h]), VW::sub(s1[h], c1[h]))));
-  } else {
-    VN::store(inv, inv_sum_lanes<VN>(sum.total()));
-  }
-  const Reg<VN> vinv = VN::select(beyond, VN::set1(0.0), VN::load(inv));
+  const Reg<VN> vinv = softmax_inv<VN, T>(sum, beyond);
   for (size_t j = 0; j < n; ++j) VN::store(buf + j * W, VN::mul(VN::load(buf + j * W), vinv));
-  // An ordinary row's 1 / sum is far above the smallest normal; the others' is 0.
-  // (A literal, not std::numeric_limits<T>::min(): unoptimized builds emit
-  // that as an out-of-line function compiled with this file's ISA flags.)
-  constexpr T kSmallestNormal = static_cast<T>(sizeof(T) == sizeof(float) ? 0x1p-126 : 0x1p-1022);
-  if (g == W && !VN::any(VN::not_le(VN::set1(kSmallestNormal), vinv))) {
+  if (g == W && softmax_all_ok<VN, T>(vinv)) {
     from_columns_all<VN>(buf, n, obuf, y, stream);
     std::memset(flag, 0, W);
     return;
   }
+  alignas(64) T inv[W];
   VN::store(inv, vinv);
   bool ok[W];
   for (size_t l = 0; l < W; ++l) ok[l] = l < g && inv[l] != T(0);
   from_columns<VN>(buf, n, g, ok, obuf, y, stream);
   for (size_t l = 0; l < g; ++l) flag[l] = !ok[l];
+}
+
+// softmax_group's arithmetic, lane for lane (the same bits), on a full
+// group of float32 rows of n <= NB W elements with its columns in
+// registers: block b of the group (W rows' elements b W .. b W + W - 1) is
+// W vector loads at stride n and a register transpose, out the same way
+// back, W vector stores per block straight into y. No column buffer, no
+// element copies and no staging in obuf: softmax_group's buffer passes
+// (to_columns' single-element stores then read by the column loads, which
+// the store buffer cannot forward; the obuf transpose and memcpy) took most
+// of its time below n = 32 and made lengths that are not multiples of W
+// cost more per row than the next multiple (Zen 3, avx2, ns per row: n = 5
+// 15.8, n = 8 10.6, n = 10 22, n = 16 16).
+// Where n % W != 0 the last block of each row reads and writes past the
+// row's end, into the rows after it (at most W - 1 elements): those lanes
+// carry the loaded values back unchanged, and the stores go in row order,
+// so each such spill into row l + 1 is overwritten by row l + 1's own
+// stores. The last row's spill lands past the group: the caller takes this
+// only where those elements belong to its own batch (read there, and
+// written back with the same values, later overwritten by their group or
+// by the per-row redo of a flagged row; in place the values are the
+// inputs not yet read). Nothing is stored unless every row of the group is
+// ordinary (returns false: the caller runs softmax_group on it).
+template <class VN, size_t NB, size_t P>
+SSM_INLINE inline bool softmax_group_regs(const float* x, float* y, size_t n) {
+  constexpr size_t W = VN::width;
+  constexpr size_t C = NB * W;
+  Reg<VN> c[P][C];
+  for (size_t p = 0; p < P; ++p)
+    for (size_t b = 0; b < NB; ++b) {
+      Reg<VN> v[W];
+      for (size_t l = 0; l < W; ++l) v[l] = VN::load(x + (p * W + l) * n + b * W);
+      VN::transpose(v);
+      for (size_t k = 0; k < W; ++k) c[p][b * W + k] = v[k];
+    }
+  // The max as a tree (the linear chain was the first leg of a group's
+  // critical path); a NaN may now reach it, which flags the row as the
+  // NaN sum did.
+  Reg<VN> m[P][W];
+  typename VN::mask beyond[P];
+  Reg<VN> ve[P];
+  for (size_t p = 0; p < P; ++p) {
+    for (size_t k = 0; k < W; ++k) m[p][k] = c[p][k];
+    for (size_t j = W; j < C; ++j)
+      if (j < n) m[p][j % W] = VN::max(c[p][j], m[p][j % W]);
+    for (size_t w = W / 2; w >= 1; w /= 2)
+      for (size_t k = 0; k < w; ++k)
+        if (k + w < n) m[p][k] = VN::max(m[p][k + w], m[p][k]);
+    ve[p] = softmax_ref<VN>(m[p][0], beyond[p]);
+  }
+  Kahan2<VN> sum[P];
+  for (size_t j = 0; j < C; ++j)
+    for (size_t p = 0; p < P; ++p)
+      if (j < n) {
+        c[p][j] = pow2_term<VN>(c[p][j], ve[p]);
+        sum[p].add(static_cast<int>(j & 1), c[p][j]);
+      }
+  Reg<VN> vinv[P];
+  bool ok = true;
+  for (size_t p = 0; p < P; ++p) {
+    vinv[p] = softmax_inv<VN, float>(sum[p], beyond[p]);
+    ok = ok && softmax_all_ok<VN, float>(vinv[p]);
+  }
+  if (!ok) return false;
+  for (size_t p = 0; p < P; ++p) {
+    for (size_t j = 0; j < C; ++j)
+      if (j < n) c[p][j] = VN::mul(c[p][j], vinv[p]);
+    for (size_t b = 0; b < NB; ++b) {
+      Reg<VN> v[W];
+      for (size_t k = 0; k < W; ++k) v[k] = c[p][b * W + k];
+      VN::transpose(v);
+      for (size_t k = 0; k < W; ++k) c[p][b * W + k] = v[k];
+    }
+    for (size_t l = 0; l < W; ++l)
+      for (size_t b = 0; b < NB; ++b) VN::store(y + (p * W + l) * n + b * W, c[p][b * W + l]);
+  }
+  return true;
+}
+
+// Float32 rows up to max_n go through softmax_group_regs (AVX2 sets it in
+// rows_avx2.cpp); 0: softmax_group only.
+template <class VN>
+struct SoftmaxRegsRange {
+  static constexpr size_t max_n = 0;
+};
+
+template <class VN, size_t NB>
+void softmax_rows_regs(const float* x, float* y, size_t rows, size_t n, float* buf, float* obuf, bool stream,
+                       unsigned char* flag) {
+  constexpr size_t W = VN::width;
+  // Two groups at a time while their last block stays inside the batch
+  // (see softmax_group_regs), one, then softmax_group.
+  size_t r = 0;
+  for (; rows - r >= 2 * W && (rows - r - (2 * W - 1)) * n >= NB * W; r += 2 * W) {
+    if (softmax_group_regs<VN, NB, 2>(x + r * n, y + r * n, n)) {
+      std::memset(flag + r, 0, 2 * W);
+      continue;
+    }
+    softmax_group<VN>(x + r * n, y + r * n, n, W, buf, obuf, stream, flag + r);
+    softmax_group<VN>(x + (r + W) * n, y + (r + W) * n, n, W, buf, obuf, stream, flag + r + W);
+  }
+  for (; r < rows; r += W) {
+    const size_t g = rows - r < W ? rows - r : W;
+    if (g == W && (rows - r - (W - 1)) * n >= NB * W && softmax_group_regs<VN, NB, 1>(x + r * n, y + r * n, n)) {
+      std::memset(flag + r, 0, W);
+      continue;
+    }
+    softmax_group<VN>(x + r * n, y + r * n, n, g, buf, obuf, stream, flag + r);
+  }
 }
 
 // The accurate sums of a group already in buf (and bbuf, weighted): per lane
@@ -1266,6 +1394,19 @@ void softmax_rows(const T* x, T* y, size_t rows, size_t n, bool stream, unsigned
   if (n * sizeof(T) >= kDirectMinBytes) return softmax_rows_direct<VN>(x, y, rows, n, flag);
   constexpr size_t W = VN::width;
   alignas(64) T buf[kMaxN * W], obuf[kMaxN * W];
+  if constexpr (std::is_same<T, float>::value && SoftmaxRegsRange<VN>::max_n > 0) {
+    static_assert(Transposes<VN>::value && SoftmaxRegsRange<VN>::max_n <= 4 * W, "blocks of W x W in registers");
+    if (n <= SoftmaxRegsRange<VN>::max_n) {
+      switch ((n + W - 1) / W) {
+        case 1: softmax_rows_regs<VN, 1>(x, y, rows, n, buf, obuf, stream, flag); break;
+        case 2: softmax_rows_regs<VN, 2>(x, y, rows, n, buf, obuf, stream, flag); break;
+        case 3: softmax_rows_regs<VN, 3>(x, y, rows, n, buf, obuf, stream, flag); break;
+        default: softmax_rows_regs<VN, 4>(x, y, rows, n, buf, obuf, stream, flag); break;
+      }
+      if (stream) VN::fence();
+      return;
+    }
+  }
   for (size_t r = 0; r < rows; r += W)
     softmax_group<VN>(x + r * n, y + r * n, n, rows - r < W ? rows - r : W, buf, obuf, stream, flag + r);
   if (stream) VN::fence();
