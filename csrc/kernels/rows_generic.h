@@ -663,20 +663,20 @@ struct SoftmaxRegsRange {
   static constexpr size_t max_n = 0;
 };
 
-template <class VN, size_t NB>
+template <class VN, size_t NB, size_t P>
 void softmax_rows_regs(const float* x, float* y, size_t rows, size_t n, float* buf, float* obuf, bool stream,
                        unsigned char* flag) {
   constexpr size_t W = VN::width;
-  // Two groups at a time while their last block stays inside the batch
+  // P groups at a time while their last block stays inside the batch
   // (see softmax_group_regs), one, then softmax_group.
   size_t r = 0;
-  for (; rows - r >= 2 * W && (rows - r - (2 * W - 1)) * n >= NB * W; r += 2 * W) {
-    if (softmax_group_regs<VN, NB, 2>(x + r * n, y + r * n, n)) {
-      std::memset(flag + r, 0, 2 * W);
+  for (; rows - r >= P * W && (rows - r - (P * W - 1)) * n >= NB * W; r += P * W) {
+    if (softmax_group_regs<VN, NB, P>(x + r * n, y + r * n, n)) {
+      std::memset(flag + r, 0, P * W);
       continue;
     }
-    softmax_group<VN>(x + r * n, y + r * n, n, W, buf, obuf, stream, flag + r);
-    softmax_group<VN>(x + (r + W) * n, y + (r + W) * n, n, W, buf, obuf, stream, flag + r + W);
+    for (size_t p = 0; p < P; ++p)
+      softmax_group<VN>(x + (r + p * W) * n, y + (r + p * W) * n, n, W, buf, obuf, stream, flag + r + p * W);
   }
   for (; r < rows; r += W) {
     const size_t g = rows - r < W ? rows - r : W;
@@ -1398,10 +1398,10 @@ void softmax_rows(const T* x, T* y, size_t rows, size_t n, bool stream, unsigned
     static_assert(Transposes<VN>::value && SoftmaxRegsRange<VN>::max_n <= 4 * W, "blocks of W x W in registers");
     if (n <= SoftmaxRegsRange<VN>::max_n) {
       switch ((n + W - 1) / W) {
-        case 1: softmax_rows_regs<VN, 1>(x, y, rows, n, buf, obuf, stream, flag); break;
-        case 2: softmax_rows_regs<VN, 2>(x, y, rows, n, buf, obuf, stream, flag); break;
-        case 3: softmax_rows_regs<VN, 3>(x, y, rows, n, buf, obuf, stream, flag); break;
-        default: softmax_rows_regs<VN, 4>(x, y, rows, n, buf, obuf, stream, flag); break;
+        case 1: softmax_rows_regs<VN, 1, 4>(x, y, rows, n, buf, obuf, stream, flag); break;
+        case 2: softmax_rows_regs<VN, 2, 2>(x, y, rows, n, buf, obuf, stream, flag); break;
+        case 3: softmax_rows_regs<VN, 3, 2>(x, y, rows, n, buf, obuf, stream, flag); break;
+        default: softmax_rows_regs<VN, 4, 2>(x, y, rows, n, buf, obuf, stream, flag); break;
       }
       if (stream) VN::fence();
       return;
