@@ -44,6 +44,23 @@ template <>
 struct Lse64DirectRange<F64x4> {
   static constexpr size_t max_n = 128;
 };
+// float32 softmax rows below the direct rows' 32 (kDirectMinBytes) keep
+// their group's columns in registers, four groups at a time up to 16
+// elements, two from 17 (softmax_group_regs; the same bits as
+// softmax_group). Zen 3, 1 thread, thread CPU time, medians of 5
+// interleaved processes at load 8-12, time / softmax_group's, two groups
+// at a time everywhere: 2^15-element batches (in L2) n = 2 0.70, 3 0.71, 5
+// 0.61, 8 0.80, 10 0.84, 16 0.93, 24 0.88, 31 0.91; 4 Mi-element batches n =
+// 2 0.70, 5 0.62, 8 0.80, 16 0.92, 24 0.89-1.00, 31 1.02; four groups at a
+// time up to 8 (4 Mi): n = 2 0.67, 5 0.58, 8 0.77; up to 16 (4 Mi, load
+// 7-8): n = 10 0.79, 12 0.74, 16 0.90 (two: 0.84, 0.81, 0.92). One
+// group at a time it was 1.04-1.20 from n = 8 on (0.82 at n = 5): a
+// group's chain (max, terms, the two Kahan chains, 1 / sum, write) is
+// longer than the core's window, so one group's latency was the time.
+template <>
+struct SoftmaxRegsRange<F32x8> {
+  static constexpr size_t max_n = 31;
+};
 // float32 log_softmax rows below 28 take the group pairs
 // (log_softmax_groups_f32), the table-exp group kernel from there to the
 // direct rows (Zen 3, 4 Mi-element batches, 1 thread, thread CPU time,
@@ -51,22 +68,6 @@ struct Lse64DirectRange<F64x4> {
 // group32 ns per element: n = 12 2.06 / 2.48, n = 16 1.72 / 1.98, n = 20
 // 1.83 / 1.90, n = 24 1.61 / 1.80, n = 28 1.76 / 1.74, n = 32 1.67 /
 // 1.54, n = 47 1.73 / 1.65).
-// float32 softmax rows below the direct rows' 32 (kDirectMinBytes) keep
-// their group's columns in registers, four groups at a time up to 8
-// elements, two from 9 (softmax_group_regs; the same bits as
-// softmax_group). Zen 3, 1 thread, thread CPU time, medians of 5
-// interleaved processes at load 8-12, time / softmax_group's, two groups
-// at a time everywhere: 2^15-element batches (in L2) n = 2 0.70, 3 0.71, 5
-// 0.61, 8 0.80, 10 0.84, 16 0.93, 24 0.88, 31 0.91; 4 Mi-element batches n =
-// 2 0.70, 5 0.62, 8 0.80, 16 0.92, 24 0.89-1.00, 31 1.02; four groups at a
-// time up to 8 (4 Mi): n = 2 0.67, 5 0.58, 8 0.77. One group at a time it
-// was 1.04-1.20 from n = 8 on (0.82 at n = 5): a group's chain (max,
-// terms, the two Kahan chains, 1 / sum, write) is longer than the core's
-// window, so one group's latency was the time.
-template <>
-struct SoftmaxRegsRange<F32x8> {
-  static constexpr size_t max_n = 31;
-};
 template <>
 struct Lsm32GroupRange<F32x8> {
   static constexpr size_t min_n = 28;

@@ -1,7 +1,8 @@
 // Short-row kernels: a batch of contiguous rows of n <= kMaxN elements, one
 // row per vector lane. A group of W rows (W = the lane count) is transposed
-// into an L1 buffer (column j of the group is one vector), every pass then
-// runs on whole vectors whatever n is, and the per-row scalar work (a
+// into an L1 buffer (column j of the group is one vector; AVX2 float32
+// softmax keeps the columns in registers: softmax_group_regs), every pass
+// then runs on whole vectors whatever n is, and the per-row scalar work (a
 // reciprocal or a log1p, the special-row tests) is done once per group for W
 // rows. A batch of rows of length n then costs about what the same number of
 // contiguous elements costs, instead of a kernel call, a lane reduction and a
@@ -579,9 +580,10 @@ void softmax_group(const T* x, T* y, size_t n, size_t g, T* buf, T* obuf, bool s
   for (size_t l = 0; l < g; ++l) flag[l] = !ok[l];
 }
 
-// softmax_group's arithmetic, lane for lane (the same bits), on a full
-// group of float32 rows of n <= NB W elements with its columns in
-// registers: block b of the group (W rows' elements b W .. b W + W - 1) is
+// softmax_group's arithmetic, lane for lane (the same bits), on P full
+// groups of float32 rows of n <= NB W elements with their columns in
+// registers, the groups' steps interleaved so that their chains overlap:
+// block b of a group (W rows' elements b W .. b W + W - 1) is
 // W vector loads at stride n and a register transpose, out the same way
 // back, W vector stores per block straight into y. No column buffer, no
 // element copies and no staging in obuf: softmax_group's buffer passes
@@ -598,8 +600,8 @@ void softmax_group(const T* x, T* y, size_t n, size_t g, T* buf, T* obuf, bool s
 // only where those elements belong to its own batch (read there, and
 // written back with the same values, later overwritten by their group or
 // by the per-row redo of a flagged row; in place the values are the
-// inputs not yet read). Nothing is stored unless every row of the group is
-// ordinary (returns false: the caller runs softmax_group on it).
+// inputs not yet read). Nothing is stored unless every row of the P groups
+// is ordinary (returns false: the caller runs softmax_group on each).
 template <class VN, size_t NB, size_t P>
 SSM_INLINE inline bool softmax_group_regs(const float* x, float* y, size_t n) {
   constexpr size_t W = VN::width;
@@ -1399,7 +1401,7 @@ void softmax_rows(const T* x, T* y, size_t rows, size_t n, bool stream, unsigned
     if (n <= SoftmaxRegsRange<VN>::max_n) {
       switch ((n + W - 1) / W) {
         case 1: softmax_rows_regs<VN, 1, 4>(x, y, rows, n, buf, obuf, stream, flag); break;
-        case 2: softmax_rows_regs<VN, 2, 2>(x, y, rows, n, buf, obuf, stream, flag); break;
+        case 2: softmax_rows_regs<VN, 2, 4>(x, y, rows, n, buf, obuf, stream, flag); break;
         case 3: softmax_rows_regs<VN, 3, 2>(x, y, rows, n, buf, obuf, stream, flag); break;
         default: softmax_rows_regs<VN, 4, 2>(x, y, rows, n, buf, obuf, stream, flag); break;
       }
