@@ -1,5 +1,5 @@
 """float32 softmax short rows whose group columns stay in registers
-(rows_generic.h softmax_group_regs: AVX2 rows of 1-31 elements).
+(rows_generic.h softmax_group_regs: AVX2 rows of 1-24 elements; lengths up to 31 here).
 
 A group of 8 rows is read and written as 8 x 8 blocks at stride n; where
 n % 8 != 0 the last block of each row reaches into the rows after it (the

@@ -44,9 +44,9 @@ template <>
 struct Lse64DirectRange<F64x4> {
   static constexpr size_t max_n = 128;
 };
-// float32 softmax rows below the direct rows' 32 (kDirectMinBytes) keep
-// their group's columns in registers, four groups at a time up to 16
-// elements, two from 17 (softmax_group_regs; the same bits as
+// float32 softmax rows up to 24 keep their group's columns in registers,
+// four groups at a time up to 16 elements, two from 17
+// (softmax_group_regs; the same bits as
 // softmax_group). Zen 3, 1 thread, thread CPU time, medians of 5
 // interleaved processes at load 8-12, time / softmax_group's, two groups
 // at a time everywhere: 2^15-element batches (in L2) n = 2 0.70, 3 0.71, 5
@@ -57,9 +57,13 @@ struct Lse64DirectRange<F64x4> {
 // group at a time it was 1.04-1.20 from n = 8 on (0.82 at n = 5): a
 // group's chain (max, terms, the two Kahan chains, 1 / sum, write) is
 // longer than the core's window, so one group's latency was the time.
+// From 25 to the direct rows' 32 (kDirectMinBytes) softmax_group stays:
+// four blocks per row spill the registers (4 Mi, load 9, two groups / four
+// groups at a time, time / softmax_group's: n = 17 0.94 / 0.98, 20 0.91 /
+// 1.01, 24 0.98 / 1.13, 28 1.11 / 1.18, 31 1.04 / 1.07).
 template <>
 struct SoftmaxRegsRange<F32x8> {
-  static constexpr size_t max_n = 31;
+  static constexpr size_t max_n = 24;
 };
 // float32 log_softmax rows below 28 take the group pairs
 // (log_softmax_groups_f32), the table-exp group kernel from there to the

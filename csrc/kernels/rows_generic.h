@@ -1397,13 +1397,12 @@ void softmax_rows(const T* x, T* y, size_t rows, size_t n, bool stream, unsigned
   constexpr size_t W = VN::width;
   alignas(64) T buf[kMaxN * W], obuf[kMaxN * W];
   if constexpr (std::is_same<T, float>::value && SoftmaxRegsRange<VN>::max_n > 0) {
-    static_assert(Transposes<VN>::value && SoftmaxRegsRange<VN>::max_n <= 4 * W, "blocks of W x W in registers");
+    static_assert(Transposes<VN>::value && SoftmaxRegsRange<VN>::max_n <= 3 * W, "blocks of W x W in registers");
     if (n <= SoftmaxRegsRange<VN>::max_n) {
       switch ((n + W - 1) / W) {
         case 1: softmax_rows_regs<VN, 1, 4>(x, y, rows, n, buf, obuf, stream, flag); break;
         case 2: softmax_rows_regs<VN, 2, 4>(x, y, rows, n, buf, obuf, stream, flag); break;
-        case 3: softmax_rows_regs<VN, 3, 2>(x, y, rows, n, buf, obuf, stream, flag); break;
-        default: softmax_rows_regs<VN, 4, 2>(x, y, rows, n, buf, obuf, stream, flag); break;
+        default: softmax_rows_regs<VN, 3, 2>(x, y, rows, n, buf, obuf, stream, flag); break;
       }
       if (stream) VN::fence();
       return;
