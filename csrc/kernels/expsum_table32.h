@@ -39,7 +39,8 @@
 //
 // expsum_lse32_fast: the same pass with one float per table entry
 // (Table32Exp<V, false>): 21 instead of 23 vector operations per vector on
-// AVX-512, err_rest 1.35u instead of 1.1u.
+// AVX-512, err_rest 1.35u instead of 1.1u; on AVX2 the 8-entry table of
+// its own scale (Tight), err_rest 1.29u instead of 1.23u.
 //
 // Range: x is clamped below at -2^14 (-inf: exp is 0 relative to any max
 // the driver accepts); the driver certifies only rows whose max lies within
@@ -84,7 +85,7 @@ template <class V>
 struct Lse32Tuning {
   static constexpr int unroll = 4, chains = 2;
   static constexpr bool copy = false;
-  static constexpr bool fast = false;  // offer expsum_lse32_fast (16-entry tables only)
+  static constexpr bool fast = false;  // offer expsum_lse32_fast
 };
 
 // Pair: the table as hi + lo (ExpTable32; term hi + fma(hi, q, lo)), else
@@ -97,7 +98,12 @@ struct Lse32Tuning {
 // that table's even entries (kExpTable32Scaled8, the same 0.268u) and
 // |q| <= 0.0455 (|r| <= ln2/16 + 2.2e-4): 0.268u + u + 3.1u|q| / (1 - |q|)
 // (0.148u) + the truncated r^5/120 e^|r| (1.5e-9, 0.025u) = 1.441u, taken
-// as 1.45u.
+// as 1.45u. Tight (expsum_lse32_fast on 8-entry sets): the table of its own
+// scale (ExpTable32Scaled8Tight: 0.110u instead of 0.268u), so 1.283u,
+// taken as 1.29u: 1.02 * 1.29u is inside the float64 write's 1.4u
+// (softmax_rows.h, lse32_shift) for every lse - max, as 1.35u is with 16
+// entries; with 1.45u rows of lse - max below ~0.1 (a top entry of
+// probability above ~0.9) would take a second pass.
 // Degree: q's Taylor degree. 3 (one fma fewer per vector; one-float table
 // only, logsumexp's direct rows): the truncated r^4/24 + ... is at most
 // r^4/24 e^|r| of e^r's e^-|r|, |r| <= 0.02188: 9.98e-9 = 0.168u; q's
@@ -105,9 +111,10 @@ struct Lse32Tuning {
 // float32 moves q by 2^-24 r^3/6) stay within 3.1u|q|; so the entry's
 // 0.268u, the fma's u, 3.1u|q| / (1 - |q|) = 0.072u and 0.168u: 1.508u,
 // taken as 1.52u.
-template <class V, bool Pair = true, int Degree = 4>
+template <class V, bool Pair = true, int Degree = 4, bool Tight = false>
 struct Table32Exp {
   static constexpr int kSize = V::exp_table32_size;
+  static constexpr bool kTight8 = Tight && !Pair && kSize == 8;
   static_assert(Pair || kSize == 16 || kSize == 8, "the one-float tables have 16 or 8 entries");
   static_assert(Degree == 4 || (Degree == 3 && !Pair && kSize == 16),
                 "degree 3 only with the 16-entry one-float table (|r| <= ln2/32)");
@@ -115,12 +122,15 @@ struct Table32Exp {
   // k mod T in the low mantissa bits (magic's ulp is 1/T; |x log2 e| < 2^18).
   static constexpr double kMagic = 1.5 * 8388608.0 / kSize;
   static constexpr double kBias = Scale2Floors<V>::value ? 0.0 : (kSize - 1) / (2.0 * kSize);
-  static constexpr double kErrUnits = !Pair ? (Degree == 3 ? 1.52 : kSize >= 16 ? 1.35 : 1.45) : kSize >= 16 ? 1.1 : 1.23;
-  static constexpr double kScale = Pair ? 1.0 : ExpTable32Scaled::scale;
+  static constexpr double kErrUnits =
+      !Pair ? (Degree == 3 ? 1.52 : kSize >= 16 ? 1.35 : kTight8 ? 1.29 : 1.45) : kSize >= 16 ? 1.1 : 1.23;
+  static constexpr double kScale = Pair ? 1.0 : kTight8 ? ExpTable32Scaled8Tight::scale : ExpTable32Scaled::scale;
   static constexpr double kLow = -16384.0;  // the clamp, -2^14
   typename V::table32 hi, lo;
   Table32Exp()
-      : hi(V::load_table32(!Pair ? (kSize >= 16 ? ExpTable32Scaled::hi : kExpTable32Scaled8.hi)
+      : hi(V::load_table32(!Pair ? (kSize >= 16 ? ExpTable32Scaled::hi
+                                    : kTight8   ? ExpTable32Scaled8Tight::hi
+                                                : kExpTable32Scaled8.hi)
                                  : kSize >= 16 ? kExpTable32x16.hi : kExpTable32x8.hi)),
         lo(V::load_table32(kSize >= 16 ? kExpTable32x16.lo : kExpTable32x8.lo)) {}
   // exp(x) * 2^-floor(n) for clamped x; n receives k/T.
@@ -166,7 +176,7 @@ inline double exp_below(double x, double f) {
 template <class V, bool Copy, class In, bool Pair = true, bool Own = false>
 ExpSum expsum_lse32_impl(const In* x, In* y, size_t n) {
   using D = typename V::wide;
-  using X = Table32Exp<V, Pair>;
+  using X = Table32Exp<V, Pair, 4, !Pair>;
   constexpr int U = Lse32Tuning<V>::unroll, C = Lse32Tuning<V>::chains;
   static_assert(U % C == 0, "vectors spread evenly over the chains");
   constexpr size_t W = V::width;
