@@ -28,10 +28,10 @@ def row_sizes(isa):
     return sorted({FAST_MIN_ROW - 1, 1000} | {FAST_MIN_ROW + k for k in range(block + 1)})
 
 
-def test_fast_offered_on_avx512_only(isa):
-    """A tuning of the AVX-512 set (its pass 1 is bound by its arithmetic);
-    float32 only."""
-    assert has_fast(isa) == (isa == "avx512")
+def test_fast_offered_on_avx512_and_avx2(isa):
+    """A tuning of the AVX-512 and AVX2 sets (their pass 1 is bound by its
+    arithmetic); float32 only."""
+    assert has_fast(isa) == (isa in ("avx512", "avx2"))
     assert (lse32(np.zeros(4, np.float32), True) is None) == (not has_fast(isa))
     assert "expsum_lse32_fast" not in tiles(isa, "float64")
 
@@ -58,3 +58,53 @@ def test_fast_fallback_rows(isa, v):
         assert_log_softmax_close(x, y, f"n={n} v={v}")
         if n == FAST_MIN_ROW:
             assert_log_softmax_rows(x[:1], y[:1], 2 * 2.0**-23, np.float32, f"n={n} v={v}")
+
+
+def in_place(x):
+    """log_softmax of x's rows written over a copy of x: no copy pass, so
+    rows of FAST_MIN_ROW and more start with expsum_lse32_fast where the set
+    offers it (AVX2 takes expsum_lse32_copy for rows that stay cached when
+    y is another array)."""
+    z = x.copy()
+    with np.errstate(invalid="ignore"):
+        ssm.log_softmax(z, axis=-1, out=z)
+    return z
+
+
+def test_fast_rows_in_place(isa):
+    """Rows of FAST_MIN_ROW and every tail of a block after it, and of
+    1000: spreads and shifts on both sides of the float32 write's threshold,
+    a confident top entry (lse - max from 1e-9 to 0.05), entries far below
+    the max (85 to 90 below: around the flush of a term, AVX2's clamp)
+    and -inf, within 2 ulp of long double."""
+    rng = np.random.default_rng(55)
+    for n in row_sizes(isa):
+        rows = [(rng.standard_normal(n) * s + o).astype(np.float32) for s, o in ((0.01, 0), (1, 3000), (30, -700))]
+        rows += [rows_with_shift(rng, n, v) for v in (1e-9, 3e-6, 0.05, 0.5, 2.2, 6.0)]
+        far = rows_with_shift(rng, n, 0.3)
+        far[1::3] = far.max() - rng.uniform(85.0, 90.0, len(far[1::3])).astype(np.float32)
+        far[2::7] = -np.inf
+        rows.append(far)
+        x = np.stack(rows)
+        assert_log_softmax_close(x, in_place(x), f"n={n}")
+
+
+@pytest.mark.parametrize("n", [FAST_MIN_ROW + 33, 1000])
+def test_fast_special_entry_at_every_position(isa, n):
+    """One NaN, +inf, -inf or dominant entry at every position of a row
+    (every lane and vector of the pass's block, the tail): NaN rows give
+    NaN, +inf rows SciPy's values, the others within 2 ulp of long double."""
+    rng = np.random.default_rng(56)
+    base = (rng.standard_normal(n) * 3).astype(np.float32)
+    for special in (np.nan, np.inf, -np.inf, 40.0):
+        x = np.tile(base, (n, 1))
+        x[np.arange(n), np.arange(n)] = special
+        y = in_place(x)
+        if np.isnan(special):
+            assert np.isnan(y).all()
+        elif special == np.inf:
+            assert np.isnan(y[np.arange(n), np.arange(n)]).all()
+            off = ~np.eye(n, dtype=bool)
+            assert (y[off] == -np.inf).all()
+        else:
+            assert_log_softmax_close(x, y, f"n={n} special={special}")

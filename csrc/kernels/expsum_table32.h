@@ -23,7 +23,8 @@
 // With |q| <= 0.0225 (T = 16) and 0.0455 (T = 8): 1.098 u and 1.221 u,
 // taken as 1.1 u and 1.23 u (kErrUnits). Powers of two are exact: terms
 // below 2^-126 of their lane's reference flush, less than n 2^-125 of the
-// max's term, which is >= 2^-0.6 of its lane's reference.
+// max's term, which is >= 2^-0.6 of its lane's reference (AVX2: those below
+// 2^-120 are raised to below 2^-119 instead, n 2^-118.4; expsum_lse32_impl).
 //
 // References: each lane's e, raised (as expsum_top does) before a block
 // whose running max exceeds (e + 60) ln2, so terms stay below 2^61 and
@@ -38,7 +39,8 @@
 //
 // expsum_lse32_fast: the same pass with one float per table entry
 // (Table32Exp<V, false>): 21 instead of 23 vector operations per vector on
-// AVX-512, err_rest 1.35u instead of 1.1u.
+// AVX-512, err_rest 1.35u instead of 1.1u; on AVX2 the 8-entry table of
+// its own scale (Tight), err_rest 1.29u instead of 1.23u.
 //
 // Range: x is clamped below at -2^14 (-inf: exp is 0 relative to any max
 // the driver accepts); the driver certifies only rows whose max lies within
@@ -66,6 +68,13 @@ struct Scale2Floors : std::false_type {};
 template <class V>
 struct Scale2Floors<V, std::void_t<decltype(V::scale2_floors)>> : std::true_type {};
 
+// Does V build the table exp's power of two from t's bits (pow2_table32:
+// AVX2; Table32Exp::term_biased)?
+template <class V, class = void>
+struct HasPow2Table32 : std::false_type {};
+template <class V>
+struct HasPow2Table32<V, std::void_t<decltype(V::pow2_table32_bits)>> : std::true_type {};
+
 // expsum_lse32's unroll: U float32 vectors per block, and C pairs of
 // float64 chains (lanes 0..W/2-1 and W/2..W-1) that vector u adds into
 // (u mod C). A block's terms take ~40 cycles, the chains' adds U/C times
@@ -76,7 +85,7 @@ template <class V>
 struct Lse32Tuning {
   static constexpr int unroll = 4, chains = 2;
   static constexpr bool copy = false;
-  static constexpr bool fast = false;  // offer expsum_lse32_fast (16-entry tables only)
+  static constexpr bool fast = false;  // offer expsum_lse32_fast
 };
 
 // Pair: the table as hi + lo (ExpTable32; term hi + fma(hi, q, lo)), else
@@ -89,7 +98,12 @@ struct Lse32Tuning {
 // that table's even entries (kExpTable32Scaled8, the same 0.268u) and
 // |q| <= 0.0455 (|r| <= ln2/16 + 2.2e-4): 0.268u + u + 3.1u|q| / (1 - |q|)
 // (0.148u) + the truncated r^5/120 e^|r| (1.5e-9, 0.025u) = 1.441u, taken
-// as 1.45u.
+// as 1.45u. Tight (expsum_lse32_fast on 8-entry sets): the table of its own
+// scale (ExpTable32Scaled8Tight: 0.110u instead of 0.268u), so 1.283u,
+// taken as 1.29u: 1.02 * 1.29u is inside the float64 write's 1.4u
+// (softmax_rows.h, lse32_shift) for every lse - max, as 1.35u is with 16
+// entries; with 1.45u rows of lse - max below ~0.1 (a top entry of
+// probability above ~0.9) would take a second pass.
 // Degree: q's Taylor degree. 3 (one fma fewer per vector; one-float table
 // only, logsumexp's direct rows): the truncated r^4/24 + ... is at most
 // r^4/24 e^|r| of e^r's e^-|r|, |r| <= 0.02188: 9.98e-9 = 0.168u; q's
@@ -97,9 +111,10 @@ struct Lse32Tuning {
 // float32 moves q by 2^-24 r^3/6) stay within 3.1u|q|; so the entry's
 // 0.268u, the fma's u, 3.1u|q| / (1 - |q|) = 0.072u and 0.168u: 1.508u,
 // taken as 1.52u.
-template <class V, bool Pair = true, int Degree = 4>
+template <class V, bool Pair = true, int Degree = 4, bool Tight = false>
 struct Table32Exp {
   static constexpr int kSize = V::exp_table32_size;
+  static constexpr bool kTight8 = Tight && !Pair && kSize == 8;
   static_assert(Pair || kSize == 16 || kSize == 8, "the one-float tables have 16 or 8 entries");
   static_assert(Degree == 4 || (Degree == 3 && !Pair && kSize == 16),
                 "degree 3 only with the 16-entry one-float table (|r| <= ln2/32)");
@@ -107,12 +122,15 @@ struct Table32Exp {
   // k mod T in the low mantissa bits (magic's ulp is 1/T; |x log2 e| < 2^18).
   static constexpr double kMagic = 1.5 * 8388608.0 / kSize;
   static constexpr double kBias = Scale2Floors<V>::value ? 0.0 : (kSize - 1) / (2.0 * kSize);
-  static constexpr double kErrUnits = !Pair ? (Degree == 3 ? 1.52 : kSize >= 16 ? 1.35 : 1.45) : kSize >= 16 ? 1.1 : 1.23;
-  static constexpr double kScale = Pair ? 1.0 : ExpTable32Scaled::scale;
+  static constexpr double kErrUnits =
+      !Pair ? (Degree == 3 ? 1.52 : kSize >= 16 ? 1.35 : kTight8 ? 1.29 : 1.45) : kSize >= 16 ? 1.1 : 1.23;
+  static constexpr double kScale = Pair ? 1.0 : kTight8 ? ExpTable32Scaled8Tight::scale : ExpTable32Scaled::scale;
   static constexpr double kLow = -16384.0;  // the clamp, -2^14
   typename V::table32 hi, lo;
   Table32Exp()
-      : hi(V::load_table32(!Pair ? (kSize >= 16 ? ExpTable32Scaled::hi : kExpTable32Scaled8.hi)
+      : hi(V::load_table32(!Pair ? (kSize >= 16 ? ExpTable32Scaled::hi
+                                    : kTight8   ? ExpTable32Scaled8Tight::hi
+                                                : kExpTable32Scaled8.hi)
                                  : kSize >= 16 ? kExpTable32x16.hi : kExpTable32x8.hi)),
         lo(V::load_table32(kSize >= 16 ? kExpTable32x16.lo : kExpTable32x8.lo)) {}
   // exp(x) * 2^-floor(n) for clamped x; n receives k/T.
@@ -158,7 +176,7 @@ inline double exp_below(double x, double f) {
 template <class V, bool Copy, class In, bool Pair = true, bool Own = false>
 ExpSum expsum_lse32_impl(const In* x, In* y, size_t n) {
   using D = typename V::wide;
-  using X = Table32Exp<V, Pair>;
+  using X = Table32Exp<V, Pair, 4, !Pair>;
   constexpr int U = Lse32Tuning<V>::unroll, C = Lse32Tuning<V>::chains;
   static_assert(U % C == 0, "vectors spread evenly over the chains");
   constexpr size_t W = V::width;
@@ -168,6 +186,22 @@ ExpSum expsum_lse32_impl(const In* x, In* y, size_t n) {
   for (int u = 0; u < C; ++u) slo[u] = shi[u] = D::set1(0.0);
   Reg<V> e = V::set1(-32768.0), ebias = V::set1(-32768.0 + X::kBias), vmax = V::set1(-kInf);
   Reg<V> xlimit = V::set1(-kInf);
+  // Where V builds the power of two from t's bits (pow2_table32: AVX2),
+  // each lane's term takes magic kMagic + 127 - e, so that t holds the
+  // biased exponent 127 + floor(k/T) - e and 2^(floor(k/T) - e) costs two
+  // shifts instead of the sub of ebias and scale2_acc's four operations
+  // (the same bits: term_biased). Its x is clamped at low = max((e - 120)
+  // ln2, kLow) (kLow before the lane's first raise), which keeps that
+  // exponent in [6, 188] (x <= xlimit = (e + 60) ln2): an entry below the
+  // clamp, -inf too, adds a term below 2^-119 of 2^e instead of 0, at most
+  // n 2^-118.4 of the max's term in all (n <= 2^24: 2^-94, inside the
+  // driver's 2^-52 absolute in v: shift_of_sum). low stays below the
+  // lane's running max (e <= round(vmax log2 e)), so vmax, and the row max
+  // reported, are those of the kLow clamp. Every lane raises in the first
+  // block (x >= kLow > its first xlimit) before any term is made, and a
+  // block that raises is clamped again at the new low.
+  constexpr bool kBits = HasPow2Table32<V>::value;
+  [[maybe_unused]] Reg<V> magic = V::set1(X::kMagic), low = V::set1(X::kLow);
   auto raise = [&]() SSM_INLINE {
     const Reg<V> enew = V::max(V::round(V::mul(vmax, V::set1(ExpCoeffs<float>::log2e))), e);
     Reg<D> a, b;
@@ -179,12 +213,28 @@ ExpSum expsum_lse32_impl(const In* x, In* y, size_t n) {
     e = enew;
     ebias = V::add(e, V::set1(X::kBias));
     xlimit = V::mul(V::add(e, V::set1(60.0)), V::set1(0.6931471805599453));
+    if constexpr (kBits) {
+      magic = V::sub(V::set1(X::kMagic + 127.0), e);
+      low = V::max(V::mul(V::sub(e, V::set1(120.0)), V::set1(0.6931471805599453)), V::set1(X::kLow));
+    }
   };
-  // scale2_acc: the power of two is at most 2^62 here (no clamp above
-  // needed), and terms below 2^-126 of the reference may flush.
-  auto add = [&](int u, Reg<V> t, Reg<V> nv) SSM_INLINE {
+  // The term exp(x) 2^-e of a clamped x. scale2_acc: the power of two is
+  // at most 2^62 here (no clamp above needed), and terms below 2^-126 of
+  // the reference may flush.
+  auto term = [&](Reg<V> xv) SSM_INLINE {
+    Reg<V> nv;
+    if constexpr (kBits) {
+      Reg<V> t;
+      const Reg<V> raw = texp.term_biased(xv, magic, nv, t);
+      return V::mul(raw, V::pow2_table32(t));
+    } else {
+      const Reg<V> raw = texp.term(xv, nv);
+      return V::scale2_acc(raw, V::sub(nv, ebias));
+    }
+  };
+  auto add = [&](int u, Reg<V> t) SSM_INLINE {
     Reg<D> a, b;
-    V::widen(V::scale2_acc(t, V::sub(nv, ebias)), a, b);
+    V::widen(t, a, b);
     slo[u] = D::add(slo[u], a);
     shi[u] = D::add(shi[u], b);
   };
@@ -192,28 +242,31 @@ ExpSum expsum_lse32_impl(const In* x, In* y, size_t n) {
   size_t i = 0;
   for (; i + kBlock <= n; i += kBlock) {
     if (ahead) prefetch_block<kBlock * sizeof(In)>(x + i + ahead);
-    Reg<V> xv[U], nv[U], t[U];
+    Reg<V> xv[U];
     SSM_UNROLL for (int u = 0; u < U; ++u) {
       const Reg<V> raw = V::load(x + i + u * W);
       if (Copy) V::store(y + i + u * W, raw);
       if (Own) SSM_PREFETCH_WRITE(y + i + u * W);
-      xv[u] = V::max(V::set1(X::kLow), raw);
+      xv[u] = V::max(low, raw);
     }
     SSM_UNROLL for (int u = 0; u < U; ++u) vmax = V::max(xv[u], vmax);  // NaN ignored
-    if (V::any(V::gt(vmax, xlimit))) raise();
-    SSM_UNROLL for (int u = 0; u < U; ++u) t[u] = texp.term(xv[u], nv[u]);
-    SSM_UNROLL for (int u = 0; u < U; ++u) add(u % C, t[u], nv[u]);
+    if (V::any(V::gt(vmax, xlimit))) {
+      raise();
+      if constexpr (kBits) SSM_UNROLL for (int u = 0; u < U; ++u) xv[u] = V::max(low, xv[u]);
+    }
+    SSM_UNROLL for (int u = 0; u < U; ++u) add(u % C, term(xv[u]));
   }
   for (; i < n; i += W) {
     const size_t count = n - i < W ? n - i : W;
     const Reg<V> raw = load_n<V>(x + i, count, -kInf);
     if (Copy) store_n<V>(y + i, raw, count);
-    const Reg<V> xv = V::max(V::set1(X::kLow), raw);
+    Reg<V> xv = V::max(low, raw);
     vmax = V::max(xv, vmax);
-    if (V::any(V::gt(vmax, xlimit))) raise();
-    Reg<V> nv;
-    const Reg<V> t = texp.term(xv, nv);
-    add(0, t, nv);
+    if (V::any(V::gt(vmax, xlimit))) {
+      raise();
+      if constexpr (kBits) xv = V::max(low, xv);
+    }
+    add(0, term(xv));
   }
   for (int u = 1; u < C; ++u) {
     slo[0] = D::add(slo[0], slo[u]);

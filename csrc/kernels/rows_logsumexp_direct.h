@@ -69,12 +69,6 @@ constexpr double table_err() {
   return terms + 0x1p-51 + (kMaxN + 64) * 0x1p-118;
 }
 
-// Does V build the table exp's power of two from t's bits (pow2_table32)?
-template <class V, class = void>
-struct HasPow2Table32 : std::false_type {};
-template <class V>
-struct HasPow2Table32<V, std::void_t<decltype(V::pow2_table32_bits)>> : std::true_type {};
-
 // The row's max (NaN ignored; -inf for no entry). ahead > 0: the lines
 // `ahead` elements further on are prefetched, one per 64 bytes of the row
 // (consecutive rows' prefetches then cover every line between them).

@@ -130,6 +130,19 @@ struct ExpTable32Scaled8 {
 };
 inline constexpr ExpTable32Scaled8 kExpTable32Scaled8{};
 
+// scale * 2^(j/8), j = 0..7, each the float nearest, for its own scale
+// 0x1.0e4cp+0 (1.05584716796875, a float: entry 0 is exact): of the 2^20
+// multiples of 2^-20 in [1, 2) the one whose entries' largest rounding is
+// the least, 0.110 * 2^-24 relative (mpmath, 200 bits; the even entries
+// above leave 0.268). expsum_lse32_fast's one-float table on 8-entry sets
+// (AVX2): err_rest 1.29u instead of 1.45u (expsum_table32.h), inside the
+// float64 write's 1.4 * 2^-24 / 1.02 for every lse - max.
+struct ExpTable32Scaled8Tight {
+  static constexpr double scale = 0x1.0e4cp+0;
+  static constexpr float hi[8] = {0x1.0e4cp+0f,   0x1.26c2c6p+0f, 0x1.41706p+0f,  0x1.5e881cp+0f,
+                                  0x1.7e41ecp+0f, 0x1.a0dad2p+0f, 0x1.c69556p+0f, 0x1.efba06p+0f};
+};
+
 template <>
 struct ExpCoeffs<double> {
   static constexpr int degree = 11;
