@@ -1766,11 +1766,17 @@ void softmax_rows_batch(const T* x, T* y, size_t rows, size_t n, uint64_t start,
     }
     const bool any_bad = V::any(bad);
     bool faulty = false;
+    // Row r's scale and exponent under each of its elements, a vector at a
+    // time: the vectors past the row's end land on the next rows' elements,
+    // which their own set_row overwrites (rows are set in increasing order),
+    // or in the arrays' slack past the batch (a faulty row is not set and
+    // not written).
     auto set_row = [&](size_t r, double total, double emax) SSM_INLINE {
-      const T scale = static_cast<T>(1.0 / total), exp = static_cast<T>(emax);
-      for (size_t e = 0; e < n; ++e) {
-        row_scale[r * n + e] = scale;
-        row_exp[r * n + e] = exp;
+      const Reg<V> scale = V::set1(static_cast<double>(static_cast<T>(1.0 / total)));
+      const Reg<V> exp = V::set1(static_cast<double>(static_cast<T>(emax)));
+      for (size_t e = 0; e < n; e += W) {
+        V::store(row_scale + r * n + e, scale);
+        V::store(row_exp + r * n + e, exp);
       }
     };
     // 3 and 4 a chunk of rows at a time: W rows in lanes where they pass
