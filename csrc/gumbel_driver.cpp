@@ -197,10 +197,11 @@ GumbelStatus gumbel_softmax_rows(const GumbelKernels<T>& kern, const T* xp, T* y
   // range are redone relative to it.
   const int fast_form = inv_tau == 1.0 ? kUnitForm : kScaledForm;
   // Where y does not overlap x, pass 1 keeps its noise in y for pass 2
-  // (the noise costs several times the rest), and short rows are done in
-  // one go (GumbelKernels::softmax_rows): either writes y before every row
-  // is known to be good, so unless y is a new array the rows are checked
-  // first.
+  // (the noise costs several times the rest; the unit form keeps each
+  // term's mantissa exp(x) / E, so pass 2 takes no exp or divide), and
+  // short rows are done in one go (GumbelKernels::softmax_rows): either
+  // writes y before every row is known to be good, so unless y is a new
+  // array the rows are checked first.
   const auto xa = reinterpret_cast<uintptr_t>(xp), ya = reinterpret_cast<uintptr_t>(yp);
   const bool apart = ya + rows * n * sizeof(T) <= xa || xa + rows * n * sizeof(T) <= ya;
   const bool short_rows = kern.softmax_rows != nullptr && !split && col_base % 64 + n <= kern.softmax_rows_max &&

@@ -47,8 +47,9 @@ struct GumbelKernels {
   // * inv_tau) (kExactForm, ref the row's largest x + g), or, for inv_tau =
   // 1 only, exp(x) / E with g = -log E (kUnitForm: one log per element, not
   // two), as m*2^e; max is the largest x + g (not scaled), or the largest x
-  // in the unit form. keep (or null): where each element's noise goes (E in
-  // the unit form, else g) ...
+  // in the unit form. keep (or null): where pass 1 leaves what pass 2 needs
+  // of each element (the term's mantissa exp(x) / E in the unit form, else
+  // the noise g) ...
   ExpSum (*expsum)(const T* x, size_t n, uint64_t start, uint64_t row, const GumbelKey& key, double inv_tau,
                    double ref, int form, T* keep);
   // ... and y = that exponential * 2^-e * inv, the noise regenerated ...

@@ -1378,20 +1378,23 @@ ExpSum softmax_expsum_form(const T* x, size_t n, uint64_t start, uint64_t row, c
   typename V::mask special = V::none();
   const Reg<V> vinv = V::set1(tau_inverse<T>(inv_tau)), vref = V::set1(ref);
   for_each_noisy_vector<V, R, T, Form>(x, n, start, row, key, [&](size_t j, Reg<V> xv, Reg<V> noise, uint64_t g0, T* buf) SSM_INLINE {
+    Reg<V> m, k;
+    softmax_term<V, R, Form>(xv, noise, vref, vinv, m, k);
     if (keep) {
+      // the unit form keeps the term's mantissa exp(x) / E itself (its
+      // exponent k depends on x alone): pass 2 then takes no exp and no divide
+      const Reg<V> kept_v = Form == kUnitForm ? m : noise;
       if (!buf) {
-        V::store(keep + (g0 - start), noise);
+        V::store(keep + (g0 - start), kept_v);
       } else {
         alignas(64) T kept[W];
-        V::store(kept, noise);
+        V::store(kept, kept_v);
         for (size_t l = 0; l < W; ++l)
           if (g0 + l >= start && g0 + l < start + n) keep[g0 + l - start] = kept[l];
       }
     }
     special = V::mask_or(special, V::unord(xv));
     vmax = V::max(Form == kUnitForm ? xv : V::add(xv, noise), vmax);
-    Reg<V> m, k;
-    softmax_term<V, R, Form>(xv, noise, vref, vinv, m, k);
     slot[j / W].add(m, k);
   });
   // Slots in order 0..63 whatever the lane count: the same sum everywhere.
@@ -1500,10 +1503,12 @@ void scan_rows(const T* x, size_t rows, size_t n, uint8_t* fault) {
   }
 }
 
-// gumbel_softmax's second pass from the noise pass 1 kept (softmax_expsum's
-// keep; E in the unit form, else g): the same terms element by element (a
-// lane's term depends on its element alone), with no noise generated. noise
-// may be y itself (each vector is read before it is written).
+// gumbel_softmax's second pass from what pass 1 kept (softmax_expsum's
+// keep: the term's mantissa exp(x) / E in the unit form, else g): the same
+// terms element by element (a lane's term depends on its element alone),
+// with no noise generated (and in the unit form no exp or divide either:
+// the exponent is round(x log2 e) again). noise may be y itself (each
+// vector is read before it is written).
 template <class V, class R, class T, int Form>
 void softmax_write_kept_form(const T* x, T* y, size_t n, const T* noise, double inv_tau, double ref, double e,
                              double inv) {
@@ -1511,7 +1516,14 @@ void softmax_write_kept_form(const T* x, T* y, size_t n, const T* noise, double 
   const Reg<V> vinv = V::set1(tau_inverse<T>(inv_tau)), vref = V::set1(ref), ve = V::set1(e), vscale = V::set1(inv);
   auto term = [&](Reg<V> xv, Reg<V> gv) SSM_INLINE {
     Reg<V> m, k;
-    softmax_term<V, R, Form>(xv, gv, vref, vinv, m, k);
+    if constexpr (Form == kUnitForm) {
+      // gv is the term's mantissa (see softmax_expsum_form); its exponent is
+      // exp_split's round(x log2 e), x clamped as softmax_term clamps it
+      m = gv;
+      k = V::round(V::mul(V::max(xv, V::set1(kClampLow)), V::set1(ExpCoeffs<typename V::scalar>::log2e)));
+    } else {
+      softmax_term<V, R, Form>(xv, gv, vref, vinv, m, k);
+    }
     return V::scale2(V::mul(m, vscale), V::sub(k, ve));
   };
   size_t i = 0;
@@ -1754,11 +1766,17 @@ void softmax_rows_batch(const T* x, T* y, size_t rows, size_t n, uint64_t start,
     }
     const bool any_bad = V::any(bad);
     bool faulty = false;
+    // Row r's scale and exponent under each of its elements, a vector at a
+    // time: the vectors past the row's end land on the next rows' elements,
+    // which their own set_row overwrites (rows are set in increasing order),
+    // or in the arrays' slack past the batch (a faulty row is not set and
+    // not written).
     auto set_row = [&](size_t r, double total, double emax) SSM_INLINE {
-      const T scale = static_cast<T>(1.0 / total), exp = static_cast<T>(emax);
-      for (size_t e = 0; e < n; ++e) {
-        row_scale[r * n + e] = scale;
-        row_exp[r * n + e] = exp;
+      const Reg<V> scale = V::set1(static_cast<double>(static_cast<T>(1.0 / total)));
+      const Reg<V> exp = V::set1(static_cast<double>(static_cast<T>(emax)));
+      for (size_t e = 0; e < n; e += W) {
+        V::store(row_scale + r * n + e, scale);
+        V::store(row_exp + r * n + e, exp);
       }
     };
     // 3 and 4 a chunk of rows at a time: W rows in lanes where they pass
