@@ -167,12 +167,22 @@ inline Reg<V> exp2_scaled(Reg<V> t) {
     // the scale 2^(k + 63), and the other factor two of 2^kTermShift rides
     // in the coefficients (exact: every Horner step is exactly twice the
     // unscaled one). Two operations fewer than round, the shift's add, the
-    // clamp and pow2's add. The clamp at -189 keeps k + 190 >= 1: terms of
-    // t < -189 (-inf entries too) come out 2^-125 instead of 0 or 2^-127,
-    // 2^-189 of the max's term, below any half result and absorbed by every
-    // float32 sum holding the max's 2^kTermShift (half results unchanged).
+    // clamp and pow2's add. The clamp at -190 keeps k + 190 >= 0, and
+    // k + 190 = 0 (t <= -189.5, -inf entries too) gives u = 2^23 exactly,
+    // whose shifted bits are +0: the term is exactly 0, as it rounds to in
+    // every half result (2^-189.5 of the max's term; terms of t in
+    // (-189.5, -189] are 2^-125.5 to 2^-125, absorbed by every float32 sum
+    // holding the max's 2^kTermShift). A clamp at -189 gave every -inf entry
+    // the term 2^-125, whose t / S (softmax) and t 2^-kTermShift (tiny
+    // log_softmax rows) underflowed: a microcode assist per vector on
+    // Zen 3. bfloat16 softmax, rows with half their entries -inf, 4 Mi
+    // elements, one thread, load 11-13, time at -190 / at -189 (medians of
+    // 5 interleaved processes): n = 7 0.44, 64 0.64, 1000 0.68;
+    // float16 n = 256 0.80. At -189 those rows took 1.65x (n = 64) and
+    // 1.43x (n = 1000) the time of the same rows unmasked; now 1.04 and
+    // 0.99. Rows without such entries: the same time.
     constexpr double kMagic = 0x1p23 + 127 + (kTermShift - 1);
-    t = V::max(V::set1(-189.0), t);
+    t = V::max(V::set1(-190.0), t);
     const Reg<V> u = V::add(t, V::set1(kMagic));
     const Reg<V> k = V::sub(u, V::set1(kMagic));
     return V::mul(poly_scaled<V, C::degree>(V::sub(t, k), C::nearest, 2.0), V::pow2_biased(u));
@@ -591,8 +601,9 @@ void tiny_rows(const uint16_t* bits, uint16_t* out, size_t rows, unsigned char* 
   std::memset(flag, 0, rows);
   const size_t total = K * rows;
   // The lanes rows fill (for ZeroSpare in tiny_row_lanes: lane types
-  // without the floor exp, whose -inf term is exactly 0).
-  constexpr bool kZeroSpare = K != N && !HasFloorExp2<V>::value;
+  // whose -inf term is not exactly 0: neither the floor exp nor
+  // exp2_scaled's pow2_biased, whose clamp at -190 gives 0).
+  constexpr bool kZeroSpare = K != N && !HasFloorExp2<V>::value && !HasPow2Biased<V>::value;
   typename V::mask live{};
   if constexpr (kZeroSpare) {
     alignas(64) typename V::scalar used[W];
