@@ -10,6 +10,7 @@
 #include "half_generic.h"
 
 #include <cstring>
+#include <type_traits>
 
 namespace ssm {
 namespace avx2 {
@@ -154,6 +155,12 @@ struct HalfFormatOps<BF16Bits> {
   static __m128i pack(__m256i bits) {
     return _mm256_castsi256_si128(_mm256_permute4x64_epi64(_mm256_packus_epi32(bits, bits), 0x08));
   }
+  // Two vectors (no NaN lanes) to 16 values at p: one pack and one permute
+  // for both (a0-3 b0-3 | a4-7 b4-7 put in order), one 32-byte store.
+  static void store2_finite(BF16Bits* p, __m256 a, __m256 b) {
+    const __m256i both = _mm256_permute4x64_epi64(_mm256_packus_epi32(rounded(a), rounded(b)), 0xD8);
+    _mm256_storeu_si256(reinterpret_cast<__m256i*>(p), both);
+  }
 };
 
 // Eight vectors' lane reductions together (half_rows.h group_reduce,
@@ -222,6 +229,16 @@ struct HalfF32x8 : F32x8, GroupReduce8 {
   // exp2_scaled rounds t with that add).
   static reg pow2_biased(reg u) { return _mm256_castsi256_ps(_mm256_slli_epi32(_mm256_castps_si256(u), 23)); }
   static void store_finite(H* p, reg v) { _mm_storeu_si128(reinterpret_cast<__m128i*>(p), Ops::narrow8_finite(v)); }
+  // Two vectors to 2 W values (half_rows.h write_row, HasPairStore): bfloat16
+  // packs both at once; float16 converts each (the same two stores).
+  static void store2_finite(H* p, reg a, reg b) {
+    if constexpr (std::is_same<H, BF16Bits>::value) {
+      Ops::store2_finite(p, a, b);
+    } else {
+      store_finite(p, a);
+      store_finite(p + 8, b);
+    }
+  }
   // Rows of K entries (count values, whole rows) into slots of N lanes
   // (half_rows.h HasSpread: rows of 3 and 5-7 take the kernels of rows of
   // 4 and 8), and back, rounded (no NaN lanes): the words' loads and stores
