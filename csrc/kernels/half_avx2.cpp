@@ -210,6 +210,17 @@ struct HalfF32x8 : F32x8, GroupReduce8 {
   using F32x8::store;
   using F32x8::store_tail;
   static constexpr size_t stream_align = 0;
+  // half_rows.h's wide_tiny_rows (rows in registers) for the rows of 16 and
+  // 32 where they beat the buffered short rows (Zen 3, 4 Mi elements, one
+  // thread, medians of 5 interleaved processes, load 8-12, time / buffered):
+  // float16 softmax 16 0.86, log_softmax 16 0.80, 32 0.92; bfloat16
+  // log_softmax 16 0.85-0.89. Not taken: float16 softmax 32 0.92-0.98,
+  // bfloat16 softmax 16 1.08-1.09, 32 1.04-1.11, log_softmax 32 1.05-1.14
+  // (bfloat16 softmax 16: 5.6 instructions per element against 9.0, yet
+  // slower; not profiled further: each row's butterflies and division are
+  // serial, two rows at a time).
+  static constexpr size_t wide_softmax_max = std::is_same<H, F16Bits>::value ? 16 : 0;
+  static constexpr size_t wide_log_softmax_max = std::is_same<H, F16Bits>::value ? 32 : 16;
   static reg load(const H* p) { return Ops::load8(p); }
   static reg load_tail(const H* p, size_t n, double fill) {
     alignas(16) uint16_t tmp[8] = {};

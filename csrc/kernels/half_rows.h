@@ -661,6 +661,98 @@ void tiny_rows(const uint16_t* bits, uint16_t* out, size_t rows, unsigned char* 
   }
 }
 
+// Rows of M whole vectors (n = M W, M = 2 or 4: AVX2's rows of 16 and 32;
+// lane types that set wide_softmax_max / wide_log_softmax_max = M W or
+// more): tiny_row_lanes' work on
+// a row held in M registers, no buffer. The max and the sum over the M
+// vectors lane by lane, then across the lanes by butterflies (every lane
+// gets the same bits: each step adds or compares a pair both ways round);
+// softmax y = t (1 / S), one division per row (the short rows' t inv);
+// log_softmax y = d - log1p(z), z as tiny_row_lanes' (the terms below the
+// max scaled back, plus the count of max entries - 1; 1 + z <= 32: the
+// halvings up to 2^4). Two rows per step (their dependency chains side by
+// side), the batch's odd row alone. A row with NaN, +inf or no finite
+// entry has a NaN in its results: flagged, not written (y may be x).
+// Within half_rows.h's budget as the short rows (n / W + log2 W float32
+// roundings in a sum, 1 / S and the product). Against the buffered short
+// rows (bfloat16, 4 Mi elements, one thread, Zen 3): see half_avx2.cpp.
+template <class V, class = void>
+struct WideTinyMax {
+  static constexpr size_t softmax = 0, log_softmax = 0;
+};
+template <class V>
+struct WideTinyMax<V, decltype(void(V::wide_softmax_max + V::wide_log_softmax_max))> {
+  static constexpr size_t softmax = V::wide_softmax_max, log_softmax = V::wide_log_softmax_max;
+};
+
+template <class V, class H, size_t M, bool Log>
+void wide_tiny_rows(const uint16_t* bits, uint16_t* out, size_t rows, unsigned char* flag) {
+  constexpr size_t W = V::width;
+  constexpr size_t n = M * W;
+  const H* x = reinterpret_cast<const H*>(bits);
+  H* y = reinterpret_cast<H*>(out);
+  std::memset(flag, 0, rows);
+  auto max = [](Reg<V> a, Reg<V> b) SSM_INLINE { return V::max(a, b); };
+  auto add = [](Reg<V> a, Reg<V> b) SSM_INLINE { return V::add(a, b); };
+  // R rows from row r: results in v (R M vectors), true where a row has a NaN.
+  auto rows_at = [&](size_t r, auto count) SSM_INLINE {
+    constexpr size_t R = decltype(count)::value;
+    Reg<V> v[R][M], mx[R];
+    for (size_t q = 0; q < R; ++q) {
+      for (size_t i = 0; i < M; ++i) v[q][i] = V::load(x + (r + q) * n + i * W);
+      mx[q] = v[q][0];
+      for (size_t i = 1; i < M; ++i) mx[q] = V::max(v[q][i], mx[q]);
+    }
+    for (size_t q = 0; q < R; ++q) mx[q] = across_row<V, W>(mx[q], max);
+    Reg<V> acc[R], ties[R];
+    for (size_t q = 0; q < R; ++q) {
+      acc[q] = V::set1(0.0);
+      ties[q] = V::set1(0.0);
+      for (size_t i = 0; i < M; ++i) {
+        const Reg<V> d = V::sub(v[q][i], mx[q]);
+        const Reg<V> t = exp_scaled<V, H>(d);
+        if constexpr (Log) {
+          const auto below = V::nonzero(d);  // NaN too: the row is flagged anyway
+          acc[q] = V::add(acc[q], V::select(below, V::mul(t, V::set1(1.0 / kTermScale)), V::set1(0.0)));
+          ties[q] = V::add(ties[q], V::select(below, V::set1(0.0), V::set1(1.0)));
+          v[q][i] = d;
+        } else {
+          acc[q] = V::add(acc[q], t);
+          v[q][i] = t;
+        }
+      }
+    }
+    bool nan = false;
+    for (size_t q = 0; q < R; ++q) {
+      const Reg<V> s = across_row<V, W>(acc[q], add);
+      Reg<V> any = V::set1(0.0);
+      if constexpr (Log) {
+        const Reg<V> z = V::add(s, V::sub(across_row<V, W>(ties[q], add), V::set1(1.0)));
+        const Reg<V> l = log1p_lanes<V, 4>(z);
+        for (size_t i = 0; i < M; ++i) v[q][i] = V::sub(v[q][i], l);
+      } else {
+        const Reg<V> inv = div_lanes(V::set1(1.0), s);
+        for (size_t i = 0; i < M; ++i) v[q][i] = V::mul(v[q][i], inv);
+      }
+      for (size_t i = 0; i < M; ++i) any = V::add(any, v[q][i]);  // NaN reaches the sum (results <= 0 or in [0, 1])
+      const bool bad = V::any(V::unord(any));
+      if (bad) flag[r + q] = 1;
+      nan = nan || bad;
+      if (!bad) {
+        H* out = y + (r + q) * n;
+        if constexpr (HasPairStore<V>::value)
+          for (size_t i = 0; i < M; i += 2) V::store2_finite(out + i * W, v[q][i], v[q][i + 1]);
+        else
+          for (size_t i = 0; i < M; ++i) V::store_finite(out + i * W, v[q][i]);
+      }
+    }
+    return nan;
+  };
+  size_t r = 0;
+  for (; r + 2 <= rows; r += 2) rows_at(r, std::integral_constant<size_t, 2>{});
+  if (r < rows) rows_at(r, std::integral_constant<size_t, 1>{});
+}
+
 // S - 1 of a row whose differences d = x - max are b's values minus
 // `shift` (0: b holds d; the max: it holds x), b's last vector at `tail`:
 // the terms of the entries below the max (NaN included: nonzero is
@@ -1010,7 +1102,13 @@ ExpSum terms_from_ref(const uint16_t* bits, float* terms, size_t n, double ref) 
 template <class V, class H, size_t K>
 void add_tiny(HalfKernels& k) {
   constexpr size_t N = half_rows::pow2_at_least(K);
-  if constexpr (K >= 2 && N <= V::width && (K == N || half_rows::HasSpread<V>::value)) {
+  constexpr size_t W = V::width;
+  if constexpr (K == N && K > W && (K / W == 2 || K / W == 4)) {
+    if constexpr (K <= half_rows::WideTinyMax<V>::softmax)
+      k.softmax_tiny[K] = &half_rows::wide_tiny_rows<V, H, K / W, false>;
+    if constexpr (K <= half_rows::WideTinyMax<V>::log_softmax)
+      k.log_softmax_tiny[K] = &half_rows::wide_tiny_rows<V, H, K / W, true>;
+  } else if constexpr (K >= 2 && N <= V::width && (K == N || half_rows::HasSpread<V>::value)) {
     k.softmax_tiny[K] = &half_rows::tiny_rows<V, H, K, false>;
     if constexpr (N < V::width) k.log_softmax_tiny[K] = &half_rows::tiny_rows<V, H, K, true>;
   }
