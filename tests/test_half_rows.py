@@ -2,7 +2,8 @@
 of one vector to kHalfRowsMax (4096) elements, eight rows interleaved, the last
 partial vector overlapping the one before: softmax, log_softmax and logsumexp
 (whose float32 result the caller rounds to the format); and rows of 2 to 16
-entries (softmax, log_softmax), whole rows per vector.
+entries (softmax, log_softmax), whole rows per vector (AVX2 rows of 16 and
+32: two or four vectors per row, wide_tiny_rows).
 
 The path is forced on for every row length it can take (or off) with
 _core.half_set_rows_max on every kernel set this machine runs; results are

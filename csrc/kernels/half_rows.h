@@ -1,5 +1,6 @@
 // Short half-precision rows (half_api.h: softmax_rows, log_softmax_rows,
-// logsumexp_rows; rows of 2 to 16 entries: tiny_rows below):
+// logsumexp_rows; rows of 2 to 16 entries: tiny_rows below, AVX2 rows of
+// 16 and 32 where half_avx2.cpp takes them: wide_tiny_rows):
 // batches of float16 / bfloat16 rows of rows_min_n (one vector) to
 // kHalfRowsMax elements, kRowGroup rows at a time. Each row is read along
 // its length in whole vectors; the last partial vector is the row's last
