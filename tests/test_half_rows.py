@@ -2,7 +2,8 @@
 of one vector to kHalfRowsMax (4096) elements, eight rows interleaved, the last
 partial vector overlapping the one before: softmax, log_softmax and logsumexp
 (whose float32 result the caller rounds to the format); and rows of 2 to 16
-entries (softmax, log_softmax), whole rows per vector.
+entries (softmax, log_softmax), whole rows per vector (AVX2 rows of 16 and
+32: two or four vectors per row, wide_tiny_rows).
 
 The path is forced on for every row length it can take (or off) with
 _core.half_set_rows_max on every kernel set this machine runs; results are
@@ -402,9 +403,9 @@ def test_log_softmax_without_buffer(isa, fmt):
 
 # softmax_tiny, log_softmax_tiny (rows of 16, and rows of 3, 5-7, 9 and 15
 # in slots of 4, 8 and 16 lanes: AVX-512; rows of 3 and 5-7 in slots of 4
-# and 8: AVX2; elsewhere the short-row kernels or the buffered path, the
-# same checks)
-TINY = [(name, n) for n in (2, 3, 4, 5, 6, 7, 8, 9, 15, 16) for name in WRITERS]
+# and 8, rows of 16 and 32 in 2 and 4 registers (wide_tiny_rows): AVX2;
+# elsewhere the short-row kernels or the buffered path, the same checks)
+TINY = [(name, n) for n in (2, 3, 4, 5, 6, 7, 8, 9, 15, 16, 32) for name in WRITERS]
 
 
 def tiny_step(isa, n):
@@ -461,6 +462,17 @@ def test_rows_of_two_to_sixteen(isa, fmt, name, n):
         check_in_and_out_of_place(name, x, fmt)
 
 
+def off_on_inplace(name, bits, fmt, kernel):
+    """The rows with the short-row kernels off, on (values and specials) and on in place."""
+    with rows_max(0):
+        _, sp_off = run(name, bits, fmt)
+    with rows_max(LONGEST):
+        on, sp_on = run(name, bits, fmt)
+        inplace = bits.copy()
+        sp_inplace = kernel(inplace, inplace)
+    return on, inplace, sp_off, sp_on, sp_inplace
+
+
 @pytest.mark.parametrize("name, n", TINY)
 @pytest.mark.parametrize("value", [np.nan, np.inf, "all -inf"])
 def test_rows_of_two_to_sixteen_special(isa, fmt, name, n, value):
@@ -482,14 +494,53 @@ def test_rows_of_two_to_sixteen_special(isa, fmt, name, n, value):
         else:
             x[pos, pos % n] = value
         bits = to_bits(x, fmt)
-        with rows_max(0):
-            _, sp_off = run(name, bits, fmt)
-        with rows_max(LONGEST):
-            on, sp_on = run(name, bits, fmt)
-            inplace = bits.copy()
-            sp_inplace = kernel(inplace, inplace)
+        on, inplace, sp_off, sp_on, sp_inplace = off_on_inplace(name, bits, fmt, kernel)
         assert list(sp_on) == list(sp_off) == list(sp_inplace) == [pos]
         np.testing.assert_array_equal(inplace[pos], bits[pos])
         keep = np.arange(rows) != pos
         np.testing.assert_array_equal(from_bits(inplace[keep], fmt), on[keep])
         within_one_ulp(on[keep], reference(name, from_bits(bits, fmt)[keep]), fmt)
+
+
+@pytest.mark.filterwarnings("ignore:overflow encountered in cast")
+@pytest.mark.parametrize("name", WRITERS)
+@pytest.mark.parametrize("n", [16, 32])
+def test_wide_rows_entries_at_every_position(isa, fmt, name, n):
+    """Rows of 16 and 32 (AVX2: wide_tiny_rows, rows of 2 and 4 vectors, two
+    rows per step): at every column, in rows at both places of a step and in
+    the odd last row, a dominant entry, a -inf entry, the only finite entry
+    (the rest -inf), an entry 200 below the others and a subnormal-result
+    entry: within 1 ulp; a NaN or +inf there: flagged as with the path off,
+    the row left unwritten in place."""
+    rng = np.random.default_rng(53)
+    big = 60000.0 if fmt == "float16" else 3e38
+    code = FORMATS[fmt]
+    if name == "softmax":
+        kernel = lambda a, b: _core.half_softmax(a, b, code, "auto")  # noqa: E731
+    else:
+        kernel = lambda a, b: _core.half_log_softmax(a, b, code)  # noqa: E731
+    for c in range(n):
+        x = rng.normal(0.0, 3.0, size=(13, n))
+        x[0, c] = 40.0
+        x[1, c] = -np.inf
+        x[2] = -np.inf
+        x[2, c] = 1.5
+        x[3, c] = x[3].max() - 200.0
+        x[4, c] = x[4].max() - 95.0  # bfloat16 softmax: a subnormal result
+        x[5, c] = big
+        x[5, (c + 1) % n] = -big
+        x[6] = np.where(np.arange(n) % 2 == c % 2, -np.inf, x[6])
+        x[7, c] = np.nan
+        x[10, c] = np.inf
+        x[12, c] = np.nan  # the odd last row
+        bits = to_bits(x, fmt)
+        on, inplace, sp_off, sp_on, sp_inplace = off_on_inplace(name, bits, fmt, kernel)
+        assert list(sp_on) == list(sp_off) == list(sp_inplace) == [7, 10, 12], c
+        keep = np.ones(13, bool)
+        keep[[7, 10, 12]] = False
+        np.testing.assert_array_equal(inplace[~keep], bits[~keep])
+        np.testing.assert_array_equal(from_bits(inplace[keep], fmt), on[keep])
+        try:
+            within_one_ulp(on[keep], reference(name, from_bits(bits, fmt)[keep]), fmt)
+        except AssertionError as e:
+            raise AssertionError(f"n={n} column {c}: {e}") from None

@@ -29,8 +29,9 @@ struct BF16Bits {
 // the passes.
 constexpr size_t kHalfRowsMax = 4096;
 
-// The longest rows of the one-vector kernels (softmax_tiny).
-constexpr size_t kHalfTinyMax = 16;
+// The longest rows of the one-vector kernels (softmax_tiny; rows of 2 or 4
+// whole vectors: half_rows.h wide_tiny_rows).
+constexpr size_t kHalfTinyMax = 32;
 
 // One format's passes; see Kernels<float> for what each computes.
 struct HalfKernels {

@@ -10,6 +10,7 @@
 #include "half_generic.h"
 
 #include <cstring>
+#include <type_traits>
 
 namespace ssm {
 namespace avx2 {
@@ -154,6 +155,12 @@ struct HalfFormatOps<BF16Bits> {
   static __m128i pack(__m256i bits) {
     return _mm256_castsi256_si128(_mm256_permute4x64_epi64(_mm256_packus_epi32(bits, bits), 0x08));
   }
+  // Two vectors (no NaN lanes) to 16 values at p: one pack and one permute
+  // for both (a0-3 b0-3 | a4-7 b4-7 put in order), one 32-byte store.
+  static void store2_finite(BF16Bits* p, __m256 a, __m256 b) {
+    const __m256i both = _mm256_permute4x64_epi64(_mm256_packus_epi32(rounded(a), rounded(b)), 0xD8);
+    _mm256_storeu_si256(reinterpret_cast<__m256i*>(p), both);
+  }
 };
 
 // Eight vectors' lane reductions together (half_rows.h group_reduce,
@@ -203,6 +210,17 @@ struct HalfF32x8 : F32x8, GroupReduce8 {
   using F32x8::store;
   using F32x8::store_tail;
   static constexpr size_t stream_align = 0;
+  // half_rows.h's wide_tiny_rows (rows in registers) for the rows of 16 and
+  // 32 where they beat the buffered short rows (Zen 3, 4 Mi elements, one
+  // thread, medians of 5 interleaved processes, load 8-12, time / buffered):
+  // float16 softmax 16 0.86, log_softmax 16 0.80, 32 0.92; bfloat16
+  // log_softmax 16 0.85-0.89. Not taken: float16 softmax 32 0.92-0.98,
+  // bfloat16 softmax 16 1.08-1.09, 32 1.04-1.11, log_softmax 32 1.05-1.14
+  // (bfloat16 softmax 16: 5.6 instructions per element against 9.0, yet
+  // slower; not profiled further: each row's butterflies and division are
+  // serial, two rows at a time).
+  static constexpr size_t wide_softmax_max = std::is_same<H, F16Bits>::value ? 16 : 0;
+  static constexpr size_t wide_log_softmax_max = std::is_same<H, F16Bits>::value ? 32 : 16;
   static reg load(const H* p) { return Ops::load8(p); }
   static reg load_tail(const H* p, size_t n, double fill) {
     alignas(16) uint16_t tmp[8] = {};
@@ -222,6 +240,16 @@ struct HalfF32x8 : F32x8, GroupReduce8 {
   // exp2_scaled rounds t with that add).
   static reg pow2_biased(reg u) { return _mm256_castsi256_ps(_mm256_slli_epi32(_mm256_castps_si256(u), 23)); }
   static void store_finite(H* p, reg v) { _mm_storeu_si128(reinterpret_cast<__m128i*>(p), Ops::narrow8_finite(v)); }
+  // Two vectors to 2 W values (half_rows.h write_row, HasPairStore): bfloat16
+  // packs both at once; float16 converts each (the same two stores).
+  static void store2_finite(H* p, reg a, reg b) {
+    if constexpr (std::is_same<H, BF16Bits>::value) {
+      Ops::store2_finite(p, a, b);
+    } else {
+      store_finite(p, a);
+      store_finite(p + 8, b);
+    }
+  }
   // Rows of K entries (count values, whole rows) into slots of N lanes
   // (half_rows.h HasSpread: rows of 3 and 5-7 take the kernels of rows of
   // 4 and 8), and back, rounded (no NaN lanes): the words' loads and stores

@@ -1,5 +1,6 @@
 // Short half-precision rows (half_api.h: softmax_rows, log_softmax_rows,
-// logsumexp_rows; rows of 2 to 16 entries: tiny_rows below):
+// logsumexp_rows; rows of 2 to 16 entries: tiny_rows below, AVX2 rows of
+// 16 and 32 where half_avx2.cpp takes them: wide_tiny_rows):
 // batches of float16 / bfloat16 rows of rows_min_n (one vector) to
 // kHalfRowsMax elements, kRowGroup rows at a time. Each row is read along
 // its length in whole vectors; the last partial vector is the row's last
@@ -167,12 +168,22 @@ inline Reg<V> exp2_scaled(Reg<V> t) {
     // the scale 2^(k + 63), and the other factor two of 2^kTermShift rides
     // in the coefficients (exact: every Horner step is exactly twice the
     // unscaled one). Two operations fewer than round, the shift's add, the
-    // clamp and pow2's add. The clamp at -189 keeps k + 190 >= 1: terms of
-    // t < -189 (-inf entries too) come out 2^-125 instead of 0 or 2^-127,
-    // 2^-189 of the max's term, below any half result and absorbed by every
-    // float32 sum holding the max's 2^kTermShift (half results unchanged).
+    // clamp and pow2's add. The clamp at -190 keeps k + 190 >= 0, and
+    // k + 190 = 0 (t <= -189.5, -inf entries too) gives u = 2^23 exactly,
+    // whose shifted bits are +0: the term is exactly 0, as it rounds to in
+    // every half result (2^-189.5 of the max's term; terms of t in
+    // (-189.5, -189] are 2^-125.5 to 2^-125, absorbed by every float32 sum
+    // holding the max's 2^kTermShift). A clamp at -189 gave every -inf entry
+    // the term 2^-125, whose t / S (softmax) and t 2^-kTermShift (tiny
+    // log_softmax rows) underflowed: a microcode assist per vector on
+    // Zen 3. bfloat16 softmax, rows with half their entries -inf, 4 Mi
+    // elements, one thread, load 11-13, time at -190 / at -189 (medians of
+    // 5 interleaved processes): n = 7 0.44, 64 0.64, 1000 0.68;
+    // float16 n = 256 0.80. At -189 those rows took 1.65x (n = 64) and
+    // 1.43x (n = 1000) the time of the same rows unmasked; now 1.04 and
+    // 0.99. Rows without such entries: the same time.
     constexpr double kMagic = 0x1p23 + 127 + (kTermShift - 1);
-    t = V::max(V::set1(-189.0), t);
+    t = V::max(V::set1(-190.0), t);
     const Reg<V> u = V::add(t, V::set1(kMagic));
     const Reg<V> k = V::sub(u, V::set1(kMagic));
     return V::mul(poly_scaled<V, C::degree>(V::sub(t, k), C::nearest, 2.0), V::pow2_biased(u));
@@ -591,8 +602,9 @@ void tiny_rows(const uint16_t* bits, uint16_t* out, size_t rows, unsigned char* 
   std::memset(flag, 0, rows);
   const size_t total = K * rows;
   // The lanes rows fill (for ZeroSpare in tiny_row_lanes: lane types
-  // without the floor exp, whose -inf term is exactly 0).
-  constexpr bool kZeroSpare = K != N && !HasFloorExp2<V>::value;
+  // whose -inf term is not exactly 0: neither the floor exp nor
+  // exp2_scaled's pow2_biased, whose clamp at -190 gives 0).
+  constexpr bool kZeroSpare = K != N && !HasFloorExp2<V>::value && !HasPow2Biased<V>::value;
   typename V::mask live{};
   if constexpr (kZeroSpare) {
     alignas(64) typename V::scalar used[W];
@@ -648,6 +660,98 @@ void tiny_rows(const uint16_t* bits, uint16_t* out, size_t rows, unsigned char* 
     else
       store(i, a, count);
   }
+}
+
+// Rows of M whole vectors (n = M W, M = 2 or 4: AVX2's rows of 16 and 32;
+// lane types that set wide_softmax_max / wide_log_softmax_max = M W or
+// more): tiny_row_lanes' work on
+// a row held in M registers, no buffer. The max and the sum over the M
+// vectors lane by lane, then across the lanes by butterflies (every lane
+// gets the same bits: each step adds or compares a pair both ways round);
+// softmax y = t (1 / S), one division per row (the short rows' t inv);
+// log_softmax y = d - log1p(z), z as tiny_row_lanes' (the terms below the
+// max scaled back, plus the count of max entries - 1; 1 + z <= 32: the
+// halvings up to 2^4). Two rows per step (their dependency chains side by
+// side), the batch's odd row alone. A row with NaN, +inf or no finite
+// entry has a NaN in its results: flagged, not written (y may be x).
+// Within half_rows.h's budget as the short rows (n / W + log2 W float32
+// roundings in a sum, 1 / S and the product). Against the buffered short
+// rows (bfloat16, 4 Mi elements, one thread, Zen 3): see half_avx2.cpp.
+template <class V, class = void>
+struct WideTinyMax {
+  static constexpr size_t softmax = 0, log_softmax = 0;
+};
+template <class V>
+struct WideTinyMax<V, decltype(void(V::wide_softmax_max + V::wide_log_softmax_max))> {
+  static constexpr size_t softmax = V::wide_softmax_max, log_softmax = V::wide_log_softmax_max;
+};
+
+template <class V, class H, size_t M, bool Log>
+void wide_tiny_rows(const uint16_t* bits, uint16_t* out, size_t rows, unsigned char* flag) {
+  constexpr size_t W = V::width;
+  constexpr size_t n = M * W;
+  const H* x = reinterpret_cast<const H*>(bits);
+  H* y = reinterpret_cast<H*>(out);
+  std::memset(flag, 0, rows);
+  auto max = [](Reg<V> a, Reg<V> b) SSM_INLINE { return V::max(a, b); };
+  auto add = [](Reg<V> a, Reg<V> b) SSM_INLINE { return V::add(a, b); };
+  // R rows from row r: results in v (R M vectors), true where a row has a NaN.
+  auto rows_at = [&](size_t r, auto count) SSM_INLINE {
+    constexpr size_t R = decltype(count)::value;
+    Reg<V> v[R][M], mx[R];
+    for (size_t q = 0; q < R; ++q) {
+      for (size_t i = 0; i < M; ++i) v[q][i] = V::load(x + (r + q) * n + i * W);
+      mx[q] = v[q][0];
+      for (size_t i = 1; i < M; ++i) mx[q] = V::max(v[q][i], mx[q]);
+    }
+    for (size_t q = 0; q < R; ++q) mx[q] = across_row<V, W>(mx[q], max);
+    Reg<V> acc[R], ties[R];
+    for (size_t q = 0; q < R; ++q) {
+      acc[q] = V::set1(0.0);
+      ties[q] = V::set1(0.0);
+      for (size_t i = 0; i < M; ++i) {
+        const Reg<V> d = V::sub(v[q][i], mx[q]);
+        const Reg<V> t = exp_scaled<V, H>(d);
+        if constexpr (Log) {
+          const auto below = V::nonzero(d);  // NaN too: the row is flagged anyway
+          acc[q] = V::add(acc[q], V::select(below, V::mul(t, V::set1(1.0 / kTermScale)), V::set1(0.0)));
+          ties[q] = V::add(ties[q], V::select(below, V::set1(0.0), V::set1(1.0)));
+          v[q][i] = d;
+        } else {
+          acc[q] = V::add(acc[q], t);
+          v[q][i] = t;
+        }
+      }
+    }
+    bool nan = false;
+    for (size_t q = 0; q < R; ++q) {
+      const Reg<V> s = across_row<V, W>(acc[q], add);
+      Reg<V> any = V::set1(0.0);
+      if constexpr (Log) {
+        const Reg<V> z = V::add(s, V::sub(across_row<V, W>(ties[q], add), V::set1(1.0)));
+        const Reg<V> l = log1p_lanes<V, 4>(z);
+        for (size_t i = 0; i < M; ++i) v[q][i] = V::sub(v[q][i], l);
+      } else {
+        const Reg<V> inv = div_lanes(V::set1(1.0), s);
+        for (size_t i = 0; i < M; ++i) v[q][i] = V::mul(v[q][i], inv);
+      }
+      for (size_t i = 0; i < M; ++i) any = V::add(any, v[q][i]);  // NaN reaches the sum (results <= 0 or in [0, 1])
+      const bool bad = V::any(V::unord(any));
+      if (bad) flag[r + q] = 1;
+      nan = nan || bad;
+      if (!bad) {
+        H* out = y + (r + q) * n;
+        if constexpr (HasPairStore<V>::value)
+          for (size_t i = 0; i < M; i += 2) V::store2_finite(out + i * W, v[q][i], v[q][i + 1]);
+        else
+          for (size_t i = 0; i < M; ++i) V::store_finite(out + i * W, v[q][i]);
+      }
+    }
+    return nan;
+  };
+  size_t r = 0;
+  for (; r + 2 <= rows; r += 2) rows_at(r, std::integral_constant<size_t, 2>{});
+  if (r < rows) rows_at(r, std::integral_constant<size_t, 1>{});
 }
 
 // S - 1 of a row whose differences d = x - max are b's values minus
@@ -999,7 +1103,13 @@ ExpSum terms_from_ref(const uint16_t* bits, float* terms, size_t n, double ref) 
 template <class V, class H, size_t K>
 void add_tiny(HalfKernels& k) {
   constexpr size_t N = half_rows::pow2_at_least(K);
-  if constexpr (K >= 2 && N <= V::width && (K == N || half_rows::HasSpread<V>::value)) {
+  constexpr size_t W = V::width;
+  if constexpr (K == N && K > W && (K / W == 2 || K / W == 4)) {
+    if constexpr (K <= half_rows::WideTinyMax<V>::softmax)
+      k.softmax_tiny[K] = &half_rows::wide_tiny_rows<V, H, K / W, false>;
+    if constexpr (K <= half_rows::WideTinyMax<V>::log_softmax)
+      k.log_softmax_tiny[K] = &half_rows::wide_tiny_rows<V, H, K / W, true>;
+  } else if constexpr (K >= 2 && N <= V::width && (K == N || half_rows::HasSpread<V>::value)) {
     k.softmax_tiny[K] = &half_rows::tiny_rows<V, H, K, false>;
     if constexpr (N < V::width) k.log_softmax_tiny[K] = &half_rows::tiny_rows<V, H, K, true>;
   }
