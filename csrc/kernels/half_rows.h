@@ -695,7 +695,7 @@ void wide_tiny_rows(const uint16_t* bits, uint16_t* out, size_t rows, unsigned c
   std::memset(flag, 0, rows);
   auto max = [](Reg<V> a, Reg<V> b) SSM_INLINE { return V::max(a, b); };
   auto add = [](Reg<V> a, Reg<V> b) SSM_INLINE { return V::add(a, b); };
-  // R rows from row r: results in v (R M vectors), true where a row has a NaN.
+  // R rows from row r, each written unless it has a NaN (then flagged).
   auto rows_at = [&](size_t r, auto count) SSM_INLINE {
     constexpr size_t R = decltype(count)::value;
     Reg<V> v[R][M], mx[R];
@@ -723,7 +723,6 @@ void wide_tiny_rows(const uint16_t* bits, uint16_t* out, size_t rows, unsigned c
         }
       }
     }
-    bool nan = false;
     for (size_t q = 0; q < R; ++q) {
       const Reg<V> s = across_row<V, W>(acc[q], add);
       Reg<V> any = V::set1(0.0);
@@ -738,7 +737,6 @@ void wide_tiny_rows(const uint16_t* bits, uint16_t* out, size_t rows, unsigned c
       for (size_t i = 0; i < M; ++i) any = V::add(any, v[q][i]);  // NaN reaches the sum (results <= 0 or in [0, 1])
       const bool bad = V::any(V::unord(any));
       if (bad) flag[r + q] = 1;
-      nan = nan || bad;
       if (!bad) {
         H* out = y + (r + q) * n;
         if constexpr (HasPairStore<V>::value)
@@ -747,7 +745,6 @@ void wide_tiny_rows(const uint16_t* bits, uint16_t* out, size_t rows, unsigned c
           for (size_t i = 0; i < M; ++i) V::store_finite(out + i * W, v[q][i]);
       }
     }
-    return nan;
   };
   size_t r = 0;
   for (; r + 2 <= rows; r += 2) rows_at(r, std::integral_constant<size_t, 2>{});
