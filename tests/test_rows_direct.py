@@ -84,3 +84,60 @@ def test_direct_rows_tiny_terms(isa, n):
     ref = ref_softmax(x)
     assert np.any((ref > 0) & (ref < np.finfo(np.float64).tiny))  # the flush range is reached
     assert_softmax_close(y, ref)
+
+
+# Lengths with every tail size of the 8-lane float32 vector (AVX2 takes the
+# last 8 elements as one whole vector overlapping the one before: the max
+# sees them twice, only the tail's terms are summed, the product is stored
+# twice over the overlap).
+TAIL_LENGTHS = list(range(32, 41)) + [60, 97, 100, 103, 127, 129, 255]
+
+
+@pytest.mark.filterwarnings("ignore::RuntimeWarning")
+@pytest.mark.parametrize("n", TAIL_LENGTHS)
+def test_direct_overlapping_tail_every_position(isa, n):
+    """The row's max, an inf or a NaN at each of the last 16 positions
+    (the overlapped lanes and the tail): SciPy's result for that row, the
+    other rows as without it, nothing written outside the output, in place
+    the same bits."""
+    special = pytest.importorskip("scipy.special")
+    rng = np.random.default_rng(700 + n)
+    rows, pad = 5, 19
+    base = logits(rng, rows, n, np.float32)
+    plain = ssm.softmax(base, axis=1)
+    for at in range(max(0, n - 16), n):
+        for value in (np.float32(40.0), np.float32(np.inf), np.float32(-np.inf), np.float32(np.nan)):
+            x = base.copy()
+            x[2, at] = value
+            sentinel = np.float32(-3.5)
+            buf = np.full(x.size + 2 * pad, sentinel, np.float32)
+            out = buf[pad:pad + x.size].reshape(x.shape)
+            assert ssm.softmax(x, axis=1, out=out) is out
+            assert np.all(buf[:pad] == sentinel) and np.all(buf[pad + x.size:] == sentinel)
+            keep = np.array([0, 1, 3, 4])
+            np.testing.assert_array_equal(out[keep], plain[keep])
+            if value == 40.0 or value == -np.inf:
+                assert_softmax_close(out[2:3], ref_softmax(x[2:3]))
+                if value == -np.inf:
+                    assert out[2, at] == 0.0
+            else:
+                with np.errstate(all="ignore"):
+                    want = special.softmax(x[2].astype(np.float64)).astype(np.float32)
+                np.testing.assert_array_equal(out[2], want, err_msg=f"at={at} value={value}")
+            z = x.copy()
+            assert ssm.softmax(z, axis=1, out=z) is z
+            np.testing.assert_array_equal(z, out, err_msg=f"in place, at={at}")
+
+
+@pytest.mark.parametrize("scale", [1e-3, 1.0, 30.0, 200.0])
+def test_direct_tail_lengths_accuracy_many_rows(isa, scale):
+    """float32 against float64 over many rows per tail length, wide and
+    narrow logits (outputs down to the subnormals), the max at every
+    position, the tail's in particular."""
+    rng = np.random.default_rng(int(scale * 1000) + 11)
+    for n in TAIL_LENGTHS:
+        rows = 1500
+        x = (rng.standard_normal((rows, n)) * scale).astype(np.float32)
+        x[np.arange(rows), n - 1 - np.arange(rows) % n] += np.float32(scale)
+        x += np.float32(rng.uniform(-80, 80))
+        assert_softmax_close(ssm.softmax(x, axis=1), ref_softmax(x))

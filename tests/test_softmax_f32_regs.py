@@ -1,5 +1,7 @@
-"""float32 softmax short rows whose group columns stay in registers
-(rows_generic.h softmax_group_regs: AVX2 rows of 1-24 elements; lengths up to 31 here).
+"""float32 softmax short rows read and written as 8 x 8 blocks at stride n
+(rows_generic.h softmax_group_regs: AVX2 rows of 1-24 elements, the group's
+columns in registers; softmax_group_blocks: rows of 25-31, the columns in
+an L1 buffer, two groups at a time; lengths up to 31 here).
 
 A group of 8 rows is read and written as 8 x 8 blocks at stride n; where
 n % 8 != 0 the last block of each row reaches into the rows after it (the

@@ -57,14 +57,31 @@ struct Lse64DirectRange<F64x4> {
 // group at a time it was 1.04-1.20 from n = 8 on (0.82 at n = 5): a
 // group's chain (max, terms, the two Kahan chains, 1 / sum, write) is
 // longer than the core's window, so one group's latency was the time.
-// From 25 to the direct rows' 32 (kDirectMinBytes) softmax_group stays:
-// four blocks per row spill the registers (4 Mi, load 9, two groups / four
-// groups at a time, time / softmax_group's: n = 17 0.94 / 0.98, 20 0.91 /
-// 1.01, 24 0.98 / 1.13, 28 1.11 / 1.18, 31 1.04 / 1.07).
+// From 25 to the direct rows' 32 (kDirectMinBytes) four blocks per row in
+// registers spill them (4 Mi, load 9, two groups / four groups at a time,
+// time / softmax_group's: n = 17 0.94 / 0.98, 20 0.91 / 1.01, 24 0.98 /
+// 1.13, 28 1.11 / 1.18, 31 1.04 / 1.07): those rows keep their columns in
+// buf instead, two groups at a time (softmax_group_blocks; the same bits).
+// Zen 3, 4 Mi-element batches, 1 thread, thread CPU time, load 12, medians
+// of 7 interleaved processes, time / softmax_group's, two groups / one: n =
+// 25 0.85 / 0.89, 26 0.90 / 0.94, 28 0.86 / 0.88, 29 0.86 / 0.86, 31 0.82 /
+// 0.84. At n = 32 they tie with the direct rows (1.00-1.02, 5 rounds),
+// which stay there.
 template <>
 struct SoftmaxRegsRange<F32x8> {
   static constexpr size_t max_n = 24;
 };
+template <>
+struct SoftmaxBlocksRange<F32x8> {
+  static constexpr size_t max_n = 31, groups = 2;
+};
+// float32 direct rows whose length is not a multiple of 8 end in one whole
+// overlapping vector, not a masked load and store (Zen 3, 4 Mi-element
+// batches, 1 thread, thread CPU time, load 12, medians of 7 interleaved
+// processes, time / the masked tail's: n = 33 0.89, 60 0.90, 100 0.94, 127
+// 0.94; n = 40 and 64, no tail, 1.05 and 1.02: noise).
+template <>
+struct DirectOverlapTail<F32x8> : std::true_type {};
 // float32 log_softmax rows below 28 take the group pairs
 // (log_softmax_groups_f32), the table-exp group kernel from there to the
 // direct rows (Zen 3, 4 Mi-element batches, 1 thread, thread CPU time,

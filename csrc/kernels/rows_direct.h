@@ -45,10 +45,24 @@ struct RowSum<VN, false> {
   }
 };
 
+// Rows of n >= W elements, n % W != 0, take their last W elements as one
+// whole vector (overlapping the one before it) where the lane type's masked
+// loads and stores cost more than that: the max takes those lanes twice,
+// the terms of the overlap are computed again (the same values into buf),
+// only the last n % W lanes are summed, and the product is stored again
+// over the same elements (y is written after x's last read, so in place
+// too). The row's last n % W terms then sit in the vector's upper lanes,
+// not its lower ones: the float64 (float32 data) or Kahan lane sums add
+// them in another order, which may move the last bit of 1 / sum (the
+// bound is the same). AVX2 float32 sets it (rows_avx2.cpp: the masked
+// store, vmaskmovps, is slow on Zen 3).
+template <class VN>
+struct DirectOverlapTail : std::false_type {};
+
 // One row of n elements (any n >= 1; rows_generic.h takes kDirectMinBytes on)
 // -> true, y written; false: y untouched. buf: at least n rounded up to a
 // whole vector elements.
-template <class VN, class T>
+template <class VN, class T, bool OverlapTail = DirectOverlapTail<VN>::value>
 bool softmax_row_direct(const T* x, T* y, size_t n, T* buf) {
   constexpr size_t W = VN::width;
   static_assert(W <= 16, "lane index table");
@@ -56,7 +70,10 @@ bool softmax_row_direct(const T* x, T* y, size_t n, T* buf) {
   const size_t full = n - n % W, rem = n % W;
   Reg<VN> vmax = VN::set1(-kInf);
   for (size_t j = 0; j < full; j += W) vmax = VN::max(VN::load(x + j), vmax);  // NaN ignored
-  if (rem) vmax = VN::max(VN::load_tail(x + full, rem, -kInf), vmax);
+  if (OverlapTail && rem && n >= W)
+    vmax = VN::max(VN::load(x + n - W), vmax);
+  else if (rem)
+    vmax = VN::max(VN::load_tail(x + full, rem, -kInf), vmax);
   const double mx = VN::hmax(vmax);
   if (!(mx >= -kFastLimit && mx <= kFastLimit)) return false;  // also +-inf, all -inf
   const Reg<VN> ve = VN::set1(static_cast<T>(std::nearbyint(mx * kLog2e) - kTermShift));
@@ -66,7 +83,12 @@ bool softmax_row_direct(const T* x, T* y, size_t n, T* buf) {
     VN::store(buf + j, t);
     sum.add(j / W, t);
   }
-  if (rem) {
+  if (OverlapTail && rem && n >= W) {
+    const auto in_row = VN::gt(VN::load(kLane), VN::set1(static_cast<double>(W - rem) - 0.5));
+    const Reg<VN> t = pow2_term<VN>(VN::load(x + n - W), ve);
+    VN::store(buf + n - W, t);
+    sum.add(full / W, VN::select(in_row, t, VN::set1(0.0)));
+  } else if (rem) {
     // The lanes past the row's end add 0.
     const auto in_row = VN::gt(VN::set1(static_cast<double>(rem)), VN::load(kLane));
     const Reg<VN> t =
@@ -80,7 +102,10 @@ bool softmax_row_direct(const T* x, T* y, size_t n, T* buf) {
   if (!(total > kMinShiftedSum && total < 1e300)) return false;
   const Reg<VN> inv = VN::set1(static_cast<T>(1.0 / total));
   for (size_t j = 0; j < full; j += W) VN::store(y + j, VN::mul(VN::load(buf + j), inv));
-  if (rem) VN::store_tail(y + full, VN::mul(VN::load(buf + full), inv), rem);
+  if (OverlapTail && rem && n >= W)
+    VN::store(y + n - W, VN::mul(VN::load(buf + n - W), inv));
+  else if (rem)
+    VN::store_tail(y + full, VN::mul(VN::load(buf + full), inv), rem);
   return true;
 }
 

@@ -1,7 +1,9 @@
 // Short-row kernels: a batch of contiguous rows of n <= kMaxN elements, one
 // row per vector lane. A group of W rows (W = the lane count) is transposed
 // into an L1 buffer (column j of the group is one vector; AVX2 float32
-// softmax keeps the columns in registers: softmax_group_regs), every pass
+// softmax keeps the columns in registers up to 24 elements,
+// softmax_group_regs, and transposes 25-31 in registers into the buffer,
+// softmax_group_blocks), every pass
 // then runs on whole vectors whatever n is, and the per-row scalar work (a
 // reciprocal or a log1p, the special-row tests) is done once per group for W
 // rows. A batch of rows of length n then costs about what the same number of
@@ -580,6 +582,19 @@ void softmax_group(const T* x, T* y, size_t n, size_t g, T* buf, T* obuf, bool s
   for (size_t l = 0; l < g; ++l) flag[l] = !ok[l];
 }
 
+// softmax_inv for each of P groups of float32 rows; false if a row of them
+// is not ordinary (softmax_group_regs, softmax_group_blocks).
+template <class VN, size_t P>
+SSM_INLINE inline bool softmax_invs(const Kahan2<VN> (&sum)[P], const typename VN::mask (&beyond)[P],
+                                    Reg<VN> (&vinv)[P]) {
+  bool ok = true;
+  for (size_t p = 0; p < P; ++p) {
+    vinv[p] = softmax_inv<VN, float>(sum[p], beyond[p]);
+    ok = ok && softmax_all_ok<VN, float>(vinv[p]);
+  }
+  return ok;
+}
+
 // softmax_group's arithmetic, lane for lane (the same bits), on P full
 // groups of float32 rows of n <= NB W elements with their columns in
 // registers, the groups' steps interleaved so that their chains overlap:
@@ -637,12 +652,7 @@ SSM_INLINE inline bool softmax_group_regs(const float* x, float* y, size_t n) {
         sum[p].add(static_cast<int>(j & 1), c[p][j]);
       }
   Reg<VN> vinv[P];
-  bool ok = true;
-  for (size_t p = 0; p < P; ++p) {
-    vinv[p] = softmax_inv<VN, float>(sum[p], beyond[p]);
-    ok = ok && softmax_all_ok<VN, float>(vinv[p]);
-  }
-  if (!ok) return false;
+  if (!softmax_invs<VN, P>(sum, beyond, vinv)) return false;
   for (size_t p = 0; p < P; ++p) {
     for (size_t j = 0; j < C; ++j)
       if (j < n) c[p][j] = VN::mul(c[p][j], vinv[p]);
@@ -658,6 +668,64 @@ SSM_INLINE inline bool softmax_group_regs(const float* x, float* y, size_t n) {
   return true;
 }
 
+// softmax_group_regs' arithmetic (the same bits) for P full groups of
+// float32 rows of NB blocks (n <= NB W), too many columns to hold in
+// registers: each block comes in as W vector loads at stride n and a
+// register transpose, its columns go to buf as whole-vector stores (which
+// the store buffer forwards to the term pass' loads, unlike to_columns'
+// element copies of a partial block) while the block's max is taken as a
+// tree; the terms replace them in buf; out, each block's columns are
+// loaded, scaled, transposed back and stored straight into y. Lengths
+// that are not a multiple of W read and write past the row's end exactly
+// as softmax_group_regs (its caller's bounds): the columns past n keep the
+// loaded values and are stored back unchanged. The last block is stored
+// first, then blocks 0 .. NB - 2, so that each row's spill into the next
+// row's first block is overwritten by that row's own values. Nothing is
+// stored unless every row of the P groups is ordinary.
+template <class VN, size_t NB, size_t P>
+SSM_INLINE inline bool softmax_group_blocks(const float* x, float* y, size_t n, float* buf) {
+  constexpr size_t W = VN::width;
+  constexpr size_t C = NB * W;
+  typename VN::mask beyond[P];
+  Reg<VN> ve[P];
+  for (size_t p = 0; p < P; ++p) {
+    Reg<VN> m = VN::set1(-kInf);
+    for (size_t b = 0; b < NB; ++b) {
+      Reg<VN> v[W];
+      for (size_t l = 0; l < W; ++l) v[l] = VN::load(x + (p * W + l) * n + b * W);
+      VN::transpose(v);
+      for (size_t k = 0; k < W; ++k) VN::store(buf + (p * C + b * W + k) * W, v[k]);
+      const size_t in_row = b * W + W <= n ? W : n - b * W;  // at least 1: n > (NB - 1) W
+      for (size_t w = W / 2; w >= 1; w /= 2)
+        for (size_t k = 0; k < w; ++k)
+          if (k + w < in_row) v[k] = VN::max(v[k + w], v[k]);
+      m = VN::max(v[0], m);
+    }
+    ve[p] = softmax_ref<VN>(m, beyond[p]);
+  }
+  Kahan2<VN> sum[P];
+  for (size_t j = 0; j < n; ++j)
+    for (size_t p = 0; p < P; ++p) {
+      const Reg<VN> t = pow2_term<VN>(VN::load(buf + (p * C + j) * W), ve[p]);
+      VN::store(buf + (p * C + j) * W, t);
+      sum[p].add(static_cast<int>(j & 1), t);
+    }
+  Reg<VN> vinv[P];
+  if (!softmax_invs<VN, P>(sum, beyond, vinv)) return false;
+  for (size_t p = 0; p < P; ++p)
+    for (size_t i = 0; i < NB; ++i) {
+      const size_t b = (i + NB - 1) % NB;  // the last block first
+      Reg<VN> v[W];
+      for (size_t k = 0; k < W; ++k) {
+        v[k] = VN::load(buf + (p * C + b * W + k) * W);
+        if (b * W + k < n) v[k] = VN::mul(v[k], vinv[p]);
+      }
+      VN::transpose(v);
+      for (size_t l = 0; l < W; ++l) VN::store(y + (p * W + l) * n + b * W, v[l]);
+    }
+  return true;
+}
+
 // Float32 rows up to max_n go through softmax_group_regs (AVX2 sets it in
 // rows_avx2.cpp); 0: softmax_group only.
 template <class VN>
@@ -665,7 +733,23 @@ struct SoftmaxRegsRange {
   static constexpr size_t max_n = 0;
 };
 
-template <class VN, size_t NB, size_t P>
+// Float32 rows from SoftmaxRegsRange's max_n + 1 to max_n go through
+// softmax_group_blocks, `groups` groups at a time (AVX2 sets it in
+// rows_avx2.cpp); 0: as the ranges without.
+template <class VN>
+struct SoftmaxBlocksRange {
+  static constexpr size_t max_n = 0, groups = 1;
+};
+
+template <class VN, size_t NB, size_t P, bool Buffered>
+SSM_INLINE inline bool softmax_groups_fast(const float* x, float* y, size_t n, float* buf) {
+  if constexpr (Buffered)
+    return softmax_group_blocks<VN, NB, P>(x, y, n, buf);
+  else
+    return softmax_group_regs<VN, NB, P>(x, y, n);
+}
+
+template <class VN, size_t NB, size_t P, bool Buffered = false>
 void softmax_rows_regs(const float* x, float* y, size_t rows, size_t n, float* buf, float* obuf, bool stream,
                        unsigned char* flag) {
   constexpr size_t W = VN::width;
@@ -673,7 +757,7 @@ void softmax_rows_regs(const float* x, float* y, size_t rows, size_t n, float* b
   // (see softmax_group_regs), one, then softmax_group.
   size_t r = 0;
   for (; rows - r >= P * W && (rows - r - (P * W - 1)) * n >= NB * W; r += P * W) {
-    if (softmax_group_regs<VN, NB, P>(x + r * n, y + r * n, n)) {
+    if (softmax_groups_fast<VN, NB, P, Buffered>(x + r * n, y + r * n, n, buf)) {
       std::memset(flag + r, 0, P * W);
       continue;
     }
@@ -682,7 +766,8 @@ void softmax_rows_regs(const float* x, float* y, size_t rows, size_t n, float* b
   }
   for (; r < rows; r += W) {
     const size_t g = rows - r < W ? rows - r : W;
-    if (g == W && (rows - r - (W - 1)) * n >= NB * W && softmax_group_regs<VN, NB, 1>(x + r * n, y + r * n, n)) {
+    if (g == W && (rows - r - (W - 1)) * n >= NB * W &&
+        softmax_groups_fast<VN, NB, 1, Buffered>(x + r * n, y + r * n, n, buf)) {
       std::memset(flag + r, 0, W);
       continue;
     }
@@ -1393,9 +1478,23 @@ constexpr size_t kDirectMinBytes = 128;
 
 template <class VN, class T>
 void softmax_rows(const T* x, T* y, size_t rows, size_t n, bool stream, unsigned char* flag) {
-  if (n * sizeof(T) >= kDirectMinBytes) return softmax_rows_direct<VN>(x, y, rows, n, flag);
   constexpr size_t W = VN::width;
+  constexpr bool kBlocks = std::is_same<T, float>::value && SoftmaxBlocksRange<VN>::max_n > 0;
+  if (n * sizeof(T) >= kDirectMinBytes && !(kBlocks && n <= SoftmaxBlocksRange<VN>::max_n))
+    return softmax_rows_direct<VN>(x, y, rows, n, flag);
   alignas(64) T buf[kMaxN * W], obuf[kMaxN * W];
+  if constexpr (kBlocks) {
+    using R = SoftmaxBlocksRange<VN>;
+    constexpr size_t kBlocksPerRow = (R::max_n + W - 1) / W;
+    static_assert(Transposes<VN>::value && SoftmaxRegsRange<VN>::max_n >= (kBlocksPerRow - 1) * W &&
+                      R::groups * kBlocksPerRow * W <= kMaxN,
+                  "every row of the range in the same number of W x W blocks; buf holds their columns");
+    if (n > SoftmaxRegsRange<VN>::max_n && n <= R::max_n) {
+      softmax_rows_regs<VN, kBlocksPerRow, R::groups, true>(x, y, rows, n, buf, obuf, stream, flag);
+      if (stream) VN::fence();
+      return;
+    }
+  }
   if constexpr (std::is_same<T, float>::value && SoftmaxRegsRange<VN>::max_n > 0) {
     static_assert(Transposes<VN>::value && SoftmaxRegsRange<VN>::max_n <= 3 * W, "blocks of W x W in registers");
     if (n <= SoftmaxRegsRange<VN>::max_n) {
