@@ -382,12 +382,33 @@ template <class V, bool Normal = false, class H, class P, class Op>
 inline void write_row(H* out, const P* b, size_t tail, const RowVectors<V>& geo, Op op) {
   constexpr size_t W = V::width;
   const Reg<V> last = op(V::load(b + tail));
+  // The row's full vectors (all but the last): where the lane type pairs
+  // them, an odd one first alone, then pairs. The earlier form (pairs while
+  // j + 2 < count, then a loop of singles) cost rows of two vectors (AVX2
+  // bfloat16 n = 9-16) 8 instructions per row more than before the pair
+  // stores. bfloat16 softmax n = 16, 16384 rows, 3 calls, callgrind, the
+  // kernel's per-row and per-group code: 8.21 instructions per element at
+  // 596a173, 8.93 with the pair stores, 8.38 now (per row 48, 56, 47: GCC
+  // still puts the odd vector's store out of line; per group 477, 498,
+  // 500, the rest of the gap: spills). Zen 3, one thread, medians of 7
+  // interleaved processes, load 5-9: 0.97x the time of 193104d, still
+  // 1.035x that of 596a173.
+  const size_t full = geo.count - 1;
   size_t j = 0;
-  if constexpr (Normal && HasPairStoreNormal<V>::value)
-    for (; j + 2 < geo.count; j += 2) V::store2_normal(out + j * W, op(V::load(b + j * W)), op(V::load(b + j * W + W)));
-  else if constexpr (HasPairStore<V>::value)
-    for (; j + 2 < geo.count; j += 2) V::store2_finite(out + j * W, op(V::load(b + j * W)), op(V::load(b + j * W + W)));
-  for (; j + 1 < geo.count; ++j) V::store_finite(out + j * W, op(V::load(b + j * W)));
+  if constexpr (HasPairStore<V>::value) {
+    if (full % 2) {
+      V::store_finite(out, op(V::load(b)));
+      j = 1;
+    }
+    for (; j < full; j += 2) {
+      if constexpr (Normal && HasPairStoreNormal<V>::value)
+        V::store2_normal(out + j * W, op(V::load(b + j * W)), op(V::load(b + j * W + W)));
+      else
+        V::store2_finite(out + j * W, op(V::load(b + j * W)), op(V::load(b + j * W + W)));
+    }
+  } else {
+    for (; j < full; ++j) V::store_finite(out + j * W, op(V::load(b + j * W)));
+  }
   V::store_finite(out + geo.last, last);
 }
 
