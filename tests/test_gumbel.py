@@ -308,6 +308,34 @@ def test_pruned_walk_flags_nan_and_inf_at_every_lane_of_a_tile(isa, dtype):
                 ssm.sample(y, temperature=0.7, min_p=0.05, rng=1)
 
 
+def test_pruned_walk_flags_nan_next_to_inf_and_big_logits(isa, dtype):
+    """The pruned walk's tile read finds NaN by one compare per two vectors
+    and +inf from the tile's largest, which a NaN lane may turn NaN: a NaN
+    with +inf or a logit over the cut in the same tile (same lane of another
+    vector, or next to it), or +inf in a tile and NaN in a later one, is still
+    reported, NaN first, as the unpruned walk reports it."""
+    t = tiles(isa, dtype)
+    span, tile = t["gumbel.gate_span"], t["gumbel.tile"]
+    n = 3 * span
+    x = np.random.default_rng(47).standard_normal((1, n)).astype(dtype)
+    idx, sc = np.empty((1, 1), np.intp), np.empty((1, 1))
+    t0 = 4 * tile
+    for e in range(tile):
+        for other in ((e + 8) % tile, (e + 16) % tile, (e + 1) % tile, e + 5 * tile):
+            for partner in (np.inf, 40.0):
+                y = x.copy()
+                y[0, t0 + e] = np.nan
+                y[0, t0 + other] = partner
+                for prune in (True, False):
+                    code, message = _core.gumbel_topk(y, 1, INV_T, 3, 4, 5, idx, sc, prune, 0, 0)
+                    assert code == 0 and "NaN" in message, (e, other, partner, prune, code, message)
+    y = x.copy()
+    y[0, t0 + 3] = np.inf
+    y[0, t0 + 2 * tile + 7] = np.nan
+    assert _core.gumbel_topk(y, 1, INV_T, 3, 4, 5, idx, sc, True, 0, 0)[1] == _core.gumbel_topk(
+        y, 1, INV_T, 3, 4, 5, idx, sc, False, 0, 0)[1]
+
+
 @pytest.mark.parametrize("at_end", [True, False], ids=["ends_at_guard", "starts_at_guard"])
 def test_chunks_and_rows_next_to_an_unmapped_page(isa, dtype, at_end):
     """Chunks and rows whose data end (or start) right at an inaccessible page

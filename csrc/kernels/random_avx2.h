@@ -174,6 +174,9 @@ struct Random {
     }
     return ~below;
   }
+  // The lanes where a or b is NaN: one compare checks two vectors.
+  static __m256 unordered(__m256 a, __m256 b) { return _mm256_cmp_ps(a, b, _CMP_UNORD_Q); }
+  static __m256d unordered(__m256d a, __m256d b) { return _mm256_cmp_pd(a, b, _CMP_UNORD_Q); }
   static __m256 div(__m256 a, __m256 b) { return _mm256_div_ps(a, b); }
   static __m256d div(__m256d a, __m256d b) { return _mm256_div_pd(a, b); }
 };

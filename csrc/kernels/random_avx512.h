@@ -150,6 +150,9 @@ struct Random {
       bits |= static_cast<uint64_t>(_mm512_cmpge_epu32_mask(_mm512_loadu_si512(w + 16 * q), t)) << (16 * q);
     return bits;
   }
+  // The lanes where a or b is NaN: one compare checks two vectors.
+  static __mmask16 unordered(__m512 a, __m512 b) { return _mm512_cmp_ps_mask(a, b, _CMP_UNORD_Q); }
+  static __mmask8 unordered(__m512d a, __m512d b) { return _mm512_cmp_pd_mask(a, b, _CMP_UNORD_Q); }
   static __m512 div(__m512 a, __m512 b) { return _mm512_div_ps(a, b); }
   static __m512d div(__m512d a, __m512d b) { return _mm512_div_pd(a, b); }
 };
