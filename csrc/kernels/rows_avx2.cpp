@@ -71,10 +71,15 @@ struct SoftmaxRegsRange<F32x8> {
 // medians of 5 interleaved runs on a loaded machine (load 12-16), pairs /
 // group32 ns per element: n = 12 2.06 / 2.48, n = 16 1.72 / 1.98, n = 20
 // 1.83 / 1.90, n = 24 1.61 / 1.80, n = 28 1.76 / 1.74, n = 32 1.67 /
-// 1.54, n = 47 1.73 / 1.65).
+// 1.54, n = 47 1.73 / 1.65). Rows of up to 16 (regs_max_n) keep their
+// columns in registers, four groups at a time (log_softmax_group_regs; the
+// same bits). Zen 3, 4 Mi-element batches, 1 thread, medians of 5
+// interleaved processes at load 10-12, time / the pairs': n = 2 0.54-0.74,
+// n = 5 0.53-0.74, n = 8 0.86-0.93, n = 12 0.81, n = 16 0.63-1.03 (noisy);
+// two groups at a time instead of four was 1.15-1.2x slower up to 12.
 template <>
 struct Lsm32GroupRange<F32x8> {
-  static constexpr size_t min_n = 28;
+  static constexpr size_t min_n = 28, regs_max_n = 16;
 };
 }  // namespace
 }  // namespace rows
