@@ -1,5 +1,5 @@
 """float32 logsumexp of short rows whose group columns stay in registers
-(rows_generic.h lse_group_regs: AVX2 unweighted rows of 3-10, four groups
+(rows_generic.h lse_group_regs: AVX2 unweighted rows of 5-10, four groups
 of 8 rows at a time; every length up to the direct rows, 1-33, here).
 
 A group's rows are read as 8 x 8 blocks at stride n (where n % 8 != 0 the

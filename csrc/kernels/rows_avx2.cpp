@@ -29,16 +29,17 @@ namespace {
 // idle, medians of 9 interleaved processes, time with min_n 32 / 24: n =
 // 24 0.76, 28 0.88, 31 0.99; n = 20 and 32, whose path is the same, 0.98
 // and 0.97).
-// Rows of 3 to 10 keep their group columns in registers, four groups at a
+// Rows of 5 to 10 keep their group columns in registers, four groups at a
 // time (lse_group_regs; the same bits). Zen 3, N(0, 1) rows, callgrind
 // instructions per element, lse_groups' pairs / registers: n = 2 25.7 /
-// 26.7, n = 5 16.1 / 13.6, n = 8 12.3 / 10.7, n = 16 7.2 / 8.2 (rows of
-// 2 and from 11 keep the pairs); time, 4 Mi-element batches, 1 thread,
-// medians of 5 interleaved processes at load 9-10: n = 3 0.89, n = 5
-// 0.90, n = 8 0.59, n = 10 0.58 (n = 16 0.88, min 0.98).
+// 26.7, n = 3 19.0 / 21.7, n = 5 16.1 / 13.6, n = 8 12.3 / 10.7, n = 10
+// 12.4 / 10.4, n = 16 7.2 / 8.2 (rows of 2-4 and from 11 keep the pairs;
+// 4 not measured); time / the pairs', 4 Mi-element batches, 1 thread,
+// medians of 5 interleaved processes at load 9-10 (noisy): n = 5 0.90,
+// n = 8 0.59, n = 10 0.58 (n = 3 0.89, n = 16 0.88 with min 0.98).
 template <>
 struct LseDirectRange<F32x8> {
-  static constexpr size_t min_n = 32, max_n = kMaxN, regs_min_n = 3, regs_max_n = 10;
+  static constexpr size_t min_n = 32, max_n = kMaxN, regs_min_n = 5, regs_max_n = 10;
 };
 // float64 logsumexp's direct rows up to 128. Set by set they lost to the
 // per-row kernels from 64 on (4 Mi-element batches, 1 thread, ns per

@@ -46,7 +46,7 @@
 //    (log_softmax_rows_group32), and below it go two groups at a time
 //    (log_softmax_groups_f32); AVX2 rows of up to 16 keep their columns in
 //    registers instead, four groups at a time (log_softmax_group_regs, the
-//    same arithmetic and bits; logsumexp's rows of 3-10 too: lse_group_regs).
+//    same arithmetic and bits; logsumexp's rows of 5-10 too: lse_group_regs).
 //  * float32 logsumexp: the same degree-6 terms and plain sums first, the
 //    max's own terms (exactly 1 each) in the sum, not counted apart; its
 //    1-ulp bound is absolute in lse and lse may be near 0, so each result
