@@ -29,9 +29,18 @@ namespace {
 // idle, medians of 9 interleaved processes, time with min_n 32 / 24: n =
 // 24 0.76, 28 0.88, 31 0.99; n = 20 and 32, whose path is the same, 0.98
 // and 0.97).
+// Rows of 5 to 10 keep their group columns in registers, four groups at a
+// time (lse_group_regs; the same bits). Zen 3, N(0, 1) rows, callgrind
+// instructions per element, lse_groups' pairs / registers: n = 2 25.7 /
+// 26.7, n = 3 19.0 / 21.7, n = 5 16.1 / 13.6, n = 8 12.3 / 10.7, n = 10
+// 12.4 / 10.4, n = 16 7.2 / 8.2 (rows of 2-4 and from 11 keep the pairs;
+// 4 not measured; these totals vary by up to 10% between runs here);
+// time / the pairs', 4 Mi-element batches, 1 thread, medians of 5
+// interleaved processes at load 1: n = 5 0.75, n = 8 0.83, n = 10 0.73
+// (ns per element n = 5 1.99 -> 1.50, softmax 1.33).
 template <>
 struct LseDirectRange<F32x8> {
-  static constexpr size_t min_n = 32, max_n = kMaxN;
+  static constexpr size_t min_n = 32, max_n = kMaxN, regs_min_n = 5, regs_max_n = 10;
 };
 // float64 logsumexp's direct rows up to 128. Set by set they lost to the
 // per-row kernels from 64 on (4 Mi-element batches, 1 thread, ns per
@@ -88,10 +97,18 @@ struct DirectOverlapTail<F32x8> : std::true_type {};
 // medians of 5 interleaved runs on a loaded machine (load 12-16), pairs /
 // group32 ns per element: n = 12 2.06 / 2.48, n = 16 1.72 / 1.98, n = 20
 // 1.83 / 1.90, n = 24 1.61 / 1.80, n = 28 1.76 / 1.74, n = 32 1.67 /
-// 1.54, n = 47 1.73 / 1.65).
+// 1.54, n = 47 1.73 / 1.65). Rows of up to 16 (regs_max_n) keep their
+// columns in registers, four groups at a time (log_softmax_group_regs; the
+// same bits). Zen 3, 4 Mi-element batches, 1 thread, medians of 5
+// interleaved processes at load 1, time / the pairs': n = 2 0.68, n = 3
+// 0.68, n = 5 0.66, n = 8 0.90, n = 10 0.85, n = 16 0.92 (ns per element
+// n = 5 3.35 -> 2.22, softmax 1.33); at load 10-12 two groups at a time
+// instead of four was 1.15-1.2x slower up to 12, and rows of 17-24 in
+// registers (three blocks, two groups) took more instructions than the
+// pairs (callgrind per element n = 20 12.6 / 12.3, n = 24 12.6 / 11.4).
 template <>
 struct Lsm32GroupRange<F32x8> {
-  static constexpr size_t min_n = 28;
+  static constexpr size_t min_n = 28, regs_max_n = 16;
 };
 }  // namespace
 }  // namespace rows

@@ -31,7 +31,7 @@ namespace {
 // 0.73, n = 256 0.56 / 0.51.
 template <>
 struct LseDirectRange<F32x16> {
-  static constexpr size_t min_n = 28, max_n = kMaxN;
+  static constexpr size_t min_n = 28, max_n = kMaxN, regs_min_n = 3, regs_max_n = 0;
 };
 // float32 log_softmax's direct rows from 40 (rows_generic.h's 48): with
 // each set's maxima first they beat the group kernel from there (bench/rows.py

@@ -46,7 +46,9 @@
 //    (rows_log_softmax32_direct.h); shorter rows there keep this layout
 //    with the same terms and certificate from Lsm32GroupRange's min_n
 //    (log_softmax_rows_group32), and below it go two groups at a time
-//    (log_softmax_groups_f32).
+//    (log_softmax_groups_f32); AVX2 rows of up to 16 keep their columns in
+//    registers instead, four groups at a time (log_softmax_group_regs, the
+//    same arithmetic and bits; logsumexp's rows of 5-10 too: lse_group_regs).
 //  * float32 logsumexp: the same degree-6 terms and plain sums first, the
 //    max's own terms (exactly 1 each) in the sum, not counted apart; its
 //    1-ulp bound is absolute in lse and lse may be near 0, so each result
@@ -1099,6 +1101,131 @@ void log_softmax_groups(const T* x, T* y, size_t n, size_t rows_left, T* buf, T*
     log_softmax_groups_f64<VN, P>(x, y, n, rows_left, buf, obuf, stream, flag);
 }
 
+// P full groups of float32 rows of n <= NB W elements into registers, as
+// softmax_group_regs: block b of a group is W vector loads at stride n and
+// a W x W transpose (column j of group p in c[p][j]).
+template <class VN, size_t NB, size_t P>
+SSM_INLINE inline void load_group_regs(const float* x, size_t n, Reg<VN> (&c)[P][NB * VN::width]) {
+  constexpr size_t W = VN::width;
+  for (size_t p = 0; p < P; ++p)
+    for (size_t b = 0; b < NB; ++b) {
+      Reg<VN>(&v)[W] = *reinterpret_cast<Reg<VN>(*)[W]>(&c[p][b * W]);
+      for (size_t l = 0; l < W; ++l) v[l] = VN::load(x + (p * W + l) * n + b * W);
+      VN::transpose(v);
+    }
+}
+
+// group_sums<..., ExpCoeffsMid, Plain2, P, Count> of float32 columns held in
+// registers (load_group_regs), lane for lane (the max's linear chain, each
+// column's two float64 halves widened from the register, the two chains in
+// column order): the same bits, for rows of 3 and more without Count
+// (group_sums' rows of 2 have their own sum). Returns
+// false, before the terms where it can, if a lane's max or sum is not
+// finite (a special row: the caller takes the buffer kernel).
+template <class VN, class VW, size_t P, size_t C, bool Count>
+SSM_INLINE inline bool group_sums_regs(const Reg<VN> (&c)[P][C], size_t n, GroupSums<VN, VW, P>& out) {
+  static_assert(VN::width == 2 * VW::width, "a float32 vector widens to two float64 halves");
+  bool ok = true;
+  for (size_t p = 0; p < P; ++p) {
+    Reg<VN> vmax = VN::set1(-kInf);
+    for (size_t j = 0; j < C; ++j)
+      if (j < n) vmax = VN::max(c[p][j], vmax);
+    VN::widen(vmax, out.mx[2 * p], out.mx[2 * p + 1]);
+    for (size_t q = 2 * p; q < 2 * p + 2; ++q) {
+      ok = ok && !VW::any(VW::notfinite(out.mx[q]));
+      out.m[q] = out.mx[q];
+      out.cnt[q] = VW::set1(0.0);
+    }
+  }
+  if (!ok) return false;
+  Plain2<VW> sums[2 * P];
+  for (size_t j = 0; j < C; ++j)
+    for (size_t p = 0; p < P; ++p)
+      if (j < n) {
+        Reg<VW> xw[2];
+        VN::widen(c[p][j], xw[0], xw[1]);
+        for (size_t h = 0; h < 2; ++h) {
+          const size_t q = 2 * p + h;
+          const Reg<VW> d = VW::sub(xw[h], out.m[q]);
+          if constexpr (Count) {
+            const auto other = VW::nonzero(d);  // also NaN: it reaches the sum
+            out.cnt[q] = VW::add(out.cnt[q], VW::select(other, VW::set1(0.0), VW::set1(1.0)));
+            sums[q].add(static_cast<int>(j & 1), VW::select(other, mid_term<VW>(d), VW::set1(0.0)));
+          } else {
+            sums[q].add(static_cast<int>(j & 1), mid_term<VW>(d));
+          }
+        }
+      }
+  for (size_t q = 0; q < 2 * P; ++q) {
+    out.rest[q] = VW::add(sums[q].s[0], sums[q].s[1]);
+    ok = ok && !VW::any(VW::notfinite(out.rest[q]));
+  }
+  return ok;
+}
+
+// log_softmax_groups_f32's arithmetic, lane for lane (the same bits: the
+// max as its linear chain, each column's two float64 halves widened from the
+// register, the degree-6 terms and Plain2's two chains in the same order,
+// log1p_small, the float32 write), on P full groups of float32 rows of
+// n <= NB W elements with their columns in registers, as
+// softmax_group_regs: block b of a group is W vector loads at stride n and
+// a register transpose in, the same transposed back and W vector stores
+// straight into y out, reading and writing past a row's end into the rows
+// after it under the same conditions (the caller's). No column buffer, no
+// element copies, no staging in obuf. Nothing is stored unless every row of
+// the P groups is ordinary (returns false: the caller runs
+// log_softmax_groups_f32 on them). Against log_softmax_groups_f32's pairs
+// (Zen 3, avx2, N(0, 1) rows, 1 thread), callgrind instructions per
+// element: n = 2 48.4 -> 30.9, n = 5 28.1 -> 17.5, n = 8 15.2 -> 13.9
+// (softmax: 46.2, 9.1, 8.3); no result of 3300 batches of rows of 1-33
+// (special rows, scales 0.01-90, offsets to 3000, in place, 1 and 2
+// threads) changed a bit.
+template <class VN, class VW, size_t NB, size_t P>
+SSM_INLINE inline bool log_softmax_group_regs(const float* x, float* y, size_t n) {
+  constexpr size_t W = VN::width, C = NB * W;
+  Reg<VN> c[P][C];
+  load_group_regs<VN, NB, P>(x, n, c);
+  GroupSums<VN, VW, P> s;
+  if (!group_sums_regs<VN, VW, P, C, true>(c, n, s)) return false;
+  for (size_t p = 0; p < P; ++p) {
+    // log S = log1p(S - 1), S - 1 = (k - 1) + rest with k - 1 exact; y =
+    // (x - max) - log S in float32, as log_softmax_groups_f32.
+    Reg<VW> log_s[2];
+    for (size_t h = 0; h < 2; ++h) {
+      const size_t q = 2 * p + h;
+      log_s[h] = log1p_small<VW>(VW::add(VW::sub(s.cnt[q], VW::set1(1.0)), s.rest[q]));
+    }
+    const Reg<VN> vhi = VN::narrow(s.m[2 * p], s.m[2 * p + 1]), vlo = VN::narrow(log_s[0], log_s[1]);
+    for (size_t j = 0; j < C; ++j)
+      if (j < n) c[p][j] = VN::sub(VN::sub(c[p][j], vhi), vlo);
+    // Each block back to rows, then row by row (the spills in row order).
+    for (size_t b = 0; b < NB; ++b) VN::transpose(*reinterpret_cast<Reg<VN>(*)[W]>(&c[p][b * W]));
+    float* out = y + p * W * n;
+    for (size_t l = 0; l < W; ++l, out += n)
+      for (size_t b = 0; b < NB; ++b) VN::store(out + b * W, c[p][b * W + l]);
+  }
+  return true;
+}
+
+template <class VN, class VW, size_t NB, size_t P>
+void log_softmax_rows_regs(const float* x, float* y, size_t rows, size_t n, float* buf, float* obuf, bool stream,
+                           unsigned char* flag) {
+  constexpr size_t W = VN::width;
+  static_assert(P * NB * W <= kMaxN, "P groups' columns fit in buf");
+  // P groups at a time while their last block stays inside the batch (see
+  // softmax_group_regs); P groups with a special row, and the batch's last
+  // rows, through the buffer kernel (P groups, then pairs and one).
+  size_t r = 0;
+  for (; rows - r >= P * W && (rows - r - (P * W - 1)) * n >= NB * W; r += P * W)
+    if (log_softmax_group_regs<VN, VW, NB, P>(x + r * n, y + r * n, n))
+      std::memset(flag + r, 0, P * W);
+    else
+      log_softmax_groups_f32<VN, VW, P>(x + r * n, y + r * n, n, rows - r, buf, obuf, stream, flag + r);
+  for (; r + W < rows; r += 2 * W)
+    log_softmax_groups_f32<VN, VW, 2>(x + r * n, y + r * n, n, rows - r, buf, obuf, stream, flag + r);
+  if (r < rows) log_softmax_groups_f32<VN, VW, 1>(x + r * n, y + r * n, n, rows - r, buf, obuf, stream, flag + r);
+}
+
 // Lanes whose float32 rounding of lse is not certified within the 1-ulp
 // contract by an error bound err (float64 lanes; size: |lse|, or less for a
 // margin): (2^24 + 1) err <= size puts err below 2^-24 of both the computed
@@ -1279,6 +1406,27 @@ void lse_groups_f64(const double* x, double* out, double* sign, size_t n, size_t
   }
 }
 
+// lse = m + log1p(S - 1) of float64 half q of group sums without Count
+// (lse_groups_f32's), and whether every lane of it is certified within the
+// 1-ulp contract (lanes in `bad` pass: they are flagged).
+template <class VW, int MaxT, class S>
+SSM_INLINE inline bool lse32_first_tier(const S& s, size_t q, typename VW::mask bad, Reg<VW>& lse) {
+  using C = ExpCoeffsMid;
+  const Reg<VW> z = VW::select(bad, VW::set1(0.0), VW::add(VW::sub(s.cnt[q], VW::set1(1.0)), s.rest[q]));
+  // S < MaxT (n terms, each at most 1 + C::err; MaxT is n + 1 or more:
+  // lse_groups); the series to degree 15: its 2^-46.2 absolute is within
+  // the certificate's 2^-37.
+  lse = VW::add(s.m[q], log1p_small<VW, 7, MaxT>(z));
+  // As lse_plain_group's Certify (see there), with min(z, 1) >= z / (1 + z)
+  // (z >= 0) in place of the division: at most 2x looser (z = 1), it
+  // certifies all but rows with |lse| below ~0.035, and the division was
+  // one of the two per half that bound rows of 2 on AVX-512 (throughput).
+  const Reg<VW> e = VW::fmadd(VW::set1(C::err), VW::min(z, VW::set1(1.0)), VW::set1(0x1p-37));
+  const Reg<VW> size = VW::max(lse, VW::sub(VW::set1(0.0), lse));
+  const Reg<VW> have = VW::select(bad, VW::set1(kInf), VW::mul(size, VW::set1(1.0 - 0x1p-15)));
+  return !VW::any(f32_spacing_fails<VW>(e, have));
+}
+
 // Unweighted float32 logsumexp of P consecutive groups of W rows (the
 // batch's rows from x; the last may be partial, rows_left >= (P - 1) W + 1):
 // lse_plain_group's certified first try (degree-6 terms, plain sums, the
@@ -1319,19 +1467,7 @@ void lse_groups_f32(const float* x, float* out, float* sign, size_t n, size_t ro
   for (size_t p = 0; p < P; ++p) pass[p] = true, any_bad[p] = false;
   for (size_t q = 0; q < P * H; ++q) {
     bad[q] = VW::mask_or(VW::notfinite(s.mx[q]), VW::notfinite(s.rest[q]));
-    const Reg<VW> z = VW::select(bad[q], VW::set1(0.0), VW::add(VW::sub(s.cnt[q], VW::set1(1.0)), s.rest[q]));
-    // S < MaxT (n terms, each at most 1 + C::err; MaxT is n + 1 or more:
-    // lse_groups); the series to degree 15: its 2^-46.2 absolute is within
-    // the certificate's 2^-37.
-    lse[q] = VW::add(s.m[q], log1p_small<VW, 7, MaxT>(z));
-    // As lse_plain_group's Certify (see there), with min(z, 1) >= z / (1 + z)
-    // (z >= 0) in place of the division: at most 2x looser (z = 1), it
-    // certifies all but rows with |lse| below ~0.035, and the division was
-    // one of the two per half that bound rows of 2 on AVX-512 (throughput).
-    const Reg<VW> e = VW::fmadd(VW::set1(C::err), VW::min(z, VW::set1(1.0)), VW::set1(0x1p-37));
-    const Reg<VW> size = VW::max(lse[q], VW::sub(VW::set1(0.0), lse[q]));
-    const Reg<VW> have = VW::select(bad[q], VW::set1(kInf), VW::mul(size, VW::set1(1.0 - 0x1p-15)));
-    pass[q / H] = pass[q / H] && !VW::any(f32_spacing_fails<VW>(e, have));
+    pass[q / H] = lse32_first_tier<VW, MaxT>(s, q, bad[q], lse[q]) && pass[q / H];
     any_bad[q / H] = any_bad[q / H] || VW::any(bad[q]);
   }
   for (size_t p = 0; p < P; ++p) {
@@ -1371,6 +1507,53 @@ void lse_groups(const T* x, T* out, T* sign, size_t n, size_t rows_left, T* buf,
       lse_groups_f32<VN, VW, P>(x, out, sign, n, rows_left, buf, flag);
   } else
     lse_groups_f64<VN, P>(x, out, sign, n, rows_left, buf, flag);
+}
+
+// lse_groups_f32 on P full groups of float32 rows of n <= NB W elements
+// with their columns in registers (load_group_regs, group_sums_regs: the
+// same arithmetic and certificate lane for lane, so the same bits), no
+// column buffer; W results per group leave as one narrowing store per
+// float64 half. Returns false, having stored nothing, if a row is special
+// or a result is not certified (the caller runs lse_groups on the groups).
+template <class VN, class VW, size_t NB, size_t P, int MaxT>
+SSM_INLINE inline bool lse_group_regs(const float* x, float* out, size_t n) {
+  constexpr size_t W = VN::width, WW = VW::width, C = NB * W;
+  Reg<VN> c[P][C];
+  load_group_regs<VN, NB, P>(x, n, c);
+  GroupSums<VN, VW, P> s;
+  if (!group_sums_regs<VN, VW, P, C, false>(c, n, s)) return false;
+  Reg<VW> lse[2 * P];
+  bool pass = true;
+  for (size_t q = 0; q < 2 * P; ++q) pass = lse32_first_tier<VW, MaxT>(s, q, VW::none(), lse[q]) && pass;
+  if (!pass) return false;
+  for (size_t q = 0; q < 2 * P; ++q) VW::store(out + q * WW, lse[q]);
+  return true;
+}
+
+template <class VN, class VW, size_t NB, size_t P, int MaxT>
+void lse_rows_regs(const float* x, float* out, float* sign, size_t rows, size_t n, float* buf, unsigned char* flag) {
+  constexpr size_t W = VN::width;
+  static_assert(P * NB * W <= kMaxN, "P groups' columns fit in buf");
+  // P groups at a time while their last block stays inside the batch (see
+  // softmax_group_regs), their lines prefetched as logsumexp_rows' pairs;
+  // P groups with a special or uncertified row, and the batch's last rows,
+  // through lse_groups (P groups, then pairs and one).
+  const size_t ahead = prefetch_distance(rows * n * sizeof(float)) / sizeof(float);
+  size_t r = 0;
+  for (; rows - r >= P * W && (rows - r - (P * W - 1)) * n >= NB * W; r += P * W) {
+    if (ahead)
+      for (size_t i = 0; i < P * W * n; i += 64 / sizeof(float)) SSM_PREFETCH(x + r * n + ahead + i);
+    if (lse_group_regs<VN, VW, NB, P, MaxT>(x + r * n, out + r, n)) {
+      std::memset(flag + r, 0, P * W);
+      if (sign)
+        for (size_t l = 0; l < P * W; ++l) sign[r + l] = 1.0f;
+    } else {
+      lse_groups<VN, VW, P>(x + r * n, out + r, sign ? sign + r : nullptr, n, rows - r, buf, flag + r);
+    }
+  }
+  for (; r + W < rows; r += 2 * W)
+    lse_groups<VN, VW, 2>(x + r * n, out + r, sign ? sign + r : nullptr, n, rows - r, buf, flag + r);
+  if (r < rows) lse_groups<VN, VW, 1>(x + r * n, out + r, sign ? sign + r : nullptr, n, rows - r, buf, flag + r);
 }
 
 template <class VN, class VW, class T, bool Weighted>
@@ -1556,9 +1739,11 @@ struct Lsm32DirectRange {
 // / 1.41. Below ~16 the per-group chain (over the max's term, log1p and
 // the certificate: three divisions per float64 half) outweighs what the
 // cheaper terms save.
+// regs_max_n: float32 rows up to it go through log_softmax_group_regs
+// (AVX2 sets it in rows_avx2.cpp); 0: log_softmax_groups_f32 only.
 template <class VN>
 struct Lsm32GroupRange {
-  static constexpr size_t min_n = 16;
+  static constexpr size_t min_n = 16, regs_max_n = 0;
 };
 
 template <class VN, class VW, class T>
@@ -1576,6 +1761,18 @@ void log_softmax_rows(const T* x, T* y, size_t rows, size_t n, bool stream, unsi
   // sent here below the direct rows' lengths does).
   constexpr size_t W = VN::width;
   alignas(64) T buf[kMaxN * W], obuf[kMaxN * W];
+  if constexpr (std::is_same<T, float>::value && Lsm32GroupRange<VN>::regs_max_n > 0) {
+    static_assert(Transposes<VN>::value && Lsm32GroupRange<VN>::regs_max_n <= 3 * W, "blocks of W x W in registers");
+    if (n <= Lsm32GroupRange<VN>::regs_max_n) {
+      switch ((n + W - 1) / W) {
+        case 1: log_softmax_rows_regs<VN, VW, 1, 4>(x, y, rows, n, buf, obuf, stream, flag); break;
+        case 2: log_softmax_rows_regs<VN, VW, 2, 4>(x, y, rows, n, buf, obuf, stream, flag); break;
+        default: log_softmax_rows_regs<VN, VW, 3, 2>(x, y, rows, n, buf, obuf, stream, flag); break;
+      }
+      if (stream) VN::fence();
+      return;
+    }
+  }
   size_t r = 0;
   if (n <= kPairMaxN)
     for (; r + W < rows; r += 2 * W)
@@ -1596,9 +1793,11 @@ void log_softmax_rows(const T* x, T* y, size_t rows, size_t n, bool stream, unsi
 // group or per-row: n = 16 3.11 / 1.99, n = 32 1.38 / 1.78, n = 64 0.92 /
 // 1.74, n = 100 0.85 / 1.14, n = 128 0.78 / 0.90, n = 160 0.75 / 0.85,
 // n = 192 0.80 / 0.72, n = 256 0.72 / 0.65.
+// Rows of regs_min_n to regs_max_n keep their group columns in registers
+// (lse_group_regs; AVX2 sets them in rows_avx2.cpp), regs_max_n 0: none.
 template <class VN>
 struct LseDirectRange {
-  static constexpr size_t min_n = kDirectMinBytes / sizeof(float), max_n = 160;
+  static constexpr size_t min_n = kDirectMinBytes / sizeof(float), max_n = 160, regs_min_n = 3, regs_max_n = 0;
 };
 
 // Unweighted float64 rows from this length on take logsumexp one row at a
@@ -1613,6 +1812,18 @@ void logsumexp_rows(const T* x, const T* b, T* out, T* sign, size_t rows, size_t
     if (!b && n >= kLse64DirectMinN) return logsumexp_rows_direct_f64<VN>(x, out, sign, rows, n, flag);
   constexpr size_t W = VN::width;
   alignas(64) T buf[kMaxN * W];
+  if constexpr (std::is_same<T, float>::value && LseDirectRange<VN>::regs_max_n > 0) {
+    // MaxT as lse_groups: rows of up to 10 skip log1p_small's step by 2^4.
+    static_assert(Transposes<VN>::value && LseDirectRange<VN>::regs_max_n <= 10 &&
+                      LseDirectRange<VN>::regs_min_n >= 3, "blocks of W x W in registers; S <= 10 < MaxT");
+    if (!b && n >= LseDirectRange<VN>::regs_min_n && n <= LseDirectRange<VN>::regs_max_n) {
+      if (n <= W)
+        lse_rows_regs<VN, VW, 1, 4, 11>(x, out, sign, rows, n, buf, flag);
+      else
+        lse_rows_regs<VN, VW, 2, 4, 11>(x, out, sign, rows, n, buf, flag);
+      return;
+    }
+  }
   // Two groups at a time where both fit in buf (lse_groups); float32 groups'
   // lines prefetched prefetch_distance() ahead (as the direct rows' max
   // pass: the transposes' loads otherwise wait on memory).

@@ -149,6 +149,11 @@ struct F32x8 {
     lo = _mm256_cvtps_pd(_mm256_castps256_ps128(a));
     hi = _mm256_cvtps_pd(_mm256_extractf128_ps(a, 1));
   }
+  // widen's inverse with rounding: lo's lanes rounded to float32 as lanes
+  // 0-3, hi's as 4-7 (the rounding of F64x4::store to float32).
+  static reg narrow(__m256d lo, __m256d hi) {
+    return _mm256_insertf128_ps(_mm256_castps128_ps256(_mm256_cvtpd_ps(lo)), _mm256_cvtpd_ps(hi), 1);
+  }
   static void to_array(reg a, double* out) {
     _mm256_storeu_pd(out, _mm256_cvtps_pd(_mm256_castps256_ps128(a)));
     _mm256_storeu_pd(out + 4, _mm256_cvtps_pd(_mm256_extractf128_ps(a, 1)));

@@ -1,0 +1,122 @@
+"""float32 log_softmax short rows whose group columns stay in registers
+(rows_generic.h log_softmax_group_regs: AVX2 rows of 1-16 elements; every
+length up to the direct rows, 1-33, here).
+
+As softmax_group_regs, a group of 8 rows is read and written as 8 x 8
+blocks at stride n; where n % 8 != 0 the last block of each row reaches
+into the rows after it (the group's last row into the next group), whose
+elements go back unchanged and are overwritten in row order; a group with
+a special row, and the batch's last groups, fall back to the buffer kernel
+(log_softmax_groups_f32), which computes each lane with the same
+arithmetic. These tests check that nothing outside the output moves, that
+in place, streamed and threaded calls (task boundaries between groups) give
+the same bits, that a special row anywhere changes no other row's bits,
+and the 2-ulp contract (and the dominant entry's) against the long double
+reference, on every kernel set this machine runs.
+"""
+import numpy as np
+import pytest
+
+import simdsoftmax as ssm
+from simdsoftmax import _core
+from test_log_softmax_f32_pairs import logits
+from test_log_softmax_two_pass import assert_log_softmax_contract
+from test_rows import SPECIALS
+
+GROUP = 8  # AVX2 float32 lanes; other sets take other paths with the same contract
+LENGTHS = list(range(1, 34))
+ROWS = [1, 2, 7, 8, 9, 15, 16, 17, 31, 32, 33, 4 * GROUP + 7, 11 * GROUP + 5]
+
+
+def written(x, key, pad=GROUP + 3):
+    """log_softmax(x) into a slice of a sentinel-filled buffer (nothing
+    else of it may change) and in place (the same bits): returns it."""
+    sentinel = np.float32(-7.25)
+    frame = np.full(x.size + 2 * pad, sentinel, np.float32)
+    y = frame[pad:pad + x.size].reshape(x.shape)
+    assert ssm.log_softmax(x, axis=1, out=y) is y
+    assert np.all(frame[:pad] == sentinel) and np.all(frame[pad + x.size:] == sentinel), key
+    z = x.copy()
+    assert ssm.log_softmax(z, axis=1, out=z) is z
+    assert z.tobytes() == y.tobytes(), key
+    return y
+
+
+@pytest.mark.parametrize("n", LENGTHS)
+def test_every_length_and_row_count(isa, n):
+    rng = np.random.default_rng(500 + n)
+    for rows in ROWS:
+        x = logits(rng, rows, n)
+        for r in range(0, rows, 3):  # a dominant entry (S - 1 down to ~e^-30), at every position
+            x[r, r % n] = x[r].max() + np.float32(1.0 + r % 29)
+        if n > 2:
+            x[rows // 2, (rows // 2) % n] = -np.inf
+        y = written(x, (isa, n, rows))
+        assert_log_softmax_contract(x, y, (isa, n, rows))
+
+
+@pytest.mark.filterwarnings("ignore::RuntimeWarning")
+@pytest.mark.parametrize("kind", list(SPECIALS))
+@pytest.mark.parametrize("n", [1, 2, 3, 5, 7, 8, 9, 13, 16, 17, 24, 25, 31])
+def test_special_rows_every_position_in_place(isa, kind, n):
+    """A special row at every position of five groups and a partial last
+    one, in place and into a framed output: the special row gets SciPy's
+    value (the contract for the ordinary kinds), the rows around it (into
+    which the row before spills) the same bits as without it."""
+    special = pytest.importorskip("scipy.special")
+    rng = np.random.default_rng(600 + n)
+    rows = 5 * GROUP + 5
+    base = logits(rng, rows, n)
+    plain = ssm.log_softmax(base, axis=1)
+    assert_log_softmax_contract(base, plain, (isa, n))
+    for p in range(rows):
+        x = base.copy()
+        SPECIALS[kind](x[p])
+        y = written(x, (isa, n, kind, p))
+        others = np.arange(rows) != p
+        assert y[others].tobytes() == plain[others].tobytes(), (isa, n, kind, p)
+        if kind in ("huge max", "huge negative", "largest finite", "one finite"):
+            assert_log_softmax_contract(x[p:p + 1], y[p:p + 1], (isa, n, kind, p))
+        else:
+            with np.errstate(all="ignore"):
+                want = special.log_softmax(x[p].astype(np.float64)).astype(np.float32)
+            np.testing.assert_array_equal(y[p], want, err_msg=f"{kind} p={p}")
+
+
+@pytest.mark.parametrize("n", [1, 3, 5, 7, 8, 9, 12, 15, 16, 17, 24, 31])
+def test_task_boundaries_threads_and_stores(isa, small_chunks, restore_settings, n):
+    """Tasks of two or three groups (the spill never crosses into another
+    task's rows), streamed or regular stores: bits as with one thread and
+    one big task."""
+    rng = np.random.default_rng(700 + n)
+    rows = 40 * GROUP + 7
+    x = logits(rng, rows, n)
+    x[5 * GROUP - 1, 0] = np.nan  # a fallback group just before a task boundary
+    small_chunks(1)
+    _core.testing.set_chunking(1 << 20, 1 << 20)
+    want = ssm.log_softmax(x, axis=1)
+    for policy in ("stream", "regular"):
+        _core.testing.set_store_policy(policy)
+        for per_task in (2, 3):
+            _core.testing.set_chunking(per_task * GROUP * n, 1 << 20)
+            for threads in (1, 2, 3):
+                small_chunks(threads)
+                y = written(x, (policy, per_task, threads))
+                assert y.tobytes() == want.tobytes(), (policy, per_task, threads)
+
+
+@pytest.mark.parametrize("scale", [0.01, 1.0, 30.0, 90.0])
+def test_accuracy_many_rows(isa, scale):
+    """Against long double over many rows per length: narrow and wide
+    logits, offsets up to 3000, the max at every position, masked and far
+    entries."""
+    rng = np.random.default_rng(int(scale * 100) + 9)
+    for n in LENGTHS:
+        rows = 1200
+        x = rng.standard_normal((rows, n)) * scale + rng.uniform(-3000, 3000, (rows, 1))
+        x[np.arange(rows), np.arange(rows) % n] += scale
+        x = x.astype(np.float32)
+        if n > 1:
+            x[::7, (n - 1) // 2] = -np.inf
+            x[3::11, n - 1] = x[3::11].max(axis=1) - np.float32(200.0)  # a far entry
+        assert_log_softmax_contract(x, ssm.log_softmax(x, axis=1), (isa, n, scale))
