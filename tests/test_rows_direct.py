@@ -7,6 +7,7 @@ import numpy as np
 import pytest
 
 import simdsoftmax as ssm
+from simdsoftmax import _core
 
 from test_rows import SPECIALS, assert_softmax_close, logits, ref_softmax, wide
 
@@ -141,3 +142,52 @@ def test_direct_tail_lengths_accuracy_many_rows(isa, scale):
         x[np.arange(rows), n - 1 - np.arange(rows) % n] += np.float32(scale)
         x += np.float32(rng.uniform(-80, 80))
         assert_softmax_close(ssm.softmax(x, axis=1), ref_softmax(x))
+
+
+@pytest.mark.filterwarnings("ignore::RuntimeWarning")  # SciPy formulas on NaN rows
+@pytest.mark.parametrize("rows", [2, 3, 8, 9])
+def test_direct_adjacent_special_rows(isa, dtype, rows, restore_settings):
+    """Every length from 32 to 72 and a few longer, special rows first,
+    second, both first rows, last or both last rows of even and odd row
+    counts (either row of a pair, were rows taken two at a time), 1-3
+    threads splitting even these small batches.
+    The other rows the same bits as without the special ones, every thread
+    count the same bits, nothing written outside the sentinel-framed
+    output, in place the same bits."""
+    special = pytest.importorskip("scipy.special")
+    rng = np.random.default_rng(rows)
+    pad = 19
+    kinds = list(SPECIALS)
+    for n in list(range(32, 73)) + [100, 128, 129, 255, 256]:
+        base = logits(rng, rows, n, dtype)
+        ssm.set_num_threads(1)
+        plain = ssm.softmax(base, axis=1)
+        specials = [(), (0,), (1,), (0, 1), (rows - 1,), (rows - 2, rows - 1)]
+        for case, at in enumerate(specials):
+            x = base.copy()
+            ordinary = np.ones(rows, bool)
+            for k, p in enumerate(at):
+                kind = kinds[(n + case + 3 * k) % len(kinds)]
+                SPECIALS[kind](x[p])
+                ordinary[p] = kind in ("huge max", "huge negative", "largest finite", "one finite")
+            untouched = np.ones(rows, bool)
+            untouched[list(at)] = False
+            with np.errstate(all="ignore"):
+                want = special.softmax(x.astype(wide(dtype)), axis=1).astype(dtype)
+            for threads in (1, 2, 3):
+                ssm.set_num_threads(threads)
+                _core.testing.set_parallel_min(0)  # threads even on these small batches
+                sentinel = dtype.type(-3.5)
+                buf = np.full(x.size + 2 * pad, sentinel, dtype)
+                out = buf[pad:pad + x.size].reshape(x.shape)
+                assert ssm.softmax(x, axis=1, out=out) is out
+                assert np.all(buf[:pad] == sentinel) and np.all(buf[pad + x.size:] == sentinel)
+                if threads == 1:
+                    first = out.copy()
+                np.testing.assert_array_equal(out, first, err_msg=f"n={n} at={at} threads={threads}")
+                np.testing.assert_array_equal(out[untouched], plain[untouched], err_msg=f"n={n} at={at}")
+                z = x.copy()
+                assert ssm.softmax(z, axis=1, out=z) is z
+                np.testing.assert_array_equal(z, out, err_msg=f"in place n={n} at={at}")
+            assert_softmax_close(out[ordinary], ref_softmax(x[ordinary]))
+            np.testing.assert_array_equal(out[~ordinary], want[~ordinary], err_msg=f"n={n} at={at}")
