@@ -1,12 +1,12 @@
 """float32 log_softmax of batches of short rows through the group kernel two
 groups at a time (kernels/rows_generic.h, log_softmax_groups_f32: rows below
-the table-exp group kernel's Lsm32GroupRange min_n, 16, 28 on AVX2, and on
+the table-exp group kernel's Lsm32GroupRange min_n, 16, 48 on AVX2, and on
 the scalar kernel set every float32 row it takes), with a last group alone
 when the batch holds an odd number of groups; the rows' last n % W columns
 come in as one transposed block (W the float32 lane count). Row
 counts around one, two, three and four groups of W rows, lengths at every
-tail of the W x W block below and around 28, rows whose max entry
-dominates (log_softmax near 0, -log1p(S - 1)), special rows in either
+tail of the W x W block below and around 28 and on to 48, rows whose max
+entry dominates (log_softmax near 0, -log1p(S - 1)), special rows in either
 group of a pair and in the lone last group; on every kernel set, against
 the long double reference of test_log_softmax_two_pass.py. A pair computes
 each lane as a group alone does: rotating the batch by one group (which
@@ -21,7 +21,7 @@ from test_log_softmax_f64_direct import check_batch
 from test_log_softmax_f64_pairs import check_special_row_in_either_group, special_kinds
 from test_log_softmax_two_pass import assert_log_softmax_contract
 
-LENGTHS = [1, 2, 3, 4, 5, 7, 8, 9, 10, 12, 15, 16, 17, 20, 23, 24, 25, 27, 28]
+LENGTHS = [1, 2, 3, 4, 5, 7, 8, 9, 10, 12, 15, 16, 17, 20, 23, 24, 25, 27, 28, 31, 32, 33, 39, 40, 41, 47, 48]
 
 
 def lanes(isa):
@@ -79,7 +79,7 @@ def test_pairs_write_only_their_rows(isa, restore_settings, n):
             assert y.tobytes() == want.tobytes(), (policy, offset)
 
 
-@pytest.mark.parametrize("n", [1, 2, 5, 9, 10, 17, 27])
+@pytest.mark.parametrize("n", [1, 2, 5, 9, 10, 17, 27, 28, 32, 40, 47])
 def test_special_row_in_either_group(isa, n):
     """NaN, +inf, all -inf, one finite entry and a max beyond the kernel's
     range (the per-row path's) in each row of 2 W + 1 (the first or second

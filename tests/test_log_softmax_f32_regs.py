@@ -1,6 +1,7 @@
 """float32 log_softmax short rows whose group columns stay in registers
 (rows_generic.h log_softmax_group_regs: AVX2 rows of 1-16 elements; every
-length up to the direct rows, 1-33, here).
+length up to the direct rows, 1-49, here: AVX2 rows of 17-47 take the pairs,
+log_softmax_groups_f32, 48 on the direct rows).
 
 As softmax_group_regs, a group of 8 rows is read and written as 8 x 8
 blocks at stride n; where n % 8 != 0 the last block of each row reaches
@@ -24,7 +25,7 @@ from test_log_softmax_two_pass import assert_log_softmax_contract
 from test_rows import SPECIALS
 
 GROUP = 8  # AVX2 float32 lanes; other sets take other paths with the same contract
-LENGTHS = list(range(1, 34))
+LENGTHS = list(range(1, 50))
 ROWS = [1, 2, 7, 8, 9, 15, 16, 17, 31, 32, 33, 4 * GROUP + 7, 11 * GROUP + 5]
 
 
@@ -57,7 +58,7 @@ def test_every_length_and_row_count(isa, n):
 
 @pytest.mark.filterwarnings("ignore::RuntimeWarning")
 @pytest.mark.parametrize("kind", list(SPECIALS))
-@pytest.mark.parametrize("n", [1, 2, 3, 5, 7, 8, 9, 13, 16, 17, 24, 25, 31])
+@pytest.mark.parametrize("n", [1, 2, 3, 5, 7, 8, 9, 13, 16, 17, 24, 25, 31, 32, 33, 40, 47, 48])
 def test_special_rows_every_position_in_place(isa, kind, n):
     """A special row at every position of five groups and a partial last
     one, in place and into a framed output: the special row gets SciPy's
@@ -83,7 +84,7 @@ def test_special_rows_every_position_in_place(isa, kind, n):
             np.testing.assert_array_equal(y[p], want, err_msg=f"{kind} p={p}")
 
 
-@pytest.mark.parametrize("n", [1, 3, 5, 7, 8, 9, 12, 15, 16, 17, 24, 31])
+@pytest.mark.parametrize("n", [1, 3, 5, 7, 8, 9, 12, 15, 16, 17, 24, 31, 32, 40, 47])
 def test_task_boundaries_threads_and_stores(isa, small_chunks, restore_settings, n):
     """Tasks of two or three groups (the spill never crosses into another
     task's rows), streamed or regular stores: bits as with one thread and

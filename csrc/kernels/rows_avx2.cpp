@@ -91,7 +91,7 @@ struct SoftmaxBlocksRange<F32x8> {
 // 0.94; n = 40 and 64, no tail, 1.05 and 1.02: noise).
 template <>
 struct DirectOverlapTail<F32x8> : std::true_type {};
-// float32 log_softmax rows below 28 take the group pairs
+// float32 log_softmax rows below 28 took the group pairs
 // (log_softmax_groups_f32), the table-exp group kernel from there to the
 // direct rows (Zen 3, 4 Mi-element batches, 1 thread, thread CPU time,
 // medians of 5 interleaved runs on a loaded machine (load 12-16), pairs /
@@ -106,9 +106,22 @@ struct DirectOverlapTail<F32x8> : std::true_type {};
 // instead of four was 1.15-1.2x slower up to 12, and rows of 17-24 in
 // registers (three blocks, two groups) took more instructions than the
 // pairs (callgrind per element n = 20 12.6 / 12.3, n = 24 12.6 / 11.4).
+// From 28 to the direct rows' 48 the pairs stay too (min_n 48: the
+// table-exp group kernel is never taken on AVX2): that kernel takes one
+// group at a time, whose chain (max, terms, sums, three float64 divisions
+// per half, write) the core waits on, while the pairs overlap two. Zen 3,
+// 4 Mi-element batches, 1 thread, medians of interleaved processes, time /
+// group32's: at load 4-5 (5 rounds) n = 28 0.91, 32 0.96, 36 0.96, 40
+// 0.96, 44 0.94, 47 0.95; at load 5-6.5 (7 rounds, the unchanged n = 24
+// and 48 1.00 and 0.99) n = 28 0.93, 32 0.94, 36 0.97, 40 0.98, 47 0.98:
+// from 36 on within the noise (a few %). Callgrind per element, group32 /
+// pairs: n = 28 11.54 / 12.21, 30 11.42 / 11.74, 32 13.12 / 10.81, 36
+// 10.65 / 11.08, 40 10.02 / 10.61 (the direct rows: 14.01, 12.93, 11.80,
+// 11.66, 11.48). Other bits than group32's at 28-47: the pairs' own
+// contract, as at 17-27 and on the scalar set.
 template <>
 struct Lsm32GroupRange<F32x8> {
-  static constexpr size_t min_n = 28, regs_max_n = 16;
+  static constexpr size_t min_n = 48, regs_max_n = 16;
 };
 }  // namespace
 }  // namespace rows
