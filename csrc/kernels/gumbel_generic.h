@@ -930,6 +930,7 @@ TopkResult topk_pruned(const T* x, size_t n, uint64_t start, uint64_t row, const
     // (s = 1), 302k -> 287k (s = 3); top-8 491k -> 477k (s = 1), 675k ->
     // 660k (s = 3). Kernel time on Zen 3 unchanged within noise (load 10):
     // the read and the candidates' branches set it, not this arithmetic.
+    static_assert(U % 2 == 0, "look takes a tile's vectors two at a time");
     auto look = [&](const T* p, uint64_t t0) SSM_INLINE {
       Reg<V> a = V::load(p), b = V::load(p + W);
       typename V::mask odd = unordered<V, R>(a, b);

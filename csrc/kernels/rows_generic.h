@@ -1762,13 +1762,14 @@ void log_softmax_rows(const T* x, T* y, size_t rows, size_t n, bool stream, unsi
   constexpr size_t W = VN::width;
   alignas(64) T buf[kMaxN * W], obuf[kMaxN * W];
   if constexpr (std::is_same<T, float>::value && Lsm32GroupRange<VN>::regs_max_n > 0) {
-    static_assert(Transposes<VN>::value && Lsm32GroupRange<VN>::regs_max_n <= 3 * W, "blocks of W x W in registers");
+    // One or two W x W blocks per row, four groups at a time (three blocks,
+    // two groups, took more instructions than the pairs: rows_avx2.cpp).
+    static_assert(Transposes<VN>::value && Lsm32GroupRange<VN>::regs_max_n <= 2 * W, "blocks of W x W in registers");
     if (n <= Lsm32GroupRange<VN>::regs_max_n) {
-      switch ((n + W - 1) / W) {
-        case 1: log_softmax_rows_regs<VN, VW, 1, 4>(x, y, rows, n, buf, obuf, stream, flag); break;
-        case 2: log_softmax_rows_regs<VN, VW, 2, 4>(x, y, rows, n, buf, obuf, stream, flag); break;
-        default: log_softmax_rows_regs<VN, VW, 3, 2>(x, y, rows, n, buf, obuf, stream, flag); break;
-      }
+      if (n <= W)
+        log_softmax_rows_regs<VN, VW, 1, 4>(x, y, rows, n, buf, obuf, stream, flag);
+      else
+        log_softmax_rows_regs<VN, VW, 2, 4>(x, y, rows, n, buf, obuf, stream, flag);
       if (stream) VN::fence();
       return;
     }
