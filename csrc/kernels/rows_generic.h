@@ -1821,10 +1821,12 @@ void log_softmax_rows(const T* x, T* y, size_t rows, size_t n, bool stream, unsi
 // 1.74, n = 100 0.85 / 1.14, n = 128 0.78 / 0.90, n = 160 0.75 / 0.85,
 // n = 192 0.80 / 0.72, n = 256 0.72 / 0.65.
 // Rows of regs_min_n to regs_max_n keep their group columns in registers
-// (lse_group_regs; AVX2 sets them in rows_avx2.cpp), regs_max_n 0: none.
+// (lse_group_regs; AVX2 sets them in rows_avx2.cpp), regs_max_n 0: none;
+// regs_n2: rows of 2 too (group_sums_regs' one-term sum).
 template <class VN>
 struct LseDirectRange {
   static constexpr size_t min_n = kDirectMinBytes / sizeof(float), max_n = 160, regs_min_n = 3, regs_max_n = 0;
+  static constexpr bool regs_n2 = false;
 };
 
 // Unweighted float64 rows from this length on take logsumexp one row at a
@@ -1843,7 +1845,8 @@ void logsumexp_rows(const T* x, const T* b, T* out, T* sign, size_t rows, size_t
     // MaxT as lse_groups: rows of up to 10 skip log1p_small's step by 2^4.
     static_assert(Transposes<VN>::value && LseDirectRange<VN>::regs_max_n <= 10 &&
                       LseDirectRange<VN>::regs_min_n >= 3, "blocks of W x W in registers; S <= 10 < MaxT");
-    if (!b && n >= LseDirectRange<VN>::regs_min_n && n <= LseDirectRange<VN>::regs_max_n) {
+    if (!b && ((n >= LseDirectRange<VN>::regs_min_n && n <= LseDirectRange<VN>::regs_max_n) ||
+               (n == 2 && LseDirectRange<VN>::regs_n2))) {
       if (n <= W)
         lse_rows_regs<VN, VW, 1, 4, 11>(x, out, sign, rows, n, buf, flag);
       else
