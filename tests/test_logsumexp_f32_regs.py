@@ -1,6 +1,6 @@
 """float32 logsumexp of short rows whose group columns stay in registers
-(rows_generic.h lse_group_regs: AVX2 unweighted rows of 5-10, four groups
-of 8 rows at a time; every length up to the direct rows, 1-33, here).
+(rows_generic.h lse_group_regs: AVX2 unweighted rows of 2 and 5-10, four
+groups of 8 rows at a time; every length up to the direct rows, 1-33, here).
 
 A group's rows are read as 8 x 8 blocks at stride n (where n % 8 != 0 the
 last block reaches into the rows after it: read only); four groups with a
@@ -96,7 +96,7 @@ def test_rows_near_zero_in_any_group(isa, n):
         assert out[others].tobytes() == plain[others].tobytes(), (isa, n, near)
 
 
-@pytest.mark.parametrize("n", [1, 3, 5, 8, 9, 12, 16, 17])
+@pytest.mark.parametrize("n", [1, 2, 3, 5, 8, 9, 12, 16, 17])
 def test_task_boundaries_and_threads(isa, small_chunks, n):
     rng = np.random.default_rng(1100 + n)
     rows = 40 * GROUP + 7

@@ -38,9 +38,13 @@ namespace {
 // time / the pairs', 4 Mi-element batches, 1 thread, medians of 5
 // interleaved processes at load 1: n = 5 0.75, n = 8 0.83, n = 10 0.73
 // (ns per element n = 5 1.99 -> 1.50, softmax 1.33).
+// Rows of 2 too since group_sums_regs sums their one other term as the
+// pairs do (the same bits): callgrind per element, pairs / registers, n = 2
+// 30.3 / 27.9 (Zen 3, N(0, 1), the same runs' method as above).
 template <>
 struct LseDirectRange<F32x8> {
   static constexpr size_t min_n = 32, max_n = kMaxN, regs_min_n = 5, regs_max_n = 10;
+  static constexpr bool regs_n2 = true;
 };
 // float64 logsumexp's direct rows up to 128. Set by set they lost to the
 // per-row kernels from 64 on (4 Mi-element batches, 1 thread, ns per

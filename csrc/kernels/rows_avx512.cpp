@@ -32,6 +32,7 @@ namespace {
 template <>
 struct LseDirectRange<F32x16> {
   static constexpr size_t min_n = 28, max_n = kMaxN, regs_min_n = 3, regs_max_n = 0;
+  static constexpr bool regs_n2 = false;
 };
 // float32 log_softmax's direct rows from 40 (rows_generic.h's 48): with
 // each set's maxima first they beat the group kernel from there (bench/rows.py

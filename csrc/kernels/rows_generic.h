@@ -1118,8 +1118,8 @@ SSM_INLINE inline void load_group_regs(const float* x, size_t n, Reg<VN> (&c)[P]
 // group_sums<..., ExpCoeffsMid, Plain2, P, Count> of float32 columns held in
 // registers (load_group_regs), lane for lane (the max's linear chain, each
 // column's two float64 halves widened from the register, the two chains in
-// column order): the same bits, for rows of 3 and more without Count
-// (group_sums' rows of 2 have their own sum). Returns
+// column order): the same bits (rows of 2 take the one other term, as
+// group_sums' rows of 2 without Count; with Count the same bits too). Returns
 // false, before the terms where it can, if a lane's max or sum is not
 // finite (a special row: the caller takes the buffer kernel).
 template <class VN, class VW, size_t P, size_t C, bool Count>
@@ -1138,6 +1138,30 @@ SSM_INLINE inline bool group_sums_regs(const Reg<VN> (&c)[P][C], size_t n, Group
     }
   }
   if (!ok) return false;
+  // Rows of 2 (both Count and not): S - 1 is the one other term, exp(d)
+  // with d = (x0 - m) + (x1 - m), exact (one of the two is 0; NaN and -inf
+  // carry through, to the term), cnt = 1: the same bits as the two columns'
+  // counted sums (other term + 0 in the chains; a tie: cnt 2, rest 0, and
+  // here 1 + exp(0) - 1 = 1) and as group_sums' rows of 2, half the terms
+  // and none of the count's compare, blends and adds. Zen 3, avx2, N(0, 1)
+  // rows, callgrind instructions per element of log_softmax (with
+  // log_softmax_group_regs' shorter log1p_small): n = 2 31.5 -> 20.6
+  // (n = 5 17.0 -> 13.5, n = 8 15.1 -> 12.3: the log1p steps and the
+  // code around them).
+  if (n == 2) {
+    for (size_t p = 0; p < P; ++p) {
+      Reg<VW> x0[2], x1[2];
+      VN::widen(c[p][0], x0[0], x0[1]);
+      VN::widen(c[p][1], x1[0], x1[1]);
+      for (size_t h = 0; h < 2; ++h) {
+        const size_t q = 2 * p + h;
+        out.rest[q] = mid_term<VW>(VW::add(VW::sub(x0[h], out.m[q]), VW::sub(x1[h], out.m[q])));
+        out.cnt[q] = VW::set1(1.0);
+        ok = ok && !VW::any(VW::notfinite(out.rest[q]));
+      }
+    }
+    return ok;
+  }
   Plain2<VW> sums[2 * P];
   for (size_t j = 0; j < C; ++j)
     for (size_t p = 0; p < P; ++p)
@@ -1193,7 +1217,9 @@ SSM_INLINE inline bool log_softmax_group_regs(const float* x, float* y, size_t n
     Reg<VW> log_s[2];
     for (size_t h = 0; h < 2; ++h) {
       const size_t q = 2 * p + h;
-      log_s[h] = log1p_small<VW>(VW::add(VW::sub(s.cnt[q], VW::set1(1.0)), s.rest[q]));
+      // S <= n (1 + 2^-28) < NB W + 1: log1p_small drops the steps that
+      // cannot divide (the same bits).
+      log_s[h] = log1p_small<VW, 11, NB * W + 1>(VW::add(VW::sub(s.cnt[q], VW::set1(1.0)), s.rest[q]));
     }
     const Reg<VN> vhi = VN::narrow(s.m[2 * p], s.m[2 * p + 1]), vlo = VN::narrow(log_s[0], log_s[1]);
     for (size_t j = 0; j < C; ++j)
@@ -1795,10 +1821,12 @@ void log_softmax_rows(const T* x, T* y, size_t rows, size_t n, bool stream, unsi
 // 1.74, n = 100 0.85 / 1.14, n = 128 0.78 / 0.90, n = 160 0.75 / 0.85,
 // n = 192 0.80 / 0.72, n = 256 0.72 / 0.65.
 // Rows of regs_min_n to regs_max_n keep their group columns in registers
-// (lse_group_regs; AVX2 sets them in rows_avx2.cpp), regs_max_n 0: none.
+// (lse_group_regs; AVX2 sets them in rows_avx2.cpp), regs_max_n 0: none;
+// regs_n2: rows of 2 too (group_sums_regs' one-term sum).
 template <class VN>
 struct LseDirectRange {
   static constexpr size_t min_n = kDirectMinBytes / sizeof(float), max_n = 160, regs_min_n = 3, regs_max_n = 0;
+  static constexpr bool regs_n2 = false;
 };
 
 // Unweighted float64 rows from this length on take logsumexp one row at a
@@ -1817,7 +1845,8 @@ void logsumexp_rows(const T* x, const T* b, T* out, T* sign, size_t rows, size_t
     // MaxT as lse_groups: rows of up to 10 skip log1p_small's step by 2^4.
     static_assert(Transposes<VN>::value && LseDirectRange<VN>::regs_max_n <= 10 &&
                       LseDirectRange<VN>::regs_min_n >= 3, "blocks of W x W in registers; S <= 10 < MaxT");
-    if (!b && n >= LseDirectRange<VN>::regs_min_n && n <= LseDirectRange<VN>::regs_max_n) {
+    if (!b && ((n >= LseDirectRange<VN>::regs_min_n && n <= LseDirectRange<VN>::regs_max_n) ||
+               (n == 2 && LseDirectRange<VN>::regs_n2))) {
       if (n <= W)
         lse_rows_regs<VN, VW, 1, 4, 11>(x, out, sign, rows, n, buf, flag);
       else
