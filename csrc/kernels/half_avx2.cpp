@@ -305,10 +305,39 @@ constexpr int kUnrollStore = 4, kBlockStore = 2;
 constexpr int kUnrollFast = 4, kBlockFast = 2;
 constexpr int kUnrollLse = 8, kBlockLse = 1;  // the float64 lanes' fast-sum tuning
 
+// softmax's last pass on rows past the short-row kernels (driver_half.cpp
+// softmax_ref_cached, softmax_reload_cached): y = term * factor from the
+// float32 terms, rounded once. The caller has checked that the terms'
+// sum is finite, so no term is NaN or inf and every y is in [0, 1]: the
+// rounding without the NaN guard (store_finite), bfloat16 two vectors per
+// store (store2_finite: one pack and one permute for both). The generic
+// pass (half_generic.h) stores each vector with the guard (bfloat16: 4 of
+// its 12 vector operations) and its own pack and permute. Same bits: the
+// guard changes NaN lanes only, and the pair store rounds each lane as the
+// single one. Four vectors a step; the rest through the generic tail.
+template <class H>
+void scale_terms(const float* x, uint16_t* out, size_t n, double factor) {
+  using V = HalfF32x8<H>;
+  constexpr size_t W = V::width;
+  H* y = reinterpret_cast<H*>(out);
+  const __m256 f = V::set1(factor);
+  size_t i = 0;
+  for (; i + 4 * W <= n; i += 4 * W) {
+    const __m256 a = _mm256_mul_ps(_mm256_loadu_ps(x + i), f), b = _mm256_mul_ps(_mm256_loadu_ps(x + i + W), f);
+    const __m256 c = _mm256_mul_ps(_mm256_loadu_ps(x + i + 2 * W), f);
+    const __m256 d = _mm256_mul_ps(_mm256_loadu_ps(x + i + 3 * W), f);
+    V::store2_finite(y + i, a, b);
+    V::store2_finite(y + i + 2 * W, c, d);
+  }
+  for (; i + W <= n; i += W) V::store_finite(y + i, _mm256_mul_ps(_mm256_loadu_ps(x + i), f));
+  if (i < n) V::store_tail(y + i, _mm256_mul_ps(V::load_tail(x + i, n - i, 0.0), f), n - i);
+}
+
 template <class H>
 HalfKernels make_format() {
   HalfKernels k = make_half_kernels<HalfF32x8<H>, HalfF64x4<H>, H, kUnrollFast, kBlockFast, kUnrollStore,
                                     kBlockStore, kUnrollLse, kBlockLse>();
+  k.scale_from_f32 = &scale_terms<H>;
   // Short rows: faster than the buffered and fused paths at every length they
   // take (bfloat16, 4 Mi elements, one thread: 1.0-5x, n = 8-1024; n = 4096:
   // softmax 0.48 vs 0.63 ns per element, log_softmax 0.49 vs 0.96).
