@@ -108,6 +108,26 @@ def test_softmax_both_fused_algorithms(isa, fmt, path, algorithm):
         within_one_ulp(got, ref_softmax(from_bits(bits, fmt), axis=-1), fmt)
 
 
+@pytest.mark.parametrize("name", ["softmax", "log_softmax"])
+def test_last_pass_every_tail(isa, fmt, path, name):
+    """The write passes of rows past the short-row kernels (softmax's scale_from_f32 on the
+    reload paths, log_softmax's write_shift; AVX2: four vectors a step, bfloat16 two per
+    store): single rows of every tail of that step, short and past 4096, with -inf entries
+    near the end and a wide scale (softmax results down to the format's subnormals and zeros)."""
+    rng = np.random.default_rng(23)
+    for n in list(range(1, 70)) + [8192 + k for k in range(34)]:
+        x64 = rng.normal(0.0, 30.0, size=(1, n))
+        if n > 2:
+            x64[0, n - 1 - n % 3] = -np.inf
+        bits = to_bits(x64, fmt)
+        got, special = run(name, bits, fmt)
+        assert special.size == 0, (n, special)
+        try:
+            within_one_ulp(got, reference(name, from_bits(bits, fmt)), fmt)
+        except AssertionError as e:
+            raise AssertionError(f"n={n}: {e}") from None
+
+
 def test_max_far_above_the_sampled_entries(isa, fmt, path):
     """The reload path guesses the max from 32 samples; a spike between them must still give the right row."""
     for n in (300, 5000, 60000):

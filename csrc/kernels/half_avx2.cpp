@@ -305,10 +305,68 @@ constexpr int kUnrollStore = 4, kBlockStore = 2;
 constexpr int kUnrollFast = 4, kBlockFast = 2;
 constexpr int kUnrollLse = 8, kBlockLse = 1;  // the float64 lanes' fast-sum tuning
 
+// softmax's last pass on rows past the short-row kernels (driver_half.cpp
+// softmax_ref_cached, softmax_reload_cached): y = term * factor from the
+// float32 terms, rounded once. The caller has checked that the terms'
+// sum is finite, so no term is NaN or inf and every y is in [0, 1]: the
+// rounding without the NaN guard (store_finite), bfloat16 two vectors per
+// store (store2_finite: one pack and one permute for both). The generic
+// pass (half_generic.h) stores each vector with the guard (bfloat16: 4 of
+// its 12 vector operations) and its own pack and permute. Same bits: the
+// guard changes NaN lanes only, and the pair store rounds each lane as the
+// single one. Four vectors a step; the rest through the generic tail.
+template <class H>
+void scale_terms(const float* x, uint16_t* out, size_t n, double factor) {
+  using V = HalfF32x8<H>;
+  constexpr size_t W = V::width;
+  H* y = reinterpret_cast<H*>(out);
+  const __m256 f = V::set1(factor);
+  size_t i = 0;
+  for (; i + 4 * W <= n; i += 4 * W) {
+    const __m256 a = _mm256_mul_ps(_mm256_loadu_ps(x + i), f), b = _mm256_mul_ps(_mm256_loadu_ps(x + i + W), f);
+    const __m256 c = _mm256_mul_ps(_mm256_loadu_ps(x + i + 2 * W), f);
+    const __m256 d = _mm256_mul_ps(_mm256_loadu_ps(x + i + 3 * W), f);
+    V::store2_finite(y + i, a, b);
+    V::store2_finite(y + i + 2 * W, c, d);
+  }
+  for (; i + W <= n; i += W) V::store_finite(y + i, _mm256_mul_ps(_mm256_loadu_ps(x + i), f));
+  if (i < n) V::store_tail(y + i, _mm256_mul_ps(V::load_tail(x + i, n - i, 0.0), f), n - i);
+}
+
+// log_softmax's write on rows past the short-row kernels (driver_half.cpp
+// log_softmax_fused): y = (x - hi) - lo, rounded once, bfloat16 two vectors
+// per store and without narrow8's NaN guard. Same bits, NaN rows included:
+// a NaN lane here is x's NaN quieted (x is widened bfloat16: its low 16 bits
+// are 0) or the default NaN, and the rounding's carry (at most 0x8000 on a
+// low half of 0) leaves the upper half, quiet bit set, as the guard does.
+// Four vectors a step (the generic pass's unroll), x prefetched as there.
+template <class H>
+void shift_row(const uint16_t* xb, uint16_t* out, size_t n, double hi, double lo) {
+  using V = HalfF32x8<H>;
+  constexpr size_t W = V::width;
+  const H* x = reinterpret_cast<const H*>(xb);
+  H* y = reinterpret_cast<H*>(out);
+  const __m256 vhi = V::set1(hi), vlo = V::set1(lo);
+  auto shift = [vhi, vlo](__m256 v) SSM_INLINE { return _mm256_sub_ps(_mm256_sub_ps(v, vhi), vlo); };
+  const size_t ahead = prefetch_distance(n * sizeof(H)) / sizeof(H);
+  size_t i = 0;
+  for (; i + 4 * W <= n; i += 4 * W) {
+    if (ahead) SSM_PREFETCH(reinterpret_cast<const char*>(x + i + ahead));
+    const __m256 a = shift(V::load(x + i)), b = shift(V::load(x + i + W));
+    const __m256 c = shift(V::load(x + i + 2 * W)), d = shift(V::load(x + i + 3 * W));
+    V::store2_finite(y + i, a, b);
+    V::store2_finite(y + i + 2 * W, c, d);
+  }
+  for (; i + W <= n; i += W) V::store_finite(y + i, shift(V::load(x + i)));
+  if (i < n) V::store_tail(y + i, shift(V::load_tail(x + i, n - i, 0.0)), n - i);
+}
+
 template <class H>
 HalfKernels make_format() {
   HalfKernels k = make_half_kernels<HalfF32x8<H>, HalfF64x4<H>, H, kUnrollFast, kBlockFast, kUnrollStore,
                                     kBlockStore, kUnrollLse, kBlockLse>();
+  k.scale_from_f32 = &scale_terms<H>;
+  k.write_shift = &shift_row<H>;
   // Short rows: faster than the buffered and fused paths at every length they
   // take (bfloat16, 4 Mi elements, one thread: 1.0-5x, n = 8-1024; n = 4096:
   // softmax 0.48 vs 0.63 ns per element, log_softmax 0.49 vs 0.96).
