@@ -40,9 +40,9 @@
 // 1) batches, 1 thread), main / both: n = 32 6.62 / 6.34, 40 6.21 / 5.89,
 // 64 5.59 / 5.17, 100 5.42 / 4.96, 128 5.08 / 4.58, 256 4.82 / 4.29. Thread
 // CPU time / main's, 4 Mi-element batches, medians of 9 interleaved
-// processes at load 6.5: n = 128 0.86, 256 0.84; at 32-100 within this
-// machine's noise then (two runs: n = 32 0.96 / 1.06, 40 1.07 / 1.10, 64
-// 0.89 / 1.20, 100 - / 1.03; minima 0.96-1.04).
+// processes, load 0-1.2: n = 32 0.96, 48 0.98, 64 0.99, 100 0.99, 128
+// 0.88, 256 0.90 (n = 16, unchanged: 1.00); at load 6.5 n = 128 0.86,
+// 256 0.84, 32-100 within that load's noise (0.89-1.20 between runs).
 // Tried: x clamped at a per-row bound instead of kClampLow, so that k
 // needs no clamp (25 instructions per vector; callgrind n = 32 6.31, 64
 // 5.09, 128 4.48): every step of the terms then waits for the row's max
