@@ -191,3 +191,29 @@ def test_direct_adjacent_special_rows(isa, dtype, rows, restore_settings):
                 np.testing.assert_array_equal(z, out, err_msg=f"in place n={n} at={at}")
             assert_softmax_close(out[ordinary], ref_softmax(x[ordinary]))
             np.testing.assert_array_equal(out[~ordinary], want[~ordinary], err_msg=f"n={n} at={at}")
+
+
+@pytest.mark.parametrize("n", [32, 33, 40, 47, 48, 56, 64, 100, 255, 256])
+def test_direct_f32_terms_at_the_flush_across_the_range(isa, n):
+    """float32 rows whose max lies anywhere in the fast range (|max| up to
+    2^20) and whose other entries sweep from 80 below it (outputs near the
+    subnormals) to 140 below (terms at and past the row's flush at 2^-190
+    of the max's, where AVX2 clamps x at a per-row bound, folded_term):
+    against float64 over many rows, entries far below exactly 0, vector
+    counts odd and even, in place the same bits."""
+    rng = np.random.default_rng(1300 + n)
+    rows = 61
+    top = rng.uniform(-1.04e6, 1.04e6, rows)
+    top[:6] = [0.0, 1048575.0, -1048575.0, 87.5, -103.0, 0.5 * np.log(2.0)]
+    top = top.astype(np.float32)
+    x = (top[:, None] - rng.uniform(80.0, 140.0, (rows, n))).astype(np.float32)
+    x[np.arange(rows), rng.integers(n, size=rows)] = top
+    x[::3, 1] = top[::3] - np.float32(0.3)  # a sum above the max's own term
+    y = ssm.softmax(x, axis=1)
+    ref = ref_softmax(x)
+    assert np.any((ref > 0) & (ref < 2.0**-152)) and np.any((ref > 0) & (ref < np.finfo(np.float32).tiny) & (y > 0))
+    assert_softmax_close(y, ref)
+    assert np.all(y[ref < 2.0**-152] == 0)
+    z = x.copy()
+    assert ssm.softmax(z, axis=1, out=z) is z
+    np.testing.assert_array_equal(z, y)

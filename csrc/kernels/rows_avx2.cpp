@@ -95,6 +95,10 @@ struct SoftmaxBlocksRange<F32x8> {
 // 0.94; n = 40 and 64, no tail, 1.05 and 1.02: noise).
 template <>
 struct DirectOverlapTail<F32x8> : std::true_type {};
+// float32 direct rows take folded_term (rows_direct.h: the same bits as
+// pow2_term, one operation fewer per vector).
+template <>
+struct DirectFoldedScale<F32x8> : std::true_type {};
 // float32 log_softmax rows below 28 took the group pairs
 // (log_softmax_groups_f32), the table-exp group kernel from there to the
 // direct rows (Zen 3, 4 Mi-element batches, 1 thread, thread CPU time,

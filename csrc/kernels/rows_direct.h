@@ -29,6 +29,29 @@
 // element in L2 as from DRAM, about 25 instructions per vector in the
 // terms' loop), not by each row's serial tail: the core already overlaps
 // consecutive rows.
+//
+// The three passes go two vectors per loop step (each_vector), and AVX2
+// float32 terms fold the row's exponent offset into the scale's bias
+// (folded_term: 26 instructions per vector in the terms' loop, was 27);
+// the same bits (sha1 of the outputs of 495 batches, n = 28-79 and to 256,
+// logits up to 300 and maxima to +-9.5e5, special rows, avx2 and scalar;
+// and rows sweeping the flush threshold at maxima across +-2^20). Zen 3,
+// callgrind instructions per element in the extension (1 Mi-element N(0,
+// 1) batches, 1 thread), main / both: n = 32 6.62 / 6.34, 40 6.21 / 5.89,
+// 64 5.59 / 5.17, 100 5.42 / 4.96, 128 5.08 / 4.58, 256 4.82 / 4.29. Thread
+// CPU time / main's, 4 Mi-element batches, medians of 9 interleaved
+// processes, load 0-1.2: n = 32 0.96, 48 0.98, 64 0.99, 100 0.99, 128
+// 0.88, 256 0.90 (n = 16, unchanged: 1.00); at load 6.5 n = 128 0.86,
+// 256 0.84, 32-100 within that load's noise (0.89-1.20 between runs).
+// Tried: x clamped at a per-row bound instead of kClampLow, so that k
+// needs no clamp (25 instructions per vector; callgrind n = 32 6.31, 64
+// 5.09, 128 4.48): every step of the terms then waits for the row's max
+// and e_ref, and n = 32 took 1.07x main's time (64 1.03x, 128 0.88x, 11
+// rounds); #pragma GCC unroll 4 on the loops instead of two per step (GCC
+// peels a vector and branches on the count mod 4 per row): callgrind 32
+// 6.78, 64 5.20, 128 4.41 (with that clamp); summing the terms from buf by
+// widening loads (two instructions where widen takes three): GCC forwards
+// the stored value and emits widen's three anyway.
 
 // Row sums: float32 terms in float64 lanes, float64 terms compensated.
 template <class VN, bool Narrow = std::is_same<typename VN::scalar, float>::value>
@@ -72,6 +95,36 @@ struct RowSum<VN, false> {
 template <class VN>
 struct DirectOverlapTail : std::false_type {};
 
+// float32 lane types whose 2^k is one shift of k + (2^23 + 127)
+// (pow2_biased32: AVX2) may take pow2_term's scale with the row's offset
+// folded in (folded_term): the same bits, one operation fewer per vector.
+// pow2_term takes max(n - e_ref, -127) + 2^23 + 127 (2^-127 gives exponent
+// field 0, a 0 term); here max(n + c, 2^23), c = 2^23 + 127 - e_ref: the
+// same integers (every one below 2^24 in magnitude: exact), a NaN n gives
+// 2^23 both ways (max returns its second operand). Only the last steps
+// wait for the row's e_ref, as in pow2_term.
+template <class VN>
+struct DirectFoldedScale : std::false_type {};
+template <class VN>
+inline Reg<VN> folded_term(Reg<VN> x, Reg<VN> c) {
+  using C = ExpCoeffs<float>;
+  const Reg<VN> xc = VN::max(VN::set1(kClampLow), x);
+  const Reg<VN> n = VN::round(VN::mul(xc, VN::set1(C::log2e)));
+  return VN::mul(poly<VN, C>(VN::reduce_ln2(xc, n)), VN::pow2_biased32(VN::max(VN::add(n, c), VN::set1(0x1p23))));
+}
+
+// f(j) for j = 0, W, ..., full - W in order, two vectors per loop step (the
+// loop's index, compare and branch once per two vectors).
+template <size_t W, class F>
+SSM_INLINE inline void each_vector(size_t full, F&& f) {
+  size_t j = 0;
+  for (; j + 2 * W <= full; j += 2 * W) {
+    f(j);
+    f(j + W);
+  }
+  if (j < full) f(j);
+}
+
 // One row of n elements (any n >= 1; rows_generic.h takes kDirectMinBytes on)
 // -> true, y written; false: y untouched. buf: at least n rounded up to a
 // whole vector elements.
@@ -82,30 +135,36 @@ bool softmax_row_direct(const T* x, T* y, size_t n, T* buf) {
   alignas(64) static constexpr T kLane[16] = {0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15};
   const size_t full = n - n % W, rem = n % W;
   Reg<VN> vmax = VN::set1(-kInf);
-  for (size_t j = 0; j < full; j += W) vmax = VN::max(VN::load(x + j), vmax);  // NaN ignored
+  each_vector<W>(full, [&](size_t j) { vmax = VN::max(VN::load(x + j), vmax); });  // NaN ignored
   if (OverlapTail && rem && n >= W)
     vmax = VN::max(VN::load(x + n - W), vmax);
   else if (rem)
     vmax = VN::max(VN::load_tail(x + full, rem, -kInf), vmax);
   const double mx = VN::hmax(vmax);
   if (!(mx >= -kFastLimit && mx <= kFastLimit)) return false;  // also +-inf, all -inf
-  const Reg<VN> ve = VN::set1(static_cast<T>(std::nearbyint(mx * kLog2e) - kTermShift));
+  const double e_ref = std::nearbyint(mx * kLog2e) - kTermShift;
+  auto term = [e_ref](Reg<VN> xv) {
+    if constexpr (DirectFoldedScale<VN>::value)
+      return folded_term<VN>(xv, VN::set1(8388735.0 - e_ref));
+    else
+      return pow2_term<VN>(xv, VN::set1(static_cast<T>(e_ref)));
+  };
   RowSum<VN> sum;
-  for (size_t j = 0; j < full; j += W) {
-    const Reg<VN> t = pow2_term<VN>(VN::load(x + j), ve);
+  each_vector<W>(full, [&](size_t j) {
+    const Reg<VN> t = term(VN::load(x + j));
     VN::store(buf + j, t);
     sum.add(j / W, t);
-  }
+  });
   if (OverlapTail && rem && n >= W) {
     const auto in_row = VN::gt(VN::load(kLane), VN::set1(static_cast<double>(W - rem) - 0.5));
-    const Reg<VN> t = pow2_term<VN>(VN::load(x + n - W), ve);
+    const Reg<VN> t = term(VN::load(x + n - W));
     VN::store(buf + n - W, t);
     sum.add(full / W, VN::select(in_row, t, VN::set1(0.0)));
   } else if (rem) {
     // The lanes past the row's end add 0.
     const auto in_row = VN::gt(VN::set1(static_cast<double>(rem)), VN::load(kLane));
     const Reg<VN> t =
-        VN::select(in_row, pow2_term<VN>(VN::load_tail(x + full, rem, -kInf), ve), VN::set1(0.0));
+        VN::select(in_row, term(VN::load_tail(x + full, rem, -kInf)), VN::set1(0.0));
     VN::store(buf + full, t);
     sum.add(full / W, t);
   }
@@ -114,7 +173,7 @@ bool softmax_row_direct(const T* x, T* y, size_t n, T* buf) {
   const double total = sum.total();
   if (!(total > kMinShiftedSum && total < 1e300)) return false;
   const Reg<VN> inv = VN::set1(static_cast<T>(1.0 / total));
-  for (size_t j = 0; j < full; j += W) VN::store(y + j, VN::mul(VN::load(buf + j), inv));
+  each_vector<W>(full, [&](size_t j) { VN::store(y + j, VN::mul(VN::load(buf + j), inv)); });
   if (OverlapTail && rem && n >= W)
     VN::store(y + n - W, VN::mul(VN::load(buf + n - W), inv));
   else if (rem)

@@ -71,6 +71,9 @@ struct F32x8 {
   static reg pow2(reg k) {
     return _mm256_castsi256_ps(_mm256_slli_epi32(_mm256_castps_si256(_mm256_add_ps(k, set1(8388735.0))), 23));
   }
+  // 2^k from u = k + (2^23 + 127), k + 127 in [0, 255] (pow2 without its add;
+  // not named pow2_biased: HasPow2Biased would then pick other paths).
+  static reg pow2_biased32(reg u) { return _mm256_castsi256_ps(_mm256_slli_epi32(_mm256_castps_si256(u), 23)); }
   // Two factors so that m*2^k under/overflows with a single rounding.
   static reg scale2(reg m, reg k) {
     k = _mm256_min_ps(_mm256_max_ps(k, set1(-252.0)), set1(254.0));
