@@ -59,10 +59,21 @@
 // row, the same bits (sha1 of avx2 and scalar outputs n = 1-256 with
 // special rows, and of the flush-threshold sweep, unchanged). Zen 3,
 // callgrind instructions per element in the extension (1 Mi-element N(0,
-// 1) batches, 1 thread), main / this: n = 32 6.31 / 5.90, 33 7.24 / 6.87.
+// 1) batches, 1 thread), main / this: n = 32 6.31 / 5.90, 33 7.24 / 6.87,
+// 40 5.85 / 5.53, 64 5.14 / 4.90, 100 4.93 / 4.77, 128 4.55 / 4.40, 256
+// 4.26 / 4.15; with the row sum's horizontal add (RowSumTotal, 3 fewer
+// per row) n = 32 5.81, 64 4.85, 128 4.38.
 // Thread CPU time / main's, 4 Mi-element batches, medians of 7
 // interleaved processes at load 6.5-7 (noisy: the unchanged n = 16 came
 // out 1.10): n = 32 1.02, 33 0.93, 48 0.93, 64 0.95, 128 0.99, 256 0.96.
+
+// The float64 lane sum of a row's float32 terms: VW::hsum, or the same
+// additions in the same order with fewer instructions where the kernel set
+// specialises it (rows_avx2.cpp).
+template <class VW>
+struct RowSumTotal {
+  static double of(Reg<VW> a) { return VW::hsum(a); }
+};
 
 // Row sums: float32 terms in float64 lanes, float64 terms compensated.
 template <class VN, bool Narrow = std::is_same<typename VN::scalar, float>::value>
@@ -77,7 +88,7 @@ struct RowSum<VN, true> {
     s0 = VW::add(s0, lo);
     s1 = VW::add(s1, hi);
   }
-  double total() const { return VW::hsum(VW::add(s0, s1)); }
+  double total() const { return RowSumTotal<VW>::of(VW::add(s0, s1)); }
 };
 template <class VN>
 struct RowSum<VN, false> {
