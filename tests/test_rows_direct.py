@@ -217,3 +217,26 @@ def test_direct_f32_terms_at_the_flush_across_the_range(isa, n):
     z = x.copy()
     assert ssm.softmax(z, axis=1, out=z) is z
     np.testing.assert_array_equal(z, y)
+
+
+@pytest.mark.filterwarnings("ignore::RuntimeWarning")  # special rows
+@pytest.mark.parametrize("n", [32, 33, 40, 64, 100, 255, 256])
+def test_direct_batch_rows_as_alone(isa, dtype, n):
+    """A row's bits do not depend on the rows before it in the batch (the
+    batch's constants kept across its rows; rows of every regime one after
+    another: tiny and wide logits, maxima across the fast range, special
+    rows): the batch reversed and the batch in a random order give the same
+    rows."""
+    rng = np.random.default_rng(70 + n)
+    rows = 300
+    x = rng.standard_normal((rows, n)) * rng.choice([1e-3, 1.0, 40.0, 300.0], size=(rows, 1))
+    x += rng.uniform(-9e5, 9e5, size=(rows, 1)) * (rng.random((rows, 1)) < 0.3)
+    x = x.astype(dtype)
+    x[7, n // 3] = np.nan
+    x[11, :] = -np.inf
+    x[12, n - 1] = np.inf
+    x[13, :] = 2e6
+    whole = ssm.softmax(x, axis=1)
+    np.testing.assert_array_equal(ssm.softmax(x[::-1].copy(), axis=1)[::-1], whole)
+    order = rng.permutation(rows)
+    np.testing.assert_array_equal(ssm.softmax(x[order], axis=1), whole[order])
