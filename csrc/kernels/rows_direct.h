@@ -127,15 +127,9 @@ struct DirectOverlapTail : std::false_type {};
 // wait for the row's e_ref, as in pow2_term.
 template <class VN>
 struct DirectFoldedScale : std::false_type {};
-template <class VN>
-inline Reg<VN> folded_term(Reg<VN> x, Reg<VN> c) {
-  using C = ExpCoeffs<float>;
-  const Reg<VN> xc = VN::max(VN::set1(kClampLow), x);
-  const Reg<VN> n = VN::round(VN::mul(xc, VN::set1(C::log2e)));
-  return VN::mul(poly<VN, C>(VN::reduce_ln2(xc, n)), VN::pow2_biased32(VN::max(VN::add(n, c), VN::set1(0x1p23))));
-}
 
-// folded_term's constants, made once per batch (softmax_rows_direct) and
+// folded_term: pow2_term with the row's offset folded in (above), its
+// constants made once per batch (softmax_rows_direct) and
 // passed through an empty asm so that GCC no longer knows their values:
 // it kept rematerialising them, nine broadcasts per row, where now they
 // stay in registers across the rows. The same operations and operands as
@@ -157,7 +151,7 @@ struct FoldedConsts<VN, true> {
     __asm__("" : "+x"(c4), "+x"(c3), "+x"(c2), "+x"(one), "+x"(bias_min));
 #endif
   }
-  // folded_term(x, c), operation for operation.
+  // pow2_term's operations (poly, reduce_ln2) with the folded scale.
   Reg<VN> term(Reg<VN> x, Reg<VN> c) const {
     const Reg<VN> xc = VN::max(clamp, x);
     const Reg<VN> n = VN::round(VN::mul(xc, log2e));
