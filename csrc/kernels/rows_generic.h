@@ -584,6 +584,43 @@ void softmax_group(const T* x, T* y, size_t n, size_t g, T* buf, T* obuf, bool s
   for (size_t l = 0; l < g; ++l) flag[l] = !ok[l];
 }
 
+// (Here, not with the other direct-row headers below: the register and
+// block group kernels take its FoldedConsts.)
+#include "rows_direct.h"
+
+// Softmax's terms for softmax_group_regs and softmax_group_blocks: on lane
+// types with DirectFoldedScale (AVX2 float32) FoldedConsts::term, whose
+// reference is 2^23 + 127 - ve (group_ref; ve = round(max log2 e) -
+// kTermShift, an integer below 2^21 in magnitude: exact), the same bits as
+// pow2_term's (rows_direct.h), one operation fewer per vector, and its
+// constants made once per batch: GCC no longer broadcasts them again per
+// column step but keeps them in registers or spill slots, which the
+// operations read as memory operands; elsewhere pow2_term.
+// With the two-column Kahan steps and the scale fused into the transposes
+// out (softmax_group_regs, softmax_group_blocks): the same bits (sha1 of
+// avx2 and scalar outputs n = 1-256 with special rows, and of the flush
+// sweep, unchanged). Zen 3, avx2, N(0, 1), 1 Mi-element batches, callgrind
+// instructions per element main -> this: n = 2 18.0 -> 17.5, 5 9.73 ->
+// 9.74, 8 7.70 -> 7.95, 12 7.47 -> 7.05, 16 6.75 -> 6.27, 17 8.73 -> 6.66,
+// 20 8.17 -> 6.34, 24 7.58 -> 5.98, 25 7.80 -> 7.04, 28 7.51 -> 6.68, 31
+// 7.22 -> 6.40; thread CPU time / main's,
+// 4 Mi-element batches, medians of 5 interleaved processes, load 10: n = 2
+// 0.93, 8 0.98, 16 0.95, 17 0.88, 20 0.89, 24 0.87, 25-31 0.99.
+template <class VN, bool Fold = DirectFoldedScale<VN>::value>
+SSM_INLINE inline Reg<VN> group_ref(Reg<VN> ve) {
+  if constexpr (Fold)
+    return VN::sub(VN::set1(8388735.0), ve);
+  else
+    return ve;
+}
+template <class VN, bool Fold = DirectFoldedScale<VN>::value>
+SSM_INLINE inline Reg<VN> group_term(const FoldedConsts<VN>& K, Reg<VN> x, Reg<VN> ref) {
+  if constexpr (Fold)
+    return K.term(x, ref);
+  else
+    return pow2_term<VN>(x, ref);
+}
+
 // softmax_inv for each of P groups of float32 rows; false if a row of them
 // is not ordinary (softmax_group_regs, softmax_group_blocks).
 template <class VN, size_t P>
@@ -620,9 +657,13 @@ SSM_INLINE inline bool softmax_invs(const Kahan2<VN> (&sum)[P], const typename V
 // inputs not yet read). Nothing is stored unless every row of the P groups
 // is ordinary (returns false: the caller runs softmax_group on each).
 template <class VN, size_t NB, size_t P>
-SSM_INLINE inline bool softmax_group_regs(const float* x, float* y, size_t n) {
+SSM_INLINE inline bool softmax_group_regs(const float* x, float* y, size_t n, const FoldedConsts<VN>& K) {
   constexpr size_t W = VN::width;
   constexpr size_t C = NB * W;
+  // group_term folded from two blocks on: rows of one block (P = 4) took
+  // more instructions with it (callgrind per element, n = 2 18.0 -> 19.5,
+  // 5 9.7 -> 10.1; without it 17.5, 9.7).
+  constexpr bool kFold = DirectFoldedScale<VN>::value && NB > 1;
   Reg<VN> c[P][C];
   for (size_t p = 0; p < P; ++p)
     for (size_t b = 0; b < NB; ++b) {
@@ -644,28 +685,44 @@ SSM_INLINE inline bool softmax_group_regs(const float* x, float* y, size_t n) {
     for (size_t w = W / 2; w >= 1; w /= 2)
       for (size_t k = 0; k < w; ++k)
         if (k + w < n) m[p][k] = VN::max(m[p][k + w], m[p][k]);
-    ve[p] = softmax_ref<VN>(m[p][0], beyond[p]);
+    ve[p] = group_ref<VN, kFold>(softmax_ref<VN>(m[p][0], beyond[p]));
   }
+  // Two columns per step, the even one into Kahan chain 0 and the odd one
+  // into chain 1 (the same additions in the same order as one column per
+  // step): with the chain a constant the sums stay in registers where GCC
+  // keeps c on the stack (three blocks, two groups: it does not unroll
+  // the loop, and a chain picked by j & 1 was a stack slot read and
+  // written per term, with its address computed).
   Kahan2<VN> sum[P];
-  for (size_t j = 0; j < C; ++j)
-    for (size_t p = 0; p < P; ++p)
+  for (size_t j = 0; j < C; j += 2)
+    for (size_t p = 0; p < P; ++p) {
       if (j < n) {
-        c[p][j] = pow2_term<VN>(c[p][j], ve[p]);
-        sum[p].add(static_cast<int>(j & 1), c[p][j]);
+        c[p][j] = group_term<VN, kFold>(K, c[p][j], ve[p]);
+        sum[p].add(0, c[p][j]);
       }
+      if (j + 1 < n) {
+        c[p][j + 1] = group_term<VN, kFold>(K, c[p][j + 1], ve[p]);
+        sum[p].add(1, c[p][j + 1]);
+      }
+    }
   Reg<VN> vinv[P];
   if (!softmax_invs<VN, P>(sum, beyond, vinv)) return false;
+  // Each block scaled, transposed back and stored straight into y, the
+  // last block first (as softmax_group_blocks: each row's spill into the
+  // next row's first block is then overwritten by that row's own values);
+  // no separate scale pass and no trip of the transposed block through c.
+  // (Only the last block holds columns past n: the others are scaled
+  // whole, with no per-column test.)
+  auto out_block = [&](size_t p, size_t b, auto last) SSM_INLINE {
+    Reg<VN> v[W];
+    for (size_t k = 0; k < W; ++k)
+      v[k] = !decltype(last)::value || b * W + k < n ? VN::mul(c[p][b * W + k], vinv[p]) : c[p][b * W + k];
+    VN::transpose(v);
+    for (size_t l = 0; l < W; ++l) VN::store(y + (p * W + l) * n + b * W, v[l]);
+  };
   for (size_t p = 0; p < P; ++p) {
-    for (size_t j = 0; j < C; ++j)
-      if (j < n) c[p][j] = VN::mul(c[p][j], vinv[p]);
-    for (size_t b = 0; b < NB; ++b) {
-      Reg<VN> v[W];
-      for (size_t k = 0; k < W; ++k) v[k] = c[p][b * W + k];
-      VN::transpose(v);
-      for (size_t k = 0; k < W; ++k) c[p][b * W + k] = v[k];
-    }
-    for (size_t l = 0; l < W; ++l)
-      for (size_t b = 0; b < NB; ++b) VN::store(y + (p * W + l) * n + b * W, c[p][b * W + l]);
+    out_block(p, NB - 1, std::true_type());
+    for (size_t b = 0; b + 1 < NB; ++b) out_block(p, b, std::false_type());
   }
   return true;
 }
@@ -685,7 +742,8 @@ SSM_INLINE inline bool softmax_group_regs(const float* x, float* y, size_t n) {
 // row's first block is overwritten by that row's own values. Nothing is
 // stored unless every row of the P groups is ordinary.
 template <class VN, size_t NB, size_t P>
-SSM_INLINE inline bool softmax_group_blocks(const float* x, float* y, size_t n, float* buf) {
+SSM_INLINE inline bool softmax_group_blocks(const float* x, float* y, size_t n, float* buf,
+                                          const FoldedConsts<VN>& K) {
   constexpr size_t W = VN::width;
   constexpr size_t C = NB * W;
   typename VN::mask beyond[P];
@@ -703,15 +761,25 @@ SSM_INLINE inline bool softmax_group_blocks(const float* x, float* y, size_t n, 
           if (k + w < in_row) v[k] = VN::max(v[k + w], v[k]);
       m = VN::max(v[0], m);
     }
-    ve[p] = softmax_ref<VN>(m, beyond[p]);
+    ve[p] = group_ref<VN>(softmax_ref<VN>(m, beyond[p]));
   }
+  // Two columns per step, even into chain 0, odd into chain 1 (the same
+  // additions in the same order; the sums in registers, as
+  // softmax_group_regs').
   Kahan2<VN> sum[P];
-  for (size_t j = 0; j < n; ++j)
+  auto column = [&](size_t j, size_t p, int u) SSM_INLINE {
+    const Reg<VN> t = group_term<VN>(K, VN::load(buf + (p * C + j) * W), ve[p]);
+    VN::store(buf + (p * C + j) * W, t);
+    sum[p].add(u, t);
+  };
+  size_t j = 0;
+  for (; j + 2 <= n; j += 2)
     for (size_t p = 0; p < P; ++p) {
-      const Reg<VN> t = pow2_term<VN>(VN::load(buf + (p * C + j) * W), ve[p]);
-      VN::store(buf + (p * C + j) * W, t);
-      sum[p].add(static_cast<int>(j & 1), t);
+      column(j, p, 0);
+      column(j + 1, p, 1);
     }
+  if (j < n)
+    for (size_t p = 0; p < P; ++p) column(j, p, 0);
   Reg<VN> vinv[P];
   if (!softmax_invs<VN, P>(sum, beyond, vinv)) return false;
   for (size_t p = 0; p < P; ++p)
@@ -744,11 +812,12 @@ struct SoftmaxBlocksRange {
 };
 
 template <class VN, size_t NB, size_t P, bool Buffered>
-SSM_INLINE inline bool softmax_groups_fast(const float* x, float* y, size_t n, float* buf) {
+SSM_INLINE inline bool softmax_groups_fast(const float* x, float* y, size_t n, float* buf,
+                                         const FoldedConsts<VN>& K) {
   if constexpr (Buffered)
-    return softmax_group_blocks<VN, NB, P>(x, y, n, buf);
+    return softmax_group_blocks<VN, NB, P>(x, y, n, buf, K);
   else
-    return softmax_group_regs<VN, NB, P>(x, y, n);
+    return softmax_group_regs<VN, NB, P>(x, y, n, K);
 }
 
 template <class VN, size_t NB, size_t P, bool Buffered = false>
@@ -757,9 +826,10 @@ void softmax_rows_regs(const float* x, float* y, size_t rows, size_t n, float* b
   constexpr size_t W = VN::width;
   // P groups at a time while their last block stays inside the batch
   // (see softmax_group_regs), one, then softmax_group.
+  const FoldedConsts<VN> K;  // group_term's constants, once per batch
   size_t r = 0;
   for (; rows - r >= P * W && (rows - r - (P * W - 1)) * n >= NB * W; r += P * W) {
-    if (softmax_groups_fast<VN, NB, P, Buffered>(x + r * n, y + r * n, n, buf)) {
+    if (softmax_groups_fast<VN, NB, P, Buffered>(x + r * n, y + r * n, n, buf, K)) {
       std::memset(flag + r, 0, P * W);
       continue;
     }
@@ -769,7 +839,7 @@ void softmax_rows_regs(const float* x, float* y, size_t rows, size_t n, float* b
   for (; r < rows; r += W) {
     const size_t g = rows - r < W ? rows - r : W;
     if (g == W && (rows - r - (W - 1)) * n >= NB * W &&
-        softmax_groups_fast<VN, NB, 1, Buffered>(x + r * n, y + r * n, n, buf)) {
+        softmax_groups_fast<VN, NB, 1, Buffered>(x + r * n, y + r * n, n, buf, K)) {
       std::memset(flag + r, 0, W);
       continue;
     }
@@ -1666,7 +1736,6 @@ inline SSM_INLINE Reg<VW> ulp32_above(Reg<VW> f) {
   return VW::sub(narrow32<VW>(VW::fmadd(f, VW::set1(0.75 * 0x1p-23), f)), f);
 }
 
-#include "rows_direct.h"
 #include "rows_log_softmax_direct.h"
 #include "rows_logsumexp_direct.h"
 #include "rows_logsumexp64_direct.h"
