@@ -634,7 +634,10 @@ constexpr size_t kTopFirstRow = 512;
 // two bounds' reach (~5e-7 to 7e-6 at n = 1000, ~4e-5 to 5e-4 at
 // n = 151936: a top entry of probability 1 - v) take one pass more; the
 // others none. Rows that stay cached between the passes (as for the copy)
-// also have y's lines prefetched for writing during the pass.
+// also have y's lines prefetched for writing during the pass; where the set
+// copies such rows (AVX2), rows of kLse32FastMinRow or more take the copy
+// with the one-float table (expsum_lse32_copy_fast: expsum_lse32_fast's
+// bits, retried alike) instead of the table pair.
 constexpr size_t kLse32FastMinRow = 512;
 
 // Would expsum_lse32 (err_rest e32) certify the row whose expsum_lse32_fast
@@ -650,12 +653,12 @@ bool log_softmax_row(const Ctx<T>& c, const T* x, T* y, size_t n, bool copy_ok =
   if (c.k.expsum_lse32 && n >= kLse32MinRow) {
     const bool cached = y != x && resolve_auto(n, sizeof(T), c.concurrent_rows) == Algorithm::ThreePassReload;
     const bool copy = copy_ok && c.k.expsum_lse32_copy && cached;
-    const bool fast = !copy && c.k.expsum_lse32_fast && n >= kLse32FastMinRow;
+    const bool fast = (!copy || c.k.expsum_lse32_copy_fast) && c.k.expsum_lse32_fast && n >= kLse32FastMinRow;
     T* own = cached ? y : nullptr;  // rows that stay cached: y's lines owned in pass 1
     ExpSum f = reduce_chunks(
         c, n,
         [&](size_t b, size_t len) {
-          return copy   ? c.k.expsum_lse32_copy(x + b, y + b, len)
+          return copy   ? (fast ? c.k.expsum_lse32_copy_fast : c.k.expsum_lse32_copy)(x + b, y + b, len)
                  : fast ? c.k.expsum_lse32_fast(x + b, own ? own + b : nullptr, len)
                         : c.k.expsum_lse32(x + b, len);
         },

@@ -71,12 +71,39 @@ def in_place(x):
     return z
 
 
-def test_fast_rows_in_place(isa):
+def copied(x):
+    """log_softmax of x's rows into another array: rows that stay cached take
+    the copy in pass 1 where the set offers it (AVX2), from FAST_MIN_ROW with
+    the one-float table (expsum_lse32_copy_fast), whose values must be the
+    in-place ones (expsum_lse32_fast) bit for bit; x stays untouched."""
+    before = x.copy()
+    with np.errstate(invalid="ignore"):
+        y = ssm.log_softmax(x, axis=-1, out=np.empty_like(x))
+    assert np.array_equal(x, before, equal_nan=True)
+    assert np.array_equal(y, in_place(x), equal_nan=True)
+    return y
+
+
+WRITERS = {"in_place": in_place, "copied": copied}
+
+
+def test_copy_fast_offered_where_copy_and_fast_are(isa):
+    t = tiles(isa, "float32")
+    assert ("expsum_lse32_copy_fast" in t) == ("expsum_lse32_copy" in t and "expsum_lse32_fast" in t)
+    assert ("expsum_lse32_copy_fast" in t) == (isa == "avx2")
+    assert "expsum_lse32_copy_fast" not in tiles(isa, "float64")
+
+
+@pytest.mark.parametrize("writer", list(WRITERS))
+@pytest.mark.parametrize("threads", [1, 2])
+def test_fast_rows_in_place(isa, writer, threads, restore_settings):
     """Rows of FAST_MIN_ROW and every tail of a block after it, and of
     1000: spreads and shifts on both sides of the float32 write's threshold,
     a confident top entry (lse - max from 1e-9 to 0.05), entries far below
     the max (85 to 90 below: around the flush of a term, AVX2's clamp)
-    and -inf, within 2 ulp of long double."""
+    and -inf, within 2 ulp of long double; written in place or into another
+    array (copied: the in-place bits), on 1 and 2 threads."""
+    ssm.set_num_threads(threads)
     rng = np.random.default_rng(55)
     for n in row_sizes(isa):
         rows = [(rng.standard_normal(n) * s + o).astype(np.float32) for s, o in ((0.01, 0), (1, 3000), (30, -700))]
@@ -86,20 +113,22 @@ def test_fast_rows_in_place(isa):
         far[2::7] = -np.inf
         rows.append(far)
         x = np.stack(rows)
-        assert_log_softmax_close(x, in_place(x), f"n={n}")
+        assert_log_softmax_close(x, WRITERS[writer](x), f"n={n}")
 
 
+@pytest.mark.parametrize("writer", list(WRITERS))
 @pytest.mark.parametrize("n", [FAST_MIN_ROW + 33, 1000])
-def test_fast_special_entry_at_every_position(isa, n):
+def test_fast_special_entry_at_every_position(isa, n, writer):
     """One NaN, +inf, -inf or dominant entry at every position of a row
     (every lane and vector of the pass's block, the tail): NaN rows give
-    NaN, +inf rows SciPy's values, the others within 2 ulp of long double."""
+    NaN, +inf rows SciPy's values, the others within 2 ulp of long double;
+    in place or copied (the in-place bits)."""
     rng = np.random.default_rng(56)
     base = (rng.standard_normal(n) * 3).astype(np.float32)
     for special in (np.nan, np.inf, -np.inf, 40.0):
         x = np.tile(base, (n, 1))
         x[np.arange(n), np.arange(n)] = special
-        y = in_place(x)
+        y = WRITERS[writer](x)
         if np.isnan(special):
             assert np.isnan(y).all()
         elif special == np.inf:
@@ -108,3 +137,4 @@ def test_fast_special_entry_at_every_position(isa, n):
             assert (y[off] == -np.inf).all()
         else:
             assert_log_softmax_close(x, y, f"n={n} special={special}")
+

@@ -344,6 +344,14 @@ ExpSum expsum_lse32_copy(const In* x, In* y, size_t n) {
   return expsum_lse32_impl<V, true, In>(x, y, n);
 }
 
+// expsum_lse32_fast that also copies x to y (kernel_api.h:
+// expsum_lse32_copy_fast): the same arithmetic as expsum_lse32_fast, so
+// the same bits.
+template <class V, class In>
+ExpSum expsum_lse32_copy_fast(const In* x, In* y, size_t n) {
+  return expsum_lse32_impl<V, true, In, false>(x, y, n);
+}
+
 }  // namespace
 }  // namespace SSM_ISA
 }  // namespace ssm

@@ -186,6 +186,11 @@ struct Kernels {
   // softmax's).
   ExpSum (*expsum_lse32_fast)(const T* x, T* y, size_t n);
   double lse32_err_rest;
+  // expsum_lse32_fast that also copies x to y, as expsum_lse32_copy does
+  // (same bits as expsum_lse32_fast): the copied rows of kLse32FastMinRow
+  // or more start with it and are retried as expsum_lse32_fast's are. Null
+  // where not offered (sets with no copy or no expsum_lse32_fast).
+  ExpSum (*expsum_lse32_copy_fast)(const T* x, T* y, size_t n);
   // write_shift in float64 arithmetic with one rounding to float at the
   // store (write_passes.h), where expsum_lse32's sum cannot certify the
   // float32 write; null wherever expsum_lse32 is.

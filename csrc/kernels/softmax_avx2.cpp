@@ -45,6 +45,16 @@ struct TopTuning<F64x4> {
 // pow2_table32's bits, log_softmax 0.95-0.96 of the time before, CPU time
 // of interleaved processes under load 7-12). The prefetch of y for
 // writing (Own) on such rows too: no change (1.006 at 4 Mi, 1.003 at 2 Mi).
+// Copied rows of kLse32FastMinRow or more take the one-float table too
+// (copy and fast: expsum_lse32_copy_fast), which the table pair had kept:
+// on Zen 3 the table pass is bound by its vector operations (single-row
+// thread CPU time, n = 151936, per element: expsum_fast 1.00, expsum_lse32
+// 1.57, expsum_lse32_fast 1.36). 4 Mi-element log_softmax with out= another
+// array, thread CPU time, medians of 9 interleaved rounds, main -> this, in
+// three runs (load 5-7; 7-8 with two builds besides; 3-6): n = 1000 0.915,
+// 0.965, 0.906; 10000 0.809, 0.999, 0.899; 151936 0.902, 0.995, 0.850
+// (softmax, unchanged: 0.950, 1.073, 1.037). Callgrind, rows of 10000,
+// both passes: 4.87 -> 4.72 instructions per element.
 template <>
 struct Lse32Tuning<F32x8> {
   static constexpr int unroll = 4, chains = 1;

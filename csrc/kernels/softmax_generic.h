@@ -80,6 +80,16 @@ constexpr ExpSum (*lse32_fast_entry())(const T*, T*, size_t) {
   else
     return nullptr;
 }
+// expsum_lse32_copy_fast where the tuning offers both the copy and the
+// one-float table, else null.
+template <class VN, class T>
+constexpr ExpSum (*lse32_copy_fast_entry())(const T*, T*, size_t) {
+  if constexpr (std::is_same<T, float>::value && HasTable32<VN>::value && Lse32Tuning<VN>::copy &&
+                Lse32Tuning<VN>::fast)
+    return &expsum_lse32_copy_fast<VN, T>;
+  else
+    return nullptr;
+}
 // expsum_lse32's err_rest (0 where there is none).
 template <class VN, class T>
 constexpr double lse32_err_rest() {
@@ -121,6 +131,7 @@ Kernels<T> make_kernels() {
   k.expsum_lse32 = lse32_entry<VN, T>();
   k.expsum_lse32_copy = lse32_copy_entry<VN, T>();
   k.expsum_lse32_fast = lse32_fast_entry<VN, T>();
+  k.expsum_lse32_copy_fast = lse32_copy_fast_entry<VN, T>();
   k.lse32_err_rest = lse32_err_rest<VN, T>();
   k.write_shift_wide = shift_wide_entry<VN, VW, T>();
   k.expsum_strided_fast = &expsum_strided_entry<VN, Tu::strided_block, T>;
@@ -161,6 +172,7 @@ Kernels<T> make_kernels() {
   if (k.expsum_lse32) add_tile(t, "expsum_lse32", size_t(Lse32Tuning<VN>::unroll) * W);
   if (k.expsum_lse32_copy) add_tile(t, "expsum_lse32_copy", size_t(Lse32Tuning<VN>::unroll) * W);
   if (k.expsum_lse32_fast) add_tile(t, "expsum_lse32_fast", size_t(Lse32Tuning<VN>::unroll) * W);
+  if (k.expsum_lse32_copy_fast) add_tile(t, "expsum_lse32_copy_fast", size_t(Lse32Tuning<VN>::unroll) * W);
   if (k.write_shift_wide) add_tile(t, "write_shift_wide", kUnroll * WW);
   // Strided kernels: columns in vectors (W, or kUnroll x W in the write
   // passes) within panels of kPanel columns, rows in blocks of strided_block.
