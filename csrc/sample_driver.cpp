@@ -19,7 +19,10 @@
 //                            unfiltered draw, then the coarse pass that
 //                            checks its winner against the filters, and
 //                            finds the max for min-p); otherwise those 2,
-//                            the max pass where not known, then the search
+//                            the max pass where not known, then the search.
+//                            In a batch the coarse pass prefetches the next
+//                            row's first 256 KiB for its draw (RowSampler::
+//                            next_row)
 //   top_p:                   3 typically (max; one mass pass that also
 //                            collects the values of the zone a sample of the
 //                            row predicts for the threshold; the masked
@@ -309,6 +312,15 @@ class RowSampler {
   // calling thread, so that pool threads run the kernel set the call chose).
   RowSampler(const T* x, size_t n, bool parallel, const SampleKernels<T>& sk, const Kernels<T>& sm)
       : x_(x), n_(n), ch_(n), parallel_(parallel), sk_(sk), sm_(sm) {}
+
+  // The batch's next row (next_n values at next), whose start the coarse
+  // pass prefetches for that row's draw: up to kNextRowPrefetch bytes, about
+  // what DRAM delivers while the pass runs (Zen 3, AVX2, 64 x 151,936
+  // float32: the next draw 48 -> 40 us with its first 256 KiB in cache).
+  void next_row(const T* next, size_t next_n) {
+    next_ = next;
+    next_n_ = next_n;
+  }
 
   // The k best (value desc, index asc) and how many more elements equal the
   // k-th value; fault if a NaN (or, for sample, +inf) was seen.
@@ -743,8 +755,15 @@ class RowSampler {
   bool coarse(double ref, double inv_temp, double pivot, bool find_max, CoarseMass& sum) {
     std::vector<CoarseMass> part(ch_.count);
     std::vector<char> ok(ch_.count, 0);
+    // the next row's first values to prefetch, shared among the chunks in
+    // proportion to their lengths
+    const size_t ahead = next_ ? std::min(next_n_, kNextRowPrefetch / sizeof(T)) : 0;
     for_chunks(ch_, parallel_, [&](size_t c) {
-      ok[c] = sk_.mass_coarse(x_ + ch_.lo(c), ch_.len(c), ref, inv_temp, pivot, find_max, &part[c]) ? 1 : 0;
+      const size_t lo = ahead * ch_.lo(c) / n_, hi = ahead * (ch_.lo(c) + ch_.len(c)) / n_;
+      ok[c] = sk_.mass_coarse(x_ + ch_.lo(c), ch_.len(c), ref, inv_temp, pivot, find_max, &part[c],
+                              next_ ? next_ + lo : nullptr, hi - lo)
+                  ? 1
+                  : 0;
     });
     for (size_t c = 0; c < ch_.count; ++c) {
       if (!ok[c]) return false;
@@ -1030,8 +1049,11 @@ class RowSampler {
   }
 
  private:
+  static constexpr size_t kNextRowPrefetch = size_t{256} << 10;
   const T* x_;
   size_t n_;
+  const T* next_ = nullptr;
+  size_t next_n_ = 0;
   Chunking ch_;
   bool parallel_;
   const SampleKernels<T>& sk_;
@@ -1044,8 +1066,10 @@ class RowSampler {
 // the draw will find at fault), for the caller's draw over the masked row.
 template <class T>
 Fault sample_row(const T* x, size_t n, size_t r, const SampleRequest& req, bool parallel, const SampleKernels<T>& sk,
-                 const Kernels<T>& sm, int64_t& token_out, double& logprob_out, double* floor_out = nullptr) {
+                 const Kernels<T>& sm, int64_t& token_out, double& logprob_out, double* floor_out = nullptr,
+                 const T* next = nullptr) {
   RowSampler<T> rs(x, n, parallel, sk, sm);
+  rs.next_row(next, next ? n : 0);
   const GumbelKey& key = req.per_row_keys ? req.keys[r] : req.keys[0];
   const uint64_t noise_row = req.per_row_keys ? 0 : r;
   const double temperature = req.temperature[r];
@@ -1290,7 +1314,10 @@ RowStatus sample_batch(const T* x, size_t rows, size_t n, const SampleRequest& r
   const Kernels<T>& sm = kernels_for<T>(active_kernels());
   if (!sample_short_rows<T>(x, rows, n, req, sk, sm, token, fault)) for_rows(rows, n, [&](size_t r) {
     double lp = 0;
-    fault[r] = sample_row<T>(x + r * n, n, r, req, chunk_parallel, sk, sm, token[r], lp);
+    // the next row's start is prefetched during this row's coarse pass (a
+    // hint: with threads, that row may be another thread's)
+    fault[r] = sample_row<T>(x + r * n, n, r, req, chunk_parallel, sk, sm, token[r], lp, nullptr,
+                             r + 1 < rows ? x + (r + 1) * n : nullptr);
     if (logprob) logprob[r] = lp;
   });
   for (size_t r = 0; r < rows; ++r)
@@ -1349,7 +1376,7 @@ double top_p_floor(const T* x, size_t n, double temperature, double top_p, bool 
 std::array<double, 5> top_p_coarse(const float* x, size_t n, double ref, double inv_temp, double pivot, bool find_max) {
   CoarseMass c;
   const auto pass = sample_for<float>(active_sample()).mass_coarse;
-  const bool ok = pass && pass(x, n, ref, inv_temp, pivot, find_max, &c);
+  const bool ok = pass && pass(x, n, ref, inv_temp, pivot, find_max, &c, nullptr, 0);
   return {ok ? 1.0 : 0.0, c.above, c.rest, c.round, c.max};
 }
 

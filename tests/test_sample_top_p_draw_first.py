@@ -247,3 +247,37 @@ def test_coarse_bound_on_lopsided_rows(isa, harmful):
             assert got == ssm.gumbel_argmax(masked(x, kept_set), temperature=t, rng=seed)
             drawn_at_v += int(ssm.gumbel_argmax(x, temperature=t, rng=seed) in at_v)
         assert drawn_at_v > 0
+
+
+@pytest.mark.parametrize("threads", [1, 2])
+def test_batch_rows_as_alone(isa, threads):
+    """In a batch, each row's coarse pass prefetches the start of the next
+    row (a hint for its draw): every row's token is the one it gets alone,
+    with the draw first on and off, at 1 and 2 threads (rows split among
+    them, so a row may prefetch another thread's), for rows whose winner is
+    kept and dropped, top_p small and near 1, ties and -inf entries, and
+    rows shorter and longer than the prefetched length (65,536 float32)."""
+    hooks = getattr(_core, "testing", None)
+    set_min = hooks.set_parallel_min if hooks else _core._set_parallel_min
+    before_min = _core.runtime_settings()["parallel_min"]
+    before_threads = ssm.get_num_threads()
+    g = np.random.default_rng(31)
+    try:
+        set_min(0)
+        ssm.set_num_threads(threads)
+        for rows, n in ((7, 20011), (3, 70001)):
+            x = g.normal(0, 1, (rows, n)).astype(np.float32)
+            x[1, ::5] = -np.inf
+            x[2, : n // 2] = np.round(x[2, : n // 2] * 2) / 2  # ties
+            before = counts()
+            for top_p in (0.05, 0.9, 0.95, 0.999999):
+                for seed in range(6):
+                    keys = [seed * 100 + r for r in range(rows)]
+                    batch = assert_same(x, temperature=0.7, top_p=top_p, rng=keys)
+                    alone = [int(ssm.sample(x[r], temperature=0.7, top_p=top_p, rng=keys[r])) for r in range(rows)]
+                    np.testing.assert_array_equal(batch, alone)
+            kept, dropped, _ = counts() - before
+            assert kept > 0 and dropped > 0, (kept, dropped)
+    finally:
+        set_min(before_min)
+        ssm.set_num_threads(before_threads)

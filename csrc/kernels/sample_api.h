@@ -103,9 +103,11 @@ struct SampleKernels {
   // above pivot, and with find_max the chunk's max (see CoarseMass; valid
   // while every x <= ref + 127 / (inv_temp log2 e), which the caller checks
   // on the max or knows). Adds into res; false (nothing added) where the
-  // reduction does not hold.
+  // reduction does not hold. The lines of next[0, next_n) (the batch's next
+  // row, nullptr: none) are prefetched, spread over the pass: a hint for the
+  // next row's draw, no effect on any result.
   bool (*mass_coarse)(const T* x, size_t n, double ref, double inv_temp, double pivot, bool find_max,
-                      CoarseMass* res);
+                      CoarseMass* res, const T* next, size_t next_n);
   // The values x with clo < x <= chi (clo, chi: values of T or +-inf),
   // appended to out (at most cap); returns how many there are.
   uint64_t (*collect)(const T* x, size_t n, double clo, double chi, double* out, size_t cap);

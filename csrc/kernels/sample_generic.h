@@ -1023,11 +1023,41 @@ inline float32x4_t linear_pow2(float32x4_t e) { return vreinterpretq_f32_s32(vcv
 constexpr size_t kCoarseBlock = 64;
 constexpr double kCoarseScale = 0.97106;
 
+// The lines of [p, p + bytes) prefetched evenly over a loop of `steps`
+// steps, one step() each: the pass is compute-bound (on Zen 3, AVX2, about
+// 21 us for a 151,936-value row from L2/L3) while the next row's draw waits
+// on DRAM (about 48 us cold, 40 with its first 256 KiB in cache, 33 warm),
+// so the memory system fetches the next row's start during the pass.
+struct SpreadPrefetch {
+  const char* p = nullptr;
+  const char* end = nullptr;
+  size_t per = 0, every = 1, left = 1;
+  SpreadPrefetch(const void* start, size_t bytes, size_t steps) {
+    const size_t lines = (bytes + 63) / 64;
+    if (start == nullptr || lines == 0 || steps == 0) return;
+    p = static_cast<const char*>(start);
+    end = p + lines * 64;
+    if (lines >= steps) {
+      per = (lines + steps - 1) / steps;
+    } else {
+      per = 1;
+      every = left = steps / lines;
+    }
+  }
+  SSM_INLINE inline void step() {
+    if (--left != 0) return;
+    left = every;
+    for (size_t k = 0; k < per && p < end; ++k, p += 64) SSM_PREFETCH(p);
+  }
+};
+
 template <class V, class VW, bool Max>
-bool mass_coarse_pass(const float* x, size_t n, double ref, double inv_temp, double pivot, CoarseMass* res) {
+bool mass_coarse_pass(const float* x, size_t n, double ref, double inv_temp, double pivot, CoarseMass* res,
+                      const float* next, size_t next_n) {
   constexpr size_t W = V::width, U = CoarseTuning<V>::unroll;
   const double s = inv_temp * ExpCoeffs<double>::log2e;
   if (!(s >= 0x1p-60 && s <= 0x1p60 && std::fabs(ref) * s <= 0x1p12)) return false;
+  SpreadPrefetch prefetch(next, next_n * sizeof(float), n / (U * W));
   const Reg<V> vs = V::set1(static_cast<float>(s * 0x1p23)), vc = V::set1(static_cast<float>((127 - ref * s) * 0x1p23));
   const Reg<V> vpivot = V::set1(float_at_most(pivot)), vfloor = V::set1(0x1p23f);
   Reg<VW> above_lo = VW::set1(0.0), above_hi = above_lo, total_lo = above_lo, total_hi = above_lo;
@@ -1055,6 +1085,7 @@ bool mass_coarse_pass(const float* x, size_t n, double ref, double inv_temp, dou
     for (; i < end; i += U * W) {
       SSM_UNROLL
       for (size_t u = 0; u < U; ++u) masses(V::load(x + i + u * W), a[u], t[u], vmax[u]);
+      prefetch.step();
     }
     SSM_UNROLL
     for (size_t u = 0; u < U; ++u) {
@@ -1101,9 +1132,9 @@ bool mass_coarse_pass(const float* x, size_t n, double ref, double inv_temp, dou
 
 template <class V, class VW>
 bool mass_coarse(const float* x, size_t n, double ref, double inv_temp, double pivot, bool find_max,
-                 CoarseMass* res) {
-  return find_max ? mass_coarse_pass<V, VW, true>(x, n, ref, inv_temp, pivot, res)
-                  : mass_coarse_pass<V, VW, false>(x, n, ref, inv_temp, pivot, res);
+                 CoarseMass* res, const float* next, size_t next_n) {
+  return find_max ? mass_coarse_pass<V, VW, true>(x, n, ref, inv_temp, pivot, res, next, next_n)
+                  : mass_coarse_pass<V, VW, false>(x, n, ref, inv_temp, pivot, res, next, next_n);
 }
 
 // The values in (clo, chi] without their masses (top-p's second zone when
