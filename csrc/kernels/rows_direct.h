@@ -66,6 +66,26 @@
 // Thread CPU time / main's, 4 Mi-element batches, medians of 7
 // interleaved processes at load 6.5-7 (noisy: the unchanged n = 16 came
 // out 1.10): n = 32 1.02, 33 0.93, 48 0.93, 64 0.95, 128 0.99, 256 0.96.
+//
+// The max starts from the row's first vector and takes each further vector
+// as max's second operand (a memory operand: one instruction per vector,
+// was a load and a max), its range is one compare on |mx| (was two), and
+// the overlap tail's lane mask is made once per batch (DirectTailLanes:
+// GCC rebuilt it, 7 instructions, every row); the row's c now stays in a
+// register (log2e is the spilled constant, a memory operand). The same
+// bits (sha1 of avx2 and scalar outputs n = 32-79 and to 256, scales
+// 0.5-300, offsets to +-9.5e5, special rows, out= and in place, and a
+// flush-threshold sweep, unchanged). Zen 3, callgrind instructions per
+// element in softmax_rows<F32x8> (1 Mi-element N(0, 1) batches, 4 calls,
+// 1 thread), main / this: n = 32 5.78 / 5.50, 33 6.76 / 6.82, 40 5.43 /
+// 5.15, 64 4.83 / 4.66, 128 4.35 / 4.24. n = 33 rose: GCC now calls
+// FoldedConsts::term out of line for the overlap tail, spilling 16
+// registers around the call. Forcing it inline (SSM_INLINE) was worse
+// everywhere (n = 32 6.03, 33 7.30, 64 4.92: GCC's allocation of the
+// whole loop changed). Thread CPU time / main's, 4 Mi-element batches,
+// medians of 5, 9 and 9 interleaved processes, load 3.4-3.9: n = 32 0.98
+// / 1.00 / 1.06 (minima 0.97 / 1.00 / 0.99), 33 0.95 / 0.92 / 0.90, 40
+// 1.01 / 0.97, 64 0.99 / 1.00 / 0.81, 128 0.96 / 1.06 / 0.80 (noise).
 
 // The float64 lane sum of a row's float32 terms: VW::hsum, or the same
 // additions in the same order with fewer instructions where the kernel set
@@ -181,20 +201,47 @@ SSM_INLINE inline void each_vector(size_t full, F&& f) {
 // One row of n elements (any n >= 1; rows_generic.h takes kDirectMinBytes on)
 // -> true, y written; false: y untouched. buf: at least n rounded up to a
 // whole vector elements.
+// The last partial vector's lanes that the row's sum takes (the batch's
+// rows share n: made once per batch, not per row).
+template <class VN, bool OverlapTail = DirectOverlapTail<VN>::value>
+struct DirectTailLanes {
+  using T = typename VN::scalar;
+  typename VN::mask in_row;
+  explicit DirectTailLanes(size_t n) {
+    constexpr size_t W = VN::width;
+    static_assert(W <= 16, "lane index table");
+    alignas(64) static constexpr T kLane[16] = {0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15};
+    const size_t rem = n % W;
+    if (OverlapTail && n >= W)  // the overlapping vector's upper rem lanes
+      in_row = VN::gt(VN::load(kLane), VN::set1(static_cast<double>(W - rem) - 0.5));
+    else  // the masked tail's lower rem lanes
+      in_row = VN::gt(VN::set1(static_cast<double>(rem)), VN::load(kLane));
+  }
+};
+
 template <class VN, class T, bool OverlapTail = DirectOverlapTail<VN>::value>
-bool softmax_row_direct(const T* x, T* y, size_t n, T* buf, const FoldedConsts<VN>& K = FoldedConsts<VN>()) {
+bool softmax_row_direct(const T* x, T* y, size_t n, T* buf, const FoldedConsts<VN>& K,
+                        const DirectTailLanes<VN>& tail) {
   constexpr size_t W = VN::width;
-  static_assert(W <= 16, "lane index table");
-  alignas(64) static constexpr T kLane[16] = {0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15};
   const size_t full = n - n % W, rem = n % W;
-  Reg<VN> vmax = VN::set1(-kInf);
-  each_vector<W>(full, [&](size_t j) { vmax = VN::max(VN::load(x + j), vmax); });  // NaN ignored
+  // The max from the first vector on, the row's vector as max's second
+  // operand (a memory operand on x86): a NaN lane may then reach mx or
+  // not, by position, but a row with a NaN is flagged either way (mx not
+  // finite here, or the NaN term makes the sum NaN below); other rows get
+  // the same max (exact, any order).
+  Reg<VN> vmax;
+  if (full) {
+    vmax = VN::load(x);
+    each_vector<W>(full - W, [&](size_t j) { vmax = VN::max(vmax, VN::load(x + W + j)); });
+  } else {
+    vmax = VN::set1(-kInf);
+  }
   if (OverlapTail && rem && n >= W)
-    vmax = VN::max(VN::load(x + n - W), vmax);
+    vmax = VN::max(vmax, VN::load(x + n - W));
   else if (rem)
-    vmax = VN::max(VN::load_tail(x + full, rem, -kInf), vmax);
+    vmax = VN::max(vmax, VN::load_tail(x + full, rem, -kInf));
   const double mx = VN::hmax(vmax);
-  if (!(mx >= -kFastLimit && mx <= kFastLimit)) return false;  // also +-inf, all -inf
+  if (!(std::fabs(mx) <= kFastLimit)) return false;  // also +-inf, all -inf, NaN
   // folded: 2^23 + 127 - e_ref in one subtraction (integers below 2^24:
   // exact, the same value).
   const double e_ref = std::nearbyint(mx * kLog2e) - kTermShift;
@@ -212,15 +259,13 @@ bool softmax_row_direct(const T* x, T* y, size_t n, T* buf, const FoldedConsts<V
     sum.add(j / W, t);
   });
   if (OverlapTail && rem && n >= W) {
-    const auto in_row = VN::gt(VN::load(kLane), VN::set1(static_cast<double>(W - rem) - 0.5));
     const Reg<VN> t = term(VN::load(x + n - W));
     VN::store(buf + n - W, t);
-    sum.add(full / W, VN::select(in_row, t, VN::set1(0.0)));
+    sum.add(full / W, VN::select(tail.in_row, t, VN::set1(0.0)));
   } else if (rem) {
     // The lanes past the row's end add 0.
-    const auto in_row = VN::gt(VN::set1(static_cast<double>(rem)), VN::load(kLane));
     const Reg<VN> t =
-        VN::select(in_row, term(VN::load_tail(x + full, rem, -kInf)), VN::set1(0.0));
+        VN::select(tail.in_row, term(VN::load_tail(x + full, rem, -kInf)), VN::set1(0.0));
     VN::store(buf + full, t);
     sum.add(full / W, t);
   }
@@ -241,5 +286,6 @@ template <class VN, class T>
 void softmax_rows_direct(const T* x, T* y, size_t rows, size_t n, unsigned char* flag) {
   alignas(64) T buf[kMaxN + 16];
   const FoldedConsts<VN> K;
-  for (size_t r = 0; r < rows; ++r) flag[r] = !softmax_row_direct<VN>(x + r * n, y + r * n, n, buf, K);
+  const DirectTailLanes<VN> tail(n);
+  for (size_t r = 0; r < rows; ++r) flag[r] = !softmax_row_direct<VN>(x + r * n, y + r * n, n, buf, K, tail);
 }
