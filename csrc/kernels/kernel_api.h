@@ -182,8 +182,8 @@ struct Kernels {
   // stay cached until pass 2, which then finds them owned: the read for
   // ownership overlaps this pass's arithmetic, as expsum_lse32_copy's store
   // does on AVX2, without the store). Null where not offered (kernel sets
-  // with an 8-entry table, and AVX2, whose pass costs no more than
-  // softmax's).
+  // with an 8-entry table; Lse32Tuning<V>::fast says which offer it, AVX2
+  // among them).
   ExpSum (*expsum_lse32_fast)(const T* x, T* y, size_t n);
   double lse32_err_rest;
   // expsum_lse32_fast that also copies x to y, as expsum_lse32_copy does
