@@ -3,10 +3,12 @@
 length up to the direct rows, 1-49, here: AVX2 rows of 17-47 take the pairs,
 log_softmax_groups_f32, 48 on the direct rows).
 
-As softmax_group_regs, a group of 8 rows is read and written as 8 x 8
-blocks at stride n; where n % 8 != 0 the last block of each row reaches
-into the rows after it (the group's last row into the next group), whose
-elements go back unchanged and are overwritten in row order; a group with
+As softmax_group_regs, a group of 8 rows is read as 8 x 8 blocks at
+stride n; where n % 8 != 0 the last block of each row reaches into the
+rows after it (the group's last row into the next group). Rows of 8 and 16
+are written back as such blocks; other lengths are written from x's own
+layout (n whole vectors per group, each lane's row max and log S picked
+into it), with no spill; a group with
 a special row, and the batch's last groups, fall back to the buffer kernel
 (log_softmax_groups_f32), which computes each lane with the same
 arithmetic. These tests check that nothing outside the output moves, that
@@ -104,6 +106,29 @@ def test_task_boundaries_threads_and_stores(isa, small_chunks, restore_settings,
                 small_chunks(threads)
                 y = written(x, (policy, per_task, threads))
                 assert y.tobytes() == want.tobytes(), (policy, per_task, threads)
+
+
+@pytest.mark.parametrize("n", list(range(1, 17)))
+def test_register_groups_match_buffer_kernel(isa, n):
+    """Rows written by the register groups (a batch of 4 groups and more;
+    from x's layout where n % 8 != 0, as blocks at 8 and 16) have the bits
+    the buffer kernel gives the same rows (a batch of one group: the
+    batch's last rows go through log_softmax_groups_f32), scales, offsets,
+    ties, dominant and masked entries, -0.0 and 0.0 rows included."""
+    rng = np.random.default_rng(800 + n)
+    rows = 16 * GROUP
+    for scale, offset in ((1.0, 0.0), (0.01, 3.0), (30.0, -3000.0), (90.0, 1e30)):
+        x = (rng.standard_normal((rows, n)) * scale + offset).astype(np.float32)
+        x[1] = x[1, 0]  # ties
+        x[2, n // 2] += np.float32(40.0)  # a dominant entry
+        x[3] = np.float32(-0.0)
+        x[4] = np.float32(0.0)
+        if n > 1:
+            x[5::9, n - 1] = -np.inf
+        y = written(x, (isa, n, scale))
+        for r in range(0, rows, GROUP):
+            alone = ssm.log_softmax(x[r:r + GROUP], axis=1)
+            assert alone.tobytes() == y[r:r + GROUP].tobytes(), (isa, n, scale, r)
 
 
 @pytest.mark.parametrize("scale", [0.01, 1.0, 30.0, 90.0])

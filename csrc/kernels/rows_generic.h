@@ -75,6 +75,7 @@
 
 #include <cmath>
 #include <cstddef>
+#include <cstdint>
 #include <limits>
 #include <type_traits>
 #include <utility>
@@ -1274,8 +1275,26 @@ SSM_INLINE inline bool group_sums_regs(const Reg<VN> (&c)[P][C], size_t n, Group
 // (softmax: 46.2, 9.1, 8.3); no result of 3300 batches of rows of 1-33
 // (special rows, scales 0.01-90, offsets to 3000, in place, 1 and 2
 // threads) changed a bit.
-template <class VN, class VW, size_t NB, size_t P>
-SSM_INLINE inline bool log_softmax_group_regs(const float* x, float* y, size_t n) {
+//
+// Rows whose length is not a multiple of W (FromX, with lane_row) are
+// written from x's own layout instead: a group's W rows are n whole vectors of x,
+// and lane i of vector k belongs to row (k W + i) / n (lane_row[k W + i],
+// made once per batch), whose max and log S pick puts in that lane; y =
+// (x + (-max)) - log S there, the same float32 operations on the same
+// values (x - max is x + (-max) exactly, -0 included: the negation is the
+// sign's), so the same bits, with no transpose back and no spilled stores
+// (a vector of x: an index load, two picks, the add with x as its memory
+// operand, the subtract and the store, 6 operations, where the columns
+// took 2 subtracts per column, 3 shuffles and a store per row of the
+// transpose; n = 3: 18 against 38 per group). Zen 3, avx2, N(0, 1), 1
+// Mi-element batches, callgrind instructions per element in the
+// extension, blocks -> from x: n = 2 21.40 -> 18.97, 3 20.83 -> 18.79,
+// 5 15.79 -> 15.06, 10 12.74 -> 11.79; thread CPU time / the blocks',
+// 4 Mi-element batches with out=, medians of 9 interleaved processes,
+// load 9-11: n = 2 0.83-0.87, 3 0.88-0.90, 5 0.90, 10 0.94-0.95, 13
+// 0.95-0.96 (softmax control 0.99-1.00).
+template <class VN, class VW, size_t NB, size_t P, bool FromX>
+SSM_INLINE inline bool log_softmax_group_regs(const float* x, float* y, size_t n, const int32_t* lane_row) {
   constexpr size_t W = VN::width, C = NB * W;
   Reg<VN> c[P][C];
   load_group_regs<VN, NB, P>(x, n, c);
@@ -1292,13 +1311,24 @@ SSM_INLINE inline bool log_softmax_group_regs(const float* x, float* y, size_t n
       log_s[h] = log1p_small<VW, 11, NB * W + 1>(VW::add(VW::sub(s.cnt[q], VW::set1(1.0)), s.rest[q]));
     }
     const Reg<VN> vhi = VN::narrow(s.m[2 * p], s.m[2 * p + 1]), vlo = VN::narrow(log_s[0], log_s[1]);
-    for (size_t j = 0; j < C; ++j)
-      if (j < n) c[p][j] = VN::sub(VN::sub(c[p][j], vhi), vlo);
-    // Each block back to rows, then row by row (the spills in row order).
-    for (size_t b = 0; b < NB; ++b) VN::transpose(*reinterpret_cast<Reg<VN>(*)[W]>(&c[p][b * W]));
-    float* out = y + p * W * n;
-    for (size_t l = 0; l < W; ++l, out += n)
-      for (size_t b = 0; b < NB; ++b) VN::store(out + b * W, c[p][b * W + l]);
+    if constexpr (FromX) {
+      const Reg<VN> neg_m = VN::sub(VN::set1(-0.0), vhi);
+      const float* in = x + p * W * n;
+      float* out = y + p * W * n;
+      for (size_t k = 0; k < C; ++k)
+        if (k < n) {
+          const typename VN::index row = VN::load_index(lane_row + k * W);
+          VN::store(out + k * W, VN::sub(VN::add(VN::pick(neg_m, row), VN::load(in + k * W)), VN::pick(vlo, row)));
+        }
+    } else {
+      for (size_t j = 0; j < C; ++j)
+        if (j < n) c[p][j] = VN::sub(VN::sub(c[p][j], vhi), vlo);
+      // Each block back to rows, then row by row (the spills in row order).
+      for (size_t b = 0; b < NB; ++b) VN::transpose(*reinterpret_cast<Reg<VN>(*)[W]>(&c[p][b * W]));
+      float* out = y + p * W * n;
+      for (size_t l = 0; l < W; ++l, out += n)
+        for (size_t b = 0; b < NB; ++b) VN::store(out + b * W, c[p][b * W + l]);
+    }
   }
   return true;
 }
@@ -1311,12 +1341,25 @@ void log_softmax_rows_regs(const float* x, float* y, size_t rows, size_t n, floa
   // P groups at a time while their last block stays inside the batch (see
   // softmax_group_regs); P groups with a special row, and the batch's last
   // rows, through the buffer kernel (P groups, then pairs and one).
-  size_t r = 0;
-  for (; rows - r >= P * W && (rows - r - (P * W - 1)) * n >= NB * W; r += P * W)
-    if (log_softmax_group_regs<VN, VW, NB, P>(x + r * n, y + r * n, n))
-      std::memset(flag + r, 0, P * W);
-    else
-      log_softmax_groups_f32<VN, VW, P>(x + r * n, y + r * n, n, rows - r, buf, obuf, stream, flag + r);
+  // Each lane's row within its group of W rows, for the write from x's
+  // layout (log_softmax_group_regs' FromX), where n is not a multiple of
+  // W. One instantiation per write: with a run-time choice inside the
+  // kernel, rows of 8 and 16, which keep the blocks, measured thread CPU
+  // time / main's 1.05 and 1.11 (load 10); as two, 0.99-1.01 and
+  // 1.01-1.05 in three runs (softmax control 0.99-1.05, load 7-11), their
+  // instructions unchanged (callgrind per element n = 8 12.91, 16 11.02).
+  alignas(64) int32_t lane_row[NB * W * W];
+  for (size_t i = 0; i < n * W; ++i) lane_row[i] = static_cast<int32_t>(i / n);
+  auto groups = [&](auto from_x) SSM_INLINE {
+    size_t r = 0;
+    for (; rows - r >= P * W && (rows - r - (P * W - 1)) * n >= NB * W; r += P * W)
+      if (log_softmax_group_regs<VN, VW, NB, P, decltype(from_x)::value>(x + r * n, y + r * n, n, lane_row))
+        std::memset(flag + r, 0, P * W);
+      else
+        log_softmax_groups_f32<VN, VW, P>(x + r * n, y + r * n, n, rows - r, buf, obuf, stream, flag + r);
+    return r;
+  };
+  size_t r = n % W != 0 ? groups(std::true_type()) : groups(std::false_type());
   for (; r + W < rows; r += 2 * W)
     log_softmax_groups_f32<VN, VW, 2>(x + r * n, y + r * n, n, rows - r, buf, obuf, stream, flag + r);
   if (r < rows) log_softmax_groups_f32<VN, VW, 1>(x + r * n, y + r * n, n, rows - r, buf, obuf, stream, flag + r);

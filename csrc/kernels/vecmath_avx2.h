@@ -148,6 +148,13 @@ struct F32x8 {
     const __m256i c = _mm256_srli_epi32(_mm256_castps_si256(t), 3);
     return _mm256_castsi256_ps(_mm256_slli_epi32(c, 23));
   }
+  // Lane indices (0-7, one per lane) and a's lanes picked by them: lane i
+  // of pick(a, idx) is a's lane idx[i] (vpermps; rows_generic.h's float32
+  // log_softmax register groups broadcast each row's max and log S to the
+  // lanes of its elements with it).
+  using index = __m256i;
+  static index load_index(const int32_t* p) { return _mm256_loadu_si256(reinterpret_cast<const __m256i*>(p)); }
+  static reg pick(reg a, index idx) { return _mm256_permutevar8x32_ps(a, idx); }
   // a's lanes 0-3 and 4-7 in float64 (exact).
   static void widen(reg a, __m256d& lo, __m256d& hi) {
     lo = _mm256_cvtps_pd(_mm256_castps256_ps128(a));
