@@ -176,6 +176,20 @@ uint64_t estimate_collect_call(const py::array_t<float>& x, double ref, double i
                                      cap);
 }
 
+uint64_t collect_call(const py::array& x, double clo, double chi, py::array_t<double>& out, size_t cap) {
+  const bool f32 = x.dtype().is(py::dtype::of<float>()), f64 = x.dtype().is(py::dtype::of<double>());
+  require(x.ndim() == 1 && (x.flags() & py::array::c_style) != 0 && (f32 || f64),
+          "x must be 1-D, contiguous float32 or float64");
+  require(out.ndim() == 1 && (out.flags() & py::array::c_style) != 0 && static_cast<size_t>(out.shape(0)) >= cap,
+          "out must be 1-D, contiguous float64, with room for cap values");
+  double* o = out.mutable_data();
+  const size_t n = static_cast<size_t>(x.shape(0));
+  const void* p = x.data();
+  py::gil_scoped_release release;
+  return f32 ? ssm::top_p_collect(static_cast<const float*>(p), n, clo, chi, o, cap)
+             : ssm::top_p_collect(static_cast<const double*>(p), n, clo, chi, o, cap);
+}
+
 }  // namespace
 
 void register_sample(py::module_& m) {
@@ -214,6 +228,10 @@ void register_sample(py::module_& m) {
         py::arg("pivot"), py::arg("clo"), py::arg("chi"), py::arg("out"), py::arg("cap"),
         "Testing: top-p's estimate pass over a 1-D float32 row (one chunk), its values in (clo, chi] into "
         "out[:cap] in row order while they fit -> how many there are.");
+  m.def("sample_top_p_collect", &collect_call, py::arg("x"), py::arg("clo"), py::arg("chi"), py::arg("out"),
+        py::arg("cap"),
+        "Testing: top-p's collect pass (no masses) over a 1-D float32 or float64 row (one chunk), its values in "
+        "(clo, chi] into out[:cap] in row order while they fit -> how many there are.");
   m.def("topk", &topk_call, py::arg("x"), py::arg("k"),
         "The k largest per row, descending, lower index first on ties -> (bad row or -1, reason, values, indices).");
 }

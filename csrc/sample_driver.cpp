@@ -1387,11 +1387,18 @@ uint64_t top_p_estimate_collect(const float* x, size_t n, double ref, double inv
   return r.count;
 }
 
+template <class T>
+uint64_t top_p_collect(const T* x, size_t n, double clo, double chi, double* out, size_t cap) {
+  return sample_for<T>(active_sample()).collect(x, n, clo, chi, out, cap);
+}
+
 template double top_p_floor<float>(const float*, size_t, double, double, bool);
 template double top_p_floor<double>(const double*, size_t, double, double, bool);
 template RowStatus sample_batch<float>(const float*, size_t, size_t, const SampleRequest&, int64_t*, double*);
 template RowStatus sample_batch<double>(const double*, size_t, size_t, const SampleRequest&, int64_t*, double*);
 template RowStatus topk_batch<float>(const float*, size_t, size_t, size_t, float*, int64_t*);
 template RowStatus topk_batch<double>(const double*, size_t, size_t, size_t, double*, int64_t*);
+template uint64_t top_p_collect<float>(const float*, size_t, double, double, double*, size_t);
+template uint64_t top_p_collect<double>(const double*, size_t, double, double, double*, size_t);
 
 }  // namespace ssm

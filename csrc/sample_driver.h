@@ -80,5 +80,10 @@ std::array<double, 5> top_p_coarse(const float* x, size_t n, double ref, double 
 uint64_t top_p_estimate_collect(const float* x, size_t n, double ref, double inv_temp, double pivot, double clo,
                                 double chi, double* out, size_t cap);
 std::pair<uint64_t, uint64_t> top_p_estimate_counts();
+// Testing: the pass that collects a zone's values without masses (top-p's
+// next zone out, short rows whole) over a row as one chunk: the x in (clo,
+// chi] into out in row order while they fit cap -> how many there are.
+template <class T>
+uint64_t top_p_collect(const T* x, size_t n, double clo, double chi, double* out, size_t cap);
 
 }  // namespace ssm
