@@ -21,10 +21,10 @@ machine moves both builds alike; a process's own memory layout (where its
 arrays fall within their pages) varies, which is why rounds are processes.
 The verdict is the median over rounds of each build's ns per element and
 their ratio B / A (< 1: B is faster). Time a case whose code neither build
-changed beside the others, as a control: on the 2-vCPU Zen 3 VM of the
-development sessions, such controls came out at 1.01-1.02 in 25 rounds at
-load <= 1, and 0.99-1.21 in 15 rounds at load 5-8; read ratios as no change unless they
-lie well outside the control's distance from 1.
+changed beside the others, as a control: on a 2-vCPU Zen 3 VM such controls
+came out at 1.01-1.02 in 25 rounds at load <= 1, and at 0.99-1.21 in 15
+rounds at load 5-8; read ratios as no change unless they lie well outside
+the control's distance from 1.
 
 The kernel set is the environment's SIMDSOFTMAX_ISA (both builds get it).
 """
