@@ -210,18 +210,11 @@ inline SSM_INLINE Reg<VW> ulp32_below(Reg<VW> a) {
 // path), e, k the count of the max's own entries -> v = log S =
 // log1p((k - 1) + sum2e / the max's own term) and how each row is written
 // (0 flagged, 1 Narrow, 2 Wide: the header's budgets, eps the terms'
-// relative error with the sums', flushed the flushed terms' bound).
-// RoundOffAsItFell: the float32 write where v's rounding as it fell and dv
-// fit within ulp32(v - dv), else where dv <= 2^-25 (v - dv) (the group
-// kernel: it writes a group in float32 only when all its rows may, and
-// the float32 write's other bound made that a branch it mispredicted
-// about one group in three at n = 16: 4 Mi-element batches, 1 thread,
-// ns per element, medians of 3 interleaved runs on a loaded machine, this
-// bound / the other with per-lane writes in mixed groups (and AVX-512's
-// terms from the table pair, for more groups in float32): AVX-512 n = 16
-// 1.05 / 1.15, n = 32 1.01 / 1.03; AVX2 n = 16 2.04 / 2.35, n = 32 1.51 /
-// 1.64).
-template <class VW, bool RoundOffAsItFell = true>
+// relative error with the sums', flushed the flushed terms' bound): the
+// float32 write where v's rounding as it fell and dv fit within ulp32(v -
+// dv). The group kernel writes every row it does not flag in float64
+// lanes (how 1 or 2 alike).
+template <class VW>
 inline SSM_INLINE Reg<VW> lsm32_log_s(Reg<VW> sum2e, Reg<VW> vmx, Reg<VW> e, Reg<VW> k, double eps, double flushed,
                            Reg<VW>& how) {
   const auto special = VW::notfinite(vmx);
@@ -233,8 +226,7 @@ inline SSM_INLINE Reg<VW> lsm32_log_s(Reg<VW> sum2e, Reg<VW> vmx, Reg<VW> e, Reg
   const Reg<VW> dv = VW::fmadd(VW::set1(eps), div_lanes(z, VW::add(VW::set1(1.0), z)),
                                VW::fmadd(v, VW::set1(0x1p-50), VW::set1(flushed)));
   const Reg<VW> low = VW::sub(v, dv);
-  const auto narrow = RoundOffAsItFell ? VW::not_le(VW::add(round_off32<VW>(v), dv), ulp32_below<VW>(low))
-                                        : VW::not_le(dv, VW::mul(low, VW::set1(0x1p-25)));  // true: not narrow
+  const auto narrow = VW::not_le(VW::add(round_off32<VW>(v), dv), ulp32_below<VW>(low));  // true: not narrow
   const auto wide = VW::not_le(dv, VW::mul(low, VW::set1(1.4 * 0x1p-24)));  // true: not wide either
   how = VW::select(VW::mask_or(bad, wide), VW::set1(0.0), VW::select(narrow, VW::set1(2.0), VW::set1(1.0)));
   return v;
@@ -343,12 +335,17 @@ void log_softmax_rows_direct32(const float* x, float* y, size_t rows, size_t n, 
 // per column): per column the table-exp term at 2^-e of every entry below
 // its lane's max, widened and added in the two float64 halves, and the
 // count of the max's own entries; per group lsm32_log_s in each half; then
-// the columns written in float32 when every ordinary lane may be (Narrow),
-// else in float64 halves with one rounding (Wide is within the bound for
-// Narrow lanes too). e = round(max log2 e) in float32 lanes: within
-// 2^-9.5 of max log2 e for |max| <= kTable32Limit, so a term stays below
-// 2^0.51 and |max - e ln2| below ln2/2 + 2^-10 (exp_hi_lo's polynomial
-// there as accurate as at ln2/2).
+// the columns written in float64 halves with one rounding, every lane that
+// is not flagged (a float32 write per lane, as the direct rows', took a
+// blend in each group of both kinds: AVX-512 on Zen 5, 4 Mi-element
+// batches, 1 thread, fastest of 9 interleaved processes, against writing a group in
+// float32 where all its rows could be, else all in float64, which made a
+// row's bits depend on the rows beside it: n = 16, 20, 33 at sigma 1 1.10,
+// 1.15, 1.08, at sigma 0.2 1.08, 1.09, 1.12; float64 only 1.09, 1.01,
+// 0.93 and 0.99, 0.95, 0.96). e = round(max log2 e) in
+// float32 lanes: within 2^-9.5 of max log2 e for |max| <= kTable32Limit,
+// so a term stays below 2^0.51 and |max - e ln2| below ln2/2 + 2^-10
+// (exp_hi_lo's polynomial there as accurate as at ln2/2).
 template <class VN>
 void log_softmax_rows_group32(const float* x, float* y, size_t rows, size_t n, bool stream, unsigned char* flag) {
   using VW = typename VN::wide;
@@ -359,7 +356,7 @@ void log_softmax_rows_group32(const float* x, float* y, size_t rows, size_t n, b
   constexpr double eps = X::kErrUnits * 0x1p-24 + 0x1p-44;
   const double flushed = static_cast<double>(n) * 0x1p-124;
   alignas(64) float buf[kMaxN * W], obuf[kMaxN * W];
-  alignas(64) float mxf[W], ef[W], lo[W];
+  alignas(64) float mxf[W], ef[W];
   alignas(64) double how[W];
   for (size_t r = 0; r < rows; r += W) {
     const size_t g = rows - r < W ? rows - r : W;
@@ -382,32 +379,23 @@ void log_softmax_rows_group32(const float* x, float* y, size_t rows, size_t n, b
     VN::widen(count, clo, chi);
     const Reg<VW> scale = VW::set1(1.0 / X::kScale);
     Reg<VW> v[2], vhow[2];
-    v[0] = lsm32_log_s<VW, false>(VW::mul(s0, scale), VW::load(mxf), VW::load(ef), clo, eps, flushed, vhow[0]);
-    v[1] = lsm32_log_s<VW, false>(VW::mul(s1, scale), VW::load(mxf + WW), VW::load(ef + WW), chi, eps, flushed, vhow[1]);
+    v[0] = lsm32_log_s<VW>(VW::mul(s0, scale), VW::load(mxf), VW::load(ef), clo, eps, flushed, vhow[0]);
+    v[1] = lsm32_log_s<VW>(VW::mul(s1, scale), VW::load(mxf + WW), VW::load(ef + WW), chi, eps, flushed, vhow[1]);
     VW::store(how, vhow[0]);
     VW::store(how + WW, vhow[1]);
     bool ok[W];
-    bool narrow = true;
-    for (size_t l = 0; l < W; ++l) {
-      ok[l] = l < g && how[l] != 0.0;
-      narrow = narrow && (!ok[l] || how[l] == 1.0);
-    }
-    // y = (x - max) - log S, as the row kernels' write_shift: x - max is
-    // exact near the max (Sterbenz) and the result is never positive.
-    if (narrow) {
-      VW::store(lo, v[0]);
-      VW::store(lo + WW, v[1]);
-      const Reg<VN> vlo = VN::load(lo);
-      for (size_t j = 0; j < n; ++j) VN::store(buf + j * W, VN::sub(VN::sub(VN::load(buf + j * W), m), vlo));
-    } else {
-      const Reg<VW> m0 = VW::load(mxf), m1 = VW::load(mxf + WW);
-      for (size_t j = 0; j < n; ++j) {
-        float* at = buf + j * W;
-        const Reg<VW> y0 = VW::sub(VW::sub(VW::load(at), m0), v[0]);
-        const Reg<VW> y1 = VW::sub(VW::sub(VW::load(at + WW), m1), v[1]);
-        VW::store(at, y0);
-        VW::store(at + WW, y1);
-      }
+    for (size_t l = 0; l < W; ++l) ok[l] = l < g && how[l] != 0.0;
+    // y = (x - max) - log S in float64 halves, rounded once, as the row
+    // kernels' write_shift: x - max is exact near the max (Sterbenz) and the
+    // result is never positive. Every lane the same way, whatever the other
+    // rows of its group (a row's bits do not depend on them).
+    const Reg<VW> m0 = VW::load(mxf), m1 = VW::load(mxf + WW);
+    for (size_t j = 0; j < n; ++j) {
+      float* at = buf + j * W;
+      const Reg<VW> y0 = VW::sub(VW::sub(VW::load(at), m0), v[0]);
+      const Reg<VW> y1 = VW::sub(VW::sub(VW::load(at + WW), m1), v[1]);
+      VW::store(at, y0);
+      VW::store(at + WW, y1);
     }
     from_columns<VN>(buf, n, g, ok, obuf, y + r * n, stream);
     for (size_t l = 0; l < g; ++l) flag[r + l] = !ok[l];
