@@ -1546,10 +1546,10 @@ void lse_groups_f64(const double* x, double* out, double* sign, size_t n, size_t
 }
 
 // lse = m + log1p(S - 1) of float64 half q of group sums without Count
-// (lse_groups_f32's), and whether every lane of it is certified within the
-// 1-ulp contract (lanes in `bad` pass: they are flagged).
+// (lse_groups_f32's), and the lanes of it not certified within the 1-ulp
+// contract (lanes in `bad` pass: they are flagged).
 template <class VW, int MaxT, class S>
-SSM_INLINE inline bool lse32_first_tier(const S& s, size_t q, typename VW::mask bad, Reg<VW>& lse) {
+SSM_INLINE inline typename VW::mask lse32_first_tier(const S& s, size_t q, typename VW::mask bad, Reg<VW>& lse) {
   using C = ExpCoeffsMid;
   const Reg<VW> z = VW::select(bad, VW::set1(0.0), VW::add(VW::sub(s.cnt[q], VW::set1(1.0)), s.rest[q]));
   // S < MaxT (n terms, each at most 1 + C::err; MaxT is n + 1 or more:
@@ -1563,7 +1563,7 @@ SSM_INLINE inline bool lse32_first_tier(const S& s, size_t q, typename VW::mask 
   const Reg<VW> e = VW::fmadd(VW::set1(C::err), VW::min(z, VW::set1(1.0)), VW::set1(0x1p-37));
   const Reg<VW> size = VW::max(lse, VW::sub(VW::set1(0.0), lse));
   const Reg<VW> have = VW::select(bad, VW::set1(kInf), VW::mul(size, VW::set1(1.0 - 0x1p-15)));
-  return !VW::any(f32_spacing_fails<VW>(e, have));
+  return f32_spacing_fails<VW>(e, have);
 }
 
 // Unweighted float32 logsumexp of P consecutive groups of W rows (the
@@ -1601,12 +1601,13 @@ void lse_groups_f32(const float* x, float* out, float* sign, size_t n, size_t ro
   GroupSums<VN, VW, P> s;
   group_sums<VN, VW, float, C, Plain2, P, false>(buf, n, s);
   Reg<VW> lse[P * H];
-  typename VW::mask bad[P * H];
+  typename VW::mask bad[P * H], fails[P * H];
   bool pass[P], any_bad[P];
   for (size_t p = 0; p < P; ++p) pass[p] = true, any_bad[p] = false;
   for (size_t q = 0; q < P * H; ++q) {
     bad[q] = VW::mask_or(VW::notfinite(s.mx[q]), VW::notfinite(s.rest[q]));
-    pass[q / H] = lse32_first_tier<VW, MaxT>(s, q, bad[q], lse[q]) && pass[q / H];
+    fails[q] = lse32_first_tier<VW, MaxT>(s, q, bad[q], lse[q]);
+    pass[q / H] = !VW::any(fails[q]) && pass[q / H];
     any_bad[q / H] = any_bad[q / H] || VW::any(bad[q]);
   }
   for (size_t p = 0; p < P; ++p) {
@@ -1614,6 +1615,20 @@ void lse_groups_f32(const float* x, float* out, float* sign, size_t n, size_t ro
     unsigned char* f = flag + p * W;
     if (!pass[p]) {
       lse_plain_group<VN, VW, float, false, ExpCoeffs<double>, Kahan2>(buf + p * n * W, n, g[p], o, f);
+      // The lanes this tier certified keep its result: each row's bits are
+      // its own, whatever the other rows of its group (the two tiers may
+      // round to neighbouring floats).
+      alignas(64) double v[W], keep[W];
+      for (size_t h = 0; h < H; ++h) {
+        VW::store(v + h * WW, lse[p * H + h]);
+        VW::store(keep + h * WW, VW::select(VW::mask_or(bad[p * H + h], fails[p * H + h]), VW::set1(0.0),
+                                            VW::set1(1.0)));
+      }
+      for (size_t l = 0; l < g[p]; ++l)
+        if (keep[l] != 0.0) {
+          o[l] = static_cast<float>(v[l]);
+          f[l] = 0;
+        }
     } else if (!any_bad[p] && g[p] == W) {
       // The usual group: W results narrowed and stored in one vector per half.
       for (size_t h = 0; h < H; ++h) VW::store(o + h * WW, lse[p * H + h]);
@@ -1663,7 +1678,7 @@ SSM_INLINE inline bool lse_group_regs(const float* x, float* out, size_t n) {
   if (!group_sums_regs<VN, VW, P, C, false>(c, n, s)) return false;
   Reg<VW> lse[2 * P];
   bool pass = true;
-  for (size_t q = 0; q < 2 * P; ++q) pass = lse32_first_tier<VW, MaxT>(s, q, VW::none(), lse[q]) && pass;
+  for (size_t q = 0; q < 2 * P; ++q) pass = !VW::any(lse32_first_tier<VW, MaxT>(s, q, VW::none(), lse[q])) && pass;
   if (!pass) return false;
   for (size_t q = 0; q < 2 * P; ++q) VW::store(out + q * WW, lse[q]);
   return true;
@@ -1945,6 +1960,89 @@ struct LseDirectRange {
 // time (rows_logsumexp64_direct.h).
 constexpr size_t kLse64DirectMinN = 16;
 
+// Lane types that split 2W floats into their even and odd entries.
+template <class V, class = void>
+struct HasDeinterleave : std::false_type {};
+template <class V>
+struct HasDeinterleave<V, std::void_t<decltype(&V::deinterleave)>> : std::true_type {};
+
+// float32 logsumexp of rows of two, W rows a step: the rows' entries split
+// into a vector of first and one of second entries (deinterleave), then in
+// float64 halves lse = m + log1p(exp(d)), m the larger entry, d = smaller -
+// m <= 0 (the difference of two floats, within 2^-53 |d|), exp by the
+// degree-11 polynomial (d clamped at -700: a term below e^-700 is nothing
+// beside 1), log1p_small on 1 + exp(d) <= 2. No transposes, sums or
+// column buffers. Error of the float64 lse: exp's few 2^-53 relative and
+// d's rounding (2^-53 |d|) move log1p(exp(d)) = L by below 2^-50 (1 + |d|)
+// L, log1p_small adds ~1.5 * 2^-53 L, m + L rounds within 2^-53 |lse|: a
+// row is certified where that bound, 2^-50 (2 + |d|) L + 2^-52 |lse|, is at
+// most 2^-26 |lse| (its float32 rounding then within 1 ulp of the exact
+// result). The others (lse near 0, where m + L cancels), rows with a NaN or
+// an infinite entry, are left flagged for the per-row path. rows is a
+// multiple of W.
+template <class VN, class VW>
+void lse_rows_two(const float* x, float* out, float* sign, size_t rows, unsigned char* flag) {
+  constexpr size_t W = VN::width, WW = VW::width, H = W / WW;
+  static_assert(W == 2 * WW, "two float64 halves");
+  // P steps side by side: one step's chain (exp's and the series'
+  // polynomials, the division) is long, its work short.
+  constexpr size_t P = 4;
+  for (size_t r0 = 0; r0 < rows; r0 += P * W) {
+    const size_t steps = (rows - r0) / W < P ? (rows - r0) / W : P;
+    Reg<VW> m[P * H], lse[P * H], slack[P * H];
+    Reg<VN> a[P], b[P];
+    bool uncertified[P];
+    for (size_t p = 0; p < steps; ++p) {
+      const float* at = x + 2 * (r0 + p * W);
+      VN::deinterleave(VN::load(at), VN::load(at + W), a[p], b[p]);
+      uncertified[p] = VN::any(VN::mask_or(VN::notfinite(a[p]), VN::notfinite(b[p])));
+      Reg<VW> l[H];
+      VN::widen(VN::max(a[p], b[p]), m[p * H], m[p * H + 1]);
+      VN::widen(VN::min(a[p], b[p]), l[0], l[1]);
+      for (size_t h = 0; h < H; ++h) lse[p * H + h] = VW::max(VW::sub(l[h], m[p * H + h]), VW::set1(-700.0));
+    }
+    for (size_t q = 0; q < steps * H; ++q) {
+      const Reg<VW> d = lse[q];
+      Reg<VW> em, en;
+      exp_split<VW>(d, em, en);
+      const Reg<VW> big_l = log1p_small<VW, 11, 3>(VW::scale2(em, en));
+      lse[q] = VW::add(m[q], big_l);
+      const Reg<VW> size = VW::max(lse[q], VW::sub(VW::set1(0.0), lse[q]));
+      // The error bound less the budget: positive where not certified.
+      slack[q] = VW::fmadd(VW::mul(VW::sub(VW::set1(2.0), d), big_l), VW::set1(0x1p-50),
+                           VW::mul(size, VW::set1(0x1p-52 - 0x1p-26)));
+      uncertified[q / H] = uncertified[q / H] || VW::any(VW::gt(slack[q], VW::set1(0.0)));
+    }
+    for (size_t p = 0; p < steps; ++p) {
+      const size_t r = r0 + p * W;
+      if (!uncertified[p]) {
+        for (size_t h = 0; h < H; ++h) VW::store(out + r + h * WW, lse[p * H + h]);
+        std::memset(flag + r, 0, W);
+        if (sign)
+          for (size_t k = 0; k < W; ++k) sign[r + k] = 1.0f;
+        continue;
+      }
+      // A step with a row to leave: lane by lane.
+      alignas(64) double lv[W], sv[W];
+      alignas(64) float av[W], bv[W];
+      for (size_t h = 0; h < H; ++h) {
+        VW::store(lv + h * WW, lse[p * H + h]);
+        VW::store(sv + h * WW, slack[p * H + h]);
+      }
+      VN::store(av, a[p]);
+      VN::store(bv, b[p]);
+      for (size_t k = 0; k < W; ++k) {
+        const bool ok = std::isfinite(av[k]) && std::isfinite(bv[k]) && sv[k] <= 0.0;
+        flag[r + k] = !ok;
+        if (ok) {
+          out[r + k] = static_cast<float>(lv[k]);
+          if (sign) sign[r + k] = 1.0f;
+        }
+      }
+    }
+  }
+}
+
 template <class VN, class VW, class T>
 void logsumexp_rows(const T* x, const T* b, T* out, T* sign, size_t rows, size_t n, unsigned char* flag) {
   if constexpr (std::is_same<T, float>::value && HasTable32<VN>::value)
@@ -1952,6 +2050,15 @@ void logsumexp_rows(const T* x, const T* b, T* out, T* sign, size_t rows, size_t
   if constexpr (std::is_same<T, double>::value)
     if (!b && n >= kLse64DirectMinN) return logsumexp_rows_direct_f64<VN>(x, out, sign, rows, n, flag);
   constexpr size_t W = VN::width;
+  if constexpr (std::is_same<T, float>::value && HasDeinterleave<VN>::value) {
+    if (!b && n == 2 && rows >= W) {
+      const size_t whole = rows - rows % W;
+      lse_rows_two<VN, VW>(x, out, sign, whole, flag);
+      if (whole == rows) return;
+      return logsumexp_rows<VN, VW, T>(x + 2 * whole, b, out + whole, sign ? sign + whole : nullptr, rows - whole,
+                                       n, flag + whole);
+    }
+  }
   alignas(64) T buf[kMaxN * W];
   if constexpr (std::is_same<T, float>::value && LseDirectRange<VN>::regs_max_n > 0) {
     // MaxT as lse_groups: rows of up to 10 skip log1p_small's step by 2^4.

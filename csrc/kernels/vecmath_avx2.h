@@ -156,6 +156,14 @@ struct F32x8 {
   static index load_index(const int32_t* p) { return _mm256_loadu_si256(reinterpret_cast<const __m256i*>(p)); }
   static reg pick(reg a, index idx) { return _mm256_permutevar8x32_ps(a, idx); }
   // a's lanes 0-3 and 4-7 in float64 (exact).
+  // The even and odd lanes of the 16 floats lo, hi (lo's first): rows of
+  // two entries, one row per lane.
+  static void deinterleave(reg lo, reg hi, reg& even, reg& odd) {
+    // Within each 128-bit half: lo's pairs then hi's, then the 64-bit
+    // quarters put in order (0, 2, 1, 3).
+    even = _mm256_castpd_ps(_mm256_permute4x64_pd(_mm256_castps_pd(_mm256_shuffle_ps(lo, hi, 0x88)), 0xD8));
+    odd = _mm256_castpd_ps(_mm256_permute4x64_pd(_mm256_castps_pd(_mm256_shuffle_ps(lo, hi, 0xDD)), 0xD8));
+  }
   static void widen(reg a, __m256d& lo, __m256d& hi) {
     lo = _mm256_cvtps_pd(_mm256_castps256_ps128(a));
     hi = _mm256_cvtps_pd(_mm256_extractf128_ps(a, 1));

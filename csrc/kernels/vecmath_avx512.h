@@ -107,6 +107,13 @@ struct F32x16 {
   static double hmax(reg a) { return _mm512_reduce_max_ps(a); }
   static double hsum(reg a) { return _mm512_reduce_add_ps(a); }
   // a's lanes 0-7 and 8-15 in float64 (exact).
+  // The even and odd lanes of the 32 floats lo, hi (lo's first): rows of
+  // two entries, one row per lane.
+  static void deinterleave(reg lo, reg hi, reg& even, reg& odd) {
+    const __m512i ie = _mm512_setr_epi32(0, 2, 4, 6, 8, 10, 12, 14, 16, 18, 20, 22, 24, 26, 28, 30);
+    even = _mm512_permutex2var_ps(lo, ie, hi);
+    odd = _mm512_permutex2var_ps(lo, _mm512_add_epi32(ie, _mm512_set1_epi32(1)), hi);
+  }
   static void widen(reg a, __m512d& lo, __m512d& hi) {
     lo = _mm512_cvtps_pd(_mm512_castps512_ps256(a));
     hi = _mm512_cvtps_pd(_mm512_extractf32x8_ps(a, 1));
