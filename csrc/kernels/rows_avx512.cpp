@@ -47,21 +47,22 @@ struct Lsm32DirectRange<F32x16> {
   static constexpr size_t min_n = 40, max_n = kMaxN;
 };
 
-// float32 softmax rows of 2-31 and log_softmax rows of up to 16 take the
+// float32 softmax rows of 3-31 and log_softmax rows of up to 16 take the
 // AVX2 set's kernels (eight rows a group, 8 x 8 blocks kept in registers)
 // instead of these groups of sixteen (16 x 16 transposes through L1
-// buffers). Zen 5 at load ~6, 4 Mi-element batches, 1 thread, ns per
+// buffers); softmax rows of two take softmax_rows_two (rows_generic.h) on
+// both sets. Zen 5 at load ~6, 4 Mi-element batches, 1 thread, ns per
 // element, fastest of 7 interleaved calls in one process (thread CPU
-// time), avx2 / avx512 kernels: softmax
-// n = 2 1.32 / 1.62, 3 1.00 / 1.27, 5 0.75 / 1.04, 8 0.59 / 0.79, 10 0.55 /
-// 0.87, 13 0.51 / 0.90, 15 0.48 / 0.85, 16 0.45 / 0.44, 17 0.59 / 0.75,
-// 20 0.57 / 0.88, 23 0.55 / 0.70, 24 0.66 / 0.66, 27 0.53 / 0.65, 31 0.54
-// / 0.90, 32 0.49 / 0.40 (n = 1 2.29 / 1.88); log_softmax n = 1 3.13 /
-// 4.68, 2 1.56 / 2.94, 5 1.12 / 2.00, 8 0.96 / 1.77, 12 0.86 / 1.76, 15
-// 0.82 / 1.59, 16 0.86 / 1.09, 17 1.11 / 0.86. A row's bits are then the
-// AVX2 set's (within the same contract; lanes never mix in either).
+// time), avx2 / avx512 kernels: softmax n = 3 1.00 / 1.27, 5 0.75 / 1.04,
+// 8 0.59 / 0.79, 10 0.55 / 0.87, 13 0.51 / 0.90, 15 0.48 / 0.85, 16 0.45 /
+// 0.44, 17 0.59 / 0.75, 20 0.57 / 0.88, 23 0.55 / 0.70, 24 0.66 / 0.66, 27
+// 0.53 / 0.65, 31 0.54 / 0.90, 32 0.49 / 0.40 (n = 1 2.29 / 1.88);
+// log_softmax n = 1 3.13 / 4.68, 2 1.56 / 2.94, 5 1.12 / 2.00, 8 0.96 /
+// 1.77, 12 0.86 / 1.76, 15 0.82 / 1.59, 16 0.86 / 1.09, 17 1.11 / 0.86. A
+// row's bits are then the AVX2 set's (within the same contract; lanes never
+// mix in either).
 void softmax_f32(const float* x, float* y, size_t rows, size_t n, bool stream, unsigned char* flag) {
-  if (n >= 2 && n <= 31) return rows_kernels_avx2().f32.softmax(x, y, rows, n, stream, flag);
+  if (n >= 3 && n <= 31) return rows_kernels_avx2().f32.softmax(x, y, rows, n, stream, flag);
   softmax_rows<F32x16, float>(x, y, rows, n, stream, flag);
 }
 

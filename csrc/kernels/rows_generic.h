@@ -1812,9 +1812,107 @@ inline SSM_INLINE Reg<VW> ulp32_above(Reg<VW> f) {
 // direct / group speed): n = 32 1.02x, n = 64 1.64x, n = 100 1.59x.
 constexpr size_t kDirectMinBytes = 128;
 
+// Lane types that split 2W floats into their even and odd entries.
+template <class V, class = void>
+struct HasDeinterleave : std::false_type {};
+template <class V>
+struct HasDeinterleave<V, std::void_t<decltype(&V::deinterleave)>> : std::true_type {};
+
+// The first and second entries of g <= W rows of two from x, one row per
+// lane (lanes from g on hold 0: finite, their results unused).
+// Rows of two the pair kernels leave to the per-row path: a NaN, a +inf,
+// or both entries -inf (one -inf entry is an ordinary row: exp(-700) is
+// nothing beside 1).
+template <class VN>
+inline typename VN::mask special_two(Reg<VN> a, Reg<VN> b) {
+  return VN::mask_or(VN::notfinite(VN::max(a, b)), VN::mask_or(VN::not_le(a, a), VN::not_le(b, b)));
+}
+inline bool special_two(float a, float b) { return a != a || b != b || !std::isfinite(a > b ? a : b); }
+
+template <class VN>
+inline void load_two(const float* x, size_t g, Reg<VN>& a, Reg<VN>& b) {
+  constexpr size_t W = VN::width;
+  if (g == W)
+    VN::deinterleave(VN::load(x), VN::load(x + W), a, b);
+  else if (2 * g <= W)
+    VN::deinterleave(VN::load_tail(x, 2 * g, 0.0), VN::set1(0.0), a, b);
+  else
+    VN::deinterleave(VN::load(x), VN::load_tail(x + W, 2 * g - W, 0.0), a, b);
+}
+
+// float32 softmax of rows of two, W rows a step (VN::deinterleave: the
+// rows' first and second entries as two vectors; the results put back in
+// place by VN::interleave): in float64 halves, t = exp(lo - hi) <= 1 (the
+// degree-6 ExpCoeffsMid, 2.1e-9 relative; the difference of two floats
+// within 2^-53 of itself, clamped at -700), the larger entry's 1 / (1 + t)
+// and the other's t / (1 + t), each within ~2^-28 relative before its one
+// rounding to float32: inside the 4-ulp contract with room. Ties give 1/2
+// each. Rows special_two finds are left flagged for the per-row path.
+template <class VN, class VW>
+void softmax_rows_two(const float* x, float* y, size_t rows, bool stream, unsigned char* flag) {
+  constexpr size_t W = VN::width, WW = VW::width, H = W / WW;
+  static_assert(W == 2 * WW, "two float64 halves");
+  // Non-temporal stores need whole aligned vectors: y + 2r is one where y is.
+  stream = stream && reinterpret_cast<uintptr_t>(y) % (W * sizeof(float)) == 0;
+  for (size_t r = 0; r < rows; r += W) {
+    const size_t g = rows - r < W ? rows - r : W;
+    Reg<VN> a, b;
+    load_two<VN>(x + 2 * r, g, a, b);
+    const auto bad = special_two<VN>(a, b);
+    Reg<VW> wa[H], wb[H], ya[H], yb[H];
+    VN::widen(a, wa[0], wa[1]);
+    VN::widen(b, wb[0], wb[1]);
+    for (size_t h = 0; h < H; ++h) {
+      const Reg<VW> d = VW::max(VW::sub(VW::min(wa[h], wb[h]), VW::max(wa[h], wb[h])), VW::set1(-700.0));
+      Reg<VW> em, en;
+      exp_split<VW, ExpCoeffsMid>(d, em, en);
+      const Reg<VW> t = VW::scale2(em, en);
+      const Reg<VW> big = div_lanes(VW::set1(1.0), VW::add(VW::set1(1.0), t)), small = VW::mul(t, big);
+      const auto a_big = VW::gt(wa[h], wb[h]);
+      ya[h] = VW::select(a_big, big, small);
+      yb[h] = VW::select(a_big, small, big);
+    }
+    Reg<VN> lo, hi;
+    VN::interleave(VN::narrow(ya[0], ya[1]), VN::narrow(yb[0], yb[1]), lo, hi);
+    if (g == W && !VN::any(bad)) {
+      if (stream) {
+        VN::stream(y + 2 * r, lo);
+        VN::stream(y + 2 * r + W, hi);
+      } else {
+        VN::store(y + 2 * r, lo);
+        VN::store(y + 2 * r + W, hi);
+      }
+      std::memset(flag + r, 0, W);
+      continue;
+    }
+    // The batch's last rows, or a step with a row to leave: lane by lane
+    // (y may be x: a flagged row keeps its entries for the per-row path).
+    alignas(64) float out[2 * W], av[W], bv[W];
+    VN::store(out, lo);
+    VN::store(out + W, hi);
+    VN::store(av, a);
+    VN::store(bv, b);
+    for (size_t k = 0; k < g; ++k) {
+      const bool ok = !special_two(av[k], bv[k]);
+      flag[r + k] = !ok;
+      if (ok) {
+        y[2 * (r + k)] = out[2 * k];
+        y[2 * (r + k) + 1] = out[2 * k + 1];
+      }
+    }
+  }
+}
+
 template <class VN, class T>
 void softmax_rows(const T* x, T* y, size_t rows, size_t n, bool stream, unsigned char* flag) {
   constexpr size_t W = VN::width;
+  if constexpr (std::is_same<T, float>::value && HasDeinterleave<VN>::value) {
+    if (n == 2) {
+      softmax_rows_two<VN, typename VN::wide>(x, y, rows, stream, flag);
+      if (stream) VN::fence();
+      return;
+    }
+  }
   constexpr bool kBlocks = std::is_same<T, float>::value && SoftmaxBlocksRange<VN>::max_n > 0;
   if (n * sizeof(T) >= kDirectMinBytes && !(kBlocks && n <= SoftmaxBlocksRange<VN>::max_n))
     return softmax_rows_direct<VN>(x, y, rows, n, flag);
@@ -1960,12 +2058,6 @@ struct LseDirectRange {
 // time (rows_logsumexp64_direct.h).
 constexpr size_t kLse64DirectMinN = 16;
 
-// Lane types that split 2W floats into their even and odd entries.
-template <class V, class = void>
-struct HasDeinterleave : std::false_type {};
-template <class V>
-struct HasDeinterleave<V, std::void_t<decltype(&V::deinterleave)>> : std::true_type {};
-
 // float32 logsumexp of rows of two, W rows a step: the rows' entries split
 // into a vector of first and one of second entries (deinterleave), then in
 // float64 halves lse = m + log1p(exp(d)), m the larger entry, d = smaller -
@@ -1977,9 +2069,10 @@ struct HasDeinterleave<V, std::void_t<decltype(&V::deinterleave)>> : std::true_t
 // L, log1p_small adds ~1.5 * 2^-53 L, m + L rounds within 2^-53 |lse|: a
 // row is certified where that bound, 2^-50 (2 + |d|) L + 2^-52 |lse|, is at
 // most 2^-26 |lse| (its float32 rounding then within 1 ulp of the exact
-// result). The others (lse near 0, where m + L cancels), rows with a NaN or
-// an infinite entry, are left flagged for the per-row path. rows is a
-// multiple of W.
+// result). The others (lse near 0, where m + L cancels) and the rows
+// special_two finds are left flagged for the per-row path. The batch's
+// last rows go the same way (load_two), so a row's bits do not depend on
+// where in the batch it sits.
 template <class VN, class VW>
 void lse_rows_two(const float* x, float* out, float* sign, size_t rows, unsigned char* flag) {
   constexpr size_t W = VN::width, WW = VW::width, H = W / WW;
@@ -1988,14 +2081,14 @@ void lse_rows_two(const float* x, float* out, float* sign, size_t rows, unsigned
   // polynomials, the division) is long, its work short.
   constexpr size_t P = 4;
   for (size_t r0 = 0; r0 < rows; r0 += P * W) {
-    const size_t steps = (rows - r0) / W < P ? (rows - r0) / W : P;
+    const size_t steps = (rows - r0 + W - 1) / W < P ? (rows - r0 + W - 1) / W : P;
     Reg<VW> m[P * H], lse[P * H], slack[P * H];
     Reg<VN> a[P], b[P];
     bool uncertified[P];
     for (size_t p = 0; p < steps; ++p) {
-      const float* at = x + 2 * (r0 + p * W);
-      VN::deinterleave(VN::load(at), VN::load(at + W), a[p], b[p]);
-      uncertified[p] = VN::any(VN::mask_or(VN::notfinite(a[p]), VN::notfinite(b[p])));
+      const size_t r = r0 + p * W;
+      load_two<VN>(x + 2 * r, rows - r < W ? rows - r : W, a[p], b[p]);
+      uncertified[p] = VN::any(special_two<VN>(a[p], b[p]));
       Reg<VW> l[H];
       VN::widen(VN::max(a[p], b[p]), m[p * H], m[p * H + 1]);
       VN::widen(VN::min(a[p], b[p]), l[0], l[1]);
@@ -2014,15 +2107,15 @@ void lse_rows_two(const float* x, float* out, float* sign, size_t rows, unsigned
       uncertified[q / H] = uncertified[q / H] || VW::any(VW::gt(slack[q], VW::set1(0.0)));
     }
     for (size_t p = 0; p < steps; ++p) {
-      const size_t r = r0 + p * W;
-      if (!uncertified[p]) {
+      const size_t r = r0 + p * W, g = rows - r < W ? rows - r : W;
+      if (g == W && !uncertified[p]) {
         for (size_t h = 0; h < H; ++h) VW::store(out + r + h * WW, lse[p * H + h]);
         std::memset(flag + r, 0, W);
         if (sign)
           for (size_t k = 0; k < W; ++k) sign[r + k] = 1.0f;
         continue;
       }
-      // A step with a row to leave: lane by lane.
+      // The batch's last rows, or a step with a row to leave: lane by lane.
       alignas(64) double lv[W], sv[W];
       alignas(64) float av[W], bv[W];
       for (size_t h = 0; h < H; ++h) {
@@ -2031,8 +2124,8 @@ void lse_rows_two(const float* x, float* out, float* sign, size_t rows, unsigned
       }
       VN::store(av, a[p]);
       VN::store(bv, b[p]);
-      for (size_t k = 0; k < W; ++k) {
-        const bool ok = std::isfinite(av[k]) && std::isfinite(bv[k]) && sv[k] <= 0.0;
+      for (size_t k = 0; k < g; ++k) {
+        const bool ok = !special_two(av[k], bv[k]) && sv[k] <= 0.0;
         flag[r + k] = !ok;
         if (ok) {
           out[r + k] = static_cast<float>(lv[k]);
@@ -2050,15 +2143,8 @@ void logsumexp_rows(const T* x, const T* b, T* out, T* sign, size_t rows, size_t
   if constexpr (std::is_same<T, double>::value)
     if (!b && n >= kLse64DirectMinN) return logsumexp_rows_direct_f64<VN>(x, out, sign, rows, n, flag);
   constexpr size_t W = VN::width;
-  if constexpr (std::is_same<T, float>::value && HasDeinterleave<VN>::value) {
-    if (!b && n == 2 && rows >= W) {
-      const size_t whole = rows - rows % W;
-      lse_rows_two<VN, VW>(x, out, sign, whole, flag);
-      if (whole == rows) return;
-      return logsumexp_rows<VN, VW, T>(x + 2 * whole, b, out + whole, sign ? sign + whole : nullptr, rows - whole,
-                                       n, flag + whole);
-    }
-  }
+  if constexpr (std::is_same<T, float>::value && HasDeinterleave<VN>::value)
+    if (!b && n == 2) return lse_rows_two<VN, VW>(x, out, sign, rows, flag);
   alignas(64) T buf[kMaxN * W];
   if constexpr (std::is_same<T, float>::value && LseDirectRange<VN>::regs_max_n > 0) {
     // MaxT as lse_groups: rows of up to 10 skip log1p_small's step by 2^4.

@@ -164,6 +164,13 @@ struct F32x8 {
     even = _mm256_castpd_ps(_mm256_permute4x64_pd(_mm256_castps_pd(_mm256_shuffle_ps(lo, hi, 0x88)), 0xD8));
     odd = _mm256_castpd_ps(_mm256_permute4x64_pd(_mm256_castps_pd(_mm256_shuffle_ps(lo, hi, 0xDD)), 0xD8));
   }
+  // deinterleave's inverse: lo gets even's and odd's lanes 0-3 in turns,
+  // hi their lanes 4-7.
+  static void interleave(reg even, reg odd, reg& lo, reg& hi) {
+    const reg l = _mm256_unpacklo_ps(even, odd), h = _mm256_unpackhi_ps(even, odd);
+    lo = _mm256_permute2f128_ps(l, h, 0x20);
+    hi = _mm256_permute2f128_ps(l, h, 0x31);
+  }
   static void widen(reg a, __m256d& lo, __m256d& hi) {
     lo = _mm256_cvtps_pd(_mm256_castps256_ps128(a));
     hi = _mm256_cvtps_pd(_mm256_extractf128_ps(a, 1));

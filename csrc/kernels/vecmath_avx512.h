@@ -114,6 +114,18 @@ struct F32x16 {
     even = _mm512_permutex2var_ps(lo, ie, hi);
     odd = _mm512_permutex2var_ps(lo, _mm512_add_epi32(ie, _mm512_set1_epi32(1)), hi);
   }
+  // deinterleave's inverse: lo gets even's and odd's lanes 0-7 in turns,
+  // hi their lanes 8-15.
+  static void interleave(reg even, reg odd, reg& lo, reg& hi) {
+    const __m512i il = _mm512_setr_epi32(0, 16, 1, 17, 2, 18, 3, 19, 4, 20, 5, 21, 6, 22, 7, 23);
+    lo = _mm512_permutex2var_ps(even, il, odd);
+    hi = _mm512_permutex2var_ps(even, _mm512_add_epi32(il, _mm512_set1_epi32(8)), odd);
+  }
+  // widen's inverse with rounding: lo's lanes rounded to float32 as lanes
+  // 0-7, hi's as 8-15 (the rounding of F64x8::store to float32).
+  static reg narrow(__m512d lo, __m512d hi) {
+    return _mm512_insertf32x8(_mm512_castps256_ps512(_mm512_cvtpd_ps(lo)), _mm512_cvtpd_ps(hi), 1);
+  }
   static void widen(reg a, __m512d& lo, __m512d& hi) {
     lo = _mm512_cvtps_pd(_mm512_castps512_ps256(a));
     hi = _mm512_cvtps_pd(_mm512_extractf32x8_ps(a, 1));
