@@ -547,11 +547,17 @@ struct PendingNoise {
   // The lanes `bits` (at most kSparseLanes, none top) of the tile at p, its
   // element e at global index t0 + e, compacted onto the batch in a fixed
   // kFixedLanes steps without a branch, and the rest (a tile of more than
-  // kFixedLanes lanes: 6% of the visited tiles of a top-8 walk) in a second
-  // run: the steps past the last lane write lane 63's values into slots past
-  // the new count (room: kCap), which the next lanes overwrite. True when the
-  // batch is full.
-  static constexpr size_t kFixedLanes = 4;
+  // kFixedLanes lanes: 7-11% of the visited tiles of a top-8 walk, under 1%
+  // of an argmax walk's) in further runs: the steps past the last lane write
+  // lane 63's values into slots past the new count (room: kCap), which the
+  // next lanes overwrite. True when the batch is full. (Against 4 steps a
+  // run: one row of 151,936 N(0, s^2) float32, avx2, kernel instructions
+  // per call (callgrind, 20 keys) top-8 511k -> 499k (s = 1), 673k -> 663k
+  // (s = 3), argmax 277k -> 270k (s = 3); the few more second runs cost
+  // less than the step every visited tile saves.)
+  static constexpr size_t kFixedLanes = 3;
+  static_assert((kSparseLanes + kFixedLanes - 1) / kFixedLanes * kFixedLanes <= kSparseLanes + 1,
+                "the last run's steps stay inside kCap (count < Batch on entry)");
   bool add_lanes(uint64_t bits, const T* p, uint64_t t0) {
     size_t c = count;
     const size_t got = static_cast<size_t>(__builtin_popcountll(bits));
