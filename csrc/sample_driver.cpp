@@ -21,8 +21,8 @@
 //                            finds the max for min-p); otherwise those 2,
 //                            the max pass where not known, then the search.
 //                            In a batch the coarse pass prefetches the next
-//                            row's first 256 KiB for its draw (RowSampler::
-//                            next_row)
+//                            row's start for its draw (RowSampler::next_row;
+//                            256 KiB, none on avx512: CoarseTuning)
 //   top_p:                   3 typically (max; one mass pass that also
 //                            collects the values of the zone a sample of the
 //                            row predicts for the threshold; the masked
@@ -314,9 +314,8 @@ class RowSampler {
       : x_(x), n_(n), ch_(n), parallel_(parallel), sk_(sk), sm_(sm) {}
 
   // The batch's next row (next_n values at next), whose start the coarse
-  // pass prefetches for that row's draw: up to kNextRowPrefetch bytes, about
-  // what DRAM delivers while the pass runs (Zen 3, AVX2, 64 x 151,936
-  // float32: the next draw 48 -> 40 us with its first 256 KiB in cache).
+  // pass prefetches for that row's draw: up to the kernel set's
+  // SampleKernels::coarse_next_bytes.
   void next_row(const T* next, size_t next_n) {
     next_ = next;
     next_n_ = next_n;
@@ -757,7 +756,7 @@ class RowSampler {
     std::vector<char> ok(ch_.count, 0);
     // the next row's first values to prefetch, shared among the chunks in
     // proportion to their lengths
-    const size_t ahead = next_ ? std::min(next_n_, kNextRowPrefetch / sizeof(T)) : 0;
+    const size_t ahead = next_ ? std::min(next_n_, sk_.coarse_next_bytes / sizeof(T)) : 0;
     for_chunks(ch_, parallel_, [&](size_t c) {
       const size_t lo = ahead * ch_.lo(c) / n_, hi = ahead * (ch_.lo(c) + ch_.len(c)) / n_;
       ok[c] = sk_.mass_coarse(x_ + ch_.lo(c), ch_.len(c), ref, inv_temp, pivot, find_max, &part[c],
@@ -1049,7 +1048,6 @@ class RowSampler {
   }
 
  private:
-  static constexpr size_t kNextRowPrefetch = size_t{256} << 10;
   const T* x_;
   size_t n_;
   const T* next_ = nullptr;

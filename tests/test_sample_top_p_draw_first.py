@@ -252,11 +252,12 @@ def test_coarse_bound_on_lopsided_rows(isa, harmful):
 @pytest.mark.parametrize("threads", [1, 2])
 def test_batch_rows_as_alone(isa, threads):
     """In a batch, each row's coarse pass prefetches the start of the next
-    row (a hint for its draw): every row's token is the one it gets alone,
-    with the draw first on and off, at 1 and 2 threads (rows split among
-    them, so a row may prefetch another thread's), for rows whose winner is
-    kept and dropped, top_p small and near 1, ties and -inf entries, and
-    rows shorter and longer than the prefetched length (65,536 float32)."""
+    row (a hint for its draw, on every kernel set but avx512): every row's
+    token is the one it gets alone, with the draw first on and off, at 1
+    and 2 threads (rows split among them, so a row may prefetch another
+    thread's), for rows whose winner is kept and dropped, top_p small and
+    near 1, ties and -inf entries, and rows shorter and longer than the
+    prefetched length (65,536 float32)."""
     hooks = getattr(_core, "testing", None)
     set_min = hooks.set_parallel_min if hooks else _core._set_parallel_min
     before_min = _core.runtime_settings()["parallel_min"]

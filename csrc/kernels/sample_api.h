@@ -108,6 +108,10 @@ struct SampleKernels {
   // next row's draw, no effect on any result.
   bool (*mass_coarse)(const T* x, size_t n, double ref, double inv_temp, double pivot, bool find_max,
                       CoarseMass* res, const T* next, size_t next_n);
+  // How much of the batch's next row (its first bytes) the caller hands
+  // mass_coarse to prefetch: the kernel set's own figure (sample_generic.h's
+  // CoarseTuning), 0 where the prefetch measured slower than none.
+  size_t coarse_next_bytes = 0;
   // The values x with clo < x <= chi (clo, chi: values of T or +-inf),
   // appended to out (at most cap); returns how many there are.
   uint64_t (*collect)(const T* x, size_t n, double clo, double chi, double* out, size_t cap);

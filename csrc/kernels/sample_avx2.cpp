@@ -13,6 +13,7 @@ namespace {
 template <>
 struct CoarseTuning<F32x8> {
   static constexpr size_t unroll = 2;
+  static constexpr size_t next_bytes = kCoarseNextBytes;
 };
 }  // namespace
 }  // namespace avx2
