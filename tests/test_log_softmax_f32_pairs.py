@@ -11,6 +11,11 @@ group of a pair and in the lone last group; on every kernel set, against
 the long double reference of test_log_softmax_two_pass.py. A pair computes
 each lane as a group alone does: rotating the batch by one group (which
 rows pair, and which group is alone, changes) gives the same bits.
+The table-exp group kernel (kernels/rows_log_softmax32_direct.h,
+log_softmax_rows_group32: AVX-512 rows of 16-39, NEON 16-47) takes rows
+whose length is a multiple of W two groups at a time too (lsm32_pairs, a
+group whose rows are all written transposed straight into y): the same
+row counts and checks cover its pairs at n = 16 and 32.
 """
 import numpy as np
 import pytest
@@ -79,7 +84,7 @@ def test_pairs_write_only_their_rows(isa, restore_settings, n):
             assert y.tobytes() == want.tobytes(), (policy, offset)
 
 
-@pytest.mark.parametrize("n", [1, 2, 5, 9, 10, 17, 27, 28, 32, 40, 47])
+@pytest.mark.parametrize("n", [1, 2, 5, 9, 10, 16, 17, 27, 28, 32, 40, 47])
 def test_special_row_in_either_group(isa, n):
     """NaN, +inf, all -inf, one finite entry and a max beyond the kernel's
     range (the per-row path's) in each row of 2 W + 1 (the first or second
