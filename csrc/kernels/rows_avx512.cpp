@@ -47,11 +47,11 @@ struct Lsm32DirectRange<F32x16> {
   static constexpr size_t min_n = 40, max_n = kMaxN;
 };
 
-// float32 softmax rows of 3-31 and log_softmax rows of up to 16 take the
+// float32 softmax rows of 3-31 and log_softmax rows of 1 and 3-16 take the
 // AVX2 set's kernels (eight rows a group, 8 x 8 blocks kept in registers)
 // instead of these groups of sixteen (16 x 16 transposes through L1
-// buffers); softmax rows of two take softmax_rows_two (rows_generic.h) on
-// both sets. Zen 5 at load ~6, 4 Mi-element batches, 1 thread, ns per
+// buffers); rows of two take softmax_rows_two and log_softmax_rows_two
+// (rows_generic.h) on both sets. Zen 5 at load ~6, 4 Mi-element batches, 1 thread, ns per
 // element, fastest of 7 interleaved calls in one process (thread CPU
 // time), avx2 / avx512 kernels: softmax n = 3 1.00 / 1.27, 5 0.75 / 1.04,
 // 8 0.59 / 0.79, 10 0.55 / 0.87, 13 0.51 / 0.90, 15 0.48 / 0.85, 16 0.45 /
@@ -67,7 +67,7 @@ void softmax_f32(const float* x, float* y, size_t rows, size_t n, bool stream, u
 }
 
 void log_softmax_f32(const float* x, float* y, size_t rows, size_t n, bool stream, unsigned char* flag) {
-  if (n <= 16) return rows_kernels_avx2().f32.log_softmax(x, y, rows, n, stream, flag);
+  if (n <= 16 && n != 2) return rows_kernels_avx2().f32.log_softmax(x, y, rows, n, stream, flag);
   log_softmax_rows<F32x16, F64x8, float>(x, y, rows, n, stream, flag);
 }
 

@@ -1840,6 +1840,39 @@ inline void load_two(const float* x, size_t g, Reg<VN>& a, Reg<VN>& b) {
     VN::deinterleave(VN::load(x), VN::load_tail(x + W, 2 * g - W, 0.0), a, b);
 }
 
+// The results of g <= W rows of two (lo, hi: interleaved, as loaded) into
+// y from row r, flag[r + k] for each: 0, or 1 for the rows in `bad`, which
+// keep their entries (y may be x) for the per-row path. stream: y is
+// aligned for whole-vector non-temporal stores.
+template <class VN>
+inline void store_two(float* y, size_t r, size_t g, Reg<VN> lo, Reg<VN> hi, typename VN::mask bad, bool stream,
+                      unsigned char* flag) {
+  constexpr size_t W = VN::width;
+  if (g == W && !VN::any(bad)) {
+    if (stream) {
+      VN::stream(y + 2 * r, lo);
+      VN::stream(y + 2 * r + W, hi);
+    } else {
+      VN::store(y + 2 * r, lo);
+      VN::store(y + 2 * r + W, hi);
+    }
+    std::memset(flag + r, 0, W);
+    return;
+  }
+  // The batch's last rows, or a step with a row to leave: lane by lane.
+  alignas(64) float out[2 * W], skip[W];
+  VN::store(out, lo);
+  VN::store(out + W, hi);
+  VN::store(skip, VN::select(bad, VN::set1(1.0), VN::set1(0.0)));
+  for (size_t k = 0; k < g; ++k) {
+    flag[r + k] = skip[k] != 0.0f;
+    if (!flag[r + k]) {
+      y[2 * (r + k)] = out[2 * k];
+      y[2 * (r + k) + 1] = out[2 * k + 1];
+    }
+  }
+}
+
 // float32 softmax of rows of two, W rows a step (VN::deinterleave: the
 // rows' first and second entries as two vectors; the results put back in
 // place by VN::interleave): in float64 halves, t = exp(lo - hi) <= 1 (the
@@ -1874,32 +1907,7 @@ void softmax_rows_two(const float* x, float* y, size_t rows, bool stream, unsign
     }
     Reg<VN> lo, hi;
     VN::interleave(VN::narrow(ya[0], ya[1]), VN::narrow(yb[0], yb[1]), lo, hi);
-    if (g == W && !VN::any(bad)) {
-      if (stream) {
-        VN::stream(y + 2 * r, lo);
-        VN::stream(y + 2 * r + W, hi);
-      } else {
-        VN::store(y + 2 * r, lo);
-        VN::store(y + 2 * r + W, hi);
-      }
-      std::memset(flag + r, 0, W);
-      continue;
-    }
-    // The batch's last rows, or a step with a row to leave: lane by lane
-    // (y may be x: a flagged row keeps its entries for the per-row path).
-    alignas(64) float out[2 * W], av[W], bv[W];
-    VN::store(out, lo);
-    VN::store(out + W, hi);
-    VN::store(av, a);
-    VN::store(bv, b);
-    for (size_t k = 0; k < g; ++k) {
-      const bool ok = !special_two(av[k], bv[k]);
-      flag[r + k] = !ok;
-      if (ok) {
-        y[2 * (r + k)] = out[2 * k];
-        y[2 * (r + k) + 1] = out[2 * k + 1];
-      }
-    }
+    store_two<VN>(y, r, g, lo, hi, bad, stream, flag);
   }
 }
 
@@ -1997,8 +2005,54 @@ struct Lsm32GroupRange {
   static constexpr size_t min_n = 16, regs_max_n = 0;
 };
 
+// float32 log_softmax of rows of two, W rows a step (load_two, as
+// softmax_rows_two): in float64 halves, d = lo - hi <= 0 and L = log1p(t),
+// t = exp(max(d, -700)) (fast_term, log1p_small to degree 15, as
+// lse_rows_two); the larger entry's -L and the other's d - L. L is within
+// 2^-44 of itself (the series' tail, 2^-44.7 relative, exp's and d's
+// roundings), and d - L adds no cancellation (d <= 0 < L), so both are
+// well inside the 2-ulp contract before their one rounding: every row is
+// certified but those special_two finds (flagged). An entry of -inf gives
+// d - L = -inf, and the other entry -L: -0 where L is below float32's
+// range (the rounding of the exact result).
+template <class VN, class VW>
+void log_softmax_rows_two(const float* x, float* y, size_t rows, bool stream, unsigned char* flag) {
+  constexpr size_t W = VN::width, WW = VW::width, H = W / WW;
+  static_assert(W == 2 * WW, "two float64 halves");
+  stream = stream && reinterpret_cast<uintptr_t>(y) % (W * sizeof(float)) == 0;
+  for (size_t r = 0; r < rows; r += W) {
+    const size_t g = rows - r < W ? rows - r : W;
+    Reg<VN> a, b;
+    load_two<VN>(x + 2 * r, g, a, b);
+    const auto bad = special_two<VN>(a, b);
+    Reg<VW> wa[H], wb[H], ya[H], yb[H];
+    VN::widen(a, wa[0], wa[1]);
+    VN::widen(b, wb[0], wb[1]);
+    for (size_t h = 0; h < H; ++h) {
+      const Reg<VW> d = VW::sub(VW::min(wa[h], wb[h]), VW::max(wa[h], wb[h]));
+      Reg<VW> en;
+      const Reg<VW> big_l =
+          log1p_small<VW, 7, 3>(fast_term<VW, false, ExpCoeffs<double>>(VW::max(d, VW::set1(-700.0)), VW::set1(0.0), en));
+      const Reg<VW> top = VW::sub(VW::set1(0.0), big_l), other = VW::sub(d, big_l);
+      const auto a_big = VW::gt(wa[h], wb[h]);
+      ya[h] = VW::select(a_big, top, other);
+      yb[h] = VW::select(a_big, other, top);
+    }
+    Reg<VN> lo, hi;
+    VN::interleave(VN::narrow(ya[0], ya[1]), VN::narrow(yb[0], yb[1]), lo, hi);
+    store_two<VN>(y, r, g, lo, hi, bad, stream, flag);
+  }
+}
+
 template <class VN, class VW, class T>
 void log_softmax_rows(const T* x, T* y, size_t rows, size_t n, bool stream, unsigned char* flag) {
+  if constexpr (std::is_same<T, float>::value && HasDeinterleave<VN>::value) {
+    if (n == 2) {
+      log_softmax_rows_two<VN, VW>(x, y, rows, stream, flag);
+      if (stream) VN::fence();
+      return;
+    }
+  }
   // float64 rows of kDirectMinBytes on, as softmax's (rows_log_softmax_direct.h).
   if constexpr (std::is_same<T, double>::value)
     if (n * sizeof(T) >= kDirectMinBytes) return log_softmax_rows_direct<VN>(x, y, rows, n, flag);
