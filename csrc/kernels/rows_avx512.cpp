@@ -46,6 +46,45 @@ template <>
 struct Lsm32DirectRange<F32x16> {
   static constexpr size_t min_n = 40, max_n = kMaxN;
 };
+// float32 softmax rows of 2-12 go as whole vectors through lane permutes
+// (rows_softmax32_perm_avx512.h: two groups at a time up to 8, one from
+// 9), 13-15 as 16 x 16 register transposes, one group at a time
+// (softmax_group_regs), 17-31 as blocks through buf, two groups at a time
+// (softmax_group_blocks); all were softmax_group (element copies into and
+// out of buf below 16, and a partial block's copies above), which keeps
+// 16 (whole blocks, no copies: the transposes in registers took 1.18x its
+// time, fastest of 9 interleaved processes, 1.32x the median). The same bits
+// (sha1 of the outputs over n = 1-40, 47, 48, 63, 64, 100, 256, 1-1000
+// rows, scales 0.2-300, offsets to -9.5e5, special rows, out= and in
+// place, 1 and 2 threads). Zen 5, 4 Mi-element batches, 1 thread,
+// bench/ab_builds.py, 9 rounds at load 9-11, time / softmax_group's
+// (fastest processes): n = 2 0.23, 3 0.25, 5 0.30, 8 0.43, 10 0.44, 12
+// 0.47, 13 0.60, 15 0.56, 17 0.75, 20 0.65, 24 0.70, 28 0.86, 31 0.85 (n =
+// 16, 64 unchanged: 0.94, 0.95); ns per element n = 2 1.50 -> 0.35, 5 1.00
+// -> 0.31, 8 0.77 -> 0.33. Earlier runs (5-7 interleaved processes, ns per
+// element), permutes against transposes, one group at a time: n = 9 0.37
+// / 0.49, 11 0.37 / 0.44, 13 0.43 / 0.42, 14 0.50 / 0.40, 16 0.53 / 0.43;
+// two groups of transposes at a time instead of one (32 columns in
+// registers spill), time / one's: n = 10-15 1.1-1.5, 9 and 16 0.9-1.25
+// between runs; blocks one group at a time instead of two: n = 17-26
+// 0.92-1.17, 28-31 1.17-1.22. (Valgrind runs no AVX-512: no callgrind
+// counts for this set.)
+template <>
+struct SoftmaxPermRange<F32x16> {
+  static constexpr size_t max_n = 12;
+  // Defined in rows_softmax32_perm_avx512.h.
+  static void rows(const float* x, float* y, size_t rows, size_t n, float* buf, float* obuf, bool stream,
+                   unsigned char* flag);
+};
+template <>
+struct SoftmaxRegsRange<F32x16> {
+  static constexpr size_t max_n = 16, groups1 = 1, groups2 = 1, groups3 = 1, group_n = 16;
+};
+template <>
+struct SoftmaxBlocksRange<F32x16> {
+  static constexpr size_t max_n = 31, groups = 2;
+};
+#include "rows_softmax32_perm_avx512.h"
 }  // namespace
 }  // namespace rows
 }  // namespace avx512
