@@ -1,6 +1,6 @@
 """float32 log_softmax of rows of two entries (rows_generic.h
-log_softmax_rows_two on the kernel sets that split a vector pair into
-first and second entries: AVX-512 and AVX2; the others take their group
+log_softmax_rows_two on AVX-512, which splits a vector pair into first and
+second entries and has the float64 exp table; the others take their group
 kernels): -log1p(t) for the larger entry and d - log1p(t) for the other, d
 the smaller less the larger, t = exp(d), in float64 lanes; rows with a NaN,
 a +inf or two -inf left to the per-row path. The rows of

@@ -38,8 +38,14 @@ def framed_softmax(x, pad=GROUP + 3):
 
 @pytest.mark.parametrize("n", LENGTHS)
 def test_every_length_and_row_count(isa, n):
-    rng = np.random.default_rng(100 + n)
-    for rows in ROWS:
+    check_row_counts(n, ROWS, seed=100 + n)
+
+
+def check_row_counts(n, row_counts, seed):
+    """Batches of each row count: the framed output's outside intact, the
+    accuracy contract, the same bits in place."""
+    rng = np.random.default_rng(seed)
+    for rows in row_counts:
         x = logits(rng, rows, n, np.float32)
         y, intact = framed_softmax(x)
         assert intact, f"rows={rows}: elements outside the output changed"
@@ -74,9 +80,15 @@ def test_special_rows_every_position_in_place(isa, kind, n):
     last one, in place and into a framed output: the special row gets
     SciPy's value, the rows around it (into which the row before spills)
     the same bits as without it."""
+    check_special_rows(kind, n, 3 * GROUP + 5, seed=300 + n)
+
+
+def check_special_rows(kind, n, rows, seed):
+    """A special row of `kind` at every position of a batch of `rows` rows:
+    SciPy's value for it, the same bits as without it for the others, in
+    place as into a framed output."""
     special = pytest.importorskip("scipy.special")
-    rng = np.random.default_rng(300 + n)
-    rows = 3 * GROUP + 5
+    rng = np.random.default_rng(seed)
     base = logits(rng, rows, n, np.float32)
     plain = ssm.softmax(base, axis=1)
     for p in range(rows):

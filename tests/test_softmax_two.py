@@ -1,6 +1,6 @@
 """float32 softmax of rows of two entries (rows_generic.h softmax_rows_two
-on the kernel sets that split a vector pair into first and second entries:
-AVX-512 and AVX2; the others take their group kernels): 1 / (1 + t) and
+on AVX2, which splits a vector pair into first and second entries; AVX-512
+takes its lane-permute kernel, the others their group kernels): 1 / (1 + t) and
 t / (1 + t), t = exp(lo - hi), in float64 lanes, rows with a NaN or an
 infinite entry left to the per-row path. The rows of
 test_logsumexp_two.py (ties to 800 apart, huge, tiny, subnormal and -0

@@ -82,7 +82,7 @@ struct Lse64DirectRange<F64x4> {
 // which stay there.
 template <>
 struct SoftmaxRegsRange<F32x8> {
-  static constexpr size_t max_n = 24;
+  static constexpr size_t max_n = 24, groups1 = 4, groups2 = 4, groups3 = 2, group_n = 0;
 };
 template <>
 struct SoftmaxBlocksRange<F32x8> {

@@ -46,26 +46,58 @@ template <>
 struct Lsm32DirectRange<F32x16> {
   static constexpr size_t min_n = 40, max_n = kMaxN;
 };
+// float32 softmax rows of 2-12 go as whole vectors through lane permutes
+// (rows_softmax32_perm_avx512.h: two groups at a time up to 8, one from
+// 9), 13-15 as 16 x 16 register transposes, one group at a time
+// (softmax_group_regs), 17-31 as blocks through buf, two groups at a time
+// (softmax_group_blocks); all were softmax_group (element copies into and
+// out of buf below 16, and a partial block's copies above), which keeps
+// 16 (whole blocks, no copies: the transposes in registers took 1.18x its
+// time, fastest of 9 interleaved processes, 1.32x the median). The same bits
+// (sha1 of the outputs over n = 1-40, 47, 48, 63, 64, 100, 256, 1-1000
+// rows, scales 0.2-300, offsets to -9.5e5, special rows, out= and in
+// place, 1 and 2 threads). Zen 5, 4 Mi-element batches, 1 thread,
+// bench/ab_builds.py, 9 rounds at load 9-11, time / softmax_group's
+// (fastest processes): n = 2 0.23, 3 0.25, 5 0.30, 8 0.43, 10 0.44, 12
+// 0.47, 13 0.60, 15 0.56, 17 0.75, 20 0.65, 24 0.70, 28 0.86, 31 0.85 (n =
+// 16, 64 unchanged: 0.94, 0.95); ns per element n = 2 1.50 -> 0.35, 5 1.00
+// -> 0.31, 8 0.77 -> 0.33. Earlier runs (5-7 interleaved processes, ns per
+// element), permutes against transposes, one group at a time: n = 9 0.37
+// / 0.49, 11 0.37 / 0.44, 13 0.43 / 0.42, 14 0.50 / 0.40, 16 0.53 / 0.43;
+// two groups of transposes at a time instead of one (32 columns in
+// registers spill), time / one's: n = 10-15 1.1-1.5, 9 and 16 0.9-1.25
+// between runs; blocks one group at a time instead of two: n = 17-26
+// 0.92-1.17, 28-31 1.17-1.22. (Valgrind runs no AVX-512: no callgrind
+// counts for this set.)
+template <>
+struct SoftmaxPermRange<F32x16> {
+  static constexpr size_t max_n = 12;
+  // Defined in rows_softmax32_perm_avx512.h.
+  static void rows(const float* x, float* y, size_t rows, size_t n, float* buf, float* obuf, bool stream,
+                   unsigned char* flag);
+};
+template <>
+struct SoftmaxRegsRange<F32x16> {
+  static constexpr size_t max_n = 16, groups1 = 1, groups2 = 1, groups3 = 1, group_n = 16;
+};
+template <>
+struct SoftmaxBlocksRange<F32x16> {
+  static constexpr size_t max_n = 31, groups = 2;
+};
+#include "rows_softmax32_perm_avx512.h"
 
-// float32 softmax rows of 3-31 and log_softmax rows of 1 and 3-16 take the
-// AVX2 set's kernels (eight rows a group, 8 x 8 blocks kept in registers)
-// instead of these groups of sixteen (16 x 16 transposes through L1
-// buffers); rows of two take softmax_rows_two and log_softmax_rows_two
-// (rows_generic.h) on both sets. Zen 5 at load ~6, 4 Mi-element batches, 1 thread, ns per
-// element, fastest of 7 interleaved calls in one process (thread CPU
-// time), avx2 / avx512 kernels: softmax n = 3 1.00 / 1.27, 5 0.75 / 1.04,
-// 8 0.59 / 0.79, 10 0.55 / 0.87, 13 0.51 / 0.90, 15 0.48 / 0.85, 16 0.45 /
-// 0.44, 17 0.59 / 0.75, 20 0.57 / 0.88, 23 0.55 / 0.70, 24 0.66 / 0.66, 27
-// 0.53 / 0.65, 31 0.54 / 0.90, 32 0.49 / 0.40 (n = 1 2.29 / 1.88);
-// log_softmax n = 1 3.13 / 4.68, 2 1.56 / 2.94, 5 1.12 / 2.00, 8 0.96 /
-// 1.77, 12 0.86 / 1.76, 15 0.82 / 1.59, 16 0.86 / 1.09, 17 1.11 / 0.86. A
-// row's bits are then the AVX2 set's (within the same contract; lanes never
-// mix in either).
-void softmax_f32(const float* x, float* y, size_t rows, size_t n, bool stream, unsigned char* flag) {
-  if (n >= 3 && n <= 31) return rows_kernels_avx2().f32.softmax(x, y, rows, n, stream, flag);
-  softmax_rows<F32x16, float>(x, y, rows, n, stream, flag);
-}
-
+// float32 log_softmax rows of 1 and 3-16 take the AVX2 set's kernels (eight
+// rows a group, 8 x 8 blocks kept in registers) instead of these groups of
+// sixteen (16 x 16 transposes through L1 buffers); rows of two take
+// log_softmax_rows_two (rows_generic.h) on both sets. Zen 5 at load ~6, 4
+// Mi-element batches, 1 thread, ns per element, fastest of 7 interleaved
+// calls in one process (thread CPU time), avx2 / avx512 kernels: n = 1
+// 3.13 / 4.68, 2 1.56 / 2.94, 5 1.12 / 2.00, 8 0.96 / 1.77, 12 0.86 /
+// 1.76, 15 0.82 / 1.59, 16 0.86 / 1.09, 17 1.11 / 0.86. A row's bits are
+// then the AVX2 set's (within the same contract; lanes never mix in
+// either). (Softmax rows of 2-31 took the AVX2 kernels too, 1.2-1.8x
+// faster than the old groups, until the permute, register and block
+// kernels above beat both: n = 5 0.75 with the AVX2 kernels, 0.31 above.)
 void log_softmax_f32(const float* x, float* y, size_t rows, size_t n, bool stream, unsigned char* flag) {
   if (n <= 16 && n != 2) return rows_kernels_avx2().f32.log_softmax(x, y, rows, n, stream, flag);
   log_softmax_rows<F32x16, F64x8, float>(x, y, rows, n, stream, flag);
@@ -87,7 +119,6 @@ RowsKernels<double> make_rows_kernels_f64() {
 
 RowsKernels<float> make_rows_kernels_f32() {
   RowsKernels<float> k = make_rows_kernels<F32x16, F64x8, float>();
-  k.softmax = &softmax_f32;
   k.log_softmax = &log_softmax_f32;
   return k;
 }

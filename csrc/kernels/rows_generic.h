@@ -3,7 +3,8 @@
 // into an L1 buffer (column j of the group is one vector; AVX2 float32
 // softmax keeps the columns in registers up to 24 elements,
 // softmax_group_regs, and transposes 25-31 in registers into the buffer,
-// softmax_group_blocks), every pass
+// softmax_group_blocks; AVX-512 rows of 2-12 take their columns by lane
+// permutes, rows_softmax32_perm_avx512.h), every pass
 // then runs on whole vectors whatever n is, and the per-row scalar work (a
 // reciprocal or a log1p, the special-row tests) is done once per group for W
 // rows. A batch of rows of length n then costs about what the same number of
@@ -546,8 +547,12 @@ inline bool softmax_all_ok(Reg<VN> vinv) {
   return !VN::any(VN::not_le(VN::set1(kSmallestNormal), vinv));
 }
 
+// Inline at every call (softmax_rows' loop and softmax_group_redo): with
+// the redo as a second caller GCC left it out of line, and AVX-512 rows of
+// 16 took 1.25-1.4x the time.
 template <class VN, class T>
-void softmax_group(const T* x, T* y, size_t n, size_t g, T* buf, T* obuf, bool stream, unsigned char* flag) {
+SSM_INLINE inline void softmax_group(const T* x, T* y, size_t n, size_t g, T* buf, T* obuf, bool stream,
+                                     unsigned char* flag) {
   constexpr size_t W = VN::width;
   // float64 rows shorter than W in as one masked-load block each, the rest
   // by to_columns' element copy: Zen 3, avx2, 4 Mi-element batches, 1
@@ -798,10 +803,12 @@ SSM_INLINE inline bool softmax_group_blocks(const float* x, float* y, size_t n, 
 }
 
 // Float32 rows up to max_n go through softmax_group_regs (AVX2 sets it in
-// rows_avx2.cpp); 0: softmax_group only.
+// rows_avx2.cpp); 0: softmax_group only. groups1, groups2, groups3: the
+// groups taken at a time by rows of one, two and three W x W blocks;
+// group_n: one length of the range left to softmax_group (0: none).
 template <class VN>
 struct SoftmaxRegsRange {
-  static constexpr size_t max_n = 0;
+  static constexpr size_t max_n = 0, groups1 = 4, groups2 = 4, groups3 = 2, group_n = 0;
 };
 
 // Float32 rows from SoftmaxRegsRange's max_n + 1 to max_n go through
@@ -810,6 +817,14 @@ struct SoftmaxRegsRange {
 template <class VN>
 struct SoftmaxBlocksRange {
   static constexpr size_t max_n = 0, groups = 1;
+};
+
+// Float32 rows of 2 to max_n elements go through SoftmaxPermRange::rows
+// (AVX-512 sets it: rows_softmax32_perm_avx512.h); 0: as the ranges without.
+template <class VN>
+struct SoftmaxPermRange {
+  static constexpr size_t max_n = 0;
+  static void rows(const float*, float*, size_t, size_t, float*, float*, bool, unsigned char*) {}
 };
 
 template <class VN, size_t NB, size_t P, bool Buffered>
@@ -821,31 +836,52 @@ SSM_INLINE inline bool softmax_groups_fast(const float* x, float* y, size_t n, f
     return softmax_group_regs<VN, NB, P>(x, y, n, K);
 }
 
-template <class VN, size_t NB, size_t P, bool Buffered = false>
-void softmax_rows_regs(const float* x, float* y, size_t rows, size_t n, float* buf, float* obuf, bool stream,
-                       unsigned char* flag) {
+// softmax_group out of line for the sets' redone groups (a special row,
+// the batch's last groups): one copy per set kernel, not one per call.
+template <class VN>
+SSM_NOINLINE void softmax_group_redo(const float* x, float* y, size_t n, size_t g, float* buf, float* obuf,
+                                     bool stream, unsigned char* flag) {
+  softmax_group<VN>(x, y, n, g, buf, obuf, stream, flag);
+}
+
+// P full groups at a time while fast may read them (reach: the elements
+// it reads from the set's last row's start on), one group, then
+// softmax_group; a set fast leaves unwritten (a row that is not ordinary)
+// goes to softmax_group group by group. fast(x, y, P) -> stored or not.
+template <class VN, size_t P, class Fast>
+SSM_INLINE inline void softmax_rows_sets(const float* x, float* y, size_t rows, size_t n, size_t reach, float* buf,
+                                       float* obuf, bool stream, unsigned char* flag, Fast&& fast) {
   constexpr size_t W = VN::width;
-  // P groups at a time while their last block stays inside the batch
-  // (see softmax_group_regs), one, then softmax_group.
-  const FoldedConsts<VN> K;  // group_term's constants, once per batch
   size_t r = 0;
-  for (; rows - r >= P * W && (rows - r - (P * W - 1)) * n >= NB * W; r += P * W) {
-    if (softmax_groups_fast<VN, NB, P, Buffered>(x + r * n, y + r * n, n, buf, K)) {
+  for (; rows - r >= P * W && (rows - r - (P * W - 1)) * n >= reach; r += P * W) {
+    if (fast(x + r * n, y + r * n, std::integral_constant<size_t, P>())) {
       std::memset(flag + r, 0, P * W);
       continue;
     }
     for (size_t p = 0; p < P; ++p)
-      softmax_group<VN>(x + (r + p * W) * n, y + (r + p * W) * n, n, W, buf, obuf, stream, flag + r + p * W);
+      softmax_group_redo<VN>(x + (r + p * W) * n, y + (r + p * W) * n, n, W, buf, obuf, stream, flag + r + p * W);
   }
   for (; r < rows; r += W) {
     const size_t g = rows - r < W ? rows - r : W;
-    if (g == W && (rows - r - (W - 1)) * n >= NB * W &&
-        softmax_groups_fast<VN, NB, 1, Buffered>(x + r * n, y + r * n, n, buf, K)) {
+    if (g == W && (rows - r - (W - 1)) * n >= reach &&
+        fast(x + r * n, y + r * n, std::integral_constant<size_t, 1>())) {
       std::memset(flag + r, 0, W);
       continue;
     }
-    softmax_group<VN>(x + r * n, y + r * n, n, g, buf, obuf, stream, flag + r);
+    softmax_group_redo<VN>(x + r * n, y + r * n, n, g, buf, obuf, stream, flag + r);
   }
+}
+
+template <class VN, size_t NB, size_t P, bool Buffered = false>
+void softmax_rows_regs(const float* x, float* y, size_t rows, size_t n, float* buf, float* obuf, bool stream,
+                       unsigned char* flag) {
+  // The sets' last block reaches NB W elements from their last row's start
+  // (see softmax_group_regs).
+  const FoldedConsts<VN> K;  // group_term's constants, once per batch
+  softmax_rows_sets<VN, P>(x, y, rows, n, NB * VN::width, buf, obuf, stream, flag,
+                           [&](const float* xs, float* ys, auto groups) SSM_INLINE {
+                             return softmax_groups_fast<VN, NB, decltype(groups)::value, Buffered>(xs, ys, n, buf, K);
+                           });
 }
 
 // The accurate sums of a group already in buf (and bbuf, weighted): per lane
@@ -1911,10 +1947,23 @@ void softmax_rows_two(const float* x, float* y, size_t rows, bool stream, unsign
   }
 }
 
+// A float32 batch group by group through softmax_group, out of line:
+// inline in softmax_rows beside the set kernels, GCC's code for this loop
+// took 1.25-1.5x the time (AVX-512 rows of 16, Zen 5).
+template <class VN, class T>
+SSM_NOINLINE void softmax_rows_group(const T* x, T* y, size_t rows, size_t n, T* buf, T* obuf, bool stream,
+                                     unsigned char* flag) {
+  constexpr size_t W = VN::width;
+  for (size_t r = 0; r < rows; r += W)
+    softmax_group<VN>(x + r * n, y + r * n, n, rows - r < W ? rows - r : W, buf, obuf, stream, flag + r);
+}
+
 template <class VN, class T>
 void softmax_rows(const T* x, T* y, size_t rows, size_t n, bool stream, unsigned char* flag) {
   constexpr size_t W = VN::width;
-  if constexpr (std::is_same<T, float>::value && HasDeinterleave<VN>::value) {
+  // Rows of two: the permute kernels where the set has them (AVX-512), else
+  // softmax_rows_two (as fast there: Zen 5, 0.35 ns per element both).
+  if constexpr (std::is_same<T, float>::value && HasDeinterleave<VN>::value && SoftmaxPermRange<VN>::max_n < 2) {
     if (n == 2) {
       softmax_rows_two<VN, typename VN::wide>(x, y, rows, stream, flag);
       if (stream) VN::fence();
@@ -1937,20 +1986,32 @@ void softmax_rows(const T* x, T* y, size_t rows, size_t n, bool stream, unsigned
       return;
     }
   }
+  if constexpr (std::is_same<T, float>::value && SoftmaxPermRange<VN>::max_n > 0) {
+    if (n >= 2 && n <= SoftmaxPermRange<VN>::max_n) {
+      SoftmaxPermRange<VN>::rows(x, y, rows, n, buf, obuf, stream, flag);
+      if (stream) VN::fence();
+      return;
+    }
+  }
   if constexpr (std::is_same<T, float>::value && SoftmaxRegsRange<VN>::max_n > 0) {
     static_assert(Transposes<VN>::value && SoftmaxRegsRange<VN>::max_n <= 3 * W, "blocks of W x W in registers");
-    if (n <= SoftmaxRegsRange<VN>::max_n) {
+    using R = SoftmaxRegsRange<VN>;
+    if (n <= R::max_n && n != R::group_n) {
       switch ((n + W - 1) / W) {
-        case 1: softmax_rows_regs<VN, 1, 4>(x, y, rows, n, buf, obuf, stream, flag); break;
-        case 2: softmax_rows_regs<VN, 2, 4>(x, y, rows, n, buf, obuf, stream, flag); break;
-        default: softmax_rows_regs<VN, 3, 2>(x, y, rows, n, buf, obuf, stream, flag); break;
+        case 1: softmax_rows_regs<VN, 1, R::groups1>(x, y, rows, n, buf, obuf, stream, flag); break;
+        case 2: softmax_rows_regs<VN, 2, R::groups2>(x, y, rows, n, buf, obuf, stream, flag); break;
+        default: softmax_rows_regs<VN, 3, R::groups3>(x, y, rows, n, buf, obuf, stream, flag); break;
       }
       if (stream) VN::fence();
       return;
     }
   }
-  for (size_t r = 0; r < rows; r += W)
-    softmax_group<VN>(x + r * n, y + r * n, n, rows - r < W ? rows - r : W, buf, obuf, stream, flag + r);
+  if constexpr (std::is_same<T, float>::value) {
+    softmax_rows_group<VN>(x, y, rows, n, buf, obuf, stream, flag);
+  } else {  // inline: out of line, AVX2 float64 rows of 5 took 1.3x the time
+    for (size_t r = 0; r < rows; r += W)
+      softmax_group<VN>(x + r * n, y + r * n, n, rows - r < W ? rows - r : W, buf, obuf, stream, flag + r);
+  }
   if (stream) VN::fence();
 }
 
@@ -2046,7 +2107,11 @@ void log_softmax_rows_two(const float* x, float* y, size_t rows, bool stream, un
 
 template <class VN, class VW, class T>
 void log_softmax_rows(const T* x, T* y, size_t rows, size_t n, bool stream, unsigned char* flag) {
-  if constexpr (std::is_same<T, float>::value && HasDeinterleave<VN>::value) {
+  // Rows of two where the float64 lanes have the exp table (AVX-512): with
+  // the degree-11 polynomial (AVX2) the pair kernel took 1.33x the register
+  // groups' time (Zen 5, 4 Mi-element batches, fastest of 5 interleaved
+  // processes; AVX-512 0.31x its old groups').
+  if constexpr (std::is_same<T, float>::value && HasDeinterleave<VN>::value && HasExpTable<VW>::value) {
     if (n == 2) {
       log_softmax_rows_two<VN, VW>(x, y, rows, stream, flag);
       if (stream) VN::fence();
