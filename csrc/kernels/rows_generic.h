@@ -1863,7 +1863,7 @@ template <class VN>
 inline typename VN::mask special_two(Reg<VN> a, Reg<VN> b) {
   return VN::mask_or(VN::notfinite(VN::max(a, b)), VN::mask_or(VN::not_le(a, a), VN::not_le(b, b)));
 }
-inline bool special_two(float a, float b) { return a != a || b != b || !std::isfinite(a > b ? a : b); }
+inline bool special_two(float a, float b) { return a != a || b != b || !lane_finite(a > b ? a : b); }
 
 template <class VN>
 inline void load_two(const float* x, size_t g, Reg<VN>& a, Reg<VN>& b) {

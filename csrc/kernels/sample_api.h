@@ -110,8 +110,11 @@ struct SampleKernels {
                       CoarseMass* res, const T* next, size_t next_n);
   // How much of the batch's next row (its first bytes) the caller hands
   // mass_coarse to prefetch: the kernel set's own figure (sample_generic.h's
-  // CoarseTuning), 0 where the prefetch measured slower than none.
-  size_t coarse_next_bytes = 0;
+  // CoarseTuning), 0 where the prefetch measured slower than none. (No
+  // default member initializer: it would give the struct a constructor that
+  // an unoptimized build emits, with the kernel file's AVX flags, as a weak
+  // symbol outside the ISA namespace; make_sample_kernels sets it.)
+  size_t coarse_next_bytes;
   // The values x with clo < x <= chi (clo, chi: values of T or +-inf),
   // appended to out (at most cap); returns how many there are.
   uint64_t (*collect)(const T* x, size_t n, double clo, double chi, double* out, size_t cap);
