@@ -1909,42 +1909,62 @@ inline void store_two(float* y, size_t r, size_t g, Reg<VN> lo, Reg<VN> hi, type
   }
 }
 
-// float32 softmax of rows of two, W rows a step (VN::deinterleave: the
-// rows' first and second entries as two vectors; the results put back in
-// place by VN::interleave): in float64 halves, t = exp(lo - hi) <= 1 (the
-// degree-6 ExpCoeffsMid, 2.1e-9 relative; the difference of two floats
-// within 2^-53 of itself, clamped at -700), the larger entry's 1 / (1 + t)
-// and the other's t / (1 + t), each within ~2^-28 relative before its one
-// rounding to float32: inside the 4-ulp contract with room. Ties give 1/2
-// each. Rows special_two finds are left flagged for the per-row path.
-template <class VN, class VW>
-void softmax_rows_two(const float* x, float* y, size_t rows, bool stream, unsigned char* flag) {
-  constexpr size_t W = VN::width, WW = VW::width, H = W / WW;
-  static_assert(W == 2 * WW, "two float64 halves");
+// Rows of two, W rows a step (load_two: the rows' first and second entries
+// as two vectors; store_two puts the results back in place): in float64
+// halves, d = smaller - larger <= 0 (the difference of two floats, within
+// 2^-53 of itself) and f(d, top, other), the larger entry's result and the
+// other's, each rounded once to float32. Rows special_two finds are left
+// flagged for the per-row path.
+template <class VN, class VW, class F>
+SSM_INLINE void map_rows_two(const float* x, float* y, size_t rows, bool stream, unsigned char* flag, F&& f) {
+  constexpr size_t W = VN::width, H = W / VW::width;
+  static_assert(H == 2, "two float64 halves");
   // Non-temporal stores need whole aligned vectors: y + 2r is one where y is.
   stream = stream && reinterpret_cast<uintptr_t>(y) % (W * sizeof(float)) == 0;
   for (size_t r = 0; r < rows; r += W) {
     const size_t g = rows - r < W ? rows - r : W;
     Reg<VN> a, b;
     load_two<VN>(x + 2 * r, g, a, b);
-    const auto bad = special_two<VN>(a, b);
     Reg<VW> wa[H], wb[H], ya[H], yb[H];
     VN::widen(a, wa[0], wa[1]);
     VN::widen(b, wb[0], wb[1]);
     for (size_t h = 0; h < H; ++h) {
-      const Reg<VW> d = VW::max(VW::sub(VW::min(wa[h], wb[h]), VW::max(wa[h], wb[h])), VW::set1(-700.0));
-      Reg<VW> em, en;
-      exp_split<VW, ExpCoeffsMid>(d, em, en);
-      const Reg<VW> t = VW::scale2(em, en);
-      const Reg<VW> big = div_lanes(VW::set1(1.0), VW::add(VW::set1(1.0), t)), small = VW::mul(t, big);
+      Reg<VW> top, other;
+      f(VW::sub(VW::min(wa[h], wb[h]), VW::max(wa[h], wb[h])), top, other);
       const auto a_big = VW::gt(wa[h], wb[h]);
-      ya[h] = VW::select(a_big, big, small);
-      yb[h] = VW::select(a_big, small, big);
+      ya[h] = VW::select(a_big, top, other);
+      yb[h] = VW::select(a_big, other, top);
     }
     Reg<VN> lo, hi;
     VN::interleave(VN::narrow(ya[0], ya[1]), VN::narrow(yb[0], yb[1]), lo, hi);
-    store_two<VN>(y, r, g, lo, hi, bad, stream, flag);
+    store_two<VN>(y, r, g, lo, hi, special_two<VN>(a, b), stream, flag);
   }
+}
+
+// log1p(exp(d)) in float64 lanes for -700 <= d <= 0: exp by fast_term
+// (AVX-512: the 16-entry table and degree 6; else the degree-11
+// polynomial), log1p_small to degree 15 on 1 + exp(d) <= 2 (its series'
+// tail below 2^-44.7 relative, 2^-46.2 absolute).
+template <class VW>
+SSM_INLINE Reg<VW> log1p_exp(Reg<VW> d) {
+  Reg<VW> n;
+  return log1p_small<VW, 7, 3>(fast_term<VW, false, ExpCoeffs<double>>(d, VW::set1(0.0), n));
+}
+
+// float32 softmax of rows of two (map_rows_two): t = exp(d) <= 1 (the
+// degree-6 ExpCoeffsMid, 2.1e-9 relative; d clamped at -700), the larger
+// entry's 1 / (1 + t) and the other's t / (1 + t), each within ~2^-28
+// relative before its one rounding to float32: inside the 4-ulp contract
+// with room. Ties give 1/2 each.
+template <class VN, class VW>
+void softmax_rows_two(const float* x, float* y, size_t rows, bool stream, unsigned char* flag) {
+  map_rows_two<VN, VW>(x, y, rows, stream, flag, [](Reg<VW> d, Reg<VW>& top, Reg<VW>& other) SSM_INLINE {
+    Reg<VW> em, en;
+    exp_split<VW, ExpCoeffsMid>(VW::max(d, VW::set1(-700.0)), em, en);
+    const Reg<VW> t = VW::scale2(em, en);
+    top = div_lanes(VW::set1(1.0), VW::add(VW::set1(1.0), t));
+    other = VW::mul(t, top);
+  });
 }
 
 // A float32 batch group by group through softmax_group, out of line:
@@ -2066,11 +2086,9 @@ struct Lsm32GroupRange {
   static constexpr size_t min_n = 16, regs_max_n = 0;
 };
 
-// float32 log_softmax of rows of two, W rows a step (load_two, as
-// softmax_rows_two): in float64 halves, d = lo - hi <= 0 and L = log1p(t),
-// t = exp(max(d, -700)) (fast_term, log1p_small to degree 15, as
-// lse_rows_two); the larger entry's -L and the other's d - L. L is within
-// 2^-44 of itself (the series' tail, 2^-44.7 relative, exp's and d's
+// float32 log_softmax of rows of two (map_rows_two): L = log1p(exp(d))
+// (log1p_exp, d clamped at -700), the larger entry's -L and the other's
+// d - L. L is within 2^-44 of itself (the series' tail, exp's and d's
 // roundings), and d - L adds no cancellation (d <= 0 < L), so both are
 // well inside the 2-ulp contract before their one rounding: every row is
 // certified but those special_two finds (flagged). An entry of -inf gives
@@ -2078,31 +2096,11 @@ struct Lsm32GroupRange {
 // range (the rounding of the exact result).
 template <class VN, class VW>
 void log_softmax_rows_two(const float* x, float* y, size_t rows, bool stream, unsigned char* flag) {
-  constexpr size_t W = VN::width, WW = VW::width, H = W / WW;
-  static_assert(W == 2 * WW, "two float64 halves");
-  stream = stream && reinterpret_cast<uintptr_t>(y) % (W * sizeof(float)) == 0;
-  for (size_t r = 0; r < rows; r += W) {
-    const size_t g = rows - r < W ? rows - r : W;
-    Reg<VN> a, b;
-    load_two<VN>(x + 2 * r, g, a, b);
-    const auto bad = special_two<VN>(a, b);
-    Reg<VW> wa[H], wb[H], ya[H], yb[H];
-    VN::widen(a, wa[0], wa[1]);
-    VN::widen(b, wb[0], wb[1]);
-    for (size_t h = 0; h < H; ++h) {
-      const Reg<VW> d = VW::sub(VW::min(wa[h], wb[h]), VW::max(wa[h], wb[h]));
-      Reg<VW> en;
-      const Reg<VW> big_l =
-          log1p_small<VW, 7, 3>(fast_term<VW, false, ExpCoeffs<double>>(VW::max(d, VW::set1(-700.0)), VW::set1(0.0), en));
-      const Reg<VW> top = VW::sub(VW::set1(0.0), big_l), other = VW::sub(d, big_l);
-      const auto a_big = VW::gt(wa[h], wb[h]);
-      ya[h] = VW::select(a_big, top, other);
-      yb[h] = VW::select(a_big, other, top);
-    }
-    Reg<VN> lo, hi;
-    VN::interleave(VN::narrow(ya[0], ya[1]), VN::narrow(yb[0], yb[1]), lo, hi);
-    store_two<VN>(y, r, g, lo, hi, bad, stream, flag);
-  }
+  map_rows_two<VN, VW>(x, y, rows, stream, flag, [](Reg<VW> d, Reg<VW>& top, Reg<VW>& other) SSM_INLINE {
+    const Reg<VW> big_l = log1p_exp<VW>(VW::max(d, VW::set1(-700.0)));
+    top = VW::sub(VW::set1(0.0), big_l);
+    other = VW::sub(d, big_l);
+  });
 }
 
 template <class VN, class VW, class T>
@@ -2218,8 +2216,7 @@ void lse_rows_two(const float* x, float* out, float* sign, size_t rows, unsigned
     }
     for (size_t q = 0; q < steps * H; ++q) {
       const Reg<VW> d = lse[q];
-      Reg<VW> en;
-      const Reg<VW> big_l = log1p_small<VW, 7, 3>(fast_term<VW, false, ExpCoeffs<double>>(d, VW::set1(0.0), en));
+      const Reg<VW> big_l = log1p_exp<VW>(d);
       lse[q] = VW::add(m[q], big_l);
       const Reg<VW> size = VW::max(lse[q], VW::sub(VW::set1(0.0), lse[q]));
       // The error bound less the budget: positive where not certified.
