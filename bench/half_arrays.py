@@ -3,7 +3,8 @@ per-call differences measured interleaved in one run; the machine decides
 absolute times).
 
 1. Cost of a torch tensor in and out over the same call on NumPy arrays
-   (softmax, log_softmax, logsumexp, gumbel_argmax; float32, small rows).
+   (softmax, log_softmax, logsumexp, gumbel_argmax, gumbel_topk, sample,
+   topk; float32, small rows).
 2. simdsoftmax vs torch's own CPU softmax / log_softmax / logsumexp on
    bfloat16 and float16 tensors, one thread (torch.set_num_threads), batches of rows of
    every length 2 .. 151936 (the bench CLI's --rows-sweep lengths), each
@@ -102,14 +103,21 @@ def part_torch_overhead(torch, repeats):
     for n in (16, 4096):
         x = np.random.default_rng(0).normal(size=(1, n)).astype(np.float32)
         t = torch.from_numpy(x.copy())
+        gen = np.random.default_rng(1)  # a decode loop's Generator
         for name, call in (
             ("softmax", lambda a: ssm.softmax(a, axis=-1)),
             ("log_softmax", lambda a: ssm.log_softmax(a, axis=-1)),
             ("logsumexp", lambda a: ssm.logsumexp(a, axis=-1)),
             ("gumbel_argmax", lambda a: ssm.gumbel_argmax(a, rng=1)),
+            ("gumbel_topk", lambda a: ssm.gumbel_topk(a, 2, rng=gen)),
+            ("sample", lambda a: ssm.sample(a, temperature=0.7, top_p=0.9, rng=gen)),
+            ("sample logprobs", lambda a: ssm.sample(a, temperature=0.7, top_p=0.9, rng=gen, logprobs="raw")),
+            ("topk", lambda a: ssm.topk(a, 2)),
         ):
-            np_t, torch_t = interleaved([lambda: call(x), lambda: call(t)], repeats, 2000 if n == 16 else 300)
-            print(f"  {name:14s} n={n:5d}: +{(torch_t - np_t) * 1e6:5.2f} us  (torch/numpy {torch_t / np_t:.3f})")
+            # The fastest of many short samples: the extra work per call is
+            # fixed, and other load on the machine only ever adds time.
+            np_t, torch_t = interleaved([lambda: call(x), lambda: call(t)], 20 * repeats, 50 if n == 16 else 10, min)
+            print(f"  {name:15s} n={n:5d}: +{(torch_t - np_t) * 1e6:5.2f} us  (torch/numpy {torch_t / np_t:.3f})")
 
 
 

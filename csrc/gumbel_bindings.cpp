@@ -11,6 +11,7 @@
 #include <atomic>
 #include <cmath>
 #include <limits>
+#include <stdexcept>
 #include <string>
 #include <utility>
 #include <vector>
@@ -203,33 +204,32 @@ bool int_in(py::handle v, long long lo, long long hi, long long& out) {
 }
 
 // gumbel_argmax's and gumbel_topk's common call in one step, checked here:
-// x as ssm::one_call_array takes it, temperature a finite int or float > 0,
+// x as ssm::one_call_input takes it, temperature a finite int or float > 0,
 // k an int in [1, n] (1 for argmax). -> None when any of that fails (nothing
 // drawn from rng: the caller takes its general path), else (first bad row,
-// reason) when a row is bad, else the intp indices of x.shape[:-1] (argmax;
-// a NumPy scalar for one row) or x.shape[:-1] + (k,).
+// reason) when a row is bad, else the indices of x.shape[:-1] (argmax; a
+// NumPy scalar for one row) or x.shape[:-1] + (k,): intp, or torch int64 for
+// a tensor.
 py::object gumbel_topk_call(const py::handle& xh, const py::handle& axis, const py::handle& kh, bool argmax,
                             const py::handle& temperature, const py::handle& rng) {
-  bool f32 = false;
-  if (!ssm::one_call_array(xh, axis, f32)) return py::none();
-  const auto x = py::reinterpret_borrow<py::array>(xh);
-  const py::ssize_t nd = x.ndim(), n = x.shape(nd - 1);
+  ssm::OneCallInput x;
+  if (!ssm::one_call_input(xh, axis, x)) return py::none();
+  const size_t n = x.n(), rows = x.rows();
   long long k = 0;
   double t = 0;
-  if (!int_in(kh, 1, argmax ? 1 : n, k) || !real_number(temperature, t) || !(t > 0 && t < HUGE_VAL))
+  if (!int_in(kh, 1, argmax ? 1 : static_cast<long long>(n), k) || !real_number(temperature, t) ||
+      !(t > 0 && t < HUGE_VAL))
     return py::none();
   const GumbelKey key = ssm::rng_key(rng);
-  std::vector<py::ssize_t> shape(x.shape(), x.shape() + nd - 1);
-  if (!argmax) shape.push_back(static_cast<py::ssize_t>(k));
-  py::array_t<py::ssize_t> idx(shape);
-  py::ssize_t* ip = idx.mutable_data();
-  const size_t rows = static_cast<size_t>(x.size() / n);
-  const Status st = f32 ? topk_t<float>(static_cast<const float*>(x.data()), rows, static_cast<size_t>(n),
-                                        static_cast<size_t>(k), 1.0 / t, key, ip, nullptr, true, 0, 0)
-                        : topk_t<double>(static_cast<const double*>(x.data()), rows, static_cast<size_t>(n),
-                                         static_cast<size_t>(k), 1.0 / t, key, ip, nullptr, true, 0, 0);
+  ssm::OneCallResult idx(x, ssm::OneCallResult::Index, argmax ? 0 : k);
+  static_assert(sizeof(py::ssize_t) == sizeof(int64_t), "intp indices are written as torch's int64");
+  auto* ip = static_cast<py::ssize_t*>(idx.data());
+  const Status st = x.f32 ? topk_t<float>(reinterpret_cast<const float*>(x.in.data), rows, n, static_cast<size_t>(k),
+                                          1.0 / t, key, ip, nullptr, true, 0, 0)
+                          : topk_t<double>(reinterpret_cast<const double*>(x.in.data), rows, n,
+                                           static_cast<size_t>(k), 1.0 / t, key, ip, nullptr, true, 0, 0);
   if (st.first >= 0) return py::make_tuple(st.first, st.second);
-  return ssm::scalar_if_0d(idx);
+  return idx.finish();
 }
 
 Status gumbel_softmax(const py::array& x, const py::array& out, double inv_tau, uint32_t k0, uint32_t k1,
@@ -306,22 +306,66 @@ GumbelKey ssm::rng_key(py::handle rng) {
   return make_key(words[0].cast<uint32_t>(), words[1].cast<uint32_t>(), words[2].cast<uint64_t>());
 }
 
-py::object ssm::scalar_if_0d(const py::array& a) {
-  if (a.ndim() != 0) return a;
-  return checked(PyObject_GetItem(a.ptr(), py::tuple().ptr()));  // a[()]
+bool ssm::one_call_input(py::handle xh, py::handle axis, OneCallInput& x) {
+  const auto& api = py::detail::npy_api::get();
+  interop::Input& in = x.in;
+  if (Py_TYPE(xh.ptr()) == api.PyArray_Type_) {
+    const auto* proxy = py::detail::array_proxy(xh.ptr());
+    constexpr int kFlags = py::detail::npy_api::NPY_ARRAY_C_CONTIGUOUS_ | py::detail::npy_api::NPY_ARRAY_ALIGNED_;
+    if (proxy->nd < 1 || proxy->nd > interop::kMaxDims || (proxy->flags & kFlags) != kFlags) return false;
+    const auto a = py::reinterpret_borrow<py::array>(xh);
+    x.f32 = py::isinstance<py::array_t<float>>(a);
+    if (!x.f32 && !py::isinstance<py::array_t<double>>(a)) return false;
+    in.ndim = proxy->nd;
+    for (int d = 0; d < proxy->nd; ++d) in.numpy_shape[d] = proxy->dimensions[d];
+    in.shape = in.numpy_shape;
+    in.data = proxy->data;
+    in.descr = proxy->descr;
+  } else {
+    if (!interop::read_tensor(xh.ptr(), in) || (in.elem != interop::Elem::F32 && in.elem != interop::Elem::F64))
+      return false;
+    x.f32 = in.elem == interop::Elem::F32;
+    x.torch = true;
+  }
+  long long a = 0;
+  return in.shape[in.ndim - 1] > 0 && int_in(axis, -1, in.ndim - 1, a) && (a == -1 || a == in.ndim - 1);
 }
 
-bool ssm::one_call_array(py::handle xh, py::handle axis, bool& f32) {
-  const auto& api = py::detail::npy_api::get();
-  if (Py_TYPE(xh.ptr()) != api.PyArray_Type_) return false;
-  const auto* proxy = py::detail::array_proxy(xh.ptr());
-  constexpr int kFlags = py::detail::npy_api::NPY_ARRAY_C_CONTIGUOUS_ | py::detail::npy_api::NPY_ARRAY_ALIGNED_;
-  if (proxy->nd < 1 || (proxy->flags & kFlags) != kFlags || proxy->dimensions[proxy->nd - 1] <= 0) return false;
-  const auto x = py::reinterpret_borrow<py::array>(xh);
-  f32 = py::isinstance<py::array_t<float>>(x);
-  if (!f32 && !py::isinstance<py::array_t<double>>(x)) return false;
-  long long a = 0;
-  return int_in(axis, -1, proxy->nd - 1, a) && (a == -1 || a == proxy->nd - 1);
+size_t ssm::OneCallInput::rows() const {
+  size_t r = 1;
+  for (int d = 0; d + 1 < in.ndim; ++d) r *= static_cast<size_t>(in.shape[d]);
+  return r;
+}
+
+ssm::OneCallResult::OneCallResult(const OneCallInput& x, Kind kind, int64_t extra) {
+  const interop::Input& in = x.in;
+  int64_t shape[interop::kMaxDims];
+  int nd = in.ndim - 1;
+  std::copy(in.shape, in.shape + nd, shape);
+  if (extra > 0) shape[nd++] = extra;
+  if (x.torch) {
+    tensor_ = std::make_unique<interop::Result>(
+        kind == Index ? interop::Elem::I64 : x.f32 ? interop::Elem::F32 : interop::Elem::F64, shape, nd);
+    data_ = tensor_->data();
+  } else {
+    const std::vector<py::ssize_t> dims(shape, shape + nd);
+    py::array a = kind == Index ? py::array(py::array_t<py::ssize_t>(dims))
+                                : py::array(py::reinterpret_borrow<py::dtype>(in.descr), dims);
+    data_ = a.mutable_data();
+    array_ = std::move(a);
+  }
+}
+
+py::object ssm::OneCallResult::finish() {
+  if (tensor_) {
+    PyObject* t = tensor_->adopt();
+    if (!t) throw std::runtime_error("torch did not adopt the result's DLPack capsule");
+    return py::reinterpret_steal<py::object>(t);
+  }
+  // One row: a NumPy scalar (a[()]), as NumPy's reductions give one.
+  if (py::reinterpret_borrow<py::array>(array_).ndim() == 0)
+    return checked(PyObject_GetItem(array_.ptr(), py::tuple().ptr()));
+  return array_;
 }
 
 void register_gumbel(py::module_& m) {

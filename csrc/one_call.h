@@ -2,13 +2,20 @@
 // checked and run in one C++ step) share, defined in gumbel_bindings.cpp:
 // the array check, the 128-bit key of the draw from the user's rng,
 // drawn in C++ (the common rng, a NumPy Generator, costs no Python-level key
-// derivation), and a NumPy scalar for one row.
+// derivation), and the input and results in the input's library (NumPy, or
+// torch through DLPack capsules: no Tensor.numpy() / torch.from_numpy round
+// trip, which cost several microseconds per call).
 #pragma once
 
 #include <pybind11/numpy.h>
 #include <pybind11/pybind11.h>
 
+#include <cstddef>
+#include <cstdint>
+#include <memory>
+
 #include "kernels/gumbel_api.h"
+#include "tensor_interop.h"
 
 namespace ssm {
 
@@ -18,14 +25,37 @@ namespace ssm {
 // _key(rng) itself (its errors included).
 GumbelKey rng_key(pybind11::handle rng);
 
-// Can a one-step call take x as it is: an ndarray (not a subclass), float32
-// (f32 set) or float64 in native order, C-contiguous and aligned, with at
-// least one axis and non-empty rows, and axis an int (not bool) naming its
-// last axis?
-bool one_call_array(pybind11::handle x, pybind11::handle axis, bool& f32);
+// The input of a one-step call: an ndarray (not a subclass), float32 (f32
+// set) or float64 in native order, C-contiguous and aligned, or a plain CPU
+// torch tensor of those dtypes (interop::read_tensor: C-contiguous, no
+// grad), with at least one axis and non-empty rows, and axis an int (not
+// bool) naming its last axis. `in.capsule` keeps a tensor's memory alive.
+struct OneCallInput {
+  interop::Input in;
+  bool f32 = false;
+  bool torch = false;
+  size_t n() const { return static_cast<size_t>(in.shape[in.ndim - 1]); }
+  size_t rows() const;
+};
 
-// A 0-d array's element as a NumPy scalar (a[()], as NumPy's reductions
-// return one row's result), else the array itself.
-pybind11::object scalar_if_0d(const pybind11::array& a);
+// Can a one-step call take x as it is (see OneCallInput)?
+bool one_call_input(pybind11::handle x, pybind11::handle axis, OneCallInput& in);
+
+// A result of shape in.shape[:-1] (+ (extra,) when extra > 0) in the input's
+// library: indices (NumPy intp, torch int64) or values of the input's dtype.
+class OneCallResult {
+ public:
+  enum Kind { Index, Value };
+  OneCallResult(const OneCallInput& in, Kind kind, int64_t extra = 0);
+  void* data() const { return data_; }
+  // The array (a NumPy scalar for one row, as NumPy's reductions give one)
+  // or the torch tensor (0-d for one row).
+  pybind11::object finish();
+
+ private:
+  pybind11::object array_;
+  std::unique_ptr<interop::Result> tensor_;
+  void* data_;
+};
 
 }  // namespace ssm

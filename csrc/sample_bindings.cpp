@@ -7,8 +7,8 @@
 
 #include <algorithm>
 #include <cstdint>
+#include <memory>
 #include <string>
-#include <type_traits>
 #include <vector>
 
 #include "one_call.h"
@@ -80,54 +80,49 @@ py::tuple sample_call(const py::array& x, const py::array_t<double>& temperature
   return py::make_tuple(st.first, st.second, token, lp);
 }
 
-// sample()'s common call in one step: x and axis as ssm::one_call_array
+// sample()'s common call in one step: x and axis as ssm::one_call_input
 // takes them (else None, nothing drawn: the caller takes its general path),
 // one setting for every row (checked by the caller; top_k > n means n), one
 // rng (its key drawn here, after the checks: ssm::rng_key) -> (first bad
-// row or -1, reason, intp tokens of x.shape[:-1] or None, logprobs of x's
-// dtype and that shape, or None; NumPy scalars for one row).
+// row or -1, reason, tokens of x.shape[:-1] or None, logprobs of x's dtype
+// and that shape, or None), in x's library: intp arrays (NumPy scalars for
+// one row) or torch int64 tensors.
 py::object sample_one_call(const py::handle& xh, const py::handle& axis, double temperature, int64_t top_k,
                            double top_p, double min_p, const py::handle& rng, int logprobs) {
-  bool f32 = false;
-  if (!ssm::one_call_array(xh, axis, f32)) return py::none();
-  const auto x = py::reinterpret_borrow<py::array>(xh);
-  const size_t n = static_cast<size_t>(x.shape(x.ndim() - 1));
+  ssm::OneCallInput x;
+  if (!ssm::one_call_input(xh, axis, x)) return py::none();
+  const size_t n = x.n(), rows = x.rows();
+  const bool f32 = x.f32;
   require(temperature >= 0 && top_k >= 0 && top_p > 0 && top_p <= 1 && min_p >= 0 && min_p <= 1,
           "parameters out of range");
   require(logprobs >= 0 && logprobs <= 2, "logprobs must be 0, 1 or 2");
-  const size_t rows = static_cast<size_t>(x.size()) / n;
   const std::vector<double> t(rows, temperature), p(rows, top_p), m(rows, min_p);
   const std::vector<int64_t> k(rows, std::min<int64_t>(top_k, static_cast<int64_t>(n)));
   const ssm::GumbelKey key = ssm::rng_key(rng);
   const ssm::SampleRequest req{t.data(), k.data(), p.data(), m.data(), &key, false, logprobs};
-  const std::vector<py::ssize_t> shape(x.shape(), x.shape() + x.ndim() - 1);
-  py::array_t<py::ssize_t> token(shape);
-  py::object lp = py::none();
-  // int64 results straight into the arrays where the types agree, else through a copy
-  constexpr bool direct_token = std::is_same<py::ssize_t, int64_t>::value;
-  std::vector<int64_t> token_buf(direct_token ? 0 : rows);
+  static_assert(sizeof(py::ssize_t) == sizeof(int64_t), "intp tokens are written as int64");
+  ssm::OneCallResult token(x, ssm::OneCallResult::Index);
+  std::unique_ptr<ssm::OneCallResult> lp;
+  // float64 logprobs straight into the result, float32 ones through a copy
   std::vector<double> lp_buf(logprobs && f32 ? rows : 0);
-  int64_t* tp = direct_token ? reinterpret_cast<int64_t*>(token.mutable_data()) : token_buf.data();
   double* lpp = nullptr;
   if (logprobs) {
-    py::array a(x.dtype(), shape);
-    lpp = f32 ? lp_buf.data() : static_cast<double*>(a.mutable_data());
-    lp = a;
+    lp = std::make_unique<ssm::OneCallResult>(x, ssm::OneCallResult::Value);
+    lpp = f32 ? lp_buf.data() : static_cast<double*>(lp->data());
   }
+  auto* tp = static_cast<int64_t*>(token.data());
   ssm::RowStatus st;
   {
     py::gil_scoped_release release;
-    st = f32 ? ssm::sample_batch<float>(static_cast<const float*>(x.data()), rows, n, req, tp, lpp)
-             : ssm::sample_batch<double>(static_cast<const double*>(x.data()), rows, n, req, tp, lpp);
+    st = f32 ? ssm::sample_batch<float>(reinterpret_cast<const float*>(x.in.data), rows, n, req, tp, lpp)
+             : ssm::sample_batch<double>(reinterpret_cast<const double*>(x.in.data), rows, n, req, tp, lpp);
   }
   if (st.first >= 0) return py::make_tuple(st.first, st.second, py::none(), py::none());
-  if (!direct_token) std::copy(token_buf.begin(), token_buf.end(), token.mutable_data());
   if (logprobs && f32) {
-    float* out = static_cast<float*>(py::reinterpret_borrow<py::array>(lp).mutable_data());
+    auto* out = static_cast<float*>(lp->data());
     for (size_t r = 0; r < rows; ++r) out[r] = static_cast<float>(lp_buf[r]);
   }
-  return py::make_tuple(st.first, st.second, ssm::scalar_if_0d(token),
-                        logprobs ? ssm::scalar_if_0d(py::reinterpret_borrow<py::array>(lp)) : lp);
+  return py::make_tuple(st.first, st.second, token.finish(), lp ? lp->finish() : py::none());
 }
 
 py::tuple topk_call(const py::array& x, size_t k) {
@@ -147,6 +142,36 @@ py::tuple topk_call(const py::array& x, size_t k) {
   }
   if (st.first >= 0) return py::make_tuple(st.first, st.second, py::none(), py::none());
   return py::make_tuple(st.first, st.second, value, index);
+}
+
+// topk()'s common call in one step: x and axis as ssm::one_call_input takes
+// them and k an int in [1, n] (else None: the caller takes its general path)
+// -> (first bad row or -1, reason, values, indices) of x.shape[:-1] + (k,)
+// in x's library (indices intp, or torch int64), or None for both when a
+// row is bad.
+py::object topk_one_call(const py::handle& xh, const py::handle& axis, const py::handle& kh) {
+  ssm::OneCallInput x;
+  if (!ssm::one_call_input(xh, axis, x) || !PyLong_CheckExact(kh.ptr())) return py::none();
+  const size_t n = x.n(), rows = x.rows();
+  int overflow = 0;
+  const long long k = PyLong_AsLongLongAndOverflow(kh.ptr(), &overflow);
+  if (overflow || k < 1 || static_cast<unsigned long long>(k) > n) {
+    PyErr_Clear();
+    return py::none();
+  }
+  ssm::OneCallResult value(x, ssm::OneCallResult::Value, k), index(x, ssm::OneCallResult::Index, k);
+  auto* ip = static_cast<int64_t*>(index.data());
+  const size_t kk = static_cast<size_t>(k);
+  ssm::RowStatus st;
+  {
+    py::gil_scoped_release release;
+    st = x.f32 ? ssm::topk_batch<float>(reinterpret_cast<const float*>(x.in.data), rows, n, kk,
+                                        static_cast<float*>(value.data()), ip)
+               : ssm::topk_batch<double>(reinterpret_cast<const double*>(x.in.data), rows, n, kk,
+                                         static_cast<double*>(value.data()), ip);
+  }
+  if (st.first >= 0) return py::make_tuple(st.first, st.second, py::none(), py::none());
+  return py::make_tuple(st.first, st.second, value.finish(), index.finish());
 }
 
 double top_p_floor_call(const py::array& x, double temperature, double top_p, bool exact) {
@@ -232,6 +257,9 @@ void register_sample(py::module_& m) {
         py::arg("cap"),
         "Testing: top-p's collect pass (no masses) over a 1-D float32 or float64 row (one chunk), its values in "
         "(clo, chi] into out[:cap] in row order while they fit -> how many there are.");
+  m.def("topk_call", &topk_one_call, py::arg("x"), py::arg("axis"), py::arg("k"),
+        "topk() in one step -> None (x, axis or k is not one it takes), or (bad row or -1, reason, values or "
+        "None, indices or None) in x's library.");
   m.def("topk", &topk_call, py::arg("x"), py::arg("k"),
         "The k largest per row, descending, lower index first on ties -> (bad row or -1, reason, values, indices).");
 }

@@ -7,14 +7,11 @@
 //
 // Why not through NumPy: viewing the tensor as an ndarray (Tensor.numpy(),
 // about 1 us) and wrapping the result (torch.from_numpy, about 0.8 us) cost
-// twice a small call's kernel time. Here the input is read through torch's
-// C DLPack export (torch._C._to_dlpack: pointer, shape, strides, dtype and
-// device in one call) plus the two checks DLPack does not carry
-// (requires_grad, a lazy negative view), the result is written into memory
-// this file allocates, and torch adopts that memory through a DLPack capsule
-// (torch._C._from_dlpack: no copy, no NumPy array; bfloat16 needs no view).
-// torch is never imported or linked: the Python layer hands the two
-// functions over once (tensor_setup) when it first sees a tensor.
+// twice a small call's kernel time. Here the input is read and the result
+// made through DLPack capsules (tensor_interop.h: no copy, no NumPy array;
+// bfloat16 needs no view). torch is never imported or linked: the Python
+// layer hands the two functions over once (tensor_setup) when it first sees
+// a tensor.
 //
 // NumPy float16 / bfloat16 arrays take the same path (the result is then an
 // ndarray of the input's dtype): the general half path's Python work costs
@@ -28,7 +25,7 @@
 
 #include <cstddef>
 #include <cstdint>
-#include <new>
+#include <memory>
 #include <string>
 #include <vector>
 
@@ -36,154 +33,32 @@
 #include "dispatch.h"
 #include "driver.h"
 #include "driver_half.h"
+#include "tensor_interop.h"
 
 namespace {
 
 namespace py = pybind11;
 using ssm::bind::active;
 
-// The DLPack ABI (dlpack.h, version 0.x "dltensor" capsules), the subset used here.
-struct DLDevice {
-  int32_t device_type;  // kDLCPU = 1
-  int32_t device_id;
-};
-struct DLDataType {
-  uint8_t code;  // kDLFloat = 2, kDLBfloat = 4
-  uint8_t bits;
-  uint16_t lanes;
-};
-struct DLTensor {
-  void* data;
-  DLDevice device;
-  int32_t ndim;
-  DLDataType dtype;
-  int64_t* shape;
-  int64_t* strides;
-  uint64_t byte_offset;
-};
-struct DLManagedTensor {
-  DLTensor dl_tensor;
-  void* manager_ctx;
-  void (*deleter)(DLManagedTensor* self);
-};
-
-constexpr int kMaxDims = 64;
-constexpr size_t kDataAlign = 64;
+using ssm::interop::Elem;
+using ssm::interop::Input;
+using ssm::interop::item_size;
+using ssm::interop::kMaxDims;
+using ssm::interop::read_tensor;
 
 enum class Op { Softmax = 0, LogSoftmax = 1, LogSumExp = 2 };
-enum class Elem { F32, F64, F16, BF16 };
 
-size_t item_size(Elem e) { return e == Elem::F64 ? 8 : e == Elem::F32 ? 4 : 2; }
-
-// torch's objects, handed over by tensor_setup (kept for the process).
-struct Torch {
-  PyObject* to_dlpack = nullptr;    // torch._C._to_dlpack
-  PyObject* from_dlpack = nullptr;  // torch._C._from_dlpack
-  bool ready = false;
-};
-Torch torch_objects;
-
-// Interned attribute and keyword names.
+// Interned keyword names.
 struct Names {
-  PyObject *requires_grad, *is_neg;
   PyObject *axis, *out, *algorithm, *b, *keepdims, *return_sign;
 };
 const Names& names() {
   static const Names n = [] {
     auto s = [](const char* text) { return PyUnicode_InternFromString(text); };
-    return Names{s("requires_grad"), s("is_neg"), s("axis"),     s("out"),
-                 s("algorithm"),     s("b"),      s("keepdims"), s("return_sign")};
+    return Names{s("axis"), s("out"), s("algorithm"), s("b"), s("keepdims"), s("return_sign")};
   }();
   return n;
 }
-
-// One block holds the DLManagedTensor, its shape and strides, and the data
-// (64-byte aligned); the deleter frees it when torch drops the tensor.
-struct Block {
-  DLManagedTensor managed;
-  int64_t shape[kMaxDims];
-  int64_t strides[kMaxDims];
-};
-constexpr size_t kHeader = (sizeof(Block) + kDataAlign - 1) / kDataAlign * kDataAlign;
-
-void free_block(DLManagedTensor* m) { ::operator delete(static_cast<void*>(m), std::align_val_t(kDataAlign)); }
-
-Block* new_block(Elem e, const int64_t* shape, int ndim) {
-  size_t count = 1;
-  for (int d = 0; d < ndim; ++d) count *= static_cast<size_t>(shape[d]);
-  void* raw = ::operator new(kHeader + count * item_size(e), std::align_val_t(kDataAlign));
-  Block* b = new (raw) Block;
-  DLTensor& t = b->managed.dl_tensor;
-  t.data = static_cast<char*>(raw) + kHeader;
-  t.device = {1, 0};
-  t.ndim = ndim;
-  t.dtype = {static_cast<uint8_t>(e == Elem::BF16 ? 4 : 2), static_cast<uint8_t>(8 * item_size(e)), 1};
-  int64_t step = 1;
-  for (int d = ndim - 1; d >= 0; --d) {
-    b->shape[d] = shape[d];
-    b->strides[d] = step;
-    step *= shape[d];
-  }
-  t.shape = b->shape;
-  t.strides = b->strides;
-  t.byte_offset = 0;
-  b->managed.manager_ctx = nullptr;
-  b->managed.deleter = free_block;
-  return b;
-}
-
-// A capsule torch never consumed (an error before adoption) frees its block.
-void capsule_destructor(PyObject* capsule) {
-  if (PyCapsule_IsValid(capsule, "dltensor")) {
-    auto* m = static_cast<DLManagedTensor*>(PyCapsule_GetPointer(capsule, "dltensor"));
-    if (m && m->deleter) m->deleter(m);
-  } else {
-    PyErr_Clear();
-  }
-}
-
-// The block as a torch tensor (new reference), or null with a Python error set.
-PyObject* adopt(Block* b) {
-  PyObject* capsule = PyCapsule_New(&b->managed, "dltensor", capsule_destructor);
-  if (!capsule) {
-    free_block(&b->managed);
-    return nullptr;
-  }
-  PyObject* tensor = PyObject_CallOneArg(torch_objects.from_dlpack, capsule);
-  Py_DECREF(capsule);
-  return tensor;
-}
-
-// v (a new reference, or null with an error set) is exactly `want` (a
-// borrowed singleton: True, False); v is released and an error cleared.
-bool result_is(PyObject* v, PyObject* want) {
-  if (!v) {
-    PyErr_Clear();
-    return false;
-  }
-  const bool same = v == want;
-  Py_DECREF(v);
-  return same;
-}
-
-bool attribute_is(PyObject* x, PyObject* name, PyObject* want) { return result_is(PyObject_GetAttr(x, name), want); }
-
-bool method_is(PyObject* x, PyObject* name, PyObject* want) {
-  return result_is(PyObject_CallMethodNoArgs(x, name), want);
-}
-
-// What the fast path needs of the input (a tensor or an ndarray).
-// `capsule` (torch's DLPack export of x) keeps x's memory alive while the
-// kernels read it; its destructor gives torch's export back.
-struct Input {
-  Elem elem;
-  const char* data;
-  int ndim = 0;
-  const int64_t* shape = nullptr;
-  py::object capsule;
-  int64_t numpy_shape[kMaxDims];
-  PyObject* descr = nullptr;  // NumPy input: its dtype (the result's)
-};
 
 // NumPy's half formats, read by the same kernels: float16 and, once the
 // Python layer has seen one, ml_dtypes.bfloat16 (set_numpy_bfloat16).
@@ -212,54 +87,6 @@ bool read_ndarray(PyObject* x, Input& in) {
   in.shape = in.numpy_shape;
   in.data = xa->data;
   in.descr = xa->descr;
-  return true;
-}
-
-// The tensor's buffer and geometry, or false for the general path.
-bool read_tensor(PyObject* x, Input& in) {
-  const Names& n = names();
-  // What DLPack does not carry: requires_grad (Tensor.__dlpack__ refuses it
-  // in Python; the C export does not) and a lazy negative view (exported
-  // with its un-negated buffer). Real dtypes have no conjugate bit.
-  if (!attribute_is(x, n.requires_grad, Py_False) || !method_is(x, n.is_neg, Py_False)) return false;
-  // One C call for the pointer, shape, strides, dtype and device; it raises
-  // for layouts without a strided buffer (sparse, mkldnn, nested) and for
-  // the meta device.
-  PyObject* capsule = PyObject_CallOneArg(torch_objects.to_dlpack, x);
-  if (!capsule) {
-    PyErr_Clear();
-    return false;
-  }
-  in.capsule = py::reinterpret_steal<py::object>(capsule);
-  auto* m = static_cast<DLManagedTensor*>(PyCapsule_GetPointer(capsule, "dltensor"));
-  if (!m) {
-    PyErr_Clear();
-    return false;
-  }
-  const DLTensor& t = m->dl_tensor;
-  if (t.device.device_type != 1 || t.dtype.lanes != 1 || t.ndim < 1 || t.ndim > kMaxDims) return false;
-  if (t.dtype.code == 2 && t.dtype.bits == 32)
-    in.elem = Elem::F32;
-  else if (t.dtype.code == 2 && t.dtype.bits == 64)
-    in.elem = Elem::F64;
-  else if (t.dtype.code == 2 && t.dtype.bits == 16)
-    in.elem = Elem::F16;
-  else if (t.dtype.code == 4 && t.dtype.bits == 16)
-    in.elem = Elem::BF16;
-  else
-    return false;
-  in.ndim = t.ndim;
-  in.shape = t.shape;
-  // C-contiguous (strides of size-1 axes do not matter; null: compact) and non-empty.
-  int64_t step = 1;
-  for (int d = t.ndim - 1; d >= 0; --d) {
-    if (t.shape[d] <= 0) return false;
-    if (t.strides && t.shape[d] != 1 && t.strides[d] != step) return false;
-    step *= t.shape[d];
-  }
-  const uintptr_t p = reinterpret_cast<uintptr_t>(t.data) + static_cast<uintptr_t>(t.byte_offset);
-  if (p == 0 || p % item_size(in.elem) != 0) return false;
-  in.data = reinterpret_cast<const char*>(p);
   return true;
 }
 
@@ -400,12 +227,12 @@ PyObject* tensor_call(Op op, PyObject* const* args, Py_ssize_t nargs, PyObject* 
   Input in;
   if (nargs < 1 || !parse_call(op, args, nargs, kwargs, c)) Py_RETURN_NONE;
   const bool numpy = Py_TYPE(args[0]) == py::detail::npy_api::get().PyArray_Type_;
-  if (numpy ? !read_ndarray(args[0], in) : !(torch_objects.ready && read_tensor(args[0], in))) Py_RETURN_NONE;
+  if (numpy ? !read_ndarray(args[0], in) : !read_tensor(args[0], in)) Py_RETURN_NONE;
   size_t rows = 0, n = 0;
   if (!row_shape(in, c.axis, rows, n)) Py_RETURN_NONE;
   // logsumexp drops the last axis (all of them for axis None).
   const int out_ndim = op != Op::LogSumExp ? in.ndim : c.axis == Py_None ? 0 : in.ndim - 1;
-  Block* b = nullptr;
+  std::unique_ptr<ssm::interop::Result> b;
   py::object array;
   void* y;
   bool in_place = false;
@@ -417,8 +244,8 @@ PyObject* tensor_call(Op op, PyObject* const* args, Py_ssize_t nargs, PyObject* 
                       std::vector<py::ssize_t>(in.shape, in.shape + out_ndim));
     y = py::detail::array_proxy(array.ptr())->data;
   } else {
-    b = new_block(in.elem, in.shape, out_ndim);
-    y = b->managed.dl_tensor.data;
+    b = std::make_unique<ssm::interop::Result>(in.elem, in.shape, out_ndim);
+    y = b->data();
   }
   std::vector<size_t> special;
   {
@@ -432,7 +259,6 @@ PyObject* tensor_call(Op op, PyObject* const* args, Py_ssize_t nargs, PyObject* 
   if (!special.empty() && in_place) {
     finish_in_place(op, c.out, in.elem, y, rows, n, special);
   } else if (!special.empty()) {
-    if (b) free_block(&b->managed);
     Py_RETURN_NONE;  // NaN / inf rows: the general path applies SciPy's rules
   }
   if (c.out != Py_None) {
@@ -440,11 +266,8 @@ PyObject* tensor_call(Op op, PyObject* const* args, Py_ssize_t nargs, PyObject* 
     return c.out;
   }
   if (numpy) return array.release().ptr();
-  PyObject* tensor = adopt(b);
-  if (!tensor) {
-    PyErr_Clear();  // a torch that does not adopt this capsule: the general path
-    Py_RETURN_NONE;
-  }
+  PyObject* tensor = b->adopt();
+  if (!tensor) Py_RETURN_NONE;  // a torch that does not adopt this capsule: the general path
   return tensor;
 }
 
@@ -494,9 +317,7 @@ void register_tensor_fast_path(py::module_& m) {
   m.def(
       "tensor_setup",
       [](py::object to_dlpack, py::object from_dlpack) {
-        torch_objects.to_dlpack = to_dlpack.inc_ref().ptr();
-        torch_objects.from_dlpack = from_dlpack.inc_ref().ptr();
-        torch_objects.ready = true;
+        ssm::interop::set_torch(to_dlpack.ptr(), from_dlpack.ptr());
       },
       py::arg("to_dlpack"), py::arg("from_dlpack"),
       "Hand torch._C._to_dlpack and torch._C._from_dlpack to the tensor fast path "

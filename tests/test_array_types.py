@@ -4,6 +4,7 @@ ml_dtypes, Dask, DLPack and __array__ objects, against NumPy float64 results.
 Each optional library's tests skip cleanly when it is not installed.
 """
 
+import re
 import subprocess
 import sys
 import textwrap
@@ -133,6 +134,52 @@ def test_torch_gumbel(torch, dtype_name, strided):
     hard = ssm.gumbel_softmax(t, rng=9, hard=True)
     assert hard.dtype == t.dtype
     np.testing.assert_array_equal(hard.to(torch.float64).numpy(), ssm.gumbel_softmax(same, rng=9, hard=True))
+
+
+@pytest.mark.parametrize("shape", [(37,), (5, 37), (2, 3, 37)])
+@pytest.mark.parametrize("dtype_name", ["float32", "float64"])
+def test_torch_one_step_calls(torch, dtype_name, shape):
+    """gumbel_argmax, gumbel_topk, sample and topk read a plain float32 /
+    float64 tensor and make their torch results in one C++ step (no NumPy
+    round trip): the same draws, values, shapes and dtypes as the NumPy call,
+    the Generator advanced alike, bad rows named as for NumPy."""
+    x = np.resize(BASE, shape).astype(dtype_name)
+    t = torch.from_numpy(x.copy())
+    ssm.softmax(t)  # the wrapper has seen a tensor: torch's DLPack functions are handed over
+    found = ssm._core.gumbel_topk_call(t, -1, 1, True, 1.0, 5)
+    assert isinstance(found, torch.Tensor)  # the one-step call took the tensor itself
+    assert ssm._core.topk_call(t, -1, 2) is not None
+    g_np, g_t = np.random.default_rng(11), np.random.default_rng(11)
+    for _ in range(2):  # the second round: both generators advanced by the same draws
+        calls = (
+            lambda a, g: ssm.gumbel_argmax(a, rng=g),
+            lambda a, g: ssm.gumbel_topk(a, 3, rng=g, temperature=0.5),
+            lambda a, g: ssm.sample(a, temperature=0.7, top_p=0.9, rng=g),
+            lambda a, g: ssm.sample(a, top_k=4, min_p=0.05, rng=g, logprobs="raw"),
+            lambda a, g: ssm.sample(a, temperature=0.7, top_p=0.8, rng=g, logprobs="processed"),
+            lambda a, g: ssm.topk(a, 4),
+        )
+        for call in calls:
+            want, got = call(x, g_np), call(t, g_t)
+            for w, r in zip(want if type(want) is tuple else (want,), got if type(got) is tuple else (got,)):
+                w = np.asarray(w)
+                assert type(r) is torch.Tensor and tuple(r.shape) == w.shape
+                assert r.dtype == (torch.int64 if w.dtype.kind == "i" else getattr(torch, dtype_name))
+                np.testing.assert_array_equal(r.numpy(), w)
+    bad = t.clone()
+    bad.view(-1, 37)[-1, 3] = float("nan")
+    for call in (
+        lambda a: ssm.gumbel_argmax(a, rng=1),
+        lambda a: ssm.gumbel_topk(a, 2, rng=1),
+        lambda a: ssm.sample(a, top_p=0.5, rng=1),
+        lambda a: ssm.topk(a, 2),
+    ):
+        with pytest.raises(ValueError) as want:
+            call(bad.numpy().copy())
+        with pytest.raises(ValueError, match=re.escape(str(want.value))):
+            call(bad)
+    with pytest.raises(TypeError, match="requires grad"):
+        ssm.sample(t.clone().requires_grad_(True), rng=1)
 
 
 @pytest.mark.parametrize("dtype_name", torch_dtypes)

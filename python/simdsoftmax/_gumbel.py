@@ -227,6 +227,17 @@ def argmax_one_step(logits, axis, temperature, rng):
     return NOT_TAKEN
 
 
+def topk_one_step(logits, k, axis, temperature, rng):
+    """gumbel_topk's common call, as argmax_one_step."""
+    if type(rng) is _GENERATOR or not _per_row(rng):
+        found = _core.gumbel_topk_call(logits, axis, k, False, temperature, rng)
+        if found is not None:
+            if type(found) is tuple:
+                _raise_bad_row(logits.shape[:-1], *found)
+            return found
+    return NOT_TAKEN
+
+
 def gumbel_argmax(logits, axis=-1, *, temperature=1.0, rng=None):
     r"""Draw one category per row from ``softmax(logits / temperature)``.
 
@@ -344,12 +355,9 @@ def gumbel_topk(logits, k, axis=-1, *, temperature=1.0, rng=None):
     >>> all(len(set(r)) == 3 for r in draws.tolist())
     True
     """
-    if type(rng) is _GENERATOR or not _per_row(rng):
-        found = _core.gumbel_topk_call(logits, axis, k, False, temperature, rng)  # as in gumbel_argmax
-        if found is not None:
-            if type(found) is tuple:
-                _raise_bad_row(logits.shape[:-1], *found)
-            return found
+    found = topk_one_step(logits, k, axis, temperature, rng)
+    if found is not NOT_TAKEN:
+        return found
     if isinstance(k, (bool, np.bool_)):
         raise TypeError("k must be an integer, got bool")
     try:

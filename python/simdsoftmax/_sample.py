@@ -167,6 +167,19 @@ def one_step(logits, axis, temperature, top_k, top_p, min_p, rng, logprobs):
     return (tokens, lp) if mode else tokens
 
 
+def topk_one_step(x, k, axis):
+    """topk()'s common call (an ndarray or a plain torch tensor as the kernel
+    takes it, rows along the last axis, k an int in [1, n]) in one C++ step,
+    the results in x's library; NOT_TAKEN when it is not."""
+    found = _core.topk_call(x, axis, k)
+    if found is None:
+        return NOT_TAKEN
+    bad, reason, values, indices = found
+    if bad >= 0:
+        _raise_bad_row(x.shape[:-1], bad, reason, "x")
+    return values, indices
+
+
 def sample(logits, axis=-1, *, temperature=1.0, top_k=None, top_p=None, min_p=None, rng=None, logprobs=None):
     r"""Draw one token per row from filtered ``softmax(logits / temperature)``.
 
@@ -348,6 +361,9 @@ def topk(x, k, axis=-1):
     >>> values.tolist(), indices.tolist()
     ([3.0, 3.0, 2.0], [1, 3, 2])
     """
+    found = topk_one_step(x, k, axis)
+    if found is not NOT_TAKEN:
+        return found
     if isinstance(k, (bool, np.bool_)):
         raise TypeError("k must be an integer, got bool")
     try:
