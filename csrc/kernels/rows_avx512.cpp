@@ -111,6 +111,43 @@ void softmax_f64(const double* x, double* y, size_t rows, size_t n, bool stream,
   softmax_rows<F64x8, double>(x, y, rows, n, stream, flag);
 }
 
+// float32 logsumexp rows of 3-12, unweighted, go as whole vectors through
+// lane permutes (rows_logsumexp32_perm_avx512.h: sets of two groups up to
+// groups_max_n, one above), 13-16 as 16 x 16 register transposes, one
+// group at a time (lse_rows_regs), instead of lse_groups' transposes
+// through buf: the same arithmetic, the same bits (sha1 of logsumexp, with
+// return_sign and keepdims, over n = 1-40, 47, 48, 64, 1-1000 rows, scales
+// 0.2-300, offsets to -9.5e5, NaN, +inf, all -inf, one finite, dominant
+// and lse-near-0 rows, 1 and 2 threads). Zen 5, 4 Mi-element batches, 1
+// thread, bench/ab_builds.py, 11 rounds, fastest processes, time /
+// lse_groups': n = 3 0.47-0.49, 4 0.47-0.50, 5 0.51-0.55, 8 0.63-0.65, 10
+// 0.71, 12 0.74-0.76, 13 0.75, 15 0.77, 16 0.81 (softmax control
+// 0.93-0.98); ns per element n = 3 1.33 -> 0.64, 5 0.86 -> 0.46, 8 0.67
+// -> 0.43. Two groups of transposes at a time: n = 13-16 0.78-0.86. The
+// permutes at n = 15, one group at a time, without the blocks' separate
+// log1p loop: 1.05. Rows of 17-27 as two blocks of transposes per group:
+// 0.98-1.03 (harness calls outside the driver had shown 0.75-0.81), so
+// they stay with lse_groups.
+struct LsePermRange {
+  static constexpr size_t min_n = 3, max_n = 12, groups_max_n = 8, regs_groups = 1;
+  static constexpr size_t groups(size_t n) { return n <= groups_max_n ? 2 : 1; }
+  // Defined in rows_logsumexp32_perm_avx512.h.
+  static void rows(const float* x, float* out, float* sign, size_t rows, size_t n, unsigned char* flag);
+};
+#include "rows_logsumexp32_perm_avx512.h"
+
+void logsumexp_f32(const float* x, const float* b, float* out, float* sign, size_t rows, size_t n,
+                   unsigned char* flag) {
+  if (!b && n >= LsePermRange::min_n && n <= LsePermRange::max_n)
+    return LsePermRange::rows(x, out, sign, rows, n, flag);
+  if (!b && n > LsePermRange::max_n && n <= 16) {
+    // One 16 x 16 block per group; MaxT 17: S <= 16 (1 + 2^-28) < 17.
+    alignas(64) float buf[kMaxN * 16];
+    return lse_rows_regs<F32x16, F64x8, 1, LsePermRange::regs_groups, 17>(x, out, sign, rows, n, buf, flag);
+  }
+  logsumexp_rows<F32x16, F64x8, float>(x, b, out, sign, rows, n, flag);
+}
+
 RowsKernels<double> make_rows_kernels_f64() {
   RowsKernels<double> k = make_rows_kernels<F64x8, F64x8, double>();
   k.softmax = &softmax_f64;
@@ -120,6 +157,7 @@ RowsKernels<double> make_rows_kernels_f64() {
 RowsKernels<float> make_rows_kernels_f32() {
   RowsKernels<float> k = make_rows_kernels<F32x16, F64x8, float>();
   k.log_softmax = &log_softmax_f32;
+  k.logsumexp = &logsumexp_f32;
   return k;
 }
 }  // namespace
