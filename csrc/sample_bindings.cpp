@@ -238,6 +238,9 @@ void register_sample(py::module_& m) {
   m.def("sample_top_p_draw_first", &ssm::set_top_p_draw_first, py::arg("on"),
         "Testing: top-p's draw first (the winner checked against the filters before any threshold search) on "
         "or off -> the previous setting.");
+  m.def("sample_top_p_next_best_counts", &ssm::top_p_next_best_counts,
+        "Testing: top-p's next candidates (the draw's next best scores) tried after a dropped winner: (kept, "
+        "dropped, left open by the bounds).");
   m.def("sample_top_p_draw_first_counts", &ssm::top_p_draw_first_counts,
         "Testing: (winners decided kept, decided filtered out, left open by the estimate's bounds).");
   m.def("sample_top_p_floor", &top_p_floor_call, py::arg("x"), py::arg("temperature"), py::arg("top_p"),

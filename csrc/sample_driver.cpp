@@ -18,8 +18,13 @@
 //   top_p (no logprobs or "raw"): 2 in about top_p of the calls (the
 //                            unfiltered draw, then the coarse pass that
 //                            checks its winner against the filters, and
-//                            finds the max for min-p); otherwise those 2,
-//                            the max pass where not known, then the search.
+//                            finds the max for min-p). A winner filtered
+//                            out: those 2, the max pass where not known,
+//                            the draw's next best scores (its pass with k =
+//                            kNextBest) and a coarse pass per candidate
+//                            until one is kept (most often the first); the
+//                            search only when all are dropped or the bounds
+//                            leave one open.
 //                            In a batch the coarse pass prefetches the next
 //                            row's start for its draw (RowSampler::next_row;
 //                            256 KiB, none on avx512: CoarseTuning)
@@ -91,6 +96,7 @@ std::atomic<bool> g_estimates{true};
 std::atomic<uint64_t> g_decided{0}, g_undecided{0};
 std::atomic<bool> g_draw_first{true};
 std::atomic<uint64_t> g_first_kept{0}, g_first_dropped{0}, g_first_undecided{0};
+std::atomic<uint64_t> g_next_best[3] = {};  // the next candidates after a dropped winner: kept, dropped, open
 std::atomic<int> g_top_k_draw{0};  // top-k's draw: 0 by the rule, 1 on the candidates' noise, 2 the masked pass
 std::atomic<int> g_select_method{0};  // select_method(): 0 by the rule, 1 the candidate buffer, 2 the heap
 
@@ -288,6 +294,7 @@ constexpr size_t kCollectMax = 8192;  // the most values of a zone collected for
 constexpr size_t kSample = 2048;      // the sample that places the zone: values ...
 constexpr size_t kSampleRun = 32;     // ... in runs this long, evenly spread over the row
 constexpr size_t kMargin = 40;        // sample values either side of the predicted threshold
+constexpr size_t kNextBest = 4;       // top-p's draw first: the winner and the next best scores
 
 // A row's scratch vectors, kept per thread so that a batch of short rows
 // allocates nothing per row (sample_row is not reentrant on a thread).
@@ -298,6 +305,7 @@ struct RowScratch {
   std::vector<FixedMass> w;
   std::vector<double> zone;            // top-p's values of a short row
   std::vector<FixedMass> zone_mass;    // and their masses
+  std::vector<Candidate> cand;         // top-p's next candidates after a dropped winner
 };
 
 RowScratch& row_scratch() {
@@ -1043,6 +1051,25 @@ class RowSampler {
     return kFine;
   }
 
+  // The k best scores of the unmasked draw over the row, best first (score
+  // descending, the lower index first): the chunks' k best merged.
+  void draw_best(uint64_t row, const GumbelKey& key, double inv_temp, size_t k, std::vector<Candidate>& best) {
+    best.resize(ch_.count * k);
+    std::vector<TopkResult> res(ch_.count);
+    for_chunks(ch_, parallel_, [&](size_t c) {
+      res[c] = sk_.draw_best(x_ + ch_.lo(c), ch_.len(c), ch_.lo(c), row, key, inv_temp, k, best.data() + c * k);
+    });
+    size_t count = 0;
+    for (size_t c = 0; c < ch_.count; ++c)
+      for (size_t j = 0; j < res[c].count; ++j) best[count++] = best[c * k + j];
+    best.resize(count);
+    if (ch_.count > 1)
+      std::sort(best.begin(), best.end(), [](const Candidate& a, const Candidate& b) {
+        return a.score > b.score || (a.score == b.score && a.index < b.index);
+      });
+    if (best.size() > k) best.resize(k);
+  }
+
   Candidate draw_at(const uint64_t* index, size_t count, uint64_t row, const GumbelKey& key, double inv_temp) {
     return sk_.draw_at(x_, index, count, row, key, inv_temp);
   }
@@ -1127,10 +1154,40 @@ Fault sample_row(const T* x, size_t n, size_t r, const SampleRequest& req, bool 
     if (f != kFine) return f;
     const double xw = static_cast<double>(x[w]);
     int keeps = rs.top_p_keeps(xw, inv_mass, req.top_p[r], use_m, max);
+    const bool p_keeps_w = keeps == 1;
     if (keeps == 0) p_below = xw;  // the tokens above xw weigh >= top_p: the threshold lies above it
     if (keeps == 1 && use_m && xw < min_p_threshold<T>(max, inv_temp, req.min_p[r])) keeps = 0;
     (keeps == 1 ? g_first_kept : keeps == 0 ? g_first_dropped : g_first_undecided)
         .fetch_add(1, std::memory_order_relaxed);
+    if (keeps == 0) {
+      // The winner is filtered out: the token is the best score among the
+      // kept tokens, so the draw's next best scores are tried in order, each
+      // against the filters as the winner was (kept with probability about
+      // top_p). The filters keep every x at or above a threshold, so a
+      // candidate at or below a dropped value is dropped too. Up to
+      // kNextBest - 1 of them; all dropped, or one the bounds leave open:
+      // the threshold search below, above the highest value top-p dropped.
+      // (A winner that only min-p drops: top-p keeps every candidate above it.)
+      std::vector<Candidate>& cand = scratch.cand;
+      rs.draw_best(noise_row, key, inv_temp, kNextBest, cand);
+      double dropped = xw, m_floor = -kInfD;
+      if (use_m) m_floor = min_p_threshold<T>(max, inv_temp, req.min_p[r]);  // max: known after a drop
+      for (size_t j = 1; j < cand.size(); ++j) {
+        const double xc = static_cast<double>(x[cand[j].index]);
+        if (xc <= dropped) continue;
+        int kc = p_keeps_w ? 1 : rs.top_p_keeps(xc, inv_mass, req.top_p[r], use_m, max);
+        if (kc == 0) p_below = xc;
+        if (kc == 1 && xc < m_floor) kc = 0;
+        g_next_best[kc == 1 ? 0 : kc == 0 ? 1 : 2].fetch_add(1, std::memory_order_relaxed);
+        if (kc == 1) {
+          token_out = static_cast<int64_t>(cand[j].index);
+          if (mode == 1) logprob_out = (xc - max) - shift;
+          return kFine;
+        }
+        if (kc != 0) break;
+        dropped = xc;
+      }
+    }
     if (keeps == 1) {
       token_out = static_cast<int64_t>(w);
       if (mode == 1) logprob_out = (xw - max) - shift;
@@ -1351,6 +1408,10 @@ bool set_top_p_draw_first(bool on) { return g_draw_first.exchange(on); }
 
 std::array<uint64_t, 3> top_p_draw_first_counts() {
   return {g_first_kept.load(), g_first_dropped.load(), g_first_undecided.load()};
+}
+
+std::array<uint64_t, 3> top_p_next_best_counts() {
+  return {g_next_best[0].load(), g_next_best[1].load(), g_next_best[2].load()};
 }
 
 int set_top_k_draw(int how) { return g_top_k_draw.exchange(how); }

@@ -63,6 +63,8 @@ bool set_top_p_estimates(bool on);
 // decided filtered out, or left open by the estimate's bounds.
 bool set_top_p_draw_first(bool on);
 std::array<uint64_t, 3> top_p_draw_first_counts();
+// Testing: top-p's next candidates after a dropped winner (kept, dropped, left open by the bounds).
+std::array<uint64_t, 3> top_p_next_best_counts();
 // top-p's threshold for one row with finite max (temperature > 0): the
 // smallest kept logit, from the exact passes alone (exact) or as sample()
 // finds it.

@@ -282,3 +282,45 @@ def test_batch_rows_as_alone(isa, threads):
     finally:
         set_min(before_min)
         ssm.set_num_threads(before_threads)
+
+
+def next_best_counts():
+    return np.array(_core.sample_top_p_next_best_counts())
+
+
+@pytest.mark.parametrize("chunked", [False, True])
+def test_next_best_after_a_dropped_winner(isa, dtype, chunked, small_chunks):
+    """A dropped winner: the draw's next best scores are tried in order (as
+    many as sample_driver.cpp's kNextBest - 1), the first the filters keep is
+    the token; all dropped, or one too close to the boundary for the bounds,
+    and the threshold search runs. top_p from 0.02 (most candidates dropped:
+    the search) to 0.95, with min-p (a winner min-p alone drops), raw
+    log-probabilities, -inf entries and ties; against the step off, against
+    the sorted reference and against gumbel_argmax of the masked row; rows
+    in one chunk and in chunks of 37 (the chunks' best merged), 1 and 2
+    threads."""
+    if not chunked:
+        _core.testing.set_chunking(1 << 16, 1 << 18)
+    g = np.random.default_rng(41)
+    before = next_best_counts()
+    dropped_winners = 0
+    for n, sigma in ((5003, 1.0), (20011, 3.0)):
+        x = g.normal(0, sigma, n).astype(dtype)
+        x[3::7] = -np.inf
+        x[: n // 4] = np.round(x[: n // 4] * 4) / 4  # ties
+        for threads in (1, 2):
+            small_chunks(threads)
+            for t, top_p in ((0.7, 0.02), (0.7, 0.3), (1.0, 0.6), (0.7, 0.95)):
+                kept_set = ref_top_p(x, t, top_p)
+                for seed in range(16 if threads == 1 else 4):
+                    c0 = counts()
+                    got = assert_same(x, temperature=t, top_p=top_p, rng=seed)
+                    dropped_winners += (counts() - c0)[1]
+                    assert kept_set[got]
+                    assert got == ssm.gumbel_argmax(masked(x, kept_set), temperature=t, rng=seed), (n, top_p, seed)
+            for seed in range(6):
+                assert_same(x, temperature=0.7, top_p=0.6, min_p=0.1, rng=seed)
+                assert_same(x, temperature=0.7, top_p=0.999, min_p=0.3, rng=seed)
+                assert_same(x, temperature=0.7, top_p=0.5, rng=seed, logprobs="raw")
+    kept, dropped, _ = next_best_counts() - before
+    assert dropped_winners > 0 and kept > 0 and dropped > 0, (dropped_winners, kept, dropped)

@@ -124,6 +124,11 @@ struct SampleKernels {
   // (GumbelKernels::topk with k = 1 on the masked logits, bit for bit).
   TopkResult (*draw)(const T* x, size_t n, uint64_t start, uint64_t row, const GumbelKey& key, double inv_temp,
                      T floor, Candidate* out);
+  // The k best scores of the unmasked draw over the chunk (GumbelKernels::
+  // topk's, bit for bit: score descending, the lower index first; out[0] is
+  // draw's winner): top-p's next candidates when the filters drop the winner.
+  TopkResult (*draw_best)(const T* x, size_t n, uint64_t start, uint64_t row, const GumbelKey& key, double inv_temp,
+                          size_t k, Candidate* out);
   // The same scores for a few elements only (the candidates of a top-k
   // filter): the best of x[index[j]]'s scores, j < count (x: the whole row).
   Candidate (*draw_at)(const T* x, const uint64_t* index, size_t count, uint64_t row, const GumbelKey& key,

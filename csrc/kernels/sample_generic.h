@@ -1240,6 +1240,13 @@ TopkResult draw(const T* x, size_t n, uint64_t start, uint64_t row, const Gumbel
   return topk_pruned<V, R, T, true>(x, n, start, row, key, inv_temp, 1, out, -kInf, floor);
 }
 
+// The unmasked draw's k best (top-p's next candidates after a dropped winner).
+template <class V, class R, class T>
+TopkResult draw_best(const T* x, size_t n, uint64_t start, uint64_t row, const GumbelKey& key, double inv_temp,
+                     size_t k, Candidate* out) {
+  return topk_pruned<V, R, T, false>(x, n, start, row, key, inv_temp, k, out, -kInf, T(0));
+}
+
 // The score topk() computes for element i, (x inv + g gs) in T arithmetic
 // with the same two roundings and the same constants, for a few elements:
 // each one's gate word from its own Philox block, kBatch blocks at a time
@@ -1318,6 +1325,7 @@ SampleKernels<T> make_sample_kernels() {
   k.collect = &collect<V, T>;
   k.value_mass = &value_mass<VW>;
   k.draw = &draw<V, R, T>;
+  k.draw_best = &draw_best<V, R, T>;
   k.draw_at = &draw_at<V, R, T>;
   return k;
 }
