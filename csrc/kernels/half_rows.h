@@ -1164,7 +1164,7 @@ void add_tiny_lengths(HalfKernels& k, std::index_sequence<K...>) {
 
 // The short-row kernels of one format into its table.
 template <class V, class H>
-void add_half_rows(HalfKernels& k, size_t auto_max) {
+void add_half_rows(HalfKernels& k, HalfKernels::RowsMax auto_max) {
   k.softmax_rows = &half_rows::softmax_rows<V, H>;
   for (size_t i = 0; i <= kHalfTinyMax; ++i) k.softmax_tiny[i] = k.log_softmax_tiny[i] = nullptr;
   if constexpr (half_rows::HasSwapPairs<V>::value)
