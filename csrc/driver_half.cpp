@@ -449,13 +449,14 @@ std::vector<size_t> run_fused(size_t rows, size_t n, Row&& row) {
 constexpr size_t kRowsAuto = ~size_t(0);
 std::atomic<size_t> g_rows_max{kRowsAuto};
 
-// Batches of rows of the set's rows_min_n to rows_auto_max elements (its
-// measured range, half_api.h) take the set's short-row kernels.
-bool use_rows(const HalfKernels* k, size_t rows, size_t n) {
+// Batches of rows of the set's rows_min_n to its rows_auto_max elements for
+// the function (`which`: its measured range, half_api.h) take the set's
+// short-row kernels.
+bool use_rows(const HalfKernels* k, size_t HalfKernels::RowsMax::*which, size_t rows, size_t n) {
   // One row alone: the redo of a flagged row (rows = 1) must not come back.
   if (!k || !k->softmax_rows || rows < 2 || n < k->rows_min_n || n > kHalfRowsMax) return false;
   const size_t forced = g_rows_max.load(std::memory_order_relaxed);
-  return n <= (forced != kRowsAuto ? forced : k->rows_auto_max);
+  return n <= (forced != kRowsAuto ? forced : k->rows_auto_max.*which);
 }
 
 // Batches of rows of n elements take the set's one-vector kernel table[n]
@@ -525,7 +526,7 @@ std::vector<size_t> half_softmax_batch(const uint16_t* x, uint16_t* y, size_t ro
         rows, n, [&](size_t r0, size_t count, unsigned char* flag) { tiny(x + r0 * n, y + r0 * n, count, flag); },
         [&](size_t r) { return half_softmax_batch(x + r * n, y + r * n, 1, n, f, a).empty(); });
   }
-  if (a == Algorithm::Auto && use_rows(k, rows, n))
+  if (a == Algorithm::Auto && use_rows(k, &HalfKernels::RowsMax::softmax, rows, n))
     return run_rows(
         rows, n,
         [&](size_t r0, size_t count, unsigned char* flag) { k->softmax_rows(x + r0 * n, y + r0 * n, count, n, flag); },
@@ -560,7 +561,7 @@ std::vector<size_t> half_log_softmax_batch(const uint16_t* x, uint16_t* y, size_
     return run_rows(
         rows, n, [&](size_t r0, size_t count, unsigned char* flag) { tiny(x + r0 * n, y + r0 * n, count, flag); },
         [&](size_t r) { return half_log_softmax_batch(x + r * n, y + r * n, 1, n, f).empty(); });
-  if (use_rows(k, rows, n))
+  if (use_rows(k, &HalfKernels::RowsMax::log_softmax, rows, n))
     return run_rows(
         rows, n,
         [&](size_t r0, size_t count, unsigned char* flag) { k->log_softmax_rows(x + r0 * n, y + r0 * n, count, n, flag); },
@@ -580,7 +581,7 @@ std::vector<size_t> half_log_softmax_batch(const uint16_t* x, uint16_t* y, size_
 
 std::vector<size_t> half_logsumexp_batch(const uint16_t* x, float* out, size_t rows, size_t n, HalfFormat f) {
   const HalfKernels* k = fused_kernels(f);
-  if (use_rows(k, rows, n))
+  if (use_rows(k, &HalfKernels::RowsMax::logsumexp, rows, n))
     return run_rows(
         rows, n,
         [&](size_t r0, size_t count, unsigned char* flag) { k->logsumexp_rows(x + r0 * n, out + r0, count, n, flag); },

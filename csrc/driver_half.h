@@ -37,7 +37,7 @@ void reset_half_fused_min();
 // Batches of at least two rows of the active set's rows_min_n to n elements
 // take its short-row kernels (half_api.h softmax_rows, log_softmax_rows;
 // softmax with algorithm auto); 0 turns them off. Default: the set's
-// rows_auto_max (measured). For tests (both paths on every set) and A/B timings.
+// rows_auto_max for the function (measured). For tests (both paths on every set) and A/B timings.
 void set_half_rows_max(size_t n);
 void reset_half_rows_max();
 

@@ -75,9 +75,12 @@ struct HalfKernels {
   // m = their sum / 2^64, max = the row's max (half_rows.h terms_from_ref).
   ExpSum (*terms_from_ref)(const uint16_t* x, float* t, size_t n, double ref);
   size_t rows_min_n;  // the lane count: the shortest row fills one vector
-  // The longest row the drivers give them by default (same-run A/B timings
-  // of the set on bfloat16 batches against the other half paths).
-  size_t rows_auto_max;
+  // The longest row each function's drivers give them by default (same-run
+  // A/B timings of the set against the paths they replace: half_<isa>.cpp).
+  struct RowsMax {
+    size_t softmax, log_softmax, logsumexp;
+  };
+  RowsMax rows_auto_max;
   // Loop geometry (kernel_api.h's Tile): lanes, each pass's main-loop step.
   TileList tiles;
 };

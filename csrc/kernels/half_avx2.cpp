@@ -367,10 +367,13 @@ HalfKernels make_format() {
                                     kBlockStore, kUnrollLse, kBlockLse>();
   k.scale_from_f32 = &scale_terms<H>;
   k.write_shift = &shift_row<H>;
-  // Short rows: faster than the buffered and fused paths at every length they
-  // take (bfloat16, 4 Mi elements, one thread: 1.0-5x, n = 8-1024; n = 4096:
-  // softmax 0.48 vs 0.63 ns per element, log_softmax 0.49 vs 0.96).
-  add_half_rows<HalfF32x8<H>, H>(k, kHalfRowsMax);
+  // Short rows: faster than the buffered and fused paths up to n = 1024
+  // (bfloat16, 4 Mi elements, one thread: 1.0-5x, n = 8-1024). Longer, the
+  // time with the kernels off over on (Zen 5, 1 Mi elements, one thread,
+  // minima of interleaved calls): softmax to 2048 (n = 2048: 1.05-1.06;
+  // 3072: 0.91-1.00; 4096: 0.92-0.99), log_softmax and logsumexp to 4096
+  // (n = 4096: 1.01-1.03).
+  add_half_rows<HalfF32x8<H>, H>(k, {2048, kHalfRowsMax, kHalfRowsMax});
   return k;
 }
 

@@ -261,10 +261,16 @@ template <class H>
 HalfKernels make_format() {
   HalfKernels k = make_half_kernels<HalfF32x16<H>, HalfF64x8<H>, H, kUnrollFast, kBlockFast, kUnrollStore,
                                     kBlockStore, kUnrollLse, kBlockLse>();
-  // Short rows: faster than the buffered and fused paths at every length they
-  // take (bfloat16, 4 Mi elements, one thread: 1.2-11x, n = 16-1024; n =
-  // 4096: softmax 0.30 vs 0.35 ns per element, log_softmax 0.31 vs 0.55).
-  add_half_rows<HalfF32x16<H>, H>(k, kHalfRowsMax);
+  // Short rows: faster than the buffered and fused paths up to n = 1024
+  // (bfloat16, 4 Mi elements, one thread: 1.2-11x, n = 16-1024). Longer, each
+  // function's limit from the time with the kernels off over on (Zen 5, 1 Mi
+  // elements, one thread, minima of interleaved calls, three runs): softmax
+  // to 2048 (n = 2048: 1.01-1.06; 3072: 0.91-0.97; 4096: 0.88-0.96),
+  // log_softmax to 4096 (n = 4096: 1.02-1.39), logsumexp to 4096 for
+  // bfloat16 (n = 4096: 0.97-1.10) and to 2048 for float16 (n = 2048:
+  // 0.96-1.06; 4096: 0.95-0.98).
+  constexpr bool kF16 = std::is_same<H, F16Bits>::value;
+  add_half_rows<HalfF32x16<H>, H>(k, {2048, kHalfRowsMax, kF16 ? 2048 : kHalfRowsMax});
   return k;
 }
 

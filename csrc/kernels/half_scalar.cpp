@@ -66,7 +66,7 @@ HalfKernels make_format() {
                                     kBlockStore, kUnrollLse, kBlockLse>();
   // Short rows: no faster than the buffered path's float32 kernels (0.96-1.1x
   // up to n = 16, 0.84-0.96x from 64 on, bfloat16, 1 Mi elements).
-  add_half_rows<HalfF64x1<H>, H>(k, 16);
+  add_half_rows<HalfF64x1<H>, H>(k, {16, 16, 16});
   return k;
 }
 
