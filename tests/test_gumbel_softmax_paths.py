@@ -359,3 +359,25 @@ def test_no_finite_row_found_without_other_special_rows(isa, dtype, n):
                 assert status[0] == bad and status[1] == "has no finite logit", (fast, how)
                 if how == "out":
                     assert np.all(y == -7)
+
+
+@pytest.mark.parametrize("n", [1, 8, 16, 40, 64])
+def test_short_rows_across_the_counter_words(isa, dtype, n):
+    """Rows whose counter (row + row_offset) carries into its high word
+    within a batch, or wraps past 2^64: the short-row kernel's counters (made
+    in registers) give the row walk's bits."""
+    rng = np.random.default_rng(32)
+    rows = rows_for(isa, dtype, n)
+    x = logits(rng, rows, n, dtype)
+    for row_base, row_offset in ((2**32 - rows // 2, 5), (3, 2**64 - rows // 3), (2**40, 2**32 - 7)):
+        got, want = np.full_like(x, -7), np.full_like(x, -7)
+        for y, fast in ((got, True), (want, False)):
+            _core.testing.set_gumbel_short_rows_max(1 << 30 if fast else 0)
+            _core.testing.set_gumbel_softmax_keep(fast)
+            try:
+                status = _core.gumbel_softmax(x, y, 1.0, 3, 4, row_offset, row_base, 0, False)
+            finally:
+                _core.testing.set_gumbel_short_rows_max(1 << 30)
+                _core.testing.set_gumbel_softmax_keep(True)
+            assert status == (-1, "")
+        assert np.array_equal(got, want), (row_base, row_offset)

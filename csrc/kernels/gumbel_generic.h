@@ -622,6 +622,12 @@ inline void philox_lanes(uint32_t* x0, uint32_t* x1, uint32_t* x2, uint32_t* x3,
     philox_lanes_plain(x0, x1, x2, x3, count, k0, k1);
 }
 
+// R::philox_rows (the counters made in registers) where the kernel set has it.
+template <class R, class = void>
+struct HasPhiloxRows : std::false_type {};
+template <class R>
+struct HasPhiloxRows<R, std::void_t<decltype(&R::philox_rows)>> : std::true_type {};
+
 // R (void: the plain loops) gives the blocks; the words are the same.
 template <class R, class T, size_t Batch>
 inline void batch_words(PendingNoise<T, Batch>& p, uint32_t c2, uint32_t c3, uint32_t k0, uint32_t k1) {
@@ -1165,14 +1171,18 @@ struct ShortRowWords {
   // The words and top flags of rows row0 .. row0 + m (counter high words,
   // row_offset included), m <= per_batch.
   void draw(uint64_t row0, size_t m, const GumbelKey& key) {
-    for (size_t l = 0; l < lanes; ++l) {
-      const uint64_t c = row0 + lane_row[l];
-      words[0][l] = lane_lo[l];
-      words[1][l] = lane_hi[l];
-      words[2][l] = static_cast<uint32_t>(c);
-      words[3][l] = static_cast<uint32_t>(c >> 32);
+    if constexpr (HasPhiloxRows<R>::value) {
+      R::philox_rows(lane_lo, lane_hi, lane_row, row0, words[0], words[1], words[2], words[3], lanes, key.k0, key.k1);
+    } else {
+      for (size_t l = 0; l < lanes; ++l) {
+        const uint64_t c = row0 + lane_row[l];
+        words[0][l] = lane_lo[l];
+        words[1][l] = lane_hi[l];
+        words[2][l] = static_cast<uint32_t>(c);
+        words[3][l] = static_cast<uint32_t>(c >> 32);
+      }
+      philox_lanes<R>(words[0], words[1], words[2], words[3], lanes, key.k0, key.k1);
     }
-    philox_lanes<R>(words[0], words[1], words[2], words[3], lanes, key.k0, key.k1);
     ew = words[0];
     if (!lay.direct) {
       // each run of a row as 16 words (one vector copy, not a load of an
