@@ -13,8 +13,9 @@ machine in the same run. Install each build into its own folder, e.g.
 Each case is FUNCTION:DTYPE:N, a batch of --elements elements in rows of N
 (N(0, sigma^2) logits, a fixed seed). FUNCTION is softmax or log_softmax
 (written with out= into a preallocated array, as bench/rows.py does),
-logsumexp, or sample_top_p (sample(temperature=0.7, top_p=0.95), a new seed
-per call). Every round starts one process per build, in alternating order,
+logsumexp, sample_top_p (sample(temperature=0.7, top_p=0.95), a new seed
+per call), or gumbel_softmax (tau = 1) and gumbel_softmax_scaled (tau = 0.5),
+with out= and a new seed per call. Every round starts one process per build, in alternating order,
 and each process times every case (warm-up, then the minimum of --repeats
 calls) in one thread by its thread CPU time, so that other load on the
 machine moves both builds alike; a process's own memory layout (where its
@@ -42,7 +43,7 @@ import sys
 
 def parse_case(text):
     func, dtype, n = text.split(":")
-    if func not in ("softmax", "log_softmax", "logsumexp", "sample_top_p"):
+    if func not in ("softmax", "log_softmax", "logsumexp", "sample_top_p", "gumbel_softmax", "gumbel_softmax_scaled"):
         raise argparse.ArgumentTypeError(f"unknown function {func!r} in {text!r}")
     return func, dtype, int(n)
 
@@ -71,6 +72,13 @@ def child(folder, cases, elements, sigma, repeats):
             def call():
                 seed[0] += 1
                 ssm.sample(x, temperature=0.7, top_p=0.95, rng=seed[0])
+
+        elif func.startswith("gumbel_softmax"):
+            tau = 0.5 if func == "gumbel_softmax_scaled" else 1.0
+
+            def call():
+                seed[0] += 1
+                ssm.gumbel_softmax(x, tau=tau, rng=seed[0], out=y)
 
         else:
             fn = getattr(ssm, func)

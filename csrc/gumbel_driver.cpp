@@ -8,6 +8,7 @@
 #include <algorithm>
 #include <atomic>
 #include <cmath>
+#include <cstring>
 #include <limits>
 #include <string>
 #include <utility>
@@ -173,7 +174,14 @@ bool needs_exact(const ExpSum& s, double inv_tau) {
 }
 
 GumbelStatus first_fault(const std::vector<uint8_t>& fault) {
-  for (size_t r = 0; r < fault.size(); ++r)
+  // 8 rows' faults a word at a time (a byte loop cost 6 instructions a row:
+  // 0.75 per element at n = 8, twice per call)
+  size_t r = 0;
+  for (uint64_t word = 0; r + 8 <= fault.size(); r += 8) {
+    std::memcpy(&word, fault.data() + r, sizeof word);
+    if (word != 0) break;
+  }
+  for (; r < fault.size(); ++r)
     if (fault[r] != kFine) return fault_status(r, static_cast<RowFault>(fault[r]), 1);
   return {-1, ""};
 }

@@ -322,3 +322,62 @@ def test_wide_term_ranges_identical_across_isas(dtype, tau, span, order, chunks,
         y = np.frombuffer(per_isa[0][0], dtype).reshape(x.shape)
         assert y[1, n // 2] == 0
         np.testing.assert_allclose(y.astype(np.float64).sum(-1), 1, rtol=1e-5 if dtype == np.float32 else 1e-12)
+
+
+@pytest.mark.parametrize("n", [1, 3, 8, 17, 64, 65, 1000])
+def test_no_finite_row_found_without_other_special_rows(isa, dtype, n):
+    """A row all -inf with no NaN or +inf anywhere (the rows check's -inf
+    lanes, not its NaN/+inf ones, must find it), at the first row, in the
+    middle, past the first 8 rows and at the last (the block's vector tail);
+    rows holding -inf beside a finite logit are fine, and a block with no
+    -inf at all is fine on every path."""
+    rng = np.random.default_rng(31)
+    rows = rows_for(isa, dtype, min(n, TILE))
+    clean = (rng.standard_normal((rows, n)) * 3).astype(dtype)
+    want = kernel(clean, 1.0, False, "out")
+    assert want[0][0] == -1
+    for how in ("out", "fresh", "inplace"):
+        for fast in (False, True):
+            status, y = kernel(clean, 1.0, fast, how)
+            assert status[0] == -1 and np.array_equal(y, want[1]), (how, fast)
+    masked = clean.copy()
+    if n > 1:
+        masked[:, rng.integers(n)] = -np.inf  # every row masked somewhere, none bad
+        status, y = kernel(masked, 1.0, True, "out")
+        assert status[0] == -1 and np.array_equal(y, kernel(masked, 1.0, False, "out")[1])
+    for bad in sorted({0, rows // 2, 9, rows - 1}):
+        x = masked.copy()
+        x[bad] = -np.inf
+        where = rf"row \({bad},\) has no finite logit"
+        out = np.full_like(x, -7)
+        with pytest.raises(ValueError, match=where):
+            ssm.gumbel_softmax(x, rng=3, out=out)
+        assert np.all(out == -7)
+        for fast in (False, True):
+            for how in ("out", "fresh", "inplace"):
+                status, y = kernel(x, 1.0, fast, how)
+                assert status[0] == bad and status[1] == "has no finite logit", (fast, how)
+                if how == "out":
+                    assert np.all(y == -7)
+
+
+@pytest.mark.parametrize("n", [1, 8, 16, 40, 64])
+def test_short_rows_across_the_counter_words(isa, dtype, n):
+    """Rows whose counter (row + row_offset) carries into its high word
+    within a batch, or wraps past 2^64: the short-row kernel's counters (made
+    in registers) give the row walk's bits."""
+    rng = np.random.default_rng(32)
+    rows = rows_for(isa, dtype, n)
+    x = logits(rng, rows, n, dtype)
+    for row_base, row_offset in ((2**32 - rows // 2, 5), (3, 2**64 - rows // 3), (2**40, 2**32 - 7)):
+        got, want = np.full_like(x, -7), np.full_like(x, -7)
+        for y, fast in ((got, True), (want, False)):
+            _core.testing.set_gumbel_short_rows_max(1 << 30 if fast else 0)
+            _core.testing.set_gumbel_softmax_keep(fast)
+            try:
+                status = _core.gumbel_softmax(x, y, 1.0, 3, 4, row_offset, row_base, 0, False)
+            finally:
+                _core.testing.set_gumbel_short_rows_max(1 << 30)
+                _core.testing.set_gumbel_softmax_keep(True)
+            assert status == (-1, "")
+        assert np.array_equal(got, want), (row_base, row_offset)

@@ -69,40 +69,74 @@ struct Random {
 
   // Philox4x32-10 of `count` arbitrary counters, a multiple of 16, in place
   // (see random_avx512.h): two 8-lane registers per step, so one's
-  // multiplies overlap the other's.
-  static void philox_lanes(uint32_t* x0p, uint32_t* x1p, uint32_t* x2p, uint32_t* x3p, size_t count, uint32_t k0,
-                           uint32_t k1) {
+  // multiplies overlap the other's. lanes16: the counters of 16 lanes from
+  // load(h, x0, x1, x2, x3) for halves h = 0, 1, their words stored at
+  // out0..out3; the round keys once per call, read as memory operands of the
+  // xors (made in the loop they cost a scalar add, a move and a broadcast
+  // per key and round, and with no free registers the compiler spilled state).
+  struct RoundKeys {
+    __m256i key[10][2];
+    RoundKeys(uint32_t k0, uint32_t k1) {
+      for (uint32_t round = 0; round < 10; ++round) {
+        key[round][0] = _mm256_set1_epi32(static_cast<int>(k0 + round * kPhiloxW0));
+        key[round][1] = _mm256_set1_epi32(static_cast<int>(k1 + round * kPhiloxW1));
+      }
+    }
+  };
+  template <class Load>
+  static void lanes16(Load&& load, const RoundKeys& keys, uint32_t* out0, uint32_t* out1, uint32_t* out2,
+                      uint32_t* out3) {
     const __m256i m0 = _mm256_set1_epi32(static_cast<int>(kPhiloxM0));
     const __m256i m1 = _mm256_set1_epi32(static_cast<int>(kPhiloxM1));
-    auto load = [](const uint32_t* p) { return _mm256_loadu_si256(reinterpret_cast<const __m256i*>(p)); };
-    auto store = [](uint32_t* p, __m256i v) { _mm256_storeu_si256(reinterpret_cast<__m256i*>(p), v); };
-    // The round keys once per call, read as memory operands of the xors:
-    // made in the loop they cost a scalar add, a move and a broadcast per
-    // key and round, and with no free registers the compiler spilled state.
-    __m256i key[10][2];
-    for (uint32_t round = 0; round < 10; ++round) {
-      key[round][0] = _mm256_set1_epi32(static_cast<int>(k0 + round * kPhiloxW0));
-      key[round][1] = _mm256_set1_epi32(static_cast<int>(k1 + round * kPhiloxW1));
-    }
-    for (size_t l = 0; l < count; l += 16) {
-      __m256i x0[2], x1[2], x2[2], x3[2];
-      for (int h = 0; h < 2; ++h) {
-        x0[h] = load(x0p + l + 8 * h);
-        x1[h] = load(x1p + l + 8 * h);
-        x2[h] = load(x2p + l + 8 * h);
-        x3[h] = load(x3p + l + 8 * h);
-      }
+    __m256i x0[2], x1[2], x2[2], x3[2];
+    for (int h = 0; h < 2; ++h) load(h, x0[h], x1[h], x2[h], x3[h]);
 #if defined(__GNUC__) || defined(__clang__)
 #pragma GCC unroll 10
 #endif
-      for (int round = 0; round < 10; ++round)  // unrolled as in philox16
-        for (int h = 0; h < 2; ++h) philox8_round(x0[h], x1[h], x2[h], x3[h], m0, m1, key[round][0], key[round][1]);
-      for (int h = 0; h < 2; ++h) {
-        store(x0p + l + 8 * h, x0[h]);
-        store(x1p + l + 8 * h, x1[h]);
-        store(x2p + l + 8 * h, x2[h]);
-        store(x3p + l + 8 * h, x3[h]);
-      }
+    for (int round = 0; round < 10; ++round)  // unrolled as in philox16
+      for (int h = 0; h < 2; ++h)
+        philox8_round(x0[h], x1[h], x2[h], x3[h], m0, m1, keys.key[round][0], keys.key[round][1]);
+    for (int h = 0; h < 2; ++h) {
+      store(out0 + 8 * h, x0[h]);
+      store(out1 + 8 * h, x1[h]);
+      store(out2 + 8 * h, x2[h]);
+      store(out3 + 8 * h, x3[h]);
+    }
+  }
+  static __m256i load(const uint32_t* p) { return _mm256_loadu_si256(reinterpret_cast<const __m256i*>(p)); }
+  static void store(uint32_t* p, __m256i v) { _mm256_storeu_si256(reinterpret_cast<__m256i*>(p), v); }
+  static void philox_lanes(uint32_t* x0p, uint32_t* x1p, uint32_t* x2p, uint32_t* x3p, size_t count, uint32_t k0,
+                           uint32_t k1) {
+    const RoundKeys keys(k0, k1);
+    for (size_t l = 0; l < count; l += 16) {
+      auto counters = [&](int h, __m256i& x0, __m256i& x1, __m256i& x2, __m256i& x3) {
+        x0 = load(x0p + l + 8 * h);
+        x1 = load(x1p + l + 8 * h);
+        x2 = load(x2p + l + 8 * h);
+        x3 = load(x3p + l + 8 * h);
+      };
+      lanes16(counters, keys, x0p + l, x1p + l, x2p + l, x3p + l);
+    }
+  }
+  // philox_lanes of the counters (lo[l], hi[l], row0 + row[l] as two
+  // words), made in registers (see random_avx512.h): the low word by a
+  // 32-bit add, the high word plus its carry (the sum below row0's low word).
+  static void philox_rows(const uint32_t* lo, const uint32_t* hi, const uint32_t* row, uint64_t row0, uint32_t* out0,
+                          uint32_t* out1, uint32_t* out2, uint32_t* out3, size_t count, uint32_t k0, uint32_t k1) {
+    const RoundKeys keys(k0, k1);
+    const __m256i sign = _mm256_set1_epi32(static_cast<int>(0x80000000u));
+    const __m256i row_lo = _mm256_set1_epi32(static_cast<int>(static_cast<uint32_t>(row0)));
+    const __m256i row_hi = _mm256_set1_epi32(static_cast<int>(static_cast<uint32_t>(row0 >> 32)));
+    const __m256i row_lo_signed = _mm256_xor_si256(row_lo, sign);
+    for (size_t l = 0; l < count; l += 16) {
+      auto counters = [&](int h, __m256i& x0, __m256i& x1, __m256i& x2, __m256i& x3) {
+        x0 = load(lo + l + 8 * h);
+        x1 = load(hi + l + 8 * h);
+        x2 = _mm256_add_epi32(load(row + l + 8 * h), row_lo);
+        // the carry: -1 where the sum (unsigned) lies below row0's low word
+        x3 = _mm256_sub_epi32(row_hi, _mm256_cmpgt_epi32(row_lo_signed, _mm256_xor_si256(x2, sign)));
+      };
+      lanes16(counters, keys, out0 + l, out1 + l, out2 + l, out3 + l);
     }
   }
 
