@@ -1,10 +1,10 @@
 """float32 log_softmax short rows whose group columns stay in registers
 (rows_generic.h log_softmax_group_regs: AVX2 rows of 1-16 elements; every
 length up to the direct rows, 1-49, here: AVX2 rows of 17-47 take the pairs,
-log_softmax_groups_f32, 48 on the direct rows; AVX-512 rows of 3-12 take
-their columns by lane permutes, rows_log_softmax32_perm_avx512.h, two
-groups of 16 rows at a time up to 8 elements, one above, the rest of the
-batch and sets with a special row the AVX2 kernels).
+log_softmax_groups_f32, 48 on the direct rows; AVX-512 rows of 3-16 take
+their columns by lane permutes, rows_log_softmax32_perm_avx512.h, a group
+of 16 rows at a time, the batch's last rows and groups with a special row
+through its masked kernel).
 
 As softmax_group_regs, a group of 8 rows is read as 8 x 8 blocks at
 stride n; where n % 8 != 0 the last block of each row reaches into the
@@ -31,7 +31,7 @@ from test_rows import SPECIALS
 
 GROUP = 8  # AVX2 float32 lanes; other sets take other paths with the same contract
 PERM_GROUP = 16  # AVX-512 float32 lanes (the permute kernel's group)
-PERM_LENGTHS = list(range(3, 13))
+PERM_LENGTHS = list(range(3, 17))
 PERM_ROWS = [PERM_GROUP - 1, PERM_GROUP, PERM_GROUP + 1, 2 * PERM_GROUP - 1, 2 * PERM_GROUP, 2 * PERM_GROUP + 1,
              3 * PERM_GROUP - 1, 3 * PERM_GROUP, 3 * PERM_GROUP + 1, 4 * PERM_GROUP + 3, 7 * PERM_GROUP + 9]
 LENGTHS = list(range(1, 50))
@@ -161,17 +161,23 @@ def test_accuracy_many_rows(isa, scale):
 @pytest.mark.parametrize("n", PERM_LENGTHS)
 def test_permute_groups_row_counts_and_bits_alone(isa, n):
     """Row counts around one, two and three groups of 16 (the permute
-    kernel's sets of two groups, one group, and the batch's last rows), in
-    place and into a framed output, a dominant entry at every position and
-    masked entries, within the contract against long double; every row has
-    the bits it has in a batch of two copies of it (the last rows' kernel;
-    a row alone takes the per-row path)."""
+    kernel's full groups and the batch's last rows, masked), in place and
+    into a framed output, a dominant entry at every position, masked
+    entries, entries whose term is below float64's range (-1000 and
+    -FLT_MAX / 2 from the max) and maxima near FLT_MAX, within the contract
+    against long double; every row has the bits it has in a batch of two
+    copies of it (the masked kernel; a row alone takes the per-row path)."""
     rng = np.random.default_rng(900 + n)
+    lowest = -np.finfo(np.float32).max / 2  # its result stays finite, its term 0
     for rows in PERM_ROWS:
         x = logits(rng, rows, n)
         for r in range(0, rows, 2):  # S - 1 down to ~e^-30, at every position
             x[r, (r // 2) % n] = x[r].max() + np.float32(1.0 + r % 29)
         x[1::5, (n - 1) // 2] = -np.inf
+        x[2::6, n - 1] = x[2::6].max(axis=1) - np.float32(1000.0)
+        x[3::14, 0] = lowest
+        x[4::14] = np.float32(3e38) - np.abs(x[4::14]) * np.float32(1e35)
+        x[4::14, 1] = -np.inf
         y = written(x, (isa, n, rows))
         assert_log_softmax_contract(x, y, (isa, n, rows))
         for r in range(rows):
@@ -181,9 +187,9 @@ def test_permute_groups_row_counts_and_bits_alone(isa, n):
 
 @pytest.mark.filterwarnings("ignore::RuntimeWarning")
 @pytest.mark.parametrize("kind", list(SPECIALS))
-@pytest.mark.parametrize("n", [3, 4, 6, 10, 11, 12])
+@pytest.mark.parametrize("n", [3, 4, 6, 10, 11, 13, 16])
 def test_permute_groups_special_rows_every_position(isa, kind, n):
-    """A special row at every position of a set of two groups of 16, a
-    group and a partial last one: SciPy's value (the contract for the
+    """A special row at every position of three groups of 16 and a partial
+    last one (the masked kernel): SciPy's value (the contract for the
     ordinary kinds) for it, the same bits as without it for the others."""
     check_special_rows_every_position(isa, kind, n, 3 * PERM_GROUP + 5, seed=1000 + n)
