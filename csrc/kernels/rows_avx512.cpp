@@ -108,11 +108,16 @@ struct SoftmaxBlocksRange<F32x16> {
 // 10 0.90 / 0.51 / 0.84, 13 0.84 / 0.52 / 0.84, 15 0.81 / 0.60 / 0.85;
 // log1p_small (degree 23, its halving steps) in place of log1p_perm: n = 3
 // 0.72 against 0.61, 5 0.59 / 0.50, 8 0.54 / 0.49, 16 0.60 / 0.55.
+// Rows from transpose_min_n take their columns by 16 x 16 register
+// transposes instead of the permutes (the same columns, the same bits):
+// fastest of 3 interleaved processes, time / the permutes': n = 3 1.11,
+// 5 1.01, 7 1.01, 8 0.95, 9 0.96-0.97, 10 0.96, 11 0.95, 12 0.93, 13 0.91,
+// 14 0.75, 15 0.77, 16 0.73 (softmax controls 1.01).
 template <class VN>
 struct Lsm32PermRange;
 template <>
 struct Lsm32PermRange<F32x16> {
-  static constexpr size_t max_n = 16;
+  static constexpr size_t max_n = 16, transpose_min_n = 8;
 };
 #include "rows_log_softmax32_perm_avx512.h"
 

@@ -6,8 +6,10 @@
 // A group of 16 rows of N elements is N whole vectors of x: its columns
 // (element j of each row, one row per lane) come in by the softmax
 // kernel's lane permutes, with no transposes, loads at stride n or L1
-// buffers. The sums are log_softmax_group_regs' (the max's linear chain,
-// ExpCoeffsMid's terms exp(x - max) in two float64 halves, the max's own
+// buffers; from Lsm32PermRange's transpose_min_n on by a 16 x 16 register
+// transpose instead (fewer shuffles there). The sums are
+// log_softmax_group_regs' (the max's linear chain, ExpCoeffsMid's terms
+// exp(x - max) in two float64 halves, the max's own
 // entries counted apart, two chains by column parity), with the count in
 // float32 lanes and the other terms added under its mask (the same
 // values). log S = log1p((k - 1) + rest) by log1p_perm; out, each output
@@ -142,6 +144,23 @@ SSM_INLINE inline bool log_softmax_group_perm(const float* x, float* y) {
   return true;
 }
 
+// The same for rows of transpose_min_n on, the columns by a 16 x 16
+// register transpose of the rows loaded at stride N (F32x16::transpose: 64
+// shuffles where the permutes took N (N + 1) / 2 permutes and N (N - 1) / 2
+// blends), the output vectors from x's layout as above. The last row's
+// load reads 16 - N floats past the group: the caller's bounds.
+template <size_t N>
+SSM_INLINE inline bool log_softmax_group_transposed(const float* x, float* y) {
+  Reg<F32x16> v[16], c[N], neg_m, log_s;
+  for (size_t l = 0; l < 16; ++l) v[l] = _mm512_loadu_ps(x + l * N);
+  F32x16::transpose(v);
+  for (size_t j = 0; j < N; ++j) c[j] = v[j];
+  if (perm_row_terms<N>(c, neg_m, log_s)) return false;
+  for (size_t o = 0; o < N; ++o)
+    _mm512_storeu_ps(y + o * 16, perm_out<N>(_mm512_loadu_ps(x + o * 16), o, neg_m, log_s));
+  return true;
+}
+
 // A group of g <= 16 rows (the batch's last, or one with a row that is not
 // ordinary): the same arithmetic, rows from g on read as zeros and not
 // stored; rows that are not ordinary flagged and not stored.
@@ -172,6 +191,13 @@ SSM_NOINLINE void log_softmax_group_perm_masked(const float* x, float* y, size_t
 template <size_t N>
 void log_softmax_rows_perm(const float* x, float* y, size_t rows, unsigned char* flag) {
   size_t r = 0;
+  if constexpr (N >= Lsm32PermRange<F32x16>::transpose_min_n)
+    for (; rows - r >= 16 && (rows - r - 16) * N >= 16 - N; r += 16) {  // the loads' reach in the batch
+      if (log_softmax_group_transposed<N>(x + r * N, y + r * N))
+        std::memset(flag + r, 0, 16);
+      else
+        log_softmax_group_perm_masked<N>(x + r * N, y + r * N, 16, flag + r);
+    }
   for (; rows - r >= 16; r += 16) {
     if (log_softmax_group_perm<N>(x + r * N, y + r * N))
       std::memset(flag + r, 0, 16);
