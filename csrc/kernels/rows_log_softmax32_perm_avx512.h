@@ -62,6 +62,10 @@ SSM_INLINE inline __m512d log1p_perm(__m512d z) {
   return log1p_small_series<VW, 7>(_mm512_div_pd(f, VW::add(VW::set1(2.0), f)), e);
 }
 
+// -FLT_MAX as a constant (no std::numeric_limits call for a Debug build to
+// emit with this file's AVX flags).
+constexpr float kLowestF32 = -std::numeric_limits<float>::max();
+
 // exp(d) for d <= 0 in float64 lanes, d finite: mid_term's terms without
 // its clamp at -708 (ExpCoeffsMid, the same n = round(d log2 e) by the same
 // magic and reduction; 2^n by scalef, which flushes what is below the
@@ -93,7 +97,7 @@ SSM_INLINE inline __mmask16 perm_row_terms(const Reg<F32x16> (&c)[N], Reg<F32x16
   VN::widen(vmax, m[0], m[1]);
   neg_m = VN::sub(VN::set1(-0.0), vmax);
   for (size_t h = 0; h < 2; ++h) sums[h][0] = sums[h][1] = VW::set1(0.0);
-  const Reg<VN> lowest = VN::set1(-std::numeric_limits<float>::max());
+  const Reg<VN> lowest = VN::set1(kLowestF32);
   for (size_t j = 0; j < N; ++j) {
     const __mmask16 other = VN::not_le(vmax, c[j]);  // also NaN: it reaches the sum
     others = VN::add_where(other, others, VN::set1(1.0));
