@@ -164,9 +164,10 @@ def test_permute_groups_row_counts_and_bits_alone(isa, n):
     kernel's full groups and the batch's last rows, masked), in place and
     into a framed output, a dominant entry at every position, masked
     entries, entries whose term is below float64's range (-1000 and
-    -FLT_MAX / 2 from the max) and maxima near FLT_MAX, within the contract
-    against long double; every row has the bits it has in a batch of two
-    copies of it (the masked kernel; a row alone takes the per-row path)."""
+    -FLT_MAX / 2 from the max), maxima near FLT_MAX and of -FLT_MAX (with
+    -inf entries), within the contract against long double; every row has
+    the bits it has in a batch of two copies of it (the masked kernel; a
+    row alone takes the per-row path)."""
     rng = np.random.default_rng(900 + n)
     lowest = -np.finfo(np.float32).max / 2  # its result stays finite, its term 0
     for rows in PERM_ROWS:
@@ -178,8 +179,14 @@ def test_permute_groups_row_counts_and_bits_alone(isa, n):
         x[3::14, 0] = lowest
         x[4::14] = np.float32(3e38) - np.abs(x[4::14]) * np.float32(1e35)
         x[4::14, 1] = -np.inf
+        x[5::14] = -np.inf  # one finite entry, the lowest float: 0 there
+        x[5::14, n // 2] = -np.finfo(np.float32).max
+        x[6::14] = -np.finfo(np.float32).max  # all the lowest float: -log n each
         y = written(x, (isa, n, rows))
         assert_log_softmax_contract(x, y, (isa, n, rows))
+        # Beside |lse| ~ FLT_MAX the contract's 4 eps |lse| says nothing: exact values.
+        assert np.all(y[5::14, n // 2] == 0) and np.all(np.isneginf(np.delete(y[5::14], n // 2, axis=1)))
+        np.testing.assert_allclose(y[6::14], -np.log(n), rtol=2 ** -22)
         for r in range(rows):
             alone = ssm.log_softmax(np.repeat(x[r:r + 1], 2, axis=0), axis=1)
             assert alone[:1].tobytes() == y[r:r + 1].tobytes(), (isa, n, rows, r)

@@ -62,18 +62,15 @@ SSM_INLINE inline __m512d log1p_perm(__m512d z) {
   return log1p_small_series<VW, 7>(_mm512_div_pd(f, VW::add(VW::set1(2.0), f)), e);
 }
 
-// -FLT_MAX as a constant (no std::numeric_limits call for a Debug build to
-// emit with this file's AVX flags).
-constexpr float kLowestF32 = -std::numeric_limits<float>::max();
-
-// exp(d) for d <= 0 in float64 lanes, d finite: mid_term's terms without
-// its clamp at -708 (ExpCoeffsMid, the same n = round(d log2 e) by the same
-// magic and reduction; 2^n by scalef, which flushes what is below the
-// float64 range). An x of -inf comes in as -FLT_MAX, so d >= -2 FLT_MAX:
-// there n is huge, r = d - n ln2 only the reduction's rounding (|r| <
-// 2^80), p(r) finite (below 2^500) and the term 0. Where d < -708 the term
-// is exp(d) or 0 instead of mid_term's at most 2^-1020: at most N such
-// terms move z by below 2^-1016, which no float32 result can see.
+// exp(d) for d <= 0 in float64 lanes: mid_term's terms without its clamp
+// at -708 (ExpCoeffsMid, the same n = round(d log2 e) by the same magic
+// and reduction; 2^n by scalef, which flushes what is below the float64
+// range). d >= -2 FLT_MAX for finite x: there n is huge, r = d - n ln2
+// only the reduction's rounding (|r| < 2^80), p(r) finite (below 2^500)
+// and the term 0. An x of -inf gives NaN here: the caller leaves those
+// lanes out of the sum. Where d < -708 the term is exp(d) or 0 instead of
+// mid_term's at most 2^-1020: at most N such terms move z by below
+// 2^-1016, which no float32 result can see.
 SSM_INLINE inline __m512d perm_term(__m512d d) {
   using C = ExpCoeffsMid;
   using VW = F64x8;
@@ -86,7 +83,9 @@ SSM_INLINE inline __m512d perm_term(__m512d d) {
 // A group's columns c: the float32 max (negated, for the write), log S
 // (float32) and the lanes whose row is not ordinary. The max's own entries
 // are counted in float32 lanes (the others: x < max, or NaN), the others'
-// terms summed in two float64 halves under the same mask.
+// terms summed in two float64 halves under the same mask less the -inf
+// entries (whose terms are 0; a max of -FLT_MAX leaves no finite value
+// below every max to raise them to).
 template <size_t N>
 SSM_INLINE inline __mmask16 perm_row_terms(const Reg<F32x16> (&c)[N], Reg<F32x16>& neg_m, Reg<F32x16>& log_s) {
   using VN = F32x16;
@@ -97,15 +96,15 @@ SSM_INLINE inline __mmask16 perm_row_terms(const Reg<F32x16> (&c)[N], Reg<F32x16
   VN::widen(vmax, m[0], m[1]);
   neg_m = VN::sub(VN::set1(-0.0), vmax);
   for (size_t h = 0; h < 2; ++h) sums[h][0] = sums[h][1] = VW::set1(0.0);
-  const Reg<VN> lowest = VN::set1(kLowestF32);
   for (size_t j = 0; j < N; ++j) {
     const __mmask16 other = VN::not_le(vmax, c[j]);  // also NaN: it reaches the sum
     others = VN::add_where(other, others, VN::set1(1.0));
+    const __mmask16 term = static_cast<__mmask16>(other & _mm512_cmp_ps_mask(c[j], VN::set1(-kInf), _CMP_NEQ_UQ));
     Reg<VW> xw[2];
-    VN::widen(VN::max(lowest, c[j]), xw[0], xw[1]);  // -inf -> -FLT_MAX; NaN stays
+    VN::widen(c[j], xw[0], xw[1]);
     for (size_t h = 0; h < 2; ++h) {
       Reg<VW>& acc = sums[h][j & 1];
-      acc = _mm512_mask_add_pd(acc, static_cast<__mmask8>(other >> (8 * h)), acc, perm_term(VW::sub(xw[h], m[h])));
+      acc = _mm512_mask_add_pd(acc, static_cast<__mmask8>(term >> (8 * h)), acc, perm_term(VW::sub(xw[h], m[h])));
     }
   }
   // z = (k - 1) + rest, k = N - others (exact).
