@@ -1,7 +1,10 @@
 """float32 log_softmax short rows whose group columns stay in registers
 (rows_generic.h log_softmax_group_regs: AVX2 rows of 1-16 elements; every
 length up to the direct rows, 1-49, here: AVX2 rows of 17-47 take the pairs,
-log_softmax_groups_f32, 48 on the direct rows).
+log_softmax_groups_f32, 48 on the direct rows; AVX-512 rows of 3-16 take
+their columns by lane permutes, rows_log_softmax32_perm_avx512.h, a group
+of 16 rows at a time, the batch's last rows and groups with a special row
+through its masked kernel).
 
 As softmax_group_regs, a group of 8 rows is read as 8 x 8 blocks at
 stride n; where n % 8 != 0 the last block of each row reaches into the
@@ -27,6 +30,10 @@ from test_log_softmax_two_pass import assert_log_softmax_contract
 from test_rows import SPECIALS
 
 GROUP = 8  # AVX2 float32 lanes; other sets take other paths with the same contract
+PERM_GROUP = 16  # AVX-512 float32 lanes (the permute kernel's group)
+PERM_LENGTHS = list(range(3, 17))
+PERM_ROWS = [PERM_GROUP - 1, PERM_GROUP, PERM_GROUP + 1, 2 * PERM_GROUP - 1, 2 * PERM_GROUP, 2 * PERM_GROUP + 1,
+             3 * PERM_GROUP - 1, 3 * PERM_GROUP, 3 * PERM_GROUP + 1, 4 * PERM_GROUP + 3, 7 * PERM_GROUP + 9]
 LENGTHS = list(range(1, 50))
 ROWS = [1, 2, 7, 8, 9, 15, 16, 17, 31, 32, 33, 4 * GROUP + 7, 11 * GROUP + 5]
 
@@ -66,9 +73,12 @@ def test_special_rows_every_position_in_place(isa, kind, n):
     one, in place and into a framed output: the special row gets SciPy's
     value (the contract for the ordinary kinds), the rows around it (into
     which the row before spills) the same bits as without it."""
+    check_special_rows_every_position(isa, kind, n, 5 * GROUP + 5, seed=600 + n)
+
+
+def check_special_rows_every_position(isa, kind, n, rows, seed):
     special = pytest.importorskip("scipy.special")
-    rng = np.random.default_rng(600 + n)
-    rows = 5 * GROUP + 5
+    rng = np.random.default_rng(seed)
     base = logits(rng, rows, n)
     plain = ssm.log_softmax(base, axis=1)
     assert_log_softmax_contract(base, plain, (isa, n))
@@ -146,3 +156,47 @@ def test_accuracy_many_rows(isa, scale):
             x[::7, (n - 1) // 2] = -np.inf
             x[3::11, n - 1] = x[3::11].max(axis=1) - np.float32(200.0)  # a far entry
         assert_log_softmax_contract(x, ssm.log_softmax(x, axis=1), (isa, n, scale))
+
+
+@pytest.mark.parametrize("n", PERM_LENGTHS)
+def test_permute_groups_row_counts_and_bits_alone(isa, n):
+    """Row counts around one, two and three groups of 16 (the permute
+    kernel's full groups and the batch's last rows, masked), in place and
+    into a framed output, a dominant entry at every position, masked
+    entries, entries whose term is below float64's range (-1000 and
+    -FLT_MAX / 2 from the max), maxima near FLT_MAX and of -FLT_MAX (with
+    -inf entries), within the contract against long double; every row has
+    the bits it has in a batch of two copies of it (the masked kernel; a
+    row alone takes the per-row path)."""
+    rng = np.random.default_rng(900 + n)
+    lowest = -np.finfo(np.float32).max / 2  # its result stays finite, its term 0
+    for rows in PERM_ROWS:
+        x = logits(rng, rows, n)
+        for r in range(0, rows, 2):  # S - 1 down to ~e^-30, at every position
+            x[r, (r // 2) % n] = x[r].max() + np.float32(1.0 + r % 29)
+        x[1::5, (n - 1) // 2] = -np.inf
+        x[2::6, n - 1] = x[2::6].max(axis=1) - np.float32(1000.0)
+        x[3::14, 0] = lowest
+        x[4::14] = np.float32(3e38) - np.abs(x[4::14]) * np.float32(1e35)
+        x[4::14, 1] = -np.inf
+        x[5::14] = -np.inf  # one finite entry, the lowest float: 0 there
+        x[5::14, n // 2] = -np.finfo(np.float32).max
+        x[6::14] = -np.finfo(np.float32).max  # all the lowest float: -log n each
+        y = written(x, (isa, n, rows))
+        assert_log_softmax_contract(x, y, (isa, n, rows))
+        # Beside |lse| ~ FLT_MAX the contract's 4 eps |lse| says nothing: exact values.
+        assert np.all(y[5::14, n // 2] == 0) and np.all(np.isneginf(np.delete(y[5::14], n // 2, axis=1)))
+        np.testing.assert_allclose(y[6::14], -np.log(n), rtol=2 ** -22)
+        for r in range(rows):
+            alone = ssm.log_softmax(np.repeat(x[r:r + 1], 2, axis=0), axis=1)
+            assert alone[:1].tobytes() == y[r:r + 1].tobytes(), (isa, n, rows, r)
+
+
+@pytest.mark.filterwarnings("ignore::RuntimeWarning")
+@pytest.mark.parametrize("kind", list(SPECIALS))
+@pytest.mark.parametrize("n", [3, 4, 6, 10, 11, 13, 16])
+def test_permute_groups_special_rows_every_position(isa, kind, n):
+    """A special row at every position of three groups of 16 and a partial
+    last one (the masked kernel): SciPy's value (the contract for the
+    ordinary kinds) for it, the same bits as without it for the others."""
+    check_special_rows_every_position(isa, kind, n, 3 * PERM_GROUP + 5, seed=1000 + n)

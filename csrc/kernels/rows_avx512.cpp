@@ -86,8 +86,8 @@ struct SoftmaxBlocksRange<F32x16> {
 };
 #include "rows_softmax32_perm_avx512.h"
 
-// float32 log_softmax rows of 1 and 3-16 take the AVX2 set's kernels (eight
-// rows a group, 8 x 8 blocks kept in registers) instead of these groups of
+// float32 log_softmax rows of 1 take the AVX2 set's kernels (eight rows a
+// group, 8 x 8 blocks kept in registers) instead of these groups of
 // sixteen (16 x 16 transposes through L1 buffers); rows of two take
 // log_softmax_rows_two (rows_generic.h; AVX-512 only). Zen 5 at load ~6, 4
 // Mi-element batches, 1 thread, ns per element, fastest of 7 interleaved
@@ -98,8 +98,32 @@ struct SoftmaxBlocksRange<F32x16> {
 // either). (Softmax rows of 2-31 took the AVX2 kernels too, 1.2-1.8x
 // faster than the old groups, until the permute, register and block
 // kernels above beat both: n = 5 0.75 with the AVX2 kernels, 0.31 above.)
+// Rows of 3-16 took them too, until the permute kernel
+// (rows_log_softmax32_perm_avx512.h: 16 rows as whole vectors, the AVX2
+// kernels' sums and write, log1p_perm), one group at a time. Zen 5, 4
+// Mi-element batches, 1 thread, fastest of 3 interleaved processes, ns per
+// element, AVX2 kernels / one group / two groups at a time (as the
+// softmax permutes up to 8; 32 columns and their float64 halves spill):
+// n = 3 1.46 / 0.60 / 0.68, 5 1.10 / 0.50 / 0.64, 8 0.97 / 0.52 / 0.56,
+// 10 0.90 / 0.51 / 0.84, 13 0.84 / 0.52 / 0.84, 15 0.81 / 0.60 / 0.85;
+// log1p_small (degree 23, its halving steps) in place of log1p_perm: n = 3
+// 0.72 against 0.61, 5 0.59 / 0.50, 8 0.54 / 0.49, 16 0.60 / 0.55.
+// Rows from transpose_min_n take their columns by 16 x 16 register
+// transposes instead of the permutes (the same columns, the same bits):
+// fastest of 3 interleaved processes, time / the permutes': n = 3 1.11,
+// 5 1.01, 7 1.01, 8 0.95, 9 0.96-0.97, 10 0.96, 11 0.95, 12 0.93, 13 0.91,
+// 14 0.75, 15 0.77, 16 0.73 (softmax controls 1.01).
+template <class VN>
+struct Lsm32PermRange;
+template <>
+struct Lsm32PermRange<F32x16> {
+  static constexpr size_t max_n = 16, transpose_min_n = 8;
+};
+#include "rows_log_softmax32_perm_avx512.h"
+
 void log_softmax_f32(const float* x, float* y, size_t rows, size_t n, bool stream, unsigned char* flag) {
-  if (n <= 16 && n != 2) return rows_kernels_avx2().f32.log_softmax(x, y, rows, n, stream, flag);
+  if (n >= 3 && n <= Lsm32PermRange<F32x16>::max_n) return log_softmax_rows_perm_n<3>(x, y, rows, n, flag);
+  if (n == 1) return rows_kernels_avx2().f32.log_softmax(x, y, rows, n, stream, flag);
   log_softmax_rows<F32x16, F64x8, float>(x, y, rows, n, stream, flag);
 }
 
