@@ -9,7 +9,7 @@ import pytest
 from scipy import stats
 
 import simdsoftmax as ssm
-from simdsoftmax import _core
+from simdsoftmax import _core, _sample
 
 _hooks = getattr(_core, "testing", None)
 
@@ -296,6 +296,33 @@ def test_per_request_seeds(isa, dtype):
     np.testing.assert_array_equal(ssm.sample(x3, rng=[[1, 2], [3, 4]], **params), ssm.sample(x2, rng=[1, 2, 3, 4], **params).reshape(2, 2))
     with pytest.raises(ValueError, match="rng"):
         ssm.sample(x2, rng=[1, 2, 3])
+
+
+def test_per_row_arrays_as_given():
+    """Per-request settings given as contiguous (rows,) float64 / int64
+    arrays (a decode loop's, checked by their extremes) draw exactly what
+    the same settings as lists draw, and out-of-range or NaN entries raise
+    the error naming the parameter and the entry."""
+    x = np.random.default_rng(5).normal(0, 2, (6, 40))
+    t = np.array([0.7, 1.0, 0.0, 0.9, 1.3, 0.5])
+    k = np.array([5, 0, 0, 40, 100, 1], np.int64)
+    p = np.array([0.9, 0.95, 1.0, 1.0, 0.5, 0.8])
+    m = np.array([0.05, 0.0, 0.0, 0.1, 0.2, 0.0])
+    fast = _sample._row_params(6, 40, t, k, p, m)  # the path these calls take
+    assert fast is not None and np.array_equal(fast[1], np.minimum(k, 40))
+    assert _sample._row_params(6, 40, t, k.astype(np.float64), p, m) is None  # anything else: the general path
+    for kw in (dict(temperature=t), dict(temperature=t, top_p=p), dict(temperature=t, top_k=k, top_p=p, min_p=m),
+               dict(temperature=0.8, top_k=k, min_p=m), dict(top_p=p, logprobs="processed")):
+        as_lists = {key: (v.tolist() if isinstance(v, np.ndarray) else v) for key, v in kw.items()}
+        got, want = ssm.sample(x, rng=3, **kw), ssm.sample(x, rng=3, **as_lists)
+        for g, w in zip(got if type(got) is tuple else (got,), want if type(want) is tuple else (want,)):
+            np.testing.assert_array_equal(g, w)
+    for name, bad in (("temperature", [0.7, np.nan]), ("temperature", [0.7, -1.0]), ("temperature", [0.7, np.inf]),
+                      ("top_k", np.array([3, -1])), ("top_p", [0.5, 0.0]), ("top_p", [0.5, np.nan]),
+                      ("top_p", [0.5, 1.5]), ("min_p", [0.1, -0.1]), ("min_p", [0.1, 1.5])):
+        arr = np.array(bad, np.int64 if name == "top_k" else np.float64)
+        with pytest.raises(ValueError, match=rf"{name} must be .* \(entry 1\)"):
+            ssm.sample(x[:2], rng=0, **{name: arr})
 
 
 def test_errors_name_the_parameter_or_row():

@@ -120,9 +120,42 @@ def _scalar_params(rows, n, temperature, top_k, top_p, min_p):
             _filled(rows, m, np.float64)]
 
 
+def _row_params(rows, n, temperature, top_k, top_p, min_p):
+    """_params' arrays for a decode loop's per-request settings: each one
+    None, a Python number, or already a contiguous (rows,) array (float64;
+    int64 for top_k), all in range; checked by their extremes (a NaN fails
+    every comparison) instead of broadcasting and masking each one, a third
+    of the cost. None when anything is otherwise: the general path converts
+    it or raises the error naming it."""
+    out = []
+    for v, default, dtype in ((temperature, 1.0, _F64), (top_k, 0, _I64), (top_p, 1.0, _F64), (min_p, 0.0, _F64)):
+        if v is None:
+            v = default
+        if type(v) is np.ndarray:
+            if v.shape != (rows,) or v.dtype != dtype or not v.flags.c_contiguous:
+                return None
+            v = v.copy()  # the kernels read it without the GIL: the caller's array may change meanwhile
+        elif type(v) is (int if dtype is _I64 else float):
+            v = _filled(rows, v, dtype)
+        else:
+            return None
+        out.append(v)
+    t, k, p, m = out
+    if not (t.min() >= 0 and t.max() < math.inf and k.min() >= 0):
+        return None
+    if not (p.min() > 0 and p.max() <= 1 and m.min() >= 0 and m.max() <= 1):
+        return None
+    return [t, np.minimum(k, n), p, m]  # k >= n keeps every token
+
+
+_F64, _I64 = np.dtype(np.float64), np.dtype(np.int64)
+
+
 def _params(batch, n, temperature, top_k, top_p, min_p):
     rows = math.prod(batch)  # np.prod of a shape costs ~9 us, most of a small call
     fast = _scalar_params(rows, n, temperature, top_k, top_p, min_p)
+    if fast is None:
+        fast = _row_params(rows, n, temperature, top_k, top_p, min_p)
     if fast is not None:
         return fast
     t = _param(temperature, "temperature", batch, 1.0, np.float64).astype(np.float64)
