@@ -218,19 +218,17 @@ def argmax_one_step(logits, axis, temperature, rng):
     checked and run in one C++ step; NOT_TAKEN when it is not, with nothing
     drawn. The public `gumbel_argmax` tries it before the array-type wrapper
     (whose checks cost ~0.5 us of a 20 us call on an LLM row)."""
-    if type(rng) is _GENERATOR or not _per_row(rng):
-        found = _core.gumbel_topk_call(logits, axis, 1, True, temperature, rng)
-        if found is not None:
-            if type(found) is tuple:
-                _raise_bad_row(logits.shape[:-1], *found)
-            return found
-    return NOT_TAKEN
+    return _topk_one_step(logits, axis, 1, True, temperature, rng)
 
 
 def topk_one_step(logits, k, axis, temperature, rng):
     """gumbel_topk's common call, as argmax_one_step."""
+    return _topk_one_step(logits, axis, k, False, temperature, rng)
+
+
+def _topk_one_step(logits, axis, k, argmax, temperature, rng):
     if type(rng) is _GENERATOR or not _per_row(rng):
-        found = _core.gumbel_topk_call(logits, axis, k, False, temperature, rng)
+        found = _core.gumbel_topk_call(logits, axis, k, argmax, temperature, rng)
         if found is not None:
             if type(found) is tuple:
                 _raise_bad_row(logits.shape[:-1], *found)
