@@ -27,6 +27,8 @@ namespace {
 using ssm::GumbelKernels;
 using ssm::GumbelKey;
 using ssm::gumbel_for;
+using ssm::int_in;
+using ssm::real_number;
 
 bool is_f32(const py::array& a, const char* what) {
   if (py::isinstance<py::array_t<float>>(a)) return true;
@@ -175,34 +177,6 @@ bool raw64_key(py::handle rng, GumbelKey& key) {
   return true;
 }
 
-// A Python float (or a subclass: numpy.float64) or an exact int as a double
-// (false: anything else, or an int too large for a double).
-bool real_number(py::handle v, double& out) {
-  if (PyFloat_Check(v.ptr())) {
-    out = PyFloat_AS_DOUBLE(v.ptr());
-    return true;
-  }
-  if (!PyLong_CheckExact(v.ptr())) return false;
-  out = PyLong_AsDouble(v.ptr());
-  if (out == -1.0 && PyErr_Occurred()) {
-    PyErr_Clear();
-    return false;
-  }
-  return true;
-}
-
-// An exact Python int (not bool) in [lo, hi] as an integer.
-bool int_in(py::handle v, long long lo, long long hi, long long& out) {
-  if (!PyLong_CheckExact(v.ptr())) return false;
-  int overflow = 0;
-  out = PyLong_AsLongLongAndOverflow(v.ptr(), &overflow);
-  if (out == -1 && PyErr_Occurred()) {
-    PyErr_Clear();
-    return false;
-  }
-  return overflow == 0 && out >= lo && out <= hi;
-}
-
 // gumbel_argmax's and gumbel_topk's common call in one step, checked here:
 // x as ssm::one_call_input takes it, temperature a finite int or float > 0,
 // k an int in [1, n] (1 for argmax). -> None when any of that fails (nothing
@@ -297,6 +271,31 @@ py::array_t<uint32_t> philox16(uint64_t base, uint32_t c2, uint32_t c3, uint32_t
 }
 
 }  // namespace
+
+bool ssm::real_number(py::handle v, double& out) {
+  if (PyFloat_Check(v.ptr())) {
+    out = PyFloat_AS_DOUBLE(v.ptr());
+    return true;
+  }
+  if (!PyLong_CheckExact(v.ptr())) return false;
+  out = PyLong_AsDouble(v.ptr());
+  if (out == -1.0 && PyErr_Occurred()) {
+    PyErr_Clear();
+    return false;
+  }
+  return true;
+}
+
+bool ssm::int_in(py::handle v, long long lo, long long hi, long long& out) {
+  if (!PyLong_CheckExact(v.ptr())) return false;
+  int overflow = 0;
+  out = PyLong_AsLongLongAndOverflow(v.ptr(), &overflow);
+  if (out == -1 && PyErr_Occurred()) {
+    PyErr_Clear();
+    return false;
+  }
+  return overflow == 0 && out >= lo && out <= hi;
+}
 
 GumbelKey ssm::rng_key(py::handle rng) {
   GumbelKey key;

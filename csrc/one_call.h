@@ -38,6 +38,13 @@ struct OneCallInput {
   size_t rows() const;
 };
 
+// A Python float (or a subclass: numpy.float64) or an exact int as a double
+// (false: anything else, or an int too large for a double).
+bool real_number(pybind11::handle v, double& out);
+
+// An exact Python int (not bool) in [lo, hi] as an integer.
+bool int_in(pybind11::handle v, long long lo, long long hi, long long& out);
+
 // Can a one-step call take x as it is (see OneCallInput)?
 bool one_call_input(pybind11::handle x, pybind11::handle axis, OneCallInput& in);
 

@@ -6,9 +6,11 @@
 #include <pybind11/stl.h>
 
 #include <algorithm>
+#include <cmath>
 #include <cstdint>
 #include <memory>
 #include <string>
+#include <type_traits>
 #include <vector>
 
 #include "one_call.h"
@@ -80,24 +82,114 @@ py::tuple sample_call(const py::array& x, const py::array_t<double>& temperature
   return py::make_tuple(st.first, st.second, token, lp);
 }
 
+// One entry of a setting: a Python number as ssm::real_number takes it, or
+// for top_k (int64_t) an exact int.
+bool setting_number(py::handle v, double& out) { return ssm::real_number(v, out); }
+bool setting_number(py::handle v, int64_t& out) {
+  long long k = 0;
+  if (!ssm::int_in(v, INT64_MIN, INT64_MAX, k)) return false;
+  out = static_cast<int64_t>(k);
+  return true;
+}
+
+// `count` elements of type `elem` at p into out (float32 / float64 to a
+// double setting, int64 to top_k's); false for any other pairing.
+template <class T>
+bool copy_entries(ssm::interop::Elem elem, const void* p, size_t count, std::vector<T>& out) {
+  using ssm::interop::Elem;
+  out.resize(count);
+  if constexpr (std::is_same_v<T, int64_t>) {
+    if (elem != Elem::I64) return false;
+    std::copy_n(static_cast<const int64_t*>(p), count, out.data());
+  } else if (elem == Elem::F64) {
+    std::copy_n(static_cast<const double*>(p), count, out.data());
+  } else if (elem == Elem::F32) {
+    std::copy_n(static_cast<const float*>(p), count, out.data());
+  } else {
+    return false;
+  }
+  return true;
+}
+
+// One setting of sample()'s one-step call as a value per row in `out`
+// (copied: the kernels read it without the GIL, while the caller's array may
+// change): None (`fallback` for every row), a Python number, or one entry per
+// row: an array of x's library (an ndarray, not a subclass, or a plain CPU
+// torch tensor: mixed types are the general path's TypeError) of the batch
+// shape x.shape[:-1], C-contiguous and aligned, float32 or float64 (int64
+// for top_k), or a list or tuple of Python numbers when the batch is 1-D.
+// false for anything else (the general path converts it or raises the error
+// naming it); ranges are checked by the caller.
+template <class T>
+bool row_setting(py::handle v, const ssm::OneCallInput& x, T fallback, std::vector<T>& out) {
+  using ssm::interop::Elem;
+  const size_t rows = x.rows();
+  const int nd = x.in.ndim - 1;  // the batch's axes
+  T one = fallback;
+  if (v.is_none() || setting_number(v, one)) {
+    out.assign(rows, one);
+    return true;
+  }
+  if (PyList_CheckExact(v.ptr()) || PyTuple_CheckExact(v.ptr())) {
+    PyObject* seq = v.ptr();
+    const bool list = PyList_CheckExact(seq);
+    if (nd != 1 || static_cast<size_t>(list ? PyList_GET_SIZE(seq) : PyTuple_GET_SIZE(seq)) != rows) return false;
+    out.resize(rows);
+    for (size_t r = 0; r < rows; ++r) {
+      const auto i = static_cast<Py_ssize_t>(r);
+      if (!setting_number(list ? PyList_GET_ITEM(seq, i) : PyTuple_GET_ITEM(seq, i), out[r])) return false;
+    }
+    return true;
+  }
+  const auto& api = py::detail::npy_api::get();
+  if (Py_TYPE(v.ptr()) == api.PyArray_Type_) {
+    if (x.torch) return false;
+    const auto* proxy = py::detail::array_proxy(v.ptr());
+    constexpr int kFlags = py::detail::npy_api::NPY_ARRAY_C_CONTIGUOUS_ | py::detail::npy_api::NPY_ARRAY_ALIGNED_;
+    if (proxy->nd != nd || (proxy->flags & kFlags) != kFlags ||
+        !std::equal(x.in.shape, x.in.shape + nd, proxy->dimensions))
+      return false;
+    const auto a = py::reinterpret_borrow<py::array>(v);
+    const Elem elem = py::isinstance<py::array_t<double>>(a)    ? Elem::F64
+                      : py::isinstance<py::array_t<float>>(a)   ? Elem::F32
+                      : py::isinstance<py::array_t<int64_t>>(a) ? Elem::I64
+                                                                : Elem::F16;  // F16: none taken
+    return copy_entries(elem, proxy->data, rows, out);
+  }
+  ssm::interop::Input t;
+  if (!x.torch || !ssm::interop::read_tensor(v.ptr(), t, true) || t.ndim != nd ||
+      !std::equal(x.in.shape, x.in.shape + nd, t.shape))
+    return false;
+  return copy_entries(t.elem, t.data, rows, out);
+}
+
 // sample()'s common call in one step: x and axis as ssm::one_call_input
 // takes them (else None, nothing drawn: the caller takes its general path),
-// one setting for every row (checked by the caller; top_k > n means n), one
-// rng (its key drawn here, after the checks: ssm::rng_key) -> (first bad
+// each setting as row_setting takes it and in range (else None, as before),
+// one rng (its key drawn here, after the checks: ssm::rng_key) -> (first bad
 // row or -1, reason, tokens of x.shape[:-1] or None, logprobs of x's dtype
 // and that shape, or None), in x's library: intp arrays (NumPy scalars for
 // one row) or torch int64 tensors.
-py::object sample_one_call(const py::handle& xh, const py::handle& axis, double temperature, int64_t top_k,
-                           double top_p, double min_p, const py::handle& rng, int logprobs) {
+py::object sample_one_call(const py::handle& xh, const py::handle& axis, const py::handle& temperature,
+                           const py::handle& top_k, const py::handle& top_p, const py::handle& min_p,
+                           const py::handle& rng, int logprobs) {
   ssm::OneCallInput x;
   if (!ssm::one_call_input(xh, axis, x)) return py::none();
   const size_t n = x.n(), rows = x.rows();
   const bool f32 = x.f32;
-  require(temperature >= 0 && top_k >= 0 && top_p > 0 && top_p <= 1 && min_p >= 0 && min_p <= 1,
-          "parameters out of range");
   require(logprobs >= 0 && logprobs <= 2, "logprobs must be 0, 1 or 2");
-  const std::vector<double> t(rows, temperature), p(rows, top_p), m(rows, min_p);
-  const std::vector<int64_t> k(rows, std::min<int64_t>(top_k, static_cast<int64_t>(n)));
+  std::vector<double> t, p, m;
+  std::vector<int64_t> k;
+  if (!row_setting(temperature, x, 1.0, t) || !row_setting(top_k, x, int64_t{0}, k) ||
+      !row_setting(top_p, x, 1.0, p) || !row_setting(min_p, x, 0.0, m))
+    return py::none();
+  // NaN fails every test
+  const bool in_range = std::all_of(t.begin(), t.end(), [](double v) { return v >= 0 && v < HUGE_VAL; }) &&
+                        std::all_of(k.begin(), k.end(), [](int64_t v) { return v >= 0; }) &&
+                        std::all_of(p.begin(), p.end(), [](double v) { return v > 0 && v <= 1; }) &&
+                        std::all_of(m.begin(), m.end(), [](double v) { return v >= 0 && v <= 1; });
+  if (!in_range) return py::none();
+  for (int64_t& v : k) v = std::min<int64_t>(v, static_cast<int64_t>(n));  // k >= n keeps every token
   const ssm::GumbelKey key = ssm::rng_key(rng);
   const ssm::SampleRequest req{t.data(), k.data(), p.data(), m.data(), &key, false, logprobs};
   static_assert(sizeof(py::ssize_t) == sizeof(int64_t), "intp tokens are written as int64");
@@ -223,8 +315,8 @@ void register_sample(py::module_& m) {
         "Filtered Gumbel-max sampling per row -> (bad row or -1, reason, tokens or None, logprobs or None).");
   m.def("sample_call", &sample_one_call, py::arg("x"), py::arg("axis"), py::arg("temperature"), py::arg("top_k"),
         py::arg("top_p"), py::arg("min_p"), py::arg("rng"), py::arg("logprobs"),
-        "sample() with one setting for every row in one step -> None (x or axis is not one it takes: nothing "
-        "drawn), or (bad row or -1, reason, tokens or None, logprobs or None).");
+        "sample() in one step, settings scalar or per row -> None (x, axis or a setting is not one it takes: "
+        "nothing drawn), or (bad row or -1, reason, tokens or None, logprobs or None).");
   m.def("sample_top_k_draw", &ssm::set_top_k_draw, py::arg("how"),
         "Testing: top-k's draw by the rule (0), on the candidates' own noise (1) or by the masked pass (2) -> "
         "the previous setting.");

@@ -121,7 +121,7 @@ void set_torch(PyObject* to_dlpack, PyObject* from_dlpack) {
   torch_objects.ready = true;
 }
 
-bool read_tensor(PyObject* x, Input& in) {
+bool read_tensor(PyObject* x, Input& in, bool int64) {
   if (!torch_objects.ready) return false;
   const Names& n = names();
   // What DLPack does not carry: requires_grad (Tensor.__dlpack__ refuses it
@@ -152,6 +152,8 @@ bool read_tensor(PyObject* x, Input& in) {
     in.elem = Elem::F16;
   else if (t.dtype.code == 4 && t.dtype.bits == 16)
     in.elem = Elem::BF16;
+  else if (int64 && t.dtype.code == 0 && t.dtype.bits == 64)
+    in.elem = Elem::I64;
   else
     return false;
   in.ndim = t.ndim;

@@ -45,10 +45,10 @@ struct Input {
 };
 
 // A plain CPU tensor's buffer and geometry: float32, float64, float16 or
-// bfloat16, C-contiguous, non-empty, no grad, not a lazy negative view;
-// false (no Python error set) for anything else, which the general path then
-// takes (raising its own errors).
-bool read_tensor(PyObject* x, Input& in);
+// bfloat16 (and int64 with `int64`), C-contiguous, non-empty, no grad, not a
+// lazy negative view; false (no Python error set) for anything else, which
+// the general path then takes (raising its own errors).
+bool read_tensor(PyObject* x, Input& in, bool int64 = false);
 
 // A C-contiguous result of `ndim` axes (0: a scalar tensor) of `e`, in one
 // 64-byte aligned block; data() is where the caller writes it.

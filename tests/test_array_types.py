@@ -166,6 +166,21 @@ def test_torch_one_step_calls(torch, dtype_name, shape):
                 assert type(r) is torch.Tensor and tuple(r.shape) == w.shape
                 assert r.dtype == (torch.int64 if w.dtype.kind == "i" else getattr(torch, dtype_name))
                 np.testing.assert_array_equal(r.numpy(), w)
+    rows = x.size // x.shape[-1]
+    if x.ndim == 2:  # per-request settings beside the tensor: tensors or lists, in the same one step
+        temp = np.linspace(0.5, 1.2, rows)
+        top_k = np.arange(rows, dtype=np.int64) % 7
+        ssm_settings = dict(temperature=temp, top_k=top_k, top_p=0.9)
+        for given in (dict(temperature=torch.from_numpy(temp), top_k=torch.from_numpy(top_k), top_p=0.9),
+                      dict(temperature=temp.tolist(), top_k=top_k.tolist(), top_p=0.9)):
+            found = ssm._core.sample_call(t, -1, *(given.get(key) for key in ("temperature", "top_k", "top_p")),
+                                          None, 5, 1)
+            assert found is not None and isinstance(found[2], torch.Tensor)
+            want, got = ssm.sample(x, rng=8, logprobs="raw", **ssm_settings), ssm.sample(t, rng=8, logprobs="raw", **given)
+            for w, r in zip(want, got):
+                np.testing.assert_array_equal(r.numpy(), w)
+        with pytest.raises(TypeError):  # a NumPy setting beside a tensor: mixed array types
+            ssm.sample(t, rng=8, temperature=temp)
     bad = t.clone()
     bad.view(-1, 37)[-1, 3] = float("nan")
     for call in (

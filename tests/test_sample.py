@@ -298,31 +298,67 @@ def test_per_request_seeds(isa, dtype):
         ssm.sample(x2, rng=[1, 2, 3])
 
 
+def _settings(name, value):
+    """sample()'s four settings at their defaults, `name` set to `value`."""
+    out = dict(temperature=1.0, top_k=None, top_p=None, min_p=None)
+    if name is not None:
+        out[name] = value
+    return out
+
+
+def _assert_same(got, want):
+    """Equal sample() results (tokens, or (tokens, logprobs)) of equal types."""
+    assert type(got) is type(want)
+    for g, w in zip(got if type(got) is tuple else (got,), want if type(want) is tuple else (want,)):
+        assert np.asarray(g).dtype == np.asarray(w).dtype
+        np.testing.assert_array_equal(g, w)
+
+
 def test_per_row_arrays_as_given():
-    """Per-request settings given as contiguous (rows,) float64 / int64
-    arrays (a decode loop's, checked by their extremes) draw exactly what
-    the same settings as lists draw, and out-of-range or NaN entries raise
-    the error naming the parameter and the entry."""
+    """Per-request settings as a decode loop gives them (contiguous float64 /
+    int64 arrays of the batch shape, lists, Python numbers) take the
+    one-step call and draw exactly what the general path draws (Fortran-order
+    logits take it: its own conversion of each setting), with the Generator
+    advanced alike; what the one-step call does not take leaves the rng
+    untouched; out-of-range or NaN entries raise the error naming the
+    parameter and the entry."""
     x = np.random.default_rng(5).normal(0, 2, (6, 40))
     t = np.array([0.7, 1.0, 0.0, 0.9, 1.3, 0.5])
     k = np.array([5, 0, 0, 40, 100, 1], np.int64)
     p = np.array([0.9, 0.95, 1.0, 1.0, 0.5, 0.8])
     m = np.array([0.05, 0.0, 0.0, 0.1, 0.2, 0.0])
-    fast = _sample._row_params(6, 40, t, k, p, m)  # the path these calls take
+    fast = _sample._row_params((6,), 40, t, k, p, m)  # the general path's shortcut for them
     assert fast is not None and np.array_equal(fast[1], np.minimum(k, 40))
-    assert _sample._row_params(6, 40, t, k.astype(np.float64), p, m) is None  # anything else: the general path
+    assert _sample._row_params((6,), 40, t, k.astype(np.float64), p, m) is None  # anything else: converted
+    assert _sample._row_params((2, 3), 40, t, k, p, m) is None  # (6,) does not broadcast to (2, 3)
     for kw in (dict(temperature=t), dict(temperature=t, top_p=p), dict(temperature=t, top_k=k, top_p=p, min_p=m),
-               dict(temperature=0.8, top_k=k, min_p=m), dict(top_p=p, logprobs="processed")):
+               dict(temperature=0.8, top_k=k, min_p=m), dict(top_p=p, logprobs="processed"),
+               dict(temperature=t.astype(np.float32), top_p=tuple(p), logprobs="raw")):
         as_lists = {key: (v.tolist() if isinstance(v, np.ndarray) else v) for key, v in kw.items()}
-        got, want = ssm.sample(x, rng=3, **kw), ssm.sample(x, rng=3, **as_lists)
-        for g, w in zip(got if type(got) is tuple else (got,), want if type(want) is tuple else (want,)):
-            np.testing.assert_array_equal(g, w)
+        settings = {**_settings(None, None), **{key: v for key, v in kw.items() if key != "logprobs"}}
+        assert _sample.one_step(x, -1, **settings, rng=1, logprobs=kw.get("logprobs")) is not _sample.NOT_TAKEN
+        g_fast, g_general = np.random.default_rng(9), np.random.default_rng(9)
+        for _ in range(2):  # the second round: both generators advanced alike
+            _assert_same(ssm.sample(x, rng=g_fast, **kw), ssm.sample(np.asfortranarray(x), rng=g_general, **kw))
+        _assert_same(ssm.sample(x, rng=3, **as_lists), ssm.sample(np.asfortranarray(x), rng=3, **kw))
+    x3 = x.reshape(2, 3, 40)  # a batch of two axes: per-row settings of its shape, not flat
+    np.testing.assert_array_equal(ssm.sample(x3, temperature=t.reshape(2, 3), top_k=k.reshape(2, 3), rng=3),
+                                  ssm.sample(x, temperature=t, top_k=k, rng=3).reshape(2, 3))
+    with pytest.raises(ValueError, match="temperature of shape"):
+        ssm.sample(x3, temperature=t, rng=3)
     for name, bad in (("temperature", [0.7, np.nan]), ("temperature", [0.7, -1.0]), ("temperature", [0.7, np.inf]),
                       ("top_k", np.array([3, -1])), ("top_p", [0.5, 0.0]), ("top_p", [0.5, np.nan]),
                       ("top_p", [0.5, 1.5]), ("min_p", [0.1, -0.1]), ("min_p", [0.1, 1.5])):
         arr = np.array(bad, np.int64 if name == "top_k" else np.float64)
-        with pytest.raises(ValueError, match=rf"{name} must be .* \(entry 1\)"):
-            ssm.sample(x[:2], rng=0, **{name: arr})
+        for given in (arr, arr.tolist()):
+            g = np.random.default_rng(4)
+            before = g.bit_generator.state
+            assert _sample.one_step(x[:2], -1, 1.0, None, None, None, g, None) is not _sample.NOT_TAKEN
+            g.bit_generator.state = before
+            assert _sample.one_step(x[:2], -1, **_settings(name, given), rng=g, logprobs=None) is _sample.NOT_TAKEN
+            assert g.bit_generator.state == before  # nothing drawn
+            with pytest.raises(ValueError, match=rf"{name} must be .* \(entry 1\)"):
+                ssm.sample(x[:2], rng=0, **{name: given})
 
 
 def test_errors_name_the_parameter_or_row():

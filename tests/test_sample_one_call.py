@@ -98,12 +98,25 @@ def test_one_call_checks_its_arguments():
     x = np.zeros((2, 5), np.float32)
     gen = np.random.default_rng(1)
     with pytest.raises(ValueError):
-        _core.sample_call(x, -1, 1.0, 0, 0.0, 0.0, gen, 0)  # top_p out of range
-    with pytest.raises(ValueError):
         _core.sample_call(x, -1, 1.0, 0, 1.0, 0.0, gen, 3)  # logprobs mode
     # not a call it takes: None (the general path's)
     for y, axis in ((x[:, ::2], -1), (x, 0), (x, True), (x.astype(np.float16), -1), (x[:, :0], 1), (x.tolist(), -1)):
         assert _core.sample_call(y, axis, 1.0, 0, 1.0, 0.0, gen, 0) is None
+    # settings it does not take, or out of range: the general path converts them or names the error
+    for t, k, p, m in ((1.0, 0, 0.0, 0.0), (1.0, 0, 1.5, 0.0), (-1.0, 0, 1.0, 0.0), (float("nan"), 0, 1.0, 0.0),
+                       (float("inf"), 0, 1.0, 0.0), (1.0, -1, 1.0, 0.0), (1.0, 2.0, 1.0, 0.0), (1.0, True, 1.0, 0.0),
+                       (1.0, 0, 1.0, 1.5), (1.0, 0, 1.0, -0.0001), ("1", 0, 1.0, 0.0), (1.0, 10**30, 1.0, 0.0),
+                       (np.array([1.0, np.nan]), 0, 1.0, 0.0), (np.array([1.0, 1.0, 1.0]), 0, 1.0, 0.0),
+                       (np.array([[1.0, 1.0]]), 0, 1.0, 0.0), (np.array([1, 1]), 0, 1.0, 0.0),
+                       (np.array([1.0, 1.0])[::-1].copy().astype(">f8"), 0, 1.0, 0.0),
+                       (np.ones(4)[::2], 0, 1.0, 0.0), (1.0, np.array([1.0, 2.0]), 1.0, 0.0),
+                       (1.0, np.array([3, -1]), 1.0, 0.0), (1.0, [3, 2.0], 1.0, 0.0), (1.0, 0, [0.5], 0.0),
+                       (1.0, 0, [0.5, None], 0.0), (1.0, 0, (0.5, 1.01), 0.0), (1.0, 0, 1.0, [[0.1, 0.1]])):
+        assert _core.sample_call(x, -1, t, k, p, m, gen, 0) is None, (t, k, p, m)
+    # ...and ones it takes: each row's own, None as the default
+    for t, k, p, m in ((None, None, None, None), (np.array([0.5, 1.0]), np.array([2, 9]), [0.9, 1], (0, 0.5)),
+                       (np.float32([0.5, 1.0]), [2, 0], np.array([0.9, 0.8]), None)):
+        assert _core.sample_call(x, -1, t, k, p, m, np.random.default_rng(2), 0) is not None
     assert gen.bit_generator.random_raw() == np.random.default_rng(1).bit_generator.random_raw()  # not advanced
 
 

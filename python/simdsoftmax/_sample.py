@@ -120,21 +120,22 @@ def _scalar_params(rows, n, temperature, top_k, top_p, min_p):
             _filled(rows, m, np.float64)]
 
 
-def _row_params(rows, n, temperature, top_k, top_p, min_p):
+def _row_params(batch, n, temperature, top_k, top_p, min_p):
     """_params' arrays for a decode loop's per-request settings: each one
-    None, a Python number, or already a contiguous (rows,) array (float64;
-    int64 for top_k), all in range; checked by their extremes (a NaN fails
+    None, a Python number, or already a contiguous array of the batch shape
+    (float64; int64 for top_k), all in range; checked by their extremes (a NaN fails
     every comparison) instead of broadcasting and masking each one, a third
     of the cost. None when anything is otherwise: the general path converts
     it or raises the error naming it."""
+    rows = math.prod(batch)
     out = []
     for v, default, dtype in ((temperature, 1.0, _F64), (top_k, 0, _I64), (top_p, 1.0, _F64), (min_p, 0.0, _F64)):
         if v is None:
             v = default
         if type(v) is np.ndarray:
-            if v.shape != (rows,) or v.dtype != dtype or not v.flags.c_contiguous:
+            if v.shape != tuple(batch) or v.dtype != dtype or not v.flags.c_contiguous:
                 return None
-            v = v.copy()  # the kernels read it without the GIL: the caller's array may change meanwhile
+            v = v.reshape(-1).copy()  # the kernels read it without the GIL: the caller's array may change meanwhile
         elif type(v) is (int if dtype is _I64 else float):
             v = _filled(rows, v, dtype)
         else:
@@ -155,7 +156,7 @@ def _params(batch, n, temperature, top_k, top_p, min_p):
     rows = math.prod(batch)  # np.prod of a shape costs ~9 us, most of a small call
     fast = _scalar_params(rows, n, temperature, top_k, top_p, min_p)
     if fast is None:
-        fast = _row_params(rows, n, temperature, top_k, top_p, min_p)
+        fast = _row_params(batch, n, temperature, top_k, top_p, min_p)
     if fast is not None:
         return fast
     t = _param(temperature, "temperature", batch, 1.0, np.float64).astype(np.float64)
@@ -179,19 +180,18 @@ NOT_TAKEN = object()
 
 
 def one_step(logits, axis, temperature, top_k, top_p, min_p, rng, logprobs):
-    """sample()'s common call (an ndarray as the kernels take it, checked in
-    C++ as _one_call does; one setting and one rng for every row, a valid
+    """sample()'s common call (an ndarray or plain torch tensor as the
+    kernels take it, checked in C++ as _one_call does; each setting a number,
+    None, or in range per row as the decode loop gives them: an ndarray or
+    tensor of the batch shape, a list; one rng for every row, a valid
     `logprobs`) run in one C++ step, its key drawn there; NOT_TAKEN when it
     is not, with nothing drawn. The public `sample` tries it before the
     array-type wrapper (whose checks cost ~1 us, a few percent of a call on
-    an LLM row)."""
+    an LLM row); per-row settings cost ~11 us more on the general path."""
     mode = 0 if logprobs is None else _LOGPROBS.get(logprobs) if type(logprobs) is str else None
     if mode is None or not (type(rng) is _GENERATOR or not _per_row(rng)):
         return NOT_TAKEN
-    values = _scalar_values(temperature, top_k, top_p, min_p)
-    if values is None:
-        return NOT_TAKEN
-    found = _core.sample_call(logits, axis, *values, rng, mode)
+    found = _core.sample_call(logits, axis, temperature, top_k, top_p, min_p, rng, mode)
     if found is None:
         return NOT_TAKEN
     bad, reason, tokens, lp = found
