@@ -163,10 +163,32 @@ bool row_setting(py::handle v, const ssm::OneCallInput& x, T fallback, std::vect
   return copy_entries(t.elem, t.data, rows, out);
 }
 
+// The draw's keys: one for the call, or one per row when rng is a list or
+// tuple with an entry per row (each row then draws as the only row of a call
+// with its own rng), each as ssm::rng_key draws it, in row order (an entry
+// it refuses raises _key's error, after the entries before it are drawn, as
+// on the general path). false, nothing drawn, for a sequence of another
+// length or with a sequence or array as an entry (the general path's error).
+bool draw_keys(py::handle rng, size_t rows, std::vector<ssm::GumbelKey>& keys, bool& per_row) {
+  per_row = PyList_CheckExact(rng.ptr()) || PyTuple_CheckExact(rng.ptr());
+  if (!per_row) {
+    keys.assign(1, ssm::rng_key(rng));
+    return true;
+  }
+  const auto entries = py::reinterpret_borrow<py::sequence>(rng);
+  if (entries.size() != rows) return false;
+  const auto& api = py::detail::npy_api::get();
+  for (const py::handle e : entries)
+    if (PyList_Check(e.ptr()) || PyTuple_Check(e.ptr()) || api.PyArray_Check_(e.ptr())) return false;
+  keys.resize(rows);
+  for (size_t r = 0; r < rows; ++r) keys[r] = ssm::rng_key(entries[r]);
+  return true;
+}
+
 // sample()'s common call in one step: x and axis as ssm::one_call_input
 // takes them (else None, nothing drawn: the caller takes its general path),
 // each setting as row_setting takes it and in range (else None, as before),
-// one rng (its key drawn here, after the checks: ssm::rng_key) -> (first bad
+// the rng as draw_keys takes it (keys drawn here, after the checks) -> (first bad
 // row or -1, reason, tokens of x.shape[:-1] or None, logprobs of x's dtype
 // and that shape, or None), in x's library: intp arrays (NumPy scalars for
 // one row) or torch int64 tensors.
@@ -190,8 +212,10 @@ py::object sample_one_call(const py::handle& xh, const py::handle& axis, const p
                         std::all_of(m.begin(), m.end(), [](double v) { return v >= 0 && v <= 1; });
   if (!in_range) return py::none();
   for (int64_t& v : k) v = std::min<int64_t>(v, static_cast<int64_t>(n));  // k >= n keeps every token
-  const ssm::GumbelKey key = ssm::rng_key(rng);
-  const ssm::SampleRequest req{t.data(), k.data(), p.data(), m.data(), &key, false, logprobs};
+  std::vector<ssm::GumbelKey> keys;
+  bool per_row = false;
+  if (!draw_keys(rng, rows, keys, per_row)) return py::none();
+  const ssm::SampleRequest req{t.data(), k.data(), p.data(), m.data(), keys.data(), per_row, logprobs};
   static_assert(sizeof(py::ssize_t) == sizeof(int64_t), "intp tokens are written as int64");
   ssm::OneCallResult token(x, ssm::OneCallResult::Index);
   std::unique_ptr<ssm::OneCallResult> lp;

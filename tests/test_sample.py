@@ -361,6 +361,35 @@ def test_per_row_arrays_as_given():
                 ssm.sample(x[:2], rng=0, **{name: given})
 
 
+def test_per_row_rngs_in_one_step():
+    """A list or tuple of per-row rngs takes the one-step call and draws what
+    the general path draws (Fortran-order logits take it), each Generator
+    advanced alike; a sequence it does not take (another length, nested
+    entries) draws nothing there, and the general path raises its error or
+    takes it (a list as one row's entropy)."""
+    x = np.random.default_rng(6).normal(0, 2, (4, 50)).astype(np.float32)
+    fast_gens = [np.random.default_rng(s) for s in range(4)]
+    general_gens = [np.random.default_rng(s) for s in range(4)]
+    assert _sample.one_step(x, -1, **_settings(None, None), rng=[1, 2, 3, 4], logprobs=None) is not _sample.NOT_TAKEN
+    for kw in (dict(), dict(temperature=0.7, top_p=0.9, logprobs="raw"), dict(top_k=5, min_p=0.1)):
+        for _ in range(2):  # the second round: the Generators advanced alike
+            _assert_same(ssm.sample(x, rng=fast_gens, **kw), ssm.sample(np.asfortranarray(x), rng=general_gens, **kw))
+        mixed = (7, np.random.SeedSequence(8), None, np.random.PCG64(9))
+        want = ssm.sample(np.asfortranarray(x), rng=[7, np.random.SeedSequence(8), 5, np.random.PCG64(9)], **kw)
+        got = ssm.sample(x, rng=(mixed[0], mixed[1], 5, mixed[3]), **kw)
+        _assert_same(got, want)
+    np.testing.assert_array_equal(ssm.gumbel_argmax(x, rng=[1, 2, 3, 4]),
+                                  ssm.gumbel_argmax(np.asfortranarray(x), rng=[1, 2, 3, 4]))
+    gens = [np.random.default_rng(s) for s in range(3)]
+    before = [g.bit_generator.state for g in gens]
+    for rng in (gens, gens + [[1, 2]], [[1, 2], [3, 4], [5, 6], [7, 8]]):
+        assert _sample.one_step(x, -1, **_settings(None, None), rng=rng, logprobs=None) is _sample.NOT_TAKEN
+    assert [g.bit_generator.state for g in gens] == before
+    for rng in (gens, [[1, 2], [3, 4], [5, 6], [7, 8]]):
+        with pytest.raises(ValueError, match="rng"):
+            ssm.sample(x, rng=rng)
+
+
 def test_errors_name_the_parameter_or_row():
     x = np.zeros((3, 10))
     for kw, name in [

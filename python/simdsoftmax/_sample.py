@@ -183,14 +183,15 @@ def one_step(logits, axis, temperature, top_k, top_p, min_p, rng, logprobs):
     """sample()'s common call (an ndarray or plain torch tensor as the
     kernels take it, checked in C++ as _one_call does; each setting a number,
     None, or in range per row as the decode loop gives them: an ndarray or
-    tensor of the batch shape, a list; one rng for every row, a valid
-    `logprobs`) run in one C++ step, its key drawn there; NOT_TAKEN when it
-    is not, with nothing drawn. The public `sample` tries it before the
-    array-type wrapper (whose checks cost ~1 us, a few percent of a call on
-    an LLM row); per-row settings cost ~11 us more on the general path."""
+    tensor of the batch shape, a list; a valid `logprobs`; one rng, or a list
+    or tuple of one per row) run in one C++ step, its keys drawn there;
+    NOT_TAKEN when it is not, with nothing drawn. The public `sample` tries
+    it before the array-type wrapper (whose checks cost ~1 us, a few percent
+    of a call on an LLM row); per-row settings cost ~11 us more on the
+    general path, per-row Generators ~2.5 us a row."""
     mode = 0 if logprobs is None else _LOGPROBS.get(logprobs) if type(logprobs) is str else None
-    if mode is None or not (type(rng) is _GENERATOR or not _per_row(rng)):
-        return NOT_TAKEN
+    if mode is None or (type(rng) is not _GENERATOR and type(rng) not in (list, tuple) and _per_row(rng)):
+        return NOT_TAKEN  # an array of rngs: the general path
     found = _core.sample_call(logits, axis, temperature, top_k, top_p, min_p, rng, mode)
     if found is None:
         return NOT_TAKEN
