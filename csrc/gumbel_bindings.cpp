@@ -179,11 +179,13 @@ bool raw64_key(py::handle rng, GumbelKey& key) {
 
 // gumbel_argmax's and gumbel_topk's common call in one step, checked here:
 // x as ssm::one_call_input takes it, temperature a finite int or float > 0,
-// k an int in [1, n] (1 for argmax). -> None when any of that fails (nothing
-// drawn from rng: the caller takes its general path), else (first bad row,
-// reason) when a row is bad, else the indices of x.shape[:-1] (argmax; a
-// NumPy scalar for one row) or x.shape[:-1] + (k,): intp, or torch int64 for
-// a tensor.
+// k an int in [1, n] (1 for argmax), rng as ssm::rng_entries takes it (per
+// row, gumbel_topk only: row r drawn as the call on x's row r alone, its key
+// drawn just before it, so a bad row leaves the later rows' rngs untouched,
+// as the general path's loop of such calls does). -> None when any of that fails (nothing drawn from rng: the
+// caller takes its general path), else (first bad row, reason) when a row is
+// bad, else the indices of x.shape[:-1] (argmax; a NumPy scalar for one row)
+// or x.shape[:-1] + (k,): intp, or torch int64 for a tensor.
 py::object gumbel_topk_call(const py::handle& xh, const py::handle& axis, const py::handle& kh, bool argmax,
                             const py::handle& temperature, const py::handle& rng) {
   ssm::OneCallInput x;
@@ -194,15 +196,28 @@ py::object gumbel_topk_call(const py::handle& xh, const py::handle& axis, const 
   if (!int_in(kh, 1, argmax ? 1 : static_cast<long long>(n), k) || !real_number(temperature, t) ||
       !(t > 0 && t < HUGE_VAL))
     return py::none();
-  const GumbelKey key = ssm::rng_key(rng);
+  const int per_row = ssm::rng_entries(rng, rows);
+  if (per_row < 0 || (per_row == 1 && argmax)) return py::none();  // per-row argmax: sample()'s
   ssm::OneCallResult idx(x, ssm::OneCallResult::Index, argmax ? 0 : k);
   static_assert(sizeof(py::ssize_t) == sizeof(int64_t), "intp indices are written as torch's int64");
   auto* ip = static_cast<py::ssize_t*>(idx.data());
-  const Status st = x.f32 ? topk_t<float>(reinterpret_cast<const float*>(x.in.data), rows, n, static_cast<size_t>(k),
-                                          1.0 / t, key, ip, nullptr, true, 0, 0)
-                          : topk_t<double>(reinterpret_cast<const double*>(x.in.data), rows, n,
-                                           static_cast<size_t>(k), 1.0 / t, key, ip, nullptr, true, 0, 0);
-  if (st.first >= 0) return py::make_tuple(st.first, st.second);
+  const size_t kk = static_cast<size_t>(k);
+  const auto run = [&](size_t first, size_t count, const GumbelKey& key) {
+    return x.f32 ? topk_t<float>(reinterpret_cast<const float*>(x.in.data) + first * n, count, n, kk, 1.0 / t, key,
+                                 ip + first * kk, nullptr, true, 0, 0)
+                 : topk_t<double>(reinterpret_cast<const double*>(x.in.data) + first * n, count, n, kk, 1.0 / t,
+                                  key, ip + first * kk, nullptr, true, 0, 0);
+  };
+  if (per_row == 0) {
+    const Status st = run(0, rows, ssm::rng_key(rng));
+    if (st.first >= 0) return py::make_tuple(st.first, st.second);
+  } else {
+    const auto entries = py::reinterpret_borrow<py::sequence>(rng);
+    for (size_t r = 0; r < rows; ++r) {
+      const Status st = run(r, 1, ssm::rng_key(entries[r]));
+      if (st.first >= 0) return py::make_tuple(static_cast<int64_t>(r), st.second);
+    }
+  }
   return idx.finish();
 }
 
@@ -303,6 +318,16 @@ GumbelKey ssm::rng_key(py::handle rng) {
   if (key_source.key_fn == nullptr) throw py::value_error("set_rng_key_source was not called");
   const py::tuple words = checked(PyObject_CallOneArg(key_source.key_fn, rng.ptr()));
   return make_key(words[0].cast<uint32_t>(), words[1].cast<uint32_t>(), words[2].cast<uint64_t>());
+}
+
+int ssm::rng_entries(py::handle rng, size_t rows) {
+  if (!PyList_CheckExact(rng.ptr()) && !PyTuple_CheckExact(rng.ptr())) return 0;
+  const auto entries = py::reinterpret_borrow<py::sequence>(rng);
+  if (entries.size() != rows) return -1;
+  const auto& api = py::detail::npy_api::get();
+  for (const py::handle e : entries)
+    if (PyList_Check(e.ptr()) || PyTuple_Check(e.ptr()) || api.PyArray_Check_(e.ptr())) return -1;
+  return 1;
 }
 
 bool ssm::one_call_input(py::handle xh, py::handle axis, OneCallInput& x) {

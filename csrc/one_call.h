@@ -38,6 +38,12 @@ struct OneCallInput {
   size_t rows() const;
 };
 
+// How a one-step call takes rng: 0, one rng for the call (not a list or
+// tuple); 1, a list or tuple with an entry per row, none of them a sequence
+// or an array (each row then draws as the only row of a call with its own
+// rng); -1, any other list or tuple (the general path's error or reading).
+int rng_entries(pybind11::handle rng, size_t rows);
+
 // A Python float (or a subclass: numpy.float64) or an exact int as a double
 // (false: anything else, or an int too large for a double).
 bool real_number(pybind11::handle v, double& out);

@@ -163,25 +163,21 @@ bool row_setting(py::handle v, const ssm::OneCallInput& x, T fallback, std::vect
   return copy_entries(t.elem, t.data, rows, out);
 }
 
-// The draw's keys: one for the call, or one per row when rng is a list or
-// tuple with an entry per row (each row then draws as the only row of a call
-// with its own rng), each as ssm::rng_key draws it, in row order (an entry
-// it refuses raises _key's error, after the entries before it are drawn, as
-// on the general path). false, nothing drawn, for a sequence of another
-// length or with a sequence or array as an entry (the general path's error).
+// The draw's keys: one for the call, or one per row as ssm::rng_entries
+// takes them, each as ssm::rng_key draws it, in row order (an entry it
+// refuses raises _key's error after the entries before it are drawn, as on
+// the general path). false, nothing drawn, for a sequence it does not take.
 bool draw_keys(py::handle rng, size_t rows, std::vector<ssm::GumbelKey>& keys, bool& per_row) {
-  per_row = PyList_CheckExact(rng.ptr()) || PyTuple_CheckExact(rng.ptr());
+  const int entries = ssm::rng_entries(rng, rows);
+  if (entries < 0) return false;
+  per_row = entries == 1;
   if (!per_row) {
     keys.assign(1, ssm::rng_key(rng));
     return true;
   }
-  const auto entries = py::reinterpret_borrow<py::sequence>(rng);
-  if (entries.size() != rows) return false;
-  const auto& api = py::detail::npy_api::get();
-  for (const py::handle e : entries)
-    if (PyList_Check(e.ptr()) || PyTuple_Check(e.ptr()) || api.PyArray_Check_(e.ptr())) return false;
+  const auto seq = py::reinterpret_borrow<py::sequence>(rng);
   keys.resize(rows);
-  for (size_t r = 0; r < rows; ++r) keys[r] = ssm::rng_key(entries[r]);
+  for (size_t r = 0; r < rows; ++r) keys[r] = ssm::rng_key(seq[r]);
   return true;
 }
 

@@ -4,6 +4,8 @@ property, the distribution (chi-square), log-probabilities, per-row
 parameters and seeds, errors, and bit-identity across kernel sets, thread
 counts and chunkings."""
 
+import re
+
 import numpy as np
 import pytest
 from scipy import stats
@@ -378,8 +380,24 @@ def test_per_row_rngs_in_one_step():
         want = ssm.sample(np.asfortranarray(x), rng=[7, np.random.SeedSequence(8), 5, np.random.PCG64(9)], **kw)
         got = ssm.sample(x, rng=(mixed[0], mixed[1], 5, mixed[3]), **kw)
         _assert_same(got, want)
-    np.testing.assert_array_equal(ssm.gumbel_argmax(x, rng=[1, 2, 3, 4]),
-                                  ssm.gumbel_argmax(np.asfortranarray(x), rng=[1, 2, 3, 4]))
+    # gumbel_topk's one-step call takes them (row by row, as its general path's loop); gumbel_argmax's goes
+    # through sample() (every key drawn first, as its general path)
+    assert _core.gumbel_topk_call(x, -1, 3, False, 1.0, [1, 2, 3, 4]) is not None
+    assert _core.gumbel_topk_call(x, -1, 1, True, 1.0, [1, 2, 3, 4]) is None
+    for call in (lambda z, rng: ssm.gumbel_argmax(z, rng=rng), lambda z, rng: ssm.gumbel_topk(z, 3, rng=rng)):
+        fast_gens = [np.random.default_rng(s) for s in range(4)]
+        general_gens = [np.random.default_rng(s) for s in range(4)]
+        for _ in range(2):
+            np.testing.assert_array_equal(call(x, fast_gens), call(np.asfortranarray(x), general_gens))
+        bad = x.copy()
+        bad[2, 7] = np.nan  # the row-by-row draw stops there: rows 3+ keep their rngs untouched
+        fast_gens = [np.random.default_rng(s) for s in range(4)]
+        general_gens = [np.random.default_rng(s) for s in range(4)]
+        with pytest.raises(ValueError) as want:
+            call(np.asfortranarray(bad), general_gens)
+        with pytest.raises(ValueError, match=re.escape(str(want.value))):
+            call(bad, fast_gens)
+        assert [g.bit_generator.state for g in fast_gens] == [g.bit_generator.state for g in general_gens]
     gens = [np.random.default_rng(s) for s in range(3)]
     before = [g.bit_generator.state for g in gens]
     for rng in (gens, gens + [[1, 2]], [[1, 2], [3, 4], [5, 6], [7, 8]]):

@@ -214,10 +214,11 @@ NOT_TAKEN = object()
 
 
 def argmax_one_step(logits, axis, temperature, rng):
-    """gumbel_argmax's common call (see _one_call; one rng for every row)
-    checked and run in one C++ step; NOT_TAKEN when it is not, with nothing
-    drawn. The public `gumbel_argmax` tries it before the array-type wrapper
-    (whose checks cost ~0.5 us of a 20 us call on an LLM row)."""
+    """gumbel_argmax's common call (see _one_call; one rng, or a list or tuple
+    of one per row) checked and run in one C++ step; NOT_TAKEN when it is not,
+    with nothing drawn. The public `gumbel_argmax` tries it before the
+    array-type wrapper (whose checks cost ~0.5 us of a 20 us call on an LLM
+    row)."""
     return _topk_one_step(logits, axis, 1, True, temperature, rng)
 
 
@@ -227,7 +228,7 @@ def topk_one_step(logits, k, axis, temperature, rng):
 
 
 def _topk_one_step(logits, axis, k, argmax, temperature, rng):
-    if type(rng) is _GENERATOR or not _per_row(rng):
+    if type(rng) is _GENERATOR or type(rng) in (list, tuple) or not _per_row(rng):
         found = _core.gumbel_topk_call(logits, axis, k, argmax, temperature, rng)
         if found is not None:
             if type(found) is tuple:
