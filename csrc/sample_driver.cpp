@@ -1305,6 +1305,36 @@ void for_rows(size_t rows, size_t n, const Body& body) {
     for (size_t r = 0; r < rows; ++r) body(r);
 }
 
+// topk of a short row (n <= kTopkShortMaxN, k <= kTopkShortMaxK): one scan
+// keeping the k best so far in value / index, descending, the lower index
+// first among equals (a value enters only above the current k-th and moves
+// ahead only of strictly smaller ones), without the long-row selection's
+// per-row setup (RowSampler's chunk plan and scratch vectors, the sampled
+// floor, the heap: most of a short row's time, ~90 ns a row even at n = 8).
+// After the first few k values most fail one compare with the current k-th;
+// a NaN fails it too and is caught on the slow side. Values and indices as
+// the long-row path gives them (the same order, the input's values).
+// false: the row has a NaN.
+constexpr size_t kTopkShortMaxN = 1024, kTopkShortMaxK = 16;
+
+template <class T>
+bool topk_short_row(const T* x, size_t n, size_t k, T* value, int64_t* index) {
+  size_t size = 0;
+  for (size_t i = 0; i < n; ++i) {
+    const T v = x[i];
+    if (size == k && v <= value[k - 1]) continue;
+    if (v != v) return false;
+    size_t at = size < k ? size++ : k - 1;
+    for (; at > 0 && value[at - 1] < v; --at) {
+      value[at] = value[at - 1];
+      index[at] = index[at - 1];
+    }
+    value[at] = v;
+    index[at] = static_cast<int64_t>(i);
+  }
+  return true;
+}
+
 // sample() of short rows with filters: each row's filters give its floor
 // (sample_row), the rows of a block are copied with the logits below their
 // floor set to -inf, and the short-row kernel draws the block at once:
@@ -1339,7 +1369,20 @@ bool sample_short_rows(const T* x, size_t rows, size_t n, const SampleRequest& r
       T* out = masked.data() + j * n;
       double floor = -kInfD, unused = 0;
       int64_t none = 0;
-      fault[r] = sample_row<T>(xr, n, r, req, false, sk, sm, none, unused, &floor);
+      const size_t k = req.top_k[r] > 0 ? static_cast<size_t>(req.top_k[r]) : 0;
+      if (k > 0 && k < n && k <= kTopkShortMaxK && n <= kTopkShortMaxN && !(req.top_p[r] < 1.0) &&
+          !(req.min_p[r] > 0.0)) {
+        // top-k alone: its floor is the k-th largest logit, found by one scan
+        // (sample_row's selection costs several times that on short rows)
+        T best[kTopkShortMaxK];
+        int64_t at[kTopkShortMaxK];
+        if (topk_short_row(xr, n, k, best, at))
+          floor = static_cast<double>(best[k - 1]);
+        else
+          fault[r] = kNaN;
+      } else {
+        fault[r] = sample_row<T>(xr, n, r, req, false, sk, sm, none, unused, &floor);
+      }
       if (floor == -kInfD) {
         std::memcpy(out, xr, n * sizeof(T));
         continue;
@@ -1378,36 +1421,6 @@ RowStatus sample_batch(const T* x, size_t rows, size_t n, const SampleRequest& r
   for (size_t r = 0; r < rows; ++r)
     if (fault[r] != kFine) return fault_status(r, fault[r]);
   return {-1, ""};
-}
-
-// topk of a short row (n <= kTopkShortMaxN, k <= kTopkShortMaxK): one scan
-// keeping the k best so far in value / index, descending, the lower index
-// first among equals (a value enters only above the current k-th and moves
-// ahead only of strictly smaller ones), without the long-row selection's
-// per-row setup (RowSampler's chunk plan and scratch vectors, the sampled
-// floor, the heap: most of a short row's time, ~90 ns a row even at n = 8).
-// After the first few k values most fail one compare with the current k-th;
-// a NaN fails it too and is caught on the slow side. Values and indices as
-// the long-row path gives them (the same order, the input's values).
-// false: the row has a NaN.
-constexpr size_t kTopkShortMaxN = 1024, kTopkShortMaxK = 16;
-
-template <class T>
-bool topk_short_row(const T* x, size_t n, size_t k, T* value, int64_t* index) {
-  size_t size = 0;
-  for (size_t i = 0; i < n; ++i) {
-    const T v = x[i];
-    if (size == k && v <= value[k - 1]) continue;
-    if (v != v) return false;
-    size_t at = size < k ? size++ : k - 1;
-    for (; at > 0 && value[at - 1] < v; --at) {
-      value[at] = value[at - 1];
-      index[at] = index[at - 1];
-    }
-    value[at] = v;
-    index[at] = static_cast<int64_t>(i);
-  }
-  return true;
 }
 
 template <class T>

@@ -408,6 +408,35 @@ def test_per_row_rngs_in_one_step():
             ssm.sample(x, rng=rng)
 
 
+@pytest.mark.parametrize("n", [8, 16, 17, 64, 1024, 1025])
+def test_short_rows_top_k_alone(isa, dtype, n):
+    """sample(top_k=k) alone on a batch of short rows (the floor from one scan
+    per row, the masked block drawn at once) draws what the row-by-row path
+    draws (short-row path off) and what gumbel_argmax draws with the logits
+    below the k-th largest set to -inf; ties at the k-th value kept; the first
+    row with a NaN or +inf named as on the row-by-row path."""
+    g = np.random.default_rng(n)
+    x = (np.round(g.normal(0, 2, (300, n)) * 2) / 2).astype(dtype)
+    x[7, : n // 2] = -np.inf
+    x[11] = 0.5
+    for k in sorted({1, 2, min(n, 15), min(n, 16), min(n, 17), n - 1, n}):
+        got = []
+        for limit in (1 << 30, 0):
+            _core.testing.set_gumbel_short_rows_max(limit)
+            got.append(ssm.sample(x, temperature=0.7, top_k=k, rng=5))
+        _core.testing.set_gumbel_short_rows_max(1 << 30)
+        np.testing.assert_array_equal(got[0], got[1], err_msg=f"k={k}")
+        kth = -np.sort(-x.astype(np.float64), axis=-1)[:, k - 1 : k]
+        masked = np.where(x >= kth, x, -np.inf).astype(dtype)
+        np.testing.assert_array_equal(got[0], ssm.gumbel_argmax(masked, temperature=0.7, rng=5))
+    for bad_value, reason in ((np.nan, "NaN"), (np.inf, r"\+inf")):
+        bad = x.copy()
+        bad[40, n - 1] = bad_value
+        bad[90, 0] = np.nan
+        with pytest.raises(ValueError, match=rf"row \(40,\).*{reason}"):
+            ssm.sample(bad, temperature=0.7, top_k=min(n - 1, 16) or 1, rng=5)
+
+
 def test_errors_name_the_parameter_or_row():
     x = np.zeros((3, 10))
     for kw, name in [
