@@ -1,8 +1,8 @@
-"""float32 log_softmax of batches of rows of 48 (AVX-512: 40) to 256
+"""float32 log_softmax of batches of rows of 48 (AVX-512: 24) to 256
 elements on the one-row-at-a-time path (kernels/rows_log_softmax32_direct.h,
 the kernel sets with the float32 table exp; the scalar set keeps its group
 kernel up to 48 and the row kernels beyond), and of rows of 16 to 47
-(AVX-512: 39) on those sets' group kernel with the same terms and certificate (one row per lane), whose rows go G at a time (G = the
+(AVX-512: 23) on those sets' group kernel with the same terms and certificate (one row per lane), whose rows go G at a time (G = the
 float64 lane count: 8 on AVX-512, 4 on AVX2, 2 on NEON) for one vector
 log1p and certificate per G rows, each row then written in float32 or in
 float64 lanes (by its certificate) or left to the per-row path. Every
@@ -23,8 +23,8 @@ from simdsoftmax import _core
 from test_log_softmax_f64_direct_scaled import check_rotated, row_counts
 from test_log_softmax_two_pass import assert_log_softmax_contract
 
-# The group kernel's last lengths (16 to 47; AVX-512 16 to 39), the path's
-# first (48 to 3 x 16 + 1; AVX-512 40 on), then the tails of the 16-, 8- and 4-lane vectors near 64,
+# The group kernel's last lengths (16 to 47; AVX-512 16 to 23), the path's
+# first (48 to 3 x 16 + 1; AVX-512 24 on), then the tails of the 16-, 8- and 4-lane vectors near 64,
 # 100, 128 and the upper limit (256; 257 takes the row kernels).
 LENGTHS = sorted(set(range(16, 50)) | {63, 64, 65, 97, 100, 127, 128, 129, 250, 255, 256, 257})
 TABLE_LIMIT = 8192.0  # kTable32Limit: beyond it the per-row path
@@ -48,7 +48,7 @@ def test_every_length(isa, n):
         check_rotated(x, (isa, n, rows))
 
 
-@pytest.mark.parametrize("n", [16, 40, 48, 49, 63, 100, 256])
+@pytest.mark.parametrize("n", [16, 24, 32, 40, 48, 49, 63, 100, 256])
 def test_dominant_entry(isa, n):
     """One entry 0.5 to 80 above the others' log-sum-exp: y there is
     -log1p(small) to 4 eps relative (from ~67 on v is at the terms' flush
@@ -99,7 +99,7 @@ def test_shaped_rows(isa, kind):
         check_rotated(x.astype(np.float32), (isa, kind, n))
 
 
-@pytest.mark.parametrize("n", [16, 37, 48, 57, 65, 256])
+@pytest.mark.parametrize("n", [16, 24, 37, 48, 57, 65, 256])
 def test_special_rows_every_position(isa, n):
     """NaN (in the row's tail), +inf, all -inf, one finite entry and a max
     beyond 2^13 in each row of 2G + 1: SciPy's values for the special row,
@@ -130,7 +130,7 @@ def test_special_rows_every_position(isa, n):
             assert_log_softmax_contract(x[keep], y[keep], (isa, n, name, p))
 
 
-@pytest.mark.parametrize("n", [16, 33, 64, 100])
+@pytest.mark.parametrize("n", [16, 24, 33, 64, 100])
 def test_float32_write_at_its_certificate_edge(isa, n):
     """v = lse - max from 0.4 to ~log n, dense around 0.5, 1, 2 and 4 (where
     the float32 spacing of v, which the float32 write's certificate takes,

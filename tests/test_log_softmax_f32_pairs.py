@@ -12,10 +12,10 @@ the long double reference of test_log_softmax_two_pass.py. A pair computes
 each lane as a group alone does: rotating the batch by one group (which
 rows pair, and which group is alone, changes) gives the same bits.
 The table-exp group kernel (kernels/rows_log_softmax32_direct.h,
-log_softmax_rows_group32: AVX-512 rows of 16-39, NEON 16-47) takes rows
+log_softmax_rows_group32: AVX-512 rows of 16-23, NEON 16-47) takes rows
 whose length is a multiple of W two groups at a time too (lsm32_pairs, a
 group whose rows are all written transposed straight into y): the same
-row counts and checks cover its pairs at n = 16 and 32.
+row counts and checks cover its pairs at n = 16 (and 32 on NEON).
 """
 import numpy as np
 import pytest

@@ -34,8 +34,13 @@ struct LseDirectRange<F32x16> {
   static constexpr size_t min_n = 28, max_n = kMaxN, regs_min_n = 3, regs_max_n = 0;
   static constexpr bool regs_n2 = false;
 };
-// float32 log_softmax's direct rows from 40 (rows_generic.h's 48): with
-// each set's maxima first they beat the group kernel from there (bench/rows.py
+// float32 log_softmax's direct rows from 24 (rows_generic.h's 48): with
+// each set's maxima first they beat the group kernel from there. Zen 5, 4
+// Mi-element batches, 1 thread, bench/ab_builds.py, 11 rounds, fastest
+// processes, direct / group time: n = 17 1.34, 20 1.16, 21 1.06, 22 1.12,
+// 23 0.99, 24 0.86-0.93, 26 0.88, 28 0.79, 31 0.74, 32 0.80 (the group
+// pairs), 36 0.93, 39 0.78 (n = 48 and the softmax control 0.97-1.01).
+// Earlier, from 40 (bench/rows.py
 // --row-lengths 32,36,40,44,47,48 --dtypes float32 --isa avx512, idle, two
 // runs each, ns per element, group / direct: n = 32 0.81, 0.76 / 0.80, 0.86;
 // n = 36 0.82, 0.88 / 0.89, 0.97; n = 40 0.80, 0.95 / 0.79, 0.84; n = 44
@@ -44,7 +49,7 @@ struct LseDirectRange<F32x16> {
 // group / direct: n = 32 9.95 / 12.8, n = 40 10.2 / 11.2).
 template <>
 struct Lsm32DirectRange<F32x16> {
-  static constexpr size_t min_n = 40, max_n = kMaxN;
+  static constexpr size_t min_n = 24, max_n = kMaxN;
 };
 // float32 softmax rows of 2-12 go as whole vectors through lane permutes
 // (rows_softmax32_perm_avx512.h: two groups at a time up to 8, one from
