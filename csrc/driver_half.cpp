@@ -334,9 +334,9 @@ bool half_shift_certified(const ExpSum& f, HalfFormat fmt, double& v) {
 // and m 0 or NaN), v = log S. The block maxima's terms are exact, so S is
 // within err S + err_rest (S - 1), and v within that over S, plus (blocks
 // + 4) 2^-52 for the float64 steps (exp, products, sums, log); certified
-// by shift_error_ok (dv <= 0.45 2^-p v). For bfloat16 err_rest
-// (~1e-4) alone never fails that (1 - 1/S <= v); err (~1e-5) fails only
-// for v below ~6e-3 (bfloat16) or ~0.05 (float16): a dominant entry. False
+// by shift_error_ok (dv <= 0.45 2^-p v). err_rest (~1e-4, both formats)
+// alone never fails that (1 - 1/S <= v); err (~1e-5) fails only for v
+// below ~6e-3 (bfloat16) or ~0.05-0.08 (float16): a dominant entry. False
 // (nothing written): not certified, or a NaN, inf or all -inf row.
 bool shift_by_blocks(const HalfKernels& k, HalfFormat fmt, const uint16_t* x, size_t n, double& mx, double& v) {
   if (!k.max_sum_block) return false;

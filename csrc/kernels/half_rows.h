@@ -29,8 +29,14 @@
 // ulp); a float32 sum of n <= kHalfRowsMax terms, each lane summing n / W of
 // them, is within (n / W + log2 W) 2^-24 <= 2^-15 relative (AVX2's 8 lanes);
 // log1p_lanes within 2 float32 ulp. All together below 2^-13 relative before
-// the one rounding to the half format: within 1 ulp of it. The same bits whatever the batch or group split (rows
-// never mix).
+// the one rounding to the half format: within 1 ulp of it. log_softmax takes
+// bfloat16's polynomial for both formats (1.02e-4: Exp2Poly): its error
+// reaches log S only through the terms below the max, (1 - 1/S) <= log S of
+// it, and every result is log S or more in magnitude, so 1.02e-4 relative
+// at most; with the sum's 2^-15 S (over log S >= log 1.5 where S - 1 is
+// taken from S; exact_rest's terms below) 1.8e-4 (2^-12.4) in all, under
+// 0.4 ulp of float16 before its rounding. The same bits whatever the batch
+// or group split (rows never mix).
 // logsumexp: passes 1 and 2 of log_softmax reading x twice (nothing stored),
 // max + log S with a certified error bound (logsumexp_rows).
 // Rows with NaN, +-inf or no finite entry are flagged and not written (the
@@ -910,7 +916,7 @@ void log_softmax_rows_from(const uint16_t* x, uint16_t* y, size_t rows, size_t n
     const size_t g = gs[cur];
     double log_s[kRowGroup];
     bool ok[kRowGroup];
-    log_sum_started<V, H, H, !FromX>(x, y, rows, n, r0, g, geo, buf, mxs[cur], xrs[cur], log_s, ok);
+    log_sum_started<V, H, BF16Bits, !FromX>(x, y, rows, n, r0, g, geo, buf, mxs[cur], xrs[cur], log_s, ok);
     auto next_group = [&] {
       if (r0 + kRowGroup < rows)
         gs[cur ^ 1] =
@@ -1006,10 +1012,14 @@ void logsumexp_rows(const uint16_t* x, float* out, size_t rows, size_t n, unsign
 }
 
 // Pass 1 of log_softmax on a block of a long row (half_api.h max_sum_block):
-// the block's max, then the sum of exp(x - max) by the format's polynomial
-// (Exp2Poly: 3-4 fewer vector operations per vector than the float32 fast
-// sum's exp, which is four times as accurate as a half result can use),
-// reading the block again from L1. The max's own term is exactly 1 (c0 = 1,
+// the block's max, then the sum of exp(x - max) by bfloat16's polynomial
+// for both formats (Exp2Poly: 3-4 fewer vector operations per vector than
+// the float32 fast sum's exp, which is four times as accurate as a half
+// result can use), reading the block again from L1. The polynomial's error
+// weighs on log S only through the terms below the max, (1 - 1/S) <= log S
+// of it, so 1.02e-4 is within shift_error_ok's 0.45 2^-11 log S for float16
+// too (driver_half.cpp); float16's own degree 4 cost one fma more per vector
+// (log_softmax pass 1, float16 rows of 32000, Zen 5, avx512: 0.92 the time). The max's own term is exactly 1 (c0 = 1,
 // and x - max = 0), so the terms' error weighs only on the others (err_rest);
 // the block's sum is exact to err relative:
 //  - t = (x - max) log2 e: x - max, the product and log2 e in the lane type
@@ -1019,8 +1029,8 @@ void logsumexp_rows(const uint16_t* x, float* out, size_t rows, size_t n, unsign
 //  - the sum: each lane's U chains add n / (W U) + 1 terms, then the chains'
 //    and the lanes' trees: k = n / (W U) + 2 + log2 U + log2 W roundings of
 //    positive terms, gamma_k;
-//  - the polynomial: 1.02e-4 (bfloat16, either variant) or 2.92e-6
-//    (float16) relative, plus its Horner and scale roundings (4u).
+//  - the polynomial: 1.02e-4 relative (either variant), plus its Horner
+//    and scale roundings (4u).
 // NaN entries poison the sum (m NaN), not the max; +inf makes the max +inf.
 // Entries of -inf, and the masked tail's lanes, add 0 (float64 lanes: at
 // most 2^-236 each, below the sum's bound).
@@ -1059,12 +1069,12 @@ ExpSum max_sum_block(const uint16_t* bits, size_t n) {
   Reg<V> sum[U];
   for (size_t u = 0; u < U; ++u) sum[u] = V::set1(0.0);
   for (i = 0; i < main; i += U * W)
-    for (size_t u = 0; u < U; ++u) sum[u] = V::add(sum[u], exp_scaled<V, H>(V::sub(V::load(x + i + u * W), vm)));
+    for (size_t u = 0; u < U; ++u) sum[u] = V::add(sum[u], exp_scaled<V, BF16Bits>(V::sub(V::load(x + i + u * W), vm)));
   for (; i < n; i += W)
-    sum[0] = V::add(sum[0], exp_scaled<V, H>(V::sub(V::load_tail(x + i, n - i < W ? n - i : W, -inf), vm)));
+    sum[0] = V::add(sum[0], exp_scaled<V, BF16Bits>(V::sub(V::load_tail(x + i, n - i < W ? n - i : W, -inf), vm)));
   for (size_t u = 1; u < U; ++u) sum[0] = V::add(sum[0], sum[u]);
   out.m = V::hsum(sum[0]) / kTermScale;
-  constexpr double kPoly = std::is_same<H, F16Bits>::value ? 2.92e-6 : 1.02e-4;
+  constexpr double kPoly = 1.02e-4;
   const double k = double(n / (W * U)) + 2.0 + 2.0 + std::log2(double(W));
   out.err = k * kU / (1.0 - k * kU) + 3.0 * 0.6931471805599453 * kU * std::log2(double(n) + 1.0);
   out.err_rest = kPoly + 4.0 * kU;
