@@ -1319,18 +1319,27 @@ constexpr size_t kTopkShortMaxN = 1024, kTopkShortMaxK = 16;
 
 template <class T>
 bool topk_short_row(const T* x, size_t n, size_t k, T* value, int64_t* index) {
-  size_t size = 0;
-  for (size_t i = 0; i < n; ++i) {
-    const T v = x[i];
-    if (size == k && v <= value[k - 1]) continue;
-    if (v != v) return false;
-    size_t at = size < k ? size++ : k - 1;
+  // x[i] into the sorted k best, its first `size` places taken
+  auto insert = [&](size_t i, T v, size_t size) {
+    size_t at = size;
     for (; at > 0 && value[at - 1] < v; --at) {
       value[at] = value[at - 1];
       index[at] = index[at - 1];
     }
     value[at] = v;
     index[at] = static_cast<int64_t>(i);
+  };
+  for (size_t i = 0; i < k; ++i) {  // the first k fill it
+    if (x[i] != x[i]) return false;
+    insert(i, x[i], i);
+  }
+  T low = value[k - 1];  // in a register: value may alias x for all the compiler knows
+  for (size_t i = k; i < n; ++i) {
+    const T v = x[i];
+    if (v <= low) continue;
+    if (v != v) return false;
+    insert(i, v, k - 1);
+    low = value[k - 1];
   }
   return true;
 }
