@@ -1435,7 +1435,7 @@ RowStatus sample_batch(const T* x, size_t rows, size_t n, const SampleRequest& r
 template <class T>
 RowStatus topk_batch(const T* x, size_t rows, size_t n, size_t k, T* value, int64_t* index) {
   std::vector<Fault> fault(rows, kFine);
-  if (n <= kTopkShortMaxN && k <= kTopkShortMaxK) {
+  if (k >= 1 && k <= n && n <= kTopkShortMaxN && k <= kTopkShortMaxK) {  // topk_short_row needs 1 <= k <= n
     for_rows(rows, n, [&](size_t r) {
       if (!topk_short_row(x + r * n, n, k, value + r * k, index + r * k)) fault[r] = kNaN;
     });
