@@ -1208,12 +1208,24 @@ void log_softmax_groups(const T* x, T* y, size_t n, size_t rows_left, T* buf, T*
     log_softmax_groups_f64<VN, P>(x, y, n, rows_left, buf, obuf, stream, flag);
 }
 
+// A lane type's cheaper columns of a group of W rows of a fixed length N
+// than the W x W transposes (value true: load(x, c) puts column j of the W
+// rows at x, W N contiguous floats, in c[j], reading nothing else;
+// rows_columns_avx2.h).
+template <class VN, size_t N>
+struct GroupColumns : std::false_type {};
+
 // P full groups of float32 rows of n <= NB W elements into registers, as
 // softmax_group_regs: block b of a group is W vector loads at stride n and
-// a W x W transpose (column j of group p in c[p][j]).
-template <class VN, size_t NB, size_t P>
+// a W x W transpose (column j of group p in c[p][j]); rows of a fixed
+// length N (n = N) by GroupColumns where the lane type has them.
+template <class VN, size_t NB, size_t P, size_t N = 0>
 SSM_INLINE inline void load_group_regs(const float* x, size_t n, Reg<VN> (&c)[P][NB * VN::width]) {
   constexpr size_t W = VN::width;
+  if constexpr (N != 0 && GroupColumns<VN, N>::value) {
+    for (size_t p = 0; p < P; ++p) GroupColumns<VN, N>::load(x + p * W * N, c[p]);
+    return;
+  }
   for (size_t p = 0; p < P; ++p)
     for (size_t b = 0; b < NB; ++b) {
       Reg<VN>(&v)[W] = *reinterpret_cast<Reg<VN>(*)[W]>(&c[p][b * W]);
@@ -1329,11 +1341,12 @@ SSM_INLINE inline bool group_sums_regs(const Reg<VN> (&c)[P][C], size_t n, Group
 // 4 Mi-element batches with out=, medians of 9 interleaved processes,
 // load 9-11: n = 2 0.83-0.87, 3 0.88-0.90, 5 0.90, 10 0.94-0.95, 13
 // 0.95-0.96 (softmax control 0.99-1.00).
-template <class VN, class VW, size_t NB, size_t P, bool FromX>
+template <class VN, class VW, size_t NB, size_t P, bool FromX, size_t N = 0>
 SSM_INLINE inline bool log_softmax_group_regs(const float* x, float* y, size_t n, const int32_t* lane_row) {
   constexpr size_t W = VN::width, C = NB * W;
+  if constexpr (N != 0) n = N;
   Reg<VN> c[P][C];
-  load_group_regs<VN, NB, P>(x, n, c);
+  load_group_regs<VN, NB, P, N>(x, n, c);
   GroupSums<VN, VW, P> s;
   if (!group_sums_regs<VN, VW, P, C, true>(c, n, s)) return false;
   for (size_t p = 0; p < P; ++p) {
@@ -1369,10 +1382,13 @@ SSM_INLINE inline bool log_softmax_group_regs(const float* x, float* y, size_t n
   return true;
 }
 
-template <class VN, class VW, size_t NB, size_t P>
+// N: rows of that fixed length (n = N), their loops unrolled, their columns
+// by GroupColumns where the lane type has them (the same bits).
+template <class VN, class VW, size_t NB, size_t P, size_t N = 0>
 void log_softmax_rows_regs(const float* x, float* y, size_t rows, size_t n, float* buf, float* obuf, bool stream,
                            unsigned char* flag) {
   constexpr size_t W = VN::width;
+  if constexpr (N != 0) n = N;
   static_assert(P * NB * W <= kMaxN, "P groups' columns fit in buf");
   // P groups at a time while their last block stays inside the batch (see
   // softmax_group_regs); P groups with a special row, and the batch's last
@@ -1389,7 +1405,7 @@ void log_softmax_rows_regs(const float* x, float* y, size_t rows, size_t n, floa
   auto groups = [&](auto from_x) SSM_INLINE {
     size_t r = 0;
     for (; rows - r >= P * W && (rows - r - (P * W - 1)) * n >= NB * W; r += P * W)
-      if (log_softmax_group_regs<VN, VW, NB, P, decltype(from_x)::value>(x + r * n, y + r * n, n, lane_row))
+      if (log_softmax_group_regs<VN, VW, NB, P, decltype(from_x)::value, N>(x + r * n, y + r * n, n, lane_row))
         std::memset(flag + r, 0, P * W);
       else
         log_softmax_groups_f32<VN, VW, P>(x + r * n, y + r * n, n, rows - r, buf, obuf, stream, flag + r);
@@ -1705,11 +1721,12 @@ void lse_groups(const T* x, T* out, T* sign, size_t n, size_t rows_left, T* buf,
 // column buffer; W results per group leave as one narrowing store per
 // float64 half. Returns false, having stored nothing, if a row is special
 // or a result is not certified (the caller runs lse_groups on the groups).
-template <class VN, class VW, size_t NB, size_t P, int MaxT>
+template <class VN, class VW, size_t NB, size_t P, int MaxT, size_t N = 0>
 SSM_INLINE inline bool lse_group_regs(const float* x, float* out, size_t n) {
   constexpr size_t W = VN::width, WW = VW::width, C = NB * W;
+  if constexpr (N != 0) n = N;
   Reg<VN> c[P][C];
-  load_group_regs<VN, NB, P>(x, n, c);
+  load_group_regs<VN, NB, P, N>(x, n, c);
   GroupSums<VN, VW, P> s;
   if (!group_sums_regs<VN, VW, P, C, false>(c, n, s)) return false;
   Reg<VW> lse[2 * P];
@@ -1720,9 +1737,11 @@ SSM_INLINE inline bool lse_group_regs(const float* x, float* out, size_t n) {
   return true;
 }
 
-template <class VN, class VW, size_t NB, size_t P, int MaxT>
+// N: as log_softmax_rows_regs'.
+template <class VN, class VW, size_t NB, size_t P, int MaxT, size_t N = 0>
 void lse_rows_regs(const float* x, float* out, float* sign, size_t rows, size_t n, float* buf, unsigned char* flag) {
   constexpr size_t W = VN::width;
+  if constexpr (N != 0) n = N;
   static_assert(P * NB * W <= kMaxN, "P groups' columns fit in buf");
   // P groups at a time while their last block stays inside the batch (see
   // softmax_group_regs), their lines prefetched as logsumexp_rows' pairs;
@@ -1733,7 +1752,7 @@ void lse_rows_regs(const float* x, float* out, float* sign, size_t rows, size_t 
   for (; rows - r >= P * W && (rows - r - (P * W - 1)) * n >= NB * W; r += P * W) {
     if (ahead)
       for (size_t i = 0; i < P * W * n; i += 64 / sizeof(float)) SSM_PREFETCH(x + r * n + ahead + i);
-    if (lse_group_regs<VN, VW, NB, P, MaxT>(x + r * n, out + r, n)) {
+    if (lse_group_regs<VN, VW, NB, P, MaxT, N>(x + r * n, out + r, n)) {
       std::memset(flag + r, 0, P * W);
       if (sign)
         for (size_t l = 0; l < P * W; ++l) sign[r + l] = 1.0f;
