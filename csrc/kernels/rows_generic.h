@@ -640,6 +640,32 @@ SSM_INLINE inline bool softmax_invs(const Kahan2<VN> (&sum)[P], const typename V
   return ok;
 }
 
+// A lane type's cheaper columns of a group of W rows of a fixed length N
+// than the W x W transposes (value true: load(x, c) puts column j of the W
+// rows at x, W N contiguous floats, in c[j], reading nothing else;
+// rows_columns_avx2.h).
+template <class VN, size_t N>
+struct GroupColumns : std::false_type {};
+
+// P full groups of float32 rows of n <= NB W elements into registers, as
+// softmax_group_regs: block b of a group is W vector loads at stride n and
+// a W x W transpose (column j of group p in c[p][j]); rows of a fixed
+// length N (n = N) by GroupColumns where the lane type has them.
+template <class VN, size_t NB, size_t P, size_t N = 0>
+SSM_INLINE inline void load_group_regs(const float* x, size_t n, Reg<VN> (&c)[P][NB * VN::width]) {
+  constexpr size_t W = VN::width;
+  if constexpr (N != 0 && GroupColumns<VN, N>::value) {
+    for (size_t p = 0; p < P; ++p) GroupColumns<VN, N>::load(x + p * W * N, c[p]);
+    return;
+  }
+  for (size_t p = 0; p < P; ++p)
+    for (size_t b = 0; b < NB; ++b) {
+      Reg<VN>(&v)[W] = *reinterpret_cast<Reg<VN>(*)[W]>(&c[p][b * W]);
+      for (size_t l = 0; l < W; ++l) v[l] = VN::load(x + (p * W + l) * n + b * W);
+      VN::transpose(v);
+    }
+}
+
 // softmax_group's arithmetic, lane for lane (the same bits), on P full
 // groups of float32 rows of n <= NB W elements with their columns in
 // registers, the groups' steps interleaved so that their chains overlap:
@@ -662,7 +688,7 @@ SSM_INLINE inline bool softmax_invs(const Kahan2<VN> (&sum)[P], const typename V
 // by the per-row redo of a flagged row; in place the values are the
 // inputs not yet read). Nothing is stored unless every row of the P groups
 // is ordinary (returns false: the caller runs softmax_group on each).
-template <class VN, size_t NB, size_t P>
+template <class VN, size_t NB, size_t P, size_t N = 0>
 SSM_INLINE inline bool softmax_group_regs(const float* x, float* y, size_t n, const FoldedConsts<VN>& K) {
   constexpr size_t W = VN::width;
   constexpr size_t C = NB * W;
@@ -670,14 +696,11 @@ SSM_INLINE inline bool softmax_group_regs(const float* x, float* y, size_t n, co
   // more instructions with it (callgrind per element, n = 2 18.0 -> 19.5,
   // 5 9.7 -> 10.1; without it 17.5, 9.7).
   constexpr bool kFold = DirectFoldedScale<VN>::value && NB > 1;
+  if constexpr (N != 0) n = N;
+  // The transposes whatever N: the columns past n carry the loaded values
+  // back (GroupColumns leaves them unset).
   Reg<VN> c[P][C];
-  for (size_t p = 0; p < P; ++p)
-    for (size_t b = 0; b < NB; ++b) {
-      Reg<VN> v[W];
-      for (size_t l = 0; l < W; ++l) v[l] = VN::load(x + (p * W + l) * n + b * W);
-      VN::transpose(v);
-      for (size_t k = 0; k < W; ++k) c[p][b * W + k] = v[k];
-    }
+  load_group_regs<VN, NB, P>(x, n, c);
   // The max as a tree (the linear chain was the first leg of a group's
   // critical path); a NaN may now reach it, which flags the row as the
   // NaN sum did.
@@ -827,13 +850,13 @@ struct SoftmaxPermRange {
   static void rows(const float*, float*, size_t, size_t, float*, float*, bool, unsigned char*) {}
 };
 
-template <class VN, size_t NB, size_t P, bool Buffered>
+template <class VN, size_t NB, size_t P, bool Buffered, size_t N = 0>
 SSM_INLINE inline bool softmax_groups_fast(const float* x, float* y, size_t n, float* buf,
                                          const FoldedConsts<VN>& K) {
   if constexpr (Buffered)
     return softmax_group_blocks<VN, NB, P>(x, y, n, buf, K);
   else
-    return softmax_group_regs<VN, NB, P>(x, y, n, K);
+    return softmax_group_regs<VN, NB, P, N>(x, y, n, K);
 }
 
 // softmax_group out of line for the sets' redone groups (a special row,
@@ -872,15 +895,18 @@ SSM_INLINE inline void softmax_rows_sets(const float* x, float* y, size_t rows, 
   }
 }
 
-template <class VN, size_t NB, size_t P, bool Buffered = false>
+// N: as log_softmax_rows_regs'.
+template <class VN, size_t NB, size_t P, bool Buffered = false, size_t N = 0>
 void softmax_rows_regs(const float* x, float* y, size_t rows, size_t n, float* buf, float* obuf, bool stream,
                        unsigned char* flag) {
+  if constexpr (N != 0) n = N;
   // The sets' last block reaches NB W elements from their last row's start
   // (see softmax_group_regs).
   const FoldedConsts<VN> K;  // group_term's constants, once per batch
   softmax_rows_sets<VN, P>(x, y, rows, n, NB * VN::width, buf, obuf, stream, flag,
                            [&](const float* xs, float* ys, auto groups) SSM_INLINE {
-                             return softmax_groups_fast<VN, NB, decltype(groups)::value, Buffered>(xs, ys, n, buf, K);
+                             return softmax_groups_fast<VN, NB, decltype(groups)::value, Buffered, N>(xs, ys, n, buf,
+                                                                                                      K);
                            });
 }
 
@@ -1206,32 +1232,6 @@ void log_softmax_groups(const T* x, T* y, size_t n, size_t rows_left, T* buf, T*
     log_softmax_groups_f32<VN, VW, P>(x, y, n, rows_left, buf, obuf, stream, flag);
   else
     log_softmax_groups_f64<VN, P>(x, y, n, rows_left, buf, obuf, stream, flag);
-}
-
-// A lane type's cheaper columns of a group of W rows of a fixed length N
-// than the W x W transposes (value true: load(x, c) puts column j of the W
-// rows at x, W N contiguous floats, in c[j], reading nothing else;
-// rows_columns_avx2.h).
-template <class VN, size_t N>
-struct GroupColumns : std::false_type {};
-
-// P full groups of float32 rows of n <= NB W elements into registers, as
-// softmax_group_regs: block b of a group is W vector loads at stride n and
-// a W x W transpose (column j of group p in c[p][j]); rows of a fixed
-// length N (n = N) by GroupColumns where the lane type has them.
-template <class VN, size_t NB, size_t P, size_t N = 0>
-SSM_INLINE inline void load_group_regs(const float* x, size_t n, Reg<VN> (&c)[P][NB * VN::width]) {
-  constexpr size_t W = VN::width;
-  if constexpr (N != 0 && GroupColumns<VN, N>::value) {
-    for (size_t p = 0; p < P; ++p) GroupColumns<VN, N>::load(x + p * W * N, c[p]);
-    return;
-  }
-  for (size_t p = 0; p < P; ++p)
-    for (size_t b = 0; b < NB; ++b) {
-      Reg<VN>(&v)[W] = *reinterpret_cast<Reg<VN>(*)[W]>(&c[p][b * W]);
-      for (size_t l = 0; l < W; ++l) v[l] = VN::load(x + (p * W + l) * n + b * W);
-      VN::transpose(v);
-    }
 }
 
 // group_sums<..., ExpCoeffsMid, Plain2, P, Count> of float32 columns held in
