@@ -1,6 +1,7 @@
 """float32 softmax short rows read and written as 8 x 8 blocks at stride n
 (rows_generic.h softmax_group_regs: AVX2 rows of 1-24 elements, the group's
-columns in registers; softmax_group_blocks: rows of 25-31, the columns in
+columns in registers, rows of 3-16 one instantiation per length,
+rows_avx2.cpp; softmax_group_blocks: rows of 25-31, the columns in
 an L1 buffer, two groups at a time; lengths up to 31 here).
 
 A group of 8 rows is read and written as 8 x 8 blocks at stride n; where

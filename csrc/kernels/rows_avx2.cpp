@@ -141,6 +141,91 @@ template <>
 struct Lsm32GroupRange<F32x8> {
   static constexpr size_t min_n = 48, regs_max_n = 16;
 };
+#include "rows_columns_avx2.h"
+
+// float32 log_softmax rows of 2 to 16 and logsumexp rows of 3 to 16,
+// unweighted: the register groups (log_softmax_rows_regs, lse_rows_regs)
+// instantiated per row length N, their loops over columns unrolled to N
+// and rows of 2-4 taking their columns from whole vectors
+// (rows_columns_avx2.h); the same arithmetic lane for lane, so the same
+// bits as with a run-time n (and, for logsumexp rows of 3, 4 and 11-16, as
+// lse_groups, which took them). Zen 5 run as avx2, N(0, 1) rows, callgrind
+// instructions per element in the extension, before / after: logsumexp n
+// = 3 24.67 / 17.41, 4 19.39 / 12.87, 8 10.59 / 9.49, 12 10.86 / 9.20, 16
+// 9.30 / 8.36; log_softmax n = 2 18.83 / 14.09, 3 19.10 / 16.65, 4 16.53 /
+// 14.62, 8 13.20 / 12.07. bench/ab_builds.py, 4 Mi-element batches, 1
+// thread, 11 rounds, time / before (fastest processes): logsumexp n = 3
+// 0.61, 4 0.56, 8 0.90, 12 0.71, 16 0.81; log_softmax n = 2 0.81, 3 0.88,
+// 4 0.91, 8 1.01, 16 0.96 (softmax n = 8 control 1.02).
+struct FixedRowsRange {
+  static constexpr size_t lsm_min_n = 2, lse_min_n = 3, max_n = 16;
+};
+
+template <size_t N>
+void log_softmax_rows_fixed(const float* x, float* y, size_t rows, size_t n, bool stream, unsigned char* flag) {
+  if constexpr (N <= FixedRowsRange::max_n) {
+    if (n != N) return log_softmax_rows_fixed<N + 1>(x, y, rows, n, stream, flag);
+    alignas(64) float buf[kMaxN * 8], obuf[kMaxN * 8];
+    log_softmax_rows_regs<F32x8, F64x4, (N + 7) / 8, 4, N>(x, y, rows, n, buf, obuf, stream, flag);
+    if (stream) F32x8::fence();
+  }
+}
+
+template <size_t N>
+void lse_rows_fixed(const float* x, float* out, float* sign, size_t rows, size_t n, unsigned char* flag) {
+  if constexpr (N <= FixedRowsRange::max_n) {
+    if (n != N) return lse_rows_fixed<N + 1>(x, out, sign, rows, n, flag);
+    // MaxT as lse_groups (rows of up to 10 skip log1p_small's step by 2^4).
+    alignas(64) float buf[kMaxN * 8];
+    lse_rows_regs<F32x8, F64x4, (N + 7) / 8, 4, N <= 10 ? 11 : static_cast<int>(kMaxN / 2 + 1), N>(x, out, sign, rows,
+                                                                                                   n, buf, flag);
+  }
+}
+
+// float32 softmax rows of 3-16 the same way (softmax_rows_regs per N; the
+// transposes for every N: the columns past n go back as loaded). Zen 5 run
+// as avx2, callgrind per element, run-time n / per N: n = 3 13.18 / 10.23,
+// 5 9.77 / 7.89, 8 7.95 / 5.95, 12 7.29 / 6.23; bench/ab_builds.py, 4
+// Mi-element batches, 11 rounds, time / run-time n's (fastest processes):
+// n = 3 0.79-0.82, 4 0.79, 5 0.82-0.85, 8 0.85-0.86, 12 0.92 (n = 2,
+// unchanged, 1.00).
+template <size_t N>
+void softmax_rows_fixed(const float* x, float* y, size_t rows, size_t n, bool stream, unsigned char* flag) {
+  if constexpr (N <= FixedRowsRange::max_n) {
+    if (n != N) return softmax_rows_fixed<N + 1>(x, y, rows, n, stream, flag);
+    alignas(64) float buf[kMaxN * 8], obuf[kMaxN * 8];
+    softmax_rows_regs<F32x8, (N + 7) / 8, N <= 8 ? SoftmaxRegsRange<F32x8>::groups1 : SoftmaxRegsRange<F32x8>::groups2,
+                      false, N>(x, y, rows, n, buf, obuf, stream, flag);
+    if (stream) F32x8::fence();
+  }
+}
+
+void softmax_f32(const float* x, float* y, size_t rows, size_t n, bool stream, unsigned char* flag) {
+  if (n >= FixedRowsRange::lse_min_n && n <= FixedRowsRange::max_n)
+    return softmax_rows_fixed<FixedRowsRange::lse_min_n>(x, y, rows, n, stream, flag);
+  softmax_rows<F32x8, float>(x, y, rows, n, stream, flag);
+}
+
+void log_softmax_f32(const float* x, float* y, size_t rows, size_t n, bool stream, unsigned char* flag) {
+  if (n >= FixedRowsRange::lsm_min_n && n <= FixedRowsRange::max_n)
+    return log_softmax_rows_fixed<FixedRowsRange::lsm_min_n>(x, y, rows, n, stream, flag);
+  log_softmax_rows<F32x8, F64x4, float>(x, y, rows, n, stream, flag);
+}
+
+void logsumexp_f32(const float* x, const float* b, float* out, float* sign, size_t rows, size_t n,
+                   unsigned char* flag) {
+  if (!b && n >= FixedRowsRange::lse_min_n && n <= FixedRowsRange::max_n)
+    return lse_rows_fixed<FixedRowsRange::lse_min_n>(x, out, sign, rows, n, flag);
+  logsumexp_rows<F32x8, F64x4, float>(x, b, out, sign, rows, n, flag);
+}
+
+RowsKernels<float> make_rows_kernels_f32() {
+  RowsKernels<float> k = make_rows_kernels<F32x8, F64x4, float>();
+  k.softmax = &softmax_f32;
+  k.log_softmax = &log_softmax_f32;
+  k.logsumexp = &logsumexp_f32;
+  return k;
+}
 }  // namespace
 }  // namespace rows
 }  // namespace avx2
@@ -148,7 +233,7 @@ struct Lsm32GroupRange<F32x8> {
 
 namespace ssm {
 const RowsKernelSet& rows_kernels_avx2() {
-  static const RowsKernelSet set{"avx2", avx2::rows::make_rows_kernels<avx2::F32x8, avx2::F64x4, float>(),
+  static const RowsKernelSet set{"avx2", avx2::rows::make_rows_kernels_f32(),
                                  avx2::rows::make_rows_kernels<avx2::F64x4, avx2::F64x4, double>()};
   return set;
 }

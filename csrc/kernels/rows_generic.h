@@ -322,6 +322,33 @@ inline Reg<V> log1p_small(Reg<V> z) {
   return log1p_small_series<V, Terms>(div_lanes(f, V::add(V::set1(2.0), f)), e);
 }
 
+// Lane types with scale_near_one (AVX2): t = m 2^e, m in (c, 2c] from the
+// exponent field.
+template <class V, class = void>
+struct HasScaleNearOne : std::false_type {};
+template <class V>
+struct HasScaleNearOne<V, std::void_t<decltype(V::scale_near_one(std::declval<Reg<V>>(), std::declval<Reg<V>&>(),
+                                                                 std::declval<Reg<V>&>()))>> : std::true_type {};
+
+// log1p_small for lanes known finite (no NaN or infinite z): where the lane
+// type has scale_near_one, t and e from t's exponent field in six
+// operations (the compare-and-halve steps took five per step, two or three
+// here), the same t and e (log1p_small_reduce ends with t in (c, 2c], c
+// the same double, and e the one power of two that puts it there), so the
+// same bits. A NaN z would not stay NaN: callers whose lanes may be special
+// take log1p_small.
+template <class V, int Terms = 11, int MaxT = (1 << 15)>
+SSM_INLINE inline Reg<V> log1p_small_finite(Reg<V> z) {
+  if constexpr (HasScaleNearOne<V>::value) {
+    Reg<V> t, e;
+    V::scale_near_one(V::add(V::set1(1.0), z), t, e);
+    const Reg<V> f = V::select(V::nonzero(e), V::sub(t, V::set1(1.0)), z);
+    return log1p_small_series<V, Terms>(div_lanes(f, V::add(V::set1(2.0), f)), e);
+  } else {
+    return log1p_small<V, Terms, MaxT>(z);
+  }
+}
+
 // Kahan-compensated lane sums, two chains (even and odd columns) so that the
 // four-add dependency of a compensated step is not the loop's critical path.
 template <class V>
@@ -640,6 +667,32 @@ SSM_INLINE inline bool softmax_invs(const Kahan2<VN> (&sum)[P], const typename V
   return ok;
 }
 
+// A lane type's cheaper columns of a group of W rows of a fixed length N
+// than the W x W transposes (value true: load(x, c) puts column j of the W
+// rows at x, W N contiguous floats, in c[j], reading nothing else;
+// rows_columns_avx2.h).
+template <class VN, size_t N>
+struct GroupColumns : std::false_type {};
+
+// P full groups of float32 rows of n <= NB W elements into registers, as
+// softmax_group_regs: block b of a group is W vector loads at stride n and
+// a W x W transpose (column j of group p in c[p][j]); rows of a fixed
+// length N (n = N) by GroupColumns where the lane type has them.
+template <class VN, size_t NB, size_t P, size_t N = 0>
+SSM_INLINE inline void load_group_regs(const float* x, size_t n, Reg<VN> (&c)[P][NB * VN::width]) {
+  constexpr size_t W = VN::width;
+  if constexpr (N != 0 && GroupColumns<VN, N>::value) {
+    for (size_t p = 0; p < P; ++p) GroupColumns<VN, N>::load(x + p * W * N, c[p]);
+    return;
+  }
+  for (size_t p = 0; p < P; ++p)
+    for (size_t b = 0; b < NB; ++b) {
+      Reg<VN>(&v)[W] = *reinterpret_cast<Reg<VN>(*)[W]>(&c[p][b * W]);
+      for (size_t l = 0; l < W; ++l) v[l] = VN::load(x + (p * W + l) * n + b * W);
+      VN::transpose(v);
+    }
+}
+
 // softmax_group's arithmetic, lane for lane (the same bits), on P full
 // groups of float32 rows of n <= NB W elements with their columns in
 // registers, the groups' steps interleaved so that their chains overlap:
@@ -662,7 +715,7 @@ SSM_INLINE inline bool softmax_invs(const Kahan2<VN> (&sum)[P], const typename V
 // by the per-row redo of a flagged row; in place the values are the
 // inputs not yet read). Nothing is stored unless every row of the P groups
 // is ordinary (returns false: the caller runs softmax_group on each).
-template <class VN, size_t NB, size_t P>
+template <class VN, size_t NB, size_t P, size_t N = 0>
 SSM_INLINE inline bool softmax_group_regs(const float* x, float* y, size_t n, const FoldedConsts<VN>& K) {
   constexpr size_t W = VN::width;
   constexpr size_t C = NB * W;
@@ -670,14 +723,11 @@ SSM_INLINE inline bool softmax_group_regs(const float* x, float* y, size_t n, co
   // more instructions with it (callgrind per element, n = 2 18.0 -> 19.5,
   // 5 9.7 -> 10.1; without it 17.5, 9.7).
   constexpr bool kFold = DirectFoldedScale<VN>::value && NB > 1;
+  if constexpr (N != 0) n = N;
+  // The transposes whatever N: the columns past n carry the loaded values
+  // back (GroupColumns leaves them unset).
   Reg<VN> c[P][C];
-  for (size_t p = 0; p < P; ++p)
-    for (size_t b = 0; b < NB; ++b) {
-      Reg<VN> v[W];
-      for (size_t l = 0; l < W; ++l) v[l] = VN::load(x + (p * W + l) * n + b * W);
-      VN::transpose(v);
-      for (size_t k = 0; k < W; ++k) c[p][b * W + k] = v[k];
-    }
+  load_group_regs<VN, NB, P>(x, n, c);
   // The max as a tree (the linear chain was the first leg of a group's
   // critical path); a NaN may now reach it, which flags the row as the
   // NaN sum did.
@@ -827,13 +877,13 @@ struct SoftmaxPermRange {
   static void rows(const float*, float*, size_t, size_t, float*, float*, bool, unsigned char*) {}
 };
 
-template <class VN, size_t NB, size_t P, bool Buffered>
+template <class VN, size_t NB, size_t P, bool Buffered, size_t N = 0>
 SSM_INLINE inline bool softmax_groups_fast(const float* x, float* y, size_t n, float* buf,
                                          const FoldedConsts<VN>& K) {
   if constexpr (Buffered)
     return softmax_group_blocks<VN, NB, P>(x, y, n, buf, K);
   else
-    return softmax_group_regs<VN, NB, P>(x, y, n, K);
+    return softmax_group_regs<VN, NB, P, N>(x, y, n, K);
 }
 
 // softmax_group out of line for the sets' redone groups (a special row,
@@ -872,15 +922,18 @@ SSM_INLINE inline void softmax_rows_sets(const float* x, float* y, size_t rows, 
   }
 }
 
-template <class VN, size_t NB, size_t P, bool Buffered = false>
+// N: as log_softmax_rows_regs'.
+template <class VN, size_t NB, size_t P, bool Buffered = false, size_t N = 0>
 void softmax_rows_regs(const float* x, float* y, size_t rows, size_t n, float* buf, float* obuf, bool stream,
                        unsigned char* flag) {
+  if constexpr (N != 0) n = N;
   // The sets' last block reaches NB W elements from their last row's start
   // (see softmax_group_regs).
   const FoldedConsts<VN> K;  // group_term's constants, once per batch
   softmax_rows_sets<VN, P>(x, y, rows, n, NB * VN::width, buf, obuf, stream, flag,
                            [&](const float* xs, float* ys, auto groups) SSM_INLINE {
-                             return softmax_groups_fast<VN, NB, decltype(groups)::value, Buffered>(xs, ys, n, buf, K);
+                             return softmax_groups_fast<VN, NB, decltype(groups)::value, Buffered, N>(xs, ys, n, buf,
+                                                                                                      K);
                            });
 }
 
@@ -1208,20 +1261,6 @@ void log_softmax_groups(const T* x, T* y, size_t n, size_t rows_left, T* buf, T*
     log_softmax_groups_f64<VN, P>(x, y, n, rows_left, buf, obuf, stream, flag);
 }
 
-// P full groups of float32 rows of n <= NB W elements into registers, as
-// softmax_group_regs: block b of a group is W vector loads at stride n and
-// a W x W transpose (column j of group p in c[p][j]).
-template <class VN, size_t NB, size_t P>
-SSM_INLINE inline void load_group_regs(const float* x, size_t n, Reg<VN> (&c)[P][NB * VN::width]) {
-  constexpr size_t W = VN::width;
-  for (size_t p = 0; p < P; ++p)
-    for (size_t b = 0; b < NB; ++b) {
-      Reg<VN>(&v)[W] = *reinterpret_cast<Reg<VN>(*)[W]>(&c[p][b * W]);
-      for (size_t l = 0; l < W; ++l) v[l] = VN::load(x + (p * W + l) * n + b * W);
-      VN::transpose(v);
-    }
-}
-
 // group_sums<..., ExpCoeffsMid, Plain2, P, Count> of float32 columns held in
 // registers (load_group_regs), lane for lane (the max's linear chain, each
 // column's two float64 halves widened from the register, the two chains in
@@ -1329,11 +1368,12 @@ SSM_INLINE inline bool group_sums_regs(const Reg<VN> (&c)[P][C], size_t n, Group
 // 4 Mi-element batches with out=, medians of 9 interleaved processes,
 // load 9-11: n = 2 0.83-0.87, 3 0.88-0.90, 5 0.90, 10 0.94-0.95, 13
 // 0.95-0.96 (softmax control 0.99-1.00).
-template <class VN, class VW, size_t NB, size_t P, bool FromX>
+template <class VN, class VW, size_t NB, size_t P, bool FromX, size_t N = 0>
 SSM_INLINE inline bool log_softmax_group_regs(const float* x, float* y, size_t n, const int32_t* lane_row) {
   constexpr size_t W = VN::width, C = NB * W;
+  if constexpr (N != 0) n = N;
   Reg<VN> c[P][C];
-  load_group_regs<VN, NB, P>(x, n, c);
+  load_group_regs<VN, NB, P, N>(x, n, c);
   GroupSums<VN, VW, P> s;
   if (!group_sums_regs<VN, VW, P, C, true>(c, n, s)) return false;
   for (size_t p = 0; p < P; ++p) {
@@ -1344,7 +1384,15 @@ SSM_INLINE inline bool log_softmax_group_regs(const float* x, float* y, size_t n
       const size_t q = 2 * p + h;
       // S <= n (1 + 2^-28) < NB W + 1: log1p_small drops the steps that
       // cannot divide (the same bits).
-      log_s[h] = log1p_small<VW, 11, NB * W + 1>(VW::add(VW::sub(s.cnt[q], VW::set1(1.0)), s.rest[q]));
+      // Rows of up to W: log1p_small_finite (the same bits); rows of two
+      // blocks keep log1p_small (AVX2 n = 16, its reduction from the
+      // exponent field: callgrind per element 10.62 -> 10.43, but 1.08x
+      // the time, fastest of 11 interleaved processes, in two runs).
+      const Reg<VW> z = VW::add(VW::sub(s.cnt[q], VW::set1(1.0)), s.rest[q]);
+      if constexpr (NB == 1)
+        log_s[h] = log1p_small_finite<VW, 11, NB * W + 1>(z);
+      else
+        log_s[h] = log1p_small<VW, 11, NB * W + 1>(z);
     }
     const Reg<VN> vhi = VN::narrow(s.m[2 * p], s.m[2 * p + 1]), vlo = VN::narrow(log_s[0], log_s[1]);
     if constexpr (FromX) {
@@ -1369,10 +1417,13 @@ SSM_INLINE inline bool log_softmax_group_regs(const float* x, float* y, size_t n
   return true;
 }
 
-template <class VN, class VW, size_t NB, size_t P>
+// N: rows of that fixed length (n = N), their loops unrolled, their columns
+// by GroupColumns where the lane type has them (the same bits).
+template <class VN, class VW, size_t NB, size_t P, size_t N = 0>
 void log_softmax_rows_regs(const float* x, float* y, size_t rows, size_t n, float* buf, float* obuf, bool stream,
                            unsigned char* flag) {
   constexpr size_t W = VN::width;
+  if constexpr (N != 0) n = N;
   static_assert(P * NB * W <= kMaxN, "P groups' columns fit in buf");
   // P groups at a time while their last block stays inside the batch (see
   // softmax_group_regs); P groups with a special row, and the batch's last
@@ -1389,7 +1440,7 @@ void log_softmax_rows_regs(const float* x, float* y, size_t rows, size_t n, floa
   auto groups = [&](auto from_x) SSM_INLINE {
     size_t r = 0;
     for (; rows - r >= P * W && (rows - r - (P * W - 1)) * n >= NB * W; r += P * W)
-      if (log_softmax_group_regs<VN, VW, NB, P, decltype(from_x)::value>(x + r * n, y + r * n, n, lane_row))
+      if (log_softmax_group_regs<VN, VW, NB, P, decltype(from_x)::value, N>(x + r * n, y + r * n, n, lane_row))
         std::memset(flag + r, 0, P * W);
       else
         log_softmax_groups_f32<VN, VW, P>(x + r * n, y + r * n, n, rows - r, buf, obuf, stream, flag + r);
@@ -1591,7 +1642,7 @@ SSM_INLINE inline typename VW::mask lse32_first_tier(const S& s, size_t q, typen
   // S < MaxT (n terms, each at most 1 + C::err; MaxT is n + 1 or more:
   // lse_groups); the series to degree 15: its 2^-46.2 absolute is within
   // the certificate's 2^-37.
-  lse = VW::add(s.m[q], log1p_small<VW, 7, MaxT>(z));
+  lse = VW::add(s.m[q], log1p_small_finite<VW, 7, MaxT>(z));
   // As lse_plain_group's Certify (see there), with min(z, 1) >= z / (1 + z)
   // (z >= 0) in place of the division: at most 2x looser (z = 1), it
   // certifies all but rows with |lse| below ~0.035, and the division was
@@ -1705,11 +1756,12 @@ void lse_groups(const T* x, T* out, T* sign, size_t n, size_t rows_left, T* buf,
 // column buffer; W results per group leave as one narrowing store per
 // float64 half. Returns false, having stored nothing, if a row is special
 // or a result is not certified (the caller runs lse_groups on the groups).
-template <class VN, class VW, size_t NB, size_t P, int MaxT>
+template <class VN, class VW, size_t NB, size_t P, int MaxT, size_t N = 0>
 SSM_INLINE inline bool lse_group_regs(const float* x, float* out, size_t n) {
   constexpr size_t W = VN::width, WW = VW::width, C = NB * W;
+  if constexpr (N != 0) n = N;
   Reg<VN> c[P][C];
-  load_group_regs<VN, NB, P>(x, n, c);
+  load_group_regs<VN, NB, P, N>(x, n, c);
   GroupSums<VN, VW, P> s;
   if (!group_sums_regs<VN, VW, P, C, false>(c, n, s)) return false;
   Reg<VW> lse[2 * P];
@@ -1720,9 +1772,11 @@ SSM_INLINE inline bool lse_group_regs(const float* x, float* out, size_t n) {
   return true;
 }
 
-template <class VN, class VW, size_t NB, size_t P, int MaxT>
+// N: as log_softmax_rows_regs'.
+template <class VN, class VW, size_t NB, size_t P, int MaxT, size_t N = 0>
 void lse_rows_regs(const float* x, float* out, float* sign, size_t rows, size_t n, float* buf, unsigned char* flag) {
   constexpr size_t W = VN::width;
+  if constexpr (N != 0) n = N;
   static_assert(P * NB * W <= kMaxN, "P groups' columns fit in buf");
   // P groups at a time while their last block stays inside the batch (see
   // softmax_group_regs), their lines prefetched as logsumexp_rows' pairs;
@@ -1733,7 +1787,7 @@ void lse_rows_regs(const float* x, float* out, float* sign, size_t rows, size_t 
   for (; rows - r >= P * W && (rows - r - (P * W - 1)) * n >= NB * W; r += P * W) {
     if (ahead)
       for (size_t i = 0; i < P * W * n; i += 64 / sizeof(float)) SSM_PREFETCH(x + r * n + ahead + i);
-    if (lse_group_regs<VN, VW, NB, P, MaxT>(x + r * n, out + r, n)) {
+    if (lse_group_regs<VN, VW, NB, P, MaxT, N>(x + r * n, out + r, n)) {
       std::memset(flag + r, 0, P * W);
       if (sign)
         for (size_t l = 0; l < P * W; ++l) sign[r + l] = 1.0f;

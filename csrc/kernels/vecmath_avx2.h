@@ -242,6 +242,16 @@ struct F64x4 {
   // 2^k from u = 2^52 + k + 1023 (k + 1023 in [1, 2046]): u's low 12
   // mantissa bits moved into the exponent field (pow2 without its add).
   static reg pow2_biased(reg u) { return _mm256_castsi256_pd(_mm256_slli_epi64(_mm256_castpd_si256(u), 52)); }
+  // t = m 2^e for finite t >= 1: m in (c, 2c], c = 0x1.6a09e667f3bcdp-1
+  // (0.70710678118654752 rounded), e >= 0 an integer. Doubling a normal
+  // double adds 2^52 to its bits, so e = (bits(t) - bits(c) - 1) >> 52 and
+  // m's bits are bits(t) - e 2^52 (exact); e from its bits or'ed into 2^52.
+  static void scale_near_one(reg t, reg& m, reg& e) {
+    const __m256i bits = _mm256_castpd_si256(t);
+    const __m256i k = _mm256_srli_epi64(_mm256_sub_epi64(bits, _mm256_set1_epi64x(0x3FE6A09E667F3BCELL)), 52);
+    m = _mm256_castsi256_pd(_mm256_sub_epi64(bits, _mm256_slli_epi64(k, 52)));
+    e = _mm256_sub_pd(_mm256_castsi256_pd(_mm256_or_si256(k, _mm256_castpd_si256(set1(0x1p52)))), set1(0x1p52));
+  }
   static reg scale2(reg m, reg k) {
     k = _mm256_min_pd(_mm256_max_pd(k, set1(-2044.0)), set1(2046.0));
     const reg half = _mm256_floor_pd(_mm256_mul_pd(k, set1(0.5)));
