@@ -175,6 +175,18 @@ struct LsePermRange {
 };
 #include "rows_logsumexp32_perm_avx512.h"
 
+// float64 logsumexp's direct rows up to 511 (rows_generic.h's 256): rows
+// of 257-511 took the per-row kernels (no prefetch below 16 KiB a row)
+// at 0.39-0.58 ns per element against 0.34 at 256. Zen 5, 2 Mi-element
+// batches, 1 thread, bench/ab_builds.py, 11 rounds, fastest processes,
+// time / the per-row kernels' with max_n 1023: n = 257 0.63, 300 0.58,
+// 384 0.79, 511 0.79, 512 0.94, 768 1.07, 1000 1.09, 1023 1.11 (controls n
+// = 256 1.03, 1024 1.00, float32 n = 1000 1.01).
+template <>
+struct Lse64DirectRange<F64x8> {
+  static constexpr size_t max_n = 511;
+};
+
 void logsumexp_f32(const float* x, const float* b, float* out, float* sign, size_t rows, size_t n,
                    unsigned char* flag) {
   if (!b && n >= LsePermRange::min_n && n <= LsePermRange::max_n)

@@ -2321,9 +2321,10 @@ constexpr size_t lse_max_n() {
   if constexpr (std::is_same<T, float>::value && HasTable32<VN>::value) {
     static_assert(LseDirectRange<VN>::max_n <= kLseDirectMaxN, "the direct rows' error bound");
     return LseDirectRange<VN>::max_n;
-  }
-  else
+  } else {
+    static_assert(std::is_same<T, float>::value || Lse64DirectRange<VN>::max_n < 512, "the raised terms' bound");
     return std::is_same<T, float>::value ? 96 : Lse64DirectRange<VN>::max_n;
+  }
 }
 
 // Longest log_softmax row the driver sends here. float32 on lanes without
