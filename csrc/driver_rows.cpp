@@ -77,13 +77,13 @@ void run_short_rows(const RowsKernels<T>& rk, size_t rows, size_t n, Kernel&& ke
 constexpr size_t kSoftmaxShortMax = 256;
 
 // log_softmax: the kernel set's log_softmax_max_n. Unweighted logsumexp:
-// its logsumexp_max_n; weighted, its max_n.
+// its logsumexp_max_n (float32 rows on AVX-512 and AVX2: beyond max_n, the
+// direct rows take any length); weighted, its max_n. limit: that length.
 template <class T>
-bool applies(const RowsKernels<T>* rk, size_t rows, size_t n, size_t limit = ~size_t(0)) {
-  if (n > limit) return false;
+bool applies(const RowsKernels<T>* rk, size_t rows, size_t n, size_t limit) {
   // One row alone gains nothing from a group; it also keeps the per-row
   // redo of a flagged row (rows = 1) from coming back here.
-  return rk && rows >= 2 && n >= 1 && n <= rk->max_n && n <= g_short_rows_max.load(std::memory_order_relaxed);
+  return rk && rows >= 2 && n >= 1 && n <= limit && n <= g_short_rows_max.load(std::memory_order_relaxed);
 }
 
 }  // namespace
@@ -93,7 +93,7 @@ void set_short_rows_max(size_t n) { g_short_rows_max.store(n); }
 template <class T>
 bool short_rows_softmax(const Kernels<T>& k, const T* x, T* y, size_t rows, size_t n, std::vector<size_t>& special) {
   const RowsKernels<T>* rk = rows_kernels_for(k);
-  if (!applies(rk, rows, n, kSoftmaxShortMax)) return false;
+  if (!applies(rk, rows, n, rk ? std::min(kSoftmaxShortMax, rk->max_n) : 0)) return false;
   const bool stream = use_stream(rows * n * sizeof(T));  // as the row kernels' write passes
   run_short_rows(
       *rk, rows, n,
@@ -120,7 +120,7 @@ template <class T>
 bool short_rows_logsumexp(const Kernels<T>& k, const T* x, const T* b, T* out, T* sign, size_t rows, size_t n,
                           std::vector<size_t>& special) {
   const RowsKernels<T>* rk = rows_kernels_for(k);
-  if (!applies(rk, rows, n, b || !rk ? ~size_t(0) : rk->logsumexp_max_n)) return false;
+  if (!applies(rk, rows, n, !rk ? 0 : b ? rk->max_n : rk->logsumexp_max_n)) return false;
   run_short_rows(
       *rk, rows, n,
       [&](size_t r0, size_t count, unsigned char* f) {

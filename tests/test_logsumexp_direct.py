@@ -1,9 +1,10 @@
-"""float32 logsumexp of batches of rows of 24 (AVX2) or 28 (AVX-512) to 256
-elements: the short-row kernels' one-row-at-a-time path
-(kernels/rows_logsumexp_direct.h) on the kernel sets with the float32 table
-exp; shorter rows take the group kernel, longer ones the per-row kernel,
-and the scalar set keeps its own paths: every result must meet the same
-contract.
+"""float32 logsumexp of batches of rows of 32 (AVX2) or 28 (AVX-512) to
+2047 (AVX2) or 4095 (AVX-512) elements: the short-row kernels'
+one-row-at-a-time path (kernels/rows_logsumexp_direct.h) on the kernel sets
+with the float32 table exp, each row's max taken in the previous row's loop
+over its terms from 257 (AVX2) or 160 (AVX-512) elements on; shorter rows
+take the group kernel, longer ones the per-row kernel, and the scalar set
+keeps its own paths: every result must meet the same contract.
 
 Per row: a max pass, the table-exp terms added in float32 a block of 4
 vectors at a time (64 elements on AVX-512, 32 on AVX2) and certified; rows
@@ -24,11 +25,12 @@ import simdsoftmax as ssm
 from reference import assert_lse_close, ref_logsumexp
 from test_logsumexp_short_lanes import check  # logsumexp over the last axis against the reference
 
-# The path's bounds +- 1 (24 on AVX2, 28 on AVX-512; 256), every tail of
-# the 8- and 16-lane vectors around the 4-vector blocks (32, 64), lengths
-# between.
+# The path's bounds +- 1 (32 on AVX2, 28 on AVX-512; 2047 and 4095), the
+# fused maxima's (257, 160), every tail of the 8- and 16-lane vectors
+# around the 4-vector blocks (32, 64), lengths between.
 LENGTHS = [23, 24, 25, 27, 28, 29, 31, 32, 33, 39, 40, 41, 47, 48, 63, 64, 65, 79, 80, 96, 100, 127, 128, 129, 159,
-           160, 161, 191, 192, 254, 255, 256, 257]
+           160, 161, 191, 192, 254, 255, 256, 257, 258, 300, 383, 513, 1000, 1024, 1025, 1500, 2046, 2047, 2048, 2049,
+           3000, 4094, 4095, 4096, 4097]
 ROWS = [2, 9, 13]
 
 
@@ -43,7 +45,7 @@ def test_every_length(isa, n):
         check(x.astype(np.float32), (isa, n, rows))
 
 
-@pytest.mark.parametrize("n", [32, 33, 64, 100, 160, 255])
+@pytest.mark.parametrize("n", [32, 33, 64, 100, 160, 255, 300, 2047, 4095])
 def test_uncertified_rows(isa, n):
     """Rows shifted so that lse lies in [-2, 2] (most beyond what the table
     terms certify: summed again in float64), down to 1e-3 of 0, and rows of
@@ -58,7 +60,7 @@ def test_uncertified_rows(isa, n):
     check(x.astype(np.float32), (isa, n))
 
 
-@pytest.mark.parametrize("n", [32, 64, 129, 255])
+@pytest.mark.parametrize("n", [32, 64, 129, 255, 161, 1000])
 def test_beyond_table_range(isa, n):
     """Rows whose max is beyond +-2^13 (the float32 table's range) or near
     it: summed in float64 relative to the max, or certified as usual."""
@@ -78,7 +80,7 @@ KINDS = {
 }
 
 
-@pytest.mark.parametrize("n", [24, 28, 33, 100, 256])
+@pytest.mark.parametrize("n", [24, 28, 33, 100, 256, 160, 1000, 4095])
 def test_mixed_sets(isa, n):
     """Rows go in sets of 16 (AVX-512) or 8 (AVX2) whose results are stored
     at once when all pass: every kind of row at every position of a set
@@ -109,7 +111,7 @@ SPECIALS = {
 }
 
 
-@pytest.mark.parametrize("n", [32, 40, 128, 255])
+@pytest.mark.parametrize("n", [32, 40, 128, 255, 160, 300, 2047])
 @pytest.mark.parametrize("kind", list(SPECIALS))
 def test_special_rows(isa, n, kind):
     """A special row at positions 0, 3, 7, 8, 15 and the last of 17 rows
@@ -131,7 +133,7 @@ def test_special_rows(isa, n, kind):
         assert np.all(sgn[finite] == 1), (isa, n, kind, pos)
 
 
-@pytest.mark.parametrize("n", [32, 45, 100])
+@pytest.mark.parametrize("n", [32, 45, 100, 200, 1000])
 def test_far_below_the_max(isa, n):
     """Entries 0 to 200 below the row max, a quarter of them 82-85 below
     (around the AVX2 terms' clamp, 120 ln2 below 2^floor(max log2 e)), one
@@ -148,7 +150,7 @@ def test_far_below_the_max(isa, n):
     check(x.astype(np.float32), (isa, n))
 
 
-@pytest.mark.parametrize("n", [32, 72, 129])
+@pytest.mark.parametrize("n", [32, 72, 129, 160, 300, 1000])
 def test_neighbouring_rows_apart(isa, n):
     """Neighbouring rows of a set (whose e, log1p and certificate go
     through one vector) with maxima far apart, every row count up to a set
@@ -160,13 +162,15 @@ def test_neighbouring_rows_apart(isa, n):
     for rows in range(1, 25):
         x = (rng.standard_normal((rows, n)) * 2.0 + np.resize(offsets, rows)[:, None]).astype(np.float32)
         out = check(x, (isa, n, rows))
+        if rows == 1:
+            continue  # a lone row takes the per-row kernels: other bits within the contract
         # Each row beside another neighbour: its copy, or the rows reversed.
         twice = ssm.logsumexp(np.repeat(x, 2, axis=0), axis=-1)
         np.testing.assert_array_equal(out, twice[::2], err_msg=f"{isa} n={n} rows={rows}")
         np.testing.assert_array_equal(out, ssm.logsumexp(x[::-1].copy(), axis=-1)[::-1], err_msg=f"{isa} n={n}")
 
 
-@pytest.mark.parametrize("n", [32, 100, 256])
+@pytest.mark.parametrize("n", [32, 100, 256, 160, 1000, 4095])
 def test_at_the_certificate_edge(isa, n):
     """Rows of n equal entries x0 = (i/32 +- 2^-12) ln2, the reduced
     argument of every table entry near its largest |r| (T = 16 and T = 8):

@@ -1,4 +1,4 @@
-"""float64 logsumexp of batches of rows of 16 to 256 elements: the short-row
+"""float64 logsumexp of batches of rows of 16 to 256 (511 on AVX-512) elements: the short-row
 kernels' one-row-at-a-time path (kernels/rows_logsumexp64_direct.h, every
 kernel set), whose rows go W at a time (W = 8 float64 lanes on AVX-512, 4 on
 AVX2, 2 on NEON, 1 scalar) for one vector log1p and one certificate per W
@@ -28,8 +28,9 @@ import simdsoftmax as ssm
 from reference import assert_lse_close, ref_logsumexp
 
 # 15 (the group kernel), 16 (128 bytes: the path's threshold) to 3 x 16 + 1,
-# every tail near the upper limit (256; 257 takes the row kernels).
-LENGTHS = sorted(set(range(15, 50)) | {63, 64, 65, 97, 100, 127, 128, 129, 250, 255, 256, 257})
+# every tail near the upper limits (256, 511 on AVX-512; beyond them the row kernels).
+LENGTHS = sorted(set(range(15, 50)) | {63, 64, 65, 97, 100, 127, 128, 129, 250, 255, 256, 257, 300, 510, 511, 512,
+                                       513})
 # Row counts: a partial set (1..7 of 8, 1..3 of 4), exact sets, both.
 ROWS = [2, 7, 8, 13]
 
@@ -109,7 +110,7 @@ def shifted_rows(n):
     return x, tuple(exact_lse(row) for row in x)
 
 
-@pytest.mark.parametrize("n", [16, 23, 32, 64, 100, 256])
+@pytest.mark.parametrize("n", [16, 23, 32, 64, 100, 256, 511])
 def test_results_near_zero(isa, n):
     """Every tier by |lse|: the plain sums where they certify, the
     max-relative sums below, the per-row path's double-double sums in the
@@ -121,7 +122,7 @@ def test_results_near_zero(isa, n):
         assert_near_zero_contract(got, x[perm], [exact[i] for i in perm], (isa, n))
 
 
-@pytest.mark.parametrize("n", [16, 33, 128, 256])
+@pytest.mark.parametrize("n", [16, 33, 128, 256, 300])
 def test_maxima_near_the_limits(isa, n):
     """Maxima about the fast range's bound 2^20 (in range: summed here;
     beyond: the per-row path) and large ones; e ln2 far from 0."""
@@ -157,7 +158,7 @@ def check_specials(x, key):
     np.testing.assert_array_equal(got[0][~ordinary], want[1][~ordinary], err_msg=str(key))
 
 
-@pytest.mark.parametrize("n", [16, 25, 64, 256])
+@pytest.mark.parametrize("n", [16, 25, 64, 256, 257, 511])
 @pytest.mark.parametrize("kind", list(SPECIALS))
 def test_special_rows_every_position(isa, n, kind):
     """A special row at each position of 11 rows (a set of 8 and a partial
@@ -169,7 +170,7 @@ def test_special_rows_every_position(isa, n, kind):
         check_specials(x, (isa, n, kind, pos))
 
 
-@pytest.mark.parametrize("n", [16, 33, 128])
+@pytest.mark.parametrize("n", [16, 33, 128, 511])
 def test_terms_far_below_the_max(isa, n):
     """Entries about 1020 ln2 (707) below the max, where the terms without
     an exp table raise x to (e - 1020) ln2 so that 2^(n - e) stays a normal

@@ -28,7 +28,7 @@ def lengths(isa, dtype):
     # kernels), then each tail of W around the direct rows and beyond.
     short = range(1, 4 * w + 2)
     longer = {k * w + t for k in (6, 8, 16) for t in (-1, 0, 1)}
-    return sorted(set(short) | {n for n in longer if n > 0} | {100, 127, 200, 300})
+    return sorted(set(short) | {n for n in longer if n > 0} | {100, 127, 160, 200, 300, 1000})
 
 
 def replaced(a, kind, offset):

@@ -35,8 +35,9 @@ struct RowsKernels {
   // out[r] = max + log|S| with S = sum b exp(x - max) (b may be null: 1;
   // max over b != 0); sign (may be null) gets +-1.
   void (*logsumexp)(const T* x, const T* b, T* out, T* sign, size_t rows, size_t n, unsigned char* flag);
-  // Longest row the driver gives logsumexp without weights (<= max_n;
-  // beyond it the per-row kernels are faster).
+  // Longest row the driver gives logsumexp without weights (beyond it the
+  // per-row kernels are faster); may exceed max_n where the set's float32
+  // direct rows take it (rows_logsumexp_direct.h: any length, no buffer).
   size_t logsumexp_max_n;
   // Longest row the driver gives log_softmax (<= max_n; beyond it the
   // per-row kernels are faster).

@@ -41,9 +41,23 @@ namespace {
 // Rows of 2 too since group_sums_regs sums their one other term as the
 // pairs do (the same bits): callgrind per element, pairs / registers, n = 2
 // 30.3 / 27.9 (Zen 3, N(0, 1), the same runs' method as above).
+// Rows of 257-2047 too, each row's max taken in the previous row's loop
+// over its terms (Fused, as on AVX-512), in place of the per-row kernels.
+// Zen 5, 4 Mi-element batches, 1 thread, bench/ab_builds.py, two runs of
+// 11 rounds, fastest processes, time / before: n = 257 0.73, 0.75; 300
+// 0.71, 0.72; 512 0.84, 0.84; 1000 0.45, 0.46; 1500 0.42, 0.41; 2047 0.94,
+// 0.90 (0.22-0.29 ns per element; controls n = 256 1.02, 1.00, 2048 1.00,
+// 1.02); callgrind instructions per element (N(0, 1), 2 Mi-element
+// batches), before / after: n = 257 5.82 / 3.60, 512 4.21 / 3.71, 1000
+// 3.77 / 3.34, 1500 3.66 / 3.45, 2047 3.60 / 3.11. From 2048 on the
+// per-row kernels tie or win in time (7 rounds, direct / per-row: n = 2048
+// 1.04, 3000 1.01, 4096 1.07, 10000 1.13) though they take more
+// instructions (2048 3.52 / 3.34, 4096 3.34 / 3.14). Rows up to 256 keep
+// the sets' maxima first: fused / those at n = 128-256 0.96-0.98 (5
+// rounds, within the noise).
 template <>
 struct LseDirectRange<F32x8> {
-  static constexpr size_t min_n = 32, max_n = kMaxN, regs_min_n = 5, regs_max_n = 10;
+  static constexpr size_t min_n = 32, max_n = 2047, regs_min_n = 5, regs_max_n = 10, fused_min_n = 257;
   static constexpr bool regs_n2 = true;
 };
 // float64 logsumexp's direct rows up to 128. Set by set they lost to the

@@ -29,9 +29,24 @@ namespace {
 // (medians of 3, direct / group or per-row): n = 16 2.32 / 1.08, n = 32
 // 0.99 / 1.26, n = 64 0.59 / 1.05, n = 128 0.46 / 0.98, n = 224 0.61 /
 // 0.73, n = 256 0.56 / 0.51.
+// Rows of 257-4095 took the per-row kernels (expsum_fast's one pass, but a
+// per-row call and no prefetch below 16 KiB a row: 0.12-0.47 ns per
+// element at 257-4095 against 0.15-0.17 at 256) until the direct rows took
+// them, each row's max taken in the previous row's loop over its terms
+// from fused_min_n on (Fused). Zen 5, 4 Mi-element batches, 1 thread,
+// bench/ab_builds.py, two runs of 11 rounds, fastest processes, time /
+// before: n = 160 0.95, 0.93; 200 0.87, 0.93; 256 0.86, 0.82; 257 0.48,
+// 0.50; 300 0.46, 0.47; 512 0.29, 0.31; 1000 0.57, 0.45; 1024 0.62, 0.53;
+// 2048 0.92, 0.93; 3000 0.87, 0.86; 4095 1.01, 0.88 (0.10-0.14 ns per
+// element from 257 on; controls n = 128 0.99, 0.97, n = 4096 1.00, 1.07);
+// earlier runs (7 rounds): n = 4096 1.12, 5000 1.03, 10000 1.15, where the
+// per-row kernels prefetch. The sets' maxima first (unfused) took 0.14-0.17
+// ns per element at 257-10000, 1.23-1.48x the per-row time from n = 1792
+// on. Fused / the sets' maxima first (5 rounds): n = 32 1.21, 48 1.04, 64
+// 1.03, 100 1.03, 128 0.98, 200 0.86, 256 0.84.
 template <>
 struct LseDirectRange<F32x16> {
-  static constexpr size_t min_n = 28, max_n = kMaxN, regs_min_n = 3, regs_max_n = 0;
+  static constexpr size_t min_n = 28, max_n = 4095, regs_min_n = 3, regs_max_n = 0, fused_min_n = 160;
   static constexpr bool regs_n2 = false;
 };
 // float32 log_softmax's direct rows from 24 (rows_generic.h's 48): with
@@ -164,6 +179,18 @@ struct LsePermRange {
   static void rows(const float* x, float* out, float* sign, size_t rows, size_t n, unsigned char* flag);
 };
 #include "rows_logsumexp32_perm_avx512.h"
+
+// float64 logsumexp's direct rows up to 511 (rows_generic.h's 256): rows
+// of 257-511 took the per-row kernels (no prefetch below 16 KiB a row)
+// at 0.39-0.58 ns per element against 0.34 at 256. Zen 5, 2 Mi-element
+// batches, 1 thread, bench/ab_builds.py, 11 rounds, fastest processes,
+// time / the per-row kernels' with max_n 1023: n = 257 0.63, 300 0.58,
+// 384 0.79, 511 0.79, 512 0.94, 768 1.07, 1000 1.09, 1023 1.11 (controls n
+// = 256 1.03, 1024 1.00, float32 n = 1000 1.01).
+template <>
+struct Lse64DirectRange<F64x8> {
+  static constexpr size_t max_n = 511;
+};
 
 void logsumexp_f32(const float* x, const float* b, float* out, float* sign, size_t rows, size_t n,
                    unsigned char* flag) {

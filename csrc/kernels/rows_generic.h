@@ -2219,9 +2219,12 @@ void log_softmax_rows(const T* x, T* y, size_t rows, size_t n, bool stream, unsi
 // Rows of regs_min_n to regs_max_n keep their group columns in registers
 // (lse_group_regs; AVX2 sets them in rows_avx2.cpp), regs_max_n 0: none;
 // regs_n2: rows of 2 too (group_sums_regs' one-term sum).
+// Rows from fused_min_n take the next row's max in the loop over the
+// row's terms (logsumexp_rows_direct_sets' Fused).
 template <class VN>
 struct LseDirectRange {
   static constexpr size_t min_n = kDirectMinBytes / sizeof(float), max_n = 160, regs_min_n = 3, regs_max_n = 0;
+  static constexpr size_t fused_min_n = kMaxN + 1;
   static constexpr bool regs_n2 = false;
 };
 
@@ -2311,7 +2314,10 @@ void lse_rows_two(const float* x, float* out, float* sign, size_t rows, unsigned
 template <class VN, class VW, class T>
 void logsumexp_rows(const T* x, const T* b, T* out, T* sign, size_t rows, size_t n, unsigned char* flag) {
   if constexpr (std::is_same<T, float>::value && HasTable32<VN>::value)
-    if (!b && n >= LseDirectRange<VN>::min_n) return logsumexp_rows_direct<VN>(x, out, sign, rows, n, flag);
+    if (!b && n >= LseDirectRange<VN>::min_n) {
+      static_assert(LseDirectRange<VN>::fused_min_n >= kLseCubicMinN, "one degree for the fused rows");
+      return logsumexp_rows_direct<VN>(x, out, sign, rows, n, flag, LseDirectRange<VN>::fused_min_n);
+    }
   if constexpr (std::is_same<T, double>::value)
     if (!b && n >= kLse64DirectMinN) return logsumexp_rows_direct_f64<VN>(x, out, sign, rows, n, flag);
   constexpr size_t W = VN::width;
@@ -2366,10 +2372,13 @@ void logsumexp_rows(const T* x, const T* b, T* out, T* sign, size_t rows, size_t
 // 9-15 interleaved repeats: float32 n = 96 0.97-1.25, n = 128 1.18-1.46).
 template <class VN, class T>
 constexpr size_t lse_max_n() {
-  if constexpr (std::is_same<T, float>::value && HasTable32<VN>::value)
+  if constexpr (std::is_same<T, float>::value && HasTable32<VN>::value) {
+    static_assert(LseDirectRange<VN>::max_n <= kLseDirectMaxN, "the direct rows' error bound");
     return LseDirectRange<VN>::max_n;
-  else
+  } else {
+    static_assert(std::is_same<T, float>::value || Lse64DirectRange<VN>::max_n < 512, "the raised terms' bound");
     return std::is_same<T, float>::value ? 96 : Lse64DirectRange<VN>::max_n;
+  }
 }
 
 // Longest log_softmax row the driver sends here. float32 on lanes without

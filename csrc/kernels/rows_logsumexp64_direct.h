@@ -112,7 +112,7 @@ double lse64_reduce_err(size_t n) {
 // ln2/2 + 2^-33 with the one-fma reduction, inside its fit's margin): the
 // term is within term_err(). A raised x (x < xlow, also -inf) gives at
 // most exp(xlow + ln2/2) 2^-e < 2^-1019 instead of its own term: at most
-// kMaxN of them, under 2^-1010 of S >= 2^-1/2. NaN stays NaN (max returns
+// 511 of them (Lse64DirectRange's max_n), under 2^-1010 of S >= 2^-1/2. NaN stays NaN (max returns
 // its second operand on NaN) and reaches the sums.
 template <class V>
 SSM_INLINE inline Reg<V> lse64_term(Reg<V> x, Reg<V> xlow, Reg<V> ve, Reg<V> krow) {
@@ -180,7 +180,8 @@ inline void store_unit(double* dst) {
 }
 
 // Longest row the driver gives the direct rows (lse_max_n): above it the
-// per-row kernels; rows_<isa>.cpp may specialize.
+// per-row kernels; rows_<isa>.cpp may specialize (below 512: the raised
+// terms' bound above).
 template <class V>
 struct Lse64DirectRange {
   static constexpr size_t max_n = kMaxN;

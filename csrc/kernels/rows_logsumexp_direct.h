@@ -8,7 +8,11 @@
 // overflow), added in float32 a block of kBlockVectors vectors at a time
 // (a balanced tree) and the block sums in float64 lanes (exact widening);
 // the log1p and the certification go one vector per WW rows (WW = the
-// float64 lane count).
+// float64 lane count). Rows from LseDirectRange's fused_min_n take their
+// max in the previous row's loop over its terms (Fused), so that one loop
+// streams a row in from memory while it adds the terms of the row before,
+// in L1: the sets' maxima first left the max pass's memory time and the
+// terms' arithmetic one after the other.
 //
 // Accuracy (SPEC: float32 within 1 ulp), three tiers per row:
 //  1. The table sum S 2^e: each term within Table32Exp::kErrUnits u
@@ -22,7 +26,9 @@
 //     lane, and terms flushed below 2^-126 of the reference (< n 2^-126 of
 //     S >= 1): relative error table_err(). lse = e ln2 + log1p(S - 1)
 //     (e ln2_hi31 exact, log1p_small ~1.5 * 2^-53 relative, two float64
-//     additions) is then within 1.01 table_err() + 2^-50 (|lse| + 8), and
+//     additions; log S < log 2n <= 10.4 for rows up to kLseDirectMaxN, so
+//     that these stay below 2^-53 (2 |lse| + 2.5 log S) + 2^-60) is then
+//     within 1.01 table_err() + 2^-50 (|lse| + 8), and
 //     is kept where every value within that rounds to the float32 result or
 //     to a neighbour (f32_rounding_fails: certified_f32, as the per-row
 //     path's certified(), in the lanes): with the 4-vector blocks (1.01
@@ -51,9 +57,15 @@
 constexpr size_t kBlockVectors = 4;
 constexpr int kBlockAdds = 2;
 static_assert(size_t(1) << kBlockAdds == kBlockVectors, "a balanced tree");
+// Longest row the bounds below cover (LseDirectRange's max_n at most):
+// S < 2n stays within log1p_small's range (1 + z < 2^15), and the
+// float64 adds and flushed terms it allows (kMaxWideAdds, table_err) add
+// 2^-39 and 2^-104 relative, nothing beside the terms' 1.35-1.52 * 2^-24.
+constexpr size_t kLseDirectMaxN = 16384;
+static_assert(2 * kLseDirectMaxN <= (1 << 15), "log1p_small's range");
 // Bound on the float64 additions a lane's value goes through: block sums
-// (at most kMaxN of them), the halves and the lane sum.
-constexpr double kMaxWideAdds = kMaxN + 16;
+// (fewer than kLseDirectMaxN of them), the halves and the lane sum.
+constexpr double kMaxWideAdds = kLseDirectMaxN + 16;
 
 // Relative error bound of tier 1's S for the table X (see the header).
 template <class X>
@@ -66,7 +78,7 @@ constexpr double table_err() {
   // reciprocal (two more roundings); the flushed terms, or those raised to
   // the clamp's (below 2^-119 each, table_lane_sums; the tail's padding
   // lanes too).
-  return terms + 0x1p-51 + (kMaxN + 64) * 0x1p-118;
+  return terms + 0x1p-51 + (kLseDirectMaxN + 64) * 0x1p-118;
 }
 
 // The row's max (NaN ignored; -inf for no entry). ahead > 0: the lines
@@ -95,11 +107,23 @@ inline double row_max(const float* x, size_t n, size_t ahead = 0) {
 // add up to kScale S, S = sum exp(x) 2^-e (NaN if the row holds one),
 // e = floor(max log2 e). The lanes are added across once per set of rows
 // (logsumexp_rows_direct), not per row.
-template <class VN, class X>
-inline Reg<typename VN::wide> table_lane_sums(const float* x, size_t n, const X& texp, double e) {
+// With Next, the same loop also takes the max of the row that follows
+// (next, n elements; row_max's result into next_max, its lines prefetched
+// `ahead` further on as row_max's): that row's loads from memory then
+// overlap this row's terms, whose loads hit the lines the previous loop
+// brought in.
+template <class VN, class X, bool Next = false>
+inline Reg<typename VN::wide> table_lane_sums(const float* x, size_t n, const X& texp, double e,
+                                              const float* next = nullptr, double* next_max = nullptr,
+                                              size_t ahead = 0) {
   using VW = typename VN::wide;
   constexpr size_t W = VN::width, B = kBlockVectors;
   const size_t full = n - n % W, rem = n % W;
+  [[maybe_unused]] Reg<VN> m0 = VN::set1(-kInf), m1 = VN::set1(-kInf);
+  // The next row's entries at j (NaN ignored: max returns its second operand).
+  auto next_at = [&](size_t j, Reg<VN>& m) SSM_INLINE {
+    if constexpr (Next) m = VN::max(VN::load(next + j), m);
+  };
   // term() gives exp(x) 2^-floor(k); this takes it to 2^-e. Below the
   // table's clamp (-inf too) the term flushes to 0; a NaN stays NaN (max
   // returns its second operand).
@@ -135,18 +159,38 @@ inline Reg<typename VN::wide> table_lane_sums(const float* x, size_t n, const X&
   };
   size_t j = 0;
   for (; j + B * W <= full; j += B * W) {
+    if constexpr (Next) {
+      if (ahead) prefetch_block<B * W * sizeof(float)>(next + j + ahead);
+      SSM_UNROLL for (size_t b = 0; b < B; b += 2) {
+        next_at(j + b * W, m0);
+        next_at(j + b * W + W, m1);
+      }
+    }
     Reg<VN> t[B];
     SSM_UNROLL for (size_t b = 0; b < B; ++b) t[b] = term(VN::load(x + j + b * W));
     fold(tree_sum<VN, 0, B>(t));
   }
+  if constexpr (Next)
+    if (ahead)
+      for (size_t b = j * sizeof(float); b < n * sizeof(float); b += 64)
+        SSM_PREFETCH(reinterpret_cast<const char*>(next + ahead) + b);
   // The last vectors (fewer than B, and the tail) in pairs: one float32 add.
-  for (; j + 2 * W <= full; j += 2 * W) fold(VN::add(term(VN::load(x + j)), term(VN::load(x + j + W))));
+  for (; j + 2 * W <= full; j += 2 * W) {
+    next_at(j, m0);
+    next_at(j + W, m1);
+    fold(VN::add(term(VN::load(x + j)), term(VN::load(x + j + W))));
+  }
   if (j < full) {
+    next_at(j, m0);
     Reg<VN> t = term(VN::load(x + j));
     if (rem) t = VN::add(t, term(VN::load_tail(x + full, rem, -kInf)));
     fold(t);
   } else if (rem) {
     fold(term(VN::load_tail(x + full, rem, -kInf)));
+  }
+  if constexpr (Next) {
+    if (rem) m1 = VN::max(VN::load_tail(next + full, rem, -kInf), m1);
+    *next_max = VN::hmax(VN::max(m0, m1));
   }
   return VW::add(lo, hi);
 }
@@ -200,6 +244,20 @@ inline void lse_lanes(const double* hi, const double* lo, const double* z, doubl
   VW::to_array(VW::add(VW::load(hi), ls), lse);
 }
 
+// floor(max log2 e) of the lanes (of the product as rounded), or of one
+// max (the same arithmetic in a vector: the same e).
+template <class VW>
+inline Reg<VW> floor_log2e(Reg<VW> vmx) {
+  const Reg<VW> t = VW::mul(vmx, VW::set1(kLog2e)), r = VW::round(t);
+  return VW::select(VW::gt(r, t), VW::sub(r, VW::set1(1.0)), r);
+}
+template <class VW>
+inline double floor_log2e(double mx) {
+  double lanes[VW::width];
+  VW::to_array(floor_log2e<VW>(VW::set1(mx)), lanes);
+  return lanes[0];
+}
+
 // Rows go in sets of K G (G the float64 lane count): first the set's
 // maxima, then each row's table lane sums (no row waits on its own max's
 // lane reduction), then per G rows their lane sums transposed and added
@@ -210,7 +268,11 @@ inline void lse_lanes(const double* hi, const double* lo, const double* z, doubl
 // stores its results at once. The rest go lane by lane through tiers 1-3.
 constexpr size_t kSetVectors = 2;
 
-template <class VN, int Degree>
+// Fused (rows from fused_min_n): each row's table sums also take the next row's max
+// (table_lane_sums' Next), the row's e from its max alone (the same e as
+// the set's vector), so the row's loads from memory overlap the previous
+// row's terms, which read L1; the same bits.
+template <class VN, int Degree, bool Fused = false>
 void logsumexp_rows_direct_sets(const float* x, float* out, float* sign, size_t rows, size_t n, unsigned char* flag) {
   using VW = typename VN::wide;
   using X = Table32Exp<VN, false, Degree>;
@@ -222,6 +284,8 @@ void logsumexp_rows_direct_sets(const float* x, float* out, float* sign, size_t 
   // of a batch's cpu-clock samples on the max loop at n = 64, AVX-512): the
   // max pass prefetches prefetch_distance() ahead.
   const size_t ahead = prefetch_distance(rows * n * sizeof(float)) / sizeof(float);
+  // Fused: the max of the batch's next row.
+  double next_max = Fused && rows ? row_max<VN>(x, n, ahead) : 0.0;
   for (size_t r0 = 0; r0 < rows; r0 += S) {
     const size_t g = rows - r0 < S ? rows - r0 : S;
     alignas(64) double mx[S], eref[S], part[S * G], cols[S * G];
@@ -229,20 +293,43 @@ void logsumexp_rows_direct_sets(const float* x, float* out, float* sign, size_t 
     // Lanes >= g, and rows beyond the table's range (+-inf, all -inf too),
     // are ordinary lanes of S = 1 in tier 1, their results unused.
     bool table[S];
-    for (size_t l = 0; l < S; ++l) {
+    if constexpr (Fused) {
+      for (size_t l = 0; l < S; ++l) {
+        mx[l] = l < g ? next_max : 0.0;
+        table[l] = mx[l] >= -kTable32Limit && mx[l] <= kTable32Limit;
+        eref[l] = table[l] ? floor_log2e<VW>(mx[l]) : 0.0;
+        if (l >= g) {
+          VW::store(part + l * G, VW::set1(0.0));
+          part[l * G] = X::kScale;
+          continue;
+        }
+        const float* row = x + (r0 + l) * n;
+        const bool more = r0 + l + 1 < rows;
+        if (table[l] && more) {
+          VW::store(part + l * G, table_lane_sums<VN, X, true>(row, n, texp, eref[l], row + n, &next_max, ahead));
+        } else {
+          if (table[l]) {
+            VW::store(part + l * G, table_lane_sums<VN>(row, n, texp, eref[l]));
+          } else {
+            VW::store(part + l * G, VW::set1(0.0));
+            part[l * G] = X::kScale;
+          }
+          if (more) next_max = row_max<VN>(row + n, n, ahead);
+        }
+      }
+    }
+    for (size_t l = 0; l < S && !Fused; ++l) {
       mx[l] = l < g ? row_max<VN>(x + (r0 + l) * n, n, ahead) : 0.0;
       table[l] = mx[l] >= -kTable32Limit && mx[l] <= kTable32Limit;
     }
-    for (size_t k = 0; k < K; ++k) {
+    for (size_t k = 0; k < K && !Fused; ++k) {
       // e = floor(max log2 e) in one vector (std::floor is a library call
       // per row); 0 beyond the table's range.
       const Reg<VW> vmx = VW::load(mx + k * G);
-      const Reg<VW> t = VW::mul(vmx, VW::set1(kLog2e)), r = VW::round(t);
-      const Reg<VW> fl = VW::select(VW::gt(r, t), VW::sub(r, VW::set1(1.0)), r);
       const auto beyond = VW::not_le(VW::max(vmx, VW::sub(VW::set1(0.0), vmx)), VW::set1(kTable32Limit));
-      VW::store(eref + k * G, VW::select(beyond, VW::set1(0.0), fl));
+      VW::store(eref + k * G, VW::select(beyond, VW::set1(0.0), floor_log2e<VW>(vmx)));
     }
-    for (size_t l = 0; l < S; ++l) {
+    for (size_t l = 0; l < S && !Fused; ++l) {
       if (l < g && table[l]) {
         VW::store(part + l * G, table_lane_sums<VN>(x + (r0 + l) * n, n, texp, eref[l]));
       } else {
@@ -348,9 +435,12 @@ void logsumexp_rows_direct_sets(const float* x, float* out, float* sign, size_t 
 // / 0.329, n = 256 0.344 / 0.321.
 constexpr size_t kLseCubicMinN = 48;
 
+// fused_min_n (at least kLseCubicMinN): rows from it on go Fused.
 template <class VN>
-void logsumexp_rows_direct(const float* x, float* out, float* sign, size_t rows, size_t n, unsigned char* flag) {
-  if constexpr (VN::exp_table32_size >= 16)
-    if (n >= kLseCubicMinN) return logsumexp_rows_direct_sets<VN, 3>(x, out, sign, rows, n, flag);
+void logsumexp_rows_direct(const float* x, float* out, float* sign, size_t rows, size_t n, unsigned char* flag,
+                           size_t fused_min_n) {
+  constexpr int kDegree = VN::exp_table32_size >= 16 ? 3 : 4;
+  if (n >= fused_min_n) return logsumexp_rows_direct_sets<VN, kDegree, true>(x, out, sign, rows, n, flag);
+  if (n >= kLseCubicMinN) return logsumexp_rows_direct_sets<VN, kDegree>(x, out, sign, rows, n, flag);
   logsumexp_rows_direct_sets<VN, 4>(x, out, sign, rows, n, flag);
 }
