@@ -162,8 +162,8 @@ def test_neighbouring_rows_apart(isa, n):
     for rows in range(1, 25):
         x = (rng.standard_normal((rows, n)) * 2.0 + np.resize(offsets, rows)[:, None]).astype(np.float32)
         out = check(x, (isa, n, rows))
-        if rows == 1:
-            continue  # a lone row takes the per-row kernels: other bits within the contract
+        if rows == 1 and n >= 160:
+            continue  # a lone row this long takes the per-row kernels: other bits within the contract
         # Each row beside another neighbour: its copy, or the rows reversed.
         twice = ssm.logsumexp(np.repeat(x, 2, axis=0), axis=-1)
         np.testing.assert_array_equal(out, twice[::2], err_msg=f"{isa} n={n} rows={rows}")
