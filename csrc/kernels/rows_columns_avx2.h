@@ -53,8 +53,9 @@ struct GroupColumns<F32x8, 3> : std::true_type {
   template <size_t J>
   SSM_INLINE static __m256 column(const __m256 (&v)[3]) {
     alignas(32) static constexpr ColumnPermutes<3> kP{};
-    const __m256 gathered =
-        _mm256_blend_ps(_mm256_blend_ps(v[0], v[1], column_blend<3>(J, 1)), v[2], column_blend<3>(J, 2));
+    // constants, so that the blends get immediates in unoptimized builds too
+    constexpr int kFrom1 = column_blend<3>(J, 1), kFrom2 = column_blend<3>(J, 2);
+    const __m256 gathered = _mm256_blend_ps(_mm256_blend_ps(v[0], v[1], kFrom1), v[2], kFrom2);
     return _mm256_permutevar8x32_ps(gathered, _mm256_load_si256(reinterpret_cast<const __m256i*>(kP.lane[J])));
   }
   template <size_t C>
