@@ -261,17 +261,31 @@ class Sweep:
             # Also on Ctrl-C: whatever has samples is reported.
             self.records.extend(group_records(items, context))
 
+
+DECIDE_BATCHES = 3  # batches per probe behind drop_split_probes_that_cannot_pay's decision
+
+
 def drop_split_probes_that_cannot_pay(items: list[Item], threads: int) -> list[Item]:
     """Keep the probes split over N threads only where the split beats one thread.
 
     Handing work to a pool thread costs a wake-up (tens to hundreds of
     microseconds on a VM), so at small sizes the split probes time the
     hand-off, not the memory: rows of "150 us, 0.01 GB/s" that say nothing.
-    The calibration that just ran has each item's time per call: if the split
-    read + copy is not faster than the same on one thread, the split rows are
-    dropped (the bound takes the faster variant anyway, so it is unchanged).
+    The calibration that just ran has each item's time per call; each probe
+    is timed again for DECIDE_BATCHES - 1 more batches of the same size and
+    the least time kept (on a busy machine a preempted batch only ever adds
+    time: one such batch of the one-thread probes made a 1 KiB split look
+    faster). If the split read + copy is not faster than the same on one
+    thread, the split rows are dropped (the bound takes the faster variant
+    anyway, so it is unchanged).
     """
-    per_call = {(i.function, i.probe_threads): i.calibration_s for i in items if i.impl == "probe"}
+    per_call = {
+        (i.function, i.probe_threads): min(
+            [i.calibration_s] + [time_batch(i.call, i.inner) / 1e9 / i.inner for _ in range(DECIDE_BATCHES - 1)]
+        )
+        for i in items
+        if i.impl == "probe" and i.function in ("read", "copy")
+    }
     try:
         single = per_call[("read", 1)] + per_call[("copy", 1)]
         split = per_call[("read", threads)] + per_call[("copy", threads)]
