@@ -1318,6 +1318,37 @@ void for_rows(size_t rows, size_t n, const Body& body) {
 constexpr size_t kTopkShortMaxN = 1024, kTopkShortMaxK = 16;
 
 template <class T>
+bool topk_short_row(const T* x, size_t n, size_t k, T* value, int64_t* index);
+
+// Rows the kernel set's vector insert (SampleKernels::short_topk) takes: up
+// to 16384 values, where it still beats the long-row selection (Zen 5,
+// avx512, topk of 2^20 float32 N(0, 4) values, 1 thread, least thread CPU
+// time, ns per element, vector insert / long-row selection: k = 8 at n =
+// 2048 0.32 / 0.86, 4096 0.16 / 0.48, 8192 0.11 / 0.26; k = 16 at 4096
+// 0.30 / 1.17, 16384 0.12 / 0.32; k = 8 at 32768 0.074 / 0.050), and from
+// 16 values, below which its setup costs more than topk_short_row's scan
+// (n = 8, k = 2: 6.1 / 5.7; n = 16, k = 4: 5.95 / 7.3).
+constexpr size_t kShortTopkVectorMinN = 16, kShortTopkVectorMaxN = 16384;
+
+template <class T>
+bool vector_topk(const SampleKernels<T>& sk, size_t n, size_t k) {
+  return sk.short_topk && k <= sk.short_topk_max_k && n >= kShortTopkVectorMinN && n <= kShortTopkVectorMaxN;
+}
+
+// Does topk_short take the row (1 <= k <= n)?
+template <class T>
+bool takes_short_topk(const SampleKernels<T>& sk, size_t n, size_t k) {
+  return k >= 1 && k <= n && (vector_topk(sk, n, k) || (n <= kTopkShortMaxN && k <= kTopkShortMaxK));
+}
+
+// The k best of a row that takes_short_topk takes: by the kernel set's
+// vector insert where it has one, else topk_short_row.
+template <class T>
+bool topk_short(const SampleKernels<T>& sk, const T* x, size_t n, size_t k, T* value, int64_t* index) {
+  return vector_topk(sk, n, k) ? sk.short_topk(x, n, k, value, index) : topk_short_row(x, n, k, value, index);
+}
+
+template <class T>
 bool topk_short_row(const T* x, size_t n, size_t k, T* value, int64_t* index) {
   // x[i] into the sorted k best, its first `size` places taken
   auto insert = [&](size_t i, T v, size_t size) {
@@ -1379,13 +1410,12 @@ bool sample_short_rows(const T* x, size_t rows, size_t n, const SampleRequest& r
       double floor = -kInfD, unused = 0;
       int64_t none = 0;
       const size_t k = req.top_k[r] > 0 ? static_cast<size_t>(req.top_k[r]) : 0;
-      if (k > 0 && k < n && k <= kTopkShortMaxK && n <= kTopkShortMaxN && !(req.top_p[r] < 1.0) &&
-          !(req.min_p[r] > 0.0)) {
+      if (k > 0 && k < n && takes_short_topk(sk, n, k) && !(req.top_p[r] < 1.0) && !(req.min_p[r] > 0.0)) {
         // top-k alone: its floor is the k-th largest logit, found by one scan
         // (sample_row's selection costs several times that on short rows)
         T best[kTopkShortMaxK];
         int64_t at[kTopkShortMaxK];
-        if (topk_short_row(xr, n, k, best, at))
+        if (topk_short(sk, xr, n, k, best, at))
           floor = static_cast<double>(best[k - 1]);
         else
           fault[r] = kNaN;
@@ -1435,15 +1465,15 @@ RowStatus sample_batch(const T* x, size_t rows, size_t n, const SampleRequest& r
 template <class T>
 RowStatus topk_batch(const T* x, size_t rows, size_t n, size_t k, T* value, int64_t* index) {
   std::vector<Fault> fault(rows, kFine);
-  if (k >= 1 && k <= n && n <= kTopkShortMaxN && k <= kTopkShortMaxK) {  // topk_short_row needs 1 <= k <= n
+  const SampleKernels<T>& sk = sample_for<T>(active_sample());
+  if (takes_short_topk(sk, n, k)) {
     for_rows(rows, n, [&](size_t r) {
-      if (!topk_short_row(x + r * n, n, k, value + r * k, index + r * k)) fault[r] = kNaN;
+      if (!topk_short(sk, x + r * n, n, k, value + r * k, index + r * k)) fault[r] = kNaN;
     });
     for (size_t r = 0; r < rows; ++r)
       if (fault[r] != kFine) return fault_status(r, fault[r]);
     return {-1, ""};
   }
-  const SampleKernels<T>& sk = sample_for<T>(active_sample());
   const Kernels<T>& sm = kernels_for<T>(active_kernels());
   for_rows(rows, n, [&](size_t r) {
     RowSampler<T> rs(x + r * n, n, rows == 1, sk, sm);

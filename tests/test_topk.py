@@ -118,32 +118,36 @@ def test_errors():
 
 
 @pytest.mark.parametrize("threads", [1, 2])
-def test_short_rows_either_side_of_the_scan(topk_threads, dtype, threads):
-    """Rows of up to 1024 values and k up to 16 take the one-scan kernel, the
-    rest the long-row selection: both sides of each limit against a stable
-    argsort (ties of -0.0 and +0.0, -inf and +inf entries, rows of one
-    repeated value), in batches split across threads, and the first row with
-    a NaN named whichever rows after it have one too."""
+def test_short_rows_either_side_of_the_scan(isa, topk_threads, dtype, threads):
+    """Rows of up to 1024 values and k up to 16 take the one-scan kernel, and
+    on AVX-512 / AVX2 rows of up to 16384 values with k up to a vector's
+    lanes (16 / 8 float32, 8 / 4 float64) the vector insert; the rest the
+    long-row selection: both sides of each limit against a stable argsort
+    (ties of -0.0 and +0.0, -inf and +inf entries, rows of one repeated
+    value), in batches split across threads, and the first row with a NaN
+    named whichever rows after it have one too."""
     ssm.set_num_threads(threads)
     set_parallel_min(1)
     g = np.random.default_rng(12)
-    for n in (1, 2, 15, 16, 17, 1023, 1024, 1025):
-        x = np.round(g.normal(size=(37, n)) * 3) / 2
+    for n in (1, 2, 8, 9, 15, 16, 17, 31, 33, 1023, 1024, 1025, 16384, 16385):
+        x = np.round(g.normal(size=(37 if n < 2000 else 5, n)) * 3) / 2
         x[g.random(x.shape) < 0.1] = -0.0
         x[g.random(x.shape) < 0.05] = -np.inf
         x[g.random(x.shape) < 0.02] = np.inf
-        x[5] = 1.5
+        x[x.shape[0] // 3] = 1.5  # a row of one repeated value
         x = x.astype(dtype)
-        for k in sorted({1, min(n, 15), min(n, 16), min(n, 17), n}):
+        for k in sorted({1, min(n, 3), min(n, 4), min(n, 5), min(n, 7), min(n, 8), min(n, 9), min(n, 15),
+                         min(n, 16), min(n, 17), n if n < 2000 else 40}):
             values, indices = ssm.topk(x, k)
             want_v, want_i = ref_topk(x, k)
             np.testing.assert_array_equal(indices, want_i, err_msg=f"n={n} k={k}")
             np.testing.assert_array_equal(values, want_v)
             np.testing.assert_array_equal(np.signbit(values), np.signbit(want_v))  # -0.0 stays -0.0
         bad = x.copy()
-        bad[20, n // 2] = np.nan
-        bad[30, 0] = np.nan
-        with pytest.raises(ValueError, match=r"row \(20,\) contains NaN"):
+        first = x.shape[0] // 2
+        bad[first, n // 2] = np.nan
+        bad[-1, 0] = np.nan
+        with pytest.raises(ValueError, match=rf"row \({first},\) contains NaN"):
             ssm.topk(bad, min(n, 16))
 
 

@@ -133,6 +133,15 @@ struct SampleKernels {
   // filter): the best of x[index[j]]'s scores, j < count (x: the whole row).
   Candidate (*draw_at)(const T* x, const uint64_t* index, size_t count, uint64_t row, const GumbelKey& key,
                        double inv_temp);
+  // The k best of a short row (1 <= k <= short_topk_max_k, k <= n < 2^31)
+  // into value / index: the input's values, largest first, the lower index
+  // first among equals; false (outputs unspecified) for a row with a NaN.
+  // The k best kept in one vector, each value that beats the k-th inserted
+  // by a compare, a one-lane shift and two blends, 16 values at a time
+  // tested against the k-th first. nullptr (short_topk_max_k 0) where the
+  // kernel set has none: the driver's scalar scan (topk_short_row).
+  bool (*short_topk)(const T* x, size_t n, size_t k, T* value, int64_t* index);
+  size_t short_topk_max_k;
 };
 
 struct SampleSet {
