@@ -150,11 +150,10 @@ bool row_setting(py::handle v, const ssm::OneCallInput& x, T fallback, std::vect
         !std::equal(x.in.shape, x.in.shape + nd, proxy->dimensions))
       return false;
     const auto a = py::reinterpret_borrow<py::array>(v);
-    const Elem elem = py::isinstance<py::array_t<double>>(a)    ? Elem::F64
-                      : py::isinstance<py::array_t<float>>(a)   ? Elem::F32
-                      : py::isinstance<py::array_t<int64_t>>(a) ? Elem::I64
-                                                                : Elem::F16;  // F16: none taken
-    return copy_entries(elem, proxy->data, rows, out);
+    if (py::isinstance<py::array_t<double>>(a)) return copy_entries(Elem::F64, proxy->data, rows, out);
+    if (py::isinstance<py::array_t<float>>(a)) return copy_entries(Elem::F32, proxy->data, rows, out);
+    if (py::isinstance<py::array_t<int64_t>>(a)) return copy_entries(Elem::I64, proxy->data, rows, out);
+    return false;
   }
   ssm::interop::Input t;
   if (!x.torch || !ssm::interop::read_tensor(v.ptr(), t, true) || t.ndim != nd ||

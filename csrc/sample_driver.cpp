@@ -1318,7 +1318,31 @@ void for_rows(size_t rows, size_t n, const Body& body) {
 constexpr size_t kTopkShortMaxN = 1024, kTopkShortMaxK = 16;
 
 template <class T>
-bool topk_short_row(const T* x, size_t n, size_t k, T* value, int64_t* index);
+bool topk_short_row(const T* x, size_t n, size_t k, T* value, int64_t* index) {
+  // x[i] into the sorted k best, its first `size` places taken
+  auto insert = [&](size_t i, T v, size_t size) {
+    size_t at = size;
+    for (; at > 0 && value[at - 1] < v; --at) {
+      value[at] = value[at - 1];
+      index[at] = index[at - 1];
+    }
+    value[at] = v;
+    index[at] = static_cast<int64_t>(i);
+  };
+  for (size_t i = 0; i < k; ++i) {  // the first k fill it
+    if (x[i] != x[i]) return false;
+    insert(i, x[i], i);
+  }
+  T low = value[k - 1];  // in a register: value may alias x for all the compiler knows
+  for (size_t i = k; i < n; ++i) {
+    const T v = x[i];
+    if (v <= low) continue;
+    if (v != v) return false;
+    insert(i, v, k - 1);
+    low = value[k - 1];
+  }
+  return true;
+}
 
 // Rows the kernel set's vector insert (SampleKernels::short_topk) takes: up
 // to 16384 values, where it still beats the long-row selection (Zen 5,
@@ -1346,33 +1370,6 @@ bool takes_short_topk(const SampleKernels<T>& sk, size_t n, size_t k) {
 template <class T>
 bool topk_short(const SampleKernels<T>& sk, const T* x, size_t n, size_t k, T* value, int64_t* index) {
   return vector_topk(sk, n, k) ? sk.short_topk(x, n, k, value, index) : topk_short_row(x, n, k, value, index);
-}
-
-template <class T>
-bool topk_short_row(const T* x, size_t n, size_t k, T* value, int64_t* index) {
-  // x[i] into the sorted k best, its first `size` places taken
-  auto insert = [&](size_t i, T v, size_t size) {
-    size_t at = size;
-    for (; at > 0 && value[at - 1] < v; --at) {
-      value[at] = value[at - 1];
-      index[at] = index[at - 1];
-    }
-    value[at] = v;
-    index[at] = static_cast<int64_t>(i);
-  };
-  for (size_t i = 0; i < k; ++i) {  // the first k fill it
-    if (x[i] != x[i]) return false;
-    insert(i, x[i], i);
-  }
-  T low = value[k - 1];  // in a register: value may alias x for all the compiler knows
-  for (size_t i = k; i < n; ++i) {
-    const T v = x[i];
-    if (v <= low) continue;
-    if (v != v) return false;
-    insert(i, v, k - 1);
-    low = value[k - 1];
-  }
-  return true;
 }
 
 // sample() of short rows with filters: each row's filters give its floor
@@ -1410,7 +1407,8 @@ bool sample_short_rows(const T* x, size_t rows, size_t n, const SampleRequest& r
       double floor = -kInfD, unused = 0;
       int64_t none = 0;
       const size_t k = req.top_k[r] > 0 ? static_cast<size_t>(req.top_k[r]) : 0;
-      if (k > 0 && k < n && takes_short_topk(sk, n, k) && !(req.top_p[r] < 1.0) && !(req.min_p[r] > 0.0)) {
+      if (k > 0 && k < n && k <= kTopkShortMaxK && takes_short_topk(sk, n, k) && !(req.top_p[r] < 1.0) &&
+          !(req.min_p[r] > 0.0)) {
         // top-k alone: its floor is the k-th largest logit, found by one scan
         // (sample_row's selection costs several times that on short rows)
         T best[kTopkShortMaxK];
@@ -1470,23 +1468,21 @@ RowStatus topk_batch(const T* x, size_t rows, size_t n, size_t k, T* value, int6
     for_rows(rows, n, [&](size_t r) {
       if (!topk_short(sk, x + r * n, n, k, value + r * k, index + r * k)) fault[r] = kNaN;
     });
-    for (size_t r = 0; r < rows; ++r)
-      if (fault[r] != kFine) return fault_status(r, fault[r]);
-    return {-1, ""};
+  } else {
+    const Kernels<T>& sm = kernels_for<T>(active_kernels());
+    for_rows(rows, n, [&](size_t r) {
+      RowSampler<T> rs(x + r * n, n, rows == 1, sk, sm);
+      std::vector<double>& v = row_scratch().value;
+      std::vector<uint64_t>& i = row_scratch().index;
+      uint64_t ties = 0;
+      fault[r] = rs.select(k, v, i, ties, true);
+      if (fault[r] != kFine) return;
+      for (size_t j = 0; j < k; ++j) {
+        value[r * k + j] = static_cast<T>(v[j]);
+        index[r * k + j] = static_cast<int64_t>(i[j]);
+      }
+    });
   }
-  const Kernels<T>& sm = kernels_for<T>(active_kernels());
-  for_rows(rows, n, [&](size_t r) {
-    RowSampler<T> rs(x + r * n, n, rows == 1, sk, sm);
-    std::vector<double>& v = row_scratch().value;
-    std::vector<uint64_t>& i = row_scratch().index;
-    uint64_t ties = 0;
-    fault[r] = rs.select(k, v, i, ties, true);
-    if (fault[r] != kFine) return;
-    for (size_t j = 0; j < k; ++j) {
-      value[r * k + j] = static_cast<T>(v[j]);
-      index[r * k + j] = static_cast<int64_t>(i[j]);
-    }
-  });
   for (size_t r = 0; r < rows; ++r)
     if (fault[r] != kFine) return fault_status(r, fault[r]);
   return {-1, ""};
