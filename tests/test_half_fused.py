@@ -292,3 +292,34 @@ def test_softmax_max_a_little_above_the_sampled_entries(isa, fmt, path, spike):
         got, special = run("softmax", bits, fmt)
         assert special.size == 0
         within_one_ulp(got, ref_softmax(from_bits(bits, fmt), axis=-1), fmt)
+
+
+@pytest.mark.parametrize("name", ["log_softmax", "logsumexp"])
+def test_block_reference_raised_within_a_block(isa, fmt, path, name):
+    """Long rows' pass 1 (half_rows.h max_sum_block) takes its terms relative
+    to a reference it raises, rescaling the partial sums, where a step's
+    values pass the reference + 24: rows rising along their length, jumps of
+    23-25 and of 100 inside a block and across blocks, a max in the last
+    (masked) vector; and rows whose max lies beyond +-32768 (bfloat16), which
+    leave the kernel for the other passes. Sizes around the block (4096) and
+    the kernel's step (its tile)."""
+    step = _core.half_tiles(isa, FORMATS[fmt]).get("max_sum_block", 16)
+    rng = np.random.default_rng(step)
+    for n in (4096 + 2 * step - 1, 3 * 4096 + step + 3, 20000):
+        x64 = rng.normal(0.0, 1.0, size=(8, n))
+        x64[0] += np.linspace(-60.0, 60.0, n)  # a raise every few steps
+        x64[1, n // 3 :] += 23.0
+        x64[2, n // 3 :] += 25.0
+        x64[3, 4096 + step // 2 :] += 100.0
+        x64[4, n - 1] = 40.0  # the max in the tail
+        x64[5, ::7] = -np.inf
+        x64[5, n // 2 :] += 30.0
+        x64[6] -= 1000.0  # |lse| large, every term relative to a raised reference
+        x64[7] = np.log(np.random.default_rng(n).dirichlet(np.ones(n)))  # lse near 0
+        if fmt == "bfloat16":
+            x64[6, n // 2] = 40000.0  # beyond the kernel's range: the other passes
+        bits = to_bits(x64, fmt)
+        got, special = run(name, bits, fmt)
+        assert special.size == 0
+        within_one_ulp(got, reference(name, from_bits(bits, fmt)), fmt)
+

@@ -67,9 +67,11 @@ struct HalfKernels {
   // format (flag[r] = 1 where that is not certain: the caller's exact path).
   void (*logsumexp_rows)(const uint16_t* x, float* out, size_t rows, size_t n, unsigned char* flag);
   // Long rows' log_softmax pass 1 on a block of n >= 1 elements: max = the
-  // block's max (NaN ignored), m = sum exp(x - max) with the format's cheap
-  // exp (e = 0), err and err_rest as ExpSum's (half_rows.h max_sum_block);
-  // m is NaN where the block holds a NaN. Null: the set has none.
+  // block's max, m = sum exp(x - max) with the format's cheap exp (e = 0),
+  // err and err_rest as ExpSum's (half_rows.h max_sum_block); m is NaN
+  // where the block holds a NaN (max then may or may not be NaN), +inf (max
+  // +inf) or a value beyond +-32768 (for the caller's other passes). Null:
+  // the set has none.
   ExpSum (*max_sum_block)(const uint16_t* x, size_t n);
   // softmax's pass 1 on a cached long row: t = exp(x - ref) * 2^64 (float32),
   // m = their sum / 2^64, max = the row's max (half_rows.h terms_from_ref).

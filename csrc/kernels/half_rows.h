@@ -115,12 +115,14 @@ struct Exp2Poly;
 template <>
 struct Exp2Poly<BF16Bits> {
   static constexpr int degree = 3;
+  static constexpr double error = 1.02e-4;  // the larger variant's
   static constexpr double nearest[degree + 1] = {1.0, 0x1.62f5fap-1, 0x1.f00c4ep-3, 0x1.c2a25cp-5};
   static constexpr double floor[degree + 1] = {1.0, 0x1.63e654p-1, 0x1.d23788p-3, 0x1.3baadcp-4};
 };
 template <>
 struct Exp2Poly<F16Bits> {
   static constexpr int degree = 4;
+  static constexpr double error = 2.92e-6;
   static constexpr double nearest[degree + 1] = {1.0, 0x1.62e12ap-1, 0x1.ec0382p-3, 0x1.c9fd1ep-5, 0x1.3a007ap-7};
   static constexpr double floor[degree + 1] = {1.0, 0x1.62d6d0p-1, 0x1.ee2374p-3, 0x1.abfe7ep-5, 0x1.b7ea5cp-7};
 };
@@ -1011,74 +1013,179 @@ void logsumexp_rows(const uint16_t* x, float* out, size_t rows, size_t n, unsign
   }
 }
 
-// Pass 1 of log_softmax on a block of a long row (half_api.h max_sum_block):
-// the block's max, then the sum of exp(x - max) by bfloat16's polynomial
-// for both formats (Exp2Poly: 3-4 fewer vector operations per vector than
-// the float32 fast sum's exp, which is four times as accurate as a half
-// result can use), reading the block again from L1. The polynomial's error
-// weighs on log S only through the terms below the max, (1 - 1/S) <= log S
-// of it, so 1.02e-4 is within shift_error_ok's 0.45 2^-11 log S for float16
-// too (driver_half.cpp); float16's own degree 4 cost one fma more per vector
-// (log_softmax pass 1, float16 rows of 32000, Zen 5, avx512: 0.92 the time). The max's own term is exactly 1 (c0 = 1,
-// and x - max = 0), so the terms' error weighs only on the others (err_rest);
-// the block's sum is exact to err relative:
-//  - t = (x - max) log2 e: x - max, the product and log2 e in the lane type
-//    are each rounded once, |dt| <= 3u |t|, which moves 2^t by ln2 3u |t|
-//    relative, and sum 2^t |t| <= S log2(n) (as in logsumexp_rows, with
-//    S >= 1): 3 ln2 u log2(n) relative to S;
-//  - the sum: each lane's U chains add n / (W U) + 1 terms, then the chains'
-//    and the lanes' trees: k = n / (W U) + 2 + log2 U + log2 W roundings of
-//    positive terms, gamma_k;
-//  - the polynomial: 1.02e-4 relative (either variant), plus its Horner
-//    and scale roundings (4u).
-// NaN entries poison the sum (m NaN), not the max; +inf makes the max +inf.
-// Entries of -inf, and the masked tail's lanes, add 0 (float64 lanes: at
-// most 2^-236 each, below the sum's bound).
-template <class V, class H>
+// Pass 1 of log_softmax on a block of a long row (half_api.h max_sum_block),
+// in one read: the block's max m and the sum of 2^t, t = fma(x, L, -c), by
+// E's polynomial: bfloat16's for both formats in log_softmax (Exp2Poly: 3-4
+// fewer vector operations per vector than the float32 fast sum's exp,
+// which is four times as accurate as a half result can use); logsumexp's
+// (lse_block) the format's own (float16's degree 4: its certificate, a
+// quarter ulp of lse, needs 2.92e-6 where |lse| is below ~0.4; bfloat16's
+// degree 3 certifies |lse| down to ~0.05). L = log2 e in the lane type
+// and c an integer reference: round(L top) for the largest value `top`
+// seen when it was set, raised (the partial sums scaled by 2^(c_old -
+// c_new), exact) only where a step's values pass top + kRefLag. So each
+// term is exp(x - top) with top at most kRefLag below m, one fma where
+// the max-relative form took a subtraction and a product, and the block is
+// read once where the max pass read it twice. Zen 5, one thread, 1 Mi
+// elements in rows of 32000 / 151936 (L2), least thread CPU time of 31
+// calls of the pass, avx512: bfloat16 0.086 -> 0.066 ns per element,
+// float16 0.093 -> 0.074; callgrind (avx2) per element, rows of 32000:
+// bfloat16 2.64 -> 2.55, float16 2.35 -> 2.43 (vcvtph2ps reads from memory
+// in one instruction, so the second read cost float16 little; the time
+// still fell, log_softmax 0.86-0.88 of it).
+// The max's term is then replaced by the exact 2^(m L - c) (m L exact in
+// float64 for float32 lanes), so that, relative to m, it is exactly 1 as
+// in the max-relative form and the polynomial's error weighs only on the
+// other terms (err_rest): m_out = 1 + (sum - p(m)) 2^(c - m L), p(m) the
+// max's term by the same operations on the same input (the same bits:
+// fp-contract is off). Error of m_out as sum exp(x - m), u the lane type's
+// unit roundoff:
+//  - t: fma rounds once, |dt| <= u |t| with t = t' + C, t' = (x - m) L and
+//    C = m L - c in [0, kRefLag L + 1/2]; L's own rounding moves t' by
+//    u |t'|: 2u |t'| + u C in all (an unfused fma, the scalar set's double
+//    lanes, adds u |x L| <= u 2^15 L; |m| <= kRefMax). The 2u |t'| part
+//    moves the terms by at most 2 ln2 u log2(n) S (sum 2^t' |t'| <= S
+//    log2 n, as in logsumexp_rows, S >= 1): err (taken as 3 ln2 u
+//    log2(n + 1), the max-relative form's figure); the u C part, ln2 u C
+//    relative on each term but the max's: err_rest;
+//  - the sum: each lane's C chains add n / (W C) + 1 terms, then the
+//    chains' and the lanes' trees: k = n / (W C) + 2 + log2 C + log2 W
+//    roundings of positive terms, gamma_k; the rescales are exact (a term
+//    that a rescale takes below float32's normal range is below 2^-100 of
+//    the max's, and its loss below n 2^-100 S);
+//  - the polynomial: Exp2Poly<E>::error relative (1.02e-4 or 2.92e-6,
+//    either variant), plus its Horner and scale roundings (4u): err_rest;
+//  - float64: m L - c, its exp2 and the correction, 8 2^-53 relative.
+// |t| <= C + 1 keeps the scaled terms below 2^100 (exp2_scaled holds for
+// t > 0 too: AVX-512's scalef, AVX2's biased exponent up to 226, the
+// scalar set's scale), and n of them below float32's overflow. NaN
+// entries poison the sum (m NaN; the max may be NaN or miss entries);
+// +inf, or a max beyond kRefMax in magnitude, ends the block early with m
+// NaN and max that value (+inf: the caller's special-row test; else the
+// caller's other passes, which take any finite row). Entries of -inf, and
+// the masked tail's lanes, add 0 (exp2_scaled's clamp, or scalef's 0).
+template <class V, class H, class E = BF16Bits>
 ExpSum max_sum_block(const uint16_t* bits, size_t n) {
   using S = typename V::scalar;
   constexpr size_t W = V::width;
-  constexpr size_t U = 4;  // the chains (add_half_rows' tile: U W)
+  constexpr size_t U = 4;  // vectors per step (add_half_rows' tile: U W)
+  static_assert(U == 4, "the step's max is a tree of four");
+  // Sum chains: two on 8-lane sets (AVX2's 16 registers; callgrind per
+  // element, float16 / bfloat16 rows of 32000: 2.43 / 2.55 against four
+  // chains' 2.40 / 2.59, the same time), four on wider ones.
+  constexpr size_t C = W >= 16 ? 4 : (W >= 8 ? 2 : 4);
   constexpr double kU = std::numeric_limits<S>::epsilon() / 2;
+  constexpr double kRefLag = 24.0, kRefMax = 32768.0;
+  // L as the lanes hold it (t's fma multiplies by exactly this).
+  constexpr double kL = static_cast<double>(static_cast<S>(kLog2e));
   const H* x = reinterpret_cast<const H*>(bits);
   const double inf = std::numeric_limits<double>::infinity();
-  Reg<V> m[U];
-  for (size_t u = 0; u < U; ++u) m[u] = V::set1(-inf);
-  size_t i = 0;
-  // The max's reads prefetched prefetch_distance() ahead, into the row's next
-  // block (the caller's blocks of 4096 are each too short for the distance
-  // to count them in): log_softmax of float16 rows of 32768 and bfloat16
-  // rows of 151936, 16 Mi elements, one thread, Zen 5, minima of interleaved
+  const Reg<V> vl = V::set1(kL);
+  Reg<V> top = V::set1(-inf), sum[C];
+  for (size_t u = 0; u < C; ++u) sum[u] = V::set1(0.0);
+  // No reference before the first finite value: until then every term is
+  // 0 (entries of -inf), and the first raise rescales nothing.
+  double c = 0.0;
+  bool have_ref = false;
+  Reg<V> neg_c = V::set1(0.0), limit = V::set1(-inf);
+  ExpSum out;
+  out.e = 0.0;
+  auto term = [&](Reg<V> v) SSM_INLINE { return exp2_scaled<V, E>(V::fmadd(v, vl, neg_c)); };
+  // Raised to the running max `m`; false: +inf, NaN or beyond kRefMax
+  // (out set for the caller).
+  auto raise = [&](Reg<V> m) {
+    const double t = V::hmax(m);
+    if (!(std::fabs(t) <= kRefMax)) {
+      out.max = t;
+      out.m = std::numeric_limits<double>::quiet_NaN();
+      out.err = out.err_rest = 0.0;
+      return false;
+    }
+    const double c_new = std::nearbyint(t * kL);
+    if (have_ref) {
+      const Reg<V> f = V::set1(std::ldexp(1.0, static_cast<int>(c - c_new)));
+      for (size_t u = 0; u < C; ++u) sum[u] = V::mul(sum[u], f);
+    }
+    c = c_new;
+    have_ref = true;
+    neg_c = V::set1(-c);
+    limit = V::set1(t + kRefLag);
+    return true;
+  };
+  // Prefetched prefetch_distance() ahead, into the row's next block (the
+  // caller's blocks of 4096 are each too short for the distance to count
+  // them in): log_softmax of float16 rows of 32768 and bfloat16 rows of
+  // 151936, 16 Mi elements, one thread, Zen 5, minima of interleaved
   // processes: 0.80 and 0.88 the time without (AVX-512), 0.89 and 0.85
   // (AVX2); in cache the same time. A whole line or more per step (the
   // scalar set's steps of 8 bytes take none).
   constexpr size_t kStepBytes = U * W * sizeof(H);
   const size_t ahead = prefetch_distance(size_t(16) << 10) / sizeof(H);
+  size_t i = 0;
   for (; i + U * W <= n; i += U * W) {
     if constexpr (kStepBytes >= 64)
       if (ahead) prefetch_block<kStepBytes>(x + i + ahead);
-    for (size_t u = 0; u < U; ++u) m[u] = V::max(V::load(x + i + u * W), m[u]);  // NaN ignored
+    Reg<V> v[U];
+    for (size_t u = 0; u < U; ++u) v[u] = V::load(x + i + u * W);
+    top = V::max(V::max(V::max(v[0], v[1]), V::max(v[2], v[3])), top);
+    if (__builtin_expect(V::any(V::gt(top, limit)), 0))
+      if (!raise(top)) return out;
+    for (size_t u = 0; u < U; ++u) sum[u % C] = V::add(sum[u % C], term(v[u]));
   }
-  const size_t main = i;
-  for (; i < n; i += W) m[0] = V::max(V::load_tail(x + i, n - i < W ? n - i : W, -inf), m[0]);
-  for (size_t u = 1; u < U; ++u) m[0] = V::max(m[u], m[0]);
-  ExpSum out;
-  out.e = 0.0;
-  out.max = V::hmax(m[0]);
-  const Reg<V> vm = V::set1(lane_finite(out.max) ? out.max : 0.0);
-  Reg<V> sum[U];
-  for (size_t u = 0; u < U; ++u) sum[u] = V::set1(0.0);
-  for (i = 0; i < main; i += U * W)
-    for (size_t u = 0; u < U; ++u) sum[u] = V::add(sum[u], exp_scaled<V, BF16Bits>(V::sub(V::load(x + i + u * W), vm)));
-  for (; i < n; i += W)
-    sum[0] = V::add(sum[0], exp_scaled<V, BF16Bits>(V::sub(V::load_tail(x + i, n - i < W ? n - i : W, -inf), vm)));
-  for (size_t u = 1; u < U; ++u) sum[0] = V::add(sum[0], sum[u]);
-  out.m = V::hsum(sum[0]) / kTermScale;
-  constexpr double kPoly = 1.02e-4;
-  const double k = double(n / (W * U)) + 2.0 + 2.0 + std::log2(double(W));
-  out.err = k * kU / (1.0 - k * kU) + 3.0 * 0.6931471805599453 * kU * std::log2(double(n) + 1.0);
-  out.err_rest = kPoly + 4.0 * kU;
+  for (; i < n; i += W) {
+    const Reg<V> v = V::load_tail(x + i, n - i < W ? n - i : W, -inf);
+    top = V::max(v, top);
+    if (V::any(V::gt(top, limit)))
+      if (!raise(top)) return out;
+    sum[0] = V::add(sum[0], term(v));
+  }
+  for (size_t u = 1; u < C; ++u) sum[0] = V::add(sum[0], sum[u]);
+  const double total = V::hsum(sum[0]);
+  out.max = V::hmax(top);
+  const double k = double(n / (W * C)) + 2.0 + std::log2(double(C)) + std::log2(double(W));
+  out.err = k * kU / (1.0 - k * kU) + 3.0 * 0.6931471805599453 * kU * std::log2(double(n) + 1.0) + 8 * 0x1p-53;
+  // float64 lanes: m L rounded, 2^-53 |m L| in the max's exponent.
+  if constexpr (!std::is_same<S, float>::value) out.err += 0.6931471805599453 * 0x1p-53 * kRefMax * kL;
+  out.err_rest = Exp2Poly<E>::error + 4.0 * kU;
+  if (!have_ref || !lane_finite(out.max)) {
+    out.m = total / kTermScale;  // 0 (every entry -inf) or NaN
+    return out;
+  }
+  const double shift = out.max * kL - c;  // C: exact for float32 lanes
+  const double p_max = V::hmax(term(V::set1(out.max)));
+  out.m = 1.0 + (total - p_max) * std::exp2(-shift) / kTermScale;
+  const double unfused = FusedFma<V>::value ? 0.0 : kRefMax * kL;
+  out.err_rest += 0.6931471805599453 * kU * (shift + unfused);
   return out;
+}
+
+// log_softmax's pass 2 on a long row (half_api.h write_shift) for lane
+// types that round two vectors into one store without a test for subnormal
+// lanes (AVX512_BF16's vcvtne2ps2bf16: store2_normal): y = (x - hi) - lo,
+// hi the row's max. Where lo (log S as the lanes hold it) is float32's
+// smallest normal or more, every result is lo or more in magnitude (x - hi
+// <= 0), so no lane is subnormal: one conversion and one store per 32
+// values, where the one-vector store (write_passes.h write_shift) tests
+// each vector for subnormal lanes before its conversion. The same bits.
+// x is not prefetched: pass 1 has just read the row. Zen 5, avx512, one
+// thread, bfloat16 rows of 32000 and 151936 (1 Mi elements, L2), least
+// thread CPU time of 31 calls: 0.045 -> 0.032 ns per element.
+template <class V, class H>
+void shift_write(const uint16_t* bits, uint16_t* out, size_t n, double hi, double lo) {
+  constexpr size_t W = V::width;
+  const H* x = reinterpret_cast<const H*>(bits);
+  H* y = reinterpret_cast<H*>(out);
+  const Reg<V> vhi = V::set1(hi), vlo = V::set1(lo);
+  auto value = [&](Reg<V> v) SSM_INLINE { return V::sub(V::sub(v, vhi), vlo); };
+  size_t i = 0;
+  // 0x1p-126f: float32's smallest normal (see log_softmax_rows_from).
+  if (static_cast<typename V::scalar>(lo) >= 0x1p-126f)
+    for (; i + 4 * W <= n; i += 4 * W) {
+      V::store2_normal(y + i, value(V::load(x + i)), value(V::load(x + i + W)));
+      V::store2_normal(y + i + 2 * W, value(V::load(x + i + 2 * W)), value(V::load(x + i + 3 * W)));
+    }
+  for (; i + W <= n; i += W) V::store(y + i, value(V::load(x + i)));
+  if (i < n) V::store_tail(y + i, value(V::load_tail(x + i, n - i, 0.0)), n - i);
 }
 
 // softmax's reload pass 1 on a cached long row (half_api.h terms_from_ref):
@@ -1184,6 +1291,7 @@ void add_half_rows(HalfKernels& k, HalfKernels::RowsMax auto_max) {
   k.rows_min_n = V::width;
   k.rows_auto_max = auto_max;
   k.max_sum_block = &half_rows::max_sum_block<V, H>;
+  if constexpr (half_rows::HasPairStoreNormal<V>::value) k.write_shift = &half_rows::shift_write<V, H>;
   k.terms_from_ref = &half_rows::terms_from_ref<V, H>;
   add_tile(k.tiles, "rows_group", half_rows::kRowGroup);
   add_tile(k.tiles, "max_sum_block", 4 * V::width);
