@@ -73,6 +73,9 @@ struct HalfKernels {
   // +inf) or a value beyond +-32768 (for the caller's other passes). Null:
   // the set has none.
   ExpSum (*max_sum_block)(const uint16_t* x, size_t n);
+  // logsumexp's: max_sum_block with the format's own polynomial (half_rows.h
+  // Exp2Poly; max_sum_block takes bfloat16's for both). Null: none.
+  ExpSum (*lse_block)(const uint16_t* x, size_t n);
   // softmax's pass 1 on a cached long row: t = exp(x - ref) * 2^64 (float32),
   // m = their sum / 2^64, max = the row's max (half_rows.h terms_from_ref).
   ExpSum (*terms_from_ref)(const uint16_t* x, float* t, size_t n, double ref);

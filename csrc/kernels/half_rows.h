@@ -1291,6 +1291,7 @@ void add_half_rows(HalfKernels& k, HalfKernels::RowsMax auto_max) {
   k.rows_min_n = V::width;
   k.rows_auto_max = auto_max;
   k.max_sum_block = &half_rows::max_sum_block<V, H>;
+  k.lse_block = &half_rows::max_sum_block<V, H, H>;
   if constexpr (half_rows::HasPairStoreNormal<V>::value) k.write_shift = &half_rows::shift_write<V, H>;
   k.terms_from_ref = &half_rows::terms_from_ref<V, H>;
   add_tile(k.tiles, "rows_group", half_rows::kRowGroup);
