@@ -273,12 +273,13 @@ bool softmax_reload_cached(const HalfKernels& hk, const HalfConvert& cv, HalfFor
 // same pass) is at most 25 above g: S <= n e^25 keeps the factor a normal
 // float32, and x - g, no larger in magnitude than x - M + 25, keeps each
 // term within half_rows.h's 2^-13 budget. False (nothing written): a NaN,
-// inf or out-of-range row, or a guess too far below the max.
+// inf or out-of-range row (a guess beyond +-4096: terms_from_ref's range),
+// or a guess too far below the max.
 bool softmax_ref_cached(const HalfKernels& hk, const HalfConvert& cv, HalfFormat f, const uint16_t* x, uint16_t* y,
                         size_t n, float* buf) {
   if (!hk.terms_from_ref || n > (size_t(1) << 24)) return false;
   const double guess = sampled_max(cv, f, x, n);
-  if (!(std::fabs(guess) <= 0x1p+60)) return false;
+  if (!(std::fabs(guess) <= 4096.0)) return false;  // terms_from_ref's range
   const ExpSum s = hk.terms_from_ref(x, buf, n, guess);
   if (!(s.max - guess <= 25.0 && s.m >= 1.0 && s.m < 0x1p+62)) return false;
   hk.scale_from_f32(buf, y, n, 0x1p-64 / s.m);

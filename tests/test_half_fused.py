@@ -323,3 +323,16 @@ def test_block_reference_raised_within_a_block(isa, fmt, path, name):
         assert special.size == 0
         within_one_ulp(got, reference(name, from_bits(bits, fmt)), fmt)
 
+
+@pytest.mark.parametrize("center", [-5000.0, -4090.0, 0.0, 4090.0, 5000.0])
+def test_softmax_cached_terms_either_side_of_their_range(isa, fmt, path, center):
+    """The cached softmax's terms (terms_from_ref: one fma from a reference
+    rounded down) take rows whose sampled max is within 4096; beyond it the
+    other paths."""
+    for n in (300, 5000, 70001):
+        x64 = center + np.random.default_rng(n).normal(0.0, 20.0, size=(2, n))
+        x64[1, ::9] = -np.inf
+        bits = to_bits(x64, fmt)
+        got, special = run("softmax", bits, fmt)
+        assert special.size == 0
+        within_one_ulp(got, ref_softmax(from_bits(bits, fmt), axis=-1), fmt)

@@ -77,7 +77,8 @@ struct HalfKernels {
   // Exp2Poly; max_sum_block takes bfloat16's for both). Null: none.
   ExpSum (*lse_block)(const uint16_t* x, size_t n);
   // softmax's pass 1 on a cached long row: t = exp(x - ref) * 2^64 (float32),
-  // m = their sum / 2^64, max = the row's max (half_rows.h terms_from_ref).
+  // m = their sum / 2^64, max = the row's max (half_rows.h terms_from_ref);
+  // |ref| <= 4096, the terms exact up to a common factor in [1, 2^(2^-11)).
   ExpSum (*terms_from_ref)(const uint16_t* x, float* t, size_t n, double ref);
   size_t rows_min_n;  // the lane count: the shortest row fills one vector
   // The longest row each function's drivers give them by default (same-run

@@ -1193,13 +1193,29 @@ void shift_write(const uint16_t* bits, uint16_t* out, size_t n, double hi, doubl
 // their sum (m, relative to exp(ref)) and the row's max (NaN ignored). The
 // terms are exact in form for x - ref <= 40 (2^t 2^64 stays finite in every
 // lane type); beyond that the caller discards the pass (it checks the max).
+// |ref| <= 4096: t = x L - c in one fma, L = log2 e and c = ref L rounded
+// down in the lane type, so each term is exp(x - ref) times the common
+// factor 2^(ref L - c), in [1, 2^(2^-11)), which cancels in softmax's
+// t / S (and keeps m >= 1 where ref is the max); t is rounded once where
+// x - ref and its product rounded twice (the scalar set's unfused fma
+// rounds x L too: 2^-53 |x L|, below 2^-40 for the terms that count, x
+// within 200 of ref). Zen 5, one thread, least thread CPU time: the pass
+// on 2 rows of 32768 (L2), float16 0.095 -> 0.084 ns per element, bfloat16
+// 0.077 -> 0.064; softmax of 1 Mi elements in rows of 32768, avx512 0.93
+// (float16) and 0.91 (bfloat16) the time, avx2 0.90 and 0.89.
 template <class V, class H>
 ExpSum terms_from_ref(const uint16_t* bits, float* terms, size_t n, double ref) {
+  using S = typename V::scalar;
   constexpr size_t W = V::width;
   constexpr size_t U = 4;
   const H* x = reinterpret_cast<const H*>(bits);
   const double inf = std::numeric_limits<double>::infinity();
-  const Reg<V> vr = V::set1(ref);
+  constexpr double kL = static_cast<double>(static_cast<S>(kLog2e));
+  const double ref_l = ref * kL;  // exact for float32 lanes (ref: a half value)
+  S c = static_cast<S>(ref_l);
+  if (c > ref_l) c = next_below(c);
+  const Reg<V> vl = V::set1(kL), neg_c = V::set1(-static_cast<double>(c));
+  auto term = [&](Reg<V> v) SSM_INLINE { return exp2_scaled<V, H>(V::fmadd(v, vl, neg_c)); };
   // The terms are summed in the lane type per block of kSumBlock (each lane
   // chain adds at most kSumBlock / (U W) of them: within 2^-16.9 relative
   // even on AVX2's 8 lanes), the blocks' sums in float64.
@@ -1226,7 +1242,7 @@ ExpSum terms_from_ref(const uint16_t* bits, float* terms, size_t n, double ref) 
       for (size_t u = 0; u < U; ++u) {
         const Reg<V> v = V::load(x + i + u * W);
         m[u] = V::max(v, m[u]);  // NaN ignored
-        const Reg<V> t = exp_scaled<V, H>(V::sub(v, vr));
+        const Reg<V> t = term(v);
         V::store(terms + i + u * W, t);
         sum[u] = V::add(sum[u], t);
       }
@@ -1235,7 +1251,7 @@ ExpSum terms_from_ref(const uint16_t* bits, float* terms, size_t n, double ref) 
       const size_t count = end - i < W ? end - i : W;
       const Reg<V> v = V::load_tail(x + i, count, -inf);
       m[0] = V::max(v, m[0]);
-      const Reg<V> t = exp_scaled<V, H>(V::sub(v, vr));
+      const Reg<V> t = term(v);
       V::store_tail(terms + i, t, count);
       sum[0] = V::add(sum[0], t);
     }
