@@ -1,5 +1,5 @@
-"""float32 log_softmax of batches of rows of 48 (AVX-512: 24) to 256
-elements on the one-row-at-a-time path (kernels/rows_log_softmax32_direct.h,
+"""float32 log_softmax of batches of rows of 48 (AVX-512: 24; AVX2: 44) to
+256 (AVX2: 640) elements on the one-row-at-a-time path (kernels/rows_log_softmax32_direct.h,
 the kernel sets with the float32 table exp; the scalar set keeps its group
 kernel up to 48 and the row kernels beyond), and of rows of 16 to 47
 (AVX-512: 23) on those sets' group kernel with the same terms and certificate (one row per lane), whose rows go G at a time (G = the
@@ -24,9 +24,9 @@ from test_log_softmax_f64_direct_scaled import check_rotated, row_counts
 from test_log_softmax_two_pass import assert_log_softmax_contract
 
 # The group kernel's last lengths (16 to 47; AVX-512 16 to 23), the path's
-# first (48 to 3 x 16 + 1; AVX-512 24 on), then the tails of the 16-, 8- and 4-lane vectors near 64,
-# 100, 128 and the upper limit (256; 257 takes the row kernels).
-LENGTHS = sorted(set(range(16, 50)) | {63, 64, 65, 97, 100, 127, 128, 129, 250, 255, 256, 257})
+# first (48 to 3 x 16 + 1; AVX-512 24 on, AVX2 44 on), then the tails of the 16-, 8- and 4-lane vectors near 64,
+# 100, 128 and the upper limits (256, AVX2 640; beyond, the row kernels).
+LENGTHS = sorted(set(range(16, 50)) | {63, 64, 65, 97, 100, 127, 128, 129, 250, 255, 256, 257, 300, 511, 639, 640, 641})
 TABLE_LIMIT = 8192.0  # kTable32Limit: beyond it the per-row path
 
 
@@ -48,7 +48,7 @@ def test_every_length(isa, n):
         check_rotated(x, (isa, n, rows))
 
 
-@pytest.mark.parametrize("n", [16, 24, 32, 40, 48, 49, 63, 100, 256])
+@pytest.mark.parametrize("n", [16, 24, 32, 40, 48, 49, 63, 100, 256, 300])
 def test_dominant_entry(isa, n):
     """One entry 0.5 to 80 above the others' log-sum-exp: y there is
     -log1p(small) to 4 eps relative (from ~67 on v is at the terms' flush
@@ -67,7 +67,7 @@ def test_dominant_entry(isa, n):
 @pytest.mark.parametrize("kind", ["ties", "below_clamp", "flush_edge", "near_limit"])
 def test_shaped_rows(isa, kind):
     g = sets(isa)
-    for n in (48, 49, 2 * 8 - 1 + 48, 64, 100, 255, 256):
+    for n in (48, 49, 2 * 8 - 1 + 48, 64, 100, 255, 256, 300):
         rows = 2 * g + 1
         rng = np.random.default_rng([n, len(kind)])
         if kind == "ties":
@@ -99,7 +99,7 @@ def test_shaped_rows(isa, kind):
         check_rotated(x.astype(np.float32), (isa, kind, n))
 
 
-@pytest.mark.parametrize("n", [16, 24, 37, 48, 57, 65, 256])
+@pytest.mark.parametrize("n", [16, 24, 37, 48, 57, 65, 256, 300])
 def test_special_rows_every_position(isa, n):
     """NaN (in the row's tail), +inf, all -inf, one finite entry and a max
     beyond 2^13 in each row of 2G + 1: SciPy's values for the special row,

@@ -39,8 +39,9 @@ struct RowsKernels {
   // per-row kernels are faster); may exceed max_n where the set's float32
   // direct rows take it (rows_logsumexp_direct.h: any length, no buffer).
   size_t logsumexp_max_n;
-  // Longest row the driver gives log_softmax (<= max_n; beyond it the
-  // per-row kernels are faster).
+  // Longest row the driver gives log_softmax (beyond it the per-row
+  // kernels are faster); may exceed max_n where the set's float32 direct
+  // rows take it (rows_log_softmax32_direct.h: no buffer; AVX2).
   size_t log_softmax_max_n;
 };
 

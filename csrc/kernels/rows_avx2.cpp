@@ -138,8 +138,8 @@ struct DirectFoldedScale<F32x8> : std::true_type {};
 // instead of four was 1.15-1.2x slower up to 12, and rows of 17-24 in
 // registers (three blocks, two groups) took more instructions than the
 // pairs (callgrind per element n = 20 12.6 / 12.3, n = 24 12.6 / 11.4).
-// From 28 to the direct rows' 48 the pairs stay too (min_n 48: the
-// table-exp group kernel is never taken on AVX2): that kernel takes one
+// From 28 to the direct rows' 44 (Lsm32DirectRange below) the pairs stay
+// too (min_n 48: the table-exp group kernel is never taken on AVX2): that kernel takes one
 // group at a time, whose chain (max, terms, sums, three float64 divisions
 // per half, write) the core waits on, while the pairs overlap two. Zen 3,
 // 4 Mi-element batches, 1 thread, medians of interleaved processes, time /
@@ -155,6 +155,27 @@ template <>
 struct Lsm32GroupRange<F32x8> {
   static constexpr size_t min_n = 48, regs_max_n = 16;
 };
+// float32 log_softmax's direct rows from 44 (rows_generic.h's 48) to 640
+// (its 256; beyond, the per-row kernels, which take expsum_lse32_fast's
+// cheaper table from 512 on). Zen 5 run as avx2, callgrind instructions
+// per element in the extension (N(0, 1), 1 Mi-element batches), main (the
+// group pairs below 48, the per-row kernels above 256) / direct: n = 44
+// 12.10 / 11.61, 45 12.12 / 11.39, 46 12.10 / 11.18, 47 12.12 / 10.98, 300
+// 8.63 / 7.27, 512 7.17 / 6.92, 600 7.12 / 6.87, 640 6.94 / 6.84 (n = 40
+// and 42 took more there, 11.64 / 11.84 and 12.10 / 12.46, and keep the
+// pairs); bench/ab_builds.py, 4 Mi-element
+// batches, 1 thread, two runs of 11 rounds, time / main's (fastest
+// processes): n = 44 0.97, 0.97; 47 0.85, 0.84; 257 0.70, 0.70; 300 0.73,
+// 0.72; 512 0.90, 0.92; 640 0.96, 0.96 (controls: log_softmax n = 32, 64,
+// 1000 0.98-1.02, softmax n = 64, 300 0.98-1.00); fastest of 5-7
+// interleaved processes, n = 41 0.99, 384 0.78, 600 0.95, 768 1.04-1.11,
+// 1000 0.95-1.18, 1500 1.21. The rows' float64 sums stay within the
+// header's 2^-44: at most n / 8 + 8 adds per lane.
+template <>
+struct Lsm32DirectRange<F32x8> {
+  static constexpr size_t min_n = 44, max_n = 640;
+};
+static_assert(Lsm32DirectRange<F32x8>::max_n / 8 + 8 < 0x1p9, "the direct rows' float64 sums within 2^-44");
 #include "rows_columns_avx2.h"
 
 // float32 log_softmax rows of 2 to 16 and logsumexp rows of 3 to 16,
