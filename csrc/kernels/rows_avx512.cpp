@@ -136,20 +136,30 @@ struct SoftmaxBlocksRange<F32x16> {
 // fastest of 3 interleaved processes, time / the permutes': n = 3 1.11,
 // 5 1.01, 7 1.01, 8 0.95, 9 0.96-0.97, 10 0.96, 11 0.95, 12 0.93, 13 0.91,
 // 14 0.75, 15 0.77, 16 0.73 (softmax controls 1.01).
-// Rows of 17-44 take it too, their columns by two or three transposes,
-// instead of log_softmax_rows_group32 (17-23) and the direct rows (24-44):
+// Rows of 17-52 take it too, their columns by two to four transposes,
+// instead of log_softmax_rows_group32 (17-23) and the direct rows (24-52),
+// first up to 44, with the columns in registers:
 // Zen 5, 4 Mi-element batches, 1 thread, bench/ab_builds.py, 11 rounds,
 // time / before, medians and fastest processes: n = 17 0.49, 0.48; 20
 // 0.44, 0.46; 23 0.48, 0.48; 24 0.50, 0.50; 28 0.56, 0.55; 32 0.73-0.75,
 // 0.67; 33 0.65, 0.57; 36 0.63, 0.61; 40 0.82, 0.73; 41 0.82, 0.80; 43
 // 0.91, 0.84; 44 0.95, 0.90; 45 1.01, 0.97; 47 1.04, 0.99; 48 1.10, 0.99;
 // 56 1.12, 1.10; 64 1.22, 1.16 (softmax controls 0.98-1.04), so the
-// direct rows keep 45 on.
+// direct rows kept 45 on. From buffer_min_n on the columns go through an
+// L1 buffer, the max taken as each transpose gives them (in registers,
+// GCC's spills of up to 52 columns around the terms): the same bits;
+// time / the registers' (or, from 45, the direct rows'), two runs of 11
+// rounds, medians and fastest processes: n = 33 0.92, 0.97 (0.91, 0.93);
+// 36 0.99, 1.06 (1.03, 0.95); 40 0.97, 0.94 (0.90, 0.93); 44 0.90, 0.88
+// (0.83, 0.85); 45 0.83, 0.90 (0.76, 0.83); 48 1.03, 1.02 (0.99, 1.00;
+// 0.88, 0.81 in an earlier run); 50 0.87, 0.91 (0.83, 0.83); 52 0.95,
+// 0.98 (0.88, 0.94); 56 1.03 (0.91); 64 0.99-1.15; below 33 the buffer
+// took 1.04-1.11 (n = 17-32).
 template <class VN>
 struct Lsm32PermRange;
 template <>
 struct Lsm32PermRange<F32x16> {
-  static constexpr size_t max_n = 44, transpose_min_n = 8;
+  static constexpr size_t max_n = 52, transpose_min_n = 8, buffer_min_n = 33;
 };
 #include "rows_log_softmax32_perm_avx512.h"
 

@@ -176,22 +176,23 @@ void log_softmax_rows_two_table(const float* x, float* y, size_t rows, bool stre
 // terms summed in two float64 halves under the same mask less the -inf
 // entries (whose terms are 0; a max of -FLT_MAX leaves no finite value
 // below every max to raise them to).
-template <size_t N>
-SSM_INLINE inline __mmask16 perm_row_terms(const Reg<F32x16> (&c)[N], Reg<F32x16>& neg_m, Reg<F32x16>& log_s) {
+// (row_terms: the same from the lanes' max and column j as col(j).)
+template <size_t N, class Col>
+SSM_INLINE inline __mmask16 row_terms(Reg<F32x16> vmax, Col&& col, Reg<F32x16>& neg_m, Reg<F32x16>& log_s) {
   using VN = F32x16;
   using VW = F64x8;
-  Reg<VN> vmax = VN::set1(-kInf), others = VN::set1(0.0);
-  for (size_t j = 0; j < N; ++j) vmax = VN::max(c[j], vmax);
+  Reg<VN> others = VN::set1(0.0);
   Reg<VW> m[2], sums[2][2];
   VN::widen(vmax, m[0], m[1]);
   neg_m = VN::sub(VN::set1(-0.0), vmax);
   for (size_t h = 0; h < 2; ++h) sums[h][0] = sums[h][1] = VW::set1(0.0);
   for (size_t j = 0; j < N; ++j) {
-    const __mmask16 other = VN::not_le(vmax, c[j]);  // also NaN: it reaches the sum
+    const Reg<VN> cj = col(j);
+    const __mmask16 other = VN::not_le(vmax, cj);  // also NaN: it reaches the sum
     others = VN::add_where(other, others, VN::set1(1.0));
-    const __mmask16 term = static_cast<__mmask16>(other & _mm512_cmp_ps_mask(c[j], VN::set1(-kInf), _CMP_NEQ_UQ));
+    const __mmask16 term = static_cast<__mmask16>(other & _mm512_cmp_ps_mask(cj, VN::set1(-kInf), _CMP_NEQ_UQ));
     Reg<VW> xw[2];
-    VN::widen(c[j], xw[0], xw[1]);
+    VN::widen(cj, xw[0], xw[1]);
     for (size_t h = 0; h < 2; ++h) {
       Reg<VW>& acc = sums[h][j & 1];
       acc = _mm512_mask_add_pd(acc, static_cast<__mmask8>(term >> (8 * h)), acc, perm_term(VW::sub(xw[h], m[h])));
@@ -208,6 +209,12 @@ SSM_INLINE inline __mmask16 perm_row_terms(const Reg<F32x16> (&c)[N], Reg<F32x16
   }
   log_s = VN::narrow(v[0], v[1]);
   return static_cast<__mmask16>(bad[0] | (bad[1] << 8));
+}
+template <size_t N>
+SSM_INLINE inline __mmask16 perm_row_terms(const Reg<F32x16> (&c)[N], Reg<F32x16>& neg_m, Reg<F32x16>& log_s) {
+  Reg<F32x16> vmax = F32x16::set1(-kInf);
+  for (size_t j = 0; j < N; ++j) vmax = F32x16::max(c[j], vmax);
+  return row_terms<N>(vmax, [&c](size_t j) SSM_INLINE { return c[j]; }, neg_m, log_s);
 }
 
 // The columns of the group whose N vectors are v.
@@ -240,8 +247,10 @@ SSM_INLINE inline bool log_softmax_group_perm(const float* x, float* y) {
 // The same for rows of transpose_min_n on, the columns by 16 x 16
 // register transposes of the rows loaded at stride N (F32x16::transpose: 64
 // shuffles where the permutes took N (N + 1) / 2 permutes and N (N - 1) / 2
-// blends; rows of 17-32 elements two of them, their second block's columns
-// from N on unused), the output vectors from x's layout as above. The last
+// blends; rows of 17-52 elements two to four of them, the last block's
+// columns from N on unused; from buffer_min_n on the columns go through an
+// L1 buffer, the max taken as they come), the output vectors from x's
+// layout as above. The last
 // row's loads read TransposeReach<N> floats past the group: the caller's
 // bounds.
 template <size_t N>
@@ -250,14 +259,30 @@ struct TransposeReach {
 };
 template <size_t N>
 SSM_INLINE inline __mmask16 transposed_terms(const float* x, Reg<F32x16>& neg_m, Reg<F32x16>& log_s) {
-  Reg<F32x16> c[N];
-  for (size_t b = 0; b < TransposeReach<N>::blocks; ++b) {
-    Reg<F32x16> v[16];
-    for (size_t l = 0; l < 16; ++l) v[l] = _mm512_loadu_ps(x + l * N + 16 * b);
-    F32x16::transpose(v);
-    for (size_t j = 16 * b; j < N && j < 16 * b + 16; ++j) c[j] = v[j - 16 * b];
+  if constexpr (N < Lsm32PermRange<F32x16>::buffer_min_n) {
+    Reg<F32x16> c[N];
+    for (size_t b = 0; b < TransposeReach<N>::blocks; ++b) {
+      Reg<F32x16> v[16];
+      for (size_t l = 0; l < 16; ++l) v[l] = _mm512_loadu_ps(x + l * N + 16 * b);
+      F32x16::transpose(v);
+      for (size_t j = 16 * b; j < N && j < 16 * b + 16; ++j) c[j] = v[j - 16 * b];
+    }
+    return perm_row_terms<N>(c, neg_m, log_s);
+  } else {
+    // The columns through an L1 buffer, the max taken as they come.
+    alignas(64) float cols[N * 16];
+    Reg<F32x16> vmax = F32x16::set1(-kInf);
+    for (size_t b = 0; b < TransposeReach<N>::blocks; ++b) {
+      Reg<F32x16> v[16];
+      for (size_t l = 0; l < 16; ++l) v[l] = _mm512_loadu_ps(x + l * N + 16 * b);
+      F32x16::transpose(v);
+      for (size_t j = 16 * b; j < N && j < 16 * b + 16; ++j) {
+        vmax = F32x16::max(v[j - 16 * b], vmax);
+        _mm512_store_ps(cols + 16 * j, v[j - 16 * b]);
+      }
+    }
+    return row_terms<N>(vmax, [&cols](size_t j) SSM_INLINE { return _mm512_load_ps(cols + 16 * j); }, neg_m, log_s);
   }
-  return perm_row_terms<N>(c, neg_m, log_s);
 }
 template <size_t N>
 SSM_INLINE inline bool log_softmax_group_transposed(const float* x, float* y) {
@@ -268,7 +293,7 @@ SSM_INLINE inline bool log_softmax_group_transposed(const float* x, float* y) {
   return true;
 }
 
-// A group of g <= 16 rows of 17-64 elements (the batch's last, or one with
+// A group of g <= 16 rows of 17-52 elements (the batch's last, or one with
 // a row that is not ordinary): the same arithmetic on a copy of its rows
 // (rows from g on zeros, not stored); rows that are not ordinary flagged
 // and not stored.
