@@ -154,7 +154,10 @@ struct SoftmaxBlocksRange<F32x16> {
 // (0.83, 0.85); 45 0.83, 0.90 (0.76, 0.83); 48 1.03, 1.02 (0.99, 1.00;
 // 0.88, 0.81 in an earlier run); 50 0.87, 0.91 (0.83, 0.83); 52 0.95,
 // 0.98 (0.88, 0.94); 56 1.03 (0.91); 64 0.99-1.15; below 33 the buffer
-// took 1.04-1.11 (n = 17-32).
+// took 1.04-1.11 (n = 17-32). Rows of 3 and 4 sum the N - 1 entries
+// below the max only (few_row_terms: no max term, no count): time / the
+// count's, two runs: n = 3 0.79, 0.77 (0.78, 0.79), 4 0.74, 0.74 (0.76,
+// 0.75) (n = 5, 16 and softmax controls 0.97-1.03).
 template <class VN>
 struct Lsm32PermRange;
 template <>

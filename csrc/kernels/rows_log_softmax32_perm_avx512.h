@@ -210,8 +210,57 @@ SSM_INLINE inline __mmask16 row_terms(Reg<F32x16> vmax, Col&& col, Reg<F32x16>& 
   log_s = VN::narrow(v[0], v[1]);
   return static_cast<__mmask16>(bad[0] | (bad[1] << 8));
 }
+// Rows of 3 or 4 (few_row_terms): each lane's max and its other N - 1
+// entries by a min / max network (N = 3: min(c0, c1) and min(max(c0, c1),
+// c2); N = 4: min(c0, c1), min(c2, c3), min(max(c0, c1), max(c2, c3))),
+// and z = the sum of those N - 1 terms in column order: the max's own
+// term is never computed (a third or a quarter of the terms), and a tie
+// with the max gives the term exp(0) = 1 exactly (r = 0, p(0) = 1), so
+// no count either. -inf entries add nothing; a NaN anywhere flags the
+// row (the network may drop it).
+template <size_t N>
+SSM_INLINE inline __mmask16 few_row_terms(const Reg<F32x16> (&c)[N], Reg<F32x16>& neg_m, Reg<F32x16>& log_s) {
+  static_assert(N == 3 || N == 4, "the networks above");
+  using VN = F32x16;
+  using VW = F64x8;
+  __mmask16 nan = 0;
+  for (size_t j = 0; j < N; ++j) nan = static_cast<__mmask16>(nan | _mm512_cmp_ps_mask(c[j], c[j], _CMP_UNORD_Q));
+  Reg<VN> vmax, rest[N - 1];
+  const Reg<VN> hi01 = VN::max(c[0], c[1]);
+  rest[0] = VN::min(c[0], c[1]);
+  if constexpr (N == 3) {
+    vmax = VN::max(hi01, c[2]);
+    rest[1] = VN::min(hi01, c[2]);
+  } else {
+    const Reg<VN> hi23 = VN::max(c[2], c[3]);
+    vmax = VN::max(hi01, hi23);
+    rest[1] = VN::min(c[2], c[3]);
+    rest[2] = VN::min(hi01, hi23);
+  }
+  Reg<VW> m[2], z[2];
+  VN::widen(vmax, m[0], m[1]);
+  neg_m = VN::sub(VN::set1(-0.0), vmax);
+  z[0] = z[1] = VW::set1(0.0);
+  for (size_t j = 0; j < N - 1; ++j) {
+    const __mmask16 term = _mm512_cmp_ps_mask(rest[j], VN::set1(-kInf), _CMP_NEQ_UQ);
+    Reg<VW> xw[2];
+    VN::widen(rest[j], xw[0], xw[1]);
+    for (size_t h = 0; h < 2; ++h)
+      z[h] = _mm512_mask_add_pd(z[h], static_cast<__mmask8>(term >> (8 * h)), z[h], perm_term(VW::sub(xw[h], m[h])));
+  }
+  Reg<VW> v[2];
+  __mmask8 bad[2];
+  for (size_t h = 0; h < 2; ++h) {
+    bad[h] = VW::notfinite(m[h]);
+    v[h] = log1p_table(z[h]);
+  }
+  log_s = VN::narrow(v[0], v[1]);
+  return static_cast<__mmask16>(nan | bad[0] | (bad[1] << 8));
+}
+
 template <size_t N>
 SSM_INLINE inline __mmask16 perm_row_terms(const Reg<F32x16> (&c)[N], Reg<F32x16>& neg_m, Reg<F32x16>& log_s) {
+  if constexpr (N == 3 || N == 4) return few_row_terms<N>(c, neg_m, log_s);
   Reg<F32x16> vmax = F32x16::set1(-kInf);
   for (size_t j = 0; j < N; ++j) vmax = F32x16::max(c[j], vmax);
   return row_terms<N>(vmax, [&c](size_t j) SSM_INLINE { return c[j]; }, neg_m, log_s);
