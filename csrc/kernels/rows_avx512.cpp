@@ -154,15 +154,25 @@ struct SoftmaxBlocksRange<F32x16> {
 // (0.83, 0.85); 45 0.83, 0.90 (0.76, 0.83); 48 1.03, 1.02 (0.99, 1.00;
 // 0.88, 0.81 in an earlier run); 50 0.87, 0.91 (0.83, 0.83); 52 0.95,
 // 0.98 (0.88, 0.94); 56 1.03 (0.91); 64 0.99-1.15; below 33 the buffer
-// took 1.04-1.11 (n = 17-32). Rows of 3 and 4 sum the N - 1 entries
-// below the max only (few_row_terms: no max term, no count): time / the
-// count's, two runs: n = 3 0.79, 0.77 (0.78, 0.79), 4 0.74, 0.74 (0.76,
-// 0.75) (n = 5, 16 and softmax controls 0.97-1.03).
+// took 1.04-1.11 (n = 17-32). Every length then summed the N - 1 losers
+// of the max's tournament only (perm_row_terms: no max term, no count of
+// its entries), and buffer_min_n went from 33 to 28 (GCC's spills of the
+// losers from there): time / the count's, two runs of 11 rounds, medians
+// and fastest processes: n = 3 0.79, 0.78 (0.78, 0.78), 4 0.74, 0.73
+// (0.74, 0.73), 5 0.75, 0.74 (0.73, 0.74), 6 0.76 (0.76), 8 0.73, 0.74
+// (0.74), 10 0.93 (0.91, 0.93), 12 0.93, 0.94 (0.92, 0.93), 16 0.95, 0.97
+// (0.96), 17 0.94, 0.90 (0.94, 0.98), 20 0.97, 0.91 (0.97, 0.99), 24
+// 0.89, 0.90 (0.95), 40 0.86, 0.89 (0.91, 0.89), 48 0.82, 0.84 (0.82,
+// 0.80; against the direct rows), 52 0.79, 0.76 (0.77, 0.75); with the
+// losers in registers up to 32 n = 32 1.02-1.05 (1.04-1.07), through buf
+// from 28 against that: 28 0.93, 0.92 (0.91, 0.92), 30 0.92, 0.89 (0.89,
+// 0.93), 32 0.71, 0.70 (0.71, 0.74), 25-27 0.91-1.06 (softmax controls
+// 0.99-1.02).
 template <class VN>
 struct Lsm32PermRange;
 template <>
 struct Lsm32PermRange<F32x16> {
-  static constexpr size_t max_n = 52, transpose_min_n = 8, buffer_min_n = 33;
+  static constexpr size_t max_n = 52, transpose_min_n = 8, buffer_min_n = 28;
 };
 #include "rows_log_softmax32_perm_avx512.h"
 

@@ -7,12 +7,12 @@
 // (element j of each row, one row per lane) come in by the softmax
 // kernel's lane permutes, with no transposes, loads at stride n or L1
 // buffers; from Lsm32PermRange's transpose_min_n on by 16 x 16 register
-// transposes instead (fewer shuffles there; one per 16 columns). The sums are
-// log_softmax_group_regs' (the max's linear chain, ExpCoeffsMid's terms
-// exp(x - max) in two float64 halves, the max's own
-// entries counted apart, two chains by column parity), with the count in
-// float32 lanes and the other terms added under its mask (the same
-// values). log S = log1p((k - 1) + rest) by log1p_table; out, each output
+// transposes instead (fewer shuffles there; one per 16 columns). The sums
+// take ExpCoeffsMid's terms exp(x - max) in two float64 halves, two chains
+// by column parity, as log_softmax_group_regs', but only of the N - 1
+// entries the max's tournament leaves (perm_row_terms: a tie's term is 1
+// exactly, so z = S - 1 is their sum, with no count of the max's own
+// entries). log S = log1p(z) by log1p_table; out, each output
 // vector is written from x's own layout, as log_softmax_group_regs'
 // FromX: lane i of the group's vector o belongs to row (16 o + i) / N,
 // whose max and log S one permute each puts in that lane, and y = (x +
@@ -170,27 +170,24 @@ void log_softmax_rows_two_table(const float* x, float* y, size_t rows, bool stre
   if (stream) F32x16::fence();
 }
 
-// A group's columns c: the float32 max (negated, for the write), log S
-// (float32) and the lanes whose row is not ordinary. The max's own entries
-// are counted in float32 lanes (the others: x < max, or NaN), the others'
-// terms summed in two float64 halves under the same mask less the -inf
-// entries (whose terms are 0; a max of -FLT_MAX leaves no finite value
-// below every max to raise them to).
-// (row_terms: the same from the lanes' max and column j as col(j).)
-template <size_t N, class Col>
-SSM_INLINE inline __mmask16 row_terms(Reg<F32x16> vmax, Col&& col, Reg<F32x16>& neg_m, Reg<F32x16>& log_s) {
+// From the lanes' max and the M = N - 1 other entries of each lane's row
+// (col(j), from MaxTournament below): the float32 max (negated, for the
+// write), log S = log1p(z) (float32) and the lanes whose row is not
+// ordinary. z is the sum of the others' terms in two float64 halves, two
+// chains by parity, less the -inf entries (whose terms are 0; a max of
+// -FLT_MAX leaves no finite value below every max to raise them to).
+template <size_t M, class Col>
+SSM_INLINE inline __mmask16 loser_terms(Reg<F32x16> vmax, Col&& col, __mmask16 nan, Reg<F32x16>& neg_m,
+                                        Reg<F32x16>& log_s) {
   using VN = F32x16;
   using VW = F64x8;
-  Reg<VN> others = VN::set1(0.0);
   Reg<VW> m[2], sums[2][2];
   VN::widen(vmax, m[0], m[1]);
   neg_m = VN::sub(VN::set1(-0.0), vmax);
   for (size_t h = 0; h < 2; ++h) sums[h][0] = sums[h][1] = VW::set1(0.0);
-  for (size_t j = 0; j < N; ++j) {
+  for (size_t j = 0; j < M; ++j) {
     const Reg<VN> cj = col(j);
-    const __mmask16 other = VN::not_le(vmax, cj);  // also NaN: it reaches the sum
-    others = VN::add_where(other, others, VN::set1(1.0));
-    const __mmask16 term = static_cast<__mmask16>(other & _mm512_cmp_ps_mask(cj, VN::set1(-kInf), _CMP_NEQ_UQ));
+    const __mmask16 term = _mm512_cmp_ps_mask(cj, VN::set1(-kInf), _CMP_NEQ_UQ);
     Reg<VW> xw[2];
     VN::widen(cj, xw[0], xw[1]);
     for (size_t h = 0; h < 2; ++h) {
@@ -198,72 +195,43 @@ SSM_INLINE inline __mmask16 row_terms(Reg<F32x16> vmax, Col&& col, Reg<F32x16>& 
       acc = _mm512_mask_add_pd(acc, static_cast<__mmask8>(term >> (8 * h)), acc, perm_term(VW::sub(xw[h], m[h])));
     }
   }
-  // z = (k - 1) + rest, k = N - others (exact).
-  Reg<VW> k_less1[2], v[2];
-  VN::widen(VN::sub(VN::set1(static_cast<double>(N) - 1.0), others), k_less1[0], k_less1[1]);
-  __mmask8 bad[2];
-  for (size_t h = 0; h < 2; ++h) {
-    const Reg<VW> rest = VW::add(sums[h][0], sums[h][1]);
-    bad[h] = VW::mask_or(VW::notfinite(m[h]), VW::notfinite(rest));
-    v[h] = log1p_table(VW::add(k_less1[h], rest));
-  }
-  log_s = VN::narrow(v[0], v[1]);
-  return static_cast<__mmask16>(bad[0] | (bad[1] << 8));
-}
-// Rows of 3 or 4 (few_row_terms): each lane's max and its other N - 1
-// entries by a min / max network (N = 3: min(c0, c1) and min(max(c0, c1),
-// c2); N = 4: min(c0, c1), min(c2, c3), min(max(c0, c1), max(c2, c3))),
-// and z = the sum of those N - 1 terms in column order: the max's own
-// term is never computed (a third or a quarter of the terms), and a tie
-// with the max gives the term exp(0) = 1 exactly (r = 0, p(0) = 1), so
-// no count either. -inf entries add nothing; a NaN anywhere flags the
-// row (the network may drop it).
-template <size_t N>
-SSM_INLINE inline __mmask16 few_row_terms(const Reg<F32x16> (&c)[N], Reg<F32x16>& neg_m, Reg<F32x16>& log_s) {
-  static_assert(N == 3 || N == 4, "the networks above");
-  using VN = F32x16;
-  using VW = F64x8;
-  __mmask16 nan = 0;
-  for (size_t j = 0; j < N; ++j) nan = static_cast<__mmask16>(nan | _mm512_cmp_ps_mask(c[j], c[j], _CMP_UNORD_Q));
-  Reg<VN> vmax, rest[N - 1];
-  const Reg<VN> hi01 = VN::max(c[0], c[1]);
-  rest[0] = VN::min(c[0], c[1]);
-  if constexpr (N == 3) {
-    vmax = VN::max(hi01, c[2]);
-    rest[1] = VN::min(hi01, c[2]);
-  } else {
-    const Reg<VN> hi23 = VN::max(c[2], c[3]);
-    vmax = VN::max(hi01, hi23);
-    rest[1] = VN::min(c[2], c[3]);
-    rest[2] = VN::min(hi01, hi23);
-  }
-  Reg<VW> m[2], z[2];
-  VN::widen(vmax, m[0], m[1]);
-  neg_m = VN::sub(VN::set1(-0.0), vmax);
-  z[0] = z[1] = VW::set1(0.0);
-  for (size_t j = 0; j < N - 1; ++j) {
-    const __mmask16 term = _mm512_cmp_ps_mask(rest[j], VN::set1(-kInf), _CMP_NEQ_UQ);
-    Reg<VW> xw[2];
-    VN::widen(rest[j], xw[0], xw[1]);
-    for (size_t h = 0; h < 2; ++h)
-      z[h] = _mm512_mask_add_pd(z[h], static_cast<__mmask8>(term >> (8 * h)), z[h], perm_term(VW::sub(xw[h], m[h])));
-  }
   Reg<VW> v[2];
   __mmask8 bad[2];
   for (size_t h = 0; h < 2; ++h) {
     bad[h] = VW::notfinite(m[h]);
-    v[h] = log1p_table(z[h]);
+    v[h] = log1p_table(VW::add(sums[h][0], sums[h][1]));
   }
   log_s = VN::narrow(v[0], v[1]);
   return static_cast<__mmask16>(nan | bad[0] | (bad[1] << 8));
 }
 
+// One step of the max's tournament over a lane's entries: the running max
+// and the entry c, the smaller of which (the loser) is one of the entries
+// below the final max, or equal to it (a tie); a NaN entry or max flags
+// its lane (the steps may drop it).
+struct MaxTournament {
+  Reg<F32x16> vmax;
+  __mmask16 nan;
+  explicit MaxTournament(Reg<F32x16> c0) : vmax(c0), nan(_mm512_cmp_ps_mask(c0, c0, _CMP_UNORD_Q)) {}
+  SSM_INLINE Reg<F32x16> step(Reg<F32x16> c) {
+    nan = static_cast<__mmask16>(nan | _mm512_cmp_ps_mask(c, c, _CMP_UNORD_Q));
+    const Reg<F32x16> loser = F32x16::min(vmax, c);
+    vmax = F32x16::max(vmax, c);
+    return loser;
+  }
+};
+
+// A group's columns c -> the float32 max (negated, for the write), log S
+// (float32) and the lanes whose row is not ordinary: z = S - 1 is the sum
+// of the terms of the tournament's N - 1 losers (MaxTournament), the max's
+// own term never computed and no count of its entries: a tie's term is
+// exp(0) = 1 exactly (r = 0, p(0) = 1), a loser of -inf adds nothing.
 template <size_t N>
 SSM_INLINE inline __mmask16 perm_row_terms(const Reg<F32x16> (&c)[N], Reg<F32x16>& neg_m, Reg<F32x16>& log_s) {
-  if constexpr (N == 3 || N == 4) return few_row_terms<N>(c, neg_m, log_s);
-  Reg<F32x16> vmax = F32x16::set1(-kInf);
-  for (size_t j = 0; j < N; ++j) vmax = F32x16::max(c[j], vmax);
-  return row_terms<N>(vmax, [&c](size_t j) SSM_INLINE { return c[j]; }, neg_m, log_s);
+  MaxTournament max(c[0]);
+  Reg<F32x16> lose[N - 1];
+  for (size_t j = 1; j < N; ++j) lose[j - 1] = max.step(c[j]);
+  return loser_terms<N - 1>(max.vmax, [&lose](size_t j) SSM_INLINE { return lose[j]; }, max.nan, neg_m, log_s);
 }
 
 // The columns of the group whose N vectors are v.
@@ -318,19 +286,23 @@ SSM_INLINE inline __mmask16 transposed_terms(const float* x, Reg<F32x16>& neg_m,
     }
     return perm_row_terms<N>(c, neg_m, log_s);
   } else {
-    // The columns through an L1 buffer, the max taken as they come.
+    // The losers through an L1 buffer, the tournament taking the columns
+    // as they come.
     alignas(64) float cols[N * 16];
-    Reg<F32x16> vmax = F32x16::set1(-kInf);
+    MaxTournament max(F32x16::set1(0.0));
     for (size_t b = 0; b < TransposeReach<N>::blocks; ++b) {
       Reg<F32x16> v[16];
       for (size_t l = 0; l < 16; ++l) v[l] = _mm512_loadu_ps(x + l * N + 16 * b);
       F32x16::transpose(v);
       for (size_t j = 16 * b; j < N && j < 16 * b + 16; ++j) {
-        vmax = F32x16::max(v[j - 16 * b], vmax);
-        _mm512_store_ps(cols + 16 * j, v[j - 16 * b]);
+        if (j == 0)
+          max = MaxTournament(v[0]);
+        else
+          _mm512_store_ps(cols + 16 * (j - 1), max.step(v[j - 16 * b]));
       }
     }
-    return row_terms<N>(vmax, [&cols](size_t j) SSM_INLINE { return _mm512_load_ps(cols + 16 * j); }, neg_m, log_s);
+    return loser_terms<N - 1>(max.vmax, [&cols](size_t j) SSM_INLINE { return _mm512_load_ps(cols + 16 * j); },
+                              max.nan, neg_m, log_s);
   }
 }
 template <size_t N>
