@@ -167,12 +167,15 @@ struct SoftmaxBlocksRange<F32x16> {
 // losers in registers up to 32 n = 32 1.02-1.05 (1.04-1.07), through buf
 // from 28 against that: 28 0.93, 0.92 (0.91, 0.92), 30 0.92, 0.89 (0.89,
 // 0.93), 32 0.71, 0.70 (0.71, 0.74), 25-27 0.91-1.06 (softmax controls
-// 0.99-1.02).
+// 0.99-1.02). With the losers, max_n went from 52 to 60: time / the
+// direct rows', two runs: n = 53 0.85, 0.90 (0.81, 0.81), 56 0.82, 0.83
+// (0.81, 0.77), 60 0.96, 0.97 (0.94, 0.95); 63 1.05-1.07, 64 1.03-1.04
+// (0.97) kept them (unchanged n = 52 1.03-1.04 in the same runs).
 template <class VN>
 struct Lsm32PermRange;
 template <>
 struct Lsm32PermRange<F32x16> {
-  static constexpr size_t max_n = 52, transpose_min_n = 8, buffer_min_n = 28;
+  static constexpr size_t max_n = 60, transpose_min_n = 8, buffer_min_n = 28;
 };
 #include "rows_log_softmax32_perm_avx512.h"
 

@@ -264,7 +264,7 @@ SSM_INLINE inline bool log_softmax_group_perm(const float* x, float* y) {
 // The same for rows of transpose_min_n on, the columns by 16 x 16
 // register transposes of the rows loaded at stride N (F32x16::transpose: 64
 // shuffles where the permutes took N (N + 1) / 2 permutes and N (N - 1) / 2
-// blends; rows of 17-52 elements two to four of them, the last block's
+// blends; rows of 17-60 elements two to four of them, the last block's
 // columns from N on unused; from buffer_min_n on the columns go through an
 // L1 buffer, the max taken as they come), the output vectors from x's
 // layout as above. The last
@@ -314,7 +314,7 @@ SSM_INLINE inline bool log_softmax_group_transposed(const float* x, float* y) {
   return true;
 }
 
-// A group of g <= 16 rows of 17-52 elements (the batch's last, or one with
+// A group of g <= 16 rows of 17-60 elements (the batch's last, or one with
 // a row that is not ordinary): the same arithmetic on a copy of its rows
 // (rows from g on zeros, not stored); rows that are not ordinary flagged
 // and not stored.
