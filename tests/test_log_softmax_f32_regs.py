@@ -3,10 +3,11 @@
 of 2-16 one instantiation per length, 2-4 with their columns from the
 group's whole vectors, rows_columns_avx2.h: the same bits; every
 length up to the direct rows, 1-49, here: AVX2 rows of 17-47 take the pairs,
-log_softmax_groups_f32, 48 on the direct rows; AVX-512 rows of 3-16 take
-their columns by lane permutes, rows_log_softmax32_perm_avx512.h, a group
-of 16 rows at a time, the batch's last rows and groups with a special row
-through its masked kernel).
+log_softmax_groups_f32, 48 on the direct rows; AVX-512 rows of 3-60 take
+their columns by lane permutes or register transposes,
+rows_log_softmax32_perm_avx512.h, a group of 16 rows at a time, the
+batch's last rows and groups with a special row through its masked
+kernels, and 61 on the direct rows).
 
 As softmax_group_regs, a group of 8 rows is read as 8 x 8 blocks at
 stride n; where n % 8 != 0 the last block of each row reaches into the
@@ -33,7 +34,7 @@ from test_rows import SPECIALS
 
 GROUP = 8  # AVX2 float32 lanes; other sets take other paths with the same contract
 PERM_GROUP = 16  # AVX-512 float32 lanes (the permute kernel's group)
-PERM_LENGTHS = list(range(3, 17))
+PERM_LENGTHS = list(range(3, 62))  # 17-60: two to four transposes per group (28 on through buf); 61: the direct rows
 PERM_ROWS = [PERM_GROUP - 1, PERM_GROUP, PERM_GROUP + 1, 2 * PERM_GROUP - 1, 2 * PERM_GROUP, 2 * PERM_GROUP + 1,
              3 * PERM_GROUP - 1, 3 * PERM_GROUP, 3 * PERM_GROUP + 1, 4 * PERM_GROUP + 3, 7 * PERM_GROUP + 9]
 LENGTHS = list(range(1, 50))
@@ -196,7 +197,7 @@ def test_permute_groups_row_counts_and_bits_alone(isa, n):
 
 @pytest.mark.filterwarnings("ignore::RuntimeWarning")
 @pytest.mark.parametrize("kind", list(SPECIALS))
-@pytest.mark.parametrize("n", [3, 4, 6, 10, 11, 13, 16])
+@pytest.mark.parametrize("n", [3, 4, 6, 10, 11, 13, 16, 17, 20, 27, 28, 31, 32, 33, 44, 48, 52, 60])
 def test_permute_groups_special_rows_every_position(isa, kind, n):
     """A special row at every position of three groups of 16 and a partial
     last one (the masked kernel): SciPy's value (the contract for the

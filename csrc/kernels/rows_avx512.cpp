@@ -49,7 +49,8 @@ struct LseDirectRange<F32x16> {
   static constexpr size_t min_n = 28, max_n = 4095, regs_min_n = 3, regs_max_n = 0, fused_min_n = 160;
   static constexpr bool regs_n2 = false;
 };
-// float32 log_softmax's direct rows from 24 (rows_generic.h's 48): with
+// float32 log_softmax's direct rows from 24 (rows_generic.h's 48; rows up
+// to Lsm32PermRange's max_n take the permute kernel first, below): with
 // each set's maxima first they beat the group kernel from there. Zen 5, 4
 // Mi-element batches, 1 thread, bench/ab_builds.py, 11 rounds, fastest
 // processes, direct / group time: n = 17 1.34, 20 1.16, 21 1.06, 22 1.12,
@@ -108,8 +109,10 @@ struct SoftmaxBlocksRange<F32x16> {
 
 // float32 log_softmax rows of 1 take the AVX2 set's kernels (eight rows a
 // group, 8 x 8 blocks kept in registers) instead of these groups of
-// sixteen (16 x 16 transposes through L1 buffers); rows of two take
-// log_softmax_rows_two (rows_generic.h; AVX-512 only). Zen 5 at load ~6, 4
+// sixteen (16 x 16 transposes through L1 buffers); rows of two took
+// log_softmax_rows_two (rows_generic.h; AVX-512 only), now
+// log_softmax_rows_two_table (rows_log_softmax32_perm_avx512.h: the same
+// layout, a shorter chain per 16 rows, 0.58-0.64 of its time). Zen 5 at load ~6, 4
 // Mi-element batches, 1 thread, ns per element, fastest of 7 interleaved
 // calls in one process (thread CPU time), avx2 / avx512 kernels: n = 1
 // 3.13 / 4.68, 2 1.56 / 2.94, 5 1.12 / 2.00, 8 0.96 / 1.77, 12 0.86 /
@@ -120,7 +123,7 @@ struct SoftmaxBlocksRange<F32x16> {
 // kernels above beat both: n = 5 0.75 with the AVX2 kernels, 0.31 above.)
 // Rows of 3-16 took them too, until the permute kernel
 // (rows_log_softmax32_perm_avx512.h: 16 rows as whole vectors, the AVX2
-// kernels' sums and write, log1p_perm), one group at a time. Zen 5, 4
+// kernels' sums and write, then log1p_perm, now log1p_table), one group at a time. Zen 5, 4
 // Mi-element batches, 1 thread, fastest of 3 interleaved processes, ns per
 // element, AVX2 kernels / one group / two groups at a time (as the
 // softmax permutes up to 8; 32 columns and their float64 halves spill):
@@ -133,17 +136,53 @@ struct SoftmaxBlocksRange<F32x16> {
 // fastest of 3 interleaved processes, time / the permutes': n = 3 1.11,
 // 5 1.01, 7 1.01, 8 0.95, 9 0.96-0.97, 10 0.96, 11 0.95, 12 0.93, 13 0.91,
 // 14 0.75, 15 0.77, 16 0.73 (softmax controls 1.01).
+// Rows of 17-52 take it too, their columns by two to four transposes,
+// instead of log_softmax_rows_group32 (17-23) and the direct rows (24-52),
+// first up to 44, with the columns in registers:
+// Zen 5, 4 Mi-element batches, 1 thread, bench/ab_builds.py, 11 rounds,
+// time / before, medians and fastest processes: n = 17 0.49, 0.48; 20
+// 0.44, 0.46; 23 0.48, 0.48; 24 0.50, 0.50; 28 0.56, 0.55; 32 0.73-0.75,
+// 0.67; 33 0.65, 0.57; 36 0.63, 0.61; 40 0.82, 0.73; 41 0.82, 0.80; 43
+// 0.91, 0.84; 44 0.95, 0.90; 45 1.01, 0.97; 47 1.04, 0.99; 48 1.10, 0.99;
+// 56 1.12, 1.10; 64 1.22, 1.16 (softmax controls 0.98-1.04), so the
+// direct rows kept 45 on. From buffer_min_n on the columns go through an
+// L1 buffer, the max taken as each transpose gives them (in registers,
+// GCC's spills of up to 52 columns around the terms): the same bits;
+// time / the registers' (or, from 45, the direct rows'), two runs of 11
+// rounds, medians and fastest processes: n = 33 0.92, 0.97 (0.91, 0.93);
+// 36 0.99, 1.06 (1.03, 0.95); 40 0.97, 0.94 (0.90, 0.93); 44 0.90, 0.88
+// (0.83, 0.85); 45 0.83, 0.90 (0.76, 0.83); 48 1.03, 1.02 (0.99, 1.00;
+// 0.88, 0.81 in an earlier run); 50 0.87, 0.91 (0.83, 0.83); 52 0.95,
+// 0.98 (0.88, 0.94); 56 1.03 (0.91); 64 0.99-1.15; below 33 the buffer
+// took 1.04-1.11 (n = 17-32). Every length then summed the N - 1 losers
+// of the max's tournament only (perm_row_terms: no max term, no count of
+// its entries), and buffer_min_n went from 33 to 28 (GCC's spills of the
+// losers from there): time / the count's, two runs of 11 rounds, medians
+// and fastest processes: n = 3 0.79, 0.78 (0.78, 0.78), 4 0.74, 0.73
+// (0.74, 0.73), 5 0.75, 0.74 (0.73, 0.74), 6 0.76 (0.76), 8 0.73, 0.74
+// (0.74), 10 0.93 (0.91, 0.93), 12 0.93, 0.94 (0.92, 0.93), 16 0.95, 0.97
+// (0.96), 17 0.94, 0.90 (0.94, 0.98), 20 0.97, 0.91 (0.97, 0.99), 24
+// 0.89, 0.90 (0.95), 40 0.86, 0.89 (0.91, 0.89), 48 0.82, 0.84 (0.82,
+// 0.80; against the direct rows), 52 0.79, 0.76 (0.77, 0.75); with the
+// losers in registers up to 32 n = 32 1.02-1.05 (1.04-1.07), through buf
+// from 28 against that: 28 0.93, 0.92 (0.91, 0.92), 30 0.92, 0.89 (0.89,
+// 0.93), 32 0.71, 0.70 (0.71, 0.74), 25-27 0.91-1.06 (softmax controls
+// 0.99-1.02). With the losers, max_n went from 52 to 60: time / the
+// direct rows', two runs: n = 53 0.85, 0.90 (0.81, 0.81), 56 0.82, 0.83
+// (0.81, 0.77), 60 0.96, 0.97 (0.94, 0.95); 63 1.05-1.07, 64 1.03-1.04
+// (0.97) kept them (unchanged n = 52 1.03-1.04 in the same runs).
 template <class VN>
 struct Lsm32PermRange;
 template <>
 struct Lsm32PermRange<F32x16> {
-  static constexpr size_t max_n = 16, transpose_min_n = 8;
+  static constexpr size_t max_n = 60, transpose_min_n = 8, buffer_min_n = 28;
 };
 #include "rows_log_softmax32_perm_avx512.h"
 
 void log_softmax_f32(const float* x, float* y, size_t rows, size_t n, bool stream, unsigned char* flag) {
   if (n >= 3 && n <= Lsm32PermRange<F32x16>::max_n) return log_softmax_rows_perm_n<3>(x, y, rows, n, flag);
   if (n == 1) return rows_kernels_avx2().f32.log_softmax(x, y, rows, n, stream, flag);
+  if (n == 2) return log_softmax_rows_two_table(x, y, rows, stream, flag);
   log_softmax_rows<F32x16, F64x8, float>(x, y, rows, n, stream, flag);
 }
 
