@@ -172,6 +172,12 @@ void softmax_f64(const double* x, double* y, size_t rows, size_t n, bool stream,
 // log1p loop: 1.05. Rows of 17-27 as two blocks of transposes per group:
 // 0.98-1.03 (harness calls outside the driver had shown 0.75-0.81), so
 // they stay with lse_groups.
+// All of these (and lse_groups for rows of up to kLseTableMaxN) take the
+// table terms and log (LseTableTerms, F64x8::log_table: no division, 1/50
+// of the degree-6 terms' error): ab_builds as above, time / the degree-6
+// terms and log1p_small_finite's: n = 3 0.66, 5 0.81, 8 0.84-0.88, 12
+// 0.86-0.88, 16 0.85-0.86 (n = 17-20 unchanged: 1.00-1.02; softmax
+// controls 0.98-1.02).
 struct LsePermRange {
   static constexpr size_t min_n = 3, max_n = 12, groups_max_n = 8, regs_groups = 1;
   static constexpr size_t groups(size_t n) { return n <= groups_max_n ? 2 : 1; }
