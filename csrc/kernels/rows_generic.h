@@ -220,14 +220,19 @@ SSM_INLINE inline Reg<V> mid_term(Reg<V> d) {
 struct LseTableTerms {
   static constexpr double err = 4.1e-11;
 };
-template <class V>
+// Degree 5 (rows of two's kernel, rows_logsumexp32_two_avx512.h): the tail
+// |r|^6 / 720 (1 + |r|) < 1.42e-13, within 2^-42.2 relative in all.
+template <class V, int Degree = 4>
 SSM_INLINE inline Reg<V> table_term(Reg<V> d) {
+  static_assert(Degree == 4 || Degree == 5, "the bounds above");
   using X = ExpTable16;
   const Reg<V> dc = V::max(V::set1(-708.0), d);
   const Reg<V> t = V::fmadd(dc, V::set1(ExpCoeffs<double>::log2e), V::set1(X::magic));
   const Reg<V> k16 = V::sub(t, V::set1(X::magic));
   const Reg<V> r = V::fmadd(k16, V::set1(-ExpCoeffs<double>::ln2_hi), dc);
-  Reg<V> p = V::fmadd(V::set1(1.0 / 24), r, V::set1(1.0 / 6));
+  Reg<V> p = V::set1(1.0 / 24);
+  if constexpr (Degree == 5) p = V::fmadd(V::set1(1.0 / 120), r, p);
+  p = V::fmadd(p, r, V::set1(1.0 / 6));
   p = V::fmadd(p, r, V::set1(0.5));
   p = V::fmadd(p, r, V::set1(1.0));
   p = V::fmadd(p, r, V::set1(1.0));
@@ -2294,7 +2299,8 @@ struct LseDirectRange {
 // time (rows_logsumexp64_direct.h).
 constexpr size_t kLse64DirectMinN = 16;
 
-// float32 logsumexp of rows of two, W rows a step: the rows' entries split
+// float32 logsumexp of rows of two, W rows a step (AVX2; AVX-512 takes the
+// table exp and log instead, rows_logsumexp32_two_avx512.h): the rows' entries split
 // into a vector of first and one of second entries (deinterleave), then in
 // float64 halves lse = m + log1p(exp(d)), m the larger entry, d = smaller -
 // m <= 0 (the difference of two floats, within 2^-53 |d|), exp by
