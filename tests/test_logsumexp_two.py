@@ -1,7 +1,8 @@
 """float32 logsumexp of rows of two entries (rows_generic.h lse_rows_two on
-the kernel sets that split a vector pair into first and second entries:
-AVX-512 and AVX2; the others take their group kernels): lse = m +
-log1p(exp(d)) in float64 lanes, each row certified within the 1-ulp
+AVX2, rows_logsumexp32_two_avx512.h's table exp and log on AVX-512: the
+kernel sets that split a vector pair into first and second entries; the
+others take their group kernels): lse = m + log1p(exp(d)) in float64
+lanes, each row certified within the 1-ulp
 contract or left to the per-row path (lse near 0, NaN, +-inf). Row counts
 around multiples of the lane count (the batch's last rows go through the
 group kernels), entries from ties to 700 apart and beyond, results near 0,
@@ -119,3 +120,27 @@ def test_near_zero_rows_in_every_lane(isa, restore_settings):
     ssm.set_num_threads(2)
     _core.testing.set_chunking(w * 2, 1 << 20)
     assert check(x, (isa, "2 threads")).tobytes() == one.tobytes()
+
+
+def test_either_side_of_the_certified_range(isa):
+    """Rows whose |lse| lies on either side of 2^-16, where the AVX-512 pair
+    kernel (rows_logsumexp32_two_avx512.h) stops certifying and leaves the
+    row to the per-row path, and around 2^-24 and 1, with spreads d from 0
+    to beyond the clamp at -708 and rows of -FLT_MAX beside -inf: within 1
+    ulp, the same bits in any order."""
+    rng = np.random.default_rng(6)
+    rows = 40 * lanes(isa) + 3
+    target = rng.choice([1.0, -1.0], rows) * rng.choice([2.0**-16, 2.0**-24, 1.0], rows)
+    target *= rng.uniform(0.5, 2.0, rows)
+    d = -rng.choice([0.0, 1e-3, 0.5, 3.0, 17.0, 90.0, 720.0], rows) * rng.uniform(0.5, 1.0, rows)
+    m = target - np.log1p(np.exp(d))
+    x = np.stack([m, m + d], axis=1).astype(np.float32)
+    x[-1] = [-np.finfo(np.float32).max, -np.inf]
+    x[-2] = [-np.inf, -np.finfo(np.float32).max]
+    flip = rng.random(rows) < 0.5
+    x[flip] = x[flip][:, ::-1]
+    got = check(x, (isa, "certified range"))
+    fmax = -np.finfo(np.float32).max
+    assert got[-1] == fmax and got[-2] == fmax
+    perm = rng.permutation(rows)
+    assert check(x[perm], (isa, "certified range, permuted")).tobytes() == got[perm].tobytes()

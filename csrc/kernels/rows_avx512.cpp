@@ -211,6 +211,12 @@ void softmax_f64(const double* x, double* y, size_t rows, size_t n, bool stream,
 // log1p loop: 1.05. Rows of 17-27 as two blocks of transposes per group:
 // 0.98-1.03 (harness calls outside the driver had shown 0.75-0.81), so
 // they stay with lse_groups.
+// All of these (and lse_groups for rows of up to kLseTableMaxN) take the
+// table terms and log (LseTableTerms, F64x8::log_table: no division, 1/50
+// of the degree-6 terms' error): ab_builds as above, time / the degree-6
+// terms and log1p_small_finite's: n = 3 0.66, 5 0.81, 8 0.84-0.88, 12
+// 0.86-0.88, 16 0.85-0.86 (n = 17-20 unchanged: 1.00-1.02; softmax
+// controls 0.98-1.02).
 struct LsePermRange {
   static constexpr size_t min_n = 3, max_n = 12, groups_max_n = 8, regs_groups = 1;
   static constexpr size_t groups(size_t n) { return n <= groups_max_n ? 2 : 1; }
@@ -231,8 +237,32 @@ struct Lse64DirectRange<F64x8> {
   static constexpr size_t max_n = 511;
 };
 
+// float32 logsumexp rows of 2, unweighted, take lse_rows_two_table
+// (rows_logsumexp32_two_avx512.h: the table exp and log, no division, a
+// certificate that is one compare) instead of lse_rows_two (the degree-15
+// log1p_small and its division, a certificate of four operations): Zen 5,
+// 4 Mi-element batches, 1 thread, bench/ab_builds.py, 11 rounds, fastest
+// processes, time / lse_rows_two's: 0.55, 0.57 in two runs (0.87 -> 0.48
+// ns per element at load ~10; softmax controls 0.99-1.01). Their results
+// agree to the bit on the sha1 sweep of logsumexp's rows and on all but 2
+// of 5.2 M N(0, s^2) rows (both within ~2^-40 before the float32
+// rounding); both within the 1-ulp contract.
+#include "rows_logsumexp32_two_avx512.h"
+
+// The other rows (logsumexp_rows: the direct rows, lse_groups, weighted
+// rows) out of line: inlined into logsumexp_f32 beside the kernels above,
+// the direct rows of 28-47 (degree 4) took 1.07-1.09x their time before
+// the table kernels (n = 32, four runs of bench/ab_builds.py, 11 rounds,
+// fastest processes; their code unchanged); out of line n = 28 1.00-1.01,
+// 32 0.99-1.00, 48 0.97, 17 1.00 against main.
+SSM_NOINLINE void logsumexp_rows_out_of_line(const float* x, const float* b, float* out, float* sign, size_t rows,
+                                             size_t n, unsigned char* flag) {
+  logsumexp_rows<F32x16, F64x8, float>(x, b, out, sign, rows, n, flag);
+}
+
 void logsumexp_f32(const float* x, const float* b, float* out, float* sign, size_t rows, size_t n,
                    unsigned char* flag) {
+  if (!b && n == 2) return lse_rows_two_table(x, out, sign, rows, flag);
   if (!b && n >= LsePermRange::min_n && n <= LsePermRange::max_n)
     return LsePermRange::rows(x, out, sign, rows, n, flag);
   if (!b && n > LsePermRange::max_n && n <= 16) {
@@ -240,7 +270,7 @@ void logsumexp_f32(const float* x, const float* b, float* out, float* sign, size
     alignas(64) float buf[kMaxN * 16];
     return lse_rows_regs<F32x16, F64x8, 1, LsePermRange::regs_groups, 17>(x, out, sign, rows, n, buf, flag);
   }
-  logsumexp_rows<F32x16, F64x8, float>(x, b, out, sign, rows, n, flag);
+  logsumexp_rows_out_of_line(x, b, out, sign, rows, n, flag);
 }
 
 RowsKernels<double> make_rows_kernels_f64() {

@@ -205,6 +205,59 @@ SSM_INLINE inline Reg<V> mid_term(Reg<V> d) {
     return V::scale2_acc(p, n);
 }
 
+// float32 logsumexp's first-tier terms on lanes with the 16-entry exp table
+// (AVX-512 float64), for rows of up to kLseTableMaxN (LseTableTerms in
+// place of ExpCoeffsMid: group_sums, group_sums_regs, lse32_first_tier):
+// exp(d) = 2^(k/16) exp(r), k = round(16 d log2 e), r = d - k ln2/16 in
+// one fma (|k / 16| <= 1022 after the raise to -708: ln2's rounding moves r
+// by below 2^-44), the table entry (ExpTable16) and exp(r) to degree 4
+// (|r| <= ln2/32: the tail |r|^5 / 120 (1 + |r|) < 3.99e-11), scalef by
+// floor(k / 16); with the table's, Horner's and the product's roundings
+// within 4.1e-11 = 2^-34.5 relative (err), in as many operations as
+// mid_term (11 per vector of terms) with 1/50 of its error, so 1/50 of the
+// rows near lse = 0 the first tier cannot certify. d raised to -708 and NaN
+// as in mid_term.
+struct LseTableTerms {
+  static constexpr double err = 4.1e-11;
+};
+// Degree 5 (rows of two's kernel, rows_logsumexp32_two_avx512.h): the tail
+// |r|^6 / 720 (1 + |r|) < 1.42e-13, within 2^-42.2 relative in all.
+template <class V, int Degree = 4>
+SSM_INLINE inline Reg<V> table_term(Reg<V> d) {
+  static_assert(Degree == 4 || Degree == 5, "the bounds above");
+  using X = ExpTable16;
+  const Reg<V> dc = V::max(V::set1(-708.0), d);
+  const Reg<V> t = V::fmadd(dc, V::set1(ExpCoeffs<double>::log2e), V::set1(X::magic));
+  const Reg<V> k16 = V::sub(t, V::set1(X::magic));
+  const Reg<V> r = V::fmadd(k16, V::set1(-ExpCoeffs<double>::ln2_hi), dc);
+  Reg<V> p = V::set1(1.0 / 24);
+  if constexpr (Degree == 5) p = V::fmadd(V::set1(1.0 / 120), r, p);
+  p = V::fmadd(p, r, V::set1(1.0 / 6));
+  p = V::fmadd(p, r, V::set1(0.5));
+  p = V::fmadd(p, r, V::set1(1.0));
+  p = V::fmadd(p, r, V::set1(1.0));
+  return V::scale2_term(V::mul(p, V::exp_table(t, V::table_lo(), V::table_hi())), k16);
+}
+// Rows of up to this many elements take LseTableTerms where the lanes have
+// the table (every AVX-512 float32 logsumexp kernel of them: the permutes,
+// the register transposes and lse_groups, which redoes their special
+// groups, so a row's bits do not depend on its neighbours). Longer rows
+// keep ExpCoeffsMid: lse_groups' pairs at n = 17-20 took 1.05-1.08x
+// main's time with the table terms (Zen 5, bench/ab_builds.py, 13
+// rounds).
+constexpr size_t kLseTableMaxN = 16;
+// The first tier's terms of rows of up to kLseTableMaxN on lanes VW.
+template <class VW>
+using LseTerms = std::conditional_t<HasExpTable<VW>::value, LseTableTerms, ExpCoeffsMid>;
+// The first tier's terms: LseTableTerms or ExpCoeffsMid.
+template <class C, class V>
+SSM_INLINE inline Reg<V> first_tier_term(Reg<V> d) {
+  if constexpr (std::is_same<C, LseTableTerms>::value)
+    return table_term<V>(d);
+  else
+    return mid_term<V>(d);
+}
+
 // exp(x - e ln2) for x <= max, e = round(max log2 e) with |max| <= kFastLimit
 // (softmax's pow2_term, for log_softmax's float64 sums): the reduction
 // x - n ln2 is exact (|x| <= 2^21 after the clamp, |n| < 2^22) and the
@@ -1089,12 +1142,13 @@ inline void group_sums(const T* buf, size_t n, GroupSums<VN, VW, P>& out) {
   // exp(d) with d = (x0 - m) + (x1 - m), exact (one of the two is 0; NaN and
   // -inf carry through, to the sum and to a raised term): half the terms,
   // and cnt = 1 keeps (cnt - 1) + rest = S - 1.
-  if constexpr (!Count && std::is_same<C, ExpCoeffsMid>::value && !kExact) {
+  constexpr bool kFirstTier = std::is_same<C, ExpCoeffsMid>::value || std::is_same<C, LseTableTerms>::value;
+  if constexpr (!Count && kFirstTier && !kExact) {
     if (n == 2) {
       for (size_t q = 0; q < P * H; ++q) {
         const T* at = buf + (q / H) * 2 * W + (q % H) * WW;
         const Reg<VW> d = VW::add(VW::sub(VW::load(at), out.m[q]), VW::sub(VW::load(at + W), out.m[q]));
-        out.rest[q] = mid_term<VW>(d);
+        out.rest[q] = first_tier_term<C, VW>(d);
         out.cnt[q] = VW::set1(1.0);
       }
       return;
@@ -1116,8 +1170,8 @@ inline void group_sums(const T* buf, size_t n, GroupSums<VN, VW, P>& out) {
           t = rel_term<VW, kExact, C>(xw, out.m[q], d);
         sums[q].add(decltype(chain)::value, VW::select(other, t, VW::set1(0.0)));
       } else {
-        if constexpr (std::is_same<C, ExpCoeffsMid>::value && !kExact)
-          sums[q].add(decltype(chain)::value, mid_term<VW>(d));
+        if constexpr (kFirstTier && !kExact)
+          sums[q].add(decltype(chain)::value, first_tier_term<C, VW>(d));
         else
           sums[q].add(decltype(chain)::value, rel_term<VW, kExact, C>(xw, out.m[q], d));
       }
@@ -1268,7 +1322,7 @@ void log_softmax_groups(const T* x, T* y, size_t n, size_t rows_left, T* buf, T*
 // group_sums' rows of 2 without Count; with Count the same bits too). Returns
 // false, before the terms where it can, if a lane's max or sum is not
 // finite (a special row: the caller takes the buffer kernel).
-template <class VN, class VW, size_t P, size_t C, bool Count>
+template <class VN, class VW, size_t P, size_t C, bool Count, class Terms = ExpCoeffsMid>
 SSM_INLINE inline bool group_sums_regs(const Reg<VN> (&c)[P][C], size_t n, GroupSums<VN, VW, P>& out) {
   static_assert(VN::width == 2 * VW::width, "a float32 vector widens to two float64 halves");
   bool ok = true;
@@ -1301,7 +1355,8 @@ SSM_INLINE inline bool group_sums_regs(const Reg<VN> (&c)[P][C], size_t n, Group
       VN::widen(c[p][1], x1[0], x1[1]);
       for (size_t h = 0; h < 2; ++h) {
         const size_t q = 2 * p + h;
-        out.rest[q] = mid_term<VW>(VW::add(VW::sub(x0[h], out.m[q]), VW::sub(x1[h], out.m[q])));
+        const Reg<VW> d = VW::add(VW::sub(x0[h], out.m[q]), VW::sub(x1[h], out.m[q]));
+        out.rest[q] = first_tier_term<Terms, VW>(d);
         out.cnt[q] = VW::set1(1.0);
         ok = ok && !VW::any(VW::notfinite(out.rest[q]));
       }
@@ -1322,7 +1377,7 @@ SSM_INLINE inline bool group_sums_regs(const Reg<VN> (&c)[P][C], size_t n, Group
             out.cnt[q] = VW::add(out.cnt[q], VW::select(other, VW::set1(0.0), VW::set1(1.0)));
             sums[q].add(static_cast<int>(j & 1), VW::select(other, mid_term<VW>(d), VW::set1(0.0)));
           } else {
-            sums[q].add(static_cast<int>(j & 1), mid_term<VW>(d));
+            sums[q].add(static_cast<int>(j & 1), first_tier_term<Terms, VW>(d));
           }
         }
       }
@@ -1635,19 +1690,27 @@ void lse_groups_f64(const double* x, double* out, double* sign, size_t n, size_t
 // lse = m + log1p(S - 1) of float64 half q of group sums without Count
 // (lse_groups_f32's), and the lanes of it not certified within the 1-ulp
 // contract (lanes in `bad` pass: they are flagged).
-template <class VW, int MaxT, class S>
+template <class VW, int MaxT, class Terms = ExpCoeffsMid, class S>
 SSM_INLINE inline typename VW::mask lse32_first_tier(const S& s, size_t q, typename VW::mask bad, Reg<VW>& lse) {
-  using C = ExpCoeffsMid;
   const Reg<VW> z = VW::select(bad, VW::set1(0.0), VW::add(VW::sub(s.cnt[q], VW::set1(1.0)), s.rest[q]));
   // S < MaxT (n terms, each at most 1 + C::err; MaxT is n + 1 or more:
   // lse_groups); the series to degree 15: its 2^-46.2 absolute is within
-  // the certificate's 2^-37.
-  lse = VW::add(s.m[q], log1p_small_finite<VW, 7, MaxT>(z));
+  // the certificate's 2^-37. Lanes with log_table take log S from it
+  // instead (S = cnt + rest, within 2^-42.5 + 2^-50 + 2^-53 log S absolute
+  // for S < 2^15, also inside the 2^-37; no division, no halving steps).
+  // Zen 5, 4 Mi-element batches, 1 thread, fastest of 50 calls of the
+  // kernel alone (loaded machine), time / log1p_small_finite's: n = 3
+  // 0.79, 5 0.82, 8 0.87, 12 0.89, 16 0.89.
+  if constexpr (std::is_same<Terms, LseTableTerms>::value)
+    lse = VW::add(s.m[q], VW::log_table(VW::select(bad, VW::set1(1.0), VW::add(s.cnt[q], s.rest[q]))));
+  else
+    lse = VW::add(s.m[q], log1p_small_finite<VW, 7, MaxT>(z));
   // As lse_plain_group's Certify (see there), with min(z, 1) >= z / (1 + z)
   // (z >= 0) in place of the division: at most 2x looser (z = 1), it
-  // certifies all but rows with |lse| below ~0.035, and the division was
-  // one of the two per half that bound rows of 2 on AVX-512 (throughput).
-  const Reg<VW> e = VW::fmadd(VW::set1(C::err), VW::min(z, VW::set1(1.0)), VW::set1(0x1p-37));
+  // certifies all but rows with |lse| below ~0.035 (mid_term's error; the
+  // table terms', LseTableTerms: ~0.001), and the division was one
+  // of the two per half that bound rows of 2 on AVX-512 (throughput).
+  const Reg<VW> e = VW::fmadd(VW::set1(Terms::err), VW::min(z, VW::set1(1.0)), VW::set1(0x1p-37));
   const Reg<VW> size = VW::max(lse, VW::sub(VW::set1(0.0), lse));
   const Reg<VW> have = VW::select(bad, VW::set1(kInf), VW::mul(size, VW::set1(1.0 - 0x1p-15)));
   return f32_spacing_fails<VW>(e, have);
@@ -1675,11 +1738,10 @@ SSM_INLINE inline typename VW::mask lse32_first_tier(const S& s, size_t q, typen
 // softmax time, before -> after: 1.39 -> 1.09, 1.18 -> 0.97, 0.97 -> 0.79,
 // 1.28 -> 1.13, 1.24 -> 1.12). No result of 1.1 M rows of 2 to 23 changed
 // (the float64 lse moves by a few 2^-53, below float32's rounding).
-template <class VN, class VW, size_t P, int MaxT = kMaxN / 2 + 1>
+template <class VN, class VW, size_t P, int MaxT = kMaxN / 2 + 1, class C = ExpCoeffsMid>
 void lse_groups_f32(const float* x, float* out, float* sign, size_t n, size_t rows_left, float* buf,
                     unsigned char* flag) {
   constexpr size_t W = VN::width, WW = VW::width, H = W / WW;
-  using C = ExpCoeffsMid;
   size_t g[P];
   for (size_t p = 0; p < P; ++p) {
     g[p] = rows_left - p * W < W ? rows_left - p * W : W;
@@ -1693,7 +1755,7 @@ void lse_groups_f32(const float* x, float* out, float* sign, size_t n, size_t ro
   for (size_t p = 0; p < P; ++p) pass[p] = true, any_bad[p] = false;
   for (size_t q = 0; q < P * H; ++q) {
     bad[q] = VW::mask_or(VW::notfinite(s.mx[q]), VW::notfinite(s.rest[q]));
-    fails[q] = lse32_first_tier<VW, MaxT>(s, q, bad[q], lse[q]);
+    fails[q] = lse32_first_tier<VW, MaxT, C>(s, q, bad[q], lse[q]);
     pass[q / H] = !VW::any(fails[q]) && pass[q / H];
     any_bad[q / H] = any_bad[q / H] || VW::any(bad[q]);
   }
@@ -1740,10 +1802,13 @@ void lse_groups_f32(const float* x, float* out, float* sign, size_t n, size_t ro
 template <class VN, class VW, size_t P, class T>
 void lse_groups(const T* x, T* out, T* sign, size_t n, size_t rows_left, T* buf, unsigned char* flag) {
   // float32: rows of up to 10 take log1p_small without its step by 2^4
-  // (S <= 10 < 11).
+  // (S <= 10 < 11); rows of up to kLseTableMaxN the table terms and log
+  // where the lanes have them (LseTerms).
   if constexpr (std::is_same<T, float>::value) {
     if (n <= 10)
-      lse_groups_f32<VN, VW, P, 11>(x, out, sign, n, rows_left, buf, flag);
+      lse_groups_f32<VN, VW, P, 11, LseTerms<VW>>(x, out, sign, n, rows_left, buf, flag);
+    else if (n <= kLseTableMaxN)
+      lse_groups_f32<VN, VW, P, kMaxN / 2 + 1, LseTerms<VW>>(x, out, sign, n, rows_left, buf, flag);
     else
       lse_groups_f32<VN, VW, P>(x, out, sign, n, rows_left, buf, flag);
   } else
@@ -1763,10 +1828,12 @@ SSM_INLINE inline bool lse_group_regs(const float* x, float* out, size_t n) {
   Reg<VN> c[P][C];
   load_group_regs<VN, NB, P, N>(x, n, c);
   GroupSums<VN, VW, P> s;
-  if (!group_sums_regs<VN, VW, P, C, false>(c, n, s)) return false;
+  static_assert(!HasExpTable<VW>::value || C <= kLseTableMaxN, "the table terms' rows (LseTerms)");
+  if (!group_sums_regs<VN, VW, P, C, false, LseTerms<VW>>(c, n, s)) return false;
   Reg<VW> lse[2 * P];
   bool pass = true;
-  for (size_t q = 0; q < 2 * P; ++q) pass = !VW::any(lse32_first_tier<VW, MaxT>(s, q, VW::none(), lse[q])) && pass;
+  for (size_t q = 0; q < 2 * P; ++q)
+    pass = !VW::any(lse32_first_tier<VW, MaxT, LseTerms<VW>>(s, q, VW::none(), lse[q])) && pass;
   if (!pass) return false;
   for (size_t q = 0; q < 2 * P; ++q) VW::store(out + q * WW, lse[q]);
   return true;
@@ -2232,7 +2299,8 @@ struct LseDirectRange {
 // time (rows_logsumexp64_direct.h).
 constexpr size_t kLse64DirectMinN = 16;
 
-// float32 logsumexp of rows of two, W rows a step: the rows' entries split
+// float32 logsumexp of rows of two, W rows a step (AVX2; AVX-512 takes the
+// table exp and log instead, rows_logsumexp32_two_avx512.h): the rows' entries split
 // into a vector of first and one of second entries (deinterleave), then in
 // float64 halves lse = m + log1p(exp(d)), m the larger entry, d = smaller -
 // m <= 0 (the difference of two floats, within 2^-53 |d|), exp by

@@ -9,9 +9,10 @@
 // (lse_groups_f32's to_columns_whole) and no loads past the group.
 //
 // Arithmetic: lse_groups_f32's first tier lane for lane (group_sums_regs:
-// the max's linear chain, each column's two float64 halves, the degree-6
-// terms and Plain2's two chains in column order; lse32_first_tier's log1p
-// and certificate), so the same bits as lse_groups. A group with a row
+// the max's linear chain, each column's two float64 halves, the table terms
+// (LseTableTerms) and Plain2's two chains in column order;
+// lse32_first_tier's table log and certificate), so the same bits as
+// lse_groups. A group with a row
 // that is special (NaN, +-inf, all -inf) is redone by lse_groups, one with
 // a row the first tier does not certify (|lse| below ~0.035) by
 // lse_plain_group as lse_groups_f32 redoes it; either keeps the first
@@ -37,7 +38,7 @@ SSM_INLINE inline bool lse_sums_perm(const float* x, double* rest, double* m) {
   Reg<VN> c[P][N];
   lse_columns_perm<N, P>(x, c);
   GroupSums<VN, VW, P> s;
-  if (!group_sums_regs<VN, VW, P, N, false>(c, N, s)) return false;
+  if (!group_sums_regs<VN, VW, P, N, false, LseTableTerms>(c, N, s)) return false;
   for (size_t q = 0; q < 2 * P; ++q) {
     VW::store(rest + q * WW, s.rest[q]);
     VW::store(m + q * WW, s.m[q]);
@@ -79,8 +80,9 @@ SSM_NOINLINE void lse_group_perm_redo(const float* x, float* out, float* buf, ui
 // groups: n = 3 0.92 / 0.75, 5 0.60 / 0.45, 6 0.55 / 0.41). A group with
 // a special row is redone by lse_groups, one with an uncertified row by
 // lse_group_perm_redo (the same bits for the others; n = 3, where 0.3% of
-// N(0, 1) rows and so 5% of groups are not certified, 0.82 with
-// lse_groups there, 0.63 with lse_group_perm_redo).
+// N(0, 1) rows and so 5% of groups were not certified with mid_term's
+// terms, 0.82 with lse_groups there, 0.63 with lse_group_perm_redo; the
+// table terms leave 0.008% of rows, 0.13% of groups).
 template <size_t N, size_t P, size_t B, int MaxT>
 SSM_INLINE inline void lse_block_perm(const float* x, float* out, float* sign, size_t rows_left, float* buf,
                                       unsigned char* flag) {
@@ -103,7 +105,7 @@ SSM_INLINE inline void lse_block_perm(const float* x, float* out, float* sign, s
     t.rest[0] = VW::load(rest + q * WW);
     t.m[0] = VW::load(m + q * WW);
     Reg<VW> lse;
-    fails[q / 2] |= uint32_t(lse32_first_tier<VW, MaxT>(t, 0, VW::none(), lse)) << (q % 2 * WW);
+    fails[q / 2] |= uint32_t(lse32_first_tier<VW, MaxT, LseTableTerms>(t, 0, VW::none(), lse)) << (q % 2 * WW);
     VW::store(out + q * WW, lse);
   }
   std::memset(flag, 0, B * W);

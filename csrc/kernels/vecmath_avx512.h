@@ -230,6 +230,26 @@ struct F64x8 {
   static reg table_lo() { return load(ExpTable16::table); }
   static reg table_hi() { return load(ExpTable16::table + 8); }
   static reg exp_table(reg t, reg lo, reg hi) { return _mm512_permutex2var_pd(lo, _mm512_castpd_si512(t), hi); }
+  // log(t) for finite t >= 1 (LogTable16).
+  static reg log_table(reg t) {
+    using L = LogTable16;
+    const reg e = _mm512_getexp_pd(t);
+    const reg m = _mm512_getmant_pd(t, _MM_MANT_NORM_1_2, _MM_MANT_SIGN_src);
+    const __m512i i = _mm512_srli_epi64(_mm512_castpd_si512(m), 48);  // vpermt2pd reads the low 4 bits
+    const reg q = _mm512_fmsub_pd(m, _mm512_permutex2var_pd(load(L::inv), i, load(L::inv + 8)), set1(1.0));
+    const reg lc = _mm512_permutex2var_pd(load(L::log), i, load(L::log + 8));
+    return fmadd(e, set1(ExpCoeffs<double>::ln2_hi), add(lc, log1p_series(q)));
+  }
+  // log1p(q) to degree 7 (Taylor), q + q^2 c(q): for |q| <= 1/30 the tail
+  // |q|^8 / 8 is below 2^-42.3 (2^-42.9 at 1/32).
+  static reg log1p_series(reg q) {
+    reg c = fmadd(set1(1.0 / 7), q, set1(-1.0 / 6));
+    c = fmadd(c, q, set1(1.0 / 5));
+    c = fmadd(c, q, set1(-1.0 / 4));
+    c = fmadd(c, q, set1(1.0 / 3));
+    c = fmadd(c, q, set1(-0.5));
+    return fmadd(mul(q, q), c, q);
+  }
 };
 
 }  // namespace avx512

@@ -88,6 +88,29 @@ struct ExpTable16 {
   static constexpr double magic = 0x1.8p+48;
 };
 
+// log(t) for t >= 1 in lanes with a 16-entry table lookup (AVX-512
+// float64, F64x8::log_table): t = 2^E M, M in [1, 2) (getexp, getmant),
+// i = M's top four fraction bits, q = M inv[i] - 1 in one fma (|q| <= 1/32
+// + 2^-52), log t = E ln2 + log[i] + log1p(q), the series to degree 7
+// (tail |q|^8 / 8 < 2^-42.9). inv[i] = 1 / (1 + (i + 1/2) / 16) rounded,
+// log[i] = -log(inv[i]) (the rounded inverse's own log, so inv's rounding
+// costs nothing), within 2^-54 (mpmath, 200 bits). With the roundings of q
+// (2^-53 |q|), Horner's and the last two sums, and ln2's in E ln2 (|E|
+// 2^-54: 2^-50 for the short rows' sums, t < 2^15), the result is within
+// 2^-42.5 + 2^-53 |log t| + |E| 2^-54 of log t, with no division.
+struct LogTable16 {
+  static constexpr double inv[16] = {
+      0x1.f07c1f07c1f08p-1, 0x1.d41d41d41d41dp-1, 0x1.bacf914c1bad0p-1, 0x1.a41a41a41a41ap-1,
+      0x1.8f9c18f9c18fap-1, 0x1.7d05f417d05f4p-1, 0x1.6c16c16c16c17p-1, 0x1.5c9882b931057p-1,
+      0x1.4e5e0a72f0539p-1, 0x1.4141414141414p-1, 0x1.3521cfb2b78c1p-1, 0x1.29e4129e4129ep-1,
+      0x1.1f7047dc11f70p-1, 0x1.15b1e5f75270dp-1, 0x1.0c9714fbcda3bp-1, 0x1.0410410410410p-1};
+  static constexpr double log[16] = {
+      0x1.f829b0e7832f8p-6, 0x1.6f0d28ae56b4ep-4, 0x1.29552f81ff521p-3, 0x1.9525a9cf456b6p-3,
+      0x1.fb9186d5e3e29p-3, 0x1.2e8e2bae11d31p-2, 0x1.5d1bdbf5809cap-2, 0x1.89a3386c1425bp-2,
+      0x1.b44f77bcc8f64p-2, 0x1.dd46a04c1c4a1p-2, 0x1.02552a5a5d0ffp-1, 0x1.154c3d2f4d5eap-1,
+      0x1.2795e1289b11bp-1, 0x1.393e0d3562a1ap-1, 0x1.4a4f85db03ebbp-1, 0x1.5ad404c359f2dp-1};
+};
+
 // 2^(j/T), j = 0..T-1 (T = 8 or 16), as a float32 pair hi + lo (hi the
 // float nearest, lo the float nearest the remainder: hi + lo within 2^-47
 // relative), for the float32 table exp of expsum_lse32 (expsum_table32.h),
