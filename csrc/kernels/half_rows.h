@@ -1097,7 +1097,7 @@ ExpSum max_sum_block(const uint16_t* bits, size_t n) {
     const double t = V::hmax(m);
     if (!(std::fabs(t) <= kRefMax)) {
       out.max = t;
-      out.m = std::numeric_limits<double>::quiet_NaN();
+      out.m = kNaN;
       out.err = out.err_rest = 0.0;
       return false;
     }
