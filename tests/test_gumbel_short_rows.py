@@ -183,16 +183,22 @@ def test_k_beyond_the_finite_logits(isa, dtype):
 
 
 def test_ties_go_to_the_lower_index(isa, dtype):
-    """Logits so large that the noise vanishes in the sum: every score of a
-    row is equal, and the draws are its first finite indices in order."""
-    n = 10
-    x = np.full((40, n), 2.0**100, dtype)
-    x[::3, :4] = -np.inf
-    for k in (1, 2, 5):
-        got, want = topk(x, k, True, inv_temp=1.0), topk(x, k, False, inv_temp=1.0)
-        assert np.array_equal(got[1], want[1]) and np.array_equal(got[2], want[2])
-        first = np.where(np.arange(40)[:, None] % 3 == 0, 4, 0)
-        assert np.array_equal(got[1], first + np.arange(k))
+    """Logits so large that the noise vanishes in the sum: the scores of a row
+    tie wherever its logits do, and the draws are its logits' stable order,
+    also where a larger logit comes after tied ones (each list it enters moves
+    them down, the lower index kept first): rows placed across rows (n = 10)
+    and one at a time into a vector (n = 100), k on both sides of the lanes."""
+    lanes = tiles(isa, dtype)["gumbel.lanes"]
+    for n in (10, 100):
+        x = np.full((40, n), 2.0**100, dtype)
+        x[::3, :4] = -np.inf
+        x[1::3, 7] = 2.0**101
+        x[2::3, n - 1] = 2.0**101
+        order = np.lexsort((np.broadcast_to(np.arange(n), x.shape), -x.astype(np.float64)), axis=1)
+        for k in sorted({1, 2, 3, 5, lanes - 1, lanes, lanes + 1} & set(range(1, n - 3))):
+            got, want = topk(x, k, True, inv_temp=1.0), topk(x, k, False, inv_temp=1.0)
+            assert np.array_equal(got[1], want[1]) and np.array_equal(got[2], want[2]), (n, k)
+            assert np.array_equal(got[1], order[:, :k]), (n, k)
 
 
 def test_public_functions_and_sample(isa, dtype):
@@ -232,7 +238,7 @@ def test_identical_across_thread_counts(isa, dtype, n, restore_settings):
 
 def test_k_either_side_of_the_lanes(isa, dtype, restore_settings):
     """k > 2 keeps the k best in one vector (k up to a vector's lanes, AVX-512
-    and AVX2) or, for rows up to gumbel.interleaved_rows when a batch holds a
+    and AVX2) or, for rows up to gumbel.interleaved_rows on AVX-512 when a batch holds a
     vector's lanes of rows, in per-row lists placed across rows: k = lanes - 1,
     lanes, lanes + 1, on both sides of every routing limit (interleaved rows,
     the short-row path, the row walk's pruning span), with masked entries,

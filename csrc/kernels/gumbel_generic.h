@@ -1076,11 +1076,13 @@ TopkResult topk(const T* x, size_t n, uint64_t start, uint64_t row, const Gumbel
 // index order, as topk_all offers them.
 constexpr size_t kShortRowsMax = 256;
 constexpr size_t kShortBatch = 512;  // elements per batch (at least one row)
-// Rows up to this long with k > 2 take best_k_of_rows where a batch holds a
-// vector's lanes of rows (Zen 5, 1 thread, float32, ns per element, gumbel_topk
-// interleaved / one row at a time into a vector: avx512 n = 64 k = 8 (8 rows
-// a batch) 11.4 / 4.2; avx2 n = 64 5.7 / 5.5, n = 16 k = 4 5.0 / 9.0). Not
-// on scalar lanes: n = 64 k = 8 took 15% more instructions than the heap.
+// Rows up to this long with k > 2 take best_k_of_rows on 512-bit lanes where
+// a batch holds a vector's lanes of rows (Zen 5, 1 thread, float32, ns per
+// element, gumbel_topk interleaved / one row at a time into a vector / the
+// heap before: avx512 n = 16 k = 4 2.8 / 8.2 / 10.4; n = 64 k = 8 (8 rows a
+// batch: into a vector) - / 4.3 / 9.4). Not on narrower lanes: on avx2 it
+// ran n = 64 k = 8 in 4.7 against 5.5 but with 79.6 instructions per
+// element against 66.2 for the heap (callgrind); scalar, 15% more.
 constexpr size_t kInterleavedTopkMaxN = 64;
 
 // Where each element of a row finds its words, the same for every row of a
@@ -1154,35 +1156,60 @@ inline void best_of_rows(const T* s, size_t m, size_t n, T* b1, uint32_t* a1, T*
     }
 }
 
-// The best k of each of m rows of n scores (k m <= kShortBatch), interleaved
-// as in best_of_rows: row r's list in b[j m + r], a[j m + r] (j = 0: the
-// best), element e of every row placed before element e + 1 of any, each by
-// a pass of compare-and-swap down its row's list, so no branch depends on
-// the data. Ties keep the lower index (an equal value passes below); -inf
-// and NaN never place (b = -inf: a slot never filled). v, va: m slots each.
-template <class T>
+// The best k of each of m rows of n scores (k <= n), interleaved as in
+// best_of_rows: row r's list in b[j m + r], a[j m + r] (j = 0: the best),
+// element e of every row placed before element e + 1 of any, with no branch
+// on the data: slot j takes slot j-1's entry where e beats slot j-1, e where
+// e beats slot j alone, else keeps its own (slots from the last up, each
+// compare against the old list; no chain from slot to slot). e comes after
+// every entry, so a tie leaves it below (the lower index first). Fill =
+// false: -inf and NaN never place (b = -inf: a slot never filled); Fill =
+// true: the first k values fill the list whatever they are (topk's rows:
+// -inf values are kept; a NaN row's lists are not used). v: m slots.
+template <class T, bool Fill = false>
 inline void best_k_of_rows(const T* s, size_t m, size_t n, size_t k, T* __restrict b, uint32_t* __restrict a,
-                           T* __restrict v, uint32_t* __restrict va) {
+                           T* __restrict v) {
   for (size_t q = 0; q < k * m; ++q) {
     b[q] = -static_cast<T>(kInf);
     a[q] = 0;
   }
   for (uint32_t e = 0; e < n; ++e) {
-    for (size_t r = 0; r < m; ++r) {
-      v[r] = s[r * n + e];
-      va[r] = e;
-    }
-    for (size_t j = 0; j < k; ++j) {
+    for (size_t r = 0; r < m; ++r) v[r] = s[r * n + e];
+    // Fill: slots past e are not filled yet, and slot e takes e or slot e-1's
+    // entry (separate loops: a loop-invariant test inside kept GCC from
+    // vectorizing, topk n = 16 k = 4 12.6 ns per element against 1.1)
+    for (size_t j = Fill && e < k ? e + 1 : k; j-- > 0;) {
       T* __restrict bj = b + j * m;
       uint32_t* __restrict aj = a + j * m;
+      if (Fill && e == 0) {  // (j = 0)
+        for (size_t r = 0; r < m; ++r) {
+          bj[r] = v[r];
+          aj[r] = 0;
+        }
+        continue;
+      }
+      if (j == 0) {
+        for (size_t r = 0; r < m; ++r) {
+          const bool here = v[r] > bj[r];
+          bj[r] = here ? v[r] : bj[r];
+          aj[r] = here ? e : aj[r];
+        }
+        continue;
+      }
+      const T* __restrict bp = bj - m;
+      const uint32_t* __restrict ap = aj - m;
+      if (Fill && j == e) {
+        for (size_t r = 0; r < m; ++r) {
+          const bool above = v[r] > bp[r];
+          bj[r] = above ? bp[r] : v[r];
+          aj[r] = above ? ap[r] : e;
+        }
+        continue;
+      }
       for (size_t r = 0; r < m; ++r) {
-        const bool gt = v[r] > bj[r];
-        const T hi = gt ? v[r] : bj[r], lo = gt ? bj[r] : v[r];
-        const uint32_t ahi = gt ? va[r] : aj[r], alo = gt ? aj[r] : va[r];
-        bj[r] = hi;
-        aj[r] = ahi;
-        v[r] = lo;
-        va[r] = alo;
+        const bool here = v[r] > bj[r], above = v[r] > bp[r];
+        bj[r] = above ? bp[r] : (here ? v[r] : bj[r]);
+        aj[r] = above ? ap[r] : (here ? e : aj[r]);
       }
     }
   }
@@ -1371,8 +1398,8 @@ void topk_rows(const T* x, size_t rows, size_t n, uint64_t start, uint64_t row, 
         if (k == 2) ob[r * k + 1] = Candidate{static_cast<double>(b2[r]), start + a2[r]};
         rb[r].count = (b1[r] > -static_cast<T>(kInf) ? 1 : 0) + (k == 2 && b2[r] > -static_cast<T>(kInf) ? 1 : 0);
       }
-    } else if (W > 1 && m >= W && k * m <= kShortBatch && n <= kInterleavedTopkMaxN) {  // a vector of rows: interleaved
-      best_k_of_rows<T>(score, m, n, k, b1, a1, b2, a2);
+    } else if (k > 2 && W * sizeof(T) >= 64 && m >= W && k * m <= kShortBatch && n <= kInterleavedTopkMaxN) {
+      best_k_of_rows<T>(score, m, n, k, b1, a1, b2);
       for (size_t r = 0; r < m; ++r) {
         rb[r] = TopkResult{};
         for (; rb[r].count < k && b1[rb[r].count * m + r] > -static_cast<T>(kInf); ++rb[r].count)
