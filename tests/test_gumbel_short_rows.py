@@ -183,16 +183,22 @@ def test_k_beyond_the_finite_logits(isa, dtype):
 
 
 def test_ties_go_to_the_lower_index(isa, dtype):
-    """Logits so large that the noise vanishes in the sum: every score of a
-    row is equal, and the draws are its first finite indices in order."""
-    n = 10
-    x = np.full((40, n), 2.0**100, dtype)
-    x[::3, :4] = -np.inf
-    for k in (1, 2, 5):
-        got, want = topk(x, k, True, inv_temp=1.0), topk(x, k, False, inv_temp=1.0)
-        assert np.array_equal(got[1], want[1]) and np.array_equal(got[2], want[2])
-        first = np.where(np.arange(40)[:, None] % 3 == 0, 4, 0)
-        assert np.array_equal(got[1], first + np.arange(k))
+    """Logits so large that the noise vanishes in the sum: the scores of a row
+    tie wherever its logits do, and the draws are its logits' stable order,
+    also where a larger logit comes after tied ones (each list it enters moves
+    them down, the lower index kept first): rows placed across rows (n = 10)
+    and one at a time into a vector (n = 100), k on both sides of the lanes."""
+    lanes = tiles(isa, dtype)["gumbel.lanes"]
+    for n in (10, 100):
+        x = np.full((40, n), 2.0**100, dtype)
+        x[::3, :4] = -np.inf
+        x[1::3, 7] = 2.0**101
+        x[2::3, n - 1] = 2.0**101
+        order = np.lexsort((np.broadcast_to(np.arange(n), x.shape), -x.astype(np.float64)), axis=1)
+        for k in sorted({1, 2, 3, 5, lanes - 1, lanes, lanes + 1} & set(range(1, n - 3))):
+            got, want = topk(x, k, True, inv_temp=1.0), topk(x, k, False, inv_temp=1.0)
+            assert np.array_equal(got[1], want[1]) and np.array_equal(got[2], want[2]), (n, k)
+            assert np.array_equal(got[1], order[:, :k]), (n, k)
 
 
 def test_public_functions_and_sample(isa, dtype):
@@ -228,3 +234,47 @@ def test_identical_across_thread_counts(isa, dtype, n, restore_settings):
         results.append((ssm.gumbel_argmax(x, rng=3), ssm.gumbel_topk(x, 2, rng=3), ssm.sample(x, rng=3)))
     for a, b in zip(*results):
         assert a.tobytes() == b.tobytes()
+
+
+def test_k_either_side_of_the_lanes(isa, dtype, restore_settings):
+    """k > 2 keeps the k best in one vector (k up to a vector's lanes, AVX-512
+    and AVX2) or, for rows up to gumbel.interleaved_rows on AVX-512 when a batch holds a
+    vector's lanes of rows, in per-row lists placed across rows: k = lanes - 1,
+    lanes, lanes + 1, on both sides of every routing limit (interleaved rows,
+    the short-row path, the row walk's pruning span), with masked entries,
+    rows of too few finite logits and a NaN row, against the order of the
+    perturbed scores, the path on and off, pruned and not, and rows split into
+    chunks (each chunk starting from the best k-th another one found)."""
+    t = tiles(isa, dtype)
+    lanes, inter, short = t["gumbel.lanes"], t["gumbel.interleaved_rows"], t["gumbel.short_rows"]
+    span = t["gumbel.gate_span"]
+    rng = np.random.default_rng(31)
+    for n in sorted({3, 4, inter // 2, inter - 1, inter, inter + 1, short - 1, short, short + 1, span - 1, span}):
+        rows = min(rows_for(isa, dtype, n), 70)
+        x = (rng.standard_normal((rows, n)) * 3).astype(dtype)
+        x[1, ::2] = -np.inf
+        x[2, :] = 1.5  # the noise alone orders it
+        score = (x * dtype.type(INV_T) + noise(x.shape, dtype)).astype(np.float64)
+        order = np.lexsort((np.broadcast_to(np.arange(n), x.shape), -score), axis=1)
+        for k in sorted({3, lanes - 1, lanes, lanes + 1} & set(range(3, n + 1))):
+            finite_ok = (n + 1) // 2 >= k  # row 1 keeps every other logit
+            want_status = (-1, "") if finite_ok else (1, "has fewer finite logits than k")
+            results = [topk(x, k, short_on) for short_on in (True, False)]
+            idx = np.full((rows, k), -1, np.intp)
+            sc = np.full((rows, k), np.nan)
+            results.append((_core.gumbel_topk(x, k, INV_T, *KEY, idx, sc, False, 0, 0), idx, sc))
+            for status, got_idx, got_sc in results:
+                assert status == want_status, (n, k)
+                if finite_ok:
+                    assert np.array_equal(got_idx, order[:, :k]), (n, k)
+                    assert np.array_equal(got_sc, np.take_along_axis(score, order[:, :k], axis=1)), (n, k)
+            bad = x.copy()
+            bad[rows - 1, n // 2] = np.nan
+            first = (rows - 1, "contains NaN") if finite_ok else want_status
+            assert topk(bad, k, True)[0] == topk(bad, k, False)[0] == first, (n, k)
+            if finite_ok:
+                for chunk in (37, k + 1):
+                    _core.testing.set_chunking(chunk, 2)
+                    got = ssm.gumbel_topk(x, k, temperature=1.3, rng=4)
+                    _core.testing.set_chunking(1 << 16, 1 << 24)
+                    assert np.array_equal(got, ssm.gumbel_topk(x, k, temperature=1.3, rng=4)), (n, k, chunk)

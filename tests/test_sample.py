@@ -408,7 +408,7 @@ def test_per_row_rngs_in_one_step():
             ssm.sample(x, rng=rng)
 
 
-@pytest.mark.parametrize("n", [8, 16, 17, 64, 1024, 1025])
+@pytest.mark.parametrize("n", [2, 8, 16, 17, 64, 128, 129, 1024, 1025])
 def test_short_rows_top_k_alone(isa, dtype, n):
     """sample(top_k=k) alone on a batch of short rows (the floor from one scan
     per row, the masked block drawn at once) draws what the row-by-row path
@@ -429,6 +429,12 @@ def test_short_rows_top_k_alone(isa, dtype, n):
         kth = -np.sort(-x.astype(np.float64), axis=-1)[:, k - 1 : k]
         masked = np.where(x >= kth, x, -np.inf).astype(dtype)
         np.testing.assert_array_equal(got[0], ssm.gumbel_argmax(masked, temperature=0.7, rng=5))
+    # one k per row (a block of rows of one k finds their k-th values at once)
+    ks = np.where(np.arange(x.shape[0]) % 3 == 0, 1, max(1, n // 2))
+    got = ssm.sample(x, temperature=0.7, top_k=ks, rng=5)
+    kth = np.take_along_axis(-np.sort(-x.astype(np.float64), axis=-1), (ks - 1)[:, None], axis=-1)
+    masked = np.where(x >= kth, x, -np.inf).astype(dtype)
+    np.testing.assert_array_equal(got, ssm.gumbel_argmax(masked, temperature=0.7, rng=5))
     for bad_value, reason in ((np.nan, "NaN"), (np.inf, r"\+inf")):
         bad = x.copy()
         bad[40, n - 1] = bad_value

@@ -120,17 +120,19 @@ def test_errors():
 @pytest.mark.parametrize("threads", [1, 2])
 def test_short_rows_either_side_of_the_scan(isa, topk_threads, dtype, threads):
     """Rows of up to 1024 values and k up to 16 take the one-scan kernel, and
-    on AVX-512 / AVX2 rows of up to 16384 values with k up to a vector's
-    lanes (16 / 8 float32, 8 / 4 float64) the vector insert; the rest the
-    long-row selection: both sides of each limit against a stable argsort
-    (ties of -0.0 and +0.0, -inf and +inf entries, rows of one repeated
-    value), in batches split across threads, and the first row with a NaN
-    named whichever rows after it have one too."""
+    on AVX-512 rows of up to 64 values many rows at a time (batches
+    of 64 rows, blocks of 1024 across threads), rows of up to 16384 values
+    with k up to a vector's lanes (16 / 8 float32, 8 / 4 float64) the vector
+    insert; the rest the long-row selection: both sides of each limit
+    against a stable argsort (ties of -0.0 and +0.0, -inf and +inf entries,
+    rows of one repeated value), in batches split across threads, and the
+    first row with a NaN named whichever rows after it have one too."""
     ssm.set_num_threads(threads)
     set_parallel_min(1)
     g = np.random.default_rng(12)
-    for n in (1, 2, 8, 9, 15, 16, 17, 31, 33, 1023, 1024, 1025, 16384, 16385):
-        x = np.round(g.normal(size=(37 if n < 2000 else 5, n)) * 3) / 2
+    for n in (1, 2, 8, 9, 15, 16, 17, 31, 33, 64, 65, 127, 128, 129, 1023, 1024, 1025, 16384, 16385):
+        rows = 2100 if n <= 16 else 131 if n < 1000 else 37 if n < 2000 else 5
+        x = np.round(g.normal(size=(rows, n)) * 3) / 2
         x[g.random(x.shape) < 0.1] = -0.0
         x[g.random(x.shape) < 0.05] = -np.inf
         x[g.random(x.shape) < 0.02] = np.inf

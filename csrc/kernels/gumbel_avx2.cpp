@@ -2,6 +2,7 @@
 #include "random_avx2.h"
 #define SSM_ISA avx2
 #include "gumbel_generic.h"
+#include "topk_lanes_avx2.h"
 
 namespace ssm {
 const GumbelSet& gumbel_kernels_avx2() {

@@ -2,6 +2,7 @@
 #include "random_avx512.h"
 #define SSM_ISA avx512
 #include "gumbel_generic.h"
+#include "topk_lanes_avx512.h"
 
 namespace ssm {
 const GumbelSet& gumbel_kernels_avx512() {

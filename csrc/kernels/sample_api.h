@@ -142,6 +142,13 @@ struct SampleKernels {
   // kernel set has none: the driver's scalar scan (topk_short_row).
   bool (*short_topk)(const T* x, size_t n, size_t k, T* value, int64_t* index);
   size_t short_topk_max_k;
+  // The k best of each of rows rows of n (1 <= k <= n <= rows_topk_max_n, k
+  // <= 16), row r's to value / index + r k, as short_topk gives them, many
+  // rows at a time (gumbel_generic.h's best_k_of_rows: no branch on the
+  // data); nan[r] = 1 for a row with a NaN (its outputs unspecified), else
+  // 0. nullptr (rows_topk_max_n 0) where the kernel set has none.
+  void (*rows_topk)(const T* x, size_t rows, size_t n, size_t k, T* value, int64_t* index, uint8_t* nan);
+  size_t rows_topk_max_n;
 };
 
 struct SampleSet {
