@@ -1076,13 +1076,14 @@ TopkResult topk(const T* x, size_t n, uint64_t start, uint64_t row, const Gumbel
 // index order, as topk_all offers them.
 constexpr size_t kShortRowsMax = 256;
 constexpr size_t kShortBatch = 512;  // elements per batch (at least one row)
-// Rows up to this long with k > 2 take best_k_of_rows on 512-bit lanes where
-// a batch holds a vector's lanes of rows (Zen 5, 1 thread, float32, ns per
-// element, gumbel_topk interleaved / one row at a time into a vector / the
-// heap before: avx512 n = 16 k = 4 2.8 / 8.2 / 10.4; n = 64 k = 8 (8 rows a
-// batch: into a vector) - / 4.3 / 9.4). Not on narrower lanes: on avx2 it
-// ran n = 64 k = 8 in 4.7 against 5.5 but with 79.6 instructions per
-// element against 66.2 for the heap (callgrind); scalar, 15% more.
+// Rows up to this long with k > 2 take best_k_of_rows on 256- and 512-bit
+// lanes where a batch holds a vector's lanes of rows (Zen 5, 1 thread,
+// float32, ns per element, gumbel_topk interleaved / one row at a time into a
+// vector / the heap before: avx512 n = 16 k = 4 2.8 / 8.2 / 10.4; n = 64 k = 8
+// (8 rows a batch: into a vector) - / 4.3 / 9.4; avx2, interleaved / without:
+// 16/4 5.6 / 9.1, 32/8 5.2 / 7.2, 64/8 4.9 / 5.3, though with 79.6
+// instructions per element against 66.2 at 64/8 (callgrind: the heap's
+// branches mispredict). Not on scalar: 15% more time.
 constexpr size_t kInterleavedTopkMaxN = 64;
 
 // Where each element of a row finds its words, the same for every row of a
@@ -1398,7 +1399,7 @@ void topk_rows(const T* x, size_t rows, size_t n, uint64_t start, uint64_t row, 
         if (k == 2) ob[r * k + 1] = Candidate{static_cast<double>(b2[r]), start + a2[r]};
         rb[r].count = (b1[r] > -static_cast<T>(kInf) ? 1 : 0) + (k == 2 && b2[r] > -static_cast<T>(kInf) ? 1 : 0);
       }
-    } else if (k > 2 && W * sizeof(T) >= 64 && m >= W && k * m <= kShortBatch && n <= kInterleavedTopkMaxN) {
+    } else if (k > 2 && W * sizeof(T) >= 32 && m >= W && k * m <= kShortBatch && n <= kInterleavedTopkMaxN) {
       best_k_of_rows<T>(score, m, n, k, b1, a1, b2);
       for (size_t r = 0; r < m; ++r) {
         rb[r] = TopkResult{};

@@ -1370,9 +1370,12 @@ SampleKernels<T> make_sample_kernels() {
   k.draw_at = &draw_at<V, R, T>;
   k.short_topk = ShortTopk<V, T>::run;
   k.short_topk_max_k = ShortTopk<V, T>::max_k;
-  // 512-bit lanes only: on avx2 topk n = 8 k = 2 ran 1.2 against 5.9 ns per
-  // element but with 25.1 instructions per element against 23.0 (callgrind)
-  constexpr bool wide = V::width * sizeof(T) >= 64;
+  // SIMD sets only (256-bit lanes and up). Zen 5, python bench/topk_short_rows.py,
+  // ns per element, without -> with: avx2 topk n = 8 k = 2 5.9 -> 1.2, 16/4
+  // 5.3 -> 1.6, 64/8 3.0 -> 1.9, sample(top_k) 8/2 11.3 -> 7.0 (callgrind: 25.1
+  // instructions per element against 23.0 at 8/2, the old scan's branches
+  // mispredicted); scalar topk 16/4 7.5 -> 11.7, 32/8 8.4 -> 21.8
+  constexpr bool wide = V::width * sizeof(T) >= 32;
   k.rows_topk = wide ? &rows_topk<V, T> : nullptr;
   k.rows_topk_max_n = wide ? kRowsTopkMaxN : 0;
   return k;
