@@ -109,10 +109,10 @@ struct SoftmaxBlocksRange<F32x16> {
 
 // float32 log_softmax rows of 1 take the AVX2 set's kernels (eight rows a
 // group, 8 x 8 blocks kept in registers) instead of these groups of
-// sixteen (16 x 16 transposes through L1 buffers); rows of two took
-// log_softmax_rows_two (rows_generic.h; AVX-512 only), now
-// log_softmax_rows_two_table (rows_log_softmax32_perm_avx512.h: the same
-// layout, a shorter chain per 16 rows, 0.58-0.64 of its time). Zen 5 at load ~6, 4
+// sixteen (16 x 16 transposes through L1 buffers); rows of two take
+// log_softmax_rows_two_table (rows_log_softmax32_perm_avx512.h: the layout
+// of the pair kernel it replaced, a shorter chain per 16 rows, 0.58-0.64
+// of its time). Zen 5 at load ~6, 4
 // Mi-element batches, 1 thread, ns per element, fastest of 7 interleaved
 // calls in one process (thread CPU time), avx2 / avx512 kernels: n = 1
 // 3.13 / 4.68, 2 1.56 / 2.94, 5 1.12 / 2.00, 8 0.96 / 1.77, 12 0.86 /

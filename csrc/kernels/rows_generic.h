@@ -2207,36 +2207,8 @@ struct Lsm32GroupRange {
   static constexpr size_t min_n = 16, regs_max_n = 0;
 };
 
-// float32 log_softmax of rows of two (map_rows_two): L = log1p(exp(d))
-// (log1p_exp, d clamped at -700), the larger entry's -L and the other's
-// d - L. L is within 2^-44 of itself (the series' tail, exp's and d's
-// roundings), and d - L adds no cancellation (d <= 0 < L), so both are
-// well inside the 2-ulp contract before their one rounding: every row is
-// certified but those special_two finds (flagged). An entry of -inf gives
-// d - L = -inf, and the other entry -L: -0 where L is below float32's
-// range (the rounding of the exact result).
-template <class VN, class VW>
-void log_softmax_rows_two(const float* x, float* y, size_t rows, bool stream, unsigned char* flag) {
-  map_rows_two<VN, VW>(x, y, rows, stream, flag, [](Reg<VW> d, Reg<VW>& top, Reg<VW>& other) SSM_INLINE {
-    const Reg<VW> big_l = log1p_exp<VW>(VW::max(d, VW::set1(-700.0)));
-    top = VW::sub(VW::set1(0.0), big_l);
-    other = VW::sub(d, big_l);
-  });
-}
-
 template <class VN, class VW, class T>
 void log_softmax_rows(const T* x, T* y, size_t rows, size_t n, bool stream, unsigned char* flag) {
-  // Rows of two where the float64 lanes have the exp table (AVX-512): with
-  // the degree-11 polynomial (AVX2) the pair kernel took 1.33x the register
-  // groups' time (Zen 5, 4 Mi-element batches, fastest of 5 interleaved
-  // processes; AVX-512 0.31x its old groups').
-  if constexpr (std::is_same<T, float>::value && HasDeinterleave<VN>::value && HasExpTable<VW>::value) {
-    if (n == 2) {
-      log_softmax_rows_two<VN, VW>(x, y, rows, stream, flag);
-      if (stream) VN::fence();
-      return;
-    }
-  }
   // float64 rows of kDirectMinBytes on, as softmax's (rows_log_softmax_direct.h).
   if constexpr (std::is_same<T, double>::value)
     if (n * sizeof(T) >= kDirectMinBytes) return log_softmax_rows_direct<VN>(x, y, rows, n, flag);

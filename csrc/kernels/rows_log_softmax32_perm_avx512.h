@@ -135,8 +135,7 @@ SSM_INLINE inline __m512d perm_term(__m512d d) {
 
 // float32 log_softmax of rows of two (map_rows_two: d = smaller - larger
 // in float64 lanes, within 2^-53 of itself): L = log1p(exp(d)), the
-// larger entry's -L and the other's d - L, as log_softmax_rows_two
-// (rows_generic.h), with t = exp(d) by ExpCoeffsMid (2.08e-9 relative,
+// larger entry's -L and the other's d - L, with t = exp(d) by ExpCoeffsMid (2.08e-9 relative,
 // its polynomial by Estrin's scheme: three dependent steps where Horner
 // took six; a few 2^-53 more) and log1p_table: L moves by t' (t / (1 + t))
 // <= t' L for a relative error t' of t, so L is within 2^-28.7 relative
@@ -147,8 +146,8 @@ SSM_INLINE inline __m512d perm_term(__m512d d) {
 // range (t is clamped at 1 - 2^-52 for log1p_table's Below1: 2^-53
 // relative in L). The chain per 16 rows (the exp, then the log) is the
 // time: Zen 5, 4 Mi-element batches, 1 thread, bench/ab_builds.py, 11
-// rounds, fastest processes, time / log_softmax_rows_two's (the table exp
-// by Horner, log1p_small's steps and division): 0.58-0.64.
+// rounds, fastest processes, time / the pair kernel's it replaced (the
+// table exp by Horner, log1p_small's steps and division): 0.58-0.64.
 void log_softmax_rows_two_table(const float* x, float* y, size_t rows, bool stream, unsigned char* flag) {
   using VW = F64x8;
   using C = ExpCoeffsMid;
