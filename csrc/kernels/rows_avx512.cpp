@@ -178,9 +178,36 @@ struct Lsm32PermRange<F32x16> {
   static constexpr size_t max_n = 60, transpose_min_n = 8, buffer_min_n = 28;
 };
 #include "rows_log_softmax32_perm_avx512.h"
+// Rows of 61 to Lsm32SetsRange's max_n take log_softmax_rows_sets32
+// (rows_log_softmax32_sets_avx512.h: the direct rows' terms, sums and
+// writes, the work between rows kept short: the maxima, sums and counts
+// added across by shuffle trees, the max's own term before the sums, the
+// table log and no division after them; sixteen rows a set up to
+// sets16_max_n, eight above) instead of log_softmax_rows_direct32, whose
+// set chain (TwoSum column sums through memory, log1p_small's division
+// and halving steps, the certificate's division, a vector reload of eight
+// scalar stores) took 32% of a batch's cpu-clock samples at n = 64 (the
+// terms' loop 36%). Zen 5, 4 Mi-element batches, 1 thread,
+// bench/ab_builds.py, 11 rounds, time / main's, medians and fastest
+// processes, two runs: n = 61 0.79, 0.79 (0.78, 0.79); 64 0.78, 0.76
+// (0.77, 0.75); 80 0.81, 0.80 (0.80, 0.79); 96 0.84, 0.85 (0.82, 0.84);
+// 100 0.81, 0.83 (0.83, 0.82); 112 0.82, 0.82 (0.84, 0.82); 128 0.81,
+// 0.81 (0.83, 0.83); 129 0.88, 0.89 (0.87, 0.87); 160 0.97, 0.97 (0.95,
+// 0.95); 192 1.00, 1.00 (0.98, 1.02), so max_n 160 (controls: softmax n =
+// 64, 128 and logsumexp n = 64 0.98-1.03). Sets of sixteen rows against
+// eight (7 rounds): n = 64 0.92 (0.95), 100 0.99 (1.00), 128 1.13 (1.13;
+// a set of 8 KiB), 256 0.98 (1.01).
+struct Lsm32SetsRange {
+  static constexpr size_t max_n = 160, sets16_max_n = 96;
+};
+#include "rows_log_softmax32_sets_avx512.h"
 
 void log_softmax_f32(const float* x, float* y, size_t rows, size_t n, bool stream, unsigned char* flag) {
   if (n >= 3 && n <= Lsm32PermRange<F32x16>::max_n) return log_softmax_rows_perm_n<3>(x, y, rows, n, flag);
+  if (n > Lsm32PermRange<F32x16>::max_n && n <= Lsm32SetsRange::max_n) {
+    if (n <= Lsm32SetsRange::sets16_max_n) return log_softmax_rows_sets32<2>(x, y, rows, n, flag);
+    return log_softmax_rows_sets32<1>(x, y, rows, n, flag);
+  }
   if (n == 1) return rows_kernels_avx2().f32.log_softmax(x, y, rows, n, stream, flag);
   if (n == 2) return log_softmax_rows_two_table(x, y, rows, stream, flag);
   log_softmax_rows<F32x16, F64x8, float>(x, y, rows, n, stream, flag);
