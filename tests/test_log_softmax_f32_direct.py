@@ -1,4 +1,4 @@
-"""float32 log_softmax of batches of rows of 48 (AVX-512: 24; AVX2: 44) to
+"""float32 log_softmax of batches of rows of 48 (AVX-512: 24) to
 256 (AVX2: 640) elements on the one-row-at-a-time path (kernels/rows_log_softmax32_direct.h,
 the kernel sets with the float32 table exp; the scalar set keeps its group
 kernel up to 48 and the row kernels beyond), and of rows of 16 to 47
@@ -24,7 +24,7 @@ from test_log_softmax_f64_direct_scaled import check_rotated, row_counts
 from test_log_softmax_two_pass import assert_log_softmax_contract
 
 # The group kernel's last lengths (16 to 47; AVX-512 16 to 23), the path's
-# first (48 to 3 x 16 + 1; AVX-512 24 on, AVX2 44 on), then the tails of the 16-, 8- and 4-lane vectors near 64,
+# first (48 to 3 x 16 + 1; AVX-512 24 on), then the tails of the 16-, 8- and 4-lane vectors near 64,
 # 100, 128 and the upper limits (256, AVX2 640; beyond, the row kernels).
 LENGTHS = sorted(set(range(16, 50)) | {63, 64, 65, 97, 100, 127, 128, 129, 250, 255, 256, 257, 300, 511, 639, 640, 641})
 TABLE_LIMIT = 8192.0  # kTable32Limit: beyond it the per-row path

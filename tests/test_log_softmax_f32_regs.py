@@ -1,8 +1,9 @@
 """float32 log_softmax short rows whose group columns stay in registers
-(rows_generic.h log_softmax_group_regs: AVX2 rows of 1-16 elements, rows
-of 2-16 one instantiation per length, 2-4 with their columns from the
-group's whole vectors, rows_columns_avx2.h: the same bits; every
-length up to the direct rows, 1-49, here: AVX2 rows of 17-47 take the pairs,
+(rows_generic.h log_softmax_group_regs: AVX2 rows of 1-47 elements but
+32, rows of 2-16 one instantiation per length, 2-4 with their columns from
+the group's whole vectors, rows_columns_avx2.h, rows of 17-47 as three to
+six 8 x 8 blocks, rows_avx2.cpp's BlocksRowsRange: the same bits; every
+length up to the direct rows, 1-49, here: AVX2 rows of 32 take the pairs,
 log_softmax_groups_f32, 48 on the direct rows; AVX-512 rows of 3-60 take
 their columns by lane permutes or register transposes,
 rows_log_softmax32_perm_avx512.h, a group of 16 rows at a time, the
@@ -70,7 +71,7 @@ def test_every_length_and_row_count(isa, n):
 
 @pytest.mark.filterwarnings("ignore::RuntimeWarning")
 @pytest.mark.parametrize("kind", list(SPECIALS))
-@pytest.mark.parametrize("n", [1, 2, 3, 4, 5, 7, 8, 9, 13, 16, 17, 24, 25, 31, 32, 33, 40, 47, 48])
+@pytest.mark.parametrize("n", [1, 2, 3, 4, 5, 7, 8, 9, 13, 16, 17, 24, 25, 31, 32, 33, 40, 41, 47, 48])
 def test_special_rows_every_position_in_place(isa, kind, n):
     """A special row at every position of five groups and a partial last
     one, in place and into a framed output: the special row gets SciPy's
@@ -99,7 +100,7 @@ def check_special_rows_every_position(isa, kind, n, rows, seed):
             np.testing.assert_array_equal(y[p], want, err_msg=f"{kind} p={p}")
 
 
-@pytest.mark.parametrize("n", [1, 2, 3, 4, 5, 7, 8, 9, 12, 15, 16, 17, 24, 31, 32, 40, 47])
+@pytest.mark.parametrize("n", [1, 2, 3, 4, 5, 7, 8, 9, 12, 15, 16, 17, 24, 25, 31, 32, 33, 40, 41, 47])
 def test_task_boundaries_threads_and_stores(isa, small_chunks, restore_settings, n):
     """Tasks of two or three groups (the spill never crosses into another
     task's rows), streamed or regular stores: bits as with one thread and
@@ -121,10 +122,10 @@ def test_task_boundaries_threads_and_stores(isa, small_chunks, restore_settings,
                 assert y.tobytes() == want.tobytes(), (policy, per_task, threads)
 
 
-@pytest.mark.parametrize("n", list(range(1, 17)))
+@pytest.mark.parametrize("n", list(range(1, 48)))
 def test_register_groups_match_buffer_kernel(isa, n):
     """Rows written by the register groups (a batch of 4 groups and more;
-    from x's layout where n % 8 != 0, as blocks at 8 and 16) have the bits
+    from x's layout where n % 8 != 0, as blocks at 8, 16, 24 and 40) have the bits
     the buffer kernel gives the same rows (a batch of one group: the
     batch's last rows go through log_softmax_groups_f32), scales, offsets,
     ties, dominant and masked entries, -0.0 and 0.0 rows included."""

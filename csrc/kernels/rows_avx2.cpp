@@ -138,8 +138,9 @@ struct DirectFoldedScale<F32x8> : std::true_type {};
 // instead of four was 1.15-1.2x slower up to 12, and rows of 17-24 in
 // registers (three blocks, two groups) took more instructions than the
 // pairs (callgrind per element n = 20 12.6 / 12.3, n = 24 12.6 / 11.4).
-// From 28 to the direct rows' 44 (Lsm32DirectRange below) the pairs stay
-// too (min_n 48: the table-exp group kernel is never taken on AVX2): that kernel takes one
+// From 28 to the direct rows' 48 (Lsm32DirectRange below) the pairs stayed
+// (since, the register blocks: BlocksRowsRange; min_n 48: the table-exp
+// group kernel is never taken on AVX2): that kernel takes one
 // group at a time, whose chain (max, terms, sums, three float64 divisions
 // per half, write) the core waits on, while the pairs overlap two. Zen 3,
 // 4 Mi-element batches, 1 thread, medians of interleaved processes, time /
@@ -155,8 +156,9 @@ template <>
 struct Lsm32GroupRange<F32x8> {
   static constexpr size_t min_n = 48, regs_max_n = 16;
 };
-// float32 log_softmax's direct rows from 44 (rows_generic.h's 48) to 640
-// (its 256; beyond, the per-row kernels, which take expsum_lse32_fast's
+// float32 log_softmax's direct rows from 48 (44 before BlocksRowsRange's
+// blocks took 44-47) to 640
+// (rows_generic.h's 256; beyond, the per-row kernels, which take expsum_lse32_fast's
 // cheaper table from 512 on). Zen 5 run as avx2, callgrind instructions
 // per element in the extension (N(0, 1), 1 Mi-element batches), main (the
 // group pairs below 48, the per-row kernels above 256) / direct: n = 44
@@ -173,7 +175,7 @@ struct Lsm32GroupRange<F32x8> {
 // header's 2^-44: at most n / 8 + 8 adds per lane.
 template <>
 struct Lsm32DirectRange<F32x8> {
-  static constexpr size_t min_n = 44, max_n = 640;
+  static constexpr size_t min_n = 48, max_n = 640;
 };
 static_assert(Lsm32DirectRange<F32x8>::max_n / 8 + 8 < 0x1p9, "the direct rows' float64 sums within 2^-44");
 #include "rows_columns_avx2.h"
@@ -241,9 +243,45 @@ void softmax_f32(const float* x, float* y, size_t rows, size_t n, bool stream, u
   softmax_rows<F32x8, float>(x, y, rows, n, stream, flag);
 }
 
+// float32 log_softmax rows of 17 to 47 but 32 (BlocksRowsRange) keep their
+// group columns in registers too, as W x W blocks (log_softmax_rows_regs at
+// a run-time n: NB blocks per row, three blocks two groups at a time, four
+// to six one group), where log_softmax_groups_f32's pairs staged them in
+// buf: the same arithmetic lane for lane, so the same bits, and the rows
+// of 44-47 leave the direct rows for them (other bits there: the pairs'
+// contract; a sweep of 480 K outputs, n = 44-47, spreads 0.03-40, offsets
+// to +-3000, dominant and masked entries: 3.4% change, the largest error
+// 0.620 of the 2-ulp bound, 0.605-0.621 before). Zen 5 run as avx2,
+// bench/ab_builds.py, 4 Mi-element batches, 1 thread, two runs of 11 and 13
+// rounds, time / before (fastest processes): n = 17 0.82, 0.81; 20 0.80,
+// 0.82; 24 0.94, 0.93; 25 0.80 (one run); 28 0.88, 0.87; 36 0.78, 0.81; 40
+// 0.93, 0.91; 43 0.87, 0.86; 44 0.83, 0.83; 47 0.88, 0.89 (controls
+// log_softmax n = 64 1.02, 1.00, softmax n = 40 0.98, 1.00). Rows of 32
+// keep the pairs (four blocks: 0.88-1.15x their time in four runs, where
+// the pairs' own time at 32 is bimodal), rows of 48 the direct rows (six
+// blocks: 1.05 and 1.15x their time).
+struct BlocksRowsRange {
+  static constexpr size_t min_n = 17, max_n = 47, skip_n = 32;
+};
+
+template <size_t NB, size_t P>
+void log_softmax_rows_blocks(const float* x, float* y, size_t rows, size_t n, bool stream, unsigned char* flag) {
+  alignas(64) float buf[kMaxN * 8], obuf[kMaxN * 8];
+  log_softmax_rows_regs<F32x8, F64x4, NB, P>(x, y, rows, n, buf, obuf, stream, flag);
+  if (stream) F32x8::fence();
+}
+
 void log_softmax_f32(const float* x, float* y, size_t rows, size_t n, bool stream, unsigned char* flag) {
   if (n >= FixedRowsRange::lsm_min_n && n <= FixedRowsRange::max_n)
     return log_softmax_rows_fixed<FixedRowsRange::lsm_min_n>(x, y, rows, n, stream, flag);
+  if (n >= BlocksRowsRange::min_n && n <= BlocksRowsRange::max_n && n != BlocksRowsRange::skip_n) {
+    static_assert(BlocksRowsRange::max_n <= 6 * 8 && BlocksRowsRange::max_n < Lsm32DirectRange<F32x8>::min_n,
+                  "at most six blocks, below the direct rows");
+    if (n <= 3 * 8) return log_softmax_rows_blocks<3, 2>(x, y, rows, n, stream, flag);
+    if (n <= 4 * 8) return log_softmax_rows_blocks<4, 1>(x, y, rows, n, stream, flag);
+    if (n <= 5 * 8) return log_softmax_rows_blocks<5, 1>(x, y, rows, n, stream, flag);
+    return log_softmax_rows_blocks<6, 1>(x, y, rows, n, stream, flag);
+  }
   log_softmax_rows<F32x8, F64x4, float>(x, y, rows, n, stream, flag);
 }
 
