@@ -30,20 +30,50 @@ SSM_INLINE inline void lse_columns_perm(const float* x, Reg<F32x16> (&c)[P][N]) 
   }
 }
 
+// group_sums_regs<F32x16, F64x8, P, N, false, LseTableTerms> on the
+// permutes' columns, its arithmetic lane for lane (the max's linear chain,
+// each column's two float64 halves, Plain2's two chains in column order:
+// the same bits, a chain's first term taken as is where Plain2 adds it to
+// 0, exact for a term, positive or NaN), with the column loop
+// unrolled: there GCC kept the loop (its body too big to peel whole) and
+// the two chains in memory, indexed by j & 1 at run time, a store and a
+// reload in each term's chain.
 template <size_t N, size_t P>
 SSM_INLINE inline bool lse_sums_perm(const float* x, double* rest, double* m) {
   using VN = F32x16;
   using VW = F64x8;
   constexpr size_t WW = 8;
+  static_assert(N >= 2, "a term in each chain");
   Reg<VN> c[P][N];
   lse_columns_perm<N, P>(x, c);
-  GroupSums<VN, VW, P> s;
-  if (!group_sums_regs<VN, VW, P, N, false, LseTableTerms>(c, N, s)) return false;
-  for (size_t q = 0; q < 2 * P; ++q) {
-    VW::store(rest + q * WW, s.rest[q]);
-    VW::store(m + q * WW, s.m[q]);
+  Reg<VW> mw[2 * P];
+  bool ok = true;
+  for (size_t p = 0; p < P; ++p) {
+    Reg<VN> vmax = VN::set1(-kInf);
+    for (size_t j = 0; j < N; ++j) vmax = VN::max(c[p][j], vmax);
+    VN::widen(vmax, mw[2 * p], mw[2 * p + 1]);
+    ok = ok && !VW::any(VW::mask_or(VW::notfinite(mw[2 * p]), VW::notfinite(mw[2 * p + 1])));
   }
-  return true;
+  if (!ok) return false;
+  Reg<VW> sums[2 * P][2];
+  SSM_UNROLL for (size_t j = 0; j < N; ++j) {
+    for (size_t p = 0; p < P; ++p) {
+      Reg<VW> xw[2];
+      VN::widen(c[p][j], xw[0], xw[1]);
+      for (size_t h = 0; h < 2; ++h) {
+        const size_t q = 2 * p + h;
+        const Reg<VW> t = table_term<VW>(VW::sub(xw[h], mw[q]));
+        sums[q][j & 1] = j < 2 ? t : VW::add(sums[q][j & 1], t);
+      }
+    }
+  }
+  for (size_t q = 0; q < 2 * P; ++q) {
+    const Reg<VW> r = VW::add(sums[q][0], sums[q][1]);
+    ok = ok && !VW::any(VW::notfinite(r));
+    VW::store(rest + q * WW, r);
+    VW::store(m + q * WW, mw[q]);
+  }
+  return ok;
 }
 
 // One float64 half's sums as lse32_first_tier takes them (no count: cnt 0).
@@ -99,14 +129,21 @@ SSM_INLINE inline void lse_block_perm(const float* x, float* out, float* sign, s
     if (!ordinary)
       for (size_t i = 0; i < P * W; ++i) rest[k * P * W + i] = m[k * P * W + i] = 1.0;
   }
-  for (size_t q = 0; q < 2 * B; ++q) {
-    LseHalfSums t;
-    t.cnt[0] = VW::set1(0.0);
-    t.rest[0] = VW::load(rest + q * WW);
-    t.m[0] = VW::load(m + q * WW);
-    Reg<VW> lse;
-    fails[q / 2] |= uint32_t(lse32_first_tier<VW, MaxT, LseTableTerms>(t, 0, VW::none(), lse)) << (q % 2 * WW);
-    VW::store(out + q * WW, lse);
+  // Unrolled, each group's two halves' bits joined in a register: the loop
+  // over halves kept fails[q / 2] in memory, a chain of read-modify-writes.
+  SSM_UNROLL for (size_t g = 0; g < B; ++g) {
+    uint32_t f = 0;
+    for (size_t h = 0; h < 2; ++h) {
+      const size_t q = 2 * g + h;
+      LseHalfSums t;
+      t.cnt[0] = VW::set1(0.0);
+      t.rest[0] = VW::load(rest + q * WW);
+      t.m[0] = VW::load(m + q * WW);
+      Reg<VW> lse;
+      f |= uint32_t(lse32_first_tier<VW, MaxT, LseTableTerms>(t, 0, VW::none(), lse)) << (h * WW);
+      VW::store(out + q * WW, lse);
+    }
+    fails[g] |= f;
   }
   std::memset(flag, 0, B * W);
   if (sign)
