@@ -67,3 +67,24 @@ def test_rows_bits_do_not_depend_on_their_group(isa, dtype):
                 got = getattr(ssm, f)(b, axis=1)
                 moved = [r for r in np.flatnonzero(~hit) if got[r].tobytes() != plain[f][r].tobytes()]
                 assert not moved, (isa, n, f, kind, moved[:8])
+
+
+@pytest.mark.filterwarnings("ignore::RuntimeWarning")
+@pytest.mark.parametrize("dtype", [np.float32, np.float64], ids=["float32", "float64"])
+def test_logsumexp_bits_do_not_depend_on_their_place(isa, dtype):
+    # The same rows rotated through the batch: each row in full groups, in
+    # blocks of groups and in the batch's last, partial group, beside
+    # special rows and rows whose lse is near 0.
+    w = _core.testing.tiles(isa, np.dtype(dtype).name)["lanes"]
+    rows = 16 * max(w, 16) + 7
+    scale = np.geomspace(0.05, 40.0, rows)[:, None]
+    for n in range(2, 2 * w + 2):
+        rng = np.random.default_rng(1000 + n)
+        a = (rng.standard_normal((rows, n)) * scale + rng.uniform(-60, 60, (rows, 1))).astype(dtype)
+        for k, kind in enumerate(KINDS):
+            a, _ = replaced(a, kind, 3 + k)
+        plain = ssm.logsumexp(a, axis=1)
+        for shift in (1, 5, w, 3 * w + 1, rows // 2):
+            got = np.roll(ssm.logsumexp(np.roll(a, -shift, axis=0), axis=1), shift)
+            moved = [r for r in range(rows) if got[r].tobytes() != plain[r].tobytes()]
+            assert not moved, (isa, n, shift, moved[:8])

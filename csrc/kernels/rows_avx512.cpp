@@ -244,6 +244,17 @@ void softmax_f64(const double* x, double* y, size_t rows, size_t n, bool stream,
 // terms and log1p_small_finite's: n = 3 0.66, 5 0.81, 8 0.84-0.88, 12
 // 0.86-0.88, 16 0.85-0.86 (n = 17-20 unchanged: 1.00-1.02; softmax
 // controls 0.98-1.02).
+// The permutes' rows then summed the N - 1 losers of the max's tournament
+// only (S = 1 + z; rows not ordinary or not certified redone lane by lane,
+// the batch's last partial group on a copy, no lse_groups): within the
+// same bounds, 1 of 7.8 M rows of n = 2-16 (scales 1e-3-1e3, offsets,
+// ties, lse near 0) moved to a neighbouring float, every one within 1 ulp
+// of a long double reference. Zen 5, 4 Mi-element batches, 1 thread,
+// bench/ab_builds.py, 11 rounds, two runs, time / the full sums'
+// (medians, fastest processes): n = 3 0.81, 0.81 (0.80, 0.79), 4 0.79,
+// 0.74 (0.80, 0.79), 5 0.89, 0.90 (0.88, 0.90), 6 0.92 (0.91), 8 0.98,
+// 1.00 (0.98, 1.00), 10 0.95 (0.94), 12 0.95, 0.99 (0.96, 0.99); n = 16
+// and softmax controls 0.98-1.01.
 struct LsePermRange {
   static constexpr size_t min_n = 3, max_n = 12, groups_max_n = 8, regs_groups = 1;
   static constexpr size_t groups(size_t n) { return n <= groups_max_n ? 2 : 1; }

@@ -1718,7 +1718,6 @@ void lse_groups_f64(const double* x, double* out, double* sign, size_t n, size_t
 // contract (lanes in `bad` pass: they are flagged).
 template <class VW, int MaxT, class Terms = ExpCoeffsMid, class S>
 SSM_INLINE inline typename VW::mask lse32_first_tier(const S& s, size_t q, typename VW::mask bad, Reg<VW>& lse) {
-  const Reg<VW> z = VW::select(bad, VW::set1(0.0), VW::add(VW::sub(s.cnt[q], VW::set1(1.0)), s.rest[q]));
   // S < MaxT (n terms, each at most 1 + C::err; MaxT is n + 1 or more:
   // lse_groups); the series to degree 15: its 2^-46.2 absolute is within
   // the certificate's 2^-37. Lanes with log_table take log S from it
@@ -1727,10 +1726,24 @@ SSM_INLINE inline typename VW::mask lse32_first_tier(const S& s, size_t q, typen
   // Zen 5, 4 Mi-element batches, 1 thread, fastest of 50 calls of the
   // kernel alone (loaded machine), time / log1p_small_finite's: n = 3
   // 0.79, 5 0.82, 8 0.87, 12 0.89, 16 0.89.
-  if constexpr (std::is_same<Terms, LseTableTerms>::value)
-    lse = VW::add(s.m[q], VW::log_table(VW::select(bad, VW::set1(1.0), VW::add(s.cnt[q], s.rest[q]))));
-  else
-    lse = VW::add(s.m[q], log1p_small_finite<VW, 7, MaxT>(z));
+  if constexpr (std::is_same<Terms, LseTableTerms>::value) {
+    // The certificate below (z = S - 1) in one fma, a min, |lse| and a
+    // compare: with min(z, 1) = min(S, 2) - 1 (S >= 1, exact; S rounded from 1 +
+    // rest where cnt is 1, a change below 2^-52 err) it passes a lane
+    // where |lse| >= K (err (min(S, 2) - 1) + 2^-37), K = (2^24 + 1) / (1 -
+    // 2^-15), as the form below, whose products and rounding it folds into
+    // the constants, each moved outward by 2^-40 relative (more than the
+    // fma's rounding). Lanes in bad pass.
+    constexpr double K = (0x1p24 + 1.0) / (1.0 - 0x1p-15);
+    constexpr double A = Terms::err * K * (1.0 + 0x1p-40), B = (0x1p-37 - Terms::err) * K * (1.0 - 0x1p-40);
+    static_assert(0x1p-37 < Terms::err, "B < 0: rounded toward 0 by 1 - 2^-40");
+    const Reg<VW> sum = VW::select(bad, VW::set1(1.0), VW::add(s.cnt[q], s.rest[q]));
+    lse = VW::add(s.m[q], VW::log_table(sum));
+    const Reg<VW> bound = VW::fmadd(VW::set1(A), VW::min(sum, VW::set1(2.0)), VW::set1(B));
+    return VW::not_le(bound, VW::select(bad, VW::set1(kInf), VW::abs(lse)));
+  }
+  const Reg<VW> z = VW::select(bad, VW::set1(0.0), VW::add(VW::sub(s.cnt[q], VW::set1(1.0)), s.rest[q]));
+  lse = VW::add(s.m[q], log1p_small_finite<VW, 7, MaxT>(z));
   // As lse_plain_group's Certify (see there), with min(z, 1) >= z / (1 + z)
   // (z >= 0) in place of the division: at most 2x looser (z = 1), it
   // certifies all but rows with |lse| below ~0.035 (mid_term's error; the

@@ -196,6 +196,7 @@ struct F64x8 {
 
   static reg add(reg a, reg b) { return _mm512_add_pd(a, b); }
   static reg sub(reg a, reg b) { return _mm512_sub_pd(a, b); }
+  static reg abs(reg a) { return _mm512_abs_pd(a); }
   static reg mul(reg a, reg b) { return _mm512_mul_pd(a, b); }
   static reg fmadd(reg a, reg b, reg c) { return _mm512_fmadd_pd(a, b, c); }
   static reg max(reg a, reg b) { return _mm512_max_pd(a, b); }
