@@ -1192,17 +1192,20 @@ ExpSum max_sum_block(const uint16_t* bits, size_t n) {
   return out;
 }
 
-// log_softmax's pass 2 on a long row (half_api.h write_shift) for lane
-// types that round two vectors into one store without a test for subnormal
-// lanes (AVX512_BF16's vcvtne2ps2bf16: store2_normal): y = (x - hi) - lo,
-// hi the row's max. Where lo (log S as the lanes hold it) is float32's
-// smallest normal or more, every result is lo or more in magnitude (x - hi
-// <= 0), so no lane is subnormal: one conversion and one store per 32
-// values, where the one-vector store (write_passes.h write_shift) tests
-// each vector for subnormal lanes before its conversion. The same bits.
-// x is not prefetched: pass 1 has just read the row. Zen 5, avx512, one
-// thread, bfloat16 rows of 32000 and 151936 (1 Mi elements, L2), least
-// thread CPU time of 31 calls: 0.045 -> 0.032 ns per element.
+// log_softmax's pass 2 on a long row (half_api.h write_shift): y = (x -
+// hi) - lo, hi the row's max, four vectors a step and x not prefetched
+// (pass 1 has just read the row), for lane types that round two vectors
+// into one store without a test for subnormal lanes (AVX512_BF16's
+// vcvtne2ps2bf16: store2_normal) and for AVX-512's float16 lanes (no pair
+// store). Where lo (log S as the lanes hold it) is float32's smallest
+// normal or more, every result is lo or more in magnitude (x - hi <= 0), so
+// no lane is subnormal: one conversion and one store per 32 values, where
+// the one-vector store (write_passes.h write_shift) tests each vector for
+// subnormal lanes before its conversion. The same bits as write_passes.h's
+// pass. Zen 5, avx512, one thread, rows of 32000 (1 Mi elements, L2), least
+// thread CPU time of 31 calls: bfloat16 0.045 -> 0.032 ns per element,
+// float16 (write_passes.h's loop prefetched each vector's x) 0.044 ->
+// 0.035.
 template <class V, class H>
 void shift_write(const uint16_t* bits, uint16_t* out, size_t n, double hi, double lo) {
   constexpr size_t W = V::width;
@@ -1211,12 +1214,17 @@ void shift_write(const uint16_t* bits, uint16_t* out, size_t n, double hi, doubl
   const Reg<V> vhi = V::set1(hi), vlo = V::set1(lo);
   auto value = [&](Reg<V> v) SSM_INLINE { return V::sub(V::sub(v, vhi), vlo); };
   size_t i = 0;
-  // 0x1p-126f: float32's smallest normal (see log_softmax_rows_from).
-  if (static_cast<typename V::scalar>(lo) >= 0x1p-126f)
-    for (; i + 4 * W <= n; i += 4 * W) {
-      V::store2_normal(y + i, value(V::load(x + i)), value(V::load(x + i + W)));
-      V::store2_normal(y + i + 2 * W, value(V::load(x + i + 2 * W)), value(V::load(x + i + 3 * W)));
-    }
+  if constexpr (HasPairStoreNormal<V>::value) {
+    // 0x1p-126f: float32's smallest normal (see log_softmax_rows_from).
+    if (static_cast<typename V::scalar>(lo) >= 0x1p-126f)
+      for (; i + 4 * W <= n; i += 4 * W) {
+        V::store2_normal(y + i, value(V::load(x + i)), value(V::load(x + i + W)));
+        V::store2_normal(y + i + 2 * W, value(V::load(x + i + 2 * W)), value(V::load(x + i + 3 * W)));
+      }
+  } else {
+    for (; i + 4 * W <= n; i += 4 * W)
+      for (size_t u = 0; u < 4; ++u) V::store(y + i + u * W, value(V::load(x + i + u * W)));
+  }
   for (; i + W <= n; i += W) V::store(y + i, value(V::load(x + i)));
   if (i < n) V::store_tail(y + i, value(V::load_tail(x + i, n - i, 0.0)), n - i);
 }
@@ -1341,7 +1349,8 @@ void add_half_rows(HalfKernels& k, HalfKernels::RowsMax auto_max) {
   k.rows_auto_max = auto_max;
   k.max_sum_block = &half_rows::max_sum_block<V, H>;
   k.lse_block = &half_rows::max_sum_block<V, H, H>;
-  if constexpr (half_rows::HasPairStoreNormal<V>::value) k.write_shift = &half_rows::shift_write<V, H>;
+  if constexpr (half_rows::HasPairStoreNormal<V>::value || (!half_rows::HasPairStore<V>::value && V::width >= 16))
+    k.write_shift = &half_rows::shift_write<V, H>;
   k.terms_from_ref = &half_rows::terms_from_ref<V, H>;
   add_tile(k.tiles, "rows_group", half_rows::kRowGroup);
   add_tile(k.tiles, "max_sum_block", 4 * V::width);
