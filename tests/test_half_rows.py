@@ -324,6 +324,32 @@ def test_group_strides_and_batch_ends(isa, fmt, name):
                 raise AssertionError(f"n={n} rows={rows}: {e}") from None
 
 
+@pytest.mark.parametrize("name", ["log_softmax", "logsumexp"])
+def test_log_sum_over_the_table_log(isa, fmt, name):
+    """log S of a group's rows (AVX-512: a 16-entry table log, half_avx512.h
+    log1p_table): S from 3/2 to n in every sixteenth of each power of two (the
+    table's index and the exponent), then groups of eight with one row whose
+    S - 1 is below 1/2 (the per-row sum of the terms below the max) at each
+    position, the others ordinary: within 1 ulp of the reference."""
+    w = lanes(isa)
+    for n in (w, 2 * w + 1, 8 * w, 100, 1000):
+        targets = [2.0**e * (1 + (i + 0.5) / 16) for e in range(12) for i in range(16)]
+        targets = [s for s in targets if 1.5 <= s <= n] or [1.5]
+        x = np.full((len(targets), n), 0.0)
+        x[:, 1:] = np.log((np.array(targets)[:, None] - 1.0) / (n - 1)) if n > 1 else 0.0
+        with rows_max(LONGEST):
+            check(name, to_bits(x, fmt), fmt, n)
+        rng = np.random.default_rng(n)
+        for p in range(8):
+            y = rng.normal(0.0, 1.0, size=(17, n))
+            y[p, :] = -20.0
+            y[p, n // 2] = 0.0  # S - 1 = (n - 1) e^-20
+            y[8 + p, :] = rng.normal(-30.0, 1.0, n)
+            y[8 + p, 0] = 0.0
+            with rows_max(LONGEST):
+                check(name, to_bits(y, fmt), fmt, (n, p))
+
+
 def test_logsumexp_at_powers_of_two(isa, fmt, path):
     """Rows whose log-sum-exp lies just below, at or just above a power of two,
     where the format's ulp (the kernels' certificate: a quarter of it) doubles."""
