@@ -90,9 +90,12 @@ struct Lsm32DirectRange<F32x16> {
 // between runs; blocks one group at a time instead of two: n = 17-26
 // 0.92-1.17, 28-31 1.17-1.22. (Valgrind runs no AVX-512: no callgrind
 // counts for this set.)
+// Rows of 16 now take vector_n's kernel (one row per vector, float64 sums:
+// rows_softmax32_perm_avx512.h), not softmax_group (group_n below no longer
+// reaches it).
 template <>
 struct SoftmaxPermRange<F32x16> {
-  static constexpr size_t max_n = 12;
+  static constexpr size_t max_n = 12, vector_n = 16;
   // Defined in rows_softmax32_perm_avx512.h.
   static void rows(const float* x, float* y, size_t rows, size_t n, float* buf, float* obuf, bool stream,
                    unsigned char* flag);

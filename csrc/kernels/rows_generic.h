@@ -922,11 +922,12 @@ struct SoftmaxBlocksRange {
   static constexpr size_t max_n = 0, groups = 1;
 };
 
-// Float32 rows of 2 to max_n elements go through SoftmaxPermRange::rows
-// (AVX-512 sets it: rows_softmax32_perm_avx512.h); 0: as the ranges without.
+// Float32 rows of 2 to max_n elements, and of vector_n, go through
+// SoftmaxPermRange::rows (AVX-512 sets them: rows_softmax32_perm_avx512.h);
+// 0: as the ranges without.
 template <class VN>
 struct SoftmaxPermRange {
-  static constexpr size_t max_n = 0;
+  static constexpr size_t max_n = 0, vector_n = 0;
   static void rows(const float*, float*, size_t, size_t, float*, float*, bool, unsigned char*) {}
 };
 
@@ -2166,8 +2167,9 @@ void softmax_rows(const T* x, T* y, size_t rows, size_t n, bool stream, unsigned
       return;
     }
   }
-  if constexpr (std::is_same<T, float>::value && SoftmaxPermRange<VN>::max_n > 0) {
-    if (n >= 2 && n <= SoftmaxPermRange<VN>::max_n) {
+  using PermR = SoftmaxPermRange<VN>;
+  if constexpr (std::is_same<T, float>::value && (PermR::max_n > 0 || PermR::vector_n > 0)) {
+    if ((n >= 2 && n <= PermR::max_n) || (PermR::vector_n != 0 && n == PermR::vector_n)) {
       SoftmaxPermRange<VN>::rows(x, y, rows, n, buf, obuf, stream, flag);
       if (stream) VN::fence();
       return;
