@@ -126,10 +126,9 @@ void log_softmax_rows_sets32(const float* x, float* y, size_t rows, size_t n, un
   const size_t full = n - n % 16, vectors = (n + 15) / 16;
   const __mmask16 tail = VN::first(n % 16);
   const size_t ahead = prefetch_distance(rows * n * sizeof(float)) / sizeof(float);
-  // Each set's writes (the max and log S as floats and doubles, the rows
-  // written Narrow and those written at all) go to one of two slots, the
-  // previous set's in the other, written while this one is summed.
-  alignas(64) float set_mxf[2][G], set_nvf[2][G];
+  // Each set's writes (the max and log S, the rows written Narrow and those
+  // written at all) go to one of two slots, the previous set's in the
+  // other, written while this one is summed.
   alignas(64) double set_mx[2][G], set_v[2][G];
   uint32_t set_ok[2] = {0, 0}, set_narrow[2] = {0, 0};
   size_t prev_r0 = 0, prev_g = 0, cur = 0;
@@ -138,15 +137,8 @@ void log_softmax_rows_sets32(const float* x, float* y, size_t rows, size_t n, un
     if (l >= prev_g || !((set_ok[p] >> l) & 1)) return;
     const float* xr = x + (prev_r0 + l) * n;
     float* yr = y + (prev_r0 + l) * n;
-    if ((set_narrow[p] >> l) & 1) {
-      // (-v) - (max - x): lsm32_write_row's Narrow.
-      const __m512 vhi = _mm512_set1_ps(set_mxf[p][l]), vnlo = _mm512_set1_ps(set_nvf[p][l]);
-      for (size_t j = 0; j < full; j += 16) VN::store(yr + j, VN::sub(vnlo, VN::sub(vhi, VN::load(xr + j))));
-      if (tail)
-        _mm512_mask_storeu_ps(yr + full, tail, VN::sub(vnlo, VN::sub(vhi, _mm512_maskz_loadu_ps(tail, xr + full))));
-    } else {
-      lsm32_write_row<VN>(xr, yr, n, set_mx[p][l], set_v[p][l], Lsm32Write::Wide);
-    }
+    lsm32_write_row<VN>(xr, yr, n, set_mx[p][l], set_v[p][l],
+                        (set_narrow[p] >> l) & 1 ? Lsm32Write::Narrow : Lsm32Write::Wide);
   };
   for (size_t r0 = 0; r0 < rows; r0 += G) {
     const size_t g = rows - r0 < G ? rows - r0 : G;
@@ -221,8 +213,6 @@ void log_softmax_rows_sets32(const float* x, float* y, size_t rows, size_t n, un
       narrow_all |= static_cast<uint32_t>(ok & ~not_narrow & 0xFF) << (8 * h);
       _mm512_store_pd(set_mx[cur] + 8 * h, vmx[h]);
       _mm512_store_pd(set_v[cur] + 8 * h, v);
-      _mm256_store_ps(set_mxf[cur] + 8 * h, mxf[h]);
-      _mm256_store_ps(set_nvf[cur] + 8 * h, _mm512_cvtpd_ps(VW::sub(VW::set1(0.0), v)));
     }
     set_ok[cur] = ok_all;
     set_narrow[cur] = narrow_all;
