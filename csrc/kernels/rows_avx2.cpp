@@ -138,9 +138,9 @@ struct DirectFoldedScale<F32x8> : std::true_type {};
 // instead of four was 1.15-1.2x slower up to 12, and rows of 17-24 in
 // registers (three blocks, two groups) took more instructions than the
 // pairs (callgrind per element n = 20 12.6 / 12.3, n = 24 12.6 / 11.4).
-// From 28 to the direct rows' 48 (Lsm32DirectRange below) the pairs stayed
-// (since, the register blocks: BlocksRowsRange; min_n 48: the table-exp
-// group kernel is never taken on AVX2): that kernel takes one
+// From 28 to the direct rows' 48 (Lsm32DirectRange below) the pairs beat
+// the table-exp group kernel (min_n 48: it is never taken on AVX2; the
+// register blocks of BlocksRowsRange take 17-47 but 32): that kernel takes one
 // group at a time, whose chain (max, terms, sums, three float64 divisions
 // per half, write) the core waits on, while the pairs overlap two. Zen 3,
 // 4 Mi-element batches, 1 thread, medians of interleaved processes, time /
@@ -156,8 +156,8 @@ template <>
 struct Lsm32GroupRange<F32x8> {
   static constexpr size_t min_n = 48, regs_max_n = 16;
 };
-// float32 log_softmax's direct rows from 48 (44 before BlocksRowsRange's
-// blocks took 44-47) to 640
+// float32 log_softmax's direct rows from 48 (BlocksRowsRange's register
+// blocks take 44-47 in 0.83-0.89 of the direct rows' time) to 640
 // (rows_generic.h's 256; beyond, the per-row kernels, which take expsum_lse32_fast's
 // cheaper table from 512 on). Zen 5 run as avx2, callgrind instructions
 // per element in the extension (N(0, 1), 1 Mi-element batches), main (the
